@@ -1,0 +1,94 @@
+// Package metrics declares Postern's Prometheus metrics and the registry that
+// serves them. Metric declarations are the only package-level mutable state
+// Postern allows (see DESIGN.md); every other part imports this package and
+// updates the metrics it owns.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry holds every Postern metric plus the Go runtime and process
+// collectors. The HTTP server in cmd/postern serves it on /metrics.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// Connections counts accepted TCP connections by listener name.
+	Connections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_connections_total",
+		Help: "TCP connections accepted, by listener.",
+	}, []string{"listener"})
+
+	// Sessions is the number of SMTP sessions open now, by listener.
+	Sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "postern_sessions",
+		Help: "SMTP sessions open now, by listener.",
+	}, []string{"listener"})
+
+	// TLSHandshakes counts TLS handshakes by listener, TLS version
+	// ("1.2", "1.3") and result ("ok", "error").
+	TLSHandshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_tls_handshakes_total",
+		Help: "TLS handshakes, by listener, version and result.",
+	}, []string{"listener", "version", "result"})
+
+	// AuthAttempts counts SASL exchanges by listener, mechanism and outcome
+	// ("success", "failure", "malformed", "canceled", "error").
+	AuthAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_auth_attempts_total",
+		Help: "SASL authentication attempts, by listener, mechanism and outcome.",
+	}, []string{"listener", "mechanism", "outcome"})
+
+	// MessagesAccepted counts messages acknowledged with 250 after DATA.
+	MessagesAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_messages_accepted_total",
+		Help: "Messages accepted (250 after DATA), by listener.",
+	}, []string{"listener"})
+
+	// MessagesRejected counts refused commands and messages by listener and
+	// a short reason label (for example "relay_denied", "bad_lf", "too_big").
+	MessagesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_rejections_total",
+		Help: "Rejected commands and messages, by listener and reason.",
+	}, []string{"listener", "reason"})
+
+	// SpoolMessages is the number of messages in the spool with recipients
+	// not yet done.
+	SpoolMessages = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "postern_spool_messages",
+		Help: "Messages in the spool with at least one recipient not yet done.",
+	})
+
+	// SpoolFsyncSeconds observes the duration of each group-commit fsync.
+	SpoolFsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postern_spool_fsync_seconds",
+		Help:    "Duration of each spool group-commit fsync (file and, when needed, directory).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+
+	// SpoolBatchMessages observes how many messages each group commit made
+	// durable with one fsync.
+	SpoolBatchMessages = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postern_spool_batch_messages",
+		Help:    "Messages made durable by one spool group commit.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+	})
+
+	// LocalDeliveries counts local (Maildir) deliveries by outcome
+	// ("delivered", "failed").
+	LocalDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_local_deliveries_total",
+		Help: "Local Maildir deliveries, by outcome.",
+	}, []string{"outcome"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		Connections, Sessions, TLSHandshakes, AuthAttempts,
+		MessagesAccepted, MessagesRejected,
+		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
+	)
+}

@@ -1,0 +1,48 @@
+// Package sasl implements the server side of the SASL mechanisms Postern
+// offers to SMTP clients (RFC 4422, RFC 4954). A mechanism is a Server: the
+// SMTP session feeds it the client's decoded responses and sends back the
+// challenges it returns, until it reports done or an error.
+package sasl
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors a Server returns from Next. The SMTP session maps them to replies:
+// ErrMalformed to 501 5.5.2, ErrInvalidCredentials to 535 5.7.8 (after a
+// delay), ErrTemporary and any other error to 454 4.7.0.
+var (
+	// ErrMalformed means the client's response does not follow the
+	// mechanism's syntax (RFC 4954 §4: 501).
+	ErrMalformed = errors.New("sasl: malformed response")
+	// ErrInvalidCredentials means the credentials were well formed but
+	// wrong, or the authorization identity is not allowed (RFC 4954 §6: 535).
+	ErrInvalidCredentials = errors.New("sasl: invalid credentials")
+	// ErrTemporary means the credentials could not be checked now
+	// (RFC 4954 §6: 454).
+	ErrTemporary = errors.New("sasl: temporary failure")
+)
+
+// Server is one server-side SASL exchange. It is used by one goroutine.
+type Server interface {
+	// Next takes the client's next response, already base64-decoded (nil
+	// when the client sent no initial response, empty non-nil when it sent
+	// "="). It returns the challenge to send (before base64 encoding), or
+	// done true when the exchange has succeeded, or an error when it has
+	// failed. After done or an error, Next is not called again.
+	Next(response []byte) (challenge []byte, done bool, err error)
+	// Identity returns the authenticated user (canonical, as the directory
+	// spells it) once Next has reported done; "" before.
+	Identity() string
+	// Username returns the username the client claimed, as far as it got
+	// (for logs and auth events); "" when none was sent.
+	Username() string
+}
+
+// PasswordChecker verifies a username and password and returns the
+// canonical user name. It returns an error wrapping ErrInvalidCredentials
+// when they do not match (or the user does not exist), and an error wrapping
+// ErrTemporary when the directory cannot answer. userdb's CheckPassword has
+// this shape.
+type PasswordChecker func(ctx context.Context, username, password string) (user string, err error)

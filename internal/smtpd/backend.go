@@ -1,0 +1,70 @@
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"net/netip"
+	"time"
+
+	"postern/internal/sasl"
+)
+
+// Envelope is the SMTP envelope of one accepted message, as the session
+// hands it to the Spooler.
+type Envelope struct {
+	// From is the reverse-path (RFC 5321 §4.1.2) without angle brackets;
+	// "" is the null sender.
+	From string
+	// Recipients are the accepted forward-paths, without angle brackets,
+	// in the order the client gave them, without duplicates.
+	Recipients []string
+	// SMTPUTF8 is set when MAIL FROM carried the SMTPUTF8 parameter (RFC 6531).
+	SMTPUTF8 bool
+	// Body is "7BIT" or "8BITMIME" (RFC 6152), from MAIL FROM's BODY.
+	Body string
+	// AuthUser is the authenticated user, "" on an unauthenticated session.
+	AuthUser string
+	// Listener is the name of the listener the message came in on.
+	Listener string
+	// Remote is the client's address.
+	Remote netip.AddrPort
+	// Helo is the name the client gave in EHLO or HELO.
+	Helo string
+	// ReceivedAt is when the end of DATA was read.
+	ReceivedAt time.Time
+}
+
+// Spooler stores accepted messages. Spool returns only after the message
+// and its envelope are on stable storage (fsynced file and directory); the
+// session sends 250 after it returns nil, and 451 4.3.0 when it fails.
+// data is the message exactly as it will be stored (Received header and
+// any repaired headers included), with CRLF line endings, dot-unstuffed.
+// Spool must not retain data after it returns.
+type Spooler interface {
+	Spool(ctx context.Context, env *Envelope, data []byte) (id string, err error)
+}
+
+// Directory answers the session's questions about addresses. All
+// addresses are "local@domain" with the domain lower-cased (IDNA A-label
+// or U-label as given) and the local part as the client sent it.
+type Directory interface {
+	// IsLocalDomain reports whether mail for domain is delivered here.
+	IsLocalDomain(domain string) bool
+	// RecipientExists reports whether addr, in a local domain, names a
+	// user or an alias. "postmaster@DOMAIN" for a local domain must exist.
+	RecipientExists(ctx context.Context, addr string) (bool, error)
+	// MaySendAs reports whether the authenticated user may use addr as
+	// envelope sender or in the From header.
+	MaySendAs(ctx context.Context, user, addr string) (bool, error)
+}
+
+// Authenticator starts SASL exchanges for a session that may authenticate.
+type Authenticator interface {
+	// Mechanisms lists the SASL mechanisms to advertise on a session in
+	// the given TLS state, in order of preference. The session offers
+	// AUTH only on TLS sessions, and only these.
+	Mechanisms(cs *tls.ConnectionState) []string
+	// Start begins an exchange with mechanism mech (upper case) for a
+	// session in the given TLS state; ok is false when mech is not offered.
+	Start(ctx context.Context, mech string, cs *tls.ConnectionState) (s sasl.Server, ok bool)
+}
