@@ -12,6 +12,10 @@ import (
 // Envelope is the SMTP envelope of one accepted message, as the session
 // hands it to the Spooler.
 type Envelope struct {
+	// ID is the message's queue id, made by the session before DATA ends
+	// (it appears in the Received header); 20 lower-case base32 characters,
+	// time-ordered, unique. The Spooler stores the message under this id.
+	ID string
 	// From is the reverse-path (RFC 5321 §4.1.2) without angle brackets;
 	// "" is the null sender.
 	From string
@@ -39,9 +43,10 @@ type Envelope struct {
 // session sends 250 after it returns nil, and 451 4.3.0 when it fails.
 // data is the message exactly as it will be stored (Received header and
 // any repaired headers included), with CRLF line endings, dot-unstuffed.
-// Spool must not retain data after it returns.
+// Spool must not retain data after it returns. It fails (without
+// storing) when the id is already in the spool.
 type Spooler interface {
-	Spool(ctx context.Context, env *Envelope, data []byte) (id string, err error)
+	Spool(ctx context.Context, env *Envelope, data []byte) error
 }
 
 // Directory answers the session's questions about addresses. All
