@@ -1,0 +1,261 @@
+// Package delivery implements the delivery of spooled messages: to local
+// mailboxes in Maildir format (and, in later work, outbound SMTP and LMTP).
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrBadMailbox is returned (wrapped) for a mailbox name that is not a
+// safe "user@domain".
+var ErrBadMailbox = errors.New("bad mailbox name")
+
+// Maildir delivers messages into Maildir mailboxes laid out as
+// Root/DOMAIN/USER/{tmp,new,cur}, creating directories (0700) as needed.
+// Each delivery is written to tmp/, fsynced, renamed into new/, and new/
+// is fsynced before Deliver returns; concurrent deliveries to one mailbox
+// share the fsync of new/. A Maildir must not be copied after first use;
+// its methods are safe for concurrent use.
+type Maildir struct {
+	// Root is the directory holding one directory per domain.
+	Root string
+	// DeliveredTo, when set, prepends a "Delivered-To: mailbox" header
+	// field (RFC 9228) to each delivered copy.
+	DeliveredTo bool
+	// Now is the clock used for file names; nil means time.Now.
+	Now func() time.Time
+
+	counter  atomic.Uint64
+	hostOnce sync.Once
+	host     string
+
+	mu       sync.Mutex
+	syncers  map[string]*dirSyncer
+	dirSyncs atomic.Int64 // directory fsyncs done, for tests and benchmarks
+	fsyncs   atomic.Int64 // file fsyncs done
+}
+
+// Deliver stores data as a new message in mailbox, "user@domain" as
+// resolved by the caller; both parts are lower-cased for the path. It
+// refuses (ErrBadMailbox) names with "/", NUL, "..", or a part that is
+// empty or starts with ".". It returns after the message is durable.
+func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) error {
+	user, domain, err := splitMailbox(mailbox)
+	if err != nil {
+		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+	}
+	box := filepath.Join(m.Root, domain, user)
+	tmpDir, newDir := filepath.Join(box, "tmp"), filepath.Join(box, "new")
+	var header []byte
+	if m.DeliveredTo {
+		// RFC 9228 §4: Delivered-To: addr-spec, the address delivered to.
+		header = []byte("Delivered-To: " + user + "@" + domain + "\r\n")
+	}
+	size := len(header) + len(data)
+	name := m.uniqueName(size)
+	tmpPath := filepath.Join(tmpDir, name)
+	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrNotExist) {
+		if err = makeMaildir(box); err == nil {
+			f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+	}
+	err = writeSync(f, header, data)
+	m.fsyncs.Add(1)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmpPath, filepath.Join(newDir, name))
+	}
+	if err != nil {
+		os.Remove(tmpPath)
+		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+	}
+	if err := m.syncer(newDir).sync(&m.dirSyncs); err != nil {
+		return fmt.Errorf("delivery: maildir %q: sync new/: %w", mailbox, err)
+	}
+	return nil
+}
+
+func writeSync(f *os.File, header, data []byte) error {
+	if len(header) > 0 {
+		if _, err := f.Write(header); err != nil {
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// splitMailbox checks mailbox and returns its lower-cased parts.
+func splitMailbox(mailbox string) (user, domain string, err error) {
+	i := strings.LastIndexByte(mailbox, '@')
+	if i < 0 {
+		return "", "", fmt.Errorf("%w: no @", ErrBadMailbox)
+	}
+	user, domain = strings.ToLower(mailbox[:i]), strings.ToLower(mailbox[i+1:])
+	for _, p := range []string{user, domain} {
+		switch {
+		case p == "":
+			return "", "", fmt.Errorf("%w: empty part", ErrBadMailbox)
+		case p[0] == '.':
+			return "", "", fmt.Errorf("%w: part starts with a dot", ErrBadMailbox)
+		case strings.ContainsAny(p, "/\\\x00"):
+			return "", "", fmt.Errorf("%w: slash or NUL", ErrBadMailbox)
+		case strings.Contains(p, ".."):
+			return "", "", fmt.Errorf("%w: \"..\"", ErrBadMailbox)
+		}
+	}
+	return user, domain, nil
+}
+
+// makeMaildir creates box/{tmp,new,cur} and makes them durable: each new
+// directory is fsynced into its parent.
+func makeMaildir(box string) error {
+	for _, sub := range []string{"tmp", "new", "cur"} {
+		if err := mkdirDurable(filepath.Join(box, sub)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirDurable creates dir and its missing parents (0700) and fsyncs the
+// parent of each directory it created.
+func mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(parent)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// uniqueName returns a Maildir file name, as the Maildir specification
+// (cr.yp.to/proto/maildir.html) and its Courier/Dovecot extensions
+// describe: SECONDS.MmicrosPpidQcounter.HOST,S=size.
+func (m *Maildir) uniqueName(size int) string {
+	m.hostOnce.Do(func() {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "localhost"
+		}
+		// The specification replaces "/" and ":" in the host name.
+		h = strings.ReplaceAll(h, "/", `\057`)
+		h = strings.ReplaceAll(h, ":", `\072`)
+		m.host = h
+	})
+	now := time.Now()
+	if m.Now != nil {
+		now = m.Now()
+	}
+	var b strings.Builder
+	b.Grow(64)
+	b.WriteString(strconv.FormatInt(now.Unix(), 10))
+	b.WriteString(".M")
+	b.WriteString(strconv.Itoa(now.Nanosecond() / 1000))
+	b.WriteString("P")
+	b.WriteString(strconv.Itoa(os.Getpid()))
+	b.WriteString("Q")
+	b.WriteString(strconv.FormatUint(m.counter.Add(1), 10))
+	b.WriteString(".")
+	b.WriteString(m.host)
+	b.WriteString(",S=")
+	b.WriteString(strconv.Itoa(size))
+	return b.String()
+}
+
+// syncer returns the directory syncer of dir, creating it when needed.
+func (m *Maildir) syncer(dir string) *dirSyncer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.syncers == nil {
+		m.syncers = make(map[string]*dirSyncer)
+	}
+	s := m.syncers[dir]
+	if s == nil {
+		s = &dirSyncer{dir: dir}
+		s.cond.L = &s.mu
+		m.syncers[dir] = s
+	}
+	return s
+}
+
+// dirSyncer shares directory fsyncs between concurrent callers: a caller
+// is covered by the first fsync that starts after it arrives; while one
+// fsync runs, everyone arriving waits for the next one, which a single
+// caller runs for all of them.
+type dirSyncer struct {
+	dir       string
+	mu        sync.Mutex
+	cond      sync.Cond
+	running   bool
+	started   uint64 // fsyncs started
+	completed uint64 // the last fsync finished
+	err       error  // its outcome
+}
+
+func (s *dirSyncer) sync(count *atomic.Int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	need := s.started + 1
+	for {
+		if s.completed >= need {
+			return s.err
+		}
+		if !s.running {
+			s.running = true
+			s.started++
+			gen := s.started
+			s.mu.Unlock()
+			err := syncDir(s.dir)
+			count.Add(1)
+			s.mu.Lock()
+			s.running = false
+			s.completed, s.err = gen, err
+			s.cond.Broadcast()
+			continue
+		}
+		s.cond.Wait()
+	}
+}

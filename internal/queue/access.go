@@ -1,0 +1,215 @@
+package queue
+
+import (
+	"fmt"
+	"os"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"postern/internal/metrics"
+)
+
+// Get returns a copy of the envelope and the data of message id, read
+// back from its segment.
+func (s *Spool) Get(id string) (*Envelope, []byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock() // held during the read: segment removal takes mu
+	if s.closed {
+		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrClosed)
+	}
+	e, ok := s.index[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrNotFound)
+	}
+	data := make([]byte, e.dataLen)
+	if _, err := e.seg.f.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
+		return nil, nil, fmt.Errorf("queue: get %s: read %s: %w", id, e.seg.path, err)
+	}
+	return cloneEnvelope(e.env), data, nil
+}
+
+// item builds the Item for e; mu must be held.
+func (e *entry) item() Item {
+	it := Item{ID: e.env.ID, From: e.env.From, Size: e.dataLen, ReceivedAt: e.env.ReceivedAt,
+		Recipients: make([]ItemRecipient, len(e.env.Recipients))}
+	for i, r := range e.env.Recipients {
+		it.Recipients[i] = ItemRecipient{Addr: r, State: e.states[i]}
+	}
+	return it
+}
+
+// Lookup returns the Item of message id, done or not, as long as the
+// spool still holds it.
+func (s *Spool) Lookup(id string) (Item, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, ok := s.index[id]
+	if !ok {
+		return Item{}, fmt.Errorf("queue: lookup %s: %w", id, ErrNotFound)
+	}
+	return e.item(), nil
+}
+
+// List returns every live message (at least one recipient not final),
+// ordered by id, that is by arrival.
+func (s *Spool) List() []Item {
+	s.mu.RLock()
+	items := make([]Item, 0, len(s.index))
+	for _, e := range s.index {
+		if !e.done {
+			items = append(items, e.item())
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(items, func(a, b Item) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return items
+}
+
+// Watch registers fn to be called with the id of every message Put makes
+// durable from now on, after its Put is answered. fn runs on the writer
+// goroutine and must not block. The returned function unregisters fn.
+func (s *Spool) Watch(fn func(id string)) (stop func()) {
+	s.mu.Lock()
+	s.watchSeq++
+	k := s.watchSeq
+	s.watchers[k] = fn
+	s.mu.Unlock()
+	return func() {
+		s.mu.Lock()
+		delete(s.watchers, k)
+		s.mu.Unlock()
+	}
+}
+
+// MarkRecipient records st as the state of recipient rcpt of message id.
+// It returns after the state is committed to the state store (commits
+// from concurrent calls are batched). When every recipient is final the
+// message is done; a segment whose messages are all done, other than the
+// one being appended to, is then deleted.
+func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
+	if st.Updated.IsZero() {
+		st.Updated = s.now()
+	}
+	return s.update(id, func(e *entry) error {
+		i := slices.Index(e.env.Recipients, rcpt)
+		if i < 0 {
+			return fmt.Errorf("queue: mark %s %s: %w", id, rcpt, ErrNoRecipient)
+		}
+		e.states[i] = st
+		return nil
+	})
+}
+
+// Delete marks every recipient of message id that is not final as
+// removed: nothing more is delivered and no bounce is sent.
+func (s *Spool) Delete(id string) error {
+	now := s.now()
+	return s.update(id, func(e *entry) error {
+		for i := range e.states {
+			if !e.states[i].Status.Final() {
+				e.states[i] = RecipientState{Status: StatusRemoved, Attempts: e.states[i].Attempts,
+					LastError: "deleted by operator", Updated: now}
+			}
+		}
+		return nil
+	})
+}
+
+// update changes the in-memory state of message id with fn, commits it,
+// and deletes the message's segment when this made it the last live one.
+func (s *Spool) update(id string, fn func(*entry) error) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fmt.Errorf("queue: update %s: %w", id, ErrClosed)
+	}
+	e, ok := s.index[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
+	}
+	if err := fn(e); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	nowDone := !e.done && allFinal(e.states)
+	if nowDone {
+		e.done = true
+		e.seg.live--
+		metrics.SpoolMessages.Dec()
+	}
+	seg := e.seg
+	s.puts.Add(1) // keeps Close from closing the store under us
+	s.mu.Unlock()
+	defer s.puts.Done()
+
+	// The closure encodes the state as it is when the batch runs, so a
+	// later commit never carries an older state than an earlier one.
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		s.mu.RLock()
+		v := encodeStates(e.env.Recipients, e.states)
+		s.mu.RUnlock()
+		return tx.Bucket(stateBucket).Put([]byte(id), v)
+	})
+	if err != nil {
+		return fmt.Errorf("queue: update %s: state: %w", id, err)
+	}
+	if nowDone {
+		s.maybeRemoveSegment(seg)
+	}
+	return nil
+}
+
+// removeDoneSegments deletes every inactive segment with no live message.
+func (s *Spool) removeDoneSegments() {
+	s.mu.RLock()
+	var segs []*segment
+	for _, seg := range s.segs {
+		segs = append(segs, seg)
+	}
+	s.mu.RUnlock()
+	for _, seg := range segs {
+		s.maybeRemoveSegment(seg)
+	}
+}
+
+// maybeRemoveSegment deletes seg when it is not active and has no live
+// message: the file first (and durably), then its messages' states, so a
+// crash in between leaves only orphan states, which Open discards.
+func (s *Spool) maybeRemoveSegment(seg *segment) {
+	s.mu.Lock()
+	if seg == s.active || seg.live > 0 || s.segs[seg.num] != seg {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.segs, seg.num)
+	for _, id := range seg.ids {
+		if e := s.index[id]; e != nil && e.seg == seg {
+			delete(s.index, id)
+		}
+	}
+	s.mu.Unlock()
+	seg.f.Close()
+	if err := os.Remove(seg.path); err != nil {
+		s.log.Error("queue: remove segment", "segment", seg.path, "err", err)
+		return
+	}
+	if err := syncDir(s.segDir); err != nil {
+		s.log.Error("queue: remove segment: sync directory", "segment", seg.path, "err", err)
+		return
+	}
+	if err := deleteStates(s.db, seg.ids); err != nil {
+		s.log.Error("queue: remove segment: delete states", "segment", seg.path, "err", err)
+		return
+	}
+	s.log.Info("queue: segment removed", "segment", seg.path, "messages", len(seg.ids))
+}

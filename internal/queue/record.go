@@ -1,0 +1,237 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"time"
+)
+
+// A segment is a sequence of records, appended and never rewritten:
+//
+//	offset size  field
+//	0      4     magic "PQR\x00"
+//	4      1     version (1)
+//	5      3     reserved, zero
+//	8      4     envelope length E, big endian
+//	12     4     data length D, big endian
+//	16     4     CRC-32C (Castagnoli) over bytes 0..15, then the envelope, then the data
+//	20     E     envelope (see encodeEnvelope)
+//	20+E   D     message data
+//
+// A record whose header is short, whose magic, version or lengths are
+// wrong, or whose CRC does not match ends the scan of its segment: it is a
+// torn write that was never acknowledged.
+const (
+	recordHeaderLen = 20
+	recordVersion   = 1
+	// maxEnvelopeLen bounds the envelope length a header may claim.
+	maxEnvelopeLen = 16 << 20
+	// maxDataLen bounds the data length a header may claim.
+	maxDataLen = 1 << 30
+)
+
+var (
+	recordMagic = [4]byte{'P', 'Q', 'R', 0}
+	crcTable    = crc32.MakeTable(crc32.Castagnoli)
+)
+
+// errCorrupt reports a record that cannot be decoded.
+var errCorrupt = errors.New("corrupt record")
+
+// appendRecord appends the record for env and data to buf.
+func appendRecord(buf []byte, env *Envelope, data []byte) []byte {
+	start := len(buf)
+	buf = append(buf, make([]byte, recordHeaderLen)...)
+	buf = appendEnvelope(buf, env)
+	envLen := len(buf) - start - recordHeaderLen
+	buf = append(buf, data...)
+	h := buf[start : start+recordHeaderLen]
+	copy(h[0:4], recordMagic[:])
+	h[4] = recordVersion
+	binary.BigEndian.PutUint32(h[8:12], uint32(envLen))
+	binary.BigEndian.PutUint32(h[12:16], uint32(len(data)))
+	crc := crc32.Update(0, crcTable, h[:16])
+	crc = crc32.Update(crc, crcTable, buf[start+recordHeaderLen:])
+	binary.BigEndian.PutUint32(h[16:20], crc)
+	return buf
+}
+
+// recordHeader is the decoded fixed part of a record.
+type recordHeader struct {
+	envLen, dataLen int64
+	crc             uint32
+}
+
+// parseHeader decodes and checks the fixed part of a record.
+func parseHeader(h []byte) (recordHeader, error) {
+	if len(h) < recordHeaderLen {
+		return recordHeader{}, fmt.Errorf("%w: short header", errCorrupt)
+	}
+	if [4]byte(h[0:4]) != recordMagic {
+		return recordHeader{}, fmt.Errorf("%w: bad magic", errCorrupt)
+	}
+	if h[4] != recordVersion || h[5] != 0 || h[6] != 0 || h[7] != 0 {
+		return recordHeader{}, fmt.Errorf("%w: unknown version %d", errCorrupt, h[4])
+	}
+	rh := recordHeader{
+		envLen:  int64(binary.BigEndian.Uint32(h[8:12])),
+		dataLen: int64(binary.BigEndian.Uint32(h[12:16])),
+		crc:     binary.BigEndian.Uint32(h[16:20]),
+	}
+	if rh.envLen == 0 || rh.envLen > maxEnvelopeLen || rh.dataLen > maxDataLen {
+		return recordHeader{}, fmt.Errorf("%w: bad lengths", errCorrupt)
+	}
+	return rh, nil
+}
+
+// checkRecord verifies the CRC of a whole record (header included).
+func checkRecord(rh recordHeader, rec []byte) error {
+	crc := crc32.Update(0, crcTable, rec[:16])
+	crc = crc32.Update(crc, crcTable, rec[recordHeaderLen:])
+	if crc != rh.crc {
+		return fmt.Errorf("%w: CRC mismatch", errCorrupt)
+	}
+	return nil
+}
+
+// Envelope encoding (version 1): a sequence of fields, strings as a
+// uvarint length and the bytes, numbers as varints:
+//
+//	ID, From, uvarint count + Recipients, flags byte (bit 0 SMTPUTF8),
+//	Body, AuthUser, Listener, Remote (netip.AddrPort.MarshalBinary as
+//	a string), Helo, ReceivedAt (varint Unix nanoseconds).
+func appendEnvelope(b []byte, env *Envelope) []byte {
+	b = appendString(b, env.ID)
+	b = appendString(b, env.From)
+	b = binary.AppendUvarint(b, uint64(len(env.Recipients)))
+	for _, r := range env.Recipients {
+		b = appendString(b, r)
+	}
+	var flags byte
+	if env.SMTPUTF8 {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = appendString(b, env.Body)
+	b = appendString(b, env.AuthUser)
+	b = appendString(b, env.Listener)
+	remote, _ := env.Remote.MarshalBinary() // never fails
+	b = binary.AppendUvarint(b, uint64(len(remote)))
+	b = append(b, remote...)
+	b = appendString(b, env.Helo)
+	var ns int64
+	if !env.ReceivedAt.IsZero() {
+		ns = env.ReceivedAt.UnixNano()
+	}
+	b = binary.AppendVarint(b, ns)
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads the fields appendEnvelope and the state encoding write;
+// the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail() {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated field", errCorrupt)
+	}
+	d.b = nil
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+// decodeEnvelope decodes what appendEnvelope wrote.
+func decodeEnvelope(b []byte) (*Envelope, error) {
+	d := &decoder{b: b}
+	env := &Envelope{ID: d.string(), From: d.string()}
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+	}
+	if d.err == nil && n > 0 {
+		env.Recipients = make([]string, n)
+		for i := range env.Recipients {
+			env.Recipients[i] = d.string()
+		}
+	}
+	env.SMTPUTF8 = d.byte()&1 != 0
+	env.Body = d.string()
+	env.AuthUser = d.string()
+	env.Listener = d.string()
+	if remote := d.bytes(); d.err == nil {
+		if err := env.Remote.UnmarshalBinary(remote); err != nil {
+			return nil, fmt.Errorf("%w: remote address: %w", errCorrupt, err)
+		}
+	}
+	helo := d.string()
+	ns := d.varint()
+	if d.err != nil {
+		return nil, d.err
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%w: trailing envelope bytes", errCorrupt)
+	}
+	env.Helo = helo
+	if ns != 0 {
+		env.ReceivedAt = time.Unix(0, ns)
+	}
+	return env, nil
+}
+
+// cloneEnvelope returns a deep copy of env.
+func cloneEnvelope(env *Envelope) *Envelope {
+	c := *env
+	c.Recipients = append([]string(nil), env.Recipients...)
+	return &c
+}

@@ -1,0 +1,171 @@
+package queue
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Status is the delivery status of one recipient of one message.
+type Status uint8
+
+// The statuses. A recipient with no stored state is StatusPending: the
+// spool writes state only when delivery changes it.
+const (
+	// StatusPending means no delivery attempt has finished yet.
+	StatusPending Status = iota
+	// StatusDeferred means an attempt failed temporarily; the next one is
+	// due at RecipientState.NextAttempt.
+	StatusDeferred
+	// StatusDelivered means the recipient's mail was delivered (final).
+	StatusDelivered
+	// StatusFailed means delivery failed permanently; a bounce is due (final).
+	StatusFailed
+	// StatusRemoved means an operator deleted the message (final).
+	StatusRemoved
+)
+
+// String returns the lower-case name of s.
+func (s Status) String() string {
+	switch s {
+	case StatusPending:
+		return "pending"
+	case StatusDeferred:
+		return "deferred"
+	case StatusDelivered:
+		return "delivered"
+	case StatusFailed:
+		return "failed"
+	case StatusRemoved:
+		return "removed"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Final reports whether s ends the life of a recipient: nothing more will
+// be tried for it.
+func (s Status) Final() bool { return s >= StatusDelivered }
+
+// RecipientState is the delivery state of one recipient of one message.
+type RecipientState struct {
+	// Status is where the recipient stands.
+	Status Status
+	// Attempts counts finished delivery attempts.
+	Attempts int
+	// NextAttempt is when the next attempt is due; zero means now.
+	NextAttempt time.Time
+	// LastError is the error of the last failed attempt, for operators and
+	// bounces.
+	LastError string
+	// Updated is when the state last changed; zero when never.
+	Updated time.Time
+}
+
+var stateBucket = []byte("state")
+
+// encodeStates encodes the states of a message's recipients, in envelope
+// order: a uvarint count, then per recipient the address, a status byte,
+// the attempts, next attempt and update time (varint Unix nanoseconds, 0
+// for zero) and the last error.
+func encodeStates(rcpts []string, st []RecipientState) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(st)))
+	for i, s := range st {
+		b = appendString(b, rcpts[i])
+		b = append(b, byte(s.Status))
+		b = binary.AppendUvarint(b, uint64(s.Attempts))
+		b = binary.AppendVarint(b, unixNano(s.NextAttempt))
+		b = binary.AppendVarint(b, unixNano(s.Updated))
+		b = appendString(b, s.LastError)
+	}
+	return b
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromUnixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// decodeStates decodes what encodeStates wrote and matches it to rcpts by
+// address; recipients not found stay pending.
+func decodeStates(b []byte, rcpts []string) ([]RecipientState, error) {
+	out := make([]RecipientState, len(rcpts))
+	d := &decoder{b: b}
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		addr := d.string()
+		s := RecipientState{Status: Status(d.byte())}
+		s.Attempts = int(d.uvarint())
+		s.NextAttempt = fromUnixNano(d.varint())
+		s.Updated = fromUnixNano(d.varint())
+		s.LastError = d.string()
+		if d.err != nil {
+			break
+		}
+		for j, r := range rcpts {
+			if r == addr {
+				out[j] = s
+				break
+			}
+		}
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return out, nil
+}
+
+// openState opens (creating when needed) the bbolt file and its bucket.
+func openState(path string) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(stateBucket)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// loadStates reads every stored state, keyed by message id.
+func loadStates(db *bolt.DB) (map[string][]byte, error) {
+	m := make(map[string][]byte)
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(stateBucket).ForEach(func(k, v []byte) error {
+			m[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	return m, err
+}
+
+// deleteStates removes the stored states of ids.
+func deleteStates(db *bolt.DB, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(stateBucket)
+		for _, id := range ids {
+			if err := b.Delete([]byte(id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
