@@ -1,0 +1,158 @@
+package smtpd
+
+import (
+	"encoding/base64"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"postern/internal/metrics"
+	"postern/internal/sasl"
+	"postern/internal/smtp"
+)
+
+// cmdAuth handles AUTH (RFC 4954 §4). The log names the mechanism, the
+// user as claimed and the outcome; never the password or any SASL payload.
+func (s *session) cmdAuth(arg string) {
+	switch {
+	case !s.srv.Role.submission() || s.srv.Auth == nil:
+		s.fail("not_implemented", &smtp.Error{Code: 502, Enhanced: "5.5.1", Message: "AUTH not available"})
+		return
+	case !s.greeted || !s.esmtp:
+		s.fail("sequence", errSeq("Send EHLO first"))
+		return
+	case s.tlsState == nil:
+		// RFC 3207 §4 and RFC 4954 §4: no credentials in plaintext.
+		s.fail("tls_required", &smtp.Error{Code: 530, Enhanced: "5.7.0", Message: "Must issue a STARTTLS command first"})
+		return
+	case s.authUser != "":
+		s.fail("sequence", errSeq("Already authenticated")) // RFC 4954 §4
+		return
+	case s.tx.active:
+		s.fail("sequence", errSeq("AUTH not permitted during a mail transaction")) // RFC 4954 §4
+		return
+	}
+	mech, initial, hasInitial := strings.Cut(arg, " ")
+	if mech == "" {
+		s.fail("syntax", errSyntax("Syntax: AUTH mechanism [initial-response]"))
+		return
+	}
+	mech = strings.ToUpper(mech)
+	if !slices.Contains(s.srv.Auth.Mechanisms(s.tlsState), mech) {
+		s.fail("syntax", &smtp.Error{Code: 504, Enhanced: "5.5.4", Message: "Unrecognized authentication type"})
+		return
+	}
+	sv, ok := s.srv.Auth.Start(s.ctx, mech, s.tlsState)
+	if !ok {
+		s.fail("syntax", &smtp.Error{Code: 504, Enhanced: "5.5.4", Message: "Unrecognized authentication type"})
+		return
+	}
+
+	var resp []byte // nil: no initial response
+	if hasInitial {
+		resp = []byte{}
+		if initial != "=" { // RFC 4954 §4: "=" is an empty initial response
+			var err error
+			if resp, err = base64.StdEncoding.DecodeString(initial); err != nil {
+				s.authEnd(mech, sv, "malformed", &smtp.Error{Code: 501, Enhanced: "5.5.2", Message: "Invalid base64 data"})
+				return
+			}
+		}
+	}
+	for {
+		challenge, done, err := sv.Next(resp)
+		if err != nil {
+			s.authFailed(mech, sv, err)
+			return
+		}
+		if done {
+			user := sv.Identity()
+			if user == "" {
+				s.authEnd(mech, sv, "error", &smtp.Error{Code: 454, Enhanced: "4.7.0", Message: "Temporary authentication failure", Reason: "mechanism reported no identity"})
+				return
+			}
+			s.authUser = user
+			s.authEnd(mech, sv, "success", nil)
+			s.reply(235, "2.7.0", "Authentication successful")
+			return
+		}
+		// RFC 4954 §4: "334" SP base64 challenge.
+		s.bw.WriteString("334 ")
+		enc := base64.NewEncoder(base64.StdEncoding, s.bw)
+		enc.Write(challenge)
+		enc.Close()
+		s.bw.WriteString("\r\n")
+		if s.flush() != nil {
+			s.quit = true
+			return
+		}
+		line, err := s.readLine(authLineMax)
+		if err != nil {
+			if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
+				s.authEnd(mech, sv, "malformed", nil)
+			} else {
+				s.authEnd(mech, sv, "error", nil)
+				s.readError(err)
+			}
+			return
+		}
+		if len(line) == 1 && line[0] == '*' {
+			s.authEnd(mech, sv, "canceled", &smtp.Error{Code: 501, Enhanced: "5.0.0", Message: "Authentication canceled"})
+			return
+		}
+		resp = make([]byte, base64.StdEncoding.DecodedLen(len(line)))
+		n, err := base64.StdEncoding.Decode(resp, line)
+		if err != nil {
+			s.authEnd(mech, sv, "malformed", &smtp.Error{Code: 501, Enhanced: "5.5.2", Message: "Invalid base64 data"})
+			return
+		}
+		resp = resp[:n]
+	}
+}
+
+// authFailed answers a SASL error from the mechanism.
+func (s *session) authFailed(mech string, sv sasl.Server, err error) {
+	switch {
+	case errors.Is(err, sasl.ErrMalformed):
+		s.authEnd(mech, sv, "malformed", &smtp.Error{Code: 501, Enhanced: "5.5.2", Message: "Malformed authentication response", Reason: err.Error()})
+	case errors.Is(err, sasl.ErrInvalidCredentials):
+		if !s.authDelay() {
+			s.authEnd(mech, sv, "failure", nil)
+			s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
+			return
+		}
+		// RFC 4954 §6
+		s.authEnd(mech, sv, "failure", &smtp.Error{Code: 535, Enhanced: "5.7.8", Message: "Authentication credentials invalid", Reason: err.Error()})
+	default:
+		s.authEnd(mech, sv, "error", &smtp.Error{Code: 454, Enhanced: "4.7.0", Message: "Temporary authentication failure", Reason: err.Error()})
+	}
+}
+
+// authDelay waits Limits.AuthFailDelay before a 535, to slow guessing.
+// It reports false when the server shut down or the session was cut
+// meanwhile.
+func (s *session) authDelay() bool {
+	d := s.lim.AuthFailDelay
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-s.ctx.Done():
+	case <-s.srv.done:
+	}
+	return false
+}
+
+// authEnd logs and counts the end of a SASL exchange and sends e, if any.
+func (s *session) authEnd(mech string, sv sasl.Server, outcome string, e *smtp.Error) {
+	metrics.AuthAttempts.WithLabelValues(s.srv.Name, mech, outcome).Inc()
+	s.log.Info("auth", "mechanism", mech, "user", sv.Username(), "remote", s.remote, "outcome", outcome)
+	if e != nil {
+		s.fail("auth_"+outcome, e)
+	}
+}

@@ -1,0 +1,218 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/mail"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"postern/internal/smtp"
+)
+
+// cmdData handles DATA (RFC 5321 §4.1.1.4): it reads the message, checks
+// and repairs its header on submission roles, prepends Received and hands
+// it to the Spooler. The transaction ends either way.
+func (s *session) cmdData(arg string) {
+	switch {
+	case !s.greeted:
+		s.fail("sequence", errSeq("Send EHLO first"))
+		return
+	case !s.tx.active:
+		s.fail("sequence", errSeq("Need MAIL command"))
+		return
+	case len(s.tx.rcpts) == 0 && s.tx.refused > 0:
+		// RFC 5321 §3.3: no valid recipients.
+		s.fail("no_rcpts", &smtp.Error{Code: 554, Enhanced: "5.5.1", Message: "No valid recipients"})
+		return
+	case len(s.tx.rcpts) == 0:
+		s.fail("sequence", errSeq("Need RCPT command"))
+		return
+	case arg != "":
+		s.fail("syntax", errSyntax("Syntax: DATA"))
+		return
+	}
+	defer s.resetTx()
+	id := newID(s.srv.now())
+	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
+	if s.flush() != nil {
+		s.quit = true
+		return
+	}
+
+	buf := s.srv.getBuf()
+	defer s.srv.putBuf(buf)
+	s.cr.dataTimeout = s.lim.DataTimeout
+	err := smtp.ReadData(s.br, buf, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
+	s.cr.dataTimeout = 0
+	if err != nil {
+		s.dataError(err)
+		return
+	}
+	receivedAt := s.srv.now()
+	msg := buf.Bytes()
+
+	var repair headerRepair
+	if s.srv.Role.submission() {
+		var e *labeledError
+		if repair, e = s.checkSubmission(msg); e != nil {
+			s.fail(e.label, e.err)
+			return
+		}
+	}
+	rcpt := ""
+	if len(s.tx.rcpts) == 1 {
+		rcpt = s.tx.rcpts[0]
+	}
+	// RFC 5321 §4.4: the Received line goes on top.
+	s.hdr = appendReceived(s.hdr[:0], receivedInfo{
+		helo:   s.helo,
+		remote: s.remote,
+		host:   s.srv.Hostname,
+		proto:  protocol(s.esmtp, s.tlsState != nil, s.authUser != "", s.tx.smtputf8),
+		id:     id,
+		tls:    s.tlsState,
+		rcpt:   rcpt,
+		date:   receivedAt,
+	})
+	s.hdr = repair.append(s.hdr, id, s.srv.Hostname, receivedAt)
+	data := prepend(buf.Bytes(), s.hdr, buf)
+
+	env := &Envelope{
+		ID:         id,
+		From:       s.tx.from,
+		Recipients: slices.Clone(s.tx.rcpts),
+		SMTPUTF8:   s.tx.smtputf8,
+		Body:       s.tx.body,
+		AuthUser:   s.authUser,
+		Listener:   s.srv.Name,
+		Remote:     s.remote,
+		Helo:       s.helo,
+		ReceivedAt: receivedAt,
+	}
+	if err := s.srv.Spool.Spool(s.ctx, env, data); err != nil {
+		s.fail("spool_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "spool: " + err.Error()})
+		return
+	}
+	s.nmsgs++
+	s.srv.mAccepted.Inc()
+	s.log.Info("message accepted", "id", id, "from", env.From, "rcpts", len(env.Recipients),
+		"size", len(data), "auth_user", env.AuthUser)
+	s.reply(250, "2.0.0", "OK queued as "+id)
+}
+
+// dataError answers a failed ReadData.
+func (s *session) dataError(err error) {
+	switch {
+	case errors.Is(err, smtp.ErrTooBig):
+		s.fail("too_big", &smtp.Error{Code: 552, Enhanced: "5.3.4", Message: "Message too big"})
+	case errors.Is(err, smtp.ErrBareLF):
+		s.fail("bare_lf", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 §2.3.8)", Reason: "bare LF in DATA"})
+	case errors.Is(err, smtp.ErrBareCR):
+		s.fail("bare_cr", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 §2.3.8)", Reason: "bare CR in DATA"})
+	case errors.Is(err, smtp.ErrNUL):
+		s.fail("nul", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "NUL not allowed in message"})
+	case errors.Is(err, smtp.ErrLineTooLong):
+		// RFC 5321 §4.5.3.1.6
+		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Line too long"})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.fail("timeout", &smtp.Error{Code: 421, Enhanced: "4.4.2", Message: "Timeout"})
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("client closed in DATA", "err", err)
+		s.quit = true
+	default:
+		s.log.Info("read error in DATA", "err", err)
+		s.quit = true
+	}
+}
+
+// headerRepair says which header fields a submitted message lacks
+// (RFC 6409 §8).
+type headerRepair struct {
+	messageID, date bool
+}
+
+// append appends the missing fields to dst.
+func (r headerRepair) append(dst []byte, id, host string, now time.Time) []byte {
+	if r.messageID { // RFC 6409 §8.3
+		dst = append(dst, "Message-ID: <"...)
+		dst = append(dst, id...)
+		dst = append(dst, '@')
+		dst = append(dst, host...)
+		dst = append(dst, ">\r\n"...)
+	}
+	if r.date { // RFC 6409 §8.1, RFC 5322 §3.3
+		dst = append(dst, "Date: "...)
+		dst = now.AppendFormat(dst, time.RFC1123Z)
+		dst = append(dst, "\r\n"...)
+	}
+	return dst
+}
+
+// checkSubmission checks the From header of a submitted message against
+// the user's addresses and reports the fields to add.
+func (s *session) checkSubmission(msg []byte) (headerRepair, *labeledError) {
+	var r headerRepair
+	hdr := msg[:smtp.HeaderEnd(msg)]
+	froms := smtp.HeaderValues(hdr, "From")
+	if len(froms) != 1 {
+		// RFC 5322 §3.6: exactly one From field.
+		return r, &labeledError{"from_header", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Message must have exactly one From header field"}}
+	}
+	list, err := mail.ParseAddressList(froms[0])
+	if err != nil || len(list) == 0 {
+		return r, &labeledError{"from_header", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Invalid From header field", Reason: "From: " + errString(err)}}
+	}
+	for _, a := range list {
+		addr := normalizeAddr(a.Address)
+		ok, err := s.srv.Directory.MaySendAs(s.ctx, s.authUser, addr)
+		if err != nil {
+			return r, &labeledError{"temp_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "MaySendAs: " + err.Error()}}
+		}
+		if !ok {
+			return r, &labeledError{"sender_denied", &smtp.Error{Code: 553, Enhanced: "5.7.1", Message: "From address not owned by user",
+				Reason: "user " + s.authUser + " may not send as " + addr}}
+		}
+	}
+	r.messageID = len(smtp.HeaderValues(hdr, "Message-ID")) == 0
+	r.date = len(smtp.HeaderValues(hdr, "Date")) == 0
+	return r, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "no address"
+	}
+	return err.Error()
+}
+
+// normalizeAddr lower-cases the domain of local@domain, as Directory
+// expects.
+func normalizeAddr(a string) string {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return a
+	}
+	return a[:i+1] + strings.ToLower(a[i+1:])
+}
+
+// bufGrower is the part of *bytes.Buffer that prepend needs.
+type bufGrower interface {
+	Write(p []byte) (int, error)
+	Bytes() []byte
+}
+
+// prepend puts head in front of msg, the content of buf, in place: it
+// grows buf by len(head), moves the message up and copies head in front.
+// It returns the whole.
+func prepend(msg, head []byte, buf bufGrower) []byte {
+	n := len(msg)
+	buf.Write(head) // grow; the bytes are overwritten below
+	b := buf.Bytes()
+	copy(b[len(head):], b[:n])
+	copy(b, head)
+	return b
+}

@@ -1,0 +1,389 @@
+// Package smtpd implements Postern's SMTP listeners and the session state
+// machine for its three roles (mx, submission, submissions). It hands
+// accepted mail to a Spooler and asks a Directory and an Authenticator;
+// it defines those interfaces and knows nothing of their implementations.
+//
+// A Server serves one listener, in the manner of net/http's Server: set its
+// fields, call Serve with a net.Listener, and stop it with Shutdown.
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
+
+// Role is what a listener is for.
+type Role int
+
+// The three listener roles.
+const (
+	RoleMX          Role = iota // port 25: STARTTLS offered, no AUTH, local recipients only
+	RoleSubmission              // port 587: STARTTLS, AUTH only after it, MAIL needs AUTH
+	RoleSubmissions             // port 465: TLS from the first byte, MAIL needs AUTH
+)
+
+// String returns the role's name: "mx", "submission" or "submissions".
+func (r Role) String() string {
+	switch r {
+	case RoleMX:
+		return "mx"
+	case RoleSubmission:
+		return "submission"
+	case RoleSubmissions:
+		return "submissions"
+	}
+	return "role(" + strconv.Itoa(int(r)) + ")"
+}
+
+// submission reports whether the role takes mail from users (AUTH needed).
+func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmissions }
+
+// Limits bounds a session. Zero fields take the defaults named.
+type Limits struct {
+	MaxMessageSize int64         // default 36700160 (35 MiB); advertised in SIZE
+	MaxRecipients  int           // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
+	MaxErrors      int           // default 10; then 421 and close
+	MaxCommandLine int           // default 512 (RFC 5321 §4.5.3.1.4)
+	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
+	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
+	DataTimeout    time.Duration // per read in DATA, default 3m (§4.5.3.2.5)
+	AuthFailDelay  time.Duration // before 535, default 1s; negative means none
+	// TLSHandshakeTimeout bounds the TLS handshake (implicit TLS or after
+	// STARTTLS); default 30s.
+	TLSHandshakeTimeout time.Duration
+}
+
+// authLineMax is the longest AUTH command or continuation line accepted,
+// CRLF included (RFC 4954 §4: at least 12288 octets).
+const authLineMax = 12288
+
+// withDefaults returns l with zero fields replaced by their defaults.
+func (l Limits) withDefaults() Limits {
+	if l.MaxMessageSize <= 0 {
+		l.MaxMessageSize = 35 << 20
+	}
+	if l.MaxRecipients <= 0 {
+		l.MaxRecipients = 100
+	}
+	if l.MaxErrors <= 0 {
+		l.MaxErrors = 10
+	}
+	if l.MaxCommandLine <= 0 {
+		l.MaxCommandLine = 512
+	}
+	if l.MaxTextLine <= 0 {
+		l.MaxTextLine = 1000
+	}
+	if l.CommandTimeout <= 0 {
+		l.CommandTimeout = 5 * time.Minute
+	}
+	if l.DataTimeout <= 0 {
+		l.DataTimeout = 3 * time.Minute
+	}
+	if l.AuthFailDelay == 0 {
+		l.AuthFailDelay = time.Second
+	}
+	if l.TLSHandshakeTimeout <= 0 {
+		l.TLSHandshakeTimeout = 30 * time.Second
+	}
+	return l
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("smtpd: server closed")
+
+// Server serves SMTP sessions on one listener. Set its fields before the
+// first call to Serve and do not change them afterwards; a Server must not
+// be copied after first use.
+type Server struct {
+	Name     string // listener name, for logs and metrics
+	Role     Role   // what the listener is for
+	Hostname string // used in the greeting, EHLO reply and Received; default "localhost"
+	// PostmasterAddress is where RCPT TO:<Postmaster> (no domain, RFC 5321
+	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. It is
+	// always accepted, whatever the Directory says (RFC 5321 §4.5.1).
+	PostmasterAddress string
+	// TLSConfig is used for STARTTLS (mx, submission) and implicit TLS
+	// (submissions). Required on submission roles; on mx, nil means
+	// STARTTLS is neither offered nor accepted.
+	TLSConfig *tls.Config
+	Limits    Limits
+	Directory Directory        // required
+	Auth      Authenticator    // required for submission roles; ignored on mx
+	Spool     Spooler          // required
+	Logger    *slog.Logger     // nil: slog.Default()
+	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
+
+	initOnce sync.Once
+	lim      Limits
+	log      *slog.Logger
+	ehlo     []string // EHLO keywords common to every session, hostname first
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closing   atomic.Bool
+	done      chan struct{} // closed by Shutdown
+
+	readers sync.Pool // *bufio.Reader, 4 KiB
+	writers sync.Pool // *bufio.Writer, 4 KiB
+	bufs    sync.Pool // *bytes.Buffer for DATA
+
+	mConns    prometheus.Counter
+	mSessions prometheus.Gauge
+	mAccepted prometheus.Counter
+}
+
+// bufSize is the size of each session's pooled reader and writer.
+const bufSize = 4096
+
+// maxPooledBuf is the largest DATA buffer returned to the pool; larger
+// ones are left to the garbage collector so that one big message does
+// not pin its memory.
+const maxPooledBuf = 1 << 20
+
+func (s *Server) init() {
+	s.initOnce.Do(func() {
+		s.lim = s.Limits.withDefaults()
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		if s.Hostname == "" {
+			s.Hostname = "localhost"
+		}
+		if s.PostmasterAddress == "" {
+			s.PostmasterAddress = "postmaster@" + s.Hostname
+		}
+		s.ehlo = []string{
+			s.Hostname,
+			"PIPELINING",
+			"SIZE " + strconv.FormatInt(s.lim.MaxMessageSize, 10),
+			"8BITMIME",
+			"ENHANCEDSTATUSCODES",
+			"SMTPUTF8",
+		}
+		s.listeners = make(map[net.Listener]struct{})
+		s.sessions = make(map[*session]struct{})
+		s.done = make(chan struct{})
+		s.mConns = metrics.Connections.WithLabelValues(s.Name)
+		s.mSessions = metrics.Sessions.WithLabelValues(s.Name)
+		s.mAccepted = metrics.MessagesAccepted.WithLabelValues(s.Name)
+	})
+}
+
+// check reports a Server whose required fields are missing.
+func (s *Server) check() error {
+	switch {
+	case s.Spool == nil:
+		return errors.New("smtpd: Server.Spool is nil")
+	case s.Directory == nil:
+		return errors.New("smtpd: Server.Directory is nil")
+	case s.Role.submission() && s.TLSConfig == nil:
+		return fmt.Errorf("smtpd: listener %q: role %s needs a TLSConfig", s.Name, s.Role)
+	case s.Role.submission() && s.Auth == nil:
+		return fmt.Errorf("smtpd: listener %q: role %s needs an Authenticator", s.Name, s.Role)
+	case s.Role < RoleMX || s.Role > RoleSubmissions:
+		return fmt.Errorf("smtpd: listener %q: unknown role %d", s.Name, int(s.Role))
+	}
+	return nil
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Serve accepts connections on l and serves each in its own goroutine
+// until Shutdown; it then returns ErrServerClosed. It closes l when it
+// returns. Temporary accept errors are retried with a growing delay; any
+// other accept error is returned.
+func (s *Server) Serve(l net.Listener) error {
+	s.init()
+	if err := s.check(); err != nil {
+		l.Close()
+		return err
+	}
+	if !s.trackListener(l, true) {
+		l.Close()
+		return ErrServerClosed
+	}
+	defer s.trackListener(l, false)
+	defer l.Close()
+
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.closing.Load() {
+				return ErrServerClosed
+			}
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept error; retrying", "listener", s.Name, "err", err, "delay", delay)
+				t := time.NewTimer(delay)
+				select {
+				case <-t.C:
+				case <-s.done:
+					t.Stop()
+					return ErrServerClosed
+				}
+				continue
+			}
+			return fmt.Errorf("smtpd: accept on %s: %w", s.Name, err)
+		}
+		delay = 0
+		s.mConns.Inc()
+		sess := s.newSession(c)
+		if !s.trackSession(sess, true) {
+			c.Close()
+			sess.release()
+			continue
+		}
+		go sess.serve()
+	}
+}
+
+// serveConn serves one connection in the calling goroutine (for tests
+// and fuzzing; Serve uses the same path).
+func (s *Server) serveConn(c net.Conn) {
+	s.init()
+	sess := s.newSession(c)
+	if !s.trackSession(sess, true) {
+		c.Close()
+		sess.release()
+		return
+	}
+	sess.serve()
+}
+
+func (s *Server) trackListener(l net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.listeners[l] = struct{}{}
+	} else {
+		delete(s.listeners, l)
+	}
+	return true
+}
+
+func (s *Server) trackSession(sess *session, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing.Load() {
+			return false
+		}
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+	return true
+}
+
+// Shutdown stops accepting, lets sessions finish the transaction in hand,
+// and when ctx ends closes the rest (after 421 4.3.2). It returns ctx.Err()
+// when sessions had to be cut.
+//
+// Sessions waiting for a command are told 421 4.3.2 at once and closed;
+// a session reading DATA or waiting for the Spooler finishes that message
+// and then gets 421 4.3.2 instead of its next command.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	if !s.closing.Swap(true) {
+		close(s.done)
+	}
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.interruptIfIdle()
+	}
+	s.mu.Unlock()
+
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.sessions)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.mu.Lock()
+			for sess := range s.sessions {
+				sess.kill()
+			}
+			s.mu.Unlock()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) getReader(r *connReader) *bufio.Reader {
+	if v := s.readers.Get(); v != nil {
+		br := v.(*bufio.Reader)
+		br.Reset(r)
+		return br
+	}
+	return bufio.NewReaderSize(r, bufSize)
+}
+
+func (s *Server) putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	s.readers.Put(br)
+}
+
+func (s *Server) getWriter(w *connWriter) *bufio.Writer {
+	if v := s.writers.Get(); v != nil {
+		bw := v.(*bufio.Writer)
+		bw.Reset(w)
+		return bw
+	}
+	return bufio.NewWriterSize(w, bufSize)
+}
+
+func (s *Server) putWriter(bw *bufio.Writer) {
+	bw.Reset(nil)
+	s.writers.Put(bw)
+}
+
+func (s *Server) getBuf() *bytes.Buffer {
+	if v := s.bufs.Get(); v != nil {
+		b := v.(*bytes.Buffer)
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func (s *Server) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		s.bufs.Put(b)
+	}
+}

@@ -1,0 +1,471 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"postern/internal/metrics"
+	"postern/internal/smtp"
+)
+
+// errShutdown is returned by readLine when the server is shutting down.
+var errShutdown = errors.New("smtpd: shutting down")
+
+// session is one SMTP connection. Everything but mu, idle and raw belongs
+// to the session's own goroutine.
+type session struct {
+	srv    *Server
+	lim    *Limits
+	id     string
+	raw    net.Conn // the accepted connection; deadlines and hard close
+	conn   net.Conn // raw, or the *tls.Conn on it
+	cr     connReader
+	cw     connWriter
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	rd     *smtp.Reader
+	ctx    context.Context
+	cancel context.CancelFunc
+	log    *slog.Logger
+	remote netip.AddrPort
+	start  time.Time
+
+	tlsState *tls.ConnectionState // nil before TLS
+	helo     string               // the EHLO/HELO argument's first word
+	greeted  bool                 // EHLO or HELO seen (since the last STARTTLS)
+	esmtp    bool                 // it was EHLO
+	authUser string               // "" until AUTH succeeds
+	tx       transaction
+	verb     string // the command being handled, for logs
+	nerrors  int    // replies >= 400 sent
+	nmsgs    int    // messages accepted
+	quit     bool   // close after flushing
+	hdr      []byte // scratch for the headers prepended to a message
+	ehloBuf  [8]string
+
+	mu   sync.Mutex
+	idle bool // waiting for a command: Shutdown may interrupt the read
+}
+
+// transaction is the state between MAIL and the end of DATA (RFC 5321 §3.3).
+type transaction struct {
+	active   bool
+	from     string
+	smtputf8 bool
+	body     string
+	rcpts    []string
+	refused  int // RCPTs refused in this transaction
+}
+
+// connReader reads from the session's current conn; during DATA it
+// pushes the read deadline forward before each read (RFC 5321 §4.5.3.2.5).
+type connReader struct {
+	s           *session
+	dataTimeout time.Duration // > 0 while reading DATA
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.dataTimeout > 0 {
+		r.s.raw.SetReadDeadline(time.Now().Add(r.dataTimeout))
+	}
+	return r.s.conn.Read(p)
+}
+
+// connWriter writes to the session's current conn with a deadline.
+type connWriter struct{ s *session }
+
+func (w *connWriter) Write(p []byte) (int, error) {
+	w.s.raw.SetWriteDeadline(time.Now().Add(w.s.lim.CommandTimeout))
+	return w.s.conn.Write(p)
+}
+
+func (s *Server) newSession(c net.Conn) *session {
+	sess := &session{
+		srv:   s,
+		lim:   &s.lim,
+		id:    newID(time.Now()),
+		raw:   c,
+		conn:  c,
+		start: time.Now(),
+	}
+	sess.cr.s = sess
+	sess.cw.s = sess
+	sess.br = s.getReader(&sess.cr)
+	sess.bw = s.getWriter(&sess.cw)
+	sess.rd = smtp.NewReader(sess.br)
+	sess.ctx, sess.cancel = context.WithCancel(context.Background())
+	sess.log = s.log.With("session", sess.id)
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		sess.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return sess
+}
+
+// release returns the session's buffers to the pools.
+func (s *session) release() {
+	s.cancel()
+	if s.br != nil {
+		s.srv.putReader(s.br)
+		s.br = nil
+	}
+	if s.bw != nil {
+		s.srv.putWriter(s.bw)
+		s.bw = nil
+	}
+}
+
+// interruptIfIdle makes a session that waits for a command stop waiting;
+// it then answers 421 4.3.2. Called by Shutdown.
+func (s *session) interruptIfIdle() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.idle {
+		s.raw.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// kill cuts the session at once. Called by Shutdown when its ctx ends.
+func (s *session) kill() {
+	s.cancel()
+	s.raw.Close()
+}
+
+func (s *session) serve() {
+	s.srv.mSessions.Inc()
+	defer s.finish()
+	s.log.Info("session start", "listener", s.srv.Name, "remote", s.remote,
+		"tls", s.srv.Role == RoleSubmissions)
+	if s.srv.Role == RoleSubmissions && !s.handshake() {
+		return
+	}
+	if s.srv.closing.Load() {
+		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
+		return
+	}
+	smtp.WriteReply(s.bw, 220, "", s.srv.Hostname+" ESMTP Postern")
+	for !s.quit {
+		// RFC 2920 §3.2: reply as a batch; flush when the client has
+		// nothing more in flight.
+		if s.br.Buffered() == 0 && s.flush() != nil {
+			return
+		}
+		line, err := s.readLine(authLineMax)
+		if err != nil {
+			s.readError(err)
+			continue
+		}
+		s.handle(line)
+	}
+}
+
+func (s *session) finish() {
+	s.flush()
+	if tc, ok := s.conn.(*tls.Conn); ok {
+		s.raw.SetWriteDeadline(time.Now().Add(time.Second))
+		tc.Close()
+	} else {
+		s.raw.Close()
+	}
+	s.srv.trackSession(s, false)
+	s.srv.mSessions.Dec()
+	s.log.Info("session end", "duration", time.Since(s.start).Round(time.Millisecond),
+		"messages", s.nmsgs, "errors", s.nerrors)
+	s.release()
+}
+
+// flush sends the replies written so far.
+func (s *session) flush() error {
+	if s.bw.Buffered() == 0 {
+		return nil
+	}
+	return s.bw.Flush()
+}
+
+// readLine reads a command (or AUTH continuation) line of at most max
+// octets with CRLF. The session counts as idle meanwhile: Shutdown
+// interrupts the read and readLine then returns errShutdown.
+func (s *session) readLine(max int) ([]byte, error) {
+	s.mu.Lock()
+	if s.srv.closing.Load() {
+		s.mu.Unlock()
+		return nil, errShutdown
+	}
+	s.idle = true
+	s.raw.SetReadDeadline(time.Now().Add(s.lim.CommandTimeout))
+	s.mu.Unlock()
+	line, err := s.rd.ReadLine(max)
+	s.mu.Lock()
+	s.idle = false
+	s.mu.Unlock()
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && s.srv.closing.Load() {
+		err = errShutdown
+	}
+	return line, err
+}
+
+// readError answers a failed command read. Hostile lines get a 500 and
+// the session goes on; a timeout or shutdown gets 421 and ends it; a
+// closed connection ends it quietly.
+func (s *session) readError(err error) {
+	if s.lineError("", err) {
+		return
+	}
+	switch {
+	case errors.Is(err, errShutdown):
+		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		s.fail("timeout", &smtp.Error{Code: 421, Enhanced: "4.4.2", Message: "Timeout"})
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.log.Debug("client closed", "err", err)
+	default:
+		s.log.Info("read error", "err", err)
+	}
+	s.quit = true
+}
+
+// lineError answers a hostile line (too long, bare LF or CR, NUL) with a
+// 500 and reports true; other errors are left to the caller. A non-empty
+// tooLongEnh replaces 5.5.2 for overlong lines (AUTH uses 5.5.6).
+func (s *session) lineError(tooLongEnh string, err error) bool {
+	switch {
+	case errors.Is(err, smtp.ErrLineTooLong):
+		if tooLongEnh == "" {
+			tooLongEnh = "5.5.2"
+		}
+		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: tooLongEnh, Message: "Line too long"})
+	case errors.Is(err, smtp.ErrBareLF):
+		// RFC 5321 §2.3.8
+		s.fail("bare_lf", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare LF not allowed (RFC 5321 §2.3.8)"})
+	case errors.Is(err, smtp.ErrBareCR):
+		s.fail("bare_cr", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare CR not allowed (RFC 5321 §2.3.8)"})
+	case errors.Is(err, smtp.ErrNUL):
+		s.fail("nul", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "NUL not allowed"})
+	default:
+		return false
+	}
+	return true
+}
+
+// reply writes a positive or intermediate reply (code < 400).
+func (s *session) reply(code int, enhanced, text string) {
+	smtp.WriteReply(s.bw, code, enhanced, text)
+}
+
+// fail writes an error reply, logs and counts it; after MaxErrors
+// errors it adds 421 4.7.0 and ends the session. label is the short
+// reason for the rejections metric.
+func (s *session) fail(label string, e *smtp.Error) {
+	smtp.WriteReply(s.bw, e.Code, e.Enhanced, e.Message)
+	reason := e.Reason
+	if reason == "" {
+		reason = e.Message
+	}
+	s.log.Info("rejected", "cmd", s.verb, "code", e.Code, "enhanced", e.Enhanced, "reason", reason)
+	metrics.MessagesRejected.WithLabelValues(s.srv.Name, label).Inc()
+	s.nerrors++
+	if e.Code == 421 {
+		s.quit = true
+		return
+	}
+	if s.nerrors >= s.lim.MaxErrors && !s.quit {
+		s.fail("too_many_errors", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many errors"})
+	}
+}
+
+// failErr answers with err when it is an *smtp.Error (as the parsers
+// return), else with 451 4.3.0.
+func (s *session) failErr(label string, err error) {
+	var e *smtp.Error
+	if errors.As(err, &e) {
+		s.fail(label, e)
+		return
+	}
+	s.fail("local_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: err.Error()})
+}
+
+// errSeq is a 503 5.5.1 (bad sequence of commands, RFC 5321 §4.3.2).
+func errSeq(msg string) *smtp.Error {
+	return &smtp.Error{Code: 503, Enhanced: "5.5.1", Message: msg}
+}
+
+// errSyntax is a 501 5.5.4 (invalid arguments).
+func errSyntax(msg string) *smtp.Error {
+	return &smtp.Error{Code: 501, Enhanced: "5.5.4", Message: msg}
+}
+
+// hasAuthVerb reports whether line starts with the verb AUTH, whose lines
+// may be longer than other commands' (RFC 4954 §4).
+func hasAuthVerb(line []byte) bool {
+	return len(line) >= 4 && bytes.EqualFold(line[:4], []byte("AUTH")) &&
+		(len(line) == 4 || line[4] == ' ')
+}
+
+// handle runs one command line.
+func (s *session) handle(line []byte) {
+	s.verb = ""
+	if len(line)+2 > s.lim.MaxCommandLine && !hasAuthVerb(line) {
+		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Line too long"})
+		return
+	}
+	cmd, err := smtp.ParseCommand(line)
+	if err != nil {
+		s.failErr("syntax", err)
+		return
+	}
+	s.verb = cmd.Verb
+	switch cmd.Verb {
+	case "EHLO":
+		s.cmdHelo(cmd.Arg, true)
+	case "HELO":
+		s.cmdHelo(cmd.Arg, false)
+	case "MAIL":
+		s.cmdMail(cmd.Arg)
+	case "RCPT":
+		s.cmdRcpt(cmd.Arg)
+	case "DATA":
+		s.cmdData(cmd.Arg)
+	case "RSET":
+		if cmd.Arg != "" {
+			s.fail("syntax", errSyntax("Syntax: RSET"))
+			return
+		}
+		s.resetTx()
+		s.reply(250, "2.0.0", "OK")
+	case "NOOP":
+		s.reply(250, "2.0.0", "OK")
+	case "QUIT":
+		s.reply(221, "2.0.0", "Bye")
+		s.quit = true
+	case "STARTTLS":
+		s.cmdStartTLS(cmd.Arg)
+	case "AUTH":
+		s.cmdAuth(cmd.Arg)
+	case "VRFY":
+		if cmd.Arg == "" {
+			s.fail("syntax", errSyntax("Syntax: VRFY string"))
+			return
+		}
+		// RFC 5321 §3.5.3: neither verified nor denied.
+		s.reply(252, "2.5.0", "Cannot VRFY user")
+	case "EXPN":
+		s.fail("not_implemented", &smtp.Error{Code: 502, Enhanced: "5.5.1", Message: "EXPN not supported"})
+	case "HELP":
+		s.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH HELP")
+	case "BDAT", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "VERB", "ONEX":
+		s.fail("not_implemented", &smtp.Error{Code: 502, Enhanced: "5.5.1", Message: "Command not implemented"})
+	default:
+		s.fail("unrecognized", &smtp.Error{Code: 500, Enhanced: "5.5.1", Message: "Command unrecognized"})
+	}
+}
+
+// cmdHelo handles EHLO and HELO (RFC 5321 §4.1.1.1); both reset any
+// transaction.
+func (s *session) cmdHelo(arg string, esmtp bool) {
+	if arg == "" {
+		if esmtp {
+			s.fail("syntax", errSyntax("Syntax: EHLO hostname"))
+		} else {
+			s.fail("syntax", errSyntax("Syntax: HELO hostname"))
+		}
+		return
+	}
+	if i := strings.IndexByte(arg, ' '); i >= 0 {
+		arg = arg[:i]
+	}
+	s.helo = arg
+	s.greeted = true
+	s.esmtp = esmtp
+	s.resetTx()
+	if !esmtp {
+		s.reply(250, "", s.srv.Hostname)
+		return
+	}
+	lines := append(s.ehloBuf[:0], s.srv.ehlo...)
+	if s.tlsState == nil && s.srv.TLSConfig != nil && s.srv.Role != RoleSubmissions {
+		lines = append(lines, "STARTTLS") // RFC 3207 §4
+	}
+	if mechs := s.mechanisms(); len(mechs) > 0 {
+		lines = append(lines, "AUTH "+strings.Join(mechs, " ")) // RFC 4954 §3
+	}
+	smtp.WriteReply(s.bw, 250, "", lines...)
+}
+
+// resetTx abandons the mail transaction, if any (RFC 5321 §4.1.1.5).
+func (s *session) resetTx() {
+	s.tx = transaction{rcpts: s.tx.rcpts[:0]}
+}
+
+// cmdStartTLS handles STARTTLS (RFC 3207).
+func (s *session) cmdStartTLS(arg string) {
+	switch {
+	case arg != "":
+		s.fail("syntax", errSyntax("Syntax: STARTTLS")) // RFC 3207 §4
+		return
+	case s.tlsState != nil || s.srv.Role == RoleSubmissions:
+		s.fail("sequence", errSeq("TLS already active"))
+		return
+	case s.srv.TLSConfig == nil:
+		s.fail("tls_unavailable", &smtp.Error{Code: 454, Enhanced: "4.7.0", Message: "TLS not available"})
+		return
+	}
+	s.reply(220, "2.0.0", "Ready to start TLS")
+	if s.flush() != nil {
+		s.quit = true
+		return
+	}
+	if !s.handshake() {
+		s.quit = true
+		return
+	}
+	// RFC 3207 §4.2: the client must start over; forget all it told us.
+	s.greeted, s.esmtp, s.helo, s.authUser = false, false, "", ""
+	s.resetTx()
+}
+
+// handshake runs the server side of a TLS handshake on the raw
+// connection and switches the session to it. Everything the client sent
+// in plaintext and the session has not read yet is discarded (RFC 3207
+// §4.2): reading continues on a fresh buffered reader.
+func (s *session) handshake() bool {
+	tc := tls.Server(s.raw, s.srv.TLSConfig)
+	s.raw.SetDeadline(time.Now().Add(s.lim.TLSHandshakeTimeout))
+	err := tc.Handshake()
+	s.raw.SetDeadline(time.Time{})
+	if err != nil {
+		metrics.TLSHandshakes.WithLabelValues(s.srv.Name, "unknown", "error").Inc()
+		s.log.Info("tls handshake failed", "remote", s.remote, "err", err)
+		return false
+	}
+	cs := tc.ConnectionState()
+	s.tlsState = &cs
+	s.conn = tc
+	old := s.br
+	s.br = s.srv.getReader(&s.cr)
+	s.srv.putReader(old)
+	s.rd = smtp.NewReader(s.br)
+	version := tls.VersionName(cs.Version)
+	metrics.TLSHandshakes.WithLabelValues(s.srv.Name, strings.TrimPrefix(version, "TLS "), "ok").Inc()
+	s.log.Info("tls", "version", version, "cipher", tls.CipherSuiteName(cs.CipherSuite), "sni", cs.ServerName)
+	return true
+}
+
+// mechanisms returns the SASL mechanisms to advertise: none on mx, none
+// before TLS (RFC 4954 §4 and DESIGN.md: no secret before encryption).
+func (s *session) mechanisms() []string {
+	if !s.srv.Role.submission() || s.srv.Auth == nil || s.tlsState == nil {
+		return nil
+	}
+	return s.srv.Auth.Mechanisms(s.tlsState)
+}
