@@ -1,0 +1,64 @@
+package smtp
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHeaderEnd(t *testing.T) {
+	tests := []struct {
+		msg  string
+		want int
+	}{
+		{"", 0},
+		{"\r\n", 2},
+		{"\r\nbody\r\n", 2},
+		{"A: b\r\n\r\nbody", 8},
+		{"A: b\r\n\r\n", 8},
+		{"A: b\r\n", 6},
+		{"A: b\r\nC: d\r\n\r\n\r\nbody\r\n", 14},
+		{"A: b\n\nbody", 10},
+	}
+	for _, tt := range tests {
+		if got := HeaderEnd([]byte(tt.msg)); got != tt.want {
+			t.Errorf("HeaderEnd(%q) = %d, want %d", tt.msg, got, tt.want)
+		}
+	}
+}
+
+func TestHeaderValues(t *testing.T) {
+	msg := "Received: from a\r\n\tby b;\r\n Fri, 27 Nov 2026\r\n" +
+		"Subject:  Hello  \r\n" +
+		"subject: second\r\n" +
+		"SUBJECT :obsolete\r\n" +
+		"Not a field\r\n" +
+		" continued junk\r\n" +
+		"X-Empty:\r\n" +
+		"DKIM-Signature: v=1;\r\n b=abc\r\n" +
+		"To: a@b.c\r\n" +
+		"\r\n" +
+		"Subject: in the body\r\n"
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"Subject", []string{"Hello", "second", "obsolete"}},
+		{"received", []string{"from a\tby b; Fri, 27 Nov 2026"}},
+		{"X-Empty", []string{""}},
+		{"DKIM-Signature", []string{"v=1; b=abc"}},
+		{"To", []string{"a@b.c"}},
+		{"From", nil},
+		{"Not a field", nil},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		got := HeaderValues([]byte(msg), tt.name)
+		if strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+			t.Errorf("HeaderValues(%q) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	// Without a final CRLF, and with LF line ends.
+	if got := HeaderValues([]byte("A: 1\nB: 2\n x"), "b"); len(got) != 1 || got[0] != "2 x" {
+		t.Errorf("HeaderValues on LF lines = %q", got)
+	}
+}
