@@ -73,6 +73,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// beforeSync, for tests, runs before each data fsync (to model a
+	// slow disk).
+	beforeSync func()
 }
 
 // Errors returned by the spool; they are wrapped, test with errors.Is.
@@ -151,6 +155,7 @@ type Spool struct {
 	log    *slog.Logger
 	now    func() time.Time
 	db     *bolt.DB
+	hook   func() // Options.beforeSync
 
 	mu       sync.RWMutex
 	index    map[string]*entry
@@ -180,6 +185,7 @@ func Open(opts Options) (*Spool, error) {
 		segMax:     opts.SegmentSize,
 		log:        opts.Logger,
 		now:        opts.Now,
+		hook:       opts.beforeSync,
 		index:      make(map[string]*entry),
 		segs:       make(map[uint64]*segment),
 		watchers:   make(map[int]func(string)),

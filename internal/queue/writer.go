@@ -205,6 +205,9 @@ func (s *Spool) appendSync(buf []byte) error {
 		s.abandonActive()
 		return fmt.Errorf("write %s: %w", seg.path, err)
 	}
+	if s.hook != nil {
+		s.hook()
+	}
 	start := time.Now()
 	// fdatasync(2) flushes the metadata needed to read the data back,
 	// the file size included, so it is enough for an append.

@@ -1,0 +1,172 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func newFiles(t *testing.T, root, domain, user string) []string {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(root, domain, user, "new", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paths
+}
+
+func TestMaildirDeliver(t *testing.T) {
+	root := t.TempDir()
+	m := &Maildir{Root: root, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_000) }}
+	data := []byte("Subject: hi\r\n\r\nbody\r\n")
+	if err := m.Deliver(context.Background(), "Bob.Smith@Example.ORG", data); err != nil {
+		t.Fatal(err)
+	}
+	files := newFiles(t, root, "example.org", "bob.smith")
+	if len(files) != 1 {
+		t.Fatalf("%d files in new/, want 1", len(files))
+	}
+	got, _ := os.ReadFile(files[0])
+	if !bytes.Equal(got, data) {
+		t.Errorf("content = %q, want %q", got, data)
+	}
+	name := filepath.Base(files[0])
+	re := regexp.MustCompile(fmt.Sprintf(`^1800000000\.M123456P%dQ1\.[^/:]+,S=%d$`, os.Getpid(), len(data)))
+	if !re.MatchString(name) {
+		t.Errorf("file name %q does not match %v", name, re)
+	}
+	for _, sub := range []string{"tmp", "cur"} {
+		fi, err := os.Stat(filepath.Join(root, "example.org", "bob.smith", sub))
+		if err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o700 {
+			t.Errorf("%s/: %v %v", sub, fi, err)
+		}
+	}
+	if tmp, _ := os.ReadDir(filepath.Join(root, "example.org", "bob.smith", "tmp")); len(tmp) != 0 {
+		t.Errorf("%d files left in tmp/", len(tmp))
+	}
+}
+
+func TestMaildirDeliveredTo(t *testing.T) {
+	root := t.TempDir()
+	m := &Maildir{Root: root, DeliveredTo: true}
+	data := []byte("Subject: hi\r\n\r\nbody\r\n")
+	if err := m.Deliver(context.Background(), "Ann@Example.org", data); err != nil {
+		t.Fatal(err)
+	}
+	files := newFiles(t, root, "example.org", "ann")
+	if len(files) != 1 {
+		t.Fatalf("%d files", len(files))
+	}
+	got, _ := os.ReadFile(files[0])
+	want := "Delivered-To: ann@example.org\r\n" + string(data)
+	if string(got) != want {
+		t.Errorf("content = %q, want %q", got, want)
+	}
+	if name := filepath.Base(files[0]); !regexp.MustCompile(fmt.Sprintf(`,S=%d$`, len(want))).MatchString(name) {
+		t.Errorf("size in name %q does not count the header", name)
+	}
+}
+
+func TestMaildirRefusesPathTricks(t *testing.T) {
+	root := t.TempDir()
+	m := &Maildir{Root: root}
+	for _, mb := range []string{
+		"../x@example.org", "x@../etc", "a/b@example.org", "a@b/c", "..@example.org",
+		"x@..", ".hidden@example.org", "x@.example.org", "a\x00b@example.org",
+		"noat", "@example.org", "x@", `a\b@example.org`, "x@a..b",
+	} {
+		err := m.Deliver(context.Background(), mb, []byte("x"))
+		if !errors.Is(err, ErrBadMailbox) {
+			t.Errorf("Deliver(%q) err = %v, want ErrBadMailbox", mb, err)
+		}
+	}
+	entries, _ := os.ReadDir(root)
+	if len(entries) != 0 {
+		t.Errorf("refused deliveries created %d entries", len(entries))
+	}
+	if err := m.Deliver(context.Background(), "o'brien+tag@sub.example.org", []byte("x")); err != nil {
+		t.Errorf("ordinary address refused: %v", err)
+	}
+}
+
+func TestMaildirConcurrentSharesDirSync(t *testing.T) {
+	root := t.TempDir()
+	m := &Maildir{Root: root}
+	const n = 64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := m.Deliver(context.Background(), "box@example.org", fmt.Appendf(nil, "message %d\r\n", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := len(newFiles(t, root, "example.org", "box")); got != n {
+		t.Fatalf("%d files, want %d", got, n)
+	}
+	t.Logf("%d deliveries: %d file fsyncs, %d new/ fsyncs", n, m.fsyncs.Load(), m.dirSyncs.Load())
+	if m.dirSyncs.Load() > n {
+		t.Errorf("%d directory fsyncs for %d deliveries", m.dirSyncs.Load(), n)
+	}
+}
+
+func TestDirSyncerCoversLateArrivals(t *testing.T) {
+	// Every caller must be covered by an fsync that started after it
+	// arrived: with one caller at a time each gets its own fsync.
+	dir := t.TempDir()
+	s := &dirSyncer{dir: dir}
+	s.cond.L = &s.mu
+	var count atomic.Int64
+	for range 5 {
+		if err := s.sync(&count); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if count.Load() != 5 {
+		t.Errorf("%d fsyncs for 5 sequential callers, want 5", count.Load())
+	}
+	s2 := &dirSyncer{dir: filepath.Join(dir, "missing")}
+	s2.cond.L = &s2.mu
+	if err := s2.sync(&count); err == nil {
+		t.Error("sync of a missing directory succeeded")
+	}
+}
+
+func BenchmarkMaildirDeliver(b *testing.B) {
+	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), 10<<10/74)
+	for _, par := range []int{1, 8} {
+		b.Run(fmt.Sprintf("workers=%d", par), func(b *testing.B) {
+			m := &Maildir{Root: b.TempDir()}
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			b.SetParallelism(par)
+			if par == 1 {
+				for b.Loop() {
+					if err := m.Deliver(context.Background(), "bench@example.org", data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			} else {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := m.Deliver(context.Background(), "bench@example.org", data); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(m.dirSyncs.Load())/float64(b.N), "dirsyncs/msg")
+		})
+	}
+}

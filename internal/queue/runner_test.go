@@ -1,0 +1,258 @@
+package queue_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"postern/internal/delivery"
+	. "postern/internal/queue"
+)
+
+func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
+
+// startRunner runs a Runner on s until the test ends or stop is called.
+func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
+	t.Helper()
+	if opts.IsLocal == nil {
+		opts.IsLocal = isLocal
+	}
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	r := NewRunner(s, opts)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func maildirDeliverer(m *delivery.Maildir) Deliverer {
+	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
+		return m.Deliver(ctx, rcpt, data)
+	})
+}
+
+// waitFor polls cond for up to 5 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func states(t *testing.T, s *Spool, id string) map[string]RecipientState {
+	t.Helper()
+	it, err := s.Lookup(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]RecipientState{}
+	for _, r := range it.Recipients {
+		m[r.Addr] = r.State
+	}
+	return m
+}
+
+func maildirFiles(t *testing.T, root, mailbox string) [][]byte {
+	t.Helper()
+	user, domain, _ := strings.Cut(mailbox, "@")
+	paths, _ := filepath.Glob(filepath.Join(root, domain, user, "new", "*"))
+	var out [][]byte
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func TestRunnerMixedLocalRemote(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	s := OpenForTest(t, dir, 0)
+	md := &delivery.Maildir{Root: root}
+	id := MakeID()
+	data := MakeData(id, 3000)
+	rcpts := []string{"Ann@local.test", "bob@local.test", "carl@remote.example"}
+	PutForTest(t, s, MakeEnv(id, rcpts...), data) // before the runner: found by recovery scan
+	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
+	waitFor(t, "local deliveries", func() bool {
+		st := states(t, s, id)
+		return st["Ann@local.test"].Status == StatusDelivered && st["bob@local.test"].Status == StatusDelivered
+	})
+	for _, mb := range []string{"ann@local.test", "bob@local.test"} {
+		got := maildirFiles(t, root, mb)
+		if len(got) != 1 || !bytes.Equal(got[0], data) {
+			t.Fatalf("%s: %d files, want 1 with the exact bytes", mb, len(got))
+		}
+	}
+	stop()
+	if st := states(t, s, id)["carl@remote.example"]; st.Status != StatusPending {
+		t.Errorf("remote recipient: %v, want pending", st.Status)
+	}
+	if n := len(s.List()); n != 1 {
+		t.Errorf("List: %d messages, want 1 (remote pending)", n)
+	}
+	s.Close()
+
+	// After a restart: no local redelivery; the remote recipient is still
+	// pending and goes to the Remote deliverer once there is one.
+	s = OpenForTest(t, dir, 0)
+	defer s.Close()
+	st := states(t, s, id)
+	if st["Ann@local.test"].Status != StatusDelivered || st["Ann@local.test"].Attempts != 1 ||
+		st["carl@remote.example"].Status != StatusPending {
+		t.Fatalf("states after reopen: %+v", st)
+	}
+	var localCalls atomic.Int32
+	remote := make(chan string, 1)
+	startRunner(t, s, RunnerOptions{
+		Local: DelivererFunc(func(context.Context, *Envelope, string, []byte) error {
+			localCalls.Add(1)
+			return nil
+		}),
+		Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ []byte) error {
+			remote <- rcpt
+			return nil
+		}),
+	})
+	if got := <-remote; got != "carl@remote.example" {
+		t.Errorf("remote delivery to %q", got)
+	}
+	waitFor(t, "message done", func() bool { return len(s.List()) == 0 })
+	if n := localCalls.Load(); n != 0 {
+		t.Errorf("%d local redeliveries after restart", n)
+	}
+	if n := len(maildirFiles(t, root, "ann@local.test")); n != 1 {
+		t.Errorf("%d copies in ann's Maildir", n)
+	}
+}
+
+func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
+	dir, root := t.TempDir(), t.TempDir()
+	s := OpenForTest(t, dir, 8<<10)
+	defer s.Close()
+	md := &delivery.Maildir{Root: root}
+	startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md), Workers: 3})
+	var ids []string
+	for range 30 {
+		id := MakeID()
+		ids = append(ids, id)
+		PutForTest(t, s, MakeEnv(id, "u1@local.test", "u2@local.test"), MakeData(id, 2000))
+	}
+	waitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
+		t.Errorf("u2 has %d messages, want 30", n)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+	if len(segs) != 1 {
+		t.Errorf("%d segment files left, want only the active one", len(segs))
+	}
+	stored, err := StoredStateIDs(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range stored {
+		if _, err := s.Lookup(id); err != nil {
+			t.Errorf("state of removed message %s left in the store", id)
+		}
+	}
+	if len(stored) >= 30 {
+		t.Errorf("%d stored states for 30 done messages: removed segments kept theirs", len(stored))
+	}
+	if _, _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a message in a removed segment: %v", err)
+	}
+}
+
+func TestRunnerRetryAndFailure(t *testing.T) {
+	s := OpenForTest(t, t.TempDir(), 0)
+	defer s.Close()
+	var calls sync.Map // rcpt -> *atomic.Int32
+	local := DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ []byte) error {
+		v, _ := calls.LoadOrStore(rcpt, new(atomic.Int32))
+		n := v.(*atomic.Int32).Add(1)
+		switch {
+		case strings.HasPrefix(rcpt, "flaky") && n < 3:
+			return errors.New("disk full")
+		case strings.HasPrefix(rcpt, "gone"):
+			return Permanent(errors.New("no such mailbox"))
+		case strings.HasPrefix(rcpt, "never"):
+			return errors.New("always down")
+		}
+		return nil
+	})
+	retry := func(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+		return now.Add(5 * time.Millisecond), st.Attempts < 4
+	}
+	id := MakeID()
+	PutForTest(t, s, MakeEnv(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
+	startRunner(t, s, RunnerOptions{Local: local, Retry: retry})
+	waitFor(t, "all final", func() bool { return len(s.List()) == 0 })
+	st := states(t, s, id)
+	if f := st["flaky@local.test"]; f.Status != StatusDelivered || f.Attempts != 3 {
+		t.Errorf("flaky: %+v, want delivered after 3 attempts", f)
+	}
+	if g := st["gone@local.test"]; g.Status != StatusFailed || g.Attempts != 1 || g.LastError != "no such mailbox" {
+		t.Errorf("gone: %+v, want failed after 1 attempt", g)
+	}
+	if n := st["never@local.test"]; n.Status != StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
+		t.Errorf("never: %+v, want failed after 4 attempts", n)
+	}
+}
+
+func TestDeleteAndMarkErrors(t *testing.T) {
+	dir := t.TempDir()
+	s := OpenForTest(t, dir, 0)
+	id, keep := MakeID(), MakeID()
+	PutForTest(t, s, MakeEnv(id, "a@x", "b@y"), []byte("x"))
+	PutForTest(t, s, MakeEnv(keep, "a@x"), []byte("y"))
+	if err := s.MarkRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkRecipient(id, "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
+		t.Errorf("unknown recipient: %v", err)
+	}
+	if err := s.MarkRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown message: %v", err)
+	}
+	if err := s.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	if l := s.List(); len(l) != 1 || l[0].ID != keep {
+		t.Fatalf("List after Delete = %+v", l)
+	}
+	s.Close()
+	s = OpenForTest(t, dir, 0)
+	defer s.Close()
+	st := states(t, s, id)
+	if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusRemoved {
+		t.Errorf("states after reopen: %+v", st)
+	}
+	if l := s.List(); len(l) != 1 || l[0].ID != keep {
+		t.Errorf("List after reopen = %+v", l)
+	}
+}
