@@ -29,12 +29,12 @@ type DataLimits struct {
 //
 // It always reads through the terminator, discarding the rest once an
 // error is known, so the session stays in sync; then it returns the first
-// content error met: ErrTooBig (when the bytes appended would pass
-// MaxSize; dst never gets more than MaxSize bytes from one call),
-// ErrLineTooLong, ErrBareCR, ErrBareLF or ErrNUL (for a line with several
-// faults, in that order, except that a bare CR in an earlier part of a
-// long line is met first). After an error dst holds the lines before the
-// one at fault, and none of that line.
+// content error met: ErrLineTooLong, ErrBareCR, ErrBareLF, ErrNUL or
+// ErrTooBig (when the bytes appended would pass MaxSize; dst never gets
+// more than MaxSize bytes from one call). The first line at fault decides;
+// for a line with several faults the error is the first in that list, so
+// the result never depends on how the input was buffered. After an error
+// dst holds the lines before the one at fault, and none of that line.
 // I/O errors are returned at once, an end of input before the terminator
 // as io.ErrUnexpectedEOF.
 func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
@@ -44,12 +44,13 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 	}
 	maxSize := lim.MaxSize
 	var (
+		base      = dst.Len() // MaxSize counts from here
 		firstErr  error
-		written   int64
-		lineLen   int    // bytes of the current line read so far
-		clean     = true // the current line starts data or follows a CRLF
-		prevCR    bool   // the previous chunk of this line ended with CR
-		lineStart int    // dst.Len() when the current line began
+		lineLen   int        // bytes of the current line read so far
+		lineStart int        // dst.Len() when the current line began
+		faults    lineFaults // of the current line
+		clean     = true     // the current line starts data or follows a CRLF
+		prevCR    bool       // the previous chunk of this line ended with CR
 	)
 	for {
 		c, err := br.ReadSlice('\n')
@@ -65,35 +66,37 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 			full = true
 		}
 		first := lineLen == 0
-		if first {
-			lineStart = dst.Len()
-		}
 		lineLen += len(c)
 		// RFC 5321 §4.5.2: CRLF "." CRLF ends the message. ReadSlice
 		// returns a partial line only when it fills the whole buffer
-		// (at least 16 bytes), so the 3-byte line comes in one piece.
+		// (at least 16 bytes), so this 3-byte line comes in one piece.
 		if first && clean && !full && len(c) == 3 && c[0] == '.' && c[1] == '\r' {
 			return firstErr
 		}
 		if firstErr == nil {
-			firstErr = checkChunk(c, full, prevCR, lineLen, maxLine)
-			if firstErr != nil {
-				// Drop what was kept of the line at fault, so that dst
-				// does not depend on the buffer size.
-				dst.Truncate(lineStart)
-			} else {
+			if first {
+				lineStart = dst.Len()
+				faults = 0
+			}
+			faults |= checkChunk(c, full, prevCR)
+			if lineLen > maxLine {
+				faults |= lineTooLong
+			}
+			if faults == 0 {
 				text := c
 				if first && c[0] == '.' {
 					text = c[1:] // RFC 5321 §4.5.2 transparency
 				}
-				if maxSize > 0 && written+int64(len(text)) > maxSize {
-					firstErr = ErrTooBig
-					written -= int64(dst.Len() - lineStart)
-					dst.Truncate(lineStart)
+				if maxSize > 0 && int64(dst.Len()-base+len(text)) > maxSize {
+					faults |= lineTooBig
 				} else {
 					dst.Write(text)
-					written += int64(len(text))
 				}
+			}
+			if !full && faults != 0 {
+				firstErr = faults.err()
+				// Drop what was kept of the line at fault.
+				dst.Truncate(lineStart)
 			}
 		}
 		if full {
@@ -107,17 +110,42 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 	}
 }
 
+// lineFaults is a set of things wrong with one line of data.
+type lineFaults uint8
+
+const (
+	lineTooLong lineFaults = 1 << iota
+	lineBareCR
+	lineBareLF
+	lineNUL
+	lineTooBig
+)
+
+// err returns the error for the most serious fault in f.
+func (f lineFaults) err() error {
+	switch {
+	case f&lineTooLong != 0:
+		return ErrLineTooLong
+	case f&lineBareCR != 0:
+		return ErrBareCR
+	case f&lineBareLF != 0:
+		return ErrBareLF
+	case f&lineNUL != 0:
+		return ErrNUL
+	case f&lineTooBig != 0:
+		return ErrTooBig
+	}
+	return nil
+}
+
 // checkChunk checks one chunk c of a data line as ReadSlice returned it:
 // full means c filled the buffer without an LF; otherwise c ends with the
-// line's LF. prevCR is whether the previous chunk of the line ended in CR,
-// lineLen the length of the line so far including c.
-func checkChunk(c []byte, full, prevCR bool, lineLen, maxLine int) error {
-	if lineLen > maxLine {
-		return ErrLineTooLong
-	}
+// line's LF. prevCR is whether the previous chunk of the line ended in CR.
+func checkChunk(c []byte, full, prevCR bool) lineFaults {
+	var f lineFaults
 	n := len(c)
 	if prevCR && c[0] != '\n' {
-		return ErrBareCR
+		f |= lineBareCR
 	}
 	// The only CR allowed in c is the one just before its LF, or its last
 	// byte when the LF has not been read yet; a first CR there is the only
@@ -127,13 +155,13 @@ func checkChunk(c []byte, full, prevCR bool, lineLen, maxLine int) error {
 		allowed = n - 1
 	}
 	if i := bytes.IndexByte(c, '\r'); i >= 0 && i != allowed {
-		return ErrBareCR
+		f |= lineBareCR
 	}
 	if !full && !(n >= 2 && c[n-2] == '\r' || n == 1 && prevCR) {
-		return ErrBareLF
+		f |= lineBareLF
 	}
 	if bytes.IndexByte(c, 0) >= 0 {
-		return ErrNUL
+		f |= lineNUL
 	}
-	return nil
+	return f
 }

@@ -56,6 +56,11 @@ func TestReadData(t *testing.T) {
 		{"size after unstuffing", "." + x(8) + "\r\n.\r\n", DataLimits{MaxSize: 10}, x(8) + "\r\n", nil},
 		{"size over later", "abcd\r\nefgh\r\n.\r\n", DataLimits{MaxSize: 10}, "abcd\r\n", ErrTooBig},
 		{"too big wins over later bare LF", "abcd\r\nefghijk\r\nx\nmore\r\n.\r\n", DataLimits{MaxSize: 10}, "abcd\r\n", ErrTooBig},
+		{"bare LF wins over NUL", "a\x00b\nc\r\n.\r\n", def, "", ErrBareLF},
+		{"too long wins over early bare CR", "a\rb" + x(40) + "\r\n.\r\n", DataLimits{MaxLine: 30}, "", ErrLineTooLong},
+		{"bare CR wins over too big", "abc\rdefghijklmn\r\n.\r\n", DataLimits{MaxSize: 5}, "", ErrBareCR},
+		{"CR at chunk end then LF", x(15) + "\r\n" + x(14) + "\r\n.\r\n", def, x(15) + "\r\n" + x(14) + "\r\n", nil},
+		{"CR at chunk end then not LF", x(15) + "\rx\r\n.\r\n", def, "", ErrBareCR},
 		{"no size limit", x(900) + "\r\n.\r\n", DataLimits{MaxLine: 1000}, x(900) + "\r\n", nil},
 	}
 	for _, tt := range tests {
