@@ -1,0 +1,233 @@
+//go:build unix
+
+package userdb
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fileVersion is the format version of the users file.
+const fileVersion = 1
+
+// maxFileSize bounds what a reload reads (about a million users).
+const maxFileSize = 256 << 20
+
+// fileData is the users file:
+//
+//	{"version": 1, "users": [{"address": "alice@example.org",
+//	  "password": "$argon2id$v=19$...", "created": "...", "updated": "..."}]}
+type fileData struct {
+	Version int        `json:"version"`
+	Users   []fileUser `json:"users"`
+}
+
+// fileUser is one user in the users file.
+type fileUser struct {
+	Address  string    `json:"address"`
+	Password string    `json:"password"`
+	Created  time.Time `json:"created"`
+	Updated  time.Time `json:"updated"`
+}
+
+// record is a user in memory, keyed by userKey(Address).
+type record struct {
+	user User
+	hash string // PHC string as stored
+	phc  phc    // hash, parsed
+}
+
+// fileSig identifies one version of the users file: writers replace the
+// file by rename, so a new inode, or a new size or times, means new content.
+type fileSig struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64
+	ok           bool
+}
+
+// sigOf returns the signature of fi.
+func sigOf(fi os.FileInfo) fileSig {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ok: true}
+	}
+	return fileSig{
+		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
+		mtime: fi.ModTime().UnixNano(),
+		ctime: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)).UnixNano(),
+		ok:    true,
+	}
+}
+
+// lockPath returns the lock file next to the users file: users.json ->
+// users.lock.
+func lockPath(path string) string {
+	return strings.TrimSuffix(path, ".json") + ".lock"
+}
+
+// lockFile takes an exclusive flock on the lock file, creating it (0600)
+// when missing, and returns the function that releases it. Each call opens
+// the file anew, so two callers in one process exclude each other too
+// (flock locks belong to the open file description).
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("userdb: open lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("userdb: lock %s: %w", lockPath(path), err)
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}
+
+// readFile reads and parses the users file, returning the users and the
+// signature of the version read (from the open file, so they agree even if
+// a writer replaces the file meanwhile).
+func readFile(path string) (map[string]*record, fileSig, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fileSig{}, fmt.Errorf("userdb: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fileSig{}, fmt.Errorf("userdb: %w", err)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fileSig{}, fmt.Errorf("userdb: read %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, fileSig{}, fmt.Errorf("userdb: %s is larger than %d bytes", path, maxFileSize)
+	}
+	users, err := parseFile(b)
+	if err != nil {
+		return nil, fileSig{}, fmt.Errorf("userdb: %s: %w", path, err)
+	}
+	return users, sigOf(fi), nil
+}
+
+// parseFile parses the users file strictly: known version, no unknown
+// fields, every address valid and unique (ignoring case), every hash a
+// valid Argon2id PHC string. One bad record refuses the whole file, so a
+// server keeps its last good copy rather than losing users.
+func parseFile(b []byte) (map[string]*record, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fd fileData
+	if err := dec.Decode(&fd); err != nil {
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	if dec.More() {
+		return nil, errors.New("parse: data after the JSON object")
+	}
+	if fd.Version != fileVersion {
+		return nil, fmt.Errorf("unknown version %d", fd.Version)
+	}
+	users := make(map[string]*record, len(fd.Users))
+	for i, u := range fd.Users {
+		addr, err := NormalizeAddress(u.Address)
+		if err != nil {
+			return nil, fmt.Errorf("user %d: %w", i+1, err)
+		}
+		if addr != u.Address {
+			return nil, fmt.Errorf("user %d: address %q has an upper-case domain", i+1, u.Address)
+		}
+		k := userKey(addr)
+		if _, dup := users[k]; dup {
+			return nil, fmt.Errorf("user %d: duplicate address %q", i+1, addr)
+		}
+		h, err := parsePHC(u.Password)
+		if err != nil {
+			return nil, fmt.Errorf("user %q: %w", addr, err)
+		}
+		users[k] = &record{
+			user: User{Address: addr, Created: u.Created, Updated: u.Updated},
+			hash: u.Password,
+			phc:  h,
+		}
+	}
+	return users, nil
+}
+
+// encodeFile renders users as the users file, sorted by key.
+func encodeFile(users map[string]*record) ([]byte, error) {
+	fd := fileData{Version: fileVersion, Users: make([]fileUser, 0, len(users))}
+	keys := make([]string, 0, len(users))
+	for k := range users {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		r := users[k]
+		fd.Users = append(fd.Users, fileUser{
+			Address: r.user.Address, Password: r.hash,
+			Created: r.user.Created.UTC(), Updated: r.user.Updated.UTC(),
+		})
+	}
+	b, err := json.MarshalIndent(fd, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("userdb: encode: %w", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// writeFile replaces path with data atomically and durably: a temporary
+// file (mode 0600) in the same directory, written and fsynced, renamed over
+// path, then the directory fsynced. The caller holds the lock.
+func writeFile(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("userdb: create temporary file: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("userdb: chmod: %w", err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		return fmt.Errorf("userdb: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("userdb: fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("userdb: close %s: %w", tmp.Name(), err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("userdb: rename: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("userdb: open directory: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("userdb: fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,135 @@
+package userdb
+
+import (
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what the directory stores.
+const (
+	// MaxAddressLen is the longest address, in octets (RFC 5321 §4.5.3.1.3:
+	// a path is at most 256 octets including the angle brackets).
+	MaxAddressLen = 254
+	// MaxLocalPartLen is the longest local part (RFC 5321 §4.5.3.1.1).
+	MaxLocalPartLen = 64
+	// MaxPasswordLen is the longest password, in octets.
+	MaxPasswordLen = 1024
+	// GeneratedPasswordLen is the length of GeneratePassword's passwords.
+	GeneratedPasswordLen = 24
+)
+
+// passwordAlphabet has no characters that read alike (0 O o, 1 l I), so a
+// generated password survives being read aloud or copied by hand. 55
+// symbols: 24 characters carry about 138 bits.
+const passwordAlphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// NormalizeAddress validates addr as a user or alias address and returns it
+// with the domain lower-cased and the local part as given. It accepts
+// exactly one "@", a local part of 1 to 64 octets that is a dot-string
+// without "/" or "\" (it becomes a mailbox path), and a domain of labels of
+// letters, digits, hyphens or non-ASCII UTF-8 (U-labels); no spaces or
+// control characters anywhere, at most 254 octets in all. Errors wrap
+// ErrInvalidAddress.
+func NormalizeAddress(addr string) (string, error) {
+	if len(addr) > MaxAddressLen {
+		return "", fmt.Errorf("userdb: address longer than %d octets: %w", MaxAddressLen, ErrInvalidAddress)
+	}
+	if !utf8.ValidString(addr) {
+		return "", fmt.Errorf("userdb: address is not UTF-8: %w", ErrInvalidAddress)
+	}
+	for _, r := range addr {
+		if unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError {
+			return "", fmt.Errorf("userdb: address %q has a space or control character: %w", addr, ErrInvalidAddress)
+		}
+	}
+	if strings.Count(addr, "@") != 1 {
+		return "", fmt.Errorf("userdb: address %q needs exactly one @: %w", addr, ErrInvalidAddress)
+	}
+	local, domain, _ := strings.Cut(addr, "@")
+	if err := checkLocalPart(local); err != nil {
+		return "", fmt.Errorf("userdb: address %q: %w", addr, err)
+	}
+	domain = strings.ToLower(domain)
+	if err := checkDomain(domain); err != nil {
+		return "", fmt.Errorf("userdb: address %q: %w", addr, err)
+	}
+	return local + "@" + domain, nil
+}
+
+// checkLocalPart checks an unquoted local part (RFC 5321 §4.1.2
+// Dot-string), refusing path separators and quotes.
+func checkLocalPart(local string) error {
+	switch {
+	case local == "":
+		return fmt.Errorf("empty local part: %w", ErrInvalidAddress)
+	case len(local) > MaxLocalPartLen:
+		return fmt.Errorf("local part longer than %d octets: %w", MaxLocalPartLen, ErrInvalidAddress)
+	case local[0] == '.' || local[len(local)-1] == '.' || strings.Contains(local, ".."):
+		return fmt.Errorf("local part is not a dot-string: %w", ErrInvalidAddress)
+	case strings.ContainsAny(local, "/\\\"<>()[],;:"):
+		return fmt.Errorf("local part has a forbidden character: %w", ErrInvalidAddress)
+	}
+	return nil
+}
+
+// checkDomain checks a lower-cased domain name: dot-separated labels of 1
+// to 63 octets, each letters, digits, hyphens (not first or last) or
+// non-ASCII.
+func checkDomain(domain string) error {
+	if domain == "" {
+		return fmt.Errorf("empty domain: %w", ErrInvalidAddress)
+	}
+	for label := range strings.SplitSeq(domain, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("domain label is empty, too long or starts or ends with '-': %w", ErrInvalidAddress)
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r >= 0x80) {
+				return fmt.Errorf("domain has a forbidden character: %w", ErrInvalidAddress)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckNewPassword applies the rules for a password being set: not empty,
+// at most MaxPasswordLen octets, valid UTF-8 (SASL carries UTF-8,
+// RFC 4616 §2), no NUL. Errors wrap ErrInvalidPassword and never contain
+// the password.
+func CheckNewPassword(password string) error {
+	switch {
+	case password == "":
+		return fmt.Errorf("userdb: empty password: %w", ErrInvalidPassword)
+	case len(password) > MaxPasswordLen:
+		return fmt.Errorf("userdb: password longer than %d octets: %w", MaxPasswordLen, ErrInvalidPassword)
+	case strings.IndexByte(password, 0) >= 0:
+		return fmt.Errorf("userdb: password contains NUL: %w", ErrInvalidPassword)
+	case !utf8.ValidString(password):
+		return fmt.Errorf("userdb: password is not UTF-8: %w", ErrInvalidPassword)
+	}
+	return nil
+}
+
+// GeneratePassword returns a new random password of GeneratedPasswordLen
+// characters from an alphabet without look-alike characters, drawn
+// uniformly from crypto/rand (for the postmaster's first password).
+func GeneratePassword() (string, error) {
+	var b strings.Builder
+	max := big.NewInt(int64(len(passwordAlphabet)))
+	for range GeneratedPasswordLen {
+		n, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", fmt.Errorf("userdb: generate password: %w", err)
+		}
+		b.WriteByte(passwordAlphabet[n.Int64()])
+	}
+	return b.String(), nil
+}
+
+// userKey is the lookup key of an address: all of it lower-cased, since the
+// local part matches case-insensitively.
+func userKey(addr string) string { return strings.ToLower(addr) }
