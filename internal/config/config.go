@@ -1,0 +1,315 @@
+// Package config turns Postern's TOML configuration file into a typed,
+// validated Config. It is read once, by cmd/postern, and its values are
+// passed down to the other packages as plain values; no other package
+// imports it.
+//
+// Load reads a file, applies the defaults and validates the result,
+// reporting every problem it finds (not only the first), each naming the
+// file, the key and the reason. Dev returns the embedded default used when
+// no file is given. docs/configuration.md describes every key.
+package config
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"path/filepath"
+	"time"
+)
+
+// Role is what a listener is for.
+type Role string
+
+// The listener roles.
+const (
+	// RoleMX takes mail from other servers for the local domains, on
+	// port 25 (RFC 5321), with STARTTLS offered but not required.
+	RoleMX Role = "mx"
+	// RoleSubmission takes mail from users' clients on port 587
+	// (RFC 6409), after STARTTLS (RFC 3207) and authentication.
+	RoleSubmission Role = "submission"
+	// RoleSubmissions takes mail from users' clients on port 465 with
+	// implicit TLS (RFC 8314), after authentication.
+	RoleSubmissions Role = "submissions"
+)
+
+// Log formats.
+const (
+	// LogText selects slog's text handler (key=value pairs).
+	LogText = "text"
+	// LogJSON selects slog's JSON handler.
+	LogJSON = "json"
+)
+
+// Default values, shared by Load and Dev.
+const (
+	// DefaultDataDir is data_dir when the file does not set it.
+	DefaultDataDir = "/var/lib/postern"
+	// DevDataDir is data_dir of the embedded default when Dev gets "".
+	DevDataDir = "./postern-data"
+	// DefaultHTTPAddress is http.address when the file does not set it.
+	DefaultHTTPAddress = "127.0.0.1:2580"
+	// DefaultMaxMessageSize is limits.max_message_size (35 MiB).
+	DefaultMaxMessageSize = 35 << 20
+	// DefaultMaxRecipients is limits.max_recipients (RFC 5321 §4.5.3.1.8).
+	DefaultMaxRecipients = 100
+	// DefaultMaxErrors is limits.max_errors.
+	DefaultMaxErrors = 10
+	// DefaultCommandTimeout is limits.command_timeout (RFC 5321 §4.5.3.2.7).
+	DefaultCommandTimeout = 5 * time.Minute
+	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.6 asks
+	// clients to wait 3 minutes per data block).
+	DefaultDataTimeout = 3 * time.Minute
+	// DefaultAuthFailDelay is limits.auth_fail_delay.
+	DefaultAuthFailDelay = time.Second
+	// DefaultShutdownTimeout is limits.shutdown_timeout.
+	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultCacheTTL is auth.cache_ttl.
+	DefaultCacheTTL = 5 * time.Minute
+	// DefaultArgon2Time is auth.argon2_time (passes).
+	DefaultArgon2Time = 2
+	// DefaultArgon2MemoryKiB is auth.argon2_memory_kib (64 MiB).
+	DefaultArgon2MemoryKiB = 64 * 1024
+	// DefaultArgon2Threads is auth.argon2_threads.
+	DefaultArgon2Threads = 1
+	// DefaultSegmentSize is spool.segment_size (64 MiB).
+	DefaultSegmentSize = 64 << 20
+)
+
+// DefaultAuthMechanisms returns the SASL mechanisms a submission listener
+// offers when auth_mechanisms is not set, in order of preference.
+func DefaultAuthMechanisms() []string { return []string{"PLAIN", "LOGIN"} }
+
+// Config is Postern's whole configuration, with defaults applied. Load
+// returns it validated, with domains lower-cased and relative paths
+// resolved against the directory of the configuration file.
+type Config struct {
+	// Source is the file the configuration was loaded from, as given to
+	// Load; "" for the embedded default (Dev). Validate prefixes its
+	// errors with it.
+	Source string
+	// Hostname is the server's own DNS name (lower case): the EHLO and
+	// greeting name, the name in Received headers and in the
+	// self-signed certificate.
+	Hostname string
+	// DataDir holds the users file, the spool, the mailboxes and the
+	// self-signed certificate.
+	DataDir string
+	// LocalDomains are the domains mail is delivered to here: lower
+	// case, unique, in the file's order. Port 25 accepts mail only for
+	// addresses in these domains.
+	LocalDomains []string
+	// Postmaster is the address that receives mail for postmaster@ of
+	// every local domain and the reports Postern sends.
+	Postmaster string
+	// Log selects the log level and format.
+	Log Log
+	// HTTP is the metrics and health endpoint.
+	HTTP HTTP
+	// TLS selects the certificate and the TLS policy of all listeners.
+	TLS TLS
+	// Listeners are the SMTP listeners, in the file's order.
+	Listeners []Listener
+	// Limits bound what a client may do.
+	Limits Limits
+	// Auth tunes password checking.
+	Auth Auth
+	// Spool tunes the durable message spool.
+	Spool Spool
+	// Aliases maps an alias address (in a local domain, domain part
+	// lower case) to the addresses its mail goes to.
+	Aliases map[string][]string
+	// SendAs maps a user's address (in a local domain) to what else the
+	// user may use as envelope sender and in From:.
+	SendAs map[string]SendAs
+}
+
+// Log is the [log] table.
+type Log struct {
+	// Level is the least severe level logged.
+	Level slog.Level
+	// Format is LogText or LogJSON.
+	Format string
+}
+
+// HTTP is the [http] table.
+type HTTP struct {
+	// Address is host:port for /metrics and /healthz; "" disables the
+	// endpoint.
+	Address string
+}
+
+// TLS is the [tls] table.
+type TLS struct {
+	// CertFile is the PEM certificate chain, leaf first; "" when
+	// SelfSigned.
+	CertFile string
+	// KeyFile is the PEM private key of the leaf; "" when SelfSigned.
+	KeyFile string
+	// SelfSigned makes Postern create (once) and use a self-signed
+	// certificate for Hostname under SelfSignedDir.
+	SelfSigned bool
+	// MinVersion is tls.VersionTLS12 or tls.VersionTLS13.
+	MinVersion uint16
+}
+
+// Listener is one [[listener]] table.
+type Listener struct {
+	// Name identifies the listener in logs, metrics and
+	// smtpd.Envelope.Listener; unique.
+	Name string
+	// Role is what the listener is for.
+	Role Role
+	// Address is host:port to listen on; the host may be empty (all
+	// addresses), an IP address or a DNS name.
+	Address string
+	// AuthMechanisms are the SASL mechanisms offered, upper case, in
+	// order of preference; nil for RoleMX.
+	AuthMechanisms []string
+}
+
+// Limits is the [limits] table.
+type Limits struct {
+	// MaxMessageSize is the largest message accepted, in bytes
+	// (advertised with SIZE, RFC 1870).
+	MaxMessageSize int64
+	// MaxRecipients is the most RCPT TO accepted per message.
+	MaxRecipients int
+	// MaxErrors is how many failed commands end a session.
+	MaxErrors int
+	// CommandTimeout is how long the server waits for a command.
+	CommandTimeout time.Duration
+	// DataTimeout is how long the server waits for each read during DATA.
+	DataTimeout time.Duration
+	// AuthFailDelay is the pause before answering a failed AUTH.
+	AuthFailDelay time.Duration
+	// ShutdownTimeout is how long a shutdown waits for sessions to end.
+	ShutdownTimeout time.Duration
+}
+
+// Auth is the [auth] table.
+type Auth struct {
+	// CacheTTL is how long a verified credential is remembered; 0
+	// disables the cache.
+	CacheTTL time.Duration
+	// Argon2Time is the Argon2id time parameter (passes) for new hashes.
+	Argon2Time uint32
+	// Argon2MemoryKiB is the Argon2id memory parameter, in KiB.
+	Argon2MemoryKiB uint32
+	// Argon2Threads is the Argon2id parallelism parameter.
+	Argon2Threads uint8
+}
+
+// Spool is the [spool] table.
+type Spool struct {
+	// SegmentSize is the size, in bytes, at which the spool starts a new
+	// segment file.
+	SegmentSize int64
+}
+
+// SendAs is one [send_as."user"] table: what a user may send as besides
+// their own address.
+type SendAs struct {
+	// Addresses are further addresses the user may send as (domain part
+	// lower case).
+	Addresses []string
+	// Domains are domains (lower case) at which the user may send as any
+	// address.
+	Domains []string
+}
+
+// Dev returns the embedded default configuration, used when Postern runs
+// without a configuration file: host name and only local domain
+// "localhost", a self-signed certificate, and listeners on 127.0.0.1
+// ports 2525 (mx), 2587 (submission) and 2465 (submissions). dataDir ""
+// means DevDataDir.
+func Dev(dataDir string) *Config {
+	if dataDir == "" {
+		dataDir = DevDataDir
+	}
+	c := &Config{
+		Hostname:     "localhost",
+		DataDir:      dataDir,
+		LocalDomains: []string{"localhost"},
+		Postmaster:   "postmaster@localhost",
+		Log:          Log{Level: slog.LevelInfo, Format: LogText},
+		HTTP:         HTTP{Address: DefaultHTTPAddress},
+		TLS:          TLS{SelfSigned: true, MinVersion: tls.VersionTLS12},
+		Listeners: []Listener{
+			{Name: "mx", Role: RoleMX, Address: "127.0.0.1:2525"},
+			{Name: "submission", Role: RoleSubmission, Address: "127.0.0.1:2587", AuthMechanisms: DefaultAuthMechanisms()},
+			{Name: "submissions", Role: RoleSubmissions, Address: "127.0.0.1:2465", AuthMechanisms: DefaultAuthMechanisms()},
+		},
+		Aliases: map[string][]string{},
+		SendAs:  map[string]SendAs{},
+	}
+	c.Limits = defaultLimits()
+	c.Auth = defaultAuth()
+	c.Spool = Spool{SegmentSize: DefaultSegmentSize}
+	return c
+}
+
+func defaultLimits() Limits {
+	return Limits{
+		MaxMessageSize:  DefaultMaxMessageSize,
+		MaxRecipients:   DefaultMaxRecipients,
+		MaxErrors:       DefaultMaxErrors,
+		CommandTimeout:  DefaultCommandTimeout,
+		DataTimeout:     DefaultDataTimeout,
+		AuthFailDelay:   DefaultAuthFailDelay,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+}
+
+func defaultAuth() Auth {
+	return Auth{
+		CacheTTL:        DefaultCacheTTL,
+		Argon2Time:      DefaultArgon2Time,
+		Argon2MemoryKiB: DefaultArgon2MemoryKiB,
+		Argon2Threads:   DefaultArgon2Threads,
+	}
+}
+
+// defaultListeners are the production listeners when the file has no
+// [[listener]] table.
+func defaultListeners() []Listener {
+	return []Listener{
+		{Name: "mx", Role: RoleMX, Address: ":25"},
+		{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: DefaultAuthMechanisms()},
+		{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: DefaultAuthMechanisms()},
+	}
+}
+
+// SelfSignedDir is the directory that holds the self-signed certificate
+// and key: DataDir/tls.
+func (c *Config) SelfSignedDir() string { return filepath.Join(c.DataDir, "tls") }
+
+// TLSFiles returns the certificate and key files to serve: CertFile and
+// KeyFile, or with SelfSigned the files under SelfSignedDir
+// (cert.pem, key.pem), which tlsconf.EnsureSelfSigned creates.
+func (c *Config) TLSFiles() (cert, key string) {
+	if c.TLS.SelfSigned {
+		d := c.SelfSignedDir()
+		return filepath.Join(d, "cert.pem"), filepath.Join(d, "key.pem")
+	}
+	return c.TLS.CertFile, c.TLS.KeyFile
+}
+
+// UsersFile is the embedded user directory: DataDir/users.json.
+func (c *Config) UsersFile() string { return filepath.Join(c.DataDir, "users.json") }
+
+// SpoolDir is the durable message spool: DataDir/queue.
+func (c *Config) SpoolDir() string { return filepath.Join(c.DataDir, "queue") }
+
+// MailDir is the root of the local mailboxes: DataDir/mail.
+func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
+
+// IsLocalDomain reports whether domain (any case) is one of LocalDomains.
+func (c *Config) IsLocalDomain(domain string) bool {
+	d := lower(domain)
+	for _, l := range c.LocalDomains {
+		if l == d {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,532 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Load reads the TOML configuration file at path, applies the defaults
+// and validates the result. On failure it returns every problem found,
+// joined with errors.Join: syntax errors as "PATH: toml: line N ...",
+// and otherwise *FieldError values such as
+//
+//	postern.toml: unknown key "listener.adress"
+//	postern.toml: listener[1].address: missing port in address "0.0.0.0"
+//
+// Relative paths in the file (data_dir, tls.cert_file, tls.key_file) are
+// resolved against the directory of path. When hostname is not set, the
+// system host name (os.Hostname) is used.
+func Load(path string) (*Config, error) {
+	return load(path, os.Hostname)
+}
+
+// load is Load with the source of the system host name injected.
+func load(path string, hostname func() (string, error)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return parse(path, data, hostname)
+}
+
+// parse decodes data, read from path, into a validated Config.
+func parse(path string, data []byte, hostname func() (string, error)) (*Config, error) {
+	var tree map[string]any
+	if _, err := toml.Decode(string(data), &tree); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	d := &decoder{problems: problems{file: path}, bad: map[string]bool{}}
+	c := d.config(tree, dir, hostname)
+	c.Source = path
+	errs := d.errs
+	if err := c.Validate(); err != nil {
+		// Leave out what Validate says about keys that already failed to
+		// decode: their value is a default or empty.
+		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+			var fe *FieldError
+			if errors.As(e, &fe) && d.bad[fe.Key] {
+				continue
+			}
+			errs = append(errs, e)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return c, nil
+}
+
+// decoder walks the decoded TOML tree, recording type errors and unknown
+// keys.
+type decoder struct {
+	problems
+	// bad holds keys that already have an error, or whose value is
+	// derived from another key: Validate's errors about them are left
+	// out.
+	bad map[string]bool
+}
+
+func (d *decoder) fail(key string, format string, args ...any) {
+	d.bad[key] = true
+	d.addf(key, format, args...)
+}
+
+// unknown reports the keys of tbl not in known. Unknown keys are named as
+// TOML dotted keys without array indexes, like toml.MetaData.Undecoded.
+func (d *decoder) unknown(tbl map[string]any, parent []string, known ...string) {
+	for _, k := range sortedKeys(tbl) {
+		if !slices.Contains(known, k) {
+			d.add("", fmt.Errorf("unknown key %q", keyOf(append(slices.Clip(parent), k)...)))
+		}
+	}
+}
+
+// describe names the TOML type (and value) of v for error messages.
+func describe(v any) string {
+	switch v := v.(type) {
+	case string:
+		return fmt.Sprintf("string %q", v)
+	case int64:
+		return fmt.Sprintf("integer %d", v)
+	case float64:
+		return fmt.Sprintf("float %v", v)
+	case bool:
+		return fmt.Sprintf("boolean %v", v)
+	case []any, []map[string]any:
+		return "an array"
+	case map[string]any:
+		return "a table"
+	default:
+		return "a date or time"
+	}
+}
+
+// str sets *dst to tbl[name] when it is present and a string.
+func (d *decoder) str(tbl map[string]any, name, key string, dst *string) bool {
+	v, ok := tbl[name]
+	if !ok {
+		return false
+	}
+	s, ok := v.(string)
+	if !ok {
+		d.fail(key, "expected a string, got %s", describe(v))
+		return false
+	}
+	*dst = s
+	return true
+}
+
+// strs sets *dst to tbl[name] when it is present and an array of strings.
+func (d *decoder) strs(tbl map[string]any, name, key string, dst *[]string) bool {
+	v, ok := tbl[name]
+	if !ok {
+		return false
+	}
+	return d.strList(v, key, dst)
+}
+
+func (d *decoder) strList(v any, key string, dst *[]string) bool {
+	arr, ok := v.([]any)
+	if !ok {
+		d.fail(key, "expected an array of strings, got %s", describe(v))
+		return false
+	}
+	out := make([]string, 0, len(arr))
+	good := true
+	for i, e := range arr {
+		s, ok := e.(string)
+		if !ok {
+			d.fail(fmt.Sprintf("%s[%d]", key, i), "expected a string, got %s", describe(e))
+			good = false
+			continue
+		}
+		out = append(out, s)
+	}
+	if good {
+		*dst = out
+	}
+	return good
+}
+
+// boolean sets *dst to tbl[name] when it is present and a boolean.
+func (d *decoder) boolean(tbl map[string]any, name, key string, dst *bool) {
+	v, ok := tbl[name]
+	if !ok {
+		return
+	}
+	b, ok := v.(bool)
+	if !ok {
+		d.fail(key, "expected true or false, got %s", describe(v))
+		return
+	}
+	*dst = b
+}
+
+// integer returns tbl[name] when it is present and an integer from lo to
+// hi.
+func (d *decoder) integer(tbl map[string]any, name, key string, lo, hi int64) (int64, bool) {
+	v, ok := tbl[name]
+	if !ok {
+		return 0, false
+	}
+	n, ok := v.(int64)
+	if !ok {
+		d.fail(key, "expected an integer, got %s", describe(v))
+		return 0, false
+	}
+	if n < lo || n > hi {
+		d.fail(key, "%d is out of range (%d to %d)", n, lo, hi)
+		return 0, false
+	}
+	return n, true
+}
+
+// size returns tbl[name] when it is present and a size: an integer number
+// of bytes, or a string such as "35MiB" (see parseSize).
+func (d *decoder) size(tbl map[string]any, name, key string) (int64, bool) {
+	v, ok := tbl[name]
+	if !ok {
+		return 0, false
+	}
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case string:
+		n, err := parseSize(v)
+		if err != nil {
+			d.fail(key, "%v", err)
+			return 0, false
+		}
+		return n, true
+	}
+	d.fail(key, "expected a number of bytes or a string such as \"35MiB\", got %s", describe(v))
+	return 0, false
+}
+
+// duration returns tbl[name] when it is present and a Go duration string.
+func (d *decoder) duration(tbl map[string]any, name, key string) (time.Duration, bool) {
+	v, ok := tbl[name]
+	if !ok {
+		return 0, false
+	}
+	s, ok := v.(string)
+	if !ok {
+		d.fail(key, "expected a duration string such as \"5m\" or \"30s\", got %s", describe(v))
+		return 0, false
+	}
+	du, err := parseDuration(s)
+	if err != nil {
+		d.fail(key, "%v", err)
+		return 0, false
+	}
+	return du, true
+}
+
+// table returns tbl[name] when it is present and a table.
+func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
+	v, ok := tbl[name]
+	if !ok {
+		return nil
+	}
+	t, ok := v.(map[string]any)
+	if !ok {
+		d.fail(key, "expected a table, got %s", describe(v))
+		return nil
+	}
+	return t
+}
+
+// config builds the Config from the top-level table, with defaults.
+func (d *decoder) config(tree map[string]any, dir string, hostname func() (string, error)) *Config {
+	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
+		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as")
+	c := &Config{
+		DataDir:   DefaultDataDir,
+		Log:       Log{Level: slog.LevelInfo, Format: LogText},
+		HTTP:      HTTP{Address: DefaultHTTPAddress},
+		TLS:       TLS{MinVersion: tls.VersionTLS12},
+		Listeners: defaultListeners(),
+		Limits:    defaultLimits(),
+		Auth:      defaultAuth(),
+		Spool:     Spool{SegmentSize: DefaultSegmentSize},
+		Aliases:   map[string][]string{},
+		SendAs:    map[string]SendAs{},
+	}
+	if d.str(tree, "hostname", "hostname", &c.Hostname) {
+		c.Hostname = lower(c.Hostname)
+	} else if !d.bad["hostname"] {
+		h, err := hostname()
+		if err != nil {
+			d.fail("hostname", "not set, and the system host name is unavailable: %w", err)
+		} else if h = lower(h); checkDNSName(h) != nil {
+			d.fail("hostname", "not set, and the system host name is not a valid DNS name: %w", checkDNSName(h))
+		} else {
+			c.Hostname = h
+		}
+	}
+	if d.str(tree, "data_dir", "data_dir", &c.DataDir) {
+		c.DataDir = resolve(dir, c.DataDir)
+	}
+	if d.strs(tree, "local_domains", "local_domains", &c.LocalDomains) {
+		for i, s := range c.LocalDomains {
+			c.LocalDomains[i] = lower(s)
+		}
+	} else {
+		// Derived from hostname: its problems are reported there.
+		d.bad["local_domains"], d.bad["local_domains[0]"] = true, true
+		if c.Hostname != "" {
+			c.LocalDomains = []string{c.Hostname}
+		}
+	}
+	if d.str(tree, "postmaster", "postmaster", &c.Postmaster) {
+		c.Postmaster = normAddress(c.Postmaster)
+	} else {
+		// Derived from local_domains: its problems are reported there.
+		d.bad["postmaster"] = true
+		if len(c.LocalDomains) > 0 {
+			c.Postmaster = "postmaster@" + c.LocalDomains[0]
+		}
+	}
+	d.log(d.table(tree, "log", "log"), &c.Log)
+	if t := d.table(tree, "http", "http"); t != nil {
+		d.unknown(t, []string{"http"}, "address")
+		d.str(t, "address", "http.address", &c.HTTP.Address)
+	}
+	d.tls(d.table(tree, "tls", "tls"), dir, &c.TLS)
+	if v, ok := tree["listener"]; ok {
+		c.Listeners = d.listeners(v)
+	}
+	d.limits(d.table(tree, "limits", "limits"), &c.Limits)
+	d.auth(d.table(tree, "auth", "auth"), &c.Auth)
+	if t := d.table(tree, "spool", "spool"); t != nil {
+		d.unknown(t, []string{"spool"}, "segment_size")
+		if n, ok := d.size(t, "segment_size", "spool.segment_size"); ok {
+			c.Spool.SegmentSize = n
+		}
+	}
+	d.aliases(d.table(tree, "aliases", "aliases"), c.Aliases)
+	d.sendAs(d.table(tree, "send_as", "send_as"), c.SendAs)
+	return c
+}
+
+// resolve makes a relative path p relative to dir.
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func (d *decoder) log(t map[string]any, l *Log) {
+	if t == nil {
+		return
+	}
+	d.unknown(t, []string{"log"}, "level", "format")
+	var s string
+	if d.str(t, "level", "log.level", &s) {
+		switch lower(s) {
+		case "debug":
+			l.Level = slog.LevelDebug
+		case "info":
+			l.Level = slog.LevelInfo
+		case "warn":
+			l.Level = slog.LevelWarn
+		case "error":
+			l.Level = slog.LevelError
+		default:
+			d.fail("log.level", "%q is not debug, info, warn or error", s)
+		}
+	}
+	if d.str(t, "format", "log.format", &l.Format) {
+		l.Format = lower(l.Format)
+	}
+}
+
+func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
+	if t == nil {
+		return
+	}
+	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version")
+	if d.str(t, "cert_file", "tls.cert_file", &c.CertFile) {
+		c.CertFile = resolve(dir, c.CertFile)
+	}
+	if d.str(t, "key_file", "tls.key_file", &c.KeyFile) {
+		c.KeyFile = resolve(dir, c.KeyFile)
+	}
+	d.boolean(t, "self_signed", "tls.self_signed", &c.SelfSigned)
+	if d.bad["tls.self_signed"] {
+		d.bad["tls"] = true // do not also ask for the files
+	}
+	var s string
+	if d.str(t, "min_version", "tls.min_version", &s) {
+		switch s {
+		case "1.2":
+			c.MinVersion = tls.VersionTLS12
+		case "1.3":
+			c.MinVersion = tls.VersionTLS13
+		default:
+			d.fail("tls.min_version", "%q is not \"1.2\" or \"1.3\"", s)
+		}
+	}
+}
+
+func (d *decoder) listeners(v any) []Listener {
+	var tables []any
+	switch v := v.(type) {
+	case []map[string]any:
+		for _, t := range v {
+			tables = append(tables, t)
+		}
+	case []any:
+		tables = v
+	default:
+		d.fail("listener", "expected an array of tables ([[listener]]), got %s", describe(v))
+		return nil
+	}
+	out := make([]Listener, 0, len(tables))
+	for i, e := range tables {
+		k := fmt.Sprintf("listener[%d]", i)
+		t, ok := e.(map[string]any)
+		if !ok {
+			d.fail(k, "expected a table, got %s", describe(e))
+			continue
+		}
+		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms")
+		var l Listener
+		var role string
+		if d.str(t, "role", k+".role", &role) {
+			l.Role = Role(lower(role))
+		}
+		if !d.str(t, "name", k+".name", &l.Name) && !d.bad[k+".name"] {
+			l.Name = string(l.Role)
+		}
+		d.str(t, "address", k+".address", &l.Address)
+		if d.strs(t, "auth_mechanisms", k+".auth_mechanisms", &l.AuthMechanisms) {
+			for j, m := range l.AuthMechanisms {
+				l.AuthMechanisms[j] = strings.ToUpper(m)
+			}
+		} else if _, set := t["auth_mechanisms"]; !set && (l.Role == RoleSubmission || l.Role == RoleSubmissions) {
+			l.AuthMechanisms = DefaultAuthMechanisms()
+		}
+		if d.bad[k+".role"] {
+			// The role is unknown: do not also complain about what
+			// depends on it.
+			d.bad[k+".name"], d.bad[k+".auth_mechanisms"] = true, true
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func (d *decoder) limits(t map[string]any, l *Limits) {
+	if t == nil {
+		return
+	}
+	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
+		"command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout")
+	if n, ok := d.size(t, "max_message_size", "limits.max_message_size"); ok {
+		l.MaxMessageSize = n
+	}
+	if n, ok := d.integer(t, "max_recipients", "limits.max_recipients", math.MinInt32, math.MaxInt32); ok {
+		l.MaxRecipients = int(n)
+	}
+	if n, ok := d.integer(t, "max_errors", "limits.max_errors", math.MinInt32, math.MaxInt32); ok {
+		l.MaxErrors = int(n)
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"command_timeout", &l.CommandTimeout},
+		{"data_timeout", &l.DataTimeout},
+		{"auth_fail_delay", &l.AuthFailDelay},
+		{"shutdown_timeout", &l.ShutdownTimeout},
+	} {
+		if du, ok := d.duration(t, f.name, "limits."+f.name); ok {
+			*f.dst = du
+		}
+	}
+}
+
+func (d *decoder) auth(t map[string]any, a *Auth) {
+	if t == nil {
+		return
+	}
+	d.unknown(t, []string{"auth"}, "cache_ttl", "argon2_time", "argon2_memory_kib", "argon2_threads")
+	if du, ok := d.duration(t, "cache_ttl", "auth.cache_ttl"); ok {
+		a.CacheTTL = du
+	}
+	if n, ok := d.integer(t, "argon2_time", "auth.argon2_time", 1, math.MaxUint32); ok {
+		a.Argon2Time = uint32(n)
+	}
+	if n, ok := d.integer(t, "argon2_memory_kib", "auth.argon2_memory_kib", 8, math.MaxUint32); ok {
+		a.Argon2MemoryKiB = uint32(n)
+	}
+	if n, ok := d.integer(t, "argon2_threads", "auth.argon2_threads", 1, math.MaxUint8); ok {
+		a.Argon2Threads = uint8(n)
+	}
+}
+
+func (d *decoder) aliases(t map[string]any, out map[string][]string) {
+	seen := map[string]string{} // normalized alias -> key in the file
+	for _, name := range sortedKeys(t) {
+		k := keyOf("aliases", name)
+		var targets []string
+		if !d.strList(t[name], k, &targets) {
+			continue
+		}
+		for i, s := range targets {
+			targets[i] = normAddress(s)
+		}
+		alias := normAddress(name)
+		if prev, dup := seen[alias]; dup {
+			d.fail(k, "the same alias as %q (domains are compared without case)", prev)
+			continue
+		}
+		seen[alias] = name
+		out[alias] = targets
+	}
+}
+
+func (d *decoder) sendAs(t map[string]any, out map[string]SendAs) {
+	seen := map[string]string{} // normalized user -> key in the file
+	for _, user := range sortedKeys(t) {
+		k := keyOf("send_as", user)
+		g, ok := t[user].(map[string]any)
+		if !ok {
+			d.fail(k, "expected a table with addresses and domains, got %s", describe(t[user]))
+			continue
+		}
+		d.unknown(g, []string{"send_as", user}, "addresses", "domains")
+		var s SendAs
+		d.strs(g, "addresses", k+".addresses", &s.Addresses)
+		for i, a := range s.Addresses {
+			s.Addresses[i] = normAddress(a)
+		}
+		d.strs(g, "domains", k+".domains", &s.Domains)
+		for i, dom := range s.Domains {
+			s.Domains[i] = lower(dom)
+		}
+		u := normAddress(user)
+		if prev, dup := seen[u]; dup {
+			d.fail(k, "the same user as %q (domains are compared without case)", prev)
+			continue
+		}
+		seen[u] = user
+		out[u] = s
+	}
+}
