@@ -366,3 +366,9 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestEmptyFile(t *testing.T) {
+	p := write(t, "")
+	_, err := load(p, fixedHost)
+	checkErrors(t, err, []string{p + `: tls: cert_file and key_file are required unless self_signed = true`})
+}
