@@ -408,13 +408,14 @@ func parseMailbox(s string, utf8 bool) (Address, string) {
 // checked for valid UTF-8 already). It returns the content unquoted and
 // the index just after the closing quote.
 func parseQuoted(s string) (string, int, string) {
-	var b []byte // nil until a quoted-pair needs a copy
+	var b []byte // the content once a quoted-pair needs a copy
+	escaped := false
 	start := 1
 	for i := 1; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"':
-			if b == nil {
+			if !escaped {
 				return s[1:i], i + 1, ""
 			}
 			b = append(b, s[start:i]...)
@@ -425,6 +426,7 @@ func parseQuoted(s string) (string, int, string) {
 				return "", 0, faultLocalChar
 			}
 			b = append(b, s[start:i]...)
+			escaped = true
 			i++
 			start = i
 		case c >= utf8.RuneSelf:

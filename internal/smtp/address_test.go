@@ -274,6 +274,8 @@ func TestParseAddress(t *testing.T) {
 		{`"a b"@b.c`, false, "a b", "b.c", ""},
 		{`"a\"b"@b.c`, false, `a"b`, "b.c", ""},
 		{`"a\b"@b.c`, false, `ab`, "b.c", ""},
+		{`"\0"@b.c`, false, `0`, "b.c", ""},
+		{`"\\"@b.c`, false, `\`, "b.c", ""},
 		{"a@[10.0.0.1]", false, "a", "[10.0.0.1]", ""},
 		{"a@[IPv6:0:0:0:0:0:0:0:1]", false, "a", "[IPv6:::1]", ""},
 		{"a@[IPv6:::ffff:10.0.0.1]", false, "a", "[IPv6:::ffff:10.0.0.1]", ""},

@@ -36,7 +36,7 @@ type DataLimits struct {
 // the result never depends on how the input was buffered. After an error
 // dst holds the lines before the one at fault, and none of that line.
 // I/O errors are returned at once, an end of input before the terminator
-// as io.ErrUnexpectedEOF.
+// as io.ErrUnexpectedEOF; dst then holds the whole lines read before it.
 func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 	maxLine := lim.MaxLine
 	if maxLine <= 0 {
@@ -59,6 +59,9 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 			if err != bufio.ErrBufferFull {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
+				}
+				if firstErr == nil && lineLen > 0 {
+					dst.Truncate(lineStart) // keep only whole lines
 				}
 				return err
 			}
