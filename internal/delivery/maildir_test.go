@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -143,12 +144,20 @@ func TestDirSyncerCoversLateArrivals(t *testing.T) {
 
 func BenchmarkMaildirDeliver(b *testing.B) {
 	data := bytes.Repeat([]byte("0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuvwxyz\r\n"), 10<<10/74)
-	for _, par := range []int{1, 8} {
-		b.Run(fmt.Sprintf("workers=%d", par), func(b *testing.B) {
-			m := &Maildir{Root: b.TempDir()}
+	for _, bc := range []struct {
+		workers int
+		own     bool
+	}{{1, false}, {8, false}, {8, true}, {32, false}, {32, true}} {
+		name := fmt.Sprintf("workers=%d", bc.workers)
+		if bc.workers > 1 {
+			name += map[bool]string{false: "/shared-dirsync", true: "/own-dirsync"}[bc.own]
+		}
+		par := bc.workers
+		b.Run(name, func(b *testing.B) {
+			m := &Maildir{Root: b.TempDir(), ownDirSync: bc.own}
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
-			b.SetParallelism(par)
+			b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
 			if par == 1 {
 				for b.Loop() {
 					if err := m.Deliver(context.Background(), "bench@example.org", data); err != nil {

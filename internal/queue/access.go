@@ -5,8 +5,6 @@ import (
 	"os"
 	"slices"
 
-	bolt "go.etcd.io/bbolt"
-
 	"postern/internal/metrics"
 )
 
@@ -152,15 +150,7 @@ func (s *Spool) update(id string, fn func(*entry) error) error {
 	s.mu.Unlock()
 	defer s.puts.Done()
 
-	// The closure encodes the state as it is when the batch runs, so a
-	// later commit never carries an older state than an earlier one.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
-		s.mu.RLock()
-		v := encodeStates(e.env.Recipients, e.states)
-		s.mu.RUnlock()
-		return tx.Bucket(stateBucket).Put([]byte(id), v)
-	})
-	if err != nil {
+	if err := s.commitState(id); err != nil {
 		return fmt.Errorf("queue: update %s: state: %w", id, err)
 	}
 	if nowDone {

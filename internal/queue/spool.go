@@ -166,9 +166,11 @@ type Spool struct {
 	watchers map[int]func(id string)
 	watchSeq int
 
-	puts       sync.WaitGroup // Puts in flight
+	puts       sync.WaitGroup // Puts and state updates in flight
 	reqs       chan *putReq
 	writerDone chan struct{}
+	stateReqs  chan stateReq
+	stateDone  chan struct{}
 
 	commits, messages, fsyncs atomic.Int64
 }
@@ -191,6 +193,8 @@ func Open(opts Options) (*Spool, error) {
 		watchers:   make(map[int]func(string)),
 		reqs:       make(chan *putReq, maxBatchMessages),
 		writerDone: make(chan struct{}),
+		stateReqs:  make(chan stateReq, maxStateBatch),
+		stateDone:  make(chan struct{}),
 	}
 	if s.segMax <= 0 {
 		s.segMax = 64 << 20
@@ -224,6 +228,7 @@ func Open(opts Options) (*Spool, error) {
 		s.closeFiles()
 		return nil, fmt.Errorf("queue: open spool: %w", err)
 	}
+	go s.stateWriter()
 	s.removeDoneSegments()
 	go s.writer()
 	return s, nil
@@ -403,8 +408,9 @@ func allFinal(st []RecipientState) bool {
 	return true
 }
 
-// Close waits for the Puts in flight, stops the writer and closes the
-// segment files and the state store. Operations after Close fail with
+// Close waits for the Puts and state updates in flight, stops the
+// writers and closes the segment files and the state store. Stop the
+// Runner first. Operations after Close fail with
 // ErrClosed.
 func (s *Spool) Close() error {
 	s.mu.Lock()
@@ -417,6 +423,8 @@ func (s *Spool) Close() error {
 	s.puts.Wait()
 	close(s.reqs)
 	<-s.writerDone
+	close(s.stateReqs)
+	<-s.stateDone
 	if err := s.closeFiles(); err != nil {
 		return fmt.Errorf("queue: close spool: %w", err)
 	}
