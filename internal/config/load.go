@@ -56,7 +56,11 @@ func parse(path string, data []byte, hostname func() (string, error)) (*Config, 
 	if err := c.Validate(); err != nil {
 		// Leave out what Validate says about keys that already failed to
 		// decode: their value is a default or empty.
-		for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		all := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			all = j.Unwrap()
+		}
+		for _, e := range all {
 			var fe *FieldError
 			if errors.As(e, &fe) && d.bad[fe.Key] {
 				continue

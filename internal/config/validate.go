@@ -149,6 +149,8 @@ func (c *Config) validateListeners(p *problems) {
 			p.add(k+".address", err)
 		} else if j := slices.IndexFunc(c.Listeners, func(o Listener) bool { return o.Address == l.Address }); j < i {
 			p.addf(k+".address", "%q is already the address of listener[%d]", l.Address, j)
+		} else if l.Address == c.HTTP.Address {
+			p.addf(k+".address", "%q is already http.address", l.Address)
 		}
 		switch l.Role {
 		case RoleMX:

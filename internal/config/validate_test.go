@@ -83,6 +83,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`listener[1].name: "mx" is already the name of listener[0]; give each listener its own name`}},
 		{"listener duplicate address", "[[listener]]\nrole = \"mx\"\naddress = \":25\"\n[[listener]]\nname = \"mx2\"\nrole = \"mx\"\naddress = \":25\"",
 			[]string{`listener[1].address: ":25" is already the address of listener[0]`}},
+		{"listener on http address", "[http]\naddress = \"127.0.0.1:2580\"\n[[listener]]\nrole = \"mx\"\naddress = \"127.0.0.1:2580\"",
+			[]string{`listener[0].address: "127.0.0.1:2580" is already http.address`}},
 		{"listener bad name", "[[listener]]\nname = \"my mx\"\nrole = \"mx\"\naddress = \":25\"",
 			[]string{`listener[0].name: "my mx" may contain only letters, digits, '-', '_' and '.'`}},
 		{"listener auth on mx", "[[listener]]\nrole = \"mx\"\naddress = \":25\"\nauth_mechanisms = [\"PLAIN\"]",
