@@ -56,7 +56,7 @@ const (
 	DefaultMaxErrors = 10
 	// DefaultCommandTimeout is limits.command_timeout (RFC 5321 §4.5.3.2.7).
 	DefaultCommandTimeout = 5 * time.Minute
-	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.6 asks
+	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.5 asks
 	// clients to wait 3 minutes per data block).
 	DefaultDataTimeout = 3 * time.Minute
 	// DefaultAuthFailDelay is limits.auth_fail_delay.
