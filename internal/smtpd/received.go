@@ -84,15 +84,23 @@ func appendReceived(dst []byte, r receivedInfo) []byte {
 	f.word("by ", r.host)
 	f.word("(Postern)")
 	f.word("with ", r.proto)
+	if r.tls == nil && r.rcpt == "" {
+		f.reserve = 1
+	}
 	f.word("id ", r.id)
 	if r.tls != nil {
+		if r.rcpt == "" {
+			f.reserve = 1
+		}
 		f.word("(", strings.ReplaceAll(tls.VersionName(r.tls.Version), " ", ""), " ",
 			tls.CipherSuiteName(r.tls.CipherSuite), ")")
 	}
 	if r.rcpt != "" {
+		f.reserve = 1 // for the ";" after the last clause
 		f.word("for <", r.rcpt, ">")
 	}
 	f.b = append(f.b, ';')
+	f.reserve = 0
 	var date [64]byte
 	f.word(string(r.date.AppendFormat(date[:0], time.RFC1123Z)))
 	f.b = append(f.b, "\r\n"...)
@@ -102,8 +110,9 @@ func appendReceived(dst []byte, r receivedInfo) []byte {
 // folder appends words to a header field, folding (CRLF TAB) before a
 // word that would make the line longer than 78 characters (RFC 5322 §2.1.1).
 type folder struct {
-	b     []byte
-	start int // offset in b of the current line
+	b       []byte
+	start   int // offset in b of the current line
+	reserve int // characters the next word must leave room for
 }
 
 func (f *folder) word(parts ...string) {
@@ -111,7 +120,7 @@ func (f *folder) word(parts ...string) {
 	for _, p := range parts {
 		n += len(p)
 	}
-	if len(f.b)-f.start+1+n > 78 {
+	if len(f.b)-f.start+1+n+f.reserve > 78 {
 		f.b = append(f.b, "\r\n\t"...)
 		f.start = len(f.b) - 1
 	} else {

@@ -138,8 +138,8 @@ func (s *session) interruptIfIdle() {
 
 // kill cuts the session at once. Called by Shutdown when its ctx ends.
 func (s *session) kill() {
+	s.raw.Close() // first, so that nothing more reaches the client
 	s.cancel()
-	s.raw.Close()
 }
 
 func (s *session) serve() {
@@ -156,9 +156,9 @@ func (s *session) serve() {
 	}
 	smtp.WriteReply(s.bw, 220, "", s.srv.Hostname+" ESMTP Postern")
 	for !s.quit {
-		// RFC 2920 §3.2: reply as a batch; flush when the client has
-		// nothing more in flight.
-		if s.br.Buffered() == 0 && s.flush() != nil {
+		// RFC 2920 §3.2: send the replies as a batch, when the next
+		// read would wait for the client.
+		if !s.lineBuffered() && s.flush() != nil {
 			return
 		}
 		line, err := s.readLine(authLineMax)
@@ -183,6 +183,17 @@ func (s *session) finish() {
 	s.log.Info("session end", "duration", time.Since(s.start).Round(time.Millisecond),
 		"messages", s.nmsgs, "errors", s.nerrors)
 	s.release()
+}
+
+// lineBuffered reports whether a whole line is already buffered, so that
+// reading it will not wait for the client.
+func (s *session) lineBuffered() bool {
+	n := s.br.Buffered()
+	if n == 0 {
+		return false
+	}
+	b, _ := s.br.Peek(n)
+	return bytes.IndexByte(b, '\n') >= 0
 }
 
 // flush sends the replies written so far.

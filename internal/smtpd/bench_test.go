@@ -1,0 +1,65 @@
+package smtpd
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BenchmarkSession runs one plaintext mx session per iteration over
+// net.Pipe: EHLO, MAIL, RCPT and DATA pipelined, a 10 KiB message, QUIT.
+func BenchmarkSession(b *testing.B) {
+	srv := &Server{
+		Name:      "bench",
+		Role:      RoleMX,
+		Hostname:  testHost,
+		Limits:    Limits{CommandTimeout: 10 * time.Second},
+		Directory: newTestDir(),
+		Spool:     discardSpool{},
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+	line := strings.Repeat("x", 76) + "\r\n"
+	msg := "From: a@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat(line, 10240/len(line)) + ".\r\n"
+	cmds := "EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	br := bufio.NewReader(nil)
+	for b.Loop() {
+		server, client := net.Pipe()
+		done := make(chan struct{})
+		go func() { srv.serveConn(server); close(done) }()
+		br.Reset(client)
+		expectCode(b, br, "220")
+		io.WriteString(client, cmds)
+		for _, c := range []string{"250", "250", "250", "354"} {
+			expectCode(b, br, c)
+		}
+		io.WriteString(client, msg)
+		expectCode(b, br, "250")
+		io.WriteString(client, "QUIT\r\n")
+		expectCode(b, br, "221")
+		client.Close()
+		<-done
+	}
+}
+
+func expectCode(b *testing.B, br *bufio.Reader, code string) {
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil || !strings.HasPrefix(l, code) {
+			b.Fatalf("want %s, got %q, %v", code, l, err)
+		}
+		if l[3] == ' ' {
+			return
+		}
+	}
+}
+
+type discardSpool struct{}
+
+func (discardSpool) Spool(ctx context.Context, env *Envelope, data []byte) error { return nil }

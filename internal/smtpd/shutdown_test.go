@@ -1,0 +1,110 @@
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+)
+
+func TestShutdownIdleSession(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c2 := f.dial() // idle right after the greeting
+	errc := make(chan error, 1)
+	go func() { errc <- f.srv.Shutdown(context.Background()) }()
+	c.expect("421 4.3.2 Service shutting down")
+	c.expectClosed()
+	c2.expect("421 4.3.2")
+	c2.expectClosed()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Shutdown did not return")
+	}
+	select {
+	case err := <-f.done:
+		f.done <- err // for the cleanup's check
+		if !errors.Is(err, ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+}
+
+func TestShutdownLetsDataFinish(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.transaction("a@example.net", "bob@example.org")
+	c.raw("Subject: in flight\r\n\r\n")
+	errc := make(chan error, 1)
+	go func() { errc <- f.srv.Shutdown(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	c.do("body\r\n.", "250 2.0.0")
+	c.expect("421 4.3.2")
+	c.expectClosed()
+	if err := <-errc; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if n := len(f.spool.messages()); n != 1 {
+		t.Errorf("%d messages spooled", n)
+	}
+}
+
+func TestShutdownDeadlineCutsSpooling(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	f.spool.block = make(chan struct{}) // never closed: Spool waits for ctx
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.transaction("a@example.net", "bob@example.org")
+	c.send(message("From: a@example.net") + ".")
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
+	}
+	c.expectClosed()
+	if n := len(f.spool.messages()); n != 0 {
+		t.Errorf("%d messages spooled", n)
+	}
+}
+
+func TestServeAfterShutdown(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	f.srv.Shutdown(context.Background())
+	l := newListener(t)
+	if err := f.srv.Serve(l); !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve after Shutdown: %v", err)
+	}
+}
+
+func TestServeChecksFields(t *testing.T) {
+	for name, s := range map[string]*Server{
+		"no spool":             {Directory: newTestDir()},
+		"no directory":         {Spool: &testSpool{}},
+		"submission, no TLS":   {Role: RoleSubmission, Spool: &testSpool{}, Directory: newTestDir(), Auth: testAuth{}},
+		"submissions, no auth": {Role: RoleSubmissions, Spool: &testSpool{}, Directory: newTestDir(), TLSConfig: serverTLSConfig()},
+	} {
+		if err := s.Serve(newListener(t)); err == nil || errors.Is(err, ErrServerClosed) {
+			t.Errorf("%s: Serve = %v", name, err)
+		}
+	}
+}
+
+func newListener(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
