@@ -10,11 +10,19 @@ import (
 // Errors returned by Reader.ReadLine and ReadData for hostile input. In
 // each case the offending line (through its LF) has been consumed.
 var (
+	// ErrLineTooLong means a line, CRLF included, was longer than the
+	// limit (RFC 5321 §4.5.3.1.4, §4.5.3.1.6).
 	ErrLineTooLong = errors.New("smtp: line too long")
-	ErrBareLF      = errors.New("smtp: bare LF")
-	ErrBareCR      = errors.New("smtp: bare CR")
-	ErrNUL         = errors.New("smtp: NUL byte")
-	ErrTooBig      = errors.New("smtp: message too big")
+	// ErrBareLF means an LF was not preceded by CR (RFC 5321 §2.3.8).
+	ErrBareLF = errors.New("smtp: bare LF")
+	// ErrBareCR means a CR was not immediately followed by LF
+	// (RFC 5321 §2.3.8).
+	ErrBareCR = errors.New("smtp: bare CR")
+	// ErrNUL means a line held a NUL byte.
+	ErrNUL = errors.New("smtp: NUL byte")
+	// ErrTooBig means a message was longer than DataLimits.MaxSize; the
+	// session replies 552 5.3.4 (RFC 5321 §4.5.3.1.10, RFC 3463 §3.4).
+	ErrTooBig = errors.New("smtp: message too big")
 )
 
 // Reader reads CRLF-terminated command lines with limits. It is not safe
