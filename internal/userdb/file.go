@@ -49,26 +49,21 @@ type record struct {
 }
 
 // fileSig identifies one version of the users file: writers replace the
-// file by rename, so a new inode, or a new size or times, means new content.
+// file by rename, so a new inode, or a new size or modification time, means
+// new content.
 type fileSig struct {
-	dev, ino     uint64
-	size         int64
-	mtime, ctime int64
-	ok           bool
+	dev, ino uint64
+	size     int64
+	mtime    int64
 }
 
 // sigOf returns the signature of fi.
 func sigOf(fi os.FileInfo) fileSig {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano(), ok: true}
+		return fileSig{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 	}
-	return fileSig{
-		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
-		mtime: fi.ModTime().UnixNano(),
-		ctime: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)).UnixNano(),
-		ok:    true,
-	}
+	return fileSig{dev: uint64(st.Dev), ino: uint64(st.Ino), size: fi.Size(), mtime: fi.ModTime().UnixNano()}
 }
 
 // lockPath returns the lock file next to the users file: users.json ->

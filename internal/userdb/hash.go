@@ -57,10 +57,7 @@ const (
 
 // phcB64 returns the base64 of the PHC string format: standard alphabet,
 // no padding, strict.
-func phcB64() *base64.Encoding {
-	e := base64.RawStdEncoding.Strict()
-	return e
-}
+func phcB64() *base64.Encoding { return base64.RawStdEncoding.Strict() }
 
 // phc is a parsed Argon2id hash in PHC string format.
 type phc struct {
@@ -132,14 +129,24 @@ func parsePHC(s string) (phc, error) {
 	if err := h.params.validate(); err != nil {
 		return h, fmt.Errorf("userdb: password hash: %w", err)
 	}
-	var err error
-	if h.salt, err = phcB64().DecodeString(parts[4]); err != nil || len(h.salt) < minSaltLen || len(h.salt) > maxSaltLen {
+	var ok bool
+	if h.salt, ok = decodeB64(parts[4]); !ok || len(h.salt) < minSaltLen || len(h.salt) > maxSaltLen {
 		return h, fmt.Errorf("userdb: password hash: salt is not %d to %d bytes of base64", minSaltLen, maxSaltLen)
 	}
-	if h.key, err = phcB64().DecodeString(parts[5]); err != nil || len(h.key) < minKeyLen || len(h.key) > maxKeyLen {
+	if h.key, ok = decodeB64(parts[5]); !ok || len(h.key) < minKeyLen || len(h.key) > maxKeyLen {
 		return h, fmt.Errorf("userdb: password hash: hash is not %d to %d bytes of base64", minKeyLen, maxKeyLen)
 	}
 	return h, nil
+}
+
+// decodeB64 decodes PHC base64 and accepts only the canonical encoding
+// (encoding/base64 skips CR and LF even in strict mode).
+func decodeB64(s string) ([]byte, bool) {
+	b, err := phcB64().DecodeString(s)
+	if err != nil || phcB64().EncodeToString(b) != s {
+		return nil, false
+	}
+	return b, true
 }
 
 // parseDecimal parses a PHC decimal: digits only, no leading zero, fits

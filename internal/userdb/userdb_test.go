@@ -134,6 +134,8 @@ func TestParsePHCRefuses(t *testing.T) {
 		"$argon2id$v=19$m=64,t=1,p=1$" + salt + "$!!!!",
 		"argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key + "$x",
 		"$argon2id$v=19$m=64,t=1,p=1$" + salt,
+		"$argon2id$v=19$m=64,t=1,p=1$" + salt[:10] + "\n" + salt[10:] + "$" + key,
+		"$argon2id$v=19$m=64,t=1,p=1$" + salt + "$" + key[:10] + "\r" + key[10:],
 	} {
 		if _, err := parsePHC(s); err == nil {
 			t.Errorf("accepted %q", s)

@@ -1,0 +1,203 @@
+package userdb
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func testDirectory(t *testing.T, users ...string) (*Directory, *DB) {
+	t.Helper()
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	for _, u := range users {
+		if err := db.Add(u, "pw"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := DirectoryConfig{
+		LocalDomains: []string{"example.org", "Example.NET"},
+		Aliases: map[string][]string{
+			"info@example.org":       {"alice@example.org", "Bob@example.org"},
+			"Sales@example.org":      {"info@example.org", "carol@example.net"}, // nested
+			"loop1@example.org":      {"loop2@example.org"},
+			"loop2@example.org":      {"loop1@example.org", "alice@example.org"},
+			"Alice@example.net":      {"alice@example.org"},
+			"bob@example.org":        {"bob@example.org", "carol@example.net"}, // shadows the user, keeps it
+			"ghost@example.org":      {"nobody@example.org"},
+			"postmaster@example.net": {"carol@example.net"},
+		},
+		SendAs: map[string]SendAsGrant{
+			"Carol@example.net": {Addresses: []string{"ceo@example.org"}, Domains: []string{"Newsletter.Example.org"}},
+		},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return NewDirectory(db, cfg), db
+}
+
+func TestDirectoryLocalDomains(t *testing.T) {
+	d, _ := testDirectory(t)
+	for dom, want := range map[string]bool{
+		"example.org": true, "EXAMPLE.ORG": true, "example.net": true, "example.net.": true,
+		"example.com": false, "sub.example.org": false, "": false,
+	} {
+		if got := d.IsLocalDomain(dom); got != want {
+			t.Errorf("IsLocalDomain(%q) = %v", dom, got)
+		}
+	}
+}
+
+func TestDirectoryRecipientExists(t *testing.T) {
+	d, _ := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+	ctx := context.Background()
+	for addr, want := range map[string]bool{
+		"alice@example.org":      true,
+		"ALICE@example.org":      true,
+		"bob@example.org":        true,
+		"info@example.org":       true,
+		"INFO@example.org":       true,
+		"sales@example.org":      true,
+		"ghost@example.org":      true, // an alias exists even if its target does not
+		"postmaster@example.org": true, // RFC 5321 §4.5.1
+		"PostMaster@example.net": true,
+		"postmaster":             true,
+		"Postmaster":             true,
+		"nobody@example.org":     false,
+		"alice@example.com":      false, // not local
+		"postmaster@example.com": false,
+		"alice":                  false,
+		"":                       false,
+		"alice@":                 false,
+	} {
+		got, err := d.RecipientExists(ctx, addr)
+		if err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+}
+
+func TestDirectoryResolve(t *testing.T) {
+	d, db := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+	for addr, want := range map[string][]string{
+		"alice@example.org":      {"alice@example.org"},
+		"ALICE@EXAMPLE.ORG":      {"alice@example.org"},
+		"info@example.org":       {"alice@example.org", "bob@example.org", "carol@example.net"},
+		"sales@example.org":      {"alice@example.org", "bob@example.org", "carol@example.net"},
+		"loop1@example.org":      {"alice@example.org"},
+		"alice@example.net":      {"alice@example.org"},
+		"bob@example.org":        {"bob@example.org", "carol@example.net"},
+		"postmaster@example.net": {"carol@example.net"},
+	} {
+		got, err := d.Resolve(addr)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", addr, got, err, want)
+		}
+	}
+	for addr, want := range map[string]error{
+		"nobody@example.org":     ErrNotFound,
+		"ghost@example.org":      ErrNotFound,
+		"alice@example.com":      ErrNotLocal,
+		"alice":                  ErrNotLocal,
+		"postmaster@example.org": ErrNotFound, // no postmaster anywhere yet
+	} {
+		if got, err := d.Resolve(addr); !errors.Is(err, want) {
+			t.Errorf("Resolve(%q) = %q, %v; want %v", addr, got, err, want)
+		}
+	}
+
+	// postmaster@ the first domain, and every domain without its own,
+	// reach the postmaster user once one exists.
+	if err := db.Add("PostMaster@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string][]string{
+		"postmaster@example.org": {"postmaster@example.org"},
+		"postmaster":             {"postmaster@example.org"},
+		"postmaster@example.net": {"carol@example.net"}, // its own alias wins
+	} {
+		got, err := d.Resolve(addr)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("Resolve(%q) = %q, %v; want %q", addr, got, err, want)
+		}
+	}
+	d2 := NewDirectory(db, DirectoryConfig{LocalDomains: []string{"example.org", "other.example"}})
+	if got, err := d2.Resolve("Postmaster@other.example"); err != nil || !slices.Equal(got, []string{"postmaster@example.org"}) {
+		t.Errorf("postmaster fallback: %q, %v", got, err)
+	}
+}
+
+func TestDirectoryResolveDepth(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	if err := db.Add("end@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	aliases := make(map[string][]string)
+	chain := []string{"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9"}
+	for i := 0; i+1 < len(chain); i++ {
+		aliases[chain[i]+"@example.org"] = []string{chain[i+1] + "@example.org"}
+	}
+	aliases["a9@example.org"] = []string{"end@example.org"}
+	d := NewDirectory(db, DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: aliases})
+	if got, err := d.Resolve("a3@example.org"); err != nil || !slices.Equal(got, []string{"end@example.org"}) {
+		t.Errorf("7 levels: %q, %v", got, err)
+	}
+	if _, err := d.Resolve("a0@example.org"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("11 levels resolved: %v", err)
+	}
+}
+
+func TestDirectoryMaySendAs(t *testing.T) {
+	d, _ := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		user, addr string
+		want       bool
+	}{
+		{"alice@example.org", "alice@example.org", true},
+		{"alice@example.org", "ALICE@example.org", true},
+		{"Bob@example.org", "bob@example.org", true},
+		{"alice@example.org", "", true}, // null reverse-path
+		{"alice@example.org", "bob@example.org", false},
+		{"alice@example.org", "info@example.org", true},  // alias lists alice
+		{"Bob@example.org", "info@example.org", true},    // alias lists Bob
+		{"carol@example.net", "info@example.org", false}, // only through sales
+		{"carol@example.net", "sales@example.org", true},
+		{"alice@example.org", "sales@example.org", false}, // not a direct target
+		{"alice@example.org", "alice@example.net", true},
+		{"carol@example.net", "ceo@example.org", true},
+		{"carol@example.net", "CEO@example.org", true},
+		{"carol@example.net", "anyone@newsletter.example.org", true},
+		{"carol@example.net", "x@sub.newsletter.example.org", false},
+		{"carol@example.net", "cfo@example.org", false},
+		{"alice@example.org", "ceo@example.org", false},
+		{"alice@example.org", "anyone@newsletter.example.org", false},
+		{"", "alice@example.org", false},
+		{"alice@example.org", "alice@example.org.evil", false},
+	} {
+		got, err := d.MaySendAs(ctx, tc.user, tc.addr)
+		if err != nil || got != tc.want {
+			t.Errorf("MaySendAs(%q, %q) = %v, %v; want %v", tc.user, tc.addr, got, err, tc.want)
+		}
+	}
+}
+
+func TestDirectoryConfigValidate(t *testing.T) {
+	for _, cfg := range []DirectoryConfig{
+		{},
+		{LocalDomains: []string{"exa mple.org"}},
+		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.com": {"b@example.org"}}},
+		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"b@example.com"}}},
+		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {}}},
+		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"../x@example.org"}}},
+		{LocalDomains: []string{"example.org"}, SendAs: map[string]SendAsGrant{"bad": {}}},
+		{LocalDomains: []string{"example.org"}, SendAs: map[string]SendAsGrant{"a@example.org": {Addresses: []string{"x"}}}},
+		{LocalDomains: []string{"example.org"}, SendAs: map[string]SendAsGrant{"a@example.org": {Domains: []string{"a b"}}}},
+	} {
+		if err := cfg.Validate(); err == nil {
+			t.Errorf("Validate accepted %+v", cfg)
+		}
+	}
+}
