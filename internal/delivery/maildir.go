@@ -38,6 +38,7 @@ type Maildir struct {
 	hostOnce sync.Once
 	host     string
 
+	mkdirMu  sync.Mutex // serializes mailbox creation
 	mu       sync.Mutex
 	syncers  map[string]*dirSyncer
 	dirSyncs atomic.Int64 // directory fsyncs done, for tests and benchmarks
@@ -70,7 +71,7 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 	tmpPath := filepath.Join(tmpDir, name)
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
-		if err = makeMaildir(box); err == nil {
+		if err = m.makeMaildir(box); err == nil {
 			f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		}
 	}
@@ -135,10 +136,13 @@ func splitMailbox(mailbox string) (user, domain string, err error) {
 	return user, domain, nil
 }
 
-// makeMaildir creates box/{tmp,new,cur} and makes them durable: each new
-// directory is fsynced into its parent.
-func makeMaildir(box string) error {
-	for _, sub := range []string{"tmp", "new", "cur"} {
+// makeMaildir creates box/{new,cur,tmp} and makes them durable: each
+// new directory is fsynced into its parent. Creations are serialized, and
+// tmp/ comes last, so a delivery that finds tmp/ also finds new/, durable.
+func (m *Maildir) makeMaildir(box string) error {
+	m.mkdirMu.Lock()
+	defer m.mkdirMu.Unlock()
+	for _, sub := range []string{"new", "cur", "tmp"} {
 		if err := mkdirDurable(filepath.Join(box, sub)); err != nil {
 			return err
 		}

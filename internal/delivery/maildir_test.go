@@ -179,3 +179,21 @@ func BenchmarkMaildirDeliver(b *testing.B) {
 		})
 	}
 }
+
+func TestMaildirConcurrentFirstDeliveries(t *testing.T) {
+	// Deliveries racing to create a new mailbox must all succeed: none
+	// may find tmp/ made but new/ not yet.
+	root := t.TempDir()
+	m := &Maildir{Root: root}
+	for box := range 20 {
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				if err := m.Deliver(context.Background(), fmt.Sprintf("u%d@example.org", box), []byte("x")); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+	}
+}

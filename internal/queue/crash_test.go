@@ -52,7 +52,7 @@ func TestHelperProcess(t *testing.T) {
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 3 {
-		acked := crashChild(t, dir, round, 300+round*100)
+		acked := crashChild(t, dir, round, 100+round*50)
 		s := openTest(t, dir, 256<<10)
 		for _, id := range acked {
 			var i int

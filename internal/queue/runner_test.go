@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -255,4 +256,39 @@ func TestDeleteAndMarkErrors(t *testing.T) {
 	if l := s.List(); len(l) != 1 || l[0].ID != keep {
 		t.Errorf("List after reopen = %+v", l)
 	}
+}
+
+// BenchmarkRunnerLocal measures spool-to-Maildir throughput: b.N
+// messages of 10 KiB, each for one local recipient (8 mailboxes), are
+// spooled and then delivered by a Runner with 4 or 16 workers.
+func BenchmarkRunnerLocal(b *testing.B) {
+	for _, w := range []int{4, 16} {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) { benchRunnerLocal(b, w) })
+	}
+}
+
+func benchRunnerLocal(b *testing.B, workers int) {
+	s := OpenForTest(b, b.TempDir(), 0)
+	defer s.Close()
+	md := &delivery.Maildir{Root: b.TempDir()}
+	var ids []string
+	for i := range b.N {
+		id := MakeID()
+		ids = append(ids, id)
+		PutForTest(b, s, MakeEnv(id, fmt.Sprintf("user%d@local.test", i%8)), MakeData(id, 10<<10))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	r := NewRunner(s, RunnerOptions{Local: maildirDeliverer(md), IsLocal: isLocal, Workers: workers,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	go func() { done <- r.Run(ctx) }()
+	for len(s.List()) > 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.StopTimer()
+	cancel()
+	<-done
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
