@@ -52,7 +52,18 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 		clean     = true     // the current line starts data or follows a CRLF
 		prevCR    bool       // the previous chunk of this line ended with CR
 	)
+	fast := true // false once fastLines found a fault ahead
 	for {
+		if fast && firstErr == nil && lineLen == 0 {
+			room := int64(-1)
+			if maxSize > 0 {
+				room = maxSize - int64(dst.Len()-base)
+			}
+			buf, _ := br.Peek(br.Buffered()) // no I/O
+			n, ok := fastLines(buf, dst, room, maxLine)
+			br.Discard(n)
+			fast = ok
+		}
 		c, err := br.ReadSlice('\n')
 		full := false
 		if err != nil {
@@ -111,6 +122,35 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 		lineLen = 0
 		prevCR = false
 	}
+}
+
+// fastLines appends to dst the lines at the start of buf that need no
+// more than a copy: complete, ending in CRLF, no longer than maxLine, not
+// starting with a dot (so neither stuffed nor the terminator), holding no
+// other CR and no NUL, and fitting in room bytes (room < 0: no limit). It
+// returns the bytes of buf it took; ok is false when a fault lies in the
+// lines it looked at, so that the caller leaves them to the line-by-line
+// path, which will meet the fault.
+func fastLines(buf []byte, dst *bytes.Buffer, room int64, maxLine int) (n int, ok bool) {
+	lines := 0
+	for n < len(buf) && buf[n] != '.' {
+		i := bytes.IndexByte(buf[n:], '\n')
+		if i < 1 || i >= maxLine || buf[n+i-1] != '\r' || room >= 0 && int64(n+i+1) > room {
+			break
+		}
+		n += i + 1
+		lines++
+	}
+	if n == 0 {
+		return 0, true
+	}
+	run := buf[:n]
+	// Each line has its CR before the LF; any other CR is bare.
+	if bytes.Count(run, []byte{'\r'}) != lines || bytes.IndexByte(run, 0) >= 0 {
+		return 0, false
+	}
+	dst.Write(run)
+	return n, true
 }
 
 // lineFaults is a set of things wrong with one line of data.

@@ -61,6 +61,13 @@ func TestReadData(t *testing.T) {
 		{"bare CR wins over too big", "abc\rdefghijklmn\r\n.\r\n", DataLimits{MaxSize: 5}, "", ErrBareCR},
 		{"CR at chunk end then LF", x(15) + "\r\n" + x(14) + "\r\n.\r\n", def, x(15) + "\r\n" + x(14) + "\r\n", nil},
 		{"CR at chunk end then not LF", x(15) + "\rx\r\n.\r\n", def, "", ErrBareCR},
+		{"NUL after many lines", strings.Repeat("abc\r\n", 20) + "a\x00\r\n" + strings.Repeat("abc\r\n", 5) + ".\r\n", def, strings.Repeat("abc\r\n", 20), ErrNUL},
+		{"bare CR after many lines", strings.Repeat("abc\r\n", 20) + "a\rb\r\n.\r\n", def, strings.Repeat("abc\r\n", 20), ErrBareCR},
+		{"bare LF after many lines", strings.Repeat("abc\r\n", 20) + "ab\nc\r\n.\r\n", def, strings.Repeat("abc\r\n", 20), ErrBareLF},
+		{"long line after many lines", strings.Repeat("abc\r\n", 20) + x(30) + "\r\n.\r\n", DataLimits{MaxLine: 31}, strings.Repeat("abc\r\n", 20), ErrLineTooLong},
+		{"size reached after many lines", strings.Repeat("abc\r\n", 20) + "x\r\n.\r\n", DataLimits{MaxSize: 100}, strings.Repeat("abc\r\n", 20), ErrTooBig},
+		{"size exactly after many lines", strings.Repeat("abc\r\n", 20) + "x\r\n.\r\n", DataLimits{MaxSize: 103}, strings.Repeat("abc\r\n", 20) + "x\r\n", nil},
+		{"dots among many lines", strings.Repeat("abc\r\n..\r\n", 10) + ".\r\n", def, strings.Repeat("abc\r\n.\r\n", 10), nil},
 		{"no size limit", x(900) + "\r\n.\r\n", DataLimits{MaxLine: 1000}, x(900) + "\r\n", nil},
 	}
 	for _, tt := range tests {

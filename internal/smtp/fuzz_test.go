@@ -140,6 +140,17 @@ func stuff(msg []byte) []byte {
 	return append(b, ".\r\n"...)
 }
 
+// canonicalStuffing reports whether every line of the stuffed message
+// data that starts with a dot, but for the terminator, starts with two.
+func canonicalStuffing(data []byte) bool {
+	for line := range bytes.SplitAfterSeq(data, []byte("\r\n")) {
+		if len(line) > 0 && line[0] == '.' && string(line) != ".\r\n" && (len(line) < 2 || line[1] != '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func FuzzReadData(f *testing.F) {
 	for _, s := range []string{
 		".\r\n",
@@ -187,7 +198,9 @@ func FuzzReadData(f *testing.F) {
 				bytes.IndexByte(got, 0) >= 0 {
 				t.Fatalf("message %q has a bare CR, bare LF or NUL", got)
 			}
-			if !bytes.Equal(stuff(got), consumed) {
+			// Stuffing gives back the input when the client stuffed as
+			// RFC 5321 §4.5.2 says (".x" is taken as "x" but never sent).
+			if canonicalStuffing(consumed) && !bytes.Equal(stuff(got), consumed) {
 				t.Fatalf("stuffed message %q differs from the input read %q", stuff(got), consumed)
 			}
 		}
