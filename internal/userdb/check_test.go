@@ -289,3 +289,21 @@ func BenchmarkCheckPasswordUnknownUser(b *testing.B) {
 		db.CheckPassword(ctx, "mallory@example.org", "guess")
 	}
 }
+
+func TestWithSASL(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	if err := db.Add("Alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s := sasl.NewPlain(ctx, db.CheckPassword)
+	if _, done, err := s.Next([]byte("alice@example.org\x00ALICE@example.org\x00pw")); !done || err != nil || s.Identity() != "Alice@example.org" {
+		t.Errorf("PLAIN: done=%v err=%v identity=%q", done, err, s.Identity())
+	}
+	s = sasl.NewLogin(ctx, db.CheckPassword)
+	s.Next(nil)
+	s.Next([]byte("alice@example.org"))
+	if _, done, err := s.Next([]byte("nope")); done || !errors.Is(err, sasl.ErrInvalidCredentials) {
+		t.Errorf("LOGIN wrong password: done=%v err=%v", done, err)
+	}
+}

@@ -8,9 +8,9 @@
 // while the server runs. Writers take an exclusive flock on a lock file
 // next to it, read the current file, change it, and replace it atomically
 // (temporary file, fsync, rename, fsync of the directory). Readers keep the
-// users in memory and notice a replaced file by its inode, size and times,
-// checked at most once a second on lookups; Reload re-reads at once (the
-// server calls it on SIGHUP).
+// users in memory and notice a replaced file by its inode, size and
+// modification time, checked at most once a second on lookups; Reload
+// re-reads at once (the server calls it on SIGHUP).
 package userdb
 
 import (
