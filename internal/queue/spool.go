@@ -208,12 +208,19 @@ func Open(opts Options) (*Spool, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("queue: open spool: no directory")
 	}
+	_, statErr := os.Stat(opts.Dir)
 	if err := os.MkdirAll(s.segDir, 0o700); err != nil {
 		return nil, fmt.Errorf("queue: open spool: %w", err)
 	}
-	// The segments directory itself must be durable in its parent.
-	if err := syncDir(opts.Dir); err != nil {
-		return nil, fmt.Errorf("queue: open spool: %w", err)
+	// The spool and segments directories must be durable in their parents.
+	dirs := []string{opts.Dir}
+	if statErr != nil {
+		dirs = append(dirs, filepath.Dir(filepath.Clean(opts.Dir)))
+	}
+	for _, d := range dirs {
+		if err := syncDir(d); err != nil {
+			return nil, fmt.Errorf("queue: open spool: %w", err)
+		}
 	}
 	db, err := openState(filepath.Join(opts.Dir, "state.db"))
 	if err != nil {
