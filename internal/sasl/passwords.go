@@ -32,7 +32,7 @@ type Passwords struct {
 
 // mechs returns the offered mechanisms, upper-cased, without duplicates or
 // unknown names.
-func (p *Passwords) mechs() []string {
+func (p Passwords) mechs() []string {
 	if p.Check == nil {
 		return nil
 	}
@@ -52,7 +52,7 @@ func (p *Passwords) mechs() []string {
 // Mechanisms returns the mechanisms to advertise to a session in TLS state
 // cs: none (nil) when cs is nil, since a password is never offered without
 // TLS. The caller passes cs only once the handshake has completed.
-func (p *Passwords) Mechanisms(cs *tls.ConnectionState) []string {
+func (p Passwords) Mechanisms(cs *tls.ConnectionState) []string {
 	if cs == nil {
 		return nil
 	}
@@ -62,7 +62,7 @@ func (p *Passwords) Mechanisms(cs *tls.ConnectionState) []string {
 // Start begins an exchange of mechanism mech for a session in TLS state cs.
 // ok is false when mech is not one Mechanisms(cs) offers; the name is
 // compared ignoring case. The Server passes ctx to Check.
-func (p *Passwords) Start(ctx context.Context, mech string, cs *tls.ConnectionState) (s Server, ok bool) {
+func (p Passwords) Start(ctx context.Context, mech string, cs *tls.ConnectionState) (s Server, ok bool) {
 	mech = strings.ToUpper(mech)
 	if !slices.Contains(p.Mechanisms(cs), mech) {
 		return nil, false

@@ -395,3 +395,15 @@ func err2s(err error) string {
 	}
 	return err.Error()
 }
+
+// authenticator copies smtpd.Authenticator's method set (sasl may not
+// import smtpd); both Passwords and *Passwords must have it.
+type authenticator interface {
+	Mechanisms(cs *tls.ConnectionState) []string
+	Start(ctx context.Context, mech string, cs *tls.ConnectionState) (s Server, ok bool)
+}
+
+var (
+	_ authenticator = Passwords{}
+	_ authenticator = (*Passwords)(nil)
+)
