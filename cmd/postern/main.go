@@ -1,0 +1,130 @@
+// Command postern is the Postern mail server and its administration tool.
+//
+//	postern serve [--config FILE | --data DIR]
+//	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
+//	postern version
+//
+// With no --config, postern runs on its embedded default: data in
+// ./postern-data (or --data DIR), domain localhost, listeners on
+// 127.0.0.1:2525 (mx), :2587 (submission), :2465 (submissions) and HTTP on
+// :2580. This is the only package that reads the configuration; it wires
+// the other packages together and passes them plain values.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"postern/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitUsage is sysexits.h's EX_USAGE.
+const exitUsage = 64
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches a subcommand and returns the process exit status.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "user":
+		err = cmdUser(args[1:], stdin, stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "postern", version)
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "postern: unknown command %q\n", args[0])
+		usage(stderr)
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "postern:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			return exitUsage
+		}
+		return 1
+	}
+	return 0
+}
+
+// usageError is a command-line mistake (exit status 64).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  postern serve [--config FILE | --data DIR]     run the server
+  postern user add EMAIL [--config FILE | --data DIR]
+  postern user passwd EMAIL [...]                password from stdin, or prompted on a terminal
+  postern user delete EMAIL [...]
+  postern user list [...]
+  postern version
+
+Without --config, postern uses its embedded default (see README.md):
+data in ./postern-data, domain localhost, ports 2525/2587/2465, HTTP 2580.
+`)
+}
+
+// configFlags are the flags every subcommand takes to find the configuration.
+type configFlags struct {
+	config string
+	data   string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "configuration file (TOML); none: the embedded default")
+	fs.StringVar(&c.data, "data", "", "data directory for the embedded default (default ./postern-data)")
+}
+
+// load returns the configuration the flags name.
+func (c *configFlags) load() (*config.Config, error) {
+	if c.config != "" {
+		if c.data != "" {
+			return nil, usageError{"--data and --config exclude each other: set data_dir in the file"}
+		}
+		return config.Load(c.config)
+	}
+	dir := c.data
+	if dir == "" {
+		dir = "postern-data"
+	}
+	cfg := config.Dev(dir)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// parseArgs parses flags that may come before or after positional
+// arguments ("user add EMAIL --data DIR" and "user add --data DIR EMAIL").
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"postern/internal/config"
+	"postern/internal/delivery"
+	"postern/internal/metrics"
+	"postern/internal/queue"
+	"postern/internal/sasl"
+	"postern/internal/smtpd"
+	"postern/internal/tlsconf"
+	"postern/internal/userdb"
+)
+
+// cmdServe runs the server until SIGTERM or SIGINT.
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cf configFlags
+	cf.register(fs)
+	if pos, err := parseArgs(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+
+	certs, tlsCfg, err := setupTLS(cfg)
+	if err != nil {
+		return err
+	}
+	db, err := openUsers(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if cf.config == "" {
+		if err := firstStart(cfg, db, stdout, log); err != nil {
+			return err
+		}
+	}
+	dir := userdb.NewDirectory(db, userdb.DirectoryConfig{
+		LocalDomains: cfg.LocalDomains,
+		Aliases:      cfg.Aliases,
+		SendAs:       sendAsGrants(cfg),
+	})
+
+	spool, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize, Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runner := queue.NewRunner(spool, queue.RunnerOptions{
+		Local:   &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}},
+		IsLocal: func(addr string) bool { return dir.IsLocalDomain(domainOf(addr)) },
+		Logger:  log,
+	})
+	runnerDone := make(chan error, 1)
+	go func() { runnerDone <- runner.Run(ctx) }()
+
+	// Bind every listener before serving any, so a taken port fails the
+	// start instead of leaving a half-running server.
+	var servers []*smtpd.Server
+	var listeners []net.Listener
+	closeAll := func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}
+	auth := &sasl.Passwords{Check: db.CheckPassword}
+	for _, lc := range cfg.Listeners {
+		l, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
+		}
+		listeners = append(listeners, l)
+		a := *auth
+		if len(lc.AuthMechanisms) > 0 {
+			a.Mechs = lc.AuthMechanisms
+		}
+		servers = append(servers, &smtpd.Server{
+			Name:              lc.Name,
+			Role:              roleOf(lc.Role),
+			Hostname:          cfg.Hostname,
+			TLSConfig:         tlsCfg,
+			Limits:            limitsOf(cfg),
+			Directory:         dir,
+			Auth:              &a,
+			Spool:             spoolAdapter{spool},
+			Logger:            log.With("listener", lc.Name),
+			PostmasterAddress: cfg.Postmaster,
+		})
+	}
+	var httpSrv *http.Server
+	var httpL net.Listener
+	if cfg.HTTP.Address != "" {
+		httpL, err = net.Listen("tcp", cfg.HTTP.Address)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("serve: http: %w", err)
+		}
+		httpSrv = &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go httpSrv.Serve(httpL)
+	}
+
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Add(1)
+		go func(s *smtpd.Server, l net.Listener) {
+			defer wg.Done()
+			if err := s.Serve(l); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
+				log.Error("listener stopped", "listener", s.Name, "err", err)
+			}
+		}(s, listeners[i])
+		log.Info("listening", "listener", s.Name, "role", cfg.Listeners[i].Role, "address", listeners[i].Addr().String())
+	}
+	if httpL != nil {
+		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
+	}
+	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			reload(log, certs, db)
+			continue
+		}
+		log.Info("shutting down", "signal", sig.String(), "deadline", cfg.Limits.ShutdownTimeout)
+		break
+	}
+
+	sctx, scancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)
+	defer scancel()
+	for _, s := range servers {
+		wg.Add(1)
+		go func(s *smtpd.Server) {
+			defer wg.Done()
+			if err := s.Shutdown(sctx); err != nil {
+				log.Warn("sessions cut at shutdown deadline", "listener", s.Name, "err", err)
+			}
+		}(s)
+	}
+	wg.Wait()
+	if httpSrv != nil {
+		httpSrv.Shutdown(sctx)
+	}
+	cancel()
+	<-runnerDone
+	if err := spool.Close(); err != nil {
+		return err
+	}
+	log.Info("postern stopped")
+	return nil
+}
+
+// setupTLS loads (or, when configured, creates) the certificate and
+// returns the TLS configuration every listener shares.
+func setupTLS(cfg *config.Config) (*tlsconf.Certs, *tls.Config, error) {
+	certFile, keyFile := cfg.TLSFiles()
+	if cfg.TLS.SelfSigned {
+		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
+			return nil, nil, err
+		}
+	}
+	certs, err := tlsconf.LoadCerts(certFile, keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	return certs, tlsconf.ServerConfig(certs, tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}), nil
+}
+
+// firstStart creates postmaster@localhost with a random password on the
+// embedded default's first start, writes it to DATA/initial-password and
+// prints it once.
+func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.Logger) error {
+	if len(db.List()) > 0 {
+		return nil
+	}
+	user := cfg.Postmaster
+	pw, err := userdb.GeneratePassword()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(cfg.DataDir, "initial-password")
+	if err := writeFileSync(path, []byte(pw+"\n"), 0o600); err != nil {
+		return fmt.Errorf("serve: initial password: %w", err)
+	}
+	if err := db.Add(user, pw); err != nil {
+		return err
+	}
+	log.Info("created first user", "user", user, "password_file", path)
+	fmt.Fprintf(stdout, "\nFirst start: created user %s with password\n\n    %s\n\n(also in %s; change it with `postern user passwd %s`)\n\n", user, pw, path, user)
+	return nil
+}
+
+// writeFileSync writes a file atomically and durably with the given mode.
+func writeFileSync(path string, data []byte, mode os.FileMode) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// reload re-reads certificates and users on SIGHUP; a failed reload keeps
+// what was loaded before.
+func reload(log *slog.Logger, certs *tlsconf.Certs, db *userdb.DB) {
+	if err := certs.Reload(); err != nil {
+		log.Error("reload: certificate kept", "err", err)
+	} else {
+		log.Info("reload: certificate loaded")
+	}
+	if err := db.Reload(); err != nil {
+		log.Error("reload: users kept", "err", err)
+	} else {
+		log.Info("reload: users loaded")
+	}
+}
+
+func httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		io.WriteString(w, "ok\n")
+	})
+	return mux
+}
+
+func newLogger(lc config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: lc.Level}
+	if lc.Format == config.LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func roleOf(r config.Role) smtpd.Role {
+	switch r {
+	case config.RoleSubmission:
+		return smtpd.RoleSubmission
+	case config.RoleSubmissions:
+		return smtpd.RoleSubmissions
+	}
+	return smtpd.RoleMX
+}
+
+func limitsOf(cfg *config.Config) smtpd.Limits {
+	l := cfg.Limits
+	return smtpd.Limits{
+		MaxMessageSize: l.MaxMessageSize,
+		MaxRecipients:  l.MaxRecipients,
+		MaxErrors:      l.MaxErrors,
+		CommandTimeout: l.CommandTimeout,
+		DataTimeout:    l.DataTimeout,
+		AuthFailDelay:  l.AuthFailDelay,
+	}
+}
+
+func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
+	out := make(map[string]userdb.SendAsGrant, len(cfg.SendAs))
+	for user, g := range cfg.SendAs {
+		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
+	}
+	return out
+}
+
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
+
+// spoolAdapter hands the session's envelopes to the queue.
+type spoolAdapter struct{ s *queue.Spool }
+
+func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
+	return a.s.Put(ctx, &queue.Envelope{
+		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
+		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
+		Helo: env.Helo, ReceivedAt: env.ReceivedAt,
+	}, data)
+}
+
+// localDelivery delivers a local recipient: it expands aliases and writes
+// to each resulting mailbox's Maildir.
+type localDelivery struct {
+	dir     *userdb.Directory
+	maildir *delivery.Maildir
+}
+
+func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+	boxes, err := d.dir.Resolve(rcpt)
+	if err != nil {
+		return err
+	}
+	for _, b := range boxes {
+		if err := d.maildir.Deliver(ctx, b, data); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+// Package test holds Postern's outermost tests: they build the real binary,
+// start it as a user would, and drive it with real clients (swaks, Python's
+// smtplib, curl) and with Go's own SMTP client over real TLS.
+package test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binPath is the postern binary built once by TestMain.
+var binPath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "postern-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "postern")
+	build := exec.Command("go", "build", "-o", binPath, "../cmd/postern")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build postern:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// integration skips t under -short, the only case in which these tests
+// do not run.
+func integration(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: runs the real binary (not with -short)")
+	}
+}
+
+// needTool fails (under POSTERN_INTEGRATION=1, as scripts/test sets) or
+// skips the test when a client program is missing.
+func needTool(t *testing.T, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("POSTERN_INTEGRATION") != "" {
+			t.Fatalf("%s is required (scripts/test installs it): %v", name, err)
+		}
+		t.Skipf("%s not installed", name)
+	}
+	return p
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// server is one running postern process.
+type server struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	data    string
+	config  string // "" for the embedded default
+	mx      string
+	sub     string
+	subs    string
+	http    string
+	stdout  syncBuffer
+	stderr  syncBuffer
+	waited  chan struct{}
+	waitErr error
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// testConfig writes a config file for a server on free loopback ports with
+// its data in dir, plus extra TOML appended, and returns the server
+// description (not started).
+func testConfig(t *testing.T, dir, extra string) *server {
+	t.Helper()
+	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
+	s.config = filepath.Join(dir, "postern.toml")
+	cfg := fmt.Sprintf(`hostname = "localhost"
+data_dir = %q
+local_domains = ["localhost", "example.test"]
+
+[http]
+address = %q
+
+[tls]
+self_signed = true
+
+[limits]
+auth_fail_delay = "10ms"
+shutdown_timeout = "5s"
+
+[[listener]]
+role = "mx"
+address = %q
+
+[[listener]]
+role = "submission"
+address = %q
+
+[[listener]]
+role = "submissions"
+address = %q
+%s`, s.data, s.http, s.mx, s.sub, s.subs, extra)
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// args returns the command-line arguments that select this server's
+// configuration, for serve and the other subcommands.
+func (s *server) args() []string {
+	if s.config != "" {
+		return []string{"--config", s.config}
+	}
+	return []string{"--data", s.data}
+}
+
+// start runs `postern serve` and waits until /healthz answers.
+func (s *server) start() {
+	t := s.t
+	t.Helper()
+	s.stdout = syncBuffer{}
+	s.stderr = syncBuffer{}
+	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
+	s.cmd.Stdout = &s.stdout
+	s.cmd.Stderr = &s.stderr
+	s.cmd.Dir = filepath.Dir(s.data)
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.waited = make(chan struct{})
+	go func() { s.waitErr = s.cmd.Wait(); close(s.waited) }()
+	t.Cleanup(func() {
+		if s.running() {
+			s.cmd.Process.Kill()
+			<-s.waited
+		}
+		if t.Failed() {
+			t.Logf("postern stdout:\n%s", s.stdout.String())
+			t.Logf("postern stderr:\n%s", s.stderr.String())
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if !s.running() {
+			t.Fatalf("postern exited early: %v\nstderr:\n%s", s.waitErr, s.stderr.String())
+		}
+		resp, err := http.Get("http://" + s.http + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("postern not healthy after 15s\nstderr:\n%s", s.stderr.String())
+}
+
+func (s *server) running() bool {
+	select {
+	case <-s.waited:
+		return false
+	default:
+		return true
+	}
+}
+
+// signal sends sig and, for SIGTERM and SIGKILL, waits for the exit.
+func (s *server) signal(sig syscall.Signal) error {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	if sig == syscall.SIGHUP {
+		return nil
+	}
+	select {
+	case <-s.waited:
+		return s.waitErr
+	case <-time.After(20 * time.Second):
+		s.t.Fatalf("postern did not exit after %v", sig)
+		return nil
+	}
+}
+
+// run runs a postern subcommand against this server's data and returns
+// its combined output.
+func (s *server) run(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(binPath, append(args, s.args()...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// addUser adds a user through the CLI, password on stdin.
+func (s *server) addUser(addr, pass string) {
+	s.t.Helper()
+	if out, err := s.run(pass+"\n", "user", "add", addr); err != nil {
+		s.t.Fatalf("user add %s: %v\n%s", addr, err, out)
+	}
+	// The server notices the changed user file within about a second.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := dial(s.t, s.sub, addr, pass)
+		if err == nil {
+			c.Quit()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("user %s added but cannot log in: %v", addr, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// maildirNew lists the messages in the new/ folder of a local mailbox.
+func (s *server) maildirNew(mailbox string) []string {
+	local, domain, _ := strings.Cut(mailbox, "@")
+	dir := filepath.Join(s.data, "mail", domain, local, "new")
+	ents, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err == nil {
+			out = append(out, string(b))
+		}
+	}
+	return out
+}
+
+// waitMaildir waits until the mailbox holds a message containing every
+// string in want, and returns it.
+func (s *server) waitMaildir(mailbox string, want ...string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+	next:
+		for _, m := range s.maildirNew(mailbox) {
+			for _, w := range want {
+				if !strings.Contains(m, w) {
+					continue next
+				}
+			}
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.t.Fatalf("no message with %q in %s after 10s; have %d messages", want, mailbox, len(s.maildirNew(mailbox)))
+	return ""
+}
+
+// clientTLS is the TLS configuration clients use against the self-signed
+// test certificate.
+func clientTLS() *tls.Config {
+	return &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+}
