@@ -67,6 +67,9 @@ func (s *session) cmdData(arg string) {
 	if len(s.tx.rcpts) == 1 {
 		rcpt = s.tx.rcpts[0]
 	}
+	if s.hdr == nil {
+		s.hdr = make([]byte, 0, 512) // reused for the session's next messages
+	}
 	// RFC 5321 §4.4: the Received line goes on top.
 	s.hdr = appendReceived(s.hdr[:0], receivedInfo{
 		helo:   s.helo,

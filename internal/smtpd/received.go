@@ -78,8 +78,9 @@ func appendReceived(dst []byte, r receivedInfo) []byte {
 	f := folder{b: dst, start: len(dst)}
 	f.b = append(f.b, "Received:"...)
 	f.word("from ", sanitizeHelo(r.helo))
-	if r.remote.Addr().IsValid() {
-		f.word("(", addressLiteral(r.remote.Addr()), ")")
+	if ip := r.remote.Addr(); ip.IsValid() {
+		var lit [64]byte
+		f.wordBytes(appendAddressLiteral(lit[:0], ip))
 	}
 	f.word("by ", r.host)
 	f.word("(Postern)")
@@ -102,7 +103,7 @@ func appendReceived(dst []byte, r receivedInfo) []byte {
 	f.b = append(f.b, ';')
 	f.reserve = 0
 	var date [64]byte
-	f.word(string(r.date.AppendFormat(date[:0], time.RFC1123Z)))
+	f.wordBytes(r.date.AppendFormat(date[:0], time.RFC1123Z))
 	f.b = append(f.b, "\r\n"...)
 	return f.b
 }
@@ -115,28 +116,44 @@ type folder struct {
 	reserve int // characters the next word must leave room for
 }
 
+// word appends the concatenation of parts as one word.
 func (f *folder) word(parts ...string) {
 	n := 0
 	for _, p := range parts {
 		n += len(p)
 	}
+	f.space(n)
+	for _, p := range parts {
+		f.b = append(f.b, p...)
+	}
+}
+
+// wordBytes appends w as one word.
+func (f *folder) wordBytes(w []byte) {
+	f.space(len(w))
+	f.b = append(f.b, w...)
+}
+
+// space appends the space or the fold before a word of n characters.
+func (f *folder) space(n int) {
 	if len(f.b)-f.start+1+n+f.reserve > 78 {
 		f.b = append(f.b, "\r\n\t"...)
 		f.start = len(f.b) - 1
 	} else {
 		f.b = append(f.b, ' ')
 	}
-	for _, p := range parts {
-		f.b = append(f.b, p...)
-	}
 }
 
-// addressLiteral returns ip as an RFC 5321 §4.1.3 address literal.
-func addressLiteral(ip netip.Addr) string {
+// appendAddressLiteral appends ip as an RFC 5321 §4.1.3 address
+// literal, in parentheses (a TCP-info comment, RFC 5321 §4.4).
+func appendAddressLiteral(dst []byte, ip netip.Addr) []byte {
 	if ip.Is4() {
-		return "[" + ip.String() + "]"
+		dst = append(dst, "(["...)
+	} else {
+		dst = append(dst, "([IPv6:"...)
 	}
-	return "[IPv6:" + ip.String() + "]"
+	dst = ip.AppendTo(dst)
+	return append(dst, "])"...)
 }
 
 // sanitizeHelo keeps the printable ASCII of the client's name, without
