@@ -63,11 +63,15 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	dir := userdb.NewDirectory(db, userdb.DirectoryConfig{
+	dcfg := userdb.DirectoryConfig{
 		LocalDomains: cfg.LocalDomains,
 		Aliases:      cfg.Aliases,
 		SendAs:       sendAsGrants(cfg),
-	})
+	}
+	if err := dcfg.Validate(); err != nil {
+		return err
+	}
+	dir := userdb.NewDirectory(db, dcfg)
 
 	spool, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize, Logger: log})
 	if err != nil {

@@ -216,7 +216,7 @@ func TestAddSetDeleteLookup(t *testing.T) {
 		}
 	}
 	if err := db.Add("bob@example.org", strings.Repeat("x", MaxPasswordLen)); err != nil {
-		t.Errorf("1024-octet password: %v", err)
+		t.Errorf("%d-octet password: %v", MaxPasswordLen, err)
 	}
 	if got := db.List(); len(got) != 2 || got[0].Address != "Alice@example.org" || got[1].Address != "bob@example.org" {
 		t.Errorf("List = %+v", got)

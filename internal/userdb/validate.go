@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"postern/internal/sasl"
 )
 
 // Limits on what the directory stores.
@@ -16,8 +18,10 @@ const (
 	MaxAddressLen = 254
 	// MaxLocalPartLen is the longest local part (RFC 5321 §4.5.3.1.1).
 	MaxLocalPartLen = 64
-	// MaxPasswordLen is the longest password, in octets.
-	MaxPasswordLen = 1024
+	// MaxPasswordLen is the longest password, in octets: the longest PLAIN
+	// and LOGIN carry (sasl.MaxFieldLen, RFC 4616 §2), so that every
+	// password that can be set can also be used to log in.
+	MaxPasswordLen = sasl.MaxFieldLen
 	// GeneratedPasswordLen is the length of GeneratePassword's passwords.
 	GeneratedPasswordLen = 24
 )
