@@ -39,9 +39,9 @@ func (r *replay) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func benchmarkReadData(b *testing.B, size int) {
+func benchmarkReadData(b *testing.B, size, bufSize int) {
 	msg := message(size)
-	br := bufio.NewReaderSize(&replay{data: msg}, 64<<10)
+	br := bufio.NewReaderSize(&replay{data: msg}, bufSize)
 	var dst bytes.Buffer
 	dst.Grow(len(msg))
 	lim := DataLimits{MaxSize: 64 << 20, MaxLine: 1000}
@@ -55,8 +55,12 @@ func benchmarkReadData(b *testing.B, size int) {
 	}
 }
 
-func BenchmarkReadData10KiB(b *testing.B) { benchmarkReadData(b, 10<<10) }
-func BenchmarkReadData1MiB(b *testing.B)  { benchmarkReadData(b, 1<<20) }
+func BenchmarkReadData10KiB(b *testing.B) { benchmarkReadData(b, 10<<10, 64<<10) }
+func BenchmarkReadData1MiB(b *testing.B)  { benchmarkReadData(b, 1<<20, 64<<10) }
+
+// The same with bufio's default 4 KiB buffer.
+func BenchmarkReadData10KiBBuf4K(b *testing.B) { benchmarkReadData(b, 10<<10, 4096) }
+func BenchmarkReadData1MiBBuf4K(b *testing.B)  { benchmarkReadData(b, 1<<20, 4096) }
 
 func BenchmarkReadLine(b *testing.B) {
 	cmds := []byte("MAIL FROM:<someone@example.com> SIZE=12345 BODY=8BITMIME\r\nRCPT TO:<other@example.org>\r\nDATA\r\n")
