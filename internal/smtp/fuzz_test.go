@@ -13,14 +13,18 @@ import (
 )
 
 // fuzzSource returns a bufio.Reader over data with a buffer of 16+size
-// bytes, reading one byte at a time when size is odd, so that the fuzzer
-// varies how lines are cut into chunks.
+// bytes (16+64*(size-128) from 128 on), reading one byte at a time when
+// size is odd, so that the fuzzer varies how lines are cut into chunks.
 func fuzzSource(data []byte, size uint8) *bufio.Reader {
 	var src io.Reader = bytes.NewReader(data)
 	if size%2 == 1 {
 		src = iotest.OneByteReader(src)
 	}
-	return bufio.NewReaderSize(src, 16+int(size))
+	n := 16 + int(size)
+	if size >= 128 {
+		n = 16 + 64*int(size-128)
+	}
+	return bufio.NewReaderSize(src, n)
 }
 
 // refReadLine is a model of ReadLine that sees the whole input at once.
@@ -168,6 +172,7 @@ func FuzzReadData(f *testing.F) {
 	} {
 		f.Add([]byte(s), uint16(0), uint16(0), uint8(0))
 		f.Add([]byte(s), uint16(10), uint16(20), uint8(1))
+		f.Add([]byte(strings.Repeat("line\r\n", 40)+s), uint16(300), uint16(0), uint8(200))
 	}
 	f.Fuzz(func(t *testing.T, data []byte, maxSize, maxLine uint16, size uint8) {
 		lim := DataLimits{MaxSize: int64(maxSize), MaxLine: int(maxLine)}
