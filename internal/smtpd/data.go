@@ -74,14 +74,14 @@ func (s *session) cmdData(arg string) {
 	s.hdr = appendReceived(s.hdr[:0], receivedInfo{
 		helo:   s.helo,
 		remote: s.remote,
-		host:   s.srv.Hostname,
+		host:   s.srv.host,
 		proto:  protocol(s.esmtp, s.tlsState != nil, s.authUser != "", s.tx.smtputf8),
 		id:     id,
 		tls:    s.tlsState,
 		rcpt:   rcpt,
 		date:   receivedAt,
 	})
-	s.hdr = repair.append(s.hdr, id, s.srv.Hostname, receivedAt)
+	s.hdr = repair.append(s.hdr, id, s.srv.host, receivedAt)
 	data := prepend(buf.Bytes(), s.hdr, buf)
 
 	env := &Envelope{

@@ -133,7 +133,7 @@ func (s *session) cmdRcpt(arg string) {
 	var addr string
 	if path.Postmaster {
 		// RFC 5321 §4.5.1: always accepted.
-		addr = s.srv.PostmasterAddress
+		addr = s.srv.postmaster
 	} else {
 		addr = path.Addr.String()
 		if e := s.checkRecipient(path.Addr.Domain, addr); e != nil {

@@ -128,10 +128,13 @@ type Server struct {
 	Logger    *slog.Logger     // nil: slog.Default()
 	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
 
-	initOnce sync.Once
-	lim      Limits
-	log      *slog.Logger
-	ehlo     []string // EHLO keywords common to every session, hostname first
+	initOnce   sync.Once
+	lim        Limits
+	log        *slog.Logger
+	host       string   // Hostname or its default
+	greeting   string   // the 220 text
+	postmaster string   // PostmasterAddress or its default
+	ehlo       []string // EHLO keywords common to every session, hostname first
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -163,14 +166,17 @@ func (s *Server) init() {
 		if s.log == nil {
 			s.log = slog.Default()
 		}
-		if s.Hostname == "" {
-			s.Hostname = "localhost"
+		s.host = s.Hostname
+		if s.host == "" {
+			s.host = "localhost"
 		}
-		if s.PostmasterAddress == "" {
-			s.PostmasterAddress = "postmaster@" + s.Hostname
+		s.greeting = s.host + " ESMTP Postern"
+		s.postmaster = s.PostmasterAddress
+		if s.postmaster == "" {
+			s.postmaster = "postmaster@" + s.host
 		}
 		s.ehlo = []string{
-			s.Hostname,
+			s.host,
 			"PIPELINING",
 			"SIZE " + strconv.FormatInt(s.lim.MaxMessageSize, 10),
 			"8BITMIME",

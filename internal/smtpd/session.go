@@ -154,14 +154,23 @@ func (s *session) serve() {
 		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
 		return
 	}
-	smtp.WriteReply(s.bw, 220, "", s.srv.Hostname+" ESMTP Postern")
+	smtp.WriteReply(s.bw, 220, "", s.srv.greeting)
 	for !s.quit {
 		// RFC 2920 §3.2: send the replies as a batch, when the next
 		// read would wait for the client.
-		if !s.lineBuffered() && s.flush() != nil {
-			return
+		waits := !s.lineBuffered()
+		if waits {
+			if s.flush() != nil {
+				return
+			}
+			// An idle session holds no write buffer.
+			s.srv.putWriter(s.bw)
+			s.bw = nil
 		}
 		line, err := s.readLine(authLineMax)
+		if waits {
+			s.bw = s.srv.getWriter(&s.cw)
+		}
 		if err != nil {
 			s.readError(err)
 			continue
@@ -198,7 +207,7 @@ func (s *session) lineBuffered() bool {
 
 // flush sends the replies written so far.
 func (s *session) flush() error {
-	if s.bw.Buffered() == 0 {
+	if s.bw == nil || s.bw.Buffered() == 0 {
 		return nil
 	}
 	return s.bw.Flush()
@@ -400,7 +409,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	s.esmtp = esmtp
 	s.resetTx()
 	if !esmtp {
-		s.reply(250, "", s.srv.Hostname)
+		s.reply(250, "", s.srv.host)
 		return
 	}
 	lines := append(s.ehloBuf[:0], s.srv.ehlo...)

@@ -108,3 +108,13 @@ func newListener(t *testing.T) net.Listener {
 	t.Cleanup(func() { l.Close() })
 	return l
 }
+
+func TestShutdownIdleTLSSession(t *testing.T) {
+	f := newFixture(t, RoleSubmissions)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	go f.srv.Shutdown(context.Background())
+	c.expect("421 4.3.2 Service shutting down")
+	c.expectClosed()
+}
