@@ -82,6 +82,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
 		Local:   &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}},
 		IsLocal: func(addr string) bool { return dir.IsLocalDomain(domainOf(addr)) },
+		Workers: 16, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
 		Logger:  log,
 	})
 	runnerDone := make(chan error, 1)
@@ -337,11 +338,18 @@ type localDelivery struct {
 
 func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
 	boxes, err := d.dir.Resolve(rcpt)
+	if errors.Is(err, userdb.ErrNotFound) {
+		return queue.Permanent(err) // the user was deleted since RCPT
+	}
 	if err != nil {
 		return err
 	}
 	for _, b := range boxes {
-		if err := d.maildir.Deliver(ctx, b, data); err != nil {
+		err := d.maildir.Deliver(ctx, b, data)
+		if errors.Is(err, delivery.ErrBadMailbox) {
+			return queue.Permanent(err)
+		}
+		if err != nil {
 			return err
 		}
 	}
