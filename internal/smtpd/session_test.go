@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -298,5 +299,28 @@ func TestPipelinedTransaction(t *testing.T) {
 	c.expectClosed()
 	if n := len(f.spool.messages()); n != 2 {
 		t.Errorf("%d messages spooled", n)
+	}
+}
+
+func TestLogEvents(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.do("MAIL FROM:<a@example.net>", "250 ")
+	c.do("RCPT TO:<x@elsewhere.example>", "550 5.7.1")
+	c.do("QUIT", "221 ")
+	c.expectClosed()
+	waitLog(t, f, "session end")
+	for _, re := range []string{
+		`msg="session start" session=(\w{20}) listener=test-mx remote=127\.0\.0\.1:\d+ tls=false`,
+		`msg=rejected session=\w{20} cmd=RCPT code=550 enhanced=5\.7\.1 reason="domain elsewhere\.example not local"`,
+		`msg="session end" session=\w{20} duration=\S+ messages=0 errors=1`,
+	} {
+		if !regexp.MustCompile(re).MatchString(f.logs.String()) {
+			t.Errorf("log lacks %s:\n%s", re, f.logs)
+		}
+	}
+	if strings.Count(f.logs.String(), "\n") != 3 {
+		t.Errorf("want 3 log lines:\n%s", f.logs)
 	}
 }
