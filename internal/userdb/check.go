@@ -58,7 +58,17 @@ func (d *DB) CheckPassword(ctx context.Context, username, password string) (stri
 		}
 		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
 	}
-	ok, err := d.hasher.verify(ctx, r.phc, password)
+	var ok bool
+	var err error
+	if d.cache != nil {
+		// Clients that log in with the same credentials at the same
+		// moment (a pool of connections opening at once) share one hash.
+		ok, err = d.cache.flight.do(ctx, flightKey{key, r.hash}, func() (bool, error) {
+			return d.hasher.verify(ctx, r.phc, password)
+		})
+	} else {
+		ok, err = d.hasher.verify(ctx, r.phc, password)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -82,6 +92,59 @@ type credCache struct {
 	mu  sync.Mutex
 	m   map[[sha256.Size]byte]*list.Element
 	lru *list.List // of *cacheEntry, most recent first
+
+	flight flights // verifications in progress
+}
+
+// flightKey names one verification: the credentials' cache key and the
+// hash they are checked against (so a password change is never joined to
+// a check against the old hash).
+type flightKey struct {
+	cred [sha256.Size]byte
+	hash string
+}
+
+// flights coalesces identical verifications in progress: the first caller
+// computes, the others wait for its answer (or for their ctx).
+type flights struct {
+	mu sync.Mutex
+	m  map[flightKey]*flight
+}
+
+// flight is one verification in progress.
+type flight struct {
+	done chan struct{}
+	ok   bool
+	err  error
+}
+
+// do runs fn once for all concurrent callers with the same key. A waiter
+// whose ctx ends gets an error wrapping sasl.ErrTemporary; the computing
+// caller's own ctx error is shared like any result.
+func (f *flights) do(ctx context.Context, k flightKey, fn func() (bool, error)) (bool, error) {
+	f.mu.Lock()
+	if c, ok := f.m[k]; ok {
+		f.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.ok, c.err
+		case <-ctx.Done():
+			return false, fmt.Errorf("userdb: check password: %w: %w", sasl.ErrTemporary, ctx.Err())
+		}
+	}
+	if f.m == nil {
+		f.m = make(map[flightKey]*flight)
+	}
+	c := &flight{done: make(chan struct{})}
+	f.m[k] = c
+	f.mu.Unlock()
+
+	c.ok, c.err = fn()
+	f.mu.Lock()
+	delete(f.m, k)
+	f.mu.Unlock()
+	close(c.done)
+	return c.ok, c.err
 }
 
 // cacheEntry is one remembered credential.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,5 +306,43 @@ func TestWithSASL(t *testing.T) {
 	s.Next([]byte("alice@example.org"))
 	if _, done, err := s.Next([]byte("nope")); done || !errors.Is(err, sasl.ErrInvalidCredentials) {
 		t.Errorf("LOGIN wrong password: done=%v err=%v", done, err)
+	}
+}
+
+// TestConcurrentLoginsShareOneHash: a pool of clients logging in with the
+// same credentials at once costs one Argon2 computation, not one each;
+// different credentials are never joined.
+func TestConcurrentLoginsShareOneHash(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), func(o *Options) { o.MaxConcurrentHashes = 1 })
+	if err := db.Add("alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	db.hasher.sem <- struct{}{} // hold the only slot until every login is waiting
+	before := db.hashCount()
+	var wg sync.WaitGroup
+	var good, bad atomic.Int32
+	for i := range 16 {
+		pw := "pw"
+		if i%4 == 3 {
+			pw = "wrong"
+		}
+		wg.Go(func() {
+			if _, err := db.CheckPassword(context.Background(), "alice@example.org", pw); err == nil {
+				good.Add(1)
+			} else if errors.Is(err, sasl.ErrInvalidCredentials) {
+				bad.Add(1)
+			}
+		})
+	}
+	time.Sleep(50 * time.Millisecond)
+	<-db.hasher.sem
+	wg.Wait()
+	if good.Load() != 12 || bad.Load() != 4 {
+		t.Fatalf("%d accepted and %d refused, want 12 and 4", good.Load(), bad.Load())
+	}
+	// One hash for "pw"; "wrong" is never cached, so its four checks share
+	// a hash only while they overlap: between 1 and 4.
+	if n := db.hashCount() - before; n < 2 || n > 5 {
+		t.Errorf("16 concurrent logins computed %d hashes, want 2 to 5", n)
 	}
 }
