@@ -279,3 +279,16 @@ func TestNewID(t *testing.T) {
 }
 
 func unfold(b []byte) string { return strings.ReplaceAll(string(b), "\r\n\t", " ") }
+
+func TestClientEOFInData(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.transaction("a@example.net", "bob@example.org")
+	c.raw("Subject: cut\r\n\r\npartial")
+	c.conn.Close()
+	waitLog(t, f, "session end")
+	if strings.Contains(f.logs.String(), "rejected") || len(f.spool.messages()) != 0 {
+		t.Errorf("logs:\n%s", f.logs)
+	}
+}

@@ -468,3 +468,5 @@ func message(headers ...string) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -118,3 +118,36 @@ func TestShutdownIdleTLSSession(t *testing.T) {
 	c.expect("421 4.3.2 Service shutting down")
 	c.expectClosed()
 }
+
+// flakyListener fails its first Accepts with a temporary error.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+type tempErr struct{}
+
+func (tempErr) Error() string   { return "accept: too many open files" }
+func (tempErr) Temporary() bool { return true }
+func (tempErr) Timeout() bool   { return false }
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, tempErr{}
+	}
+	return l.Listener.Accept()
+}
+
+func TestServeRetriesTemporaryErrors(t *testing.T) {
+	srv := &Server{Name: "flaky", Directory: newTestDir(), Spool: &testSpool{}, Logger: discardLogger()}
+	l := &flakyListener{Listener: newListener(t), fails: 3}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(l) }()
+	c := (&fixture{t: t, srv: srv, addr: l.Addr().String()}).dialNoGreeting()
+	c.expect("220 localhost ESMTP Postern")
+	srv.Shutdown(context.Background())
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Errorf("Serve: %v", err)
+	}
+}
