@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -45,6 +46,10 @@ func (s *session) cmdData(arg string) {
 
 	buf := s.srv.getBuf()
 	defer s.srv.putBuf(buf)
+	// Room in front for the header fields prepended below, so that the
+	// message is not moved; ReadData's MaxSize counts from here.
+	var pad [headroom]byte
+	buf.Write(pad[:])
 	s.cr.dataTimeout = s.lim.DataTimeout
 	err := smtp.ReadData(s.br, buf, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
 	s.cr.dataTimeout = 0
@@ -53,7 +58,7 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	receivedAt := s.srv.now()
-	msg := buf.Bytes()
+	msg := buf.Bytes()[headroom:]
 
 	var repair headerRepair
 	if s.srv.Role.submission() {
@@ -82,7 +87,7 @@ func (s *session) cmdData(arg string) {
 		date:   receivedAt,
 	})
 	s.hdr = repair.append(s.hdr, id, s.srv.host, receivedAt)
-	data := prepend(buf.Bytes(), s.hdr, buf)
+	data := prepend(buf, s.hdr)
 
 	env := &Envelope{
 		ID:         id,
@@ -202,20 +207,25 @@ func normalizeAddr(a string) string {
 	return a[:i+1] + strings.ToLower(a[i+1:])
 }
 
-// bufGrower is the part of *bytes.Buffer that prepend needs.
-type bufGrower interface {
-	Write(p []byte) (int, error)
-	Bytes() []byte
-}
+// headroom is the space reserved in front of a message for the header
+// fields the session prepends (Received, Message-ID, Date): enough for
+// them unless the client's name is very long.
+const headroom = 1024
 
-// prepend puts head in front of msg, the content of buf, in place: it
-// grows buf by len(head), moves the message up and copies head in front.
-// It returns the whole.
-func prepend(msg, head []byte, buf bufGrower) []byte {
-	n := len(msg)
-	buf.Write(head) // grow; the bytes are overwritten below
+// prepend puts head in front of the message in buf, which starts after
+// headroom reserved bytes, and returns the whole. When head does not fit
+// the headroom, it grows buf and moves the message up.
+func prepend(buf *bytes.Buffer, head []byte) []byte {
+	if len(head) <= headroom {
+		data := buf.Bytes()[headroom-len(head):]
+		copy(data, head)
+		return data
+	}
+	extra := len(head) - headroom
+	n := buf.Len()
+	buf.Write(head[:extra]) // grow; overwritten below
 	b := buf.Bytes()
-	copy(b[len(head):], b[:n])
+	copy(b[extra:], b[:n])
 	copy(b, head)
 	return b
 }

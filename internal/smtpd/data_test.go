@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"net/netip"
@@ -290,5 +291,17 @@ func TestClientEOFInData(t *testing.T) {
 	waitLog(t, f, "session end")
 	if strings.Contains(f.logs.String(), "rejected") || len(f.spool.messages()) != 0 {
 		t.Errorf("logs:\n%s", f.logs)
+	}
+}
+
+func TestPrepend(t *testing.T) {
+	for _, n := range []int{0, 100, headroom, headroom + 1, 3000} {
+		var buf bytes.Buffer
+		buf.Write(make([]byte, headroom))
+		buf.WriteString("message\r\n")
+		head := strings.Repeat("h", n)
+		if got := string(prepend(&buf, []byte(head))); got != head+"message\r\n" {
+			t.Errorf("head of %d: got %d bytes %.20q...", n, len(got), got)
+		}
 	}
 }
