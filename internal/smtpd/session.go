@@ -393,6 +393,10 @@ func (s *session) handle(line []byte) {
 // cmdHelo handles EHLO and HELO (RFC 5321 §4.1.1.1); both reset any
 // transaction.
 func (s *session) cmdHelo(arg string, esmtp bool) {
+	arg = strings.TrimLeft(arg, " ")
+	if i := strings.IndexByte(arg, ' '); i >= 0 {
+		arg = arg[:i]
+	}
 	if arg == "" {
 		if esmtp {
 			s.fail("syntax", errSyntax("Syntax: EHLO hostname"))
@@ -400,9 +404,6 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 			s.fail("syntax", errSyntax("Syntax: HELO hostname"))
 		}
 		return
-	}
-	if i := strings.IndexByte(arg, ' '); i >= 0 {
-		arg = arg[:i]
 	}
 	s.helo = arg
 	s.greeted = true

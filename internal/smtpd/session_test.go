@@ -33,6 +33,7 @@ func TestSimpleCommands(t *testing.T) {
 		step{"ETRN example.org", "502 5.5.1"},
 		step{"EHLO", "501 5.5.4"},
 		step{"HELO", "501 5.5.4"},
+		step{"EHLO  ", "501 5.5.4"},
 		step{"MAIL FROM:<a@example.net>", "503 5.5.1"},
 		step{"RCPT TO:<bob@example.org>", "503 5.5.1"},
 		step{"DATA", "503 5.5.1"},
