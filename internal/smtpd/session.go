@@ -185,13 +185,32 @@ func (s *session) finish() {
 		s.raw.SetWriteDeadline(time.Now().Add(time.Second))
 		tc.Close()
 	} else {
-		s.raw.Close()
+		s.lingeringClose()
 	}
 	s.srv.trackSession(s, false)
 	s.srv.mSessions.Dec()
 	s.log.Info("session end", "duration", time.Since(s.start).Round(time.Millisecond),
 		"messages", s.nmsgs, "errors", s.nerrors)
 	s.release()
+}
+
+// lingerTime bounds how long a closing plaintext session reads what the
+// client still sends; lingerBytes bounds how much.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 64 << 10
+)
+
+// lingeringClose closes a plaintext TCP session so that its last reply
+// (221, or a 421) reaches the client: closing a socket with unread input
+// makes the kernel send a reset, which can destroy replies in flight. It
+// half-closes, reads briefly what the client still sends, then closes.
+func (s *session) lingeringClose() {
+	if tc, ok := s.raw.(*net.TCPConn); ok && tc.CloseWrite() == nil {
+		tc.SetReadDeadline(time.Now().Add(lingerTime))
+		io.CopyN(io.Discard, tc, lingerBytes)
+	}
+	s.raw.Close()
 }
 
 // lineBuffered reports whether a whole line is already buffered, so that

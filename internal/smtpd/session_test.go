@@ -325,3 +325,16 @@ func TestLogEvents(t *testing.T) {
 		t.Errorf("want 3 log lines:\n%s", f.logs)
 	}
 }
+
+// TestTooManyErrorsPipelined checks that the 421 reaches a client that
+// is still sending when the server closes.
+func TestTooManyErrorsPipelined(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.raw(strings.Repeat("BOGUS "+strings.Repeat("x", 400)+"\r\n", 40))
+	for range 10 {
+		c.expect("500 5.5.1")
+	}
+	c.expect("421 4.7.0 Too many errors")
+	c.expectClosed()
+}
