@@ -182,8 +182,11 @@ func TestUserCommandsOnLiveServer(t *testing.T) {
 	if err != nil || !strings.Contains(out, "bob@example.test") {
 		t.Fatalf("user list: %v\n%s", err, out)
 	}
-	if out, err := s.run("", "user", "add", "bob@example.test"); err == nil {
+	if out, err := s.run("pw\n", "user", "add", "bob@example.test"); err == nil {
 		t.Fatalf("adding an existing user succeeded:\n%s", out)
+	}
+	if out, err := s.run("pw\n", "user", "add", "mallory@elsewhere.example"); err == nil || !strings.Contains(out, "not a local domain") {
+		t.Fatalf("user in a foreign domain: %v\n%s", err, out)
 	}
 	if out, err := s.run("second-password\n", "user", "passwd", "bob@example.test"); err != nil {
 		t.Fatalf("user passwd: %v\n%s", err, out)

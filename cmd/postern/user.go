@@ -62,6 +62,11 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "deleted %s\n", pos[0])
 		return nil
 	case "add", "passwd":
+		if verb == "add" {
+			if _, domain, _ := strings.Cut(pos[0], "@"); !cfg.IsLocalDomain(strings.ToLower(domain)) {
+				return fmt.Errorf("user add: %q is not a local domain (local_domains: %s)", domain, strings.Join(cfg.LocalDomains, ", "))
+			}
+		}
 		pw, err := readPassword(stdin, stdout)
 		if err != nil {
 			return err
