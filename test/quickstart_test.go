@@ -1,9 +1,12 @@
 package test
 
 import (
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,6 +161,31 @@ print("ok")
 			"--to", "nobody@localhost").CombinedOutput()
 		if !strings.Contains(string(out), "550 5.1.1") {
 			t.Fatalf("unknown local user not refused with 550 5.1.1:\n%s", out)
+		}
+	})
+
+	t.Run("metrics count what happened", func(t *testing.T) {
+		resp, err := http.Get("http://" + s.http + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := string(b)
+		for _, re := range []string{
+			`postern_messages_accepted_total\{listener="submission"\} [1-9]`,
+			`postern_messages_accepted_total\{listener="submissions"\} [1-9]`,
+			`postern_messages_accepted_total\{listener="mx"\} [1-9]`,
+			`postern_auth_attempts_total\{listener="submission",mechanism="PLAIN",outcome="success"\} [1-9]`,
+			`postern_auth_attempts_total\{listener="submission",mechanism="PLAIN",outcome="failure"\} [1-9]`,
+			`postern_tls_handshakes_total\{listener="submissions",result="ok",version="1.3"\} [1-9]`,
+			`postern_rejections_total\{listener="mx",reason="relay_denied"\} [1-9]`,
+			`postern_local_deliveries_total\{outcome="delivered"\} [1-9]`,
+			`postern_spool_fsync_seconds_count [1-9]`,
+		} {
+			if !regexp.MustCompile(re).MatchString(m) {
+				t.Errorf("metrics lack %s", re)
+			}
 		}
 	})
 
