@@ -15,6 +15,9 @@ type Envelope struct {
 	// ID is the message's queue id, made by the session before DATA ends
 	// (it appears in the Received header); 20 lower-case base32 characters,
 	// time-ordered, unique. The Spooler stores the message under this id.
+	// It is 8 bytes of big-endian Unix nanoseconds and 4 random bytes in
+	// the extended-hex base32 alphabet (RFC 4648 §7, "0-9a-v"), so that
+	// string order is time order.
 	ID string
 	// From is the reverse-path (RFC 5321 §4.1.2) without angle brackets;
 	// "" is the null sender.

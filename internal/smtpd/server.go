@@ -314,7 +314,9 @@ func (s *Server) trackSession(sess *session, add bool) bool {
 //
 // Sessions waiting for a command are told 421 4.3.2 at once and closed;
 // a session reading DATA or waiting for the Spooler finishes that message
-// and then gets 421 4.3.2 instead of its next command.
+// and then gets 421 4.3.2 instead of its next command. When ctx ends, the
+// sessions left get 421 4.3.2 and are closed at once, and their pending
+// Directory and Spooler calls see their context canceled.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
@@ -341,10 +343,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
+			cut := make([]*session, 0, len(s.sessions))
 			for sess := range s.sessions {
-				sess.kill()
+				cut = append(cut, sess)
 			}
 			s.mu.Unlock()
+			var wg sync.WaitGroup
+			for _, sess := range cut {
+				wg.Go(sess.kill)
+			}
+			wg.Wait()
 			return ctx.Err()
 		case <-t.C:
 		}

@@ -22,14 +22,14 @@ import (
 // errShutdown is returned by readLine when the server is shutting down.
 var errShutdown = errors.New("smtpd: shutting down")
 
-// session is one SMTP connection. Everything but mu, idle and raw belongs
-// to the session's own goroutine.
+// session is one SMTP connection. Everything but mu, idle, raw and conn
+// (which Shutdown reads under mu) belongs to the session's own goroutine.
 type session struct {
 	srv    *Server
 	lim    *Limits
 	id     string
 	raw    net.Conn // the accepted connection; deadlines and hard close
-	conn   net.Conn // raw, or the *tls.Conn on it
+	conn   net.Conn // raw, or the *tls.Conn on it; set under mu
 	cr     connReader
 	cw     connWriter
 	br     *bufio.Reader
@@ -136,11 +136,32 @@ func (s *session) interruptIfIdle() {
 	}
 }
 
-// kill cuts the session at once. Called by Shutdown when its ctx ends.
+// kill cuts the session. Called by Shutdown when its ctx ends.
+// It tells the client 421 4.3.2 first (RFC 5321 §3.8: a server may close
+// at any time after a 421), written straight to the connection since the
+// session's goroutine may be busy; the client may not be reading, so kill
+// waits at most killWait for that write before it closes.
 func (s *session) kill() {
-	s.raw.Close() // first, so that nothing more reaches the client
+	s.mu.Lock()
+	conn := s.conn
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		io.WriteString(conn, "421 4.3.2 Service shutting down\r\n")
+	}()
+	t := time.NewTimer(killWait)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+	t.Stop()
+	s.raw.Close() // before cancel, so that nothing more reaches the client
 	s.cancel()
 }
+
+// killWait bounds how long kill waits to write its 421.
+const killWait = 100 * time.Millisecond
 
 func (s *session) serve() {
 	s.srv.mSessions.Inc()
@@ -490,7 +511,9 @@ func (s *session) handshake() bool {
 	}
 	cs := tc.ConnectionState()
 	s.tlsState = &cs
+	s.mu.Lock()
 	s.conn = tc
+	s.mu.Unlock()
 	old := s.br
 	s.br = s.srv.getReader(&s.cr)
 	s.srv.putReader(old)

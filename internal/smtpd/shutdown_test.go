@@ -71,6 +71,7 @@ func TestShutdownDeadlineCutsSpooling(t *testing.T) {
 	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
 	}
+	c.expect("421 4.3.2")
 	c.expectClosed()
 	if n := len(f.spool.messages()); n != 0 {
 		t.Errorf("%d messages spooled", n)
@@ -150,4 +151,22 @@ func TestServeRetriesTemporaryErrors(t *testing.T) {
 	if err := <-done; !errors.Is(err, ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
+}
+
+func TestShutdownDeadlineTLS(t *testing.T) {
+	f := newFixture(t, RoleSubmissions)
+	f.spool.block = make(chan struct{})
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	c.transaction("alice@example.org", "bob@example.org")
+	c.send(message("From: alice@example.org") + ".")
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
+	}
+	c.expect("421 4.3.2")
+	c.expectClosed()
 }
