@@ -40,10 +40,10 @@ type Source string
 
 // The sources of a requirement, for logs, metrics and DSNs.
 const (
-	SourceNone    Source = "none"     // opportunistic by default
-	SourceConfig  Source = "config"   // a configured per-domain minimum
-	SourceMTASTS  Source = "mta-sts"  // an enforce-mode MTA-STS policy
-	SourceDANE    Source = "dane"     // authenticated TLSA records
+	SourceNone    Source = "none"    // opportunistic by default
+	SourceConfig  Source = "config"  // a configured per-domain minimum
+	SourceMTASTS  Source = "mta-sts" // an enforce-mode MTA-STS policy
+	SourceDANE    Source = "dane"    // authenticated TLSA records
 	SourceRequire Source = "requiretls"
 )
 
