@@ -118,9 +118,9 @@ func (s *session) dataError(err error) {
 	case errors.Is(err, smtp.ErrTooBig):
 		s.fail("too_big", &smtp.Error{Code: 552, Enhanced: "5.3.4", Message: "Message too big"})
 	case errors.Is(err, smtp.ErrBareLF):
-		s.fail("bare_lf", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 §2.3.8)", Reason: "bare LF in DATA"})
+		s.fail("bare_lf", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 section 2.3.8)", Reason: "bare LF in DATA"})
 	case errors.Is(err, smtp.ErrBareCR):
-		s.fail("bare_cr", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 §2.3.8)", Reason: "bare CR in DATA"})
+		s.fail("bare_cr", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Bare LF or CR not allowed (RFC 5321 section 2.3.8)", Reason: "bare CR in DATA"})
 	case errors.Is(err, smtp.ErrNUL):
 		s.fail("nul", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "NUL not allowed in message"})
 	case errors.Is(err, smtp.ErrLineTooLong):

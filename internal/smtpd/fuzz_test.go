@@ -57,8 +57,8 @@ func FuzzSession(f *testing.F) {
 	})
 }
 
-// checkReplies checks that every line is a well-formed reply line ending
-// in CRLF, up to the 220 that starts TLS (after which bytes are TLS).
+// checkReplies checks that every line is a well-formed reply line of
+// printable ASCII ending in CRLF (RFC 5321 §4.2), up to the 220 that starts TLS (after which bytes are TLS).
 func checkReplies(t *testing.T, b []byte) {
 	br := bufio.NewReader(bytes.NewReader(b))
 	for {
@@ -71,6 +71,11 @@ func checkReplies(t *testing.T, b []byte) {
 		}
 		if !replyLine.MatchString(l) || len(l) < 6 || l[len(l)-2] != '\r' {
 			t.Fatalf("bad reply line %q in %q", l, b)
+		}
+		for _, c := range []byte(l[:len(l)-2]) {
+			if c < ' ' || c > '~' {
+				t.Fatalf("non-ASCII or control byte in reply %q", l)
+			}
 		}
 		if l == "220 2.0.0 Ready to start TLS\r\n" {
 			return

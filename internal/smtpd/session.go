@@ -307,9 +307,9 @@ func (s *session) lineError(tooLongEnh string, err error) bool {
 		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: tooLongEnh, Message: "Line too long"})
 	case errors.Is(err, smtp.ErrBareLF):
 		// RFC 5321 §2.3.8
-		s.fail("bare_lf", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare LF not allowed (RFC 5321 §2.3.8)"})
+		s.fail("bare_lf", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare LF not allowed (RFC 5321 section 2.3.8)"})
 	case errors.Is(err, smtp.ErrBareCR):
-		s.fail("bare_cr", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare CR not allowed (RFC 5321 §2.3.8)"})
+		s.fail("bare_cr", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Bare CR not allowed (RFC 5321 section 2.3.8)"})
 	case errors.Is(err, smtp.ErrNUL):
 		s.fail("nul", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "NUL not allowed"})
 	default:
