@@ -118,7 +118,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			Directory:         dir,
 			Auth:              &a,
 			Spool:             spoolAdapter{spool},
-			Logger:            log.With("listener", lc.Name),
+			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 		})
 	}
@@ -292,13 +292,17 @@ func roleOf(r config.Role) smtpd.Role {
 
 func limitsOf(cfg *config.Config) smtpd.Limits {
 	l := cfg.Limits
+	failDelay := l.AuthFailDelay
+	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
+		failDelay = -1
+	}
 	return smtpd.Limits{
 		MaxMessageSize: l.MaxMessageSize,
 		MaxRecipients:  l.MaxRecipients,
 		MaxErrors:      l.MaxErrors,
 		CommandTimeout: l.CommandTimeout,
 		DataTimeout:    l.DataTimeout,
-		AuthFailDelay:  l.AuthFailDelay,
+		AuthFailDelay:  failDelay,
 	}
 }
 

@@ -166,6 +166,7 @@ func (s *Server) init() {
 		if s.log == nil {
 			s.log = slog.Default()
 		}
+		s.log = s.log.With("listener", s.Name)
 		s.host = s.Hostname
 		if s.host == "" {
 			s.host = "localhost"
@@ -243,7 +244,7 @@ func (s *Server) Serve(l net.Listener) error {
 			var te interface{ Temporary() bool }
 			if errors.As(err, &te) && te.Temporary() {
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept error; retrying", "listener", s.Name, "err", err, "delay", delay)
+				s.log.Warn("accept error; retrying", "err", err, "delay", delay)
 				t := time.NewTimer(delay)
 				select {
 				case <-t.C:

@@ -166,7 +166,7 @@ const killWait = 100 * time.Millisecond
 func (s *session) serve() {
 	s.srv.mSessions.Inc()
 	defer s.finish()
-	s.log.Info("session start", "listener", s.srv.Name, "remote", s.remote,
+	s.log.Info("session start", "remote", s.remote,
 		"tls", s.srv.Role == RoleSubmissions)
 	if s.srv.Role == RoleSubmissions && !s.handshake() {
 		return

@@ -313,9 +313,9 @@ func TestLogEvents(t *testing.T) {
 	c.expectClosed()
 	waitLog(t, f, "session end")
 	for _, re := range []string{
-		`msg="session start" session=(\w{20}) listener=test-mx remote=127\.0\.0\.1:\d+ tls=false`,
-		`msg=rejected session=\w{20} cmd=RCPT code=550 enhanced=5\.7\.1 reason="domain elsewhere\.example not local"`,
-		`msg="session end" session=\w{20} duration=\S+ messages=0 errors=1`,
+		`msg="session start" listener=test-mx session=(\w{20}) remote=127\.0\.0\.1:\d+ tls=false`,
+		`msg=rejected listener=test-mx session=\w{20} cmd=RCPT code=550 enhanced=5\.7\.1 reason="domain elsewhere\.example not local"`,
+		`msg="session end" listener=test-mx session=\w{20} duration=\S+ messages=0 errors=1`,
 	} {
 		if !regexp.MustCompile(re).MatchString(f.logs.String()) {
 			t.Errorf("log lacks %s:\n%s", re, f.logs)
