@@ -69,7 +69,7 @@ func TestSTARTTLSReplies(t *testing.T) {
 	if !strings.Contains(data, wantWith) || !strings.Contains(data, "(TLS1.3 TLS_") {
 		t.Errorf("Received lacks %q or TLS comment:\n%s", wantWith, data)
 	}
-	if !regexp.MustCompile(`msg=tls listener=\w+ session=\w+ version="TLS 1.3" cipher=TLS_\w+ sni=mx.example.org`).MatchString(f.logs.String()) {
+	if !regexp.MustCompile(`msg=tls listener=[\w-]+ session=\w+ version="TLS 1.3" cipher=TLS_\w+ sni=mx.example.org`).MatchString(f.logs.String()) {
 		t.Errorf("no tls log event:\n%s", f.logs)
 	}
 }
