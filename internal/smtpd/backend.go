@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 )
 
 // Envelope is the SMTP envelope of one accepted message, as the session
@@ -75,4 +76,31 @@ type Authenticator interface {
 	// Start begins an exchange with mechanism mech (upper case) for a
 	// session in the given TLS state; ok is false when mech is not offered.
 	Start(ctx context.Context, mech string, cs *tls.ConnectionState) (s sasl.Server, ok bool)
+}
+
+// Filter inspects a message at the end of DATA, after the session has
+// read it, checked and repaired its header and prepended Received, and
+// before it is spooled. It runs for every role: on mx it authenticates
+// the message (SPF, DKIM, DMARC), on submission it signs it (DKIM).
+//
+// data is the message as it would be spooled, with CRLF line endings; the
+// Filter must not modify or retain it. An error is a local failure: the
+// session answers 451 4.3.0 and spools nothing.
+type Filter interface {
+	Filter(ctx context.Context, env *Envelope, data []byte) (FilterResult, error)
+}
+
+// FilterResult is what a Filter decided about one message.
+type FilterResult struct {
+	// Reject, when non-nil, refuses the message with this reply at the
+	// end of DATA (for example 550 5.7.1 for a DMARC p=reject failure);
+	// nothing is spooled.
+	Reject *smtp.Error
+	// Data, when non-nil, replaces the message (for example with header
+	// fields removed). It must keep the Received field the session put
+	// on top.
+	Data []byte
+	// Prepend holds complete header fields, each ending in CRLF, to put
+	// on top of the message (of Data when set).
+	Prepend []byte
 }

@@ -101,6 +101,23 @@ func (s *session) cmdData(arg string) {
 		Helo:       s.helo,
 		ReceivedAt: receivedAt,
 	}
+	if s.srv.Filter != nil {
+		res, err := s.srv.Filter.Filter(s.ctx, env, data)
+		if err != nil {
+			s.fail("filter_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "filter: " + err.Error()})
+			return
+		}
+		if res.Reject != nil {
+			s.fail("filter_reject", res.Reject)
+			return
+		}
+		if res.Data != nil {
+			data = res.Data
+		}
+		if len(res.Prepend) > 0 {
+			data = prependMore(buf, data, res.Prepend)
+		}
+	}
 	if err := s.srv.Spool.Spool(s.ctx, env, data); err != nil {
 		s.fail("spool_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "spool: " + err.Error()})
 		return
@@ -208,9 +225,10 @@ func normalizeAddr(a string) string {
 }
 
 // headroom is the space reserved in front of a message for the header
-// fields the session prepends (Received, Message-ID, Date): enough for
-// them unless the client's name is very long.
-const headroom = 1024
+// fields the session and its Filter prepend (Received, Message-ID, Date,
+// DKIM-Signature, Authentication-Results): enough for them unless the
+// client's name is very long or there are many signatures.
+const headroom = 2048
 
 // prepend puts head in front of the message in buf, which starts after
 // headroom reserved bytes, and returns the whole. When head does not fit
@@ -228,4 +246,21 @@ func prepend(buf *bytes.Buffer, head []byte) []byte {
 	copy(b[extra:], b[:n])
 	copy(b, head)
 	return b
+}
+
+// prependMore puts head in front of data. When data is the tail of buf's
+// bytes with room before it, head is copied into that room; otherwise the
+// message is copied into a new slice.
+func prependMore(buf *bytes.Buffer, data, head []byte) []byte {
+	b := buf.Bytes()
+	if len(data) > 0 && len(b) >= len(data) && &b[len(b)-len(data)] == &data[0] {
+		if off := len(b) - len(data); off >= len(head) {
+			out := b[off-len(head):]
+			copy(out, head)
+			return out
+		}
+	}
+	out := make([]byte, 0, len(head)+len(data))
+	out = append(out, head...)
+	return append(out, data...)
 }

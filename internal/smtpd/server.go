@@ -127,6 +127,9 @@ type Server struct {
 	Spool     Spooler          // required
 	Logger    *slog.Logger     // nil: slog.Default()
 	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	// Filter, when non-nil, sees each message before it is spooled and
+	// may add header fields, replace it or refuse it (see Filter).
+	Filter Filter
 
 	initOnce   sync.Once
 	lim        Limits
