@@ -40,6 +40,10 @@ type Envelope struct {
 	Helo string
 	// ReceivedAt is when the end of DATA was read.
 	ReceivedAt time.Time
+	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689 §4.1):
+	// the message may travel onward only over TLS with a verified
+	// certificate, and a TLS-Required header field is to be ignored.
+	RequireTLS bool
 }
 
 // Spooler stores accepted messages. Spool returns only after the message

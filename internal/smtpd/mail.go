@@ -93,15 +93,32 @@ func (s *session) mailParams(params smtp.Params, tx *transaction) *smtp.Error {
 		}
 		tx.smtputf8 = true
 	}
+	if v, ok := params["REQUIRETLS"]; ok {
+		// RFC 8689 §4.1: only where EHLO offered it, that is after TLS
+		// on a submission listener; the parameter has no value.
+		if !s.offersRequireTLS() {
+			return &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "MAIL parameter not recognized", Reason: "REQUIRETLS not offered"}
+		}
+		if v != "" {
+			return errSyntax("REQUIRETLS takes no value")
+		}
+		tx.reqTLS = true
+	}
 	for k := range params {
 		switch k {
-		case "SIZE", "BODY", "SMTPUTF8":
+		case "SIZE", "BODY", "SMTPUTF8", "REQUIRETLS":
 		default:
 			// RFC 5321 §4.1.1.11
 			return &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "MAIL parameter not recognized", Reason: "parameter " + k}
 		}
 	}
 	return nil
+}
+
+// offersRequireTLS reports whether the session advertises REQUIRETLS:
+// only on submission roles and only once TLS is active (RFC 8689 §4).
+func (s *session) offersRequireTLS() bool {
+	return s.srv.Role.submission() && s.tlsState != nil
 }
 
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).

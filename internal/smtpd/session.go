@@ -65,7 +65,8 @@ type transaction struct {
 	smtputf8 bool
 	body     string
 	rcpts    []string
-	refused  int // RCPTs refused in this transaction
+	refused  int  // RCPTs refused in this transaction
+	reqTLS   bool // MAIL FROM carried REQUIRETLS (RFC 8689)
 }
 
 // connReader reads from the session's current conn; during DATA it
@@ -456,6 +457,9 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	lines := append(s.ehloBuf[:0], s.srv.ehlo...)
 	if s.tlsState == nil && s.srv.TLSConfig != nil && s.srv.Role != RoleSubmissions {
 		lines = append(lines, "STARTTLS") // RFC 3207 §4
+	}
+	if s.offersRequireTLS() {
+		lines = append(lines, "REQUIRETLS") // RFC 8689 §4
 	}
 	if mechs := s.mechanisms(); len(mechs) > 0 {
 		lines = append(lines, "AUTH "+strings.Join(mechs, " ")) // RFC 4954 §3
