@@ -1,0 +1,380 @@
+package policy
+
+import (
+	"cmp"
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"postern/internal/dns"
+)
+
+// Defaults of Options.
+const (
+	DefaultMTASTSCacheSize = 4096
+	DefaultFetchTimeout    = 10 * time.Second // RFC 8461 §3.3 suggests 10 s or more
+	DefaultMaxHosts        = 10
+)
+
+// Options configure an Engine. Resolver is required; every other field
+// has the documented default when zero.
+type Options struct {
+	// Resolver answers the MX, address, TXT and TLSA queries. DANE is
+	// used only for answers it marks Authentic.
+	Resolver dns.Resolver
+	// HTTPClient fetches MTA-STS policies. Its transport must check
+	// certificates (RFC 8461 §3.3); tests pass one that trusts a test CA.
+	// The Engine uses a copy that never follows redirects. Nil means a
+	// client on a new http.Transport with the system roots.
+	HTTPClient *http.Client
+	// Roots are the WebPKI roots Host.Verify checks certificates against
+	// for MTA-STS and a configured "verify". Nil means the system roots.
+	Roots *x509.CertPool
+	// Minimum is the configured minimum Mode per recipient domain (lower
+	// case, no trailing dot); the key "*" applies to every domain not
+	// listed. A missing entry means Opportunistic.
+	Minimum map[string]Mode
+	// Now returns the current time (policy expiry, certificate validity).
+	// Nil means time.Now.
+	Now func() time.Time
+	// Rand returns a uniform random int in [0, n); it orders MX hosts of
+	// equal preference. It must be safe for concurrent use. Nil means
+	// math/rand/v2.IntN.
+	Rand func(n int) int
+	// Logger receives one event per notable decision. Nil discards.
+	Logger *slog.Logger
+	// MTASTSCacheSize caps the number of domains whose MTA-STS policy is
+	// cached (least recently used out first). Zero means
+	// DefaultMTASTSCacheSize.
+	MTASTSCacheSize int
+	// FetchTimeout bounds one MTA-STS policy fetch. Zero means
+	// DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// MaxHosts caps the MX hosts considered per domain, in preference
+	// order. Zero means DefaultMaxHosts.
+	MaxHosts int
+}
+
+// Engine is the Planner Postern uses: MX from the DNS, TLS requirements
+// from DANE, MTA-STS (policies cached in memory) and the configured
+// minimum. It is safe for concurrent use.
+type Engine struct {
+	opts Options
+	http *http.Client
+	log  *slog.Logger
+	sts  *stsCache
+}
+
+var _ Planner = (*Engine)(nil)
+
+// New returns an Engine with opts. It panics if opts.Resolver is nil.
+func New(opts Options) *Engine {
+	if opts.Resolver == nil {
+		panic("policy: New without a Resolver")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.IntN
+	}
+	if opts.MTASTSCacheSize <= 0 {
+		opts.MTASTSCacheSize = DefaultMTASTSCacheSize
+	}
+	if opts.FetchTimeout <= 0 {
+		opts.FetchTimeout = DefaultFetchTimeout
+	}
+	if opts.MaxHosts <= 0 {
+		opts.MaxHosts = DefaultMaxHosts
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	var client http.Client
+	if opts.HTTPClient != nil {
+		client = *opts.HTTPClient
+	} else {
+		client.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+	}
+	client.CheckRedirect = noRedirect
+	return &Engine{
+		opts: opts,
+		http: &client,
+		log:  log.With("component", "delivery/policy"),
+		sts:  newSTSCache(opts.MTASTSCacheSize),
+	}
+}
+
+func (e *Engine) now() time.Time { return e.opts.Now() }
+
+// Plan returns the hosts to try for req.Domain and what each connection
+// needs. Errors wrap ErrNullMX, ErrNoHosts, ErrRequireTLS or a dns error;
+// IsPermanent tells a bounce from a retry. Each Host's Reason, and each
+// error, is one line fit for a log or a DSN.
+func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
+	p, err := e.plan(ctx, req)
+	switch {
+	case err == nil:
+		plans.WithLabelValues("ok").Inc()
+	case IsPermanent(err):
+		plans.WithLabelValues("permanent").Inc()
+	default:
+		plans.WithLabelValues("temporary").Inc()
+	}
+	if err != nil {
+		e.log.Info("no delivery plan", "domain", req.Domain, "require_tls", req.RequireTLS, "permanent", IsPermanent(err), "err", err)
+	}
+	return p, err
+}
+
+// candidate is one host with what the DNS said about it.
+type candidate struct {
+	host    Host
+	dane    daneState
+	skipped string // why the host cannot be used now; "" if it can
+	temp    bool   // skipped for a temporary reason
+}
+
+type daneState int
+
+const (
+	daneNone     daneState = iota // no authenticated TLSA records
+	daneUsable                    // usable TLSA records: Verify
+	daneUnusable                  // TLSA records, none usable: Encrypt
+)
+
+func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
+	domain := strings.TrimSuffix(strings.ToLower(req.Domain), ".")
+	if !validHostname(domain) {
+		return nil, permanent(fmt.Errorf("policy: invalid domain %q: %w", truncate(req.Domain), ErrNoHosts))
+	}
+	names, implicit, authMX, err := e.mx(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	sts := e.mtasts(ctx, domain)
+	cands := e.resolve(ctx, domain, names, authMX)
+	if implicit && cands[0].skipped != "" && !cands[0].temp {
+		// RFC 5321 §5.1: no MX and no address: the domain takes no mail.
+		return nil, permanent(fmt.Errorf("policy: %s: no MX and %s: %w: %w", domain, cands[0].skipped, ErrNoHosts, dns.ErrNoData))
+	}
+
+	var refused []string // why hosts were left out
+	var temp bool        // some host left out for a temporary reason
+	var hosts []Host
+	for _, c := range cands {
+		if c.skipped != "" {
+			refused = append(refused, c.skipped)
+			temp = temp || c.temp
+			continue
+		}
+		h := c.host
+		if !e.applySTS(&h, c.dane, domain, sts) {
+			refused = append(refused, h.Reason)
+			continue
+		}
+		e.applyMinimum(&h, domain)
+		hosts = append(hosts, h)
+	}
+	if len(hosts) == 0 {
+		err := fmt.Errorf("policy: %s: %w: %s", domain, ErrNoHosts, strings.Join(refused, "; "))
+		if temp {
+			err = fmt.Errorf("%w (%w)", err, dns.ErrTemporary)
+		}
+		return nil, err
+	}
+	if req.RequireTLS {
+		hosts, refused = requireTLS(hosts, refused)
+		if len(hosts) == 0 {
+			err := fmt.Errorf("policy: %s: %w: neither DANE nor an enforced MTA-STS policy authenticates a host: %s", domain, ErrRequireTLS, strings.Join(refused, "; "))
+			if temp {
+				return nil, fmt.Errorf("%w (%w)", err, dns.ErrTemporary)
+			}
+			return nil, permanent(err)
+		}
+	}
+	return &Plan{Domain: domain, Hosts: hosts, Implicit: implicit}, nil
+}
+
+// mx returns the host names to try, best first. RFC 5321 §5.1: sort by
+// preference, random order among equal preference; without MX records
+// the domain itself is the one host (implicit MX).
+func (e *Engine) mx(ctx context.Context, domain string) (names []string, implicit, authentic bool, err error) {
+	mxs, res, err := e.opts.Resolver.LookupMX(ctx, domain)
+	switch {
+	case errors.Is(err, dns.ErrNoData):
+		// The DANE gate for the implicit MX is the domain's own
+		// address answer, checked per host in resolve.
+		return []string{domain}, true, true, nil
+	case errors.Is(err, dns.ErrNXDomain):
+		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w: %w", domain, ErrNoHosts, err))
+	case err != nil:
+		return nil, false, false, fmt.Errorf("policy: %s: MX lookup: %w", domain, err)
+	}
+	// RFC 7505 §3: a single MX with the root as host means no mail.
+	if len(mxs) == 1 && mxs[0].Host == "" {
+		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w", domain, ErrNullMX))
+	}
+	mxs = slices.Clone(mxs)
+	// Shuffle first, then sort stably by preference: equal preferences
+	// keep the random order.
+	for i := len(mxs) - 1; i > 0; i-- {
+		j := e.opts.Rand(i + 1)
+		mxs[i], mxs[j] = mxs[j], mxs[i]
+	}
+	slices.SortStableFunc(mxs, func(a, b dns.MX) int { return cmp.Compare(a.Pref, b.Pref) })
+	seen := make(map[string]bool)
+	for _, m := range mxs {
+		h := strings.TrimSuffix(strings.ToLower(m.Host), ".")
+		// A null MX among other records is a misconfiguration (RFC 7505
+		// §3); drop it and use the others.
+		if h == "" || seen[h] || !validHostname(h) {
+			continue
+		}
+		seen[h] = true
+		names = append(names, h)
+		if len(names) == e.opts.MaxHosts {
+			break
+		}
+	}
+	if len(names) == 0 {
+		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w: no valid MX host name: %w", domain, ErrNoHosts, dns.ErrNoData))
+	}
+	return names, false, res.Authentic, nil
+}
+
+// resolve looks up the addresses and, where DNSSEC allows it, the TLSA
+// records of every host, concurrently; the result keeps the order of
+// names.
+func (e *Engine) resolve(ctx context.Context, domain string, names []string, authMX bool) []candidate {
+	out := make([]candidate, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() { out[i] = e.resolveHost(ctx, domain, name, authMX) })
+	}
+	wg.Wait()
+	return out
+}
+
+func (e *Engine) resolveHost(ctx context.Context, domain, name string, authMX bool) candidate {
+	addrs, res, err := e.opts.Resolver.LookupIP(ctx, name)
+	if err != nil {
+		return candidate{host: Host{Name: name}, skipped: fmt.Sprintf("%s: address lookup: %v", name, err), temp: !dns.IsNotFound(err)}
+	}
+	c := candidate{host: Host{
+		Name:   name,
+		Addrs:  addrs,
+		Mode:   Opportunistic,
+		Source: SourceNone,
+		Reason: "opportunistic TLS: no DANE, MTA-STS or configured requirement",
+	}}
+	// RFC 7672 §2.2: TLSA records count only when the MX answer and the
+	// host's address answer were DNSSEC-validated.
+	if !authMX || !res.Authentic {
+		return c
+	}
+	base := tlsaBaseLabel + name
+	recs, tres, err := e.opts.Resolver.LookupTLSA(ctx, base)
+	switch {
+	case dns.IsNotFound(err):
+		return c
+	case err != nil:
+		// RFC 7672 §2.2: a host whose TLSA lookup fails is not used.
+		c.skipped, c.temp = fmt.Sprintf("%s: DANE TLSA lookup at %s failed: %v", name, base, err), true
+		return c
+	case !tres.Authentic:
+		e.log.Debug("TLSA records not authenticated, ignored", "host", name)
+		return c
+	}
+	usable := usableTLSA(recs)
+	c.host.Source = SourceDANE
+	if len(usable) == 0 {
+		// RFC 7672 §2.2: TLSA records, none usable: mandatory but
+		// unauthenticated TLS.
+		c.dane = daneUnusable
+		c.host.Mode = Encrypt
+		c.host.Reason = fmt.Sprintf("DANE: TLSA records at %s are all unusable: STARTTLS required, certificate not checked", base)
+		return c
+	}
+	c.dane = daneUsable
+	c.host.Mode = Verify
+	c.host.TLSA = usable
+	c.host.Reason = fmt.Sprintf("DANE: %d usable TLSA record(s) at %s: certificate must match", len(usable), base)
+	c.host.verify = daneVerifier(name, domain, usable, e.opts.Now)
+	return c
+}
+
+// applySTS applies the MTA-STS policy to h and reports whether h may be
+// used. DANE wins (RFC 8461 §2): a host with usable TLSA records is left
+// as it is. In enforce mode a host whose name matches no mx pattern is
+// refused (RFC 8461 §4.1), its Reason saying why; a matching host needs a
+// WebPKI certificate for its name. Testing mode only logs (§5).
+func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS) bool {
+	if sts == nil || dane == daneUsable || sts.policy.Mode == stsNone {
+		return true
+	}
+	match := sts.policy.Match(h.Name)
+	if sts.policy.Mode == stsTesting {
+		if !match {
+			e.log.Warn("MTA-STS testing: host not in policy, delivering anyway", "domain", domain, "host", h.Name, "id", sts.id)
+		}
+		return true
+	}
+	if !match {
+		h.Reason = fmt.Sprintf("%s: not allowed by the MTA-STS policy of %s (id %s, enforce)", h.Name, domain, sts.id)
+		e.log.Warn("MTA-STS enforce: host refused", "domain", domain, "host", h.Name, "id", sts.id)
+		return false
+	}
+	h.Mode = Verify
+	h.Source = SourceMTASTS
+	h.Reason = fmt.Sprintf("MTA-STS policy of %s (id %s) in enforce mode: WebPKI certificate for %s required", domain, sts.id, h.Name)
+	h.verify = webPKIVerifier(h.Name, e.opts.Roots, e.opts.Now)
+	return true
+}
+
+// applyMinimum raises h to the configured minimum for domain.
+func (e *Engine) applyMinimum(h *Host, domain string) {
+	min, ok := e.opts.Minimum[domain]
+	if !ok {
+		min, ok = e.opts.Minimum["*"]
+	}
+	if !ok || min <= h.Mode {
+		return
+	}
+	h.Mode = min
+	h.Source = SourceConfig
+	switch min {
+	case Encrypt:
+		h.Reason = fmt.Sprintf("configured minimum for %s: STARTTLS required (encrypt)", domain)
+		h.verify = nil
+	case Verify:
+		h.Reason = fmt.Sprintf("configured minimum for %s: WebPKI certificate for %s required (verify)", domain, h.Name)
+		h.verify = webPKIVerifier(h.Name, e.opts.Roots, e.opts.Now)
+	}
+}
+
+// requireTLS keeps the hosts a REQUIRETLS message may go to. RFC 8689
+// §4.2.1: the MX must be authenticated (DNSSEC or MTA-STS) and the
+// server's certificate verified, so only hosts with Verify from DANE or
+// an enforced MTA-STS policy qualify.
+func requireTLS(hosts []Host, refused []string) ([]Host, []string) {
+	var ok []Host
+	for _, h := range hosts {
+		if h.Mode == Verify && (h.Source == SourceDANE || h.Source == SourceMTASTS) {
+			h.Reason += "; the message requires TLS (REQUIRETLS)"
+			ok = append(ok, h)
+			continue
+		}
+		refused = append(refused, fmt.Sprintf("%s: %s", h.Name, h.Reason))
+	}
+	return ok, refused
+}

@@ -1,0 +1,25 @@
+package policy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
+
+var (
+	// plans counts Plan calls by result: "ok", "temporary", "permanent".
+	plans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_policy_plans_total",
+		Help: "Delivery plans made, by result (ok, temporary, permanent).",
+	}, []string{"result"})
+
+	// stsFetches counts MTA-STS policy fetches by result: "ok", "error".
+	stsFetches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_policy_mtasts_fetches_total",
+		Help: "MTA-STS policy fetches over HTTPS, by result (ok, error).",
+	}, []string{"result"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(plans, stsFetches)
+}
