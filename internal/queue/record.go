@@ -12,7 +12,7 @@ import (
 //
 //	offset size  field
 //	0      4     magic "PQR\x00"
-//	4      1     version (1)
+//	4      1     version (1 or 2: the envelope encoding, see appendEnvelope)
 //	5      3     reserved, zero
 //	8      4     envelope length E, big endian
 //	12     4     data length D, big endian
@@ -25,7 +25,9 @@ import (
 // torn write that was never acknowledged.
 const (
 	recordHeaderLen = 20
-	recordVersion   = 1
+	// recordVersion is the version new records are written with; every
+	// version from 1 up to it stays readable.
+	recordVersion = 2
 	// maxEnvelopeLen bounds the envelope length a header may claim.
 	maxEnvelopeLen = 16 << 20
 	// maxDataLen bounds the data length a header may claim.
@@ -60,6 +62,7 @@ func appendRecord(buf []byte, env *Envelope, data []byte) []byte {
 
 // recordHeader is the decoded fixed part of a record.
 type recordHeader struct {
+	version         byte
 	envLen, dataLen int64
 	crc             uint32
 }
@@ -72,10 +75,11 @@ func parseHeader(h []byte) (recordHeader, error) {
 	if [4]byte(h[0:4]) != recordMagic {
 		return recordHeader{}, fmt.Errorf("%w: bad magic", errCorrupt)
 	}
-	if h[4] != recordVersion || h[5] != 0 || h[6] != 0 || h[7] != 0 {
+	if h[4] < 1 || h[4] > recordVersion || h[5] != 0 || h[6] != 0 || h[7] != 0 {
 		return recordHeader{}, fmt.Errorf("%w: unknown version %d", errCorrupt, h[4])
 	}
 	rh := recordHeader{
+		version: h[4],
 		envLen:  int64(binary.BigEndian.Uint32(h[8:12])),
 		dataLen: int64(binary.BigEndian.Uint32(h[12:16])),
 		crc:     binary.BigEndian.Uint32(h[16:20]),
@@ -96,12 +100,16 @@ func checkRecord(rh recordHeader, rec []byte) error {
 	return nil
 }
 
-// Envelope encoding (version 1): a sequence of fields, strings as a
-// uvarint length and the bytes, numbers as varints:
+// Envelope encoding: a sequence of fields, strings as a uvarint length
+// and the bytes, numbers as varints:
 //
-//	ID, From, uvarint count + Recipients, flags byte (bit 0 SMTPUTF8),
-//	Body, AuthUser, Listener, Remote (netip.AddrPort.MarshalBinary as
-//	a string), Helo, ReceivedAt (varint Unix nanoseconds).
+//	ID, From, uvarint count + Recipients, flags byte, Body, AuthUser,
+//	Listener, Remote (netip.AddrPort.MarshalBinary as a string), Helo,
+//	ReceivedAt (varint Unix nanoseconds).
+//
+// The flags are bit 0 SMTPUTF8 (version 1 and later) and bit 1
+// RequireTLS (version 2 and later). A version-1 record has only bit 0;
+// a bit the record's version does not define makes the record corrupt.
 func appendEnvelope(b []byte, env *Envelope) []byte {
 	b = appendString(b, env.ID)
 	b = appendString(b, env.From)
@@ -111,7 +119,10 @@ func appendEnvelope(b []byte, env *Envelope) []byte {
 	}
 	var flags byte
 	if env.SMTPUTF8 {
-		flags |= 1
+		flags |= flagSMTPUTF8
+	}
+	if env.RequireTLS {
+		flags |= flagRequireTLS
 	}
 	b = append(b, flags)
 	b = appendString(b, env.Body)
@@ -191,8 +202,21 @@ func (d *decoder) byte() byte {
 	return v
 }
 
-// decodeEnvelope decodes what appendEnvelope wrote.
-func decodeEnvelope(b []byte) (*Envelope, error) {
+// Envelope flag bits.
+const (
+	flagSMTPUTF8   = 1 << 0 // since version 1
+	flagRequireTLS = 1 << 1 // since version 2
+)
+
+// knownFlags are the flag bits each record version defines.
+var knownFlags = [...]byte{1: flagSMTPUTF8, 2: flagSMTPUTF8 | flagRequireTLS}
+
+// decodeEnvelope decodes what appendEnvelope wrote in a record of the
+// given version.
+func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
+	if version < 1 || int(version) >= len(knownFlags) {
+		return nil, fmt.Errorf("%w: unknown version %d", errCorrupt, version)
+	}
 	d := &decoder{b: b}
 	env := &Envelope{ID: d.string(), From: d.string()}
 	n := d.uvarint()
@@ -205,7 +229,12 @@ func decodeEnvelope(b []byte) (*Envelope, error) {
 			env.Recipients[i] = d.string()
 		}
 	}
-	env.SMTPUTF8 = d.byte()&1 != 0
+	flags := d.byte()
+	if flags&^knownFlags[version] != 0 {
+		return nil, fmt.Errorf("%w: unknown envelope flags %#x", errCorrupt, flags)
+	}
+	env.SMTPUTF8 = flags&flagSMTPUTF8 != 0
+	env.RequireTLS = flags&flagRequireTLS != 0
 	env.Body = d.string()
 	env.AuthUser = d.string()
 	env.Listener = d.string()

@@ -60,6 +60,10 @@ type Envelope struct {
 	Helo string
 	// ReceivedAt is when the end of DATA was read.
 	ReceivedAt time.Time
+	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689
+	// §4.1): remote delivery must use TLS with a verified certificate
+	// (and pass the parameter on), or fail.
+	RequireTLS bool
 }
 
 // Options configures a Spool.
@@ -348,7 +352,7 @@ func (s *Spool) scanSegment(n uint64) error {
 			bad(err)
 			break
 		}
-		env, err := decodeEnvelope(buf[recordHeaderLen : recordHeaderLen+rh.envLen])
+		env, err := decodeEnvelope(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
 		if err != nil {
 			bad(err)
 			break

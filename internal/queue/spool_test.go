@@ -23,7 +23,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if err := checkRecord(rh, rec); err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeEnvelope(rec[recordHeaderLen : recordHeaderLen+rh.envLen])
+	got, err := decodeEnvelope(rec[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,14 +54,14 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(appendEnvelope(nil, testEnv("abc", "a@x", "b@y")))
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		env, err := decodeEnvelope(b)
+	f.Add(appendEnvelope(nil, testEnv("abc", "a@x", "b@y")), byte(1))
+	f.Add([]byte{}, byte(2))
+	f.Fuzz(func(t *testing.T, b []byte, version byte) {
+		env, err := decodeEnvelope(b, version)
 		if err != nil {
 			return
 		}
-		again, err := decodeEnvelope(appendEnvelope(nil, env))
+		again, err := decodeEnvelope(appendEnvelope(nil, env), recordVersion)
 		if err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}

@@ -61,16 +61,39 @@ type RecipientState struct {
 	LastError string
 	// Updated is when the state last changed; zero when never.
 	Updated time.Time
+	// Code is the enhanced status code of the last attempt (RFC 3463),
+	// such as "5.1.1"; "" when unknown.
+	Code string
+	// Diagnostic is the last attempt's outcome as a DSN Diagnostic-Code
+	// (RFC 3464 §2.3.6), such as "smtp; 550 5.1.1 User unknown"; "" when
+	// none.
+	Diagnostic string
+	// RemoteMTA is the host the last attempt talked to; "" when none or
+	// local.
+	RemoteMTA string
+	// Warned is set once a delay warning went to the sender (at most one
+	// per recipient).
+	Warned bool
 }
 
 var stateBucket = []byte("state")
 
+// State encodings. Version 1 is a uvarint count, then per recipient the
+// address, a status byte, the attempts, next attempt and update time
+// (varint Unix nanoseconds, 0 for zero) and the last error. Version 2
+// starts with the bytes 0x00 0x02 (a version-1 count is never 0: a
+// message has a recipient) and adds to each recipient a flags byte (bit
+// 0 Warned), Code, Diagnostic and RemoteMTA.
+const stateVersion = 2
+
+// stateFlagWarned is the flag bit of RecipientState.Warned.
+const stateFlagWarned = 1
+
 // encodeStates encodes the states of a message's recipients, in envelope
-// order: a uvarint count, then per recipient the address, a status byte,
-// the attempts, next attempt and update time (varint Unix nanoseconds, 0
-// for zero) and the last error.
+// order, in the newest encoding.
 func encodeStates(rcpts []string, st []RecipientState) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(st)))
+	b := []byte{0, stateVersion}
+	b = binary.AppendUvarint(b, uint64(len(st)))
 	for i, s := range st {
 		b = appendString(b, rcpts[i])
 		b = append(b, byte(s.Status))
@@ -78,6 +101,14 @@ func encodeStates(rcpts []string, st []RecipientState) []byte {
 		b = binary.AppendVarint(b, unixNano(s.NextAttempt))
 		b = binary.AppendVarint(b, unixNano(s.Updated))
 		b = appendString(b, s.LastError)
+		var flags byte
+		if s.Warned {
+			flags |= stateFlagWarned
+		}
+		b = append(b, flags)
+		b = appendString(b, s.Code)
+		b = appendString(b, s.Diagnostic)
+		b = appendString(b, s.RemoteMTA)
 	}
 	return b
 }
@@ -96,10 +127,18 @@ func fromUnixNano(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-// decodeStates decodes what encodeStates wrote and matches it to rcpts by
-// address; recipients not found stay pending.
+// decodeStates decodes what encodeStates wrote, in any version, and
+// matches it to rcpts by address; recipients not found stay pending.
 func decodeStates(b []byte, rcpts []string) ([]RecipientState, error) {
 	out := make([]RecipientState, len(rcpts))
+	version := 1
+	if len(b) >= 2 && b[0] == 0 {
+		version = int(b[1])
+		if version < 2 || version > stateVersion {
+			return nil, fmt.Errorf("%w: unknown state version %d", errCorrupt, version)
+		}
+		b = b[2:]
+	}
 	d := &decoder{b: b}
 	n := d.uvarint()
 	for i := uint64(0); i < n && d.err == nil; i++ {
@@ -109,6 +148,12 @@ func decodeStates(b []byte, rcpts []string) ([]RecipientState, error) {
 		s.NextAttempt = fromUnixNano(d.varint())
 		s.Updated = fromUnixNano(d.varint())
 		s.LastError = d.string()
+		if version >= 2 {
+			s.Warned = d.byte()&stateFlagWarned != 0
+			s.Code = d.string()
+			s.Diagnostic = d.string()
+			s.RemoteMTA = d.string()
+		}
 		if d.err != nil {
 			break
 		}
