@@ -121,6 +121,34 @@ type Config struct {
 	// SendAs maps a user's address (in a local domain) to what else the
 	// user may use as envelope sender and in From:.
 	SendAs map[string]SendAs
+	// DNS is the resolver for delivery and mail authentication.
+	DNS DNS
+	// Delivery tunes the queue runner and outbound SMTP.
+	Delivery Delivery
+	// Smarthost, when its Address is set, relays outbound mail.
+	Smarthost Smarthost
+	// LMTP, when its Address is set, replaces Maildir local delivery.
+	LMTP LMTP
+	// MailAuth selects SPF/DKIM/DMARC checks and DKIM signing.
+	MailAuth MailAuth
+	// Directory selects where users live.
+	Directory Directory
+}
+
+// applyDerived fills the defaults that depend on other keys.
+func (c *Config) applyDerived() {
+	if c.MailAuth.AuthservID == "" {
+		c.MailAuth.AuthservID = c.Hostname
+	}
+}
+
+// setNewDefaults gives the delivery, DNS, mail-authentication and
+// directory tables their defaults.
+func (c *Config) setNewDefaults() {
+	c.DNS = DNS{Timeout: DefaultDNSTimeout}
+	c.Delivery = defaultDelivery()
+	c.MailAuth = defaultMailAuth()
+	c.Directory = Directory{Backend: DirectoryFile}
 }
 
 // Log is the [log] table.
@@ -245,6 +273,8 @@ func Dev(dataDir string) *Config {
 	c.Limits = defaultLimits()
 	c.Auth = defaultAuth()
 	c.Spool = Spool{SegmentSize: DefaultSegmentSize}
+	c.setNewDefaults()
+	c.applyDerived()
 	return c
 }
 

@@ -131,6 +131,8 @@ func TestLoadFull(t *testing.T) {
 			"bob@example.org":   {},
 		},
 	}
+	want.setNewDefaults()
+	want.MailAuth.AuthservID = "mail.example.com"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -185,6 +187,8 @@ func TestDefaults(t *testing.T) {
 		Aliases: map[string][]string{},
 		SendAs:  map[string]SendAs{},
 	}
+	want.setNewDefaults()
+	want.MailAuth.AuthservID = "host.example.net"
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}

@@ -257,7 +257,8 @@ func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
 // config builds the Config from the top-level table, with defaults.
 func (d *decoder) config(tree map[string]any, dir string, hostname func() (string, error)) *Config {
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
-		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as")
+		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as",
+		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -270,6 +271,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		Aliases:   map[string][]string{},
 		SendAs:    map[string]SendAs{},
 	}
+	c.setNewDefaults()
 	if d.str(tree, "hostname", "hostname", &c.Hostname) {
 		c.Hostname = lower(c.Hostname)
 	} else if !d.bad["hostname"] {
@@ -324,6 +326,13 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	}
 	d.aliases(d.table(tree, "aliases", "aliases"), c.Aliases)
 	d.sendAs(d.table(tree, "send_as", "send_as"), c.SendAs)
+	d.dns(d.table(tree, "dns", "dns"), dir, &c.DNS)
+	d.delivery(d.table(tree, "delivery", "delivery"), &c.Delivery)
+	d.smarthost(d.table(tree, "smarthost", "smarthost"), dir, &c.Smarthost)
+	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
+	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), &c.MailAuth)
+	d.directory(d.table(tree, "directory", "directory"), dir, &c.Directory)
+	c.applyDerived()
 	return c
 }
 

@@ -71,6 +71,7 @@ func (c *Config) Validate() error {
 	c.validateListeners(p)
 	c.validateLimits(p)
 	c.validateMaps(p)
+	c.validateDelivery(p)
 	return errors.Join(p.errs...)
 }
 
