@@ -267,7 +267,13 @@ func (e *Engine) resolve(ctx context.Context, domain string, names []string, aut
 
 func (e *Engine) resolveHost(ctx context.Context, domain, name string, authMX bool) candidate {
 	addrs, res, err := e.opts.Resolver.LookupIP(ctx, name)
-	if err != nil {
+	switch {
+	case err != nil && len(addrs) > 0 && !authMX && errors.Is(err, dns.ErrTemporary):
+		// One address family failed: deliver to the other now. Not
+		// under DNSSEC, where DANE needs every address answer
+		// (RFC 7672 §2.2.2).
+		e.log.Info("address lookup partly failed, using the addresses found", "host", name, "err", err)
+	case err != nil:
 		return candidate{host: Host{Name: name}, skipped: fmt.Sprintf("%s: address lookup: %v", name, err), temp: !dns.IsNotFound(err)}
 	}
 	c := candidate{host: Host{
