@@ -1,0 +1,149 @@
+package remote
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"postern/internal/delivery/policy"
+)
+
+func TestPoolReuse(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	for range 3 {
+		delivered(t, f.one(t, testMsg("b@example.test")))
+	}
+	conns, rsets, quits, msgs := s.stats()
+	if conns != 1 || rsets != 2 || quits != 0 || len(msgs) != 3 {
+		t.Errorf("conns %d rsets %d quits %d msgs %d, want 1 2 0 3", conns, rsets, quits, len(msgs))
+	}
+	if !strings.Contains(f.logs.String(), "reused=true") {
+		t.Errorf("no reused=true in logs")
+	}
+	f.d.Close()
+	time.Sleep(50 * time.Millisecond)
+	if _, _, quits, _ := s.stats(); quits != 1 {
+		t.Errorf("Close: quits %d, want 1", quits)
+	}
+}
+
+func TestPoolBrokenSessionRedialed(t *testing.T) {
+	for _, how := range []string{"DROP", "421 4.3.2 closing"} {
+		s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+			s.Reply = func(cmd string) string {
+				if strings.HasPrefix(cmd, "RSET") {
+					return how
+				}
+				return ""
+			}
+		})
+		f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+		delivered(t, f.one(t, testMsg("b@example.test")))
+		delivered(t, f.one(t, testMsg("c@example.test")))
+		if conns, _, _, msgs := s.stats(); conns != 2 || len(msgs) != 2 {
+			t.Errorf("%s: conns %d msgs %d, want 2 2", how, conns, len(msgs))
+		}
+	}
+}
+
+func TestPoolSessionClosedByServer(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	delivered(t, f.one(t, testMsg("b@example.test")))
+	// Close the server side of the pooled session.
+	f.d.pool.mu.Lock()
+	for _, hp := range f.d.pool.hosts {
+		for _, ic := range hp.idle {
+			ic.c.nc.(interface{ CloseWrite() error }).CloseWrite()
+		}
+	}
+	f.d.pool.mu.Unlock()
+	delivered(t, f.one(t, testMsg("c@example.test")))
+	if conns, _, _, msgs := s.stats(); conns != 2 || len(msgs) != 2 {
+		t.Errorf("conns %d msgs %d, want 2 2", conns, len(msgs))
+	}
+}
+
+func TestPoolIdleTimeout(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	f.d.Pool.IdleTimeout = 100 * time.Millisecond
+	delivered(t, f.one(t, testMsg("b@example.test")))
+	time.Sleep(300 * time.Millisecond)
+	if _, _, quits, _ := s.stats(); quits != 1 {
+		t.Errorf("quits %d after the idle timeout, want 1", quits)
+	}
+	delivered(t, f.one(t, testMsg("b@example.test")))
+	if conns, _, _, _ := s.stats(); conns != 2 {
+		t.Errorf("conns %d, want 2", conns)
+	}
+}
+
+func TestPoolMaxMessagesPerConn(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	f.d.Pool.MaxMessagesPerConn = 2
+	for range 5 {
+		delivered(t, f.one(t, testMsg("b@example.test")))
+	}
+	if conns, _, quits, _ := s.stats(); conns != 3 || quits != 2 {
+		t.Errorf("conns %d quits %d, want 3 2", conns, quits)
+	}
+}
+
+func TestPoolMaxIdleNegativeDisablesReuse(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	f.d.Pool.MaxIdlePerHost = -1
+	for range 2 {
+		delivered(t, f.one(t, testMsg("b@example.test")))
+	}
+	if conns, _, quits, _ := s.stats(); conns != 2 || quits != 2 {
+		t.Errorf("conns %d quits %d, want 2 2", conns, quits)
+	}
+}
+
+func TestPoolMaxConnsPerHost(t *testing.T) {
+	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+		s.Reply = func(cmd string) string {
+			if cmd == "." {
+				time.Sleep(50 * time.Millisecond)
+			}
+			return ""
+		}
+	})
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	f.d.Pool.MaxConnsPerHost = 2
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Go(func() { delivered(t, f.d.Deliver(context.Background(), testMsg("b@example.test"))) })
+	}
+	wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns != 2 || s.maxAct != 2 || len(s.msgs) != 6 {
+		t.Errorf("conns %d max concurrent %d msgs %d, want 2 2 6", s.conns, s.maxAct, len(s.msgs))
+	}
+}
+
+func TestPoolWaitHonoursContext(t *testing.T) {
+	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+		s.Reply = func(cmd string) string {
+			if cmd == "." {
+				time.Sleep(300 * time.Millisecond)
+			}
+			return ""
+		}
+	})
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	f.d.Pool.MaxConnsPerHost = 1
+	go f.d.Deliver(context.Background(), testMsg("b@example.test"))
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	res := f.d.Deliver(ctx, testMsg("c@example.test"))
+	failed(t, res, false, "waiting for a session")
+}
