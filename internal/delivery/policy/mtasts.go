@@ -128,32 +128,29 @@ func (e *Engine) mtasts(ctx context.Context, domain string) *activeSTS {
 		return current
 	}
 
-	pol, err := e.fetchShared(ctx, domain, id)
+	pol, err := e.fetchShared(ctx, domain, id, now)
 	if err != nil {
-		stsFetches.WithLabelValues("error").Inc()
 		e.log.Warn("MTA-STS policy fetch failed", "domain", domain, "id", id, "err", err, "cached", current != nil)
-		if ctx.Err() == nil {
-			e.sts.update(domain, func(c *cachedSTS) {
-				c.failedID, c.retryAt = id, now.Add(fetchRetry)
-			})
-		}
 		return current
 	}
-	stsFetches.WithLabelValues("ok").Inc()
-	e.log.Info("MTA-STS policy fetched", "domain", domain, "id", id, "mode", string(pol.Mode), "max_age", pol.MaxAge)
-	e.sts.update(domain, func(c *cachedSTS) {
-		c.id, c.policy, c.expires = id, pol, now.Add(pol.MaxAge)
-		c.failedID, c.retryAt = "", time.Time{}
-	})
 	return &activeSTS{id: id, policy: pol}
 }
 
 // fetchShared fetches the policy once for all concurrent callers asking
-// for the same domain and id.
-func (e *Engine) fetchShared(ctx context.Context, domain, id string) (*stsPolicy, error) {
+// for the same domain and id, and records the outcome in the cache: the
+// new policy until now plus its max_age, or the failure, so that the id
+// is not fetched again before fetchRetry.
+func (e *Engine) fetchShared(ctx context.Context, domain, id string, now time.Time) (*stsPolicy, error) {
 	key := domain + " " + id
 	c := e.sts
 	c.mu.Lock()
+	if el, ok := c.byDomain[domain]; ok {
+		// Another Plan may have fetched it since mtasts looked.
+		if cur := el.Value.(*cachedSTS); cur.policy != nil && cur.id == id && now.Before(cur.expires) {
+			c.mu.Unlock()
+			return cur.policy, nil
+		}
+	}
 	if f, ok := c.inflight[key]; ok {
 		c.mu.Unlock()
 		select {
@@ -169,6 +166,20 @@ func (e *Engine) fetchShared(ctx context.Context, domain, id string) (*stsPolicy
 
 	f.policy, f.err = e.fetch(ctx, domain)
 
+	switch {
+	case f.err == nil:
+		stsFetches.WithLabelValues("ok").Inc()
+		e.log.Info("MTA-STS policy fetched", "domain", domain, "id", id, "mode", string(f.policy.Mode), "max_age", f.policy.MaxAge)
+		c.update(domain, func(ent *cachedSTS) {
+			ent.id, ent.policy, ent.expires = id, f.policy, now.Add(f.policy.MaxAge)
+			ent.failedID, ent.retryAt = "", time.Time{}
+		})
+	case ctx.Err() == nil:
+		stsFetches.WithLabelValues("error").Inc()
+		c.update(domain, func(ent *cachedSTS) {
+			ent.failedID, ent.retryAt = id, now.Add(fetchRetry)
+		})
+	}
 	c.mu.Lock()
 	delete(c.inflight, key)
 	c.mu.Unlock()
