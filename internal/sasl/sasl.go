@@ -30,7 +30,11 @@ type Server interface {
 	// when the client sent no initial response, empty non-nil when it sent
 	// "="). It returns the challenge to send (before base64 encoding), or
 	// done true when the exchange has succeeded, or an error when it has
-	// failed. After done or an error, Next is not called again.
+	// failed. An error may come with a non-nil challenge: the mechanism's
+	// error message for the client (RFC 7628 §3.2.2, RFC 5802 §7); the
+	// session sends it, reads and ignores one answer (any, "*" included),
+	// then fails with the error. After done or an error, Next is not
+	// called again.
 	Next(response []byte) (challenge []byte, done bool, err error)
 	// Identity returns the authenticated user (canonical, as the directory
 	// spells it) once Next has reported done; "" before.

@@ -63,6 +63,15 @@ func (s *session) cmdAuth(arg string) {
 	for {
 		challenge, done, err := sv.Next(resp)
 		if err != nil {
+			// A failed mechanism may still have a message for the client
+			// (RFC 7628 §3.2.2's JSON status, RFC 5802 §7's server-error):
+			// it goes out as a challenge, and the answer, a dummy or "*",
+			// is read and ignored before the failure reply.
+			if challenge != nil {
+				if _, ok := s.authChallenge(mech, sv, challenge); !ok {
+					return
+				}
+			}
 			s.authFailed(mech, sv, err)
 			return
 		}
@@ -77,24 +86,8 @@ func (s *session) cmdAuth(arg string) {
 			s.reply(235, "2.7.0", "Authentication successful")
 			return
 		}
-		// RFC 4954 §4: "334" SP base64 challenge.
-		s.bw.WriteString("334 ")
-		enc := base64.NewEncoder(base64.StdEncoding, s.bw)
-		enc.Write(challenge)
-		enc.Close()
-		s.bw.WriteString("\r\n")
-		if s.flush() != nil {
-			s.quit = true
-			return
-		}
-		line, err := s.readLine(authLineMax)
-		if err != nil {
-			if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
-				s.authEnd(mech, sv, "malformed", nil)
-			} else {
-				s.authEnd(mech, sv, "error", nil)
-				s.readError(err)
-			}
+		line, ok := s.authChallenge(mech, sv, challenge)
+		if !ok {
 			return
 		}
 		if len(line) == 1 && line[0] == '*' {
@@ -109,6 +102,33 @@ func (s *session) cmdAuth(arg string) {
 		}
 		resp = resp[:n]
 	}
+}
+
+// authChallenge sends challenge in a 334 reply and reads the client's
+// answer. ok is false when the exchange ended there (write or read error,
+// over-long line), already logged and answered.
+func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte) (line []byte, ok bool) {
+	// RFC 4954 §4: "334" SP base64 challenge.
+	s.bw.WriteString("334 ")
+	enc := base64.NewEncoder(base64.StdEncoding, s.bw)
+	enc.Write(challenge)
+	enc.Close()
+	s.bw.WriteString("\r\n")
+	if s.flush() != nil {
+		s.quit = true
+		return nil, false
+	}
+	line, err := s.readLine(authLineMax)
+	if err != nil {
+		if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
+			s.authEnd(mech, sv, "malformed", nil)
+		} else {
+			s.authEnd(mech, sv, "error", nil)
+			s.readError(err)
+		}
+		return nil, false
+	}
+	return line, true
 }
 
 // authFailed answers a SASL error from the mechanism.
