@@ -1,0 +1,67 @@
+package mailauth
+
+import (
+	"crypto"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"fmt"
+	"strings"
+)
+
+// GenerateKey makes a new private key for alg (2048-bit RSA for
+// RSASHA256) and returns it with its PEM encoding (PKCS #8).
+func GenerateKey(alg Algorithm) (crypto.Signer, []byte, error) {
+	var k crypto.Signer
+	var err error
+	switch alg {
+	case Ed25519SHA256:
+		_, k, err = ed25519.GenerateKey(rand.Reader)
+	case RSASHA256:
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		return nil, nil, fmt.Errorf("mailauth: unknown algorithm %q", alg)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("mailauth: generate key: %w", err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mailauth: encode key: %w", err)
+	}
+	return k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// KeyRecord returns the DNS TXT record that publishes the public half of
+// key (RFC 6376 §3.6.1): "v=DKIM1; k=ed25519; p=..." with the raw 32-byte
+// key for ed25519 (RFC 8463 §4), the SubjectPublicKeyInfo for RSA.
+func KeyRecord(key crypto.Signer) (string, error) {
+	switch pub := key.Public().(type) {
+	case ed25519.PublicKey:
+		return "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub), nil
+	case *rsa.PublicKey:
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		if err != nil {
+			return "", fmt.Errorf("mailauth: encode public key: %w", err)
+		}
+		return "v=DKIM1; k=rsa; p=" + base64.StdEncoding.EncodeToString(der), nil
+	}
+	return "", fmt.Errorf("mailauth: unsupported key type %T", key)
+}
+
+// ZoneRecord returns the zone-file line for a key record:
+// `SELECTOR._domainkey.DOMAIN. IN TXT "..." "..."`, the text split into
+// strings of at most 255 octets (RFC 1035 §3.3.14; RFC 6376 §3.6.2.2
+// joins them back).
+func ZoneRecord(domain, selector, record string) string {
+	var parts []string
+	for len(record) > 255 {
+		parts = append(parts, `"`+record[:255]+`"`)
+		record = record[255:]
+	}
+	parts = append(parts, `"`+record+`"`)
+	return selector + "._domainkey." + strings.TrimSuffix(strings.ToLower(domain), ".") + ". IN TXT " + strings.Join(parts, " ")
+}
