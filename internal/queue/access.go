@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"time"
 
 	"postern/internal/metrics"
 )
@@ -202,4 +203,41 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 		return
 	}
 	s.log.Info("queue: segment removed", "segment", seg.path, "messages", len(seg.ids))
+}
+
+// retryNow makes every deferred recipient of message id due now. It
+// fails with ErrNotFound when the message is not live.
+func (s *Spool) retryNow(id string) error {
+	s.mu.RLock()
+	e, ok := s.index[id]
+	live := ok && !e.done
+	s.mu.RUnlock()
+	if !live {
+		return ErrNotFound
+	}
+	return s.update(id, func(e *entry) error {
+		if e.done {
+			return ErrNotFound
+		}
+		for i := range e.states {
+			if e.states[i].Status == StatusDeferred {
+				e.states[i].NextAttempt = time.Time{}
+			}
+		}
+		return nil
+	})
+}
+
+// oldest returns the arrival time of the oldest live message; zero when
+// there is none.
+func (s *Spool) oldest() time.Time {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var t time.Time
+	for _, e := range s.index {
+		if !e.done && !e.env.ReceivedAt.IsZero() && (t.IsZero() || e.env.ReceivedAt.Before(t)) {
+			t = e.env.ReceivedAt
+		}
+	}
+	return t
 }

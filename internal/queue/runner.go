@@ -3,11 +3,11 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
-
-	"postern/internal/metrics"
 )
 
 // Deliverer delivers one message to one recipient. Deliver returns nil
@@ -25,6 +25,57 @@ type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, data []
 // Deliver calls f.
 func (f DelivererFunc) Deliver(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
 	return f(ctx, env, rcpt, data)
+}
+
+// Outcome is the result of one delivery attempt to one recipient.
+type Outcome struct {
+	// Rcpt is the recipient, as it was passed to DeliverBatch.
+	Rcpt string
+	// Err is nil when the recipient's copy was accepted; an error wrapped
+	// by Permanent fails the recipient for good (a DSN goes to the
+	// sender); any other error defers it for a retry.
+	Err error
+	// Status is the enhanced status code (RFC 3463), such as "5.1.1";
+	// "" means 2.0.0, 4.0.0 or 5.0.0 by Err.
+	Status string
+	// Diagnostic is the DSN Diagnostic-Code (RFC 3464 §2.3.6), such as
+	// "smtp; 550 5.1.1 User unknown"; "" means one made from Err.
+	Diagnostic string
+	// RemoteMTA is the host name of the server that gave the outcome
+	// (RFC 3464 §2.3.5); "" when no server was reached.
+	RemoteMTA string
+}
+
+// BatchDeliverer delivers one message to several recipients in one
+// domain, as one SMTP transaction can (RFC 5321 §3.3). DeliverBatch
+// returns an Outcome for each recipient; a recipient without one is
+// deferred. It may be called concurrently, for different messages or for
+// different domains of one message; it must neither modify nor retain env
+// or data.
+type BatchDeliverer interface {
+	DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome
+}
+
+// BatchDelivererFunc adapts a function to the BatchDeliverer interface.
+type BatchDelivererFunc func(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome
+
+// DeliverBatch calls f.
+func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+	return f(ctx, env, rcpts, data)
+}
+
+// oneByOne adapts a Deliverer to BatchDeliverer: one call per recipient.
+type oneByOne struct{ d Deliverer }
+
+func (o oneByOne) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+	out := make([]Outcome, 0, len(rcpts))
+	for _, r := range rcpts {
+		if ctx.Err() != nil {
+			break
+		}
+		out = append(out, Outcome{Rcpt: r, Err: o.d.Deliver(ctx, env, r, data)})
+	}
+	return out
 }
 
 // permanentError marks an error as permanent.
@@ -58,60 +109,100 @@ type RetryFunc func(env *Envelope, st RecipientState, now time.Time) (next time.
 // DefaultRetry waits one minute after the first failure and doubles the
 // wait after each further one, up to one hour; it gives up five days
 // after the message was received (RFC 5321 §4.5.4.1 suggests 4-5 days).
+// It is DefaultRetryPolicy without jitter; RunnerOptions.Policy
+// supersedes it.
 func DefaultRetry(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
-	if !env.ReceivedAt.IsZero() && now.Sub(env.ReceivedAt) > 5*24*time.Hour {
+	p := DefaultRetryPolicy()
+	if p.Expired(env.ReceivedAt, now) {
 		return time.Time{}, false
 	}
-	d := time.Minute
-	for i := 1; i < st.Attempts && d < time.Hour; i++ {
-		d *= 2
-	}
-	return now.Add(min(d, time.Hour)), true
+	p.Jitter = 0
+	return now.Add(p.Backoff(st.Attempts, 0.5)), true
 }
 
 // RunnerOptions configures a Runner.
 type RunnerOptions struct {
 	// Local delivers to recipients for which IsLocal is true. Required.
 	Local Deliverer
-	// Remote delivers to all other recipients. When nil they stay
-	// pending, awaiting remote delivery.
+	// RemoteBatch delivers to all other recipients, one call per domain
+	// and message. When nil, Remote is used instead.
+	RemoteBatch BatchDeliverer
+	// Remote, when RemoteBatch is nil, delivers to the other recipients
+	// one at a time. When both are nil those recipients stay pending,
+	// awaiting remote delivery.
 	Remote Deliverer
 	// IsLocal reports whether addr is delivered by Local. Required.
 	IsLocal func(addr string) bool
-	// Workers is the number of messages handled at once; 0 means 4.
+	// Workers is the number of messages whose local recipients are
+	// handled at once; 0 means 4.
 	Workers int
-	// Retry schedules retries; nil means DefaultRetry.
+	// RemoteConcurrency bounds the remote deliveries (DeliverBatch
+	// calls) in flight; 0 means 16.
+	RemoteConcurrency int
+	// Policy is the retry schedule; see RetryPolicy for its zero values
+	// (the zero Policy is DefaultRetryPolicy).
+	Policy RetryPolicy
+	// Retry, when set, replaces Policy's backoff and give-up decision
+	// (Policy.DelayWarning still applies).
 	Retry RetryFunc
+	// Hostname names this server in DSNs (Reporting-MTA, the
+	// MAILER-DAEMON sender, Message-ID); "" means "localhost".
+	Hostname string
+	// MaxReceived is the loop guard: a message with more Received header
+	// fields fails for every recipient (RFC 5321 §6.3); 0 means 50.
+	MaxReceived int
 	// AttemptTimeout bounds one delivery attempt; 0 means 5 minutes.
 	AttemptTimeout time.Duration
 	// Logger receives delivery events; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Rand returns random numbers in [0, 1) for the retry jitter; nil
+	// means math/rand/v2's Float64.
+	Rand func() float64
+	// NewID makes queue ids for DSNs; nil means ids in smtpd's format
+	// from Now and crypto/rand.
+	NewID func() string
 }
 
 // Runner delivers spooled messages: on Run it takes every live message in
 // the spool, then each message Put makes durable, and hands every due
-// recipient to its Deliverer, recording the outcome with MarkRecipient.
-// One message is handled by one worker at a time.
+// recipient to its deliverer, recording the outcome with MarkRecipient.
+// Local recipients are delivered one by one by a pool of Workers; remote
+// ones are grouped by domain, one DeliverBatch call per group, at most
+// RemoteConcurrency at once. A message is in one delivery pass at a
+// time; when the pass ends the Runner sends the sender one DSN for the
+// recipients that failed or are due a delay warning, then sleeps until
+// the earliest next attempt of any message (one timer for the whole
+// queue).
 type Runner struct {
-	spool *Spool
-	opts  RunnerOptions
+	spool  *Spool
+	opts   RunnerOptions
+	remote BatchDeliverer
+	policy RetryPolicy
 
 	mu      sync.Mutex
-	queue   []string
-	state   map[string]runState
-	timers  map[string]*time.Timer
+	queue   []string            // message ids ready for a pass
+	state   map[string]runState // messages queued or in a pass
 	stopped bool
 	wake    chan struct{}
+
+	batches      []*batch // remote deliveries waiting for a slot
+	remoteClosed bool
+	remoteWake   chan struct{}
+
+	sched   schedule
+	resched chan struct{}
+
+	passes sync.WaitGroup
 }
 
 type runState uint8
 
 const (
 	runQueued  runState = iota + 1 // in queue
-	runRunning                     // a worker has it
-	runAgain                       // a worker has it; run it again after
+	runRunning                     // in a pass
+	runAgain                       // in a pass; run it again after
 )
 
 // NewRunner returns a Runner for spool.
@@ -119,8 +210,14 @@ func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	if opts.Retry == nil {
-		opts.Retry = DefaultRetry
+	if opts.RemoteConcurrency <= 0 {
+		opts.RemoteConcurrency = 16
+	}
+	if opts.MaxReceived <= 0 {
+		opts.MaxReceived = 50
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "localhost"
 	}
 	if opts.AttemptTimeout <= 0 {
 		opts.AttemptTimeout = 5 * time.Minute
@@ -131,17 +228,34 @@ func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Runner{
-		spool:  spool,
-		opts:   opts,
-		state:  make(map[string]runState),
-		timers: make(map[string]*time.Timer),
-		wake:   make(chan struct{}, 1),
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
 	}
+	if opts.NewID == nil {
+		now := opts.Now
+		opts.NewID = func() string { return newID(now()) }
+	}
+	r := &Runner{
+		spool:      spool,
+		opts:       opts,
+		remote:     opts.RemoteBatch,
+		policy:     opts.Policy.withDefaults(),
+		state:      make(map[string]runState),
+		wake:       make(chan struct{}, 1),
+		remoteWake: make(chan struct{}, 1),
+		resched:    make(chan struct{}, 1),
+		sched:      newSchedule(),
+	}
+	if r.remote == nil && opts.Remote != nil {
+		r.remote = oneByOne{opts.Remote}
+	}
+	return r
 }
 
 // Run delivers until ctx ends, then waits for the attempts in progress
-// (whose contexts are cancelled) and returns nil.
+// (whose contexts are cancelled) and returns nil. Attempts cut short by
+// the end of ctx do not count: their recipients are tried again after
+// the next start.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.opts.Local == nil || r.opts.IsLocal == nil {
 		return errors.New("queue: run: Local and IsLocal are required")
@@ -155,20 +269,36 @@ func (r *Runner) Run(ctx context.Context) error {
 	for range r.opts.Workers {
 		wg.Go(func() { r.work(ctx) })
 	}
+	for range r.opts.RemoteConcurrency {
+		wg.Go(func() { r.remoteWork(ctx) })
+	}
+	wg.Go(func() { r.timerLoop(ctx) })
 	<-ctx.Done()
 	r.mu.Lock()
 	r.stopped = true
-	for id, t := range r.timers {
-		t.Stop()
-		delete(r.timers, id)
-	}
+	r.sched.clear()
 	r.mu.Unlock()
 	wg.Wait()
+	r.passes.Wait()
 	return nil
 }
 
-// enqueue queues message id unless it is queued already; a message being
-// handled is handled once more afterwards.
+// Retry makes every deferred recipient of message id due now and wakes
+// the Runner for it. It fails with ErrNotFound when the spool has no
+// such message with a recipient not yet done.
+func (r *Runner) Retry(id string) error {
+	if err := r.spool.retryNow(id); err != nil {
+		return fmt.Errorf("queue: retry %s: %w", id, err)
+	}
+	r.mu.Lock()
+	r.sched.remove(id)
+	r.mu.Unlock()
+	r.enqueue(id)
+	return nil
+}
+
+// enqueue queues message id unless it is queued already; a message in a
+// pass gets another pass afterwards.
 func (r *Runner) enqueue(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -184,8 +314,13 @@ func (r *Runner) enqueue(id string) {
 	}
 	r.state[id] = runQueued
 	r.queue = append(r.queue, id)
+	signal(r.wake)
+}
+
+// signal wakes one waiter on c without blocking.
+func signal(c chan struct{}) {
 	select {
-	case r.wake <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -203,10 +338,7 @@ func (r *Runner) next(ctx context.Context) (string, bool) {
 			more := len(r.queue) > 0
 			r.mu.Unlock()
 			if more { // pass the wake-up on to another worker
-				select {
-				case r.wake <- struct{}{}:
-				default:
-				}
+				signal(r.wake)
 			}
 			return id, true
 		}
@@ -225,119 +357,56 @@ func (r *Runner) work(ctx context.Context) {
 		if !ok {
 			return
 		}
-		due := r.process(ctx, id)
-		r.mu.Lock()
-		again := r.state[id] == runAgain
-		delete(r.state, id)
-		r.mu.Unlock()
-		if again {
-			r.enqueue(id)
-		} else if !due.IsZero() {
-			r.schedule(id, due)
-		}
+		r.process(ctx, id)
 	}
 }
 
-// schedule queues id again at time at.
-func (r *Runner) schedule(id string, at time.Time) {
+// finish ends the pass over message id: another pass if one was asked
+// for meanwhile, else a wake-up when its next recipient is due.
+func (r *Runner) finish(id string) { r.finishAt(id, time.Time{}) }
+
+// finishAt is finish with the wake-up at at instead, unless at is zero.
+func (r *Runner) finishAt(id string, at time.Time) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
+	again := r.state[id] == runAgain
+	delete(r.state, id)
+	r.mu.Unlock()
+	if again {
+		r.enqueue(id)
 		return
 	}
-	if t := r.timers[id]; t != nil {
-		t.Stop()
+	if at.IsZero() {
+		at = r.nextDue(id)
 	}
-	r.timers[id] = time.AfterFunc(max(at.Sub(r.opts.Now()), 0), func() {
-		r.mu.Lock()
-		delete(r.timers, id)
-		r.mu.Unlock()
-		r.enqueue(id)
-	})
+	if !at.IsZero() {
+		r.scheduleAt(id, at)
+	}
 }
 
-// process makes one pass over the recipients of message id and returns
-// the earliest time a deferred recipient is due again (zero when none).
-func (r *Runner) process(ctx context.Context, id string) (due time.Time) {
-	log := r.opts.Logger.With("id", id)
+// nextDue returns when the next recipient of message id that the Runner
+// can deliver is due; zero when none.
+func (r *Runner) nextDue(id string) time.Time {
 	it, err := r.spool.Lookup(id)
 	if err != nil {
-		return time.Time{} // done and gone
+		return time.Time{}
 	}
-	var env *Envelope
-	var data []byte
+	var due time.Time
 	for _, rc := range it.Recipients {
-		st := rc.State
-		if st.Status.Final() {
+		if rc.State.Status.Final() || !r.canDeliver(rc.Addr) {
 			continue
 		}
-		local := r.opts.IsLocal(rc.Addr)
-		d := r.opts.Local
-		if !local {
-			d = r.opts.Remote
+		at := rc.State.NextAttempt
+		if at.IsZero() {
+			at = r.opts.Now()
 		}
-		if d == nil {
-			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
-			continue
-		}
-		now := r.opts.Now()
-		if st.NextAttempt.After(now) {
-			if due.IsZero() || st.NextAttempt.Before(due) {
-				due = st.NextAttempt
-			}
-			continue
-		}
-		if env == nil {
-			if env, data, err = r.spool.Get(id); err != nil {
-				log.Error("queue: read message", "err", err)
-				return now.Add(time.Minute)
-			}
-		}
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
-		err := d.Deliver(actx, env, rc.Addr, data)
-		cancel()
-		if ctx.Err() != nil {
-			return time.Time{} // shutting down: the attempt does not count
-		}
-		st = r.outcome(env, st, err)
-		if local {
-			metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
-		}
-		if err != nil {
-			log.Warn("queue: delivery failed", "rcpt", rc.Addr, "local", local,
-				"status", st.Status.String(), "attempts", st.Attempts, "err", err)
-		} else {
-			log.Info("queue: delivered", "rcpt", rc.Addr, "local", local)
-		}
-		if merr := r.spool.MarkRecipient(id, rc.Addr, st); merr != nil {
-			log.Error("queue: record delivery state", "rcpt", rc.Addr, "err", merr)
-		}
-		if st.Status == StatusDeferred && (due.IsZero() || st.NextAttempt.Before(due)) {
-			due = st.NextAttempt
+		if due.IsZero() || at.Before(due) {
+			due = at
 		}
 	}
 	return due
 }
 
-// outcome is the state after an attempt that returned err.
-func (r *Runner) outcome(env *Envelope, st RecipientState, err error) RecipientState {
-	now := r.opts.Now()
-	st.Attempts++
-	st.Updated = now
-	st.NextAttempt = time.Time{}
-	switch {
-	case err == nil:
-		st.Status, st.LastError = StatusDelivered, ""
-	case IsPermanent(err):
-		st.Status, st.LastError = StatusFailed, err.Error()
-	default:
-		st.LastError = err.Error()
-		next, ok := r.opts.Retry(env, st, now)
-		if ok {
-			st.Status, st.NextAttempt = StatusDeferred, next
-		} else {
-			st.Status = StatusFailed
-		}
-	}
-	return st
+// canDeliver reports whether the Runner has a deliverer for addr.
+func (r *Runner) canDeliver(addr string) bool {
+	return r.remote != nil || r.opts.IsLocal(addr)
 }

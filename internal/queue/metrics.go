@@ -1,0 +1,47 @@
+package queue
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
+
+// The queue's metrics, registered in metrics.Registry; the spool also
+// keeps metrics.SpoolMessages (the queue depth). Metric declarations are
+// the only package-level mutable state (DESIGN.md).
+var (
+	// QueueOldestSeconds is the age of the oldest message with a
+	// recipient not yet done, refreshed every 15 seconds while a Runner
+	// runs; 0 when the queue is empty.
+	QueueOldestSeconds = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "postern_queue_oldest_seconds",
+		Help: "Age of the oldest message in the queue with a recipient not yet done.",
+	})
+
+	// QueueRetries counts temporary failures that scheduled a retry, one
+	// per recipient.
+	QueueRetries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "postern_queue_retries_total",
+		Help: "Delivery attempts that failed temporarily and were scheduled again, per recipient.",
+	})
+
+	// QueueBounces counts recipients that failed for good, by reason:
+	// "permanent" (a permanent error), "expired" (retried past the give-up
+	// time) or "loop" (too many Received fields).
+	QueueBounces = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_queue_bounces_total",
+		Help: "Recipients that failed for good, by reason (permanent, expired, loop).",
+	}, []string{"reason"})
+
+	// QueueDSNs counts delivery status notifications by outcome: "queued"
+	// (put into the spool), "dropped" (the failed message had the null
+	// sender) or "error" (the spool refused it; retried later).
+	QueueDSNs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_queue_dsns_total",
+		Help: "Delivery status notifications, by outcome (queued, dropped, error).",
+	}, []string{"outcome"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs)
+}

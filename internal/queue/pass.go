@@ -1,0 +1,398 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"postern/internal/metrics"
+	"postern/internal/smtp"
+)
+
+// pass is one delivery pass over the due recipients of one message. The
+// worker that starts it delivers the local recipients; each remote domain
+// is a batch for the remote workers. Delivered and deferred recipients
+// are recorded at once; those that failed or are due a delay warning are
+// held until the pass ends, then recorded after their DSN is in the spool
+// (a crash in between repeats the attempt; it never loses the DSN).
+type pass struct {
+	r    *Runner
+	id   string
+	env  *Envelope
+	data []byte
+	log  *slog.Logger
+
+	mu   sync.Mutex
+	refs int    // the starting worker's and one per batch not done
+	held []held // states waiting for the DSN
+}
+
+// held is a recipient state to record once the DSN reporting it is
+// spooled.
+type held struct {
+	rcpt     string
+	st       RecipientState // to record after the DSN
+	fallback RecipientState // to record when the DSN cannot be spooled
+	report   dsnRecipient
+	reason   string // bounce reason label; "" for a delay warning
+}
+
+// batch is one DeliverBatch call: the due recipients of a pass in one
+// domain.
+type batch struct {
+	p      *pass
+	domain string
+	rcpts  []ItemRecipient
+}
+
+// errLoop fails every recipient of a message that went round in circles.
+var errLoop = errors.New("routing loop detected")
+
+// process starts a pass over message id: it delivers the due local
+// recipients and hands the remote ones to the remote workers, by domain.
+// The pass ends (see done) when the last of them is recorded.
+func (r *Runner) process(ctx context.Context, id string) {
+	log := r.opts.Logger.With("id", id)
+	it, err := r.spool.Lookup(id)
+	if err != nil {
+		r.finish(id) // done and gone
+		return
+	}
+	now := r.opts.Now()
+	var due []ItemRecipient
+	for _, rc := range it.Recipients {
+		switch {
+		case rc.State.Status.Final():
+		case !r.canDeliver(rc.Addr):
+			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
+		case !rc.State.NextAttempt.After(now):
+			due = append(due, rc)
+		}
+	}
+	if len(due) == 0 {
+		r.finish(id)
+		return
+	}
+	env, data, err := r.spool.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		r.finish(id)
+		return
+	}
+	if err != nil {
+		log.Error("queue: read message, retrying in a minute", "err", err)
+		r.finishAt(id, now.Add(time.Minute))
+		return
+	}
+	p := &pass{r: r, id: id, env: env, data: data, log: log, refs: 1}
+	r.passes.Add(1)
+	defer p.done()
+
+	// RFC 5321 §6.3: a message with too many Received fields is looping.
+	if n := len(smtp.HeaderValues(headerSection(data), "Received")); n > r.opts.MaxReceived {
+		log.Warn("queue: routing loop, message fails", "received_fields", n)
+		for _, rc := range it.Recipients {
+			if !rc.State.Status.Final() {
+				p.record(rc, Outcome{Rcpt: rc.Addr, Err: Permanent(errLoop), Status: "5.4.6",
+					Diagnostic: fmt.Sprintf("X-Postern; Routing loop detected (%d Received header fields)", n)},
+					"loop", r.opts.IsLocal(rc.Addr))
+			}
+		}
+		return
+	}
+
+	var domains []string
+	byDomain := make(map[string][]ItemRecipient)
+	for _, rc := range due {
+		if r.opts.IsLocal(rc.Addr) {
+			continue
+		}
+		d := domainOf(rc.Addr)
+		if _, ok := byDomain[d]; !ok {
+			domains = append(domains, d)
+		}
+		byDomain[d] = append(byDomain[d], rc)
+	}
+	for _, d := range domains {
+		p.mu.Lock()
+		p.refs++
+		p.mu.Unlock()
+		r.pushBatch(&batch{p: p, domain: d, rcpts: byDomain[d]})
+	}
+	for _, rc := range due {
+		if !r.opts.IsLocal(rc.Addr) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		err := r.opts.Local.Deliver(actx, env, rc.Addr, data)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			break // shutting down: the attempt does not count
+		}
+		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err}, "", true)
+	}
+}
+
+// domainOf returns the lower-cased domain of addr.
+func domainOf(addr string) string {
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return ""
+	}
+	return strings.ToLower(addr[i+1:])
+}
+
+// pushBatch queues b for a remote worker; after the remote workers have
+// stopped, it drops b.
+func (r *Runner) pushBatch(b *batch) {
+	r.mu.Lock()
+	if r.remoteClosed {
+		r.mu.Unlock()
+		b.p.done()
+		return
+	}
+	r.batches = append(r.batches, b)
+	r.mu.Unlock()
+	signal(r.remoteWake)
+}
+
+// remoteWork delivers batches until ctx ends; the first remote worker to
+// stop drops the batches still waiting (their recipients are tried again
+// after the next start).
+func (r *Runner) remoteWork(ctx context.Context) {
+	for {
+		r.mu.Lock()
+		if ctx.Err() != nil {
+			r.remoteClosed = true
+			left := r.batches
+			r.batches = nil
+			r.mu.Unlock()
+			for _, b := range left {
+				b.p.done()
+			}
+			return
+		}
+		if len(r.batches) == 0 {
+			r.mu.Unlock()
+			select {
+			case <-r.remoteWake:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		b := r.batches[0]
+		r.batches[0] = nil
+		r.batches = r.batches[1:]
+		more := len(r.batches) > 0
+		r.mu.Unlock()
+		if more {
+			signal(r.remoteWake)
+		}
+		r.deliverBatch(ctx, b)
+		b.p.done()
+	}
+}
+
+// deliverBatch makes one DeliverBatch call and records its outcomes.
+func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
+	addrs := make([]string, len(b.rcpts))
+	for i, rc := range b.rcpts {
+		addrs[i] = rc.Addr
+	}
+	actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+	outs := r.remote.DeliverBatch(actx, b.p.env, addrs, b.p.data)
+	cancel()
+	byRcpt := make(map[string]Outcome, len(outs))
+	for _, o := range outs {
+		byRcpt[o.Rcpt] = o
+	}
+	for _, rc := range b.rcpts {
+		o, ok := byRcpt[rc.Addr]
+		if !ok {
+			o = Outcome{Rcpt: rc.Addr, Err: errors.New("no outcome from remote delivery")}
+		}
+		if o.Err != nil && ctx.Err() != nil {
+			continue // shutting down: the attempt does not count
+		}
+		b.p.record(rc, o, "", false)
+	}
+}
+
+// record turns the outcome of an attempt into the recipient's new state
+// and records it, or holds it for the DSN. reason labels a permanent
+// failure for the bounce metric ("" means "permanent").
+func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool) {
+	r := p.r
+	now := r.opts.Now()
+	st := rc.State
+	st.Attempts++
+	st.Updated = now
+	st.NextAttempt = time.Time{}
+	st.RemoteMTA = o.RemoteMTA
+	st.Code = o.Status
+	st.Diagnostic = o.Diagnostic
+	if o.Err != nil && st.Diagnostic == "" {
+		st.Diagnostic = "X-Postern; " + diagnosticText(o.Err.Error())
+	}
+	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, action: actionFailed,
+		remoteMTA: o.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
+	switch {
+	case o.Err == nil:
+		st.Status, st.LastError = StatusDelivered, ""
+		if st.Code == "" {
+			st.Code = "2.0.0"
+		}
+		p.log.Info("queue: delivered", "rcpt", rc.Addr, "local", local, "remote_mta", o.RemoteMTA)
+		p.mark(rc.Addr, st, local)
+		return
+	case IsPermanent(o.Err):
+		st.Status, st.LastError = StatusFailed, o.Err.Error()
+		if st.Code == "" {
+			st.Code = "5.0.0"
+		}
+		h.reason = reason
+		if h.reason == "" {
+			h.reason = "permanent"
+		}
+		h.report.status = st.Code
+	default:
+		st.LastError = o.Err.Error()
+		if st.Code == "" {
+			st.Code = "4.0.0"
+		}
+		next, ok := p.retryAt(st, now)
+		if !ok {
+			st.Status = StatusFailed
+			h.reason = "expired"
+			h.report.status = statusExpired // RFC 3463 §3.5
+			break
+		}
+		st.Status, st.NextAttempt = StatusDeferred, next
+		QueueRetries.Inc()
+		p.log.Warn("queue: delivery deferred", "rcpt", rc.Addr, "local", local, "attempts", st.Attempts,
+			"next", next, "remote_mta", o.RemoteMTA, "err", o.Err)
+		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) {
+			p.mark(rc.Addr, st, local)
+			return
+		}
+		h.fallback = st // without the warning, should the DSN fail
+		st.Warned = true
+		h.report.action = actionDelayed
+		h.report.status = st.Code
+		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
+	}
+	if st.Status == StatusFailed {
+		// Should the DSN fail, the recipient is tried again later.
+		h.fallback = st
+		h.fallback.Status = StatusDeferred
+		h.fallback.NextAttempt = now.Add(r.policy.First)
+		p.log.Warn("queue: delivery failed", "rcpt", rc.Addr, "local", local, "reason", h.reason,
+			"attempts", st.Attempts, "remote_mta", o.RemoteMTA, "err", o.Err)
+	}
+	h.st = st
+	p.mu.Lock()
+	p.held = append(p.held, h)
+	p.mu.Unlock()
+}
+
+// retryAt returns when a recipient deferred at now is due again, or ok
+// false when its message is past giving up.
+func (p *pass) retryAt(st RecipientState, now time.Time) (time.Time, bool) {
+	r := p.r
+	if r.opts.Retry != nil {
+		return r.opts.Retry(p.env, st, now)
+	}
+	if r.policy.Expired(p.env.ReceivedAt, now) {
+		return time.Time{}, false
+	}
+	return now.Add(r.policy.Backoff(st.Attempts, r.opts.Rand())), true
+}
+
+// mark records st for rcpt.
+func (p *pass) mark(rcpt string, st RecipientState, local bool) {
+	if local {
+		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
+	}
+	if err := p.r.spool.MarkRecipient(p.id, rcpt, st); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
+			return
+		}
+		p.log.Error("queue: record delivery state", "rcpt", rcpt, "err", err)
+	}
+}
+
+// done drops one reference to the pass; the last one sends the DSN,
+// records the held states and ends the pass.
+func (p *pass) done() {
+	p.mu.Lock()
+	p.refs--
+	last := p.refs == 0
+	p.mu.Unlock()
+	if !last {
+		return
+	}
+	if len(p.held) > 0 {
+		p.report()
+	}
+	p.r.finish(p.id)
+	p.r.passes.Done()
+}
+
+// report spools one DSN for the held recipients and records their
+// states. A message from the null sender gets none (RFC 3464 §2.2, RFC
+// 5321 §4.5.5): a bounce that bounces is dropped and logged.
+func (p *pass) report() {
+	r := p.r
+	failed := false
+	var rcpts []dsnRecipient
+	var addrs []string
+	for _, h := range p.held {
+		rcpts = append(rcpts, h.report)
+		addrs = append(addrs, h.rcpt)
+		failed = failed || h.report.action == actionFailed
+	}
+	spooled := true
+	switch {
+	case p.env.From == "" && failed:
+		p.log.Warn("queue: bounce of a bounce dropped", "rcpts", addrs)
+		QueueDSNs.WithLabelValues("dropped").Inc()
+	case p.env.From == "":
+		p.log.Info("queue: no delay warning for the null sender", "rcpts", addrs)
+	default:
+		env, data := buildDSN(dsnInput{
+			hostname: r.opts.Hostname,
+			id:       r.opts.NewID(),
+			now:      r.opts.Now(),
+			orig:     p.env,
+			header:   headerSection(p.data),
+			rcpts:    rcpts,
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		err := r.spool.Put(ctx, env, data)
+		cancel()
+		if err != nil {
+			spooled = false
+			QueueDSNs.WithLabelValues("error").Inc()
+			p.log.Error("queue: spool DSN, recipients retried", "rcpts", addrs, "err", err)
+		} else {
+			QueueDSNs.WithLabelValues("queued").Inc()
+			p.log.Info("queue: DSN queued", "dsn_id", env.ID, "to", p.env.From, "rcpts", addrs, "failed", failed)
+		}
+	}
+	for _, h := range p.held {
+		st := h.st
+		if !spooled {
+			st = h.fallback
+		} else if h.reason != "" {
+			QueueBounces.WithLabelValues(h.reason).Inc()
+		}
+		p.mark(h.rcpt, st, r.opts.IsLocal(h.rcpt))
+	}
+}
