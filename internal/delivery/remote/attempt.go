@@ -142,7 +142,7 @@ func (d *Deliverer) refuse(msg *Message, c *conn) *failure {
 	if msg.SMTPUTF8 && !c.has("SMTPUTF8") {
 		return perm("5.6.7", "message needs SMTPUTF8 and the next hop does not offer it") // RFC 6531 §3.2
 	}
-	if msg.RequireTLS && !c.has("REQUIRETLS") && c.key.mode != "smarthost" {
+	if msg.RequireTLS && !c.has("REQUIRETLS") {
 		return perm("5.7.30", "message requires REQUIRETLS and the next hop does not offer it") // RFC 8689 §4.2.1
 	}
 	return nil

@@ -271,13 +271,25 @@ func (d *Deliverer) targets(ctx context.Context, msg *Message, domain string) ([
 	plan, err := d.Planner.Plan(ctx, policy.Request{Domain: domain, RequireTLS: msg.RequireTLS})
 	if err != nil {
 		f := &failure{enhanced: "4.4.3", err: fmt.Errorf("remote: plan %s: %w", domain, err)}
+		// policy.IsPermanent marks the bounces; a null MX and a domain
+		// that does not exist are permanent from any Planner.
+		f.permanent = policy.IsPermanent(err) || errors.Is(err, policy.ErrNullMX) ||
+			(errors.Is(err, policy.ErrNoHosts) && dns.IsNotFound(err))
+		class := "4"
+		if f.permanent {
+			class = "5"
+		}
 		switch {
 		case errors.Is(err, policy.ErrNullMX):
-			f.permanent, f.enhanced = true, "5.1.10" // RFC 7505 §3
+			f.enhanced = "5.1.10" // RFC 7505 §3
+		case errors.Is(err, policy.ErrRequireTLS):
+			f.enhanced = class + ".7.10" // RFC 8689 §5
 		case errors.Is(err, policy.ErrNoHosts) && dns.IsNotFound(err):
-			f.permanent, f.enhanced = true, "5.1.2"
+			f.enhanced = "5.1.2" // RFC 3463 §3.2: bad destination system
 		case errors.Is(err, policy.ErrNoHosts):
-			f.enhanced = "4.7.5" // every MX refused by policy, RFC 8461 §4.2
+			f.enhanced = class + ".4.4" // every MX refused by policy, RFC 8461 §4.2
+		case f.permanent:
+			f.enhanced = "5.4.4"
 		}
 		return nil, f
 	}

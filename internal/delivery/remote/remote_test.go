@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/dns"
 )
 
 // one delivers msg and requires one Result per recipient.
@@ -296,6 +297,9 @@ func TestPlanErrors(t *testing.T) {
 	}{
 		{fmt.Errorf("x: %w", policy.ErrNullMX), true, "5.1.10"},
 		{errors.New("dns servfail"), false, "4.4.3"},
+		{fmt.Errorf("x: %w: %w", policy.ErrNoHosts, dns.ErrNXDomain), true, "5.1.2"},
+		{fmt.Errorf("x: %w: %w", policy.ErrNoHosts, dns.ErrTemporary), false, "4.4.4"},
+		{fmt.Errorf("x: %w", policy.ErrRequireTLS), false, "4.7.10"},
 	} {
 		f := newFixture(t, nil)
 		f.d.Planner = fixedPlanner{err: c.err}

@@ -1,0 +1,53 @@
+package remote
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"postern/internal/delivery/policy"
+	"postern/internal/metrics"
+)
+
+// value reads a counter or histogram count.
+func value(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Counter != nil {
+		return d.Counter.GetValue()
+	}
+	return float64(d.Histogram.GetSampleCount())
+}
+
+func TestMetrics(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	del := deliveriesTotal.WithLabelValues("delivered", "plain")
+	bounced := deliveriesTotal.WithLabelValues("bounced", "plain")
+	hit, miss := poolTotal.WithLabelValues("hit"), poolTotal.WithLabelValues("miss")
+	d0, b0, h0, m0, s0 := value(t, del), value(t, bounced), value(t, hit), value(t, miss), value(t, deliverySeconds)
+	delivered(t, f.one(t, testMsg("a@example.test", "b@example.test")))
+	msg := testMsg("c@example.test")
+	msg.EightBit = true // the fake server has no 8BITMIME: bounced
+	f.one(t, msg)
+	if d, b, h, m, n := value(t, del)-d0, value(t, bounced)-b0, value(t, hit)-h0, value(t, miss)-m0, value(t, deliverySeconds)-s0; d != 2 || b != 1 || h != 1 || m != 1 || n != 2 {
+		t.Errorf("delivered %v bounced %v hit %v miss %v observed %v, want 2 1 1 1 2", d, b, h, m, n)
+	}
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, mf := range mfs {
+		names[mf.GetName()] = true
+	}
+	for _, n := range []string{"postern_remote_deliveries_total", "postern_remote_pool_total", "postern_remote_delivery_seconds"} {
+		if !names[n] {
+			t.Errorf("%s not registered", n)
+		}
+	}
+}
