@@ -55,12 +55,15 @@ type TLSA struct {
 // Resolver looks names up. Names may be given with or without the
 // trailing dot; returned host names are lower case without it. An empty
 // answer is an error (ErrNoData), never an empty slice with nil error.
-// Implementations are safe for concurrent use.
+// With ErrNXDomain or ErrNoData, Result.Authentic tells whether the denial
+// itself was authenticated. Implementations are safe for concurrent use.
 type Resolver interface {
 	// LookupMX returns the MX records of name, unsorted.
 	LookupMX(ctx context.Context, name string) ([]MX, Result, error)
 	// LookupIP returns the A and AAAA records of host (ErrNoData only
-	// when both are empty; a temporary failure of either is an error).
+	// when both are empty; a temporary failure of either is an error,
+	// wrapping ErrTemporary, returned together with the addresses of the
+	// other type if it has any, and Result.Authentic describing those).
 	LookupIP(ctx context.Context, host string) ([]netip.Addr, Result, error)
 	// LookupTXT returns the TXT records of name, each record's strings
 	// concatenated (RFC 7208 §3.3, RFC 6376 §3.6.2.2).

@@ -13,9 +13,11 @@ var errBadName = errors.New("not a domain name")
 // normalizeName returns name as a lower-case fully qualified name, ready to
 // be asked for. The trailing dot is optional in name. Names are passed
 // through as given otherwise: internationalized names must already be
-// A-labels (RFC 5890 §2.3.2.1).
+// A-labels (RFC 5890 §2.3.2.1). Names with a backslash, which miekg/dns
+// would read as an escape (RFC 1035 §5.1), and with white space or NUL,
+// which no host name has, are refused.
 func normalizeName(name string) (string, error) {
-	if name == "" || strings.ContainsAny(name, " \t\r\n\x00") {
+	if name == "" || strings.ContainsAny(name, "\\ \t\r\n\x00") {
 		return "", errBadName
 	}
 	fq := mdns.Fqdn(strings.ToLower(name))

@@ -35,7 +35,13 @@ const maxChain = 16
 // not (NXDOMAIN).
 type Zone map[string][]RR
 
-// mode is how the server treats queries for one name.
+// modeKey names what a mode applies to: a name, and one type or (0) all.
+type modeKey struct {
+	name  string
+	qtype uint16
+}
+
+// mode is how the server treats queries for one name (and type).
 type mode struct {
 	authentic bool // set AD on answers (when the query set DO or AD)
 	servfail  bool // answer SERVFAIL
@@ -53,7 +59,7 @@ type Server struct {
 	tb      testing.TB
 	mu      sync.Mutex
 	zone    map[string][]RR
-	modes   map[string]mode
+	modes   map[modeKey]mode
 	queries int
 }
 
@@ -61,7 +67,7 @@ type Server struct {
 // when the test ends. It fails the test if it cannot listen.
 func New(tb testing.TB, z Zone) *Server {
 	tb.Helper()
-	s := &Server{tb: tb, zone: make(map[string][]RR), modes: make(map[string]mode)}
+	s := &Server{tb: tb, zone: make(map[string][]RR), modes: make(map[modeKey]mode)}
 	for name, rrs := range z {
 		s.zone[canonical(name)] = append([]RR(nil), rrs...)
 	}
@@ -168,23 +174,53 @@ func (s *Server) Timeout(names ...string) {
 	s.setMode(names, func(m *mode) { m.timeout = true })
 }
 
-// Reset clears what Authentic, ServFail and Timeout set for the names.
-func (s *Server) Reset(names ...string) {
-	s.setMode(names, func(m *mode) { *m = mode{} })
+// ServFailType is ServFail for queries of one type (such as "AAAA") only.
+// It panics on an unknown type.
+func (s *Server) ServFailType(qtype string, names ...string) {
+	s.setTypeMode(qtype, names, func(m *mode) { m.servfail = true })
 }
 
-func (s *Server) setMode(names []string, f func(*mode)) {
+// TimeoutType is Timeout for queries of one type (such as "AAAA") only.
+// It panics on an unknown type.
+func (s *Server) TimeoutType(qtype string, names ...string) {
+	s.setTypeMode(qtype, names, func(m *mode) { m.timeout = true })
+}
+
+// Reset clears what Authentic, ServFail, Timeout, ServFailType and
+// TimeoutType set for the names.
+func (s *Server) Reset(names ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, n := range names {
 		n = canonical(n)
-		m := s.modes[n]
-		f(&m)
-		if m == (mode{}) {
-			delete(s.modes, n)
-		} else {
-			s.modes[n] = m
+		for k := range s.modes {
+			if k.name == n {
+				delete(s.modes, k)
+			}
 		}
+	}
+}
+
+func (s *Server) setTypeMode(qtype string, names []string, f func(*mode)) {
+	t, ok := mdns.StringToType[strings.ToUpper(qtype)]
+	if !ok {
+		panic(fmt.Sprintf("dnstest: unknown type %q", qtype))
+	}
+	s.setModeKeyed(t, names, f)
+}
+
+func (s *Server) setMode(names []string, f func(*mode)) {
+	s.setModeKeyed(0, names, f)
+}
+
+func (s *Server) setModeKeyed(qtype uint16, names []string, f func(*mode)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range names {
+		k := modeKey{canonical(n), qtype}
+		m := s.modes[k]
+		f(&m)
+		s.modes[k] = m
 	}
 }
 
@@ -238,7 +274,9 @@ func (s *Server) answer(q *mdns.Msg) (*mdns.Msg, bool) {
 	name := canonical(question.Name)
 	authentic := true
 	for i := 0; ; i++ {
-		md := s.modes[name]
+		md, mt := s.modes[modeKey{name, 0}], s.modes[modeKey{name, question.Qtype}]
+		md.servfail = md.servfail || mt.servfail
+		md.timeout = md.timeout || mt.timeout
 		if md.timeout {
 			return nil, true
 		}
