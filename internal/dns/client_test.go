@@ -178,8 +178,8 @@ func TestRetryOnOtherServer(t *testing.T) {
 	bad, good := dnstest.New(t, zone), dnstest.New(t, zone)
 	ctx := context.Background()
 	for _, tc := range []struct {
-		what  string
-		fail  func(names ...string)
+		what string
+		fail func(names ...string)
 	}{{"timeout", bad.Timeout}, {"SERVFAIL", bad.ServFail}} {
 		bad.Reset("example.com")
 		tc.fail("example.com")

@@ -24,10 +24,10 @@ func TestLookupRecordTypes(t *testing.T) {
 			dnstest.TXT("v=spf1 -all"),
 			dnstest.TXT("second"),
 		},
-		"mx1.example.com":                 {dnstest.A("192.0.2.1"), dnstest.A("192.0.2.2"), dnstest.AAAA("2001:db8::1")},
-		"v4only.example.com":              {dnstest.A("192.0.2.3")},
-		"v6only.example.com":              {dnstest.AAAA("2001:db8::3")},
-		"_25._tcp.mx1.example.com":        {dnstest.TLSA(3, 1, 1, "0123456789abcdef"), dnstest.TLSA(2, 0, 0, "ff")},
+		"mx1.example.com":                  {dnstest.A("192.0.2.1"), dnstest.A("192.0.2.2"), dnstest.AAAA("2001:db8::1")},
+		"v4only.example.com":               {dnstest.A("192.0.2.3")},
+		"v6only.example.com":               {dnstest.AAAA("2001:db8::3")},
+		"_25._tcp.mx1.example.com":         {dnstest.TLSA(3, 1, 1, "0123456789abcdef"), dnstest.TLSA(2, 0, 0, "ff")},
 		dnstest.ReverseName("192.0.2.1"):   {dnstest.PTR("mx1.example.com")},
 		dnstest.ReverseName("2001:db8::1"): {dnstest.PTR("MX1.example.com."), dnstest.PTR("alias.example.com")},
 	})
@@ -200,14 +200,26 @@ func TestAuthentic(t *testing.T) {
 		f    lookup
 		want bool // with TrustAD
 	}{
-		{"MX signed", func(r dns.Resolver) (dns.Result, error) { _, res, err := r.LookupMX(ctx, "signed.example"); return res, err }, true},
-		{"MX unsigned", func(r dns.Resolver) (dns.Result, error) { _, res, err := r.LookupMX(ctx, "unsigned.example"); return res, err }, false},
-		{"IP both signed", func(r dns.Resolver) (dns.Result, error) { _, res, err := r.LookupIP(ctx, "mx.signed.example"); return res, err }, true},
+		{"MX signed", func(r dns.Resolver) (dns.Result, error) {
+			_, res, err := r.LookupMX(ctx, "signed.example")
+			return res, err
+		}, true},
+		{"MX unsigned", func(r dns.Resolver) (dns.Result, error) {
+			_, res, err := r.LookupMX(ctx, "unsigned.example")
+			return res, err
+		}, false},
+		{"IP both signed", func(r dns.Resolver) (dns.Result, error) {
+			_, res, err := r.LookupIP(ctx, "mx.signed.example")
+			return res, err
+		}, true},
 		{"IP A signed, AAAA NODATA signed", func(r dns.Resolver) (dns.Result, error) {
 			_, res, err := r.LookupIP(ctx, "v4.signed.example")
 			return res, err
 		}, true},
-		{"IP unsigned", func(r dns.Resolver) (dns.Result, error) { _, res, err := r.LookupIP(ctx, "mixed.example"); return res, err }, false},
+		{"IP unsigned", func(r dns.Resolver) (dns.Result, error) {
+			_, res, err := r.LookupIP(ctx, "mixed.example")
+			return res, err
+		}, false},
 		{"TLSA through signed CNAME", func(r dns.Resolver) (dns.Result, error) {
 			_, res, err := r.LookupTLSA(ctx, "_25._tcp.signed.example")
 			return res, err
