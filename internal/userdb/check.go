@@ -27,16 +27,20 @@ import (
 // HMAC of username and password with a key made for this DB, never the
 // password itself; it counts again only while the user's stored hash is
 // still the one that verified it, so a new password or a deleted user ends
-// it at once. Failures are never remembered.
+// it at once. Failures are never remembered. The cache is for PLAIN and
+// LOGIN only: it exists to save the Argon2 computation, and SCRAM and
+// CRAM-MD5 (see SCRAM, CRAMMD5) compute none.
 func (d *DB) CheckPassword(ctx context.Context, username, password string) (string, error) {
 	if len(username) > MaxAddressLen || len(password) > MaxPasswordLen || password == "" ||
 		strings.IndexByte(username, 0) >= 0 || strings.IndexByte(password, 0) >= 0 {
 		// Nobody can have these; the lengths are no secret.
 		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
 	}
-	r := d.lookup(username)
-	if r == nil && d.isClosed() {
-		return "", fmt.Errorf("userdb: check password: %w: %w", sasl.ErrTemporary, ErrClosed)
+	// The store's current record, read on every check (with PostgreSQL a
+	// query), so a password changed on any node counts at once.
+	r, err := d.get(ctx, username)
+	if err != nil {
+		return "", fmt.Errorf("userdb: check password: %w: %w", sasl.ErrTemporary, err)
 	}
 
 	var key [sha256.Size]byte
@@ -59,7 +63,6 @@ func (d *DB) CheckPassword(ctx context.Context, username, password string) (stri
 		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
 	}
 	var ok bool
-	var err error
 	if d.cache != nil {
 		// Clients that log in with the same credentials at the same
 		// moment (a pool of connections opening at once) share one hash.

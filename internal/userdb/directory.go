@@ -4,11 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // ErrNotLocal means an address is not in a local domain.
 var ErrNotLocal = errors.New("userdb: not a local domain")
+
+// resolveTimeout bounds one Resolve's store queries.
+const resolveTimeout = 30 * time.Second
 
 // maxAliasDepth bounds alias expansion: an alias may name other aliases
 // this deep. Loops end earlier, at the first address seen twice.
@@ -34,7 +42,16 @@ type DirectoryConfig struct {
 	// SendAs maps a user's address to the other addresses and domains that
 	// user may send as.
 	SendAs map[string]SendAsGrant
+	// Refresh is how long aliases and send-as grants read from the store
+	// (PostgreSQL) are reused before they are read again; they add to
+	// those above. Zero means DefaultDirectoryRefresh. Users are not
+	// cached: whether one exists is asked of the store each time.
+	Refresh time.Duration
 }
+
+// DefaultDirectoryRefresh is how long a Directory reuses the aliases and
+// send-as grants it read from the store.
+const DefaultDirectoryRefresh = 5 * time.Second
 
 // Validate checks the configuration: valid local domains, at least one;
 // aliases and their targets valid addresses in local domains; SendAs users,
@@ -97,12 +114,28 @@ func (c DirectoryConfig) Validate() error {
 // and the configuration; it has the method set of smtpd.Directory. It is
 // safe for concurrent use. Addresses are "local@domain"; local parts match
 // ignoring case.
+//
+// With a store that keeps aliases and send-as grants (PostgreSQL), the
+// Directory reads all of them at once and reuses them for
+// DirectoryConfig.Refresh, so a lookup costs no query for them; whether a
+// user exists is asked of the store each time (one indexed query).
 type Directory struct {
 	db      *DB
-	domains []string            // lower-cased, in configuration order
-	local   map[string]bool     // the same, as a set
+	domains []string        // lower-cased, in configuration order
+	local   map[string]bool // the same, as a set
+	config  *dirSnapshot    // from the configuration alone
+	src     dirStore        // nil: the configuration is all
+	refresh time.Duration
+
+	snap    atomic.Pointer[dirSnapshot] // config merged with src's, when src != nil
+	loading sync.Mutex                  // one read of src at a time
+}
+
+// dirSnapshot is the aliases and grants a lookup uses.
+type dirSnapshot struct {
 	aliases map[string][]string // by userKey
 	sendAs  map[string]grant    // by userKey of the user
+	read    time.Time           // when src was read
 }
 
 // grant is a SendAsGrant as sets of lower-cased addresses and domains.
@@ -111,32 +144,18 @@ type grant struct {
 	domains map[string]bool
 }
 
-// NewDirectory returns a Directory over db with cfg, which it copies; cfg
-// should have passed Validate.
-func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
-	d := &Directory{
-		db:      db,
-		local:   make(map[string]bool),
-		aliases: make(map[string][]string),
-		sendAs:  make(map[string]grant),
-	}
-	for _, dom := range cfg.LocalDomains {
-		dom = strings.ToLower(strings.TrimSuffix(dom, "."))
-		if !d.local[dom] {
-			d.local[dom] = true
-			d.domains = append(d.domains, dom)
-		}
-	}
-	for alias, targets := range cfg.Aliases {
+// add merges aliases and grants into s.
+func (s *dirSnapshot) add(aliases map[string][]string, sendAs map[string]SendAsGrant) {
+	for alias, targets := range aliases {
 		k := userKey(alias)
-		d.aliases[k] = append(d.aliases[k], targets...)
+		s.aliases[k] = append(s.aliases[k], targets...)
 	}
-	for user, g := range cfg.SendAs {
+	for user, g := range sendAs {
 		k := userKey(user)
-		gr, ok := d.sendAs[k]
+		gr, ok := s.sendAs[k]
 		if !ok {
 			gr = grant{addrs: make(map[string]bool), domains: make(map[string]bool)}
-			d.sendAs[k] = gr
+			s.sendAs[k] = gr
 		}
 		for _, a := range g.Addresses {
 			gr.addrs[userKey(a)] = true
@@ -145,7 +164,90 @@ func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
 			gr.domains[strings.ToLower(strings.TrimSuffix(dom, "."))] = true
 		}
 	}
+}
+
+// newSnapshot returns an empty snapshot.
+func newSnapshot() *dirSnapshot {
+	return &dirSnapshot{aliases: make(map[string][]string), sendAs: make(map[string]grant)}
+}
+
+// NewDirectory returns a Directory over db with cfg, which it copies; cfg
+// should have passed Validate.
+func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
+	d := &Directory{db: db, local: make(map[string]bool), config: newSnapshot(), refresh: cfg.Refresh}
+	if d.refresh <= 0 {
+		d.refresh = DefaultDirectoryRefresh
+	}
+	for _, dom := range cfg.LocalDomains {
+		dom = strings.ToLower(strings.TrimSuffix(dom, "."))
+		if !d.local[dom] {
+			d.local[dom] = true
+			d.domains = append(d.domains, dom)
+		}
+	}
+	d.config.add(cfg.Aliases, cfg.SendAs)
+	d.src, _ = db.dirStore()
 	return d
+}
+
+// current returns the aliases and grants to use: the configuration's, plus
+// the store's as read within the last Refresh. When reading the store
+// fails, the last good read is used (and the failure logged); only when
+// there is none does the error come back.
+func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
+	if d.src == nil {
+		return d.config, nil
+	}
+	now := d.db.now()
+	s := d.snap.Load()
+	if s != nil && now.Sub(s.read) < d.refresh && !now.Before(s.read) {
+		return s, nil
+	}
+	if s != nil {
+		if !d.loading.TryLock() {
+			return s, nil // another lookup is reading; this one uses the old
+		}
+	} else {
+		d.loading.Lock()
+	}
+	defer d.loading.Unlock()
+	if s2 := d.snap.Load(); s2 != s {
+		return s2, nil // read while this one waited
+	}
+	aliases, err := d.src.aliases(ctx)
+	var grants map[string]SendAsGrant
+	if err == nil {
+		grants, err = d.src.sendAs(ctx)
+	}
+	if err != nil {
+		if s != nil {
+			d.db.log.Error("userdb: read aliases and send-as grants; using the last read", "err", err)
+			return s, nil
+		}
+		return nil, err
+	}
+	n := newSnapshot()
+	n.read = now
+	n.add(d.config.aliasesMap(), nil)
+	for u, g := range d.config.sendAs {
+		n.sendAs[u] = grant{addrs: maps.Clone(g.addrs), domains: maps.Clone(g.domains)}
+	}
+	m := make(map[string][]string, len(aliases))
+	for _, a := range aliases {
+		m[a.Address] = a.Targets
+	}
+	n.add(m, grants)
+	d.snap.Store(n)
+	return n, nil
+}
+
+// aliasesMap returns a copy of s's aliases.
+func (s *dirSnapshot) aliasesMap() map[string][]string {
+	m := make(map[string][]string, len(s.aliases))
+	for k, v := range s.aliases {
+		m[k] = slices.Clone(v)
+	}
+	return m
 }
 
 // IsLocalDomain reports whether mail for domain is delivered here, ignoring
@@ -156,8 +258,8 @@ func (d *Directory) IsLocalDomain(domain string) bool {
 
 // RecipientExists reports whether addr, in a local domain, names a user or
 // an alias. postmaster@ any local domain always exists (RFC 5321 §4.5.1),
-// and so does the bare "postmaster"; Resolve says where it goes. It never
-// fails; the error is for directories that can.
+// and so does the bare "postmaster"; Resolve says where it goes. It fails
+// only when the store cannot answer.
 func (d *Directory) RecipientExists(ctx context.Context, addr string) (bool, error) {
 	k := userKey(addr)
 	if k == "postmaster" {
@@ -170,18 +272,22 @@ func (d *Directory) RecipientExists(ctx context.Context, addr string) (bool, err
 	if local == "postmaster" { // RFC 5321 §4.5.1: must be accepted
 		return true, nil
 	}
-	if _, ok := d.aliases[k]; ok {
+	s, err := d.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	if _, ok := s.aliases[k]; ok {
 		return true, nil
 	}
-	return d.db.Exists(k), nil
+	return d.db.exists(ctx, k)
 }
 
 // MaySendAs reports whether the authenticated user may use addr as the
 // envelope sender or in the From header: their own address (ignoring
 // case), an address or a whole domain granted in DirectoryConfig.SendAs,
 // or an alias that lists the user as a direct target. The null
-// reverse-path (addr == "") claims no address and is allowed. It never
-// fails.
+// reverse-path (addr == "") claims no address and is allowed. It fails
+// only when the store cannot answer.
 func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, error) {
 	if addr == "" {
 		return true, nil
@@ -193,7 +299,11 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 	if ku == ka {
 		return true, nil
 	}
-	if g, ok := d.sendAs[ku]; ok {
+	s, err := d.current(ctx)
+	if err != nil {
+		return false, err
+	}
+	if g, ok := s.sendAs[ku]; ok {
 		if g.addrs[ka] {
 			return true, nil
 		}
@@ -201,7 +311,7 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 			return true, nil
 		}
 	}
-	for _, t := range d.aliases[ka] {
+	for _, t := range s.aliases[ka] {
 		if userKey(t) == ku {
 			return true, nil
 		}
@@ -219,7 +329,9 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 // keep the user's copy). postmaster@ a local domain without its own user or
 // alias goes to postmaster@ the first local domain (RFC 5321 §4.5.1).
 // Targets that name nobody are skipped; the error (wrapping ErrNotFound or
-// ErrNotLocal) comes only when nothing is left.
+// ErrNotLocal) comes only when nothing is left. When the store cannot
+// answer for any address met, the error wraps neither, so delivery is
+// retried rather than made to a part of the list.
 func (d *Directory) Resolve(addr string) ([]string, error) {
 	k := userKey(addr)
 	if k == "postmaster" && len(d.domains) > 0 {
@@ -228,8 +340,17 @@ func (d *Directory) Resolve(addr string) ([]string, error) {
 	if _, domain, ok := splitAddr(k); !ok || !d.local[domain] {
 		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
 	}
-	r := resolver{d: d, seen: make(map[string]bool)}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	snap, err := d.current(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, err)
+	}
+	r := resolver{d: d, ctx: ctx, snap: snap, seen: make(map[string]bool)}
 	r.walk(k, 0)
+	if r.err != nil {
+		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, r.err)
+	}
 	if len(r.out) == 0 {
 		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotFound)
 	}
@@ -239,8 +360,11 @@ func (d *Directory) Resolve(addr string) ([]string, error) {
 // resolver is the state of one Resolve.
 type resolver struct {
 	d    *Directory
+	ctx  context.Context
+	snap *dirSnapshot
 	seen map[string]bool
 	out  []string
+	err  error // the first store failure
 }
 
 // walk resolves the lower-cased address k at alias depth depth.
@@ -250,7 +374,7 @@ func (r *resolver) walk(k string, depth int) {
 		return
 	}
 	r.seen[k] = true
-	if targets, ok := r.d.aliases[k]; ok {
+	if targets, ok := r.snap.aliases[k]; ok {
 		if depth >= maxAliasDepth {
 			return
 		}
@@ -273,7 +397,11 @@ func (r *resolver) walk(k string, depth int) {
 // addUser adds k's user, if it exists and is not yet listed, and reports
 // whether it exists.
 func (r *resolver) addUser(k string) bool {
-	if !r.d.db.Exists(k) {
+	ok, err := r.d.db.exists(r.ctx, k)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	if !ok {
 		return false
 	}
 	for _, o := range r.out {

@@ -18,16 +18,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileVersion is the format version of the users file.
-const fileVersion = 1
+// fileVersion is the format version the users file is written in. Version
+// 1 (password hashes only) is still read; version 2 adds the mechanism
+// secrets.
+const fileVersion = 2
 
 // maxFileSize bounds what a reload reads (about a million users).
 const maxFileSize = 256 << 20
 
 // fileData is the users file:
 //
-//	{"version": 1, "users": [{"address": "alice@example.org",
-//	  "password": "$argon2id$v=19$...", "created": "...", "updated": "..."}]}
+//	{"version": 2, "users": [{"address": "alice@example.org",
+//	  "password": "$argon2id$v=19$...", "created": "...", "updated": "...",
+//	  "scram_sha256": {"salt": "...", "iterations": 10000,
+//	    "stored_key": "...", "server_key": "..."},
+//	  "scram_sha1": {...}, "cram_md5": {"inner": "...", "outer": "..."}}]}
+//
+// Binary values are in standard base64 with padding.
 type fileData struct {
 	Version int        `json:"version"`
 	Users   []fileUser `json:"users"`
@@ -35,17 +42,27 @@ type fileData struct {
 
 // fileUser is one user in the users file.
 type fileUser struct {
-	Address  string    `json:"address"`
-	Password string    `json:"password"`
-	Created  time.Time `json:"created"`
-	Updated  time.Time `json:"updated"`
+	Address     string     `json:"address"`
+	Password    string     `json:"password"`
+	Created     time.Time  `json:"created"`
+	Updated     time.Time  `json:"updated"`
+	SCRAMSHA256 *fileSCRAM `json:"scram_sha256,omitempty"`
+	SCRAMSHA1   *fileSCRAM `json:"scram_sha1,omitempty"`
+	CRAMMD5     *fileCRAM  `json:"cram_md5,omitempty"`
 }
 
-// record is a user in memory, keyed by userKey(Address).
-type record struct {
-	user User
-	hash string // PHC string as stored
-	phc  phc    // hash, parsed
+// fileSCRAM is a scramSecret in the users file.
+type fileSCRAM struct {
+	Salt       []byte `json:"salt"`
+	Iterations int    `json:"iterations"`
+	StoredKey  []byte `json:"stored_key"`
+	ServerKey  []byte `json:"server_key"`
+}
+
+// fileCRAM is a cramSecret in the users file.
+type fileCRAM struct {
+	Inner []byte `json:"inner"`
+	Outer []byte `json:"outer"`
 }
 
 // fileSig identifies one version of the users file: writers replace the
@@ -121,10 +138,11 @@ func readFile(path string) (map[string]*record, fileSig, error) {
 	return users, sigOf(fi), nil
 }
 
-// parseFile parses the users file strictly: known version, no unknown
+// parseFile parses the users file strictly: a known version, no unknown
 // fields, every address valid and unique (ignoring case), every hash a
-// valid Argon2id PHC string. One bad record refuses the whole file, so a
-// server keeps its last good copy rather than losing users.
+// valid Argon2id PHC string, every mechanism secret well formed (and none
+// in a version 1 file). One bad record refuses the whole file, so a server
+// keeps its last good copy rather than losing users.
 func parseFile(b []byte) (map[string]*record, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -135,7 +153,7 @@ func parseFile(b []byte) (map[string]*record, error) {
 	if dec.More() {
 		return nil, errors.New("parse: data after the JSON object")
 	}
-	if fd.Version != fileVersion {
+	if fd.Version != 1 && fd.Version != fileVersion {
 		return nil, fmt.Errorf("unknown version %d", fd.Version)
 	}
 	users := make(map[string]*record, len(fd.Users))
@@ -151,17 +169,60 @@ func parseFile(b []byte) (map[string]*record, error) {
 		if _, dup := users[k]; dup {
 			return nil, fmt.Errorf("user %d: duplicate address %q", i+1, addr)
 		}
-		h, err := parsePHC(u.Password)
-		if err != nil {
+		if fd.Version == 1 && (u.SCRAMSHA256 != nil || u.SCRAMSHA1 != nil || u.CRAMMD5 != nil) {
+			return nil, fmt.Errorf("user %q: mechanism secrets in a version 1 file", addr)
+		}
+		r := &record{user: User{Address: addr, Created: u.Created, Updated: u.Updated}}
+		r.hash = u.Password
+		if r.phc, err = parsePHC(u.Password); err != nil {
 			return nil, fmt.Errorf("user %q: %w", addr, err)
 		}
-		users[k] = &record{
-			user: User{Address: addr, Created: u.Created, Updated: u.Updated},
-			hash: u.Password,
-			phc:  h,
+		if r.scram256, err = u.SCRAMSHA256.secret(sha256Size); err != nil {
+			return nil, fmt.Errorf("user %q: scram_sha256: %w", addr, err)
 		}
+		if r.scram1, err = u.SCRAMSHA1.secret(sha1Size); err != nil {
+			return nil, fmt.Errorf("user %q: scram_sha1: %w", addr, err)
+		}
+		if r.cram, err = u.CRAMMD5.secret(); err != nil {
+			return nil, fmt.Errorf("user %q: cram_md5: %w", addr, err)
+		}
+		users[k] = r
 	}
 	return users, nil
+}
+
+// secret checks and converts f (nil gives nil); keys must be size bytes.
+func (f *fileSCRAM) secret(size int) (*scramSecret, error) {
+	if f == nil {
+		return nil, nil
+	}
+	s := &scramSecret{salt: f.Salt, iterations: f.Iterations, storedKey: f.StoredKey, serverKey: f.ServerKey}
+	if err := s.check(size); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// secret checks and converts f (nil gives nil).
+func (f *fileCRAM) secret() (*cramSecret, error) {
+	if f == nil {
+		return nil, nil
+	}
+	if len(f.Inner) != 16 || len(f.Outer) != 16 {
+		return nil, errors.New("contexts are not 16 bytes each")
+	}
+	var c cramSecret
+	copy(c.inner[:], f.Inner)
+	copy(c.outer[:], f.Outer)
+	return &c, nil
+}
+
+// fileSecret converts s for the users file (nil gives nil).
+func fileSecret(s *scramSecret) *fileSCRAM {
+	if s == nil {
+		return nil
+	}
+	return &fileSCRAM{Salt: s.salt, Iterations: s.iterations, StoredKey: s.storedKey, ServerKey: s.serverKey}
 }
 
 // encodeFile renders users as the users file, sorted by key.
@@ -174,10 +235,15 @@ func encodeFile(users map[string]*record) ([]byte, error) {
 	slices.Sort(keys)
 	for _, k := range keys {
 		r := users[k]
-		fd.Users = append(fd.Users, fileUser{
+		fu := fileUser{
 			Address: r.user.Address, Password: r.hash,
 			Created: r.user.Created.UTC(), Updated: r.user.Updated.UTC(),
-		})
+			SCRAMSHA256: fileSecret(r.scram256), SCRAMSHA1: fileSecret(r.scram1),
+		}
+		if r.cram != nil {
+			fu.CRAMMD5 = &fileCRAM{Inner: r.cram.inner[:], Outer: r.cram.outer[:]}
+		}
+		fd.Users = append(fd.Users, fu)
 	}
 	b, err := json.MarshalIndent(fd, "", "  ")
 	if err != nil {

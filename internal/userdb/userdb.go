@@ -1,7 +1,12 @@
 // Package userdb implements Postern's user directory: the users who may
-// authenticate, their Argon2id password hashes (RFC 9106), and the
+// authenticate, their Argon2id password hashes (RFC 9106) and the secrets
+// SCRAM (RFC 5802, RFC 7677) and CRAM-MD5 (RFC 2195) need, and the
 // Directory that answers the SMTP session's questions about local
 // addresses, aliases and who may send as whom.
+//
+// Users live in one of two stores. The embedded store (Open), the default,
+// is one JSON file; PostgreSQL (OpenPostgres) is a directory several
+// Postern nodes share, which also keeps aliases and send-as grants.
 //
 // The embedded store is one JSON file (mode 0600) that two kinds of process
 // share: the server reads it, and `postern user ...` commands change it
@@ -17,12 +22,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
 	"runtime"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -48,6 +49,17 @@ const (
 	DefaultCacheTTL = 5 * time.Minute
 	// DefaultCacheSize is how many verified credentials are remembered.
 	DefaultCacheSize = 10000
+	// DefaultSCRAMIterations is the iteration count of new SCRAM
+	// verifiers: above the 4096 that RFC 7677 §4 and RFC 5802 §5.1 ask
+	// for at least, still cheap enough to compute per password change.
+	DefaultSCRAMIterations = 10000
+	// MinSCRAMIterations is the least SCRAMIterations accepted (RFC 7677
+	// §4).
+	MinSCRAMIterations = 4096
+	// maxSCRAMIterations bounds the iterations of a configured or stored
+	// verifier, so a hostile store cannot make a login spin; clients
+	// compute them too.
+	maxSCRAMIterations = 1 << 20
 	// reloadCheckInterval is the least time between two stat checks of the
 	// users file on lookups.
 	reloadCheckInterval = time.Second
@@ -74,8 +86,12 @@ type Options struct {
 	// a flood of logins queues instead of taking Argon2.MemoryKiB each.
 	// Zero means runtime.GOMAXPROCS(0).
 	MaxConcurrentHashes int
-	// Logger receives reload events; nil discards them. No password or
-	// hash is ever logged.
+	// SCRAMIterations is the iteration count of the SCRAM verifiers made
+	// for new passwords. Zero means DefaultSCRAMIterations; below
+	// MinSCRAMIterations is refused.
+	SCRAMIterations int
+	// Logger receives reload events and store errors; nil discards them.
+	// No password, hash or secret is ever logged.
 	Logger *slog.Logger
 }
 
@@ -91,31 +107,23 @@ type User struct {
 	Updated time.Time
 }
 
-// DB is the embedded user store. Its methods are safe for concurrent use,
-// and several DBs (in one process or several) may share one file.
+// DB is the user directory over one store: the users file (Open) or a
+// PostgreSQL database (OpenPostgres). Its methods are safe for concurrent
+// use, and several DBs (in one process or several, on one machine or
+// several for PostgreSQL) may share one store.
 type DB struct {
-	path   string
-	now    func() time.Time
-	log    *slog.Logger
-	hasher *hasher
-	dummy  phc
-	cache  *credCache // nil when disabled
-	hashes atomic.Int64
-
-	writeMu   sync.Mutex // serializes this DB's writers (the flock serializes processes)
-	checkMu   sync.Mutex // one stat check at a time
-	lastCheck atomic.Int64
-
-	mu     sync.RWMutex
-	users  map[string]*record // by userKey
-	sig    fileSig
-	closed bool
+	st        store
+	now       func() time.Time
+	log       *slog.Logger
+	hasher    *hasher
+	dummy     phc
+	cache     *credCache // nil when disabled
+	hashes    atomic.Int64
+	scramIter int
 }
 
-// Open opens the users file at path, creating an empty one (mode 0600) when
-// it is missing; its directory must exist. The lock file is path with
-// ".json" replaced by ".lock" (or with ".lock" appended).
-func Open(path string, opts Options) (*DB, error) {
+// newDB returns a DB with opts' defaults filled in and no store yet.
+func newDB(opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -128,6 +136,12 @@ func Open(path string, opts Options) (*DB, error) {
 	if err := opts.Argon2.validate(); err != nil {
 		return nil, fmt.Errorf("userdb: options: %w", err)
 	}
+	if opts.SCRAMIterations == 0 {
+		opts.SCRAMIterations = DefaultSCRAMIterations
+	}
+	if opts.SCRAMIterations < MinSCRAMIterations || opts.SCRAMIterations > maxSCRAMIterations {
+		return nil, fmt.Errorf("userdb: options: SCRAM iterations %d outside %d..%d", opts.SCRAMIterations, MinSCRAMIterations, maxSCRAMIterations)
+	}
 	if opts.MaxConcurrentHashes <= 0 {
 		opts.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
 	}
@@ -137,7 +151,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = DefaultCacheSize
 	}
-	d := &DB{path: path, now: opts.Now, log: opts.Logger}
+	d := &DB{now: opts.Now, log: opts.Logger, scramIter: opts.SCRAMIterations}
 	d.hasher = &hasher{
 		params: opts.Argon2,
 		sem:    make(chan struct{}, opts.MaxConcurrentHashes),
@@ -152,144 +166,103 @@ func Open(path string, opts Options) (*DB, error) {
 			return nil, err
 		}
 	}
-	if err := d.create(); err != nil {
+	return d, nil
+}
+
+// Open opens the users file at path, creating an empty one (mode 0600) when
+// it is missing; its directory must exist. The lock file is path with
+// ".json" replaced by ".lock" (or with ".lock" appended).
+func Open(path string, opts Options) (*DB, error) {
+	d, err := newDB(opts)
+	if err != nil {
 		return nil, err
 	}
-	if err := d.Reload(); err != nil {
+	if d.st, err = openFileStore(path, d.now, d.log); err != nil {
 		return nil, err
-	}
-	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o077 != 0 {
-		d.log.Warn("userdb: users file is readable by others", "path", path, "mode", fi.Mode().Perm().String())
 	}
 	return d, nil
 }
 
-// create writes an empty users file when none exists.
-func (d *DB) create() error {
-	if _, err := os.Stat(d.path); !errors.Is(err, fs.ErrNotExist) {
-		return nil // exists, or an error Reload will report
-	}
-	unlock, err := lockFile(d.path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	if _, err := os.Stat(d.path); !errors.Is(err, fs.ErrNotExist) {
-		return nil // another process made it meanwhile
-	}
-	data, err := encodeFile(nil)
-	if err != nil {
-		return err
-	}
-	return writeFile(d.path, data)
-}
-
-// Close marks the DB closed; later calls fail or find nobody. It does not
-// wait for calls in progress.
+// Close releases the store; later calls fail (CheckPassword with an error
+// wrapping sasl.ErrTemporary) or find nobody. It does not wait for calls in
+// progress.
 func (d *DB) Close() error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.closed = true
-	d.users = nil
 	if d.cache != nil {
 		d.cache.clear()
 	}
-	return nil
+	return d.st.close()
 }
 
-// Reload re-reads the users file now. On error the DB keeps the users it
-// had.
+// Reload re-reads the users file now (the server calls it on SIGHUP). On
+// error the DB keeps the users it had. With PostgreSQL, which is read on
+// every lookup, it does nothing.
 func (d *DB) Reload() error {
-	users, sig, err := readFile(d.path)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return ErrClosed
-	}
-	d.users, d.sig = users, sig
-	d.lastCheck.Store(d.now().UnixNano())
-	return nil
+	return d.st.reload()
 }
 
-// refresh reloads the users file if another process replaced it, checking
-// at most once per reloadCheckInterval. Failures are logged; the DB keeps
-// its users.
-func (d *DB) refresh() {
-	now := d.now().UnixNano()
-	last := d.lastCheck.Load()
-	if now >= last && now-last < int64(reloadCheckInterval) {
-		return
-	}
-	if !d.checkMu.TryLock() {
-		return // another goroutine is checking
-	}
-	defer d.checkMu.Unlock()
-	if !d.lastCheck.CompareAndSwap(last, now) {
-		return
-	}
-	fi, err := os.Stat(d.path)
-	if err != nil {
-		d.log.Warn("userdb: check users file", "path", d.path, "err", err)
-		return
-	}
-	d.mu.RLock()
-	same := d.sig == sigOf(fi)
-	d.mu.RUnlock()
-	if same {
-		return
-	}
-	if err := d.Reload(); err != nil {
-		d.log.Error("userdb: reload; keeping the users loaded before", "path", d.path, "err", err)
-		return
-	}
-	d.log.Info("userdb: reloaded users file", "path", d.path)
+// get returns the record for addr (any case), or nil.
+func (d *DB) get(ctx context.Context, addr string) (*record, error) {
+	return d.st.get(ctx, userKey(addr))
 }
 
-// lookup returns the record for addr (any case), after a refresh.
-func (d *DB) lookup(addr string) *record {
-	d.refresh()
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.users[userKey(addr)]
-}
-
-// Lookup returns the user with address addr, matched ignoring case.
+// Lookup returns the user with address addr, matched ignoring case. When
+// the store cannot answer, it logs the error and reports no user.
 func (d *DB) Lookup(addr string) (User, bool) {
-	if r := d.lookup(addr); r != nil {
-		return r.user, true
+	r, err := d.get(context.Background(), addr)
+	if err != nil {
+		d.log.Error("userdb: lookup", "err", err)
+		return User{}, false
 	}
-	return User{}, false
+	if r == nil {
+		return User{}, false
+	}
+	return r.user, true
 }
 
-// Exists reports whether a user has address addr, ignoring case.
+// Exists reports whether a user has address addr, ignoring case. When the
+// store cannot answer, it logs the error and reports false.
 func (d *DB) Exists(addr string) bool {
-	return d.lookup(addr) != nil
+	_, ok := d.Lookup(addr)
+	return ok
 }
 
-// List returns all users, sorted by lower-cased address.
+// exists is Exists with the store's error.
+func (d *DB) exists(ctx context.Context, addr string) (bool, error) {
+	r, err := d.get(ctx, addr)
+	return r != nil, err
+}
+
+// List returns all users, sorted by lower-cased address. When the store
+// cannot answer, it logs the error and returns none; ListUsers returns the
+// error.
 func (d *DB) List() []User {
-	d.refresh()
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	keys := make([]string, 0, len(d.users))
-	for k := range d.users {
-		keys = append(keys, k)
+	users, err := d.ListUsers(context.Background())
+	if err != nil {
+		d.log.Error("userdb: list", "err", err)
 	}
-	slices.Sort(keys)
-	out := make([]User, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, d.users[k].user)
-	}
-	return out
+	return users
+}
+
+// ListUsers returns all users, sorted by lower-cased address.
+func (d *DB) ListUsers(ctx context.Context) ([]User, error) {
+	return d.st.list(ctx)
+}
+
+// SetOptions choose the secrets kept for a password besides its Argon2id
+// hash and the SCRAM verifiers, which every user gets.
+type SetOptions struct {
+	// CRAMMD5 keeps the password's HMAC-MD5 contexts so the user can log in
+	// with CRAM-MD5 (RFC 2195). They are equivalent to the password for
+	// CRAM-MD5, so only users who ask get them.
+	CRAMMD5 bool
 }
 
 // Add adds a user with address addr (see NormalizeAddress) and password
-// (see CheckNewPassword). It fails with ErrExists when the address is
-// taken, ignoring case.
-func (d *DB) Add(addr, password string) error {
+// (see CheckNewPassword), keeping its Argon2id hash, its SCRAM-SHA-256 and
+// SCRAM-SHA-1 verifiers and, when opts (at most one) asks, its CRAM-MD5
+// secret. It fails with ErrExists when the address is taken, ignoring
+// case.
+func (d *DB) Add(addr, password string, opts ...SetOptions) error {
 	addr, err := NormalizeAddress(addr)
 	if err != nil {
 		return err
@@ -297,109 +270,37 @@ func (d *DB) Add(addr, password string) error {
 	if err := CheckNewPassword(password); err != nil {
 		return err
 	}
-	hash, err := d.hasher.hash(context.Background(), password)
+	s, err := d.newSecrets(addr, password, opts)
 	if err != nil {
 		return err
 	}
-	h, err := parsePHC(hash)
-	if err != nil {
-		return err
-	}
-	return d.update(func(users map[string]*record, now time.Time) error {
-		k := userKey(addr)
-		if _, ok := users[k]; ok {
-			return fmt.Errorf("userdb: add %s: %w", addr, ErrExists)
-		}
-		users[k] = &record{user: User{Address: addr, Created: now, Updated: now}, hash: hash, phc: h}
-		return nil
-	})
+	now := d.now().UTC()
+	return d.st.insert(context.Background(), &record{user: User{Address: addr, Created: now, Updated: now}, secrets: s})
 }
 
 // SetPassword replaces the password of the user with address addr
-// (ignoring case). It fails with ErrNotFound when there is no such user.
-// Cached credentials of the old password stop counting at once in this
-// DB, and in other processes at their next reload.
-func (d *DB) SetPassword(addr, password string) error {
+// (ignoring case), and with it every secret derived from it: the Argon2id
+// hash, the SCRAM verifiers, and the CRAM-MD5 secret, which is kept only
+// when opts (at most one) asks again. It fails with ErrNotFound when there
+// is no such user. Cached credentials of the old password stop counting at
+// once: in this DB, in every DB on the same PostgreSQL database, and in
+// other processes sharing the users file at their next reload (within a
+// second).
+func (d *DB) SetPassword(addr, password string, opts ...SetOptions) error {
 	if err := CheckNewPassword(password); err != nil {
 		return err
 	}
-	hash, err := d.hasher.hash(context.Background(), password)
+	s, err := d.newSecrets(addr, password, opts)
 	if err != nil {
 		return err
 	}
-	h, err := parsePHC(hash)
-	if err != nil {
-		return err
-	}
-	return d.update(func(users map[string]*record, now time.Time) error {
-		r, ok := users[userKey(addr)]
-		if !ok {
-			return fmt.Errorf("userdb: set password of %s: %w", addr, ErrNotFound)
-		}
-		u := r.user
-		u.Updated = now
-		users[userKey(addr)] = &record{user: u, hash: hash, phc: h}
-		return nil
-	})
+	return d.st.setSecrets(context.Background(), userKey(addr), s, d.now().UTC())
 }
 
 // Delete removes the user with address addr (ignoring case). It fails with
 // ErrNotFound when there is no such user.
 func (d *DB) Delete(addr string) error {
-	return d.update(func(users map[string]*record, _ time.Time) error {
-		if _, ok := users[userKey(addr)]; !ok {
-			return fmt.Errorf("userdb: delete %s: %w", addr, ErrNotFound)
-		}
-		delete(users, userKey(addr))
-		return nil
-	})
-}
-
-// update applies change to the current users file under the lock and
-// writes the result back atomically; then this DB holds the new users.
-func (d *DB) update(change func(users map[string]*record, now time.Time) error) error {
-	d.writeMu.Lock()
-	defer d.writeMu.Unlock()
-	if d.isClosed() {
-		return ErrClosed
-	}
-	unlock, err := lockFile(d.path)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	users, _, err := readFile(d.path)
-	if err != nil {
-		return err
-	}
-	if err := change(users, d.now().UTC()); err != nil {
-		return err
-	}
-	data, err := encodeFile(users)
-	if err != nil {
-		return err
-	}
-	if err := writeFile(d.path, data); err != nil {
-		return err
-	}
-	// Still under the lock: the file on disk is the one just written.
-	fi, err := os.Stat(d.path)
-	if err != nil {
-		return fmt.Errorf("userdb: %w", err)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.closed {
-		d.users, d.sig = users, sigOf(fi)
-	}
-	return nil
-}
-
-// isClosed reports whether Close has been called.
-func (d *DB) isClosed() bool {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.closed
+	return d.st.remove(context.Background(), userKey(addr))
 }
 
 // hashCount returns the number of Argon2 computations so far (for tests).

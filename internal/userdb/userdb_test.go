@@ -301,7 +301,7 @@ func TestCorruptFileKeepsUsers(t *testing.T) {
 	good, _ := os.ReadFile(path)
 	for _, bad := range []string{
 		"{",
-		`{"version":2,"users":[]}`,
+		`{"version":3,"users":[]}`,
 		`{"version":1,"users":[],"extra":1}`,
 		`{"version":1,"users":[]} {}`,
 		`{"version":1,"users":[{"address":"bob@example.org","password":"$argon2id$v=19$m=1,t=1,p=1$x$y"}]}`,
