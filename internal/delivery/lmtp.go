@@ -1,0 +1,307 @@
+package delivery
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"postern/internal/smtp"
+)
+
+// ErrPermanent is matched (errors.Is) by a delivery error that retrying
+// will not fix, such as a 5xx reply; the queue fails the recipient and
+// bounces.
+var ErrPermanent = errors.New("permanent failure")
+
+// LMTPError is the failure of one recipient in an LMTP delivery: the
+// server's reply, or (Code 0) a connection or protocol failure in Err.
+type LMTPError struct {
+	Code     int    // reply code; 0 when no reply decided the outcome
+	Enhanced string // RFC 3463 enhanced status code, "" when none
+	Text     string // reply text
+	Err      error  // the cause when Code is 0
+
+	step    string // the command that failed, for Error
+	session bool   // a refusal of the whole session (greeting, LHLO)
+}
+
+// Error returns "delivery: lmtp: STEP: CODE ENHANCED TEXT" or the cause.
+func (e *LMTPError) Error() string {
+	if e.Code == 0 {
+		return fmt.Sprintf("delivery: lmtp: %v", e.Err)
+	}
+	return "delivery: lmtp: " + e.step + ": " + (&smtp.Error{Code: e.Code, Enhanced: e.Enhanced, Message: e.Text}).Error()
+}
+
+// Unwrap returns the cause.
+func (e *LMTPError) Unwrap() error { return e.Err }
+
+// Temporary reports whether a later attempt may succeed: everything but
+// a 5xx reply to MAIL, RCPT, DATA or the final dot. A 5xx greeting or
+// LHLO reply is temporary: the mailbox server is ours, and a refusal of
+// the whole session is a problem to fix there, not a bounce.
+func (e *LMTPError) Temporary() bool { return e.session || e.Code/100 != 5 }
+
+// Is makes errors.Is(e, ErrPermanent) true for a 5xx reply.
+func (e *LMTPError) Is(target error) bool { return target == ErrPermanent && !e.Temporary() }
+
+// LMTPDialer opens network connections; *net.Dialer implements it.
+type LMTPDialer interface {
+	DialContext(ctx context.Context, network, address string) (net.Conn, error)
+}
+
+// LMTP delivers to a mailbox server (such as Dovecot) over LMTP
+// (RFC 2033), one connection per Deliver call. Its methods are safe for
+// concurrent use; set the fields before the first call.
+type LMTP struct {
+	// Network is "tcp" or "unix".
+	Network string
+	// Address is "host:port" for tcp or a socket path for unix.
+	Address string
+	// Hostname is the name sent with LHLO.
+	Hostname string
+	// Timeout bounds the connection and each command; the reply to the
+	// final dot gets twice as long. Zero means 5 minutes (RFC 5321
+	// §4.5.3.2).
+	Timeout time.Duration
+	// Dialer opens the connection; nil means a net.Dialer.
+	Dialer LMTPDialer
+}
+
+// lmtpConn is one LMTP session.
+type lmtpConn struct {
+	nc net.Conn
+	r  *smtp.Reader
+	bw *bufio.Writer
+	to time.Duration
+}
+
+// Deliver hands data from the envelope sender from to the server for
+// rcpts and returns one error per recipient, in order: nil when the
+// server accepted it (RFC 2033 §4.2: one reply per accepted recipient
+// after the final dot), otherwise an *LMTPError, permanent (matching
+// ErrPermanent) for a 5xx reply.
+func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []byte) []error {
+	errs := make([]error, len(rcpts))
+	if len(rcpts) == 0 {
+		return errs
+	}
+	all := func(err error) []error {
+		var le *LMTPError
+		if !errors.As(err, &le) {
+			le = &LMTPError{Err: err}
+		}
+		for i := range errs {
+			switch errs[i] {
+			case nil:
+				errs[i] = le
+			case errOK:
+				errs[i] = nil
+			}
+		}
+		return errs
+	}
+	to := l.Timeout
+	if to <= 0 {
+		to = 5 * time.Minute
+	}
+	var d LMTPDialer = &net.Dialer{}
+	if l.Dialer != nil {
+		d = l.Dialer
+	}
+	dctx, cancel := context.WithTimeout(ctx, to)
+	nc, err := d.DialContext(dctx, l.Network, l.Address)
+	cancel()
+	if err != nil {
+		return all(fmt.Errorf("connect %s %s: %w", l.Network, l.Address, err))
+	}
+	defer nc.Close()
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	c := &lmtpConn{nc: nc, r: smtp.NewReader(bufio.NewReader(nc)), bw: bufio.NewWriter(nc), to: to}
+
+	if rep, err := c.read(to); err != nil || rep.Code != 220 {
+		return all(replyErr("greeting", rep, err, true))
+	}
+	rep, err := c.cmd("LHLO " + l.Hostname) // RFC 2033 §4.1
+	if err != nil || rep.Code != 250 {
+		return all(replyErr("LHLO", rep, err, true))
+	}
+	ext := map[string]bool{}
+	for _, line := range rep.Lines[1:] {
+		kw, _, _ := strings.Cut(line, " ")
+		ext[strings.ToUpper(kw)] = true
+	}
+	mail := "MAIL FROM:<" + from + ">"
+	if ext["8BITMIME"] && hasHigh(data) {
+		mail += " BODY=8BITMIME" // RFC 6152 §2
+	}
+	if ext["SMTPUTF8"] && (hasHigh([]byte(from)) || hasHigh([]byte(strings.Join(rcpts, "")))) {
+		mail += " SMTPUTF8" // RFC 6531 §3.4
+	}
+	if rep, err := c.cmd(mail); err != nil || rep.Code != 250 {
+		return all(replyErr("MAIL FROM", rep, err, false))
+	}
+	var accepted []int
+	for i, r := range rcpts {
+		rep, err := c.cmd("RCPT TO:<" + r + ">")
+		if err != nil {
+			return all(replyErr("RCPT TO", rep, err, false))
+		}
+		if rep.Code/100 == 2 {
+			accepted = append(accepted, i)
+		} else {
+			errs[i] = replyErr("RCPT TO", rep, nil, false)
+		}
+	}
+	if len(accepted) == 0 {
+		c.cmd("QUIT")
+		return errs
+	}
+	if rep, err := c.cmd("DATA"); err != nil || rep.Code != 354 {
+		return all(replyErr("DATA", rep, err, false))
+	}
+	nc.SetDeadline(time.Now().Add(to))
+	writeStuffed(c.bw, data)
+	c.bw.WriteString(".\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return all(replyErr("DATA", lmtpReply{}, err, false))
+	}
+	// RFC 2033 §4.2: one reply per accepted recipient, in RCPT order. A
+	// recipient whose reply never came stays temporary (it may have
+	// been delivered: a duplicate is better than a loss).
+	for _, i := range accepted {
+		rep, err := c.read(2 * to)
+		if err != nil {
+			return all(replyErr("end of DATA", rep, err, false))
+		}
+		if rep.Code/100 != 2 {
+			errs[i] = replyErr("end of DATA", rep, nil, false)
+		} else {
+			errs[i] = errOK
+		}
+	}
+	c.cmd("QUIT")
+	for i := range errs {
+		if errs[i] == errOK {
+			errs[i] = nil
+		}
+	}
+	return errs
+}
+
+// errOK marks a delivered recipient while the others are filled in.
+var errOK = errors.New("ok")
+
+// replyErr makes the *LMTPError of a failed step: from err when the
+// session broke, otherwise from the reply. hostLevel marks a refusal of
+// the whole session (greeting, LHLO), which is never permanent: the
+// mailbox server is ours and a 5xx there is a configuration problem.
+func replyErr(step string, rep lmtpReply, err error, hostLevel bool) error {
+	if err != nil {
+		return &LMTPError{Err: fmt.Errorf("%s: %w", step, err)}
+	}
+	return &LMTPError{Code: rep.Code, Enhanced: rep.Enhanced, Text: strings.Join(rep.Lines, " "),
+		step: step, session: hostLevel}
+}
+
+// lmtpReply is one LMTP reply.
+type lmtpReply struct {
+	Code     int
+	Enhanced string
+	Lines    []string
+}
+
+// cmd sends one command and reads its reply.
+func (c *lmtpConn) cmd(line string) (lmtpReply, error) {
+	c.nc.SetDeadline(time.Now().Add(c.to))
+	c.bw.WriteString(line + "\r\n")
+	if err := c.bw.Flush(); err != nil {
+		return lmtpReply{}, err
+	}
+	return c.read(c.to)
+}
+
+// read reads one possibly multi-line reply (RFC 5321 §4.2.1).
+func (c *lmtpConn) read(to time.Duration) (lmtpReply, error) {
+	c.nc.SetReadDeadline(time.Now().Add(to))
+	var rep lmtpReply
+	for n := 0; n < 128; n++ {
+		line, err := c.r.ReadLine(2048)
+		if err != nil {
+			return rep, err
+		}
+		s := string(line)
+		if len(s) < 3 || s[0] < '2' || s[0] > '5' || !isDigits(s[:3]) || (len(s) > 3 && s[3] != ' ' && s[3] != '-') {
+			return rep, fmt.Errorf("malformed reply %q", s)
+		}
+		code := int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
+		if n > 0 && code != rep.Code {
+			return rep, fmt.Errorf("malformed reply: code %d inside %d", code, rep.Code)
+		}
+		rep.Code = code
+		text := ""
+		if len(s) > 4 {
+			text = s[4:]
+		}
+		if n == 0 {
+			// RFC 2034 §4: an enhanced code leads the text.
+			if w, rest, _ := strings.Cut(text, " "); len(w) >= 5 && w[0] == s[0] && w[1] == '.' && strings.Count(w, ".") == 2 {
+				rep.Enhanced, text = w, rest
+			}
+		}
+		rep.Lines = append(rep.Lines, text)
+		if len(s) == 3 || s[3] == ' ' {
+			return rep, nil
+		}
+	}
+	return rep, errors.New("malformed reply: too many lines")
+}
+
+// isDigits reports whether s is all ASCII digits.
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// hasHigh reports whether b has a byte above 127.
+func hasHigh(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStuffed writes data dot-stuffed with CRLF line endings and a final
+// CRLF (RFC 5321 §4.5.2); the terminating ".CRLF" is not written.
+func writeStuffed(w *bufio.Writer, data []byte) {
+	for len(data) > 0 { // at the start of a line
+		i := 0
+		for i < len(data) && data[i] != '\n' && data[i] != '\r' {
+			i++
+		}
+		if data[0] == '.' {
+			w.WriteByte('.')
+		}
+		w.Write(data[:i])
+		if i == len(data) {
+			w.WriteString("\r\n")
+			return
+		}
+		w.WriteString("\r\n")
+		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
+			i++
+		}
+		data = data[i+1:]
+	}
+}
