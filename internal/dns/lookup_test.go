@@ -177,17 +177,18 @@ func TestContextCancelled(t *testing.T) {
 
 func TestAuthentic(t *testing.T) {
 	srv := dnstest.New(t, dnstest.Zone{
-		"signed.example":           {dnstest.MX(10, "mx.signed.example")},
-		"mx.signed.example":        {dnstest.A("192.0.2.1"), dnstest.AAAA("2001:db8::1")},
-		"_25._tcp.signed.example":  {dnstest.CNAME("tlsa.signed.example")},
-		"tlsa.signed.example":      {dnstest.TLSA(3, 1, 1, "00")},
-		"_25._tcp.partly.example":  {dnstest.CNAME("tlsa.unsigned.example")},
-		"tlsa.unsigned.example":    {dnstest.TLSA(3, 1, 1, "00")},
-		"mixed.example":            {dnstest.A("192.0.2.2"), dnstest.AAAA("2001:db8::2")},
-		"v4.signed.example":        {dnstest.A("192.0.2.3")},
-		"unsigned.example":         {dnstest.MX(10, "mx.unsigned.example")},
-		"mx.nodata.signed.example": {dnstest.A("192.0.2.4")},
+		"signed.example":          {dnstest.MX(10, "mx.signed.example")},
+		"mx.signed.example":       {dnstest.A("192.0.2.1"), dnstest.AAAA("2001:db8::1")},
+		"_25._tcp.signed.example": {dnstest.CNAME("tlsa.signed.example")},
+		"tlsa.signed.example":     {dnstest.TLSA(3, 1, 1, "00")},
+		"_25._tcp.partly.example": {dnstest.CNAME("tlsa.unsigned.example")},
+		"tlsa.unsigned.example":   {dnstest.TLSA(3, 1, 1, "00")},
+		"mixed.example":           {dnstest.A("192.0.2.2"), dnstest.AAAA("2001:db8::2")},
+		"v4.signed.example":       {dnstest.A("192.0.2.3")},
+		"unsigned.example":        {dnstest.MX(10, "mx.unsigned.example")},
+		"half.example":            {dnstest.A("192.0.2.4"), dnstest.AAAA("2001:db8::4")},
 	})
+	srv.AuthenticType("A", "half.example")
 	srv.Authentic("signed.example", "mx.signed.example", "_25._tcp.signed.example", "tlsa.signed.example",
 		"_25._tcp.partly.example", "v4.signed.example", "missing.signed.example")
 	ctx := context.Background()
@@ -216,6 +217,17 @@ func TestAuthentic(t *testing.T) {
 			_, res, err := r.LookupIP(ctx, "v4.signed.example")
 			return res, err
 		}, true},
+		{"IP A signed, AAAA not", func(r dns.Resolver) (dns.Result, error) {
+			_, res, err := r.LookupIP(ctx, "half.example")
+			return res, err
+		}, false},
+		{"A only signed", func(r dns.Resolver) (dns.Result, error) {
+			ips, res, err := r.LookupIP(ctx, "half.example")
+			if len(ips) != 2 {
+				t.Errorf("LookupIP(half) = %v", ips)
+			}
+			return res, err
+		}, false},
 		{"IP unsigned", func(r dns.Resolver) (dns.Result, error) {
 			_, res, err := r.LookupIP(ctx, "mixed.example")
 			return res, err
@@ -268,7 +280,11 @@ func TestTCPFallback(t *testing.T) {
 		rrs = append(rrs, dnstest.TXT(s))
 		want = append(want, s)
 	}
-	srv := dnstest.New(t, dnstest.Zone{"big.example": rrs, "small.example": {dnstest.TXT("x")}})
+	srv := dnstest.New(t, dnstest.Zone{
+		"big.example":    rrs,
+		"small.example":  {dnstest.TXT("x")},
+		"medium.example": {dnstest.TXT(strings.Repeat("m", 900))}, // fits in EDNS0's 1232 octets
+	})
 	r := srv.Resolver()
 	got, _, err := r.LookupTXT(context.Background(), "big.example")
 	slices.Sort(got)
@@ -281,6 +297,9 @@ func TestTCPFallback(t *testing.T) {
 	}
 	if _, _, err := r.LookupTXT(context.Background(), "small.example"); err != nil || srv.Queries() != 3 {
 		t.Errorf("LookupTXT(small) = %v after %d queries in all, want 3", err, srv.Queries())
+	}
+	if _, _, err := r.LookupTXT(context.Background(), "medium.example"); err != nil || srv.Queries() != 4 {
+		t.Errorf("LookupTXT(medium) = %v after %d queries in all, want 4 (fits in UDP with EDNS0)", err, srv.Queries())
 	}
 }
 

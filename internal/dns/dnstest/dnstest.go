@@ -174,6 +174,12 @@ func (s *Server) Timeout(names ...string) {
 	s.setMode(names, func(m *mode) { m.timeout = true })
 }
 
+// AuthenticType is Authentic for answers of one type (such as "AAAA")
+// only. It panics on an unknown type.
+func (s *Server) AuthenticType(qtype string, names ...string) {
+	s.setTypeMode(qtype, names, func(m *mode) { m.authentic = true })
+}
+
 // ServFailType is ServFail for queries of one type (such as "AAAA") only.
 // It panics on an unknown type.
 func (s *Server) ServFailType(qtype string, names ...string) {
@@ -186,8 +192,8 @@ func (s *Server) TimeoutType(qtype string, names ...string) {
 	s.setTypeMode(qtype, names, func(m *mode) { m.timeout = true })
 }
 
-// Reset clears what Authentic, ServFail, Timeout, ServFailType and
-// TimeoutType set for the names.
+// Reset clears what Authentic, ServFail, Timeout and their per-type
+// variants set for the names.
 func (s *Server) Reset(names ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,6 +283,7 @@ func (s *Server) answer(q *mdns.Msg) (*mdns.Msg, bool) {
 		md, mt := s.modes[modeKey{name, 0}], s.modes[modeKey{name, question.Qtype}]
 		md.servfail = md.servfail || mt.servfail
 		md.timeout = md.timeout || mt.timeout
+		md.authentic = md.authentic || mt.authentic
 		if md.timeout {
 			return nil, true
 		}
