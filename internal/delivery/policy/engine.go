@@ -142,6 +142,7 @@ type candidate struct {
 	dane    daneState
 	skipped string // why the host cannot be used now; "" if it can
 	temp    bool   // skipped for a temporary reason
+	err     error  // the address lookup error, if that is why
 }
 
 type daneState int
@@ -155,7 +156,7 @@ const (
 func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 	domain := strings.TrimSuffix(strings.ToLower(req.Domain), ".")
 	if !validHostname(domain) {
-		return nil, permanent(fmt.Errorf("policy: invalid domain %q: %w", truncate(req.Domain), ErrNoHosts))
+		return nil, permanent(fmt.Errorf("%w: invalid domain %q", ErrNoHosts, truncate(req.Domain)))
 	}
 	names, implicit, authMX, err := e.mx(ctx, domain)
 	if err != nil {
@@ -165,7 +166,7 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 	cands := e.resolve(ctx, domain, names, authMX)
 	if implicit && cands[0].skipped != "" && !cands[0].temp {
 		// RFC 5321 §5.1: no MX and no address: the domain takes no mail.
-		return nil, permanent(fmt.Errorf("policy: %s: no MX and %s: %w: %w", domain, cands[0].skipped, ErrNoHosts, dns.ErrNoData))
+		return nil, permanent(fmt.Errorf("%w: %s: no MX records, and %w", ErrNoHosts, domain, cands[0].err))
 	}
 
 	var refused []string // why hosts were left out
@@ -186,7 +187,7 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 		hosts = append(hosts, h)
 	}
 	if len(hosts) == 0 {
-		err := fmt.Errorf("policy: %s: %w: %s", domain, ErrNoHosts, strings.Join(refused, "; "))
+		err := fmt.Errorf("%w: %s: %s", ErrNoHosts, domain, strings.Join(refused, "; "))
 		if temp {
 			err = fmt.Errorf("%w (%w)", err, dns.ErrTemporary)
 		}
@@ -195,7 +196,7 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 	if req.RequireTLS {
 		hosts, refused = requireTLS(hosts, refused)
 		if len(hosts) == 0 {
-			err := fmt.Errorf("policy: %s: %w: neither DANE nor an enforced MTA-STS policy authenticates a host: %s", domain, ErrRequireTLS, strings.Join(refused, "; "))
+			err := fmt.Errorf("%w: %s: neither DANE nor an enforced MTA-STS policy authenticates a host: %s", ErrRequireTLS, domain, strings.Join(refused, "; "))
 			if temp {
 				return nil, fmt.Errorf("%w (%w)", err, dns.ErrTemporary)
 			}
@@ -216,13 +217,13 @@ func (e *Engine) mx(ctx context.Context, domain string) (names []string, implici
 		// address answer, checked per host in resolve.
 		return []string{domain}, true, true, nil
 	case errors.Is(err, dns.ErrNXDomain):
-		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w: %w", domain, ErrNoHosts, err))
+		return nil, false, false, permanent(fmt.Errorf("%w: %s: %w", ErrNoHosts, domain, err))
 	case err != nil:
 		return nil, false, false, fmt.Errorf("policy: %s: MX lookup: %w", domain, err)
 	}
 	// RFC 7505 §3: a single MX with the root as host means no mail.
 	if len(mxs) == 1 && mxs[0].Host == "" {
-		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w", domain, ErrNullMX))
+		return nil, false, false, permanent(fmt.Errorf("%w: %s", ErrNullMX, domain))
 	}
 	mxs = slices.Clone(mxs)
 	// Shuffle first, then sort stably by preference: equal preferences
@@ -247,7 +248,7 @@ func (e *Engine) mx(ctx context.Context, domain string) (names []string, implici
 		}
 	}
 	if len(names) == 0 {
-		return nil, false, false, permanent(fmt.Errorf("policy: %s: %w: no valid MX host name: %w", domain, ErrNoHosts, dns.ErrNoData))
+		return nil, false, false, permanent(fmt.Errorf("%w: %s: no valid MX host name (%w)", ErrNoHosts, domain, dns.ErrNoData))
 	}
 	return names, false, res.Authentic, nil
 }
@@ -274,7 +275,7 @@ func (e *Engine) resolveHost(ctx context.Context, domain, name string, authMX bo
 		// (RFC 7672 §2.2.2).
 		e.log.Info("address lookup partly failed, using the addresses found", "host", name, "err", err)
 	case err != nil:
-		return candidate{host: Host{Name: name}, skipped: fmt.Sprintf("%s: address lookup: %v", name, err), temp: !dns.IsNotFound(err)}
+		return candidate{host: Host{Name: name}, skipped: fmt.Sprintf("%s: address lookup: %v", name, err), err: err, temp: !dns.IsNotFound(err)}
 	}
 	c := candidate{host: Host{
 		Name:   name,
@@ -325,7 +326,13 @@ func (e *Engine) resolveHost(ctx context.Context, domain, name string, authMX bo
 // refused (RFC 8461 §4.1), its Reason saying why; a matching host needs a
 // WebPKI certificate for its name. Testing mode only logs (§5).
 func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS) bool {
-	if sts == nil || dane == daneUsable || sts.policy.Mode == stsNone {
+	if sts == nil || dane == daneUsable {
+		return true
+	}
+	if sts.policy.Mode != stsEnforce && h.Source == SourceNone {
+		h.Reason = fmt.Sprintf("opportunistic TLS: the MTA-STS policy of %s (id %s) is in %s mode, not enforced", domain, sts.id, sts.policy.Mode)
+	}
+	if sts.policy.Mode == stsNone {
 		return true
 	}
 	match := sts.policy.Match(h.Name)

@@ -96,6 +96,9 @@ func TestMTASTSTestingAndNone(t *testing.T) {
 			}
 			for _, h := range p.Hosts {
 				checkHost(t, h, Opportunistic, SourceNone)
+				if !strings.Contains(h.Reason, mode+" mode") {
+					t.Errorf("reason %q", h.Reason)
+				}
 			}
 			if e.sts.fetches("sts.test") != 1 {
 				t.Errorf("%d fetches", e.sts.fetches("sts.test"))
