@@ -17,9 +17,11 @@ import (
 // Compile-time check: CheckPassword is a sasl.PasswordChecker.
 var _ sasl.PasswordChecker = (*DB)(nil).CheckPassword
 
-func TestCheckPassword(t *testing.T) {
+func TestCheckPassword(t *testing.T) { eachBackend(t, testCheckPassword) }
+
+func testCheckPassword(t *testing.T, open opener) {
 	clk := newClock()
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), clk, func(o *Options) { o.CacheSize = -1 })
+	db := open(t, clk, func(o *Options) { o.CacheSize = -1 })
 	if err := db.Add("Alice@Example.org", "s3cret"); err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +52,10 @@ func TestCheckPassword(t *testing.T) {
 	}
 }
 
-func TestUnknownUserCostsOneHash(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+func TestUnknownUserCostsOneHash(t *testing.T) { eachBackend(t, testUnknownUserCostsOneHash) }
+
+func testUnknownUserCostsOneHash(t *testing.T, open opener) {
+	db := open(t, newClock(), nil)
 	if err := db.Add("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +73,11 @@ func TestUnknownUserCostsOneHash(t *testing.T) {
 	}
 }
 
-func TestCredentialCache(t *testing.T) {
+func TestCredentialCache(t *testing.T) { eachBackend(t, testCredentialCache) }
+
+func testCredentialCache(t *testing.T, open opener) {
 	clk := newClock()
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), clk, func(o *Options) { o.CacheTTL = time.Minute })
+	db := open(t, clk, func(o *Options) { o.CacheTTL = time.Minute })
 	if err := db.Add("alice@example.org", "old"); err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +157,10 @@ func TestCacheDroppedByOtherProcessChange(t *testing.T) {
 	}
 }
 
-func TestCacheBounded(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), func(o *Options) { o.CacheSize = 3 })
+func TestCacheBounded(t *testing.T) { eachBackend(t, testCacheBounded) }
+
+func testCacheBounded(t *testing.T, open opener) {
+	db := open(t, newClock(), func(o *Options) { o.CacheSize = 3 })
 	ctx := context.Background()
 	for i := range 5 {
 		addr := fmt.Sprintf("u%d@example.org", i)
@@ -178,8 +186,10 @@ func TestCacheBounded(t *testing.T) {
 	}
 }
 
-func TestHashSemaphore(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), func(o *Options) { o.MaxConcurrentHashes = 1 })
+func TestHashSemaphore(t *testing.T) { eachBackend(t, testHashSemaphore) }
+
+func testHashSemaphore(t *testing.T, open opener) {
+	db := open(t, newClock(), func(o *Options) { o.MaxConcurrentHashes = 1 })
 	if err := db.Add("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -291,8 +301,10 @@ func BenchmarkCheckPasswordUnknownUser(b *testing.B) {
 	}
 }
 
-func TestWithSASL(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+func TestWithSASL(t *testing.T) { eachBackend(t, testWithSASL) }
+
+func testWithSASL(t *testing.T, open opener) {
+	db := open(t, newClock(), nil)
 	if err := db.Add("Alice@example.org", "pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +324,10 @@ func TestWithSASL(t *testing.T) {
 // TestConcurrentLoginsShareOneHash: a pool of clients logging in with the
 // same credentials at once costs one Argon2 computation, not one each;
 // different credentials are never joined.
-func TestConcurrentLoginsShareOneHash(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), func(o *Options) { o.MaxConcurrentHashes = 1 })
+func TestConcurrentLoginsShareOneHash(t *testing.T) { eachBackend(t, testConcurrentLoginsShareOneHash) }
+
+func testConcurrentLoginsShareOneHash(t *testing.T, open opener) {
+	db := open(t, newClock(), func(o *Options) { o.MaxConcurrentHashes = 1 })
 	if err := db.Add("alice@example.org", "pw"); err != nil {
 		t.Fatal(err)
 	}

@@ -3,14 +3,13 @@ package userdb
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 )
 
-func testDirectory(t *testing.T, users ...string) (*Directory, *DB) {
+func testDirectory(t *testing.T, open opener, users ...string) (*Directory, *DB) {
 	t.Helper()
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	db := open(t, newClock(), nil)
 	for _, u := range users {
 		if err := db.Add(u, "pw"); err != nil {
 			t.Fatal(err)
@@ -38,8 +37,10 @@ func testDirectory(t *testing.T, users ...string) (*Directory, *DB) {
 	return NewDirectory(db, cfg), db
 }
 
-func TestDirectoryLocalDomains(t *testing.T) {
-	d, _ := testDirectory(t)
+func TestDirectoryLocalDomains(t *testing.T) { eachBackend(t, testDirectoryLocalDomains) }
+
+func testDirectoryLocalDomains(t *testing.T, open opener) {
+	d, _ := testDirectory(t, open)
 	for dom, want := range map[string]bool{
 		"example.org": true, "EXAMPLE.ORG": true, "example.net": true, "example.net.": true,
 		"example.com": false, "sub.example.org": false, "": false,
@@ -50,8 +51,10 @@ func TestDirectoryLocalDomains(t *testing.T) {
 	}
 }
 
-func TestDirectoryRecipientExists(t *testing.T) {
-	d, _ := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+func TestDirectoryRecipientExists(t *testing.T) { eachBackend(t, testDirectoryRecipientExists) }
+
+func testDirectoryRecipientExists(t *testing.T, open opener) {
+	d, _ := testDirectory(t, open, "alice@example.org", "Bob@example.org", "carol@example.net")
 	ctx := context.Background()
 	for addr, want := range map[string]bool{
 		"alice@example.org":      true,
@@ -79,8 +82,10 @@ func TestDirectoryRecipientExists(t *testing.T) {
 	}
 }
 
-func TestDirectoryResolve(t *testing.T) {
-	d, db := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+func TestDirectoryResolve(t *testing.T) { eachBackend(t, testDirectoryResolve) }
+
+func testDirectoryResolve(t *testing.T, open opener) {
+	d, db := testDirectory(t, open, "alice@example.org", "Bob@example.org", "carol@example.net")
 	for addr, want := range map[string][]string{
 		"alice@example.org":      {"alice@example.org"},
 		"ALICE@EXAMPLE.ORG":      {"alice@example.org"},
@@ -129,8 +134,10 @@ func TestDirectoryResolve(t *testing.T) {
 	}
 }
 
-func TestDirectoryResolveDepth(t *testing.T) {
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+func TestDirectoryResolveDepth(t *testing.T) { eachBackend(t, testDirectoryResolveDepth) }
+
+func testDirectoryResolveDepth(t *testing.T, open opener) {
+	db := open(t, newClock(), nil)
 	if err := db.Add("end@example.org", "pw"); err != nil {
 		t.Fatal(err)
 	}
@@ -149,8 +156,10 @@ func TestDirectoryResolveDepth(t *testing.T) {
 	}
 }
 
-func TestDirectoryMaySendAs(t *testing.T) {
-	d, _ := testDirectory(t, "alice@example.org", "Bob@example.org", "carol@example.net")
+func TestDirectoryMaySendAs(t *testing.T) { eachBackend(t, testDirectoryMaySendAs) }
+
+func testDirectoryMaySendAs(t *testing.T, open opener) {
+	d, _ := testDirectory(t, open, "alice@example.org", "Bob@example.org", "carol@example.net")
 	ctx := context.Background()
 	for _, tc := range []struct {
 		user, addr string

@@ -182,9 +182,11 @@ func TestOpenCreatesPrivateFile(t *testing.T) {
 	}
 }
 
-func TestAddSetDeleteLookup(t *testing.T) {
+func TestAddSetDeleteLookup(t *testing.T) { eachBackend(t, testAddSetDeleteLookup) }
+
+func testAddSetDeleteLookup(t *testing.T, open opener) {
 	clk := newClock()
-	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), clk, nil)
+	db := open(t, clk, nil)
 	if err := db.Add("Alice@Example.ORG", "pw1"); err != nil {
 		t.Fatal(err)
 	}
