@@ -19,9 +19,16 @@ import (
 
 // Defaults of Options.
 const (
+	// DefaultMTASTSCacheSize is the number of domains whose MTA-STS
+	// policy is kept when Options.MTASTSCacheSize is zero.
 	DefaultMTASTSCacheSize = 4096
-	DefaultFetchTimeout    = 10 * time.Second // RFC 8461 §3.3 suggests 10 s or more
-	DefaultMaxHosts        = 10
+	// DefaultFetchTimeout bounds one MTA-STS policy fetch when
+	// Options.FetchTimeout is zero. A fetch that fails or times out
+	// leaves the cached policy in force (RFC 8461 §5.1).
+	DefaultFetchTimeout = 10 * time.Second
+	// DefaultMaxHosts caps the MX hosts considered per domain when
+	// Options.MaxHosts is zero.
+	DefaultMaxHosts = 10
 )
 
 // Options configure an Engine. Resolver is required; every other field

@@ -60,9 +60,10 @@ var ErrNoHosts = errors.New("policy: no usable mail host")
 // ErrRequireTLS is returned (wrapped) by Plan for a message sent with
 // REQUIRETLS (RFC 8689 §4.2.1) when no host of the domain is both
 // authenticated and verifiable: the domain has neither an enforced MTA-STS
-// policy nor usable DANE TLSA records. It is a permanent failure (bounce
-// with 5.7.10) unless IsPermanent says otherwise, which happens when some
-// host was skipped for a temporary reason and might qualify later.
+// policy nor usable DANE TLSA records. It is a permanent failure (the
+// message bounces with the reason) unless IsPermanent says otherwise,
+// which happens when some host was skipped for a temporary reason and
+// might qualify later.
 var ErrRequireTLS = errors.New("policy: REQUIRETLS cannot be met")
 
 // Request is what Plan needs beyond the domain.
