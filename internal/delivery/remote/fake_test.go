@@ -37,7 +37,7 @@ type fakeMsg struct {
 
 // fakeServer is a scriptable SMTP server on a 127.0.0.x address.
 type fakeServer struct {
-	t    *testing.T
+	t    testing.TB
 	ln   net.Listener
 	Addr string
 
@@ -71,7 +71,7 @@ type fakeServer struct {
 }
 
 // newFake starts a fakeServer on ip (e.g. "127.0.0.2") and a free port.
-func newFake(t *testing.T, ip string, setup func(*fakeServer)) *fakeServer {
+func newFake(t testing.TB, ip string, setup func(*fakeServer)) *fakeServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {

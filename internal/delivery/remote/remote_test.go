@@ -8,6 +8,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -257,12 +259,16 @@ func TestSecondHost(t *testing.T) {
 		}
 	})
 	good := newFake(t, "127.0.0.3", nil)
-	down := mx("down.example.test", policy.Opportunistic, good)
-	down.Addrs[0] = down.Addrs[0].Prev() // 127.0.0.2's neighbour... no server mapped
+	// down refuses connections: a listener closed at once.
+	ln, err := net.Listen("tcp", "127.0.0.9:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	down := policy.Host{Name: "down.example.test", Addrs: []netip.Addr{netip.MustParseAddr("127.0.0.9")}}
 	hosts := []policy.Host{down, mx("mx1.example.test", policy.Opportunistic, bad), mx("mx2.example.test", policy.Opportunistic, good)}
 	f := newFixture(t, hosts, bad, good)
-	delete(f.dialer.m, "127.0.0.2:25")
-	f.dialer.m["127.0.0.2:25"] = bad.Addr
+	f.dialer.m["127.0.0.9:25"] = ln.Addr().String()
 	res := f.one(t, testMsg("b@example.test"))
 	delivered(t, res)
 	if res[0].Host != "mx2.example.test" {
@@ -392,6 +398,9 @@ func TestSTARTTLS(t *testing.T) {
 			}
 			if c.cert != nil && len(s.helo) != 2 {
 				t.Errorf("want EHLO before and after STARTTLS, got %q", s.helo)
+			}
+			if logs := f.logs.String(); c.cert != nil && !strings.Contains(logs, `tls="TLS 1.3" tls_mode=`+c.tls) {
+				t.Errorf("log lacks the TLS version and mode:\n%s", logs)
 			}
 		})
 	}

@@ -1,0 +1,57 @@
+package remote
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"postern/internal/delivery/policy"
+)
+
+// BenchmarkDeliverPooled delivers one-recipient messages from parallel
+// goroutines over pooled sessions (MaxConnsPerHost 10), to the fake
+// server and to Postfix's smtp-sink; it reports messages per second.
+func BenchmarkDeliverPooled(b *testing.B) {
+	run := func(b *testing.B, addr string) {
+		f := newBenchFixture(b, addr)
+		msg := &Message{ID: "B", From: "a@src.test", Rcpts: []string{"b@example.test"},
+			Data: []byte("Subject: bench\r\n\r\nhello\r\n.dot\r\n")}
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		start := time.Now()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if r := f.Deliver(context.Background(), msg); !r[0].Delivered {
+					b.Errorf("not delivered: %+v", r[0])
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+	}
+	b.Run("fake", func(b *testing.B) {
+		s := newFake(b, "127.0.0.8", func(s *fakeServer) { s.Ext = []string{"PIPELINING", "8BITMIME"} })
+		run(b, s.Addr)
+	})
+	b.Run("smtp-sink", func(b *testing.B) {
+		addr, _ := startSink(b, "127.0.0.7")
+		run(b, addr)
+	})
+}
+
+// newBenchFixture returns a Deliverer for the server at addr, quiet.
+func newBenchFixture(b *testing.B, addr string) *Deliverer {
+	dl := &mapDialer{m: map[string]string{}}
+	h := mx("mx.example.test", policy.Opportunistic, &fakeServer{Addr: addr})
+	dl.m[h.Addrs[0].String()+":25"] = addr
+	d := &Deliverer{
+		Hostname: "out.postern.test",
+		Planner:  fixedPlanner{plan: &policy.Plan{Hosts: []policy.Host{h}}},
+		Dialer:   dl,
+		Pool:     PoolOptions{MaxIdlePerHost: 10, MaxMessagesPerConn: 1000},
+		Logger:   slog.New(slog.DiscardHandler),
+	}
+	b.Cleanup(d.Close)
+	return d
+}
