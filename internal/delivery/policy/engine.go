@@ -210,6 +210,9 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 			return nil, permanent(err)
 		}
 	}
+	if len(refused) > 0 {
+		e.log.Info("mail hosts left out", "domain", domain, "require_tls", req.RequireTLS, "reasons", strings.Join(refused, "; "))
+	}
 	return &Plan{Domain: domain, Hosts: hosts, Implicit: implicit}, nil
 }
 
