@@ -105,6 +105,16 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 		}
 		return errs
 	}
+	// A control character would end or corrupt a command line: refuse
+	// such addresses here (every input is hostile).
+	if hasCtl(from) {
+		return all(&LMTPError{Code: 553, Enhanced: "5.1.7", Text: "bad sender address", step: "MAIL FROM"})
+	}
+	for i, r := range rcpts {
+		if hasCtl(r) {
+			errs[i] = &LMTPError{Code: 553, Enhanced: "5.1.3", Text: "bad recipient address", step: "RCPT TO"}
+		}
+	}
 	to := l.Timeout
 	if to <= 0 {
 		to = 5 * time.Minute
@@ -148,6 +158,9 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 	}
 	var accepted []int
 	for i, r := range rcpts {
+		if errs[i] != nil {
+			continue
+		}
 		rep, err := c.cmd("RCPT TO:<" + r + ">")
 		if err != nil {
 			return all(replyErr("RCPT TO", rep, err, false))
@@ -260,6 +273,16 @@ func (c *lmtpConn) read(to time.Duration) (lmtpReply, error) {
 		}
 	}
 	return rep, errors.New("malformed reply: too many lines")
+}
+
+// hasCtl reports whether s has an ASCII control character.
+func hasCtl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
 }
 
 // isDigits reports whether s is all ASCII digits.

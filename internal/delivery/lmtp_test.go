@@ -312,3 +312,15 @@ func TestWriteStuffed(t *testing.T) {
 		}
 	}
 }
+
+func TestLMTPBadAddresses(t *testing.T) {
+	s := newFakeLMTP(t, "tcp", "127.0.0.5:0", nil)
+	l := &LMTP{Network: "tcp", Address: s.ln.Addr().String(), Hostname: "h", Timeout: 2 * time.Second}
+	check(t, l.Deliver(context.Background(), "", []string{"a@x.test", "b@x.test>\r\nRSET"}, lmtpMsg), "", "perm bad recipient")
+	check(t, l.Deliver(context.Background(), "a\r\n@x", []string{"a@x.test"}, lmtpMsg), "perm bad sender")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.data) != 1 {
+		t.Errorf("server got %d messages, want 1", len(s.data))
+	}
+}

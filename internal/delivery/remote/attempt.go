@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -46,9 +47,10 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		ev = append(ev, slog.String("outcome", "bounced"), slog.Any("error", f.err))
 		return f, false
 	}
-	rcpts := make([]string, len(msg.Rcpts))
-	for i, r := range msg.Rcpts {
-		rcpts[i] = "RCPT TO:<" + r + ">"
+	pend := pending(res)
+	rcpts := make([]string, len(pend))
+	for j, i := range pend {
+		rcpts[j] = "RCPT TO:<" + msg.Rcpts[i] + ">"
 	}
 	tx, err := c.transaction(d.mailFrom(msg, c), rcpts, msg.Data)
 	last := c.lastRepl
@@ -72,10 +74,10 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		setAll(res, f)
 		return f, false
 	}
-	for i := range res {
+	for j, i := range pend {
 		r := base
 		r.Rcpt = res[i].Rcpt
-		switch rcpt := tx.rcpts[i]; {
+		switch rcpt := tx.rcpts[j]; {
 		case rcpt.Code/100 != 2:
 			setReply(&r, rcpt, fmt.Errorf("remote: %s[%s]: RCPT TO: %w", tg.host.Name, addr, rcpt.err()))
 		case tx.data.Code != 354:
@@ -90,6 +92,17 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	}
 	ev = append(ev, slog.String("outcome", "done"))
 	return nil, false
+}
+
+// pending returns the indexes of the recipients without an outcome.
+func pending(res []Result) []int {
+	var p []int
+	for i := range res {
+		if res[i].Err == nil && !res[i].Delivered {
+			p = append(p, i)
+		}
+	}
+	return p
 }
 
 // setReply records a refusal reply in r.
@@ -188,7 +201,17 @@ func (d *Deliverer) session(ctx context.Context, tg *target, key poolKey) (*conn
 		d.pool.discard(c)
 	}
 	poolTotal.WithLabelValues("miss").Inc()
-	c, f := d.dial(ctx, tg, key)
+	c, f := d.dial(ctx, tg, key, false)
+	var he *handshakeError
+	if f != nil && errors.As(f.err, &he) && tg.smarthost == nil && tg.host.Mode == policy.Opportunistic {
+		// Opportunistic TLS that fails in the handshake (no common
+		// version or cipher, a broken server) falls back to plaintext
+		// on a new connection, as without STARTTLS (RFC 7435 §4).
+		if c != nil {
+			c.close()
+		}
+		c, f = d.dial(ctx, tg, key, true)
+	}
 	if f != nil {
 		if c != nil {
 			c.quit()
@@ -200,10 +223,10 @@ func (d *Deliverer) session(ctx context.Context, tg *target, key poolKey) (*conn
 }
 
 // dial opens and prepares a new session: connect, greeting, EHLO,
-// STARTTLS (or implicit TLS), TLS checks per the host's mode, EHLO again
-// and, for a smarthost, AUTH. On failure the returned conn, when not nil,
-// is still open and must be closed.
-func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey) (*conn, *failure) {
+// STARTTLS (or implicit TLS; not when plain is set), TLS checks per the
+// host's mode, EHLO again and, for a smarthost, AUTH. On failure the
+// returned conn, when not nil, is still open and must be closed.
+func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey, plain bool) (*conn, *failure) {
 	h := &tg.host
 	tmp := func(enh string, err error) *failure {
 		return &failure{enhanced: enh, err: fmt.Errorf("remote: %s[%s]: %w", h.Name, key.addr, err)}
@@ -246,7 +269,7 @@ func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey) (*conn, *
 		}
 		return c, hostFailure(tg, key.addr, "EHLO", rep)
 	}
-	if c.tls == nil && c.has("STARTTLS") {
+	if c.tls == nil && c.has("STARTTLS") && !plain {
 		rep, err := c.startTLS(ctx, d.tlsConfig(tg))
 		if err != nil {
 			return c, tmp("4.7.5", fmt.Errorf("STARTTLS: %w", err))

@@ -20,10 +20,17 @@ import (
 // STARTTLS and before the TLS handshake (response injection).
 var errInjected = errors.New("bytes after the STARTTLS reply (possible response injection)")
 
+// handshakeError is a failed TLS handshake after STARTTLS.
+type handshakeError struct{ err error }
+
+func (e *handshakeError) Error() string { return "TLS handshake: " + e.err.Error() }
+func (e *handshakeError) Unwrap() error { return e.err }
+
 // conn is one SMTP client session. It is used by one goroutine at a time.
 // Any error leaves it broken: a broken conn is closed, never reused (its
 // protocol state is unknown).
 type conn struct {
+	raw      net.Conn // the TCP connection, under any TLS
 	nc       net.Conn
 	br       *bufio.Reader
 	r        *smtp.Reader
@@ -42,7 +49,7 @@ type conn struct {
 
 // newConn wraps an established network connection.
 func newConn(nc net.Conn, t Timeouts) *conn {
-	c := &conn{nc: nc, t: t}
+	c := &conn{raw: nc, nc: nc, t: t}
 	c.br = bufio.NewReaderSize(nc, 4096)
 	c.r = smtp.NewReader(c.br)
 	c.bw = bufio.NewWriterSize(c, 4096)
@@ -72,7 +79,7 @@ func (c *conn) deadline(d time.Duration) {
 func (c *conn) watch(ctx context.Context) func() bool {
 	return context.AfterFunc(ctx, func() {
 		c.canceled.Store(true)
-		c.nc.SetDeadline(time.Unix(1, 0))
+		c.raw.SetDeadline(time.Unix(1, 0))
 	})
 }
 
@@ -85,6 +92,10 @@ func (c *conn) read(d time.Duration) (reply, error) {
 		return rep, err
 	}
 	c.lastRepl = rep
+	if rep.Code == 421 {
+		// RFC 5321 §3.8: the server is closing the session.
+		c.broken = true
+	}
 	return rep, nil
 }
 
@@ -160,7 +171,7 @@ func (c *conn) startTLS(ctx context.Context, cfg *tls.Config) (reply, error) {
 	c.nc.SetDeadline(time.Now().Add(c.t.Command))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.broken = true
-		return rep, fmt.Errorf("TLS handshake: %w", err)
+		return rep, &handshakeError{err}
 	}
 	c.setTLS(tc)
 	return rep, nil

@@ -230,6 +230,13 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 			deliveriesTotal.WithLabelValues(outcome, tlsLabel).Inc()
 		}
 	}()
+	if f := checkAddrs(msg, res); f != nil {
+		setAll(res, f)
+		return res
+	}
+	if len(pending(res)) == 0 {
+		return res
+	}
 	domain := domainOf(msg.Rcpts[0])
 	targets, f := d.targets(ctx, msg, domain)
 	if f != nil {
@@ -321,10 +328,8 @@ type failure struct {
 
 // setAll applies f to every recipient without an outcome yet.
 func setAll(res []Result, f *failure) {
-	for i := range res {
-		if res[i].Code == 0 && res[i].Err == nil && !res[i].Delivered {
-			f.apply(&res[i])
-		}
+	for _, i := range pending(res) {
+		f.apply(&res[i])
 	}
 }
 
@@ -339,6 +344,32 @@ func (f *failure) apply(r *Result) {
 		r.Text = f.err.Error()
 	}
 	r.Host, r.TLS, r.Err = f.host, f.tls, f.err
+}
+
+// checkAddrs refuses addresses that cannot be sent in a command line: a
+// control character (CR, LF, NUL...) would end or corrupt the command
+// (every input is hostile, even from our own spool). A bad sender fails
+// the message (returned); a bad recipient fails itself (set in res).
+func checkAddrs(msg *Message, res []Result) *failure {
+	bad := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] < 0x20 || s[i] == 0x7f {
+				return true
+			}
+		}
+		return false
+	}
+	if bad(msg.From) {
+		return &failure{permanent: true, enhanced: "5.1.7", err: fmt.Errorf("remote: bad sender address %q", msg.From)}
+	}
+	for i, r := range msg.Rcpts {
+		if bad(r) || !strings.Contains(r, "@") {
+			res[i].Permanent, res[i].Enhanced = true, "5.1.3"
+			res[i].Err = fmt.Errorf("remote: bad recipient address %q", r)
+			res[i].Text = res[i].Err.Error()
+		}
+	}
+	return nil
 }
 
 // domainOf returns the lower-cased domain of addr.

@@ -535,3 +535,56 @@ func TestConcurrentDeliveries(t *testing.T) {
 		t.Errorf("messages %d conns %d", len(msgs), conns)
 	}
 }
+
+func TestBadAddresses(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	res := f.one(t, testMsg("ok@example.test", "x@example.test>\r\nRSET", "nodomain"))
+	delivered(t, res[:1])
+	failed(t, res[1:], true, "bad recipient")
+	msg := testMsg("ok@example.test")
+	msg.From = "a@b\r\nDATA"
+	failed(t, f.one(t, msg), true, "bad sender")
+	if _, _, _, msgs := s.stats(); len(msgs) != 1 || len(msgs[0].Rcpts) != 1 {
+		t.Errorf("server got %+v", msgs)
+	}
+}
+
+func TestOpportunisticHandshakeFailureFallsBack(t *testing.T) {
+	cert, _ := testCert(t, "mx.example.test")
+	for _, mode := range []policy.Mode{policy.Opportunistic, policy.Encrypt} {
+		s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+			s.Ext = []string{"STARTTLS"}
+			// Only TLS 1.0: the client (TLS 1.2 at least) cannot agree.
+			s.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MaxVersion: tls.VersionTLS10}
+		})
+		f := newFixture(t, []policy.Host{mx("mx.example.test", mode, s)}, s)
+		res := f.one(t, testMsg("b@example.test"))
+		if mode == policy.Encrypt {
+			failed(t, res, false, "TLS handshake")
+			continue
+		}
+		delivered(t, res)
+		if conns, _, _, _ := s.stats(); res[0].TLS != "plain" || conns != 2 {
+			t.Errorf("TLS %q conns %d, want plain over a second connection", res[0].TLS, conns)
+		}
+	}
+}
+
+func TestServerClosing421(t *testing.T) {
+	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+		s.Reply = func(cmd string) string {
+			if cmd == "." {
+				return "421 4.3.2 shutting down"
+			}
+			return ""
+		}
+	})
+	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+	failed(t, f.one(t, testMsg("b@example.test")), false, "shutting down")
+	failed(t, f.one(t, testMsg("b@example.test")), false, "shutting down")
+	// A session that got 421 is not reused.
+	if conns, rsets, _, _ := s.stats(); conns != 2 || rsets != 0 {
+		t.Errorf("conns %d rsets %d, want 2 0", conns, rsets)
+	}
+}
