@@ -47,7 +47,8 @@ type Options struct {
 	Roots *x509.CertPool
 	// Minimum is the configured minimum Mode per recipient domain (lower
 	// case, no trailing dot); the key "*" applies to every domain not
-	// listed. A missing entry means Opportunistic.
+	// listed. A missing entry means Opportunistic. The map must not
+	// change after New.
 	Minimum map[string]Mode
 	// Now returns the current time (policy expiry, certificate validity).
 	// Nil means time.Now.
@@ -162,6 +163,11 @@ const (
 
 func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 	domain := strings.TrimSuffix(strings.ToLower(req.Domain), ".")
+	if strings.HasPrefix(domain, "[") {
+		// RFC 5321 §4.1.3 address literals: Postern delivers to
+		// domains only.
+		return nil, permanent(fmt.Errorf("%w: %s: delivery to address literals is not supported", ErrNoHosts, truncate(req.Domain)))
+	}
 	if !validHostname(domain) {
 		return nil, permanent(fmt.Errorf("%w: invalid domain %q", ErrNoHosts, truncate(req.Domain)))
 	}

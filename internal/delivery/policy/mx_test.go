@@ -163,8 +163,10 @@ func TestNXDomainAndServFail(t *testing.T) {
 		t.Errorf("error %q", err)
 	}
 
-	_, err = e.plan(t, "bad..domain", false)
-	wantErr(t, err, true, ErrNoHosts)
+	for _, d := range []string{"bad..domain", "[127.0.0.1]", "", "ex ample.com"} {
+		_, err = e.plan(t, d, false)
+		wantErr(t, err, true, ErrNoHosts)
+	}
 	if !strings.Contains(e.logs.String(), "no delivery plan") {
 		t.Error("refusals are not logged")
 	}
