@@ -21,6 +21,8 @@ var ErrBadMailbox = errors.New("bad mailbox name")
 
 // Maildir delivers messages into Maildir mailboxes laid out as
 // Root/DOMAIN/USER/{tmp,new,cur}, creating directories (0700) as needed.
+// A message whose first header field is QuarantineField goes into the
+// Maildir++ folder Root/DOMAIN/USER/.Junk/ instead.
 // Each delivery is written to tmp/, fsynced, renamed into new/, and new/
 // is fsynced before Deliver returns; concurrent deliveries to one mailbox
 // share the fsync of new/. A Maildir must not be copied after first use;
@@ -60,6 +62,13 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	box := filepath.Join(m.Root, domain, user)
+	folder := ""
+	if Quarantined(data) {
+		folder = junkFolder
+	}
+	if folder != "" {
+		box = filepath.Join(box, folder)
+	}
 	tmpDir, newDir := filepath.Join(box, "tmp"), filepath.Join(box, "new")
 	var header []byte
 	if m.DeliveredTo {
@@ -71,7 +80,15 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 	tmpPath := filepath.Join(tmpDir, name)
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
-		if err = m.makeMaildir(box); err == nil {
+		err = nil
+		if folder != "" {
+			// A Maildir++ folder lives inside the mailbox's Maildir.
+			err = m.makeMaildir(filepath.Dir(box), false)
+		}
+		if err == nil {
+			err = m.makeMaildir(box, folder != "")
+		}
+		if err == nil {
 			f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		}
 	}
@@ -139,15 +156,55 @@ func splitMailbox(mailbox string) (user, domain string, err error) {
 // makeMaildir creates box/{new,cur,tmp} and makes them durable: each
 // new directory is fsynced into its parent. Creations are serialized, and
 // tmp/ comes last, so a delivery that finds tmp/ also finds new/, durable.
-func (m *Maildir) makeMaildir(box string) error {
+//
+// A Maildir++ folder (isFolder) also gets its empty "maildirfolder" file,
+// before tmp/.
+func (m *Maildir) makeMaildir(box string, isFolder bool) error {
 	m.mkdirMu.Lock()
 	defer m.mkdirMu.Unlock()
 	for _, sub := range []string{"new", "cur", "tmp"} {
+		if sub == "tmp" && isFolder {
+			if err := touchDurable(filepath.Join(box, "maildirfolder")); err != nil {
+				return err
+			}
+		}
 		if err := mkdirDurable(filepath.Join(box, sub)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// touchDurable creates the empty file path when it does not exist and
+// fsyncs its directory.
+func touchDurable(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// QuarantineField is the header field that mail authentication puts on
+// top of a message that DMARC quarantines (mailauth.QuarantineField).
+const QuarantineField = "X-Postern-Quarantine"
+
+// junkFolder is the Maildir++ folder quarantined messages go to.
+const junkFolder = ".Junk"
+
+// Quarantined reports whether the first header field of data is
+// QuarantineField: such a message is delivered into the mailbox's Junk
+// folder (Maildir++ ".Junk"). Only the first field counts: the mx filter
+// removes incoming copies and puts its own on top.
+func Quarantined(data []byte) bool {
+	n := len(QuarantineField)
+	return len(data) > n && data[n] == ':' && strings.EqualFold(string(data[:n]), QuarantineField)
 }
 
 // mkdirDurable creates dir and its missing parents (0700) and fsyncs the
