@@ -45,10 +45,9 @@ type Options struct {
 	// Roots are the WebPKI roots Host.Verify checks certificates against
 	// for MTA-STS and a configured "verify". Nil means the system roots.
 	Roots *x509.CertPool
-	// Minimum is the configured minimum Mode per recipient domain (lower
-	// case, no trailing dot); the key "*" applies to every domain not
-	// listed. A missing entry means Opportunistic. The map must not
-	// change after New.
+	// Minimum is the configured minimum Mode per recipient domain (any
+	// case, trailing dot or not); the key "*" applies to every domain
+	// not listed. A missing entry means Opportunistic. New copies it.
 	Minimum map[string]Mode
 	// Now returns the current time (policy expiry, certificate validity).
 	// Nil means time.Now.
@@ -103,6 +102,11 @@ func New(opts Options) *Engine {
 	if opts.MaxHosts <= 0 {
 		opts.MaxHosts = DefaultMaxHosts
 	}
+	minimum := make(map[string]Mode, len(opts.Minimum))
+	for d, m := range opts.Minimum {
+		minimum[strings.TrimSuffix(strings.ToLower(d), ".")] = m
+	}
+	opts.Minimum = minimum
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -19,7 +19,7 @@ func TestConfiguredMinimum(t *testing.T) {
 		z[k] = v
 	}
 	e := newEnv(t, z, func(o *Options) {
-		o.Minimum = map[string]Mode{"*": Encrypt, "strict.test": Verify, "lax.test": Opportunistic, "dane.test": Verify}
+		o.Minimum = map[string]Mode{"*": Encrypt, "Strict.Test.": Verify, "lax.test": Opportunistic, "dane.test": Verify}
 	})
 	e.dns.Authentic("dane.test", "mx.dane.test", "mx2.dane.test", "_25._tcp.mx.dane.test")
 
