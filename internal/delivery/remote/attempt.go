@@ -37,12 +37,14 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		return f, true
 	}
 	ev = append(ev, slog.String("tls", tlsVersion(c)), slog.String("tls_mode", c.label))
+	// Stop watching ctx before the session goes back to the pool, where
+	// another delivery may take it.
 	stop := c.watch(ctx)
-	defer stop()
+	put := func() { stop(); d.pool.put(c) }
 
 	if f := d.refuse(msg, c); f != nil {
 		f.host, f.tls = tg.host.Name, c.label
-		d.pool.put(c)
+		put()
 		setAll(res, f)
 		ev = append(ev, slog.String("outcome", "bounced"), slog.Any("error", f.err))
 		return f, false
@@ -56,13 +58,14 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	last := c.lastRepl
 	ev = append(ev, slog.Int("code", last.Code), slog.String("reply", truncate(last.String(), 200)))
 	if err != nil {
+		stop()
 		d.pool.discard(c)
 		f := &failure{enhanced: "4.4.2", host: tg.host.Name, tls: c.label,
 			err: fmt.Errorf("remote: %s[%s]: session lost: %w", tg.host.Name, addr, err)}
 		ev = append(ev, slog.String("outcome", "next"), slog.Any("error", err))
 		return f, true
 	}
-	d.pool.put(c)
+	put()
 	base := Result{Host: tg.host.Name, TLS: c.label}
 	if tx.mail.Code != 250 {
 		f := replyFailure(tg, addr, "MAIL FROM", tx.mail)

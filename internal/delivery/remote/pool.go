@@ -131,10 +131,11 @@ func (p *pool) discard(c *conn) {
 	p.release(c.key)
 }
 
-// put returns a healthy session after use: kept idle when below the caps,
-// otherwise ended with QUIT.
+// put returns a session after use: kept idle when healthy and below the
+// caps, otherwise ended with QUIT (or closed, when broken or its last use
+// was canceled: its state is unknown).
 func (p *pool) put(c *conn) {
-	if c.broken {
+	if c.broken || c.canceled.Load() {
 		p.discard(c)
 		return
 	}
