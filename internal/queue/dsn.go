@@ -106,11 +106,12 @@ func buildDSN(in dsnInput) (*Envelope, []byte) {
 	} else {
 		b.WriteString("Content-Type: message/delivery-status\r\n\r\n")
 	}
+	// RFC 3464 §2.2: extension fields come after the standard ones.
 	hdr("Reporting-MTA", "dns; "+host)
-	hdr("X-Postern-Queue-ID", in.orig.ID)
 	if !in.orig.ReceivedAt.IsZero() {
 		hdr("Arrival-Date", in.orig.ReceivedAt.In(in.now.Location()).Format(time.RFC1123Z))
 	}
+	hdr("X-Postern-Queue-ID", in.orig.ID)
 	for _, r := range in.rcpts {
 		b.WriteString("\r\n")
 		hdr("Final-Recipient", addrType+"; "+r.addr)

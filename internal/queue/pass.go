@@ -98,7 +98,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 			if !rc.State.Status.Final() {
 				p.record(rc, Outcome{Rcpt: rc.Addr, Err: Permanent(errLoop), Status: "5.4.6",
 					Diagnostic: fmt.Sprintf("X-Postern; Routing loop detected (%d Received header fields)", n)},
-					"loop", r.opts.IsLocal(rc.Addr))
+					"loop", r.opts.IsLocal(rc.Addr), r.clock())
 			}
 		}
 		return
@@ -135,7 +135,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
 		}
-		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err}, "", true)
+		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err}, "", true, r.clock())
 	}
 }
 
@@ -208,6 +208,9 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
 	outs := r.remote.DeliverBatch(actx, b.p.env, addrs, b.p.data)
 	cancel()
+	// One clock reading and one random number for the whole batch, so
+	// that its deferred recipients stay together for the next attempt.
+	c := r.clock()
 	byRcpt := make(map[string]Outcome, len(outs))
 	for _, o := range outs {
 		byRcpt[o.Rcpt] = o
@@ -220,16 +223,25 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		if o.Err != nil && ctx.Err() != nil {
 			continue // shutting down: the attempt does not count
 		}
-		b.p.record(rc, o, "", false)
+		b.p.record(rc, o, "", false, c)
 	}
 }
 
-// record turns the outcome of an attempt into the recipient's new state
-// and records it, or holds it for the DSN. reason labels a permanent
-// failure for the bounce metric ("" means "permanent").
-func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool) {
+// reading is a clock reading and a random number for the jitter.
+type reading struct {
+	now time.Time
+	rnd float64
+}
+
+// clock reads the clock and the random source.
+func (r *Runner) clock() reading { return reading{r.opts.Now(), r.opts.Rand()} }
+
+// record turns the outcome of an attempt at c.now into the recipient's
+// new state and records it, or holds it for the DSN. reason labels a
+// permanent failure for the bounce metric ("" means "permanent").
+func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c reading) {
 	r := p.r
-	now := r.opts.Now()
+	now := c.now
 	st := rc.State
 	st.Attempts++
 	st.Updated = now
@@ -266,7 +278,7 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool) {
 		if st.Code == "" {
 			st.Code = "4.0.0"
 		}
-		next, ok := p.retryAt(st, now)
+		next, ok := p.retryAt(st, c)
 		if !ok {
 			st.Status = StatusFailed
 			h.reason = "expired"
@@ -303,15 +315,15 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool) {
 
 // retryAt returns when a recipient deferred at now is due again, or ok
 // false when its message is past giving up.
-func (p *pass) retryAt(st RecipientState, now time.Time) (time.Time, bool) {
+func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
 	r := p.r
 	if r.opts.Retry != nil {
-		return r.opts.Retry(p.env, st, now)
+		return r.opts.Retry(p.env, st, c.now)
 	}
-	if r.policy.Expired(p.env.ReceivedAt, now) {
+	if r.policy.Expired(p.env.ReceivedAt, c.now) {
 		return time.Time{}, false
 	}
-	return now.Add(r.policy.Backoff(st.Attempts, r.opts.Rand())), true
+	return c.now.Add(r.policy.Backoff(st.Attempts, c.rnd)), true
 }
 
 // mark records st for rcpt.
