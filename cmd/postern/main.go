@@ -43,6 +43,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdServe(args[1:], stdout, stderr)
 	case "user":
 		err = cmdUser(args[1:], stdin, stdout)
+	case "dkim":
+		err = cmdDKIM(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", version)
 	case "help", "-h", "--help":
@@ -75,6 +77,8 @@ func usage(w io.Writer) {
   postern user passwd EMAIL [...]                password from stdin, or prompted on a terminal
   postern user delete EMAIL [...]
   postern user list [...]
+  postern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [...]
+                                                 new DKIM key; prints the DNS record
   postern version
 
 Without --config, postern uses its embedded default (see README.md):

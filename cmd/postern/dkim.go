@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"postern/internal/mailauth"
+)
+
+// cmdDKIM runs "postern dkim keygen DOMAIN [--selector S] [--algorithm
+// ed25519|rsa] [--config FILE | --data DIR]": it writes a new private key
+// to DATA/dkim/DOMAIN/SELECTOR.ALG.pem (0600) and prints the DNS TXT
+// record to publish (RFC 6376 §3.6.1).
+func cmdDKIM(args []string, stdout io.Writer) error {
+	return dkimKeygen(args, stdout, time.Now)
+}
+
+// dkimKeygen is cmdDKIM with a clock, for the default selector.
+func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
+	if len(args) == 0 || args[0] != "keygen" {
+		return usageError{"dkim: want keygen DOMAIN [--selector S] [--algorithm ed25519|rsa]"}
+	}
+	fs := flag.NewFlagSet("dkim keygen", flag.ContinueOnError)
+	var cf configFlags
+	cf.register(fs)
+	selector := fs.String("selector", "", `selector (default "pYYYYMM" for rsa, "pYYYYMMe" for ed25519)`)
+	algorithm := fs.String("algorithm", "rsa", "key algorithm: rsa (2048 bits) or ed25519 (RFC 8463)")
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{fmt.Sprintf("dkim keygen: want 1 argument (DOMAIN), got %d", len(pos))}
+	}
+	domain := strings.ToLower(strings.TrimSuffix(pos[0], "."))
+	if !validDNSName(domain) {
+		return usageError{fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0])}
+	}
+	var alg, other mailauth.Algorithm
+	switch *algorithm {
+	case "rsa":
+		alg, other = mailauth.RSASHA256, mailauth.Ed25519SHA256
+	case "ed25519":
+		alg, other = mailauth.Ed25519SHA256, mailauth.RSASHA256
+	default:
+		return usageError{fmt.Sprintf("dkim keygen: unknown algorithm %q (want ed25519 or rsa)", *algorithm)}
+	}
+	sel := *selector
+	if sel == "" {
+		sel = now().UTC().Format("p200601")
+		if alg == mailauth.Ed25519SHA256 {
+			sel += "e"
+		}
+	}
+	if !validLabel(sel) {
+		return usageError{fmt.Sprintf("dkim keygen: %q is not a valid selector", sel)}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	// One selector publishes one key (RFC 6376 §3.6.2.2).
+	if _, err := os.Stat(mailauth.KeyPath(cfg.DataDir, domain, sel, other)); err == nil {
+		return fmt.Errorf("dkim keygen: selector %s of %s already has a key of the other algorithm", sel, domain)
+	}
+	path := mailauth.KeyPath(cfg.DataDir, domain, sel, alg)
+	key, pemBytes, err := mailauth.GenerateKey(alg)
+	if err != nil {
+		return err
+	}
+	rec, err := mailauth.KeyRecord(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("dkim keygen: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("dkim keygen: %s exists; choose another --selector", path)
+	}
+	if err != nil {
+		return fmt.Errorf("dkim keygen: %w", err)
+	}
+	_, err = f.Write(pemBytes)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("dkim keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "Wrote %s\n", path)
+	if !slices.Contains(cfg.LocalDomains, domain) {
+		fmt.Fprintf(stdout, "Note: %s is not one of local_domains.\n", domain)
+	}
+	fmt.Fprintf(stdout, "Publish this DNS record, then restart postern to sign with the key:\n%s\n", mailauth.ZoneRecord(domain, sel, rec))
+	return nil
+}
+
+// validDNSName reports whether s is a DNS name of letters, digits and
+// hyphens with at least two labels.
+func validDNSName(s string) bool {
+	labels := strings.Split(s, ".")
+	if len(s) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if !validLabel(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// validLabel reports whether s is an LDH label (RFC 1035 §2.3.1; RFC
+// 6376 §3.1 selectors are labels too).
+func validLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

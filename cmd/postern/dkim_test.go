@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"postern/internal/config"
+	"postern/internal/dns/dnstest"
+	"postern/internal/mailauth"
+	"postern/internal/smtpd"
+)
+
+func TestDKIMKeygen(t *testing.T) {
+	dir := t.TempDir()
+	now := func() time.Time { return time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC) }
+	var out bytes.Buffer
+	if err := dkimKeygen([]string{"keygen", "Example.ORG", "--data", dir}, &out, now); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "dkim", "example.org", "p202611.rsa.pem")
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v %v", fi, err)
+	}
+	// RSA records are longer than 255 octets: two strings.
+	re := regexp.MustCompile(`(?m)^p202611\._domainkey\.example\.org\. IN TXT "v=DKIM1; k=rsa; p=[A-Za-z0-9+/]{237}" "[A-Za-z0-9+/=]+"$`)
+	if !re.MatchString(out.String()) {
+		t.Errorf("output:\n%s", out.String())
+	}
+	out.Reset()
+	if err := dkimKeygen([]string{"keygen", "--algorithm", "ed25519", "example.org", "--data", dir}, &out, now); err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^p202611e\._domainkey\.example\.org\. IN TXT "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="$`).MatchString(out.String()) {
+		t.Errorf("output:\n%s", out.String())
+	}
+	keys, err := mailauth.LoadKeys(dir)
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("LoadKeys: %v %v", keys, err)
+	}
+	for _, args := range [][]string{
+		{"keygen", "example.org", "--data", dir},                                                    // exists
+		{"keygen", "example.org", "--selector", "p202611", "--algorithm", "ed25519", "--data", dir}, // other algorithm, same selector
+		{"keygen", "--data", dir},
+		{"keygen", "bad_domain", "--data", dir},
+		{"keygen", "example.org", "--selector", "a.b", "--data", dir},
+		{"keygen", "example.org", "--algorithm", "dsa", "--data", dir},
+		{"rotate"},
+	} {
+		if err := dkimKeygen(args, &out, now); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+// memSpool and memDir are the smallest smtpd backends.
+type memSpool struct {
+	mu   sync.Mutex
+	msgs [][]byte
+}
+
+func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, bytes.Clone(data))
+	return nil
+}
+
+type memDir struct{}
+
+func (memDir) IsLocalDomain(d string) bool { return d == "example.org" }
+func (memDir) RecipientExists(ctx context.Context, addr string) (bool, error) {
+	return true, nil
+}
+func (memDir) MaySendAs(ctx context.Context, user, addr string) (bool, error) { return true, nil }
+
+// TestMXFilterSession drives an mx listener with the mail_auth filter over
+// loopback SMTP and DNS: a DMARC p=reject failure gets 550 5.7.1 at the
+// end of DATA; a passing message is spooled with Authentication-Results.
+func TestMXFilterSession(t *testing.T) {
+	z := dnstest.Zone{
+		"example.com":        {dnstest.TXT("v=spf1 ip4:127.0.0.1 -all")},
+		"_dmarc.example.com": {dnstest.TXT("v=DMARC1; p=reject")},
+		"example.net":        {dnstest.TXT("v=spf1 -all")},
+		"_dmarc.example.net": {dnstest.TXT("v=DMARC1; p=reject")},
+	}
+	srv := dnstest.New(t, z)
+	cfg := config.Dev(t.TempDir())
+	cfg.Hostname = "mx.example.org"
+	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5}
+	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard())
+	if err != nil || mx == nil || sub != nil {
+		t.Fatalf("filters %v %v %v", mx, sub, err)
+	}
+	spool := &memSpool{}
+	s := &smtpd.Server{Name: "mx", Role: smtpd.RoleMX, Hostname: cfg.Hostname, Directory: memDir{}, Spool: spool, Filter: mx, Logger: discard()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	expect := func(cmd, prefix string) {
+		t.Helper()
+		if cmd != "" {
+			c.Write([]byte(cmd + "\r\n"))
+		}
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			if len(line) < 4 || line[3] != '-' {
+				if !strings.HasPrefix(line, prefix) {
+					t.Fatalf("%s: got %q, want %q", cmd, line, prefix)
+				}
+				return
+			}
+		}
+	}
+	expect("", "220 ")
+	expect("EHLO client.example.com", "250 ")
+	expect("MAIL FROM:<a@example.net>", "250 ")
+	expect("RCPT TO:<bob@example.org>", "250 ")
+	expect("DATA", "354 ")
+	expect("From: a@example.net\r\nSubject: x\r\n\r\nHi\r\n.", "550 5.7.1 Message rejected by the DMARC policy of example.net")
+	expect("MAIL FROM:<a@example.com>", "250 ")
+	expect("RCPT TO:<bob@example.org>", "250 ")
+	expect("DATA", "354 ")
+	expect("Authentication-Results: mx.example.org; dmarc=pass\r\nFrom: a@example.com\r\nSubject: x\r\n\r\nHi\r\n.", "250 ")
+	expect("MAIL FROM:<boss@example.org>", "250 ")
+	expect("RCPT TO:<bob@example.org>", "250 ")
+	expect("DATA", "354 ")
+	expect("From: boss@example.org\r\n\r\nHi\r\n.", "550 5.7.1 Sender domain example.org is ours")
+	expect("QUIT", "221 ")
+	if len(spool.msgs) != 1 {
+		t.Fatalf("spooled %d", len(spool.msgs))
+	}
+	got := string(spool.msgs[0])
+	if !strings.HasPrefix(got, "Authentication-Results: mx.example.org;\r\n\tspf=pass smtp.mailfrom=a@example.com;") ||
+		!strings.Contains(got, "dmarc=pass header.from=example.com") || strings.Count(got, "Authentication-Results:") != 1 {
+		t.Errorf("spooled:\n%s", got)
+	}
+}
+
+func TestSignFilter(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if err := dkimKeygen([]string{"keygen", "example.org", "--algorithm", "ed25519", "--selector", "s1", "--data", dir}, &out, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Dev(dir)
+	cfg.MailAuth = config.MailAuth{Sign: true}
+	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard())
+	if err != nil || mx != nil || sub == nil {
+		t.Fatalf("filters %v %v %v", mx, sub, err)
+	}
+	data := []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nHi\r\n")
+	res, err := sub.Filter(context.Background(), &smtpd.Envelope{AuthUser: "a"}, data)
+	if err != nil || !bytes.HasPrefix(res.Prepend, []byte("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n\td=example.org; s=s1;")) {
+		t.Errorf("signed: %q %v", res.Prepend, err)
+	}
+	if res, _ := sub.Filter(context.Background(), &smtpd.Envelope{}, data); res.Prepend != nil {
+		t.Error("signed an unauthenticated message")
+	}
+}
+
+func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
