@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/term"
@@ -14,20 +16,26 @@ import (
 	"postern/internal/userdb"
 )
 
-// cmdUser implements `postern user add|list|delete|passwd`. It edits the
-// user file directly (under its lock); a running server picks the change
-// up within a second, or at once on SIGHUP.
+// cmdUser implements `postern user add|list|delete|passwd` and
+// `postern user alias|sendas add|delete|list`. It edits the user file
+// directly (under its lock); a running server picks the change up within a
+// second, or at once on SIGHUP. --cram-md5 (add, passwd) also keeps the
+// password's CRAM-MD5 secret; without it passwd removes any kept before.
 func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"user: want add, list, delete or passwd"}
+		return usageError{"user: want add, list, delete, passwd, alias or sendas"}
 	}
 	verb := args[0]
 	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
 	var cf configFlags
 	cf.register(fs)
+	cram := fs.Bool("cram-md5", false, "also keep the password's CRAM-MD5 secret (add, passwd)")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
+	}
+	if *cram && verb != "add" && verb != "passwd" {
+		return usageError{"user " + verb + ": --cram-md5 is for add and passwd"}
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -42,6 +50,9 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	defer db.Close()
 
+	if verb == "alias" || verb == "sendas" {
+		return cmdUserDirectory(cfg, db, verb, pos, stdout)
+	}
 	want := 1
 	if verb == "list" {
 		want = 0
@@ -71,10 +82,11 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		opts := userdb.SetOptions{CRAMMD5: *cram}
 		if verb == "add" {
-			err = db.Add(pos[0], pw)
+			err = db.Add(pos[0], pw, opts)
 		} else {
-			err = db.SetPassword(pos[0], pw)
+			err = db.SetPassword(pos[0], pw, opts)
 		}
 		if err != nil {
 			return err
@@ -83,6 +95,108 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		return nil
 	}
 	return usageError{fmt.Sprintf("user: unknown command %q", verb)}
+}
+
+// cmdUserDirectory implements `postern user alias|sendas add|delete|list`
+// on a directory that keeps aliases and send-as grants (PostgreSQL); with
+// the users file they are in the configuration, and it says so.
+//
+//	user alias add ALIAS TARGET...       user sendas add USER ADDRESS|DOMAIN...
+//	user alias delete ALIAS [TARGET...]  user sendas delete USER [ADDRESS|DOMAIN...]
+//	user alias list                      user sendas list
+func cmdUserDirectory(cfg *config.Config, db *userdb.DB, verb string, pos []string, stdout io.Writer) error {
+	if len(pos) == 0 {
+		return usageError{"user " + verb + ": want add, delete or list"}
+	}
+	op, pos := pos[0], pos[1:]
+	ctx := context.Background()
+	switch {
+	case op == "list" && len(pos) == 0:
+	case op == "add" && len(pos) >= 2, op == "delete" && len(pos) >= 1:
+	default:
+		return usageError{fmt.Sprintf("user %s %s: wrong arguments", verb, op)}
+	}
+	if verb == "alias" {
+		if op == "add" {
+			for _, a := range pos {
+				if _, domain, _ := strings.Cut(a, "@"); !cfg.IsLocalDomain(strings.ToLower(domain)) {
+					return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", a, strings.Join(cfg.LocalDomains, ", "))
+				}
+			}
+		}
+		return userAlias(ctx, db, op, pos, stdout)
+	}
+	return userSendAs(ctx, db, op, pos, stdout)
+}
+
+// userAlias runs `user alias OP ARGS`.
+func userAlias(ctx context.Context, db *userdb.DB, op string, pos []string, stdout io.Writer) error {
+	switch op {
+	case "add":
+		if err := db.AddAlias(ctx, pos[0], pos[1:]...); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "alias %s -> %s\n", pos[0], strings.Join(pos[1:], ", "))
+	case "delete":
+		if err := db.DeleteAlias(ctx, pos[0], pos[1:]...); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted alias %s\n", strings.Join(pos, " "))
+	case "list":
+		aliases, err := db.Aliases(ctx)
+		if err != nil {
+			return err
+		}
+		for _, a := range aliases {
+			fmt.Fprintf(stdout, "%s %s\n", a.Address, strings.Join(a.Targets, " "))
+		}
+	}
+	return nil
+}
+
+// userSendAs runs `user sendas OP ARGS`; an argument with "@" is an
+// address, one without a domain.
+func userSendAs(ctx context.Context, db *userdb.DB, op string, pos []string, stdout io.Writer) error {
+	var g userdb.SendAsGrant
+	if op != "list" {
+		for _, a := range pos[1:] {
+			if strings.Contains(a, "@") {
+				g.Addresses = append(g.Addresses, a)
+			} else {
+				g.Domains = append(g.Domains, a)
+			}
+		}
+	}
+	switch op {
+	case "add":
+		if err := db.AddSendAs(ctx, pos[0], g); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s may send as %s\n", pos[0], strings.Join(pos[1:], ", "))
+	case "delete":
+		if err := db.DeleteSendAs(ctx, pos[0], g); err != nil {
+			return err
+		}
+		what := strings.Join(pos[1:], ", ")
+		if what == "" {
+			what = "every grant"
+		}
+		fmt.Fprintf(stdout, "withdrawn from %s: %s\n", pos[0], what)
+	case "list":
+		grants, err := db.SendAsGrants(ctx)
+		if err != nil {
+			return err
+		}
+		users := make([]string, 0, len(grants))
+		for u := range grants {
+			users = append(users, u)
+		}
+		slices.Sort(users)
+		for _, u := range users {
+			fmt.Fprintf(stdout, "%s %s\n", u, strings.Join(append(grants[u].Addresses, grants[u].Domains...), " "))
+		}
+	}
+	return nil
 }
 
 // openUsers opens the user directory the configuration names.

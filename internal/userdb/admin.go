@@ -11,6 +11,9 @@ import (
 // grants: with the users file they are in the configuration.
 var ErrConfigDirectory = errors.New("userdb: aliases and send-as grants of the file backend are in the configuration")
 
+// ErrNoEntry means DeleteAlias or DeleteSendAs found nothing to delete.
+var ErrNoEntry = errors.New("userdb: no such alias, target or grant")
+
 // Alias is an alias kept in the store: mail to Address goes to Targets.
 type Alias struct {
 	// Address is the alias, the domain lower-cased.
@@ -66,7 +69,7 @@ func (d *DB) AddAlias(ctx context.Context, alias string, targets ...string) erro
 }
 
 // DeleteAlias removes targets from the alias, or the whole alias when none
-// is given. It fails with ErrNotFound when nothing matched, and with
+// is given. It fails with ErrNoEntry when nothing matched, and with
 // ErrConfigDirectory with the users file.
 func (d *DB) DeleteAlias(ctx context.Context, alias string, targets ...string) error {
 	s, err := d.dirStore()
@@ -130,7 +133,7 @@ func (d *DB) AddSendAs(ctx context.Context, user string, g SendAsGrant) error {
 }
 
 // DeleteSendAs withdraws the addresses and domains of g from user, or all
-// of user's grants when g is empty. It fails with ErrNotFound when nothing
+// of user's grants when g is empty. It fails with ErrNoEntry when nothing
 // matched, and with ErrConfigDirectory with the users file.
 func (d *DB) DeleteSendAs(ctx context.Context, user string, g SendAsGrant) error {
 	s, err := d.dirStore()

@@ -40,7 +40,7 @@ func (s *pgStore) deleteAlias(ctx context.Context, aliasKey string, targets []st
 		return fmt.Errorf("userdb: postgres: delete alias %s: %w", aliasKey, s.pgErr(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("userdb: delete alias %s: %w", aliasKey, ErrNotFound)
+		return fmt.Errorf("userdb: delete alias %s: %w", aliasKey, ErrNoEntry)
 	}
 	return nil
 }
@@ -107,7 +107,7 @@ func (s *pgStore) deleteSendAs(ctx context.Context, userKey string, g SendAsGran
 		return fmt.Errorf("userdb: postgres: delete send-as of %s: %w", userKey, s.pgErr(err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("userdb: delete send-as of %s: %w", userKey, ErrNotFound)
+		return fmt.Errorf("userdb: delete send-as of %s: %w", userKey, ErrNoEntry)
 	}
 	return nil
 }

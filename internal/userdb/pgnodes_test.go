@@ -226,7 +226,7 @@ func TestDirectoryFromDatabase(t *testing.T) {
 		admin.DeleteSendAs(ctx, "alice@example.org", SendAsGrant{}),
 		admin.DeleteAlias(ctx, "info@example.org", "alice@example.org"),
 	} {
-		if !errors.Is(err, ErrNotFound) {
+		if !errors.Is(err, ErrNoEntry) {
 			t.Errorf("delete of nothing: %v", err)
 		}
 	}

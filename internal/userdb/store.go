@@ -40,7 +40,7 @@ type dirStore interface {
 	// has are kept once.
 	addAlias(ctx context.Context, alias string, targets []string) error
 	// deleteAlias removes targets from the alias, or the whole alias when
-	// targets is empty; an error wraps ErrNotFound when nothing matched.
+	// targets is empty; an error wraps ErrNoEntry when nothing matched.
 	deleteAlias(ctx context.Context, alias string, targets []string) error
 	// aliases returns every alias with its targets in the order added,
 	// sorted by alias key.
@@ -48,7 +48,7 @@ type dirStore interface {
 	// addSendAs adds g to user's grants.
 	addSendAs(ctx context.Context, user string, g SendAsGrant) error
 	// deleteSendAs removes g from user's grants, or all of them when g is
-	// empty; an error wraps ErrNotFound when nothing matched.
+	// empty; an error wraps ErrNoEntry when nothing matched.
 	deleteSendAs(ctx context.Context, user string, g SendAsGrant) error
 	// sendAs returns every user's grants by the user's address.
 	sendAs(ctx context.Context) (map[string]SendAsGrant, error)
