@@ -1,0 +1,333 @@
+// Package admin implements Postern's local administration API: HTTP with
+// JSON bodies over a unix socket in the data directory (DATA/admin.sock,
+// mode 0600), which only the server's own user can reach. The server
+// side is Server; Client is what the `postern queue` commands use.
+//
+// The API:
+//
+//	GET    /queue             the live messages: {"messages": [Message...]}
+//	GET    /queue/{id}        one message: MessageDetail
+//	POST   /queue/{id}/retry  make its deferred recipients due now (204)
+//	DELETE /queue/{id}        stop delivering it, without a bounce (204)
+//
+// Errors are JSON {"error": "..."} with status 404 for an id that is not
+// in the queue, 400 for a bad request and 500 otherwise.
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"postern/internal/queue"
+	"postern/internal/smtp"
+)
+
+// Spool is what the admin API needs of the queue's spool; *queue.Spool
+// implements it.
+type Spool interface {
+	// List returns the live messages, by arrival.
+	List() []queue.Item
+	// Lookup returns one message, live or done, while the spool holds it;
+	// an error wrapping queue.ErrNotFound otherwise.
+	Lookup(id string) (queue.Item, error)
+	// Get returns the envelope and the data of a message.
+	Get(id string) (*queue.Envelope, []byte, error)
+	// Delete marks every recipient not yet done as removed.
+	Delete(id string) error
+}
+
+// Runner is what the admin API needs of the queue runner; *queue.Runner
+// implements it.
+type Runner interface {
+	// Retry makes the deferred recipients of a live message due now; it
+	// fails wrapping queue.ErrNotFound for a message not in the queue.
+	Retry(id string) error
+}
+
+// Message is one message in the queue, as GET /queue lists it.
+type Message struct {
+	// ID is the queue id.
+	ID string `json:"id"`
+	// From is the envelope sender; "" is the null sender (a bounce).
+	From string `json:"from"`
+	// Size is the size of the message data in bytes.
+	Size int64 `json:"size"`
+	// ReceivedAt is when the message was received.
+	ReceivedAt time.Time `json:"received_at"`
+	// Recipients are the recipients with their delivery state, in
+	// envelope order.
+	Recipients []Recipient `json:"recipients"`
+}
+
+// Recipient is one recipient of a Message with its delivery state.
+type Recipient struct {
+	// Addr is the recipient address.
+	Addr string `json:"addr"`
+	// Status is "pending", "deferred", "delivered", "failed" or "removed".
+	Status string `json:"status"`
+	// Attempts counts the finished delivery attempts.
+	Attempts int `json:"attempts"`
+	// NextAttempt is when a deferred recipient is tried again.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// Updated is when the state last changed.
+	Updated time.Time `json:"updated,omitzero"`
+	// LastError is the error of the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+	// Code is the enhanced status code of the last attempt (RFC 3463).
+	Code string `json:"code,omitempty"`
+	// Diagnostic is the last attempt's outcome (RFC 3464 §2.3.6).
+	Diagnostic string `json:"diagnostic,omitempty"`
+	// RemoteMTA is the server the last attempt talked to.
+	RemoteMTA string `json:"remote_mta,omitempty"`
+	// Warned is set once a delay warning was sent for it.
+	Warned bool `json:"warned,omitempty"`
+}
+
+// MessageDetail is one message with its whole envelope and its header
+// section, as GET /queue/{id} returns it.
+type MessageDetail struct {
+	Message
+	// Done is set when no recipient is left to deliver: the message is
+	// no longer in the queue, only not yet removed from the spool.
+	Done bool `json:"done"`
+	// SMTPUTF8 is set when MAIL FROM carried SMTPUTF8 (RFC 6531).
+	SMTPUTF8 bool `json:"smtputf8"`
+	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689).
+	RequireTLS bool `json:"requiretls"`
+	// Body is "7BIT" or "8BITMIME".
+	Body string `json:"body"`
+	// AuthUser is the authenticated submitter, "" when none.
+	AuthUser string `json:"auth_user,omitempty"`
+	// Listener is the listener the message came in on ("dsn" for the
+	// server's own bounces).
+	Listener string `json:"listener"`
+	// Remote is the client's address, "" when none.
+	Remote string `json:"remote,omitempty"`
+	// Helo is the name the client gave in EHLO or HELO.
+	Helo string `json:"helo,omitempty"`
+	// Headers is the message's header section.
+	Headers string `json:"headers"`
+}
+
+// Errors the Client returns; test with errors.Is.
+var (
+	// ErrNotRunning means no server listens on the socket.
+	ErrNotRunning = errors.New("server not running")
+	// ErrNotFound means the id is not in the queue.
+	ErrNotFound = errors.New("no such message in the queue")
+)
+
+// Server serves the admin API. Set the fields before Serve and do not
+// change them afterwards.
+type Server struct {
+	// Spool is the queue's spool. Required.
+	Spool Spool
+	// Runner is the queue runner, for retries. Required.
+	Runner Runner
+	// Logger receives one event per change made through the API; nil
+	// means slog.Default().
+	Logger *slog.Logger
+
+	once sync.Once
+	hs   *http.Server
+	log  *slog.Logger
+}
+
+func (s *Server) init() {
+	s.once.Do(func() {
+		s.log = s.Logger
+		if s.log == nil {
+			s.log = slog.Default()
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /queue", s.list)
+		mux.HandleFunc("GET /queue/{id}", s.show)
+		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
+		mux.HandleFunc("DELETE /queue/{id}", s.delete)
+		s.hs = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      time.Minute,
+			MaxHeaderBytes:    16 << 10,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+	})
+}
+
+// Serve answers requests on l until Shutdown; it then returns
+// http.ErrServerClosed. l is closed on return; a unix listener made by
+// Listen removes its socket file then.
+func (s *Server) Serve(l net.Listener) error {
+	if s.Spool == nil || s.Runner == nil {
+		return errors.New("admin: Server.Spool and Server.Runner are required")
+	}
+	s.init()
+	return s.hs.Serve(l)
+}
+
+// Shutdown stops the server: it closes the listeners, which removes the
+// socket file, and waits for requests in progress until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.init()
+	return s.hs.Shutdown(ctx)
+}
+
+// Listen listens on the unix socket path with mode 0600. A socket file
+// left behind by a server that died is replaced; one a live server
+// answers on is not (the error then wraps os.ErrExist), nor is a file
+// that is not a socket. Closing the listener removes the socket file.
+func Listen(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("admin: listen %s: exists and is not a socket", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("admin: listen %s: another server answers there: %w", path, os.ErrExist)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("admin: listen %s: remove stale socket: %w", path, err)
+		}
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
+	}
+	// The data directory is 0700 already; this keeps the socket private
+	// even where it is not.
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	items := s.Spool.List()
+	out := struct {
+		Messages []Message `json:"messages"`
+	}{Messages: make([]Message, 0, len(items))}
+	for _, it := range items {
+		out.Messages = append(out.Messages, message(it))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) show(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	it, err := s.Spool.Lookup(id)
+	if err != nil {
+		s.fail(w, id, err)
+		return
+	}
+	env, data, err := s.Spool.Get(id)
+	if err != nil {
+		s.fail(w, id, err)
+		return
+	}
+	d := MessageDetail{
+		Message:    message(it),
+		Done:       done(it),
+		SMTPUTF8:   env.SMTPUTF8,
+		RequireTLS: env.RequireTLS,
+		Body:       env.Body,
+		AuthUser:   env.AuthUser,
+		Listener:   env.Listener,
+		Helo:       env.Helo,
+		Headers:    string(headerSection(data)),
+	}
+	if env.Remote.IsValid() {
+		d.Remote = env.Remote.String()
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.Runner.Retry(id); err != nil {
+		s.fail(w, id, err)
+		return
+	}
+	s.log.Info("admin: retry", "id", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	it, err := s.Spool.Lookup(id)
+	if err == nil && done(it) {
+		err = queue.ErrNotFound
+	}
+	if err == nil {
+		err = s.Spool.Delete(id)
+	}
+	if err != nil {
+		s.fail(w, id, err)
+		return
+	}
+	s.log.Info("admin: delete", "id", id, "from", it.From, "rcpts", len(it.Recipients))
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// fail answers an error: 404 for an unknown id, 500 otherwise.
+func (s *Server) fail(w http.ResponseWriter, id string, err error) {
+	if errors.Is(err, queue.ErrNotFound) {
+		writeJSON(w, http.StatusNotFound, errorBody{"no message " + id + " in the queue"})
+		return
+	}
+	s.log.Error("admin: request failed", "id", id, "err", err)
+	writeJSON(w, http.StatusInternalServerError, errorBody{err.Error()})
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// message converts a queue item.
+func message(it queue.Item) Message {
+	m := Message{ID: it.ID, From: it.From, Size: it.Size, ReceivedAt: it.ReceivedAt,
+		Recipients: make([]Recipient, len(it.Recipients))}
+	for i, r := range it.Recipients {
+		st := r.State
+		m.Recipients[i] = Recipient{
+			Addr: r.Addr, Status: st.Status.String(), Attempts: st.Attempts,
+			NextAttempt: st.NextAttempt, Updated: st.Updated, LastError: st.LastError,
+			Code: st.Code, Diagnostic: st.Diagnostic, RemoteMTA: st.RemoteMTA, Warned: st.Warned,
+		}
+	}
+	return m
+}
+
+// done reports whether every recipient of it is final.
+func done(it queue.Item) bool {
+	for _, r := range it.Recipients {
+		if !r.State.Status.Final() {
+			return false
+		}
+	}
+	return true
+}
+
+// headerSection returns the header section of msg (RFC 5322 §2.1),
+// without the empty line that ends it.
+func headerSection(msg []byte) []byte {
+	return bytes.TrimSuffix(msg[:smtp.HeaderEnd(msg)], []byte("\r\n"))
+}

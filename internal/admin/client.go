@@ -1,0 +1,110 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"syscall"
+	"time"
+)
+
+// Client calls the admin API of a running server over its unix socket.
+// Its methods fail wrapping ErrNotRunning when nothing listens on the
+// socket, and ErrNotFound for an id that is not in the queue.
+type Client struct {
+	// SocketPath is the server's socket, DATA/admin.sock.
+	SocketPath string
+	// Timeout bounds each call; 0 means 30 seconds.
+	Timeout time.Duration
+}
+
+// List returns the messages in the queue, by arrival.
+func (c *Client) List(ctx context.Context) ([]Message, error) {
+	var out struct {
+		Messages []Message `json:"messages"`
+	}
+	if err := c.do(ctx, http.MethodGet, "/queue", &out); err != nil {
+		return nil, fmt.Errorf("admin: list: %w", err)
+	}
+	return out.Messages, nil
+}
+
+// Show returns message id with its envelope and header section.
+func (c *Client) Show(ctx context.Context, id string) (*MessageDetail, error) {
+	var d MessageDetail
+	if err := c.do(ctx, http.MethodGet, "/queue/"+url.PathEscape(id), &d); err != nil {
+		return nil, fmt.Errorf("admin: show %s: %w", id, err)
+	}
+	return &d, nil
+}
+
+// Retry makes the deferred recipients of message id due now.
+func (c *Client) Retry(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodPost, "/queue/"+url.PathEscape(id)+"/retry", nil); err != nil {
+		return fmt.Errorf("admin: retry %s: %w", id, err)
+	}
+	return nil
+}
+
+// Delete stops delivery of message id; no bounce is sent.
+func (c *Client) Delete(ctx context.Context, id string) error {
+	if err := c.do(ctx, http.MethodDelete, "/queue/"+url.PathEscape(id), nil); err != nil {
+		return fmt.Errorf("admin: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// do makes one request and decodes a JSON answer into out (unless nil).
+func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.SocketPath)
+		},
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, method, "http://postern"+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w: %w", ErrNotRunning, err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return ErrNotFound
+	case resp.StatusCode >= 300:
+		var e errorBody
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("server: %s", e.Error)
+		}
+		return fmt.Errorf("server: %s", resp.Status)
+	case out == nil:
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
