@@ -31,7 +31,7 @@ func ChannelBindings(cs *tls.ConnectionState, cert *x509.Certificate) map[string
 	}
 	out := make(map[string][]byte, 2)
 	if cs.Version >= tls.VersionTLS13 {
-		if b, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32); err == nil {
+		if b := exporter(cs); b != nil {
 			out[CBTLSExporter] = b
 		}
 	}
@@ -42,6 +42,22 @@ func ChannelBindings(cs *tls.ConnectionState, cert *x509.Certificate) map[string
 		return nil
 	}
 	return out
+}
+
+// exporter returns the tls-exporter binding (RFC 9266 §2), or nil. A
+// ConnectionState not made by crypto/tls (as in tests) has no exporter and
+// makes ExportKeyingMaterial panic: that too gives nil.
+func exporter(cs *tls.ConnectionState) (b []byte) {
+	defer func() {
+		if recover() != nil {
+			b = nil
+		}
+	}()
+	b, err := cs.ExportKeyingMaterial("EXPORTER-Channel-Binding", nil, 32)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 // serverEndPoint hashes cert for tls-server-end-point (RFC 5929 §4.1): with
