@@ -21,11 +21,12 @@ type migration struct {
 	sql     string
 }
 
-// migrations is the schema, oldest first. Keys are the lower-cased
+// migrations returns the schema, oldest first. Keys are the lower-cased
 // address (userKey), computed by postern, so a local part matches ignoring
 // case exactly as in the users file.
-var migrations = []migration{
-	{1, `
+func migrations() []migration {
+	return []migration{
+		{1, `
 CREATE TABLE users (
 	key      text PRIMARY KEY,
 	address  text NOT NULL,
@@ -33,7 +34,7 @@ CREATE TABLE users (
 	created  timestamptz NOT NULL,
 	updated  timestamptz NOT NULL
 )`},
-	{2, `
+		{2, `
 ALTER TABLE users
 	ADD COLUMN scram_sha256_salt       bytea,
 	ADD COLUMN scram_sha256_iterations integer,
@@ -46,7 +47,7 @@ ALTER TABLE users
 	ADD COLUMN cram_md5_inner          bytea CHECK (octet_length(cram_md5_inner) = 16),
 	ADD COLUMN cram_md5_outer          bytea CHECK (octet_length(cram_md5_outer) = 16),
 	ADD CHECK ((cram_md5_inner IS NULL) = (cram_md5_outer IS NULL))`},
-	{3, `
+		{3, `
 CREATE TABLE aliases (
 	id         bigserial PRIMARY KEY,
 	alias_key  text NOT NULL,
@@ -62,10 +63,14 @@ CREATE TABLE send_as (
 	value    text NOT NULL,
 	PRIMARY KEY (user_key, kind, value)
 )`},
+	}
 }
 
 // schemaVersion is the version the migrations above reach.
-func schemaVersion() int { return migrations[len(migrations)-1].version }
+func schemaVersion() int {
+	m := migrations()
+	return m[len(m)-1].version
+}
 
 // migrate brings the schema up to date. Each step runs in a transaction
 // that first takes the advisory lock, so nodes starting at once apply each
@@ -73,7 +78,7 @@ func schemaVersion() int { return migrations[len(migrations)-1].version }
 // it on an up-to-date database changes nothing. A database migrated by a
 // newer postern is used as it is, with a warning.
 func migrate(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	for _, m := range migrations {
+	for _, m := range migrations() {
 		if err := applyMigration(ctx, pool, m); err != nil {
 			return err
 		}
