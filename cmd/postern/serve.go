@@ -77,13 +77,36 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	resolver, err := newResolver(cfg)
+	if err != nil {
+		return err
+	}
+	planner, err := newPlanner(cfg, resolver, log)
+	if err != nil {
+		return err
+	}
+	out, err := newRemote(cfg, planner, log)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	if cfg.LMTP.Address != "" {
+		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local:   &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}},
-		IsLocal: func(addr string) bool { return dir.IsLocalDomain(domainOf(addr)) },
-		Workers: 16, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
-		Logger:  log,
+		Local:       local,
+		RemoteBatch: remoteBatch{out},
+		IsLocal:     func(addr string) bool { return dir.IsLocalDomain(domainOf(addr)) },
+		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
+		Policy: queue.RetryPolicy{
+			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
+			DelayWarning: cfg.Delivery.DelayWarning, Jitter: 0.2,
+		},
+		Hostname: cfg.Hostname,
+		Logger:   log,
 	})
 	runnerDone := make(chan error, 1)
 	go func() { runnerDone <- runner.Run(ctx) }()
@@ -329,7 +352,7 @@ func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byt
 	return a.s.Put(ctx, &queue.Envelope{
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
-		Helo: env.Helo, ReceivedAt: env.ReceivedAt,
+		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
 	}, data)
 }
 

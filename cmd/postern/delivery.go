@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"postern/internal/config"
+	"postern/internal/delivery"
+	"postern/internal/delivery/policy"
+	"postern/internal/delivery/remote"
+	"postern/internal/dns"
+	"postern/internal/queue"
+	"postern/internal/smtp"
+	"postern/internal/userdb"
+)
+
+// newResolver builds the DNS resolver delivery and mail authentication
+// share, from the [dns] table.
+func newResolver(cfg *config.Config) (*dns.Client, error) {
+	return dns.New(dns.Config{
+		Servers:   cfg.DNS.Servers,
+		Timeout:   cfg.DNS.Timeout,
+		TrustAD:   cfg.DNS.TrustAD,
+		CacheSize: 10000,
+	})
+}
+
+// newPlanner builds the delivery policy engine: MX routing with DANE,
+// MTA-STS and the configured per-domain minimum.
+func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
+	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
+	for dom, s := range cfg.Delivery.TLSMinimum {
+		m, err := policy.ParseMode(s)
+		if err != nil {
+			return nil, fmt.Errorf("delivery.tls_minimum: %w", err)
+		}
+		min[dom] = m
+	}
+	return policy.New(policy.Options{Resolver: res, Minimum: min, Logger: log}), nil
+}
+
+// newRemote builds the outbound SMTP client: MX delivery by the policy
+// engine's plans, or a smarthost.
+func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
+	d := &remote.Deliverer{
+		Hostname: cfg.Hostname,
+		Planner:  planner,
+		Pool: remote.PoolOptions{
+			MaxIdlePerHost:     cfg.Delivery.MaxIdlePerHost,
+			IdleTimeout:        cfg.Delivery.IdleTimeout,
+			MaxMessagesPerConn: cfg.Delivery.MaxMessagesPerConnection,
+			MaxConnsPerHost:    cfg.Delivery.MaxConnectionsPerHost,
+		},
+		Logger: log,
+	}
+	if cfg.Delivery.MaxIdlePerHost == 0 {
+		d.Pool.MaxIdlePerHost = -1 // 0 in the file means no idle connections kept
+	}
+	if sh := cfg.Smarthost; sh.Address != "" {
+		var pw string
+		if sh.PasswordFile != "" {
+			b, err := os.ReadFile(sh.PasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("smarthost.password_file: %w", err)
+			}
+			pw, _, _ = strings.Cut(string(b), "\n")
+			pw = strings.TrimRight(pw, "\r")
+		}
+		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
+			Username: sh.Username, Password: pw, Domains: sh.Domains}
+	}
+	return d, nil
+}
+
+// remoteBatch hands the queue's per-domain batches to the SMTP client and
+// maps its per-recipient results to the queue's outcomes.
+type remoteBatch struct{ d *remote.Deliverer }
+
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, data []byte) []queue.Outcome {
+	hdr := data[:smtp.HeaderEnd(data)]
+	tlsOptional := false
+	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
+		if strings.EqualFold(strings.TrimSpace(v), "No") { // RFC 8689 §5
+			tlsOptional = true
+		}
+	}
+	results := b.d.Deliver(ctx, &remote.Message{
+		ID: env.ID, From: env.From, Rcpts: rcpts, Data: data,
+		SMTPUTF8: env.SMTPUTF8 && needsUTF8(env.From, rcpts, hdr), EightBit: env.Body == "8BITMIME",
+		RequireTLS: env.RequireTLS, TLSOptional: tlsOptional,
+	})
+	out := make([]queue.Outcome, len(results))
+	for i, r := range results {
+		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host}
+		if r.Code != 0 {
+			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
+		}
+		switch {
+		case r.Delivered:
+		case r.Permanent:
+			o.Err = queue.Permanent(deliveryErr(r))
+		default:
+			o.Err = deliveryErr(r)
+		}
+		out[i] = o
+	}
+	return out
+}
+
+// needsUTF8 reports whether a message the client sent with SMTPUTF8
+// really needs it downstream: only when an address or the header section
+// holds non-ASCII (RFC 6531 §3.2). Clients such as Go's net/smtp ask for
+// SMTPUTF8 whenever it is offered; an ASCII message so sent must still
+// reach servers without the extension (Postfix decides the same way).
+func needsUTF8(from string, rcpts []string, hdr []byte) bool {
+	nonASCII := func(s string) bool {
+		for i := 0; i < len(s); i++ {
+			if s[i] >= 0x80 {
+				return true
+			}
+		}
+		return false
+	}
+	if nonASCII(from) || nonASCII(string(hdr)) {
+		return true
+	}
+	for _, r := range rcpts {
+		if nonASCII(r) {
+			return true
+		}
+	}
+	return false
+}
+
+func deliveryErr(r remote.Result) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	return fmt.Errorf("%s: %d %s %s", r.Host, r.Code, r.Enhanced, r.Text)
+}
+
+// lmtpLocal delivers local recipients to a mailbox server over LMTP
+// (RFC 2033) after alias expansion.
+type lmtpLocal struct {
+	dir  *userdb.Directory
+	lmtp *delivery.LMTP
+}
+
+func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+	boxes, err := l.dir.Resolve(rcpt)
+	if errors.Is(err, userdb.ErrNotFound) {
+		return queue.Permanent(err)
+	}
+	if err != nil {
+		return err
+	}
+	for i, err := range l.lmtp.Deliver(ctx, env.From, boxes, data) {
+		if errors.Is(err, delivery.ErrPermanent) {
+			return queue.Permanent(fmt.Errorf("%s: %w", boxes[i], err))
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", boxes[i], err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"postern/internal/dns/dnstest"
+)
+
+// sink runs Postfix's smtp-sink on ip:25 (a real SMTP server as the
+// remote MX), writing each message to a file in the returned directory.
+func sink(t *testing.T, ip string) string {
+	t.Helper()
+	bin, err := exec.LookPath("smtp-sink")
+	if err != nil {
+		bin = "/usr/sbin/smtp-sink"
+	}
+	if _, err := os.Stat(bin); err != nil {
+		needTool(t, "smtp-sink")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the remote MX listens on port 25: needs root")
+	}
+	// Not t.TempDir(): smtp-sink runs as nobody, who cannot enter its
+	// 0700 parent.
+	dir, err := os.MkdirTemp("", "postern-sink-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-u", "nobody", "-d", filepath.Join(dir, "msg."), ip+":25", "64")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", ip+":25")
+		if err == nil {
+			c.Close()
+			return dir
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("smtp-sink on %s:25 did not start: %v", ip, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRemoteDeliveryAndBounce submits mail for other domains to the real
+// binary: one recipient's domain has an MX (in a DNS server on loopback)
+// served by smtp-sink, and arrives there with its body intact; the other's
+// domain does not exist, so the sender gets a DSN in her Maildir.
+func TestRemoteDeliveryAndBounce(t *testing.T) {
+	integration(t)
+	sinkDir := sink(t, "127.0.0.77")
+	zone := dnstest.New(t, dnstest.Zone{
+		"example.net":    {dnstest.MX(10, "mx.example.net")},
+		"mx.example.net": {dnstest.A("127.0.0.77")},
+	})
+	s := testConfig(t, t.TempDir(), fmt.Sprintf("\n[dns]\nservers = [%q]\ntimeout = \"1s\"\n", zone.Addr()))
+	s.start()
+	s.addUser("dora@example.test", "dora-password")
+
+	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	body := "From: dora@example.test\r\nSubject: remote-marker\r\n\r\nline one\r\n.leading dot\r\nlast line\r\n"
+	if err := send(c, "dora@example.test", "eve@example.net", body); err != nil {
+		t.Fatalf("submit to a remote domain: %v", err)
+	}
+	if err := send(c, "dora@example.test", "nobody@nx.example", "From: dora@example.test\r\nSubject: bounce-marker\r\n\r\nx\r\n"); err != nil {
+		t.Fatalf("submit to a missing domain: %v", err)
+	}
+
+	deadline := time.Now().Add(15 * time.Second)
+	var got string
+	for got == "" {
+		files, _ := filepath.Glob(filepath.Join(sinkDir, "msg.*"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			if strings.Contains(string(b), "remote-marker") {
+				got = string(b)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("message never reached the remote MX; postern log:\n%s", s.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// smtp-sink stores lines with LF; the body must be exactly ours.
+	if !strings.Contains(got, "\nline one\n.leading dot\nlast line\n") {
+		t.Errorf("body changed on the way:\n%s", got)
+	}
+	if !strings.Contains(got, "Received: from ") {
+		t.Errorf("no Received header:\n%s", got)
+	}
+
+	dsn := s.waitMaildir("dora@example.test", "Content-Type: multipart/report", "report-type=delivery-status")
+	for _, want := range []string{"Final-Recipient: rfc822; nobody@nx.example", "Action: failed", "Status: 5.", "Subject: bounce-marker"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+}
