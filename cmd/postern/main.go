@@ -2,6 +2,7 @@
 //
 //	postern serve [--config FILE | --data DIR]
 //	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
+//	postern queue list|show ID|retry ID|delete ID [--config FILE | --data DIR]
 //	postern version
 //
 // With no --config, postern runs on its embedded default: data in
@@ -43,6 +44,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdServe(args[1:], stdout, stderr)
 	case "user":
 		err = cmdUser(args[1:], stdin, stdout)
+	case "queue":
+		err = cmdQueue(args[1:], stdout)
 	case "dkim":
 		err = cmdDKIM(args[1:], stdout)
 	case "version", "--version", "-version":
@@ -77,6 +80,9 @@ func usage(w io.Writer) {
   postern user passwd EMAIL [...]                password from stdin, or prompted on a terminal
   postern user delete EMAIL [...]
   postern user list [...]
+  postern queue list [--config FILE | --data DIR]
+                                                 the messages waiting, each recipient's state
+  postern queue show|retry|delete ID [...]       one message; try it now; drop it (no bounce)
   postern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [...]
                                                  new DKIM key; prints the DNS record
   postern version

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"postern/internal/admin"
+)
+
+// adminSocket is the admin API's socket in the data directory.
+const adminSocket = "admin.sock"
+
+// cmdQueue implements `postern queue list|show ID|retry ID|delete ID`:
+// it asks the running server over its admin socket (DATA/admin.sock).
+func cmdQueue(args []string, stdout io.Writer) error {
+	return runQueue(args, stdout, time.Now)
+}
+
+// runQueue is cmdQueue with the clock for message ages.
+func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
+	const want = "queue: want list, show ID, retry ID or delete ID"
+	if len(args) == 0 {
+		return usageError{want}
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("queue "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cf configFlags
+	cf.register(fs)
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch {
+	case verb == "list" && len(pos) != 0:
+		return usageError{"queue list: unexpected argument " + pos[0]}
+	case verb == "show" || verb == "retry" || verb == "delete":
+		if len(pos) != 1 {
+			return usageError{"queue " + verb + ": want one message ID"}
+		}
+	case verb != "list":
+		return usageError{want}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(cfg.DataDir, adminSocket)
+	c := &admin.Client{SocketPath: sock}
+	ctx := context.Background()
+	switch verb {
+	case "list":
+		msgs, err := c.List(ctx)
+		if err != nil {
+			return queueError(err, sock, "")
+		}
+		printList(stdout, msgs, now())
+	case "show":
+		d, err := c.Show(ctx, pos[0])
+		if err != nil {
+			return queueError(err, sock, pos[0])
+		}
+		printShow(stdout, d, now())
+	case "retry":
+		if err := c.Retry(ctx, pos[0]); err != nil {
+			return queueError(err, sock, pos[0])
+		}
+		fmt.Fprintf(stdout, "%s: deferred recipients will be tried now\n", pos[0])
+	case "delete":
+		if err := c.Delete(ctx, pos[0]); err != nil {
+			return queueError(err, sock, pos[0])
+		}
+		fmt.Fprintf(stdout, "%s: deleted; nothing more is delivered and no bounce is sent\n", pos[0])
+	}
+	return nil
+}
+
+// queueError turns the admin client's errors into what the operator is
+// told.
+func queueError(err error, sock, id string) error {
+	switch {
+	case errors.Is(err, admin.ErrNotRunning):
+		return fmt.Errorf("postern is not running (no %s)", sock)
+	case errors.Is(err, admin.ErrNotFound):
+		return fmt.Errorf("queue: no message %s in the queue", id)
+	}
+	return fmt.Errorf("queue: %w", err)
+}
+
+// printList writes the queue as a table, one line per recipient.
+func printList(w io.Writer, msgs []admin.Message, now time.Time) {
+	if len(msgs) == 0 {
+		fmt.Fprintln(w, "The queue is empty.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAGE\tSIZE\tFROM\tRECIPIENTS")
+	rcpts := 0
+	for _, m := range msgs {
+		for i, r := range m.Recipients {
+			if i == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t", m.ID, age(now.Sub(m.ReceivedAt)), size(m.Size), sender(m.From))
+			} else {
+				fmt.Fprint(tw, "\t\t\t\t")
+			}
+			fmt.Fprintf(tw, "%s %s\n", r.Addr, rcptStatus(r, now))
+			rcpts++
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d messages, %d recipients\n", len(msgs), rcpts)
+}
+
+// printShow writes one message in detail.
+func printShow(w io.Writer, d *admin.MessageDetail, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "ID:\t%s\n", d.ID)
+	if d.Done {
+		fmt.Fprintf(tw, "State:\tdone (no recipient left; removed from the spool soon)\n")
+	}
+	fmt.Fprintf(tw, "From:\t%s\n", sender(d.From))
+	fmt.Fprintf(tw, "Received:\t%s (%s ago)\n", d.ReceivedAt.UTC().Format(time.RFC3339), age(now.Sub(d.ReceivedAt)))
+	var via []string
+	if d.Listener != "" {
+		via = append(via, "listener "+d.Listener)
+	}
+	if d.Remote != "" {
+		via = append(via, "from "+d.Remote)
+	}
+	if d.Helo != "" {
+		via = append(via, "helo "+d.Helo)
+	}
+	if d.AuthUser != "" {
+		via = append(via, "user "+d.AuthUser)
+	}
+	if len(via) > 0 {
+		fmt.Fprintf(tw, "Via:\t%s\n", strings.Join(via, ", "))
+	}
+	fmt.Fprintf(tw, "Size:\t%d bytes\n", d.Size)
+	params := []string{"BODY=" + d.Body}
+	if d.SMTPUTF8 {
+		params = append(params, "SMTPUTF8")
+	}
+	if d.RequireTLS {
+		params = append(params, "REQUIRETLS")
+	}
+	fmt.Fprintf(tw, "Parameters:\t%s\n", strings.Join(params, " "))
+	tw.Flush()
+	fmt.Fprintln(w, "Recipients:")
+	for _, r := range d.Recipients {
+		fmt.Fprintf(w, "  %s %s\n", r.Addr, rcptStatus(r, now))
+		if r.Code != "" || r.RemoteMTA != "" {
+			fmt.Fprintf(w, "      status %s", orDash(r.Code))
+			if r.RemoteMTA != "" {
+				fmt.Fprintf(w, ", remote %s", r.RemoteMTA)
+			}
+			fmt.Fprintln(w)
+		}
+		if r.LastError != "" {
+			fmt.Fprintf(w, "      last error: %s\n", r.LastError)
+		}
+		if r.Warned {
+			fmt.Fprintln(w, "      delay warning sent")
+		}
+	}
+	fmt.Fprintln(w, "Headers:")
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(d.Headers, "\r\n"), "\r\n") {
+		fmt.Fprintf(w, "  %s\n", strings.TrimSuffix(l, "\r\n"))
+	}
+}
+
+// rcptStatus describes a recipient's state in a few words.
+func rcptStatus(r admin.Recipient, now time.Time) string {
+	s := r.Status
+	switch {
+	case r.Status == "deferred" && !r.NextAttempt.IsZero():
+		if d := r.NextAttempt.Sub(now); d > 0 {
+			s += ", next in " + age(d)
+		} else {
+			s += ", due now"
+		}
+	case r.Status == "pending":
+		return s
+	}
+	if r.Attempts > 0 {
+		s += fmt.Sprintf(", %d %s", r.Attempts, plural(r.Attempts, "attempt", "attempts"))
+	}
+	return "(" + s + ")"
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func sender(from string) string {
+	if from == "" {
+		return "<>"
+	}
+	return from
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// age formats a duration in at most two units: 45s, 12m, 3h05m, 2d04h.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%dd%02dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
+// size formats a byte count: 512B, 1.5K, 12M.
+func size(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%dB", n)
+	case n < 10<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	case n < 1<<20:
+		return fmt.Sprintf("%dK", n>>10)
+	case n < 10<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%dM", n>>20)
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"postern/internal/admin"
+	"postern/internal/queue"
+)
+
+var cliNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+
+// fakeQueue is an admin.Spool and admin.Runner over fixed messages.
+type fakeQueue struct {
+	items   []queue.Item
+	envs    map[string]*queue.Envelope
+	retried []string
+	deleted []string
+}
+
+func (q *fakeQueue) List() []queue.Item { return q.items }
+
+func (q *fakeQueue) Lookup(id string) (queue.Item, error) {
+	for _, it := range q.items {
+		if it.ID == id {
+			return it, nil
+		}
+	}
+	return queue.Item{}, fmt.Errorf("queue: lookup %s: %w", id, queue.ErrNotFound)
+}
+
+func (q *fakeQueue) Get(id string) (*queue.Envelope, []byte, error) {
+	env, ok := q.envs[id]
+	if !ok {
+		return nil, nil, queue.ErrNotFound
+	}
+	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\nShall we?\r\n"), nil
+}
+
+func (q *fakeQueue) Delete(id string) error {
+	q.deleted = append(q.deleted, id)
+	return nil
+}
+
+func (q *fakeQueue) Retry(id string) error {
+	if _, err := q.Lookup(id); err != nil {
+		return err
+	}
+	q.retried = append(q.retried, id)
+	return nil
+}
+
+func newFakeQueue() *fakeQueue {
+	const a, b = "0ab1c2d3e4f5g6h7i8j9", "0ab1c2d3e4f5g6h7i8ka"
+	return &fakeQueue{
+		items: []queue.Item{
+			{ID: a, From: "alice@example.com", Size: 2300, ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute)),
+				Recipients: []queue.ItemRecipient{
+					{Addr: "bob@example.org", State: queue.RecipientState{Status: queue.StatusDeferred, Attempts: 3,
+						NextAttempt: cliNow.Add(20 * time.Minute), LastError: "451 4.3.0 try later", Code: "4.3.0",
+						RemoteMTA: "mx.example.org"}},
+					{Addr: "carl@example.net", State: queue.RecipientState{Status: queue.StatusDelivered, Attempts: 1, Code: "2.0.0"}},
+					{Addr: "dan@local.test"},
+				}},
+			{ID: b, From: "", Size: 512, ReceivedAt: cliNow.Add(-30 * time.Second),
+				Recipients: []queue.ItemRecipient{
+					{Addr: "eve@example.com", State: queue.RecipientState{Status: queue.StatusDeferred, Attempts: 1,
+						NextAttempt: cliNow.Add(-time.Second), Warned: true}},
+				}},
+		},
+		envs: map[string]*queue.Envelope{
+			a: {ID: a, From: "alice@example.com", Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
+				AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
+				Helo: "laptop.example", ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute))},
+		},
+	}
+}
+
+// serveAdmin runs an admin server for q on DATA/admin.sock.
+func serveAdmin(t *testing.T, q *fakeQueue) (dataDir string) {
+	t.Helper()
+	dataDir = t.TempDir()
+	l, err := admin.Listen(filepath.Join(dataDir, adminSocket))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &admin.Server{Spool: q, Runner: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return dataDir
+}
+
+func runQ(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := runQueue(args, &out, func() time.Time { return cliNow })
+	return out.String(), err
+}
+
+func TestQueueList(t *testing.T) {
+	data := serveAdmin(t, newFakeQueue())
+	got, err := runQ(t, "list", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `ID                    AGE    SIZE  FROM               RECIPIENTS
+0ab1c2d3e4f5g6h7i8j9  2h05m  2.2K  alice@example.com  bob@example.org (deferred, next in 20m, 3 attempts)
+                                                      carl@example.net (delivered, 1 attempt)
+                                                      dan@local.test pending
+0ab1c2d3e4f5g6h7i8ka  30s    512B  <>                 eve@example.com (deferred, due now, 1 attempt)
+2 messages, 4 recipients
+`
+	if got != want {
+		t.Errorf("queue list:\n%s\nwant:\n%s", got, want)
+	}
+	empty := serveAdmin(t, &fakeQueue{})
+	if got, err := runQ(t, "list", "--data", empty); err != nil || got != "The queue is empty.\n" {
+		t.Errorf("empty list: %q, %v", got, err)
+	}
+}
+
+func TestQueueShow(t *testing.T) {
+	data := serveAdmin(t, newFakeQueue())
+	got, err := runQ(t, "show", "0ab1c2d3e4f5g6h7i8j9", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `ID:         0ab1c2d3e4f5g6h7i8j9
+From:       alice@example.com
+Received:   2026-11-27T07:55:00Z (2h05m ago)
+Via:        listener submission, from 192.0.2.7:40000, helo laptop.example, user alice
+Size:       2300 bytes
+Parameters: BODY=8BITMIME SMTPUTF8 REQUIRETLS
+Recipients:
+  bob@example.org (deferred, next in 20m, 3 attempts)
+      status 4.3.0, remote mx.example.org
+      last error: 451 4.3.0 try later
+  carl@example.net (delivered, 1 attempt)
+      status 2.0.0
+  dan@local.test pending
+Headers:
+  Received: from laptop.example
+  	by mail.example.net
+  Subject: Lunch?
+`
+	if got != want {
+		t.Errorf("queue show:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestQueueRetryDelete(t *testing.T) {
+	q := newFakeQueue()
+	data := serveAdmin(t, q)
+	const id = "0ab1c2d3e4f5g6h7i8j9"
+	if got, err := runQ(t, "retry", id, "--data", data); err != nil || !strings.Contains(got, "tried now") {
+		t.Errorf("retry: %q, %v", got, err)
+	}
+	if got, err := runQ(t, "delete", "--data", data, id); err != nil || !strings.Contains(got, "deleted") {
+		t.Errorf("delete: %q, %v", got, err)
+	}
+	if len(q.retried) != 1 || q.retried[0] != id || len(q.deleted) != 1 || q.deleted[0] != id {
+		t.Errorf("retried %v, deleted %v", q.retried, q.deleted)
+	}
+	for _, verb := range []string{"show", "retry", "delete"} {
+		_, err := runQ(t, verb, "nosuchid", "--data", data)
+		if err == nil || err.Error() != "queue: no message nosuchid in the queue" {
+			t.Errorf("%s of an unknown id: %v", verb, err)
+		}
+	}
+}
+
+func TestQueueNotRunning(t *testing.T) {
+	data := t.TempDir()
+	_, err := runQ(t, "list", "--data", data)
+	want := "postern is not running (no " + filepath.Join(data, "admin.sock") + ")"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+	// Through run(): a message on stderr and exit status 1.
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"queue", "show", "x", "--data", data}, nil, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "postern: postern is not running") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+func TestQueueUsage(t *testing.T) {
+	for _, args := range [][]string{{}, {"frob"}, {"show"}, {"retry", "a", "b"}, {"list", "extra"}, {"list", "--bogus"}} {
+		_, err := runQ(t, args...)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%q: %v, want a usage error", args, err)
+		}
+	}
+}
