@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -232,4 +234,54 @@ func TestVerifyDKIMResults(t *testing.T) {
 	if res := VerifyDKIM(ctx, r, []byte("From: a@example.com\r\n"), VerifyOptions{}); res != nil {
 		t.Errorf("unsigned: %+v", res)
 	}
+}
+
+// TestVerifyGolden verifies messages signed by dkimpy (python3-dkim),
+// stored in testdata (ed25519-sha256 relaxed/relaxed, rsa-sha256
+// simple/simple), with the keys of testKeys.
+func TestVerifyGolden(t *testing.T) {
+	srv := dnstest.New(t, keyZone(t, testKeys(t, "example.org")))
+	for _, name := range []string{"dkimpy-ed25519.eml", "dkimpy-rsa.eml"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := VerifyDKIM(context.Background(), srv.Resolver(), data, VerifyOptions{Now: clock})
+		if len(res) != 1 || res[0].Result != "pass" || res[0].Domain != "example.org" {
+			t.Errorf("%s: %+v", name, res)
+		}
+	}
+}
+
+// TestVerifyLibraryRules checks rules of RFC 6376 and RFC 8301 that we
+// rely on go-msgauth for.
+func TestVerifyLibraryRules(t *testing.T) {
+	keys := testKeys(t, "example.org")
+	srv := dnstest.New(t, keyZone(t, keys))
+	ctx := context.Background()
+	s, _ := NewSigner(keys[1:], clock)
+	h, _ := s.Sign(sampleMessage)
+	signed := append(h, sampleMessage...)
+	check := func(name, want string, data []byte) {
+		t.Helper()
+		res := VerifyDKIM(ctx, srv.Resolver(), data, VerifyOptions{})
+		if len(res) != 1 || res[0].Result != want {
+			t.Errorf("%s: %+v, want %s", name, res, want)
+		}
+	}
+	rec, _ := KeyRecord(keys[1].Key)
+	// RFC 6376 §3.6.1 h=: the key allows only sha1.
+	srv.Set("rsa._domainkey.example.org", dnstest.TXT(splitTXT(strings.Replace(rec, "k=rsa;", "k=rsa; h=sha1;", 1))...))
+	check("key h=sha1", "permerror", signed)
+	// RFC 6376 §3.6.2.2: several key records are undefined; refused.
+	srv.Set("rsa._domainkey.example.org", dnstest.TXT(splitTXT(rec)...), dnstest.TXT(splitTXT(rec)...))
+	check("two key records", "permerror", signed)
+	srv.Set("rsa._domainkey.example.org", dnstest.TXT(splitTXT(rec)...))
+	check("restored", "pass", signed)
+	// RFC 6376 §8.2: l= lets content be appended; we do not accept it.
+	withL := bytes.Replace(signed, []byte("c=relaxed/relaxed;"), []byte("c=relaxed/relaxed; l=10;"), 1)
+	check("l= tag", "policy", withL)
+	// RFC 8301 §3.1: rsa-sha1 is not accepted.
+	sha1 := bytes.Replace(signed, []byte("a=rsa-sha256"), []byte("a=rsa-sha1"), 1)
+	check("rsa-sha1", "permerror", sha1)
 }
