@@ -9,7 +9,7 @@ import (
 type Results struct {
 	SPF     []SPFResult  // MAIL FROM first, then HELO
 	DKIM    []DKIMResult // in the order of the signatures
-	DMARC   DMARCResult
+	DMARC   DMARCResult  // valid when Checked
 	Checked bool // DMARC was evaluated (there was a From domain)
 }
 
