@@ -10,7 +10,7 @@ type Results struct {
 	SPF     []SPFResult  // MAIL FROM first, then HELO
 	DKIM    []DKIMResult // in the order of the signatures
 	DMARC   DMARCResult  // valid when Checked
-	Checked bool // DMARC was evaluated (there was a From domain)
+	Checked bool         // DMARC was evaluated (there was a From domain)
 }
 
 // DMARCResult is the outcome of DMARC for one message (RFC 7489 §6.6).
