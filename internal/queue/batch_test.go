@@ -575,3 +575,31 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// A remote server's multi-line reply or a strange host name cannot add
+// lines to the DSN.
+func TestDSNFieldsFromRemoteAreOneLine(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	defer s.Close()
+	sender := &localSink{}
+	id := testID()
+	env := testEnv(id, "x@x.example")
+	env.From = "alice@local.test"
+	mustPut(t, s, env, testData(id, 100))
+	remote := &fakeRemote{answer: func(r string, _ int) Outcome {
+		return Outcome{Err: Permanent(errors.New("550")), Status: "5.1.1\r\nX-Evil: 1",
+			Diagnostic: "smtp; 550-5.1.1 first\r\n550 5.1.1 Injected: yes", RemoteMTA: "mx.x.example\r\nX-Evil: 2"}
+	}}
+	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
+	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	dsn := string(sender.get("alice@local.test")[0])
+	if strings.Contains(dsn, "\r\nX-Evil") || strings.Contains(dsn, "\r\n550 5.1.1 Injected") {
+		t.Errorf("remote text broke the DSN's lines:\n%s", dsn)
+	}
+	for _, want := range []string{"Diagnostic-Code: smtp; 550-5.1.1 first 550 5.1.1 Injected: yes\r\n", "Status: 5.0.0\r\n",
+		"Remote-MTA: dns; mx.x.example X-Evil: 2\r\n"} {
+		if !strings.Contains(dsn, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, dsn)
+		}
+	}
+}

@@ -279,3 +279,25 @@ func TestBackoff(t *testing.T) {
 		t.Error("DefaultRetry did not give up")
 	}
 }
+
+func TestStatusCode(t *testing.T) {
+	for _, c := range []struct {
+		code  string
+		class byte
+		want  string
+	}{
+		{"5.1.1", '5', "5.1.1"},
+		{"4.1.1", '5', "5.1.1"}, // a permanent failure is class 5
+		{"5.7.26", '4', "4.7.26"},
+		{"", '2', "2.0.0"},
+		{"5.1", '5', "5.0.0"},
+		{"5.1.1\r\nX: y", '5', "5.0.0"},
+		{"3.1.1", '5', "5.0.0"},
+		{"5.1234.1", '5', "5.0.0"},
+		{"x", '4', "4.0.0"},
+	} {
+		if got := statusCode(c.code, c.class); got != c.want {
+			t.Errorf("statusCode(%q, %c) = %q, want %q", c.code, c.class, got, c.want)
+		}
+	}
+}

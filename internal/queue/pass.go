@@ -246,38 +246,30 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 	st.Attempts++
 	st.Updated = now
 	st.NextAttempt = time.Time{}
-	st.RemoteMTA = o.RemoteMTA
-	st.Code = o.Status
-	st.Diagnostic = o.Diagnostic
+	// What the deliverer reports may come from a remote server: it goes
+	// into DSN header fields only as one clean line.
+	st.RemoteMTA = diagnosticText(o.RemoteMTA)
+	st.Diagnostic = diagnosticText(o.Diagnostic)
 	if o.Err != nil && st.Diagnostic == "" {
 		st.Diagnostic = "X-Postern; " + diagnosticText(o.Err.Error())
 	}
 	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, action: actionFailed,
-		remoteMTA: o.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
+		remoteMTA: st.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
 	switch {
 	case o.Err == nil:
-		st.Status, st.LastError = StatusDelivered, ""
-		if st.Code == "" {
-			st.Code = "2.0.0"
-		}
+		st.Status, st.LastError, st.Code = StatusDelivered, "", statusCode(o.Status, '2')
 		p.log.Info("queue: delivered", "rcpt", rc.Addr, "local", local, "remote_mta", o.RemoteMTA)
 		p.mark(rc.Addr, st, local)
 		return
 	case IsPermanent(o.Err):
-		st.Status, st.LastError = StatusFailed, o.Err.Error()
-		if st.Code == "" {
-			st.Code = "5.0.0"
-		}
+		st.Status, st.LastError, st.Code = StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
 		h.reason = reason
 		if h.reason == "" {
 			h.reason = "permanent"
 		}
 		h.report.status = st.Code
 	default:
-		st.LastError = o.Err.Error()
-		if st.Code == "" {
-			st.Code = "4.0.0"
-		}
+		st.LastError, st.Code = o.Err.Error(), statusCode(o.Status, '4')
 		next, ok := p.retryAt(st, c)
 		if !ok {
 			st.Status = StatusFailed
@@ -407,4 +399,30 @@ func (p *pass) report() {
 		}
 		p.mark(h.rcpt, st, r.opts.IsLocal(h.rcpt))
 	}
+}
+
+// statusCode returns code, an enhanced status code (RFC 3463 §2), in
+// class class ('2' success, '4' persistent transient, '5' permanent), as
+// the outcome decides it: a code of another class keeps its subject and
+// detail, and a missing or malformed code becomes class.0.0.
+func statusCode(code string, class byte) string {
+	subject, detail, ok := strings.Cut(code[min(len(code), 2):], ".")
+	if !ok || len(code) < 2 || code[1] != '.' || !strings.ContainsRune("245", rune(code[0])) ||
+		!isDigits(subject, 3) || !isDigits(detail, 3) {
+		return string(class) + ".0.0"
+	}
+	return string(class) + code[1:]
+}
+
+// isDigits reports whether s is 1 to max ASCII digits.
+func isDigits(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
