@@ -80,6 +80,8 @@ func usage(w io.Writer) {
   postern user passwd EMAIL [...]                password from stdin, or prompted on a terminal
   postern user delete EMAIL [...]
   postern user list [...]
+  postern user alias add|delete|list ...      aliases in the PostgreSQL directory
+  postern user sendas add|delete|list ...     send-as grants in the PostgreSQL directory
   postern queue list [--config FILE | --data DIR]
                                                  the messages waiting, each recipient's state
   postern queue show|retry|delete ID [...]       one message; try it now; drop it (no bounce)

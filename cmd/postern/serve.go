@@ -53,7 +53,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	db, err := openUsers(cfg)
+	db, err := openUsers(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -229,7 +229,11 @@ func setupTLS(cfg *config.Config) (*tlsconf.Certs, *tls.Config, error) {
 // embedded default's first start, writes it to DATA/initial-password and
 // prints it once.
 func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.Logger) error {
-	if len(db.List()) > 0 {
+	users, err := db.ListUsers(context.Background())
+	if err != nil {
+		return err
+	}
+	if len(users) > 0 {
 		return nil
 	}
 	user := cfg.Postmaster

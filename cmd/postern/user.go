@@ -6,9 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -44,7 +46,7 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("user: data directory: %w", err)
 	}
-	db, err := openUsers(cfg)
+	db, err := openUsers(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}
@@ -62,7 +64,11 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	}
 	switch verb {
 	case "list":
-		for _, u := range db.List() {
+		users, err := db.ListUsers(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, u := range users {
 			fmt.Fprintln(stdout, u.Address)
 		}
 		return nil
@@ -200,19 +206,33 @@ func userSendAs(ctx context.Context, db *userdb.DB, op string, pos []string, std
 }
 
 // openUsers opens the user directory the configuration names.
-func openUsers(cfg *config.Config) (*userdb.DB, error) {
+// With [directory] backend = "postgres" it connects to the database named
+// in postgres_dsn_file and migrates its schema.
+func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
 	ttl := cfg.Auth.CacheTTL
 	if ttl == 0 { // auth.cache_ttl = "0s" turns the cache off; userdb reads 0 as its default
 		ttl = -1
 	}
-	return userdb.Open(cfg.UsersFile(), userdb.Options{
+	opts := userdb.Options{
 		CacheTTL: ttl,
+		Logger:   log,
 		Argon2: userdb.Argon2Params{
 			Time:      cfg.Auth.Argon2Time,
 			MemoryKiB: cfg.Auth.Argon2MemoryKiB,
 			Threads:   cfg.Auth.Argon2Threads,
 		},
-	})
+	}
+	if cfg.Directory.Backend != config.DirectoryPostgres {
+		return userdb.Open(cfg.UsersFile(), opts)
+	}
+	b, err := os.ReadFile(cfg.Directory.PostgresDSNFile)
+	if err != nil {
+		return nil, fmt.Errorf("directory.postgres_dsn_file: %w", err)
+	}
+	dsn, _, _ := strings.Cut(string(b), "\n")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return userdb.OpenPostgres(ctx, strings.TrimSpace(dsn), opts)
 }
 
 // readPassword reads a password: prompted twice without echo on a
