@@ -603,3 +603,22 @@ func TestDSNFieldsFromRemoteAreOneLine(t *testing.T) {
 		}
 	}
 }
+
+func TestOldestGauge(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	defer s.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for _, age := range []time.Duration{time.Minute, 3 * time.Hour, time.Hour} {
+		id := testID()
+		env := testEnv(id, "x@x.example")
+		env.ReceivedAt = now.Add(-age)
+		mustPut(t, s, env, []byte("x\r\n"))
+	}
+	r := NewRunner(s, RunnerOptions{Local: &localSink{}, IsLocal: isLocalTest, Now: func() time.Time { return now }})
+	r.updateGauges()
+	var m dto.Metric
+	QueueOldestSeconds.Write(&m)
+	if got := m.GetGauge().GetValue(); got != (3 * time.Hour).Seconds() {
+		t.Errorf("oldest = %v s, want %v", got, (3 * time.Hour).Seconds())
+	}
+}

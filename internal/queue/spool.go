@@ -11,8 +11,14 @@
 // state write loses nothing. A segment is deleted once every message in it
 // is done and it is no longer the segment being appended to.
 //
-// The Runner takes messages from the spool and hands each pending
-// recipient to a local or a remote Deliverer, recording the outcome.
+// The Runner takes messages from the spool and delivers each due
+// recipient: local ones one by one through a Deliverer, remote ones
+// grouped by domain through a BatchDeliverer, with a bound on remote
+// deliveries in flight. Temporary failures are retried on a RetryPolicy
+// (exponential backoff with jitter, one timer for the whole queue, a
+// delay warning, a give-up time); permanent failures, expiry and routing
+// loops send the sender a DSN (RFC 3464), itself spooled like any
+// message, from the null sender so that it never bounces in turn.
 package queue
 
 import (
