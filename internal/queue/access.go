@@ -91,7 +91,9 @@ func (s *Spool) Watch(fn func(id string)) (stop func()) {
 
 // MarkRecipient records st as the state of recipient rcpt of message id.
 // It returns after the state is committed to the state store (commits
-// from concurrent calls are batched). When every recipient is final the
+// from concurrent calls are batched). A recipient whose state is final
+// keeps it: an attempt that was in flight when an operator deleted the
+// message does not bring it back. When every recipient is final the
 // message is done; a segment whose messages are all done, other than the
 // one being appended to, is then deleted.
 func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
@@ -103,7 +105,9 @@ func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
 		if i < 0 {
 			return fmt.Errorf("queue: mark %s %s: %w", id, rcpt, ErrNoRecipient)
 		}
-		e.states[i] = st
+		if !e.states[i].Status.Final() {
+			e.states[i] = st
+		}
 		return nil
 	})
 }

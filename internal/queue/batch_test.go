@@ -622,3 +622,38 @@ func TestOldestGauge(t *testing.T) {
 		t.Errorf("oldest = %v s, want %v", got, (3 * time.Hour).Seconds())
 	}
 }
+
+// A delete while an attempt is in flight is not undone by its outcome,
+// not even after a restart.
+func TestDeleteDuringDelivery(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 0)
+	id := testID()
+	mustPut(t, s, testEnv(id, "x@x.example"), testData(id, 100))
+	inFlight, release := make(chan struct{}), make(chan struct{})
+	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+		close(inFlight)
+		<-release
+		return []Outcome{{Rcpt: rcpts[0], Err: errors.New("451 later")}}
+	})})
+	<-inFlight
+	if err := s.Delete(id); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	eventually(t, "the pass to end", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.state[id] == 0
+	})
+	stop()
+	if st := stateOf(t, s, id, "x@x.example"); st.Status != StatusRemoved {
+		t.Errorf("after the attempt: %v, want removed", st.Status)
+	}
+	s.Close()
+	s = openTest(t, dir, 0)
+	defer s.Close()
+	if live(s, id) {
+		t.Error("deleted message back in the queue after a restart")
+	}
+}
