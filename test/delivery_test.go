@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -63,11 +62,9 @@ func sink(t *testing.T, ip string) string {
 func TestRemoteDeliveryAndBounce(t *testing.T) {
 	integration(t)
 	sinkDir := sink(t, "127.0.0.77")
-	zone := dnstest.New(t, dnstest.Zone{
-		"example.net":    {dnstest.MX(10, "mx.example.net")},
-		"mx.example.net": {dnstest.A("127.0.0.77")},
-	})
-	s := testConfig(t, t.TempDir(), fmt.Sprintf("\n[dns]\nservers = [%q]\ntimeout = \"1s\"\n", zone.Addr()))
+	s := testConfig(t, t.TempDir(), "")
+	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
+	s.dns.Set("mx.example.net", dnstest.A("127.0.0.77"))
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 

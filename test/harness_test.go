@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/dns/dnstest"
 )
 
 // binPath is the postern binary built once by TestMain.
@@ -91,6 +93,7 @@ type server struct {
 	sub     string
 	subs    string
 	http    string
+	dns     *dnstest.Server // the only resolver of a configured server
 	stdout  syncBuffer
 	stderr  syncBuffer
 	waited  chan struct{}
@@ -115,12 +118,19 @@ func testConfig(t *testing.T, dir, extra string) *server {
 	t.Helper()
 	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
 	s.config = filepath.Join(dir, "postern.toml")
+	// A DNS server on loopback: tests add records with s.dns.Set; nothing
+	// reaches the machine's resolver.
+	s.dns = dnstest.New(t, dnstest.Zone{})
 	cfg := fmt.Sprintf(`hostname = "localhost"
 data_dir = %q
 local_domains = ["localhost", "example.test"]
 
 [http]
 address = %q
+
+[dns]
+servers = [%q]
+timeout = "1s"
 
 [tls]
 self_signed = true
@@ -140,7 +150,7 @@ address = %q
 [[listener]]
 role = "submissions"
 address = %q
-%s`, s.data, s.http, s.mx, s.sub, s.subs, extra)
+%s`, s.data, s.http, s.dns.Addr(), s.mx, s.sub, s.subs, extra)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

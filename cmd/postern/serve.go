@@ -85,6 +85,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log)
+	if err != nil {
+		return err
+	}
 	out, err := newRemote(cfg, planner, log)
 	if err != nil {
 		return err
@@ -132,7 +136,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		if len(lc.AuthMechanisms) > 0 {
 			a.Mechs = lc.AuthMechanisms
 		}
+		var filter smtpd.Filter = subFilter
+		if lc.Role == config.RoleMX {
+			filter = mxFilter
+		}
 		servers = append(servers, &smtpd.Server{
+			Filter:            filter,
 			Name:              lc.Name,
 			Role:              roleOf(lc.Role),
 			Hostname:          cfg.Hostname,
