@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"cmp"
 	"encoding/base64"
 	"errors"
 	"slices"
@@ -68,7 +69,9 @@ func (s *session) cmdAuth(arg string) {
 			// it goes out as a challenge, and the answer, a dummy or "*",
 			// is read and ignored before the failure reply.
 			if challenge != nil {
-				if _, ok := s.authChallenge(mech, sv, challenge); !ok {
+				// A client that hangs up here (curl does, for XOAUTH2)
+				// has still failed: the outcome is the mechanism's.
+				if _, ok := s.authChallenge(mech, sv, challenge, failOutcome(err)); !ok {
 					return
 				}
 			}
@@ -86,7 +89,7 @@ func (s *session) cmdAuth(arg string) {
 			s.reply(235, "2.7.0", "Authentication successful")
 			return
 		}
-		line, ok := s.authChallenge(mech, sv, challenge)
+		line, ok := s.authChallenge(mech, sv, challenge, "")
 		if !ok {
 			return
 		}
@@ -106,8 +109,8 @@ func (s *session) cmdAuth(arg string) {
 
 // authChallenge sends challenge in a 334 reply and reads the client's
 // answer. ok is false when the exchange ended there (write or read error,
-// over-long line), already logged and answered.
-func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte) (line []byte, ok bool) {
+// over-long line), already logged (as outcome, when not "") and answered.
+func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, outcome string) (line []byte, ok bool) {
 	// RFC 4954 §4: "334" SP base64 challenge.
 	s.bw.WriteString("334 ")
 	enc := base64.NewEncoder(base64.StdEncoding, s.bw)
@@ -115,20 +118,34 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte) (
 	enc.Close()
 	s.bw.WriteString("\r\n")
 	if s.flush() != nil {
+		if outcome != "" {
+			s.authEnd(mech, sv, outcome, nil)
+		}
 		s.quit = true
 		return nil, false
 	}
 	line, err := s.readLine(authLineMax)
 	if err != nil {
 		if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
-			s.authEnd(mech, sv, "malformed", nil)
+			s.authEnd(mech, sv, cmp.Or(outcome, "malformed"), nil)
 		} else {
-			s.authEnd(mech, sv, "error", nil)
+			s.authEnd(mech, sv, cmp.Or(outcome, "error"), nil)
 			s.readError(err)
 		}
 		return nil, false
 	}
 	return line, true
+}
+
+// failOutcome names the outcome of a SASL error for logs and metrics.
+func failOutcome(err error) string {
+	switch {
+	case errors.Is(err, sasl.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, sasl.ErrInvalidCredentials):
+		return "failure"
+	}
+	return "error"
 }
 
 // authFailed answers a SASL error from the mechanism.

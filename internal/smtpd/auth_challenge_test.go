@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"postern/internal/sasl"
 )
@@ -69,5 +70,26 @@ func TestAuthErrorChallenge(t *testing.T) {
 	}
 	if strings.Contains(logs, "outcome=canceled") {
 		t.Errorf("a failure was logged as canceled:\n%s", logs)
+	}
+}
+
+// TestAuthErrorChallengeHangup: a client that hangs up after the error
+// challenge (curl does, for XOAUTH2) is logged as a failure, so that
+// leaving early does not hide a wrong credential.
+func TestAuthErrorChallengeHangup(t *testing.T) {
+	f := newFixture(t, RoleSubmissions, func(s *Server) { s.Auth = errChallengeAuth{} })
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.do("AUTH X-ERR "+b64("bad"), "334 ")
+	c.conn.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(f.logs.String(), "outcome=failure") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failure logged:\n%s", f.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Contains(f.logs.String(), "outcome=error") {
+		t.Errorf("hang-up logged as error:\n%s", f.logs.String())
 	}
 }
