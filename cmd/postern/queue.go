@@ -115,7 +115,8 @@ func printList(w io.Writer, msgs []admin.Message, now time.Time) {
 		}
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "%d messages, %d recipients\n", len(msgs), rcpts)
+	fmt.Fprintf(w, "%d %s, %d %s\n", len(msgs), plural(len(msgs), "message", "messages"),
+		rcpts, plural(rcpts, "recipient", "recipients"))
 }
 
 // printShow writes one message in detail.

@@ -122,6 +122,11 @@ func TestQueueList(t *testing.T) {
 	if got != want {
 		t.Errorf("queue list:\n%s\nwant:\n%s", got, want)
 	}
+	one := newFakeQueue()
+	one.items = one.items[1:]
+	if got, err := runQ(t, "list", "--data", serveAdmin(t, one)); err != nil || !strings.HasSuffix(got, "\n1 message, 1 recipient\n") {
+		t.Errorf("one message: %q, %v", got, err)
+	}
 	empty := serveAdmin(t, &fakeQueue{})
 	if got, err := runQ(t, "list", "--data", empty); err != nil || got != "The queue is empty.\n" {
 		t.Errorf("empty list: %q, %v", got, err)
