@@ -71,7 +71,7 @@ func buildDSN(in dsnInput) (*Envelope, []byte) {
 	boundary := in.id + "/" + host
 
 	var b bytes.Buffer
-	hdr := func(name, value string) { fmt.Fprintf(&b, "%s: %s\r\n", name, value) }
+	hdr := func(name, value string) { writeField(&b, name, value) }
 	hdr("From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
 	hdr("To", "<"+in.orig.From+">")
 	if failed {
@@ -83,7 +83,7 @@ func buildDSN(in dsnInput) (*Envelope, []byte) {
 	hdr("Message-ID", "<"+in.id+"@"+host+">")
 	hdr("Auto-Submitted", "auto-replied") // RFC 3834 §5
 	hdr("MIME-Version", "1.0")
-	hdr("Content-Type", `multipart/report; report-type=delivery-status;`+"\r\n\t"+`boundary="`+boundary+`"`)
+	b.WriteString("Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n")
 	b.WriteString("\r\nThis is a MIME-encapsulated message.\r\n\r\n")
 
 	// Part 1: for people.
@@ -192,6 +192,29 @@ func writeExplanation(b *bytes.Buffer, host string, rcpts []dsnRecipient, failed
 				fmt.Fprintf(b, "    %s\r\n", text)
 			}
 		}
+	}
+	b.WriteString("\r\n")
+}
+
+// foldAt is the line length past which writeField folds (RFC 5322
+// §2.1.1: lines SHOULD be at most 78 characters).
+const foldAt = 78
+
+// writeField writes the header field "name: value" and CRLF, folded
+// before spaces so that lines stay within foldAt characters where the
+// words allow (RFC 5322 §2.2.3). value must not contain CR or LF.
+func writeField(b *bytes.Buffer, name, value string) {
+	b.WriteString(name)
+	b.WriteString(":")
+	n := len(name) + 1
+	for i, w := range strings.Split(value, " ") {
+		if i > 0 && n+1+len(w) > foldAt && n > 1 {
+			b.WriteString("\r\n")
+			n = 0
+		}
+		b.WriteByte(' ')
+		b.WriteString(w)
+		n += 1 + len(w)
 	}
 	b.WriteString("\r\n")
 }

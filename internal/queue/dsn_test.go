@@ -77,6 +77,12 @@ func TestDSNGolden(t *testing.T) {
 				diagnostic: "X-Postern; dial tcp 192.0.2.1:25: connection refused", lastAttempt: last,
 				retryUntil: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)},
 		}},
+		{"dsn-long.golden", dsnOrig(), origMessage, []dsnRecipient{
+			{addr: "bob@example.org", action: actionFailed, status: "5.7.1", remoteMTA: "mx1.example.org",
+				diagnostic: "smtp; 550 5.7.1 Message rejected because of a policy that is explained at length " +
+					"on https://example.org/a/very/long/url/without/any/spaces/in/it/at/all/that/goes/on/and/on/and/on " +
+					"and then more words follow", lastAttempt: last},
+		}},
 		{"dsn-loop.golden", dsnOrig(), origMessage, []dsnRecipient{
 			{addr: "bob@example.org", action: actionFailed, status: "5.4.6",
 				diagnostic: "X-Postern; Routing loop detected (51 Received header fields)", lastAttempt: last},
