@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,11 +21,11 @@ import (
 // held until the pass ends, then recorded after their DSN is in the spool
 // (a crash in between repeats the attempt; it never loses the DSN).
 type pass struct {
-	r    *Runner
-	id   string
-	env  *Envelope
-	data []byte
-	log  *slog.Logger
+	r      *Runner
+	id     string
+	env    *Envelope
+	header []byte // the header section, for the DSN
+	log    *slog.Logger
 
 	mu   sync.Mutex
 	refs int    // the starting worker's and one per batch not done
@@ -87,7 +88,9 @@ func (r *Runner) process(ctx context.Context, id string) {
 		r.finishAt(id, now.Add(time.Minute))
 		return
 	}
-	p := &pass{r: r, id: id, env: env, data: data, log: log, refs: 1}
+	// The pass keeps only the header section: batches waiting for a
+	// remote worker must not hold message bodies in memory.
+	p := &pass{r: r, id: id, env: env, header: bytes.Clone(headerSection(data)), log: log, refs: 1}
 	r.passes.Add(1)
 	defer p.done()
 
@@ -199,15 +202,28 @@ func (r *Runner) remoteWork(ctx context.Context) {
 	}
 }
 
-// deliverBatch makes one DeliverBatch call and records its outcomes.
+// deliverBatch reads the message, makes one DeliverBatch call and
+// records its outcomes.
 func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	addrs := make([]string, len(b.rcpts))
 	for i, rc := range b.rcpts {
 		addrs[i] = rc.Addr
 	}
-	actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
-	outs := r.remote.DeliverBatch(actx, b.p.env, addrs, b.p.data)
-	cancel()
+	env, data, err := r.spool.Get(b.p.id)
+	if errors.Is(err, ErrNotFound) {
+		return // deleted and gone meanwhile
+	}
+	var outs []Outcome
+	if err != nil {
+		b.p.log.Error("queue: read message", "err", err)
+		for _, a := range addrs {
+			outs = append(outs, Outcome{Rcpt: a, Err: fmt.Errorf("read message: %w", err), Status: "4.3.0"})
+		}
+	} else {
+		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		outs = r.remote.DeliverBatch(actx, env, addrs, data)
+		cancel()
+	}
 	// One clock reading and one random number for the whole batch, so
 	// that its deferred recipients stay together for the next attempt.
 	c := r.clock()
@@ -375,7 +391,7 @@ func (p *pass) report() {
 			id:       r.opts.NewID(),
 			now:      r.opts.Now(),
 			orig:     p.env,
-			header:   headerSection(p.data),
+			header:   p.header,
 			rcpts:    rcpts,
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
