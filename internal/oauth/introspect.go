@@ -164,6 +164,13 @@ func (in *Introspection) ask(ctx context.Context, token string, now time.Time) (
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	return in.parse(body, now)
+}
+
+// parse reads an introspection answer (RFC 7662 §2.2). Refusals wrap
+// sasl.ErrInvalidCredentials; an answer that is not a JSON object is
+// temporary.
+func (in *Introspection) parse(body []byte, now time.Time) (user string, exp time.Time, err error) {
 	var ans map[string]any
 	if err := json.Unmarshal(body, &ans); err != nil {
 		return "", time.Time{}, temporary("introspection answer: %v", err)

@@ -83,6 +83,10 @@ type Mechanisms struct {
 	// MockKey keys the made-up SCRAM salt of unknown users (see
 	// SCRAMOptions.MockKey); fill it with random octets at startup.
 	MockKey []byte
+	// SCRAMIterations is the iteration count the directory uses for SCRAM
+	// credentials, shown for unknown users too (see
+	// SCRAMOptions.MockIterations).
+	SCRAMIterations int
 }
 
 // enabled reports whether mech (upper case) is enabled.
@@ -172,6 +176,7 @@ func (m *Mechanisms) Start(ctx context.Context, mech string, cs *tls.ConnectionS
 			Lookup:      m.Secrets,
 			MockKey:     m.MockKey,
 		}
+		opts.MockIterations = m.SCRAMIterations
 		if strings.HasPrefix(mech, MechSCRAMSHA1) {
 			opts.Hash = HashSHA1
 		}

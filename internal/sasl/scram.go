@@ -50,6 +50,10 @@ type SCRAMOptions struct {
 	// stays the same from one attempt to the next and the exchange does
 	// not reveal who exists (RFC 5802 §9). Nil: a random salt each time.
 	MockKey []byte
+	// MockIterations is the iteration count shown for unknown users; set
+	// it to the count the directory uses for real ones. Default
+	// MinSCRAMIterations.
+	MockIterations int
 	// Nonce returns the server's part of the nonce; nil means 24 octets
 	// from crypto/rand, base64-encoded. Tests set it to replay RFC
 	// examples.
@@ -237,7 +241,7 @@ func (s *scramServer) mockCredentials(username string) SCRAMCredentials {
 	}
 	key := make([]byte, s.hash().Size())
 	rand.Read(key)
-	return SCRAMCredentials{Salt: salt, Iterations: MinSCRAMIterations, StoredKey: key, ServerKey: key}
+	return SCRAMCredentials{Salt: salt, Iterations: max(s.opts.MockIterations, MinSCRAMIterations), StoredKey: key, ServerKey: key}
 }
 
 // final handles the client-final message (RFC 5802 §7).

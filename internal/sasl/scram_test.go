@@ -416,6 +416,10 @@ func TestSCRAMUnknownUserSalt(t *testing.T) {
 	if a, b := first("ghost", key), first("other", key); a == b {
 		t.Errorf("two users share the salt %q", a)
 	}
+	s := NewSCRAM(context.Background(), SCRAMOptions{Hash: HashSHA256, Lookup: secrets, MockIterations: 10000})
+	if ch, _, err := s.Next([]byte("n,,n=ghost,r=abc")); err != nil || !strings.HasSuffix(string(ch), ",i=10000") {
+		t.Errorf("MockIterations: %q %v", ch, err)
+	}
 }
 
 func TestSCRAMMalformed(t *testing.T) {
