@@ -208,13 +208,18 @@ const (
 	flagRequireTLS = 1 << 1 // since version 2
 )
 
-// knownFlags are the flag bits each record version defines.
-var knownFlags = [...]byte{1: flagSMTPUTF8, 2: flagSMTPUTF8 | flagRequireTLS}
+// knownFlags returns the flag bits record version v defines.
+func knownFlags(v byte) byte {
+	if v >= 2 {
+		return flagSMTPUTF8 | flagRequireTLS
+	}
+	return flagSMTPUTF8
+}
 
 // decodeEnvelope decodes what appendEnvelope wrote in a record of the
 // given version.
 func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
-	if version < 1 || int(version) >= len(knownFlags) {
+	if version < 1 || version > recordVersion {
 		return nil, fmt.Errorf("%w: unknown version %d", errCorrupt, version)
 	}
 	d := &decoder{b: b}
@@ -230,7 +235,7 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 		}
 	}
 	flags := d.byte()
-	if flags&^knownFlags[version] != 0 {
+	if flags&^knownFlags(version) != 0 {
 		return nil, fmt.Errorf("%w: unknown envelope flags %#x", errCorrupt, flags)
 	}
 	env.SMTPUTF8 = flags&flagSMTPUTF8 != 0
