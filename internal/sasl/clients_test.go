@@ -143,6 +143,9 @@ type env struct {
 	addr, port string
 	caFile     string
 	key        *ecdsa.PrivateKey
+	caCert     *x509.Certificate
+	caKey      *ecdsa.PrivateKey
+	dir        string
 	spool      *spool
 	logs       *logBuffer
 }
@@ -162,6 +165,8 @@ func start(t *testing.T, enabled ...string) *env {
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
+	caPool := x509.NewCertPool()
+	caPool.AddCert(caCert)
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mx.example.org"},
@@ -174,7 +179,7 @@ func start(t *testing.T, enabled ...string) *env {
 		t.Fatal(err)
 	}
 	leaf, _ := x509.ParseCertificate(der)
-	e := &env{caFile: filepath.Join(dir, "ca.pem"), spool: &spool{}, logs: &logBuffer{}}
+	e := &env{caFile: filepath.Join(dir, "ca.pem"), spool: &spool{}, logs: &logBuffer{}, caCert: caCert, caKey: caKey, dir: dir}
 	if err := os.WriteFile(e.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +206,12 @@ func start(t *testing.T, enabled ...string) *env {
 		Name:      "submission",
 		Role:      smtpd.RoleSubmission,
 		Hostname:  "mx.example.org",
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}}},
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}},
+			// Client certificates are verified when given (EXTERNAL).
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  caPool,
+		},
 		Limits:    smtpd.Limits{AuthFailDelay: -1, CommandTimeout: 10 * time.Second},
 		Directory: directory{},
 		Spool:     e.spool,
@@ -390,5 +400,66 @@ func TestCurlOAuth(t *testing.T) {
 			}
 			e.wantAuth(t, mech, "failure")
 		})
+	}
+}
+
+// clientCert writes a client certificate for emails, signed by the test
+// CA (or self-signed when selfSigned), and its key; it returns the paths.
+func (e *env) clientCert(t *testing.T, selfSigned bool, emails ...string) (certFile, keyFile string) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "client"},
+		EmailAddresses: emails, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	parent, signer := e.caCert, e.caKey
+	if selfSigned {
+		parent, signer = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, _ := x509.MarshalPKCS8PrivateKey(key)
+	certFile = filepath.Join(e.dir, fmt.Sprintf("client-%d.pem", tmpl.SerialNumber))
+	keyFile = certFile + ".key"
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600)
+	return certFile, keyFile
+}
+
+// TestCurlExternal drives curl with a client certificate and
+// --login-options AUTH=EXTERNAL: a certificate from the configured CA
+// naming alice logs in; one naming bob gets 535; a self-signed one fails
+// verification, and with it the TLS handshake (VerifyClientCertIfGiven).
+func TestCurlExternal(t *testing.T) {
+	curl := tool(t, "curl")
+	e := start(t, "EXTERNAL", "PLAIN")
+	send := func(cert, key string) (string, error) {
+		return run(t, curl, "-sS", "-v", "--ssl-reqd", "--cacert", e.caFile, "--max-time", "15",
+			"--url", "smtp://127.0.0.1:"+e.port+"/client.example",
+			"--cert", cert, "--key", key, "--login-options", "AUTH=EXTERNAL", "--user", alice+":",
+			"--mail-from", alice, "--mail-rcpt", "bob@example.org", "--upload-file", "-")
+	}
+	cert, key := e.clientCert(t, false, alice)
+	out, err := send(cert, key)
+	if err != nil || !strings.Contains(out, "250 AUTH EXTERNAL PLAIN") || !strings.Contains(out, "235 2.7.0") {
+		t.Fatalf("curl EXTERNAL: %v\n%s", err, out)
+	}
+	e.wantAuth(t, "EXTERNAL", "success")
+	// A certificate of another user: EXTERNAL is offered, the authzid
+	// (curl sends --user) does not match, 535.
+	cert, key = e.clientCert(t, false, "bob@example.org")
+	if out, err := send(cert, key); err == nil || !strings.Contains(out, "535 5.7.8") {
+		t.Errorf("other user's certificate: %v\n%s", err, out)
+	}
+	// An unverified (self-signed) certificate: never accepted.
+	cert, key = e.clientCert(t, true, alice)
+	if out, err := send(cert, key); err == nil || strings.Contains(out, "AUTH EXTERNAL") && strings.Contains(out, "235 ") {
+		t.Errorf("self-signed certificate: %v\n%s", err, out)
+	}
+	if n := e.spool.count(); n != 1 {
+		t.Errorf("%d messages, want 1", n)
 	}
 }
