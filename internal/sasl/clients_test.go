@@ -203,9 +203,9 @@ func start(t *testing.T, enabled ...string) *env {
 		sec.scram[h] = c
 	}
 	srv := &smtpd.Server{
-		Name:      "submission",
-		Role:      smtpd.RoleSubmission,
-		Hostname:  "mx.example.org",
+		Name:     "submission",
+		Role:     smtpd.RoleSubmission,
+		Hostname: "mx.example.org",
 		TLSConfig: &tls.Config{
 			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}},
 			// Client certificates are verified when given (EXTERNAL).
