@@ -133,6 +133,10 @@ type Config struct {
 	MailAuth MailAuth
 	// Directory selects where users live.
 	Directory Directory
+	// ACME, when Enabled, obtains and renews the certificate (acme.go).
+	ACME ACME
+	// Check is what `postern check` compares the DNS with.
+	Check Check
 }
 
 // applyDerived fills the defaults that depend on other keys.

@@ -258,7 +258,8 @@ func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
 func (d *decoder) config(tree map[string]any, dir string, hostname func() (string, error)) *Config {
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as",
-		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory")
+		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
+		"acme", "check")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -332,6 +333,8 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
 	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), &c.MailAuth)
 	d.directory(d.table(tree, "directory", "directory"), dir, &c.Directory)
+	d.acme(d.table(tree, "acme", "acme"), dir, c)
+	d.check(d.table(tree, "check", "check"), &c.Check)
 	c.applyDerived()
 	return c
 }

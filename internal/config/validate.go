@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(p)
 	c.validateMaps(p)
 	c.validateDelivery(p)
+	c.validateACME(p)
 	return errors.Join(p.errs...)
 }
 
