@@ -197,9 +197,12 @@ func (j *JWT) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error
 		return found, nil
 	}
 	if now.Sub(tried) < minRefresh {
-		// Fetched (or failed to) a moment ago: no new fetch yet.
+		// Fetched (or tried to) a moment ago: no new fetch yet.
 		if keys == nil {
-			return nil, temporary("JWKS not available")
+			// Never fetched: wait for a first fetch that may be running.
+			j.fetchMu.Lock()
+			j.fetchMu.Unlock()
+			return j.cached(kid)
 		}
 		return found, nil
 	}
@@ -209,9 +212,8 @@ func (j *JWT) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error
 	j.mu.Lock()
 	if j.tried.After(tried) {
 		// Another goroutine fetched meanwhile.
-		keys = j.keys
 		j.mu.Unlock()
-		return pick(keys, kid), nil
+		return j.cached(kid)
 	}
 	j.tried = now
 	j.fetches++
@@ -230,6 +232,17 @@ func (j *JWT) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error
 	}
 	j.keys, j.fetched = fresh, now
 	return pick(fresh, kid), nil
+}
+
+// cached returns the cached keys with id kid, or a temporary error when
+// no JWKS was ever fetched.
+func (j *JWT) cached(kid string) ([]jose.JSONWebKey, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.keys == nil {
+		return nil, temporary("JWKS not available")
+	}
+	return pick(j.keys, kid), nil
 }
 
 // pick returns the keys with id kid, or all of them when kid is empty.

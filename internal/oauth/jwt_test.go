@@ -375,3 +375,36 @@ var (
 	_ sasl.TokenVerifier = (*JWT)(nil)
 	_ sasl.TokenVerifier = (*Introspection)(nil)
 )
+
+// TestJWTConcurrent verifies tokens from many goroutines while the key
+// set rotates (run with -race).
+func TestJWTConcurrent(t *testing.T) {
+	k1 := newKey(t, "k1", jose.ES256)
+	k2 := newKey(t, "k2", jose.ES256)
+	srv := newJWKSServer(t, jwks(t, k1, k2))
+	clk := &clock{t: t0}
+	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, Now: clk.now, HTTPClient: srv.Client()}
+	c := goodClaims()
+	c.exp = t0.Add(48 * time.Hour)
+	toks := []string{sign(t, k1, c), sign(t, k2, c)}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 20 {
+				if i == 0 {
+					clk.add(10 * time.Minute)
+				}
+				if _, err := v.VerifyToken(context.Background(), toks[(i+j)%2]); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := srv.count(); n < 1 || n > 5 {
+		t.Errorf("%d fetches", n)
+	}
+}
