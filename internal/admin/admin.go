@@ -53,6 +53,12 @@ type Runner interface {
 	Retry(id string) error
 }
 
+// The queue's types are what the wiring passes in.
+var (
+	_ Spool  = (*queue.Spool)(nil)
+	_ Runner = (*queue.Runner)(nil)
+)
+
 // Message is one message in the queue, as GET /queue lists it.
 type Message struct {
 	// ID is the queue id.
