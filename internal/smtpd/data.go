@@ -100,6 +100,7 @@ func (s *session) cmdData(arg string) {
 		Remote:     s.remote,
 		Helo:       s.helo,
 		ReceivedAt: receivedAt,
+		RequireTLS: s.tx.reqTLS,
 	}
 	if s.srv.Filter != nil {
 		res, err := s.srv.Filter.Filter(s.ctx, env, data)
