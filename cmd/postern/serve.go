@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
 	"postern/internal/metrics"
@@ -165,6 +166,22 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		httpSrv = &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go httpSrv.Serve(httpL)
 	}
+	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
+	adminL, err := admin.Listen(filepath.Join(cfg.DataDir, "admin.sock"))
+	if err != nil {
+		closeAll()
+		if httpL != nil {
+			httpL.Close()
+		}
+		return fmt.Errorf("serve: %w", err)
+	}
+	adminSrv := &admin.Server{Spool: spool, Runner: runner, Logger: log.With("listener", "admin")}
+	go func() {
+		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin socket stopped", "err", err)
+		}
+	}()
+	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
 
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -209,6 +226,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if httpSrv != nil {
 		httpSrv.Shutdown(sctx)
 	}
+	adminSrv.Shutdown(sctx) // closes the socket: DATA/admin.sock is removed
 	cancel()
 	<-runnerDone
 	if err := spool.Close(); err != nil {
