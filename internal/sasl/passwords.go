@@ -20,7 +20,8 @@ const (
 // mechanisms send the password in the clear inside the session, so
 // Passwords offers them only on TLS sessions (RFC 4616 §6, RFC 4954 §4).
 // The zero value offers nothing; a Passwords is safe for concurrent use
-// once set up and must not be changed afterwards.
+// once set up and must not be changed afterwards. Mechanisms offers these
+// two and every other mechanism.
 type Passwords struct {
 	// Check verifies a username and password; nil offers nothing.
 	Check PasswordChecker

@@ -1,7 +1,12 @@
 // Package sasl implements the server side of the SASL mechanisms Postern
-// offers to SMTP clients (RFC 4422, RFC 4954). A mechanism is a Server: the
-// SMTP session feeds it the client's decoded responses and sends back the
-// challenges it returns, until it reports done or an error.
+// offers to SMTP clients (RFC 4422, RFC 4954): PLAIN, LOGIN, CRAM-MD5,
+// SCRAM-SHA-1 and SCRAM-SHA-256 with their channel-bound -PLUS variants,
+// OAUTHBEARER, XOAUTH2 and EXTERNAL. A mechanism is a Server: the SMTP
+// session feeds it the client's decoded responses and sends back the
+// challenges it returns, until it reports done or an error. Mechanisms
+// decides which to offer on a session and starts them; the secrets they
+// need come from a PasswordChecker, a SecretLookup, a TokenVerifier and a
+// CertMapper, never from this package.
 package sasl
 
 import (
