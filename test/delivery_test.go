@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,5 +110,65 @@ func TestRemoteDeliveryAndBounce(t *testing.T) {
 		if !strings.Contains(dsn, want) {
 			t.Errorf("DSN lacks %q:\n%s", want, dsn)
 		}
+	}
+}
+
+// TestQueueCommands manages the queue of a live server with `postern
+// queue`: a message deferred by a DNS failure is listed, shown, retried
+// and deleted; without the server the command says it is not running.
+func TestQueueCommands(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+	s.dns.ServFail("stuck.example")
+	s.start()
+	s.addUser("hank@example.test", "hank-password")
+	c, err := dial(t, s.sub, "hank@example.test", "hank-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := send(c, "hank@example.test", "someone@stuck.example", "From: hank@example.test\r\nSubject: stuck\r\n\r\nx\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for id == "" {
+		out, err := s.run("", "queue", "list")
+		if err != nil {
+			t.Fatalf("queue list: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, "someone@stuck.example") && strings.Contains(line, "deferred") {
+				id = strings.Fields(line)[0]
+			}
+		}
+		if id == "" && time.Now().After(deadline) {
+			t.Fatalf("deferred message not listed:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := s.run("", "queue", "show", id)
+	if err != nil || !strings.Contains(out, "someone@stuck.example") || !strings.Contains(out, "Subject: stuck") {
+		t.Fatalf("queue show %s: %v\n%s", id, err, out)
+	}
+	if out, err := s.run("", "queue", "retry", id); err != nil {
+		t.Fatalf("queue retry: %v\n%s", err, out)
+	}
+	if out, err := s.run("", "queue", "delete", id); err != nil {
+		t.Fatalf("queue delete: %v\n%s", err, out)
+	}
+	if out, err := s.run("", "queue", "show", id); err == nil && strings.Contains(out, "deferred") {
+		t.Fatalf("message still deferred after delete:\n%s", out)
+	}
+	if out, err := s.run("", "queue", "show", "nosuchid"); err == nil {
+		t.Fatalf("unknown id accepted:\n%s", out)
+	}
+	if err := s.signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	out, err = s.run("", "queue", "list")
+	if err == nil || !strings.Contains(out, "not running") {
+		t.Fatalf("queue list without a server: %v\n%s", err, out)
 	}
 }
