@@ -5,9 +5,7 @@ package tlsconf
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"sync/atomic"
 )
 
 // Policy is the TLS policy of the server side.
@@ -16,6 +14,10 @@ type Policy struct {
 	// (also when zero) or tls.VersionTLS13. Lower versions are raised to
 	// TLS 1.2.
 	MinVersion uint16
+	// SessionTicketsDisabled turns session tickets off (per listener,
+	// tls_tickets = false): some Microsoft clients fail STARTTLS when
+	// offered Go's tickets. Resumption is then unavailable.
+	SessionTicketsDisabled bool
 }
 
 // ParseMinVersion parses a configured minimum TLS version, "1.2" or
@@ -48,8 +50,9 @@ func cipherSuites() []uint16 {
 // and 1.3 only (from p.MinVersion up); on TLS 1.2 only ECDHE suites with
 // AES-GCM or ChaCha20-Poly1305; the key exchanges Go offers by default
 // (the hybrid post-quantum X25519MLKEM768 first, then among others
-// X25519, P-256 and P-384); session tickets on, with keys Go rotates
-// itself; and the certificate from c, read at every handshake so that a
+// X25519, P-256 and P-384); session tickets on unless
+// p.SessionTicketsDisabled, with keys Go rotates itself until a Tickets
+// rotator installs shared ones; and the certificate c chooses, read at every handshake so that a
 // Reload applies to new connections at once. Each call returns a new
 // Config the caller may adjust.
 func ServerConfig(c *Certs, p Policy) *tls.Config {
@@ -67,48 +70,6 @@ func ServerConfig(c *Certs, p Policy) *tls.Config {
 		GetCertificate: c.GetCertificate,
 		// CurvePreferences is left nil on purpose: Go's default puts
 		// X25519MLKEM768 first and keeps X25519, P-256 and P-384.
-		// SessionTicketsDisabled stays false.
+		SessionTicketsDisabled: p.SessionTicketsDisabled,
 	}
-}
-
-// Certs holds the certificate Postern serves and reloads it from its
-// files on demand. It is safe for concurrent use.
-type Certs struct {
-	certFile, keyFile string
-	cur               atomic.Pointer[tls.Certificate]
-}
-
-// LoadCerts reads a PEM certificate chain (leaf first) from certFile and
-// its PEM private key from keyFile. The error names the file and the
-// problem: unreadable, no PEM block, unparsable, or a key that does not
-// match the leaf.
-func LoadCerts(certFile, keyFile string) (*Certs, error) {
-	c := &Certs{certFile: certFile, keyFile: keyFile}
-	if err := c.Reload(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// Reload reads the files again and, when they hold a valid certificate
-// and key, serves them to new handshakes. On failure it keeps the current
-// certificate and returns why.
-func (c *Certs) Reload() error {
-	cert, err := readPair(c.certFile, c.keyFile)
-	if err != nil {
-		return err
-	}
-	c.cur.Store(cert)
-	return nil
-}
-
-// GetCertificate returns the current certificate, whatever the client
-// asks for; it has the signature of tls.Config.GetCertificate.
-func (c *Certs) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return c.cur.Load(), nil
-}
-
-// Leaf returns the parsed leaf of the current certificate.
-func (c *Certs) Leaf() *x509.Certificate {
-	return c.cur.Load().Leaf
 }
