@@ -151,7 +151,7 @@ func checkOne(cert *tls.Certificate, prefix string, opts CheckOptions) []Problem
 	label := func(i int) string {
 		role := "intermediate"
 		switch {
-		case i == 0:
+		case !chain[i].IsCA:
 			role = "leaf"
 		case isSelfSigned(chain[i]):
 			role = "root"
