@@ -137,6 +137,8 @@ type Config struct {
 	ACME ACME
 	// Check is what `postern check` compares the DNS with.
 	Check Check
+	// OAuth checks the access tokens of OAUTHBEARER and XOAUTH2.
+	OAuth OAuth
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -152,6 +154,7 @@ func (c *Config) setNewDefaults() {
 	c.DNS = DNS{Timeout: DefaultDNSTimeout}
 	c.Delivery = defaultDelivery()
 	c.MailAuth = defaultMailAuth()
+	c.Auth.SCRAMIterations = DefaultSCRAMIterations
 	c.Directory = Directory{Backend: DirectoryFile}
 }
 
@@ -172,6 +175,9 @@ type HTTP struct {
 
 // TLS is the [tls] table.
 type TLS struct {
+	// ClientCAFile holds the CA certificates that client certificates
+	// must chain to (listeners with client_certificates set).
+	ClientCAFile string
 	// CertFile is the PEM certificate chain, leaf first; "" when
 	// SelfSigned.
 	CertFile string
@@ -197,6 +203,10 @@ type Listener struct {
 	// AuthMechanisms are the SASL mechanisms offered, upper case, in
 	// order of preference; nil for RoleMX.
 	AuthMechanisms []string
+	// ClientCertificates is "none", "request" or "require": whether the
+	// listener asks TLS clients for a certificate (verified against
+	// tls.client_ca_file), for SASL EXTERNAL.
+	ClientCertificates string
 }
 
 // Limits is the [limits] table.
@@ -229,6 +239,15 @@ type Auth struct {
 	Argon2MemoryKiB uint32
 	// Argon2Threads is the Argon2id parallelism parameter.
 	Argon2Threads uint8
+	// SCRAMIterations is the PBKDF2 iteration count of new SCRAM
+	// credentials (RFC 7677 §4: at least 4096).
+	SCRAMIterations int
+	// RequireClientCertificate lists users who must also present a
+	// verified client certificate naming them, whatever the mechanism.
+	RequireClientCertificate []string
+	// CertificateMap maps a client certificate ("sha256:HEX" fingerprint
+	// or SAN email) to the user it authenticates as, for EXTERNAL.
+	CertificateMap map[string]string
 }
 
 // Spool is the [spool] table.

@@ -257,7 +257,7 @@ func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
 // config builds the Config from the top-level table, with defaults.
 func (d *decoder) config(tree map[string]any, dir string, hostname func() (string, error)) *Config {
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
-		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as",
+		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check")
 	c := &Config{
@@ -333,6 +333,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
 	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), &c.MailAuth)
 	d.directory(d.table(tree, "directory", "directory"), dir, &c.Directory)
+	d.oauth(d.table(tree, "oauth", "oauth"), dir, &c.OAuth)
 	d.acme(d.table(tree, "acme", "acme"), dir, c)
 	d.check(d.table(tree, "check", "check"), &c.Check)
 	c.applyDerived()
@@ -376,12 +377,15 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version")
+	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version", "client_ca_file")
 	if d.str(t, "cert_file", "tls.cert_file", &c.CertFile) {
 		c.CertFile = resolve(dir, c.CertFile)
 	}
 	if d.str(t, "key_file", "tls.key_file", &c.KeyFile) {
 		c.KeyFile = resolve(dir, c.KeyFile)
+	}
+	if d.str(t, "client_ca_file", "tls.client_ca_file", &c.ClientCAFile) {
+		c.ClientCAFile = resolve(dir, c.ClientCAFile)
 	}
 	d.boolean(t, "self_signed", "tls.self_signed", &c.SelfSigned)
 	if d.bad["tls.self_signed"] {
@@ -421,7 +425,7 @@ func (d *decoder) listeners(v any) []Listener {
 			d.fail(k, "expected a table, got %s", describe(e))
 			continue
 		}
-		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms")
+		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates")
 		var l Listener
 		var role string
 		if d.str(t, "role", k+".role", &role) {
@@ -431,6 +435,9 @@ func (d *decoder) listeners(v any) []Listener {
 			l.Name = string(l.Role)
 		}
 		d.str(t, "address", k+".address", &l.Address)
+		if d.str(t, "client_certificates", k+".client_certificates", &l.ClientCertificates) {
+			l.ClientCertificates = lower(l.ClientCertificates)
+		}
 		if d.strs(t, "auth_mechanisms", k+".auth_mechanisms", &l.AuthMechanisms) {
 			for j, m := range l.AuthMechanisms {
 				l.AuthMechanisms[j] = strings.ToUpper(m)
@@ -482,7 +489,9 @@ func (d *decoder) auth(t map[string]any, a *Auth) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"auth"}, "cache_ttl", "argon2_time", "argon2_memory_kib", "argon2_threads")
+	d.unknown(t, []string{"auth"}, "cache_ttl", "argon2_time", "argon2_memory_kib", "argon2_threads",
+		"scram_iterations", "require_client_certificate", "certificate_map")
+	d.authExtra(t, a)
 	if du, ok := d.duration(t, "cache_ttl", "auth.cache_ttl"); ok {
 		a.CacheTTL = du
 	}

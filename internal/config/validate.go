@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	c.validateLimits(p)
 	c.validateMaps(p)
 	c.validateDelivery(p)
+	c.validateAuthExtra(p)
 	c.validateACME(p)
 	return errors.Join(p.errs...)
 }
@@ -161,12 +162,12 @@ func (c *Config) validateListeners(p *problems) {
 			}
 		case RoleSubmission, RoleSubmissions:
 			if len(l.AuthMechanisms) == 0 {
-				p.addf(k+".auth_mechanisms", "must name at least one mechanism (PLAIN, LOGIN)")
+				p.addf(k+".auth_mechanisms", "must name at least one mechanism")
 			}
 			for j, m := range l.AuthMechanisms {
 				mk := fmt.Sprintf("%s.auth_mechanisms[%d]", k, j)
-				if m != "PLAIN" && m != "LOGIN" {
-					p.addf(mk, "%q is not a supported mechanism (PLAIN, LOGIN)", m)
+				if !slices.Contains(SASLMechanisms, m) {
+					p.addf(mk, "%q is not a supported mechanism (%s)", m, strings.Join(SASLMechanisms, ", "))
 				} else if slices.Index(l.AuthMechanisms, m) < j {
 					p.addf(mk, "%q is listed twice", m)
 				}
