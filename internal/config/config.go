@@ -188,6 +188,8 @@ type TLS struct {
 	SelfSigned bool
 	// MinVersion is tls.VersionTLS12 or tls.VersionTLS13.
 	MinVersion uint16
+	// TLSExtra holds [[tls.certificate]], ca_file and ticket_rotation.
+	TLSExtra
 }
 
 // Listener is one [[listener]] table.
@@ -207,6 +209,8 @@ type Listener struct {
 	// listener asks TLS clients for a certificate (verified against
 	// tls.client_ca_file), for SASL EXTERNAL.
 	ClientCertificates string
+	// ListenerTLS holds tls_tickets.
+	ListenerTLS
 }
 
 // Limits is the [limits] table.

@@ -377,7 +377,9 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version", "client_ca_file")
+	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version", "client_ca_file",
+		"certificate", "ca_file", "ticket_rotation")
+	d.tlsExtra(t, dir, &c.TLSExtra)
 	if d.str(t, "cert_file", "tls.cert_file", &c.CertFile) {
 		c.CertFile = resolve(dir, c.CertFile)
 	}
@@ -425,8 +427,9 @@ func (d *decoder) listeners(v any) []Listener {
 			d.fail(k, "expected a table, got %s", describe(e))
 			continue
 		}
-		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates")
+		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets")
 		var l Listener
+		d.listenerTLS(t, k, &l.ListenerTLS)
 		var role string
 		if d.str(t, "role", k+".role", &role) {
 			l.Role = Role(lower(role))

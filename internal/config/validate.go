@@ -74,6 +74,7 @@ func (c *Config) Validate() error {
 	c.validateDelivery(p)
 	c.validateAuthExtra(p)
 	c.validateACME(p)
+	c.validateTLSExtra(p)
 	return errors.Join(p.errs...)
 }
 
@@ -117,8 +118,9 @@ func (c *Config) validateTop(p *problems) {
 	switch {
 	case c.TLS.SelfSigned && files:
 		p.addf("tls.self_signed", "is true, but cert_file or key_file is set; use one or the other")
-	case !c.TLS.SelfSigned && !files:
+	case !c.TLS.SelfSigned && !files && len(c.TLS.Certificates) == 0:
 		p.addf("tls", "cert_file and key_file are required unless self_signed = true")
+	case !files: // self-signed, or [[tls.certificate]] only
 	case !c.TLS.SelfSigned && c.TLS.CertFile == "":
 		p.addf("tls.cert_file", "is required with key_file")
 	case !c.TLS.SelfSigned && c.TLS.KeyFile == "":
