@@ -25,7 +25,6 @@ import (
 	"postern/internal/delivery"
 	"postern/internal/metrics"
 	"postern/internal/queue"
-	"postern/internal/sasl"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -125,7 +124,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			l.Close()
 		}
 	}
-	auth := &sasl.Passwords{Check: db.CheckPassword}
+	auth, err := newAuthSetup(cfg, db, certs)
+	if err != nil {
+		return err
+	}
 	for _, lc := range cfg.Listeners {
 		l, err := net.Listen("tcp", lc.Address)
 		if err != nil {
@@ -133,9 +135,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
 		}
 		listeners = append(listeners, l)
-		a := *auth
-		if len(lc.AuthMechanisms) > 0 {
-			a.Mechs = lc.AuthMechanisms
+		ltls, err := listenerTLS(tlsCfg, cfg, lc)
+		if err != nil {
+			closeAll()
+			return err
 		}
 		var filter smtpd.Filter = subFilter
 		if lc.Role == config.RoleMX {
@@ -146,10 +149,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			Name:              lc.Name,
 			Role:              roleOf(lc.Role),
 			Hostname:          cfg.Hostname,
-			TLSConfig:         tlsCfg,
+			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
 			Directory:         dir,
-			Auth:              &a,
+			Auth:              auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,

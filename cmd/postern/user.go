@@ -214,8 +214,9 @@ func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
 		ttl = -1
 	}
 	opts := userdb.Options{
-		CacheTTL: ttl,
-		Logger:   log,
+		CacheTTL:        ttl,
+		Logger:          log,
+		SCRAMIterations: cfg.Auth.SCRAMIterations,
 		Argon2: userdb.Argon2Params{
 			Time:      cfg.Auth.Argon2Time,
 			MemoryKiB: cfg.Auth.Argon2MemoryKiB,
