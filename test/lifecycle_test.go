@@ -210,8 +210,43 @@ func TestUserCommandsOnLiveServer(t *testing.T) {
 	}
 }
 
+// testCA is a root that signs test certificates; its PEM goes to
+// tls.ca_file, since Postern refuses a chain no trusted root anchors.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// newTestCA creates a root and writes it as PEM to file.
+func newTestCA(t *testing.T, file string) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Postern Test Root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key}
+}
+
 // writeCert writes a fresh self-signed certificate for localhost.
 func writeCert(t *testing.T, certFile, keyFile string) *big.Int {
+	t.Helper()
+	return writeCertBy(t, nil, certFile, keyFile)
+}
+
+// writeCertBy writes a fresh certificate for localhost issued by ca
+// (self-signed when ca is nil).
+func writeCertBy(t *testing.T, ca *testCA, certFile, keyFile string) *big.Int {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -221,7 +256,11 @@ func writeCert(t *testing.T, certFile, keyFile string) *big.Int {
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "localhost"},
 		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	parent, signer := tmpl, any(key)
+	if ca != nil {
+		parent, signer = ca.cert, ca.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,11 +288,12 @@ func TestSignals(t *testing.T) {
 	integration(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	first := writeCert(t, certFile, keyFile)
+	ca := newTestCA(t, filepath.Join(dir, "ca.pem"))
+	first := writeCertBy(t, ca, certFile, keyFile)
 	s := testConfig(t, dir, "")
 	cfg, _ := os.ReadFile(s.config)
 	cfg = []byte(strings.Replace(string(cfg), "self_signed = true",
-		fmt.Sprintf("cert_file = %q\nkey_file = %q", certFile, keyFile), 1))
+		fmt.Sprintf("cert_file = %q\nkey_file = %q\nca_file = %q", certFile, keyFile, filepath.Join(dir, "ca.pem")), 1))
 	os.WriteFile(s.config, cfg, 0o600)
 	s.start()
 	s.addUser("carol@example.test", "carol-password")
@@ -265,7 +305,7 @@ func TestSignals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second := writeCert(t, certFile, keyFile)
+	second := writeCertBy(t, ca, certFile, keyFile)
 	s.signal(syscall.SIGHUP)
 	deadline := time.Now().Add(5 * time.Second)
 	for peerSerial(t, s.subs).Cmp(second) != 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -35,6 +34,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cf configFlags
 	cf.register(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
 	if pos, err := parseArgs(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -49,7 +49,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg)
+	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken)
 	if err != nil {
 		return err
 	}
@@ -158,6 +158,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			PostmasterAddress: cfg.Postmaster,
 		})
 	}
+	if err := runTLS(ctx, cfg, certs, servers, log); err != nil {
+		closeAll()
+		return err
+	}
 	var httpSrv *http.Server
 	var httpL net.Listener
 	if cfg.HTTP.Address != "" {
@@ -237,22 +241,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("postern stopped")
 	return nil
-}
-
-// setupTLS loads (or, when configured, creates) the certificate and
-// returns the TLS configuration every listener shares.
-func setupTLS(cfg *config.Config) (*tlsconf.Certs, *tls.Config, error) {
-	certFile, keyFile := cfg.TLSFiles()
-	if cfg.TLS.SelfSigned {
-		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
-			return nil, nil, err
-		}
-	}
-	certs, err := tlsconf.LoadCerts(certFile, keyFile)
-	if err != nil {
-		return nil, nil, err
-	}
-	return certs, tlsconf.ServerConfig(certs, tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}), nil
 }
 
 // firstStart creates postmaster@localhost with a random password on the

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"postern/internal/config"
+	"postern/internal/smtpd"
+	"postern/internal/tlsconf"
+)
+
+// setupTLS loads (or, when configured, creates) the certificates, checks
+// each as a client would (a broken chain stops the start unless
+// allowBroken, which logs it at ERROR level) and returns them with the
+// TLS configuration the listeners share.
+func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.Certs, *tls.Config, error) {
+	if cfg.TLS.SelfSigned {
+		certFile, _ := cfg.TLSFiles()
+		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
+			return nil, nil, err
+		}
+	}
+	opts := tlsconf.Options{
+		Check:            tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned},
+		AllowBrokenChain: allowBroken,
+		Logger:           log,
+	}
+	for _, f := range cfg.TLSCertificateFiles() {
+		opts.Pairs = append(opts.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
+	}
+	if len(opts.Pairs) == 0 {
+		// Certificates come later (ACME, through Certs.Set).
+		opts.Check.Hostnames = nil
+	}
+	if cfg.TLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.TLS.CAFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: tls.ca_file: %w", err)
+		}
+		opts.Check.Roots = x509.NewCertPool()
+		if !opts.Check.Roots.AppendCertsFromPEM(pem) {
+			return nil, nil, fmt.Errorf("serve: tls.ca_file %s: no PEM certificate", cfg.TLS.CAFile)
+		}
+	}
+	if allowBroken {
+		log.Error("started with --allow-broken-chain: a certificate clients refuse is served rather than stopping; remove the flag once fixed")
+	}
+	certs, err := tlsconf.OpenCerts(opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w\n(start anyway, for emergencies only: postern serve --allow-broken-chain)", err)
+	}
+	for name, c := range certs.Certificates() {
+		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,
+			"names", c.Leaf.DNSNames, "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return certs, tlsconf.ServerConfig(certs, tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}), nil
+}
+
+// runTLS gives each listener its own TLS configuration (session tickets
+// off where tls_tickets = false, rotating ticket keys elsewhere), and
+// until ctx ends keeps the ticket keys rotating, reloads the
+// certificates when their files change, and checks their expiry.
+func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, servers []*smtpd.Server, log *slog.Logger) error {
+	tickets := tlsconf.NewTickets(tlsconf.TicketOptions{Rotation: cfg.TLS.TicketRotation, Logger: log})
+	for i, s := range servers {
+		if s.TLSConfig == nil {
+			continue
+		}
+		s.TLSConfig = s.TLSConfig.Clone()
+		s.TLSConfig.SessionTicketsDisabled = cfg.Listeners[i].NoTLSTickets
+		if err := tickets.Add(ctx, s.TLSConfig); err != nil {
+			return err
+		}
+	}
+	go tickets.Run(ctx)
+	go certs.RunExpiry(ctx, 0)
+	if files := certs.Files(); len(files) > 0 {
+		err := tlsconf.Watch(ctx, files, 0, func() {
+			if err := certs.Reload(); err != nil {
+				log.Error("certificate files changed: certificate kept", "err", err)
+			} else {
+				log.Info("certificate files changed: certificate loaded")
+			}
+		})
+		if err != nil {
+			log.Warn("certificate files not watched: reload with SIGHUP", "err", err)
+		}
+	}
+	return nil
+}
