@@ -1,0 +1,436 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// AbuseOptions configure the auth-abuse Engine. Zero fields take the
+// defaults named; a negative count disables that response.
+type AbuseOptions struct {
+	// Trusted addresses are exempt: never delayed, throttled or banned,
+	// and their failures are not counted.
+	Trusted []netip.Prefix
+	// Window is how long failures are counted; default 10m.
+	Window time.Duration
+	// IPBanAfter failures from one address within Window ban it;
+	// default 10.
+	IPBanAfter int
+	// PrefixBanAfter failures from one IPv4 /24 or IPv6 /64 within Window
+	// ban the prefix; default 30.
+	PrefixBanAfter int
+	// PrefixBanIPs banned addresses of one /24 or /64 within Window ban
+	// the prefix; and as many banned /64s of one IPv6 /48 ban the /48;
+	// default 3.
+	PrefixBanIPs int
+	// StuffingUsers distinct usernames failing from one address within
+	// Window are credential stuffing: the address is banned and an alert
+	// logged; default 5.
+	StuffingUsers int
+	// UserThrottleAfter failures for one username within Window, from
+	// addresses that never logged in as it, put the username under
+	// attack; default 10.
+	UserThrottleAfter int
+	// DistributedIPs distinct addresses failing for one username within
+	// Window are distributed guessing: the username is put under attack
+	// and an alert logged; default 5.
+	DistributedIPs int
+	// A username under attack is throttled for addresses that never
+	// logged in as it (see Engine): their attempts fail, whatever the
+	// password, until the failures age out of Window.
+
+	// FailDelay is the delay before the answer to the first failure;
+	// it doubles with each failure from the address within Window, up
+	// to MaxFailDelay. Defaults 1s and 10s; negative FailDelay means none.
+	FailDelay    time.Duration
+	MaxFailDelay time.Duration
+	// BanDuration is the length of a first ban; each later ban of the
+	// same prefix (its strikes, see Ban) doubles it, up to MaxBan.
+	// Defaults 15m and 24h.
+	BanDuration time.Duration
+	MaxBan      time.Duration
+	// AlertStrikes is the strike count from which a ban of an address is
+	// also an alert (a repeat offender); default 3. Prefix bans always
+	// alert.
+	AlertStrikes int
+	// GoodIPTTL is how long an address that logged in as a user is
+	// remembered as good for that user (IPv6: its /64); each login
+	// renews it; default 30 days.
+	GoodIPTTL time.Duration
+	// Logger receives ban and alert events; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (o AbuseOptions) withDefaults() AbuseOptions {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defD(&o.Window, 10*time.Minute)
+	def(&o.IPBanAfter, 10)
+	def(&o.PrefixBanAfter, 30)
+	def(&o.PrefixBanIPs, 3)
+	def(&o.StuffingUsers, 5)
+	def(&o.UserThrottleAfter, 10)
+	def(&o.DistributedIPs, 5)
+	defD(&o.FailDelay, time.Second)
+	defD(&o.MaxFailDelay, 10*time.Second)
+	defD(&o.BanDuration, 15*time.Minute)
+	defD(&o.MaxBan, 24*time.Hour)
+	def(&o.AlertStrikes, 3)
+	defD(&o.GoodIPTTL, 30*24*time.Hour)
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Engine is the auth-abuse engine. The SMTP session asks it before it
+// accepts a login (BeforeAuth) and tells it every outcome (AuthResult).
+// It counts failures per address, per prefix (IPv4 /24, IPv6 /64) and
+// per username, the usernames tried from each address (credential
+// stuffing) and the addresses trying each username (distributed
+// guessing). Its answer grows with the evidence: a delay on each
+// failure, doubling; then a ban of the address or of its prefix (and of
+// an IPv6 /48), longer for each strike; then an alert in the log
+// ("auth abuse alert", kind bruteforce, stuffing or distributed).
+//
+// The real user is not locked out: a username under attack is throttled
+// only for addresses that never logged in as it (those that did are
+// remembered per user for GoodIPTTL), trusted addresses are exempt, and
+// logins with a client certificate are neither counted nor throttled.
+// A ban still shuts out everyone behind the banned address.
+//
+// An Engine is safe for concurrent use; its state is in the Store.
+type Engine struct {
+	store Store
+	opts  AbuseOptions
+	log   *slog.Logger
+}
+
+// NewEngine returns an Engine over store with opts (defaults filled in).
+func NewEngine(store Store, opts AbuseOptions) *Engine {
+	o := opts.withDefaults()
+	return &Engine{store: store, opts: o, log: o.Logger}
+}
+
+// Store keys of the engine.
+const (
+	keyFailIP     = "auth:fail:ip:"  // + address: failures
+	keyFailPrefix = "auth:fail:p:"   // + prefix: failures
+	keyFailUser   = "auth:fail:u:"   // + username: failures from addresses not good for it
+	keyUsersOfIP  = "auth:users:"    // + address: usernames that failed from it
+	keyIPsOfUser  = "auth:ips:"      // + username: addresses that failed for it
+	keyAttack     = "auth:attack:"   // + username: distributed guessing seen
+	keyGood       = "auth:good:"     // + username: good addresses (IPv6: /64s)
+	keyBannedIn   = "auth:bannedin:" // + prefix: banned addresses or /64s inside
+	maxUserKeyLen = 256              // longer claimed usernames are cut in keys
+)
+
+// userKey normalizes a claimed username for the store's keys.
+func userKey(u string) string {
+	u = strings.ToLower(u)
+	if len(u) > maxUserKeyLen {
+		u = u[:maxUserKeyLen]
+	}
+	return u
+}
+
+// goodKey is what is remembered of an address that logged in: the
+// address, or its /64 for IPv6 (privacy addresses change within it).
+func goodKey(a netip.Addr) string {
+	if a.Is4() {
+		return a.String()
+	}
+	return PrefixOf(a).String()
+}
+
+func (e *Engine) trusted(a netip.Addr) bool {
+	return slices.ContainsFunc(e.opts.Trusted, func(p netip.Prefix) bool { return p.Contains(a) })
+}
+
+// BeforeAuth is asked before a login is accepted. username is the name
+// the client claimed ("" when the session does not know it yet: then
+// only a ban can refuse). refuse true means the attempt must fail, with
+// 535 after delay, whatever the credentials: the address is banned, or
+// username is under attack and the address never logged in as it.
+// Trusted addresses are never refused. On a store error BeforeAuth does
+// not refuse (it fails open) and logs the error.
+func (e *Engine) BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) (delay time.Duration, refuse bool) {
+	remote = remote.Unmap()
+	if e.trusted(remote) {
+		return 0, false
+	}
+	if _, banned, err := e.store.Banned(ctx, remote, now); err != nil {
+		e.storeError("ban lookup", err)
+		return 0, false
+	} else if banned {
+		return 0, true
+	}
+	if username == "" {
+		return 0, false
+	}
+	under, err := e.underAttack(ctx, userKey(username), now)
+	if err != nil {
+		e.storeError("user state", err)
+		return 0, false
+	}
+	if !under {
+		return 0, false
+	}
+	good, err := e.store.HasMember(ctx, keyGood+userKey(username), goodKey(remote), now)
+	if err != nil {
+		e.storeError("good addresses", err)
+		return 0, false
+	}
+	if good {
+		return 0, false
+	}
+	return e.opts.MaxFailDelay, true
+}
+
+// underAttack reports whether the username has crossed the failure or
+// the distributed-guessing threshold within Window.
+func (e *Engine) underAttack(ctx context.Context, user string, now time.Time) (bool, error) {
+	if e.opts.UserThrottleAfter > 0 {
+		n, err := e.store.Count(ctx, keyFailUser+user, now)
+		if err != nil {
+			return false, err
+		}
+		if n >= int64(e.opts.UserThrottleAfter) {
+			return true, nil
+		}
+	}
+	n, err := e.store.Count(ctx, keyAttack+user, now)
+	if err != nil {
+		return false, err
+	}
+	return n > 0, nil
+}
+
+// AuthResult is told the outcome of every login: ok for a success (also
+// false for an attempt BeforeAuth refused), with the mechanism and
+// whether a client certificate proved the identity. It returns the delay
+// to wait before answering a failure (0 on success), which replaces any
+// fixed delay, and banned true when the address is now banned: the
+// session then closes with 421 instead of answering 535.
+func (e *Engine) AuthResult(ctx context.Context, remote netip.Addr, username, mech string, ok, viaClientCert bool, now time.Time) (delay time.Duration, banned bool) {
+	remote = remote.Unmap()
+	user := userKey(username)
+	if ok {
+		if user != "" {
+			if _, err := e.store.AddMember(ctx, keyGood+user, goodKey(remote), now, e.opts.GoodIPTTL); err != nil {
+				e.storeError("remember good address", err)
+			}
+		}
+		return 0, false
+	}
+	if e.trusted(remote) {
+		return 0, false
+	}
+	if viaClientCert {
+		return e.failDelay(1), false
+	}
+	n, banned, err := e.fail(ctx, remote, user, mech, now)
+	if err != nil {
+		e.storeError("count failure", err)
+		return e.failDelay(1), false
+	}
+	return e.failDelay(n), banned
+}
+
+// failDelay is the delay after the nth failure from an address.
+func (e *Engine) failDelay(n int64) time.Duration {
+	if e.opts.FailDelay < 0 {
+		return 0
+	}
+	d := e.opts.FailDelay
+	for i := int64(1); i < n && d < e.opts.MaxFailDelay; i++ {
+		d *= 2
+	}
+	return min(d, e.opts.MaxFailDelay)
+}
+
+// fail counts one failure and applies the responses. It returns the
+// address's failures in the window and whether it is banned now.
+func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string, now time.Time) (int64, bool, error) {
+	w := e.opts.Window
+	prefix := PrefixOf(remote)
+	nIP, err := e.store.Incr(ctx, keyFailIP+remote.String(), 1, now, w)
+	if err != nil {
+		return 0, false, err
+	}
+	nPrefix, err := e.store.Incr(ctx, keyFailPrefix+prefix.String(), 1, now, w)
+	if err != nil {
+		return 0, false, err
+	}
+	banned := false
+	banIP := func(reason string) error {
+		if banned {
+			return nil
+		}
+		banned = true
+		return e.banAddress(ctx, remote, reason, now)
+	}
+
+	if user != "" {
+		// Credential stuffing: many usernames from one address.
+		nUsers, err := e.store.AddMember(ctx, keyUsersOfIP+remote.String(), user, now, w)
+		if err != nil {
+			return 0, false, err
+		}
+		if e.opts.StuffingUsers > 0 && nUsers >= int64(e.opts.StuffingUsers) {
+			if nUsers == int64(e.opts.StuffingUsers) {
+				e.alert("stuffing", "remote", remote, "usernames", nUsers, "window", w)
+			}
+			if err := banIP(fmt.Sprintf("auth: credential stuffing, %d usernames in %v", nUsers, w)); err != nil {
+				return 0, false, err
+			}
+		}
+		// Guessing of one username, from addresses that never logged in
+		// as it (the user's own mistakes do not put it under attack).
+		good, err := e.store.HasMember(ctx, keyGood+user, goodKey(remote), now)
+		if err != nil {
+			return 0, false, err
+		}
+		if !good {
+			nUser, err := e.store.Incr(ctx, keyFailUser+user, 1, now, w)
+			if err != nil {
+				return 0, false, err
+			}
+			if e.opts.UserThrottleAfter > 0 && nUser == int64(e.opts.UserThrottleAfter) {
+				e.log.Warn("auth username under attack", "user", user, "failures", nUser, "window", w)
+			}
+			nIPs, err := e.store.AddMember(ctx, keyIPsOfUser+user, remote.String(), now, w)
+			if err != nil {
+				return 0, false, err
+			}
+			if e.opts.DistributedIPs > 0 && nIPs >= int64(e.opts.DistributedIPs) {
+				// Marked for Window from the first crossing; later
+				// failures mark it again once that ends.
+				m, err := e.store.Incr(ctx, keyAttack+user, 1, now, w)
+				if err != nil {
+					return 0, false, err
+				}
+				if m == 1 {
+					e.alert("distributed", "user", user, "addresses", nIPs, "window", w)
+				}
+			}
+		}
+	}
+
+	if e.opts.IPBanAfter > 0 && nIP >= int64(e.opts.IPBanAfter) {
+		if err := banIP(fmt.Sprintf("auth: %d failures in %v (last %s)", nIP, w, mech)); err != nil {
+			return 0, false, err
+		}
+	}
+	if e.opts.PrefixBanAfter > 0 && nPrefix >= int64(e.opts.PrefixBanAfter) {
+		if err := e.banPrefix(ctx, prefix, fmt.Sprintf("auth: %d failures from %v in %v", nPrefix, prefix, w), now); err != nil {
+			return 0, false, err
+		}
+		banned = true
+	}
+	return nIP, banned, nil
+}
+
+// banAddress bans one address (unless a live ban covers it already) and
+// escalates to its prefix when enough
+// addresses of the prefix are banned within the window.
+func (e *Engine) banAddress(ctx context.Context, a netip.Addr, reason string, now time.Time) error {
+	if _, ok, err := e.store.Banned(ctx, a, now); err != nil || ok {
+		return err // already banned: no new strike
+	}
+	host := HostPrefix(a)
+	b, err := e.putBan(ctx, host, reason, now)
+	if err != nil {
+		return err
+	}
+	AuthBans.WithLabelValues("ip").Inc()
+	e.log.Warn("auth ban", "prefix", host, "until", b.Until, "strikes", b.Strikes, "reason", reason)
+	if e.opts.AlertStrikes > 0 && b.Strikes >= e.opts.AlertStrikes {
+		e.alert("bruteforce", "prefix", host, "strikes", b.Strikes, "reason", reason)
+	}
+	if e.opts.PrefixBanIPs <= 0 {
+		return nil
+	}
+	prefix := PrefixOf(a)
+	n, err := e.store.AddMember(ctx, keyBannedIn+prefix.String(), a.String(), now, e.opts.Window)
+	if err != nil {
+		return err
+	}
+	if n >= int64(e.opts.PrefixBanIPs) {
+		return e.banPrefix(ctx, prefix, fmt.Sprintf("auth: %d addresses of %v banned in %v", n, prefix, e.opts.Window), now)
+	}
+	return nil
+}
+
+// banPrefix bans a /24 or /64 (unless a live ban of it lasts longer) and,
+// for IPv6, escalates to the /48 when enough of its /64s are banned.
+func (e *Engine) banPrefix(ctx context.Context, p netip.Prefix, reason string, now time.Time) error {
+	if b, ok, err := e.store.Banned(ctx, p.Addr(), now); err != nil {
+		return err
+	} else if ok && b.Prefix.Bits() <= p.Bits() {
+		return nil // already banned as a whole
+	}
+	b, err := e.putBan(ctx, p, reason, now)
+	if err != nil {
+		return err
+	}
+	scope := "prefix"
+	if p.Bits() == IPv6SitePrefix {
+		scope = "site"
+	}
+	AuthBans.WithLabelValues(scope).Inc()
+	e.alert("bruteforce", "prefix", p, "until", b.Until, "strikes", b.Strikes, "reason", reason)
+	if !p.Addr().Is6() || p.Bits() != 64 || e.opts.PrefixBanIPs <= 0 {
+		return nil
+	}
+	site, _ := p.Addr().Prefix(IPv6SitePrefix)
+	n, err := e.store.AddMember(ctx, keyBannedIn+site.String(), p.String(), now, e.opts.Window)
+	if err != nil {
+		return err
+	}
+	if n >= int64(e.opts.PrefixBanIPs) {
+		return e.banPrefix(ctx, site, fmt.Sprintf("auth: %d /64s of %v banned in %v", n, site, e.opts.Window), now)
+	}
+	return nil
+}
+
+// putBan bans p for BanDuration * 2^strikes (at most MaxBan).
+func (e *Engine) putBan(ctx context.Context, p netip.Prefix, reason string, now time.Time) (Ban, error) {
+	strikes, err := e.store.Strikes(ctx, p)
+	if err != nil {
+		return Ban{}, err
+	}
+	d := e.opts.BanDuration
+	for i := 0; i < strikes && d < e.opts.MaxBan; i++ {
+		d *= 2
+	}
+	d = min(d, e.opts.MaxBan)
+	b := Ban{Prefix: p, Until: now.Add(d), Reason: reason, Created: now, Strikes: strikes + 1}
+	if err := e.store.PutBan(ctx, b); err != nil {
+		return Ban{}, err
+	}
+	return b, nil
+}
+
+// alert logs an auth abuse alert and counts it.
+func (e *Engine) alert(kind string, args ...any) {
+	AuthAlerts.WithLabelValues(kind).Inc()
+	e.log.Warn("auth abuse alert", append([]any{"kind", kind}, args...)...)
+}
+
+func (e *Engine) storeError(what string, err error) {
+	e.log.Error("auth abuse engine: store failed; failing open", "op", what, "err", err)
+}

@@ -1,0 +1,49 @@
+package admission
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
+
+var (
+	// AdmissionRefused counts connections the Gate refused at accept, by
+	// listener and reason (the Reason constants).
+	AdmissionRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_admission_refused_total",
+		Help: "Connections refused at accept, before any TLS byte, by listener and reason.",
+	}, []string{"listener", "reason"})
+
+	// HandshakesAvoided counts refusals at accept on listeners that do
+	// TLS (at once on submissions, at STARTTLS on mx and submission): the
+	// handshakes Postern did not spend on unwanted clients.
+	HandshakesAvoided = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_handshakes_avoided_total",
+		Help: "Connections refused before TLS on listeners that do TLS, by listener.",
+	}, []string{"listener"})
+
+	// AuthBans counts bans the abuse engine put, by scope ("ip",
+	// "prefix", "site").
+	AuthBans = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_auth_bans_total",
+		Help: "Bans put by the auth-abuse engine, by scope.",
+	}, []string{"scope"})
+
+	// AuthAlerts counts auth-abuse alerts by kind ("bruteforce",
+	// "stuffing", "distributed").
+	AuthAlerts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_auth_abuse_alerts_total",
+		Help: "Auth-abuse alerts, by kind.",
+	}, []string{"kind"})
+
+	// SendLimited counts messages and sessions refused by the send
+	// limits, by limit ("messages", "recipients", "sessions").
+	SendLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_send_limited_total",
+		Help: "Messages and sessions of authenticated users refused by send limits, by limit.",
+	}, []string{"limit"})
+)
+
+func init() {
+	metrics.Registry.MustRegister(AdmissionRefused, HandshakesAvoided, AuthBans, AuthAlerts, SendLimited)
+}
