@@ -20,11 +20,19 @@ func TestMailAuthentication(t *testing.T) {
 	integration(t)
 	swaks := needTool(t, "swaks")
 	sinkDir := sink(t, "127.0.0.78")
-	s := testConfig(t, t.TempDir(), "")
+	dir := t.TempDir()
+	// A second key, outside the data directory, named in the configuration.
+	s := testConfig(t, dir, "\n[[mail_auth.dkim_key]]\ndomain = \"example.test\"\nselector = \"s9\"\nkey_file = \"alt.pem\"\n")
 	os.MkdirAll(s.data, 0o700)
 	out, err := s.run("", "dkim", "keygen", "example.test", "--selector", "s1", "--algorithm", "ed25519")
 	if err != nil {
 		t.Fatalf("dkim keygen: %v\n%s", err, out)
+	}
+	if out, err := s.run("", "dkim", "keygen", "example.test", "--selector", "s9", "--algorithm", "rsa"); err != nil {
+		t.Fatalf("dkim keygen: %v\n%s", err, out)
+	}
+	if err := os.Rename(filepath.Join(s.data, "dkim", "example.test", "s9.rsa.pem"), filepath.Join(dir, "alt.pem")); err != nil {
+		t.Fatal(err)
 	}
 	rec := regexp.MustCompile(`s1\._domainkey\.example\.test\.?\s+IN\s+TXT\s+"(v=DKIM1;[^"]+)"`).FindStringSubmatch(out)
 	if rec == nil {
@@ -62,7 +70,7 @@ func TestMailAuthentication(t *testing.T) {
 		if got == "" {
 			t.Fatalf("signed message never reached the remote MX; log:\n%s", s.stderr.String())
 		}
-		for _, want := range []string{"DKIM-Signature: v=1; a=ed25519-sha256", "d=example.test", "s=s1"} {
+		for _, want := range []string{"DKIM-Signature: v=1; a=ed25519-sha256", "d=example.test", "s=s1", "a=rsa-sha256", "s=s9"} {
 			if !strings.Contains(strings.ReplaceAll(got, "\n\t", " "), want) {
 				t.Errorf("sent message lacks %q:\n%s", want, got)
 			}

@@ -76,6 +76,13 @@ func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain str
 		if err != nil {
 			return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
 		}
+		for i, dk := range ma.DKIMKeys {
+			k, err := mailauth.LoadKeyFile(dk.KeyFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("serve: mail_auth.dkim_key[%d]: %w", i, err)
+			}
+			keys = append(keys, mailauth.SigningKey{Domain: dk.Domain, Selector: dk.Selector, Key: k})
+		}
 		if len(keys) > 0 {
 			s, err := mailauth.NewSigner(keys, nil)
 			if err != nil {

@@ -102,8 +102,16 @@ type MailAuth struct {
 	// MaxDKIMSignatures is how many signatures of a message are verified.
 	MaxDKIMSignatures int
 	// Sign turns DKIM signing of submitted mail on (for From domains
-	// that have a key in data_dir/dkim).
+	// that have a key in data_dir/dkim or in DKIMKeys).
 	Sign bool
+	// DKIMKeys are signing keys kept outside data_dir/dkim.
+	DKIMKeys []DKIMKey
+}
+
+// DKIMKey is one [[mail_auth.dkim_key]]: a signing key file for a domain
+// and selector.
+type DKIMKey struct {
+	Domain, Selector, KeyFile string
 }
 
 // Directory is the [directory] table: where users live.
@@ -220,11 +228,11 @@ func (d *decoder) lmtp(t map[string]any, dir string, c *LMTP) {
 	}
 }
 
-func (d *decoder) mailAuth(t map[string]any, c *MailAuth) {
+func (d *decoder) mailAuth(t map[string]any, dir string, c *MailAuth) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"mail_auth"}, "check", "report_only", "authserv_id", "max_dkim_signatures", "sign")
+	d.unknown(t, []string{"mail_auth"}, "check", "report_only", "authserv_id", "max_dkim_signatures", "sign", "dkim_key")
 	d.boolean(t, "check", "mail_auth.check", &c.Check)
 	d.boolean(t, "report_only", "mail_auth.report_only", &c.ReportOnly)
 	d.boolean(t, "sign", "mail_auth.sign", &c.Sign)
@@ -233,6 +241,31 @@ func (d *decoder) mailAuth(t map[string]any, c *MailAuth) {
 	}
 	if n, ok := d.integer(t, "max_dkim_signatures", "mail_auth.max_dkim_signatures", 0, 100); ok {
 		c.MaxDKIMSignatures = int(n)
+	}
+	keys, _ := t["dkim_key"].([]map[string]any)
+	if v, ok := t["dkim_key"]; ok && keys == nil {
+		if arr, isArr := v.([]any); isArr {
+			for _, e := range arr {
+				if m, isMap := e.(map[string]any); isMap {
+					keys = append(keys, m)
+				}
+			}
+		}
+		if len(keys) == 0 {
+			d.fail("mail_auth.dkim_key", "expected an array of tables ([[mail_auth.dkim_key]]), got %s", describe(v))
+		}
+	}
+	for i, kt := range keys {
+		k := fmt.Sprintf("mail_auth.dkim_key[%d]", i)
+		d.unknown(kt, []string{"mail_auth", "dkim_key"}, "domain", "selector", "key_file")
+		var dk DKIMKey
+		d.str(kt, "domain", k+".domain", &dk.Domain)
+		dk.Domain = lower(dk.Domain)
+		d.str(kt, "selector", k+".selector", &dk.Selector)
+		if d.str(kt, "key_file", k+".key_file", &dk.KeyFile) {
+			dk.KeyFile = resolve(dir, dk.KeyFile)
+		}
+		c.DKIMKeys = append(c.DKIMKeys, dk)
 	}
 }
 
@@ -333,6 +366,18 @@ func (c *Config) validateDelivery(p *problems) {
 		}
 		if l.Address == "" {
 			p.addf("lmtp.address", "required with lmtp.network")
+		}
+	}
+	for i, k := range c.MailAuth.DKIMKeys {
+		key := fmt.Sprintf("mail_auth.dkim_key[%d]", i)
+		if err := checkDNSName(k.Domain); err != nil {
+			p.addf(key+".domain", "%v", err)
+		}
+		if k.Selector == "" || strings.ContainsAny(k.Selector, " ;=\"/") {
+			p.addf(key+".selector", "want a DNS label like \"s1\", got %q", k.Selector)
+		}
+		if k.KeyFile == "" {
+			p.addf(key+".key_file", "required")
 		}
 	}
 	switch c.Directory.Backend {

@@ -74,7 +74,7 @@ postgres_dsn_file = "/etc/postern/pg.dsn"
 	if want := (LMTP{Network: "unix", Address: filepath.Join(dir, "lmtp.sock")}); c.LMTP != want {
 		t.Errorf("lmtp = %+v, want %+v", c.LMTP, want)
 	}
-	if want := (MailAuth{Check: false, ReportOnly: true, AuthservID: "mx.example.com", MaxDKIMSignatures: 2, Sign: false}); c.MailAuth != want {
+	if want := (MailAuth{Check: false, ReportOnly: true, AuthservID: "mx.example.com", MaxDKIMSignatures: 2, Sign: false}); !reflect.DeepEqual(c.MailAuth, want) {
 		t.Errorf("mail_auth = %+v, want %+v", c.MailAuth, want)
 	}
 	if want := (Directory{Backend: "postgres", PostgresDSNFile: "/etc/postern/pg.dsn"}); c.Directory != want {

@@ -331,7 +331,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.delivery(d.table(tree, "delivery", "delivery"), &c.Delivery)
 	d.smarthost(d.table(tree, "smarthost", "smarthost"), dir, &c.Smarthost)
 	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
-	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), &c.MailAuth)
+	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), dir, &c.MailAuth)
 	d.directory(d.table(tree, "directory", "directory"), dir, &c.Directory)
 	d.oauth(d.table(tree, "oauth", "oauth"), dir, &c.OAuth)
 	d.acme(d.table(tree, "acme", "acme"), dir, c)
