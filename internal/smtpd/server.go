@@ -130,6 +130,9 @@ type Server struct {
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
 	Filter Filter
+	// Screen, when non-nil, holds the checks an mx listener makes
+	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
+	Screen *Screen
 
 	initOnce   sync.Once
 	lim        Limits

@@ -107,10 +107,8 @@ func (s *Server) newSession(c net.Conn) *session {
 	sess.rd = smtp.NewReader(sess.br)
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	sess.log = s.log.With("session", sess.id)
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		ap := a.AddrPort()
-		sess.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
+	// The remote address is set by prelude, in the session's goroutine:
+	// a PROXY protocol header must not be waited for in the accept loop.
 	return sess
 }
 
@@ -167,9 +165,15 @@ const killWait = 100 * time.Millisecond
 func (s *session) serve() {
 	s.srv.mSessions.Inc()
 	defer s.finish()
+	if !s.prelude() { // PROXY header; sets s.remote (screen.go)
+		return
+	}
 	s.log.Info("session start", "remote", s.remote,
 		"tls", s.srv.Role == RoleSubmissions)
 	if s.srv.Role == RoleSubmissions && !s.handshake() {
+		return
+	}
+	if !s.screen() { // greeting delay, pregreet, DNSBL on mx (screen.go)
 		return
 	}
 	if s.srv.closing.Load() {
@@ -228,7 +232,11 @@ const (
 // makes the kernel send a reset, which can destroy replies in flight. It
 // half-closes, reads briefly what the client still sends, then closes.
 func (s *session) lingeringClose() {
-	if tc, ok := s.raw.(*net.TCPConn); ok && tc.CloseWrite() == nil {
+	// *net.TCPConn, or a *proxyproto.Conn on one.
+	if tc, ok := s.raw.(interface {
+		net.Conn
+		CloseWrite() error
+	}); ok && tc.CloseWrite() == nil {
 		tc.SetReadDeadline(time.Now().Add(lingerTime))
 		io.CopyN(io.Discard, tc, lingerBytes)
 	}

@@ -1,0 +1,31 @@
+package metrics
+
+import "github.com/prometheus/client_golang/prometheus"
+
+var (
+	// ScreenResults counts the postscreen-style checks before the
+	// greeting on mx listeners, by listener and result ("pass",
+	// "pregreet", "dnsbl", "hangup").
+	ScreenResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_screen_total",
+		Help: "Checks before the greeting on mx listeners (greeting delay, DNSBL), by listener and result.",
+	}, []string{"listener", "result"})
+
+	// DNSBLHits counts DNSBL zones that listed a client, by zone.
+	DNSBLHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_dnsbl_hits_total",
+		Help: "Clients listed by a DNSBL zone, by zone.",
+	}, []string{"zone"})
+
+	// ProxyHeaderErrors counts connections from trusted proxies cut
+	// because their PROXY protocol header was missing, bad or late, by
+	// listener.
+	ProxyHeaderErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_proxy_header_errors_total",
+		Help: "Connections from trusted proxies cut over a missing, bad or late PROXY protocol header, by listener.",
+	}, []string{"listener"})
+)
+
+func init() {
+	Registry.MustRegister(ScreenResults, DNSBLHits, ProxyHeaderErrors)
+}

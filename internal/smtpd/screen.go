@@ -1,0 +1,267 @@
+package smtpd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"postern/internal/dns"
+	"postern/internal/metrics"
+	"postern/internal/smtp"
+)
+
+// Screen holds the postscreen-style checks an mx listener makes before
+// its greeting, after the admission gate and before any TLS byte. The
+// zero value checks nothing.
+//
+// Greeting delay: the server waits GreetDelay before its 220. SMTP has
+// the server speak first (RFC 5321 §3.1, §4.3.1); a client that talks
+// before the greeting is a bot that does not wait for replies, and is
+// told 521 5.5.1 and dropped. 521 is "does not accept mail", which may
+// replace the greeting and be followed at once by the close (RFC 7504
+// §3); the same reply as Postfix's postscreen with
+// postscreen_greet_action = drop.
+//
+// DNSBL: the client's address is looked up in each zone of DNSBL at
+// once, while the server waits (RFC 5782 §2.1: the reversed address
+// under the zone; an A record in 127.0.0.0/8 means listed, except
+// 127.255.255.0/24, which DNSBLs such as Spamhaus use for errors). The
+// weights of the zones that list it are added; at or above
+// DNSBLThreshold the client is told 521 5.7.1 and dropped, before the
+// greeting (postscreen's dnsbl_action = drop). Answers not in when the
+// greeting delay ends (or, without one, after DNSBLTimeout) are not
+// waited for: a slow DNSBL delays no one.
+type Screen struct {
+	// GreetDelay is how long the server waits before its greeting;
+	// 0 means no wait (and no pregreet check).
+	GreetDelay time.Duration
+	// DNSBL are the zones to ask; none means no lookups.
+	DNSBL []DNSBLZone
+	// DNSBLThreshold is the score at or above which a client is
+	// refused; 0 means 1.
+	DNSBLThreshold int
+	// Resolver answers the DNSBL lookups; required with DNSBL.
+	Resolver dns.Resolver
+	// DNSBLTimeout bounds the lookups when GreetDelay is 0; 0 means 2
+	// seconds.
+	DNSBLTimeout time.Duration
+}
+
+// DNSBLZone is one DNS blocklist and the weight of its listing.
+type DNSBLZone struct {
+	// Zone is the list's DNS zone, such as "zen.spamhaus.org".
+	Zone string
+	// Weight is added to the client's score when the zone lists it;
+	// 0 means 1.
+	Weight int
+}
+
+// headerConn is a connection with a header to read before the session,
+// such as a *proxyproto.Conn (the PROXY protocol).
+type headerConn interface{ ReadHeader() error }
+
+// prelude reads the connection's header, if it has one, and sets the
+// session's remote address; it reports false when the session must end
+// at once. It runs in the session's goroutine, never in the accept
+// loop: reading a PROXY header waits for the client.
+func (s *session) prelude() bool {
+	if hc, ok := s.raw.(headerConn); ok {
+		if err := hc.ReadHeader(); err != nil {
+			metrics.ProxyHeaderErrors.WithLabelValues(s.srv.Name).Inc()
+			s.log.Info("session refused: proxy header", "err", err)
+			return false
+		}
+	}
+	if a, ok := s.raw.RemoteAddr().(*net.TCPAddr); ok {
+		ap := a.AddrPort()
+		s.remote = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return true
+}
+
+// screen makes the Screen's checks on an mx listener and reports false
+// when the client was refused (or left) and the session must end.
+func (s *session) screen() bool {
+	sc := s.srv.Screen
+	if sc == nil || s.srv.Role != RoleMX || (sc.GreetDelay <= 0 && len(sc.DNSBL) == 0) {
+		return true
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+
+	bound := sc.GreetDelay
+	if bound <= 0 {
+		bound = sc.DNSBLTimeout
+		if bound <= 0 {
+			bound = 2 * time.Second
+		}
+	}
+	hits := make(chan dnsblHit, len(sc.DNSBL))
+	pending := 0
+	if len(sc.DNSBL) > 0 && sc.Resolver != nil && s.remote.IsValid() {
+		lctx, lcancel := context.WithTimeout(ctx, bound)
+		defer lcancel()
+		for _, z := range sc.DNSBL {
+			pending++
+			go func() { hits <- lookupDNSBL(lctx, sc.Resolver, z, s.remote.Addr()) }()
+		}
+	}
+
+	// The pregreet check: a read that waits for the client, interrupted
+	// when the wait is over.
+	var peeked chan error
+	if sc.GreetDelay > 0 {
+		peeked = make(chan error, 1)
+		s.raw.SetReadDeadline(time.Time{})
+		go func() {
+			_, err := s.br.Peek(1)
+			peeked <- err
+		}()
+	}
+	stopPeek := func() error {
+		if peeked == nil {
+			return os.ErrDeadlineExceeded
+		}
+		s.raw.SetReadDeadline(time.Unix(1, 0))
+		err := <-peeked
+		peeked = nil
+		s.raw.SetReadDeadline(time.Time{})
+		return err
+	}
+
+	threshold := max(sc.DNSBLThreshold, 1)
+	score := 0
+	var listedBy []string
+	timer := time.NewTimer(bound)
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case err := <-peeked:
+			peeked = nil
+			return s.screenRead(err)
+		case h := <-hits:
+			pending--
+			if h.err != nil {
+				s.log.Debug("dnsbl lookup failed", "zone", h.zone, "err", h.err)
+			}
+			if h.listed {
+				metrics.DNSBLHits.WithLabelValues(h.zone).Inc()
+				score += h.weight
+				listedBy = append(listedBy, h.zone)
+			}
+			if score >= threshold {
+				if err := stopPeek(); err == nil {
+					return s.screenRead(nil)
+				}
+				metrics.ScreenResults.WithLabelValues(s.srv.Name, "dnsbl").Inc()
+				s.fail("dnsbl", &smtp.Error{Code: 521, Enhanced: "5.7.1",
+					Message: fmt.Sprintf("Service unavailable; client [%s] listed by %s", s.remote.Addr(), strings.Join(listedBy, ", ")),
+					Reason:  fmt.Sprintf("dnsbl score %d >= %d (%s)", score, threshold, strings.Join(listedBy, ", "))})
+				s.quit = true
+				return false
+			}
+			if pending == 0 && sc.GreetDelay <= 0 {
+				break wait
+			}
+		case <-timer.C:
+			break wait
+		case <-s.srv.done:
+			// Shutting down: serve answers 421 next.
+			stopPeek()
+			return true
+		}
+	}
+	if err := stopPeek(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		return s.screenRead(err)
+	}
+	metrics.ScreenResults.WithLabelValues(s.srv.Name, "pass").Inc()
+	if len(listedBy) > 0 {
+		s.log.Info("dnsbl listed below threshold", "score", score, "threshold", threshold, "zones", listedBy)
+	}
+	return true
+}
+
+// screenRead ends the screen when the pregreet read returned: with data
+// (err nil) the client talked first; otherwise it left or failed.
+func (s *session) screenRead(err error) bool {
+	if err == nil {
+		metrics.ScreenResults.WithLabelValues(s.srv.Name, "pregreet").Inc()
+		s.fail("pregreet", &smtp.Error{Code: 521, Enhanced: "5.5.1",
+			Message: "Protocol error: talking before the greeting",
+			Reason:  "pregreet: the client sent data before the greeting"})
+		s.quit = true
+		return false
+	}
+	metrics.ScreenResults.WithLabelValues(s.srv.Name, "hangup").Inc()
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+		s.log.Debug("client left before the greeting", "err", err)
+	} else {
+		s.log.Info("read error before the greeting", "err", err)
+	}
+	return false
+}
+
+// dnsblHit is the answer of one DNSBL zone.
+type dnsblHit struct {
+	zone   string
+	weight int
+	listed bool
+	err    error
+}
+
+// lookupDNSBL asks zone z about addr.
+func lookupDNSBL(ctx context.Context, r dns.Resolver, z DNSBLZone, addr netip.Addr) dnsblHit {
+	h := dnsblHit{zone: z.Zone, weight: max(z.Weight, 1)}
+	ips, _, err := r.LookupIP(ctx, DNSBLName(addr, z.Zone))
+	if err != nil && !dns.IsNotFound(err) {
+		h.err = err
+	}
+	for _, ip := range ips {
+		if Listed(ip) {
+			h.listed = true
+		}
+	}
+	return h
+}
+
+// Listed reports whether a DNSBL's A record means "listed": an address
+// in 127.0.0.0/8 but not in 127.255.255.0/24, which Spamhaus and others
+// return for errors such as a query through a public resolver.
+func Listed(a netip.Addr) bool {
+	a = a.Unmap()
+	if !a.Is4() {
+		return false
+	}
+	b := a.As4()
+	return b[0] == 127 && !(b[1] == 255 && b[2] == 255)
+}
+
+// DNSBLName returns the name to look up for addr in zone (RFC 5782
+// §2.1 and §2.4): the four octets of an IPv4 address, or the 32 nibbles
+// of an IPv6 address, in reverse order, then the zone.
+func DNSBLName(addr netip.Addr, zone string) string {
+	addr = addr.Unmap()
+	var b strings.Builder
+	if addr.Is4() {
+		o := addr.As4()
+		fmt.Fprintf(&b, "%d.%d.%d.%d.", o[3], o[2], o[1], o[0])
+	} else {
+		const hexd = "0123456789abcdef"
+		o := addr.As16()
+		for i := 15; i >= 0; i-- {
+			b.WriteByte(hexd[o[i]&0xf])
+			b.WriteByte('.')
+			b.WriteByte(hexd[o[i]>>4])
+			b.WriteByte('.')
+		}
+	}
+	b.WriteString(strings.TrimSuffix(zone, "."))
+	return b.String()
+}
