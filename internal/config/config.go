@@ -139,6 +139,8 @@ type Config struct {
 	Check Check
 	// OAuth checks the access tokens of OAUTHBEARER and XOAUTH2.
 	OAuth OAuth
+	// Proxy names the load balancers trusted with PROXY headers (proxy.go).
+	Proxy Proxy
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -211,6 +213,8 @@ type Listener struct {
 	ClientCertificates string
 	// ListenerTLS holds tls_tickets.
 	ListenerTLS
+	// ListenerScreen holds proxy_protocol, greet_delay and dnsbl (proxy.go).
+	ListenerScreen
 }
 
 // Limits is the [limits] table.

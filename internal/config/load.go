@@ -259,7 +259,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
-		"acme", "check")
+		"acme", "check", "proxy")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -336,6 +336,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.oauth(d.table(tree, "oauth", "oauth"), dir, &c.OAuth)
 	d.acme(d.table(tree, "acme", "acme"), dir, c)
 	d.check(d.table(tree, "check", "check"), &c.Check)
+	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
 	c.applyDerived()
 	return c
 }
@@ -427,9 +428,11 @@ func (d *decoder) listeners(v any) []Listener {
 			d.fail(k, "expected a table, got %s", describe(e))
 			continue
 		}
-		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets")
+		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets",
+			"proxy_protocol", "greet_delay", "dnsbl", "dnsbl_threshold")
 		var l Listener
 		d.listenerTLS(t, k, &l.ListenerTLS)
+		d.listenerScreen(t, k, &l.ListenerScreen)
 		var role string
 		if d.str(t, "role", k+".role", &role) {
 			l.Role = Role(lower(role))

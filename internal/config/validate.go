@@ -75,6 +75,7 @@ func (c *Config) Validate() error {
 	c.validateAuthExtra(p)
 	c.validateACME(p)
 	c.validateTLSExtra(p)
+	c.validateProxy(p)
 	return errors.Join(p.errs...)
 }
 
