@@ -134,6 +134,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			closeAll()
 			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
 		}
+		l = proxyListener(cfg, lc, l) // PROXY protocol (screen.go)
 		listeners = append(listeners, l)
 		ltls, err := listenerTLS(tlsCfg, cfg, lc)
 		if err != nil {
@@ -156,6 +157,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			Spool:             spoolAdapter{spool},
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
+			Screen:            screenOf(lc, resolver), // greet_delay, dnsbl (screen.go)
 		})
 	}
 	if err := runTLS(ctx, cfg, certs, servers, log); err != nil {
