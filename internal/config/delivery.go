@@ -19,7 +19,7 @@ const (
 	DefaultPoolIdleTimeout         = 30 * time.Second
 	DefaultMaxMessagesPerConn      = 100
 	DefaultMaxConnsPerHost         = 10
-	DefaultMaxIdlePerHost          = 4
+	DefaultMaxIdlePerHost          = 10
 	DefaultMaxDKIMSignatures       = 5
 	DirectoryFile                  = "file"
 	DirectoryPostgres              = "postgres"
