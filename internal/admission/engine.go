@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -197,7 +198,7 @@ func (e *Engine) BeforeAuth(ctx context.Context, remote netip.Addr, username str
 	if good {
 		return 0, false
 	}
-	return e.opts.MaxFailDelay, true
+	return e.failDelay(math.MaxInt64), true // the longest delay
 }
 
 // underAttack reports whether the username has crossed the failure or

@@ -34,6 +34,9 @@ func (s *session) cmdAuth(arg string) {
 		s.fail("sequence", errSeq("AUTH not permitted during a mail transaction")) // RFC 4954 §4
 		return
 	}
+	if !s.authAllowed() { // a banned client: 421 (admission.go)
+		return
+	}
 	mech, initial, hasInitial := strings.Cut(arg, " ")
 	if mech == "" {
 		s.fail("syntax", errSyntax("Syntax: AUTH mechanism [initial-response]"))
@@ -82,6 +85,9 @@ func (s *session) cmdAuth(arg string) {
 			user := sv.Identity()
 			if user == "" {
 				s.authEnd(mech, sv, "error", &smtp.Error{Code: 454, Enhanced: "4.7.0", Message: "Temporary authentication failure", Reason: "mechanism reported no identity"})
+				return
+			}
+			if !s.authSucceeded(mech, sv, user) { // guard and send limits (admission.go)
 				return
 			}
 			s.authUser = user
@@ -154,6 +160,10 @@ func (s *session) authFailed(mech string, sv sasl.Server, err error) {
 	case errors.Is(err, sasl.ErrMalformed):
 		s.authEnd(mech, sv, "malformed", &smtp.Error{Code: 501, Enhanced: "5.5.2", Message: "Malformed authentication response", Reason: err.Error()})
 	case errors.Is(err, sasl.ErrInvalidCredentials):
+		if s.srv.AuthGuard != nil {
+			s.guardFailure(mech, sv, err) // the guard's delay, maybe a ban (admission.go)
+			return
+		}
 		if !s.authDelay() {
 			s.authEnd(mech, sv, "failure", nil)
 			s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})

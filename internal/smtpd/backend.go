@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"postern/internal/admission"
 	"postern/internal/sasl"
 	"postern/internal/smtp"
 )
@@ -107,4 +108,43 @@ type FilterResult struct {
 	// Prepend holds complete header fields, each ending in CRLF, to put
 	// on top of the message (of Data when set).
 	Prepend []byte
+}
+
+// Admitter is the admission gate (admission.Gate has this method). The
+// session asks it first, in its own goroutine, before any TLS byte and
+// before the greeting. A refused client gets 421 4.7.0 and the close on
+// mx and submission, and only the close, without a handshake, on
+// submissions. When Admit fails, the session follows the Decision it
+// returns (a gate fails open) and logs the error. The session calls the
+// Decision's Release when it ends.
+type Admitter interface {
+	Admit(ctx context.Context, listener string, remote netip.Addr, now time.Time) (admission.Decision, error)
+}
+
+// AuthGuard is the auth-abuse guard (admission.Engine has these
+// methods). Sessions with a verified TLS client certificate are not
+// refused by it and their failures are not counted.
+type AuthGuard interface {
+	// BeforeAuth is asked when AUTH starts (username "": refuse means the
+	// client is banned; the session says 421 4.7.0 and closes) and when a
+	// mechanism has accepted credentials, with the username claimed
+	// (refuse means the login fails anyway, with 535 5.7.8 after delay).
+	BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) (delay time.Duration, refuse bool)
+	// AuthResult is told each outcome: ok for a login that stands, false
+	// for wrong credentials or a refused login. It returns the delay to
+	// wait before answering a failure (it replaces Limits.AuthFailDelay)
+	// and whether the client is banned now: the session then says
+	// 421 4.7.0 instead of 535 and closes.
+	AuthResult(ctx context.Context, remote netip.Addr, username, mech string, ok, viaClientCert bool, now time.Time) (delay time.Duration, banned bool)
+}
+
+// SendLimiter limits what authenticated users send (admission.Limiter
+// has these methods).
+type SendLimiter interface {
+	// BeginSession is called when AUTH succeeds. An error refuses the
+	// login with it; otherwise release is called when the session ends.
+	BeginSession(ctx context.Context, user string) (release func(), err *smtp.Error)
+	// AllowMessage is called at DATA with the number of recipients; an
+	// error refuses the message with it (before 354).
+	AllowMessage(ctx context.Context, user string, rcpts int, now time.Time) *smtp.Error
 }

@@ -36,6 +36,9 @@ func (s *session) cmdData(arg string) {
 		s.fail("syntax", errSyntax("Syntax: DATA"))
 		return
 	}
+	if !s.sendAllowed() { // the user's send limits (admission.go)
+		return
+	}
 	defer s.resetTx()
 	id := newID(s.srv.now())
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")

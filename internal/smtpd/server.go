@@ -130,6 +130,17 @@ type Server struct {
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
 	Filter Filter
+	// Admitter, when non-nil, decides when a connection is accepted,
+	// before any TLS byte and before the greeting, whether the client
+	// may talk at all (bans, allow and deny lists, connection caps and
+	// rates; see Admitter).
+	Admitter Admitter
+	// AuthGuard, when non-nil, is asked around each AUTH (see
+	// AuthGuard); its delays replace Limits.AuthFailDelay.
+	AuthGuard AuthGuard
+	// SendLimiter, when non-nil, limits the sessions, messages and
+	// recipients of authenticated users (see SendLimiter).
+	SendLimiter SendLimiter
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen

@@ -53,6 +53,7 @@ type session struct {
 	quit     bool   // close after flushing
 	hdr      []byte // scratch for the headers prepended to a message
 	ehloBuf  [8]string
+	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 
 	mu   sync.Mutex
 	idle bool // waiting for a command: Shutdown may interrupt the read
@@ -115,6 +116,7 @@ func (s *Server) newSession(c net.Conn) *session {
 // release returns the session's buffers to the pools.
 func (s *session) release() {
 	s.cancel()
+	s.hooks.done()
 	if s.br != nil {
 		s.srv.putReader(s.br)
 		s.br = nil
@@ -166,6 +168,9 @@ func (s *session) serve() {
 	s.srv.mSessions.Inc()
 	defer s.finish()
 	if !s.prelude() { // PROXY header; sets s.remote (screen.go)
+		return
+	}
+	if !s.admit() { // the admission gate, before any TLS byte (admission.go)
 		return
 	}
 	s.log.Info("session start", "remote", s.remote,
