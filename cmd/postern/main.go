@@ -3,6 +3,7 @@
 //	postern serve [--config FILE | --data DIR]
 //	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
 //	postern queue list|show ID|retry ID|delete ID [--config FILE | --data DIR]
+//	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
 //	postern version
 //
 // With no --config, postern runs on its embedded default: data in
@@ -46,6 +47,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdUser(args[1:], stdin, stdout)
 	case "queue":
 		err = cmdQueue(args[1:], stdout)
+	case "ban":
+		err = cmdBan(args[1:], stdout)
 	case "dkim":
 		err = cmdDKIM(args[1:], stdout)
 	case "version", "--version", "-version":
@@ -85,6 +88,10 @@ func usage(w io.Writer) {
   postern queue list [--config FILE | --data DIR]
                                                  the messages waiting, each recipient's state
   postern queue show|retry|delete ID [...]       one message; try it now; drop it (no bounce)
+  postern ban add ADDR|CIDR [--for 24h] [--reason TEXT] [...]
+                                                 refuse an address or range at accept
+  postern ban list|show ADDR|delete ADDR|CIDR [...]
+                                                 the bans (why, until when); one address; lift one
   postern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [...]
                                                  new DKIM key; prints the DNS record
   postern version

@@ -11,7 +11,8 @@
 //	DELETE /queue/{id}        stop delivering it, without a bounce (204)
 //
 // Errors are JSON {"error": "..."} with status 404 for an id that is not
-// in the queue, 400 for a bad request and 500 otherwise.
+// in the queue, 400 for a bad request and 500 otherwise. The ban API
+// (`postern ban`) is described in bans.go.
 package admin
 
 import (
@@ -139,6 +140,11 @@ type Server struct {
 	Spool Spool
 	// Runner is the queue runner, for retries. Required.
 	Runner Runner
+	// Bans is the admission state behind the ban API (bans.go); nil
+	// makes that API answer 503.
+	Bans BanStore
+	// Now is the clock of the ban API; nil means time.Now.
+	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
 	// means slog.Default().
 	Logger *slog.Logger
@@ -159,6 +165,7 @@ func (s *Server) init() {
 		mux.HandleFunc("GET /queue/{id}", s.show)
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
+		s.banRoutes(mux) // bans.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"postern/internal/admin"
+)
+
+// cmdBan implements `postern ban add|list|show|delete`: it asks the
+// running server over its admin socket, so the ban lands in the store
+// the server uses (memory, or Redis shared by every node).
+func cmdBan(args []string, stdout io.Writer) error {
+	return runBan(args, stdout, time.Now)
+}
+
+// runBan is cmdBan with the clock for the time left.
+func runBan(args []string, stdout io.Writer, now func() time.Time) error {
+	const want = "ban: want add ADDR|CIDR [--for 24h] [--reason TEXT], list, show ADDR or delete ADDR|CIDR"
+	if len(args) == 0 {
+		return usageError{want}
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("ban "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cf configFlags
+	cf.register(fs)
+	var dur time.Duration
+	var reason string
+	if verb == "add" {
+		fs.DurationVar(&dur, "for", admin.DefaultBanFor, "how long the ban lasts")
+		fs.StringVar(&reason, "reason", "", "why, shown by ban list")
+	}
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return err
+	}
+	switch {
+	case verb == "list" && len(pos) != 0:
+		return usageError{"ban list: unexpected argument " + pos[0]}
+	case verb == "add" || verb == "show" || verb == "delete":
+		if len(pos) != 1 {
+			return usageError{"ban " + verb + ": want one address or CIDR prefix"}
+		}
+		if verb != "show" {
+			// Refuse a bad prefix here, before asking the server.
+			if _, err := admin.ParseBanPrefix(pos[0]); err != nil {
+				return usageError{"ban " + verb + ": " + err.Error()}
+			}
+		}
+	case verb != "list":
+		return usageError{want}
+	}
+	if verb == "add" && (dur <= 0 || dur > admin.MaxBanFor) {
+		return usageError{fmt.Sprintf("ban add: --for must be from 1s to %s", admin.MaxBanFor)}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(cfg.DataDir, adminSocket)
+	c := &admin.Client{SocketPath: sock}
+	ctx := context.Background()
+	switch verb {
+	case "list":
+		bans, err := c.Bans(ctx)
+		if err != nil {
+			return banError(err, sock)
+		}
+		printBans(stdout, bans, now())
+	case "show":
+		b, err := c.BanOf(ctx, pos[0])
+		if errors.Is(err, admin.ErrNoBan) {
+			fmt.Fprintf(stdout, "%s is not banned\n", pos[0])
+			return nil
+		}
+		if err != nil {
+			return banError(err, sock)
+		}
+		printBan(stdout, b, now())
+	case "add":
+		b, err := c.Ban(ctx, pos[0], dur, reason)
+		if err != nil {
+			return banError(err, sock)
+		}
+		fmt.Fprintf(stdout, "%s banned until %s (%s)\n", b.Prefix, b.Until.UTC().Format(time.RFC3339), remaining(b.Until.Sub(now())))
+	case "delete":
+		if err := c.Unban(ctx, pos[0]); err != nil {
+			if errors.Is(err, admin.ErrNoBan) {
+				p, _ := admin.ParseBanPrefix(pos[0])
+				return fmt.Errorf("ban delete: no ban of exactly %s (see postern ban show ADDR)", p)
+			}
+			return banError(err, sock)
+		}
+		fmt.Fprintf(stdout, "%s: ban lifted\n", pos[0])
+	}
+	return nil
+}
+
+// banError turns the admin client's errors into what the operator is
+// told.
+func banError(err error, sock string) error {
+	if errors.Is(err, admin.ErrNotRunning) {
+		return fmt.Errorf("postern is not running (no %s)", sock)
+	}
+	return fmt.Errorf("ban: %w", err)
+}
+
+// printBans writes the bans as a table.
+func printBans(w io.Writer, bans []admin.BanInfo, now time.Time) {
+	if len(bans) == 0 {
+		fmt.Fprintln(w, "No address is banned.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PREFIX\tUNTIL\tREMAINING\tSTRIKES\tMANUAL\tREASON")
+	for _, b := range bans {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\n", b.Prefix, b.Until.UTC().Format("2006-01-02 15:04:05Z"),
+			remaining(b.Until.Sub(now)), b.Strikes, yesNo(b.Manual), b.Reason)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "%d %s\n", len(bans), plural(len(bans), "ban", "bans"))
+}
+
+// printBan writes one ban in detail.
+func printBan(w io.Writer, b admin.BanInfo, now time.Time) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "Banned:\t%s\n", b.Prefix)
+	fmt.Fprintf(tw, "Reason:\t%s\n", b.Reason)
+	fmt.Fprintf(tw, "Until:\t%s (%s left)\n", b.Until.UTC().Format(time.RFC3339), remaining(b.Until.Sub(now)))
+	if !b.Created.IsZero() {
+		fmt.Fprintf(tw, "Since:\t%s\n", b.Created.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "Strikes:\t%d\n", b.Strikes)
+	fmt.Fprintf(tw, "Manual:\t%s\n", yesNo(b.Manual))
+	tw.Flush()
+}
+
+// remaining writes a time left as "2d03h", "5h20m", "4m10s" or "12s".
+func remaining(d time.Duration) string {
+	if d <= 0 {
+		return "ended"
+	}
+	d = d.Round(time.Second)
+	switch {
+	case d >= 24*time.Hour:
+		return fmt.Sprintf("%dd%02dh", d/(24*time.Hour), d%(24*time.Hour)/time.Hour)
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh%02dm", d/time.Hour, d%time.Hour/time.Minute)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm%02ds", d/time.Minute, d%time.Minute/time.Second)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
