@@ -141,6 +141,8 @@ type Config struct {
 	OAuth OAuth
 	// Proxy names the load balancers trusted with PROXY headers (proxy.go).
 	Proxy Proxy
+	// AdmissionTables holds [admission], [abuse], [send_limits] and [redis] (admission.go).
+	AdmissionTables
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -158,6 +160,7 @@ func (c *Config) setNewDefaults() {
 	c.MailAuth = defaultMailAuth()
 	c.Auth.SCRAMIterations = DefaultSCRAMIterations
 	c.Directory = Directory{Backend: DirectoryFile}
+	c.AdmissionTables = defaultAdmissionTables()
 }
 
 // Log is the [log] table.
@@ -215,6 +218,8 @@ type Listener struct {
 	ListenerTLS
 	// ListenerScreen holds proxy_protocol, greet_delay and dnsbl (proxy.go).
 	ListenerScreen
+	// ListenerAdmission holds allow and deny (admission.go).
+	ListenerAdmission
 }
 
 // Limits is the [limits] table.

@@ -259,7 +259,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
-		"acme", "check", "proxy")
+		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -337,6 +337,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.acme(d.table(tree, "acme", "acme"), dir, c)
 	d.check(d.table(tree, "check", "check"), &c.Check)
 	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
+	d.admissionTables(tree, dir, &c.AdmissionTables)
 	c.applyDerived()
 	return c
 }
@@ -429,10 +430,11 @@ func (d *decoder) listeners(v any) []Listener {
 			continue
 		}
 		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets",
-			"proxy_protocol", "greet_delay", "dnsbl", "dnsbl_threshold")
+			"proxy_protocol", "greet_delay", "dnsbl", "dnsbl_threshold", "allow", "deny")
 		var l Listener
 		d.listenerTLS(t, k, &l.ListenerTLS)
 		d.listenerScreen(t, k, &l.ListenerScreen)
+		d.listenerAdmission(t, k, &l.ListenerAdmission)
 		var role string
 		if d.str(t, "role", k+".role", &role) {
 			l.Role = Role(lower(role))

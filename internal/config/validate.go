@@ -76,6 +76,7 @@ func (c *Config) Validate() error {
 	c.validateACME(p)
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
+	c.validateAdmission(p)
 	return errors.Join(p.errs...)
 }
 
