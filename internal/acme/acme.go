@@ -89,8 +89,10 @@ type Options struct {
 	// ObtainTimeout bounds one attempt; 0 means DefaultObtainTimeout.
 	ObtainTimeout time.Duration
 	// Install receives each certificate the Manager loads or obtains,
-	// leaf first, with Leaf set. It must not block; nil discards them.
-	Install func(*tls.Certificate)
+	// leaf first, with Leaf set (for example tlsconf.Certs.Set). An
+	// error refuses the certificate: Load and Obtain return it. It must
+	// not block; nil accepts and discards them.
+	Install func(*tls.Certificate) error
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// After waits for the renewal loop; nil means time.After.
@@ -158,7 +160,7 @@ func New(o Options) (*Manager, error) {
 		o.After = time.After
 	}
 	if o.Install == nil {
-		o.Install = func(*tls.Certificate) {}
+		o.Install = func(*tls.Certificate) error { return nil }
 	}
 	log := o.Logger
 	if log == nil {
@@ -183,7 +185,8 @@ func (m *Manager) Certificate() *tls.Certificate {
 }
 
 // Load reads the stored certificate, installs it and returns it. It
-// returns an error wrapping fs.ErrNotExist when none is stored yet. A
+// returns an error wrapping fs.ErrNotExist when none is stored yet, and
+// the error of Options.Install when that refuses it. A
 // stored certificate is installed even when expired or missing a host
 // name: the renewal loop replaces it.
 func (m *Manager) Load() (*tls.Certificate, error) {
@@ -191,15 +194,22 @@ func (m *Manager) Load() (*tls.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.install(c)
+	if err := m.install(c); err != nil {
+		return nil, err
+	}
 	return c, nil
 }
 
-func (m *Manager) install(c *tls.Certificate) {
+// install hands c to Options.Install and, when accepted, makes it the
+// current certificate.
+func (m *Manager) install(c *tls.Certificate) error {
+	if err := m.o.Install(c); err != nil {
+		return fmt.Errorf("acme: install certificate: %w", err)
+	}
 	m.mu.Lock()
 	m.cert = c
 	m.mu.Unlock()
-	m.o.Install(c)
+	return nil
 }
 
 // Due reports whether c must be renewed at now: it is nil, it expires
@@ -223,8 +233,9 @@ func (m *Manager) renewAt(c *tls.Certificate) time.Time {
 }
 
 // Obtain orders a new certificate for the host names (RFC 8555 §7.4),
-// answering its challenges, stores it and installs it. Concurrent calls
-// run one after the other.
+// answering its challenges, stores it and installs it; when
+// Options.Install refuses it, it stays stored but is not current, and
+// the error is returned. Concurrent calls run one after the other.
 func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 	m.obtain.Lock()
 	defer m.obtain.Unlock()
@@ -272,7 +283,9 @@ func (m *Manager) Obtain(ctx context.Context) (*tls.Certificate, error) {
 	if err := m.store.saveCert(der, certKey); err != nil {
 		return nil, err
 	}
-	m.install(c)
+	if err := m.install(c); err != nil {
+		return nil, err
+	}
 	m.log.Info("acme certificate obtained", "names", strings.Join(m.o.Hostnames, ","),
 		"not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339), "issuer", c.Leaf.Issuer.CommonName)
 	return c, nil

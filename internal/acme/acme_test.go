@@ -61,12 +61,13 @@ type installed struct {
 
 func newInstalled() *installed { return &installed{ch: make(chan *tls.Certificate, 16)} }
 
-func (i *installed) install(c *tls.Certificate) {
+func (i *installed) install(c *tls.Certificate) error {
 	if h := i.hook.Load(); h != nil {
 		(*h)(c)
 	}
 	i.cur.Store(c)
 	i.ch <- c
+	return nil
 }
 
 func newManager(t *testing.T, p *pebble, o Options) (*Manager, *installed, *syncBuffer) {

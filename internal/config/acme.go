@@ -71,9 +71,8 @@ type Check struct {
 	PublicAddresses []netip.Addr
 }
 
-// acme decodes the [acme] table into c.ACME. With [acme] and neither
-// tls.cert_file nor tls.key_file, a self-signed certificate serves until
-// the first ACME certificate is there: TLS.SelfSigned is set.
+// acme decodes the [acme] table into c.ACME. With [acme], the [tls]
+// table may name no certificate file: ACME supplies the certificate.
 func (d *decoder) acme(t map[string]any, dir string, c *Config) {
 	if t == nil {
 		return
@@ -113,9 +112,6 @@ func (d *decoder) acme(t map[string]any, dir string, c *Config) {
 		a.Hostnames = []string{c.Hostname}
 	}
 	c.ACME = a
-	if c.TLS.CertFile == "" && c.TLS.KeyFile == "" {
-		c.TLS.SelfSigned = true
-	}
 }
 
 // check decodes the [check] table into c.Check.

@@ -41,8 +41,8 @@ public_addresses = ["192.0.2.1", "2001:db8::1"]
 	if !reflect.DeepEqual(c.ACME, want) {
 		t.Errorf("ACME = %+v\nwant %+v", c.ACME, want)
 	}
-	if !c.TLS.SelfSigned {
-		t.Error("[acme] without certificate files: want the self-signed fallback")
+	if c.TLS.SelfSigned || len(c.TLSCertificateFiles()) != 0 {
+		t.Error("[acme] without certificate files: want no certificate file and no self-signed one")
 	}
 	wantAddrs := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1")}
 	if !reflect.DeepEqual(c.Check.PublicAddresses, wantAddrs) {

@@ -120,7 +120,7 @@ func (c *Config) validateTop(p *problems) {
 	switch {
 	case c.TLS.SelfSigned && files:
 		p.addf("tls.self_signed", "is true, but cert_file or key_file is set; use one or the other")
-	case !c.TLS.SelfSigned && !files && len(c.TLS.Certificates) == 0:
+	case !c.TLS.SelfSigned && !files && len(c.TLS.Certificates) == 0 && !c.ACME.Enabled: // [acme]: acme.go
 		p.addf("tls", "cert_file and key_file are required unless self_signed = true")
 	case !files: // self-signed, or [[tls.certificate]] only
 	case !c.TLS.SelfSigned && c.TLS.CertFile == "":
