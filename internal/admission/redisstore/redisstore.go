@@ -28,6 +28,11 @@
 // add` any CIDR), and a lookup is one round trip whatever the number of
 // bans. The scripts touch keys they compute, so the store needs a single
 // Redis (or a replicated master), not Redis Cluster.
+//
+// A flood from a banned address would cost one round trip per
+// connection; so each Store also remembers, for Options.BanCacheTTL (1
+// second by default), the addresses it found banned. A ban lifted
+// through another node is therefore honoured here within that time.
 package redisstore
 
 import (
@@ -39,6 +44,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,13 +79,38 @@ type Options struct {
 	// The gate asks the store before every session: a slow Redis must
 	// not stall them all.
 	Timeout time.Duration
+	// BanCacheTTL is how long Banned remembers, in this process, that an
+	// address is banned, so that a flood from a banned address costs no
+	// Redis round trip per connection; 0 means DefaultBanCacheTTL,
+	// negative turns the cache off. Only positive answers are kept, and
+	// never past the ban's end; a change made through this Store clears
+	// the cache at once, one made through another node is seen here
+	// within BanCacheTTL.
+	BanCacheTTL time.Duration
 }
+
+// DefaultBanCacheTTL is Options.BanCacheTTL when it is zero.
+const DefaultBanCacheTTL = time.Second
+
+// banCacheMax bounds the addresses the ban cache holds; when it is full
+// it starts afresh.
+const banCacheMax = 65536
 
 // Store is an admission.Store on Redis. It is safe for concurrent use.
 // Make one with New and Close it when done.
 type Store struct {
 	rdb    *redis.Client
 	prefix string
+
+	cacheTTL time.Duration
+	mu       sync.Mutex
+	cache    map[netip.Addr]cachedBan
+}
+
+// cachedBan is a positive answer of Banned, good until until.
+type cachedBan struct {
+	ban   admission.Ban
+	until time.Time
 }
 
 var _ admission.Store = (*Store)(nil)
@@ -114,7 +145,11 @@ func New(opts Options) (*Store, error) {
 			Mode: maintnotifications.ModeDisabled,
 		},
 	})
-	return &Store{rdb: rdb, prefix: opts.Prefix}, nil
+	if opts.BanCacheTTL == 0 {
+		opts.BanCacheTTL = DefaultBanCacheTTL
+	}
+	return &Store{rdb: rdb, prefix: opts.Prefix, cacheTTL: opts.BanCacheTTL,
+		cache: make(map[netip.Addr]cachedBan)}, nil
 }
 
 // Ping checks that the server answers.
@@ -296,6 +331,7 @@ func (s *Store) PutBan(ctx context.Context, b admission.Ban) error {
 	}
 	p := normPrefix(b.Prefix)
 	id := banID(p)
+	defer s.forget()
 	from := b.Created
 	if from.IsZero() {
 		from = time.Now()
@@ -339,6 +375,7 @@ func (s *Store) DeleteBan(ctx context.Context, p netip.Prefix) (bool, error) {
 		return false, fmt.Errorf("redisstore: delete ban: %w", errBadPrefix)
 	}
 	p = normPrefix(p)
+	defer s.forget()
 	pipe := s.rdb.TxPipeline()
 	del := pipe.Del(ctx, s.prefix+"ban:"+banID(p))
 	pipe.ZRem(ctx, s.prefix+"bans", p.String())
@@ -391,6 +428,9 @@ func (s *Store) Banned(ctx context.Context, addr netip.Addr, now time.Time) (adm
 		return admission.Ban{}, false, fmt.Errorf("redisstore: banned: invalid address")
 	}
 	addr = addr.Unmap()
+	if b, ok := s.cached(addr, now); ok {
+		return b, true, nil
+	}
 	res, err := bannedScript.Run(ctx, s.rdb, nil, s.prefix, family(addr), addrHex(addr)).Slice()
 	if err != nil {
 		return admission.Ban{}, false, fmt.Errorf("redisstore: banned %s: %w", addr, err)
@@ -407,7 +447,49 @@ func (s *Store) Banned(ctx context.Context, addr netip.Addr, now time.Time) (adm
 			best, found = b, true
 		}
 	}
+	if found {
+		s.remember(addr, best, now)
+	}
 	return best, found, nil
+}
+
+// cached returns the ban remembered for addr, if still good at now.
+func (s *Store) cached(addr netip.Addr, now time.Time) (admission.Ban, bool) {
+	if s.cacheTTL < 0 {
+		return admission.Ban{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.cache[addr]
+	if !ok || !now.Before(c.until) {
+		return admission.Ban{}, false
+	}
+	return c.ban, true
+}
+
+// remember keeps b as addr's answer until the ban ends or the cache's
+// TTL runs out, whichever comes first.
+func (s *Store) remember(addr netip.Addr, b admission.Ban, now time.Time) {
+	if s.cacheTTL < 0 {
+		return
+	}
+	until := now.Add(s.cacheTTL)
+	if b.Until.Before(until) {
+		until = b.Until
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.cache) >= banCacheMax {
+		clear(s.cache)
+	}
+	s.cache[addr] = cachedBan{ban: b, until: until}
+}
+
+// forget clears the ban cache: a ban changed through this Store.
+func (s *Store) forget() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
 }
 
 // decodeBan decodes a ban's fields, in banFields order.

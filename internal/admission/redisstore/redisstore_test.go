@@ -314,3 +314,40 @@ func TestConformance(t *testing.T) {
 	testAddr(t)
 	storetest.Run(t, func(t *testing.T) admission.Store { return newTestStore(t) })
 }
+
+// A node remembers a positive ban answer for BanCacheTTL: a lift made
+// through another node shows here within it; one made through this node
+// at once.
+func TestBanCache(t *testing.T) {
+	prefix := fmt.Sprintf("postern-test:%d:cache%d:", os.Getpid(), prefixSeq.Add(1))
+	a, b := newStoreAt(t, prefix), newStoreAt(t, prefix)
+	ctx := context.Background()
+	p := netip.MustParsePrefix("192.0.2.0/24")
+	addr := netip.MustParseAddr("192.0.2.1")
+	a.PutBan(ctx, admission.Ban{Prefix: p, Until: t0.Add(time.Hour), Reason: "flood"})
+	if _, ok, _ := b.Banned(ctx, addr, t0); !ok {
+		t.Fatal("node b: not banned")
+	}
+	a.DeleteBan(ctx, p)
+	if _, ok, _ := b.Banned(ctx, addr, t0.Add(500*time.Millisecond)); !ok {
+		t.Fatal("node b forgot its cached answer before BanCacheTTL")
+	}
+	if _, ok, _ := b.Banned(ctx, addr, t0.Add(DefaultBanCacheTTL)); ok {
+		t.Fatal("node b still refuses after BanCacheTTL")
+	}
+	// Through the same node, a lift is seen at once.
+	a.PutBan(ctx, admission.Ban{Prefix: p, Until: t0.Add(time.Hour), Reason: "flood"})
+	if _, ok, _ := a.Banned(ctx, addr, t0); !ok {
+		t.Fatal("node a: not banned")
+	}
+	a.DeleteBan(ctx, p)
+	if _, ok, _ := a.Banned(ctx, addr, t0); ok {
+		t.Fatal("node a: still banned after its own DeleteBan")
+	}
+	// Never past the ban's end.
+	a.PutBan(ctx, admission.Ban{Prefix: p, Until: t0.Add(100 * time.Millisecond)})
+	a.Banned(ctx, addr, t0)
+	if _, ok, _ := a.Banned(ctx, addr, t0.Add(100*time.Millisecond)); ok {
+		t.Fatal("the cache outlived the ban")
+	}
+}
