@@ -128,6 +128,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	adm, err := newAdmission(cfg, log) // gate, abuse engine, send limits (admission.go)
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
 	for _, lc := range cfg.Listeners {
 		l, err := net.Listen("tcp", lc.Address)
 		if err != nil {
@@ -158,9 +163,16 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, resolver), // greet_delay, dnsbl (screen.go)
+			Admitter:          adm.gate,
+			AuthGuard:         adm.guard,
+			SendLimiter:       adm.limiter,
 		})
 	}
 	if err := runTLS(ctx, cfg, certs, servers, log); err != nil {
+		closeAll()
+		return err
+	}
+	if err := startACME(ctx, cfg, certs, log); err != nil { // [acme] (acme.go)
 		closeAll()
 		return err
 	}
@@ -184,7 +196,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	adminSrv := &admin.Server{Spool: spool, Runner: runner, Logger: log.With("listener", "admin")}
+	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin")}
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)
