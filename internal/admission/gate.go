@@ -35,7 +35,8 @@ type Listener struct {
 }
 
 // Rate is a token bucket: Burst new connections at once, refilled at
-// PerSecond tokens a second. A zero PerSecond disables the bucket.
+// PerSecond tokens a second. A negative PerSecond disables the bucket (in
+// GateOptions, the zero Rate means the default).
 type Rate struct {
 	PerSecond float64
 	Burst     int

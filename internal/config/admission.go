@@ -39,6 +39,13 @@ const (
 	DefaultRedisKeyPrefix = "postern:"
 )
 
+// DefaultAdmissionTrusted returns admission.trusted when the file does
+// not set it: loopback, whose clients (webmail, sendmail, monitoring) run
+// on the host itself.
+func DefaultAdmissionTrusted() []netip.Prefix {
+	return []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+}
+
 // AdmissionTables holds the [admission], [abuse], [send_limits] and
 // [redis] tables.
 type AdmissionTables struct {
@@ -58,7 +65,7 @@ type AdmissionTables struct {
 // off; a rate of 0 turns its bucket off.
 type Admission struct {
 	// Trusted addresses skip the caps and rates, and the abuse engine
-	// never delays, throttles or bans them.
+	// never delays, throttles or bans them; default loopback.
 	Trusted []netip.Prefix
 	// MaxConnsPerIP caps concurrent connections from one address.
 	MaxConnsPerIP int
@@ -159,6 +166,7 @@ type Redis struct {
 func defaultAdmissionTables() AdmissionTables {
 	return AdmissionTables{
 		Admission: Admission{
+			Trusted:           DefaultAdmissionTrusted(),
 			MaxConnsPerIP:     DefaultMaxConnsPerIP,
 			MaxConnsPerPrefix: DefaultMaxConnsPerPrefix,
 			MaxConnsPerV6Site: DefaultMaxConnsPerV6Site,
@@ -254,7 +262,9 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 		d.unknown(t, []string{"admission"}, "trusted", "max_conns_per_ip", "max_conns_per_prefix",
 			"max_conns_per_v6_site", "ip_rate", "ip_burst", "prefix_rate", "prefix_burst")
 		x := &a.Admission
-		x.Trusted = d.prefixes(t, "trusted", "admission.trusted")
+		if _, set := t["trusted"]; set {
+			x.Trusted = d.prefixes(t, "trusted", "admission.trusted")
+		}
 		d.count(t, "max_conns_per_ip", "admission.max_conns_per_ip", &x.MaxConnsPerIP)
 		d.count(t, "max_conns_per_prefix", "admission.max_conns_per_prefix", &x.MaxConnsPerPrefix)
 		d.count(t, "max_conns_per_v6_site", "admission.max_conns_per_v6_site", &x.MaxConnsPerV6Site)

@@ -30,6 +30,12 @@ func TestAdmissionDefaults(t *testing.T) {
 	if d := Dev(""); !reflect.DeepEqual(d.AdmissionTables, defaultAdmissionTables()) {
 		t.Errorf("Dev defaults = %+v", d.AdmissionTables)
 	}
+	if len(c.Admission.Trusted) != 2 || !c.Admission.Trusted[0].Contains(netip.MustParseAddr("127.0.0.9")) {
+		t.Errorf("default trusted = %v, want loopback", c.Admission.Trusted)
+	}
+	if c, err := loadString(t, "[admission]\ntrusted = []"); err != nil || len(c.Admission.Trusted) != 0 {
+		t.Errorf("trusted = []: %v, %v; want none", err, c.Admission.Trusted)
+	}
 	if !c.Abuse.Enabled || c.Abuse.IPBanAfter != 10 || c.Abuse.Window != 10*time.Minute || c.Redis.Address != "" {
 		t.Errorf("unexpected defaults %+v", c.AdmissionTables)
 	}
