@@ -83,6 +83,13 @@ func (g *guarded) install(s *Server) {
 // reports whether it succeeded; a client without one gets a nil client.
 func (f *fixture) dialAs(src string) (c *client, handshake bool) {
 	f.t.Helper()
+	return f.dialAsWith(src, nil)
+}
+
+// dialAsWith is dialAs with the client's TLS configuration adjusted by
+// tweak, when not nil.
+func (f *fixture) dialAsWith(src string, tweak func(*tls.Config)) (c *client, handshake bool) {
+	f.t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	conn, err := d.Dial("tcp", f.addr)
 	if err != nil {
@@ -90,7 +97,11 @@ func (f *fixture) dialAs(src string) (c *client, handshake bool) {
 	}
 	f.t.Cleanup(func() { conn.Close() })
 	if f.srv.Role == RoleSubmissions {
-		tc := tls.Client(conn, clientTLSConfig())
+		cfg := clientTLSConfig()
+		if tweak != nil {
+			tweak(cfg)
+		}
+		tc := tls.Client(conn, cfg)
 		tc.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := tc.Handshake(); err != nil {
 			conn.Close()
@@ -389,3 +400,5 @@ func TestSendLimits(t *testing.T) {
 	c3 := f.greetAs("127.0.0.102")
 	c3.login()
 }
+
+func addrOf(s string) netip.Addr { return netip.MustParseAddr(s) }
