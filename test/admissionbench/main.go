@@ -4,7 +4,7 @@
 // listener. Postern's answer to a flood is to refuse at accept, before a
 // TLS byte (DESIGN.md); this is the figure of that rule.
 //
-//	go run ./test/admissionbench [-d 5s] [-c 16] [-store memory|redis] [-redis 127.0.0.1:6390]
+//	go run ./test/admissionbench [-d 5s] [-c 16] [-store memory|redis] [-redis 127.0.0.1:6390] [-nocache]
 //
 // It starts itself a second time as the server (so that the server's
 // CPU, read from /proc, is the server's alone): a real smtpd.Server with
@@ -34,7 +34,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -55,12 +54,13 @@ func main() {
 	maxN := flag.Int("n", 500000, "most connections per phase")
 	store := flag.String("store", "memory", "admission store: memory or redis")
 	redisAddr := flag.String("redis", "127.0.0.1:6390", "Redis server for -store redis")
+	noCache := flag.Bool("nocache", false, "with -store redis, turn the ban cache off (a round trip per lookup)")
 	flag.Parse()
 	var err error
 	if *serve {
-		err = runServer(*store, *redisAddr)
+		err = runServer(*store, *redisAddr, *noCache)
 	} else {
-		err = runBench(*dur, *conc, *maxN, *store, *redisAddr)
+		err = runBench(*dur, *conc, *maxN, *store, *redisAddr, *noCache)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "admissionbench:", err)
@@ -72,7 +72,7 @@ func main() {
 var bannedNet = netip.MustParsePrefix("127.0.1.0/24")
 
 // runServer serves until stdin closes, after printing its address.
-func runServer(storeKind, redisAddr string) error {
+func runServer(storeKind, redisAddr string, noCache bool) error {
 	dir, err := os.MkdirTemp("", "admissionbench")
 	if err != nil {
 		return err
@@ -88,7 +88,11 @@ func runServer(storeKind, redisAddr string) error {
 	}
 	var st admission.Store = admission.NewMemoryStore()
 	if storeKind == "redis" {
-		rs, err := redisstore.New(redisstore.Options{Addr: redisAddr, Prefix: fmt.Sprintf("admissionbench:%d:", os.Getpid())})
+		opts := redisstore.Options{Addr: redisAddr, Prefix: fmt.Sprintf("admissionbench:%d:", os.Getpid())}
+		if noCache {
+			opts.BanCacheTTL = -1
+		}
+		rs, err := redisstore.New(opts)
 		if err != nil {
 			return err
 		}
@@ -162,12 +166,12 @@ func (p phase) cpuPer() time.Duration {
 	return time.Duration(p.cpuTicks) * 10 * time.Millisecond / time.Duration(p.n)
 }
 
-func runBench(d time.Duration, c, maxN int, storeKind, redisAddr string) error {
+func runBench(d time.Duration, c, maxN int, storeKind, redisAddr string, noCache bool) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(self, "-serve", "-store", storeKind, "-redis", redisAddr)
+	cmd := exec.Command(self, "-serve", "-store", storeKind, "-redis", redisAddr, "-nocache="+strconv.FormatBool(noCache))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -190,8 +194,10 @@ func runBench(d time.Duration, c, maxN int, storeKind, redisAddr string) error {
 
 	refused := run("refused", addr, pid, d, c, maxN, 1, refuseOnce)
 	handshake := run("handshake", addr, pid, d, c, maxN, 2, handshakeOnce)
-	fmt.Printf("store: %s, %d concurrent clients, %s per phase, GOMAXPROCS %s, %s\n",
-		storeKind, c, d, os.Getenv("GOMAXPROCS"), filepath.Base(self))
+	if noCache {
+		storeKind += " (ban cache off)"
+	}
+	fmt.Printf("store: %s, %d concurrent clients, %s per phase\n", storeKind, c, d)
 	fmt.Println("| phase | connections | errors | per second | server CPU per connection |")
 	fmt.Println("|---|---|---|---|---|")
 	for _, p := range []phase{refused, handshake} {
