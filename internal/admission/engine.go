@@ -256,11 +256,19 @@ func (e *Engine) failDelay(n int64) time.Duration {
 	if e.opts.FailDelay < 0 {
 		return 0
 	}
-	d := e.opts.FailDelay
-	for i := int64(1); i < n && d < e.opts.MaxFailDelay; i++ {
+	return doubled(e.opts.FailDelay, n-1, e.opts.MaxFailDelay)
+}
+
+// doubled returns d doubled times times, at most limit (without
+// overflowing).
+func doubled(d time.Duration, times int64, limit time.Duration) time.Duration {
+	for ; times > 0 && d < limit; times-- {
+		if d > limit/2 {
+			return limit
+		}
 		d *= 2
 	}
-	return min(d, e.opts.MaxFailDelay)
+	return min(d, limit)
 }
 
 // fail counts one failure and applies the responses. It returns the
@@ -414,11 +422,7 @@ func (e *Engine) putBan(ctx context.Context, p netip.Prefix, reason string, now 
 	if err != nil {
 		return Ban{}, err
 	}
-	d := e.opts.BanDuration
-	for i := 0; i < strikes && d < e.opts.MaxBan; i++ {
-		d *= 2
-	}
-	d = min(d, e.opts.MaxBan)
+	d := doubled(e.opts.BanDuration, int64(strikes), e.opts.MaxBan)
 	b := Ban{Prefix: p, Until: now.Add(d), Reason: reason, Created: now, Strikes: strikes + 1}
 	if err := e.store.PutBan(ctx, b); err != nil {
 		return Ban{}, err

@@ -367,3 +367,16 @@ func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 		}
 	})
 }
+
+func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
+	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{IPBanAfter: 1, MaxFailDelay: time.Duration(1<<63 - 1),
+		MaxBan: time.Duration(1<<63 - 1), PrefixBanIPs: -1})
+	for i := 0; i < 70; i++ {
+		if d, _ := et.fail("192.0.2.1", "x", e0); d <= 0 {
+			t.Fatalf("failure %d: delay %v", i+1, d)
+		}
+	}
+	if _, refuse := et.before("192.0.2.2", "x", e0); !refuse {
+		t.Fatal("x not under attack")
+	}
+}
