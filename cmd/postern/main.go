@@ -4,6 +4,7 @@
 //	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
 //	postern queue list|show ID|retry ID|delete ID [--config FILE | --data DIR]
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
+//	postern check [--config FILE | --data DIR] [--json]
 //	postern version
 //
 // With no --config, postern runs on its embedded default: data in
@@ -51,6 +52,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdBan(args[1:], stdout)
 	case "dkim":
 		err = cmdDKIM(args[1:], stdout)
+	case "check":
+		err = cmdCheck(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", version)
 	case "help", "-h", "--help":
@@ -94,6 +97,9 @@ func usage(w io.Writer) {
                                                  the bans (why, until when); one address; lift one
   postern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [...]
                                                  new DKIM key; prints the DNS record
+  postern check [--config FILE | --data DIR] [--json]
+                                                 check the configuration, certificates and DNS records;
+                                                 prints the records to publish; exit 0 only when nothing failed
   postern version
 
 Without --config, postern uses its embedded default (see README.md):
