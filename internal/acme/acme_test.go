@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"postern/internal/acme/acmetest"
 	"postern/internal/dns/dnstest"
 )
 
@@ -70,12 +71,12 @@ func (i *installed) install(c *tls.Certificate) error {
 	return nil
 }
 
-func newManager(t *testing.T, p *pebble, o Options) (*Manager, *installed, *syncBuffer) {
+func newManager(t *testing.T, p *acmetest.Pebble, o Options) (*Manager, *installed, *syncBuffer) {
 	t.Helper()
 	in := newInstalled()
 	logs := &syncBuffer{}
-	o.DirectoryURL = p.dirURL
-	o.HTTPClient = p.client
+	o.DirectoryURL = p.DirectoryURL
+	o.HTTPClient = p.Client
 	if o.Dir == "" {
 		o.Dir = filepath.Join(t.TempDir(), "acme")
 	}
@@ -94,7 +95,7 @@ func newManager(t *testing.T, p *pebble, o Options) (*Manager, *installed, *sync
 
 // handshake connects to a TLS server serving what in holds and returns
 // the leaf it presents.
-func handshake(t *testing.T, p *pebble, in *installed, host string) []byte {
+func handshake(t *testing.T, p *acmetest.Pebble, in *installed, host string) []byte {
 	t.Helper()
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return in.cur.Load(), nil },
@@ -110,7 +111,7 @@ func handshake(t *testing.T, p *pebble, in *installed, host string) []byte {
 			c.Close()
 		}
 	}()
-	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{ServerName: host, RootCAs: p.roots})
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{ServerName: host, RootCAs: p.Roots})
 	if err != nil {
 		t.Fatalf("TLS handshake with the ACME certificate: %v", err)
 	}
@@ -122,15 +123,15 @@ func handshake(t *testing.T, p *pebble, in *installed, host string) []byte {
 // not validated), checks that it chains to Pebble's root, is stored 0600
 // and is what a TLS server using it presents; a new Manager loads it.
 func TestObtainStoredAndServed(t *testing.T) {
-	p := startPebble(t, pebbleOptions{alwaysValid: true})
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
 	dir := filepath.Join(t.TempDir(), "acme")
 	m, in, _ := newManager(t, p, Options{Dir: dir, Hostnames: []string{testHost, "smtp.example.com"}})
 	c, err := m.Obtain(testContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf := p.verify(t, c.Certificate, testHost)
-	p.verify(t, c.Certificate, "smtp.example.com")
+	leaf := p.Verify(t, c.Certificate, testHost)
+	p.Verify(t, c.Certificate, "smtp.example.com")
 	if got := <-in.ch; got != c {
 		t.Fatal("Obtain did not install the certificate")
 	}
@@ -185,7 +186,7 @@ func TestObtainHTTP01(t *testing.T) {
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second}
 	t.Cleanup(func() { srv.Close() })
 	dns := zone(t)
-	p := startPebble(t, pebbleOptions{httpPort: l.Addr().(*net.TCPAddr).Port, dnsServer: dns.Addr()})
+	p := acmetest.Start(t, acmetest.Options{HTTPPort: l.Addr().(*net.TCPAddr).Port, DNSServer: dns.Addr()})
 	m, _, _ := newManager(t, p, Options{Challenge: HTTP01, Hostnames: []string{testHost, "smtp.example.com"}})
 	srv.Handler = m.HTTPHandler()
 	go srv.Serve(l)
@@ -193,7 +194,7 @@ func TestObtainHTTP01(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.verify(t, c.Certificate, "smtp.example.com")
+	p.Verify(t, c.Certificate, "smtp.example.com")
 	// Answers are withdrawn after the order.
 	resp, err := http.Get("http://" + l.Addr().String() + wellKnown + "x")
 	if err != nil {
@@ -214,14 +215,14 @@ func TestObtainTLSALPN01(t *testing.T) {
 	}
 	t.Cleanup(func() { l.Close() })
 	dns := zone(t)
-	p := startPebble(t, pebbleOptions{tlsPort: l.Addr().(*net.TCPAddr).Port, dnsServer: dns.Addr()})
+	p := acmetest.Start(t, acmetest.Options{TLSPort: l.Addr().(*net.TCPAddr).Port, DNSServer: dns.Addr()})
 	m, _, _ := newManager(t, p, Options{Challenge: TLSALPN01})
 	go m.ServeTLSALPN(l)
 	c, err := m.Obtain(testContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.verify(t, c.Certificate, testHost)
+	p.Verify(t, c.Certificate, testHost)
 }
 
 // dnsHook publishes DNS-01 records in a dnstest server.
@@ -247,14 +248,14 @@ func (h *dnsHook) CleanUp(_ context.Context, name, _ string) error {
 // through the hook.
 func TestObtainDNS01(t *testing.T) {
 	dns := zone(t)
-	p := startPebble(t, pebbleOptions{dnsServer: dns.Addr()})
+	p := acmetest.Start(t, acmetest.Options{DNSServer: dns.Addr()})
 	hook := &dnsHook{s: dns}
 	m, _, _ := newManager(t, p, Options{Challenge: DNS01, DNSHook: hook})
 	c, err := m.Obtain(testContext(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.verify(t, c.Certificate, testHost)
+	p.Verify(t, c.Certificate, testHost)
 	if hook.added.Load() != 1 || hook.removed.Load() != 1 {
 		t.Errorf("hook: %d added, %d removed; want 1 and 1", hook.added.Load(), hook.removed.Load())
 	}
@@ -288,7 +289,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 // until renew_before ahead of expiry, and, when the clock says it is
 // there, obtains and installs a new one.
 func TestRenewNearExpiry(t *testing.T) {
-	p := startPebble(t, pebbleOptions{alwaysValid: true})
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
 	dir := filepath.Join(t.TempDir(), "acme")
 	m, _, _ := newManager(t, p, Options{Dir: dir})
 	first, err := m.Obtain(testContext(t))
@@ -330,7 +331,7 @@ func TestRenewNearExpiry(t *testing.T) {
 	if bytes.Equal(renewed.Leaf.Raw, first.Leaf.Raw) {
 		t.Fatal("no new certificate")
 	}
-	p.verify(t, renewed.Certificate, testHost)
+	p.Verify(t, renewed.Certificate, testHost)
 	<-clock.waits // waiting for the next renewal
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
@@ -349,7 +350,7 @@ func TestRenewNearExpiry(t *testing.T) {
 // fail; each failure raises the alert event and the wait doubles from
 // RetryFirst up to RetryMax.
 func TestRenewFailureBackoff(t *testing.T) {
-	p := startPebble(t, pebbleOptions{alwaysValid: true})
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
 	clock := newFakeClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	m, _, logs := newManager(t, p, Options{
 		Hostnames: []string{"blocked-domain.example"}, Now: clock.Now, After: clock.After,
