@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
@@ -18,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // writeRSACert writes a fresh RSA certificate for localhost issued by ca.
@@ -270,5 +273,41 @@ func TestTestssl(t *testing.T) {
 			}
 			t.Logf("testssl %s: %d findings, none above INFO", port.name, len(fs))
 		})
+	}
+}
+
+// TestTLSTicketsSharedThroughRedis starts two nodes with the same [redis]
+// address: a session ticket from one resumes on the other.
+func TestTLSTicketsSharedThroughRedis(t *testing.T) {
+	integration(t)
+	addr := os.Getenv("POSTERN_TEST_REDIS")
+	if addr == "" {
+		if os.Getenv("POSTERN_INTEGRATION") == "1" {
+			t.Fatal("POSTERN_TEST_REDIS is not set (scripts/test starts a redis-server and sets it)")
+		}
+		t.Skip("POSTERN_TEST_REDIS not set")
+	}
+	prefix := fmt.Sprintf("postern-test:%d:tickets:", os.Getpid())
+	t.Cleanup(func() {
+		rdb := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+		rdb.Del(context.Background(), prefix+"tls:ticket-keys")
+		rdb.Close()
+	})
+	nodes := make([]*server, 2)
+	for i := range nodes {
+		s, _, _, _ := tlsServer(t)
+		cfg, _ := os.ReadFile(s.config)
+		cfg = append(cfg, fmt.Sprintf("\n[redis]\naddress = %q\nkey_prefix = %q\n", addr, prefix)...)
+		os.WriteFile(s.config, cfg, 0o600)
+		s.start()
+		nodes[i] = s
+	}
+	cli := clientTLS()
+	cli.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	if starttlsResumed(t, nodes[0].sub, cli) {
+		t.Fatal("first session resumed")
+	}
+	if !starttlsResumed(t, nodes[1].sub, cli) {
+		t.Fatal("a ticket from node 1 did not resume on node 2")
 	}
 }

@@ -10,9 +10,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
 	"postern/internal/config"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
+	"postern/internal/tlsconf/redistickets"
 )
 
 // setupTLS loads (or, when configured, creates) the certificates, checks
@@ -63,11 +67,16 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 }
 
 // runTLS gives each listener its own TLS configuration (session tickets
-// off where tls_tickets = false, rotating ticket keys elsewhere), and
-// until ctx ends keeps the ticket keys rotating, reloads the
-// certificates when their files change, and checks their expiry.
+// off where tls_tickets = false, rotating ticket keys elsewhere, shared
+// through Redis when [redis] is configured), and until ctx ends keeps the
+// ticket keys rotating, reloads the certificates when their files
+// change, and checks their expiry.
 func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, servers []*smtpd.Server, log *slog.Logger) error {
-	tickets := tlsconf.NewTickets(tlsconf.TicketOptions{Rotation: cfg.TLS.TicketRotation, Logger: log})
+	store, err := ticketStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	tickets := tlsconf.NewTickets(tlsconf.TicketOptions{Store: store, Rotation: cfg.TLS.TicketRotation, Logger: log})
 	for i, s := range servers {
 		if s.TLSConfig == nil {
 			continue
@@ -75,7 +84,9 @@ func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, serve
 		s.TLSConfig = s.TLSConfig.Clone()
 		s.TLSConfig.SessionTicketsDisabled = cfg.Listeners[i].NoTLSTickets
 		if err := tickets.Add(ctx, s.TLSConfig); err != nil {
-			return err
+			// Go's own per-node ticket keys serve until the store
+			// answers (tickets.Run retries).
+			log.Error("TLS session ticket keys unavailable; per-node keys meanwhile", "listener", s.Name, "err", err)
 		}
 	}
 	go tickets.Run(ctx)
@@ -93,4 +104,29 @@ func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, serve
 		}
 	}
 	return nil
+}
+
+// ticketStore returns where the session ticket keys live: Redis (shared
+// by the nodes, key KEY_PREFIX + "tls:ticket-keys") when [redis] has an
+// address, else memory. The Redis client is closed when ctx ends.
+func ticketStore(ctx context.Context, cfg *config.Config) (tlsconf.TicketKeyStore, error) {
+	r := cfg.Redis
+	if r.Address == "" {
+		return &tlsconf.MemoryTicketKeys{}, nil
+	}
+	var password string
+	if r.PasswordFile != "" {
+		var err error
+		if password, err = firstLine(r.PasswordFile); err != nil {
+			return nil, fmt.Errorf("serve: redis.password_file: %w", err)
+		}
+	}
+	rdb := redis.NewClient(&redis.Options{
+		Addr: r.Address, Username: r.Username, Password: password, DB: r.DB,
+		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
+		Protocol: 2, DisableIdentity: true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+	context.AfterFunc(ctx, func() { rdb.Close() })
+	return &redistickets.Store{Client: rdb, Key: r.KeyPrefix + "tls:ticket-keys"}, nil
 }
