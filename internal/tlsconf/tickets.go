@@ -153,8 +153,12 @@ func (t *Tickets) Update(ctx context.Context) error {
 		c.SetSessionTicketKeys(raw)
 	}
 	if !keys[0].Created.Equal(t.newest) {
+		msg := "TLS session ticket keys rotated"
+		if t.newest.IsZero() {
+			msg = "TLS session ticket keys installed"
+		}
 		t.newest = keys[0].Created
-		t.log.Info("TLS session ticket keys rotated", "keys", len(keys), "newest_created", keys[0].Created.UTC().Format(time.RFC3339))
+		t.log.Info(msg, "keys", len(keys), "newest_created", keys[0].Created.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

@@ -36,11 +36,11 @@ type Store struct {
 
 var _ tlsconf.TicketKeyStore = (*Store)(nil)
 
-// rotate is atomic on the server: it adds ARGV[4] as the newest entry
+// rotateScript is atomic on the server: it adds ARGV[4] as the newest entry
 // only when the list is empty or its newest entry was created at or
 // before ARGV[1] - ARGV[2] (milliseconds), trims to ARGV[3] entries, and
 // returns the list. Two nodes rotating at once add one key, not two.
-var rotate = redis.NewScript(`
+const rotateScript = `
 local head = redis.call('LINDEX', KEYS[1], 0)
 local due = true
 if head then
@@ -54,7 +54,7 @@ if due then
   redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 end
 return redis.call('LRANGE', KEYS[1], 0, -1)
-`)
+`
 
 // Rotate implements tlsconf.TicketKeyStore in one round trip.
 func (s *Store) Rotate(ctx context.Context, now time.Time, every time.Duration, keep int) ([]tlsconf.TicketKey, error) {
@@ -70,7 +70,7 @@ func (s *Store) Rotate(ctx context.Context, now time.Time, every time.Duration, 
 		return nil, fmt.Errorf("redistickets: %w", err)
 	}
 	entry := strconv.FormatInt(now.UnixMilli(), 10) + ":" + hex.EncodeToString(fresh[:])
-	res, err := rotate.Run(ctx, s.Client, []string{key}, now.UnixMilli(), every.Milliseconds(), keep, entry).StringSlice()
+	res, err := redis.NewScript(rotateScript).Run(ctx, s.Client, []string{key}, now.UnixMilli(), every.Milliseconds(), keep, entry).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("redistickets: rotate %s: %w", key, err)
 	}
