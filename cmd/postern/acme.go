@@ -69,6 +69,7 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 		go func() { <-ctx.Done(); l.Close() }()
 		log.Info("listening", "listener", "acme-tls-alpn-01", "address", l.Addr().String())
 	}
+	// The stored certificate is served before the listeners open.
 	if _, err := m.Load(); err != nil {
 		log.Info("acme: no usable stored certificate yet; obtaining one", "err", err)
 	}

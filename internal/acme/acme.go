@@ -31,6 +31,8 @@ import (
 	"time"
 
 	xacme "golang.org/x/crypto/acme"
+
+	"postern/internal/metrics"
 )
 
 // Challenge is an ACME challenge type.
@@ -197,6 +199,9 @@ func (m *Manager) Load() (*tls.Certificate, error) {
 	if err := m.install(c); err != nil {
 		return nil, err
 	}
+	m.log.Info("acme certificate loaded", "names", strings.Join(m.o.Hostnames, ","),
+		"not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	metrics.ACMECertificateExpiry.Set(float64(c.Leaf.NotAfter.Unix()))
 	return c, nil
 }
 

@@ -430,3 +430,24 @@ func TestNewOptions(t *testing.T) {
 }
 
 func slogJSON(w *syncBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+
+// TestInstallRefused: a certificate the installer refuses (as
+// tlsconf.Certs.Set refuses a broken chain) fails the attempt and is not
+// current, though stored; the loop treats it as a failure.
+func TestInstallRefused(t *testing.T) {
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
+	m, _, logs := newManager(t, p, Options{})
+	m.o.Install = func(*tls.Certificate) error { return errors.New("certificate refused: unknown-root") }
+	if _, err := m.Obtain(testContext(t)); err == nil || !strings.Contains(err.Error(), "acme: install certificate: certificate refused") {
+		t.Fatalf("Obtain: %v", err)
+	}
+	if m.Certificate() != nil {
+		t.Error("a refused certificate is current")
+	}
+	if _, err := m.store.loadCert(); err != nil {
+		t.Errorf("the refused certificate is not stored: %v", err)
+	}
+	if len(logs.events("acme certificate obtained")) != 0 {
+		t.Error("a refused certificate was logged as obtained")
+	}
+}

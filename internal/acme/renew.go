@@ -11,7 +11,8 @@ import (
 )
 
 // Run keeps the certificate current until ctx is done, and returns
-// ctx.Err(). It first installs the stored certificate, if any; then,
+// ctx.Err(). Unless a certificate is already current (Load was called),
+// it first installs the stored certificate, if any; then,
 // whenever the certificate is due (see Due), it obtains a new one. After
 // a failed attempt it logs the alert event "acme renewal failed" at
 // ERROR, with the attempt count, the next try and the error, and waits
@@ -20,15 +21,10 @@ import (
 // postern_acme_consecutive_failures and
 // postern_acme_certificate_expiry_seconds follow it.
 func (m *Manager) Run(ctx context.Context) error {
-	c, err := m.Load()
-	switch {
-	case err == nil:
-		m.log.Info("acme certificate loaded", "names", strings.Join(m.o.Hostnames, ","),
-			"not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
-		metrics.ACMECertificateExpiry.Set(float64(c.Leaf.NotAfter.Unix()))
-	case errors.Is(err, fs.ErrNotExist):
-	default:
-		m.log.Warn("acme stored certificate unusable; obtaining a new one", "err", err)
+	if m.Certificate() == nil {
+		if _, err := m.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			m.log.Warn("acme stored certificate unusable; obtaining a new one", "err", err)
+		}
 	}
 	failures := 0
 	for {
