@@ -77,6 +77,10 @@ type named struct {
 type certSet struct {
 	all    []named                       // files first, then Set ones
 	byName map[string][]*tls.Certificate // lower-case DNS name or "*.domain"
+	// fallback is for a client without SNI or with an unknown name: the
+	// certificates for the default's first name (ECDSA first), then the
+	// rest in order.
+	fallback []*tls.Certificate
 }
 
 // ChainError is returned by OpenCerts, Reload and Set when a certificate
@@ -253,6 +257,16 @@ func (c *Certs) publish() {
 			s.byName[name] = append(s.byName[name], n.cert)
 		}
 	}
+	if len(s.all) > 0 {
+		if names := leafNames(s.all[0].cert.Leaf); len(names) > 0 {
+			s.fallback = slices.Clone(s.byName[names[0]])
+		}
+		for _, n := range s.all {
+			if !slices.Contains(s.fallback, n.cert) {
+				s.fallback = append(s.fallback, n.cert)
+			}
+		}
+	}
 	c.cur.Store(s)
 }
 
@@ -289,17 +303,21 @@ func leafNames(leaf *x509.Certificate) []string {
 // GetCertificate chooses the certificate for a handshake; it has the
 // signature of tls.Config.GetCertificate. Candidates are the
 // certificates whose names match the server name the client sent (SNI):
-// an exact name first, else a wildcard for it; with no SNI or no match,
-// every certificate, the first pair's first. Among candidates it returns
-// the first the client supports (tls.ClientHelloInfo.SupportsCertificate),
-// ECDSA before RSA, else the first candidate.
+// an exact name first, else a wildcard for it. With no SNI (common on
+// port 25) or no match, they are the certificates for the default
+// certificate's name (the first pair's), then every other. Among
+// candidates, ECDSA before RSA, it returns the first the client supports
+// (tls.ClientHelloInfo.SupportsCertificate), else the first candidate.
 func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	s := c.cur.Load()
 	if s == nil || len(s.all) == 0 {
 		return nil, errors.New("tlsconf: no certificate loaded")
 	}
+	if hello == nil {
+		return s.all[0].cert, nil
+	}
 	var cands []*tls.Certificate
-	if hello != nil && hello.ServerName != "" {
+	if hello.ServerName != "" {
 		name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
 		cands = s.byName[name]
 		if len(cands) == 0 {
@@ -309,21 +327,7 @@ func (c *Certs) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, er
 		}
 	}
 	if len(cands) == 0 {
-		cands = make([]*tls.Certificate, 0, len(s.all))
-		for _, n := range s.all {
-			cands = append(cands, n.cert)
-		}
-		if hello == nil {
-			return cands[0], nil
-		}
-		// The first pair stays the default, but a client that cannot use
-		// its key type gets one it can use.
-		if hello.SupportsCertificate(cands[0]) == nil {
-			return cands[0], nil
-		}
-	}
-	if hello == nil {
-		return cands[0], nil
+		cands = s.fallback
 	}
 	for _, cert := range cands {
 		if hello.SupportsCertificate(cert) == nil {

@@ -67,14 +67,44 @@ func TestCertsChooseBySNIAndKeyType(t *testing.T) {
 			}
 		})
 	}
-	// No SNI: the first pair is the default (RSA here), ECDSA-capable or not.
-	got, err := certs.GetCertificate(&tls.ClientHelloInfo{
-		SignatureSchemes:  []tls.SignatureScheme{tls.PSSWithSHA256, tls.ECDSAWithP256AndSHA256},
-		SupportedVersions: []uint16{tls.VersionTLS13},
-		SupportedCurves:   []tls.CurveID{tls.X25519},
-	})
-	if err != nil || got.Leaf.SerialNumber.Cmp(rs.x.SerialNumber) != 0 {
-		t.Errorf("no SNI: got %v, %v", got.Leaf.SerialNumber, err)
+	// No SNI (usual on port 25): the default's name, by key type.
+	for _, tt := range []struct {
+		name    string
+		rsaOnly bool
+		want    *testCert
+	}{{"no sni", false, ec}, {"no sni, rsa only", true, rs}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cli("", tt.rsaOnly)
+			c.InsecureSkipVerify = true // no ServerName: no SNI sent
+			cerr, serr, cs := handshake(t, srv, c)
+			if cerr != nil || serr != nil {
+				t.Fatalf("client %v, server %v", cerr, serr)
+			}
+			if got := cs.PeerCertificates[0].SerialNumber; got.Cmp(tt.want.x.SerialNumber) != 0 {
+				t.Errorf("served serial %x, want %x", got, tt.want.x.SerialNumber)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name  string
+		hello *tls.ClientHelloInfo
+		want  *testCert
+	}{
+		{"ecdsa-capable", &tls.ClientHelloInfo{
+			SignatureSchemes:  []tls.SignatureScheme{tls.PSSWithSHA256, tls.ECDSAWithP256AndSHA256},
+			SupportedVersions: []uint16{tls.VersionTLS13},
+			SupportedCurves:   []tls.CurveID{tls.X25519},
+		}, ec},
+		{"rsa only", &tls.ClientHelloInfo{
+			SignatureSchemes:  []tls.SignatureScheme{tls.PSSWithSHA256},
+			SupportedVersions: []uint16{tls.VersionTLS13},
+			SupportedCurves:   []tls.CurveID{tls.X25519},
+		}, rs},
+	} {
+		got, err := certs.GetCertificate(tt.hello)
+		if err != nil || got.Leaf.SerialNumber.Cmp(tt.want.x.SerialNumber) != 0 {
+			t.Errorf("no SNI, %s: got %x, %v; want %x", tt.name, got.Leaf.SerialNumber, err, tt.want.x.SerialNumber)
+		}
 	}
 }
 
