@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/admission"
+	"postern/internal/admission/redisstore"
 	"postern/internal/metrics"
 )
 
@@ -53,14 +55,19 @@ func tlsHandshakes(t *testing.T, listener string) float64 {
 // guarded sets up a server with a gate, an engine and a limiter on one
 // memory store (no delays, no rates unless asked).
 type guarded struct {
-	store   *admission.MemoryStore
+	store   admission.Store
 	gate    *admission.Gate
 	engine  *admission.Engine
 	limiter *admission.Limiter
 }
 
 func newGuarded(gopts admission.GateOptions, aopts admission.AbuseOptions, lopts admission.LimiterOptions) *guarded {
-	g := &guarded{store: admission.NewMemoryStore()}
+	return newGuardedOn(admission.NewMemoryStore(), gopts, aopts, lopts)
+}
+
+// newGuardedOn is newGuarded on the given store.
+func newGuardedOn(store admission.Store, gopts admission.GateOptions, aopts admission.AbuseOptions, lopts admission.LimiterOptions) *guarded {
+	g := &guarded{store: store}
 	if aopts.FailDelay == 0 {
 		aopts.FailDelay = -1
 	}
@@ -231,7 +238,23 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // the 10th failure; every later connection of it gets no TLS handshake;
 // the real user logs in from her own address meanwhile.
 func TestThousandWrongPasswords(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	t.Run("memory", func(t *testing.T) { thousandWrongPasswords(t, admission.NewMemoryStore()) })
+	t.Run("redis", func(t *testing.T) {
+		addr := os.Getenv("POSTERN_TEST_REDIS")
+		if addr == "" {
+			t.Skip("POSTERN_TEST_REDIS not set: no Redis to test against")
+		}
+		s, err := redisstore.New(redisstore.Options{Addr: addr, Prefix: fmt.Sprintf("postern-test-smtpd:%d:%d:", os.Getpid(), time.Now().UnixNano())})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		thousandWrongPasswords(t, s)
+	})
+}
+
+func thousandWrongPasswords(t *testing.T, store admission.Store) {
+	g := newGuardedOn(store, admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install)
 	const attacker, home = "127.0.0.66", "127.0.0.9"
 
