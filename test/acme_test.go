@@ -16,19 +16,31 @@ import (
 )
 
 // TestACMEServe runs the real binary with [acme] and no certificate
-// file against a real Pebble that validates HTTP-01 for real: the
-// server obtains a certificate, serves it on its TLS listener, stores
-// it, and after a restart serves the stored one at once; `postern
-// check` finds its chain good.
+// file against a real Pebble that validates HTTP-01 (and TLS-ALPN-01)
+// for real: the server obtains a certificate, serves it on its TLS
+// listener, stores it, and after a restart serves the stored one at
+// once; `postern check` finds its chain good.
 func TestACMEServe(t *testing.T) {
 	integration(t)
+	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
+		t.Run(challenge, func(t *testing.T) { testACMEServe(t, challenge) })
+	}
+}
+
+func testACMEServe(t *testing.T, challenge string) {
 	dir := t.TempDir()
 	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
 	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
-	acmeHTTP := freeAddr(t)
+	acmeAddr := freeAddr(t)
 	var port int
-	fmt.Sscanf(acmeHTTP[strings.LastIndexByte(acmeHTTP, ':')+1:], "%d", &port)
-	p := acmetest.Start(t, acmetest.Options{HTTPPort: port, DNSServer: s.dns.Addr()})
+	fmt.Sscanf(acmeAddr[strings.LastIndexByte(acmeAddr, ':')+1:], "%d", &port)
+	po := acmetest.Options{HTTPPort: port, DNSServer: s.dns.Addr()}
+	addrKey := "http_address"
+	if challenge == "tls-alpn-01" {
+		po = acmetest.Options{TLSPort: port, DNSServer: s.dns.Addr()}
+		addrKey = "tls_alpn_address"
+	}
+	p := acmetest.Start(t, po)
 	roots := filepath.Join(dir, "pebble-root.pem")
 	os.WriteFile(roots, p.RootPEM, 0o600)
 	s.config = filepath.Join(dir, "postern.toml")
@@ -47,8 +59,8 @@ shutdown_timeout = "5s"
 [acme]
 directory_url = %q
 email = "postmaster@example.com"
-challenge = "http-01"
-http_address = %q
+challenge = %q
+%s = %q
 ca_roots_file = %q
 [[listener]]
 role = "mx"
@@ -59,7 +71,7 @@ address = %q
 [[listener]]
 role = "submissions"
 address = %q
-`, s.data, s.http, s.dns.Addr(), roots, p.DirectoryURL, acmeHTTP, p.MinicaFile, s.mx, s.sub, s.subs)), 0o600)
+`, s.data, s.http, s.dns.Addr(), roots, p.DirectoryURL, challenge, addrKey, acmeAddr, p.MinicaFile, s.mx, s.sub, s.subs)), 0o600)
 
 	s.start()
 	chain := waitACMEChain(t, s, p, 60*time.Second)
