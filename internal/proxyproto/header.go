@@ -37,7 +37,7 @@ var (
 
 // v2Sig is the 12-byte signature that starts a version 2 header
 // (proxy-protocol.txt §2.2).
-var v2Sig = []byte("\r\n\r\n\x00\r\nQUIT\n")
+const v2Sig = "\r\n\r\n\x00\r\nQUIT\n"
 
 // v1Max is the longest version 1 header, CRLF included (§2.1: 107).
 const v1Max = 107
@@ -166,7 +166,7 @@ func readV2(r *bufio.Reader) (Header, error) {
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		return Header{}, readErr(err)
 	}
-	if !bytes.Equal(pre[:12], v2Sig) {
+	if string(pre[:12]) != v2Sig {
 		return Header{}, fmt.Errorf("%w: bad version 2 signature", ErrBadHeader)
 	}
 	if pre[12]>>4 != 2 {

@@ -2,7 +2,6 @@ package proxyproto
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -146,10 +145,6 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// sigPrefixes are the starts of the two headers; a client that starts
-// with one of them is not speaking SMTP.
-var sigPrefixes = [][]byte{[]byte("PROXY "), v2Sig}
-
 // readUntrusted serves the first reads of an untrusted connection: it
 // reads until the data is seen not to start with a header signature.
 func (c *Conn) readUntrusted(p []byte) (int, error) {
@@ -169,9 +164,11 @@ func (c *Conn) readUntrusted(p []byte) (int, error) {
 			}
 		}
 		maybe := false
-		for _, sig := range sigPrefixes {
+		// The starts of the two headers: a client that starts with one of
+		// them is not speaking SMTP.
+		for _, sig := range [...]string{"PROXY ", v2Sig} {
 			k := min(len(b), len(sig))
-			if bytes.Equal(b[:k], sig[:k]) {
+			if string(b[:k]) == sig[:k] {
 				if k == len(sig) {
 					return 0, fmt.Errorf("proxyproto: from %s: %w", c.Conn.RemoteAddr(), ErrUntrustedHeader)
 				}

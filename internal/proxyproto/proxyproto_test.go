@@ -43,7 +43,7 @@ func TestReadHeaderValid(t *testing.T) {
 		{"v2 inet", append(AppendV2(nil, src4, dst4, false), "EHLO x\r\n"...), Header{Version: 2, Source: src4, Destination: dst4}},
 		{"v2 inet6", append(AppendV2(nil, src6, dst6, false), "EHLO x\r\n"...), Header{Version: 2, Source: src6, Destination: dst6}},
 		{"v2 local", append(AppendV2(nil, src4, dst4, true), "EHLO x\r\n"...), Header{Version: 2, Local: true}},
-		{"v2 unspec", append(append(v2Sig[:12:12], 0x21, 0x00, 0, 0), "EHLO x\r\n"...), Header{Version: 2, Local: true}},
+		{"v2 unspec", append(append([]byte(v2Sig), 0x21, 0x00, 0, 0), "EHLO x\r\n"...), Header{Version: 2, Local: true}},
 		{"v2 with TLVs", append(v2WithTLV(), "EHLO x\r\n"...), Header{Version: 2, Source: src4, Destination: dst4}},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -102,6 +102,10 @@ type Store struct {
 	rdb    *redis.Client
 	prefix string
 
+	// The Lua scripts, loaded once per server (EVALSHA, EVAL when the
+	// server does not know them yet).
+	incrScript, addScript, putBanScript, bannedScript *redis.Script
+
 	cacheTTL time.Duration
 	mu       sync.Mutex
 	cache    map[netip.Addr]cachedBan
@@ -149,7 +153,10 @@ func New(opts Options) (*Store, error) {
 		opts.BanCacheTTL = DefaultBanCacheTTL
 	}
 	return &Store{rdb: rdb, prefix: opts.Prefix, cacheTTL: opts.BanCacheTTL,
-		cache: make(map[netip.Addr]cachedBan)}, nil
+		cache:      make(map[netip.Addr]cachedBan),
+		incrScript: redis.NewScript(incrLua), addScript: redis.NewScript(addLua),
+		putBanScript: redis.NewScript(putBanLua), bannedScript: redis.NewScript(bannedLua),
+	}, nil
 }
 
 // Ping checks that the server answers.
@@ -188,10 +195,10 @@ func gcTTL(d time.Duration) int64 {
 	return (max(d, 0) + GCSlack).Milliseconds()
 }
 
-// incrScript starts a fresh window when the counter is absent or
+// incrLua starts a fresh window when the counter is absent or
 // expired, and adds otherwise. KEYS[1] counter; ARGV n, now, expiry,
 // ttl in ms.
-var incrScript = redis.NewScript(`
+const incrLua = `
 local e = redis.call('HGET', KEYS[1], 'e')
 if (not e) or e <= ARGV[2] then
   redis.call('HSET', KEYS[1], 'v', ARGV[1], 'e', ARGV[3])
@@ -199,11 +206,11 @@ if (not e) or e <= ARGV[2] then
   return tonumber(ARGV[1])
 end
 return redis.call('HINCRBY', KEYS[1], 'v', ARGV[1])
-`)
+`
 
 // Incr implements admission.Store.
 func (s *Store) Incr(ctx context.Context, key string, n int64, now time.Time, window time.Duration) (int64, error) {
-	v, err := incrScript.Run(ctx, s.rdb, []string{s.prefix + "c:" + key},
+	v, err := s.incrScript.Run(ctx, s.rdb, []string{s.prefix + "c:" + key},
 		n, stamp(now), stamp(now.Add(window)), gcTTL(window)).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: incr %s: %w", key, err)
@@ -230,10 +237,10 @@ func (s *Store) Count(ctx context.Context, key string, now time.Time) (int64, er
 	return n, nil
 }
 
-// addScript adds a member to a set, starting afresh when the set has
+// addLua adds a member to a set, starting afresh when the set has
 // expired, and pushes the expiry forward. Members are fields "m"+member;
 // field "e" is the expiry. KEYS[1] set; ARGV member, now, expiry, ttl.
-var addScript = redis.NewScript(`
+const addLua = `
 local e = redis.call('HGET', KEYS[1], 'e')
 if e and e <= ARGV[2] then
   redis.call('DEL', KEYS[1])
@@ -241,11 +248,11 @@ end
 redis.call('HSET', KEYS[1], 'm' .. ARGV[1], '1', 'e', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 return redis.call('HLEN', KEYS[1]) - 1
-`)
+`
 
 // AddMember implements admission.Store.
 func (s *Store) AddMember(ctx context.Context, key, member string, now time.Time, ttl time.Duration) (int64, error) {
-	n, err := addScript.Run(ctx, s.rdb, []string{s.prefix + "s:" + key},
+	n, err := s.addScript.Run(ctx, s.rdb, []string{s.prefix + "s:" + key},
 		member, stamp(now), stamp(now.Add(ttl)), gcTTL(ttl)).Int64()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: add member to %s: %w", key, err)
@@ -300,11 +307,11 @@ func banID(p netip.Prefix) string {
 // errBadPrefix is returned for an invalid prefix.
 var errBadPrefix = errors.New("invalid prefix")
 
-// putBanScript records a ban, its index entries and its strikes; the
+// putBanLua records a ban, its index entries and its strikes; the
 // strikes' TTL only grows. KEYS ban, index, lengths, strikes; ARGV
 // prefix, until, reason, created, strikes, manual, score, length,
 // ban ttl, strikes ttl.
-var putBanScript = redis.NewScript(`
+const putBanLua = `
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'prefix', ARGV[1], 'until', ARGV[2], 'reason', ARGV[3],
   'created', ARGV[4], 'strikes', ARGV[5], 'manual', ARGV[6])
@@ -319,7 +326,7 @@ else
   redis.call('PEXPIRE', KEYS[4], ARGV[10])
 end
 return 1
-`)
+`
 
 // PutBan implements admission.Store. The prefix is stored masked. The
 // ban's keys live in Redis for the ban's length (Until-Created, or
@@ -341,7 +348,7 @@ func (s *Store) PutBan(ctx context.Context, b admission.Ban) error {
 	if b.Manual {
 		manual = "1"
 	}
-	err := putBanScript.Run(ctx, s.rdb,
+	err := s.putBanScript.Run(ctx, s.rdb,
 		[]string{s.prefix + "ban:" + id, s.prefix + "bans", s.prefix + "banlens", s.prefix + "strikes:" + id},
 		p.String(), stamp(b.Until), b.Reason, timeText(b.Created), b.Strikes, manual,
 		b.Until.UnixMilli(), family(p.Addr())+"/"+strconv.Itoa(p.Bits()),
@@ -385,14 +392,16 @@ func (s *Store) DeleteBan(ctx context.Context, p netip.Prefix) (bool, error) {
 	return del.Val() > 0, nil
 }
 
-// banFields are the fields of a ban's hash, in the order the scripts
-// and HMGET return them.
-var banFields = []string{"prefix", "until", "reason", "created", "strikes", "manual"}
+// banFields returns the fields of a ban's hash, in the order the
+// scripts and HMGET return them.
+func banFields() []string {
+	return []string{"prefix", "until", "reason", "created", "strikes", "manual"}
+}
 
-// bannedScript returns the bans, live or not, whose prefix covers an
+// bannedLua returns the bans, live or not, whose prefix covers an
 // address: for each prefix length in use in the address's family, the
 // address masked to that length. ARGV key prefix, family, address in hex.
-var bannedScript = redis.NewScript(`
+const bannedLua = `
 local base, fam, addr = ARGV[1], ARGV[2], ARGV[3]
 local lens = redis.call('SMEMBERS', base .. 'banlens')
 local out = {}
@@ -419,7 +428,7 @@ for _, l in ipairs(lens) do
   end
 end
 return out
-`)
+`
 
 // Banned implements admission.Store in one round trip (see the package
 // documentation).
@@ -431,7 +440,7 @@ func (s *Store) Banned(ctx context.Context, addr netip.Addr, now time.Time) (adm
 	if b, ok := s.cached(addr, now); ok {
 		return b, true, nil
 	}
-	res, err := bannedScript.Run(ctx, s.rdb, nil, s.prefix, family(addr), addrHex(addr)).Slice()
+	res, err := s.bannedScript.Run(ctx, s.rdb, nil, s.prefix, family(addr), addrHex(addr)).Slice()
 	if err != nil {
 		return admission.Ban{}, false, fmt.Errorf("redisstore: banned %s: %w", addr, err)
 	}
@@ -494,7 +503,7 @@ func (s *Store) forget() {
 
 // decodeBan decodes a ban's fields, in banFields order.
 func decodeBan(vals []any) (admission.Ban, bool) {
-	if len(vals) != len(banFields) {
+	if len(vals) != len(banFields()) {
 		return admission.Ban{}, false
 	}
 	str := make([]string, len(vals))
@@ -537,7 +546,7 @@ func (s *Store) Bans(ctx context.Context, now time.Time) ([]admission.Ban, error
 		if err != nil {
 			continue
 		}
-		cmds[i] = pipe.HMGet(ctx, s.prefix+"ban:"+banID(p), banFields...)
+		cmds[i] = pipe.HMGet(ctx, s.prefix+"ban:"+banID(p), banFields()...)
 	}
 	pipe.ZRemRangeByScore(ctx, idx, "-inf", "("+min)
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {

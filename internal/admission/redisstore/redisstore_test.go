@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,15 +27,17 @@ func testAddr(t testing.TB) string {
 	return addr
 }
 
-// prefixSeq makes each test's key prefix unique.
-var prefixSeq atomic.Int64
-
 // newTestStore returns a Store under a key prefix of its own, whose keys
 // are deleted when the test ends.
 func newTestStore(t testing.TB) *Store {
 	t.Helper()
-	prefix := fmt.Sprintf("postern-test:%d:%d:", os.Getpid(), prefixSeq.Add(1))
-	return newStoreAt(t, prefix)
+	return newStoreAt(t, testPrefix(t, ""))
+}
+
+// testPrefix is a key prefix of the test's own (with a suffix, for
+// several views in one test).
+func testPrefix(t testing.TB, suffix string) string {
+	return fmt.Sprintf("postern-test:%d:%s:%s", os.Getpid(), t.Name(), suffix)
 }
 
 // newStoreAt returns a Store under prefix (several may share one) and
@@ -246,7 +247,7 @@ func TestStrikesOutliveBans(t *testing.T) {
 
 // Two nodes with the same prefix share one view.
 func TestNodesShareState(t *testing.T) {
-	prefix := fmt.Sprintf("postern-test:%d:shared%d:", os.Getpid(), prefixSeq.Add(1))
+	prefix := testPrefix(t, "shared:")
 	a, b := newStoreAt(t, prefix), newStoreAt(t, prefix)
 	ctx := context.Background()
 	a.Incr(ctx, "conn:127.0.0.9", 2, t0, time.Minute)
@@ -319,7 +320,7 @@ func TestConformance(t *testing.T) {
 // through another node shows here within it; one made through this node
 // at once.
 func TestBanCache(t *testing.T) {
-	prefix := fmt.Sprintf("postern-test:%d:cache%d:", os.Getpid(), prefixSeq.Add(1))
+	prefix := testPrefix(t, "cache:")
 	a, b := newStoreAt(t, prefix), newStoreAt(t, prefix)
 	ctx := context.Background()
 	p := netip.MustParsePrefix("192.0.2.0/24")
