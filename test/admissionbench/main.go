@@ -69,7 +69,7 @@ func main() {
 }
 
 // bannedNet is the range banned in the server's store.
-var bannedNet = netip.MustParsePrefix("127.0.1.0/24")
+func bannedNet() netip.Prefix { return netip.MustParsePrefix("127.0.1.0/24") }
 
 // runServer serves until stdin closes, after printing its address.
 func runServer(storeKind, redisAddr string, noCache bool) error {
@@ -100,11 +100,11 @@ func runServer(storeKind, redisAddr string, noCache bool) error {
 		if err := rs.Ping(context.Background()); err != nil {
 			return err
 		}
-		defer rs.DeleteBan(context.Background(), bannedNet)
+		defer rs.DeleteBan(context.Background(), bannedNet())
 		st = rs
 	}
 	now := time.Now()
-	if err := st.PutBan(context.Background(), admission.Ban{Prefix: bannedNet, Until: now.Add(time.Hour),
+	if err := st.PutBan(context.Background(), admission.Ban{Prefix: bannedNet(), Until: now.Add(time.Hour),
 		Created: now, Reason: "benchmark", Manual: true}); err != nil {
 		return err
 	}
