@@ -162,7 +162,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			Spool:             spoolAdapter{spool},
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
-			Screen:            screenOf(lc, resolver), // greet_delay, dnsbl (screen.go)
+			Screen:            screenOf(lc, resolver, adm.store), // greet_delay, dnsbl (screen.go)
 			Admitter:          adm.gate,
 			AuthGuard:         adm.guard,
 			SendLimiter:       adm.limiter,

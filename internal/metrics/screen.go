@@ -4,7 +4,7 @@ import "github.com/prometheus/client_golang/prometheus"
 
 var (
 	// ScreenResults counts the postscreen-style checks before the
-	// greeting on mx listeners, by listener and result ("pass",
+	// greeting on mx listeners, by listener and result ("pass", "cached",
 	// "pregreet", "dnsbl", "hangup").
 	ScreenResults = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_screen_total",

@@ -51,6 +51,19 @@ type Screen struct {
 	// DNSBLTimeout bounds the lookups when GreetDelay is 0; 0 means 2
 	// seconds.
 	DNSBLTimeout time.Duration
+	// Passed, when non-nil, remembers the clients that passed with a
+	// score of 0 and every DNSBL answer in: while remembered they skip
+	// the screen (no delay, no lookups), as with postscreen's cache.
+	Passed PassCache
+}
+
+// PassCache remembers the clients that passed the Screen. Errors are
+// logged and the client is screened as if not remembered.
+type PassCache interface {
+	// Passed reports whether addr passed recently, at now.
+	Passed(ctx context.Context, addr netip.Addr, now time.Time) (bool, error)
+	// Pass records that addr passed at now.
+	Pass(ctx context.Context, addr netip.Addr, now time.Time) error
 }
 
 // DNSBLZone is one DNS blocklist and the weight of its listing.
@@ -91,6 +104,16 @@ func (s *session) screen() bool {
 	sc := s.srv.Screen
 	if sc == nil || s.srv.Role != RoleMX || (sc.GreetDelay <= 0 && len(sc.DNSBL) == 0) {
 		return true
+	}
+	if sc.Passed != nil && s.remote.IsValid() {
+		ok, err := sc.Passed.Passed(s.ctx, s.remote.Addr(), s.srv.now())
+		if err != nil {
+			s.log.Warn("screen pass cache failed", "err", err)
+		}
+		if ok {
+			metrics.ScreenResults.WithLabelValues(s.srv.Name, "cached").Inc()
+			return true
+		}
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
@@ -184,6 +207,11 @@ wait:
 	metrics.ScreenResults.WithLabelValues(s.srv.Name, "pass").Inc()
 	if len(listedBy) > 0 {
 		s.log.Info("dnsbl listed below threshold", "score", score, "threshold", threshold, "zones", listedBy)
+	}
+	if sc.Passed != nil && score == 0 && pending == 0 && s.remote.IsValid() {
+		if err := sc.Passed.Pass(s.ctx, s.remote.Addr(), s.srv.now()); err != nil {
+			s.log.Warn("screen pass cache failed", "err", err)
+		}
 	}
 	return true
 }

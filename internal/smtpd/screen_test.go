@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,4 +297,55 @@ func TestShutdownDuringGreetDelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.expect("421 4.3.2")
+}
+
+// memPass is a PassCache in a map, with no expiry.
+type memPass struct {
+	mu sync.Mutex
+	m  map[netip.Addr]bool
+}
+
+func (p *memPass) Passed(_ context.Context, a netip.Addr, _ time.Time) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.m[a], nil
+}
+
+func (p *memPass) Pass(_ context.Context, a netip.Addr, _ time.Time) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.m[a] = true
+	return nil
+}
+
+// A client that passed is not delayed again while remembered; one listed
+// below the threshold is not remembered.
+func TestScreenPassCache(t *testing.T) {
+	d := dnsblZone(t)
+	sc := dnsblScreen(d, 300*time.Millisecond)
+	pass := &memPass{m: map[netip.Addr]bool{}}
+	sc.Passed = pass
+	f := screenFixture(t, "screen-cache", sc, nil)
+	for i, want := range []time.Duration{300 * time.Millisecond, 0} {
+		start := time.Now()
+		c := f.dialFrom("127.0.0.24", "")
+		c.expect("220 ")
+		dt := time.Since(start)
+		if (want > 0 && dt < want) || (want == 0 && dt > 200*time.Millisecond) {
+			t.Errorf("connection %d greeted after %v", i, dt)
+		}
+		c.do("QUIT", "221 ")
+	}
+	if n := screenCount("screen-cache", "cached"); n != 1 {
+		t.Errorf("cached count = %v, want 1", n)
+	}
+	// Listed by the weak zone only (score 1 < 3): passes, not remembered.
+	for range 2 {
+		c := f.dialFrom("127.0.0.22", "")
+		c.expect("220 ")
+		c.do("QUIT", "221 ")
+	}
+	if pass.m[netip.MustParseAddr("127.0.0.22")] {
+		t.Error("a listed client was remembered as passed")
+	}
 }
