@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -34,6 +35,9 @@ func (e *entry) item() Item {
 		Recipients: make([]ItemRecipient, len(e.env.Recipients))}
 	for i, r := range e.env.Recipients {
 		it.Recipients[i] = ItemRecipient{Addr: r, State: e.states[i]}
+	}
+	if e.held() {
+		it.Held, it.HoldReason = true, e.env.HoldReason
 	}
 	return it
 }
@@ -112,8 +116,8 @@ func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
 	})
 }
 
-// Delete marks every recipient of message id that is not final as
-// removed: nothing more is delivered and no bounce is sent.
+// Delete marks every recipient of message id that is not final (held
+// ones too) as removed: nothing more is delivered and no bounce is sent.
 func (s *Spool) Delete(id string) error {
 	now := s.now()
 	return s.update(id, func(e *entry) error {
@@ -140,11 +144,16 @@ func (s *Spool) update(id string, fn func(*entry) error) error {
 		s.mu.Unlock()
 		return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
 	}
+	wasHeld := !e.done && e.held()
 	if err := fn(e); err != nil {
 		s.mu.Unlock()
 		return err
 	}
 	nowDone := !e.done && allFinal(e.states)
+	if wasHeld && (nowDone || !e.held()) {
+		s.held--
+		QueueHeld.Set(float64(s.held))
+	}
 	if nowDone {
 		e.done = true
 		e.seg.live--
@@ -232,14 +241,50 @@ func (s *Spool) retryNow(id string) error {
 	})
 }
 
-// oldest returns the arrival time of the oldest live message; zero when
-// there is none.
+// Release makes the held recipients of message id pending, so that the
+// Runner delivers them (Runner.Release also wakes it). The release is
+// durable: it returns after the new states are in the state store, and
+// the message stays released after a restart although its record still
+// says Hold. It fails with ErrNotFound when the message is not live and
+// with ErrNotHeld when no recipient of it is held.
+func (s *Spool) Release(id string) error {
+	now := s.now()
+	err := s.update(id, func(e *entry) error {
+		if e.done {
+			return ErrNotFound
+		}
+		if !e.held() {
+			return ErrNotHeld
+		}
+		for i := range e.states {
+			if e.states[i].Status == StatusHeld {
+				e.states[i] = RecipientState{Status: StatusPending, Updated: now}
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("queue: release %s: %w", id, err)
+	}
+	return err
+}
+
+// Held returns how many live messages have a held recipient.
+func (s *Spool) Held() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.held
+}
+
+// oldest returns the arrival time of the oldest live message that is not
+// held; zero when there is none. A held message is not work the queue
+// owes: it must not age the queue.
 func (s *Spool) oldest() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var t time.Time
 	for _, e := range s.index {
-		if !e.done && !e.env.ReceivedAt.IsZero() && (t.IsZero() || e.env.ReceivedAt.Before(t)) {
+		if !e.done && !e.held() && !e.env.ReceivedAt.IsZero() && (t.IsZero() || e.env.ReceivedAt.Before(t)) {
 			t = e.env.ReceivedAt
 		}
 	}

@@ -40,8 +40,22 @@ var (
 		Name: "postern_queue_dsns_total",
 		Help: "Delivery status notifications, by outcome (queued, dropped, error).",
 	}, []string{"outcome"})
+
+	// QueueHeld is the number of live messages held for review (a user
+	// over a send limit whose policy is to hold): in the spool, never
+	// delivered until released, not counted in the queue's age.
+	QueueHeld = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "postern_queue_held",
+		Help: "Messages held for review (not delivered until released or deleted).",
+	})
+
+	// QueueReleased counts held messages an operator released.
+	QueueReleased = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "postern_queue_released_total",
+		Help: "Held messages released for delivery by an operator.",
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs)
+	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased)
 }

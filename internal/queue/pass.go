@@ -68,6 +68,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	for _, rc := range it.Recipients {
 		switch {
 		case rc.State.Status.Final():
+		case rc.State.Status == StatusHeld: // until an operator releases it
 		case !r.canDeliver(rc.Addr):
 			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
 		case !rc.State.NextAttempt.After(now):

@@ -12,7 +12,7 @@ import (
 //
 //	offset size  field
 //	0      4     magic "PQR\x00"
-//	4      1     version (1 or 2: the envelope encoding, see appendEnvelope)
+//	4      1     version (1 to 3: the envelope encoding, see appendEnvelope)
 //	5      3     reserved, zero
 //	8      4     envelope length E, big endian
 //	12     4     data length D, big endian
@@ -27,7 +27,7 @@ const (
 	recordHeaderLen = 20
 	// recordVersion is the version new records are written with; every
 	// version from 1 up to it stays readable.
-	recordVersion = 2
+	recordVersion = 3
 	// maxEnvelopeLen bounds the envelope length a header may claim.
 	maxEnvelopeLen = 16 << 20
 	// maxDataLen bounds the data length a header may claim.
@@ -46,7 +46,7 @@ var errCorrupt = errors.New("corrupt record")
 func appendRecord(buf []byte, env *Envelope, data []byte) []byte {
 	start := len(buf)
 	buf = append(buf, make([]byte, recordHeaderLen)...)
-	buf = appendEnvelope(buf, env)
+	buf = appendEnvelope(buf, env, recordVersion)
 	envLen := len(buf) - start - recordHeaderLen
 	buf = append(buf, data...)
 	h := buf[start : start+recordHeaderLen]
@@ -105,12 +105,15 @@ func checkRecord(rh recordHeader, rec []byte) error {
 //
 //	ID, From, uvarint count + Recipients, flags byte, Body, AuthUser,
 //	Listener, Remote (netip.AddrPort.MarshalBinary as a string), Helo,
-//	ReceivedAt (varint Unix nanoseconds).
+//	ReceivedAt (varint Unix nanoseconds), and since version 3 HoldReason.
 //
-// The flags are bit 0 SMTPUTF8 (version 1 and later) and bit 1
-// RequireTLS (version 2 and later). A version-1 record has only bit 0;
-// a bit the record's version does not define makes the record corrupt.
-func appendEnvelope(b []byte, env *Envelope) []byte {
+// The flags are bit 0 SMTPUTF8 (version 1 and later), bit 1 RequireTLS
+// (version 2 and later) and bit 2 Hold (version 3 and later). A
+// version-1 record has only bit 0; a bit the record's version does not
+// define makes the record corrupt. appendEnvelope writes the encoding of
+// version v, leaving out what v cannot carry (tests write old records
+// with it).
+func appendEnvelope(b []byte, env *Envelope, v byte) []byte {
 	b = appendString(b, env.ID)
 	b = appendString(b, env.From)
 	b = binary.AppendUvarint(b, uint64(len(env.Recipients)))
@@ -124,7 +127,10 @@ func appendEnvelope(b []byte, env *Envelope) []byte {
 	if env.RequireTLS {
 		flags |= flagRequireTLS
 	}
-	b = append(b, flags)
+	if env.Hold {
+		flags |= flagHold
+	}
+	b = append(b, flags&knownFlags(v))
 	b = appendString(b, env.Body)
 	b = appendString(b, env.AuthUser)
 	b = appendString(b, env.Listener)
@@ -137,6 +143,9 @@ func appendEnvelope(b []byte, env *Envelope) []byte {
 		ns = env.ReceivedAt.UnixNano()
 	}
 	b = binary.AppendVarint(b, ns)
+	if v >= 3 {
+		b = appendString(b, env.HoldReason)
+	}
 	return b
 }
 
@@ -206,10 +215,14 @@ func (d *decoder) byte() byte {
 const (
 	flagSMTPUTF8   = 1 << 0 // since version 1
 	flagRequireTLS = 1 << 1 // since version 2
+	flagHold       = 1 << 2 // since version 3
 )
 
 // knownFlags returns the flag bits record version v defines.
 func knownFlags(v byte) byte {
+	if v >= 3 {
+		return flagSMTPUTF8 | flagRequireTLS | flagHold
+	}
 	if v >= 2 {
 		return flagSMTPUTF8 | flagRequireTLS
 	}
@@ -240,6 +253,7 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 	}
 	env.SMTPUTF8 = flags&flagSMTPUTF8 != 0
 	env.RequireTLS = flags&flagRequireTLS != 0
+	env.Hold = flags&flagHold != 0
 	env.Body = d.string()
 	env.AuthUser = d.string()
 	env.Listener = d.string()
@@ -250,6 +264,9 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 	}
 	helo := d.string()
 	ns := d.varint()
+	if version >= 3 {
+		env.HoldReason = d.string()
+	}
 	if d.err != nil {
 		return nil, d.err
 	}

@@ -10,38 +10,55 @@ import (
 	"time"
 )
 
-// v1Record returns the record a version-1 writer made for env and data:
-// the same layout, version byte 1, and no flag beyond SMTPUTF8.
-func v1Record(env *Envelope, data []byte) []byte {
-	rec := appendRecord(nil, env, data)
-	rec[4] = 1
+// legacyRecord returns the record a version-v writer made for env and
+// data: the same layout, version byte v, and only what v can carry.
+func legacyRecord(env *Envelope, data []byte, v byte) []byte {
+	e := appendEnvelope(nil, env, v)
+	rec := make([]byte, recordHeaderLen, recordHeaderLen+len(e)+len(data))
+	copy(rec, recordMagic[:])
+	rec[4] = v
+	binary.BigEndian.PutUint32(rec[8:12], uint32(len(e)))
+	binary.BigEndian.PutUint32(rec[12:16], uint32(len(data)))
+	rec = append(append(rec, e...), data...)
 	crc := crc32.Update(0, crcTable, rec[:16])
 	crc = crc32.Update(crc, crcTable, rec[recordHeaderLen:])
 	binary.BigEndian.PutUint32(rec[16:20], crc)
 	return rec
 }
 
+// v1Record returns the record a version-1 writer made for env and data.
+func v1Record(env *Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
+
 func TestEnvelopeVersions(t *testing.T) {
-	env := testEnv("v2", "a@x")
+	env := testEnv("v3", "a@x")
 	env.RequireTLS = true
+	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	rec := appendRecord(nil, env, []byte("x"))
 	rh, err := parseHeader(rec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rh.version != 2 {
-		t.Errorf("new records have version %d, want 2", rh.version)
+	if rh.version != 3 {
+		t.Errorf("new records have version %d, want 3", rh.version)
 	}
 	got, err := decodeEnvelope(rec[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
-	if err != nil || !got.RequireTLS || !got.SMTPUTF8 {
-		t.Fatalf("v2 decode: %+v, %v", got, err)
+	if err != nil || !got.RequireTLS || !got.SMTPUTF8 || !got.Hold || got.HoldReason != env.HoldReason {
+		t.Fatalf("v3 decode: %+v, %v", got, err)
 	}
-	// A version-1 record cannot carry RequireTLS: the bit is corruption there.
-	if _, err := decodeEnvelope(rec[recordHeaderLen:recordHeaderLen+rh.envLen], 1); err == nil {
+	// A version-2 record cannot carry Hold, nor version 1 RequireTLS: the
+	// bit is corruption there.
+	// The version-3 encoding without its last field is the version-2
+	// layout with the Hold bit set.
+	if _, err := decodeEnvelope(appendEnvelope(nil, env, 3)[:len(appendEnvelope(nil, env, 2))], 2); err == nil {
+		t.Error("version 2 accepted the Hold flag")
+	}
+	noHold := *env
+	noHold.Hold = false
+	if _, err := decodeEnvelope(appendEnvelope(nil, &noHold, 2), 1); err == nil {
 		t.Error("version 1 accepted the RequireTLS flag")
 	}
-	if _, err := decodeEnvelope(rec[recordHeaderLen:recordHeaderLen+rh.envLen], 3); err == nil {
-		t.Error("unknown version 3 accepted")
+	if _, err := decodeEnvelope(rec[recordHeaderLen:recordHeaderLen+rh.envLen], 4); err == nil {
+		t.Error("unknown version 4 accepted")
 	}
 }
 
@@ -108,5 +125,38 @@ func TestStateVersions(t *testing.T) {
 	}
 	if _, err := decodeStates([]byte{0, 9, 1}, rcpts); err == nil {
 		t.Error("unknown state version accepted")
+	}
+}
+
+// A spool written before holds existed (version 2) opens and reads as
+// before: nothing in it is held.
+func TestVersion2RecordsStayReadable(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv("old00000000000000002", "a@x")
+	env.RequireTLS = true
+	data := testData(env.ID, 300)
+	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), legacyRecord(env, data, 2), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := openTest(t, dir, 0)
+	defer s.Close()
+	got, gotData, err := s.Get(env.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.RequireTLS || got.Hold || got.HoldReason != "" || string(gotData) != string(data) {
+		t.Errorf("version-2 record read back as %+v", got)
+	}
+	if it, _ := s.Lookup(env.ID); it.Held || it.Recipients[0].State.Status != StatusPending {
+		t.Errorf("version-2 message: %+v, want pending", it)
+	}
+	held := testEnv(testID(), "b@y")
+	held.Hold, held.HoldReason = true, "send limit: recipients per hour"
+	mustPut(t, s, held, []byte("y"))
+	if got, _, err := s.Get(held.ID); err != nil || !got.Hold || got.HoldReason != held.HoldReason {
+		t.Errorf("version-3 record: %+v, %v", got, err)
 	}
 }

@@ -297,6 +297,24 @@ func (r *Runner) Retry(id string) error {
 	return nil
 }
 
+// Release makes the held recipients of message id pending and wakes the
+// Runner for it (see Spool.Release): they are delivered now, and from
+// then on retried and expired like any recipient. It fails wrapping
+// ErrNotFound when the message is not live and ErrNotHeld when it is not
+// held.
+func (r *Runner) Release(id string) error {
+	if err := r.spool.Release(id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("queue: release %s: %w", id, err)
+		}
+		return err
+	}
+	QueueReleased.Inc()
+	r.opts.Logger.Info("queue: released", "id", id)
+	r.enqueue(id)
+	return nil
+}
+
 // enqueue queues message id unless it is queued already; a message in a
 // pass gets another pass afterwards.
 func (r *Runner) enqueue(id string) {
@@ -392,7 +410,7 @@ func (r *Runner) nextDue(id string) time.Time {
 	}
 	var due time.Time
 	for _, rc := range it.Recipients {
-		if rc.State.Status.Final() || !r.canDeliver(rc.Addr) {
+		if rc.State.Status.Final() || rc.State.Status == StatusHeld || !r.canDeliver(rc.Addr) {
 			continue
 		}
 		at := rc.State.NextAttempt

@@ -70,6 +70,15 @@ type Envelope struct {
 	// §4.1): remote delivery must use TLS with a verified certificate
 	// (and pass the parameter on), or fail.
 	RequireTLS bool
+	// Hold is set on a message taken in but held for review (a user over
+	// a send limit whose policy is to hold): its recipients start held,
+	// and the Runner delivers none of them until an operator releases
+	// the message (Spool.Release). The record keeps Hold; the release is
+	// in the state store.
+	Hold bool
+	// HoldReason says why the message is held, for operators (for
+	// example "send limit: messages per hour"); "" when not held.
+	HoldReason string
 }
 
 // Options configures a Spool.
@@ -100,6 +109,8 @@ var (
 	// ErrNoRecipient is returned by MarkRecipient for an address that is
 	// not a recipient of the message.
 	ErrNoRecipient = errors.New("no such recipient")
+	// ErrNotHeld is returned by Release for a message that is not held.
+	ErrNotHeld = errors.New("message not held")
 )
 
 // Stats are counters since Open, for tests, benchmarks and operators.
@@ -125,6 +136,10 @@ type Item struct {
 	Size int64
 	// ReceivedAt is when the message was received.
 	ReceivedAt time.Time
+	// Held is set while a recipient of the message is held for review
+	// (StatusHeld); HoldReason then says why.
+	Held       bool
+	HoldReason string
 }
 
 // ItemRecipient is one recipient of an Item.
@@ -173,6 +188,7 @@ type Spool struct {
 	active   *segment
 	lastSeg  uint64
 	closed   bool
+	held     int // live messages with a held recipient
 	watchers map[int]func(id string)
 	watchSeq int
 
@@ -304,13 +320,17 @@ func (s *Spool) recover() error {
 			e.seg.live--
 		} else {
 			live++
+			if e.held() {
+				s.held++
+			}
 		}
 	}
 	metrics.SpoolMessages.Set(float64(live))
+	QueueHeld.Set(float64(s.held))
 	if err := deleteStates(s.db, orphans); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}
-	s.log.Info("queue: spool recovered", "segments", len(nums), "messages", len(s.index), "live", live)
+	s.log.Info("queue: spool recovered", "segments", len(nums), "messages", len(s.index), "live", live, "held", s.held)
 	return nil
 }
 
@@ -367,7 +387,7 @@ func (s *Spool) scanSegment(n uint64) error {
 			s.log.Error("queue: duplicate id in spool, later copy ignored", "id", env.ID, "segment", seg.path)
 		} else {
 			s.index[env.ID] = &entry{seg: seg, off: off, envLen: rh.envLen, dataLen: rh.dataLen,
-				env: env, states: make([]RecipientState, len(env.Recipients))}
+				env: env, states: initialStates(env)}
 			seg.ids = append(seg.ids, env.ID)
 			seg.live++
 		}
@@ -414,6 +434,28 @@ func syncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// initialStates returns the states of a message's recipients before any
+// is stored: all pending, or all held when env.Hold is set.
+func initialStates(env *Envelope) []RecipientState {
+	st := make([]RecipientState, len(env.Recipients))
+	if env.Hold {
+		for i := range st {
+			st[i].Status = StatusHeld
+		}
+	}
+	return st
+}
+
+// held reports whether a recipient of e is held.
+func (e *entry) held() bool {
+	for _, st := range e.states {
+		if st.Status == StatusHeld {
+			return true
+		}
+	}
+	return false
 }
 
 func allFinal(st []RecipientState) bool {

@@ -54,14 +54,17 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(appendEnvelope(nil, testEnv("abc", "a@x", "b@y")), byte(1))
+	f.Add(appendEnvelope(nil, testEnv("abc", "a@x", "b@y"), 1), byte(1))
+	held := testEnv("abd", "a@x")
+	held.Hold, held.HoldReason = true, "send limit: messages per hour"
+	f.Add(appendEnvelope(nil, held, recordVersion), byte(recordVersion))
 	f.Add([]byte{}, byte(2))
 	f.Fuzz(func(t *testing.T, b []byte, version byte) {
 		env, err := decodeEnvelope(b, version)
 		if err != nil {
 			return
 		}
-		again, err := decodeEnvelope(appendEnvelope(nil, env), recordVersion)
+		again, err := decodeEnvelope(appendEnvelope(nil, env, recordVersion), recordVersion)
 		if err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}

@@ -11,8 +11,9 @@ import (
 // Status is the delivery status of one recipient of one message.
 type Status uint8
 
-// The statuses. A recipient with no stored state is StatusPending: the
-// spool writes state only when delivery changes it.
+// The statuses. A recipient with no stored state is StatusPending, or
+// StatusHeld when its message's Envelope.Hold is set: the spool writes
+// state only when delivery (or an operator) changes it.
 const (
 	// StatusPending means no delivery attempt has finished yet.
 	StatusPending Status = iota
@@ -25,6 +26,10 @@ const (
 	StatusFailed
 	// StatusRemoved means an operator deleted the message (final).
 	StatusRemoved
+	// StatusHeld means the message is held for review: nothing is tried
+	// (no attempt, no retry, no expiry) until an operator releases it
+	// (it becomes pending) or deletes it (removed). Not final.
+	StatusHeld
 )
 
 // String returns the lower-case name of s.
@@ -40,13 +45,17 @@ func (s Status) String() string {
 		return "failed"
 	case StatusRemoved:
 		return "removed"
+	case StatusHeld:
+		return "held"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }
 
 // Final reports whether s ends the life of a recipient: nothing more will
 // be tried for it.
-func (s Status) Final() bool { return s >= StatusDelivered }
+func (s Status) Final() bool {
+	return s == StatusDelivered || s == StatusFailed || s == StatusRemoved
+}
 
 // RecipientState is the delivery state of one recipient of one message.
 type RecipientState struct {

@@ -166,9 +166,13 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 	for _, p := range batch {
 		s.index[p.env.ID] = &entry{
 			seg: seg, off: base + p.off, envLen: p.envLen, dataLen: p.dataLen,
-			env: p.env, states: make([]RecipientState, len(p.env.Recipients)),
+			env: p.env, states: initialStates(p.env),
 		}
 		seg.ids = append(seg.ids, p.env.ID)
+		if p.env.Hold {
+			s.held++
+			QueueHeld.Set(float64(s.held))
+		}
 	}
 	seg.live += len(batch)
 	watchers := make([]func(string), 0, len(s.watchers))
