@@ -143,6 +143,8 @@ type Config struct {
 	Proxy Proxy
 	// AdmissionTables holds [admission], [abuse], [send_limits] and [redis] (admission.go).
 	AdmissionTables
+	// Admin is the admin socket's group and the admin API over HTTP (adminhttp.go).
+	Admin Admin
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -161,6 +163,7 @@ func (c *Config) setNewDefaults() {
 	c.Auth.SCRAMIterations = DefaultSCRAMIterations
 	c.Directory = Directory{Backend: DirectoryFile}
 	c.AdmissionTables = defaultAdmissionTables()
+	c.Admin = defaultAdmin()
 }
 
 // Log is the [log] table.

@@ -77,6 +77,7 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
+	c.validateAdmin(p) // adminhttp.go
 	return errors.Join(p.errs...)
 }
 
