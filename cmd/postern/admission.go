@@ -63,15 +63,21 @@ func newAdmission(cfg *config.Config, log *slog.Logger) (*admissionSetup, error)
 		a.guard = admission.NewEngine(a.store, abuseOptions(cfg, log))
 	}
 	sl := cfg.SendLimits
-	lo := admission.LimiterOptions{Default: admission.SendLimits(sl.UserSendLimits), Logger: log}
+	lo := admission.LimiterOptions{Default: sendLimits(sl.UserSendLimits), Logger: log}
 	if len(sl.Users) > 0 {
 		lo.Users = make(map[string]admission.SendLimits, len(sl.Users))
 		for u, l := range sl.Users {
-			lo.Users[u] = admission.SendLimits(l)
+			lo.Users[u] = sendLimits(l)
 		}
 	}
 	a.limiter = admission.NewLimiter(a.store, lo)
 	return a, nil
+}
+
+// sendLimits converts a user's [send_limits] into the Limiter's.
+func sendLimits(l config.UserSendLimits) admission.SendLimits {
+	return admission.SendLimits{MessagesPerHour: l.MessagesPerHour, RecipientsPerHour: l.RecipientsPerHour,
+		Sessions: l.Sessions, Hold: l.OverLimit == config.OverLimitHold}
 }
 
 // Close releases the store's connections.

@@ -21,7 +21,8 @@ func TestNewAdmission(t *testing.T) {
 	cfg.Admission.MaxConnsPerIP = 0 // off
 	cfg.Admission.IPRate = 0        // off
 	cfg.Listeners[0].Deny = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
-	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice": {MessagesPerHour: 1}}
+	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice": {MessagesPerHour: 1},
+		"hal": {MessagesPerHour: 1, OverLimit: config.OverLimitHold}}
 	a, err := newAdmission(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +46,13 @@ func TestNewAdmission(t *testing.T) {
 	}
 	if e := a.limiter.AllowMessage(ctx, "alice", 1, now); e == nil {
 		t.Error("per-user limit not applied")
+	}
+	a.limiter.CheckMessage(ctx, "hal", 1, now)
+	if v := a.limiter.CheckMessage(ctx, "hal", 1, now); !v.Hold {
+		t.Errorf("over_limit = hold not applied: %+v", v)
+	}
+	if v := a.limiter.CheckMessage(ctx, "alice", 1, now); v.Hold {
+		t.Errorf("alice (refuse) held: %+v", v)
 	}
 	cfg.Abuse.Enabled = false
 	b, err := newAdmission(cfg, slog.New(slog.DiscardHandler))

@@ -21,6 +21,24 @@ type SendLimits struct {
 	// Sessions caps the user's concurrent authenticated sessions (on
 	// this node).
 	Sessions int
+	// Hold, when set, takes a message over an hourly limit and holds it
+	// for review (the queue delivers it only once an operator releases
+	// it) instead of refusing it with 451 4.7.1.
+	Hold bool
+}
+
+// MessageVerdict is what CheckMessage decided about one message.
+type MessageVerdict struct {
+	// Over is the 451 4.7.1 error naming the limit the message would go
+	// past; nil when it is within the user's limits (and counted).
+	Over *smtp.Error
+	// Limit names the limit reached: "messages per hour" or
+	// "recipients per hour"; "" when none.
+	Limit string
+	// Hold is set with Over when the user's policy is to hold: the
+	// session takes the message and marks it held instead of answering
+	// Over. A held message is not counted against the limits.
+	Hold bool
 }
 
 // LimiterOptions configure a Limiter.
@@ -43,11 +61,9 @@ type LimiterOptions struct {
 // node that dies must not leave sessions counted in a shared store). A
 // Limiter is safe for concurrent use.
 //
-// Over a limit the client gets 451 4.7.1 naming the limit, and a
-// "send limit reached" event is logged. Messages are refused, not held:
-// holding them for review would need a hold state in the queue (kept out
-// of delivery until an operator releases or deletes them), which the
-// queue does not have yet.
+// Over a limit a "send limit reached" event is logged and the client
+// gets 451 4.7.1 naming the limit, or, for a user whose SendLimits.Hold
+// is set, the message is taken and held for review (see CheckMessage).
 type Limiter struct {
 	store Store
 	def   SendLimits
@@ -118,11 +134,19 @@ func (l *Limiter) Sessions(user string) int {
 	return l.sessions[strings.ToLower(user)]
 }
 
-// AllowMessage counts a message of user with rcpts recipients, at DATA,
-// and returns nil when it is within the user's hourly limits. Over a
-// limit it returns a 451 4.7.1 error naming the limit and counts nothing.
-// On a store error it allows the message (fails open) and logs.
+// AllowMessage is CheckMessage without the hold policy: it returns nil
+// when the message is within the user's hourly limits (and counts it),
+// and otherwise the 451 4.7.1 error naming the limit (counting nothing).
 func (l *Limiter) AllowMessage(ctx context.Context, user string, rcpts int, now time.Time) *smtp.Error {
+	return l.CheckMessage(ctx, user, rcpts, now).Over
+}
+
+// CheckMessage counts a message of user with rcpts recipients, at DATA,
+// and returns the zero MessageVerdict when it is within the user's
+// hourly limits. Over a limit it counts nothing and returns the 451 4.7.1
+// error naming the limit, with Hold set when the user's policy is to
+// hold. On a store error it allows the message (fails open) and logs.
+func (l *Limiter) CheckMessage(ctx context.Context, user string, rcpts int, now time.Time) MessageVerdict {
 	lim := l.Limits(user)
 	key := strings.ToLower(user)
 	type step struct {
@@ -149,15 +173,21 @@ func (l *Limiter) AllowMessage(ctx context.Context, user string, rcpts int, now 
 		if err != nil {
 			l.log.Error("send limits: store failed; allowing", "user", user, "err", err)
 			undo()
-			return nil
+			return MessageVerdict{}
 		}
 		done = append(done, s)
 		if v > int64(s.max) {
 			undo()
 			SendLimited.WithLabelValues(s.name).Inc()
-			l.log.Warn("send limit reached", "user", user, "limit", s.name, "max", s.max, "count", v-s.n, "asked", s.n)
-			return errLimit(s.name, s.max, " per hour", fmt.Sprintf("user %s: %d %s this hour, %d more asked", user, v-s.n, s.name, s.n))
+			action := "refuse"
+			if lim.Hold {
+				action = "hold"
+			}
+			l.log.Warn("send limit reached", "user", user, "limit", s.name, "max", s.max, "count", v-s.n, "asked", s.n,
+				"action", action)
+			return MessageVerdict{Limit: s.name + " per hour", Hold: lim.Hold,
+				Over: errLimit(s.name, s.max, " per hour", fmt.Sprintf("user %s: %d %s this hour, %d more asked", user, v-s.n, s.name, s.n))}
 		}
 	}
-	return nil
+	return MessageVerdict{}
 }

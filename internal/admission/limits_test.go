@@ -124,3 +124,51 @@ func TestLimiterSessions(t *testing.T) {
 		t.Errorf("sessions = %d after all released", n)
 	}
 }
+
+// Over the hourly limits, a user whose policy is to hold gets a verdict
+// that says so, with the limit named; others are refused as before. A
+// held message does not count against the limits.
+func TestLimiterHold(t *testing.T) {
+	l := admission.NewLimiter(admission.NewMemoryStore(), admission.LimiterOptions{
+		Default: admission.SendLimits{MessagesPerHour: 1, RecipientsPerHour: 5},
+		Users: map[string]admission.SendLimits{
+			"Holder": {MessagesPerHour: 1, RecipientsPerHour: 5, Hold: true},
+		},
+		Logger: slog.New(&logRecorder{}),
+	})
+	ctx := context.Background()
+	now := e0
+	for _, u := range []string{"holder", "refused"} {
+		if v := l.CheckMessage(ctx, u, 1, now); v.Over != nil || v.Hold || v.Limit != "" {
+			t.Fatalf("%s: first message: %+v", u, v)
+		}
+	}
+	v := l.CheckMessage(ctx, "holder", 1, now)
+	if v.Over == nil || !v.Hold || v.Limit != "messages per hour" {
+		t.Fatalf("holder over the message limit: %+v; want Hold, limit messages per hour", v)
+	}
+	v = l.CheckMessage(ctx, "refused", 1, now)
+	if v.Over == nil || v.Over.Code != 451 || v.Over.Enhanced != "4.7.1" || v.Hold || v.Limit != "messages per hour" {
+		t.Fatalf("refusing user over the message limit: %+v; want 451 4.7.1, no hold", v)
+	}
+	if e := l.AllowMessage(ctx, "holder", 1, now); e == nil || e.Code != 451 {
+		t.Errorf("AllowMessage over the limit: %v; want 451 whatever the policy", e)
+	}
+	// Held messages were not counted: an hour later the user has a full
+	// hour's allowance again, and the recipients limit is named too.
+	later := now.Add(time.Hour)
+	if v := l.CheckMessage(ctx, "holder", 5, later); v.Over != nil {
+		t.Fatalf("an hour later: %+v", v)
+	}
+	if v := l.CheckMessage(ctx, "holder", 1, later.Add(time.Hour)); v.Over != nil {
+		t.Fatalf("two hours later: %+v", v)
+	}
+	l2 := admission.NewLimiter(admission.NewMemoryStore(), admission.LimiterOptions{
+		Default: admission.SendLimits{RecipientsPerHour: 2, Hold: true}, Logger: slog.New(&logRecorder{})})
+	if v := l2.CheckMessage(ctx, "x", 3, now); !v.Hold || v.Limit != "recipients per hour" {
+		t.Errorf("over the recipients limit: %+v", v)
+	}
+	if v := l2.CheckMessage(ctx, "x", 2, now); v.Over != nil {
+		t.Errorf("the held message was counted: %+v", v)
+	}
+}

@@ -36,8 +36,9 @@ var (
 		Help: "Auth-abuse alerts, by kind.",
 	}, []string{"kind"})
 
-	// SendLimited counts messages and sessions refused by the send
-	// limits, by limit ("messages", "recipients", "sessions").
+	// SendLimited counts messages and sessions over the send limits
+	// (refused, or for messages of users whose policy is to hold, held),
+	// by limit ("messages", "recipients", "sessions").
 	SendLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_send_limited_total",
 		Help: "Messages and sessions of authenticated users refused by send limits, by limit.",

@@ -39,6 +39,16 @@ const (
 	DefaultRedisKeyPrefix = "postern:"
 )
 
+// The values of send_limits.over_limit: what happens to a message over a
+// user's hourly send limits.
+const (
+	// OverLimitRefuse answers it 451 4.7.1 naming the limit (the default).
+	OverLimitRefuse = "refuse"
+	// OverLimitHold takes it and holds it in the queue for review: it is
+	// delivered only once an operator releases it (postern queue release).
+	OverLimitHold = "hold"
+)
+
 // DefaultAdmissionTrusted returns admission.trusted when the file does
 // not set it: loopback, whose clients (webmail, sendmail, monitoring) run
 // on the host itself.
@@ -146,6 +156,9 @@ type UserSendLimits struct {
 	RecipientsPerHour int
 	// Sessions caps the user's concurrent sessions (per node).
 	Sessions int
+	// OverLimit is OverLimitRefuse or OverLimitHold: what happens to a
+	// message over MessagesPerHour or RecipientsPerHour.
+	OverLimit string
 }
 
 // Redis is the [redis] table.
@@ -195,6 +208,7 @@ func defaultAdmissionTables() AdmissionTables {
 			MessagesPerHour:   DefaultMessagesPerHour,
 			RecipientsPerHour: DefaultRecipientsPerHour,
 			Sessions:          DefaultUserSessions,
+			OverLimit:         OverLimitRefuse,
 		}},
 		Redis: Redis{KeyPrefix: DefaultRedisKeyPrefix},
 	}
@@ -303,7 +317,7 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 		}
 	}
 	if t := d.table(tree, "send_limits", "send_limits"); t != nil {
-		d.unknown(t, []string{"send_limits"}, "messages_per_hour", "recipients_per_hour", "sessions", "users")
+		d.unknown(t, []string{"send_limits"}, "messages_per_hour", "recipients_per_hour", "sessions", "over_limit", "users")
 		d.userSendLimits(t, "send_limits", &a.SendLimits.UserSendLimits)
 		if users := d.table(t, "users", "send_limits.users"); users != nil {
 			a.SendLimits.Users = map[string]UserSendLimits{}
@@ -318,7 +332,7 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 				if u == nil {
 					continue
 				}
-				d.unknown(u, []string{"send_limits", "users", n}, "messages_per_hour", "recipients_per_hour", "sessions")
+				d.unknown(u, []string{"send_limits", "users", n}, "messages_per_hour", "recipients_per_hour", "sessions", "over_limit")
 				l := a.SendLimits.UserSendLimits
 				d.userSendLimits(u, k, &l)
 				a.SendLimits.Users[lower(n)] = l
@@ -344,6 +358,15 @@ func (d *decoder) userSendLimits(t map[string]any, k string, l *UserSendLimits) 
 	d.count(t, "messages_per_hour", k+".messages_per_hour", &l.MessagesPerHour)
 	d.count(t, "recipients_per_hour", k+".recipients_per_hour", &l.RecipientsPerHour)
 	d.count(t, "sessions", k+".sessions", &l.Sessions)
+	var ol string
+	if d.str(t, "over_limit", k+".over_limit", &ol) {
+		switch ol {
+		case OverLimitRefuse, OverLimitHold:
+			l.OverLimit = ol
+		default:
+			d.fail(k+".over_limit", "%q is not %q or %q", ol, OverLimitRefuse, OverLimitHold)
+		}
+	}
 }
 
 // validateAdmission checks the admission tables and the listeners'

@@ -36,6 +36,9 @@ func TestAdmissionDefaults(t *testing.T) {
 	if c, err := loadString(t, "[admission]\ntrusted = []"); err != nil || len(c.Admission.Trusted) != 0 {
 		t.Errorf("trusted = []: %v, %v; want none", err, c.Admission.Trusted)
 	}
+	if c.SendLimits.OverLimit != OverLimitRefuse {
+		t.Errorf("default over_limit = %q, want %q", c.SendLimits.OverLimit, OverLimitRefuse)
+	}
 	if !c.Abuse.Enabled || c.Abuse.IPBanAfter != 10 || c.Abuse.Window != 10*time.Minute || c.Redis.Address != "" {
 		t.Errorf("unexpected defaults %+v", c.AdmissionTables)
 	}
@@ -69,8 +72,11 @@ good_ip_ttl = "240h"
 [send_limits]
 messages_per_hour = 50
 sessions = 3
+over_limit = "hold"
 [send_limits.users."Alice@Example.com"]
 messages_per_hour = 500
+[send_limits.users.bob]
+over_limit = "refuse"
 [redis]
 address = "127.0.0.1:6379"
 username = "postern"
@@ -101,8 +107,11 @@ deny = ["192.0.2.128/25"]
 		t.Errorf("Abuse = %+v\nwant %+v", c.Abuse, wantAbuse)
 	}
 	wantSL := SendLimits{
-		UserSendLimits: UserSendLimits{MessagesPerHour: 50, RecipientsPerHour: DefaultRecipientsPerHour, Sessions: 3},
-		Users:          map[string]UserSendLimits{"alice@example.com": {MessagesPerHour: 500, RecipientsPerHour: DefaultRecipientsPerHour, Sessions: 3}},
+		UserSendLimits: UserSendLimits{MessagesPerHour: 50, RecipientsPerHour: DefaultRecipientsPerHour, Sessions: 3, OverLimit: OverLimitHold},
+		Users: map[string]UserSendLimits{
+			"alice@example.com": {MessagesPerHour: 500, RecipientsPerHour: DefaultRecipientsPerHour, Sessions: 3, OverLimit: OverLimitHold},
+			"bob":               {MessagesPerHour: 50, RecipientsPerHour: DefaultRecipientsPerHour, Sessions: 3, OverLimit: OverLimitRefuse},
+		},
 	}
 	if !reflect.DeepEqual(c.SendLimits, wantSL) {
 		t.Errorf("SendLimits = %+v\nwant %+v", c.SendLimits, wantSL)
@@ -134,6 +143,8 @@ func TestAdmissionErrors(t *testing.T) {
 		{"[send_limits]\nmessages = 3", `unknown key "send_limits.messages"`},
 		{"[send_limits.users.bob]\nmsgs = 1", `unknown key "send_limits.users.bob.msgs"`},
 		{"[send_limits.users]\nbob = 5", `send_limits.users.bob: expected a table`},
+		{"[send_limits]\nover_limit = \"queue\"", `send_limits.over_limit: "queue" is not "refuse" or "hold"`},
+		{"[send_limits.users.bob]\nover_limit = 1", `send_limits.users.bob.over_limit: expected a string`},
 		{"[redis]\naddress = \"localhost\"", `redis.address: "localhost" is not host:port`},
 		{"[redis]\nhost = \"x\"", `unknown key "redis.host"`},
 		{sub + "allow = [\"nope\"]", `listener[0].allow[0]: "nope" is not an address or a CIDR prefix`},
