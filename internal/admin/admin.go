@@ -12,7 +12,8 @@
 //
 // Errors are JSON {"error": "..."} with status 404 for an id that is not
 // in the queue, 400 for a bad request and 500 otherwise. The ban API
-// (`postern ban`) is described in bans.go.
+// (`postern ban`) is described in bans.go, local submission (`postern
+// sendmail`) in submit.go.
 package admin
 
 import (
@@ -143,6 +144,9 @@ type Server struct {
 	// Bans is the admission state behind the ban API (bans.go); nil
 	// makes that API answer 503.
 	Bans BanStore
+	// Local configures local submission, POST /submit (submit.go); nil
+	// makes it answer 503.
+	Local *LocalSubmit
 	// Now is the clock of the ban API; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
@@ -165,7 +169,8 @@ func (s *Server) init() {
 		mux.HandleFunc("GET /queue/{id}", s.show)
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
-		s.banRoutes(mux) // bans.go
+		s.banRoutes(mux)    // bans.go
+		s.submitRoutes(mux) // submit.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -173,6 +178,7 @@ func (s *Server) init() {
 			WriteTimeout:      time.Minute,
 			MaxHeaderBytes:    16 << 10,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+			ConnContext:       connContext, // the caller's uid (submit.go)
 		}
 	})
 }

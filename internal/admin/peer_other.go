@@ -1,0 +1,9 @@
+//go:build !linux
+
+package admin
+
+import "net"
+
+// peerUID returns -1: reading the peer's credentials is implemented on
+// Linux only.
+func peerUID(*net.UnixConn) int { return -1 }

@@ -1,0 +1,320 @@
+package admin
+
+// Local submission (`postern sendmail`), beside the queue's API:
+//
+//	POST /submit   {"from": ADDR, "rcpts": [ADDR...], "data": BASE64}
+//	               queue the message: {"id": ID} (200)
+//
+// The socket is mode 0600, so only root and the user the server runs as
+// can submit; the server learns the caller's uid from the socket
+// (SO_PEERCRED) and names it in the Received field it prepends. It adds
+// Message-ID and Date when the message lacks them (as submission does,
+// RFC 6409 §8). Errors: 400 for a bad envelope or message (the caller
+// should not retry it), 413 for a message over the size limit, 503 when
+// local submission is off, 500 when the message could not be queued
+// (the caller may retry).
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"postern/internal/queue"
+	"postern/internal/smtp"
+)
+
+// Submitter stores a locally submitted message; the wiring passes the
+// spool, possibly behind a DKIM signer.
+type Submitter interface {
+	// Submit stores env and data durably and returns nil only once they
+	// are (as queue.Spool.Put does). It may prepend header fields.
+	Submit(ctx context.Context, env *queue.Envelope, data []byte) error
+}
+
+// LocalSubmit configures POST /submit (Server.Local).
+type LocalSubmit struct {
+	// Submitter takes the messages. Required.
+	Submitter Submitter
+	// Hostname is the server's name, in Received and Message-ID.
+	Hostname string
+	// MaxMessageSize bounds the message data; 0 means 35 MiB.
+	MaxMessageSize int64
+	// MaxRecipients bounds the recipients; 0 means 1000.
+	MaxRecipients int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// SubmitRequest is the body of POST /submit.
+type SubmitRequest struct {
+	// From is the envelope sender; "" is the null sender.
+	From string `json:"from"`
+	// Recipients are the envelope recipients; at least one.
+	Recipients []string `json:"rcpts"`
+	// Data is the message, with CRLF line endings and no bare CR or LF.
+	Data []byte `json:"data"`
+}
+
+// SubmitResult is the answer to POST /submit.
+type SubmitResult struct {
+	// ID is the queue id of the message.
+	ID string `json:"id"`
+}
+
+// ErrRefused means the server refused the message for good (a bad
+// address, a bad message, too big): retrying will not help.
+var ErrRefused = errors.New("message refused")
+
+// ErrLocalOff means the server does not take local submissions.
+var ErrLocalOff = errors.New("local submission is off")
+
+// peerKey is the context key of the connection's peer uid.
+type peerKey struct{}
+
+// connContext records the uid of the process at the other end of a
+// unix socket connection (-1 when unknown).
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	uid := -1
+	if uc, ok := c.(*net.UnixConn); ok {
+		uid = peerUID(uc)
+	}
+	return context.WithValue(ctx, peerKey{}, uid)
+}
+
+func (s *Server) submitRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("POST /submit", s.submit)
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
+	ls := s.Local
+	if ls == nil || ls.Submitter == nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{ErrLocalOff.Error()})
+		return
+	}
+	maxSize := ls.MaxMessageSize
+	if maxSize <= 0 {
+		maxSize = 35 << 20
+	}
+	// Base64 makes 4 bytes of 3, plus room for the envelope.
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxSize/3*4+1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{"read request: " + err.Error()})
+		return
+	}
+	var req SubmitRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{"bad request: " + err.Error()})
+		return
+	}
+	if int64(len(req.Data)) > maxSize {
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("message too big: %d bytes, the limit is %d", len(req.Data), maxSize)})
+		return
+	}
+	uid, _ := r.Context().Value(peerKey{}).(int)
+	env, data, err := ls.prepare(&req, uid)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
+	if err := ls.Submitter.Submit(r.Context(), env, data); err != nil {
+		s.log.Error("admin: local submission failed", "id", env.ID, "err", err)
+		writeJSON(w, http.StatusInternalServerError, errorBody{"queue: " + err.Error()})
+		return
+	}
+	s.log.Info("message accepted", "listener", "local", "id", env.ID, "from", env.From,
+		"rcpts", len(env.Recipients), "size", len(data), "uid", uid)
+	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID})
+}
+
+// prepare checks a request and returns the envelope and the message
+// with Received (and Message-ID and Date when missing) prepended.
+func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []byte, error) {
+	now := time.Now()
+	if ls.Now != nil {
+		now = ls.Now()
+	}
+	env := &queue.Envelope{ID: localID(now), Listener: "local", ReceivedAt: now, Body: "7BIT"}
+	if req.From != "" {
+		a, err := smtp.ParseAddress(req.From, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sender %q: %w", req.From, err)
+		}
+		env.From = a.String()
+	}
+	maxRcpts := ls.MaxRecipients
+	if maxRcpts <= 0 {
+		maxRcpts = 1000
+	}
+	if len(req.Recipients) == 0 {
+		return nil, nil, errors.New("no recipients")
+	}
+	if len(req.Recipients) > maxRcpts {
+		return nil, nil, fmt.Errorf("too many recipients: %d, the limit is %d", len(req.Recipients), maxRcpts)
+	}
+	seen := make(map[string]bool, len(req.Recipients))
+	for _, rc := range req.Recipients {
+		a, err := smtp.ParseAddress(rc, true)
+		if err != nil {
+			return nil, nil, fmt.Errorf("recipient %q: %w", rc, err)
+		}
+		a.Domain = strings.ToLower(a.Domain)
+		addr := a.String()
+		if !seen[addr] {
+			seen[addr] = true
+			env.Recipients = append(env.Recipients, addr)
+		}
+	}
+	env.SMTPUTF8 = !ascii(env.From) || !ascii(strings.Join(env.Recipients, ""))
+	if err := checkLines(req.Data); err != nil {
+		return nil, nil, err
+	}
+	if !ascii(string(req.Data)) {
+		env.Body = "8BITMIME"
+	}
+	msg := req.Data
+	if len(msg) > 0 && !bytes.HasSuffix(msg, []byte("\r\n")) {
+		msg = append(msg, "\r\n"...)
+	}
+	hdr := msg[:smtp.HeaderEnd(msg)]
+	host := ls.Hostname
+	if host == "" {
+		host = "localhost"
+	}
+	// RFC 5321 §4.4: the trace field; like a local MTA's, it names the
+	// submitting uid instead of a client host.
+	head := make([]byte, 0, 256)
+	head = append(head, "Received: by "...)
+	head = append(head, host...)
+	head = append(head, " (Postern, from userid "...)
+	if uid >= 0 {
+		head = strconv.AppendInt(head, int64(uid), 10)
+	} else {
+		head = append(head, "unknown"...)
+	}
+	head = append(head, ")\r\n\tid "...)
+	head = append(head, env.ID...)
+	head = append(head, "; "...)
+	head = now.AppendFormat(head, time.RFC1123Z)
+	head = append(head, "\r\n"...)
+	if len(smtp.HeaderValues(hdr, "Message-ID")) == 0 { // RFC 6409 §8.3
+		head = append(head, "Message-ID: <"+env.ID+"@"+host+">\r\n"...)
+	}
+	if len(smtp.HeaderValues(hdr, "Date")) == 0 { // RFC 6409 §8.1
+		head = append(head, "Date: "...)
+		head = now.AppendFormat(head, time.RFC1123Z)
+		head = append(head, "\r\n"...)
+	}
+	data := make([]byte, 0, len(head)+len(msg))
+	data = append(append(data, head...), msg...)
+	return env, data, nil
+}
+
+// checkLines refuses a bare CR or LF: only CRLF ends a line (the client
+// converts them), as in DATA.
+func checkLines(b []byte) error {
+	for i, c := range b {
+		switch {
+		case c == '\n' && (i == 0 || b[i-1] != '\r'):
+			return fmt.Errorf("bare LF at offset %d (lines must end in CRLF)", i)
+		case c == '\r' && (i+1 == len(b) || b[i+1] != '\n'):
+			return fmt.Errorf("bare CR at offset %d (lines must end in CRLF)", i)
+		case c == 0:
+			return fmt.Errorf("NUL at offset %d", i)
+		}
+	}
+	return nil
+}
+
+func ascii(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// localID returns a queue id in the format smtpd makes: 8 bytes of
+// big-endian Unix nanoseconds and 4 random bytes in the extended-hex
+// base32 alphabet (RFC 4648 §7), lower case, 20 characters.
+func localID(t time.Time) string {
+	var b [12]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
+	rand.Read(b[8:])
+	return strings.ToLower(base32.HexEncoding.EncodeToString(b[:])[:20])
+}
+
+// Submit hands a message to the server's queue and returns its id. It
+// fails wrapping ErrNotRunning when no server listens, ErrRefused when
+// the server refused the message for good, ErrLocalOff when local
+// submission is off, and with another error for a failure that may
+// pass (retry later).
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) (string, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("admin: submit: %w", err)
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.SocketPath)
+		},
+		DisableKeepAlives: true,
+	}
+	defer tr.CloseIdleConnections()
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://postern/submit", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	hr.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: tr}).Do(hr)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return "", fmt.Errorf("admin: submit: %w: %w", ErrNotRunning, err)
+		}
+		return "", fmt.Errorf("admin: submit: %w", err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("admin: submit: %w", err)
+	}
+	var e errorBody
+	json.Unmarshal(out, &e)
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		var res SubmitResult
+		if err := json.Unmarshal(out, &res); err != nil || res.ID == "" {
+			return "", fmt.Errorf("admin: submit: bad answer %q", out)
+		}
+		return res.ID, nil
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		return "", fmt.Errorf("admin: submit: %w", ErrLocalOff)
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return "", fmt.Errorf("admin: submit: %w (the server is older than this command)", ErrLocalOff)
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		return "", fmt.Errorf("admin: submit: %w: %s", ErrRefused, e.Error)
+	}
+	if e.Error == "" {
+		e.Error = resp.Status
+	}
+	return "", fmt.Errorf("admin: submit: server: %s", e.Error)
+}
