@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"cmp"
+	"log/slog"
 	"time"
 
 	"postern/internal/admission"
@@ -17,6 +18,7 @@ import (
 type sessionHooks struct {
 	admitRelease func() // the gate's concurrency slots
 	sendRelease  func() // the user's session slot
+	holdLimit    string // the send limit the message in DATA is held for; "" when not held
 }
 
 // done gives back what the session holds. Called once, when it ends.
@@ -176,15 +178,41 @@ func (s *session) waitDelay(d time.Duration) bool {
 
 // sendAllowed asks the send limits, at DATA, whether the authenticated
 // user may send this message to its recipients; when not, it answers
-// 451 4.7.1 naming the limit and the transaction ends.
+// 451 4.7.1 naming the limit and the transaction ends, unless the user's
+// policy is to hold: then the message is taken, and held (see holdEnvelope).
 func (s *session) sendAllowed() bool {
+	s.hooks.holdLimit = ""
 	if s.srv.SendLimiter == nil || s.authUser == "" {
 		return true
 	}
-	if e := s.srv.SendLimiter.AllowMessage(s.ctx, s.authUser, len(s.tx.rcpts), s.srv.now()); e != nil {
-		s.fail("send_limit", e)
+	v := s.srv.SendLimiter.CheckMessage(s.ctx, s.authUser, len(s.tx.rcpts), s.srv.now())
+	switch {
+	case v.Over == nil:
+	case v.Hold:
+		s.hooks.holdLimit = cmp.Or(v.Limit, "send limit")
+	default:
+		s.fail("send_limit", v.Over)
 		s.resetTx()
 		return false
 	}
 	return true
+}
+
+// holdEnvelope marks env held for review when sendAllowed decided so
+// for the message in DATA.
+func (s *session) holdEnvelope(env *Envelope) {
+	if s.hooks.holdLimit != "" {
+		env.Hold, env.HoldReason = true, "send limit: "+s.hooks.holdLimit
+	}
+}
+
+// heldNote logs the "message held" event for a spooled held message and
+// returns what its 250 reply adds; "" for a message not held.
+func (s *session) heldNote(env *Envelope) string {
+	if !env.Hold {
+		return ""
+	}
+	s.log.LogAttrs(s.ctx, slog.LevelWarn, "message held", slog.String("user", env.AuthUser),
+		slog.String("limit", s.hooks.holdLimit), slog.String("id", env.ID), slog.Int("rcpts", len(env.Recipients)))
+	return " (held for review: send limit)"
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -425,3 +426,64 @@ func TestSendLimits(t *testing.T) {
 }
 
 func addrOf(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// Over a limit with over_limit = "hold", the message is taken (250, with
+// the hold said) and spooled marked held; the held message does not count
+// against the limits. With "refuse" (TestSendLimits) it is 451.
+func TestSendLimitsHold(t *testing.T) {
+	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{},
+		admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: 1, RecipientsPerHour: 3, Hold: true}})
+	var mu sync.Mutex
+	now := fixedNow
+	f := newFixture(t, RoleSubmissions, g.install, func(s *Server) {
+		s.Now = func() time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return now
+		}
+	})
+	c := f.greetAs("127.0.0.110")
+	c.login()
+	send := func(rcpts int, want string) string {
+		t.Helper()
+		c.do("MAIL FROM:<alice@example.org>", "250 ")
+		for i := 0; i < rcpts; i++ {
+			c.do(fmt.Sprintf("RCPT TO:<r%d@elsewhere.example>", i), "250 ")
+		}
+		c.do("DATA", "354 ")
+		c.send(message("From: <alice@example.org>", "Subject: x") + ".")
+		return c.expect(want)
+	}
+	send(1, "250 2.0.0 OK queued as ")
+	held := send(1, "250 2.0.0 OK queued as ")
+	if !strings.HasSuffix(strings.TrimRight(held, "\r\n"), "(held for review: send limit)") {
+		t.Errorf("reply to the held message: %q", held)
+	}
+	send(4, "250 2.0.0 OK queued as ") // held for its recipients
+	msgs := f.spool.messages()
+	if len(msgs) != 3 {
+		t.Fatalf("spooled %d messages, want 3", len(msgs))
+	}
+	want := []string{"", "send limit: messages per hour", "send limit: messages per hour"}
+	for i, m := range msgs {
+		if m.env.Hold != (want[i] != "") || m.env.HoldReason != want[i] {
+			t.Errorf("message %d: Hold %v, HoldReason %q; want %q", i, m.env.Hold, m.env.HoldReason, want[i])
+		}
+	}
+	if id := msgs[1].env.ID; !strings.Contains(held, id) {
+		t.Errorf("reply %q does not name id %s", held, id)
+	}
+	if logs := f.logs.String(); !strings.Contains(logs, `msg="message held"`) ||
+		!strings.Contains(logs, "id="+msgs[1].env.ID) || !strings.Contains(logs, `limit="messages per hour"`) {
+		t.Errorf("no \"message held\" event naming the id and the limit in:\n%s", logs)
+	}
+	// The held messages were not counted: an hour later one message
+	// with three recipients is within the limits again.
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
+	send(3, "250 2.0.0 OK queued as ")
+	if m := f.spool.messages()[3]; m.env.Hold {
+		t.Errorf("message within the limits held: %+v", m.env)
+	}
+}

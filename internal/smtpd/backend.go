@@ -45,6 +45,13 @@ type Envelope struct {
 	// the message may travel onward only over TLS with a verified
 	// certificate, and a TLS-Required header field is to be ignored.
 	RequireTLS bool
+	// Hold is set when the message went past the user's send limits and
+	// the user's policy is to hold (see SendLimiter): the message is
+	// taken, and the queue keeps it undelivered until an operator
+	// releases it. HoldReason says why, e.g. "send limit: messages per
+	// hour"; "" when not held.
+	Hold       bool
+	HoldReason string
 }
 
 // Spooler stores accepted messages. Spool returns only after the message
@@ -144,7 +151,9 @@ type SendLimiter interface {
 	// BeginSession is called when AUTH succeeds. An error refuses the
 	// login with it; otherwise release is called when the session ends.
 	BeginSession(ctx context.Context, user string) (release func(), err *smtp.Error)
-	// AllowMessage is called at DATA with the number of recipients; an
-	// error refuses the message with it (before 354).
-	AllowMessage(ctx context.Context, user string, rcpts int, now time.Time) *smtp.Error
+	// CheckMessage is called at DATA, before 354, with the number of
+	// recipients. A verdict with Over set refuses the message with it,
+	// unless Hold is set too: then the message is taken, spooled with
+	// Envelope.Hold, and answered 250 "(held for review: send limit)".
+	CheckMessage(ctx context.Context, user string, rcpts int, now time.Time) admission.MessageVerdict
 }

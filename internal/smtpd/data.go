@@ -105,6 +105,7 @@ func (s *session) cmdData(arg string) {
 		ReceivedAt: receivedAt,
 		RequireTLS: s.tx.reqTLS,
 	}
+	s.holdEnvelope(env) // over a send limit, with the policy to hold (admission.go)
 	if s.srv.Filter != nil {
 		res, err := s.srv.Filter.Filter(s.ctx, env, data)
 		if err != nil {
@@ -130,7 +131,7 @@ func (s *session) cmdData(arg string) {
 	s.srv.mAccepted.Inc()
 	s.log.Info("message accepted", "id", id, "from", env.From, "rcpts", len(env.Recipients),
 		"size", len(data), "auth_user", env.AuthUser)
-	s.reply(250, "2.0.0", "OK queued as "+id)
+	s.reply(250, "2.0.0", "OK queued as "+id+s.heldNote(env))
 }
 
 // dataError answers a failed ReadData.
