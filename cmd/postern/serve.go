@@ -389,6 +389,7 @@ func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byt
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
 		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
+		Hold: env.Hold, HoldReason: env.HoldReason,
 	}, data)
 }
 
