@@ -6,6 +6,7 @@
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
 //	postern check [--config FILE | --data DIR] [--json]
 //	postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-c N] [-n N] [-m N] ...
+//	postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]   (also as a "sendmail" symlink)
 //	postern version
 //
 // With no --config, postern runs on its embedded default: data in
@@ -21,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"postern/internal/config"
 )
@@ -32,6 +34,9 @@ var version = "dev"
 const exitUsage = 64
 
 func main() {
+	if filepath.Base(os.Args[0]) == "sendmail" { // a sendmail symlink (sendmail.go)
+		os.Exit(cmdSendmail(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
@@ -43,6 +48,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	var err error
 	switch args[0] {
+	case "sendmail":
+		return cmdSendmail(args[1:], stdin, stdout, stderr)
 	case "serve":
 		err = cmdServe(args[1:], stdout, stderr)
 	case "user":
@@ -108,6 +115,8 @@ func usage(w io.Writer) {
                                                  load any SMTP server: msgs/s, latency p50/p90/p99
   postern bench -idle N [-hold 10s] [-pid SERVERPID] -addr ... [-mode ...] [-user U -pass P]
                                                  open N sessions, hold them, check each is alive
+  postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C FILE] [RCPT ...]
+                                                 queue a message from stdin (sendmail(8); also as a "sendmail" symlink)
   postern version
 
 Without --config, postern uses its embedded default (see README.md):

@@ -196,7 +196,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 		return fmt.Errorf("serve: %w", err)
 	}
-	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin")}
+	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin"),
+		Local: localSubmit(cfg, spool, subFilter)} // postern sendmail (sendmail.go)
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseSendmailArgs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want sendmailOpts
+	}{
+		{[]string{"-t", "-i"}, sendmailOpts{extractRcpts: true, ignoreDots: true}},
+		{[]string{"-oi", "-f", "a@x.test", "b@x.test"}, sendmailOpts{ignoreDots: true, from: "a@x.test", fromSet: true, rcpts: []string{"b@x.test"}}},
+		{[]string{"-fa@x.test", "-FAlice Example", "b@x.test", "c@x.test"}, sendmailOpts{from: "a@x.test", fromSet: true, fullName: "Alice Example", rcpts: []string{"b@x.test", "c@x.test"}}},
+		{[]string{"-F", "Alice", "-r", "<a@x.test>", "b@x.test"}, sendmailOpts{from: "a@x.test", fromSet: true, fullName: "Alice", rcpts: []string{"b@x.test"}}},
+		{[]string{"-f", "<>", "b@x.test"}, sendmailOpts{fromSet: true, rcpts: []string{"b@x.test"}}},
+		{[]string{"-bm", "-odi", "-oem", "-o", "X", "-v", "-N", "never", "-B", "8BITMIME", "b@x.test"}, sendmailOpts{rcpts: []string{"b@x.test"}}},
+		{[]string{"-C", "/etc/p.toml", "--", "-b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"-b@x.test"}}},
+		{[]string{"--config=/etc/p.toml", "b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"b@x.test"}}},
+		{[]string{"--data", "d", "b@x.test"}, sendmailOpts{data: "d", rcpts: []string{"b@x.test"}}},
+	} {
+		got, err := parseSendmailArgs(tc.args)
+		if err != nil {
+			t.Errorf("%q: %v", tc.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(*got, tc.want) {
+			t.Errorf("%q: %+v, want %+v", tc.args, *got, tc.want)
+		}
+	}
+	for _, bad := range [][]string{{"-bs"}, {"-bp"}, {"-q"}, {"-x"}, {"-f"}, {"-F"}, {"--config"}, {"--data", "d", "--config", "c"}} {
+		_, err := parseSendmailArgs(bad)
+		var ue usageError
+		if !errors.As(err, &ue) {
+			t.Errorf("%q: %v, want a usage error", bad, err)
+		}
+	}
+}
+
+func TestReadMessage(t *testing.T) {
+	for _, tc := range []struct {
+		in         string
+		ignoreDots bool
+		want       string
+	}{
+		{"Subject: a\nb\n", false, "Subject: a\r\nb\r\n"},
+		{"Subject: a\r\n\r\nb", false, "Subject: a\r\n\r\nb\r\n"},
+		{"a\rb\r\nc\n", false, "a\r\nb\r\nc\r\n"},
+		{"a\n.\nb\n", false, "a\r\n"},
+		{"a\n.\nb\n", true, "a\r\n.\r\nb\r\n"},
+		{"a\n..\nb\n", false, "a\r\n..\r\nb\r\n"},
+		{"", false, ""},
+	} {
+		got, err := readMessage(strings.NewReader(tc.in), tc.ignoreDots, 1000)
+		if err != nil || string(got) != tc.want {
+			t.Errorf("%q (-i %v): %q, %v; want %q", tc.in, tc.ignoreDots, got, err, tc.want)
+		}
+	}
+	if _, err := readMessage(strings.NewReader(strings.Repeat("x", 11)), false, 10); err == nil {
+		t.Error("11 bytes with a limit of 10: no error")
+	}
+}
+
+func TestPrepareMessage(t *testing.T) {
+	msg := "To: Bob <b@x.test>, c@x.test\r\nCc: undisclosed-recipients:;\r\nBcc: d@x.test,\r\n e@x.test\r\nSubject: s\r\n\r\nBcc: body stays\r\n"
+	out, rcpts, err := prepareMessage([]byte(msg), &sendmailOpts{extractRcpts: true, fullName: "Cron Daemon", rcpts: []string{"a@x.test"}}, "root@x.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "a@x.test b@x.test c@x.test d@x.test e@x.test"; strings.Join(rcpts, " ") != want {
+		t.Errorf("rcpts %q, want %q", rcpts, want)
+	}
+	want := "From: \"Cron Daemon\" <root@x.test>\r\nTo: Bob <b@x.test>, c@x.test\r\nCc: undisclosed-recipients:;\r\nSubject: s\r\n\r\nBcc: body stays\r\n"
+	if string(out) != want {
+		t.Errorf("message\n%q\nwant\n%q", out, want)
+	}
+
+	// Without -t the header's recipients are not used and Bcc stays; a
+	// From field is kept; a non-ASCII name is encoded.
+	out, rcpts, _ = prepareMessage([]byte("From: me@x.test\r\nBcc: d@x.test\r\n\r\nb\r\n"), &sendmailOpts{}, "root@x.test")
+	if len(rcpts) != 0 || string(out) != "From: me@x.test\r\nBcc: d@x.test\r\n\r\nb\r\n" {
+		t.Errorf("without -t: %q %q", rcpts, out)
+	}
+	out, _, _ = prepareMessage([]byte("Subject: s\r\n\r\nb\r\n"), &sendmailOpts{fullName: "Zoë"}, "z@x.test")
+	if !strings.HasPrefix(string(out), "From: =?utf-8?q?Zo=C3=AB?= <z@x.test>\r\nSubject: s\r\n") {
+		t.Errorf("non-ASCII name: %q", out)
+	}
+	// No header section: the input is the body.
+	out, _, _ = prepareMessage([]byte("just text\r\n"), &sendmailOpts{}, "z@x.test")
+	if string(out) != "From: z@x.test\r\n\r\njust text\r\n" {
+		t.Errorf("no header: %q", out)
+	}
+	// A bad To with -t is a data error.
+	if _, _, err := prepareMessage([]byte("To: <<<\r\n\r\n"), &sendmailOpts{extractRcpts: true}, ""); err == nil {
+		t.Error("bad To: no error")
+	}
+}
+
+func TestSendmailExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	var stderr strings.Builder
+	if code := cmdSendmail([]string{"-bs"}, strings.NewReader(""), &stderr, &stderr); code != exUsage {
+		t.Errorf("-bs: exit %d, want %d", code, exUsage)
+	}
+	if code := cmdSendmail([]string{"--data", dir, "-t"}, strings.NewReader("Subject: x\n\nb\n"), &stderr, &stderr); code != exDataErr {
+		t.Errorf("-t without recipients: exit %d, want %d", code, exDataErr)
+	}
+	stderr.Reset()
+	if code := cmdSendmail([]string{"--data", dir, "b@localhost"}, strings.NewReader("Subject: x\n\nb\n"), &stderr, &stderr); code != exUnavailable {
+		t.Errorf("no server: exit %d, want %d (%s)", code, exUnavailable, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "not running") {
+		t.Errorf("no server: %q", stderr.String())
+	}
+}
