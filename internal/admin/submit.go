@@ -133,7 +133,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, errorBody{"queue: " + err.Error()})
 		return
 	}
-	s.log.Info("message accepted", "listener", "local", "id", env.ID, "from", env.From,
+	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
 		"rcpts", len(env.Recipients), "size", len(data), "uid", uid)
 	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID})
 }

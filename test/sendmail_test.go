@@ -1,0 +1,95 @@
+package test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// sendmail runs the binary as `postern sendmail` (or, with name, through
+// a symlink of that name) with the server's configuration and returns its
+// output and exit status.
+func (s *server) sendmail(name, stdin string, args ...string) (string, int) {
+	s.t.Helper()
+	bin := binPath
+	if name != "" {
+		bin = filepath.Join(s.t.TempDir(), name)
+		if err := os.Symlink(binPath, bin); err != nil {
+			s.t.Fatal(err)
+		}
+	} else {
+		args = append([]string{"sendmail"}, args...)
+	}
+	cmd := exec.Command(bin, append(args, "-C", s.config)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+func TestSendmail(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+
+	// Server down: EX_UNAVAILABLE.
+	if out, code := s.sendmail("", "Subject: x\n\nbody\n", "postmaster@localhost"); code != 69 || !strings.Contains(out, "not running") {
+		t.Fatalf("server down: exit %d, %q; want 69", code, out)
+	}
+	s.start()
+	s.addUser("postmaster@localhost", "pw-postmaster-1")
+	s.addUser("alice@example.test", "pw-alice-1")
+
+	// -t -i: recipients from To and Bcc, Bcc removed, a lone "." kept,
+	// LF turned into CRLF, From added with -F, Received/Message-ID/Date added.
+	msg := "To: postmaster@localhost\nBcc: alice@example.test\nSubject: cron output\n\nline one\n.\nline three\n"
+	if out, code := s.sendmail("", msg, "-t", "-i", "-F", "Cron Daemon", "-f", "root@localhost"); code != 0 {
+		t.Fatalf("sendmail -t -i: exit %d: %s", code, out)
+	}
+	got := s.waitMaildir("postmaster@localhost", "Subject: cron output")
+	for _, want := range []string{"Received: by localhost (Postern, from userid ", "Message-ID: <", "Date: ",
+		"From: \"Cron Daemon\" <root@localhost>\r\n", "\r\n\r\nline one\r\n.\r\nline three\r\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("delivered message lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Bcc") || strings.Contains(got, "alice@") {
+		t.Errorf("Bcc not removed:\n%s", got)
+	}
+	s.waitMaildir("alice@example.test", "Subject: cron output")
+
+	// Through a "sendmail" symlink, recipients as arguments, without -i a
+	// lone "." ends the message.
+	if out, code := s.sendmail("sendmail", "Subject: via symlink\n\nkept\n.\ndropped\n", "-oi", "-oem", "postmaster@localhost"); code != 0 {
+		t.Fatalf("sendmail symlink: exit %d: %s", code, out)
+	}
+	got = s.waitMaildir("postmaster@localhost", "Subject: via symlink", "dropped")
+	if !strings.Contains(got, "From: postmaster@localhost\r\n") {
+		t.Errorf("default sender not in From:\n%s", got)
+	}
+	if out, code := s.sendmail("sendmail", "Subject: dot\n\nkept\n.\ndropped\n", "postmaster@localhost"); code != 0 {
+		t.Fatalf("sendmail without -i: exit %d: %s", code, out)
+	}
+	got = s.waitMaildir("postmaster@localhost", "Subject: dot")
+	if strings.Contains(got, "dropped") {
+		t.Errorf("a lone dot did not end the message:\n%s", got)
+	}
+
+	// Usage and data errors.
+	if _, code := s.sendmail("", "x\n", "-bs"); code != 64 {
+		t.Errorf("-bs: exit %d, want 64", code)
+	}
+	if _, code := s.sendmail("", "Subject: x\n\nb\n", "-t"); code != 65 {
+		t.Errorf("-t without recipients: exit %d, want 65", code)
+	}
+	if _, code := s.sendmail("", "Subject: x\n\nb\n", "not an address"); code != 65 {
+		t.Errorf("bad recipient: exit %d, want 65", code)
+	}
+}
