@@ -2,7 +2,7 @@
 //
 //	postern serve [--config FILE | --data DIR]
 //	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
-//	postern queue list|show ID|retry ID|delete ID [--config FILE | --data DIR]
+//	postern queue list|show ID|retry ID|delete ID|release ID [--config FILE | --data DIR]
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
 //	postern check [--config FILE | --data DIR] [--json]
 //	postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-c N] [-n N] [-m N] ...
@@ -101,6 +101,7 @@ func usage(w io.Writer) {
   postern queue list [--config FILE | --data DIR]
                                                  the messages waiting, each recipient's state
   postern queue show|retry|delete ID [...]       one message; try it now; drop it (no bounce)
+  postern queue release ID [...]                 deliver a message held for review (send limits)
   postern ban add ADDR|CIDR [--for 24h] [--reason TEXT] [...]
                                                  refuse an address or range at accept
   postern ban list|show ADDR|delete ADDR|CIDR [...]

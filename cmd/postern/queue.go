@@ -17,7 +17,7 @@ import (
 // adminSocket is the admin API's socket in the data directory.
 const adminSocket = "admin.sock"
 
-// cmdQueue implements `postern queue list|show ID|retry ID|delete ID`:
+// cmdQueue implements `postern queue list|show ID|retry ID|delete ID|release ID`:
 // it asks the running server over its admin socket (DATA/admin.sock).
 func cmdQueue(args []string, stdout io.Writer) error {
 	return runQueue(args, stdout, time.Now)
@@ -25,7 +25,7 @@ func cmdQueue(args []string, stdout io.Writer) error {
 
 // runQueue is cmdQueue with the clock for message ages.
 func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
-	const want = "queue: want list, show ID, retry ID or delete ID"
+	const want = "queue: want list, show ID, retry ID, delete ID or release ID"
 	if len(args) == 0 {
 		return usageError{want}
 	}
@@ -41,7 +41,7 @@ func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
 	switch {
 	case verb == "list" && len(pos) != 0:
 		return usageError{"queue list: unexpected argument " + pos[0]}
-	case verb == "show" || verb == "retry" || verb == "delete":
+	case verb == "show" || verb == "retry" || verb == "delete" || verb == "release":
 		if len(pos) != 1 {
 			return usageError{"queue " + verb + ": want one message ID"}
 		}
@@ -78,6 +78,11 @@ func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
 			return queueError(err, sock, pos[0])
 		}
 		fmt.Fprintf(stdout, "%s: deleted; nothing more is delivered and no bounce is sent\n", pos[0])
+	case "release":
+		if err := c.Release(ctx, pos[0]); err != nil {
+			return queueError(err, sock, pos[0])
+		}
+		fmt.Fprintf(stdout, "%s: released; it is delivered now\n", pos[0])
 	}
 	return nil
 }
@@ -90,6 +95,8 @@ func queueError(err error, sock, id string) error {
 		return fmt.Errorf("postern is not running (no %s)", sock)
 	case errors.Is(err, admin.ErrNotFound):
 		return fmt.Errorf("queue: no message %s in the queue", id)
+	case errors.Is(err, admin.ErrNotHeld):
+		return fmt.Errorf("queue: message %s is not held", id)
 	}
 	return fmt.Errorf("queue: %w", err)
 }
@@ -110,7 +117,7 @@ func printList(w io.Writer, msgs []admin.Message, now time.Time) {
 			} else {
 				fmt.Fprint(tw, "\t\t\t\t")
 			}
-			fmt.Fprintf(tw, "%s %s\n", r.Addr, rcptStatus(r, now))
+			fmt.Fprintf(tw, "%s %s\n", r.Addr, heldStatus(m, r, now))
 			rcpts++
 		}
 	}
@@ -123,6 +130,9 @@ func printList(w io.Writer, msgs []admin.Message, now time.Time) {
 func printShow(w io.Writer, d *admin.MessageDetail, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(tw, "ID:\t%s\n", d.ID)
+	if d.Held {
+		fmt.Fprintf(tw, "State:\theld for review (%s); postern queue release %s delivers it\n", orDash(d.HoldReason), d.ID)
+	}
 	if d.Done {
 		fmt.Fprintf(tw, "State:\tdone (no recipient left; removed from the spool soon)\n")
 	}
@@ -175,6 +185,14 @@ func printShow(w io.Writer, d *admin.MessageDetail, now time.Time) {
 	for _, l := range strings.SplitAfter(strings.TrimSuffix(d.Headers, "\r\n"), "\r\n") {
 		fmt.Fprintf(w, "  %s\n", strings.TrimSuffix(l, "\r\n"))
 	}
+}
+
+// heldStatus is rcptStatus, with the reason of a held recipient's hold.
+func heldStatus(m admin.Message, r admin.Recipient, now time.Time) string {
+	if r.Status == "held" && m.HoldReason != "" {
+		return "(held: " + m.HoldReason + ")"
+	}
+	return rcptStatus(r, now)
 }
 
 // rcptStatus describes a recipient's state in a few words.

@@ -21,10 +21,11 @@ var cliNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 // fakeQueue is an admin.Spool and admin.Runner over fixed messages.
 type fakeQueue struct {
-	items   []queue.Item
-	envs    map[string]*queue.Envelope
-	retried []string
-	deleted []string
+	items    []queue.Item
+	envs     map[string]*queue.Envelope
+	retried  []string
+	deleted  []string
+	released []string
 }
 
 func (q *fakeQueue) List() []queue.Item { return q.items }
@@ -56,6 +57,18 @@ func (q *fakeQueue) Retry(id string) error {
 		return err
 	}
 	q.retried = append(q.retried, id)
+	return nil
+}
+
+func (q *fakeQueue) Release(id string) error {
+	it, err := q.Lookup(id)
+	if err != nil {
+		return err
+	}
+	if !it.Held {
+		return fmt.Errorf("queue: release %s: %w", id, queue.ErrNotHeld)
+	}
+	q.released = append(q.released, id)
 	return nil
 }
 
@@ -180,6 +193,44 @@ func TestQueueRetryDelete(t *testing.T) {
 		if err == nil || err.Error() != "queue: no message nosuchid in the queue" {
 			t.Errorf("%s of an unknown id: %v", verb, err)
 		}
+	}
+}
+
+func TestQueueHeld(t *testing.T) {
+	q := newFakeQueue()
+	const id = "0ab1c2d3e4f5g6h7i8kb"
+	q.items = append(q.items[1:], queue.Item{ID: id, From: "alice@example.com", Size: 300, ReceivedAt: cliNow.Add(-5 * time.Minute),
+		Held: true, HoldReason: "send limit: messages per hour",
+		Recipients: []queue.ItemRecipient{{Addr: "bob@example.org", State: queue.RecipientState{Status: queue.StatusHeld}}}})
+	q.envs[id] = &queue.Envelope{ID: id, From: "alice@example.com", Body: "7BIT", AuthUser: "alice", Listener: "submission",
+		ReceivedAt: cliNow.Add(-5 * time.Minute), Hold: true, HoldReason: "send limit: messages per hour"}
+	data := serveAdmin(t, q)
+	got, err := runQ(t, "list", "--data", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, id+"  5m   300B  alice@example.com  bob@example.org (held: send limit: messages per hour)\n") {
+		t.Errorf("queue list does not show the hold:\n%s", got)
+	}
+	got, err = runQ(t, "show", id, "--data", data)
+	if err != nil || !strings.Contains(got, "State:      held for review (send limit: messages per hour); postern queue release "+id) {
+		t.Errorf("queue show: %v\n%s", err, got)
+	}
+	if got, err := runQ(t, "release", id, "--data", data); err != nil || got != id+": released; it is delivered now\n" {
+		t.Errorf("release: %q, %v", got, err)
+	}
+	if len(q.released) != 1 || q.released[0] != id {
+		t.Errorf("released %v", q.released)
+	}
+	if _, err := runQ(t, "release", "0ab1c2d3e4f5g6h7i8ka", "--data", data); err == nil ||
+		err.Error() != "queue: message 0ab1c2d3e4f5g6h7i8ka is not held" {
+		t.Errorf("release of a message not held: %v", err)
+	}
+	if _, err := runQ(t, "release", "nosuchid", "--data", data); err == nil || err.Error() != "queue: no message nosuchid in the queue" {
+		t.Errorf("release of an unknown id: %v", err)
+	}
+	if _, err := runQ(t, "release", "--data", data); err == nil {
+		t.Error("release without an id accepted")
 	}
 }
 

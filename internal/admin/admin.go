@@ -9,6 +9,8 @@
 //	GET    /queue/{id}        one message: MessageDetail
 //	POST   /queue/{id}/retry  make its deferred recipients due now (204)
 //	DELETE /queue/{id}        stop delivering it, without a bounce (204)
+//	POST   /queue/{id}/release  deliver a message held for review (204;
+//	                            409 when it is not held); see release.go
 //
 // Errors are JSON {"error": "..."} with status 404 for an id that is not
 // in the queue, 400 for a bad request and 500 otherwise. The ban API
@@ -53,6 +55,10 @@ type Runner interface {
 	// Retry makes the deferred recipients of a live message due now; it
 	// fails wrapping queue.ErrNotFound for a message not in the queue.
 	Retry(id string) error
+	// Release makes the held recipients of a live message pending and
+	// delivers them; it fails wrapping queue.ErrNotFound for a message
+	// not in the queue and queue.ErrNotHeld for one not held.
+	Release(id string) error
 }
 
 // The queue's types are what the wiring passes in.
@@ -74,13 +80,19 @@ type Message struct {
 	// Recipients are the recipients with their delivery state, in
 	// envelope order.
 	Recipients []Recipient `json:"recipients"`
+	// Held is set while the message is held for review (its recipients
+	// are "held"): it is delivered only once released.
+	Held bool `json:"held,omitempty"`
+	// HoldReason says why it is held, e.g. "send limit: messages per hour".
+	HoldReason string `json:"hold_reason,omitempty"`
 }
 
 // Recipient is one recipient of a Message with its delivery state.
 type Recipient struct {
 	// Addr is the recipient address.
 	Addr string `json:"addr"`
-	// Status is "pending", "deferred", "delivered", "failed" or "removed".
+	// Status is "pending", "held", "deferred", "delivered", "failed" or
+	// "removed".
 	Status string `json:"status"`
 	// Attempts counts the finished delivery attempts.
 	Attempts int `json:"attempts"`
@@ -169,6 +181,7 @@ func (s *Server) init() {
 		mux.HandleFunc("GET /queue/{id}", s.show)
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
+		mux.HandleFunc("POST /queue/{id}/release", s.release)
 		s.banRoutes(mux)    // bans.go
 		s.submitRoutes(mux) // submit.go
 		s.hs = &http.Server{
@@ -323,7 +336,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // message converts a queue item.
 func message(it queue.Item) Message {
 	m := Message{ID: it.ID, From: it.From, Size: it.Size, ReceivedAt: it.ReceivedAt,
-		Recipients: make([]Recipient, len(it.Recipients))}
+		Recipients: make([]Recipient, len(it.Recipients)), Held: it.Held, HoldReason: it.HoldReason}
 	for i, r := range it.Recipients {
 		st := r.State
 		m.Recipients[i] = Recipient{

@@ -94,6 +94,8 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	switch {
 	case resp.StatusCode == http.StatusNotFound:
 		return ErrNotFound
+	case resp.StatusCode == http.StatusConflict: // only the release API's "not held"
+		return ErrNotHeld
 	case resp.StatusCode >= 300:
 		var e errorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
