@@ -145,6 +145,8 @@ type Config struct {
 	AdmissionTables
 	// Admin is the admin socket's group and the admin API over HTTP (adminhttp.go).
 	Admin Admin
+	// Process is the user and group Postern serves as (process.go).
+	Process Process
 }
 
 // applyDerived fills the defaults that depend on other keys.

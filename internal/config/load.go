@@ -259,7 +259,8 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
-		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin")
+		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
+		"user", "group")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -339,6 +340,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
 	d.admissionTables(tree, dir, &c.AdmissionTables)
 	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin) // adminhttp.go
+	d.process(tree, &c.Process)                             // user, group (process.go)
 	c.applyDerived()
 	return c
 }

@@ -77,7 +77,8 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
-	c.validateAdmin(p) // adminhttp.go
+	c.validateAdmin(p)   // adminhttp.go
+	c.validateProcess(p) // process.go
 	return errors.Join(p.errs...)
 }
 

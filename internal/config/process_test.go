@@ -1,0 +1,39 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func loadTop(t *testing.T, top string) (*Config, error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "postern.toml")
+	if err := os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n"+top+"\n[tls]\nself_signed = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return Load(p)
+}
+
+func TestProcess(t *testing.T) {
+	c, err := loadTop(t, "")
+	if err != nil || c.Process != (Process{}) {
+		t.Fatalf("default: %+v, %v", c.Process, err)
+	}
+	c, err = loadTop(t, "user = \"postern\"\ngroup = \"mail\"")
+	if err != nil || c.Process != (Process{User: "postern", Group: "mail"}) {
+		t.Fatalf("set: %+v, %v", c.Process, err)
+	}
+	for top, want := range map[string]string{
+		`user = "a b"`:   `user: "a b" is not a user or group name`,
+		`user = 7`:       `user: expected a string`,
+		`group = "mail"`: `group: set user too`,
+		`usr = "x"`:      `unknown key "usr"`,
+	} {
+		_, err := loadTop(t, top)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", top, err, want)
+		}
+	}
+}
