@@ -15,7 +15,9 @@
 // Errors are JSON {"error": "..."} with status 404 for an id that is not
 // in the queue, 400 for a bad request and 500 otherwise. The ban API
 // (`postern ban`) is described in bans.go, local submission (`postern
-// sendmail`) in submit.go.
+// sendmail`) in submit.go, reload (`postern reload`) in reload.go, the
+// status page (GET /) in status.go. Over HTTP (RequireToken) every
+// endpoint wants the admin token.
 package admin
 
 import (
@@ -159,6 +161,15 @@ type Server struct {
 	// Local configures local submission, POST /submit (submit.go); nil
 	// makes it answer 503.
 	Local *LocalSubmit
+	// Reload reloads the certificates and the users, as SIGHUP does
+	// (POST /reload, reload.go); nil makes it answer 503.
+	Reload func() error
+	// Certs are the certificates the status page shows (status.go); nil
+	// shows none.
+	Certs CertSource
+	// Events are the recent deliveries and auth anomalies the status
+	// page shows (events.go); nil shows none.
+	Events *Events
 	// Now is the clock of the ban API; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
@@ -182,8 +193,9 @@ func (s *Server) init() {
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
 		mux.HandleFunc("POST /queue/{id}/release", s.release)
-		s.banRoutes(mux)    // bans.go
-		s.submitRoutes(mux) // submit.go
+		s.banRoutes(mux)     // bans.go
+		s.submitRoutes(mux)  // submit.go
+		s.consoleRoutes(mux) // reload.go, status.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
