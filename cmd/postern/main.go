@@ -4,6 +4,7 @@
 //	postern user add|list|delete|passwd [EMAIL] [--config FILE | --data DIR]
 //	postern queue list|show ID|retry ID|delete ID|release ID [--config FILE | --data DIR]
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
+//	postern reload [--config FILE | --data DIR]
 //	postern check [--config FILE | --data DIR] [--json]
 //	postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-c N] [-n N] [-m N] ...
 //	postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]   (also as a "sendmail" symlink)
@@ -58,6 +59,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdQueue(args[1:], stdout)
 	case "ban":
 		err = cmdBan(args[1:], stdout)
+	case "reload":
+		err = cmdReload(args[1:], stdout)
 	case "dkim":
 		err = cmdDKIM(args[1:], stdout)
 	case "check":
@@ -106,6 +109,7 @@ func usage(w io.Writer) {
                                                  refuse an address or range at accept
   postern ban list|show ADDR|delete ADDR|CIDR [...]
                                                  the bans (why, until when); one address; lift one
+  postern reload [--config FILE | --data DIR]    reload certificates and users now (as SIGHUP)
   postern dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [...]
                                                  new DKIM key; prints the DNS record
   postern check [--config FILE | --data DIR] [--json]

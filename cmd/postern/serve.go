@@ -45,6 +45,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg.Log, stderr)
+	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
+	log = slog.New(events.Handler(log.Handler()))
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -188,7 +190,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		go httpSrv.Serve(httpL)
 	}
 	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
-	adminL, err := admin.Listen(filepath.Join(cfg.DataDir, "admin.sock"))
+	adminL, err := adminListen(cfg, filepath.Join(cfg.DataDir, "admin.sock")) // admin.socket_group (adminhttp.go)
 	if err != nil {
 		closeAll()
 		if httpL != nil {
@@ -198,12 +200,23 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, subFilter)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = func() error { return reload(log, certs, db) } // postern reload
+	adminSrv.Certs, adminSrv.Events = certs, events                  // the status page
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
+	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, log) // admin.http_address (adminhttp.go)
+	if err != nil {
+		closeAll()
+		if httpL != nil {
+			httpL.Close()
+		}
+		adminSrv.Shutdown(ctx)
+		return err
+	}
 
 	var wg sync.WaitGroup
 	for i, s := range servers {
@@ -247,6 +260,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	wg.Wait()
 	if httpSrv != nil {
 		httpSrv.Shutdown(sctx)
+	}
+	if adminHTTP != nil {
+		adminHTTP.Shutdown(sctx)
 	}
 	adminSrv.Shutdown(sctx) // closes the socket: DATA/admin.sock is removed
 	cancel()
@@ -307,19 +323,24 @@ func writeFileSync(path string, data []byte, mode os.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// reload re-reads certificates and users on SIGHUP; a failed reload keeps
-// what was loaded before.
-func reload(log *slog.Logger, certs *tlsconf.Certs, db *userdb.DB) {
+// reload re-reads certificates and users on SIGHUP and `postern reload`;
+// a failed reload keeps what was loaded before, and the error says what
+// was kept.
+func reload(log *slog.Logger, certs *tlsconf.Certs, db *userdb.DB) error {
+	var errs []error
 	if err := certs.Reload(); err != nil {
 		log.Error("reload: certificate kept", "err", err)
+		errs = append(errs, fmt.Errorf("certificate kept: %w", err))
 	} else {
 		log.Info("reload: certificate loaded")
 	}
 	if err := db.Reload(); err != nil {
 		log.Error("reload: users kept", "err", err)
+		errs = append(errs, fmt.Errorf("users kept: %w", err))
 	} else {
 		log.Info("reload: users loaded")
 	}
+	return errors.Join(errs...)
 }
 
 func httpHandler() http.Handler {

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"postern/internal/admin"
+)
+
+// cmdReload implements `postern reload`: it asks the running server over
+// its admin socket to reload its certificates and users, as SIGHUP does,
+// and reports what was kept when something failed to load.
+func cmdReload(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("reload", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var cf configFlags
+	cf.register(fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageError{"reload: unexpected argument " + pos[0]}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	sock := filepath.Join(cfg.DataDir, adminSocket)
+	err = (&admin.Client{SocketPath: sock}).Reload(context.Background())
+	switch {
+	case errors.Is(err, admin.ErrNotRunning):
+		return fmt.Errorf("postern is not running (no %s)", sock)
+	case err != nil:
+		return fmt.Errorf("reload: %w", err)
+	}
+	fmt.Fprintln(stdout, "Reloaded the certificates and the users.")
+	return nil
+}
