@@ -1,0 +1,153 @@
+package test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestAdminHTTPAndStatusPage runs the real binary with the admin API on
+// an HTTPS loopback address: the API wants the token; `postern reload`
+// and `postern ban` work over the socket; and Debian's headless Chromium
+// renders the status page (HTTP basic auth with the token), whose DOM
+// must show the queue depth, the delivery, the ban and the certificate's
+// expiry. Set POSTERN_SCREENSHOT_DIR to keep its screenshot.
+func TestAdminHTTPAndStatusPage(t *testing.T) {
+	integration(t)
+	chromium := needTool(t, "chromium")
+	dir := t.TempDir()
+	const token = "test-admin-token-0123456789abcdef"
+	tokenFile := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	adminAddr := freeAddr(t)
+	s := testConfig(t, dir, `
+[admin]
+http_address = "`+adminAddr+`"
+token_file = "`+tokenFile+`"
+`)
+	s.dns.ServFail("stuck.example")
+	s.start()
+	s.addUser("hank@example.test", "hank-password")
+	c, err := dial(t, s.sub, "hank@example.test", "hank-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []string{"hank@example.test", "someone@stuck.example"} {
+		if err := send(c, "hank@example.test", to, "From: hank@example.test\r\nSubject: status\r\n\r\nx\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Quit()
+	s.waitMaildir("hank@example.test", "Subject: status")
+	if out, err := s.run("", "ban", "add", "192.0.2.77", "--for", "2h", "--reason", "status <page> test"); err != nil {
+		t.Fatalf("ban add: %v\n%s", err, out)
+	}
+	if out, err := s.run("", "reload"); err != nil || !strings.Contains(out, "Reloaded") {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if !strings.Contains(s.stderr.String(), "reload: certificate loaded") {
+		t.Errorf("no reload in the log")
+	}
+
+	// The API over HTTPS: the token or 401.
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: clientTLS()}}
+	get := func(path, auth string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+adminAddr+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := get("/queue", ""); code != 401 {
+		t.Errorf("no token: %d", code)
+	}
+	if code, _ := get("/queue", "Bearer wrong-token-0123456789"); code != 401 {
+		t.Errorf("wrong token: %d", code)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, body := get("/queue", "Bearer "+token)
+		if code == 200 && strings.Contains(body, "someone@stuck.example") && strings.Contains(body, `"deferred"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /queue: %d\n%s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code, body := get("/bans", "Bearer "+token); code != 200 || !strings.Contains(body, "192.0.2.77/32") {
+		t.Errorf("GET /bans: %d\n%s", code, body)
+	}
+
+	// The page in a real browser.
+	pemData, err := os.ReadFile(filepath.Join(s.data, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(pemData)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shotDir := os.Getenv("POSTERN_SCREENSHOT_DIR")
+	if shotDir == "" {
+		shotDir = t.TempDir()
+	}
+	shot := filepath.Join(shotDir, "status.png")
+	url := "https://admin:" + token + "@" + adminAddr + "/"
+	dom := runChromium(t, chromium, "--dump-dom", url)
+	runChromium(t, chromium, "--screenshot="+shot, "--window-size=1200,1100", url)
+	for _, want := range []string{
+		`id="queue-depth">1<`,
+		"someone@stuck.example",
+		"hank@example.test", ">delivered<", "local mailbox",
+		"192.0.2.77/32", "status &lt;page&gt; test",
+		cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
+	}
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
+		t.Errorf("screenshot %s: %v", shot, err)
+	}
+}
+
+// runChromium runs headless Chromium on a page with the test's own
+// certificate accepted and returns its standard output.
+func runChromium(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--ignore-certificate-errors", "--user-data-dir=" + t.TempDir()}
+	cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
+	}
+	return string(out)
+}
