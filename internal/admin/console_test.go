@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -304,6 +305,26 @@ func TestStatusPage(t *testing.T) {
 	}
 	if strings.Contains(page, "<script") {
 		t.Errorf("page has a script:\n%s", page)
+	}
+}
+
+// TestStatusPageOnSocket: on the socket the page needs no token.
+func TestStatusPageOnSocket(t *testing.T) {
+	f := newFixture(t)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", f.sock)
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Get("http://postern/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `id="queue-depth">0<`) ||
+		!strings.Contains(string(body), "Not recorded on this server") {
+		t.Errorf("%d\n%s", resp.StatusCode, body)
 	}
 }
 

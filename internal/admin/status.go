@@ -27,6 +27,9 @@ type CertSource interface {
 // anomalyWindow is how far back the status page shows auth anomalies.
 const anomalyWindow = time.Hour
 
+// oldestWarn is the age from which the oldest message is highlighted.
+const oldestWarn = time.Hour
+
 // certWarn is how close to expiry a certificate is shown as a warning.
 const certWarn = 14 * 24 * time.Hour
 
@@ -37,6 +40,7 @@ type statusData struct {
 	Recipients   int
 	Oldest       *Message
 	OldestAge    string
+	OldestWarn   bool
 	Deliveries   []Delivery
 	NoEvents     bool
 	Certs        []certRow
@@ -76,6 +80,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	}
 	if d.Oldest != nil {
 		d.OldestAge = age(now.Sub(d.Oldest.ReceivedAt))
+		d.OldestWarn = now.Sub(d.Oldest.ReceivedAt) > oldestWarn
 	}
 	if s.Events != nil {
 		d.Deliveries = s.Events.Deliveries()
@@ -163,6 +168,7 @@ table { border-collapse: collapse; }
 th, td { text-align: left; padding: .2em .8em .2em 0; vertical-align: top; }
 th { font-weight: 600; color: #555; }
 td.num { text-align: right; }
+td.time { white-space: nowrap; }
 .muted { color: #777; }
 .warn { color: #a40; font-weight: 600; }
 .ok { color: #070; }
@@ -178,14 +184,14 @@ code { font-size: .95em; }
 <p><span class="big" id="queue-depth">{{.Depth}}</span> message{{if ne .Depth 1}}s{{end}} in the queue,
 <span id="queue-recipients">{{.Recipients}}</span> recipient{{if ne .Recipients 1}}s{{end}} waiting.</p>
 {{with .Oldest}}<p id="queue-oldest">Oldest: <code>{{.ID}}</code> from &lt;{{.From}}&gt;, received {{ts .ReceivedAt}},
-<span class="{{if $.OldestAge}}warn{{end}}">{{$.OldestAge}}</span> ago.</p>
+<span class="{{if $.OldestWarn}}warn{{end}}">{{$.OldestAge}}</span> ago.</p>
 {{else}}<p id="queue-oldest" class="muted">The queue is empty.</p>{{end}}
 
 <h2>Recent deliveries</h2>
 {{if .NoEvents}}<p class="muted">Not recorded on this server.</p>
 {{else if .Deliveries}}<table id="deliveries">
 <tr><th>time</th><th>id</th><th>recipient</th><th>outcome</th><th>via</th><th>error</th></tr>
-{{range .Deliveries}}<tr><td>{{ts .Time}}</td><td><code>{{.ID}}</code></td><td>{{.Rcpt}}</td>
+{{range .Deliveries}}<tr><td class="time">{{ts .Time}}</td><td><code>{{.ID}}</code></td><td>{{.Rcpt}}</td>
 <td class="{{if eq .Outcome "delivered"}}ok{{else}}warn{{end}}">{{.Outcome}}</td>
 <td>{{if .Local}}local mailbox{{else}}{{.RemoteMTA}}{{end}}</td><td>{{.Error}}</td></tr>
 {{end}}</table>
@@ -212,7 +218,7 @@ code { font-size: .95em; }
 {{if .NoEvents}}<p class="muted">Not recorded on this server.</p>
 {{else if .Anomalies}}<table id="anomalies">
 <tr><th>time</th><th>event</th><th>kind</th><th>subject</th><th>strikes</th><th>reason</th></tr>
-{{range .Anomalies}}<tr><td>{{ts .Time}}</td><td class="warn">{{.Event}}</td><td>{{.Kind}}</td>
+{{range .Anomalies}}<tr><td class="time">{{ts .Time}}</td><td class="warn">{{.Event}}</td><td>{{.Kind}}</td>
 <td><code>{{.Subject}}</code></td><td class="num">{{if .Strikes}}{{.Strikes}}{{end}}</td><td>{{.Reason}}</td></tr>
 {{end}}</table>
 {{else}}<p class="muted" id="anomalies">None since {{ts .AnomalySince}}.</p>{{end}}
