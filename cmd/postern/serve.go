@@ -47,6 +47,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
 	log = slog.New(events.Handler(log.Handler()))
+	// systemd's sockets, binding as root, user and group, the data
+	// directory's owner and mode (privs.go, activation.go).
+	pre, err := prepareProcess(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pre.closeAll()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -136,7 +143,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer adm.Close()
 	for _, lc := range cfg.Listeners {
-		l, err := net.Listen("tcp", lc.Address)
+		l, err := pre.listen(lc.Name, lc.Address) // from systemd, bound before the privilege drop, or now
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
@@ -181,7 +188,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	var httpSrv *http.Server
 	var httpL net.Listener
 	if cfg.HTTP.Address != "" {
-		httpL, err = net.Listen("tcp", cfg.HTTP.Address)
+		httpL, err = pre.listen("http", cfg.HTTP.Address)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("serve: http: %w", err)
@@ -232,6 +239,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
+	pre.closeUnused(log)
 	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
 
 	sigs := make(chan os.Signal, 4)

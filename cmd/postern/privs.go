@@ -1,0 +1,233 @@
+package main
+
+// Starting as root, running as a user: serve binds its listeners first
+// (or takes them from systemd, activation.go), then switches to the
+// configured user and group, and only then opens the data directory, so
+// every file Postern creates belongs to that user.
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/user"
+	"strconv"
+	"syscall"
+
+	"postern/internal/config"
+)
+
+// preBound holds the listeners serve got before it opened anything
+// else: passed by systemd, or bound as root before the privilege drop.
+type preBound struct {
+	named   map[string]net.Listener // by listener name; "http" for [http]
+	unnamed []net.Listener          // passed by systemd without a name we know
+}
+
+// listen returns the listener for name at addr: one systemd passed under
+// that name (or, without a matching name, on the same port), one bound
+// before the privilege drop, or a new one bound now.
+func (p *preBound) listen(name, addr string) (net.Listener, error) {
+	if l, ok := p.named[name]; ok {
+		delete(p.named, name)
+		return l, nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err == nil && port != "0" {
+		for i, l := range p.unnamed {
+			if _, lp, _ := net.SplitHostPort(l.Addr().String()); lp == port {
+				p.unnamed = append(p.unnamed[:i], p.unnamed[i+1:]...)
+				return l, nil
+			}
+		}
+	}
+	return net.Listen("tcp", addr)
+}
+
+// closeUnused closes the listeners nobody took.
+func (p *preBound) closeUnused(log *slog.Logger) {
+	for name, l := range p.named {
+		log.Warn("socket passed by systemd matches no listener: closed", "name", name, "address", l.Addr().String())
+		l.Close()
+	}
+	for _, l := range p.unnamed {
+		log.Warn("socket passed by systemd matches no listener: closed", "address", l.Addr().String())
+		l.Close()
+	}
+	p.named, p.unnamed = nil, nil
+}
+
+// closeAll closes every listener held, on a failed start.
+func (p *preBound) closeAll() {
+	for _, l := range p.named {
+		l.Close()
+	}
+	for _, l := range p.unnamed {
+		l.Close()
+	}
+	p.named, p.unnamed = nil, nil
+}
+
+// prepareProcess runs before serve opens anything: it takes the sockets
+// systemd passed, and when running as root with user set, binds the
+// remaining listeners, creates the data directory for the user and
+// switches to the user and group. Then it checks the data directory.
+func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
+	p, err := activationListeners(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			p.closeAll()
+		}
+	}()
+	root := os.Geteuid() == 0
+	switch {
+	case cfg.Process.User == "" && root:
+		log.Warn("running as root: set user (for example user = \"postern\") to serve as an unprivileged user")
+	case cfg.Process.User != "":
+		id, err := lookupIdentity(cfg.Process)
+		if err != nil {
+			return nil, err
+		}
+		if !root {
+			if os.Geteuid() != id.uid {
+				return nil, fmt.Errorf("serve: user = %q (uid %d), but started as uid %d: start as root, or as that user", cfg.Process.User, id.uid, os.Geteuid())
+			}
+			break
+		}
+		for _, lc := range cfg.Listeners {
+			if _, ok := p.named[lc.Name]; ok {
+				continue
+			}
+			l, err := p.listen(lc.Name, lc.Address)
+			if err != nil {
+				return nil, fmt.Errorf("serve: listener %s: %w", lc.Name, err)
+			}
+			p.named[lc.Name] = l
+		}
+		if a := cfg.HTTP.Address; a != "" {
+			if _, ok := p.named["http"]; !ok {
+				l, err := p.listen("http", a)
+				if err != nil {
+					return nil, fmt.Errorf("serve: http: %w", err)
+				}
+				p.named["http"] = l
+			}
+		}
+		if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("serve: data directory: %w", err)
+			}
+			if err := os.Chown(cfg.DataDir, id.uid, id.gid); err != nil {
+				return nil, fmt.Errorf("serve: data directory: %w", err)
+			}
+		}
+		if err := dropPrivileges(id); err != nil {
+			return nil, err
+		}
+		log.Info("privileges dropped", "user", cfg.Process.User, "uid", id.uid, "gid", id.gid)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: data directory: %w", err)
+	}
+	if err := checkDataDir(cfg.DataDir, cfg.Process); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// identity is a resolved user and group.
+type identity struct {
+	uid, gid int
+	groups   []int // supplementary groups
+}
+
+// lookupIdentity resolves user and group names (or numbers) in the
+// system's user database.
+func lookupIdentity(pc config.Process) (identity, error) {
+	u, err := user.Lookup(pc.User)
+	if err != nil {
+		if _, nerr := strconv.Atoi(pc.User); nerr == nil {
+			u, err = user.LookupId(pc.User)
+		}
+	}
+	if err != nil {
+		return identity{}, fmt.Errorf("serve: user = %q: %w (create it: useradd --system --home-dir /var/lib/postern --shell /usr/sbin/nologin postern)", pc.User, err)
+	}
+	var id identity
+	id.uid, _ = strconv.Atoi(u.Uid)
+	id.gid, _ = strconv.Atoi(u.Gid)
+	if pc.Group != "" {
+		g, err := user.LookupGroup(pc.Group)
+		if err != nil {
+			if _, nerr := strconv.Atoi(pc.Group); nerr == nil {
+				g, err = user.LookupGroupId(pc.Group)
+			}
+		}
+		if err != nil {
+			return identity{}, fmt.Errorf("serve: group = %q: %w", pc.Group, err)
+		}
+		id.gid, _ = strconv.Atoi(g.Gid)
+	}
+	id.groups = []int{id.gid}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, s := range gids {
+			if n, err := strconv.Atoi(s); err == nil && n != id.gid {
+				id.groups = append(id.groups, n)
+			}
+		}
+	}
+	return id, nil
+}
+
+// dropPrivileges switches the process to id: supplementary groups, then
+// the group, then the user (after which the first two could not be
+// changed). On Linux Go applies each to every thread (since Go 1.16).
+func dropPrivileges(id identity) error {
+	if err := syscall.Setgroups(id.groups); err != nil {
+		return fmt.Errorf("serve: setgroups: %w", err)
+	}
+	if err := syscall.Setgid(id.gid); err != nil {
+		return fmt.Errorf("serve: setgid %d: %w", id.gid, err)
+	}
+	if err := syscall.Setuid(id.uid); err != nil {
+		return fmt.Errorf("serve: setuid %d: %w", id.uid, err)
+	}
+	if id.uid != 0 && syscall.Setuid(0) == nil {
+		return errors.New("serve: privileges not dropped: setuid(0) still works")
+	}
+	return nil
+}
+
+// checkDataDir checks that dir belongs to the user Postern runs as and
+// that no one else may write to it.
+func checkDataDir(dir string, pc config.Process) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("serve: data directory: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("serve: data directory %s is not a directory", dir)
+	}
+	owner := "postern:postern"
+	if pc.User != "" {
+		owner = pc.User + ":"
+		if pc.Group != "" {
+			owner += pc.Group
+		}
+	} else if u, err := user.Current(); err == nil {
+		owner = u.Username + ":"
+	}
+	fix := fmt.Sprintf("chown -R %s %s && chmod 700 %s", owner, dir, dir)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("serve: data directory %s belongs to uid %d, but Postern runs as uid %d; fix: %s", dir, st.Uid, os.Geteuid(), fix)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("serve: data directory %s is writable by others (mode %04o); fix: %s", dir, fi.Mode().Perm(), fix)
+	}
+	return nil
+}
