@@ -59,9 +59,11 @@ func readAdminToken(path string) (string, error) {
 
 // startAdminHTTP serves the admin API and the status page on
 // admin.http_address behind the token, over TLS with the server's
-// certificates unless admin.http_tls is false (loopback only). It returns
-// nil when admin.http_address is not set.
-func startAdminHTTP(cfg *config.Config, srv *admin.Server, tlsCfg *tls.Config, log *slog.Logger) (*http.Server, error) {
+// certificates unless admin.http_tls is false (loopback only), on the
+// listener listen gives it (named "admin": a socket from systemd, or one
+// bound now). It returns nil when admin.http_address is not set.
+func startAdminHTTP(cfg *config.Config, srv *admin.Server, tlsCfg *tls.Config,
+	listen func(name, addr string) (net.Listener, error), log *slog.Logger) (*http.Server, error) {
 	a := cfg.Admin
 	if a.HTTPAddress == "" {
 		return nil, nil
@@ -70,7 +72,7 @@ func startAdminHTTP(cfg *config.Config, srv *admin.Server, tlsCfg *tls.Config, l
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", a.HTTPAddress)
+	l, err := listen("admin", a.HTTPAddress)
 	if err != nil {
 		return nil, fmt.Errorf("serve: admin.http_address: %w", err)
 	}

@@ -215,7 +215,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, log) // admin.http_address (adminhttp.go)
+	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, pre.listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
 		closeAll()
 		if httpL != nil {

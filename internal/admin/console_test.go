@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -336,5 +338,26 @@ func TestAge(t *testing.T) {
 		if got := age(d); got != want {
 			t.Errorf("age(%v) = %q, want %q", d, got, want)
 		}
+	}
+}
+
+// TestListenGroup: the socket gets the group and mode 0660.
+func TestListenGroup(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	gid := os.Getgid()
+	l, err := ListenGroup(sock, gid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 {
+		t.Errorf("mode %04o", fi.Mode().Perm())
+	}
+	if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid {
+		t.Errorf("gid %d, want %d", st.Gid, gid)
 	}
 }
