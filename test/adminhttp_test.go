@@ -2,10 +2,13 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +37,15 @@ func TestAdminHTTPAndStatusPage(t *testing.T) {
 [admin]
 http_address = "`+adminAddr+`"
 token_file = "`+tokenFile+`"
+
+[admission]
+trusted = ["127.0.0.1/32"]
+
+[abuse]
+ip_ban_after = 2
+alert_strikes = 1
+fail_delay = "10ms"
+max_fail_delay = "10ms"
 `)
 	s.dns.ServFail("stuck.example")
 	s.start()
@@ -51,6 +63,18 @@ token_file = "`+tokenFile+`"
 	s.waitMaildir("hank@example.test", "Subject: status")
 	if out, err := s.run("", "ban", "add", "192.0.2.77", "--for", "2h", "--reason", "status <page> test"); err != nil {
 		t.Fatalf("ban add: %v\n%s", err, out)
+	}
+	// Two wrong passwords from 127.0.0.66: the abuse engine bans it and,
+	// with alert_strikes = 1, alerts.
+	for range 2 {
+		c, err := smtpsFrom("127.0.0.66", s.subs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(smtp.PlainAuth("", "hank@example.test", "wrong-password", "localhost")); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+		c.Close()
 	}
 	if out, err := s.run("", "reload"); err != nil || !strings.Contains(out, "Reloaded") {
 		t.Fatalf("reload: %v\n%s", err, out)
@@ -119,6 +143,7 @@ token_file = "`+tokenFile+`"
 		"someone@stuck.example",
 		"hank@example.test", ">delivered<", "local mailbox",
 		"192.0.2.77/32", "status &lt;page&gt; test",
+		"127.0.0.66/32", ">bruteforce<", ">ban<", ">alert<",
 		cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
 	} {
 		if !strings.Contains(dom, want) {
@@ -131,6 +156,26 @@ token_file = "`+tokenFile+`"
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	}
+}
+
+// smtpsFrom opens an implicit-TLS SMTP session to addr from the loopback
+// address src.
+func smtpsFrom(src, addr string) (*smtp.Client, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, clientTLS())
+	if err != nil {
+		return nil, err
+	}
+	c, err := smtp.NewClient(conn, "localhost")
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := c.Hello("client.test"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 // runChromium runs headless Chromium on a page with the test's own
