@@ -49,6 +49,7 @@ func appendRelaxedValue(out, v []byte) []byte {
 // lines at the end removed; a non-empty body ends with CRLF.
 func relaxedBody(body []byte) []byte {
 	out := make([]byte, 0, len(body))
+	var canon []byte // one line, reused: no allocation per line
 	pendingCRLF := 0
 	for len(body) > 0 {
 		line := body
@@ -58,7 +59,7 @@ func relaxedBody(body []byte) []byte {
 			body = nil
 		}
 		line = bytes.TrimSuffix(line, []byte("\r"))
-		canon := appendRelaxedLine(nil, line)
+		canon = appendRelaxedLine(canon[:0], line)
 		if len(canon) == 0 {
 			pendingCRLF++
 			continue
