@@ -11,8 +11,11 @@ import (
 	"net/smtp"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -195,4 +198,39 @@ func runChromium(t *testing.T, bin string, args ...string) string {
 		t.Fatalf("chromium %v: %v\n%s", args, err, stderr.String())
 	}
 	return string(out)
+}
+
+// TestAdminSocketGroup: with admin.socket_group the socket is mode 0660
+// with the group, the data directory 0710 with it, and the commands
+// still work. It needs root (to give files to a group) and Debian's adm
+// group.
+func TestAdminSocketGroup(t *testing.T) {
+	integration(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give the socket to another group")
+	}
+	g, err := user.LookupGroup("adm")
+	if err != nil {
+		t.Skip("no adm group")
+	}
+	s := testConfig(t, t.TempDir(), "\n[admin]\nsocket_group = \"adm\"\n")
+	s.start()
+	for _, p := range []struct {
+		path string
+		mode os.FileMode
+	}{{filepath.Join(s.data, "admin.sock"), 0o660}, {s.data, 0o710}} {
+		fi, err := os.Stat(p.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != p.mode || strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Gid)) != g.Gid {
+			t.Errorf("%s: mode %04o gid %d, want %04o gid %s", p.path, fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, p.mode, g.Gid)
+		}
+	}
+	if out, err := s.run("", "queue", "list"); err != nil {
+		t.Errorf("queue list: %v\n%s", err, out)
+	}
+	if out, err := s.run("", "reload"); err != nil {
+		t.Errorf("reload: %v\n%s", err, out)
+	}
 }
