@@ -116,3 +116,27 @@ func TestSendmailExitCodes(t *testing.T) {
 		t.Errorf("no server: %q", stderr.String())
 	}
 }
+
+// FuzzSendmailMessage: whatever the input, the message handed to the
+// server has only CRLF line ends (the admin socket refuses any other),
+// and -t never panics.
+func FuzzSendmailMessage(f *testing.F) {
+	f.Add([]byte("To: a@x.test\nBcc: b@x.test,\n c@x.test\n\nbody\n.\n"), false)
+	f.Add([]byte("no header\r\rx\r\n"), true)
+	f.Add([]byte("Subject: \xff\r\n\r\n"), true)
+	f.Fuzz(func(t *testing.T, in []byte, ignoreDots bool) {
+		msg, err := readMessage(strings.NewReader(string(in)), ignoreDots, 1<<20)
+		if err != nil {
+			return
+		}
+		out, _, err := prepareMessage(msg, &sendmailOpts{extractRcpts: true, fullName: "N"}, "s@x.test")
+		if err != nil {
+			return
+		}
+		for i, c := range out {
+			if (c == '\n' && (i == 0 || out[i-1] != '\r')) || (c == '\r' && (i+1 == len(out) || out[i+1] != '\n')) {
+				t.Fatalf("bare CR or LF at %d in %q (from %q)", i, out, in)
+			}
+		}
+	})
+}
