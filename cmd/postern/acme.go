@@ -20,8 +20,10 @@ import (
 // certificate at once and every certificate obtained later into certs
 // under the name "acme:HOST", replacing the previous one without
 // touching open sessions; the renewal loop runs in the background.
-// Without [acme] it does nothing.
-func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger) error {
+// Without [acme] it does nothing. listen gets the responder's socket
+// (preBound.listen: passed by systemd, bound before the privilege drop,
+// or bound now).
+func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger, listen func(name, addr string) (net.Listener, error)) error {
 	a := cfg.ACME
 	if !a.Enabled {
 		return nil
@@ -52,7 +54,7 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 	}
 	switch a.Challenge {
 	case config.ChallengeHTTP01:
-		l, err := net.Listen("tcp", a.HTTPAddress)
+		l, err := listen("acme-http-01", a.HTTPAddress)
 		if err != nil {
 			return fmt.Errorf("serve: acme.http_address: %w", err)
 		}
@@ -61,7 +63,7 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 		go func() { <-ctx.Done(); srv.Close() }()
 		log.Info("listening", "listener", "acme-http-01", "address", l.Addr().String())
 	case config.ChallengeTLSALPN01:
-		l, err := net.Listen("tcp", a.TLSALPNAddress)
+		l, err := listen("acme-tls-alpn-01", a.TLSALPNAddress)
 		if err != nil {
 			return fmt.Errorf("serve: acme.tls_alpn_address: %w", err)
 		}

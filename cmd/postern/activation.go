@@ -4,7 +4,8 @@ package main
 // (contrib/postern.socket) and passes the listening sockets from fd 3
 // on, with LISTEN_PID (our pid), LISTEN_FDS (how many) and
 // LISTEN_FDNAMES (their FileDescriptorName=, colon-separated). A socket
-// named like a [[listener]] (or "http") serves that listener; a socket
+// named like a [[listener]] (or "http", "acme-http-01",
+// "acme-tls-alpn-01") serves that listener; a socket
 // without a known name serves the listener on its port.
 
 import (
@@ -45,7 +46,10 @@ func activationListeners(cfg *config.Config, log *slog.Logger) (*preBound, error
 	if names != "" {
 		nameList = strings.Split(names, ":")
 	}
-	known := map[string]bool{"http": cfg.HTTP.Address != ""}
+	known := map[string]bool{}
+	for name := range extraListeners(cfg) {
+		known[name] = true
+	}
 	for _, lc := range cfg.Listeners {
 		known[lc.Name] = true
 	}

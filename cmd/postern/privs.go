@@ -108,13 +108,13 @@ func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 			}
 			p.named[lc.Name] = l
 		}
-		if a := cfg.HTTP.Address; a != "" {
-			if _, ok := p.named["http"]; !ok {
-				l, err := p.listen("http", a)
+		for name, addr := range extraListeners(cfg) {
+			if _, ok := p.named[name]; !ok {
+				l, err := p.listen(name, addr)
 				if err != nil {
-					return nil, fmt.Errorf("serve: http: %w", err)
+					return nil, fmt.Errorf("serve: %s: %w", name, err)
 				}
-				p.named["http"] = l
+				p.named[name] = l
 			}
 		}
 		if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) {
@@ -138,6 +138,26 @@ func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 	}
 	ok = true
 	return p, nil
+}
+
+// extraListeners returns the sockets serve binds besides the
+// [[listener]]s, by name: the HTTP endpoint ("http") and the ACME
+// challenge responder ("acme-http-01" or "acme-tls-alpn-01"), the ones
+// configured.
+func extraListeners(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	if cfg.HTTP.Address != "" {
+		m["http"] = cfg.HTTP.Address
+	}
+	if cfg.ACME.Enabled {
+		switch cfg.ACME.Challenge {
+		case config.ChallengeHTTP01:
+			m["acme-http-01"] = cfg.ACME.HTTPAddress
+		case config.ChallengeTLSALPN01:
+			m["acme-tls-alpn-01"] = cfg.ACME.TLSALPNAddress
+		}
+	}
+	return m
 }
 
 // identity is a resolved user and group.

@@ -181,7 +181,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		closeAll()
 		return err
 	}
-	if err := startACME(ctx, cfg, certs, log); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, certs, log, pre.listen); err != nil { // [acme] (acme.go)
 		closeAll()
 		return err
 	}
