@@ -4,7 +4,7 @@ package main
 // (contrib/postern.socket) and passes the listening sockets from fd 3
 // on, with LISTEN_PID (our pid), LISTEN_FDS (how many) and
 // LISTEN_FDNAMES (their FileDescriptorName=, colon-separated). A socket
-// named like a [[listener]] (or "http", "acme-http-01",
+// named like a [[listener]] (or "http", "admin", "acme-http-01",
 // "acme-tls-alpn-01") serves that listener; a socket
 // without a known name serves the listener on its port.
 

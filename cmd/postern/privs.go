@@ -141,13 +141,16 @@ func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 }
 
 // extraListeners returns the sockets serve binds besides the
-// [[listener]]s, by name: the HTTP endpoint ("http") and the ACME
-// challenge responder ("acme-http-01" or "acme-tls-alpn-01"), the ones
-// configured.
+// [[listener]]s, by name: the HTTP endpoint ("http"), the admin API
+// over HTTP ("admin") and the ACME challenge responder ("acme-http-01"
+// or "acme-tls-alpn-01"), the ones configured.
 func extraListeners(cfg *config.Config) map[string]string {
 	m := map[string]string{}
 	if cfg.HTTP.Address != "" {
 		m["http"] = cfg.HTTP.Address
+	}
+	if cfg.Admin.HTTPAddress != "" {
+		m["admin"] = cfg.Admin.HTTPAddress
 	}
 	if cfg.ACME.Enabled {
 		switch cfg.ACME.Challenge {
