@@ -75,6 +75,7 @@ func cmdBench(args []string, stdout io.Writer) error {
 	fs.IntVar(&o.Size, "s", 10240, "message size in bytes")
 	fs.DurationVar(&o.Duration, "t", 0, "time cap (0: none)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per exchange (dial, handshake, command)")
+	fs.BoolVar(&o.Resume, "resume", false, "resume TLS sessions (session tickets), as mail clients do")
 	fs.Usage = func() {
 		fmt.Fprintln(stdout, "usage: postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-user U -pass P] [-c N] [-n N] [-m N] [-s BYTES] [-t D] [-json]")
 		fmt.Fprintln(stdout, "       postern bench -idle N [-hold D] [-pid SERVERPID] -addr HOST:PORT [-mode ...] [-user U -pass P]")

@@ -48,6 +48,9 @@ type Options struct {
 	Duration    time.Duration
 	// Timeout bounds each exchange (dial, handshake, command); default 30s.
 	Timeout time.Duration
+	// Resume lets sessions resume earlier TLS sessions (tickets), as
+	// mail clients do: Run gives TLSConfig a shared session cache.
+	Resume bool
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -70,6 +73,10 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("loadgen: %w", err)
 		}
 		o.TLSConfig = &tls.Config{ServerName: host}
+	}
+	if o.Resume && o.TLSConfig.ClientSessionCache == nil {
+		o.TLSConfig = o.TLSConfig.Clone()
+		o.TLSConfig.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 	}
 	if o.Hello == "" {
 		o.Hello = "loadgen.invalid"

@@ -268,3 +268,25 @@ func TestMessage(t *testing.T) {
 		t.Error("bare LF")
 	}
 }
+
+func TestRunResume(t *testing.T) {
+	addr, _, _ := serve(t, smtpd.RoleSubmissions)
+	var resumed atomic.Int64
+	cfg := clientTLS()
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if cs.DidResume {
+			resumed.Add(1)
+		}
+		return nil
+	}
+	r, err := Run(context.Background(), Options{
+		Addr: addr, Mode: ModeTLS, TLSConfig: cfg, User: testUser, Pass: testPass, Resume: true,
+		From: testUser, Rcpt: []string{"bob@example.org"}, Concurrency: 1, Messages: 5,
+	})
+	if err != nil || r.Messages != 5 || r.Errors != 0 {
+		t.Fatalf("%+v, %v", r, err)
+	}
+	if resumed.Load() == 0 {
+		t.Error("no session resumed")
+	}
+}
