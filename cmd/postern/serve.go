@@ -22,6 +22,7 @@ import (
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
+	"postern/internal/fsutil"
 	"postern/internal/metrics"
 	"postern/internal/queue"
 	"postern/internal/smtpd"
@@ -40,6 +41,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
 	}
+	ready := handoverChild() // started by a graceful restart (handover.go)
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -82,10 +84,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	dir := userdb.NewDirectory(db, dcfg)
 
-	spool, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize, Logger: log})
-	if err != nil {
-		return err
-	}
 	resolver, err := newResolver(cfg)
 	if err != nil {
 		return err
@@ -106,6 +104,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
 		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+	}
+	// After a graceful restart, the old process stops serving when told
+	// this one loaded fine, then releases the spool (handover.go).
+	handoverReady(ready, log)
+	spool, err := openSpoolHandover(queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize, Logger: log}, ready != nil)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -128,6 +133,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	// start instead of leaving a half-running server.
 	var servers []*smtpd.Server
 	var listeners []net.Listener
+	var ho handover // the sockets a graceful restart passes on (SIGUSR2)
+	listen := ho.record(pre.listen)
 	closeAll := func() {
 		for _, l := range listeners {
 			l.Close()
@@ -143,7 +150,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	}
 	defer adm.Close()
 	for _, lc := range cfg.Listeners {
-		l, err := pre.listen(lc.Name, lc.Address) // from systemd, bound before the privilege drop, or now
+		l, err := listen(lc.Name, lc.Address) // from systemd, bound before the privilege drop, or now
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
@@ -181,14 +188,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		closeAll()
 		return err
 	}
-	if err := startACME(ctx, cfg, certs, log, pre.listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, certs, log, listen); err != nil { // [acme] (acme.go)
 		closeAll()
 		return err
 	}
 	var httpSrv *http.Server
 	var httpL net.Listener
 	if cfg.HTTP.Address != "" {
-		httpL, err = pre.listen("http", cfg.HTTP.Address)
+		httpL, err = listen("http", cfg.HTTP.Address)
 		if err != nil {
 			closeAll()
 			return fmt.Errorf("serve: http: %w", err)
@@ -215,7 +222,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, pre.listen, log) // admin.http_address (adminhttp.go)
+	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
 		closeAll()
 		if httpL != nil {
@@ -243,12 +250,18 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
 
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			reload(log, certs, db)
 			continue
+		}
+		if sig == syscall.SIGUSR2 { // graceful restart: a new process takes the sockets (handover.go)
+			if err := ho.start(log, handoverReadyTimeout); err != nil {
+				log.Error("graceful restart failed: still serving", "err", err)
+				continue
+			}
 		}
 		log.Info("shutting down", "signal", sig.String(), "deadline", cfg.Limits.ShutdownTimeout)
 		break
@@ -299,7 +312,7 @@ func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.L
 		return err
 	}
 	path := filepath.Join(cfg.DataDir, "initial-password")
-	if err := writeFileSync(path, []byte(pw+"\n"), 0o600); err != nil {
+	if err := fsutil.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
 		return fmt.Errorf("serve: initial password: %w", err)
 	}
 	if err := db.Add(user, pw); err != nil {
@@ -308,27 +321,6 @@ func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.L
 	log.Info("created first user", "user", user, "password_file", path)
 	fmt.Fprintf(stdout, "\nFirst start: created user %s with password\n\n    %s\n\n(also in %s; change it with `postern user passwd %s`)\n\n", user, pw, path, user)
 	return nil
-}
-
-// writeFileSync writes a file atomically and durably with the given mode.
-func writeFileSync(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // reload re-reads certificates and users on SIGHUP and `postern reload`;

@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"postern/internal/fsutil"
 )
 
 // store keeps the account key and the certificate on disk:
@@ -56,7 +58,7 @@ func (s store) accountKey() (crypto.Signer, error) {
 		if err := os.MkdirAll(s.dir, 0o700); err != nil {
 			return nil, fmt.Errorf("acme: %w", err)
 		}
-		if err := writeAtomic(path, p); err != nil {
+		if err := fsutil.WriteFile(path, p, 0o600); err != nil {
 			return nil, err
 		}
 		return k, nil
@@ -102,10 +104,10 @@ func (s store) saveCert(der [][]byte, key crypto.Signer) error {
 	}
 	// A crash between the two renames leaves a new key with the old
 	// chain; loadCert then fails and the loop obtains a new certificate.
-	if err := writeAtomic(keyFile, k); err != nil {
+	if err := fsutil.WriteFile(keyFile, k, 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(certFile, chain)
+	return fsutil.WriteFile(certFile, chain, 0o600)
 }
 
 func encodeKey(k crypto.Signer) ([]byte, error) {
@@ -130,43 +132,4 @@ func decodeKey(b []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("unsupported key type %T", k)
 	}
 	return s, nil
-}
-
-// writeAtomic writes data to name (mode 0600) through a temporary file
-// in the same directory, fsyncs it, renames it into place and fsyncs the
-// directory.
-func writeAtomic(name string, data []byte) (err error) {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("acme: write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("acme: write %s: %w", name, err)
-		}
-	}()
-	if err = f.Chmod(0o600); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -10,13 +10,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"postern/internal/fsutil"
 )
 
 // readPair reads and checks a certificate chain and its key.
@@ -100,10 +101,10 @@ func EnsureSelfSigned(dir string, hosts []string, now time.Time) (certFile, keyF
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeAtomic(keyFile, keyPEM, 0o600); err != nil {
+	if err := fsutil.WriteFile(keyFile, keyPEM, 0o600); err != nil {
 		return "", "", err
 	}
-	if err := writeAtomic(certFile, certPEM, 0o644); err != nil {
+	if err := fsutil.WriteFile(certFile, certPEM, 0o644); err != nil {
 		return "", "", err
 	}
 	return certFile, keyFile, nil
@@ -158,42 +159,4 @@ func selfSigned(hosts []string, now time.Time) (certPEM, keyPEM []byte, err erro
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), nil
-}
-
-// writeAtomic writes data to name through a temporary file in the same
-// directory, fsyncs it, renames it into place and fsyncs the directory.
-func writeAtomic(name string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(name)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("tlsconf: write %s: %w", name, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("tlsconf: write %s: %w", name, err)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return err
-	}
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

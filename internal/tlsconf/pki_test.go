@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"postern/internal/fsutil"
 )
 
 // testCert is a certificate of a test PKI and its key.
@@ -145,7 +147,7 @@ func writePair(t *testing.T, dir, certName, keyName string, key crypto.Signer, c
 		name string
 		data []byte
 	}{{kf, keyPEM}, {cf, certPEM}} {
-		if err := writeAtomic(f.name, f.data, 0o600); err != nil {
+		if err := fsutil.WriteFile(f.name, f.data, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,13 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"postern/internal/fsutil"
 )
 
 // fileVersion is the format version the users file is written in. Version
@@ -252,43 +253,11 @@ func encodeFile(users map[string]*record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// writeFile replaces path with data atomically and durably: a temporary
-// file (mode 0600) in the same directory, written and fsynced, renamed over
-// path, then the directory fsynced. The caller holds the lock.
-func writeFile(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("userdb: create temporary file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o600); err != nil {
-		return fmt.Errorf("userdb: chmod: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("userdb: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("userdb: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("userdb: close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("userdb: rename: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("userdb: open directory: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("userdb: fsync directory %s: %w", dir, err)
+// writeFile replaces path with data atomically and durably (mode 0600).
+// The caller holds the lock.
+func writeFile(path string, data []byte) error {
+	if err := fsutil.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("userdb: %w", err)
 	}
 	return nil
 }
