@@ -29,13 +29,15 @@ const listenFDsStart = 3
 func activationListeners(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 	p := &preBound{named: map[string]net.Listener{}}
 	pid, nfds, names := os.Getenv("LISTEN_PID"), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES")
+	handover := os.Getenv(handoverEnv) != "" // started by a graceful restart (handover.go): no LISTEN_PID
 	os.Unsetenv("LISTEN_PID")
 	os.Unsetenv("LISTEN_FDS")
 	os.Unsetenv("LISTEN_FDNAMES")
-	if pid == "" || nfds == "" {
+	os.Unsetenv(handoverEnv)
+	if (pid == "" && !handover) || nfds == "" {
 		return p, nil
 	}
-	if pid != strconv.Itoa(os.Getpid()) {
+	if !handover && pid != strconv.Itoa(os.Getpid()) {
 		return p, nil // meant for another process
 	}
 	n, err := strconv.Atoi(nfds)
