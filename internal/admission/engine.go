@@ -161,6 +161,11 @@ func (e *Engine) trusted(a netip.Addr) bool {
 	return slices.ContainsFunc(e.opts.Trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
 
+// coversTrusted reports whether p overlaps a trusted prefix.
+func (e *Engine) coversTrusted(p netip.Prefix) bool {
+	return slices.ContainsFunc(e.opts.Trusted, p.Overlaps)
+}
+
 // BeforeAuth is asked before a login is accepted. username is the name
 // the client claimed ("" when the session does not know it yet: then
 // only a ban can refuse). refuse true means the attempt must fail, with
@@ -387,6 +392,12 @@ func (e *Engine) banAddress(ctx context.Context, a netip.Addr, reason string, no
 // banPrefix bans a /24 or /64 (unless a live ban of it lasts longer) and,
 // for IPv6, escalates to the /48 when enough of its /64s are banned.
 func (e *Engine) banPrefix(ctx context.Context, p netip.Prefix, reason string, now time.Time) error {
+	if e.coversTrusted(p) {
+		// The gate checks bans before admission.trusted: a ban of p
+		// would shut out the trusted addresses in it. The bans of
+		// p's own guilty addresses stand.
+		return nil
+	}
 	if b, ok, err := e.store.Banned(ctx, p.Addr(), now); err != nil {
 		return err
 	} else if ok && b.Prefix.Bits() <= p.Bits() {

@@ -380,3 +380,29 @@ func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
 		t.Fatal("x not under attack")
 	}
 }
+
+// A prefix ban covering a trusted address would shut it out (the gate
+// checks bans first): the engine bans the guilty addresses, not the
+// prefix (found by scripts/soak: failures from 127.0.0.2-9 banned
+// 127.0.0.0/24 and with it the trusted 127.0.0.1).
+func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 2, StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1,
+			Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}})
+		now := e0
+		for i := 2; i <= 40; i++ {
+			a := fmt.Sprintf("192.0.2.%d", i)
+			et.fail(a, "x", now)
+			et.fail(a, "x", now)
+		}
+		if b, ok := et.ban("192.0.2.1", now); ok {
+			t.Fatalf("the trusted address is banned: %+v", b)
+		}
+		if b, ok := et.ban("192.0.2.7", now); !ok || b.Prefix != netip.MustParsePrefix("192.0.2.7/32") {
+			t.Errorf("ban of .7 = %+v, %v; want the address", b, ok)
+		}
+		if _, ok := et.ban("192.0.2.200", now); ok {
+			t.Error("an innocent address of the /24 is banned")
+		}
+	})
+}
