@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,9 +62,38 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 
 // do makes one request and decodes a JSON answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
+	status, body, err := c.send(ctx, method, path, nil, 30*time.Second)
+	if err != nil {
+		return err
+	}
+	switch {
+	case status == http.StatusNotFound:
+		return ErrNotFound
+	case status == http.StatusConflict: // only the release API's "not held"
+		return ErrNotHeld
+	case status >= 300:
+		var e errorBody
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return fmt.Errorf("server: %s", e.Error)
+		}
+		return fmt.Errorf("server: %d %s", status, http.StatusText(status))
+	case out == nil:
+		return nil
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// send makes one request over the admin socket, with a JSON body when
+// reqBody is not nil, and returns the status and the answer (at most 64
+// MiB). The Client's Timeout, or else defaultTimeout, bounds it. A server
+// that is not there gives an error wrapping ErrNotRunning.
+func (c *Client) send(ctx context.Context, method, path string, reqBody []byte, defaultTimeout time.Duration) (int, []byte, error) {
 	timeout := c.Timeout
 	if timeout <= 0 {
-		timeout = 30 * time.Second
+		timeout = defaultTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -75,38 +105,28 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 		DisableKeepAlives: true,
 	}
 	defer tr.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, method, "http://postern"+path, nil)
+	var rd io.Reader
+	if reqBody != nil {
+		rd = bytes.NewReader(reqBody)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://postern"+path, rd)
 	if err != nil {
-		return err
+		return 0, nil, err
+	}
+	if reqBody != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return fmt.Errorf("%w: %w", ErrNotRunning, err)
+			return 0, nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
 		}
-		return err
+		return 0, nil, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return ErrNotFound
-	case resp.StatusCode == http.StatusConflict: // only the release API's "not held"
-		return ErrNotHeld
-	case resp.StatusCode >= 300:
-		var e errorBody
-		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("server: %s", e.Error)
-		}
-		return fmt.Errorf("server: %s", resp.Status)
-	case out == nil:
-		return nil
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("decode answer: %w", err)
-	}
-	return nil
+	return resp.StatusCode, body, nil
 }

@@ -28,7 +28,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"postern/internal/queue"
@@ -266,55 +265,28 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("admin: submit: %w", err)
 	}
-	timeout := c.Timeout
-	if timeout <= 0 {
-		timeout = 2 * time.Minute
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", c.SocketPath)
-		},
-		DisableKeepAlives: true,
-	}
-	defer tr.CloseIdleConnections()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://postern/submit", bytes.NewReader(body))
-	if err != nil {
-		return "", err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: tr}).Do(hr)
-	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return "", fmt.Errorf("admin: submit: %w: %w", ErrNotRunning, err)
-		}
-		return "", fmt.Errorf("admin: submit: %w", err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	status, out, err := c.send(ctx, http.MethodPost, "/submit", body, 2*time.Minute)
 	if err != nil {
 		return "", fmt.Errorf("admin: submit: %w", err)
 	}
 	var e errorBody
 	json.Unmarshal(out, &e)
 	switch {
-	case resp.StatusCode == http.StatusOK:
+	case status == http.StatusOK:
 		var res SubmitResult
 		if err := json.Unmarshal(out, &res); err != nil || res.ID == "" {
 			return "", fmt.Errorf("admin: submit: bad answer %q", out)
 		}
 		return res.ID, nil
-	case resp.StatusCode == http.StatusServiceUnavailable:
+	case status == http.StatusServiceUnavailable:
 		return "", fmt.Errorf("admin: submit: %w", ErrLocalOff)
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
 		return "", fmt.Errorf("admin: submit: %w (the server is older than this command)", ErrLocalOff)
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+	case status >= 400 && status < 500:
 		return "", fmt.Errorf("admin: submit: %w: %s", ErrRefused, e.Error)
 	}
 	if e.Error == "" {
-		e.Error = resp.Status
+		e.Error = fmt.Sprintf("%d %s", status, http.StatusText(status))
 	}
 	return "", fmt.Errorf("admin: submit: server: %s", e.Error)
 }
