@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -64,7 +63,7 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(cfg.DataDir, adminSocket)
+	sock := cfg.AdminSocket()
 	c := &admin.Client{SocketPath: sock}
 	ctx := context.Background()
 	switch verb {
@@ -107,7 +106,7 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 // told.
 func banError(err error, sock string) error {
 	if errors.Is(err, admin.ErrNotRunning) {
-		return fmt.Errorf("postern is not running (no %s)", sock)
+		return notRunning(sock)
 	}
 	return fmt.Errorf("ban: %w", err)
 }

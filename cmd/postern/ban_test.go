@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"postern/internal/admin"
+	"postern/internal/config"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 )
@@ -24,7 +24,7 @@ import (
 func serveBans(t *testing.T, store admin.BanStore) (dataDir string) {
 	t.Helper()
 	dataDir = t.TempDir()
-	l, err := admin.Listen(filepath.Join(dataDir, adminSocket))
+	l, err := admin.Listen(config.Dev(dataDir).AdminSocket())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,8 +13,11 @@ import (
 	"postern/internal/admin"
 )
 
-// adminSocket is the admin API's socket in the data directory.
-const adminSocket = "admin.sock"
+// notRunning is the error of a command that found no server on the
+// admin socket.
+func notRunning(sock string) error {
+	return notRunning(sock)
+}
 
 // cmdQueue implements `postern queue list|show ID|retry ID|delete ID|release ID`:
 // it asks the running server over its admin socket (DATA/admin.sock).
@@ -52,7 +54,7 @@ func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(cfg.DataDir, adminSocket)
+	sock := cfg.AdminSocket()
 	c := &admin.Client{SocketPath: sock}
 	ctx := context.Background()
 	switch verb {

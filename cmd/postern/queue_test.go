@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"postern/internal/admin"
+	"postern/internal/config"
 	"postern/internal/queue"
 )
 
@@ -102,7 +103,7 @@ func newFakeQueue() *fakeQueue {
 func serveAdmin(t *testing.T, q *fakeQueue) (dataDir string) {
 	t.Helper()
 	dataDir = t.TempDir()
-	l, err := admin.Listen(filepath.Join(dataDir, adminSocket))
+	l, err := admin.Listen(config.Dev(dataDir).AdminSocket())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"postern/internal/admin"
 )
@@ -30,11 +29,11 @@ func cmdReload(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sock := filepath.Join(cfg.DataDir, adminSocket)
+	sock := cfg.AdminSocket()
 	err = (&admin.Client{SocketPath: sock}).Reload(context.Background())
 	switch {
 	case errors.Is(err, admin.ErrNotRunning):
-		return fmt.Errorf("postern is not running (no %s)", sock)
+		return notRunning(sock)
 	case err != nil:
 		return fmt.Errorf("reload: %w", err)
 	}

@@ -15,7 +15,6 @@ import (
 	"mime"
 	"net/mail"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -322,7 +321,7 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(rcpts) == 0 {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
-	c := &admin.Client{SocketPath: filepath.Join(cfg.DataDir, "admin.sock")}
+	c := &admin.Client{SocketPath: cfg.AdminSocket()}
 	id, err := c.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
 	switch {
 	case err == nil:

@@ -204,7 +204,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		go httpSrv.Serve(httpL)
 	}
 	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
-	adminL, err := adminListen(cfg, filepath.Join(cfg.DataDir, "admin.sock")) // admin.socket_group (adminhttp.go)
+	adminL, err := adminListen(cfg, cfg.AdminSocket()) // admin.socket_group (adminhttp.go)
 	if err != nil {
 		closeAll()
 		if httpL != nil {

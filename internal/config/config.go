@@ -377,6 +377,11 @@ func (c *Config) SpoolDir() string { return filepath.Join(c.DataDir, "queue") }
 // MailDir is the root of the local mailboxes: DataDir/mail.
 func (c *Config) MailDir() string { return filepath.Join(c.DataDir, "mail") }
 
+// AdminSocket returns the path of the admin API's unix socket,
+// data_dir/admin.sock: the server listens there, and postern queue, ban,
+// reload and sendmail talk to it.
+func (c *Config) AdminSocket() string { return filepath.Join(c.DataDir, "admin.sock") }
+
 // IsLocalDomain reports whether domain (any case) is one of LocalDomains.
 func (c *Config) IsLocalDomain(domain string) bool {
 	d := lower(domain)
