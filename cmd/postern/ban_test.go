@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"postern/internal/admin"
-	"postern/internal/config"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
+	"postern/internal/config"
 )
 
 // serveBans runs an admin server over store on DATA/admin.sock, with the

@@ -16,7 +16,7 @@ import (
 // notRunning is the error of a command that found no server on the
 // admin socket.
 func notRunning(sock string) error {
-	return notRunning(sock)
+	return fmt.Errorf("postern is not running (no %s)", sock)
 }
 
 // cmdQueue implements `postern queue list|show ID|retry ID|delete ID|release ID`:
