@@ -18,24 +18,8 @@ import (
 // remote MX), writing each message to a file in the returned directory.
 func sink(t *testing.T, ip string) string {
 	t.Helper()
-	bin, err := exec.LookPath("smtp-sink")
-	if err != nil {
-		bin = "/usr/sbin/smtp-sink"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		needTool(t, "smtp-sink")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the remote MX listens on port 25: needs root")
-	}
-	// Not t.TempDir(): smtp-sink runs as nobody, who cannot enter its
-	// 0700 parent.
-	dir, err := os.MkdirTemp("", "postern-sink-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
+	bin := postfixTool(t, "smtp-sink")
+	dir := sharedTempDir(t, "postern-sink-", 0o777) // smtp-sink runs as nobody
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "-u", "nobody", "-d", filepath.Join(dir, "msg."), ip+":25", "64")
 	if err := cmd.Start(); err != nil {

@@ -306,3 +306,37 @@ func (s *server) waitMaildir(mailbox string, want ...string) string {
 func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
 }
+
+// postfixTool returns the path of a program from Debian's postfix package
+// (in /usr/sbin, which may not be on PATH). The peers it starts listen on
+// port 25, so the test is skipped when not root.
+func postfixTool(t *testing.T, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		bin = "/usr/sbin/" + name
+	}
+	if _, err := os.Stat(bin); err != nil {
+		needTool(t, name)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip(name + " listens on port 25 here: needs root")
+	}
+	return bin
+}
+
+// sharedTempDir makes a temporary directory with mode, removed at the end
+// of the test. Unlike t.TempDir's, its parent is /tmp itself, so daemons
+// running as other users (nobody, postfix) can reach it.
+func sharedTempDir(t *testing.T, prefix string, mode os.FileMode) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, mode); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}

@@ -36,24 +36,10 @@ type postfixMX struct {
 // the test is skipped without it, or failed under POSTERN_INTEGRATION=1.
 func startPostfix(t *testing.T, ip, domain string) *postfixMX {
 	t.Helper()
-	bin, err := exec.LookPath("postfix")
-	if err != nil {
-		bin = "/usr/sbin/postfix"
-	}
-	if _, err := os.Stat(bin); err != nil {
-		needTool(t, "postfix")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("postfix runs as root and listens on port 25: needs root")
-	}
-	// Not t.TempDir(): Postfix's daemons run as the postfix user and the
-	// virtual delivery agent as nobody; both must reach their folders.
-	dir, err := os.MkdirTemp("", "postern-postfix-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o755)
+	bin := postfixTool(t, "postfix")
+	// Postfix's daemons run as the postfix user and the virtual delivery
+	// agent as nobody; both must reach their folders.
+	dir := sharedTempDir(t, "postern-postfix-", 0o755)
 	p := &postfixMX{t: t, bin: bin, conf: filepath.Join(dir, "conf"), log: filepath.Join(dir, "postfix.log"),
 		maildir: filepath.Join(dir, "mail", "box")}
 	// The queue directory belongs to root (Postfix creates its
