@@ -351,6 +351,10 @@ func TestExpiryBounces(t *testing.T) {
 	before := counterValue(QueueBounces.WithLabelValues("expired"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
 	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	// The DSN is spooled before the recipient is marked failed (so a
+	// crash between the two repeats the bounce rather than losing it):
+	// wait for the mark too.
+	eventually(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != StatusPending })
 	st := stateOf(t, s, id, "late@x.example")
 	if st.Status != StatusFailed || st.Attempts != 1 || st.LastError == "" {
 		t.Errorf("state %+v", st)
