@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -200,7 +201,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			closeAll()
 			return fmt.Errorf("serve: http: %w", err)
 		}
-		httpSrv = &http.Server{Handler: httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: httpHandler(cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go httpSrv.Serve(httpL)
 	}
 	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
@@ -343,8 +344,15 @@ func reload(log *slog.Logger, certs *tlsconf.Certs, db *userdb.DB) error {
 	return errors.Join(errs...)
 }
 
-func httpHandler() http.Handler {
+func httpHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

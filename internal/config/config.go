@@ -181,6 +181,11 @@ type HTTP struct {
 	// Address is host:port for /metrics and /healthz; "" disables the
 	// endpoint.
 	Address string
+	// Pprof adds Go's profiling handlers (/debug/pprof/) to the endpoint:
+	// CPU, heap, goroutine and execution-trace profiles of the live
+	// server, for performance work. Off by default; the endpoint has no
+	// authentication.
+	Pprof bool
 }
 
 // TLS is the [tls] table.

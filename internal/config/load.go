@@ -311,8 +311,9 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	}
 	d.log(d.table(tree, "log", "log"), &c.Log)
 	if t := d.table(tree, "http", "http"); t != nil {
-		d.unknown(t, []string{"http"}, "address")
+		d.unknown(t, []string{"http"}, "address", "pprof")
 		d.str(t, "address", "http.address", &c.HTTP.Address)
+		d.boolean(t, "pprof", "http.pprof", &c.HTTP.Pprof)
 	}
 	d.tls(d.table(tree, "tls", "tls"), dir, &c.TLS)
 	if v, ok := tree["listener"]; ok {
