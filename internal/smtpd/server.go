@@ -4,7 +4,8 @@
 // it defines those interfaces and knows nothing of their implementations.
 //
 // A Server serves one listener, in the manner of net/http's Server: set its
-// fields, call Serve with a net.Listener, and stop it with Shutdown.
+// fields, call Serve with a net.Listener, and stop it with Shutdown (or
+// first with Drain, which lets the sessions in progress end on their own).
 package smtpd
 
 import (
@@ -156,7 +157,8 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
-	closing   atomic.Bool
+	closing   atomic.Bool   // Shutdown: sessions are told 421 4.3.2
+	stopped   atomic.Bool   // Drain or Shutdown: no more accepting
 	done      chan struct{} // closed by Shutdown
 
 	readers sync.Pool // *bufio.Reader, 4 KiB
@@ -255,7 +257,7 @@ func (s *Server) Serve(l net.Listener) error {
 	for {
 		c, err := l.Accept()
 		if err != nil {
-			if s.closing.Load() {
+			if s.stopped.Load() {
 				return ErrServerClosed
 			}
 			var te interface{ Temporary() bool }
@@ -302,7 +304,7 @@ func (s *Server) trackListener(l net.Listener, add bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if add {
-		if s.closing.Load() {
+		if s.stopped.Load() {
 			return false
 		}
 		s.listeners[l] = struct{}{}
@@ -338,6 +340,7 @@ func (s *Server) trackSession(sess *session, add bool) bool {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.init()
 	s.mu.Lock()
+	s.stopped.Store(true)
 	if !s.closing.Swap(true) {
 		close(s.done)
 	}
@@ -371,6 +374,45 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				wg.Go(sess.kill)
 			}
 			wg.Wait()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Drain stops accepting connections and waits, until ctx ends, for the
+// sessions in progress to end on their own. Unlike Shutdown it
+// interrupts nothing: a session accepted before Drain goes on as usual
+// (TLS handshake, greeting, commands, whole transactions) until the
+// client quits or a limit ends it. Drain returns nil once every session
+// has ended and every Serve has returned (with ErrServerClosed), or
+// ctx.Err() with the remaining sessions still open: call Shutdown then
+// to end them. A drained Server does not serve again.
+//
+// A graceful restart drains: the listening socket stays open in the new
+// process, which accepts the connections that Drain no longer does.
+func (s *Server) Drain(ctx context.Context) error {
+	s.init()
+	s.mu.Lock()
+	s.stopped.Store(true)
+	for l := range s.listeners {
+		l.Close()
+	}
+	s.mu.Unlock()
+
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		// A Serve still running may hold a connection it accepted
+		// but has not tracked yet.
+		n := len(s.sessions) + len(s.listeners)
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
 		case <-t.C:
 		}
