@@ -63,6 +63,8 @@ const (
 	DefaultAuthFailDelay = time.Second
 	// DefaultShutdownTimeout is limits.shutdown_timeout.
 	DefaultShutdownTimeout = 30 * time.Second
+	// DefaultRestartDrainTimeout is limits.restart_drain_timeout.
+	DefaultRestartDrainTimeout = 10 * time.Second
 	// DefaultCacheTTL is auth.cache_ttl.
 	DefaultCacheTTL = 5 * time.Minute
 	// DefaultArgon2Time is auth.argon2_time (passes).
@@ -249,6 +251,10 @@ type Limits struct {
 	AuthFailDelay time.Duration
 	// ShutdownTimeout is how long a shutdown waits for sessions to end.
 	ShutdownTimeout time.Duration
+	// RestartDrainTimeout is how long, in a graceful restart, the old
+	// process lets its sessions go on as usual before it shuts them down
+	// as at ShutdownTimeout; 0 shuts them down at once.
+	RestartDrainTimeout time.Duration
 }
 
 // Auth is the [auth] table.
@@ -329,13 +335,14 @@ func Dev(dataDir string) *Config {
 
 func defaultLimits() Limits {
 	return Limits{
-		MaxMessageSize:  DefaultMaxMessageSize,
-		MaxRecipients:   DefaultMaxRecipients,
-		MaxErrors:       DefaultMaxErrors,
-		CommandTimeout:  DefaultCommandTimeout,
-		DataTimeout:     DefaultDataTimeout,
-		AuthFailDelay:   DefaultAuthFailDelay,
-		ShutdownTimeout: DefaultShutdownTimeout,
+		MaxMessageSize:      DefaultMaxMessageSize,
+		MaxRecipients:       DefaultMaxRecipients,
+		MaxErrors:           DefaultMaxErrors,
+		CommandTimeout:      DefaultCommandTimeout,
+		DataTimeout:         DefaultDataTimeout,
+		AuthFailDelay:       DefaultAuthFailDelay,
+		ShutdownTimeout:     DefaultShutdownTimeout,
+		RestartDrainTimeout: DefaultRestartDrainTimeout,
 	}
 }
 

@@ -65,6 +65,7 @@ command_timeout = "2m"
 data_timeout = "90s"
 auth_fail_delay = "0s"
 shutdown_timeout = "1m30s"
+restart_drain_timeout = "4s"
 
 [auth]
 cache_ttl = "0s"
@@ -112,13 +113,14 @@ func TestLoadFull(t *testing.T) {
 			{Name: "submissions", Role: RoleSubmissions, Address: "localhost:465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
 		},
 		Limits: Limits{
-			MaxMessageSize:  10_000_000,
-			MaxRecipients:   50,
-			MaxErrors:       3,
-			CommandTimeout:  2 * time.Minute,
-			DataTimeout:     90 * time.Second,
-			AuthFailDelay:   0,
-			ShutdownTimeout: 90 * time.Second,
+			MaxMessageSize:      10_000_000,
+			MaxRecipients:       50,
+			MaxErrors:           3,
+			CommandTimeout:      2 * time.Minute,
+			DataTimeout:         90 * time.Second,
+			AuthFailDelay:       0,
+			ShutdownTimeout:     90 * time.Second,
+			RestartDrainTimeout: 4 * time.Second,
 		},
 		Auth:  Auth{CacheTTL: 0, Argon2Time: 3, Argon2MemoryKiB: 131072, Argon2Threads: 4},
 		Spool: Spool{SegmentSize: 1 << 20},
@@ -174,13 +176,14 @@ func TestDefaults(t *testing.T) {
 			{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
 		},
 		Limits: Limits{
-			MaxMessageSize:  36700160,
-			MaxRecipients:   100,
-			MaxErrors:       10,
-			CommandTimeout:  5 * time.Minute,
-			DataTimeout:     3 * time.Minute,
-			AuthFailDelay:   time.Second,
-			ShutdownTimeout: 30 * time.Second,
+			MaxMessageSize:      36700160,
+			MaxRecipients:       100,
+			MaxErrors:           10,
+			CommandTimeout:      5 * time.Minute,
+			DataTimeout:         3 * time.Minute,
+			AuthFailDelay:       time.Second,
+			ShutdownTimeout:     30 * time.Second,
+			RestartDrainTimeout: 10 * time.Second,
 		},
 		Auth:    Auth{CacheTTL: 5 * time.Minute, Argon2Time: 2, Argon2MemoryKiB: 65536, Argon2Threads: 1},
 		Spool:   Spool{SegmentSize: 67108864},

@@ -472,7 +472,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		return
 	}
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
-		"command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout")
+		"command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout", "restart_drain_timeout")
 	if n, ok := d.size(t, "max_message_size", "limits.max_message_size"); ok {
 		l.MaxMessageSize = n
 	}
@@ -490,6 +490,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		{"data_timeout", &l.DataTimeout},
 		{"auth_fail_delay", &l.AuthFailDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},
+		{"restart_drain_timeout", &l.RestartDrainTimeout},
 	} {
 		if du, ok := d.duration(t, f.name, "limits."+f.name); ok {
 			*f.dst = du

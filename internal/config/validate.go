@@ -202,6 +202,7 @@ func (c *Config) validateLimits(p *problems) {
 		{"limits.data_timeout", int64(l.DataTimeout), false},
 		{"limits.auth_fail_delay", int64(l.AuthFailDelay), true},
 		{"limits.shutdown_timeout", int64(l.ShutdownTimeout), false},
+		{"limits.restart_drain_timeout", int64(l.RestartDrainTimeout), true},
 		{"auth.cache_ttl", int64(c.Auth.CacheTTL), true},
 	} {
 		switch {

@@ -106,12 +106,14 @@ max_errors = "10"
 command_timeout = 300
 data_timeout = "3 minutes"
 auth_fail_delay = "-1s"
-shutdown_timeout = "0s"`,
+shutdown_timeout = "0s"
+restart_drain_timeout = "-1s"`,
 			[]string{
 				`limits.max_errors: expected an integer, got string "10"`,
 				`limits.command_timeout: expected a duration string such as "5m" or "30s", got integer 300`,
 				`limits.data_timeout: invalid duration "3 minutes" (use a number with a unit: ms, s, m or h, as in "90s" or "5m")`,
 				`limits.auth_fail_delay: duration "-1s" must not be negative`,
+				`limits.restart_drain_timeout: duration "-1s" must not be negative`,
 				`limits.max_message_size: must be greater than 0, not 0`,
 				`limits.max_recipients: must be greater than 0, not -1`,
 				`limits.shutdown_timeout: must be greater than 0`,
