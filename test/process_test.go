@@ -99,6 +99,24 @@ func TestPrivilegeDrop(t *testing.T) {
 	if out, code := s.sendmail("", "Subject: as nobody\n\nb\n", "postmaster@localhost"); code != 0 {
 		t.Fatalf("sendmail: exit %d: %s", code, out)
 	}
+	// postern user, run as root, gives the users file it replaces to
+	// nobody: the server reads it and the new user logs in (addUser
+	// waits for that).
+	s.addUser("alice@example.test", "pw-alice-1")
+	for _, p := range []string{"users.json", "users.lock"} {
+		if fi, err := os.Stat(filepath.Join(s.data, p)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		} else if uid := statUID(fi); uid != 65534 {
+			t.Errorf("%s belongs to uid %d after postern user add as root, want 65534", p, uid)
+		}
+	}
+	// postern check, as root, finds the data directory as it should be
+	// for a server that runs as nobody.
+	out, _ := s.run("", "check", "--json")
+	if !strings.Contains(out, `"check": "data-dir",
+    "status": "OK"`) {
+		t.Errorf("postern check: no OK data-dir result:\n%s", out)
+	}
 }
 
 func TestDataDirChecked(t *testing.T) {

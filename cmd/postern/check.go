@@ -31,7 +31,7 @@ const (
 
 // checkResult is one line of `postern check`.
 type checkResult struct {
-	Check   string `json:"check"`            // config, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
+	Check   string `json:"check"`            // config, data-dir, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
 	Domain  string `json:"domain,omitempty"` // the local domain or host name checked
 	Status  string `json:"status"`           // OK, WARN or FAIL
 	Message string `json:"message"`
@@ -58,8 +58,8 @@ func (c *checker) warn(check, domain, msg, fix string) { c.add(statusWarn, check
 func (c *checker) fail(check, domain, msg, fix string) { c.add(statusFail, check, domain, msg, fix) }
 
 // cmdCheck runs "postern check [--config FILE | --data DIR] [--json]":
-// the configuration, the certificates, and the DNS of every local
-// domain. It prints one line per check (OK, WARN, FAIL) with what to
+// the configuration, the data directory's owner and modes, the
+// certificates, and the DNS of every local domain. It prints one line per check (OK, WARN, FAIL) with what to
 // fix, or with --json an array of checkResult; it returns
 // errCheckFailed when any check failed.
 func cmdCheck(args []string, stdout io.Writer) error {
@@ -115,6 +115,7 @@ func (c *checker) run(ctx context.Context) {
 		src = "the embedded default"
 	}
 	c.ok("config", "", src+" is valid")
+	c.checkDataDir()
 	c.checkCertificates()
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)

@@ -144,7 +144,7 @@ func TestCheckAllWell(t *testing.T) {
 			t.Errorf("%+v", r)
 		}
 	}
-	for _, check := range []string{"config", "certificate", "address", "ptr", "mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} {
+	for _, check := range []string{"config", "data-dir", "certificate", "address", "ptr", "mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} {
 		if len(find(rs, check)) != 1 {
 			t.Errorf("check %s: %d results, want 1", check, len(find(rs, check)))
 		}
@@ -152,7 +152,7 @@ func TestCheckAllWell(t *testing.T) {
 	var out bytes.Buffer
 	(&checker{out: rs}).print(&out, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
-		!strings.HasSuffix(out.String(), "10 checks: 0 failed, 0 warnings\n") {
+		!strings.HasSuffix(out.String(), "11 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -276,7 +276,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "WARN mta-sts example.com: no MTA-STS record") ||
-		!strings.HasSuffix(stdout.String(), "10 checks: 0 failed, 1 warnings\n") {
+		!strings.HasSuffix(stdout.String(), "11 checks: 0 failed, 1 warnings\n") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"postern/internal/fsutil"
 	"postern/internal/mailauth"
 )
 
@@ -79,7 +80,13 @@ func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	// As root, for a server that runs as another user, the key and the
+	// directories made for it are given to that user (privs.go).
+	owner, err := dataOwner(cfg)
+	if err != nil {
+		return fmt.Errorf("dkim keygen: %w", err)
+	}
+	if err := fsutil.MkdirAll(filepath.Dir(path), 0o700, owner); err != nil {
 		return fmt.Errorf("dkim keygen: %w", err)
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -89,7 +96,10 @@ func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
 	if err != nil {
 		return fmt.Errorf("dkim keygen: %w", err)
 	}
-	_, err = f.Write(pemBytes)
+	err = owner.Chown(f)
+	if err == nil {
+		_, err = f.Write(pemBytes)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

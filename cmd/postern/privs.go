@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"postern/internal/config"
+	"postern/internal/fsutil"
 )
 
 // preBound holds the listeners serve got before it opened anything
@@ -90,7 +91,7 @@ func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 	case cfg.Process.User != "":
 		id, err := lookupIdentity(cfg.Process)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("serve: %w", err)
 		}
 		if !root {
 			if os.Geteuid() != id.uid {
@@ -133,7 +134,7 @@ func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
-	if err := checkDataDir(cfg.DataDir, cfg.Process); err != nil {
+	if err := checkDataDir(cfg.DataDir, cfg.Process, os.Geteuid()); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -179,7 +180,7 @@ func lookupIdentity(pc config.Process) (identity, error) {
 		}
 	}
 	if err != nil {
-		return identity{}, fmt.Errorf("serve: user = %q: %w (create it: useradd --system --home-dir /var/lib/postern --shell /usr/sbin/nologin postern)", pc.User, err)
+		return identity{}, fmt.Errorf("user = %q: %w (create it: useradd --system --home-dir /var/lib/postern --shell /usr/sbin/nologin postern)", pc.User, err)
 	}
 	var id identity
 	id.uid, _ = strconv.Atoi(u.Uid)
@@ -192,7 +193,7 @@ func lookupIdentity(pc config.Process) (identity, error) {
 			}
 		}
 		if err != nil {
-			return identity{}, fmt.Errorf("serve: group = %q: %w", pc.Group, err)
+			return identity{}, fmt.Errorf("group = %q: %w", pc.Group, err)
 		}
 		id.gid, _ = strconv.Atoi(g.Gid)
 	}
@@ -205,6 +206,22 @@ func lookupIdentity(pc config.Process) (identity, error) {
 		}
 	}
 	return id, nil
+}
+
+// dataOwner returns whom the files and directories a command creates or
+// replaces in the data directory must belong to: when it runs as root
+// and the configuration names a user, that user and group, or the
+// server could not read them after its privilege drop; otherwise nil
+// (they are the process's, which is the server's identity too).
+func dataOwner(cfg *config.Config) (*fsutil.Owner, error) {
+	if os.Geteuid() != 0 || cfg.Process.User == "" {
+		return nil, nil
+	}
+	id, err := lookupIdentity(cfg.Process)
+	if err != nil {
+		return nil, err
+	}
+	return &fsutil.Owner{UID: id.uid, GID: id.gid}, nil
 }
 
 // dropPrivileges switches the process to id: supplementary groups, then
@@ -222,35 +239,6 @@ func dropPrivileges(id identity) error {
 	}
 	if id.uid != 0 && syscall.Setuid(0) == nil {
 		return errors.New("serve: privileges not dropped: setuid(0) still works")
-	}
-	return nil
-}
-
-// checkDataDir checks that dir belongs to the user Postern runs as and
-// that no one else may write to it.
-func checkDataDir(dir string, pc config.Process) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("serve: data directory: %w", err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("serve: data directory %s is not a directory", dir)
-	}
-	owner := "postern:postern"
-	if pc.User != "" {
-		owner = pc.User + ":"
-		if pc.Group != "" {
-			owner += pc.Group
-		}
-	} else if u, err := user.Current(); err == nil {
-		owner = u.Username + ":"
-	}
-	fix := fmt.Sprintf("chown -R %s %s && chmod 700 %s", owner, dir, dir)
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("serve: data directory %s belongs to uid %d, but Postern runs as uid %d; fix: %s", dir, st.Uid, os.Geteuid(), fix)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("serve: data directory %s is writable by others (mode %04o); fix: %s", dir, fi.Mode().Perm(), fix)
 	}
 	return nil
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"postern/internal/config"
@@ -47,16 +49,68 @@ func TestPreBoundListen(t *testing.T) {
 func TestCheckDataDir(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	os.Mkdir(dir, 0o700)
-	if err := checkDataDir(dir, config.Process{}); err != nil {
+	if err := checkDataDir(dir, config.Process{}, os.Geteuid()); err != nil {
 		t.Errorf("0700, ours: %v", err)
 	}
 	os.Chmod(dir, 0o770)
-	err := checkDataDir(dir, config.Process{User: "postern"})
+	err := checkDataDir(dir, config.Process{User: "postern"}, os.Geteuid())
 	if err == nil || !strings.Contains(err.Error(), "writable by others (mode 0770); fix: chown -R postern: "+dir+" && chmod 700 "+dir) {
 		t.Errorf("0770: %v", err)
 	}
 	os.Chmod(dir, 0o750)
-	if err := checkDataDir(dir, config.Process{}); err != nil {
+	if err := checkDataDir(dir, config.Process{}, os.Geteuid()); err != nil {
 		t.Errorf("0750: %v", err)
+	}
+}
+
+// TestCommandsGiveFilesToUser: run as root with user set, the commands
+// that write into the data directory (user, dkim keygen) give what they
+// create or replace to that user, so the server can read it after its
+// privilege drop.
+func TestCommandsGiveFilesToUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root may give a file to another user")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	cfgFile := filepath.Join(dir, "postern.toml")
+	os.WriteFile(cfgFile, []byte(`user = "nobody"
+group = "nogroup"
+hostname = "mail.example.com"
+local_domains = ["example.com"]
+data_dir = "data"
+[tls]
+self_signed = true
+`), 0o600)
+	// users.json made by root before the fix: replaced, it is given away.
+	os.Mkdir(data, 0o700)
+	os.Chown(data, 65534, 65534)
+	var out bytes.Buffer
+	for _, args := range [][]string{
+		{"user", "add", "alice@example.com"},
+		{"user", "passwd", "alice@example.com"},
+		{"dkim", "keygen", "example.com", "--selector", "s1", "--algorithm", "ed25519"},
+	} {
+		if code := run(append(args, "--config", cfgFile), strings.NewReader("pw-alice-1\n"), &out, &out); code != 0 {
+			t.Fatalf("%q: exit %d\n%s", args, code, out.String())
+		}
+	}
+	for _, p := range []string{"", "users.json", "users.lock", "dkim", "dkim/example.com", "dkim/example.com/s1.ed25519.pem"} {
+		fi, err := os.Lstat(filepath.Join(data, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != 65534 || st.Gid != 65534 {
+			t.Errorf("%q belongs to %d:%d, want nobody:nogroup (65534:65534)", p, st.Uid, st.Gid)
+		}
+	}
+	// A data directory the command creates belongs to the user too.
+	os.RemoveAll(data)
+	if code := run([]string{"user", "add", "bob@example.com", "--config", cfgFile}, strings.NewReader("pw-bob-1\n"), &out, &out); code != 0 {
+		t.Fatalf("user add into a new data dir: exit %d\n%s", code, out.String())
+	}
+	if err := checkDataDir(data, config.Process{}, 65534); err != nil {
+		t.Errorf("data dir made by user add, for a server running as nobody: %v", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"postern/internal/config"
+	"postern/internal/fsutil"
 	"postern/internal/userdb"
 )
 
@@ -43,7 +44,13 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	// As root, for a server that runs as another user, what is made
+	// here is given to that user (privs.go).
+	owner, err := dataOwner(cfg)
+	if err != nil {
+		return fmt.Errorf("user: %w", err)
+	}
+	if err := fsutil.MkdirAll(cfg.DataDir, 0o700, owner); err != nil {
 		return fmt.Errorf("user: data directory: %w", err)
 	}
 	db, err := openUsers(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -224,6 +231,11 @@ func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
 		},
 	}
 	if cfg.Directory.Backend != config.DirectoryPostgres {
+		owner, err := dataOwner(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.Owner = owner // users.json and users.lock, for the server's user
 		return userdb.Open(cfg.UsersFile(), opts)
 	}
 	b, err := os.ReadFile(cfg.Directory.PostgresDSNFile)

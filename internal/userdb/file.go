@@ -91,13 +91,18 @@ func lockPath(path string) string {
 }
 
 // lockFile takes an exclusive flock on the lock file, creating it (0600)
-// when missing, and returns the function that releases it. Each call opens
-// the file anew, so two callers in one process exclude each other too
-// (flock locks belong to the open file description).
-func lockFile(path string) (unlock func(), err error) {
+// when missing and giving it to owner when not nil, and returns the
+// function that releases it. Each call opens the file anew, so two
+// callers in one process exclude each other too (flock locks belong to
+// the open file description).
+func lockFile(path string, owner *fsutil.Owner) (unlock func(), err error) {
 	f, err := os.OpenFile(lockPath(path), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("userdb: open lock: %w", err)
+	}
+	if err := owner.Chown(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("userdb: lock %s: %w", lockPath(path), err)
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
@@ -253,10 +258,10 @@ func encodeFile(users map[string]*record) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// writeFile replaces path with data atomically and durably (mode 0600).
-// The caller holds the lock.
-func writeFile(path string, data []byte) error {
-	if err := fsutil.WriteFile(path, data, 0o600); err != nil {
+// writeFile replaces path with data atomically and durably (mode 0600),
+// giving it to owner when not nil. The caller holds the lock.
+func writeFile(path string, data []byte, owner *fsutil.Owner) error {
+	if err := fsutil.WriteFileOwned(path, data, 0o600, owner); err != nil {
 		return fmt.Errorf("userdb: %w", err)
 	}
 	return nil

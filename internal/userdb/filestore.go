@@ -13,14 +13,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern/internal/fsutil"
 )
 
 // fileStore is the embedded store: the users file, shared between
 // processes (see the package documentation).
 type fileStore struct {
-	path string
-	now  func() time.Time
-	log  *slog.Logger
+	path  string
+	now   func() time.Time
+	log   *slog.Logger
+	owner *fsutil.Owner // nil: the files stay the process's
 
 	writeMu   sync.Mutex // serializes this store's writers (the flock serializes processes)
 	checkMu   sync.Mutex // one stat check at a time
@@ -33,9 +36,9 @@ type fileStore struct {
 }
 
 // openFileStore opens the users file at path, creating an empty one when
-// it is missing.
-func openFileStore(path string, now func() time.Time, log *slog.Logger) (*fileStore, error) {
-	s := &fileStore{path: path, now: now, log: log}
+// it is missing; owner, when not nil, is given the files it writes.
+func openFileStore(path string, now func() time.Time, log *slog.Logger, owner *fsutil.Owner) (*fileStore, error) {
+	s := &fileStore{path: path, now: now, log: log, owner: owner}
 	if err := s.create(); err != nil {
 		return nil, err
 	}
@@ -53,7 +56,7 @@ func (s *fileStore) create() error {
 	if _, err := os.Stat(s.path); !errors.Is(err, fs.ErrNotExist) {
 		return nil // exists, or an error reload will report
 	}
-	unlock, err := lockFile(s.path)
+	unlock, err := lockFile(s.path, s.owner)
 	if err != nil {
 		return err
 	}
@@ -65,7 +68,7 @@ func (s *fileStore) create() error {
 	if err != nil {
 		return err
 	}
-	return writeFile(s.path, data)
+	return writeFile(s.path, data, s.owner)
 }
 
 func (s *fileStore) close() error {
@@ -196,7 +199,7 @@ func (s *fileStore) update(change func(users map[string]*record) error) error {
 	if s.isClosed() {
 		return ErrClosed
 	}
-	unlock, err := lockFile(s.path)
+	unlock, err := lockFile(s.path, s.owner)
 	if err != nil {
 		return err
 	}
@@ -212,7 +215,7 @@ func (s *fileStore) update(change func(users map[string]*record) error) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFile(s.path, data); err != nil {
+	if err := writeFile(s.path, data, s.owner); err != nil {
 		return err
 	}
 	// Still under the lock: the file on disk is the one just written.

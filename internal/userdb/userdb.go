@@ -26,6 +26,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+
+	"postern/internal/fsutil"
 )
 
 // Errors of the directory. CheckPassword's errors wrap sasl's sentinels
@@ -93,6 +95,10 @@ type Options struct {
 	// Logger receives reload events and store errors; nil discards them.
 	// No password, hash or secret is ever logged.
 	Logger *slog.Logger
+	// Owner, when not nil, is given the users file and its lock file
+	// each time the DB creates or replaces them: a command run as root
+	// for a server that runs as another user. It needs root.
+	Owner *fsutil.Owner
 }
 
 // User is one user of the directory.
@@ -177,7 +183,7 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.st, err = openFileStore(path, d.now, d.log); err != nil {
+	if d.st, err = openFileStore(path, d.now, d.log, opts.Owner); err != nil {
 		return nil, err
 	}
 	return d, nil

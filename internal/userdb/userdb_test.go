@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"postern/internal/fsutil"
 	"postern/internal/sasl"
 )
 
@@ -180,6 +182,47 @@ func TestOpenCreatesPrivateFile(t *testing.T) {
 	if lockPath("/d/users.json") != "/d/users.lock" || lockPath("/d/users") != "/d/users.lock" {
 		t.Error("lockPath")
 	}
+}
+
+// TestOpenOwner: with Options.Owner (root writing for a server that runs
+// as another user), the users file and its lock file belong to the owner
+// from the start, and after each change, even when root made them first.
+func TestOpenOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root may give a file to another user")
+	}
+	path := filepath.Join(t.TempDir(), "users.json")
+	nobody := &fsutil.Owner{UID: 65534, GID: 65534}
+	checkOwner := func(when string) {
+		t.Helper()
+		for _, p := range []string{path, lockPath(path)} {
+			var st syscall.Stat_t
+			if err := syscall.Stat(p, &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Uid != 65534 || st.Gid != 65534 {
+				t.Errorf("%s: %s belongs to %d:%d, want 65534:65534", when, filepath.Base(p), st.Uid, st.Gid)
+			}
+		}
+	}
+	db := openTest(t, path, newClock(), func(o *Options) { o.Owner = nobody })
+	checkOwner("open")
+	// Files root made before (without an owner) are given away at the
+	// next change.
+	os.Chown(path, 0, 0)
+	os.Chown(lockPath(path), 0, 0)
+	if err := db.Add("alice@example.org", "pw-alice"); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner("add")
+	if err := db.SetPassword("alice@example.org", "pw-alice-2"); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner("passwd")
+	if err := db.Delete("alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	checkOwner("delete")
 }
 
 func TestAddSetDeleteLookup(t *testing.T) { eachBackend(t, testAddSetDeleteLookup) }
