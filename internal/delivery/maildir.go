@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ErrBadMailbox is returned (wrapped) for a mailbox name that is not a
@@ -23,8 +25,9 @@ var ErrBadMailbox = errors.New("bad mailbox name")
 // Root/DOMAIN/USER/{tmp,new,cur}, creating directories (0700) as needed.
 // A message whose first header field is QuarantineField goes into the
 // Maildir++ folder Root/DOMAIN/USER/.Junk/ instead.
-// Each delivery is written to tmp/, fsynced, renamed into new/, and new/
-// is fsynced before Deliver returns; concurrent deliveries to one mailbox
+// Each delivery is written as an unnamed file in new/ (O_TMPFILE; where
+// that is missing, in tmp/), fsynced, given its name in new/ (linked; or
+// renamed from tmp/), and new/ is fsynced before Deliver returns; concurrent deliveries to one mailbox
 // share the fsync of new/. A Maildir must not be copied after first use;
 // its methods are safe for concurrent use.
 type Maildir struct {
@@ -45,6 +48,9 @@ type Maildir struct {
 	syncers  map[string]*dirSyncer
 	dirSyncs atomic.Int64 // directory fsyncs done, for tests and benchmarks
 	fsyncs   atomic.Int64 // file fsyncs done
+	// noTmpfile is set once O_TMPFILE or linking one failed: from then
+	// on messages go through tmp/ and a rename.
+	noTmpfile atomic.Bool
 	// ownDirSync, for benchmarks, gives each delivery its own new/ fsync.
 	ownDirSync bool
 }
@@ -77,34 +83,9 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 	}
 	size := len(header) + len(data)
 	name := m.uniqueName(size)
-	tmpPath := filepath.Join(tmpDir, name)
-	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrNotExist) {
-		err = nil
-		if folder != "" {
-			// A Maildir++ folder lives inside the mailbox's Maildir.
-			err = m.makeMaildir(filepath.Dir(box), false)
-		}
-		if err == nil {
-			err = m.makeMaildir(box, folder != "")
-		}
-		if err == nil {
-			f, err = os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		}
-	}
+	newPath := filepath.Join(newDir, name)
+	err = m.write(box, folder, tmpDir, newDir, name, newPath, header, data)
 	if err != nil {
-		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
-	}
-	err = writeSync(f, header, data)
-	m.fsyncs.Add(1)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmpPath, filepath.Join(newDir, name))
-	}
-	if err != nil {
-		os.Remove(tmpPath)
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	if m.ownDirSync {
@@ -117,6 +98,113 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 		return fmt.Errorf("delivery: maildir %q: sync new/: %w", mailbox, err)
 	}
 	return nil
+}
+
+// write makes the message file newDir/name, complete and fsynced, and
+// creates the mailbox (and its folder) when it is missing.
+//
+// The file is written as an unnamed file in new/ (O_TMPFILE) and linked
+// under its name once it is complete and durable: a reader of new/ never
+// sees a partial file, as with the Maildir specification's tmp/ and
+// rename, with one directory operation instead of two and nothing to
+// clean up in tmp/ after a crash. Where the file system has no O_TMPFILE
+// or the file cannot be linked (no /proc and no CAP_DAC_READ_SEARCH),
+// the message goes through tmp/ and a rename, as the specification
+// describes.
+func (m *Maildir) write(box, folder, tmpDir, newDir, name, newPath string, header, data []byte) error {
+	created := false
+	for {
+		var err error
+		if m.noTmpfile.Load() {
+			err = m.writeViaTmp(filepath.Join(tmpDir, name), newPath, header, data)
+		} else {
+			err = m.writeTmpfile(newDir, filepath.Join(tmpDir, name), newPath, header, data)
+		}
+		if !errors.Is(err, os.ErrNotExist) || created {
+			return err
+		}
+		// The mailbox does not exist yet: make it, then try again.
+		created = true
+		if folder != "" {
+			// A Maildir++ folder lives inside the mailbox's Maildir.
+			if err := m.makeMaildir(filepath.Dir(box), false); err != nil {
+				return err
+			}
+		}
+		if err := m.makeMaildir(box, folder != ""); err != nil {
+			return err
+		}
+	}
+}
+
+// writeTmpfile writes the message as an O_TMPFILE in newDir and links it
+// as newPath. When the file system or the process cannot do that, it
+// turns the fallback on for good and writes the message the other way.
+func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []byte) error {
+	fd, err := unix.Open(newDir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
+	switch err {
+	case nil:
+	case unix.EOPNOTSUPP, unix.EISDIR, unix.EINVAL:
+		// A kernel or file system without O_TMPFILE.
+		m.noTmpfile.Store(true)
+		return m.writeViaTmp(tmpPath, newPath, header, data)
+	default:
+		return &os.PathError{Op: "open", Path: newDir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), newDir)
+	err = writeSync(f, header, data)
+	m.fsyncs.Add(1)
+	if err == nil {
+		err = linkTmpfile(fd, newPath)
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			f.Close()
+			m.noTmpfile.Store(true)
+			return m.writeViaTmp(tmpPath, newPath, header, data)
+		}
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// linkTmpfile gives the O_TMPFILE fd the name path: through its
+// /proc/self/fd link, or with AT_EMPTY_PATH (which needs
+// CAP_DAC_READ_SEARCH) when /proc is not there.
+func linkTmpfile(fd int, path string) error {
+	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
+	if err != nil && err != unix.EEXIST {
+		err = unix.Linkat(fd, "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "linkat", Old: "O_TMPFILE", New: path, Err: err}
+	}
+	return nil
+}
+
+// writeViaTmp writes the message to tmpPath, fsyncs it and renames it to
+// newPath.
+func (m *Maildir) writeViaTmp(tmpPath, newPath string, header, data []byte) error {
+	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = writeSync(f, header, data)
+	m.fsyncs.Add(1)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		// unix.Rename, not os.Rename: os.Rename first stats the target
+		// to refuse a directory, a system call for nothing here.
+		if err = unix.Rename(tmpPath, newPath); err != nil {
+			err = &os.LinkError{Op: "rename", Old: tmpPath, New: newPath, Err: err}
+		}
+	}
+	if err != nil {
+		os.Remove(tmpPath)
+	}
+	return err
 }
 
 func writeSync(f *os.File, header, data []byte) error {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,6 +53,48 @@ func TestMaildirDeliver(t *testing.T) {
 	}
 	if tmp, _ := os.ReadDir(filepath.Join(root, "example.org", "bob.smith", "tmp")); len(tmp) != 0 {
 		t.Errorf("%d files left in tmp/", len(tmp))
+	}
+}
+
+// Both ways of writing a message (an O_TMPFILE linked into new/, and
+// tmp/ then a rename where O_TMPFILE is missing) give the same result: a
+// complete file of mode 0600 in new/, nothing left in tmp/, the mailbox
+// created on first use.
+func TestMaildirWriteModes(t *testing.T) {
+	for _, viaTmp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("viaTmp=%v", viaTmp), func(t *testing.T) {
+			root := t.TempDir()
+			m := &Maildir{Root: root}
+			m.noTmpfile.Store(viaTmp)
+			for i, data := range [][]byte{[]byte("Subject: 1\r\n\r\none\r\n"), []byte("Subject: 2\r\n\r\ntwo\r\n")} {
+				if err := m.Deliver(context.Background(), "u@example.org", data); err != nil {
+					t.Fatal(err)
+				}
+				files := newFiles(t, root, "example.org", "u")
+				if len(files) != i+1 {
+					t.Fatalf("%d files in new/ after %d deliveries", len(files), i+1)
+				}
+			}
+			var contents []string
+			for _, f := range newFiles(t, root, "example.org", "u") {
+				fi, err := os.Stat(f)
+				if err != nil || fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: %v %v", f, fi, err)
+				}
+				b, _ := os.ReadFile(f)
+				contents = append(contents, string(b))
+			}
+			slices.Sort(contents)
+			if want := []string{"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n"}; !slices.Equal(contents, want) {
+				t.Errorf("contents %q, want %q", contents, want)
+			}
+			if tmp, _ := os.ReadDir(filepath.Join(root, "example.org", "u", "tmp")); len(tmp) != 0 {
+				t.Errorf("%d files left in tmp/", len(tmp))
+			}
+			if m.noTmpfile.Load() != viaTmp {
+				t.Errorf("noTmpfile = %v: the O_TMPFILE way fell back on this file system", m.noTmpfile.Load())
+			}
+		})
 	}
 }
 

@@ -101,10 +101,28 @@ func (s *Spool) Watch(fn func(id string)) (stop func()) {
 // message is done; a segment whose messages are all done, other than the
 // one being appended to, is then deleted.
 func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
+	return s.markRecipient(id, rcpt, st, true)
+}
+
+// RecordRecipient is MarkRecipient without waiting for the commit: the
+// state takes effect at once in memory (the queue, the runner and the
+// admin API see it) and is committed with the next state commit, which
+// starts as soon as the one running ends. The queue runner records its
+// outcomes with it, so that a delivery worker goes on to the next
+// message instead of waiting two fdatasyncs for each state. Delivery is
+// at least once either way: a crash before the commit (a millisecond or
+// two later) means the recipient is attempted again after the restart,
+// as it was when the crash came between delivery and a waited-for
+// commit. A commit that fails is logged; Close commits what is queued.
+func (s *Spool) RecordRecipient(id, rcpt string, st RecipientState) error {
+	return s.markRecipient(id, rcpt, st, false)
+}
+
+func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) error {
 	if st.Updated.IsZero() {
 		st.Updated = s.now()
 	}
-	return s.update(id, func(e *entry) error {
+	return s.update(id, wait, func(e *entry) error {
 		i := slices.Index(e.env.Recipients, rcpt)
 		if i < 0 {
 			return fmt.Errorf("queue: mark %s %s: %w", id, rcpt, ErrNoRecipient)
@@ -120,7 +138,7 @@ func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
 // ones too) as removed: nothing more is delivered and no bounce is sent.
 func (s *Spool) Delete(id string) error {
 	now := s.now()
-	return s.update(id, func(e *entry) error {
+	return s.update(id, true, func(e *entry) error {
 		for i := range e.states {
 			if !e.states[i].Status.Final() {
 				e.states[i] = RecipientState{Status: StatusRemoved, Attempts: e.states[i].Attempts,
@@ -131,9 +149,13 @@ func (s *Spool) Delete(id string) error {
 	})
 }
 
-// update changes the in-memory state of message id with fn, commits it,
-// and deletes the message's segment when this made it the last live one.
-func (s *Spool) update(id string, fn func(*entry) error) error {
+// update changes the in-memory state of message id with fn, commits it
+// (and waits for the commit when wait is set), and deletes the message's
+// segment when this made it the last live one. A segment deleted before
+// its messages' last states are committed is harmless: the writer skips
+// messages no longer in the index, and Open discards states whose
+// segment is gone.
+func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -164,7 +186,9 @@ func (s *Spool) update(id string, fn func(*entry) error) error {
 	s.mu.Unlock()
 	defer s.puts.Done()
 
-	if err := s.commitState(id); err != nil {
+	if !wait {
+		s.queueState(id)
+	} else if err := s.commitState(id); err != nil {
 		return fmt.Errorf("queue: update %s: state: %w", id, err)
 	}
 	if nowDone {
@@ -228,7 +252,7 @@ func (s *Spool) retryNow(id string) error {
 	if !live {
 		return ErrNotFound
 	}
-	return s.update(id, func(e *entry) error {
+	return s.update(id, true, func(e *entry) error {
 		if e.done {
 			return ErrNotFound
 		}
@@ -249,7 +273,7 @@ func (s *Spool) retryNow(id string) error {
 // with ErrNotHeld when no recipient of it is held.
 func (s *Spool) Release(id string) error {
 	now := s.now()
-	err := s.update(id, func(e *entry) error {
+	err := s.update(id, true, func(e *entry) error {
 		if e.done {
 			return ErrNotFound
 		}

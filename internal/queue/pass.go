@@ -340,7 +340,7 @@ func (p *pass) mark(rcpt string, st RecipientState, local bool) {
 	if local {
 		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
 	}
-	if err := p.r.spool.MarkRecipient(p.id, rcpt, st); err != nil {
+	if err := p.r.spool.RecordRecipient(p.id, rcpt, st); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
 			return

@@ -167,7 +167,7 @@ type RunnerOptions struct {
 
 // Runner delivers spooled messages: on Run it takes every live message in
 // the spool, then each message Put makes durable, and hands every due
-// recipient to its deliverer, recording the outcome with MarkRecipient.
+// recipient to its deliverer, recording the outcome with RecordRecipient.
 // Local recipients are delivered one by one by a pool of Workers; remote
 // ones are grouped by domain, one DeliverBatch call per group, at most
 // RemoteConcurrency at once. A message is in one delivery pass at a

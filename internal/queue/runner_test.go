@@ -309,3 +309,44 @@ func benchRunnerLocal(b *testing.B, workers int) {
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 }
+
+// RecordRecipient takes effect in memory at once and is committed
+// without the caller waiting: Close commits what is still queued, so the
+// states survive a reopen.
+func TestRecordRecipientCommittedByClose(t *testing.T) {
+	dir := t.TempDir()
+	s := OpenForTest(t, dir, 0)
+	ids := make([]string, 50)
+	for i := range ids {
+		ids[i] = MakeID()
+		PutForTest(t, s, MakeEnv(ids[i], "a@x", "b@y"), []byte("x"))
+	}
+	next := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	for _, id := range ids {
+		if err := s.RecordRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordRecipient(id, "b@y", RecipientState{Status: StatusDeferred, Attempts: 1, NextAttempt: next}); err != nil {
+			t.Fatal(err)
+		}
+		if st := states(t, s, id); st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred {
+			t.Fatalf("in memory at once: %+v", st)
+		}
+	}
+	if err := s.RecordRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown message: %v", err)
+	}
+	if err := s.RecordRecipient(ids[0], "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
+		t.Errorf("unknown recipient: %v", err)
+	}
+	s.Close()
+	s = OpenForTest(t, dir, 0)
+	defer s.Close()
+	for _, id := range ids {
+		st := states(t, s, id)
+		if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred || st["b@y"].Attempts != 1 ||
+			!st["b@y"].NextAttempt.Equal(next) {
+			t.Fatalf("%s after reopen: %+v", id, st)
+		}
+	}
+}

@@ -26,6 +26,12 @@ func (s *Spool) commitState(id string) error {
 	return <-r.done
 }
 
+// queueState asks for the state of message id to be committed with the
+// next state commit, without waiting for it: a failed commit is logged.
+func (s *Spool) queueState(id string) {
+	s.stateReqs <- stateReq{id: id}
+}
+
 // stateWriter is the goroutine that commits states.
 func (s *Spool) stateWriter() {
 	defer close(s.stateDone)
@@ -70,8 +76,16 @@ func (s *Spool) stateWriter() {
 			}
 			return nil
 		})
+		lazy := 0
 		for _, r := range batch {
+			if r.done == nil {
+				lazy++
+				continue
+			}
 			r.done <- err
+		}
+		if err != nil && lazy > 0 {
+			s.log.Error("queue: commit delivery states", "messages", lazy, "err", err)
 		}
 	}
 }
