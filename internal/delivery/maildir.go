@@ -42,6 +42,7 @@ type Maildir struct {
 	counter  atomic.Uint64
 	hostOnce sync.Once
 	host     string
+	pid      string
 
 	mkdirMu  sync.Mutex // serializes mailbox creation
 	mu       sync.Mutex
@@ -151,21 +152,45 @@ func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []b
 	default:
 		return &os.PathError{Op: "open", Path: newDir, Err: err}
 	}
-	f := os.NewFile(uintptr(fd), newDir)
-	err = writeSync(f, header, data)
-	m.fsyncs.Add(1)
+	// Plain system calls on the fd: an os.File would cost an fcntl and
+	// a finalizer for a file written once.
+	err = writeFull(fd, header)
 	if err == nil {
-		err = linkTmpfile(fd, newPath)
-		if err != nil && !errors.Is(err, os.ErrExist) {
-			f.Close()
-			m.noTmpfile.Store(true)
-			return m.writeViaTmp(tmpPath, newPath, header, data)
-		}
+		err = writeFull(fd, data)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = unix.Fsync(fd)
+	}
+	m.fsyncs.Add(1)
+	if err != nil {
+		unix.Close(fd)
+		return &os.PathError{Op: "write", Path: newPath, Err: err}
+	}
+	err = linkTmpfile(fd, newPath)
+	if err != nil && !errors.Is(err, os.ErrExist) {
+		unix.Close(fd)
+		m.noTmpfile.Store(true)
+		return m.writeViaTmp(tmpPath, newPath, header, data)
+	}
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: newPath, Err: cerr}
 	}
 	return err
+}
+
+// writeFull writes all of b to fd.
+func writeFull(fd int, b []byte) error {
+	for len(b) > 0 {
+		n, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // linkTmpfile gives the O_TMPFILE fd the name path: through its
@@ -317,15 +342,18 @@ func mkdirDurable(dir string) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
+	err = unix.Fsync(fd)
+	if cerr := unix.Close(fd); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return &os.PathError{Op: "fsync", Path: dir, Err: err}
+	}
+	return nil
 }
 
 // uniqueName returns a Maildir file name, as the Maildir specification
@@ -341,6 +369,7 @@ func (m *Maildir) uniqueName(size int) string {
 		h = strings.ReplaceAll(h, "/", `\057`)
 		h = strings.ReplaceAll(h, ":", `\072`)
 		m.host = h
+		m.pid = strconv.Itoa(os.Getpid())
 	})
 	now := time.Now()
 	if m.Now != nil {
@@ -352,7 +381,7 @@ func (m *Maildir) uniqueName(size int) string {
 	b.WriteString(".M")
 	b.WriteString(strconv.Itoa(now.Nanosecond() / 1000))
 	b.WriteString("P")
-	b.WriteString(strconv.Itoa(os.Getpid()))
+	b.WriteString(m.pid)
 	b.WriteString("Q")
 	b.WriteString(strconv.FormatUint(m.counter.Add(1), 10))
 	b.WriteString(".")
