@@ -2,10 +2,13 @@ package test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -91,5 +94,52 @@ func TestSendmail(t *testing.T) {
 	}
 	if _, code := s.sendmail("", "Subject: x\n\nb\n", "not an address"); code != 65 {
 		t.Errorf("bad recipient: exit %d, want 65", code)
+	}
+}
+
+// TestSendmailSendLimits: the real binary counts sendmail submissions
+// against [send_limits] under the caller's Unix user: over the limit
+// sendmail exits 75 (EX_TEMPFAIL) and says why; with over_limit = "hold"
+// for that user the message is queued, held, and sendmail says so.
+func TestSendmailSendLimits(t *testing.T) {
+	integration(t)
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	me := "local:" + u.Username
+	s := testConfig(t, t.TempDir(), `
+[send_limits]
+messages_per_hour = 1
+`)
+	s.start()
+	s.addUser("postmaster@localhost", "pw-postmaster-1")
+	if out, code := s.sendmail("", "Subject: first\n\nb\n", "postmaster@localhost"); code != 0 {
+		t.Fatalf("first: exit %d: %s", code, out)
+	}
+	out, code := s.sendmail("", "Subject: second\n\nb\n", "-f", "someone-else@localhost", "postmaster@localhost")
+	if code != 75 || !strings.Contains(out, "Send limit of 1 messages per hour reached, try again later ("+me+"); the message was not queued") {
+		t.Errorf("over the limit: exit %d, %q; want 75 naming the limit and %s", code, out, me)
+	}
+	if !strings.Contains(s.stderr.String(), `msg="send limit reached" user=`+me+` limit=messages`) {
+		t.Errorf("no send limit reached event for %s:\n%s", me, s.stderr.String())
+	}
+	s.signal(syscall.SIGTERM)
+
+	// The same caller with over_limit = "hold".
+	h := testConfig(t, t.TempDir(), fmt.Sprintf(`
+[send_limits.users.%q]
+messages_per_hour = 1
+over_limit = "hold"
+`, me))
+	h.start()
+	h.addUser("postmaster@localhost", "pw-postmaster-1")
+	h.sendmail("", "Subject: first\n\nb\n", "postmaster@localhost")
+	out, code = h.sendmail("", "Subject: held\n\nb\n", "postmaster@localhost")
+	if code != 0 || !strings.Contains(out, "queued but held for review (send limit: messages per hour)") {
+		t.Errorf("over the limit with hold: exit %d, %q", code, out)
+	}
+	if list, err := h.run("", "queue", "list"); err != nil || !strings.Contains(list, "held") {
+		t.Errorf("queue list: %v\n%s", err, list)
 	}
 }

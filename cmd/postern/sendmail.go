@@ -322,11 +322,17 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
 	c := &admin.Client{SocketPath: cfg.AdminSocket()}
-	id, err := c.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
+	res, err := c.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
 	switch {
-	case err == nil:
-		_ = id // sendmail is silent on success
+	case err == nil && res.Held:
+		// Queued, so exit 0; but the caller's operator should know.
+		fmt.Fprintf(stderr, "sendmail: message %s queued but held for review (%s): it is delivered once an operator runs postern queue release %s\n",
+			res.ID, res.HoldReason, res.ID)
 		return exOK
+	case err == nil:
+		return exOK // sendmail is silent on success
+	case errors.Is(err, admin.ErrSendLimit):
+		return fail(exTempFail, "%v; the message was not queued", err)
 	case errors.Is(err, admin.ErrNotRunning):
 		return fail(exUnavailable, "postern is not running (no server on %s)", c.SocketPath)
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
@@ -363,10 +369,13 @@ func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, data []
 	return l.spool.Put(ctx, env, data)
 }
 
-// localSubmit configures the admin socket's local submission.
-func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter) *admin.LocalSubmit {
+// localSubmit configures the admin socket's local submission; limiter
+// applies [send_limits] to it, under the caller's Unix user
+// (admin.LocalSender: "local:www-data"), as to SMTP users.
+func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter, limiter admin.SendLimiter) *admin.LocalSubmit {
 	return &admin.LocalSubmit{
 		Submitter:      localSubmitter{spool: spool, sign: sign},
+		Limiter:        limiter,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.Limits.MaxMessageSize,
 		MaxRecipients:  cfg.Limits.MaxRecipients,

@@ -214,7 +214,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, subFilter)} // postern sendmail (sendmail.go)
+		Local: localSubmit(cfg, spool, subFilter, adm.limiter)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = func() error { return reload(log, certs, db) } // postern reload
 	adminSrv.Certs, adminSrv.Events = certs, events                  // the status page
 	go func() {

@@ -3,19 +3,25 @@ package admin
 // Local submission (`postern sendmail`), beside the queue's API:
 //
 //	POST /submit   {"from": ADDR, "rcpts": [ADDR...], "data": BASE64}
-//	               queue the message: {"id": ID} (200)
+//	               queue the message: {"id": ID} (200), with
+//	               "held": true and "hold_reason" when held for review
 //
 // The socket is mode 0600, so only root and the user the server runs as
 // can submit; the server learns the caller's uid from the socket
-// (SO_PEERCRED) and names it in the Received field it prepends. It adds
-// Message-ID and Date when the message lacks them (as submission does,
-// RFC 6409 §8). Errors: 400 for a bad envelope or message (the caller
-// should not retry it), 413 for a message over the size limit, 503 when
-// local submission is off, 500 when the message could not be queued
-// (the caller may retry).
+// (SO_PEERCRED) and names it in the Received field it prepends. The
+// submission is attributed to the caller's Unix user (LocalSender), not
+// to the envelope sender, which the caller chooses: that name is the
+// envelope's AuthUser and the one the send limits count it under. It
+// adds Message-ID and Date when the message lacks them (as submission
+// does, RFC 6409 §8). Errors: 400 for a bad envelope or message (the
+// caller should not retry it), 413 for a message over the size limit,
+// 429 for a message over the caller's send limits (nothing queued; the
+// caller may retry later), 503 when local submission is off, 500 when
+// the message could not be queued (the caller may retry).
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -26,10 +32,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
 
+	"postern/internal/admission"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 )
@@ -42,10 +50,25 @@ type Submitter interface {
 	Submit(ctx context.Context, env *queue.Envelope, data []byte) error
 }
 
+// SendLimiter applies the send limits to local submissions as to
+// authenticated SMTP users (admission.Limiter has this method; see
+// smtpd.SendLimiter).
+type SendLimiter interface {
+	// CheckMessage counts a message of user with rcpts recipients. A
+	// verdict with Over set refuses the message, unless Hold is set
+	// too: then the message is taken and held for review.
+	CheckMessage(ctx context.Context, user string, rcpts int, now time.Time) admission.MessageVerdict
+}
+
 // LocalSubmit configures POST /submit (Server.Local).
 type LocalSubmit struct {
 	// Submitter takes the messages. Required.
 	Submitter Submitter
+	// Limiter, when not nil, applies the send limits to each message,
+	// under the caller's name (LocalSender): over a limit the message
+	// is refused with 429 (Client.Submit: ErrSendLimit), or taken and
+	// held for review when the verdict says Hold.
+	Limiter SendLimiter
 	// Hostname is the server's name, in Received and Message-ID.
 	Hostname string
 	// MaxMessageSize bounds the message data; 0 means 35 MiB.
@@ -70,6 +93,11 @@ type SubmitRequest struct {
 type SubmitResult struct {
 	// ID is the queue id of the message.
 	ID string `json:"id"`
+	// Held is set when the message went past the caller's send limits
+	// and the policy is to hold: it is queued, but delivered only once
+	// an operator releases it. HoldReason says why.
+	Held       bool   `json:"held,omitempty"`
+	HoldReason string `json:"hold_reason,omitempty"`
 }
 
 // ErrRefused means the server refused the message for good (a bad
@@ -78,6 +106,27 @@ var ErrRefused = errors.New("message refused")
 
 // ErrLocalOff means the server does not take local submissions.
 var ErrLocalOff = errors.New("local submission is off")
+
+// ErrSendLimit means the message went past the caller's send limits and
+// was not queued: the caller may try again later.
+var ErrSendLimit = errors.New("over the send limit")
+
+// LocalSender returns the name a local submission from the process with
+// uid is attributed to, and counted under in the send limits
+// ([send_limits.users."local:NAME"]): "local:" and the Unix user name
+// ("local:www-data"), the uid when it has no name ("local:1001"), or
+// "local:unknown" when the server could not learn it (no SO_PEERCRED).
+// It never contains "@", so it names no directory user.
+func LocalSender(uid int) string {
+	if uid < 0 {
+		return "local:unknown"
+	}
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+		return "local:" + u.Username
+	}
+	return "local:" + id
+}
 
 // peerKey is the context key of the connection's peer uid.
 type peerKey struct{}
@@ -121,20 +170,38 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{fmt.Sprintf("message too big: %d bytes, the limit is %d", len(req.Data), maxSize)})
 		return
 	}
-	uid, _ := r.Context().Value(peerKey{}).(int)
+	uid, ok := r.Context().Value(peerKey{}).(int)
+	if !ok {
+		uid = -1
+	}
 	env, data, err := ls.prepare(&req, uid)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
+	}
+	if ls.Limiter != nil {
+		v := ls.Limiter.CheckMessage(r.Context(), env.AuthUser, len(env.Recipients), env.ReceivedAt)
+		switch {
+		case v.Over == nil:
+		case v.Hold:
+			env.Hold, env.HoldReason = true, "send limit: "+cmp.Or(v.Limit, "send limit")
+		default: // the Limiter logged "send limit reached"
+			writeJSON(w, http.StatusTooManyRequests, errorBody{v.Over.Message + " (" + env.AuthUser + ")"})
+			return
+		}
 	}
 	if err := ls.Submitter.Submit(r.Context(), env, data); err != nil {
 		s.log.Error("admin: local submission failed", "id", env.ID, "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorBody{"queue: " + err.Error()})
 		return
 	}
+	if env.Hold {
+		s.log.Warn("message held", "via", "local", "user", env.AuthUser, "reason", env.HoldReason, "id", env.ID,
+			"rcpts", len(env.Recipients))
+	}
 	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
-		"rcpts", len(env.Recipients), "size", len(data), "uid", uid)
-	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID})
+		"rcpts", len(env.Recipients), "size", len(data), "uid", uid, "user", env.AuthUser)
+	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID, Held: env.Hold, HoldReason: env.HoldReason})
 }
 
 // prepare checks a request and returns the envelope and the message
@@ -144,7 +211,7 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 	if ls.Now != nil {
 		now = ls.Now()
 	}
-	env := &queue.Envelope{ID: localID(now), Listener: "local", ReceivedAt: now, Body: "7BIT"}
+	env := &queue.Envelope{ID: localID(now), Listener: "local", ReceivedAt: now, Body: "7BIT", AuthUser: LocalSender(uid)}
 	if req.From != "" {
 		a, err := smtp.ParseAddress(req.From, true)
 		if err != nil {
@@ -255,19 +322,20 @@ func localID(t time.Time) string {
 	return strings.ToLower(base32.HexEncoding.EncodeToString(b[:])[:20])
 }
 
-// Submit hands a message to the server's queue and returns its id. It
-// fails wrapping ErrNotRunning when no server listens, ErrRefused when
-// the server refused the message for good, ErrLocalOff when local
-// submission is off, and with another error for a failure that may
-// pass (retry later).
-func (c *Client) Submit(ctx context.Context, req SubmitRequest) (string, error) {
+// Submit hands a message to the server's queue and returns its id (and
+// whether it is held for review). It fails wrapping ErrNotRunning when
+// no server listens, ErrRefused when the server refused the message for
+// good, ErrSendLimit when it is over the caller's send limits (retry
+// later), ErrLocalOff when local submission is off, and with another
+// error for a failure that may pass (retry later).
+func (c *Client) Submit(ctx context.Context, req SubmitRequest) (SubmitResult, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
-		return "", fmt.Errorf("admin: submit: %w", err)
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w", err)
 	}
 	status, out, err := c.send(ctx, http.MethodPost, "/submit", body, 2*time.Minute)
 	if err != nil {
-		return "", fmt.Errorf("admin: submit: %w", err)
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w", err)
 	}
 	var e errorBody
 	json.Unmarshal(out, &e)
@@ -275,18 +343,20 @@ func (c *Client) Submit(ctx context.Context, req SubmitRequest) (string, error) 
 	case status == http.StatusOK:
 		var res SubmitResult
 		if err := json.Unmarshal(out, &res); err != nil || res.ID == "" {
-			return "", fmt.Errorf("admin: submit: bad answer %q", out)
+			return SubmitResult{}, fmt.Errorf("admin: submit: bad answer %q", out)
 		}
-		return res.ID, nil
+		return res, nil
 	case status == http.StatusServiceUnavailable:
-		return "", fmt.Errorf("admin: submit: %w", ErrLocalOff)
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w", ErrLocalOff)
 	case status == http.StatusNotFound || status == http.StatusMethodNotAllowed:
-		return "", fmt.Errorf("admin: submit: %w (the server is older than this command)", ErrLocalOff)
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w (the server is older than this command)", ErrLocalOff)
+	case status == http.StatusTooManyRequests:
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w: %s", ErrSendLimit, e.Error)
 	case status >= 400 && status < 500:
-		return "", fmt.Errorf("admin: submit: %w: %s", ErrRefused, e.Error)
+		return SubmitResult{}, fmt.Errorf("admin: submit: %w: %s", ErrRefused, e.Error)
 	}
 	if e.Error == "" {
 		e.Error = fmt.Sprintf("%d %s", status, http.StatusText(status))
 	}
-	return "", fmt.Errorf("admin: submit: server: %s", e.Error)
+	return SubmitResult{}, fmt.Errorf("admin: submit: server: %s", e.Error)
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"postern/internal/admission"
 	"postern/internal/queue"
 )
 
@@ -39,15 +41,17 @@ func TestSubmit(t *testing.T) {
 	client := &Client{SocketPath: f.dir + "/local.sock"}
 
 	msg := "From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n"
-	id, err := client.Submit(ctx, SubmitRequest{From: "a@x.test", Recipients: []string{"b@X.TEST", "b@x.test", "c@x.test"}, Data: []byte(msg)})
+	res, err := client.Submit(ctx, SubmitRequest{From: "a@x.test", Recipients: []string{"b@X.TEST", "b@x.test", "c@x.test"}, Data: []byte(msg)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id := res.ID
 	env, data, err := f.spool.Get(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if env.From != "a@x.test" || strings.Join(env.Recipients, ",") != "b@x.test,c@x.test" || env.Listener != "local" || env.Body != "7BIT" {
+	if env.From != "a@x.test" || strings.Join(env.Recipients, ",") != "b@x.test,c@x.test" || env.Listener != "local" || env.Body != "7BIT" ||
+		env.AuthUser != LocalSender(os.Getuid()) || env.Hold || res.Held {
 		t.Errorf("envelope %+v", env)
 	}
 	want := "Received: by mx.x.test (Postern, from userid " + strconv.Itoa(os.Getuid()) + ")\r\n\tid " + id +
@@ -58,10 +62,11 @@ func TestSubmit(t *testing.T) {
 
 	// Message-ID and Date kept; a missing final CRLF added; 8-bit body; null sender.
 	msg = "Message-ID: <x@y>\r\nDate: Thu, 26 Nov 2026 10:00:00 +0000\r\n\r\nd\xc3\xa9j\xc3\xa0"
-	id, err = client.Submit(ctx, SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte(msg)})
+	res, err = client.Submit(ctx, SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte(msg)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	id = res.ID
 	env, data, _ = f.spool.Get(id)
 	if env.From != "" || env.Body != "8BITMIME" || strings.Count(string(data), "Message-ID") != 1 || strings.Count(string(data), "Date:") != 1 || !strings.HasSuffix(string(data), msg+"\r\n") {
 		t.Errorf("envelope %+v data %q", env, data)
@@ -88,5 +93,95 @@ func TestSubmit(t *testing.T) {
 	c := &Client{SocketPath: f.dir + "/none.sock"}
 	if _, err := c.Submit(ctx, SubmitRequest{Recipients: []string{"b@x.test"}}); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("no server: %v", err)
+	}
+}
+
+// TestLocalSender: local submissions count against the send limits
+// under the caller's Unix user, which the caller cannot choose (unlike
+// the envelope sender).
+func TestLocalSender(t *testing.T) {
+	for uid, want := range map[int]string{0: "local:root", 65534: "local:nobody", -1: "local:unknown"} {
+		if got := LocalSender(uid); got != want {
+			t.Errorf("LocalSender(%d) = %q, want %q", uid, got, want)
+		}
+	}
+	// A uid without a name in the user database: the number.
+	if got := LocalSender(2147480000); got != "local:2147480000" {
+		t.Errorf("LocalSender(unnamed) = %q", got)
+	}
+}
+
+// TestSubmitSendLimits: local submission is no side door around the
+// send limits. Over a limit the message is refused with ErrSendLimit
+// (nothing queued, counted for nothing), or held for review when the
+// policy is to hold; the caller counts under its Unix user whatever
+// envelope sender it gives.
+func TestSubmitSendLimits(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	me := LocalSender(os.Getuid())
+	start := func(lo admission.LimiterOptions) *Client {
+		t.Helper()
+		sock := filepath.Join(t.TempDir(), "local.sock")
+		l, err := Listen(sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lo.Logger = quiet()
+		srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
+			Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", Now: func() time.Time { return now },
+				Limiter: admission.NewLimiter(admission.NewMemoryStore(), lo)}}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Shutdown(context.Background()) })
+		return &Client{SocketPath: sock}
+	}
+	req := func(from string, rcpts ...string) SubmitRequest {
+		return SubmitRequest{From: from, Recipients: rcpts, Data: []byte("Subject: s\r\n\r\nb\r\n")}
+	}
+
+	// Two messages an hour: the third is refused, whatever its sender.
+	c := start(admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: 2, RecipientsPerHour: 5}})
+	for _, from := range []string{"a@x.test", "b@x.test"} {
+		if _, err := c.Submit(ctx, req(from, "r@x.test")); err != nil {
+			t.Fatalf("within the limit: %v", err)
+		}
+	}
+	before := len(f.spool.List())
+	_, err := c.Submit(ctx, req("other@x.test", "r@x.test"))
+	if !errors.Is(err, ErrSendLimit) || errors.Is(err, ErrRefused) ||
+		!strings.Contains(err.Error(), "Send limit of 2 messages per hour reached, try again later ("+me+")") {
+		t.Errorf("third message: %v, want ErrSendLimit naming the limit and %s", err, me)
+	}
+	if n := len(f.spool.List()); n != before {
+		t.Errorf("refused message queued: %d messages, want %d", n, before)
+	}
+	// An hour later the window is new.
+	now = now.Add(time.Hour)
+	if _, err := c.Submit(ctx, req("a@x.test", "r@x.test")); err != nil {
+		t.Errorf("an hour later: %v", err)
+	}
+	// Recipients per hour: 1 used, 5 asked, limit 5.
+	if _, err := c.Submit(ctx, req("a@x.test", "r1@x.test", "r2@x.test", "r3@x.test", "r4@x.test", "r5@x.test")); !errors.Is(err, ErrSendLimit) ||
+		!strings.Contains(err.Error(), "Send limit of 5 recipients per hour") {
+		t.Errorf("recipients: %v, want ErrSendLimit for recipients", err)
+	}
+
+	// Hold: the message over the limit is taken, held, and says so.
+	c = start(admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: 100},
+		Users: map[string]admission.SendLimits{me: {MessagesPerHour: 1, Hold: true}}})
+	if res, err := c.Submit(ctx, req("a@x.test", "r@x.test")); err != nil || res.Held {
+		t.Fatalf("first: %+v, %v", res, err)
+	}
+	res, err := c.Submit(ctx, req("a@x.test", "r@x.test"))
+	if err != nil || !res.Held || res.HoldReason != "send limit: messages per hour" {
+		t.Fatalf("over the limit with hold: %+v, %v", res, err)
+	}
+	env, _, err := f.spool.Get(res.ID)
+	if err != nil || !env.Hold || env.HoldReason != "send limit: messages per hour" || env.AuthUser != me {
+		t.Errorf("held envelope: %+v, %v", env, err)
+	}
+	if m, err := f.spool.Lookup(res.ID); err != nil || !m.Held {
+		t.Errorf("held message in the queue: %+v, %v", m, err)
 	}
 }
