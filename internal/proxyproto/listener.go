@@ -73,6 +73,10 @@ type Conn struct {
 	checked bool
 }
 
+// NetConn returns the connection from the proxy, as tls.Conn's NetConn
+// does, for socket options.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // Trusted reports whether the connection comes from a trusted proxy.
 func (c *Conn) Trusted() bool { return c.trusted }
 

@@ -526,6 +526,10 @@ func (s *session) handshake() bool {
 		s.log.Info("tls handshake failed", "remote", s.remote, "err", err)
 		return false
 	}
+	// The client's Finished is still unacknowledged: acknowledge it
+	// now, or a client with Nagle's algorithm waits for the delayed ACK
+	// before it sends its EHLO (see ackNow).
+	ackNow(s.raw)
 	cs := tc.ConnectionState()
 	s.tlsState = &cs
 	s.mu.Lock()
