@@ -1,13 +1,7 @@
 package test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net/smtp"
@@ -19,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/testcert"
 )
 
 // dial opens a submission session: STARTTLS, then AUTH PLAIN.
@@ -210,32 +206,13 @@ func TestUserCommandsOnLiveServer(t *testing.T) {
 	}
 }
 
-// testCA is a root that signs test certificates; its PEM goes to
-// tls.ca_file, since Postern refuses a chain no trusted root anchors.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-// newTestCA creates a root and writes it as PEM to file.
-func newTestCA(t *testing.T, file string) *testCA {
+// newTestCA creates a root and writes it as PEM to file, for
+// tls.ca_file: Postern refuses a chain no trusted root anchors.
+func newTestCA(t *testing.T, file string) *testcert.CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Postern Test Root"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(48 * time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}
+	ca := testcert.NewCA()
+	ca.WriteFile(t, file)
+	return ca
 }
 
 // writeCert writes a fresh self-signed certificate for localhost.
@@ -245,31 +222,18 @@ func writeCert(t *testing.T, certFile, keyFile string) *big.Int {
 }
 
 // writeCertBy writes a fresh certificate for localhost issued by ca
-// (self-signed when ca is nil).
-func writeCertBy(t *testing.T, ca *testCA, certFile, keyFile string) *big.Int {
+// (self-signed when ca is nil), each file replaced at once.
+func writeCertBy(t *testing.T, ca *testcert.CA, certFile, keyFile string) *big.Int {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	parent, signer := tmpl, any(key)
+	spec := testcert.Spec{DNSNames: []string{"localhost"}}
+	var c tls.Certificate
 	if ca != nil {
-		parent, signer = ca.cert, ca.key
+		c = ca.Issue(spec)
+	} else {
+		c, _ = testcert.SelfSigned(spec)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	os.WriteFile(certFile+".tmp", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyFile+".tmp", pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	os.Rename(certFile+".tmp", certFile)
-	os.Rename(keyFile+".tmp", keyFile)
-	return serial
+	testcert.WriteFiles(t, c, certFile, keyFile)
+	return c.Leaf.SerialNumber
 }
 
 func peerSerial(t *testing.T, addr string) *big.Int {

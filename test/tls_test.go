@@ -3,13 +3,9 @@ package test
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
@@ -21,33 +17,23 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"postern/internal/testcert"
 )
 
 // writeRSACert writes a fresh RSA certificate for localhost issued by ca.
-func writeRSACert(t *testing.T, ca *testCA, certFile, keyFile string) *big.Int {
+func writeRSACert(t *testing.T, ca *testcert.CA, certFile, keyFile string) *big.Int {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: "localhost"},
-		DNSNames: []string{"localhost"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600)
-	return serial
+	c := ca.Issue(testcert.Spec{DNSNames: []string{"localhost"}, RSA: true})
+	testcert.WriteFiles(t, c, certFile, keyFile)
+	return c.Leaf.SerialNumber
 }
 
 // tlsServer returns a configured server (not started) that serves an
 // ECDSA certificate (cert_file) and an RSA one ([[tls.certificate]]),
 // both issued by a test root in tls.ca_file, with tls_tickets = false on
 // the submissions listener.
-func tlsServer(t *testing.T) (s *server, ca *testCA, ecFile, ecKey string) {
+func tlsServer(t *testing.T) (s *server, ca *testcert.CA, ecFile, ecKey string) {
 	dir := t.TempDir()
 	ca = newTestCA(t, filepath.Join(dir, "ca.pem"))
 	certs := filepath.Join(dir, "certs")

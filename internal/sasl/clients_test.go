@@ -14,13 +14,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -36,6 +33,7 @@ import (
 	"postern/internal/oauth"
 	"postern/internal/sasl"
 	"postern/internal/smtpd"
+	"postern/internal/testcert"
 )
 
 const (
@@ -143,8 +141,7 @@ type env struct {
 	addr, port string
 	caFile     string
 	key        *ecdsa.PrivateKey
-	caCert     *x509.Certificate
-	caKey      *ecdsa.PrivateKey
+	ca         *testcert.CA
 	dir        string
 	spool      *spool
 	logs       *logBuffer
@@ -154,35 +151,10 @@ type env struct {
 func start(t *testing.T, enabled ...string) *env {
 	t.Helper()
 	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	caPool := x509.NewCertPool()
-	caPool.AddCert(caCert)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "mx.example.org"},
-		DNSNames: []string{"mx.example.org", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	e := &env{caFile: filepath.Join(dir, "ca.pem"), spool: &spool{}, logs: &logBuffer{}, caCert: caCert, caKey: caKey, dir: dir}
-	if err := os.WriteFile(e.caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := testcert.NewCA()
+	srvCert := ca.Issue(testcert.Spec{DNSNames: []string{"mx.example.org", "localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
+	e := &env{caFile: filepath.Join(dir, "ca.pem"), spool: &spool{}, logs: &logBuffer{}, ca: ca, dir: dir}
+	ca.WriteFile(t, e.caFile)
 
 	// OAuth: tokens are ES256 JWTs checked against a JWKS file.
 	e.key, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -207,10 +179,10 @@ func start(t *testing.T, enabled ...string) *env {
 		Role:     smtpd.RoleSubmission,
 		Hostname: "mx.example.org",
 		TLSConfig: &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}},
+			Certificates: []tls.Certificate{srvCert},
 			// Client certificates are verified when given (EXTERNAL).
 			ClientAuth: tls.VerifyClientCertIfGiven,
-			ClientCAs:  caPool,
+			ClientCAs:  ca.Pool,
 		},
 		Limits:    smtpd.Limits{AuthFailDelay: -1, CommandTimeout: 10 * time.Second},
 		Directory: directory{},
@@ -222,7 +194,7 @@ func start(t *testing.T, enabled ...string) *env {
 			Secrets:           sec,
 			Tokens:            &oauth.JWT{JWKSFile: jwksFile, Issuer: issuer, Audience: audience, UserClaim: "email"},
 			Hostname:          "mx.example.org",
-			ServerCertificate: func(*tls.ConnectionState) *x509.Certificate { return leaf },
+			ServerCertificate: func(*tls.ConnectionState) *x509.Certificate { return srvCert.Leaf },
 		},
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -407,25 +379,14 @@ func TestCurlOAuth(t *testing.T) {
 // CA (or self-signed when selfSigned), and its key; it returns the paths.
 func (e *env) clientCert(t *testing.T, selfSigned bool, emails ...string) (certFile, keyFile string) {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "client"},
-		EmailAddresses: emails, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	parent, signer := e.caCert, e.caKey
+	spec := testcert.Spec{CommonName: "client", EmailAddresses: emails, Client: true}
+	c := e.ca.Issue(spec)
 	if selfSigned {
-		parent, signer = tmpl, key
+		c, _ = testcert.SelfSigned(spec)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pk, _ := x509.MarshalPKCS8PrivateKey(key)
-	certFile = filepath.Join(e.dir, fmt.Sprintf("client-%d.pem", tmpl.SerialNumber))
+	certFile = filepath.Join(e.dir, fmt.Sprintf("client-%d.pem", c.Leaf.SerialNumber))
 	keyFile = certFile + ".key"
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
-	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600)
+	testcert.WriteFiles(t, c, certFile, keyFile)
 	return certFile, keyFile
 }
 

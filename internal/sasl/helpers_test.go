@@ -2,15 +2,9 @@ package sasl
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"fmt"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -18,6 +12,8 @@ import (
 	"time"
 
 	"github.com/xdg-go/scram"
+
+	"postern/internal/testcert"
 )
 
 // memSecrets is an in-memory SecretLookup. Users are keyed by lower-cased
@@ -106,68 +102,18 @@ func rfcSecrets(t testing.TB) *memSecrets {
 
 // testCA is a CA that signs a server certificate for 127.0.0.1 and client
 // certificates.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
+type testCA struct{ *testcert.CA }
 
-func newTestCA(t testing.TB) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "Postern test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
+func newTestCA() *testCA { return &testCA{testcert.NewCA()} }
 
 // issue makes a leaf certificate: a server one for 127.0.0.1 and
 // "mx.example.org" when emails is nil, a client one with those SAN
 // emails otherwise.
-func (ca *testCA) issue(t testing.TB, cn string, emails ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+func (ca *testCA) issue(cn string, emails ...string) tls.Certificate {
+	if emails != nil {
+		return ca.Issue(testcert.Spec{CommonName: cn, EmailAddresses: emails, Client: true})
 	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	if emails == nil {
-		tmpl.DNSNames = []string{"mx.example.org"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	} else {
-		tmpl.EmailAddresses = emails
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return ca.Issue(testcert.Spec{CommonName: cn, DNSNames: []string{"mx.example.org"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
 }
 
 // tlsPair makes a real TLS connection over loopback and returns both

@@ -17,11 +17,11 @@ import (
 // unverified).
 func certSession(t *testing.T, ca *testCA, srvCert tls.Certificate, cert *tls.Certificate, verify bool, version uint16) *tls.ConnectionState {
 	t.Helper()
-	srvConf := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.pool, ClientAuth: tls.RequestClientCert, MaxVersion: version}
+	srvConf := &tls.Config{Certificates: []tls.Certificate{srvCert}, ClientCAs: ca.Pool, ClientAuth: tls.RequestClientCert, MaxVersion: version}
 	if verify {
 		srvConf.ClientAuth = tls.VerifyClientCertIfGiven
 	}
-	cliConf := &tls.Config{RootCAs: ca.pool, ServerName: "mx.example.org", MaxVersion: version}
+	cliConf := &tls.Config{RootCAs: ca.Pool, ServerName: "mx.example.org", MaxVersion: version}
 	if cert != nil {
 		cliConf.Certificates = []tls.Certificate{*cert}
 	}
@@ -31,10 +31,10 @@ func certSession(t *testing.T, ca *testCA, srvCert tls.Certificate, cert *tls.Ce
 }
 
 func TestExternal(t *testing.T) {
-	ca := newTestCA(t)
-	srv := ca.issue(t, "mx.example.org")
-	alice := ca.issue(t, "Alice", "alice@example.org", "a2@example.org")
-	other := newTestCA(t).issue(t, "Mallory", "alice@example.org")
+	ca := newTestCA()
+	srv := ca.issue("mx.example.org")
+	alice := ca.issue("Alice", "alice@example.org", "a2@example.org")
+	other := newTestCA().issue("Mallory", "alice@example.org")
 	verified := certSession(t, ca, srv, &alice, true, tls.VersionTLS13)
 	unverified := certSession(t, ca, srv, &other, false, tls.VersionTLS13)
 	none := certSession(t, ca, srv, nil, true, tls.VersionTLS13)
@@ -74,9 +74,9 @@ func FuzzExternal(f *testing.F) {
 	f.Add([]byte(""), true)
 	f.Add([]byte("alice@example.org"), false)
 	f.Add([]byte("\xff\x00"), true)
-	ca := newTestCA(f)
-	cert := ca.issue(f, "Alice", "alice@example.org")
-	chain := [][]*x509.Certificate{{cert.Leaf, ca.cert}}
+	ca := newTestCA()
+	cert := ca.issue("Alice", "alice@example.org")
+	chain := [][]*x509.Certificate{{cert.Leaf, ca.Cert}}
 	f.Fuzz(func(t *testing.T, msg []byte, challengeFirst bool) {
 		cs := &tls.ConnectionState{HandshakeComplete: true, Version: tls.VersionTLS13, VerifiedChains: chain}
 		s := NewExternal(context.Background(), cs, nil)
@@ -98,9 +98,9 @@ func FuzzExternal(f *testing.F) {
 }
 
 func TestMechanismsOffer(t *testing.T) {
-	ca := newTestCA(t)
-	srv := ca.issue(t, "mx.example.org")
-	alice := ca.issue(t, "Alice", "alice@example.org")
+	ca := newTestCA()
+	srv := ca.issue("mx.example.org")
+	alice := ca.issue("Alice", "alice@example.org")
 	tls13 := certSession(t, ca, srv, nil, true, tls.VersionTLS13)
 	tls12 := certSession(t, ca, srv, nil, true, tls.VersionTLS12)
 	withCert := certSession(t, ca, srv, &alice, true, tls.VersionTLS12)
@@ -144,10 +144,10 @@ func TestMechanismsOffer(t *testing.T) {
 // TestMechanismsExchanges runs each mechanism through Mechanisms.Start,
 // including SCRAM's downgrade protection and RequireCert.
 func TestMechanismsExchanges(t *testing.T) {
-	ca := newTestCA(t)
-	srv := ca.issue(t, "mx.example.org")
-	aliceCert := ca.issue(t, "Alice", "alice@example.org")
-	bobCert := ca.issue(t, "Bob", "bob@example.org")
+	ca := newTestCA()
+	srv := ca.issue("mx.example.org")
+	aliceCert := ca.issue("Alice", "alice@example.org")
+	bobCert := ca.issue("Bob", "bob@example.org")
 	plain := certSession(t, ca, srv, nil, true, tls.VersionTLS13)
 	asAlice := certSession(t, ca, srv, &aliceCert, true, tls.VersionTLS13)
 	asBob := certSession(t, ca, srv, &bobCert, true, tls.VersionTLS13)

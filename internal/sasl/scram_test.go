@@ -233,8 +233,8 @@ func clientBinding(t *testing.T, conn *tls.Conn, typ string) []byte {
 // real loopback TLS connections, with each binding type, and with a
 // binding taken from another TLS connection.
 func TestSCRAMPlusOverTLS(t *testing.T) {
-	ca := newTestCA(t)
-	srvCert := ca.issue(t, "mx.example.org")
+	ca := newTestCA()
+	srvCert := ca.issue("mx.example.org")
 	secrets := newMemSecrets()
 	secrets.add(t, "alice@example.org", "alice", "correct horse")
 
@@ -258,7 +258,7 @@ func TestSCRAMPlusOverTLS(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srvConf := &tls.Config{Certificates: []tls.Certificate{srvCert}, MaxVersion: c.version}
-			cliConf := &tls.Config{RootCAs: ca.pool, ServerName: "mx.example.org", MaxVersion: c.version}
+			cliConf := &tls.Config{RootCAs: ca.Pool, ServerName: "mx.example.org", MaxVersion: c.version}
 			sconn, cconn := tlsPair(t, srvConf, cliConf)
 			cs := sconn.ConnectionState()
 			s := NewSCRAM(context.Background(), SCRAMOptions{
@@ -273,7 +273,7 @@ func TestSCRAMPlusOverTLS(t *testing.T) {
 				// for end-point, another certificate from the same CA.
 				other := srvCert
 				if c.cbType == CBTLSServerEndPoint {
-					other = ca.issue(t, "mx.example.org")
+					other = ca.issue("mx.example.org")
 				}
 				_, oc := tlsPair(t, &tls.Config{Certificates: []tls.Certificate{other}, MaxVersion: c.version}, cliConf)
 				cb = clientBinding(t, oc, c.cbType)

@@ -54,8 +54,8 @@ func (r *fakeResolver) LookupPTR(ctx context.Context, ip netip.Addr) ([]string, 
 // that Host.Verify (WebPKI for a configured "verify", DANE-EE for TLSA)
 // decides, not a test hook.
 func TestWithPolicyEngine(t *testing.T) {
-	good, goodX := testCert(t, "mx.example.test")
-	wrong, _ := testCert(t, "mx.example.test") // same name, untrusted key
+	good, goodX := testCert("mx.example.test")
+	wrong, _ := testCert("mx.example.test") // same name, untrusted key
 	spki := sha256.Sum256(goodX.RawSubjectPublicKeyInfo)
 	for _, c := range []struct {
 		name   string

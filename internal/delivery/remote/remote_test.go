@@ -346,8 +346,8 @@ func certVerifier(roots *x509.CertPool) func(h *policy.Host, cs tls.ConnectionSt
 }
 
 func TestSTARTTLS(t *testing.T) {
-	good, goodX := testCert(t, "mx.example.test")
-	wrong, _ := testCert(t, "other.test")
+	good, goodX := testCert("mx.example.test")
+	wrong, _ := testCert("other.test")
 	for _, c := range []struct {
 		name    string
 		cert    *tls.Certificate // nil: no STARTTLS offered
@@ -407,7 +407,7 @@ func TestSTARTTLS(t *testing.T) {
 }
 
 func TestSTARTTLSInjection(t *testing.T) {
-	cert, _ := testCert(t, "mx.example.test")
+	cert, _ := testCert("mx.example.test")
 	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
 		s.Ext = []string{"STARTTLS"}
 		s.TLS = serverTLS(cert)
@@ -421,7 +421,7 @@ func TestSTARTTLSInjection(t *testing.T) {
 }
 
 func TestTLSResumption(t *testing.T) {
-	cert, _ := testCert(t, "mx.example.test")
+	cert, _ := testCert("mx.example.test")
 	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
 		s.Ext = []string{"STARTTLS"}
 		s.TLS = serverTLS(cert)
@@ -551,7 +551,7 @@ func TestBadAddresses(t *testing.T) {
 }
 
 func TestOpportunisticHandshakeFailureFallsBack(t *testing.T) {
-	cert, _ := testCert(t, "mx.example.test")
+	cert, _ := testCert("mx.example.test")
 	for _, mode := range []policy.Mode{policy.Opportunistic, policy.Encrypt} {
 		s := newFake(t, "127.0.0.2", func(s *fakeServer) {
 			s.Ext = []string{"STARTTLS"}

@@ -11,7 +11,7 @@ import (
 // "relay.test:PORT" whose certificate is trusted.
 func smarthostFixture(t *testing.T, implicit bool, ext []string, setup func(*fakeServer)) (*fixture, *fakeServer) {
 	t.Helper()
-	cert, x := testCert(t, "relay.test")
+	cert, x := testCert("relay.test")
 	s := newFake(t, "127.0.0.4", func(s *fakeServer) {
 		s.TLS = serverTLS(cert)
 		s.ImplicitTLS = implicit
@@ -61,7 +61,7 @@ func TestSmarthost(t *testing.T) {
 }
 
 func TestSmarthostFailures(t *testing.T) {
-	wrongCert, _ := testCert(t, "other.test")
+	wrongCert, _ := testCert("other.test")
 	for _, c := range []struct {
 		name     string
 		implicit bool
