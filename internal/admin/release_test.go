@@ -25,6 +25,8 @@ func TestAdminRelease(t *testing.T) {
 	}
 	f.put(t, plain, "alice@example.com", "carl@example.org")
 	waitUntil(t, "the message not held delivered", func() bool { return f.calls.Load() == 1 })
+	// Its outcome is recorded after the deliverer returns.
+	waitUntil(t, "the message not held done", func() bool { return len(f.spool.List()) == 1 })
 
 	msgs, err := f.client.List(ctx)
 	if err != nil {
