@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,6 +25,8 @@ import (
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
+	"postern/internal/delivery/remote"
+	"postern/internal/dns"
 	"postern/internal/fsutil"
 	"postern/internal/metrics"
 	"postern/internal/queue"
@@ -31,7 +35,8 @@ import (
 	"postern/internal/userdb"
 )
 
-// cmdServe runs the server until SIGTERM or SIGINT.
+// cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
+// restart (SIGUSR2) has handed over to a new process.
 func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cf configFlags
@@ -42,7 +47,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	} else if len(pos) > 0 {
 		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
 	}
-	ready := handoverChild() // started by a graceful restart (handover.go)
+	// Until serve handles them: a reload or a restart asked meanwhile
+	// must not end a process that is starting (the default for both).
+	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
+	child := handoverFromEnv() // started by a graceful restart (handover.go)
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -106,41 +114,6 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if cfg.LMTP.Address != "" {
 		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
-	// After a graceful restart, the old process stops serving when told
-	// this one loaded fine, then releases the spool (handover.go).
-	handoverReady(ready, log)
-	spool, err := openSpoolHandover(queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize, Logger: log}, ready != nil)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local:       local,
-		RemoteBatch: remoteBatch{out},
-		IsLocal:     func(addr string) bool { return dir.IsLocalDomain(domainOf(addr)) },
-		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
-		Policy: queue.RetryPolicy{
-			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
-			DelayWarning: cfg.Delivery.DelayWarning, Jitter: 0.2,
-		},
-		Hostname: cfg.Hostname,
-		Logger:   log,
-	})
-	runnerDone := make(chan error, 1)
-	go func() { runnerDone <- runner.Run(ctx) }()
-
-	// Bind every listener before serving any, so a taken port fails the
-	// start instead of leaving a half-running server.
-	var servers []*smtpd.Server
-	var listeners []net.Listener
-	var ho handover // the sockets a graceful restart passes on (SIGUSR2)
-	listen := ho.record(pre.listen)
-	closeAll := func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}
 	auth, err := newAuthSetup(cfg, db, certs)
 	if err != nil {
 		return err
@@ -150,94 +123,253 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer adm.Close()
-	for _, lc := range cfg.Listeners {
-		l, err := listen(lc.Name, lc.Address) // from systemd, bound before the privilege drop, or now
+	// Every socket is bound (or taken from systemd or the old process)
+	// before serving any, and before a graceful restart's new process
+	// says it is ready: a port already taken fails the start while the
+	// old process still serves.
+	socks, err := bindSockets(cfg, pre.listen)
+	if err != nil {
+		return err
+	}
+	pre.closeUnused(log)
+	b := &serveBase{
+		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
+		auth: auth, adm: adm, notify: newNotifier(log),
+	}
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	retry := false // the spool may still be held: retry opening it
+	if child != nil {
+		// The old process stops accepting now, lets its sessions end
+		// and releases the spool (handover.go).
+		child.ready(log)
+		released, err := b.awaitRelease(child, sigs)
 		if err != nil {
-			closeAll()
-			return fmt.Errorf("serve: listener %s: %w", lc.Name, err)
-		}
-		l = proxyListener(cfg, lc, l) // PROXY protocol (screen.go)
-		listeners = append(listeners, l)
-		ltls, err := listenerTLS(tlsCfg, cfg, lc)
-		if err != nil {
-			closeAll()
+			socks.closeAll()
 			return err
 		}
-		var filter smtpd.Filter = subFilter
-		if lc.Role == config.RoleMX {
-			filter = mxFilter
+		retry = !released
+	}
+	spool, err := openSpoolRetry(b.spoolOptions(), retry)
+	if err != nil {
+		socks.closeAll()
+		return err
+	}
+	return b.run(spool, socks, child, sigs)
+}
+
+// serveBase is what serve loads once: it outlives the spool, which a
+// graceful restart closes and, when the new process fails, opens again.
+type serveBase struct {
+	cfg                 *config.Config
+	log                 *slog.Logger
+	events              *admin.Events
+	certs               *tlsconf.Certs
+	tlsCfg              *tls.Config
+	db                  *userdb.DB
+	dir                 *userdb.Directory
+	resolver            *dns.Client
+	mxFilter, subFilter smtpd.Filter
+	out                 *remote.Deliverer
+	local               queue.Deliverer
+	auth                *authSetup
+	adm                 *admissionSetup
+	notify              *notifier
+}
+
+func (b *serveBase) spoolOptions() queue.Options {
+	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
+}
+
+// run serves on spool and socks until the process is to end: after
+// SIGTERM or SIGINT, or once a graceful restart has handed over to a new
+// process. When a graceful restart fails after the handover began, it
+// opens the spool again and serves on the sockets kept. child, when not
+// nil, is told once this process serves.
+func (b *serveBase) run(spool *queue.Spool, socks *sockets, child *handoverChild, sigs chan os.Signal) error {
+	var failed error // the graceful restart that failed, when serving again
+	for {
+		inst, err := b.start(spool, socks)
+		if err != nil {
+			socks.closeAll()
+			spool.Close()
+			if failed != nil {
+				err = fmt.Errorf("serve: graceful restart failed (%v), and serving again failed: %w", failed, err)
+			}
+			return err
 		}
-		servers = append(servers, &smtpd.Server{
+		if failed != nil {
+			b.log.Error("graceful restart failed: serving again", "err", failed)
+		}
+		b.notify.ready()
+		if child != nil {
+			// systemd must know the new main process before the old
+			// one exits (handover.go, step 4).
+			if err := b.notify.barrier(notifyBarrierTimeout); err != nil {
+				b.log.Warn("graceful restart: systemd did not confirm the new main process", "err", err)
+			}
+			child.serving()
+			child = nil
+		}
+		next, cause := b.serveUntil(inst, spool, socks, sigs)
+		if next == nil {
+			if cause == nil {
+				b.log.Info("postern stopped")
+			}
+			return cause
+		}
+		socks, failed = next, cause
+		if spool, err = queue.Open(b.spoolOptions()); err != nil {
+			socks.closeAll()
+			b.notify.stopping()
+			return fmt.Errorf("serve: graceful restart failed (%v), and the spool does not open again: %w", failed, err)
+		}
+	}
+}
+
+// serveUntil handles the signals while inst serves. It returns nil, nil
+// after a shutdown or a graceful restart that handed over; and the
+// sockets to serve on again, with the cause, after a graceful restart
+// that failed once the handover began.
+func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *sockets, sigs chan os.Signal) (*sockets, error) {
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			b.notify.reloading("reloading")
+			reload(b.log, b.certs, b.db)
+			b.notify.ready()
+		case syscall.SIGUSR2: // graceful restart: a new process takes the sockets (handover.go)
+			b.notify.reloading("graceful restart")
+			r, err := startRestart(b.log, socks)
+			if err == nil {
+				err = r.waitReady(handoverReadyTimeout)
+			}
+			if err != nil {
+				b.log.Error("graceful restart failed: still serving", "err", err)
+				b.notify.ready()
+				continue
+			}
+			b.log.Info("graceful restart: new process ready; handing over", "pid", r.pid)
+			return b.handOver(inst, spool, r, sigs)
+		default: // SIGTERM, SIGINT
+			b.log.Info("shutting down", "signal", sig.String(), "deadline", b.cfg.Limits.ShutdownTimeout)
+			b.notify.stopping()
+			inst.stop(b.cfg.Limits.ShutdownTimeout)
+			return nil, spool.Close()
+		}
+	}
+	return nil, nil
+}
+
+// instance is what serves on an open spool: the queue runner, the SMTP
+// servers, the HTTP endpoints, the admin API and the background work of
+// TLS and ACME.
+type instance struct {
+	log        *slog.Logger
+	cancel     context.CancelFunc
+	runnerDone chan error
+	servers    []*smtpd.Server
+	serving    sync.WaitGroup // the servers' Serve calls
+	httpSrv    *http.Server
+	adminHTTP  *http.Server
+	adminSrv   *admin.Server
+}
+
+// start serves on spool with the sockets in socks, which it takes: a
+// server closes each when it stops.
+func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err error) {
+	cfg, log := b.cfg, b.log
+	ctx, cancel := context.WithCancel(context.Background())
+	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			in.abort()
+		}
+	}()
+	runner := queue.NewRunner(spool, queue.RunnerOptions{
+		Local:       b.local,
+		RemoteBatch: remoteBatch{b.out},
+		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(domainOf(addr)) },
+		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
+		Policy: queue.RetryPolicy{
+			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
+			DelayWarning: cfg.Delivery.DelayWarning, Jitter: 0.2,
+		},
+		Hostname: cfg.Hostname,
+		Logger:   log,
+	})
+	go func() { in.runnerDone <- runner.Run(ctx) }()
+
+	var listeners []net.Listener
+	for _, lc := range cfg.Listeners {
+		l := proxyListener(cfg, lc, socks.ls[lc.Name]) // PROXY protocol (screen.go)
+		listeners = append(listeners, l)
+		ltls, err := listenerTLS(b.tlsCfg, cfg, lc)
+		if err != nil {
+			return in, err
+		}
+		var filter smtpd.Filter = b.subFilter
+		if lc.Role == config.RoleMX {
+			filter = b.mxFilter
+		}
+		in.servers = append(in.servers, &smtpd.Server{
 			Filter:            filter,
 			Name:              lc.Name,
 			Role:              roleOf(lc.Role),
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         dir,
-			Auth:              auth.mechanisms(lc),
+			Directory:         b.dir,
+			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
-			Screen:            screenOf(lc, resolver, adm.store), // greet_delay, dnsbl (screen.go)
-			Admitter:          adm.gate,
-			AuthGuard:         adm.guard,
-			SendLimiter:       adm.limiter,
+			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
+			Admitter:          b.adm.gate,
+			AuthGuard:         b.adm.guard,
+			SendLimiter:       b.adm.limiter,
 		})
 	}
-	if err := runTLS(ctx, cfg, certs, servers, log); err != nil {
-		closeAll()
-		return err
+	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
+		return in, err
 	}
-	if err := startACME(ctx, cfg, certs, log, listen); err != nil { // [acme] (acme.go)
-		closeAll()
-		return err
+	if err := startACME(ctx, cfg, b.certs, log, socks.listen); err != nil { // [acme] (acme.go)
+		return in, err
 	}
-	var httpSrv *http.Server
 	var httpL net.Listener
 	if cfg.HTTP.Address != "" {
-		httpL, err = listen("http", cfg.HTTP.Address)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("serve: http: %w", err)
-		}
-		httpSrv = &http.Server{Handler: httpHandler(cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
-		go httpSrv.Serve(httpL)
+		httpL = socks.ls["http"]
+		in.httpSrv = &http.Server{Handler: httpHandler(cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		go in.httpSrv.Serve(httpL)
 	}
 	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
 	adminL, err := adminListen(cfg, cfg.AdminSocket()) // admin.socket_group (adminhttp.go)
 	if err != nil {
-		closeAll()
-		if httpL != nil {
-			httpL.Close()
-		}
-		return fmt.Errorf("serve: %w", err)
+		return in, fmt.Errorf("serve: %w", err)
 	}
-	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, subFilter, adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, certs, db) } // postern reload
-	adminSrv.Certs, adminSrv.Events = certs, events                  // the status page
+	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("admin socket stopped", "err", err)
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	adminHTTP, err := startAdminHTTP(cfg, adminSrv, tlsCfg, listen, log) // admin.http_address (adminhttp.go)
+	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
-		closeAll()
-		if httpL != nil {
-			httpL.Close()
-		}
-		adminSrv.Shutdown(ctx)
-		return err
+		return in, err
 	}
 
-	var wg sync.WaitGroup
-	for i, s := range servers {
-		wg.Add(1)
+	for i, s := range in.servers {
+		in.serving.Add(1)
 		go func(s *smtpd.Server, l net.Listener) {
-			defer wg.Done()
+			defer in.serving.Done()
 			if err := s.Serve(l); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
 				log.Error("listener stopped", "listener", s.Name, "err", err)
 			}
@@ -247,53 +379,123 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	pre.closeUnused(log)
 	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	return in, nil
+}
 
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(sigs)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			reload(log, certs, db)
-			continue
-		}
-		if sig == syscall.SIGUSR2 { // graceful restart: a new process takes the sockets (handover.go)
-			if err := ho.start(log, handoverReadyTimeout); err != nil {
-				log.Error("graceful restart failed: still serving", "err", err)
-				continue
+// drain stops accepting SMTP connections and lets the sessions go on
+// until they have all ended or ctx ends; it reports whether they all
+// ended.
+func (in *instance) drain(ctx context.Context) bool {
+	var wg sync.WaitGroup
+	var left atomic.Bool
+	for _, s := range in.servers {
+		wg.Go(func() {
+			if s.Drain(ctx) != nil {
+				left.Store(true)
 			}
-		}
-		log.Info("shutting down", "signal", sig.String(), "deadline", cfg.Limits.ShutdownTimeout)
-		break
-	}
-
-	sctx, scancel := context.WithTimeout(context.Background(), cfg.Limits.ShutdownTimeout)
-	defer scancel()
-	for _, s := range servers {
-		wg.Add(1)
-		go func(s *smtpd.Server) {
-			defer wg.Done()
-			if err := s.Shutdown(sctx); err != nil {
-				log.Warn("sessions cut at shutdown deadline", "listener", s.Name, "err", err)
-			}
-		}(s)
+		})
 	}
 	wg.Wait()
-	if httpSrv != nil {
-		httpSrv.Shutdown(sctx)
+	return !left.Load()
+}
+
+// stop shuts everything down as on SIGTERM: the SMTP sessions waiting
+// for a command get 421 4.3.2, and at timeout the rest are cut; then the
+// HTTP endpoints, the admin API and the queue runner stop.
+func (in *instance) stop(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, s := range in.servers {
+		wg.Go(func() {
+			if err := s.Shutdown(ctx); err != nil {
+				in.log.Warn("sessions cut at shutdown deadline", "listener", s.Name, "err", err)
+			}
+		})
 	}
-	if adminHTTP != nil {
-		adminHTTP.Shutdown(sctx)
+	wg.Wait()
+	in.serving.Wait()
+	if in.httpSrv != nil {
+		in.httpSrv.Shutdown(ctx)
 	}
-	adminSrv.Shutdown(sctx) // closes the socket: DATA/admin.sock is removed
-	cancel()
-	<-runnerDone
-	if err := spool.Close(); err != nil {
-		return err
+	if in.adminHTTP != nil {
+		in.adminHTTP.Shutdown(ctx)
 	}
-	log.Info("postern stopped")
-	return nil
+	in.adminSrv.Shutdown(ctx) // closes the socket: DATA/admin.sock is removed
+	in.cancel()
+	<-in.runnerDone
+}
+
+// abort undoes a start that failed half-way.
+func (in *instance) abort() {
+	if in.httpSrv != nil {
+		in.httpSrv.Close()
+	}
+	if in.adminSrv != nil {
+		in.adminSrv.Shutdown(context.Background())
+	}
+	in.cancel()
+	<-in.runnerDone
+}
+
+// sockets are the listening TCP sockets serve serves on, by name: the
+// [[listener]]s by their names, and "http", "admin", "acme-http-01" or
+// "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
+// all to the new process.
+type sockets struct {
+	names []string // in the order bound
+	ls    map[string]net.Listener
+}
+
+// bindSockets gets every socket the configuration names from listen.
+func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*sockets, error) {
+	s := &sockets{ls: map[string]net.Listener{}}
+	add := func(name, addr, what string) error {
+		l, err := listen(name, addr)
+		if err != nil {
+			s.closeAll()
+			return fmt.Errorf("serve: %s: %w", what, err)
+		}
+		s.names = append(s.names, name)
+		s.ls[name] = l
+		return nil
+	}
+	for _, lc := range cfg.Listeners {
+		if err := add(lc.Name, lc.Address, "listener "+lc.Name); err != nil {
+			return nil, err
+		}
+	}
+	extra := extraListeners(cfg)
+	for _, x := range []struct{ name, key string }{
+		{"http", "http"},
+		{"admin", "admin.http_address"},
+		{"acme-http-01", "acme.http_address"},
+		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
+	} {
+		if addr, ok := extra[x.name]; ok {
+			if err := add(x.name, addr, x.key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return s, nil
+}
+
+// listen returns the socket named name, in the manner of
+// preBound.listen, for startACME and startAdminHTTP.
+func (s *sockets) listen(name, addr string) (net.Listener, error) {
+	if l, ok := s.ls[name]; ok {
+		return l, nil
+	}
+	return nil, fmt.Errorf("no socket %s bound for %s", name, addr)
+}
+
+// closeAll closes every socket.
+func (s *sockets) closeAll() {
+	for _, l := range s.ls {
+		l.Close()
+	}
 }
 
 // firstStart creates postmaster@localhost with a random password on the

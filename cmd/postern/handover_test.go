@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// socketPair returns both ends of a unix stream socket pair: the old
+// process's as a net.Conn, the new process's as a file.
+func socketPair(t *testing.T) (net.Conn, *os.File) {
+	t.Helper()
+	p, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(p[0]), "old")
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := os.NewFile(uintptr(p[1]), "new")
+	t.Cleanup(func() { c.Close(); child.Close() })
+	return c, child
+}
+
+// fakeRestart is a restart whose "new process" is a sleep: it answers
+// only what the test writes on the other end.
+func fakeRestart(t *testing.T) (*restart, *os.File) {
+	t.Helper()
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	proc, err := os.StartProcess(sleep, []string{"sleep", "60"}, &os.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proc.Kill() })
+	conn, child := socketPair(t)
+	r := &restart{conn: conn, lines: make(chan string, 4), exited: make(chan struct{})}
+	r.watch(proc)
+	return r, child
+}
+
+func exited(r *restart) bool {
+	select {
+	case <-r.exited:
+		return true
+	case <-time.After(5 * time.Second):
+		return false
+	}
+}
+
+// TestRestartProtocol: the old and the new process's ends of the
+// handover agree: ready 2, released, serving.
+func TestRestartProtocol(t *testing.T) {
+	r, f := fakeRestart(t)
+	h := &handoverChild{f: f, proto2: true}
+	h.ready(slog.New(slog.DiscardHandler))
+	if err := r.waitReady(5 * time.Second); err != nil || !r.proto2 {
+		t.Fatalf("waitReady: %v (protocol 2: %v)", err, r.proto2)
+	}
+	got := make(chan bool, 1)
+	go func() { got <- h.released() }()
+	if err := r.release(); err != nil {
+		t.Fatal(err)
+	}
+	if !<-got {
+		t.Fatal("released: the new process did not read the release")
+	}
+	h.serving()
+	if err := r.waitServing(5 * time.Second); err != nil {
+		t.Fatalf("waitServing: %v", err)
+	}
+	select {
+	case <-r.exited:
+		t.Error("the new process was killed although it serves")
+	default:
+	}
+}
+
+// TestRestartServingTimeout: a new process that says nothing after the
+// release is killed at the timeout, and reaped before waitServing
+// returns (it holds neither spool nor sockets then).
+func TestRestartServingTimeout(t *testing.T) {
+	r, f := fakeRestart(t)
+	io.WriteString(f, msgReady2+"\n")
+	if err := r.waitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := r.waitServing(200 * time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "no answer within") {
+		t.Fatalf("waitServing: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("waitServing took %v with a 200ms timeout", d)
+	}
+	select {
+	case <-r.exited:
+	default:
+		t.Fatal("waitServing returned before the new process was reaped")
+	}
+	if !strings.Contains(r.status, "killed") {
+		t.Errorf("new process status %q, want killed", r.status)
+	}
+}
+
+// TestRestartNewProcessExits: a new process that exits after ready is
+// seen as failed at once, with how it exited.
+func TestRestartNewProcessExits(t *testing.T) {
+	r, f := fakeRestart(t)
+	io.WriteString(f, msgReady2+"\n")
+	if err := r.waitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.proc.Signal(syscall.SIGTERM)
+	f.Close() // as the exit of the real new process does
+	if !exited(r) {
+		t.Fatal("the sleep did not exit")
+	}
+	err := r.waitServing(time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "exited") {
+		t.Fatalf("waitServing: %v, want an exit", err)
+	}
+}
+
+// TestRestartOlderNewProcess: a new process of an older version says
+// "ready" and nothing more; the old process then neither sends the
+// release nor waits for "serving".
+func TestRestartOlderNewProcess(t *testing.T) {
+	r, f := fakeRestart(t)
+	h := &handoverChild{f: f} // no POSTERN_HANDOVER_PROTOCOL: what an older old process starts
+	h.ready(slog.New(slog.DiscardHandler))
+	if err := r.waitReady(5 * time.Second); err != nil || r.proto2 {
+		t.Fatalf("waitReady: %v (protocol 2: %v)", err, r.proto2)
+	}
+	if err := r.release(); err != nil {
+		t.Errorf("release: %v", err)
+	}
+	if err := r.waitServing(time.Minute); err != nil {
+		t.Errorf("waitServing: %v", err)
+	}
+	if h.released() {
+		t.Error("a new process started by an older old process counts on a release it never gets")
+	}
+}
+
+// TestHandoverChildOldProcessGone: when the old process exits without
+// releasing the spool, the new one opens it with retries.
+func TestHandoverChildOldProcessGone(t *testing.T) {
+	conn, f := socketPair(t)
+	h := &handoverChild{f: f, proto2: true}
+	h.ready(slog.New(slog.DiscardHandler))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || line != msgReady2+"\n" {
+		t.Fatalf("ready sent %q, %v", line, err)
+	}
+	conn.Close()
+	if h.released() {
+		t.Error("released after the old process closed the channel without a word")
+	}
+}
+
+// TestRestartKeepsSockets: the duplicates kept for a failed restart
+// accept connections to the same port once the original is closed.
+func TestRestartKeepsSockets(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &restart{names: []string{"mx"}, kept: []*os.File{f}}
+	addr := l.Addr().String()
+	c, err := net.Dial("tcp", addr) // waits in the backlog across the close
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l.Close()
+	socks, err := r.listeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer socks.closeAll()
+	if r.kept != nil {
+		t.Error("the duplicates were not closed")
+	}
+	nl := socks.ls["mx"]
+	if nl == nil || nl.Addr().String() != addr {
+		t.Fatalf("listeners: %v", socks.ls)
+	}
+	nl.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
+	ac, err := nl.Accept()
+	if err != nil {
+		t.Fatalf("the connection made before the close was not accepted on the kept socket: %v", err)
+	}
+	ac.Close()
+}
