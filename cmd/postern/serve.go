@@ -242,6 +242,12 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *socket
 			reload(b.log, b.certs, b.db)
 			b.notify.ready()
 		case syscall.SIGUSR2: // graceful restart: a new process takes the sockets (handover.go)
+			if os.Getpid() == 1 {
+				// PID 1 of a container: when it exits, the kernel ends
+				// every process of its PID namespace, the new one too.
+				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				continue
+			}
 			b.notify.reloading("graceful restart")
 			r, err := startRestart(b.log, socks)
 			if err == nil {
