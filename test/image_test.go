@@ -161,6 +161,26 @@ func TestImage(t *testing.T) {
 	}
 	im.checkTree(t, dataDir, msgs[0])
 
+	// docker kill -s USR2: as PID 1, the server refuses a graceful
+	// restart (its exit would end the new process with the namespace)
+	// and goes on serving.
+	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.stderr.String(), "graceful restart refused: Postern is PID 1"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no refusal of SIGUSR2 as PID 1 in the log:\n%s", s.stderr.String())
+		}
+	}
+	if c, err = dial(t, s.sub, user, pass); err != nil {
+		t.Fatalf("after SIGUSR2: %v", err)
+	}
+	if err := send(c, user, user, "From: "+user+"\r\nSubject: after-usr2\r\n\r\nstill serving\r\n"); err != nil {
+		t.Fatalf("submission after SIGUSR2: %v", err)
+	}
+	c.Quit()
+	s.waitMaildir(user, "after-usr2", "still serving")
+
 	// docker stop: SIGTERM, exit 0, and no error in the log, whose times
 	// are UTC (the image has no /etc/localtime).
 	if err := s.signal(syscall.SIGTERM); err != nil {
