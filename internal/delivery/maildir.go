@@ -27,8 +27,8 @@ var ErrBadMailbox = errors.New("bad mailbox name")
 // Maildir++ folder Root/DOMAIN/USER/.Junk/ instead.
 // Each delivery is written as an unnamed file in new/ (O_TMPFILE; where
 // that is missing, in tmp/), fsynced, given its name in new/ (linked; or
-// renamed from tmp/), and new/ is fsynced before Deliver returns; concurrent deliveries to one mailbox
-// share the fsync of new/. A Maildir must not be copied after first use;
+// renamed from tmp/), and new/ is fsynced before Deliver returns;
+// concurrent deliveries to one mailbox share the fsync of new/. A Maildir must not be copied after first use;
 // its methods are safe for concurrent use.
 type Maildir struct {
 	// Root is the directory holding one directory per domain.
@@ -167,7 +167,7 @@ func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []b
 		return &os.PathError{Op: "write", Path: newPath, Err: err}
 	}
 	err = linkTmpfile(fd, newPath)
-	if err != nil && !errors.Is(err, os.ErrExist) {
+	if cannotLink(err) {
 		unix.Close(fd)
 		m.noTmpfile.Store(true)
 		return m.writeViaTmp(tmpPath, newPath, header, data)
@@ -205,6 +205,22 @@ func linkTmpfile(fd int, path string) error {
 		return &os.LinkError{Op: "linkat", Old: "O_TMPFILE", New: path, Err: err}
 	}
 	return nil
+}
+
+// cannotLink reports whether err, from linkTmpfile, means this process
+// cannot link O_TMPFILE files at all (no /proc, no capability, a file
+// system that refuses), rather than a failure of this one delivery
+// (ENOSPC, EDQUOT, EIO: returned, and the delivery is retried).
+func cannotLink(err error) bool {
+	var le *os.LinkError
+	if !errors.As(err, &le) {
+		return false
+	}
+	switch le.Err {
+	case unix.ENOENT, unix.EPERM, unix.EACCES, unix.EINVAL, unix.EOPNOTSUPP, unix.EXDEV:
+		return true
+	}
+	return false
 }
 
 // writeViaTmp writes the message to tmpPath, fsyncs it and renames it to

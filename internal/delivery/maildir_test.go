@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func newFiles(t *testing.T, root, domain, user string) []string {
@@ -238,5 +240,28 @@ func TestMaildirConcurrentFirstDeliveries(t *testing.T) {
 			})
 		}
 		wg.Wait()
+	}
+}
+
+// Only errors that say O_TMPFILE files cannot be linked here turn the
+// tmp/ fallback on for good; a full disk or a quota fails the delivery
+// (which is retried) and leaves the faster way on.
+func TestCannotLink(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{&os.LinkError{Op: "linkat", Err: unix.ENOENT}, true},
+		{&os.LinkError{Op: "linkat", Err: unix.EPERM}, true},
+		{&os.LinkError{Op: "linkat", Err: unix.EOPNOTSUPP}, true},
+		{&os.LinkError{Op: "linkat", Err: unix.ENOSPC}, false},
+		{&os.LinkError{Op: "linkat", Err: unix.EDQUOT}, false},
+		{&os.LinkError{Op: "linkat", Err: unix.EEXIST}, false},
+		{errors.New("other"), false},
+	} {
+		if got := cannotLink(c.err); got != c.want {
+			t.Errorf("cannotLink(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
