@@ -106,12 +106,13 @@ func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
 
 // RecordRecipient is MarkRecipient without waiting for the commit: the
 // state takes effect at once in memory (the queue, the runner and the
-// admin API see it) and is committed with the next state commit, which
-// starts as soon as the one running ends. The queue runner records its
+// admin API see it) and is committed with the next state commit, a few
+// milliseconds later (the writer lingers stateLinger to gather more
+// outcomes into one transaction). The queue runner records its
 // outcomes with it, so that a delivery worker goes on to the next
 // message instead of waiting two fdatasyncs for each state. Delivery is
-// at least once either way: a crash before the commit (a millisecond or
-// two later) means the recipient is attempted again after the restart,
+// at least once either way: a crash before the commit means the
+// recipient is attempted again after the restart,
 // as it was when the crash came between delivery and a waited-for
 // commit. A commit that fails is logged; Close commits what is queued.
 func (s *Spool) RecordRecipient(id, rcpt string, st RecipientState) error {
