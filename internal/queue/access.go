@@ -112,9 +112,9 @@ func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
 // outcomes with it, so that a delivery worker goes on to the next
 // message instead of waiting two fdatasyncs for each state. Delivery is
 // at least once either way: a crash before the commit means the
-// recipient is attempted again after the restart,
-// as it was when the crash came between delivery and a waited-for
-// commit. A commit that fails is logged; Close commits what is queued.
+// recipient is attempted again after the restart, as it was when the
+// crash came between delivery and a waited-for commit. A commit that
+// fails is logged; Close commits what is queued.
 func (s *Spool) RecordRecipient(id, rcpt string, st RecipientState) error {
 	return s.markRecipient(id, rcpt, st, false)
 }
