@@ -37,6 +37,9 @@ type Reader struct {
 // for pipelining.
 func NewReader(br *bufio.Reader) *Reader { return &Reader{br: br} }
 
+// Reset makes r read from br, keeping its line buffer.
+func (r *Reader) Reset(br *bufio.Reader) { r.br = br }
+
 // ReadLine reads one line and returns it without its CRLF. max is the
 // longest line allowed including CRLF (512 for commands, RFC 5321
 // §4.5.3.1.4). A longer line is consumed through its LF and ErrLineTooLong

@@ -165,6 +165,8 @@ type Server struct {
 	writers sync.Pool // *bufio.Writer, 4 KiB
 	bufs    sync.Pool // *bytes.Buffer for DATA
 
+	idleWaits atomic.Int64 // waits for a command without a read buffer (waitIdle), for tests
+
 	mConns    prometheus.Counter
 	mSessions prometheus.Gauge
 	mAccepted prometheus.Counter

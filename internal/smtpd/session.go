@@ -33,6 +33,7 @@ type session struct {
 	cr     connReader
 	cw     connWriter
 	br     *bufio.Reader
+	peek   [1]byte // the byte waitIdle reads
 	bw     *bufio.Writer
 	rd     *smtp.Reader
 	ctx    context.Context
@@ -75,9 +76,22 @@ type transaction struct {
 type connReader struct {
 	s           *session
 	dataTimeout time.Duration // > 0 while reading DATA
+	// pending and err are what waitIdle read while the session had no
+	// buffered reader: returned first, then reading goes on.
+	pending []byte
+	err     error
 }
 
 func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.pending) > 0 {
+		n := copy(p, r.pending)
+		r.pending = r.pending[n:]
+		return n, nil
+	}
+	if err := r.err; err != nil {
+		r.err = nil
+		return 0, err
+	}
 	if r.dataTimeout > 0 {
 		r.s.raw.SetReadDeadline(time.Now().Add(r.dataTimeout))
 	}
@@ -279,6 +293,9 @@ func (s *session) readLine(max int) ([]byte, error) {
 	s.idle = true
 	s.raw.SetReadDeadline(time.Now().Add(s.lim.CommandTimeout))
 	s.mu.Unlock()
+	if s.tlsState != nil && s.br.Buffered() == 0 {
+		s.waitIdle()
+	}
 	line, err := s.rd.ReadLine(max)
 	s.mu.Lock()
 	s.idle = false
@@ -287,6 +304,23 @@ func (s *session) readLine(max int) ([]byte, error) {
 		err = errShutdown
 	}
 	return line, err
+}
+
+// waitIdle gives the session's read buffer back to the pool while the
+// client has sent nothing more, waits for one byte, and takes a buffer
+// again, which returns that byte (or the read's error) first. An idle
+// session then holds no 4 KiB buffer: 40 MB of heap at 10,000 idle
+// sessions. Only TLS sessions do it: crypto/tls buffers the record, so
+// reading one byte costs no system call, where a plaintext connection
+// would pay a second read for every command.
+func (s *session) waitIdle() {
+	s.srv.putReader(s.br)
+	s.br = nil
+	n, err := s.conn.Read(s.peek[:])
+	s.cr.pending, s.cr.err = s.peek[:n], err
+	s.br = s.srv.getReader(&s.cr)
+	s.rd.Reset(s.br)
+	s.srv.idleWaits.Add(1)
 }
 
 // readError answers a failed command read. Hostile lines get a 500 and

@@ -1,0 +1,50 @@
+package smtpd
+
+import (
+	"testing"
+	"time"
+)
+
+// A TLS session gives its read buffer back while it waits for a command
+// and takes one again when the client writes: commands split over
+// several writes, pipelined ones, and a whole transaction still work. A
+// plaintext session keeps its buffer (no extra read per command).
+func TestIdleTLSSessionReleasesReadBuffer(t *testing.T) {
+	f := newFixture(t, RoleMX)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.do("NOOP", "250 ")
+	if n := f.srv.idleWaits.Load(); n != 0 {
+		t.Errorf("a plaintext session gave its buffer back %d times", n)
+	}
+	c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	before := f.srv.idleWaits.Load()
+	if before == 0 {
+		t.Fatalf("no wait without a buffer for the EHLO after STARTTLS")
+	}
+	c.raw("NO")
+	time.Sleep(20 * time.Millisecond) // the server now holds one byte, no buffer
+	c.raw("OP\r\n")
+	c.expect("250 ")
+	c.raw("NOOP\r\nNOOP\r\nNOOP\r\n")
+	c.expect("250 ")
+	c.expect("250 ")
+	c.expect("250 ")
+	c.script(
+		step{"MAIL FROM:<a@example.net>", "250 "},
+		step{"RCPT TO:<bob@example.org>", "250 "},
+		step{"DATA", "354 "},
+		step{message("From: a@example.net") + ".", "250 2.0.0"},
+	)
+	// The split NOOP, the first pipelined one, MAIL, RCPT and DATA each
+	// came while the session had no buffer (the message itself is read
+	// by the DATA reader, which never gives it back).
+	if got := f.srv.idleWaits.Load() - before; got < 5 {
+		t.Errorf("%d waits without a buffer after the EHLO, want one per command the client sent after a reply", got)
+	}
+	if n := len(f.spool.messages()); n != 1 {
+		t.Errorf("%d messages spooled, want 1", n)
+	}
+	c.do("QUIT", "221 ")
+}
