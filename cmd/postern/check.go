@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -127,6 +128,28 @@ func (c *checker) run(ctx context.Context) {
 	}
 }
 
+// keyFileExposed says what is wrong, and how to fix it, when the private
+// key at path is readable by everyone. Keys under dataDir are left to the
+// data-dir check, which looks at every file there; a key kept elsewhere
+// (/etc/postern, /etc/ssl/private) is checked here. Readable by the group
+// is fine: 0640 with the group the server runs as is the usual way to
+// share a key with it.
+func keyFileExposed(path, dataDir string) (msg, fix string) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", ""
+	}
+	if d, err := filepath.Abs(dataDir); err == nil && strings.HasPrefix(abs, d+string(filepath.Separator)) {
+		return "", ""
+	}
+	fi, err := os.Stat(abs)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return "", ""
+	}
+	return fmt.Sprintf("%s: the private key is readable by everyone (mode %04o)", path, fi.Mode().Perm()),
+		"chmod o-rwx " + path + " (0600 for the server's user, or 0640 with the server's group)"
+}
+
 // checkCertificates checks the certificates the server would serve, as
 // a client would (tlsconf.CheckSet), and the stored ACME certificate.
 func (c *checker) checkCertificates() {
@@ -154,6 +177,9 @@ func (c *checker) checkCertificates() {
 		if err != nil {
 			c.fail("certificate", "", err.Error(), "correct the file, or the path in [tls]")
 			continue
+		}
+		if msg, fix := keyFileExposed(f.KeyFile, c.cfg.DataDir); msg != "" {
+			c.fail("certificate", "", msg, fix)
 		}
 		certs, names = append(certs, cert), append(names, f.CertFile)
 	}
