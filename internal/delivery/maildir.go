@@ -109,9 +109,9 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 // sees a partial file, as with the Maildir specification's tmp/ and
 // rename, with one directory operation instead of two and nothing to
 // clean up in tmp/ after a crash. Where the file system has no O_TMPFILE
-// or the file cannot be linked (no /proc and no CAP_DAC_READ_SEARCH),
-// the message goes through tmp/ and a rename, as the specification
-// describes.
+// or the file cannot be linked (no /proc, and a kernel before 6.10
+// without CAP_DAC_READ_SEARCH), the message goes through tmp/ and a
+// rename, as the specification describes.
 func (m *Maildir) write(box, folder, tmpDir, newDir, name, newPath string, header, data []byte) error {
 	created := false
 	for {
@@ -194,8 +194,9 @@ func writeFull(fd int, b []byte) error {
 }
 
 // linkTmpfile gives the O_TMPFILE fd the name path: through its
-// /proc/self/fd link, or with AT_EMPTY_PATH (which needs
-// CAP_DAC_READ_SEARCH) when /proc is not there.
+// /proc/self/fd link, or with AT_EMPTY_PATH when /proc is not there
+// (Linux 6.10 and later allow that to the process that opened the file;
+// earlier kernels want CAP_DAC_READ_SEARCH).
 func linkTmpfile(fd int, path string) error {
 	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
 	if err != nil && err != unix.EEXIST {
