@@ -55,6 +55,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
 	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
 	log = slog.New(events.Handler(log.Handler()))

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"sync/atomic"
+)
+
+// gcHeadroom is the least the heap may grow between two garbage
+// collections while serving. Go's default (GOGC=100) lets it grow by
+// the live heap only: a server whose live heap is 10 MB collects every
+// 10 MB allocated, and a loaded one allocates that in a few dozen
+// sessions (each TLS connection's record buffers, the message, the
+// delivery copy). With 64 MB of headroom a small server collects about
+// six times less often, for at most 64 MB more of resident memory. A
+// large live heap (10,000 idle sessions) keeps Go's own proportional
+// growth, so the headroom changes nothing there.
+const gcHeadroom = 64 << 20
+
+// gcMaxPercent caps the GOGC the tuner sets, so that a nearly empty heap
+// (just after start) does not make one collection wait for a growth of
+// many times the live heap on top of the headroom.
+const gcMaxPercent = 2000
+
+// gcTuner sets GOGC after every collection so that the next one comes
+// after the heap grows by max(live heap, headroom). It does nothing when
+// the operator set GOGC in the environment (that choice wins), and
+// GOMEMLIMIT, when set, still bounds the heap as Go documents.
+type gcTuner struct {
+	headroom uint64
+	mu       sync.Mutex // held by tune and by stop
+	stopped  bool
+	last     int              // the percent last set
+	sample   []metrics.Sample // /gc/heap/live:bytes
+	set      func(int) int    // debug.SetGCPercent
+	// runs counts the collections the tuner saw (for tests).
+	runs atomic.Int64
+}
+
+// gcSentinel is an object that lives until the next collection, whose
+// finalizer runs the tuner and makes a new one.
+type gcSentinel struct{ t *gcTuner }
+
+// startGCTuner starts the tuner unless GOGC is set; the returned
+// function stops it (and restores the percent it found).
+func startGCTuner(headroom uint64) (stop func()) {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	t := &gcTuner{
+		headroom: headroom,
+		sample:   []metrics.Sample{{Name: "/gc/heap/live:bytes"}},
+		set:      debug.SetGCPercent,
+	}
+	t.last = t.set(100)
+	before := t.last
+	t.arm()
+	return func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		t.stopped = true
+		t.set(before)
+	}
+}
+
+func (t *gcTuner) arm() {
+	runtime.SetFinalizer(&gcSentinel{t: t}, func(s *gcSentinel) { s.t.tune() })
+}
+
+// tune runs after a collection (on the finalizer goroutine).
+func (t *gcTuner) tune() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	t.runs.Add(1)
+	metrics.Read(t.sample)
+	if t.sample[0].Value.Kind() == metrics.KindUint64 {
+		if p := gcPercentFor(t.sample[0].Value.Uint64(), t.headroom); p != t.last {
+			t.set(p)
+			t.last = p
+		}
+	}
+	t.arm()
+}
+
+// gcPercentFor returns the GOGC that lets a heap of live bytes grow by
+// at least headroom before the next collection: 100 (Go's default) when
+// the live heap is that large already, and at most gcMaxPercent.
+// Percents are rounded up to a multiple of 25, so that small changes of
+// the live heap do not reset the pacer after every collection.
+func gcPercentFor(live, headroom uint64) int {
+	if live == 0 || live >= headroom {
+		if live == 0 {
+			return gcMaxPercent
+		}
+		return 100
+	}
+	p := (headroom*100 + live - 1) / live
+	p = (p + 24) / 25 * 25
+	if p > gcMaxPercent {
+		return gcMaxPercent
+	}
+	return int(p)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestGCPercentFor(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		live uint64
+		want int
+	}{
+		{0, gcMaxPercent},
+		{1 * mb, gcMaxPercent}, // 6400 %, capped
+		{3*mb + mb/2, 1850},    // 1828.6, rounded up to 25
+		{8 * mb, 800},          // 64/8
+		{10 * mb, 650},         // 640, rounded up
+		{30 * mb, 225},         // 213.3, rounded up
+		{64*mb - 1, 125},       // just under the headroom
+		{64 * mb, 100},         // the live heap is the headroom
+		{500 * mb, 100},        // Go's default beyond it
+	} {
+		if got := gcPercentFor(c.live, 64*mb); got != c.want {
+			t.Errorf("gcPercentFor(%d) = %d, want %d", c.live, got, c.want)
+		}
+	}
+}
+
+// TestGCTunerFollowsCollections checks that the tuner runs after real
+// collections and sets the percent the live heap calls for.
+func TestGCTunerFollowsCollections(t *testing.T) {
+	var mu sync.Mutex
+	var set []int
+	tu := &gcTuner{
+		headroom: 1 << 40, // far above any live heap: the cap
+		sample:   []metrics.Sample{{Name: "/gc/heap/live:bytes"}},
+		set:      func(p int) int { mu.Lock(); set = append(set, p); mu.Unlock(); return 100 },
+		last:     100,
+	}
+	tu.arm()
+	defer func() { tu.mu.Lock(); tu.stopped = true; tu.mu.Unlock() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for tu.runs.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the tuner ran %d times after collections, want 3", tu.runs.Load())
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The percent changes once (100 -> the cap) and is then left alone.
+	if len(set) != 1 || set[0] != gcMaxPercent {
+		t.Fatalf("percents set = %v, want [%d] once", set, gcMaxPercent)
+	}
+}
+
+// gogc reads the current GOGC percent without setting it.
+func gogc() int {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	return int(s[0].Value.Uint64())
+}
+
+func TestGCTunerLeavesGOGCAlone(t *testing.T) {
+	t.Setenv("GOGC", "300")
+	before := debug.SetGCPercent(150)
+	defer debug.SetGCPercent(before)
+	stop := startGCTuner(64 << 20)
+	runtime.GC()
+	runtime.GC()
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	if got := gogc(); got != 150 {
+		t.Fatalf("with GOGC set, the tuner changed the percent to %d", got)
+	}
+}
+
+func TestGCTunerStopRestores(t *testing.T) {
+	t.Setenv("GOGC", "")
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	stop := startGCTuner(1 << 40) // far above the live heap: the cap
+	deadline := time.Now().Add(10 * time.Second)
+	for gogc() != gcMaxPercent {
+		if time.Now().After(deadline) {
+			t.Fatalf("percent %d after collections, want %d", gogc(), gcMaxPercent)
+		}
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if p := gogc(); p != 100 {
+		t.Fatalf("after stop the percent is %d, want 100 restored", p)
+	}
+}
