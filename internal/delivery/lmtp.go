@@ -182,7 +182,7 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 	writeStuffed(c.bw, data)
 	c.bw.WriteString(".\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return all(replyErr("DATA", lmtpReply{}, err, false))
+		return all(replyErr("DATA", smtp.Reply{}, err, false))
 	}
 	// RFC 2033 §4.2: one reply per accepted recipient, in RCPT order. A
 	// recipient whose reply never came stays temporary (it may have
@@ -214,7 +214,7 @@ var errOK = errors.New("ok")
 // session broke, otherwise from the reply. hostLevel marks a refusal of
 // the whole session (greeting, LHLO), which is never permanent: the
 // mailbox server is ours and a 5xx there is a configuration problem.
-func replyErr(step string, rep lmtpReply, err error, hostLevel bool) error {
+func replyErr(step string, rep smtp.Reply, err error, hostLevel bool) error {
 	if err != nil {
 		return &LMTPError{Err: fmt.Errorf("%s: %w", step, err)}
 	}
@@ -222,57 +222,20 @@ func replyErr(step string, rep lmtpReply, err error, hostLevel bool) error {
 		step: step, session: hostLevel}
 }
 
-// lmtpReply is one LMTP reply.
-type lmtpReply struct {
-	Code     int
-	Enhanced string
-	Lines    []string
-}
-
 // cmd sends one command and reads its reply.
-func (c *lmtpConn) cmd(line string) (lmtpReply, error) {
+func (c *lmtpConn) cmd(line string) (smtp.Reply, error) {
 	c.nc.SetDeadline(time.Now().Add(c.to))
 	c.bw.WriteString(line + "\r\n")
 	if err := c.bw.Flush(); err != nil {
-		return lmtpReply{}, err
+		return smtp.Reply{}, err
 	}
 	return c.read(c.to)
 }
 
-// read reads one possibly multi-line reply (RFC 5321 §4.2.1).
-func (c *lmtpConn) read(to time.Duration) (lmtpReply, error) {
+// read reads one possibly multi-line reply (smtp.ReadReply).
+func (c *lmtpConn) read(to time.Duration) (smtp.Reply, error) {
 	c.nc.SetReadDeadline(time.Now().Add(to))
-	var rep lmtpReply
-	for n := 0; n < 128; n++ {
-		line, err := c.r.ReadLine(2048)
-		if err != nil {
-			return rep, err
-		}
-		s := string(line)
-		if len(s) < 3 || s[0] < '2' || s[0] > '5' || !isDigits(s[:3]) || (len(s) > 3 && s[3] != ' ' && s[3] != '-') {
-			return rep, fmt.Errorf("malformed reply %q", s)
-		}
-		code := int(s[0]-'0')*100 + int(s[1]-'0')*10 + int(s[2]-'0')
-		if n > 0 && code != rep.Code {
-			return rep, fmt.Errorf("malformed reply: code %d inside %d", code, rep.Code)
-		}
-		rep.Code = code
-		text := ""
-		if len(s) > 4 {
-			text = s[4:]
-		}
-		if n == 0 {
-			// RFC 2034 §4: an enhanced code leads the text.
-			if w, rest, _ := strings.Cut(text, " "); len(w) >= 5 && w[0] == s[0] && w[1] == '.' && strings.Count(w, ".") == 2 {
-				rep.Enhanced, text = w, rest
-			}
-		}
-		rep.Lines = append(rep.Lines, text)
-		if len(s) == 3 || s[3] == ' ' {
-			return rep, nil
-		}
-	}
-	return rep, errors.New("malformed reply: too many lines")
+	return smtp.ReadReply(c.r)
 }
 
 // hasCtl reports whether s has an ASCII control character.
@@ -283,16 +246,6 @@ func hasCtl(s string) bool {
 		}
 	}
 	return false
-}
-
-// isDigits reports whether s is all ASCII digits.
-func isDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // hasHigh reports whether b has a byte above 127.

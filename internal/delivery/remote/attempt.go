@@ -82,11 +82,11 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		r.Rcpt = res[i].Rcpt
 		switch rcpt := tx.rcpts[j]; {
 		case rcpt.Code/100 != 2:
-			setReply(&r, rcpt, fmt.Errorf("remote: %s[%s]: RCPT TO: %w", tg.host.Name, addr, rcpt.err()))
+			setReply(&r, rcpt, fmt.Errorf("remote: %s[%s]: RCPT TO: %w", tg.host.Name, addr, rcpt.Err()))
 		case tx.data.Code != 354:
-			setReply(&r, tx.data, fmt.Errorf("remote: %s[%s]: DATA: %w", tg.host.Name, addr, tx.data.err()))
+			setReply(&r, tx.data, fmt.Errorf("remote: %s[%s]: DATA: %w", tg.host.Name, addr, tx.data.Err()))
 		case tx.final.Code/100 != 2:
-			setReply(&r, tx.final, fmt.Errorf("remote: %s[%s]: end of DATA: %w", tg.host.Name, addr, tx.final.err()))
+			setReply(&r, tx.final, fmt.Errorf("remote: %s[%s]: end of DATA: %w", tg.host.Name, addr, tx.final.Err()))
 		default:
 			r.Delivered = true
 			r.Code, r.Enhanced, r.Text = tx.final.Code, tx.final.Enhanced, tx.final.Text()
@@ -118,7 +118,7 @@ func setReply(r *Result, rep reply, err error) {
 func replyFailure(tg *target, addr, cmd string, rep reply) *failure {
 	return &failure{
 		permanent: rep.Code/100 == 5, rep: rep, host: tg.host.Name,
-		err: fmt.Errorf("remote: %s[%s]: %s: %w", tg.host.Name, addr, cmd, rep.err()),
+		err: fmt.Errorf("remote: %s[%s]: %s: %w", tg.host.Name, addr, cmd, rep.Err()),
 	}
 }
 

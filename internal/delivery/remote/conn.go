@@ -229,7 +229,7 @@ func (c *conn) reset() error {
 	}
 	if rep.Code != 250 {
 		c.broken = true
-		return fmt.Errorf("RSET: %w", rep.err())
+		return fmt.Errorf("RSET: %w", rep.Err())
 	}
 	return nil
 }
