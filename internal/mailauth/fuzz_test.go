@@ -2,8 +2,12 @@ package mailauth
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"postern/internal/dns/dnstest"
 )
 
 // FuzzParseSignature checks that the DKIM-Signature parser never panics
@@ -88,6 +92,54 @@ func FuzzAuthservID(f *testing.F) {
 		id := authservID(v)
 		if strings.ContainsAny(id, "; \t\r\n(") {
 			t.Errorf("authservID(%q) = %q", v, id)
+		}
+	})
+}
+
+// FuzzCheckSPF runs the SPF check (RFC 7208, blitiri.com.ar/go/spf with
+// Postern's resolver) on records from the fuzzer, served by a real DNS
+// server on loopback: the sender's domain publishes one, and a second
+// name that its include:, redirect= or exists: may reach publishes
+// another. Whatever the records, the check ends within its lookup limits
+// with one of RFC 7208's seven results.
+func FuzzCheckSPF(f *testing.F) {
+	for _, s := range [][2]string{
+		{"v=spf1 -all", ""},
+		{"v=spf1 ip4:192.0.2.0/24 ip6:2001:db8::/32 a mx ptr -all", ""},
+		{"v=spf1 include:inc.example.com ~all", "v=spf1 ip4:192.0.2.1 -all"},
+		{"v=spf1 redirect=inc.example.com", "v=spf1 redirect=example.com"},
+		{"v=spf1 exists:%{ir}.%{l1r+-}._spf.%{d} -all", "v=spf1 +all"},
+		{"v=spf1 include:inc.example.com include:inc.example.com include:inc.example.com", "v=spf1 include:example.com"},
+		{"v=spf1 a:%{d2}.%{h}.%{v}.%{i}.%{p}.%{o}.%{s} exp=inc.example.com -all", "%{i} is not allowed"},
+		{"v=spf1 ip4:192.0.2.1/33 mx:/129 ?all", ""},
+		{"v=spf10 -all", "v=spf1 a//0 a/32//128"},
+	} {
+		f.Add(s[0], s[1], []byte{192, 0, 2, 1}, "user@example.com")
+		f.Add(s[0], s[1], []byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, "")
+	}
+	srv := dnstest.New(f, dnstest.Zone{
+		"example.com":     {dnstest.A("192.0.2.1"), dnstest.MX(10, "mx.example.com")},
+		"mx.example.com":  {dnstest.A("192.0.2.2"), dnstest.AAAA("2001:db8::2")},
+		"inc.example.com": {dnstest.A("192.0.2.3")},
+	})
+	results := map[string]bool{"none": true, "neutral": true, "pass": true, "fail": true,
+		"softfail": true, "temperror": true, "permerror": true}
+	f.Fuzz(func(t *testing.T, record, included string, ipb []byte, sender string) {
+		ip, ok := netip.AddrFromSlice(ipb)
+		if !ok {
+			return
+		}
+		srv.Set("example.com", dnstest.A("192.0.2.1"), dnstest.MX(10, "mx.example.com"), dnstest.TXT(record))
+		srv.Set("inc.example.com", dnstest.A("192.0.2.3"), dnstest.TXT(included))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		start := time.Now()
+		got := CheckSPF(ctx, srv.Resolver(), ip, "mx.example.com", sender, "mailfrom")
+		if !results[got.Result] {
+			t.Fatalf("CheckSPF(%q) = %q, not an RFC 7208 result", record, got.Result)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("CheckSPF(%q, %q) took %v", record, included, d)
 		}
 	})
 }
