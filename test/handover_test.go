@@ -88,23 +88,7 @@ func TestGracefulRestart(t *testing.T) {
 	for count.Load() < 20 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
-		t.Fatal(err)
-	}
-	var newPid int
-	for deadline := time.Now().Add(30 * time.Second); newPid == 0; time.Sleep(20 * time.Millisecond) {
-		if m := newPidRE.FindStringSubmatch(s.stderr.String()); m != nil {
-			newPid, _ = strconv.Atoi(m[1])
-		} else if time.Now().After(deadline) {
-			t.Fatal("no new process after SIGUSR2")
-		}
-	}
-	t.Cleanup(func() {
-		syscall.Kill(newPid, syscall.SIGKILL)
-		for i := 0; i < 200 && pidAlive(newPid); i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
+	newPid := restarted(t, s)
 	for deadline := time.Now().Add(20 * time.Second); pidAlive(oldPid); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the old process did not exit after the handover")

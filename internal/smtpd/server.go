@@ -354,32 +354,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		s.mu.Lock()
-		n := len(s.sessions)
-		s.mu.Unlock()
-		if n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			s.mu.Lock()
-			cut := make([]*session, 0, len(s.sessions))
-			for sess := range s.sessions {
-				cut = append(cut, sess)
-			}
-			s.mu.Unlock()
-			var wg sync.WaitGroup
-			for _, sess := range cut {
-				wg.Go(sess.kill)
-			}
-			wg.Wait()
-			return ctx.Err()
-		case <-t.C:
-		}
+	err := s.waitUntil(ctx, func() bool { return len(s.sessions) == 0 })
+	if err == nil {
+		return nil
 	}
+	s.mu.Lock()
+	cut := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		cut = append(cut, sess)
+	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sess := range cut {
+		wg.Go(sess.kill)
+	}
+	wg.Wait()
+	return err
 }
 
 // Drain stops accepting connections and waits, until ctx ends, for the
@@ -402,15 +392,21 @@ func (s *Server) Drain(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	// A Serve still running may hold a connection it accepted but has
+	// not tracked yet: wait for the listeners' Serve to return too.
+	return s.waitUntil(ctx, func() bool { return len(s.sessions)+len(s.listeners) == 0 })
+}
+
+// waitUntil checks done, with mu held, every 10 ms until it is true
+// (nil) or ctx ends (ctx.Err()).
+func (s *Server) waitUntil(ctx context.Context, done func() bool) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
 		s.mu.Lock()
-		// A Serve still running may hold a connection it accepted
-		// but has not tracked yet.
-		n := len(s.sessions) + len(s.listeners)
+		ok := done()
 		s.mu.Unlock()
-		if n == 0 {
+		if ok {
 			return nil
 		}
 		select {

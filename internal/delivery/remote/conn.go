@@ -86,7 +86,7 @@ func (c *conn) watch(ctx context.Context) func() bool {
 // read reads one reply within timeout d.
 func (c *conn) read(d time.Duration) (reply, error) {
 	c.deadline(d)
-	rep, err := readReply(c.r)
+	rep, err := smtp.ReadReply(c.r)
 	if err != nil {
 		c.broken = true
 		return rep, err

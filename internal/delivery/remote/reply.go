@@ -9,9 +9,6 @@ import (
 // reply is one reply from the server (smtp.ReadReply).
 type reply = smtp.Reply
 
-// readReply reads one reply (smtp.ReadReply).
-func readReply(r *smtp.Reader) (reply, error) { return smtp.ReadReply(r) }
-
 // truncate shortens s to at most n bytes for logs.
 func truncate(s string, n int) string {
 	if len(s) <= n {
