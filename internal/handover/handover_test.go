@@ -1,4 +1,4 @@
-package main
+package handover
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +35,7 @@ func socketPair(t *testing.T) (net.Conn, *os.File) {
 
 // fakeRestart is a restart whose "new process" is a sleep: it answers
 // only what the test writes on the other end.
-func fakeRestart(t *testing.T) (*restart, *os.File) {
+func fakeRestart(t *testing.T) (*Restart, *os.File) {
 	t.Helper()
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
@@ -46,12 +47,12 @@ func fakeRestart(t *testing.T) (*restart, *os.File) {
 	}
 	t.Cleanup(func() { proc.Kill() })
 	conn, child := socketPair(t)
-	r := &restart{conn: conn, lines: make(chan string, 4), exited: make(chan struct{})}
+	r := &Restart{conn: conn, lines: make(chan string, 4), exited: make(chan struct{})}
 	r.watch(proc)
 	return r, child
 }
 
-func exited(r *restart) bool {
+func exited(r *Restart) bool {
 	select {
 	case <-r.exited:
 		return true
@@ -64,21 +65,21 @@ func exited(r *restart) bool {
 // handover agree: ready 2, released, serving.
 func TestRestartProtocol(t *testing.T) {
 	r, f := fakeRestart(t)
-	h := &handoverChild{f: f, proto2: true}
-	h.ready(slog.New(slog.DiscardHandler))
-	if err := r.waitReady(5 * time.Second); err != nil || !r.proto2 {
+	h := &Child{f: f, proto2: true}
+	h.Ready(slog.New(slog.DiscardHandler))
+	if err := r.WaitReady(5 * time.Second); err != nil || !r.proto2 {
 		t.Fatalf("waitReady: %v (protocol 2: %v)", err, r.proto2)
 	}
 	got := make(chan bool, 1)
 	go func() { got <- h.released() }()
-	if err := r.release(); err != nil {
+	if err := r.Release(); err != nil {
 		t.Fatal(err)
 	}
 	if !<-got {
 		t.Fatal("released: the new process did not read the release")
 	}
-	h.serving()
-	if err := r.waitServing(5 * time.Second); err != nil {
+	h.Serving()
+	if err := r.WaitServing(5 * time.Second); err != nil {
 		t.Fatalf("waitServing: %v", err)
 	}
 	select {
@@ -94,11 +95,11 @@ func TestRestartProtocol(t *testing.T) {
 func TestRestartServingTimeout(t *testing.T) {
 	r, f := fakeRestart(t)
 	io.WriteString(f, msgReady2+"\n")
-	if err := r.waitReady(5 * time.Second); err != nil {
+	if err := r.WaitReady(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err := r.waitServing(200 * time.Millisecond)
+	err := r.WaitServing(200 * time.Millisecond)
 	if err == nil || !strings.Contains(err.Error(), "no answer within") {
 		t.Fatalf("waitServing: %v, want a timeout", err)
 	}
@@ -120,7 +121,7 @@ func TestRestartServingTimeout(t *testing.T) {
 func TestRestartNewProcessExits(t *testing.T) {
 	r, f := fakeRestart(t)
 	io.WriteString(f, msgReady2+"\n")
-	if err := r.waitReady(5 * time.Second); err != nil {
+	if err := r.WaitReady(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	r.proc.Signal(syscall.SIGTERM)
@@ -128,7 +129,7 @@ func TestRestartNewProcessExits(t *testing.T) {
 	if !exited(r) {
 		t.Fatal("the sleep did not exit")
 	}
-	err := r.waitServing(time.Minute)
+	err := r.WaitServing(time.Minute)
 	if err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Fatalf("waitServing: %v, want an exit", err)
 	}
@@ -139,15 +140,15 @@ func TestRestartNewProcessExits(t *testing.T) {
 // release nor waits for "serving".
 func TestRestartOlderNewProcess(t *testing.T) {
 	r, f := fakeRestart(t)
-	h := &handoverChild{f: f} // no POSTERN_HANDOVER_PROTOCOL: what an older old process starts
-	h.ready(slog.New(slog.DiscardHandler))
-	if err := r.waitReady(5 * time.Second); err != nil || r.proto2 {
+	h := &Child{f: f} // no POSTERN_HANDOVER_PROTOCOL: what an older old process starts
+	h.Ready(slog.New(slog.DiscardHandler))
+	if err := r.WaitReady(5 * time.Second); err != nil || r.proto2 {
 		t.Fatalf("waitReady: %v (protocol 2: %v)", err, r.proto2)
 	}
-	if err := r.release(); err != nil {
+	if err := r.Release(); err != nil {
 		t.Errorf("release: %v", err)
 	}
-	if err := r.waitServing(time.Minute); err != nil {
+	if err := r.WaitServing(time.Minute); err != nil {
 		t.Errorf("waitServing: %v", err)
 	}
 	if h.released() {
@@ -159,8 +160,8 @@ func TestRestartOlderNewProcess(t *testing.T) {
 // releasing the spool, the new one opens it with retries.
 func TestHandoverChildOldProcessGone(t *testing.T) {
 	conn, f := socketPair(t)
-	h := &handoverChild{f: f, proto2: true}
-	h.ready(slog.New(slog.DiscardHandler))
+	h := &Child{f: f, proto2: true}
+	h.Ready(slog.New(slog.DiscardHandler))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	if err != nil || line != msgReady2+"\n" {
 		t.Fatalf("ready sent %q, %v", line, err)
@@ -182,7 +183,7 @@ func TestRestartKeepsSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &restart{names: []string{"mx"}, kept: []*os.File{f}}
+	r := &Restart{names: []string{"mx"}, kept: []*os.File{f}}
 	addr := l.Addr().String()
 	c, err := net.Dial("tcp", addr) // waits in the backlog across the close
 	if err != nil {
@@ -190,17 +191,17 @@ func TestRestartKeepsSockets(t *testing.T) {
 	}
 	defer c.Close()
 	l.Close()
-	socks, err := r.listeners()
+	socks, err := r.Sockets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer socks.closeAll()
+	defer socks.Close()
 	if r.kept != nil {
 		t.Error("the duplicates were not closed")
 	}
-	nl := socks.ls["mx"]
+	nl := socks.Get("mx")
 	if nl == nil || nl.Addr().String() != addr {
-		t.Fatalf("listeners: %v", socks.ls)
+		t.Fatalf("sockets kept: %v", socks.Names())
 	}
 	nl.(*net.TCPListener).SetDeadline(time.Now().Add(5 * time.Second))
 	ac, err := nl.Accept()
@@ -208,4 +209,33 @@ func TestRestartKeepsSockets(t *testing.T) {
 		t.Fatalf("the connection made before the close was not accepted on the kept socket: %v", err)
 	}
 	ac.Close()
+}
+
+// TestSockets: names keep the order added; a name added again keeps its
+// place; Listen names what is missing.
+func TestSockets(t *testing.T) {
+	var s Sockets
+	a, b := listenTCP(t), listenTCP(t)
+	s.Add("mx", a)
+	s.Add("http", b)
+	s.Add("mx", b)
+	if got := s.Names(); !slices.Equal(got, []string{"mx", "http"}) {
+		t.Errorf("Names = %v", got)
+	}
+	if s.Get("mx") != b || s.Get("none") != nil {
+		t.Error("Get returns the wrong listener")
+	}
+	if _, err := s.Listen("admin", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "no socket admin bound for 127.0.0.1:1") {
+		t.Errorf("Listen of a missing socket: %v", err)
+	}
+}
+
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
