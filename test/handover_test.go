@@ -185,6 +185,41 @@ func TestGracefulRestartChildFails(t *testing.T) {
 	}
 }
 
+// TestGracefulRestartSocketsLogged: the new process logs the sockets it
+// takes as the old process's, not systemd's (there is no systemd here),
+// and closes the one whose listener the configuration no longer has,
+// saying so in the same words.
+func TestGracefulRestartSocketsLogged(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+	s.start()
+	b, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), fmt.Sprintf("[[listener]]\nrole = \"submissions\"\naddress = %q\n", s.subs), "", 1)
+	if cfg == string(b) {
+		t.Fatal("the submissions listener not found in the configuration")
+	}
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restarted(t, s)
+	waitLogFor(t, s, "graceful restart: the new process serves", 30*time.Second)
+	log := s.stderr.String()
+	for _, name := range []string{"mx", "submission", "http"} {
+		if !regexp.MustCompile(`msg="socket from the old process" fd=\d+ name=` + name + ` `).MatchString(log) {
+			t.Errorf("socket %s not logged as taken from the old process", name)
+		}
+	}
+	if !strings.Contains(log, `msg="socket passed by the old process matches no listener: closed" address=`+s.subs) {
+		t.Error("the socket of the listener removed is not logged as closed")
+	}
+	if strings.Contains(log, "systemd") {
+		t.Errorf("a restart without systemd logs systemd:\n%s", log)
+	}
+}
+
 // setLimits adds lines to the [limits] table of s's configuration.
 func setLimits(t *testing.T, s *server, lines string) {
 	t.Helper()

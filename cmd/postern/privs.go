@@ -27,6 +27,7 @@ import (
 type preBound struct {
 	named   map[string]net.Listener // by listener name; "http" for [http]
 	unnamed []net.Listener          // passed without a name we know
+	from    string                  // who passed them: "systemd" or "the old process"
 }
 
 // passedListeners returns the sockets passed to this process (by the
@@ -46,7 +47,7 @@ func passedListeners(cfg *config.Config, log *slog.Logger, child *handover.Child
 	for _, lc := range cfg.Listeners {
 		known[lc.Name] = true
 	}
-	p := &preBound{named: map[string]net.Listener{}}
+	p := &preBound{named: map[string]net.Listener{}, from: passed.From}
 	for _, s := range passed.Sockets {
 		if known[s.Name] && p.named[s.Name] == nil {
 			p.named[s.Name] = s.Listener
@@ -79,11 +80,11 @@ func (p *preBound) listen(name, addr string) (net.Listener, error) {
 // closeUnused closes the listeners nobody took.
 func (p *preBound) closeUnused(log *slog.Logger) {
 	for name, l := range p.named {
-		log.Warn("socket passed by systemd matches no listener: closed", "name", name, "address", l.Addr().String())
+		log.Warn("socket passed by "+p.from+" matches no listener: closed", "name", name, "address", l.Addr().String())
 		l.Close()
 	}
 	for _, l := range p.unnamed {
-		log.Warn("socket passed by systemd matches no listener: closed", "address", l.Addr().String())
+		log.Warn("socket passed by "+p.from+" matches no listener: closed", "address", l.Addr().String())
 		l.Close()
 	}
 	p.named, p.unnamed = nil, nil

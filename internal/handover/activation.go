@@ -108,7 +108,7 @@ func takeSockets(first, n int, names []string, from string, log *slog.Logger) (P
 			return Passed{}, fmt.Errorf("handover: socket from %s: fd %d (%q): %w", from, fd, name, err)
 		}
 		p.Sockets = append(p.Sockets, Socket{Name: name, Listener: l})
-		log.Info("socket from systemd", "fd", fd, "name", name, "address", l.Addr().String())
+		log.Info("socket from "+from, "fd", fd, "name", name, "address", l.Addr().String())
 	}
 	return p, nil
 }

@@ -66,7 +66,7 @@ func TestPassedSockets(t *testing.T) {
 	dupAt(t, a.(*net.TCPListener), testFD)
 	dupAt(t, b.(*net.TCPListener), testFD+1)
 	var log bytes.Buffer
-	p, err := takeSockets(testFD, 2, []string{"mx"}, "systemd", slog.New(slog.NewTextHandler(&log, nil)))
+	p, err := takeSockets(testFD, 2, []string{"mx"}, "the old process", slog.New(slog.NewTextHandler(&log, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,13 +75,13 @@ func TestPassedSockets(t *testing.T) {
 			s.Listener.Close()
 		}
 	}()
-	if p.From != "systemd" || len(p.Sockets) != 2 || p.Sockets[0].Name != "mx" || p.Sockets[1].Name != "" {
+	if p.From != "the old process" || len(p.Sockets) != 2 || p.Sockets[0].Name != "mx" || p.Sockets[1].Name != "" {
 		t.Fatalf("passed %+v", p)
 	}
 	if p.Sockets[0].Listener.Addr().String() != a.Addr().String() {
 		t.Errorf("socket mx at %s, want %s", p.Sockets[0].Listener.Addr(), a.Addr())
 	}
-	want := `msg="socket from systemd" fd=900 name=mx address=` + a.Addr().String()
+	want := `msg="socket from the old process" fd=900 name=mx address=` + a.Addr().String()
 	if !strings.Contains(log.String(), want) {
 		t.Errorf("log %q lacks %q", log.String(), want)
 	}
