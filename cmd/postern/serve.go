@@ -38,7 +38,7 @@ import (
 
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) error {
+func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cf configFlags
 	cf.register(fs)
@@ -52,6 +52,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 	child := handover.FromEnv() // started by a graceful restart
+	defer func() {
+		if err != nil && child.Fail(err) { // the old process logs err
+			err = loggedError{err}
+		}
+	}()
 	cfg, err := cf.load()
 	if err != nil {
 		return err

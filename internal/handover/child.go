@@ -110,6 +110,24 @@ func (c *Child) Serving() {
 	c.close()
 }
 
+// Fail tells the old process, which still serves, that this one failed
+// with err and is about to exit; the old process logs err in its own
+// structured event. It reports whether the old process was told: when
+// not (an older old process, or this one served already), the caller
+// reports err itself.
+func (c *Child) Fail(err error) bool {
+	if c == nil || c.f == nil || !c.proto2 {
+		return false
+	}
+	text := strings.Join(strings.Fields(err.Error()), " ") // one line
+	if len(text) > maxFailed {
+		text = text[:maxFailed] + "..."
+	}
+	_, werr := io.WriteString(c.f, msgFailed+text+"\n")
+	c.close()
+	return werr == nil
+}
+
 func (c *Child) close() {
 	c.f.Close()
 	c.f = nil

@@ -35,12 +35,17 @@
 //     the spool again, serves on the duplicates it kept, and logs
 //     "graceful restart failed: serving again".
 //
-// Each message is a line on the socket pair. The protocol variable and the "ready 2" answer keep restarts between versions
+// Each message is a line on the socket pair. A new process that fails
+// before it serves sends "failed <error>" first (Child.Fail), so that
+// the old process logs the cause in its own structured event instead of
+// the new process writing a raw line into the log. The protocol
+// variable and the "ready 2" answer keep restarts between versions
 // working: a new binary started by an older one (which passes a pipe and
 // reads only "ready") says "ready", then retries opening the spool until
 // the old process has let it go (RetryOpen); an older binary started by
 // this one says "ready", and the old process then cannot come back after
-// step 3.
+// step 3. An old process from before "failed" existed reads it as an
+// unexpected line, which its log quotes.
 //
 // The new process is the old one's child (it is started with
 // syscall.ForkExec); under systemd it becomes the main process by
@@ -90,7 +95,11 @@ const (
 	msgReady2   = "ready 2"  // new: loaded; "serving" follows
 	msgReleased = "released" // old: the spool is closed
 	msgServing  = "serving"  // new: the spool is open and the sockets accepted on
+	msgFailed   = "failed "  // new: it failed, and why (the rest of the line)
 )
+
+// maxFailed bounds the error text a new process sends with "failed".
+const maxFailed = 2000
 
 // The time the new process has for each step.
 const (
@@ -230,7 +239,7 @@ func (r *Restart) watch(proc *os.Process) {
 }
 
 // next returns the next line from the new process, or an error when it
-// closed its end (exited, usually) or timeout passed.
+// closed its end (exited, usually), said it failed, or timeout passed.
 func (r *Restart) next(timeout time.Duration) (string, error) {
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -238,6 +247,9 @@ func (r *Restart) next(timeout time.Duration) (string, error) {
 	case line, ok := <-r.lines:
 		if !ok {
 			return "", r.exitError()
+		}
+		if why, failed := strings.CutPrefix(line, msgFailed); failed {
+			return "", fmt.Errorf("it failed: %s", why)
 		}
 		return line, nil
 	case <-t.C:

@@ -2,6 +2,7 @@ package handover
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -209,6 +210,59 @@ func TestRestartKeepsSockets(t *testing.T) {
 		t.Fatalf("the connection made before the close was not accepted on the kept socket: %v", err)
 	}
 	ac.Close()
+}
+
+// TestChildFail: a new process that fails says why, on one line, before
+// it is ready and after the release alike; the old process's error
+// carries it. After it served, or with an older old process, the error
+// is not sent: the caller reports it.
+func TestChildFail(t *testing.T) {
+	r, f := fakeRestart(t)
+	h := &Child{f: f, proto2: true}
+	if !h.Fail(errors.New("config: line 1:\n  expected '='")) {
+		t.Fatal("Fail before ready: not sent")
+	}
+	err := r.WaitReady(5 * time.Second)
+	if err == nil || !strings.Contains(err.Error(), "not ready: it failed: config: line 1: expected '='") {
+		t.Fatalf("WaitReady: %v, want the new process's error", err)
+	}
+	if !exited(r) {
+		t.Error("the failed new process was not reaped")
+	}
+
+	r, f = fakeRestart(t)
+	h = &Child{f: f, proto2: true}
+	h.Ready(slog.New(slog.DiscardHandler))
+	if err := r.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	go r.Release()
+	if !h.released() {
+		t.Fatal("release not read")
+	}
+	if !h.Fail(errors.New("queue: open spool: not a directory")) {
+		t.Fatal("Fail after the release: not sent")
+	}
+	err = r.WaitServing(5 * time.Second)
+	if err == nil || !strings.Contains(err.Error(), "not serving: it failed: queue: open spool: not a directory") {
+		t.Fatalf("WaitServing: %v, want the new process's error", err)
+	}
+
+	_, f = fakeRestart(t)
+	h = &Child{f: f, proto2: true}
+	h.log = slog.New(slog.DiscardHandler)
+	h.Serving()
+	if h.Fail(errors.New("late")) {
+		t.Error("Fail after serving: sent to an old process that is gone")
+	}
+	_, f = fakeRestart(t)
+	if (&Child{f: f}).Fail(errors.New("x")) {
+		t.Error("Fail to an older old process, which cannot read it: sent")
+	}
+	var none *Child
+	if none.Fail(errors.New("x")) {
+		t.Error("Fail without a graceful restart: sent")
+	}
 }
 
 // TestSockets: names keep the order added; a name added again keeps its
