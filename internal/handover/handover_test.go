@@ -2,7 +2,9 @@ package handover
 
 import (
 	"bufio"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -292,4 +295,123 @@ func listenTCP(t *testing.T) net.Listener {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// handOverOld returns an Old whose drain waits for ctx when block is
+// set, and the log of what it was asked to do.
+func handOverOld(sigs chan os.Signal, block bool) (*Old, *syncLog) {
+	var log syncLog
+	return &Old{
+		Log: slog.New(slog.DiscardHandler),
+		Drain: func(ctx context.Context) bool {
+			log.add("drain")
+			if block {
+				<-ctx.Done()
+				return false
+			}
+			return true
+		},
+		DrainTimeout: time.Minute,
+		Stop:         func() { log.add("stop") },
+		Signals:      sigs,
+		Reload:       func() { log.add("reload") },
+		Stopping:     func() { log.add("stopping") },
+	}, &log
+}
+
+type syncLog struct {
+	mu sync.Mutex
+	s  []string
+}
+
+func (l *syncLog) add(s string) { l.mu.Lock(); l.s = append(l.s, s); l.mu.Unlock() }
+func (l *syncLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.s, " ")
+}
+
+// readyChild starts a fake restart whose new process said "ready 2".
+func readyChild(t *testing.T) (*Restart, *Child) {
+	t.Helper()
+	r, f := fakeRestart(t)
+	h := &Child{f: f, proto2: true}
+	h.Ready(slog.New(slog.DiscardHandler))
+	if err := r.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return r, h
+}
+
+// TestOldHandOver: the old process drains, stops, releases the spool
+// and returns nothing to serve on once the new process serves; when the
+// new process fails after the release it gets its sockets back with the
+// cause; a SIGTERM meanwhile ends the drain at once and the old process
+// stops whatever the new one does; SIGHUP reloads.
+func TestOldHandOver(t *testing.T) {
+	t.Run("serves", func(t *testing.T) {
+		r, h := readyChild(t)
+		sigs := make(chan os.Signal, 1)
+		o, log := handOverOld(sigs, false)
+		go func() {
+			if h.released() {
+				h.Serving()
+			}
+		}()
+		socks, err := o.HandOver(r)
+		if socks != nil || err != nil {
+			t.Fatalf("HandOver = %v, %v; want nil, nil", socks, err)
+		}
+		if log.String() != "drain stop" {
+			t.Errorf("asked to %q", log)
+		}
+	})
+	t.Run("fails after the release", func(t *testing.T) {
+		r, h := readyChild(t)
+		o, _ := handOverOld(make(chan os.Signal), false)
+		go func() {
+			if h.released() {
+				h.Fail(errors.New("queue: open spool: not a directory"))
+			}
+		}()
+		socks, err := o.HandOver(r)
+		if socks == nil || err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Fatalf("HandOver = %v, %v; want the sockets kept and the cause", socks, err)
+		}
+	})
+	t.Run("SIGHUP, then SIGTERM during the drain", func(t *testing.T) {
+		r, h := readyChild(t)
+		sigs := make(chan os.Signal, 2)
+		o, log := handOverOld(sigs, true)
+		sigs <- syscall.SIGHUP
+		sigs <- syscall.SIGTERM
+		go func() {
+			if h.released() {
+				h.Fail(errors.New("late"))
+			}
+		}()
+		done := make(chan error, 1)
+		go func() {
+			socks, err := o.HandOver(r)
+			if socks != nil {
+				err = fmt.Errorf("sockets returned to serve on after a stop: %v", socks.Names())
+			}
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("SIGTERM did not end the drain")
+		}
+		// The signals are handled beside the drain: only their order,
+		// and the stop last, are fixed.
+		got := log.String()
+		i, j := strings.Index(got, "reload"), strings.Index(got, "stopping")
+		if !strings.Contains(got, "drain") || i < 0 || j < i || !strings.HasSuffix(got, " stop") {
+			t.Errorf("asked to %q, want drain, reload then stopping, and stop last", got)
+		}
+	})
 }
