@@ -344,7 +344,7 @@ func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey, plain boo
 // a new session gets, for this message's requirement and at this time
 // (so a certificate that expired while the session was idle is caught),
 // whatever the session was opened for. Cheap (BenchmarkMeets, 2 cores):
-// about 5 µs for a WebPKI chain (policy remembers the chains it verified
+// 1 to 5 µs for a WebPKI chain (policy remembers the chains it verified
 // while they are valid; the first verification costs about 200 µs) and
 // about 1 µs for a DANE-EE digest, against about 130 µs of CPU for a
 // whole pooled delivery (BenchmarkDeliverPooled) and a new connection's
