@@ -94,7 +94,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			c.fail("config", "", err.Error(), "set [dns] servers, or make /etc/resolv.conf name a resolver")
 		} else {
 			c.res = res
-			c.http = &http.Client{Timeout: 30 * time.Second}
+			// The policy host is looked up through [dns], as delivery does.
+			c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				DialContext: (&dns.Dialer{Resolver: res}).DialContext, ForceAttemptHTTP2: true}}
 			c.run(context.Background())
 		}
 	}

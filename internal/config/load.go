@@ -330,7 +330,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.aliases(d.table(tree, "aliases", "aliases"), c.Aliases)
 	d.sendAs(d.table(tree, "send_as", "send_as"), c.SendAs)
 	d.dns(d.table(tree, "dns", "dns"), dir, &c.DNS)
-	d.delivery(d.table(tree, "delivery", "delivery"), &c.Delivery)
+	d.delivery(d.table(tree, "delivery", "delivery"), dir, &c.Delivery)
 	d.smarthost(d.table(tree, "smarthost", "smarthost"), dir, &c.Smarthost)
 	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
 	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), dir, &c.MailAuth)
