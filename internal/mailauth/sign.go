@@ -206,7 +206,7 @@ func (s *Signer) HasKey(domain string) bool {
 // returns nil when no From domain has a key.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
 	fields, body := splitHeader(msg)
-	domains, _ := fromDomains(fields)
+	domains := fromDomains(fields)
 	var out []byte
 	for _, d := range domains {
 		keys := s.keys[d]
