@@ -165,6 +165,9 @@ func (s *session) waitDelay(d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
+	if s.srv.sleep != nil {
+		return s.srv.sleep(d)
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"time"
 
 	"postern/internal/metrics"
 	"postern/internal/sasl"
@@ -179,21 +178,7 @@ func (s *session) authFailed(mech string, sv sasl.Server, err error) {
 // authDelay waits Limits.AuthFailDelay before a 535, to slow guessing.
 // It reports false when the server shut down or the session was cut
 // meanwhile.
-func (s *session) authDelay() bool {
-	d := s.lim.AuthFailDelay
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.ctx.Done():
-	case <-s.srv.done:
-	}
-	return false
-}
+func (s *session) authDelay() bool { return s.waitDelay(s.lim.AuthFailDelay) }
 
 // authEnd logs and counts the end of a SASL exchange and sends e, if any.
 func (s *session) authEnd(mech string, sv sasl.Server, outcome string, e *smtp.Error) {
