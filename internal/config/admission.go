@@ -23,7 +23,7 @@ const (
 	DefaultPrefixBanAfter    = 30
 	DefaultPrefixBanIPs      = 3
 	DefaultStuffingUsernames = 5
-	DefaultUserThrottleAfter = 10
+	DefaultUserThrottleAfter = 3
 	DefaultDistributedIPs    = 5
 	DefaultFailDelay         = time.Second
 	DefaultMaxFailDelay      = 10 * time.Second
@@ -117,11 +117,13 @@ type Abuse struct {
 	// StuffingUsernames usernames failing from one address ban it, with
 	// an alert (credential stuffing).
 	StuffingUsernames int
-	// UserThrottleAfter failures for one username from addresses that
-	// never logged in as it throttle the username for such addresses.
+	// UserThrottleAfter is the throttle of a username under attack:
+	// the password checks each network that never logged in as it may
+	// still have for it within Window; later attempts fail unchecked.
 	UserThrottleAfter int
-	// DistributedIPs addresses failing for one username throttle it too,
-	// with an alert (distributed guessing).
+	// DistributedIPs failing addresses for one username, each in a
+	// network of its own (IPv4 /24, IPv6 /48), put it under attack, with
+	// an alert (distributed guessing).
 	DistributedIPs int
 	// FailDelay is the delay before answering the first failure; it
 	// doubles with each failure of the address up to MaxFailDelay. It

@@ -51,6 +51,7 @@ func (s *session) cmdAuth(arg string) {
 		s.fail("syntax", &smtp.Error{Code: 504, Enhanced: "5.5.4", Message: "Unrecognized authentication type"})
 		return
 	}
+	s.guardExchange(sv) // the guard sees the claimed user before the check (admission.go)
 
 	var resp []byte // nil: no initial response
 	if hasInitial {
