@@ -123,10 +123,10 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, o
 	enc.Write(challenge)
 	enc.Close()
 	s.bw.WriteString("\r\n")
+	// A client that hangs up (or stops answering) in the middle of the
+	// exchange has canceled it: no fault of the server's.
 	if s.flush() != nil {
-		if outcome != "" {
-			s.authEnd(mech, sv, outcome, nil)
-		}
+		s.authEnd(mech, sv, cmp.Or(outcome, "canceled"), nil)
 		s.quit = true
 		return nil, false
 	}
@@ -135,7 +135,7 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, o
 		if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
 			s.authEnd(mech, sv, cmp.Or(outcome, "malformed"), nil)
 		} else {
-			s.authEnd(mech, sv, cmp.Or(outcome, "error"), nil)
+			s.authEnd(mech, sv, cmp.Or(outcome, "canceled"), nil)
 			s.readError(err)
 		}
 		return nil, false
