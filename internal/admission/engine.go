@@ -23,7 +23,8 @@ type AbuseOptions struct {
 	// default 10.
 	IPBanAfter int
 	// PrefixBanAfter failures from one IPv4 /24 or IPv6 /64 within Window
-	// ban the prefix; default 30.
+	// ban the prefix, and PrefixBanIPs times as many from one IPv6 /48
+	// ban the /48; default 30.
 	PrefixBanAfter int
 	// PrefixBanIPs banned addresses of one /24 or /64 within Window ban
 	// the prefix; and as many banned /64s of one IPv6 /48 ban the /48;
@@ -337,12 +338,7 @@ func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string,
 	if _, banned, err := e.store.Banned(ctx, remote, now); err != nil || banned {
 		return math.MaxInt64, banned, err
 	}
-	prefix := PrefixOf(remote)
 	nIP, err := e.store.Incr(ctx, keyFailIP+remote.String(), 1, now, w)
-	if err != nil {
-		return 0, false, err
-	}
-	nPrefix, err := e.store.Incr(ctx, keyFailPrefix+prefix.String(), 1, now, w)
 	if err != nil {
 		return 0, false, err
 	}
@@ -379,13 +375,46 @@ func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string,
 			return 0, false, err
 		}
 	}
-	if e.opts.PrefixBanAfter > 0 && nPrefix >= int64(e.opts.PrefixBanAfter) {
-		if err := e.banPrefix(ctx, prefix, fmt.Sprintf("auth: %d failures from %v in %v", nPrefix, prefix, w), now); err != nil {
-			return 0, false, err
-		}
-		banned = true
+	pb, err := e.prefixFailures(ctx, remote, now)
+	if err != nil {
+		return 0, false, err
 	}
-	return nIP, banned, nil
+	return nIP, banned || pb, nil
+}
+
+// prefixFailures counts a failure toward the address's prefix (IPv4
+// /24, IPv6 /64) and, for IPv6, toward its /48, and bans each past its
+// threshold: PrefixBanAfter failures, and PrefixBanAfter × PrefixBanIPs
+// for a /48 (as many as its banned /64s would take), since a guesser
+// with a /48 can use an address of a /64 of its own for every guess.
+// It reports whether it banned.
+func (e *Engine) prefixFailures(ctx context.Context, remote netip.Addr, now time.Time) (bool, error) {
+	if e.opts.PrefixBanAfter <= 0 {
+		return false, nil
+	}
+	type level struct {
+		p     netip.Prefix
+		limit int64
+	}
+	levels := []level{{PrefixOf(remote), int64(e.opts.PrefixBanAfter)}}
+	if remote.Is6() && e.opts.PrefixBanIPs > 0 {
+		site, _ := remote.Prefix(IPv6SitePrefix)
+		levels = append(levels, level{site, int64(e.opts.PrefixBanAfter) * int64(e.opts.PrefixBanIPs)})
+	}
+	banned := false
+	for _, l := range levels {
+		n, err := e.store.Incr(ctx, keyFailPrefix+l.p.String(), 1, now, e.opts.Window)
+		if err != nil {
+			return banned, err
+		}
+		if n >= l.limit {
+			if err := e.banPrefix(ctx, l.p, fmt.Sprintf("auth: %d failures from %v in %v", n, l.p, e.opts.Window), now); err != nil {
+				return banned, err
+			}
+			banned = true
+		}
+	}
+	return banned, nil
 }
 
 // countForUser counts a failure toward the state of user: the network

@@ -280,8 +280,8 @@ func TestEngineOneAddressCannotLockOut(t *testing.T) {
 }
 
 // TestEngineOneNetworkCannotLockOut: guessing from many addresses of one
-// IPv4 /24, or from many /64s of one IPv6 /48, gets them banned (the /24
-// as a whole) but never puts the username under attack.
+// IPv4 /24, or from many /64s of one IPv6 /48, gets the network banned
+// but never puts the username under attack.
 func TestEngineOneNetworkCannotLockOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admission.AbuseOptions{})
@@ -301,8 +301,8 @@ func TestEngineOneNetworkCannotLockOut(t *testing.T) {
 		if _, ok := et.ban("192.0.2.200", now); !ok {
 			t.Error("the guessing /24 is not banned")
 		}
-		if _, ok := et.ban("2001:db8:1:12c::1", now); !ok {
-			t.Error("a guessing IPv6 address is not banned")
+		if _, ok := et.ban("2001:db8:1:ffff::1", now); !ok {
+			t.Error("the guessing /48 is not banned")
 		}
 		et.wantNoThrottle("alice", now, "198.51.100.7", "2001:db8:2::7")
 	})
@@ -396,27 +396,41 @@ func TestEnginePrefixIPv4(t *testing.T) {
 	})
 }
 
+// TestEnginePrefixFailures: 30 failures from one /64 ban it; and one
+// guesser with a /48, using an address of a /64 of its own for each
+// guess so that no address and no /64 ever reaches a threshold, gets the
+// /48 banned at PrefixBanAfter × PrefixBanIPs (90) failures. (Username
+// guessing from one /48 counts as one network: the /48 ban is what slows
+// it.)
 func TestEnginePrefixFailures(t *testing.T) {
-	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
-		now := e0
-		// 29 addresses of one /64, one failure each: no ban.
-		for i := 1; i <= 29; i++ {
-			if _, banned := et.fail(fmt.Sprintf("2001:db8:7:7::%x", i), "x", now); banned {
-				t.Fatalf("banned at failure %d", i)
-			}
-		}
-		if _, banned := et.fail("2001:db8:7:7::ffff", "x", now); !banned {
-			t.Fatal("the 30th failure from the /64 does not ban")
-		}
-		b, ok := et.ban("2001:db8:7:7:1234::1", now)
-		if !ok || b.Prefix != netip.MustParsePrefix("2001:db8:7:7::/64") {
-			t.Fatalf("ban = %+v, %v; want the /64", b, ok)
-		}
-		if _, ok := et.ban("2001:db8:7:8::1", now); ok {
-			t.Error("the next /64 is banned")
-		}
-	})
+	for _, c := range []struct {
+		name, addr      string // addr: a format for the ith address
+		n               int
+		ban, in, beside string
+	}{
+		{"ipv6-64", "2001:db8:7:7::%x", 30, "2001:db8:7:7::/64", "2001:db8:7:7:1234::1", "2001:db8:7:8::1"},
+		{"ipv6-48", "2001:db8:9:%x::1", 90, "2001:db8:9::/48", "2001:db8:9:1234::77", "2001:db8:a::1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+				et := newEngine(t, newStore(t), admission.AbuseOptions{StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
+				for i := 1; i < c.n; i++ {
+					if _, banned := et.fail(fmt.Sprintf(c.addr, i), "x", e0); banned {
+						t.Fatalf("%s: banned at failure %d (threshold %d)", c.name, i, c.n)
+					}
+				}
+				if _, banned := et.fail(fmt.Sprintf(c.addr, 0xffff), "x", e0); !banned {
+					t.Fatalf("%s: failure %d does not ban", c.name, c.n)
+				}
+				if b, ok := et.ban(c.in, e0); !ok || b.Prefix != netip.MustParsePrefix(c.ban) {
+					t.Fatalf("%s: ban = %+v, %v; want %s", c.name, b, ok, c.ban)
+				}
+				if _, ok := et.ban(c.beside, e0); ok {
+					t.Errorf("%s: the next prefix is banned", c.name)
+				}
+			})
+		})
+	}
 }
 
 func TestEngineIPv6Aggregation(t *testing.T) {

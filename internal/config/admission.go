@@ -109,7 +109,8 @@ type Abuse struct {
 	Window time.Duration
 	// IPBanAfter failures from one address ban it.
 	IPBanAfter int
-	// PrefixBanAfter failures from one /24 or /64 ban the prefix.
+	// PrefixBanAfter failures from one /24 or /64 ban the prefix;
+	// PrefixBanIPs times as many from one IPv6 /48 ban the /48.
 	PrefixBanAfter int
 	// PrefixBanIPs banned addresses of one /24 or /64 (and banned /64s
 	// of one /48) ban the prefix.
