@@ -43,9 +43,9 @@ type AbuseOptions struct {
 	// again while failures from such networks go on.
 	DistributedIPs int
 	// UserThrottleAfter is the throttle of a username under attack (see
-	// Engine): each network that never logged in as it may still have
-	// this many passwords checked for it within Window; its later
-	// attempts fail unchecked. Default 3; negative turns the throttle
+	// Engine): each network may still have this many passwords checked
+	// for it within Window from its addresses that never logged in as
+	// it; later attempts from those fail unchecked. Default 3; negative turns the throttle
 	// off (a username under attack is then only alerted on).
 	UserThrottleAfter int
 
@@ -118,18 +118,19 @@ func (o AbuseOptions) withDefaults() AbuseOptions {
 // So guessing from one address or one network can never throttle the
 // real user; it only gets that address or network banned.
 //
-// While a username is under attack, each network that never logged in
-// as it (an address that did is remembered per user for GoodIPTTL) may
-// still have UserThrottleAfter passwords checked for it within Window;
-// past that its attempts are refused before the credentials are checked
-// (RFC 4954 §6: 535 5.7.8, as for a wrong password). Every failure
-// reply to such a network, refused or checked, waits MaxFailDelay, so
-// neither the reply nor its timing tells a refused attempt from a wrong
-// password. The real user, from a new network, thus still gets in with
-// the right password; a botnet gets UserThrottleAfter guesses a network
-// a Window instead of about PrefixBanAfter. Trusted addresses and
-// logins with a client certificate are exempt. A ban still shuts out
-// everyone behind the banned address or prefix.
+// While a username is under attack, the addresses that never logged in
+// as it (one that did is remembered per user for GoodIPTTL; IPv6: its
+// /64) are throttled: their network may still have UserThrottleAfter
+// passwords checked for it within Window; past that their attempts are
+// refused before the credentials are checked (RFC 4954 §6: 535 5.7.8,
+// as for a wrong password). Every failure reply to them, refused or
+// checked, waits MaxFailDelay, so neither the reply nor its timing
+// tells a refused attempt from a wrong password. The real user, from a
+// new network, thus still gets in with the right password; a botnet
+// gets UserThrottleAfter guesses a network a Window instead of about
+// PrefixBanAfter. Trusted addresses and logins with a client
+// certificate are exempt. A ban still shuts out everyone behind the
+// banned address or prefix.
 //
 // An Engine is safe for concurrent use; its state is in the Store.
 type Engine struct {
@@ -215,8 +216,8 @@ type AuthVerdict struct {
 // BeforeAuth is asked before a login's credentials are checked.
 // username is the name the client claimed ("" when the session does not
 // know it yet: then only a ban refuses). The attempt is refused when the
-// address is banned, or when username is under attack and the address's
-// network, which never logged in as it, has had its UserThrottleAfter
+// address is banned, or when username is under attack, the address
+// never logged in as it, and its network has had its UserThrottleAfter
 // checks within Window (asking counts as one). Trusted addresses are
 // never refused. On a store error BeforeAuth does not refuse (it fails
 // open) and logs the error.
@@ -249,8 +250,9 @@ func (e *Engine) BeforeAuth(ctx context.Context, remote netip.Addr, username str
 	if good {
 		return AuthVerdict{}
 	}
-	// Under attack, from a network not known good: a few checks a
-	// window, every failure answered after the longest delay.
+	// Under attack, from an address not known good: a few checks a
+	// window for its network, every failure answered after the longest
+	// delay.
 	v := AuthVerdict{Delay: e.failDelay(math.MaxInt64)}
 	n, err := e.store.Incr(ctx, keyChecks+NetworkOf(remote).String()+"|"+user, 1, now, e.opts.Window)
 	if err != nil {

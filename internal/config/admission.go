@@ -119,8 +119,9 @@ type Abuse struct {
 	// an alert (credential stuffing).
 	StuffingUsernames int
 	// UserThrottleAfter is the throttle of a username under attack:
-	// the password checks each network that never logged in as it may
-	// still have for it within Window; later attempts fail unchecked.
+	// the password checks each network may still have for it within
+	// Window from its addresses that never logged in as it; later
+	// attempts from those fail unchecked.
 	UserThrottleAfter int
 	// DistributedIPs failing addresses for one username, each in a
 	// network of its own (IPv4 /24, IPv6 /48), put it under attack, with
