@@ -132,17 +132,20 @@ type Admitter interface {
 // methods). Sessions with a verified TLS client certificate are not
 // refused by it and their failures are not counted.
 type AuthGuard interface {
-	// BeforeAuth is asked when AUTH starts (username "": refuse means the
-	// client is banned; the session says 421 4.7.0 and closes) and when a
-	// mechanism has accepted credentials, with the username claimed
-	// (refuse means the login fails anyway, with 535 5.7.8 after delay).
-	BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) (delay time.Duration, refuse bool)
-	// AuthResult is told each outcome: ok for a login that stands, false
-	// for wrong credentials or a refused login. It returns the delay to
-	// wait before answering a failure (it replaces Limits.AuthFailDelay)
-	// and whether the client is banned now: the session then says
-	// 421 4.7.0 instead of 535 and closes.
-	AuthResult(ctx context.Context, remote netip.Addr, username, mech string, ok, viaClientCert bool, now time.Time) (delay time.Duration, banned bool)
+	// BeforeAuth is asked when AUTH starts, with username "" (a refusal
+	// means the client is banned: the session says 421 4.7.0 and
+	// closes), and, for mechanisms whose client names the user before
+	// proving it (sasl.Guarded), with the username claimed, before the
+	// credentials are checked. A refused attempt fails unchecked, with
+	// 535 5.7.8 (421 4.7.0 when banned); a failure, refused or not, is
+	// answered no sooner than the verdict's Delay after the question.
+	BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) admission.AuthVerdict
+	// AuthResult is told each outcome: OK for a login that stands, not
+	// OK for wrong credentials or a refused attempt. It returns the delay
+	// to wait before answering a failure (it replaces
+	// Limits.AuthFailDelay) and whether the client is banned now: the
+	// session then says 421 4.7.0 instead of 535 and closes.
+	AuthResult(ctx context.Context, o admission.AuthOutcome) (delay time.Duration, banned bool)
 }
 
 // SendLimiter limits what authenticated users send (admission.Limiter

@@ -159,7 +159,19 @@ func checkPassword(user, pass string) error {
 	return fmt.Errorf("user %q: %w", user, sasl.ErrInvalidCredentials)
 }
 
-type plainServer struct{ user, identity string }
+// guardedFake makes a fake mechanism sasl.Guarded, as the real password
+// mechanisms are.
+type guardedFake struct{ guard sasl.Guard }
+
+func (g *guardedFake) SetGuard(gd sasl.Guard) { g.guard = gd }
+
+// refused asks the guard about user; true means refused.
+func (g *guardedFake) refused(user string) bool { return g.guard != nil && !g.guard(user) }
+
+type plainServer struct {
+	guardedFake
+	user, identity string
+}
 
 func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
@@ -170,6 +182,9 @@ func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 		return nil, false, sasl.ErrMalformed
 	}
 	p.user = string(parts[1])
+	if p.refused(p.user) {
+		return nil, false, sasl.ErrRefused
+	}
 	if err := checkPassword(p.user, string(parts[2])); err != nil {
 		return nil, false, err
 	}
@@ -180,6 +195,7 @@ func (p *plainServer) Identity() string { return p.identity }
 func (p *plainServer) Username() string { return p.user }
 
 type loginServer struct {
+	guardedFake
 	step           int
 	user, identity string
 }
@@ -196,6 +212,9 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		l.user = string(resp)
 		l.step = 2
 		return []byte("Password:"), false, nil
+	}
+	if l.refused(l.user) {
+		return nil, false, sasl.ErrRefused
 	}
 	if err := checkPassword(l.user, string(resp)); err != nil {
 		return nil, false, err

@@ -146,6 +146,11 @@ type Server struct {
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
 
+	// sleep, when set (by tests), replaces the waits before AUTH
+	// replies: it is told each delay and reports whether the session
+	// may go on (see waitDelay).
+	sleep func(d time.Duration) bool
+
 	initOnce   sync.Once
 	lim        Limits
 	log        *slog.Logger
