@@ -121,6 +121,10 @@ func (s *session) offersRequireTLS() bool {
 	return s.srv.Role.submission() && s.tlsState != nil
 }
 
+// rcptOvershoot is how many recipients past Limits.MaxRecipients a
+// transaction may send before each further one counts as an error.
+const rcptOvershoot = 1000
+
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
 func (s *session) cmdRcpt(arg string) {
 	switch {
@@ -131,9 +135,18 @@ func (s *session) cmdRcpt(arg string) {
 		s.fail("sequence", errSeq("Need MAIL command"))
 		return
 	case len(s.tx.rcpts) >= s.lim.MaxRecipients:
-		// RFC 5321 §4.5.3.1.8
+		// RFC 5321 §4.5.3.1.10: 452 for each recipient past the limit;
+		// the client sends them again in another transaction. They are
+		// no error of the client's, up to rcptOvershoot of them (as
+		// Postfix's smtpd_recipient_overshoot_limit).
 		s.tx.refused++
-		s.fail("too_many_rcpts", &smtp.Error{Code: 452, Enhanced: "4.5.3", Message: "Too many recipients"})
+		s.tx.excess++
+		e := &smtp.Error{Code: 452, Enhanced: "4.5.3", Message: "Too many recipients"}
+		if s.tx.excess > rcptOvershoot {
+			s.fail("too_many_rcpts", e)
+		} else {
+			s.refuse("too_many_rcpts", e)
+		}
 		return
 	}
 	path, params, err := smtp.ParseRcptTo(arg, s.tx.smtputf8)

@@ -68,6 +68,7 @@ type transaction struct {
 	body     string
 	rcpts    []string
 	refused  int  // RCPTs refused in this transaction
+	excess   int  // RCPTs past Limits.MaxRecipients in this transaction
 	reqTLS   bool // MAIL FROM carried REQUIRETLS (RFC 8689)
 }
 
@@ -375,13 +376,7 @@ func (s *session) reply(code int, enhanced, text string) {
 // errors it adds 421 4.7.0 and ends the session. label is the short
 // reason for the rejections metric.
 func (s *session) fail(label string, e *smtp.Error) {
-	smtp.WriteReply(s.bw, e.Code, e.Enhanced, e.Message)
-	reason := e.Reason
-	if reason == "" {
-		reason = e.Message
-	}
-	s.log.Info("rejected", "cmd", s.verb, "code", e.Code, "enhanced", e.Enhanced, "reason", reason)
-	metrics.MessagesRejected.WithLabelValues(s.srv.Name, label).Inc()
+	s.refuse(label, e)
 	s.nerrors++
 	if e.Code == 421 {
 		s.quit = true
@@ -390,6 +385,19 @@ func (s *session) fail(label string, e *smtp.Error) {
 	if s.nerrors >= s.lim.MaxErrors && !s.quit {
 		s.fail("too_many_errors", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many errors"})
 	}
+}
+
+// refuse writes an error reply, logs it and counts it in the rejections
+// metric, without counting it against the session's error limit (fail
+// does that too).
+func (s *session) refuse(label string, e *smtp.Error) {
+	smtp.WriteReply(s.bw, e.Code, e.Enhanced, e.Message)
+	reason := e.Reason
+	if reason == "" {
+		reason = e.Message
+	}
+	s.log.Info("rejected", "cmd", s.verb, "code", e.Code, "enhanced", e.Enhanced, "reason", reason)
+	metrics.MessagesRejected.WithLabelValues(s.srv.Name, label).Inc()
 }
 
 // failErr answers with err when it is an *smtp.Error (as the parsers
