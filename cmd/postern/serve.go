@@ -594,13 +594,19 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
 		failDelay = -1
 	}
+	errorDelay := l.ErrorDelay
+	if errorDelay == 0 { // as for auth_fail_delay
+		errorDelay = -1
+	}
 	return smtpd.Limits{
-		MaxMessageSize: l.MaxMessageSize,
-		MaxRecipients:  l.MaxRecipients,
-		MaxErrors:      l.MaxErrors,
-		CommandTimeout: l.CommandTimeout,
-		DataTimeout:    l.DataTimeout,
-		AuthFailDelay:  failDelay,
+		MaxMessageSize:  l.MaxMessageSize,
+		MaxRecipients:   l.MaxRecipients,
+		MaxErrors:       l.MaxErrors,
+		ErrorDelayAfter: l.ErrorDelayAfter,
+		ErrorDelay:      errorDelay,
+		CommandTimeout:  l.CommandTimeout,
+		DataTimeout:     l.DataTimeout,
+		AuthFailDelay:   failDelay,
 	}
 }
 

@@ -1,9 +1,14 @@
 package smtpd
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"postern/internal/metrics"
 )
 
 // TestTooManyRecipientsPipelined checks RFC 5321 §4.5.3.1.10: each
@@ -61,4 +66,180 @@ func TestRecipientOvershoot(t *testing.T) {
 	}
 	c.expect("421 4.7.0 Too many errors")
 	c.expectClosed()
+}
+
+// fakeAfter is an injected clock for the session's delays: it records
+// each delay asked for and fires at once (or never, when hold is set).
+type fakeAfter struct {
+	mu     sync.Mutex
+	delays []time.Duration
+	hold   bool
+	asked  chan struct{} // when set, told of each delay asked for
+}
+
+func (a *fakeAfter) after(d time.Duration) <-chan time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.delays = append(a.delays, d)
+	ch := make(chan time.Time, 1)
+	if !a.hold {
+		ch <- fixedNow.Add(d)
+	}
+	if a.asked != nil {
+		a.asked <- struct{}{}
+	}
+	return ch
+}
+
+func (a *fakeAfter) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.delays)
+}
+
+// TestErrorLimitSoftAndHard checks the two error limits, as Postfix's
+// smtpd_soft_error_limit and smtpd_hard_error_limit: past 10 errors
+// every reply waits ErrorDelay; the 20th error ends the session.
+func TestErrorLimitSoftAndHard(t *testing.T) {
+	clock := &fakeAfter{}
+	f := newFixture(t, RoleMX, func(s *Server) { s.After = clock.after })
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.do("MAIL FROM:<a@example.net>", "250 2.1.0")
+	for i := range 10 {
+		c.do(fmt.Sprintf("RCPT TO:<x%d@elsewhere.example>", i), "550 5.7.1")
+	}
+	c.do("NOOP", "250 2.0.0") // 10 errors: not yet slowed down
+	if n := clock.count(); n != 0 {
+		t.Fatalf("%d delays after 10 errors, want none", n)
+	}
+	c.do("RCPT TO:<bad@elsewhere.example>", "550 5.7.1") // the 11th
+	if n := clock.count(); n != 0 {
+		t.Fatalf("%d delays before the 11th error's reply, want none", n)
+	}
+	c.do("RSET", "250 2.0.0")
+	c.do("MAIL FROM:<a@example.net>", "250 2.1.0")
+	c.do("RCPT TO:<bob@example.org>", "250 2.1.5")
+	if n := clock.count(); n != 3 {
+		t.Fatalf("%d delays after the 11th error for 3 replies, want 3", n)
+	}
+	for range 8 {
+		c.do("RCPT TO:<x@elsewhere.example>", "550 5.7.1")
+	}
+	c.do("RCPT TO:<x@elsewhere.example>", "550 5.7.1") // the 20th
+	c.expect("421 4.7.0 Too many errors")
+	c.expectClosed()
+	clock.mu.Lock()
+	defer clock.mu.Unlock()
+	if len(clock.delays) != 12 {
+		t.Errorf("%d delays, want 12 (every reply after the 11th error)", len(clock.delays))
+	}
+	for _, d := range clock.delays {
+		if d != time.Second {
+			t.Errorf("delay %v, want the default 1s", d)
+		}
+	}
+}
+
+// TestErrorDelayShutdown checks that a session waiting out its error
+// delay is told 421 4.3.2 at shutdown, not made to wait.
+func TestErrorDelayShutdown(t *testing.T) {
+	clock := &fakeAfter{hold: true, asked: make(chan struct{}, 1)}
+	f := newFixture(t, RoleMX, func(s *Server) {
+		s.After = clock.after
+		s.Limits.ErrorDelayAfter, s.Limits.ErrorDelay = 1, time.Hour
+	})
+	c := f.dial()
+	c.do("BOGUS", "500 5.5.1")
+	c.do("BOGUS", "500 5.5.1")
+	c.send("NOOP")
+	<-clock.asked
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	go f.srv.Shutdown(ctx)
+	c.expect("421 4.3.2")
+	c.expectClosed()
+}
+
+// TestHTTPRequestCut checks the cross-protocol defence: a browser made
+// to post a form to an SMTP port sends an HTTP request whose body could
+// hold SMTP commands. Its first line ends the session at once, as
+// Postfix does, and is counted.
+func TestHTTPRequestCut(t *testing.T) {
+	for _, tt := range []struct {
+		role  Role
+		first string
+	}{
+		{RoleMX, "POST / HTTP/1.1"},
+		{RoleMX, "GET /index.html HTTP/1.0"},
+		{RoleMX, "CONNECT mx.example.org:25 HTTP/1.1"},
+		{RoleMX, "Host: mx.example.org:25"},
+		{RoleSubmission, "PUT http://mx.example.org:587/ HTTP/1.1"},
+		{RoleSubmissions, "HEAD / HTTP/1.1"},
+	} {
+		t.Run(tt.role.String()+" "+tt.first, func(t *testing.T) {
+			f := newFixture(t, tt.role)
+			before := value(metrics.MessagesRejected.WithLabelValues(f.srv.Name, "http_request"))
+			c := f.dial()
+			c.raw(tt.first + "\r\nHost: mx.example.org\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\n" +
+				"EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
+			c.expect("221 2.7.0")
+			c.expectClosed()
+			if got := value(metrics.MessagesRejected.WithLabelValues(f.srv.Name, "http_request")) - before; got != 1 {
+				t.Errorf("http_request rejections +%v, want +1", got)
+			}
+			waitLog(t, f, "session end")
+			if !strings.Contains(f.logs.String(), "HTTP request on an SMTP port") {
+				t.Errorf("no log of the HTTP request:\n%s", f.logs)
+			}
+		})
+	}
+}
+
+func TestLooksLikeHTTP(t *testing.T) {
+	for line, want := range map[string]bool{
+		"GET / HTTP/1.1":                       true,
+		"get / http/1.1":                       true,
+		"POST /form":                           true,
+		"POST http://mx.example.org/ HTTP/1.1": true,
+		"HEAD * HTTP/1.0":                      true,
+		"OPTIONS * HTTP/1.1":                   true,
+		"PUT /x HTTP/1.1":                      true,
+		"CONNECT mx.example.org:25 HTTP/1.1":   true,
+		"CONNECT 192.0.2.1:25":                 true,
+		"DELETE /x HTTP/1.1":                   true,
+		"Host: mx.example.org":                 true,
+		"host:mx.example.org":                  true,
+		"GET":                                  false,
+		"GET something":                        false,
+		"POSTMASTER / HTTP/1.1":                false,
+		"MAIL FROM:<get@example.org>":          false,
+		"RCPT TO:<host:x@example.org>":         false,
+		"HOST mx.example.org":                  false,
+		"EHLO GET / HTTP/1.1":                  false,
+		"HELP":                                 false,
+		"":                                     false,
+	} {
+		if got := looksLikeHTTP([]byte(line)); got != want {
+			t.Errorf("looksLikeHTTP(%q) = %v, want %v", line, got, want)
+		}
+	}
+}
+
+// FuzzLooksLikeHTTP checks that no SMTP command is ever taken for HTTP,
+// whatever its argument, and that the classifier never panics.
+func FuzzLooksLikeHTTP(f *testing.F) {
+	for _, s := range []string{"GET / HTTP/1.1", "Host: x", "CONNECT a:1", "MAIL FROM:<a@b>", "POST *", "HEAD  HTTP/", ""} {
+		f.Add(s)
+	}
+	verbs := []string{"EHLO", "HELO", "MAIL", "RCPT", "DATA", "RSET", "NOOP", "QUIT", "VRFY", "EXPN", "HELP", "STARTTLS", "AUTH", "BDAT"}
+	f.Fuzz(func(t *testing.T, line string) {
+		got := looksLikeHTTP([]byte(line))
+		verb, _, _ := strings.Cut(line, " ")
+		for _, v := range verbs {
+			if strings.EqualFold(verb, v) && got {
+				t.Fatalf("SMTP command %q taken for HTTP", line)
+			}
+		}
+	})
 }

@@ -55,9 +55,19 @@ func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmiss
 
 // Limits bounds a session. Zero fields take the defaults named.
 type Limits struct {
-	MaxMessageSize int64         // default 36700160 (35 MiB); advertised in SIZE
-	MaxRecipients  int           // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
-	MaxErrors      int           // default 10; then 421 and close
+	MaxMessageSize int64 // default 36700160 (35 MiB); advertised in SIZE
+	MaxRecipients  int   // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
+	// MaxErrors is the hard error limit: the error reply that makes
+	// this many is followed by 421 4.7.0 and the close; default 20
+	// (Postfix's smtpd_hard_error_limit).
+	MaxErrors int
+	// ErrorDelayAfter is the soft error limit: once a session has made
+	// more errors than this, every reply waits ErrorDelay; default 10
+	// (Postfix's smtpd_soft_error_limit).
+	ErrorDelayAfter int
+	// ErrorDelay is that wait, default 1s (Postfix's
+	// smtpd_error_sleep_time); negative means none.
+	ErrorDelay     time.Duration
 	MaxCommandLine int           // default 512 (RFC 5321 §4.5.3.1.4)
 	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
 	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
@@ -81,7 +91,13 @@ func (l Limits) withDefaults() Limits {
 		l.MaxRecipients = 100
 	}
 	if l.MaxErrors <= 0 {
-		l.MaxErrors = 10
+		l.MaxErrors = 20
+	}
+	if l.ErrorDelayAfter <= 0 {
+		l.ErrorDelayAfter = 10
+	}
+	if l.ErrorDelay == 0 {
+		l.ErrorDelay = time.Second
 	}
 	if l.MaxCommandLine <= 0 {
 		l.MaxCommandLine = 512
@@ -128,6 +144,9 @@ type Server struct {
 	Spool     Spooler          // required
 	Logger    *slog.Logger     // nil: slog.Default()
 	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	// After, when non-nil, replaces time.After for the waits a session
+	// makes before its replies (Limits.ErrorDelay): tests inject a clock.
+	After func(d time.Duration) <-chan time.Time
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
 	Filter Filter

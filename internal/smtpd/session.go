@@ -217,12 +217,42 @@ func (s *session) serve() {
 		if waits {
 			s.bw = s.srv.getWriter(&s.cw)
 		}
+		if (err == nil || isLineError(err)) && !s.slowDown() {
+			return
+		}
 		if err != nil {
 			s.readError(err)
 			continue
 		}
 		s.handle(line)
 	}
+}
+
+// slowDown makes a session that has made more than ErrorDelayAfter
+// errors wait ErrorDelay before it answers its next command, as
+// Postfix's smtpd_soft_error_limit does: a client that errs that much
+// is slowed down before it is cut at MaxErrors. It sends the replies
+// written so far first. It reports false, after answering 421 4.3.2,
+// when the server shut down or the session was cut meanwhile.
+func (s *session) slowDown() bool {
+	if s.nerrors <= s.lim.ErrorDelayAfter || s.lim.ErrorDelay <= 0 {
+		return true
+	}
+	if s.flush() != nil {
+		return false
+	}
+	after := time.After
+	if s.srv.After != nil {
+		after = s.srv.After
+	}
+	select {
+	case <-after(s.lim.ErrorDelay):
+		return true
+	case <-s.ctx.Done():
+	case <-s.srv.done:
+	}
+	s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
+	return false
 }
 
 func (s *session) finish() {
@@ -344,6 +374,13 @@ func (s *session) readError(err error) {
 	s.quit = true
 }
 
+// isLineError reports whether err is a hostile command line that
+// lineError answers.
+func isLineError(err error) bool {
+	return errors.Is(err, smtp.ErrLineTooLong) || errors.Is(err, smtp.ErrBareLF) ||
+		errors.Is(err, smtp.ErrBareCR) || errors.Is(err, smtp.ErrNUL)
+}
+
 // lineError answers a hostile line (too long, bare LF or CR, NUL) with a
 // 500 and reports true; other errors are left to the caller. A non-empty
 // tooLongEnh replaces 5.5.2 for overlong lines (AUTH uses 5.5.6).
@@ -433,6 +470,10 @@ func (s *session) handle(line []byte) {
 	s.verb = ""
 	if len(line)+2 > s.lim.MaxCommandLine && !hasAuthVerb(line) {
 		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Line too long"})
+		return
+	}
+	if looksLikeHTTP(line) { // a cross-protocol request (http.go)
+		s.cutHTTP()
 		return
 	}
 	cmd, err := smtp.ParseCommand(line)

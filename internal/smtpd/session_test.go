@@ -245,7 +245,7 @@ func TestCommandLineChecks(t *testing.T) {
 }
 
 func TestTooManyErrors(t *testing.T) {
-	f := newFixture(t, RoleMX)
+	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 10 })
 	c := f.dial()
 	for i := range 9 {
 		c.do(fmt.Sprintf("BOGUS%c", 'A'+i), "500 5.5.1")
@@ -329,7 +329,7 @@ func TestLogEvents(t *testing.T) {
 // TestTooManyErrorsPipelined checks that the 421 reaches a client that
 // is still sending when the server closes.
 func TestTooManyErrorsPipelined(t *testing.T) {
-	f := newFixture(t, RoleMX)
+	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 10 })
 	c := f.dial()
 	c.raw(strings.Repeat("BOGUS "+strings.Repeat("x", 400)+"\r\n", 40))
 	for range 10 {

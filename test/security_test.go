@@ -1,0 +1,52 @@
+package test
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNmapOpenRelay runs nmap's smtp-open-relay script, which auditors
+// run to show that a server is no open relay, against the mx port: 16
+// relay attempts in one session, RSET between them. The session must
+// last to the script's verdict: the errors past limits.error_delay_after
+// slow the replies down, and 16 stay below limits.max_errors (issue 12,
+// §8). The script's portrule wants port 25 or a detected smtp service;
+// "+" runs it on this port as it is.
+func TestNmapOpenRelay(t *testing.T) {
+	integration(t)
+	nmap := needTool(t, "nmap")
+	s := testConfig(t, t.TempDir(), "")
+	s.start()
+	_, port, _ := strings.Cut(s.mx, ":")
+	start := time.Now()
+	out, err := exec.Command(nmap, "-n", "-Pn", "-p", port, "--script", "+smtp-open-relay", "127.0.0.1").CombinedOutput()
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("nmap: %v\n%s", err, out)
+	}
+	// The verdict's wording, from smtp-open-relay.nse's action.
+	const verdict = "Server doesn't seem to be an open relay, all tests failed"
+	if !strings.Contains(string(out), verdict) {
+		t.Fatalf("nmap did not conclude %q:\n%s\nserver log:\n%s", verdict, out, s.stderr.String())
+	}
+	// The session's end is logged once nmap has gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.stderr.String(), "errors=16") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	logs := s.stderr.String()
+	if !strings.Contains(logs, "errors=16") {
+		t.Errorf("want one session with the script's 16 refused relay attempts:\n%s", logs)
+	}
+	if strings.Contains(logs, "Too many errors") {
+		t.Errorf("the session was cut for its errors:\n%s", logs)
+	}
+	// 16 errors: the replies after the 11th wait limits.error_delay (1s),
+	// about 16 of them; nmap's own timeout per reply is 10s.
+	t.Logf("nmap smtp-open-relay took %v", elapsed.Round(100*time.Millisecond))
+	if elapsed > time.Minute {
+		t.Errorf("nmap took %v: the slow-down is out of proportion", elapsed)
+	}
+}
