@@ -1,6 +1,7 @@
 package test
 
 import (
+	"encoding/json"
 	"os/exec"
 	"strings"
 	"testing"
@@ -49,4 +50,57 @@ func TestNmapOpenRelay(t *testing.T) {
 	if elapsed > time.Minute {
 		t.Errorf("nmap took %v: the slow-down is out of proportion", elapsed)
 	}
+}
+
+// TestPostmasterNobody runs the real binary with a configuration file
+// and no users: postmaster@ reaches nobody, so RCPT refuses it (no
+// backscatter later), serve warns at start and postern check fails,
+// both with the command that fixes it; once it is run, postmaster mail
+// is delivered (issue 12, §6).
+func TestPostmasterNobody(t *testing.T) {
+	integration(t)
+	swaks := needTool(t, "swaks")
+	s := testConfig(t, t.TempDir(), "")
+	s.start()
+	fix := "postern user add postmaster@localhost --config " + s.config
+	waitLog(t, s, "postmaster address reaches nobody")
+	for _, addr := range []string{"postmaster@localhost", "postmaster@example.test"} {
+		if !strings.Contains(s.stderr.String(), "address="+addr) {
+			t.Errorf("no WARN for %s:\n%s", addr, s.stderr.String())
+		}
+	}
+	if !strings.Contains(s.stderr.String(), fix) {
+		t.Errorf("the WARN lacks the fix %q:\n%s", fix, s.stderr.String())
+	}
+	out, _ := exec.Command(binPath, append([]string{"check", "--json"}, s.args()...)...).Output()
+	var rs []struct{ Check, Domain, Status, Message, Fix string }
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("check --json: %v\n%s", err, out)
+	}
+	failed := 0
+	for _, r := range rs {
+		if r.Check == "postmaster" {
+			if r.Status != "FAIL" || !strings.HasPrefix(r.Fix, fix) {
+				t.Errorf("check: %+v, want FAIL with fix %q", r, fix)
+			}
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Errorf("%d postmaster results, want 2 FAILs:\n%s", failed, out)
+	}
+	for _, to := range []string{"postmaster@example.test", "postmaster@localhost"} {
+		o, err := exec.Command(swaks, "--server", s.mx, "--from", "someone@example.net", "--to", to).CombinedOutput()
+		if err == nil || !strings.Contains(string(o), "550 5.1.1") {
+			t.Errorf("RCPT %s not refused with 550 5.1.1: %v\n%s", to, err, o)
+		}
+	}
+
+	s.addUser("postmaster@localhost", "pw-postmaster-1") // the fix
+	o, err := exec.Command(swaks, "--server", s.mx, "--from", "someone@example.net", "--to", "postmaster@example.test",
+		"--header", "Subject: postmaster-marker").CombinedOutput()
+	if err != nil {
+		t.Fatalf("swaks after the fix: %v\n%s", err, o)
+	}
+	s.waitMaildir("postmaster@localhost", "postmaster-marker")
 }

@@ -84,15 +84,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	dcfg := userdb.DirectoryConfig{
-		LocalDomains: cfg.LocalDomains,
-		Aliases:      cfg.Aliases,
-		SendAs:       sendAsGrants(cfg),
-	}
+	dcfg := directoryConfig(cfg)
 	if err := dcfg.Validate(); err != nil {
 		return err
 	}
 	dir := userdb.NewDirectory(db, dcfg)
+	warnPostmasters(context.Background(), cfg, dir, log) // postmaster.go
 
 	resolver, err := newResolver(cfg)
 	if err != nil {

@@ -72,7 +72,10 @@ type Directory interface {
 	// IsLocalDomain reports whether mail for domain is delivered here.
 	IsLocalDomain(domain string) bool
 	// RecipientExists reports whether addr, in a local domain, names a
-	// user or an alias. "postmaster@DOMAIN" for a local domain must exist.
+	// user or an alias. "postmaster@DOMAIN" for a local domain must exist
+	// (RFC 5321 §4.5.1) when its mail reaches someone; when it reaches
+	// nobody, it is refused like any unknown user rather than bounced
+	// later.
 	RecipientExists(ctx context.Context, addr string) (bool, error)
 	// MaySendAs reports whether the authenticated user may use addr as
 	// envelope sender or in the From header.

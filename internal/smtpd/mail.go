@@ -160,13 +160,16 @@ func (s *session) cmdRcpt(arg string) {
 		s.fail("params", &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "RCPT parameters not recognized"})
 		return
 	}
-	var addr string
+	addr, domain := path.Addr.String(), path.Addr.Domain
 	if path.Postmaster {
-		// RFC 5321 §4.5.1: always accepted.
+		// RFC 5321 §4.5.1: the bare Postmaster goes to the configured
+		// address. In another domain it is relayed there; in a local
+		// one it must reach someone, like any local recipient.
 		addr = s.srv.postmaster
-	} else {
-		addr = path.Addr.String()
-		if e := s.checkRecipient(path.Addr.Domain, addr); e != nil {
+		domain = addr[strings.LastIndexByte(addr, '@')+1:]
+	}
+	if !path.Postmaster || s.srv.Directory.IsLocalDomain(domain) {
+		if e := s.checkRecipient(domain, addr); e != nil {
 			s.tx.refused++
 			s.fail(e.label, e.err)
 			return

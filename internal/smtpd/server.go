@@ -131,8 +131,11 @@ type Server struct {
 	Role     Role   // what the listener is for
 	Hostname string // used in the greeting, EHLO reply and Received; default "localhost"
 	// PostmasterAddress is where RCPT TO:<Postmaster> (no domain, RFC 5321
-	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. It is
-	// always accepted, whatever the Directory says (RFC 5321 §4.5.1).
+	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. In a
+	// domain that is not local it is always accepted (RFC 5321 §4.5.1);
+	// in a local one only when the Directory says it exists: accepted
+	// for nobody, the mail would bounce later, to a sender who may be
+	// forged.
 	PostmasterAddress string
 	// TLSConfig is used for STARTTLS (mx, submission) and implicit TLS
 	// (submissions). Required on submission roles; on mx, nil means

@@ -136,6 +136,7 @@ func TestMailFrom(t *testing.T) {
 
 func TestRcptTo(t *testing.T) {
 	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 100 })
+	f.dir.addUser("postmaster@" + testHost)
 	c := f.dial()
 	c.script(
 		step{"EHLO client.example", "250 "},
@@ -170,6 +171,7 @@ func TestRcptTo(t *testing.T) {
 
 func TestPostmasterAddress(t *testing.T) {
 	f := newFixture(t, RoleMX, func(s *Server) { s.PostmasterAddress = "hostmaster@example.org" })
+	f.dir.addUser("hostmaster@example.org")
 	c := f.dial()
 	c.script(
 		step{"EHLO client.example", "250 "},

@@ -63,11 +63,10 @@ func testDirectoryRecipientExists(t *testing.T, open opener) {
 		"info@example.org":       true,
 		"INFO@example.org":       true,
 		"sales@example.org":      true,
-		"ghost@example.org":      true, // an alias exists even if its target does not
-		"postmaster@example.org": true, // RFC 5321 §4.5.1
-		"PostMaster@example.net": true,
-		"postmaster":             true,
-		"Postmaster":             true,
+		"ghost@example.org":      true,  // an alias exists even if its target does not
+		"PostMaster@example.net": true,  // its alias reaches carol
+		"postmaster@example.org": false, // nobody would receive it (issue 12, §6)
+		"postmaster":             false,
 		"nobody@example.org":     false,
 		"alice@example.com":      false, // not local
 		"postmaster@example.com": false,
@@ -209,4 +208,64 @@ func TestDirectoryConfigValidate(t *testing.T) {
 			t.Errorf("Validate accepted %+v", cfg)
 		}
 	}
+}
+
+// TestDirectoryPostmasterResolves checks that postmaster@ a local domain
+// exists only when its mail reaches a user (RFC 5321 §4.5.1 requires
+// the address; accepting it for nobody bounces the mail later, to a
+// sender who may be forged), and that it falls back to
+// DirectoryConfig.Postmaster.
+func TestDirectoryPostmasterResolves(t *testing.T) { eachBackend(t, testDirectoryPostmasterResolves) }
+
+func testDirectoryPostmasterResolves(t *testing.T, open opener) {
+	ctx := context.Background()
+	db := open(t, newClock(), nil)
+	cfg := DirectoryConfig{
+		LocalDomains: []string{"example.org", "example.net", "example.com"},
+		Aliases:      map[string][]string{"postmaster@example.com": {"nobody@example.com"}},
+		Postmaster:   "hostmaster@example.org",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory(db, cfg)
+	exists := func(addr string, want bool) {
+		t.Helper()
+		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	unreachable := func(want ...string) {
+		t.Helper()
+		list, err := d.UnreachablePostmasters(ctx)
+		var got []string
+		for _, u := range list {
+			got = append(got, u.Address+" via "+u.Via)
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("UnreachablePostmasters = %q, %v; want %q", got, err, want)
+		}
+	}
+	exists("postmaster@example.org", false)
+	exists("postmaster", false)
+	unreachable("postmaster@example.org via hostmaster@example.org", "postmaster@example.net via hostmaster@example.org",
+		"postmaster@example.com via nobody@example.com", "hostmaster@example.org via hostmaster@example.org")
+
+	if err := db.Add("Hostmaster@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	exists("postmaster@example.org", true) // to the configured postmaster
+	exists("POSTMASTER@example.net", true)
+	exists("postmaster", true)
+	exists("postmaster@example.com", false) // its own alias names nobody
+	unreachable("postmaster@example.com via nobody@example.com")
+	if got, err := d.Resolve("postmaster@example.net"); err != nil || !slices.Equal(got, []string{"hostmaster@example.org"}) {
+		t.Errorf("Resolve(postmaster@example.net) = %q, %v", got, err)
+	}
+
+	if err := db.Add("nobody@example.com", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	exists("postmaster@example.com", true)
+	unreachable()
 }
