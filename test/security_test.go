@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern/internal/delivery/dovecottest"
 )
 
 // TestNmapOpenRelay runs nmap's smtp-open-relay script, which auditors
@@ -103,4 +105,63 @@ func TestPostmasterNobody(t *testing.T) {
 		t.Fatalf("swaks after the fix: %v\n%s", err, o)
 	}
 	s.waitMaildir("postmaster@localhost", "postmaster-marker")
+}
+
+// TestReturnPathAndLMTPStatus runs the real binary with Maildir and with
+// LMTP to the real Dovecot: each stored copy has one Return-Path field,
+// the envelope sender (RFC 5321 §4.4), whatever the sender wrote; and a
+// recipient Dovecot refuses bounces with Dovecot's 5.1.1 in the DSN, not
+// 5.0.0 (issue 12, §8).
+func TestReturnPathAndLMTPStatus(t *testing.T) {
+	integration(t)
+	swaks := needTool(t, "swaks")
+	forged := "Return-Path: <forged@evil.example>"
+
+	t.Run("maildir", func(t *testing.T) {
+		s := testConfig(t, t.TempDir(), "")
+		s.start()
+		s.addUser("alice@example.test", "alice-secret-1")
+		out, err := exec.Command(swaks, "--server", s.mx, "--from", "bounces@sender.example", "--to", "alice@example.test",
+			"--add-header", forged, "--header", "Subject: rp-maildir-marker").CombinedOutput()
+		if err != nil {
+			t.Fatalf("swaks: %v\n%s", err, out)
+		}
+		msg := s.waitMaildir("alice@example.test", "rp-maildir-marker")
+		if !strings.HasPrefix(msg, "Return-Path: <bounces@sender.example>\r\n") || strings.Count(msg, "Return-Path:") != 1 {
+			t.Errorf("want one Return-Path, the envelope sender, first:\n%s", msg)
+		}
+	})
+
+	t.Run("lmtp", func(t *testing.T) {
+		dc := dovecottest.Start(t, "alice@example.test")
+		s := testConfig(t, t.TempDir(), "\n[lmtp]\nnetwork = \"tcp\"\naddress = \""+dc.Addr+"\"\n")
+		s.start()
+		s.addUser("alice@example.test", "alice-secret-1")
+		s.addUser("bob@example.test", "bob-secret-1") // known here, not to Dovecot
+		c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := forged + "\r\nFrom: alice@example.test\r\nSubject: rp-lmtp-marker\r\n\r\nhello\r\n"
+		if err := send(c, "alice@example.test", "alice@example.test", body); err != nil {
+			t.Fatal(err)
+		}
+		if err := send(c, "alice@example.test", "bob@example.test", body); err != nil {
+			t.Fatal(err)
+		}
+		c.Quit()
+		msg := dc.WaitMessage("alice@example.test", "rp-lmtp-marker")
+		if !strings.HasPrefix(msg, "Return-Path: <alice@example.test>") || strings.Count(msg, "Return-Path:") != 1 {
+			t.Errorf("want one Return-Path, the envelope sender, first:\n%s", msg)
+		}
+		dsn := dc.WaitMessage("alice@example.test", "Final-Recipient: rfc822; bob@example.test")
+		if dsn == "" {
+			t.Fatalf("no DSN for bob; alice has %d messages\nlog:\n%s", len(dc.Messages("alice@example.test")), s.stderr.String())
+		}
+		for _, want := range []string{"Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1 <bob@example.test> User doesn't exist"} {
+			if !strings.Contains(dsn, want) {
+				t.Errorf("DSN lacks %q:\n%s", want, dsn)
+			}
+		}
+	})
 }
