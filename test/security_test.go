@@ -2,6 +2,7 @@ package test
 
 import (
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -164,4 +165,42 @@ func TestReturnPathAndLMTPStatus(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestKelvinDomain runs the real binary with the local domain work.test:
+// "alice@wor\u212A.test" (KELVIN SIGN, which strings.ToLower makes a k)
+// is no local address, nor any valid one: refused at RCPT on mx, and on
+// submission not relayed; alice@work.test itself is taken (issue 12, §8).
+func TestKelvinDomain(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+	b, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), `local_domains = ["localhost", "example.test"]`, `local_domains = ["localhost", "example.test", "work.test"]`, 1))
+	if err := os.WriteFile(s.config, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	s.addUser("alice@work.test", "alice-secret-1")
+	c := dialFrom(t, "127.0.0.1", s.mx, "")
+	c.expect("220 ")
+	say := func(cmd, want string) {
+		t.Helper()
+		if _, err := c.c.Write([]byte(cmd + "\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		c.expect(want)
+	}
+	say("EHLO client.example", "250-")
+	for l := c.expect("250"); !strings.HasPrefix(l, "250 "); l = c.expect("250") {
+	}
+	say("MAIL FROM:<someone@example.net> SMTPUTF8", "250 ")
+	say("RCPT TO:<alice@wor\u212A.test>", "501 5.1.3")
+	say("RCPT TO:<ALICE@Work.Test>", "250 ")
+	say("QUIT", "221 ")
+	if out, err := s.run("pw-k-1\n", "user", "add", "bob@wor\u212A.test"); err == nil {
+		t.Errorf("user add of a Kelvin-sign domain succeeded:\n%s", out)
+	}
 }

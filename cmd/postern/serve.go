@@ -615,12 +615,14 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
+// domainOf returns the domain of addr as written: the Directory compares
+// it (strings.ToLower would fold "wor\u212A.test" into work.test).
 func domainOf(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return ""
 	}
-	return strings.ToLower(addr[i+1:])
+	return addr[i+1:]
 }
 
 // spoolAdapter hands the session's envelopes to the queue.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"postern/internal/addrkey"
 )
 
 // ErrBadMailbox is returned (wrapped) for a mailbox name that is not a
@@ -57,7 +59,7 @@ type Maildir struct {
 }
 
 // Deliver stores data as a new message in mailbox, "user@domain" as
-// resolved by the caller; both parts are lower-cased for the path. It
+// resolved by the caller; the path has the parts' addrkey keys. It
 // refuses (ErrBadMailbox) names with "/", NUL, "..", or a part that is
 // empty or starts with ".". from is the envelope sender ("" for the null
 // reverse-path): the stored copy starts with "Return-Path: <from>"
@@ -269,13 +271,19 @@ func writeSync(f *os.File, header, data []byte) error {
 	return f.Sync()
 }
 
-// splitMailbox checks mailbox and returns its lower-cased parts.
+// splitMailbox checks mailbox and returns its parts as their addrkey
+// keys: the local part in NFC with its ASCII letters lower-cased, the
+// domain as an A-label. (strings.ToLower would give two users, Élise and
+// élise, one mailbox.)
 func splitMailbox(mailbox string) (user, domain string, err error) {
 	i := strings.LastIndexByte(mailbox, '@')
 	if i < 0 {
 		return "", "", fmt.Errorf("%w: no @", ErrBadMailbox)
 	}
-	user, domain = strings.ToLower(mailbox[:i]), strings.ToLower(mailbox[i+1:])
+	user = addrkey.Local(mailbox[:i])
+	if domain, err = addrkey.Domain(mailbox[i+1:]); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrBadMailbox, err)
+	}
 	for _, p := range []string{user, domain} {
 		switch {
 		case p == "":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -136,4 +137,27 @@ func FuzzDropReturnPath(f *testing.F) {
 			i = end
 		}
 	})
+}
+
+// TestMaildirPathFolding checks that mailbox paths fold ASCII letters
+// only: Élise and élise are two users with two Maildirs, a U-label
+// domain is kept under its A-label, and a domain that is no IDNA name
+// (the Kelvin sign) is refused, not taken for work.test.
+func TestMaildirPathFolding(t *testing.T) {
+	root := t.TempDir()
+	m := &Maildir{Root: root}
+	ctx := context.Background()
+	for _, mb := range []string{"Élise@Work.test", "élise@work.test", "x@bücher.example"} {
+		if err := m.Deliver(ctx, mb, "", []byte("x")); err != nil {
+			t.Fatalf("%s: %v", mb, err)
+		}
+	}
+	for _, dir := range []string{"work.test/Élise", "work.test/élise", "xn--bcher-kva.example/x"} {
+		if len(newFiles(t, root, filepath.Dir(dir), filepath.Base(dir))) != 1 {
+			t.Errorf("%s: want one message", dir)
+		}
+	}
+	if err := m.Deliver(ctx, "alice@wor\u212A.test", "", []byte("x")); !errors.Is(err, ErrBadMailbox) {
+		t.Errorf("Kelvin domain: %v, want ErrBadMailbox", err)
+	}
 }

@@ -66,8 +66,11 @@ type Spooler interface {
 }
 
 // Directory answers the session's questions about addresses. All
-// addresses are "local@domain" with the domain lower-cased (IDNA A-label
-// or U-label as given) and the local part as the client sent it.
+// addresses are "local@domain" with the domain's ASCII letters
+// lower-cased (IDNA A-label or U-label as given; the session has refused
+// a domain that is no valid IDNA2008 name) and the local part as the
+// client sent it. The Directory compares them by their addrkey keys, not
+// with Unicode case folding.
 type Directory interface {
 	// IsLocalDomain reports whether mail for domain is delivered here.
 	IsLocalDomain(domain string) bool

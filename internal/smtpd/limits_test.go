@@ -270,3 +270,28 @@ func TestPostmasterNobody(t *testing.T) {
 		t.Errorf("recipients %q", got)
 	}
 }
+
+// TestIDNADomains checks that a domain that is not a valid IDNA2008
+// name is refused at MAIL and RCPT, on every listener: "wor\u212A.test"
+// (KELVIN SIGN) would pass for work.test where a comparison folds case
+// with strings.ToLower, and on submission it would be relayed.
+func TestIDNADomains(t *testing.T) {
+	for _, role := range []Role{RoleMX, RoleSubmission} {
+		f := newFixture(t, role)
+		c := f.dial()
+		if role == RoleSubmission {
+			c.do("EHLO client.example", "250 ")
+			c.startTLS()
+			c.do("EHLO client.example", "250 ")
+			c.login()
+			c.do("MAIL FROM:<alice@example.org> SMTPUTF8", "250 ")
+		} else {
+			c.do("EHLO client.example", "250 ")
+			c.do("MAIL FROM:<a@exampl\u212A.net> SMTPUTF8", "501 5.1.7")
+			c.do("MAIL FROM:<a@bücher.example> SMTPUTF8", "250 ")
+		}
+		c.do("RCPT TO:<alice@wor\u212A.test>", "501 5.1.3")
+		c.do("RCPT TO:<alice@BÜCHER.example>", "501 5.1.3")
+		c.do("RCPT TO:<bob@example.org>", "250 ")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"postern/internal/addrkey"
 	"postern/internal/smtp"
 )
 
@@ -31,6 +32,12 @@ func (s *session) cmdMail(arg string) {
 	if e := s.mailParams(params, &tx); e != nil {
 		s.fail("params", e)
 		return
+	}
+	if !path.Null {
+		if e := checkDomain(path.Addr.Domain, "5.1.7", "sender"); e != nil {
+			s.fail("syntax", e)
+			return
+		}
 	}
 	if path.Null {
 		if s.srv.Role.submission() {
@@ -160,6 +167,13 @@ func (s *session) cmdRcpt(arg string) {
 		s.fail("params", &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "RCPT parameters not recognized"})
 		return
 	}
+	if !path.Postmaster {
+		if e := checkDomain(path.Addr.Domain, "5.1.3", "recipient"); e != nil {
+			s.tx.refused++
+			s.fail("syntax", e)
+			return
+		}
+	}
 	addr, domain := path.Addr.String(), path.Addr.Domain
 	if path.Postmaster {
 		// RFC 5321 §4.5.1: the bare Postmaster goes to the configured
@@ -179,6 +193,19 @@ func (s *session) cmdRcpt(arg string) {
 		s.tx.rcpts = append(s.tx.rcpts, addr)
 	}
 	s.reply(250, "2.1.5", "OK")
+}
+
+// checkDomain refuses a domain that is not a valid IDNA2008 name
+// (addrkey.Domain): the parser lets U-labels through as letters, marks
+// and digits, but one such as "wor\u212A.test" (KELVIN SIGN) is no
+// name, and folded as strings.ToLower does it would pass for work.test.
+// RFC 6531 §3.3 wants U-labels (RFC 5890 §2.3.2.1).
+func checkDomain(domain, enhanced, what string) *smtp.Error {
+	if _, err := addrkey.Domain(domain); err != nil {
+		return &smtp.Error{Code: 501, Enhanced: enhanced, Message: "Bad " + what + " address syntax: domain is not a valid IDNA name",
+			Reason: err.Error()}
+	}
+	return nil
 }
 
 // labeledError is a reply with its metric label.

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern/internal/addrkey"
 )
 
 // ErrNotLocal means an address is not in a local domain.
@@ -66,18 +68,18 @@ func (c DirectoryConfig) Validate() error {
 	}
 	local := make(map[string]bool)
 	for _, dom := range c.LocalDomains {
-		dom = strings.ToLower(dom)
-		if err := checkDomain(dom); err != nil {
+		d, err := normalizeDomain(strings.TrimSuffix(dom, "."))
+		if err != nil {
 			return fmt.Errorf("userdb: local domain %q: %w", dom, err)
 		}
-		local[dom] = true
+		local[domainKey(d)] = true
 	}
 	inLocal := func(what, addr string) error {
 		a, err := NormalizeAddress(addr)
 		if err != nil {
 			return fmt.Errorf("userdb: %s: %w", what, err)
 		}
-		if !local[domainOf(a)] {
+		if !local[domainKey(domainOf(a))] {
 			return fmt.Errorf("userdb: %s %q: %w", what, addr, ErrNotLocal)
 		}
 		return nil
@@ -110,7 +112,7 @@ func (c DirectoryConfig) Validate() error {
 			}
 		}
 		for _, dom := range g.Domains {
-			if err := checkDomain(strings.ToLower(dom)); err != nil {
+			if _, err := normalizeDomain(strings.TrimSuffix(dom, ".")); err != nil {
 				return fmt.Errorf("userdb: send-as domain %q of %s: %w", dom, user, err)
 			}
 		}
@@ -120,8 +122,9 @@ func (c DirectoryConfig) Validate() error {
 
 // Directory answers the SMTP session's questions about addresses from a DB
 // and the configuration; it has the method set of smtpd.Directory. It is
-// safe for concurrent use. Addresses are "local@domain"; local parts match
-// ignoring case.
+// safe for concurrent use. Addresses are "local@domain", compared by
+// their addrkey keys: domains as A-labels, local parts in NFC ignoring
+// the case of ASCII letters only.
 //
 // With a store that keeps aliases and send-as grants (PostgreSQL), the
 // Directory reads all of them at once and reuses them for
@@ -129,7 +132,7 @@ func (c DirectoryConfig) Validate() error {
 // user exists is asked of the store each time (one indexed query).
 type Directory struct {
 	db         *DB
-	domains    []string        // lower-cased, in configuration order
+	domains    []string        // domain keys (addrkey.Domain), in configuration order
 	local      map[string]bool // the same, as a set
 	postmaster string          // userKey of DirectoryConfig.Postmaster or its default
 	config     *dirSnapshot    // from the configuration alone
@@ -147,7 +150,7 @@ type dirSnapshot struct {
 	read    time.Time           // when src was read
 }
 
-// grant is a SendAsGrant as sets of lower-cased addresses and domains.
+// grant is a SendAsGrant as sets of address and domain keys.
 type grant struct {
 	addrs   map[string]bool
 	domains map[string]bool
@@ -170,7 +173,7 @@ func (s *dirSnapshot) add(aliases map[string][]string, sendAs map[string]SendAsG
 			gr.addrs[userKey(a)] = true
 		}
 		for _, dom := range g.Domains {
-			gr.domains[strings.ToLower(strings.TrimSuffix(dom, "."))] = true
+			gr.domains[domainKey(dom)] = true
 		}
 	}
 }
@@ -188,7 +191,7 @@ func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
 		d.refresh = DefaultDirectoryRefresh
 	}
 	for _, dom := range cfg.LocalDomains {
-		dom = strings.ToLower(strings.TrimSuffix(dom, "."))
+		dom = domainKey(dom)
 		if !d.local[dom] {
 			d.local[dom] = true
 			d.domains = append(d.domains, dom)
@@ -276,10 +279,13 @@ func (s *dirSnapshot) aliasesMap() map[string][]string {
 	return m
 }
 
-// IsLocalDomain reports whether mail for domain is delivered here, ignoring
-// case and a trailing dot.
+// IsLocalDomain reports whether mail for domain is delivered here,
+// comparing A-labels (a U-label matches its A-label), ignoring the case of
+// ASCII letters and a trailing dot. A domain that is not a valid IDNA2008
+// name is not local: "wor\u212A.test" (KELVIN SIGN) is not work.test.
 func (d *Directory) IsLocalDomain(domain string) bool {
-	return d.local[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	k, err := addrkey.Domain(domain)
+	return err == nil && d.local[k]
 }
 
 // RecipientExists reports whether addr, in a local domain, names a user or
@@ -352,7 +358,7 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 }
 
 // Resolve returns the users' mailboxes that mail to addr, in a local
-// domain, is delivered to: lower-cased addresses of existing users, without
+// domain, is delivered to: the keys (userKey) of existing users, without
 // duplicates, in the order found, for use as mailbox paths. An alias
 // expands to its targets, recursively up to a depth of 8; an address met
 // again (a loop, or an alias that lists itself beside others) delivers to

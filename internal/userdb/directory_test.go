@@ -269,3 +269,83 @@ func testDirectoryPostmasterResolves(t *testing.T, open opener) {
 	exists("postmaster@example.com", true)
 	unreachable()
 }
+
+// TestDirectoryUnicodeFolding checks the comparisons that decide
+// locality and identity (issue 12, §8): domains as A-labels, under a
+// strict IDNA profile that refuses what strings.ToLower would fold (the
+// KELVIN SIGN of "wor\u212A.test" is not the k of work.test); local
+// parts fold ASCII letters only, other characters compared as written in
+// NFC.
+func TestDirectoryUnicodeFolding(t *testing.T) { eachBackend(t, testDirectoryUnicodeFolding) }
+
+func testDirectoryUnicodeFolding(t *testing.T, open opener) {
+	ctx := context.Background()
+	db := open(t, newClock(), nil)
+	for _, u := range []string{"alice@work.test", "Élise@work.test", "élise@work.test", "kate@work.test", "x@xn--bcher-kva.example"} {
+		if err := db.Add(u, "pw"); err != nil {
+			t.Fatalf("Add(%q): %v", u, err)
+		}
+	}
+	if err := db.Add("e\u0301lise@work.test", "pw"); !errors.Is(err, ErrExists) {
+		t.Errorf("Add of élise in NFD: %v, want ErrExists (the same in NFC)", err)
+	}
+	if _, err := NormalizeAddress("alice@wor\u212A.test"); !errors.Is(err, ErrInvalidAddress) {
+		t.Errorf("NormalizeAddress(Kelvin domain): %v", err)
+	}
+	cfg := DirectoryConfig{LocalDomains: []string{"work.test", "xn--bcher-kva.example"},
+		SendAs: map[string]SendAsGrant{"alice@work.test": {Domains: []string{"xn--bcher-kva.example"}}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory(db, cfg)
+	for dom, want := range map[string]bool{
+		"work.test": true, "WORK.test.": true, "wor\u212A.test": false, "ｗork.test": false,
+		"bücher.example": true, "BÜCHER.example": false, "bu\u0308cher.example": false,
+	} {
+		if got := d.IsLocalDomain(dom); got != want {
+			t.Errorf("IsLocalDomain(%q) = %v, want %v", dom, got, want)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"alice@work.test":         true,
+		"ALICE@Work.Test":         true,
+		"alice@wor\u212A.test":    false,
+		"\u212Aate@work.test":     true, // U+212A is canonically K (NFC)
+		"Élise@work.test":         true,
+		"E\u0301lise@work.test":   true,
+		"ÉLISE@work.test":         true,  // its ASCII letters fold: Élise
+		"ëlise@work.test":         false, // another letter
+		"x@bücher.example":        true,
+		"X@xn--bcher-kva.example": true,
+		"ſ@work.test":             false,
+		"alice@work.test\u0000":   false,
+	} {
+		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		user, addr string
+		want       bool
+	}{
+		{"alice@work.test", "Alice@WORK.TEST", true},
+		{"alice@work.test", "alice@wor\u212A.test", false},
+		{"Élise@work.test", "élise@work.test", false}, // two users
+		{"élise@work.test", "e\u0301lise@work.test", true},
+		{"alice@work.test", "anyone@bücher.example", true}, // granted by its A-label
+		{"alice@work.test", "anyone@BÜCHER.example", false},
+	} {
+		if got, err := d.MaySendAs(ctx, tc.user, tc.addr); err != nil || got != tc.want {
+			t.Errorf("MaySendAs(%q, %q) = %v, %v; want %v", tc.user, tc.addr, got, err, tc.want)
+		}
+	}
+	if got, err := d.Resolve("Élise@work.test"); err != nil || !slices.Equal(got, []string{"Élise@work.test"}) {
+		t.Errorf("Resolve(Élise) = %q, %v", got, err)
+	}
+	if got, err := d.Resolve("x@bücher.example"); err != nil || !slices.Equal(got, []string{"x@xn--bcher-kva.example"}) {
+		t.Errorf("Resolve(x@bücher.example) = %q, %v", got, err)
+	}
+	if _, err := d.Resolve("alice@wor\u212A.test"); !errors.Is(err, ErrNotLocal) {
+		t.Errorf("Resolve(Kelvin domain): %v, want ErrNotLocal", err)
+	}
+}
