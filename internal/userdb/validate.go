@@ -173,4 +173,3 @@ func domainKey(domain string) string {
 	}
 	return k
 }
-
