@@ -32,7 +32,7 @@ const (
 
 // checkResult is one line of `postern check`.
 type checkResult struct {
-	Check   string `json:"check"`            // config, data-dir, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
+	Check   string `json:"check"`            // config, data-dir, postmaster, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
 	Domain  string `json:"domain,omitempty"` // the local domain or host name checked
 	Status  string `json:"status"`           // OK, WARN or FAIL
 	Message string `json:"message"`
@@ -119,6 +119,7 @@ func (c *checker) run(ctx context.Context) {
 	}
 	c.ok("config", "", src+" is valid")
 	c.checkDataDir()
+	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)

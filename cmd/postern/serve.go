@@ -90,15 +90,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 			return err
 		}
 	}
-	dcfg := userdb.DirectoryConfig{
-		LocalDomains: cfg.LocalDomains,
-		Aliases:      cfg.Aliases,
-		SendAs:       sendAsGrants(cfg),
-	}
+	dcfg := directoryConfig(cfg)
 	if err := dcfg.Validate(); err != nil {
 		return err
 	}
 	dir := userdb.NewDirectory(db, dcfg)
+	warnPostmasters(context.Background(), cfg, dir, log) // postmaster.go
 
 	resolver, err := newResolver(cfg)
 	if err != nil {
@@ -593,13 +590,19 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
 		failDelay = -1
 	}
+	errorDelay := l.ErrorDelay
+	if errorDelay == 0 { // as for auth_fail_delay
+		errorDelay = -1
+	}
 	return smtpd.Limits{
-		MaxMessageSize: l.MaxMessageSize,
-		MaxRecipients:  l.MaxRecipients,
-		MaxErrors:      l.MaxErrors,
-		CommandTimeout: l.CommandTimeout,
-		DataTimeout:    l.DataTimeout,
-		AuthFailDelay:  failDelay,
+		MaxMessageSize:  l.MaxMessageSize,
+		MaxRecipients:   l.MaxRecipients,
+		MaxErrors:       l.MaxErrors,
+		ErrorDelayAfter: l.ErrorDelayAfter,
+		ErrorDelay:      errorDelay,
+		CommandTimeout:  l.CommandTimeout,
+		DataTimeout:     l.DataTimeout,
+		AuthFailDelay:   failDelay,
 	}
 }
 
@@ -611,12 +614,14 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
+// domainOf returns the domain of addr as written: the Directory compares
+// it (strings.ToLower would fold "wor\u212A.test" into work.test).
 func domainOf(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return ""
 	}
-	return strings.ToLower(addr[i+1:])
+	return addr[i+1:]
 }
 
 // spoolAdapter hands the session's envelopes to the queue.
@@ -647,7 +652,7 @@ func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt s
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.Deliver(ctx, b, data)
+		err := d.maildir.Deliver(ctx, b, env.From, data)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

@@ -472,7 +472,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		return
 	}
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
-		"command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout", "restart_drain_timeout")
+		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout", "restart_drain_timeout")
 	if n, ok := d.size(t, "max_message_size", "limits.max_message_size"); ok {
 		l.MaxMessageSize = n
 	}
@@ -482,6 +482,9 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	if n, ok := d.integer(t, "max_errors", "limits.max_errors", math.MinInt32, math.MaxInt32); ok {
 		l.MaxErrors = int(n)
 	}
+	if n, ok := d.integer(t, "error_delay_after", "limits.error_delay_after", math.MinInt32, math.MaxInt32); ok {
+		l.ErrorDelayAfter = int(n)
+	}
 	for _, f := range []struct {
 		name string
 		dst  *time.Duration
@@ -489,6 +492,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		{"command_timeout", &l.CommandTimeout},
 		{"data_timeout", &l.DataTimeout},
 		{"auth_fail_delay", &l.AuthFailDelay},
+		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},
 		{"restart_drain_timeout", &l.RestartDrainTimeout},
 	} {

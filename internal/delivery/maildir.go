@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"postern/internal/addrkey"
 )
 
 // ErrBadMailbox is returned (wrapped) for a mailbox name that is not a
@@ -57,14 +59,22 @@ type Maildir struct {
 }
 
 // Deliver stores data as a new message in mailbox, "user@domain" as
-// resolved by the caller; both parts are lower-cased for the path. It
+// resolved by the caller; the path has the parts' addrkey keys. It
 // refuses (ErrBadMailbox) names with "/", NUL, "..", or a part that is
-// empty or starts with ".". It returns after the message is durable.
-func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) error {
+// empty or starts with ".". from is the envelope sender ("" for the null
+// reverse-path): the stored copy starts with "Return-Path: <from>"
+// (RFC 5321 §4.4), the only Return-Path field it has (dropReturnPath);
+// a sender with a control character is refused (ErrBadMailbox). It
+// returns after the message is durable.
+func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte) error {
 	user, domain, err := splitMailbox(mailbox)
 	if err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
+	if hasCtl(from) {
+		return fmt.Errorf("delivery: maildir %q: sender %q: %w", mailbox, from, ErrBadMailbox)
+	}
+	data = dropReturnPath(data)
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
@@ -77,10 +87,10 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) erro
 		box = filepath.Join(box, folder)
 	}
 	tmpDir, newDir := filepath.Join(box, "tmp"), filepath.Join(box, "new")
-	var header []byte
+	header := returnPathField(from)
 	if m.DeliveredTo {
 		// RFC 9228 §4: Delivered-To: addr-spec, the address delivered to.
-		header = []byte("Delivered-To: " + user + "@" + domain + "\r\n")
+		header = append(header, "Delivered-To: "+user+"@"+domain+"\r\n"...)
 	}
 	size := len(header) + len(data)
 	name := m.uniqueName(size)
@@ -261,13 +271,19 @@ func writeSync(f *os.File, header, data []byte) error {
 	return f.Sync()
 }
 
-// splitMailbox checks mailbox and returns its lower-cased parts.
+// splitMailbox checks mailbox and returns its parts as their addrkey
+// keys: the local part in NFC with its ASCII letters lower-cased, the
+// domain as an A-label. (strings.ToLower would give two users, Élise and
+// élise, one mailbox.)
 func splitMailbox(mailbox string) (user, domain string, err error) {
 	i := strings.LastIndexByte(mailbox, '@')
 	if i < 0 {
 		return "", "", fmt.Errorf("%w: no @", ErrBadMailbox)
 	}
-	user, domain = strings.ToLower(mailbox[:i]), strings.ToLower(mailbox[i+1:])
+	user = addrkey.Local(mailbox[:i])
+	if domain, err = addrkey.Domain(mailbox[i+1:]); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrBadMailbox, err)
+	}
 	for _, p := range []string{user, domain} {
 		switch {
 		case p == "":

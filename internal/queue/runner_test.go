@@ -47,7 +47,7 @@ func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {
 	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
-		return m.Deliver(ctx, rcpt, data)
+		return m.Deliver(ctx, rcpt, env.From, data)
 	})
 }
 
@@ -95,6 +95,10 @@ func maildirFiles(t *testing.T, root, mailbox string) [][]byte {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The message as spooled, after the Return-Path the Maildir adds.
+		if bytes.HasPrefix(b, []byte("Return-Path: ")) {
+			b = b[bytes.IndexByte(b, '\n')+1:]
 		}
 		out = append(out, b)
 	}

@@ -66,13 +66,19 @@ type Spooler interface {
 }
 
 // Directory answers the session's questions about addresses. All
-// addresses are "local@domain" with the domain lower-cased (IDNA A-label
-// or U-label as given) and the local part as the client sent it.
+// addresses are "local@domain" with the domain's ASCII letters
+// lower-cased (IDNA A-label or U-label as given; the session has refused
+// a domain that is no valid IDNA2008 name) and the local part as the
+// client sent it. The Directory compares them by their addrkey keys, not
+// with Unicode case folding.
 type Directory interface {
 	// IsLocalDomain reports whether mail for domain is delivered here.
 	IsLocalDomain(domain string) bool
 	// RecipientExists reports whether addr, in a local domain, names a
-	// user or an alias. "postmaster@DOMAIN" for a local domain must exist.
+	// user or an alias. "postmaster@DOMAIN" for a local domain must exist
+	// (RFC 5321 §4.5.1) when its mail reaches someone; when it reaches
+	// nobody, it is refused like any unknown user rather than bounced
+	// later.
 	RecipientExists(ctx context.Context, addr string) (bool, error)
 	// MaySendAs reports whether the authenticated user may use addr as
 	// envelope sender or in the From header.

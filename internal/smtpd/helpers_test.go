@@ -272,6 +272,7 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		Spool:     f.spool,
 		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       func() time.Time { return fixedNow },
+		After:     instantAfter, // no real wait for the error delay
 	}
 	for _, o := range opts {
 		o(f.srv)
@@ -298,6 +299,13 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		}
 	})
 	return f
+}
+
+// instantAfter is a clock for Server.After whose waits end at once.
+func instantAfter(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- fixedNow.Add(d)
+	return ch
 }
 
 // client is a scripted SMTP client.
