@@ -156,6 +156,8 @@ type Config struct {
 	Admin Admin
 	// Process is the user and group Postern serves as (process.go).
 	Process Process
+	// PKCS11 is where keys named by pkcs11: URIs live (pkcs11.go).
+	PKCS11 PKCS11
 }
 
 // applyDerived fills the defaults that depend on other keys.

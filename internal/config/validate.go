@@ -79,6 +79,7 @@ func (c *Config) Validate() error {
 	c.validateAdmission(p)
 	c.validateAdmin(p)   // adminhttp.go
 	c.validateProcess(p) // process.go
+	c.validatePKCS11(p)  // pkcs11.go
 	return errors.Join(p.errs...)
 }
 
