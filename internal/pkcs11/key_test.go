@@ -62,10 +62,9 @@ func testKey(t *testing.T, name string, timeout time.Duration, inFlight int, now
 	f.mode.Store("ok")
 	logs := &logBuf{}
 	fails := new(int)
-	k := newKey(f, keyOptions{
-		info:   KeyInfo{URI: name},
-		onFail: func() { *fails++ },
-		opts:   Options{Timeout: timeout, MaxInFlight: inFlight, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: now},
+	k := newKey(&binding{signer: f, failed: func() { *fails++ }}, keyOptions{
+		info: KeyInfo{URI: name},
+		opts: Options{Timeout: timeout, MaxInFlight: inFlight, Logger: slog.New(slog.NewTextHandler(logs, nil)), Now: now},
 	})
 	return k, f, logs, fails
 }
@@ -148,5 +147,28 @@ func TestKeyLogRateLimit(t *testing.T) {
 	k.Sign(rand.Reader, digest(), crypto.SHA256)
 	if n := strings.Count(logs.String(), "operation failed"); n != 2 || !strings.Contains(logs.String(), "failures_not_logged=4") {
 		t.Fatalf("after %s: %d lines, want 2 with failures_not_logged=4:\n%s", logEvery, n, logs.String())
+	}
+}
+
+// mismatched signs with one key and claims another's public key.
+type mismatched struct{ fakeToken }
+
+func (m *mismatched) Public() crypto.PublicKey {
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return other.Public()
+}
+
+// TestSelfTest checks that SelfTest passes for a working key and fails
+// for one whose signatures do not verify with its public key.
+func TestSelfTest(t *testing.T) {
+	k, f, _, _ := testKey(t, "pkcs11:token=T;object=self;type=private", time.Second, 1, time.Now)
+	if err := k.SelfTest(); err != nil {
+		t.Errorf("working key: %v", err)
+	}
+	m := &mismatched{fakeToken{key: f.key}}
+	m.mode.Store("ok")
+	bad := newKey(&binding{signer: m}, keyOptions{info: KeyInfo{URI: "pkcs11:token=T;object=bad;type=private"}})
+	if err := bad.SelfTest(); err == nil || !strings.Contains(err.Error(), "does not verify") {
+		t.Errorf("mismatched key: %v", err)
 	}
 }

@@ -51,7 +51,8 @@ type token struct {
 	pin    [32]byte // SHA-256 of the PIN it was opened with
 	desc   string
 	slots  chan struct{}
-	broken atomic.Bool
+	broken atomic.Bool // a key operation failed since it was opened
+	closed atomic.Bool // closed: its keys find themselves again
 }
 
 // New returns Tokens that open tokens as opts says. Nothing is opened
@@ -96,17 +97,28 @@ func (t *Tokens) Key(uri string) (*Key, error) {
 		return nil, &Error{Kind: KindPIN, URI: name, Msg: "the PIN file " + pinFile + " is empty", Fix: "write the user PIN on its first line"}
 	}
 	ref := tokenRef{module: module, label: u.Token, serial: u.Serial, slot: u.Slot}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	tok, err := t.token(ref, pin, pinFile, name)
+	find := func() (*binding, KeyInfo, error) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		tok, err := t.token(ref, pin, pinFile, name)
+		if err != nil {
+			return nil, KeyInfo{}, err
+		}
+		signer, info, err := t.find(tok, u, name)
+		if err != nil {
+			return nil, KeyInfo{}, err
+		}
+		return &binding{signer: signer, slots: tok.slots, stale: tok.closed.Load, failed: func() { tok.broken.Store(true) }}, info, nil
+	}
+	b, info, err := find()
 	if err != nil {
 		return nil, err
 	}
-	signer, info, err := t.find(tok, u, name)
-	if err != nil {
-		return nil, err
+	refind := func() (*binding, error) {
+		b, _, err := find()
+		return b, err
 	}
-	return newKey(signer, keyOptions{info: info, slots: tok.slots, onFail: func() { tok.broken.Store(true) }, opts: t.opts}), nil
+	return newKey(b, keyOptions{info: info, refind: refind, opts: t.opts}), nil
 }
 
 // token returns the open token ref names, opening it when needed; t.mu
@@ -145,6 +157,7 @@ func (t *Tokens) closeModule(module string) {
 			continue
 		}
 		delete(t.open, ref)
+		tok.closed.Store(true)
 		done := make(chan struct{})
 		go func() { tok.ctx.Close(); close(done) }()
 		select {

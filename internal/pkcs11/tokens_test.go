@@ -56,6 +56,9 @@ func TestTokenKeys(t *testing.T) {
 		if !pub.(interface{ Equal(crypto.PublicKey) bool }).Equal(k.Public()) {
 			t.Errorf("%s: Public() is not the token's public key", label)
 		}
+		if err := k.SelfTest(); err != nil {
+			t.Errorf("%s: self test: %v", label, err)
+		}
 		info := k.Info()
 		if info.Label != label || !strings.Contains(info.Token, `"T" (SoftHSM project SoftHSM v2`) || info.Module != pkcs11test.Module {
 			t.Errorf("%s: info %+v", label, info)
@@ -202,5 +205,11 @@ func TestTokenUnplugged(t *testing.T) {
 	sig, err := k2.Sign(rand.Reader, d[:], crypto.SHA256)
 	if err != nil || !ecdsa.VerifyASN1(pub, d[:], sig) {
 		t.Fatalf("token back: sign: %v", err)
+	}
+	// The Key from before (as the DKIM signer holds it) finds itself in
+	// the reopened token.
+	sig, err = k.Sign(rand.Reader, d[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(pub, d[:], sig) {
+		t.Fatalf("the earlier Key after the token came back: %v", err)
 	}
 }
