@@ -20,6 +20,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/pkcs11"
 	"postern/internal/tlsconf"
 )
 
@@ -48,7 +49,9 @@ type checker struct {
 	res  dns.Resolver
 	http *http.Client // MTA-STS policies
 	now  func() time.Time
-	out  []checkResult
+	// tokens holds the keys in PKCS#11 tokens; nil: opened by run.
+	tokens *pkcs11.Tokens
+	out    []checkResult
 }
 
 func (c *checker) add(status, check, domain, msg, fix string) {
@@ -118,6 +121,10 @@ func (c *checker) run(ctx context.Context) {
 		src = "the embedded default"
 	}
 	c.ok("config", "", src+" is valid")
+	if c.tokens == nil {
+		c.tokens = newTokens(c.cfg, nil) // pkcs11.go
+		defer c.tokens.Close()
+	}
 	c.checkDataDir()
 	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
@@ -126,6 +133,7 @@ func (c *checker) run(ctx context.Context) {
 	if err != nil {
 		c.fail("dkim", "", err.Error(), "replace or remove the broken key file under "+c.cfg.DataDir+"/dkim")
 	}
+	keys = append(keys, c.configuredDKIMKeys()...) // files, or keys in tokens (checkpkcs11.go)
 	for _, d := range c.cfg.LocalDomains {
 		c.checkDomain(ctx, d, keys)
 	}
@@ -176,10 +184,13 @@ func (c *checker) checkCertificates() {
 			c.ok("certificate", c.cfg.Hostname, "self-signed (development); postern serve creates it in "+c.cfg.SelfSignedDir())
 			continue
 		}
-		cert, err := tlsconf.ReadCertificate(f.CertFile, f.KeyFile)
+		cert, err := c.readCertificate(f) // a key file, or a key in a token (checkpkcs11.go)
 		if err != nil {
 			c.fail("certificate", "", err.Error(), "correct the file, or the path in [tls]")
 			continue
+		}
+		if cert == nil {
+			continue // the token key's failure is reported
 		}
 		if msg, fix := keyFileExposed(f.KeyFile, c.cfg.DataDir); msg != "" {
 			c.fail("certificate", "", msg, fix)

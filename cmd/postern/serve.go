@@ -76,7 +76,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken)
+	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
+	defer tokens.Close()
+	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log)
+	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log, tokens)
 	if err != nil {
 		return err
 	}
