@@ -51,6 +51,7 @@ type checker struct {
 	now  func() time.Time
 	// tokens holds the keys in PKCS#11 tokens; nil: opened by run.
 	tokens *pkcs11.Tokens
+	leaves []*x509.Certificate // of the certificates served (checkclients.go)
 	out    []checkResult
 }
 
@@ -128,6 +129,7 @@ func (c *checker) run(ctx context.Context) {
 	c.checkDataDir()
 	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
+	c.checkAutoconfigServer() // checkclients.go
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)
 	if err != nil {
@@ -214,6 +216,11 @@ func (c *checker) checkCertificates() {
 	}
 	if len(certs) == 0 {
 		return
+	}
+	for _, cert := range certs {
+		if cert.Leaf != nil {
+			c.leaves = append(c.leaves, cert.Leaf)
+		}
 	}
 	probs := tlsconf.CheckSet(certs, names, opts)
 	for _, p := range probs {

@@ -301,6 +301,7 @@ type instance struct {
 	serving    sync.WaitGroup // the servers' Serve calls
 	httpSrv    *http.Server
 	adminHTTP  *http.Server
+	autoconf   *http.Server // [autoconfig] (autoconfig.go)
 	adminSrv   *admin.Server
 }
 
@@ -391,6 +392,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if err != nil {
 		return in, err
 	}
+	if in.autoconf, err = startAutoconfig(cfg, b.tlsCfg, socks.Listen, log); err != nil { // autoconfig.go
+		return in, err
+	}
 
 	for i, s := range in.servers {
 		in.serving.Add(1)
@@ -448,6 +452,9 @@ func (in *instance) stop(timeout time.Duration) {
 	if in.adminHTTP != nil {
 		in.adminHTTP.Shutdown(ctx)
 	}
+	if in.autoconf != nil {
+		in.autoconf.Shutdown(ctx)
+	}
 	in.adminSrv.Shutdown(ctx) // closes the socket: DATA/admin.sock is removed
 	in.cancel()
 	<-in.runnerDone
@@ -457,6 +464,12 @@ func (in *instance) stop(timeout time.Duration) {
 func (in *instance) abort() {
 	if in.httpSrv != nil {
 		in.httpSrv.Close()
+	}
+	if in.adminHTTP != nil {
+		in.adminHTTP.Close()
+	}
+	if in.autoconf != nil {
+		in.autoconf.Close()
 	}
 	if in.adminSrv != nil {
 		in.adminSrv.Shutdown(context.Background())
@@ -468,9 +481,9 @@ func (in *instance) abort() {
 // bindSockets gets every socket the configuration names from listen.
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
-// the [[listener]]s by their names, and "http", "admin", "acme-http-01"
-// or "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
-// all to the new process.
+// the [[listener]]s by their names, and "http", "admin", "autoconfig",
+// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
 	add := func(name, addr, what string) error {
@@ -491,6 +504,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 	for _, x := range []struct{ name, key string }{
 		{"http", "http"},
 		{"admin", "admin.http_address"},
+		{"autoconfig", "autoconfig.address"},
 		{"acme-http-01", "acme.http_address"},
 		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
 	} {

@@ -158,6 +158,8 @@ type Config struct {
 	Process Process
 	// PKCS11 is where keys named by pkcs11: URIs live (pkcs11.go).
 	PKCS11 PKCS11
+	// Autoconfig serves mail clients their settings (autoconfig.go).
+	Autoconfig Autoconfig
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -165,6 +167,7 @@ func (c *Config) applyDerived() {
 	if c.MailAuth.AuthservID == "" {
 		c.MailAuth.AuthservID = c.Hostname
 	}
+	c.deriveAutoconfigNames() // autoconfig.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and

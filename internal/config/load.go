@@ -260,7 +260,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group", "pkcs11")
+		"user", "group", "pkcs11", "autoconfig")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -340,9 +340,10 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.check(d.table(tree, "check", "check"), &c.Check)
 	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
 	d.admissionTables(tree, dir, &c.AdmissionTables)
-	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin)          // adminhttp.go
-	d.process(tree, &c.Process)                                      // user, group (process.go)
-	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11) // pkcs11.go
+	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin)                // adminhttp.go
+	d.process(tree, &c.Process)                                            // user, group (process.go)
+	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
+	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
 	c.applyDerived()
 	return c
 }
