@@ -129,22 +129,9 @@ func (s *hsm) handshakes(t *testing.T) {
 	}
 }
 
-// metric returns the line of the /metrics page that starts with prefix.
-func (s *hsm) metric(t *testing.T, prefix string) string {
-	t.Helper()
-	resp, err := http.Get("http://" + s.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, prefix) {
-			return l
-		}
-	}
-	return ""
-}
+// metric returns the line of the server's /metrics page that starts
+// with prefix, "" when there is none.
+func (s *hsm) metric(t *testing.T, prefix string) string { return metricLine(t, s.http, prefix) }
 
 // submitSigned submits a message from gina@example.test over 465 with
 // swaks and returns swaks's output and error.
