@@ -261,34 +261,7 @@ func TestAutoconfigACME(t *testing.T) {
 	var port int
 	fmt.Sscanf(portOf(acmeAddr), "%d", &port)
 	p := acmetest.Start(t, acmetest.Options{HTTPPort: port, DNSServer: s.dns.Addr()})
-	roots := filepath.Join(dir, "pebble-root.pem")
-	os.WriteFile(roots, p.RootPEM, 0o600)
-	s.config = filepath.Join(dir, "postern.toml")
-	os.WriteFile(s.config, []byte(fmt.Sprintf(`hostname = "mail.example.com"
-local_domains = ["example.com"]
-data_dir = %q
-[http]
-address = %q
-[dns]
-servers = [%q]
-timeout = "1s"
-[tls]
-ca_file = %q
-[limits]
-shutdown_timeout = "5s"
-[acme]
-directory_url = %q
-http_address = %q
-ca_roots_file = %q
-[autoconfig]
-address = %q
-[[listener]]
-role = "submission"
-address = %q
-[[listener]]
-role = "submissions"
-address = %q
-`, s.data, s.http, s.dns.Addr(), roots, p.DirectoryURL, acmeAddr, p.MinicaFile, acAddr, s.sub, s.subs)), 0o600)
+	roots := writeACMEConfig(t, s, p, fmt.Sprintf("http_address = %q\n[autoconfig]\naddress = %q\n", acmeAddr, acAddr))
 	s.start()
 	chain := waitACMEChain(t, s, p, 60*time.Second)
 	leaf := p.Verify(t, chain, "autoconfig.example.com")
