@@ -271,8 +271,8 @@ func TestPKCS11(t *testing.T) {
 }
 
 // TestPKCS11Mistakes checks that `postern check` and `postern serve`
-// name the fix for a wrong PIN, a missing key and a certificate that is
-// not the token key's.
+// name the fix for a wrong PIN, a wrong token, a missing key and a
+// certificate that is not the token key's.
 func TestPKCS11Mistakes(t *testing.T) {
 	integration(t)
 	s := hsmServer(t)
@@ -286,6 +286,9 @@ func TestPKCS11Mistakes(t *testing.T) {
 		{"wrong PIN", s.h.PINFile, wrongPIN, []string{
 			`FAIL pkcs11: certificate `, `pkcs11:token=T;object=ec;type=private: the token "T" (SoftHSM project SoftHSM v2`,
 			"refused the PIN", "fix: put the token's user PIN on the first line of the PIN file"}},
+		{"wrong token", `token=T;object=ec;`, `token=Other;object=ec;`, []string{
+			`FAIL pkcs11: certificate `, `pkcs11:token=Other;object=ec;type=private: no token labelled "Other" on module /usr/lib/softhsm/libsofthsm2.so, which has these tokens: "T" (SoftHSM project SoftHSM v2`,
+			"fix: correct token= (or serial=, slot-id=) in the URI"}},
 		{"missing key", `object=ec;`, `object=nokey;`, []string{
 			`FAIL pkcs11: certificate `, `pkcs11:token=T;object=nokey;type=private: no such key in token "T"`,
 			"which holds the key pairs object=dkim;id=%03 (RSA 2048), object=ec;id=%01 (ECDSA P-256), object=rsa;id=%02 (RSA 2048)",
