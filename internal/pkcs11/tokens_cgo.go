@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -291,6 +292,7 @@ func (t *Tokens) notFound(tok *token, u *URI, name string, label []byte) error {
 				pctHex(attrs[crypto11.CkaId].Value), algorithm(p.Public())))
 		}
 	}
+	slices.Sort(have)
 	holds := "no key pair"
 	if len(have) > 0 {
 		holds = "the key pairs " + strings.Join(have, ", ")
