@@ -117,7 +117,7 @@ func TestMXFilterSession(t *testing.T) {
 	cfg := config.Dev(t.TempDir())
 	cfg.Hostname = "mx.example.org"
 	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5}
-	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard())
+	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard(), nil)
 	if err != nil || mx == nil || sub != nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
@@ -179,7 +179,7 @@ func TestSignFilter(t *testing.T) {
 	}
 	cfg := config.Dev(dir)
 	cfg.MailAuth = config.MailAuth{Sign: true}
-	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard())
+	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard(), nil)
 	if err != nil || mx != nil || sub == nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}

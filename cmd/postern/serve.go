@@ -76,7 +76,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken)
+	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
+	defer tokens.Close()
+	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -105,7 +107,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log)
+	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log, tokens)
 	if err != nil {
 		return err
 	}
@@ -299,6 +301,7 @@ type instance struct {
 	serving    sync.WaitGroup // the servers' Serve calls
 	httpSrv    *http.Server
 	adminHTTP  *http.Server
+	autoconf   *http.Server // [autoconfig] (autoconfig.go)
 	adminSrv   *admin.Server
 }
 
@@ -389,6 +392,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if err != nil {
 		return in, err
 	}
+	if in.autoconf, err = startAutoconfig(cfg, b.tlsCfg, socks.Listen, log); err != nil { // autoconfig.go
+		return in, err
+	}
 
 	for i, s := range in.servers {
 		in.serving.Add(1)
@@ -446,6 +452,9 @@ func (in *instance) stop(timeout time.Duration) {
 	if in.adminHTTP != nil {
 		in.adminHTTP.Shutdown(ctx)
 	}
+	if in.autoconf != nil {
+		in.autoconf.Shutdown(ctx)
+	}
 	in.adminSrv.Shutdown(ctx) // closes the socket: DATA/admin.sock is removed
 	in.cancel()
 	<-in.runnerDone
@@ -455,6 +464,12 @@ func (in *instance) stop(timeout time.Duration) {
 func (in *instance) abort() {
 	if in.httpSrv != nil {
 		in.httpSrv.Close()
+	}
+	if in.adminHTTP != nil {
+		in.adminHTTP.Close()
+	}
+	if in.autoconf != nil {
+		in.autoconf.Close()
 	}
 	if in.adminSrv != nil {
 		in.adminSrv.Shutdown(context.Background())
@@ -466,9 +481,9 @@ func (in *instance) abort() {
 // bindSockets gets every socket the configuration names from listen.
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
-// the [[listener]]s by their names, and "http", "admin", "acme-http-01"
-// or "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
-// all to the new process.
+// the [[listener]]s by their names, and "http", "admin", "autoconfig",
+// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
 	add := func(name, addr, what string) error {
@@ -489,6 +504,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 	for _, x := range []struct{ name, key string }{
 		{"http", "http"},
 		{"admin", "admin.http_address"},
+		{"autoconfig", "autoconfig.address"},
 		{"acme-http-01", "acme.http_address"},
 		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
 	} {

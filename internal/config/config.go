@@ -156,6 +156,10 @@ type Config struct {
 	Admin Admin
 	// Process is the user and group Postern serves as (process.go).
 	Process Process
+	// PKCS11 is where keys named by pkcs11: URIs live (pkcs11.go).
+	PKCS11 PKCS11
+	// Autoconfig serves mail clients their settings (autoconfig.go).
+	Autoconfig Autoconfig
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -163,6 +167,7 @@ func (c *Config) applyDerived() {
 	if c.MailAuth.AuthservID == "" {
 		c.MailAuth.AuthservID = c.Hostname
 	}
+	c.deriveAutoconfigNames() // autoconfig.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and

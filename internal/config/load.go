@@ -260,7 +260,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group")
+		"user", "group", "pkcs11", "autoconfig")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -340,8 +340,10 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.check(d.table(tree, "check", "check"), &c.Check)
 	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
 	d.admissionTables(tree, dir, &c.AdmissionTables)
-	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin) // adminhttp.go
-	d.process(tree, &c.Process)                             // user, group (process.go)
+	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin)                // adminhttp.go
+	d.process(tree, &c.Process)                                            // user, group (process.go)
+	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
+	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
 	c.applyDerived()
 	return c
 }
@@ -390,7 +392,7 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 		c.CertFile = resolve(dir, c.CertFile)
 	}
 	if d.str(t, "key_file", "tls.key_file", &c.KeyFile) {
-		c.KeyFile = resolve(dir, c.KeyFile)
+		c.KeyFile = resolveKey(dir, c.KeyFile) // a path, or a pkcs11: URI
 	}
 	if d.str(t, "client_ca_file", "tls.client_ca_file", &c.ClientCAFile) {
 		c.ClientCAFile = resolve(dir, c.ClientCAFile)

@@ -77,8 +77,10 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
-	c.validateAdmin(p)   // adminhttp.go
-	c.validateProcess(p) // process.go
+	c.validateAdmin(p)      // adminhttp.go
+	c.validateProcess(p)    // process.go
+	c.validatePKCS11(p)     // pkcs11.go
+	c.validateAutoconfig(p) // autoconfig.go
 	return errors.Join(p.errs...)
 }
 

@@ -39,17 +39,27 @@ func (a Algorithm) keyExt() string { return strings.TrimSuffix(string(a), "-sha2
 type SigningKey struct {
 	Domain   string // lower case, without a trailing dot
 	Selector string
-	// Key is an ed25519.PrivateKey or an *rsa.PrivateKey.
+	// Key signs: an ed25519.PrivateKey or an *rsa.PrivateKey from a
+	// file, or any crypto.Signer whose public key is Ed25519 or RSA,
+	// such as a key in a PKCS#11 token that never leaves it.
 	Key crypto.Signer
 }
 
-// Algorithm returns the signing algorithm of the key, "" when the key
-// type is not supported.
+// Algorithm returns the signing algorithm of the key, from its public
+// key; "" when the key type is not supported.
 func (k SigningKey) Algorithm() Algorithm {
 	switch k.Key.(type) {
+	case nil:
+		return ""
 	case ed25519.PrivateKey:
 		return Ed25519SHA256
 	case *rsa.PrivateKey:
+		return RSASHA256
+	}
+	switch k.Key.Public().(type) {
+	case ed25519.PublicKey:
+		return Ed25519SHA256
+	case *rsa.PublicKey:
 		return RSASHA256
 	}
 	return ""
@@ -87,6 +97,13 @@ func NewSigner(keys []SigningKey, now func() time.Time) (*Signer, error) {
 		}
 		if k.Domain == "" || k.Selector == "" {
 			return nil, errors.New("mailauth: signing key without domain or selector")
+		}
+		if k.Algorithm() == RSASHA256 {
+			// As for key files (ParsePrivateKey): RFC 8301 §3.2 allows
+			// 1024, but we sign with 2048 or more.
+			if n := k.Key.Public().(*rsa.PublicKey).N.BitLen(); n < 2048 {
+				return nil, fmt.Errorf("mailauth: key %s for %s: RSA key of %d bits, want at least 2048", k.Selector, k.Domain, n)
+			}
 		}
 		d := strings.ToLower(strings.TrimSuffix(k.Domain, "."))
 		k.Domain = d
@@ -270,15 +287,12 @@ func (s *Signer) signWith(keys []SigningKey, fields []field, body []byte) ([]byt
 		canon := relaxedHeader([]byte(sig + "\r\n"))
 		h.Write(canon[:len(canon)-2])
 		digest := h.Sum(nil)
-		var b []byte
-		var err error
-		switch key := k.Key.(type) {
-		case ed25519.PrivateKey:
-			// RFC 8463 §3: PureEdDSA over the SHA-256 hash.
-			b = ed25519.Sign(key, digest)
-		case *rsa.PrivateKey:
-			b, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest)
+		// Through crypto.Signer, so that a key in a token signs too.
+		opts := crypto.SignerOpts(crypto.SHA256) // RSA PKCS #1 v1.5 over the SHA-256 hash
+		if k.Algorithm() == Ed25519SHA256 {
+			opts = crypto.Hash(0) // RFC 8463 §3: PureEdDSA over the SHA-256 hash
 		}
+		b, err := k.Key.Sign(rand.Reader, digest, opts)
 		if err != nil {
 			return nil, fmt.Errorf("mailauth: sign %s: %w", k.Domain, err)
 		}
