@@ -30,6 +30,7 @@ import (
 	"postern/internal/fsutil"
 	"postern/internal/metrics"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -639,7 +640,7 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := d.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err) // the user was deleted since RCPT
@@ -648,7 +649,7 @@ func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt s
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.Deliver(ctx, b, data)
+		err := d.maildir.DeliverMessage(ctx, b, msg)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

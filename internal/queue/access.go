@@ -3,30 +3,100 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
-// Get returns a copy of the envelope and the data of message id, read
-// back from its segment.
+// Get returns a copy of the envelope and the whole message id in
+// memory, read back from its segment (and its blob). It is for small
+// messages and tests: delivery reads with Open, which does not hold a
+// large body in memory.
 func (s *Spool) Get(id string) (*Envelope, []byte, error) {
+	env, m, err := s.Open(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue: get %s: %w", id, err)
+	}
+	defer m.Close()
+	data := make([]byte, m.Size())
+	copy(data, m.Header)
+	if _, err := m.Body.ReadAt(data[len(m.Header):], 0); err != nil && !(err == io.EOF && m.Body.Size() == 0) {
+		return nil, nil, fmt.Errorf("queue: get %s: read body: %w", id, err)
+	}
+	return env, data, nil
+}
+
+// Open returns a copy of the envelope of message id and the message,
+// for reading: its header section in memory, its body in memory (a
+// small one, read from the segment) or in its blob file. Close the
+// Message when done. Open fails with ErrNotFound for a message that is
+// not in the spool, or that is done and whose blob is removed.
+func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock() // held during the read: segment removal takes mu
+	defer s.mu.RUnlock() // held during the reads: removals take mu
+	e, data, err := s.readRecordData(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Message{}
+	if e.blob == nil {
+		end := smtp.HeaderEnd(data)
+		m.Header, m.Body = data[:end], smtp.BodyBytes(data[end:])
+		return cloneEnvelope(e.env), m, nil
+	}
+	if e.blobGone {
+		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
+	}
+	f, err := os.Open(s.blobPath(id))
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+	}
+	if fi, err := f.Stat(); err != nil || fi.Size() < e.blob.off+e.blob.n {
+		f.Close()
+		if err == nil {
+			err = fmt.Errorf("blob %s is %d bytes, the record needs %d", s.blobPath(id), fi.Size(), e.blob.off+e.blob.n)
+		}
+		return nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+	}
+	m.Header, m.Body, m.f = data, smtp.BodyFile(f, e.blob.off, e.blob.n), f
+	return cloneEnvelope(e.env), m, nil
+}
+
+// Header returns a copy of the envelope and the header section of
+// message id, without reading its body.
+func (s *Spool) Header(id string) (*Envelope, []byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, data, err := s.readRecordData(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.blob == nil {
+		data = data[:smtp.HeaderEnd(data)]
+	}
+	return cloneEnvelope(e.env), data, nil
+}
+
+// readRecordData returns the index entry of message id and the message
+// data of its record (the whole message, or the header section of one
+// with a blob); mu must be held.
+func (s *Spool) readRecordData(id string) (*entry, []byte, error) {
 	if s.closed {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrClosed)
+		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrNotFound)
+		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
 	}
 	data := make([]byte, e.dataLen)
 	if _, err := e.seg.f.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
-		return nil, nil, fmt.Errorf("queue: get %s: read %s: %w", id, e.seg.path, err)
+		return nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, e.seg.path, err)
 	}
-	return cloneEnvelope(e.env), data, nil
+	return e, data, nil
 }
 
 // item builds the Item for e; mu must be held.
@@ -221,8 +291,13 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 		return
 	}
 	delete(s.segs, seg.num)
+	var blobs []string // of done messages whose state commit has not removed them yet
 	for _, id := range seg.ids {
 		if e := s.index[id]; e != nil && e.seg == seg {
+			if e.blob != nil && !e.blobGone {
+				e.blobGone = true
+				blobs = append(blobs, id)
+			}
 			delete(s.index, id)
 		}
 	}
@@ -235,6 +310,10 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 	if err := syncDir(s.segDir); err != nil {
 		s.log.Error("queue: remove segment: sync directory", "segment", seg.path, "err", err)
 		return
+	}
+	// The records are gone for good: their blobs are no one's now.
+	for _, id := range blobs {
+		s.removeBlob(id)
 	}
 	if err := deleteStates(s.db, seg.ids); err != nil {
 		s.log.Error("queue: remove segment: delete states", "segment", seg.path, "err", err)

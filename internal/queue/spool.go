@@ -38,6 +38,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"postern/internal/fsutil"
 	"postern/internal/metrics"
 )
 
@@ -88,6 +89,10 @@ type Options struct {
 	// SegmentSize is the size past which the writer starts a new segment
 	// file; 0 means 64 MiB.
 	SegmentSize int64
+	// InlineMax is the largest message body copied into a segment with
+	// its record; a larger one is kept in a file of its own (blob.go).
+	// 0 means DefaultInlineMax.
+	InlineMax int64
 	// Logger receives recovery and error events; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -165,22 +170,29 @@ type entry struct {
 	seg     *segment
 	off     int64 // offset of the record
 	envLen  int64
-	dataLen int64
+	dataLen int64    // the message, or its header section when blob is set
+	blob    *blobRef // the body in Dir/blobs/ID; nil when in the record
 	env     *Envelope
 	states  []RecipientState
 	done    bool
+	// blobGone is set once the blob of a done message is removed.
+	blobGone bool
 }
 
 // Spool is the durable message store. Its methods are safe for
 // concurrent use.
 type Spool struct {
-	dir    string
-	segDir string
-	segMax int64
-	log    *slog.Logger
-	now    func() time.Time
-	db     *bolt.DB
-	hook   func() // Options.beforeSync
+	dir       string
+	segDir    string
+	segMax    int64
+	blobDir   string
+	inlineMax int64
+	unnamed   bool // blobs are O_TMPFILEs until taken (blob.go)
+	blobSync  fsutil.DirSyncer
+	log       *slog.Logger
+	now       func() time.Time
+	db        *bolt.DB
+	hook      func() // Options.beforeSync
 
 	mu       sync.RWMutex
 	index    map[string]*entry
@@ -211,6 +223,8 @@ func Open(opts Options) (*Spool, error) {
 		dir:        opts.Dir,
 		segDir:     filepath.Join(opts.Dir, "segments"),
 		segMax:     opts.SegmentSize,
+		blobDir:    filepath.Join(opts.Dir, "blobs"),
+		inlineMax:  opts.InlineMax,
 		log:        opts.Logger,
 		now:        opts.Now,
 		hook:       opts.beforeSync,
@@ -225,6 +239,10 @@ func Open(opts Options) (*Spool, error) {
 	if s.segMax <= 0 {
 		s.segMax = 64 << 20
 	}
+	if s.inlineMax <= 0 {
+		s.inlineMax = DefaultInlineMax
+	}
+	s.blobSync = fsutil.DirSyncer{Dir: s.blobDir, Count: &s.fsyncs}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -236,6 +254,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	_, statErr := os.Stat(opts.Dir)
 	if err := os.MkdirAll(s.segDir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: open spool: %w", err)
+	}
+	if err := s.openBlobDir(); err != nil {
 		return nil, fmt.Errorf("queue: open spool: %w", err)
 	}
 	// The spool and segments directories must be durable in their parents.
@@ -313,12 +334,18 @@ func (s *Spool) recover() error {
 		}
 		e.states = st
 	}
-	live := 0
 	for _, e := range s.index {
 		if allFinal(e.states) {
 			e.done = true
 			e.seg.live--
-		} else {
+		}
+	}
+	if err := s.recoverBlobs(); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
+	live := 0
+	for _, e := range s.index {
+		if !e.done {
 			live++
 			if e.held() {
 				s.held++
@@ -378,7 +405,10 @@ func (s *Spool) scanSegment(n uint64) error {
 			bad(err)
 			break
 		}
-		env, err := decodeEnvelope(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
+		env, ref, err := decodeEnvelopeRef(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
+		if err == nil && ref != nil && !validBlobID(env.ID) {
+			err = fmt.Errorf("%w: blob reference with id %q", errCorrupt, env.ID)
+		}
 		if err != nil {
 			bad(err)
 			break
@@ -387,7 +417,7 @@ func (s *Spool) scanSegment(n uint64) error {
 			s.log.Error("queue: duplicate id in spool, later copy ignored", "id", env.ID, "segment", seg.path)
 		} else {
 			s.index[env.ID] = &entry{seg: seg, off: off, envLen: rh.envLen, dataLen: rh.dataLen,
-				env: env, states: initialStates(env)}
+				blob: ref, env: env, states: initialStates(env)}
 			seg.ids = append(seg.ids, env.ID)
 			seg.live++
 		}
@@ -424,17 +454,7 @@ func (s *Spool) newSegment() error {
 }
 
 // syncDir fsyncs a directory.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // initialStates returns the states of a message's recipients before any
 // is stored: all pending, or all held when env.Hold is set.

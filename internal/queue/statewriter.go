@@ -108,6 +108,9 @@ func (s *Spool) stateWriter() {
 			}
 			return nil
 		})
+		if err == nil {
+			s.removeDoneBlobs(batch)
+		}
 		lazy := 0
 		for _, r := range batch {
 			if r.done == nil {
@@ -119,5 +122,23 @@ func (s *Spool) stateWriter() {
 		if err != nil && lazy > 0 {
 			s.log.Error("queue: commit delivery states", "messages", lazy, "err", err)
 		}
+	}
+}
+
+// removeDoneBlobs removes the blobs of the messages of a committed batch
+// that are done: their final states are durable, so nothing will read
+// the blob again, even after a crash.
+func (s *Spool) removeDoneBlobs(batch []stateReq) {
+	var ids []string
+	s.mu.Lock()
+	for _, r := range batch {
+		if e := s.index[r.id]; e != nil && e.done && e.blob != nil && !e.blobGone {
+			e.blobGone = true
+			ids = append(ids, r.id)
+		}
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		s.removeBlob(id)
 	}
 }

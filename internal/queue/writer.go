@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Group-commit limits: the writer takes up to this many messages, or
@@ -22,13 +23,15 @@ const (
 // putReq is one Put waiting for the writer.
 type putReq struct {
 	env  *Envelope
-	data []byte
+	head []byte     // the record's message data: head, then body
+	body []byte     // nil when blob is set
+	blob *blobRef   // the body's blob, already durable; nil when inline
 	done chan error // buffered, receives the outcome once
 
-	// mu guards the hand-over of env and data: the writer copies them
-	// into its buffer under mu (claimed), or the caller gives up before
-	// that (abandoned) and the writer skips the request. Either way
-	// neither is used after Put returns.
+	// mu guards the hand-over of env, head and body: the writer copies
+	// them into its buffer under mu (claimed), or the caller gives up
+	// before that (abandoned) and the writer skips the request. Either
+	// way none is used after Put returns.
 	mu        sync.Mutex
 	claimed   bool
 	abandoned bool
@@ -37,30 +40,53 @@ type putReq struct {
 // Put stores the message env and data durably: it returns nil only after
 // the record holding both is written and fsynced, in a segment whose
 // directory entry is fsynced. Concurrent Puts share one write and one
-// fsync. Put fails with ErrDuplicate when env.ID is already spooled and
-// with ErrClosed after Close. When ctx ends first Put returns ctx.Err();
-// the message may still become durable. Put does not retain env or data
-// after it returns.
+// fsync. A body larger than Options.InlineMax is stored in a file of its
+// own, as PutMessage does. Put fails with ErrDuplicate when env.ID is
+// already spooled and with ErrClosed after Close. When ctx ends first
+// Put returns ctx.Err(); the message may still become durable. Put does
+// not retain env or data after it returns.
 func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
+	end := smtp.HeaderEnd(data)
+	return s.PutMessage(ctx, env, &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])})
+}
+
+// checkEnvelope checks what Put and PutMessage need of env.
+func checkEnvelope(env *Envelope) error {
 	if env == nil || env.ID == "" || len(env.Recipients) == 0 {
 		return errors.New("queue: put: envelope without id or recipients")
 	}
-	if len(data) > maxDataLen {
-		return fmt.Errorf("queue: put %s: message too large", env.ID)
+	return nil
+}
+
+// put hands r to the writer and waits for its outcome (see Put). A blob
+// of a request the writer never took is removed here; the writer
+// removes those of the requests it could not commit.
+func (s *Spool) put(ctx context.Context, r *putReq) (err error) {
+	if int64(len(r.head))+int64(len(r.body)) > maxDataLen {
+		err = fmt.Errorf("queue: put %s: message too large", r.env.ID)
 	}
 	s.mu.RLock()
-	if s.closed {
+	if err == nil && s.closed {
+		err = fmt.Errorf("queue: put %s: %w", r.env.ID, ErrClosed)
+	}
+	if err != nil {
 		s.mu.RUnlock()
-		return fmt.Errorf("queue: put %s: %w", env.ID, ErrClosed)
+		if r.blob != nil {
+			s.removeBlob(r.env.ID)
+		}
+		return err
 	}
 	s.puts.Add(1)
 	s.mu.RUnlock()
 	defer s.puts.Done()
 
-	r := &putReq{env: env, data: data, done: make(chan error, 1)}
+	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
+		if r.blob != nil {
+			s.removeBlob(r.env.ID)
+		}
 		return ctx.Err()
 	}
 	select {
@@ -68,10 +94,12 @@ func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
 		return err
 	case <-ctx.Done():
 		r.mu.Lock()
-		if !r.claimed {
-			r.abandoned = true
-		}
+		abandoned := !r.claimed
+		r.abandoned = abandoned
 		r.mu.Unlock()
+		if abandoned && r.blob != nil {
+			s.removeBlob(r.env.ID)
+		}
 		return ctx.Err()
 	}
 }
@@ -83,6 +111,7 @@ type pending struct {
 	off     int64 // offset of the record in the batch buffer
 	envLen  int64
 	dataLen int64
+	blob    *blobRef
 }
 
 // writer is the single goroutine that appends and fsyncs.
@@ -131,19 +160,25 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	_, dup := s.index[id]
 	s.mu.RUnlock()
 	if dup || ids[id] {
+		// A blob with this id is the request's own: a live message
+		// with the same id and a blob would have stopped its link.
+		if r.blob != nil {
+			s.removeBlob(id)
+		}
 		r.done <- fmt.Errorf("queue: put %s: %w", id, ErrDuplicate)
 		return buf, batch
 	}
 	ids[id] = true
 	off := len(buf)
-	buf = appendRecord(buf, r.env, r.data)
-	dataLen := int64(len(r.data))
+	buf = appendRecordParts(buf, r.env, r.head, r.body, r.blob)
+	dataLen := int64(len(r.head) + len(r.body))
 	batch = append(batch, pending{
 		r:       r,
 		env:     cloneEnvelope(r.env),
 		off:     int64(off),
 		envLen:  int64(len(buf)-off) - recordHeaderLen - dataLen,
 		dataLen: dataLen,
+		blob:    r.blob,
 	})
 	return buf, batch
 }
@@ -156,6 +191,9 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 		err = fmt.Errorf("queue: put: %w", err)
 		s.log.Error("queue: group commit failed", "messages", len(batch), "err", err)
 		for _, p := range batch {
+			if p.blob != nil {
+				s.removeBlob(p.env.ID)
+			}
 			p.r.done <- err
 		}
 		return
@@ -166,7 +204,7 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 	for _, p := range batch {
 		s.index[p.env.ID] = &entry{
 			seg: seg, off: base + p.off, envLen: p.envLen, dataLen: p.dataLen,
-			env: p.env, states: initialStates(p.env),
+			blob: p.blob, env: p.env, states: initialStates(p.env),
 		}
 		seg.ids = append(seg.ids, p.env.ID)
 		if p.env.Hold {
