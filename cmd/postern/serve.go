@@ -621,17 +621,21 @@ func domainOf(addr string) string {
 	return strings.ToLower(addr[i+1:])
 }
 
-// spoolAdapter hands the session's envelopes to the queue.
+// spoolAdapter hands the session's envelopes to the queue. A large
+// message streams into a blob of the spool as it arrives (CreateFile),
+// which PutMessage then keeps as the message's body.
 type spoolAdapter struct{ s *queue.Spool }
 
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	return a.s.Put(ctx, &queue.Envelope{
+func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	return a.s.PutMessage(ctx, &queue.Envelope{
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
 		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
 		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, data)
+	}, msg)
 }
+
+func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
 // localDelivery delivers a local recipient: it expands aliases and writes
 // to each resulting mailbox's Maildir.

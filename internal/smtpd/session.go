@@ -76,6 +76,9 @@ type transaction struct {
 type connReader struct {
 	s           *session
 	dataTimeout time.Duration // > 0 while reading DATA
+	// dataDeadline ends DATA whatever the pace of the client
+	// (Limits.DataTimeLimit); zero outside DATA.
+	dataDeadline time.Time
 	// pending and err are what waitIdle read while the session had no
 	// buffered reader: returned first, then reading goes on.
 	pending []byte
@@ -93,7 +96,11 @@ func (r *connReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if r.dataTimeout > 0 {
-		r.s.raw.SetReadDeadline(time.Now().Add(r.dataTimeout))
+		d := time.Now().Add(r.dataTimeout)
+		if !r.dataDeadline.IsZero() && r.dataDeadline.Before(d) {
+			d = r.dataDeadline
+		}
+		r.s.raw.SetReadDeadline(d)
 	}
 	return r.s.conn.Read(p)
 }
