@@ -40,7 +40,7 @@ func (s *session) cmdData(arg string) {
 	if !s.sendAllowed() { // the user's send limits (admission.go)
 		return
 	}
-	if s.srv.Budget.exhausted() {
+	if s.srv.Budget.exhausted(s.budgetClient()) {
 		// The client keeps its message and tries again later; the
 		// transaction ends, as for a send limit.
 		s.fail("data_budget", errNoStorage("message data in flight at the limit"))

@@ -4,72 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"net/netip"
 
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
-
-// DataBudget bounds the message data that the sessions sharing it hold
-// at once, between the start of DATA and the spool's answer: in all, in
-// memory or in the spool's files (InFlight), and in memory (Memory). A
-// session that would pass InFlight reads its message to the end and
-// answers 452 4.3.1 (insufficient system storage, RFC 3463), as it does
-// at DATA when nothing is left; one that would pass Memory writes its
-// message to the spool's file from then on. Share one DataBudget among
-// the Servers of a process; a nil *DataBudget sets no limit. Its methods
-// are safe for concurrent use.
-type DataBudget struct {
-	maxInFlight, maxMemory int64
-	inFlight, memory       atomic.Int64
-}
-
-// NewDataBudget returns a DataBudget of inFlight bytes in all and memory
-// bytes in memory; 0 or less means no limit.
-func NewDataBudget(inFlight, memory int64) *DataBudget {
-	return &DataBudget{maxInFlight: inFlight, maxMemory: memory}
-}
-
-// budgetChunk is the step in which a session takes its share of the
-// in-flight budget: one atomic operation per 64 KiB of message.
-const budgetChunk = 64 << 10
-
-// take takes n bytes of the in-flight budget (memory set: of the memory
-// budget) unless that passes its limit.
-func (b *DataBudget) take(n int64, memory bool) bool {
-	if b == nil || n == 0 {
-		return true
-	}
-	c, max, where := &b.inFlight, b.maxInFlight, "in_flight"
-	if memory {
-		c, max, where = &b.memory, b.maxMemory, "memory"
-	}
-	if v := c.Add(n); max > 0 && v > max {
-		c.Add(-n)
-		return false
-	}
-	metrics.DataBytes.WithLabelValues(where).Add(float64(n))
-	return true
-}
-
-// give gives back n bytes taken with take.
-func (b *DataBudget) give(n int64, memory bool) {
-	if b == nil || n == 0 {
-		return
-	}
-	c, where := &b.inFlight, "in_flight"
-	if memory {
-		c, where = &b.memory, "memory"
-	}
-	c.Add(-n)
-	metrics.DataBytes.WithLabelValues(where).Sub(float64(n))
-}
-
-// exhausted reports whether the in-flight budget lacks room for the
-// first chunk of a message.
-func (b *DataBudget) exhausted() bool {
-	return b != nil && b.maxInFlight > 0 && b.inFlight.Load()+budgetChunk > b.maxInFlight
-}
 
 // memoryMax is the most of one message a session keeps in memory while
 // it arrives; the rest of a larger one goes to the spool's file (with
@@ -110,6 +48,7 @@ var (
 type dataSink struct {
 	s      *session
 	id     string        // the message's queue id, for CreateFile
+	client netip.Addr    // counted in the per-client shares; invalid when not
 	buf    *bytes.Buffer // headroom, then the message in memory; after a spill the header section
 	n      int           // bytes of message written
 	file   SpoolFile     // nil until the spill
@@ -121,9 +60,19 @@ type dataSink struct {
 	err    error
 }
 
+// budgetClient returns the address the session's message data counts
+// under in the DataBudget's per-client shares: the client's, unless it
+// logged in (its user's send limits bound it then).
+func (s *session) budgetClient() netip.Addr {
+	if s.authUser != "" {
+		return netip.Addr{}
+	}
+	return s.remote.Addr()
+}
+
 // newSink returns the sink for the message id of session s.
 func (s *session) newSink(id string) *dataSink {
-	d := &dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: -1}
+	d := &dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: -1, client: s.budgetClient()}
 	var room [headroom]byte
 	d.buf.Write(room[:]) // overwritten by what is prepended
 	return d
@@ -149,7 +98,7 @@ func (d *dataSink) Write(p []byte) (int, error) {
 	}
 	if need := int64(d.n+len(p)) - d.flight; need > 0 {
 		step := (need + budgetChunk - 1) / budgetChunk * budgetChunk
-		if !d.s.srv.Budget.take(step, false) {
+		if !d.s.srv.Budget.takeFlight(step, d.client) {
 			return d.fail(errDataBudget)
 		}
 		d.flight += step
@@ -298,7 +247,7 @@ func (d *dataSink) release() {
 	}
 	b := d.s.srv.Budget
 	b.give(d.mem, true)
-	b.give(d.flight, false)
+	b.giveFlight(d.flight, d.client)
 	d.s.srv.putBuf(d.buf)
 }
 

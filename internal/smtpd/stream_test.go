@@ -102,7 +102,7 @@ func TestDataHeaderSection(t *testing.T) {
 // file; the message is the same. A header section that does not fit
 // there needs the budget to be read back: without it, 452 4.3.1.
 func TestDataMemoryBudget(t *testing.T) {
-	budget := NewDataBudget(0, 1)
+	budget := NewDataBudget(DataBudgetOptions{Memory: 1})
 	f := newFixture(t, RoleMX, func(s *Server) { s.Budget = budget })
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -132,7 +132,7 @@ func TestDataMemoryBudget(t *testing.T) {
 // 452 4.3.1, in step; DATA itself gets 452 4.3.1 while another session
 // holds the whole budget; once that session is done the budget is back.
 func TestDataInFlightBudget(t *testing.T) {
-	budget := NewDataBudget(4*budgetChunk, 0)
+	budget := NewDataBudget(DataBudgetOptions{InFlight: 4 * budgetChunk})
 	f := newFixture(t, RoleMX, func(s *Server) { s.Budget = budget })
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -247,4 +247,63 @@ func TestDataTimeLimit(t *testing.T) {
 	if f.spool.openFiles() != 0 {
 		t.Error("file left open")
 	}
+}
+
+// greetFrom connects from the loopback address src and reads the
+// greeting.
+func (f *fixture) greetFrom(src string) *client {
+	f.t.Helper()
+	c := f.dialFrom(src, "")
+	c.expect("220 ")
+	return c
+}
+
+// A client that did not log in has a share of the in-flight budget for
+// its address and one for its network: once they are taken, its other
+// sessions (and those of its network) get 452 4.3.1, while other
+// networks still send; a logged-in user counts against the whole budget
+// only.
+func TestDataClientShares(t *testing.T) {
+	budget := NewDataBudget(DataBudgetOptions{InFlight: 100 * budgetChunk, PerAddress: 3 * budgetChunk, PerNetwork: 5 * budgetChunk})
+	f := newFixture(t, RoleMX, func(s *Server) { s.Budget = budget })
+	held := f.greetFrom("127.0.0.1")
+	held.do("EHLO a.example", "250 ")
+	held.transaction("a@example.net", "bob@example.org")
+	held.raw("Subject: held\r\n\r\n" + bigBody(3*budgetChunk-200))
+	waitFor(t, "the address's share taken", func() bool { return budget.inFlight.Load() == 3*budgetChunk })
+
+	same := f.greetFrom("127.0.0.1")
+	same.do("EHLO a.example", "250 ")
+	same.do("MAIL FROM:<a@example.net>", "250")
+	same.do("RCPT TO:<bob@example.org>", "250")
+	same.do("DATA", "452 4.3.1")
+
+	// The network has 2 chunks left: a small message passes, a larger
+	// one is read and refused.
+	neighbour := f.greetFrom("127.0.0.2")
+	neighbour.do("EHLO b.example", "250 ")
+	neighbour.sendData("Subject: small\r\n\r\nhi\r\n", "250 2.0.0")
+	neighbour.sendData("Subject: big\r\n\r\n"+bigBody(3*budgetChunk), "452 4.3.1")
+
+	other := f.greetFrom("127.0.1.1")
+	other.do("EHLO c.example", "250 ")
+	other.sendData("Subject: other network\r\n\r\n"+bigBody(3*budgetChunk-200), "250 2.0.0")
+	held.do(".", "250 2.0.0")
+	if n := budget.inFlight.Load(); n != 0 || len(budget.byAddr) != 0 || len(budget.byNet) != 0 {
+		t.Errorf("budget held after the transactions: %d, %v, %v", n, budget.byAddr, budget.byNet)
+	}
+}
+
+// A logged-in user is not bound by a client share.
+func TestDataSharesSkipUsers(t *testing.T) {
+	budget := NewDataBudget(DataBudgetOptions{InFlight: 100 * budgetChunk, PerAddress: budgetChunk, PerNetwork: budgetChunk})
+	f := newFixture(t, RoleSubmission, func(s *Server) { s.Budget = budget })
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	c.transaction("alice@example.org", "bob@example.org")
+	c.raw("From: alice@example.org\r\n\r\n" + dotStuff(bigBody(4*budgetChunk)))
+	c.do(".", "250 2.0.0")
 }
