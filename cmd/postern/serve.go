@@ -138,6 +138,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: newNotifier(log),
+		budget: newDataBudget(cfg.Limits),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -180,6 +181,9 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *notifier
+	// budget bounds the message data of all listeners' sessions
+	// (limits.max_data_in_flight, max_data_in_memory).
+	budget *smtpd.DataBudget
 }
 
 func (b *serveBase) spoolOptions() queue.Options {
@@ -333,6 +337,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err
 			Directory:         b.dir,
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
+			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
@@ -601,8 +606,20 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 		MaxErrors:      l.MaxErrors,
 		CommandTimeout: l.CommandTimeout,
 		DataTimeout:    l.DataTimeout,
+		DataTimeLimit:  l.DataTimeLimit,
+		MaxHeaderSize:  int(l.MaxHeaderSize),
 		AuthFailDelay:  failDelay,
 	}
+}
+
+// newDataBudget bounds the message data of every listener's sessions
+// together: limits.max_data_in_flight, max_data_in_memory, and the
+// shares of clients that did not log in.
+func newDataBudget(l config.Limits) *smtpd.DataBudget {
+	perAddr, perNet := l.DataShares()
+	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
+		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
+	})
 }
 
 func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
