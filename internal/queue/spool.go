@@ -11,6 +11,16 @@
 // state write loses nothing. A segment is deleted once every message in it
 // is done and it is no longer the segment being appended to.
 //
+// A message body larger than Options.InlineMax (128 KiB) is not copied
+// through the writer: it is a file of its own under Dir/blobs, made
+// durable (file, name, directory) in the caller's goroutine, and its
+// record holds only the envelope, the header section and a reference to
+// it. A session streams a large message into such a file as it arrives
+// (CreateBlob), and PutMessage keeps that very file: the message is never
+// in memory and never copied, and the single writer, which the small
+// messages wait on, never spends time on 30 MB of someone else's data.
+// See blob.go for the order of the fsyncs and for recovery.
+//
 // The Runner takes messages from the spool and delivers each due
 // recipient: local ones one by one through a Deliverer, remote ones
 // grouped by domain through a BatchDeliverer, with a bound on remote

@@ -6,6 +6,12 @@
 // A Server serves one listener, in the manner of net/http's Server: set its
 // fields, call Serve with a net.Listener, and stop it with Shutdown (or
 // first with Drain, which lets the sessions in progress end on their own).
+//
+// A session's memory does not grow with the message it receives: past
+// 128 KiB the message goes to a file from the Spooler as it arrives, and
+// only its header section (bounded by Limits.MaxHeaderSize) stays in
+// memory for the Filter; a DataBudget shared by the Servers bounds what
+// all sessions hold at once (sink.go, budget.go).
 package smtpd
 
 import (
