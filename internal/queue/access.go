@@ -101,7 +101,7 @@ func (s *Spool) readRecordData(id string) (*entry, []byte, error) {
 
 // item builds the Item for e; mu must be held.
 func (e *entry) item() Item {
-	it := Item{ID: e.env.ID, From: e.env.From, Size: e.dataLen, ReceivedAt: e.env.ReceivedAt,
+	it := Item{ID: e.env.ID, From: e.env.From, Size: e.size(), ReceivedAt: e.env.ReceivedAt,
 		Recipients: make([]ItemRecipient, len(e.env.Recipients))}
 	for i, r := range e.env.Recipients {
 		it.Recipients[i] = ItemRecipient{Addr: r, State: e.states[i]}
@@ -110,6 +110,14 @@ func (e *entry) item() Item {
 		it.Held, it.HoldReason = true, e.env.HoldReason
 	}
 	return it
+}
+
+// size returns the size of the message data, its blob included.
+func (e *entry) size() int64 {
+	if e.blob != nil {
+		return e.dataLen + e.blob.n
+	}
+	return e.dataLen
 }
 
 // Lookup returns the Item of message id, done or not, as long as the

@@ -92,6 +92,9 @@ func TestBlobPutOpenReopen(t *testing.T) {
 	if _, hdr, err := s.Header(id); err != nil || !bytes.Equal(hdr, want[:smtp.HeaderEnd(want)]) {
 		t.Errorf("Header = %q, %v", hdr, err)
 	}
+	if it, err := s.Lookup(id); err != nil || it.Size != int64(len(want)) {
+		t.Errorf("Lookup: size %d, want %d (%v)", it.Size, len(want), err)
+	}
 	s.Close()
 	s = openTest(t, dir, 0)
 	defer s.Close()
