@@ -114,7 +114,8 @@ func (s *session) cmdData(arg string) {
 	})
 	s.hdr = repair.append(s.hdr, id, s.srv.host, receivedAt)
 	hb.prepend(s.hdr)
-	msg := &smtp.Message{Header: hb.bytes(), Body: body}
+	msg := &sink.msg
+	*msg = smtp.Message{Header: hb.bytes(), Body: body}
 
 	env := &Envelope{
 		ID:         id,

@@ -48,11 +48,12 @@ type session struct {
 	esmtp    bool                 // it was EHLO
 	authUser string               // "" until AUTH succeeds
 	tx       transaction
-	verb     string // the command being handled, for logs
-	nerrors  int    // replies >= 400 sent
-	nmsgs    int    // messages accepted
-	quit     bool   // close after flushing
-	hdr      []byte // scratch for the headers prepended to a message
+	verb     string    // the command being handled, for logs
+	nerrors  int       // replies >= 400 sent
+	nmsgs    int       // messages accepted
+	quit     bool      // close after flushing
+	hdr      []byte    // scratch for the headers prepended to a message
+	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 

@@ -58,6 +58,10 @@ type dataSink struct {
 	mem    int64         // memory budget held (past memoryFree)
 	flight int64         // in-flight budget held
 	err    error
+	// hb and msg are the message handed on (message, cmdData): kept
+	// here, in the session, so that a message costs no allocation.
+	hb  headerBuf
+	msg smtp.Message
 }
 
 // budgetClient returns the address the session's message data counts
@@ -70,9 +74,15 @@ func (s *session) budgetClient() netip.Addr {
 	return s.remote.Addr()
 }
 
-// newSink returns the sink for the message id of session s.
+// newSink returns the sink for the message id of session s: the
+// session's own, reset, made at its first DATA (an idle session does not
+// pay for it).
 func (s *session) newSink(id string) *dataSink {
-	d := &dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: -1, client: s.budgetClient()}
+	if s.sink == nil {
+		s.sink = new(dataSink)
+	}
+	d := s.sink
+	*d = dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: -1, client: s.budgetClient()}
 	var room [headroom]byte
 	d.buf.Write(room[:]) // overwritten by what is prepended
 	return d
@@ -213,8 +223,8 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 		if end > d.s.lim.MaxHeaderSize {
 			return nil, smtp.Body{}, errHeaderTooBig
 		}
-		return &headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom},
-			smtp.BodyBytes(msg[end:]), nil
+		d.hb = headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom}
+		return &d.hb, smtp.BodyBytes(msg[end:]), nil
 	}
 	end := d.hdrEnd
 	if end < 0 {
@@ -233,8 +243,8 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 		}
 		d.kept = true
 	}
-	return &headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom},
-		smtp.BodyFile(d.file, int64(end), int64(d.n-end)), nil
+	d.hb = headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom}
+	return &d.hb, smtp.BodyFile(d.file, int64(end), int64(d.n-end)), nil
 }
 
 // release ends the sink: it closes the file (the Spooler removes it
@@ -249,6 +259,7 @@ func (d *dataSink) release() {
 	b.give(d.mem, true)
 	b.giveFlight(d.flight, d.client)
 	d.s.srv.putBuf(d.buf)
+	*d = dataSink{} // holds nothing of the message until the next
 }
 
 // headerBuf is a message's header section with room in front for the
