@@ -1,12 +1,15 @@
 package smtpd
 
 import (
+	"bytes"
 	"io/fs"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // bigBody returns n bytes of message body in 78-byte lines, some of them
@@ -306,4 +309,32 @@ func TestDataSharesSkipUsers(t *testing.T) {
 	c.transaction("alice@example.org", "bob@example.org")
 	c.raw("From: alice@example.org\r\n\r\n" + dotStuff(bigBody(4*budgetChunk)))
 	c.do(".", "250 2.0.0")
+}
+
+// FuzzSinkHeader checks the sink's search for the end of the header
+// section, which runs on the message in pieces as they go to the file,
+// against smtp.HeaderEnd on the whole: the same offset whenever the
+// section ends, none when it does not, however the message is cut.
+func FuzzSinkHeader(f *testing.F) {
+	for _, s := range []string{"a: b\r\n\r\nbody", "\r\nbody", "\r\r\n\r\n", "a\r\n\r", "no end\r\n", "x\r\n\r\n\r\n"} {
+		f.Add([]byte(s), uint16(1), uint16(3))
+	}
+	f.Fuzz(func(t *testing.T, msg []byte, i, j uint16) {
+		a := int(i) % (len(msg) + 1)
+		b := a + int(j)%(len(msg)-a+1)
+		d := &dataSink{hdrEnd: -1}
+		for _, p := range [][]byte{msg[:a], msg[a:b], msg[b:]} {
+			if d.hdrEnd < 0 {
+				d.scanHeader(p, d.n)
+			}
+			d.n += len(p)
+		}
+		want := -1
+		if end := smtp.HeaderEnd(msg); end < len(msg) || bytes.HasSuffix(msg, []byte("\r\n\r\n")) || bytes.Equal(msg, []byte("\r\n")) {
+			want = end
+		}
+		if d.hdrEnd != want {
+			t.Fatalf("%q cut at %d, %d: header ends at %d, want %d", msg, a, b, d.hdrEnd, want)
+		}
+	})
 }
