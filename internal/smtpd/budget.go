@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"postern/internal/metrics"
 )
 
@@ -20,6 +22,7 @@ import (
 type DataBudget struct {
 	o                DataBudgetOptions
 	inFlight, memory atomic.Int64
+	mInFlight, mMem  prometheus.Gauge // metrics.DataBytes
 
 	mu     sync.Mutex
 	byAddr map[netip.Prefix]int64 // bytes in flight per client address
@@ -45,7 +48,8 @@ type DataBudgetOptions struct {
 
 // NewDataBudget returns a DataBudget with the bounds of o.
 func NewDataBudget(o DataBudgetOptions) *DataBudget {
-	return &DataBudget{o: o, byAddr: map[netip.Prefix]int64{}, byNet: map[netip.Prefix]int64{}}
+	return &DataBudget{o: o, byAddr: map[netip.Prefix]int64{}, byNet: map[netip.Prefix]int64{},
+		mInFlight: metrics.DataBytes.WithLabelValues("in_flight"), mMem: metrics.DataBytes.WithLabelValues("memory")}
 }
 
 // budgetChunk is the step in which a session takes its share of the
@@ -121,15 +125,15 @@ func (b *DataBudget) take(n int64, memory bool) bool {
 	if b == nil || n == 0 {
 		return true
 	}
-	c, max, where := &b.inFlight, b.o.InFlight, "in_flight"
+	c, max, g := &b.inFlight, b.o.InFlight, b.mInFlight
 	if memory {
-		c, max, where = &b.memory, b.o.Memory, "memory"
+		c, max, g = &b.memory, b.o.Memory, b.mMem
 	}
 	if v := c.Add(n); max > 0 && v > max {
 		c.Add(-n)
 		return false
 	}
-	metrics.DataBytes.WithLabelValues(where).Add(float64(n))
+	g.Add(float64(n))
 	return true
 }
 
@@ -138,12 +142,12 @@ func (b *DataBudget) give(n int64, memory bool) {
 	if b == nil || n == 0 {
 		return
 	}
-	c, where := &b.inFlight, "in_flight"
+	c, g := &b.inFlight, b.mInFlight
 	if memory {
-		c, where = &b.memory, "memory"
+		c, g = &b.memory, b.mMem
 	}
 	c.Add(-n)
-	metrics.DataBytes.WithLabelValues(where).Sub(float64(n))
+	g.Sub(float64(n))
 }
 
 // exhausted reports whether the in-flight budget, or the share of
