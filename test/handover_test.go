@@ -2,6 +2,7 @@ package test
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -182,6 +183,80 @@ func TestGracefulRestartChildFails(t *testing.T) {
 	}
 	if err := s.signal(syscall.SIGTERM); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestGracefulRestartChildFailsJSON: with a JSON log, a new process
+// that fails to start leaves no raw line in the log: its error is in
+// the old process's structured event, not a bare "exit status 1".
+func TestGracefulRestartChildFailsJSON(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\n")
+	s.start()
+	good, _ := os.ReadFile(s.config)
+	if err := os.WriteFile(s.config, []byte("this is = = not toml\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	waitLogFor(t, s, `"msg":"graceful restart failed: still serving"`, 30*time.Second)
+	os.WriteFile(s.config, good, 0o600)
+	var failed map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(s.stderr.String()), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Errorf("not a JSON line in a JSON log: %q", line)
+			continue
+		}
+		if ev["msg"] == "graceful restart failed: still serving" {
+			failed = ev
+		}
+	}
+	errText, _ := failed["err"].(string)
+	if !strings.Contains(errText, s.config+": toml: line 1") {
+		t.Errorf("the failure event's err %q does not carry the new process's error", errText)
+	}
+	if !s.running() {
+		t.Fatal("the old process exited")
+	}
+	if err := s.signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
+	}
+}
+
+// TestGracefulRestartSocketsLogged: the new process logs the sockets it
+// takes as the old process's, not systemd's (there is no systemd here),
+// and closes the one whose listener the configuration no longer has,
+// saying so in the same words.
+func TestGracefulRestartSocketsLogged(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+	s.start()
+	b, err := os.ReadFile(s.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), fmt.Sprintf("[[listener]]\nrole = \"submissions\"\naddress = %q\n", s.subs), "", 1)
+	if cfg == string(b) {
+		t.Fatal("the submissions listener not found in the configuration")
+	}
+	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restarted(t, s)
+	waitLogFor(t, s, "graceful restart: the new process serves", 30*time.Second)
+	log := s.stderr.String()
+	for _, name := range []string{"mx", "submission", "http"} {
+		if !regexp.MustCompile(`msg="socket from the old process" fd=\d+ name=` + name + ` `).MatchString(log) {
+			t.Errorf("socket %s not logged as taken from the old process", name)
+		}
+	}
+	if !strings.Contains(log, `msg="socket passed by the old process matches no listener: closed" address=`+s.subs) {
+		t.Error("the socket of the listener removed is not logged as closed")
+	}
+	if strings.Contains(log, "systemd") {
+		t.Errorf("a restart without systemd logs systemd:\n%s", log)
 	}
 }
 
@@ -433,8 +508,17 @@ func TestGracefulRestartRollback(t *testing.T) {
 	if s.cmd.Process.Pid != oldPid {
 		t.Fatal("not the old process")
 	}
-	if !strings.Contains(s.stderr.String(), "not a directory") {
-		t.Error("the new process's failure (its spool) is not in the log")
+	// The new process's failure (its spool) is in the old process's
+	// event, and nowhere else.
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		switch {
+		case strings.Contains(line, `msg="graceful restart failed: serving again"`):
+			if !strings.Contains(line, "not a directory") {
+				t.Errorf("the failure event does not say why the new process failed: %s", line)
+			}
+		case strings.HasPrefix(line, "postern:"):
+			t.Errorf("a raw line in the log: %s", line)
+		}
 	}
 	for deadline := time.Now().Add(5 * time.Second); pidAlive(newPid); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -32,7 +32,7 @@ const (
 
 // checkResult is one line of `postern check`.
 type checkResult struct {
-	Check   string `json:"check"`            // config, data-dir, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
+	Check   string `json:"check"`            // config, data-dir, postmaster, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
 	Domain  string `json:"domain,omitempty"` // the local domain or host name checked
 	Status  string `json:"status"`           // OK, WARN or FAIL
 	Message string `json:"message"`
@@ -94,7 +94,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			c.fail("config", "", err.Error(), "set [dns] servers, or make /etc/resolv.conf name a resolver")
 		} else {
 			c.res = res
-			c.http = &http.Client{Timeout: 30 * time.Second}
+			// The policy host is looked up through [dns], as delivery does.
+			c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				DialContext: (&dns.Dialer{Resolver: res}).DialContext, ForceAttemptHTTP2: true}}
 			c.run(context.Background())
 		}
 	}
@@ -117,6 +119,7 @@ func (c *checker) run(ctx context.Context) {
 	}
 	c.ok("config", "", src+" is valid")
 	c.checkDataDir()
+	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +31,8 @@ func newResolver(cfg *config.Config) (*dns.Client, error) {
 }
 
 // newPlanner builds the delivery policy engine: MX routing with DANE,
-// MTA-STS and the configured per-domain minimum.
+// MTA-STS and the configured per-domain minimum. Every name it depends
+// on, the MTA-STS policy hosts included, is looked up through res.
 func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
 	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
 	for dom, s := range cfg.Delivery.TLSMinimum {
@@ -40,7 +42,32 @@ func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy
 		}
 		min[dom] = m
 	}
-	return policy.New(policy.Options{Resolver: res, Minimum: min, Logger: log}), nil
+	roots, err := outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file")
+	if err != nil {
+		return nil, err
+	}
+	return policy.New(policy.Options{Resolver: res, Minimum: min, Roots: roots, Logger: log}), nil
+}
+
+// outboundRoots returns the system roots plus the PEM certificates of
+// file (the configuration key named key), or nil (the system roots) when
+// file is "".
+func outboundRoots(file, key string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the file's only
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate", key, file)
+	}
+	return pool, nil
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy
@@ -70,8 +97,16 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 			pw, _, _ = strings.Cut(string(b), "\n")
 			pw = strings.TrimRight(pw, "\r")
 		}
+		file, key := sh.CAFile, "smarthost.ca_file"
+		if file == "" {
+			file, key = cfg.Delivery.CAFile, "delivery.ca_file"
+		}
+		roots, err := outboundRoots(file, key)
+		if err != nil {
+			return nil, err
+		}
 		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
-			Username: sh.Username, Password: pw, Domains: sh.Domains}
+			Username: sh.Username, Password: pw, Domains: sh.Domains, RootCAs: roots}
 	}
 	return d, nil
 }

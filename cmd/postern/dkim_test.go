@@ -88,6 +88,25 @@ func (s *memSpool) CreateFile(id string) (smtpd.SpoolFile, error) {
 	return nil, errors.New("memSpool: no files")
 }
 
+// serveMX starts an mx listener on loopback with dir and filter, until
+// the test ends, and returns its address and spool.
+func serveMX(t *testing.T, hostname string, dir smtpd.Directory, filter smtpd.Filter) (string, *memSpool) {
+	t.Helper()
+	spool := &memSpool{}
+	s := &smtpd.Server{Name: "mx", Role: smtpd.RoleMX, Hostname: hostname, Directory: dir, Spool: spool, Filter: filter, Logger: discard()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return l.Addr().String(), spool
+}
+
 type memDir struct{}
 
 func (memDir) IsLocalDomain(d string) bool { return d == "example.org" }
@@ -114,19 +133,8 @@ func TestMXFilterSession(t *testing.T) {
 	if err != nil || mx == nil || sub != nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
-	spool := &memSpool{}
-	s := &smtpd.Server{Name: "mx", Role: smtpd.RoleMX, Hostname: cfg.Hostname, Directory: memDir{}, Spool: spool, Filter: mx, Logger: discard()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	c, err := net.Dial("tcp", l.Addr().String())
+	addr, spool := serveMX(t, cfg.Hostname, memDir{}, mx)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "postern:", err)
+		if !errors.As(err, new(loggedError)) {
+			fmt.Fprintln(stderr, "postern:", err)
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			return exitUsage
@@ -86,6 +88,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// loggedError is an error reported already (by the old process of a
+// graceful restart, in its log): exit status 1, nothing printed.
+type loggedError struct{ error }
 
 // usageError is a command-line mistake (exit status 64).
 type usageError struct{ msg string }

@@ -1,7 +1,8 @@
 package main
 
 // Starting as root, running as a user: serve binds its listeners first
-// (or takes them from systemd, activation.go), then switches to the
+// (or takes them from systemd or the old process of a graceful restart,
+// internal/handover), then switches to the
 // configured user and group, and only then opens the data directory, so
 // every file Postern creates belongs to that user.
 
@@ -17,13 +18,44 @@ import (
 
 	"postern/internal/config"
 	"postern/internal/fsutil"
+	"postern/internal/handover"
 )
 
 // preBound holds the listeners serve got before it opened anything
-// else: passed by systemd, or bound as root before the privilege drop.
+// else: passed by systemd or the old process of a graceful restart, or
+// bound as root before the privilege drop.
 type preBound struct {
 	named   map[string]net.Listener // by listener name; "http" for [http]
-	unnamed []net.Listener          // passed by systemd without a name we know
+	unnamed []net.Listener          // passed without a name we know
+	from    string                  // who passed them: "systemd" or "the old process"
+}
+
+// passedListeners returns the sockets passed to this process (by the
+// old process of a graceful restart when child is not nil, else by
+// systemd): a socket named like a [[listener]] (or "http", "admin",
+// "acme-http-01", "acme-tls-alpn-01") serves that listener; a socket
+// without a known name serves the listener on its port.
+func passedListeners(cfg *config.Config, log *slog.Logger, child *handover.Child) (*preBound, error) {
+	passed, err := handover.PassedSockets(child, log)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	known := map[string]bool{}
+	for name := range extraListeners(cfg) {
+		known[name] = true
+	}
+	for _, lc := range cfg.Listeners {
+		known[lc.Name] = true
+	}
+	p := &preBound{named: map[string]net.Listener{}, from: passed.From}
+	for _, s := range passed.Sockets {
+		if known[s.Name] && p.named[s.Name] == nil {
+			p.named[s.Name] = s.Listener
+		} else {
+			p.unnamed = append(p.unnamed, s.Listener)
+		}
+	}
+	return p, nil
 }
 
 // listen returns the listener for name at addr: one systemd passed under
@@ -48,11 +80,11 @@ func (p *preBound) listen(name, addr string) (net.Listener, error) {
 // closeUnused closes the listeners nobody took.
 func (p *preBound) closeUnused(log *slog.Logger) {
 	for name, l := range p.named {
-		log.Warn("socket passed by systemd matches no listener: closed", "name", name, "address", l.Addr().String())
+		log.Warn("socket passed by "+p.from+" matches no listener: closed", "name", name, "address", l.Addr().String())
 		l.Close()
 	}
 	for _, l := range p.unnamed {
-		log.Warn("socket passed by systemd matches no listener: closed", "address", l.Addr().String())
+		log.Warn("socket passed by "+p.from+" matches no listener: closed", "address", l.Addr().String())
 		l.Close()
 	}
 	p.named, p.unnamed = nil, nil
@@ -70,11 +102,12 @@ func (p *preBound) closeAll() {
 }
 
 // prepareProcess runs before serve opens anything: it takes the sockets
-// systemd passed, and when running as root with user set, binds the
+// passed (by systemd, or by the old process of a graceful restart when
+// child is not nil), and when running as root with user set, binds the
 // remaining listeners, creates the data directory for the user and
 // switches to the user and group. Then it checks the data directory.
-func prepareProcess(cfg *config.Config, log *slog.Logger) (*preBound, error) {
-	p, err := activationListeners(cfg, log)
+func prepareProcess(cfg *config.Config, log *slog.Logger, child *handover.Child) (*preBound, error) {
+	p, err := passedListeners(cfg, log, child)
 	if err != nil {
 		return nil, err
 	}

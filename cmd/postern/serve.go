@@ -28,6 +28,7 @@ import (
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
 	"postern/internal/fsutil"
+	"postern/internal/handover"
 	"postern/internal/metrics"
 	"postern/internal/queue"
 	"postern/internal/smtp"
@@ -38,7 +39,7 @@ import (
 
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) error {
+func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var cf configFlags
 	cf.register(fs)
@@ -51,7 +52,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
-	child := handoverFromEnv() // started by a graceful restart (handover.go)
+	child := handover.FromEnv() // started by a graceful restart
+	defer func() {
+		if err != nil && child.Fail(err) { // the old process logs err
+			err = loggedError{err}
+		}
+	}()
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -61,8 +67,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
 	log = slog.New(events.Handler(log.Handler()))
 	// systemd's sockets, binding as root, user and group, the data
-	// directory's owner and mode (privs.go, activation.go).
-	pre, err := prepareProcess(cfg, log)
+	// directory's owner and mode (privs.go).
+	pre, err := prepareProcess(cfg, log, child)
 	if err != nil {
 		return err
 	}
@@ -85,15 +91,12 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	dcfg := userdb.DirectoryConfig{
-		LocalDomains: cfg.LocalDomains,
-		Aliases:      cfg.Aliases,
-		SendAs:       sendAsGrants(cfg),
-	}
+	dcfg := directoryConfig(cfg)
 	if err := dcfg.Validate(); err != nil {
 		return err
 	}
 	dir := userdb.NewDirectory(db, dcfg)
+	warnPostmasters(context.Background(), cfg, dir, log) // postmaster.go
 
 	resolver, err := newResolver(cfg)
 	if err != nil {
@@ -137,7 +140,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
-		auth: auth, adm: adm, notify: newNotifier(log),
+		auth: auth, adm: adm, notify: handover.NewNotifier(log),
 		budget: newDataBudget(cfg.Limits),
 	}
 
@@ -147,18 +150,18 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	retry := false // the spool may still be held: retry opening it
 	if child != nil {
 		// The old process stops accepting now, lets its sessions end
-		// and releases the spool (handover.go).
-		child.ready(log)
-		released, err := b.awaitRelease(child, sigs)
+		// and releases the spool.
+		child.Ready(log)
+		released, err := child.AwaitRelease(sigs, b.reload)
 		if err != nil {
-			socks.closeAll()
-			return err
+			socks.Close()
+			return fmt.Errorf("serve: %w", err)
 		}
 		retry = !released
 	}
-	spool, err := openSpoolRetry(b.spoolOptions(), retry)
+	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
 	if err != nil {
-		socks.closeAll()
+		socks.Close()
 		return err
 	}
 	return b.run(spool, socks, child, sigs)
@@ -180,11 +183,14 @@ type serveBase struct {
 	local               queue.Deliverer
 	auth                *authSetup
 	adm                 *admissionSetup
-	notify              *notifier
+	notify              *handover.Notifier
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget *smtpd.DataBudget
 }
+
+// reload reloads the certificates and the users, as on SIGHUP.
+func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
 
 func (b *serveBase) spoolOptions() queue.Options {
 	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
@@ -195,12 +201,12 @@ func (b *serveBase) spoolOptions() queue.Options {
 // process. When a graceful restart fails after the handover began, it
 // opens the spool again and serves on the sockets kept. child, when not
 // nil, is told once this process serves.
-func (b *serveBase) run(spool *queue.Spool, socks *sockets, child *handoverChild, sigs chan os.Signal) error {
+func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
 	var failed error // the graceful restart that failed, when serving again
 	for {
 		inst, err := b.start(spool, socks)
 		if err != nil {
-			socks.closeAll()
+			socks.Close()
 			spool.Close()
 			if failed != nil {
 				err = fmt.Errorf("serve: graceful restart failed (%v), and serving again failed: %w", failed, err)
@@ -210,14 +216,14 @@ func (b *serveBase) run(spool *queue.Spool, socks *sockets, child *handoverChild
 		if failed != nil {
 			b.log.Error("graceful restart failed: serving again", "err", failed)
 		}
-		b.notify.ready()
+		b.notify.Ready()
 		if child != nil {
 			// systemd must know the new main process before the old
-			// one exits (handover.go, step 4).
-			if err := b.notify.barrier(notifyBarrierTimeout); err != nil {
+			// one exits (step 4 of the hand-over).
+			if err := b.notify.Barrier(handover.BarrierTimeout); err != nil {
 				b.log.Warn("graceful restart: systemd did not confirm the new main process", "err", err)
 			}
-			child.serving()
+			child.Serving()
 			child = nil
 		}
 		next, cause := b.serveUntil(inst, spool, socks, sigs)
@@ -229,8 +235,8 @@ func (b *serveBase) run(spool *queue.Spool, socks *sockets, child *handoverChild
 		}
 		socks, failed = next, cause
 		if spool, err = queue.Open(b.spoolOptions()); err != nil {
-			socks.closeAll()
-			b.notify.stopping()
+			socks.Close()
+			b.notify.Stopping()
 			return fmt.Errorf("serve: graceful restart failed (%v), and the spool does not open again: %w", failed, err)
 		}
 	}
@@ -240,35 +246,46 @@ func (b *serveBase) run(spool *queue.Spool, socks *sockets, child *handoverChild
 // after a shutdown or a graceful restart that handed over; and the
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
-func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *sockets, sigs chan os.Signal) (*sockets, error) {
+func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
-			b.notify.reloading("reloading")
-			reload(b.log, b.certs, b.db)
-			b.notify.ready()
-		case syscall.SIGUSR2: // graceful restart: a new process takes the sockets (handover.go)
+			b.notify.Reloading("reloading")
+			b.reload()
+			b.notify.Ready()
+		case syscall.SIGUSR2: // graceful restart: a new process takes the sockets (internal/handover)
 			if os.Getpid() == 1 {
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
 				continue
 			}
-			b.notify.reloading("graceful restart")
-			r, err := startRestart(b.log, socks)
+			b.notify.Reloading("graceful restart")
+			r, err := handover.Start(b.log, socks)
 			if err == nil {
-				err = r.waitReady(handoverReadyTimeout)
+				err = r.WaitReady(handover.ReadyTimeout)
 			}
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
-				b.notify.ready()
+				b.notify.Ready()
 				continue
 			}
-			b.log.Info("graceful restart: new process ready; handing over", "pid", r.pid)
-			return b.handOver(inst, spool, r, sigs)
+			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
+			old := &handover.Old{
+				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
+				Stop: func() {
+					b.log.Info("shutting down", "signal", "SIGUSR2", "deadline", b.cfg.Limits.ShutdownTimeout)
+					inst.stop(b.cfg.Limits.ShutdownTimeout)
+					if err := spool.Close(); err != nil {
+						b.log.Error("graceful restart: closing the spool", "err", err)
+					}
+				},
+				Signals: sigs, Reload: b.reload, Stopping: b.notify.Stopping,
+			}
+			return old.HandOver(r)
 		default: // SIGTERM, SIGINT
 			b.log.Info("shutting down", "signal", sig.String(), "deadline", b.cfg.Limits.ShutdownTimeout)
-			b.notify.stopping()
+			b.notify.Stopping()
 			inst.stop(b.cfg.Limits.ShutdownTimeout)
 			return nil, spool.Close()
 		}
@@ -292,7 +309,7 @@ type instance struct {
 
 // start serves on spool with the sockets in socks, which it takes: a
 // server closes each when it stops.
-func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err error) {
+func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *instance, err error) {
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
@@ -317,7 +334,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err
 
 	var listeners []net.Listener
 	for _, lc := range cfg.Listeners {
-		l := proxyListener(cfg, lc, socks.ls[lc.Name]) // PROXY protocol (screen.go)
+		l := proxyListener(cfg, lc, socks.Get(lc.Name)) // PROXY protocol (screen.go)
 		listeners = append(listeners, l)
 		ltls, err := listenerTLS(b.tlsCfg, cfg, lc)
 		if err != nil {
@@ -349,12 +366,12 @@ func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
 		return in, err
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
 		return in, err
 	}
 	var httpL net.Listener
 	if cfg.HTTP.Address != "" {
-		httpL = socks.ls["http"]
+		httpL = socks.Get("http")
 		in.httpSrv = &http.Server{Handler: httpHandler(cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		go in.httpSrv.Serve(httpL)
 	}
@@ -374,7 +391,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *sockets) (in *instance, err
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.listen, log) // admin.http_address (adminhttp.go)
+	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
 		return in, err
 	}
@@ -452,26 +469,21 @@ func (in *instance) abort() {
 	<-in.runnerDone
 }
 
-// sockets are the listening TCP sockets serve serves on, by name: the
-// [[listener]]s by their names, and "http", "admin", "acme-http-01" or
-// "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
-// all to the new process.
-type sockets struct {
-	names []string // in the order bound
-	ls    map[string]net.Listener
-}
-
 // bindSockets gets every socket the configuration names from listen.
-func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*sockets, error) {
-	s := &sockets{ls: map[string]net.Listener{}}
+//
+// The sockets are the listening TCP sockets serve serves on, by name:
+// the [[listener]]s by their names, and "http", "admin", "acme-http-01"
+// or "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
+// all to the new process.
+func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
+	s := &handover.Sockets{}
 	add := func(name, addr, what string) error {
 		l, err := listen(name, addr)
 		if err != nil {
-			s.closeAll()
+			s.Close()
 			return fmt.Errorf("serve: %s: %w", what, err)
 		}
-		s.names = append(s.names, name)
-		s.ls[name] = l
+		s.Add(name, l)
 		return nil
 	}
 	for _, lc := range cfg.Listeners {
@@ -493,22 +505,6 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		}
 	}
 	return s, nil
-}
-
-// listen returns the socket named name, in the manner of
-// preBound.listen, for startACME and startAdminHTTP.
-func (s *sockets) listen(name, addr string) (net.Listener, error) {
-	if l, ok := s.ls[name]; ok {
-		return l, nil
-	}
-	return nil, fmt.Errorf("no socket %s bound for %s", name, addr)
-}
-
-// closeAll closes every socket.
-func (s *sockets) closeAll() {
-	for _, l := range s.ls {
-		l.Close()
-	}
 }
 
 // firstStart creates postmaster@localhost with a random password on the
@@ -600,15 +596,21 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
 		failDelay = -1
 	}
+	errorDelay := l.ErrorDelay
+	if errorDelay == 0 { // as for auth_fail_delay
+		errorDelay = -1
+	}
 	return smtpd.Limits{
-		MaxMessageSize: l.MaxMessageSize,
-		MaxRecipients:  l.MaxRecipients,
-		MaxErrors:      l.MaxErrors,
-		CommandTimeout: l.CommandTimeout,
-		DataTimeout:    l.DataTimeout,
-		DataTimeLimit:  l.DataTimeLimit,
-		MaxHeaderSize:  int(l.MaxHeaderSize),
-		AuthFailDelay:  failDelay,
+		MaxMessageSize:  l.MaxMessageSize,
+		MaxRecipients:   l.MaxRecipients,
+		MaxErrors:       l.MaxErrors,
+		ErrorDelayAfter: l.ErrorDelayAfter,
+		ErrorDelay:      errorDelay,
+		CommandTimeout:  l.CommandTimeout,
+		DataTimeout:     l.DataTimeout,
+		DataTimeLimit:   l.DataTimeLimit,
+		MaxHeaderSize:   int(l.MaxHeaderSize),
+		AuthFailDelay:   failDelay,
 	}
 }
 
@@ -630,12 +632,14 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
+// domainOf returns the domain of addr as written: the Directory compares
+// it (strings.ToLower would fold "wor\u212A.test" into work.test).
 func domainOf(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return ""
 	}
-	return strings.ToLower(addr[i+1:])
+	return addr[i+1:]
 }
 
 // spoolAdapter hands the session's envelopes to the queue. A large
@@ -670,7 +674,7 @@ func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt s
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.DeliverMessage(ctx, b, msg)
+		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

@@ -53,8 +53,10 @@ func newFixture(t *testing.T) *fixture {
 			return nil
 		}),
 		IsLocal: func(string) bool { return true },
-		Policy:  queue.RetryPolicy{First: time.Hour},
-		Logger:  quiet(),
+		// The tests submit with a fixed clock in the past (2026-11-27);
+		// the runner, on the real clock, must not expire those messages.
+		Policy: queue.RetryPolicy{First: time.Hour, GiveUp: 100 * 365 * 24 * time.Hour},
+		Logger: quiet(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)

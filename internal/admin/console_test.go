@@ -80,7 +80,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	now := time.Now()
 	addr := netip.MustParseAddr("192.0.2.66")
 	for range 3 {
-		eng.AuthResult(ctx, addr, "alice@example.com", "PLAIN", false, false, now)
+		eng.AuthResult(ctx, admission.AuthOutcome{Remote: addr, Username: "alice@example.com", Mech: "PLAIN", Now: now})
 	}
 	as := ev.Anomalies(now.Add(-time.Hour))
 	if len(as) != 2 || as[0].Event != "alert" || as[0].Kind != "bruteforce" || as[1].Event != "ban" ||

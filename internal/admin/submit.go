@@ -39,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/admission"
 	"postern/internal/queue"
 	"postern/internal/smtp"
@@ -238,7 +239,11 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *s
 		if err != nil {
 			return nil, nil, fmt.Errorf("recipient %q: %w", rc, err)
 		}
-		a.Domain = strings.ToLower(a.Domain)
+		// The parser lowers ASCII letters; the rest must be a valid IDNA
+		// name, not folded into another one (addrkey).
+		if _, err := addrkey.Domain(a.Domain); err != nil {
+			return nil, nil, fmt.Errorf("recipient %q: %w", rc, err)
+		}
 		addr := a.String()
 		if !seen[addr] {
 			seen[addr] = true

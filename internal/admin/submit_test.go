@@ -80,6 +80,8 @@ func TestSubmit(t *testing.T) {
 	}{
 		{"no rcpt", SubmitRequest{From: "a@x.test", Data: []byte("\r\n")}, ErrRefused},
 		{"bad rcpt", SubmitRequest{Recipients: []string{"b@@x"}, Data: []byte("\r\n")}, ErrRefused},
+		// KELVIN SIGN: no name, and not x.test's k (strings.ToLower made it one).
+		{"rcpt not IDNA", SubmitRequest{Recipients: []string{"b@\u212A.test"}, Data: []byte("\r\n")}, ErrRefused},
 		{"bad from", SubmitRequest{From: "a b", Recipients: []string{"b@x.test"}, Data: []byte("\r\n")}, ErrRefused},
 		{"bare LF", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("a: b\n\nc\r\n")}, ErrRefused},
 		{"bare CR", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("a: b\r\n\r\nc\rd\r\n")}, ErrRefused},

@@ -52,8 +52,15 @@ const (
 	DefaultMaxMessageSize = 35 << 20
 	// DefaultMaxRecipients is limits.max_recipients (RFC 5321 §4.5.3.1.8).
 	DefaultMaxRecipients = 100
-	// DefaultMaxErrors is limits.max_errors.
-	DefaultMaxErrors = 10
+	// DefaultMaxErrors is limits.max_errors (Postfix's
+	// smtpd_hard_error_limit).
+	DefaultMaxErrors = 20
+	// DefaultErrorDelayAfter is limits.error_delay_after (Postfix's
+	// smtpd_soft_error_limit).
+	DefaultErrorDelayAfter = 10
+	// DefaultErrorDelay is limits.error_delay (Postfix's
+	// smtpd_error_sleep_time).
+	DefaultErrorDelay = time.Second
 	// DefaultCommandTimeout is limits.command_timeout (RFC 5321 §4.5.3.2.7).
 	DefaultCommandTimeout = 5 * time.Minute
 	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.5 asks
@@ -253,6 +260,11 @@ type Limits struct {
 	MaxRecipients int
 	// MaxErrors is how many failed commands end a session.
 	MaxErrors int
+	// ErrorDelayAfter is how many failed commands a session may make
+	// before every reply waits ErrorDelay.
+	ErrorDelayAfter int
+	// ErrorDelay is that wait; 0 means none.
+	ErrorDelay time.Duration
 	// CommandTimeout is how long the server waits for a command.
 	CommandTimeout time.Duration
 	// DataTimeout is how long the server waits for each read during DATA.
@@ -365,6 +377,8 @@ func defaultLimits() Limits {
 		MaxMessageSize:      DefaultMaxMessageSize,
 		MaxRecipients:       DefaultMaxRecipients,
 		MaxErrors:           DefaultMaxErrors,
+		ErrorDelayAfter:     DefaultErrorDelayAfter,
+		ErrorDelay:          DefaultErrorDelay,
 		CommandTimeout:      DefaultCommandTimeout,
 		DataTimeout:         DefaultDataTimeout,
 		DataTimeLimit:       DefaultDataTimeLimit,

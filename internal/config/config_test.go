@@ -61,6 +61,8 @@ address = "localhost:465"
 max_message_size = "10MB"
 max_recipients = 50
 max_errors = 3
+error_delay_after = 2
+error_delay = "250ms"
 command_timeout = "2m"
 data_timeout = "90s"
 data_time_limit = "5m"
@@ -120,6 +122,8 @@ func TestLoadFull(t *testing.T) {
 			MaxMessageSize:      10_000_000,
 			MaxRecipients:       50,
 			MaxErrors:           3,
+			ErrorDelayAfter:     2,
+			ErrorDelay:          250 * time.Millisecond,
 			CommandTimeout:      2 * time.Minute,
 			DataTimeout:         90 * time.Second,
 			DataTimeLimit:       5 * time.Minute,
@@ -186,7 +190,9 @@ func TestDefaults(t *testing.T) {
 		Limits: Limits{
 			MaxMessageSize:      36700160,
 			MaxRecipients:       100,
-			MaxErrors:           10,
+			MaxErrors:           20,
+			ErrorDelayAfter:     10,
+			ErrorDelay:          time.Second,
 			CommandTimeout:      5 * time.Minute,
 			DataTimeout:         3 * time.Minute,
 			DataTimeLimit:       10 * time.Minute,

@@ -330,7 +330,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.aliases(d.table(tree, "aliases", "aliases"), c.Aliases)
 	d.sendAs(d.table(tree, "send_as", "send_as"), c.SendAs)
 	d.dns(d.table(tree, "dns", "dns"), dir, &c.DNS)
-	d.delivery(d.table(tree, "delivery", "delivery"), &c.Delivery)
+	d.delivery(d.table(tree, "delivery", "delivery"), dir, &c.Delivery)
 	d.smarthost(d.table(tree, "smarthost", "smarthost"), dir, &c.Smarthost)
 	d.lmtp(d.table(tree, "lmtp", "lmtp"), dir, &c.LMTP)
 	d.mailAuth(d.table(tree, "mail_auth", "mail_auth"), dir, &c.MailAuth)
@@ -472,8 +472,8 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		return
 	}
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
-		"command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay", "shutdown_timeout",
-		"restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
+		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay",
+		"shutdown_timeout", "restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
 	for _, f := range []struct {
 		name string
 		dst  *int64
@@ -493,6 +493,9 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	if n, ok := d.integer(t, "max_errors", "limits.max_errors", math.MinInt32, math.MaxInt32); ok {
 		l.MaxErrors = int(n)
 	}
+	if n, ok := d.integer(t, "error_delay_after", "limits.error_delay_after", math.MinInt32, math.MaxInt32); ok {
+		l.ErrorDelayAfter = int(n)
+	}
 	for _, f := range []struct {
 		name string
 		dst  *time.Duration
@@ -501,6 +504,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		{"data_timeout", &l.DataTimeout},
 		{"data_time_limit", &l.DataTimeLimit},
 		{"auth_fail_delay", &l.AuthFailDelay},
+		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},
 		{"restart_drain_timeout", &l.RestartDrainTimeout},
 	} {

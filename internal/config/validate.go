@@ -192,6 +192,7 @@ func (c *Config) validateLimits(p *problems) {
 	positive("limits.max_message_size", l.MaxMessageSize)
 	positive("limits.max_recipients", int64(l.MaxRecipients))
 	positive("limits.max_errors", int64(l.MaxErrors))
+	positive("limits.error_delay_after", int64(l.ErrorDelayAfter))
 	positive("limits.max_header_size", l.MaxHeaderSize)
 	positive("limits.max_data_in_memory", l.MaxDataInMemory)
 	if l.MaxDataInFlight < l.MaxMessageSize {
@@ -207,6 +208,7 @@ func (c *Config) validateLimits(p *problems) {
 		{"limits.data_timeout", int64(l.DataTimeout), false},
 		{"limits.data_time_limit", int64(l.DataTimeLimit), false},
 		{"limits.auth_fail_delay", int64(l.AuthFailDelay), true},
+		{"limits.error_delay", int64(l.ErrorDelay), true},
 		{"limits.shutdown_timeout", int64(l.ShutdownTimeout), false},
 		{"limits.restart_drain_timeout", int64(l.RestartDrainTimeout), true},
 		{"auth.cache_ttl", int64(c.Auth.CacheTTL), true},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +47,22 @@ func (e *LMTPError) Unwrap() error { return e.Err }
 // the whole session is a problem to fix there, not a bounce.
 func (e *LMTPError) Temporary() bool { return e.session || e.Code/100 != 5 }
 
+// DSNStatus returns, for the delivery status notification, the
+// server's enhanced status code (RFC 3463; "" when it gave none) and its
+// reply as the Diagnostic-Code, "smtp; CODE ENHANCED TEXT" (RFC 3464
+// §2.3.6; "" when no reply decided the outcome). A refused recipient's
+// DSN thus says Dovecot's 5.1.1, not 5.0.0.
+func (e *LMTPError) DSNStatus() (status, diagnostic string) {
+	if e.Code == 0 {
+		return "", ""
+	}
+	diagnostic = "smtp; " + strconv.Itoa(e.Code)
+	if e.Enhanced != "" {
+		diagnostic += " " + e.Enhanced
+	}
+	return e.Enhanced, diagnostic + " " + e.Text
+}
+
 // Is makes errors.Is(e, ErrPermanent) true for a 5xx reply.
 func (e *LMTPError) Is(target error) bool { return target == ErrPermanent && !e.Temporary() }
 
@@ -84,7 +101,10 @@ type lmtpConn struct {
 // rcpts and returns one error per recipient, in order: nil when the
 // server accepted it (RFC 2033 §4.2: one reply per accepted recipient
 // after the final dot), otherwise an *LMTPError, permanent (matching
-// ErrPermanent) for a 5xx reply.
+// ErrPermanent) for a 5xx reply. The server, which makes the final
+// delivery, writes the Return-Path field from MAIL FROM (RFC 5321 §4.4;
+// Dovecot and Cyrus do): Deliver adds none, and drops any the message
+// carried (dropReturnPath), so that the stored copy has one.
 func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []byte) []error {
 	return l.DeliverMessage(ctx, from, rcpts, &smtp.Message{Header: data})
 }
@@ -95,6 +115,9 @@ func (l *LMTP) DeliverMessage(ctx context.Context, from string, rcpts []string, 
 	errs := make([]error, len(rcpts))
 	if len(rcpts) == 0 {
 		return errs
+	}
+	if hdr := dropReturnPath(msg.Header); len(hdr) != len(msg.Header) {
+		msg = &smtp.Message{Header: hdr, Body: msg.Body}
 	}
 	all := func(err error) []error {
 		var le *LMTPError

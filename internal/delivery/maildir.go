@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"postern/internal/addrkey"
 	"postern/internal/fsutil"
 	"postern/internal/smtp"
 )
@@ -61,20 +62,32 @@ type Maildir struct {
 }
 
 // Deliver stores data as a new message in mailbox, "user@domain" as
-// resolved by the caller; both parts are lower-cased for the path. It
+// resolved by the caller; the path has the parts' addrkey keys. It
 // refuses (ErrBadMailbox) names with "/", NUL, "..", or a part that is
-// empty or starts with ".". It returns after the message is durable.
-func (m *Maildir) Deliver(ctx context.Context, mailbox string, data []byte) error {
-	return m.DeliverMessage(ctx, mailbox, &smtp.Message{Header: data})
+// empty or starts with ".". from is the envelope sender ("" for the null
+// reverse-path): the stored copy starts with "Return-Path: <from>"
+// (RFC 5321 §4.4), the only Return-Path field it has (dropReturnPath);
+// a sender with a control character is refused (ErrBadMailbox). It
+// returns after the message is durable.
+func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte) error {
+	return m.DeliverMessage(ctx, mailbox, from, &smtp.Message{Header: data})
 }
 
 // DeliverMessage is Deliver for a message whose body may be in a file:
 // the body is copied from it as a stream (by copy_file_range(2) where
 // the kernel can, from file to file), never held in memory.
-func (m *Maildir) DeliverMessage(ctx context.Context, mailbox string, msg *smtp.Message) error {
+func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg *smtp.Message) error {
 	user, domain, err := splitMailbox(mailbox)
 	if err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+	}
+	if hasCtl(from) {
+		return fmt.Errorf("delivery: maildir %q: sender %q: %w", mailbox, from, ErrBadMailbox)
+	}
+	// Only the header section can hold a Return-Path field: the body is
+	// neither read nor copied for it.
+	if hdr := dropReturnPath(msg.Header); len(hdr) != len(msg.Header) {
+		msg = &smtp.Message{Header: hdr, Body: msg.Body}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
@@ -88,10 +101,10 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox string, msg *smtp.
 		box = filepath.Join(box, folder)
 	}
 	tmpDir, newDir := filepath.Join(box, "tmp"), filepath.Join(box, "new")
-	var header []byte
+	header := returnPathField(from)
 	if m.DeliveredTo {
 		// RFC 9228 §4: Delivered-To: addr-spec, the address delivered to.
-		header = []byte("Delivered-To: " + user + "@" + domain + "\r\n")
+		header = append(header, "Delivered-To: "+user+"@"+domain+"\r\n"...)
 	}
 	size := int64(len(header)) + msg.Size()
 	name := m.uniqueName(size)
@@ -314,13 +327,19 @@ func writeBody(fd int, body smtp.Body) error {
 	return nil
 }
 
-// splitMailbox checks mailbox and returns its lower-cased parts.
+// splitMailbox checks mailbox and returns its parts as their addrkey
+// keys: the local part in NFC with its ASCII letters lower-cased, the
+// domain as an A-label. (strings.ToLower would give two users, Élise and
+// élise, one mailbox.)
 func splitMailbox(mailbox string) (user, domain string, err error) {
 	i := strings.LastIndexByte(mailbox, '@')
 	if i < 0 {
 		return "", "", fmt.Errorf("%w: no @", ErrBadMailbox)
 	}
-	user, domain = strings.ToLower(mailbox[:i]), strings.ToLower(mailbox[i+1:])
+	user = addrkey.Local(mailbox[:i])
+	if domain, err = addrkey.Domain(mailbox[i+1:]); err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrBadMailbox, err)
+	}
 	for _, p := range []string{user, domain} {
 		switch {
 		case p == "":

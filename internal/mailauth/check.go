@@ -149,29 +149,21 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 		metrics.DKIMResults.WithLabelValues(d.Result).Inc()
 	}
 
-	// DMARC (RFC 7489 §6.6).
-	domains, nfrom := fromDomains(fields)
-	if nfrom > 1 {
-		// RFC 7489 §6.6.1, RFC 5322 §3.6: exactly one From field.
+	// DMARC (RFC 7489 §6.6), for the domain a mail client shows.
+	domain, rej := authorDomain(fields)
+	if rej != nil {
 		metrics.AuthPolicyActions.WithLabelValues("reject").Inc()
-		v.Reject = &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: "Message must have exactly one From header field",
-			Reason: "mailauth: several From fields"}
+		c.o.Logger.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
+			"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "rejected", true, "reason", rej.Reason)
+		v.Reject = rej
 		return v, nil
 	}
-	for i, d := range domains {
-		res := c.dmarc(ctx, d, mf, r.DKIM)
-		// With several author domains, the worst result counts.
-		if i == 0 || rank(res) > rank(r.DMARC) {
-			r.DMARC = res
-		}
-		r.Checked = true
-	}
-	if r.Checked {
-		metrics.DMARCResults.WithLabelValues(r.DMARC.Result).Inc()
-	}
+	r.DMARC = c.dmarc(ctx, domain, mf, r.DKIM)
+	r.Checked = true
+	metrics.DMARCResults.WithLabelValues(r.DMARC.Result).Inc()
 
 	// Spoofing of our own domains.
-	if rej := c.spoofCheck(domains, m.MailFrom, mf, r.DKIM); rej != nil {
+	if rej := c.spoofCheck([]string{domain}, m.MailFrom, mf, r.DKIM); rej != nil {
 		v.Reject = rej
 	} else if r.DMARC.Result == "fail" {
 		switch r.DMARC.Policy {
@@ -215,27 +207,6 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	}
 	v.Prepend = append(v.Prepend, AuthenticationResults(c.o.Hostname, *r)...)
 	return v, nil
-}
-
-// rank orders DMARC results from best to worst, to combine several.
-func rank(r DMARCResult) int {
-	switch r.Result {
-	case "pass":
-		return 0
-	case "none":
-		return 1
-	case "permerror":
-		return 2
-	case "temperror":
-		return 3
-	}
-	switch r.Policy { // fail
-	case PolicyReject:
-		return 6
-	case PolicyQuarantine:
-		return 5
-	}
-	return 4
 }
 
 // dmarc evaluates DMARC for one From domain (RFC 7489 §6.6.2, §6.6.3).

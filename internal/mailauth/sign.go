@@ -215,7 +215,7 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 // its hash.
 func (s *Signer) SignMessage(header []byte, body smtp.Body) ([]byte, error) {
 	fields, _ := splitHeader(header)
-	domains, _ := fromDomains(fields)
+	domains := fromDomains(fields)
 	var out []byte
 	for _, d := range domains {
 		keys := s.keys[d]

@@ -34,7 +34,8 @@ var (
 	}, []string{"listener", "version", "result"})
 
 	// AuthAttempts counts SASL exchanges by listener, mechanism and outcome
-	// ("success", "failure", "malformed", "canceled", "error").
+	// ("success", "failure", "throttled", "banned", "malformed",
+	// "canceled", "limited", "error").
 	AuthAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_auth_attempts_total",
 		Help: "SASL authentication attempts, by listener, mechanism and outcome.",

@@ -11,6 +11,16 @@
 // the goroutine that first calls Read, RemoteAddr, LocalAddr or
 // ReadHeader, never in Accept, so a slow client cannot stall the accept
 // loop.
+//
+// The package is ours, not pires/go-proxyproto: v0.15.0 (v0.16.0 needs
+// Go 1.26.9), run against these tests through an adapter, holds the
+// server's first write on a connection from an untrusted address until
+// the client sends a byte or the header timeout passes, so every direct
+// client's SMTP greeting waits the full timeout
+// (TestUntrustedGreetingNotHeld), and it refuses a version 1 header
+// that arrives in two segments (TestTrustedSplitHeader); its SKIP policy
+// avoids the first but lets an untrusted header through as SMTP data
+// (TestUntrustedHeaderIsRefused).
 package proxyproto
 
 import (

@@ -287,3 +287,57 @@ func TestAcceptDoesNotWaitForHeaders(t *testing.T) {
 	}
 	first.Close()
 }
+
+// TestUntrustedGreetingNotHeld: on a connection from an address that is
+// not a trusted proxy the server speaks first, as SMTP's does, and its
+// greeting goes out at once: the check for a header waits for the
+// client's first bytes in Read, never in Write.
+func TestUntrustedGreetingNotHeld(t *testing.T) {
+	l := listen(t, "127.0.0.2/32")
+	l.Timeout = time.Hour // a greeting held until the header timeout never comes
+	c := dialFrom(t, l, "127.0.0.5", nil)
+	sc := accept(t, l)
+	go sc.Write([]byte("220 mx.example ESMTP\r\n"))
+	if s, err := readN(t, c, 22); err != nil || s != "220 mx.example ESMTP\r\n" {
+		t.Fatalf("greeting to a client that has sent nothing: %q, %v", s, err)
+	}
+	// The client's header after the greeting is still refused.
+	c.Write(AppendV1(nil, src4, dst4))
+	if _, err := readN(t, sc, 8); !errors.Is(err, ErrUntrustedHeader) {
+		t.Errorf("Read = %v, want ErrUntrustedHeader", err)
+	}
+}
+
+// TestTrustedSplitHeader: a header from a trusted proxy that arrives in
+// two segments is read whole, within the timeout (the specification
+// recommends tolerance to partial headers).
+func TestTrustedSplitHeader(t *testing.T) {
+	for name, hdr := range map[string][]byte{
+		"v1": AppendV1(nil, src4, dst4),
+		"v2": AppendV2(nil, src6, dst6, false),
+	} {
+		t.Run(name, func(t *testing.T) {
+			l := listen(t, "127.0.0.2/32")
+			l.Timeout = 5 * time.Second
+			c := dialFrom(t, l, "127.0.0.2", hdr[:10])
+			sc := accept(t, l)
+			done := make(chan error, 1)
+			go func() { done <- sc.ReadHeader() }()
+			select {
+			case err := <-done:
+				t.Fatalf("ReadHeader returned %v on half a header", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			c.Write(append(hdr[10:], "EHLO x\r\n"...))
+			if err := <-done; err != nil {
+				t.Fatalf("header in two segments: %v", err)
+			}
+			if h, ok := sc.Header(); !ok || h.Source.Addr().Unmap() != netip.MustParseAddrPort(sc.RemoteAddr().String()).Addr().Unmap() {
+				t.Errorf("Header = %+v, %v; RemoteAddr %s", h, ok, sc.RemoteAddr())
+			}
+			if s, err := readN(t, sc, 8); err != nil || s != "EHLO x\r\n" {
+				t.Errorf("Read = %q, %v", s, err)
+			}
+		})
+	}
+}

@@ -261,6 +261,16 @@ func (r *Runner) clock() reading { return reading{r.opts.Now(), r.opts.Rand()} }
 func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c reading) {
 	r := p.r
 	now := c.now
+	var dse DSNStatusError
+	if o.Err != nil && (o.Status == "" || o.Diagnostic == "") && errors.As(o.Err, &dse) {
+		status, diag := dse.DSNStatus()
+		if o.Status == "" {
+			o.Status = status
+		}
+		if o.Diagnostic == "" {
+			o.Diagnostic = diag
+		}
+	}
 	st := rc.State
 	st.Attempts++
 	st.Updated = now

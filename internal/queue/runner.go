@@ -24,6 +24,18 @@ type Deliverer interface {
 	Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
 }
 
+// DSNStatusError is implemented by a delivery error that knows what the
+// delivery status notification should say of the failure: the enhanced
+// status code (RFC 3463) and the Diagnostic-Code (RFC 3464 §2.3.6), such
+// as a mailbox server's reply "smtp; 550 5.1.1 User unknown"; "" for
+// either when it does not know. The Runner looks for it anywhere in the
+// chain of a Deliverer's error (errors.As), for the Outcome's Status and
+// Diagnostic.
+type DSNStatusError interface {
+	error
+	DSNStatus() (status, diagnostic string)
+}
+
 // DelivererFunc adapts a function to the Deliverer interface.
 type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
 

@@ -49,7 +49,7 @@ func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {
 	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
-		return m.DeliverMessage(ctx, rcpt, msg)
+		return m.DeliverMessage(ctx, rcpt, env.From, msg)
 	})
 }
 
@@ -97,6 +97,10 @@ func maildirFiles(t *testing.T, root, mailbox string) [][]byte {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
+		}
+		// The message as spooled, after the Return-Path the Maildir adds.
+		if bytes.HasPrefix(b, []byte("Return-Path: ")) {
+			b = b[bytes.IndexByte(b, '\n')+1:]
 		}
 		out = append(out, b)
 	}

@@ -87,13 +87,19 @@ type SpoolFile interface {
 }
 
 // Directory answers the session's questions about addresses. All
-// addresses are "local@domain" with the domain lower-cased (IDNA A-label
-// or U-label as given) and the local part as the client sent it.
+// addresses are "local@domain" with the domain's ASCII letters
+// lower-cased (IDNA A-label or U-label as given; the session has refused
+// a domain that is no valid IDNA2008 name) and the local part as the
+// client sent it. The Directory compares them by their addrkey keys, not
+// with Unicode case folding.
 type Directory interface {
 	// IsLocalDomain reports whether mail for domain is delivered here.
 	IsLocalDomain(domain string) bool
 	// RecipientExists reports whether addr, in a local domain, names a
-	// user or an alias. "postmaster@DOMAIN" for a local domain must exist.
+	// user or an alias. "postmaster@DOMAIN" for a local domain must exist
+	// (RFC 5321 §4.5.1) when its mail reaches someone; when it reaches
+	// nobody, it is refused like any unknown user rather than bounced
+	// later.
 	RecipientExists(ctx context.Context, addr string) (bool, error)
 	// MaySendAs reports whether the authenticated user may use addr as
 	// envelope sender or in the From header.
@@ -157,17 +163,20 @@ type Admitter interface {
 // methods). Sessions with a verified TLS client certificate are not
 // refused by it and their failures are not counted.
 type AuthGuard interface {
-	// BeforeAuth is asked when AUTH starts (username "": refuse means the
-	// client is banned; the session says 421 4.7.0 and closes) and when a
-	// mechanism has accepted credentials, with the username claimed
-	// (refuse means the login fails anyway, with 535 5.7.8 after delay).
-	BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) (delay time.Duration, refuse bool)
-	// AuthResult is told each outcome: ok for a login that stands, false
-	// for wrong credentials or a refused login. It returns the delay to
-	// wait before answering a failure (it replaces Limits.AuthFailDelay)
-	// and whether the client is banned now: the session then says
-	// 421 4.7.0 instead of 535 and closes.
-	AuthResult(ctx context.Context, remote netip.Addr, username, mech string, ok, viaClientCert bool, now time.Time) (delay time.Duration, banned bool)
+	// BeforeAuth is asked when AUTH starts, with username "" (a refusal
+	// means the client is banned: the session says 421 4.7.0 and
+	// closes), and, for mechanisms whose client names the user before
+	// proving it (sasl.Guarded), with the username claimed, before the
+	// credentials are checked. A refused attempt fails unchecked, with
+	// 535 5.7.8 (421 4.7.0 when banned); a failure, refused or not, is
+	// answered no sooner than the verdict's Delay after the question.
+	BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) admission.AuthVerdict
+	// AuthResult is told each outcome: OK for a login that stands, not
+	// OK for wrong credentials or a refused attempt. It returns the delay
+	// to wait before answering a failure (it replaces
+	// Limits.AuthFailDelay) and whether the client is banned now: the
+	// session then says 421 4.7.0 instead of 535 and closes.
+	AuthResult(ctx context.Context, o admission.AuthOutcome) (delay time.Duration, banned bool)
 }
 
 // SendLimiter limits what authenticated users send (admission.Limiter

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"net/mail"
 	"os"
 	"slices"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"postern/internal/mailauth"
 	"postern/internal/smtp"
 )
 
@@ -255,12 +255,18 @@ func (s *session) checkSubmission(msg []byte) (headerRepair, *labeledError) {
 		// RFC 5322 §3.6: exactly one From field.
 		return r, &labeledError{"from_header", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Message must have exactly one From header field"}}
 	}
-	list, err := mail.ParseAddressList(froms[0])
-	if err != nil || len(list) == 0 {
-		return r, &labeledError{"from_header", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: "Invalid From header field", Reason: "From: " + errString(err)}}
+	// Every address a mail client may show must be the user's
+	// (mailauth.SubmissionAddresses).
+	list, err := mailauth.SubmissionAddresses(froms[0])
+	if err != nil {
+		msg := "Invalid From header field"
+		if errors.Is(err, mailauth.ErrFromAmbiguous) {
+			msg = err.Error()
+		}
+		return r, &labeledError{"from_header", &smtp.Error{Code: 554, Enhanced: "5.6.0", Message: msg, Reason: err.Error()}}
 	}
 	for _, a := range list {
-		addr := normalizeAddr(a.Address)
+		addr := normalizeAddr(a)
 		ok, err := s.srv.Directory.MaySendAs(s.ctx, s.authUser, addr)
 		if err != nil {
 			return r, &labeledError{"temp_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "MaySendAs: " + err.Error()}}
@@ -273,13 +279,6 @@ func (s *session) checkSubmission(msg []byte) (headerRepair, *labeledError) {
 	r.messageID = len(smtp.HeaderValues(hdr, "Message-ID")) == 0
 	r.date = len(smtp.HeaderValues(hdr, "Date")) == 0
 	return r, nil
-}
-
-func errString(err error) string {
-	if err == nil {
-		return "no address"
-	}
-	return err.Error()
 }
 
 // normalizeAddr lower-cases the domain of local@domain, as Directory

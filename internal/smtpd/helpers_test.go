@@ -209,7 +209,19 @@ func checkPassword(user, pass string) error {
 	return fmt.Errorf("user %q: %w", user, sasl.ErrInvalidCredentials)
 }
 
-type plainServer struct{ user, identity string }
+// guardedFake makes a fake mechanism sasl.Guarded, as the real password
+// mechanisms are.
+type guardedFake struct{ guard sasl.Guard }
+
+func (g *guardedFake) SetGuard(gd sasl.Guard) { g.guard = gd }
+
+// refused asks the guard about user; true means refused.
+func (g *guardedFake) refused(user string) bool { return g.guard != nil && !g.guard(user) }
+
+type plainServer struct {
+	guardedFake
+	user, identity string
+}
 
 func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
@@ -220,6 +232,9 @@ func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 		return nil, false, sasl.ErrMalformed
 	}
 	p.user = string(parts[1])
+	if p.refused(p.user) {
+		return nil, false, sasl.ErrRefused
+	}
 	if err := checkPassword(p.user, string(parts[2])); err != nil {
 		return nil, false, err
 	}
@@ -230,6 +245,7 @@ func (p *plainServer) Identity() string { return p.identity }
 func (p *plainServer) Username() string { return p.user }
 
 type loginServer struct {
+	guardedFake
 	step           int
 	user, identity string
 }
@@ -246,6 +262,9 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		l.user = string(resp)
 		l.step = 2
 		return []byte("Password:"), false, nil
+	}
+	if l.refused(l.user) {
+		return nil, false, sasl.ErrRefused
 	}
 	if err := checkPassword(l.user, string(resp)); err != nil {
 		return nil, false, err
@@ -303,6 +322,7 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		Spool:     f.spool,
 		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       func() time.Time { return fixedNow },
+		After:     instantAfter, // no real wait for the error delay
 	}
 	for _, o := range opts {
 		o(f.srv)
@@ -329,6 +349,13 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		}
 	})
 	return f
+}
+
+// instantAfter is a clock for Server.After whose waits end at once.
+func instantAfter(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- fixedNow.Add(d)
+	return ch
 }
 
 // client is a scripted SMTP client.

@@ -62,9 +62,19 @@ func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmiss
 
 // Limits bounds a session. Zero fields take the defaults named.
 type Limits struct {
-	MaxMessageSize int64         // default 36700160 (35 MiB); advertised in SIZE
-	MaxRecipients  int           // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
-	MaxErrors      int           // default 10; then 421 and close
+	MaxMessageSize int64 // default 36700160 (35 MiB); advertised in SIZE
+	MaxRecipients  int   // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
+	// MaxErrors is the hard error limit: the error reply that makes
+	// this many is followed by 421 4.7.0 and the close; default 20
+	// (Postfix's smtpd_hard_error_limit).
+	MaxErrors int
+	// ErrorDelayAfter is the soft error limit: once a session has made
+	// more errors than this, every reply waits ErrorDelay; default 10
+	// (Postfix's smtpd_soft_error_limit).
+	ErrorDelayAfter int
+	// ErrorDelay is that wait, default 1s (Postfix's
+	// smtpd_error_sleep_time); negative means none.
+	ErrorDelay     time.Duration
 	MaxCommandLine int           // default 512 (RFC 5321 §4.5.3.1.4)
 	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
 	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
@@ -100,7 +110,13 @@ func (l Limits) withDefaults() Limits {
 		l.MaxRecipients = 100
 	}
 	if l.MaxErrors <= 0 {
-		l.MaxErrors = 10
+		l.MaxErrors = 20
+	}
+	if l.ErrorDelayAfter <= 0 {
+		l.ErrorDelayAfter = 10
+	}
+	if l.ErrorDelay == 0 {
+		l.ErrorDelay = time.Second
 	}
 	if l.MaxCommandLine <= 0 {
 		l.MaxCommandLine = 512
@@ -143,8 +159,11 @@ type Server struct {
 	Role     Role   // what the listener is for
 	Hostname string // used in the greeting, EHLO reply and Received; default "localhost"
 	// PostmasterAddress is where RCPT TO:<Postmaster> (no domain, RFC 5321
-	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. It is
-	// always accepted, whatever the Directory says (RFC 5321 §4.5.1).
+	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. In a
+	// domain that is not local it is always accepted (RFC 5321 §4.5.1);
+	// in a local one only when the Directory says it exists: accepted
+	// for nobody, the mail would bounce later, to a sender who may be
+	// forged.
 	PostmasterAddress string
 	// TLSConfig is used for STARTTLS (mx, submission) and implicit TLS
 	// (submissions). Required on submission roles; on mx, nil means
@@ -160,6 +179,9 @@ type Server struct {
 	Budget *DataBudget
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	// After, when non-nil, replaces time.After for the waits a session
+	// makes before its replies (Limits.ErrorDelay): tests inject a clock.
+	After func(d time.Duration) <-chan time.Time
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
 	Filter Filter
@@ -177,6 +199,11 @@ type Server struct {
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
+
+	// sleep, when set (by tests), replaces the waits before AUTH
+	// replies: it is told each delay and reports whether the session
+	// may go on (see waitDelay).
+	sleep func(d time.Duration) bool
 
 	initOnce   sync.Once
 	lim        Limits

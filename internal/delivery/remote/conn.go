@@ -39,8 +39,7 @@ type conn struct {
 	ext      map[string]string // EHLO keywords (upper case) -> parameters
 	tls      *tls.ConnectionState
 	key      poolKey
-	label    string // TLS label for metrics and Result.TLS
-	msgs     int    // transactions started on this session
+	msgs     int // transactions started on this session
 	broken   bool
 	lastRepl reply         // the last reply read, for logs
 	wto      time.Duration // write timeout for the next writes

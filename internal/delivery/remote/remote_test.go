@@ -331,21 +331,18 @@ func TestSTARTTLS(t *testing.T) {
 		cert    *tls.Certificate // nil: no STARTTLS offered
 		mode    policy.Mode
 		src     policy.Source
-		optOut  bool // TLS-Required: No
 		ok      bool
 		tls     string
 		errText string
 	}{
-		{"no starttls opportunistic", nil, policy.Opportunistic, policy.SourceNone, false, true, "plain", ""},
-		{"no starttls encrypt", nil, policy.Encrypt, policy.SourceConfig, false, false, "", "requires STARTTLS"},
-		{"no starttls verify", nil, policy.Verify, policy.SourceMTASTS, false, false, "", "requires STARTTLS"},
-		{"no starttls verify tls-required no", nil, policy.Verify, policy.SourceMTASTS, true, true, "plain", ""},
-		{"wrong cert opportunistic", &wrong, policy.Opportunistic, policy.SourceNone, false, true, "starttls", ""},
-		{"wrong cert encrypt", &wrong, policy.Encrypt, policy.SourceConfig, false, true, "starttls", ""},
-		{"wrong cert verify", &wrong, policy.Verify, policy.SourceMTASTS, false, false, "", "TLS verification"},
-		{"wrong cert verify tls-required no", &wrong, policy.Verify, policy.SourceDANE, true, true, "starttls", ""},
-		{"good cert verify mta-sts", &good, policy.Verify, policy.SourceMTASTS, false, true, "mta-sts", ""},
-		{"good cert verify dane", &good, policy.Verify, policy.SourceDANE, false, true, "dane", ""},
+		{"no starttls opportunistic", nil, policy.Opportunistic, policy.SourceNone, true, "plain", ""},
+		{"no starttls encrypt", nil, policy.Encrypt, policy.SourceConfig, false, "", "requires STARTTLS"},
+		{"no starttls verify", nil, policy.Verify, policy.SourceMTASTS, false, "", "requires STARTTLS"},
+		{"wrong cert opportunistic", &wrong, policy.Opportunistic, policy.SourceNone, true, "starttls", ""},
+		{"wrong cert encrypt", &wrong, policy.Encrypt, policy.SourceConfig, true, "starttls", ""},
+		{"wrong cert verify", &wrong, policy.Verify, policy.SourceMTASTS, false, "", "TLS verification"},
+		{"good cert verify mta-sts", &good, policy.Verify, policy.SourceMTASTS, true, "mta-sts", ""},
+		{"good cert verify dane", &good, policy.Verify, policy.SourceDANE, true, "dane", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newFake(t, "127.0.0.2", func(s *fakeServer) {
@@ -360,7 +357,6 @@ func TestSTARTTLS(t *testing.T) {
 			f.roots.AddCert(goodX)
 			f.d.VerifyTLS = certVerifier(f.roots)
 			msg := testMsg("b@example.test")
-			msg.TLSOptional = c.optOut
 			res := f.one(t, msg)
 			_, _, _, msgs := s.stats()
 			if !c.ok {

@@ -1,6 +1,7 @@
-package main
+package handover
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -48,8 +49,8 @@ func readNotify(t *testing.T, c *net.UnixConn) (string, []int) {
 	return string(buf[:n]), fds
 }
 
-func testNotifier(addr string) *notifier {
-	return &notifier{addr: addr, log: slog.New(slog.DiscardHandler)}
+func testNotifier(addr string) *Notifier {
+	return &Notifier{addr: addr, log: slog.New(slog.DiscardHandler)}
 }
 
 func TestNotifyPathAndAbstract(t *testing.T) {
@@ -58,18 +59,18 @@ func TestNotifyPathAndAbstract(t *testing.T) {
 	for _, addr := range []string{path, abstract} {
 		c := notifySocket(t, addr)
 		n := testNotifier(addr)
-		n.ready()
+		n.Ready()
 		got, _ := readNotify(t, c)
 		want := "READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()) + "\n"
 		if !strings.HasPrefix(got, want) {
 			t.Errorf("%s: ready sent %q, want %q...", addr, got, want)
 		}
-		n.reloading("restarting")
+		n.Reloading("restarting")
 		got, _ = readNotify(t, c)
 		if !strings.HasPrefix(got, "RELOADING=1\nSTATUS=restarting\nMONOTONIC_USEC=") {
 			t.Errorf("%s: reloading sent %q", addr, got)
 		}
-		n.stopping()
+		n.Stopping()
 		if got, _ = readNotify(t, c); !strings.HasPrefix(got, "STOPPING=1\n") {
 			t.Errorf("%s: stopping sent %q", addr, got)
 		}
@@ -78,20 +79,20 @@ func TestNotifyPathAndAbstract(t *testing.T) {
 
 func TestNotifyNoSocket(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
-	n := newNotifier(slog.New(slog.DiscardHandler))
-	if err := n.send("READY=1", nil); err != nil {
+	n := NewNotifier(slog.New(slog.DiscardHandler))
+	if err := n.Send("READY=1", nil); err != nil {
 		t.Errorf("send without NOTIFY_SOCKET: %v", err)
 	}
-	if err := n.barrier(time.Second); err != nil {
+	if err := n.Barrier(time.Second); err != nil {
 		t.Errorf("barrier without NOTIFY_SOCKET: %v", err)
 	}
 	t.Setenv("NOTIFY_SOCKET", "vsock:2:1234")
-	if n := newNotifier(slog.New(slog.DiscardHandler)); n.addr != "" {
+	if n := NewNotifier(slog.New(slog.DiscardHandler)); n.addr != "" {
 		t.Errorf("unsupported NOTIFY_SOCKET kept: %q", n.addr)
 	}
 	// A socket nobody listens on is an error for send, never a panic
 	// or a hang.
-	if err := testNotifier(filepath.Join(t.TempDir(), "gone")).send("READY=1", nil); err == nil {
+	if err := testNotifier(filepath.Join(t.TempDir(), "gone")).Send("READY=1", nil); err == nil {
 		t.Error("send to a missing socket: no error")
 	}
 }
@@ -103,7 +104,7 @@ func TestNotifyBarrier(t *testing.T) {
 	c := notifySocket(t, addr)
 	n := testNotifier(addr)
 	done := make(chan error, 1)
-	go func() { done <- n.barrier(5 * time.Second) }()
+	go func() { done <- n.Barrier(5 * time.Second) }()
 	msg, fds := readNotify(t, c)
 	if msg != "BARRIER=1" || len(fds) != 1 {
 		t.Fatalf("barrier sent %q with %d files, want BARRIER=1 with 1", msg, len(fds))
@@ -123,7 +124,7 @@ func TestNotifyBarrier(t *testing.T) {
 		t.Fatal("barrier did not return after its pipe was closed")
 	}
 
-	go func() { done <- n.barrier(100 * time.Millisecond) }()
+	go func() { done <- n.Barrier(100 * time.Millisecond) }()
 	_, fds = readNotify(t, c)
 	defer syscall.Close(fds[0])
 	select {
@@ -133,5 +134,36 @@ func TestNotifyBarrier(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("barrier did not give up at its timeout")
+	}
+}
+
+// TestNotifyManagerNotReading: a manager that stops reading does not
+// hold the server up: once its queue is full, Send fails after its
+// timeout instead of blocking (go-systemd's daemon.SdNotify blocks for
+// good there).
+func TestNotifyManagerNotReading(t *testing.T) {
+	addr := filepath.Join(t.TempDir(), "notify")
+	notifySocket(t, addr) // never read
+	n := testNotifier(addr)
+	done := make(chan error, 1)
+	go func() {
+		for range 10000 {
+			if err := n.Send("STATUS=x", nil); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("10000 notifications queued to a manager that reads none: no limit seen")
+		}
+		if !errors.Is(err, syscall.EAGAIN) {
+			t.Errorf("Send to a full queue: %v, want EAGAIN after the send timeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Send blocked on a manager that reads nothing")
 	}
 }

@@ -1,9 +1,10 @@
-package main
+package handover
 
-// systemd's service notifications (sd_notify(3)), without a dependency:
-// under Type=notify systemd sets NOTIFY_SOCKET to a unix datagram
-// socket, a path or an abstract name written with a leading '@', and
-// reads newline-separated VAR=value assignments from it. serve sends
+// systemd's service notifications (sd_notify(3)), without a dependency
+// (see the package documentation for why): under Type=notify systemd
+// sets NOTIFY_SOCKET to a unix datagram socket, a path or an abstract
+// name written with a leading '@', and reads newline-separated
+// VAR=value assignments from it. A server sends
 //
 //   - READY=1 with MAINPID= its pid when it serves: at start, in the new
 //     process of a graceful restart (systemd then follows that process;
@@ -27,30 +28,38 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// notifyBarrierTimeout bounds how long serve waits for systemd to
-// confirm it read the notifications sent so far.
-const notifyBarrierTimeout = 5 * time.Second
+// BarrierTimeout bounds how long a server waits for systemd to confirm
+// it read the notifications sent so far (Notifier.Barrier).
+const BarrierTimeout = 5 * time.Second
 
-// notifier sends service state to the service manager. Its zero value,
-// and one made without NOTIFY_SOCKET, sends nothing.
-type notifier struct {
+// notifySendTimeout bounds one notification: a manager that reads
+// nothing must not hold the server up.
+const notifySendTimeout = 2 * time.Second
+
+// Notifier sends service state to the service manager. Its zero value,
+// a nil one, and one made without NOTIFY_SOCKET send nothing. It is safe
+// for concurrent use.
+type Notifier struct {
 	addr string // NOTIFY_SOCKET; "" for none
 	log  *slog.Logger
 }
 
-// newNotifier returns a notifier for $NOTIFY_SOCKET. The variable stays
-// set: the new process of a graceful restart notifies too.
-func newNotifier(log *slog.Logger) *notifier {
+// NewNotifier returns a Notifier for $NOTIFY_SOCKET, which log tells
+// about notifications lost. The variable stays set: the new process of
+// a graceful restart notifies too.
+func NewNotifier(log *slog.Logger) *Notifier {
 	addr := os.Getenv("NOTIFY_SOCKET")
 	if addr != "" && addr[0] != '/' && addr[0] != '@' {
 		log.Warn("NOTIFY_SOCKET is neither a path nor an abstract socket name: systemd is not notified", "address", addr)
 		addr = ""
 	}
-	return &notifier{addr: addr, log: log}
+	return &Notifier{addr: addr, log: log}
 }
 
-// send sends state, with the open files in rights when not nil.
-func (n *notifier) send(state string, rights []byte) error {
+// Send sends state, with the open files in rights when not nil
+// (syscall.UnixRights). It fails after 2 s when the manager reads
+// nothing.
+func (n *Notifier) Send(state string, rights []byte) error {
 	if n == nil || n.addr == "" {
 		return nil
 	}
@@ -59,8 +68,7 @@ func (n *notifier) send(state string, rights []byte) error {
 		return fmt.Errorf("sd_notify: %w", err)
 	}
 	defer syscall.Close(fd)
-	// A manager that reads nothing must not hold serve up.
-	tv := syscall.NsecToTimeval(int64(2 * time.Second))
+	tv := syscall.NsecToTimeval(int64(notifySendTimeout))
 	syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv)
 	// Go reads a leading '@' as Linux's abstract namespace.
 	if err := syscall.Sendmsg(fd, []byte(state), rights, &syscall.SockaddrUnix{Name: n.addr}, 0); err != nil {
@@ -71,21 +79,21 @@ func (n *notifier) send(state string, rights []byte) error {
 
 // notify sends state and logs a failure: a notification lost is no
 // reason to stop serving.
-func (n *notifier) notify(state string) {
-	if err := n.send(state, nil); err != nil {
+func (n *Notifier) notify(state string) {
+	if err := n.Send(state, nil); err != nil {
 		n.log.Warn("service manager not notified", "state", state, "err", err)
 	}
 }
 
-// ready says that this process serves, and is the service's main
+// Ready says that this process serves, and is the service's main
 // process.
-func (n *notifier) ready() {
+func (n *Notifier) Ready() {
 	n.notify("READY=1\nMAINPID=" + strconv.Itoa(os.Getpid()) + "\nSTATUS=serving")
 }
 
-// reloading says that a reload or a graceful restart began; ready (from
-// this process or a new one) ends it.
-func (n *notifier) reloading(status string) {
+// Reloading says that a reload or a graceful restart began, with status
+// for systemctl status; Ready (from this process or a new one) ends it.
+func (n *Notifier) Reloading(status string) {
 	var ts unix.Timespec
 	state := "RELOADING=1\nSTATUS=" + status
 	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) == nil {
@@ -95,14 +103,14 @@ func (n *notifier) reloading(status string) {
 	n.notify(state)
 }
 
-// stopping says that this process shuts down.
-func (n *notifier) stopping() { n.notify("STOPPING=1\nSTATUS=shutting down") }
+// Stopping says that this process shuts down.
+func (n *Notifier) Stopping() { n.notify("STOPPING=1\nSTATUS=shutting down") }
 
-// barrier waits until the service manager has read every notification
+// Barrier waits until the service manager has read every notification
 // sent before, for at most timeout (sd_notify_barrier(3)): it sends
 // BARRIER=1 with the write end of a pipe, which the manager closes once
 // it got there. It returns nil at once without NOTIFY_SOCKET.
-func (n *notifier) barrier(timeout time.Duration) error {
+func (n *Notifier) Barrier(timeout time.Duration) error {
 	if n == nil || n.addr == "" {
 		return nil
 	}
@@ -112,7 +120,7 @@ func (n *notifier) barrier(timeout time.Duration) error {
 	}
 	r := os.NewFile(uintptr(p[0]), "sd-notify-barrier")
 	defer r.Close()
-	err := n.send("BARRIER=1", syscall.UnixRights(p[1]))
+	err := n.Send("BARRIER=1", syscall.UnixRights(p[1]))
 	syscall.Close(p[1])
 	if err != nil {
 		return err
