@@ -2,6 +2,7 @@ package test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -132,12 +133,21 @@ retry_max = "2s"
 	if err := s.signal(syscall.SIGKILL); err == nil {
 		t.Fatal("postern survived SIGKILL")
 	}
+	// What room the last refusals left (a 40 KiB message may still fit
+	// where a 300 KiB one did not) is taken too.
+	filler2, filler3 := filepath.Join(mnt, "filler2"), filepath.Join(mnt, "filler3")
+	fillUp(t, filler2)
 	s.start()
+	// Recovery removed the segments that failed appends left with only
+	// a torn record in them: that room is taken as well.
+	fillUp(t, filler3)
 	if r := mxSend(t, s.mx, body(999, 40<<10)); !strings.HasPrefix(r, "452 4.3.1") {
 		t.Errorf("on the full disk after the restart: %q, want 452 4.3.1", r)
 	}
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{filler, filler2, filler3} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -164,6 +174,26 @@ retry_max = "2s"
 		}
 		if !strings.HasSuffix(m, body(i, 40<<10)) && !strings.HasSuffix(m, body(i, 300<<10)) {
 			t.Errorf("message %d damaged (%d bytes)", i, len(m))
+		}
+	}
+}
+
+// fillUp writes zeros to a new file at path until the file system is
+// full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zeros := make([]byte, 4096)
+	for {
+		if _, err := f.Write(zeros); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
 		}
 	}
 }

@@ -34,11 +34,11 @@ func (s *Spool) Get(id string) (*Envelope, []byte, error) {
 // for reading: its header section in memory, its body in memory (a
 // small one, read from the segment) or in its blob file. Close the
 // Message when done. Open fails with ErrNotFound for a message that is
-// not in the spool, or that is done and whose blob is removed.
+// not in the spool (a message in a blob leaves it once it is done).
 func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock() // held during the reads: removals take mu
-	e, data, err := s.readRecordData(id)
+	e, data, f, err := s.readRecordData(id)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,20 +47,6 @@ func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 		end := smtp.HeaderEnd(data)
 		m.Header, m.Body = data[:end], smtp.BodyBytes(data[end:])
 		return cloneEnvelope(e.env), m, nil
-	}
-	if e.blobGone {
-		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
-	}
-	f, err := os.Open(s.blobPath(id))
-	if err != nil {
-		return nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
-	}
-	if fi, err := f.Stat(); err != nil || fi.Size() < e.blob.off+e.blob.n {
-		f.Close()
-		if err == nil {
-			err = fmt.Errorf("blob %s is %d bytes, the record needs %d", s.blobPath(id), fi.Size(), e.blob.off+e.blob.n)
-		}
-		return nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
 	}
 	m.Header, m.Body, m.f = data, smtp.BodyFile(f, e.blob.off, e.blob.n), f
 	return cloneEnvelope(e.env), m, nil
@@ -71,9 +57,12 @@ func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 func (s *Spool) Header(id string) (*Envelope, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	e, data, err := s.readRecordData(id)
+	e, data, f, err := s.readRecordData(id)
 	if err != nil {
 		return nil, nil, err
+	}
+	if f != nil {
+		f.Close()
 	}
 	if e.blob == nil {
 		data = data[:smtp.HeaderEnd(data)]
@@ -82,21 +71,35 @@ func (s *Spool) Header(id string) (*Envelope, []byte, error) {
 }
 
 // readRecordData returns the index entry of message id and the message
-// data of its record (the whole message, or the header section of one
-// with a blob); mu must be held.
-func (s *Spool) readRecordData(id string) (*entry, []byte, error) {
+// data of its record: the whole message from its segment, or the header
+// section of a message in a blob, with the blob open (f, which the
+// caller closes); mu must be held.
+func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, err error) {
 	if s.closed {
-		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
+		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
-		return nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
+		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
 	}
-	data := make([]byte, e.dataLen)
-	if _, err := e.seg.f.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
-		return nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, e.seg.path, err)
+	r, path := io.ReaderAt(nil), ""
+	if e.seg != nil {
+		r, path = e.seg.f, e.seg.path
+	} else {
+		path = s.blobPath(id)
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+		}
+		r = f
 	}
-	return e, data, nil
+	data = make([]byte, e.dataLen)
+	if _, err := r.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, path, err)
+	}
+	return e, data, f, nil
 }
 
 // item builds the Item for e; mu must be held.
@@ -156,8 +159,10 @@ func (s *Spool) List() []Item {
 }
 
 // Watch registers fn to be called with the id of every message Put makes
-// durable from now on, after its Put is answered. fn runs on the writer
-// goroutine and must not block. The returned function unregisters fn.
+// durable from now on, after its Put is answered. fn runs on the
+// goroutine that made it durable (the writer's, or for a message in a
+// blob the PutMessage caller's) and must not block. The returned
+// function unregisters fn.
 func (s *Spool) Watch(fn func(id string)) (stop func()) {
 	s.mu.Lock()
 	s.watchSeq++
@@ -257,7 +262,9 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	}
 	if nowDone {
 		e.done = true
-		e.seg.live--
+		if e.seg != nil {
+			e.seg.live--
+		}
 		metrics.SpoolMessages.Dec()
 	}
 	seg := e.seg
@@ -270,7 +277,7 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	} else if err := s.commitState(id); err != nil {
 		return fmt.Errorf("queue: update %s: state: %w", id, err)
 	}
-	if nowDone {
+	if nowDone && seg != nil {
 		s.maybeRemoveSegment(seg)
 	}
 	return nil
@@ -299,13 +306,8 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 		return
 	}
 	delete(s.segs, seg.num)
-	var blobs []string // of done messages whose state commit has not removed them yet
 	for _, id := range seg.ids {
 		if e := s.index[id]; e != nil && e.seg == seg {
-			if e.blob != nil && !e.blobGone {
-				e.blobGone = true
-				blobs = append(blobs, id)
-			}
 			delete(s.index, id)
 		}
 	}
@@ -318,10 +320,6 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 	if err := syncDir(s.segDir); err != nil {
 		s.log.Error("queue: remove segment: sync directory", "segment", seg.path, "err", err)
 		return
-	}
-	// The records are gone for good: their blobs are no one's now.
-	for _, id := range blobs {
-		s.removeBlob(id)
 	}
 	if err := deleteStates(s.db, seg.ids); err != nil {
 		s.log.Error("queue: remove segment: delete states", "segment", seg.path, "err", err)

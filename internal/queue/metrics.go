@@ -55,12 +55,12 @@ var (
 		Help: "Held messages released for delivery by an operator.",
 	})
 
-	// blobSeconds is how long making a large message's body durable
-	// takes (fdatasync of its blob, link, directory fsync), in the
-	// session's goroutine, before its record joins a group commit.
+	// blobSeconds is how long making a large message durable in its own
+	// file takes (its record appended, fdatasync, link, directory fsync),
+	// in the session's goroutine.
 	blobSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "postern_spool_blob_seconds",
-		Help:    "Time to make the body of a large message durable in its own file, before its record is committed.",
+		Help:    "Time to make a large message durable in a file of its own.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	})
 )

@@ -24,15 +24,16 @@ import (
 // wrong, or whose CRC does not match ends the scan of its segment: it is a
 // torn write that was never acknowledged.
 //
-// The message data of a record is the whole message, or, in a version-4
-// record whose envelope carries a blob reference, the header section:
-// the body is then in the message's blob file (blob.go).
+// The message data of a record is the whole message. A version-4 record,
+// whose envelope carries a blob reference, is found only at the end of a
+// blob file (blob.go): its message data is the header section, the body
+// being in the file before it. Segments hold versions 1 to 3 only, which
+// older releases read.
 const (
 	recordHeaderLen = 20
-	// recordVersion is the version new records are written with, but
-	// for those with a blob reference (blobRecordVersion); every version
-	// from 1 up to maxRecordVersion stays readable. Records without a
-	// blob stay at version 3, which older releases read.
+	// recordVersion is the version of the records written to segments;
+	// blobRecordVersion that of a blob's record; every version from 1
+	// up to maxRecordVersion stays readable.
 	recordVersion     = 3
 	blobRecordVersion = 4
 	maxRecordVersion  = 4

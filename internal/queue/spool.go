@@ -11,15 +11,15 @@
 // state write loses nothing. A segment is deleted once every message in it
 // is done and it is no longer the segment being appended to.
 //
-// A message body larger than Options.InlineMax (128 KiB) is not copied
-// through the writer: it is a file of its own under Dir/blobs, made
-// durable (file, name, directory) in the caller's goroutine, and its
-// record holds only the envelope, the header section and a reference to
-// it. A session streams a large message into such a file as it arrives
+// A message whose body is larger than Options.InlineMax (128 KiB) goes
+// through neither the writer nor the segments: it is a file of its own
+// under Dir/blobs, its record (envelope and header section) at its end,
+// made durable (file, name, directory) in the caller's goroutine. A
+// session streams a large message into such a file as it arrives
 // (CreateBlob), and PutMessage keeps that very file: the message is never
 // in memory and never copied, and the single writer, which the small
 // messages wait on, never spends time on 30 MB of someone else's data.
-// See blob.go for the order of the fsyncs and for recovery.
+// See blob.go for the format, the order of the fsyncs and recovery.
 //
 // The Runner takes messages from the spool and delivers each due
 // recipient: local ones one by one through a Deliverer, remote ones
@@ -177,16 +177,14 @@ type segment struct {
 
 // entry is the index entry of one message.
 type entry struct {
-	seg     *segment
-	off     int64 // offset of the record
+	seg     *segment // nil for a message in a blob (blob.go)
+	off     int64    // offset of the record, in the segment or the blob
 	envLen  int64
 	dataLen int64    // the message, or its header section when blob is set
 	blob    *blobRef // the body in Dir/blobs/ID; nil when in the record
 	env     *Envelope
 	states  []RecipientState
 	done    bool
-	// blobGone is set once the blob of a done message is removed.
-	blobGone bool
 }
 
 // Spool is the durable message store. Its methods are safe for
@@ -326,6 +324,9 @@ func (s *Spool) recover() error {
 		}
 		s.lastSeg = n
 	}
+	if err := s.scanBlobs(); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
 	stored, err := loadStates(s.db)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -344,14 +345,19 @@ func (s *Spool) recover() error {
 		}
 		e.states = st
 	}
-	for _, e := range s.index {
-		if allFinal(e.states) {
-			e.done = true
-			e.seg.live--
+	for id, e := range s.index {
+		if !allFinal(e.states) {
+			continue
 		}
-	}
-	if err := s.recoverBlobs(); err != nil {
-		return fmt.Errorf("blobs: %w", err)
+		e.done = true
+		if e.seg != nil {
+			e.seg.live--
+			continue
+		}
+		// A done message in a blob: nothing will read it again.
+		delete(s.index, id)
+		s.removeBlob(id)
+		orphans = append(orphans, id)
 	}
 	live := 0
 	for _, e := range s.index {
@@ -416,8 +422,8 @@ func (s *Spool) scanSegment(n uint64) error {
 			break
 		}
 		env, ref, err := decodeEnvelopeRef(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
-		if err == nil && ref != nil && !validBlobID(env.ID) {
-			err = fmt.Errorf("%w: blob reference with id %q", errCorrupt, env.ID)
+		if err == nil && ref != nil {
+			err = fmt.Errorf("%w: a blob's record in a segment", errCorrupt)
 		}
 		if err != nil {
 			bad(err)
@@ -427,7 +433,7 @@ func (s *Spool) scanSegment(n uint64) error {
 			s.log.Error("queue: duplicate id in spool, later copy ignored", "id", env.ID, "segment", seg.path)
 		} else {
 			s.index[env.ID] = &entry{seg: seg, off: off, envLen: rh.envLen, dataLen: rh.dataLen,
-				blob: ref, env: env, states: initialStates(env)}
+				env: env, states: initialStates(env)}
 			seg.ids = append(seg.ids, env.ID)
 			seg.live++
 		}

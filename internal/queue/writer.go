@@ -23,9 +23,8 @@ const (
 // putReq is one Put waiting for the writer.
 type putReq struct {
 	env  *Envelope
-	head []byte     // the record's message data: head, then body
-	body []byte     // nil when blob is set
-	blob *blobRef   // the body's blob, already durable; nil when inline
+	head []byte // the record's message data: head, then body
+	body []byte
 	done chan error // buffered, receives the outcome once
 
 	// mu guards the hand-over of env, head and body: the writer copies
@@ -58,35 +57,20 @@ func checkEnvelope(env *Envelope) error {
 	return nil
 }
 
-// put hands r to the writer and waits for its outcome (see Put). A blob
-// of a request the writer never took is removed here; the writer
-// removes those of the requests it could not commit.
-func (s *Spool) put(ctx context.Context, r *putReq) (err error) {
+// put hands r to the writer and waits for its outcome (see Put).
+func (s *Spool) put(ctx context.Context, r *putReq) error {
 	if int64(len(r.head))+int64(len(r.body)) > maxDataLen {
-		err = fmt.Errorf("queue: put %s: message too large", r.env.ID)
+		return fmt.Errorf("queue: put %s: message too large", r.env.ID)
 	}
-	s.mu.RLock()
-	if err == nil && s.closed {
-		err = fmt.Errorf("queue: put %s: %w", r.env.ID, ErrClosed)
-	}
+	done, err := s.begin(r.env.ID)
 	if err != nil {
-		s.mu.RUnlock()
-		if r.blob != nil {
-			s.removeBlob(r.env.ID)
-		}
 		return err
 	}
-	s.puts.Add(1)
-	s.mu.RUnlock()
-	defer s.puts.Done()
-
+	defer done()
 	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
-		if r.blob != nil {
-			s.removeBlob(r.env.ID)
-		}
 		return ctx.Err()
 	}
 	select {
@@ -94,14 +78,24 @@ func (s *Spool) put(ctx context.Context, r *putReq) (err error) {
 		return err
 	case <-ctx.Done():
 		r.mu.Lock()
-		abandoned := !r.claimed
-		r.abandoned = abandoned
-		r.mu.Unlock()
-		if abandoned && r.blob != nil {
-			s.removeBlob(r.env.ID)
+		if !r.claimed {
+			r.abandoned = true
 		}
+		r.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// begin registers a Put in flight, which Close waits for; it fails
+// with ErrClosed after Close. Call done when the Put returns.
+func (s *Spool) begin(id string) (done func(), err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("queue: put %s: %w", id, ErrClosed)
+	}
+	s.puts.Add(1)
+	return s.puts.Done, nil
 }
 
 // pending is one message of the batch being committed.
@@ -111,7 +105,6 @@ type pending struct {
 	off     int64 // offset of the record in the batch buffer
 	envLen  int64
 	dataLen int64
-	blob    *blobRef
 }
 
 // writer is the single goroutine that appends and fsyncs.
@@ -160,17 +153,12 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	_, dup := s.index[id]
 	s.mu.RUnlock()
 	if dup || ids[id] {
-		// A blob with this id is the request's own: a live message
-		// with the same id and a blob would have stopped its link.
-		if r.blob != nil {
-			s.removeBlob(id)
-		}
 		r.done <- fmt.Errorf("queue: put %s: %w", id, ErrDuplicate)
 		return buf, batch
 	}
 	ids[id] = true
 	off := len(buf)
-	buf = appendRecordParts(buf, r.env, r.head, r.body, r.blob)
+	buf = appendRecordParts(buf, r.env, r.head, r.body, nil)
 	dataLen := int64(len(r.head) + len(r.body))
 	batch = append(batch, pending{
 		r:       r,
@@ -178,7 +166,6 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 		off:     int64(off),
 		envLen:  int64(len(buf)-off) - recordHeaderLen - dataLen,
 		dataLen: dataLen,
-		blob:    r.blob,
 	})
 	return buf, batch
 }
@@ -191,9 +178,6 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 		err = fmt.Errorf("queue: put: %w", err)
 		s.log.Error("queue: group commit failed", "messages", len(batch), "err", err)
 		for _, p := range batch {
-			if p.blob != nil {
-				s.removeBlob(p.env.ID)
-			}
 			p.r.done <- err
 		}
 		return
@@ -204,7 +188,7 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 	for _, p := range batch {
 		s.index[p.env.ID] = &entry{
 			seg: seg, off: base + p.off, envLen: p.envLen, dataLen: p.dataLen,
-			blob: p.blob, env: p.env, states: initialStates(p.env),
+			env: p.env, states: initialStates(p.env),
 		}
 		seg.ids = append(seg.ids, p.env.ID)
 		if p.env.Hold {
