@@ -9,6 +9,7 @@ import (
 	"postern/internal/dns"
 	"postern/internal/mailauth"
 	"postern/internal/pkcs11"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -17,12 +18,13 @@ import (
 type mxFilter struct{ c *mailauth.Checker }
 
 // Filter implements smtpd.Filter.
-func (f mxFilter) Filter(ctx context.Context, env *smtpd.Envelope, data []byte) (smtpd.FilterResult, error) {
-	v, err := f.c.Check(ctx, mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From, Data: data})
+func (f mxFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
+	v, err := f.c.Check(ctx, mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From,
+		Header: msg.Header, Body: msg.Body})
 	if err != nil {
 		return smtpd.FilterResult{}, err
 	}
-	return smtpd.FilterResult{Reject: v.Reject, Data: v.Data, Prepend: v.Prepend}, nil
+	return smtpd.FilterResult{Reject: v.Reject, Header: v.Header, Prepend: v.Prepend}, nil
 }
 
 // signFilter is the smtpd.Filter of submission listeners: it DKIM-signs
@@ -35,11 +37,11 @@ type signFilter struct {
 }
 
 // Filter implements smtpd.Filter.
-func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, data []byte) (smtpd.FilterResult, error) {
+func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
 	if env.AuthUser == "" {
 		return smtpd.FilterResult{}, nil
 	}
-	h, err := f.s.Sign(data)
+	h, err := f.s.SignMessage(msg.Header, msg.Body)
 	if err != nil {
 		return smtpd.FilterResult{}, err
 	}

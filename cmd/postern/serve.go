@@ -31,6 +31,7 @@ import (
 	"postern/internal/handover"
 	"postern/internal/metrics"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -142,6 +143,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		budget: newDataBudget(cfg.Limits),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -184,6 +186,9 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	// budget bounds the message data of all listeners' sessions
+	// (limits.max_data_in_flight, max_data_in_memory).
+	budget *smtpd.DataBudget
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -352,6 +357,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Directory:         b.dir,
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
+			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
@@ -618,8 +624,20 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 		ErrorDelay:      errorDelay,
 		CommandTimeout:  l.CommandTimeout,
 		DataTimeout:     l.DataTimeout,
+		DataTimeLimit:   l.DataTimeLimit,
+		MaxHeaderSize:   int(l.MaxHeaderSize),
 		AuthFailDelay:   failDelay,
 	}
+}
+
+// newDataBudget bounds the message data of every listener's sessions
+// together: limits.max_data_in_flight, max_data_in_memory, and the
+// shares of clients that did not log in.
+func newDataBudget(l config.Limits) *smtpd.DataBudget {
+	perAddr, perNet := l.DataShares()
+	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
+		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
+	})
 }
 
 func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
@@ -640,17 +658,21 @@ func domainOf(addr string) string {
 	return addr[i+1:]
 }
 
-// spoolAdapter hands the session's envelopes to the queue.
+// spoolAdapter hands the session's envelopes to the queue. A large
+// message streams into a blob of the spool as it arrives (CreateFile),
+// which PutMessage then keeps as the message's body.
 type spoolAdapter struct{ s *queue.Spool }
 
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	return a.s.Put(ctx, &queue.Envelope{
+func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	return a.s.PutMessage(ctx, &queue.Envelope{
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
 		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
 		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, data)
+	}, msg)
 }
+
+func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
 // localDelivery delivers a local recipient: it expands aliases and writes
 // to each resulting mailbox's Maildir.
@@ -659,7 +681,7 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := d.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err) // the user was deleted since RCPT
@@ -668,7 +690,7 @@ func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt s
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.Deliver(ctx, b, env.From, data)
+		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

@@ -22,6 +22,7 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/tlsconf"
 )
 
@@ -40,7 +41,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	}
 	defer spool.Close()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ []byte) error {
+		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
 			if strings.HasPrefix(rcpt, "bad") {
 				return queue.Permanent(errors.New("no such mailbox"))
 			}

@@ -474,9 +474,20 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		return
 	}
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
-		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout", "restart_drain_timeout")
-	if n, ok := d.size(t, "max_message_size", "limits.max_message_size"); ok {
-		l.MaxMessageSize = n
+		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay",
+		"shutdown_timeout", "restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{"max_message_size", &l.MaxMessageSize},
+		{"max_header_size", &l.MaxHeaderSize},
+		{"max_data_in_flight", &l.MaxDataInFlight},
+		{"max_data_in_memory", &l.MaxDataInMemory},
+	} {
+		if n, ok := d.size(t, f.name, "limits."+f.name); ok {
+			*f.dst = n
+		}
 	}
 	if n, ok := d.integer(t, "max_recipients", "limits.max_recipients", math.MinInt32, math.MaxInt32); ok {
 		l.MaxRecipients = int(n)
@@ -493,6 +504,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	}{
 		{"command_timeout", &l.CommandTimeout},
 		{"data_timeout", &l.DataTimeout},
+		{"data_time_limit", &l.DataTimeLimit},
 		{"auth_fail_delay", &l.AuthFailDelay},
 		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Algorithm names a DKIM signing algorithm (RFC 6376 §3.3, RFC 8463 §3).
@@ -222,7 +223,15 @@ func (s *Signer) HasKey(domain string) bool {
 // the From domain makes DKIM align for DMARC (RFC 7489 §3.1.1). It
 // returns nil when no From domain has a key.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	fields, body := splitHeader(msg)
+	_, end := splitHeader(msg)
+	return s.SignMessage(msg[:end], smtp.BodyBytes(msg[end:]))
+}
+
+// SignMessage is Sign for a message given as its header section and its
+// body, which may be in a file: the body is read once, as a stream, for
+// its hash.
+func (s *Signer) SignMessage(header []byte, body smtp.Body) ([]byte, error) {
+	fields, _ := splitHeader(header)
 	domains := fromDomains(fields)
 	var out []byte
 	for _, d := range domains {
@@ -230,7 +239,7 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 		if len(keys) == 0 {
 			continue
 		}
-		h, err := s.signWith(keys, fields, msg[body:])
+		h, err := s.signWith(keys, fields, body)
 		if err != nil {
 			return nil, err
 		}
@@ -246,12 +255,18 @@ func (s *Signer) SignAs(domain string, msg []byte) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("mailauth: sign: no key for %s", domain)
 	}
-	fields, body := splitHeader(msg)
-	return s.signWith(keys, fields, msg[body:])
+	fields, end := splitHeader(msg)
+	return s.signWith(keys, fields, smtp.BodyBytes(msg[end:]))
 }
 
-func (s *Signer) signWith(keys []SigningKey, fields []field, body []byte) ([]byte, error) {
-	bh := sha256.Sum256(relaxedBody(body))
+func (s *Signer) signWith(keys []SigningKey, fields []field, body smtp.Body) ([]byte, error) {
+	hb := sha256.New()
+	cw := relaxedBodyWriter{w: hb}
+	if _, err := body.WriteTo(&cw); err != nil {
+		return nil, fmt.Errorf("mailauth: sign: read body: %w", err)
+	}
+	cw.Close()
+	bh := hb.Sum(nil)
 	// h=: each present field as often as it occurs (RFC 6376 §5.4.2),
 	// From once more.
 	var names []string
