@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
@@ -20,40 +20,40 @@ type admissionSetup struct {
 	// store holds counters, bans and good addresses: in memory, or in
 	// Redis when [redis] address is set. The admin socket's ban API uses
 	// it too.
-	store   admission.Store
+	store admission.Store
+	// redis is the one client of [redis]'s server, shared by the store
+	// and the TLS session ticket keys (tlsserve.go); nil without [redis].
+	redis   *redis.Client
 	gate    *admission.Gate
 	guard   smtpd.AuthGuard // nil when [abuse] enabled = false
 	limiter *admission.Limiter
-	close   func() error
 }
 
 // newAdmission builds the admission state from [admission], [abuse],
-// [send_limits], [redis] and the listeners' allow and deny lists. With
-// [redis], Redis must answer at start: a node that cannot share the ban
-// list should not come up silently without it.
-func newAdmission(cfg *config.Config, log *slog.Logger) (*admissionSetup, error) {
-	a := &admissionSetup{close: func() error { return nil }}
+// [send_limits], [redis] (with its password in sec) and the listeners'
+// allow and deny lists. With [redis], Redis must answer at start: a node
+// that cannot share the ban list should not come up silently without it.
+func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger) (*admissionSetup, error) {
+	a := &admissionSetup{}
 	if r := cfg.Redis; r.Address != "" {
-		var password string
-		if r.PasswordFile != "" {
-			b, err := os.ReadFile(r.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("serve: redis password: %w", err)
-			}
-			password = strings.TrimRight(string(b), "\r\n")
-		}
-		s, err := redisstore.New(redisstore.Options{Addr: r.Address, Username: r.Username, Password: password,
-			DB: r.DB, Prefix: r.KeyPrefix})
+		opts := redisOptions(cfg, sec)
+		rdb, err := redisstore.NewClient(opts)
 		if err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+		opts.Client = rdb
+		s, err := redisstore.New(opts)
+		if err != nil {
+			rdb.Close()
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := s.Ping(ctx); err != nil {
-			s.Close()
+			rdb.Close()
 			return nil, fmt.Errorf("serve: [redis] %s: %w", r.Address, err)
 		}
-		a.store, a.close = s, s.Close
+		a.store, a.redis = s, rdb
 		log.Info("admission state in redis", "address", r.Address, "db", r.DB, "prefix", r.KeyPrefix)
 	} else {
 		a.store = admission.NewMemoryStore()
@@ -80,8 +80,20 @@ func sendLimits(l config.UserSendLimits) admission.SendLimits {
 		Sessions: l.Sessions, Hold: l.OverLimit == config.OverLimitHold}
 }
 
-// Close releases the store's connections.
-func (a *admissionSetup) Close() error { return a.close() }
+// Close closes the Redis client, if any.
+func (a *admissionSetup) Close() error {
+	if a.redis == nil {
+		return nil
+	}
+	return a.redis.Close()
+}
+
+// redisOptions converts [redis], with its password, into the options of
+// the Redis client and store.
+func redisOptions(cfg *config.Config, sec config.Secrets) redisstore.Options {
+	r := cfg.Redis
+	return redisstore.Options{Addr: r.Address, Username: r.Username, Password: sec.RedisPassword, DB: r.DB, Prefix: r.KeyPrefix}
+}
 
 // off turns a config count, where 0 means off, into an admission option,
 // where 0 means the default and a negative value means off.

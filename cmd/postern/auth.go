@@ -25,9 +25,9 @@ type authSetup struct {
 	mockKey []byte
 }
 
-// newAuthSetup builds the token verifier of [oauth] and the key that hides
-// which users exist from SCRAM clients.
-func newAuthSetup(cfg *config.Config, db *userdb.DB, certs *tlsconf.Certs) (*authSetup, error) {
+// newAuthSetup builds the token verifier of [oauth] (its client secret in
+// sec) and the key that hides which users exist from SCRAM clients.
+func newAuthSetup(cfg *config.Config, sec config.Secrets, db *userdb.DB, certs *tlsconf.Certs) (*authSetup, error) {
 	a := &authSetup{cfg: cfg, db: db, certs: certs, mockKey: make([]byte, 32)}
 	if _, err := rand.Read(a.mockKey); err != nil {
 		return nil, err
@@ -35,11 +35,7 @@ func newAuthSetup(cfg *config.Config, db *userdb.DB, certs *tlsconf.Certs) (*aut
 	o := cfg.OAuth
 	switch {
 	case o.IntrospectionURL != "":
-		secret, err := firstLine(o.ClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("oauth.client_secret_file: %w", err)
-		}
-		a.tokens = &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: secret,
+		a.tokens = &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: sec.OAuthClientSecret,
 			UserClaim: o.UserClaim, Issuer: o.Issuer, Audience: o.Audience}
 	case o.JWKSURL != "" || o.JWKSFile != "":
 		j := &oauth.JWT{JWKSURL: o.JWKSURL, JWKSFile: o.JWKSFile, Issuer: o.Issuer, Audience: o.Audience,
@@ -125,14 +121,4 @@ func listenerTLS(base *tls.Config, cfg *config.Config, lc config.Listener) (*tls
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil
-}
-
-// firstLine reads the first line of a secret file.
-func firstLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(line, "\r"), nil
 }

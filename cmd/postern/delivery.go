@@ -71,8 +71,8 @@ func outboundRoots(file, key string) (*x509.CertPool, error) {
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy
-// engine's plans, or a smarthost.
-func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
+// engine's plans, or a smarthost (its password in sec).
+func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
 	d := &remote.Deliverer{
 		Hostname: cfg.Hostname,
 		Planner:  planner,
@@ -88,15 +88,6 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 		d.Pool.MaxIdlePerHost = -1 // 0 in the file means no idle connections kept
 	}
 	if sh := cfg.Smarthost; sh.Address != "" {
-		var pw string
-		if sh.PasswordFile != "" {
-			b, err := os.ReadFile(sh.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("smarthost.password_file: %w", err)
-			}
-			pw, _, _ = strings.Cut(string(b), "\n")
-			pw = strings.TrimRight(pw, "\r")
-		}
 		file, key := sh.CAFile, "smarthost.ca_file"
 		if file == "" {
 			file, key = cfg.Delivery.CAFile, "delivery.ca_file"
@@ -106,7 +97,7 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 			return nil, err
 		}
 		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
-			Username: sh.Username, Password: pw, Domains: sh.Domains, RootCAs: roots}
+			Username: sh.Username, Password: sec.SmarthostPassword, Domains: sh.Domains, RootCAs: roots}
 	}
 	return d, nil
 }

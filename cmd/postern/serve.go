@@ -77,6 +77,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
+	sec, err := cfg.ReadSecrets() // every *_file secret in use, by the one rule
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
 	defer tokens.Close()
 	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
@@ -112,7 +116,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	out, err := newRemote(cfg, planner, log)
+	out, err := newRemote(cfg, sec, planner, log)
 	if err != nil {
 		return err
 	}
@@ -121,11 +125,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if cfg.LMTP.Address != "" {
 		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
-	auth, err := newAuthSetup(cfg, db, certs)
+	auth, err := newAuthSetup(cfg, sec, db, certs)
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, log) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, sec, log) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
@@ -140,7 +144,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	pre.closeUnused(log)
 	b := &serveBase{
-		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
+		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
 		budget: newDataBudget(cfg.Limits),
@@ -173,6 +177,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 // graceful restart closes and, when the new process fails, opens again.
 type serveBase struct {
 	cfg                 *config.Config
+	sec                 config.Secrets
 	log                 *slog.Logger
 	events              *admin.Events
 	certs               *tlsconf.Certs
@@ -366,7 +371,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			SendLimiter:       b.adm.limiter,
 		})
 	}
-	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
+	if err := runTLS(ctx, cfg, b.certs, in.servers, b.adm.redis, log); err != nil {
 		return in, err
 	}
 	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
@@ -394,7 +399,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
+	in.adminHTTP, err = startAdminHTTP(cfg, b.sec.AdminToken, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
 		return in, err
 	}

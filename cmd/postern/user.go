@@ -247,14 +247,13 @@ func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
 		opts.Owner = owner // users.json and users.lock, for the server's user
 		return userdb.Open(cfg.UsersFile(), opts)
 	}
-	b, err := os.ReadFile(cfg.Directory.PostgresDSNFile)
+	dsn, err := cfg.PostgresDSN()
 	if err != nil {
-		return nil, fmt.Errorf("directory.postgres_dsn_file: %w", err)
+		return nil, err
 	}
-	dsn, _, _ := strings.Cut(string(b), "\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return userdb.OpenPostgres(ctx, strings.TrimSpace(dsn), opts)
+	return userdb.OpenPostgres(ctx, dsn, opts)
 }
 
 // readPassword reads a password: prompted twice without echo on a

@@ -7,6 +7,16 @@
 // reporting every problem it finds (not only the first), each naming the
 // file, the key and the reason. Dev returns the embedded default used when
 // no file is given. docs/configuration.md describes every key.
+//
+// # Secrets
+//
+// A secret (a password, a token, a connection string) is never a value
+// in the file: a key ending in _file names a file that holds it
+// (SecretKeys). Every such file is read here, by ReadSecret, with one
+// rule: the secret is the file's first line, without its line end and
+// the blanks around it; an empty first line is an error. ReadSecrets
+// reads those serve uses, at start, into Secrets, which is kept apart
+// from the Config (printed, logged, compared) and prints no secret.
 package config
 
 import (
