@@ -60,24 +60,14 @@ func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger) (*ad
 	}
 	a.gate = admission.NewGate(a.store, gateOptions(cfg))
 	if cfg.Abuse.Enabled {
-		a.guard = admission.NewEngine(a.store, abuseOptions(cfg, log))
+		o := abuseOptions(cfg)
+		o.Logger = log.With("component", "abuse")
+		a.guard = admission.NewEngine(a.store, o)
 	}
-	sl := cfg.SendLimits
-	lo := admission.LimiterOptions{Default: sendLimits(sl.UserSendLimits), Logger: log}
-	if len(sl.Users) > 0 {
-		lo.Users = make(map[string]admission.SendLimits, len(sl.Users))
-		for u, l := range sl.Users {
-			lo.Users[u] = sendLimits(l)
-		}
-	}
+	lo := limiterOptions(cfg)
+	lo.Logger = log
 	a.limiter = admission.NewLimiter(a.store, lo)
 	return a, nil
-}
-
-// sendLimits converts a user's [send_limits] into the Limiter's.
-func sendLimits(l config.UserSendLimits) admission.SendLimits {
-	return admission.SendLimits{MessagesPerHour: l.MessagesPerHour, RecipientsPerHour: l.RecipientsPerHour,
-		Sessions: l.Sessions, Hold: l.OverLimit == config.OverLimitHold}
 }
 
 // Close closes the Redis client, if any.
@@ -86,71 +76,4 @@ func (a *admissionSetup) Close() error {
 		return nil
 	}
 	return a.redis.Close()
-}
-
-// redisOptions converts [redis], with its password, into the options of
-// the Redis client and store.
-func redisOptions(cfg *config.Config, sec config.Secrets) redisstore.Options {
-	r := cfg.Redis
-	return redisstore.Options{Addr: r.Address, Username: r.Username, Password: sec.RedisPassword, DB: r.DB, Prefix: r.KeyPrefix}
-}
-
-// off turns a config count, where 0 means off, into an admission option,
-// where 0 means the default and a negative value means off.
-func off(n int) int {
-	if n == 0 {
-		return -1
-	}
-	return n
-}
-
-// rateOf turns a config rate (0: off) into an admission.Rate.
-func rateOf(perSecond float64, burst int) admission.Rate {
-	if perSecond <= 0 {
-		return admission.Rate{PerSecond: -1}
-	}
-	return admission.Rate{PerSecond: perSecond, Burst: burst}
-}
-
-func gateOptions(cfg *config.Config) admission.GateOptions {
-	x := cfg.Admission
-	o := admission.GateOptions{
-		Listeners:         map[string]admission.Listener{},
-		Trusted:           x.Trusted,
-		MaxConnsPerIP:     off(x.MaxConnsPerIP),
-		MaxConnsPerPrefix: off(x.MaxConnsPerPrefix),
-		MaxConnsPerV6Site: off(x.MaxConnsPerV6Site),
-		IPRate:            rateOf(x.IPRate, x.IPBurst),
-		PrefixRate:        rateOf(x.PrefixRate, x.PrefixBurst),
-	}
-	// Every listener does TLS (mx at STARTTLS): each refusal saves one.
-	for _, l := range cfg.Listeners {
-		o.Listeners[l.Name] = admission.Listener{Allow: l.Allow, Deny: l.Deny}
-	}
-	return o
-}
-
-func abuseOptions(cfg *config.Config, log *slog.Logger) admission.AbuseOptions {
-	x := cfg.Abuse
-	o := admission.AbuseOptions{
-		Trusted:           cfg.Admission.Trusted,
-		Window:            x.Window,
-		IPBanAfter:        off(x.IPBanAfter),
-		PrefixBanAfter:    off(x.PrefixBanAfter),
-		PrefixBanIPs:      off(x.PrefixBanIPs),
-		StuffingUsers:     off(x.StuffingUsernames),
-		UserThrottleAfter: off(x.UserThrottleAfter),
-		DistributedIPs:    off(x.DistributedIPs),
-		FailDelay:         x.FailDelay,
-		MaxFailDelay:      x.MaxFailDelay,
-		BanDuration:       x.BanDuration,
-		MaxBan:            x.MaxBan,
-		AlertStrikes:      off(x.AlertStrikes),
-		GoodIPTTL:         x.GoodIPTTL,
-		Logger:            log.With("component", "abuse"),
-	}
-	if o.FailDelay == 0 {
-		o.FailDelay = -1 // no delay
-	}
-	return o
 }

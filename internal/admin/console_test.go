@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"postern/internal/admission"
+	"postern/internal/admission/admissiontest"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/tlsconf"
@@ -76,7 +77,9 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	}
 
 	store := admission.NewMemoryStore()
-	eng := admission.NewEngine(store, admission.AbuseOptions{IPBanAfter: 2, AlertStrikes: 1, FailDelay: -1, Logger: log})
+	eng := admission.NewEngine(store, admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.IPBanAfter, o.AlertStrikes, o.FailDelay, o.Logger = 2, 1, 0, log
+	}))
 	now := time.Now()
 	addr := netip.MustParseAddr("192.0.2.66")
 	for range 3 {

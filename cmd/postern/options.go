@@ -1,0 +1,87 @@
+package main
+
+import (
+	"postern/internal/admission"
+	"postern/internal/admission/redisstore"
+	"postern/internal/config"
+)
+
+// The converters: each turns the resolved configuration (and the secrets
+// it names) into the options of one package, and nothing else decides
+// those options. config resolves every default and says "off" with 0, as
+// the packages' options do, so a converter copies values across and never
+// translates: a new default, or a new meaning of 0, belongs in
+// internal/config. The converters read no file and start nothing, so a
+// reload can run them on a new Config and compare what they return with
+// what is running. Fields that come from elsewhere (a logger, a store, a
+// clock) are left zero here for the wiring to set; options_test.go checks
+// that every other field follows the configuration.
+
+// gateOptions converts [admission] and the listeners' allow and deny
+// lists into the Gate's options.
+func gateOptions(cfg *config.Config) admission.GateOptions {
+	x := cfg.Admission
+	o := admission.GateOptions{
+		Listeners:         map[string]admission.Listener{},
+		Trusted:           x.Trusted,
+		MaxConnsPerIP:     x.MaxConnsPerIP,
+		MaxConnsPerPrefix: x.MaxConnsPerPrefix,
+		MaxConnsPerV6Site: x.MaxConnsPerV6Site,
+		IPRate:            admission.Rate{PerSecond: x.IPRate, Burst: x.IPBurst},
+		PrefixRate:        admission.Rate{PerSecond: x.PrefixRate, Burst: x.PrefixBurst},
+	}
+	// Every listener does TLS (mx at STARTTLS): each refusal saves one.
+	for _, l := range cfg.Listeners {
+		o.Listeners[l.Name] = admission.Listener{Allow: l.Allow, Deny: l.Deny}
+	}
+	return o
+}
+
+// abuseOptions converts [abuse] (and admission.trusted) into the engine's
+// options; the wiring sets Logger.
+func abuseOptions(cfg *config.Config) admission.AbuseOptions {
+	x := cfg.Abuse
+	return admission.AbuseOptions{
+		Trusted:           cfg.Admission.Trusted,
+		Window:            x.Window,
+		IPBanAfter:        x.IPBanAfter,
+		PrefixBanAfter:    x.PrefixBanAfter,
+		PrefixBanIPs:      x.PrefixBanIPs,
+		StuffingUsers:     x.StuffingUsernames,
+		UserThrottleAfter: x.UserThrottleAfter,
+		DistributedIPs:    x.DistributedIPs,
+		FailDelay:         x.FailDelay,
+		MaxFailDelay:      x.MaxFailDelay,
+		BanDuration:       x.BanDuration,
+		MaxBan:            x.MaxBan,
+		AlertStrikes:      x.AlertStrikes,
+		GoodIPTTL:         x.GoodIPTTL,
+	}
+}
+
+// limiterOptions converts [send_limits] into the Limiter's options; the
+// wiring sets Logger.
+func limiterOptions(cfg *config.Config) admission.LimiterOptions {
+	sl := cfg.SendLimits
+	o := admission.LimiterOptions{Default: sendLimits(sl.UserSendLimits)}
+	if len(sl.Users) > 0 {
+		o.Users = make(map[string]admission.SendLimits, len(sl.Users))
+		for u, l := range sl.Users {
+			o.Users[u] = sendLimits(l)
+		}
+	}
+	return o
+}
+
+// sendLimits converts one user's [send_limits] into the Limiter's.
+func sendLimits(l config.UserSendLimits) admission.SendLimits {
+	return admission.SendLimits{MessagesPerHour: l.MessagesPerHour, RecipientsPerHour: l.RecipientsPerHour,
+		Sessions: l.Sessions, Hold: l.OverLimit == config.OverLimitHold}
+}
+
+// redisOptions converts [redis], with its password, into the options of
+// the Redis client and store; the wiring sets Client.
+func redisOptions(cfg *config.Config, sec config.Secrets) redisstore.Options {
+	r := cfg.Redis
+	return redisstore.Options{Addr: r.Address, Username: r.Username, Password: sec.RedisPassword, DB: r.DB, Prefix: r.KeyPrefix}
+}

@@ -1,0 +1,284 @@
+package main
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"postern/internal/config"
+)
+
+// converter is one function of options.go, run on a configuration.
+type converter struct {
+	name string
+	run  func(*config.Config, config.Secrets) (any, error)
+	// wired names the fields of the result (dotted paths) that do not
+	// come from the configuration, with why: the wiring sets them (a
+	// logger, a store, a clock), or the package owns their default (no
+	// key sets them). The converter leaves them zero.
+	wired map[string]string
+}
+
+// converters lists every converter of options.go; TestConverters checks
+// each, and TestConvertersListed that none is missing.
+var converters = []converter{
+	{name: "gateOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return gateOptions(c), nil }},
+	{name: "abuseOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return abuseOptions(c), nil },
+		wired: map[string]string{"Logger": "the server's logger"}},
+	{name: "limiterOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return limiterOptions(c), nil },
+		wired: map[string]string{"Logger": "the server's logger"}},
+	{name: "redisOptions", run: func(c *config.Config, s config.Secrets) (any, error) { return redisOptions(c, s), nil },
+		wired: map[string]string{
+			"Client":      "newAdmission opens the one client",
+			"DialTimeout": "no key: redisstore's",
+			"Timeout":     "no key: redisstore's",
+			"BanCacheTTL": "no key: redisstore's",
+		}},
+}
+
+// TestConverters runs each converter on the default configuration and on
+// one where every value differs from its default, and checks that every
+// field of the options follows the configuration: set (not zero) and
+// different in the second. A field a converter forgets, or sets to a
+// constant, fails here, unless it is listed in wired with the reason.
+func TestConverters(t *testing.T) {
+	def, odd := loadDefaults(t), loadDefaults(t)
+	unusual(t, odd)
+	defSec, oddSec := config.Secrets{}, unusualSecrets()
+	for _, c := range converters {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := c.run(def, defSec)
+			if err != nil {
+				t.Fatalf("default configuration: %v", err)
+			}
+			b, err := c.run(odd, oddSec)
+			if err != nil {
+				t.Fatalf("unusual configuration: %v", err)
+			}
+			seen := map[string]bool{}
+			compareFields(t, "", reflect.ValueOf(a), reflect.ValueOf(b), c.wired, seen)
+			for f := range c.wired {
+				if !seen[f] {
+					t.Errorf("wired lists %s, which is not a field of %T", f, a)
+				}
+			}
+		})
+	}
+}
+
+// TestConvertersKeepZero runs each converter on a configuration whose
+// every number and duration is 0: 0 is "off" in the configuration and in
+// the options alike, so every number of the options must be 0 too. A
+// converter that turned 0 into a default, or into a -1 meaning off (as
+// main once did in five places), fails here.
+func TestConvertersKeepZero(t *testing.T) {
+	cfg := loadDefaults(t)
+	unusual(t, cfg)
+	zero(reflect.ValueOf(cfg).Elem())
+	for _, c := range converters {
+		t.Run(c.name, func(t *testing.T) {
+			o, err := c.run(cfg, unusualSecrets())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var walk func(path string, v reflect.Value)
+			walk = func(path string, v reflect.Value) {
+				if _, ok := c.wired[path]; ok && path != "" {
+					return
+				}
+				switch v.Kind() {
+				case reflect.Pointer:
+					if !v.IsNil() {
+						walk(path, v.Elem())
+					}
+				case reflect.Struct:
+					for i := range v.NumField() {
+						if f := v.Type().Field(i); f.IsExported() {
+							walk(strings.TrimPrefix(path+"."+f.Name, "."), v.Field(i))
+						}
+					}
+				case reflect.Map:
+					for _, k := range v.MapKeys() {
+						walk(path+"["+k.String()+"]", v.MapIndex(k))
+					}
+				case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+					reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+					reflect.Float32, reflect.Float64:
+					if !v.IsZero() {
+						t.Errorf("%s = %v from a configuration of zeros: 0 must pass as 0", path, v.Interface())
+					}
+				}
+			}
+			walk("", reflect.ValueOf(o))
+		})
+	}
+}
+
+// compareFields walks the options a (from the default configuration) and
+// b (from the unusual one) down to their leaves: numbers, strings,
+// booleans, slices, maps and functions.
+func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[string]string, seen map[string]bool) {
+	t.Helper()
+	if _, ok := wired[path]; ok && path != "" {
+		seen[path] = true
+		if !a.IsZero() || !b.IsZero() {
+			t.Errorf("%s is set by the converter, but listed in wired (%s)", path, wired[path])
+		}
+		return
+	}
+	switch {
+	case a.Kind() == reflect.Pointer && !a.IsNil() && !b.IsNil() && a.Elem().Kind() == reflect.Struct:
+		compareFields(t, path, a.Elem(), b.Elem(), wired, seen)
+		return
+	case a.Kind() == reflect.Struct && !a.Type().ConvertibleTo(reflect.TypeFor[netip.Prefix]()):
+		for i := range a.NumField() {
+			f := a.Type().Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			p := f.Name
+			if path != "" {
+				p = path + "." + f.Name
+			}
+			compareFields(t, p, a.Field(i), b.Field(i), wired, seen)
+		}
+		return
+	}
+	name := path
+	if name == "" {
+		name = "the options"
+	}
+	switch {
+	case b.IsZero() || (b.Kind() == reflect.Slice || b.Kind() == reflect.Map) && b.Len() == 0:
+		t.Errorf("%s is zero for a configuration that sets every value: not set from the configuration (or list it in wired, with why)", name)
+	case b.Kind() == reflect.Func:
+		// Functions cannot be compared; set is all that can be said.
+	case reflect.DeepEqual(a.Interface(), b.Interface()):
+		t.Errorf("%s = %v whatever the configuration: set from a constant, not from the configuration (or list it in wired, with why)", name, b.Interface())
+	}
+}
+
+// TestConvertersListed fails when options.go has a converter that the
+// table of TestConverters lacks.
+func TestConvertersListed(t *testing.T) {
+	src, err := os.ReadFile("options.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(src), "\n") {
+		name, ok := strings.CutPrefix(line, "func ")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, "(")
+		if name == "sendLimits" { // a part of limiterOptions
+			continue
+		}
+		if !slices.ContainsFunc(converters, func(c converter) bool { return c.name == name }) {
+			t.Errorf("converter %s is not in the table of TestConverters", name)
+		}
+	}
+}
+
+// loadDefaults loads a configuration that sets nothing it need not: every
+// value is the default.
+func loadDefaults(t *testing.T) *config.Config {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "postern.toml")
+	if err := os.WriteFile(p, []byte("hostname = \"mail.example.org\"\n[tls]\nself_signed = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// unusual changes every value of cfg that a converter reads: each
+// number, duration and boolean by reflection (so that a key added later
+// changes too), the strings, lists and maps by hand.
+func unusual(t *testing.T, cfg *config.Config) {
+	t.Helper()
+	n := 0
+	bump(reflect.ValueOf(cfg).Elem(), &n)
+	cfg.Hostname = "mx.example.net"
+	cfg.Admission.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	for i := range cfg.Listeners {
+		cfg.Listeners[i].Allow = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+		cfg.Listeners[i].Deny = []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}
+	}
+	cfg.SendLimits.OverLimit = config.OverLimitHold
+	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice@example.net": {MessagesPerHour: 1}}
+	cfg.Redis.Address, cfg.Redis.Username, cfg.Redis.KeyPrefix = "redis.example.net:6379", "postern", "mx:"
+}
+
+// unusualSecrets are secrets for unusual's configuration.
+func unusualSecrets() config.Secrets {
+	return config.Secrets{AdminToken: "0123456789abcdef-token", RedisPassword: "redis-pw",
+		SmarthostPassword: "smarthost-pw", OAuthClientSecret: "oauth-secret"}
+}
+
+// zero sets every number and duration under v to 0.
+func zero(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				zero(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			zero(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			zero(e)
+			v.SetMapIndex(k, e)
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		v.SetZero()
+	}
+}
+
+// bump changes every number, duration and boolean under v: each number
+// by a different amount, each boolean to its opposite.
+func bump(v reflect.Value, n *int) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				bump(v.Field(i), n)
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			bump(v.Index(i), n)
+		}
+	case reflect.Bool:
+		v.SetBool(!v.Bool())
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		*n++
+		d := int64(*n)
+		if v.Type() == reflect.TypeFor[time.Duration]() {
+			d *= int64(time.Second)
+		}
+		v.SetInt(v.Int() + d)
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		*n++
+		v.SetUint(v.Uint() + uint64(*n))
+	case reflect.Float32, reflect.Float64:
+		*n++
+		v.SetFloat(v.Float() + float64(*n) + 0.5)
+	}
+}
