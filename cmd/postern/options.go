@@ -4,6 +4,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
+	"postern/internal/smtpd"
 )
 
 // The converters: each turns the resolved configuration (and the secrets
@@ -84,4 +85,30 @@ func sendLimits(l config.UserSendLimits) admission.SendLimits {
 func redisOptions(cfg *config.Config, sec config.Secrets) redisstore.Options {
 	r := cfg.Redis
 	return redisstore.Options{Addr: r.Address, Username: r.Username, Password: sec.RedisPassword, DB: r.DB, Prefix: r.KeyPrefix}
+}
+
+// limitsOf converts [limits] into the sessions' limits.
+func limitsOf(cfg *config.Config) smtpd.Limits {
+	l := cfg.Limits
+	return smtpd.Limits{
+		MaxMessageSize:  l.MaxMessageSize,
+		MaxRecipients:   l.MaxRecipients,
+		MaxErrors:       l.MaxErrors,
+		ErrorDelayAfter: l.ErrorDelayAfter,
+		ErrorDelay:      l.ErrorDelay,
+		CommandTimeout:  l.CommandTimeout,
+		DataTimeout:     l.DataTimeout,
+		DataTimeLimit:   l.DataTimeLimit,
+		MaxHeaderSize:   int(l.MaxHeaderSize),
+		AuthFailDelay:   l.AuthFailDelay,
+	}
+}
+
+// dataBudgetOptions converts limits.max_data_in_flight and
+// max_data_in_memory, with the shares of clients that did not log in,
+// into the bounds of the DataBudget every listener's sessions share.
+func dataBudgetOptions(cfg *config.Config) smtpd.DataBudgetOptions {
+	l := cfg.Limits
+	perAddr, perNet := l.DataShares()
+	return smtpd.DataBudgetOptions{InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet}
 }

@@ -27,18 +27,36 @@ type converter struct {
 // converters lists every converter of options.go; TestConverters checks
 // each, and TestConvertersListed that none is missing.
 var converters = []converter{
-	{name: "gateOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return gateOptions(c), nil }},
-	{name: "abuseOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return abuseOptions(c), nil },
+	{name: "gateOptions", run: of(gateOptions)},
+	{name: "abuseOptions", run: of(abuseOptions),
 		wired: map[string]string{"Logger": "the server's logger"}},
-	{name: "limiterOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return limiterOptions(c), nil },
+	{name: "limiterOptions", run: of(limiterOptions),
 		wired: map[string]string{"Logger": "the server's logger"}},
-	{name: "redisOptions", run: func(c *config.Config, s config.Secrets) (any, error) { return redisOptions(c, s), nil },
+	{name: "redisOptions", run: ofSecrets(redisOptions),
 		wired: map[string]string{
 			"Client":      "newAdmission opens the one client",
 			"DialTimeout": "no key: redisstore's",
 			"Timeout":     "no key: redisstore's",
 			"BanCacheTTL": "no key: redisstore's",
 		}},
+	{name: "limitsOf", run: of(limitsOf),
+		wired: map[string]string{
+			"MaxCommandLine":      "no key: smtpd's (RFC 5321)",
+			"MaxTextLine":         "no key: smtpd's (RFC 5321)",
+			"MaxReceived":         "no key: smtpd's",
+			"TLSHandshakeTimeout": "no key: smtpd's",
+		}},
+	{name: "dataBudgetOptions", run: of(dataBudgetOptions)},
+}
+
+// of adapts a converter of the configuration alone to the table.
+func of[T any](f func(*config.Config) T) func(*config.Config, config.Secrets) (any, error) {
+	return func(c *config.Config, _ config.Secrets) (any, error) { return f(c), nil }
+}
+
+// ofSecrets adapts a converter of the configuration and its secrets.
+func ofSecrets[T any](f func(*config.Config, config.Secrets) T) func(*config.Config, config.Secrets) (any, error) {
+	return func(c *config.Config, s config.Secrets) (any, error) { return f(c, s), nil }
 }
 
 // TestConverters runs each converter on the default configuration and on

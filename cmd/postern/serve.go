@@ -147,7 +147,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
-		budget: newDataBudget(cfg.Limits),
+		budget: smtpd.NewDataBudget(dataBudgetOptions(cfg)),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -609,40 +609,6 @@ func roleOf(r config.Role) smtpd.Role {
 		return smtpd.RoleSubmissions
 	}
 	return smtpd.RoleMX
-}
-
-func limitsOf(cfg *config.Config) smtpd.Limits {
-	l := cfg.Limits
-	failDelay := l.AuthFailDelay
-	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
-		failDelay = -1
-	}
-	errorDelay := l.ErrorDelay
-	if errorDelay == 0 { // as for auth_fail_delay
-		errorDelay = -1
-	}
-	return smtpd.Limits{
-		MaxMessageSize:  l.MaxMessageSize,
-		MaxRecipients:   l.MaxRecipients,
-		MaxErrors:       l.MaxErrors,
-		ErrorDelayAfter: l.ErrorDelayAfter,
-		ErrorDelay:      errorDelay,
-		CommandTimeout:  l.CommandTimeout,
-		DataTimeout:     l.DataTimeout,
-		DataTimeLimit:   l.DataTimeLimit,
-		MaxHeaderSize:   int(l.MaxHeaderSize),
-		AuthFailDelay:   failDelay,
-	}
-}
-
-// newDataBudget bounds the message data of every listener's sessions
-// together: limits.max_data_in_flight, max_data_in_memory, and the
-// shares of clients that did not log in.
-func newDataBudget(l config.Limits) *smtpd.DataBudget {
-	perAddr, perNet := l.DataShares()
-	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
-		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
-	})
 }
 
 func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {

@@ -60,11 +60,11 @@ func (s *session) cmdData(arg string) {
 	// room in front for the fields prepended below.
 	sink := s.newSink(id)
 	defer sink.release()
-	limit := time.Now().Add(s.lim.DataTimeLimit)
-	s.cr.dataTimeout, s.cr.dataDeadline = s.lim.DataTimeout, limit
+	limit := deadline(s.lim.DataTimeLimit)
+	s.cr.inData, s.cr.dataTimeout, s.cr.dataDeadline = true, s.lim.DataTimeout, limit
 	err := smtp.ReadData(s.br, sink, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
-	s.cr.dataTimeout, s.cr.dataDeadline = 0, time.Time{}
-	if errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(limit) {
+	s.cr.inData, s.cr.dataTimeout, s.cr.dataDeadline = false, 0, time.Time{}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !limit.IsZero() && !time.Now().Before(limit) {
 		err = errDataTimeLimit
 	}
 	if err != nil {

@@ -80,7 +80,7 @@ func (s *session) mailParams(params smtp.Params, tx *transaction) *smtp.Error {
 		if err != nil || n < 0 {
 			return errSyntax("Invalid SIZE parameter")
 		}
-		if n > s.lim.MaxMessageSize {
+		if s.lim.MaxMessageSize > 0 && n > s.lim.MaxMessageSize {
 			return &smtp.Error{Code: 552, Enhanced: "5.3.4", Message: "Message size exceeds fixed maximum message size"}
 		}
 	}
@@ -141,7 +141,7 @@ func (s *session) cmdRcpt(arg string) {
 	case !s.tx.active:
 		s.fail("sequence", errSeq("Need MAIL command"))
 		return
-	case len(s.tx.rcpts) >= s.lim.MaxRecipients:
+	case s.lim.MaxRecipients > 0 && len(s.tx.rcpts) >= s.lim.MaxRecipients:
 		// RFC 5321 §4.5.3.1.10: 452 for each recipient past the limit;
 		// the client sends them again in another transaction. They are
 		// no error of the client's, up to rcptOvershoot of them (as

@@ -76,10 +76,12 @@ type transaction struct {
 // connReader reads from the session's current conn; during DATA it
 // pushes the read deadline forward before each read (RFC 5321 §4.5.3.2.5).
 type connReader struct {
-	s           *session
-	dataTimeout time.Duration // > 0 while reading DATA
+	s      *session
+	inData bool // reading DATA
+	// dataTimeout is Limits.DataTimeout while reading DATA.
+	dataTimeout time.Duration
 	// dataDeadline ends DATA whatever the pace of the client
-	// (Limits.DataTimeLimit); zero outside DATA.
+	// (Limits.DataTimeLimit); zero outside DATA or without a limit.
 	dataDeadline time.Time
 	// pending and err are what waitIdle read while the session had no
 	// buffered reader: returned first, then reading goes on.
@@ -97,9 +99,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.err = nil
 		return 0, err
 	}
-	if r.dataTimeout > 0 {
-		d := time.Now().Add(r.dataTimeout)
-		if !r.dataDeadline.IsZero() && r.dataDeadline.Before(d) {
+	if r.inData {
+		d := deadline(r.dataTimeout)
+		if !r.dataDeadline.IsZero() && (d.IsZero() || r.dataDeadline.Before(d)) {
 			d = r.dataDeadline
 		}
 		r.s.raw.SetReadDeadline(d)
@@ -111,7 +113,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 type connWriter struct{ s *session }
 
 func (w *connWriter) Write(p []byte) (int, error) {
-	w.s.raw.SetWriteDeadline(time.Now().Add(w.s.lim.CommandTimeout))
+	w.s.raw.SetWriteDeadline(deadline(w.s.lim.CommandTimeout))
 	return w.s.conn.Write(p)
 }
 
@@ -330,7 +332,7 @@ func (s *session) readLine(max int) ([]byte, error) {
 		return nil, errShutdown
 	}
 	s.idle = true
-	s.raw.SetReadDeadline(time.Now().Add(s.lim.CommandTimeout))
+	s.raw.SetReadDeadline(deadline(s.lim.CommandTimeout))
 	s.mu.Unlock()
 	if s.tlsState != nil && s.br.Buffered() == 0 {
 		s.waitIdle()
@@ -427,7 +429,7 @@ func (s *session) fail(label string, e *smtp.Error) {
 		s.quit = true
 		return
 	}
-	if s.nerrors >= s.lim.MaxErrors && !s.quit {
+	if s.lim.MaxErrors > 0 && s.nerrors >= s.lim.MaxErrors && !s.quit {
 		s.fail("too_many_errors", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many errors"})
 	}
 }

@@ -125,7 +125,7 @@ func (d *dataSink) Write(p []byte) (int, error) {
 	}
 	if d.hdrEnd < 0 {
 		d.scanHeader(p, d.n)
-		if d.hdrEnd < 0 && d.n+len(p) > d.s.lim.MaxHeaderSize {
+		if d.hdrEnd < 0 && d.headerTooBig(d.n+len(p)) {
 			return d.fail(errHeaderTooBig)
 		}
 	}
@@ -175,7 +175,7 @@ func (d *dataSink) spill() error {
 		return err
 	}
 	d.scanHeader(msg, 0)
-	if d.hdrEnd >= 0 && d.hdrEnd <= d.s.lim.MaxHeaderSize {
+	if d.hdrEnd >= 0 && !d.headerTooBig(d.hdrEnd) {
 		d.buf.Truncate(headroom + d.hdrEnd)
 		d.kept = true
 		d.holdMemory(int64(d.hdrEnd))
@@ -184,6 +184,12 @@ func (d *dataSink) spill() error {
 		d.holdMemory(0)
 	}
 	return nil
+}
+
+// headerTooBig reports whether a header section of n bytes passes
+// Limits.MaxHeaderSize (0: no limit).
+func (d *dataSink) headerTooBig(n int) bool {
+	return d.s.lim.MaxHeaderSize > 0 && n > d.s.lim.MaxHeaderSize
 }
 
 // scanHeader looks for the end of the header section in p, the bytes
@@ -220,7 +226,7 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 	if d.file == nil {
 		msg := d.buf.Bytes()[headroom : headroom+d.n]
 		end := smtp.HeaderEnd(msg)
-		if end > d.s.lim.MaxHeaderSize {
+		if d.headerTooBig(end) {
 			return nil, smtp.Body{}, errHeaderTooBig
 		}
 		d.hb = headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom}
@@ -230,7 +236,7 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 	if end < 0 {
 		end = d.n // no empty line: all header
 	}
-	if end > d.s.lim.MaxHeaderSize {
+	if d.headerTooBig(end) {
 		return nil, smtp.Body{}, errHeaderTooBig
 	}
 	if !d.kept {
