@@ -73,22 +73,9 @@ func outboundRoots(file, key string) (*x509.CertPool, error) {
 // newRemote builds the outbound SMTP client: MX delivery by the policy
 // engine's plans, or a smarthost (its password in sec).
 func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
-	d := &remote.Deliverer{
-		Hostname: cfg.Hostname,
-		Planner:  planner,
-		Pool: remote.PoolOptions{
-			MaxIdlePerHost:     cfg.Delivery.MaxIdlePerHost,
-			IdleTimeout:        cfg.Delivery.IdleTimeout,
-			MaxMessagesPerConn: cfg.Delivery.MaxMessagesPerConnection,
-			MaxConnsPerHost:    cfg.Delivery.MaxConnectionsPerHost,
-		},
-		Logger: log,
-	}
-	if cfg.Delivery.MaxIdlePerHost == 0 {
-		d.Pool.MaxIdlePerHost = -1 // 0 in the file means no idle connections kept
-	}
-	if sh := cfg.Smarthost; sh.Address != "" {
-		file, key := sh.CAFile, "smarthost.ca_file"
+	d := &remote.Deliverer{Hostname: cfg.Hostname, Planner: planner, Pool: poolOptions(cfg), Logger: log}
+	if sh := smarthostOf(cfg, sec); sh != nil {
+		file, key := cfg.Smarthost.CAFile, "smarthost.ca_file"
 		if file == "" {
 			file, key = cfg.Delivery.CAFile, "delivery.ca_file"
 		}
@@ -96,8 +83,8 @@ func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, l
 		if err != nil {
 			return nil, err
 		}
-		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
-			Username: sh.Username, Password: sec.SmarthostPassword, Domains: sh.Domains, RootCAs: roots}
+		sh.RootCAs = roots
+		d.Smarthost = sh
 	}
 	return d, nil
 }

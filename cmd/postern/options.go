@@ -4,6 +4,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
+	"postern/internal/delivery/remote"
 	"postern/internal/smtpd"
 )
 
@@ -111,4 +112,28 @@ func dataBudgetOptions(cfg *config.Config) smtpd.DataBudgetOptions {
 	l := cfg.Limits
 	perAddr, perNet := l.DataShares()
 	return smtpd.DataBudgetOptions{InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet}
+}
+
+// poolOptions converts [delivery]'s connection keys into the outbound
+// pool's bounds.
+func poolOptions(cfg *config.Config) remote.PoolOptions {
+	d := cfg.Delivery
+	return remote.PoolOptions{
+		MaxIdlePerHost:     d.MaxIdlePerHost,
+		IdleTimeout:        d.IdleTimeout,
+		MaxMessagesPerConn: d.MaxMessagesPerConnection,
+		MaxConnsPerHost:    d.MaxConnectionsPerHost,
+	}
+}
+
+// smarthostOf converts [smarthost], with its password, into the relay of
+// outbound delivery; nil without smarthost.address. The wiring sets
+// RootCAs, from smarthost.ca_file or delivery.ca_file.
+func smarthostOf(cfg *config.Config, sec config.Secrets) *remote.Smarthost {
+	sh := cfg.Smarthost
+	if sh.Address == "" {
+		return nil
+	}
+	return &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS, Username: sh.Username,
+		Password: sec.SmarthostPassword, Domains: sh.Domains}
 }

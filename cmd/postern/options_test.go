@@ -47,6 +47,9 @@ var converters = []converter{
 			"TLSHandshakeTimeout": "no key: smtpd's",
 		}},
 	{name: "dataBudgetOptions", run: of(dataBudgetOptions)},
+	{name: "poolOptions", run: of(poolOptions)},
+	{name: "smarthostOf", run: ofSecrets(smarthostOf),
+		wired: map[string]string{"RootCAs": "newRemote reads smarthost.ca_file or delivery.ca_file"}},
 }
 
 // of adapts a converter of the configuration alone to the table.
@@ -150,8 +153,14 @@ func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[stri
 		return
 	}
 	switch {
-	case a.Kind() == reflect.Pointer && !a.IsNil() && !b.IsNil() && a.Elem().Kind() == reflect.Struct:
-		compareFields(t, path, a.Elem(), b.Elem(), wired, seen)
+	case b.Kind() == reflect.Pointer && !b.IsNil() && b.Elem().Kind() == reflect.Struct:
+		// Options that the default configuration leaves out (nil) are
+		// compared with their zero value.
+		ae := reflect.Zero(b.Type().Elem())
+		if !a.IsNil() {
+			ae = a.Elem()
+		}
+		compareFields(t, path, ae, b.Elem(), wired, seen)
 		return
 	case a.Kind() == reflect.Struct && !a.Type().ConvertibleTo(reflect.TypeFor[netip.Prefix]()):
 		for i := range a.NumField() {
@@ -234,6 +243,8 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.SendLimits.OverLimit = config.OverLimitHold
 	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice@example.net": {MessagesPerHour: 1}}
 	cfg.Redis.Address, cfg.Redis.Username, cfg.Redis.KeyPrefix = "redis.example.net:6379", "postern", "mx:"
+	cfg.Smarthost.Address, cfg.Smarthost.Username = "relay.example.net:587", "mx"
+	cfg.Smarthost.Domains = []string{"example.com"}
 }
 
 // unusualSecrets are secrets for unusual's configuration.
