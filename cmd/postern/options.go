@@ -6,6 +6,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
 	"postern/internal/smtpd"
+	"postern/internal/userdb"
 )
 
 // The converters: each turns the resolved configuration (and the secrets
@@ -136,4 +137,15 @@ func smarthostOf(cfg *config.Config, sec config.Secrets) *remote.Smarthost {
 	}
 	return &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS, Username: sh.Username,
 		Password: sec.SmarthostPassword, Domains: sh.Domains}
+}
+
+// usersOptions converts [auth]'s password keys into the user directory's
+// options; the wiring sets Logger and, for the users file, Owner.
+func usersOptions(cfg *config.Config) userdb.Options {
+	a := cfg.Auth
+	return userdb.Options{
+		CacheTTL:        a.CacheTTL,
+		SCRAMIterations: a.SCRAMIterations,
+		Argon2:          userdb.Argon2Params{Time: a.Argon2Time, MemoryKiB: a.Argon2MemoryKiB, Threads: a.Argon2Threads},
+	}
 }

@@ -48,6 +48,14 @@ var converters = []converter{
 		}},
 	{name: "dataBudgetOptions", run: of(dataBudgetOptions)},
 	{name: "poolOptions", run: of(poolOptions)},
+	{name: "usersOptions", run: of(usersOptions),
+		wired: map[string]string{
+			"Now":                 "the clock (time.Now)",
+			"Logger":              "the server's logger",
+			"Owner":               "openUsers: the data directory's owner",
+			"CacheSize":           "no key: userdb's",
+			"MaxConcurrentHashes": "no key: userdb's (GOMAXPROCS)",
+		}},
 	{name: "smarthostOf", run: ofSecrets(smarthostOf),
 		wired: map[string]string{"RootCAs": "newRemote reads smarthost.ca_file or delivery.ca_file"}},
 }

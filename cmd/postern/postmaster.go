@@ -82,7 +82,7 @@ func (c *checker) checkPostmaster(ctx context.Context) {
 			return
 		}
 		defer os.RemoveAll(tmp)
-		db, err = userdb.Open(filepath.Join(tmp, "users.json"), userdb.Options{})
+		db, err = userdb.Open(filepath.Join(tmp, "users.json"), usersOptions(cfg))
 	} else {
 		db, err = openUsers(cfg, slog.New(slog.DiscardHandler))
 	}

@@ -16,7 +16,9 @@ var SASLMechanisms = []string{
 	"OAUTHBEARER", "XOAUTH2", "EXTERNAL",
 }
 
-// DefaultSCRAMIterations is auth.scram_iterations.
+// DefaultSCRAMIterations is auth.scram_iterations: the iteration count of
+// new SCRAM verifiers, above the 4096 that RFC 7677 §4 and RFC 5802 §5.1
+// ask for at least, still cheap enough to compute per password change.
 const DefaultSCRAMIterations = 10000
 
 // OAuth is the [oauth] table: how OAUTHBEARER and XOAUTH2 access tokens

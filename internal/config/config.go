@@ -94,6 +94,16 @@ const (
 	DefaultRestartDrainTimeout = 10 * time.Second
 	// DefaultCacheTTL is auth.cache_ttl.
 	DefaultCacheTTL = 5 * time.Minute
+	// DefaultArgon2Time, DefaultArgon2MemoryKiB and DefaultArgon2Threads
+	// are the Argon2id parameters of new password hashes: t=2, m=64 MiB,
+	// p=1. RFC 9106 §4 recommends t=1, m=2 GiB, or t=3, m=64 MiB where
+	// memory is scarce; OWASP's Password Storage Cheat Sheet asks for at
+	// least m=19 MiB, t=2, p=1. This sits between them: over three times
+	// OWASP's memory, two thirds of RFC 9106's second option's passes,
+	// and one lane because a mail server hashes many logins in parallel
+	// rather than one quickly. Each hash in flight holds the memory,
+	// which is why userdb bounds the hashes in flight.
+	//
 	// DefaultArgon2Time is auth.argon2_time (passes).
 	DefaultArgon2Time = 2
 	// DefaultArgon2MemoryKiB is auth.argon2_memory_kib (64 MiB).

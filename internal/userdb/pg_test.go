@@ -76,7 +76,7 @@ func testDatabase(t testing.TB) string {
 // openPGTest opens a DB on the database at dsn, closed when t ends.
 func openPGTest(t testing.TB, dsn string, clk *fakeClock, mod func(*Options)) *DB {
 	t.Helper()
-	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations}
+	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -90,7 +90,7 @@ func openPGTest(t testing.TB, dsn string, clk *fakeClock, mod func(*Options)) *D
 
 func TestPostgresURLHidden(t *testing.T) {
 	// A DSN that cannot be parsed: the error must not repeat its password.
-	_, err := OpenPostgres(context.Background(), "postgres://u:hunter2@127.0.0.1:bad/x", Options{Argon2: fastArgon2})
+	_, err := OpenPostgres(context.Background(), "postgres://u:hunter2@127.0.0.1:bad/x", Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("OpenPostgres error %v", err)
 	}
