@@ -6,6 +6,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
 	"postern/internal/smtpd"
+	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
 
@@ -148,4 +149,33 @@ func usersOptions(cfg *config.Config) userdb.Options {
 		SCRAMIterations: a.SCRAMIterations,
 		Argon2:          userdb.Argon2Params{Time: a.Argon2Time, MemoryKiB: a.Argon2MemoryKiB, Threads: a.Argon2Threads},
 	}
+}
+
+// certsOptions converts [tls] (its certificate and key files, or the
+// self-signed one) into the options of the certificates served; the
+// wiring sets Check.Roots (from tls.ca_file), AllowBrokenChain (a flag of
+// serve), Logger and Keys (the PKCS#11 tokens).
+func certsOptions(cfg *config.Config) tlsconf.Options {
+	o := tlsconf.Options{Check: tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned}}
+	for _, f := range cfg.TLSCertificateFiles() {
+		o.Pairs = append(o.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
+	}
+	if len(o.Pairs) == 0 {
+		// Certificates come later (ACME, through Certs.Set).
+		o.Check.Hostnames = nil
+	}
+	return o
+}
+
+// tlsPolicy converts [tls] into the TLS policy of every listener;
+// runTLS turns session tickets off per listener (tls_tickets).
+func tlsPolicy(cfg *config.Config) tlsconf.Policy {
+	return tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}
+}
+
+// ticketOptions converts tls.ticket_rotation into the ticket key
+// rotator's options; the wiring sets Store (memory, or the Redis of
+// [redis]) and Logger.
+func ticketOptions(cfg *config.Config) tlsconf.TicketOptions {
+	return tlsconf.TicketOptions{Rotation: cfg.TLS.TicketRotation}
 }

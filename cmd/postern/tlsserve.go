@@ -32,19 +32,9 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 			return nil, nil, err
 		}
 	}
-	opts := tlsconf.Options{
-		Check:            tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned},
-		AllowBrokenChain: allowBroken,
-		Logger:           log,
-		Keys:             tokenKeys(tokens, log), // pkcs11.go
-	}
-	for _, f := range cfg.TLSCertificateFiles() {
-		opts.Pairs = append(opts.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
-	}
-	if len(opts.Pairs) == 0 {
-		// Certificates come later (ACME, through Certs.Set).
-		opts.Check.Hostnames = nil
-	}
+	opts := certsOptions(cfg)
+	opts.AllowBrokenChain, opts.Logger = allowBroken, log
+	opts.Keys = tokenKeys(tokens, log) // pkcs11.go
 	if cfg.TLS.CAFile != "" {
 		pem, err := os.ReadFile(cfg.TLS.CAFile)
 		if err != nil {
@@ -70,7 +60,7 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,
 			"names", c.Leaf.DNSNames, "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	return certs, tlsconf.ServerConfig(certs, tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}), nil
+	return certs, tlsconf.ServerConfig(certs, tlsPolicy(cfg)), nil
 }
 
 // runTLS gives each listener its own TLS configuration (session tickets
@@ -79,7 +69,9 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 // ticket keys rotating, reloads the certificates when their files
 // change, and checks their expiry.
 func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, servers []*smtpd.Server, rdb *redis.Client, log *slog.Logger) error {
-	tickets := tlsconf.NewTickets(tlsconf.TicketOptions{Store: ticketStore(cfg, rdb), Rotation: cfg.TLS.TicketRotation, Logger: log})
+	to := ticketOptions(cfg)
+	to.Store, to.Logger = ticketStore(cfg, rdb), log
+	tickets := tlsconf.NewTickets(to)
 	for i, s := range servers {
 		if s.TLSConfig == nil {
 			continue

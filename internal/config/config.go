@@ -210,6 +210,7 @@ func (c *Config) setNewDefaults() {
 	c.Directory = Directory{Backend: DirectoryFile}
 	c.AdmissionTables = defaultAdmissionTables()
 	c.Admin = defaultAdmin()
+	c.TLS.TicketRotation = DefaultTicketRotation
 }
 
 // Log is the [log] table.

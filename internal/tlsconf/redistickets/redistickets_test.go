@@ -93,7 +93,7 @@ func TestSharedResumption(t *testing.T) {
 	}
 	node := func() *tls.Config {
 		c := tlsconf.ServerConfig(certs, tlsconf.Policy{})
-		if err := tlsconf.NewTickets(tlsconf.TicketOptions{Store: &Store{Client: rdb, Key: key}}).Add(ctx, c); err != nil {
+		if err := tlsconf.NewTickets(tlsconf.TicketOptions{Store: &Store{Client: rdb, Key: key}, Rotation: 12 * time.Hour}).Add(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		return c
