@@ -5,6 +5,7 @@ import (
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
+	"postern/internal/mailauth"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -178,4 +179,12 @@ func tlsPolicy(cfg *config.Config) tlsconf.Policy {
 // [redis]) and Logger.
 func ticketOptions(cfg *config.Config) tlsconf.TicketOptions {
 	return tlsconf.TicketOptions{Rotation: cfg.TLS.TicketRotation}
+}
+
+// checkerOptions converts [mail_auth] into the options of the SPF, DKIM
+// and DMARC checks of mx listeners; the wiring sets Resolver,
+// IsLocalDomain and Logger.
+func checkerOptions(cfg *config.Config) mailauth.CheckerOptions {
+	ma := cfg.MailAuth
+	return mailauth.CheckerOptions{Hostname: ma.AuthservID, ReportOnly: ma.ReportOnly, MaxSignatures: ma.MaxDKIMSignatures}
 }

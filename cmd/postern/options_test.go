@@ -66,6 +66,14 @@ var converters = []converter{
 			"Now":    "the clock (time.Now)",
 			"Logger": "the server's logger",
 		}},
+	{name: "checkerOptions", run: of(checkerOptions),
+		wired: map[string]string{
+			"Resolver":      "the DNS client of [dns]",
+			"IsLocalDomain": "the user directory",
+			"Now":           "the clock (time.Now)",
+			"Rand":          "the DMARC pct= sampling (math/rand)",
+			"Logger":        "the server's logger",
+		}},
 	{name: "usersOptions", run: of(usersOptions),
 		wired: map[string]string{
 			"Now":                 "the clock (time.Now)",
@@ -274,6 +282,7 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.Redis.Address, cfg.Redis.Username, cfg.Redis.KeyPrefix = "redis.example.net:6379", "postern", "mx:"
 	cfg.Smarthost.Address, cfg.Smarthost.Username = "relay.example.net:587", "mx"
 	cfg.Smarthost.Domains = []string{"example.com"}
+	cfg.MailAuth.AuthservID = "auth.example.net"
 }
 
 // unusualSecrets are secrets for unusual's configuration.
