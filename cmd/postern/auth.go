@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"postern/internal/config"
-	"postern/internal/oauth"
 	"postern/internal/sasl"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -32,14 +31,11 @@ func newAuthSetup(cfg *config.Config, sec config.Secrets, db *userdb.DB, certs *
 	if _, err := rand.Read(a.mockKey); err != nil {
 		return nil, err
 	}
-	o := cfg.OAuth
 	switch {
-	case o.IntrospectionURL != "":
-		a.tokens = &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: sec.OAuthClientSecret,
-			UserClaim: o.UserClaim, Issuer: o.Issuer, Audience: o.Audience}
-	case o.JWKSURL != "" || o.JWKSFile != "":
-		j := &oauth.JWT{JWKSURL: o.JWKSURL, JWKSFile: o.JWKSFile, Issuer: o.Issuer, Audience: o.Audience,
-			UserClaim: o.UserClaim, Leeway: o.Leeway}
+	case cfg.OAuth.IntrospectionURL != "":
+		a.tokens = introspectionOf(cfg, sec)
+	case cfg.OAuth.JWKSURL != "" || cfg.OAuth.JWKSFile != "":
+		j := jwtOf(cfg)
 		if err := j.Check(); err != nil {
 			return nil, fmt.Errorf("oauth: %w", err)
 		}

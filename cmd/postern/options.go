@@ -6,6 +6,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
 	"postern/internal/mailauth"
+	"postern/internal/oauth"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -187,4 +188,20 @@ func ticketOptions(cfg *config.Config) tlsconf.TicketOptions {
 func checkerOptions(cfg *config.Config) mailauth.CheckerOptions {
 	ma := cfg.MailAuth
 	return mailauth.CheckerOptions{Hostname: ma.AuthservID, ReportOnly: ma.ReportOnly, MaxSignatures: ma.MaxDKIMSignatures}
+}
+
+// jwtOf converts [oauth] into the check of JWT access tokens against the
+// issuer's keys (jwks_url or jwks_file).
+func jwtOf(cfg *config.Config) *oauth.JWT {
+	o := cfg.OAuth
+	return &oauth.JWT{JWKSURL: o.JWKSURL, JWKSFile: o.JWKSFile, Issuer: o.Issuer, Audience: o.Audience,
+		UserClaim: o.UserClaim, Leeway: o.Leeway}
+}
+
+// introspectionOf converts [oauth], with its client secret, into the
+// check of opaque access tokens by introspection (RFC 7662).
+func introspectionOf(cfg *config.Config, sec config.Secrets) *oauth.Introspection {
+	o := cfg.OAuth
+	return &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: sec.OAuthClientSecret,
+		UserClaim: o.UserClaim, Issuer: o.Issuer, Audience: o.Audience}
 }

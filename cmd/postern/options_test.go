@@ -74,6 +74,21 @@ var converters = []converter{
 			"Rand":          "the DMARC pct= sampling (math/rand)",
 			"Logger":        "the server's logger",
 		}},
+	{name: "jwtOf", run: of(jwtOf),
+		wired: map[string]string{
+			"Now":        "the clock (time.Now)",
+			"HTTPClient": "no key: http.DefaultClient",
+			"TTL":        "no key: oauth's",
+			"MinRefresh": "no key: oauth's",
+		}},
+	{name: "introspectionOf", run: ofSecrets(introspectionOf),
+		wired: map[string]string{
+			"Now":         "the clock (time.Now)",
+			"HTTPClient":  "no key: http.DefaultClient",
+			"CacheTTL":    "no key: oauth's",
+			"NegativeTTL": "no key: oauth's",
+			"MaxCache":    "no key: oauth's",
+		}},
 	{name: "usersOptions", run: of(usersOptions),
 		wired: map[string]string{
 			"Now":                 "the clock (time.Now)",
@@ -283,6 +298,9 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.Smarthost.Address, cfg.Smarthost.Username = "relay.example.net:587", "mx"
 	cfg.Smarthost.Domains = []string{"example.com"}
 	cfg.MailAuth.AuthservID = "auth.example.net"
+	cfg.OAuth = config.OAuth{JWKSURL: "https://idp.example.net/jwks", JWKSFile: "/etc/postern/jwks.json",
+		IntrospectionURL: "https://idp.example.net/introspect", ClientID: "mx", Issuer: "https://idp.example.net",
+		Audience: "mx", UserClaim: "upn", Leeway: time.Minute}
 }
 
 // unusualSecrets are secrets for unusual's configuration.

@@ -198,6 +198,7 @@ func (c *Config) applyDerived() {
 		c.MailAuth.AuthservID = c.Hostname
 	}
 	c.deriveAutoconfigNames() // autoconfig.go
+	c.deriveOAuth()           // authx.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and
@@ -211,6 +212,7 @@ func (c *Config) setNewDefaults() {
 	c.AdmissionTables = defaultAdmissionTables()
 	c.Admin = defaultAdmin()
 	c.TLS.TicketRotation = DefaultTicketRotation
+	c.OAuth.Leeway = DefaultOAuthLeeway
 }
 
 // Log is the [log] table.

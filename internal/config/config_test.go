@@ -147,6 +147,7 @@ func TestLoadFull(t *testing.T) {
 	}
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "mail.example.com"
+	want.OAuth.UserClaim = DefaultJWTUserClaim
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -210,6 +211,7 @@ func TestDefaults(t *testing.T) {
 	}
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "host.example.net"
+	want.OAuth.UserClaim = DefaultJWTUserClaim
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
