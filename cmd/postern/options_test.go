@@ -17,88 +17,74 @@ import (
 type converter struct {
 	name string
 	run  func(*config.Config, config.Secrets) (any, error)
-	// wired names the fields of the result (dotted paths) that do not
-	// come from the configuration, with why: the wiring sets them (a
-	// logger, a store, a clock), or the package owns their default (no
-	// key sets them). The converter leaves them zero.
-	wired map[string]string
+	// wired names the fields of the result (dotted paths) that the
+	// wiring sets (a logger, a store, a clock; each with its reason in
+	// wiring), and owned those whose default the package owns because
+	// no key sets them. The converter leaves both zero.
+	wired, owned []string
+}
+
+// wiring says where each field a converter leaves to the wiring comes
+// from.
+var wiring = map[string]string{
+	"Logger":           "the server's logger",
+	"Now":              "the clock (time.Now)",
+	"Client":           "newAdmission opens the one Redis client",
+	"Check.Roots":      "setupTLS reads tls.ca_file",
+	"Check.Now":        "ignored by tlsconf (it uses Now)",
+	"AllowBrokenChain": "serve --allow-broken-chain",
+	"Keys":             "the PKCS#11 tokens",
+	"Store":            "ticketStore: memory, or the client of [redis]",
+	"Resolver":         "the DNS client of [dns]",
+	"IsLocalDomain":    "the user directory",
+	"Rand":             "the DMARC pct= sampling (math/rand)",
+	"HTTPClient":       "http.DefaultClient",
+	"Owner":            "openUsers: the data directory's owner",
+	"RootCAs":          "newRemote reads smarthost.ca_file or delivery.ca_file",
+	// Per listener, set by runTLS (tls_tickets).
+	"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS",
 }
 
 // converters lists every converter of options.go; TestConverters checks
 // each, and TestConvertersListed that none is missing.
 var converters = []converter{
 	{name: "gateOptions", run: of(gateOptions)},
-	{name: "abuseOptions", run: of(abuseOptions),
-		wired: map[string]string{"Logger": "the server's logger"}},
-	{name: "limiterOptions", run: of(limiterOptions),
-		wired: map[string]string{"Logger": "the server's logger"}},
-	{name: "redisOptions", run: ofSecrets(redisOptions),
-		wired: map[string]string{
-			"Client":      "newAdmission opens the one client",
-			"DialTimeout": "no key: redisstore's",
-			"Timeout":     "no key: redisstore's",
-			"BanCacheTTL": "no key: redisstore's",
-		}},
-	{name: "limitsOf", run: of(limitsOf),
-		wired: map[string]string{
-			"MaxCommandLine":      "no key: smtpd's (RFC 5321)",
-			"MaxTextLine":         "no key: smtpd's (RFC 5321)",
-			"MaxReceived":         "no key: smtpd's",
-			"TLSHandshakeTimeout": "no key: smtpd's",
-		}},
+	{name: "abuseOptions", run: of(abuseOptions), wired: []string{"Logger"}},
+	{name: "limiterOptions", run: of(limiterOptions), wired: []string{"Logger"}},
+	{name: "redisOptions", run: ofSecrets(redisOptions), wired: []string{"Client"},
+		owned: []string{"DialTimeout", "Timeout", "BanCacheTTL"}},
+	{name: "limitsOf", run: of(limitsOf), owned: []string{"MaxCommandLine", "MaxTextLine", "MaxReceived", "TLSHandshakeTimeout"}},
 	{name: "dataBudgetOptions", run: of(dataBudgetOptions)},
 	{name: "poolOptions", run: of(poolOptions)},
+	{name: "smarthostOf", run: ofSecrets(smarthostOf), wired: []string{"RootCAs"}},
 	{name: "certsOptions", run: of(certsOptions),
-		wired: map[string]string{
-			"Check.Roots":      "setupTLS reads tls.ca_file",
-			"Check.Now":        "ignored by tlsconf (it uses Now)",
-			"AllowBrokenChain": "serve --allow-broken-chain",
-			"Logger":           "the server's logger",
-			"Now":              "the clock (time.Now)",
-			"Keys":             "the PKCS#11 tokens",
-		}},
-	{name: "tlsPolicy", run: of(tlsPolicy),
-		wired: map[string]string{"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS"}},
-	{name: "ticketOptions", run: of(ticketOptions),
-		wired: map[string]string{
-			"Store":  "ticketStore: memory, or the client of [redis]",
-			"Keep":   "no key: tlsconf's",
-			"Now":    "the clock (time.Now)",
-			"Logger": "the server's logger",
-		}},
-	{name: "checkerOptions", run: of(checkerOptions),
-		wired: map[string]string{
-			"Resolver":      "the DNS client of [dns]",
-			"IsLocalDomain": "the user directory",
-			"Now":           "the clock (time.Now)",
-			"Rand":          "the DMARC pct= sampling (math/rand)",
-			"Logger":        "the server's logger",
-		}},
-	{name: "jwtOf", run: of(jwtOf),
-		wired: map[string]string{
-			"Now":        "the clock (time.Now)",
-			"HTTPClient": "no key: http.DefaultClient",
-			"TTL":        "no key: oauth's",
-			"MinRefresh": "no key: oauth's",
-		}},
-	{name: "introspectionOf", run: ofSecrets(introspectionOf),
-		wired: map[string]string{
-			"Now":         "the clock (time.Now)",
-			"HTTPClient":  "no key: http.DefaultClient",
-			"CacheTTL":    "no key: oauth's",
-			"NegativeTTL": "no key: oauth's",
-			"MaxCache":    "no key: oauth's",
-		}},
-	{name: "usersOptions", run: of(usersOptions),
-		wired: map[string]string{
-			"Now":                 "the clock (time.Now)",
-			"Logger":              "the server's logger",
-			"Owner":               "openUsers: the data directory's owner",
-			"CacheSize":           "no key: userdb's",
-			"MaxConcurrentHashes": "no key: userdb's (GOMAXPROCS)",
-		}},
-	{name: "smarthostOf", run: ofSecrets(smarthostOf),
-		wired: map[string]string{"RootCAs": "newRemote reads smarthost.ca_file or delivery.ca_file"}},
+		wired: []string{"Check.Roots", "Check.Now", "AllowBrokenChain", "Logger", "Now", "Keys"}},
+	{name: "tlsPolicy", run: of(tlsPolicy), wired: []string{"SessionTicketsDisabled"}},
+	{name: "ticketOptions", run: of(ticketOptions), wired: []string{"Store", "Now", "Logger"}, owned: []string{"Keep"}},
+	{name: "checkerOptions", run: of(checkerOptions), wired: []string{"Resolver", "IsLocalDomain", "Now", "Rand", "Logger"}},
+	{name: "jwtOf", run: of(jwtOf), wired: []string{"Now", "HTTPClient"}, owned: []string{"TTL", "MinRefresh"}},
+	{name: "introspectionOf", run: ofSecrets(introspectionOf), wired: []string{"Now", "HTTPClient"},
+		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
+	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
+		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
+}
+
+// notFromConfig returns the fields of c's result that do not follow the
+// configuration (wired and owned), checking that each wired one has its
+// reason.
+func (c converter) notFromConfig(t *testing.T) map[string]bool {
+	t.Helper()
+	m := map[string]bool{}
+	for _, f := range c.wired {
+		if wiring[f] == "" {
+			t.Errorf("%s: wired field %s has no reason in wiring", c.name, f)
+		}
+		m[f] = true
+	}
+	for _, f := range c.owned {
+		m[f] = true
+	}
+	return m
 }
 
 // of adapts a converter of the configuration alone to the table.
@@ -115,7 +101,7 @@ func ofSecrets[T any](f func(*config.Config, config.Secrets) T) func(*config.Con
 // one where every value differs from its default, and checks that every
 // field of the options follows the configuration: set (not zero) and
 // different in the second. A field a converter forgets, or sets to a
-// constant, fails here, unless it is listed in wired with the reason.
+// constant, fails here, unless it is listed in wired or owned.
 func TestConverters(t *testing.T) {
 	def, odd := loadDefaults(t), loadDefaults(t)
 	unusual(t, odd)
@@ -130,11 +116,11 @@ func TestConverters(t *testing.T) {
 			if err != nil {
 				t.Fatalf("unusual configuration: %v", err)
 			}
-			seen := map[string]bool{}
-			compareFields(t, "", reflect.ValueOf(a), reflect.ValueOf(b), c.wired, seen)
-			for f := range c.wired {
+			seen, skip := map[string]bool{}, c.notFromConfig(t)
+			compareFields(t, "", reflect.ValueOf(a), reflect.ValueOf(b), skip, seen)
+			for f := range skip {
 				if !seen[f] {
-					t.Errorf("wired lists %s, which is not a field of %T", f, a)
+					t.Errorf("%s is listed, but is not a field of %T", f, a)
 				}
 			}
 		})
@@ -156,9 +142,10 @@ func TestConvertersKeepZero(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			skip := c.notFromConfig(t)
 			var walk func(path string, v reflect.Value)
 			walk = func(path string, v reflect.Value) {
-				if _, ok := c.wired[path]; ok && path != "" {
+				if skip[path] {
 					return
 				}
 				switch v.Kind() {
@@ -193,12 +180,12 @@ func TestConvertersKeepZero(t *testing.T) {
 // b (from the unusual one) down to their leaves: numbers, strings,
 // booleans, slices, maps and functions. Each must differ between a and b
 // (functions: be set in b), and be set in b unless it is a boolean.
-func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[string]string, seen map[string]bool) {
+func compareFields(t *testing.T, path string, a, b reflect.Value, skip, seen map[string]bool) {
 	t.Helper()
-	if _, ok := wired[path]; ok && path != "" {
+	if skip[path] {
 		seen[path] = true
 		if !a.IsZero() || !b.IsZero() {
-			t.Errorf("%s is set by the converter, but listed in wired (%s)", path, wired[path])
+			t.Errorf("%s is set by the converter, but listed as wired or owned", path)
 		}
 		return
 	}
@@ -210,7 +197,7 @@ func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[stri
 		if !a.IsNil() {
 			ae = a.Elem()
 		}
-		compareFields(t, path, ae, b.Elem(), wired, seen)
+		compareFields(t, path, ae, b.Elem(), skip, seen)
 		return
 	case a.Kind() == reflect.Struct && !a.Type().ConvertibleTo(reflect.TypeFor[netip.Prefix]()):
 		for i := range a.NumField() {
@@ -222,7 +209,7 @@ func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[stri
 			if path != "" {
 				p = path + "." + f.Name
 			}
-			compareFields(t, p, a.Field(i), b.Field(i), wired, seen)
+			compareFields(t, p, a.Field(i), b.Field(i), skip, seen)
 		}
 		return
 	}
@@ -232,11 +219,11 @@ func compareFields(t *testing.T, path string, a, b reflect.Value, wired map[stri
 	}
 	switch {
 	case b.Kind() != reflect.Bool && (b.IsZero() || (b.Kind() == reflect.Slice || b.Kind() == reflect.Map) && b.Len() == 0):
-		t.Errorf("%s is zero for a configuration that sets every value: not set from the configuration (or list it in wired, with why)", name)
+		t.Errorf("%s is zero for a configuration that sets every value: not set from the configuration (or list it in wired or owned)", name)
 	case b.Kind() == reflect.Func:
 		// Functions cannot be compared; set is all that can be said.
 	case reflect.DeepEqual(a.Interface(), b.Interface()):
-		t.Errorf("%s = %v whatever the configuration: set from a constant, not from the configuration (or list it in wired, with why)", name, b.Interface())
+		t.Errorf("%s = %v whatever the configuration: set from a constant, not from the configuration (or list it in wired or owned)", name, b.Interface())
 	}
 }
 
