@@ -1,6 +1,7 @@
 package main
 
 import (
+	"postern/internal/acme"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
@@ -204,4 +205,23 @@ func introspectionOf(cfg *config.Config, sec config.Secrets) *oauth.Introspectio
 	o := cfg.OAuth
 	return &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: sec.OAuthClientSecret,
 		UserClaim: o.UserClaim, Issuer: o.Issuer, Audience: o.Audience}
+}
+
+// acmeOptions converts [acme] into the options of the certificate
+// manager; the wiring sets HTTPClient (with acme.ca_roots_file), Install
+// and Logger.
+func acmeOptions(cfg *config.Config) acme.Options {
+	a := cfg.ACME
+	o := acme.Options{
+		DirectoryURL: a.DirectoryURL,
+		Email:        a.Email,
+		Hostnames:    a.Hostnames,
+		Challenge:    acme.Challenge(a.Challenge),
+		Dir:          cfg.ACMEDir(),
+		RenewBefore:  a.RenewBefore,
+	}
+	if a.DNSHook != "" {
+		o.DNSHook = acme.CommandHook{Path: a.DNSHook}
+	}
+	return o
 }

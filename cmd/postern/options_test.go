@@ -43,6 +43,8 @@ var wiring = map[string]string{
 	"RootCAs":          "newRemote reads smarthost.ca_file or delivery.ca_file",
 	// Per listener, set by runTLS (tls_tickets).
 	"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS",
+	"Install":                "startACME: into the certificates served",
+	"After":                  "the clock (time.After)",
 }
 
 // converters lists every converter of options.go; TestConverters checks
@@ -65,6 +67,8 @@ var converters = []converter{
 	{name: "jwtOf", run: of(jwtOf), wired: []string{"Now", "HTTPClient"}, owned: []string{"TTL", "MinRefresh"}},
 	{name: "introspectionOf", run: ofSecrets(introspectionOf), wired: []string{"Now", "HTTPClient"},
 		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
+	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger"},
+		owned: []string{"RetryFirst", "RetryMax", "ObtainTimeout"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -285,6 +289,10 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.Smarthost.Address, cfg.Smarthost.Username = "relay.example.net:587", "mx"
 	cfg.Smarthost.Domains = []string{"example.com"}
 	cfg.MailAuth.AuthservID = "auth.example.net"
+	cfg.ACME = config.ACME{Enabled: true, DirectoryURL: "https://acme.example.net/dir", Email: "hostmaster@example.net",
+		Challenge: config.ChallengeDNS01, DNSHook: "/usr/local/bin/dns-hook", RenewBefore: 20 * 24 * time.Hour,
+		Hostnames: []string{"mx.example.net"}}
+	cfg.DataDir = "/srv/postern"
 	cfg.OAuth = config.OAuth{JWKSURL: "https://idp.example.net/jwks", JWKSFile: "/etc/postern/jwks.json",
 		IntrospectionURL: "https://idp.example.net/introspect", ClientID: "mx", Issuer: "https://idp.example.net",
 		Audience: "mx", UserClaim: "upn", Leeway: time.Minute}
