@@ -8,6 +8,7 @@ import (
 	"postern/internal/delivery/remote"
 	"postern/internal/mailauth"
 	"postern/internal/oauth"
+	"postern/internal/pkcs11"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -224,4 +225,12 @@ func acmeOptions(cfg *config.Config) acme.Options {
 		o.DNSHook = acme.CommandHook{Path: a.DNSHook}
 	}
 	return o
+}
+
+// pkcs11Options converts [pkcs11] into the options of the PKCS#11 token
+// access; PIN files are read as every secret file is
+// (config.ReadSecret). The wiring sets Logger.
+func pkcs11Options(cfg *config.Config) pkcs11.Options {
+	p := cfg.PKCS11
+	return pkcs11.Options{Module: p.Module, PINFile: p.PINFile, ReadSecret: config.ReadSecret, Timeout: p.Timeout}
 }

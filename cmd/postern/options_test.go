@@ -69,6 +69,7 @@ var converters = []converter{
 		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
 	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger"},
 		owned: []string{"RetryFirst", "RetryMax", "ObtainTimeout"}},
+	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now"}, owned: []string{"MaxInFlight"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -293,6 +294,7 @@ func unusual(t *testing.T, cfg *config.Config) {
 		Challenge: config.ChallengeDNS01, DNSHook: "/usr/local/bin/dns-hook", RenewBefore: 20 * 24 * time.Hour,
 		Hostnames: []string{"mx.example.net"}}
 	cfg.DataDir = "/srv/postern"
+	cfg.PKCS11.Module, cfg.PKCS11.PINFile = "/usr/lib/softhsm/libsofthsm2.so", "/etc/postern/token.pin"
 	cfg.OAuth = config.OAuth{JWKSURL: "https://idp.example.net/jwks", JWKSFile: "/etc/postern/jwks.json",
 		IntrospectionURL: "https://idp.example.net/introspect", ClientID: "mx", Issuer: "https://idp.example.net",
 		Audience: "mx", UserClaim: "upn", Leeway: time.Minute}

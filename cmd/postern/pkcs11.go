@@ -15,10 +15,9 @@ import (
 // PIN file is read as every secret file is (config.ReadSecret). Nothing
 // is opened until a key is asked for.
 func newTokens(cfg *config.Config, log *slog.Logger) *pkcs11.Tokens {
-	return pkcs11.New(pkcs11.Options{
-		Module: cfg.PKCS11.Module, PINFile: cfg.PKCS11.PINFile, ReadSecret: config.ReadSecret,
-		Timeout: cfg.PKCS11.Timeout, Logger: log,
-	})
+	o := pkcs11Options(cfg)
+	o.Logger = log
+	return pkcs11.New(o)
 }
 
 // tokenKey returns the key uri names from tokens, logged once found; an

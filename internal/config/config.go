@@ -213,6 +213,7 @@ func (c *Config) setNewDefaults() {
 	c.Admin = defaultAdmin()
 	c.TLS.TicketRotation = DefaultTicketRotation
 	c.OAuth.Leeway = DefaultOAuthLeeway
+	c.PKCS11.Timeout = DefaultPKCS11Timeout
 }
 
 // Log is the [log] table.
