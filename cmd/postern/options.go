@@ -234,3 +234,17 @@ func pkcs11Options(cfg *config.Config) pkcs11.Options {
 	p := cfg.PKCS11
 	return pkcs11.Options{Module: p.Module, PINFile: p.PINFile, ReadSecret: config.ReadSecret, Timeout: p.Timeout}
 }
+
+// screenOptions converts a listener's greet_delay, dnsbl and
+// dnsbl_threshold into the checks an mx listener makes before its
+// greeting; nil when it makes none. The wiring sets Resolver and Passed.
+func screenOptions(lc config.Listener) *smtpd.Screen {
+	if lc.Role != config.RoleMX || (lc.GreetDelay <= 0 && len(lc.DNSBL) == 0) {
+		return nil
+	}
+	sc := &smtpd.Screen{GreetDelay: lc.GreetDelay, DNSBLThreshold: lc.DNSBLThreshold}
+	for _, z := range lc.DNSBL {
+		sc.DNSBL = append(sc.DNSBL, smtpd.DNSBLZone{Zone: z.Zone, Weight: z.Weight})
+	}
+	return sc
+}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"postern/internal/config"
+	"postern/internal/smtpd"
 )
 
 // converter is one function of options.go, run on a configuration.
@@ -44,6 +45,7 @@ var wiring = map[string]string{
 	// Per listener, set by runTLS (tls_tickets).
 	"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS",
 	"Install":                "startACME: into the certificates served",
+	"Passed":                 "screenOf: the admission store remembers who passed",
 	"After":                  "the clock (time.After)",
 }
 
@@ -70,6 +72,8 @@ var converters = []converter{
 	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger"},
 		owned: []string{"RetryFirst", "RetryMax", "ObtainTimeout"}},
 	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now"}, owned: []string{"MaxInFlight"}},
+	{name: "screenOptions", run: of(func(c *config.Config) *smtpd.Screen { return screenOptions(c.Listeners[0]) }),
+		wired: []string{"Resolver", "Passed"}, owned: []string{"DNSBLTimeout"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -280,6 +284,7 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.TLS.SelfSigned = false
 	cfg.TLS.CertFile, cfg.TLS.KeyFile = "/etc/postern/mx.pem", "/etc/postern/mx.key"
 	cfg.Admission.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
+	cfg.Listeners[0].DNSBL = []config.DNSBL{{Zone: "bl.example.net", Weight: 2}}
 	for i := range cfg.Listeners {
 		cfg.Listeners[i].Allow = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 		cfg.Listeners[i].Deny = []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}

@@ -374,11 +374,11 @@ func Dev(dataDir string) *Config {
 		Log:          Log{Level: slog.LevelInfo, Format: LogText},
 		HTTP:         HTTP{Address: DefaultHTTPAddress},
 		TLS:          TLS{SelfSigned: true, MinVersion: tls.VersionTLS12},
-		Listeners: []Listener{
+		Listeners: withListenerDefaults([]Listener{
 			{Name: "mx", Role: RoleMX, Address: "127.0.0.1:2525"},
 			{Name: "submission", Role: RoleSubmission, Address: "127.0.0.1:2587", AuthMechanisms: DefaultAuthMechanisms()},
 			{Name: "submissions", Role: RoleSubmissions, Address: "127.0.0.1:2465", AuthMechanisms: DefaultAuthMechanisms()},
-		},
+		}),
 		Aliases: map[string][]string{},
 		SendAs:  map[string]SendAs{},
 	}
@@ -432,11 +432,20 @@ func defaultAuth() Auth {
 // defaultListeners are the production listeners when the file has no
 // [[listener]] table.
 func defaultListeners() []Listener {
-	return []Listener{
+	return withListenerDefaults([]Listener{
 		{Name: "mx", Role: RoleMX, Address: ":25"},
 		{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: DefaultAuthMechanisms()},
 		{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: DefaultAuthMechanisms()},
+	})
+}
+
+// withListenerDefaults gives the listeners of the embedded defaults the
+// default values of the keys they leave out.
+func withListenerDefaults(ls []Listener) []Listener {
+	for i := range ls {
+		ls[i].DNSBLThreshold = DefaultDNSBLThreshold
 	}
+	return ls
 }
 
 // SelfSignedDir is the directory that holds the self-signed certificate

@@ -113,11 +113,11 @@ func TestLoadFull(t *testing.T) {
 			KeyFile:    filepath.Join(dir, "tls/key.pem"),
 			MinVersion: tls.VersionTLS13,
 		},
-		Listeners: []Listener{
+		Listeners: withListenerDefaults([]Listener{
 			{Name: "mx", Role: RoleMX, Address: "0.0.0.0:25"},
 			{Name: "sub", Role: RoleSubmission, Address: "[::1]:587", AuthMechanisms: []string{"PLAIN"}},
 			{Name: "submissions", Role: RoleSubmissions, Address: "localhost:465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
-		},
+		}),
 		Limits: Limits{
 			MaxMessageSize:      10_000_000,
 			MaxRecipients:       50,
@@ -184,9 +184,9 @@ func TestDefaults(t *testing.T) {
 		HTTP:         HTTP{Address: "127.0.0.1:2580"},
 		TLS:          TLS{SelfSigned: true, MinVersion: tls.VersionTLS12},
 		Listeners: []Listener{
-			{Name: "mx", Role: RoleMX, Address: ":25"},
-			{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
-			{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
+			{Name: "mx", Role: RoleMX, Address: ":25", ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
+			{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: []string{"PLAIN", "LOGIN"}, ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
+			{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: []string{"PLAIN", "LOGIN"}, ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
 		},
 		Limits: Limits{
 			MaxMessageSize:      36700160,

@@ -437,7 +437,7 @@ func (d *decoder) listeners(v any) []Listener {
 		}
 		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets",
 			"proxy_protocol", "greet_delay", "dnsbl", "dnsbl_threshold", "allow", "deny")
-		var l Listener
+		l := Listener{ListenerScreen: ListenerScreen{DNSBLThreshold: DefaultDNSBLThreshold}}
 		d.listenerTLS(t, k, &l.ListenerTLS)
 		d.listenerScreen(t, k, &l.ListenerScreen)
 		d.listenerAdmission(t, k, &l.ListenerAdmission)
