@@ -19,15 +19,15 @@ import (
 	"postern/internal/userdb"
 )
 
+// dnsCacheSize is how many answers the resolver keeps (no key sets it).
+const dnsCacheSize = 10000
+
 // newResolver builds the DNS resolver delivery and mail authentication
 // share, from the [dns] table.
 func newResolver(cfg *config.Config) (*dns.Client, error) {
-	return dns.New(dns.Config{
-		Servers:   cfg.DNS.Servers,
-		Timeout:   cfg.DNS.Timeout,
-		TrustAD:   cfg.DNS.TrustAD,
-		CacheSize: 10000,
-	})
+	c := dnsConfig(cfg)
+	c.CacheSize = dnsCacheSize
+	return dns.New(c)
 }
 
 // newPlanner builds the delivery policy engine: MX routing with DANE,

@@ -6,6 +6,7 @@ import (
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
+	"postern/internal/dns"
 	"postern/internal/mailauth"
 	"postern/internal/oauth"
 	"postern/internal/pkcs11"
@@ -247,4 +248,10 @@ func screenOptions(lc config.Listener) *smtpd.Screen {
 		sc.DNSBL = append(sc.DNSBL, smtpd.DNSBLZone{Zone: z.Zone, Weight: z.Weight})
 	}
 	return sc
+}
+
+// dnsConfig converts [dns] into the resolver's configuration; the wiring
+// sets CacheSize.
+func dnsConfig(cfg *config.Config) dns.Config {
+	return dns.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, TrustAD: cfg.DNS.TrustAD}
 }

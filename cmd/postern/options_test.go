@@ -46,6 +46,8 @@ var wiring = map[string]string{
 	"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS",
 	"Install":                "startACME: into the certificates served",
 	"Passed":                 "screenOf: the admission store remembers who passed",
+	"CacheSize":              "newResolver: dnsCacheSize (no key)",
+	"Dial":                   "a net.Dialer",
 	"After":                  "the clock (time.After)",
 }
 
@@ -74,6 +76,7 @@ var converters = []converter{
 	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now"}, owned: []string{"MaxInFlight"}},
 	{name: "screenOptions", run: of(func(c *config.Config) *smtpd.Screen { return screenOptions(c.Listeners[0]) }),
 		wired: []string{"Resolver", "Passed"}, owned: []string{"DNSBLTimeout"}},
+	{name: "dnsConfig", run: of(dnsConfig), wired: []string{"CacheSize", "Now", "Dial"}, owned: []string{"ResolvConf"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -299,6 +302,7 @@ func unusual(t *testing.T, cfg *config.Config) {
 		Challenge: config.ChallengeDNS01, DNSHook: "/usr/local/bin/dns-hook", RenewBefore: 20 * 24 * time.Hour,
 		Hostnames: []string{"mx.example.net"}}
 	cfg.DataDir = "/srv/postern"
+	cfg.DNS.Servers = []string{"192.0.2.53:53"}
 	cfg.PKCS11.Module, cfg.PKCS11.PINFile = "/usr/lib/softhsm/libsofthsm2.so", "/etc/postern/token.pin"
 	cfg.OAuth = config.OAuth{JWKSURL: "https://idp.example.net/jwks", JWKSFile: "/etc/postern/jwks.json",
 		IntrospectionURL: "https://idp.example.net/introspect", ClientID: "mx", Issuer: "https://idp.example.net",
