@@ -10,6 +10,7 @@ import (
 	"postern/internal/mailauth"
 	"postern/internal/oauth"
 	"postern/internal/pkcs11"
+	"postern/internal/queue"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -254,4 +255,21 @@ func screenOptions(lc config.Listener) *smtpd.Screen {
 // sets CacheSize.
 func dnsConfig(cfg *config.Config) dns.Config {
 	return dns.Config{Servers: cfg.DNS.Servers, Timeout: cfg.DNS.Timeout, TrustAD: cfg.DNS.TrustAD}
+}
+
+// retryJitter spreads each retry by up to ±20% (no key sets it), so that
+// messages deferred together are not retried in lockstep.
+const retryJitter = 0.2
+
+// retryPolicy converts [delivery]'s retry keys into the queue's retry
+// schedule.
+func retryPolicy(cfg *config.Config) queue.RetryPolicy {
+	d := cfg.Delivery
+	return queue.RetryPolicy{First: d.RetryFirst, Max: d.RetryMax, GiveUp: d.GiveUp, DelayWarning: d.DelayWarning, Jitter: retryJitter}
+}
+
+// spoolOptions converts data_dir and [spool] into the spool's options;
+// the wiring sets Logger.
+func spoolOptions(cfg *config.Config) queue.Options {
+	return queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize}
 }

@@ -23,6 +23,10 @@ type converter struct {
 	// wiring), and owned those whose default the package owns because
 	// no key sets them. The converter leaves both zero.
 	wired, owned []string
+	// fixed names the fields the converter sets to a constant of serve
+	// that no key sets: the same, and not zero, whatever the
+	// configuration.
+	fixed []string
 }
 
 // wiring says where each field a converter leaves to the wiring comes
@@ -77,24 +81,29 @@ var converters = []converter{
 	{name: "screenOptions", run: of(func(c *config.Config) *smtpd.Screen { return screenOptions(c.Listeners[0]) }),
 		wired: []string{"Resolver", "Passed"}, owned: []string{"DNSBLTimeout"}},
 	{name: "dnsConfig", run: of(dnsConfig), wired: []string{"CacheSize", "Now", "Dial"}, owned: []string{"ResolvConf"}},
+	{name: "retryPolicy", run: of(retryPolicy), fixed: []string{"Jitter"}},
+	{name: "spoolOptions", run: of(spoolOptions), wired: []string{"Logger", "Now"}, owned: []string{"InlineMax"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
 
 // notFromConfig returns the fields of c's result that do not follow the
-// configuration (wired and owned), checking that each wired one has its
+// configuration (wired, owned and fixed), checking that each wired one has its
 // reason.
-func (c converter) notFromConfig(t *testing.T) map[string]bool {
+func (c converter) notFromConfig(t *testing.T) map[string]string {
 	t.Helper()
-	m := map[string]bool{}
+	m := map[string]string{}
 	for _, f := range c.wired {
 		if wiring[f] == "" {
 			t.Errorf("%s: wired field %s has no reason in wiring", c.name, f)
 		}
-		m[f] = true
+		m[f] = "wired"
 	}
 	for _, f := range c.owned {
-		m[f] = true
+		m[f] = "owned"
+	}
+	for _, f := range c.fixed {
+		m[f] = "fixed"
 	}
 	return m
 }
@@ -129,6 +138,12 @@ func TestConverters(t *testing.T) {
 				t.Fatalf("unusual configuration: %v", err)
 			}
 			seen, skip := map[string]bool{}, c.notFromConfig(t)
+			for _, f := range c.fixed {
+				va, vb := field(reflect.ValueOf(a), f), field(reflect.ValueOf(b), f)
+				if !va.IsValid() || vb.IsZero() || !reflect.DeepEqual(va.Interface(), vb.Interface()) {
+					t.Errorf("fixed field %s: %v and %v, want one constant, not zero", f, va, vb)
+				}
+			}
 			compareFields(t, "", reflect.ValueOf(a), reflect.ValueOf(b), skip, seen)
 			for f := range skip {
 				if !seen[f] {
@@ -157,7 +172,7 @@ func TestConvertersKeepZero(t *testing.T) {
 			skip := c.notFromConfig(t)
 			var walk func(path string, v reflect.Value)
 			walk = func(path string, v reflect.Value) {
-				if skip[path] {
+				if skip[path] != "" {
 					return
 				}
 				switch v.Kind() {
@@ -188,16 +203,34 @@ func TestConvertersKeepZero(t *testing.T) {
 	}
 }
 
+// field returns the field of v at the dotted path p, through pointers;
+// the zero Value when there is none.
+func field(v reflect.Value, p string) reflect.Value {
+	for _, name := range strings.Split(p, ".") {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}
+			}
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Struct {
+			return reflect.Value{}
+		}
+		v = v.FieldByName(name)
+	}
+	return v
+}
+
 // compareFields walks the options a (from the default configuration) and
 // b (from the unusual one) down to their leaves: numbers, strings,
 // booleans, slices, maps and functions. Each must differ between a and b
 // (functions: be set in b), and be set in b unless it is a boolean.
-func compareFields(t *testing.T, path string, a, b reflect.Value, skip, seen map[string]bool) {
+func compareFields(t *testing.T, path string, a, b reflect.Value, skip map[string]string, seen map[string]bool) {
 	t.Helper()
-	if skip[path] {
+	if skip[path] != "" {
 		seen[path] = true
-		if !a.IsZero() || !b.IsZero() {
-			t.Errorf("%s is set by the converter, but listed as wired or owned", path)
+		if (!a.IsZero() || !b.IsZero()) && skip[path] != "fixed" {
+			t.Errorf("%s is set by the converter, but listed as %s", path, skip[path])
 		}
 		return
 	}

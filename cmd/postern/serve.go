@@ -200,7 +200,9 @@ type serveBase struct {
 func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
 
 func (b *serveBase) spoolOptions() queue.Options {
-	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
+	o := spoolOptions(b.cfg)
+	o.Logger = b.log
+	return o
 }
 
 // run serves on spool and socks until the process is to end: after
@@ -331,12 +333,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		RemoteBatch: remoteBatch{b.out},
 		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(domainOf(addr)) },
 		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
-		Policy: queue.RetryPolicy{
-			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
-			DelayWarning: cfg.Delivery.DelayWarning, Jitter: 0.2,
-		},
-		Hostname: cfg.Hostname,
-		Logger:   log,
+		Policy:      retryPolicy(cfg),
+		Hostname:    cfg.Hostname,
+		Logger:      log,
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
