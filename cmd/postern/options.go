@@ -1,9 +1,13 @@
 package main
 
 import (
+	"net"
+	"strconv"
+
 	"postern/internal/acme"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
+	"postern/internal/autoconfig"
 	"postern/internal/config"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
@@ -272,4 +276,51 @@ func retryPolicy(cfg *config.Config) queue.RetryPolicy {
 // the wiring sets Logger.
 func spoolOptions(cfg *config.Config) queue.Options {
 	return queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize}
+}
+
+// autoconfigOptions turns the configuration into what internal/autoconfig
+// serves: the local domains, the first submissions and submission
+// listeners (port and mechanisms) at hostname, and [autoconfig]'s IMAP
+// server. The wiring sets Logger.
+func autoconfigOptions(cfg *config.Config) autoconfig.Options {
+	o := autoconfig.Options{Domains: cfg.LocalDomains}
+	for _, l := range cfg.Listeners {
+		_, p, err := net.SplitHostPort(l.Address)
+		port, perr := strconv.Atoi(p)
+		if err != nil || perr != nil {
+			continue
+		}
+		e := &autoconfig.Endpoint{Host: cfg.Hostname, Port: port, Mechanisms: l.AuthMechanisms}
+		switch {
+		case l.Role == config.RoleSubmissions && o.Submissions == nil:
+			o.Submissions = e
+		case l.Role == config.RoleSubmission && o.Submission == nil:
+			o.Submission = e
+		}
+	}
+	if a := cfg.Autoconfig; a.IMAPHost != "" {
+		o.IMAP = &autoconfig.Endpoint{Host: a.IMAPHost, Port: a.IMAPPort}
+	}
+	return o
+}
+
+// directoryConfig converts the local domains, [aliases], [send_as] and
+// postmaster into what the user Directory needs.
+func directoryConfig(cfg *config.Config) userdb.DirectoryConfig {
+	return userdb.DirectoryConfig{
+		LocalDomains: cfg.LocalDomains,
+		Aliases:      cfg.Aliases,
+		SendAs:       sendAsGrants(cfg),
+		Postmaster:   cfg.Postmaster,
+	}
+}
+
+// sendAsGrants converts [send_as] into the directory's grants (a part of
+// directoryConfig).
+func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
+	out := make(map[string]userdb.SendAsGrant, len(cfg.SendAs))
+	for user, g := range cfg.SendAs {
+		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
+	}
+	return out
 }

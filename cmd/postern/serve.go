@@ -610,14 +610,6 @@ func roleOf(r config.Role) smtpd.Role {
 	return smtpd.RoleMX
 }
 
-func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
-	out := make(map[string]userdb.SendAsGrant, len(cfg.SendAs))
-	for user, g := range cfg.SendAs {
-		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
-	}
-	return out
-}
-
 // domainOf returns the domain of addr as written: the Directory compares
 // it (strings.ToLower would fold "wor\u212A.test" into work.test).
 func domainOf(addr string) string {
