@@ -160,6 +160,56 @@ func TestConverters(t *testing.T) {
 	}
 }
 
+// TestConvertersPure runs each converter twice on one configuration: it
+// must give the same options (functions aside), and leave the Config as
+// it was, so that a reload can run the converters on a new Config and
+// compare what they give with what runs.
+func TestConvertersPure(t *testing.T) {
+	cfg, keep := loadDefaults(t), loadDefaults(t)
+	unusual(t, cfg)
+	unusual(t, keep)
+	keep.Source = cfg.Source // loaded from two files
+	if !reflect.DeepEqual(cfg, keep) {
+		t.Fatal("two loads differ")
+	}
+	for _, c := range converters {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := c.run(cfg, unusualSecrets())
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := c.run(cfg, unusualSecrets())
+			if !reflect.DeepEqual(noFuncs(reflect.ValueOf(a)), noFuncs(reflect.ValueOf(b))) {
+				t.Errorf("two runs differ:\n%+v\n%+v", a, b)
+			}
+			if !reflect.DeepEqual(cfg, keep) {
+				t.Error("the converter changed the Config")
+			}
+		})
+	}
+}
+
+// noFuncs returns the exported fields of v, through pointers, without
+// its functions (which DeepEqual never finds equal).
+func noFuncs(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return noFuncs(v.Elem())
+	case reflect.Struct:
+		m := map[string]any{}
+		for i := range v.NumField() {
+			if f := v.Type().Field(i); f.IsExported() && f.Type.Kind() != reflect.Func {
+				m[f.Name] = noFuncs(v.Field(i))
+			}
+		}
+		return m
+	}
+	return v.Interface()
+}
+
 // TestConvertersKeepZero runs each converter on a configuration whose
 // every number and duration is 0: 0 is "off" in the configuration and in
 // the options alike, so every number of the options must be 0 too. A

@@ -8,6 +8,34 @@
 // file, the key and the reason. Dev returns the embedded default used when
 // no file is given. docs/configuration.md describes every key.
 //
+// # Defaults and "off"
+//
+// This package is the one source of the defaults of every key. Load and
+// Dev return a Config in which every value is resolved: a key the file
+// leaves out holds its default here (the Default constants, and values
+// derived from other keys, such as mail_auth.authserv_id from hostname),
+// never a zero that some package would read as "its default". The
+// packages that use the values have no default of their own for them
+// (internal/queue's worker count, retry schedule and segment size are
+// the last exception; the values it gets are never 0).
+//
+// Off has one form, 0 (or "", or an empty list), the same in the file,
+// in the Config and in the packages' options: a count, a rate, a delay,
+// a cache or a cap of 0 is off ("no limit", "no delay", "keep none").
+// A key that cannot be off refuses 0 in Validate (a timeout, a worker
+// count, a hash parameter). Its option in the package then reads 0 as
+// off too, where that means something (smtpd's limits), or is required:
+// the constructor refuses 0, with an error where it returns one and a
+// panic where it cannot, as time.NewTicker does.
+//
+// So cmd/postern's converters (options.go: one pure function per
+// package's options) copy values across and never translate; a package
+// keeps defaults only for options no key sets (protocol limits, internal
+// timeouts), which have that one owner. The Config is a plain value (no
+// pointers to shared state, no secrets): load it again and compare it
+// with reflect.DeepEqual, or run the converters on it again, to see what
+// a changed file changes.
+//
 // # Secrets
 //
 // A secret (a password, a token, a connection string) is never a value

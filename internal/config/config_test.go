@@ -410,3 +410,29 @@ func TestDataShares(t *testing.T) {
 		t.Errorf("shares %d, %d: each must take a message of max_message_size", a, n)
 	}
 }
+
+// TestConfigIsAPlainValue: loading a file twice gives equal Configs, and
+// a changed key makes them differ, so that a reload can compare the
+// Config it loads with the one that runs (reflect.DeepEqual).
+func TestConfigIsAPlainValue(t *testing.T) {
+	p := write(t, full)
+	a, err := load(p, fixedHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load(p, fixedHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("two loads of one file differ:\n%+v\n%+v", a, b)
+	}
+	b.Aliases["new@example.org"] = []string{"alice@example.com"}
+	b.Abuse.IPBanAfter++
+	if reflect.DeepEqual(a, b) {
+		t.Fatal("a changed Config compares equal")
+	}
+	if _, ok := a.Aliases["new@example.org"]; ok {
+		t.Fatal("two loads share their maps")
+	}
+}
