@@ -34,19 +34,15 @@ func newResolver(cfg *config.Config) (*dns.Client, error) {
 // MTA-STS and the configured per-domain minimum. Every name it depends
 // on, the MTA-STS policy hosts included, is looked up through res.
 func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
-	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
-	for dom, s := range cfg.Delivery.TLSMinimum {
-		m, err := policy.ParseMode(s)
-		if err != nil {
-			return nil, fmt.Errorf("delivery.tls_minimum: %w", err)
-		}
-		min[dom] = m
-	}
-	roots, err := outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file")
+	o, err := plannerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return policy.New(policy.Options{Resolver: res, Minimum: min, Roots: roots, Logger: log}), nil
+	if o.Roots, err = outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file"); err != nil {
+		return nil, err
+	}
+	o.Resolver, o.Logger = res, log
+	return policy.New(o), nil
 }
 
 // outboundRoots returns the system roots plus the PEM certificates of

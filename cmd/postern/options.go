@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 
@@ -9,6 +10,7 @@ import (
 	"postern/internal/admission/redisstore"
 	"postern/internal/autoconfig"
 	"postern/internal/config"
+	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
@@ -323,4 +325,19 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
 	}
 	return out
+}
+
+// plannerOptions converts delivery.tls_minimum into the delivery policy
+// engine's options; the wiring sets Resolver, Roots (with
+// delivery.ca_file) and Logger.
+func plannerOptions(cfg *config.Config) (policy.Options, error) {
+	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
+	for dom, s := range cfg.Delivery.TLSMinimum {
+		m, err := policy.ParseMode(s)
+		if err != nil {
+			return policy.Options{}, fmt.Errorf("delivery.tls_minimum: %w", err)
+		}
+		min[dom] = m
+	}
+	return policy.Options{Minimum: min}, nil
 }

@@ -55,6 +55,8 @@ var wiring = map[string]string{
 	"Passed":                 "screenOf: the admission store remembers who passed",
 	"CacheSize":              "newResolver: dnsCacheSize (no key)",
 	"Dial":                   "a net.Dialer",
+	"Dialer":                 "the resolver's dns.Dialer (policy.New)",
+	"Roots":                  "newPlanner reads delivery.ca_file",
 	"After":                  "the clock (time.After)",
 }
 
@@ -89,6 +91,9 @@ var converters = []converter{
 	{name: "directoryConfig", run: of(directoryConfig), owned: []string{"Refresh"}},
 	{name: "autoconfigOptions", run: of(autoconfigOptions), wired: []string{"Logger"},
 		owned: []string{"IMAP.Mechanisms"}, parsed: []string{"Submissions.Port", "Submission.Port"}},
+	{name: "plannerOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return plannerOptions(c) },
+		wired: []string{"Resolver", "HTTPClient", "Dialer", "Roots", "Now", "Rand", "Logger"},
+		owned: []string{"MTASTSCacheSize", "FetchTimeout", "MaxHosts"}, parsed: []string{"Minimum[*]"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -399,6 +404,7 @@ func unusual(t *testing.T, cfg *config.Config) {
 		Hostnames: []string{"mx.example.net"}}
 	cfg.DataDir = "/srv/postern"
 	cfg.DNS.Servers = []string{"192.0.2.53:53"}
+	cfg.Delivery.TLSMinimum = map[string]string{"*": config.TLSEncrypt}
 	cfg.PKCS11.Module, cfg.PKCS11.PINFile = "/usr/lib/softhsm/libsofthsm2.so", "/etc/postern/token.pin"
 	cfg.OAuth = config.OAuth{JWKSURL: "https://idp.example.net/jwks", JWKSFile: "/etc/postern/jwks.json",
 		IntrospectionURL: "https://idp.example.net/introspect", ClientID: "mx", Issuer: "https://idp.example.net",
