@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"strings"
 
 	"postern/internal/config"
 	"postern/internal/sasl"
@@ -44,52 +43,34 @@ func newAuthSetup(cfg *config.Config, sec config.Secrets, db *userdb.DB, certs *
 	return a, nil
 }
 
-// mechanisms returns the SASL authenticator of one listener.
+// mechanisms returns the SASL authenticator of one listener: the
+// listener's mechanisms and [auth] (mechanismsOf), with the directory,
+// the token verifier and the certificates.
 func (a *authSetup) mechanisms(lc config.Listener) *sasl.Mechanisms {
-	m := &sasl.Mechanisms{
-		Enabled:  lc.AuthMechanisms,
-		Check:    a.db.CheckPassword,
-		Secrets:  a.db,
-		Tokens:   a.tokens,
-		Hostname: a.cfg.Hostname,
-		Users: func(ctx context.Context, name string) (string, error) {
-			u, ok := a.db.Lookup(name)
-			if !ok {
-				return "", fmt.Errorf("no user %q: %w", name, sasl.ErrInvalidCredentials)
-			}
-			return u.Address, nil
-		},
-		// The leaf this session was served, for tls-server-end-point
-		// (RFC 5929 §4) on TLS 1.2; TLS 1.3 binds with tls-exporter.
-		ServerCertificate: func(cs *tls.ConnectionState) *x509.Certificate {
-			c, err := a.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
-			if err != nil || c == nil {
-				return nil
-			}
-			if c.Leaf != nil {
-				return c.Leaf
-			}
-			leaf, err := x509.ParseCertificate(c.Certificate[0])
-			if err != nil {
-				return nil
-			}
-			return leaf
-		},
-		MockKey:         a.mockKey,
-		SCRAMIterations: a.cfg.Auth.SCRAMIterations,
-	}
-	if len(a.cfg.Auth.CertificateMap) > 0 {
-		m.Certs = sasl.CertMap(a.cfg.Auth.CertificateMap)
-	}
-	if req := a.cfg.Auth.RequireClientCertificate; len(req) > 0 {
-		m.RequireCert = func(user string) bool {
-			for _, u := range req {
-				if strings.EqualFold(u, user) {
-					return true
-				}
-			}
-			return false
+	m := mechanismsOf(a.cfg, lc)
+	m.Check, m.Secrets, m.Tokens, m.MockKey = a.db.CheckPassword, a.db, a.tokens, a.mockKey
+	m.Users = func(ctx context.Context, name string) (string, error) {
+		u, ok := a.db.Lookup(name)
+		if !ok {
+			return "", fmt.Errorf("no user %q: %w", name, sasl.ErrInvalidCredentials)
 		}
+		return u.Address, nil
+	}
+	// The leaf this session was served, for tls-server-end-point
+	// (RFC 5929 §4) on TLS 1.2; TLS 1.3 binds with tls-exporter.
+	m.ServerCertificate = func(cs *tls.ConnectionState) *x509.Certificate {
+		c, err := a.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
+		if err != nil || c == nil {
+			return nil
+		}
+		if c.Leaf != nil {
+			return c.Leaf
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return nil
+		}
+		return leaf
 	}
 	return m
 }

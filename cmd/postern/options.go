@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 
 	"postern/internal/acme"
 	"postern/internal/admission"
@@ -17,6 +18,7 @@ import (
 	"postern/internal/oauth"
 	"postern/internal/pkcs11"
 	"postern/internal/queue"
+	"postern/internal/sasl"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -340,4 +342,26 @@ func plannerOptions(cfg *config.Config) (policy.Options, error) {
 		min[dom] = m
 	}
 	return policy.Options{Minimum: min}, nil
+}
+
+// mechanismsOf converts a listener's auth_mechanisms and [auth] into its
+// SASL mechanisms; the wiring (authSetup.mechanisms) sets what checks the
+// credentials: Check, Secrets, Tokens, Users, ServerCertificate and
+// MockKey.
+func mechanismsOf(cfg *config.Config, lc config.Listener) *sasl.Mechanisms {
+	m := &sasl.Mechanisms{Enabled: lc.AuthMechanisms, Hostname: cfg.Hostname, SCRAMIterations: cfg.Auth.SCRAMIterations}
+	if len(cfg.Auth.CertificateMap) > 0 {
+		m.Certs = sasl.CertMap(cfg.Auth.CertificateMap)
+	}
+	if req := cfg.Auth.RequireClientCertificate; len(req) > 0 {
+		m.RequireCert = func(user string) bool {
+			for _, u := range req {
+				if strings.EqualFold(u, user) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return m
 }

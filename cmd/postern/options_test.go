@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"postern/internal/config"
+	"postern/internal/sasl"
 	"postern/internal/smtpd"
 )
 
@@ -57,6 +58,12 @@ var wiring = map[string]string{
 	"Dial":                   "a net.Dialer",
 	"Dialer":                 "the resolver's dns.Dialer (policy.New)",
 	"Roots":                  "newPlanner reads delivery.ca_file",
+	"Check":                  "authSetup: the user directory",
+	"Secrets":                "authSetup: the user directory",
+	"Tokens":                 "authSetup: the token verifier of [oauth]",
+	"Users":                  "authSetup: the user directory",
+	"ServerCertificate":      "authSetup: the certificate served",
+	"MockKey":                "authSetup: random, made at start",
 	"After":                  "the clock (time.After)",
 }
 
@@ -94,6 +101,8 @@ var converters = []converter{
 	{name: "plannerOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return plannerOptions(c) },
 		wired: []string{"Resolver", "HTTPClient", "Dialer", "Roots", "Now", "Rand", "Logger"},
 		owned: []string{"MTASTSCacheSize", "FetchTimeout", "MaxHosts"}, parsed: []string{"Minimum[*]"}},
+	{name: "mechanismsOf", run: of(func(c *config.Config) *sasl.Mechanisms { return mechanismsOf(c, c.Listeners[1]) }),
+		wired: []string{"Check", "Secrets", "Tokens", "Users", "Now", "ServerCertificate", "MockKey"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }
@@ -389,6 +398,8 @@ func unusual(t *testing.T, cfg *config.Config) {
 	cfg.Aliases = map[string][]string{"info@example.net": {"alice@example.net"}}
 	cfg.SendAs = map[string]config.SendAs{"alice@example.net": {Domains: []string{"example.org"}}}
 	cfg.Autoconfig.IMAPHost = "imap.example.net"
+	cfg.Auth.CertificateMap = map[string]string{"sha256:00ff": "bot@example.net"}
+	cfg.Auth.RequireClientCertificate = []string{"bot@example.net"}
 	for i := range cfg.Listeners {
 		cfg.Listeners[i].Allow = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
 		cfg.Listeners[i].Deny = []netip.Prefix{netip.MustParsePrefix("198.51.100.7/32")}
