@@ -14,6 +14,7 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
+	"postern/internal/metrics"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/userdb"
@@ -82,7 +83,8 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 			MaxMessagesPerConn: cfg.Delivery.MaxMessagesPerConnection,
 			MaxConnsPerHost:    cfg.Delivery.MaxConnectionsPerHost,
 		},
-		Logger: log,
+		Logger:  log,
+		Metrics: remote.NewMetrics(metrics.Registry),
 	}
 	if cfg.Delivery.MaxIdlePerHost == 0 {
 		d.Pool.MaxIdlePerHost = -1 // 0 in the file means no idle connections kept
@@ -130,7 +132,11 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpt
 	})
 	out := make([]queue.Outcome, len(results))
 	for i, r := range results {
-		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host}
+		ss := r.Session
+		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
+			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
+			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
+		}}
 		if r.Code != 0 {
 			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
 		}
