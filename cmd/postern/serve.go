@@ -63,8 +63,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
-	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
-	log = slog.New(events.Handler(log.Handler()))
+	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
 	// systemd's sockets, binding as root, user and group, the data
 	// directory's owner and mode (privs.go).
 	pre, err := prepareProcess(cfg, log, child)
@@ -125,7 +124,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, log) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, log, events) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
@@ -142,7 +141,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
-		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -185,6 +184,7 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	started             time.Time // for the status page's uptime
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -327,6 +327,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		},
 		Hostname: cfg.Hostname,
 		Logger:   log,
+		Observe:  b.events.Delivery, // the status page (observe.go)
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
@@ -351,7 +352,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Limits:            limitsOf(cfg),
 			Directory:         b.dir,
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             spoolAdapter{spool},
+			Spool:             acceptObserver{spoolAdapter{spool}, b.events}, // observe.go
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
@@ -381,6 +382,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+	adminSrv.Version, adminSrv.Started = version, b.started
+	adminSrv.Listeners = listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
