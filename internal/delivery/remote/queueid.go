@@ -20,7 +20,7 @@ const maxRemoteID = 64
 // The id is at most 64 characters of letters, digits and "._-@"; the
 // text comes from a remote server and is hostile.
 func RemoteQueueID(text string) string {
-	lower := strings.ToLower(text)
+	lower := asciiLower(text) // the same length as text, whatever its bytes
 	for _, m := range []string{"queued as ", "id=", "internalid="} {
 		if i := strings.Index(lower, m); i >= 0 && (m != "id=" || i == 0 || !isIDChar(lower[i-1])) {
 			return idToken(text[i+len(m):])
@@ -28,7 +28,7 @@ func RemoteQueueID(text string) string {
 	}
 	fields := strings.Fields(text)
 	switch {
-	case len(fields) >= 2 && strings.HasPrefix(lower, strings.ToLower(fields[0])+" message accepted"):
+	case len(fields) >= 2 && strings.HasPrefix(lower, asciiLower(fields[0])+" message accepted"):
 		return idToken(fields[0])
 	case len(fields) >= 3 && fields[len(fields)-1] == "gsmtp" && fields[len(fields)-2] == "-":
 		return idToken(fields[len(fields)-3])
@@ -57,4 +57,17 @@ func idToken(s string) string {
 func isIDChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
 		c == '.' || c == '_' || c == '-' || c == '@'
+}
+
+// asciiLower lower-cases the ASCII letters of s and leaves every other
+// byte, so that an index into the result is one into s (strings.ToLower
+// replaces invalid UTF-8, which changes lengths).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
