@@ -573,7 +573,7 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level}
+	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
 	if lc.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
