@@ -37,6 +37,6 @@ func cmdReload(args []string, stdout io.Writer) error {
 	case err != nil:
 		return fmt.Errorf("reload: %w", err)
 	}
-	fmt.Fprintln(stdout, "Reloaded the certificates and the users.")
+	fmt.Fprintln(stdout, "Reloaded the certificates, the users and the trace list.")
 	return nil
 }

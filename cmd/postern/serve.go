@@ -129,6 +129,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer adm.Close()
+	trace, err := newTrace(cfg) // [log] trace, reloaded with the configuration (trace.go)
+	if err != nil {
+		return err
+	}
 	// Every socket is bound (or taken from systemd or the old process)
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
@@ -142,6 +146,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
+		trace: trace, loadConfig: cf.load,
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -185,10 +190,18 @@ type serveBase struct {
 	adm                 *admissionSetup
 	notify              *handover.Notifier
 	started             time.Time // for the status page's uptime
+	trace               *smtpd.Trace
+	loadConfig          func() (*config.Config, error) // for reload: the trace list
 }
 
-// reload reloads the certificates and the users, as on SIGHUP.
-func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
+// reload reloads the certificates, the users and the trace list, as on
+// SIGHUP (which logs what was kept).
+func (b *serveBase) reload() { b.reloadAll() }
+
+// reloadAll is reload for `postern reload`: the error says what was kept.
+func (b *serveBase) reloadAll() error {
+	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
+}
 
 func (b *serveBase) spoolOptions() queue.Options {
 	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
@@ -359,6 +372,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Admitter:          b.adm.gate,
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
+			Trace:             b.trace,
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
@@ -380,8 +394,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+	adminSrv.Reload = b.reloadAll                       // postern reload
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events // the status page
 	adminSrv.Version, adminSrv.Started = version, b.started
 	adminSrv.Listeners = listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv

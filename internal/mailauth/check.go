@@ -86,6 +86,10 @@ type Message struct {
 	// Data is the message with CRLF line endings (our Received field on
 	// top is allowed). It is not modified or retained.
 	Data []byte
+	// Log, when not nil, gets the "mail authentication" event instead of
+	// CheckerOptions.Logger: the SMTP session's logger with the message
+	// id, so the event carries listener, session and id.
+	Log *slog.Logger
 }
 
 // Verdict is what the Checker decided. Its fields map onto
@@ -112,6 +116,10 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	var v Verdict
 	r := &v.Results
 	fields, _ := splitHeader(m.Data)
+	log := m.Log
+	if log == nil {
+		log = c.o.Logger
+	}
 
 	// SPF (RFC 7208 §2.3, §2.4): MAIL FROM (or postmaster@HELO for the
 	// null sender), and HELO on its own when it is a domain name.
@@ -137,7 +145,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	domain, rej := authorDomain(fields)
 	if rej != nil {
 		metrics.AuthPolicyActions.WithLabelValues("reject").Inc()
-		c.o.Logger.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
+		log.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
 			"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "rejected", true, "reason", rej.Reason)
 		v.Reject = rej
 		return v, nil
@@ -170,7 +178,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 			v.Quarantine = true
 		}
 	}
-	c.o.Logger.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
+	log.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
 		"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "dmarc", r.DMARC.Result,
 		"header_from", r.DMARC.From, "policy", string(r.DMARC.Policy),
 		"quarantine", v.Quarantine, "rejected", v.Reject != nil)
