@@ -77,16 +77,7 @@ max_fail_delay = "10ms"
 	}
 	// Two wrong passwords from 127.0.0.66: the abuse engine bans it and,
 	// with alert_strikes = 1, alerts.
-	for range 2 {
-		c, err := smtpsFrom("127.0.0.66", s.subs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Auth(smtp.PlainAuth("", "hank@example.test", "wrong-password", "localhost")); err == nil {
-			t.Fatal("a wrong password was accepted")
-		}
-		c.Close()
-	}
+	failLogins(t, "127.0.0.66", s.subs, "hank@example.test", 2)
 	if out, err := s.run("", "reload"); err != nil || !strings.Contains(out, "Reloaded") {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
@@ -186,6 +177,22 @@ max_fail_delay = "10ms"
 		if fi, err := os.Stat(f); err != nil || fi.Size() < 1000 {
 			t.Errorf("screenshot %s: %v", f, err)
 		}
+	}
+}
+
+// failLogins tries n wrong passwords for user, each in a session of its
+// own from src to the implicit-TLS listener addr.
+func failLogins(t *testing.T, src, addr, user string, n int) {
+	t.Helper()
+	for range n {
+		c, err := smtpsFrom(src, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(smtp.PlainAuth("", user, "wrong-password", "localhost")); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+		c.Close()
 	}
 }
 

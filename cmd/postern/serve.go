@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/acme"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -111,6 +112,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	acmeMetrics := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
 	out, err := newRemote(cfg, planner, log)
 	if err != nil {
 		return err
@@ -146,7 +148,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
-		trace: trace, loadConfig: cf.load,
+		trace: trace, loadConfig: cf.load, acmeMetrics: acmeMetrics,
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -192,6 +194,7 @@ type serveBase struct {
 	started             time.Time // for the status page's uptime
 	trace               *smtpd.Trace
 	loadConfig          func() (*config.Config, error) // for reload: the trace list
+	acmeMetrics         *acme.Metrics                  // nil without ACME
 }
 
 // reload reloads the certificates, the users and the trace list, as on
@@ -378,7 +381,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
 		return in, err
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
 		return in, err
 	}
 	var httpL net.Listener
