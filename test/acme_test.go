@@ -28,7 +28,20 @@ func TestACMEServe(t *testing.T) {
 }
 
 func testACMEServe(t *testing.T, challenge string) {
-	s, p := acmeServer(t, t.TempDir(), challenge, acmetest.Options{}, "")
+	dir := t.TempDir()
+	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
+	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
+	acmeAddr := freeAddr(t)
+	var port int
+	fmt.Sscanf(acmeAddr[strings.LastIndexByte(acmeAddr, ':')+1:], "%d", &port)
+	po := acmetest.Options{HTTPPort: port, DNSServer: s.dns.Addr()}
+	addrKey := "http_address"
+	if challenge == "tls-alpn-01" {
+		po = acmetest.Options{TLSPort: port, DNSServer: s.dns.Addr()}
+		addrKey = "tls_alpn_address"
+	}
+	p := acmetest.Start(t, po)
+	writeACMEConfig(t, s, p, fmt.Sprintf("challenge = %q\n%s = %q\n", challenge, addrKey, acmeAddr))
 	s.start()
 	chain := waitACMEChain(t, s, p, 60*time.Second)
 	leaf := p.Verify(t, chain, "mail.example.com").Raw
@@ -72,6 +85,47 @@ func testACMEServe(t *testing.T, challenge string) {
 	}
 }
 
+// writeACMEConfig writes s's configuration (in the directory of its data)
+// for mail.example.com with [acme] against p, acme adding more keys of
+// [acme] and then more tables, and the three listeners.
+func writeACMEConfig(t *testing.T, s *server, p *acmetest.Pebble, acme string) (roots string) {
+	t.Helper()
+	dir := filepath.Dir(s.data)
+	roots = filepath.Join(dir, "pebble-root.pem")
+	os.WriteFile(roots, p.RootPEM, 0o600)
+	s.config = filepath.Join(dir, "postern.toml")
+	err := os.WriteFile(s.config, []byte(fmt.Sprintf(`hostname = "mail.example.com"
+local_domains = ["example.com"]
+data_dir = %q
+[http]
+address = %q
+[dns]
+servers = [%q]
+timeout = "1s"
+[tls]
+ca_file = %q
+[limits]
+shutdown_timeout = "5s"
+[[listener]]
+role = "mx"
+address = %q
+[[listener]]
+role = "submission"
+address = %q
+[[listener]]
+role = "submissions"
+address = %q
+[acme]
+directory_url = %q
+email = "postmaster@example.com"
+ca_roots_file = %q
+%s`, s.data, s.http, s.dns.Addr(), roots, s.mx, s.sub, s.subs, p.DirectoryURL, p.MinicaFile, acme)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roots
+}
+
 // waitACMEChain connects to the submissions listener until it presents
 // a certificate that chains to Pebble's root, and returns the chain.
 func waitACMEChain(t *testing.T, s *server, p *acmetest.Pebble, within time.Duration) [][]byte {
@@ -93,58 +147,4 @@ func waitACMEChain(t *testing.T, s *server, p *acmetest.Pebble, within time.Dura
 	}
 	t.Fatalf("no ACME certificate served within %v: %v", within, last)
 	return nil
-}
-
-// acmeServer describes a server (not started) whose only certificate
-// comes from a real Pebble, started with po, over challenge (its
-// responder on a free address; Pebble resolves mail.example.com in the
-// server's DNS); extra TOML is appended to the configuration.
-func acmeServer(t *testing.T, dir, challenge string, po acmetest.Options, extra string) (*server, *acmetest.Pebble) {
-	t.Helper()
-	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
-	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
-	acmeAddr := freeAddr(t)
-	var port int
-	fmt.Sscanf(acmeAddr[strings.LastIndexByte(acmeAddr, ':')+1:], "%d", &port)
-	po.DNSServer = s.dns.Addr()
-	addrKey := "http_address"
-	if challenge == "tls-alpn-01" {
-		po.TLSPort = port
-		addrKey = "tls_alpn_address"
-	} else {
-		po.HTTPPort = port
-	}
-	p := acmetest.Start(t, po)
-	roots := filepath.Join(dir, "pebble-root.pem")
-	os.WriteFile(roots, p.RootPEM, 0o600)
-	s.config = filepath.Join(dir, "postern.toml")
-	os.WriteFile(s.config, []byte(fmt.Sprintf(`hostname = "mail.example.com"
-local_domains = ["example.com"]
-data_dir = %q
-[http]
-address = %q
-[dns]
-servers = [%q]
-timeout = "1s"
-[tls]
-ca_file = %q
-[limits]
-shutdown_timeout = "5s"
-[acme]
-directory_url = %q
-email = "postmaster@example.com"
-challenge = %q
-%s = %q
-ca_roots_file = %q
-[[listener]]
-role = "mx"
-address = %q
-[[listener]]
-role = "submission"
-address = %q
-[[listener]]
-role = "submissions"
-address = %q
-%s`, s.data, s.http, s.dns.Addr(), roots, p.DirectoryURL, challenge, addrKey, acmeAddr, p.MinicaFile, s.mx, s.sub, s.subs, extra)), 0o600)
-	return s, p
 }

@@ -116,7 +116,11 @@ var metricName = regexp.MustCompile(`\b(?:postern|process|go)_[a-z0-9_]+`)
 func TestMetricsDashboardAndAlerts(t *testing.T) {
 	integration(t)
 	sinkDir := sink(t, "127.0.0.81")
-	s, p := acmeServer(t, t.TempDir(), "http-01", acmetest.Options{AlwaysValid: true}, `
+	dir := t.TempDir()
+	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
+	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
+	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
+	writeACMEConfig(t, s, p, fmt.Sprintf(`http_address = %q
 [admission]
 trusted = ["127.0.0.1/32"]
 [abuse]
@@ -124,7 +128,7 @@ ip_ban_after = 2
 alert_strikes = 1
 fail_delay = "10ms"
 max_fail_delay = "10ms"
-`)
+`, freeAddr(t)))
 	s.dns.Set("sink.example", dnstest.MX(10, "mx.sink.example"))
 	s.dns.Set("mx.sink.example", dnstest.A("127.0.0.81"))
 	s.dns.ServFail("stuck.example")

@@ -16,7 +16,8 @@ import (
 // what cfg turns on: the core, the queue, TLS, the delivery policy and
 // the admission gate always; the abuse engine, mail authentication,
 // DKIM signing (signing: a key was loaded), the checks before the
-// greeting, the PROXY protocol and ACME only with their features, so
+// greeting, the PROXY protocol, mail client autoconfiguration, keys in
+// PKCS#11 tokens and ACME only with their features, so
 // that a server exports no metric of a feature it does not run. It
 // returns the ACME metrics, nil without ACME. (Outbound delivery
 // registers its own in newRemote.)
@@ -47,6 +48,12 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	}
 	if proxy {
 		metrics.RegisterProxy(reg)
+	}
+	if cfg.Autoconfig.Enabled {
+		metrics.RegisterAutoconfig(reg)
+	}
+	if cfg.UsesPKCS11() {
+		metrics.RegisterPKCS11(reg)
 	}
 	if cfg.ACME.Enabled {
 		return acme.NewMetrics(reg)

@@ -34,17 +34,20 @@ func TestFeatureMetrics(t *testing.T) {
 	cfg.ACME.Enabled = false
 	cfg.Abuse.Enabled = false
 	cfg.MailAuth.Check = false
+	cfg.Autoconfig.Enabled = false
 	off := exported(t, cfg, false)
 	for name := range off {
 		for _, p := range []string{"postern_acme_", "postern_auth_bans", "postern_auth_abuse", "postern_dmarc",
-			"postern_mailauth_", "postern_dkim_signatures", "postern_screen", "postern_proxy"} {
+			"postern_mailauth_", "postern_dkim_signatures", "postern_screen", "postern_proxy", "postern_autoconfig",
+			"postern_pkcs11"} {
 			if strings.HasPrefix(name, p) {
 				t.Errorf("%s exported with its feature off", name)
 			}
 		}
 	}
 	for _, want := range []string{"postern_spool_messages", "postern_queue_bounces_total", "postern_queue_dsns_total",
-		"postern_messages_accepted_total", "postern_rejections_total", "process_cpu_seconds_total", "go_goroutines"} {
+		"postern_messages_accepted_total", "postern_rejections_total", "postern_data_bytes", "process_cpu_seconds_total",
+		"go_goroutines"} {
 		if !off[want] {
 			t.Errorf("%s not exported", want)
 		}

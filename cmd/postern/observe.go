@@ -7,6 +7,7 @@ import (
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/handover"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -17,8 +18,8 @@ type acceptObserver struct {
 	ev *admin.Events
 }
 
-func (a acceptObserver) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	if err := a.Spooler.Spool(ctx, env, data); err != nil {
+func (a acceptObserver) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	if err := a.Spooler.Spool(ctx, env, msg); err != nil {
 		return err
 	}
 	a.ev.Accepted(env.ReceivedAt)

@@ -60,6 +60,15 @@ var (
 		Help: "Rejected commands and messages, by listener and reason.",
 	}, []string{"listener", "reason"})
 
+	// DataBytes is the message data sessions hold between DATA and the
+	// spool's answer, in memory and in the spool's files ("in_flight"),
+	// and the part of it in memory ("memory"), for all listeners
+	// (limits.max_data_in_flight and max_data_in_memory cap them).
+	DataBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "postern_data_bytes",
+		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
+	}, []string{"where"})
+
 	// SpoolMessages is the number of messages in the spool with recipients
 	// not yet done.
 	SpoolMessages = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -94,22 +103,25 @@ var (
 // and the metrics every server has, with the series alerts and
 // dashboards rate() over set to 0 from the start: for each of listeners
 // (names) the accepted messages and the spool errors
-// (postern_rejections_total{reason="spool_error"}), and the local
+// (postern_rejections_total{reason="spool_error"} and "no_space"), and the local
 // delivery outcomes.
 func RegisterCore(reg prometheus.Registerer, listeners []string) {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
-		MessagesAccepted, MessagesRejected,
+		MessagesAccepted, MessagesRejected, DataBytes,
 		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
 	)
 	for _, l := range listeners {
 		Connections.WithLabelValues(l)
 		MessagesAccepted.WithLabelValues(l)
 		MessagesRejected.WithLabelValues(l, "spool_error")
+		MessagesRejected.WithLabelValues(l, "no_space")
 	}
 	for _, o := range []string{"delivered", "deferred", "failed"} {
 		LocalDeliveries.WithLabelValues(o)
 	}
+	DataBytes.WithLabelValues("in_flight")
+	DataBytes.WithLabelValues("memory")
 }

@@ -50,13 +50,22 @@ var (
 		Name: "postern_queue_released_total",
 		Help: "Held messages released for delivery by an operator.",
 	})
+
+	// blobSeconds is how long making a large message durable in its own
+	// file takes (its record appended, fdatasync, link, directory fsync),
+	// in the session's goroutine.
+	blobSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postern_spool_blob_seconds",
+		Help:    "Time to make a large message durable in a file of its own.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
 )
 
 // RegisterMetrics registers the queue's metrics on reg, with every
 // bounce reason and DSN outcome at 0 (so that alerts on their rate see
 // them from the start).
 func RegisterMetrics(reg prometheus.Registerer) {
-	reg.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased)
+	reg.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased, blobSeconds)
 	for _, r := range []string{"permanent", "expired", "loop"} {
 		QueueBounces.WithLabelValues(r)
 	}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // TestReports delivers one local and two remote recipients, one of them
@@ -34,9 +36,9 @@ func TestReports(t *testing.T) {
 		TLSVerification: "mta-sts", Connect: 300 * time.Millisecond, Transmit: 50 * time.Millisecond,
 		Reply: "250 2.0.0 Ok: queued as 4Fq1x72W", RemoteID: "4Fq1x72W"}
 	r := NewRunner(s, RunnerOptions{
-		Local:   DelivererFunc(func(context.Context, *Envelope, string, []byte) error { return nil }),
+		Local:   DelivererFunc(func(context.Context, *Envelope, string, *smtp.Message) error { return nil }),
 		IsLocal: func(a string) bool { return strings.HasSuffix(a, "@local.test") },
-		RemoteBatch: BatchDelivererFunc(func(_ context.Context, _ *Envelope, rcpts []string, _ []byte) []Outcome {
+		RemoteBatch: BatchDelivererFunc(func(_ context.Context, _ *Envelope, rcpts []string, _ *smtp.Message) []Outcome {
 			var out []Outcome
 			for _, rc := range rcpts {
 				o := Outcome{Rcpt: rc, RemoteMTA: "mx.example.org", Relay: relay}
