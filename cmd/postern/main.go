@@ -6,7 +6,6 @@
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
 //	postern reload [--config FILE | --data DIR]
 //	postern check [--config FILE | --data DIR] [--json]
-//	postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-c N] [-n N] [-m N] ...
 //	postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]   (also as a "sendmail" symlink)
 //	postern version
 //
@@ -65,8 +64,6 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDKIM(args[1:], stdout)
 	case "check":
 		err = cmdCheck(args[1:], stdout)
-	case "bench":
-		err = cmdBench(args[1:], stdout)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "postern", version)
 	case "help", "-h", "--help":
@@ -121,11 +118,6 @@ func usage(w io.Writer) {
   postern check [--config FILE | --data DIR] [--json]
                                                  check the configuration, certificates and DNS records;
                                                  prints the records to publish; exit 0 only when nothing failed
-  postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-user U -pass P]
-               [-c 8] [-n 1000] [-m 1] [-s 10240] [-t D] [-insecure] [-json]
-                                                 load any SMTP server: msgs/s, latency p50/p90/p99
-  postern bench -idle N [-hold 10s] [-pid SERVERPID] -addr ... [-mode ...] [-user U -pass P]
-                                                 open N sessions, hold them, check each is alive
   postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [-C FILE] [RCPT ...]
                                                  queue a message from stdin (sendmail(8); also as a "sendmail" symlink)
   postern version
