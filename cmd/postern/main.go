@@ -27,9 +27,6 @@ import (
 	"postern/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // exitUsage is sysexits.h's EX_USAGE.
 const exitUsage = 64
 
@@ -65,7 +62,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "check":
 		err = cmdCheck(args[1:], stdout)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "postern", version)
+		readVersion().write(stdout)
 	case "help", "-h", "--help":
 		usage(stdout)
 	default:

@@ -143,6 +143,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -185,6 +186,7 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	version             buildVersion
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -380,6 +382,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
+	adminSrv.Version = b.version.String()                                // the status page
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
 	in.adminSrv = adminSrv
 	go func() {
@@ -406,7 +409,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
 	return in, nil
 }
 

@@ -164,6 +164,8 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// Version is the server's version, shown by the status page.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
