@@ -25,6 +25,12 @@ import (
 // binPath is the postern binary built once by TestMain.
 var binPath string
 
+// systemConfig is the file the binary reads when neither --config nor
+// $POSTERN_CONFIG names one, in place of /etc/postern/postern.toml:
+// TestMain builds it so (main.systemConfigPath), so that no test reads
+// the machine's file, and a test can stand one there.
+var systemConfig string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "postern-bin-")
 	if err != nil {
@@ -32,7 +38,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "postern")
-	build := exec.Command("go", "build", "-o", binPath, "../cmd/postern")
+	systemConfig = filepath.Join(dir, "etc", "postern.toml")
+	os.Unsetenv("POSTERN_CONFIG")
+	build := exec.Command("go", "build", "-o", binPath, "-ldflags", "-X main.systemConfigPath="+systemConfig, "../cmd/postern")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build postern:", err)
@@ -90,6 +98,7 @@ type server struct {
 	cmd     *exec.Cmd
 	data    string
 	config  string // "" for the embedded default
+	bare    bool   // the embedded default without --data: data is ./postern-data of its directory
 	mx      string
 	sub     string
 	subs    string
@@ -161,8 +170,11 @@ address = %q
 // args returns the command-line arguments that select this server's
 // configuration, for serve and the other subcommands.
 func (s *server) args() []string {
-	if s.config != "" {
+	switch {
+	case s.config != "":
 		return []string{"--config", s.config}
+	case s.bare:
+		return nil
 	}
 	return []string{"--data", s.data}
 }
@@ -241,6 +253,7 @@ func (s *server) signal(sig syscall.Signal) error {
 func (s *server) run(stdin string, args ...string) (string, error) {
 	cmd := exec.Command(binPath, append(args, s.args()...)...)
 	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Dir = filepath.Dir(s.data)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

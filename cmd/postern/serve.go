@@ -36,18 +36,16 @@ import (
 	"postern/internal/userdb"
 )
 
+// serveFlags is `postern serve`.
+func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
+	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+}
+
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
-	}
+func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -76,7 +74,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken)
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken)
 	if err != nil {
 		return err
 	}
@@ -85,7 +83,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer db.Close()
-	if cf.config == "" {
+	if cfg.Source == "" { // the embedded default
 		if err := firstStart(cfg, db, stdout, log); err != nil {
 			return err
 		}

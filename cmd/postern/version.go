@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -106,4 +107,12 @@ func (v buildVersion) write(w io.Writer) {
 		fmt.Fprintf(w, "module %s\n", v.Module)
 	}
 	fmt.Fprintf(w, "%s %s/%s\n", v.GoVersion, runtime.GOOS, runtime.GOARCH)
+}
+
+// versionFlags is `postern version`.
+func versionFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	return func([]string) error {
+		readVersion().write(c.stdout)
+		return nil
+	}
 }
