@@ -92,6 +92,18 @@ func commands() []*command {
 			setup: reloadFlags,
 		},
 		{
+			name: "restart", section: sectionServer,
+			summary: "restart the running server gracefully, as SIGUSR2 does, and wait for the outcome",
+			text: "A new process, of the binary on disk now and with the configuration file as it is now, takes over the " +
+				"listening sockets without refusing a connection; the old process lets its sessions finish and exits. " +
+				"restart returns once the new process serves, and exits 1 with the cause when it failed: the old process " +
+				"then goes on serving. Use it after an upgrade of the binary or a change to the configuration file.",
+			examples: []string{
+				"postern restart --config /etc/postern/postern.toml",
+			},
+			setup: restartFlags,
+		},
+		{
 			name: "user", section: sectionUsers,
 			summary: "the users who may log in, and their mailboxes",
 			text: "The user commands edit the users file (DATA/users.json) under its lock, or the PostgreSQL directory; " +

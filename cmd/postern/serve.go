@@ -141,7 +141,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
-		version: readVersion(),
+		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -184,6 +184,7 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	restarts            chan restartRequest // postern restart (restart.go)
 	version             buildVersion
 }
 
@@ -245,7 +246,8 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
 func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
-	for sig := range sigs {
+	for {
+		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
 		case syscall.SIGHUP:
 			b.notify.Reloading("reloading")
@@ -256,6 +258,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				req.reply(0, errors.New("refused: Postern is PID 1 (a container's init); replace the container instead"))
 				continue
 			}
 			b.notify.Reloading("graceful restart")
@@ -266,8 +269,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
 				b.notify.Ready()
+				req.reply(0, err)
 				continue
 			}
+			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
 			old := &handover.Old{
 				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
@@ -288,7 +293,6 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			return nil, spool.Close()
 		}
 	}
-	return nil, nil
 }
 
 // instance is what serves on an open spool: the queue runner, the SMTP
@@ -379,9 +383,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
-	adminSrv.Version = b.version.String()                                // the status page
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) }      // postern reload
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String() // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                       // the status page
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
