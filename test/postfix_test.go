@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"postern/internal/dns/dnstest"
+	"postern/internal/testcert"
 )
 
 // postfixMX is a private Postfix instance: its own configuration
@@ -31,11 +33,21 @@ type postfixMX struct {
 }
 
 // startPostfix configures and starts a Postfix instance that accepts mail
-// for domain on ip:25 with STARTTLS offered, and stops it when the test
-// ends. Postfix must be installed (scripts/test installs it unconfigured);
-// the test is skipped without it, or failed under POSTERN_INTEGRATION=1.
+// for domain on ip:25 with STARTTLS offered (a self-signed certificate
+// for localhost), and stops it when the test ends. Postfix must be
+// installed (scripts/test installs it unconfigured); the test is skipped
+// without it, or failed under POSTERN_INTEGRATION=1.
 func startPostfix(t *testing.T, ip, domain string) *postfixMX {
 	t.Helper()
+	return startPostfixTLS(t, ip, nil, domain)
+}
+
+// startPostfixTLS is startPostfix with the certificate Postfix presents
+// (nil: a self-signed one for localhost) and one or more domains it
+// accepts mail for, the first of which names the host.
+func startPostfixTLS(t *testing.T, ip string, cert *tls.Certificate, domains ...string) *postfixMX {
+	t.Helper()
+	domain := domains[0]
 	bin := postfixTool(t, "postfix")
 	// Postfix's daemons run as the postfix user and the virtual delivery
 	// agent as nobody; both must reach their folders.
@@ -52,7 +64,11 @@ func startPostfix(t *testing.T, ip, domain string) *postfixMX {
 	if err := os.Chown(filepath.Join(dir, "mail"), 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	writeCert(t, filepath.Join(p.conf, "cert.pem"), filepath.Join(p.conf, "key.pem"))
+	if cert != nil {
+		testcert.WriteFiles(t, *cert, filepath.Join(p.conf, "cert.pem"), filepath.Join(p.conf, "key.pem"))
+	} else {
+		writeCert(t, filepath.Join(p.conf, "cert.pem"), filepath.Join(p.conf, "key.pem"))
+	}
 
 	// inet_interfaces only names addresses configured on an interface
 	// (127.0.0.1 on lo), so the one SMTP service binds ip:25 in master.cf
@@ -82,12 +98,12 @@ smtpd_tls_key_file = %[4]s/key.pem
 smtpd_tls_security_level = may
 smtpd_tls_received_header = yes
 smtpd_tls_loglevel = 1
-virtual_mailbox_domains = %[3]s
+virtual_mailbox_domains = %[5]s
 virtual_mailbox_base = %[1]s/mail
 virtual_mailbox_maps = static:box/
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
-`, dir, p.log, domain, p.conf)
+`, dir, p.log, domain, p.conf, strings.Join(domains, " "))
 	// No chroot: the Debian defaults would need a populated
 	// /var/spool/postfix-style jail.
 	masterCF := ip + `:25 inet n - n - - smtpd

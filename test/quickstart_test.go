@@ -53,6 +53,9 @@ func TestEmbeddedDefault(t *testing.T) {
 		}
 	}
 	const user = "postmaster@localhost"
+	if strings.Contains(s.stderr.String(), "reaches nobody") {
+		t.Errorf("the quick start warns of the postmaster address:\n%s", s.stderr.String())
+	}
 
 	t.Run("swaks STARTTLS AUTH PLAIN on 587", func(t *testing.T) {
 		out, err := exec.Command(swaks, "--server", s.sub, "--tls", "--auth", "PLAIN",

@@ -20,6 +20,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/pkcs11"
 	"postern/internal/tlsconf"
 )
 
@@ -32,7 +33,7 @@ const (
 
 // checkResult is one line of `postern check`.
 type checkResult struct {
-	Check   string `json:"check"`            // config, data-dir, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
+	Check   string `json:"check"`            // config, data-dir, postmaster, certificate, acme, address, ptr, mx, spf, dkim, dmarc, mta-sts, tls-rpt
 	Domain  string `json:"domain,omitempty"` // the local domain or host name checked
 	Status  string `json:"status"`           // OK, WARN or FAIL
 	Message string `json:"message"`
@@ -48,7 +49,10 @@ type checker struct {
 	res  dns.Resolver
 	http *http.Client // MTA-STS policies
 	now  func() time.Time
-	out  []checkResult
+	// tokens holds the keys in PKCS#11 tokens; nil: opened by run.
+	tokens *pkcs11.Tokens
+	leaves []*x509.Certificate // of the certificates served (checkclients.go)
+	out    []checkResult
 }
 
 func (c *checker) add(status, check, domain, msg, fix string) {
@@ -92,7 +96,9 @@ func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 			c.fail("config", "", err.Error(), "set [dns] servers, or make /etc/resolv.conf name a resolver")
 		} else {
 			c.res = res
-			c.http = &http.Client{Timeout: 30 * time.Second}
+			// The policy host is looked up through [dns], as delivery does.
+			c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+				DialContext: (&dns.Dialer{Resolver: res}).DialContext, ForceAttemptHTTP2: true}}
 			c.run(context.Background())
 		}
 	}
@@ -114,13 +120,20 @@ func (c *checker) run(ctx context.Context) {
 		src = "the embedded default"
 	}
 	c.ok("config", "", src+" is valid")
+	if c.tokens == nil {
+		c.tokens = newTokens(c.cfg, nil) // pkcs11.go
+		defer c.tokens.Close()
+	}
 	c.checkDataDir()
+	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
+	c.checkAutoconfigServer() // checkclients.go
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)
 	if err != nil {
 		c.fail("dkim", "", err.Error(), "replace or remove the broken key file under "+c.cfg.DataDir+"/dkim")
 	}
+	keys = append(keys, c.configuredDKIMKeys()...) // files, or keys in tokens (checkpkcs11.go)
 	for _, d := range c.cfg.LocalDomains {
 		c.checkDomain(ctx, d, keys)
 	}
@@ -171,10 +184,13 @@ func (c *checker) checkCertificates() {
 			c.ok("certificate", c.cfg.Hostname, "self-signed (development); postern serve creates it in "+c.cfg.SelfSignedDir())
 			continue
 		}
-		cert, err := tlsconf.ReadCertificate(f.CertFile, f.KeyFile)
+		cert, err := c.readCertificate(f) // a key file, or a key in a token (checkpkcs11.go)
 		if err != nil {
 			c.fail("certificate", "", err.Error(), "correct the file, or the path in [tls]")
 			continue
+		}
+		if cert == nil {
+			continue // the token key's failure is reported
 		}
 		if msg, fix := keyFileExposed(f.KeyFile, c.cfg.DataDir); msg != "" {
 			c.fail("certificate", "", msg, fix)
@@ -198,6 +214,11 @@ func (c *checker) checkCertificates() {
 	}
 	if len(certs) == 0 {
 		return
+	}
+	for _, cert := range certs {
+		if cert.Leaf != nil {
+			c.leaves = append(c.leaves, cert.Leaf)
+		}
 	}
 	probs := tlsconf.CheckSet(certs, names, opts)
 	for _, p := range probs {

@@ -20,6 +20,7 @@ import (
 	"postern/internal/dns/dnstest"
 	"postern/internal/mailauth"
 	"postern/internal/tlsconf"
+	"postern/internal/userdb"
 )
 
 // checkEnv is a configuration with a DKIM key, a DNS server on loopback
@@ -55,6 +56,7 @@ public_addresses = ["192.0.2.1"]
 		t.Fatal(err)
 	}
 	e.cfg = cfg
+	addTestUser(t, cfg, "postmaster@example.com")
 	key, pemKey, err := mailauth.GenerateKey(mailauth.Ed25519SHA256)
 	if err != nil {
 		t.Fatal(err)
@@ -102,6 +104,22 @@ public_addresses = ["192.0.2.1"]
 	return e
 }
 
+// addTestUser adds a user to cfg's users file (cheap Argon2 parameters).
+func addTestUser(t *testing.T, cfg *config.Config, addr string) {
+	t.Helper()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	db, err := userdb.Open(cfg.UsersFile(), userdb.Options{Argon2: userdb.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Add(addr, "pw-check-1"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (e *checkEnv) run(t *testing.T) []checkResult {
 	t.Helper()
 	c := &checker{cfg: e.cfg, res: e.dns.Resolver(), http: e.http, now: func() time.Time {
@@ -130,6 +148,8 @@ func goodZone() dnstest.Zone {
 		"_dmarc.example.com":             {dnstest.TXT("v=DMARC1; p=reject; rua=mailto:postmaster@example.com")},
 		"_mta-sts.example.com":           {dnstest.TXT("v=STSv1; id=20261127")},
 		"_smtp._tls.example.com":         {dnstest.TXT("v=TLSRPTv1; rua=mailto:tlsrpt@example.com")},
+		"_submissions._tcp.example.com":  {dnstest.SRV(0, 1, 465, "mail.example.com")},
+		"_submission._tcp.example.com":   {dnstest.SRV(0, 1, 587, "mail.example.com")},
 	}
 }
 
@@ -144,7 +164,7 @@ func TestCheckAllWell(t *testing.T) {
 			t.Errorf("%+v", r)
 		}
 	}
-	for _, check := range []string{"config", "data-dir", "certificate", "address", "ptr", "mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} {
+	for _, check := range []string{"config", "data-dir", "postmaster", "certificate", "address", "ptr", "mx", "spf", "dkim", "dmarc", "mta-sts", "tls-rpt"} {
 		if len(find(rs, check)) != 1 {
 			t.Errorf("check %s: %d results, want 1", check, len(find(rs, check)))
 		}
@@ -152,7 +172,7 @@ func TestCheckAllWell(t *testing.T) {
 	var out bytes.Buffer
 	(&checker{out: rs}).print(&out, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
-		!strings.HasSuffix(out.String(), "11 checks: 0 failed, 0 warnings\n") {
+		!strings.HasSuffix(out.String(), "14 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -276,7 +296,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "WARN mta-sts example.com: no MTA-STS record") ||
-		!strings.HasSuffix(stdout.String(), "11 checks: 0 failed, 1 warnings\n") {
+		!strings.HasSuffix(stdout.String(), "14 checks: 0 failed, 1 warnings\n") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 
@@ -337,5 +357,40 @@ func TestKeyFileExposed(t *testing.T) {
 		if c.exposed && (!strings.Contains(msg, "readable by everyone") || !strings.Contains(fix, "chmod o-rwx "+c.path)) {
 			t.Errorf("%s: %q, fix %q", c.path, msg, fix)
 		}
+	}
+}
+
+// TestCheckPostmaster: a postmaster address that reaches nobody is a
+// FAIL with the exact command that fixes it (issue 12, §6); the
+// embedded default, whose first start creates postmaster@localhost, is
+// fine before that start.
+func TestCheckPostmaster(t *testing.T) {
+	e := newCheckEnv(t, goodZone())
+	os.Remove(e.cfg.UsersFile())
+	os.Remove(strings.TrimSuffix(e.cfg.UsersFile(), ".json") + ".lock")
+	for _, users := range [][]string{nil, {"alice@example.com"}} {
+		for _, u := range users {
+			addTestUser(t, e.cfg, u)
+		}
+		r := find(e.run(t), "postmaster")
+		want := "postern user add postmaster@example.com --config " + e.cfgFile +
+			`, or an alias to an existing user in ` + e.cfgFile + `: [aliases] "postmaster@example.com" = ["USER@example.com"]`
+		if len(r) != 1 || r[0].Status != statusFail || r[0].Domain != "example.com" || r[0].Fix != want ||
+			!strings.Contains(r[0].Message, "postmaster@example.com reaches nobody") {
+			t.Errorf("users %q: %+v\nwant FAIL with fix %q", users, r, want)
+		}
+	}
+	if _, err := os.Stat(e.cfg.UsersFile()); err != nil {
+		t.Fatal(err)
+	}
+
+	dev := config.Dev(filepath.Join(t.TempDir(), "postern-data"))
+	c := &checker{cfg: dev}
+	c.checkPostmaster(context.Background())
+	if len(c.out) != 1 || c.out[0].Status != statusOK || !strings.Contains(c.out[0].Message, "postmaster@localhost is created at the first start") {
+		t.Errorf("embedded default: %+v", c.out)
+	}
+	if _, err := os.Stat(dev.DataDir); err == nil {
+		t.Errorf("check made the data directory %s", dev.DataDir)
 	}
 }

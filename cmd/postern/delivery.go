@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,7 +31,8 @@ func newResolver(cfg *config.Config) (*dns.Client, error) {
 }
 
 // newPlanner builds the delivery policy engine: MX routing with DANE,
-// MTA-STS and the configured per-domain minimum.
+// MTA-STS and the configured per-domain minimum. Every name it depends
+// on, the MTA-STS policy hosts included, is looked up through res.
 func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
 	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
 	for dom, s := range cfg.Delivery.TLSMinimum {
@@ -40,7 +42,32 @@ func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy
 		}
 		min[dom] = m
 	}
-	return policy.New(policy.Options{Resolver: res, Minimum: min, Logger: log}), nil
+	roots, err := outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file")
+	if err != nil {
+		return nil, err
+	}
+	return policy.New(policy.Options{Resolver: res, Minimum: min, Roots: roots, Logger: log}), nil
+}
+
+// outboundRoots returns the system roots plus the PEM certificates of
+// file (the configuration key named key), or nil (the system roots) when
+// file is "".
+func outboundRoots(file, key string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the file's only
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate", key, file)
+	}
+	return pool, nil
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy
@@ -70,8 +97,16 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 			pw, _, _ = strings.Cut(string(b), "\n")
 			pw = strings.TrimRight(pw, "\r")
 		}
+		file, key := sh.CAFile, "smarthost.ca_file"
+		if file == "" {
+			file, key = cfg.Delivery.CAFile, "delivery.ca_file"
+		}
+		roots, err := outboundRoots(file, key)
+		if err != nil {
+			return nil, err
+		}
 		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
-			Username: sh.Username, Password: pw, Domains: sh.Domains}
+			Username: sh.Username, Password: pw, Domains: sh.Domains, RootCAs: roots}
 	}
 	return d, nil
 }
@@ -80,8 +115,8 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 // maps its per-recipient results to the queue's outcomes.
 type remoteBatch struct{ d *remote.Deliverer }
 
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, data []byte) []queue.Outcome {
-	hdr := data[:smtp.HeaderEnd(data)]
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+	hdr := msg.Header
 	tlsOptional := false
 	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
 		if strings.EqualFold(strings.TrimSpace(v), "No") { // RFC 8689 §5
@@ -89,7 +124,7 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpt
 		}
 	}
 	results := b.d.Deliver(ctx, &remote.Message{
-		ID: env.ID, From: env.From, Rcpts: rcpts, Data: data,
+		ID: env.ID, From: env.From, Rcpts: rcpts, Data: msg,
 		SMTPUTF8: env.SMTPUTF8 && needsUTF8(env.From, rcpts, hdr), EightBit: env.Body == "8BITMIME",
 		RequireTLS: env.RequireTLS, TLSOptional: tlsOptional,
 	})
@@ -150,7 +185,7 @@ type lmtpLocal struct {
 	lmtp *delivery.LMTP
 }
 
-func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := l.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err)
@@ -158,7 +193,7 @@ func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt strin
 	if err != nil {
 		return err
 	}
-	for i, err := range l.lmtp.Deliver(ctx, env.From, boxes, data) {
+	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
 		if errors.Is(err, delivery.ErrPermanent) {
 			return queue.Permanent(fmt.Errorf("%s: %w", boxes[i], err))
 		}

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns/dnstest"
 	"postern/internal/mailauth"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -69,11 +72,39 @@ type memSpool struct {
 	msgs [][]byte
 }
 
-func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
+func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	data, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, bytes.Clone(data))
+	s.msgs = append(s.msgs, data)
 	return nil
+}
+
+// CreateFile refuses: the tests' messages are small and stay in memory.
+func (s *memSpool) CreateFile(id string) (smtpd.SpoolFile, error) {
+	return nil, errors.New("memSpool: no files")
+}
+
+// serveMX starts an mx listener on loopback with dir and filter, until
+// the test ends, and returns its address and spool.
+func serveMX(t *testing.T, hostname string, dir smtpd.Directory, filter smtpd.Filter) (string, *memSpool) {
+	t.Helper()
+	spool := &memSpool{}
+	s := &smtpd.Server{Name: "mx", Role: smtpd.RoleMX, Hostname: hostname, Directory: dir, Spool: spool, Filter: filter, Logger: discard()}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s.Shutdown(ctx)
+	})
+	return l.Addr().String(), spool
 }
 
 type memDir struct{}
@@ -98,23 +129,12 @@ func TestMXFilterSession(t *testing.T) {
 	cfg := config.Dev(t.TempDir())
 	cfg.Hostname = "mx.example.org"
 	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5}
-	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard())
+	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard(), nil)
 	if err != nil || mx == nil || sub != nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
-	spool := &memSpool{}
-	s := &smtpd.Server{Name: "mx", Role: smtpd.RoleMX, Hostname: cfg.Hostname, Directory: memDir{}, Spool: spool, Filter: mx, Logger: discard()}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Serve(l)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		s.Shutdown(ctx)
-	})
-	c, err := net.Dial("tcp", l.Addr().String())
+	addr, spool := serveMX(t, cfg.Hostname, memDir{}, mx)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +191,11 @@ func TestSignFilter(t *testing.T) {
 	}
 	cfg := config.Dev(dir)
 	cfg.MailAuth = config.MailAuth{Sign: true}
-	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard())
+	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard(), nil)
 	if err != nil || mx != nil || sub == nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
-	data := []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nHi\r\n")
+	data := &smtp.Message{Header: []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\n"), Body: smtp.BodyBytes([]byte("Hi\r\n"))}
 	res, err := sub.Filter(context.Background(), &smtpd.Envelope{AuthUser: "a"}, data)
 	if err != nil || !bytes.HasPrefix(res.Prepend, []byte("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n\td=example.org; s=s1;")) {
 		t.Errorf("signed: %q %v", res.Prepend, err)

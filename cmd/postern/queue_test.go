@@ -40,12 +40,12 @@ func (q *fakeQueue) Lookup(id string) (queue.Item, error) {
 	return queue.Item{}, fmt.Errorf("queue: lookup %s: %w", id, queue.ErrNotFound)
 }
 
-func (q *fakeQueue) Get(id string) (*queue.Envelope, []byte, error) {
+func (q *fakeQueue) Header(id string) (*queue.Envelope, []byte, error) {
 	env, ok := q.envs[id]
 	if !ok {
 		return nil, nil, queue.ErrNotFound
 	}
-	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\nShall we?\r\n"), nil
+	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\n"), nil
 }
 
 func (q *fakeQueue) Delete(id string) error {

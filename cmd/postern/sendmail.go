@@ -363,19 +363,21 @@ type localSubmitter struct {
 }
 
 // Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, data []byte) error {
+func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
 	if l.sign != nil {
 		// Only root and Postern's own user reach the socket: they are
 		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, data)
+		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, msg)
 		if err != nil {
 			return err
 		}
 		if len(res.Prepend) > 0 {
-			data = append(append([]byte(nil), res.Prepend...), data...)
+			msg = &smtp.Message{Header: append(append([]byte(nil), res.Prepend...), msg.Header...), Body: msg.Body}
 		}
 	}
-	return l.spool.Put(ctx, env, data)
+	// A large body goes into a blob of its own, written in this
+	// goroutine: the spool's writer never copies it.
+	return l.spool.PutMessage(ctx, env, msg)
 }
 
 // localSubmit configures the admin socket's local submission; limiter

@@ -31,6 +31,7 @@ import (
 	"postern/internal/handover"
 	"postern/internal/metrics"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -74,7 +75,9 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken)
+	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
+	defer tokens.Close()
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -88,15 +91,12 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
-	dcfg := userdb.DirectoryConfig{
-		LocalDomains: cfg.LocalDomains,
-		Aliases:      cfg.Aliases,
-		SendAs:       sendAsGrants(cfg),
-	}
+	dcfg := directoryConfig(cfg)
 	if err := dcfg.Validate(); err != nil {
 		return err
 	}
 	dir := userdb.NewDirectory(db, dcfg)
+	warnPostmasters(context.Background(), cfg, dir, log) // postmaster.go
 
 	resolver, err := newResolver(cfg)
 	if err != nil {
@@ -106,7 +106,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log)
+	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log, tokens)
 	if err != nil {
 		return err
 	}
@@ -141,6 +141,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		budget:   newDataBudget(cfg.Limits),
 		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
@@ -184,8 +185,11 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
-	restarts            chan restartRequest // postern restart (restart.go)
-	version             buildVersion
+	// budget bounds the message data of all listeners' sessions
+	// (limits.max_data_in_flight, max_data_in_memory).
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -306,6 +310,7 @@ type instance struct {
 	serving    sync.WaitGroup // the servers' Serve calls
 	httpSrv    *http.Server
 	adminHTTP  *http.Server
+	autoconf   *http.Server // [autoconfig] (autoconfig.go)
 	adminSrv   *admin.Server
 }
 
@@ -356,6 +361,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Directory:         b.dir,
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
+			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
@@ -395,6 +401,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
 	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
+		return in, err
+	}
+	if in.autoconf, err = startAutoconfig(cfg, b.tlsCfg, socks.Listen, log); err != nil { // autoconfig.go
 		return in, err
 	}
 
@@ -455,6 +464,9 @@ func (in *instance) stop(timeout time.Duration) {
 	if in.adminHTTP != nil {
 		in.adminHTTP.Shutdown(ctx)
 	}
+	if in.autoconf != nil {
+		in.autoconf.Shutdown(ctx)
+	}
 	in.adminSrv.Shutdown(ctx) // closes the socket: DATA/admin.sock is removed
 	in.cancel()
 	<-in.runnerDone
@@ -464,6 +476,12 @@ func (in *instance) stop(timeout time.Duration) {
 func (in *instance) abort() {
 	if in.httpSrv != nil {
 		in.httpSrv.Close()
+	}
+	if in.adminHTTP != nil {
+		in.adminHTTP.Close()
+	}
+	if in.autoconf != nil {
+		in.autoconf.Close()
 	}
 	if in.adminSrv != nil {
 		in.adminSrv.Shutdown(context.Background())
@@ -475,9 +493,9 @@ func (in *instance) abort() {
 // bindSockets gets every socket the configuration names from listen.
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
-// the [[listener]]s by their names, and "http", "admin", "acme-http-01"
-// or "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
-// all to the new process.
+// the [[listener]]s by their names, and "http", "admin", "autoconfig",
+// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
 	add := func(name, addr, what string) error {
@@ -498,6 +516,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 	for _, x := range []struct{ name, key string }{
 		{"http", "http"},
 		{"admin", "admin.http_address"},
+		{"autoconfig", "autoconfig.address"},
 		{"acme-http-01", "acme.http_address"},
 		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
 	} {
@@ -599,14 +618,32 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
 		failDelay = -1
 	}
-	return smtpd.Limits{
-		MaxMessageSize: l.MaxMessageSize,
-		MaxRecipients:  l.MaxRecipients,
-		MaxErrors:      l.MaxErrors,
-		CommandTimeout: l.CommandTimeout,
-		DataTimeout:    l.DataTimeout,
-		AuthFailDelay:  failDelay,
+	errorDelay := l.ErrorDelay
+	if errorDelay == 0 { // as for auth_fail_delay
+		errorDelay = -1
 	}
+	return smtpd.Limits{
+		MaxMessageSize:  l.MaxMessageSize,
+		MaxRecipients:   l.MaxRecipients,
+		MaxErrors:       l.MaxErrors,
+		ErrorDelayAfter: l.ErrorDelayAfter,
+		ErrorDelay:      errorDelay,
+		CommandTimeout:  l.CommandTimeout,
+		DataTimeout:     l.DataTimeout,
+		DataTimeLimit:   l.DataTimeLimit,
+		MaxHeaderSize:   int(l.MaxHeaderSize),
+		AuthFailDelay:   failDelay,
+	}
+}
+
+// newDataBudget bounds the message data of every listener's sessions
+// together: limits.max_data_in_flight, max_data_in_memory, and the
+// shares of clients that did not log in.
+func newDataBudget(l config.Limits) *smtpd.DataBudget {
+	perAddr, perNet := l.DataShares()
+	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
+		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
+	})
 }
 
 func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
@@ -617,25 +654,31 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
+// domainOf returns the domain of addr as written: the Directory compares
+// it (strings.ToLower would fold "wor\u212A.test" into work.test).
 func domainOf(addr string) string {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return ""
 	}
-	return strings.ToLower(addr[i+1:])
+	return addr[i+1:]
 }
 
-// spoolAdapter hands the session's envelopes to the queue.
+// spoolAdapter hands the session's envelopes to the queue. A large
+// message streams into a blob of the spool as it arrives (CreateFile),
+// which PutMessage then keeps as the message's body.
 type spoolAdapter struct{ s *queue.Spool }
 
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	return a.s.Put(ctx, &queue.Envelope{
+func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	return a.s.PutMessage(ctx, &queue.Envelope{
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
 		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
 		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, data)
+	}, msg)
 }
+
+func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
 // localDelivery delivers a local recipient: it expands aliases and writes
 // to each resulting mailbox's Maildir.
@@ -644,7 +687,7 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
+func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := d.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err) // the user was deleted since RCPT
@@ -653,7 +696,7 @@ func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt s
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.Deliver(ctx, b, data)
+		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

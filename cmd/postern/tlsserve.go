@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"postern/internal/config"
+	"postern/internal/pkcs11"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/tlsconf/redistickets"
@@ -22,8 +24,9 @@ import (
 // setupTLS loads (or, when configured, creates) the certificates, checks
 // each as a client would (a broken chain stops the start unless
 // allowBroken, which logs it at ERROR level) and returns them with the
-// TLS configuration the listeners share.
-func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.Certs, *tls.Config, error) {
+// TLS configuration the listeners share. Keys named by pkcs11: URIs come
+// from tokens.
+func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pkcs11.Tokens) (*tlsconf.Certs, *tls.Config, error) {
 	if cfg.TLS.SelfSigned {
 		certFile, _ := cfg.TLSFiles()
 		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
@@ -34,6 +37,7 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 		Check:            tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned},
 		AllowBrokenChain: allowBroken,
 		Logger:           log,
+		Keys:             tokenKeys(tokens, log), // pkcs11.go
 	}
 	for _, f := range cfg.TLSCertificateFiles() {
 		opts.Pairs = append(opts.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
@@ -56,8 +60,12 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 		log.Error("started with --allow-broken-chain: a certificate clients refuse is served rather than stopping; remove the flag once fixed")
 	}
 	certs, err := tlsconf.OpenCerts(opts)
-	if err != nil {
+	var ce *tlsconf.ChainError
+	if errors.As(err, &ce) {
 		return nil, nil, fmt.Errorf("%w\n(start anyway, for emergencies only: postern serve --allow-broken-chain)", err)
+	}
+	if err != nil {
+		return nil, nil, err // unreadable files, a key its token does not give: the flag would not help
 	}
 	for name, c := range certs.Certificates() {
 		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/term"
 
+	"postern/internal/addrkey"
 	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/userdb"
@@ -49,7 +50,7 @@ func userSetPassword(c *cli, cf *configFlags, verb, addr string, cram bool) erro
 	}
 	defer db.Close()
 	if verb == "add" {
-		if _, domain, _ := strings.Cut(addr, "@"); !cfg.IsLocalDomain(strings.ToLower(domain)) {
+		if _, domain, _ := strings.Cut(addr, "@"); !isLocalDomain(cfg, domain) {
 			return fmt.Errorf("user add: %q is not a local domain (local_domains: %s)", domain, strings.Join(cfg.LocalDomains, ", "))
 		}
 	}
@@ -171,7 +172,7 @@ func userDirectoryFlags(verb, op string) func(*cli, *flag.FlagSet) func([]string
 			if verb == "alias" {
 				if op == "add" {
 					for _, a := range pos {
-						if _, domain, _ := strings.Cut(a, "@"); !cfg.IsLocalDomain(strings.ToLower(domain)) {
+						if _, domain, _ := strings.Cut(a, "@"); !isLocalDomain(cfg, domain) {
 							return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", a, strings.Join(cfg.LocalDomains, ", "))
 						}
 					}
@@ -260,6 +261,14 @@ func userSendAs(ctx context.Context, db *userdb.DB, op string, pos []string, std
 		}
 	}
 	return nil
+}
+
+// isLocalDomain reports whether domain is one of cfg's local domains,
+// compared as A-labels (a U-label matches its A-label; the Kelvin sign
+// of "wor\u212A.test" does not make work.test).
+func isLocalDomain(cfg *config.Config, domain string) bool {
+	d, err := addrkey.Domain(domain)
+	return err == nil && cfg.IsLocalDomain(d)
 }
 
 // openUsers opens the user directory the configuration names.

@@ -45,8 +45,8 @@ type Spool interface {
 	// Lookup returns one message, live or done, while the spool holds it;
 	// an error wrapping queue.ErrNotFound otherwise.
 	Lookup(id string) (queue.Item, error)
-	// Get returns the envelope and the data of a message.
-	Get(id string) (*queue.Envelope, []byte, error)
+	// Header returns the envelope and the header section of a message.
+	Header(id string) (*queue.Envelope, []byte, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }
@@ -284,7 +284,7 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, id, err)
 		return
 	}
-	env, data, err := s.Spool.Get(id)
+	env, data, err := s.Spool.Header(id)
 	if err != nil {
 		s.fail(w, id, err)
 		return

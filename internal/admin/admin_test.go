@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -44,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.runner = queue.NewRunner(f.spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, []byte) error {
+		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, *smtp.Message) error {
 			f.calls.Add(1)
 			if f.fail.Load() {
 				return errors.New("mailbox locked")
@@ -52,8 +53,10 @@ func newFixture(t *testing.T) *fixture {
 			return nil
 		}),
 		IsLocal: func(string) bool { return true },
-		Policy:  queue.RetryPolicy{First: time.Hour},
-		Logger:  quiet(),
+		// The tests submit with a fixed clock in the past (2026-11-27);
+		// the runner, on the real clock, must not expire those messages.
+		Policy: queue.RetryPolicy{First: time.Hour, GiveUp: 100 * 365 * 24 * time.Hour},
+		Logger: quiet(),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)

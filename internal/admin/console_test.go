@@ -22,6 +22,7 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/tlsconf"
 )
 
@@ -40,7 +41,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	}
 	defer spool.Close()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ []byte) error {
+		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
 			if strings.HasPrefix(rcpt, "bad") {
 				return queue.Permanent(errors.New("no such mailbox"))
 			}
@@ -79,7 +80,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	now := time.Now()
 	addr := netip.MustParseAddr("192.0.2.66")
 	for range 3 {
-		eng.AuthResult(ctx, addr, "alice@example.com", "PLAIN", false, false, now)
+		eng.AuthResult(ctx, admission.AuthOutcome{Remote: addr, Username: "alice@example.com", Mech: "PLAIN", Now: now})
 	}
 	as := ev.Anomalies(now.Add(-time.Hour))
 	if len(as) != 2 || as[0].Event != "alert" || as[0].Kind != "bruteforce" || as[1].Event != "ban" ||

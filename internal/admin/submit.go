@@ -13,8 +13,10 @@ package admin
 // to the envelope sender, which the caller chooses: that name is the
 // envelope's AuthUser and the one the send limits count it under. It
 // adds Message-ID and Date when the message lacks them (as submission
-// does, RFC 6409 §8). Errors: 400 for a bad envelope or message (the
-// caller should not retry it), 413 for a message over the size limit,
+// does, RFC 6409 §8). A message with more Received fields than the loop
+// limit (smtp.MaxReceived, ours included) is refused, as on the SMTP
+// listeners. Errors: 400 for a bad envelope or message (the caller
+// should not retry it), 413 for a message over the size limit,
 // 429 for a message over the caller's send limits (nothing queued; the
 // caller may retry later), 503 when local submission is off, 500 when
 // the message could not be queued (the caller may retry).
@@ -37,6 +39,7 @@ import (
 	"strings"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/admission"
 	"postern/internal/queue"
 	"postern/internal/smtp"
@@ -45,9 +48,10 @@ import (
 // Submitter stores a locally submitted message; the wiring passes the
 // spool, possibly behind a DKIM signer.
 type Submitter interface {
-	// Submit stores env and data durably and returns nil only once they
-	// are (as queue.Spool.Put does). It may prepend header fields.
-	Submit(ctx context.Context, env *queue.Envelope, data []byte) error
+	// Submit stores env and msg durably and returns nil only once they
+	// are (as queue.Spool.PutMessage does). It may prepend header
+	// fields to msg.Header.
+	Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error
 }
 
 // SendLimiter applies the send limits to local submissions as to
@@ -174,7 +178,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		uid = -1
 	}
-	env, data, err := ls.prepare(&req, uid)
+	env, msg, err := ls.prepare(&req, uid)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
@@ -190,7 +194,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := ls.Submitter.Submit(r.Context(), env, data); err != nil {
+	if err := ls.Submitter.Submit(r.Context(), env, msg); err != nil {
 		s.log.Error("admin: local submission failed", "id", env.ID, "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorBody{"queue: " + err.Error()})
 		return
@@ -200,13 +204,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			"rcpts", len(env.Recipients))
 	}
 	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
-		"rcpts", len(env.Recipients), "size", len(data), "uid", uid, "user", env.AuthUser)
+		"rcpts", len(env.Recipients), "size", msg.Size(), "uid", uid, "user", env.AuthUser)
 	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID, Held: env.Hold, HoldReason: env.HoldReason})
 }
 
 // prepare checks a request and returns the envelope and the message
 // with Received (and Message-ID and Date when missing) prepended.
-func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []byte, error) {
+func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *smtp.Message, error) {
 	now := time.Now()
 	if ls.Now != nil {
 		now = ls.Now()
@@ -235,7 +239,11 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 		if err != nil {
 			return nil, nil, fmt.Errorf("recipient %q: %w", rc, err)
 		}
-		a.Domain = strings.ToLower(a.Domain)
+		// The parser lowers ASCII letters; the rest must be a valid IDNA
+		// name, not folded into another one (addrkey).
+		if _, err := addrkey.Domain(a.Domain); err != nil {
+			return nil, nil, fmt.Errorf("recipient %q: %w", rc, err)
+		}
 		addr := a.String()
 		if !seen[addr] {
 			seen[addr] = true
@@ -254,6 +262,10 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 		msg = append(msg, "\r\n"...)
 	}
 	hdr := msg[:smtp.HeaderEnd(msg)]
+	// RFC 5321 §6.3: refused here rather than bounced by the queue.
+	if n := smtp.CountFields(hdr, "Received") + 1; n > smtp.MaxReceived {
+		return nil, nil, fmt.Errorf("routing loop detected (%d Received header fields)", n)
+	}
 	host := ls.Hostname
 	if host == "" {
 		host = "localhost"
@@ -282,9 +294,7 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 		head = now.AppendFormat(head, time.RFC1123Z)
 		head = append(head, "\r\n"...)
 	}
-	data := make([]byte, 0, len(head)+len(msg))
-	data = append(append(data, head...), msg...)
-	return env, data, nil
+	return env, &smtp.Message{Header: append(head, hdr...), Body: smtp.BodyBytes(msg[len(hdr):])}, nil
 }
 
 // checkLines refuses a bare CR or LF: only CRLF ends a line (the client

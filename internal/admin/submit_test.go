@@ -12,13 +12,14 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 // spoolSubmitter puts straight into the spool.
 type spoolSubmitter struct{ s *queue.Spool }
 
-func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, data []byte) error {
-	return p.s.Put(ctx, env, data)
+func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+	return p.s.PutMessage(ctx, env, msg)
 }
 
 func TestSubmit(t *testing.T) {
@@ -79,6 +80,8 @@ func TestSubmit(t *testing.T) {
 	}{
 		{"no rcpt", SubmitRequest{From: "a@x.test", Data: []byte("\r\n")}, ErrRefused},
 		{"bad rcpt", SubmitRequest{Recipients: []string{"b@@x"}, Data: []byte("\r\n")}, ErrRefused},
+		// KELVIN SIGN: no name, and not x.test's k (strings.ToLower made it one).
+		{"rcpt not IDNA", SubmitRequest{Recipients: []string{"b@\u212A.test"}, Data: []byte("\r\n")}, ErrRefused},
 		{"bad from", SubmitRequest{From: "a b", Recipients: []string{"b@x.test"}, Data: []byte("\r\n")}, ErrRefused},
 		{"bare LF", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("a: b\n\nc\r\n")}, ErrRefused},
 		{"bare CR", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("a: b\r\n\r\nc\rd\r\n")}, ErrRefused},

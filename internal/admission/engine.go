@@ -23,7 +23,8 @@ type AbuseOptions struct {
 	// default 10.
 	IPBanAfter int
 	// PrefixBanAfter failures from one IPv4 /24 or IPv6 /64 within Window
-	// ban the prefix; default 30.
+	// ban the prefix, and PrefixBanIPs times as many from one IPv6 /48
+	// ban the /48; default 30.
 	PrefixBanAfter int
 	// PrefixBanIPs banned addresses of one /24 or /64 within Window ban
 	// the prefix; and as many banned /64s of one IPv6 /48 ban the /48;
@@ -33,17 +34,20 @@ type AbuseOptions struct {
 	// Window are credential stuffing: the address is banned and an alert
 	// logged; default 5.
 	StuffingUsers int
-	// UserThrottleAfter failures for one username within Window, from
-	// addresses that never logged in as it, put the username under
-	// attack; default 10.
-	UserThrottleAfter int
-	// DistributedIPs distinct addresses failing for one username within
-	// Window are distributed guessing: the username is put under attack
-	// and an alert logged; default 5.
+	// DistributedIPs failing addresses for one username, each in a
+	// network of its own (IPv4 /24, IPv6 /48; see NetworkOf), are
+	// distributed guessing: the username is put under attack and an
+	// alert logged; default 5. Many addresses of one network count as
+	// one, so one network alone never puts a username under attack.
+	// The username stays under attack for Window after the crossing, and
+	// again while failures from such networks go on.
 	DistributedIPs int
-	// A username under attack is throttled for addresses that never
-	// logged in as it (see Engine): their attempts fail, whatever the
-	// password, until the failures age out of Window.
+	// UserThrottleAfter is the throttle of a username under attack (see
+	// Engine): each network may still have this many passwords checked
+	// for it within Window from its addresses that never logged in as
+	// it; later attempts from those fail unchecked. Default 3; negative turns the throttle
+	// off (a username under attack is then only alerted on).
+	UserThrottleAfter int
 
 	// FailDelay is the delay before the answer to the first failure;
 	// it doubles with each failure from the address within Window, up
@@ -83,7 +87,7 @@ func (o AbuseOptions) withDefaults() AbuseOptions {
 	def(&o.PrefixBanAfter, 30)
 	def(&o.PrefixBanIPs, 3)
 	def(&o.StuffingUsers, 5)
-	def(&o.UserThrottleAfter, 10)
+	def(&o.UserThrottleAfter, 3)
 	def(&o.DistributedIPs, 5)
 	defD(&o.FailDelay, time.Second)
 	defD(&o.MaxFailDelay, 10*time.Second)
@@ -98,20 +102,35 @@ func (o AbuseOptions) withDefaults() AbuseOptions {
 }
 
 // Engine is the auth-abuse engine. The SMTP session asks it before it
-// accepts a login (BeforeAuth) and tells it every outcome (AuthResult).
-// It counts failures per address, per prefix (IPv4 /24, IPv6 /64) and
-// per username, the usernames tried from each address (credential
-// stuffing) and the addresses trying each username (distributed
-// guessing). Its answer grows with the evidence: a delay on each
-// failure, doubling; then a ban of the address or of its prefix (and of
-// an IPv6 /48), longer for each strike; then an alert in the log
-// ("auth abuse alert", kind bruteforce, stuffing or distributed).
+// checks credentials (BeforeAuth) and tells it every outcome
+// (AuthResult). It counts failures per address, per prefix (IPv4 /24,
+// IPv6 /64), the usernames tried from each address (credential stuffing)
+// and the networks trying each username (distributed guessing). Its
+// answer grows with the evidence: a delay on each failure, doubling;
+// then a ban of the address or of its prefix (and of an IPv6 /48),
+// longer for each strike; then an alert in the log ("auth abuse alert",
+// kind bruteforce, stuffing or distributed).
 //
-// The real user is not locked out: a username under attack is throttled
-// only for addresses that never logged in as it (those that did are
-// remembered per user for GoodIPTTL), trusted addresses are exempt, and
-// logins with a client certificate are neither counted nor throttled.
-// A ban still shuts out everyone behind the banned address.
+// A username comes under attack only through distributed guessing:
+// failures from DistributedIPs networks (NetworkOf). An address counts
+// once, however often it fails; its network counts once, however many
+// of its addresses fail; and an address that is banned counts no more.
+// So guessing from one address or one network can never throttle the
+// real user; it only gets that address or network banned.
+//
+// While a username is under attack, the addresses that never logged in
+// as it (one that did is remembered per user for GoodIPTTL; IPv6: its
+// /64) are throttled: their network may still have UserThrottleAfter
+// passwords checked for it within Window; past that their attempts are
+// refused before the credentials are checked (RFC 4954 §6: 535 5.7.8,
+// as for a wrong password). Every failure reply to them, refused or
+// checked, waits MaxFailDelay, so neither the reply nor its timing
+// tells a refused attempt from a wrong password. The real user, from a
+// new network, thus still gets in with the right password; a botnet
+// gets UserThrottleAfter guesses a network a Window instead of about
+// PrefixBanAfter. Trusted addresses and logins with a client
+// certificate are exempt. A ban still shuts out everyone behind the
+// banned address or prefix.
 //
 // An Engine is safe for concurrent use; its state is in the Store.
 type Engine struct {
@@ -130,10 +149,10 @@ func NewEngine(store Store, opts AbuseOptions) *Engine {
 const (
 	keyFailIP     = "auth:fail:ip:"  // + address: failures
 	keyFailPrefix = "auth:fail:p:"   // + prefix: failures
-	keyFailUser   = "auth:fail:u:"   // + username: failures from addresses not good for it
 	keyUsersOfIP  = "auth:users:"    // + address: usernames that failed from it
-	keyIPsOfUser  = "auth:ips:"      // + username: addresses that failed for it
+	keyNetsOfUser = "auth:nets:"     // + username: networks that failed for it
 	keyAttack     = "auth:attack:"   // + username: distributed guessing seen
+	keyChecks     = "auth:checks:"   // + network "|" username: checks while under attack
 	keyGood       = "auth:good:"     // + username: good addresses (IPv6: /64s)
 	keyBannedIn   = "auth:bannedin:" // + prefix: banned addresses or /64s inside
 	maxUserKeyLen = 256              // longer claimed usernames are cut in keys
@@ -157,6 +176,19 @@ func goodKey(a netip.Addr) string {
 	return PrefixOf(a).String()
 }
 
+// NetworkOf returns the network an address counts for in a username's
+// state: its /24 for IPv4, its /48 for IPv6 (IPv6SitePrefix: one site,
+// which may hold many /64s).
+func NetworkOf(a netip.Addr) netip.Prefix {
+	a = a.Unmap()
+	bits := IPv6SitePrefix
+	if a.Is4() {
+		bits = 24
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
 func (e *Engine) trusted(a netip.Addr) bool {
 	return slices.ContainsFunc(e.opts.Trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 }
@@ -166,77 +198,100 @@ func (e *Engine) coversTrusted(p netip.Prefix) bool {
 	return slices.ContainsFunc(e.opts.Trusted, p.Overlaps)
 }
 
-// BeforeAuth is asked before a login is accepted. username is the name
-// the client claimed ("" when the session does not know it yet: then
-// only a ban can refuse). refuse true means the attempt must fail, with
-// 535 after delay, whatever the credentials: the address is banned, or
-// username is under attack and the address never logged in as it.
-// Trusted addresses are never refused. On a store error BeforeAuth does
-// not refuse (it fails open) and logs the error.
-func (e *Engine) BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) (delay time.Duration, refuse bool) {
+// AuthVerdict is BeforeAuth's answer about one login attempt.
+type AuthVerdict struct {
+	// Refuse is true when the attempt must fail whatever the
+	// credentials, which must then not be checked.
+	Refuse bool
+	// Banned is true (with Refuse) when the address is banned: the
+	// session answers 421 4.7.0 and closes.
+	Banned bool
+	// Delay is the least time, from when BeforeAuth was asked, before
+	// the session answers a failure of this attempt, refused or a wrong
+	// password alike (AuthResult's delay applies too, whichever is
+	// longer); 0 when there is none. A success is answered at once.
+	Delay time.Duration
+}
+
+// BeforeAuth is asked before a login's credentials are checked.
+// username is the name the client claimed ("" when the session does not
+// know it yet: then only a ban refuses). The attempt is refused when the
+// address is banned, or when username is under attack, the address
+// never logged in as it, and its network has had its UserThrottleAfter
+// checks within Window (asking counts as one). Trusted addresses are
+// never refused. On a store error BeforeAuth does not refuse (it fails
+// open) and logs the error.
+func (e *Engine) BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) AuthVerdict {
 	remote = remote.Unmap()
 	if e.trusted(remote) {
-		return 0, false
+		return AuthVerdict{}
 	}
 	if _, banned, err := e.store.Banned(ctx, remote, now); err != nil {
 		e.storeError("ban lookup", err)
-		return 0, false
+		return AuthVerdict{}
 	} else if banned {
-		return 0, true
+		return AuthVerdict{Refuse: true, Banned: true}
 	}
-	if username == "" {
-		return 0, false
+	if username == "" || e.opts.UserThrottleAfter <= 0 {
+		return AuthVerdict{}
 	}
-	under, err := e.underAttack(ctx, userKey(username), now)
-	if err != nil {
+	user := userKey(username)
+	if n, err := e.store.Count(ctx, keyAttack+user, now); err != nil {
 		e.storeError("user state", err)
-		return 0, false
+		return AuthVerdict{}
+	} else if n == 0 {
+		return AuthVerdict{}
 	}
-	if !under {
-		return 0, false
-	}
-	good, err := e.store.HasMember(ctx, keyGood+userKey(username), goodKey(remote), now)
+	good, err := e.store.HasMember(ctx, keyGood+user, goodKey(remote), now)
 	if err != nil {
 		e.storeError("good addresses", err)
-		return 0, false
+		return AuthVerdict{}
 	}
 	if good {
-		return 0, false
+		return AuthVerdict{}
 	}
-	return e.failDelay(math.MaxInt64), true // the longest delay
-}
-
-// underAttack reports whether the username has crossed the failure or
-// the distributed-guessing threshold within Window.
-func (e *Engine) underAttack(ctx context.Context, user string, now time.Time) (bool, error) {
-	if e.opts.UserThrottleAfter > 0 {
-		n, err := e.store.Count(ctx, keyFailUser+user, now)
-		if err != nil {
-			return false, err
-		}
-		if n >= int64(e.opts.UserThrottleAfter) {
-			return true, nil
-		}
-	}
-	n, err := e.store.Count(ctx, keyAttack+user, now)
+	// Under attack, from an address not known good: a few checks a
+	// window for its network, every failure answered after the longest
+	// delay.
+	v := AuthVerdict{Delay: e.failDelay(math.MaxInt64)}
+	n, err := e.store.Incr(ctx, keyChecks+NetworkOf(remote).String()+"|"+user, 1, now, e.opts.Window)
 	if err != nil {
-		return false, err
+		e.storeError("throttle", err)
+		return v
 	}
-	return n > 0, nil
+	v.Refuse = n > int64(e.opts.UserThrottleAfter)
+	return v
 }
 
-// AuthResult is told the outcome of every login: ok for a success (also
-// false for an attempt BeforeAuth refused), with the mechanism and
-// whether a client certificate proved the identity. It returns the delay
+// AuthOutcome is the outcome of one login attempt, for AuthResult.
+type AuthOutcome struct {
+	// Remote is the client's address.
+	Remote netip.Addr
+	// Username is the name the client claimed; "" when none.
+	Username string
+	// Mech is the SASL mechanism, for logs.
+	Mech string
+	// OK is true for a login that stands; false for wrong credentials
+	// and for an attempt BeforeAuth refused.
+	OK bool
+	// ViaClientCert is true when a verified TLS client certificate
+	// proved the identity (the session's): its failures are not counted.
+	ViaClientCert bool
+	// Now is when it happened.
+	Now time.Time
+}
+
+// AuthResult is told the outcome of every login. It returns the delay
 // to wait before answering a failure (0 on success), which replaces any
-// fixed delay, and banned true when the address is now banned: the
-// session then closes with 421 instead of answering 535.
-func (e *Engine) AuthResult(ctx context.Context, remote netip.Addr, username, mech string, ok, viaClientCert bool, now time.Time) (delay time.Duration, banned bool) {
-	remote = remote.Unmap()
-	user := userKey(username)
-	if ok {
+// fixed delay, and banned true when the address is banned now: the
+// session then closes with 421 instead of answering 535. A success
+// remembers the address (IPv6: its /64) as good for the user.
+func (e *Engine) AuthResult(ctx context.Context, o AuthOutcome) (delay time.Duration, banned bool) {
+	remote := o.Remote.Unmap()
+	user := userKey(o.Username)
+	if o.OK {
 		if user != "" {
-			if _, err := e.store.AddMember(ctx, keyGood+user, goodKey(remote), now, e.opts.GoodIPTTL); err != nil {
+			if _, err := e.store.AddMember(ctx, keyGood+user, goodKey(remote), o.Now, e.opts.GoodIPTTL); err != nil {
 				e.storeError("remember good address", err)
 			}
 		}
@@ -245,10 +300,10 @@ func (e *Engine) AuthResult(ctx context.Context, remote netip.Addr, username, me
 	if e.trusted(remote) {
 		return 0, false
 	}
-	if viaClientCert {
+	if o.ViaClientCert {
 		return e.failDelay(1), false
 	}
-	n, banned, err := e.fail(ctx, remote, user, mech, now)
+	n, banned, err := e.fail(ctx, remote, user, o.Mech, o.Now)
 	if err != nil {
 		e.storeError("count failure", err)
 		return e.failDelay(1), false
@@ -280,12 +335,12 @@ func doubled(d time.Duration, times int64, limit time.Duration) time.Duration {
 // address's failures in the window and whether it is banned now.
 func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string, now time.Time) (int64, bool, error) {
 	w := e.opts.Window
-	prefix := PrefixOf(remote)
-	nIP, err := e.store.Incr(ctx, keyFailIP+remote.String(), 1, now, w)
-	if err != nil {
-		return 0, false, err
+	// A banned address's failures count no more: it cannot keep a
+	// username under attack, nor get its neighbours banned, by going on.
+	if _, banned, err := e.store.Banned(ctx, remote, now); err != nil || banned {
+		return math.MaxInt64, banned, err
 	}
-	nPrefix, err := e.store.Incr(ctx, keyFailPrefix+prefix.String(), 1, now, w)
+	nIP, err := e.store.Incr(ctx, keyFailIP+remote.String(), 1, now, w)
 	if err != nil {
 		return 0, false, err
 	}
@@ -312,35 +367,8 @@ func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string,
 				return 0, false, err
 			}
 		}
-		// Guessing of one username, from addresses that never logged in
-		// as it (the user's own mistakes do not put it under attack).
-		good, err := e.store.HasMember(ctx, keyGood+user, goodKey(remote), now)
-		if err != nil {
+		if err := e.countForUser(ctx, remote, user, now); err != nil {
 			return 0, false, err
-		}
-		if !good {
-			nUser, err := e.store.Incr(ctx, keyFailUser+user, 1, now, w)
-			if err != nil {
-				return 0, false, err
-			}
-			if e.opts.UserThrottleAfter > 0 && nUser == int64(e.opts.UserThrottleAfter) {
-				e.log.Warn("auth username under attack", "user", user, "failures", nUser, "window", w)
-			}
-			nIPs, err := e.store.AddMember(ctx, keyIPsOfUser+user, remote.String(), now, w)
-			if err != nil {
-				return 0, false, err
-			}
-			if e.opts.DistributedIPs > 0 && nIPs >= int64(e.opts.DistributedIPs) {
-				// Marked for Window from the first crossing; later
-				// failures mark it again once that ends.
-				m, err := e.store.Incr(ctx, keyAttack+user, 1, now, w)
-				if err != nil {
-					return 0, false, err
-				}
-				if m == 1 {
-					e.alert("distributed", "user", user, "addresses", nIPs, "window", w)
-				}
-			}
 		}
 	}
 
@@ -349,13 +377,75 @@ func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string,
 			return 0, false, err
 		}
 	}
-	if e.opts.PrefixBanAfter > 0 && nPrefix >= int64(e.opts.PrefixBanAfter) {
-		if err := e.banPrefix(ctx, prefix, fmt.Sprintf("auth: %d failures from %v in %v", nPrefix, prefix, w), now); err != nil {
-			return 0, false, err
-		}
-		banned = true
+	pb, err := e.prefixFailures(ctx, remote, now)
+	if err != nil {
+		return 0, false, err
 	}
-	return nIP, banned, nil
+	return nIP, banned || pb, nil
+}
+
+// prefixFailures counts a failure toward the address's prefix (IPv4
+// /24, IPv6 /64) and, for IPv6, toward its /48, and bans each past its
+// threshold: PrefixBanAfter failures, and PrefixBanAfter × PrefixBanIPs
+// for a /48 (as many as its banned /64s would take), since a guesser
+// with a /48 can use an address of a /64 of its own for every guess.
+// It reports whether it banned.
+func (e *Engine) prefixFailures(ctx context.Context, remote netip.Addr, now time.Time) (bool, error) {
+	if e.opts.PrefixBanAfter <= 0 {
+		return false, nil
+	}
+	type level struct {
+		p     netip.Prefix
+		limit int64
+	}
+	levels := []level{{PrefixOf(remote), int64(e.opts.PrefixBanAfter)}}
+	if remote.Is6() && e.opts.PrefixBanIPs > 0 {
+		site, _ := remote.Prefix(IPv6SitePrefix)
+		levels = append(levels, level{site, int64(e.opts.PrefixBanAfter) * int64(e.opts.PrefixBanIPs)})
+	}
+	banned := false
+	for _, l := range levels {
+		n, err := e.store.Incr(ctx, keyFailPrefix+l.p.String(), 1, now, e.opts.Window)
+		if err != nil {
+			return banned, err
+		}
+		if n >= l.limit {
+			if err := e.banPrefix(ctx, l.p, fmt.Sprintf("auth: %d failures from %v in %v", n, l.p, e.opts.Window), now); err != nil {
+				return banned, err
+			}
+			banned = true
+		}
+	}
+	return banned, nil
+}
+
+// countForUser counts a failure toward the state of user: the network
+// of remote joins the networks failing for it (unless remote logged in
+// as user before: the user's own mistakes do not count), and from
+// DistributedIPs networks on, the username is under attack.
+func (e *Engine) countForUser(ctx context.Context, remote netip.Addr, user string, now time.Time) error {
+	good, err := e.store.HasMember(ctx, keyGood+user, goodKey(remote), now)
+	if err != nil || good {
+		return err
+	}
+	w := e.opts.Window
+	nNets, err := e.store.AddMember(ctx, keyNetsOfUser+user, NetworkOf(remote).String(), now, w)
+	if err != nil {
+		return err
+	}
+	if e.opts.DistributedIPs <= 0 || nNets < int64(e.opts.DistributedIPs) {
+		return nil
+	}
+	// Marked for Window from the crossing; later failures mark it again
+	// once that ends (the set of networks lives while they go on).
+	m, err := e.store.Incr(ctx, keyAttack+user, 1, now, w)
+	if err != nil {
+		return err
+	}
+	if m == 1 {
+		e.alert("distributed", "user", user, "networks", nNets, "window", w)
+	}
+	return nil
 }
 
 // banAddress bans one address (unless a live ban covers it already) and

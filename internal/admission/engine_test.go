@@ -30,17 +30,37 @@ func newEngine(t *testing.T, s admission.Store, o admission.AbuseOptions) *engin
 }
 
 func (et *engineT) fail(a, user string, now time.Time) (time.Duration, bool) {
-	return et.e.AuthResult(context.Background(), addr(a), user, "PLAIN", false, false, now)
+	return et.e.AuthResult(context.Background(), admission.AuthOutcome{Remote: addr(a), Username: user, Mech: "PLAIN", Now: now})
 }
 
 func (et *engineT) ok(a, user string, now time.Time) {
-	if d, b := et.e.AuthResult(context.Background(), addr(a), user, "PLAIN", true, false, now); d != 0 || b {
+	o := admission.AuthOutcome{Remote: addr(a), Username: user, Mech: "PLAIN", OK: true, Now: now}
+	if d, b := et.e.AuthResult(context.Background(), o); d != 0 || b {
 		et.t.Fatalf("success answered delay %v banned %v", d, b)
 	}
 }
 
-func (et *engineT) before(a, user string, now time.Time) (time.Duration, bool) {
+func (et *engineT) before(a, user string, now time.Time) admission.AuthVerdict {
 	return et.e.BeforeAuth(context.Background(), addr(a), user, now)
+}
+
+// wantNoThrottle checks that user is neither refused nor delayed from
+// any of addrs, and that no distributed guessing was alerted.
+func (et *engineT) wantNoThrottle(user string, now time.Time, addrs ...string) {
+	et.t.Helper()
+	for _, a := range addrs {
+		if v := et.before(a, user, now); v != (admission.AuthVerdict{}) {
+			et.t.Errorf("%s from %s: %+v; want neither refused nor delayed", user, a, v)
+		}
+	}
+	if got := et.log.alerts(); slices.Contains(got, "distributed") {
+		et.t.Errorf("alerts = %v: this is not distributed guessing", got)
+	}
+}
+
+// refused reports whether BeforeAuth refuses a login from a as user.
+func (et *engineT) refused(a, user string, now time.Time) bool {
+	return et.before(a, user, now).Refuse
 }
 
 func (et *engineT) ban(a string, now time.Time) (admission.Ban, bool) {
@@ -66,7 +86,7 @@ func TestEngineBruteforce(t *testing.T) {
 			}
 			now = now.Add(time.Second)
 		}
-		if _, refuse := et.before("192.0.2.1", "alice", now); refuse {
+		if et.refused("192.0.2.1", "alice", now) {
 			t.Fatal("refused before the ban")
 		}
 		// The 10th failure, at the threshold, bans the address.
@@ -77,7 +97,7 @@ func TestEngineBruteforce(t *testing.T) {
 		if !ok || b.Prefix != netip.MustParsePrefix("192.0.2.1/32") || b.Strikes != 1 || !b.Until.Equal(now.Add(15*time.Minute)) {
 			t.Fatalf("ban = %+v, %v; want 192.0.2.1/32 for 15m, strike 1", b, ok)
 		}
-		if _, refuse := et.before("192.0.2.1", "", now); !refuse {
+		if !et.refused("192.0.2.1", "", now) {
 			t.Error("BeforeAuth does not refuse a banned address")
 		}
 		if _, ok := et.ban("192.0.2.2", now); ok {
@@ -126,7 +146,7 @@ func TestEngineRealUserNotLockedOut(t *testing.T) {
 		// 1000 wrong passwords for alice from an attacker: the address is
 		// banned at the 10th, and alice is under attack.
 		for i := 0; i < 1000; i++ {
-			if _, refuse := et.before("192.0.2.66", "alice", now); refuse {
+			if et.refused("192.0.2.66", "alice", now) {
 				break
 			}
 			et.fail("192.0.2.66", "alice", now)
@@ -134,7 +154,7 @@ func TestEngineRealUserNotLockedOut(t *testing.T) {
 		if _, ok := et.ban("192.0.2.66", now); !ok {
 			t.Fatal("attacker not banned")
 		}
-		if _, refuse := et.before("203.0.113.9", "alice", now); refuse {
+		if et.refused("203.0.113.9", "alice", now) {
 			t.Fatal("alice refused from her own address while under attack")
 		}
 		et.ok("203.0.113.9", "alice", now)
@@ -190,7 +210,7 @@ func TestEngineDistributed(t *testing.T) {
 		for i := 1; i <= 4; i++ {
 			et.fail(fmt.Sprintf("198.51.%d.1", i), "alice", now)
 		}
-		if _, refuse := et.before("198.51.50.1", "alice", now); refuse {
+		if et.refused("198.51.50.1", "alice", now) {
 			t.Fatal("throttled before the threshold")
 		}
 		// The fifth address: distributed guessing.
@@ -198,48 +218,159 @@ func TestEngineDistributed(t *testing.T) {
 		if got := et.log.alerts(); !slices.Equal(got, []string{"distributed"}) {
 			t.Fatalf("alerts = %v, want [distributed]", got)
 		}
-		// Any address that never logged in as alice is refused, with the
-		// longest delay; none is banned.
-		d, refuse := et.before("198.51.50.1", "alice", now)
-		if !refuse || d != 10*time.Second {
-			t.Errorf("new address for alice: delay %v refuse %v; want 10s, refused", d, refuse)
+		// An address that never logged in as alice is throttled: every
+		// failure waits the longest delay, and its network may have
+		// three passwords checked (user_throttle_after), no more. None
+		// is banned.
+		for i := 1; i <= 4; i++ {
+			v := et.before("198.51.50.1", "alice", now)
+			if v.Refuse != (i > 3) || v.Banned || v.Delay != 10*time.Second {
+				t.Errorf("new address for alice, attempt %d: %+v; want a 10s delay, refused from the 4th", i, v)
+			}
+		}
+		if !et.refused("198.51.50.200", "alice", now) {
+			t.Error("another address of the same /24 not refused: the checks are per network")
+		}
+		if v := et.before("198.51.51.1", "alice", now); v.Refuse || v.Delay != 10*time.Second {
+			t.Errorf("an address of another /24: %+v; want checked, after 10s", v)
 		}
 		if _, ok := et.ban("198.51.1.1", now); ok {
 			t.Error("an address with one failure is banned")
 		}
 		// Alice's own address and other usernames are not affected.
-		if _, refuse := et.before("203.0.113.9", "alice", now); refuse {
+		if et.refused("203.0.113.9", "alice", now) {
 			t.Error("alice refused from her good address")
 		}
-		if _, refuse := et.before("198.51.50.1", "bob", now); refuse {
+		if et.refused("198.51.50.1", "bob", now) {
 			t.Error("bob refused")
 		}
 		// Usernames compare without case.
-		if _, refuse := et.before("198.51.50.1", "ALICE", now); !refuse {
+		if !et.refused("198.51.50.1", "ALICE", now) {
 			t.Error("ALICE not throttled")
 		}
 		// When the window ends, so does the throttle.
-		if _, refuse := et.before("198.51.50.1", "alice", now.Add(10*time.Minute)); refuse {
-			t.Error("still throttled after the window")
+		if v := et.before("198.51.50.1", "alice", now.Add(10*time.Minute)); v != (admission.AuthVerdict{}) {
+			t.Errorf("after the window: %+v; want no throttle", v)
 		}
 	})
 }
 
-func TestEngineUserThrottleThreshold(t *testing.T) {
+// TestEngineOneAddressCannotLockOut is issue 12 §3 as found: 60 wrong
+// passwords for alice from one address (each asked about first, as the
+// session does) get the address banned, and nothing else: alice, from
+// a neighbour of the guesser or from anywhere else, is not refused nor
+// delayed, and the guesser's /24 is not banned.
+func TestEngineOneAddressCannotLockOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 100, PrefixBanAfter: 100, DistributedIPs: -1})
+		et := newEngine(t, newStore(t), admission.AbuseOptions{})
 		now := e0
-		for i := 0; i < 9; i++ {
-			et.fail("192.0.2.10", "carol", now)
+		for i := 0; i < 60; i++ {
+			et.before("192.0.2.66", "alice", now)
+			et.fail("192.0.2.66", "alice", now)
+			now = now.Add(time.Second)
 		}
-		if _, refuse := et.before("192.0.2.11", "carol", now); refuse {
-			t.Fatal("throttled at 9 failures (threshold 10)")
+		if v := et.before("192.0.2.66", "alice", now); !v.Banned {
+			t.Fatalf("the guesser: %+v; want banned", v)
 		}
-		et.fail("192.0.2.10", "carol", now)
-		if _, refuse := et.before("192.0.2.11", "carol", now); !refuse {
-			t.Fatal("not throttled at 10 failures")
+		if b, ok := et.ban("192.0.2.67", now); ok {
+			t.Fatalf("the guesser's neighbour is banned: %+v (a banned address's failures must stop counting)", b)
+		}
+		et.wantNoThrottle("alice", now, "192.0.2.67", "198.51.100.7", "2001:db8::7")
+	})
+}
+
+// TestEngineOneNetworkCannotLockOut: guessing from many addresses of one
+// IPv4 /24, or from many /64s of one IPv6 /48, gets the network banned
+// but never puts the username under attack.
+func TestEngineOneNetworkCannotLockOut(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		now := e0
+		guess := func(a string) {
+			for j := 0; j < 12; j++ {
+				et.before(a, "alice", now)
+				et.fail(a, "alice", now)
+			}
+		}
+		for i := 1; i <= 254; i++ {
+			guess(fmt.Sprintf("192.0.2.%d", i))
+		}
+		for i := 1; i <= 300; i++ {
+			guess(fmt.Sprintf("2001:db8:1:%x::1", i))
+		}
+		if _, ok := et.ban("192.0.2.200", now); !ok {
+			t.Error("the guessing /24 is not banned")
+		}
+		if _, ok := et.ban("2001:db8:1:ffff::1", now); !ok {
+			t.Error("the guessing /48 is not banned")
+		}
+		et.wantNoThrottle("alice", now, "198.51.100.7", "2001:db8:2::7")
+	})
+}
+
+// TestEngineBotnetSlowedNotLockingOut: a botnet in 50 /24s guesses at
+// alice, one attempt per address per round, as fast as it is answered.
+// Alice comes under attack at the 5th network. From then on each network
+// has three passwords checked for her in the window and no more, each
+// failure waits the longest delay whether checked or refused, and the
+// real user, from a network new to her, still gets in; that address is
+// then good.
+func TestEngineBotnetSlowedNotLockingOut(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		now := e0
+		const nets, rounds = 50, 12
+		checked := make([]int, nets) // passwords checked for each network
+		underAttack := false
+		for r := 0; r < rounds; r++ {
+			for n := 0; n < nets; n++ {
+				a := fmt.Sprintf("198.18.%d.1", n)
+				v := et.before(a, "alice", now)
+				if v.Banned {
+					continue // refused at accept from now on
+				}
+				if underAttack && (v.Delay != 10*time.Second) {
+					t.Fatalf("round %d, network %d: %+v; want the 10s delay while alice is under attack", r, n, v)
+				}
+				if !v.Refuse {
+					checked[n]++
+				}
+				d, _ := et.fail(a, "alice", now)
+				if d > v.Delay && underAttack {
+					t.Fatalf("round %d, network %d: failure delay %v past the verdict's %v", r, n, d, v.Delay)
+				}
+				if n == 4 && r == 0 {
+					underAttack = true
+				}
+			}
+			now = now.Add(time.Second)
+		}
+		if got := et.log.alerts(); !slices.Contains(got, "distributed") {
+			t.Fatalf("alerts = %v, want distributed", got)
+		}
+		for n, c := range checked {
+			// Networks 0-4 had one check each before the attack was seen.
+			if want := 3 + btoi(n <= 4); c != want {
+				t.Errorf("network %d: %d passwords checked, want %d", n, c, want)
+			}
+		}
+		// The real user, from a network new to her: checked, and in.
+		v := et.before("203.0.113.50", "alice", now)
+		if v.Refuse || v.Delay != 10*time.Second {
+			t.Fatalf("alice from a new network: %+v; want checked (10s delay on failure)", v)
+		}
+		et.ok("203.0.113.50", "alice", now)
+		if v := et.before("203.0.113.50", "alice", now); v != (admission.AuthVerdict{}) {
+			t.Errorf("alice from her address that succeeded: %+v; want no throttle", v)
 		}
 	})
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func TestEnginePrefixIPv4(t *testing.T) {
@@ -265,27 +396,41 @@ func TestEnginePrefixIPv4(t *testing.T) {
 	})
 }
 
+// TestEnginePrefixFailures: 30 failures from one /64 ban it; and one
+// guesser with a /48, using an address of a /64 of its own for each
+// guess so that no address and no /64 ever reaches a threshold, gets the
+// /48 banned at PrefixBanAfter × PrefixBanIPs (90) failures. (Username
+// guessing from one /48 counts as one network: the /48 ban is what slows
+// it.)
 func TestEnginePrefixFailures(t *testing.T) {
-	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
-		now := e0
-		// 29 addresses of one /64, one failure each: no ban.
-		for i := 1; i <= 29; i++ {
-			if _, banned := et.fail(fmt.Sprintf("2001:db8:7:7::%x", i), "x", now); banned {
-				t.Fatalf("banned at failure %d", i)
-			}
-		}
-		if _, banned := et.fail("2001:db8:7:7::ffff", "x", now); !banned {
-			t.Fatal("the 30th failure from the /64 does not ban")
-		}
-		b, ok := et.ban("2001:db8:7:7:1234::1", now)
-		if !ok || b.Prefix != netip.MustParsePrefix("2001:db8:7:7::/64") {
-			t.Fatalf("ban = %+v, %v; want the /64", b, ok)
-		}
-		if _, ok := et.ban("2001:db8:7:8::1", now); ok {
-			t.Error("the next /64 is banned")
-		}
-	})
+	for _, c := range []struct {
+		name, addr      string // addr: a format for the ith address
+		n               int
+		ban, in, beside string
+	}{
+		{"ipv6-64", "2001:db8:7:7::%x", 30, "2001:db8:7:7::/64", "2001:db8:7:7:1234::1", "2001:db8:7:8::1"},
+		{"ipv6-48", "2001:db8:9:%x::1", 90, "2001:db8:9::/48", "2001:db8:9:1234::77", "2001:db8:a::1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+				et := newEngine(t, newStore(t), admission.AbuseOptions{StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
+				for i := 1; i < c.n; i++ {
+					if _, banned := et.fail(fmt.Sprintf(c.addr, i), "x", e0); banned {
+						t.Fatalf("%s: banned at failure %d (threshold %d)", c.name, i, c.n)
+					}
+				}
+				if _, banned := et.fail(fmt.Sprintf(c.addr, 0xffff), "x", e0); !banned {
+					t.Fatalf("%s: failure %d does not ban", c.name, c.n)
+				}
+				if b, ok := et.ban(c.in, e0); !ok || b.Prefix != netip.MustParsePrefix(c.ban) {
+					t.Fatalf("%s: ban = %+v, %v; want %s", c.name, b, ok, c.ban)
+				}
+				if _, ok := et.ban(c.beside, e0); ok {
+					t.Errorf("%s: the next prefix is banned", c.name)
+				}
+			})
+		})
+	}
 }
 
 func TestEngineIPv6Aggregation(t *testing.T) {
@@ -320,21 +465,24 @@ func TestEngineIPv6Aggregation(t *testing.T) {
 
 func TestEngineGoodIPv6Prefix(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{UserThrottleAfter: 1})
+		et := newEngine(t, newStore(t), admission.AbuseOptions{DistributedIPs: 1, UserThrottleAfter: 1})
 		now := e0
 		et.ok("2001:db8:5:5::1", "dave", now)
-		et.fail("192.0.2.1", "dave", now)
+		et.fail("192.0.2.1", "dave", now) // under attack (distributed_ips = 1)
 		// A privacy address in the same /64 is good too; another /64 is not.
-		if _, refuse := et.before("2001:db8:5:5:abcd::7", "dave", now); refuse {
-			t.Error("refused from dave's /64")
+		if v := et.before("2001:db8:5:5:abcd::7", "dave", now); v != (admission.AuthVerdict{}) {
+			t.Errorf("from dave's /64: %+v; want no throttle", v)
 		}
-		if _, refuse := et.before("2001:db8:5:6::1", "dave", now); !refuse {
-			t.Error("not refused from another /64")
+		if v := et.before("2001:db8:5:6::1", "dave", now); v.Refuse || v.Delay == 0 {
+			t.Errorf("from another /64, first attempt: %+v; want checked with a delay", v)
+		}
+		if !et.refused("2001:db8:5:6::2", "dave", now) {
+			t.Error("another /64, past its /48's one check: not refused")
 		}
 		// The good address is forgotten after GoodIPTTL (30 days).
 		later := now.Add(31 * 24 * time.Hour)
 		et.fail("192.0.2.1", "dave", later)
-		if _, refuse := et.before("2001:db8:5:5::1", "dave", later); !refuse {
+		if v := et.before("2001:db8:5:5::1", "dave", later); v.Delay == 0 {
 			t.Error("a good address is remembered past 30 days")
 		}
 	})
@@ -348,7 +496,8 @@ func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 			if d, banned := et.fail("10.1.1.1", "erin", now); d != 0 || banned {
 				t.Fatalf("trusted failure %d: delay %v banned %v", i, d, banned)
 			}
-			if d, banned := et.e.AuthResult(context.Background(), addr("192.0.2.5"), "erin", "EXTERNAL", false, true, now); banned || d != time.Second {
+			if d, banned := et.e.AuthResult(context.Background(), admission.AuthOutcome{Remote: addr("192.0.2.5"), Username: "erin",
+				Mech: "EXTERNAL", ViaClientCert: true, Now: now}); banned || d != time.Second {
 				t.Fatalf("client-cert failure %d: delay %v banned %v", i, d, banned)
 			}
 		}
@@ -359,10 +508,10 @@ func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 		for i := 1; i <= 5; i++ {
 			et.fail(fmt.Sprintf("198.51.%d.1", i), "erin", now)
 		}
-		if _, refuse := et.before("10.2.2.2", "erin", now); refuse {
-			t.Error("trusted address throttled")
+		if v := et.before("10.2.2.2", "erin", now); v != (admission.AuthVerdict{}) {
+			t.Errorf("trusted address throttled: %+v", v)
 		}
-		if _, refuse := et.before("192.0.2.99", "erin", now); !refuse {
+		if v := et.before("192.0.2.99", "erin", now); v.Delay == 0 {
 			t.Error("untrusted address not throttled (the test proves nothing)")
 		}
 	})
@@ -372,12 +521,12 @@ func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
 	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{IPBanAfter: 1, MaxFailDelay: time.Duration(1<<63 - 1),
 		MaxBan: time.Duration(1<<63 - 1), PrefixBanIPs: -1})
 	for i := 0; i < 70; i++ {
-		if d, _ := et.fail("192.0.2.1", "x", e0); d <= 0 {
+		if d, _ := et.fail(fmt.Sprintf("198.18.%d.1", i%7), "x", e0); d <= 0 {
 			t.Fatalf("failure %d: delay %v", i+1, d)
 		}
 	}
-	if _, refuse := et.before("192.0.2.2", "x", e0); !refuse {
-		t.Fatal("x not under attack")
+	if v := et.before("192.0.2.2", "x", e0); v.Delay <= 0 {
+		t.Fatalf("x not under attack: %+v", v)
 	}
 }
 

@@ -23,7 +23,7 @@ const (
 	DefaultPrefixBanAfter    = 30
 	DefaultPrefixBanIPs      = 3
 	DefaultStuffingUsernames = 5
-	DefaultUserThrottleAfter = 10
+	DefaultUserThrottleAfter = 3
 	DefaultDistributedIPs    = 5
 	DefaultFailDelay         = time.Second
 	DefaultMaxFailDelay      = 10 * time.Second
@@ -109,7 +109,8 @@ type Abuse struct {
 	Window time.Duration
 	// IPBanAfter failures from one address ban it.
 	IPBanAfter int
-	// PrefixBanAfter failures from one /24 or /64 ban the prefix.
+	// PrefixBanAfter failures from one /24 or /64 ban the prefix;
+	// PrefixBanIPs times as many from one IPv6 /48 ban the /48.
 	PrefixBanAfter int
 	// PrefixBanIPs banned addresses of one /24 or /64 (and banned /64s
 	// of one /48) ban the prefix.
@@ -117,11 +118,14 @@ type Abuse struct {
 	// StuffingUsernames usernames failing from one address ban it, with
 	// an alert (credential stuffing).
 	StuffingUsernames int
-	// UserThrottleAfter failures for one username from addresses that
-	// never logged in as it throttle the username for such addresses.
+	// UserThrottleAfter is the throttle of a username under attack:
+	// the password checks each network may still have for it within
+	// Window from its addresses that never logged in as it; later
+	// attempts from those fail unchecked.
 	UserThrottleAfter int
-	// DistributedIPs addresses failing for one username throttle it too,
-	// with an alert (distributed guessing).
+	// DistributedIPs failing addresses for one username, each in a
+	// network of its own (IPv4 /24, IPv6 /48), put it under attack, with
+	// an alert (distributed guessing).
 	DistributedIPs int
 	// FailDelay is the delay before answering the first failure; it
 	// doubles with each failure of the address up to MaxFailDelay. It

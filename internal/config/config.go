@@ -52,13 +52,30 @@ const (
 	DefaultMaxMessageSize = 35 << 20
 	// DefaultMaxRecipients is limits.max_recipients (RFC 5321 §4.5.3.1.8).
 	DefaultMaxRecipients = 100
-	// DefaultMaxErrors is limits.max_errors.
-	DefaultMaxErrors = 10
+	// DefaultMaxErrors is limits.max_errors (Postfix's
+	// smtpd_hard_error_limit).
+	DefaultMaxErrors = 20
+	// DefaultErrorDelayAfter is limits.error_delay_after (Postfix's
+	// smtpd_soft_error_limit).
+	DefaultErrorDelayAfter = 10
+	// DefaultErrorDelay is limits.error_delay (Postfix's
+	// smtpd_error_sleep_time).
+	DefaultErrorDelay = time.Second
 	// DefaultCommandTimeout is limits.command_timeout (RFC 5321 §4.5.3.2.7).
 	DefaultCommandTimeout = 5 * time.Minute
 	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.5 asks
 	// clients to wait 3 minutes per data block).
 	DefaultDataTimeout = 3 * time.Minute
+	// DefaultDataTimeLimit is limits.data_time_limit: the whole of DATA,
+	// whatever the client's pace.
+	DefaultDataTimeLimit = 10 * time.Minute
+	// DefaultMaxHeaderSize is limits.max_header_size (256 KiB, as
+	// Exchange Online's limit on a header section).
+	DefaultMaxHeaderSize = 256 << 10
+	// DefaultMaxDataInFlight is limits.max_data_in_flight (1 GiB).
+	DefaultMaxDataInFlight = 1 << 30
+	// DefaultMaxDataInMemory is limits.max_data_in_memory (64 MiB).
+	DefaultMaxDataInMemory = 64 << 20
 	// DefaultAuthFailDelay is limits.auth_fail_delay.
 	DefaultAuthFailDelay = time.Second
 	// DefaultShutdownTimeout is limits.shutdown_timeout.
@@ -149,6 +166,10 @@ type Config struct {
 	Admin Admin
 	// Process is the user and group Postern serves as (process.go).
 	Process Process
+	// PKCS11 is where keys named by pkcs11: URIs live (pkcs11.go).
+	PKCS11 PKCS11
+	// Autoconfig serves mail clients their settings (autoconfig.go).
+	Autoconfig Autoconfig
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -156,6 +177,7 @@ func (c *Config) applyDerived() {
 	if c.MailAuth.AuthservID == "" {
 		c.MailAuth.AuthservID = c.Hostname
 	}
+	c.deriveAutoconfigNames() // autoconfig.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and
@@ -243,10 +265,24 @@ type Limits struct {
 	MaxRecipients int
 	// MaxErrors is how many failed commands end a session.
 	MaxErrors int
+	// ErrorDelayAfter is how many failed commands a session may make
+	// before every reply waits ErrorDelay.
+	ErrorDelayAfter int
+	// ErrorDelay is that wait; 0 means none.
+	ErrorDelay time.Duration
 	// CommandTimeout is how long the server waits for a command.
 	CommandTimeout time.Duration
 	// DataTimeout is how long the server waits for each read during DATA.
 	DataTimeout time.Duration
+	// DataTimeLimit bounds the whole of DATA, from 354 to the final dot.
+	DataTimeLimit time.Duration
+	// MaxHeaderSize bounds a message's header section, kept in memory.
+	MaxHeaderSize int64
+	// MaxDataInFlight bounds the message data all sessions hold at once
+	// between DATA and the spool's answer, in memory and on disk.
+	MaxDataInFlight int64
+	// MaxDataInMemory bounds the part of it held in memory.
+	MaxDataInMemory int64
 	// AuthFailDelay is the pause before answering a failed AUTH.
 	AuthFailDelay time.Duration
 	// ShutdownTimeout is how long a shutdown waits for sessions to end.
@@ -333,13 +369,27 @@ func Dev(dataDir string) *Config {
 	return c
 }
 
+// DataShares returns the share of MaxDataInFlight that clients that did
+// not log in may hold from one address (an IPv6 /64) and from one
+// network (an IPv4 /24, an IPv6 /48): a sixteenth and a quarter of it,
+// and never less than one message of MaxMessageSize.
+func (l Limits) DataShares() (perAddress, perNetwork int64) {
+	return max(l.MaxDataInFlight/16, l.MaxMessageSize), max(l.MaxDataInFlight/4, l.MaxMessageSize)
+}
+
 func defaultLimits() Limits {
 	return Limits{
 		MaxMessageSize:      DefaultMaxMessageSize,
 		MaxRecipients:       DefaultMaxRecipients,
 		MaxErrors:           DefaultMaxErrors,
+		ErrorDelayAfter:     DefaultErrorDelayAfter,
+		ErrorDelay:          DefaultErrorDelay,
 		CommandTimeout:      DefaultCommandTimeout,
 		DataTimeout:         DefaultDataTimeout,
+		DataTimeLimit:       DefaultDataTimeLimit,
+		MaxHeaderSize:       DefaultMaxHeaderSize,
+		MaxDataInFlight:     DefaultMaxDataInFlight,
+		MaxDataInMemory:     DefaultMaxDataInMemory,
 		AuthFailDelay:       DefaultAuthFailDelay,
 		ShutdownTimeout:     DefaultShutdownTimeout,
 		RestartDrainTimeout: DefaultRestartDrainTimeout,

@@ -63,6 +63,10 @@ type Delivery struct {
 	// TLSMinimum maps a recipient domain (or "*" for every domain) to
 	// the least TLS its delivery needs: TLSNone, TLSEncrypt or TLSVerify.
 	TLSMinimum map[string]string
+	// CAFile is a PEM bundle of roots outbound delivery trusts besides
+	// the system roots (WebPKI checks of MX hosts and MTA-STS policy
+	// hosts): for a private CA; "" means the system roots only.
+	CAFile string
 }
 
 // Smarthost is the [smarthost] table: a relay all (or some) mail goes through.
@@ -78,6 +82,9 @@ type Smarthost struct {
 	PasswordFile string
 	// Domains limits the relay to these recipient domains; empty means all.
 	Domains []string
+	// CAFile is a PEM bundle of roots the relay's certificate may chain
+	// to besides the system roots; "" means Delivery.CAFile's.
+	CAFile string
 }
 
 // LMTP is the [lmtp] table: local delivery to a mailbox server instead of
@@ -154,12 +161,15 @@ func (d *decoder) dns(t map[string]any, dir string, c *DNS) {
 	}
 }
 
-func (d *decoder) delivery(t map[string]any, c *Delivery) {
+func (d *decoder) delivery(t map[string]any, dir string, c *Delivery) {
 	if t == nil {
 		return
 	}
 	d.unknown(t, []string{"delivery"}, "workers", "retry_first", "retry_max", "give_up", "delay_warning",
-		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum")
+		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum", "ca_file")
+	if d.str(t, "ca_file", "delivery.ca_file", &c.CAFile) {
+		c.CAFile = resolve(dir, c.CAFile)
+	}
 	for _, f := range []struct {
 		name string
 		dst  *int
@@ -203,7 +213,10 @@ func (d *decoder) smarthost(t map[string]any, dir string, c *Smarthost) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"smarthost"}, "address", "implicit_tls", "username", "password_file", "domains")
+	d.unknown(t, []string{"smarthost"}, "address", "implicit_tls", "username", "password_file", "domains", "ca_file")
+	if d.str(t, "ca_file", "smarthost.ca_file", &c.CAFile) {
+		c.CAFile = resolve(dir, c.CAFile)
+	}
 	d.str(t, "address", "smarthost.address", &c.Address)
 	d.boolean(t, "implicit_tls", "smarthost.implicit_tls", &c.ImplicitTLS)
 	d.str(t, "username", "smarthost.username", &c.Username)
@@ -263,7 +276,7 @@ func (d *decoder) mailAuth(t map[string]any, dir string, c *MailAuth) {
 		dk.Domain = lower(dk.Domain)
 		d.str(kt, "selector", k+".selector", &dk.Selector)
 		if d.str(kt, "key_file", k+".key_file", &dk.KeyFile) {
-			dk.KeyFile = resolve(dir, dk.KeyFile)
+			dk.KeyFile = resolveKey(dir, dk.KeyFile) // a path, or a pkcs11: URI
 		}
 		c.DKIMKeys = append(c.DKIMKeys, dk)
 	}
@@ -351,7 +364,7 @@ func (c *Config) validateDelivery(p *problems) {
 				p.addf(fmt.Sprintf("smarthost.domains[%d]", i), "%v", err)
 			}
 		}
-	} else if sh.Username != "" || sh.PasswordFile != "" || len(sh.Domains) > 0 || sh.ImplicitTLS {
+	} else if sh.Username != "" || sh.PasswordFile != "" || len(sh.Domains) > 0 || sh.ImplicitTLS || sh.CAFile != "" {
 		p.addf("smarthost.address", "required when other smarthost keys are set")
 	}
 	if l := c.LMTP; l.Address != "" || l.Network != "" {

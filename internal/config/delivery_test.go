@@ -31,6 +31,7 @@ idle_timeout = "10s"
 max_messages_per_connection = 20
 max_connections_per_host = 3
 max_idle_per_host = 0
+ca_file = "private-ca.pem"
 [delivery.tls_minimum]
 "*" = "encrypt"
 "Bank.example" = "verify"
@@ -40,6 +41,7 @@ implicit_tls = true
 username = "postern"
 password_file = "relay.pw"
 domains = ["Example.ORG"]
+ca_file = "/etc/postern/relay-ca.pem"
 [lmtp]
 network = "unix"
 address = "lmtp.sock"
@@ -62,12 +64,13 @@ postgres_dsn_file = "/etc/postern/pg.dsn"
 	}
 	wantD := Delivery{Workers: 4, RetryFirst: 30 * time.Second, RetryMax: 2 * time.Hour, GiveUp: 72 * time.Hour,
 		DelayWarning: 0, IdleTimeout: 10 * time.Second, MaxMessagesPerConnection: 20, MaxConnectionsPerHost: 3,
-		MaxIdlePerHost: 0, TLSMinimum: map[string]string{"*": "encrypt", "bank.example": "verify"}}
+		MaxIdlePerHost: 0, TLSMinimum: map[string]string{"*": "encrypt", "bank.example": "verify"},
+		CAFile: filepath.Join(dir, "private-ca.pem")}
 	if !reflect.DeepEqual(c.Delivery, wantD) {
 		t.Errorf("delivery = %+v, want %+v", c.Delivery, wantD)
 	}
 	wantS := Smarthost{Address: "relay.example.net:465", ImplicitTLS: true, Username: "postern",
-		PasswordFile: filepath.Join(dir, "relay.pw"), Domains: []string{"example.org"}}
+		PasswordFile: filepath.Join(dir, "relay.pw"), Domains: []string{"example.org"}, CAFile: "/etc/postern/relay-ca.pem"}
 	if !reflect.DeepEqual(c.Smarthost, wantS) {
 		t.Errorf("smarthost = %+v, want %+v", c.Smarthost, wantS)
 	}
@@ -94,6 +97,8 @@ func TestDeliveryErrors(t *testing.T) {
 		{"[delivery.tls_minimum]\n\"example.com\" = \"strict\"", `delivery.tls_minimum."example.com": want "none", "encrypt" or "verify", got "strict"`},
 		{"[delivery.tls_minimum]\n\"example.com\" = 1", `delivery.tls_minimum."example.com": expected a string, got integer 1`},
 		{"[smarthost]\nusername = \"x\"", "smarthost.address: required when other smarthost keys are set"},
+		{"[smarthost]\nca_file = \"x.pem\"", "smarthost.address: required when other smarthost keys are set"},
+		{"[delivery]\nca_file = 1", "delivery.ca_file: expected a string"},
 		{"[smarthost]\naddress = \"relay.example.net:587\"\nusername = \"x\"", "smarthost.username: username and password_file go together"},
 		{"[smarthost]\naddress = \"relay.example.net\"", `smarthost.address: want host:port, got "relay.example.net"`},
 		{"[lmtp]\nnetwork = \"udp\"\naddress = \"x\"", `lmtp.network: want "unix" or "tcp", got "udp"`},

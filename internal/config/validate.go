@@ -77,8 +77,10 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
-	c.validateAdmin(p)   // adminhttp.go
-	c.validateProcess(p) // process.go
+	c.validateAdmin(p)      // adminhttp.go
+	c.validateProcess(p)    // process.go
+	c.validatePKCS11(p)     // pkcs11.go
+	c.validateAutoconfig(p) // autoconfig.go
 	return errors.Join(p.errs...)
 }
 
@@ -192,6 +194,12 @@ func (c *Config) validateLimits(p *problems) {
 	positive("limits.max_message_size", l.MaxMessageSize)
 	positive("limits.max_recipients", int64(l.MaxRecipients))
 	positive("limits.max_errors", int64(l.MaxErrors))
+	positive("limits.error_delay_after", int64(l.ErrorDelayAfter))
+	positive("limits.max_header_size", l.MaxHeaderSize)
+	positive("limits.max_data_in_memory", l.MaxDataInMemory)
+	if l.MaxDataInFlight < l.MaxMessageSize {
+		p.addf("limits.max_data_in_flight", "must be at least limits.max_message_size (%d), not %d: a message that size could never be taken", l.MaxMessageSize, l.MaxDataInFlight)
+	}
 	positive("spool.segment_size", c.Spool.SegmentSize)
 	for _, d := range []struct {
 		key  string
@@ -200,7 +208,9 @@ func (c *Config) validateLimits(p *problems) {
 	}{
 		{"limits.command_timeout", int64(l.CommandTimeout), false},
 		{"limits.data_timeout", int64(l.DataTimeout), false},
+		{"limits.data_time_limit", int64(l.DataTimeLimit), false},
 		{"limits.auth_fail_delay", int64(l.AuthFailDelay), true},
+		{"limits.error_delay", int64(l.ErrorDelay), true},
 		{"limits.shutdown_timeout", int64(l.ShutdownTimeout), false},
 		{"limits.restart_drain_timeout", int64(l.RestartDrainTimeout), true},
 		{"auth.cache_ttl", int64(c.Auth.CacheTTL), true},

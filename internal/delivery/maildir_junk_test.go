@@ -17,7 +17,7 @@ func TestMaildirQuarantineToJunk(t *testing.T) {
 	m := &Maildir{Root: root, DeliveredTo: true}
 	ctx := context.Background()
 	junk := []byte("x-postern-quarantine: dmarc=fail policy=quarantine header.from=example.com\r\nFrom: a@example.com\r\n\r\nHi\r\n")
-	if err := m.Deliver(ctx, "Bob@Example.org", junk); err != nil {
+	if err := m.Deliver(ctx, "Bob@Example.org", "", junk); err != nil {
 		t.Fatal(err)
 	}
 	box := filepath.Join(root, "example.org", "bob")
@@ -26,7 +26,7 @@ func TestMaildirQuarantineToJunk(t *testing.T) {
 		t.Fatalf("Junk/new has %d files", len(files))
 	}
 	got, _ := os.ReadFile(files[0])
-	if string(got) != "Delivered-To: bob@example.org\r\n"+string(junk) {
+	if string(got) != "Return-Path: <>\r\nDelivered-To: bob@example.org\r\n"+string(junk) {
 		t.Errorf("delivered %q", got)
 	}
 	// Maildir++: the folder has its maildirfolder file, cur/ and tmp/,
@@ -45,7 +45,7 @@ func TestMaildirQuarantineToJunk(t *testing.T) {
 		if Quarantined([]byte(data)) {
 			t.Errorf("Quarantined(%q)", data)
 		}
-		if err := m.Deliver(ctx, "bob@example.org", []byte(data)); err != nil {
+		if err := m.Deliver(ctx, "bob@example.org", "", []byte(data)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -57,10 +57,10 @@ func TestMaildirQuarantineToJunk(t *testing.T) {
 	// Once the mailbox exists, Junk is created on the first quarantined
 	// message.
 	m2 := &Maildir{Root: t.TempDir()}
-	if err := m2.Deliver(ctx, "a@example.org", []byte("Subject: x\r\n\r\n")); err != nil {
+	if err := m2.Deliver(ctx, "a@example.org", "", []byte("Subject: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := m2.Deliver(ctx, "a@example.org", junk); err != nil {
+	if err := m2.Deliver(ctx, "a@example.org", "", junk); err != nil {
 		t.Fatal(err)
 	}
 	if files, _ := filepath.Glob(filepath.Join(m2.Root, "example.org", "a", ".Junk", "new", "*")); len(files) != 1 {

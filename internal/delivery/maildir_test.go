@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,10 +29,11 @@ func newFiles(t *testing.T, root, domain, user string) []string {
 func TestMaildirDeliver(t *testing.T) {
 	root := t.TempDir()
 	m := &Maildir{Root: root, Now: func() time.Time { return time.Unix(1_800_000_000, 123_456_000) }}
-	data := []byte("Subject: hi\r\n\r\nbody\r\n")
-	if err := m.Deliver(context.Background(), "Bob.Smith@Example.ORG", data); err != nil {
+	msg := []byte("Subject: hi\r\n\r\nbody\r\n")
+	if err := m.Deliver(context.Background(), "Bob.Smith@Example.ORG", "a@example.net", msg); err != nil {
 		t.Fatal(err)
 	}
+	data := append([]byte("Return-Path: <a@example.net>\r\n"), msg...)
 	files := newFiles(t, root, "example.org", "bob.smith")
 	if len(files) != 1 {
 		t.Fatalf("%d files in new/, want 1", len(files))
@@ -69,7 +69,7 @@ func TestMaildirWriteModes(t *testing.T) {
 			m := &Maildir{Root: root}
 			m.noTmpfile.Store(viaTmp)
 			for i, data := range [][]byte{[]byte("Subject: 1\r\n\r\none\r\n"), []byte("Subject: 2\r\n\r\ntwo\r\n")} {
-				if err := m.Deliver(context.Background(), "u@example.org", data); err != nil {
+				if err := m.Deliver(context.Background(), "u@example.org", "", data); err != nil {
 					t.Fatal(err)
 				}
 				files := newFiles(t, root, "example.org", "u")
@@ -87,7 +87,7 @@ func TestMaildirWriteModes(t *testing.T) {
 				contents = append(contents, string(b))
 			}
 			slices.Sort(contents)
-			if want := []string{"Subject: 1\r\n\r\none\r\n", "Subject: 2\r\n\r\ntwo\r\n"}; !slices.Equal(contents, want) {
+			if want := []string{"Return-Path: <>\r\nSubject: 1\r\n\r\none\r\n", "Return-Path: <>\r\nSubject: 2\r\n\r\ntwo\r\n"}; !slices.Equal(contents, want) {
 				t.Errorf("contents %q, want %q", contents, want)
 			}
 			if tmp, _ := os.ReadDir(filepath.Join(root, "example.org", "u", "tmp")); len(tmp) != 0 {
@@ -104,7 +104,7 @@ func TestMaildirDeliveredTo(t *testing.T) {
 	root := t.TempDir()
 	m := &Maildir{Root: root, DeliveredTo: true}
 	data := []byte("Subject: hi\r\n\r\nbody\r\n")
-	if err := m.Deliver(context.Background(), "Ann@Example.org", data); err != nil {
+	if err := m.Deliver(context.Background(), "Ann@Example.org", "a@example.net", data); err != nil {
 		t.Fatal(err)
 	}
 	files := newFiles(t, root, "example.org", "ann")
@@ -112,7 +112,7 @@ func TestMaildirDeliveredTo(t *testing.T) {
 		t.Fatalf("%d files", len(files))
 	}
 	got, _ := os.ReadFile(files[0])
-	want := "Delivered-To: ann@example.org\r\n" + string(data)
+	want := "Return-Path: <a@example.net>\r\nDelivered-To: ann@example.org\r\n" + string(data)
 	if string(got) != want {
 		t.Errorf("content = %q, want %q", got, want)
 	}
@@ -129,7 +129,7 @@ func TestMaildirRefusesPathTricks(t *testing.T) {
 		"x@..", ".hidden@example.org", "x@.example.org", "a\x00b@example.org",
 		"noat", "@example.org", "x@", `a\b@example.org`, "x@a..b",
 	} {
-		err := m.Deliver(context.Background(), mb, []byte("x"))
+		err := m.Deliver(context.Background(), mb, "", []byte("x"))
 		if !errors.Is(err, ErrBadMailbox) {
 			t.Errorf("Deliver(%q) err = %v, want ErrBadMailbox", mb, err)
 		}
@@ -138,7 +138,7 @@ func TestMaildirRefusesPathTricks(t *testing.T) {
 	if len(entries) != 0 {
 		t.Errorf("refused deliveries created %d entries", len(entries))
 	}
-	if err := m.Deliver(context.Background(), "o'brien+tag@sub.example.org", []byte("x")); err != nil {
+	if err := m.Deliver(context.Background(), "o'brien+tag@sub.example.org", "", []byte("x")); err != nil {
 		t.Errorf("ordinary address refused: %v", err)
 	}
 }
@@ -150,7 +150,7 @@ func TestMaildirConcurrentSharesDirSync(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			if err := m.Deliver(context.Background(), "box@example.org", fmt.Appendf(nil, "message %d\r\n", i)); err != nil {
+			if err := m.Deliver(context.Background(), "box@example.org", "", fmt.Appendf(nil, "message %d\r\n", i)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -162,28 +162,6 @@ func TestMaildirConcurrentSharesDirSync(t *testing.T) {
 	t.Logf("%d deliveries: %d file fsyncs, %d new/ fsyncs", n, m.fsyncs.Load(), m.dirSyncs.Load())
 	if m.dirSyncs.Load() > n {
 		t.Errorf("%d directory fsyncs for %d deliveries", m.dirSyncs.Load(), n)
-	}
-}
-
-func TestDirSyncerCoversLateArrivals(t *testing.T) {
-	// Every caller must be covered by an fsync that started after it
-	// arrived: with one caller at a time each gets its own fsync.
-	dir := t.TempDir()
-	s := &dirSyncer{dir: dir}
-	s.cond.L = &s.mu
-	var count atomic.Int64
-	for range 5 {
-		if err := s.sync(&count); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if count.Load() != 5 {
-		t.Errorf("%d fsyncs for 5 sequential callers, want 5", count.Load())
-	}
-	s2 := &dirSyncer{dir: filepath.Join(dir, "missing")}
-	s2.cond.L = &s2.mu
-	if err := s2.sync(&count); err == nil {
-		t.Error("sync of a missing directory succeeded")
 	}
 }
 
@@ -205,14 +183,14 @@ func BenchmarkMaildirDeliver(b *testing.B) {
 			b.SetParallelism(max(1, par/runtime.GOMAXPROCS(0)))
 			if par == 1 {
 				for b.Loop() {
-					if err := m.Deliver(context.Background(), "bench@example.org", data); err != nil {
+					if err := m.Deliver(context.Background(), "bench@example.org", "a@example.net", data); err != nil {
 						b.Fatal(err)
 					}
 				}
 			} else {
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if err := m.Deliver(context.Background(), "bench@example.org", data); err != nil {
+						if err := m.Deliver(context.Background(), "bench@example.org", "a@example.net", data); err != nil {
 							b.Error(err)
 							return
 						}
@@ -234,7 +212,7 @@ func TestMaildirConcurrentFirstDeliveries(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 16 {
 			wg.Go(func() {
-				if err := m.Deliver(context.Background(), fmt.Sprintf("u%d@example.org", box), []byte("x")); err != nil {
+				if err := m.Deliver(context.Background(), fmt.Sprintf("u%d@example.org", box), "", []byte("x")); err != nil {
 					t.Error(err)
 				}
 			})

@@ -14,25 +14,8 @@ import (
 
 	"postern/internal/dns"
 	"postern/internal/dns/dnstest"
+	"postern/internal/testkit"
 )
-
-// clock is a settable time source for the cache.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 func TestCache(t *testing.T) {
 	srv := dnstest.New(t, dnstest.Zone{
@@ -43,7 +26,7 @@ func TestCache(t *testing.T) {
 		"broken.example":    {dnstest.TXT("a")},
 	})
 	srv.ServFail("broken.example")
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	r := srv.Client(dns.Config{CacheSize: 100, Now: clk.Now, TrustAD: true})
 	ctx := context.Background()
 

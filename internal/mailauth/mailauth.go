@@ -13,8 +13,10 @@ package mailauth
 
 import (
 	"bytes"
-	"net/mail"
+	"fmt"
 	"strings"
+
+	"postern/internal/smtp"
 )
 
 // field is one header field of a message: its name and its raw bytes,
@@ -91,23 +93,52 @@ func addressDomain(addr string) string {
 }
 
 // fromDomains returns the distinct domains of the addresses in the From
-// fields of a header, and how many From fields there are. A From field
-// that does not parse contributes no domain.
-func fromDomains(fields []field) (domains []string, nfields int) {
+// fields of a header, read as ParseFrom reads them. A field that
+// ParseFrom finds ambiguous contributes no domain.
+func fromDomains(fields []field) (domains []string) {
 	for _, v := range fieldValues(fields, "From") {
-		nfields++
-		list, err := mail.ParseAddressList(v)
+		f, err := ParseFrom(v)
 		if err != nil {
 			continue
 		}
-		for _, a := range list {
-			d := addressDomain(a.Address)
-			if d != "" && !contains(domains, d) {
-				domains = append(domains, d)
+		for _, m := range f.Entries {
+			if m.Domain != "" && !contains(domains, m.Domain) {
+				domains = append(domains, m.Domain)
 			}
 		}
 	}
-	return domains, nfields
+	return domains
+}
+
+// authorDomain returns the domain of the author of a message: the one
+// address of its one From field, as a mail client shows it (ParseFrom).
+// Otherwise it returns the refusal, which says why: RFC 5322 §3.6 asks
+// for exactly one From field, RFC 7489 §6.6.1 lets a receiver refuse a
+// message whose From field names no single domain.
+func authorDomain(fields []field) (string, *smtp.Error) {
+	refuse := func(msg, reason string) (string, *smtp.Error) {
+		return "", &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: msg, Reason: "mailauth: " + reason}
+	}
+	values := fieldValues(fields, "From")
+	switch len(values) {
+	case 0:
+		return refuse("Message must have exactly one From header field; it has none", "no From field")
+	case 1:
+	default:
+		return refuse(fmt.Sprintf("Message must have exactly one From header field; it has %d", len(values)),
+			fmt.Sprintf("%d From fields", len(values)))
+	}
+	f, err := ParseFrom(values[0])
+	switch {
+	case err != nil:
+		return refuse(asciiOnly(err.Error()), "From: "+err.Error())
+	case len(f.Entries) > 1:
+		return refuse(fmt.Sprintf("From header field must hold exactly one address; it holds %d", len(f.Entries)),
+			fmt.Sprintf("From: %d entries", len(f.Entries)))
+	case len(f.Entries) == 0 || f.Entries[0].Domain == "":
+		return refuse("From header field has no address with a domain", "From: no domain")
+	}
+	return f.Entries[0].Domain, nil
 }
 
 func contains(list []string, s string) bool {

@@ -34,7 +34,8 @@ var (
 	}, []string{"listener", "version", "result"})
 
 	// AuthAttempts counts SASL exchanges by listener, mechanism and outcome
-	// ("success", "failure", "malformed", "canceled", "error").
+	// ("success", "failure", "throttled", "banned", "malformed",
+	// "canceled", "limited", "error").
 	AuthAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_auth_attempts_total",
 		Help: "SASL authentication attempts, by listener, mechanism and outcome.",
@@ -52,6 +53,15 @@ var (
 		Name: "postern_rejections_total",
 		Help: "Rejected commands and messages, by listener and reason.",
 	}, []string{"listener", "reason"})
+
+	// DataBytes is the message data sessions hold between DATA and the
+	// spool's answer, in memory and in the spool's files ("in_flight"),
+	// and the part of it in memory ("memory"), for all listeners
+	// (limits.max_data_in_flight and max_data_in_memory cap them).
+	DataBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "postern_data_bytes",
+		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
+	}, []string{"where"})
 
 	// SpoolMessages is the number of messages in the spool with recipients
 	// not yet done.
@@ -88,7 +98,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
-		MessagesAccepted, MessagesRejected,
+		MessagesAccepted, MessagesRejected, DataBytes,
 		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
 	)
 }

@@ -61,6 +61,7 @@ const MechCRAMMD5 = "CRAM-MD5"
 
 // cramMD5 is the server side of CRAM-MD5.
 type cramMD5 struct {
+	guard
 	ctx       context.Context
 	hostname  string
 	lookup    SecretLookup
@@ -79,7 +80,7 @@ type cramMD5 struct {
 // challenge keyed with the password. The server holds only the user's
 // CRAMMD5Secret, from lookup. CRAM-MD5 has no initial response (RFC 2195
 // §2): one is malformed.
-func NewCRAMMD5(ctx context.Context, hostname string, lookup SecretLookup, now func() time.Time) Server {
+func NewCRAMMD5(ctx context.Context, hostname string, lookup SecretLookup, now func() time.Time) Guarded {
 	return newCRAMMD5(ctx, hostname, lookup, now, rand.Reader)
 }
 
@@ -120,6 +121,9 @@ func (c *cramMD5) Next(response []byte) ([]byte, bool, error) {
 	c.username = user
 	if err != nil {
 		return nil, false, err
+	}
+	if !c.allow(user) {
+		return nil, false, fmt.Errorf("sasl: CRAM-MD5: %w", ErrRefused)
 	}
 	if c.lookup == nil {
 		return nil, false, fmt.Errorf("sasl: CRAM-MD5: no secret store: %w", ErrTemporary)

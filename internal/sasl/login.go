@@ -15,6 +15,7 @@ const (
 
 // login is the server side of the LOGIN mechanism.
 type login struct {
+	guard
 	ctx      context.Context
 	check    PasswordChecker
 	step     int // 0: start; 1: "Username:" sent; 2: "Password:" sent; 3: finished
@@ -28,7 +29,7 @@ type login struct {
 // username and skips the first challenge. check verifies the pair and is
 // called with ctx. Each value must be non-empty UTF-8 without NUL, at most
 // MaxFieldLen octets.
-func NewLogin(ctx context.Context, check PasswordChecker) Server {
+func NewLogin(ctx context.Context, check PasswordChecker) Guarded {
 	return &login{ctx: ctx, check: check}
 }
 
@@ -47,6 +48,9 @@ func (l *login) Next(response []byte) ([]byte, bool, error) {
 		l.step = 3
 		if err := loginField(response); err != nil {
 			return nil, false, fmt.Errorf("sasl: LOGIN: password: %w", err)
+		}
+		if !l.allow(l.username) {
+			return nil, false, fmt.Errorf("sasl: LOGIN: %w", ErrRefused)
 		}
 		user, err := runCheck(l.ctx, l.check, l.username, string(response))
 		if err != nil {

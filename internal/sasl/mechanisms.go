@@ -161,13 +161,14 @@ func (m *Mechanisms) Start(ctx context.Context, mech string, cs *tls.ConnectionS
 	if !slices.Contains(offered, mech) {
 		return nil, false
 	}
+	var gs Guarded // the mechanisms whose client names the user first
 	switch mech {
 	case MechPlain:
-		s = NewPlain(ctx, m.Check)
+		gs = NewPlain(ctx, m.Check)
 	case MechLogin:
-		s = NewLogin(ctx, m.Check)
+		gs = NewLogin(ctx, m.Check)
 	case MechCRAMMD5:
-		s = NewCRAMMD5(ctx, m.Hostname, m.Secrets, m.Now)
+		gs = NewCRAMMD5(ctx, m.Hostname, m.Secrets, m.Now)
 	case MechSCRAMSHA256, MechSCRAMSHA256Plus, MechSCRAMSHA1, MechSCRAMSHA1Plus:
 		opts := SCRAMOptions{
 			Hash:        HashSHA256,
@@ -183,7 +184,7 @@ func (m *Mechanisms) Start(ctx context.Context, mech string, cs *tls.ConnectionS
 		if opts.Plus {
 			opts.Bindings = m.bindings(cs)
 		}
-		s = NewSCRAM(ctx, opts)
+		gs = NewSCRAM(ctx, opts)
 	case MechOAuthBearer, MechXOAuth2:
 		return &tokenServer{ctx: ctx, verifier: m.Tokens, xoauth2: mech == MechXOAuth2, users: m.Users}, true
 	case MechExternal:
@@ -192,9 +193,9 @@ func (m *Mechanisms) Start(ctx context.Context, mech string, cs *tls.ConnectionS
 		return nil, false
 	}
 	if m.RequireCert != nil {
-		s = &certGate{Server: s, ctx: ctx, cs: cs, m: m}
+		return &certGate{Guarded: gs, ctx: ctx, cs: cs, m: m}, true
 	}
-	return s, true
+	return gs, true
 }
 
 // certs returns the CertMapper in use.
@@ -217,7 +218,7 @@ func (m *Mechanisms) certUser(ctx context.Context, cert *x509.Certificate) (stri
 // certGate fails a successful exchange of a user who must also present a
 // client certificate and has not presented one naming them.
 type certGate struct {
-	Server
+	Guarded
 	ctx    context.Context
 	cs     *tls.ConnectionState
 	m      *Mechanisms
@@ -226,11 +227,11 @@ type certGate struct {
 
 // Next implements Server.
 func (g *certGate) Next(response []byte) ([]byte, bool, error) {
-	ch, done, err := g.Server.Next(response)
+	ch, done, err := g.Guarded.Next(response)
 	if !done {
 		return ch, done, err
 	}
-	user := g.Server.Identity()
+	user := g.Guarded.Identity()
 	if !g.m.RequireCert(user) {
 		return ch, done, err
 	}
@@ -256,5 +257,5 @@ func (g *certGate) Identity() string {
 	if g.failed {
 		return ""
 	}
-	return g.Server.Identity()
+	return g.Guarded.Identity()
 }

@@ -17,6 +17,7 @@ const MaxFieldLen = 255
 
 // plain is the server side of the PLAIN mechanism (RFC 4616).
 type plain struct {
+	guard
 	ctx      context.Context
 	check    PasswordChecker
 	step     int // 0: nothing received; 1: empty challenge sent; 2: finished
@@ -31,7 +32,7 @@ type plain struct {
 // ctx. A non-empty authzid must equal, ignoring case, either the authcid or
 // the canonical user check returns; Postern does not let one user act for
 // another.
-func NewPlain(ctx context.Context, check PasswordChecker) Server {
+func NewPlain(ctx context.Context, check PasswordChecker) Guarded {
 	return &plain{ctx: ctx, check: check}
 }
 
@@ -61,6 +62,9 @@ func (p *plain) Next(response []byte) ([]byte, bool, error) {
 	}
 	if err != nil {
 		return nil, false, err
+	}
+	if !p.allow(authcid) {
+		return nil, false, fmt.Errorf("sasl: PLAIN: %w", ErrRefused)
 	}
 	user, err := runCheck(p.ctx, p.check, authcid, passwd)
 	if err != nil {

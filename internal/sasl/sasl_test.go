@@ -188,7 +188,7 @@ func TestCheckerErrors(t *testing.T) {
 		{"no user", func(context.Context, string, string) (string, error) { return "", nil }, ErrTemporary},
 		{"nil checker", nil, ErrTemporary},
 	} {
-		for _, mk := range []func(context.Context, PasswordChecker) Server{NewPlain, NewLogin} {
+		for _, mk := range []func(context.Context, PasswordChecker) Guarded{NewPlain, NewLogin} {
 			s := mk(context.Background(), tc.checker)
 			var err error
 			if _, ok := s.(*plain); ok {

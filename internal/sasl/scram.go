@@ -62,6 +62,7 @@ type SCRAMOptions struct {
 
 // scramServer is the server side of a SCRAM exchange.
 type scramServer struct {
+	guard
 	ctx      context.Context
 	opts     SCRAMOptions
 	hash     scram.HashGeneratorFcn
@@ -73,7 +74,7 @@ type scramServer struct {
 	creds    SCRAMCredentials
 	done     bool  // the exchange succeeded
 	mock     bool  // the user is unknown: the exchange runs on made-up credentials
-	lookErr  error // a temporary lookup failure
+	lookErr  error // a temporary lookup failure, or ErrRefused
 }
 
 // NewSCRAM returns a Server for SCRAM-SHA-1 or SCRAM-SHA-256, plain or
@@ -87,7 +88,7 @@ type scramServer struct {
 // success the server-final message "v=ServerSignature" is a challenge,
 // and the client's empty answer completes the exchange (RFC 4954 §4 has
 // no success data).
-func NewSCRAM(ctx context.Context, opts SCRAMOptions) Server {
+func NewSCRAM(ctx context.Context, opts SCRAMOptions) Guarded {
 	h, _ := scramHash(opts.Hash)
 	return &scramServer{ctx: ctx, opts: opts, hash: h}
 }
@@ -204,6 +205,10 @@ func (s *scramServer) first(msg []byte) ([]byte, bool, error) {
 func (s *scramServer) lookup(username string) (scram.StoredCredentials, error) {
 	if username == "" || len(username) > MaxFieldLen || strings.IndexByte(username, 0) >= 0 {
 		return scram.StoredCredentials{}, errors.New("bad user name")
+	}
+	if !s.allow(username) {
+		s.lookErr = ErrRefused
+		return scram.StoredCredentials{}, s.lookErr
 	}
 	if err := s.ctx.Err(); err != nil {
 		s.lookErr = fmt.Errorf("%w: %w", ErrTemporary, err)

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"cmp"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -19,6 +20,15 @@ type sessionHooks struct {
 	admitRelease func() // the gate's concurrency slots
 	sendRelease  func() // the user's session slot
 	holdLimit    string // the send limit the message in DATA is held for; "" when not held
+	claim        authClaim
+}
+
+// authClaim is what the auth-abuse guard said about the username the
+// client claimed in the current AUTH exchange.
+type authClaim struct {
+	asked   bool
+	at      time.Time // when it was asked: the verdict's delay counts from then
+	verdict admission.AuthVerdict
 }
 
 // done gives back what the session holds. Called once, when it ends.
@@ -89,34 +99,52 @@ func (s *session) viaClientCert() bool {
 // at all; a client banned meanwhile (by another session or node) is told
 // 421 4.7.0 and the session ends.
 func (s *session) authAllowed() bool {
+	s.hooks.claim = authClaim{}
 	if s.srv.AuthGuard == nil || s.viaClientCert() {
 		return true
 	}
-	if _, refuse := s.srv.AuthGuard.BeforeAuth(s.ctx, s.remote.Addr(), "", s.srv.now()); refuse {
-		s.fail("auth_banned", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many authentication failures, closing connection", Reason: "address banned"})
+	if v := s.srv.AuthGuard.BeforeAuth(s.ctx, s.remote.Addr(), "", s.srv.now()); v.Refuse {
+		s.fail("auth_banned", errAuthBanned("address banned"))
 		return false
 	}
 	return true
 }
 
-// authSucceeded runs when a mechanism accepted the credentials of user.
-// The guard may still refuse the login (the username is under attack and
-// the address never logged in as it): the client then gets what a wrong
-// password gets. The send limits may refuse it for too many sessions.
-// It reports whether the login stands; when not, it has answered.
+// errAuthBanned is the reply to a client banned during AUTH.
+func errAuthBanned(reason string) *smtp.Error {
+	return &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many authentication failures, closing connection", Reason: reason}
+}
+
+// guardExchange makes the exchange sv ask the guard about the username
+// its client claims, before sv checks the credentials, when sv is
+// sasl.Guarded (PLAIN, LOGIN, CRAM-MD5, SCRAM): an attempt the guard
+// refuses then fails without the credentials ever being checked, so its
+// reply cannot depend on them (issue 12 §2). The other mechanisms are
+// refused only for a ban, when AUTH starts: OAUTHBEARER and XOAUTH2 log
+// in with a bearer token, which the issuer made and nobody can guess,
+// and EXTERNAL with a client certificate.
+func (s *session) guardExchange(sv sasl.Server) {
+	g := s.srv.AuthGuard
+	gs, ok := sv.(sasl.Guarded)
+	if g == nil || !ok || s.viaClientCert() {
+		return
+	}
+	gs.SetGuard(func(username string) bool {
+		now := s.srv.now()
+		v := g.BeforeAuth(s.ctx, s.remote.Addr(), username, now)
+		s.hooks.claim = authClaim{asked: true, at: now, verdict: v}
+		return !v.Refuse
+	})
+}
+
+// authSucceeded runs when a mechanism accepted the credentials of user:
+// the guard remembers the address as good for the user, and the send
+// limits may refuse the login for too many sessions. It reports whether
+// the login stands; when not, it has answered.
 func (s *session) authSucceeded(mech string, sv sasl.Server, user string) bool {
-	claimed := cmp.Or(sv.Username(), user)
-	now := s.srv.now()
 	if g := s.srv.AuthGuard; g != nil {
-		cert := s.viaClientCert()
-		if !cert {
-			if delay, refuse := g.BeforeAuth(s.ctx, s.remote.Addr(), claimed, now); refuse {
-				d, banned := g.AuthResult(s.ctx, s.remote.Addr(), claimed, mech, false, false, now)
-				s.guardAnswer(mech, sv, "throttled", max(delay, d), banned, "username under attack; address not known good")
-				return false
-			}
-		}
-		g.AuthResult(s.ctx, s.remote.Addr(), claimed, mech, true, cert, now)
+		g.AuthResult(s.ctx, admission.AuthOutcome{Remote: s.remote.Addr(), Username: cmp.Or(sv.Username(), user),
+			Mech: mech, OK: true, ViaClientCert: s.viaClientCert(), Now: s.srv.now()})
 	}
 	if l := s.srv.SendLimiter; l != nil {
 		release, e := l.BeginSession(s.ctx, user)
@@ -132,14 +160,31 @@ func (s *session) authSucceeded(mech string, sv sasl.Server, user string) bool {
 	return true
 }
 
-// guardFailure answers wrong credentials when the guard is on: the
-// guard's delay replaces Limits.AuthFailDelay, and a client the failure
-// got banned is told 421 4.7.0 and the session ends.
+// guardFailure answers a failed attempt when the guard is on: wrong
+// credentials, or an attempt the guard refused before they were checked
+// (sasl.ErrRefused). The guard's delay replaces Limits.AuthFailDelay; a
+// client banned now, or before, is told 421 4.7.0 and the session ends.
+// When the guard asked for a delay before the check, the reply waits
+// until that long after the question, whichever path the attempt took,
+// so that neither the check nor its outcome shows in the timing.
 func (s *session) guardFailure(mech string, sv sasl.Server, err error) {
-	g := s.srv.AuthGuard
-	addr, now := s.remote.Addr(), s.srv.now()
-	d, banned := g.AuthResult(s.ctx, addr, sv.Username(), mech, false, s.viaClientCert(), now)
-	s.guardAnswer(mech, sv, "failure", d, banned, err.Error())
+	g, c := s.srv.AuthGuard, s.hooks.claim
+	refused := errors.Is(err, sasl.ErrRefused)
+	if refused && c.verdict.Banned {
+		s.authEnd(mech, sv, "banned", nil)
+		s.fail("auth_banned", errAuthBanned("address banned"))
+		return
+	}
+	d, banned := g.AuthResult(s.ctx, admission.AuthOutcome{Remote: s.remote.Addr(), Username: sv.Username(), Mech: mech,
+		ViaClientCert: s.viaClientCert(), Now: s.srv.now()})
+	if c.asked && c.verdict.Delay > 0 {
+		d = c.at.Add(max(c.verdict.Delay, d)).Sub(s.srv.now())
+	}
+	outcome, reason := "failure", err.Error()
+	if refused {
+		outcome, reason = "throttled", "username under attack; no more password checks for this network now"
+	}
+	s.guardAnswer(mech, sv, outcome, d, banned, reason)
 }
 
 // guardAnswer waits delay, then fails the exchange with 535 5.7.8, or with
@@ -152,7 +197,7 @@ func (s *session) guardAnswer(mech string, sv sasl.Server, outcome string, delay
 	}
 	if banned {
 		s.authEnd(mech, sv, outcome, nil)
-		s.fail("auth_banned", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many authentication failures, closing connection", Reason: reason})
+		s.fail("auth_banned", errAuthBanned(reason))
 		return
 	}
 	// RFC 4954 §6
@@ -164,6 +209,9 @@ func (s *session) guardAnswer(mech string, sv sasl.Server, outcome string, delay
 func (s *session) waitDelay(d time.Duration) bool {
 	if d <= 0 {
 		return true
+	}
+	if s.srv.sleep != nil {
+		return s.srv.sleep(d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

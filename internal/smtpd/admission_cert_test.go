@@ -54,7 +54,7 @@ func (e *externalServer) Username() string { return e.identity }
 // verified certificate are not counted.
 func TestAuthClientCertExempt(t *testing.T) {
 	pool, cert := clientCert(t, "alice@example.org")
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{UserThrottleAfter: 1}, admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install, func(s *Server) {
 		s.Auth = certAuth{}
 		s.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven
@@ -62,10 +62,11 @@ func TestAuthClientCertExempt(t *testing.T) {
 		s.Limits.MaxErrors = 100
 	})
 	for i := 1; i <= 5; i++ { // distributed guessing: alice is under attack
-		a := f.greetAs(fmt.Sprintf("127.0.0.%d", 110+i))
+		a := f.greetAs(fmt.Sprintf("127.0.%d.1", 110+i))
 		a.do("AUTH PLAIN "+plainAuth("alice", "guess"), "535 5.7.8")
 	}
-	a := f.greetAs("127.0.0.120")
+	a := f.greetAs("127.0.120.1")
+	a.do("AUTH PLAIN "+plainAuth("alice", "guess"), "535 5.7.8")      // the network's one check
 	a.do("AUTH PLAIN "+plainAuth("alice", testPassword), "535 5.7.8") // throttled
 	dialCert := func(src string) *client {
 		t.Helper()
@@ -78,11 +79,11 @@ func TestAuthClientCertExempt(t *testing.T) {
 		return c
 	}
 	// With the certificate, 20 wrong passwords neither ban nor close.
-	c := dialCert("127.0.0.121")
+	c := dialCert("127.0.120.2")
 	for i := 0; i < 20; i++ {
 		c.do("AUTH PLAIN "+plainAuth("alice", "wrong"), "535 5.7.8")
 	}
-	if _, ok, _ := g.store.Banned(context.Background(), addrOf("127.0.0.121"), fixedNow); ok {
+	if _, ok, _ := g.store.Banned(context.Background(), addrOf("127.0.120.2"), fixedNow); ok {
 		t.Fatal("an address with a client certificate got banned")
 	}
 	// EXTERNAL from a new address logs alice in despite the attack.

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"time"
 
 	"postern/internal/metrics"
 	"postern/internal/sasl"
@@ -52,6 +51,7 @@ func (s *session) cmdAuth(arg string) {
 		s.fail("syntax", &smtp.Error{Code: 504, Enhanced: "5.5.4", Message: "Unrecognized authentication type"})
 		return
 	}
+	s.guardExchange(sv) // the guard sees the claimed user before the check (admission.go)
 
 	var resp []byte // nil: no initial response
 	if hasInitial {
@@ -123,10 +123,10 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, o
 	enc.Write(challenge)
 	enc.Close()
 	s.bw.WriteString("\r\n")
+	// A client that hangs up (or stops answering) in the middle of the
+	// exchange has canceled it: no fault of the server's.
 	if s.flush() != nil {
-		if outcome != "" {
-			s.authEnd(mech, sv, outcome, nil)
-		}
+		s.authEnd(mech, sv, cmp.Or(outcome, "canceled"), nil)
 		s.quit = true
 		return nil, false
 	}
@@ -135,7 +135,7 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, o
 		if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
 			s.authEnd(mech, sv, cmp.Or(outcome, "malformed"), nil)
 		} else {
-			s.authEnd(mech, sv, cmp.Or(outcome, "error"), nil)
+			s.authEnd(mech, sv, cmp.Or(outcome, "canceled"), nil)
 			s.readError(err)
 		}
 		return nil, false
@@ -179,21 +179,7 @@ func (s *session) authFailed(mech string, sv sasl.Server, err error) {
 // authDelay waits Limits.AuthFailDelay before a 535, to slow guessing.
 // It reports false when the server shut down or the session was cut
 // meanwhile.
-func (s *session) authDelay() bool {
-	d := s.lim.AuthFailDelay
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-s.ctx.Done():
-	case <-s.srv.done:
-	}
-	return false
-}
+func (s *session) authDelay() bool { return s.waitDelay(s.lim.AuthFailDelay) }
 
 // authEnd logs and counts the end of a SASL exchange and sends e, if any.
 func (s *session) authEnd(mech string, sv sasl.Server, outcome string, e *smtp.Error) {

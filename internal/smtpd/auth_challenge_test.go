@@ -93,3 +93,22 @@ func TestAuthErrorChallengeHangup(t *testing.T) {
 		t.Errorf("hang-up logged as error:\n%s", f.logs.String())
 	}
 }
+
+// TestAuthHangUpIsCanceled is issue 12 §8: a client that hangs up in the
+// middle of an exchange (after a 334) canceled it; that is logged and
+// counted as outcome=canceled, not as a server error.
+func TestAuthHangUpIsCanceled(t *testing.T) {
+	for _, start := range []string{"AUTH LOGIN", "AUTH PLAIN", "AUTH LOGIN " + b64("alice")} {
+		t.Run(start, func(t *testing.T) {
+			f := newFixture(t, RoleSubmissions)
+			c := f.dial()
+			c.do("EHLO client.example", "250 ")
+			c.do(start, "334 ")
+			c.conn.Close()
+			waitFor(t, "the exchange logged", func() bool { return strings.Contains(f.logs.String(), `msg=auth `) })
+			if logs := f.logs.String(); !strings.Contains(logs, "outcome=canceled") || strings.Contains(logs, "outcome=error") {
+				t.Errorf("hang-up during AUTH not logged as canceled:\n%s", logs)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,6 +31,8 @@ func FuzzSession(f *testing.F) {
 		"STARTTLS x\r\nNOOP\x00\r\nVRFY\r\nEXPN a\r\nHELP\r\nBDAT 1\r\n\r\n",
 		"EHLO x\r\nMAIL FROM:<ä@b> SMTPUTF8\r\nRCPT TO:<bob@example.org> X=Y\r\nDATA x\r\nRSET\r\n",
 		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
+		"POST / HTTP/1.1\r\nHost: x\r\n\r\nEHLO x\r\n",
+		"EHLO x\r\nMAIL FROM:<a@b\u212A.test> SMTPUTF8\r\nRCPT TO:<a@wor\u212A.test>\r\n" + strings.Repeat("RCPT TO:<x@y.example>\r\n", 12),
 	} {
 		f.Add([]byte(s))
 	}
@@ -44,6 +47,7 @@ func FuzzSession(f *testing.F) {
 			Directory: dir,
 			Spool:     &testSpool{},
 			Logger:    slog.New(slog.DiscardHandler),
+			After:     instantAfter, // the error delay, without waiting
 		}
 		server, client := net.Pipe()
 		out := make(chan []byte)

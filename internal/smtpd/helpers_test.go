@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 	"postern/internal/testcert"
 )
 
@@ -93,19 +96,61 @@ func (d *testDir) addUser(addr string) {
 
 // spooled is one message the test spooler took.
 type spooled struct {
-	env  Envelope
-	data []byte
+	env    Envelope
+	data   []byte
+	inFile bool // the body was in a file from CreateFile
 }
 
-// testSpool is an in-memory Spooler.
+// testSpool is a Spooler that keeps the messages in memory; CreateFile
+// makes temporary files, removed on Close.
 type testSpool struct {
-	mu    sync.Mutex
-	msgs  []spooled
-	fail  error
-	block chan struct{} // when set, Spool waits for it to close (or ctx)
+	mu         sync.Mutex
+	msgs       []spooled
+	fail       error
+	createFail error         // CreateFile's error
+	block      chan struct{} // when set, Spool waits for it to close (or ctx)
+	files      int           // files created
+	open       int           // files not closed yet
 }
 
-func (s *testSpool) Spool(ctx context.Context, env *Envelope, data []byte) error {
+// testFile is a testSpool's file: a temporary file removed on Close.
+type testFile struct {
+	*os.File
+	s *testSpool
+}
+
+func (f *testFile) Close() error {
+	f.s.mu.Lock()
+	f.s.open--
+	f.s.mu.Unlock()
+	err := f.File.Close()
+	os.Remove(f.Name())
+	return err
+}
+
+func (s *testSpool) CreateFile(id string) (SpoolFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createFail != nil {
+		return nil, s.createFail
+	}
+	f, err := os.CreateTemp("", "postern-smtpd-"+id+"-")
+	if err != nil {
+		return nil, err
+	}
+	s.files++
+	s.open++
+	return &testFile{File: f, s: s}, nil
+}
+
+// openFiles returns how many files are not closed yet.
+func (s *testSpool) openFiles() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
+func (s *testSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
 	s.mu.Lock()
 	block, fail := s.block, s.fail
 	s.mu.Unlock()
@@ -119,9 +164,14 @@ func (s *testSpool) Spool(ctx context.Context, env *Envelope, data []byte) error
 	if fail != nil {
 		return fail
 	}
+	data, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		return err
+	}
+	_, _, inFile := msg.Body.File()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, spooled{env: *env, data: bytes.Clone(data)})
+	s.msgs = append(s.msgs, spooled{env: *env, data: data, inFile: inFile})
 	return nil
 }
 
@@ -159,7 +209,19 @@ func checkPassword(user, pass string) error {
 	return fmt.Errorf("user %q: %w", user, sasl.ErrInvalidCredentials)
 }
 
-type plainServer struct{ user, identity string }
+// guardedFake makes a fake mechanism sasl.Guarded, as the real password
+// mechanisms are.
+type guardedFake struct{ guard sasl.Guard }
+
+func (g *guardedFake) SetGuard(gd sasl.Guard) { g.guard = gd }
+
+// refused asks the guard about user; true means refused.
+func (g *guardedFake) refused(user string) bool { return g.guard != nil && !g.guard(user) }
+
+type plainServer struct {
+	guardedFake
+	user, identity string
+}
 
 func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 	if resp == nil {
@@ -170,6 +232,9 @@ func (p *plainServer) Next(resp []byte) ([]byte, bool, error) {
 		return nil, false, sasl.ErrMalformed
 	}
 	p.user = string(parts[1])
+	if p.refused(p.user) {
+		return nil, false, sasl.ErrRefused
+	}
 	if err := checkPassword(p.user, string(parts[2])); err != nil {
 		return nil, false, err
 	}
@@ -180,6 +245,7 @@ func (p *plainServer) Identity() string { return p.identity }
 func (p *plainServer) Username() string { return p.user }
 
 type loginServer struct {
+	guardedFake
 	step           int
 	user, identity string
 }
@@ -196,6 +262,9 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 		l.user = string(resp)
 		l.step = 2
 		return []byte("Password:"), false, nil
+	}
+	if l.refused(l.user) {
+		return nil, false, sasl.ErrRefused
 	}
 	if err := checkPassword(l.user, string(resp)); err != nil {
 		return nil, false, err
@@ -253,6 +322,7 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		Spool:     f.spool,
 		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       func() time.Time { return fixedNow },
+		After:     instantAfter, // no real wait for the error delay
 	}
 	for _, o := range opts {
 		o(f.srv)
@@ -279,6 +349,13 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		}
 	})
 	return f
+}
+
+// instantAfter is a clock for Server.After whose waits end at once.
+func instantAfter(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	ch <- fixedNow.Add(d)
+	return ch
 }
 
 // client is a scripted SMTP client.

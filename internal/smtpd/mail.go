@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"postern/internal/addrkey"
 	"postern/internal/smtp"
 )
 
@@ -31,6 +32,12 @@ func (s *session) cmdMail(arg string) {
 	if e := s.mailParams(params, &tx); e != nil {
 		s.fail("params", e)
 		return
+	}
+	if !path.Null {
+		if e := checkDomain(path.Addr.Domain, "5.1.7", "sender"); e != nil {
+			s.fail("syntax", e)
+			return
+		}
 	}
 	if path.Null {
 		if s.srv.Role.submission() {
@@ -121,6 +128,10 @@ func (s *session) offersRequireTLS() bool {
 	return s.srv.Role.submission() && s.tlsState != nil
 }
 
+// rcptOvershoot is how many recipients past Limits.MaxRecipients a
+// transaction may send before each further one counts as an error.
+const rcptOvershoot = 1000
+
 // cmdRcpt handles RCPT TO (RFC 5321 §4.1.1.3).
 func (s *session) cmdRcpt(arg string) {
 	switch {
@@ -131,9 +142,18 @@ func (s *session) cmdRcpt(arg string) {
 		s.fail("sequence", errSeq("Need MAIL command"))
 		return
 	case len(s.tx.rcpts) >= s.lim.MaxRecipients:
-		// RFC 5321 §4.5.3.1.8
+		// RFC 5321 §4.5.3.1.10: 452 for each recipient past the limit;
+		// the client sends them again in another transaction. They are
+		// no error of the client's, up to rcptOvershoot of them (as
+		// Postfix's smtpd_recipient_overshoot_limit).
 		s.tx.refused++
-		s.fail("too_many_rcpts", &smtp.Error{Code: 452, Enhanced: "4.5.3", Message: "Too many recipients"})
+		s.tx.excess++
+		e := &smtp.Error{Code: 452, Enhanced: "4.5.3", Message: "Too many recipients"}
+		if s.tx.excess > rcptOvershoot {
+			s.fail("too_many_rcpts", e)
+		} else {
+			s.refuse("too_many_rcpts", e)
+		}
 		return
 	}
 	path, params, err := smtp.ParseRcptTo(arg, s.tx.smtputf8)
@@ -147,13 +167,23 @@ func (s *session) cmdRcpt(arg string) {
 		s.fail("params", &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "RCPT parameters not recognized"})
 		return
 	}
-	var addr string
+	if !path.Postmaster {
+		if e := checkDomain(path.Addr.Domain, "5.1.3", "recipient"); e != nil {
+			s.tx.refused++
+			s.fail("syntax", e)
+			return
+		}
+	}
+	addr, domain := path.Addr.String(), path.Addr.Domain
 	if path.Postmaster {
-		// RFC 5321 §4.5.1: always accepted.
+		// RFC 5321 §4.5.1: the bare Postmaster goes to the configured
+		// address. In another domain it is relayed there; in a local
+		// one it must reach someone, like any local recipient.
 		addr = s.srv.postmaster
-	} else {
-		addr = path.Addr.String()
-		if e := s.checkRecipient(path.Addr.Domain, addr); e != nil {
+		domain = addr[strings.LastIndexByte(addr, '@')+1:]
+	}
+	if !path.Postmaster || s.srv.Directory.IsLocalDomain(domain) {
+		if e := s.checkRecipient(domain, addr); e != nil {
 			s.tx.refused++
 			s.fail(e.label, e.err)
 			return
@@ -163,6 +193,19 @@ func (s *session) cmdRcpt(arg string) {
 		s.tx.rcpts = append(s.tx.rcpts, addr)
 	}
 	s.reply(250, "2.1.5", "OK")
+}
+
+// checkDomain refuses a domain that is not a valid IDNA2008 name
+// (addrkey.Domain): the parser lets U-labels through as letters, marks
+// and digits, but one such as "wor\u212A.test" (KELVIN SIGN) is no
+// name, and folded as strings.ToLower does it would pass for work.test.
+// RFC 6531 §3.3 wants U-labels (RFC 5890 §2.3.2.1).
+func checkDomain(domain, enhanced, what string) *smtp.Error {
+	if _, err := addrkey.Domain(domain); err != nil {
+		return &smtp.Error{Code: 501, Enhanced: enhanced, Message: "Bad " + what + " address syntax: domain is not a valid IDNA name",
+			Reason: err.Error()}
+	}
+	return nil
 }
 
 // labeledError is a reply with its metric label.

@@ -6,6 +6,12 @@
 // A Server serves one listener, in the manner of net/http's Server: set its
 // fields, call Serve with a net.Listener, and stop it with Shutdown (or
 // first with Drain, which lets the sessions in progress end on their own).
+//
+// A session's memory does not grow with the message it receives: past
+// 128 KiB the message goes to a file from the Spooler as it arrives, and
+// only its header section (bounded by Limits.MaxHeaderSize) stays in
+// memory for the Filter; a DataBudget shared by the Servers bounds what
+// all sessions hold at once (sink.go, budget.go).
 package smtpd
 
 import (
@@ -25,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Role is what a listener is for.
@@ -55,14 +62,36 @@ func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmiss
 
 // Limits bounds a session. Zero fields take the defaults named.
 type Limits struct {
-	MaxMessageSize int64         // default 36700160 (35 MiB); advertised in SIZE
-	MaxRecipients  int           // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
-	MaxErrors      int           // default 10; then 421 and close
+	MaxMessageSize int64 // default 36700160 (35 MiB); advertised in SIZE
+	MaxRecipients  int   // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
+	// MaxErrors is the hard error limit: the error reply that makes
+	// this many is followed by 421 4.7.0 and the close; default 20
+	// (Postfix's smtpd_hard_error_limit).
+	MaxErrors int
+	// ErrorDelayAfter is the soft error limit: once a session has made
+	// more errors than this, every reply waits ErrorDelay; default 10
+	// (Postfix's smtpd_soft_error_limit).
+	ErrorDelayAfter int
+	// ErrorDelay is that wait, default 1s (Postfix's
+	// smtpd_error_sleep_time); negative means none.
+	ErrorDelay     time.Duration
 	MaxCommandLine int           // default 512 (RFC 5321 §4.5.3.1.4)
 	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
 	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
 	DataTimeout    time.Duration // per read in DATA, default 3m (§4.5.3.2.5)
-	AuthFailDelay  time.Duration // before 535, default 1s; negative means none
+	// DataTimeLimit bounds the whole of DATA, from the 354 to the final
+	// dot, whatever the pace of the client; default 10m. Past it the
+	// session gets 421 4.4.2 and is closed.
+	DataTimeLimit time.Duration
+	// MaxHeaderSize bounds the header section of a message (the bytes
+	// before the first empty line), which the session keeps in memory;
+	// default 262144 (256 KiB). A larger one gets 552 5.3.4.
+	MaxHeaderSize int
+	// MaxReceived is the loop limit: a message with more Received
+	// fields (with the session's own) gets 554 5.4.6 at the end of
+	// DATA; default smtp.MaxReceived (50), the queue's own limit.
+	MaxReceived   int
+	AuthFailDelay time.Duration // before 535, default 1s; negative means none
 	// TLSHandshakeTimeout bounds the TLS handshake (implicit TLS or after
 	// STARTTLS); default 30s.
 	TLSHandshakeTimeout time.Duration
@@ -81,7 +110,13 @@ func (l Limits) withDefaults() Limits {
 		l.MaxRecipients = 100
 	}
 	if l.MaxErrors <= 0 {
-		l.MaxErrors = 10
+		l.MaxErrors = 20
+	}
+	if l.ErrorDelayAfter <= 0 {
+		l.ErrorDelayAfter = 10
+	}
+	if l.ErrorDelay == 0 {
+		l.ErrorDelay = time.Second
 	}
 	if l.MaxCommandLine <= 0 {
 		l.MaxCommandLine = 512
@@ -94,6 +129,15 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.DataTimeout <= 0 {
 		l.DataTimeout = 3 * time.Minute
+	}
+	if l.DataTimeLimit <= 0 {
+		l.DataTimeLimit = 10 * time.Minute
+	}
+	if l.MaxHeaderSize <= 0 {
+		l.MaxHeaderSize = 256 << 10
+	}
+	if l.MaxReceived <= 0 {
+		l.MaxReceived = smtp.MaxReceived
 	}
 	if l.AuthFailDelay == 0 {
 		l.AuthFailDelay = time.Second
@@ -115,19 +159,29 @@ type Server struct {
 	Role     Role   // what the listener is for
 	Hostname string // used in the greeting, EHLO reply and Received; default "localhost"
 	// PostmasterAddress is where RCPT TO:<Postmaster> (no domain, RFC 5321
-	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. It is
-	// always accepted, whatever the Directory says (RFC 5321 §4.5.1).
+	// §4.1.1.3) is delivered; default "postmaster@"+Hostname. In a
+	// domain that is not local it is always accepted (RFC 5321 §4.5.1);
+	// in a local one only when the Directory says it exists: accepted
+	// for nobody, the mail would bounce later, to a sender who may be
+	// forged.
 	PostmasterAddress string
 	// TLSConfig is used for STARTTLS (mx, submission) and implicit TLS
 	// (submissions). Required on submission roles; on mx, nil means
 	// STARTTLS is neither offered nor accepted.
 	TLSConfig *tls.Config
 	Limits    Limits
-	Directory Directory        // required
-	Auth      Authenticator    // required for submission roles; ignored on mx
-	Spool     Spooler          // required
-	Logger    *slog.Logger     // nil: slog.Default()
-	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	Directory Directory     // required
+	Auth      Authenticator // required for submission roles; ignored on mx
+	Spool     Spooler       // required
+	// Budget, when not nil, bounds the message data this Server's
+	// sessions hold, together with those of the Servers sharing it
+	// (see DataBudget).
+	Budget *DataBudget
+	Logger *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	// After, when non-nil, replaces time.After for the waits a session
+	// makes before its replies (Limits.ErrorDelay): tests inject a clock.
+	After func(d time.Duration) <-chan time.Time
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
 	Filter Filter
@@ -145,6 +199,11 @@ type Server struct {
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
+
+	// sleep, when set (by tests), replaces the waits before AUTH
+	// replies: it is told each delay and reports whether the session
+	// may go on (see waitDelay).
+	sleep func(d time.Duration) bool
 
 	initOnce   sync.Once
 	lim        Limits

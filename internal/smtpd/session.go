@@ -48,11 +48,12 @@ type session struct {
 	esmtp    bool                 // it was EHLO
 	authUser string               // "" until AUTH succeeds
 	tx       transaction
-	verb     string // the command being handled, for logs
-	nerrors  int    // replies >= 400 sent
-	nmsgs    int    // messages accepted
-	quit     bool   // close after flushing
-	hdr      []byte // scratch for the headers prepended to a message
+	verb     string    // the command being handled, for logs
+	nerrors  int       // replies >= 400 sent
+	nmsgs    int       // messages accepted
+	quit     bool      // close after flushing
+	hdr      []byte    // scratch for the headers prepended to a message
+	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 
@@ -68,6 +69,7 @@ type transaction struct {
 	body     string
 	rcpts    []string
 	refused  int  // RCPTs refused in this transaction
+	excess   int  // RCPTs past Limits.MaxRecipients in this transaction
 	reqTLS   bool // MAIL FROM carried REQUIRETLS (RFC 8689)
 }
 
@@ -76,6 +78,9 @@ type transaction struct {
 type connReader struct {
 	s           *session
 	dataTimeout time.Duration // > 0 while reading DATA
+	// dataDeadline ends DATA whatever the pace of the client
+	// (Limits.DataTimeLimit); zero outside DATA.
+	dataDeadline time.Time
 	// pending and err are what waitIdle read while the session had no
 	// buffered reader: returned first, then reading goes on.
 	pending []byte
@@ -93,7 +98,11 @@ func (r *connReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if r.dataTimeout > 0 {
-		r.s.raw.SetReadDeadline(time.Now().Add(r.dataTimeout))
+		d := time.Now().Add(r.dataTimeout)
+		if !r.dataDeadline.IsZero() && r.dataDeadline.Before(d) {
+			d = r.dataDeadline
+		}
+		r.s.raw.SetReadDeadline(d)
 	}
 	return r.s.conn.Read(p)
 }
@@ -216,12 +225,42 @@ func (s *session) serve() {
 		if waits {
 			s.bw = s.srv.getWriter(&s.cw)
 		}
+		if (err == nil || isLineError(err)) && !s.slowDown() {
+			return
+		}
 		if err != nil {
 			s.readError(err)
 			continue
 		}
 		s.handle(line)
 	}
+}
+
+// slowDown makes a session that has made more than ErrorDelayAfter
+// errors wait ErrorDelay before it answers its next command, as
+// Postfix's smtpd_soft_error_limit does: a client that errs that much
+// is slowed down before it is cut at MaxErrors. It sends the replies
+// written so far first. It reports false, after answering 421 4.3.2,
+// when the server shut down or the session was cut meanwhile.
+func (s *session) slowDown() bool {
+	if s.nerrors <= s.lim.ErrorDelayAfter || s.lim.ErrorDelay <= 0 {
+		return true
+	}
+	if s.flush() != nil {
+		return false
+	}
+	after := time.After
+	if s.srv.After != nil {
+		after = s.srv.After
+	}
+	select {
+	case <-after(s.lim.ErrorDelay):
+		return true
+	case <-s.ctx.Done():
+	case <-s.srv.done:
+	}
+	s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
+	return false
 }
 
 func (s *session) finish() {
@@ -343,6 +382,13 @@ func (s *session) readError(err error) {
 	s.quit = true
 }
 
+// isLineError reports whether err is a hostile command line that
+// lineError answers.
+func isLineError(err error) bool {
+	return errors.Is(err, smtp.ErrLineTooLong) || errors.Is(err, smtp.ErrBareLF) ||
+		errors.Is(err, smtp.ErrBareCR) || errors.Is(err, smtp.ErrNUL)
+}
+
 // lineError answers a hostile line (too long, bare LF or CR, NUL) with a
 // 500 and reports true; other errors are left to the caller. A non-empty
 // tooLongEnh replaces 5.5.2 for overlong lines (AUTH uses 5.5.6).
@@ -375,13 +421,7 @@ func (s *session) reply(code int, enhanced, text string) {
 // errors it adds 421 4.7.0 and ends the session. label is the short
 // reason for the rejections metric.
 func (s *session) fail(label string, e *smtp.Error) {
-	smtp.WriteReply(s.bw, e.Code, e.Enhanced, e.Message)
-	reason := e.Reason
-	if reason == "" {
-		reason = e.Message
-	}
-	s.log.Info("rejected", "cmd", s.verb, "code", e.Code, "enhanced", e.Enhanced, "reason", reason)
-	metrics.MessagesRejected.WithLabelValues(s.srv.Name, label).Inc()
+	s.refuse(label, e)
 	s.nerrors++
 	if e.Code == 421 {
 		s.quit = true
@@ -390,6 +430,19 @@ func (s *session) fail(label string, e *smtp.Error) {
 	if s.nerrors >= s.lim.MaxErrors && !s.quit {
 		s.fail("too_many_errors", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many errors"})
 	}
+}
+
+// refuse writes an error reply, logs it and counts it in the rejections
+// metric, without counting it against the session's error limit (fail
+// does that too).
+func (s *session) refuse(label string, e *smtp.Error) {
+	smtp.WriteReply(s.bw, e.Code, e.Enhanced, e.Message)
+	reason := e.Reason
+	if reason == "" {
+		reason = e.Message
+	}
+	s.log.Info("rejected", "cmd", s.verb, "code", e.Code, "enhanced", e.Enhanced, "reason", reason)
+	metrics.MessagesRejected.WithLabelValues(s.srv.Name, label).Inc()
 }
 
 // failErr answers with err when it is an *smtp.Error (as the parsers
@@ -425,6 +478,10 @@ func (s *session) handle(line []byte) {
 	s.verb = ""
 	if len(line)+2 > s.lim.MaxCommandLine && !hasAuthVerb(line) {
 		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Line too long"})
+		return
+	}
+	if looksLikeHTTP(line) { // a cross-protocol request (http.go)
+		s.cutHTTP()
 		return
 	}
 	cmd, err := smtp.ParseCommand(line)

@@ -136,6 +136,7 @@ func TestMailFrom(t *testing.T) {
 
 func TestRcptTo(t *testing.T) {
 	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 100 })
+	f.dir.addUser("postmaster@" + testHost)
 	c := f.dial()
 	c.script(
 		step{"EHLO client.example", "250 "},
@@ -170,6 +171,7 @@ func TestRcptTo(t *testing.T) {
 
 func TestPostmasterAddress(t *testing.T) {
 	f := newFixture(t, RoleMX, func(s *Server) { s.PostmasterAddress = "hostmaster@example.org" })
+	f.dir.addUser("hostmaster@example.org")
 	c := f.dial()
 	c.script(
 		step{"EHLO client.example", "250 "},
@@ -245,7 +247,7 @@ func TestCommandLineChecks(t *testing.T) {
 }
 
 func TestTooManyErrors(t *testing.T) {
-	f := newFixture(t, RoleMX)
+	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 10 })
 	c := f.dial()
 	for i := range 9 {
 		c.do(fmt.Sprintf("BOGUS%c", 'A'+i), "500 5.5.1")
@@ -329,7 +331,7 @@ func TestLogEvents(t *testing.T) {
 // TestTooManyErrorsPipelined checks that the 421 reaches a client that
 // is still sending when the server closes.
 func TestTooManyErrorsPipelined(t *testing.T) {
-	f := newFixture(t, RoleMX)
+	f := newFixture(t, RoleMX, func(s *Server) { s.Limits.MaxErrors = 10 })
 	c := f.dial()
 	c.raw(strings.Repeat("BOGUS "+strings.Repeat("x", 400)+"\r\n", 40))
 	for range 10 {

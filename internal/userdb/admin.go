@@ -102,8 +102,8 @@ func normalizeGrant(g SendAsGrant) (SendAsGrant, error) {
 		return out, err
 	}
 	for _, dom := range g.Domains {
-		dom = strings.ToLower(strings.TrimSuffix(dom, "."))
-		if err := checkDomain(dom); err != nil {
+		dom, err := normalizeDomain(strings.TrimSuffix(dom, "."))
+		if err != nil {
 			return out, fmt.Errorf("userdb: send-as domain %q: %w", dom, err)
 		}
 		out.Domains = append(out.Domains, dom)

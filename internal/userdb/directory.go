@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern/internal/addrkey"
 )
 
 // ErrNotLocal means an address is not in a local domain.
@@ -32,10 +34,13 @@ type SendAsGrant struct {
 
 // DirectoryConfig is the part of the configuration a Directory needs.
 type DirectoryConfig struct {
-	// LocalDomains are the domains whose mail is delivered here. The first
-	// is the primary one: postmaster@ any local domain without a user or
-	// alias of its own goes to postmaster@ the first.
+	// LocalDomains are the domains whose mail is delivered here.
 	LocalDomains []string
+	// Postmaster is where postmaster@ a local domain without a user or
+	// alias of its own goes, and the bare "postmaster" (RFC 5321 §4.5.1);
+	// "" means postmaster@ the first of LocalDomains. It reaches someone
+	// only when it is in a local domain.
+	Postmaster string
 	// Aliases maps an alias address, in a local domain, to its targets:
 	// users or other aliases in local domains.
 	Aliases map[string][]string
@@ -63,18 +68,18 @@ func (c DirectoryConfig) Validate() error {
 	}
 	local := make(map[string]bool)
 	for _, dom := range c.LocalDomains {
-		dom = strings.ToLower(dom)
-		if err := checkDomain(dom); err != nil {
+		d, err := normalizeDomain(strings.TrimSuffix(dom, "."))
+		if err != nil {
 			return fmt.Errorf("userdb: local domain %q: %w", dom, err)
 		}
-		local[dom] = true
+		local[domainKey(d)] = true
 	}
 	inLocal := func(what, addr string) error {
 		a, err := NormalizeAddress(addr)
 		if err != nil {
 			return fmt.Errorf("userdb: %s: %w", what, err)
 		}
-		if !local[domainOf(a)] {
+		if !local[domainKey(domainOf(a))] {
 			return fmt.Errorf("userdb: %s %q: %w", what, addr, ErrNotLocal)
 		}
 		return nil
@@ -92,6 +97,11 @@ func (c DirectoryConfig) Validate() error {
 			}
 		}
 	}
+	if c.Postmaster != "" {
+		if _, err := NormalizeAddress(c.Postmaster); err != nil {
+			return fmt.Errorf("userdb: postmaster: %w", err)
+		}
+	}
 	for user, g := range c.SendAs {
 		if _, err := NormalizeAddress(user); err != nil {
 			return fmt.Errorf("userdb: send-as user: %w", err)
@@ -102,7 +112,7 @@ func (c DirectoryConfig) Validate() error {
 			}
 		}
 		for _, dom := range g.Domains {
-			if err := checkDomain(strings.ToLower(dom)); err != nil {
+			if _, err := normalizeDomain(strings.TrimSuffix(dom, ".")); err != nil {
 				return fmt.Errorf("userdb: send-as domain %q of %s: %w", dom, user, err)
 			}
 		}
@@ -112,20 +122,22 @@ func (c DirectoryConfig) Validate() error {
 
 // Directory answers the SMTP session's questions about addresses from a DB
 // and the configuration; it has the method set of smtpd.Directory. It is
-// safe for concurrent use. Addresses are "local@domain"; local parts match
-// ignoring case.
+// safe for concurrent use. Addresses are "local@domain", compared by
+// their addrkey keys: domains as A-labels, local parts in NFC ignoring
+// the case of ASCII letters only.
 //
 // With a store that keeps aliases and send-as grants (PostgreSQL), the
 // Directory reads all of them at once and reuses them for
 // DirectoryConfig.Refresh, so a lookup costs no query for them; whether a
 // user exists is asked of the store each time (one indexed query).
 type Directory struct {
-	db      *DB
-	domains []string        // lower-cased, in configuration order
-	local   map[string]bool // the same, as a set
-	config  *dirSnapshot    // from the configuration alone
-	src     dirStore        // nil: the configuration is all
-	refresh time.Duration
+	db         *DB
+	domains    []string        // domain keys (addrkey.Domain), in configuration order
+	local      map[string]bool // the same, as a set
+	postmaster string          // userKey of DirectoryConfig.Postmaster or its default
+	config     *dirSnapshot    // from the configuration alone
+	src        dirStore        // nil: the configuration is all
+	refresh    time.Duration
 
 	snap    atomic.Pointer[dirSnapshot] // config merged with src's, when src != nil
 	loading sync.Mutex                  // one read of src at a time
@@ -138,7 +150,7 @@ type dirSnapshot struct {
 	read    time.Time           // when src was read
 }
 
-// grant is a SendAsGrant as sets of lower-cased addresses and domains.
+// grant is a SendAsGrant as sets of address and domain keys.
 type grant struct {
 	addrs   map[string]bool
 	domains map[string]bool
@@ -161,7 +173,7 @@ func (s *dirSnapshot) add(aliases map[string][]string, sendAs map[string]SendAsG
 			gr.addrs[userKey(a)] = true
 		}
 		for _, dom := range g.Domains {
-			gr.domains[strings.ToLower(strings.TrimSuffix(dom, "."))] = true
+			gr.domains[domainKey(dom)] = true
 		}
 	}
 }
@@ -179,7 +191,7 @@ func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
 		d.refresh = DefaultDirectoryRefresh
 	}
 	for _, dom := range cfg.LocalDomains {
-		dom = strings.ToLower(strings.TrimSuffix(dom, "."))
+		dom = domainKey(dom)
 		if !d.local[dom] {
 			d.local[dom] = true
 			d.domains = append(d.domains, dom)
@@ -187,6 +199,10 @@ func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
 	}
 	d.config.add(cfg.Aliases, cfg.SendAs)
 	d.src, _ = db.dirStore()
+	d.postmaster = userKey(cfg.Postmaster)
+	if d.postmaster == "" && len(d.domains) > 0 {
+		d.postmaster = "postmaster@" + d.domains[0]
+	}
 	return d
 }
 
@@ -214,16 +230,30 @@ func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
 	if s2 := d.snap.Load(); s2 != s {
 		return s2, nil // read while this one waited
 	}
+	n, err := d.read(ctx, now)
+	if err != nil {
+		if s != nil {
+			d.db.log.Error("userdb: read aliases and send-as grants; using the last read", "err", err)
+			return s, nil
+		}
+		return nil, err
+	}
+	d.snap.Store(n)
+	return n, nil
+}
+
+// read reads the store's aliases and grants, merged with the
+// configuration's, as at now; it does not keep them.
+func (d *Directory) read(ctx context.Context, now time.Time) (*dirSnapshot, error) {
+	if d.src == nil {
+		return d.config, nil
+	}
 	aliases, err := d.src.aliases(ctx)
 	var grants map[string]SendAsGrant
 	if err == nil {
 		grants, err = d.src.sendAs(ctx)
 	}
 	if err != nil {
-		if s != nil {
-			d.db.log.Error("userdb: read aliases and send-as grants; using the last read", "err", err)
-			return s, nil
-		}
 		return nil, err
 	}
 	n := newSnapshot()
@@ -237,7 +267,6 @@ func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
 		m[a.Address] = a.Targets
 	}
 	n.add(m, grants)
-	d.snap.Store(n)
 	return n, nil
 }
 
@@ -250,27 +279,36 @@ func (s *dirSnapshot) aliasesMap() map[string][]string {
 	return m
 }
 
-// IsLocalDomain reports whether mail for domain is delivered here, ignoring
-// case and a trailing dot.
+// IsLocalDomain reports whether mail for domain is delivered here,
+// comparing A-labels (a U-label matches its A-label), ignoring the case of
+// ASCII letters and a trailing dot. A domain that is not a valid IDNA2008
+// name is not local: "wor\u212A.test" (KELVIN SIGN) is not work.test.
 func (d *Directory) IsLocalDomain(domain string) bool {
-	return d.local[strings.ToLower(strings.TrimSuffix(domain, "."))]
+	k, err := addrkey.Domain(domain)
+	return err == nil && d.local[k]
 }
 
 // RecipientExists reports whether addr, in a local domain, names a user or
-// an alias. postmaster@ any local domain always exists (RFC 5321 §4.5.1),
-// and so does the bare "postmaster"; Resolve says where it goes. It fails
-// only when the store cannot answer.
+// an alias. postmaster@ a local domain, and the bare "postmaster", exist
+// only when their mail reaches a user (see Resolve): RFC 5321 §4.5.1
+// requires the address, and mail accepted for nobody would bounce later,
+// to a sender who may be forged. It fails only when the store cannot
+// answer.
 func (d *Directory) RecipientExists(ctx context.Context, addr string) (bool, error) {
 	k := userKey(addr)
 	if k == "postmaster" {
-		return len(d.domains) > 0, nil
+		k = d.postmaster
 	}
 	local, domain, ok := splitAddr(k)
 	if !ok || !d.local[domain] {
 		return false, nil
 	}
-	if local == "postmaster" { // RFC 5321 §4.5.1: must be accepted
-		return true, nil
+	if local == "postmaster" || k == d.postmaster {
+		boxes, err := d.resolve(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return len(boxes) > 0, err
 	}
 	s, err := d.current(ctx)
 	if err != nil {
@@ -320,31 +358,41 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 }
 
 // Resolve returns the users' mailboxes that mail to addr, in a local
-// domain, is delivered to: lower-cased addresses of existing users, without
+// domain, is delivered to: the keys (userKey) of existing users, without
 // duplicates, in the order found, for use as mailbox paths. An alias
 // expands to its targets, recursively up to a depth of 8; an address met
 // again (a loop, or an alias that lists itself beside others) delivers to
 // the user of that address if there is one. A user and an alias with the
 // same address: the alias wins (list the address among its targets to
 // keep the user's copy). postmaster@ a local domain without its own user or
-// alias goes to postmaster@ the first local domain (RFC 5321 §4.5.1).
+// alias goes to DirectoryConfig.Postmaster (RFC 5321 §4.5.1).
 // Targets that name nobody are skipped; the error (wrapping ErrNotFound or
 // ErrNotLocal) comes only when nothing is left. When the store cannot
 // answer for any address met, the error wraps neither, so delivery is
 // retried rather than made to a part of the list.
 func (d *Directory) Resolve(addr string) ([]string, error) {
-	k := userKey(addr)
-	if k == "postmaster" && len(d.domains) > 0 {
-		k = "postmaster@" + d.domains[0]
-	}
-	if _, domain, ok := splitAddr(k); !ok || !d.local[domain] {
-		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
+	return d.resolve(ctx, addr)
+}
+
+// resolve is Resolve with a context.
+func (d *Directory) resolve(ctx context.Context, addr string) ([]string, error) {
 	snap, err := d.current(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, err)
+	}
+	return d.resolveIn(ctx, snap, addr)
+}
+
+// resolveIn is resolve with the aliases of snap.
+func (d *Directory) resolveIn(ctx context.Context, snap *dirSnapshot, addr string) ([]string, error) {
+	k := userKey(addr)
+	if k == "postmaster" {
+		k = d.postmaster
+	}
+	if _, domain, ok := splitAddr(k); !ok || !d.local[domain] {
+		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
 	}
 	r := resolver{d: d, ctx: ctx, snap: snap, seen: make(map[string]bool)}
 	r.walk(k, 0)
@@ -355,6 +403,57 @@ func (d *Directory) Resolve(addr string) ([]string, error) {
 		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotFound)
 	}
 	return r.out, nil
+}
+
+// UnreachablePostmaster is a postmaster address whose mail reaches no
+// user.
+type UnreachablePostmaster struct {
+	// Address is the postmaster address.
+	Address string
+	// Via is where its mail goes and reaches nobody: the first target of
+	// its own alias, the DirectoryConfig.Postmaster it falls back to, or
+	// Address itself. A user with that address (or an alias of it to a
+	// user) fixes it.
+	Via string
+}
+
+// UnreachablePostmasters returns the postmaster addresses whose mail
+// reaches no user, in configuration order: postmaster@ each local
+// domain, then DirectoryConfig.Postmaster when it is local and not among
+// them. RCPT refuses them (550 5.1.1) until a user or an alias is made;
+// serve warns of them at start and postern check fails. It fails only
+// when the store cannot answer.
+func (d *Directory) UnreachablePostmasters(ctx context.Context) ([]UnreachablePostmaster, error) {
+	addrs := make([]string, 0, len(d.domains)+1)
+	for _, dom := range d.domains {
+		addrs = append(addrs, "postmaster@"+dom)
+	}
+	if _, dom, ok := splitAddr(d.postmaster); ok && d.local[dom] && !slices.Contains(addrs, d.postmaster) {
+		addrs = append(addrs, d.postmaster)
+	}
+	// A read of its own, not kept: the aliases made right after it are
+	// seen by the next lookup, not Refresh later.
+	snap, err := d.read(ctx, d.db.now())
+	if err != nil {
+		return nil, err
+	}
+	var out []UnreachablePostmaster
+	for _, a := range addrs {
+		_, err := d.resolveIn(ctx, snap, a)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			via := a
+			if targets := snap.aliases[a]; len(targets) > 0 {
+				via = userKey(targets[0])
+			} else if _, dom, _ := splitAddr(d.postmaster); a != d.postmaster && d.local[dom] {
+				via = d.postmaster
+			}
+			out = append(out, UnreachablePostmaster{Address: a, Via: via})
+		case err != nil:
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // resolver is the state of one Resolve.
@@ -387,9 +486,9 @@ func (r *resolver) walk(k string, depth int) {
 		return
 	}
 	local, domain, ok := splitAddr(k)
-	if ok && local == "postmaster" && r.d.local[domain] && len(r.d.domains) > 0 {
-		if primary := "postmaster@" + r.d.domains[0]; primary != k {
-			r.walk(primary, depth)
+	if ok && local == "postmaster" && r.d.local[domain] && r.d.postmaster != k {
+		if _, pd, ok := splitAddr(r.d.postmaster); ok && r.d.local[pd] {
+			r.walk(r.d.postmaster, depth)
 		}
 	}
 }

@@ -63,11 +63,10 @@ func testDirectoryRecipientExists(t *testing.T, open opener) {
 		"info@example.org":       true,
 		"INFO@example.org":       true,
 		"sales@example.org":      true,
-		"ghost@example.org":      true, // an alias exists even if its target does not
-		"postmaster@example.org": true, // RFC 5321 §4.5.1
-		"PostMaster@example.net": true,
-		"postmaster":             true,
-		"Postmaster":             true,
+		"ghost@example.org":      true,  // an alias exists even if its target does not
+		"PostMaster@example.net": true,  // its alias reaches carol
+		"postmaster@example.org": false, // nobody would receive it (issue 12, §6)
+		"postmaster":             false,
 		"nobody@example.org":     false,
 		"alice@example.com":      false, // not local
 		"postmaster@example.com": false,
@@ -208,5 +207,145 @@ func TestDirectoryConfigValidate(t *testing.T) {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate accepted %+v", cfg)
 		}
+	}
+}
+
+// TestDirectoryPostmasterResolves checks that postmaster@ a local domain
+// exists only when its mail reaches a user (RFC 5321 §4.5.1 requires
+// the address; accepting it for nobody bounces the mail later, to a
+// sender who may be forged), and that it falls back to
+// DirectoryConfig.Postmaster.
+func TestDirectoryPostmasterResolves(t *testing.T) { eachBackend(t, testDirectoryPostmasterResolves) }
+
+func testDirectoryPostmasterResolves(t *testing.T, open opener) {
+	ctx := context.Background()
+	db := open(t, newClock(), nil)
+	cfg := DirectoryConfig{
+		LocalDomains: []string{"example.org", "example.net", "example.com"},
+		Aliases:      map[string][]string{"postmaster@example.com": {"nobody@example.com"}},
+		Postmaster:   "hostmaster@example.org",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory(db, cfg)
+	exists := func(addr string, want bool) {
+		t.Helper()
+		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	unreachable := func(want ...string) {
+		t.Helper()
+		list, err := d.UnreachablePostmasters(ctx)
+		var got []string
+		for _, u := range list {
+			got = append(got, u.Address+" via "+u.Via)
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("UnreachablePostmasters = %q, %v; want %q", got, err, want)
+		}
+	}
+	exists("postmaster@example.org", false)
+	exists("postmaster", false)
+	unreachable("postmaster@example.org via hostmaster@example.org", "postmaster@example.net via hostmaster@example.org",
+		"postmaster@example.com via nobody@example.com", "hostmaster@example.org via hostmaster@example.org")
+
+	if err := db.Add("Hostmaster@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	exists("postmaster@example.org", true) // to the configured postmaster
+	exists("POSTMASTER@example.net", true)
+	exists("postmaster", true)
+	exists("postmaster@example.com", false) // its own alias names nobody
+	unreachable("postmaster@example.com via nobody@example.com")
+	if got, err := d.Resolve("postmaster@example.net"); err != nil || !slices.Equal(got, []string{"hostmaster@example.org"}) {
+		t.Errorf("Resolve(postmaster@example.net) = %q, %v", got, err)
+	}
+
+	if err := db.Add("nobody@example.com", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	exists("postmaster@example.com", true)
+	unreachable()
+}
+
+// TestDirectoryUnicodeFolding checks the comparisons that decide
+// locality and identity (issue 12, §8): domains as A-labels, under a
+// strict IDNA profile that refuses what strings.ToLower would fold (the
+// KELVIN SIGN of "wor\u212A.test" is not the k of work.test); local
+// parts fold ASCII letters only, other characters compared as written in
+// NFC.
+func TestDirectoryUnicodeFolding(t *testing.T) { eachBackend(t, testDirectoryUnicodeFolding) }
+
+func testDirectoryUnicodeFolding(t *testing.T, open opener) {
+	ctx := context.Background()
+	db := open(t, newClock(), nil)
+	for _, u := range []string{"alice@work.test", "Élise@work.test", "élise@work.test", "kate@work.test", "x@xn--bcher-kva.example"} {
+		if err := db.Add(u, "pw"); err != nil {
+			t.Fatalf("Add(%q): %v", u, err)
+		}
+	}
+	if err := db.Add("e\u0301lise@work.test", "pw"); !errors.Is(err, ErrExists) {
+		t.Errorf("Add of élise in NFD: %v, want ErrExists (the same in NFC)", err)
+	}
+	if _, err := NormalizeAddress("alice@wor\u212A.test"); !errors.Is(err, ErrInvalidAddress) {
+		t.Errorf("NormalizeAddress(Kelvin domain): %v", err)
+	}
+	cfg := DirectoryConfig{LocalDomains: []string{"work.test", "xn--bcher-kva.example"},
+		SendAs: map[string]SendAsGrant{"alice@work.test": {Domains: []string{"xn--bcher-kva.example"}}}}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory(db, cfg)
+	for dom, want := range map[string]bool{
+		"work.test": true, "WORK.test.": true, "wor\u212A.test": false, "ｗork.test": false,
+		"bücher.example": true, "BÜCHER.example": false, "bu\u0308cher.example": false,
+	} {
+		if got := d.IsLocalDomain(dom); got != want {
+			t.Errorf("IsLocalDomain(%q) = %v, want %v", dom, got, want)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"alice@work.test":         true,
+		"ALICE@Work.Test":         true,
+		"alice@wor\u212A.test":    false,
+		"\u212Aate@work.test":     true, // U+212A is canonically K (NFC)
+		"Élise@work.test":         true,
+		"E\u0301lise@work.test":   true,
+		"ÉLISE@work.test":         true,  // its ASCII letters fold: Élise
+		"ëlise@work.test":         false, // another letter
+		"x@bücher.example":        true,
+		"X@xn--bcher-kva.example": true,
+		"ſ@work.test":             false,
+		"alice@work.test\u0000":   false,
+	} {
+		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		user, addr string
+		want       bool
+	}{
+		{"alice@work.test", "Alice@WORK.TEST", true},
+		{"alice@work.test", "alice@wor\u212A.test", false},
+		{"Élise@work.test", "élise@work.test", false}, // two users
+		{"élise@work.test", "e\u0301lise@work.test", true},
+		{"alice@work.test", "anyone@bücher.example", true}, // granted by its A-label
+		{"alice@work.test", "anyone@BÜCHER.example", false},
+	} {
+		if got, err := d.MaySendAs(ctx, tc.user, tc.addr); err != nil || got != tc.want {
+			t.Errorf("MaySendAs(%q, %q) = %v, %v; want %v", tc.user, tc.addr, got, err, tc.want)
+		}
+	}
+	if got, err := d.Resolve("Élise@work.test"); err != nil || !slices.Equal(got, []string{"Élise@work.test"}) {
+		t.Errorf("Resolve(Élise) = %q, %v", got, err)
+	}
+	if got, err := d.Resolve("x@bücher.example"); err != nil || !slices.Equal(got, []string{"x@xn--bcher-kva.example"}) {
+		t.Errorf("Resolve(x@bücher.example) = %q, %v", got, err)
+	}
+	if _, err := d.Resolve("alice@wor\u212A.test"); !errors.Is(err, ErrNotLocal) {
+		t.Errorf("Resolve(Kelvin domain): %v, want ErrNotLocal", err)
 	}
 }

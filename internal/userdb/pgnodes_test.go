@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,8 +49,8 @@ func TestMigrationsTwiceAndConcurrently(t *testing.T) {
 		}
 		return v
 	}
-	want := []int{1, 2, 3}
-	if v := versions(); !slices.Equal(v, want) || schemaVersion() != 3 {
+	want := []int{1, 2, 3, 4}
+	if v := versions(); !slices.Equal(v, want) || schemaVersion() != 4 {
 		t.Fatalf("schema_migrations %v, want %v", v, want)
 	}
 	if err := dbs[0].Add("alice@example.org", "pw"); err != nil {
@@ -313,4 +314,68 @@ func BenchmarkDirectoryPostgres(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestMigrationRekey: keys stored by an earlier Postern (strings.ToLower
+// of the address, which folds non-ASCII letters) become userKey's, so
+// that the users, aliases and grants are found by the new comparison; a
+// row whose new key another has keeps its old one (issue 12, §8).
+func TestMigrationRekey(t *testing.T) {
+	dsn := testDatabase(t)
+	clk := newClock()
+	db := openPGTest(t, dsn, clk, nil)
+	ctx := context.Background()
+	for _, u := range []string{"Élise@example.org", "é@example.org", "e\u0301@example.org", "bob@example.org"} {
+		if err := db.Add(u, "pw"); err != nil && u != "e\u0301@example.org" {
+			t.Fatal(err)
+		}
+	}
+	if err := db.AddAlias(ctx, "Équipe@example.org", "Élise@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddSendAs(ctx, "Élise@example.org", SendAsGrant{Domains: []string{"example.net"}}); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// As the earlier Postern stored them; NFD "e\u0301" had a key of its own.
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE users SET key = $1 WHERE address = $2`, []any{strings.ToLower("Élise@example.org"), "Élise@example.org"}},
+		{`INSERT INTO users (key, address, password, created, updated) SELECT $1, $1, password, created, updated FROM users WHERE address = 'bob@example.org'`, []any{"e\u0301@example.org"}},
+		{`UPDATE aliases SET alias_key = $1, target_key = $2`, []any{"équipe@example.org", "élise@example.org"}},
+		{`UPDATE send_as SET user_key = $1`, []any{"élise@example.org"}},
+		{`DELETE FROM schema_migrations WHERE version = 4`, nil},
+	} {
+		if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatalf("%s: %v", q.sql, err)
+		}
+	}
+	if db.Exists("Élise@example.org") {
+		t.Fatal("the old key was not in place")
+	}
+	if err := migrate(ctx, db.st.(*pgStore).pool, db.log); err != nil {
+		t.Fatal(err)
+	}
+	if !db.Exists("Élise@example.org") || db.Exists("élise@example.org") {
+		t.Error("Élise not found by her new key, or found as élise")
+	}
+	d := NewDirectory(db, DirectoryConfig{LocalDomains: []string{"example.org"}})
+	if ok, err := d.RecipientExists(ctx, "Équipe@example.org"); err != nil || !ok {
+		t.Errorf("alias after rekey: %v, %v", ok, err)
+	}
+	if ok, err := d.MaySendAs(ctx, "Élise@example.org", "x@example.net"); err != nil || !ok {
+		t.Errorf("send-as grant after rekey: %v, %v", ok, err)
+	}
+	var keys []string
+	rows, _ := conn.Query(ctx, `SELECT key FROM users WHERE address IN ($1, $2) ORDER BY key`, "é@example.org", "e\u0301@example.org")
+	keys, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(keys) != 2 || !slices.Contains(keys, "é@example.org") {
+		t.Errorf("colliding users' keys %q, %v: want both kept, one of them é@example.org", keys, err)
+	}
 }

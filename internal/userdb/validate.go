@@ -8,6 +8,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"postern/internal/addrkey"
 	"postern/internal/sasl"
 )
 
@@ -32,12 +33,14 @@ const (
 const passwordAlphabet = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 // NormalizeAddress validates addr as a user or alias address and returns it
-// with the domain lower-cased and the local part as given. It accepts
-// exactly one "@", a local part of 1 to 64 octets that is a dot-string
-// without "/" or "\" (it becomes a mailbox path), and a domain of labels of
-// letters, digits, hyphens or non-ASCII UTF-8 (U-labels); no spaces or
-// control characters anywhere, at most 254 octets in all. Errors wrap
-// ErrInvalidAddress.
+// with the domain's ASCII letters lower-cased and the local part as given.
+// It accepts exactly one "@", a local part of 1 to 64 octets that is a
+// dot-string without "/" or "\" (it becomes a mailbox path), and a domain
+// of labels of letters, digits, hyphens or non-ASCII UTF-8 that is a valid
+// IDNA2008 name (U-labels in NFC, no upper-case non-ASCII letter, no
+// character such as the Kelvin sign that would stand for another;
+// addrkey.Domain); no spaces or control characters anywhere, at most 254
+// octets in all. Errors wrap ErrInvalidAddress.
 func NormalizeAddress(addr string) (string, error) {
 	if len(addr) > MaxAddressLen {
 		return "", fmt.Errorf("userdb: address longer than %d octets: %w", MaxAddressLen, ErrInvalidAddress)
@@ -57,11 +60,24 @@ func NormalizeAddress(addr string) (string, error) {
 	if err := checkLocalPart(local); err != nil {
 		return "", fmt.Errorf("userdb: address %q: %w", addr, err)
 	}
-	domain = strings.ToLower(domain)
-	if err := checkDomain(domain); err != nil {
+	domain, err := normalizeDomain(domain)
+	if err != nil {
 		return "", fmt.Errorf("userdb: address %q: %w", addr, err)
 	}
 	return local + "@" + domain, nil
+}
+
+// normalizeDomain checks a domain as NormalizeAddress does and returns it
+// with its ASCII letters lower-cased.
+func normalizeDomain(domain string) (string, error) {
+	domain = addrkey.LowerASCII(domain)
+	if err := checkDomain(domain); err != nil {
+		return "", err
+	}
+	if _, err := addrkey.Domain(domain); err != nil {
+		return "", fmt.Errorf("%v: %w", err, ErrInvalidAddress)
+	}
+	return domain, nil
 }
 
 // checkLocalPart checks an unquoted local part (RFC 5321 §4.1.2
@@ -134,6 +150,26 @@ func GeneratePassword() (string, error) {
 	return b.String(), nil
 }
 
-// userKey is the lookup key of an address: all of it lower-cased, since the
-// local part matches case-insensitively.
-func userKey(addr string) string { return strings.ToLower(addr) }
+// userKey is the lookup key of an address: its addrkey.Address, the
+// local part in NFC with ASCII letters lower-cased and the domain as an
+// A-label; strings.ToLower would make "alice@wor\u212A.test" the key of
+// alice@work.test. An address whose domain is not a valid name gets a
+// key that matches only itself (a NUL, which no address holds, and the
+// address as given).
+func userKey(addr string) string {
+	k, err := addrkey.Address(addr)
+	if err != nil {
+		return "\x00" + addr
+	}
+	return k
+}
+
+// domainKey is the lookup key of a domain (addrkey.Domain), or like
+// userKey's for an invalid one a key that matches only itself.
+func domainKey(domain string) string {
+	k, err := addrkey.Domain(domain)
+	if err != nil {
+		return "\x00" + domain
+	}
+	return k
+}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) admission.Store) {
 		{"BanFieldsRoundTrip", testBanFields},
 		{"StrikesOutliveBans", testStrikes},
 		{"ConcurrentIncr", testConcurrentIncr},
+		{"KeysAnyText", testKeysAnyText},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -453,5 +455,38 @@ func testConcurrentIncr(t *testing.T, s admission.Store, t0 time.Time) {
 	}
 	if got := must(s.AddMember(context.Background(), "parset", "0", t0, time.Minute))(t); got != each {
 		t.Errorf("set size after concurrent adds = %d, want %d", got, each)
+	}
+}
+
+// testKeysAnyText: the abuse engine builds keys and members from what
+// clients claim (usernames of up to 256 octets, in any script, with any
+// punctuation) joined with networks ("auth:checks:192.0.2.0/24|alice").
+// Keys and members that differ in any octet are distinct; none is
+// changed, cut or merged with another.
+func testKeysAnyText(t *testing.T, s admission.Store, t0 time.Time) {
+	ctx := context.Background()
+	long := strings.Repeat("é|:/ *?[]{}", 30) // 330 octets and more
+	keys := []string{
+		"auth:checks:192.0.2.0/24|alice", "auth:checks:192.0.2.0/24|alice ", "auth:checks:192.0.2.0/24|Alice",
+		"auth:checks:192.0.2.0/24|ali|ce", "auth:checks:2001:db8::/48|alice", "auth:nets:" + long, "auth:nets:" + long + "x",
+		"auth:nets:e\u0301", "auth:nets:é", "auth:nets:\x00", "auth:nets:\r\n",
+	}
+	for i, k := range keys {
+		if got := incr(t, s, k, int64(i+1), t0, time.Minute); got != int64(i+1) {
+			t.Errorf("Incr(%q) = %d, want %d: the key collides with another", k, got, i+1)
+		}
+		if got := must(s.AddMember(ctx, k, k, t0, time.Minute))(t); got != 1 {
+			t.Errorf("AddMember(%q) = %d, want 1: the set collides with another", k, got)
+		}
+	}
+	for i, k := range keys {
+		if got := count(t, s, k, t0); got != int64(i+1) {
+			t.Errorf("Count(%q) = %d, want %d", k, got, i+1)
+		}
+		for j, m := range keys {
+			if got := must(s.HasMember(ctx, k, m, t0))(t); got != (i == j) {
+				t.Errorf("HasMember(%q, %q) = %v, want %v", k, m, got, i == j)
+			}
+		}
 	}
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -38,12 +39,19 @@ type Options struct {
 	// used only for answers it marks Authentic.
 	Resolver dns.Resolver
 	// HTTPClient fetches MTA-STS policies. Its transport must check
-	// certificates (RFC 8461 §3.3); tests pass one that trusts a test CA.
-	// The Engine uses a copy that never follows redirects. Nil means a
-	// client on a new http.Transport with the system roots.
+	// certificates (RFC 8461 §3.3). The Engine uses a copy that never
+	// follows redirects. Nil means a client that looks the policy host
+	// up through Resolver (like every other name delivery depends on;
+	// never through /etc/resolv.conf, and through no proxy), connects
+	// with Dialer and trusts Roots.
 	HTTPClient *http.Client
+	// Dialer opens the connections of the default HTTPClient, to the
+	// addresses Resolver gave for the policy host. Nil means a
+	// net.Dialer; tests inject one.
+	Dialer dns.ContextDialer
 	// Roots are the WebPKI roots Host.Verify checks certificates against
-	// for MTA-STS and a configured "verify". Nil means the system roots.
+	// for MTA-STS and a configured "verify", and the default HTTPClient
+	// trusts. Nil means the system roots.
 	Roots *x509.CertPool
 	// Minimum is the configured minimum Mode per recipient domain (any
 	// case, trailing dot or not); the key "*" applies to every domain
@@ -74,10 +82,11 @@ type Options struct {
 // from DANE, MTA-STS (policies cached in memory) and the configured
 // minimum. It is safe for concurrent use.
 type Engine struct {
-	opts Options
-	http *http.Client
-	log  *slog.Logger
-	sts  *stsCache
+	opts     Options
+	http     *http.Client
+	log      *slog.Logger
+	sts      *stsCache
+	verified verifiedCache
 }
 
 var _ Planner = (*Engine)(nil)
@@ -115,7 +124,15 @@ func New(opts Options) *Engine {
 	if opts.HTTPClient != nil {
 		client = *opts.HTTPClient
 	} else {
-		client.Transport = &http.Transport{Proxy: http.ProxyFromEnvironment, ForceAttemptHTTP2: true}
+		dialer := &dns.Dialer{Resolver: opts.Resolver, Dialer: opts.Dialer}
+		client.Transport = &http.Transport{
+			DialContext:         dialer.DialContext,
+			TLSClientConfig:     &tls.Config{RootCAs: opts.Roots},
+			TLSHandshakeTimeout: opts.FetchTimeout,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConns:        16,
+			IdleConnTimeout:     time.Minute,
+		}
 	}
 	client.CheckRedirect = noRedirect
 	return &Engine{
@@ -179,8 +196,12 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	// RFC 8689 §4.2.2: "TLS-Required: No" waives DANE and MTA-STS; no
+	// TLSA record is looked up (a failed lookup would only keep a host
+	// out).
+	optional := req.TLSOptional && !req.RequireTLS
 	sts := e.mtasts(ctx, domain)
-	cands := e.resolve(ctx, domain, names, authMX)
+	cands := e.resolve(ctx, domain, names, authMX && !optional)
 	if implicit && cands[0].skipped != "" && !cands[0].temp {
 		// RFC 5321 §5.1: no MX and no address: the domain takes no mail.
 		return nil, permanent(fmt.Errorf("%w: %s: no MX records, and %w", ErrNoHosts, domain, cands[0].err))
@@ -200,6 +221,10 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 			refused = append(refused, h.Reason)
 			continue
 		}
+		if optional {
+			waive(&h)
+		}
+		// After waive: the operator's own minimum is never waived.
 		e.applyMinimum(&h, domain)
 		hosts = append(hosts, h)
 	}
@@ -357,9 +382,14 @@ func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS
 	}
 	match := sts.policy.Match(h.Name)
 	if sts.policy.Mode == stsTesting {
+		// RFC 8461 §5: check as enforce mode would, report what fails,
+		// deliver anyway. The connection is checked by Host.Audit.
 		if !match {
-			e.log.Warn("MTA-STS testing: host not in policy, delivering anyway", "domain", domain, "host", h.Name, "id", sts.id)
+			stsTestingFailures.WithLabelValues(auditMX).Inc()
+			e.log.Warn("MTA-STS testing: host not in policy, delivering anyway", "domain", domain, "host", h.Name, "id", sts.id, "reason", auditMX)
+			return true
 		}
+		h.audit = e.webPKIVerifier(h.Name)
 		return true
 	}
 	if !match {
@@ -370,7 +400,7 @@ func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS
 	h.Mode = Verify
 	h.Source = SourceMTASTS
 	h.Reason = fmt.Sprintf("MTA-STS policy of %s (id %s) in enforce mode: WebPKI certificate for %s required", domain, sts.id, h.Name)
-	h.verify = webPKIVerifier(h.Name, e.opts.Roots, e.opts.Now)
+	h.verify = e.webPKIVerifier(h.Name)
 	return true
 }
 
@@ -391,8 +421,18 @@ func (e *Engine) applyMinimum(h *Host, domain string) {
 		h.verify = nil
 	case Verify:
 		h.Reason = fmt.Sprintf("configured minimum for %s: WebPKI certificate for %s required (verify)", domain, h.Name)
-		h.verify = webPKIVerifier(h.Name, e.opts.Roots, e.opts.Now)
+		h.verify = e.webPKIVerifier(h.Name)
+		h.audit = nil // verified by the same check
 	}
+}
+
+// waive drops the recipient domain's requirements (DANE, MTA-STS) from
+// h, for a message with "TLS-Required: No" (RFC 8689 §4.2.2): TLS when
+// offered, any certificate. The configured minimum is applied after.
+func waive(h *Host) {
+	h.Mode, h.Source = Opportunistic, SourceNone
+	h.TLSA, h.verify, h.audit = nil, nil, nil
+	h.Reason = "opportunistic TLS: the message has TLS-Required: No, which waives DANE and MTA-STS"
 }
 
 // requireTLS keeps the hosts a REQUIRETLS message may go to. RFC 8689

@@ -13,25 +13,8 @@ import (
 	"time"
 
 	"postern/internal/dns/dnstest"
+	"postern/internal/testkit"
 )
-
-// clock is a settable time source.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // syncBuffer is a log sink safe for concurrent writes.
 type syncBuffer struct {
@@ -56,7 +39,7 @@ func (s *syncBuffer) String() string {
 type env struct {
 	dns   *dnstest.Server
 	sts   *stsServer
-	clock *clock
+	clock *testkit.Clock
 	logs  *syncBuffer
 	opts  Options
 	eng   *Engine
@@ -69,7 +52,7 @@ func newEnv(t *testing.T, zone dnstest.Zone, mod func(*Options)) *env {
 	e := &env{
 		dns:   dnstest.New(t, zone),
 		sts:   newSTSServer(t),
-		clock: &clock{now: time.Now()},
+		clock: testkit.NewClock(time.Now()),
 		logs:  &syncBuffer{},
 	}
 	e.opts = Options{

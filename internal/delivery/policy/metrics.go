@@ -18,8 +18,17 @@ var (
 		Name: "postern_policy_mtasts_fetches_total",
 		Help: "MTA-STS policy fetches over HTTPS, by result (ok, error).",
 	}, []string{"result"})
+
+	// stsTestingFailures counts what an MTA-STS policy in testing mode
+	// would have refused in enforce mode, by reason: "mx" (a host the
+	// policy does not list, per plan), "starttls" and "certificate" (per
+	// delivery attempt on a session; see Host.Audit).
+	stsTestingFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_policy_mtasts_testing_failures_total",
+		Help: "What MTA-STS policies in testing mode would have refused in enforce mode, by reason (mx, starttls, certificate); delivered anyway.",
+	}, []string{"reason"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(plans, stsFetches)
+	metrics.Registry.MustRegister(plans, stsFetches, stsTestingFailures)
 }

@@ -70,6 +70,12 @@ var ErrRequireTLS = errors.New("policy: REQUIRETLS cannot be met")
 type Request struct {
 	Domain     string // recipient domain, lower case
 	RequireTLS bool   // the message carries REQUIRETLS (RFC 8689 §4)
+	// TLSOptional means the message carries "TLS-Required: No" (RFC 8689
+	// §4.2.2): the TLS the recipient domain requires (DANE, MTA-STS) is
+	// waived, and TLS is used when offered; the configured minimum (the
+	// operator's own policy) still applies, and so does an enforced
+	// MTA-STS policy's list of MX hosts. Ignored with RequireTLS.
+	TLSOptional bool
 }
 
 // Plan is the ordered list of hosts to try for one domain.
@@ -94,6 +100,9 @@ type Host struct {
 	TLSA []dns.TLSA
 	// verify is set by Plan; nil means nothing to verify.
 	verify func(cs tls.ConnectionState) error
+	// audit is set by Plan for a host of a domain whose MTA-STS policy
+	// is in testing mode; nil means nothing to audit.
+	audit func(cs tls.ConnectionState) error
 }
 
 // Verify checks an established TLS connection against this host's

@@ -6,8 +6,10 @@ import (
 	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"postern/internal/dns"
@@ -153,27 +155,101 @@ func verifyToAnchor(chain []*x509.Certificate, anchor int, names []string, now t
 }
 
 // webPKIVerifier checks that a connection to host presents a chain to
-// roots (nil: the system roots) valid now for the name host. RFC 8461
-// §4.1: the MX host name must match the certificate.
-func webPKIVerifier(host string, roots *x509.CertPool, now func() time.Time) func(tls.ConnectionState) error {
+// the Engine's roots (nil: the system roots) valid now for the name host.
+// RFC 8461 §4.1: the MX host name must match the certificate.
+func (e *Engine) webPKIVerifier(host string) func(tls.ConnectionState) error {
 	return func(cs tls.ConnectionState) error {
 		chain, err := peerChain(host, cs)
 		if err != nil {
 			return err
 		}
+		now := e.now()
+		key := verifiedKey{host: host, chain: chainSum(chain)}
+		if e.verified.valid(key, now) {
+			return nil
+		}
 		inter := x509.NewCertPool()
 		for _, c := range chain[1:] {
 			inter.AddCert(c)
 		}
-		if _, err := chain[0].Verify(x509.VerifyOptions{
+		chains, err := chain[0].Verify(x509.VerifyOptions{
 			DNSName:       host,
-			Roots:         roots,
+			Roots:         e.opts.Roots,
 			Intermediates: inter,
-			CurrentTime:   now(),
+			CurrentTime:   now,
 			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		}); err != nil {
+		})
+		if err != nil {
 			return fmt.Errorf("policy: %s: certificate not trusted for this name: %w", host, err)
 		}
+		e.verified.add(key, chains[0])
 		return nil
 	}
+}
+
+// maxVerified bounds the verifiedCache.
+const maxVerified = 1024
+
+// verifiedKey names one WebPKI verification: the host name and the
+// SHA-256 of the chain presented.
+type verifiedKey struct {
+	host  string
+	chain [sha256.Size]byte
+}
+
+// validity is when a verified chain stays valid.
+type validity struct{ notBefore, notAfter time.Time }
+
+// verifiedCache remembers the chains a WebPKI check accepted, with the
+// time span in which every certificate of the verified chain is valid,
+// so that the same chain for the same name is not verified again while
+// that lasts: a pooled session is checked again before each message
+// (package remote), and a chain verification costs about 200 µs where a
+// look-up here costs about 2 µs. The roots are the Engine's and do not
+// change; refusals are not remembered. Safe for concurrent use.
+type verifiedCache struct {
+	mu sync.Mutex
+	m  map[verifiedKey]validity
+}
+
+// valid reports whether k was verified and its chain is valid at now.
+func (c *verifiedCache) valid(k verifiedKey, now time.Time) bool {
+	c.mu.Lock()
+	v, ok := c.m[k]
+	c.mu.Unlock()
+	return ok && !now.Before(v.notBefore) && !now.After(v.notAfter)
+}
+
+// add records that k verified to chain.
+func (c *verifiedCache) add(k verifiedKey, chain []*x509.Certificate) {
+	v := validity{notBefore: chain[0].NotBefore, notAfter: chain[0].NotAfter}
+	for _, cert := range chain[1:] {
+		if cert.NotBefore.After(v.notBefore) {
+			v.notBefore = cert.NotBefore
+		}
+		if cert.NotAfter.Before(v.notAfter) {
+			v.notAfter = cert.NotAfter
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxVerified {
+		c.m = make(map[verifiedKey]validity) // start over: a bound, not an LRU
+	}
+	c.m[k] = v
+}
+
+// chainSum is the SHA-256 of the certificates of chain, each preceded by
+// its length.
+func chainSum(chain []*x509.Certificate) [sha256.Size]byte {
+	h := sha256.New()
+	for _, c := range chain {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }

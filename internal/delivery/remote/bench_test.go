@@ -2,11 +2,16 @@ package remote
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/dns/dnstest"
+	"postern/internal/smtp"
+	"postern/internal/testcert"
 )
 
 // BenchmarkDeliverPooled delivers one-recipient messages from parallel
@@ -16,7 +21,7 @@ func BenchmarkDeliverPooled(b *testing.B) {
 	run := func(b *testing.B, addr string) {
 		f := newBenchFixture(b, addr)
 		msg := &Message{ID: "B", From: "a@src.test", Rcpts: []string{"b@example.test"},
-			Data: []byte("Subject: bench\r\n\r\nhello\r\n.dot\r\n")}
+			Data: &smtp.Message{Header: []byte("Subject: bench\r\n\r\nhello\r\n.dot\r\n")}}
 		b.ReportAllocs()
 		b.SetParallelism(4)
 		start := time.Now()
@@ -54,4 +59,42 @@ func newBenchFixture(b *testing.B, addr string) *Deliverer {
 	}
 	b.Cleanup(d.Close)
 	return d
+}
+
+// BenchmarkMeets measures the check a pooled session gets each time it
+// is taken for a message (Deliverer.meets): a WebPKI chain (an ECDSA
+// leaf and its root) for the MX name of a "verify" domain, and a DANE-EE
+// SHA-256 TLSA record.
+func BenchmarkMeets(b *testing.B) {
+	ca := testcert.NewCA()
+	cert := ca.Issue(testcert.Spec{DNSNames: []string{"mx.shared.test"}})
+	dns := dnstest.New(b, sharedMX("127.0.0.2", tlsaEE(cert)))
+	signDANE(dns)
+	eng := policy.New(policy.Options{Resolver: dns.Resolver(), Roots: ca.Pool,
+		Minimum: map[string]policy.Mode{"plain.test": policy.Verify}})
+	// A real handshake for the connection state.
+	cn, sn := net.Pipe()
+	go tls.Server(sn, serverTLS(cert)).Handshake()
+	tc := tls.Client(cn, &tls.Config{InsecureSkipVerify: true, ServerName: "mx.shared.test"})
+	if err := tc.Handshake(); err != nil {
+		b.Fatal(err)
+	}
+	cs := tc.ConnectionState()
+	tc.Close()
+	d := &Deliverer{}
+	for _, domain := range []string{"plain.test", "dane.test"} {
+		plan, err := eng.Plan(context.Background(), policy.Request{Domain: domain})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tg := &target{host: plan.Hosts[0]}
+		c := &conn{tls: &cs, key: poolKey{host: "mx.shared.test", addr: "127.0.0.2:25"}}
+		b.Run(string(tg.host.Source), func(b *testing.B) {
+			for b.Loop() {
+				if f := d.meets(tg, c); f != nil {
+					b.Fatal(f.err)
+				}
+			}
+		})
+	}
 }

@@ -39,8 +39,7 @@ type conn struct {
 	ext      map[string]string // EHLO keywords (upper case) -> parameters
 	tls      *tls.ConnectionState
 	key      poolKey
-	label    string // TLS label for metrics and Result.TLS
-	msgs     int    // transactions started on this session
+	msgs     int // transactions started on this session
 	broken   bool
 	lastRepl reply         // the last reply read, for logs
 	wto      time.Duration // write timeout for the next writes
@@ -264,7 +263,7 @@ type txResult struct {
 // sends RSET so that the session stays usable. An error means the session
 // state is unknown (c is broken); the partial txResult says how far it
 // got.
-func (c *conn) transaction(mail string, rcpts []string, data []byte) (txResult, error) {
+func (c *conn) transaction(mail string, rcpts []string, data *smtp.Message) (txResult, error) {
 	var res txResult
 	c.msgs++
 	if c.has("PIPELINING") {
@@ -325,7 +324,7 @@ func (c *conn) transaction(mail string, rcpts []string, data []byte) (txResult, 
 		return res, c.reset()
 	}
 	c.deadline(c.t.DataBlock)
-	if err := writeDotStuffed(c.bw, data); err != nil {
+	if err := smtp.WriteMessage(c.bw, data); err != nil {
 		c.broken = true
 		return res, err
 	}

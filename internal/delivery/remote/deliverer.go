@@ -9,6 +9,7 @@ package remote
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
+	"postern/internal/smtp"
 )
 
 // Dialer opens network connections; *net.Dialer implements it.
@@ -68,6 +70,9 @@ type Smarthost struct {
 	Username, Password string
 	// Domains lists the recipient domains relayed; empty means all.
 	Domains []string
+	// RootCAs are the roots the relay's certificate must chain to; nil
+	// means those of Deliverer.TLSClientConfig, else the system roots.
+	RootCAs *x509.CertPool
 }
 
 // applies reports whether mail for domain goes through the smarthost.
@@ -89,8 +94,9 @@ type Message struct {
 	From string // envelope sender; "" for the null reverse-path
 	// Rcpts are the recipients, all in one domain.
 	Rcpts []string
-	// Data is the message, header and body, with CRLF line endings.
-	Data []byte
+	// Data is the message, header and body, with CRLF line endings. Its
+	// body may be in a file: it is written to the next hop as a stream.
+	Data *smtp.Message
 	// SMTPUTF8 means the envelope or header needs SMTPUTF8 (RFC 6531).
 	SMTPUTF8 bool
 	// EightBit means the body has 8-bit data (RFC 6152 BODY=8BITMIME).
@@ -98,8 +104,9 @@ type Message struct {
 	// RequireTLS means the message carries REQUIRETLS (RFC 8689 §4).
 	RequireTLS bool
 	// TLSOptional means the message had "TLS-Required: No" (RFC 8689
-	// §5): MTA-STS and DANE requirements are ignored and TLS is used when
-	// offered.
+	// §4.2.2): the Planner waives the recipient domain's MTA-STS and DANE
+	// requirements, never the configured minimum; TLS is used when
+	// offered. Ignored with RequireTLS.
 	TLSOptional bool
 }
 
@@ -275,7 +282,7 @@ func (d *Deliverer) targets(ctx context.Context, msg *Message, domain string) ([
 	if d.Planner == nil {
 		return nil, &failure{enhanced: "4.3.5", err: errors.New("remote: no planner configured")}
 	}
-	plan, err := d.Planner.Plan(ctx, policy.Request{Domain: domain, RequireTLS: msg.RequireTLS})
+	plan, err := d.Planner.Plan(ctx, policy.Request{Domain: domain, RequireTLS: msg.RequireTLS, TLSOptional: msg.TLSOptional})
 	if err != nil {
 		f := &failure{enhanced: "4.4.3", err: fmt.Errorf("remote: plan %s: %w", domain, err)}
 		// policy.IsPermanent marks the bounces; a null MX and a domain
@@ -302,11 +309,6 @@ func (d *Deliverer) targets(ctx context.Context, msg *Message, domain string) ([
 	}
 	var ts []target
 	for _, h := range plan.Hosts {
-		if msg.TLSOptional && !msg.RequireTLS {
-			// RFC 8689 §5: deliver with TLS if offered, whatever the
-			// MTA-STS or DANE policy.
-			h.Mode = policy.Opportunistic
-		}
 		t := target{host: h}
 		for _, a := range h.Addrs {
 			t.addrs = append(t.addrs, net.JoinHostPort(a.String(), "25"))

@@ -18,10 +18,12 @@ var (
 	}, []string{"outcome", "tls"})
 
 	// poolTotal counts session requests answered by a pooled session
-	// ("hit") or a new connection ("miss").
+	// ("hit") or a new connection ("miss"), and pooled sessions ended
+	// because they did not meet the next message's TLS requirement
+	// ("refused").
 	poolTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_remote_pool_total",
-		Help: "Outbound SMTP sessions taken from the pool (hit) or dialed (miss).",
+		Help: "Outbound SMTP sessions taken from the pool (hit), dialed (miss), or pooled but refused for the next message's TLS requirement (refused).",
 	}, []string{"result"})
 
 	// deliverySeconds observes the duration of each Deliver call.

@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -17,6 +16,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
+	"postern/internal/smtp"
 )
 
 // one delivers msg and requires one Result per recipient.
@@ -66,8 +66,8 @@ func TestDeliverBytesExact(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("server got %d messages", len(msgs))
 	}
-	if !bytes.Equal(msgs[0].Data, msg.Data) {
-		t.Errorf("data %q, want %q", msgs[0].Data, msg.Data)
+	if !bytes.Equal(msgs[0].Data, msg.Data.Header) {
+		t.Errorf("data %q, want %q", msgs[0].Data, msg.Data.Header)
 	}
 	if want := "Subject: hi\r\n\r\nhello\r\n..dot line\r\n...two\r\n.\r\n"; string(msgs[0].Raw) != want {
 		t.Errorf("wire %q, want %q", msgs[0].Raw, want)
@@ -77,28 +77,6 @@ func TestDeliverBytesExact(t *testing.T) {
 	}
 	if s.helo[0] != "EHLO out.postern.test" {
 		t.Errorf("hello %q", s.helo)
-	}
-}
-
-func TestWriteDotStuffed(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"", ""},
-		{"a", "a\r\n"},
-		{".", "..\r\n"},
-		{"a\r\n.b\r\n", "a\r\n..b\r\n"},
-		{"a\n.b\nc", "a\r\n..b\r\nc\r\n"},
-		{"a\rb\r", "a\r\nb\r\n"},
-		{"..\r\n.\r\n", "...\r\n..\r\n"},
-		{"x.y\r\n", "x.y\r\n"},
-	} {
-		var b bytes.Buffer
-		w := bufio.NewWriter(&b)
-		if err := writeDotStuffed(w, []byte(c.in)); err != nil {
-			t.Fatal(err)
-		}
-		if b.String() != c.want {
-			t.Errorf("%q: got %q, want %q", c.in, b.String(), c.want)
-		}
 	}
 }
 
@@ -245,7 +223,7 @@ func TestDropMidData(t *testing.T) {
 	})
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	msg := testMsg("b@example.test", "c@example.test")
-	msg.Data = bytes.Repeat([]byte("0123456789012345678901234567890123456789\r\n"), 20000)
+	msg.Data = &smtp.Message{Header: bytes.Repeat([]byte("0123456789012345678901234567890123456789\r\n"), 20000)}
 	failed(t, f.one(t, msg), false, "session lost")
 }
 
@@ -353,21 +331,18 @@ func TestSTARTTLS(t *testing.T) {
 		cert    *tls.Certificate // nil: no STARTTLS offered
 		mode    policy.Mode
 		src     policy.Source
-		optOut  bool // TLS-Required: No
 		ok      bool
 		tls     string
 		errText string
 	}{
-		{"no starttls opportunistic", nil, policy.Opportunistic, policy.SourceNone, false, true, "plain", ""},
-		{"no starttls encrypt", nil, policy.Encrypt, policy.SourceConfig, false, false, "", "requires STARTTLS"},
-		{"no starttls verify", nil, policy.Verify, policy.SourceMTASTS, false, false, "", "requires STARTTLS"},
-		{"no starttls verify tls-required no", nil, policy.Verify, policy.SourceMTASTS, true, true, "plain", ""},
-		{"wrong cert opportunistic", &wrong, policy.Opportunistic, policy.SourceNone, false, true, "starttls", ""},
-		{"wrong cert encrypt", &wrong, policy.Encrypt, policy.SourceConfig, false, true, "starttls", ""},
-		{"wrong cert verify", &wrong, policy.Verify, policy.SourceMTASTS, false, false, "", "TLS verification"},
-		{"wrong cert verify tls-required no", &wrong, policy.Verify, policy.SourceDANE, true, true, "starttls", ""},
-		{"good cert verify mta-sts", &good, policy.Verify, policy.SourceMTASTS, false, true, "mta-sts", ""},
-		{"good cert verify dane", &good, policy.Verify, policy.SourceDANE, false, true, "dane", ""},
+		{"no starttls opportunistic", nil, policy.Opportunistic, policy.SourceNone, true, "plain", ""},
+		{"no starttls encrypt", nil, policy.Encrypt, policy.SourceConfig, false, "", "requires STARTTLS"},
+		{"no starttls verify", nil, policy.Verify, policy.SourceMTASTS, false, "", "requires STARTTLS"},
+		{"wrong cert opportunistic", &wrong, policy.Opportunistic, policy.SourceNone, true, "starttls", ""},
+		{"wrong cert encrypt", &wrong, policy.Encrypt, policy.SourceConfig, true, "starttls", ""},
+		{"wrong cert verify", &wrong, policy.Verify, policy.SourceMTASTS, false, "", "TLS verification"},
+		{"good cert verify mta-sts", &good, policy.Verify, policy.SourceMTASTS, true, "mta-sts", ""},
+		{"good cert verify dane", &good, policy.Verify, policy.SourceDANE, true, "dane", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := newFake(t, "127.0.0.2", func(s *fakeServer) {
@@ -382,7 +357,6 @@ func TestSTARTTLS(t *testing.T) {
 			f.roots.AddCert(goodX)
 			f.d.VerifyTLS = certVerifier(f.roots)
 			msg := testMsg("b@example.test")
-			msg.TLSOptional = c.optOut
 			res := f.one(t, msg)
 			_, _, _, msgs := s.stats()
 			if !c.ok {

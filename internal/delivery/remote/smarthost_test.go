@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"crypto/x509"
 	"strings"
 	"testing"
 
@@ -108,5 +109,26 @@ func TestSmarthostDomains(t *testing.T) {
 	_, _, _, viaMX := direct.stats()
 	if len(viaRelay) != 1 || len(viaMX) != 1 || viaRelay[0].Rcpts[0] != "TO:<b@relayed.test>" {
 		t.Errorf("relay %+v, direct %+v", viaRelay, viaMX)
+	}
+}
+
+// TestSmarthostRootCAs: Smarthost.RootCAs (smarthost.ca_file) decides
+// which roots the relay's certificate must chain to.
+func TestSmarthostRootCAs(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		f, s := smarthostFixture(t, false, []string{"STARTTLS", "AUTH PLAIN"}, nil)
+		f.d.TLSClientConfig.RootCAs = x509.NewCertPool() // the base config trusts nothing
+		if trusted {
+			f.d.Smarthost.RootCAs = f.roots // which holds the relay's certificate
+		}
+		res := f.one(t, testMsg("b@example.test"))
+		if trusted {
+			delivered(t, res)
+		} else {
+			failed(t, res, false, "certificate signed by unknown authority")
+		}
+		if _, _, _, msgs := s.stats(); len(msgs) != map[bool]int{true: 1, false: 0}[trusted] {
+			t.Errorf("trusted %v: server got %d messages", trusted, len(msgs))
+		}
 	}
 }
