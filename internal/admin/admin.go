@@ -164,6 +164,13 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// Restart starts a graceful restart, as SIGUSR2 does, and returns
+	// the new process's pid once it is ready to take over, or why it
+	// failed (POST /restart, restart.go); nil makes it answer 503.
+	Restart func(ctx context.Context) (int, error)
+	// Version is the server's version, shown by the status page and
+	// GET /process.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
@@ -176,9 +183,10 @@ type Server struct {
 	// means slog.Default().
 	Logger *slog.Logger
 
-	once sync.Once
-	hs   *http.Server
-	log  *slog.Logger
+	once    sync.Once
+	hs      *http.Server
+	log     *slog.Logger
+	started time.Time
 }
 
 func (s *Server) init() {
@@ -196,6 +204,8 @@ func (s *Server) init() {
 		s.banRoutes(mux)     // bans.go
 		s.submitRoutes(mux)  // submit.go
 		s.consoleRoutes(mux) // reload.go, status.go
+		s.restartRoutes(mux) // restart.go
+		s.started = s.now()
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
