@@ -148,7 +148,7 @@ max_fail_delay = "10ms"
 		"127.0.0.66/32", ">bruteforce<", ">ban<", ">alert<",
 		cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
 		`<svg class="chart" id="activity"`, `id="total-accepted">2<`, `id="total-delivered">1<`,
-		`id="version">version `, `id="uptime">up `,
+		`<span id="version">Postern `, `id="uptime">up `,
 		"<td>submissions</td>", "<code>" + s.subs + "</code>", "<code>" + adminAddr + "</code>",
 		`<a href="/?outcome=deferred">deferred (1)</a>`,
 	} {

@@ -62,21 +62,19 @@ func (c *checker) ok(check, domain, msg string)        { c.add(statusOK, check, 
 func (c *checker) warn(check, domain, msg, fix string) { c.add(statusWarn, check, domain, msg, fix) }
 func (c *checker) fail(check, domain, msg, fix string) { c.add(statusFail, check, domain, msg, fix) }
 
+// checkFlags is `postern check`.
+func checkFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	asJSON := fs.Bool("json", false, "print the results as a JSON array of {check, domain, status, message, fix}")
+	return func([]string) error { return cmdCheck(cf, *asJSON, c.stdout) }
+}
+
 // cmdCheck runs "postern check [--config FILE | --data DIR] [--json]":
 // the configuration, the data directory's owner and modes, the
 // certificates, and the DNS of every local domain. It prints one line per check (OK, WARN, FAIL) with what to
 // fix, or with --json an array of checkResult; it returns
 // errCheckFailed when any check failed.
-func cmdCheck(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print the results as a JSON array of {check, domain, status, message, fix}")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("check: unexpected argument %q", pos[0])}
-	}
+func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 	c := &checker{now: time.Now}
 	cfg, err := cf.load()
 	var ue usageError
@@ -104,7 +102,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			c.run(context.Background())
 		}
 	}
-	if err := c.print(stdout, *asJSON); err != nil {
+	if err := c.print(stdout, asJSON); err != nil {
 		return err
 	}
 	for _, r := range c.out {

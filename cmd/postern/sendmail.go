@@ -14,7 +14,6 @@ import (
 	"io"
 	"mime"
 	"net/mail"
-	"os"
 	"strings"
 	"syscall"
 
@@ -36,10 +35,6 @@ const (
 	exNoPerm      = 77 // EX_NOPERM: the socket is not ours to use
 	exConfig      = 78 // EX_CONFIG: the configuration does not load
 )
-
-// defaultSendmailConfig is the configuration sendmail reads when neither
-// -C, --config, --data nor $POSTERN_CONFIG names one and it exists.
-const defaultSendmailConfig = "/etc/postern/postern.toml"
 
 // sendmailOpts is the parsed sendmail command line.
 type sendmailOpts struct {
@@ -276,33 +271,47 @@ func isASCII(s string) bool {
 }
 
 // sendmailConfig loads the configuration sendmail uses: -C/--config,
-// --data, $POSTERN_CONFIG, /etc/postern/postern.toml when it exists, or
-// the embedded default in ./postern-data.
-func sendmailConfig(o *sendmailOpts) (*config.Config, error) {
-	cf := configFlags{config: o.config, data: o.data}
-	if cf.config == "" && cf.data == "" {
-		if env := os.Getenv("POSTERN_CONFIG"); env != "" {
-			cf.config = env
-		} else if _, err := os.Stat(defaultSendmailConfig); err == nil {
-			cf.config = defaultSendmailConfig
-		}
-	}
+// or --data, or as every command finds it (configFlags.load).
+func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
+	cf := configFlags{config: o.config, data: o.data, c: c}
 	return cf.load()
 }
 
-// cmdSendmail runs `postern sendmail` and returns its exit status.
-func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// sendmailOptions documents the options parseSendmailArgs takes, for
+// the usage and the manual page.
+func sendmailOptions() []option {
+	return []option{
+		{"-t", "the recipients are those of the To, Cc and Bcc fields too; the Bcc fields are removed"},
+		{"-f ADDR", "the envelope sender (also -r ADDR; '<>' is the null sender); default the configured postmaster"},
+		{"-F NAME", "the full name in the From field added when the message has none"},
+		{"-i", "a line holding a single period does not end the message (also -oi)"},
+		{"-C FILE", "Postern's configuration file (also --config FILE)"},
+		{"--data DIR", "use the embedded default, with its data in DIR"},
+		{"-bm", "deliver mail: the default, and the only mode"},
+		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
+	}
+}
+
+// sendmail runs `postern sendmail` (or a link named sendmail) and
+// returns its exit status.
+func (c *cli) sendmail(args []string) int {
+	stdin, stderr := c.stdin, c.stderr
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "sendmail: "+format+"\n", a...)
 		return code
 	}
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+		cmd, _ := lookup(commands(), []string{"sendmail"})
+		writeUsage(c.stdout, cmd, nil)
+		return exOK
+	}
 	o, err := parseSendmailArgs(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
-		fmt.Fprintln(stderr, "usage: postern sendmail [-t] [-i] [-f sender] [-F name] [-C config] [recipient ...]")
+		fmt.Fprintln(stderr, "Run 'postern sendmail --help' for its usage.")
 		return exUsage
 	}
-	cfg, err := sendmailConfig(o)
+	cfg, err := c.sendmailConfig(o)
 	if err != nil {
 		return fail(exConfig, "%v", err)
 	}
@@ -321,8 +330,8 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(rcpts) == 0 {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
-	c := &admin.Client{SocketPath: cfg.AdminSocket()}
-	res, err := c.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
+	ac := &admin.Client{SocketPath: cfg.AdminSocket()}
+	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
 	switch {
 	case err == nil && res.Held:
 		// Queued, so exit 0; but the caller's operator should know.
@@ -334,7 +343,7 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, admin.ErrSendLimit):
 		return fail(exTempFail, "%v; the message was not queued", err)
 	case errors.Is(err, admin.ErrNotRunning):
-		return fail(exUnavailable, "postern is not running (no server on %s)", c.SocketPath)
+		return fail(exUnavailable, "postern is not running (no server on %s)", ac.SocketPath)
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
 		return fail(exNoPerm, "%v (only root and the user postern runs as may submit)", err)
 	case errors.Is(err, admin.ErrRefused):

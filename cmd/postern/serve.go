@@ -38,18 +38,16 @@ import (
 	"postern/internal/userdb"
 )
 
+// serveFlags is `postern serve`.
+func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
+	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+}
+
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
-	}
+func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -79,7 +77,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 
 	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
 	defer tokens.Close()
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -88,7 +86,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer db.Close()
-	if cf.config == "" {
+	if cfg.Source == "" { // the embedded default
 		if err := firstStart(cfg, db, stdout, log); err != nil {
 			return err
 		}
@@ -149,7 +147,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
 		trace: trace, loadConfig: cf.load, acmeMetrics: acmeMetrics,
-		budget: newDataBudget(cfg.Limits),
+		budget:   newDataBudget(cfg.Limits),
+		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -198,7 +197,9 @@ type serveBase struct {
 	acmeMetrics         *acme.Metrics                  // nil without ACME
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
-	budget *smtpd.DataBudget
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
 }
 
 // reload reloads the certificates, the users and the trace list, as on
@@ -265,7 +266,8 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
 func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
-	for sig := range sigs {
+	for {
+		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
 		case syscall.SIGHUP:
 			b.notify.Reloading("reloading")
@@ -276,6 +278,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				req.reply(0, errors.New("refused: Postern is PID 1 (a container's init); replace the container instead"))
 				continue
 			}
 			b.notify.Reloading("graceful restart")
@@ -286,8 +289,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
 				b.notify.Ready()
+				req.reply(0, err)
 				continue
 			}
+			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
 			old := &handover.Old{
 				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
@@ -308,7 +313,6 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			return nil, spool.Close()
 		}
 	}
-	return nil, nil
 }
 
 // instance is what serves on an open spool: the queue runner, the SMTP
@@ -403,10 +407,10 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = b.reloadAll                       // postern reload
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events // the status page
-	adminSrv.Version, adminSrv.Started = version, b.started
-	adminSrv.Listeners = listenerInfo(cfg, listeners, socks) // observe.go
+	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
+	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -435,7 +439,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
 	return in, nil
 }
 

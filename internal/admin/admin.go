@@ -164,16 +164,22 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// Restart starts a graceful restart, as SIGUSR2 does, and returns
+	// the new process's pid once it is ready to take over, or why it
+	// failed (POST /restart, restart.go); nil makes it answer 503.
+	Restart func(ctx context.Context) (int, error)
+	// Version is the server's version, shown by the status page and
+	// GET /process.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
 	// Events are the recent deliveries and auth anomalies the status
 	// page shows (events.go); nil shows none.
 	Events *Events
-	// Version, Started and Listeners are what the status page says of
-	// the server: its version string, when it started (zero: no uptime
-	// shown) and where it listens.
-	Version   string
+	// Started and Listeners are what the status page says of the server
+	// besides its version: when it started (zero: no uptime shown) and
+	// where it listens.
 	Started   time.Time
 	Listeners []ListenerInfo
 	// Now is the clock of the ban API; nil means time.Now.
@@ -182,9 +188,10 @@ type Server struct {
 	// means slog.Default().
 	Logger *slog.Logger
 
-	once sync.Once
-	hs   *http.Server
-	log  *slog.Logger
+	once    sync.Once
+	hs      *http.Server
+	log     *slog.Logger
+	started time.Time
 }
 
 func (s *Server) init() {
@@ -202,6 +209,8 @@ func (s *Server) init() {
 		s.banRoutes(mux)     // bans.go
 		s.submitRoutes(mux)  // submit.go
 		s.consoleRoutes(mux) // reload.go, status.go
+		s.restartRoutes(mux) // restart.go
+		s.started = s.now()
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,

@@ -102,7 +102,7 @@ func TestStatusPage(t *testing.T) {
 		t.Fatalf("status %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	contains(t, "the page", page,
-		`id="queue-depth">1<`, `id="version">version v1.2.3-test<`, `id="uptime">up 1h 30m<`,
+		`id="queue-depth">1<`, `<span id="version">Postern v1.2.3-test</span>`, `id="uptime">up 1h 30m<`,
 		`<a href="/message/Q1"><code>Q1</code></a> from &lt;alice@example.com&gt;`,
 		`<td>1 deferred</td>`, "mailbox locked",
 		"carol@example.org", "mx.example.org", `[192.0.2.25:25]`, "mta-sts", "250 2.0.0 Ok: queued as 4Fq1", "1.5s",

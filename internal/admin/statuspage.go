@@ -66,7 +66,7 @@ dl.env dd { margin: 0; overflow-wrap: anywhere; }
 </style>{{end}}
 
 {{define "top"}}<header><h1><a href="/">Postern status</a></h1>
-<span class="meta" id="version">{{if .Version}}version {{.Version}}{{else}}version unknown{{end}}</span>
+{{with .Version}}<span class="meta"><span id="version">Postern {{.}}</span></span>{{end}}
 {{with .Uptime}}<span class="meta" id="uptime">up {{.}}</span>{{end}}
 <span class="meta">as of {{ts .Now}}</span></header>{{end}}
 

@@ -110,7 +110,7 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
-		MessagesAccepted, MessagesRejected, DataBytes,
+		MessagesAccepted, MessagesRejected, DataBytes, BuildInfo,
 		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
 	)
 	for _, l := range listeners {
