@@ -35,8 +35,11 @@ var version = "dev"
 const exitUsage = 64
 
 func main() {
-	if filepath.Base(os.Args[0]) == "sendmail" { // a sendmail symlink (sendmail.go)
+	switch filepath.Base(os.Args[0]) { // sendmail and mailq symlinks (sendmail.go)
+	case "sendmail":
 		os.Exit(cmdSendmail(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	case "mailq":
+		os.Exit(cmdSendmail(append([]string{"-bp"}, os.Args[1:]...), os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

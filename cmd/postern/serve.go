@@ -375,7 +375,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		return in, fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
 	in.adminSrv = adminSrv

@@ -156,6 +156,9 @@ type Config struct {
 	Admin Admin
 	// Process is the user and group Postern serves as (process.go).
 	Process Process
+	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
+	Sendmail Sendmail
+	SRS      SRS
 }
 
 // applyDerived fills the defaults that depend on other keys.

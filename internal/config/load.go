@@ -260,7 +260,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group")
+		"user", "group", "sendmail", "srs")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -342,6 +342,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.admissionTables(tree, dir, &c.AdmissionTables)
 	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin) // adminhttp.go
 	d.process(tree, &c.Process)                             // user, group (process.go)
+	d.localMail(tree, dir, c)                               // [sendmail], [srs] (localmail.go)
 	c.applyDerived()
 	return c
 }
@@ -528,7 +529,15 @@ func (d *decoder) aliases(t map[string]any, out map[string][]string) {
 	for _, name := range sortedKeys(t) {
 		k := keyOf("aliases", name)
 		var targets []string
-		if !d.strList(t[name], k, &targets) {
+		switch v := t[name].(type) {
+		case string: // "info@x" = "alice@x", an alias to one address
+			targets = []string{v}
+		case []any:
+			if !d.strList(v, k, &targets) {
+				continue
+			}
+		default:
+			d.fail(k, "expected an address or an array of addresses, got %s", describe(v))
 			continue
 		}
 		for i, s := range targets {

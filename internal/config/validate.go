@@ -77,8 +77,9 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
-	c.validateAdmin(p)   // adminhttp.go
-	c.validateProcess(p) // process.go
+	c.validateAdmin(p)     // adminhttp.go
+	c.validateLocalMail(p) // localmail.go
+	c.validateProcess(p)   // process.go
 	return errors.Join(p.errs...)
 }
 
