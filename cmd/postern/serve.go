@@ -114,9 +114,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer out.Close()
-	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
+	if err != nil {
+		return err
+	}
+	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, db, certs)
 	if err != nil {
@@ -138,7 +142,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	pre.closeUnused(log)
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
 	}
 
@@ -179,6 +183,7 @@ type serveBase struct {
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
 	local               queue.Deliverer
+	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
@@ -308,6 +313,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -346,7 +352,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         b.dir,
+			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
 			Logger:            log,
@@ -636,18 +642,16 @@ func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byt
 	}, data)
 }
 
-// localDelivery delivers a local recipient: it expands aliases and writes
-// to each resulting mailbox's Maildir.
+// localDelivery delivers a local recipient: it expands aliases
+// (forwarding what goes to other domains: forward.go) and writes to each
+// resulting mailbox's Maildir.
 type localDelivery struct {
-	dir     *userdb.Directory
+	fwd     *forwarder
 	maildir *delivery.Maildir
 }
 
 func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
-	boxes, err := d.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err) // the user was deleted since RCPT
-	}
+	boxes, err := d.fwd.expand(ctx, env, rcpt, data)
 	if err != nil {
 		return err
 	}

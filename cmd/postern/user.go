@@ -131,11 +131,10 @@ func cmdUserDirectory(cfg *config.Config, db *userdb.DB, verb string, pos []stri
 		return usageError{fmt.Sprintf("user %s %s: wrong arguments", verb, op)}
 	}
 	if verb == "alias" {
+		// The alias is local; a target in another domain forwards there.
 		if op == "add" {
-			for _, a := range pos {
-				if _, domain, _ := strings.Cut(a, "@"); !isLocalDomain(cfg, domain) {
-					return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", a, strings.Join(cfg.LocalDomains, ", "))
-				}
+			if _, domain, _ := strings.Cut(pos[0], "@"); !isLocalDomain(cfg, domain) {
+				return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", pos[0], strings.Join(cfg.LocalDomains, ", "))
 			}
 		}
 		return userAlias(ctx, db, op, pos, stdout)
