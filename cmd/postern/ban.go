@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -32,12 +34,17 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 	cf.register(fs)
 	var dur time.Duration
 	var reason string
+	var force bool
 	if verb == "add" {
 		fs.DurationVar(&dur, "for", admin.DefaultBanFor, "how long the ban lasts")
 		fs.StringVar(&reason, "reason", "", "why, shown by ban list")
+		fs.BoolVar(&force, "force", false, "ban the whole range of a prefix written with host bits (10.1.2.3/8)")
 	}
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
+		if strings.Contains(err.Error(), "flag -for") {
+			return usageError{"ban add: --for wants a duration: a number and a unit, as in 90m, 48h or 720h (30 days)"}
+		}
 		return err
 	}
 	switch {
@@ -49,8 +56,13 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 		}
 		if verb != "show" {
 			// Refuse a bad prefix here, before asking the server.
-			if _, err := admin.ParseBanPrefix(pos[0]); err != nil {
+			p, err := admin.ParseBanPrefix(pos[0])
+			if err != nil {
 				return usageError{"ban " + verb + ": " + err.Error()}
+			}
+			if verb == "add" && !force && hostBits(pos[0]) {
+				return usageError{fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
+					pos[0], p, p, p)}
 			}
 		}
 	case verb != "list":
@@ -84,11 +96,18 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 		}
 		printBan(stdout, b, now())
 	case "add":
+		old, err := exactBan(ctx, c, pos[0])
+		if err != nil {
+			return banError(err, sock)
+		}
 		b, err := c.Ban(ctx, pos[0], dur, reason)
 		if err != nil {
 			return banError(err, sock)
 		}
 		fmt.Fprintf(stdout, "%s banned until %s (%s)\n", b.Prefix, b.Until.UTC().Format(time.RFC3339), remaining(b.Until.Sub(now())))
+		if old != nil {
+			warnReplaced(stdout, *old, b)
+		}
 	case "delete":
 		if err := c.Unban(ctx, pos[0]); err != nil {
 			if errors.Is(err, admin.ErrNoBan) {
@@ -100,6 +119,44 @@ func runBan(args []string, stdout io.Writer, now func() time.Time) error {
 		fmt.Fprintf(stdout, "%s: ban lifted\n", pos[0])
 	}
 	return nil
+}
+
+// hostBits reports whether s is a CIDR prefix written with bits set
+// past its length ("10.1.2.3/8"), which would ban more than it seems to.
+func hostBits(s string) bool {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	return err == nil && p.Masked() != p
+}
+
+// exactBan returns the ban of exactly the prefix s, or nil.
+func exactBan(ctx context.Context, c *admin.Client, s string) (*admin.BanInfo, error) {
+	p, err := admin.ParseBanPrefix(s)
+	if err != nil {
+		return nil, err
+	}
+	bans, err := c.Bans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bans {
+		if b.Prefix == p.String() {
+			return &b, nil
+		}
+	}
+	return nil, nil
+}
+
+// warnReplaced says what a new ban changed of the one it replaced: an
+// earlier end, another reason.
+func warnReplaced(w io.Writer, old, b admin.BanInfo) {
+	if b.Until.Before(old.Until) {
+		fmt.Fprintf(w, "warning: %s was banned until %s; the new ban ends sooner\n", old.Prefix, old.Until.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "warning: %s was banned already (until %s); replaced\n", old.Prefix, old.Until.UTC().Format(time.RFC3339))
+	}
+	if old.Reason != b.Reason {
+		fmt.Fprintf(w, "warning: its reason was %q, now %q\n", old.Reason, b.Reason)
+	}
 }
 
 // banError turns the admin client's errors into what the operator is

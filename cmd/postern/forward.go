@@ -53,19 +53,25 @@ func newForwarder(cfg *config.Config, dir *userdb.Directory, log *slog.Logger) (
 	return &forwarder{dir: dir, srs: rw, domain: cfg.SRS.Domain, log: log}, nil
 }
 
-// srsSecrets reads the SRS secrets, one a line (blank lines and lines
-// starting with "#" skipped). The default file, DATA/srs.secret, is
-// created with a random secret when missing; a file named in
-// srs.secret_file must exist.
+// srsSecrets reads the SRS secrets (readSRSSecrets). The default file,
+// DATA/srs.secret, is created with a random secret when missing; a file
+// named in srs.secret_file must exist.
 func srsSecrets(cfg *config.Config) ([][]byte, error) {
 	path := cfg.SRSSecretFile()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && cfg.SRS.SecretFile == "" {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && cfg.SRS.SecretFile == "" {
 		var k [32]byte
 		rand.Read(k[:])
-		b = []byte(base64.RawStdEncoding.EncodeToString(k[:]) + "\n")
-		err = fsutil.WriteFile(path, b, 0o600)
+		if err := fsutil.WriteFile(path, []byte(base64.RawStdEncoding.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+			return nil, fmt.Errorf("serve: srs.secret_file: %w", err)
+		}
 	}
+	return readSRSSecrets(path)
+}
+
+// readSRSSecrets reads the SRS secrets of path, one a line (blank lines
+// and lines starting with "#" skipped): at least one.
+func readSRSSecrets(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("serve: srs.secret_file: %w", err)
 	}
@@ -76,7 +82,7 @@ func srsSecrets(cfg *config.Config) ([][]byte, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("serve: srs.secret_file: %s holds no secret (one a line)", path)
+		return nil, fmt.Errorf("serve: srs.secret_file: %s holds no secret (one a line; try: openssl rand -base64 32 > %s)", path, path)
 	}
 	return out, nil
 }

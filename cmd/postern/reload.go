@@ -35,6 +35,10 @@ func cmdReload(args []string, stdout io.Writer) error {
 	case errors.Is(err, admin.ErrNotRunning):
 		return notRunning(sock)
 	case err != nil:
+		var se *admin.ServerError
+		if errors.As(err, &se) {
+			return fmt.Errorf("reload failed, the server serves on with what it had: %s", se.Message)
+		}
 		return fmt.Errorf("reload: %w", err)
 	}
 	fmt.Fprintln(stdout, "Reloaded the certificates and the users.")

@@ -61,6 +61,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if child == nil {
+		if err := notInUse(cfg); err != nil { // servehints.go
+			return err
+		}
+	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
 	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
@@ -164,7 +169,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
 	if err != nil {
 		socks.Close()
-		return err
+		return spoolError(cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -383,6 +388,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                   // postern user (user.go)
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
 	in.adminSrv = adminSrv
 	go func() {
@@ -481,7 +487,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("serve: %s: %w", what, err)
+			return listenError(what, addr, err) // servehints.go
 		}
 		s.Add(name, l)
 		return nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -56,8 +58,16 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 		log.Error("started with --allow-broken-chain: a certificate clients refuse is served rather than stopping; remove the flag once fixed")
 	}
 	certs, err := tlsconf.OpenCerts(opts)
-	if err != nil {
+	var chain *tlsconf.ChainError
+	switch {
+	case err == nil:
+	case errors.As(err, &chain) && !allowBroken:
+		// Only a chain that fails the checks can be served anyway.
 		return nil, nil, fmt.Errorf("%w\n(start anyway, for emergencies only: postern serve --allow-broken-chain)", err)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil, fmt.Errorf("serve: %w\n(fix: correct cert_file and key_file in [tls], or use tls.self_signed = true or [acme])", err)
+	default:
+		return nil, nil, fmt.Errorf("serve: %w", err)
 	}
 	for name, c := range certs.Certificates() {
 		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,

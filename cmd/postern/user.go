@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,10 +12,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"postern/internal/addrkey"
+	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/userdb"
@@ -34,6 +37,7 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 	var cf configFlags
 	cf.register(fs)
 	cram := fs.Bool("cram-md5", false, "also keep the password's CRAM-MD5 secret (add, passwd)")
+	force := fs.Bool("force", false, fmt.Sprintf("accept a password shorter than %d characters (add, passwd)", minPasswordLength))
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
@@ -82,11 +86,15 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		return nil
 	case "delete":
 		if err := db.Delete(pos[0]); err != nil {
-			return err
+			return userError(verb, pos[0], err)
 		}
+		tellServer(cfg, stdout)
 		fmt.Fprintf(stdout, "deleted %s\n", pos[0])
 		return nil
 	case "add", "passwd":
+		if _, err := userdb.NormalizeAddress(pos[0]); err != nil {
+			return fmt.Errorf("user %s: %q is not an address: write it as local@domain, as in alice@%s", verb, pos[0], cfg.LocalDomains[0])
+		}
 		if verb == "add" {
 			if _, domain, _ := strings.Cut(pos[0], "@"); !isLocalDomain(cfg, domain) {
 				return fmt.Errorf("user add: %q is not a local domain (local_domains: %s)", domain, strings.Join(cfg.LocalDomains, ", "))
@@ -96,6 +104,9 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if n := utf8.RuneCountInString(pw); n < minPasswordLength && !*force {
+			return fmt.Errorf("user %s: the password has %d characters; at least %d are required (--force sets it anyway)", verb, n, minPasswordLength)
+		}
 		opts := userdb.SetOptions{CRAMMD5: *cram}
 		if verb == "add" {
 			err = db.Add(pos[0], pw, opts)
@@ -103,12 +114,47 @@ func cmdUser(args []string, stdin io.Reader, stdout io.Writer) error {
 			err = db.SetPassword(pos[0], pw, opts)
 		}
 		if err != nil {
-			return err
+			return userError(verb, pos[0], err)
 		}
+		tellServer(cfg, stdout)
 		fmt.Fprintf(stdout, "%s %s\n", map[string]string{"add": "added", "passwd": "password changed for"}[verb], pos[0])
 		return nil
 	}
 	return usageError{fmt.Sprintf("user: unknown command %q", verb)}
+}
+
+// minPasswordLength is the fewest characters `user add` and `user
+// passwd` accept without --force (NIST SP 800-63B §5.1.1.1).
+const minPasswordLength = 8
+
+// userError says what went wrong with a user command, without the
+// package prefixes of the errors it wraps.
+func userError(verb, addr string, err error) error {
+	switch {
+	case errors.Is(err, userdb.ErrExists):
+		return fmt.Errorf("user %s: %s exists already (postern user passwd %s sets a new password)", verb, addr, addr)
+	case errors.Is(err, userdb.ErrNotFound):
+		return fmt.Errorf("user %s: there is no user %s (postern user list shows them)", verb, addr)
+	case errors.Is(err, userdb.ErrInvalidPassword):
+		return fmt.Errorf("user %s: %s", verb, strings.TrimSuffix(strings.TrimPrefix(err.Error(), "userdb: "), ": "+userdb.ErrInvalidPassword.Error()))
+	}
+	return err
+}
+
+// tellServer makes the running server read the users file now, so that
+// the change holds for the next login (a deleted user is refused at
+// once); without a running server there is nothing to tell. With
+// PostgreSQL the server asks the database at each login anyway.
+func tellServer(cfg *config.Config, stdout io.Writer) {
+	if cfg.Directory.Backend == config.DirectoryPostgres {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := (&admin.Client{SocketPath: cfg.AdminSocket()}).ReloadUsers(ctx)
+	if err != nil && !errors.Is(err, admin.ErrNotRunning) {
+		fmt.Fprintf(stdout, "warning: the running server was not told (%v); it reads the users file within a second\n", err)
+	}
 }
 
 // cmdUserDirectory implements `postern user alias|sendas add|delete|list`

@@ -164,6 +164,9 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// ReloadUsers reads the users again (POST /users/reload, users.go),
+	// as `postern user` asks after a change; nil makes it answer 503.
+	ReloadUsers func() error
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
@@ -193,9 +196,10 @@ func (s *Server) init() {
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
 		mux.HandleFunc("POST /queue/{id}/release", s.release)
-		s.banRoutes(mux)     // bans.go
-		s.submitRoutes(mux)  // submit.go
-		s.consoleRoutes(mux) // reload.go, status.go
+		s.banRoutes(mux)                                    // bans.go
+		s.submitRoutes(mux)                                 // submit.go
+		s.consoleRoutes(mux)                                // reload.go, status.go
+		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,

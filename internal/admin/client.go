@@ -60,6 +60,16 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// ServerError is a failure the server answered with: Message is what it
+// said (for a command to print without this package's prefixes).
+type ServerError struct {
+	Status  int
+	Message string
+}
+
+// Error returns "server: MESSAGE".
+func (e *ServerError) Error() string { return "server: " + e.Message }
+
 // do makes one request and decodes a JSON answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	status, body, err := c.send(ctx, method, path, nil, 30*time.Second)
@@ -74,9 +84,9 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	case status >= 300:
 		var e errorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("server: %s", e.Error)
+			return &ServerError{Status: status, Message: e.Error}
 		}
-		return fmt.Errorf("server: %d %s", status, http.StatusText(status))
+		return &ServerError{Status: status, Message: fmt.Sprintf("%d %s", status, http.StatusText(status))}
 	case out == nil:
 		return nil
 	}
