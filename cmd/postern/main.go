@@ -6,6 +6,7 @@
 //	postern ban add ADDR|CIDR [--for D] [--reason TEXT] | list | show ADDR | delete ADDR|CIDR
 //	postern reload [--config FILE | --data DIR]
 //	postern check [--config FILE | --data DIR] [--json]
+//	postern config [-n | -d] [--config FILE | --data DIR]
 //	postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-c N] [-n N] [-m N] ...
 //	postern sendmail [-t] [-i] [-f ADDR] [-F NAME] [RCPT...]   (also as a "sendmail" symlink)
 //	postern version
@@ -68,6 +69,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = cmdDKIM(args[1:], stdout)
 	case "check":
 		err = cmdCheck(args[1:], stdout)
+	case "config":
+		err = cmdConfig(args[1:], stdout) // configcmd.go
 	case "bench":
 		err = cmdBench(args[1:], stdout)
 	case "version", "--version", "-version":
@@ -124,6 +127,9 @@ func usage(w io.Writer) {
   postern check [--config FILE | --data DIR] [--json]
                                                  check the configuration, certificates and DNS records;
                                                  prints the records to publish; exit 0 only when nothing failed
+  postern config [-n | -d] [--config FILE | --data DIR]
+                                                 the configuration in effect, as TOML (as postconf); -n only what
+                                                 differs from the defaults (postconf -n); -d the defaults (postconf -d)
   postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-user U -pass P]
                [-c 8] [-n 1000] [-m 1] [-s 10240] [-t D] [-insecure] [-json]
                                                  load any SMTP server: msgs/s, latency p50/p90/p99

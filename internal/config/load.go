@@ -82,6 +82,9 @@ type decoder struct {
 	// derived from another key: Validate's errors about them are left
 	// out.
 	bad map[string]bool
+	// known, when not nil, collects every key unknown was told of (the
+	// test that WriteTOML writes them all).
+	known map[string]bool
 }
 
 func (d *decoder) fail(key string, format string, args ...any) {
@@ -92,6 +95,11 @@ func (d *decoder) fail(key string, format string, args ...any) {
 // unknown reports the keys of tbl not in known. Unknown keys are named as
 // TOML dotted keys without array indexes, like toml.MetaData.Undecoded.
 func (d *decoder) unknown(tbl map[string]any, parent []string, known ...string) {
+	for _, k := range known {
+		if d.known != nil {
+			d.known[keyOf(append(slices.Clip(parent), k)...)] = true
+		}
+	}
 	for _, k := range sortedKeys(tbl) {
 		if !slices.Contains(known, k) {
 			d.add("", fmt.Errorf("unknown key %q", keyOf(append(slices.Clip(parent), k)...)))
