@@ -152,7 +152,8 @@ func tellServer(cfg *config.Config, stdout io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := (&admin.Client{SocketPath: cfg.AdminSocket()}).ReloadUsers(ctx)
-	if err != nil && !errors.Is(err, admin.ErrNotRunning) {
+	// ErrNotFound: a server older than this command, without the call.
+	if err != nil && !errors.Is(err, admin.ErrNotRunning) && !errors.Is(err, admin.ErrNotFound) {
 		fmt.Fprintf(stdout, "warning: the running server was not told (%v); it reads the users file within a second\n", err)
 	}
 }
