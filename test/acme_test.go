@@ -41,38 +41,7 @@ func testACMEServe(t *testing.T, challenge string) {
 		addrKey = "tls_alpn_address"
 	}
 	p := acmetest.Start(t, po)
-	roots := filepath.Join(dir, "pebble-root.pem")
-	os.WriteFile(roots, p.RootPEM, 0o600)
-	s.config = filepath.Join(dir, "postern.toml")
-	os.WriteFile(s.config, []byte(fmt.Sprintf(`hostname = "mail.example.com"
-local_domains = ["example.com"]
-data_dir = %q
-[http]
-address = %q
-[dns]
-servers = [%q]
-timeout = "1s"
-[tls]
-ca_file = %q
-[limits]
-shutdown_timeout = "5s"
-[acme]
-directory_url = %q
-email = "postmaster@example.com"
-challenge = %q
-%s = %q
-ca_roots_file = %q
-[[listener]]
-role = "mx"
-address = %q
-[[listener]]
-role = "submission"
-address = %q
-[[listener]]
-role = "submissions"
-address = %q
-`, s.data, s.http, s.dns.Addr(), roots, p.DirectoryURL, challenge, addrKey, acmeAddr, p.MinicaFile, s.mx, s.sub, s.subs)), 0o600)
-
+	writeACMEConfig(t, s, p, fmt.Sprintf("challenge = %q\n%s = %q\n", challenge, addrKey, acmeAddr))
 	s.start()
 	chain := waitACMEChain(t, s, p, 60*time.Second)
 	leaf := p.Verify(t, chain, "mail.example.com").Raw
@@ -114,6 +83,47 @@ address = %q
 	if !found {
 		t.Errorf("postern check does not find the ACME certificate good:\n%s", out)
 	}
+}
+
+// writeACMEConfig writes s's configuration (in the directory of its data)
+// for mail.example.com with [acme] against p, acme adding more keys of
+// [acme] and then more tables, and the three listeners.
+func writeACMEConfig(t *testing.T, s *server, p *acmetest.Pebble, acme string) (roots string) {
+	t.Helper()
+	dir := filepath.Dir(s.data)
+	roots = filepath.Join(dir, "pebble-root.pem")
+	os.WriteFile(roots, p.RootPEM, 0o600)
+	s.config = filepath.Join(dir, "postern.toml")
+	err := os.WriteFile(s.config, []byte(fmt.Sprintf(`hostname = "mail.example.com"
+local_domains = ["example.com"]
+data_dir = %q
+[http]
+address = %q
+[dns]
+servers = [%q]
+timeout = "1s"
+[tls]
+ca_file = %q
+[limits]
+shutdown_timeout = "5s"
+[[listener]]
+role = "mx"
+address = %q
+[[listener]]
+role = "submission"
+address = %q
+[[listener]]
+role = "submissions"
+address = %q
+[acme]
+directory_url = %q
+email = "postmaster@example.com"
+ca_roots_file = %q
+%s`, s.data, s.http, s.dns.Addr(), roots, s.mx, s.sub, s.subs, p.DirectoryURL, p.MinicaFile, acme)), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return roots
 }
 
 // waitACMEChain connects to the submissions listener until it presents

@@ -14,59 +14,62 @@ import (
 	"postern/internal/admin"
 )
 
-// cmdBan implements `postern ban add|list|show|delete`: it asks the
-// running server over its admin socket, so the ban lands in the store
-// the server uses (memory, or Redis shared by every node).
-func cmdBan(args []string, stdout io.Writer) error {
-	return runBan(args, stdout, time.Now)
+// banFlags is `postern ban VERB`: it asks the running server over its
+// admin socket, so the ban lands in the store the server uses (memory,
+// or Redis shared by every node).
+func banFlags(verb string) func(*cli, *flag.FlagSet) func([]string) error {
+	return func(c *cli, fs *flag.FlagSet) func([]string) error {
+		cf := c.configFlags(fs)
+		o := banOpts{dur: admin.DefaultBanFor}
+		if verb == "add" {
+			fs.Var(banDuration{&o.dur}, "for", "how long the ban lasts, as a `DURATION`: 90m, 48h")
+			fs.StringVar(&o.reason, "reason", "", "why, as `TEXT` shown by ban list")
+			fs.BoolVar(&o.force, "force", false, "ban the whole range of a prefix written with host bits (10.1.2.3/8)")
+		}
+		return func(pos []string) error { return runBan(c, cf, verb, pos, o) }
+	}
 }
 
-// runBan is cmdBan with the clock for the time left.
-func runBan(args []string, stdout io.Writer, now func() time.Time) error {
-	const want = "ban: want add ADDR|CIDR [--for 24h] [--reason TEXT], list, show ADDR or delete ADDR|CIDR"
-	if len(args) == 0 {
-		return usageError{want}
+// banOpts are the flags of ban add.
+type banOpts struct {
+	dur    time.Duration
+	reason string
+	force  bool
+}
+
+// banDuration is the value of --for: a Go duration, or an error that
+// shows one.
+type banDuration struct{ d *time.Duration }
+
+func (b banDuration) String() string {
+	if b.d == nil {
+		return ""
 	}
-	verb := args[0]
-	fs := flag.NewFlagSet("ban "+verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var cf configFlags
-	cf.register(fs)
-	var dur time.Duration
-	var reason string
-	var force bool
-	if verb == "add" {
-		fs.DurationVar(&dur, "for", admin.DefaultBanFor, "how long the ban lasts")
-		fs.StringVar(&reason, "reason", "", "why, shown by ban list")
-		fs.BoolVar(&force, "force", false, "ban the whole range of a prefix written with host bits (10.1.2.3/8)")
-	}
-	pos, err := parseArgs(fs, args[1:])
+	return b.d.String()
+}
+
+func (b banDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
 	if err != nil {
-		if strings.Contains(err.Error(), "flag -for") {
-			return usageError{"ban add: --for wants a duration: a number and a unit, as in 90m, 48h or 720h (30 days)"}
-		}
-		return err
+		return errors.New("not a duration: write a number and a unit, as in 90m, 48h or 720h (30 days)")
 	}
-	switch {
-	case verb == "list" && len(pos) != 0:
-		return usageError{"ban list: unexpected argument " + pos[0]}
-	case verb == "add" || verb == "show" || verb == "delete":
-		if len(pos) != 1 {
-			return usageError{"ban " + verb + ": want one address or CIDR prefix"}
+	*b.d = d
+	return nil
+}
+
+// runBan runs `postern ban VERB POS...`.
+func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) error {
+	stdout, now, dur, reason := cl.stdout, cl.now, o.dur, o.reason
+	if verb == "add" || verb == "delete" {
+		// Refuse a bad prefix here, before asking the server.
+		p, err := admin.ParseBanPrefix(pos[0])
+		if err != nil {
+			return usageError{"ban " + verb + ": " + err.Error()}
 		}
-		if verb != "show" {
-			// Refuse a bad prefix here, before asking the server.
-			p, err := admin.ParseBanPrefix(pos[0])
-			if err != nil {
-				return usageError{"ban " + verb + ": " + err.Error()}
-			}
-			if verb == "add" && !force && hostBits(pos[0]) {
-				return usageError{fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
-					pos[0], p, p, p)}
-			}
+		if verb == "add" && !o.force && hostBits(pos[0]) {
+			return usageError{fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
+				pos[0], p, p, p)}
 		}
-	case verb != "list":
-		return usageError{want}
 	}
 	if verb == "add" && (dur <= 0 || dur > admin.MaxBanFor) {
 		return usageError{fmt.Sprintf("ban add: --for must be from 1s to %s", admin.MaxBanFor)}

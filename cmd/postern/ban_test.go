@@ -39,7 +39,7 @@ func serveBans(t *testing.T, store admin.BanStore) (dataDir string) {
 func runB(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := runBan(args, &out, func() time.Time { return cliNow })
+	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{"ban"}, args...))
 	return out.String(), err
 }
 

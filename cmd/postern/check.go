@@ -20,6 +20,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/pkcs11"
 	"postern/internal/tlsconf"
 )
 
@@ -48,7 +49,10 @@ type checker struct {
 	res  dns.Resolver
 	http *http.Client // MTA-STS policies
 	now  func() time.Time
-	out  []checkResult
+	// tokens holds the keys in PKCS#11 tokens; nil: opened by run.
+	tokens *pkcs11.Tokens
+	leaves []*x509.Certificate // of the certificates served (checkclients.go)
+	out    []checkResult
 }
 
 func (c *checker) add(status, check, domain, msg, fix string) {
@@ -58,21 +62,19 @@ func (c *checker) ok(check, domain, msg string)        { c.add(statusOK, check, 
 func (c *checker) warn(check, domain, msg, fix string) { c.add(statusWarn, check, domain, msg, fix) }
 func (c *checker) fail(check, domain, msg, fix string) { c.add(statusFail, check, domain, msg, fix) }
 
+// checkFlags is `postern check`.
+func checkFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	asJSON := fs.Bool("json", false, "print the results as a JSON array of {check, domain, status, message, fix}")
+	return func([]string) error { return cmdCheck(cf, *asJSON, c.stdout) }
+}
+
 // cmdCheck runs "postern check [--config FILE | --data DIR] [--json]":
 // the configuration, the data directory's owner and modes, the
 // certificates, and the DNS of every local domain. It prints one line per check (OK, WARN, FAIL) with what to
 // fix, or with --json an array of checkResult; it returns
 // errCheckFailed when any check failed.
-func cmdCheck(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	asJSON := fs.Bool("json", false, "print the results as a JSON array of {check, domain, status, message, fix}")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("check: unexpected argument %q", pos[0])}
-	}
+func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 	c := &checker{now: time.Now}
 	cfg, err := cf.load()
 	var ue usageError
@@ -107,7 +109,7 @@ func cmdCheck(args []string, stdout io.Writer) error {
 			c.run(context.Background())
 		}
 	}
-	if err := c.print(stdout, *asJSON); err != nil {
+	if err := c.print(stdout, asJSON); err != nil {
 		return err
 	}
 	for _, r := range c.out {
@@ -125,15 +127,21 @@ func (c *checker) run(ctx context.Context) {
 		src = "the embedded default"
 	}
 	c.ok("config", "", src+" is valid")
+	if c.tokens == nil {
+		c.tokens = newTokens(c.cfg, nil) // pkcs11.go
+		defer c.tokens.Close()
+	}
 	c.checkDataDir()
 	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
-	c.checkStart() // startcheck.go
+	c.checkStart()            // startcheck.go
+	c.checkAutoconfigServer() // checkclients.go
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)
 	if err != nil {
 		c.fail("dkim", "", err.Error(), "replace or remove the broken key file under "+c.cfg.DataDir+"/dkim")
 	}
+	keys = append(keys, c.configuredDKIMKeys()...) // files, or keys in tokens (checkpkcs11.go)
 	for _, d := range c.cfg.LocalDomains {
 		c.checkDomain(ctx, d, keys)
 	}
@@ -184,10 +192,13 @@ func (c *checker) checkCertificates() {
 			c.ok("certificate", c.cfg.Hostname, "self-signed (development); postern serve creates it in "+c.cfg.SelfSignedDir())
 			continue
 		}
-		cert, err := tlsconf.ReadCertificate(f.CertFile, f.KeyFile)
+		cert, err := c.readCertificate(f) // a key file, or a key in a token (checkpkcs11.go)
 		if err != nil {
 			c.fail("certificate", "", err.Error(), "correct the file, or the path in [tls]")
 			continue
+		}
+		if cert == nil {
+			continue // the token key's failure is reported
 		}
 		if msg, fix := keyFileExposed(f.KeyFile, c.cfg.DataDir); msg != "" {
 			c.fail("certificate", "", msg, fix)
@@ -211,6 +222,11 @@ func (c *checker) checkCertificates() {
 	}
 	if len(certs) == 0 {
 		return
+	}
+	for _, cert := range certs {
+		if cert.Leaf != nil {
+			c.leaves = append(c.leaves, cert.Leaf)
+		}
 	}
 	probs := tlsconf.CheckSet(certs, names, opts)
 	for _, p := range probs {

@@ -148,6 +148,8 @@ func goodZone() dnstest.Zone {
 		"_dmarc.example.com":             {dnstest.TXT("v=DMARC1; p=reject; rua=mailto:postmaster@example.com")},
 		"_mta-sts.example.com":           {dnstest.TXT("v=STSv1; id=20261127")},
 		"_smtp._tls.example.com":         {dnstest.TXT("v=TLSRPTv1; rua=mailto:tlsrpt@example.com")},
+		"_submissions._tcp.example.com":  {dnstest.SRV(0, 1, 465, "mail.example.com")},
+		"_submission._tcp.example.com":   {dnstest.SRV(0, 1, 587, "mail.example.com")},
 	}
 }
 
@@ -170,7 +172,7 @@ func TestCheckAllWell(t *testing.T) {
 	var out bytes.Buffer
 	(&checker{out: rs}).print(&out, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
-		!strings.HasSuffix(out.String(), "13 checks: 0 failed, 0 warnings\n") {
+		!strings.HasSuffix(out.String(), "15 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -294,7 +296,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "WARN mta-sts example.com: no MTA-STS record") ||
-		!strings.HasSuffix(stdout.String(), "13 checks: 0 failed, 1 warnings\n") {
+		!strings.HasSuffix(stdout.String(), "15 checks: 0 failed, 1 warnings\n") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 

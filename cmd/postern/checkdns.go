@@ -19,7 +19,8 @@ import (
 )
 
 // checkDomain checks the DNS records of one local domain: MX, SPF, the
-// DKIM key records, DMARC, MTA-STS and TLS-RPT.
+// DKIM key records, DMARC, MTA-STS and TLS-RPT, and what mail clients
+// look up (SRV records, autoconfig names: checkclients.go).
 func (c *checker) checkDomain(ctx context.Context, d string, keys []mailauth.SigningKey) {
 	c.checkMX(ctx, d)
 	c.checkSPF(ctx, d)
@@ -27,6 +28,8 @@ func (c *checker) checkDomain(ctx context.Context, d string, keys []mailauth.Sig
 	c.checkDMARC(ctx, d)
 	c.checkMTASTS(ctx, d)
 	c.checkTLSRPT(ctx, d)
+	c.checkClientSRV(ctx, d)
+	c.checkAutoconfig(ctx, d)
 }
 
 // lookupErr turns a failed lookup into a FAIL that says the DNS could

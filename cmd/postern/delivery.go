@@ -114,8 +114,8 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 // maps its per-recipient results to the queue's outcomes.
 type remoteBatch struct{ d *remote.Deliverer }
 
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, data []byte) []queue.Outcome {
-	hdr := data[:smtp.HeaderEnd(data)]
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+	hdr := msg.Header
 	tlsOptional := false
 	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
 		if strings.EqualFold(strings.TrimSpace(v), "No") { // RFC 8689 §5
@@ -123,7 +123,7 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpt
 		}
 	}
 	results := b.d.Deliver(ctx, &remote.Message{
-		ID: env.ID, From: env.From, Rcpts: rcpts, Data: data,
+		ID: env.ID, From: env.From, Rcpts: rcpts, Data: msg,
 		SMTPUTF8: env.SMTPUTF8 && needsUTF8(env.From, rcpts, hdr), EightBit: env.Body == "8BITMIME",
 		RequireTLS: env.RequireTLS, TLSOptional: tlsOptional,
 	})
@@ -185,15 +185,15 @@ type lmtpLocal struct {
 	lmtp *delivery.LMTP
 }
 
-func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
-	boxes, err := l.fwd.expand(ctx, env, rcpt, data)
+func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}
 	if len(boxes) == 0 {
 		return nil // forwarded only
 	}
-	for i, err := range l.lmtp.Deliver(ctx, env.From, boxes, data) {
+	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
 		if errors.Is(err, delivery.ErrPermanent) {
 			return queue.Permanent(fmt.Errorf("%s: %w", boxes[i], err))
 		}

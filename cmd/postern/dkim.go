@@ -5,41 +5,32 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/mailauth"
+	"postern/internal/pkcs11"
 )
 
-// cmdDKIM runs "postern dkim keygen DOMAIN [--selector S] [--algorithm
+// dkimKeygenFlags is `postern dkim keygen`.
+func dkimKeygenFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	selector := fs.String("selector", "", "the `SELECTOR` (default pYYYYMM for rsa, pYYYYMMe for ed25519)")
+	algorithm := fs.String("algorithm", "rsa", "the key `ALGORITHM`: rsa (2048 bits) or ed25519 (RFC 8463)")
+	return func(pos []string) error { return dkimKeygen(cf, pos, selector, algorithm, c.stdout, c.now) }
+}
+
+// dkimKeygen runs "postern dkim keygen DOMAIN [--selector S] [--algorithm
 // ed25519|rsa] [--config FILE | --data DIR]": it writes a new private key
 // to DATA/dkim/DOMAIN/SELECTOR.ALG.pem (0600) and prints the DNS TXT
 // record to publish (RFC 6376 §3.6.1).
-func cmdDKIM(args []string, stdout io.Writer) error {
-	return dkimKeygen(args, stdout, time.Now)
-}
-
-// dkimKeygen is cmdDKIM with a clock, for the default selector.
-func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
-	if len(args) == 0 || args[0] != "keygen" {
-		return usageError{"dkim: want keygen DOMAIN [--selector S] [--algorithm ed25519|rsa]"}
-	}
-	fs := flag.NewFlagSet("dkim keygen", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	selector := fs.String("selector", "", `selector (default "pYYYYMM" for rsa, "pYYYYMMe" for ed25519)`)
-	algorithm := fs.String("algorithm", "rsa", "key algorithm: rsa (2048 bits) or ed25519 (RFC 8463)")
-	pos, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Sprintf("dkim keygen: want 1 argument (DOMAIN), got %d", len(pos))}
-	}
+func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdout io.Writer, now func() time.Time) error {
 	domain := strings.ToLower(strings.TrimSuffix(pos[0], "."))
 	if !validDNSName(domain) {
 		return usageError{fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0])}
@@ -116,6 +107,19 @@ func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
 	}
 	fmt.Fprintf(stdout, "Publish this DNS record, then restart postern to sign with the key:\n%s\n", mailauth.ZoneRecord(domain, sel, rec))
 	return nil
+}
+
+// loadDKIMKey loads a [[mail_auth.dkim_key]]: its key_file, or the key
+// in a PKCS#11 token its pkcs11: URI names (from tokens).
+func loadDKIMKey(dk config.DKIMKey, tokens *pkcs11.Tokens, log *slog.Logger) (mailauth.SigningKey, error) {
+	sk := mailauth.SigningKey{Domain: dk.Domain, Selector: dk.Selector}
+	var err error
+	if config.IsKeyURI(dk.KeyFile) {
+		sk.Key, err = tokenKey(tokens, dk.KeyFile, log) // pkcs11.go
+	} else {
+		sk.Key, err = mailauth.LoadKeyFile(dk.KeyFile)
+	}
+	return sk, err
 }
 
 // validDNSName reports whether s is a DNS name of letters, digits and

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +19,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns/dnstest"
 	"postern/internal/mailauth"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -24,7 +27,7 @@ func TestDKIMKeygen(t *testing.T) {
 	dir := t.TempDir()
 	now := func() time.Time { return time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC) }
 	var out bytes.Buffer
-	if err := dkimKeygen([]string{"keygen", "Example.ORG", "--data", dir}, &out, now); err != nil {
+	if err := dkimCmd([]string{"keygen", "Example.ORG", "--data", dir}, &out, now); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "dkim", "example.org", "p202611.rsa.pem")
@@ -38,7 +41,7 @@ func TestDKIMKeygen(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 	out.Reset()
-	if err := dkimKeygen([]string{"keygen", "--algorithm", "ed25519", "example.org", "--data", dir}, &out, now); err != nil {
+	if err := dkimCmd([]string{"keygen", "--algorithm", "ed25519", "example.org", "--data", dir}, &out, now); err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`(?m)^p202611e\._domainkey\.example\.org\. IN TXT "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="$`).MatchString(out.String()) {
@@ -57,7 +60,7 @@ func TestDKIMKeygen(t *testing.T) {
 		{"keygen", "example.org", "--algorithm", "dsa", "--data", dir},
 		{"rotate"},
 	} {
-		if err := dkimKeygen(args, &out, now); err == nil {
+		if err := dkimCmd(args, &out, now); err == nil {
 			t.Errorf("%q: no error", args)
 		}
 	}
@@ -69,11 +72,20 @@ type memSpool struct {
 	msgs [][]byte
 }
 
-func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
+func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	data, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, bytes.Clone(data))
+	s.msgs = append(s.msgs, data)
 	return nil
+}
+
+// CreateFile refuses: the tests' messages are small and stay in memory.
+func (s *memSpool) CreateFile(id string) (smtpd.SpoolFile, error) {
+	return nil, errors.New("memSpool: no files")
 }
 
 // serveMX starts an mx listener on loopback with dir and filter, until
@@ -117,7 +129,7 @@ func TestMXFilterSession(t *testing.T) {
 	cfg := config.Dev(t.TempDir())
 	cfg.Hostname = "mx.example.org"
 	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5}
-	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard())
+	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard(), nil)
 	if err != nil || mx == nil || sub != nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
@@ -174,16 +186,16 @@ func TestMXFilterSession(t *testing.T) {
 func TestSignFilter(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	if err := dkimKeygen([]string{"keygen", "example.org", "--algorithm", "ed25519", "--selector", "s1", "--data", dir}, &out, time.Now); err != nil {
+	if err := dkimCmd([]string{"keygen", "example.org", "--algorithm", "ed25519", "--selector", "s1", "--data", dir}, &out, time.Now); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Dev(dir)
 	cfg.MailAuth = config.MailAuth{Sign: true}
-	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard())
+	mx, sub, err := mailAuthFilters(cfg, nil, nil, discard(), nil)
 	if err != nil || mx != nil || sub == nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
-	data := []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\nHi\r\n")
+	data := &smtp.Message{Header: []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\n"), Body: smtp.BodyBytes([]byte("Hi\r\n"))}
 	res, err := sub.Filter(context.Background(), &smtpd.Envelope{AuthUser: "a"}, data)
 	if err != nil || !bytes.HasPrefix(res.Prepend, []byte("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n\td=example.org; s=s1;")) {
 		t.Errorf("signed: %q %v", res.Prepend, err)

@@ -24,6 +24,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/srs"
 	"postern/internal/userdb"
@@ -114,10 +115,10 @@ func (d srsDirectory) RecipientExists(ctx context.Context, addr string) (bool, e
 // here, to the address it stands for (the sender kept: a bounce has
 // none). A recipient that names nobody, or an SRS address that does not
 // verify, is a permanent failure.
-func (f *forwarder) expand(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) ([]string, error) {
+func (f *forwarder) expand(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
 	if srs.IsSRS(rcpt) {
 		if orig, err := f.srs.Reverse(rcpt); err == nil {
-			return nil, f.queue(ctx, env, env.From, rcpt, []string{orig}, data)
+			return nil, f.queue(ctx, env, env.From, rcpt, []string{orig}, msg)
 		} else if !errors.Is(err, srs.ErrNotSRS) {
 			if _, derr := f.dir.Expand(rcpt); derr != nil { // not a user named so either
 				return nil, queue.Permanent(fmt.Errorf("%s: %w", rcpt, err))
@@ -132,7 +133,7 @@ func (f *forwarder) expand(ctx context.Context, env *queue.Envelope, rcpt string
 		return nil, err
 	}
 	if len(x.Forward) > 0 {
-		if err := f.queue(ctx, env, f.sender(env.From, rcpt), rcpt, x.Forward, data); err != nil {
+		if err := f.queue(ctx, env, f.sender(env.From, rcpt), rcpt, x.Forward, msg); err != nil {
 			return nil, err
 		}
 	}
@@ -159,8 +160,8 @@ func (f *forwarder) sender(from, rcpt string) string {
 	return s
 }
 
-// queue puts a copy of data from from to rcpts in the spool.
-func (f *forwarder) queue(ctx context.Context, env *queue.Envelope, from, via string, rcpts []string, data []byte) error {
+// queue puts a copy of msg from from to rcpts in the spool.
+func (f *forwarder) queue(ctx context.Context, env *queue.Envelope, from, via string, rcpts []string, msg *smtp.Message) error {
 	sp := f.spool.Load()
 	if sp == nil {
 		return errors.New("forward: no spool")
@@ -170,7 +171,7 @@ func (f *forwarder) queue(ctx context.Context, env *queue.Envelope, from, via st
 		ID: queue.NewID(now), From: from, Recipients: rcpts, SMTPUTF8: env.SMTPUTF8, Body: env.Body,
 		Listener: "forward", ReceivedAt: now, RequireTLS: env.RequireTLS,
 	}
-	if err := sp.Put(ctx, fwd, data); err != nil {
+	if err := sp.PutMessage(ctx, fwd, msg); err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
 	f.log.Info("forwarded", "id", env.ID, "rcpt", via, "forward_id", fwd.ID, "from", from, "to", strings.Join(rcpts, ","))

@@ -12,6 +12,7 @@ import (
 
 	"postern/internal/config"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/srs"
 	"postern/internal/userdb"
 )
@@ -65,6 +66,8 @@ func TestForwarderExpand(t *testing.T) {
 	f, sp, cfg := forwardFixture(t)
 	ctx := context.Background()
 	data := []byte("DKIM-Signature: v=1; d=orig.example\r\nSubject: s\r\n\r\nbody\r\n")
+	end := smtp.HeaderEnd(data)
+	msg := &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])}
 	env := &queue.Envelope{ID: "orig", From: "dave@orig.example", Body: "7BIT", Recipients: []string{"both@example.test"}}
 	newest := func() (*queue.Envelope, []byte) {
 		t.Helper()
@@ -85,7 +88,7 @@ func TestForwarderExpand(t *testing.T) {
 		return e, d
 	}
 
-	boxes, err := f.expand(ctx, env, "both@example.test", data)
+	boxes, err := f.expand(ctx, env, "both@example.test", msg)
 	if err != nil || strings.Join(boxes, ",") != "alice@example.test" {
 		t.Fatalf("expand: %q, %v", boxes, err)
 	}
@@ -105,7 +108,7 @@ func TestForwarderExpand(t *testing.T) {
 	// Null and local senders are kept.
 	for _, from := range []string{"", "alice@example.test"} {
 		n := len(sp.List())
-		if _, err := f.expand(ctx, &queue.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", data); err != nil {
+		if _, err := f.expand(ctx, &queue.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", msg); err != nil {
 			t.Fatal(err)
 		}
 		if fe, _ := newest(); len(sp.List()) != n+1 || fe.From != from || fe.Recipients[0] != "Carol@Remote.example" {
@@ -114,7 +117,7 @@ func TestForwarderExpand(t *testing.T) {
 	}
 
 	// A bounce to the SRS address goes to dave, its sender kept.
-	boxes, err = f.expand(ctx, &queue.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, data)
+	boxes, err = f.expand(ctx, &queue.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
 	if err != nil || len(boxes) != 0 {
 		t.Fatalf("bounce: %q, %v", boxes, err)
 	}
@@ -123,12 +126,12 @@ func TestForwarderExpand(t *testing.T) {
 	}
 	// Forged: a permanent failure, nothing queued.
 	n := len(sp.List())
-	_, err = f.expand(ctx, &queue.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", data)
+	_, err = f.expand(ctx, &queue.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", msg)
 	if err == nil || !errors.Is(err, srs.ErrBadHash) || !queue.IsPermanent(err) || len(sp.List()) != n {
 		t.Errorf("forged: %v (%d queued)", err, len(sp.List())-n)
 	}
 	// Nobody: permanent.
-	if _, err := f.expand(ctx, env, "nobody@example.test", data); err == nil || !errors.Is(err, userdb.ErrNotFound) || !queue.IsPermanent(err) {
+	if _, err := f.expand(ctx, env, "nobody@example.test", msg); err == nil || !errors.Is(err, userdb.ErrNotFound) || !queue.IsPermanent(err) {
 		t.Errorf("nobody: %v", err)
 	}
 

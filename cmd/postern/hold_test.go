@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -19,7 +20,7 @@ func TestSpoolAdapterHold(t *testing.T) {
 	defer s.Close()
 	env := &smtpd.Envelope{ID: "0000000000000000hold", From: "alice@example.com", Recipients: []string{"bob@example.org"},
 		Body: "7BIT", Hold: true, HoldReason: "send limit: messages per hour"}
-	if err := (spoolAdapter{s}).Spool(context.Background(), env, []byte("Subject: x\r\n\r\nx\r\n")); err != nil {
+	if err := (spoolAdapter{s}).Spool(context.Background(), env, &smtp.Message{Header: []byte("Subject: x\r\n\r\n"), Body: smtp.BodyBytes([]byte("x\r\n"))}); err != nil {
 		t.Fatal(err)
 	}
 	got, _, err := s.Get(env.ID)

@@ -8,6 +8,8 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/pkcs11"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
 
@@ -16,12 +18,13 @@ import (
 type mxFilter struct{ c *mailauth.Checker }
 
 // Filter implements smtpd.Filter.
-func (f mxFilter) Filter(ctx context.Context, env *smtpd.Envelope, data []byte) (smtpd.FilterResult, error) {
-	v, err := f.c.Check(ctx, mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From, Data: data})
+func (f mxFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
+	v, err := f.c.Check(ctx, mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From,
+		Header: msg.Header, Body: msg.Body})
 	if err != nil {
 		return smtpd.FilterResult{}, err
 	}
-	return smtpd.FilterResult{Reject: v.Reject, Data: v.Data, Prepend: v.Prepend}, nil
+	return smtpd.FilterResult{Reject: v.Reject, Header: v.Header, Prepend: v.Prepend}, nil
 }
 
 // signFilter is the smtpd.Filter of submission listeners: it DKIM-signs
@@ -34,11 +37,11 @@ type signFilter struct {
 }
 
 // Filter implements smtpd.Filter.
-func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, data []byte) (smtpd.FilterResult, error) {
+func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
 	if env.AuthUser == "" {
 		return smtpd.FilterResult{}, nil
 	}
-	h, err := f.s.Sign(data)
+	h, err := f.s.SignMessage(msg.Header, msg.Body)
 	if err != nil {
 		return smtpd.FilterResult{}, err
 	}
@@ -50,8 +53,9 @@ func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, data []byte
 
 // mailAuthFilters builds the Filters of [mail_auth]: for mx listeners
 // (nil when check is off) and for submission listeners (nil when sign is
-// off or data_dir/dkim holds no key). isLocal reports local domains.
-func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger) (mx, submission smtpd.Filter, err error) {
+// off or data_dir/dkim holds no key). isLocal reports local domains;
+// DKIM keys named by pkcs11: URIs come from tokens.
+func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger, tokens *pkcs11.Tokens) (mx, submission smtpd.Filter, err error) {
 	ma := cfg.MailAuth
 	if ma.Check {
 		id := ma.AuthservID
@@ -77,11 +81,11 @@ func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain str
 			return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
 		}
 		for i, dk := range ma.DKIMKeys {
-			k, err := mailauth.LoadKeyFile(dk.KeyFile)
+			k, err := loadDKIMKey(dk, tokens, log) // a file, or a key in a token (dkim.go)
 			if err != nil {
 				return nil, nil, fmt.Errorf("serve: mail_auth.dkim_key[%d]: %w", i, err)
 			}
-			keys = append(keys, mailauth.SigningKey{Domain: dk.Domain, Selector: dk.Selector, Key: k})
+			keys = append(keys, k)
 		}
 		if len(keys) > 0 {
 			s, err := mailauth.NewSigner(keys, nil)

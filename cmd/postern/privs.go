@@ -32,7 +32,7 @@ type preBound struct {
 
 // passedListeners returns the sockets passed to this process (by the
 // old process of a graceful restart when child is not nil, else by
-// systemd): a socket named like a [[listener]] (or "http", "admin",
+// systemd): a socket named like a [[listener]] (or "http", "admin", "autoconfig",
 // "acme-http-01", "acme-tls-alpn-01") serves that listener; a socket
 // without a known name serves the listener on its port.
 func passedListeners(cfg *config.Config, log *slog.Logger, child *handover.Child) (*preBound, error) {
@@ -176,8 +176,9 @@ func prepareProcess(cfg *config.Config, log *slog.Logger, child *handover.Child)
 
 // extraListeners returns the sockets serve binds besides the
 // [[listener]]s, by name: the HTTP endpoint ("http"), the admin API
-// over HTTP ("admin") and the ACME challenge responder ("acme-http-01"
-// or "acme-tls-alpn-01"), the ones configured.
+// over HTTP ("admin"), the mail clients' settings ("autoconfig") and the
+// ACME challenge responder ("acme-http-01" or "acme-tls-alpn-01"), the
+// ones configured.
 func extraListeners(cfg *config.Config) map[string]string {
 	m := map[string]string{}
 	if cfg.HTTP.Address != "" {
@@ -185,6 +186,9 @@ func extraListeners(cfg *config.Config) map[string]string {
 	}
 	if cfg.Admin.HTTPAddress != "" {
 		m["admin"] = cfg.Admin.HTTPAddress
+	}
+	if cfg.Autoconfig.Enabled {
+		m["autoconfig"] = cfg.Autoconfig.Address
 	}
 	if cfg.ACME.Enabled {
 		switch cfg.ACME.Challenge {

@@ -40,12 +40,12 @@ func (q *fakeQueue) Lookup(id string) (queue.Item, error) {
 	return queue.Item{}, fmt.Errorf("queue: lookup %s: %w", id, queue.ErrNotFound)
 }
 
-func (q *fakeQueue) Get(id string) (*queue.Envelope, []byte, error) {
+func (q *fakeQueue) Header(id string) (*queue.Envelope, []byte, error) {
 	env, ok := q.envs[id]
 	if !ok {
 		return nil, nil, queue.ErrNotFound
 	}
-	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\nShall we?\r\n"), nil
+	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\n"), nil
 }
 
 func (q *fakeQueue) Delete(id string) error {
@@ -116,7 +116,7 @@ func serveAdmin(t *testing.T, q *fakeQueue) (dataDir string) {
 func runQ(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := runQueue(args, &out, func() time.Time { return cliNow })
+	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{"queue"}, args...))
 	return out.String(), err
 }
 

@@ -14,7 +14,6 @@ import (
 	"io"
 	"mime"
 	"net/mail"
-	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -39,10 +38,6 @@ const (
 	exNoPerm      = 77 // EX_NOPERM: the socket is not ours to use
 	exConfig      = 78 // EX_CONFIG: the configuration does not load
 )
-
-// defaultSendmailConfig is the configuration sendmail reads when neither
-// -C, --config, --data nor $POSTERN_CONFIG names one and it exists.
-const defaultSendmailConfig = "/etc/postern/postern.toml"
 
 // sendmailOpts is the parsed sendmail command line.
 type sendmailOpts struct {
@@ -319,45 +314,62 @@ func isASCII(s string) bool {
 }
 
 // sendmailConfig loads the configuration sendmail uses: -C/--config,
-// --data, $POSTERN_CONFIG, /etc/postern/postern.toml when it exists, or
-// the embedded default in ./postern-data.
-func sendmailConfig(o *sendmailOpts) (*config.Config, error) {
-	cf := configFlags{config: o.config, data: o.data}
-	if cf.config == "" && cf.data == "" {
-		if env := os.Getenv("POSTERN_CONFIG"); env != "" {
-			cf.config = env
-		} else if _, err := os.Stat(defaultSendmailConfig); err == nil {
-			cf.config = defaultSendmailConfig
-		}
-	}
+// or --data, or as every command finds it (configFlags.load).
+func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
+	cf := configFlags{config: o.config, data: o.data, c: c}
 	return cf.load()
 }
 
-// cmdSendmail runs `postern sendmail` and returns its exit status.
-func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// sendmailOptions documents the options parseSendmailArgs takes, for
+// the usage and the manual page.
+func sendmailOptions() []option {
+	return []option{
+		{"-t", "the recipients are those of the To, Cc and Bcc fields too; the Bcc fields are removed"},
+		{"RCPT", "a bare name (root, www-data) is qualified with sendmail.domain; one that names no user or alias goes to the postmaster"},
+		{"-f ADDR", "the envelope sender (also -r ADDR; '<>' is the null sender); default the configured postmaster"},
+		{"-F NAME", "the full name in the From field added when the message has none"},
+		{"-i", "a line holding a single period does not end the message (also -oi)"},
+		{"-C FILE", "Postern's configuration file (also --config FILE)"},
+		{"--data DIR", "use the embedded default, with its data in DIR"},
+		{"-bm", "queue the message on stdin: the default mode"},
+		{"-bp", "list the queue, as mailq (a link named mailq is postern queue list)"},
+		{"-bs", "speak SMTP on stdin and stdout; bare names are qualified as on the command line"},
+		{"-q", "try the deferred mail now; -qRSITE and -qSSITE only mail to or from SITE, -qIID one message; -qINTERVAL is ignored"},
+		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
+	}
+}
+
+// sendmail runs `postern sendmail` (or a link named sendmail) and
+// returns its exit status.
+func (c *cli) sendmail(args []string) int {
+	stdin, stderr := c.stdin, c.stderr
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "sendmail: "+format+"\n", a...)
 		return code
 	}
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
+		cmd, _ := lookup(commands(), []string{"sendmail"})
+		writeUsage(c.stdout, cmd, nil)
+		return exOK
+	}
 	o, err := parseSendmailArgs(args)
 	if err != nil {
 		fmt.Fprintln(stderr, "postern:", err)
-		fmt.Fprintln(stderr, "usage: postern sendmail [-t] [-i] [-f sender] [-F name] [-C config] [recipient ...]")
-		fmt.Fprintln(stderr, "       postern sendmail -bp | -bs | -q   (mailq: the queue; SMTP on stdin; retry the deferred mail now)")
+		fmt.Fprintln(stderr, "Run 'postern sendmail --help' for its usage.")
 		return exUsage
 	}
-	cfg, err := sendmailConfig(o)
+	cfg, err := c.sendmailConfig(o)
 	if err != nil {
 		return fail(exConfig, "%v", err)
 	}
-	c := &admin.Client{SocketPath: cfg.AdminSocket()}
+	ac := &admin.Client{SocketPath: cfg.AdminSocket()}
 	switch o.mode { // sendmail_modes.go
 	case modePrint:
-		return sendmailPrint(c, stdout, stderr)
+		return sendmailPrint(ac, c.stdout, stderr, c.now())
 	case modeFlush:
-		return sendmailFlush(c, o, stderr)
+		return sendmailFlush(ac, o, stderr)
 	case modeSMTP:
-		return sendmailSMTP(cfg, c, stdin, stdout, stderr)
+		return sendmailSMTP(cfg, ac, stdin, c.stdout, stderr)
 	}
 	domain := cfg.SendmailDomain()
 	sender := cfg.Postmaster // the default envelope sender: bounces reach a real mailbox
@@ -378,14 +390,14 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(rcpts) == 0 {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
-	res, err := c.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Bare: bare, Data: msg})
+	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Bare: bare, Data: msg})
 	if err == nil && res.Held {
 		// Queued, so exit 0; but the caller's operator should know.
 		fmt.Fprintf(stderr, "sendmail: message %s queued but held for review (%s): it is delivered once an operator runs postern queue release %s\n",
 			res.ID, res.HoldReason, res.ID)
 	}
 	if err != nil {
-		code, msg := submitFailure(err, c.SocketPath)
+		code, msg := submitFailure(err, ac.SocketPath)
 		return fail(code, "%s", msg)
 	}
 	return exOK // sendmail is silent on success
@@ -418,19 +430,21 @@ type localSubmitter struct {
 }
 
 // Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, data []byte) error {
+func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
 	if l.sign != nil {
 		// Only root and Postern's own user reach the socket: they are
 		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, data)
+		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, msg)
 		if err != nil {
 			return err
 		}
 		if len(res.Prepend) > 0 {
-			data = append(append([]byte(nil), res.Prepend...), data...)
+			msg = &smtp.Message{Header: append(append([]byte(nil), res.Prepend...), msg.Header...), Body: msg.Body}
 		}
 	}
-	return l.spool.Put(ctx, env, data)
+	// A large body goes into a blob of its own, written in this
+	// goroutine: the spool's writer never copies it.
+	return l.spool.PutMessage(ctx, env, msg)
 }
 
 // localSubmit configures the admin socket's local submission; limiter

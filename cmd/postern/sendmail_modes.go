@@ -43,14 +43,14 @@ func (o *sendmailOpts) parseFlush(rest string) error {
 	return nil
 }
 
-// sendmailPrint lists the queue (-bp, mailq).
-func sendmailPrint(c *admin.Client, stdout, stderr io.Writer) int {
+// sendmailPrint lists the queue (-bp), as postern queue list does.
+func sendmailPrint(c *admin.Client, stdout, stderr io.Writer, now time.Time) int {
 	msgs, err := c.List(context.Background())
 	if err != nil {
-		fmt.Fprintf(stderr, "mailq: %v\n", queueError(err, c.SocketPath, ""))
+		fmt.Fprintf(stderr, "sendmail: -bp: %v\n", queueError(err, c.SocketPath, ""))
 		return exitForAdmin(err)
 	}
-	printList(stdout, msgs, time.Now())
+	printList(stdout, msgs, now)
 	return exOK
 }
 

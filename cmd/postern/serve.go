@@ -31,23 +31,22 @@ import (
 	"postern/internal/handover"
 	"postern/internal/metrics"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
 
+// serveFlags is `postern serve`.
+func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
+	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+}
+
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
-	}
+func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -81,7 +80,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken)
+	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
+	defer tokens.Close()
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer db.Close()
-	if cf.config == "" {
+	if cfg.Source == "" { // the embedded default
 		if err := firstStart(cfg, db, stdout, log); err != nil {
 			return err
 		}
@@ -110,7 +111,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log)
+	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log, tokens)
 	if err != nil {
 		return err
 	}
@@ -149,6 +150,8 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		budget:   newDataBudget(cfg.Limits),
+		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -192,6 +195,11 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	// budget bounds the message data of all listeners' sessions
+	// (limits.max_data_in_flight, max_data_in_memory).
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -252,7 +260,8 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
 func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
-	for sig := range sigs {
+	for {
+		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
 		case syscall.SIGHUP:
 			b.notify.Reloading("reloading")
@@ -263,6 +272,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				req.reply(0, errors.New("refused: Postern is PID 1 (a container's init); replace the container instead"))
 				continue
 			}
 			b.notify.Reloading("graceful restart")
@@ -273,8 +283,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
 				b.notify.Ready()
+				req.reply(0, err)
 				continue
 			}
+			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
 			old := &handover.Old{
 				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
@@ -295,7 +307,6 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			return nil, spool.Close()
 		}
 	}
-	return nil, nil
 }
 
 // instance is what serves on an open spool: the queue runner, the SMTP
@@ -309,6 +320,7 @@ type instance struct {
 	serving    sync.WaitGroup // the servers' Serve calls
 	httpSrv    *http.Server
 	adminHTTP  *http.Server
+	autoconf   *http.Server // [autoconfig] (autoconfig.go)
 	adminSrv   *admin.Server
 }
 
@@ -360,6 +372,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spoolAdapter{spool},
+			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
@@ -387,9 +400,10 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
-	adminSrv.ReloadUsers = b.db.Reload                                   // postern user (user.go)
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) }      // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                        // postern user (user.go)
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String() // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                       // the status page
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -399,6 +413,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
 	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
+		return in, err
+	}
+	if in.autoconf, err = startAutoconfig(cfg, b.tlsCfg, socks.Listen, log); err != nil { // autoconfig.go
 		return in, err
 	}
 
@@ -415,7 +432,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
 	return in, nil
 }
 
@@ -458,6 +476,9 @@ func (in *instance) stop(timeout time.Duration) {
 	if in.adminHTTP != nil {
 		in.adminHTTP.Shutdown(ctx)
 	}
+	if in.autoconf != nil {
+		in.autoconf.Shutdown(ctx)
+	}
 	in.adminSrv.Shutdown(ctx) // closes the socket: DATA/admin.sock is removed
 	in.cancel()
 	<-in.runnerDone
@@ -467,6 +488,12 @@ func (in *instance) stop(timeout time.Duration) {
 func (in *instance) abort() {
 	if in.httpSrv != nil {
 		in.httpSrv.Close()
+	}
+	if in.adminHTTP != nil {
+		in.adminHTTP.Close()
+	}
+	if in.autoconf != nil {
+		in.autoconf.Close()
 	}
 	if in.adminSrv != nil {
 		in.adminSrv.Shutdown(context.Background())
@@ -478,9 +505,9 @@ func (in *instance) abort() {
 // bindSockets gets every socket the configuration names from listen.
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
-// the [[listener]]s by their names, and "http", "admin", "acme-http-01"
-// or "acme-tls-alpn-01" (extraListeners). A graceful restart passes them
-// all to the new process.
+// the [[listener]]s by their names, and "http", "admin", "autoconfig",
+// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
 	add := func(name, addr, what string) error {
@@ -501,6 +528,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 	for _, x := range []struct{ name, key string }{
 		{"http", "http"},
 		{"admin", "admin.http_address"},
+		{"autoconfig", "autoconfig.address"},
 		{"acme-http-01", "acme.http_address"},
 		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
 	} {
@@ -614,8 +642,20 @@ func limitsOf(cfg *config.Config) smtpd.Limits {
 		ErrorDelay:      errorDelay,
 		CommandTimeout:  l.CommandTimeout,
 		DataTimeout:     l.DataTimeout,
+		DataTimeLimit:   l.DataTimeLimit,
+		MaxHeaderSize:   int(l.MaxHeaderSize),
 		AuthFailDelay:   failDelay,
 	}
+}
+
+// newDataBudget bounds the message data of every listener's sessions
+// together: limits.max_data_in_flight, max_data_in_memory, and the
+// shares of clients that did not log in.
+func newDataBudget(l config.Limits) *smtpd.DataBudget {
+	perAddr, perNet := l.DataShares()
+	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
+		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
+	})
 }
 
 func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
@@ -636,17 +676,21 @@ func domainOf(addr string) string {
 	return addr[i+1:]
 }
 
-// spoolAdapter hands the session's envelopes to the queue.
+// spoolAdapter hands the session's envelopes to the queue. A large
+// message streams into a blob of the spool as it arrives (CreateFile),
+// which PutMessage then keeps as the message's body.
 type spoolAdapter struct{ s *queue.Spool }
 
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	return a.s.Put(ctx, &queue.Envelope{
+func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	return a.s.PutMessage(ctx, &queue.Envelope{
 		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
 		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
 		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
 		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, data)
+	}, msg)
 }
+
+func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
 // localDelivery delivers a local recipient: it expands aliases
 // (forwarding what goes to other domains: forward.go) and writes to each
@@ -656,13 +700,13 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, data []byte) error {
-	boxes, err := d.fwd.expand(ctx, env, rcpt, data)
+func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}
 	for _, b := range boxes {
-		err := d.maildir.Deliver(ctx, b, env.From, data)
+		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
 		if errors.Is(err, delivery.ErrBadMailbox) {
 			return queue.Permanent(err)
 		}

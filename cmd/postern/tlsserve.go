@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"postern/internal/config"
+	"postern/internal/pkcs11"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 	"postern/internal/tlsconf/redistickets"
@@ -24,8 +25,9 @@ import (
 // setupTLS loads (or, when configured, creates) the certificates, checks
 // each as a client would (a broken chain stops the start unless
 // allowBroken, which logs it at ERROR level) and returns them with the
-// TLS configuration the listeners share.
-func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.Certs, *tls.Config, error) {
+// TLS configuration the listeners share. Keys named by pkcs11: URIs come
+// from tokens.
+func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pkcs11.Tokens) (*tlsconf.Certs, *tls.Config, error) {
 	if cfg.TLS.SelfSigned {
 		certFile, _ := cfg.TLSFiles()
 		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
@@ -36,6 +38,7 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 		Check:            tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned},
 		AllowBrokenChain: allowBroken,
 		Logger:           log,
+		Keys:             tokenKeys(tokens, log), // pkcs11.go
 	}
 	for _, f := range cfg.TLSCertificateFiles() {
 		opts.Pairs = append(opts.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
@@ -58,16 +61,15 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool) (*tlsconf.
 		log.Error("started with --allow-broken-chain: a certificate clients refuse is served rather than stopping; remove the flag once fixed")
 	}
 	certs, err := tlsconf.OpenCerts(opts)
-	var chain *tlsconf.ChainError
-	switch {
-	case err == nil:
-	case errors.As(err, &chain) && !allowBroken:
-		// Only a chain that fails the checks can be served anyway.
+	var ce *tlsconf.ChainError
+	if errors.As(err, &ce) {
 		return nil, nil, fmt.Errorf("%w\n(start anyway, for emergencies only: postern serve --allow-broken-chain)", err)
-	case errors.Is(err, fs.ErrNotExist):
+	}
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil, fmt.Errorf("serve: %w\n(fix: correct cert_file and key_file in [tls], or use tls.self_signed = true or [acme])", err)
-	default:
-		return nil, nil, fmt.Errorf("serve: %w", err)
+	}
+	if err != nil {
+		return nil, nil, err // unreadable files, a key its token does not give: the flag would not help
 	}
 	for name, c := range certs.Certificates() {
 		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,

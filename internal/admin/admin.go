@@ -45,8 +45,8 @@ type Spool interface {
 	// Lookup returns one message, live or done, while the spool holds it;
 	// an error wrapping queue.ErrNotFound otherwise.
 	Lookup(id string) (queue.Item, error)
-	// Get returns the envelope and the data of a message.
-	Get(id string) (*queue.Envelope, []byte, error)
+	// Header returns the envelope and the header section of a message.
+	Header(id string) (*queue.Envelope, []byte, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }
@@ -167,6 +167,13 @@ type Server struct {
 	// ReloadUsers reads the users again (POST /users/reload, users.go),
 	// as `postern user` asks after a change; nil makes it answer 503.
 	ReloadUsers func() error
+	// Restart starts a graceful restart, as SIGUSR2 does, and returns
+	// the new process's pid once it is ready to take over, or why it
+	// failed (POST /restart, restart.go); nil makes it answer 503.
+	Restart func(ctx context.Context) (int, error)
+	// Version is the server's version, shown by the status page and
+	// GET /process.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
@@ -179,9 +186,10 @@ type Server struct {
 	// means slog.Default().
 	Logger *slog.Logger
 
-	once sync.Once
-	hs   *http.Server
-	log  *slog.Logger
+	once    sync.Once
+	hs      *http.Server
+	log     *slog.Logger
+	started time.Time
 }
 
 func (s *Server) init() {
@@ -196,9 +204,11 @@ func (s *Server) init() {
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
 		mux.HandleFunc("POST /queue/{id}/release", s.release)
-		s.banRoutes(mux)                                    // bans.go
-		s.submitRoutes(mux)                                 // submit.go
-		s.consoleRoutes(mux)                                // reload.go, status.go
+		s.banRoutes(mux)     // bans.go
+		s.submitRoutes(mux)  // submit.go
+		s.consoleRoutes(mux) // reload.go, status.go
+		s.restartRoutes(mux) // restart.go
+		s.started = s.now()
 		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
@@ -278,7 +288,7 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, id, err)
 		return
 	}
-	env, data, err := s.Spool.Get(id)
+	env, data, err := s.Spool.Header(id)
 	if err != nil {
 		s.fail(w, id, err)
 		return

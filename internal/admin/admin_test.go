@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -44,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.runner = queue.NewRunner(f.spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, []byte) error {
+		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, *smtp.Message) error {
 			f.calls.Add(1)
 			if f.fail.Load() {
 				return errors.New("mailbox locked")

@@ -22,6 +22,7 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 	"postern/internal/tlsconf"
 )
 
@@ -40,7 +41,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	}
 	defer spool.Close()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ []byte) error {
+		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
 			if strings.HasPrefix(rcpt, "bad") {
 				return queue.Permanent(errors.New("no such mailbox"))
 			}
@@ -274,7 +275,7 @@ func TestStatusPage(t *testing.T) {
 	log.With("id", "D1").Info("queue: delivered", "rcpt", "carol@example.org", "local", false, "remote_mta", "mx.example.org")
 	log.Warn("auth abuse alert", "kind", "stuffing", "remote", "203.0.113.5", "usernames", 7, "window", "10m0s")
 	srv := &Server{Spool: f.spool, Runner: f.runner, Bans: store, Logger: quiet(), Events: ev,
-		Certs: certList{"tls/cert.pem": &cert}}
+		Certs: certList{"tls/cert.pem": &cert}, Version: "0.9.0 (25e3e00a1b2c)"}
 	hs := httptest.NewServer(srv.HTTPHandler("0123456789abcdef-token"))
 	defer hs.Close()
 	req, _ := http.NewRequest("GET", hs.URL+"/", nil)
@@ -300,6 +301,7 @@ func TestStatusPage(t *testing.T) {
 		"tls/cert.pem", "mail.example.com", cert.Leaf.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
 		"stuffing", "203.0.113.5", "7 usernames tried within 10m0s",
 		`<meta http-equiv="refresh" content="30">`,
+		`<span id="version">Postern 0.9.0 (25e3e00a1b2c)</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

@@ -13,8 +13,10 @@ package admin
 // to the envelope sender, which the caller chooses: that name is the
 // envelope's AuthUser and the one the send limits count it under. It
 // adds Message-ID and Date when the message lacks them (as submission
-// does, RFC 6409 §8). Errors: 400 for a bad envelope or message (the
-// caller should not retry it), 413 for a message over the size limit,
+// does, RFC 6409 §8). A message with more Received fields than the loop
+// limit (smtp.MaxReceived, ours included) is refused, as on the SMTP
+// listeners. Errors: 400 for a bad envelope or message (the caller
+// should not retry it), 413 for a message over the size limit,
 // 429 for a message over the caller's send limits (nothing queued; the
 // caller may retry later), 503 when local submission is off, 500 when
 // the message could not be queued (the caller may retry).
@@ -47,9 +49,10 @@ import (
 // Submitter stores a locally submitted message; the wiring passes the
 // spool, possibly behind a DKIM signer.
 type Submitter interface {
-	// Submit stores env and data durably and returns nil only once they
-	// are (as queue.Spool.Put does). It may prepend header fields.
-	Submit(ctx context.Context, env *queue.Envelope, data []byte) error
+	// Submit stores env and msg durably and returns nil only once they
+	// are (as queue.Spool.PutMessage does). It may prepend header
+	// fields to msg.Header.
+	Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error
 }
 
 // SendLimiter applies the send limits to local submissions as to
@@ -185,7 +188,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		uid = -1
 	}
-	env, data, err := ls.prepare(&req, uid)
+	env, msg, err := ls.prepare(&req, uid)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
@@ -205,7 +208,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := ls.Submitter.Submit(r.Context(), env, data); err != nil {
+	if err := ls.Submitter.Submit(r.Context(), env, msg); err != nil {
 		s.log.Error("admin: local submission failed", "id", env.ID, "err", err)
 		writeJSON(w, http.StatusInternalServerError, errorBody{"queue: " + err.Error()})
 		return
@@ -215,13 +218,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 			"rcpts", len(env.Recipients))
 	}
 	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
-		"rcpts", len(env.Recipients), "size", len(data), "uid", uid, "user", env.AuthUser)
+		"rcpts", len(env.Recipients), "size", msg.Size(), "uid", uid, "user", env.AuthUser)
 	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID, Held: env.Hold, HoldReason: env.HoldReason})
 }
 
 // prepare checks a request and returns the envelope and the message
 // with Received (and Message-ID and Date when missing) prepended.
-func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []byte, error) {
+func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *smtp.Message, error) {
 	now := time.Now()
 	if ls.Now != nil {
 		now = ls.Now()
@@ -273,6 +276,10 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 		msg = append(msg, "\r\n"...)
 	}
 	hdr := msg[:smtp.HeaderEnd(msg)]
+	// RFC 5321 §6.3: refused here rather than bounced by the queue.
+	if n := smtp.CountFields(hdr, "Received") + 1; n > smtp.MaxReceived {
+		return nil, nil, fmt.Errorf("routing loop detected (%d Received header fields)", n)
+	}
 	host := ls.Hostname
 	if host == "" {
 		host = "localhost"
@@ -301,9 +308,7 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, []
 		head = now.AppendFormat(head, time.RFC1123Z)
 		head = append(head, "\r\n"...)
 	}
-	data := make([]byte, 0, len(head)+len(msg))
-	data = append(append(data, head...), msg...)
-	return env, data, nil
+	return env, &smtp.Message{Header: append(head, hdr...), Body: smtp.BodyBytes(msg[len(hdr):])}, nil
 }
 
 // routeBare replaces each recipient of env listed in bare by where

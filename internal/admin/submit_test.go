@@ -12,13 +12,14 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 // spoolSubmitter puts straight into the spool.
 type spoolSubmitter struct{ s *queue.Spool }
 
-func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, data []byte) error {
-	return p.s.Put(ctx, env, data)
+func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+	return p.s.PutMessage(ctx, env, msg)
 }
 
 func TestSubmit(t *testing.T) {

@@ -66,6 +66,16 @@ const (
 	// DefaultDataTimeout is limits.data_timeout (RFC 5321 §4.5.3.2.5 asks
 	// clients to wait 3 minutes per data block).
 	DefaultDataTimeout = 3 * time.Minute
+	// DefaultDataTimeLimit is limits.data_time_limit: the whole of DATA,
+	// whatever the client's pace.
+	DefaultDataTimeLimit = 10 * time.Minute
+	// DefaultMaxHeaderSize is limits.max_header_size (256 KiB, as
+	// Exchange Online's limit on a header section).
+	DefaultMaxHeaderSize = 256 << 10
+	// DefaultMaxDataInFlight is limits.max_data_in_flight (1 GiB).
+	DefaultMaxDataInFlight = 1 << 30
+	// DefaultMaxDataInMemory is limits.max_data_in_memory (64 MiB).
+	DefaultMaxDataInMemory = 64 << 20
 	// DefaultAuthFailDelay is limits.auth_fail_delay.
 	DefaultAuthFailDelay = time.Second
 	// DefaultShutdownTimeout is limits.shutdown_timeout.
@@ -156,6 +166,10 @@ type Config struct {
 	Admin Admin
 	// Process is the user and group Postern serves as (process.go).
 	Process Process
+	// PKCS11 is where keys named by pkcs11: URIs live (pkcs11.go).
+	PKCS11 PKCS11
+	// Autoconfig serves mail clients their settings (autoconfig.go).
+	Autoconfig Autoconfig
 	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
 	Sendmail Sendmail
 	SRS      SRS
@@ -166,6 +180,7 @@ func (c *Config) applyDerived() {
 	if c.MailAuth.AuthservID == "" {
 		c.MailAuth.AuthservID = c.Hostname
 	}
+	c.deriveAutoconfigNames() // autoconfig.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and
@@ -262,6 +277,15 @@ type Limits struct {
 	CommandTimeout time.Duration
 	// DataTimeout is how long the server waits for each read during DATA.
 	DataTimeout time.Duration
+	// DataTimeLimit bounds the whole of DATA, from 354 to the final dot.
+	DataTimeLimit time.Duration
+	// MaxHeaderSize bounds a message's header section, kept in memory.
+	MaxHeaderSize int64
+	// MaxDataInFlight bounds the message data all sessions hold at once
+	// between DATA and the spool's answer, in memory and on disk.
+	MaxDataInFlight int64
+	// MaxDataInMemory bounds the part of it held in memory.
+	MaxDataInMemory int64
 	// AuthFailDelay is the pause before answering a failed AUTH.
 	AuthFailDelay time.Duration
 	// ShutdownTimeout is how long a shutdown waits for sessions to end.
@@ -348,6 +372,14 @@ func Dev(dataDir string) *Config {
 	return c
 }
 
+// DataShares returns the share of MaxDataInFlight that clients that did
+// not log in may hold from one address (an IPv6 /64) and from one
+// network (an IPv4 /24, an IPv6 /48): a sixteenth and a quarter of it,
+// and never less than one message of MaxMessageSize.
+func (l Limits) DataShares() (perAddress, perNetwork int64) {
+	return max(l.MaxDataInFlight/16, l.MaxMessageSize), max(l.MaxDataInFlight/4, l.MaxMessageSize)
+}
+
 func defaultLimits() Limits {
 	return Limits{
 		MaxMessageSize:      DefaultMaxMessageSize,
@@ -357,6 +389,10 @@ func defaultLimits() Limits {
 		ErrorDelay:          DefaultErrorDelay,
 		CommandTimeout:      DefaultCommandTimeout,
 		DataTimeout:         DefaultDataTimeout,
+		DataTimeLimit:       DefaultDataTimeLimit,
+		MaxHeaderSize:       DefaultMaxHeaderSize,
+		MaxDataInFlight:     DefaultMaxDataInFlight,
+		MaxDataInMemory:     DefaultMaxDataInMemory,
 		AuthFailDelay:       DefaultAuthFailDelay,
 		ShutdownTimeout:     DefaultShutdownTimeout,
 		RestartDrainTimeout: DefaultRestartDrainTimeout,

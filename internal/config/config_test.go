@@ -65,6 +65,10 @@ error_delay_after = 2
 error_delay = "250ms"
 command_timeout = "2m"
 data_timeout = "90s"
+data_time_limit = "5m"
+max_header_size = "128KiB"
+max_data_in_flight = "2GiB"
+max_data_in_memory = 33554432
 auth_fail_delay = "0s"
 shutdown_timeout = "1m30s"
 restart_drain_timeout = "4s"
@@ -122,6 +126,10 @@ func TestLoadFull(t *testing.T) {
 			ErrorDelay:          250 * time.Millisecond,
 			CommandTimeout:      2 * time.Minute,
 			DataTimeout:         90 * time.Second,
+			DataTimeLimit:       5 * time.Minute,
+			MaxHeaderSize:       128 << 10,
+			MaxDataInFlight:     2 << 30,
+			MaxDataInMemory:     32 << 20,
 			AuthFailDelay:       0,
 			ShutdownTimeout:     90 * time.Second,
 			RestartDrainTimeout: 4 * time.Second,
@@ -187,6 +195,10 @@ func TestDefaults(t *testing.T) {
 			ErrorDelay:          time.Second,
 			CommandTimeout:      5 * time.Minute,
 			DataTimeout:         3 * time.Minute,
+			DataTimeLimit:       10 * time.Minute,
+			MaxHeaderSize:       262144,
+			MaxDataInFlight:     1 << 30,
+			MaxDataInMemory:     64 << 20,
 			AuthFailDelay:       time.Second,
 			ShutdownTimeout:     30 * time.Second,
 			RestartDrainTimeout: 10 * time.Second,
@@ -384,4 +396,15 @@ func TestEmptyFile(t *testing.T) {
 	p := write(t, "")
 	_, err := load(p, fixedHost)
 	checkErrors(t, err, []string{p + `: tls: cert_file and key_file are required unless self_signed = true`})
+}
+
+func TestDataShares(t *testing.T) {
+	l := defaultLimits()
+	if a, n := l.DataShares(); a != 64<<20 || n != 256<<20 {
+		t.Errorf("default shares %d, %d", a, n)
+	}
+	l.MaxDataInFlight = l.MaxMessageSize // the smallest allowed
+	if a, n := l.DataShares(); a != l.MaxMessageSize || n != l.MaxMessageSize {
+		t.Errorf("shares %d, %d: each must take a message of max_message_size", a, n)
+	}
 }

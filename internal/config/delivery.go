@@ -276,7 +276,7 @@ func (d *decoder) mailAuth(t map[string]any, dir string, c *MailAuth) {
 		dk.Domain = lower(dk.Domain)
 		d.str(kt, "selector", k+".selector", &dk.Selector)
 		if d.str(kt, "key_file", k+".key_file", &dk.KeyFile) {
-			dk.KeyFile = resolve(dir, dk.KeyFile)
+			dk.KeyFile = resolveKey(dir, dk.KeyFile) // a path, or a pkcs11: URI
 		}
 		c.DKIMKeys = append(c.DKIMKeys, dk)
 	}

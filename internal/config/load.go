@@ -268,7 +268,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group", "sendmail", "srs")
+		"user", "group", "pkcs11", "autoconfig", "sendmail", "srs")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -348,9 +348,11 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.check(d.table(tree, "check", "check"), &c.Check)
 	d.proxy(d.table(tree, "proxy", "proxy"), &c.Proxy)
 	d.admissionTables(tree, dir, &c.AdmissionTables)
-	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin) // adminhttp.go
-	d.process(tree, &c.Process)                             // user, group (process.go)
-	d.localMail(tree, dir, c)                               // [sendmail], [srs] (localmail.go)
+	d.admin(d.table(tree, "admin", "admin"), dir, &c.Admin)                // adminhttp.go
+	d.process(tree, &c.Process)                                            // user, group (process.go)
+	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
+	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
+	d.localMail(tree, dir, c)                                              // [sendmail], [srs] (localmail.go)
 	c.applyDerived()
 	return c
 }
@@ -399,7 +401,7 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 		c.CertFile = resolve(dir, c.CertFile)
 	}
 	if d.str(t, "key_file", "tls.key_file", &c.KeyFile) {
-		c.KeyFile = resolve(dir, c.KeyFile)
+		c.KeyFile = resolveKey(dir, c.KeyFile) // a path, or a pkcs11: URI
 	}
 	if d.str(t, "client_ca_file", "tls.client_ca_file", &c.ClientCAFile) {
 		c.ClientCAFile = resolve(dir, c.ClientCAFile)
@@ -481,9 +483,20 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		return
 	}
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
-		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "auth_fail_delay", "shutdown_timeout", "restart_drain_timeout")
-	if n, ok := d.size(t, "max_message_size", "limits.max_message_size"); ok {
-		l.MaxMessageSize = n
+		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay",
+		"shutdown_timeout", "restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{
+		{"max_message_size", &l.MaxMessageSize},
+		{"max_header_size", &l.MaxHeaderSize},
+		{"max_data_in_flight", &l.MaxDataInFlight},
+		{"max_data_in_memory", &l.MaxDataInMemory},
+	} {
+		if n, ok := d.size(t, f.name, "limits."+f.name); ok {
+			*f.dst = n
+		}
 	}
 	if n, ok := d.integer(t, "max_recipients", "limits.max_recipients", math.MinInt32, math.MaxInt32); ok {
 		l.MaxRecipients = int(n)
@@ -500,6 +513,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	}{
 		{"command_timeout", &l.CommandTimeout},
 		{"data_timeout", &l.DataTimeout},
+		{"data_time_limit", &l.DataTimeLimit},
 		{"auth_fail_delay", &l.AuthFailDelay},
 		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},

@@ -34,8 +34,8 @@ func defaults(hostname func() (string, error)) *Config {
 // value in effect (durations as "1h0m0s", sizes in bytes, paths
 // resolved, derived values such as postmaster filled in). With base not
 // nil, only the keys whose value differs from base's are written (an
-// array of tables, such as [[listener]], whole). [acme], which is on
-// when present, is written only when enabled.
+// array of tables, such as [[listener]], whole). [acme] and
+// [autoconfig], which are on when present, are written only when on.
 func (c *Config) WriteTOML(w io.Writer, base *Config) error {
 	tree := c.tree()
 	if base != nil {
@@ -107,7 +107,10 @@ func (c *Config) tree() map[string]any {
 			"error_delay": dur(c.Limits.ErrorDelay), "command_timeout": dur(c.Limits.CommandTimeout),
 			"data_timeout": dur(c.Limits.DataTimeout), "auth_fail_delay": dur(c.Limits.AuthFailDelay),
 			"shutdown_timeout": dur(c.Limits.ShutdownTimeout), "restart_drain_timeout": dur(c.Limits.RestartDrainTimeout),
+			"data_time_limit": dur(c.Limits.DataTimeLimit), "max_header_size": c.Limits.MaxHeaderSize,
+			"max_data_in_flight": c.Limits.MaxDataInFlight, "max_data_in_memory": c.Limits.MaxDataInMemory,
 		},
+		"pkcs11":    map[string]any{"module": c.PKCS11.Module, "pin_file": c.PKCS11.PINFile, "timeout": dur(c.PKCS11.Timeout)},
 		"spool":     map[string]any{"segment_size": c.Spool.SegmentSize},
 		"dns":       map[string]any{"servers": nonNil(c.DNS.Servers), "trust_ad": c.DNS.TrustAD, "timeout": dur(c.DNS.Timeout)},
 		"lmtp":      map[string]any{"network": c.LMTP.Network, "address": c.LMTP.Address},
@@ -201,6 +204,9 @@ func (c *Config) tree() map[string]any {
 		t["acme"] = map[string]any{"directory_url": a.DirectoryURL, "email": a.Email, "challenge": a.Challenge,
 			"http_address": a.HTTPAddress, "tls_alpn_address": a.TLSALPNAddress, "dns_hook": a.DNSHook,
 			"ca_roots_file": a.CARootsFile, "renew_before": dur(a.RenewBefore), "hostnames": nonNil(a.Hostnames)}
+	}
+	if a := c.Autoconfig; a.Enabled {
+		t["autoconfig"] = map[string]any{"address": a.Address, "imap_host": a.IMAPHost, "imap_port": a.IMAPPort, "acme_names": a.ACMENames}
 	}
 	var addrs []string
 	for _, a := range c.Check.PublicAddresses {

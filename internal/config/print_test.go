@@ -97,6 +97,10 @@ address = "127.0.0.1:6379"
 [admin]
 http_address = "127.0.0.1:8443"
 token_file = "tok"
+[autoconfig]
+imap_host = "imap.example.com"
+[pkcs11]
+timeout = "3s"
 [sendmail]
 domain = "example.com"
 [srs]
@@ -150,6 +154,7 @@ func TestWriteTOMLEveryKey(t *testing.T) {
 	c := Defaults()
 	c.Process = Process{User: "postern", Group: "postern"}
 	c.ACME.Enabled, c.ACME.Hostnames = true, []string{"mail.example.com"}
+	c.Autoconfig = Autoconfig{Enabled: true, Address: ":443", IMAPPort: 993}
 	c.TLS.Certificates = []CertificateFiles{{CertFile: "c", KeyFile: "k"}}
 	c.Listeners[0].ClientCertificates = "request"
 	c.Listeners[0].DNSBL, c.Listeners[0].DNSBLThreshold = []DNSBL{{Zone: "z.example", Weight: 1}}, 1

@@ -90,7 +90,7 @@ func (d *decoder) tlsExtra(t map[string]any, dir string, x *TLSExtra) {
 			f.CertFile = resolve(dir, f.CertFile)
 		}
 		if d.str(ct, "key_file", k+".key_file", &f.KeyFile) {
-			f.KeyFile = resolve(dir, f.KeyFile)
+			f.KeyFile = resolveKey(dir, f.KeyFile) // a path, or a pkcs11: URI
 		}
 		x.Certificates = append(x.Certificates, f)
 	}

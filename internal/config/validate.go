@@ -77,9 +77,11 @@ func (c *Config) Validate() error {
 	c.validateTLSExtra(p)
 	c.validateProxy(p)
 	c.validateAdmission(p)
-	c.validateAdmin(p)     // adminhttp.go
-	c.validateLocalMail(p) // localmail.go
-	c.validateProcess(p)   // process.go
+	c.validateAdmin(p)      // adminhttp.go
+	c.validateProcess(p)    // process.go
+	c.validatePKCS11(p)     // pkcs11.go
+	c.validateAutoconfig(p) // autoconfig.go
+	c.validateLocalMail(p)  // localmail.go
 	return errors.Join(p.errs...)
 }
 
@@ -194,6 +196,11 @@ func (c *Config) validateLimits(p *problems) {
 	positive("limits.max_recipients", int64(l.MaxRecipients))
 	positive("limits.max_errors", int64(l.MaxErrors))
 	positive("limits.error_delay_after", int64(l.ErrorDelayAfter))
+	positive("limits.max_header_size", l.MaxHeaderSize)
+	positive("limits.max_data_in_memory", l.MaxDataInMemory)
+	if l.MaxDataInFlight < l.MaxMessageSize {
+		p.addf("limits.max_data_in_flight", "must be at least limits.max_message_size (%d), not %d: a message that size could never be taken", l.MaxMessageSize, l.MaxDataInFlight)
+	}
 	positive("spool.segment_size", c.Spool.SegmentSize)
 	for _, d := range []struct {
 		key  string
@@ -202,6 +209,7 @@ func (c *Config) validateLimits(p *problems) {
 	}{
 		{"limits.command_timeout", int64(l.CommandTimeout), false},
 		{"limits.data_timeout", int64(l.DataTimeout), false},
+		{"limits.data_time_limit", int64(l.DataTimeLimit), false},
 		{"limits.auth_fail_delay", int64(l.AuthFailDelay), true},
 		{"limits.error_delay", int64(l.ErrorDelay), true},
 		{"limits.shutdown_timeout", int64(l.ShutdownTimeout), false},

@@ -107,7 +107,10 @@ command_timeout = 300
 data_timeout = "3 minutes"
 auth_fail_delay = "-1s"
 shutdown_timeout = "0s"
-restart_drain_timeout = "-1s"`,
+restart_drain_timeout = "-1s"
+data_time_limit = "0s"
+max_header_size = 0
+max_data_in_memory = -1`,
 			[]string{
 				`limits.max_errors: expected an integer, got string "10"`,
 				`limits.command_timeout: expected a duration string such as "5m" or "30s", got integer 300`,
@@ -116,8 +119,13 @@ restart_drain_timeout = "-1s"`,
 				`limits.restart_drain_timeout: duration "-1s" must not be negative`,
 				`limits.max_message_size: must be greater than 0, not 0`,
 				`limits.max_recipients: must be greater than 0, not -1`,
+				`limits.max_header_size: must be greater than 0, not 0`,
+				`limits.max_data_in_memory: must be greater than 0, not -1`,
+				`limits.data_time_limit: must be greater than 0`,
 				`limits.shutdown_timeout: must be greater than 0`,
 			}},
+		{"data in flight under the message size", "[limits]\nmax_message_size = \"35MiB\"\nmax_data_in_flight = \"10MiB\"",
+			[]string{`limits.max_data_in_flight: must be at least limits.max_message_size (36700160), not 10485760: a message that size could never be taken`}},
 		{"limits error delay", "[limits]\nerror_delay_after = 0\nerror_delay = \"-1s\"",
 			[]string{
 				`limits.error_delay: duration "-1s" must not be negative`,

@@ -106,11 +106,19 @@ type lmtpConn struct {
 // Dovecot and Cyrus do): Deliver adds none, and drops any the message
 // carried (dropReturnPath), so that the stored copy has one.
 func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []byte) []error {
+	return l.DeliverMessage(ctx, from, rcpts, &smtp.Message{Header: data})
+}
+
+// DeliverMessage is Deliver for a message whose body may be in a file:
+// it is written to the server as a stream, never held in memory.
+func (l *LMTP) DeliverMessage(ctx context.Context, from string, rcpts []string, msg *smtp.Message) []error {
 	errs := make([]error, len(rcpts))
 	if len(rcpts) == 0 {
 		return errs
 	}
-	data = dropReturnPath(data)
+	if hdr := dropReturnPath(msg.Header); len(hdr) != len(msg.Header) {
+		msg = &smtp.Message{Header: hdr, Body: msg.Body}
+	}
 	all := func(err error) []error {
 		var le *LMTPError
 		if !errors.As(err, &le) {
@@ -168,7 +176,7 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 		ext[strings.ToUpper(kw)] = true
 	}
 	mail := "MAIL FROM:<" + from + ">"
-	if ext["8BITMIME"] && hasHigh(data) {
+	if ext["8BITMIME"] && messageHasHigh(msg) {
 		mail += " BODY=8BITMIME" // RFC 6152 §2
 	}
 	if ext["SMTPUTF8"] && (hasHigh([]byte(from)) || hasHigh([]byte(strings.Join(rcpts, "")))) {
@@ -200,7 +208,11 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 		return all(replyErr("DATA", rep, err, false))
 	}
 	nc.SetDeadline(time.Now().Add(to))
-	writeStuffed(c.bw, data)
+	if err := smtp.WriteMessage(c.bw, msg); err != nil {
+		// No final dot after a body that could not be read: the
+		// server would take the part it got.
+		return all(replyErr("DATA", smtp.Reply{}, err, false))
+	}
 	c.bw.WriteString(".\r\n")
 	if err := c.bw.Flush(); err != nil {
 		return all(replyErr("DATA", smtp.Reply{}, err, false))
@@ -279,26 +291,24 @@ func hasHigh(b []byte) bool {
 	return false
 }
 
-// writeStuffed writes data dot-stuffed with CRLF line endings and a final
-// CRLF (RFC 5321 §4.5.2); the terminating ".CRLF" is not written.
-func writeStuffed(w *bufio.Writer, data []byte) {
-	for len(data) > 0 { // at the start of a line
-		i := 0
-		for i < len(data) && data[i] != '\n' && data[i] != '\r' {
-			i++
+// messageHasHigh reports whether msg holds a byte with the high bit set,
+// reading its body as a stream.
+func messageHasHigh(msg *smtp.Message) bool {
+	if hasHigh(msg.Header) {
+		return true
+	}
+	if b, ok := msg.Body.Bytes(); ok {
+		return hasHigh(b)
+	}
+	buf := make([]byte, 64<<10)
+	r := msg.Body.Reader()
+	for {
+		n, err := r.Read(buf)
+		if hasHigh(buf[:n]) {
+			return true
 		}
-		if data[0] == '.' {
-			w.WriteByte('.')
+		if err != nil {
+			return false
 		}
-		w.Write(data[:i])
-		if i == len(data) {
-			w.WriteString("\r\n")
-			return
-		}
-		w.WriteString("\r\n")
-		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
-		}
-		data = data[i+1:]
 	}
 }

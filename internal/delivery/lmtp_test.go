@@ -299,20 +299,6 @@ func TestLMTPHang(t *testing.T) {
 	}
 }
 
-func TestWriteStuffed(t *testing.T) {
-	for in, want := range map[string]string{
-		"": "", "a": "a\r\n", ".": "..\r\n", "a\n.b": "a\r\n..b\r\n", "a\r\n\r\n.\r\n": "a\r\n\r\n..\r\n", "a\rb": "a\r\nb\r\n",
-	} {
-		var b bytes.Buffer
-		w := bufio.NewWriter(&b)
-		writeStuffed(w, []byte(in))
-		w.Flush()
-		if b.String() != want {
-			t.Errorf("%q: %q, want %q", in, b.String(), want)
-		}
-	}
-}
-
 func TestLMTPBadAddresses(t *testing.T) {
 	s := newFakeLMTP(t, "tcp", "127.0.0.5:0", nil)
 	l := &LMTP{Network: "tcp", Address: s.ln.Addr().String(), Hostname: "h", Timeout: 2 * time.Second}

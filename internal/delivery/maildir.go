@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/internal/addrkey"
+	"postern/internal/fsutil"
+	"postern/internal/smtp"
 )
 
 // ErrBadMailbox is returned (wrapped) for a mailbox name that is not a
@@ -48,7 +51,7 @@ type Maildir struct {
 
 	mkdirMu  sync.Mutex // serializes mailbox creation
 	mu       sync.Mutex
-	syncers  map[string]*dirSyncer
+	syncers  map[string]*fsutil.DirSyncer
 	dirSyncs atomic.Int64 // directory fsyncs done, for tests and benchmarks
 	fsyncs   atomic.Int64 // file fsyncs done
 	// noTmpfile is set once O_TMPFILE or linking one failed: from then
@@ -67,6 +70,13 @@ type Maildir struct {
 // a sender with a control character is refused (ErrBadMailbox). It
 // returns after the message is durable.
 func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte) error {
+	return m.DeliverMessage(ctx, mailbox, from, &smtp.Message{Header: data})
+}
+
+// DeliverMessage is Deliver for a message whose body may be in a file:
+// the body is copied from it as a stream (by copy_file_range(2) where
+// the kernel can, from file to file), never held in memory.
+func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg *smtp.Message) error {
 	user, domain, err := splitMailbox(mailbox)
 	if err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
@@ -74,13 +84,17 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte
 	if hasCtl(from) {
 		return fmt.Errorf("delivery: maildir %q: sender %q: %w", mailbox, from, ErrBadMailbox)
 	}
-	data = dropReturnPath(data)
+	// Only the header section can hold a Return-Path field: the body is
+	// neither read nor copied for it.
+	if hdr := dropReturnPath(msg.Header); len(hdr) != len(msg.Header) {
+		msg = &smtp.Message{Header: hdr, Body: msg.Body}
+	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	box := filepath.Join(m.Root, domain, user)
 	folder := ""
-	if Quarantined(data) {
+	if Quarantined(msg.Header) {
 		folder = junkFolder
 	}
 	if folder != "" {
@@ -92,10 +106,10 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte
 		// RFC 9228 §4: Delivered-To: addr-spec, the address delivered to.
 		header = append(header, "Delivered-To: "+user+"@"+domain+"\r\n"...)
 	}
-	size := len(header) + len(data)
+	size := int64(len(header)) + msg.Size()
 	name := m.uniqueName(size)
 	newPath := filepath.Join(newDir, name)
-	err = m.write(box, folder, tmpDir, newDir, name, newPath, header, data)
+	err = m.write(box, folder, tmpDir, newDir, name, newPath, header, msg)
 	if err != nil {
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
@@ -103,7 +117,7 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte
 		err = syncDir(newDir)
 		m.dirSyncs.Add(1)
 	} else {
-		err = m.syncer(newDir).sync(&m.dirSyncs)
+		err = m.syncer(newDir).Sync()
 	}
 	if err != nil {
 		return fmt.Errorf("delivery: maildir %q: sync new/: %w", mailbox, err)
@@ -122,14 +136,14 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte
 // or the file cannot be linked (no /proc, and a kernel before 6.10
 // without CAP_DAC_READ_SEARCH), the message goes through tmp/ and a
 // rename, as the specification describes.
-func (m *Maildir) write(box, folder, tmpDir, newDir, name, newPath string, header, data []byte) error {
+func (m *Maildir) write(box, folder, tmpDir, newDir, name, newPath string, header []byte, msg *smtp.Message) error {
 	created := false
 	for {
 		var err error
 		if m.noTmpfile.Load() {
-			err = m.writeViaTmp(filepath.Join(tmpDir, name), newPath, header, data)
+			err = m.writeViaTmp(filepath.Join(tmpDir, name), newPath, header, msg)
 		} else {
-			err = m.writeTmpfile(newDir, filepath.Join(tmpDir, name), newPath, header, data)
+			err = m.writeTmpfile(newDir, filepath.Join(tmpDir, name), newPath, header, msg)
 		}
 		if !errors.Is(err, os.ErrNotExist) || created {
 			return err
@@ -151,14 +165,14 @@ func (m *Maildir) write(box, folder, tmpDir, newDir, name, newPath string, heade
 // writeTmpfile writes the message as an O_TMPFILE in newDir and links it
 // as newPath. When the file system or the process cannot do that, it
 // turns the fallback on for good and writes the message the other way.
-func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []byte) error {
+func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header []byte, msg *smtp.Message) error {
 	fd, err := unix.Open(newDir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o600)
 	switch err {
 	case nil:
 	case unix.EOPNOTSUPP, unix.EISDIR, unix.EINVAL:
 		// A kernel or file system without O_TMPFILE.
 		m.noTmpfile.Store(true)
-		return m.writeViaTmp(tmpPath, newPath, header, data)
+		return m.writeViaTmp(tmpPath, newPath, header, msg)
 	default:
 		return &os.PathError{Op: "open", Path: newDir, Err: err}
 	}
@@ -166,7 +180,10 @@ func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []b
 	// a finalizer for a file written once.
 	err = writeFull(fd, header)
 	if err == nil {
-		err = writeFull(fd, data)
+		err = writeFull(fd, msg.Header)
+	}
+	if err == nil {
+		err = writeBody(fd, msg.Body)
 	}
 	if err == nil {
 		err = unix.Fsync(fd)
@@ -180,7 +197,7 @@ func (m *Maildir) writeTmpfile(newDir, tmpPath, newPath string, header, data []b
 	if cannotLink(err) {
 		unix.Close(fd)
 		m.noTmpfile.Store(true)
-		return m.writeViaTmp(tmpPath, newPath, header, data)
+		return m.writeViaTmp(tmpPath, newPath, header, msg)
 	}
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = &os.PathError{Op: "close", Path: newPath, Err: cerr}
@@ -203,20 +220,8 @@ func writeFull(fd int, b []byte) error {
 	return nil
 }
 
-// linkTmpfile gives the O_TMPFILE fd the name path: through its
-// /proc/self/fd link, or with AT_EMPTY_PATH when /proc is not there
-// (Linux 6.10 and later allow that to the process that opened the file;
-// earlier kernels want CAP_DAC_READ_SEARCH).
-func linkTmpfile(fd int, path string) error {
-	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(fd), unix.AT_FDCWD, path, unix.AT_SYMLINK_FOLLOW)
-	if err != nil && err != unix.EEXIST {
-		err = unix.Linkat(fd, "", unix.AT_FDCWD, path, unix.AT_EMPTY_PATH)
-	}
-	if err != nil {
-		return &os.LinkError{Op: "linkat", Old: "O_TMPFILE", New: path, Err: err}
-	}
-	return nil
-}
+// linkTmpfile gives the O_TMPFILE fd the name path (fsutil.LinkUnnamed).
+func linkTmpfile(fd int, path string) error { return fsutil.LinkUnnamed(fd, path) }
 
 // cannotLink reports whether err, from linkTmpfile, means this process
 // cannot link O_TMPFILE files at all (no /proc, no capability, a file
@@ -236,12 +241,12 @@ func cannotLink(err error) bool {
 
 // writeViaTmp writes the message to tmpPath, fsyncs it and renames it to
 // newPath.
-func (m *Maildir) writeViaTmp(tmpPath, newPath string, header, data []byte) error {
+func (m *Maildir) writeViaTmp(tmpPath, newPath string, header []byte, msg *smtp.Message) error {
 	f, err := os.OpenFile(tmpPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	err = writeSync(f, header, data)
+	err = writeSync(f, header, msg)
 	m.fsyncs.Add(1)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -259,16 +264,67 @@ func (m *Maildir) writeViaTmp(tmpPath, newPath string, header, data []byte) erro
 	return err
 }
 
-func writeSync(f *os.File, header, data []byte) error {
+func writeSync(f *os.File, header []byte, msg *smtp.Message) error {
 	if len(header) > 0 {
 		if _, err := f.Write(header); err != nil {
 			return err
 		}
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := f.Write(msg.Header); err != nil {
+		return err
+	}
+	if err := writeBody(int(f.Fd()), msg.Body); err != nil {
 		return err
 	}
 	return f.Sync()
+}
+
+// writeBody writes body to fd: from memory at once; from a file with
+// copy_file_range(2), which copies in the kernel and moves neither
+// file's offset, or where the kernel cannot (another file system, an
+// old kernel), through a 64 KiB buffer with pread.
+func writeBody(fd int, body smtp.Body) error {
+	if b, ok := body.Bytes(); ok {
+		return writeFull(fd, b)
+	}
+	f, off, _ := body.File()
+	left := body.Size()
+	if src, ok := f.(*os.File); ok {
+		for left > 0 {
+			n, err := unix.CopyFileRange(int(src.Fd()), &off, fd, nil, int(min(left, 1<<30)), 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n == 0 {
+				if err == nil || err == unix.EXDEV || err == unix.ENOSYS || err == unix.EINVAL || err == unix.EOPNOTSUPP {
+					break // read and write what is left
+				}
+				return err
+			}
+			left -= int64(n)
+		}
+		if left == 0 {
+			return nil
+		}
+	}
+	buf := make([]byte, min(left, 64<<10))
+	for left > 0 {
+		n, err := f.ReadAt(buf[:min(left, int64(len(buf)))], off)
+		if n > 0 {
+			if werr := writeFull(fd, buf[:n]); werr != nil {
+				return werr
+			}
+			off += int64(n)
+			left -= int64(n)
+		}
+		if err != nil && left > 0 {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 // splitMailbox checks mailbox and returns its parts as their addrkey
@@ -374,25 +430,12 @@ func mkdirDurable(dir string) error {
 	return syncDir(parent)
 }
 
-func syncDir(dir string) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "open", Path: dir, Err: err}
-	}
-	err = unix.Fsync(fd)
-	if cerr := unix.Close(fd); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return &os.PathError{Op: "fsync", Path: dir, Err: err}
-	}
-	return nil
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // uniqueName returns a Maildir file name, as the Maildir specification
 // (cr.yp.to/proto/maildir.html) and its Courier/Dovecot extensions
 // describe: SECONDS.MmicrosPpidQcounter.HOST,S=size.
-func (m *Maildir) uniqueName(size int) string {
+func (m *Maildir) uniqueName(size int64) string {
 	m.hostOnce.Do(func() {
 		h, err := os.Hostname()
 		if err != nil || h == "" {
@@ -420,61 +463,22 @@ func (m *Maildir) uniqueName(size int) string {
 	b.WriteString(".")
 	b.WriteString(m.host)
 	b.WriteString(",S=")
-	b.WriteString(strconv.Itoa(size))
+	b.WriteString(strconv.FormatInt(size, 10))
 	return b.String()
 }
 
-// syncer returns the directory syncer of dir, creating it when needed.
-func (m *Maildir) syncer(dir string) *dirSyncer {
+// syncer returns the directory syncer of dir, creating it when needed:
+// concurrent deliveries to one mailbox share the fsyncs of its new/.
+func (m *Maildir) syncer(dir string) *fsutil.DirSyncer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.syncers == nil {
-		m.syncers = make(map[string]*dirSyncer)
+		m.syncers = make(map[string]*fsutil.DirSyncer)
 	}
 	s := m.syncers[dir]
 	if s == nil {
-		s = &dirSyncer{dir: dir}
-		s.cond.L = &s.mu
+		s = &fsutil.DirSyncer{Dir: dir, Count: &m.dirSyncs}
 		m.syncers[dir] = s
 	}
 	return s
-}
-
-// dirSyncer shares directory fsyncs between concurrent callers: a caller
-// is covered by the first fsync that starts after it arrives; while one
-// fsync runs, everyone arriving waits for the next one, which a single
-// caller runs for all of them.
-type dirSyncer struct {
-	dir       string
-	mu        sync.Mutex
-	cond      sync.Cond
-	running   bool
-	started   uint64 // fsyncs started
-	completed uint64 // the last fsync finished
-	err       error  // its outcome
-}
-
-func (s *dirSyncer) sync(count *atomic.Int64) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	need := s.started + 1
-	for {
-		if s.completed >= need {
-			return s.err
-		}
-		if !s.running {
-			s.running = true
-			s.started++
-			gen := s.started
-			s.mu.Unlock()
-			err := syncDir(s.dir)
-			count.Add(1)
-			s.mu.Lock()
-			s.running = false
-			s.completed, s.err = gen, err
-			s.cond.Broadcast()
-			continue
-		}
-		s.cond.Wait()
-	}
 }

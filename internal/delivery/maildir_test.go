@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -163,28 +162,6 @@ func TestMaildirConcurrentSharesDirSync(t *testing.T) {
 	t.Logf("%d deliveries: %d file fsyncs, %d new/ fsyncs", n, m.fsyncs.Load(), m.dirSyncs.Load())
 	if m.dirSyncs.Load() > n {
 		t.Errorf("%d directory fsyncs for %d deliveries", m.dirSyncs.Load(), n)
-	}
-}
-
-func TestDirSyncerCoversLateArrivals(t *testing.T) {
-	// Every caller must be covered by an fsync that started after it
-	// arrived: with one caller at a time each gets its own fsync.
-	dir := t.TempDir()
-	s := &dirSyncer{dir: dir}
-	s.cond.L = &s.mu
-	var count atomic.Int64
-	for range 5 {
-		if err := s.sync(&count); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if count.Load() != 5 {
-		t.Errorf("%d fsyncs for 5 sequential callers, want 5", count.Load())
-	}
-	s2 := &dirSyncer{dir: filepath.Join(dir, "missing")}
-	s2.cond.L = &s2.mu
-	if err := s2.sync(&count); err == nil {
-		t.Error("sync of a missing directory succeeded")
 	}
 }
 

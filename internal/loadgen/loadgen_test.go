@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/testcert"
 )
@@ -55,12 +57,17 @@ type spool struct {
 	bad atomic.Int64
 }
 
-func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, data []byte) error {
-	if !bytes.Contains(data, []byte("Subject: loadgen\r\n")) {
+func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+	if !bytes.Contains(msg.Header, []byte("Subject: loadgen\r\n")) {
 		s.bad.Add(1)
 	}
 	s.n.Add(1)
 	return nil
+}
+
+// CreateFile refuses: loadgen's messages are small and stay in memory.
+func (s *spool) CreateFile(id string) (smtpd.SpoolFile, error) {
+	return nil, errors.New("test spool: no files")
 }
 
 var certs = sync.OnceValues(func() (tls.Certificate, *x509.CertPool) {

@@ -83,9 +83,23 @@ type Message struct {
 	Remote   netip.Addr // the client's address
 	Helo     string     // the EHLO/HELO name
 	MailFrom string     // the reverse-path, "" for the null sender
-	// Data is the message with CRLF line endings (our Received field on
-	// top is allowed). It is not modified or retained.
+	// Header is the header section with CRLF line endings and the empty
+	// line that ends it (our Received field on top is allowed), and
+	// Body the rest of the message, which may be in a file: it is read
+	// as a stream, for DKIM. Neither is modified or retained.
+	Header []byte
+	Body   smtp.Body
+	// Data, when Header is nil, is the whole message in memory instead.
 	Data []byte
+}
+
+// parts returns the header section and the body of m.
+func (m *Message) parts() ([]byte, smtp.Body) {
+	if m.Header != nil {
+		return m.Header, m.Body
+	}
+	_, end := splitHeader(m.Data)
+	return m.Data[:end], smtp.BodyBytes(m.Data[end:])
 }
 
 // Verdict is what the Checker decided. Its fields map onto
@@ -93,10 +107,11 @@ type Message struct {
 type Verdict struct {
 	// Reject refuses the message at the end of DATA when non-nil.
 	Reject *smtp.Error
-	// Data, when non-nil, replaces the message: it is Message.Data
-	// without Authentication-Results fields that claim our authserv-id
-	// (RFC 8601 §5) and without QuarantineField.
-	Data []byte
+	// Header, when non-nil, replaces the header section of the
+	// message: it is the header section without Authentication-Results
+	// fields that claim our authserv-id (RFC 8601 §5) and without
+	// QuarantineField. The body is unchanged.
+	Header []byte
 	// Prepend holds the fields to add on top: QuarantineField when
 	// quarantined, then Authentication-Results.
 	Prepend []byte
@@ -111,7 +126,8 @@ type Verdict struct {
 func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	var v Verdict
 	r := &v.Results
-	fields, _ := splitHeader(m.Data)
+	hdr, body := m.parts()
+	fields, _ := splitHeader(hdr)
 
 	// SPF (RFC 7208 §2.3, §2.4): MAIL FROM (or postmaster@HELO for the
 	// null sender), and HELO on its own when it is a domain name.
@@ -125,7 +141,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	}
 
 	// DKIM (RFC 6376 §6).
-	r.DKIM = VerifyDKIM(ctx, c.o.Resolver, m.Data, VerifyOptions{MaxSignatures: c.o.MaxSignatures, Now: c.o.Now})
+	r.DKIM = VerifyDKIMMessage(ctx, c.o.Resolver, hdr, body, VerifyOptions{MaxSignatures: c.o.MaxSignatures, Now: c.o.Now})
 	if len(r.DKIM) == 0 {
 		metrics.DKIMResults.WithLabelValues("none").Inc()
 	}
@@ -179,12 +195,12 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	}
 
 	// RFC 8601 §5: remove Authentication-Results that claim to be ours.
-	data := stripFields(m.Data, func(f field) bool {
+	header := stripFields(hdr, func(f field) bool {
 		return strings.EqualFold(f.name, QuarantineField) ||
 			strings.EqualFold(f.name, "Authentication-Results") && authservID(f.value()) == c.o.Hostname
 	})
-	if len(data) != len(m.Data) {
-		v.Data = data
+	if len(header) != len(hdr) {
+		v.Header = header
 	}
 	if v.Quarantine {
 		v.Prepend = append(v.Prepend, QuarantineField+": dmarc=fail policy=quarantine header.from="+pvalue(r.DMARC.From)+"\r\n"...)

@@ -81,7 +81,11 @@ func TestCheckerGolden(t *testing.T) {
 	if err != nil || v.Reject != nil || v.Quarantine {
 		t.Fatalf("verdict %+v, %v", v, err)
 	}
-	out := append(bytes.Clone(v.Prepend), v.Data...)
+	if v.Header == nil {
+		t.Fatal("our forged fields not removed")
+	}
+	_, end := splitHeader(data)
+	out := append(append(bytes.Clone(v.Prepend), v.Header...), data[end:]...)
 	golden(t, "checked.eml", out)
 	s := string(out)
 	if strings.Count(s, "Authentication-Results: "+ourHost) != 1 || strings.Contains(s, "forged") ||

@@ -1,6 +1,7 @@
 package mailauth
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
 	"strings"
@@ -140,6 +141,66 @@ func FuzzCheckSPF(f *testing.F) {
 		}
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("CheckSPF(%q, %q) took %v", record, included, d)
+		}
+	})
+}
+
+// relaxedBodyModel is the relaxed body canonicalization (RFC 6376
+// §3.4.4) written plainly, line by line on the whole body: the model the
+// streaming relaxedBodyWriter is checked against.
+func relaxedBodyModel(body []byte) []byte {
+	var out []byte
+	pending := 0
+	for len(body) > 0 {
+		line := body
+		if i := bytes.IndexByte(body, '\n'); i >= 0 {
+			line, body = body[:i], body[i+1:]
+		} else {
+			body = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		var canon []byte
+		space := false
+		for _, b := range line {
+			if b == ' ' || b == '\t' {
+				space = true
+				continue
+			}
+			if space {
+				canon = append(canon, ' ')
+			}
+			space = false
+			canon = append(canon, b)
+		}
+		if len(canon) == 0 {
+			pending++
+			continue
+		}
+		for ; pending > 0; pending-- {
+			out = append(out, "\r\n"...)
+		}
+		out = append(append(out, canon...), "\r\n"...)
+	}
+	return out
+}
+
+// FuzzRelaxedBody checks that the streaming canonicalization, fed in
+// three pieces split anywhere, gives what the model gives for the whole.
+func FuzzRelaxedBody(f *testing.F) {
+	for _, s := range []string{"", "a", " C \r\nD \t E\r\n\r\n\r\n", "a\r", "a\r\r\n", " \r\n\t\r\n", "x\r\n\r\n\r\ny\r\n", "a\rb\r\n"} {
+		f.Add([]byte(s), uint16(1), uint16(3))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, i, j uint16) {
+		a := int(i) % (len(body) + 1)
+		b := a + int(j)%(len(body)-a+1)
+		var out bytes.Buffer
+		w := relaxedBodyWriter{w: &out}
+		w.Write(body[:a])
+		w.Write(body[a:b])
+		w.Write(body[b:])
+		w.Close()
+		if want := relaxedBodyModel(body); !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("%q split at %d, %d: %q, want %q", body, a, b, out.Bytes(), want)
 		}
 	})
 }

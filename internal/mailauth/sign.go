@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Algorithm names a DKIM signing algorithm (RFC 6376 §3.3, RFC 8463 §3).
@@ -39,17 +40,27 @@ func (a Algorithm) keyExt() string { return strings.TrimSuffix(string(a), "-sha2
 type SigningKey struct {
 	Domain   string // lower case, without a trailing dot
 	Selector string
-	// Key is an ed25519.PrivateKey or an *rsa.PrivateKey.
+	// Key signs: an ed25519.PrivateKey or an *rsa.PrivateKey from a
+	// file, or any crypto.Signer whose public key is Ed25519 or RSA,
+	// such as a key in a PKCS#11 token that never leaves it.
 	Key crypto.Signer
 }
 
-// Algorithm returns the signing algorithm of the key, "" when the key
-// type is not supported.
+// Algorithm returns the signing algorithm of the key, from its public
+// key; "" when the key type is not supported.
 func (k SigningKey) Algorithm() Algorithm {
 	switch k.Key.(type) {
+	case nil:
+		return ""
 	case ed25519.PrivateKey:
 		return Ed25519SHA256
 	case *rsa.PrivateKey:
+		return RSASHA256
+	}
+	switch k.Key.Public().(type) {
+	case ed25519.PublicKey:
+		return Ed25519SHA256
+	case *rsa.PublicKey:
 		return RSASHA256
 	}
 	return ""
@@ -87,6 +98,13 @@ func NewSigner(keys []SigningKey, now func() time.Time) (*Signer, error) {
 		}
 		if k.Domain == "" || k.Selector == "" {
 			return nil, errors.New("mailauth: signing key without domain or selector")
+		}
+		if k.Algorithm() == RSASHA256 {
+			// As for key files (ParsePrivateKey): RFC 8301 §3.2 allows
+			// 1024, but we sign with 2048 or more.
+			if n := k.Key.Public().(*rsa.PublicKey).N.BitLen(); n < 2048 {
+				return nil, fmt.Errorf("mailauth: key %s for %s: RSA key of %d bits, want at least 2048", k.Selector, k.Domain, n)
+			}
 		}
 		d := strings.ToLower(strings.TrimSuffix(k.Domain, "."))
 		k.Domain = d
@@ -205,7 +223,15 @@ func (s *Signer) HasKey(domain string) bool {
 // the From domain makes DKIM align for DMARC (RFC 7489 §3.1.1). It
 // returns nil when no From domain has a key.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	fields, body := splitHeader(msg)
+	_, end := splitHeader(msg)
+	return s.SignMessage(msg[:end], smtp.BodyBytes(msg[end:]))
+}
+
+// SignMessage is Sign for a message given as its header section and its
+// body, which may be in a file: the body is read once, as a stream, for
+// its hash.
+func (s *Signer) SignMessage(header []byte, body smtp.Body) ([]byte, error) {
+	fields, _ := splitHeader(header)
 	domains := fromDomains(fields)
 	var out []byte
 	for _, d := range domains {
@@ -213,7 +239,7 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 		if len(keys) == 0 {
 			continue
 		}
-		h, err := s.signWith(keys, fields, msg[body:])
+		h, err := s.signWith(keys, fields, body)
 		if err != nil {
 			return nil, err
 		}
@@ -229,12 +255,18 @@ func (s *Signer) SignAs(domain string, msg []byte) ([]byte, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("mailauth: sign: no key for %s", domain)
 	}
-	fields, body := splitHeader(msg)
-	return s.signWith(keys, fields, msg[body:])
+	fields, end := splitHeader(msg)
+	return s.signWith(keys, fields, smtp.BodyBytes(msg[end:]))
 }
 
-func (s *Signer) signWith(keys []SigningKey, fields []field, body []byte) ([]byte, error) {
-	bh := sha256.Sum256(relaxedBody(body))
+func (s *Signer) signWith(keys []SigningKey, fields []field, body smtp.Body) ([]byte, error) {
+	hb := sha256.New()
+	cw := relaxedBodyWriter{w: hb}
+	if _, err := body.WriteTo(&cw); err != nil {
+		return nil, fmt.Errorf("mailauth: sign: read body: %w", err)
+	}
+	cw.Close()
+	bh := hb.Sum(nil)
 	// h=: each present field as often as it occurs (RFC 6376 §5.4.2),
 	// From once more.
 	var names []string
@@ -270,15 +302,12 @@ func (s *Signer) signWith(keys []SigningKey, fields []field, body []byte) ([]byt
 		canon := relaxedHeader([]byte(sig + "\r\n"))
 		h.Write(canon[:len(canon)-2])
 		digest := h.Sum(nil)
-		var b []byte
-		var err error
-		switch key := k.Key.(type) {
-		case ed25519.PrivateKey:
-			// RFC 8463 §3: PureEdDSA over the SHA-256 hash.
-			b = ed25519.Sign(key, digest)
-		case *rsa.PrivateKey:
-			b, err = rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest)
+		// Through crypto.Signer, so that a key in a token signs too.
+		opts := crypto.SignerOpts(crypto.SHA256) // RSA PKCS #1 v1.5 over the SHA-256 hash
+		if k.Algorithm() == Ed25519SHA256 {
+			opts = crypto.Hash(0) // RFC 8463 §3: PureEdDSA over the SHA-256 hash
 		}
+		b, err := k.Key.Sign(rand.Reader, digest, opts)
 		if err != nil {
 			return nil, fmt.Errorf("mailauth: sign %s: %w", k.Domain, err)
 		}

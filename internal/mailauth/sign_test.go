@@ -1,8 +1,13 @@
 package mailauth
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,5 +147,47 @@ func TestKeyFilesAndRecords(t *testing.T) {
 	}
 	if _, err := NewSigner([]SigningKey{{Domain: "x.org", Selector: "s", Key: ed25519.PrivateKey(nil)}}, nil); err != nil {
 		t.Logf("nil ed25519 key: %v", err)
+	}
+}
+
+// opaqueSigner hides a key's type, as a key in a PKCS#11 token does
+// (pkcs11.Key): only Public and Sign.
+type opaqueSigner struct{ k crypto.Signer }
+
+func (o opaqueSigner) Public() crypto.PublicKey { return o.k.Public() }
+func (o opaqueSigner) Sign(r io.Reader, d []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return o.k.Sign(r, d, opts)
+}
+
+// TestSignWithOpaqueSigner checks that a key known only as a
+// crypto.Signer (a key in a token) signs exactly as the key itself does,
+// and that an RSA key under 2048 bits is refused however it comes.
+func TestSignWithOpaqueSigner(t *testing.T) {
+	keys := testKeys(t, "example.org")
+	plain, err := NewSigner(keys, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opaque []SigningKey
+	for _, k := range keys {
+		k.Key = opaqueSigner{k.Key}
+		opaque = append(opaque, k)
+	}
+	s, err := NewSigner(opaque, clock)
+	if err != nil {
+		t.Fatalf("opaque keys: %v", err)
+	}
+	want, _ := plain.Sign(sampleMessage)
+	got, err := s.Sign(sampleMessage)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("opaque keys sign\n%s\nwant (both deterministic)\n%s\n%v", got, want, err)
+	}
+	small, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewSigner([]SigningKey{{Domain: "example.org", Selector: "s", Key: opaqueSigner{small}}}, clock)
+	if err == nil || !strings.Contains(err.Error(), "1024 bits") {
+		t.Errorf("1024-bit RSA key: %v", err)
 	}
 }

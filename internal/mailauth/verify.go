@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"postern/internal/dns"
+	"postern/internal/smtp"
 )
 
 // Signature is the parsed tag list of a DKIM-Signature field (RFC 6376
@@ -171,6 +173,14 @@ type VerifyOptions struct {
 // gets a result, bad ones too (RFC 6376 §6.1: a bad signature is a
 // result, not an error). It returns nil when there is no signature.
 func VerifyDKIM(ctx context.Context, r dns.Resolver, msg []byte, opts VerifyOptions) []DKIMResult {
+	_, end := splitHeader(msg)
+	return VerifyDKIMMessage(ctx, r, msg[:end], smtp.BodyBytes(msg[end:]), opts)
+}
+
+// VerifyDKIMMessage is VerifyDKIM for a message given as its header
+// section and its body, which may be in a file: the body is read once,
+// as a stream, whatever the number of signatures.
+func VerifyDKIMMessage(ctx context.Context, r dns.Resolver, header []byte, body smtp.Body, opts VerifyOptions) []DKIMResult {
 	if opts.MaxSignatures <= 0 {
 		opts.MaxSignatures = 5
 	}
@@ -178,7 +188,7 @@ func VerifyDKIM(ctx context.Context, r dns.Resolver, msg []byte, opts VerifyOpti
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	fields, _ := splitHeader(msg)
+	fields, _ := splitHeader(header)
 	var sigs []string
 	for _, f := range fields {
 		if strings.EqualFold(f.name, "DKIM-Signature") {
@@ -191,7 +201,7 @@ func VerifyDKIM(ctx context.Context, r dns.Resolver, msg []byte, opts VerifyOpti
 	if len(sigs) > opts.MaxSignatures {
 		sigs = sigs[:opts.MaxSignatures]
 	}
-	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
+	verifs, err := dkim.VerifyWithOptions(io.MultiReader(bytes.NewReader(header), body.Reader()), &dkim.VerifyOptions{
 		LookupTXT:        txtFunc(ctx, r),
 		MaxVerifications: opts.MaxSignatures,
 	})

@@ -54,6 +54,15 @@ var (
 		Help: "Rejected commands and messages, by listener and reason.",
 	}, []string{"listener", "reason"})
 
+	// DataBytes is the message data sessions hold between DATA and the
+	// spool's answer, in memory and in the spool's files ("in_flight"),
+	// and the part of it in memory ("memory"), for all listeners
+	// (limits.max_data_in_flight and max_data_in_memory cap them).
+	DataBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "postern_data_bytes",
+		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
+	}, []string{"where"})
+
 	// SpoolMessages is the number of messages in the spool with recipients
 	// not yet done.
 	SpoolMessages = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -89,7 +98,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
-		MessagesAccepted, MessagesRejected,
+		MessagesAccepted, MessagesRejected, DataBytes,
 		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
 	)
 }

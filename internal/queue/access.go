@@ -3,35 +3,108 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
-// Get returns a copy of the envelope and the data of message id, read
-// back from its segment.
+// Get returns a copy of the envelope and the whole message id in
+// memory, read back from its segment (and its blob). It is for small
+// messages and tests: delivery reads with Open, which does not hold a
+// large body in memory.
 func (s *Spool) Get(id string) (*Envelope, []byte, error) {
+	env, m, err := s.Open(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("queue: get %s: %w", id, err)
+	}
+	defer m.Close()
+	data := make([]byte, m.Size())
+	copy(data, m.Header)
+	if _, err := m.Body.ReadAt(data[len(m.Header):], 0); err != nil && !(err == io.EOF && m.Body.Size() == 0) {
+		return nil, nil, fmt.Errorf("queue: get %s: read body: %w", id, err)
+	}
+	return env, data, nil
+}
+
+// Open returns a copy of the envelope of message id and the message,
+// for reading: its header section in memory, its body in memory (a
+// small one, read from the segment) or in its blob file. Close the
+// Message when done. Open fails with ErrNotFound for a message that is
+// not in the spool (a message in a blob leaves it once it is done).
+func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 	s.mu.RLock()
-	defer s.mu.RUnlock() // held during the read: segment removal takes mu
-	if s.closed {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrClosed)
+	defer s.mu.RUnlock() // held during the reads: removals take mu
+	e, data, f, err := s.readRecordData(id)
+	if err != nil {
+		return nil, nil, err
 	}
-	e, ok := s.index[id]
-	if !ok {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, ErrNotFound)
+	m := &Message{}
+	if e.blob == nil {
+		end := smtp.HeaderEnd(data)
+		m.Header, m.Body = data[:end], smtp.BodyBytes(data[end:])
+		return cloneEnvelope(e.env), m, nil
 	}
-	data := make([]byte, e.dataLen)
-	if _, err := e.seg.f.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
-		return nil, nil, fmt.Errorf("queue: get %s: read %s: %w", id, e.seg.path, err)
+	m.Header, m.Body, m.f = data, smtp.BodyFile(f, e.blob.off, e.blob.n), f
+	return cloneEnvelope(e.env), m, nil
+}
+
+// Header returns a copy of the envelope and the header section of
+// message id, without reading its body.
+func (s *Spool) Header(id string) (*Envelope, []byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	e, data, f, err := s.readRecordData(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f != nil {
+		f.Close()
+	}
+	if e.blob == nil {
+		data = data[:smtp.HeaderEnd(data)]
 	}
 	return cloneEnvelope(e.env), data, nil
 }
 
+// readRecordData returns the index entry of message id and the message
+// data of its record: the whole message from its segment, or the header
+// section of a message in a blob, with the blob open (f, which the
+// caller closes); mu must be held.
+func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, err error) {
+	if s.closed {
+		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
+	}
+	e, ok := s.index[id]
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
+	}
+	r, path := io.ReaderAt(nil), ""
+	if e.seg != nil {
+		r, path = e.seg.f, e.seg.path
+	} else {
+		path = s.blobPath(id)
+		if f, err = os.Open(path); err != nil {
+			return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+		}
+		r = f
+	}
+	data = make([]byte, e.dataLen)
+	if _, err := r.ReadAt(data, e.off+recordHeaderLen+e.envLen); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, path, err)
+	}
+	return e, data, f, nil
+}
+
 // item builds the Item for e; mu must be held.
 func (e *entry) item() Item {
-	it := Item{ID: e.env.ID, From: e.env.From, Size: e.dataLen, ReceivedAt: e.env.ReceivedAt,
+	it := Item{ID: e.env.ID, From: e.env.From, Size: e.size(), ReceivedAt: e.env.ReceivedAt,
 		Recipients: make([]ItemRecipient, len(e.env.Recipients))}
 	for i, r := range e.env.Recipients {
 		it.Recipients[i] = ItemRecipient{Addr: r, State: e.states[i]}
@@ -40,6 +113,14 @@ func (e *entry) item() Item {
 		it.Held, it.HoldReason = true, e.env.HoldReason
 	}
 	return it
+}
+
+// size returns the size of the message data, its blob included.
+func (e *entry) size() int64 {
+	if e.blob != nil {
+		return e.dataLen + e.blob.n
+	}
+	return e.dataLen
 }
 
 // Lookup returns the Item of message id, done or not, as long as the
@@ -78,8 +159,10 @@ func (s *Spool) List() []Item {
 }
 
 // Watch registers fn to be called with the id of every message Put makes
-// durable from now on, after its Put is answered. fn runs on the writer
-// goroutine and must not block. The returned function unregisters fn.
+// durable from now on, after its Put is answered. fn runs on the
+// goroutine that made it durable (the writer's, or for a message in a
+// blob the PutMessage caller's) and must not block. The returned
+// function unregisters fn.
 func (s *Spool) Watch(fn func(id string)) (stop func()) {
 	s.mu.Lock()
 	s.watchSeq++
@@ -179,7 +262,9 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	}
 	if nowDone {
 		e.done = true
-		e.seg.live--
+		if e.seg != nil {
+			e.seg.live--
+		}
 		metrics.SpoolMessages.Dec()
 	}
 	seg := e.seg
@@ -192,7 +277,7 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	} else if err := s.commitState(id); err != nil {
 		return fmt.Errorf("queue: update %s: state: %w", id, err)
 	}
-	if nowDone {
+	if nowDone && seg != nil {
 		s.maybeRemoveSegment(seg)
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"postern/internal/smtp"
 )
 
 // fakeRemote is a BatchDeliverer that records its calls and answers by
@@ -30,7 +32,7 @@ type fakeRemote struct {
 	peak   atomic.Int32
 }
 
-func (f *fakeRemote) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+func (f *fakeRemote) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	n := f.active.Add(1)
 	defer f.active.Add(-1)
 	for {
@@ -90,13 +92,13 @@ type localSink struct {
 	msgs map[string][][]byte // rcpt -> messages
 }
 
-func (l *localSink) Deliver(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
+func (l *localSink) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.msgs == nil {
 		l.msgs = map[string][][]byte{}
 	}
-	l.msgs[rcpt] = append(l.msgs[rcpt], bytes.Clone(data))
+	l.msgs[rcpt] = append(l.msgs[rcpt], messageBytes(msg))
 	return nil
 }
 
@@ -239,13 +241,13 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, testData(id, 500))
 	var sawLive, checked atomic.Bool
-	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
 			// Before b's last, successful, attempt the message is still live.
 			sawLive.Store(live(s, id))
 			checked.Store(true)
 		}
-		return remote.DeliverBatch(ctx, env, rcpts, data)
+		return remote.DeliverBatch(ctx, env, rcpts, msg)
 	}), Policy: fastPolicy})
 	eventually(t, "message done", func() bool { return !live(s, id) })
 	if !checked.Load() || !sawLive.Load() {
@@ -559,7 +561,7 @@ func TestRemoteDelivererAdapter(t *testing.T) {
 	var got sync.Map
 	id := testID()
 	mustPut(t, s, testEnv(id, "a@x.example", "b@x.example"), testData(id, 100))
-	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ []byte) error {
+	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
 		got.Store(rcpt, true)
 		return nil
 	})})
@@ -635,7 +637,7 @@ func TestDeleteDuringDelivery(t *testing.T) {
 	id := testID()
 	mustPut(t, s, testEnv(id, "x@x.example"), testData(id, 100))
 	inFlight, release := make(chan struct{}), make(chan struct{})
-	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		close(inFlight)
 		<-release
 		return []Outcome{{Rcpt: rcpts[0], Err: errors.New("451 later")}}

@@ -12,13 +12,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 const helperEnv = "POSTERN_QUEUE_CRASH_HELPER_DIR"
 
 // TestHelperProcess is not a test: run by TestCrashSafety as a child
-// process, it Puts messages from 8 goroutines forever and prints the id of
-// each acknowledged one, until it is killed.
+// process, it Puts messages from 8 goroutines, and streams large ones
+// into blobs (as a session does) from 2 more, forever, and prints the id
+// of each acknowledged one, until it is killed.
 func TestHelperProcess(t *testing.T) {
 	dir := os.Getenv(helperEnv)
 	if dir == "" {
@@ -32,11 +35,11 @@ func TestHelperProcess(t *testing.T) {
 	var mu sync.Mutex
 	out := os.Stdout
 	var wg sync.WaitGroup
-	for g := range 8 {
+	for g := range crashGoroutines {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				id := fmt.Sprintf("c%s%02d%016d", os.Getenv(helperEnv+"_ROUND"), g, i)
-				if err := s.Put(context.Background(), testEnv(id, "a@x", "b@y"), testData(id, 200+(i*997)%20000)); err != nil {
+				if err := crashPut(s, id, g, i); err != nil {
 					fmt.Fprintln(out, "put:", err)
 					os.Exit(2)
 				}
@@ -49,23 +52,81 @@ func TestHelperProcess(t *testing.T) {
 	wg.Wait()
 }
 
+// crashGoroutines is how many goroutines the helper puts from; the last
+// crashLarge of them put large messages, streamed into blobs.
+const (
+	crashGoroutines = 10
+	crashLarge      = 2
+)
+
+// crashSize is the size of message i of goroutine g in the crash test.
+func crashSize(g, i int) int {
+	if g >= crashGoroutines-crashLarge {
+		return DefaultInlineMax + (i*7919)%(2<<20)
+	}
+	return 200 + (i*997)%20000
+}
+
+// crashPut stores message i of goroutine g: small ones with Put, large
+// ones streamed into a Blob as a session does, then PutMessage.
+func crashPut(s *Spool, id string, g, i int) error {
+	data := testData(id, crashSize(g, i))
+	env := testEnv(id, "a@x", "b@y")
+	if g < crashGoroutines-crashLarge {
+		return s.Put(context.Background(), env, data)
+	}
+	b, err := s.CreateBlob(id)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	for p := data; len(p) > 0; p = p[min(len(p), 8192):] {
+		if _, err := b.Write(p[:min(len(p), 8192)]); err != nil {
+			return err
+		}
+	}
+	end := smtp.HeaderEnd(data)
+	return s.PutMessage(context.Background(), env, &smtp.Message{Header: data[:end],
+		Body: smtp.BodyFile(b, int64(end), int64(len(data)-end))})
+}
+
 func TestCrashSafety(t *testing.T) {
 	dir := t.TempDir()
 	for round := range 3 {
 		acked := crashChild(t, dir, round, 100+round*50)
 		s := openTest(t, dir, 256<<10)
+		large := 0
 		for _, id := range acked {
-			var i int
+			var g, i int
+			fmt.Sscanf(id[2:4], "%d", &g)
 			fmt.Sscanf(id[4:], "%d", &i)
 			env, data, err := s.Get(id)
 			if err != nil {
 				t.Fatalf("round %d: acknowledged message %s lost: %v", round, id, err)
 			}
-			if env.ID != id || len(env.Recipients) != 2 || !bytes.Equal(data, testData(id, 200+(i*997)%20000)) {
+			if env.ID != id || len(env.Recipients) != 2 || !bytes.Equal(data, testData(id, crashSize(g, i))) {
 				t.Fatalf("round %d: acknowledged message %s damaged", round, id)
 			}
+			if g >= crashGoroutines-crashLarge {
+				large++
+			}
 		}
-		t.Logf("round %d: %d acknowledged messages intact, %d in spool", round, len(acked), len(s.List()))
+		// Every blob left is the body of a message in the spool: none of
+		// the messages in flight at the kill left a file behind.
+		live := map[string]bool{}
+		for _, it := range s.List() {
+			live[it.ID] = true
+		}
+		for _, name := range blobNames(t, dir) {
+			if !live[name] {
+				t.Errorf("round %d: blob %s of no message left behind", round, name)
+			}
+		}
+		if large == 0 {
+			t.Errorf("round %d: no large message acknowledged", round)
+		}
+		t.Logf("round %d: %d acknowledged messages intact (%d large), %d in spool, %d blobs",
+			round, len(acked), large, len(s.List()), len(blobNames(t, dir)))
 		s.Close()
 	}
 }

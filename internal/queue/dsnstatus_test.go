@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // mailboxRefusal is a local delivery error that knows its DSN status, as
@@ -24,11 +26,11 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	sink := &localSink{}
-	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
+	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
 		if rcpt == "bob@local.test" {
 			return Permanent(fmt.Errorf("%s: %w", rcpt, mailboxRefusal{}))
 		}
-		return sink.Deliver(ctx, env, rcpt, data)
+		return sink.Deliver(ctx, env, rcpt, msg)
 	})
 	id := testID()
 	env := testEnv(id, "bob@local.test")

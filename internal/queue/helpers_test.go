@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 var testSeq atomic.Uint64
@@ -59,4 +61,13 @@ func mustPut(t testing.TB, s *Spool, env *Envelope, data []byte) {
 	if err := s.Put(context.Background(), env, data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// messageBytes returns the whole of msg in memory.
+func messageBytes(msg *smtp.Message) []byte {
+	b, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	. "postern/internal/queue"
+
+	"postern/internal/smtp"
 )
 
 // recorder is a local Deliverer that records what it delivered.
@@ -18,7 +20,7 @@ type recorder struct {
 	got map[string]int // message id -> deliveries
 }
 
-func (r *recorder) Deliver(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
+func (r *recorder) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.got == nil {

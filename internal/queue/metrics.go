@@ -54,8 +54,17 @@ var (
 		Name: "postern_queue_released_total",
 		Help: "Held messages released for delivery by an operator.",
 	})
+
+	// blobSeconds is how long making a large message durable in its own
+	// file takes (its record appended, fdatasync, link, directory fsync),
+	// in the session's goroutine.
+	blobSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "postern_spool_blob_seconds",
+		Help:    "Time to make a large message durable in a file of its own.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	})
 )
 
 func init() {
-	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased)
+	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased, blobSeconds)
 }

@@ -79,7 +79,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		r.finish(id)
 		return
 	}
-	env, data, err := r.spool.Get(id)
+	env, msg, err := r.spool.Open(id)
 	if errors.Is(err, ErrNotFound) {
 		r.finish(id)
 		return
@@ -89,14 +89,15 @@ func (r *Runner) process(ctx context.Context, id string) {
 		r.finishAt(id, now.Add(time.Minute))
 		return
 	}
+	defer msg.Close()
 	// The pass keeps only the header section: batches waiting for a
-	// remote worker must not hold message bodies in memory.
-	p := &pass{r: r, id: id, env: env, header: bytes.Clone(headerSection(data)), log: log, refs: 1}
+	// remote worker must not hold message bodies (or files) open.
+	p := &pass{r: r, id: id, env: env, header: bytes.Clone(msg.Header), log: log, refs: 1}
 	r.passes.Add(1)
 	defer p.done()
 
 	// RFC 5321 §6.3: a message with too many Received fields is looping.
-	if n := len(smtp.HeaderValues(headerSection(data), "Received")); n > r.opts.MaxReceived {
+	if n := smtp.CountFields(msg.Header, "Received"); n > r.opts.MaxReceived {
 		log.Warn("queue: routing loop, message fails", "received_fields", n)
 		for _, rc := range it.Recipients {
 			if !rc.State.Status.Final() {
@@ -134,7 +135,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 			break
 		}
 		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
-		err := r.opts.Local.Deliver(actx, env, rc.Addr, data)
+		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
@@ -210,7 +211,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	for i, rc := range b.rcpts {
 		addrs[i] = rc.Addr
 	}
-	env, data, err := r.spool.Get(b.p.id)
+	env, msg, err := r.spool.Open(b.p.id)
 	if errors.Is(err, ErrNotFound) {
 		return // deleted and gone meanwhile
 	}
@@ -222,8 +223,9 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		}
 	} else {
 		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
-		outs = r.remote.DeliverBatch(actx, env, addrs, data)
+		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
 		cancel()
+		msg.Close()
 	}
 	// One clock reading and one random number for the whole batch, so
 	// that its deferred recipients stay together for the next attempt.

@@ -12,7 +12,7 @@ import (
 //
 //	offset size  field
 //	0      4     magic "PQR\x00"
-//	4      1     version (1 to 3: the envelope encoding, see appendEnvelope)
+//	4      1     version (1 to 4: the envelope encoding, see appendEnvelope)
 //	5      3     reserved, zero
 //	8      4     envelope length E, big endian
 //	12     4     data length D, big endian
@@ -23,11 +23,20 @@ import (
 // A record whose header is short, whose magic, version or lengths are
 // wrong, or whose CRC does not match ends the scan of its segment: it is a
 // torn write that was never acknowledged.
+//
+// The message data of a record is the whole message. A version-4 record,
+// whose envelope carries a blob reference, is found only at the end of a
+// blob file (blob.go): its message data is the header section, the body
+// being in the file before it. Segments hold versions 1 to 3 only, which
+// older releases read.
 const (
 	recordHeaderLen = 20
-	// recordVersion is the version new records are written with; every
-	// version from 1 up to it stays readable.
-	recordVersion = 3
+	// recordVersion is the version of the records written to segments;
+	// blobRecordVersion that of a blob's record; every version from 1
+	// up to maxRecordVersion stays readable.
+	recordVersion     = 3
+	blobRecordVersion = 4
+	maxRecordVersion  = 4
 	// maxEnvelopeLen bounds the envelope length a header may claim.
 	maxEnvelopeLen = 16 << 20
 	// maxDataLen bounds the data length a header may claim.
@@ -44,16 +53,27 @@ var errCorrupt = errors.New("corrupt record")
 
 // appendRecord appends the record for env and data to buf.
 func appendRecord(buf []byte, env *Envelope, data []byte) []byte {
+	return appendRecordParts(buf, env, data, nil, nil)
+}
+
+// appendRecordParts appends the record for env whose message data is
+// head followed by body, with the blob reference ref when not nil.
+func appendRecordParts(buf []byte, env *Envelope, head, body []byte, ref *blobRef) []byte {
+	v := byte(recordVersion)
+	if ref != nil {
+		v = blobRecordVersion
+	}
 	start := len(buf)
 	buf = append(buf, make([]byte, recordHeaderLen)...)
-	buf = appendEnvelope(buf, env, recordVersion)
+	buf = appendEnvelopeRef(buf, env, v, ref)
 	envLen := len(buf) - start - recordHeaderLen
-	buf = append(buf, data...)
+	buf = append(buf, head...)
+	buf = append(buf, body...)
 	h := buf[start : start+recordHeaderLen]
 	copy(h[0:4], recordMagic[:])
-	h[4] = recordVersion
+	h[4] = v
 	binary.BigEndian.PutUint32(h[8:12], uint32(envLen))
-	binary.BigEndian.PutUint32(h[12:16], uint32(len(data)))
+	binary.BigEndian.PutUint32(h[12:16], uint32(len(head)+len(body)))
 	crc := crc32.Update(0, crcTable, h[:16])
 	crc = crc32.Update(crc, crcTable, buf[start+recordHeaderLen:])
 	binary.BigEndian.PutUint32(h[16:20], crc)
@@ -75,7 +95,7 @@ func parseHeader(h []byte) (recordHeader, error) {
 	if [4]byte(h[0:4]) != recordMagic {
 		return recordHeader{}, fmt.Errorf("%w: bad magic", errCorrupt)
 	}
-	if h[4] < 1 || h[4] > recordVersion || h[5] != 0 || h[6] != 0 || h[7] != 0 {
+	if h[4] < 1 || h[4] > maxRecordVersion || h[5] != 0 || h[6] != 0 || h[7] != 0 {
 		return recordHeader{}, fmt.Errorf("%w: unknown version %d", errCorrupt, h[4])
 	}
 	rh := recordHeader{
@@ -105,15 +125,23 @@ func checkRecord(rh recordHeader, rec []byte) error {
 //
 //	ID, From, uvarint count + Recipients, flags byte, Body, AuthUser,
 //	Listener, Remote (netip.AddrPort.MarshalBinary as a string), Helo,
-//	ReceivedAt (varint Unix nanoseconds), and since version 3 HoldReason.
+//	ReceivedAt (varint Unix nanoseconds), since version 3 HoldReason,
+//	and in version 4 when flag bit 3 is set, the blob reference: uvarint
+//	offset and uvarint length of the body in the blob file.
 //
 // The flags are bit 0 SMTPUTF8 (version 1 and later), bit 1 RequireTLS
-// (version 2 and later) and bit 2 Hold (version 3 and later). A
-// version-1 record has only bit 0; a bit the record's version does not
-// define makes the record corrupt. appendEnvelope writes the encoding of
-// version v, leaving out what v cannot carry (tests write old records
-// with it).
+// (version 2 and later), bit 2 Hold (version 3 and later) and bit 3 blob
+// (version 4). A version-1 record has only bit 0; a bit the record's
+// version does not define makes the record corrupt. appendEnvelope writes
+// the encoding of version v, leaving out what v cannot carry (tests write
+// old records with it).
 func appendEnvelope(b []byte, env *Envelope, v byte) []byte {
+	return appendEnvelopeRef(b, env, v, nil)
+}
+
+// appendEnvelopeRef is appendEnvelope with the blob reference ref, when
+// not nil (v must then be 4 or more).
+func appendEnvelopeRef(b []byte, env *Envelope, v byte, ref *blobRef) []byte {
 	b = appendString(b, env.ID)
 	b = appendString(b, env.From)
 	b = binary.AppendUvarint(b, uint64(len(env.Recipients)))
@@ -130,6 +158,9 @@ func appendEnvelope(b []byte, env *Envelope, v byte) []byte {
 	if env.Hold {
 		flags |= flagHold
 	}
+	if ref != nil {
+		flags |= flagBlob
+	}
 	b = append(b, flags&knownFlags(v))
 	b = appendString(b, env.Body)
 	b = appendString(b, env.AuthUser)
@@ -145,6 +176,10 @@ func appendEnvelope(b []byte, env *Envelope, v byte) []byte {
 	b = binary.AppendVarint(b, ns)
 	if v >= 3 {
 		b = appendString(b, env.HoldReason)
+	}
+	if ref != nil && v >= 4 {
+		b = binary.AppendUvarint(b, uint64(ref.off))
+		b = binary.AppendUvarint(b, uint64(ref.n))
 	}
 	return b
 }
@@ -216,10 +251,14 @@ const (
 	flagSMTPUTF8   = 1 << 0 // since version 1
 	flagRequireTLS = 1 << 1 // since version 2
 	flagHold       = 1 << 2 // since version 3
+	flagBlob       = 1 << 3 // since version 4
 )
 
 // knownFlags returns the flag bits record version v defines.
 func knownFlags(v byte) byte {
+	if v >= 4 {
+		return flagSMTPUTF8 | flagRequireTLS | flagHold | flagBlob
+	}
 	if v >= 3 {
 		return flagSMTPUTF8 | flagRequireTLS | flagHold
 	}
@@ -230,13 +269,20 @@ func knownFlags(v byte) byte {
 }
 
 // decodeEnvelope decodes what appendEnvelope wrote in a record of the
-// given version.
+// given version; it ignores a blob reference.
 func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
-	if version < 1 || version > recordVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", errCorrupt, version)
+	env, _, err := decodeEnvelopeRef(b, version)
+	return env, err
+}
+
+// decodeEnvelopeRef decodes what appendEnvelopeRef wrote in a record of
+// the given version; ref is nil when the record has no blob.
+func decodeEnvelopeRef(b []byte, version byte) (env *Envelope, ref *blobRef, err error) {
+	if version < 1 || version > maxRecordVersion {
+		return nil, nil, fmt.Errorf("%w: unknown version %d", errCorrupt, version)
 	}
 	d := &decoder{b: b}
-	env := &Envelope{ID: d.string(), From: d.string()}
+	env = &Envelope{ID: d.string(), From: d.string()}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
@@ -249,7 +295,7 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 	}
 	flags := d.byte()
 	if flags&^knownFlags(version) != 0 {
-		return nil, fmt.Errorf("%w: unknown envelope flags %#x", errCorrupt, flags)
+		return nil, nil, fmt.Errorf("%w: unknown envelope flags %#x", errCorrupt, flags)
 	}
 	env.SMTPUTF8 = flags&flagSMTPUTF8 != 0
 	env.RequireTLS = flags&flagRequireTLS != 0
@@ -259,7 +305,7 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 	env.Listener = d.string()
 	if remote := d.bytes(); d.err == nil {
 		if err := env.Remote.UnmarshalBinary(remote); err != nil {
-			return nil, fmt.Errorf("%w: remote address: %w", errCorrupt, err)
+			return nil, nil, fmt.Errorf("%w: remote address: %w", errCorrupt, err)
 		}
 	}
 	helo := d.string()
@@ -267,17 +313,24 @@ func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
 	if version >= 3 {
 		env.HoldReason = d.string()
 	}
+	if flags&flagBlob != 0 {
+		off, n := d.uvarint(), d.uvarint()
+		if off > maxBlobLen || n == 0 || n > maxBlobLen {
+			return nil, nil, fmt.Errorf("%w: bad blob reference", errCorrupt)
+		}
+		ref = &blobRef{off: int64(off), n: int64(n)}
+	}
 	if d.err != nil {
-		return nil, d.err
+		return nil, nil, d.err
 	}
 	if len(d.b) != 0 {
-		return nil, fmt.Errorf("%w: trailing envelope bytes", errCorrupt)
+		return nil, nil, fmt.Errorf("%w: trailing envelope bytes", errCorrupt)
 	}
 	env.Helo = helo
 	if ns != 0 {
 		env.ReceivedAt = time.Unix(0, ns)
 	}
-	return env, nil
+	return env, ref, nil
 }
 
 // cloneEnvelope returns a deep copy of env.

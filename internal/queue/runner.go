@@ -8,15 +8,20 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // Deliverer delivers one message to one recipient. Deliver returns nil
 // once the recipient's copy is safely handed over (for a mailbox: on
 // stable storage). An error wrapped by Permanent fails the recipient for
-// good; any other error defers it for a retry. Deliver must not retain
-// env or data after it returns.
+// good; any other error defers it for a retry. msg's header is in memory
+// and its body may be in a file of the spool: read the body as a stream
+// (msg.Body.WriteTo, Reader), never whole into memory, for it may be as
+// large as the message size limit. Deliver must not modify env or msg,
+// nor retain them after it returns.
 type Deliverer interface {
-	Deliver(ctx context.Context, env *Envelope, rcpt string, data []byte) error
+	Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
 }
 
 // DSNStatusError is implemented by a delivery error that knows what the
@@ -32,11 +37,11 @@ type DSNStatusError interface {
 }
 
 // DelivererFunc adapts a function to the Deliverer interface.
-type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, data []byte) error
+type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
 
 // Deliver calls f.
-func (f DelivererFunc) Deliver(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
-	return f(ctx, env, rcpt, data)
+func (f DelivererFunc) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	return f(ctx, env, rcpt, msg)
 }
 
 // Outcome is the result of one delivery attempt to one recipient.
@@ -63,29 +68,29 @@ type Outcome struct {
 // returns an Outcome for each recipient; a recipient without one is
 // deferred. It may be called concurrently, for different messages or for
 // different domains of one message; it must neither modify nor retain env
-// or data.
+// or msg, and reads msg's body as a stream (see Deliverer).
 type BatchDeliverer interface {
-	DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome
+	DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
 }
 
 // BatchDelivererFunc adapts a function to the BatchDeliverer interface.
-type BatchDelivererFunc func(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome
+type BatchDelivererFunc func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
 
 // DeliverBatch calls f.
-func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
-	return f(ctx, env, rcpts, data)
+func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	return f(ctx, env, rcpts, msg)
 }
 
 // oneByOne adapts a Deliverer to BatchDeliverer: one call per recipient.
 type oneByOne struct{ d Deliverer }
 
-func (o oneByOne) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, data []byte) []Outcome {
+func (o oneByOne) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	out := make([]Outcome, 0, len(rcpts))
 	for _, r := range rcpts {
 		if ctx.Err() != nil {
 			break
 		}
-		out = append(out, Outcome{Rcpt: r, Err: o.d.Deliver(ctx, env, r, data)})
+		out = append(out, Outcome{Rcpt: r, Err: o.d.Deliver(ctx, env, r, msg)})
 	}
 	return out
 }
@@ -161,7 +166,9 @@ type RunnerOptions struct {
 	// MAILER-DAEMON sender, Message-ID); "" means "localhost".
 	Hostname string
 	// MaxReceived is the loop guard: a message with more Received header
-	// fields fails for every recipient (RFC 5321 §6.3); 0 means 50.
+	// fields fails for every recipient (RFC 5321 §6.3); 0 means
+	// smtp.MaxReceived. (smtpd refuses such a message at the end of
+	// DATA already; this catches those spooled before, or otherwise.)
 	MaxReceived int
 	// AttemptTimeout bounds one delivery attempt; 0 means 5 minutes.
 	AttemptTimeout time.Duration
@@ -226,7 +233,7 @@ func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
 		opts.RemoteConcurrency = 16
 	}
 	if opts.MaxReceived <= 0 {
-		opts.MaxReceived = 50
+		opts.MaxReceived = smtp.MaxReceived
 	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"

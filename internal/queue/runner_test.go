@@ -17,6 +17,8 @@ import (
 
 	"postern/internal/delivery"
 	. "postern/internal/queue"
+
+	"postern/internal/smtp"
 )
 
 func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
@@ -46,8 +48,8 @@ func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
 }
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {
-	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, data []byte) error {
-		return m.Deliver(ctx, rcpt, env.From, data)
+	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+		return m.DeliverMessage(ctx, rcpt, env.From, msg)
 	})
 }
 
@@ -145,11 +147,11 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	var localCalls atomic.Int32
 	remote := make(chan string, 1)
 	startRunner(t, s, RunnerOptions{
-		Local: DelivererFunc(func(context.Context, *Envelope, string, []byte) error {
+		Local: DelivererFunc(func(context.Context, *Envelope, string, *smtp.Message) error {
 			localCalls.Add(1)
 			return nil
 		}),
-		Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ []byte) error {
+		Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
 			remote <- rcpt
 			return nil
 		}),
@@ -213,7 +215,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	s := OpenForTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var calls sync.Map // rcpt -> *atomic.Int32
-	local := DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ []byte) error {
+	local := DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
 		v, _ := calls.LoadOrStore(rcpt, new(atomic.Int32))
 		n := v.(*atomic.Int32).Add(1)
 		switch {

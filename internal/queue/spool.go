@@ -11,6 +11,16 @@
 // state write loses nothing. A segment is deleted once every message in it
 // is done and it is no longer the segment being appended to.
 //
+// A message whose body is larger than Options.InlineMax (128 KiB) goes
+// through neither the writer nor the segments: it is a file of its own
+// under Dir/blobs, its record (envelope and header section) at its end,
+// made durable (file, name, directory) in the caller's goroutine. A
+// session streams a large message into such a file as it arrives
+// (CreateBlob), and PutMessage keeps that very file: the message is never
+// in memory and never copied, and the single writer, which the small
+// messages wait on, never spends time on 30 MB of someone else's data.
+// See blob.go for the format, the order of the fsyncs and recovery.
+//
 // The Runner takes messages from the spool and delivers each due
 // recipient: local ones one by one through a Deliverer, remote ones
 // grouped by domain through a BatchDeliverer, with a bound on remote
@@ -38,6 +48,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	"postern/internal/fsutil"
 	"postern/internal/metrics"
 )
 
@@ -88,6 +99,10 @@ type Options struct {
 	// SegmentSize is the size past which the writer starts a new segment
 	// file; 0 means 64 MiB.
 	SegmentSize int64
+	// InlineMax is the largest message body copied into a segment with
+	// its record; a larger one is kept in a file of its own (blob.go).
+	// 0 means DefaultInlineMax.
+	InlineMax int64
 	// Logger receives recovery and error events; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -162,10 +177,11 @@ type segment struct {
 
 // entry is the index entry of one message.
 type entry struct {
-	seg     *segment
-	off     int64 // offset of the record
+	seg     *segment // nil for a message in a blob (blob.go)
+	off     int64    // offset of the record, in the segment or the blob
 	envLen  int64
-	dataLen int64
+	dataLen int64    // the message, or its header section when blob is set
+	blob    *blobRef // the body in Dir/blobs/ID; nil when in the record
 	env     *Envelope
 	states  []RecipientState
 	done    bool
@@ -174,13 +190,17 @@ type entry struct {
 // Spool is the durable message store. Its methods are safe for
 // concurrent use.
 type Spool struct {
-	dir    string
-	segDir string
-	segMax int64
-	log    *slog.Logger
-	now    func() time.Time
-	db     *bolt.DB
-	hook   func() // Options.beforeSync
+	dir       string
+	segDir    string
+	segMax    int64
+	blobDir   string
+	inlineMax int64
+	unnamed   bool // blobs are O_TMPFILEs until taken (blob.go)
+	blobSync  fsutil.DirSyncer
+	log       *slog.Logger
+	now       func() time.Time
+	db        *bolt.DB
+	hook      func() // Options.beforeSync
 
 	mu       sync.RWMutex
 	index    map[string]*entry
@@ -211,6 +231,8 @@ func Open(opts Options) (*Spool, error) {
 		dir:        opts.Dir,
 		segDir:     filepath.Join(opts.Dir, "segments"),
 		segMax:     opts.SegmentSize,
+		blobDir:    filepath.Join(opts.Dir, "blobs"),
+		inlineMax:  opts.InlineMax,
 		log:        opts.Logger,
 		now:        opts.Now,
 		hook:       opts.beforeSync,
@@ -225,6 +247,10 @@ func Open(opts Options) (*Spool, error) {
 	if s.segMax <= 0 {
 		s.segMax = 64 << 20
 	}
+	if s.inlineMax <= 0 {
+		s.inlineMax = DefaultInlineMax
+	}
+	s.blobSync = fsutil.DirSyncer{Dir: s.blobDir, Count: &s.fsyncs}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -236,6 +262,9 @@ func Open(opts Options) (*Spool, error) {
 	}
 	_, statErr := os.Stat(opts.Dir)
 	if err := os.MkdirAll(s.segDir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue: open spool: %w", err)
+	}
+	if err := s.openBlobDir(); err != nil {
 		return nil, fmt.Errorf("queue: open spool: %w", err)
 	}
 	// The spool and segments directories must be durable in their parents.
@@ -295,6 +324,9 @@ func (s *Spool) recover() error {
 		}
 		s.lastSeg = n
 	}
+	if err := s.scanBlobs(); err != nil {
+		return fmt.Errorf("blobs: %w", err)
+	}
 	stored, err := loadStates(s.db)
 	if err != nil {
 		return fmt.Errorf("state: %w", err)
@@ -313,12 +345,23 @@ func (s *Spool) recover() error {
 		}
 		e.states = st
 	}
+	for id, e := range s.index {
+		if !allFinal(e.states) {
+			continue
+		}
+		e.done = true
+		if e.seg != nil {
+			e.seg.live--
+			continue
+		}
+		// A done message in a blob: nothing will read it again.
+		delete(s.index, id)
+		s.removeBlob(id)
+		orphans = append(orphans, id)
+	}
 	live := 0
 	for _, e := range s.index {
-		if allFinal(e.states) {
-			e.done = true
-			e.seg.live--
-		} else {
+		if !e.done {
 			live++
 			if e.held() {
 				s.held++
@@ -378,7 +421,10 @@ func (s *Spool) scanSegment(n uint64) error {
 			bad(err)
 			break
 		}
-		env, err := decodeEnvelope(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
+		env, ref, err := decodeEnvelopeRef(buf[recordHeaderLen:recordHeaderLen+rh.envLen], rh.version)
+		if err == nil && ref != nil {
+			err = fmt.Errorf("%w: a blob's record in a segment", errCorrupt)
+		}
 		if err != nil {
 			bad(err)
 			break
@@ -424,17 +470,7 @@ func (s *Spool) newSegment() error {
 }
 
 // syncDir fsyncs a directory.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // initialStates returns the states of a message's recipients before any
 // is stored: all pending, or all held when env.Hold is set.

@@ -108,6 +108,9 @@ func (s *Spool) stateWriter() {
 			}
 			return nil
 		})
+		if err == nil {
+			s.removeDoneBlobs(batch)
+		}
 		lazy := 0
 		for _, r := range batch {
 			if r.done == nil {
@@ -119,5 +122,31 @@ func (s *Spool) stateWriter() {
 		if err != nil && lazy > 0 {
 			s.log.Error("queue: commit delivery states", "messages", lazy, "err", err)
 		}
+	}
+}
+
+// removeDoneBlobs removes the messages in blobs of a committed batch
+// that are done: their final states are durable, so nothing will read
+// them again, even after a crash. The index entry goes first (Open then
+// finds nothing), then the file, then the stored states (a crash before
+// that leaves only states without a message, which Open discards).
+func (s *Spool) removeDoneBlobs(batch []stateReq) {
+	var ids []string
+	s.mu.Lock()
+	for _, r := range batch {
+		if e := s.index[r.id]; e != nil && e.done && e.seg == nil {
+			delete(s.index, r.id)
+			ids = append(ids, r.id)
+		}
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	for _, id := range ids {
+		s.removeBlob(id)
+	}
+	if err := deleteStates(s.db, ids); err != nil {
+		s.log.Error("queue: delete the states of messages done", "messages", len(ids), "err", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Group-commit limits: the writer takes up to this many messages, or
@@ -22,13 +23,14 @@ const (
 // putReq is one Put waiting for the writer.
 type putReq struct {
 	env  *Envelope
-	data []byte
+	head []byte // the record's message data: head, then body
+	body []byte
 	done chan error // buffered, receives the outcome once
 
-	// mu guards the hand-over of env and data: the writer copies them
-	// into its buffer under mu (claimed), or the caller gives up before
-	// that (abandoned) and the writer skips the request. Either way
-	// neither is used after Put returns.
+	// mu guards the hand-over of env, head and body: the writer copies
+	// them into its buffer under mu (claimed), or the caller gives up
+	// before that (abandoned) and the writer skips the request. Either
+	// way none is used after Put returns.
 	mu        sync.Mutex
 	claimed   bool
 	abandoned bool
@@ -37,27 +39,35 @@ type putReq struct {
 // Put stores the message env and data durably: it returns nil only after
 // the record holding both is written and fsynced, in a segment whose
 // directory entry is fsynced. Concurrent Puts share one write and one
-// fsync. Put fails with ErrDuplicate when env.ID is already spooled and
-// with ErrClosed after Close. When ctx ends first Put returns ctx.Err();
-// the message may still become durable. Put does not retain env or data
-// after it returns.
+// fsync. A body larger than Options.InlineMax is stored in a file of its
+// own, as PutMessage does. Put fails with ErrDuplicate when env.ID is
+// already spooled and with ErrClosed after Close. When ctx ends first
+// Put returns ctx.Err(); the message may still become durable. Put does
+// not retain env or data after it returns.
 func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
+	end := smtp.HeaderEnd(data)
+	return s.PutMessage(ctx, env, &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])})
+}
+
+// checkEnvelope checks what Put and PutMessage need of env.
+func checkEnvelope(env *Envelope) error {
 	if env == nil || env.ID == "" || len(env.Recipients) == 0 {
 		return errors.New("queue: put: envelope without id or recipients")
 	}
-	if len(data) > maxDataLen {
-		return fmt.Errorf("queue: put %s: message too large", env.ID)
-	}
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return fmt.Errorf("queue: put %s: %w", env.ID, ErrClosed)
-	}
-	s.puts.Add(1)
-	s.mu.RUnlock()
-	defer s.puts.Done()
+	return nil
+}
 
-	r := &putReq{env: env, data: data, done: make(chan error, 1)}
+// put hands r to the writer and waits for its outcome (see Put).
+func (s *Spool) put(ctx context.Context, r *putReq) error {
+	if int64(len(r.head))+int64(len(r.body)) > maxDataLen {
+		return fmt.Errorf("queue: put %s: message too large", r.env.ID)
+	}
+	done, err := s.begin(r.env.ID)
+	if err != nil {
+		return err
+	}
+	defer done()
+	r.done = make(chan error, 1)
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
@@ -74,6 +84,18 @@ func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
 		r.mu.Unlock()
 		return ctx.Err()
 	}
+}
+
+// begin registers a Put in flight, which Close waits for; it fails
+// with ErrClosed after Close. Call done when the Put returns.
+func (s *Spool) begin(id string) (done func(), err error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, fmt.Errorf("queue: put %s: %w", id, ErrClosed)
+	}
+	s.puts.Add(1)
+	return s.puts.Done, nil
 }
 
 // pending is one message of the batch being committed.
@@ -136,8 +158,8 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	}
 	ids[id] = true
 	off := len(buf)
-	buf = appendRecord(buf, r.env, r.data)
-	dataLen := int64(len(r.data))
+	buf = appendRecordParts(buf, r.env, r.head, r.body, nil)
+	dataLen := int64(len(r.head) + len(r.body))
 	batch = append(batch, pending{
 		r:       r,
 		env:     cloneEnvelope(r.env),

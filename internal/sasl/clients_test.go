@@ -32,6 +32,7 @@ import (
 
 	"postern/internal/oauth"
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/testcert"
 )
@@ -105,7 +106,12 @@ type spool struct {
 	envs []smtpd.Envelope
 }
 
-func (s *spool) Spool(_ context.Context, env *smtpd.Envelope, _ []byte) error {
+// CreateFile refuses: the tests' messages are small and stay in memory.
+func (s *spool) CreateFile(id string) (smtpd.SpoolFile, error) {
+	return nil, errors.New("test spool: no files")
+}
+
+func (s *spool) Spool(_ context.Context, env *smtpd.Envelope, _ *smtp.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.envs = append(s.envs, *env)

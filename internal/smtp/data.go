@@ -17,6 +17,19 @@ type DataLimits struct {
 	MaxLine int
 }
 
+// DataSink is where ReadData puts a message. *bytes.Buffer is one; a
+// server that streams large messages to disk has its own.
+type DataSink interface {
+	// Write appends p. An error stops the copying: ReadData reads on to
+	// the end of the data and returns the error (the first met).
+	Write(p []byte) (int, error)
+	// Len returns the number of bytes held.
+	Len() int
+	// Truncate discards all but the first n bytes held; ReadData calls
+	// it only with n at least the Len it found on entry.
+	Truncate(n int)
+}
+
 // ReadData reads a message after the 354 reply up to and including the
 // terminating CRLF.CRLF, dot-unstuffs it (RFC 5321 §4.5.2) and appends it
 // to dst with its CRLF line endings (the final ".\r\n" not included; an
@@ -31,13 +44,14 @@ type DataLimits struct {
 // error is known, so the session stays in sync; then it returns the first
 // content error met: ErrLineTooLong, ErrBareCR, ErrBareLF, ErrNUL or
 // ErrTooBig (when the bytes appended would pass MaxSize; dst never gets
-// more than MaxSize bytes from one call). The first line at fault decides;
+// more than MaxSize bytes from one call), or the error of a dst.Write
+// (after which dst gets nothing more). The first line at fault decides;
 // for a line with several faults the error is the first in that list, so
 // the result never depends on how the input was buffered. After an error
 // dst holds the lines before the one at fault, and none of that line.
 // I/O errors are returned at once, an end of input before the terminator
 // as io.ErrUnexpectedEOF; dst then holds the whole lines read before it.
-func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
+func ReadData(br *bufio.Reader, dst DataSink, lim DataLimits) error {
 	maxLine := lim.MaxLine
 	if maxLine <= 0 {
 		maxLine = MaxTextLine
@@ -60,9 +74,12 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 				room = maxSize - int64(dst.Len()-base)
 			}
 			buf, _ := br.Peek(br.Buffered()) // no I/O
-			n, ok := fastLines(buf, dst, room, maxLine)
+			n, ok, err := fastLines(buf, dst, room, maxLine)
 			br.Discard(n)
 			fast = ok
+			if err != nil {
+				firstErr = err
+			}
 		}
 		c, err := br.ReadSlice('\n')
 		full := false
@@ -103,11 +120,11 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 				}
 				if maxSize > 0 && int64(dst.Len()-base+len(text)) > maxSize {
 					faults |= lineTooBig
-				} else {
-					dst.Write(text)
+				} else if _, err := dst.Write(text); err != nil {
+					firstErr = err
 				}
 			}
-			if !full && faults != 0 {
+			if firstErr == nil && !full && faults != 0 {
 				firstErr = faults.err()
 				// Drop what was kept of the line at fault.
 				dst.Truncate(lineStart)
@@ -130,8 +147,8 @@ func ReadData(br *bufio.Reader, dst *bytes.Buffer, lim DataLimits) error {
 // other CR and no NUL, and fitting in room bytes (room < 0: no limit). It
 // returns the bytes of buf it took; ok is false when a fault lies in the
 // lines it looked at, so that the caller leaves them to the line-by-line
-// path, which will meet the fault.
-func fastLines(buf []byte, dst *bytes.Buffer, room int64, maxLine int) (n int, ok bool) {
+// path, which will meet the fault. err is dst's Write error.
+func fastLines(buf []byte, dst DataSink, room int64, maxLine int) (n int, ok bool, err error) {
 	lines := 0
 	for n < len(buf) && buf[n] != '.' {
 		i := bytes.IndexByte(buf[n:], '\n')
@@ -142,15 +159,15 @@ func fastLines(buf []byte, dst *bytes.Buffer, room int64, maxLine int) (n int, o
 		lines++
 	}
 	if n == 0 {
-		return 0, true
+		return 0, true, nil
 	}
 	run := buf[:n]
 	// Each line has its CR before the LF; any other CR is bare.
 	if bytes.Count(run, []byte{'\r'}) != lines || bytes.IndexByte(run, 0) >= 0 {
-		return 0, false
+		return 0, false, nil
 	}
-	dst.Write(run)
-	return n, true
+	_, err = dst.Write(run)
+	return n, true, err
 }
 
 // lineFaults is a set of things wrong with one line of data.

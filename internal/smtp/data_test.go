@@ -147,3 +147,46 @@ func TestReadDataEOF(t *testing.T) {
 		t.Errorf("ReadData with failing reader = %v, want %v", err, boom)
 	}
 }
+
+// failSink is a DataSink whose Write fails once it holds max bytes.
+type failSink struct {
+	bytes.Buffer
+	max    int
+	writes int // Write calls after the failure
+	failed bool
+}
+
+var errSinkFull = errors.New("sink full")
+
+func (f *failSink) Write(p []byte) (int, error) {
+	if f.failed {
+		f.writes++
+	}
+	if f.Len()+len(p) > f.max {
+		f.failed = true
+		return 0, errSinkFull
+	}
+	return f.Buffer.Write(p)
+}
+
+// TestReadDataSinkError checks that a failing dst.Write is returned once
+// the whole message is read, that dst gets nothing after it, and that the
+// next message is read in step, through the fast and the line-by-line
+// paths (buffers of 16 bytes and 64 KiB).
+func TestReadDataSinkError(t *testing.T) {
+	body := strings.Repeat("0123456789abcdef\r\n", 200) + "..dot\r\n" + strings.Repeat("x\r\n", 100)
+	for _, size := range []int{16, 64 << 10} {
+		br := bufio.NewReaderSize(strings.NewReader(body+".\r\nnext\r\n.\r\n"), size)
+		dst := &failSink{max: 1000}
+		if err := ReadData(br, dst, DataLimits{}); err != errSinkFull {
+			t.Fatalf("buffer %d: err = %v, want the sink's error", size, err)
+		}
+		if dst.writes != 0 || dst.Len() > 1000 {
+			t.Errorf("buffer %d: %d writes after the failure, %d bytes held", size, dst.writes, dst.Len())
+		}
+		var next bytes.Buffer
+		if err := ReadData(br, &next, DataLimits{}); err != nil || next.String() != "next\r\n" {
+			t.Errorf("buffer %d: next message %q, %v", size, next.String(), err)
+		}
+	}
+}

@@ -402,6 +402,9 @@ func FuzzHeaderValues(f *testing.F) {
 		if len(vals) > bytes.Count(hdr, []byte("\n"))+1 {
 			t.Fatalf("HeaderValues returned %d values", len(vals))
 		}
+		if n := CountFields(hdr, name); n != len(vals) {
+			t.Fatalf("CountFields(%q, %q) = %d, HeaderValues found %d", hdr, name, n, len(vals))
+		}
 		for _, v := range vals {
 			if strings.ContainsRune(v, '\n') || strings.Trim(v, " \t") != v {
 				t.Fatalf("HeaderValues(%q, %q) gave %q", hdr, name, v)

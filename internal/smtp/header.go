@@ -30,16 +30,30 @@ func HeaderEnd(msg []byte) int {
 // skipped with its continuations. It returns nil when there is no such
 // field.
 func HeaderValues(hdr []byte, name string) []string {
-	var (
-		out      []string
-		cur      strings.Builder
-		matching bool // the field being read is named name
-	)
+	var out []string
+	eachField(hdr, name, func(value [][]byte) {
+		var b strings.Builder
+		for _, l := range value {
+			b.Write(l)
+		}
+		out = append(out, strings.Trim(b.String(), " \t"))
+	})
+	return out
+}
+
+// eachField calls fn for each field named name (case-insensitive,
+// ASCII) in the header section hdr, in order, with the lines of its
+// value without their line endings: the rest of the first line after
+// the colon, then the continuation lines. It stops at the empty line that
+// ends the header section; a line that is neither a field nor a
+// continuation is skipped with its continuations.
+func eachField(hdr []byte, name string, fn func(value [][]byte)) {
+	var cur [][]byte
+	matching := false // the field being read is named name
 	flush := func() {
 		if matching {
-			out = append(out, strings.Trim(cur.String(), " \t"))
-			cur.Reset()
-			matching = false
+			fn(cur)
+			cur, matching = cur[:0], false
 		}
 	}
 	for len(hdr) > 0 {
@@ -55,7 +69,7 @@ func HeaderValues(hdr []byte, name string) []string {
 		}
 		if line[0] == ' ' || line[0] == '\t' {
 			if matching {
-				cur.Write(line)
+				cur = append(cur, line)
 			}
 			continue
 		}
@@ -64,14 +78,12 @@ func HeaderValues(hdr []byte, name string) []string {
 		if colon <= 0 {
 			continue
 		}
-		field := bytes.TrimRight(line[:colon], " \t")
-		if equalFoldBytes(field, name) {
+		if equalFoldBytes(bytes.TrimRight(line[:colon], " \t"), name) {
 			matching = true
-			cur.Write(line[colon+1:])
+			cur = append(cur, line[colon+1:])
 		}
 	}
 	flush()
-	return out
 }
 
 // equalFoldBytes reports whether b and s are equal ignoring the case of
@@ -86,4 +98,20 @@ func equalFoldBytes(b []byte, s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxReceived is the loop limit: a message with more Received header
+// fields than this has gone round in circles (RFC 5321 §6.3). A server
+// refuses it at the end of DATA (554 5.4.6), and the queue fails one
+// that reached it anyway. Postfix's hopcount_limit is the same.
+const MaxReceived = 50
+
+// CountFields returns how many fields named name (case-insensitive,
+// ASCII) the header section hdr holds, as HeaderValues would find them,
+// without copying their values. hdr may be a whole message: the count
+// stops at the empty line that ends the header section.
+func CountFields(hdr []byte, name string) int {
+	n := 0
+	eachField(hdr, name, func([][]byte) { n++ })
+	return n
 }

@@ -62,3 +62,13 @@ func TestHeaderValues(t *testing.T) {
 		t.Errorf("HeaderValues on LF lines = %q", got)
 	}
 }
+
+func TestCountFields(t *testing.T) {
+	hdr := []byte("Received: a\r\n b\r\nreceived : c\r\nX: d\r\nReceivedX: e\r\n\r\nReceived: in the body\r\n")
+	if n := CountFields(hdr, "Received"); n != 2 {
+		t.Errorf("CountFields = %d, want 2", n)
+	}
+	if n := CountFields(nil, "Received"); n != 0 {
+		t.Errorf("CountFields(nil) = %d", n)
+	}
+}

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net/netip"
 	"time"
 
@@ -54,15 +55,35 @@ type Envelope struct {
 	HoldReason string
 }
 
-// Spooler stores accepted messages. Spool returns only after the message
-// and its envelope are on stable storage (fsynced file and directory); the
-// session sends 250 after it returns nil, and 451 4.3.0 when it fails.
-// data is the message exactly as it will be stored (Received header and
-// any repaired headers included), with CRLF line endings, dot-unstuffed.
-// Spool must not retain data after it returns. It fails (without
-// storing) when the id is already in the spool.
+// Spooler stores accepted messages.
 type Spooler interface {
-	Spool(ctx context.Context, env *Envelope, data []byte) error
+	// Spool stores env and msg, and returns only after both are on
+	// stable storage (fsynced file and directory); the session sends
+	// 250 after it returns nil, 452 4.3.1 when it fails for want of
+	// space (an error matching syscall.ENOSPC or syscall.EDQUOT), and
+	// 451 4.3.0 for another failure. msg is the message exactly as it
+	// will be stored (Received and any repaired header fields included),
+	// with CRLF line endings, dot-unstuffed: its header section in
+	// memory, its body in memory or in a file from CreateFile. Spool
+	// must not retain msg after it returns. It fails (without storing)
+	// when the id is already in the spool.
+	Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error
+	// CreateFile returns a file for the message id, to which the session
+	// writes a message too large to keep in memory as it arrives, from
+	// its first byte; the body it hands to Spool is then a section of
+	// that file. A Spooler may keep that very file as the stored body
+	// instead of copying it. The session closes the file once the
+	// transaction ends, after Spool; a file Spool did not keep is then
+	// removed.
+	CreateFile(id string) (SpoolFile, error)
+}
+
+// SpoolFile is a file from Spooler.CreateFile: the session appends to
+// it, reads it back (its filters read the body) and closes it.
+type SpoolFile interface {
+	io.Writer
+	io.ReaderAt
+	io.Closer
 }
 
 // Directory answers the session's questions about addresses. All
@@ -101,11 +122,14 @@ type Authenticator interface {
 // before it is spooled. It runs for every role: on mx it authenticates
 // the message (SPF, DKIM, DMARC), on submission it signs it (DKIM).
 //
-// data is the message as it would be spooled, with CRLF line endings; the
-// Filter must not modify or retain it. An error is a local failure: the
+// msg is the message as it would be spooled, with CRLF line endings: its
+// header section (bounded by Limits.MaxHeaderSize) in memory, its body
+// in memory or in a file, up to the message size limit: read the body
+// as a stream (msg.Body.Reader), never whole into memory. The Filter
+// must not modify or retain msg. An error is a local failure: the
 // session answers 451 4.3.0 and spools nothing.
 type Filter interface {
-	Filter(ctx context.Context, env *Envelope, data []byte) (FilterResult, error)
+	Filter(ctx context.Context, env *Envelope, msg *smtp.Message) (FilterResult, error)
 }
 
 // FilterResult is what a Filter decided about one message.
@@ -114,12 +138,13 @@ type FilterResult struct {
 	// end of DATA (for example 550 5.7.1 for a DMARC p=reject failure);
 	// nothing is spooled.
 	Reject *smtp.Error
-	// Data, when non-nil, replaces the message (for example with header
-	// fields removed). It must keep the Received field the session put
-	// on top.
-	Data []byte
+	// Header, when non-nil, replaces the header section of the message
+	// (for example with fields removed); the body stays. It must keep
+	// the Received field the session put on top, and end with the empty
+	// line that ends the section, as the original did.
+	Header []byte
 	// Prepend holds complete header fields, each ending in CRLF, to put
-	// on top of the message (of Data when set).
+	// on top of the message (of Header when set).
 	Prepend []byte
 }
 

@@ -3,11 +3,14 @@ package smtpd
 import (
 	"bufio"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // BenchmarkSession runs one plaintext mx session per iteration over
@@ -64,4 +67,7 @@ func expectCode(b *testing.B, br *bufio.Reader, code string) {
 
 type discardSpool struct{}
 
-func (discardSpool) Spool(ctx context.Context, env *Envelope, data []byte) error { return nil }
+func (discardSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error { return nil }
+func (discardSpool) CreateFile(id string) (SpoolFile, error) {
+	return nil, errors.New("discardSpool: no files")
+}

@@ -1,13 +1,14 @@
 package smtpd
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"postern/internal/mailauth"
@@ -39,6 +40,13 @@ func (s *session) cmdData(arg string) {
 	if !s.sendAllowed() { // the user's send limits (admission.go)
 		return
 	}
+	if s.srv.Budget.exhausted(s.budgetClient()) {
+		// The client keeps its message and tries again later; the
+		// transaction ends, as for a send limit.
+		s.fail("data_budget", errNoStorage("message data in flight at the limit"))
+		s.resetTx()
+		return
+	}
 	defer s.resetTx()
 	id := newID(s.srv.now())
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
@@ -47,26 +55,41 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 
-	buf := s.srv.getBuf()
-	defer s.srv.putBuf(buf)
-	// Room in front for the header fields prepended below, so that the
-	// message is not moved; ReadData's MaxSize counts from here.
-	var pad [headroom]byte
-	buf.Write(pad[:])
-	s.cr.dataTimeout = s.lim.DataTimeout
-	err := smtp.ReadData(s.br, buf, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
-	s.cr.dataTimeout = 0
+	// The message goes to memory, or past memoryMax to the spool's file
+	// as it arrives (sink.go); the header section stays in memory, with
+	// room in front for the fields prepended below.
+	sink := s.newSink(id)
+	defer sink.release()
+	limit := time.Now().Add(s.lim.DataTimeLimit)
+	s.cr.dataTimeout, s.cr.dataDeadline = s.lim.DataTimeout, limit
+	err := smtp.ReadData(s.br, sink, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
+	s.cr.dataTimeout, s.cr.dataDeadline = 0, time.Time{}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(limit) {
+		err = errDataTimeLimit
+	}
 	if err != nil {
 		s.dataError(err)
 		return
 	}
 	receivedAt := s.srv.now()
-	msg := buf.Bytes()[headroom:]
+	hb, body, err := sink.message()
+	if err != nil {
+		s.dataError(&sinkError{err})
+		return
+	}
 
+	// RFC 5321 §6.3: a message with too many Received fields, ours
+	// included, is going round in circles. Refused now, it bounces
+	// nowhere (the queue would fail it and send a DSN).
+	if n := smtp.CountFields(hb.bytes(), "Received") + 1; n > s.lim.MaxReceived {
+		s.fail("loop", &smtp.Error{Code: 554, Enhanced: "5.4.6",
+			Message: "Routing loop detected (" + strconv.Itoa(n) + " Received header fields)"})
+		return
+	}
 	var repair headerRepair
 	if s.srv.Role.submission() {
 		var e *labeledError
-		if repair, e = s.checkSubmission(msg); e != nil {
+		if repair, e = s.checkSubmission(hb.bytes()); e != nil {
 			s.fail(e.label, e.err)
 			return
 		}
@@ -90,7 +113,9 @@ func (s *session) cmdData(arg string) {
 		date:   receivedAt,
 	})
 	s.hdr = repair.append(s.hdr, id, s.srv.host, receivedAt)
-	data := prepend(buf, s.hdr)
+	hb.prepend(s.hdr)
+	msg := &sink.msg
+	*msg = smtp.Message{Header: hb.bytes(), Body: body}
 
 	env := &Envelope{
 		ID:         id,
@@ -107,7 +132,7 @@ func (s *session) cmdData(arg string) {
 	}
 	s.holdEnvelope(env) // over a send limit, with the policy to hold (admission.go)
 	if s.srv.Filter != nil {
-		res, err := s.srv.Filter.Filter(s.ctx, env, data)
+		res, err := s.srv.Filter.Filter(s.ctx, env, msg)
 		if err != nil {
 			s.fail("filter_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "filter: " + err.Error()})
 			return
@@ -116,27 +141,65 @@ func (s *session) cmdData(arg string) {
 			s.fail("filter_reject", res.Reject)
 			return
 		}
-		if res.Data != nil {
-			data = res.Data
+		if res.Header != nil {
+			hb.replace(res.Header)
 		}
 		if len(res.Prepend) > 0 {
-			data = prependMore(buf, data, res.Prepend)
+			hb.prepend(res.Prepend)
 		}
+		msg.Header = hb.bytes()
 	}
-	if err := s.srv.Spool.Spool(s.ctx, env, data); err != nil {
+	if err := s.srv.Spool.Spool(s.ctx, env, msg); err != nil {
+		if noSpace(err) {
+			s.fail("no_space", errNoStorage("spool: "+err.Error()))
+			return
+		}
 		s.fail("spool_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "spool: " + err.Error()})
 		return
 	}
 	s.nmsgs++
 	s.srv.mAccepted.Inc()
 	s.log.Info("message accepted", "id", id, "from", env.From, "rcpts", len(env.Recipients),
-		"size", len(data), "auth_user", env.AuthUser)
+		"size", msg.Size(), "auth_user", env.AuthUser)
 	s.reply(250, "2.0.0", "OK queued as "+id+s.heldNote(env))
 }
 
-// dataError answers a failed ReadData.
+// errDataTimeLimit is the end of DATA at Limits.DataTimeLimit.
+var errDataTimeLimit = errors.New("smtpd: DATA time limit reached")
+
+// sinkError is an error of the dataSink, not of the client's data.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
+
+// errNoStorage is 452 4.3.1 (RFC 3463 §3.4: mail system full): the
+// client keeps the message and tries again later (RFC 5321 §4.2.5).
+func errNoStorage(reason string) *smtp.Error {
+	return &smtp.Error{Code: 452, Enhanced: "4.3.1", Message: "Insufficient system storage, try again later", Reason: reason}
+}
+
+// noSpace reports whether err comes from a full disk or a quota.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// dataError answers a failed ReadData, or a message the sink could not
+// hold.
 func (s *session) dataError(err error) {
+	var se *sinkError
 	switch {
+	case errors.Is(err, errDataBudget):
+		s.fail("data_budget", errNoStorage(err.Error()))
+	case errors.Is(err, errHeaderTooBig):
+		s.fail("header_too_big", &smtp.Error{Code: 552, Enhanced: "5.3.4",
+			Message: "Header section too big (the limit is " + strconv.Itoa(s.lim.MaxHeaderSize) + " bytes)"})
+	case noSpace(err):
+		s.fail("no_space", errNoStorage(err.Error()))
+	case errors.As(err, &se):
+		s.fail("spool_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: err.Error()})
+	case errors.Is(err, errDataTimeLimit):
+		s.fail("data_time_limit", &smtp.Error{Code: 421, Enhanced: "4.4.2", Message: "Message not received within " + s.lim.DataTimeLimit.String() + ", closing"})
 	case errors.Is(err, smtp.ErrTooBig):
 		s.fail("too_big", &smtp.Error{Code: 552, Enhanced: "5.3.4", Message: "Message too big"})
 	case errors.Is(err, smtp.ErrBareLF):
@@ -233,38 +296,3 @@ func normalizeAddr(a string) string {
 // DKIM-Signature, Authentication-Results): enough for them unless the
 // client's name is very long or there are many signatures.
 const headroom = 2048
-
-// prepend puts head in front of the message in buf, which starts after
-// headroom reserved bytes, and returns the whole. When head does not fit
-// the headroom, it grows buf and moves the message up.
-func prepend(buf *bytes.Buffer, head []byte) []byte {
-	if len(head) <= headroom {
-		data := buf.Bytes()[headroom-len(head):]
-		copy(data, head)
-		return data
-	}
-	extra := len(head) - headroom
-	n := buf.Len()
-	buf.Write(head[:extra]) // grow; overwritten below
-	b := buf.Bytes()
-	copy(b[extra:], b[:n])
-	copy(b, head)
-	return b
-}
-
-// prependMore puts head in front of data. When data is the tail of buf's
-// bytes with room before it, head is copied into that room; otherwise the
-// message is copied into a new slice.
-func prependMore(buf *bytes.Buffer, data, head []byte) []byte {
-	b := buf.Bytes()
-	if len(data) > 0 && len(b) >= len(data) && &b[len(b)-len(data)] == &data[0] {
-		if off := len(b) - len(data); off >= len(head) {
-			out := b[off-len(head):]
-			copy(out, head)
-			return out
-		}
-	}
-	out := make([]byte, 0, len(head)+len(data))
-	out = append(out, head...)
-	return append(out, data...)
-}

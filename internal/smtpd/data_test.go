@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"net/netip"
@@ -294,13 +293,14 @@ func TestClientEOFInData(t *testing.T) {
 	}
 }
 
-func TestPrepend(t *testing.T) {
+func TestHeaderBufPrepend(t *testing.T) {
 	for _, n := range []int{0, 100, headroom, headroom + 1, 3000} {
-		var buf bytes.Buffer
-		buf.Write(make([]byte, headroom))
-		buf.WriteString("message\r\n")
+		b := append(make([]byte, headroom), "Subject: x\r\n\r\n"...)
+		h := &headerBuf{b: b, start: headroom}
 		head := strings.Repeat("h", n)
-		if got := string(prepend(&buf, []byte(head))); got != head+"message\r\n" {
+		h.prepend([]byte(head))
+		h.prepend([]byte("X: 1\r\n"))
+		if got := string(h.bytes()); got != "X: 1\r\n"+head+"Subject: x\r\n\r\n" {
 			t.Errorf("head of %d: got %d bytes %.20q...", n, len(got), got)
 		}
 	}

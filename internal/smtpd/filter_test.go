@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +20,16 @@ type funcFilter struct {
 	fn   func(env *Envelope, data []byte) (FilterResult, error)
 }
 
-func (f *funcFilter) Filter(ctx context.Context, env *Envelope, data []byte) (FilterResult, error) {
+// Filter reads the whole message to give it to fn; the tests' messages
+// are small.
+func (f *funcFilter) Filter(ctx context.Context, env *Envelope, msg *smtp.Message) (FilterResult, error) {
+	data, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		return FilterResult{}, err
+	}
 	f.mu.Lock()
 	f.envs = append(f.envs, *env)
-	f.seen = append(f.seen, bytes.Clone(data))
+	f.seen = append(f.seen, data)
 	f.mu.Unlock()
 	return f.fn(env, data)
 }
@@ -56,10 +63,10 @@ func TestFilterPrepend(t *testing.T) {
 	}
 }
 
-func TestFilterReplaceData(t *testing.T) {
+func TestFilterReplaceHeader(t *testing.T) {
 	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
-		d := bytes.Replace(data, []byte("X-Drop: me\r\n"), nil, 1)
-		return FilterResult{Data: d, Prepend: []byte("X-Top: 1\r\n")}, nil
+		hdr := data[:smtp.HeaderEnd(data)]
+		return FilterResult{Header: bytes.Replace(hdr, []byte("X-Drop: me\r\n"), nil, 1), Prepend: []byte("X-Top: 1\r\n")}, nil
 	}}
 	f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })
 	c := f.dial()

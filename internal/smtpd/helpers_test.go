@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 	"postern/internal/testcert"
 )
 
@@ -93,19 +96,61 @@ func (d *testDir) addUser(addr string) {
 
 // spooled is one message the test spooler took.
 type spooled struct {
-	env  Envelope
-	data []byte
+	env    Envelope
+	data   []byte
+	inFile bool // the body was in a file from CreateFile
 }
 
-// testSpool is an in-memory Spooler.
+// testSpool is a Spooler that keeps the messages in memory; CreateFile
+// makes temporary files, removed on Close.
 type testSpool struct {
-	mu    sync.Mutex
-	msgs  []spooled
-	fail  error
-	block chan struct{} // when set, Spool waits for it to close (or ctx)
+	mu         sync.Mutex
+	msgs       []spooled
+	fail       error
+	createFail error         // CreateFile's error
+	block      chan struct{} // when set, Spool waits for it to close (or ctx)
+	files      int           // files created
+	open       int           // files not closed yet
 }
 
-func (s *testSpool) Spool(ctx context.Context, env *Envelope, data []byte) error {
+// testFile is a testSpool's file: a temporary file removed on Close.
+type testFile struct {
+	*os.File
+	s *testSpool
+}
+
+func (f *testFile) Close() error {
+	f.s.mu.Lock()
+	f.s.open--
+	f.s.mu.Unlock()
+	err := f.File.Close()
+	os.Remove(f.Name())
+	return err
+}
+
+func (s *testSpool) CreateFile(id string) (SpoolFile, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createFail != nil {
+		return nil, s.createFail
+	}
+	f, err := os.CreateTemp("", "postern-smtpd-"+id+"-")
+	if err != nil {
+		return nil, err
+	}
+	s.files++
+	s.open++
+	return &testFile{File: f, s: s}, nil
+}
+
+// openFiles returns how many files are not closed yet.
+func (s *testSpool) openFiles() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
+func (s *testSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
 	s.mu.Lock()
 	block, fail := s.block, s.fail
 	s.mu.Unlock()
@@ -119,9 +164,14 @@ func (s *testSpool) Spool(ctx context.Context, env *Envelope, data []byte) error
 	if fail != nil {
 		return fail
 	}
+	data, err := io.ReadAll(msg.Reader())
+	if err != nil {
+		return err
+	}
+	_, _, inFile := msg.Body.File()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, spooled{env: *env, data: bytes.Clone(data)})
+	s.msgs = append(s.msgs, spooled{env: *env, data: data, inFile: inFile})
 	return nil
 }
 

@@ -6,6 +6,12 @@
 // A Server serves one listener, in the manner of net/http's Server: set its
 // fields, call Serve with a net.Listener, and stop it with Shutdown (or
 // first with Drain, which lets the sessions in progress end on their own).
+//
+// A session's memory does not grow with the message it receives: past
+// 128 KiB the message goes to a file from the Spooler as it arrives, and
+// only its header section (bounded by Limits.MaxHeaderSize) stays in
+// memory for the Filter; a DataBudget shared by the Servers bounds what
+// all sessions hold at once (sink.go, budget.go).
 package smtpd
 
 import (
@@ -25,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
 
 // Role is what a listener is for.
@@ -72,7 +79,19 @@ type Limits struct {
 	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
 	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
 	DataTimeout    time.Duration // per read in DATA, default 3m (§4.5.3.2.5)
-	AuthFailDelay  time.Duration // before 535, default 1s; negative means none
+	// DataTimeLimit bounds the whole of DATA, from the 354 to the final
+	// dot, whatever the pace of the client; default 10m. Past it the
+	// session gets 421 4.4.2 and is closed.
+	DataTimeLimit time.Duration
+	// MaxHeaderSize bounds the header section of a message (the bytes
+	// before the first empty line), which the session keeps in memory;
+	// default 262144 (256 KiB). A larger one gets 552 5.3.4.
+	MaxHeaderSize int
+	// MaxReceived is the loop limit: a message with more Received
+	// fields (with the session's own) gets 554 5.4.6 at the end of
+	// DATA; default smtp.MaxReceived (50), the queue's own limit.
+	MaxReceived   int
+	AuthFailDelay time.Duration // before 535, default 1s; negative means none
 	// TLSHandshakeTimeout bounds the TLS handshake (implicit TLS or after
 	// STARTTLS); default 30s.
 	TLSHandshakeTimeout time.Duration
@@ -111,6 +130,15 @@ func (l Limits) withDefaults() Limits {
 	if l.DataTimeout <= 0 {
 		l.DataTimeout = 3 * time.Minute
 	}
+	if l.DataTimeLimit <= 0 {
+		l.DataTimeLimit = 10 * time.Minute
+	}
+	if l.MaxHeaderSize <= 0 {
+		l.MaxHeaderSize = 256 << 10
+	}
+	if l.MaxReceived <= 0 {
+		l.MaxReceived = smtp.MaxReceived
+	}
 	if l.AuthFailDelay == 0 {
 		l.AuthFailDelay = time.Second
 	}
@@ -142,11 +170,15 @@ type Server struct {
 	// STARTTLS is neither offered nor accepted.
 	TLSConfig *tls.Config
 	Limits    Limits
-	Directory Directory        // required
-	Auth      Authenticator    // required for submission roles; ignored on mx
-	Spool     Spooler          // required
-	Logger    *slog.Logger     // nil: slog.Default()
-	Now       func() time.Time // nil: time.Now; used for Received, Date and queue ids
+	Directory Directory     // required
+	Auth      Authenticator // required for submission roles; ignored on mx
+	Spool     Spooler       // required
+	// Budget, when not nil, bounds the message data this Server's
+	// sessions hold, together with those of the Servers sharing it
+	// (see DataBudget).
+	Budget *DataBudget
+	Logger *slog.Logger     // nil: slog.Default()
+	Now    func() time.Time // nil: time.Now; used for Received, Date and queue ids
 	// After, when non-nil, replaces time.After for the waits a session
 	// makes before its replies (Limits.ErrorDelay): tests inject a clock.
 	After func(d time.Duration) <-chan time.Time

@@ -48,11 +48,12 @@ type session struct {
 	esmtp    bool                 // it was EHLO
 	authUser string               // "" until AUTH succeeds
 	tx       transaction
-	verb     string // the command being handled, for logs
-	nerrors  int    // replies >= 400 sent
-	nmsgs    int    // messages accepted
-	quit     bool   // close after flushing
-	hdr      []byte // scratch for the headers prepended to a message
+	verb     string    // the command being handled, for logs
+	nerrors  int       // replies >= 400 sent
+	nmsgs    int       // messages accepted
+	quit     bool      // close after flushing
+	hdr      []byte    // scratch for the headers prepended to a message
+	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 
@@ -77,6 +78,9 @@ type transaction struct {
 type connReader struct {
 	s           *session
 	dataTimeout time.Duration // > 0 while reading DATA
+	// dataDeadline ends DATA whatever the pace of the client
+	// (Limits.DataTimeLimit); zero outside DATA.
+	dataDeadline time.Time
 	// pending and err are what waitIdle read while the session had no
 	// buffered reader: returned first, then reading goes on.
 	pending []byte
@@ -94,7 +98,11 @@ func (r *connReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if r.dataTimeout > 0 {
-		r.s.raw.SetReadDeadline(time.Now().Add(r.dataTimeout))
+		d := time.Now().Add(r.dataTimeout)
+		if !r.dataDeadline.IsZero() && r.dataDeadline.Before(d) {
+			d = r.dataDeadline
+		}
+		r.s.raw.SetReadDeadline(d)
 	}
 	return r.s.conn.Read(p)
 }

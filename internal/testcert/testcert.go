@@ -78,6 +78,14 @@ func (ca *CA) Issue(s Spec) tls.Certificate {
 	return create(template(s), ca.Cert, key, ca.Key)
 }
 
+// IssueKey returns a certificate for s and key (for example a key in a
+// PKCS#11 token) signed by ca, with its Leaf set and PrivateKey key;
+// s.RSA is taken from the key's type.
+func (ca *CA) IssueKey(s Spec, key crypto.Signer) tls.Certificate {
+	_, s.RSA = key.Public().(*rsa.PublicKey)
+	return create(template(s), ca.Cert, key, ca.Key)
+}
+
 // WriteFile writes ca's root certificate to file as PEM (for
 // tls.ca_file or a client's CA file).
 func (ca *CA) WriteFile(t testing.TB, file string) {
@@ -100,12 +108,19 @@ func SelfSigned(s Spec) (tls.Certificate, *x509.CertPool) {
 	return c, pool
 }
 
+// ChainPEM returns c's chain as "CERTIFICATE" blocks, leaf first.
+func ChainPEM(c tls.Certificate) []byte {
+	var out []byte
+	for _, der := range c.Certificate {
+		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	return out
+}
+
 // PEM returns c's chain ("CERTIFICATE" blocks) and its private key (a
 // PKCS #8 "PRIVATE KEY" block).
 func PEM(c tls.Certificate) (certPEM, keyPEM []byte) {
-	for _, der := range c.Certificate {
-		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
-	}
+	certPEM = ChainPEM(c)
 	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
 	if err != nil {
 		panic("testcert: " + err.Error())

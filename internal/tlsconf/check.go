@@ -173,8 +173,14 @@ func checkOne(cert *tls.Certificate, prefix string, opts CheckOptions) []Problem
 					"put the leaf first in the certificate file, then its issuer, then that one's issuer")
 				return out
 			}
-			add(ProblemKeyMismatch, 0, "the private key does not belong to this certificate (its public key differs from the leaf's)",
-				"use the key file generated with this certificate's request, or the certificate issued for this key")
+			msg, fix := "the private key does not belong to this certificate (its public key differs from the leaf's)",
+				"use the key file generated with this certificate's request, or the certificate issued for this key"
+			if s, ok := cert.PrivateKey.(fmt.Stringer); ok && IsKeyURI(s.String()) {
+				// A key in a token (pkcs11.Key).
+				msg = fmt.Sprintf("the key %s in the token does not belong to this certificate (its public key differs from the leaf's)", s)
+				fix = "name the token's key this certificate was issued for (pkcs11-tool --list-objects shows labels and ids), or get a certificate for this key (a request signed in the token, e.g. openssl req -engine pkcs11 -keyform engine -key URI)"
+			}
+			add(ProblemKeyMismatch, 0, msg, fix)
 		}
 	}
 

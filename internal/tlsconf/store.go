@@ -20,14 +20,26 @@ import (
 )
 
 // Pair names the files of one certificate: a PEM chain, leaf first, and
-// the PEM private key of the leaf.
+// the PEM private key of the leaf, or a key in a PKCS#11 token.
 type Pair struct {
 	// CertFile is the PEM certificate chain: the leaf, then each
 	// intermediate in order up to (not necessarily including) the root.
 	CertFile string
 	// KeyFile is the PEM private key (PKCS #8, PKCS #1 or SEC 1) of the
-	// leaf.
+	// leaf, or a PKCS#11 URI ("pkcs11:...", RFC 7512) that
+	// Options.Keys loads.
 	KeyFile string
+}
+
+// KeyLoader returns the private key a PKCS#11 URI names, from its token;
+// the key signs without leaving it. pkcs11.Tokens.Key is one.
+type KeyLoader func(uri string) (crypto.Signer, error)
+
+// IsKeyURI reports whether a KeyFile is a PKCS#11 URI ("pkcs11:", any
+// case), loaded by a KeyLoader, rather than a file.
+func IsKeyURI(ref string) bool {
+	const scheme = "pkcs11:"
+	return len(ref) >= len(scheme) && strings.EqualFold(ref[:len(scheme)], scheme)
 }
 
 // Options configures OpenCerts.
@@ -48,6 +60,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Keys loads the keys of pairs whose KeyFile is a PKCS#11 URI, at
+	// open and at each Reload (which finds the key in its token again);
+	// nil refuses such pairs.
+	Keys KeyLoader
 }
 
 // Certs holds the certificates Postern serves, chooses one per
@@ -152,8 +168,11 @@ func (c *Certs) Reload() error {
 	files := make([]named, 0, len(c.opts.Pairs))
 	for _, p := range c.opts.Pairs {
 		read := ReadCertificate
-		if c.plain {
+		switch {
+		case c.plain:
 			read = readPair
+		case IsKeyURI(p.KeyFile):
+			read = func(cf, kf string) (*tls.Certificate, error) { return ReadCertificateKey(cf, kf, c.opts.Keys) }
 		}
 		cert, err := read(p.CertFile, p.KeyFile)
 		if err != nil {
@@ -360,11 +379,15 @@ func (c *Certs) Certificates() map[string]*tls.Certificate {
 	return out
 }
 
-// Files returns every certificate and key file served, for watching.
+// Files returns every certificate and key file served, for watching;
+// keys in tokens are not files.
 func (c *Certs) Files() []string {
 	var out []string
 	for _, p := range c.opts.Pairs {
-		out = append(out, p.CertFile, p.KeyFile)
+		out = append(out, p.CertFile)
+		if !IsKeyURI(p.KeyFile) {
+			out = append(out, p.KeyFile)
+		}
 	}
 	return out
 }
@@ -374,13 +397,46 @@ func (c *Certs) Files() []string {
 // go with the leaf, with how to fix it. Errors name the file: unreadable,
 // no PEM block, unparsable.
 func ReadCertificate(certFile, keyFile string) (*tls.Certificate, error) {
-	certPEM, err := os.ReadFile(certFile)
+	cert, err := readChain(certFile)
 	if err != nil {
-		return nil, fmt.Errorf("tlsconf: read certificate: %w", err)
+		return nil, err
 	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("tlsconf: read key: %w", err)
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: key file %s: %w", keyFile, err)
+	}
+	cert.PrivateKey = key
+	return cert, nil
+}
+
+// ReadCertificateKey is ReadCertificate for a key in a PKCS#11 token:
+// keyURI is loaded by keys (nil: an error saying no token access is
+// set up). The key is not required to match: Check says so.
+func ReadCertificateKey(certFile, keyURI string, keys KeyLoader) (*tls.Certificate, error) {
+	cert, err := readChain(certFile)
+	if err != nil {
+		return nil, err
+	}
+	if keys == nil {
+		return nil, fmt.Errorf("tlsconf: key %s: keys in PKCS#11 tokens are not set up", keyURI)
+	}
+	key, err := keys(keyURI)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: certificate %s: %w", certFile, err)
+	}
+	cert.PrivateKey = key
+	return cert, nil
+}
+
+// readChain reads a PEM chain, leaf first, with Leaf set and no key.
+func readChain(certFile string) (*tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: read certificate: %w", err)
 	}
 	cert := &tls.Certificate{}
 	for rest := certPEM; ; {
@@ -404,11 +460,6 @@ func ReadCertificate(certFile, keyFile string) (*tls.Certificate, error) {
 	if len(cert.Certificate) == 0 {
 		return nil, fmt.Errorf("tlsconf: certificate file %s: no PEM CERTIFICATE block", certFile)
 	}
-	key, err := parseKey(keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("tlsconf: key file %s: %w", keyFile, err)
-	}
-	cert.PrivateKey = key
 	return cert, nil
 }
 

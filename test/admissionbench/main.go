@@ -43,6 +43,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/tlsconf"
 )
@@ -145,7 +146,8 @@ func (nobody) RecipientExists(context.Context, string) (bool, error) { return fa
 func (nobody) MaySendAs(context.Context, string, string) (bool, error) {
 	return false, nil
 }
-func (nobody) Spool(context.Context, *smtpd.Envelope, []byte) error { return errors.New("no") }
+func (nobody) Spool(context.Context, *smtpd.Envelope, *smtp.Message) error { return errors.New("no") }
+func (nobody) CreateFile(string) (smtpd.SpoolFile, error)                  { return nil, errors.New("no") }
 
 // phase is the outcome of one phase.
 type phase struct {

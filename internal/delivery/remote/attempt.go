@@ -159,10 +159,10 @@ func (d *Deliverer) refuse(msg *Message, c *conn) *failure {
 		return &failure{permanent: true, enhanced: enh,
 			err: fmt.Errorf("remote: %s: "+format, append([]any{c.key.host}, args...)...)}
 	}
-	if n := c.maxSize(); c.has("SIZE") && n > 0 && int64(len(msg.Data)) > n {
+	if n := c.maxSize(); c.has("SIZE") && n > 0 && msg.Data.Size() > n {
 		// RFC 1870 §6.
 		return perm("5.3.4", "message size %d exceeds fixed maximum message size: next hop accepts at most %d octets",
-			len(msg.Data), n)
+			msg.Data.Size(), n)
 	}
 	if msg.EightBit && !c.has("8BITMIME") {
 		// RFC 6152 §3: no 8-bit data to a server without 8BITMIME.
@@ -181,7 +181,7 @@ func (d *Deliverer) refuse(msg *Message, c *conn) *failure {
 func (d *Deliverer) mailFrom(msg *Message, c *conn) string {
 	s := "MAIL FROM:<" + msg.From + ">"
 	if c.has("SIZE") {
-		s += " SIZE=" + strconv.Itoa(len(msg.Data)) // RFC 1870 §6
+		s += " SIZE=" + strconv.FormatInt(msg.Data.Size(), 10) // RFC 1870 §6
 	}
 	if msg.EightBit && c.has("8BITMIME") {
 		s += " BODY=8BITMIME" // RFC 6152 §2

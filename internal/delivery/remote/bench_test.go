@@ -10,6 +10,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns/dnstest"
+	"postern/internal/smtp"
 	"postern/internal/testcert"
 )
 
@@ -20,7 +21,7 @@ func BenchmarkDeliverPooled(b *testing.B) {
 	run := func(b *testing.B, addr string) {
 		f := newBenchFixture(b, addr)
 		msg := &Message{ID: "B", From: "a@src.test", Rcpts: []string{"b@example.test"},
-			Data: []byte("Subject: bench\r\n\r\nhello\r\n.dot\r\n")}
+			Data: &smtp.Message{Header: []byte("Subject: bench\r\n\r\nhello\r\n.dot\r\n")}}
 		b.ReportAllocs()
 		b.SetParallelism(4)
 		start := time.Now()

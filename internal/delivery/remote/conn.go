@@ -263,7 +263,7 @@ type txResult struct {
 // sends RSET so that the session stays usable. An error means the session
 // state is unknown (c is broken); the partial txResult says how far it
 // got.
-func (c *conn) transaction(mail string, rcpts []string, data []byte) (txResult, error) {
+func (c *conn) transaction(mail string, rcpts []string, data *smtp.Message) (txResult, error) {
 	var res txResult
 	c.msgs++
 	if c.has("PIPELINING") {
@@ -324,7 +324,7 @@ func (c *conn) transaction(mail string, rcpts []string, data []byte) (txResult, 
 		return res, c.reset()
 	}
 	c.deadline(c.t.DataBlock)
-	if err := writeDotStuffed(c.bw, data); err != nil {
+	if err := smtp.WriteMessage(c.bw, data); err != nil {
 		c.broken = true
 		return res, err
 	}

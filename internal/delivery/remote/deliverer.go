@@ -20,6 +20,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
+	"postern/internal/smtp"
 )
 
 // Dialer opens network connections; *net.Dialer implements it.
@@ -93,8 +94,9 @@ type Message struct {
 	From string // envelope sender; "" for the null reverse-path
 	// Rcpts are the recipients, all in one domain.
 	Rcpts []string
-	// Data is the message, header and body, with CRLF line endings.
-	Data []byte
+	// Data is the message, header and body, with CRLF line endings. Its
+	// body may be in a file: it is written to the next hop as a stream.
+	Data *smtp.Message
 	// SMTPUTF8 means the envelope or header needs SMTPUTF8 (RFC 6531).
 	SMTPUTF8 bool
 	// EightBit means the body has 8-bit data (RFC 6152 BODY=8BITMIME).

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/smtp"
 	"postern/internal/testcert"
 )
 
@@ -454,5 +455,5 @@ func (l *lockedWriter) String() string {
 // msg returns a test message to rcpts.
 func testMsg(rcpts ...string) *Message {
 	return &Message{ID: "Q1", From: "a@src.test", Rcpts: rcpts,
-		Data: []byte("Subject: hi\r\n\r\nhello\r\n.dot line\r\n..two\r\n")}
+		Data: &smtp.Message{Header: []byte("Subject: hi\r\n\r\nhello\r\n.dot line\r\n..two\r\n")}}
 }

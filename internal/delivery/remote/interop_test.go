@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/smtp"
 )
 
 // startSink runs Postfix's smtp-sink on ip, dumping each message into a
@@ -87,7 +88,7 @@ func TestInteropSmtpSink(t *testing.T) {
 	}
 	for i, body := range bodies {
 		msg := &Message{ID: fmt.Sprint(i), From: "a@src.test", Rcpts: []string{fmt.Sprintf("r%d@sink.test", i)},
-			Data: body, EightBit: i == 2}
+			Data: &smtp.Message{Header: body}, EightBit: i == 2}
 		res := f.one(t, msg)
 		delivered(t, res)
 	}

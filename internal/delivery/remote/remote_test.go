@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -17,6 +16,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
+	"postern/internal/smtp"
 )
 
 // one delivers msg and requires one Result per recipient.
@@ -66,8 +66,8 @@ func TestDeliverBytesExact(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("server got %d messages", len(msgs))
 	}
-	if !bytes.Equal(msgs[0].Data, msg.Data) {
-		t.Errorf("data %q, want %q", msgs[0].Data, msg.Data)
+	if !bytes.Equal(msgs[0].Data, msg.Data.Header) {
+		t.Errorf("data %q, want %q", msgs[0].Data, msg.Data.Header)
 	}
 	if want := "Subject: hi\r\n\r\nhello\r\n..dot line\r\n...two\r\n.\r\n"; string(msgs[0].Raw) != want {
 		t.Errorf("wire %q, want %q", msgs[0].Raw, want)
@@ -77,28 +77,6 @@ func TestDeliverBytesExact(t *testing.T) {
 	}
 	if s.helo[0] != "EHLO out.postern.test" {
 		t.Errorf("hello %q", s.helo)
-	}
-}
-
-func TestWriteDotStuffed(t *testing.T) {
-	for _, c := range []struct{ in, want string }{
-		{"", ""},
-		{"a", "a\r\n"},
-		{".", "..\r\n"},
-		{"a\r\n.b\r\n", "a\r\n..b\r\n"},
-		{"a\n.b\nc", "a\r\n..b\r\nc\r\n"},
-		{"a\rb\r", "a\r\nb\r\n"},
-		{"..\r\n.\r\n", "...\r\n..\r\n"},
-		{"x.y\r\n", "x.y\r\n"},
-	} {
-		var b bytes.Buffer
-		w := bufio.NewWriter(&b)
-		if err := writeDotStuffed(w, []byte(c.in)); err != nil {
-			t.Fatal(err)
-		}
-		if b.String() != c.want {
-			t.Errorf("%q: got %q, want %q", c.in, b.String(), c.want)
-		}
 	}
 }
 
@@ -245,7 +223,7 @@ func TestDropMidData(t *testing.T) {
 	})
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	msg := testMsg("b@example.test", "c@example.test")
-	msg.Data = bytes.Repeat([]byte("0123456789012345678901234567890123456789\r\n"), 20000)
+	msg.Data = &smtp.Message{Header: bytes.Repeat([]byte("0123456789012345678901234567890123456789\r\n"), 20000)}
 	failed(t, f.one(t, msg), false, "session lost")
 }
 

@@ -131,6 +131,15 @@ func PTR(name string) RR {
 	}}
 }
 
+// SRV returns an SRV record (RFC 2782) pointing to target:port; target
+// "." says the service is not available.
+func SRV(priority, weight, port uint16, target string) RR {
+	t := mdns.Fqdn(target)
+	return RR{rrtype: mdns.TypeSRV, make: func(hdr mdns.RR_Header) mdns.RR {
+		return &mdns.SRV{Hdr: hdr, Priority: priority, Weight: weight, Port: port, Target: t}
+	}}
+}
+
 // CNAME returns a CNAME record (RFC 1034 §3.6.2) pointing to target. The
 // server follows CNAME chains when it answers, as a recursive resolver
 // does; a name with a CNAME should have no other record.
