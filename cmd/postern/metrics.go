@@ -7,6 +7,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/config"
 	"postern/internal/delivery/policy"
+	"postern/internal/delivery/remote"
 	"postern/internal/metrics"
 	"postern/internal/queue"
 	"postern/internal/tlsconf"
@@ -19,9 +20,9 @@ import (
 // greeting, the PROXY protocol, mail client autoconfiguration, keys in
 // PKCS#11 tokens and ACME only with their features, so
 // that a server exports no metric of a feature it does not run. It
-// returns the ACME metrics, nil without ACME. (Outbound delivery
-// registers its own in newRemote.)
-func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool) *acme.Metrics {
+// returns the metrics serve hands to outbound delivery and to ACME (nil
+// without ACME).
+func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool) featureMetrics {
 	var names []string
 	screen, proxy := false, false
 	for _, lc := range cfg.Listeners {
@@ -55,8 +56,16 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	if cfg.UsesPKCS11() {
 		metrics.RegisterPKCS11(reg)
 	}
+	fm := featureMetrics{remote: remote.NewMetrics(reg)}
 	if cfg.ACME.Enabled {
-		return acme.NewMetrics(reg)
+		fm.acme = acme.NewMetrics(reg)
 	}
-	return nil
+	return fm
+}
+
+// featureMetrics are the metrics of the parts serve makes that count
+// into a set of their own (registered by registerMetrics).
+type featureMetrics struct {
+	remote *remote.Metrics
+	acme   *acme.Metrics // nil without ACME
 }

@@ -25,6 +25,10 @@ func reloadFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 		case errors.Is(err, admin.ErrNotRunning):
 			return notRunning(sock)
 		case err != nil:
+			var se *admin.ServerError
+			if errors.As(err, &se) {
+				return fmt.Errorf("reload failed, the server serves on with what it had: %s", se.Msg)
+			}
 			return fmt.Errorf("reload: %w", err)
 		}
 		fmt.Fprintln(c.stdout, "Reloaded the certificates, the users and the trace list.")

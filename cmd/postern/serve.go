@@ -61,6 +61,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	if child == nil {
+		if err := notInUse(cfg); err != nil { // servehints.go
+			return err
+		}
+	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
 	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
@@ -110,15 +115,20 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	acmeMetrics := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
+	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
 	out, err := newRemote(cfg, planner, log)
 	if err != nil {
 		return err
 	}
+	out.Metrics = fm.remote
 	defer out.Close()
-	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
+	if err != nil {
+		return err
+	}
+	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, db, certs)
 	if err != nil {
@@ -144,9 +154,9 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	pre.closeUnused(log)
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
-		trace: trace, loadConfig: cf.load, acmeMetrics: acmeMetrics,
+		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
 		budget:   newDataBudget(cfg.Limits),
 		restarts: make(chan restartRequest), version: readVersion(),
 	}
@@ -169,7 +179,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
 	if err != nil {
 		socks.Close()
-		return err
+		return spoolError(cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -188,6 +198,7 @@ type serveBase struct {
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
 	local               queue.Deliverer
+	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
@@ -336,6 +347,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -375,7 +387,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         b.dir,
+			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             acceptObserver{spoolAdapter{spool}, b.events}, // observe.go
 			Budget:            b.budget,
@@ -406,8 +418,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		return in, fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
 	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
 	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
 	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go
@@ -521,7 +534,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("serve: %s: %w", what, err)
+			return listenError(what, addr, err) // servehints.go
 		}
 		s.Add(name, l)
 		return nil
@@ -699,18 +712,16 @@ func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.
 
 func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
-// localDelivery delivers a local recipient: it expands aliases and writes
-// to each resulting mailbox's Maildir.
+// localDelivery delivers a local recipient: it expands aliases
+// (forwarding what goes to other domains: forward.go) and writes to each
+// resulting mailbox's Maildir.
 type localDelivery struct {
-	dir     *userdb.Directory
+	fwd     *forwarder
 	maildir *delivery.Maildir
 }
 
 func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err) // the user was deleted since RCPT
-	}
+	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,9 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// ReloadUsers reads the users again (POST /users/reload, users.go),
+	// as `postern user` asks after a change; nil makes it answer 503.
+	ReloadUsers func() error
 	// Restart starts a graceful restart, as SIGUSR2 does, and returns
 	// the new process's pid once it is ready to take over, or why it
 	// failed (POST /restart, restart.go); nil makes it answer 503.
@@ -211,6 +214,7 @@ func (s *Server) init() {
 		s.consoleRoutes(mux) // reload.go, status.go
 		s.restartRoutes(mux) // restart.go
 		s.started = s.now()
+		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
