@@ -22,8 +22,8 @@ import (
 // touching open sessions; the renewal loop runs in the background.
 // Without [acme] it does nothing. listen gets the responder's socket
 // (preBound.listen: passed by systemd, bound before the privilege drop,
-// or bound now).
-func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger, listen func(name, addr string) (net.Listener, error)) error {
+// or bound now); met counts the attempts and shows the expiry.
+func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger, listen func(name, addr string) (net.Listener, error), met *acme.Metrics) error {
 	a := cfg.ACME
 	if !a.Enabled {
 		return nil
@@ -33,7 +33,7 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 		return fmt.Errorf("serve: acme.ca_roots_file: %w", err)
 	}
 	opts := acmeOptions(cfg)
-	opts.HTTPClient, opts.Logger = client, log
+	opts.HTTPClient, opts.Logger, opts.Metrics = client, log, met
 	opts.Install = func(c *tls.Certificate) error { return certs.Set("acme:"+a.Hostnames[0], c) }
 	m, err := acme.New(opts)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"postern/internal/admin"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
@@ -33,7 +34,9 @@ type admissionSetup struct {
 // [send_limits], [redis] (with its password in sec) and the listeners'
 // allow and deny lists. With [redis], Redis must answer at start: a node
 // that cannot share the ban list should not come up silently without it.
-func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger) (*admissionSetup, error) {
+// The abuse engine tells obs, when not nil, of its bans and alerts (the
+// status page).
+func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger, obs *admin.Events) (*admissionSetup, error) {
 	a := &admissionSetup{}
 	if r := cfg.Redis; r.Address != "" {
 		opts := redisOptions(cfg, sec)
@@ -62,6 +65,9 @@ func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger) (*ad
 	if cfg.Abuse.Enabled {
 		o := abuseOptions(cfg)
 		o.Logger = log.With("component", "abuse")
+		if obs != nil {
+			o.OnBan, o.OnAlert = obs.Ban, obs.Alert
+		}
 		a.guard = admission.NewEngine(a.store, o)
 	}
 	lo := limiterOptions(cfg)

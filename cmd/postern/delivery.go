@@ -16,7 +16,6 @@ import (
 	"postern/internal/dns"
 	"postern/internal/queue"
 	"postern/internal/smtp"
-	"postern/internal/userdb"
 )
 
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
@@ -104,7 +103,11 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpt
 	})
 	out := make([]queue.Outcome, len(results))
 	for i, r := range results {
-		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host}
+		ss := r.Session
+		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
+			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
+			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
+		}}
 		if r.Code != 0 {
 			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
 		}
@@ -153,19 +156,20 @@ func deliveryErr(r remote.Result) error {
 }
 
 // lmtpLocal delivers local recipients to a mailbox server over LMTP
-// (RFC 2033) after alias expansion.
+// (RFC 2033) after alias expansion (forwarding what goes to other
+// domains: forward.go).
 type lmtpLocal struct {
-	dir  *userdb.Directory
+	fwd  *forwarder
 	lmtp *delivery.LMTP
 }
 
 func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := l.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err)
-	}
+	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
+	}
+	if len(boxes) == 0 {
+		return nil // forwarded only
 	}
 	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
 		if errors.Is(err, delivery.ErrPermanent) {

@@ -65,13 +65,16 @@ var wiring = map[string]string{
 	"ServerCertificate":      "authSetup: the certificate served",
 	"MockKey":                "authSetup: random, made at start",
 	"After":                  "the clock (time.After)",
+	"OnBan":                  "newAdmission: the status page's events",
+	"OnAlert":                "newAdmission: the status page's events",
+	"Metrics":                "startACME: the registry's ACME metrics",
 }
 
 // converters lists every converter of options.go; TestConverters checks
 // each, and TestConvertersListed that none is missing.
 var converters = []converter{
 	{name: "gateOptions", run: of(gateOptions)},
-	{name: "abuseOptions", run: of(abuseOptions), wired: []string{"Logger"}},
+	{name: "abuseOptions", run: of(abuseOptions), wired: []string{"Logger", "OnBan", "OnAlert"}},
 	{name: "limiterOptions", run: of(limiterOptions), wired: []string{"Logger"}},
 	{name: "redisOptions", run: ofSecrets(redisOptions), wired: []string{"Client"},
 		owned: []string{"DialTimeout", "Timeout", "BanCacheTTL"}},
@@ -87,7 +90,7 @@ var converters = []converter{
 	{name: "jwtOf", run: of(jwtOf), wired: []string{"Now", "HTTPClient"}, owned: []string{"TTL", "MinRefresh"}},
 	{name: "introspectionOf", run: ofSecrets(introspectionOf), wired: []string{"Now", "HTTPClient"},
 		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
-	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger"},
+	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger", "Metrics"},
 		owned: []string{"RetryFirst", "RetryMax", "ObtainTimeout"}},
 	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now"}, owned: []string{"MaxInFlight"}},
 	{name: "screenOptions", run: of(func(c *config.Config) *smtpd.Screen { return screenOptions(c.Listeners[0]) }),

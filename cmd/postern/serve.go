@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/acme"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -37,18 +38,16 @@ import (
 	"postern/internal/userdb"
 )
 
+// serveFlags is `postern serve`.
+func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
+	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+}
+
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
-	}
+func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -62,10 +61,14 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	if child == nil {
+		if err := notInUse(cfg); err != nil { // servehints.go
+			return err
+		}
+	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
-	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
-	log = slog.New(events.Handler(log.Handler()))
+	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
 	// systemd's sockets, binding as root, user and group, the data
 	// directory's owner and mode (privs.go).
 	pre, err := prepareProcess(cfg, log, child)
@@ -83,7 +86,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	}
 	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
 	defer tokens.Close()
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -92,7 +95,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer db.Close()
-	if cf.config == "" {
+	if cfg.Source == "" { // the embedded default
 		if err := firstStart(cfg, db, stdout, log); err != nil {
 			return err
 		}
@@ -116,24 +119,34 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
+	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
 	out, err := newRemote(cfg, sec, planner, log)
 	if err != nil {
 		return err
 	}
+	out.Metrics = fm.remote
 	defer out.Close()
-	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
+	if err != nil {
+		return err
+	}
+	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, sec, db, certs)
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, sec, log) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, sec, log, events) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
+	trace, err := newTrace(cfg) // [log] trace, reloaded with the configuration (trace.go)
+	if err != nil {
+		return err
+	}
 	// Every socket is bound (or taken from systemd or the old process)
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
@@ -145,9 +158,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	pre.closeUnused(log)
 	b := &serveBase{
 		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
-		auth: auth, adm: adm, notify: handover.NewNotifier(log),
-		budget: smtpd.NewDataBudget(dataBudgetOptions(cfg)),
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
+		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
+		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
+		budget:   smtpd.NewDataBudget(dataBudgetOptions(cfg)),
+		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -168,7 +183,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
 	if err != nil {
 		socks.Close()
-		return err
+		return spoolError(cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -188,16 +203,29 @@ type serveBase struct {
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
 	local               queue.Deliverer
+	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	started             time.Time // for the status page's uptime
+	trace               *smtpd.Trace
+	loadConfig          func() (*config.Config, error) // for reload: the trace list
+	acmeMetrics         *acme.Metrics                  // nil without ACME
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
-	budget *smtpd.DataBudget
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
 }
 
-// reload reloads the certificates and the users, as on SIGHUP.
-func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
+// reload reloads the certificates, the users and the trace list, as on
+// SIGHUP (which logs what was kept).
+func (b *serveBase) reload() { b.reloadAll() }
+
+// reloadAll is reload for `postern reload`: the error says what was kept.
+func (b *serveBase) reloadAll() error {
+	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
+}
 
 func (b *serveBase) spoolOptions() queue.Options {
 	o := spoolOptions(b.cfg)
@@ -256,7 +284,8 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
 func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
-	for sig := range sigs {
+	for {
+		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
 		case syscall.SIGHUP:
 			b.notify.Reloading("reloading")
@@ -267,6 +296,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				req.reply(0, errors.New("refused: Postern is PID 1 (a container's init); replace the container instead"))
 				continue
 			}
 			b.notify.Reloading("graceful restart")
@@ -277,8 +307,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
 				b.notify.Ready()
+				req.reply(0, err)
 				continue
 			}
+			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
 			old := &handover.Old{
 				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
@@ -299,7 +331,6 @@ func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handov
 			return nil, spool.Close()
 		}
 	}
-	return nil, nil
 }
 
 // instance is what serves on an open spool: the queue runner, the SMTP
@@ -323,6 +354,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -336,6 +368,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		Policy:      retryPolicy(cfg),
 		Hostname:    cfg.Hostname,
 		Logger:      log,
+		Observe:     b.events.Delivery, // the status page (observe.go)
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
@@ -358,9 +391,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         b.dir,
+			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             spoolAdapter{spool},
+			Spool:             acceptObserver{spoolAdapter{spool}, b.events}, // observe.go
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
@@ -368,12 +401,13 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Admitter:          b.adm.gate,
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
+			Trace:             b.trace,
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, b.adm.redis, log); err != nil {
 		return in, err
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
 		return in, err
 	}
 	var httpL net.Listener
@@ -388,9 +422,12 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		return in, fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
+	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -419,7 +456,8 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
 	return in, nil
 }
 
@@ -500,7 +538,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("serve: %s: %w", what, err)
+			return listenError(what, addr, err) // servehints.go
 		}
 		s.Add(name, l)
 		return nil
@@ -593,11 +631,11 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level}
+	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
 	if lc.Format == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(lazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {
@@ -636,18 +674,16 @@ func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.
 
 func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
 
-// localDelivery delivers a local recipient: it expands aliases and writes
-// to each resulting mailbox's Maildir.
+// localDelivery delivers a local recipient: it expands aliases
+// (forwarding what goes to other domains: forward.go) and writes to each
+// resulting mailbox's Maildir.
 type localDelivery struct {
-	dir     *userdb.Directory
+	fwd     *forwarder
 	maildir *delivery.Maildir
 }
 
 func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err) // the user was deleted since RCPT
-	}
+	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}

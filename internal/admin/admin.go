@@ -164,21 +164,37 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// ReloadUsers reads the users again (POST /users/reload, users.go),
+	// as `postern user` asks after a change; nil makes it answer 503.
+	ReloadUsers func() error
+	// Restart starts a graceful restart, as SIGUSR2 does, and returns
+	// the new process's pid once it is ready to take over, or why it
+	// failed (POST /restart, restart.go); nil makes it answer 503.
+	Restart func(ctx context.Context) (int, error)
+	// Version is the server's version, shown by the status page and
+	// GET /process.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
 	// Events are the recent deliveries and auth anomalies the status
 	// page shows (events.go); nil shows none.
 	Events *Events
+	// Started and Listeners are what the status page says of the server
+	// besides its version: when it started (zero: no uptime shown) and
+	// where it listens.
+	Started   time.Time
+	Listeners []ListenerInfo
 	// Now is the clock of the ban API; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
 	// means slog.Default().
 	Logger *slog.Logger
 
-	once sync.Once
-	hs   *http.Server
-	log  *slog.Logger
+	once    sync.Once
+	hs      *http.Server
+	log     *slog.Logger
+	started time.Time
 }
 
 func (s *Server) init() {
@@ -196,6 +212,9 @@ func (s *Server) init() {
 		s.banRoutes(mux)     // bans.go
 		s.submitRoutes(mux)  // submit.go
 		s.consoleRoutes(mux) // reload.go, status.go
+		s.restartRoutes(mux) // restart.go
+		s.started = s.now()
+		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -269,15 +288,23 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	it, err := s.Spool.Lookup(id)
+	d, err := s.detail(id)
 	if err != nil {
 		s.fail(w, id, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// detail returns message id with its envelope and header section.
+func (s *Server) detail(id string) (MessageDetail, error) {
+	it, err := s.Spool.Lookup(id)
+	if err != nil {
+		return MessageDetail{}, err
+	}
 	env, data, err := s.Spool.Header(id)
 	if err != nil {
-		s.fail(w, id, err)
-		return
+		return MessageDetail{}, err
 	}
 	d := MessageDetail{
 		Message:    message(it),
@@ -293,7 +320,7 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	if env.Remote.IsValid() {
 		d.Remote = env.Remote.String()
 	}
-	writeJSON(w, http.StatusOK, d)
+	return d, nil
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {

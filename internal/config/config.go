@@ -218,6 +218,9 @@ type Config struct {
 	PKCS11 PKCS11
 	// Autoconfig serves mail clients their settings (autoconfig.go).
 	Autoconfig Autoconfig
+	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
+	Sendmail Sendmail
+	SRS      SRS
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -250,6 +253,10 @@ type Log struct {
 	Level slog.Level
 	// Format is LogText or LogJSON.
 	Format string
+	// Trace lists the clients whose whole SMTP dialogue is logged: IP
+	// addresses, prefixes and user names (smtpd.ParseTraceList parses
+	// them, at start and on reload).
+	Trace []string
 }
 
 // HTTP is the [http] table.

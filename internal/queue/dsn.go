@@ -260,6 +260,11 @@ func isASCII(s string) bool {
 	return true
 }
 
+// NewID returns a fresh queue id for a message made at t, as the Runner
+// makes for its DSNs: for the messages that a part other than a session
+// puts in the spool (a forwarded copy).
+func NewID(t time.Time) string { return newID(t) }
+
 // newID returns a fresh queue id in the format smtpd makes: 8 bytes of
 // big-endian Unix nanoseconds and 4 random bytes in the extended-hex
 // base32 alphabet (RFC 4648 §7), lower case, 20 characters, so that

@@ -1,12 +1,8 @@
 package queue
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"postern/internal/metrics"
-)
-
-// The queue's metrics, registered in metrics.Registry; the spool also
+// The queue's metrics, registered by RegisterMetrics; the spool also
 // keeps metrics.SpoolMessages (the queue depth). Metric declarations are
 // the only package-level mutable state (DESIGN.md).
 var (
@@ -65,6 +61,15 @@ var (
 	})
 )
 
-func init() {
-	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased, blobSeconds)
+// RegisterMetrics registers the queue's metrics on reg, with every
+// bounce reason and DSN outcome at 0 (so that alerts on their rate see
+// them from the start).
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased, blobSeconds)
+	for _, r := range []string{"permanent", "expired", "loop"} {
+		QueueBounces.WithLabelValues(r)
+	}
+	for _, o := range []string{"queued", "dropped", "error"} {
+		QueueDSNs.WithLabelValues(o)
+	}
 }
