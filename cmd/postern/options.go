@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"postern/internal/acme"
 	"postern/internal/admission"
@@ -20,6 +21,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/sasl"
 	"postern/internal/smtpd"
+	"postern/internal/srs"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
@@ -364,4 +366,10 @@ func mechanismsOf(cfg *config.Config, lc config.Listener) *sasl.Mechanisms {
 		}
 	}
 	return m
+}
+
+// srsOptions converts srs.max_age_days into the rewriter's options; the
+// secrets are read by srsSecrets.
+func srsOptions(cfg *config.Config) srs.Options {
+	return srs.Options{MaxAge: time.Duration(cfg.SRS.MaxAgeDays) * 24 * time.Hour}
 }

@@ -106,6 +106,7 @@ var converters = []converter{
 		owned: []string{"MTASTSCacheSize", "FetchTimeout", "MaxHosts"}, parsed: []string{"Minimum[*]"}},
 	{name: "mechanismsOf", run: of(func(c *config.Config) *sasl.Mechanisms { return mechanismsOf(c, c.Listeners[1]) }),
 		wired: []string{"Check", "Secrets", "Tokens", "Users", "Now", "ServerCertificate", "MockKey"}},
+	{name: "srsOptions", run: of(srsOptions), wired: []string{"Now"}},
 	{name: "usersOptions", run: of(usersOptions), wired: []string{"Now", "Logger", "Owner"},
 		owned: []string{"CacheSize", "MaxConcurrentHashes"}},
 }

@@ -40,8 +40,8 @@ func (c *checker) checkStart() {
 	} else if err != nil {
 		fail(err, secretFix(err))
 	}
-	if _, err := os.Stat(cfg.SRSSecretFile()); err == nil || cfg.SRS.SecretFile != "" {
-		if _, err := readSRSSecrets(cfg.SRSSecretFile()); err != nil {
+	if _, err := os.Stat(cfg.SRS.SecretFile); err == nil || cfg.SRS.SecretFile != cfg.DefaultSRSSecretFile() {
+		if _, err := cfg.SRSSecrets(); err != nil {
 			fix := "write a secret to it (openssl rand -base64 32 > FILE), or remove srs.secret_file: serve then makes DATA/srs.secret"
 			if errors.Is(err, fs.ErrPermission) {
 				fix = "give the file to the server's user (mode 0600)"

@@ -230,6 +230,7 @@ func (c *Config) applyDerived() {
 	}
 	c.deriveAutoconfigNames() // autoconfig.go
 	c.deriveOAuth()           // authx.go
+	c.deriveLocalMail()       // localmail.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and
@@ -245,6 +246,7 @@ func (c *Config) setNewDefaults() {
 	c.TLS.TicketRotation = DefaultTicketRotation
 	c.OAuth.Leeway = DefaultOAuthLeeway
 	c.PKCS11.Timeout = DefaultPKCS11Timeout
+	c.SRS.MaxAgeDays = DefaultSRSMaxAgeDays
 }
 
 // Log is the [log] table.

@@ -148,6 +148,8 @@ func TestLoadFull(t *testing.T) {
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "mail.example.com"
 	want.OAuth.UserClaim = DefaultJWTUserClaim
+	want.Sendmail.Domain = domainOf(want.Postmaster)
+	want.SRS.SecretFile = want.DefaultSRSSecretFile()
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -212,6 +214,8 @@ func TestDefaults(t *testing.T) {
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "host.example.net"
 	want.OAuth.UserClaim = DefaultJWTUserClaim
+	want.Sendmail.Domain = domainOf(want.Postmaster)
+	want.SRS.SecretFile = want.DefaultSRSSecretFile()
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}

@@ -118,8 +118,8 @@ func (c *Config) tree() map[string]any {
 		"proxy":     map[string]any{"trusted": prefixStrings(c.Proxy.Trusted)},
 		"admin": map[string]any{"socket_group": c.Admin.SocketGroup, "http_address": c.Admin.HTTPAddress,
 			"token_file": c.Admin.TokenFile, "http_tls": c.Admin.HTTPTLS},
-		"sendmail": map[string]any{"domain": c.SendmailDomain()},
-		"srs":      map[string]any{"domain": c.SRS.Domain, "secret_file": c.SRSSecretFile(), "max_age_days": c.SRSMaxAgeDays()},
+		"sendmail": map[string]any{"domain": c.Sendmail.Domain},
+		"srs":      map[string]any{"domain": c.SRS.Domain, "secret_file": c.SRS.SecretFile, "max_age_days": c.SRS.MaxAgeDays},
 	}
 	if c.Process.User != "" {
 		t["user"] = c.Process.User

@@ -13,12 +13,9 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// effective fills the keys whose zero value means a default with that
-// default, as WriteTOML prints them.
+// effective clears what WriteTOML does not print: the file the
+// configuration came from. (Every key's value is resolved by Load.)
 func effective(c *Config) *Config {
-	c.Sendmail.Domain = c.SendmailDomain()
-	c.SRS.SecretFile = c.SRSSecretFile()
-	c.SRS.MaxAgeDays = c.SRSMaxAgeDays()
 	c.Source = ""
 	return c
 }

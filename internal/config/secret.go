@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // MaxSecretLen bounds the first line of a secret file, in bytes.
@@ -40,12 +41,41 @@ func ReadSecret(path string) (string, error) {
 	return s, nil
 }
 
+// ReadSecretList reads a file of several secrets (srs.secret_file: the
+// first signs, every one verifies), one a line by the rule of
+// ReadSecret: each line without its end and the blanks around it. Blank
+// lines and lines that start with # are skipped; at least one secret
+// must remain.
+func ReadSecretList(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.Trim(line, " \t\r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(line) > MaxSecretLen {
+			return nil, fmt.Errorf("%s: a line is longer than %d bytes", path, MaxSecretLen)
+		}
+		out = append(out, line)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no secret (one a line; try: openssl rand -base64 32 > %s)", path, path)
+	}
+	return out, nil
+}
+
 // SecretKeys are the keys that name a secret file, each read by
-// ReadSecret; pkcs11.pin_file (and pin-source) is read by the PKCS#11
-// access when a key in the token is first used.
+// ReadSecret (srs.secret_file, a list, by ReadSecretList);
+// pkcs11.pin_file (and pin-source) is read by the PKCS#11 access when a
+// key in the token is first used.
 var SecretKeys = []string{
 	"admin.token_file", "redis.password_file", "smarthost.password_file",
 	"oauth.client_secret_file", "directory.postgres_dsn_file", "pkcs11.pin_file",
+	"srs.secret_file",
 }
 
 // Secrets holds the secrets that the keys of a Config name, read by
@@ -130,4 +160,14 @@ func (c *Config) PostgresDSN() (string, error) {
 		return "", &FieldError{File: c.Source, Key: "directory.postgres_dsn_file", Err: err}
 	}
 	return dsn, nil
+}
+
+// SRSSecrets reads srs.secret_file by ReadSecretList; its error is a
+// FieldError naming the key.
+func (c *Config) SRSSecrets() ([]string, error) {
+	list, err := ReadSecretList(c.SRS.SecretFile)
+	if err != nil {
+		return nil, &FieldError{File: c.Source, Key: "srs.secret_file", Err: err}
+	}
+	return list, nil
 }

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -148,5 +149,20 @@ func TestReadSecretsOnlyInUse(t *testing.T) {
 	c.Redis.PasswordFile = ""
 	if s, err := c.ReadSecrets(); err != nil || s.RedisPassword != "" {
 		t.Fatalf("ReadSecrets = %v, %v", s, err)
+	}
+}
+
+// A list of secrets (srs.secret_file): one a line by the same rule,
+// blank lines and # comments skipped.
+func TestReadSecretList(t *testing.T) {
+	got, err := ReadSecretList(secretFile(t, "# current first\r\n new-secret \n\n\told-secret\n"))
+	if err != nil || !slices.Equal(got, []string{"new-secret", "old-secret"}) {
+		t.Fatalf("ReadSecretList = %q, %v", got, err)
+	}
+	for _, content := range []string{"", "\n# only a comment\n \n"} {
+		p := secretFile(t, content)
+		if _, err := ReadSecretList(p); err == nil || !strings.Contains(err.Error(), p+" holds no secret") {
+			t.Errorf("%q: %v", content, err)
+		}
 	}
 }
