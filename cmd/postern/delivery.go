@@ -115,7 +115,7 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 // maps its per-recipient results to the queue's outcomes.
 type remoteBatch struct{ d *remote.Deliverer }
 
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
 	hdr := msg.Header
 	tlsOptional := false
 	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
@@ -185,7 +185,7 @@ type lmtpLocal struct {
 	lmtp *delivery.LMTP
 }
 
-func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+func (l *lmtpLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := l.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err)

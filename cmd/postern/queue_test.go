@@ -16,6 +16,7 @@ import (
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 var cliNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
@@ -23,7 +24,7 @@ var cliNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 // fakeQueue is an admin.Spool and admin.Runner over fixed messages.
 type fakeQueue struct {
 	items    []queue.Item
-	envs     map[string]*queue.Envelope
+	envs     map[string]*smtp.Envelope
 	retried  []string
 	deleted  []string
 	released []string
@@ -40,7 +41,7 @@ func (q *fakeQueue) Lookup(id string) (queue.Item, error) {
 	return queue.Item{}, fmt.Errorf("queue: lookup %s: %w", id, queue.ErrNotFound)
 }
 
-func (q *fakeQueue) Header(id string) (*queue.Envelope, []byte, error) {
+func (q *fakeQueue) Header(id string) (*smtp.Envelope, []byte, error) {
 	env, ok := q.envs[id]
 	if !ok {
 		return nil, nil, queue.ErrNotFound
@@ -91,7 +92,7 @@ func newFakeQueue() *fakeQueue {
 						NextAttempt: cliNow.Add(-time.Second), Warned: true}},
 				}},
 		},
-		envs: map[string]*queue.Envelope{
+		envs: map[string]*smtp.Envelope{
 			a: {ID: a, From: "alice@example.com", Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 				AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
 				Helo: "laptop.example", ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute))},
@@ -203,7 +204,7 @@ func TestQueueHeld(t *testing.T) {
 	q.items = append(q.items[1:], queue.Item{ID: id, From: "alice@example.com", Size: 300, ReceivedAt: cliNow.Add(-5 * time.Minute),
 		Held: true, HoldReason: "send limit: messages per hour",
 		Recipients: []queue.ItemRecipient{{Addr: "bob@example.org", State: queue.RecipientState{Status: queue.StatusHeld}}}})
-	q.envs[id] = &queue.Envelope{ID: id, From: "alice@example.com", Body: "7BIT", AuthUser: "alice", Listener: "submission",
+	q.envs[id] = &smtp.Envelope{ID: id, From: "alice@example.com", Body: "7BIT", AuthUser: "alice", Listener: "submission",
 		ReceivedAt: cliNow.Add(-5 * time.Minute), Hold: true, HoldReason: "send limit: messages per hour"}
 	data := serveAdmin(t, q)
 	got, err := runQ(t, "list", "--data", data)

@@ -354,11 +354,11 @@ type localSubmitter struct {
 }
 
 // Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if l.sign != nil {
 		// Only root and Postern's own user reach the socket: they are
 		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, msg)
+		res, err := l.sign.Filter(ctx, env, msg)
 		if err != nil {
 			return err
 		}

@@ -356,7 +356,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Limits:            limitsOf(cfg),
 			Directory:         b.dir,
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             spoolAdapter{spool},
+			Spool:             spool,
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
@@ -658,22 +658,6 @@ func domainOf(addr string) string {
 	return addr[i+1:]
 }
 
-// spoolAdapter hands the session's envelopes to the queue. A large
-// message streams into a blob of the spool as it arrives (CreateFile),
-// which PutMessage then keeps as the message's body.
-type spoolAdapter struct{ s *queue.Spool }
-
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
-	return a.s.PutMessage(ctx, &queue.Envelope{
-		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
-		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
-		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
-		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, msg)
-}
-
-func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
-
 // localDelivery delivers a local recipient: it expands aliases and writes
 // to each resulting mailbox's Maildir.
 type localDelivery struct {
@@ -681,7 +665,7 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := d.dir.Resolve(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
 		return queue.Permanent(err) // the user was deleted since RCPT

@@ -46,7 +46,7 @@ type Spool interface {
 	// an error wrapping queue.ErrNotFound otherwise.
 	Lookup(id string) (queue.Item, error)
 	// Header returns the envelope and the header section of a message.
-	Header(id string) (*queue.Envelope, []byte, error)
+	Header(id string) (*smtp.Envelope, []byte, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }

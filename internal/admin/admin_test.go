@@ -45,7 +45,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.runner = queue.NewRunner(f.spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, *smtp.Message) error {
+		Local: queue.DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error {
 			f.calls.Add(1)
 			if f.fail.Load() {
 				return errors.New("mailbox locked")
@@ -79,7 +79,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 	t.Helper()
-	env := &queue.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
+	env := &smtp.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 		AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
 		Helo: "laptop.example", ReceivedAt: time.Now().Add(-90 * time.Minute)}
 	data := "Received: from laptop.example\r\nSubject: test " + id + "\r\n\r\nbody\r\n"

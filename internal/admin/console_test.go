@@ -41,7 +41,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	}
 	defer spool.Close()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
+		Local: queue.DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 			if strings.HasPrefix(rcpt, "bad") {
 				return queue.Permanent(errors.New("no such mailbox"))
 			}
@@ -54,7 +54,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	env := &queue.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
+	env := &smtp.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
 		Body: "7BIT", Listener: "submission", ReceivedAt: time.Now()}
 	if err := spool.Put(ctx, env, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)

@@ -234,7 +234,7 @@ type TLS struct {
 // Listener is one [[listener]] table.
 type Listener struct {
 	// Name identifies the listener in logs, metrics and
-	// smtpd.Envelope.Listener; unique.
+	// smtp.Envelope.Listener; unique.
 	Name string
 	// Role is what the listener is for.
 	Role Role

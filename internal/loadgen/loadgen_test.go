@@ -57,7 +57,7 @@ type spool struct {
 	bad atomic.Int64
 }
 
-func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+func (s *spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if !bytes.Contains(msg.Header, []byte("Subject: loadgen\r\n")) {
 		s.bad.Add(1)
 	}
@@ -66,7 +66,7 @@ func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Messag
 }
 
 // CreateFile refuses: loadgen's messages are small and stay in memory.
-func (s *spool) CreateFile(id string) (smtpd.SpoolFile, error) {
+func (s *spool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("test spool: no files")
 }
 

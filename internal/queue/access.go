@@ -16,7 +16,7 @@ import (
 // memory, read back from its segment (and its blob). It is for small
 // messages and tests: delivery reads with Open, which does not hold a
 // large body in memory.
-func (s *Spool) Get(id string) (*Envelope, []byte, error) {
+func (s *Spool) Get(id string) (*smtp.Envelope, []byte, error) {
 	env, m, err := s.Open(id)
 	if err != nil {
 		return nil, nil, fmt.Errorf("queue: get %s: %w", id, err)
@@ -35,7 +35,7 @@ func (s *Spool) Get(id string) (*Envelope, []byte, error) {
 // small one, read from the segment) or in its blob file. Close the
 // Message when done. Open fails with ErrNotFound for a message that is
 // not in the spool (a message in a blob leaves it once it is done).
-func (s *Spool) Open(id string) (*Envelope, *Message, error) {
+func (s *Spool) Open(id string) (*smtp.Envelope, *Message, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock() // held during the reads: removals take mu
 	e, data, f, err := s.readRecordData(id)
@@ -46,15 +46,15 @@ func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 	if e.blob == nil {
 		end := smtp.HeaderEnd(data)
 		m.Header, m.Body = data[:end], smtp.BodyBytes(data[end:])
-		return cloneEnvelope(e.env), m, nil
+		return e.env.Clone(), m, nil
 	}
 	m.Header, m.Body, m.f = data, smtp.BodyFile(f, e.blob.off, e.blob.n), f
-	return cloneEnvelope(e.env), m, nil
+	return e.env.Clone(), m, nil
 }
 
 // Header returns a copy of the envelope and the header section of
 // message id, without reading its body.
-func (s *Spool) Header(id string) (*Envelope, []byte, error) {
+func (s *Spool) Header(id string) (*smtp.Envelope, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, data, f, err := s.readRecordData(id)
@@ -67,7 +67,7 @@ func (s *Spool) Header(id string) (*Envelope, []byte, error) {
 	if e.blob == nil {
 		data = data[:smtp.HeaderEnd(data)]
 	}
-	return cloneEnvelope(e.env), data, nil
+	return e.env.Clone(), data, nil
 }
 
 // readRecordData returns the index entry of message id and the message

@@ -32,7 +32,7 @@ type fakeRemote struct {
 	peak   atomic.Int32
 }
 
-func (f *fakeRemote) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (f *fakeRemote) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	n := f.active.Add(1)
 	defer f.active.Add(-1)
 	for {
@@ -92,7 +92,7 @@ type localSink struct {
 	msgs map[string][][]byte // rcpt -> messages
 }
 
-func (l *localSink) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (l *localSink) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.msgs == nil {
@@ -241,7 +241,7 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, testData(id, 500))
 	var sawLive, checked atomic.Bool
-	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
 			// Before b's last, successful, attempt the message is still live.
 			sawLive.Store(live(s, id))
@@ -561,7 +561,7 @@ func TestRemoteDelivererAdapter(t *testing.T) {
 	var got sync.Map
 	id := testID()
 	mustPut(t, s, testEnv(id, "a@x.example", "b@x.example"), testData(id, 100))
-	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 		got.Store(rcpt, true)
 		return nil
 	})})
@@ -637,7 +637,7 @@ func TestDeleteDuringDelivery(t *testing.T) {
 	id := testID()
 	mustPut(t, s, testEnv(id, "x@x.example"), testData(id, 100))
 	inFlight, release := make(chan struct{}), make(chan struct{})
-	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		close(inFlight)
 		<-release
 		return []Outcome{{Rcpt: rcpts[0], Err: errors.New("451 later")}}

@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"postern/internal/smtp"
 )
 
 func benchPut(b *testing.B, parallel int) {
@@ -13,7 +15,7 @@ func benchPut(b *testing.B, parallel int) {
 	defer s.Close()
 	data := testData("bench", 10<<10)
 	var seq atomic.Uint64
-	env := func() *Envelope {
+	env := func() *smtp.Envelope {
 		return testEnv(fmt.Sprintf("b%019d", seq.Add(1)), "a@local.test", "b@remote.example")
 	}
 	before := s.Stats()

@@ -33,7 +33,7 @@ import (
 //	B+R+8   4     magic "PQB\x00"
 //
 // A session streams a large message into a Blob as it arrives
-// (CreateBlob), before anything is decided about it. The Blob is an
+// (CreateFile), before anything is decided about it. The Blob is an
 // unnamed file in Dir/blobs (O_TMPFILE; where the file system lacks it,
 // ID.tmp), so that a crash while it is written leaves nothing behind.
 // PutMessage then appends the record and the trailer to that very file,
@@ -89,7 +89,7 @@ func validBlobID(id string) bool {
 }
 
 // Blob is a file in the spool that one large message is written to as it
-// arrives (CreateBlob), so that the message never needs to be in memory.
+// arrives (CreateFile), so that the message never needs to be in memory.
 // Until PutMessage takes it, it has no name in the spool. It is not safe
 // for concurrent use: one session writes it, then hands it to PutMessage,
 // then closes it.
@@ -102,10 +102,14 @@ type Blob struct {
 	taken bool  // PutMessage named it: it is the message's now
 }
 
-// CreateBlob returns a new Blob for the message id (a queue id: letters
-// and digits), created in the spool directory. Close it after
+// CreateFile returns a new Blob for the message id (a queue id: letters
+// and digits), created in the spool directory, for a session to stream
+// a large message into as it arrives (smtpd.Spooler). Close it after
 // PutMessage, or to discard it.
-func (s *Spool) CreateBlob(id string) (*Blob, error) {
+func (s *Spool) CreateFile(id string) (smtp.SpoolFile, error) { return s.createBlob(id) }
+
+// createBlob is CreateFile.
+func (s *Spool) createBlob(id string) (*Blob, error) {
 	if !validBlobID(id) {
 		return nil, fmt.Errorf("queue: create blob: bad id %q", id)
 	}
@@ -154,7 +158,7 @@ func (b *Blob) Close() error {
 // fsynced and named in the caller's goroutine, without waiting for the
 // writer. PutMessage does not retain msg after it returns; the caller
 // still closes its Blob.
-func (s *Spool) PutMessage(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+func (s *Spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if err := checkEnvelope(env); err != nil {
 		return err
 	}
@@ -179,7 +183,7 @@ func (s *Spool) PutMessage(ctx context.Context, env *Envelope, msg *smtp.Message
 }
 
 // putBlob stores a message with a large body as a blob (see PutMessage).
-func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
+func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	id := env.ID
 	if !validBlobID(id) || msg.Body.Size() > maxBlobLen {
 		return fmt.Errorf("blob: bad id %q or size %d", id, msg.Body.Size())
@@ -204,7 +208,7 @@ func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
 		defer b.Close()
 	}
 	ref := &blobRef{off: off, n: msg.Body.Size()}
-	e := &entry{off: b.size, dataLen: int64(len(msg.Header)), blob: ref, env: cloneEnvelope(env), states: initialStates(env)}
+	e := &entry{off: b.size, dataLen: int64(len(msg.Header)), blob: ref, env: env.Clone(), states: initialStates(env)}
 	rec := appendRecordParts(nil, env, msg.Header, nil, ref)
 	e.envLen = int64(len(rec)) - recordHeaderLen - e.dataLen
 	rec = binary.BigEndian.AppendUint64(rec, uint64(e.off))
@@ -263,7 +267,7 @@ func (s *Spool) blobFor(id string, body smtp.Body) (b *Blob, off int64, fresh bo
 	if b, ok := f.(*Blob); inFile && ok && b.s == s && b.id == id && !b.taken && b.err == nil && off+body.Size() <= b.size {
 		return b, off, false, nil
 	}
-	nb, err := s.CreateBlob(id)
+	nb, err := s.createBlob(id)
 	if err != nil {
 		return nil, 0, false, err
 	}

@@ -35,7 +35,7 @@ func blobNames(t *testing.T, dir string) []string {
 // is the Blob's bytes after the header section.
 func streamBlob(t *testing.T, s *Spool, id string, data []byte) (*Blob, *smtp.Message) {
 	t.Helper()
-	b, err := s.CreateBlob(id)
+	b, err := s.createBlob(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,8 +283,8 @@ func TestBlobForeignBodyCopied(t *testing.T) {
 	if got := openAll(t, s, id2); !bytes.Equal(got, data) {
 		t.Error("body of another id's blob differs")
 	}
-	if _, err := s.CreateBlob("../x"); err == nil {
-		t.Error("CreateBlob accepted a path as id")
+	if _, err := s.createBlob("../x"); err == nil {
+		t.Error("CreateFile accepted a path as id")
 	}
 }
 

@@ -75,7 +75,7 @@ func crashPut(s *Spool, id string, g, i int) error {
 	if g < crashGoroutines-crashLarge {
 		return s.Put(context.Background(), env, data)
 	}
-	b, err := s.CreateBlob(id)
+	b, err := s.createBlob(id)
 	if err != nil {
 		return err
 	}

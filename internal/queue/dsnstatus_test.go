@@ -26,7 +26,7 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	sink := &localSink{}
-	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	local := DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		if rcpt == "bob@local.test" {
 			return Permanent(fmt.Errorf("%s: %w", rcpt, mailboxRefusal{}))
 		}

@@ -22,11 +22,11 @@ func testID() string {
 	return fmt.Sprintf("t%019d", testSeq.Add(1))
 }
 
-func testEnv(id string, rcpts ...string) *Envelope {
+func testEnv(id string, rcpts ...string) *smtp.Envelope {
 	if len(rcpts) == 0 {
 		rcpts = []string{"bob@example.org"}
 	}
-	return &Envelope{
+	return &smtp.Envelope{
 		ID: id, From: "alice@example.com", Recipients: rcpts,
 		SMTPUTF8: true, Body: "8BITMIME", AuthUser: "alice", Listener: "submission",
 		Remote: netip.MustParseAddrPort("[2001:db8::1]:4567"), Helo: "client.example.com",
@@ -56,7 +56,7 @@ func openTest(t testing.TB, dir string, segSize int64) *Spool {
 	return s
 }
 
-func mustPut(t testing.TB, s *Spool, env *Envelope, data []byte) {
+func mustPut(t testing.TB, s *Spool, env *smtp.Envelope, data []byte) {
 	t.Helper()
 	if err := s.Put(context.Background(), env, data); err != nil {
 		t.Fatal(err)

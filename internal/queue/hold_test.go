@@ -10,7 +10,6 @@ import (
 	"time"
 
 	. "postern/internal/queue"
-
 	"postern/internal/smtp"
 )
 
@@ -20,7 +19,7 @@ type recorder struct {
 	got map[string]int // message id -> deliveries
 }
 
-func (r *recorder) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (r *recorder) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.got == nil {
@@ -52,7 +51,7 @@ func runHold(t *testing.T, s *Spool, rec *recorder) *Runner {
 	return r
 }
 
-func heldEnv(rcpts ...string) *Envelope {
+func heldEnv(rcpts ...string) *smtp.Envelope {
 	env := MakeEnv(MakeID(), rcpts...)
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	return env

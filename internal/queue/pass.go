@@ -23,7 +23,7 @@ import (
 type pass struct {
 	r      *Runner
 	id     string
-	env    *Envelope
+	env    *smtp.Envelope
 	header []byte // the header section, for the DSN
 	log    *slog.Logger
 

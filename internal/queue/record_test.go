@@ -8,11 +8,13 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // legacyRecord returns the record a version-v writer made for env and
 // data: the same layout, version byte v, and only what v can carry.
-func legacyRecord(env *Envelope, data []byte, v byte) []byte {
+func legacyRecord(env *smtp.Envelope, data []byte, v byte) []byte {
 	e := appendEnvelope(nil, env, v)
 	rec := make([]byte, recordHeaderLen, recordHeaderLen+len(e)+len(data))
 	copy(rec, recordMagic[:])
@@ -27,7 +29,7 @@ func legacyRecord(env *Envelope, data []byte, v byte) []byte {
 }
 
 // v1Record returns the record a version-1 writer made for env and data.
-func v1Record(env *Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
+func v1Record(env *smtp.Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
 
 func TestEnvelopeVersions(t *testing.T) {
 	env := testEnv("v3", "a@x")

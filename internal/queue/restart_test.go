@@ -42,7 +42,7 @@ func (l *deliveryLog) add(id, rcpt string) {
 // deliverers returns a remote BatchDeliverer and a local Deliverer that
 // log every delivery after waiting delay.
 func (l *deliveryLog) deliverers(delay time.Duration) (BatchDeliverer, Deliverer) {
-	remote := BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	remote := BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -55,7 +55,7 @@ func (l *deliveryLog) deliverers(delay time.Duration) (BatchDeliverer, Deliverer
 		}
 		return out
 	})
-	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	local := DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		time.Sleep(delay / 4)
 		l.add(env.ID, rcpt)
 		return nil

@@ -21,7 +21,7 @@ import (
 // large as the message size limit. Deliver must not modify env or msg,
 // nor retain them after it returns.
 type Deliverer interface {
-	Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
+	Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error
 }
 
 // DSNStatusError is implemented by a delivery error that knows what the
@@ -37,10 +37,10 @@ type DSNStatusError interface {
 }
 
 // DelivererFunc adapts a function to the Deliverer interface.
-type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
+type DelivererFunc func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error
 
 // Deliver calls f.
-func (f DelivererFunc) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (f DelivererFunc) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	return f(ctx, env, rcpt, msg)
 }
 
@@ -70,21 +70,21 @@ type Outcome struct {
 // different domains of one message; it must neither modify nor retain env
 // or msg, and reads msg's body as a stream (see Deliverer).
 type BatchDeliverer interface {
-	DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
+	DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome
 }
 
 // BatchDelivererFunc adapts a function to the BatchDeliverer interface.
-type BatchDelivererFunc func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
+type BatchDelivererFunc func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome
 
 // DeliverBatch calls f.
-func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	return f(ctx, env, rcpts, msg)
 }
 
 // oneByOne adapts a Deliverer to BatchDeliverer: one call per recipient.
 type oneByOne struct{ d Deliverer }
 
-func (o oneByOne) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (o oneByOne) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	out := make([]Outcome, 0, len(rcpts))
 	for _, r := range rcpts {
 		if ctx.Err() != nil {
@@ -121,14 +121,14 @@ func IsPermanent(err error) bool {
 // after a failed attempt with the state already counting that attempt;
 // it returns when the next attempt is due, or ok false to give up (the
 // recipient then fails).
-type RetryFunc func(env *Envelope, st RecipientState, now time.Time) (next time.Time, ok bool)
+type RetryFunc func(env *smtp.Envelope, st RecipientState, now time.Time) (next time.Time, ok bool)
 
 // DefaultRetry waits one minute after the first failure and doubles the
 // wait after each further one, up to one hour; it gives up five days
 // after the message was received (RFC 5321 §4.5.4.1 suggests 4-5 days).
 // It is DefaultRetryPolicy without jitter; RunnerOptions.Policy
 // supersedes it.
-func DefaultRetry(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+func DefaultRetry(env *smtp.Envelope, st RecipientState, now time.Time) (time.Time, bool) {
 	p := DefaultRetryPolicy()
 	if p.Expired(env.ReceivedAt, now) {
 		return time.Time{}, false
@@ -179,8 +179,7 @@ type RunnerOptions struct {
 	// Rand returns random numbers in [0, 1) for the retry jitter; nil
 	// means math/rand/v2's Float64.
 	Rand func() float64
-	// NewID makes queue ids for DSNs; nil means ids in smtpd's format
-	// from Now and crypto/rand.
+	// NewID makes queue ids for DSNs; nil means smtp.NewID at Now.
 	NewID func() string
 }
 
@@ -252,7 +251,7 @@ func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
 	}
 	if opts.NewID == nil {
 		now := opts.Now
-		opts.NewID = func() string { return newID(now()) }
+		opts.NewID = func() string { return smtp.NewID(now()) }
 	}
 	r := &Runner{
 		spool:      spool,

@@ -17,7 +17,6 @@ import (
 
 	"postern/internal/delivery"
 	. "postern/internal/queue"
-
 	"postern/internal/smtp"
 )
 
@@ -48,7 +47,7 @@ func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
 }
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {
-	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	return DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		return m.DeliverMessage(ctx, rcpt, env.From, msg)
 	})
 }
@@ -147,11 +146,11 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	var localCalls atomic.Int32
 	remote := make(chan string, 1)
 	startRunner(t, s, RunnerOptions{
-		Local: DelivererFunc(func(context.Context, *Envelope, string, *smtp.Message) error {
+		Local: DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error {
 			localCalls.Add(1)
 			return nil
 		}),
-		Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+		Remote: DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 			remote <- rcpt
 			return nil
 		}),
@@ -215,7 +214,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	s := OpenForTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var calls sync.Map // rcpt -> *atomic.Int32
-	local := DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+	local := DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 		v, _ := calls.LoadOrStore(rcpt, new(atomic.Int32))
 		n := v.(*atomic.Int32).Add(1)
 		switch {
@@ -228,7 +227,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 		}
 		return nil
 	})
-	retry := func(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+	retry := func(env *smtp.Envelope, st RecipientState, now time.Time) (time.Time, bool) {
 		return now.Add(5 * time.Millisecond), st.Attempts < 4
 	}
 	id := MakeID()

@@ -16,7 +16,7 @@
 // under Dir/blobs, its record (envelope and header section) at its end,
 // made durable (file, name, directory) in the caller's goroutine. A
 // session streams a large message into such a file as it arrives
-// (CreateBlob), and PutMessage keeps that very file: the message is never
+// (CreateFile), and PutMessage keeps that very file: the message is never
 // in memory and never copied, and the single writer, which the small
 // messages wait on, never spends time on 30 MB of someone else's data.
 // See blob.go for the format, the order of the fsyncs and recovery.
@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,47 +49,8 @@ import (
 
 	"postern/internal/fsutil"
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
-
-// Envelope is the SMTP envelope of one spooled message. It has the fields
-// of smtpd.Envelope; the wiring code converts one into the other.
-type Envelope struct {
-	// ID is the queue id: 20 lower-case base32 characters, time-ordered,
-	// unique in the spool.
-	ID string
-	// From is the reverse-path without angle brackets; "" is the null sender.
-	From string
-	// Recipients are the forward-paths without angle brackets, without
-	// duplicates. There is at least one.
-	Recipients []string
-	// SMTPUTF8 is set when MAIL FROM carried SMTPUTF8 (RFC 6531).
-	SMTPUTF8 bool
-	// Body is "7BIT" or "8BITMIME" (RFC 6152).
-	Body string
-	// AuthUser is the authenticated user, "" when none.
-	AuthUser string
-	// Listener is the name of the listener the message came in on.
-	Listener string
-	// Remote is the client's address.
-	Remote netip.AddrPort
-	// Helo is the name the client gave in EHLO or HELO.
-	Helo string
-	// ReceivedAt is when the end of DATA was read.
-	ReceivedAt time.Time
-	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689
-	// §4.1): remote delivery must use TLS with a verified certificate
-	// (and pass the parameter on), or fail.
-	RequireTLS bool
-	// Hold is set on a message taken in but held for review (a user over
-	// a send limit whose policy is to hold): its recipients start held,
-	// and the Runner delivers none of them until an operator releases
-	// the message (Spool.Release). The record keeps Hold; the release is
-	// in the state store.
-	Hold bool
-	// HoldReason says why the message is held, for operators (for
-	// example "send limit: messages per hour"); "" when not held.
-	HoldReason string
-}
 
 // Options configures a Spool.
 type Options struct {
@@ -182,7 +142,7 @@ type entry struct {
 	envLen  int64
 	dataLen int64    // the message, or its header section when blob is set
 	blob    *blobRef // the body in Dir/blobs/ID; nil when in the record
-	env     *Envelope
+	env     *smtp.Envelope
 	states  []RecipientState
 	done    bool
 }
@@ -474,7 +434,7 @@ func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // initialStates returns the states of a message's recipients before any
 // is stored: all pending, or all held when env.Hold is set.
-func initialStates(env *Envelope) []RecipientState {
+func initialStates(env *smtp.Envelope) []RecipientState {
 	st := make([]RecipientState, len(env.Recipients))
 	if env.Hold {
 		for i := range st {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
@@ -141,7 +143,7 @@ func TestPutErrors(t *testing.T) {
 	if err := s.Put(ctx, testEnv(testID()), []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled ctx: err = %v", err)
 	}
-	if err := s.Put(context.Background(), &Envelope{ID: testID()}, nil); err == nil {
+	if err := s.Put(context.Background(), &smtp.Envelope{ID: testID()}, nil); err == nil {
 		t.Error("Put without recipients succeeded")
 	}
 	if err := s.Close(); err != nil {
@@ -325,4 +327,54 @@ func TestCancelledPutDoesNotBlock(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// fullEnv returns an envelope with every field of smtp.Envelope set to a
+// value that is not its zero value; it fails t when a field is left
+// zero, so that a field added to the envelope must be added here, and
+// then to the record (the spool must keep every field).
+func fullEnv(t *testing.T, id string) *smtp.Envelope {
+	t.Helper()
+	env := testEnv(id, "a@x", "b@y")
+	env.RequireTLS, env.Hold, env.HoldReason = true, true, "send limit: messages per hour"
+	v := reflect.ValueOf(env).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("fullEnv leaves smtp.Envelope.%s zero: set it, and store it in the record", v.Type().Field(i).Name)
+		}
+	}
+	return env
+}
+
+// Every field of the envelope survives the spool, in a segment and in a
+// blob, and across a restart: there is no copy by hand between the
+// session's envelope and the spool's (issue 15 §1).
+func TestEnvelopeFieldsSurvive(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 0)
+	small, large := fullEnv(t, testID()), fullEnv(t, testID())
+	mustPut(t, s, small, testData(small.ID, 100))
+	mustPut(t, s, large, testData(large.ID, DefaultInlineMax+1000))
+	check := func(when string) {
+		for _, want := range []*smtp.Envelope{small, large} {
+			got, _, err := s.Get(want.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ReceivedAt.Equal(want.ReceivedAt) {
+				t.Errorf("%s: ReceivedAt = %v, want %v", when, got.ReceivedAt, want.ReceivedAt)
+			}
+			got.ReceivedAt = want.ReceivedAt
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: envelope\n%+v\nwant\n%+v", when, got, want)
+			}
+		}
+	}
+	check("after Put")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, 0)
+	defer s.Close()
+	check("after reopening")
 }

@@ -22,7 +22,7 @@ const (
 
 // putReq is one Put waiting for the writer.
 type putReq struct {
-	env  *Envelope
+	env  *smtp.Envelope
 	head []byte // the record's message data: head, then body
 	body []byte
 	done chan error // buffered, receives the outcome once
@@ -44,13 +44,13 @@ type putReq struct {
 // already spooled and with ErrClosed after Close. When ctx ends first
 // Put returns ctx.Err(); the message may still become durable. Put does
 // not retain env or data after it returns.
-func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
+func (s *Spool) Put(ctx context.Context, env *smtp.Envelope, data []byte) error {
 	end := smtp.HeaderEnd(data)
 	return s.PutMessage(ctx, env, &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])})
 }
 
 // checkEnvelope checks what Put and PutMessage need of env.
-func checkEnvelope(env *Envelope) error {
+func checkEnvelope(env *smtp.Envelope) error {
 	if env == nil || env.ID == "" || len(env.Recipients) == 0 {
 		return errors.New("queue: put: envelope without id or recipients")
 	}
@@ -101,7 +101,7 @@ func (s *Spool) begin(id string) (done func(), err error) {
 // pending is one message of the batch being committed.
 type pending struct {
 	r       *putReq
-	env     *Envelope
+	env     *smtp.Envelope
 	off     int64 // offset of the record in the batch buffer
 	envLen  int64
 	dataLen int64
@@ -162,7 +162,7 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	dataLen := int64(len(r.head) + len(r.body))
 	batch = append(batch, pending{
 		r:       r,
-		env:     cloneEnvelope(r.env),
+		env:     r.env.Clone(),
 		off:     int64(off),
 		envLen:  int64(len(buf)-off) - recordHeaderLen - dataLen,
 		dataLen: dataLen,

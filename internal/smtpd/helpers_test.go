@@ -96,7 +96,7 @@ func (d *testDir) addUser(addr string) {
 
 // spooled is one message the test spooler took.
 type spooled struct {
-	env    Envelope
+	env    smtp.Envelope
 	data   []byte
 	inFile bool // the body was in a file from CreateFile
 }
@@ -128,7 +128,7 @@ func (f *testFile) Close() error {
 	return err
 }
 
-func (s *testSpool) CreateFile(id string) (SpoolFile, error) {
+func (s *testSpool) CreateFile(id string) (smtp.SpoolFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.createFail != nil {
@@ -150,7 +150,7 @@ func (s *testSpool) openFiles() int {
 	return s.open
 }
 
-func (s *testSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+func (s *testSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	s.mu.Lock()
 	block, fail := s.block, s.fail
 	s.mu.Unlock()
