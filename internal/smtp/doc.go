@@ -1,7 +1,10 @@
 // Package smtp holds SMTP protocol primitives shared by Postern's server
 // and client code: typed replies with enhanced status codes, the command
-// and address parsers, the line reader with limits and the strict DATA
-// reader. It uses only the standard library.
+// and address parsers, the line reader with limits, the strict DATA
+// reader and the DATA writer that mirrors it, the reply reader, the
+// envelope of an accepted message and its queue id (NewID), and the
+// header fields a server writes (Received, and the Message-ID and Date
+// of submission). It uses only the standard library.
 //
 // Every function here treats its input as hostile: lines and messages are
 // bounded, a bare CR or bare LF is an error rather than a line ending
