@@ -93,6 +93,41 @@ func Address(a string) (string, error) {
 	return Local(a[:i]) + "@" + d, nil
 }
 
+// Key returns the key of "local@domain" as Address does; for an address
+// whose domain is not a valid name, a key that matches only the same
+// address up to ASCII case (a NUL, which no address holds, then the
+// address with its ASCII letters lowered). It never fails: it suits maps
+// that must take hostile input, such as usernames claimed by a client,
+// without ever making two addresses one.
+func Key(a string) string {
+	k, err := Address(a)
+	if err != nil {
+		return "\x00" + LowerASCII(a)
+	}
+	return k
+}
+
+// DomainKey is Key for a domain: Domain's key, or a key that matches
+// only the same domain up to ASCII case.
+func DomainKey(d string) string {
+	k, err := Domain(d)
+	if err != nil {
+		return "\x00" + LowerASCII(d)
+	}
+	return k
+}
+
+// DomainOf returns the domain of "local@domain" as written (after the
+// last "@"), "" when there is no "@". It is no key: compare what it
+// returns with Domain or DomainKey.
+func DomainOf(a string) string {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return ""
+	}
+	return a[i+1:]
+}
+
 // isLDH reports whether d holds only ASCII letters, digits, hyphens and
 // dots, with labels of 1 to 63 octets that neither start nor end with a
 // hyphen, 253 octets at most (RFC 1035 §2.3.1).

@@ -141,3 +141,40 @@ func hasUpperASCII(s string) bool {
 	}
 	return false
 }
+
+func TestKey(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"Alice@Example.ORG", "alice@example.org"},
+		{"\u00c9lise@b\u00fccher.example", "\u00c9lise@xn--bcher-kva.example"},
+		{"postmaster", "postmaster"},
+		// Not a valid domain: a key of its own, ASCII case folded, the
+		// Kelvin sign kept.
+		{"Alice@Wor\u212A.test", "\x00alice@wor\u212A.test"},
+	} {
+		if got := Key(tt.in); got != tt.want {
+			t.Errorf("Key(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if Key("alice@wor\u212A.test") == Key("alice@work.test") {
+		t.Error("the Kelvin sign's domain has the key of work.test")
+	}
+	if got, want := DomainKey("WOR\u212A.test"), "\x00wor\u212A.test"; got != want {
+		t.Errorf("DomainKey = %q, want %q", got, want)
+	}
+	if got := DomainKey("B\u00fccher.example."); got != "xn--bcher-kva.example" {
+		t.Errorf("DomainKey = %q", got)
+	}
+}
+
+func TestDomainOf(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"a@b.test", "b.test"},
+		{"\"a@x\"@B.test", "B.test"},
+		{"postmaster", ""},
+		{"a@", ""},
+	} {
+		if got := DomainOf(tt.in); got != tt.want {
+			t.Errorf("DomainOf(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
