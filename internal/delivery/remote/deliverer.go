@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
 	"postern/internal/smtp"
@@ -80,8 +81,9 @@ func (s *Smarthost) applies(domain string) bool {
 	if len(s.Domains) == 0 {
 		return true
 	}
+	k := addrkey.DomainKey(domain)
 	for _, d := range s.Domains {
-		if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
+		if addrkey.DomainKey(d) == k {
 			return true
 		}
 	}
@@ -244,7 +246,14 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 	if len(pending(res)) == 0 {
 		return res
 	}
-	domain := domainOf(msg.Rcpts[0])
+	// RFC 5321 §2.3.5: the domain's A-label (addrkey); a name that is
+	// no valid IDNA2008 name has no MX to ask for (strings.ToLower
+	// would have made "wor\u212A.test" work.test).
+	domain, err := addrkey.Domain(addrkey.DomainOf(msg.Rcpts[0]))
+	if err != nil {
+		setAll(res, &failure{permanent: true, enhanced: "5.1.2", err: fmt.Errorf("remote: recipient domain: %w", err)})
+		return res
+	}
 	targets, f := d.targets(ctx, msg, domain)
 	if f != nil {
 		setAll(res, f)
@@ -374,8 +383,5 @@ func checkAddrs(msg *Message, res []Result) *failure {
 	return nil
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), for logs.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }
