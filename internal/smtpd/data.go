@@ -7,10 +7,10 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/mailauth"
 	"postern/internal/smtp"
 )
@@ -256,14 +256,12 @@ func (s *session) checkSubmission(msg []byte) (smtp.HeaderRepair, *labeledError)
 	return smtp.CheckHeader(hdr), nil
 }
 
-// normalizeAddr lower-cases the domain of local@domain, as Directory
-// expects.
+// normalizeAddr lowers the ASCII letters of the domain of local@domain,
+// as Directory expects, and nothing else: strings.ToLower would make
+// "alice@wor\u212A.test" (a KELVIN SIGN) alice@work.test.
 func normalizeAddr(a string) string {
-	i := strings.LastIndexByte(a, '@')
-	if i < 0 {
-		return a
-	}
-	return a[:i+1] + strings.ToLower(a[i+1:])
+	d := addrkey.DomainOf(a)
+	return a[:len(a)-len(d)] + addrkey.LowerASCII(d)
 }
 
 // headroom is the space reserved in front of a message for the header
