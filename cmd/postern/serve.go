@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -324,7 +324,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
 		Local:       b.local,
 		RemoteBatch: remoteBatch{b.out},
-		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(domainOf(addr)) },
+		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(addrkey.DomainOf(addr)) },
 		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
 		Policy: queue.RetryPolicy{
 			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
@@ -646,16 +646,6 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
 	}
 	return out
-}
-
-// domainOf returns the domain of addr as written: the Directory compares
-// it (strings.ToLower would fold "wor\u212A.test" into work.test).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return addr[i+1:]
 }
 
 // localDelivery delivers a local recipient: it expands aliases and writes

@@ -663,3 +663,30 @@ func TestDeleteDuringDelivery(t *testing.T) {
 		t.Error("deleted message back in the queue after a restart")
 	}
 }
+
+// The runner groups remote recipients by the addrkey key of their domain
+// (issue 12 §8): strings.ToLower put "b@wor\u212A.test" (a KELVIN SIGN,
+// no valid name) in work.test's batch, and the deliverer, which plans
+// for a batch's first recipient, would have taken it to work.test. A
+// U-label and its A-label are one domain.
+func TestBatchesByDomainKey(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	defer s.Close()
+	remote := &fakeRemote{}
+	id := testID()
+	env := testEnv(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
+	env.ReceivedAt = time.Now()
+	mustPut(t, s, env, testData(id, 500))
+	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
+	eventually(t, "message done", func() bool { return !live(s, id) })
+	calls, _ := remote.snapshot()
+	var got []string
+	for _, c := range calls {
+		got = append(got, strings.Join(c, " "))
+	}
+	slices.Sort(got)
+	want := []string{"a@work.test e@WORK.test", "b@wor\u212A.test", "c@B\u00fccher.example d@xn--bcher-kva.example"}
+	if !slices.Equal(got, want) {
+		t.Errorf("batches %q, want %q", got, want)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
@@ -144,14 +145,10 @@ func (r *Runner) process(ctx context.Context, id string) {
 	}
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(addr[i+1:])
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), by
+// which remote recipients are grouped: strings.ToLower would put
+// "wor\u212A.test" (a KELVIN SIGN) in work.test's batch.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }
 
 // pushBatch queues b for a remote worker; after the remote workers have
 // stopped, it drops b.
