@@ -114,7 +114,7 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg 
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	if m.ownDirSync {
-		err = syncDir(newDir)
+		err = fsutil.SyncDir(newDir)
 		m.dirSyncs.Add(1)
 	} else {
 		err = m.syncer(newDir).Sync()
@@ -390,7 +390,7 @@ func touchDurable(path string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // QuarantineField is the header field that mail authentication puts on
@@ -427,10 +427,8 @@ func mkdirDurable(dir string) error {
 		}
 		return err
 	}
-	return syncDir(parent)
+	return fsutil.SyncDir(parent)
 }
-
-func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // uniqueName returns a Maildir file name, as the Maildir specification
 // (cr.yp.to/proto/maildir.html) and its Courier/Dovecot extensions

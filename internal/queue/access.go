@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"postern/internal/fsutil"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
@@ -317,7 +318,7 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 		s.log.Error("queue: remove segment", "segment", seg.path, "err", err)
 		return
 	}
-	if err := syncDir(s.segDir); err != nil {
+	if err := fsutil.SyncDir(s.segDir); err != nil {
 		s.log.Error("queue: remove segment: sync directory", "segment", seg.path, "err", err)
 		return
 	}

@@ -233,7 +233,7 @@ func Open(opts Options) (*Spool, error) {
 		dirs = append(dirs, filepath.Dir(filepath.Clean(opts.Dir)))
 	}
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return nil, fmt.Errorf("queue: open spool: %w", err)
 		}
 	}
@@ -414,7 +414,7 @@ func (s *Spool) newSegment() error {
 	}
 	// The directory entry must be durable before any Put in this
 	// segment is answered.
-	if err := syncDir(s.segDir); err != nil {
+	if err := fsutil.SyncDir(s.segDir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("new segment: %w", err)
@@ -428,9 +428,6 @@ func (s *Spool) newSegment() error {
 	s.mu.Unlock()
 	return nil
 }
-
-// syncDir fsyncs a directory.
-func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // initialStates returns the states of a message's recipients before any
 // is stored: all pending, or all held when env.Hold is set.
