@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"postern/internal/queue"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 )
 
 // benchDir is a Directory for the DATA path benchmark: one local domain,
@@ -32,7 +32,7 @@ func (benchDir) MaySendAs(ctx context.Context, user, addr string) (bool, error) 
 // message, from MAIL to its 250.
 func BenchmarkDataPath(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
-	spool, err := queue.Open(queue.Options{Dir: b.TempDir(), Logger: log})
+	spool, err := spool.Open(spool.Options{Dir: b.TempDir(), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -20,9 +20,9 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 )
 
 // Exit statuses of sysexits.h that sendmail uses.
@@ -349,7 +349,7 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // it DKIM-signs with the submission listeners' signer, when there is one,
 // and puts the message in the spool.
 type localSubmitter struct {
-	spool *queue.Spool
+	spool *spool.Spool
 	sign  smtpd.Filter // nil: no signing
 }
 
@@ -374,7 +374,7 @@ func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smt
 // localSubmit configures the admin socket's local submission; limiter
 // applies [send_limits] to it, under the caller's Unix user
 // (admin.LocalSender: "local:www-data"), as to SMTP users.
-func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter, limiter admin.SendLimiter) *admin.LocalSubmit {
+func localSubmit(cfg *config.Config, spool *spool.Spool, sign smtpd.Filter, limiter admin.SendLimiter) *admin.LocalSubmit {
 	return &admin.LocalSubmit{
 		Submitter:      localSubmitter{spool: spool, sign: sign},
 		Limiter:        limiter,

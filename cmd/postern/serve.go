@@ -33,6 +33,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
@@ -161,7 +162,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		}
 		retry = !released
 	}
-	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
+	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
 		return err
@@ -194,8 +195,9 @@ type serveBase struct {
 // reload reloads the certificates and the users, as on SIGHUP.
 func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
 
-func (b *serveBase) spoolOptions() queue.Options {
-	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
+// openSpool opens the spool in the data directory.
+func (b *serveBase) openSpool() (*spool.Spool, error) {
+	return spool.Open(spool.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log})
 }
 
 // run serves on spool and socks until the process is to end: after
@@ -203,7 +205,7 @@ func (b *serveBase) spoolOptions() queue.Options {
 // process. When a graceful restart fails after the handover began, it
 // opens the spool again and serves on the sockets kept. child, when not
 // nil, is told once this process serves.
-func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
+func (b *serveBase) run(spool *spool.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
 	var failed error // the graceful restart that failed, when serving again
 	for {
 		inst, err := b.start(spool, socks)
@@ -236,7 +238,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 			return cause
 		}
 		socks, failed = next, cause
-		if spool, err = queue.Open(b.spoolOptions()); err != nil {
+		if spool, err = b.openSpool(); err != nil {
 			socks.Close()
 			b.notify.Stopping()
 			return fmt.Errorf("serve: graceful restart failed (%v), and the spool does not open again: %w", failed, err)
@@ -248,7 +250,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // after a shutdown or a graceful restart that handed over; and the
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
-func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
+func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
@@ -312,7 +314,7 @@ type instance struct {
 
 // start serves on spool with the sockets in socks, which it takes: a
 // server closes each when it stops.
-func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *instance, err error) {
+func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}

@@ -17,6 +17,7 @@ import (
 
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -25,7 +26,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 type fixture struct {
 	dir    string
 	sock   string
-	spool  *queue.Spool
+	spool  *spool.Spool
 	runner *queue.Runner
 	srv    *Server
 	client *Client
@@ -40,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 	f.sock = filepath.Join(f.dir, "admin.sock")
 	f.fail.Store(true)
 	var err error
-	f.spool, err = queue.Open(queue.Options{Dir: filepath.Join(f.dir, "spool"), Logger: quiet()})
+	f.spool, err = spool.Open(spool.Options{Dir: filepath.Join(f.dir, "spool"), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 	"postern/internal/tlsconf"
 )
 
@@ -35,7 +36,7 @@ func TestEventsFromTheRealLoggers(t *testing.T) {
 	log := slog.New(ev.Handler(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	dir := t.TempDir()
-	spool, err := queue.Open(queue.Options{Dir: filepath.Join(dir, "spool"), Logger: quiet()})
+	spool, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"postern/internal/admission"
-	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // spoolSubmitter puts straight into the spool.
-type spoolSubmitter struct{ s *queue.Spool }
+type spoolSubmitter struct{ s *spool.Spool }
 
 func (p spoolSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	return p.s.PutMessage(ctx, env, msg)

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // fakeRemote is a BatchDeliverer that records its calls and answers by
@@ -130,7 +131,7 @@ func (l *logBuf) String() string {
 
 // runFor starts a Runner on s with opts until the test ends; it returns
 // the Runner and a stop function.
-func runFor(t *testing.T, s *Spool, opts RunnerOptions) (*Runner, func()) {
+func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) {
 	t.Helper()
 	if opts.Local == nil {
 		opts.Local = &localSink{}
@@ -177,7 +178,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func live(s *Spool, id string) bool {
+func live(s *spool.Spool, id string) bool {
 	for _, it := range s.List() {
 		if it.ID == id {
 			return true
@@ -186,7 +187,7 @@ func live(s *Spool, id string) bool {
 	return false
 }
 
-func stateOf(t *testing.T, s *Spool, id, rcpt string) RecipientState {
+func stateOf(t *testing.T, s *spool.Spool, id, rcpt string) spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)
 	if err != nil {
@@ -198,11 +199,11 @@ func stateOf(t *testing.T, s *Spool, id, rcpt string) RecipientState {
 		}
 	}
 	t.Fatalf("%s: no recipient %s", id, rcpt)
-	return RecipientState{}
+	return spool.RecipientState{}
 }
 
 // dsns returns the DSNs in the spool (messages from the null sender).
-func dsns(t *testing.T, s *Spool) [][]byte {
+func dsns(t *testing.T, s *spool.Spool) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, it := range s.List() {
@@ -269,7 +270,7 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		t.Errorf("%d DeliverBatch calls, want 6: %v", n, calls)
 	}
 	for _, r := range rcpts {
-		if st := stateOf(t, s, id, r); st.Status != StatusDelivered {
+		if st := stateOf(t, s, id, r); st.Status != spool.StatusDelivered {
 			t.Errorf("%s: %v", r, st.Status)
 		}
 	}
@@ -316,7 +317,7 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	if tries["gone@x.example"] != 1 || tries["gone2@y.example"] != 1 {
 		t.Errorf("a permanent failure was retried: %v", tries)
 	}
-	if st := stateOf(t, s, id, "gone@x.example"); st.Status != StatusFailed || st.Code != "5.1.1" {
+	if st := stateOf(t, s, id, "gone@x.example"); st.Status != spool.StatusFailed || st.Code != "5.1.1" {
 		t.Errorf("gone: %+v", st)
 	}
 	dsn := string(sender.get("alice@local.test")[0])
@@ -356,9 +357,9 @@ func TestExpiryBounces(t *testing.T) {
 	// The DSN is spooled before the recipient is marked failed (so a
 	// crash between the two repeats the bounce rather than losing it):
 	// wait for the mark too.
-	eventually(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != StatusPending })
+	eventually(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != spool.StatusPending })
 	st := stateOf(t, s, id, "late@x.example")
-	if st.Status != StatusFailed || st.Attempts != 1 || st.LastError == "" {
+	if st.Status != spool.StatusFailed || st.Attempts != 1 || st.LastError == "" {
 		t.Errorf("state %+v", st)
 	}
 	dsn := string(sender.get("alice@local.test")[0])
@@ -387,7 +388,7 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	before := counterValue(QueueRetries)
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Now: func() time.Time { return clock },
 		Rand: func() float64 { return 0.25 }})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == StatusDeferred })
+	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	st := stateOf(t, s, id, "r@x.example")
 	// First retry: 1 minute - 20% * 0.5 = 54 s.
 	if want := clock.Add(54 * time.Second); !st.NextAttempt.Equal(want) || st.Attempts != 1 || st.Code != "4.3.0" {
@@ -414,7 +415,7 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 		return Outcome{}
 	}}
 	r, _ := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour}})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == StatusDeferred })
+	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	time.Sleep(100 * time.Millisecond)
 	if calls, _ := remote.snapshot(); len(calls) != 1 {
 		t.Fatalf("%d attempts within 100ms of a one-hour backoff", len(calls))
@@ -429,10 +430,10 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "delivered after Retry", func() bool { return !live(s, id) })
-	if err := r.Retry(id); !errors.Is(err, ErrNotFound) {
+	if err := r.Retry(id); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Retry of a done message: %v", err)
 	}
-	if err := r.Retry("nosuchid"); !errors.Is(err, ErrNotFound) {
+	if err := r.Retry("nosuchid"); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Retry of an unknown id: %v", err)
 	}
 }
@@ -465,7 +466,7 @@ func TestDelayWarningOnce(t *testing.T) {
 			t.Errorf("warning lacks %q", want)
 		}
 	}
-	if st := stateOf(t, s, id, "slow@x.example"); !st.Warned || st.Status != StatusDeferred {
+	if st := stateOf(t, s, id, "slow@x.example"); !st.Warned || st.Status != spool.StatusDeferred {
 		t.Errorf("state %+v", st)
 	}
 	if !live(s, id) {
@@ -527,7 +528,7 @@ func TestLoopGuard(t *testing.T) {
 		t.Error("the looping message was delivered locally")
 	}
 	for _, r := range []string{"x@x.example", "l@local.test"} {
-		if st := stateOf(t, s, loop, r); st.Status != StatusFailed || st.Code != "5.4.6" {
+		if st := stateOf(t, s, loop, r); st.Status != spool.StatusFailed || st.Code != "5.4.6" {
 			t.Errorf("%s: %+v", r, st)
 		}
 	}
@@ -653,7 +654,7 @@ func TestDeleteDuringDelivery(t *testing.T) {
 		return r.state[id] == 0
 	})
 	stop()
-	if st := stateOf(t, s, id, "x@x.example"); st.Status != StatusRemoved {
+	if st := stateOf(t, s, id, "x@x.example"); st.Status != spool.StatusRemoved {
 		t.Errorf("after the attempt: %v, want removed", st.Status)
 	}
 	s.Close()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -260,7 +261,7 @@ func TestBackoff(t *testing.T) {
 		t.Error("Expired at the wrong time")
 	}
 	d := DefaultRetryPolicy()
-	st := RecipientState{}
+	st := spool.RecipientState{}
 	if d.WarnDue(recv, recv.Add(4*time.Hour-time.Second), st) || !d.WarnDue(recv, recv.Add(4*time.Hour), st) {
 		t.Error("WarnDue at the wrong time")
 	}
@@ -268,15 +269,15 @@ func TestBackoff(t *testing.T) {
 	if d.WarnDue(recv, recv.Add(5*time.Hour), st) {
 		t.Error("WarnDue twice")
 	}
-	if (RetryPolicy{First: time.Second}).WarnDue(recv, recv.Add(24*time.Hour), RecipientState{}) {
+	if (RetryPolicy{First: time.Second}).WarnDue(recv, recv.Add(24*time.Hour), spool.RecipientState{}) {
 		t.Error("DelayWarning 0 in a set policy must mean no warning")
 	}
 	// The old RetryFunc keeps its schedule.
 	env := &smtp.Envelope{ReceivedAt: recv}
-	if next, ok := DefaultRetry(env, RecipientState{Attempts: 3}, recv); !ok || next.Sub(recv) != 4*time.Minute {
+	if next, ok := DefaultRetry(env, spool.RecipientState{Attempts: 3}, recv); !ok || next.Sub(recv) != 4*time.Minute {
 		t.Errorf("DefaultRetry: %v %v", next, ok)
 	}
-	if _, ok := DefaultRetry(env, RecipientState{Attempts: 3}, recv.Add(6*24*time.Hour)); ok {
+	if _, ok := DefaultRetry(env, spool.RecipientState{Attempts: 3}, recv.Add(6*24*time.Hour)); ok {
 		t.Error("DefaultRetry did not give up")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // mailboxRefusal is a local delivery error that knows its DSN status, as
@@ -39,7 +40,7 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	mustPut(t, s, env, testData(id, 300))
 	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
 	eventually(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
-	if st := stateOf(t, s, id, "bob@local.test"); st.Status != StatusFailed || st.Code != "5.1.1" {
+	if st := stateOf(t, s, id, "bob@local.test"); st.Status != spool.StatusFailed || st.Code != "5.1.1" {
 		t.Errorf("bob: %+v, want failed with 5.1.1", st)
 	}
 	dsn := string(sink.get("alice@local.test")[0])

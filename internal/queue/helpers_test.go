@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 var testSeq atomic.Uint64
@@ -47,16 +48,16 @@ func testData(id string, size int) []byte {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func openTest(t testing.TB, dir string, segSize int64) *Spool {
+func openTest(t testing.TB, dir string, segSize int64) *spool.Spool {
 	t.Helper()
-	s, err := Open(Options{Dir: dir, SegmentSize: segSize, Logger: quietLogger()})
+	s, err := spool.Open(spool.Options{Dir: dir, SegmentSize: segSize, Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-func mustPut(t testing.TB, s *Spool, env *smtp.Envelope, data []byte) {
+func mustPut(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 	t.Helper()
 	if err := s.Put(context.Background(), env, data); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	. "postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // recorder is a local Deliverer that records what it delivered.
@@ -37,7 +38,7 @@ func (r *recorder) count(id string) int {
 
 // runHold runs a Runner on s that delivers every recipient to rec, until
 // the test ends.
-func runHold(t *testing.T, s *Spool, rec *recorder) *Runner {
+func runHold(t *testing.T, s *spool.Spool, rec *recorder) *Runner {
 	t.Helper()
 	r := NewRunner(s, RunnerOptions{Local: rec, IsLocal: func(string) bool { return true },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -80,7 +81,7 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 		t.Errorf("item: Held %v, HoldReason %q", it.Held, it.HoldReason)
 	}
 	for _, rc := range it.Recipients {
-		if rc.State.Status != StatusHeld || rc.State.Attempts != 0 || !rc.State.NextAttempt.IsZero() {
+		if rc.State.Status != spool.StatusHeld || rc.State.Attempts != 0 || !rc.State.NextAttempt.IsZero() {
 			t.Errorf("recipient %s: %+v, want held, untried", rc.Addr, rc.State)
 		}
 	}
@@ -95,10 +96,10 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 		t.Fatal("retry delivered a held message")
 	}
 
-	if err := r.Release(plain.ID); !errors.Is(err, ErrNotFound) {
+	if err := r.Release(plain.ID); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("release of a done message: %v, want ErrNotFound", err)
 	}
-	if err := r.Release("nosuchid000000000000"); !errors.Is(err, ErrNotFound) {
+	if err := r.Release("nosuchid000000000000"); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("release of an unknown id: %v, want ErrNotFound", err)
 	}
 	if err := r.Release(held.ID); err != nil {
@@ -116,7 +117,7 @@ func TestReleaseNotHeld(t *testing.T) {
 	defer s.Close()
 	env := MakeEnv(MakeID(), "a@x") // no runner: stays pending
 	PutForTest(t, s, env, MakeData(env.ID, 10))
-	if err := s.Release(env.ID); !errors.Is(err, ErrNotHeld) {
+	if err := s.Release(env.ID); !errors.Is(err, spool.ErrNotHeld) {
 		t.Errorf("release of a pending message: %v, want ErrNotHeld", err)
 	}
 }
@@ -137,7 +138,7 @@ func TestHoldSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !it.Held || it.Recipients[0].State.Status != StatusHeld {
+		if !it.Held || it.Recipients[0].State.Status != spool.StatusHeld {
 			t.Fatalf("%s after restart: %+v, want held", id, it)
 		}
 	}
@@ -164,7 +165,7 @@ func TestHoldSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.Held || it.Recipients[0].State.Status != StatusPending {
+	if it.Held || it.Recipients[0].State.Status != spool.StatusPending {
 		t.Errorf("released message after restart: %+v, want pending", it)
 	}
 	if isLive(s, b.ID) {

@@ -13,6 +13,7 @@ import (
 	"postern/internal/addrkey"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // pass is one delivery pass over the due recipients of one message. The
@@ -37,8 +38,8 @@ type pass struct {
 // spooled.
 type held struct {
 	rcpt     string
-	st       RecipientState // to record after the DSN
-	fallback RecipientState // to record when the DSN cannot be spooled
+	st       spool.RecipientState // to record after the DSN
+	fallback spool.RecipientState // to record when the DSN cannot be spooled
 	report   dsnRecipient
 	reason   string // bounce reason label; "" for a delay warning
 }
@@ -48,7 +49,7 @@ type held struct {
 type batch struct {
 	p      *pass
 	domain string
-	rcpts  []ItemRecipient
+	rcpts  []spool.ItemRecipient
 }
 
 // errLoop fails every recipient of a message that went round in circles.
@@ -65,11 +66,11 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	now := r.opts.Now()
-	var due []ItemRecipient
+	var due []spool.ItemRecipient
 	for _, rc := range it.Recipients {
 		switch {
 		case rc.State.Status.Final():
-		case rc.State.Status == StatusHeld: // until an operator releases it
+		case rc.State.Status == spool.StatusHeld: // until an operator releases it
 		case !r.canDeliver(rc.Addr):
 			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
 		case !rc.State.NextAttempt.After(now):
@@ -81,7 +82,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	env, msg, err := r.spool.Open(id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		r.finish(id)
 		return
 	}
@@ -111,7 +112,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	}
 
 	var domains []string
-	byDomain := make(map[string][]ItemRecipient)
+	byDomain := make(map[string][]spool.ItemRecipient)
 	for _, rc := range due {
 		if r.opts.IsLocal(rc.Addr) {
 			continue
@@ -209,7 +210,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		addrs[i] = rc.Addr
 	}
 	env, msg, err := r.spool.Open(b.p.id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		return // deleted and gone meanwhile
 	}
 	var outs []Outcome
@@ -255,7 +256,7 @@ func (r *Runner) clock() reading { return reading{r.opts.Now(), r.opts.Rand()} }
 // record turns the outcome of an attempt at c.now into the recipient's
 // new state and records it, or holds it for the DSN. reason labels a
 // permanent failure for the bounce metric ("" means "permanent").
-func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c reading) {
+func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bool, c reading) {
 	r := p.r
 	now := c.now
 	var dse DSNStatusError
@@ -283,12 +284,12 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		remoteMTA: st.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
 	switch {
 	case o.Err == nil:
-		st.Status, st.LastError, st.Code = StatusDelivered, "", statusCode(o.Status, '2')
+		st.Status, st.LastError, st.Code = spool.StatusDelivered, "", statusCode(o.Status, '2')
 		p.log.Info("queue: delivered", "rcpt", rc.Addr, "local", local, "remote_mta", o.RemoteMTA)
 		p.mark(rc.Addr, st, local)
 		return
 	case IsPermanent(o.Err):
-		st.Status, st.LastError, st.Code = StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
+		st.Status, st.LastError, st.Code = spool.StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
 		h.reason = reason
 		if h.reason == "" {
 			h.reason = "permanent"
@@ -298,12 +299,12 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		st.LastError, st.Code = o.Err.Error(), statusCode(o.Status, '4')
 		next, ok := p.retryAt(st, c)
 		if !ok {
-			st.Status = StatusFailed
+			st.Status = spool.StatusFailed
 			h.reason = "expired"
 			h.report.status = statusExpired // RFC 3463 §3.5
 			break
 		}
-		st.Status, st.NextAttempt = StatusDeferred, next
+		st.Status, st.NextAttempt = spool.StatusDeferred, next
 		QueueRetries.Inc()
 		p.log.Warn("queue: delivery deferred", "rcpt", rc.Addr, "local", local, "attempts", st.Attempts,
 			"next", next, "remote_mta", o.RemoteMTA, "err", o.Err)
@@ -317,10 +318,10 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		h.report.status = st.Code
 		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
 	}
-	if st.Status == StatusFailed {
+	if st.Status == spool.StatusFailed {
 		// Should the DSN fail, the recipient is tried again later.
 		h.fallback = st
-		h.fallback.Status = StatusDeferred
+		h.fallback.Status = spool.StatusDeferred
 		h.fallback.NextAttempt = now.Add(r.policy.First)
 		p.log.Warn("queue: delivery failed", "rcpt", rc.Addr, "local", local, "reason", h.reason,
 			"attempts", st.Attempts, "remote_mta", o.RemoteMTA, "err", o.Err)
@@ -333,7 +334,7 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 
 // retryAt returns when a recipient deferred at now is due again, or ok
 // false when its message is past giving up.
-func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
+func (p *pass) retryAt(st spool.RecipientState, c reading) (time.Time, bool) {
 	r := p.r
 	if r.opts.Retry != nil {
 		return r.opts.Retry(p.env, st, c.now)
@@ -345,12 +346,12 @@ func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
 }
 
 // mark records st for rcpt.
-func (p *pass) mark(rcpt string, st RecipientState, local bool) {
+func (p *pass) mark(rcpt string, st spool.RecipientState, local bool) {
 	if local {
 		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
 	}
 	if err := p.r.spool.RecordRecipient(p.id, rcpt, st); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, spool.ErrNotFound) {
 			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
 			return
 		}

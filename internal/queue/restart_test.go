@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 const runnerHelperEnv = "POSTERN_QUEUE_RUNNER_HELPER"
@@ -71,7 +72,7 @@ func TestRunnerHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process only")
 	}
-	s, err := Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err := spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -90,7 +91,7 @@ func TestRunnerHelperProcess(t *testing.T) {
 // of every message is delivered, some possibly twice, none never.
 func TestRunnerRestartSafety(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err := spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +116,7 @@ func TestRunnerRestartSafety(t *testing.T) {
 	}
 
 	// The restart: run until the queue is empty.
-	s, err = Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err = spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // Deliverer delivers one message to one recipient. Deliver returns nil
@@ -121,14 +122,14 @@ func IsPermanent(err error) bool {
 // after a failed attempt with the state already counting that attempt;
 // it returns when the next attempt is due, or ok false to give up (the
 // recipient then fails).
-type RetryFunc func(env *smtp.Envelope, st RecipientState, now time.Time) (next time.Time, ok bool)
+type RetryFunc func(env *smtp.Envelope, st spool.RecipientState, now time.Time) (next time.Time, ok bool)
 
 // DefaultRetry waits one minute after the first failure and doubles the
 // wait after each further one, up to one hour; it gives up five days
 // after the message was received (RFC 5321 §4.5.4.1 suggests 4-5 days).
 // It is DefaultRetryPolicy without jitter; RunnerOptions.Policy
 // supersedes it.
-func DefaultRetry(env *smtp.Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+func DefaultRetry(env *smtp.Envelope, st spool.RecipientState, now time.Time) (time.Time, bool) {
 	p := DefaultRetryPolicy()
 	if p.Expired(env.ReceivedAt, now) {
 		return time.Time{}, false
@@ -194,7 +195,7 @@ type RunnerOptions struct {
 // the earliest next attempt of any message (one timer for the whole
 // queue).
 type Runner struct {
-	spool  *Spool
+	spool  *spool.Spool
 	opts   RunnerOptions
 	remote BatchDeliverer
 	policy RetryPolicy
@@ -224,7 +225,7 @@ const (
 )
 
 // NewRunner returns a Runner for spool.
-func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
+func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
@@ -305,7 +306,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // the Runner for it. It fails with ErrNotFound when the spool has no
 // such message with a recipient not yet done.
 func (r *Runner) Retry(id string) error {
-	if err := r.spool.retryNow(id); err != nil {
+	if err := r.spool.RetryNow(id); err != nil {
 		return fmt.Errorf("queue: retry %s: %w", id, err)
 	}
 	r.mu.Lock()
@@ -322,7 +323,7 @@ func (r *Runner) Retry(id string) error {
 // held.
 func (r *Runner) Release(id string) error {
 	if err := r.spool.Release(id); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, spool.ErrNotFound) {
 			return fmt.Errorf("queue: release %s: %w", id, err)
 		}
 		return err
@@ -428,7 +429,7 @@ func (r *Runner) nextDue(id string) time.Time {
 	}
 	var due time.Time
 	for _, rc := range it.Recipients {
-		if rc.State.Status.Final() || rc.State.Status == StatusHeld || !r.canDeliver(rc.Addr) {
+		if rc.State.Status.Final() || rc.State.Status == spool.StatusHeld || !r.canDeliver(rc.Addr) {
 			continue
 		}
 		at := rc.State.NextAttempt

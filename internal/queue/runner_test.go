@@ -18,12 +18,13 @@ import (
 	"postern/internal/delivery"
 	. "postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
 
 // startRunner runs a Runner on s until the test ends or stop is called.
-func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
+func startRunner(t *testing.T, s *spool.Spool, opts RunnerOptions) (stop func()) {
 	t.Helper()
 	if opts.IsLocal == nil {
 		opts.IsLocal = isLocal
@@ -65,7 +66,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // isLive reports whether message id has a recipient not yet done.
-func isLive(s *Spool, id string) bool {
+func isLive(s *spool.Spool, id string) bool {
 	for _, it := range s.List() {
 		if it.ID == id {
 			return true
@@ -74,13 +75,13 @@ func isLive(s *Spool, id string) bool {
 	return false
 }
 
-func states(t *testing.T, s *Spool, id string) map[string]RecipientState {
+func states(t *testing.T, s *spool.Spool, id string) map[string]spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]RecipientState{}
+	m := map[string]spool.RecipientState{}
 	for _, r := range it.Recipients {
 		m[r.Addr] = r.State
 	}
@@ -117,7 +118,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
 	waitFor(t, "local deliveries", func() bool {
 		st := states(t, s, id)
-		return st["Ann@local.test"].Status == StatusDelivered && st["bob@local.test"].Status == StatusDelivered
+		return st["Ann@local.test"].Status == spool.StatusDelivered && st["bob@local.test"].Status == spool.StatusDelivered
 	})
 	for _, mb := range []string{"ann@local.test", "bob@local.test"} {
 		got := maildirFiles(t, root, mb)
@@ -126,7 +127,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 		}
 	}
 	stop()
-	if st := states(t, s, id)["carl@remote.example"]; st.Status != StatusPending {
+	if st := states(t, s, id)["carl@remote.example"]; st.Status != spool.StatusPending {
 		t.Errorf("remote recipient: %v, want pending", st.Status)
 	}
 	if n := len(s.List()); n != 1 {
@@ -139,8 +140,8 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	s = OpenForTest(t, dir, 0)
 	defer s.Close()
 	st := states(t, s, id)
-	if st["Ann@local.test"].Status != StatusDelivered || st["Ann@local.test"].Attempts != 1 ||
-		st["carl@remote.example"].Status != StatusPending {
+	if st["Ann@local.test"].Status != spool.StatusDelivered || st["Ann@local.test"].Attempts != 1 ||
+		st["carl@remote.example"].Status != spool.StatusPending {
 		t.Fatalf("states after reopen: %+v", st)
 	}
 	var localCalls atomic.Int32
@@ -183,29 +184,14 @@ func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
 	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
 		t.Errorf("u2 has %d messages, want 30", n)
 	}
-	// A message is done (off List) before its segment and states are
-	// removed: wait for that to finish, with only the active segment
-	// left.
-	var stored []string
-	waitFor(t, "segments and states of done messages removed", func() bool {
-		if segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg")); len(segs) != 1 {
-			return false
-		}
-		var err error
-		if stored, err = StoredStateIDs(s); err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range stored {
-			if _, err := s.Lookup(id); err != nil {
-				return false
-			}
-		}
-		return true
+	// A message is done (off List) before its segment is removed (its
+	// states too: spool's TestDoneSegmentsRemoved): wait for that, with
+	// only the active segment left.
+	waitFor(t, "segments of done messages removed", func() bool {
+		segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+		return len(segs) == 1
 	})
-	if len(stored) >= 30 {
-		t.Errorf("%d stored states for 30 done messages: removed segments kept theirs", len(stored))
-	}
-	if _, _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Get(ids[0]); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Get of a message in a removed segment: %v", err)
 	}
 }
@@ -227,7 +213,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 		}
 		return nil
 	})
-	retry := func(env *smtp.Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+	retry := func(env *smtp.Envelope, st spool.RecipientState, now time.Time) (time.Time, bool) {
 		return now.Add(5 * time.Millisecond), st.Attempts < 4
 	}
 	id := MakeID()
@@ -236,13 +222,13 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	// The failures send a DSN to the (remote) sender, which stays queued.
 	waitFor(t, "all final", func() bool { return !isLive(s, id) })
 	st := states(t, s, id)
-	if f := st["flaky@local.test"]; f.Status != StatusDelivered || f.Attempts != 3 {
+	if f := st["flaky@local.test"]; f.Status != spool.StatusDelivered || f.Attempts != 3 {
 		t.Errorf("flaky: %+v, want delivered after 3 attempts", f)
 	}
-	if g := st["gone@local.test"]; g.Status != StatusFailed || g.Attempts != 1 || g.LastError != "no such mailbox" {
+	if g := st["gone@local.test"]; g.Status != spool.StatusFailed || g.Attempts != 1 || g.LastError != "no such mailbox" {
 		t.Errorf("gone: %+v, want failed after 1 attempt", g)
 	}
-	if n := st["never@local.test"]; n.Status != StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
+	if n := st["never@local.test"]; n.Status != spool.StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
 		t.Errorf("never: %+v, want failed after 4 attempts", n)
 	}
 }
@@ -253,13 +239,13 @@ func TestDeleteAndMarkErrors(t *testing.T) {
 	id, keep := MakeID(), MakeID()
 	PutForTest(t, s, MakeEnv(id, "a@x", "b@y"), []byte("x"))
 	PutForTest(t, s, MakeEnv(keep, "a@x"), []byte("y"))
-	if err := s.MarkRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
+	if err := s.MarkRecipient(id, "a@x", spool.RecipientState{Status: spool.StatusDelivered}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.MarkRecipient(id, "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
+	if err := s.MarkRecipient(id, "zz@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNoRecipient) {
 		t.Errorf("unknown recipient: %v", err)
 	}
-	if err := s.MarkRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
+	if err := s.MarkRecipient("nope", "a@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("unknown message: %v", err)
 	}
 	if err := s.Delete(id); err != nil {
@@ -272,7 +258,7 @@ func TestDeleteAndMarkErrors(t *testing.T) {
 	s = OpenForTest(t, dir, 0)
 	defer s.Close()
 	st := states(t, s, id)
-	if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusRemoved {
+	if st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusRemoved {
 		t.Errorf("states after reopen: %+v", st)
 	}
 	if l := s.List(); len(l) != 1 || l[0].ID != keep {
@@ -328,20 +314,20 @@ func TestRecordRecipientCommittedByClose(t *testing.T) {
 	}
 	next := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	for _, id := range ids {
-		if err := s.RecordRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
+		if err := s.RecordRecipient(id, "a@x", spool.RecipientState{Status: spool.StatusDelivered}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.RecordRecipient(id, "b@y", RecipientState{Status: StatusDeferred, Attempts: 1, NextAttempt: next}); err != nil {
+		if err := s.RecordRecipient(id, "b@y", spool.RecipientState{Status: spool.StatusDeferred, Attempts: 1, NextAttempt: next}); err != nil {
 			t.Fatal(err)
 		}
-		if st := states(t, s, id); st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred {
+		if st := states(t, s, id); st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusDeferred {
 			t.Fatalf("in memory at once: %+v", st)
 		}
 	}
-	if err := s.RecordRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
+	if err := s.RecordRecipient("nope", "a@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("unknown message: %v", err)
 	}
-	if err := s.RecordRecipient(ids[0], "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
+	if err := s.RecordRecipient(ids[0], "zz@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNoRecipient) {
 		t.Errorf("unknown recipient: %v", err)
 	}
 	s.Close()
@@ -349,7 +335,7 @@ func TestRecordRecipientCommittedByClose(t *testing.T) {
 	defer s.Close()
 	for _, id := range ids {
 		st := states(t, s, id)
-		if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred || st["b@y"].Attempts != 1 ||
+		if st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusDeferred || st["b@y"].Attempts != 1 ||
 			!st["b@y"].NextAttempt.Equal(next) {
 			t.Fatalf("%s after reopen: %+v", id, st)
 		}

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"bytes"
@@ -377,4 +377,43 @@ func TestEnvelopeFieldsSurvive(t *testing.T) {
 	s = openTest(t, dir, 0)
 	defer s.Close()
 	check("after reopening")
+}
+
+// A segment whose messages are all done, and that is not the one being
+// appended to, is removed with the stored states of its messages.
+func TestDoneSegmentsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 8<<10)
+	defer s.Close()
+	var ids []string
+	for range 30 {
+		id := testID()
+		ids = append(ids, id)
+		mustPut(t, s, testEnv(id, "u1@x", "u2@y"), testData(id, 2000))
+	}
+	for _, id := range ids {
+		for _, r := range []string{"u1@x", "u2@y"} {
+			if err := s.MarkRecipient(id, r, RecipientState{Status: StatusDelivered}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg")); len(segs) != 1 {
+		t.Errorf("%d segments left, want the active one: %v", len(segs), segs)
+	}
+	stored, err := loadStates(s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range stored {
+		if _, err := s.Lookup(id); err != nil {
+			t.Errorf("state of %s kept after its segment was removed", id)
+		}
+	}
+	if len(stored) >= 30 {
+		t.Errorf("%d stored states for 30 done messages: removed segments kept theirs", len(stored))
+	}
+	if _, _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a message in a removed segment: %v", err)
+	}
 }

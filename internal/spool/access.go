@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"errors"
@@ -329,9 +329,9 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 	s.log.Info("queue: segment removed", "segment", seg.path, "messages", len(seg.ids))
 }
 
-// retryNow makes every deferred recipient of message id due now. It
+// RetryNow makes every deferred recipient of message id due now. It
 // fails with ErrNotFound when the message is not live.
-func (s *Spool) retryNow(id string) error {
+func (s *Spool) RetryNow(id string) error {
 	s.mu.RLock()
 	e, ok := s.index[id]
 	live := ok && !e.done
@@ -387,10 +387,10 @@ func (s *Spool) Held() int {
 	return s.held
 }
 
-// oldest returns the arrival time of the oldest live message that is not
+// Oldest returns the arrival time of the oldest live message that is not
 // held; zero when there is none. A held message is not work the queue
 // owes: it must not age the queue.
-func (s *Spool) oldest() time.Time {
+func (s *Spool) Oldest() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var t time.Time

@@ -29,7 +29,7 @@
 // delay warning, a give-up time); permanent failures, expiry and routing
 // loops send the sender a DSN (RFC 3464), itself spooled like any
 // message, from the null sender so that it never bounces in turn.
-package queue
+package spool
 
 import (
 	"errors"
