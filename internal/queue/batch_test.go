@@ -18,6 +18,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 // fakeRemote is a BatchDeliverer that records its calls and answers by
@@ -99,7 +100,7 @@ func (l *localSink) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string
 	if l.msgs == nil {
 		l.msgs = map[string][][]byte{}
 	}
-	l.msgs[rcpt] = append(l.msgs[rcpt], messageBytes(msg))
+	l.msgs[rcpt] = append(l.msgs[rcpt], spooltest.Bytes(msg))
 	return nil
 }
 
@@ -236,11 +237,11 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return Outcome{RemoteMTA: "mx." + domainOf(r), Status: "2.0.0"}
 	}}
-	id := testID()
+	id := spooltest.ID()
 	rcpts := []string{"a1@a.example", "b1@b.example", "c1@c.example", "b2@B.example", "l@local.test"}
-	env := testEnv(id, rcpts...)
+	env := spooltest.Env(id, rcpts...)
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 500))
+	mustPut(t, s, env, spooltest.Data(id, 500))
 	var sawLive, checked atomic.Bool
 	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
@@ -304,11 +305,11 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 		return Outcome{RemoteMTA: "mx." + domainOf(r)}
 	}}
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "gone@x.example", "ok@x.example", "gone2@y.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "gone@x.example", "ok@x.example", "gone2@y.example")
 	env.From = "alice@local.test" // the DSN comes back here
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("permanent"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Policy: fastPolicy})
 	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
@@ -346,11 +347,11 @@ func TestExpiryBounces(t *testing.T) {
 	clock := received.Add(5*24*time.Hour + time.Minute) // past GiveUp
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "late@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "late@x.example")
 	env.From = "alice@local.test"
 	env.ReceivedAt = received
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("expired"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
 	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
@@ -380,10 +381,10 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	clock := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	id := testID()
-	env := testEnv(id, "r@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "r@x.example")
 	env.ReceivedAt = clock.Add(-time.Minute)
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	before := counterValue(QueueRetries)
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Now: func() time.Time { return clock },
@@ -404,10 +405,10 @@ func TestRetryScheduleRecorded(t *testing.T) {
 func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	id := testID()
-	env := testEnv(id, "r@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "r@x.example")
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, try int) Outcome {
 		if try == 1 {
 			return tempFail(r)
@@ -443,11 +444,11 @@ func TestDelayWarningOnce(t *testing.T) {
 	defer s.Close()
 	offset := 5 * time.Hour // the message is five hours old
 	received := time.Now()
-	id := testID()
-	env := testEnv(id, "slow@x.example", "slow2@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "slow@x.example", "slow2@x.example")
 	env.From = "alice@local.test"
 	env.ReceivedAt = received
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	sender := &localSink{}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender,
@@ -478,10 +479,10 @@ func TestNullSenderBounceDropped(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	logs := &logBuf{}
-	id := testID()
-	env := testEnv(id, "gone@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "gone@x.example")
 	env.From = ""
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return permFail(r) }}
 	before := counterValue(QueueDSNs.WithLabelValues("dropped"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -512,11 +513,11 @@ func TestLoopGuard(t *testing.T) {
 	defer s.Close()
 	sender := &localSink{}
 	remote := &fakeRemote{}
-	loop, ok := testID(), testID()
-	env := testEnv(loop, "x@x.example", "l@local.test")
+	loop, ok := spooltest.ID(), spooltest.ID()
+	env := spooltest.Env(loop, "x@x.example", "l@local.test")
 	env.From = "alice@local.test"
 	mustPut(t, s, env, messageWithReceived(51))
-	env2 := testEnv(ok, "y@x.example")
+	env2 := spooltest.Env(ok, "y@x.example")
 	mustPut(t, s, env2, messageWithReceived(50))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
 	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
@@ -544,9 +545,9 @@ func TestRemoteConcurrencyBound(t *testing.T) {
 	remote := &fakeRemote{delay: 30 * time.Millisecond}
 	var ids []string
 	for i := range 8 {
-		id := testID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		mustPut(t, s, testEnv(id, fmt.Sprintf("u@d%d.example", i)), testData(id, 100))
+		mustPut(t, s, spooltest.Env(id, fmt.Sprintf("u@d%d.example", i)), spooltest.Data(id, 100))
 	}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, RemoteConcurrency: 3, Workers: 8})
 	eventually(t, "all delivered", func() bool { return len(s.List()) == 0 })
@@ -560,8 +561,8 @@ func TestRemoteDelivererAdapter(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var got sync.Map
-	id := testID()
-	mustPut(t, s, testEnv(id, "a@x.example", "b@x.example"), testData(id, 100))
+	id := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id, "a@x.example", "b@x.example"), spooltest.Data(id, 100))
 	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 		got.Store(rcpt, true)
 		return nil
@@ -589,10 +590,10 @@ func TestDSNFieldsFromRemoteAreOneLine(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "x@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "x@x.example")
 	env.From = "alice@local.test"
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome {
 		return Outcome{Err: Permanent(errors.New("550")), Status: "5.1.1\r\nX-Evil: 1",
 			Diagnostic: "smtp; 550-5.1.1 first\r\n550 5.1.1 Injected: yes", RemoteMTA: "mx.x.example\r\nX-Evil: 2"}
@@ -616,8 +617,8 @@ func TestOldestGauge(t *testing.T) {
 	defer s.Close()
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, age := range []time.Duration{time.Minute, 3 * time.Hour, time.Hour} {
-		id := testID()
-		env := testEnv(id, "x@x.example")
+		id := spooltest.ID()
+		env := spooltest.Env(id, "x@x.example")
 		env.ReceivedAt = now.Add(-age)
 		mustPut(t, s, env, []byte("x\r\n"))
 	}
@@ -635,8 +636,8 @@ func TestOldestGauge(t *testing.T) {
 func TestDeleteDuringDelivery(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
-	id := testID()
-	mustPut(t, s, testEnv(id, "x@x.example"), testData(id, 100))
+	id := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id, "x@x.example"), spooltest.Data(id, 100))
 	inFlight, release := make(chan struct{}), make(chan struct{})
 	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		close(inFlight)
@@ -674,10 +675,10 @@ func TestBatchesByDomainKey(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	remote := &fakeRemote{}
-	id := testID()
-	env := testEnv(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 500))
+	mustPut(t, s, env, spooltest.Data(id, 500))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
 	eventually(t, "message done", func() bool { return !live(s, id) })
 	calls, _ := remote.snapshot()

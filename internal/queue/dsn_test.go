@@ -17,6 +17,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -56,7 +57,7 @@ const origMessage = "Received: from client.example.com ([2001:db8::1])\r\n" +
 	"Shall we?\r\n"
 
 func dsnOrig() *smtp.Envelope {
-	env := testEnv("t0000000000000000001", "bob@example.org", "carl@example.org", "dan@example.net")
+	env := spooltest.Env("t0000000000000000001", "bob@example.org", "carl@example.org", "dan@example.net")
 	env.ReceivedAt = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	return env
 }

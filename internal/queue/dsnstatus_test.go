@@ -9,6 +9,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 // mailboxRefusal is a local delivery error that knows its DSN status, as
@@ -33,11 +34,11 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 		}
 		return sink.Deliver(ctx, env, rcpt, msg)
 	})
-	id := testID()
-	env := testEnv(id, "bob@local.test")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "bob@local.test")
 	env.From = "alice@local.test"
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
 	eventually(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
 	if st := stateOf(t, s, id, "bob@local.test"); st.Status != spool.StatusFailed || st.Code != "5.1.1" {

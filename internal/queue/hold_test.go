@@ -12,6 +12,7 @@ import (
 	. "postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 // recorder is a local Deliverer that records what it delivered.
@@ -53,7 +54,7 @@ func runHold(t *testing.T, s *spool.Spool, rec *recorder) *Runner {
 }
 
 func heldEnv(rcpts ...string) *smtp.Envelope {
-	env := MakeEnv(MakeID(), rcpts...)
+	env := spooltest.Env(spooltest.ID(), rcpts...)
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	return env
 }
@@ -65,9 +66,9 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	r := runHold(t, s, rec)
 
 	held := heldEnv("a@local.test", "b@local.test")
-	PutForTest(t, s, held, MakeData(held.ID, 100))
-	plain := MakeEnv(MakeID(), "c@local.test")
-	PutForTest(t, s, plain, MakeData(plain.ID, 100))
+	PutForTest(t, s, held, spooltest.Data(held.ID, 100))
+	plain := spooltest.Env(spooltest.ID(), "c@local.test")
+	PutForTest(t, s, plain, spooltest.Data(plain.ID, 100))
 	waitFor(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
 	time.Sleep(50 * time.Millisecond) // a pass over the held one would be done by now
 	if n := rec.count(held.ID); n != 0 {
@@ -112,22 +113,12 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	waitFor(t, "the released message done", func() bool { return !isLive(s, held.ID) })
 }
 
-func TestReleaseNotHeld(t *testing.T) {
-	s := OpenForTest(t, t.TempDir(), 0)
-	defer s.Close()
-	env := MakeEnv(MakeID(), "a@x") // no runner: stays pending
-	PutForTest(t, s, env, MakeData(env.ID, 10))
-	if err := s.Release(env.ID); !errors.Is(err, spool.ErrNotHeld) {
-		t.Errorf("release of a pending message: %v, want ErrNotHeld", err)
-	}
-}
-
 func TestHoldSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := OpenForTest(t, dir, 0)
 	a, b := heldEnv("a@x"), heldEnv("b@y")
-	PutForTest(t, s, a, MakeData(a.ID, 10))
-	PutForTest(t, s, b, MakeData(b.ID, 10))
+	PutForTest(t, s, a, spooltest.Data(a.ID, 10))
+	PutForTest(t, s, b, spooltest.Data(b.ID, 10))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -52,6 +52,10 @@ type batch struct {
 	rcpts  []spool.ItemRecipient
 }
 
+// attemptTimeout bounds one delivery attempt, whatever the deliverer's
+// own timeouts.
+const attemptTimeout = 5 * time.Minute
+
 // errLoop fails every recipient of a message that went round in circles.
 var errLoop = errors.New("routing loop detected")
 
@@ -99,7 +103,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	defer p.done()
 
 	// RFC 5321 §6.3: a message with too many Received fields is looping.
-	if n := smtp.CountFields(msg.Header, "Received"); n > r.opts.MaxReceived {
+	if n := smtp.CountFields(msg.Header, "Received"); n > smtp.MaxReceived {
 		log.Warn("queue: routing loop, message fails", "received_fields", n)
 		for _, rc := range it.Recipients {
 			if !rc.State.Status.Final() {
@@ -136,7 +140,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			break
 		}
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
 		cancel()
 		if err != nil && ctx.Err() != nil {
@@ -220,7 +224,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 			outs = append(outs, Outcome{Rcpt: a, Err: fmt.Errorf("read message: %w", err), Status: "4.3.0"})
 		}
 	} else {
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
 		cancel()
 		msg.Close()
@@ -350,7 +354,7 @@ func (p *pass) mark(rcpt string, st spool.RecipientState, local bool) {
 	if local {
 		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
 	}
-	if err := p.r.spool.RecordRecipient(p.id, rcpt, st); err != nil {
+	if err := p.r.spool.MarkRecipientAsync(p.id, rcpt, st); err != nil {
 		if errors.Is(err, spool.ErrNotFound) {
 			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
 			return
@@ -399,7 +403,7 @@ func (p *pass) report() {
 	default:
 		env, data := buildDSN(dsnInput{
 			hostname: r.opts.Hostname,
-			id:       r.opts.NewID(),
+			id:       smtp.NewID(r.opts.Now()),
 			now:      r.opts.Now(),
 			orig:     p.env,
 			header:   p.header,

@@ -14,6 +14,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 const runnerHelperEnv = "POSTERN_QUEUE_RUNNER_HELPER"
@@ -97,7 +98,7 @@ func TestRunnerRestartSafety(t *testing.T) {
 	}
 	want := map[string]bool{}
 	for i := range 40 {
-		id := testID()
+		id := spooltest.ID()
 		rcpts := []string{fmt.Sprintf("a%d@one.example", i), fmt.Sprintf("b%d@two.example", i), fmt.Sprintf("c%d@local.test", i)}
 		if i%3 == 0 {
 			rcpts = append(rcpts, fmt.Sprintf("d%d@one.example", i))
@@ -105,7 +106,7 @@ func TestRunnerRestartSafety(t *testing.T) {
 		for _, r := range rcpts {
 			want[id+" "+r] = true
 		}
-		mustPut(t, s, testEnv(id, rcpts...), testData(id, 1000))
+		mustPut(t, s, spooltest.Env(id, rcpts...), spooltest.Data(id, 1000))
 	}
 	s.Close()
 

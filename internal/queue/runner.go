@@ -147,7 +147,8 @@ type RunnerOptions struct {
 	RemoteBatch BatchDeliverer
 	// Remote, when RemoteBatch is nil, delivers to the other recipients
 	// one at a time. When both are nil those recipients stay pending,
-	// awaiting remote delivery.
+	// awaiting remote delivery. (Production sets RemoteBatch; Remote is
+	// for deliverers, such as the tests', that take one recipient.)
 	Remote Deliverer
 	// IsLocal reports whether addr is delivered by Local. Required.
 	IsLocal func(addr string) bool
@@ -155,24 +156,20 @@ type RunnerOptions struct {
 	// handled at once; 0 means 4.
 	Workers int
 	// RemoteConcurrency bounds the remote deliveries (DeliverBatch
-	// calls) in flight; 0 means 16.
+	// calls) in flight; 0 means 16. Production keeps 16 (the outbound
+	// pool bounds connections per host on its own); the tests of the
+	// bound set it.
 	RemoteConcurrency int
 	// Policy is the retry schedule; see RetryPolicy for its zero values
 	// (the zero Policy is DefaultRetryPolicy).
 	Policy RetryPolicy
 	// Retry, when set, replaces Policy's backoff and give-up decision
-	// (Policy.DelayWarning still applies).
+	// (Policy.DelayWarning still applies). Production uses Policy; tests
+	// set Retry for an exact schedule.
 	Retry RetryFunc
 	// Hostname names this server in DSNs (Reporting-MTA, the
 	// MAILER-DAEMON sender, Message-ID); "" means "localhost".
 	Hostname string
-	// MaxReceived is the loop guard: a message with more Received header
-	// fields fails for every recipient (RFC 5321 §6.3); 0 means
-	// smtp.MaxReceived. (smtpd refuses such a message at the end of
-	// DATA already; this catches those spooled before, or otherwise.)
-	MaxReceived int
-	// AttemptTimeout bounds one delivery attempt; 0 means 5 minutes.
-	AttemptTimeout time.Duration
 	// Logger receives delivery events; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -180,13 +177,11 @@ type RunnerOptions struct {
 	// Rand returns random numbers in [0, 1) for the retry jitter; nil
 	// means math/rand/v2's Float64.
 	Rand func() float64
-	// NewID makes queue ids for DSNs; nil means smtp.NewID at Now.
-	NewID func() string
 }
 
 // Runner delivers spooled messages: on Run it takes every live message in
 // the spool, then each message Put makes durable, and hands every due
-// recipient to its deliverer, recording the outcome with RecordRecipient.
+// recipient to its deliverer, recording the outcome with MarkRecipientAsync.
 // Local recipients are delivered one by one by a pool of Workers; remote
 // ones are grouped by domain, one DeliverBatch call per group, at most
 // RemoteConcurrency at once. A message is in one delivery pass at a
@@ -232,14 +227,8 @@ func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	if opts.RemoteConcurrency <= 0 {
 		opts.RemoteConcurrency = 16
 	}
-	if opts.MaxReceived <= 0 {
-		opts.MaxReceived = smtp.MaxReceived
-	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
-	}
-	if opts.AttemptTimeout <= 0 {
-		opts.AttemptTimeout = 5 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -249,10 +238,6 @@ func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
-	}
-	if opts.NewID == nil {
-		now := opts.Now
-		opts.NewID = func() string { return smtp.NewID(now()) }
 	}
 	r := &Runner{
 		spool:      spool,

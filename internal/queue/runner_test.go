@@ -19,6 +19,7 @@ import (
 	. "postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
@@ -111,10 +112,10 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	dir, root := t.TempDir(), t.TempDir()
 	s := OpenForTest(t, dir, 0)
 	md := &delivery.Maildir{Root: root}
-	id := MakeID()
-	data := MakeData(id, 3000)
+	id := spooltest.ID()
+	data := spooltest.Data(id, 3000)
 	rcpts := []string{"Ann@local.test", "bob@local.test", "carl@remote.example"}
-	PutForTest(t, s, MakeEnv(id, rcpts...), data) // before the runner: found by recovery scan
+	PutForTest(t, s, spooltest.Env(id, rcpts...), data) // before the runner: found by recovery scan
 	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
 	waitFor(t, "local deliveries", func() bool {
 		st := states(t, s, id)
@@ -176,9 +177,9 @@ func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
 	startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md), Workers: 3})
 	var ids []string
 	for range 30 {
-		id := MakeID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		PutForTest(t, s, MakeEnv(id, "u1@local.test", "u2@local.test"), MakeData(id, 2000))
+		PutForTest(t, s, spooltest.Env(id, "u1@local.test", "u2@local.test"), spooltest.Data(id, 2000))
 	}
 	waitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
@@ -216,8 +217,8 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	retry := func(env *smtp.Envelope, st spool.RecipientState, now time.Time) (time.Time, bool) {
 		return now.Add(5 * time.Millisecond), st.Attempts < 4
 	}
-	id := MakeID()
-	PutForTest(t, s, MakeEnv(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
+	id := spooltest.ID()
+	PutForTest(t, s, spooltest.Env(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
 	startRunner(t, s, RunnerOptions{Local: local, Retry: retry})
 	// The failures send a DSN to the (remote) sender, which stays queued.
 	waitFor(t, "all final", func() bool { return !isLive(s, id) })
@@ -230,39 +231,6 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	}
 	if n := st["never@local.test"]; n.Status != spool.StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
 		t.Errorf("never: %+v, want failed after 4 attempts", n)
-	}
-}
-
-func TestDeleteAndMarkErrors(t *testing.T) {
-	dir := t.TempDir()
-	s := OpenForTest(t, dir, 0)
-	id, keep := MakeID(), MakeID()
-	PutForTest(t, s, MakeEnv(id, "a@x", "b@y"), []byte("x"))
-	PutForTest(t, s, MakeEnv(keep, "a@x"), []byte("y"))
-	if err := s.MarkRecipient(id, "a@x", spool.RecipientState{Status: spool.StatusDelivered}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkRecipient(id, "zz@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNoRecipient) {
-		t.Errorf("unknown recipient: %v", err)
-	}
-	if err := s.MarkRecipient("nope", "a@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNotFound) {
-		t.Errorf("unknown message: %v", err)
-	}
-	if err := s.Delete(id); err != nil {
-		t.Fatal(err)
-	}
-	if l := s.List(); len(l) != 1 || l[0].ID != keep {
-		t.Fatalf("List after Delete = %+v", l)
-	}
-	s.Close()
-	s = OpenForTest(t, dir, 0)
-	defer s.Close()
-	st := states(t, s, id)
-	if st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusRemoved {
-		t.Errorf("states after reopen: %+v", st)
-	}
-	if l := s.List(); len(l) != 1 || l[0].ID != keep {
-		t.Errorf("List after reopen = %+v", l)
 	}
 }
 
@@ -281,9 +249,9 @@ func benchRunnerLocal(b *testing.B, workers int) {
 	md := &delivery.Maildir{Root: b.TempDir()}
 	var ids []string
 	for i := range b.N {
-		id := MakeID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		PutForTest(b, s, MakeEnv(id, fmt.Sprintf("user%d@local.test", i%8)), MakeData(id, 10<<10))
+		PutForTest(b, s, spooltest.Env(id, fmt.Sprintf("user%d@local.test", i%8)), spooltest.Data(id, 10<<10))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -299,45 +267,4 @@ func benchRunnerLocal(b *testing.B, workers int) {
 	cancel()
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-// RecordRecipient takes effect in memory at once and is committed
-// without the caller waiting: Close commits what is still queued, so the
-// states survive a reopen.
-func TestRecordRecipientCommittedByClose(t *testing.T) {
-	dir := t.TempDir()
-	s := OpenForTest(t, dir, 0)
-	ids := make([]string, 50)
-	for i := range ids {
-		ids[i] = MakeID()
-		PutForTest(t, s, MakeEnv(ids[i], "a@x", "b@y"), []byte("x"))
-	}
-	next := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for _, id := range ids {
-		if err := s.RecordRecipient(id, "a@x", spool.RecipientState{Status: spool.StatusDelivered}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordRecipient(id, "b@y", spool.RecipientState{Status: spool.StatusDeferred, Attempts: 1, NextAttempt: next}); err != nil {
-			t.Fatal(err)
-		}
-		if st := states(t, s, id); st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusDeferred {
-			t.Fatalf("in memory at once: %+v", st)
-		}
-	}
-	if err := s.RecordRecipient("nope", "a@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNotFound) {
-		t.Errorf("unknown message: %v", err)
-	}
-	if err := s.RecordRecipient(ids[0], "zz@x", spool.RecipientState{}); !errors.Is(err, spool.ErrNoRecipient) {
-		t.Errorf("unknown recipient: %v", err)
-	}
-	s.Close()
-	s = OpenForTest(t, dir, 0)
-	defer s.Close()
-	for _, id := range ids {
-		st := states(t, s, id)
-		if st["a@x"].Status != spool.StatusDelivered || st["b@y"].Status != spool.StatusDeferred || st["b@y"].Attempts != 1 ||
-			!st["b@y"].NextAttempt.Equal(next) {
-			t.Fatalf("%s after reopen: %+v", id, st)
-		}
-	}
 }

@@ -20,13 +20,13 @@ import (
 func (s *Spool) Get(id string) (*smtp.Envelope, []byte, error) {
 	env, m, err := s.Open(id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, err)
+		return nil, nil, fmt.Errorf("spool: get %s: %w", id, err)
 	}
 	defer m.Close()
 	data := make([]byte, m.Size())
 	copy(data, m.Header)
 	if _, err := m.Body.ReadAt(data[len(m.Header):], 0); err != nil && !(err == io.EOF && m.Body.Size() == 0) {
-		return nil, nil, fmt.Errorf("queue: get %s: read body: %w", id, err)
+		return nil, nil, fmt.Errorf("spool: get %s: read body: %w", id, err)
 	}
 	return env, data, nil
 }
@@ -77,11 +77,11 @@ func (s *Spool) Header(id string) (*smtp.Envelope, []byte, error) {
 // caller closes); mu must be held.
 func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, err error) {
 	if s.closed {
-		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, ErrNotFound)
 	}
 	r, path := io.ReaderAt(nil), ""
 	if e.seg != nil {
@@ -89,7 +89,7 @@ func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, er
 	} else {
 		path = s.blobPath(id)
 		if f, err = os.Open(path); err != nil {
-			return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+			return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, err)
 		}
 		r = f
 	}
@@ -98,7 +98,7 @@ func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, er
 		if f != nil {
 			f.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, path, err)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: read %s: %w", id, path, err)
 	}
 	return e, data, f, nil
 }
@@ -131,7 +131,7 @@ func (s *Spool) Lookup(id string) (Item, error) {
 	defer s.mu.RUnlock()
 	e, ok := s.index[id]
 	if !ok {
-		return Item{}, fmt.Errorf("queue: lookup %s: %w", id, ErrNotFound)
+		return Item{}, fmt.Errorf("spool: lookup %s: %w", id, ErrNotFound)
 	}
 	return e.item(), nil
 }
@@ -177,40 +177,41 @@ func (s *Spool) Watch(fn func(id string)) (stop func()) {
 	}
 }
 
-// MarkRecipient records st as the state of recipient rcpt of message id.
-// It returns after the state is committed to the state store (commits
-// from concurrent calls are batched). A recipient whose state is final
-// keeps it: an attempt that was in flight when an operator deleted the
-// message does not bring it back. When every recipient is final the
+// MarkRecipientSync records st as the state of recipient rcpt of
+// message id, synchronously: it returns after the state is committed to
+// the state store (commits from concurrent calls are batched), so that
+// the state survives a crash from then on. A recipient whose state is
+// final keeps it: an attempt that was in flight when an operator deleted
+// the message does not bring it back. When every recipient is final the
 // message is done; a segment whose messages are all done, other than the
 // one being appended to, is then deleted.
-func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
+func (s *Spool) MarkRecipientSync(id, rcpt string, st RecipientState) error {
 	return s.markRecipient(id, rcpt, st, true)
 }
 
-// RecordRecipient is MarkRecipient without waiting for the commit: the
-// state takes effect at once in memory (the queue, the runner and the
-// admin API see it) and is committed with the next state commit, a few
-// milliseconds later (the writer lingers stateLinger to gather more
-// outcomes into one transaction). The queue runner records its
-// outcomes with it, so that a delivery worker goes on to the next
+// MarkRecipientAsync is MarkRecipientSync without waiting for the
+// commit: the state takes effect at once in memory (the queue, the
+// runner and the admin API see it) and is committed with the next state
+// commit, a few milliseconds later (the writer lingers stateLinger to
+// gather more outcomes into one transaction). The queue runner records
+// its outcomes with it, so that a delivery worker goes on to the next
 // message instead of waiting two fdatasyncs for each state. Delivery is
 // at least once either way: a crash before the commit means the
 // recipient is attempted again after the restart, as it was when the
 // crash came between delivery and a waited-for commit. A commit that
 // fails is logged; Close commits what is queued.
-func (s *Spool) RecordRecipient(id, rcpt string, st RecipientState) error {
+func (s *Spool) MarkRecipientAsync(id, rcpt string, st RecipientState) error {
 	return s.markRecipient(id, rcpt, st, false)
 }
 
 func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) error {
 	if st.Updated.IsZero() {
-		st.Updated = s.now()
+		st.Updated = time.Now()
 	}
 	return s.update(id, wait, func(e *entry) error {
 		i := slices.Index(e.env.Recipients, rcpt)
 		if i < 0 {
-			return fmt.Errorf("queue: mark %s %s: %w", id, rcpt, ErrNoRecipient)
+			return fmt.Errorf("spool: mark %s %s: %w", id, rcpt, ErrNoRecipient)
 		}
 		if !e.states[i].Status.Final() {
 			e.states[i] = st
@@ -222,7 +223,7 @@ func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) err
 // Delete marks every recipient of message id that is not final (held
 // ones too) as removed: nothing more is delivered and no bounce is sent.
 func (s *Spool) Delete(id string) error {
-	now := s.now()
+	now := time.Now()
 	return s.update(id, true, func(e *entry) error {
 		for i := range e.states {
 			if !e.states[i].Status.Final() {
@@ -244,12 +245,12 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("queue: update %s: %w", id, ErrClosed)
+		return fmt.Errorf("spool: update %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
 		s.mu.Unlock()
-		return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
+		return fmt.Errorf("spool: update %s: %w", id, ErrNotFound)
 	}
 	wasHeld := !e.done && e.held()
 	if err := fn(e); err != nil {
@@ -276,7 +277,7 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	if !wait {
 		s.queueState(id)
 	} else if err := s.commitState(id); err != nil {
-		return fmt.Errorf("queue: update %s: state: %w", id, err)
+		return fmt.Errorf("spool: update %s: state: %w", id, err)
 	}
 	if nowDone && seg != nil {
 		s.maybeRemoveSegment(seg)
@@ -359,7 +360,7 @@ func (s *Spool) RetryNow(id string) error {
 // says Hold. It fails with ErrNotFound when the message is not live and
 // with ErrNotHeld when no recipient of it is held.
 func (s *Spool) Release(id string) error {
-	now := s.now()
+	now := time.Now()
 	err := s.update(id, true, func(e *entry) error {
 		if e.done {
 			return ErrNotFound
@@ -375,7 +376,7 @@ func (s *Spool) Release(id string) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("queue: release %s: %w", id, err)
+		return fmt.Errorf("spool: release %s: %w", id, err)
 	}
 	return err
 }

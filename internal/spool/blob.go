@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,7 +19,7 @@ import (
 
 // Large messages.
 //
-// A message whose body is larger than Options.InlineMax goes through
+// A message whose body is larger than InlineMax goes through
 // neither the writer nor the segments: it is a file of its own,
 // Dir/blobs/ID (a blob), which holds the body and, at its end, the
 // message's record:
@@ -53,9 +54,9 @@ import (
 // Dir/blobs (a rollback leaves the large messages there, untouched, for
 // the next upgrade).
 
-// DefaultInlineMax is the largest body Put and PutMessage copy into the
+// InlineMax is the largest body Put and PutMessage copy into the
 // segment with its record; a larger one gets a blob file.
-const DefaultInlineMax = 128 << 10
+const InlineMax = 128 << 10
 
 // maxBlobLen bounds the blob offset and length a record may claim.
 const maxBlobLen = 1 << 40
@@ -111,11 +112,11 @@ func (s *Spool) CreateFile(id string) (smtp.SpoolFile, error) { return s.createB
 // createBlob is CreateFile.
 func (s *Spool) createBlob(id string) (*Blob, error) {
 	if !validBlobID(id) {
-		return nil, fmt.Errorf("queue: create blob: bad id %q", id)
+		return nil, fmt.Errorf("spool: create blob: bad id %q", id)
 	}
 	f, err := fsutil.CreateTemp(s.blobDir, id, s.unnamed)
 	if err != nil {
-		return nil, fmt.Errorf("queue: create blob %s: %w", id, err)
+		return nil, fmt.Errorf("spool: create blob %s: %w", id, err)
 	}
 	return &Blob{s: s, id: id, f: f}, nil
 }
@@ -129,7 +130,7 @@ func (b *Blob) Write(p []byte) (int, error) {
 	n, err := b.f.Write(p)
 	b.size += int64(n)
 	if err != nil {
-		b.err = fmt.Errorf("queue: write blob %s: %w", b.id, err)
+		b.err = fmt.Errorf("spool: write blob %s: %w", b.id, err)
 		return n, b.err
 	}
 	return n, nil
@@ -151,7 +152,7 @@ func (b *Blob) Close() error {
 
 // PutMessage stores env and msg durably, as Put does, and returns nil
 // only once both are on stable storage. A body of at most
-// Options.InlineMax bytes is copied into a segment with the record (group
+// InlineMax bytes is copied into a segment with the record (group
 // commit). A larger one makes a blob: when msg.Body lies in a Blob that
 // this spool made for env.ID, that file itself; otherwise a new one the
 // body is copied into. The record goes at the blob's end, and the blob is
@@ -163,21 +164,21 @@ func (s *Spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 		return err
 	}
 	if len(msg.Header) > maxDataLen {
-		return fmt.Errorf("queue: put %s: header too large", env.ID)
+		return fmt.Errorf("spool: put %s: header too large", env.ID)
 	}
 	body := msg.Body
-	if body.Size() <= s.inlineMax {
+	if body.Size() <= InlineMax {
 		b, ok := body.Bytes()
 		if !ok { // a small body left in a file: read it
 			b = make([]byte, body.Size())
 			if _, err := io.ReadFull(body.Reader(), b); err != nil {
-				return fmt.Errorf("queue: put %s: read body: %w", env.ID, err)
+				return fmt.Errorf("spool: put %s: read body: %w", env.ID, err)
 			}
 		}
 		return s.put(ctx, &putReq{env: env, head: msg.Header, body: b})
 	}
 	if err := s.putBlob(env, msg); err != nil {
-		return fmt.Errorf("queue: put %s: %w", env.ID, err)
+		return fmt.Errorf("spool: put %s: %w", env.ID, err)
 	}
 	return nil
 }
@@ -199,7 +200,7 @@ func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	if dup {
 		return ErrDuplicate
 	}
-	start := s.now()
+	start := time.Now()
 	b, off, fresh, err := s.blobFor(id, msg.Body)
 	if err != nil {
 		return err
@@ -232,7 +233,7 @@ func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 		s.removeBlob(id)
 		return fmt.Errorf("blob: sync directory: %w", err)
 	}
-	blobSeconds.Observe(s.now().Sub(start).Seconds())
+	blobSeconds.Observe(time.Now().Sub(start).Seconds())
 
 	s.mu.Lock()
 	if _, dup := s.index[id]; dup { // put meanwhile, in a segment

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 // legacyRecord returns the record a version-v writer made for env and
@@ -32,7 +33,7 @@ func legacyRecord(env *smtp.Envelope, data []byte, v byte) []byte {
 func v1Record(env *smtp.Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
 
 func TestEnvelopeVersions(t *testing.T) {
-	env := testEnv("v3", "a@x")
+	env := spooltest.Env("v3", "a@x")
 	env.RequireTLS = true
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	rec := appendRecord(nil, env, []byte("x"))
@@ -70,8 +71,8 @@ func TestVersion1RecordsStayReadable(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := testEnv("old00000000000000001", "a@x", "b@y")
-	data := testData(env.ID, 500)
+	env := spooltest.Env("old00000000000000001", "a@x", "b@y")
+	data := spooltest.Data(env.ID, 500)
 	rec := v1Record(env, data)
 	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), rec, 0o600); err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestVersion1RecordsStayReadable(t *testing.T) {
 		t.Errorf("version-1 record read back as %+v", got)
 	}
 	// New records go next to it, in version 2.
-	env2 := testEnv(testID(), "c@z")
+	env2 := spooltest.Env(spooltest.ID(), "c@z")
 	env2.RequireTLS = true
 	mustPut(t, s, env2, []byte("y"))
 	if got, _, err := s.Get(env2.ID); err != nil || !got.RequireTLS {
@@ -137,9 +138,9 @@ func TestVersion2RecordsStayReadable(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := testEnv("old00000000000000002", "a@x")
+	env := spooltest.Env("old00000000000000002", "a@x")
 	env.RequireTLS = true
-	data := testData(env.ID, 300)
+	data := spooltest.Data(env.ID, 300)
 	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), legacyRecord(env, data, 2), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestVersion2RecordsStayReadable(t *testing.T) {
 	if it, _ := s.Lookup(env.ID); it.Held || it.Recipients[0].State.Status != StatusPending {
 		t.Errorf("version-2 message: %+v, want pending", it)
 	}
-	held := testEnv(testID(), "b@y")
+	held := spooltest.Env(spooltest.ID(), "b@y")
 	held.Hold, held.HoldReason = true, "send limit: recipients per hour"
 	mustPut(t, s, held, []byte("y"))
 	if got, _, err := s.Get(held.ID); err != nil || !got.Hold || got.HoldReason != held.HoldReason {
