@@ -4,6 +4,8 @@
 // DANE per RFC 7672, REQUIRETLS per RFC 8689), or to a configured
 // smarthost with authentication (RFC 4954). Sessions are pooled per
 // destination and carry several messages each; TLS sessions are resumed.
+// The client side of the protocol is smtp.Client, shared with LMTP and
+// the load generator (internal/smtp says why it is not go-smtp's).
 package remote
 
 import (

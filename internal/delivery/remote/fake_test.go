@@ -367,6 +367,7 @@ type mapDialer struct {
 	mu    sync.Mutex
 	m     map[string]string
 	dials int
+	conns []net.Conn // every connection dialed
 }
 
 func (d *mapDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -378,7 +379,13 @@ func (d *mapDialer) DialContext(ctx context.Context, network, addr string) (net.
 		return nil, fmt.Errorf("mapDialer: no server for %s: %w", addr, errors.ErrUnsupported)
 	}
 	var nd net.Dialer
-	return nd.DialContext(ctx, network, to)
+	c, err := nd.DialContext(ctx, network, to)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
 }
 
 // fixedPlanner returns one Plan for every domain.
