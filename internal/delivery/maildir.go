@@ -1,5 +1,8 @@
-// Package delivery implements the delivery of spooled messages: to local
-// mailboxes in Maildir format (and, in later work, outbound SMTP and LMTP).
+// Package delivery implements the local delivery of spooled messages: to
+// mailboxes in Maildir format, or to a mailbox server over LMTP (RFC
+// 2033), whose client side is smtp.Client, the core outbound delivery
+// (delivery/remote) and the load generator share (see internal/smtp for
+// why it is ours rather than emersion/go-smtp's).
 package delivery
 
 import (
