@@ -246,13 +246,20 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestMessage(t *testing.T) {
-	m := Message("a@example.org", "b@example.org", 10240)
-	if len(m) < 10000 || len(m) > 10400 || !bytes.HasSuffix(m, []byte("\r\n.\r\n")) {
+	msg := Message("a@example.org", "b@example.org", 10240)
+	m := append(bytes.Clone(msg.Header), messageBody(msg)...)
+	if len(m) < 10000 || len(m) > 10400 || !bytes.HasSuffix(m, []byte("again.\r\n")) || !bytes.HasSuffix(msg.Header, []byte("\r\n\r\n")) {
 		t.Errorf("len %d, end %q", len(m), m[len(m)-8:])
 	}
 	if bytes.Contains(bytes.ReplaceAll(m, []byte("\r\n"), nil), []byte("\n")) {
 		t.Error("bare LF")
 	}
+}
+
+// messageBody returns the body of m, which Message keeps in memory.
+func messageBody(m *smtp.Message) []byte {
+	b, _ := m.Body.Bytes()
+	return b
 }
 
 func TestRunResume(t *testing.T) {
