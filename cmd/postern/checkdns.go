@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
-	"postern/internal/addrkey"
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/smtp"
 )
 
 // checkDomain checks the DNS records of one local domain: MX, SPF, the
@@ -222,7 +222,7 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 		return
 	}
 	mxs := strings.Join(pol.MX, ", ")
-	if !pol.Match(addrkey.LowerASCII(c.cfg.Hostname)) {
+	if !pol.Match(smtp.LowerASCII(c.cfg.Hostname)) {
 		c.fail("mta-sts", d, fmt.Sprintf("policy %s lists mx %s but not this host %s: senders in enforce mode refuse to deliver here",
 			policyURL, mxs, c.cfg.Hostname),
 			fmt.Sprintf("add the line \"mx: %s\" to the policy and change the id= of _mta-sts.%s", c.cfg.Hostname, d))

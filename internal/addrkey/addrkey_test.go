@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"postern/internal/smtp"
 )
 
 func TestDomain(t *testing.T) {
@@ -111,12 +113,12 @@ func FuzzKeys(f *testing.F) {
 		if !norm.NFC.IsNormalString(l) || hasUpperASCII(l) {
 			t.Fatalf("Local(%q) = %q: not NFC, or upper-case ASCII", addr, l)
 		}
-		if want := norm.NFD.String(LowerASCII(norm.NFC.String(addr))); norm.NFD.String(l) != want {
+		if want := norm.NFD.String(smtp.LowerASCII(norm.NFC.String(addr))); norm.NFD.String(l) != want {
 			t.Fatalf("Local(%q) = %q folds more than ASCII letters", addr, l)
 		}
 		d, err := Domain(addr)
 		if err == nil {
-			if !isASCII(d) || hasUpperASCII(d) {
+			if !smtp.IsASCII(d) || hasUpperASCII(d) {
 				t.Fatalf("Domain(%q) = %q: not a lower-case A-label form", addr, d)
 			}
 			if d2, err := Domain(d); err != nil || d2 != d {

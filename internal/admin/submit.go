@@ -246,11 +246,11 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*smtp.Envelope, *sm
 			env.Recipients = append(env.Recipients, addr)
 		}
 	}
-	env.SMTPUTF8 = !ascii(env.From) || !ascii(strings.Join(env.Recipients, ""))
+	env.SMTPUTF8 = !smtp.IsASCII(env.From) || !smtp.IsASCII(strings.Join(env.Recipients, ""))
 	if err := checkLines(req.Data); err != nil {
 		return nil, nil, err
 	}
-	if !ascii(string(req.Data)) {
+	if !smtp.IsASCII(string(req.Data)) {
 		env.Body = "8BITMIME"
 	}
 	msg := req.Data
@@ -289,15 +289,6 @@ func checkLines(b []byte) error {
 		}
 	}
 	return nil
-}
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // Submit hands a message to the server's queue and returns its id (and

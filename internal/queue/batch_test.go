@@ -168,26 +168,6 @@ func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) 
 	return r, stop
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func live(s *spool.Spool, id string) bool {
-	for _, it := range s.List() {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
 func stateOf(t *testing.T, s *spool.Spool, id, rcpt string) spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)

@@ -52,15 +52,15 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	if host == "" {
 		host = "localhost"
 	}
-	global := !isASCII(in.orig.From)
+	global := !smtp.IsASCII(in.orig.From)
 	for _, r := range in.rcpts {
-		global = global || !isASCII(r.addr)
+		global = global || !smtp.IsASCII(r.addr)
 	}
 	header := bytes.TrimSuffix(in.header, []byte("\r\n"))
 	if len(header) > 0 && !bytes.HasSuffix(header, []byte("\r\n")) {
 		header = append(bytes.Clone(header), '\r', '\n')
 	}
-	eightBit := !isASCII(string(header))
+	eightBit := !smtp.IsASCII(string(header))
 	failed := false
 	for _, r := range in.rcpts {
 		failed = failed || r.action == actionFailed
@@ -247,12 +247,3 @@ func diagnosticText(s string) string {
 
 // headerSection returns the header section of msg (RFC 5322 §2.1).
 func headerSection(msg []byte) []byte { return msg[:smtp.HeaderEnd(msg)] }
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}

@@ -166,9 +166,9 @@ func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []d
 			headers = b
 		}
 	}
-	global := orig.From != "" && !isASCII(orig.From)
+	global := orig.From != "" && !smtp.IsASCII(orig.From)
 	for _, r := range rcpts {
-		global = global || !isASCII(r.addr)
+		global = global || !smtp.IsASCII(r.addr)
 	}
 	want := []string{"text/plain", "message/delivery-status", "text/rfc822-headers"}
 	if global {

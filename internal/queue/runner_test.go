@@ -54,28 +54,6 @@ func maildirDeliverer(m *delivery.Maildir) Deliverer {
 	})
 }
 
-// waitFor polls cond for up to 5 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// isLive reports whether message id has a recipient not yet done.
-func isLive(s *spool.Spool, id string) bool {
-	for _, it := range s.List() {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
 func states(t *testing.T, s *spool.Spool, id string) map[string]spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)
@@ -117,7 +95,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	rcpts := []string{"Ann@local.test", "bob@local.test", "carl@remote.example"}
 	PutForTest(t, s, spooltest.Env(id, rcpts...), data) // before the runner: found by recovery scan
 	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
-	waitFor(t, "local deliveries", func() bool {
+	Eventually(t, "local deliveries", func() bool {
 		st := states(t, s, id)
 		return st["Ann@local.test"].Status == spool.StatusDelivered && st["bob@local.test"].Status == spool.StatusDelivered
 	})
@@ -160,7 +138,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	if got := <-remote; got != "carl@remote.example" {
 		t.Errorf("remote delivery to %q", got)
 	}
-	waitFor(t, "message done", func() bool { return len(s.List()) == 0 })
+	Eventually(t, "message done", func() bool { return len(s.List()) == 0 })
 	if n := localCalls.Load(); n != 0 {
 		t.Errorf("%d local redeliveries after restart", n)
 	}
@@ -181,14 +159,14 @@ func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
 		ids = append(ids, id)
 		PutForTest(t, s, spooltest.Env(id, "u1@local.test", "u2@local.test"), spooltest.Data(id, 2000))
 	}
-	waitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	Eventually(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
 		t.Errorf("u2 has %d messages, want 30", n)
 	}
 	// A message is done (off List) before its segment is removed (its
 	// states too: spool's TestDoneSegmentsRemoved): wait for that, with
 	// only the active segment left.
-	waitFor(t, "segments of done messages removed", func() bool {
+	Eventually(t, "segments of done messages removed", func() bool {
 		segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
 		return len(segs) == 1
 	})
@@ -221,7 +199,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	PutForTest(t, s, spooltest.Env(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
 	startRunner(t, s, RunnerOptions{Local: local, Retry: retry})
 	// The failures send a DSN to the (remote) sender, which stays queued.
-	waitFor(t, "all final", func() bool { return !isLive(s, id) })
+	Eventually(t, "all final", func() bool { return !Live(s, id) })
 	st := states(t, s, id)
 	if f := st["flaky@local.test"]; f.Status != spool.StatusDelivered || f.Attempts != 3 {
 		t.Errorf("flaky: %+v, want delivered after 3 attempts", f)

@@ -261,7 +261,7 @@ func (s *session) checkSubmission(msg []byte) (smtp.HeaderRepair, *labeledError)
 // "alice@wor\u212A.test" (a KELVIN SIGN) alice@work.test.
 func normalizeAddr(a string) string {
 	d := addrkey.DomainOf(a)
-	return a[:len(a)-len(d)] + addrkey.LowerASCII(d)
+	return a[:len(a)-len(d)] + smtp.LowerASCII(d)
 }
 
 // headroom is the space reserved in front of a message for the header

@@ -205,24 +205,29 @@ func (d *decoder) fail() {
 	d.b = nil
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
+// consumed takes the n bytes of a varint just decoded (binary.Uvarint's
+// or Varint's n); it fails the decoder when there was none.
+func (d *decoder) consumed(n int) bool {
 	if n <= 0 {
 		d.fail()
-		return 0
+		return false
 	}
 	d.b = d.b[n:]
-	return v
+	return true
+}
+
+func (d *decoder) uvarint() uint64 {
+	if v, n := binary.Uvarint(d.b); d.consumed(n) {
+		return v
+	}
+	return 0
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
+	if v, n := binary.Varint(d.b); d.consumed(n) {
+		return v
 	}
-	d.b = d.b[n:]
-	return v
+	return 0
 }
 
 func (d *decoder) bytes() []byte {

@@ -10,6 +10,7 @@ import (
 
 	"postern/internal/addrkey"
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 )
 
 // Limits on what the directory stores.
@@ -70,7 +71,7 @@ func NormalizeAddress(addr string) (string, error) {
 // normalizeDomain checks a domain as NormalizeAddress does and returns it
 // with its ASCII letters lower-cased.
 func normalizeDomain(domain string) (string, error) {
-	domain = addrkey.LowerASCII(domain)
+	domain = smtp.LowerASCII(domain)
 	if err := checkDomain(domain); err != nil {
 		return "", err
 	}
