@@ -18,6 +18,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/testkit"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -91,13 +92,7 @@ func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 func TestAdminEndToEnd(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"postern/internal/smtp"
 	"postern/internal/spool"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // fakeRemote is a BatchDeliverer that records its calls and answers by
@@ -231,7 +232,7 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return remote.DeliverBatch(ctx, env, rcpts, msg)
 	}), Policy: fastPolicy})
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	if !checked.Load() || !sawLive.Load() {
 		t.Error("message left the queue before its last recipient was done")
 	}
@@ -292,8 +293,8 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("permanent"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Policy: fastPolicy})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	_, tries := remote.snapshot()
 	if tries["gone@x.example"] != 1 || tries["gone2@y.example"] != 1 {
 		t.Errorf("a permanent failure was retried: %v", tries)
@@ -334,11 +335,11 @@ func TestExpiryBounces(t *testing.T) {
 	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("expired"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	// The DSN is spooled before the recipient is marked failed (so a
 	// crash between the two repeats the bounce rather than losing it):
 	// wait for the mark too.
-	eventually(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != spool.StatusPending })
+	testkit.WaitFor(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != spool.StatusPending })
 	st := stateOf(t, s, id, "late@x.example")
 	if st.Status != spool.StatusFailed || st.Attempts != 1 || st.LastError == "" {
 		t.Errorf("state %+v", st)
@@ -369,7 +370,7 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	before := counterValue(QueueRetries)
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Now: func() time.Time { return clock },
 		Rand: func() float64 { return 0.25 }})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
+	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	st := stateOf(t, s, id, "r@x.example")
 	// First retry: 1 minute - 20% * 0.5 = 54 s.
 	if want := clock.Add(54 * time.Second); !st.NextAttempt.Equal(want) || st.Attempts != 1 || st.Code != "4.3.0" {
@@ -396,7 +397,7 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 		return Outcome{}
 	}}
 	r, _ := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour}})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
+	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	time.Sleep(100 * time.Millisecond)
 	if calls, _ := remote.snapshot(); len(calls) != 1 {
 		t.Fatalf("%d attempts within 100ms of a one-hour backoff", len(calls))
@@ -410,7 +411,7 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	if err := r.Retry(id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivered after Retry", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "delivered after Retry", func() bool { return !live(s, id) })
 	if err := r.Retry(id); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Retry of a done message: %v", err)
 	}
@@ -434,8 +435,8 @@ func TestDelayWarningOnce(t *testing.T) {
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender,
 		Policy: RetryPolicy{First: 5 * time.Millisecond, Max: 10 * time.Millisecond, DelayWarning: 4 * time.Hour},
 		Now:    func() time.Time { return time.Now().Add(offset) }})
-	eventually(t, "a warning", func() bool { return len(sender.get("alice@local.test")) > 0 })
-	eventually(t, "four attempts", func() bool { _, tries := remote.snapshot(); return tries["slow@x.example"] >= 4 })
+	testkit.WaitFor(t, "a warning", func() bool { return len(sender.get("alice@local.test")) > 0 })
+	testkit.WaitFor(t, "four attempts", func() bool { _, tries := remote.snapshot(); return tries["slow@x.example"] >= 4 })
 	got := sender.get("alice@local.test")
 	if len(got) != 1 {
 		t.Fatalf("%d delay warnings, want 1", len(got))
@@ -466,7 +467,7 @@ func TestNullSenderBounceDropped(t *testing.T) {
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return permFail(r) }}
 	before := counterValue(QueueDSNs.WithLabelValues("dropped"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	if n := len(s.List()); n != 0 {
 		t.Errorf("%d messages queued: a bounce of a bounce was sent", n)
 	}
@@ -500,8 +501,8 @@ func TestLoopGuard(t *testing.T) {
 	env2 := spooltest.Env(ok, "y@x.example")
 	mustPut(t, s, env2, messageWithReceived(50))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
-	eventually(t, "both done", func() bool { return !live(s, loop) && !live(s, ok) })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "both done", func() bool { return !live(s, loop) && !live(s, ok) })
 	if _, tries := remote.snapshot(); tries["x@x.example"] != 0 || tries["y@x.example"] != 1 {
 		t.Errorf("remote attempts %v: the looping message was delivered or the other was not", tries)
 	}
@@ -530,7 +531,7 @@ func TestRemoteConcurrencyBound(t *testing.T) {
 		mustPut(t, s, spooltest.Env(id, fmt.Sprintf("u@d%d.example", i)), spooltest.Data(id, 100))
 	}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, RemoteConcurrency: 3, Workers: 8})
-	eventually(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if p := remote.peak.Load(); p != 3 {
 		t.Errorf("peak remote deliveries in flight %d, want 3", p)
 	}
@@ -547,7 +548,7 @@ func TestRemoteDelivererAdapter(t *testing.T) {
 		got.Store(rcpt, true)
 		return nil
 	})})
-	eventually(t, "delivered", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "delivered", func() bool { return !live(s, id) })
 	for _, r := range []string{"a@x.example", "b@x.example"} {
 		if _, ok := got.Load(r); !ok {
 			t.Errorf("%s not delivered", r)
@@ -579,7 +580,7 @@ func TestDSNFieldsFromRemoteAreOneLine(t *testing.T) {
 			Diagnostic: "smtp; 550-5.1.1 first\r\n550 5.1.1 Injected: yes", RemoteMTA: "mx.x.example\r\nX-Evil: 2"}
 	}}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	dsn := string(sender.get("alice@local.test")[0])
 	if strings.Contains(dsn, "\r\nX-Evil") || strings.Contains(dsn, "\r\n550 5.1.1 Injected") {
 		t.Errorf("remote text broke the DSN's lines:\n%s", dsn)
@@ -629,7 +630,7 @@ func TestDeleteDuringDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	eventually(t, "the pass to end", func() bool {
+	testkit.WaitFor(t, "the pass to end", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return r.state[id] == 0
@@ -660,7 +661,7 @@ func TestBatchesByDomainKey(t *testing.T) {
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, spooltest.Data(id, 500))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	calls, _ := remote.snapshot()
 	var got []string
 	for _, c := range calls {

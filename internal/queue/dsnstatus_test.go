@@ -10,6 +10,7 @@ import (
 	"postern/internal/smtp"
 	"postern/internal/spool"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // mailboxRefusal is a local delivery error that knows its DSN status, as
@@ -40,7 +41,7 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, spooltest.Data(id, 300))
 	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
-	eventually(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
 	if st := stateOf(t, s, id, "bob@local.test"); st.Status != spool.StatusFailed || st.Code != "5.1.1" {
 		t.Errorf("bob: %+v, want failed with 5.1.1", st)
 	}

@@ -17,11 +17,5 @@ func PutForTest(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 	mustPut(t, s, env, data)
 }
 
-// Eventually polls cond for up to 5 seconds (eventually).
-func Eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	eventually(t, what, cond)
-}
-
 // Live reports whether message id has a recipient not yet done (live).
 func Live(s *spool.Spool, id string) bool { return live(s, id) }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"testing"
-	"time"
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
@@ -26,18 +25,6 @@ func mustPut(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 	t.Helper()
 	if err := s.Put(context.Background(), env, data); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// eventually polls cond for up to 5 seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 

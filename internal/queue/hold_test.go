@@ -13,6 +13,7 @@ import (
 	"postern/internal/smtp"
 	"postern/internal/spool"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // recorder is a local Deliverer that records what it delivered.
@@ -69,7 +70,7 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	PutForTest(t, s, held, spooltest.Data(held.ID, 100))
 	plain := spooltest.Env(spooltest.ID(), "c@local.test")
 	PutForTest(t, s, plain, spooltest.Data(plain.ID, 100))
-	Eventually(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
+	testkit.WaitFor(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
 	time.Sleep(50 * time.Millisecond) // a pass over the held one would be done by now
 	if n := rec.count(held.ID); n != 0 {
 		t.Fatalf("held message delivered %d times", n)
@@ -106,11 +107,11 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	if err := r.Release(held.ID); err != nil {
 		t.Fatal(err)
 	}
-	Eventually(t, "the released message", func() bool { return rec.count(held.ID) == 2 })
+	testkit.WaitFor(t, "the released message", func() bool { return rec.count(held.ID) == 2 })
 	if s.Held() != 0 {
 		t.Errorf("Held() = %d after release, want 0", s.Held())
 	}
-	Eventually(t, "the released message done", func() bool { return !Live(s, held.ID) })
+	testkit.WaitFor(t, "the released message done", func() bool { return !Live(s, held.ID) })
 }
 
 func TestHoldSurvivesRestart(t *testing.T) {
@@ -168,7 +169,7 @@ func TestHoldSurvivesRestart(t *testing.T) {
 	// The released message is delivered by the next Runner.
 	rec := &recorder{}
 	runHold(t, s, rec)
-	Eventually(t, "the released message", func() bool { return rec.count(a.ID) == 1 })
+	testkit.WaitFor(t, "the released message", func() bool { return rec.count(a.ID) == 1 })
 	if rec.count(b.ID) != 0 {
 		t.Error("deleted held message delivered")
 	}

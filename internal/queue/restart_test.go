@@ -15,6 +15,7 @@ import (
 	"postern/internal/smtp"
 	"postern/internal/spool"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 const runnerHelperEnv = "POSTERN_QUEUE_RUNNER_HELPER"
@@ -124,7 +125,7 @@ func TestRunnerRestartSafety(t *testing.T) {
 	defer s.Close()
 	remote, local := openDeliveryLog(t, logPath).deliverers(0)
 	_, stop := runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: local, Policy: fastPolicy})
-	eventually(t, "queue empty", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "queue empty", func() bool { return len(s.List()) == 0 })
 	stop()
 
 	got := map[string]int{}

@@ -20,6 +20,7 @@ import (
 	"postern/internal/smtp"
 	"postern/internal/spool"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
@@ -95,7 +96,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	rcpts := []string{"Ann@local.test", "bob@local.test", "carl@remote.example"}
 	PutForTest(t, s, spooltest.Env(id, rcpts...), data) // before the runner: found by recovery scan
 	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
-	Eventually(t, "local deliveries", func() bool {
+	testkit.WaitFor(t, "local deliveries", func() bool {
 		st := states(t, s, id)
 		return st["Ann@local.test"].Status == spool.StatusDelivered && st["bob@local.test"].Status == spool.StatusDelivered
 	})
@@ -138,7 +139,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	if got := <-remote; got != "carl@remote.example" {
 		t.Errorf("remote delivery to %q", got)
 	}
-	Eventually(t, "message done", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "message done", func() bool { return len(s.List()) == 0 })
 	if n := localCalls.Load(); n != 0 {
 		t.Errorf("%d local redeliveries after restart", n)
 	}
@@ -159,14 +160,14 @@ func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
 		ids = append(ids, id)
 		PutForTest(t, s, spooltest.Env(id, "u1@local.test", "u2@local.test"), spooltest.Data(id, 2000))
 	}
-	Eventually(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
 		t.Errorf("u2 has %d messages, want 30", n)
 	}
 	// A message is done (off List) before its segment is removed (its
 	// states too: spool's TestDoneSegmentsRemoved): wait for that, with
 	// only the active segment left.
-	Eventually(t, "segments of done messages removed", func() bool {
+	testkit.WaitFor(t, "segments of done messages removed", func() bool {
 		segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
 		return len(segs) == 1
 	})
@@ -199,7 +200,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	PutForTest(t, s, spooltest.Env(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
 	startRunner(t, s, RunnerOptions{Local: local, Retry: retry})
 	// The failures send a DSN to the (remote) sender, which stays queued.
-	Eventually(t, "all final", func() bool { return !Live(s, id) })
+	testkit.WaitFor(t, "all final", func() bool { return !Live(s, id) })
 	st := states(t, s, id)
 	if f := st["flaky@local.test"]; f.Status != spool.StatusDelivered || f.Attempts != 3 {
 		t.Errorf("flaky: %+v, want delivered after 3 attempts", f)
