@@ -6,6 +6,7 @@ package test
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,6 +25,12 @@ import (
 // binPath is the postern binary built once by TestMain.
 var binPath string
 
+// systemConfig is the file the binary reads when neither --config nor
+// $POSTERN_CONFIG names one, in place of /etc/postern/postern.toml:
+// TestMain builds it so (main.systemConfigPath), so that no test reads
+// the machine's file, and a test can stand one there.
+var systemConfig string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "postern-bin-")
 	if err != nil {
@@ -31,7 +38,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binPath = filepath.Join(dir, "postern")
-	build := exec.Command("go", "build", "-o", binPath, "../cmd/postern")
+	systemConfig = filepath.Join(dir, "etc", "postern.toml")
+	os.Unsetenv("POSTERN_CONFIG")
+	build := exec.Command("go", "build", "-o", binPath, "-ldflags", "-X main.systemConfigPath="+systemConfig, "../cmd/postern")
 	build.Stdout, build.Stderr = os.Stdout, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build postern:", err)
@@ -89,6 +98,7 @@ type server struct {
 	cmd     *exec.Cmd
 	data    string
 	config  string // "" for the embedded default
+	bare    bool   // the embedded default without --data: data is ./postern-data of its directory
 	mx      string
 	sub     string
 	subs    string
@@ -163,8 +173,11 @@ address = %q
 // args returns the command-line arguments that select this server's
 // configuration, for serve and the other subcommands.
 func (s *server) args() []string {
-	if s.config != "" {
+	switch {
+	case s.config != "":
 		return []string{"--config", s.config}
+	case s.bare:
+		return nil
 	}
 	return []string{"--data", s.data}
 }
@@ -246,8 +259,28 @@ func (s *server) signal(sig syscall.Signal) error {
 func (s *server) run(stdin string, args ...string) (string, error) {
 	cmd := exec.Command(binPath, append(args, s.args()...)...)
 	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Dir = filepath.Dir(s.data)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// command runs the binary with args in dir, with env added to this
+// process's environment, and returns its stdout, stderr and exit status.
+func command(t *testing.T, dir string, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
+	cmd.Dir, cmd.Env, cmd.Stdin = dir, append(os.Environ(), env...), strings.NewReader(stdin)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	case err != nil:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
 }
 
 // addUser adds a user through the CLI, password on stdin.

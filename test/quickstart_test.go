@@ -13,8 +13,9 @@ import (
 )
 
 // TestEmbeddedDefault runs the README's quick start: `postern serve` with no
-// configuration file, then a first message with swaks, curl and Python's
-// smtplib on the embedded default's fixed ports.
+// configuration file and no flag, in an empty directory, then a first
+// message with swaks, curl and Python's smtplib on the embedded default's
+// fixed ports.
 func TestEmbeddedDefault(t *testing.T) {
 	integration(t)
 	swaks := needTool(t, "swaks")
@@ -22,9 +23,13 @@ func TestEmbeddedDefault(t *testing.T) {
 	python := needTool(t, "python3")
 
 	dir := t.TempDir()
-	s := &server{t: t, data: filepath.Join(dir, "postern-data"),
+	s := &server{t: t, data: filepath.Join(dir, "postern-data"), bare: true,
 		mx: "127.0.0.1:2525", sub: "127.0.0.1:2587", subs: "127.0.0.1:2465", http: "127.0.0.1:2580"}
 	s.start()
+	// It says that it runs on the embedded default, for want of a file.
+	if !strings.Contains(s.stderr.String(), "postern: no configuration file (no --config, no $POSTERN_CONFIG, no "+systemConfig+"): using the embedded default, with its data in ./postern-data") {
+		t.Errorf("no word of the embedded default on stderr:\n%s", s.stderr.String())
+	}
 
 	pwFile := filepath.Join(s.data, "initial-password")
 	st, err := os.Stat(pwFile)

@@ -172,7 +172,7 @@ func TestCheckAllWell(t *testing.T) {
 	var out bytes.Buffer
 	(&checker{out: rs}).print(&out, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
-		!strings.HasSuffix(out.String(), "14 checks: 0 failed, 0 warnings\n") {
+		!strings.HasSuffix(out.String(), "15 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -260,7 +260,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "WARN mta-sts example.com: no MTA-STS record") ||
-		!strings.HasSuffix(stdout.String(), "14 checks: 0 failed, 1 warnings\n") {
+		!strings.HasSuffix(stdout.String(), "15 checks: 0 failed, 1 warnings\n") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 
@@ -280,14 +280,16 @@ func TestCheckCommand(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.toml")
-	os.WriteFile(bad, []byte("hostname = \"mail.example.com\"\n[acme]\nchallenge = \"carrier-pigeon\"\n"), 0o600)
+	os.WriteFile(bad, []byte("hostname = \"mail.example.com\"\nbogus = 1\n[acme]\nchallenge = \"carrier-pigeon\"\n"), 0o600)
 	stdout.Reset()
 	if code := run([]string{"check", "--json", "--config", bad}, nil, &stdout, &stderr); code != 1 {
 		t.Fatalf("bad config: exit %d, want 1", code)
 	}
 	rs = nil
 	json.Unmarshal(stdout.Bytes(), &rs)
-	if len(rs) != 1 || rs[0].Check != "config" || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, "acme.challenge") {
+	// One result per problem, as serve prints them, the fix on the last.
+	if len(rs) != 2 || rs[0].Check != "config" || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, `unknown key "bogus"`) ||
+		rs[0].Fix != "" || !strings.Contains(rs[1].Message, "acme.challenge") || rs[1].Fix == "" {
 		t.Errorf("bad config: %+v", rs)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"postern/internal/dns"
 	"postern/internal/queue"
 	"postern/internal/smtp"
-	"postern/internal/userdb"
 )
 
 // newResolver builds the DNS resolver delivery and mail authentication
@@ -179,19 +178,20 @@ func deliveryErr(r remote.Result) error {
 }
 
 // lmtpLocal delivers local recipients to a mailbox server over LMTP
-// (RFC 2033) after alias expansion.
+// (RFC 2033) after alias expansion (forwarding what goes to other
+// domains: forward.go).
 type lmtpLocal struct {
-	dir  *userdb.Directory
+	fwd  *forwarder
 	lmtp *delivery.LMTP
 }
 
 func (l *lmtpLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := l.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err)
-	}
+	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
+	}
+	if len(boxes) == 0 {
+		return nil // forwarded only
 	}
 	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
 		if errors.Is(err, delivery.ErrPermanent) {

@@ -20,31 +20,19 @@ import (
 	"postern/internal/pkcs11"
 )
 
-// cmdDKIM runs "postern dkim keygen DOMAIN [--selector S] [--algorithm
+// dkimKeygenFlags is `postern dkim keygen`.
+func dkimKeygenFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	selector := fs.String("selector", "", "the `SELECTOR` (default pYYYYMM for rsa, pYYYYMMe for ed25519)")
+	algorithm := fs.String("algorithm", "rsa", "the key `ALGORITHM`: rsa (2048 bits) or ed25519 (RFC 8463)")
+	return func(pos []string) error { return dkimKeygen(cf, pos, selector, algorithm, c.stdout, c.now) }
+}
+
+// dkimKeygen runs "postern dkim keygen DOMAIN [--selector S] [--algorithm
 // ed25519|rsa] [--config FILE | --data DIR]": it writes a new private key
 // to DATA/dkim/DOMAIN/SELECTOR.ALG.pem (0600) and prints the DNS TXT
 // record to publish (RFC 6376 §3.6.1).
-func cmdDKIM(args []string, stdout io.Writer) error {
-	return dkimKeygen(args, stdout, time.Now)
-}
-
-// dkimKeygen is cmdDKIM with a clock, for the default selector.
-func dkimKeygen(args []string, stdout io.Writer, now func() time.Time) error {
-	if len(args) == 0 || args[0] != "keygen" {
-		return usageError{"dkim: want keygen DOMAIN [--selector S] [--algorithm ed25519|rsa]"}
-	}
-	fs := flag.NewFlagSet("dkim keygen", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	selector := fs.String("selector", "", `selector (default "pYYYYMM" for rsa, "pYYYYMMe" for ed25519)`)
-	algorithm := fs.String("algorithm", "rsa", "key algorithm: rsa (2048 bits) or ed25519 (RFC 8463)")
-	pos, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{fmt.Sprintf("dkim keygen: want 1 argument (DOMAIN), got %d", len(pos))}
-	}
+func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdout io.Writer, now func() time.Time) error {
 	// The domain's key (an A-label, lower case), as signing looks it up.
 	domain, err := addrkey.Domain(pos[0])
 	if err != nil || !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {

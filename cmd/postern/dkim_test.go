@@ -27,7 +27,7 @@ func TestDKIMKeygen(t *testing.T) {
 	dir := t.TempDir()
 	now := func() time.Time { return time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC) }
 	var out bytes.Buffer
-	if err := dkimKeygen([]string{"keygen", "Example.ORG", "--data", dir}, &out, now); err != nil {
+	if err := dkimCmd([]string{"keygen", "Example.ORG", "--data", dir}, &out, now); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "dkim", "example.org", "p202611.rsa.pem")
@@ -41,7 +41,7 @@ func TestDKIMKeygen(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 	out.Reset()
-	if err := dkimKeygen([]string{"keygen", "--algorithm", "ed25519", "example.org", "--data", dir}, &out, now); err != nil {
+	if err := dkimCmd([]string{"keygen", "--algorithm", "ed25519", "example.org", "--data", dir}, &out, now); err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`(?m)^p202611e\._domainkey\.example\.org\. IN TXT "v=DKIM1; k=ed25519; p=[A-Za-z0-9+/]{43}="$`).MatchString(out.String()) {
@@ -60,7 +60,7 @@ func TestDKIMKeygen(t *testing.T) {
 		{"keygen", "example.org", "--algorithm", "dsa", "--data", dir},
 		{"rotate"},
 	} {
-		if err := dkimKeygen(args, &out, now); err == nil {
+		if err := dkimCmd(args, &out, now); err == nil {
 			t.Errorf("%q: no error", args)
 		}
 	}
@@ -186,7 +186,7 @@ func TestMXFilterSession(t *testing.T) {
 func TestSignFilter(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	if err := dkimKeygen([]string{"keygen", "example.org", "--algorithm", "ed25519", "--selector", "s1", "--data", dir}, &out, time.Now); err != nil {
+	if err := dkimCmd([]string{"keygen", "example.org", "--algorithm", "ed25519", "--selector", "s1", "--data", dir}, &out, time.Now); err != nil {
 		t.Fatal(err)
 	}
 	cfg := config.Dev(dir)

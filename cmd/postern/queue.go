@@ -19,37 +19,18 @@ func notRunning(sock string) error {
 	return fmt.Errorf("postern is not running (no %s)", sock)
 }
 
-// cmdQueue implements `postern queue list|show ID|retry ID|delete ID|release ID`:
-// it asks the running server over its admin socket (DATA/admin.sock).
-func cmdQueue(args []string, stdout io.Writer) error {
-	return runQueue(args, stdout, time.Now)
+// queueFlags is `postern queue VERB`: it asks the running server over
+// its admin socket (DATA/admin.sock).
+func queueFlags(verb string) func(*cli, *flag.FlagSet) func([]string) error {
+	return func(c *cli, fs *flag.FlagSet) func([]string) error {
+		cf := c.configFlags(fs)
+		return func(pos []string) error { return runQueue(c, cf, verb, pos) }
+	}
 }
 
-// runQueue is cmdQueue with the clock for message ages.
-func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
-	const want = "queue: want list, show ID, retry ID, delete ID or release ID"
-	if len(args) == 0 {
-		return usageError{want}
-	}
-	verb := args[0]
-	fs := flag.NewFlagSet("queue "+verb, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var cf configFlags
-	cf.register(fs)
-	pos, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	switch {
-	case verb == "list" && len(pos) != 0:
-		return usageError{"queue list: unexpected argument " + pos[0]}
-	case verb == "show" || verb == "retry" || verb == "delete" || verb == "release":
-		if len(pos) != 1 {
-			return usageError{"queue " + verb + ": want one message ID"}
-		}
-	case verb != "list":
-		return usageError{want}
-	}
+// runQueue runs `postern queue VERB POS...`.
+func runQueue(cl *cli, cf *configFlags, verb string, pos []string) error {
+	stdout, now := cl.stdout, cl.now
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -94,7 +75,7 @@ func runQueue(args []string, stdout io.Writer, now func() time.Time) error {
 func queueError(err error, sock, id string) error {
 	switch {
 	case errors.Is(err, admin.ErrNotRunning):
-		return fmt.Errorf("postern is not running (no %s)", sock)
+		return notRunning(sock)
 	case errors.Is(err, admin.ErrNotFound):
 		return fmt.Errorf("queue: no message %s in the queue", id)
 	case errors.Is(err, admin.ErrNotHeld):

@@ -117,7 +117,7 @@ func serveAdmin(t *testing.T, q *fakeQueue) (dataDir string) {
 func runQ(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := runQueue(args, &out, func() time.Time { return cliNow })
+	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{"queue"}, args...))
 	return out.String(), err
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,7 +17,7 @@ func TestReloadNotRunning(t *testing.T) {
 	}
 	if err := cmdReload([]string{"extra", "--data", dir}, io.Discard); err == nil {
 		t.Fatal("an argument was accepted")
-	} else if _, ok := err.(usageError); !ok {
+	} else if !errors.As(err, new(usageError)) {
 		t.Fatalf("not a usage error: %v", err)
 	}
 }

@@ -38,18 +38,16 @@ import (
 	"postern/internal/userdb"
 )
 
+// serveFlags is `postern serve`.
+func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
+	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+}
+
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
 // restart (SIGUSR2) has handed over to a new process.
-func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	var cf configFlags
-	cf.register(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	if pos, err := parseArgs(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return usageError{fmt.Sprintf("serve: unexpected argument %q", pos[0])}
-	}
+func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -62,6 +60,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	cfg, err := cf.load()
 	if err != nil {
 		return err
+	}
+	if child == nil {
+		if err := notInUse(cfg); err != nil { // servehints.go
+			return err
+		}
 	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
@@ -80,7 +83,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 
 	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
 	defer tokens.Close()
-	certs, tlsCfg, err := setupTLS(cfg, log, *allowBroken, tokens)
+	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
 	if err != nil {
 		return err
 	}
@@ -89,7 +92,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer db.Close()
-	if cf.config == "" {
+	if cfg.Source == "" { // the embedded default
 		if err := firstStart(cfg, db, stdout, log); err != nil {
 			return err
 		}
@@ -118,9 +121,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 		return err
 	}
 	defer out.Close()
-	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
+	if err != nil {
+		return err
+	}
+	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, db, certs)
 	if err != nil {
@@ -142,9 +149,10 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	pre.closeUnused(log)
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log),
-		budget: newDataBudget(cfg.Limits),
+		budget:   newDataBudget(cfg.Limits),
+		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -165,7 +173,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) (err error) {
 	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
-		return err
+		return spoolError(cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -184,12 +192,15 @@ type serveBase struct {
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
 	local               queue.Deliverer
+	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
-	budget *smtpd.DataBudget
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
 }
 
 // reload reloads the certificates and the users, as on SIGHUP.
@@ -251,7 +262,8 @@ func (b *serveBase) run(spool *spool.Spool, socks *handover.Sockets, child *hand
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
 func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
-	for sig := range sigs {
+	for {
+		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
 		case syscall.SIGHUP:
 			b.notify.Reloading("reloading")
@@ -262,6 +274,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 				// PID 1 of a container: when it exits, the kernel ends
 				// every process of its PID namespace, the new one too.
 				b.log.Warn("graceful restart refused: Postern is PID 1 (a container's init), and its exit would end the new process; replace the container instead")
+				req.reply(0, errors.New("refused: Postern is PID 1 (a container's init); replace the container instead"))
 				continue
 			}
 			b.notify.Reloading("graceful restart")
@@ -272,8 +285,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 			if err != nil {
 				b.log.Error("graceful restart failed: still serving", "err", err)
 				b.notify.Ready()
+				req.reply(0, err)
 				continue
 			}
+			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
 			old := &handover.Old{
 				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
@@ -294,7 +309,6 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 			return nil, spool.Close()
 		}
 	}
-	return nil, nil
 }
 
 // instance is what serves on an open spool: the queue runner, the SMTP
@@ -318,6 +332,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -356,7 +371,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         b.dir,
+			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             spool,
 			Budget:            b.budget,
@@ -386,9 +401,11 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 		return in, fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) } // postern reload
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                  // the status page
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) }      // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                        // postern user (user.go)
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String() // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                       // the status page
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -417,7 +434,8 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	if httpL != nil {
 		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
-	log.Info("postern ready", "version", version, "hostname", cfg.Hostname, "data", cfg.DataDir)
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
 	return in, nil
 }
 
@@ -498,7 +516,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("serve: %s: %w", what, err)
+			return listenError(what, addr, err) // servehints.go
 		}
 		s.Add(name, l)
 		return nil
@@ -650,18 +668,16 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
-// localDelivery delivers a local recipient: it expands aliases and writes
-// to each resulting mailbox's Maildir.
+// localDelivery delivers a local recipient: it expands aliases
+// (forwarding what goes to other domains: forward.go) and writes to each
+// resulting mailbox's Maildir.
 type localDelivery struct {
-	dir     *userdb.Directory
+	fwd     *forwarder
 	maildir *delivery.Maildir
 }
 
 func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err) // the user was deleted since RCPT
-	}
+	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}

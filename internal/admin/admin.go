@@ -38,13 +38,13 @@ import (
 	"postern/internal/spool"
 )
 
-// Spool is what the admin API needs of the queue's spool; *queue.Spool
+// Spool is what the admin API needs of the queue's spool; *spool.Spool
 // implements it.
 type Spool interface {
 	// List returns the live messages, by arrival.
 	List() []spool.Item
 	// Lookup returns one message, live or done, while the spool holds it;
-	// an error wrapping queue.ErrNotFound otherwise.
+	// an error wrapping spool.ErrNotFound otherwise.
 	Lookup(id string) (spool.Item, error)
 	// Header returns the envelope and the header section of a message.
 	Header(id string) (*smtp.Envelope, []byte, error)
@@ -56,11 +56,11 @@ type Spool interface {
 // implements it.
 type Runner interface {
 	// Retry makes the deferred recipients of a live message due now; it
-	// fails wrapping queue.ErrNotFound for a message not in the queue.
+	// fails wrapping spool.ErrNotFound for a message not in the queue.
 	Retry(id string) error
 	// Release makes the held recipients of a live message pending and
-	// delivers them; it fails wrapping queue.ErrNotFound for a message
-	// not in the queue and queue.ErrNotHeld for one not held.
+	// delivers them; it fails wrapping spool.ErrNotFound for a message
+	// not in the queue and spool.ErrNotHeld for one not held.
 	Release(id string) error
 }
 
@@ -165,6 +165,16 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// ReloadUsers reads the users again (POST /users/reload, users.go),
+	// as `postern user` asks after a change; nil makes it answer 503.
+	ReloadUsers func() error
+	// Restart starts a graceful restart, as SIGUSR2 does, and returns
+	// the new process's pid once it is ready to take over, or why it
+	// failed (POST /restart, restart.go); nil makes it answer 503.
+	Restart func(ctx context.Context) (int, error)
+	// Version is the server's version, shown by the status page and
+	// GET /process.
+	Version string
 	// Certs are the certificates the status page shows (status.go); nil
 	// shows none.
 	Certs CertSource
@@ -177,9 +187,10 @@ type Server struct {
 	// means slog.Default().
 	Logger *slog.Logger
 
-	once sync.Once
-	hs   *http.Server
-	log  *slog.Logger
+	once    sync.Once
+	hs      *http.Server
+	log     *slog.Logger
+	started time.Time
 }
 
 func (s *Server) init() {
@@ -197,6 +208,9 @@ func (s *Server) init() {
 		s.banRoutes(mux)     // bans.go
 		s.submitRoutes(mux)  // submit.go
 		s.consoleRoutes(mux) // reload.go, status.go
+		s.restartRoutes(mux) // restart.go
+		s.started = s.now()
+		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,

@@ -60,9 +60,19 @@ func (c *Client) Delete(ctx context.Context, id string) error {
 	return nil
 }
 
+// ServerError is an error the server answered with: what it says.
+type ServerError struct{ Msg string }
+
+func (e *ServerError) Error() string { return "server: " + e.Msg }
+
 // do makes one request and decodes a JSON answer into out (unless nil).
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	status, body, err := c.send(ctx, method, path, nil, 30*time.Second)
+	return c.doTimeout(ctx, method, path, out, 30*time.Second)
+}
+
+// doTimeout is do bounded by timeout, unless the Client's Timeout is set.
+func (c *Client) doTimeout(ctx context.Context, method, path string, out any, timeout time.Duration) error {
+	status, body, err := c.send(ctx, method, path, nil, timeout)
 	if err != nil {
 		return err
 	}
@@ -74,7 +84,7 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	case status >= 300:
 		var e errorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
-			return fmt.Errorf("server: %s", e.Error)
+			return &ServerError{Msg: e.Error}
 		}
 		return fmt.Errorf("server: %d %s", status, http.StatusText(status))
 	case out == nil:

@@ -276,7 +276,7 @@ func TestStatusPage(t *testing.T) {
 	log.With("id", "D1").Info("queue: delivered", "rcpt", "carol@example.org", "local", false, "remote_mta", "mx.example.org")
 	log.Warn("auth abuse alert", "kind", "stuffing", "remote", "203.0.113.5", "usernames", 7, "window", "10m0s")
 	srv := &Server{Spool: f.spool, Runner: f.runner, Bans: store, Logger: quiet(), Events: ev,
-		Certs: certList{"tls/cert.pem": &cert}}
+		Certs: certList{"tls/cert.pem": &cert}, Version: "0.9.0 (25e3e00a1b2c)"}
 	hs := httptest.NewServer(srv.HTTPHandler("0123456789abcdef-token"))
 	defer hs.Close()
 	req, _ := http.NewRequest("GET", hs.URL+"/", nil)
@@ -302,6 +302,7 @@ func TestStatusPage(t *testing.T) {
 		"tls/cert.pem", "mail.example.com", cert.Leaf.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
 		"stuffing", "203.0.113.5", "7 usernames tried within 10m0s",
 		`<meta http-equiv="refresh" content="30">`,
+		`<span id="version">Postern 0.9.0 (25e3e00a1b2c)</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)

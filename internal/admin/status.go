@@ -35,6 +35,7 @@ const certWarn = 14 * 24 * time.Hour
 
 // statusData is what the page template shows.
 type statusData struct {
+	Version      string
 	Now          time.Time
 	Depth        int
 	Recipients   int
@@ -65,7 +66,7 @@ type banRow struct {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	d := statusData{Now: now, AnomalySince: now.Add(-anomalyWindow)}
+	d := statusData{Version: s.Version, Now: now, AnomalySince: now.Add(-anomalyWindow)}
 	for _, it := range s.Spool.List() {
 		d.Depth++
 		for _, rc := range it.Recipients {
@@ -178,7 +179,7 @@ code { font-size: .95em; }
 </head>
 <body>
 <h1>Postern status</h1>
-<p class="muted">As of {{ts .Now}}; this page refreshes every 30 seconds.</p>
+<p class="muted">{{with .Version}}<span id="version">Postern {{.}}</span>. {{end}}As of {{ts .Now}}; this page refreshes every 30 seconds.</p>
 
 <h2>Queue</h2>
 <p><span class="big" id="queue-depth">{{.Depth}}</span> message{{if ne .Depth 1}}s{{end}} in the queue,

@@ -32,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,7 +46,7 @@ import (
 // spool, possibly behind a DKIM signer.
 type Submitter interface {
 	// Submit stores env and msg durably and returns nil only once they
-	// are (as queue.Spool.PutMessage does). It may prepend header
+	// are (as spool.Spool.PutMessage does). It may prepend header
 	// fields to msg.Header.
 	Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error
 }
@@ -75,6 +76,11 @@ type LocalSubmit struct {
 	MaxMessageSize int64
 	// MaxRecipients bounds the recipients; 0 means 1000.
 	MaxRecipients int
+	// RouteBare, when not nil, says where the mail for a recipient the
+	// request lists in Bare goes (a bare local name the caller
+	// qualified): the address itself, or another (the postmaster, when
+	// it names no user or alias). nil keeps them as they are.
+	RouteBare func(ctx context.Context, addr string) (string, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -87,6 +93,10 @@ type SubmitRequest struct {
 	Recipients []string `json:"rcpts"`
 	// Data is the message, with CRLF line endings and no bare CR or LF.
 	Data []byte `json:"data"`
+	// Bare lists the recipients of Recipients that the caller made by
+	// qualifying a bare local name ("root"): LocalSubmit.RouteBare
+	// decides where they go.
+	Bare []string `json:"bare,omitempty"`
 }
 
 // SubmitResult is the answer to POST /submit.
@@ -177,6 +187,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	env, msg, err := ls.prepare(&req, uid)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
+	if err := ls.routeBare(r.Context(), env, req.Bare); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{"route: " + err.Error()})
 		return
 	}
 	if ls.Limiter != nil {
@@ -273,6 +287,35 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*smtp.Envelope, *sm
 	head = smtp.AppendReceived(head, smtp.Received{Host: host, Local: smtp.LocalUser(uid), ID: env.ID, Date: now})
 	head = smtp.CheckHeader(hdr).Append(head, env.ID, host, now)
 	return env, &smtp.Message{Header: append(head, hdr...), Body: smtp.BodyBytes(msg[len(hdr):])}, nil
+}
+
+// routeBare replaces each recipient of env listed in bare by where
+// RouteBare sends it, keeping the order and dropping duplicates.
+func (ls *LocalSubmit) routeBare(ctx context.Context, env *smtp.Envelope, bare []string) error {
+	if ls.RouteBare == nil || len(bare) == 0 {
+		return nil
+	}
+	isBare := make(map[string]bool, len(bare))
+	for _, b := range bare {
+		if a, err := smtp.ParseAddress(b, true); err == nil {
+			isBare[a.String()] = true
+		}
+	}
+	out := env.Recipients[:0:0]
+	for _, rc := range env.Recipients {
+		if isBare[rc] {
+			to, err := ls.RouteBare(ctx, rc)
+			if err != nil {
+				return err
+			}
+			rc = to
+		}
+		if !slices.Contains(out, rc) {
+			out = append(out, rc)
+		}
+	}
+	env.Recipients = out
+	return nil
 }
 
 // checkLines refuses a bare CR or LF: only CRLF ends a line (the client

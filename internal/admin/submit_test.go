@@ -188,3 +188,46 @@ func TestSubmitSendLimits(t *testing.T) {
 		t.Errorf("held message in the queue: %+v, %v", m, err)
 	}
 }
+
+// TestSubmitBare: the recipients the caller qualified from bare names
+// go where RouteBare says; the others stay as they are.
+func TestSubmitBare(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	l, err := Listen(f.dir + "/local.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(ctx context.Context, addr string) (string, error) {
+		if addr == "fail@x.test" {
+			return "", errors.New("directory down")
+		}
+		if addr == "alice@x.test" {
+			return addr, nil
+		}
+		return "postmaster@x.test", nil
+	}
+	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
+		Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", RouteBare: route}}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	client := &Client{SocketPath: f.dir + "/local.sock"}
+	res, err := client.Submit(ctx, SubmitRequest{
+		Recipients: []string{"root@x.test", "alice@x.test", "nobody@x.test", "postmaster@x.test", "root@y.test"},
+		Bare:       []string{"root@X.test", "alice@x.test", "nobody@x.test"},
+		Data:       []byte("\r\nbody\r\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, err := f.spool.Get(res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(env.Recipients, ","); got != "postmaster@x.test,alice@x.test,root@y.test" {
+		t.Errorf("recipients %s", got)
+	}
+	if _, err := client.Submit(ctx, SubmitRequest{Recipients: []string{"fail@x.test"}, Bare: []string{"fail@x.test"}, Data: []byte("\r\n")}); err == nil || errors.Is(err, ErrRefused) {
+		t.Errorf("route failure: %v, want a temporary error", err)
+	}
+}

@@ -170,6 +170,9 @@ type Config struct {
 	PKCS11 PKCS11
 	// Autoconfig serves mail clients their settings (autoconfig.go).
 	Autoconfig Autoconfig
+	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
+	Sendmail Sendmail
+	SRS      SRS
 }
 
 // applyDerived fills the defaults that depend on other keys.

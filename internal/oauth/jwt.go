@@ -210,8 +210,9 @@ func (j *JWT) keysFor(ctx context.Context, kid string) ([]jose.JSONWebKey, error
 	j.fetchMu.Lock()
 	defer j.fetchMu.Unlock()
 	j.mu.Lock()
-	if j.tried.After(tried) {
-		// Another goroutine fetched meanwhile.
+	if j.tried.After(tried) || !j.fetched.Equal(fetched) {
+		// Another goroutine fetched meanwhile (or finished a fetch it
+		// had begun when this one looked: tried was already its own).
 		j.mu.Unlock()
 		return j.cached(kid)
 	}

@@ -221,6 +221,13 @@ func (s *session) checkRecipient(domain, addr string) *labeledError {
 	local := s.srv.Directory.IsLocalDomain(domain)
 	if !local {
 		if s.srv.Role.submission() {
+			if strings.HasPrefix(domain, "[") {
+				// RFC 5321 §4.1.3: an address literal names a host, not
+				// a domain with MX records: refused here rather than
+				// accepted and bounced.
+				return &labeledError{"address_literal", &smtp.Error{Code: 550, Enhanced: "5.1.2",
+					Message: "Address literals are not accepted as recipients: use a domain name", Reason: "address literal " + domain}}
+			}
 			return nil
 		}
 		return &labeledError{"relay_denied", &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: "Relaying denied", Reason: "domain " + domain + " not local"}}

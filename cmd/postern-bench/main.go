@@ -1,9 +1,20 @@
+// Command postern-bench is a load generator for any SMTP server, the
+// one Postern's benchmarks use (scripts/bench-sessions, scripts/soak,
+// docs/performance.md): it sends messages over plain SMTP, STARTTLS or
+// implicit TLS, with or without AUTH, and reports messages per second
+// and the latency percentiles; or it opens many sessions, holds them
+// and checks that each is alive. It is a tool for testing, not an
+// administration command, and is not part of the Debian package.
+//
+//	postern-bench --addr HOST:PORT --rcpt ADDR [--mode plain|starttls|tls] [--user U --pass P] [-c N] [-n N] [-m N] ...
+//	postern-bench --idle N [--hold D] [--pid SERVERPID] --addr HOST:PORT [--mode ...]
 package main
 
 import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,7 +27,28 @@ import (
 	"postern/internal/loadgen"
 )
 
-// benchResult is what postern bench prints with -json; the field names
+// usageError is a command-line mistake (exit status 64, EX_USAGE).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	err := cmdBench(os.Args[1:], os.Stdout)
+	switch {
+	case err == nil:
+		return
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(os.Stderr, "postern-bench:", err)
+		fmt.Fprintln(os.Stderr, "Run 'postern-bench --help' for its usage.")
+		os.Exit(64)
+	}
+	fmt.Fprintln(os.Stderr, "postern-bench:", err)
+	os.Exit(1)
+}
+
+// benchResult is what postern-bench prints with --json; the field names
 // match ../shared/bench/smtpload's (messages, errors, seconds,
 // per_second, p50_ms, p99_ms, first_error).
 type benchResult struct {
@@ -34,7 +66,7 @@ type benchResult struct {
 	FirstError string  `json:"first_error,omitempty"`
 }
 
-// idleResult is what postern bench -idle prints with -json.
+// idleResult is what postern-bench --idle prints with --json.
 type idleResult struct {
 	Sessions    int     `json:"sessions"`
 	Opened      int     `json:"opened"`
@@ -48,10 +80,11 @@ type idleResult struct {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// cmdBench runs postern bench: a load generator for any SMTP server.
+// cmdBench runs postern-bench with args, writing to stdout; -h and
+// --help print the usage there and return flag.ErrHelp.
 func cmdBench(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs.SetOutput(io.Discard)
 	var (
 		o        loadgen.Options
 		mode     = fs.String("mode", "plain", "plain, starttls or tls (implicit TLS)")
@@ -76,26 +109,40 @@ func cmdBench(args []string, stdout io.Writer) error {
 	fs.DurationVar(&o.Duration, "t", 0, "time cap (0: none)")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "per exchange (dial, handshake, command)")
 	fs.BoolVar(&o.Resume, "resume", false, "resume TLS sessions (session tickets), as mail clients do")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: postern bench -addr HOST:PORT -rcpt ADDR [-mode plain|starttls|tls] [-user U -pass P] [-c N] [-n N] [-m N] [-s BYTES] [-t D] [-json]")
-		fmt.Fprintln(stdout, "       postern bench -idle N [-hold D] [-pid SERVERPID] -addr HOST:PORT [-mode ...] [-user U -pass P]")
-		fs.PrintDefaults()
+	fs.Usage = func() {}
+	usage := func() {
+		fmt.Fprintln(stdout, "Usage: postern-bench --addr HOST:PORT --rcpt ADDR [--mode plain|starttls|tls] [--user U --pass P] [-c N] [-n N] [-m N] [-s BYTES] [-t D] [--json]")
+		fmt.Fprintln(stdout, "       postern-bench --idle N [--hold D] [--pid SERVERPID] --addr HOST:PORT [--mode ...] [--user U --pass P]")
+		fmt.Fprintln(stdout, "\nA load generator for any SMTP server: messages per second and latency percentiles, or many idle sessions held.\n\nFlags:")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			dash := "--"
+			if len(f.Name) == 1 {
+				dash = "-"
+			}
+			fmt.Fprintf(stdout, "  %s%s %s\n    \t%s (default %q)\n", dash, f.Name, name, usage, f.DefValue)
+		})
+		fmt.Fprintln(stdout, "\nExample:\n  postern-bench --addr 127.0.0.1:2587 --mode starttls --insecure --user bench@example.test --pass benchpass --rcpt bench@example.test -c 8 -n 2000")
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return err
+		}
 		return usageError{err.Error()}
 	}
 	if fs.NArg() > 0 {
-		return usageError{"bench: unexpected argument " + fs.Arg(0)}
+		return usageError{"unexpected argument " + fs.Arg(0)}
 	}
 	o.Mode = loadgen.Mode(*mode)
 	switch o.Mode {
 	case loadgen.ModePlain, loadgen.ModeSTARTTLS, loadgen.ModeTLS:
 	default:
-		return usageError{fmt.Sprintf("bench: -mode %q: want plain, starttls or tls", *mode)}
+		return usageError{fmt.Sprintf("--mode %q: want plain, starttls or tls", *mode)}
 	}
 	host, _, err := net.SplitHostPort(o.Addr)
 	if err != nil {
-		return usageError{"bench: -addr: " + err.Error()}
+		return usageError{"--addr: " + err.Error()}
 	}
 	if *sni != "" {
 		host = *sni
@@ -118,10 +165,10 @@ func cmdBench(args []string, stdout io.Writer) error {
 		return benchIdle(ctx, stdout, loadgen.IdleOptions{Options: o, Sessions: *idle, Dialers: *dialers}, *hold, *pid, *asJSON)
 	}
 	if len(o.Rcpt) == 0 {
-		return usageError{"bench: -rcpt is required"}
+		return usageError{"--rcpt is required"}
 	}
 	if o.Messages <= 0 && o.Duration <= 0 {
-		return usageError{"bench: set -n or -t"}
+		return usageError{"set -n or -t"}
 	}
 	r, err := loadgen.Run(ctx, o)
 	if err != nil {
@@ -192,16 +239,16 @@ func benchIdle(ctx context.Context, stdout io.Writer, o loadgen.IdleOptions, hol
 func vmRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("bench: %w", err)
+		return 0, fmt.Errorf("%w", err)
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			var kb int64
 			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err != nil {
-				return 0, fmt.Errorf("bench: VmRSS %q: %w", rest, err)
+				return 0, fmt.Errorf("VmRSS %q: %w", rest, err)
 			}
 			return kb, nil
 		}
 	}
-	return 0, fmt.Errorf("bench: no VmRSS in /proc/%d/status", pid)
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }

@@ -1,0 +1,134 @@
+package main
+
+// postern restart: a graceful restart (as SIGUSR2) asked over the admin
+// socket, and the wait for its outcome. The server side hands the
+// request to the loop that handles the signals (serveBase.serveUntil),
+// which answers once the new process is ready or has failed; the
+// command then waits until the new process answers on the admin socket.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"postern/internal/admin"
+	"postern/internal/handover"
+)
+
+// restartRequest is a graceful restart asked through the admin API; its
+// outcome goes to done: the new process's pid once it is ready, or why
+// it failed.
+type restartRequest struct{ done chan<- restartOutcome }
+
+type restartOutcome struct {
+	pid int
+	err error
+}
+
+// reply sends the outcome, if r is a request (nil for SIGUSR2).
+func (r *restartRequest) reply(pid int, err error) {
+	if r != nil {
+		r.done <- restartOutcome{pid, err}
+	}
+}
+
+// nextSignal waits for the next signal, or a restart request that
+// stands for SIGUSR2.
+func (b *serveBase) nextSignal(sigs <-chan os.Signal) (os.Signal, *restartRequest) {
+	select {
+	case sig := <-sigs:
+		return sig, nil
+	case req := <-b.restarts:
+		return syscall.SIGUSR2, &req
+	}
+}
+
+// restartBusy bounds the wait for the signal loop to take a restart
+// request: it takes none while a restart is under way.
+const restartBusy = 5 * time.Second
+
+// requestRestart asks the signal loop for a graceful restart (POST
+// /restart) and returns the new process's pid once it is ready.
+func (b *serveBase) requestRestart(ctx context.Context) (int, error) {
+	done := make(chan restartOutcome, 1)
+	select {
+	case b.restarts <- restartRequest{done}:
+	case <-time.After(restartBusy):
+		return 0, errors.New("a graceful restart is under way already")
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	select {
+	case o := <-done:
+		return o.pid, o.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// restartFlags is `postern restart`.
+func restartFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	cf := c.configFlags(fs)
+	return func([]string) error {
+		cfg, err := cf.load()
+		if err != nil {
+			return err
+		}
+		sock := cfg.AdminSocket()
+		cl := &admin.Client{SocketPath: sock}
+		ctx := context.Background()
+		old, err := cl.Process(ctx)
+		switch {
+		case errors.Is(err, admin.ErrNotRunning):
+			return notRunning(sock)
+		case err != nil:
+			return fmt.Errorf("restart: %w", err)
+		}
+		pid, err := cl.Restart(ctx)
+		if se := (*admin.ServerError)(nil); errors.As(err, &se) {
+			return fmt.Errorf("restart failed: %s; pid %d serves on", se.Msg, old.PID)
+		} else if err != nil {
+			return fmt.Errorf("restart: %w", err)
+		}
+		// The old process lets its sessions finish (restart_drain_timeout),
+		// stops (shutdown_timeout), and the new one opens the spool.
+		limit := cfg.Limits.RestartDrainTimeout + cfg.Limits.ShutdownTimeout + handover.ServingTimeout
+		p, err := awaitServing(ctx, cl, pid, old.PID, limit)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "Restarted: pid %d serves (postern %s); pid %d handed over.\n", p.PID, p.Version, old.PID)
+		return nil
+	}
+}
+
+// awaitServing waits until the process pid answers on the admin socket,
+// as it does once it serves. It fails when pid has exited first (the old
+// process, oldPID, then serves again), or after limit.
+func awaitServing(ctx context.Context, cl *admin.Client, pid, oldPID int, limit time.Duration) (admin.Process, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		p, err := cl.Process(ctx)
+		if err == nil && p.PID == pid {
+			return p, nil
+		}
+		if !processExists(pid) {
+			return admin.Process{}, fmt.Errorf("restart: the new process (pid %d) exited before it served; pid %d serves again (its log says why)", pid, oldPID)
+		}
+		if time.Now().After(deadline) {
+			return admin.Process{}, fmt.Errorf("restart: the new process (pid %d) does not serve after %v", pid, limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// processExists reports whether a process pid exists (possibly
+// another user's).
+func processExists(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
