@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/acme"
 	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
@@ -68,8 +69,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
-	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
-	log = slog.New(events.Handler(log.Handler()))
+	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
 	// systemd's sockets, binding as root, user and group, the data
 	// directory's owner and mode (privs.go).
 	pre, err := prepareProcess(cfg, log, child)
@@ -116,10 +116,12 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
 	out, err := newRemote(cfg, planner, log)
 	if err != nil {
 		return err
 	}
+	out.Metrics = fm.remote
 	defer out.Close()
 	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
 	if err != nil {
@@ -133,11 +135,15 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, log) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, log, events) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
+	trace, err := newTrace(cfg) // [log] trace, reloaded with the configuration (trace.go)
+	if err != nil {
+		return err
+	}
 	// Every socket is bound (or taken from systemd or the old process)
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
@@ -150,7 +156,8 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
-		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
+		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
 		budget:   newDataBudget(cfg.Limits),
 		restarts: make(chan restartRequest), version: readVersion(),
 	}
@@ -196,6 +203,10 @@ type serveBase struct {
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	started             time.Time // for the status page's uptime
+	trace               *smtpd.Trace
+	loadConfig          func() (*config.Config, error) // for reload: the trace list
+	acmeMetrics         *acme.Metrics                  // nil without ACME
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
@@ -203,8 +214,14 @@ type serveBase struct {
 	version  buildVersion
 }
 
-// reload reloads the certificates and the users, as on SIGHUP.
-func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
+// reload reloads the certificates, the users and the trace list, as on
+// SIGHUP (which logs what was kept).
+func (b *serveBase) reload() { b.reloadAll() }
+
+// reloadAll is reload for `postern reload`: the error says what was kept.
+func (b *serveBase) reloadAll() error {
+	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
+}
 
 // openSpool opens the spool in the data directory.
 func (b *serveBase) openSpool() (*spool.Spool, error) {
@@ -349,6 +366,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 		},
 		Hostname: cfg.Hostname,
 		Logger:   log,
+		Observe:  b.events.Delivery, // the status page (observe.go)
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
@@ -373,7 +391,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			Limits:            limitsOf(cfg),
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             spool,
+			Spool:             acceptObserver{spool, b.events}, // observe.go
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
@@ -381,12 +399,13 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			Admitter:          b.adm.gate,
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
+			Trace:             b.trace,
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
 		return in, err
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
 		return in, err
 	}
 	var httpL net.Listener
@@ -402,10 +421,11 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
 		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) }      // postern reload
-	adminSrv.ReloadUsers = b.db.Reload                                        // postern user (user.go)
-	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String() // postern restart (restart.go)
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                       // the status page
+	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
+	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -609,11 +629,11 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level}
+	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
 	if lc.Format == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(lazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {

@@ -58,7 +58,7 @@ func (c *checker) checkStart() {
 	} else {
 		out.Close()
 	}
-	if a, err := newAdmission(cfg, quiet); err != nil {
+	if a, err := newAdmission(cfg, quiet, nil); err != nil {
 		fail(err, "correct [redis], or start Redis: serve needs it to answer")
 	} else {
 		a.Close()

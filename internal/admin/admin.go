@@ -181,6 +181,11 @@ type Server struct {
 	// Events are the recent deliveries and auth anomalies the status
 	// page shows (events.go); nil shows none.
 	Events *Events
+	// Started and Listeners are what the status page says of the server
+	// besides its version: when it started (zero: no uptime shown) and
+	// where it listens.
+	Started   time.Time
+	Listeners []ListenerInfo
 	// Now is the clock of the ban API; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
@@ -284,15 +289,23 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	it, err := s.Spool.Lookup(id)
+	d, err := s.detail(id)
 	if err != nil {
 		s.fail(w, id, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// detail returns message id with its envelope and header section.
+func (s *Server) detail(id string) (MessageDetail, error) {
+	it, err := s.Spool.Lookup(id)
+	if err != nil {
+		return MessageDetail{}, err
+	}
 	env, data, err := s.Spool.Header(id)
 	if err != nil {
-		s.fail(w, id, err)
-		return
+		return MessageDetail{}, err
 	}
 	d := MessageDetail{
 		Message:    message(it),
@@ -308,7 +321,7 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	if env.Remote.IsValid() {
 		d.Remote = env.Remote.String()
 	}
-	writeJSON(w, http.StatusOK, d)
+	return d, nil
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {

@@ -213,6 +213,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("message held", "via", "local", "user", env.AuthUser, "reason", env.HoldReason, "id", env.ID,
 			"rcpts", len(env.Recipients))
 	}
+	if s.Events != nil {
+		s.Events.Accepted(env.ReceivedAt)
+	}
 	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
 		"rcpts", len(env.Recipients), "size", msg.Size(), "uid", uid, "user", env.AuthUser)
 	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID, Held: env.Hold, HoldReason: env.HoldReason})

@@ -201,6 +201,10 @@ type Log struct {
 	Level slog.Level
 	// Format is LogText or LogJSON.
 	Format string
+	// Trace lists the clients whose whole SMTP dialogue is logged: IP
+	// addresses, prefixes and user names (smtpd.ParseTraceList parses
+	// them, at start and on reload).
+	Trace []string
 }
 
 // HTTP is the [http] table.

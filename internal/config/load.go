@@ -369,7 +369,7 @@ func (d *decoder) log(t map[string]any, l *Log) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"log"}, "level", "format")
+	d.unknown(t, []string{"log"}, "level", "format", "trace")
 	var s string
 	if d.str(t, "level", "log.level", &s) {
 		switch lower(s) {
@@ -388,6 +388,7 @@ func (d *decoder) log(t map[string]any, l *Log) {
 	if d.str(t, "format", "log.format", &l.Format) {
 		l.Format = lower(l.Format)
 	}
+	d.strs(t, "trace", "log.trace", &l.Trace)
 }
 
 func (d *decoder) tls(t map[string]any, dir string, c *TLS) {

@@ -99,7 +99,7 @@ func (c *Config) tree() map[string]any {
 		"data_dir":      c.DataDir,
 		"local_domains": nonNil(c.LocalDomains),
 		"postmaster":    c.Postmaster,
-		"log":           map[string]any{"level": level, "format": c.Log.Format},
+		"log":           map[string]any{"level": level, "format": c.Log.Format, "trace": nonNil(c.Log.Trace)},
 		"http":          map[string]any{"address": c.HTTP.Address, "pprof": c.HTTP.Pprof},
 		"limits": map[string]any{
 			"max_message_size": c.Limits.MaxMessageSize, "max_recipients": c.Limits.MaxRecipients,

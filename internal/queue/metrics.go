@@ -1,14 +1,11 @@
 package queue
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"postern/internal/metrics"
-)
-
-// The queue's metrics, registered in metrics.Registry; the spool keeps
-// metrics.SpoolMessages (the queue depth) and spool.QueueHeld. Metric declarations are
-// the only package-level mutable state (DESIGN.md).
+// The queue's metrics, registered by RegisterMetrics; the spool keeps
+// metrics.SpoolMessages (the queue depth) and its own
+// (spool.RegisterMetrics). Metric declarations are the only
+// package-level mutable state (DESIGN.md).
 var (
 	// QueueOldestSeconds is the age of the oldest message with a
 	// recipient not yet done, refreshed every 15 seconds while a Runner
@@ -48,6 +45,15 @@ var (
 	})
 )
 
-func init() {
-	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueReleased)
+// RegisterMetrics registers the queue's metrics on reg, with every
+// bounce reason and DSN outcome at 0 (so that alerts on their rate see
+// them from the start).
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueReleased)
+	for _, r := range []string{"permanent", "expired", "loop"} {
+		QueueBounces.WithLabelValues(r)
+	}
+	for _, o := range []string{"queued", "dropped", "error"} {
+		QueueDSNs.WithLabelValues(o)
+	}
 }

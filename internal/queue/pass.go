@@ -140,13 +140,16 @@ func (r *Runner) process(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			break
 		}
+		start := r.opts.Now()
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
 		}
-		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err}, "", true, r.clock())
+		c := r.clock()
+		c.start = start
+		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err, Relay: Relay{Transmit: c.now.Sub(start)}}, "", true, c)
 	}
 }
 
@@ -218,6 +221,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		return // deleted and gone meanwhile
 	}
 	var outs []Outcome
+	start := r.opts.Now()
 	if err != nil {
 		b.p.log.Error("queue: read message", "err", err)
 		for _, a := range addrs {
@@ -232,6 +236,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	// One clock reading and one random number for the whole batch, so
 	// that its deferred recipients stay together for the next attempt.
 	c := r.clock()
+	c.start = start
 	byRcpt := make(map[string]Outcome, len(outs))
 	for _, o := range outs {
 		byRcpt[o.Rcpt] = o
@@ -248,14 +253,16 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	}
 }
 
-// reading is a clock reading and a random number for the jitter.
+// reading is a clock reading and a random number for the jitter, with
+// when the attempt started (zero when it is not known).
 type reading struct {
-	now time.Time
-	rnd float64
+	now   time.Time
+	rnd   float64
+	start time.Time
 }
 
 // clock reads the clock and the random source.
-func (r *Runner) clock() reading { return reading{r.opts.Now(), r.opts.Rand()} }
+func (r *Runner) clock() reading { return reading{now: r.opts.Now(), rnd: r.opts.Rand()} }
 
 // record turns the outcome of an attempt at c.now into the recipient's
 // new state and records it, or holds it for the DSN. reason labels a
@@ -286,10 +293,12 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 	}
 	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, action: actionFailed,
 		remoteMTA: st.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
+	rep := p.newReport(rc.Addr, o, local, st.Attempts, c)
 	switch {
 	case o.Err == nil:
 		st.Status, st.LastError, st.Code = spool.StatusDelivered, "", statusCode(o.Status, '2')
-		p.log.Info("queue: delivered", "rcpt", rc.Addr, "local", local, "remote_mta", o.RemoteMTA)
+		rep.Outcome, rep.Status = OutcomeDelivered, st.Code
+		p.tell(rep)
 		p.mark(rc.Addr, st, local)
 		return
 	case IsPermanent(o.Err):
@@ -310,8 +319,8 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		}
 		st.Status, st.NextAttempt = spool.StatusDeferred, next
 		QueueRetries.Inc()
-		p.log.Warn("queue: delivery deferred", "rcpt", rc.Addr, "local", local, "attempts", st.Attempts,
-			"next", next, "remote_mta", o.RemoteMTA, "err", o.Err)
+		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
+		p.tell(rep)
 		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) {
 			p.mark(rc.Addr, st, local)
 			return
@@ -327,8 +336,11 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		h.fallback = st
 		h.fallback.Status = spool.StatusDeferred
 		h.fallback.NextAttempt = now.Add(r.policy.First)
-		p.log.Warn("queue: delivery failed", "rcpt", rc.Addr, "local", local, "reason", h.reason,
-			"attempts", st.Attempts, "remote_mta", o.RemoteMTA, "err", o.Err)
+		rep.Outcome, rep.Status, rep.Reason = OutcomeFailed, st.Code, h.reason
+		if h.reason == "expired" {
+			rep.Status = statusExpired
+		}
+		p.tell(rep)
 	}
 	h.st = st
 	p.mu.Lock()

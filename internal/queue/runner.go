@@ -62,6 +62,9 @@ type Outcome struct {
 	// RemoteMTA is the host name of the server that gave the outcome
 	// (RFC 3464 §2.3.5); "" when no server was reached.
 	RemoteMTA string
+	// Relay describes the session with that server, for the delivery
+	// log and observers (Report).
+	Relay Relay
 }
 
 // BatchDeliverer delivers one message to several recipients in one
@@ -172,6 +175,10 @@ type RunnerOptions struct {
 	Hostname string
 	// Logger receives delivery events; nil means slog.Default().
 	Logger *slog.Logger
+	// Observe, when set, is told each delivery attempt's outcome, the
+	// Report that is logged, from the goroutine that delivered: it must
+	// not block.
+	Observe func(Report)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand returns random numbers in [0, 1) for the retry jitter; nil

@@ -21,6 +21,7 @@ type sessionHooks struct {
 	sendRelease  func() // the user's session slot
 	holdLimit    string // the send limit the message in DATA is held for; "" when not held
 	claim        authClaim
+	authWhy      string // why the AUTH exchange failed, for its log line (failWhy)
 }
 
 // authClaim is what the auth-abuse guard said about the username the

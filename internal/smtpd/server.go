@@ -199,6 +199,9 @@ type Server struct {
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
+	// Trace, when non-nil, names the clients whose whole dialogue is
+	// logged (trace.go); its list may change while the server runs.
+	Trace *Trace
 
 	// sleep, when set (by tests), replaces the waits before AUTH
 	// replies: it is told each delay and reports whether the session

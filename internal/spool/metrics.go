@@ -1,12 +1,8 @@
 package spool
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"postern/internal/metrics"
-)
-
-// The spool's metrics, registered in metrics.Registry; the spool also
+// The spool's metrics, registered by RegisterMetrics; the spool also
 // keeps metrics.SpoolMessages (the queue depth). Metric declarations are
 // the only package-level mutable state (DESIGN.md).
 var (
@@ -28,6 +24,7 @@ var (
 	})
 )
 
-func init() {
-	metrics.Registry.MustRegister(QueueHeld, blobSeconds)
+// RegisterMetrics registers the spool's metrics on reg.
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(QueueHeld, blobSeconds)
 }

@@ -17,11 +17,13 @@ import (
 // attempt tries one address of one target for the recipients of msg. When
 // it reaches a final outcome it fills res and returns next false;
 // otherwise it leaves res alone and returns the failure, with next true
-// (try the next address or host).
-func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr string, res []Result) (f *failure, next bool) {
+// (try the next address or host). began is when the delivery started,
+// for Session.Connect.
+func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr string, res []Result, began time.Time) (f *failure, next bool) {
 	start := d.now()
 	key := poolKey{host: tg.host.Name, addr: addr, mode: modeKey(tg)}
 	c, hit, f := d.session(ctx, tg, key)
+	sess := Session{Addr: addr}
 	ev := []slog.Attr{
 		slog.String("id", msg.ID), slog.String("domain", domainOf(msg.Rcpts[0])),
 		slog.String("host", tg.host.Name), slog.String("addr", addr),
@@ -33,6 +35,8 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	}()
 	if f != nil {
 		f.host = tg.host.Name
+		sess.Connect = d.now().Sub(began)
+		f.sess = sess
 		ev = append(ev, slog.Int("code", f.rep.Code), slog.String("reply", f.rep.Text()),
 			slog.String("outcome", "next"), slog.Any("error", f.err))
 		return f, true
@@ -41,6 +45,12 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	// dialed for another (read before the session goes back to the pool).
 	label := tlsLabel(tg, c)
 	ev = append(ev, slog.String("tls", tlsVersion(c)), slog.String("tls_mode", label))
+	sess.Verification = verification(tg, c)
+	if cs := c.TLS(); cs != nil {
+		sess.TLSVersion, sess.TLSCipher = tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
+	}
+	ready := d.now()
+	sess.Connect = ready.Sub(began)
 	if err := tg.host.Audit(c.TLS()); err != nil {
 		// RFC 8461 §5: a policy in testing mode reports, and delivers.
 		reason := policy.AuditCertificate
@@ -57,7 +67,7 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	put := func() { stop(); d.pool.put(c) }
 
 	if f := d.refuse(msg, c); f != nil {
-		f.host, f.tls = tg.host.Name, label
+		f.host, f.tls, f.sess = tg.host.Name, label, sess
 		put()
 		setAll(res, f)
 		ev = append(ev, slog.String("outcome", "bounced"), slog.Any("error", f.err))
@@ -70,20 +80,25 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	}
 	tx, err := c.transaction(d.mailFrom(msg, c), rcpts, msg.Data)
 	last := c.Last()
-	ev = append(ev, slog.Int("code", last.Code), slog.String("reply", truncate(last.String(), 200)))
+	sess.Transmit = d.now().Sub(ready)
+	sess.Reply = truncate(last.String(), 200)
+	ev = append(ev, slog.Int("code", last.Code), slog.String("reply", sess.Reply))
 	if err != nil {
 		stop()
 		d.pool.discard(c)
-		f := &failure{enhanced: "4.4.2", host: tg.host.Name, tls: label,
+		f := &failure{enhanced: "4.4.2", host: tg.host.Name, tls: label, sess: sess,
 			err: fmt.Errorf("remote: %s[%s]: session lost: %w", tg.host.Name, addr, err)}
 		ev = append(ev, slog.String("outcome", "next"), slog.Any("error", err))
 		return f, true
 	}
 	put()
-	base := Result{Host: tg.host.Name, TLS: label}
+	if tx.final.Code/100 == 2 {
+		sess.RemoteID = RemoteQueueID(tx.final.Text())
+	}
+	base := Result{Host: tg.host.Name, TLS: label, Session: sess}
 	if tx.mail.Code != 250 {
 		f := replyFailure(tg, addr, "MAIL FROM", tx.mail)
-		f.tls = label
+		f.tls, f.sess = label, sess
 		ev = append(ev, slog.String("outcome", outcomeOf(tx.mail)))
 		if tx.mail.Code/100 == 4 {
 			return f, true // RFC 5321 §4.5.4.1: another host may take it
@@ -217,7 +232,7 @@ func (d *Deliverer) session(ctx context.Context, tg *target, key poolKey) (*conn
 			// kept, which costs the other domain one new connection
 			// (the pool takes the most recent idle session first, and
 			// would hand this one out again).
-			poolTotal.WithLabelValues("refused").Inc()
+			d.m.pool.WithLabelValues("refused").Inc()
 			d.log.Info("pooled session does not meet this message's TLS requirement; connecting anew",
 				"host", key.host, "addr", key.addr, "policy", string(tg.host.Source), "error", f.err)
 			c.quit()
@@ -228,12 +243,12 @@ func (d *Deliverer) session(ctx context.Context, tg *target, key poolKey) (*conn
 		err = c.reset() // RFC 5321 §4.1.1.5: a clean state for the next message
 		stop()
 		if err == nil {
-			poolTotal.WithLabelValues("hit").Inc()
+			d.m.pool.WithLabelValues("hit").Inc()
 			return c, true, nil
 		}
 		d.pool.discard(c)
 	}
-	poolTotal.WithLabelValues("miss").Inc()
+	d.m.pool.WithLabelValues("miss").Inc()
 	c, f := d.dial(ctx, tg, key, false)
 	var he *smtp.HandshakeError
 	if f != nil && errors.As(f.err, &he) && tg.smarthost == nil && tg.host.Mode == policy.Opportunistic {
@@ -422,6 +437,24 @@ func tlsLabel(tg *target, c *conn) string {
 		return "mta-sts"
 	}
 	return "starttls"
+}
+
+// verification names how far the server of session c was
+// authenticated, for Session.Verification.
+func verification(tg *target, c *conn) string {
+	switch {
+	case c.TLS() == nil:
+		return "none"
+	case tg.smarthost != nil:
+		return "verified" // WebPKI in the handshake (tlsConfig)
+	case tg.host.Mode != policy.Verify:
+		return "encrypted"
+	case tg.host.Source == policy.SourceDANE:
+		return "dane"
+	case tg.host.Source == policy.SourceMTASTS:
+		return "mta-sts"
+	}
+	return "verified"
 }
 
 // tlsVersion returns the TLS version of c for logs, or "none".
