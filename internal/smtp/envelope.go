@@ -86,6 +86,25 @@ func NewID(t time.Time) string {
 	return string(out[:20])
 }
 
+// MaxIDLen bounds a queue id as ValidID takes it: NewID makes 20
+// characters; ids of older releases and of tests may differ in length.
+const MaxIDLen = 64
+
+// ValidID reports whether id can be a queue id: 1 to MaxIDLen ASCII
+// letters and digits, so that it is safe as a file name and in a URL.
+func ValidID(id string) bool {
+	if id == "" || len(id) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
 // SpoolFile is a file a server writes a large message into as it
 // arrives, from its first byte, so that the message never needs to be in
 // memory (the spool's blob is one): the session appends to it, its

@@ -131,3 +131,14 @@ func TestEnvelopeClone(t *testing.T) {
 		t.Errorf("Clone shares recipients: %+v", env)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	for id, ok := range map[string]bool{
+		NewID(traceDate): true, "t0000000000000000001": true, "M1": true, strings.Repeat("a", MaxIDLen): true,
+		"": false, "../x": false, "a b": false, "id\x00": false, strings.Repeat("a", MaxIDLen+1): false, "\u00e9t\u00e9": false,
+	} {
+		if ValidID(id) != ok {
+			t.Errorf("ValidID(%q) = %v, want %v", id, !ok, ok)
+		}
+	}
+}

@@ -74,21 +74,6 @@ type blobRef struct{ off, n int64 }
 // blobPath returns the path of message id's blob.
 func (s *Spool) blobPath(id string) string { return filepath.Join(s.blobDir, id) }
 
-// validBlobID reports whether id can name a blob: letters and digits,
-// as queue ids are.
-func validBlobID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
 // Blob is a file in the spool that one large message is written to as it
 // arrives (CreateFile), so that the message never needs to be in memory.
 // Until PutMessage takes it, it has no name in the spool. It is not safe
@@ -111,7 +96,7 @@ func (s *Spool) CreateFile(id string) (smtp.SpoolFile, error) { return s.createB
 
 // createBlob is CreateFile.
 func (s *Spool) createBlob(id string) (*Blob, error) {
-	if !validBlobID(id) {
+	if !smtp.ValidID(id) {
 		return nil, fmt.Errorf("spool: create blob: bad id %q", id)
 	}
 	f, err := fsutil.CreateTemp(s.blobDir, id, s.unnamed)
@@ -186,7 +171,7 @@ func (s *Spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 // putBlob stores a message with a large body as a blob (see PutMessage).
 func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	id := env.ID
-	if !validBlobID(id) || msg.Body.Size() > maxBlobLen {
+	if !smtp.ValidID(id) || msg.Body.Size() > maxBlobLen {
 		return fmt.Errorf("blob: bad id %q or size %d", id, msg.Body.Size())
 	}
 	done, err := s.begin(id)
@@ -310,7 +295,7 @@ func (s *Spool) scanBlobs() error {
 		path := filepath.Join(s.blobDir, name)
 		var e *entry
 		err := fmt.Errorf("%w: not a blob name", errCorrupt)
-		if validBlobID(name) {
+		if smtp.ValidID(name) {
 			e, err = readBlobRecord(path, name)
 		}
 		if err == nil {
