@@ -65,24 +65,32 @@ func TestEnvelopeVersions(t *testing.T) {
 	}
 }
 
-// A spool written before REQUIRETLS existed opens and reads as before.
-func TestVersion1RecordsStayReadable(t *testing.T) {
+// openOldSegment opens a spool whose one segment holds rec, a record
+// an older release wrote for env, and reads env's message back.
+func openOldSegment(t *testing.T, env *smtp.Envelope, rec []byte) (s *Spool, got *smtp.Envelope, data []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := spooltest.Env("old00000000000000001", "a@x", "b@y")
-	data := spooltest.Data(env.ID, 500)
-	rec := v1Record(env, data)
 	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), rec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := openTest(t, dir, 0)
-	defer s.Close()
-	got, gotData, err := s.Get(env.ID)
+	s = openTest(t, dir, 0)
+	got, data, err := s.Get(env.ID)
 	if err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
+	return s, got, data
+}
+
+// A spool written before REQUIRETLS existed opens and reads as before.
+func TestVersion1RecordsStayReadable(t *testing.T) {
+	env := spooltest.Env("old00000000000000001", "a@x", "b@y")
+	data := spooltest.Data(env.ID, 500)
+	s, got, gotData := openOldSegment(t, env, v1Record(env, data))
+	defer s.Close()
 	if got.RequireTLS || !got.SMTPUTF8 || got.From != env.From || len(got.Recipients) != 2 || string(gotData) != string(data) {
 		t.Errorf("version-1 record read back as %+v", got)
 	}
@@ -134,22 +142,11 @@ func TestStateVersions(t *testing.T) {
 // A spool written before holds existed (version 2) opens and reads as
 // before: nothing in it is held.
 func TestVersion2RecordsStayReadable(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
-		t.Fatal(err)
-	}
 	env := spooltest.Env("old00000000000000002", "a@x")
 	env.RequireTLS = true
 	data := spooltest.Data(env.ID, 300)
-	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), legacyRecord(env, data, 2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := openTest(t, dir, 0)
+	s, got, gotData := openOldSegment(t, env, legacyRecord(env, data, 2))
 	defer s.Close()
-	got, gotData, err := s.Get(env.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !got.RequireTLS || got.Hold || got.HoldReason != "" || string(gotData) != string(data) {
 		t.Errorf("version-2 record read back as %+v", got)
 	}
