@@ -21,6 +21,7 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/smtp"
 	"postern/internal/testcert"
+	"postern/internal/testkit"
 )
 
 // fakeMsg is a message a fakeServer received.
@@ -271,23 +272,15 @@ func (s *fakeServer) session(c net.Conn) {
 
 // readData reads DATA content to the final dot and replies.
 func (s *fakeServer) readData(br *bufio.Reader, cur *fakeMsg, c net.Conn) {
-	var raw, data bytes.Buffer
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		raw.WriteString(l)
-		if l == ".\r\n" {
-			break
-		}
-		data.WriteString(strings.TrimPrefix(l, "."))
+	raw, data, ok := testkit.ReadDotData(br)
+	if !ok {
+		return
 	}
 	if cur == nil {
 		cur = &fakeMsg{}
 	}
 	m := *cur
-	m.Data, m.Raw = data.Bytes(), raw.Bytes()
+	m.Data, m.Raw = data, raw
 	r := ""
 	if s.Reply != nil {
 		r = s.Reply(".")
