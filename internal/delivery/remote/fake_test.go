@@ -406,7 +406,7 @@ type fixture struct {
 	d      *Deliverer
 	dialer *mapDialer
 	roots  *x509.CertPool
-	logs   *lockedWriter
+	logs   *testkit.SyncBuffer
 }
 
 // newFixture returns a Deliverer whose Planner returns hosts, where each
@@ -418,7 +418,7 @@ func newFixture(t *testing.T, hosts []policy.Host, servers ...*fakeServer) *fixt
 		ap := netip.MustParseAddrPort(s.Addr)
 		dl.m[net.JoinHostPort(ap.Addr().String(), "25")] = s.Addr
 	}
-	f := &fixture{dialer: dl, roots: x509.NewCertPool(), logs: &lockedWriter{w: &bytes.Buffer{}}}
+	f := &fixture{dialer: dl, roots: x509.NewCertPool(), logs: &testkit.SyncBuffer{}}
 	f.d = &Deliverer{
 		Hostname: "out.postern.test",
 		Planner:  fixedPlanner{plan: &policy.Plan{Domain: "example.test", Hosts: hosts}},
@@ -432,24 +432,6 @@ func newFixture(t *testing.T, hosts []policy.Host, servers ...*fakeServer) *fixt
 	}
 	t.Cleanup(f.d.Close)
 	return f
-}
-
-// lockedWriter serializes writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.w)
 }
 
 // msg returns a test message to rcpts.
