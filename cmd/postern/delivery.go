@@ -88,7 +88,7 @@ func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, l
 // maps its per-recipient results to the queue's outcomes.
 type remoteBatch struct{ d *remote.Deliverer }
 
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
 	hdr := msg.Header
 	tlsOptional := false
 	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
@@ -163,7 +163,7 @@ type lmtpLocal struct {
 	lmtp *delivery.LMTP
 }
 
-func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+func (l *lmtpLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err

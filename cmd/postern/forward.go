@@ -21,11 +21,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/srs"
 	"postern/internal/userdb"
 )
@@ -37,7 +39,7 @@ type forwarder struct {
 	srs    *srs.Rewriter
 	domain string // srs.domain; "" means the forwarding alias's domain
 	log    *slog.Logger
-	spool  atomic.Pointer[queue.Spool] // set by serve's start, again after a failed graceful restart
+	spool  atomic.Pointer[spool.Spool] // set by serve's start, again after a failed graceful restart
 }
 
 // newForwarder reads the SRS secrets (srs.secret_file, by default
@@ -92,7 +94,7 @@ type srsDirectory struct {
 }
 
 func (d srsDirectory) RecipientExists(ctx context.Context, addr string) (bool, error) {
-	if srs.IsSRS(addr) && d.IsLocalDomain(domainOf(addr)) {
+	if srs.IsSRS(addr) && d.IsLocalDomain(addrkey.DomainOf(addr)) {
 		if _, err := d.srs.Reverse(addr); err == nil {
 			return true, nil
 		}
@@ -106,7 +108,7 @@ func (d srsDirectory) RecipientExists(ctx context.Context, addr string) (bool, e
 // here, to the address it stands for (the sender kept: a bounce has
 // none). A recipient that names nobody, or an SRS address that does not
 // verify, is a permanent failure.
-func (f *forwarder) expand(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
+func (f *forwarder) expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
 	if srs.IsSRS(rcpt) {
 		if orig, err := f.srs.Reverse(rcpt); err == nil {
 			return nil, f.queue(ctx, env, env.From, rcpt, []string{orig}, msg)
@@ -136,12 +138,12 @@ func (f *forwarder) expand(ctx context.Context, env *queue.Envelope, rcpt string
 // or rcpt's domain; unchanged when it is null or in a local domain (this
 // server may send for it anyway), or too long to rewrite.
 func (f *forwarder) sender(from, rcpt string) string {
-	if from == "" || f.dir.IsLocalDomain(domainOf(from)) {
+	if from == "" || f.dir.IsLocalDomain(addrkey.DomainOf(from)) {
 		return from
 	}
 	domain := f.domain
 	if domain == "" {
-		domain = domainOf(rcpt)
+		domain = addrkey.DomainOf(rcpt)
 	}
 	s, err := f.srs.Forward(from, domain)
 	if err != nil {
@@ -152,14 +154,14 @@ func (f *forwarder) sender(from, rcpt string) string {
 }
 
 // queue puts a copy of msg from from to rcpts in the spool.
-func (f *forwarder) queue(ctx context.Context, env *queue.Envelope, from, via string, rcpts []string, msg *smtp.Message) error {
+func (f *forwarder) queue(ctx context.Context, env *smtp.Envelope, from, via string, rcpts []string, msg *smtp.Message) error {
 	sp := f.spool.Load()
 	if sp == nil {
 		return errors.New("forward: no spool")
 	}
 	now := time.Now()
-	fwd := &queue.Envelope{
-		ID: queue.NewID(now), From: from, Recipients: rcpts, SMTPUTF8: env.SMTPUTF8, Body: env.Body,
+	fwd := &smtp.Envelope{
+		ID: smtp.NewID(now), From: from, Recipients: rcpts, SMTPUTF8: env.SMTPUTF8, Body: env.Body,
 		Listener: "forward", ReceivedAt: now, RequireTLS: env.RequireTLS,
 	}
 	if err := sp.PutMessage(ctx, fwd, msg); err != nil {

@@ -13,13 +13,14 @@ import (
 	"postern/internal/config"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 	"postern/internal/srs"
 	"postern/internal/userdb"
 )
 
 // forwardFixture is a forwarder over a real spool and a users file with
 // alice, and aliases to another domain.
-func forwardFixture(t *testing.T) (*forwarder, *queue.Spool, *config.Config) {
+func forwardFixture(t *testing.T) (*forwarder, *spool.Spool, *config.Config) {
 	t.Helper()
 	cfg := config.Dev(filepath.Join(t.TempDir(), "data"))
 	cfg.LocalDomains = []string{"localhost", "example.test"}
@@ -48,7 +49,7 @@ func forwardFixture(t *testing.T) (*forwarder, *queue.Spool, *config.Config) {
 	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "srs.secret")); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() < 40 {
 		t.Errorf("srs.secret not made as it should be: %v %v", fi, err)
 	}
-	sp, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), Logger: log})
+	sp, err := spool.Open(spool.Options{Dir: cfg.SpoolDir(), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +69,8 @@ func TestForwarderExpand(t *testing.T) {
 	data := []byte("DKIM-Signature: v=1; d=orig.example\r\nSubject: s\r\n\r\nbody\r\n")
 	end := smtp.HeaderEnd(data)
 	msg := &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])}
-	env := &queue.Envelope{ID: "orig", From: "dave@orig.example", Body: "7BIT", Recipients: []string{"both@example.test"}}
-	newest := func() (*queue.Envelope, []byte) {
+	env := &smtp.Envelope{ID: "orig", From: "dave@orig.example", Body: "7BIT", Recipients: []string{"both@example.test"}}
+	newest := func() (*smtp.Envelope, []byte) {
 		t.Helper()
 		items := sp.List()
 		if len(items) == 0 {
@@ -108,7 +109,7 @@ func TestForwarderExpand(t *testing.T) {
 	// Null and local senders are kept.
 	for _, from := range []string{"", "alice@example.test"} {
 		n := len(sp.List())
-		if _, err := f.expand(ctx, &queue.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", msg); err != nil {
+		if _, err := f.expand(ctx, &smtp.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", msg); err != nil {
 			t.Fatal(err)
 		}
 		if fe, _ := newest(); len(sp.List()) != n+1 || fe.From != from || fe.Recipients[0] != "Carol@Remote.example" {
@@ -117,7 +118,7 @@ func TestForwarderExpand(t *testing.T) {
 	}
 
 	// A bounce to the SRS address goes to dave, its sender kept.
-	boxes, err = f.expand(ctx, &queue.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
+	boxes, err = f.expand(ctx, &smtp.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
 	if err != nil || len(boxes) != 0 {
 		t.Fatalf("bounce: %q, %v", boxes, err)
 	}
@@ -126,7 +127,7 @@ func TestForwarderExpand(t *testing.T) {
 	}
 	// Forged: a permanent failure, nothing queued.
 	n := len(sp.List())
-	_, err = f.expand(ctx, &queue.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", msg)
+	_, err = f.expand(ctx, &smtp.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", msg)
 	if err == nil || !errors.Is(err, srs.ErrBadHash) || !queue.IsPermanent(err) || len(sp.List()) != n {
 		t.Errorf("forged: %v (%d queued)", err, len(sp.List())-n)
 	}

@@ -10,11 +10,12 @@ import (
 	"postern/internal/delivery/remote"
 	"postern/internal/metrics"
 	"postern/internal/queue"
+	"postern/internal/spool"
 	"postern/internal/tlsconf"
 )
 
 // registerMetrics registers on reg, once per process, the metrics of
-// what cfg turns on: the core, the queue, TLS, the delivery policy and
+// what cfg turns on: the core, the spool and the queue, TLS, the delivery policy and
 // the admission gate always; the abuse engine, mail authentication,
 // DKIM signing (signing: a key was loaded), the checks before the
 // greeting, the PROXY protocol, mail client autoconfiguration, keys in
@@ -31,6 +32,7 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		proxy = proxy || lc.ProxyProtocol
 	}
 	metrics.RegisterCore(reg, names)
+	spool.RegisterMetrics(reg)
 	queue.RegisterMetrics(reg)
 	tlsconf.RegisterMetrics(reg)
 	policy.RegisterMetrics(reg)

@@ -18,8 +18,8 @@ type acceptObserver struct {
 	ev *admin.Events
 }
 
-func (a acceptObserver) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
-	if err := a.Spooler.Spool(ctx, env, msg); err != nil {
+func (a acceptObserver) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
+	if err := a.Spooler.PutMessage(ctx, env, msg); err != nil {
 		return err
 	}
 	a.ev.Accepted(env.ReceivedAt)

@@ -21,6 +21,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/sasl"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/srs"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -280,8 +281,8 @@ func retryPolicy(cfg *config.Config) queue.RetryPolicy {
 
 // spoolOptions converts data_dir and [spool] into the spool's options;
 // the wiring sets Logger.
-func spoolOptions(cfg *config.Config) queue.Options {
-	return queue.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize}
+func spoolOptions(cfg *config.Config) spool.Options {
+	return spool.Options{Dir: cfg.SpoolDir(), SegmentSize: cfg.Spool.SegmentSize}
 }
 
 // autoconfigOptions turns the configuration into what internal/autoconfig

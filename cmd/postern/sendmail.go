@@ -18,12 +18,13 @@ import (
 	"strings"
 	"syscall"
 
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
 	"postern/internal/sendmail"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/userdb"
 )
 
@@ -254,7 +255,7 @@ func prepareMessage(msg []byte, o *sendmailOpts, sender, domain string) (data []
 		from := (&mail.Address{Name: o.fullName, Address: sender}).String()
 		if o.fullName == "" {
 			from = sender
-		} else if !isASCII(o.fullName) {
+		} else if !smtp.IsASCII(o.fullName) {
 			from = mime.QEncoding.Encode("utf-8", o.fullName) + " <" + sender + ">"
 		}
 		hdr = append([]byte("From: "+from+"\r\n"), hdr...)
@@ -302,15 +303,6 @@ func isFieldLine(msg []byte) bool {
 		}
 	}
 	return false
-}
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // sendmailConfig loads the configuration sendmail uses: -C/--config,
@@ -425,16 +417,16 @@ func submitFailure(err error, sock string) (int, string) {
 // it DKIM-signs with the submission listeners' signer, when there is one,
 // and puts the message in the spool.
 type localSubmitter struct {
-	spool *queue.Spool
+	spool *spool.Spool
 	sign  smtpd.Filter // nil: no signing
 }
 
 // Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if l.sign != nil {
 		// Only root and Postern's own user reach the socket: they are
 		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, msg)
+		res, err := l.sign.Filter(ctx, env, msg)
 		if err != nil {
 			return err
 		}
@@ -452,7 +444,7 @@ func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *sm
 // (admin.LocalSender: "local:www-data"), as to SMTP users. A bare name
 // the caller qualified ("root") that names no user or alias in dir goes
 // to the postmaster (with dir nil, it stays as it is).
-func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter, limiter admin.SendLimiter, dir *userdb.Directory) *admin.LocalSubmit {
+func localSubmit(cfg *config.Config, spool *spool.Spool, sign smtpd.Filter, limiter admin.SendLimiter, dir *userdb.Directory) *admin.LocalSubmit {
 	ls := &admin.LocalSubmit{
 		Submitter:      localSubmitter{spool: spool, sign: sign},
 		Limiter:        limiter,
@@ -462,7 +454,7 @@ func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter, limi
 	}
 	if dir != nil {
 		ls.RouteBare = func(ctx context.Context, addr string) (string, error) {
-			if !dir.IsLocalDomain(domainOf(addr)) {
+			if !dir.IsLocalDomain(addrkey.DomainOf(addr)) {
 				return addr, nil
 			}
 			ok, err := dir.RecipientExists(ctx, addr)

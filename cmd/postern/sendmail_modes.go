@@ -12,10 +12,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/sendmail"
@@ -89,15 +89,15 @@ func flushes(m admin.Message, filter string) bool {
 	if filter == "" {
 		return true
 	}
-	kind, site := filter[0], strings.ToLower(filter[1:])
+	kind, site := filter[0], addrkey.DomainKey(filter[1:])
 	switch kind {
 	case 'I':
 		return m.ID == filter[1:]
 	case 'S':
-		return strings.EqualFold(domainOf(m.From), site)
+		return addrkey.DomainKey(addrkey.DomainOf(m.From)) == site
 	}
 	for _, r := range m.Recipients {
-		if r.Status == "deferred" && strings.EqualFold(domainOf(r.Addr), site) {
+		if r.Status == "deferred" && addrkey.DomainKey(addrkey.DomainOf(r.Addr)) == site {
 			return true
 		}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
+	"postern/internal/spool"
 )
 
 func TestParseSendmailArgs(t *testing.T) {
@@ -163,7 +163,7 @@ func TestSendmailSendLimits(t *testing.T) {
 	cfg := config.Dev(dir)
 	cfg.SendLimits.MessagesPerHour = 1
 	me := admin.LocalSender(os.Getuid())
-	spool, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), Logger: slog.New(slog.DiscardHandler)})
+	spool, err := spool.Open(spool.Options{Dir: cfg.SpoolDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -23,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"postern/internal/acme"
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -34,6 +34,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
@@ -180,7 +181,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		}
 		retry = !released
 	}
-	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
+	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
 		return spoolError(cfg, err) // servehints.go
@@ -227,10 +228,11 @@ func (b *serveBase) reloadAll() error {
 	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
 }
 
-func (b *serveBase) spoolOptions() queue.Options {
+// openSpool opens the spool in the data directory.
+func (b *serveBase) openSpool() (*spool.Spool, error) {
 	o := spoolOptions(b.cfg)
 	o.Logger = b.log
-	return o
+	return spool.Open(o)
 }
 
 // run serves on spool and socks until the process is to end: after
@@ -238,7 +240,7 @@ func (b *serveBase) spoolOptions() queue.Options {
 // process. When a graceful restart fails after the handover began, it
 // opens the spool again and serves on the sockets kept. child, when not
 // nil, is told once this process serves.
-func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
+func (b *serveBase) run(spool *spool.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
 	var failed error // the graceful restart that failed, when serving again
 	for {
 		inst, err := b.start(spool, socks)
@@ -271,7 +273,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 			return cause
 		}
 		socks, failed = next, cause
-		if spool, err = queue.Open(b.spoolOptions()); err != nil {
+		if spool, err = b.openSpool(); err != nil {
 			socks.Close()
 			b.notify.Stopping()
 			return fmt.Errorf("serve: graceful restart failed (%v), and the spool does not open again: %w", failed, err)
@@ -283,7 +285,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // after a shutdown or a graceful restart that handed over; and the
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
-func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
+func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
 	for {
 		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
@@ -350,7 +352,7 @@ type instance struct {
 
 // start serves on spool with the sockets in socks, which it takes: a
 // server closes each when it stops.
-func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *instance, err error) {
+func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
@@ -363,7 +365,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
 		Local:       b.local,
 		RemoteBatch: remoteBatch{b.out},
-		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(domainOf(addr)) },
+		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(addrkey.DomainOf(addr)) },
 		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
 		Policy:      retryPolicy(cfg),
 		Hostname:    cfg.Hostname,
@@ -393,7 +395,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Limits:            limitsOf(cfg),
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             acceptObserver{spoolAdapter{spool}, b.events}, // observe.go
+			Spool:             acceptObserver{spool, b.events}, // observe.go
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
@@ -648,32 +650,6 @@ func roleOf(r config.Role) smtpd.Role {
 	return smtpd.RoleMX
 }
 
-// domainOf returns the domain of addr as written: the Directory compares
-// it (strings.ToLower would fold "wor\u212A.test" into work.test).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return addr[i+1:]
-}
-
-// spoolAdapter hands the session's envelopes to the queue. A large
-// message streams into a blob of the spool as it arrives (CreateFile),
-// which PutMessage then keeps as the message's body.
-type spoolAdapter struct{ s *queue.Spool }
-
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
-	return a.s.PutMessage(ctx, &queue.Envelope{
-		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
-		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
-		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
-		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, msg)
-}
-
-func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
-
 // localDelivery delivers a local recipient: it expands aliases
 // (forwarding what goes to other domains: forward.go) and writes to each
 // resulting mailbox's Maildir.
@@ -682,7 +658,7 @@ type localDelivery struct {
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
+func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err

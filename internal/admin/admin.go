@@ -35,18 +35,19 @@ import (
 
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
-// Spool is what the admin API needs of the queue's spool; *queue.Spool
+// Spool is what the admin API needs of the queue's spool; *spool.Spool
 // implements it.
 type Spool interface {
 	// List returns the live messages, by arrival.
-	List() []queue.Item
+	List() []spool.Item
 	// Lookup returns one message, live or done, while the spool holds it;
-	// an error wrapping queue.ErrNotFound otherwise.
-	Lookup(id string) (queue.Item, error)
+	// an error wrapping spool.ErrNotFound otherwise.
+	Lookup(id string) (spool.Item, error)
 	// Header returns the envelope and the header section of a message.
-	Header(id string) (*queue.Envelope, []byte, error)
+	Header(id string) (*smtp.Envelope, []byte, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }
@@ -55,17 +56,17 @@ type Spool interface {
 // implements it.
 type Runner interface {
 	// Retry makes the deferred recipients of a live message due now; it
-	// fails wrapping queue.ErrNotFound for a message not in the queue.
+	// fails wrapping spool.ErrNotFound for a message not in the queue.
 	Retry(id string) error
 	// Release makes the held recipients of a live message pending and
-	// delivers them; it fails wrapping queue.ErrNotFound for a message
-	// not in the queue and queue.ErrNotHeld for one not held.
+	// delivers them; it fails wrapping spool.ErrNotFound for a message
+	// not in the queue and spool.ErrNotHeld for one not held.
 	Release(id string) error
 }
 
 // The queue's types are what the wiring passes in.
 var (
-	_ Spool  = (*queue.Spool)(nil)
+	_ Spool  = (*spool.Spool)(nil)
 	_ Runner = (*queue.Runner)(nil)
 )
 
@@ -337,7 +338,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	it, err := s.Spool.Lookup(id)
 	if err == nil && done(it) {
-		err = queue.ErrNotFound
+		err = spool.ErrNotFound
 	}
 	if err == nil {
 		err = s.Spool.Delete(id)
@@ -352,7 +353,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 
 // fail answers an error: 404 for an unknown id, 500 otherwise.
 func (s *Server) fail(w http.ResponseWriter, id string, err error) {
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, errorBody{"no message " + id + " in the queue"})
 		return
 	}
@@ -373,7 +374,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // message converts a queue item.
-func message(it queue.Item) Message {
+func message(it spool.Item) Message {
 	m := Message{ID: it.ID, From: it.From, Size: it.Size, ReceivedAt: it.ReceivedAt,
 		Recipients: make([]Recipient, len(it.Recipients)), Held: it.Held, HoldReason: it.HoldReason}
 	for i, r := range it.Recipients {
@@ -388,7 +389,7 @@ func message(it queue.Item) Message {
 }
 
 // done reports whether every recipient of it is final.
-func done(it queue.Item) bool {
+func done(it spool.Item) bool {
 	for _, r := range it.Recipients {
 		if !r.State.Status.Final() {
 			return false

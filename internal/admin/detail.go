@@ -3,34 +3,16 @@ package admin
 // The detail view of the status page, GET /message/{id}: one message's
 // envelope, each recipient's state and last error, the delivery reports
 // kept for it, and its header section. The id comes from the URL, so it
-// is checked (validID) before it is looked up or shown.
+// is checked (smtp.ValidID) before it is looked up or shown.
 
 import (
 	"errors"
 	"net/http"
 
 	"postern/internal/queue"
+	"postern/internal/smtp"
+	"postern/internal/spool"
 )
-
-// maxIDLen bounds the ids the detail view accepts. Postern's queue ids
-// are 20 characters (smtpd, queue's DSNs, local submission); the bound
-// leaves room without letting a URL carry a novel.
-const maxIDLen = 64
-
-// validID reports whether id can be a queue id: 1 to maxIDLen ASCII
-// letters and digits.
-func validID(id string) bool {
-	if id == "" || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
 
 // detailData is what the detail template shows.
 type detailData struct {
@@ -41,12 +23,12 @@ type detailData struct {
 
 func (s *Server) messagePage(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validID(id) {
+	if !smtp.ValidID(id) {
 		s.badRequest(w, "That is not a queue id: ids are letters and digits.")
 		return
 	}
 	md, err := s.detail(id)
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		// The id is valid, so it may be shown.
 		s.page(w, http.StatusNotFound, errorPage, struct{ Title, Msg string }{"Not found",
 			"No message " + id + " in the spool: delivered and removed, deleted, or never here."})

@@ -14,6 +14,7 @@ import (
 	"postern/internal/admission/admissiontest"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // TestEventsFromObservers runs a queue runner and an abuse engine whose
@@ -25,13 +26,13 @@ func TestEventsFromObservers(t *testing.T) {
 	ev := NewEvents(10)
 	silent := slog.New(slog.DiscardHandler)
 	dir := t.TempDir()
-	spool, err := queue.Open(queue.Options{Dir: filepath.Join(dir, "spool"), Logger: silent})
+	spool, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), Logger: silent})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer spool.Close()
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
+		Local: queue.DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 			if strings.HasPrefix(rcpt, "bad") {
 				return queue.Permanent(errors.New("no such mailbox"))
 			}
@@ -45,7 +46,7 @@ func TestEventsFromObservers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- runner.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	env := &queue.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
+	env := &smtp.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
 		Body: "7BIT", Listener: "submission", ReceivedAt: time.Now()}
 	if err := spool.Put(ctx, env, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
 		t.Fatal(err)

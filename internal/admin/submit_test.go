@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"postern/internal/admission"
-	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // spoolSubmitter puts straight into the spool.
-type spoolSubmitter struct{ s *queue.Spool }
+type spoolSubmitter struct{ s *spool.Spool }
 
-func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+func (p spoolSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	return p.s.PutMessage(ctx, env, msg)
 }
 
@@ -55,8 +55,8 @@ func TestSubmit(t *testing.T) {
 		env.AuthUser != LocalSender(os.Getuid()) || env.Hold || res.Held {
 		t.Errorf("envelope %+v", env)
 	}
-	want := "Received: by mx.x.test (Postern, from userid " + strconv.Itoa(os.Getuid()) + ")\r\n\tid " + id +
-		"; Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + id + "@mx.x.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n" + msg
+	want := "Received: by mx.x.test (Postern, from userid " + strconv.Itoa(os.Getuid()) + ") id " + id +
+		";\r\n\tFri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + id + "@mx.x.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n" + msg
 	if string(data) != want {
 		t.Errorf("data\n%q\nwant\n%q", data, want)
 	}

@@ -7,8 +7,9 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
+
+	"postern/internal/addrkey"
 )
 
 // AbuseOptions configure the auth-abuse Engine. Every value means what
@@ -136,9 +137,11 @@ const (
 	maxUserKeyLen = 256              // longer claimed usernames are cut in keys
 )
 
-// userKey normalizes a claimed username for the store's keys.
+// userKey normalizes a username for the store's keys and the send
+// limits: addrkey.Key, so that only usernames that are one user share
+// counters (strings.ToLower would count "\u212Aate" toward kate's).
 func userKey(u string) string {
-	u = strings.ToLower(u)
+	u = addrkey.Key(u)
 	if len(u) > maxUserKeyLen {
 		u = u[:maxUserKeyLen]
 	}

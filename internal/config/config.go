@@ -16,8 +16,9 @@
 // derived from other keys, such as mail_auth.authserv_id from hostname),
 // never a zero that some package would read as "its default". The
 // packages that use the values have no default of their own for them
-// (internal/queue's worker count, retry schedule and segment size are
-// the last exception; the values it gets are never 0).
+// (internal/queue's worker count and retry schedule, and
+// internal/spool's segment size, are the last exception; the values
+// they get are never 0).
 //
 // Off has one form, 0 (or "", or an empty list), the same in the file,
 // in the Config and in the packages' options: a count, a rate, a delay,
@@ -295,7 +296,7 @@ type TLS struct {
 // Listener is one [[listener]] table.
 type Listener struct {
 	// Name identifies the listener in logs, metrics and
-	// smtpd.Envelope.Listener; unique.
+	// smtp.Envelope.Listener; unique.
 	Name string
 	// Role is what the listener is for.
 	Role Role

@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // pass is one delivery pass over the due recipients of one message. The
@@ -23,7 +25,7 @@ import (
 type pass struct {
 	r      *Runner
 	id     string
-	env    *Envelope
+	env    *smtp.Envelope
 	header []byte // the header section, for the DSN
 	log    *slog.Logger
 
@@ -36,8 +38,8 @@ type pass struct {
 // spooled.
 type held struct {
 	rcpt     string
-	st       RecipientState // to record after the DSN
-	fallback RecipientState // to record when the DSN cannot be spooled
+	st       spool.RecipientState // to record after the DSN
+	fallback spool.RecipientState // to record when the DSN cannot be spooled
 	report   dsnRecipient
 	reason   string // bounce reason label; "" for a delay warning
 }
@@ -47,8 +49,12 @@ type held struct {
 type batch struct {
 	p      *pass
 	domain string
-	rcpts  []ItemRecipient
+	rcpts  []spool.ItemRecipient
 }
+
+// attemptTimeout bounds one delivery attempt, whatever the deliverer's
+// own timeouts.
+const attemptTimeout = 5 * time.Minute
 
 // errLoop fails every recipient of a message that went round in circles.
 var errLoop = errors.New("routing loop detected")
@@ -64,11 +70,11 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	now := r.opts.Now()
-	var due []ItemRecipient
+	var due []spool.ItemRecipient
 	for _, rc := range it.Recipients {
 		switch {
 		case rc.State.Status.Final():
-		case rc.State.Status == StatusHeld: // until an operator releases it
+		case rc.State.Status == spool.StatusHeld: // until an operator releases it
 		case !r.canDeliver(rc.Addr):
 			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
 		case !rc.State.NextAttempt.After(now):
@@ -80,7 +86,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	env, msg, err := r.spool.Open(id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		r.finish(id)
 		return
 	}
@@ -97,7 +103,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	defer p.done()
 
 	// RFC 5321 §6.3: a message with too many Received fields is looping.
-	if n := smtp.CountFields(msg.Header, "Received"); n > r.opts.MaxReceived {
+	if n := smtp.CountFields(msg.Header, "Received"); n > smtp.MaxReceived {
 		log.Warn("queue: routing loop, message fails", "received_fields", n)
 		for _, rc := range it.Recipients {
 			if !rc.State.Status.Final() {
@@ -110,7 +116,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	}
 
 	var domains []string
-	byDomain := make(map[string][]ItemRecipient)
+	byDomain := make(map[string][]spool.ItemRecipient)
 	for _, rc := range due {
 		if r.opts.IsLocal(rc.Addr) {
 			continue
@@ -135,7 +141,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 			break
 		}
 		start := r.opts.Now()
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
 		cancel()
 		if err != nil && ctx.Err() != nil {
@@ -147,14 +153,10 @@ func (r *Runner) process(ctx context.Context, id string) {
 	}
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(addr[i+1:])
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), by
+// which remote recipients are grouped: strings.ToLower would put
+// "wor\u212A.test" (a KELVIN SIGN) in work.test's batch.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }
 
 // pushBatch queues b for a remote worker; after the remote workers have
 // stopped, it drops b.
@@ -215,7 +217,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		addrs[i] = rc.Addr
 	}
 	env, msg, err := r.spool.Open(b.p.id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		return // deleted and gone meanwhile
 	}
 	var outs []Outcome
@@ -226,7 +228,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 			outs = append(outs, Outcome{Rcpt: a, Err: fmt.Errorf("read message: %w", err), Status: "4.3.0"})
 		}
 	} else {
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
 		cancel()
 		msg.Close()
@@ -265,7 +267,7 @@ func (r *Runner) clock() reading { return reading{now: r.opts.Now(), rnd: r.opts
 // record turns the outcome of an attempt at c.now into the recipient's
 // new state and records it, or holds it for the DSN. reason labels a
 // permanent failure for the bounce metric ("" means "permanent").
-func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c reading) {
+func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bool, c reading) {
 	r := p.r
 	now := c.now
 	var dse DSNStatusError
@@ -294,13 +296,13 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 	rep := p.newReport(rc.Addr, o, local, st.Attempts, c)
 	switch {
 	case o.Err == nil:
-		st.Status, st.LastError, st.Code = StatusDelivered, "", statusCode(o.Status, '2')
+		st.Status, st.LastError, st.Code = spool.StatusDelivered, "", statusCode(o.Status, '2')
 		rep.Outcome, rep.Status = OutcomeDelivered, st.Code
 		p.tell(rep)
 		p.mark(rc.Addr, st, local)
 		return
 	case IsPermanent(o.Err):
-		st.Status, st.LastError, st.Code = StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
+		st.Status, st.LastError, st.Code = spool.StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
 		h.reason = reason
 		if h.reason == "" {
 			h.reason = "permanent"
@@ -310,12 +312,12 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		st.LastError, st.Code = o.Err.Error(), statusCode(o.Status, '4')
 		next, ok := p.retryAt(st, c)
 		if !ok {
-			st.Status = StatusFailed
+			st.Status = spool.StatusFailed
 			h.reason = "expired"
 			h.report.status = statusExpired // RFC 3463 §3.5
 			break
 		}
-		st.Status, st.NextAttempt = StatusDeferred, next
+		st.Status, st.NextAttempt = spool.StatusDeferred, next
 		QueueRetries.Inc()
 		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
 		p.tell(rep)
@@ -329,10 +331,10 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		h.report.status = st.Code
 		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
 	}
-	if st.Status == StatusFailed {
+	if st.Status == spool.StatusFailed {
 		// Should the DSN fail, the recipient is tried again later.
 		h.fallback = st
-		h.fallback.Status = StatusDeferred
+		h.fallback.Status = spool.StatusDeferred
 		h.fallback.NextAttempt = now.Add(r.policy.First)
 		rep.Outcome, rep.Status, rep.Reason = OutcomeFailed, st.Code, h.reason
 		if h.reason == "expired" {
@@ -348,7 +350,7 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 
 // retryAt returns when a recipient deferred at now is due again, or ok
 // false when its message is past giving up.
-func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
+func (p *pass) retryAt(st spool.RecipientState, c reading) (time.Time, bool) {
 	r := p.r
 	if r.opts.Retry != nil {
 		return r.opts.Retry(p.env, st, c.now)
@@ -360,12 +362,12 @@ func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
 }
 
 // mark records st for rcpt.
-func (p *pass) mark(rcpt string, st RecipientState, local bool) {
+func (p *pass) mark(rcpt string, st spool.RecipientState, local bool) {
 	if local {
 		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
 	}
-	if err := p.r.spool.RecordRecipient(p.id, rcpt, st); err != nil {
-		if errors.Is(err, ErrNotFound) {
+	if err := p.r.spool.MarkRecipientAsync(p.id, rcpt, st); err != nil {
+		if errors.Is(err, spool.ErrNotFound) {
 			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
 			return
 		}
@@ -413,7 +415,7 @@ func (p *pass) report() {
 	default:
 		env, data := buildDSN(dsnInput{
 			hostname: r.opts.Hostname,
-			id:       r.opts.NewID(),
+			id:       smtp.NewID(r.opts.Now()),
 			now:      r.opts.Now(),
 			orig:     p.env,
 			header:   p.header,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 // TestReports delivers one local and two remote recipients, one of them
@@ -36,9 +37,9 @@ func TestReports(t *testing.T) {
 		TLSVerification: "mta-sts", Connect: 300 * time.Millisecond, Transmit: 50 * time.Millisecond,
 		Reply: "250 2.0.0 Ok: queued as 4Fq1x72W", RemoteID: "4Fq1x72W"}
 	r := NewRunner(s, RunnerOptions{
-		Local:   DelivererFunc(func(context.Context, *Envelope, string, *smtp.Message) error { return nil }),
+		Local:   DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error { return nil }),
 		IsLocal: func(a string) bool { return strings.HasSuffix(a, "@local.test") },
-		RemoteBatch: BatchDelivererFunc(func(_ context.Context, _ *Envelope, rcpts []string, _ *smtp.Message) []Outcome {
+		RemoteBatch: BatchDelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpts []string, _ *smtp.Message) []Outcome {
 			var out []Outcome
 			for _, rc := range rcpts {
 				o := Outcome{Rcpt: rc, RemoteMTA: "mx.example.org", Relay: relay}
@@ -61,9 +62,9 @@ func TestReports(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	env := testEnv(testID(), "bob@local.test", "carol@example.org", "slow@example.org", "bad@example.org")
+	env := spooltest.Env(spooltest.ID(), "bob@local.test", "carol@example.org", "slow@example.org", "bad@example.org")
 	env.ReceivedAt = base
-	mustPut(t, s, env, testData(env.ID, 100))
+	mustPut(t, s, env, spooltest.Data(env.ID, 100))
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()

@@ -249,7 +249,7 @@ func (s *session) sendAllowed() bool {
 
 // holdEnvelope marks env held for review when sendAllowed decided so
 // for the message in DATA.
-func (s *session) holdEnvelope(env *Envelope) {
+func (s *session) holdEnvelope(env *smtp.Envelope) {
 	if s.hooks.holdLimit != "" {
 		env.Hold, env.HoldReason = true, "send limit: "+s.hooks.holdLimit
 	}
@@ -257,7 +257,7 @@ func (s *session) holdEnvelope(env *Envelope) {
 
 // heldNote logs the "message held" event for a spooled held message and
 // returns what its 250 reply adds; "" for a message not held.
-func (s *session) heldNote(env *Envelope) string {
+func (s *session) heldNote(env *smtp.Envelope) string {
 	if !env.Hold {
 		return ""
 	}

@@ -19,6 +19,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/admissiontest"
 	"postern/internal/metrics"
+	"postern/internal/testkit"
 )
 
 // admCounter reads a counter.
@@ -234,13 +235,7 @@ func TestAdmitConcurrencyCap(t *testing.T) {
 // waitFor polls cond (for what another goroutine does) for up to 5s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 // TestThousandWrongPasswords is the scenario of the issue: 1000 wrong

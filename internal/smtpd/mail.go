@@ -180,7 +180,7 @@ func (s *session) cmdRcpt(arg string) {
 		// address. In another domain it is relayed there; in a local
 		// one it must reach someone, like any local recipient.
 		addr = s.srv.postmaster
-		domain = addr[strings.LastIndexByte(addr, '@')+1:]
+		domain = addrkey.DomainOf(addr)
 	}
 	if !path.Postmaster || s.srv.Directory.IsLocalDomain(domain) {
 		if e := s.checkRecipient(domain, addr); e != nil {

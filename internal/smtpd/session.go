@@ -125,7 +125,7 @@ func (s *Server) newSession(c net.Conn) *session {
 	sess := &session{
 		srv:   s,
 		lim:   &s.lim,
-		id:    newID(time.Now()),
+		id:    smtp.NewID(time.Now()),
 		raw:   c,
 		conn:  c,
 		start: time.Now(),

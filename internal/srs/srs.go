@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // Errors of Reverse; each wraps ErrInvalid except ErrNotSRS.
@@ -208,11 +210,13 @@ func (r *Rewriter) Reverse(addr string) (string, error) {
 }
 
 // hash returns the hash of fields with secret i: the base64 encoding of
-// their lower-cased concatenation's HMAC-SHA1, cut to hashLen.
+// their lower-cased concatenation's HMAC-SHA1, cut to hashLen. Only
+// ASCII letters are lowered (as libsrs2's tolower): strings.ToLower
+// would give "wor\u212A.test", a Kelvin sign, the hash of work.test.
 func (r *Rewriter) hash(i int, fields ...string) string {
 	m := hmac.New(sha1.New, r.secrets[i])
 	for _, f := range fields {
-		m.Write([]byte(strings.ToLower(f)))
+		m.Write([]byte(smtp.LowerASCII(f)))
 	}
 	sum := m.Sum(nil)
 	var b [hashLen]byte
@@ -243,7 +247,7 @@ func (r *Rewriter) check(h string, fields ...string) bool {
 // foldHash lower-cases h and maps the standard base64 alphabet's "+"
 // and "/" to base64url's "-" and "_".
 func foldHash(h string) []byte {
-	b := []byte(strings.ToLower(h))
+	b := []byte(smtp.LowerASCII(h))
 	for i, c := range b {
 		switch c {
 		case '+':

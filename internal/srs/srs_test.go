@@ -94,6 +94,7 @@ func TestReverseRefuses(t *testing.T) {
 	r := newRewriter(t, &now, "new", "old")
 	old := newRewriter(t, &now, "old")
 	good, _ := old.Forward("alice@orig.example", "fwd.example")
+	work, _ := old.Forward("alice@work.test", "fwd.example")
 	// Verified with the second secret (rotation).
 	if back, err := r.Reverse(good); err != nil || back != "alice@orig.example" {
 		t.Errorf("old secret: %q, %v", back, err)
@@ -119,6 +120,10 @@ func TestReverseRefuses(t *testing.T) {
 		{"SRS0=abcd=AA==u@fwd.example", ErrMalformed},
 		{"SRS1=abcd=fwd.example@x", ErrMalformed},
 		{"SRS1=abcd=h==SRS0junk@x", ErrBadHash},
+		// The hash folds ASCII case only (as libsrs2's tolower in the C
+		// locale): strings.ToLower made work.test's hash good for
+		// wor\u212A.test, a Kelvin sign (addrkey, issue 12 §8).
+		{strings.Replace(work, "=work.test=", "=wor\u212A.test=", 1), ErrBadHash},
 	} {
 		if _, err := r.Reverse(c.addr); !errors.Is(err, c.err) {
 			t.Errorf("Reverse(%q): %v, want %v", c.addr, err, c.err)

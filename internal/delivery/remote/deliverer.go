@@ -4,6 +4,8 @@
 // DANE per RFC 7672, REQUIRETLS per RFC 8689), or to a configured
 // smarthost with authentication (RFC 4954). Sessions are pooled per
 // destination and carry several messages each; TLS sessions are resumed.
+// The client side of the protocol is smtp.Client, shared with LMTP and
+// the load generator (internal/smtp says why it is not go-smtp's).
 package remote
 
 import (
@@ -18,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
 	"postern/internal/smtp"
@@ -80,8 +83,9 @@ func (s *Smarthost) applies(domain string) bool {
 	if len(s.Domains) == 0 {
 		return true
 	}
+	k := addrkey.DomainKey(domain)
 	for _, d := range s.Domains {
-		if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
+		if addrkey.DomainKey(d) == k {
 			return true
 		}
 	}
@@ -284,7 +288,14 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 	if len(pending(res)) == 0 {
 		return res
 	}
-	domain := domainOf(msg.Rcpts[0])
+	// RFC 5321 §2.3.5: the domain's A-label (addrkey); a name that is
+	// no valid IDNA2008 name has no MX to ask for (strings.ToLower
+	// would have made "wor\u212A.test" work.test).
+	domain, err := addrkey.Domain(addrkey.DomainOf(msg.Rcpts[0]))
+	if err != nil {
+		setAll(res, &failure{permanent: true, enhanced: "5.1.2", err: fmt.Errorf("remote: recipient domain: %w", err)})
+		return res
+	}
 	targets, f := d.targets(ctx, msg, domain)
 	if f != nil {
 		setAll(res, f)
@@ -415,8 +426,5 @@ func checkAddrs(msg *Message, res []Result) *failure {
 	return nil
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), for logs.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }

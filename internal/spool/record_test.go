@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"encoding/binary"
@@ -8,11 +8,14 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 // legacyRecord returns the record a version-v writer made for env and
 // data: the same layout, version byte v, and only what v can carry.
-func legacyRecord(env *Envelope, data []byte, v byte) []byte {
+func legacyRecord(env *smtp.Envelope, data []byte, v byte) []byte {
 	e := appendEnvelope(nil, env, v)
 	rec := make([]byte, recordHeaderLen, recordHeaderLen+len(e)+len(data))
 	copy(rec, recordMagic[:])
@@ -27,10 +30,10 @@ func legacyRecord(env *Envelope, data []byte, v byte) []byte {
 }
 
 // v1Record returns the record a version-1 writer made for env and data.
-func v1Record(env *Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
+func v1Record(env *smtp.Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
 
 func TestEnvelopeVersions(t *testing.T) {
-	env := testEnv("v3", "a@x")
+	env := spooltest.Env("v3", "a@x")
 	env.RequireTLS = true
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	rec := appendRecord(nil, env, []byte("x"))
@@ -62,29 +65,37 @@ func TestEnvelopeVersions(t *testing.T) {
 	}
 }
 
-// A spool written before REQUIRETLS existed opens and reads as before.
-func TestVersion1RecordsStayReadable(t *testing.T) {
+// openOldSegment opens a spool whose one segment holds rec, a record
+// an older release wrote for env, and reads env's message back.
+func openOldSegment(t *testing.T, env *smtp.Envelope, rec []byte) (s *Spool, got *smtp.Envelope, data []byte) {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	env := testEnv("old00000000000000001", "a@x", "b@y")
-	data := testData(env.ID, 500)
-	rec := v1Record(env, data)
 	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), rec, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := openTest(t, dir, 0)
-	defer s.Close()
-	got, gotData, err := s.Get(env.ID)
+	s = openTest(t, dir, 0)
+	got, data, err := s.Get(env.ID)
 	if err != nil {
+		s.Close()
 		t.Fatal(err)
 	}
+	return s, got, data
+}
+
+// A spool written before REQUIRETLS existed opens and reads as before.
+func TestVersion1RecordsStayReadable(t *testing.T) {
+	env := spooltest.Env("old00000000000000001", "a@x", "b@y")
+	data := spooltest.Data(env.ID, 500)
+	s, got, gotData := openOldSegment(t, env, v1Record(env, data))
+	defer s.Close()
 	if got.RequireTLS || !got.SMTPUTF8 || got.From != env.From || len(got.Recipients) != 2 || string(gotData) != string(data) {
 		t.Errorf("version-1 record read back as %+v", got)
 	}
 	// New records go next to it, in version 2.
-	env2 := testEnv(testID(), "c@z")
+	env2 := spooltest.Env(spooltest.ID(), "c@z")
 	env2.RequireTLS = true
 	mustPut(t, s, env2, []byte("y"))
 	if got, _, err := s.Get(env2.ID); err != nil || !got.RequireTLS {
@@ -131,29 +142,18 @@ func TestStateVersions(t *testing.T) {
 // A spool written before holds existed (version 2) opens and reads as
 // before: nothing in it is held.
 func TestVersion2RecordsStayReadable(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "segments"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	env := testEnv("old00000000000000002", "a@x")
+	env := spooltest.Env("old00000000000000002", "a@x")
 	env.RequireTLS = true
-	data := testData(env.ID, 300)
-	if err := os.WriteFile(filepath.Join(dir, "segments", segName(1)), legacyRecord(env, data, 2), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	s := openTest(t, dir, 0)
+	data := spooltest.Data(env.ID, 300)
+	s, got, gotData := openOldSegment(t, env, legacyRecord(env, data, 2))
 	defer s.Close()
-	got, gotData, err := s.Get(env.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !got.RequireTLS || got.Hold || got.HoldReason != "" || string(gotData) != string(data) {
 		t.Errorf("version-2 record read back as %+v", got)
 	}
 	if it, _ := s.Lookup(env.ID); it.Held || it.Recipients[0].State.Status != StatusPending {
 		t.Errorf("version-2 message: %+v, want pending", it)
 	}
-	held := testEnv(testID(), "b@y")
+	held := spooltest.Env(spooltest.ID(), "b@y")
 	held.Hold, held.HoldReason = true, "send limit: recipients per hour"
 	mustPut(t, s, held, []byte("y"))
 	if got, _, err := s.Get(held.ID); err != nil || !got.Hold || got.HoldReason != held.HoldReason {

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"time"
@@ -10,7 +10,7 @@ import (
 const maxStateBatch = 1024
 
 // stateLinger is how long a commit of states nobody waits for
-// (RecordRecipient) waits for more: under load, delivery outcomes then
+// (MarkRecipientAsync) waits for more: under load, delivery outcomes then
 // share a transaction (two fdatasyncs) by the dozen instead of by two or
 // three, and the window in which a crash repeats a delivery grows by
 // this much. A request somebody waits for ends the wait at once.

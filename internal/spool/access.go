@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"postern/internal/fsutil"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
@@ -16,16 +17,16 @@ import (
 // memory, read back from its segment (and its blob). It is for small
 // messages and tests: delivery reads with Open, which does not hold a
 // large body in memory.
-func (s *Spool) Get(id string) (*Envelope, []byte, error) {
+func (s *Spool) Get(id string) (*smtp.Envelope, []byte, error) {
 	env, m, err := s.Open(id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("queue: get %s: %w", id, err)
+		return nil, nil, fmt.Errorf("spool: get %s: %w", id, err)
 	}
 	defer m.Close()
 	data := make([]byte, m.Size())
 	copy(data, m.Header)
 	if _, err := m.Body.ReadAt(data[len(m.Header):], 0); err != nil && !(err == io.EOF && m.Body.Size() == 0) {
-		return nil, nil, fmt.Errorf("queue: get %s: read body: %w", id, err)
+		return nil, nil, fmt.Errorf("spool: get %s: read body: %w", id, err)
 	}
 	return env, data, nil
 }
@@ -35,7 +36,7 @@ func (s *Spool) Get(id string) (*Envelope, []byte, error) {
 // small one, read from the segment) or in its blob file. Close the
 // Message when done. Open fails with ErrNotFound for a message that is
 // not in the spool (a message in a blob leaves it once it is done).
-func (s *Spool) Open(id string) (*Envelope, *Message, error) {
+func (s *Spool) Open(id string) (*smtp.Envelope, *Message, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock() // held during the reads: removals take mu
 	e, data, f, err := s.readRecordData(id)
@@ -46,15 +47,15 @@ func (s *Spool) Open(id string) (*Envelope, *Message, error) {
 	if e.blob == nil {
 		end := smtp.HeaderEnd(data)
 		m.Header, m.Body = data[:end], smtp.BodyBytes(data[end:])
-		return cloneEnvelope(e.env), m, nil
+		return e.env.Clone(), m, nil
 	}
 	m.Header, m.Body, m.f = data, smtp.BodyFile(f, e.blob.off, e.blob.n), f
-	return cloneEnvelope(e.env), m, nil
+	return e.env.Clone(), m, nil
 }
 
 // Header returns a copy of the envelope and the header section of
 // message id, without reading its body.
-func (s *Spool) Header(id string) (*Envelope, []byte, error) {
+func (s *Spool) Header(id string) (*smtp.Envelope, []byte, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	e, data, f, err := s.readRecordData(id)
@@ -67,7 +68,7 @@ func (s *Spool) Header(id string) (*Envelope, []byte, error) {
 	if e.blob == nil {
 		data = data[:smtp.HeaderEnd(data)]
 	}
-	return cloneEnvelope(e.env), data, nil
+	return e.env.Clone(), data, nil
 }
 
 // readRecordData returns the index entry of message id and the message
@@ -76,11 +77,11 @@ func (s *Spool) Header(id string) (*Envelope, []byte, error) {
 // caller closes); mu must be held.
 func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, err error) {
 	if s.closed {
-		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrClosed)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
-		return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, ErrNotFound)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, ErrNotFound)
 	}
 	r, path := io.ReaderAt(nil), ""
 	if e.seg != nil {
@@ -88,7 +89,7 @@ func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, er
 	} else {
 		path = s.blobPath(id)
 		if f, err = os.Open(path); err != nil {
-			return nil, nil, nil, fmt.Errorf("queue: open %s: %w", id, err)
+			return nil, nil, nil, fmt.Errorf("spool: open %s: %w", id, err)
 		}
 		r = f
 	}
@@ -97,7 +98,7 @@ func (s *Spool) readRecordData(id string) (e *entry, data []byte, f *os.File, er
 		if f != nil {
 			f.Close()
 		}
-		return nil, nil, nil, fmt.Errorf("queue: open %s: read %s: %w", id, path, err)
+		return nil, nil, nil, fmt.Errorf("spool: open %s: read %s: %w", id, path, err)
 	}
 	return e, data, f, nil
 }
@@ -130,7 +131,7 @@ func (s *Spool) Lookup(id string) (Item, error) {
 	defer s.mu.RUnlock()
 	e, ok := s.index[id]
 	if !ok {
-		return Item{}, fmt.Errorf("queue: lookup %s: %w", id, ErrNotFound)
+		return Item{}, fmt.Errorf("spool: lookup %s: %w", id, ErrNotFound)
 	}
 	return e.item(), nil
 }
@@ -176,40 +177,41 @@ func (s *Spool) Watch(fn func(id string)) (stop func()) {
 	}
 }
 
-// MarkRecipient records st as the state of recipient rcpt of message id.
-// It returns after the state is committed to the state store (commits
-// from concurrent calls are batched). A recipient whose state is final
-// keeps it: an attempt that was in flight when an operator deleted the
-// message does not bring it back. When every recipient is final the
+// MarkRecipientSync records st as the state of recipient rcpt of
+// message id, synchronously: it returns after the state is committed to
+// the state store (commits from concurrent calls are batched), so that
+// the state survives a crash from then on. A recipient whose state is
+// final keeps it: an attempt that was in flight when an operator deleted
+// the message does not bring it back. When every recipient is final the
 // message is done; a segment whose messages are all done, other than the
 // one being appended to, is then deleted.
-func (s *Spool) MarkRecipient(id, rcpt string, st RecipientState) error {
+func (s *Spool) MarkRecipientSync(id, rcpt string, st RecipientState) error {
 	return s.markRecipient(id, rcpt, st, true)
 }
 
-// RecordRecipient is MarkRecipient without waiting for the commit: the
-// state takes effect at once in memory (the queue, the runner and the
-// admin API see it) and is committed with the next state commit, a few
-// milliseconds later (the writer lingers stateLinger to gather more
-// outcomes into one transaction). The queue runner records its
-// outcomes with it, so that a delivery worker goes on to the next
+// MarkRecipientAsync is MarkRecipientSync without waiting for the
+// commit: the state takes effect at once in memory (the queue, the
+// runner and the admin API see it) and is committed with the next state
+// commit, a few milliseconds later (the writer lingers stateLinger to
+// gather more outcomes into one transaction). The queue runner records
+// its outcomes with it, so that a delivery worker goes on to the next
 // message instead of waiting two fdatasyncs for each state. Delivery is
 // at least once either way: a crash before the commit means the
 // recipient is attempted again after the restart, as it was when the
 // crash came between delivery and a waited-for commit. A commit that
 // fails is logged; Close commits what is queued.
-func (s *Spool) RecordRecipient(id, rcpt string, st RecipientState) error {
+func (s *Spool) MarkRecipientAsync(id, rcpt string, st RecipientState) error {
 	return s.markRecipient(id, rcpt, st, false)
 }
 
 func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) error {
 	if st.Updated.IsZero() {
-		st.Updated = s.now()
+		st.Updated = time.Now()
 	}
 	return s.update(id, wait, func(e *entry) error {
 		i := slices.Index(e.env.Recipients, rcpt)
 		if i < 0 {
-			return fmt.Errorf("queue: mark %s %s: %w", id, rcpt, ErrNoRecipient)
+			return fmt.Errorf("spool: mark %s %s: %w", id, rcpt, ErrNoRecipient)
 		}
 		if !e.states[i].Status.Final() {
 			e.states[i] = st
@@ -221,7 +223,7 @@ func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) err
 // Delete marks every recipient of message id that is not final (held
 // ones too) as removed: nothing more is delivered and no bounce is sent.
 func (s *Spool) Delete(id string) error {
-	now := s.now()
+	now := time.Now()
 	return s.update(id, true, func(e *entry) error {
 		for i := range e.states {
 			if !e.states[i].Status.Final() {
@@ -243,12 +245,12 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("queue: update %s: %w", id, ErrClosed)
+		return fmt.Errorf("spool: update %s: %w", id, ErrClosed)
 	}
 	e, ok := s.index[id]
 	if !ok {
 		s.mu.Unlock()
-		return fmt.Errorf("queue: update %s: %w", id, ErrNotFound)
+		return fmt.Errorf("spool: update %s: %w", id, ErrNotFound)
 	}
 	wasHeld := !e.done && e.held()
 	if err := fn(e); err != nil {
@@ -275,7 +277,7 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 	if !wait {
 		s.queueState(id)
 	} else if err := s.commitState(id); err != nil {
-		return fmt.Errorf("queue: update %s: state: %w", id, err)
+		return fmt.Errorf("spool: update %s: state: %w", id, err)
 	}
 	if nowDone && seg != nil {
 		s.maybeRemoveSegment(seg)
@@ -317,7 +319,7 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 		s.log.Error("queue: remove segment", "segment", seg.path, "err", err)
 		return
 	}
-	if err := syncDir(s.segDir); err != nil {
+	if err := fsutil.SyncDir(s.segDir); err != nil {
 		s.log.Error("queue: remove segment: sync directory", "segment", seg.path, "err", err)
 		return
 	}
@@ -328,9 +330,9 @@ func (s *Spool) maybeRemoveSegment(seg *segment) {
 	s.log.Info("queue: segment removed", "segment", seg.path, "messages", len(seg.ids))
 }
 
-// retryNow makes every deferred recipient of message id due now. It
+// RetryNow makes every deferred recipient of message id due now. It
 // fails with ErrNotFound when the message is not live.
-func (s *Spool) retryNow(id string) error {
+func (s *Spool) RetryNow(id string) error {
 	s.mu.RLock()
 	e, ok := s.index[id]
 	live := ok && !e.done
@@ -358,7 +360,7 @@ func (s *Spool) retryNow(id string) error {
 // says Hold. It fails with ErrNotFound when the message is not live and
 // with ErrNotHeld when no recipient of it is held.
 func (s *Spool) Release(id string) error {
-	now := s.now()
+	now := time.Now()
 	err := s.update(id, true, func(e *entry) error {
 		if e.done {
 			return ErrNotFound
@@ -374,7 +376,7 @@ func (s *Spool) Release(id string) error {
 		return nil
 	})
 	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("queue: release %s: %w", id, err)
+		return fmt.Errorf("spool: release %s: %w", id, err)
 	}
 	return err
 }
@@ -386,10 +388,10 @@ func (s *Spool) Held() int {
 	return s.held
 }
 
-// oldest returns the arrival time of the oldest live message that is not
+// Oldest returns the arrival time of the oldest live message that is not
 // held; zero when there is none. A held message is not work the queue
 // owes: it must not age the queue.
-func (s *Spool) oldest() time.Time {
+func (s *Spool) Oldest() time.Time {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var t time.Time

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -18,7 +19,7 @@ import (
 
 // Large messages.
 //
-// A message whose body is larger than Options.InlineMax goes through
+// A message whose body is larger than InlineMax goes through
 // neither the writer nor the segments: it is a file of its own,
 // Dir/blobs/ID (a blob), which holds the body and, at its end, the
 // message's record:
@@ -33,7 +34,7 @@ import (
 //	B+R+8   4     magic "PQB\x00"
 //
 // A session streams a large message into a Blob as it arrives
-// (CreateBlob), before anything is decided about it. The Blob is an
+// (CreateFile), before anything is decided about it. The Blob is an
 // unnamed file in Dir/blobs (O_TMPFILE; where the file system lacks it,
 // ID.tmp), so that a crash while it is written leaves nothing behind.
 // PutMessage then appends the record and the trailer to that very file,
@@ -53,9 +54,9 @@ import (
 // Dir/blobs (a rollback leaves the large messages there, untouched, for
 // the next upgrade).
 
-// DefaultInlineMax is the largest body Put and PutMessage copy into the
+// InlineMax is the largest body Put and PutMessage copy into the
 // segment with its record; a larger one gets a blob file.
-const DefaultInlineMax = 128 << 10
+const InlineMax = 128 << 10
 
 // maxBlobLen bounds the blob offset and length a record may claim.
 const maxBlobLen = 1 << 40
@@ -73,23 +74,8 @@ type blobRef struct{ off, n int64 }
 // blobPath returns the path of message id's blob.
 func (s *Spool) blobPath(id string) string { return filepath.Join(s.blobDir, id) }
 
-// validBlobID reports whether id can name a blob: letters and digits,
-// as queue ids are.
-func validBlobID(id string) bool {
-	if id == "" || len(id) > 64 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
 // Blob is a file in the spool that one large message is written to as it
-// arrives (CreateBlob), so that the message never needs to be in memory.
+// arrives (CreateFile), so that the message never needs to be in memory.
 // Until PutMessage takes it, it has no name in the spool. It is not safe
 // for concurrent use: one session writes it, then hands it to PutMessage,
 // then closes it.
@@ -102,16 +88,20 @@ type Blob struct {
 	taken bool  // PutMessage named it: it is the message's now
 }
 
-// CreateBlob returns a new Blob for the message id (a queue id: letters
-// and digits), created in the spool directory. Close it after
+// CreateFile returns a new Blob for the message id (a queue id: letters
+// and digits), created in the spool directory, for a session to stream
+// a large message into as it arrives (smtpd.Spooler). Close it after
 // PutMessage, or to discard it.
-func (s *Spool) CreateBlob(id string) (*Blob, error) {
-	if !validBlobID(id) {
-		return nil, fmt.Errorf("queue: create blob: bad id %q", id)
+func (s *Spool) CreateFile(id string) (smtp.SpoolFile, error) { return s.createBlob(id) }
+
+// createBlob is CreateFile.
+func (s *Spool) createBlob(id string) (*Blob, error) {
+	if !smtp.ValidID(id) {
+		return nil, fmt.Errorf("spool: create blob: bad id %q", id)
 	}
 	f, err := fsutil.CreateTemp(s.blobDir, id, s.unnamed)
 	if err != nil {
-		return nil, fmt.Errorf("queue: create blob %s: %w", id, err)
+		return nil, fmt.Errorf("spool: create blob %s: %w", id, err)
 	}
 	return &Blob{s: s, id: id, f: f}, nil
 }
@@ -125,7 +115,7 @@ func (b *Blob) Write(p []byte) (int, error) {
 	n, err := b.f.Write(p)
 	b.size += int64(n)
 	if err != nil {
-		b.err = fmt.Errorf("queue: write blob %s: %w", b.id, err)
+		b.err = fmt.Errorf("spool: write blob %s: %w", b.id, err)
 		return n, b.err
 	}
 	return n, nil
@@ -147,41 +137,41 @@ func (b *Blob) Close() error {
 
 // PutMessage stores env and msg durably, as Put does, and returns nil
 // only once both are on stable storage. A body of at most
-// Options.InlineMax bytes is copied into a segment with the record (group
+// InlineMax bytes is copied into a segment with the record (group
 // commit). A larger one makes a blob: when msg.Body lies in a Blob that
 // this spool made for env.ID, that file itself; otherwise a new one the
 // body is copied into. The record goes at the blob's end, and the blob is
 // fsynced and named in the caller's goroutine, without waiting for the
 // writer. PutMessage does not retain msg after it returns; the caller
 // still closes its Blob.
-func (s *Spool) PutMessage(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+func (s *Spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if err := checkEnvelope(env); err != nil {
 		return err
 	}
 	if len(msg.Header) > maxDataLen {
-		return fmt.Errorf("queue: put %s: header too large", env.ID)
+		return fmt.Errorf("spool: put %s: header too large", env.ID)
 	}
 	body := msg.Body
-	if body.Size() <= s.inlineMax {
+	if body.Size() <= InlineMax {
 		b, ok := body.Bytes()
 		if !ok { // a small body left in a file: read it
 			b = make([]byte, body.Size())
 			if _, err := io.ReadFull(body.Reader(), b); err != nil {
-				return fmt.Errorf("queue: put %s: read body: %w", env.ID, err)
+				return fmt.Errorf("spool: put %s: read body: %w", env.ID, err)
 			}
 		}
 		return s.put(ctx, &putReq{env: env, head: msg.Header, body: b})
 	}
 	if err := s.putBlob(env, msg); err != nil {
-		return fmt.Errorf("queue: put %s: %w", env.ID, err)
+		return fmt.Errorf("spool: put %s: %w", env.ID, err)
 	}
 	return nil
 }
 
 // putBlob stores a message with a large body as a blob (see PutMessage).
-func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
+func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	id := env.ID
-	if !validBlobID(id) || msg.Body.Size() > maxBlobLen {
+	if !smtp.ValidID(id) || msg.Body.Size() > maxBlobLen {
 		return fmt.Errorf("blob: bad id %q or size %d", id, msg.Body.Size())
 	}
 	done, err := s.begin(id)
@@ -195,7 +185,7 @@ func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
 	if dup {
 		return ErrDuplicate
 	}
-	start := s.now()
+	start := time.Now()
 	b, off, fresh, err := s.blobFor(id, msg.Body)
 	if err != nil {
 		return err
@@ -204,7 +194,7 @@ func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
 		defer b.Close()
 	}
 	ref := &blobRef{off: off, n: msg.Body.Size()}
-	e := &entry{off: b.size, dataLen: int64(len(msg.Header)), blob: ref, env: cloneEnvelope(env), states: initialStates(env)}
+	e := &entry{off: b.size, dataLen: int64(len(msg.Header)), blob: ref, env: env.Clone(), states: initialStates(env)}
 	rec := appendRecordParts(nil, env, msg.Header, nil, ref)
 	e.envLen = int64(len(rec)) - recordHeaderLen - e.dataLen
 	rec = binary.BigEndian.AppendUint64(rec, uint64(e.off))
@@ -228,7 +218,7 @@ func (s *Spool) putBlob(env *Envelope, msg *smtp.Message) error {
 		s.removeBlob(id)
 		return fmt.Errorf("blob: sync directory: %w", err)
 	}
-	blobSeconds.Observe(s.now().Sub(start).Seconds())
+	blobSeconds.Observe(time.Now().Sub(start).Seconds())
 
 	s.mu.Lock()
 	if _, dup := s.index[id]; dup { // put meanwhile, in a segment
@@ -263,7 +253,7 @@ func (s *Spool) blobFor(id string, body smtp.Body) (b *Blob, off int64, fresh bo
 	if b, ok := f.(*Blob); inFile && ok && b.s == s && b.id == id && !b.taken && b.err == nil && off+body.Size() <= b.size {
 		return b, off, false, nil
 	}
-	nb, err := s.CreateBlob(id)
+	nb, err := s.createBlob(id)
 	if err != nil {
 		return nil, 0, false, err
 	}
@@ -305,7 +295,7 @@ func (s *Spool) scanBlobs() error {
 		path := filepath.Join(s.blobDir, name)
 		var e *entry
 		err := fmt.Errorf("%w: not a blob name", errCorrupt)
-		if validBlobID(name) {
+		if smtp.ValidID(name) {
 			e, err = readBlobRecord(path, name)
 		}
 		if err == nil {

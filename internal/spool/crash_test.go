@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 const helperEnv = "POSTERN_QUEUE_CRASH_HELPER_DIR"
@@ -62,7 +63,7 @@ const (
 // crashSize is the size of message i of goroutine g in the crash test.
 func crashSize(g, i int) int {
 	if g >= crashGoroutines-crashLarge {
-		return DefaultInlineMax + (i*7919)%(2<<20)
+		return InlineMax + (i*7919)%(2<<20)
 	}
 	return 200 + (i*997)%20000
 }
@@ -70,12 +71,12 @@ func crashSize(g, i int) int {
 // crashPut stores message i of goroutine g: small ones with Put, large
 // ones streamed into a Blob as a session does, then PutMessage.
 func crashPut(s *Spool, id string, g, i int) error {
-	data := testData(id, crashSize(g, i))
-	env := testEnv(id, "a@x", "b@y")
+	data := spooltest.Data(id, crashSize(g, i))
+	env := spooltest.Env(id, "a@x", "b@y")
 	if g < crashGoroutines-crashLarge {
 		return s.Put(context.Background(), env, data)
 	}
-	b, err := s.CreateBlob(id)
+	b, err := s.createBlob(id)
 	if err != nil {
 		return err
 	}
@@ -104,7 +105,7 @@ func TestCrashSafety(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round %d: acknowledged message %s lost: %v", round, id, err)
 			}
-			if env.ID != id || len(env.Recipients) != 2 || !bytes.Equal(data, testData(id, crashSize(g, i))) {
+			if env.ID != id || len(env.Recipients) != 2 || !bytes.Equal(data, spooltest.Data(id, crashSize(g, i))) {
 				t.Fatalf("round %d: acknowledged message %s damaged", round, id)
 			}
 			if g >= crashGoroutines-crashLarge {

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"encoding/binary"
@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"time"
+
+	"postern/internal/smtp"
 )
 
 // A segment is a sequence of records, appended and never rewritten:
@@ -52,13 +54,13 @@ var (
 var errCorrupt = errors.New("corrupt record")
 
 // appendRecord appends the record for env and data to buf.
-func appendRecord(buf []byte, env *Envelope, data []byte) []byte {
+func appendRecord(buf []byte, env *smtp.Envelope, data []byte) []byte {
 	return appendRecordParts(buf, env, data, nil, nil)
 }
 
 // appendRecordParts appends the record for env whose message data is
 // head followed by body, with the blob reference ref when not nil.
-func appendRecordParts(buf []byte, env *Envelope, head, body []byte, ref *blobRef) []byte {
+func appendRecordParts(buf []byte, env *smtp.Envelope, head, body []byte, ref *blobRef) []byte {
 	v := byte(recordVersion)
 	if ref != nil {
 		v = blobRecordVersion
@@ -135,13 +137,13 @@ func checkRecord(rh recordHeader, rec []byte) error {
 // version does not define makes the record corrupt. appendEnvelope writes
 // the encoding of version v, leaving out what v cannot carry (tests write
 // old records with it).
-func appendEnvelope(b []byte, env *Envelope, v byte) []byte {
+func appendEnvelope(b []byte, env *smtp.Envelope, v byte) []byte {
 	return appendEnvelopeRef(b, env, v, nil)
 }
 
 // appendEnvelopeRef is appendEnvelope with the blob reference ref, when
 // not nil (v must then be 4 or more).
-func appendEnvelopeRef(b []byte, env *Envelope, v byte, ref *blobRef) []byte {
+func appendEnvelopeRef(b []byte, env *smtp.Envelope, v byte, ref *blobRef) []byte {
 	b = appendString(b, env.ID)
 	b = appendString(b, env.From)
 	b = binary.AppendUvarint(b, uint64(len(env.Recipients)))
@@ -203,24 +205,29 @@ func (d *decoder) fail() {
 	d.b = nil
 }
 
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
+// consumed takes the n bytes of a varint just decoded (binary.Uvarint's
+// or Varint's n); it fails the decoder when there was none.
+func (d *decoder) consumed(n int) bool {
 	if n <= 0 {
 		d.fail()
-		return 0
+		return false
 	}
 	d.b = d.b[n:]
-	return v
+	return true
+}
+
+func (d *decoder) uvarint() uint64 {
+	if v, n := binary.Uvarint(d.b); d.consumed(n) {
+		return v
+	}
+	return 0
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
+	if v, n := binary.Varint(d.b); d.consumed(n) {
+		return v
 	}
-	d.b = d.b[n:]
-	return v
+	return 0
 }
 
 func (d *decoder) bytes() []byte {
@@ -270,19 +277,19 @@ func knownFlags(v byte) byte {
 
 // decodeEnvelope decodes what appendEnvelope wrote in a record of the
 // given version; it ignores a blob reference.
-func decodeEnvelope(b []byte, version byte) (*Envelope, error) {
+func decodeEnvelope(b []byte, version byte) (*smtp.Envelope, error) {
 	env, _, err := decodeEnvelopeRef(b, version)
 	return env, err
 }
 
 // decodeEnvelopeRef decodes what appendEnvelopeRef wrote in a record of
 // the given version; ref is nil when the record has no blob.
-func decodeEnvelopeRef(b []byte, version byte) (env *Envelope, ref *blobRef, err error) {
+func decodeEnvelopeRef(b []byte, version byte) (env *smtp.Envelope, ref *blobRef, err error) {
 	if version < 1 || version > maxRecordVersion {
 		return nil, nil, fmt.Errorf("%w: unknown version %d", errCorrupt, version)
 	}
 	d := &decoder{b: b}
-	env = &Envelope{ID: d.string(), From: d.string()}
+	env = &smtp.Envelope{ID: d.string(), From: d.string()}
 	n := d.uvarint()
 	if n > uint64(len(d.b)) {
 		d.fail()
@@ -331,11 +338,4 @@ func decodeEnvelopeRef(b []byte, version byte) (env *Envelope, ref *blobRef, err
 		env.ReceivedAt = time.Unix(0, ns)
 	}
 	return env, ref, nil
-}
-
-// cloneEnvelope returns a deep copy of env.
-func cloneEnvelope(env *Envelope) *Envelope {
-	c := *env
-	c.Recipients = append([]string(nil), env.Recipients...)
-	return &c
 }

@@ -1,4 +1,5 @@
-// Package queue implements Postern's durable spool and its queue runner.
+// Package spool implements Postern's durable spool: every accepted
+// message, and the delivery state of each of its recipients.
 //
 // The spool keeps every accepted message in append-only segment files
 // under Dir/segments, written by one goroutine that commits in groups:
@@ -11,32 +12,30 @@
 // state write loses nothing. A segment is deleted once every message in it
 // is done and it is no longer the segment being appended to.
 //
-// A message whose body is larger than Options.InlineMax (128 KiB) goes
+// A message whose body is larger than InlineMax (128 KiB) goes
 // through neither the writer nor the segments: it is a file of its own
 // under Dir/blobs, its record (envelope and header section) at its end,
 // made durable (file, name, directory) in the caller's goroutine. A
 // session streams a large message into such a file as it arrives
-// (CreateBlob), and PutMessage keeps that very file: the message is never
+// (CreateFile), and PutMessage keeps that very file: the message is never
 // in memory and never copied, and the single writer, which the small
 // messages wait on, never spends time on 30 MB of someone else's data.
 // See blob.go for the format, the order of the fsyncs and recovery.
 //
-// The Runner takes messages from the spool and delivers each due
-// recipient: local ones one by one through a Deliverer, remote ones
-// grouped by domain through a BatchDeliverer, with a bound on remote
-// deliveries in flight. Temporary failures are retried on a RetryPolicy
-// (exponential backoff with jitter, one timer for the whole queue, a
-// delay warning, a give-up time); permanent failures, expiry and routing
-// loops send the sender a DSN (RFC 3464), itself spooled like any
-// message, from the null sender so that it never bounces in turn.
-package queue
+// The spool knows nothing of delivery: the queue runner (internal/queue)
+// reads messages with Open and records each attempt's outcome with
+// MarkRecipientAsync (in memory at once, committed a few milliseconds
+// later); MarkRecipientSync returns only after the commit. An operator's
+// Delete, Release and RetryNow change states too, synchronously. Crash safety is tested here (crash_test.go: a child process
+// killed while it puts and marks, every acknowledged message and state
+// found after the restart).
+package spool
 
 import (
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -50,47 +49,8 @@ import (
 
 	"postern/internal/fsutil"
 	"postern/internal/metrics"
+	"postern/internal/smtp"
 )
-
-// Envelope is the SMTP envelope of one spooled message. It has the fields
-// of smtpd.Envelope; the wiring code converts one into the other.
-type Envelope struct {
-	// ID is the queue id: 20 lower-case base32 characters, time-ordered,
-	// unique in the spool.
-	ID string
-	// From is the reverse-path without angle brackets; "" is the null sender.
-	From string
-	// Recipients are the forward-paths without angle brackets, without
-	// duplicates. There is at least one.
-	Recipients []string
-	// SMTPUTF8 is set when MAIL FROM carried SMTPUTF8 (RFC 6531).
-	SMTPUTF8 bool
-	// Body is "7BIT" or "8BITMIME" (RFC 6152).
-	Body string
-	// AuthUser is the authenticated user, "" when none.
-	AuthUser string
-	// Listener is the name of the listener the message came in on.
-	Listener string
-	// Remote is the client's address.
-	Remote netip.AddrPort
-	// Helo is the name the client gave in EHLO or HELO.
-	Helo string
-	// ReceivedAt is when the end of DATA was read.
-	ReceivedAt time.Time
-	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689
-	// §4.1): remote delivery must use TLS with a verified certificate
-	// (and pass the parameter on), or fail.
-	RequireTLS bool
-	// Hold is set on a message taken in but held for review (a user over
-	// a send limit whose policy is to hold): its recipients start held,
-	// and the Runner delivers none of them until an operator releases
-	// the message (Spool.Release). The record keeps Hold; the release is
-	// in the state store.
-	Hold bool
-	// HoldReason says why the message is held, for operators (for
-	// example "send limit: messages per hour"); "" when not held.
-	HoldReason string
-}
 
 // Options configures a Spool.
 type Options struct {
@@ -99,17 +59,11 @@ type Options struct {
 	// SegmentSize is the size past which the writer starts a new segment
 	// file; 0 means 64 MiB.
 	SegmentSize int64
-	// InlineMax is the largest message body copied into a segment with
-	// its record; a larger one is kept in a file of its own (blob.go).
-	// 0 means DefaultInlineMax.
-	InlineMax int64
 	// Logger receives recovery and error events; nil means slog.Default().
 	Logger *slog.Logger
-	// Now is the clock; nil means time.Now.
-	Now func() time.Time
-
 	// beforeSync, for tests, runs before each data fsync (to model a
-	// slow disk).
+	// slow disk: TestGroupCommit). Production never sets it, nor could
+	// it, unexported.
 	beforeSync func()
 }
 
@@ -121,7 +75,7 @@ var (
 	ErrDuplicate = errors.New("duplicate message id")
 	// ErrNotFound is returned for an id that is not in the spool.
 	ErrNotFound = errors.New("no such message")
-	// ErrNoRecipient is returned by MarkRecipient for an address that is
+	// ErrNoRecipient is returned by MarkRecipientSync for an address that is
 	// not a recipient of the message.
 	ErrNoRecipient = errors.New("no such recipient")
 	// ErrNotHeld is returned by Release for a message that is not held.
@@ -182,7 +136,7 @@ type entry struct {
 	envLen  int64
 	dataLen int64    // the message, or its header section when blob is set
 	blob    *blobRef // the body in Dir/blobs/ID; nil when in the record
-	env     *Envelope
+	env     *smtp.Envelope
 	states  []RecipientState
 	done    bool
 }
@@ -190,17 +144,15 @@ type entry struct {
 // Spool is the durable message store. Its methods are safe for
 // concurrent use.
 type Spool struct {
-	dir       string
-	segDir    string
-	segMax    int64
-	blobDir   string
-	inlineMax int64
-	unnamed   bool // blobs are O_TMPFILEs until taken (blob.go)
-	blobSync  fsutil.DirSyncer
-	log       *slog.Logger
-	now       func() time.Time
-	db        *bolt.DB
-	hook      func() // Options.beforeSync
+	dir      string
+	segDir   string
+	segMax   int64
+	blobDir  string
+	unnamed  bool // blobs are O_TMPFILEs until taken (blob.go)
+	blobSync fsutil.DirSyncer
+	log      *slog.Logger
+	db       *bolt.DB
+	hook     func() // Options.beforeSync
 
 	mu       sync.RWMutex
 	index    map[string]*entry
@@ -232,9 +184,7 @@ func Open(opts Options) (*Spool, error) {
 		segDir:     filepath.Join(opts.Dir, "segments"),
 		segMax:     opts.SegmentSize,
 		blobDir:    filepath.Join(opts.Dir, "blobs"),
-		inlineMax:  opts.InlineMax,
 		log:        opts.Logger,
-		now:        opts.Now,
 		hook:       opts.beforeSync,
 		index:      make(map[string]*entry),
 		segs:       make(map[uint64]*segment),
@@ -247,25 +197,19 @@ func Open(opts Options) (*Spool, error) {
 	if s.segMax <= 0 {
 		s.segMax = 64 << 20
 	}
-	if s.inlineMax <= 0 {
-		s.inlineMax = DefaultInlineMax
-	}
 	s.blobSync = fsutil.DirSyncer{Dir: s.blobDir, Count: &s.fsyncs}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
 	if opts.Dir == "" {
-		return nil, errors.New("queue: open spool: no directory")
+		return nil, errors.New("spool: open: no directory")
 	}
 	_, statErr := os.Stat(opts.Dir)
 	if err := os.MkdirAll(s.segDir, 0o700); err != nil {
-		return nil, fmt.Errorf("queue: open spool: %w", err)
+		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	if err := s.openBlobDir(); err != nil {
-		return nil, fmt.Errorf("queue: open spool: %w", err)
+		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	// The spool and segments directories must be durable in their parents.
 	dirs := []string{opts.Dir}
@@ -273,22 +217,22 @@ func Open(opts Options) (*Spool, error) {
 		dirs = append(dirs, filepath.Dir(filepath.Clean(opts.Dir)))
 	}
 	for _, d := range dirs {
-		if err := syncDir(d); err != nil {
-			return nil, fmt.Errorf("queue: open spool: %w", err)
+		if err := fsutil.SyncDir(d); err != nil {
+			return nil, fmt.Errorf("spool: open: %w", err)
 		}
 	}
 	db, err := openState(filepath.Join(opts.Dir, "state.db"))
 	if err != nil {
-		return nil, fmt.Errorf("queue: open spool: state: %w", err)
+		return nil, fmt.Errorf("spool: open: state: %w", err)
 	}
 	s.db = db
 	if err := s.recover(); err != nil {
 		s.closeFiles()
-		return nil, fmt.Errorf("queue: open spool: %w", err)
+		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	if err := s.newSegment(); err != nil {
 		s.closeFiles()
-		return nil, fmt.Errorf("queue: open spool: %w", err)
+		return nil, fmt.Errorf("spool: open: %w", err)
 	}
 	go s.stateWriter()
 	s.removeDoneSegments()
@@ -454,7 +398,7 @@ func (s *Spool) newSegment() error {
 	}
 	// The directory entry must be durable before any Put in this
 	// segment is answered.
-	if err := syncDir(s.segDir); err != nil {
+	if err := fsutil.SyncDir(s.segDir); err != nil {
 		f.Close()
 		os.Remove(path)
 		return fmt.Errorf("new segment: %w", err)
@@ -469,12 +413,9 @@ func (s *Spool) newSegment() error {
 	return nil
 }
 
-// syncDir fsyncs a directory.
-func syncDir(dir string) error { return fsutil.SyncDir(dir) }
-
 // initialStates returns the states of a message's recipients before any
 // is stored: all pending, or all held when env.Hold is set.
-func initialStates(env *Envelope) []RecipientState {
+func initialStates(env *smtp.Envelope) []RecipientState {
 	st := make([]RecipientState, len(env.Recipients))
 	if env.Hold {
 		for i := range st {
@@ -511,7 +452,7 @@ func (s *Spool) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fmt.Errorf("queue: close spool: %w", ErrClosed)
+		return fmt.Errorf("spool: close: %w", ErrClosed)
 	}
 	s.closed = true
 	s.mu.Unlock()
@@ -521,7 +462,7 @@ func (s *Spool) Close() error {
 	close(s.stateReqs)
 	<-s.stateDone
 	if err := s.closeFiles(); err != nil {
-		return fmt.Errorf("queue: close spool: %w", err)
+		return fmt.Errorf("spool: close: %w", err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 // blobNames lists the files in the spool's blob directory.
@@ -35,7 +36,7 @@ func blobNames(t *testing.T, dir string) []string {
 // is the Blob's bytes after the header section.
 func streamBlob(t *testing.T, s *Spool, id string, data []byte) (*Blob, *smtp.Message) {
 	t.Helper()
-	b, err := s.CreateBlob(id)
+	b, err := s.createBlob(id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func openAll(t *testing.T, s *Spool, id string) []byte {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	return messageBytes(&m.Message)
+	return spooltest.Bytes(&m.Message)
 }
 
 // A large message streamed into a Blob is stored by reference: the file
@@ -69,15 +70,15 @@ func openAll(t *testing.T, s *Spool, id string) []byte {
 func TestBlobPutOpenReopen(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
-	id := testID()
-	data := testData(id, 1<<20)
+	id := spooltest.ID()
+	data := spooltest.Data(id, 1<<20)
 	b, msg := streamBlob(t, s, id, data)
 	if got := blobNames(t, dir); len(got) != 0 {
 		t.Fatalf("blob named before PutMessage: %v", got)
 	}
 	msg.Header = append([]byte("Received: by test\r\n"), msg.Header...)
 	want := append([]byte("Received: by test\r\n"), data...)
-	if err := s.PutMessage(context.Background(), testEnv(id, "a@x"), msg); err != nil {
+	if err := s.PutMessage(context.Background(), spooltest.Env(id, "a@x"), msg); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -102,7 +103,7 @@ func TestBlobPutOpenReopen(t *testing.T) {
 	if _, got, err := s.Get(id); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("after reopen: %v, equal %v", err, bytes.Equal(got, want))
 	}
-	if err := s.MarkRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
+	if err := s.MarkRecipientSync(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
 		t.Fatal(err)
 	}
 	if got := blobNames(t, dir); len(got) != 0 {
@@ -119,18 +120,18 @@ func TestPutInlineOrBlob(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
-	small, large := testID(), testID()
-	mustPut(t, s, testEnv(small), testData(small, DefaultInlineMax-100))
-	mustPut(t, s, testEnv(large), testData(large, DefaultInlineMax+100))
+	small, large := spooltest.ID(), spooltest.ID()
+	mustPut(t, s, spooltest.Env(small), spooltest.Data(small, InlineMax-100))
+	mustPut(t, s, spooltest.Env(large), spooltest.Data(large, InlineMax+100))
 	if got := blobNames(t, dir); !slices.Equal(got, []string{large}) {
 		t.Fatalf("blobs = %v, want [%s]", got, large)
 	}
 	for _, id := range []string{small, large} {
-		size := DefaultInlineMax - 100
+		size := InlineMax - 100
 		if id == large {
-			size = DefaultInlineMax + 100
+			size = InlineMax + 100
 		}
-		if _, got, err := s.Get(id); err != nil || !bytes.Equal(got, testData(id, size)) {
+		if _, got, err := s.Get(id); err != nil || !bytes.Equal(got, spooltest.Data(id, size)) {
 			t.Errorf("%s: %v", id, err)
 		}
 	}
@@ -143,14 +144,14 @@ func TestPutInlineOrBlob(t *testing.T) {
 func TestBlobRecovery(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
-	b, _ := streamBlob(t, s, testID(), testData("x", 200<<10))
+	b, _ := streamBlob(t, s, spooltest.ID(), spooltest.Data("x", 200<<10))
 	b.Close()
 	if got := blobNames(t, dir); len(got) != 0 {
 		t.Fatalf("discarded blob left %v", got)
 	}
-	kept, cut := testID(), testID()
-	mustPut(t, s, testEnv(kept), testData(kept, 300<<10))
-	mustPut(t, s, testEnv(cut), testData(cut, 300<<10))
+	kept, cut := spooltest.ID(), spooltest.ID()
+	mustPut(t, s, spooltest.Env(kept), spooltest.Data(kept, 300<<10))
+	mustPut(t, s, spooltest.Env(cut), spooltest.Data(cut, 300<<10))
 	s.Close()
 	for _, name := range []string{"t9999999999999999999", "t9999999999999999998.tmp"} {
 		if err := os.WriteFile(filepath.Join(dir, "blobs", name), bytes.Repeat([]byte("orphan"), 100), 0o600); err != nil {
@@ -182,7 +183,7 @@ func TestBlobRecovery(t *testing.T) {
 	if !slices.Equal(ids, []string{kept}) {
 		t.Errorf("live messages = %v, want [%s]", ids, kept)
 	}
-	if _, got, err := s.Get(kept); err != nil || !bytes.Equal(got, testData(kept, 300<<10)) {
+	if _, got, err := s.Get(kept); err != nil || !bytes.Equal(got, spooltest.Data(kept, 300<<10)) {
 		t.Errorf("recovered message: %v", err)
 	}
 	if !strings.Contains(log.String(), "incomplete blob removed") || !strings.Contains(log.String(), cut) {
@@ -197,12 +198,12 @@ func TestSegmentsStayReadable(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	for i := range 6 {
-		id := testID()
+		id := spooltest.ID()
 		size := 1000
 		if i%2 == 1 {
 			size = 300 << 10
 		}
-		mustPut(t, s, testEnv(id), testData(id, size))
+		mustPut(t, s, spooltest.Env(id), spooltest.Data(id, size))
 	}
 	s.Close()
 	seg, err := os.ReadFile(filepath.Join(dir, "segments", segName(1)))
@@ -228,11 +229,11 @@ func TestBlobDuplicate(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
-	id := testID()
-	data := testData(id, 300<<10)
-	mustPut(t, s, testEnv(id), data)
-	for _, other := range [][]byte{testData("other", 300<<10), testData("other", 100)} {
-		if err := s.Put(context.Background(), testEnv(id), other); !errors.Is(err, ErrDuplicate) {
+	id := spooltest.ID()
+	data := spooltest.Data(id, 300<<10)
+	mustPut(t, s, spooltest.Env(id), data)
+	for _, other := range [][]byte{spooltest.Data("other", 300<<10), spooltest.Data("other", 100)} {
+		if err := s.Put(context.Background(), spooltest.Env(id), other); !errors.Is(err, ErrDuplicate) {
 			t.Errorf("Put of a duplicate id: %v, want ErrDuplicate", err)
 		}
 	}
@@ -240,9 +241,9 @@ func TestBlobDuplicate(t *testing.T) {
 		t.Errorf("first message damaged: %v", err)
 	}
 	// A small message first, then a large one with its id.
-	id2 := testID()
-	mustPut(t, s, testEnv(id2), testData(id2, 100))
-	if err := s.Put(context.Background(), testEnv(id2), testData("x", 300<<10)); !errors.Is(err, ErrDuplicate) {
+	id2 := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id2), spooltest.Data(id2, 100))
+	if err := s.Put(context.Background(), spooltest.Env(id2), spooltest.Data("x", 300<<10)); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("large duplicate of a small message: %v, want ErrDuplicate", err)
 	}
 	if got := blobNames(t, dir); !slices.Equal(got, []string{id}) {
@@ -256,8 +257,8 @@ func TestBlobForeignBodyCopied(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
-	id := testID()
-	data := testData(id, 400<<10)
+	id := spooltest.ID()
+	data := spooltest.Data(id, 400<<10)
 	// The body in some other file: copied.
 	f, err := os.CreateTemp(t.TempDir(), "body")
 	if err != nil {
@@ -267,7 +268,7 @@ func TestBlobForeignBodyCopied(t *testing.T) {
 	f.Write(data)
 	end := smtp.HeaderEnd(data)
 	msg := &smtp.Message{Header: data[:end], Body: smtp.BodyFile(f, int64(end), int64(len(data)-end))}
-	if err := s.PutMessage(context.Background(), testEnv(id), msg); err != nil {
+	if err := s.PutMessage(context.Background(), spooltest.Env(id), msg); err != nil {
 		t.Fatal(err)
 	}
 	if got := openAll(t, s, id); !bytes.Equal(got, data) {
@@ -276,15 +277,15 @@ func TestBlobForeignBodyCopied(t *testing.T) {
 	// A Blob made for another id is not taken either.
 	b, msg2 := streamBlob(t, s, "zzz", data)
 	defer b.Close()
-	id2 := testID()
-	if err := s.PutMessage(context.Background(), testEnv(id2), msg2); err != nil {
+	id2 := spooltest.ID()
+	if err := s.PutMessage(context.Background(), spooltest.Env(id2), msg2); err != nil {
 		t.Fatal(err)
 	}
 	if got := openAll(t, s, id2); !bytes.Equal(got, data) {
 		t.Error("body of another id's blob differs")
 	}
-	if _, err := s.CreateBlob("../x"); err == nil {
-		t.Error("CreateBlob accepted a path as id")
+	if _, err := s.createBlob("../x"); err == nil {
+		t.Error("CreateFile accepted a path as id")
 	}
 }
 
@@ -298,15 +299,15 @@ func TestBlobNamedFallback(t *testing.T) {
 	s := openTest(t, dir, 0)
 	defer s.Close()
 	s.unnamed = false
-	b, _ := streamBlob(t, s, testID(), testData("x", 200<<10))
+	b, _ := streamBlob(t, s, spooltest.ID(), spooltest.Data("x", 200<<10))
 	if got := blobNames(t, dir); len(got) != 1 || !strings.HasSuffix(got[0], ".tmp") {
 		t.Fatalf("blobs while writing = %v, want one .tmp", got)
 	}
 	b.Close()
-	id := testID()
-	data := testData(id, 300<<10)
+	id := spooltest.ID()
+	data := spooltest.Data(id, 300<<10)
 	b, msg := streamBlob(t, s, id, data)
-	if err := s.PutMessage(context.Background(), testEnv(id), msg); err != nil {
+	if err := s.PutMessage(context.Background(), spooltest.Env(id), msg); err != nil {
 		t.Fatal(err)
 	}
 	b.Close()
@@ -322,9 +323,9 @@ func TestBlobNamedFallback(t *testing.T) {
 // with and without a blob reference: whatever it accepts encodes back to
 // the same envelope and reference.
 func FuzzDecodeEnvelopeRef(f *testing.F) {
-	f.Add(appendEnvelopeRef(nil, testEnv("abc", "a@x", "b@y"), blobRecordVersion, &blobRef{off: 100, n: 1 << 20}), byte(blobRecordVersion))
-	f.Add(appendEnvelopeRef(nil, testEnv("abd", "a@x"), blobRecordVersion, nil), byte(blobRecordVersion))
-	f.Add(appendEnvelope(nil, testEnv("abe", "a@x"), recordVersion), byte(recordVersion))
+	f.Add(appendEnvelopeRef(nil, spooltest.Env("abc", "a@x", "b@y"), blobRecordVersion, &blobRef{off: 100, n: 1 << 20}), byte(blobRecordVersion))
+	f.Add(appendEnvelopeRef(nil, spooltest.Env("abd", "a@x"), blobRecordVersion, nil), byte(blobRecordVersion))
+	f.Add(appendEnvelope(nil, spooltest.Env("abe", "a@x"), recordVersion), byte(recordVersion))
 	f.Fuzz(func(t *testing.T, b []byte, version byte) {
 		env, ref, err := decodeEnvelopeRef(b, version)
 		if err != nil {

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"bytes"
@@ -10,10 +10,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	env := testEnv("abc", "a@x", "b@y")
+	env := spooltest.Env("abc", "a@x", "b@y")
 	data := []byte("hello\r\n")
 	rec := appendRecord(nil, env, data)
 	rh, err := parseHeader(rec)
@@ -54,8 +57,8 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(appendEnvelope(nil, testEnv("abc", "a@x", "b@y"), 1), byte(1))
-	held := testEnv("abd", "a@x")
+	f.Add(appendEnvelope(nil, spooltest.Env("abc", "a@x", "b@y"), 1), byte(1))
+	held := spooltest.Env("abd", "a@x")
 	held.Hold, held.HoldReason = true, "send limit: messages per hour"
 	f.Add(appendEnvelope(nil, held, recordVersion), byte(recordVersion))
 	f.Add([]byte{}, byte(2))
@@ -79,9 +82,9 @@ func TestPutGetReopen(t *testing.T) {
 	s := openTest(t, dir, 0)
 	want := map[string][]byte{}
 	for i := range 10 {
-		id := testID()
-		want[id] = testData(id, 100*i)
-		mustPut(t, s, testEnv(id, "a@x", "b@y"), want[id])
+		id := spooltest.ID()
+		want[id] = spooltest.Data(id, 100*i)
+		mustPut(t, s, spooltest.Env(id, "a@x", "b@y"), want[id])
 	}
 	check := func(s *Spool) {
 		t.Helper()
@@ -112,17 +115,17 @@ func TestPutGetReopen(t *testing.T) {
 
 func TestPutErrors(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
-	id := testID()
-	mustPut(t, s, testEnv(id), []byte("x"))
-	if err := s.Put(context.Background(), testEnv(id), []byte("y")); !errors.Is(err, ErrDuplicate) {
+	id := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id), []byte("x"))
+	if err := s.Put(context.Background(), spooltest.Env(id), []byte("y")); !errors.Is(err, ErrDuplicate) {
 		t.Errorf("duplicate Put: err = %v, want ErrDuplicate", err)
 	}
 	// Two Puts of one id in the same batch: exactly one wins.
-	id2 := testID()
+	id2 := spooltest.ID()
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { errs[i] = s.Put(context.Background(), testEnv(id2), []byte("z")) })
+		wg.Go(func() { errs[i] = s.Put(context.Background(), spooltest.Env(id2), []byte("z")) })
 	}
 	wg.Wait()
 	ok := 0
@@ -138,16 +141,16 @@ func TestPutErrors(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := s.Put(ctx, testEnv(testID()), []byte("x")); !errors.Is(err, context.Canceled) {
+	if err := s.Put(ctx, spooltest.Env(spooltest.ID()), []byte("x")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Put with cancelled ctx: err = %v", err)
 	}
-	if err := s.Put(context.Background(), &Envelope{ID: testID()}, nil); err == nil {
+	if err := s.Put(context.Background(), &smtp.Envelope{ID: spooltest.ID()}, nil); err == nil {
 		t.Error("Put without recipients succeeded")
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Put(context.Background(), testEnv(testID()), []byte("x")); !errors.Is(err, ErrClosed) {
+	if err := s.Put(context.Background(), spooltest.Env(spooltest.ID()), []byte("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Put after Close: err = %v, want ErrClosed", err)
 	}
 	if err := s.Close(); !errors.Is(err, ErrClosed) {
@@ -170,10 +173,10 @@ func TestGroupCommit(t *testing.T) {
 	var wg sync.WaitGroup
 	ids := make([]string, n)
 	for i := range n {
-		ids[i] = testID()
+		ids[i] = spooltest.ID()
 		wg.Go(func() {
 			<-start
-			if err := s.Put(context.Background(), testEnv(ids[i]), testData(ids[i], 10<<10)); err != nil {
+			if err := s.Put(context.Background(), spooltest.Env(ids[i]), spooltest.Data(ids[i], 10<<10)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -194,7 +197,7 @@ func TestGroupCommit(t *testing.T) {
 	defer s.Close()
 	for _, id := range ids {
 		_, data, err := s.Get(id)
-		if err != nil || !bytes.Equal(data, testData(id, 10<<10)) {
+		if err != nil || !bytes.Equal(data, spooltest.Data(id, 10<<10)) {
 			t.Fatalf("after reopen Get(%s): %v", id, err)
 		}
 	}
@@ -205,9 +208,9 @@ func TestRotation(t *testing.T) {
 	s := openTest(t, dir, 4<<10)
 	var ids []string
 	for range 20 {
-		id := testID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		mustPut(t, s, testEnv(id), testData(id, 1500))
+		mustPut(t, s, spooltest.Env(id), spooltest.Data(id, 1500))
 	}
 	s.Close()
 	segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
@@ -217,7 +220,7 @@ func TestRotation(t *testing.T) {
 	s = openTest(t, dir, 4<<10)
 	defer s.Close()
 	for _, id := range ids {
-		if _, data, err := s.Get(id); err != nil || !bytes.Equal(data, testData(id, 1500)) {
+		if _, data, err := s.Get(id); err != nil || !bytes.Equal(data, spooltest.Data(id, 1500)) {
 			t.Fatalf("Get(%s): %v", id, err)
 		}
 	}
@@ -275,9 +278,9 @@ func TestTornTail(t *testing.T) {
 			var ids []string
 			var offs []int64
 			for range 10 {
-				id := testID()
+				id := spooltest.ID()
 				ids = append(ids, id)
-				mustPut(t, s, testEnv(id), testData(id, 500))
+				mustPut(t, s, spooltest.Env(id), spooltest.Data(id, 500))
 				s.mu.RLock()
 				offs = append(offs, s.index[id].off)
 				s.mu.RUnlock()
@@ -290,7 +293,7 @@ func TestTornTail(t *testing.T) {
 			defer s.Close()
 			for i, id := range ids {
 				_, data, err := s.Get(id)
-				if i < 7 && (err != nil || !bytes.Equal(data, testData(id, 500))) {
+				if i < 7 && (err != nil || !bytes.Equal(data, spooltest.Data(id, 500))) {
 					t.Errorf("record %d lost: %v", i, err)
 				}
 				if i >= 7 && !errors.Is(err, ErrNotFound) {
@@ -298,8 +301,8 @@ func TestTornTail(t *testing.T) {
 				}
 			}
 			// New Puts after recovery land in a fresh segment and survive.
-			id := testID()
-			mustPut(t, s, testEnv(id), []byte("after\r\n"))
+			id := spooltest.ID()
+			mustPut(t, s, spooltest.Env(id), []byte("after\r\n"))
 			s.Close()
 			s = openTest(t, dir, 0)
 			if _, _, err := s.Get(id); err != nil {
@@ -317,12 +320,101 @@ func TestCancelledPutDoesNotBlock(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
-			id := testID()
-			err := s.Put(ctx, testEnv(id), testData(id, 100))
+			id := spooltest.ID()
+			err := s.Put(ctx, spooltest.Env(id), spooltest.Data(id, 100))
 			if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				t.Error(err)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// fullEnv returns an envelope with every field of smtp.Envelope set to a
+// value that is not its zero value; it fails t when a field is left
+// zero, so that a field added to the envelope must be added here, and
+// then to the record (the spool must keep every field).
+func fullEnv(t *testing.T, id string) *smtp.Envelope {
+	t.Helper()
+	env := spooltest.Env(id, "a@x", "b@y")
+	env.RequireTLS, env.Hold, env.HoldReason = true, true, "send limit: messages per hour"
+	v := reflect.ValueOf(env).Elem()
+	for i := range v.NumField() {
+		if v.Field(i).IsZero() {
+			t.Fatalf("fullEnv leaves smtp.Envelope.%s zero: set it, and store it in the record", v.Type().Field(i).Name)
+		}
+	}
+	return env
+}
+
+// Every field of the envelope survives the spool, in a segment and in a
+// blob, and across a restart: there is no copy by hand between the
+// session's envelope and the spool's (issue 15 §1).
+func TestEnvelopeFieldsSurvive(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 0)
+	small, large := fullEnv(t, spooltest.ID()), fullEnv(t, spooltest.ID())
+	mustPut(t, s, small, spooltest.Data(small.ID, 100))
+	mustPut(t, s, large, spooltest.Data(large.ID, InlineMax+1000))
+	check := func(when string) {
+		for _, want := range []*smtp.Envelope{small, large} {
+			got, _, err := s.Get(want.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.ReceivedAt.Equal(want.ReceivedAt) {
+				t.Errorf("%s: ReceivedAt = %v, want %v", when, got.ReceivedAt, want.ReceivedAt)
+			}
+			got.ReceivedAt = want.ReceivedAt
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: envelope\n%+v\nwant\n%+v", when, got, want)
+			}
+		}
+	}
+	check("after Put")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, 0)
+	defer s.Close()
+	check("after reopening")
+}
+
+// A segment whose messages are all done, and that is not the one being
+// appended to, is removed with the stored states of its messages.
+func TestDoneSegmentsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, 8<<10)
+	defer s.Close()
+	var ids []string
+	for range 30 {
+		id := spooltest.ID()
+		ids = append(ids, id)
+		mustPut(t, s, spooltest.Env(id, "u1@x", "u2@y"), spooltest.Data(id, 2000))
+	}
+	for _, id := range ids {
+		for _, r := range []string{"u1@x", "u2@y"} {
+			if err := s.MarkRecipientSync(id, r, RecipientState{Status: StatusDelivered}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg")); len(segs) != 1 {
+		t.Errorf("%d segments left, want the active one: %v", len(segs), segs)
+	}
+	stored, err := loadStates(s.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range stored {
+		if _, err := s.Lookup(id); err != nil {
+			t.Errorf("state of %s kept after its segment was removed", id)
+		}
+	}
+	if len(stored) >= 30 {
+		t.Errorf("%d stored states for 30 done messages: removed segments kept theirs", len(stored))
+	}
+	if _, _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a message in a removed segment: %v", err)
+	}
 }

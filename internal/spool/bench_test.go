@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -6,15 +6,18 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
+	"postern/internal/smtp"
+	"postern/internal/spool/spooltest"
 )
 
 func benchPut(b *testing.B, parallel int) {
 	s := openTest(b, b.TempDir(), 0)
 	defer s.Close()
-	data := testData("bench", 10<<10)
+	data := spooltest.Data("bench", 10<<10)
 	var seq atomic.Uint64
-	env := func() *Envelope {
-		return testEnv(fmt.Sprintf("b%019d", seq.Add(1)), "a@local.test", "b@remote.example")
+	env := func() *smtp.Envelope {
+		return spooltest.Env(fmt.Sprintf("b%019d", seq.Add(1)), "a@local.test", "b@remote.example")
 	}
 	before := s.Stats()
 	b.SetBytes(int64(len(data)))
@@ -68,7 +71,7 @@ func BenchmarkMarkRecipient(b *testing.B) {
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("m%019d", i)
-		mustPut(b, s, testEnv(ids[i], "a@x"), []byte("x"))
+		mustPut(b, s, spooltest.Env(ids[i], "a@x"), []byte("x"))
 	}
 	var next atomic.Uint64
 	b.ReportAllocs()
@@ -77,7 +80,7 @@ func BenchmarkMarkRecipient(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := ids[next.Add(1)%n]
-			if err := s.MarkRecipient(id, "a@x", RecipientState{Status: StatusDeferred}); err != nil {
+			if err := s.MarkRecipientSync(id, "a@x", RecipientState{Status: StatusDeferred}); err != nil {
 				b.Error(err)
 				return
 			}

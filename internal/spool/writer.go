@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -22,7 +22,7 @@ const (
 
 // putReq is one Put waiting for the writer.
 type putReq struct {
-	env  *Envelope
+	env  *smtp.Envelope
 	head []byte // the record's message data: head, then body
 	body []byte
 	done chan error // buffered, receives the outcome once
@@ -39,20 +39,20 @@ type putReq struct {
 // Put stores the message env and data durably: it returns nil only after
 // the record holding both is written and fsynced, in a segment whose
 // directory entry is fsynced. Concurrent Puts share one write and one
-// fsync. A body larger than Options.InlineMax is stored in a file of its
+// fsync. A body larger than InlineMax is stored in a file of its
 // own, as PutMessage does. Put fails with ErrDuplicate when env.ID is
 // already spooled and with ErrClosed after Close. When ctx ends first
 // Put returns ctx.Err(); the message may still become durable. Put does
 // not retain env or data after it returns.
-func (s *Spool) Put(ctx context.Context, env *Envelope, data []byte) error {
+func (s *Spool) Put(ctx context.Context, env *smtp.Envelope, data []byte) error {
 	end := smtp.HeaderEnd(data)
 	return s.PutMessage(ctx, env, &smtp.Message{Header: data[:end], Body: smtp.BodyBytes(data[end:])})
 }
 
 // checkEnvelope checks what Put and PutMessage need of env.
-func checkEnvelope(env *Envelope) error {
+func checkEnvelope(env *smtp.Envelope) error {
 	if env == nil || env.ID == "" || len(env.Recipients) == 0 {
-		return errors.New("queue: put: envelope without id or recipients")
+		return errors.New("spool: put: envelope without id or recipients")
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func checkEnvelope(env *Envelope) error {
 // put hands r to the writer and waits for its outcome (see Put).
 func (s *Spool) put(ctx context.Context, r *putReq) error {
 	if int64(len(r.head))+int64(len(r.body)) > maxDataLen {
-		return fmt.Errorf("queue: put %s: message too large", r.env.ID)
+		return fmt.Errorf("spool: put %s: message too large", r.env.ID)
 	}
 	done, err := s.begin(r.env.ID)
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *Spool) begin(id string) (done func(), err error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
-		return nil, fmt.Errorf("queue: put %s: %w", id, ErrClosed)
+		return nil, fmt.Errorf("spool: put %s: %w", id, ErrClosed)
 	}
 	s.puts.Add(1)
 	return s.puts.Done, nil
@@ -101,7 +101,7 @@ func (s *Spool) begin(id string) (done func(), err error) {
 // pending is one message of the batch being committed.
 type pending struct {
 	r       *putReq
-	env     *Envelope
+	env     *smtp.Envelope
 	off     int64 // offset of the record in the batch buffer
 	envLen  int64
 	dataLen int64
@@ -153,7 +153,7 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	_, dup := s.index[id]
 	s.mu.RUnlock()
 	if dup || ids[id] {
-		r.done <- fmt.Errorf("queue: put %s: %w", id, ErrDuplicate)
+		r.done <- fmt.Errorf("spool: put %s: %w", id, ErrDuplicate)
 		return buf, batch
 	}
 	ids[id] = true
@@ -162,7 +162,7 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 	dataLen := int64(len(r.head) + len(r.body))
 	batch = append(batch, pending{
 		r:       r,
-		env:     cloneEnvelope(r.env),
+		env:     r.env.Clone(),
 		off:     int64(off),
 		envLen:  int64(len(buf)-off) - recordHeaderLen - dataLen,
 		dataLen: dataLen,
@@ -175,7 +175,7 @@ func (s *Spool) take(r *putReq, buf []byte, batch []pending, ids map[string]bool
 func (s *Spool) commit(buf []byte, batch []pending) {
 	err := s.appendSync(buf)
 	if err != nil {
-		err = fmt.Errorf("queue: put: %w", err)
+		err = fmt.Errorf("spool: put: %w", err)
 		s.log.Error("queue: group commit failed", "messages", len(batch), "err", err)
 		for _, p := range batch {
 			p.r.done <- err
