@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -118,14 +117,8 @@ func TestChainOrderAndChanges(t *testing.T) {
 		return nil
 	}}
 	first.Start(t)
-	var secondSaw []string
 	second := &miltertest.Server{Handler: func(ev *miltertest.Event) []miltertest.Packet {
-		switch ev.Code {
-		case 'L':
-			secondSaw = append(secondSaw, ev.Args[0]+": "+ev.Args[1])
-		case 'B':
-			secondSaw = append(secondSaw, "body "+string(ev.Data))
-		case 'E':
+		if ev.Code == 'E' {
 			return []miltertest.Packet{miltertest.Quarantine("looks odd"), miltertest.Accept}
 		}
 		return nil
@@ -150,6 +143,15 @@ func TestChainOrderAndChanges(t *testing.T) {
 	if len(tx.envs) != 1 || *tx.envs[0].From != "new@example.net" || !slices.Equal(tx.envs[0].Add, []string{"carol@example.org"}) ||
 		!slices.Equal(tx.envs[0].Delete, []string{"bob@example.org"}) {
 		t.Errorf("envelope changes %+v", tx.envs)
+	}
+	var secondSaw []string
+	for _, ev := range second.Events() {
+		switch ev.Code {
+		case 'L':
+			secondSaw = append(secondSaw, ev.Args[0]+": "+ev.Args[1])
+		case 'B':
+			secondSaw = append(secondSaw, "body "+string(ev.Data))
+		}
 	}
 	wantSaw := []string{"X-Top: top", "Subject: changed", "From: a@example.net", "X-First: yes", "body new body\r\nsecond line\r\n"}
 	if !slices.Equal(secondSaw, wantSaw) {
@@ -252,12 +254,7 @@ func TestChainAccept(t *testing.T) {
 // A milter that is down takes its default action: accept goes on
 // without it for the session, tempfail refuses each later stage.
 func TestChainDefaultAction(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	down := "inet:" + l.Addr().String()
-	l.Close() // nothing listens there now: connection refused
+	down := miltertest.DownAddress(t) // connection refused
 	other := &miltertest.Server{}
 	other.Start(t)
 

@@ -13,8 +13,9 @@ import (
 // counts it (Postfix: insertions are relative to the message as
 // delivered).
 type Header struct {
-	fields []field
-	end    []byte // the empty line that ends the section, or nothing
+	fields  []field
+	end     []byte // the empty line that ends the section, or nothing
+	changed bool
 }
 
 // field is one header field: its name ("" for a line that is not a
@@ -109,6 +110,7 @@ func newField(name, value string) field {
 // Add appends a field at the end of the section (SMFIR_ADDHEADER).
 func (h *Header) Add(name, value string) {
 	h.fields = append(h.fields, newField(name, value))
+	h.changed = true
 }
 
 // Change replaces the index-th (from 1) field named name among those
@@ -130,6 +132,7 @@ func (h *Header) Change(index int, name, value string) {
 		} else {
 			h.fields[i] = newField(name, value)
 		}
+		h.changed = true
 		return
 	}
 	if value != "" {
@@ -145,7 +148,11 @@ func (h *Header) Insert(index int, name, value string) {
 		return
 	}
 	h.fields = append(h.fields[:index], append([]field{newField(name, value)}, h.fields[index:]...)...)
+	h.changed = true
 }
+
+// Changed reports whether a change was made since ParseHeader.
+func (h *Header) Changed() bool { return h.changed }
 
 // Len returns the size of the section in bytes.
 func (h *Header) Len() int {

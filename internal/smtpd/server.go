@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -199,6 +200,12 @@ type Server struct {
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
+	// Milters are the mail filters each session hands its events and
+	// messages to, in order (milter.go, internal/milter); none when
+	// empty. MilterOptions say how to reach them and tell the time
+	// (zero: a net.Dialer and the real clock).
+	Milters       []milter.Milter
+	MilterOptions milter.Options
 
 	// sleep, when set (by tests), replaces the waits before AUTH
 	// replies: it is told each delay and reports whether the session

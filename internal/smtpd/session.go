@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -56,6 +57,10 @@ type session struct {
 	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
+	authMech string       // the SASL mechanism of authUser, for milters
+
+	milters      *milter.Chain // the Server's Milters for this session (milter.go); nil when none
+	milterDenied bool          // a milter rejected the connection: 503 to all but QUIT
 
 	mu   sync.Mutex
 	idle bool // waiting for a command: Shutdown may interrupt the read
@@ -138,6 +143,7 @@ func (s *Server) newSession(c net.Conn) *session {
 
 // release returns the session's buffers to the pools.
 func (s *session) release() {
+	s.closeMilters()
 	s.cancel()
 	s.hooks.done()
 	if s.br != nil {
@@ -208,7 +214,9 @@ func (s *session) serve() {
 		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
 		return
 	}
-	smtp.WriteReply(s.bw, 220, "", s.srv.greeting)
+	if !s.greet() { // 220, or what the milters decided (milter.go)
+		return
+	}
 	for !s.quit {
 		// RFC 2920 §3.2: send the replies as a batch, when the next
 		// read would wait for the client.
@@ -490,6 +498,10 @@ func (s *session) handle(line []byte) {
 		return
 	}
 	s.verb = cmd.Verb
+	if s.milterDenied && cmd.Verb != "QUIT" {
+		s.fail("milter", errMilterDenied)
+		return
+	}
 	switch cmd.Verb {
 	case "EHLO":
 		s.cmdHelo(cmd.Arg, true)
@@ -550,10 +562,14 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		}
 		return
 	}
+	s.resetTx()
+	if e := s.milterHelo(arg); e != nil {
+		s.fail("milter", e)
+		return
+	}
 	s.helo = arg
 	s.greeted = true
 	s.esmtp = esmtp
-	s.resetTx()
 	if !esmtp {
 		s.reply(250, "", s.srv.host)
 		return
@@ -574,6 +590,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 // resetTx abandons the mail transaction, if any (RFC 5321 §4.1.1.5).
 func (s *session) resetTx() {
 	s.tx = transaction{rcpts: s.tx.rcpts[:0]}
+	s.milterAbort()
 }
 
 // cmdStartTLS handles STARTTLS (RFC 3207).

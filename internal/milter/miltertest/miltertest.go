@@ -307,3 +307,16 @@ func ReplaceBody(b []byte) []Packet {
 	}
 	return out
 }
+
+// DownAddress returns the address, as Postfix writes it, of a loopback
+// port where nothing listens: connecting there is refused at once.
+func DownAddress(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "inet:" + l.Addr().String()
+	l.Close()
+	return addr
+}
