@@ -368,6 +368,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Admitter:          b.adm.gate,
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
+			Milters:           miltersOf(cfg, lc.Role), // [[milter]] (milter.go)
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {

@@ -170,6 +170,8 @@ type Config struct {
 	PKCS11 PKCS11
 	// Autoconfig serves mail clients their settings (autoconfig.go).
 	Autoconfig Autoconfig
+	// Milters are the [[milter]] tables, in the file's order (milter.go).
+	Milters []Milter
 }
 
 // applyDerived fills the defaults that depend on other keys.

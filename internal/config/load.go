@@ -260,7 +260,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group", "pkcs11", "autoconfig")
+		"user", "group", "pkcs11", "autoconfig", "milter")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -344,6 +344,9 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.process(tree, &c.Process)                                            // user, group (process.go)
 	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
 	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
+	if v, ok := tree["milter"]; ok {
+		c.Milters = d.milters(v) // milter.go
+	}
 	c.applyDerived()
 	return c
 }
