@@ -2,14 +2,20 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"postern/internal/metrics"
 	"postern/internal/milter"
 	"postern/internal/milter/miltertest"
+	"postern/internal/smtp"
 	"postern/internal/testkit"
 )
 
@@ -394,5 +400,101 @@ func TestMilterTimeout(t *testing.T) {
 			}
 			waitLog(t, f, "stage=eom error=timeout default_action="+string(action))
 		})
+	}
+}
+
+// hashSpool is a testSpool that keeps a digest of each message, not the
+// message: a test of large messages holds none of them.
+type hashSpool struct {
+	*testSpool
+	mu     sync.Mutex
+	sums   [][32]byte
+	inFile []bool
+}
+
+func (h *hashSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+	d := sha256.New()
+	if _, err := msg.WriteTo(d); err != nil {
+		return err
+	}
+	_, _, inFile := msg.Body.File()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sums = append(h.sums, [32]byte(d.Sum(nil)))
+	h.inFile = append(h.inFile, inFile)
+	return nil
+}
+
+// TestMilterMemory sends a 35 MB message through a milter that reads it
+// all and puts a 35 MB body of its own in place: the session streams the
+// message to the milter in 64 KiB chunks and the new body to a spool
+// file, so the heap grows by a few megabytes, not by the message.
+func TestMilterMemory(t *testing.T) {
+	const size = 35 << 20
+	chunk := bytes.Repeat([]byte(strings.Repeat("r", 70)+"\r\n"), 65535/72) // the new body's chunks, all one slice
+	var replacement []miltertest.Packet
+	for n := 0; n < size; n += len(chunk) {
+		replacement = append(replacement, miltertest.Packet{Code: 'b', Data: chunk})
+	}
+	m := &miltertest.Server{DiscardBody: true, Handler: at('E', append(replacement, miltertest.Continue)...)}
+	m.Start(t)
+	hs := &hashSpool{testSpool: &testSpool{}}
+	f := newFixture(t, RoleMX, withMilters(m), func(s *Server) {
+		s.Spool = hs
+		s.Limits.MaxMessageSize = 40 << 20
+	})
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.transaction("a@example.net", "bob@example.org")
+
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapInuse
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}()
+	line := []byte(strings.Repeat("c", 78) + "\r\n")
+	block := bytes.Repeat(line, 64<<10/len(line))
+	c.raw("From: a@example.net\r\nSubject: big\r\n\r\n")
+	for n := 0; n < size; n += len(block) {
+		c.raw(string(block))
+	}
+	c.raw(".\r\n")
+	c.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if l, err := c.br.ReadString('\n'); err != nil || !strings.HasPrefix(l, "250 2.0.0") {
+		t.Fatalf("end of data: %q %v", l, err)
+	}
+	close(stop)
+	<-sampled
+	growth := int64(peak.Load()) - int64(base)
+	t.Logf("heap in use: %d MB before, peak %d MB during the message (growth %d MB)", base>>20, peak.Load()>>20, growth>>20)
+	var got int
+	for _, e := range eventsOf(m, 'B') {
+		got += e.Size
+	}
+	if got < size {
+		t.Errorf("the milter got %d bytes of body, want at least %d", got, size)
+	}
+	if len(hs.sums) != 1 || !hs.inFile[0] {
+		t.Fatalf("spooled %d messages, in a file: %v", len(hs.sums), hs.inFile)
+	}
+	if growth > 16<<20 {
+		t.Errorf("the heap grew by %d MB for a 35 MB message and a 35 MB new body", growth>>20)
 	}
 }

@@ -23,8 +23,11 @@ type Event struct {
 	// 'T' data, 'L' header, 'N' end of header, 'B' body, 'E' end of
 	// message, 'A' abort, 'Q' quit.
 	Code byte
-	// Data is the command's data as sent.
+	// Data is the command's data as sent (nil for a body chunk when the
+	// Server's DiscardBody is set).
 	Data []byte
+	// Size is the length of the command's data.
+	Size int
 	// Args are Data's NUL-terminated strings (none for 'B').
 	Args []string
 	// Macros are the macros sent for this command (SMFIC_MACRO).
@@ -58,6 +61,9 @@ type Server struct {
 	// means continue ('c'). Events without an answer ('A', 'Q', and
 	// those the negotiation said go unanswered) are recorded only.
 	Handler func(ev *Event) []Packet
+	// DiscardBody keeps the body chunks out of the recorded events (only
+	// their Size is kept), for tests of large messages.
+	DiscardBody bool
 
 	t        testing.TB
 	l        net.Listener
@@ -157,9 +163,12 @@ func (s *Server) conn(c net.Conn, n int) {
 			}
 			continue
 		}
-		ev := Event{Code: code, Data: append([]byte(nil), data...), Macros: macros, Conn: n}
+		ev := Event{Code: code, Size: len(data), Macros: macros, Conn: n}
 		if code != 'B' {
 			ev.Args = cstrings(data)
+		}
+		if code != 'B' || !s.DiscardBody {
+			ev.Data = append([]byte(nil), data...)
 		}
 		macros = map[string]string{}
 		s.mu.Lock()
