@@ -51,26 +51,10 @@ func (c *Config) MiltersFor(role Role) []Milter {
 
 // milters decodes the [[milter]] tables.
 func (d *decoder) milters(v any) []Milter {
-	var tables []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, t := range v {
-			tables = append(tables, t)
-		}
-	case []any:
-		tables = v
-	default:
-		d.fail("milter", "expected an array of tables ([[milter]]), got %s", describe(v))
-		return nil
-	}
 	var out []Milter
-	for i, e := range tables {
-		k := fmt.Sprintf("milter[%d]", i)
-		t, ok := e.(map[string]any)
-		if !ok {
-			d.fail(k, "expected a table, got %s", describe(e))
-			continue
-		}
+	keys, tables := d.tables(v, "milter")
+	for i, t := range tables {
+		k := keys[i]
 		d.unknown(t, []string{"milter"}, "name", "address", "roles", "default_action",
 			"connect_timeout", "command_timeout", "content_timeout")
 		m := Milter{
