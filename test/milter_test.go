@@ -252,9 +252,10 @@ func opendkimBin(t *testing.T) string {
 }
 
 // TestMilterOpenDKIM runs the binary with a real OpenDKIM in sign mode as
-// the milter of the submission listeners: a submitted message is
-// delivered with OpenDKIM's DKIM-Signature, which dkimpy verifies on the
-// stored message against the test DNS.
+// the milter of the submission listeners, and a key of Postern's own for
+// the same domain: a submitted message is delivered with OpenDKIM's
+// DKIM-Signature and, on top, Postern's, made after the milter; dkimpy
+// verifies both on the stored message against the test DNS.
 func TestMilterOpenDKIM(t *testing.T) {
 	integration(t)
 	swaks := needTool(t, "swaks")
@@ -290,6 +291,16 @@ PidFile %s
 LogWhy yes
 `, keyFile, port, host, filepath.Join(dir, "opendkim.pid"))), 0o600)
 	startDaemon(t, exec.Command(bin, "-f", "-x", conf), addr, log, 30*time.Second)
+	os.MkdirAll(s.data, 0o700)
+	out, err := s.run("", "dkim", "keygen", "example.test", "--selector", "own", "--algorithm", "ed25519")
+	if err != nil {
+		t.Fatalf("dkim keygen: %v\n%s", err, out)
+	}
+	rec := regexp.MustCompile(`own\._domainkey\.example\.test\.?\s+IN\s+TXT\s+"(v=DKIM1;[^"]+)"`).FindStringSubmatch(out)
+	if rec == nil {
+		t.Fatalf("keygen printed no TXT record:\n%s", out)
+	}
+	s.dns.Set("own._domainkey.example.test", dnstest.TXT(rec[1]))
 	s.start()
 	s.addUser("alice@example.test", "alice-password-1")
 	s.addUser("bob@example.test", "bob-password-1")
@@ -302,13 +313,15 @@ LogWhy yes
 		t.Fatalf("submission refused: %v\n%s", err, o)
 	}
 	m := s.waitMaildir("bob@example.test", "opendkim-marker")
-	if !regexp.MustCompile(`DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test;\s+s=odk;`).MatchString(m) {
-		t.Fatalf("no OpenDKIM signature:\n%s", m)
+	odk := regexp.MustCompile(`DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test;\s+s=odk;`).FindStringIndex(m)
+	own := regexp.MustCompile(`DKIM-Signature: v=1; a=ed25519-sha256;[^:]*s=own;`).FindStringIndex(m)
+	if odk == nil || own == nil || own[0] > odk[0] {
+		t.Fatalf("want Postern's signature on top of OpenDKIM's:\n%s", m)
 	}
 	f := filepath.Join(t.TempDir(), "msg.eml")
 	os.WriteFile(f, []byte(m), 0o600)
-	out, err := exec.Command("/usr/bin/python3", "../internal/mailauth/testdata/dkimpy_verify.py", s.dns.Addr(), f).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "ok" {
-		t.Fatalf("dkimpy: %v: %s\n%s", err, out, m)
+	v, err := exec.Command("/usr/bin/python3", "../internal/mailauth/testdata/dkimpy_verify.py", s.dns.Addr(), f).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(v)) != "ok ok" {
+		t.Fatalf("dkimpy: %v: %s\n%s", err, v, m)
 	}
 }
