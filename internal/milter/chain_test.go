@@ -444,3 +444,33 @@ func TestChainDiscardEarly(t *testing.T) {
 		t.Errorf("events %q", got)
 	}
 }
+
+// failingTx is a memTx whose new bodies cannot be stored (a full disk).
+type failingTx struct{ memTx }
+
+func (f *failingTx) NewBody() (milter.BodyWriter, error) {
+	return nil, errors.New("no space left on device")
+}
+
+// A body the MTA cannot store is its failure, not the milter's: Message
+// returns it, the milter is not counted as failed, and what follows in
+// the session fails for now rather than passing unfiltered.
+func TestChainLocalError(t *testing.T) {
+	srv := &miltertest.Server{Handler: miltertest.At('E', append(miltertest.ReplaceBody([]byte("new\r\n")), miltertest.Continue)...)}
+	srv.Start(t)
+	rec := &recorder{}
+	c := newChain(t, milter.ChainOptions{Observer: rec}, testMilter("m", srv))
+	envelope(t, c)
+	_, err := c.Message(milter.ParseHeader([]byte(chainHeader)), &failingTx{memTx{body: []byte("old\r\n")}}, nil, nil)
+	var le *milter.LocalError
+	if !errors.As(err, &le) || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("error %v", err)
+	}
+	if len(rec.failed) != 0 {
+		t.Errorf("the milter was counted as failed: %q", rec.failed)
+	}
+	c.Abort()
+	if v := c.Mail("a@example.net", nil, nil); v.Action != milter.Tempfail {
+		t.Errorf("next message: %+v", v)
+	}
+}

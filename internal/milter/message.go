@@ -174,6 +174,10 @@ func (c *Chain) Message(h *Header, tx Transaction, eohMacros, eomMacros []Macro)
 		var le *LocalError
 		switch {
 		case errors.As(err, &le):
+			// The connection was cut midway through no fault of the
+			// milter's; it is asked nothing more, and nothing passes
+			// unfiltered: what follows fails for now.
+			m.state, m.inMessage = stateTempfail, false
 			return Verdict{}, le
 		case err != nil:
 			if fv, stop := c.failed(m, err); stop {

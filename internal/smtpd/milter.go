@@ -268,6 +268,7 @@ type milterTx struct {
 	s    *session
 	env  *Envelope
 	body smtp.Body
+	cur  *dataSink // the sink of body, when a milter replaced it
 }
 
 // Body returns a reader of the body as it stands.
@@ -275,11 +276,21 @@ func (t *milterTx) Body() io.Reader { return t.body.Reader() }
 
 // NewBody starts a body in place of the message's: it goes through a
 // sink of its own, in memory and past memoryMax to a spool file, as the
-// client's did, and is released with the message.
+// client's did, and is released with the message (or when another
+// replaces it).
 func (t *milterTx) NewBody() (milter.BodyWriter, error) {
 	d := t.s.newBodySink(t.env.ID)
 	t.s.sink.more = append(t.s.sink.more, d)
 	return &bodyWriter{t: t, d: d}, nil
+}
+
+// drop releases a body sink before the message ends.
+func (t *milterTx) drop(d *dataSink) {
+	more := t.s.sink.more
+	if i := slices.Index(more, d); i >= 0 {
+		t.s.sink.more = slices.Delete(more, i, i+1)
+		d.release()
+	}
 }
 
 // ChangeEnvelope applies one milter's envelope changes, all or none.
@@ -346,25 +357,25 @@ type bodyWriter struct {
 
 func (w *bodyWriter) Write(p []byte) (int, error) { return w.d.Write(p) }
 
-// Commit makes the sink's bytes the body.
+// Commit makes the sink's bytes the body; a body an earlier milter put
+// in place is released.
 func (w *bodyWriter) Commit() error {
-	w.t.body = w.d.body()
+	if w.t.cur != nil {
+		w.t.drop(w.t.cur)
+	}
+	w.t.body, w.t.cur = w.d.body(), w.d
 	return nil
 }
 
 // Discard gives the sink's memory and budget back now.
-func (w *bodyWriter) Discard() {
-	more := w.t.s.sink.more
-	if i := slices.Index(more, w.d); i >= 0 {
-		w.t.s.sink.more = slices.Delete(more, i, i+1)
-		w.d.release()
-	}
-}
+func (w *bodyWriter) Discard() { w.t.drop(w.d) }
 
 // newBodySink returns a sink for a body only (no header section to
-// find), for message id.
+// find), for message id. It counts in the DataBudget's totals, not in
+// the client's share: the client sent its message already, this one is
+// a milter's.
 func (s *session) newBodySink(id string) *dataSink {
-	d := &dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: 0, kept: true, client: s.budgetClient()}
+	d := &dataSink{s: s, id: id, buf: s.srv.getBuf(), hdrEnd: 0, kept: true}
 	var room [headroom]byte
 	d.buf.Write(room[:])
 	return d

@@ -38,17 +38,6 @@ func startMilter(t *testing.T, handler func(ev *miltertest.Event) []miltertest.P
 	return m
 }
 
-// at returns a handler that answers event code with out, and continue
-// to the others.
-func at(code byte, out ...miltertest.Packet) func(ev *miltertest.Event) []miltertest.Packet {
-	return func(ev *miltertest.Event) []miltertest.Packet {
-		if ev.Code == code {
-			return out
-		}
-		return nil
-	}
-}
-
 // eventsOf returns the milter's events of code.
 func eventsOf(m *miltertest.Server, code byte) []miltertest.Event {
 	var out []miltertest.Event
@@ -120,7 +109,7 @@ func waitForCodes(t *testing.T, m *miltertest.Server, suffix string) {
 // A milter that rejects the connection: 554 instead of 220, then 503
 // to everything but QUIT (RFC 5321 §3.1), as Postfix does.
 func TestMilterConnectReject(t *testing.T) {
-	m := startMilter(t, at('C', miltertest.Reject))
+	m := startMilter(t, miltertest.At('C', miltertest.Reject))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dialNoGreeting()
 	c.expect("554 " + testHost + " ESMTP not accepting connections")
@@ -132,7 +121,7 @@ func TestMilterConnectReject(t *testing.T) {
 
 // A milter that refuses the connection for now: 421 and the close.
 func TestMilterConnectTempfail(t *testing.T) {
-	m := startMilter(t, at('C', miltertest.Tempfail))
+	m := startMilter(t, miltertest.At('C', miltertest.Tempfail))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dialNoGreeting()
 	c.expect("421 " + testHost + " Service unavailable - try again later")
@@ -176,7 +165,7 @@ func TestMilterRefusals(t *testing.T) {
 
 // DATA refused by a milter: the reply replaces the 354.
 func TestMilterDataReject(t *testing.T) {
-	m := startMilter(t, at('T', miltertest.ReplyCode("550 5.7.0 No mail today")))
+	m := startMilter(t, miltertest.At('T', miltertest.ReplyCode("550 5.7.0 No mail today")))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -192,7 +181,7 @@ func TestMilterDataReject(t *testing.T) {
 func TestMilterDiscard(t *testing.T) {
 	for _, code := range []byte("RE") {
 		t.Run(string(code), func(t *testing.T) {
-			m := startMilter(t, at(code, miltertest.Discard))
+			m := startMilter(t, miltertest.At(code, miltertest.Discard))
 			f := newFixture(t, RoleMX, withMilters(m))
 			c := f.dial()
 			c.do("EHLO client.example", "250 ")
@@ -212,7 +201,7 @@ func TestMilterDiscard(t *testing.T) {
 // Quarantine: the message is taken and held in the queue, and the
 // client is not told.
 func TestMilterQuarantine(t *testing.T) {
-	m := startMilter(t, at('E', miltertest.Quarantine("phishing suspect"), miltertest.Continue))
+	m := startMilter(t, miltertest.At('E', miltertest.Quarantine("phishing suspect"), miltertest.Continue))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -229,7 +218,7 @@ func TestMilterQuarantine(t *testing.T) {
 
 // Header and envelope changes reach the spool.
 func TestMilterChanges(t *testing.T) {
-	m := startMilter(t, at('E',
+	m := startMilter(t, miltertest.At('E',
 		miltertest.InsertHeader(0, "X-Top", "first"),
 		miltertest.ChangeHeader(1, "Subject", "[SPAM] hello"),
 		miltertest.AddHeader("X-Spam", "Yes"),
@@ -256,7 +245,7 @@ func TestMilterChanges(t *testing.T) {
 // Envelope changes Postern would refuse from a client make the milter
 // fail: its default action applies and nothing changes.
 func TestMilterRefusedEnvelopeChange(t *testing.T) {
-	m := startMilter(t, at('E', miltertest.AddRcpt("<not an address>"), miltertest.Continue))
+	m := startMilter(t, miltertest.At('E', miltertest.AddRcpt("<not an address>"), miltertest.Continue))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -271,7 +260,7 @@ func TestMilterRefusedEnvelopeChange(t *testing.T) {
 func TestMilterReplaceBodyLarge(t *testing.T) {
 	line := strings.Repeat("n", 70) + "\n" // the milter's LF line ends become CRLF
 	newBody := strings.Repeat(line, (3<<20)/len(line))
-	m := startMilter(t, at('E', append(miltertest.ReplaceBody([]byte(newBody)), miltertest.Continue)...))
+	m := startMilter(t, miltertest.At('E', append(miltertest.ReplaceBody([]byte(newBody)), miltertest.Continue)...))
 	f := newFixture(t, RoleMX, withMilters(m))
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -301,8 +290,8 @@ func TestMilterReplaceBodyLarge(t *testing.T) {
 // Two milters in order; on submission the Filter (the DKIM signature)
 // comes after them and sees their changes.
 func TestMilterOrderSubmission(t *testing.T) {
-	m1 := startMilter(t, at('E', miltertest.AddHeader("X-First", "1"), miltertest.Continue))
-	m2 := startMilter(t, at('E', miltertest.AddHeader("X-Second", "2"), miltertest.Continue))
+	m1 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-First", "1"), miltertest.Continue))
+	m2 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-Second", "2"), miltertest.Continue))
 	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
 		return FilterResult{Prepend: []byte("DKIM-Signature: v=1\r\n")}, nil
 	}}
@@ -368,7 +357,7 @@ func TestMilterDown(t *testing.T) {
 func TestMilterTimeout(t *testing.T) {
 	for _, action := range []milter.DefaultAction{milter.DefaultTempfail, milter.DefaultAccept} {
 		t.Run(string(action), func(t *testing.T) {
-			m := startMilter(t, at('E', miltertest.AddHeader("X-Half", "x"), miltertest.Hang))
+			m := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-Half", "x"), miltertest.Hang))
 			timers := &testkit.Timers{}
 			f := newFixture(t, RoleMX, withMilters(m), func(s *Server) {
 				s.Name = "timeout-" + string(action)
@@ -436,7 +425,7 @@ func TestMilterMemory(t *testing.T) {
 	for n := 0; n < size; n += len(chunk) {
 		replacement = append(replacement, miltertest.Packet{Code: 'b', Data: chunk})
 	}
-	m := &miltertest.Server{DiscardBody: true, Handler: at('E', append(replacement, miltertest.Continue)...)}
+	m := &miltertest.Server{DiscardBody: true, Handler: miltertest.At('E', append(replacement, miltertest.Continue)...)}
 	m.Start(t)
 	hs := &hashSpool{testSpool: &testSpool{}}
 	f := newFixture(t, RoleMX, withMilters(m), func(s *Server) {
@@ -496,5 +485,38 @@ func TestMilterMemory(t *testing.T) {
 	}
 	if growth > 16<<20 {
 		t.Errorf("the heap grew by %d MB for a 35 MB message and a 35 MB new body", growth>>20)
+	}
+}
+
+// A body a milter puts in place counts in the DataBudget's total, not in
+// the client's share (the client sent its message already); one the
+// budget has no room for is refused as any message would be, 452 4.3.1.
+func TestMilterNewBodyBudget(t *testing.T) {
+	const size = 512 << 10
+	newBody := bytes.Repeat([]byte(strings.Repeat("n", 62)+"\r\n"), size/64)
+	for name, tc := range map[string]struct {
+		inFlight int64
+		want     string
+	}{
+		"within the total": {64 * budgetChunk, "250 2.0.0"},
+		"past the total":   {12 * budgetChunk, "452 4.3.1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := startMilter(t, miltertest.At('E', append(miltertest.ReplaceBody(newBody), miltertest.Continue)...))
+			budget := NewDataBudget(DataBudgetOptions{InFlight: tc.inFlight, PerAddress: 10 * budgetChunk, PerNetwork: 10 * budgetChunk})
+			f := newFixture(t, RoleMX, withMilters(m), func(s *Server) { s.Budget = budget })
+			c := f.dial()
+			c.do("EHLO client.example", "250 ")
+			c.transaction("a@example.net", "bob@example.org")
+			c.do("From: a@example.net\r\n\r\n"+strings.Repeat(strings.Repeat("o", 62)+"\r\n", size/64)+".", tc.want)
+			c.do("QUIT", "221")
+			deadline := time.Now().Add(5 * time.Second)
+			for budget.inFlight.Load() != 0 || budget.memory.Load() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("budget held after the message: %d in flight, %d in memory", budget.inFlight.Load(), budget.memory.Load())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
 	}
 }

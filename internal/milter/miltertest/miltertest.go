@@ -329,3 +329,14 @@ func DownAddress(t testing.TB) string {
 	l.Close()
 	return addr
 }
+
+// At returns a Handler that answers the events of code with out, and
+// the others with continue.
+func At(code byte, out ...Packet) func(ev *Event) []Packet {
+	return func(ev *Event) []Packet {
+		if ev.Code == code {
+			return out
+		}
+		return nil
+	}
+}
