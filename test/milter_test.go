@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"postern/internal/dns/dnstest"
+	"postern/internal/milter/miltertest"
 )
 
 // gtube is the GTUBE test string every spam filter rejects.
@@ -324,4 +325,41 @@ LogWhy yes
 	if err != nil || strings.TrimSpace(string(v)) != "ok ok" {
 		t.Fatalf("dkimpy: %v: %s\n%s", err, v, m)
 	}
+}
+
+// TestMilterQuarantine runs the binary with a milter that quarantines:
+// the message is taken (250), held in the queue with the milter's reason
+// across a restart, and `postern queue release` delivers it.
+func TestMilterQuarantine(t *testing.T) {
+	integration(t)
+	swaks := needTool(t, "swaks")
+	m := &miltertest.Server{Handler: miltertest.At('E', miltertest.Quarantine("looks like phishing"), miltertest.Continue)}
+	m.Start(t)
+	s := testConfig(t, t.TempDir(), fmt.Sprintf("\n[[milter]]\nname = \"checker\"\naddress = %q\nroles = [\"mx\"]\n", m.Address()))
+	s.start()
+	s.addUser("bob@example.test", "bob-password-1")
+	o, err := exec.Command(swaks, "--server", s.mx, "--from", "sender@example.net", "--to", "bob@example.test",
+		"--header", "Subject: quarantine-marker").CombinedOutput()
+	if err != nil || !strings.Contains(string(o), "<~  250 2.0.0 OK queued as") && !strings.Contains(string(o), "<-  250 2.0.0 OK queued as") {
+		t.Fatalf("not taken: %v\n%s", err, o)
+	}
+	out, err := s.run("", "queue", "list")
+	id := regexp.MustCompile(`(?m)^([0-9a-v]{20}) .*bob@example\.test \(held: milter checker: looks like phishing\)$`).FindStringSubmatch(out)
+	if err != nil || id == nil {
+		t.Fatalf("queue list does not show the message held: %v\n%s", err, out)
+	}
+	if err := s.signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	s.start()
+	time.Sleep(300 * time.Millisecond)
+	for _, mail := range s.maildirNew("bob@example.test") {
+		if strings.Contains(mail, "quarantine-marker") {
+			t.Fatal("the quarantined message was delivered")
+		}
+	}
+	if out, err := s.run("", "queue", "release", id[1]); err != nil || !strings.Contains(out, id[1]+": released") {
+		t.Fatalf("queue release: %v\n%s", err, out)
+	}
+	s.waitMaildir("bob@example.test", "quarantine-marker")
 }

@@ -32,26 +32,27 @@
 // # Why not a library
 //
 // DESIGN.md names d--j/go-milter and emersion/go-milter as candidates.
-// Both were measured against what this package must keep (a test
-// program with a 30-line fake milter, go test, July 2026):
+// Both were measured against what this package must keep, in their
+// latest releases on the module proxy (d--j/go-milter v0.10.1,
+// emersion/go-milter v0.4.1), with a test program and a fake milter:
 //
 //   - A milter that answers option negotiation with a packet of length 0
-//     panics both clients (d--j/go-milter v0.10.1 and emersion/go-milter
-//     v0.4.1: "slice bounds out of range [1:0]" in their packet reader):
-//     one broken filter would crash the whole server.
+//     panics both clients ("slice bounds out of range [1:0]" in their
+//     packet reader): one broken filter would crash the whole server.
 //   - d--j/go-milter collects every change of the end of the message,
 //     body replacement included, in a slice before it returns: a 35 MB
 //     new body, sent as 560 SMFIR_REPLBODY packets, left 40 MB in the
-//     heap and allocated 74 MB. emersion/go-milter does the same.
+//     heap and allocated 74 MB. emersion/go-milter's code does the
+//     same.
 //   - d--j/go-milter allocates the length a milter announces before
 //     reading it: a packet that claims 500 MB allocates 500 MB (up to
-//     512 MB); emersion/go-milter has no limit (4 GB).
+//     512 MB); emersion/go-milter's has no limit (4 GB).
 //   - Timeouts are one read and one write deadline per client on the
 //     real clock: no separate connect, command and end-of-message
 //     timeouts, and no clock a test can drive.
 //
 // None of that can be changed from outside either library, so the
-// protocol is ours: about 1,000 lines, fuzzed (FuzzConn), tested
-// against rspamd and OpenDKIM (test/milter_test.go) and an in-test
-// milter (miltertest) for the actions those two do not use.
+// protocol is ours: about 1,900 lines with the Chain, fuzzed (FuzzConn),
+// tested against rspamd and OpenDKIM (test/milter_test.go) and a milter
+// of the tests (miltertest) for what those two do not do.
 package milter
