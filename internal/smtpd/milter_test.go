@@ -148,6 +148,9 @@ func TestMilterRefusals(t *testing.T) {
 	c.do("EHLO bad.example", "550 5.7.1 Command rejected")
 	c.do("MAIL FROM:<a@example.net>", "503 5.5.1") // the refused EHLO greeted nothing
 	c.do("EHLO client.example", "250 ")
+	c.do("EHLO bad.example", "550 5.7.1")
+	c.do("MAIL FROM:<a@example.net>", "503 5.5.1") // nor the one before
+	c.do("EHLO client.example", "250 ")
 	c.do("MAIL FROM:<later@example.net>", "451 4.7.1 Service unavailable - try again later")
 	c.do("MAIL FROM:<a@example.net>", "250 2.1.0")
 	c.do("RCPT TO:<bob@example.org>", "550 5.1.1 <bob@example.org>: no mail for bob")
@@ -158,7 +161,7 @@ func TestMilterRefusals(t *testing.T) {
 		t.Errorf("%d messages spooled", n)
 	}
 	// The refused MAIL was aborted for the milter.
-	if got := m.Codes(); !strings.Contains(got, "CHHMAMRRTLLNBE") {
+	if got := m.Codes(); !strings.Contains(got, "CHHHHMAMRRTLLNBE") {
 		t.Errorf("milter events %q", got)
 	}
 }

@@ -564,6 +564,8 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 	}
 	s.resetTx()
 	if e := s.milterHelo(arg); e != nil {
+		// As Postfix: the refused EHLO forgets the one before.
+		s.greeted, s.helo = false, ""
 		s.fail("milter", e)
 		return
 	}
