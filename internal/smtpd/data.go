@@ -137,11 +137,13 @@ func (s *session) cmdData(arg string) {
 	s.holdEnvelope(env) // over a send limit, with the policy to hold (admission.go)
 	// On mx the milters see what SPF, DKIM and DMARC found; on
 	// submission the DKIM signature covers what they changed.
-	first, second := s.filter, s.runMilters // milter.go
+	var ok bool
 	if s.srv.Role.submission() {
-		first, second = second, first
+		ok = s.runMilters(env, hb, msg) && s.filter(env, hb, msg) // milter.go
+	} else {
+		ok = s.filter(env, hb, msg) && s.runMilters(env, hb, msg)
 	}
-	if !first(env, hb, msg) || !second(env, hb, msg) {
+	if !ok {
 		return
 	}
 	if err := s.srv.Spool.Spool(s.ctx, env, msg); err != nil {
