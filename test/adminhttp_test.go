@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,8 +25,12 @@ import (
 // an HTTPS loopback address: the API wants the token; `postern reload`
 // and `postern ban` work over the socket; and Debian's headless Chromium
 // renders the status page (HTTP basic auth with the token), whose DOM
-// must show the queue depth, the delivery, the ban and the certificate's
-// expiry. Set POSTERN_SCREENSHOT_DIR to keep its screenshot.
+// must show the queue depth, the delivery, the ban, the certificate's
+// expiry, the chart, the listeners and the version, and the detail view
+// of the message in the queue. The server logs warnings only, so the
+// page cannot have learnt of the delivery from the log (the status page
+// observes the queue and the abuse engine). Set POSTERN_SCREENSHOT_DIR
+// to keep the screenshots (status.png, message.png).
 func TestAdminHTTPAndStatusPage(t *testing.T) {
 	integration(t)
 	chromium := needTool(t, "chromium")
@@ -37,6 +42,9 @@ func TestAdminHTTPAndStatusPage(t *testing.T) {
 	}
 	adminAddr := freeAddr(t)
 	s := testConfig(t, dir, `
+[log]
+level = "warn"
+
 [admin]
 http_address = "`+adminAddr+`"
 token_file = "`+tokenFile+`"
@@ -69,21 +77,12 @@ max_fail_delay = "10ms"
 	}
 	// Two wrong passwords from 127.0.0.66: the abuse engine bans it and,
 	// with alert_strikes = 1, alerts.
-	for range 2 {
-		c, err := smtpsFrom("127.0.0.66", s.subs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Auth(smtp.PlainAuth("", "hank@example.test", "wrong-password", "localhost")); err == nil {
-			t.Fatal("a wrong password was accepted")
-		}
-		c.Close()
-	}
+	failLogins(t, "127.0.0.66", s.subs, "hank@example.test", 2)
 	if out, err := s.run("", "reload"); err != nil || !strings.Contains(out, "Reloaded") {
 		t.Fatalf("reload: %v\n%s", err, out)
 	}
-	if !strings.Contains(s.stderr.String(), "reload: certificate loaded") {
-		t.Errorf("no reload in the log")
+	if log := s.stderr.String(); strings.Contains(log, "queue: delivered") || !strings.Contains(log, "queue: delivery deferred") {
+		t.Errorf("want the deferral logged, and the delivery (INFO) not:\n%s", log)
 	}
 
 	// The API over HTTPS: the token or 401.
@@ -140,7 +139,7 @@ max_fail_delay = "10ms"
 	shot := filepath.Join(shotDir, "status.png")
 	url := "https://admin:" + token + "@" + adminAddr + "/"
 	dom := runChromium(t, chromium, "--dump-dom", url)
-	runChromium(t, chromium, "--screenshot="+shot, "--window-size=1200,1100", url)
+	runChromium(t, chromium, "--screenshot="+shot, "--window-size=1280,1800", url)
 	for _, want := range []string{
 		`id="queue-depth">1<`,
 		"someone@stuck.example",
@@ -148,16 +147,52 @@ max_fail_delay = "10ms"
 		"192.0.2.77/32", "status &lt;page&gt; test",
 		"127.0.0.66/32", ">bruteforce<", ">ban<", ">alert<",
 		cert.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
+		`<svg class="chart" id="activity"`, `id="total-accepted">2<`, `id="total-delivered">1<`,
+		`<span id="version">Postern `, `id="uptime">up `,
+		"<td>submissions</td>", "<code>" + s.subs + "</code>", "<code>" + adminAddr + "</code>",
+		`<a href="/?outcome=deferred">deferred (1)</a>`,
 	} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %q", want)
 		}
 	}
-	if t.Failed() {
-		t.Logf("DOM:\n%s", dom)
+	// The queued message's id links to its detail view.
+	m := regexp.MustCompile(`<a href="/message/([0-9a-v]{20})"><code>`).FindStringSubmatch(dom)
+	if m == nil {
+		t.Fatalf("no link to a message on the page:\n%s", dom)
 	}
-	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
-		t.Errorf("screenshot %s: %v", shot, err)
+	detail := "https://admin:" + token + "@" + adminAddr + "/message/" + m[1]
+	ddom := runChromium(t, chromium, "--dump-dom", detail)
+	runChromium(t, chromium, "--screenshot="+filepath.Join(shotDir, "message.png"), "--window-size=1280,900", detail)
+	for _, want := range []string{"&lt;hank@example.test&gt;", "someone@stuck.example", ">deferred<",
+		"server answered SERVFAIL", "Subject: status", `id="reports"`} {
+		if !strings.Contains(ddom, want) {
+			t.Errorf("the detail view lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s\ndetail DOM:\n%s", dom, ddom)
+	}
+	for _, f := range []string{shot, filepath.Join(shotDir, "message.png")} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", f, err)
+		}
+	}
+}
+
+// failLogins tries n wrong passwords for user, each in a session of its
+// own from src to the implicit-TLS listener addr.
+func failLogins(t *testing.T, src, addr, user string, n int) {
+	t.Helper()
+	for range n {
+		c, err := smtpsFrom(src, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Auth(smtp.PlainAuth("", user, "wrong-password", "localhost")); err == nil {
+			t.Fatal("a wrong password was accepted")
+		}
+		c.Close()
 	}
 }
 

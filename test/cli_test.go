@@ -95,7 +95,7 @@ func TestHelpOfTheBinary(t *testing.T) {
 		{[]string{"help"}, "Usage: postern COMMAND"},
 		{[]string{"queue", "list", "--help"}, "Usage: postern queue list [--config FILE | --data DIR]\n\nList the messages waiting"},
 		{[]string{"user", "--help"}, "Usage: postern user COMMAND"},
-		{[]string{"user", "add", "-h"}, "Usage: postern user add EMAIL [--cram-md5] [--config FILE | --data DIR]"},
+		{[]string{"user", "add", "-h"}, "Usage: postern user add EMAIL [--cram-md5] [--force] [--config FILE | --data DIR]"},
 		{[]string{"ban", "add", "--help"}, "--for DURATION"},
 		{[]string{"sendmail", "--help"}, "Usage: postern sendmail [-t]"},
 	} {

@@ -4,7 +4,6 @@
 package test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -14,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"postern/internal/dns/dnstest"
+	"postern/internal/testkit"
 )
 
 // binPath is the postern binary built once by TestMain.
@@ -74,24 +73,6 @@ func needTool(t *testing.T, name string) string {
 	return p
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is one running postern process.
 type server struct {
 	t       *testing.T
@@ -105,8 +86,8 @@ type server struct {
 	http    string
 	dns     *dnstest.Server // the only resolver of a configured server
 	env     []string        // added to the environment of serve ("KEY=value")
-	stdout  syncBuffer
-	stderr  syncBuffer
+	stdout  testkit.SyncBuffer
+	stderr  testkit.SyncBuffer
 	waited  chan struct{}
 	waitErr error
 }
@@ -186,8 +167,8 @@ func (s *server) args() []string {
 func (s *server) start() {
 	t := s.t
 	t.Helper()
-	s.stdout = syncBuffer{}
-	s.stderr = syncBuffer{}
+	s.stdout = testkit.SyncBuffer{}
+	s.stderr = testkit.SyncBuffer{}
 	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
 	if len(s.env) > 0 {
 		s.cmd.Env = append(os.Environ(), s.env...)

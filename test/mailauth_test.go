@@ -75,6 +75,15 @@ func TestMailAuthentication(t *testing.T) {
 				t.Errorf("sent message lacks %q:\n%s", want, got)
 			}
 		}
+		// The delivery line says what Postfix's status= line says.
+		line := regexp.MustCompile(`msg="queue: delivered" id=\w{20} rcpt=ivan@example.net .*`).FindString(s.stderr.String())
+		for _, want := range []string{"from=gina@example.test", "outcome=delivered", "local=false", "attempt=1",
+			"status=2.0.0", "delay=", "delay_queue=", "delay_connect=", "delay_transmit=", "relay=mx.example.net",
+			"relay_addr=127.0.0.78:25", "tls=", `reply="250 `} {
+			if !strings.Contains(line, want) {
+				t.Errorf("the delivery line lacks %q: %s", want, line)
+			}
+		}
 	})
 
 	mx := func(from, hdrFrom, subject string) (string, error) {
@@ -89,6 +98,11 @@ func TestMailAuthentication(t *testing.T) {
 		m := s.waitMaildir("gina@example.test", "spf-pass-marker")
 		if !regexp.MustCompile(`Authentication-Results: localhost;[^\n]*\n?[^\n]*spf=pass`).MatchString(m) {
 			t.Errorf("no spf=pass in Authentication-Results:\n%s", m)
+		}
+		// Like every session event, the result names the listener, the
+		// session and the message.
+		if !regexp.MustCompile(`msg="mail authentication" listener=mx session=\w{20} id=\w{20} remote=127.0.0.1 mail_from=news@good.example spf=pass`).MatchString(s.stderr.String()) {
+			t.Errorf("no mail authentication event with listener, session and id:\n%s", s.stderr.String())
 		}
 	})
 	t.Run("DMARC p=reject refuses at end of DATA", func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 
 	"postern/internal/dns/dnstest"
 	"postern/internal/milter/miltertest"
+	"postern/internal/testkit"
 )
 
 // gtube is the GTUBE test string every spam filter rejects.
@@ -41,7 +42,7 @@ func (d *daemon) stop() {
 // addr to accept connections.
 func startDaemon(t *testing.T, cmd *exec.Cmd, addr, log string, wait time.Duration) *daemon {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Its own process group: killing it kills the workers it forks.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

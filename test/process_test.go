@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // startCmd starts `postern serve` like server.start, with prep adjusting
@@ -18,7 +20,7 @@ import (
 func (s *server) startCmd(prep func(cmd *exec.Cmd)) {
 	t := s.t
 	t.Helper()
-	s.stdout, s.stderr = syncBuffer{}, syncBuffer{}
+	s.stdout, s.stderr = testkit.SyncBuffer{}, testkit.SyncBuffer{}
 	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	s.cmd.Dir = filepath.Dir(s.data)

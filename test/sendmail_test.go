@@ -86,8 +86,8 @@ func TestSendmail(t *testing.T) {
 	}
 
 	// Usage and data errors.
-	if _, code := s.sendmail("", "x\n", "-bs"); code != 64 {
-		t.Errorf("-bs: exit %d, want 64", code)
+	if _, code := s.sendmail("", "x\n", "-bd"); code != 64 { // daemon mode: not Postern's
+		t.Errorf("-bd: exit %d, want 64", code)
 	}
 	if _, code := s.sendmail("", "Subject: x\n\nb\n", "-t"); code != 65 {
 		t.Errorf("-t without recipients: exit %d, want 65", code)

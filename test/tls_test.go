@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"postern/internal/testcert"
+	"postern/internal/testkit"
 )
 
 // writeRSACert writes a fresh RSA certificate for localhost issued by ca.
@@ -177,7 +178,7 @@ func TestTLSBrokenChain(t *testing.T) {
 			t.Errorf("message lacks %q:\n%s", w, out)
 		}
 	}
-	var stderr syncBuffer
+	var stderr testkit.SyncBuffer
 	cmd := exec.Command(binPath, "serve", "--allow-broken-chain", "--config", s.config)
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestVersionEverywhere: `postern version` names the release of the
@@ -38,9 +39,8 @@ func TestVersionEverywhere(t *testing.T) {
 
 	s := testConfig(t, t.TempDir(), "")
 	s.start()
-	if want := `msg="postern ready" version=` + release + " revision=" + revision; !strings.Contains(s.stderr.String(), want) {
-		t.Errorf("the log lacks %q:\n%s", want, s.stderr.String())
-	}
+	// /healthz answers a moment before "postern ready" is logged.
+	waitLogFor(t, s, `msg="postern ready" version=`+release+" revision="+revision, 10*time.Second)
 	resp, err := http.Get("http://" + s.http + "/metrics")
 	if err != nil {
 		t.Fatal(err)

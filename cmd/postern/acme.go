@@ -22,8 +22,8 @@ import (
 // touching open sessions; the renewal loop runs in the background.
 // Without [acme] it does nothing. listen gets the responder's socket
 // (preBound.listen: passed by systemd, bound before the privilege drop,
-// or bound now).
-func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger, listen func(name, addr string) (net.Listener, error)) error {
+// or bound now); met counts the attempts and shows the expiry.
+func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, log *slog.Logger, listen func(name, addr string) (net.Listener, error), met *acme.Metrics) error {
 	a := cfg.ACME
 	if !a.Enabled {
 		return nil
@@ -43,7 +43,8 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 		Install: func(c *tls.Certificate) error {
 			return certs.Set("acme:"+a.Hostnames[0], c)
 		},
-		Logger: log,
+		Logger:  log,
+		Metrics: met,
 	}
 	if a.DNSHook != "" {
 		opts.DNSHook = acme.CommandHook{Path: a.DNSHook}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"postern/internal/admin"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
@@ -31,7 +32,9 @@ type admissionSetup struct {
 // [send_limits], [redis] and the listeners' allow and deny lists. With
 // [redis], Redis must answer at start: a node that cannot share the ban
 // list should not come up silently without it.
-func newAdmission(cfg *config.Config, log *slog.Logger) (*admissionSetup, error) {
+// The abuse engine tells obs, when not nil, of its bans and alerts (the
+// status page).
+func newAdmission(cfg *config.Config, log *slog.Logger, obs *admin.Events) (*admissionSetup, error) {
 	a := &admissionSetup{close: func() error { return nil }}
 	if r := cfg.Redis; r.Address != "" {
 		var password string
@@ -60,7 +63,11 @@ func newAdmission(cfg *config.Config, log *slog.Logger) (*admissionSetup, error)
 	}
 	a.gate = admission.NewGate(a.store, gateOptions(cfg))
 	if cfg.Abuse.Enabled {
-		a.guard = admission.NewEngine(a.store, abuseOptions(cfg, log))
+		o := abuseOptions(cfg, log)
+		if obs != nil {
+			o.OnBan, o.OnAlert = obs.Ban, obs.Alert
+		}
+		a.guard = admission.NewEngine(a.store, o)
 	}
 	sl := cfg.SendLimits
 	lo := admission.LimiterOptions{Default: sendLimits(sl.UserSendLimits), Logger: log}

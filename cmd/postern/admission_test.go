@@ -23,7 +23,7 @@ func TestNewAdmission(t *testing.T) {
 	cfg.Listeners[0].Deny = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice": {MessagesPerHour: 1},
 		"hal": {MessagesPerHour: 1, OverLimit: config.OverLimitHold}}
-	a, err := newAdmission(cfg, slog.New(slog.DiscardHandler))
+	a, err := newAdmission(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestNewAdmission(t *testing.T) {
 		t.Errorf("alice (refuse) held: %+v", v)
 	}
 	cfg.Abuse.Enabled = false
-	b, err := newAdmission(cfg, slog.New(slog.DiscardHandler))
+	b, err := newAdmission(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,7 @@ func TestNewAdmission(t *testing.T) {
 func TestNewAdmissionRedis(t *testing.T) {
 	cfg := config.Dev(t.TempDir())
 	cfg.Redis.Address = "127.0.0.1:1" // nothing listens there
-	if _, err := newAdmission(cfg, slog.New(slog.DiscardHandler)); err == nil {
+	if _, err := newAdmission(cfg, slog.New(slog.DiscardHandler), nil); err == nil {
 		t.Error("no error for an unreachable Redis")
 	}
 	addr := os.Getenv("POSTERN_TEST_REDIS")
@@ -78,7 +78,7 @@ func TestNewAdmissionRedis(t *testing.T) {
 	}
 	cfg.Redis.Address = addr
 	cfg.Redis.KeyPrefix = "postern-test-serve:"
-	a, err := newAdmission(cfg, slog.New(slog.DiscardHandler))
+	a, err := newAdmission(cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

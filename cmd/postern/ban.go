@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,10 +20,11 @@ import (
 func banFlags(verb string) func(*cli, *flag.FlagSet) func([]string) error {
 	return func(c *cli, fs *flag.FlagSet) func([]string) error {
 		cf := c.configFlags(fs)
-		var o banOpts
+		o := banOpts{dur: admin.DefaultBanFor}
 		if verb == "add" {
-			fs.DurationVar(&o.dur, "for", admin.DefaultBanFor, "how long the ban lasts, as a `DURATION`: 90m, 48h")
+			fs.Var(banDuration{&o.dur}, "for", "how long the ban lasts, as a `DURATION`: 90m, 48h")
 			fs.StringVar(&o.reason, "reason", "", "why, as `TEXT` shown by ban list")
+			fs.BoolVar(&o.force, "force", false, "ban the whole range of a prefix written with host bits (10.1.2.3/8)")
 		}
 		return func(pos []string) error { return runBan(c, cf, verb, pos, o) }
 	}
@@ -31,6 +34,27 @@ func banFlags(verb string) func(*cli, *flag.FlagSet) func([]string) error {
 type banOpts struct {
 	dur    time.Duration
 	reason string
+	force  bool
+}
+
+// banDuration is the value of --for: a Go duration, or an error that
+// shows one.
+type banDuration struct{ d *time.Duration }
+
+func (b banDuration) String() string {
+	if b.d == nil {
+		return ""
+	}
+	return b.d.String()
+}
+
+func (b banDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration: write a number and a unit, as in 90m, 48h or 720h (30 days)")
+	}
+	*b.d = d
+	return nil
 }
 
 // runBan runs `postern ban VERB POS...`.
@@ -38,8 +62,13 @@ func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) erro
 	stdout, now, dur, reason := cl.stdout, cl.now, o.dur, o.reason
 	if verb == "add" || verb == "delete" {
 		// Refuse a bad prefix here, before asking the server.
-		if _, err := admin.ParseBanPrefix(pos[0]); err != nil {
+		p, err := admin.ParseBanPrefix(pos[0])
+		if err != nil {
 			return usageError{"ban " + verb + ": " + err.Error()}
+		}
+		if verb == "add" && !o.force && hostBits(pos[0]) {
+			return usageError{fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
+				pos[0], p, p, p)}
 		}
 	}
 	if verb == "add" && (dur <= 0 || dur > admin.MaxBanFor) {
@@ -70,11 +99,18 @@ func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) erro
 		}
 		printBan(stdout, b, now())
 	case "add":
+		old, err := exactBan(ctx, c, pos[0])
+		if err != nil {
+			return banError(err, sock)
+		}
 		b, err := c.Ban(ctx, pos[0], dur, reason)
 		if err != nil {
 			return banError(err, sock)
 		}
 		fmt.Fprintf(stdout, "%s banned until %s (%s)\n", b.Prefix, b.Until.UTC().Format(time.RFC3339), remaining(b.Until.Sub(now())))
+		if old != nil {
+			warnReplaced(stdout, *old, b)
+		}
 	case "delete":
 		if err := c.Unban(ctx, pos[0]); err != nil {
 			if errors.Is(err, admin.ErrNoBan) {
@@ -86,6 +122,44 @@ func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) erro
 		fmt.Fprintf(stdout, "%s: ban lifted\n", pos[0])
 	}
 	return nil
+}
+
+// hostBits reports whether s is a CIDR prefix written with bits set
+// past its length ("10.1.2.3/8"), which would ban more than it seems to.
+func hostBits(s string) bool {
+	p, err := netip.ParsePrefix(strings.TrimSpace(s))
+	return err == nil && p.Masked() != p
+}
+
+// exactBan returns the ban of exactly the prefix s, or nil.
+func exactBan(ctx context.Context, c *admin.Client, s string) (*admin.BanInfo, error) {
+	p, err := admin.ParseBanPrefix(s)
+	if err != nil {
+		return nil, err
+	}
+	bans, err := c.Bans(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bans {
+		if b.Prefix == p.String() {
+			return &b, nil
+		}
+	}
+	return nil, nil
+}
+
+// warnReplaced says what a new ban changed of the one it replaced: an
+// earlier end, another reason.
+func warnReplaced(w io.Writer, old, b admin.BanInfo) {
+	if b.Until.Before(old.Until) {
+		fmt.Fprintf(w, "warning: %s was banned until %s; the new ban ends sooner\n", old.Prefix, old.Until.UTC().Format(time.RFC3339))
+	} else {
+		fmt.Fprintf(w, "warning: %s was banned already (until %s); replaced\n", old.Prefix, old.Until.UTC().Format(time.RFC3339))
+	}
+	if old.Reason != b.Reason {
+		fmt.Fprintf(w, "warning: its reason was %q, now %q\n", old.Reason, b.Reason)
+	}
 }
 
 // banError turns the admin client's errors into what the operator is

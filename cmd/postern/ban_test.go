@@ -84,9 +84,25 @@ func TestBanCommands(t *testing.T) {
 	if b, ok, _ := store.Banned(context.Background(), netip.MustParseAddr("192.0.2.7"), cliNow); !ok || !b.Manual || b.Reason != "spam run" {
 		t.Errorf("store: %+v %v", b, ok)
 	}
-	// A manual ban of a prefix the engine banned keeps its strikes.
-	if _, err := runB(t, "add", "203.0.113.9/24", "--data", data); err != nil {
-		t.Fatal(err)
+	// A manual ban of a prefix the engine banned keeps its strikes, and
+	// says what it replaced.
+	got, err = runB(t, "add", "203.0.113.0/24", "--data", data)
+	if err != nil || !strings.Contains(got, "warning: 203.0.113.0/24 was banned already (until 2026-11-27T11:30:00Z); replaced\n") ||
+		!strings.Contains(got, `warning: its reason was "auth: 40 failures from the /24", now "banned by the administrator"`) {
+		t.Errorf("ban over the engine's: %q, %v", got, err)
+	}
+	// Shortened: said so.
+	got, err = runB(t, "add", "192.0.2.7", "--for", "1h", "--reason", "spam run", "--data", data)
+	if err != nil || !strings.Contains(got, "warning: 192.0.2.7/32 was banned until 2026-11-29T10:00:00Z; the new ban ends sooner\n") || strings.Contains(got, "reason was") {
+		t.Errorf("shortened ban: %q, %v", got, err)
+	}
+	// A prefix with host bits: refused, unless --force.
+	_, err = runB(t, "add", "198.51.100.7/24", "--data", data)
+	if err == nil || !strings.Contains(err.Error(), "198.51.100.7/24 has host bits set: it would ban all of 198.51.100.0/24") {
+		t.Errorf("host bits: %v", err)
+	}
+	if got, err := runB(t, "add", "198.51.100.7/24", "--force", "--data", data); err != nil || !strings.HasPrefix(got, "198.51.100.0/24 banned until") {
+		t.Errorf("host bits with --force: %q, %v", got, err)
 	}
 	if b, _, _ := store.Banned(context.Background(), netip.MustParseAddr("203.0.113.1"), cliNow); b.Strikes != 2 || !b.Manual {
 		t.Errorf("manual ban over the engine's: %+v", b)
@@ -100,8 +116,11 @@ func TestBanCommands(t *testing.T) {
 }
 
 func TestBanUsage(t *testing.T) {
+	if _, err := runB(t, "add", "192.0.2.1", "--for", "2days"); err == nil || !strings.Contains(err.Error(), "as in 90m, 48h or 720h") {
+		t.Errorf("--for 2days: %v, want an example of a duration", err)
+	}
 	for _, args := range [][]string{
-		{}, {"frobnicate"}, {"add"}, {"add", "not-an-ip"}, {"add", "10.0.0.0/7"}, {"add", "2001::/15"},
+		{}, {"frobnicate"}, {"add"}, {"add", "not-an-ip"}, {"add", "10.0.0.0/7"}, {"add", "2001::/15"}, {"add", "10.1.2.3/8"},
 		{"add", "192.0.2.1", "--for", "0s"}, {"add", "192.0.2.1", "--for", "9000h"},
 		{"list", "extra"}, {"delete"}, {"show"}, {"list", "--reason", "x"},
 	} {

@@ -82,13 +82,20 @@ func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 		return err
 	}
 	if err != nil {
+		// One line per problem, as serve prints them; the fix once.
 		var lines []string
 		for _, l := range strings.Split(err.Error(), "\n") {
 			if l = strings.TrimSpace(l); l != "" {
 				lines = append(lines, l)
 			}
 		}
-		c.fail("config", "", strings.Join(lines, "; "), "correct the configuration as each message says (docs/configuration.md)")
+		for i, l := range lines {
+			fix := ""
+			if i == len(lines)-1 {
+				fix = "correct the configuration as each message says (docs/configuration.md)"
+			}
+			c.fail("config", "", l, fix)
+		}
 	} else {
 		c.cfg = cfg
 		res, err := newResolver(cfg)
@@ -127,6 +134,7 @@ func (c *checker) run(ctx context.Context) {
 	c.checkDataDir()
 	c.checkPostmaster(ctx) // postmaster.go
 	c.checkCertificates()
+	c.checkStart()            // startcheck.go
 	c.checkAutoconfigServer() // checkclients.go
 	c.checkHost(ctx)
 	keys, err := mailauth.LoadKeys(c.cfg.DataDir)

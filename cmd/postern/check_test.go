@@ -172,7 +172,7 @@ func TestCheckAllWell(t *testing.T) {
 	var out bytes.Buffer
 	(&checker{out: rs}).print(&out, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
-		!strings.HasSuffix(out.String(), "14 checks: 0 failed, 0 warnings\n") {
+		!strings.HasSuffix(out.String(), "15 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
@@ -248,42 +248,6 @@ func TestCheckWrong(t *testing.T) {
 	}
 }
 
-func TestSPFTerm(t *testing.T) {
-	for term, ok := range map[string]bool{
-		"mx": true, "-all": true, "~all": true, "a/24": true, "mx:mail.example.com/24": true,
-		"ip4:192.0.2.0/24": true, "ip6:2001:db8::/32": true, "ip4:2001:db8::1": false,
-		"include:_spf.example.net": true, "include": false, "redirect=_spf.example.com": true,
-		"exp=explain.example.com": true, "all:x": false, "foo": false, "": false,
-	} {
-		if spfTerm(term) != ok {
-			t.Errorf("spfTerm(%q) = %v, want %v", term, !ok, ok)
-		}
-	}
-}
-
-func TestParseSTS(t *testing.T) {
-	for body, want := range map[string]string{
-		"version: STSv1\nmode: enforce\nmx: a.example\nmx: *.b.example\nmax_age: 10\n": "enforce [a.example *.b.example]",
-		"version: STSv1\nmode: none\nmax_age: 10\n":                                    "none []",
-		"version: STSv2\nmode: enforce\nmx: a\nmax_age: 1\n":                           `version "STSv2", want STSv1`,
-		"version: STSv1\nmode: enforce\nmax_age: 1\n":                                  "no mx line",
-		"version: STSv1\nmode: enforce\nmode: none\nmx: a\nmax_age: 1\n":               "mode given twice",
-		"version: STSv1\nmode: enforce\nmx: a\nmax_age: 99999999\n":                    `max_age "99999999" is not 0 to 31557600 seconds`,
-	} {
-		mode, mxs, err := parseSTS(body)
-		got := fmt.Sprintf("%s %v", mode, mxs)
-		if err != nil {
-			got = err.Error()
-		}
-		if got != want {
-			t.Errorf("parseSTS(%q) = %s, want %s", body, got, want)
-		}
-	}
-	if !stsMatch("*.example.com", "mail.example.com") || stsMatch("*.example.com", "a.b.example.com") || stsMatch("*.example.com", "example.com") {
-		t.Error("stsMatch wildcard")
-	}
-}
-
 // TestCheckCommand runs `postern check` as the binary would: human
 // output and --json, exit 0 only without FAIL, and a broken config.
 func TestCheckCommand(t *testing.T) {
@@ -296,7 +260,7 @@ func TestCheckCommand(t *testing.T) {
 		t.Fatalf("exit %d; stdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
 	if !strings.Contains(stdout.String(), "WARN mta-sts example.com: no MTA-STS record") ||
-		!strings.HasSuffix(stdout.String(), "14 checks: 0 failed, 1 warnings\n") {
+		!strings.HasSuffix(stdout.String(), "15 checks: 0 failed, 1 warnings\n") {
 		t.Errorf("stdout:\n%s", stdout.String())
 	}
 
@@ -316,14 +280,16 @@ func TestCheckCommand(t *testing.T) {
 	}
 
 	bad := filepath.Join(t.TempDir(), "bad.toml")
-	os.WriteFile(bad, []byte("hostname = \"mail.example.com\"\n[acme]\nchallenge = \"carrier-pigeon\"\n"), 0o600)
+	os.WriteFile(bad, []byte("hostname = \"mail.example.com\"\nbogus = 1\n[acme]\nchallenge = \"carrier-pigeon\"\n"), 0o600)
 	stdout.Reset()
 	if code := run([]string{"check", "--json", "--config", bad}, nil, &stdout, &stderr); code != 1 {
 		t.Fatalf("bad config: exit %d, want 1", code)
 	}
 	rs = nil
 	json.Unmarshal(stdout.Bytes(), &rs)
-	if len(rs) != 1 || rs[0].Check != "config" || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, "acme.challenge") {
+	// One result per problem, as serve prints them, the fix on the last.
+	if len(rs) != 2 || rs[0].Check != "config" || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, `unknown key "bogus"`) ||
+		rs[0].Fix != "" || !strings.Contains(rs[1].Message, "acme.challenge") || rs[1].Fix == "" {
 		t.Errorf("bad config: %+v", rs)
 	}
 }
@@ -392,5 +358,38 @@ func TestCheckPostmaster(t *testing.T) {
 	}
 	if _, err := os.Stat(dev.DataDir); err == nil {
 		t.Errorf("check made the data directory %s", dev.DataDir)
+	}
+}
+
+// TestCheckMTASTSAsDelivery: postern check judges the MTA-STS record and
+// policy with delivery's own parser and matcher (internal/delivery/
+// policy), so it never blesses what delivery refuses: its own parser
+// took a signed max_age, keys that are no keys and records that are not
+// "v=STSv1" (issue 15 §1).
+func TestCheckMTASTSAsDelivery(t *testing.T) {
+	e := newCheckEnv(t, goodZone())
+	e.dns.Set("s1._domainkey.example.com", dnstest.TXT(e.dkimRec))
+	good := "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n"
+	for _, tt := range []struct{ record, policy, status, want string }{
+		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: +86400\n", statusFail, "max_age"},
+		{"v=STSv1; id=20261127", good + "bad key: x\n", statusFail, "invalid key"},
+		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com!\nmax_age: 86400\n", statusFail, "invalid mx pattern"},
+		{"v=STSv1; id=1; id=2", good, statusFail, "id given twice"},
+		// Delivery sees no record here: no policy, as if none were published.
+		{"v=STSv10; id=20261127", good, statusWarn, "no MTA-STS record"},
+	} {
+		e.dns.Set("_mta-sts.example.com", dnstest.TXT(tt.record))
+		e.policy = tt.policy
+		r := find(e.run(t), "mta-sts")
+		if len(r) != 1 || r[0].Status != tt.status || !strings.Contains(r[0].Message, tt.want) {
+			t.Errorf("record %q, policy %q: %+v; want %s saying %q", tt.record, tt.policy, r, tt.status, tt.want)
+		}
+	}
+	// What delivery takes, check takes: the pattern in upper case with
+	// a trailing dot, CRLF line ends, an extension key.
+	e.dns.Set("_mta-sts.example.com", dnstest.TXT("v=STSv1; id=20261127"))
+	e.policy = "version: STSv1\r\nmode: enforce\r\nmx: *.EXAMPLE.com.\r\nmax_age: 86400\r\next_1: y\r\n"
+	if r := find(e.run(t), "mta-sts"); len(r) != 1 || r[0].Status != statusOK {
+		t.Errorf("a policy delivery takes: %+v", r)
 	}
 }

@@ -3,19 +3,16 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"net/http"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"postern/internal/delivery/policy"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
+	"postern/internal/smtp"
 )
 
 // checkDomain checks the DNS records of one local domain: MX, SPF, the
@@ -66,53 +63,6 @@ func (c *checker) checkMX(ctx context.Context, d string) {
 	c.fail("mx", d, fmt.Sprintf("no MX of %s names this host %s (they name %s)", d, host, strings.Join(names, ", ")), fix)
 }
 
-// spfRecords returns the SPF records of d (RFC 7208 §4.5).
-func spfRecords(txts []string) []string {
-	var out []string
-	for _, t := range txts {
-		if strings.EqualFold(t, "v=spf1") || (len(t) > 7 && strings.EqualFold(t[:7], "v=spf1 ")) {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// spfTerm reports whether term is a syntactically valid SPF mechanism
-// or modifier (RFC 7208 §4.6.1, §5, §6), without checking macros.
-func spfTerm(term string) bool {
-	t := strings.ToLower(strings.TrimLeft(term, "+-~?"))
-	if t == "" {
-		return false
-	}
-	if i := strings.IndexByte(t, '='); i > 0 && !strings.ContainsAny(t[:i], ":/") {
-		// A modifier, name=value (RFC 7208 §6).
-		return strings.Trim(t[:i], "abcdefghijklmnopqrstuvwxyz0123456789-_.") == ""
-	}
-	name, arg, hasArg := strings.Cut(t, ":")
-	if j := strings.IndexByte(name, '/'); j >= 0 && !hasArg {
-		name = name[:j]
-	}
-	switch name {
-	case "all":
-		return !hasArg
-	case "include", "exists":
-		return hasArg && arg != ""
-	case "a", "mx", "ptr":
-		return true
-	case "ip4", "ip6":
-		if !hasArg {
-			return false
-		}
-		p, err := netip.ParsePrefix(arg)
-		if err != nil {
-			a, aerr := netip.ParseAddr(arg)
-			return aerr == nil && a.Is4() == (name == "ip4")
-		}
-		return p.Addr().Is4() == (name == "ip4")
-	}
-	return false
-}
-
 // checkSPF: one parsable SPF record, which allows the public addresses.
 func (c *checker) checkSPF(ctx context.Context, d string) {
 	fix := fmt.Sprintf(`%s. IN TXT "v=spf1 mx -all"`, d)
@@ -120,7 +70,7 @@ func (c *checker) checkSPF(ctx context.Context, d string) {
 	if c.lookupErr("spf", d, d, err) {
 		return
 	}
-	recs := spfRecords(txts)
+	recs := mailauth.SPFRecords(txts)
 	switch {
 	case len(recs) == 0:
 		c.fail("spf", d, fmt.Sprintf("%s has no SPF record: receivers cannot tell whether this host may send its mail", d), fix)
@@ -130,11 +80,9 @@ func (c *checker) checkSPF(ctx context.Context, d string) {
 			"merge them into one: "+fix)
 		return
 	}
-	for _, term := range strings.Fields(recs[0])[1:] {
-		if !spfTerm(term) {
-			c.fail("spf", d, fmt.Sprintf("SPF record %q: %q is not a valid mechanism or modifier", recs[0], term), "correct it, for example: "+fix)
-			return
-		}
+	if err := mailauth.CheckSPFSyntax(recs[0]); err != nil {
+		c.fail("spf", d, strings.TrimPrefix(err.Error(), "mailauth: "), "correct it, for example: "+fix)
+		return
 	}
 	if len(c.cfg.Check.PublicAddresses) == 0 {
 		c.ok("spf", d, fmt.Sprintf("%q (set check.public_addresses to test it against this host's addresses)", recs[0]))
@@ -163,22 +111,6 @@ func joinAddrs(as []netip.Addr) string {
 	return strings.Join(s, ", ")
 }
 
-// tags parses a tag=value list (RFC 6376 §3.2), keys lower case.
-func tags(rec string) map[string]string {
-	out := map[string]string{}
-	for part := range strings.SplitSeq(rec, ";") {
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			continue
-		}
-		k = strings.ToLower(strings.TrimSpace(k))
-		if _, dup := out[k]; !dup {
-			out[k] = strings.Join(strings.Fields(v), "")
-		}
-	}
-	return out
-}
-
 // checkDKIM: each key of d in DATA/dkim is published, with the same
 // public key (RFC 6376 §3.6.1).
 func (c *checker) checkDKIM(ctx context.Context, d string, keys []mailauth.SigningKey) {
@@ -203,10 +135,10 @@ func (c *checker) checkDKIM(ctx context.Context, d string, keys []mailauth.Signi
 			c.fail("dkim", d, fmt.Sprintf("no DKIM record at %s: receivers cannot verify mail signed with selector %s", name, k.Selector), fix)
 			continue
 		}
-		wantP := tags(want)["p"]
+		wantP, _ := mailauth.RecordKey(want)
 		match := false
 		for _, t := range txts {
-			if p := tags(t)["p"]; subtle.ConstantTimeCompare([]byte(p), []byte(wantP)) == 1 {
+			if p, err := mailauth.RecordKey(t); err == nil && subtle.ConstantTimeCompare([]byte(p), []byte(wantP)) == 1 {
 				match = true
 			}
 		}
@@ -265,12 +197,9 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 	if c.lookupErr("mta-sts", d, name, err) {
 		return
 	}
-	var recs []string
-	for _, t := range txts {
-		if strings.HasPrefix(t, "v=STSv1") {
-			recs = append(recs, t)
-		}
-	}
+	// The record and the policy are read as delivery reads them
+	// (internal/delivery/policy): what check blesses, delivery takes.
+	recs := policy.STSRecords(txts)
 	if len(recs) == 0 {
 		c.warn("mta-sts", d, fmt.Sprintf("no MTA-STS record at %s: senders cannot require TLS to %s", name, d), fix)
 		return
@@ -279,128 +208,32 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 		c.fail("mta-sts", d, fmt.Sprintf("%d MTA-STS records at %s; senders ignore them all (RFC 8461 §3.1)", len(recs), name), "keep one")
 		return
 	}
-	if tg := tags(recs[0]); tg["id"] == "" || len(tg["id"]) > 32 || strings.Trim(tg["id"], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") != "" {
-		c.fail("mta-sts", d, fmt.Sprintf("MTA-STS record %q: id= must be 1 to 32 letters and digits", recs[0]),
+	if _, err := policy.ParseSTSRecord(recs); err != nil {
+		c.fail("mta-sts", d, fmt.Sprintf("MTA-STS record %q: %s; senders see no policy (the id= must be 1 to 32 letters and digits)", recs[0], strings.TrimPrefix(err.Error(), "policy: ")),
 			fmt.Sprintf(`_mta-sts.%s. IN TXT "v=STSv1; id=%s"`, d, id))
 		return
 	}
-	body, err := c.fetchPolicy(ctx, policyURL)
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	pol, err := policy.FetchSTSPolicy(fctx, c.http, d)
+	cancel()
 	if err != nil {
-		c.fail("mta-sts", d, fmt.Sprintf("policy %s: %v; senders that saw it before keep their cached copy, others see no policy", policyURL, err),
+		c.fail("mta-sts", d, fmt.Sprintf("policy %s: %v; senders that saw a policy before keep their cached copy, others see none", policyURL, err),
 			fmt.Sprintf("serve at %s (Content-Type text/plain, a certificate valid for mta-sts.%s):\n%s", policyURL, d, indent(c.stsPolicyFile(), "    ")))
 		return
 	}
-	mode, mxs, err := parseSTS(body)
-	if err != nil {
-		c.fail("mta-sts", d, fmt.Sprintf("policy %s: %v", policyURL, err), "serve this policy instead:\n"+indent(c.stsPolicyFile(), "    "))
-		return
-	}
-	if !slices.ContainsFunc(mxs, func(p string) bool { return stsMatch(p, c.cfg.Hostname) }) {
+	mxs := strings.Join(pol.MX, ", ")
+	if !pol.Match(smtp.LowerASCII(c.cfg.Hostname)) {
 		c.fail("mta-sts", d, fmt.Sprintf("policy %s lists mx %s but not this host %s: senders in enforce mode refuse to deliver here",
-			policyURL, strings.Join(mxs, ", "), c.cfg.Hostname),
+			policyURL, mxs, c.cfg.Hostname),
 			fmt.Sprintf("add the line \"mx: %s\" to the policy and change the id= of _mta-sts.%s", c.cfg.Hostname, d))
 		return
 	}
-	if mode != "enforce" {
-		c.warn("mta-sts", d, fmt.Sprintf("policy mode is %s: senders do not require TLS yet", mode),
+	if pol.Mode != policy.STSEnforce {
+		c.warn("mta-sts", d, fmt.Sprintf("policy mode is %s: senders do not require TLS yet", pol.Mode),
 			fmt.Sprintf("once TLS-RPT reports are clean, set \"mode: enforce\" and change the id= of _mta-sts.%s", d))
 		return
 	}
-	c.ok("mta-sts", d, fmt.Sprintf("policy mode enforce, mx %s", strings.Join(mxs, ", ")))
-}
-
-// fetchPolicy gets an MTA-STS policy: status 200, text/plain, at most
-// 64 KiB, without following redirects (RFC 8461 §3.3).
-func (c *checker) fetchPolicy(ctx context.Context, url string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	cl := *c.http
-	cl.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	resp, err := cl.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("HTTP status %s (redirects are not followed)", resp.Status)
-	}
-	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
-		return "", fmt.Errorf("Content-Type %q, want text/plain", resp.Header.Get("Content-Type"))
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > 64<<10 {
-		return "", errors.New("larger than 64 KiB")
-	}
-	return string(b), nil
-}
-
-// parseSTS parses an MTA-STS policy file (RFC 8461 §3.2) and returns
-// its mode and mx patterns.
-func parseSTS(body string) (mode string, mxs []string, err error) {
-	seen := map[string]bool{}
-	maxAge := -1
-	for line := range strings.SplitSeq(body, "\n") {
-		line = strings.TrimSuffix(line, "\r")
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			return "", nil, fmt.Errorf("line %q has no colon", line)
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		if k != "mx" && seen[k] {
-			return "", nil, fmt.Errorf("%s given twice", k)
-		}
-		seen[k] = true
-		switch k {
-		case "version":
-			if v != "STSv1" {
-				return "", nil, fmt.Errorf("version %q, want STSv1", v)
-			}
-		case "mode":
-			if v != "enforce" && v != "testing" && v != "none" {
-				return "", nil, fmt.Errorf("mode %q is not enforce, testing or none", v)
-			}
-			mode = v
-		case "max_age":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 31557600 {
-				return "", nil, fmt.Errorf("max_age %q is not 0 to 31557600 seconds", v)
-			}
-			maxAge = n
-		case "mx":
-			mxs = append(mxs, strings.ToLower(strings.TrimSuffix(v, ".")))
-		}
-	}
-	switch {
-	case !seen["version"]:
-		return "", nil, errors.New("no version: STSv1 line")
-	case mode == "":
-		return "", nil, errors.New("no mode line")
-	case maxAge < 0:
-		return "", nil, errors.New("no max_age line")
-	case len(mxs) == 0 && mode != "none":
-		return "", nil, errors.New("no mx line")
-	}
-	return mode, mxs, nil
-}
-
-// stsMatch matches host against an mx pattern: a name, or "*.domain"
-// for exactly one more label (RFC 8461 §4.1).
-func stsMatch(pattern, host string) bool {
-	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
-		i := strings.IndexByte(host, '.')
-		return i > 0 && host[i+1:] == rest
-	}
-	return pattern == host
+	c.ok("mta-sts", d, fmt.Sprintf("policy mode enforce, mx %s", mxs))
 }
 
 // checkTLSRPT: a TLS-RPT record at _smtp._tls.DOMAIN (RFC 8460 §3).
@@ -424,7 +257,8 @@ func (c *checker) checkTLSRPT(ctx context.Context, d string) {
 	case len(recs) > 1:
 		c.fail("tls-rpt", d, fmt.Sprintf("%d TLS-RPT records at %s; senders ignore them all (RFC 8460 §3)", len(recs), name), "keep one: "+fix)
 	default:
-		rua := tags(recs[0])["rua"]
+		tg, _ := mailauth.ParseTagList(recs[0]) // RFC 8460 §3: a tag-list as DKIM's
+		rua := tg["rua"]
 		if rua == "" || !(strings.HasPrefix(rua, "mailto:") || strings.HasPrefix(rua, "https:")) {
 			c.fail("tls-rpt", d, fmt.Sprintf("TLS-RPT record %q has no rua=mailto: or rua=https: address", recs[0]), fix)
 			return

@@ -83,6 +83,17 @@ func commands() []*command {
 			setup: checkFlags,
 		},
 		{
+			name: "config", section: sectionServer,
+			summary: "print the configuration in effect as TOML, every key with its value (as postconf)",
+			text: "Defaults included, paths resolved, derived values filled in; what it prints loads back as the same configuration. " +
+				"-n prints only the keys whose value differs from the defaults (as postconf -n), -d the defaults (as postconf -d).",
+			examples: []string{
+				"postern config -n --config /etc/postern/postern.toml",
+				"postern config -d | grep -A3 '^\\[delivery\\]'",
+			},
+			setup: configPrintFlags,
+		},
+		{
 			name: "reload", section: sectionServer,
 			summary: "reload the certificates and the users of the running server, as SIGHUP does",
 			text:    "Waits for the outcome: it exits 1, saying what was kept, when a certificate or the users file did not load; the server goes on serving with what it had.",

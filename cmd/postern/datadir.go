@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -110,15 +111,21 @@ func inspectDataDir(dir string, uid int, deep bool) (findings []dataDirFinding, 
 }
 
 // ownerSpec is the owner to give the data directory to, for chown: the
-// configured user and group, or without user the one running this.
-func ownerSpec(pc config.Process) string {
+// configured user and group, or without user the server's uid (by name
+// when it has one; "name:" is the name and its login group).
+func ownerSpec(pc config.Process, uid int) string {
 	if pc.User != "" {
 		return pc.User + ":" + pc.Group
 	}
-	if u, err := user.Current(); err == nil {
-		return u.Username + ":"
+	return userName(uid) + ":"
+}
+
+// userName is uid's user name, or the number when it has none.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
 	}
-	return "postern:postern"
+	return strconv.Itoa(uid)
 }
 
 // checkDataDir checks that dir belongs to uid, the user Postern runs as,
@@ -129,10 +136,15 @@ func checkDataDir(dir string, pc config.Process, uid int) error {
 	if err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
-	fix := fmt.Sprintf("chown -R %s %s && chmod 700 %s", ownerSpec(pc), dir, dir)
+	fix := fmt.Sprintf("chown -R %s %s && chmod 700 %s", ownerSpec(pc, uid), dir, dir)
 	for _, f := range findings {
 		switch f.kind {
 		case findOwner:
+			if uid == 0 && pc.User == "" {
+				// Started as root without user: the directory's owner is
+				// the user to serve as, not root.
+				fix = fmt.Sprintf("serve as its owner: user = %q in the configuration (serve binds as root, then switches), or start postern as that user", userName(f.uid))
+			}
 			return fmt.Errorf("serve: data directory %s belongs to uid %d, but Postern runs as uid %d; fix: %s", dir, f.uid, uid, fix)
 		case findWritable:
 			return fmt.Errorf("serve: data directory %s is writable by others (mode %04o); fix: %s", dir, f.mode, fix)
@@ -211,7 +223,7 @@ func (c *checker) checkDataDir() {
 	if fs := byKind[findOwner]; len(fs) > 0 {
 		c.fail(check, "", fmt.Sprintf("%s: %s to another user than the server's (%s), so it may not read or replace them: %s",
 			dir, count(len(fs), "entry belongs", "entries belong"), who, listFindings(fs, func(f dataDirFinding) string { return fmt.Sprintf("uid %d", f.uid) })),
-			fmt.Sprintf("chown -R %s %s", ownerSpec(pc), dir))
+			fmt.Sprintf("chown -R %s %s", ownerSpec(pc, uid), dir))
 	}
 	if fs := byKind[findWritable]; len(fs) > 0 {
 		c.fail(check, "", fmt.Sprintf("%s: %s writable by the group or others: %s", dir, count(len(fs), "entry is", "entries are"), listFindings(fs, modeDetail)),

@@ -134,7 +134,15 @@ func TestCheckDataDirNoUser(t *testing.T) {
 	rs := dataDirResults(&config.Config{DataDir: dir})
 	if len(rs) != 1 || rs[0].Status != statusFail ||
 		!strings.Contains(rs[0].Message, "1 entry belongs to another user than the server's (uid 65534, the data directory's owner: no user in the configuration)") ||
-		!strings.HasSuffix(rs[0].Message, ": users.json (uid 0)") {
+		!strings.HasSuffix(rs[0].Message, ": users.json (uid 0)") ||
+		rs[0].Fix != "chown -R nobody: "+dir { // the server's user, never root who runs the check
 		t.Errorf("%+v", rs)
+	}
+	// serve started as root without user on nobody's directory: the fix
+	// is to serve as nobody, not to give the directory to root.
+	err := checkDataDir(dir, config.Process{}, 0)
+	if err == nil || !strings.Contains(err.Error(), `belongs to uid 65534, but Postern runs as uid 0; fix: serve as its owner: user = "nobody" in the configuration`) ||
+		strings.Contains(err.Error(), "chown") {
+		t.Errorf("serve as root: %v", err)
 	}
 }

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"postern/internal/queue"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 )
 
 // benchDir is a Directory for the DATA path benchmark: one local domain,
@@ -28,18 +28,18 @@ func (benchDir) MaySendAs(ctx context.Context, user, addr string) (bool, error) 
 // BenchmarkDataPath is issue 17's reuse scenario in one process, without
 // TLS: 8 clients, each an mx session carrying 50 messages of 10 KiB
 // (MAIL, RCPT and DATA pipelined), into a real spool (group commit,
-// fdatasync) through the wiring of serve (spoolAdapter). One op is one
+// fdatasync) as serve wires it (the spool is the smtpd.Spooler). One op is one
 // message, from MAIL to its 250.
 func BenchmarkDataPath(b *testing.B) {
 	log := slog.New(slog.DiscardHandler)
-	spool, err := queue.Open(queue.Options{Dir: b.TempDir(), Logger: log})
+	spool, err := spool.Open(spool.Options{Dir: b.TempDir(), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer spool.Close()
 	srv := &smtpd.Server{
 		Name: "bench", Role: smtpd.RoleMX, Hostname: "mx.example.test",
-		Directory: benchDir{}, Spool: spoolAdapter{spool}, Logger: log,
+		Directory: benchDir{}, Spool: spool, Logger: log,
 		Limits: smtpd.Limits{CommandTimeout: time.Minute, DataTimeout: time.Minute},
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")

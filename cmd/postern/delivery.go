@@ -16,7 +16,6 @@ import (
 	"postern/internal/dns"
 	"postern/internal/queue"
 	"postern/internal/smtp"
-	"postern/internal/userdb"
 )
 
 // newResolver builds the DNS resolver delivery and mail authentication
@@ -115,7 +114,7 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 // maps its per-recipient results to the queue's outcomes.
 type remoteBatch struct{ d *remote.Deliverer }
 
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
 	hdr := msg.Header
 	tlsOptional := false
 	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
@@ -130,7 +129,11 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *queue.Envelope, rcpt
 	})
 	out := make([]queue.Outcome, len(results))
 	for i, r := range results {
-		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host}
+		ss := r.Session
+		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
+			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
+			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
+		}}
 		if r.Code != 0 {
 			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
 		}
@@ -179,19 +182,20 @@ func deliveryErr(r remote.Result) error {
 }
 
 // lmtpLocal delivers local recipients to a mailbox server over LMTP
-// (RFC 2033) after alias expansion.
+// (RFC 2033) after alias expansion (forwarding what goes to other
+// domains: forward.go).
 type lmtpLocal struct {
-	dir  *userdb.Directory
+	fwd  *forwarder
 	lmtp *delivery.LMTP
 }
 
-func (l *lmtpLocal) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := l.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err)
-	}
+func (l *lmtpLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
+	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
+	}
+	if len(boxes) == 0 {
+		return nil // forwarded only
 	}
 	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
 		if errors.Is(err, delivery.ErrPermanent) {

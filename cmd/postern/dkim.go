@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/config"
+	"postern/internal/dns"
 	"postern/internal/fsutil"
 	"postern/internal/mailauth"
 	"postern/internal/pkcs11"
@@ -31,8 +33,9 @@ func dkimKeygenFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 // to DATA/dkim/DOMAIN/SELECTOR.ALG.pem (0600) and prints the DNS TXT
 // record to publish (RFC 6376 §3.6.1).
 func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdout io.Writer, now func() time.Time) error {
-	domain := strings.ToLower(strings.TrimSuffix(pos[0], "."))
-	if !validDNSName(domain) {
+	// The domain's key (an A-label, lower case), as signing looks it up.
+	domain, err := addrkey.Domain(pos[0])
+	if err != nil || !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
 		return usageError{fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0])}
 	}
 	var alg, other mailauth.Algorithm
@@ -51,7 +54,8 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 			sel += "e"
 		}
 	}
-	if !validLabel(sel) {
+	// RFC 6376 §3.1; one label, as it names the key file.
+	if !dns.ValidName(sel) || strings.Contains(sel, ".") {
 		return usageError{fmt.Sprintf("dkim keygen: %q is not a valid selector", sel)}
 	}
 	cfg, err := cf.load()
@@ -120,33 +124,4 @@ func loadDKIMKey(dk config.DKIMKey, tokens *pkcs11.Tokens, log *slog.Logger) (ma
 		sk.Key, err = mailauth.LoadKeyFile(dk.KeyFile)
 	}
 	return sk, err
-}
-
-// validDNSName reports whether s is a DNS name of letters, digits and
-// hyphens with at least two labels.
-func validDNSName(s string) bool {
-	labels := strings.Split(s, ".")
-	if len(s) > 253 || len(labels) < 2 {
-		return false
-	}
-	for _, l := range labels {
-		if !validLabel(l) {
-			return false
-		}
-	}
-	return true
-}
-
-// validLabel reports whether s is an LDH label (RFC 1035 §2.3.1; RFC
-// 6376 §3.1 selectors are labels too).
-func validLabel(s string) bool {
-	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }

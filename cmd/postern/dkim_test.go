@@ -72,7 +72,7 @@ type memSpool struct {
 	msgs [][]byte
 }
 
-func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+func (s *memSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	data, err := io.ReadAll(msg.Reader())
 	if err != nil {
 		return err
@@ -84,7 +84,7 @@ func (s *memSpool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Mes
 }
 
 // CreateFile refuses: the tests' messages are small and stay in memory.
-func (s *memSpool) CreateFile(id string) (smtpd.SpoolFile, error) {
+func (s *memSpool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("memSpool: no files")
 }
 
@@ -196,11 +196,11 @@ func TestSignFilter(t *testing.T) {
 		t.Fatalf("filters %v %v %v", mx, sub, err)
 	}
 	data := &smtp.Message{Header: []byte("Received: x\r\nFrom: a@example.org\r\nSubject: s\r\n\r\n"), Body: smtp.BodyBytes([]byte("Hi\r\n"))}
-	res, err := sub.Filter(context.Background(), &smtpd.Envelope{AuthUser: "a"}, data)
+	res, err := sub.Filter(context.Background(), &smtp.Envelope{AuthUser: "a"}, data)
 	if err != nil || !bytes.HasPrefix(res.Prepend, []byte("DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;\r\n\td=example.org; s=s1;")) {
 		t.Errorf("signed: %q %v", res.Prepend, err)
 	}
-	if res, _ := sub.Filter(context.Background(), &smtpd.Envelope{}, data); res.Prepend != nil {
+	if res, _ := sub.Filter(context.Background(), &smtp.Envelope{}, data); res.Prepend != nil {
 		t.Error("signed an unauthenticated message")
 	}
 }

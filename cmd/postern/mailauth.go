@@ -18,9 +18,12 @@ import (
 type mxFilter struct{ c *mailauth.Checker }
 
 // Filter implements smtpd.Filter.
-func (f mxFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
-	v, err := f.c.Check(ctx, mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From,
-		Header: msg.Header, Body: msg.Body})
+func (f mxFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
+	m := mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From, Header: msg.Header, Body: msg.Body}
+	if l := smtpd.SessionLogger(ctx); l != nil {
+		m.Log = l.With("id", env.ID) // listener, session and id, as every session event
+	}
+	v, err := f.c.Check(ctx, m)
 	if err != nil {
 		return smtpd.FilterResult{}, err
 	}
@@ -37,7 +40,7 @@ type signFilter struct {
 }
 
 // Filter implements smtpd.Filter.
-func (f signFilter) Filter(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
+func (f signFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
 	if env.AuthUser == "" {
 		return smtpd.FilterResult{}, nil
 	}

@@ -246,19 +246,32 @@ func lookupIdentity(pc config.Process) (identity, error) {
 }
 
 // dataOwner returns whom the files and directories a command creates or
-// replaces in the data directory must belong to: when it runs as root
-// and the configuration names a user, that user and group, or the
-// server could not read them after its privilege drop; otherwise nil
-// (they are the process's, which is the server's identity too).
+// replaces in the data directory must belong to, or the server could not
+// read them: when it runs as root, the configured user and group, or
+// without user in the configuration the data directory's owner (the
+// server runs as that uid, or serve refuses to start: checkDataDir).
+// Otherwise, or when the directory does not exist yet or belongs to
+// root, nil: they are the process's, which is the server's identity too.
 func dataOwner(cfg *config.Config) (*fsutil.Owner, error) {
-	if os.Geteuid() != 0 || cfg.Process.User == "" {
+	if os.Geteuid() != 0 {
 		return nil, nil
 	}
-	id, err := lookupIdentity(cfg.Process)
-	if err != nil {
-		return nil, err
+	if cfg.Process.User != "" {
+		id, err := lookupIdentity(cfg.Process)
+		if err != nil {
+			return nil, err
+		}
+		return &fsutil.Owner{UID: id.uid, GID: id.gid}, nil
 	}
-	return &fsutil.Owner{UID: id.uid, GID: id.gid}, nil
+	fi, err := os.Stat(cfg.DataDir)
+	if err != nil {
+		return nil, nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || st.Uid == 0 {
+		return nil, nil
+	}
+	return &fsutil.Owner{UID: int(st.Uid), GID: int(st.Gid)}, nil
 }
 
 // dropPrivileges switches the process to id: supplementary groups, then

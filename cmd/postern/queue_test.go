@@ -15,35 +15,36 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
+	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 var cliNow = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 // fakeQueue is an admin.Spool and admin.Runner over fixed messages.
 type fakeQueue struct {
-	items    []queue.Item
-	envs     map[string]*queue.Envelope
+	items    []spool.Item
+	envs     map[string]*smtp.Envelope
 	retried  []string
 	deleted  []string
 	released []string
 }
 
-func (q *fakeQueue) List() []queue.Item { return q.items }
+func (q *fakeQueue) List() []spool.Item { return q.items }
 
-func (q *fakeQueue) Lookup(id string) (queue.Item, error) {
+func (q *fakeQueue) Lookup(id string) (spool.Item, error) {
 	for _, it := range q.items {
 		if it.ID == id {
 			return it, nil
 		}
 	}
-	return queue.Item{}, fmt.Errorf("queue: lookup %s: %w", id, queue.ErrNotFound)
+	return spool.Item{}, fmt.Errorf("queue: lookup %s: %w", id, spool.ErrNotFound)
 }
 
-func (q *fakeQueue) Header(id string) (*queue.Envelope, []byte, error) {
+func (q *fakeQueue) Header(id string) (*smtp.Envelope, []byte, error) {
 	env, ok := q.envs[id]
 	if !ok {
-		return nil, nil, queue.ErrNotFound
+		return nil, nil, spool.ErrNotFound
 	}
 	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\n"), nil
 }
@@ -67,7 +68,7 @@ func (q *fakeQueue) Release(id string) error {
 		return err
 	}
 	if !it.Held {
-		return fmt.Errorf("queue: release %s: %w", id, queue.ErrNotHeld)
+		return fmt.Errorf("queue: release %s: %w", id, spool.ErrNotHeld)
 	}
 	q.released = append(q.released, id)
 	return nil
@@ -76,22 +77,22 @@ func (q *fakeQueue) Release(id string) error {
 func newFakeQueue() *fakeQueue {
 	const a, b = "0ab1c2d3e4f5g6h7i8j9", "0ab1c2d3e4f5g6h7i8ka"
 	return &fakeQueue{
-		items: []queue.Item{
+		items: []spool.Item{
 			{ID: a, From: "alice@example.com", Size: 2300, ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute)),
-				Recipients: []queue.ItemRecipient{
-					{Addr: "bob@example.org", State: queue.RecipientState{Status: queue.StatusDeferred, Attempts: 3,
+				Recipients: []spool.ItemRecipient{
+					{Addr: "bob@example.org", State: spool.RecipientState{Status: spool.StatusDeferred, Attempts: 3,
 						NextAttempt: cliNow.Add(20 * time.Minute), LastError: "451 4.3.0 try later", Code: "4.3.0",
 						RemoteMTA: "mx.example.org"}},
-					{Addr: "carl@example.net", State: queue.RecipientState{Status: queue.StatusDelivered, Attempts: 1, Code: "2.0.0"}},
+					{Addr: "carl@example.net", State: spool.RecipientState{Status: spool.StatusDelivered, Attempts: 1, Code: "2.0.0"}},
 					{Addr: "dan@local.test"},
 				}},
 			{ID: b, From: "", Size: 512, ReceivedAt: cliNow.Add(-30 * time.Second),
-				Recipients: []queue.ItemRecipient{
-					{Addr: "eve@example.com", State: queue.RecipientState{Status: queue.StatusDeferred, Attempts: 1,
+				Recipients: []spool.ItemRecipient{
+					{Addr: "eve@example.com", State: spool.RecipientState{Status: spool.StatusDeferred, Attempts: 1,
 						NextAttempt: cliNow.Add(-time.Second), Warned: true}},
 				}},
 		},
-		envs: map[string]*queue.Envelope{
+		envs: map[string]*smtp.Envelope{
 			a: {ID: a, From: "alice@example.com", Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 				AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
 				Helo: "laptop.example", ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute))},
@@ -200,10 +201,10 @@ func TestQueueRetryDelete(t *testing.T) {
 func TestQueueHeld(t *testing.T) {
 	q := newFakeQueue()
 	const id = "0ab1c2d3e4f5g6h7i8kb"
-	q.items = append(q.items[1:], queue.Item{ID: id, From: "alice@example.com", Size: 300, ReceivedAt: cliNow.Add(-5 * time.Minute),
+	q.items = append(q.items[1:], spool.Item{ID: id, From: "alice@example.com", Size: 300, ReceivedAt: cliNow.Add(-5 * time.Minute),
 		Held: true, HoldReason: "send limit: messages per hour",
-		Recipients: []queue.ItemRecipient{{Addr: "bob@example.org", State: queue.RecipientState{Status: queue.StatusHeld}}}})
-	q.envs[id] = &queue.Envelope{ID: id, From: "alice@example.com", Body: "7BIT", AuthUser: "alice", Listener: "submission",
+		Recipients: []spool.ItemRecipient{{Addr: "bob@example.org", State: spool.RecipientState{Status: spool.StatusHeld}}}})
+	q.envs[id] = &smtp.Envelope{ID: id, From: "alice@example.com", Body: "7BIT", AuthUser: "alice", Listener: "submission",
 		ReceivedAt: cliNow.Add(-5 * time.Minute), Hold: true, HoldReason: "send limit: messages per hour"}
 	data := serveAdmin(t, q)
 	got, err := runQ(t, "list", "--data", data)

@@ -10,8 +10,8 @@ import (
 )
 
 // reloadFlags is `postern reload`: it asks the running server over its
-// admin socket to reload its certificates and users, as SIGHUP does,
-// and reports what was kept when something failed to load.
+// admin socket to reload its certificates, users and trace list, as
+// SIGHUP does, and reports what was kept when something failed to load.
 func reloadFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	cf := c.configFlags(fs)
 	return func([]string) error {
@@ -25,9 +25,13 @@ func reloadFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 		case errors.Is(err, admin.ErrNotRunning):
 			return notRunning(sock)
 		case err != nil:
+			var se *admin.ServerError
+			if errors.As(err, &se) {
+				return fmt.Errorf("reload failed, the server serves on with what it had: %s", se.Msg)
+			}
 			return fmt.Errorf("reload: %w", err)
 		}
-		fmt.Fprintln(c.stdout, "Reloaded the certificates and the users.")
+		fmt.Fprintln(c.stdout, "Reloaded the certificates, the users and the trace list.")
 		return nil
 	}
 }

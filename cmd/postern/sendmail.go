@@ -14,14 +14,18 @@ import (
 	"io"
 	"mime"
 	"net/mail"
+	"slices"
 	"strings"
 	"syscall"
 
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
+	"postern/internal/sendmail"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
+	"postern/internal/userdb"
 )
 
 // Exit statuses of sysexits.h that sendmail uses.
@@ -45,8 +49,21 @@ type sendmailOpts struct {
 	ignoreDots   bool   // -i, -oi
 	config       string // -C, --config
 	data         string // --data
+	mode         sendmailMode
+	flushFilter  string // -qRSITE, -qSSITE, -qIID: the filter's letter and value ("R", "example.com")
 	rcpts        []string
 }
+
+// sendmailMode is what the command line asks for (sendmail_modes.go).
+type sendmailMode int
+
+// The modes of sendmail(8) that Postern honours.
+const (
+	modeDeliver sendmailMode = iota // -bm: queue the message on stdin (the default)
+	modePrint                       // -bp, or run as mailq: list the queue
+	modeSMTP                        // -bs: SMTP on stdin and stdout
+	modeFlush                       // -q: try the deferred mail now
+)
 
 // parseSendmailArgs parses the sendmail(8) options Postern honours:
 //
@@ -54,7 +71,12 @@ type sendmailOpts struct {
 //	-f ADDR, -r   envelope sender (-fADDR too; "<>" or "" is the null sender)
 //	-F NAME       full name for the From field added when there is none
 //	-i, -oi       a line with a single "." does not end the message
-//	-bm           deliver mail (the default and only mode)
+//	-bm           deliver mail (the default mode)
+//	-bp           list the queue (as mailq)
+//	-bs           SMTP on standard input and output
+//	-q            try the deferred mail now; -qRSITE, -qSSITE, -qIID only the
+//	              messages to or from SITE, or the one with queue id ID;
+//	              -qINTERVAL (a daemon's period) is accepted and ignored
 //	-C FILE       Postern's configuration file (also --config FILE)
 //	--data DIR    the embedded default's data directory
 //	-oX, -odX, -v, -m, -B T, -N D, -R R, -V E, -X F, -L T, -O O=V, -U, -G
@@ -105,6 +127,12 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 		case a == "-i" || a == "-oi":
 			o.ignoreDots = true
 		case a == "-bm" || a == "-v" || a == "-U" || a == "-G" || a == "-m" || a == "-Am" || a == "-Ac":
+		case a == "-bp":
+			o.mode = modePrint
+		case a == "-bs":
+			o.mode = modeSMTP
+		case strings.HasPrefix(a, "-q"):
+			err = o.parseFlush(a[2:])
 		case strings.HasPrefix(a, "-f") || strings.HasPrefix(a, "-r"):
 			o.from, err = value(a[:2])
 			o.fromSet = true
@@ -178,18 +206,31 @@ func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
 	return out, nil
 }
 
-// prepareMessage applies -t and -F to msg (CRLF lines): with extract, the
-// recipients of To, Cc and Bcc are added to rcpts and the Bcc fields are
-// removed; a From field is added when there is none. It returns the
-// message and the recipients.
-func prepareMessage(msg []byte, o *sendmailOpts, sender string) ([]byte, []string, error) {
+// prepareMessage applies -t and -F to msg (CRLF lines), and qualifies
+// bare names with domain: in the address fields of the header
+// (sendmail.QualifyHeader) and among the recipients. With extract, the
+// recipients of To, Cc and Bcc are added to those of the command line
+// and the Bcc fields are removed; a From field is added when there is
+// none. It returns the message, the recipients, and those of them that
+// were bare names.
+func prepareMessage(msg []byte, o *sendmailOpts, sender, domain string) (data []byte, rcpts, bare []string, err error) {
 	end := smtp.HeaderEnd(msg)
 	hdr, body := msg[:end], msg[end:]
 	if len(msg) > 0 && !isFieldLine(msg) {
 		// No header section at all: the whole input is the body.
 		hdr, body = nil, append([]byte("\r\n"), msg...)
 	}
-	rcpts := append([]string(nil), o.rcpts...)
+	hdr, made, err := sendmail.QualifyHeader(hdr, domain)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, r := range o.rcpts {
+		if sendmail.IsBareName(r) {
+			r += "@" + domain
+			bare = append(bare, r)
+		}
+		rcpts = append(rcpts, r)
+	}
 	if o.extractRcpts {
 		for _, name := range []string{"To", "Cc", "Bcc"} {
 			for _, v := range smtp.HeaderValues(hdr, name) {
@@ -198,10 +239,13 @@ func prepareMessage(msg []byte, o *sendmailOpts, sender string) ([]byte, []strin
 				}
 				list, err := mail.ParseAddressList(v)
 				if err != nil {
-					return nil, nil, fmt.Errorf("%s: %w", name, err)
+					return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
 				}
 				for _, a := range list {
 					rcpts = append(rcpts, a.Address)
+					if slices.ContainsFunc(made, func(m string) bool { return strings.EqualFold(m, a.Address) }) {
+						bare = append(bare, a.Address)
+					}
 				}
 			}
 		}
@@ -211,13 +255,13 @@ func prepareMessage(msg []byte, o *sendmailOpts, sender string) ([]byte, []strin
 		from := (&mail.Address{Name: o.fullName, Address: sender}).String()
 		if o.fullName == "" {
 			from = sender
-		} else if !isASCII(o.fullName) {
+		} else if !smtp.IsASCII(o.fullName) {
 			from = mime.QEncoding.Encode("utf-8", o.fullName) + " <" + sender + ">"
 		}
 		hdr = append([]byte("From: "+from+"\r\n"), hdr...)
 	}
 	out := make([]byte, 0, len(hdr)+len(body))
-	return append(append(out, hdr...), body...), rcpts, nil
+	return append(append(out, hdr...), body...), rcpts, bare, nil
 }
 
 // removeField removes every field named name (with its folded lines)
@@ -261,15 +305,6 @@ func isFieldLine(msg []byte) bool {
 	return false
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
 // sendmailConfig loads the configuration sendmail uses: -C/--config,
 // or --data, or as every command finds it (configFlags.load).
 func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
@@ -282,12 +317,16 @@ func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
 func sendmailOptions() []option {
 	return []option{
 		{"-t", "the recipients are those of the To, Cc and Bcc fields too; the Bcc fields are removed"},
+		{"RCPT", "a bare name (root, www-data) is qualified with sendmail.domain; one that names no user or alias goes to the postmaster"},
 		{"-f ADDR", "the envelope sender (also -r ADDR; '<>' is the null sender); default the configured postmaster"},
 		{"-F NAME", "the full name in the From field added when the message has none"},
 		{"-i", "a line holding a single period does not end the message (also -oi)"},
 		{"-C FILE", "Postern's configuration file (also --config FILE)"},
 		{"--data DIR", "use the embedded default, with its data in DIR"},
-		{"-bm", "deliver mail: the default, and the only mode"},
+		{"-bm", "queue the message on stdin: the default mode"},
+		{"-bp", "list the queue, as mailq (a link named mailq is postern queue list)"},
+		{"-bs", "speak SMTP on stdin and stdout; bare names are qualified as on the command line"},
+		{"-q", "try the deferred mail now; -qRSITE and -qSSITE only mail to or from SITE, -qIID one message; -qINTERVAL is ignored"},
 		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
 	}
 }
@@ -315,59 +354,79 @@ func (c *cli) sendmail(args []string) int {
 	if err != nil {
 		return fail(exConfig, "%v", err)
 	}
+	ac := &admin.Client{SocketPath: cfg.AdminSocket()}
+	switch o.mode { // sendmail_modes.go
+	case modePrint:
+		return sendmailPrint(ac, c.stdout, stderr, c.now())
+	case modeFlush:
+		return sendmailFlush(ac, o, stderr)
+	case modeSMTP:
+		return sendmailSMTP(cfg, ac, stdin, c.stdout, stderr)
+	}
+	domain := cfg.SendmailDomain()
 	sender := cfg.Postmaster // the default envelope sender: bounces reach a real mailbox
 	if o.fromSet {
 		sender = o.from
+		if sendmail.IsBareName(sender) {
+			sender += "@" + domain
+		}
 	}
 	msg, err := readMessage(stdin, o.ignoreDots, cfg.Limits.MaxMessageSize)
 	if err != nil {
 		return fail(exDataErr, "read message: %v", err)
 	}
-	msg, rcpts, err := prepareMessage(msg, o, sender)
+	msg, rcpts, bare, err := prepareMessage(msg, o, sender, domain)
 	if err != nil {
 		return fail(exDataErr, "%v", err)
 	}
 	if len(rcpts) == 0 {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
-	ac := &admin.Client{SocketPath: cfg.AdminSocket()}
-	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Data: msg})
-	switch {
-	case err == nil && res.Held:
+	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Bare: bare, Data: msg})
+	if err == nil && res.Held {
 		// Queued, so exit 0; but the caller's operator should know.
 		fmt.Fprintf(stderr, "sendmail: message %s queued but held for review (%s): it is delivered once an operator runs postern queue release %s\n",
 			res.ID, res.HoldReason, res.ID)
-		return exOK
-	case err == nil:
-		return exOK // sendmail is silent on success
-	case errors.Is(err, admin.ErrSendLimit):
-		return fail(exTempFail, "%v; the message was not queued", err)
-	case errors.Is(err, admin.ErrNotRunning):
-		return fail(exUnavailable, "postern is not running (no server on %s)", ac.SocketPath)
-	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
-		return fail(exNoPerm, "%v (only root and the user postern runs as may submit)", err)
-	case errors.Is(err, admin.ErrRefused):
-		return fail(exDataErr, "%v", err)
-	case errors.Is(err, admin.ErrLocalOff):
-		return fail(exUnavailable, "%v", err)
 	}
-	return fail(exTempFail, "%v", err)
+	if err != nil {
+		code, msg := submitFailure(err, ac.SocketPath)
+		return fail(code, "%s", msg)
+	}
+	return exOK // sendmail is silent on success
+}
+
+// submitFailure returns the exit status (sysexits.h) and the message for
+// a failed local submission.
+func submitFailure(err error, sock string) (int, string) {
+	switch {
+	case errors.Is(err, admin.ErrSendLimit):
+		return exTempFail, err.Error() + "; the message was not queued"
+	case errors.Is(err, admin.ErrNotRunning):
+		return exUnavailable, "postern is not running (no server on " + sock + ")"
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return exNoPerm, err.Error() + " (only root and the user postern runs as may submit)"
+	case errors.Is(err, admin.ErrRefused):
+		return exDataErr, err.Error()
+	case errors.Is(err, admin.ErrLocalOff):
+		return exUnavailable, err.Error()
+	}
+	return exTempFail, err.Error()
 }
 
 // localSubmitter is the server side of `postern sendmail` (admin.Submitter):
 // it DKIM-signs with the submission listeners' signer, when there is one,
 // and puts the message in the spool.
 type localSubmitter struct {
-	spool *queue.Spool
+	spool *spool.Spool
 	sign  smtpd.Filter // nil: no signing
 }
 
 // Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if l.sign != nil {
 		// Only root and Postern's own user reach the socket: they are
 		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, &smtpd.Envelope{ID: env.ID, From: env.From, Recipients: env.Recipients, AuthUser: "local", Listener: "local"}, msg)
+		res, err := l.sign.Filter(ctx, env, msg)
 		if err != nil {
 			return err
 		}
@@ -382,13 +441,28 @@ func (l localSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *sm
 
 // localSubmit configures the admin socket's local submission; limiter
 // applies [send_limits] to it, under the caller's Unix user
-// (admin.LocalSender: "local:www-data"), as to SMTP users.
-func localSubmit(cfg *config.Config, spool *queue.Spool, sign smtpd.Filter, limiter admin.SendLimiter) *admin.LocalSubmit {
-	return &admin.LocalSubmit{
+// (admin.LocalSender: "local:www-data"), as to SMTP users. A bare name
+// the caller qualified ("root") that names no user or alias in dir goes
+// to the postmaster (with dir nil, it stays as it is).
+func localSubmit(cfg *config.Config, spool *spool.Spool, sign smtpd.Filter, limiter admin.SendLimiter, dir *userdb.Directory) *admin.LocalSubmit {
+	ls := &admin.LocalSubmit{
 		Submitter:      localSubmitter{spool: spool, sign: sign},
 		Limiter:        limiter,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.Limits.MaxMessageSize,
 		MaxRecipients:  cfg.Limits.MaxRecipients,
 	}
+	if dir != nil {
+		ls.RouteBare = func(ctx context.Context, addr string) (string, error) {
+			if !dir.IsLocalDomain(addrkey.DomainOf(addr)) {
+				return addr, nil
+			}
+			ok, err := dir.RecipientExists(ctx, addr)
+			if err != nil || ok {
+				return addr, err
+			}
+			return cfg.Postmaster, nil
+		}
+	}
+	return ls
 }

@@ -11,7 +11,7 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/config"
-	"postern/internal/queue"
+	"postern/internal/spool"
 )
 
 func TestParseSendmailArgs(t *testing.T) {
@@ -28,6 +28,13 @@ func TestParseSendmailArgs(t *testing.T) {
 		{[]string{"-C", "/etc/p.toml", "--", "-b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"-b@x.test"}}},
 		{[]string{"--config=/etc/p.toml", "b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"b@x.test"}}},
 		{[]string{"--data", "d", "b@x.test"}, sendmailOpts{data: "d", rcpts: []string{"b@x.test"}}},
+		{[]string{"-bp"}, sendmailOpts{mode: modePrint}},
+		{[]string{"-bs"}, sendmailOpts{mode: modeSMTP}},
+		{[]string{"-q"}, sendmailOpts{mode: modeFlush}},
+		{[]string{"-qRexample.com"}, sendmailOpts{mode: modeFlush, flushFilter: "Rexample.com"}},
+		{[]string{"-q30m"}, sendmailOpts{mode: modeFlush, flushFilter: "interval"}},
+		// Debian's cron, with its double space: "%s -FCronDaemon -i -B8BITMIME -oem  %s".
+		{strings.Fields("-FCronDaemon -i -B8BITMIME -oem  root"), sendmailOpts{fullName: "CronDaemon", ignoreDots: true, rcpts: []string{"root"}}},
 	} {
 		got, err := parseSendmailArgs(tc.args)
 		if err != nil {
@@ -38,7 +45,7 @@ func TestParseSendmailArgs(t *testing.T) {
 			t.Errorf("%q: %+v, want %+v", tc.args, *got, tc.want)
 		}
 	}
-	for _, bad := range [][]string{{"-bs"}, {"-bp"}, {"-q"}, {"-x"}, {"-f"}, {"-F"}, {"--config"}, {"--data", "d", "--config", "c"}} {
+	for _, bad := range [][]string{{"-bx"}, {"-qR"}, {"-qX"}, {"-x"}, {"-f"}, {"-F"}, {"--config"}, {"--data", "d", "--config", "c"}} {
 		_, err := parseSendmailArgs(bad)
 		var ue usageError
 		if !errors.As(err, &ue) {
@@ -73,7 +80,7 @@ func TestReadMessage(t *testing.T) {
 
 func TestPrepareMessage(t *testing.T) {
 	msg := "To: Bob <b@x.test>, c@x.test\r\nCc: undisclosed-recipients:;\r\nBcc: d@x.test,\r\n e@x.test\r\nSubject: s\r\n\r\nBcc: body stays\r\n"
-	out, rcpts, err := prepareMessage([]byte(msg), &sendmailOpts{extractRcpts: true, fullName: "Cron Daemon", rcpts: []string{"a@x.test"}}, "root@x.test")
+	out, rcpts, _, err := prepareMessage([]byte(msg), &sendmailOpts{extractRcpts: true, fullName: "Cron Daemon", rcpts: []string{"a@x.test"}}, "root@x.test", "x.test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,30 +94,53 @@ func TestPrepareMessage(t *testing.T) {
 
 	// Without -t the header's recipients are not used and Bcc stays; a
 	// From field is kept; a non-ASCII name is encoded.
-	out, rcpts, _ = prepareMessage([]byte("From: me@x.test\r\nBcc: d@x.test\r\n\r\nb\r\n"), &sendmailOpts{}, "root@x.test")
+	out, rcpts, _, _ = prepareMessage([]byte("From: me@x.test\r\nBcc: d@x.test\r\n\r\nb\r\n"), &sendmailOpts{}, "root@x.test", "x.test")
 	if len(rcpts) != 0 || string(out) != "From: me@x.test\r\nBcc: d@x.test\r\n\r\nb\r\n" {
 		t.Errorf("without -t: %q %q", rcpts, out)
 	}
-	out, _, _ = prepareMessage([]byte("Subject: s\r\n\r\nb\r\n"), &sendmailOpts{fullName: "Zoë"}, "z@x.test")
+	out, _, _, _ = prepareMessage([]byte("Subject: s\r\n\r\nb\r\n"), &sendmailOpts{fullName: "Zoë"}, "z@x.test", "x.test")
 	if !strings.HasPrefix(string(out), "From: =?utf-8?q?Zo=C3=AB?= <z@x.test>\r\nSubject: s\r\n") {
 		t.Errorf("non-ASCII name: %q", out)
 	}
 	// No header section: the input is the body.
-	out, _, _ = prepareMessage([]byte("just text\r\n"), &sendmailOpts{}, "z@x.test")
+	out, _, _, _ = prepareMessage([]byte("just text\r\n"), &sendmailOpts{}, "z@x.test", "x.test")
 	if string(out) != "From: z@x.test\r\n\r\njust text\r\n" {
 		t.Errorf("no header: %q", out)
 	}
 	// A bad To with -t is a data error.
-	if _, _, err := prepareMessage([]byte("To: <<<\r\n\r\n"), &sendmailOpts{extractRcpts: true}, ""); err == nil {
+	if _, _, _, err := prepareMessage([]byte("To: <<<\r\n\r\n"), &sendmailOpts{extractRcpts: true}, "", "x.test"); err == nil {
 		t.Error("bad To: no error")
+	}
+	// Bare names: qualified in the address fields and among the
+	// recipients, and reported as bare (they go to the postmaster when
+	// no user or alias has them).
+	out, rcpts, bare, err := prepareMessage([]byte("From: root (Cron Daemon)\r\nTo: root, alice@x.test\r\nCc: Backup <backup>\r\n\r\nb\r\n"),
+		&sendmailOpts{extractRcpts: true, rcpts: []string{"www-data", "not an address"}}, "root@x.test", "x.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "From: root@x.test (Cron Daemon)\r\nTo: root@x.test, alice@x.test\r\nCc: Backup <backup@x.test>\r\n\r\nb\r\n"; string(out) != want {
+		t.Errorf("bare names in the header: %q, want %q", out, want)
+	}
+	if got := strings.Join(rcpts, " "); got != "www-data@x.test not an address root@x.test alice@x.test backup@x.test" {
+		t.Errorf("rcpts %q", got)
+	}
+	if got := strings.Join(bare, " "); got != "www-data@x.test root@x.test backup@x.test" {
+		t.Errorf("bare %q", got)
 	}
 }
 
 func TestSendmailExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	var stderr strings.Builder
-	if code := cmdSendmail([]string{"-bs"}, strings.NewReader(""), &stderr, &stderr); code != exUsage {
-		t.Errorf("-bs: exit %d, want %d", code, exUsage)
+	if code := cmdSendmail([]string{"-bx"}, strings.NewReader(""), &stderr, &stderr); code != exUsage {
+		t.Errorf("-bx: exit %d, want %d", code, exUsage)
+	}
+	for _, mode := range []string{"-bp", "-q"} {
+		stderr.Reset()
+		if code := cmdSendmail([]string{"--data", dir, mode}, strings.NewReader(""), &stderr, &stderr); code != exUnavailable || !strings.Contains(stderr.String(), "not running") {
+			t.Errorf("%s without a server: exit %d, %q; want %d", mode, code, stderr.String(), exUnavailable)
+		}
 	}
 	if code := cmdSendmail([]string{"--data", dir, "-t"}, strings.NewReader("Subject: x\n\nb\n"), &stderr, &stderr); code != exDataErr {
 		t.Errorf("-t without recipients: exit %d, want %d", code, exDataErr)
@@ -133,14 +163,14 @@ func TestSendmailSendLimits(t *testing.T) {
 	cfg := config.Dev(dir)
 	cfg.SendLimits.MessagesPerHour = 1
 	me := admin.LocalSender(os.Getuid())
-	spool, err := queue.Open(queue.Options{Dir: cfg.SpoolDir(), Logger: slog.New(slog.DiscardHandler)})
+	spool, err := spool.Open(spool.Options{Dir: cfg.SpoolDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { spool.Close() })
 	serve := func(cfg *config.Config) *admin.Server {
 		t.Helper()
-		adm, err := newAdmission(cfg, slog.New(slog.DiscardHandler))
+		adm, err := newAdmission(cfg, slog.New(slog.DiscardHandler), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +179,7 @@ func TestSendmailSendLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := &admin.Server{Spool: spool, Runner: newFakeQueue(), Logger: slog.New(slog.DiscardHandler),
-			Local: localSubmit(cfg, spool, nil, adm.limiter)}
+			Local: localSubmit(cfg, spool, nil, adm.limiter, nil)}
 		go srv.Serve(l)
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		return srv
@@ -203,7 +233,7 @@ func FuzzSendmailMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out, _, err := prepareMessage(msg, &sendmailOpts{extractRcpts: true, fullName: "N"}, "s@x.test")
+		out, _, _, err := prepareMessage(msg, &sendmailOpts{extractRcpts: true, fullName: "N"}, "s@x.test", "x.test")
 		if err != nil {
 			return
 		}

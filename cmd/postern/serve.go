@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -22,6 +21,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern/internal/acme"
+	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -33,6 +34,7 @@ import (
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
+	"postern/internal/spool"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
@@ -60,10 +62,14 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	if child == nil {
+		if err := notInUse(cfg); err != nil { // servehints.go
+			return err
+		}
+	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
 	log := newLogger(cfg.Log, stderr)
-	events := admin.NewEvents(50) // recent deliveries and auth anomalies, for the status page
-	log = slog.New(events.Handler(log.Handler()))
+	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
 	// systemd's sockets, binding as root, user and group, the data
 	// directory's owner and mode (privs.go).
 	pre, err := prepareProcess(cfg, log, child)
@@ -110,24 +116,34 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
+	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
 	out, err := newRemote(cfg, planner, log)
 	if err != nil {
 		return err
 	}
+	out.Metrics = fm.remote
 	defer out.Close()
-	var local queue.Deliverer = &localDelivery{dir: dir, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
+	if err != nil {
+		return err
+	}
+	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{dir: dir, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, db, certs)
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, log) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, log, events) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
 	defer adm.Close()
+	trace, err := newTrace(cfg) // [log] trace, reloaded with the configuration (trace.go)
+	if err != nil {
+		return err
+	}
 	// Every socket is bound (or taken from systemd or the old process)
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
@@ -139,8 +155,9 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	pre.closeUnused(log)
 	b := &serveBase{
 		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local,
-		auth: auth, adm: adm, notify: handover.NewNotifier(log),
+		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
+		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
+		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
 		budget:   newDataBudget(cfg.Limits),
 		restarts: make(chan restartRequest), version: readVersion(),
 	}
@@ -160,10 +177,10 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		}
 		retry = !released
 	}
-	spool, err := handover.RetryOpen(retry, func() (*queue.Spool, error) { return queue.Open(b.spoolOptions()) })
+	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
-		return err
+		return spoolError(cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -182,9 +199,14 @@ type serveBase struct {
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
 	local               queue.Deliverer
+	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
 	notify              *handover.Notifier
+	started             time.Time // for the status page's uptime
+	trace               *smtpd.Trace
+	loadConfig          func() (*config.Config, error) // for reload: the trace list
+	acmeMetrics         *acme.Metrics                  // nil without ACME
 	// budget bounds the message data of all listeners' sessions
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
@@ -192,11 +214,18 @@ type serveBase struct {
 	version  buildVersion
 }
 
-// reload reloads the certificates and the users, as on SIGHUP.
-func (b *serveBase) reload() { reload(b.log, b.certs, b.db) }
+// reload reloads the certificates, the users and the trace list, as on
+// SIGHUP (which logs what was kept).
+func (b *serveBase) reload() { b.reloadAll() }
 
-func (b *serveBase) spoolOptions() queue.Options {
-	return queue.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log}
+// reloadAll is reload for `postern reload`: the error says what was kept.
+func (b *serveBase) reloadAll() error {
+	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
+}
+
+// openSpool opens the spool in the data directory.
+func (b *serveBase) openSpool() (*spool.Spool, error) {
+	return spool.Open(spool.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log})
 }
 
 // run serves on spool and socks until the process is to end: after
@@ -204,7 +233,7 @@ func (b *serveBase) spoolOptions() queue.Options {
 // process. When a graceful restart fails after the handover began, it
 // opens the spool again and serves on the sockets kept. child, when not
 // nil, is told once this process serves.
-func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
+func (b *serveBase) run(spool *spool.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
 	var failed error // the graceful restart that failed, when serving again
 	for {
 		inst, err := b.start(spool, socks)
@@ -237,7 +266,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 			return cause
 		}
 		socks, failed = next, cause
-		if spool, err = queue.Open(b.spoolOptions()); err != nil {
+		if spool, err = b.openSpool(); err != nil {
 			socks.Close()
 			b.notify.Stopping()
 			return fmt.Errorf("serve: graceful restart failed (%v), and the spool does not open again: %w", failed, err)
@@ -249,7 +278,7 @@ func (b *serveBase) run(spool *queue.Spool, socks *handover.Sockets, child *hand
 // after a shutdown or a graceful restart that handed over; and the
 // sockets to serve on again, with the cause, after a graceful restart
 // that failed once the handover began.
-func (b *serveBase) serveUntil(inst *instance, spool *queue.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
+func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handover.Sockets, sigs chan os.Signal) (*handover.Sockets, error) {
 	for {
 		sig, req := b.nextSignal(sigs) // a signal, or a restart asked over the admin API
 		switch sig {
@@ -316,10 +345,11 @@ type instance struct {
 
 // start serves on spool with the sockets in socks, which it takes: a
 // server closes each when it stops.
-func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *instance, err error) {
+func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
 	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -328,7 +358,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 	runner := queue.NewRunner(spool, queue.RunnerOptions{
 		Local:       b.local,
 		RemoteBatch: remoteBatch{b.out},
-		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(domainOf(addr)) },
+		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(addrkey.DomainOf(addr)) },
 		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
 		Policy: queue.RetryPolicy{
 			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
@@ -336,6 +366,7 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		},
 		Hostname: cfg.Hostname,
 		Logger:   log,
+		Observe:  b.events.Delivery, // the status page (observe.go)
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
@@ -358,9 +389,9 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            limitsOf(cfg),
-			Directory:         b.dir,
+			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             spoolAdapter{spool},
+			Spool:             acceptObserver{spool, b.events}, // observe.go
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
@@ -368,13 +399,14 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 			Admitter:          b.adm.gate,
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
+			Trace:             b.trace,
 			Milters:           miltersOf(cfg, lc.Role), // [[milter]] (milter.go)
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
 		return in, err
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.Listen); err != nil { // [acme] (acme.go)
+	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
 		return in, err
 	}
 	var httpL net.Listener
@@ -389,10 +421,12 @@ func (b *serveBase) start(spool *queue.Spool, socks *handover.Sockets) (in *inst
 		return in, fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = func() error { return reload(log, b.certs, b.db) }      // postern reload
-	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String() // postern restart (restart.go)
-	adminSrv.Certs, adminSrv.Events = b.certs, b.events                       // the status page
+		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
+	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
+	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
+	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go
 	in.adminSrv = adminSrv
 	go func() {
 		if err := adminSrv.Serve(adminL); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -503,7 +537,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return fmt.Errorf("serve: %s: %w", what, err)
+			return listenError(what, addr, err) // servehints.go
 		}
 		s.Add(name, l)
 		return nil
@@ -596,11 +630,11 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level}
+	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
 	if lc.Format == config.LogJSON {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(lazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {
@@ -655,44 +689,16 @@ func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
 	return out
 }
 
-// domainOf returns the domain of addr as written: the Directory compares
-// it (strings.ToLower would fold "wor\u212A.test" into work.test).
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return addr[i+1:]
-}
-
-// spoolAdapter hands the session's envelopes to the queue. A large
-// message streams into a blob of the spool as it arrives (CreateFile),
-// which PutMessage then keeps as the message's body.
-type spoolAdapter struct{ s *queue.Spool }
-
-func (a spoolAdapter) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
-	return a.s.PutMessage(ctx, &queue.Envelope{
-		ID: env.ID, From: env.From, Recipients: env.Recipients, SMTPUTF8: env.SMTPUTF8,
-		Body: env.Body, AuthUser: env.AuthUser, Listener: env.Listener, Remote: env.Remote,
-		Helo: env.Helo, ReceivedAt: env.ReceivedAt, RequireTLS: env.RequireTLS,
-		Hold: env.Hold, HoldReason: env.HoldReason,
-	}, msg)
-}
-
-func (a spoolAdapter) CreateFile(id string) (smtpd.SpoolFile, error) { return a.s.CreateBlob(id) }
-
-// localDelivery delivers a local recipient: it expands aliases and writes
-// to each resulting mailbox's Maildir.
+// localDelivery delivers a local recipient: it expands aliases
+// (forwarding what goes to other domains: forward.go) and writes to each
+// resulting mailbox's Maildir.
 type localDelivery struct {
-	dir     *userdb.Directory
+	fwd     *forwarder
 	maildir *delivery.Maildir
 }
 
-func (d *localDelivery) Deliver(ctx context.Context, env *queue.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.dir.Resolve(rcpt)
-	if errors.Is(err, userdb.ErrNotFound) {
-		return queue.Permanent(err) // the user was deleted since RCPT
-	}
+func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
+	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -63,6 +64,9 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 	var ce *tlsconf.ChainError
 	if errors.As(err, &ce) {
 		return nil, nil, fmt.Errorf("%w\n(start anyway, for emergencies only: postern serve --allow-broken-chain)", err)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, fmt.Errorf("serve: %w\n(fix: correct cert_file and key_file in [tls], or use tls.self_signed = true or [acme])", err)
 	}
 	if err != nil {
 		return nil, nil, err // unreadable files, a key its token does not give: the flag would not help

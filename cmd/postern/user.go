@@ -13,42 +13,53 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/term"
 
 	"postern/internal/addrkey"
+	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/userdb"
 )
 
 // The user commands edit the user file directly (under its lock), or
-// the PostgreSQL directory; a running server picks a change up within a
-// second, or at once on SIGHUP. --cram-md5 (add, passwd) also keeps the
+// the PostgreSQL directory; then they tell a running server, which
+// reads the file before the command returns (tellServer). --cram-md5 (add, passwd) also keeps the
 // password's CRAM-MD5 secret; without it passwd removes any kept before.
 
 // userAddFlags is `postern user add`.
 func userAddFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	cf := c.configFlags(fs)
 	cram := fs.Bool("cram-md5", false, "also keep the password's CRAM-MD5 secret, for clients that log in with CRAM-MD5")
-	return func(pos []string) error { return userSetPassword(c, cf, "add", pos[0], *cram) }
+	force := fs.Bool("force", false, fmt.Sprintf("accept a password shorter than %d characters", minPasswordLength))
+	return func(pos []string) error { return userSetPassword(c, cf, "add", pos[0], *cram, *force) }
 }
 
 // userPasswdFlags is `postern user passwd`.
 func userPasswdFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	cf := c.configFlags(fs)
 	cram := fs.Bool("cram-md5", false, "also keep the password's CRAM-MD5 secret; without it, one kept before is removed")
-	return func(pos []string) error { return userSetPassword(c, cf, "passwd", pos[0], *cram) }
+	force := fs.Bool("force", false, fmt.Sprintf("accept a password shorter than %d characters", minPasswordLength))
+	return func(pos []string) error { return userSetPassword(c, cf, "passwd", pos[0], *cram, *force) }
 }
 
+// minPasswordLength is the fewest characters `user add` and `user
+// passwd` accept without --force (NIST SP 800-63B §5.1.1.1).
+const minPasswordLength = 8
+
 // userSetPassword adds a user (verb "add") or changes a user's password
-// ("passwd").
-func userSetPassword(c *cli, cf *configFlags, verb, addr string, cram bool) error {
+// ("passwd"); force accepts a password shorter than minPasswordLength.
+func userSetPassword(c *cli, cf *configFlags, verb, addr string, cram, force bool) error {
 	cfg, db, err := openUserDB(cf, true)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	if _, err := userdb.NormalizeAddress(addr); err != nil {
+		return fmt.Errorf("user %s: %q is not an address: write it as local@domain, as in alice@%s", verb, addr, cfg.LocalDomains[0])
+	}
 	if verb == "add" {
 		if _, domain, _ := strings.Cut(addr, "@"); !isLocalDomain(cfg, domain) {
 			return fmt.Errorf("user add: %q is not a local domain (local_domains: %s)", domain, strings.Join(cfg.LocalDomains, ", "))
@@ -58,6 +69,9 @@ func userSetPassword(c *cli, cf *configFlags, verb, addr string, cram bool) erro
 	if err != nil {
 		return err
 	}
+	if n := utf8.RuneCountInString(pw); n < minPasswordLength && !force {
+		return fmt.Errorf("user %s: the password has %d characters; at least %d are required (--force sets it anyway)", verb, n, minPasswordLength)
+	}
 	opts := userdb.SetOptions{CRAMMD5: cram}
 	if verb == "add" {
 		err = db.Add(addr, pw, opts)
@@ -65,24 +79,57 @@ func userSetPassword(c *cli, cf *configFlags, verb, addr string, cram bool) erro
 		err = db.SetPassword(addr, pw, opts)
 	}
 	if err != nil {
-		return err
+		return userError(verb, addr, err)
 	}
+	tellServer(cfg, c.stdout)
 	fmt.Fprintf(c.stdout, "%s %s\n", map[string]string{"add": "added", "passwd": "password changed for"}[verb], addr)
 	return nil
+}
+
+// userError says what went wrong with a user command, without the
+// package prefixes of the errors it wraps.
+func userError(verb, addr string, err error) error {
+	switch {
+	case errors.Is(err, userdb.ErrExists):
+		return fmt.Errorf("user %s: %s exists already (postern user passwd %s sets a new password)", verb, addr, addr)
+	case errors.Is(err, userdb.ErrNotFound):
+		return fmt.Errorf("user %s: there is no user %s (postern user list shows them)", verb, addr)
+	case errors.Is(err, userdb.ErrInvalidPassword):
+		return fmt.Errorf("user %s: %s", verb, strings.TrimSuffix(strings.TrimPrefix(err.Error(), "userdb: "), ": "+userdb.ErrInvalidPassword.Error()))
+	}
+	return err
+}
+
+// tellServer makes the running server read the users file now, so that
+// the change holds for the next login (a deleted user is refused at
+// once); without a running server there is nothing to tell. With
+// PostgreSQL the server asks the database at each login anyway.
+func tellServer(cfg *config.Config, stdout io.Writer) {
+	if cfg.Directory.Backend == config.DirectoryPostgres {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := (&admin.Client{SocketPath: cfg.AdminSocket()}).ReloadUsers(ctx)
+	// ErrNotFound: a server older than this command, without the call.
+	if err != nil && !errors.Is(err, admin.ErrNotRunning) && !errors.Is(err, admin.ErrNotFound) {
+		fmt.Fprintf(stdout, "warning: the running server was not told (%v); it reads the users file within a second\n", err)
+	}
 }
 
 // userDeleteFlags is `postern user delete`.
 func userDeleteFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	cf := c.configFlags(fs)
 	return func(pos []string) error {
-		_, db, err := openUserDB(cf, true)
+		cfg, db, err := openUserDB(cf, true)
 		if err != nil {
 			return err
 		}
 		defer db.Close()
 		if err := db.Delete(pos[0]); err != nil {
-			return err
+			return userError("delete", pos[0], err)
 		}
+		tellServer(cfg, c.stdout)
 		fmt.Fprintf(c.stdout, "deleted %s\n", pos[0])
 		return nil
 	}
@@ -170,11 +217,11 @@ func userDirectoryFlags(verb, op string) func(*cli, *flag.FlagSet) func([]string
 			defer db.Close()
 			ctx := context.Background()
 			if verb == "alias" {
+				// The alias is local; a target in another domain
+				// forwards there (forward.go).
 				if op == "add" {
-					for _, a := range pos {
-						if _, domain, _ := strings.Cut(a, "@"); !isLocalDomain(cfg, domain) {
-							return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", a, strings.Join(cfg.LocalDomains, ", "))
-						}
+					if _, domain, _ := strings.Cut(pos[0], "@"); !isLocalDomain(cfg, domain) {
+						return fmt.Errorf("user alias add: %q is not in a local domain (local_domains: %s)", pos[0], strings.Join(cfg.LocalDomains, ", "))
 					}
 				}
 				return userAlias(ctx, db, op, pos, c.stdout)

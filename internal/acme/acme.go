@@ -31,8 +31,6 @@ import (
 	"time"
 
 	xacme "golang.org/x/crypto/acme"
-
-	"postern/internal/metrics"
 )
 
 // Challenge is an ACME challenge type.
@@ -101,6 +99,9 @@ type Options struct {
 	After func(time.Duration) <-chan time.Time
 	// Logger receives the events; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts the attempts and shows the expiry (NewMetrics);
+	// nil counts into a set registered nowhere.
+	Metrics *Metrics
 }
 
 // Manager obtains, stores, installs and renews one certificate. Its
@@ -164,6 +165,9 @@ func New(o Options) (*Manager, error) {
 	if o.Install == nil {
 		o.Install = func(*tls.Certificate) error { return nil }
 	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.Default()
@@ -201,7 +205,7 @@ func (m *Manager) Load() (*tls.Certificate, error) {
 	}
 	m.log.Info("acme certificate loaded", "names", strings.Join(m.o.Hostnames, ","),
 		"not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	metrics.ACMECertificateExpiry.Set(float64(c.Leaf.NotAfter.Unix()))
+	m.setExpiry(c)
 	return c, nil
 }
 

@@ -19,30 +19,14 @@ import (
 
 	"postern/internal/acme/acmetest"
 	"postern/internal/dns/dnstest"
+	"postern/internal/testkit"
 )
 
 const testHost = "mail.example.com"
 
-// syncBuffer is a log sink safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // events returns the JSON log events with message msg.
-func (s *syncBuffer) events(msg string) []map[string]any {
+// events returns the JSON log events of s whose msg is msg.
+func events(s *testkit.SyncBuffer, msg string) []map[string]any {
 	var out []map[string]any
 	for _, line := range strings.Split(s.String(), "\n") {
 		var e map[string]any
@@ -71,10 +55,10 @@ func (i *installed) install(c *tls.Certificate) error {
 	return nil
 }
 
-func newManager(t *testing.T, p *acmetest.Pebble, o Options) (*Manager, *installed, *syncBuffer) {
+func newManager(t *testing.T, p *acmetest.Pebble, o Options) (*Manager, *installed, *testkit.SyncBuffer) {
 	t.Helper()
 	in := newInstalled()
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	o.DirectoryURL = p.DirectoryURL
 	o.HTTPClient = p.Client
 	if o.Dir == "" {
@@ -341,7 +325,7 @@ func TestRenewNearExpiry(t *testing.T) {
 	if err != nil || !bytes.Equal(stored.Leaf.Raw, renewed.Leaf.Raw) {
 		t.Fatalf("renewed certificate not stored: %v", err)
 	}
-	if len(logs.events("acme certificate obtained")) != 1 {
+	if len(events(logs, "acme certificate obtained")) != 1 {
 		t.Errorf("log:\n%s", logs.String())
 	}
 }
@@ -369,7 +353,7 @@ func TestRenewFailureBackoff(t *testing.T) {
 	}
 	cancel()
 	<-done
-	ev := logs.events("acme renewal failed")
+	ev := events(logs, "acme renewal failed")
 	if len(ev) != 4 {
 		t.Fatalf("%d alert events, want 4; log:\n%s", len(ev), logs.String())
 	}
@@ -429,7 +413,7 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-func slogJSON(w *syncBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
+func slogJSON(w *testkit.SyncBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }
 
 // TestInstallRefused: a certificate the installer refuses (as
 // tlsconf.Certs.Set refuses a broken chain) fails the attempt and is not
@@ -447,7 +431,7 @@ func TestInstallRefused(t *testing.T) {
 	if _, err := m.store.loadCert(); err != nil {
 		t.Errorf("the refused certificate is not stored: %v", err)
 	}
-	if len(logs.events("acme certificate obtained")) != 0 {
+	if len(events(logs, "acme certificate obtained")) != 0 {
 		t.Error("a refused certificate was logged as obtained")
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"io/fs"
 	"strings"
 	"time"
-
-	"postern/internal/metrics"
 )
 
 // Run keeps the certificate current until ctx is done, and returns
@@ -19,7 +17,7 @@ import (
 // RetryFirst, then twice as long after each further failure, up to
 // RetryMax. The metrics postern_acme_attempts_total,
 // postern_acme_consecutive_failures and
-// postern_acme_certificate_expiry_seconds follow it.
+// postern_acme_certificate_expiry_timestamp_seconds follow it.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.Certificate() == nil {
 		if _, err := m.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -37,15 +35,15 @@ func (m *Manager) Run(ctx context.Context) error {
 			}
 			if err == nil {
 				failures = 0
-				metrics.ACMEAttempts.WithLabelValues("success").Inc()
-				metrics.ACMEFailuresInARow.Set(0)
-				metrics.ACMECertificateExpiry.Set(float64(c.Leaf.NotAfter.Unix()))
+				m.o.Metrics.attempts.WithLabelValues("success").Inc()
+				m.o.Metrics.failures.Set(0)
+				m.setExpiry(c)
 				continue
 			}
 			failures++
 			wait = Backoff(failures, m.o.RetryFirst, m.o.RetryMax)
-			metrics.ACMEAttempts.WithLabelValues("failure").Inc()
-			metrics.ACMEFailuresInARow.Set(float64(failures))
+			m.o.Metrics.attempts.WithLabelValues("failure").Inc()
+			m.o.Metrics.failures.Set(float64(failures))
 			attrs := []any{"names", strings.Join(m.o.Hostnames, ","), "attempt", failures,
 				"next_try", now.Add(wait).UTC().Format(time.RFC3339), "err", err}
 			if cur := m.Certificate(); cur != nil && cur.Leaf != nil {

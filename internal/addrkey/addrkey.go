@@ -24,10 +24,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/norm"
+
+	"postern/internal/smtp"
 )
 
 // ErrInvalidDomain is wrapped by Domain's errors.
@@ -48,12 +49,12 @@ func Domain(d string) (string, error) {
 	}
 	if d[0] == '[' {
 		// RFC 5321 §4.1.3 address literal, checked by the parser.
-		if len(d) < 3 || d[len(d)-1] != ']' || !isASCII(d) || strings.ContainsAny(d[1:len(d)-1], "[]\\ ") {
+		if len(d) < 3 || d[len(d)-1] != ']' || !smtp.IsASCII(d) || strings.ContainsAny(d[1:len(d)-1], "[]\\ ") {
 			return "", fmt.Errorf("%w: bad address literal %q", ErrInvalidDomain, d)
 		}
-		return LowerASCII(d), nil
+		return smtp.LowerASCII(d), nil
 	}
-	d = LowerASCII(d)
+	d = smtp.LowerASCII(d)
 	if isLDH(d) && !strings.Contains(d, "xn--") {
 		return d, nil // the rule: nothing for IDNA to do
 	}
@@ -67,14 +68,14 @@ func Domain(d string) (string, error) {
 // Local returns the key of a local part: NFC, ASCII letters lowered,
 // every other character as written. It is idempotent.
 func Local(l string) string {
-	if isASCII(l) {
-		return LowerASCII(l)
+	if smtp.IsASCII(l) {
+		return smtp.LowerASCII(l)
 	}
 	// NFC first, as a canonical equivalent may hold an upper-case ASCII
 	// letter (U+212A is K); lowering can make a lower-case letter and a
 	// following mark composable (J+U+030C is not NFC-composed, j+U+030C
 	// is): NFC again after.
-	return norm.NFC.String(LowerASCII(norm.NFC.String(l)))
+	return norm.NFC.String(smtp.LowerASCII(norm.NFC.String(l)))
 }
 
 // Address returns the key of "local@domain" (split at the last "@"):
@@ -91,6 +92,41 @@ func Address(a string) (string, error) {
 		return "", err
 	}
 	return Local(a[:i]) + "@" + d, nil
+}
+
+// Key returns the key of "local@domain" as Address does; for an address
+// whose domain is not a valid name, a key that matches only the same
+// address up to ASCII case (a NUL, which no address holds, then the
+// address with its ASCII letters lowered). It never fails: it suits maps
+// that must take hostile input, such as usernames claimed by a client,
+// without ever making two addresses one.
+func Key(a string) string {
+	k, err := Address(a)
+	if err != nil {
+		return "\x00" + smtp.LowerASCII(a)
+	}
+	return k
+}
+
+// DomainKey is Key for a domain: Domain's key, or a key that matches
+// only the same domain up to ASCII case.
+func DomainKey(d string) string {
+	k, err := Domain(d)
+	if err != nil {
+		return "\x00" + smtp.LowerASCII(d)
+	}
+	return k
+}
+
+// DomainOf returns the domain of "local@domain" as written (after the
+// last "@"), "" when there is no "@". It is no key: compare what it
+// returns with Domain or DomainKey.
+func DomainOf(a string) string {
+	i := strings.LastIndexByte(a, '@')
+	if i < 0 {
+		return ""
+	}
+	return a[i+1:]
 }
 
 // isLDH reports whether d holds only ASCII letters, digits, hyphens and
@@ -116,34 +152,4 @@ func isLDH(d string) bool {
 		start = i + 1
 	}
 	return true
-}
-
-// isASCII reports whether s has no byte above 127.
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// LowerASCII returns s with its ASCII letters lowered and every other
-// byte as it is, without allocating when there is nothing to change.
-// (internal/smtp keeps a copy: it uses the standard library only.)
-func LowerASCII(s string) string {
-	i := 0
-	for i < len(s) && !('A' <= s[i] && s[i] <= 'Z') {
-		i++
-	}
-	if i == len(s) {
-		return s
-	}
-	b := []byte(s)
-	for ; i < len(b); i++ {
-		if 'A' <= b[i] && b[i] <= 'Z' {
-			b[i] += 'a' - 'A'
-		}
-	}
-	return string(b)
 }

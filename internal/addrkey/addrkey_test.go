@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"postern/internal/smtp"
 )
 
 func TestDomain(t *testing.T) {
@@ -111,12 +113,12 @@ func FuzzKeys(f *testing.F) {
 		if !norm.NFC.IsNormalString(l) || hasUpperASCII(l) {
 			t.Fatalf("Local(%q) = %q: not NFC, or upper-case ASCII", addr, l)
 		}
-		if want := norm.NFD.String(LowerASCII(norm.NFC.String(addr))); norm.NFD.String(l) != want {
+		if want := norm.NFD.String(smtp.LowerASCII(norm.NFC.String(addr))); norm.NFD.String(l) != want {
 			t.Fatalf("Local(%q) = %q folds more than ASCII letters", addr, l)
 		}
 		d, err := Domain(addr)
 		if err == nil {
-			if !isASCII(d) || hasUpperASCII(d) {
+			if !smtp.IsASCII(d) || hasUpperASCII(d) {
 				t.Fatalf("Domain(%q) = %q: not a lower-case A-label form", addr, d)
 			}
 			if d2, err := Domain(d); err != nil || d2 != d {
@@ -140,4 +142,41 @@ func hasUpperASCII(s string) bool {
 		}
 	}
 	return false
+}
+
+func TestKey(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"Alice@Example.ORG", "alice@example.org"},
+		{"\u00c9lise@b\u00fccher.example", "\u00c9lise@xn--bcher-kva.example"},
+		{"postmaster", "postmaster"},
+		// Not a valid domain: a key of its own, ASCII case folded, the
+		// Kelvin sign kept.
+		{"Alice@Wor\u212A.test", "\x00alice@wor\u212A.test"},
+	} {
+		if got := Key(tt.in); got != tt.want {
+			t.Errorf("Key(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if Key("alice@wor\u212A.test") == Key("alice@work.test") {
+		t.Error("the Kelvin sign's domain has the key of work.test")
+	}
+	if got, want := DomainKey("WOR\u212A.test"), "\x00wor\u212A.test"; got != want {
+		t.Errorf("DomainKey = %q, want %q", got, want)
+	}
+	if got := DomainKey("B\u00fccher.example."); got != "xn--bcher-kva.example" {
+		t.Errorf("DomainKey = %q", got)
+	}
+}
+
+func TestDomainOf(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"a@b.test", "b.test"},
+		{"\"a@x\"@B.test", "B.test"},
+		{"postmaster", ""},
+		{"a@", ""},
+	} {
+		if got := DomainOf(tt.in); got != tt.want {
+			t.Errorf("DomainOf(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
 }

@@ -35,18 +35,19 @@ import (
 
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
-// Spool is what the admin API needs of the queue's spool; *queue.Spool
+// Spool is what the admin API needs of the queue's spool; *spool.Spool
 // implements it.
 type Spool interface {
 	// List returns the live messages, by arrival.
-	List() []queue.Item
+	List() []spool.Item
 	// Lookup returns one message, live or done, while the spool holds it;
-	// an error wrapping queue.ErrNotFound otherwise.
-	Lookup(id string) (queue.Item, error)
+	// an error wrapping spool.ErrNotFound otherwise.
+	Lookup(id string) (spool.Item, error)
 	// Header returns the envelope and the header section of a message.
-	Header(id string) (*queue.Envelope, []byte, error)
+	Header(id string) (*smtp.Envelope, []byte, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }
@@ -55,17 +56,17 @@ type Spool interface {
 // implements it.
 type Runner interface {
 	// Retry makes the deferred recipients of a live message due now; it
-	// fails wrapping queue.ErrNotFound for a message not in the queue.
+	// fails wrapping spool.ErrNotFound for a message not in the queue.
 	Retry(id string) error
 	// Release makes the held recipients of a live message pending and
-	// delivers them; it fails wrapping queue.ErrNotFound for a message
-	// not in the queue and queue.ErrNotHeld for one not held.
+	// delivers them; it fails wrapping spool.ErrNotFound for a message
+	// not in the queue and spool.ErrNotHeld for one not held.
 	Release(id string) error
 }
 
 // The queue's types are what the wiring passes in.
 var (
-	_ Spool  = (*queue.Spool)(nil)
+	_ Spool  = (*spool.Spool)(nil)
 	_ Runner = (*queue.Runner)(nil)
 )
 
@@ -164,6 +165,9 @@ type Server struct {
 	// Reload reloads the certificates and the users, as SIGHUP does
 	// (POST /reload, reload.go); nil makes it answer 503.
 	Reload func() error
+	// ReloadUsers reads the users again (POST /users/reload, users.go),
+	// as `postern user` asks after a change; nil makes it answer 503.
+	ReloadUsers func() error
 	// Restart starts a graceful restart, as SIGUSR2 does, and returns
 	// the new process's pid once it is ready to take over, or why it
 	// failed (POST /restart, restart.go); nil makes it answer 503.
@@ -177,6 +181,11 @@ type Server struct {
 	// Events are the recent deliveries and auth anomalies the status
 	// page shows (events.go); nil shows none.
 	Events *Events
+	// Started and Listeners are what the status page says of the server
+	// besides its version: when it started (zero: no uptime shown) and
+	// where it listens.
+	Started   time.Time
+	Listeners []ListenerInfo
 	// Now is the clock of the ban API; nil means time.Now.
 	Now func() time.Time
 	// Logger receives one event per change made through the API; nil
@@ -206,6 +215,7 @@ func (s *Server) init() {
 		s.consoleRoutes(mux) // reload.go, status.go
 		s.restartRoutes(mux) // restart.go
 		s.started = s.now()
+		mux.HandleFunc("POST /users/reload", s.reloadUsers) // users.go
 		s.hs = &http.Server{
 			Handler:           mux,
 			ReadHeaderTimeout: 10 * time.Second,
@@ -279,15 +289,23 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	it, err := s.Spool.Lookup(id)
+	d, err := s.detail(id)
 	if err != nil {
 		s.fail(w, id, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// detail returns message id with its envelope and header section.
+func (s *Server) detail(id string) (MessageDetail, error) {
+	it, err := s.Spool.Lookup(id)
+	if err != nil {
+		return MessageDetail{}, err
+	}
 	env, data, err := s.Spool.Header(id)
 	if err != nil {
-		s.fail(w, id, err)
-		return
+		return MessageDetail{}, err
 	}
 	d := MessageDetail{
 		Message:    message(it),
@@ -303,7 +321,7 @@ func (s *Server) show(w http.ResponseWriter, r *http.Request) {
 	if env.Remote.IsValid() {
 		d.Remote = env.Remote.String()
 	}
-	writeJSON(w, http.StatusOK, d)
+	return d, nil
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
@@ -320,7 +338,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	it, err := s.Spool.Lookup(id)
 	if err == nil && done(it) {
-		err = queue.ErrNotFound
+		err = spool.ErrNotFound
 	}
 	if err == nil {
 		err = s.Spool.Delete(id)
@@ -335,7 +353,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request) {
 
 // fail answers an error: 404 for an unknown id, 500 otherwise.
 func (s *Server) fail(w http.ResponseWriter, id string, err error) {
-	if errors.Is(err, queue.ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		writeJSON(w, http.StatusNotFound, errorBody{"no message " + id + " in the queue"})
 		return
 	}
@@ -356,7 +374,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 // message converts a queue item.
-func message(it queue.Item) Message {
+func message(it spool.Item) Message {
 	m := Message{ID: it.ID, From: it.From, Size: it.Size, ReceivedAt: it.ReceivedAt,
 		Recipients: make([]Recipient, len(it.Recipients)), Held: it.Held, HoldReason: it.HoldReason}
 	for i, r := range it.Recipients {
@@ -371,7 +389,7 @@ func message(it queue.Item) Message {
 }
 
 // done reports whether every recipient of it is final.
-func done(it queue.Item) bool {
+func done(it spool.Item) bool {
 	for _, r := range it.Recipients {
 		if !r.State.Status.Final() {
 			return false

@@ -17,6 +17,8 @@ import (
 
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/testkit"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -25,7 +27,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 type fixture struct {
 	dir    string
 	sock   string
-	spool  *queue.Spool
+	spool  *spool.Spool
 	runner *queue.Runner
 	srv    *Server
 	client *Client
@@ -40,12 +42,12 @@ func newFixture(t *testing.T) *fixture {
 	f.sock = filepath.Join(f.dir, "admin.sock")
 	f.fail.Store(true)
 	var err error
-	f.spool, err = queue.Open(queue.Options{Dir: filepath.Join(f.dir, "spool"), Logger: quiet()})
+	f.spool, err = spool.Open(spool.Options{Dir: filepath.Join(f.dir, "spool"), Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.runner = queue.NewRunner(f.spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(context.Context, *queue.Envelope, string, *smtp.Message) error {
+		Local: queue.DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error {
 			f.calls.Add(1)
 			if f.fail.Load() {
 				return errors.New("mailbox locked")
@@ -79,7 +81,7 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 	t.Helper()
-	env := &queue.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
+	env := &smtp.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 		AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
 		Helo: "laptop.example", ReceivedAt: time.Now().Add(-90 * time.Minute)}
 	data := "Received: from laptop.example\r\nSubject: test " + id + "\r\n\r\nbody\r\n"
@@ -90,13 +92,7 @@ func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 func TestAdminEndToEnd(t *testing.T) {

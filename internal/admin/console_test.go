@@ -1,135 +1,23 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"postern/internal/admission"
-	"postern/internal/queue"
-	"postern/internal/smtp"
-	"postern/internal/tlsconf"
 )
-
-// TestEventsFromTheRealLoggers runs a queue runner and an abuse engine
-// with a logger behind Events and checks that their events are kept,
-// while the wrapped handler still gets exactly what it asked for.
-func TestEventsFromTheRealLoggers(t *testing.T) {
-	ev := NewEvents(10)
-	var out syncBuffer
-	log := slog.New(ev.Handler(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn})))
-
-	dir := t.TempDir()
-	spool, err := queue.Open(queue.Options{Dir: filepath.Join(dir, "spool"), Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer spool.Close()
-	runner := queue.NewRunner(spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(_ context.Context, _ *queue.Envelope, rcpt string, _ *smtp.Message) error {
-			if strings.HasPrefix(rcpt, "bad") {
-				return queue.Permanent(errors.New("no such mailbox"))
-			}
-			return nil
-		}),
-		IsLocal: func(string) bool { return true },
-		Logger:  log,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- runner.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-	env := &queue.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
-		Body: "7BIT", Listener: "submission", ReceivedAt: time.Now()}
-	if err := spool.Put(ctx, env, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	waitUntil(t, "two deliveries and the DSN", func() bool { return len(ev.Deliveries()) >= 3 })
-	got := map[string]Delivery{}
-	for _, d := range ev.Deliveries() {
-		got[d.Rcpt] = d
-	}
-	if d := got["bob@example.com"]; d.Outcome != "delivered" || d.ID != "M1" || !d.Local || d.Time.IsZero() {
-		t.Errorf("bob: %+v", d)
-	}
-	if d := got["bad@example.com"]; d.Outcome != "failed" || d.ID != "M1" || !strings.Contains(d.Error, "no such mailbox") {
-		t.Errorf("bad: %+v", d)
-	}
-	waitUntil(t, "the failure logged", func() bool { return strings.Contains(out.String(), "queue: delivery failed") })
-	if strings.Contains(out.String(), "queue: delivered") {
-		t.Errorf("the wrapped handler at warn got:\n%s", out.String())
-	}
-
-	store := admission.NewMemoryStore()
-	eng := admission.NewEngine(store, admission.AbuseOptions{IPBanAfter: 2, AlertStrikes: 1, FailDelay: -1, Logger: log})
-	now := time.Now()
-	addr := netip.MustParseAddr("192.0.2.66")
-	for range 3 {
-		eng.AuthResult(ctx, admission.AuthOutcome{Remote: addr, Username: "alice@example.com", Mech: "PLAIN", Now: now})
-	}
-	as := ev.Anomalies(now.Add(-time.Hour))
-	if len(as) != 2 || as[0].Event != "alert" || as[0].Kind != "bruteforce" || as[1].Event != "ban" ||
-		as[1].Subject != "192.0.2.66/32" || as[1].Strikes != 1 || as[1].Reason == "" {
-		t.Errorf("anomalies: %+v", as)
-	}
-	if as := ev.Anomalies(time.Now().Add(time.Minute)); len(as) != 0 {
-		t.Errorf("anomalies in the future: %+v", as)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// TestEventsRing keeps the last n, newest first, and reads attributes
-// given to With.
-func TestEventsRing(t *testing.T) {
-	ev := NewEvents(3)
-	log := slog.New(ev.Handler(slog.NewTextHandler(io.Discard, nil)))
-	for _, id := range []string{"A", "B", "C", "D", "E"} {
-		log.With("id", id).WithGroup("g").Info("queue: delivered", "rcpt", "r@x", "local", false, "remote_mta", "mx.example")
-	}
-	log.Info("something else", "id", "Z")
-	var ids []string
-	for _, d := range ev.Deliveries() {
-		ids = append(ids, d.ID)
-	}
-	if strings.Join(ids, "") != "EDC" {
-		t.Errorf("ring: %v", ids)
-	}
-	if d := ev.Deliveries()[0]; d.Local || d.RemoteMTA != "" && d.RemoteMTA != "mx.example" {
-		t.Errorf("delivery: %+v", d)
-	}
-}
 
 // TestHTTPToken: the API over HTTP wants the token; basic auth opens the
 // status page only; local submission stays on the socket.
@@ -251,66 +139,6 @@ func TestReloadOverSocket(t *testing.T) {
 type certList map[string]*tls.Certificate
 
 func (c certList) Certificates() map[string]*tls.Certificate { return c }
-
-// TestStatusPage renders the page with a message, a ban, a certificate,
-// a delivery and an anomaly, and checks that hostile text is escaped.
-func TestStatusPage(t *testing.T) {
-	f := newFixture(t)
-	f.put(t, "Q1", "alice@example.com", "bob@example.net")
-	waitUntil(t, "the first attempt", func() bool { return f.calls.Load() >= 1 })
-	now := time.Now()
-	store := admission.NewMemoryStore()
-	store.PutBan(context.Background(), admission.Ban{Prefix: netip.MustParsePrefix("198.51.100.0/24"),
-		Until: now.Add(3 * time.Hour), Reason: "<script>alert(1)</script>", Created: now, Strikes: 2})
-	certFile, keyFile, err := tlsconf.EnsureSelfSigned(t.TempDir(), []string{"mail.example.com"}, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev := NewEvents(10)
-	log := slog.New(ev.Handler(slog.NewTextHandler(io.Discard, nil)))
-	log.With("id", "D1").Info("queue: delivered", "rcpt", "carol@example.org", "local", false, "remote_mta", "mx.example.org")
-	log.Warn("auth abuse alert", "kind", "stuffing", "remote", "203.0.113.5", "usernames", 7, "window", "10m0s")
-	srv := &Server{Spool: f.spool, Runner: f.runner, Bans: store, Logger: quiet(), Events: ev,
-		Certs: certList{"tls/cert.pem": &cert}, Version: "0.9.0 (25e3e00a1b2c)"}
-	hs := httptest.NewServer(srv.HTTPHandler("0123456789abcdef-token"))
-	defer hs.Close()
-	req, _ := http.NewRequest("GET", hs.URL+"/", nil)
-	req.SetBasicAuth("", "0123456789abcdef-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	page := string(body)
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
-		t.Fatalf("status %d, %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
-		t.Errorf("CSP %q", csp)
-	}
-	for _, want := range []string{
-		`<span class="big" id="queue-depth">1</span> message in the queue`,
-		"<code>Q1</code> from &lt;alice@example.com&gt;",
-		"carol@example.org", "mx.example.org", "<code>D1</code>",
-		"198.51.100.0/24", "&lt;script&gt;alert(1)&lt;/script&gt;",
-		"tls/cert.pem", "mail.example.com", cert.Leaf.NotAfter.UTC().Format("2006-01-02 15:04:05Z"),
-		"stuffing", "203.0.113.5", "7 usernames tried within 10m0s",
-		`<meta http-equiv="refresh" content="30">`,
-		`<span id="version">Postern 0.9.0 (25e3e00a1b2c)</span>`,
-	} {
-		if !strings.Contains(page, want) {
-			t.Errorf("page lacks %q", want)
-		}
-	}
-	if strings.Contains(page, "<script") {
-		t.Errorf("page has a script:\n%s", page)
-	}
-}
 
 // TestStatusPageOnSocket: on the socket the page needs no token.
 func TestStatusPageOnSocket(t *testing.T) {

@@ -1,73 +1,51 @@
 package admin
 
 import (
-	"context"
-	"fmt"
-	"log/slog"
 	"sync"
 	"time"
+
+	"postern/internal/admission"
+	"postern/internal/queue"
 )
 
-// Events keeps the recent delivery outcomes and auth anomalies for the
-// status page, in two rings of bounded size. It learns them from the
-// server's log: Handler wraps the server's slog.Handler and records the
-// queue runner's "queue: delivered", "queue: delivery deferred" and
-// "queue: delivery failed" events and the abuse engine's "auth ban" and
-// "auth abuse alert" events, passing every record on unchanged. An
-// Events is safe for concurrent use.
+// Events keeps what the status page shows of the server's recent past:
+// the last delivery reports and auth anomalies, in two rings of bounded
+// size, and the messages accepted, delivered, deferred and bounced in
+// each minute of the last hour. It is an observer: cmd passes its
+// methods to the parts that decide these things (the queue runner's
+// RunnerOptions.Observe, the abuse engine's OnBan and OnAlert, the
+// spooler of the SMTP listeners), so the page never depends on what the
+// log says. An Events is safe for concurrent use.
 type Events struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
 	mu         sync.Mutex
-	deliveries ring[Delivery]
+	deliveries ring[queue.Report]
 	anomalies  ring[Anomaly]
+	minutes    [activityMinutes]Minute // by Unix minute modulo activityMinutes
 }
 
-// Event names Events records, as the queue and admission packages log them.
-const (
-	msgDelivered = "queue: delivered"
-	msgDeferred  = "queue: delivery deferred"
-	msgFailed    = "queue: delivery failed"
-	msgAuthBan   = "auth ban"
-	msgAuthAlert = "auth abuse alert"
-)
+// activityMinutes is how many minutes Activity covers.
+const activityMinutes = 60
 
-// NewEvents returns an Events that keeps the last n deliveries and the
-// last n auth anomalies.
+// NewEvents returns an Events that keeps the last n delivery reports
+// and the last n auth anomalies.
 func NewEvents(n int) *Events {
 	if n < 1 {
 		n = 1
 	}
-	return &Events{deliveries: ring[Delivery]{max: n}, anomalies: ring[Anomaly]{max: n}}
-}
-
-// Delivery is one delivery attempt's outcome for one recipient.
-type Delivery struct {
-	// Time is when it was recorded.
-	Time time.Time `json:"time"`
-	// ID is the queue id.
-	ID string `json:"id"`
-	// Rcpt is the recipient.
-	Rcpt string `json:"rcpt"`
-	// Outcome is "delivered", "deferred" or "failed".
-	Outcome string `json:"outcome"`
-	// Local is true for a local mailbox.
-	Local bool `json:"local"`
-	// RemoteMTA is the server talked to, if any.
-	RemoteMTA string `json:"remote_mta,omitempty"`
-	// Error is why it was not delivered.
-	Error string `json:"error,omitempty"`
+	return &Events{deliveries: ring[queue.Report]{max: n}, anomalies: ring[Anomaly]{max: n}}
 }
 
 // Anomaly is one auth-abuse event: a ban the engine made, or an alert.
 type Anomaly struct {
-	// Time is when it was recorded.
+	// Time is when it happened.
 	Time time.Time `json:"time"`
 	// Event is "ban" or "alert".
 	Event string `json:"event"`
-	// Kind is the alert's kind (bruteforce, stuffing, distributed); ""
-	// for a ban.
+	// Kind is the alert's kind (bruteforce, stuffing, distributed), or
+	// the ban's scope (ip, prefix, site).
 	Kind string `json:"kind,omitempty"`
 	// Subject is the banned prefix, or what the alert is about (a
 	// prefix, an address or a username).
@@ -78,8 +56,105 @@ type Anomaly struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// Deliveries returns the recorded deliveries, newest first.
-func (e *Events) Deliveries() []Delivery {
+// Minute counts what happened in one minute.
+type Minute struct {
+	// Start is the start of the minute.
+	Start time.Time
+	// Accepted counts messages accepted (SMTP and local submission);
+	// Delivered, Deferred and Bounced count delivery reports, one per
+	// recipient and attempt (Bounced: failed for good).
+	Accepted, Delivered, Deferred, Bounced int
+}
+
+// Delivery records a delivery report; it has the shape of
+// queue.RunnerOptions.Observe.
+func (e *Events) Delivery(r queue.Report) {
+	if r.Time.IsZero() {
+		r.Time = e.now()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.deliveries.add(r)
+	m := e.minute(r.Time)
+	switch r.Outcome {
+	case queue.OutcomeDelivered:
+		m.Delivered++
+	case queue.OutcomeDeferred:
+		m.Deferred++
+	case queue.OutcomeFailed:
+		m.Bounced++
+	}
+}
+
+// Accepted records a message accepted at t.
+func (e *Events) Accepted(t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.minute(t).Accepted++
+}
+
+// Ban records a ban the abuse engine put; it has the shape of
+// admission.AbuseOptions.OnBan.
+func (e *Events) Ban(b admission.BanEvent) {
+	e.addAnomaly(Anomaly{Time: b.Time, Event: "ban", Kind: b.Scope, Subject: b.Ban.Prefix.String(),
+		Strikes: b.Ban.Strikes, Reason: b.Ban.Reason})
+}
+
+// Alert records an alert of the abuse engine; it has the shape of
+// admission.AbuseOptions.OnAlert.
+func (e *Events) Alert(a admission.Alert) {
+	e.addAnomaly(Anomaly{Time: a.Time, Event: "alert", Kind: a.Kind, Subject: a.Subject(),
+		Strikes: a.Strikes, Reason: a.Describe()})
+}
+
+func (e *Events) addAnomaly(a Anomaly) {
+	if a.Time.IsZero() {
+		a.Time = e.now()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.anomalies.add(a)
+}
+
+// minute returns the counts of the minute of t, started afresh when the
+// slot held an older minute. Called with mu held.
+func (e *Events) minute(t time.Time) *Minute {
+	start := t.Truncate(time.Minute)
+	m := &e.minutes[slot(start)]
+	if !m.Start.Equal(start) {
+		if m.Start.After(start) {
+			return &Minute{} // older than the hour kept: dropped
+		}
+		*m = Minute{Start: start}
+	}
+	return m
+}
+
+// slot is the index of the minute starting at start.
+func slot(start time.Time) int {
+	return int(start.Unix()/60%activityMinutes+activityMinutes) % activityMinutes
+}
+
+// Activity returns the counts of the last 60 minutes up to now, the
+// current minute last; a minute without events has zero counts.
+func (e *Events) Activity(now time.Time) []Minute {
+	out := make([]Minute, activityMinutes)
+	cur := now.Truncate(time.Minute)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range out {
+		start := cur.Add(time.Duration(i-activityMinutes+1) * time.Minute)
+		if m := e.minutes[slot(start)]; m.Start.Equal(start) {
+			out[i] = m
+		} else {
+			out[i] = Minute{Start: start}
+		}
+	}
+	return out
+}
+
+// Deliveries returns the recorded delivery reports, newest first.
+func (e *Events) Deliveries() []queue.Report {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.deliveries.newestFirst()
@@ -105,146 +180,6 @@ func (e *Events) now() time.Time {
 		return e.Now()
 	}
 	return time.Now()
-}
-
-// Handler returns a slog.Handler that records the events Events keeps
-// and passes every record to next. It lets Info records through to
-// Handle even when next logs only warnings, so that deliveries are seen.
-//
-// next's WithAttrs and WithGroup are called only when a record reaches
-// next: a session's logger carries its attributes (session id, remote
-// address) from the start, and formatting them ahead for every session
-// cost about 2 % of the server's CPU under load, when next logs
-// warnings only and most sessions never log one. next's Enabled must not
-// depend on its attributes (true of slog's text and JSON handlers).
-func (e *Events) Handler(next slog.Handler) slog.Handler {
-	return &tap{ev: e, root: next, next: &lazyHandler{h: next}}
-}
-
-// tap is the slog.Handler of Events.
-type tap struct {
-	ev    *Events
-	root  slog.Handler // next without attributes: asked Enabled
-	next  *lazyHandler
-	attrs []slog.Attr // from WithAttrs, outside any group
-	group bool        // WithGroup was called: later attrs are not ours
-}
-
-// lazyHandler is a handler derived from parent by WithAttrs (attrs) or
-// WithGroup (group), made on first use.
-type lazyHandler struct {
-	once   sync.Once
-	parent *lazyHandler
-	attrs  []slog.Attr
-	group  string
-	h      slog.Handler
-}
-
-func (l *lazyHandler) get() slog.Handler {
-	if l.parent == nil {
-		return l.h
-	}
-	l.once.Do(func() {
-		p := l.parent.get()
-		if l.group != "" {
-			l.h = p.WithGroup(l.group)
-		} else {
-			l.h = p.WithAttrs(l.attrs)
-		}
-	})
-	return l.h
-}
-
-func (t *tap) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || t.root.Enabled(ctx, l)
-}
-
-func (t *tap) Handle(ctx context.Context, r slog.Record) error {
-	switch r.Message {
-	case msgDelivered, msgDeferred, msgFailed, msgAuthBan, msgAuthAlert:
-		t.record(r)
-	}
-	if !t.root.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return t.next.get().Handle(ctx, r)
-}
-
-func (t *tap) WithAttrs(as []slog.Attr) slog.Handler {
-	if len(as) == 0 {
-		return t
-	}
-	n := &tap{ev: t.ev, root: t.root, next: &lazyHandler{parent: t.next, attrs: as}, attrs: t.attrs, group: t.group}
-	if !t.group {
-		n.attrs = append(t.attrs[:len(t.attrs):len(t.attrs)], as...)
-	}
-	return n
-}
-
-func (t *tap) WithGroup(name string) slog.Handler {
-	if name == "" {
-		return t
-	}
-	return &tap{ev: t.ev, root: t.root, next: &lazyHandler{parent: t.next, group: name}, attrs: t.attrs, group: true}
-}
-
-// record adds the event of r to its ring.
-func (t *tap) record(r slog.Record) {
-	kv := map[string]slog.Value{}
-	for _, a := range t.attrs {
-		kv[a.Key] = a.Value.Resolve()
-	}
-	r.Attrs(func(a slog.Attr) bool {
-		kv[a.Key] = a.Value.Resolve()
-		return true
-	})
-	str := func(k string) string {
-		v, ok := kv[k]
-		if !ok {
-			return ""
-		}
-		return v.String()
-	}
-	num := func(k string) int {
-		var n int
-		fmt.Sscan(str(k), &n)
-		return n
-	}
-	when := r.Time
-	if when.IsZero() {
-		when = t.ev.now()
-	}
-	e := t.ev
-	switch r.Message {
-	case msgDelivered, msgDeferred, msgFailed:
-		d := Delivery{Time: when, ID: str("id"), Rcpt: str("rcpt"), Local: str("local") == "true",
-			RemoteMTA: str("remote_mta"), Error: str("err")}
-		d.Outcome = map[string]string{msgDelivered: "delivered", msgDeferred: "deferred", msgFailed: "failed"}[r.Message]
-		e.mu.Lock()
-		e.deliveries.add(d)
-		e.mu.Unlock()
-	default:
-		a := Anomaly{Time: when, Event: "ban", Subject: str("prefix"), Strikes: num("strikes"), Reason: str("reason")}
-		if r.Message == msgAuthAlert {
-			a.Event, a.Kind = "alert", str("kind")
-			for _, k := range []string{"prefix", "addr", "remote", "user", "username"} {
-				if s := str(k); s != "" {
-					a.Subject = s
-					break
-				}
-			}
-			switch {
-			case a.Reason != "":
-			case str("usernames") != "":
-				a.Reason = str("usernames") + " usernames tried within " + str("window")
-			case str("addresses") != "":
-				a.Reason = str("addresses") + " addresses tried it within " + str("window")
-			}
-		}
-		e.mu.Lock()
-		e.anomalies.add(a)
-		e.mu.Unlock()
-	}
 }
 
 // ring is a fixed-size buffer of the last max values added.

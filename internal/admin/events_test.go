@@ -1,72 +1,145 @@
 package admin
 
 import (
-	"bytes"
 	"context"
+	"errors"
 	"log/slog"
+	"net/netip"
+	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
+	"time"
+
+	"postern/internal/admission"
+	"postern/internal/queue"
+	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
-// countingHandler counts the WithAttrs and WithGroup calls made on it and
-// on the handlers derived from it.
-type countingHandler struct {
-	slog.Handler
-	withs *atomic.Int32
-}
-
-func (c countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	c.withs.Add(1)
-	return countingHandler{c.Handler.WithAttrs(as), c.withs}
-}
-
-func (c countingHandler) WithGroup(name string) slog.Handler {
-	c.withs.Add(1)
-	return countingHandler{c.Handler.WithGroup(name), c.withs}
-}
-
-// TestTapDefersAttrs checks that a logger's attributes reach the next
-// handler only when a record does, and then in full: those of the
-// logger and its groups, formatted once.
-func TestTapDefersAttrs(t *testing.T) {
-	var out bytes.Buffer
-	var withs atomic.Int32
-	next := countingHandler{slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}), &withs}
+// TestEventsFromObservers runs a queue runner and an abuse engine whose
+// logs go nowhere, with Events as their observer: what the status page
+// shows comes from the observers, whatever the log says (or if it says
+// nothing at all).
+func TestEventsFromObservers(t *testing.T) {
+	t.Parallel()
 	ev := NewEvents(10)
-	log := slog.New(ev.Handler(next)).With("session", "s1", "remote", "192.0.2.1").WithGroup("g").With("k", "v")
-	log.Info(msgDelivered, "id", "m1", "rcpt", "a@example.test", "local", true)
-	log.Info("session: accepted", "bytes", 10)
-	if n := withs.Load(); n != 0 || out.Len() != 0 {
-		t.Fatalf("Info records below the level: %d With calls on next, output %q; want none", n, out.String())
+	silent := slog.New(slog.DiscardHandler)
+	dir := t.TempDir()
+	spool, err := spool.Open(spool.Options{Dir: filepath.Join(dir, "spool"), Logger: silent})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if d := ev.Deliveries(); len(d) != 1 || d[0].ID != "m1" || d[0].Rcpt != "a@example.test" || !d[0].Local {
-		t.Fatalf("deliveries = %+v, want m1 to a@example.test, local", d)
+	defer spool.Close()
+	runner := queue.NewRunner(spool, queue.RunnerOptions{
+		Local: queue.DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
+			if strings.HasPrefix(rcpt, "bad") {
+				return queue.Permanent(errors.New("no such mailbox"))
+			}
+			return nil
+		}),
+		IsLocal: func(string) bool { return true },
+		Logger:  silent,
+		Observe: ev.Delivery,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runner.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	env := &smtp.Envelope{ID: "M1", From: "a@example.com", Recipients: []string{"bob@example.com", "bad@example.com"},
+		Body: "7BIT", Listener: "submission", ReceivedAt: time.Now()}
+	if err := spool.Put(ctx, env, []byte("Subject: x\r\n\r\nhi\r\n")); err != nil {
+		t.Fatal(err)
 	}
-	log.Warn("smtpd: odd", "n", 1)
-	log.Warn("smtpd: odd again", "n", 2)
-	got := out.String()
-	for _, want := range []string{
-		`msg="smtpd: odd" session=s1 remote=192.0.2.1 g.k=v g.n=1`,
-		`msg="smtpd: odd again" session=s1 remote=192.0.2.1 g.k=v g.n=2`,
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("output lacks %q:\n%s", want, got)
-		}
+	waitUntil(t, "two deliveries and the DSN", func() bool { return len(ev.Deliveries()) >= 3 })
+	got := map[string]queue.Report{}
+	for _, d := range ev.Deliveries() {
+		got[d.Rcpt] = d
 	}
-	if n := withs.Load(); n != 3 {
-		t.Errorf("%d With calls on next for two warnings, want 3 (made once)", n)
+	if d := got["bob@example.com"]; d.Outcome != "delivered" || d.ID != "M1" || !d.Local || d.Time.IsZero() {
+		t.Errorf("bob: %+v", d)
 	}
-	// A sibling logger of the same parent shares the parent's handler.
-	log2 := slog.New(ev.Handler(next)).With("session", "s2")
-	log2.Error("smtpd: bad")
-	if !strings.Contains(out.String(), `msg="smtpd: bad" session=s2`) {
-		t.Errorf("output lacks the second logger's line:\n%s", out.String())
+	if d := got["bad@example.com"]; d.Outcome != "failed" || d.ID != "M1" || !strings.Contains(d.Err, "no such mailbox") {
+		t.Errorf("bad: %+v", d)
 	}
-	if !log.Handler().Enabled(context.Background(), slog.LevelInfo) {
-		t.Error("the tap must let Info records in, for the deliveries")
+	act := ev.Activity(time.Now())
+	if last := act[len(act)-1]; last.Delivered < 2 || last.Bounced != 1 {
+		t.Errorf("this minute: %+v; want 2 or more delivered (bob, the DSN) and 1 bounced", last)
 	}
-	if log.Handler().Enabled(context.Background(), slog.LevelDebug) {
-		t.Error("Debug records are enabled, but next logs warnings only")
+
+	store := admission.NewMemoryStore()
+	eng := admission.NewEngine(store, admission.AbuseOptions{IPBanAfter: 2, AlertStrikes: 1, FailDelay: -1,
+		Logger: silent, OnBan: ev.Ban, OnAlert: ev.Alert})
+	now := time.Now()
+	addr := netip.MustParseAddr("192.0.2.66")
+	for range 3 {
+		eng.AuthResult(ctx, admission.AuthOutcome{Remote: addr, Username: "alice@example.com", Mech: "PLAIN", Now: now})
+	}
+	as := ev.Anomalies(now.Add(-time.Hour))
+	if len(as) != 2 || as[0].Event != "alert" || as[0].Kind != "bruteforce" || as[1].Event != "ban" ||
+		as[1].Subject != "192.0.2.66/32" || as[1].Strikes != 1 || as[1].Reason == "" {
+		t.Errorf("anomalies: %+v", as)
+	}
+	if as := ev.Anomalies(time.Now().Add(time.Minute)); len(as) != 0 {
+		t.Errorf("anomalies in the future: %+v", as)
+	}
+}
+
+// TestEventsRing keeps the last n, newest first.
+func TestEventsRing(t *testing.T) {
+	t.Parallel()
+	ev := NewEvents(3)
+	for _, id := range []string{"A", "B", "C", "D", "E"} {
+		ev.Delivery(queue.Report{ID: id, Rcpt: "r@x", Outcome: queue.OutcomeDelivered, RemoteMTA: "mx.example"})
+	}
+	var ids []string
+	for _, d := range ev.Deliveries() {
+		ids = append(ids, d.ID)
+	}
+	if strings.Join(ids, "") != "EDC" {
+		t.Errorf("ring: %v", ids)
+	}
+	if d := ev.Deliveries()[0]; d.Local || d.RemoteMTA != "mx.example" || d.Time.IsZero() {
+		t.Errorf("delivery: %+v", d)
+	}
+}
+
+// TestActivity counts per minute over the last hour: a minute an hour
+// old is dropped, an empty minute reads zero, and an event older than
+// the hour kept changes nothing.
+func TestActivity(t *testing.T) {
+	t.Parallel()
+	ev := NewEvents(10)
+	t0 := time.Date(2030, 1, 2, 10, 0, 30, 0, time.UTC)
+	ev.Accepted(t0)
+	ev.Accepted(t0.Add(10 * time.Second))
+	ev.Delivery(queue.Report{Time: t0.Add(20 * time.Second), Outcome: queue.OutcomeDelivered})
+	ev.Delivery(queue.Report{Time: t0.Add(5 * time.Minute), Outcome: queue.OutcomeDeferred})
+	ev.Delivery(queue.Report{Time: t0.Add(59 * time.Minute), Outcome: queue.OutcomeFailed})
+
+	act := ev.Activity(t0.Add(59 * time.Minute))
+	if len(act) != 60 {
+		t.Fatalf("%d minutes", len(act))
+	}
+	if m := act[0]; !m.Start.Equal(t0.Truncate(time.Minute)) || m.Accepted != 2 || m.Delivered != 1 {
+		t.Errorf("first minute %+v", m)
+	}
+	if m := act[5]; m.Deferred != 1 || m.Accepted != 0 {
+		t.Errorf("minute 5 %+v", m)
+	}
+	if m := act[59]; m.Bounced != 1 {
+		t.Errorf("last minute %+v", m)
+	}
+	// An hour later the first minute's slot is reused.
+	ev.Accepted(t0.Add(60 * time.Minute))
+	act = ev.Activity(t0.Add(60 * time.Minute))
+	if m := act[59]; m.Accepted != 1 || m.Delivered != 0 {
+		t.Errorf("the slot reused: %+v", m)
+	}
+	if m := act[0]; !m.Start.Equal(t0.Truncate(time.Minute).Add(time.Minute)) || m.Accepted+m.Delivered != 0 {
+		t.Errorf("oldest minute now %+v", m)
+	}
+	ev.Accepted(t0) // older than the hour kept
+	if m := ev.Activity(t0.Add(60 * time.Minute))[59]; m.Accepted != 1 {
+		t.Errorf("a late event from an hour ago counted: %+v", m)
 	}
 }

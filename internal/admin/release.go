@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/url"
 
-	"postern/internal/queue"
+	"postern/internal/spool"
 )
 
 // The release API (`postern queue release ID`):
@@ -27,7 +27,7 @@ var ErrNotHeld = errors.New("message not held")
 func (s *Server) release(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	err := s.Runner.Release(id)
-	if errors.Is(err, queue.ErrNotHeld) {
+	if errors.Is(err, spool.ErrNotHeld) {
 		writeJSON(w, http.StatusConflict, errorBody{"message " + id + " is not held"})
 		return
 	}

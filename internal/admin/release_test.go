@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"postern/internal/queue"
+	"postern/internal/smtp"
 )
 
 // A held message is listed held with its reason, is not delivered, and
@@ -17,7 +17,7 @@ func TestAdminRelease(t *testing.T) {
 	f.fail.Store(false)
 	ctx := context.Background()
 	const held, plain = "0000000000000000held", "000000000000000plain"
-	env := &queue.Envelope{ID: held, From: "alice@example.com", Recipients: []string{"bob@example.org"}, Body: "7BIT",
+	env := &smtp.Envelope{ID: held, From: "alice@example.com", Recipients: []string{"bob@example.org"}, Body: "7BIT",
 		AuthUser: "alice", Remote: netip.MustParseAddrPort("192.0.2.7:40000"), ReceivedAt: time.Now(),
 		Hold: true, HoldReason: "send limit: messages per hour"}
 	if err := f.spool.Put(ctx, env, []byte("Subject: held\r\n\r\nbody\r\n")); err != nil {
@@ -61,7 +61,7 @@ func TestAdminDeleteHeld(t *testing.T) {
 	f.fail.Store(false)
 	ctx := context.Background()
 	const held = "0000000000000000hel2"
-	env := &queue.Envelope{ID: held, From: "alice@example.com", Recipients: []string{"bob@example.org"}, Body: "7BIT",
+	env := &smtp.Envelope{ID: held, From: "alice@example.com", Recipients: []string{"bob@example.org"}, Body: "7BIT",
 		ReceivedAt: time.Now(), Hold: true, HoldReason: "send limit: recipients per hour"}
 	if err := f.spool.Put(ctx, env, []byte("Subject: held\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)

@@ -11,10 +11,12 @@ import (
 	"net/http"
 )
 
-// consoleRoutes adds the reload API and the status page (status.go) to mux.
+// consoleRoutes adds the reload API and the status page (status.go,
+// detail.go) to mux.
 func (s *Server) consoleRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /reload", s.reload)
 	mux.HandleFunc("GET /{$}", s.status)
+	mux.HandleFunc("GET /message/{id}", s.messagePage) // detail.go
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

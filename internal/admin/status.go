@@ -1,10 +1,18 @@
 package admin
 
 // The status page, GET /: server-rendered HTML (html/template, no
-// script) for an administrator's browser: the queue's depth and oldest
-// message, the recent deliveries, the certificates' expiry, the bans and
-// the auth anomalies of the last hour. It refreshes itself every 30
+// script) for an administrator's browser: the server's version, uptime
+// and listeners; a chart of the messages accepted, delivered, deferred
+// and bounced per minute over the last hour (inline SVG); the queue,
+// each id linked to its detail view (GET /message/{id}, detail.go); the
+// recent deliveries, filtered by outcome with ?outcome=delivered,
+// deferred or failed (plain links); the certificates' expiry; the bans
+// and the auth anomalies of the last hour. It refreshes itself every 30
 // seconds (a meta refresh).
+//
+// Everything in a URL is hostile: an id or filter that is not one of
+// the known forms gets 400 with a page that does not repeat it, and
+// every value shown is escaped by html/template.
 
 import (
 	"bytes"
@@ -15,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"postern/internal/queue"
 )
 
 // CertSource lists the certificates served, for the status page;
@@ -22,6 +32,13 @@ import (
 type CertSource interface {
 	// Certificates returns the certificates served now, by name.
 	Certificates() map[string]*tls.Certificate
+}
+
+// ListenerInfo describes one listener for the status page.
+type ListenerInfo struct {
+	// Name, Role ("mx", "submission", "submissions", "http", "admin")
+	// and Address ("host:port") of the listener.
+	Name, Role, Address string
 }
 
 // anomalyWindow is how far back the status page shows auth anomalies.
@@ -33,22 +50,48 @@ const oldestWarn = time.Hour
 // certWarn is how close to expiry a certificate is shown as a warning.
 const certWarn = 14 * 24 * time.Hour
 
+// queueShown is how many messages of the queue the page lists.
+const queueShown = 50
+
+// outcomes are the delivery filters of the page, in link order.
+var outcomes = []string{queue.OutcomeDelivered, queue.OutcomeDeferred, queue.OutcomeFailed}
+
 // statusData is what the page template shows.
 type statusData struct {
-	Version      string
 	Now          time.Time
+	Version      string
+	Uptime       string
+	Listeners    []ListenerInfo
+	Chart        *chart
 	Depth        int
 	Recipients   int
 	Oldest       *Message
 	OldestAge    string
 	OldestWarn   bool
-	Deliveries   []Delivery
+	Queue        []queueRow
+	QueueMore    int
+	Filter       string
+	Filters      []filterLink
+	Deliveries   []queue.Report
 	NoEvents     bool
 	Certs        []certRow
 	Bans         []banRow
 	BansError    string
 	Anomalies    []Anomaly
 	AnomalySince time.Time
+}
+
+type queueRow struct {
+	Message
+	Age     string
+	States  string
+	LastErr string
+}
+
+type filterLink struct {
+	Label, Query string
+	Count        int
+	Current      bool
 }
 
 type certRow struct {
@@ -66,48 +109,40 @@ type banRow struct {
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
-	d := statusData{Version: s.Version, Now: now, AnomalySince: now.Add(-anomalyWindow)}
-	for _, it := range s.Spool.List() {
-		d.Depth++
-		for _, rc := range it.Recipients {
-			if !rc.State.Status.Final() {
-				d.Recipients++
+	filter, ok := outcomeFilter(r)
+	if !ok {
+		s.badRequest(w, "Unknown delivery filter: the outcome may be delivered, deferred or failed.")
+		return
+	}
+	d := statusData{Now: now, Version: s.Version, Listeners: s.Listeners, Filter: filter,
+		AnomalySince: now.Add(-anomalyWindow)}
+	if !s.Started.IsZero() {
+		d.Uptime = age(now.Sub(s.Started))
+	}
+	s.queueData(&d, now)
+	if s.Events != nil {
+		d.Chart = newChart(s.Events.Activity(now))
+		all := s.Events.Deliveries()
+		d.Filters = append(d.Filters, filterLink{Label: "all", Query: "/", Count: len(all), Current: filter == ""})
+		for _, o := range outcomes {
+			n := 0
+			for _, rep := range all {
+				if rep.Outcome == o {
+					n++
+				}
+			}
+			d.Filters = append(d.Filters, filterLink{Label: o, Query: "/?outcome=" + o, Count: n, Current: filter == o})
+		}
+		for _, rep := range all {
+			if filter == "" || rep.Outcome == filter {
+				d.Deliveries = append(d.Deliveries, rep)
 			}
 		}
-		if d.Oldest == nil || it.ReceivedAt.Before(d.Oldest.ReceivedAt) {
-			m := message(it)
-			d.Oldest = &m
-		}
-	}
-	if d.Oldest != nil {
-		d.OldestAge = age(now.Sub(d.Oldest.ReceivedAt))
-		d.OldestWarn = now.Sub(d.Oldest.ReceivedAt) > oldestWarn
-	}
-	if s.Events != nil {
-		d.Deliveries = s.Events.Deliveries()
 		d.Anomalies = s.Events.Anomalies(d.AnomalySince)
 	} else {
 		d.NoEvents = true
 	}
-	if s.Certs != nil {
-		for name, c := range s.Certs.Certificates() {
-			if c == nil || c.Leaf == nil {
-				continue
-			}
-			left := c.Leaf.NotAfter.Sub(now)
-			names := c.Leaf.DNSNames
-			if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
-				names = []string{c.Leaf.Subject.CommonName}
-			}
-			row := certRow{Name: name, Names: strings.Join(names, ", "), NotAfter: c.Leaf.NotAfter,
-				Left: age(left), Warn: left < certWarn}
-			if left < 0 {
-				row.Left = "expired " + age(-left) + " ago"
-			}
-			d.Certs = append(d.Certs, row)
-		}
-		slices.SortFunc(d.Certs, func(a, b certRow) int { return a.NotAfter.Compare(b.NotAfter) })
-	}
+	d.Certs = s.certRows(now)
 	if s.Bans == nil {
 		d.BansError = "bans are not available on this server"
 	} else if bans, err := s.Bans.Bans(r.Context(), now); err != nil {
@@ -118,8 +153,111 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			d.Bans = append(d.Bans, banRow{BanInfo: banInfo(b), Left: age(b.Until.Sub(now))})
 		}
 	}
+	s.page(w, http.StatusOK, statusPage, d)
+}
+
+// outcomeFilter returns the ?outcome= filter of r, "" for none; ok is
+// false for anything but one of outcomes.
+func outcomeFilter(r *http.Request) (string, bool) {
+	q := r.URL.Query()
+	if len(q) == 0 {
+		return "", true
+	}
+	v, has := q["outcome"]
+	if len(q) != 1 || !has || len(v) != 1 {
+		return "", false
+	}
+	if slices.Contains(outcomes, v[0]) {
+		return v[0], true
+	}
+	return "", v[0] == ""
+}
+
+// queueData fills in the queue's depth, oldest message and first rows.
+func (s *Server) queueData(d *statusData, now time.Time) {
+	for _, it := range s.Spool.List() {
+		d.Depth++
+		waiting := 0
+		for _, rc := range it.Recipients {
+			if !rc.State.Status.Final() {
+				waiting++
+			}
+		}
+		d.Recipients += waiting
+		m := message(it)
+		if d.Oldest == nil || it.ReceivedAt.Before(d.Oldest.ReceivedAt) {
+			d.Oldest = &m
+		}
+		if len(d.Queue) >= queueShown {
+			d.QueueMore++
+			continue
+		}
+		d.Queue = append(d.Queue, queueRow{Message: m, Age: age(now.Sub(it.ReceivedAt)),
+			States: stateSummary(m.Recipients), LastErr: lastError(m.Recipients)})
+	}
+	if d.Oldest != nil {
+		d.OldestAge = age(now.Sub(d.Oldest.ReceivedAt))
+		d.OldestWarn = now.Sub(d.Oldest.ReceivedAt) > oldestWarn
+	}
+}
+
+// stateSummary counts recipients by state: "2 deferred, 1 delivered".
+func stateSummary(rs []Recipient) string {
+	var order []string
+	n := map[string]int{}
+	for _, r := range rs {
+		if n[r.Status] == 0 {
+			order = append(order, r.Status)
+		}
+		n[r.Status]++
+	}
+	parts := make([]string, len(order))
+	for i, st := range order {
+		parts[i] = fmt.Sprintf("%d %s", n[st], st)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// lastError returns the last error of the first recipient that has one.
+func lastError(rs []Recipient) string {
+	for _, r := range rs {
+		if r.LastError != "" {
+			return r.LastError
+		}
+	}
+	return ""
+}
+
+// certRows lists the certificates served, soonest expiry first.
+func (s *Server) certRows(now time.Time) []certRow {
+	if s.Certs == nil {
+		return nil
+	}
+	var rows []certRow
+	for name, c := range s.Certs.Certificates() {
+		if c == nil || c.Leaf == nil {
+			continue
+		}
+		left := c.Leaf.NotAfter.Sub(now)
+		names := c.Leaf.DNSNames
+		if len(names) == 0 && c.Leaf.Subject.CommonName != "" {
+			names = []string{c.Leaf.Subject.CommonName}
+		}
+		row := certRow{Name: name, Names: strings.Join(names, ", "), NotAfter: c.Leaf.NotAfter,
+			Left: age(left), Warn: left < certWarn}
+		if left < 0 {
+			row.Left = "expired " + age(-left) + " ago"
+		}
+		rows = append(rows, row)
+	}
+	slices.SortFunc(rows, func(a, b certRow) int { return a.NotAfter.Compare(b.NotAfter) })
+	return rows
+}
+
+// page renders t with d and sends it with the page's security headers.
+func (s *Server) page(w http.ResponseWriter, code int, t *template.Template, d any) {
 	var buf bytes.Buffer
-	if err := statusPage.Execute(&buf, d); err != nil {
+	if err := t.Execute(&buf, d); err != nil {
 		s.log.Error("admin: status page", "err", err)
 		http.Error(w, "status page failed", http.StatusInternalServerError)
 		return
@@ -131,7 +269,14 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(code)
 	w.Write(buf.Bytes())
+}
+
+// badRequest answers 400 with msg, a fixed text: never what the
+// request said.
+func (s *Server) badRequest(w http.ResponseWriter, msg string) {
+	s.page(w, http.StatusBadRequest, errorPage, struct{ Title, Msg string }{"Bad request", msg})
 }
 
 // age formats a duration for people: "3d 4h", "2h 5m", "4m 2s", "42s".
@@ -152,77 +297,16 @@ func age(d time.Duration) string {
 	return fmt.Sprintf("%ds", d/time.Second)
 }
 
-var statusPage = template.Must(template.New("status").Funcs(template.FuncMap{
-	"ts": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-}).Parse(`<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="refresh" content="30">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Postern status</title>
-<style>
-body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
-h1 { font-size: 1.4em; margin: 0 0 .2em; }
-h2 { font-size: 1.1em; margin: 1.4em 0 .4em; border-bottom: 1px solid #ccc; }
-table { border-collapse: collapse; }
-th, td { text-align: left; padding: .2em .8em .2em 0; vertical-align: top; }
-th { font-weight: 600; color: #555; }
-td.num { text-align: right; }
-td.time { white-space: nowrap; }
-.muted { color: #777; }
-.warn { color: #a40; font-weight: 600; }
-.ok { color: #070; }
-.big { font-size: 1.6em; font-weight: 600; }
-code { font-size: .95em; }
-</style>
-</head>
-<body>
-<h1>Postern status</h1>
-<p class="muted">{{with .Version}}<span id="version">Postern {{.}}</span>. {{end}}As of {{ts .Now}}; this page refreshes every 30 seconds.</p>
-
-<h2>Queue</h2>
-<p><span class="big" id="queue-depth">{{.Depth}}</span> message{{if ne .Depth 1}}s{{end}} in the queue,
-<span id="queue-recipients">{{.Recipients}}</span> recipient{{if ne .Recipients 1}}s{{end}} waiting.</p>
-{{with .Oldest}}<p id="queue-oldest">Oldest: <code>{{.ID}}</code> from &lt;{{.From}}&gt;, received {{ts .ReceivedAt}},
-<span class="{{if $.OldestWarn}}warn{{end}}">{{$.OldestAge}}</span> ago.</p>
-{{else}}<p id="queue-oldest" class="muted">The queue is empty.</p>{{end}}
-
-<h2>Recent deliveries</h2>
-{{if .NoEvents}}<p class="muted">Not recorded on this server.</p>
-{{else if .Deliveries}}<table id="deliveries">
-<tr><th>time</th><th>id</th><th>recipient</th><th>outcome</th><th>via</th><th>error</th></tr>
-{{range .Deliveries}}<tr><td class="time">{{ts .Time}}</td><td><code>{{.ID}}</code></td><td>{{.Rcpt}}</td>
-<td class="{{if eq .Outcome "delivered"}}ok{{else}}warn{{end}}">{{.Outcome}}</td>
-<td>{{if .Local}}local mailbox{{else}}{{.RemoteMTA}}{{end}}</td><td>{{.Error}}</td></tr>
-{{end}}</table>
-{{else}}<p class="muted" id="deliveries">No delivery since the server started.</p>{{end}}
-
-<h2>Certificates</h2>
-{{if .Certs}}<table id="certificates">
-<tr><th>certificate</th><th>names</th><th>expires</th><th>left</th></tr>
-{{range .Certs}}<tr><td><code>{{.Name}}</code></td><td>{{.Names}}</td><td>{{ts .NotAfter}}</td>
-<td class="{{if .Warn}}warn{{else}}ok{{end}}">{{.Left}}</td></tr>
-{{end}}</table>
-{{else}}<p class="warn" id="certificates">No certificate is loaded.</p>{{end}}
-
-<h2>Bans</h2>
-{{if .BansError}}<p class="warn" id="bans">{{.BansError}}</p>
-{{else if .Bans}}<table id="bans">
-<tr><th>prefix</th><th>until</th><th>left</th><th>strikes</th><th>manual</th><th>reason</th></tr>
-{{range .Bans}}<tr><td><code>{{.Prefix}}</code></td><td>{{ts .Until}}</td><td>{{.Left}}</td>
-<td class="num">{{.Strikes}}</td><td>{{if .Manual}}yes{{else}}no{{end}}</td><td>{{.Reason}}</td></tr>
-{{end}}</table>
-{{else}}<p class="muted" id="bans">No address is banned.</p>{{end}}
-
-<h2>Auth anomalies in the last hour</h2>
-{{if .NoEvents}}<p class="muted">Not recorded on this server.</p>
-{{else if .Anomalies}}<table id="anomalies">
-<tr><th>time</th><th>event</th><th>kind</th><th>subject</th><th>strikes</th><th>reason</th></tr>
-{{range .Anomalies}}<tr><td class="time">{{ts .Time}}</td><td class="warn">{{.Event}}</td><td>{{.Kind}}</td>
-<td><code>{{.Subject}}</code></td><td class="num">{{if .Strikes}}{{.Strikes}}{{end}}</td><td>{{.Reason}}</td></tr>
-{{end}}</table>
-{{else}}<p class="muted" id="anomalies">None since {{ts .AnomalySince}}.</p>{{end}}
-</body>
-</html>
-`))
+// seconds formats a short duration as Postfix's delays do: "0.05s",
+// "1.2s"; a minute or more as age does.
+func seconds(d time.Duration) string {
+	switch {
+	case d >= time.Minute:
+		return age(d)
+	case d >= 10*time.Second:
+		return fmt.Sprintf("%.0fs", d.Seconds())
+	case d >= time.Second:
+		return fmt.Sprintf("%.1fs", d.Seconds())
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}

@@ -25,9 +25,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,13 +32,13 @@ import (
 	"net"
 	"net/http"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"postern/internal/addrkey"
 	"postern/internal/admission"
-	"postern/internal/queue"
 	"postern/internal/smtp"
 )
 
@@ -49,9 +46,9 @@ import (
 // spool, possibly behind a DKIM signer.
 type Submitter interface {
 	// Submit stores env and msg durably and returns nil only once they
-	// are (as queue.Spool.PutMessage does). It may prepend header
+	// are (as spool.Spool.PutMessage does). It may prepend header
 	// fields to msg.Header.
-	Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error
+	Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error
 }
 
 // SendLimiter applies the send limits to local submissions as to
@@ -79,6 +76,11 @@ type LocalSubmit struct {
 	MaxMessageSize int64
 	// MaxRecipients bounds the recipients; 0 means 1000.
 	MaxRecipients int
+	// RouteBare, when not nil, says where the mail for a recipient the
+	// request lists in Bare goes (a bare local name the caller
+	// qualified): the address itself, or another (the postmaster, when
+	// it names no user or alias). nil keeps them as they are.
+	RouteBare func(ctx context.Context, addr string) (string, error)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -91,6 +93,10 @@ type SubmitRequest struct {
 	Recipients []string `json:"rcpts"`
 	// Data is the message, with CRLF line endings and no bare CR or LF.
 	Data []byte `json:"data"`
+	// Bare lists the recipients of Recipients that the caller made by
+	// qualifying a bare local name ("root"): LocalSubmit.RouteBare
+	// decides where they go.
+	Bare []string `json:"bare,omitempty"`
 }
 
 // SubmitResult is the answer to POST /submit.
@@ -183,6 +189,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
 	}
+	if err := ls.routeBare(r.Context(), env, req.Bare); err != nil {
+		writeJSON(w, http.StatusInternalServerError, errorBody{"route: " + err.Error()})
+		return
+	}
 	if ls.Limiter != nil {
 		v := ls.Limiter.CheckMessage(r.Context(), env.AuthUser, len(env.Recipients), env.ReceivedAt)
 		switch {
@@ -203,6 +213,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("message held", "via", "local", "user", env.AuthUser, "reason", env.HoldReason, "id", env.ID,
 			"rcpts", len(env.Recipients))
 	}
+	if s.Events != nil {
+		s.Events.Accepted(env.ReceivedAt)
+	}
 	s.log.Info("message accepted", "via", "local", "id", env.ID, "from", env.From,
 		"rcpts", len(env.Recipients), "size", msg.Size(), "uid", uid, "user", env.AuthUser)
 	writeJSON(w, http.StatusOK, SubmitResult{ID: env.ID, Held: env.Hold, HoldReason: env.HoldReason})
@@ -210,12 +223,12 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 
 // prepare checks a request and returns the envelope and the message
 // with Received (and Message-ID and Date when missing) prepended.
-func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *smtp.Message, error) {
+func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*smtp.Envelope, *smtp.Message, error) {
 	now := time.Now()
 	if ls.Now != nil {
 		now = ls.Now()
 	}
-	env := &queue.Envelope{ID: localID(now), Listener: "local", ReceivedAt: now, Body: "7BIT", AuthUser: LocalSender(uid)}
+	env := &smtp.Envelope{ID: smtp.NewID(now), Listener: "local", ReceivedAt: now, Body: "7BIT", AuthUser: LocalSender(uid)}
 	if req.From != "" {
 		a, err := smtp.ParseAddress(req.From, true)
 		if err != nil {
@@ -250,11 +263,11 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *s
 			env.Recipients = append(env.Recipients, addr)
 		}
 	}
-	env.SMTPUTF8 = !ascii(env.From) || !ascii(strings.Join(env.Recipients, ""))
+	env.SMTPUTF8 = !smtp.IsASCII(env.From) || !smtp.IsASCII(strings.Join(env.Recipients, ""))
 	if err := checkLines(req.Data); err != nil {
 		return nil, nil, err
 	}
-	if !ascii(string(req.Data)) {
+	if !smtp.IsASCII(string(req.Data)) {
 		env.Body = "8BITMIME"
 	}
 	msg := req.Data
@@ -271,30 +284,41 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*queue.Envelope, *s
 		host = "localhost"
 	}
 	// RFC 5321 §4.4: the trace field; like a local MTA's, it names the
-	// submitting uid instead of a client host.
+	// submitting uid instead of a client host. RFC 6409 §8: Message-ID
+	// and Date when missing.
 	head := make([]byte, 0, 256)
-	head = append(head, "Received: by "...)
-	head = append(head, host...)
-	head = append(head, " (Postern, from userid "...)
-	if uid >= 0 {
-		head = strconv.AppendInt(head, int64(uid), 10)
-	} else {
-		head = append(head, "unknown"...)
-	}
-	head = append(head, ")\r\n\tid "...)
-	head = append(head, env.ID...)
-	head = append(head, "; "...)
-	head = now.AppendFormat(head, time.RFC1123Z)
-	head = append(head, "\r\n"...)
-	if len(smtp.HeaderValues(hdr, "Message-ID")) == 0 { // RFC 6409 §8.3
-		head = append(head, "Message-ID: <"+env.ID+"@"+host+">\r\n"...)
-	}
-	if len(smtp.HeaderValues(hdr, "Date")) == 0 { // RFC 6409 §8.1
-		head = append(head, "Date: "...)
-		head = now.AppendFormat(head, time.RFC1123Z)
-		head = append(head, "\r\n"...)
-	}
+	head = smtp.AppendReceived(head, smtp.Received{Host: host, Local: smtp.LocalUser(uid), ID: env.ID, Date: now})
+	head = smtp.CheckHeader(hdr).Append(head, env.ID, host, now)
 	return env, &smtp.Message{Header: append(head, hdr...), Body: smtp.BodyBytes(msg[len(hdr):])}, nil
+}
+
+// routeBare replaces each recipient of env listed in bare by where
+// RouteBare sends it, keeping the order and dropping duplicates.
+func (ls *LocalSubmit) routeBare(ctx context.Context, env *smtp.Envelope, bare []string) error {
+	if ls.RouteBare == nil || len(bare) == 0 {
+		return nil
+	}
+	isBare := make(map[string]bool, len(bare))
+	for _, b := range bare {
+		if a, err := smtp.ParseAddress(b, true); err == nil {
+			isBare[a.String()] = true
+		}
+	}
+	out := env.Recipients[:0:0]
+	for _, rc := range env.Recipients {
+		if isBare[rc] {
+			to, err := ls.RouteBare(ctx, rc)
+			if err != nil {
+				return err
+			}
+			rc = to
+		}
+		if !slices.Contains(out, rc) {
+			out = append(out, rc)
+		}
+	}
+	env.Recipients = out
+	return nil
 }
 
 // checkLines refuses a bare CR or LF: only CRLF ends a line (the client
@@ -311,25 +335,6 @@ func checkLines(b []byte) error {
 		}
 	}
 	return nil
-}
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// localID returns a queue id in the format smtpd makes: 8 bytes of
-// big-endian Unix nanoseconds and 4 random bytes in the extended-hex
-// base32 alphabet (RFC 4648 §7), lower case, 20 characters.
-func localID(t time.Time) string {
-	var b [12]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
-	rand.Read(b[8:])
-	return strings.ToLower(base32.HexEncoding.EncodeToString(b[:])[:20])
 }
 
 // Submit hands a message to the server's queue and returns its id (and

@@ -11,14 +11,14 @@ import (
 	"time"
 
 	"postern/internal/admission"
-	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // spoolSubmitter puts straight into the spool.
-type spoolSubmitter struct{ s *queue.Spool }
+type spoolSubmitter struct{ s *spool.Spool }
 
-func (p spoolSubmitter) Submit(ctx context.Context, env *queue.Envelope, msg *smtp.Message) error {
+func (p spoolSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	return p.s.PutMessage(ctx, env, msg)
 }
 
@@ -55,8 +55,8 @@ func TestSubmit(t *testing.T) {
 		env.AuthUser != LocalSender(os.Getuid()) || env.Hold || res.Held {
 		t.Errorf("envelope %+v", env)
 	}
-	want := "Received: by mx.x.test (Postern, from userid " + strconv.Itoa(os.Getuid()) + ")\r\n\tid " + id +
-		"; Fri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + id + "@mx.x.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n" + msg
+	want := "Received: by mx.x.test (Postern, from userid " + strconv.Itoa(os.Getuid()) + ") id " + id +
+		";\r\n\tFri, 27 Nov 2026 10:00:00 +0000\r\nMessage-ID: <" + id + "@mx.x.test>\r\nDate: Fri, 27 Nov 2026 10:00:00 +0000\r\n" + msg
 	if string(data) != want {
 		t.Errorf("data\n%q\nwant\n%q", data, want)
 	}
@@ -122,7 +122,10 @@ func TestLocalSender(t *testing.T) {
 func TestSubmitSendLimits(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	// The submissions' clock, near the runner's (the wall clock): a
+	// fixed date more than 5 days past would have the runner expire the
+	// messages and queue DSNs while the test counts the queue.
+	now := time.Now().Truncate(time.Minute)
 	me := LocalSender(os.Getuid())
 	start := func(lo admission.LimiterOptions) *Client {
 		t.Helper()
@@ -186,5 +189,48 @@ func TestSubmitSendLimits(t *testing.T) {
 	}
 	if m, err := f.spool.Lookup(res.ID); err != nil || !m.Held {
 		t.Errorf("held message in the queue: %+v, %v", m, err)
+	}
+}
+
+// TestSubmitBare: the recipients the caller qualified from bare names
+// go where RouteBare says; the others stay as they are.
+func TestSubmitBare(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	l, err := Listen(f.dir + "/local.sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	route := func(ctx context.Context, addr string) (string, error) {
+		if addr == "fail@x.test" {
+			return "", errors.New("directory down")
+		}
+		if addr == "alice@x.test" {
+			return addr, nil
+		}
+		return "postmaster@x.test", nil
+	}
+	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
+		Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", RouteBare: route}}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	client := &Client{SocketPath: f.dir + "/local.sock"}
+	res, err := client.Submit(ctx, SubmitRequest{
+		Recipients: []string{"root@x.test", "alice@x.test", "nobody@x.test", "postmaster@x.test", "root@y.test"},
+		Bare:       []string{"root@X.test", "alice@x.test", "nobody@x.test"},
+		Data:       []byte("\r\nbody\r\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, err := f.spool.Get(res.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(env.Recipients, ","); got != "postmaster@x.test,alice@x.test,root@y.test" {
+		t.Errorf("recipients %s", got)
+	}
+	if _, err := client.Submit(ctx, SubmitRequest{Recipients: []string{"fail@x.test"}, Bare: []string{"fail@x.test"}, Data: []byte("\r\n")}); err == nil || errors.Is(err, ErrRefused) {
+		t.Errorf("route failure: %v, want a temporary error", err)
 	}
 }

@@ -50,9 +50,10 @@ func ListenGroup(path string, gid int) (net.Listener, error) {
 // carry token, for the admin API over HTTP:
 //
 //   - every endpoint takes "Authorization: Bearer TOKEN";
-//   - the status page (GET /), which changes nothing, also takes HTTP
-//     basic authentication with the token as the password (any user
-//     name), so that a browser can show it.
+//   - the status page (GET / and its detail views, GET /message/{id}),
+//     which changes nothing, also takes HTTP basic authentication with
+//     the token as the password (any user name), so that a browser can
+//     show it.
 //
 // Basic authentication is refused on every other endpoint: a browser
 // sends remembered basic credentials with any request, even one a
@@ -66,7 +67,8 @@ func RequireToken(token string, h http.Handler) http.Handler {
 		return got != "" && subtle.ConstantTimeCompare(g[:], want[:]) == 1
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		page := (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == "/"
+		page := (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			(r.URL.Path == "/" || strings.HasPrefix(r.URL.Path, "/message/"))
 		auth := r.Header.Get("Authorization")
 		scheme, cred, _ := strings.Cut(auth, " ")
 		switch {

@@ -7,8 +7,9 @@ import (
 	"math"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
+
+	"postern/internal/addrkey"
 )
 
 // AbuseOptions configure the auth-abuse Engine. Zero fields take the
@@ -69,6 +70,11 @@ type AbuseOptions struct {
 	GoodIPTTL time.Duration
 	// Logger receives ban and alert events; nil means slog.Default().
 	Logger *slog.Logger
+	// OnBan and OnAlert, when set, are told each ban the Engine puts and
+	// each alert it raises, the events it logs, from the goroutine of
+	// the failed login: they must not block.
+	OnBan   func(BanEvent)
+	OnAlert func(Alert)
 }
 
 func (o AbuseOptions) withDefaults() AbuseOptions {
@@ -158,9 +164,11 @@ const (
 	maxUserKeyLen = 256              // longer claimed usernames are cut in keys
 )
 
-// userKey normalizes a claimed username for the store's keys.
+// userKey normalizes a username for the store's keys and the send
+// limits: addrkey.Key, so that only usernames that are one user share
+// counters (strings.ToLower would count "\u212Aate" toward kate's).
 func userKey(u string) string {
-	u = strings.ToLower(u)
+	u = addrkey.Key(u)
 	if len(u) > maxUserKeyLen {
 		u = u[:maxUserKeyLen]
 	}
@@ -361,7 +369,7 @@ func (e *Engine) fail(ctx context.Context, remote netip.Addr, user, mech string,
 		}
 		if e.opts.StuffingUsers > 0 && nUsers >= int64(e.opts.StuffingUsers) {
 			if nUsers == int64(e.opts.StuffingUsers) {
-				e.alert("stuffing", "remote", remote, "usernames", nUsers, "window", w)
+				e.alert(Alert{Time: now, Kind: AlertStuffing, Remote: remote, Count: nUsers, Window: w})
 			}
 			if err := banIP(fmt.Sprintf("auth: credential stuffing, %d usernames in %v", nUsers, w)); err != nil {
 				return 0, false, err
@@ -443,7 +451,7 @@ func (e *Engine) countForUser(ctx context.Context, remote netip.Addr, user strin
 		return err
 	}
 	if m == 1 {
-		e.alert("distributed", "user", user, "networks", nNets, "window", w)
+		e.alert(Alert{Time: now, Kind: AlertDistributed, User: user, Count: nNets, Window: w})
 	}
 	return nil
 }
@@ -460,10 +468,9 @@ func (e *Engine) banAddress(ctx context.Context, a netip.Addr, reason string, no
 	if err != nil {
 		return err
 	}
-	AuthBans.WithLabelValues("ip").Inc()
-	e.log.Warn("auth ban", "prefix", host, "until", b.Until, "strikes", b.Strikes, "reason", reason)
+	e.banned(BanEvent{Time: now, Ban: b, Scope: "ip"})
 	if e.opts.AlertStrikes > 0 && b.Strikes >= e.opts.AlertStrikes {
-		e.alert("bruteforce", "prefix", host, "strikes", b.Strikes, "reason", reason)
+		e.alert(Alert{Time: now, Kind: AlertBruteforce, Prefix: host, Strikes: b.Strikes, Reason: reason})
 	}
 	if e.opts.PrefixBanIPs <= 0 {
 		return nil
@@ -501,8 +508,8 @@ func (e *Engine) banPrefix(ctx context.Context, p netip.Prefix, reason string, n
 	if p.Bits() == IPv6SitePrefix {
 		scope = "site"
 	}
-	AuthBans.WithLabelValues(scope).Inc()
-	e.alert("bruteforce", "prefix", p, "until", b.Until, "strikes", b.Strikes, "reason", reason)
+	e.banned(BanEvent{Time: now, Ban: b, Scope: scope})
+	e.alert(Alert{Time: now, Kind: AlertBruteforce, Prefix: p, Strikes: b.Strikes, Until: b.Until, Reason: reason})
 	if !p.Addr().Is6() || p.Bits() != 64 || e.opts.PrefixBanIPs <= 0 {
 		return nil
 	}
@@ -531,10 +538,25 @@ func (e *Engine) putBan(ctx context.Context, p netip.Prefix, reason string, now 
 	return b, nil
 }
 
-// alert logs an auth abuse alert and counts it.
-func (e *Engine) alert(kind string, args ...any) {
-	AuthAlerts.WithLabelValues(kind).Inc()
-	e.log.Warn("auth abuse alert", append([]any{"kind", kind}, args...)...)
+// banned counts, logs and tells a ban. A prefix ban is logged as its
+// alert only, as before.
+func (e *Engine) banned(b BanEvent) {
+	AuthBans.WithLabelValues(b.Scope).Inc()
+	if b.Scope == "ip" {
+		e.log.LogAttrs(context.Background(), slog.LevelWarn, "auth ban", b.LogAttrs()...)
+	}
+	if e.opts.OnBan != nil {
+		e.opts.OnBan(b)
+	}
+}
+
+// alert counts, logs and tells an auth abuse alert.
+func (e *Engine) alert(a Alert) {
+	AuthAlerts.WithLabelValues(a.Kind).Inc()
+	e.log.LogAttrs(context.Background(), slog.LevelWarn, "auth abuse alert", a.LogAttrs()...)
+	if e.opts.OnAlert != nil {
+		e.opts.OnAlert(a)
+	}
 }
 
 func (e *Engine) storeError(what string, err error) {

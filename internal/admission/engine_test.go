@@ -555,3 +555,34 @@ func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
 		}
 	})
 }
+
+// A username with a KELVIN SIGN (U+212A, which strings.ToLower folds to
+// "k") in its domain is another user than the one with a "k" (addrkey,
+// issue 12 §8): failures claimed for "kate@wor\u212A.test" do not
+// throttle kate@work.test. Nor does "\u00c9lise" stand for "\u00e9lise": only
+// ASCII case is folded.
+func TestEngineKelvinSignIsAnotherUser(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+		for _, u := range []struct{ guessed, victim, upper string }{
+			{"kate@wor\u212A.test", "kate@work.test", "KATE@WOR\u212A.TEST"},
+			{"\u00c9lise@example.org", "\u00e9lise@example.org", "\u00c9LISE@example.ORG"},
+		} {
+			et := newEngine(t, newStore(t), admission.AbuseOptions{})
+			now := e0
+			et.ok("203.0.113.9", u.victim, now)
+			for i := 1; i <= 5; i++ {
+				et.fail(fmt.Sprintf("198.51.%d.1", i), u.guessed, now)
+			}
+			if v := et.before("198.51.50.1", u.guessed, now); v.Delay == 0 {
+				t.Fatalf("%s: the guessed username is not throttled (%+v): the test does not test", u.guessed, v)
+			}
+			if v := et.before("198.51.50.1", u.victim, now); v != (admission.AuthVerdict{}) {
+				t.Errorf("%s throttled by the failures of %s: %+v", u.victim, u.guessed, v)
+			}
+			// ASCII case still folds, in the domain as in the local part.
+			if v := et.before("198.51.50.1", u.upper, now); v.Delay == 0 {
+				t.Errorf("%s: the guessed username in upper case is not throttled: %+v", u.upper, v)
+			}
+		}
+	})
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -79,7 +78,7 @@ func NewLimiter(store Store, opts LimiterOptions) *Limiter {
 	l := &Limiter{store: store, def: opts.Default, users: make(map[string]SendLimits, len(opts.Users)),
 		log: opts.Logger, sessions: make(map[string]int)}
 	for u, sl := range opts.Users {
-		l.users[strings.ToLower(u)] = sl
+		l.users[userKey(u)] = sl
 	}
 	if l.log == nil {
 		l.log = slog.Default()
@@ -89,7 +88,7 @@ func NewLimiter(store Store, opts LimiterOptions) *Limiter {
 
 // Limits returns the limits that apply to user.
 func (l *Limiter) Limits(user string) SendLimits {
-	if sl, ok := l.users[strings.ToLower(user)]; ok {
+	if sl, ok := l.users[userKey(user)]; ok {
 		return sl
 	}
 	return l.def
@@ -106,7 +105,7 @@ func errLimit(what string, n int, per string, reason string) *smtp.Error {
 // calls once when it ends.
 func (l *Limiter) BeginSession(ctx context.Context, user string) (release func(), err *smtp.Error) {
 	lim := l.Limits(user).Sessions
-	key := strings.ToLower(user)
+	key := userKey(user)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if lim > 0 && l.sessions[key] >= lim {
@@ -131,7 +130,7 @@ func (l *Limiter) BeginSession(ctx context.Context, user string) (release func()
 func (l *Limiter) Sessions(user string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.sessions[strings.ToLower(user)]
+	return l.sessions[userKey(user)]
 }
 
 // AllowMessage is CheckMessage without the hold policy: it returns nil
@@ -148,7 +147,7 @@ func (l *Limiter) AllowMessage(ctx context.Context, user string, rcpts int, now 
 // hold. On a store error it allows the message (fails open) and logs.
 func (l *Limiter) CheckMessage(ctx context.Context, user string, rcpts int, now time.Time) MessageVerdict {
 	lim := l.Limits(user)
-	key := strings.ToLower(user)
+	key := userKey(user)
 	type step struct {
 		name string
 		key  string

@@ -172,3 +172,39 @@ func TestLimiterHold(t *testing.T) {
 		t.Errorf("the held message was counted: %+v", v)
 	}
 }
+
+// A username with a KELVIN SIGN (U+212A) in its domain counts on its
+// own, not toward the limits of the user with a "k" (addrkey, issue 12
+// §8); ASCII case is still folded, and the per-user overrides match the
+// same way.
+func TestLimiterKelvinSignIsAnotherUser(t *testing.T) {
+	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
+		l := newLimiter(newStore(t), &logRecorder{})
+		ctx := context.Background()
+		for i := 1; i <= 3; i++ {
+			if e := l.AllowMessage(ctx, "kate@wor\u212A.test", 1, e0); e != nil {
+				t.Fatalf("message %d refused: %v", i, e)
+			}
+		}
+		if e := l.AllowMessage(ctx, "kate@work.test", 1, e0); e != nil {
+			t.Errorf("kate@work.test refused after another user's 3 messages: %v", e)
+		}
+		if e := l.AllowMessage(ctx, "KATE@WOR\u212A.test", 1, e0); e == nil {
+			t.Error("the 4th message of the same user (ASCII case aside) allowed")
+		}
+		if got := l.Limits("big@example.com").MessagesPerHour; got != 100 {
+			t.Errorf("override of Big@example.com: %d messages per hour, want 100", got)
+		}
+		if got := l.Limits("big@example.co\u212A").MessagesPerHour; got != 3 {
+			t.Errorf("big@example.co\\u212A took the override of Big@example.com: %d messages per hour, want the default 3", got)
+		}
+		release, err := l.BeginSession(ctx, "kate@wor\u212A.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		if n := l.Sessions("kate@work.test"); n != 0 {
+			t.Errorf("kate@work.test has %d sessions, want 0", n)
+		}
+	})
+}

@@ -1,10 +1,6 @@
 package admission
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-
-	"postern/internal/metrics"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 var (
 	// AdmissionRefused counts connections the Gate refused at accept, by
@@ -45,6 +41,20 @@ var (
 	}, []string{"limit"})
 )
 
-func init() {
-	metrics.Registry.MustRegister(AdmissionRefused, HandshakesAvoided, AuthBans, AuthAlerts, SendLimited)
+// RegisterMetrics registers the gate's and the send limits' metrics on
+// reg.
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(AdmissionRefused, HandshakesAvoided, SendLimited)
+}
+
+// RegisterAbuseMetrics registers the abuse engine's metrics on reg
+// ([abuse] enabled), with every ban scope and alert kind at 0.
+func RegisterAbuseMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(AuthBans, AuthAlerts)
+	for _, s := range []string{"ip", "prefix", "site"} {
+		AuthBans.WithLabelValues(s)
+	}
+	for _, k := range []string{AlertBruteforce, AlertStuffing, AlertDistributed} {
+		AuthAlerts.WithLabelValues(k)
+	}
 }

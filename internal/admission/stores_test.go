@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
@@ -38,7 +39,9 @@ var redisSeq atomic.Int64
 // keys expire by their garbage-collection TTLs.
 func newRedisStore(t *testing.T, addr string) admission.Store {
 	t.Helper()
-	prefix := fmt.Sprintf("postern-test-admission:%d:%d:", os.Getpid(), redisSeq.Add(1))
+	// The time, too: an earlier run's keys outlive it (they expire by
+	// TTL), and its pid may come round again.
+	prefix := fmt.Sprintf("postern-test-admission:%d:%d:%d:", os.Getpid(), time.Now().UnixNano(), redisSeq.Add(1))
 	s, err := redisstore.New(redisstore.Options{Addr: addr, Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)

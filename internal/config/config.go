@@ -170,6 +170,9 @@ type Config struct {
 	PKCS11 PKCS11
 	// Autoconfig serves mail clients their settings (autoconfig.go).
 	Autoconfig Autoconfig
+	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
+	Sendmail Sendmail
+	SRS      SRS
 	// Milters are the [[milter]] tables, in the file's order (milter.go).
 	Milters []Milter
 }
@@ -200,6 +203,10 @@ type Log struct {
 	Level slog.Level
 	// Format is LogText or LogJSON.
 	Format string
+	// Trace lists the clients whose whole SMTP dialogue is logged: IP
+	// addresses, prefixes and user names (smtpd.ParseTraceList parses
+	// them, at start and on reload).
+	Trace []string
 }
 
 // HTTP is the [http] table.
@@ -236,7 +243,7 @@ type TLS struct {
 // Listener is one [[listener]] table.
 type Listener struct {
 	// Name identifies the listener in logs, metrics and
-	// smtpd.Envelope.Listener; unique.
+	// smtp.Envelope.Listener; unique.
 	Name string
 	// Role is what the listener is for.
 	Role Role

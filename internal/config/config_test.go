@@ -256,7 +256,7 @@ func TestExampleFile(t *testing.T) {
 	if got := strings.Join(addrs, " "); got != "mx=mx@:25 submission=submission@:587 submissions=submissions@:465" {
 		t.Errorf("listeners %s", got)
 	}
-	if len(c.Aliases) != 1 || len(c.SendAs) != 1 {
+	if len(c.Aliases) != 2 || len(c.SendAs) != 1 || len(c.Aliases["root@example.com"]) != 1 {
 		t.Errorf("aliases %v send_as %v", c.Aliases, c.SendAs)
 	}
 	if c.Limits.MaxMessageSize != 35<<20 || c.Spool.SegmentSize != 64<<20 {

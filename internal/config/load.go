@@ -82,6 +82,9 @@ type decoder struct {
 	// derived from another key: Validate's errors about them are left
 	// out.
 	bad map[string]bool
+	// known, when not nil, collects every key unknown was told of (the
+	// test that WriteTOML writes them all).
+	known map[string]bool
 }
 
 func (d *decoder) fail(key string, format string, args ...any) {
@@ -92,6 +95,11 @@ func (d *decoder) fail(key string, format string, args ...any) {
 // unknown reports the keys of tbl not in known. Unknown keys are named as
 // TOML dotted keys without array indexes, like toml.MetaData.Undecoded.
 func (d *decoder) unknown(tbl map[string]any, parent []string, known ...string) {
+	for _, k := range known {
+		if d.known != nil {
+			d.known[keyOf(append(slices.Clip(parent), k)...)] = true
+		}
+	}
 	for _, k := range sortedKeys(tbl) {
 		if !slices.Contains(known, k) {
 			d.add("", fmt.Errorf("unknown key %q", keyOf(append(slices.Clip(parent), k)...)))
@@ -288,7 +296,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group", "pkcs11", "autoconfig", "milter")
+		"user", "group", "pkcs11", "autoconfig", "sendmail", "srs", "milter")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -372,6 +380,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.process(tree, &c.Process)                                            // user, group (process.go)
 	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
 	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
+	d.localMail(tree, dir, c)                                              // [sendmail], [srs] (localmail.go)
 	if v, ok := tree["milter"]; ok {
 		c.Milters = d.milters(v) // milter.go
 	}
@@ -391,7 +400,7 @@ func (d *decoder) log(t map[string]any, l *Log) {
 	if t == nil {
 		return
 	}
-	d.unknown(t, []string{"log"}, "level", "format")
+	d.unknown(t, []string{"log"}, "level", "format", "trace")
 	var s string
 	if d.str(t, "level", "log.level", &s) {
 		switch lower(s) {
@@ -410,6 +419,7 @@ func (d *decoder) log(t map[string]any, l *Log) {
 	if d.str(t, "format", "log.format", &l.Format) {
 		l.Format = lower(l.Format)
 	}
+	d.strs(t, "trace", "log.trace", &l.Trace)
 }
 
 func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
@@ -557,7 +567,15 @@ func (d *decoder) aliases(t map[string]any, out map[string][]string) {
 	for _, name := range sortedKeys(t) {
 		k := keyOf("aliases", name)
 		var targets []string
-		if !d.strList(t[name], k, &targets) {
+		switch v := t[name].(type) {
+		case string: // "info@x" = "alice@x", an alias to one address
+			targets = []string{v}
+		case []any:
+			if !d.strList(v, k, &targets) {
+				continue
+			}
+		default:
+			d.fail(k, "expected an address or an array of addresses, got %s", describe(v))
 			continue
 		}
 		for i, s := range targets {

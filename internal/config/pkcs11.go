@@ -94,3 +94,13 @@ func (c *Config) validatePKCS11(p *problems) {
 		}
 	}
 }
+
+// UsesPKCS11 reports whether a key_file names a key in a PKCS#11 token.
+func (c *Config) UsesPKCS11() bool {
+	for _, ref := range c.keyRefs() {
+		if IsKeyURI(ref) {
+			return true
+		}
+	}
+	return false
+}

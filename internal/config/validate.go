@@ -81,6 +81,7 @@ func (c *Config) Validate() error {
 	c.validateProcess(p)    // process.go
 	c.validatePKCS11(p)     // pkcs11.go
 	c.validateAutoconfig(p) // autoconfig.go
+	c.validateLocalMail(p)  // localmail.go
 	c.validateMilters(p)    // milter.go
 	return errors.Join(p.errs...)
 }

@@ -157,11 +157,11 @@ argon2_threads = 256`,
 "sales@other.com" = ["a@example.com"]
 "x@example.com" = []
 "y@example.com" = ["y@EXAMPLE.com", "a@example.com", "a@example.com"]
-"z@example.com" = "a@example.com"
+"z@example.com" = 7
 "w@example.com" = ["bad"]
 "bad" = ["a@example.com"]`,
 			[]string{
-				`aliases."z@example.com": expected an array of strings, got string "a@example.com"`,
+				`aliases."z@example.com": expected an address or an array of addresses, got integer 7`,
 				`aliases.bad: "bad" is not an address (local@domain)`,
 				`aliases."sales@other.com": domain "other.com" is not one of local_domains`,
 				`aliases."w@example.com"[0]: "bad" is not an address (local@domain)`,

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -89,14 +88,6 @@ type LMTP struct {
 	Dialer LMTPDialer
 }
 
-// lmtpConn is one LMTP session.
-type lmtpConn struct {
-	nc net.Conn
-	r  *smtp.Reader
-	bw *bufio.Writer
-	to time.Duration
-}
-
 // Deliver hands data from the envelope sender from to the server for
 // rcpts and returns one error per recipient, in order: nil when the
 // server accepted it (RFC 2033 §4.2: one reply per accepted recipient
@@ -110,134 +101,193 @@ func (l *LMTP) Deliver(ctx context.Context, from string, rcpts []string, data []
 }
 
 // DeliverMessage is Deliver for a message whose body may be in a file:
-// it is written to the server as a stream, never held in memory.
+// it is written to the server as a stream, never held in memory. Its
+// steps: check the addresses, connect and greet (LHLO), the envelope
+// (MAIL, one RCPT per recipient), then the content and one reply per
+// accepted recipient.
 func (l *LMTP) DeliverMessage(ctx context.Context, from string, rcpts []string, msg *smtp.Message) []error {
-	errs := make([]error, len(rcpts))
+	t := newLMTPTx(rcpts)
 	if len(rcpts) == 0 {
-		return errs
+		return t.errs
 	}
 	if hdr := dropReturnPath(msg.Header); len(hdr) != len(msg.Header) {
 		msg = &smtp.Message{Header: hdr, Body: msg.Body}
 	}
-	all := func(err error) []error {
-		var le *LMTPError
-		if !errors.As(err, &le) {
-			le = &LMTPError{Err: err}
+	if err := t.checkAddrs(from, rcpts); err != nil {
+		return t.all(err)
+	}
+	c, err := l.connect(ctx)
+	if err != nil {
+		return t.all(err)
+	}
+	defer c.Close()
+	stop := c.Watch(ctx)
+	defer stop()
+	to := l.timeout()
+	ext, err := l.greet(c, to)
+	if err != nil {
+		return t.all(err)
+	}
+	accepted, err := t.envelope(c, to, mailCommand(from, rcpts, msg, ext), rcpts)
+	if err != nil {
+		return t.all(err)
+	}
+	if len(accepted) > 0 {
+		if err := t.data(c, to, msg, accepted); err != nil {
+			return t.all(err)
 		}
-		for i := range errs {
-			switch errs[i] {
-			case nil:
-				errs[i] = le
-			case errOK:
-				errs[i] = nil
-			}
-		}
-		return errs
 	}
-	// A control character would end or corrupt a command line: refuse
-	// such addresses here (every input is hostile).
-	if hasCtl(from) {
-		return all(&LMTPError{Code: 553, Enhanced: "5.1.7", Text: "bad sender address", step: "MAIL FROM"})
+	c.Quit(to)
+	return t.done()
+}
+
+// timeout returns l.Timeout, or its default.
+func (l *LMTP) timeout() time.Duration {
+	if l.Timeout <= 0 {
+		return 5 * time.Minute
 	}
-	for i, r := range rcpts {
-		if hasCtl(r) {
-			errs[i] = &LMTPError{Code: 553, Enhanced: "5.1.3", Text: "bad recipient address", step: "RCPT TO"}
-		}
-	}
-	to := l.Timeout
-	if to <= 0 {
-		to = 5 * time.Minute
-	}
+	return l.Timeout
+}
+
+// connect dials the server within the timeout.
+func (l *LMTP) connect(ctx context.Context) (*smtp.Client, error) {
 	var d LMTPDialer = &net.Dialer{}
 	if l.Dialer != nil {
 		d = l.Dialer
 	}
-	dctx, cancel := context.WithTimeout(ctx, to)
+	dctx, cancel := context.WithTimeout(ctx, l.timeout())
+	defer cancel()
 	nc, err := d.DialContext(dctx, l.Network, l.Address)
-	cancel()
 	if err != nil {
-		return all(fmt.Errorf("connect %s %s: %w", l.Network, l.Address, err))
+		return nil, fmt.Errorf("connect %s %s: %w", l.Network, l.Address, err)
 	}
-	defer nc.Close()
-	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	c := &lmtpConn{nc: nc, r: smtp.NewReader(bufio.NewReader(nc)), bw: bufio.NewWriter(nc), to: to}
+	return smtp.NewClient(nc), nil
+}
 
-	if rep, err := c.read(to); err != nil || rep.Code != 220 {
-		return all(replyErr("greeting", rep, err, true))
+// greet reads the greeting and says LHLO (RFC 2033 §4.1); it returns
+// the extensions the server offers. A refusal of either is of the
+// whole session, never permanent (replyErr).
+func (l *LMTP) greet(c *smtp.Client, to time.Duration) (ext func(string) bool, err error) {
+	if rep, err := c.Read(to); err != nil || rep.Code != 220 {
+		return nil, replyErr("greeting", rep, err, true)
 	}
-	rep, err := c.cmd("LHLO " + l.Hostname) // RFC 2033 §4.1
-	if err != nil || rep.Code != 250 {
-		return all(replyErr("LHLO", rep, err, true))
+	if rep, err := c.Hello(to, "LHLO", l.Hostname); err != nil || rep.Code != 250 {
+		return nil, replyErr("LHLO", rep, err, true)
 	}
-	ext := map[string]bool{}
-	for _, line := range rep.Lines[1:] {
-		kw, _, _ := strings.Cut(line, " ")
-		ext[strings.ToUpper(kw)] = true
-	}
+	return func(kw string) bool { _, ok := c.Ext(kw); return ok }, nil
+}
+
+// mailCommand returns MAIL FROM for from, with BODY=8BITMIME when the
+// message has 8-bit bytes (RFC 6152 §2) and SMTPUTF8 when an address
+// is not ASCII (RFC 6531 §3.4), each only when the server offers it.
+func mailCommand(from string, rcpts []string, msg *smtp.Message, ext func(string) bool) string {
 	mail := "MAIL FROM:<" + from + ">"
-	if ext["8BITMIME"] && messageHasHigh(msg) {
-		mail += " BODY=8BITMIME" // RFC 6152 §2
+	if ext("8BITMIME") && messageHasHigh(msg) {
+		mail += " BODY=8BITMIME"
 	}
-	if ext["SMTPUTF8"] && (hasHigh([]byte(from)) || hasHigh([]byte(strings.Join(rcpts, "")))) {
-		mail += " SMTPUTF8" // RFC 6531 §3.4
+	if ext("SMTPUTF8") && (hasHigh([]byte(from)) || hasHigh([]byte(strings.Join(rcpts, "")))) {
+		mail += " SMTPUTF8"
 	}
-	if rep, err := c.cmd(mail); err != nil || rep.Code != 250 {
-		return all(replyErr("MAIL FROM", rep, err, false))
+	return mail
+}
+
+// lmtpTx is the outcome of one LMTP transaction, recipient by
+// recipient, as it is filled in.
+type lmtpTx struct {
+	errs []error // nil: not decided yet; errOK: delivered
+}
+
+func newLMTPTx(rcpts []string) *lmtpTx { return &lmtpTx{errs: make([]error, len(rcpts))} }
+
+// checkAddrs refuses addresses with a control character, which would
+// end or corrupt a command line (every input is hostile): the sender's
+// fails them all, a recipient's that recipient.
+func (t *lmtpTx) checkAddrs(from string, rcpts []string) error {
+	if hasCtl(from) {
+		return &LMTPError{Code: 553, Enhanced: "5.1.7", Text: "bad sender address", step: "MAIL FROM"}
 	}
-	var accepted []int
 	for i, r := range rcpts {
-		if errs[i] != nil {
+		if hasCtl(r) {
+			t.errs[i] = &LMTPError{Code: 553, Enhanced: "5.1.3", Text: "bad recipient address", step: "RCPT TO"}
+		}
+	}
+	return nil
+}
+
+// envelope sends MAIL and a RCPT for each recipient not refused yet, and
+// returns the indexes of those the server accepted; the others get their
+// refusal. An error (MAIL refused, the session lost) concerns all.
+func (t *lmtpTx) envelope(c *smtp.Client, to time.Duration, mail string, rcpts []string) (accepted []int, err error) {
+	if rep, err := c.Cmd(to, mail); err != nil || rep.Code != 250 {
+		return nil, replyErr("MAIL FROM", rep, err, false)
+	}
+	for i, r := range rcpts {
+		if t.errs[i] != nil {
 			continue
 		}
-		rep, err := c.cmd("RCPT TO:<" + r + ">")
+		rep, err := c.Cmd(to, "RCPT TO:<"+r+">")
 		if err != nil {
-			return all(replyErr("RCPT TO", rep, err, false))
+			return nil, replyErr("RCPT TO", rep, err, false)
 		}
 		if rep.Code/100 == 2 {
 			accepted = append(accepted, i)
 		} else {
-			errs[i] = replyErr("RCPT TO", rep, nil, false)
+			t.errs[i] = replyErr("RCPT TO", rep, nil, false)
 		}
 	}
-	if len(accepted) == 0 {
-		c.cmd("QUIT")
-		return errs
+	return accepted, nil
+}
+
+// data sends DATA and the message, and reads one reply per accepted
+// recipient, in RCPT order (RFC 2033 §4.2), waiting twice the timeout
+// for each. A recipient whose reply never came stays temporary (it may
+// have been delivered: a duplicate is better than a loss).
+func (t *lmtpTx) data(c *smtp.Client, to time.Duration, msg *smtp.Message, accepted []int) error {
+	if rep, err := c.Cmd(to, "DATA"); err != nil || rep.Code != 354 {
+		return replyErr("DATA", rep, err, false)
 	}
-	if rep, err := c.cmd("DATA"); err != nil || rep.Code != 354 {
-		return all(replyErr("DATA", rep, err, false))
+	// No final dot after a body that could not be read (smtp.Client.Data):
+	// the server would take the part it got.
+	if err := c.Data(to, msg); err != nil {
+		return replyErr("DATA", smtp.Reply{}, err, false)
 	}
-	nc.SetDeadline(time.Now().Add(to))
-	if err := smtp.WriteMessage(c.bw, msg); err != nil {
-		// No final dot after a body that could not be read: the
-		// server would take the part it got.
-		return all(replyErr("DATA", smtp.Reply{}, err, false))
-	}
-	c.bw.WriteString(".\r\n")
-	if err := c.bw.Flush(); err != nil {
-		return all(replyErr("DATA", smtp.Reply{}, err, false))
-	}
-	// RFC 2033 §4.2: one reply per accepted recipient, in RCPT order. A
-	// recipient whose reply never came stays temporary (it may have
-	// been delivered: a duplicate is better than a loss).
 	for _, i := range accepted {
-		rep, err := c.read(2 * to)
+		rep, err := c.Read(2 * to)
 		if err != nil {
-			return all(replyErr("end of DATA", rep, err, false))
+			return replyErr("end of DATA", rep, err, false)
 		}
 		if rep.Code/100 != 2 {
-			errs[i] = replyErr("end of DATA", rep, nil, false)
+			t.errs[i] = replyErr("end of DATA", rep, nil, false)
 		} else {
-			errs[i] = errOK
+			t.errs[i] = errOK
 		}
 	}
-	c.cmd("QUIT")
-	for i := range errs {
-		if errs[i] == errOK {
-			errs[i] = nil
+	return nil
+}
+
+// all ends the transaction on err: every recipient not decided yet gets
+// err (as an *LMTPError); those delivered stay delivered.
+func (t *lmtpTx) all(err error) []error {
+	var le *LMTPError
+	if !errors.As(err, &le) {
+		le = &LMTPError{Err: err}
+	}
+	for i := range t.errs {
+		if t.errs[i] == nil {
+			t.errs[i] = le
 		}
 	}
-	return errs
+	return t.done()
+}
+
+// done returns the errors, nil for each delivered recipient.
+func (t *lmtpTx) done() []error {
+	for i := range t.errs {
+		if t.errs[i] == errOK {
+			t.errs[i] = nil
+		}
+	}
+	return t.errs
 }
 
 // errOK marks a delivered recipient while the others are filled in.
@@ -253,22 +303,6 @@ func replyErr(step string, rep smtp.Reply, err error, hostLevel bool) error {
 	}
 	return &LMTPError{Code: rep.Code, Enhanced: rep.Enhanced, Text: strings.Join(rep.Lines, " "),
 		step: step, session: hostLevel}
-}
-
-// cmd sends one command and reads its reply.
-func (c *lmtpConn) cmd(line string) (smtp.Reply, error) {
-	c.nc.SetDeadline(time.Now().Add(c.to))
-	c.bw.WriteString(line + "\r\n")
-	if err := c.bw.Flush(); err != nil {
-		return smtp.Reply{}, err
-	}
-	return c.read(c.to)
-}
-
-// read reads one possibly multi-line reply (smtp.ReadReply).
-func (c *lmtpConn) read(to time.Duration) (smtp.Reply, error) {
-	c.nc.SetReadDeadline(time.Now().Add(to))
-	return smtp.ReadReply(c.r)
 }
 
 // hasCtl reports whether s has an ASCII control character.

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // fakeLMTP is a scriptable LMTP server. reply maps a command (or
@@ -111,20 +113,12 @@ func (s *fakeLMTP) session(c net.Conn) {
 			if !s.answer(c, line, "354 go") {
 				return
 			}
-			var raw, data bytes.Buffer
-			for {
-				l, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				raw.WriteString(l)
-				if l == ".\r\n" {
-					break
-				}
-				data.WriteString(strings.TrimPrefix(l, "."))
+			raw, data, ok := testkit.ReadDotData(br)
+			if !ok {
+				return
 			}
 			s.mu.Lock()
-			s.data, s.raw = append(s.data, data.Bytes()), append(s.raw, raw.Bytes())
+			s.data, s.raw = append(s.data, data), append(s.raw, raw)
 			s.mu.Unlock()
 			for _, r := range rcpts {
 				if !s.answer(c, "DOT "+r, "250 2.0.0 "+r+" saved") {

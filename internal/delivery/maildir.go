@@ -1,5 +1,8 @@
-// Package delivery implements the delivery of spooled messages: to local
-// mailboxes in Maildir format (and, in later work, outbound SMTP and LMTP).
+// Package delivery implements the local delivery of spooled messages: to
+// mailboxes in Maildir format, or to a mailbox server over LMTP (RFC
+// 2033), whose client side is smtp.Client, the core outbound delivery
+// (delivery/remote) and the load generator share (see internal/smtp for
+// why it is ours rather than emersion/go-smtp's).
 package delivery
 
 import (
@@ -114,7 +117,7 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg 
 		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	if m.ownDirSync {
-		err = syncDir(newDir)
+		err = fsutil.SyncDir(newDir)
 		m.dirSyncs.Add(1)
 	} else {
 		err = m.syncer(newDir).Sync()
@@ -390,7 +393,7 @@ func touchDurable(path string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return fsutil.SyncDir(filepath.Dir(path))
 }
 
 // QuarantineField is the header field that mail authentication puts on
@@ -427,10 +430,8 @@ func mkdirDurable(dir string) error {
 		}
 		return err
 	}
-	return syncDir(parent)
+	return fsutil.SyncDir(parent)
 }
-
-func syncDir(dir string) error { return fsutil.SyncDir(dir) }
 
 // uniqueName returns a Maildir file name, as the Maildir specification
 // (cr.yp.to/proto/maildir.html) and its Courier/Dovecot extensions

@@ -352,3 +352,17 @@ func TestLongTXT(t *testing.T) {
 		t.Errorf("LookupTXT(parts) = %q, %v; want %q", got, err, want)
 	}
 }
+
+func TestValidName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"example.com": true, "MX1.Example.COM": true, "_mta-sts.example.com": true, "s1": true,
+		"xn--bcher-kva.example": true, "a-.example": true,
+		"": false, "example.com.": false, ".example.com": false, "a..b": false, "b\u00fccher.example": false,
+		"mx example.com": false, "mx!.example.com": false, "*.example.com": false,
+		strings.Repeat("a", 64) + ".example": false, strings.Repeat("a.", 125) + "abc": true, strings.Repeat("a.", 125) + "abcd": false,
+	} {
+		if dns.ValidName(name) != ok {
+			t.Errorf("ValidName(%q) = %v, want %v", name, !ok, ok)
+		}
+	}
+}

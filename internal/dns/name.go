@@ -27,6 +27,33 @@ func normalizeName(name string) (string, error) {
 	return fq, nil
 }
 
+// ValidName reports whether name is a DNS name in the syntax Postern
+// reads in records and writes into them: dot-separated labels of ASCII
+// letters, digits, hyphens and underscores, each 1 to 63 octets, 253
+// octets at most, without a trailing dot. An internationalized name must
+// be given as A-labels (RFC 5890 §2.3.2.1). It is looser than a host
+// name (RFC 1123 §2.1: no underscore, no hyphen at either end of a
+// label), as the names in MTA-STS policies (RFC 8461 §3.2) and DKIM
+// selectors (RFC 6376 §3.1) are in practice; addrkey.Domain is the
+// strict check of a mail domain.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // hostName turns a domain name from an answer into the form the Resolver
 // returns: lower case, without the trailing dot. The root "." becomes "".
 func hostName(name string) string {

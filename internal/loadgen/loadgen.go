@@ -2,7 +2,8 @@
 // client sessions (plain, STARTTLS or implicit TLS, with AUTH PLAIN)
 // sending messages of a given size, measuring messages per second and the
 // latency of each message; and an idle mode that opens many sessions and
-// holds them. It speaks only the client side of RFC 5321 and works
+// holds them. It speaks only the client side of RFC 5321, through
+// smtp.Client (the client core outbound delivery uses), and works
 // against any SMTP server.
 package loadgen
 
@@ -17,6 +18,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"postern/internal/addrkey"
+	"postern/internal/smtp"
 )
 
 // Mode is how a session gets its TLS.
@@ -128,27 +132,25 @@ func percentiles(d []time.Duration) Percentiles {
 }
 
 // Message builds a message of about size bytes from from to rcpt, with
-// CRLF line ends, dot-stuffed and ended by CRLF.CRLF, ready to follow
-// DATA.
-func Message(from, rcpt string, size int) []byte {
+// CRLF line ends, for smtp.Client.Data (which dot-stuffs it and ends it
+// with CRLF.CRLF).
+func Message(from, rcpt string, size int) *smtp.Message {
+	host := "loadgen.invalid"
+	if d := addrkey.DomainOf(from); d != "" {
+		host = d
+	}
 	var b strings.Builder
 	b.Grow(size + 256)
 	fmt.Fprintf(&b, "From: <%s>\r\nTo: <%s>\r\nSubject: loadgen\r\n", from, rcpt)
 	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "Message-ID: <%d.loadgen@%s>\r\n\r\n", time.Now().UnixNano(), hostOf(from))
+	fmt.Fprintf(&b, "Message-ID: <%d.loadgen@%s>\r\n\r\n", time.Now().UnixNano(), host)
+	hdr := b.Len()
 	const line = "The quick brown fox jumps over the lazy dog, again and again and again.\r\n"
 	for b.Len()+len(line) <= size {
 		b.WriteString(line)
 	}
-	b.WriteString(".\r\n")
-	return []byte(b.String())
-}
-
-func hostOf(addr string) string {
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[i+1:]
-	}
-	return "loadgen.invalid"
+	m := []byte(b.String())
+	return &smtp.Message{Header: m[:hdr], Body: smtp.BodyBytes(m[hdr:])}
 }
 
 // Run drives the load described by o until Messages are sent, Duration

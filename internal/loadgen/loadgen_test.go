@@ -57,7 +57,7 @@ type spool struct {
 	bad atomic.Int64
 }
 
-func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Message) error {
+func (s *spool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	if !bytes.Contains(msg.Header, []byte("Subject: loadgen\r\n")) {
 		s.bad.Add(1)
 	}
@@ -66,7 +66,7 @@ func (s *spool) Spool(ctx context.Context, env *smtpd.Envelope, msg *smtp.Messag
 }
 
 // CreateFile refuses: loadgen's messages are small and stay in memory.
-func (s *spool) CreateFile(id string) (smtpd.SpoolFile, error) {
+func (s *spool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("test spool: no files")
 }
 
@@ -246,13 +246,20 @@ func TestPercentiles(t *testing.T) {
 }
 
 func TestMessage(t *testing.T) {
-	m := Message("a@example.org", "b@example.org", 10240)
-	if len(m) < 10000 || len(m) > 10400 || !bytes.HasSuffix(m, []byte("\r\n.\r\n")) {
+	msg := Message("a@example.org", "b@example.org", 10240)
+	m := append(bytes.Clone(msg.Header), messageBody(msg)...)
+	if len(m) < 10000 || len(m) > 10400 || !bytes.HasSuffix(m, []byte("again.\r\n")) || !bytes.HasSuffix(msg.Header, []byte("\r\n\r\n")) {
 		t.Errorf("len %d, end %q", len(m), m[len(m)-8:])
 	}
 	if bytes.Contains(bytes.ReplaceAll(m, []byte("\r\n"), nil), []byte("\n")) {
 		t.Error("bare LF")
 	}
+}
+
+// messageBody returns the body of m, which Message keeps in memory.
+func messageBody(m *smtp.Message) []byte {
+	b, _ := m.Body.Bytes()
+	return b
 }
 
 func TestRunResume(t *testing.T) {

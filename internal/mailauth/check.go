@@ -91,6 +91,10 @@ type Message struct {
 	Body   smtp.Body
 	// Data, when Header is nil, is the whole message in memory instead.
 	Data []byte
+	// Log, when not nil, gets the "mail authentication" event instead of
+	// CheckerOptions.Logger: the SMTP session's logger with the message
+	// id, so the event carries listener, session and id.
+	Log *slog.Logger
 }
 
 // parts returns the header section and the body of m.
@@ -128,6 +132,10 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	r := &v.Results
 	hdr, body := m.parts()
 	fields, _ := splitHeader(hdr)
+	log := m.Log
+	if log == nil {
+		log = c.o.Logger
+	}
 
 	// SPF (RFC 7208 §2.3, §2.4): MAIL FROM (or postmaster@HELO for the
 	// null sender), and HELO on its own when it is a domain name.
@@ -153,7 +161,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	domain, rej := authorDomain(fields)
 	if rej != nil {
 		metrics.AuthPolicyActions.WithLabelValues("reject").Inc()
-		c.o.Logger.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
+		log.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
 			"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "rejected", true, "reason", rej.Reason)
 		v.Reject = rej
 		return v, nil
@@ -186,7 +194,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 			v.Quarantine = true
 		}
 	}
-	c.o.Logger.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
+	log.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
 		"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "dmarc", r.DMARC.Result,
 		"header_from", r.DMARC.From, "policy", string(r.DMARC.Policy),
 		"quarantine", v.Quarantine, "rejected", v.Reject != nil)

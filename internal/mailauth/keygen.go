@@ -52,6 +52,22 @@ func KeyRecord(key crypto.Signer) (string, error) {
 	return "", fmt.Errorf("mailauth: unsupported key type %T", key)
 }
 
+// RecordKey returns the public key data of a DKIM key record: its p=
+// tag (RFC 6376 §3.6.1) without the whitespace that may fold it. It
+// fails when the record is not a tag-list (ParseTagList) or has no p=;
+// an empty p= (a revoked key) is returned as "".
+func RecordKey(record string) (string, error) {
+	tags, err := ParseTagList(record)
+	if err != nil {
+		return "", err
+	}
+	p, ok := tags["p"]
+	if !ok {
+		return "", fmt.Errorf("mailauth: DKIM key record lacks p=")
+	}
+	return stripFWS(p), nil
+}
+
 // ZoneRecord returns the zone-file line for a key record:
 // `SELECTOR._domainkey.DOMAIN. IN TXT "..." "..."`, the text split into
 // strings of at most 255 octets (RFC 1035 §3.3.14; RFC 6376 §3.6.2.2

@@ -2,6 +2,7 @@ package mailauth
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -74,4 +75,71 @@ func isDomainName(s string) bool {
 		}
 	}
 	return true
+}
+
+// SPFRecords returns the SPF records among the TXT records of a domain:
+// those that start with the version "v=spf1" followed by a space or
+// nothing (RFC 7208 §4.5, case-insensitive). More than one is an error
+// for receivers.
+func SPFRecords(txts []string) []string {
+	var out []string
+	for _, t := range txts {
+		if strings.EqualFold(t, "v=spf1") || (len(t) > 7 && strings.EqualFold(t[:7], "v=spf1 ")) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// CheckSPFSyntax checks that every term of the SPF record rec (which
+// SPFRecords found) is a syntactically valid mechanism or modifier
+// (RFC 7208 §4.6.1, §5, §6); macros are not checked. The error names the
+// first term that is not.
+func CheckSPFSyntax(rec string) error {
+	terms := strings.Fields(rec)
+	if len(terms) == 0 || !strings.EqualFold(terms[0], "v=spf1") {
+		return fmt.Errorf("mailauth: SPF record %q does not start with v=spf1", rec)
+	}
+	for _, term := range terms[1:] {
+		if !spfTerm(term) {
+			return fmt.Errorf("mailauth: SPF record %q: %q is not a valid mechanism or modifier", rec, term)
+		}
+	}
+	return nil
+}
+
+// spfTerm reports whether term is a syntactically valid SPF mechanism
+// or modifier (RFC 7208 §4.6.1, §5, §6), without checking macros.
+func spfTerm(term string) bool {
+	t := strings.ToLower(strings.TrimLeft(term, "+-~?"))
+	if t == "" {
+		return false
+	}
+	if i := strings.IndexByte(t, '='); i > 0 && !strings.ContainsAny(t[:i], ":/") {
+		// A modifier, name=value (RFC 7208 §6).
+		return strings.Trim(t[:i], "abcdefghijklmnopqrstuvwxyz0123456789-_.") == ""
+	}
+	name, arg, hasArg := strings.Cut(t, ":")
+	if j := strings.IndexByte(name, '/'); j >= 0 && !hasArg {
+		name = name[:j]
+	}
+	switch name {
+	case "all":
+		return !hasArg
+	case "include", "exists":
+		return hasArg && arg != ""
+	case "a", "mx", "ptr":
+		return true
+	case "ip4", "ip6":
+		if !hasArg {
+			return false
+		}
+		p, err := netip.ParsePrefix(arg)
+		if err != nil {
+			a, aerr := netip.ParseAddr(arg)
+			return aerr == nil && a.Is4() == (name == "ip4")
+		}
+		return p.Addr().Is4() == (name == "ip4")
+	}
+	return false
 }

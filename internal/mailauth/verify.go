@@ -39,7 +39,7 @@ type Signature struct {
 // v is 1, that h lists From (§5.4), that i is within d (§3.5) and that x
 // is after t; it does not check the signature itself.
 func ParseSignature(value string) (*Signature, error) {
-	tags, err := parseTagList(value)
+	tags, err := ParseTagList(value)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +99,13 @@ func ParseSignature(value string) (*Signature, error) {
 	return s, nil
 }
 
-// parseTagList parses a tag-list (RFC 6376 §3.2): duplicate tags are an
-// error; an empty trailing element is allowed.
-func parseTagList(v string) (map[string]string, error) {
+// ParseTagList parses a tag-list (RFC 6376 §3.2), the syntax of
+// DKIM-Signature fields and DKIM key records (and of the records of
+// TLS-RPT, RFC 8460 §3): tag=value pairs separated by ";", whitespace
+// around each trimmed. A tag name must be ALPHA *ALNUMPUNC; a pair
+// without "=" and a duplicate tag are errors; an empty element (a
+// trailing ";") is allowed.
+func ParseTagList(v string) (map[string]string, error) {
 	tags := make(map[string]string)
 	for _, spec := range strings.Split(v, ";") {
 		if strings.Trim(spec, " \t\r\n") == "" {

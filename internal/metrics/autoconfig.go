@@ -11,6 +11,7 @@ var AutoconfigRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Mail client autoconfiguration requests, by format and result.",
 }, []string{"format", "result"})
 
-func init() {
-	Registry.MustRegister(AutoconfigRequests)
+// RegisterAutoconfig registers AutoconfigRequests ([autoconfig]).
+func RegisterAutoconfig(reg prometheus.Registerer) {
+	reg.MustRegister(AutoconfigRequests)
 }

@@ -1,12 +1,19 @@
 package metrics
 
-import "testing"
+import (
+	"testing"
 
-// TestBuildInfo: one series, the last one set, at 1.
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestBuildInfo: one series, the last one set, at 1; RegisterCore
+// registers it.
 func TestBuildInfo(t *testing.T) {
 	SetBuildInfo("0.8.0", "0123456789ab", "go1.26.0")
 	SetBuildInfo("0.9.0", "25e3e00a1b2c-modified", "go1.26.0")
-	mfs, err := Registry.Gather()
+	reg := prometheus.NewRegistry() // of its own: nothing is registered at init
+	RegisterCore(reg, nil)
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,6 +43,21 @@ var (
 	}, []string{"algorithm"})
 )
 
-func init() {
-	Registry.MustRegister(SPFResults, DKIMResults, DMARCResults, AuthPolicyActions, DKIMSignatures)
+// RegisterMailAuthCheck registers the results of mail authentication on
+// port 25 ([mail_auth] check), with the DMARC results and policy actions
+// at 0.
+func RegisterMailAuthCheck(reg prometheus.Registerer) {
+	reg.MustRegister(SPFResults, DKIMResults, DMARCResults, AuthPolicyActions)
+	for _, r := range []string{"pass", "fail", "none", "temperror", "permerror"} {
+		DMARCResults.WithLabelValues(r)
+	}
+	for _, a := range []string{"reject", "quarantine", "report_only", "spoof_reject", "tempfail"} {
+		AuthPolicyActions.WithLabelValues(a)
+	}
+}
+
+// RegisterDKIMSign registers the DKIM signatures made on submission
+// ([mail_auth] sign, with a key).
+func RegisterDKIMSign(reg prometheus.Registerer) {
+	reg.MustRegister(DKIMSignatures)
 }

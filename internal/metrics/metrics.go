@@ -2,6 +2,12 @@
 // serves them. Metric declarations are the only package-level mutable state
 // Postern allows (see DESIGN.md); every other part imports this package and
 // updates the metrics it owns.
+//
+// Nothing is registered at init: cmd registers what the configuration
+// turns on (RegisterCore always; RegisterMailAuthCheck, RegisterDKIMSign,
+// RegisterScreen, RegisterProxy with their features) on the registry it
+// serves, so a feature that is off exports nothing, and a test may
+// gather from a registry of its own.
 package metrics
 
 import (
@@ -9,8 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Registry holds every Postern metric plus the Go runtime and process
-// collectors. The HTTP server in cmd/postern serves it on /metrics.
+// Registry is the registry the HTTP server in cmd/postern serves on
+// /metrics; cmd registers on it, packages never do by themselves.
 var Registry = prometheus.NewRegistry()
 
 var (
@@ -93,12 +99,29 @@ var (
 	}, []string{"outcome"})
 )
 
-func init() {
-	Registry.MustRegister(
+// RegisterCore registers on reg the Go runtime and process collectors
+// and the metrics every server has, with the series alerts and
+// dashboards rate() over set to 0 from the start: for each of listeners
+// (names) the accepted messages and the spool errors
+// (postern_rejections_total{reason="spool_error"} and "no_space"), and the local
+// delivery outcomes.
+func RegisterCore(reg prometheus.Registerer, listeners []string) {
+	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
-		MessagesAccepted, MessagesRejected, DataBytes,
+		MessagesAccepted, MessagesRejected, DataBytes, BuildInfo,
 		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
 	)
+	for _, l := range listeners {
+		Connections.WithLabelValues(l)
+		MessagesAccepted.WithLabelValues(l)
+		MessagesRejected.WithLabelValues(l, "spool_error")
+		MessagesRejected.WithLabelValues(l, "no_space")
+	}
+	for _, o := range []string{"delivered", "deferred", "failed"} {
+		LocalDeliveries.WithLabelValues(o)
+	}
+	DataBytes.WithLabelValues("in_flight")
+	DataBytes.WithLabelValues("memory")
 }

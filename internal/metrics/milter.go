@@ -28,6 +28,13 @@ var (
 	}, []string{"listener", "milter", "stage", "verdict"})
 )
 
-func init() {
-	Registry.MustRegister(MilterErrors, MilterDefaultActions, MilterVerdicts)
+// RegisterMilters registers the milters' metrics ([[milter]]). Each of
+// defaults is a listener, one of its milters and that milter's default
+// action: that count starts at 0, so that an alert on its rate sees the
+// first one.
+func RegisterMilters(reg prometheus.Registerer, defaults [][3]string) {
+	reg.MustRegister(MilterErrors, MilterDefaultActions, MilterVerdicts)
+	for _, d := range defaults {
+		MilterDefaultActions.WithLabelValues(d[0], d[1], d[2])
+	}
 }

@@ -13,6 +13,7 @@ var PKCS11Operations = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Signatures asked of keys in PKCS#11 tokens, by key and result (ok, error, timeout, busy).",
 }, []string{"key", "result"})
 
-func init() {
-	Registry.MustRegister(PKCS11Operations)
+// RegisterPKCS11 registers PKCS11Operations (a key in a token).
+func RegisterPKCS11(reg prometheus.Registerer) {
+	reg.MustRegister(PKCS11Operations)
 }

@@ -26,6 +26,13 @@ var (
 	}, []string{"listener"})
 )
 
-func init() {
-	Registry.MustRegister(ScreenResults, DNSBLHits, ProxyHeaderErrors)
+// RegisterScreen registers the checks before the greeting (a listener
+// with greet_delay or dnsbl).
+func RegisterScreen(reg prometheus.Registerer) {
+	reg.MustRegister(ScreenResults, DNSBLHits)
+}
+
+// RegisterProxy registers the PROXY protocol's errors ([proxy] trusted).
+func RegisterProxy(reg prometheus.Registerer) {
+	reg.MustRegister(ProxyHeaderErrors)
 }

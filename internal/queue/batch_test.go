@@ -17,6 +17,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // fakeRemote is a BatchDeliverer that records its calls and answers by
@@ -32,7 +35,7 @@ type fakeRemote struct {
 	peak   atomic.Int32
 }
 
-func (f *fakeRemote) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (f *fakeRemote) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	n := f.active.Add(1)
 	defer f.active.Add(-1)
 	for {
@@ -92,13 +95,13 @@ type localSink struct {
 	msgs map[string][][]byte // rcpt -> messages
 }
 
-func (l *localSink) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (l *localSink) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.msgs == nil {
 		l.msgs = map[string][][]byte{}
 	}
-	l.msgs[rcpt] = append(l.msgs[rcpt], messageBytes(msg))
+	l.msgs[rcpt] = append(l.msgs[rcpt], spooltest.Bytes(msg))
 	return nil
 }
 
@@ -130,7 +133,7 @@ func (l *logBuf) String() string {
 
 // runFor starts a Runner on s with opts until the test ends; it returns
 // the Runner and a stop function.
-func runFor(t *testing.T, s *Spool, opts RunnerOptions) (*Runner, func()) {
+func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) {
 	t.Helper()
 	if opts.Local == nil {
 		opts.Local = &localSink{}
@@ -166,27 +169,7 @@ func runFor(t *testing.T, s *Spool, opts RunnerOptions) (*Runner, func()) {
 	return r, stop
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func live(s *Spool, id string) bool {
-	for _, it := range s.List() {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-func stateOf(t *testing.T, s *Spool, id, rcpt string) RecipientState {
+func stateOf(t *testing.T, s *spool.Spool, id, rcpt string) spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)
 	if err != nil {
@@ -198,11 +181,11 @@ func stateOf(t *testing.T, s *Spool, id, rcpt string) RecipientState {
 		}
 	}
 	t.Fatalf("%s: no recipient %s", id, rcpt)
-	return RecipientState{}
+	return spool.RecipientState{}
 }
 
 // dsns returns the DSNs in the spool (messages from the null sender).
-func dsns(t *testing.T, s *Spool) [][]byte {
+func dsns(t *testing.T, s *spool.Spool) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, it := range s.List() {
@@ -235,13 +218,13 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return Outcome{RemoteMTA: "mx." + domainOf(r), Status: "2.0.0"}
 	}}
-	id := testID()
+	id := spooltest.ID()
 	rcpts := []string{"a1@a.example", "b1@b.example", "c1@c.example", "b2@B.example", "l@local.test"}
-	env := testEnv(id, rcpts...)
+	env := spooltest.Env(id, rcpts...)
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 500))
+	mustPut(t, s, env, spooltest.Data(id, 500))
 	var sawLive, checked atomic.Bool
-	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
 			// Before b's last, successful, attempt the message is still live.
 			sawLive.Store(live(s, id))
@@ -249,7 +232,7 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return remote.DeliverBatch(ctx, env, rcpts, msg)
 	}), Policy: fastPolicy})
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	if !checked.Load() || !sawLive.Load() {
 		t.Error("message left the queue before its last recipient was done")
 	}
@@ -269,7 +252,7 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		t.Errorf("%d DeliverBatch calls, want 6: %v", n, calls)
 	}
 	for _, r := range rcpts {
-		if st := stateOf(t, s, id, r); st.Status != StatusDelivered {
+		if st := stateOf(t, s, id, r); st.Status != spool.StatusDelivered {
 			t.Errorf("%s: %v", r, st.Status)
 		}
 	}
@@ -303,20 +286,20 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 		return Outcome{RemoteMTA: "mx." + domainOf(r)}
 	}}
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "gone@x.example", "ok@x.example", "gone2@y.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "gone@x.example", "ok@x.example", "gone2@y.example")
 	env.From = "alice@local.test" // the DSN comes back here
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("permanent"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Policy: fastPolicy})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	_, tries := remote.snapshot()
 	if tries["gone@x.example"] != 1 || tries["gone2@y.example"] != 1 {
 		t.Errorf("a permanent failure was retried: %v", tries)
 	}
-	if st := stateOf(t, s, id, "gone@x.example"); st.Status != StatusFailed || st.Code != "5.1.1" {
+	if st := stateOf(t, s, id, "gone@x.example"); st.Status != spool.StatusFailed || st.Code != "5.1.1" {
 		t.Errorf("gone: %+v", st)
 	}
 	dsn := string(sender.get("alice@local.test")[0])
@@ -345,20 +328,20 @@ func TestExpiryBounces(t *testing.T) {
 	clock := received.Add(5*24*time.Hour + time.Minute) // past GiveUp
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "late@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "late@x.example")
 	env.From = "alice@local.test"
 	env.ReceivedAt = received
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	before := counterValue(QueueBounces.WithLabelValues("expired"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	// The DSN is spooled before the recipient is marked failed (so a
 	// crash between the two repeats the bounce rather than losing it):
 	// wait for the mark too.
-	eventually(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != StatusPending })
+	testkit.WaitFor(t, "recipient marked", func() bool { return stateOf(t, s, id, "late@x.example").Status != spool.StatusPending })
 	st := stateOf(t, s, id, "late@x.example")
-	if st.Status != StatusFailed || st.Attempts != 1 || st.LastError == "" {
+	if st.Status != spool.StatusFailed || st.Attempts != 1 || st.LastError == "" {
 		t.Errorf("state %+v", st)
 	}
 	dsn := string(sender.get("alice@local.test")[0])
@@ -379,15 +362,15 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	clock := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
-	id := testID()
-	env := testEnv(id, "r@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "r@x.example")
 	env.ReceivedAt = clock.Add(-time.Minute)
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	before := counterValue(QueueRetries)
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Now: func() time.Time { return clock },
 		Rand: func() float64 { return 0.25 }})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == StatusDeferred })
+	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	st := stateOf(t, s, id, "r@x.example")
 	// First retry: 1 minute - 20% * 0.5 = 54 s.
 	if want := clock.Add(54 * time.Second); !st.NextAttempt.Equal(want) || st.Attempts != 1 || st.Code != "4.3.0" {
@@ -403,10 +386,10 @@ func TestRetryScheduleRecorded(t *testing.T) {
 func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	id := testID()
-	env := testEnv(id, "r@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "r@x.example")
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, try int) Outcome {
 		if try == 1 {
 			return tempFail(r)
@@ -414,7 +397,7 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 		return Outcome{}
 	}}
 	r, _ := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour}})
-	eventually(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == StatusDeferred })
+	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	time.Sleep(100 * time.Millisecond)
 	if calls, _ := remote.snapshot(); len(calls) != 1 {
 		t.Fatalf("%d attempts within 100ms of a one-hour backoff", len(calls))
@@ -428,11 +411,11 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	if err := r.Retry(id); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "delivered after Retry", func() bool { return !live(s, id) })
-	if err := r.Retry(id); !errors.Is(err, ErrNotFound) {
+	testkit.WaitFor(t, "delivered after Retry", func() bool { return !live(s, id) })
+	if err := r.Retry(id); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Retry of a done message: %v", err)
 	}
-	if err := r.Retry("nosuchid"); !errors.Is(err, ErrNotFound) {
+	if err := r.Retry("nosuchid"); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Retry of an unknown id: %v", err)
 	}
 }
@@ -442,18 +425,18 @@ func TestDelayWarningOnce(t *testing.T) {
 	defer s.Close()
 	offset := 5 * time.Hour // the message is five hours old
 	received := time.Now()
-	id := testID()
-	env := testEnv(id, "slow@x.example", "slow2@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "slow@x.example", "slow2@x.example")
 	env.From = "alice@local.test"
 	env.ReceivedAt = received
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
 	sender := &localSink{}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender,
 		Policy: RetryPolicy{First: 5 * time.Millisecond, Max: 10 * time.Millisecond, DelayWarning: 4 * time.Hour},
 		Now:    func() time.Time { return time.Now().Add(offset) }})
-	eventually(t, "a warning", func() bool { return len(sender.get("alice@local.test")) > 0 })
-	eventually(t, "four attempts", func() bool { _, tries := remote.snapshot(); return tries["slow@x.example"] >= 4 })
+	testkit.WaitFor(t, "a warning", func() bool { return len(sender.get("alice@local.test")) > 0 })
+	testkit.WaitFor(t, "four attempts", func() bool { _, tries := remote.snapshot(); return tries["slow@x.example"] >= 4 })
 	got := sender.get("alice@local.test")
 	if len(got) != 1 {
 		t.Fatalf("%d delay warnings, want 1", len(got))
@@ -465,7 +448,7 @@ func TestDelayWarningOnce(t *testing.T) {
 			t.Errorf("warning lacks %q", want)
 		}
 	}
-	if st := stateOf(t, s, id, "slow@x.example"); !st.Warned || st.Status != StatusDeferred {
+	if st := stateOf(t, s, id, "slow@x.example"); !st.Warned || st.Status != spool.StatusDeferred {
 		t.Errorf("state %+v", st)
 	}
 	if !live(s, id) {
@@ -477,14 +460,14 @@ func TestNullSenderBounceDropped(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	logs := &logBuf{}
-	id := testID()
-	env := testEnv(id, "gone@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "gone@x.example")
 	env.From = ""
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return permFail(r) }}
 	before := counterValue(QueueDSNs.WithLabelValues("dropped"))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	eventually(t, "message done", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	if n := len(s.List()); n != 0 {
 		t.Errorf("%d messages queued: a bounce of a bounce was sent", n)
 	}
@@ -511,15 +494,15 @@ func TestLoopGuard(t *testing.T) {
 	defer s.Close()
 	sender := &localSink{}
 	remote := &fakeRemote{}
-	loop, ok := testID(), testID()
-	env := testEnv(loop, "x@x.example", "l@local.test")
+	loop, ok := spooltest.ID(), spooltest.ID()
+	env := spooltest.Env(loop, "x@x.example", "l@local.test")
 	env.From = "alice@local.test"
 	mustPut(t, s, env, messageWithReceived(51))
-	env2 := testEnv(ok, "y@x.example")
+	env2 := spooltest.Env(ok, "y@x.example")
 	mustPut(t, s, env2, messageWithReceived(50))
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
-	eventually(t, "both done", func() bool { return !live(s, loop) && !live(s, ok) })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "both done", func() bool { return !live(s, loop) && !live(s, ok) })
 	if _, tries := remote.snapshot(); tries["x@x.example"] != 0 || tries["y@x.example"] != 1 {
 		t.Errorf("remote attempts %v: the looping message was delivered or the other was not", tries)
 	}
@@ -527,7 +510,7 @@ func TestLoopGuard(t *testing.T) {
 		t.Error("the looping message was delivered locally")
 	}
 	for _, r := range []string{"x@x.example", "l@local.test"} {
-		if st := stateOf(t, s, loop, r); st.Status != StatusFailed || st.Code != "5.4.6" {
+		if st := stateOf(t, s, loop, r); st.Status != spool.StatusFailed || st.Code != "5.4.6" {
 			t.Errorf("%s: %+v", r, st)
 		}
 	}
@@ -543,12 +526,12 @@ func TestRemoteConcurrencyBound(t *testing.T) {
 	remote := &fakeRemote{delay: 30 * time.Millisecond}
 	var ids []string
 	for i := range 8 {
-		id := testID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		mustPut(t, s, testEnv(id, fmt.Sprintf("u@d%d.example", i)), testData(id, 100))
+		mustPut(t, s, spooltest.Env(id, fmt.Sprintf("u@d%d.example", i)), spooltest.Data(id, 100))
 	}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, RemoteConcurrency: 3, Workers: 8})
-	eventually(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if p := remote.peak.Load(); p != 3 {
 		t.Errorf("peak remote deliveries in flight %d, want 3", p)
 	}
@@ -559,13 +542,13 @@ func TestRemoteDelivererAdapter(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var got sync.Map
-	id := testID()
-	mustPut(t, s, testEnv(id, "a@x.example", "b@x.example"), testData(id, 100))
-	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+	id := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id, "a@x.example", "b@x.example"), spooltest.Data(id, 100))
+	runFor(t, s, RunnerOptions{Remote: DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 		got.Store(rcpt, true)
 		return nil
 	})})
-	eventually(t, "delivered", func() bool { return !live(s, id) })
+	testkit.WaitFor(t, "delivered", func() bool { return !live(s, id) })
 	for _, r := range []string{"a@x.example", "b@x.example"} {
 		if _, ok := got.Load(r); !ok {
 			t.Errorf("%s not delivered", r)
@@ -588,16 +571,16 @@ func TestDSNFieldsFromRemoteAreOneLine(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	sender := &localSink{}
-	id := testID()
-	env := testEnv(id, "x@x.example")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "x@x.example")
 	env.From = "alice@local.test"
-	mustPut(t, s, env, testData(id, 100))
+	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome {
 		return Outcome{Err: Permanent(errors.New("550")), Status: "5.1.1\r\nX-Evil: 1",
 			Diagnostic: "smtp; 550-5.1.1 first\r\n550 5.1.1 Injected: yes", RemoteMTA: "mx.x.example\r\nX-Evil: 2"}
 	}}
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender})
-	eventually(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	dsn := string(sender.get("alice@local.test")[0])
 	if strings.Contains(dsn, "\r\nX-Evil") || strings.Contains(dsn, "\r\n550 5.1.1 Injected") {
 		t.Errorf("remote text broke the DSN's lines:\n%s", dsn)
@@ -615,8 +598,8 @@ func TestOldestGauge(t *testing.T) {
 	defer s.Close()
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	for _, age := range []time.Duration{time.Minute, 3 * time.Hour, time.Hour} {
-		id := testID()
-		env := testEnv(id, "x@x.example")
+		id := spooltest.ID()
+		env := spooltest.Env(id, "x@x.example")
 		env.ReceivedAt = now.Add(-age)
 		mustPut(t, s, env, []byte("x\r\n"))
 	}
@@ -634,10 +617,10 @@ func TestOldestGauge(t *testing.T) {
 func TestDeleteDuringDelivery(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
-	id := testID()
-	mustPut(t, s, testEnv(id, "x@x.example"), testData(id, 100))
+	id := spooltest.ID()
+	mustPut(t, s, spooltest.Env(id, "x@x.example"), spooltest.Data(id, 100))
 	inFlight, release := make(chan struct{}), make(chan struct{})
-	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		close(inFlight)
 		<-release
 		return []Outcome{{Rcpt: rcpts[0], Err: errors.New("451 later")}}
@@ -647,13 +630,13 @@ func TestDeleteDuringDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(release)
-	eventually(t, "the pass to end", func() bool {
+	testkit.WaitFor(t, "the pass to end", func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return r.state[id] == 0
 	})
 	stop()
-	if st := stateOf(t, s, id, "x@x.example"); st.Status != StatusRemoved {
+	if st := stateOf(t, s, id, "x@x.example"); st.Status != spool.StatusRemoved {
 		t.Errorf("after the attempt: %v, want removed", st.Status)
 	}
 	s.Close()
@@ -661,5 +644,32 @@ func TestDeleteDuringDelivery(t *testing.T) {
 	defer s.Close()
 	if live(s, id) {
 		t.Error("deleted message back in the queue after a restart")
+	}
+}
+
+// The runner groups remote recipients by the addrkey key of their domain
+// (issue 12 §8): strings.ToLower put "b@wor\u212A.test" (a KELVIN SIGN,
+// no valid name) in work.test's batch, and the deliverer, which plans
+// for a batch's first recipient, would have taken it to work.test. A
+// U-label and its A-label are one domain.
+func TestBatchesByDomainKey(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	defer s.Close()
+	remote := &fakeRemote{}
+	id := spooltest.ID()
+	env := spooltest.Env(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
+	env.ReceivedAt = time.Now()
+	mustPut(t, s, env, spooltest.Data(id, 500))
+	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
+	calls, _ := remote.snapshot()
+	var got []string
+	for _, c := range calls {
+		got = append(got, strings.Join(c, " "))
+	}
+	slices.Sort(got)
+	want := []string{"a@work.test e@WORK.test", "b@wor\u212A.test", "c@B\u00fccher.example d@xn--bcher-kva.example"}
+	if !slices.Equal(got, want) {
+		t.Errorf("batches %q, want %q", got, want)
 	}
 }

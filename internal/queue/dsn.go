@@ -2,9 +2,6 @@ package queue
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base32"
-	"encoding/binary"
 	"fmt"
 	"strings"
 	"time"
@@ -33,11 +30,11 @@ type dsnRecipient struct {
 
 // dsnInput is what a DSN is made of.
 type dsnInput struct {
-	hostname string    // the reporting MTA
-	id       string    // the DSN's own queue id
-	now      time.Time // its Date
-	orig     *Envelope // the original message's envelope
-	header   []byte    // the original header section
+	hostname string         // the reporting MTA
+	id       string         // the DSN's own queue id
+	now      time.Time      // its Date
+	orig     *smtp.Envelope // the original message's envelope
+	header   []byte         // the original header section
 	rcpts    []dsnRecipient
 }
 
@@ -50,20 +47,20 @@ type dsnInput struct {
 // message/global-headers). The envelope has the null reverse-path, so
 // that a DSN is never answered by another (RFC 5321 §4.5.5, RFC 3464
 // §2.2). Its output depends only on in: the boundary is made from the id.
-func buildDSN(in dsnInput) (*Envelope, []byte) {
+func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	host := in.hostname
 	if host == "" {
 		host = "localhost"
 	}
-	global := !isASCII(in.orig.From)
+	global := !smtp.IsASCII(in.orig.From)
 	for _, r := range in.rcpts {
-		global = global || !isASCII(r.addr)
+		global = global || !smtp.IsASCII(r.addr)
 	}
 	header := bytes.TrimSuffix(in.header, []byte("\r\n"))
 	if len(header) > 0 && !bytes.HasSuffix(header, []byte("\r\n")) {
 		header = append(bytes.Clone(header), '\r', '\n')
 	}
-	eightBit := !isASCII(string(header))
+	eightBit := !smtp.IsASCII(string(header))
 	failed := false
 	for _, r := range in.rcpts {
 		failed = failed || r.action == actionFailed
@@ -151,7 +148,7 @@ func buildDSN(in dsnInput) (*Envelope, []byte) {
 	if global || eightBit {
 		body = "8BITMIME"
 	}
-	env := &Envelope{
+	env := &smtp.Envelope{
 		ID:         in.id,
 		From:       "",
 		Recipients: []string{in.orig.From},
@@ -250,23 +247,3 @@ func diagnosticText(s string) string {
 
 // headerSection returns the header section of msg (RFC 5322 §2.1).
 func headerSection(msg []byte) []byte { return msg[:smtp.HeaderEnd(msg)] }
-
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// newID returns a fresh queue id in the format smtpd makes: 8 bytes of
-// big-endian Unix nanoseconds and 4 random bytes in the extended-hex
-// base32 alphabet (RFC 4648 §7), lower case, 20 characters, so that
-// string order is time order.
-func newID(t time.Time) string {
-	var b [12]byte
-	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixNano()))
-	rand.Read(b[8:])
-	return strings.ToLower(base32.HexEncoding.EncodeToString(b[:])[:20])
-}

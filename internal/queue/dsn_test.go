@@ -14,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -52,8 +56,8 @@ const origMessage = "Received: from client.example.com ([2001:db8::1])\r\n" +
 	"\r\n" +
 	"Shall we?\r\n"
 
-func dsnOrig() *Envelope {
-	env := testEnv("t0000000000000000001", "bob@example.org", "carl@example.org", "dan@example.net")
+func dsnOrig() *smtp.Envelope {
+	env := spooltest.Env("t0000000000000000001", "bob@example.org", "carl@example.org", "dan@example.net")
 	env.ReceivedAt = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 	return env
 }
@@ -62,7 +66,7 @@ func TestDSNGolden(t *testing.T) {
 	last := dsnNow.Add(-time.Minute)
 	cases := []struct {
 		name  string
-		orig  *Envelope
+		orig  *smtp.Envelope
 		msg   string
 		rcpts []dsnRecipient
 	}{
@@ -87,7 +91,7 @@ func TestDSNGolden(t *testing.T) {
 			{addr: "bob@example.org", action: actionFailed, status: "5.4.6",
 				diagnostic: "X-Postern; Routing loop detected (51 Received header fields)", lastAttempt: last},
 		}},
-		{"dsn-utf8.golden", func() *Envelope {
+		{"dsn-utf8.golden", func() *smtp.Envelope {
 			e := dsnOrig()
 			e.From = "jörg@example.com"
 			return e
@@ -111,7 +115,7 @@ func TestDSNGolden(t *testing.T) {
 
 // checkDSNStructure parses a DSN as MIME and checks what RFC 3464 and
 // RFC 6522 require of it.
-func checkDSNStructure(t *testing.T, data []byte, orig *Envelope, rcpts []dsnRecipient) {
+func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []dsnRecipient) {
 	t.Helper()
 	if bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\n")) ||
 		bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\r")) {
@@ -162,9 +166,9 @@ func checkDSNStructure(t *testing.T, data []byte, orig *Envelope, rcpts []dsnRec
 			headers = b
 		}
 	}
-	global := orig.From != "" && !isASCII(orig.From)
+	global := orig.From != "" && !smtp.IsASCII(orig.From)
 	for _, r := range rcpts {
-		global = global || !isASCII(r.addr)
+		global = global || !smtp.IsASCII(r.addr)
 	}
 	want := []string{"text/plain", "message/delivery-status", "text/rfc822-headers"}
 	if global {
@@ -225,13 +229,6 @@ func TestDiagnosticText(t *testing.T) {
 
 func isValidUTF8(s string) bool { return strings.ToValidUTF8(s, "\uFFFD") == s }
 
-func TestNewID(t *testing.T) {
-	a, b := newID(dsnNow), newID(dsnNow.Add(time.Nanosecond))
-	if len(a) != 20 || len(b) != 20 || !(a < b) || strings.ToLower(a) != a {
-		t.Errorf("ids %q, %q", a, b)
-	}
-}
-
 func TestBackoff(t *testing.T) {
 	p := RetryPolicy{First: time.Minute, Max: time.Hour, GiveUp: 5 * 24 * time.Hour, Jitter: 0.2}
 	for _, c := range []struct {
@@ -265,7 +262,7 @@ func TestBackoff(t *testing.T) {
 		t.Error("Expired at the wrong time")
 	}
 	d := DefaultRetryPolicy()
-	st := RecipientState{}
+	st := spool.RecipientState{}
 	if d.WarnDue(recv, recv.Add(4*time.Hour-time.Second), st) || !d.WarnDue(recv, recv.Add(4*time.Hour), st) {
 		t.Error("WarnDue at the wrong time")
 	}
@@ -273,15 +270,15 @@ func TestBackoff(t *testing.T) {
 	if d.WarnDue(recv, recv.Add(5*time.Hour), st) {
 		t.Error("WarnDue twice")
 	}
-	if (RetryPolicy{First: time.Second}).WarnDue(recv, recv.Add(24*time.Hour), RecipientState{}) {
+	if (RetryPolicy{First: time.Second}).WarnDue(recv, recv.Add(24*time.Hour), spool.RecipientState{}) {
 		t.Error("DelayWarning 0 in a set policy must mean no warning")
 	}
 	// The old RetryFunc keeps its schedule.
-	env := &Envelope{ReceivedAt: recv}
-	if next, ok := DefaultRetry(env, RecipientState{Attempts: 3}, recv); !ok || next.Sub(recv) != 4*time.Minute {
+	env := &smtp.Envelope{ReceivedAt: recv}
+	if next, ok := DefaultRetry(env, spool.RecipientState{Attempts: 3}, recv); !ok || next.Sub(recv) != 4*time.Minute {
 		t.Errorf("DefaultRetry: %v %v", next, ok)
 	}
-	if _, ok := DefaultRetry(env, RecipientState{Attempts: 3}, recv.Add(6*24*time.Hour)); ok {
+	if _, ok := DefaultRetry(env, spool.RecipientState{Attempts: 3}, recv.Add(6*24*time.Hour)); ok {
 		t.Error("DefaultRetry did not give up")
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // mailboxRefusal is a local delivery error that knows its DSN status, as
@@ -26,20 +29,23 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	sink := &localSink{}
-	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	local := DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		if rcpt == "bob@local.test" {
 			return Permanent(fmt.Errorf("%s: %w", rcpt, mailboxRefusal{}))
 		}
 		return sink.Deliver(ctx, env, rcpt, msg)
 	})
-	id := testID()
-	env := testEnv(id, "bob@local.test")
+	id := spooltest.ID()
+	env := spooltest.Env(id, "bob@local.test")
 	env.From = "alice@local.test"
 	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, testData(id, 300))
+	mustPut(t, s, env, spooltest.Data(id, 300))
 	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
-	eventually(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
-	if st := stateOf(t, s, id, "bob@local.test"); st.Status != StatusFailed || st.Code != "5.1.1" {
+	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
+	// The DSN is spooled before bob is marked failed (a crash between
+	// repeats the bounce rather than losing it): wait for the mark.
+	testkit.WaitFor(t, "bob marked failed", func() bool { return stateOf(t, s, id, "bob@local.test").Status == spool.StatusFailed })
+	if st := stateOf(t, s, id, "bob@local.test"); st.Code != "5.1.1" {
 		t.Errorf("bob: %+v, want failed with 5.1.1", st)
 	}
 	dsn := string(sink.get("alice@local.test")[0])

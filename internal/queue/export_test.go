@@ -1,26 +1,21 @@
 package queue
 
-import "testing"
+import (
+	"testing"
+
+	"postern/internal/smtp"
+	"postern/internal/spool"
+)
 
 // Test helpers for the external test package (queue_test), which may
-// import packages that import queue.
+// import packages that import queue (ids, envelopes and data come from
+// spooltest).
 
-func MakeID() string                                         { return testID() }
-func MakeEnv(id string, rcpts ...string) *Envelope           { return testEnv(id, rcpts...) }
-func MakeData(id string, size int) []byte                    { return testData(id, size) }
-func OpenForTest(t testing.TB, dir string, seg int64) *Spool { return openTest(t, dir, seg) }
-func PutForTest(t testing.TB, s *Spool, env *Envelope, data []byte) {
+func OpenForTest(t testing.TB, dir string, seg int64) *spool.Spool { return openTest(t, dir, seg) }
+func PutForTest(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 	t.Helper()
 	mustPut(t, s, env, data)
 }
 
-// StoredStateIDs returns the ids with a stored state in the spool's
-// state store; the spool must be open.
-func StoredStateIDs(s *Spool) ([]string, error) {
-	m, err := loadStates(s.db)
-	var ids []string
-	for id := range m {
-		ids = append(ids, id)
-	}
-	return ids, err
-}
+// Live reports whether message id has a recipient not yet done (live).
+func Live(s *spool.Spool, id string) bool { return live(s, id) }

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	. "postern/internal/queue"
-
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // recorder is a local Deliverer that records what it delivered.
@@ -20,7 +22,7 @@ type recorder struct {
 	got map[string]int // message id -> deliveries
 }
 
-func (r *recorder) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (r *recorder) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.got == nil {
@@ -38,7 +40,7 @@ func (r *recorder) count(id string) int {
 
 // runHold runs a Runner on s that delivers every recipient to rec, until
 // the test ends.
-func runHold(t *testing.T, s *Spool, rec *recorder) *Runner {
+func runHold(t *testing.T, s *spool.Spool, rec *recorder) *Runner {
 	t.Helper()
 	r := NewRunner(s, RunnerOptions{Local: rec, IsLocal: func(string) bool { return true },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -52,8 +54,8 @@ func runHold(t *testing.T, s *Spool, rec *recorder) *Runner {
 	return r
 }
 
-func heldEnv(rcpts ...string) *Envelope {
-	env := MakeEnv(MakeID(), rcpts...)
+func heldEnv(rcpts ...string) *smtp.Envelope {
+	env := spooltest.Env(spooltest.ID(), rcpts...)
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
 	return env
 }
@@ -65,10 +67,10 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	r := runHold(t, s, rec)
 
 	held := heldEnv("a@local.test", "b@local.test")
-	PutForTest(t, s, held, MakeData(held.ID, 100))
-	plain := MakeEnv(MakeID(), "c@local.test")
-	PutForTest(t, s, plain, MakeData(plain.ID, 100))
-	waitFor(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
+	PutForTest(t, s, held, spooltest.Data(held.ID, 100))
+	plain := spooltest.Env(spooltest.ID(), "c@local.test")
+	PutForTest(t, s, plain, spooltest.Data(plain.ID, 100))
+	testkit.WaitFor(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
 	time.Sleep(50 * time.Millisecond) // a pass over the held one would be done by now
 	if n := rec.count(held.ID); n != 0 {
 		t.Fatalf("held message delivered %d times", n)
@@ -81,7 +83,7 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 		t.Errorf("item: Held %v, HoldReason %q", it.Held, it.HoldReason)
 	}
 	for _, rc := range it.Recipients {
-		if rc.State.Status != StatusHeld || rc.State.Attempts != 0 || !rc.State.NextAttempt.IsZero() {
+		if rc.State.Status != spool.StatusHeld || rc.State.Attempts != 0 || !rc.State.NextAttempt.IsZero() {
 			t.Errorf("recipient %s: %+v, want held, untried", rc.Addr, rc.State)
 		}
 	}
@@ -96,38 +98,28 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 		t.Fatal("retry delivered a held message")
 	}
 
-	if err := r.Release(plain.ID); !errors.Is(err, ErrNotFound) {
+	if err := r.Release(plain.ID); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("release of a done message: %v, want ErrNotFound", err)
 	}
-	if err := r.Release("nosuchid000000000000"); !errors.Is(err, ErrNotFound) {
+	if err := r.Release("nosuchid000000000000"); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("release of an unknown id: %v, want ErrNotFound", err)
 	}
 	if err := r.Release(held.ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the released message", func() bool { return rec.count(held.ID) == 2 })
+	testkit.WaitFor(t, "the released message", func() bool { return rec.count(held.ID) == 2 })
 	if s.Held() != 0 {
 		t.Errorf("Held() = %d after release, want 0", s.Held())
 	}
-	waitFor(t, "the released message done", func() bool { return !isLive(s, held.ID) })
-}
-
-func TestReleaseNotHeld(t *testing.T) {
-	s := OpenForTest(t, t.TempDir(), 0)
-	defer s.Close()
-	env := MakeEnv(MakeID(), "a@x") // no runner: stays pending
-	PutForTest(t, s, env, MakeData(env.ID, 10))
-	if err := s.Release(env.ID); !errors.Is(err, ErrNotHeld) {
-		t.Errorf("release of a pending message: %v, want ErrNotHeld", err)
-	}
+	testkit.WaitFor(t, "the released message done", func() bool { return !Live(s, held.ID) })
 }
 
 func TestHoldSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	s := OpenForTest(t, dir, 0)
 	a, b := heldEnv("a@x"), heldEnv("b@y")
-	PutForTest(t, s, a, MakeData(a.ID, 10))
-	PutForTest(t, s, b, MakeData(b.ID, 10))
+	PutForTest(t, s, a, spooltest.Data(a.ID, 10))
+	PutForTest(t, s, b, spooltest.Data(b.ID, 10))
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +130,7 @@ func TestHoldSurvivesRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !it.Held || it.Recipients[0].State.Status != StatusHeld {
+		if !it.Held || it.Recipients[0].State.Status != spool.StatusHeld {
 			t.Fatalf("%s after restart: %+v, want held", id, it)
 		}
 	}
@@ -165,10 +157,10 @@ func TestHoldSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.Held || it.Recipients[0].State.Status != StatusPending {
+	if it.Held || it.Recipients[0].State.Status != spool.StatusPending {
 		t.Errorf("released message after restart: %+v, want pending", it)
 	}
-	if isLive(s, b.ID) {
+	if Live(s, b.ID) {
 		t.Error("deleted held message is live after restart")
 	}
 	if s.Held() != 0 {
@@ -177,7 +169,7 @@ func TestHoldSurvivesRestart(t *testing.T) {
 	// The released message is delivered by the next Runner.
 	rec := &recorder{}
 	runHold(t, s, rec)
-	waitFor(t, "the released message", func() bool { return rec.count(a.ID) == 1 })
+	testkit.WaitFor(t, "the released message", func() bool { return rec.count(a.ID) == 1 })
 	if rec.count(b.ID) != 0 {
 		t.Error("deleted held message delivered")
 	}

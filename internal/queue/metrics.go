@@ -1,14 +1,11 @@
 package queue
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"postern/internal/metrics"
-)
-
-// The queue's metrics, registered in metrics.Registry; the spool also
-// keeps metrics.SpoolMessages (the queue depth). Metric declarations are
-// the only package-level mutable state (DESIGN.md).
+// The queue's metrics, registered by RegisterMetrics; the spool keeps
+// metrics.SpoolMessages (the queue depth) and its own
+// (spool.RegisterMetrics). Metric declarations are the only
+// package-level mutable state (DESIGN.md).
 var (
 	// QueueOldestSeconds is the age of the oldest message with a
 	// recipient not yet done, refreshed every 15 seconds while a Runner
@@ -41,30 +38,22 @@ var (
 		Help: "Delivery status notifications, by outcome (queued, dropped, error).",
 	}, []string{"outcome"})
 
-	// QueueHeld is the number of live messages held for review (a user
-	// over a send limit whose policy is to hold): in the spool, never
-	// delivered until released, not counted in the queue's age.
-	QueueHeld = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "postern_queue_held",
-		Help: "Messages held for review (not delivered until released or deleted).",
-	})
-
 	// QueueReleased counts held messages an operator released.
 	QueueReleased = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "postern_queue_released_total",
 		Help: "Held messages released for delivery by an operator.",
 	})
-
-	// blobSeconds is how long making a large message durable in its own
-	// file takes (its record appended, fdatasync, link, directory fsync),
-	// in the session's goroutine.
-	blobSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_spool_blob_seconds",
-		Help:    "Time to make a large message durable in a file of its own.",
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-	})
 )
 
-func init() {
-	metrics.Registry.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueHeld, QueueReleased, blobSeconds)
+// RegisterMetrics registers the queue's metrics on reg, with every
+// bounce reason and DSN outcome at 0 (so that alerts on their rate see
+// them from the start).
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(QueueOldestSeconds, QueueRetries, QueueBounces, QueueDSNs, QueueReleased)
+	for _, r := range []string{"permanent", "expired", "loop"} {
+		QueueBounces.WithLabelValues(r)
+	}
+	for _, o := range []string{"queued", "dropped", "error"} {
+		QueueDSNs.WithLabelValues(o)
+	}
 }

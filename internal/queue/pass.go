@@ -10,8 +10,10 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/metrics"
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // pass is one delivery pass over the due recipients of one message. The
@@ -23,7 +25,7 @@ import (
 type pass struct {
 	r      *Runner
 	id     string
-	env    *Envelope
+	env    *smtp.Envelope
 	header []byte // the header section, for the DSN
 	log    *slog.Logger
 
@@ -36,8 +38,8 @@ type pass struct {
 // spooled.
 type held struct {
 	rcpt     string
-	st       RecipientState // to record after the DSN
-	fallback RecipientState // to record when the DSN cannot be spooled
+	st       spool.RecipientState // to record after the DSN
+	fallback spool.RecipientState // to record when the DSN cannot be spooled
 	report   dsnRecipient
 	reason   string // bounce reason label; "" for a delay warning
 }
@@ -47,8 +49,12 @@ type held struct {
 type batch struct {
 	p      *pass
 	domain string
-	rcpts  []ItemRecipient
+	rcpts  []spool.ItemRecipient
 }
+
+// attemptTimeout bounds one delivery attempt, whatever the deliverer's
+// own timeouts.
+const attemptTimeout = 5 * time.Minute
 
 // errLoop fails every recipient of a message that went round in circles.
 var errLoop = errors.New("routing loop detected")
@@ -64,11 +70,11 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	now := r.opts.Now()
-	var due []ItemRecipient
+	var due []spool.ItemRecipient
 	for _, rc := range it.Recipients {
 		switch {
 		case rc.State.Status.Final():
-		case rc.State.Status == StatusHeld: // until an operator releases it
+		case rc.State.Status == spool.StatusHeld: // until an operator releases it
 		case !r.canDeliver(rc.Addr):
 			log.Debug("queue: awaiting remote delivery", "rcpt", rc.Addr)
 		case !rc.State.NextAttempt.After(now):
@@ -80,7 +86,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 		return
 	}
 	env, msg, err := r.spool.Open(id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		r.finish(id)
 		return
 	}
@@ -97,7 +103,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	defer p.done()
 
 	// RFC 5321 §6.3: a message with too many Received fields is looping.
-	if n := smtp.CountFields(msg.Header, "Received"); n > r.opts.MaxReceived {
+	if n := smtp.CountFields(msg.Header, "Received"); n > smtp.MaxReceived {
 		log.Warn("queue: routing loop, message fails", "received_fields", n)
 		for _, rc := range it.Recipients {
 			if !rc.State.Status.Final() {
@@ -110,7 +116,7 @@ func (r *Runner) process(ctx context.Context, id string) {
 	}
 
 	var domains []string
-	byDomain := make(map[string][]ItemRecipient)
+	byDomain := make(map[string][]spool.ItemRecipient)
 	for _, rc := range due {
 		if r.opts.IsLocal(rc.Addr) {
 			continue
@@ -134,24 +140,23 @@ func (r *Runner) process(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			break
 		}
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		start := r.opts.Now()
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
 		}
-		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err}, "", true, r.clock())
+		c := r.clock()
+		c.start = start
+		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err, Relay: Relay{Transmit: c.now.Sub(start)}}, "", true, c)
 	}
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	if i < 0 {
-		return ""
-	}
-	return strings.ToLower(addr[i+1:])
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), by
+// which remote recipients are grouped: strings.ToLower would put
+// "wor\u212A.test" (a KELVIN SIGN) in work.test's batch.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }
 
 // pushBatch queues b for a remote worker; after the remote workers have
 // stopped, it drops b.
@@ -212,17 +217,18 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		addrs[i] = rc.Addr
 	}
 	env, msg, err := r.spool.Open(b.p.id)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, spool.ErrNotFound) {
 		return // deleted and gone meanwhile
 	}
 	var outs []Outcome
+	start := r.opts.Now()
 	if err != nil {
 		b.p.log.Error("queue: read message", "err", err)
 		for _, a := range addrs {
 			outs = append(outs, Outcome{Rcpt: a, Err: fmt.Errorf("read message: %w", err), Status: "4.3.0"})
 		}
 	} else {
-		actx, cancel := context.WithTimeout(ctx, r.opts.AttemptTimeout)
+		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
 		cancel()
 		msg.Close()
@@ -230,6 +236,7 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	// One clock reading and one random number for the whole batch, so
 	// that its deferred recipients stay together for the next attempt.
 	c := r.clock()
+	c.start = start
 	byRcpt := make(map[string]Outcome, len(outs))
 	for _, o := range outs {
 		byRcpt[o.Rcpt] = o
@@ -246,19 +253,21 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 	}
 }
 
-// reading is a clock reading and a random number for the jitter.
+// reading is a clock reading and a random number for the jitter, with
+// when the attempt started (zero when it is not known).
 type reading struct {
-	now time.Time
-	rnd float64
+	now   time.Time
+	rnd   float64
+	start time.Time
 }
 
 // clock reads the clock and the random source.
-func (r *Runner) clock() reading { return reading{r.opts.Now(), r.opts.Rand()} }
+func (r *Runner) clock() reading { return reading{now: r.opts.Now(), rnd: r.opts.Rand()} }
 
 // record turns the outcome of an attempt at c.now into the recipient's
 // new state and records it, or holds it for the DSN. reason labels a
 // permanent failure for the bounce metric ("" means "permanent").
-func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c reading) {
+func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bool, c reading) {
 	r := p.r
 	now := c.now
 	var dse DSNStatusError
@@ -284,14 +293,16 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 	}
 	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, action: actionFailed,
 		remoteMTA: st.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
+	rep := p.newReport(rc.Addr, o, local, st.Attempts, c)
 	switch {
 	case o.Err == nil:
-		st.Status, st.LastError, st.Code = StatusDelivered, "", statusCode(o.Status, '2')
-		p.log.Info("queue: delivered", "rcpt", rc.Addr, "local", local, "remote_mta", o.RemoteMTA)
+		st.Status, st.LastError, st.Code = spool.StatusDelivered, "", statusCode(o.Status, '2')
+		rep.Outcome, rep.Status = OutcomeDelivered, st.Code
+		p.tell(rep)
 		p.mark(rc.Addr, st, local)
 		return
 	case IsPermanent(o.Err):
-		st.Status, st.LastError, st.Code = StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
+		st.Status, st.LastError, st.Code = spool.StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
 		h.reason = reason
 		if h.reason == "" {
 			h.reason = "permanent"
@@ -301,15 +312,15 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		st.LastError, st.Code = o.Err.Error(), statusCode(o.Status, '4')
 		next, ok := p.retryAt(st, c)
 		if !ok {
-			st.Status = StatusFailed
+			st.Status = spool.StatusFailed
 			h.reason = "expired"
 			h.report.status = statusExpired // RFC 3463 §3.5
 			break
 		}
-		st.Status, st.NextAttempt = StatusDeferred, next
+		st.Status, st.NextAttempt = spool.StatusDeferred, next
 		QueueRetries.Inc()
-		p.log.Warn("queue: delivery deferred", "rcpt", rc.Addr, "local", local, "attempts", st.Attempts,
-			"next", next, "remote_mta", o.RemoteMTA, "err", o.Err)
+		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
+		p.tell(rep)
 		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) {
 			p.mark(rc.Addr, st, local)
 			return
@@ -320,13 +331,16 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 		h.report.status = st.Code
 		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
 	}
-	if st.Status == StatusFailed {
+	if st.Status == spool.StatusFailed {
 		// Should the DSN fail, the recipient is tried again later.
 		h.fallback = st
-		h.fallback.Status = StatusDeferred
+		h.fallback.Status = spool.StatusDeferred
 		h.fallback.NextAttempt = now.Add(r.policy.First)
-		p.log.Warn("queue: delivery failed", "rcpt", rc.Addr, "local", local, "reason", h.reason,
-			"attempts", st.Attempts, "remote_mta", o.RemoteMTA, "err", o.Err)
+		rep.Outcome, rep.Status, rep.Reason = OutcomeFailed, st.Code, h.reason
+		if h.reason == "expired" {
+			rep.Status = statusExpired
+		}
+		p.tell(rep)
 	}
 	h.st = st
 	p.mu.Lock()
@@ -336,7 +350,7 @@ func (p *pass) record(rc ItemRecipient, o Outcome, reason string, local bool, c 
 
 // retryAt returns when a recipient deferred at now is due again, or ok
 // false when its message is past giving up.
-func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
+func (p *pass) retryAt(st spool.RecipientState, c reading) (time.Time, bool) {
 	r := p.r
 	if r.opts.Retry != nil {
 		return r.opts.Retry(p.env, st, c.now)
@@ -348,12 +362,12 @@ func (p *pass) retryAt(st RecipientState, c reading) (time.Time, bool) {
 }
 
 // mark records st for rcpt.
-func (p *pass) mark(rcpt string, st RecipientState, local bool) {
+func (p *pass) mark(rcpt string, st spool.RecipientState, local bool) {
 	if local {
 		metrics.LocalDeliveries.WithLabelValues(st.Status.String()).Inc()
 	}
-	if err := p.r.spool.RecordRecipient(p.id, rcpt, st); err != nil {
-		if errors.Is(err, ErrNotFound) {
+	if err := p.r.spool.MarkRecipientAsync(p.id, rcpt, st); err != nil {
+		if errors.Is(err, spool.ErrNotFound) {
 			p.log.Info("queue: message gone before its outcome was recorded", "rcpt", rcpt)
 			return
 		}
@@ -401,7 +415,7 @@ func (p *pass) report() {
 	default:
 		env, data := buildDSN(dsnInput{
 			hostname: r.opts.Hostname,
-			id:       r.opts.NewID(),
+			id:       smtp.NewID(r.opts.Now()),
 			now:      r.opts.Now(),
 			orig:     p.env,
 			header:   p.header,

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 const runnerHelperEnv = "POSTERN_QUEUE_RUNNER_HELPER"
@@ -42,7 +45,7 @@ func (l *deliveryLog) add(id, rcpt string) {
 // deliverers returns a remote BatchDeliverer and a local Deliverer that
 // log every delivery after waiting delay.
 func (l *deliveryLog) deliverers(delay time.Duration) (BatchDeliverer, Deliverer) {
-	remote := BatchDelivererFunc(func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+	remote := BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -55,7 +58,7 @@ func (l *deliveryLog) deliverers(delay time.Duration) (BatchDeliverer, Deliverer
 		}
 		return out
 	})
-	local := DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	local := DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		time.Sleep(delay / 4)
 		l.add(env.ID, rcpt)
 		return nil
@@ -71,7 +74,7 @@ func TestRunnerHelperProcess(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process only")
 	}
-	s, err := Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err := spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		fmt.Println("open:", err)
 		os.Exit(2)
@@ -90,13 +93,13 @@ func TestRunnerHelperProcess(t *testing.T) {
 // of every message is delivered, some possibly twice, none never.
 func TestRunnerRestartSafety(t *testing.T) {
 	dir := t.TempDir()
-	s, err := Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err := spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]bool{}
 	for i := range 40 {
-		id := testID()
+		id := spooltest.ID()
 		rcpts := []string{fmt.Sprintf("a%d@one.example", i), fmt.Sprintf("b%d@two.example", i), fmt.Sprintf("c%d@local.test", i)}
 		if i%3 == 0 {
 			rcpts = append(rcpts, fmt.Sprintf("d%d@one.example", i))
@@ -104,7 +107,7 @@ func TestRunnerRestartSafety(t *testing.T) {
 		for _, r := range rcpts {
 			want[id+" "+r] = true
 		}
-		mustPut(t, s, testEnv(id, rcpts...), testData(id, 1000))
+		mustPut(t, s, spooltest.Env(id, rcpts...), spooltest.Data(id, 1000))
 	}
 	s.Close()
 
@@ -115,14 +118,14 @@ func TestRunnerRestartSafety(t *testing.T) {
 	}
 
 	// The restart: run until the queue is empty.
-	s, err = Open(Options{Dir: dir + "/spool", Logger: quietLogger()})
+	s, err = spool.Open(spool.Options{Dir: dir + "/spool", Logger: quietLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	remote, local := openDeliveryLog(t, logPath).deliverers(0)
 	_, stop := runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: local, Policy: fastPolicy})
-	eventually(t, "queue empty", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "queue empty", func() bool { return len(s.List()) == 0 })
 	stop()
 
 	got := map[string]int{}

@@ -2,6 +2,8 @@ package queue
 
 import (
 	"time"
+
+	"postern/internal/spool"
 )
 
 // RetryPolicy is the retry schedule of deferred recipients: exponential
@@ -95,7 +97,7 @@ func (p RetryPolicy) Expired(received, now time.Time) bool {
 // WarnDue reports whether a recipient of a message that arrived at
 // received, and which has not been warned about yet, is due a delay
 // warning at now.
-func (p RetryPolicy) WarnDue(received, now time.Time, st RecipientState) bool {
+func (p RetryPolicy) WarnDue(received, now time.Time, st spool.RecipientState) bool {
 	p = p.withDefaults()
 	return p.DelayWarning > 0 && !st.Warned && !received.IsZero() && now.Sub(received) >= p.DelayWarning
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // Deliverer delivers one message to one recipient. Deliver returns nil
@@ -21,7 +22,7 @@ import (
 // large as the message size limit. Deliver must not modify env or msg,
 // nor retain them after it returns.
 type Deliverer interface {
-	Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
+	Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error
 }
 
 // DSNStatusError is implemented by a delivery error that knows what the
@@ -37,10 +38,10 @@ type DSNStatusError interface {
 }
 
 // DelivererFunc adapts a function to the Deliverer interface.
-type DelivererFunc func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error
+type DelivererFunc func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error
 
 // Deliver calls f.
-func (f DelivererFunc) Deliver(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+func (f DelivererFunc) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 	return f(ctx, env, rcpt, msg)
 }
 
@@ -61,6 +62,9 @@ type Outcome struct {
 	// RemoteMTA is the host name of the server that gave the outcome
 	// (RFC 3464 §2.3.5); "" when no server was reached.
 	RemoteMTA string
+	// Relay describes the session with that server, for the delivery
+	// log and observers (Report).
+	Relay Relay
 }
 
 // BatchDeliverer delivers one message to several recipients in one
@@ -70,21 +74,21 @@ type Outcome struct {
 // different domains of one message; it must neither modify nor retain env
 // or msg, and reads msg's body as a stream (see Deliverer).
 type BatchDeliverer interface {
-	DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
+	DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome
 }
 
 // BatchDelivererFunc adapts a function to the BatchDeliverer interface.
-type BatchDelivererFunc func(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome
+type BatchDelivererFunc func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome
 
 // DeliverBatch calls f.
-func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (f BatchDelivererFunc) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	return f(ctx, env, rcpts, msg)
 }
 
 // oneByOne adapts a Deliverer to BatchDeliverer: one call per recipient.
 type oneByOne struct{ d Deliverer }
 
-func (o oneByOne) DeliverBatch(ctx context.Context, env *Envelope, rcpts []string, msg *smtp.Message) []Outcome {
+func (o oneByOne) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 	out := make([]Outcome, 0, len(rcpts))
 	for _, r := range rcpts {
 		if ctx.Err() != nil {
@@ -121,14 +125,14 @@ func IsPermanent(err error) bool {
 // after a failed attempt with the state already counting that attempt;
 // it returns when the next attempt is due, or ok false to give up (the
 // recipient then fails).
-type RetryFunc func(env *Envelope, st RecipientState, now time.Time) (next time.Time, ok bool)
+type RetryFunc func(env *smtp.Envelope, st spool.RecipientState, now time.Time) (next time.Time, ok bool)
 
 // DefaultRetry waits one minute after the first failure and doubles the
 // wait after each further one, up to one hour; it gives up five days
 // after the message was received (RFC 5321 §4.5.4.1 suggests 4-5 days).
 // It is DefaultRetryPolicy without jitter; RunnerOptions.Policy
 // supersedes it.
-func DefaultRetry(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+func DefaultRetry(env *smtp.Envelope, st spool.RecipientState, now time.Time) (time.Time, bool) {
 	p := DefaultRetryPolicy()
 	if p.Expired(env.ReceivedAt, now) {
 		return time.Time{}, false
@@ -146,7 +150,8 @@ type RunnerOptions struct {
 	RemoteBatch BatchDeliverer
 	// Remote, when RemoteBatch is nil, delivers to the other recipients
 	// one at a time. When both are nil those recipients stay pending,
-	// awaiting remote delivery.
+	// awaiting remote delivery. (Production sets RemoteBatch; Remote is
+	// for deliverers, such as the tests', that take one recipient.)
 	Remote Deliverer
 	// IsLocal reports whether addr is delivered by Local. Required.
 	IsLocal func(addr string) bool
@@ -154,39 +159,36 @@ type RunnerOptions struct {
 	// handled at once; 0 means 4.
 	Workers int
 	// RemoteConcurrency bounds the remote deliveries (DeliverBatch
-	// calls) in flight; 0 means 16.
+	// calls) in flight; 0 means 16. Production keeps 16 (the outbound
+	// pool bounds connections per host on its own); the tests of the
+	// bound set it.
 	RemoteConcurrency int
 	// Policy is the retry schedule; see RetryPolicy for its zero values
 	// (the zero Policy is DefaultRetryPolicy).
 	Policy RetryPolicy
 	// Retry, when set, replaces Policy's backoff and give-up decision
-	// (Policy.DelayWarning still applies).
+	// (Policy.DelayWarning still applies). Production uses Policy; tests
+	// set Retry for an exact schedule.
 	Retry RetryFunc
 	// Hostname names this server in DSNs (Reporting-MTA, the
 	// MAILER-DAEMON sender, Message-ID); "" means "localhost".
 	Hostname string
-	// MaxReceived is the loop guard: a message with more Received header
-	// fields fails for every recipient (RFC 5321 §6.3); 0 means
-	// smtp.MaxReceived. (smtpd refuses such a message at the end of
-	// DATA already; this catches those spooled before, or otherwise.)
-	MaxReceived int
-	// AttemptTimeout bounds one delivery attempt; 0 means 5 minutes.
-	AttemptTimeout time.Duration
 	// Logger receives delivery events; nil means slog.Default().
 	Logger *slog.Logger
+	// Observe, when set, is told each delivery attempt's outcome, the
+	// Report that is logged, from the goroutine that delivered: it must
+	// not block.
+	Observe func(Report)
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Rand returns random numbers in [0, 1) for the retry jitter; nil
 	// means math/rand/v2's Float64.
 	Rand func() float64
-	// NewID makes queue ids for DSNs; nil means ids in smtpd's format
-	// from Now and crypto/rand.
-	NewID func() string
 }
 
 // Runner delivers spooled messages: on Run it takes every live message in
 // the spool, then each message Put makes durable, and hands every due
-// recipient to its deliverer, recording the outcome with RecordRecipient.
+// recipient to its deliverer, recording the outcome with MarkRecipientAsync.
 // Local recipients are delivered one by one by a pool of Workers; remote
 // ones are grouped by domain, one DeliverBatch call per group, at most
 // RemoteConcurrency at once. A message is in one delivery pass at a
@@ -195,7 +197,7 @@ type RunnerOptions struct {
 // the earliest next attempt of any message (one timer for the whole
 // queue).
 type Runner struct {
-	spool  *Spool
+	spool  *spool.Spool
 	opts   RunnerOptions
 	remote BatchDeliverer
 	policy RetryPolicy
@@ -225,21 +227,15 @@ const (
 )
 
 // NewRunner returns a Runner for spool.
-func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
+func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
 	if opts.RemoteConcurrency <= 0 {
 		opts.RemoteConcurrency = 16
 	}
-	if opts.MaxReceived <= 0 {
-		opts.MaxReceived = smtp.MaxReceived
-	}
 	if opts.Hostname == "" {
 		opts.Hostname = "localhost"
-	}
-	if opts.AttemptTimeout <= 0 {
-		opts.AttemptTimeout = 5 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -249,10 +245,6 @@ func NewRunner(spool *Spool, opts RunnerOptions) *Runner {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
-	}
-	if opts.NewID == nil {
-		now := opts.Now
-		opts.NewID = func() string { return newID(now()) }
 	}
 	r := &Runner{
 		spool:      spool,
@@ -306,7 +298,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // the Runner for it. It fails with ErrNotFound when the spool has no
 // such message with a recipient not yet done.
 func (r *Runner) Retry(id string) error {
-	if err := r.spool.retryNow(id); err != nil {
+	if err := r.spool.RetryNow(id); err != nil {
 		return fmt.Errorf("queue: retry %s: %w", id, err)
 	}
 	r.mu.Lock()
@@ -323,7 +315,7 @@ func (r *Runner) Retry(id string) error {
 // held.
 func (r *Runner) Release(id string) error {
 	if err := r.spool.Release(id); err != nil {
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, spool.ErrNotFound) {
 			return fmt.Errorf("queue: release %s: %w", id, err)
 		}
 		return err
@@ -429,7 +421,7 @@ func (r *Runner) nextDue(id string) time.Time {
 	}
 	var due time.Time
 	for _, rc := range it.Recipients {
-		if rc.State.Status.Final() || rc.State.Status == StatusHeld || !r.canDeliver(rc.Addr) {
+		if rc.State.Status.Final() || rc.State.Status == spool.StatusHeld || !r.canDeliver(rc.Addr) {
 			continue
 		}
 		at := rc.State.NextAttempt

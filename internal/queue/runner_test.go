@@ -17,14 +17,16 @@ import (
 
 	"postern/internal/delivery"
 	. "postern/internal/queue"
-
 	"postern/internal/smtp"
+	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
 
 // startRunner runs a Runner on s until the test ends or stop is called.
-func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
+func startRunner(t *testing.T, s *spool.Spool, opts RunnerOptions) (stop func()) {
 	t.Helper()
 	if opts.IsLocal == nil {
 		opts.IsLocal = isLocal
@@ -48,40 +50,18 @@ func startRunner(t *testing.T, s *Spool, opts RunnerOptions) (stop func()) {
 }
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {
-	return DelivererFunc(func(ctx context.Context, env *Envelope, rcpt string, msg *smtp.Message) error {
+	return DelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
 		return m.DeliverMessage(ctx, rcpt, env.From, msg)
 	})
 }
 
-// waitFor polls cond for up to 5 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-// isLive reports whether message id has a recipient not yet done.
-func isLive(s *Spool, id string) bool {
-	for _, it := range s.List() {
-		if it.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
-func states(t *testing.T, s *Spool, id string) map[string]RecipientState {
+func states(t *testing.T, s *spool.Spool, id string) map[string]spool.RecipientState {
 	t.Helper()
 	it, err := s.Lookup(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]RecipientState{}
+	m := map[string]spool.RecipientState{}
 	for _, r := range it.Recipients {
 		m[r.Addr] = r.State
 	}
@@ -111,14 +91,14 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	dir, root := t.TempDir(), t.TempDir()
 	s := OpenForTest(t, dir, 0)
 	md := &delivery.Maildir{Root: root}
-	id := MakeID()
-	data := MakeData(id, 3000)
+	id := spooltest.ID()
+	data := spooltest.Data(id, 3000)
 	rcpts := []string{"Ann@local.test", "bob@local.test", "carl@remote.example"}
-	PutForTest(t, s, MakeEnv(id, rcpts...), data) // before the runner: found by recovery scan
+	PutForTest(t, s, spooltest.Env(id, rcpts...), data) // before the runner: found by recovery scan
 	stop := startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md)})
-	waitFor(t, "local deliveries", func() bool {
+	testkit.WaitFor(t, "local deliveries", func() bool {
 		st := states(t, s, id)
-		return st["Ann@local.test"].Status == StatusDelivered && st["bob@local.test"].Status == StatusDelivered
+		return st["Ann@local.test"].Status == spool.StatusDelivered && st["bob@local.test"].Status == spool.StatusDelivered
 	})
 	for _, mb := range []string{"ann@local.test", "bob@local.test"} {
 		got := maildirFiles(t, root, mb)
@@ -127,7 +107,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 		}
 	}
 	stop()
-	if st := states(t, s, id)["carl@remote.example"]; st.Status != StatusPending {
+	if st := states(t, s, id)["carl@remote.example"]; st.Status != spool.StatusPending {
 		t.Errorf("remote recipient: %v, want pending", st.Status)
 	}
 	if n := len(s.List()); n != 1 {
@@ -140,18 +120,18 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	s = OpenForTest(t, dir, 0)
 	defer s.Close()
 	st := states(t, s, id)
-	if st["Ann@local.test"].Status != StatusDelivered || st["Ann@local.test"].Attempts != 1 ||
-		st["carl@remote.example"].Status != StatusPending {
+	if st["Ann@local.test"].Status != spool.StatusDelivered || st["Ann@local.test"].Attempts != 1 ||
+		st["carl@remote.example"].Status != spool.StatusPending {
 		t.Fatalf("states after reopen: %+v", st)
 	}
 	var localCalls atomic.Int32
 	remote := make(chan string, 1)
 	startRunner(t, s, RunnerOptions{
-		Local: DelivererFunc(func(context.Context, *Envelope, string, *smtp.Message) error {
+		Local: DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error {
 			localCalls.Add(1)
 			return nil
 		}),
-		Remote: DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+		Remote: DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 			remote <- rcpt
 			return nil
 		}),
@@ -159,7 +139,7 @@ func TestRunnerMixedLocalRemote(t *testing.T) {
 	if got := <-remote; got != "carl@remote.example" {
 		t.Errorf("remote delivery to %q", got)
 	}
-	waitFor(t, "message done", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "message done", func() bool { return len(s.List()) == 0 })
 	if n := localCalls.Load(); n != 0 {
 		t.Errorf("%d local redeliveries after restart", n)
 	}
@@ -176,37 +156,22 @@ func TestRunnerNewMessagesAndSegmentRemoval(t *testing.T) {
 	startRunner(t, s, RunnerOptions{Local: maildirDeliverer(md), Workers: 3})
 	var ids []string
 	for range 30 {
-		id := MakeID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		PutForTest(t, s, MakeEnv(id, "u1@local.test", "u2@local.test"), MakeData(id, 2000))
+		PutForTest(t, s, spooltest.Env(id, "u1@local.test", "u2@local.test"), spooltest.Data(id, 2000))
 	}
-	waitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
+	testkit.WaitFor(t, "all delivered", func() bool { return len(s.List()) == 0 })
 	if n := len(maildirFiles(t, root, "u2@local.test")); n != 30 {
 		t.Errorf("u2 has %d messages, want 30", n)
 	}
-	// A message is done (off List) before its segment and states are
-	// removed: wait for that to finish, with only the active segment
-	// left.
-	var stored []string
-	waitFor(t, "segments and states of done messages removed", func() bool {
-		if segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg")); len(segs) != 1 {
-			return false
-		}
-		var err error
-		if stored, err = StoredStateIDs(s); err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range stored {
-			if _, err := s.Lookup(id); err != nil {
-				return false
-			}
-		}
-		return true
+	// A message is done (off List) before its segment is removed (its
+	// states too: spool's TestDoneSegmentsRemoved): wait for that, with
+	// only the active segment left.
+	testkit.WaitFor(t, "segments of done messages removed", func() bool {
+		segs, _ := filepath.Glob(filepath.Join(dir, "segments", "*.seg"))
+		return len(segs) == 1
 	})
-	if len(stored) >= 30 {
-		t.Errorf("%d stored states for 30 done messages: removed segments kept theirs", len(stored))
-	}
-	if _, _, err := s.Get(ids[0]); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Get(ids[0]); !errors.Is(err, spool.ErrNotFound) {
 		t.Errorf("Get of a message in a removed segment: %v", err)
 	}
 }
@@ -215,7 +180,7 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 	s := OpenForTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var calls sync.Map // rcpt -> *atomic.Int32
-	local := DelivererFunc(func(_ context.Context, _ *Envelope, rcpt string, _ *smtp.Message) error {
+	local := DelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpt string, _ *smtp.Message) error {
 		v, _ := calls.LoadOrStore(rcpt, new(atomic.Int32))
 		n := v.(*atomic.Int32).Add(1)
 		switch {
@@ -228,56 +193,23 @@ func TestRunnerRetryAndFailure(t *testing.T) {
 		}
 		return nil
 	})
-	retry := func(env *Envelope, st RecipientState, now time.Time) (time.Time, bool) {
+	retry := func(env *smtp.Envelope, st spool.RecipientState, now time.Time) (time.Time, bool) {
 		return now.Add(5 * time.Millisecond), st.Attempts < 4
 	}
-	id := MakeID()
-	PutForTest(t, s, MakeEnv(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
+	id := spooltest.ID()
+	PutForTest(t, s, spooltest.Env(id, "flaky@local.test", "gone@local.test", "never@local.test"), []byte("x\r\n"))
 	startRunner(t, s, RunnerOptions{Local: local, Retry: retry})
 	// The failures send a DSN to the (remote) sender, which stays queued.
-	waitFor(t, "all final", func() bool { return !isLive(s, id) })
+	testkit.WaitFor(t, "all final", func() bool { return !Live(s, id) })
 	st := states(t, s, id)
-	if f := st["flaky@local.test"]; f.Status != StatusDelivered || f.Attempts != 3 {
+	if f := st["flaky@local.test"]; f.Status != spool.StatusDelivered || f.Attempts != 3 {
 		t.Errorf("flaky: %+v, want delivered after 3 attempts", f)
 	}
-	if g := st["gone@local.test"]; g.Status != StatusFailed || g.Attempts != 1 || g.LastError != "no such mailbox" {
+	if g := st["gone@local.test"]; g.Status != spool.StatusFailed || g.Attempts != 1 || g.LastError != "no such mailbox" {
 		t.Errorf("gone: %+v, want failed after 1 attempt", g)
 	}
-	if n := st["never@local.test"]; n.Status != StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
+	if n := st["never@local.test"]; n.Status != spool.StatusFailed || n.Attempts != 4 || n.LastError != "always down" {
 		t.Errorf("never: %+v, want failed after 4 attempts", n)
-	}
-}
-
-func TestDeleteAndMarkErrors(t *testing.T) {
-	dir := t.TempDir()
-	s := OpenForTest(t, dir, 0)
-	id, keep := MakeID(), MakeID()
-	PutForTest(t, s, MakeEnv(id, "a@x", "b@y"), []byte("x"))
-	PutForTest(t, s, MakeEnv(keep, "a@x"), []byte("y"))
-	if err := s.MarkRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.MarkRecipient(id, "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
-		t.Errorf("unknown recipient: %v", err)
-	}
-	if err := s.MarkRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown message: %v", err)
-	}
-	if err := s.Delete(id); err != nil {
-		t.Fatal(err)
-	}
-	if l := s.List(); len(l) != 1 || l[0].ID != keep {
-		t.Fatalf("List after Delete = %+v", l)
-	}
-	s.Close()
-	s = OpenForTest(t, dir, 0)
-	defer s.Close()
-	st := states(t, s, id)
-	if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusRemoved {
-		t.Errorf("states after reopen: %+v", st)
-	}
-	if l := s.List(); len(l) != 1 || l[0].ID != keep {
-		t.Errorf("List after reopen = %+v", l)
 	}
 }
 
@@ -296,9 +228,9 @@ func benchRunnerLocal(b *testing.B, workers int) {
 	md := &delivery.Maildir{Root: b.TempDir()}
 	var ids []string
 	for i := range b.N {
-		id := MakeID()
+		id := spooltest.ID()
 		ids = append(ids, id)
-		PutForTest(b, s, MakeEnv(id, fmt.Sprintf("user%d@local.test", i%8)), MakeData(id, 10<<10))
+		PutForTest(b, s, spooltest.Env(id, fmt.Sprintf("user%d@local.test", i%8)), spooltest.Data(id, 10<<10))
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -314,45 +246,4 @@ func benchRunnerLocal(b *testing.B, workers int) {
 	cancel()
 	<-done
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-}
-
-// RecordRecipient takes effect in memory at once and is committed
-// without the caller waiting: Close commits what is still queued, so the
-// states survive a reopen.
-func TestRecordRecipientCommittedByClose(t *testing.T) {
-	dir := t.TempDir()
-	s := OpenForTest(t, dir, 0)
-	ids := make([]string, 50)
-	for i := range ids {
-		ids[i] = MakeID()
-		PutForTest(t, s, MakeEnv(ids[i], "a@x", "b@y"), []byte("x"))
-	}
-	next := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	for _, id := range ids {
-		if err := s.RecordRecipient(id, "a@x", RecipientState{Status: StatusDelivered}); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordRecipient(id, "b@y", RecipientState{Status: StatusDeferred, Attempts: 1, NextAttempt: next}); err != nil {
-			t.Fatal(err)
-		}
-		if st := states(t, s, id); st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred {
-			t.Fatalf("in memory at once: %+v", st)
-		}
-	}
-	if err := s.RecordRecipient("nope", "a@x", RecipientState{}); !errors.Is(err, ErrNotFound) {
-		t.Errorf("unknown message: %v", err)
-	}
-	if err := s.RecordRecipient(ids[0], "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
-		t.Errorf("unknown recipient: %v", err)
-	}
-	s.Close()
-	s = OpenForTest(t, dir, 0)
-	defer s.Close()
-	for _, id := range ids {
-		st := states(t, s, id)
-		if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred || st["b@y"].Attempts != 1 ||
-			!st["b@y"].NextAttempt.Equal(next) {
-			t.Fatalf("%s after reopen: %+v", id, st)
-		}
-	}
 }

@@ -146,7 +146,7 @@ func (r *Runner) timerLoop(ctx context.Context) {
 // updateGauges sets the queue age gauge from the spool.
 func (r *Runner) updateGauges() {
 	var age float64
-	if oldest := r.spool.oldest(); !oldest.IsZero() {
+	if oldest := r.spool.Oldest(); !oldest.IsZero() {
 		age = max(r.opts.Now().Sub(oldest).Seconds(), 0)
 	}
 	QueueOldestSeconds.Set(age)

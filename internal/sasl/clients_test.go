@@ -103,15 +103,15 @@ func (directory) MaySendAs(_ context.Context, user, addr string) (bool, error) {
 // spool keeps messages in memory.
 type spool struct {
 	mu   sync.Mutex
-	envs []smtpd.Envelope
+	envs []smtp.Envelope
 }
 
 // CreateFile refuses: the tests' messages are small and stay in memory.
-func (s *spool) CreateFile(id string) (smtpd.SpoolFile, error) {
+func (s *spool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("test spool: no files")
 }
 
-func (s *spool) Spool(_ context.Context, env *smtpd.Envelope, _ *smtp.Message) error {
+func (s *spool) PutMessage(_ context.Context, env *smtp.Envelope, _ *smtp.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.envs = append(s.envs, *env)

@@ -140,7 +140,7 @@ func (c *cramMD5) Next(response []byte) ([]byte, bool, error) {
 		return nil, false, fmt.Errorf("sasl: CRAM-MD5: %w: %w", ErrTemporary, err)
 	}
 	if !hmac.Equal(want, digest) {
-		return nil, false, fmt.Errorf("sasl: CRAM-MD5: digest mismatch: %w", ErrInvalidCredentials)
+		return nil, false, fmt.Errorf("sasl: CRAM-MD5: digest mismatch: %w", ErrBadPassword)
 	}
 	if sec.User == "" {
 		return nil, false, fmt.Errorf("sasl: CRAM-MD5: secret store returned no user: %w", ErrTemporary)

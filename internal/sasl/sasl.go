@@ -36,6 +36,13 @@ var (
 	// the user. It wraps ErrInvalidCredentials, so that a session that
 	// does not tell them apart answers it like a wrong password.
 	ErrRefused = fmt.Errorf("sasl: attempt refused before the credentials were checked: %w", ErrInvalidCredentials)
+	// ErrUnknownUser and ErrBadPassword say which credential was
+	// wrong: no such user, or a wrong password (or digest, or proof).
+	// Both wrap ErrInvalidCredentials, and a session answers both alike
+	// (RFC 4954 §6: 535 5.7.8): only the server's log tells them apart,
+	// as Dovecot's does.
+	ErrUnknownUser = fmt.Errorf("sasl: unknown user: %w", ErrInvalidCredentials)
+	ErrBadPassword = fmt.Errorf("sasl: bad password: %w", ErrInvalidCredentials)
 )
 
 // Server is one server-side SASL exchange. It is used by one goroutine.

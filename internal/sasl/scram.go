@@ -73,7 +73,7 @@ type scramServer struct {
 	identity string
 	creds    SCRAMCredentials
 	done     bool  // the exchange succeeded
-	mock     bool  // the user is unknown: the exchange runs on made-up credentials
+	mock     error // not nil when the user is unknown (why): the exchange runs on made-up credentials
 	lookErr  error // a temporary lookup failure, or ErrRefused
 }
 
@@ -220,7 +220,7 @@ func (s *scramServer) lookup(username string) (scram.StoredCredentials, error) {
 		s.lookErr = fmt.Errorf("stored credentials are incomplete: %w", ErrTemporary)
 		return scram.StoredCredentials{}, s.lookErr
 	case errors.Is(err, ErrInvalidCredentials):
-		s.mock = true
+		s.mock = err // the proof fails; the log says why
 		c = s.mockCredentials(username)
 	case err != nil:
 		s.lookErr = lookupError(err)
@@ -232,6 +232,19 @@ func (s *scramServer) lookup(username string) (scram.StoredCredentials, error) {
 		StoredKey:  c.StoredKey,
 		ServerKey:  c.ServerKey,
 	}, nil
+}
+
+// why returns the error kind of a failed final message whose
+// server-final is out: for the log only, the client gets out either
+// way. An unknown user fails on made-up credentials (lookup).
+func (s *scramServer) why(out string) error {
+	switch {
+	case s.mock != nil:
+		return s.mock
+	case out == scram.ErrInvalidProof:
+		return ErrBadPassword
+	}
+	return ErrInvalidCredentials
 }
 
 // mockCredentials makes up credentials no proof matches.
@@ -260,9 +273,9 @@ func (s *scramServer) final(msg []byte) ([]byte, bool, error) {
 		return nil, false, s.errorf(ErrMalformed, "client-final message: %v", err)
 	case err != nil:
 		// RFC 5802 §7: server-error in the server-final message.
-		return []byte(out), false, s.errorf(ErrInvalidCredentials, "%s", strings.TrimPrefix(out, "e="))
-	case !s.conv.Valid() || s.mock:
-		return []byte(scram.ErrInvalidProof), false, s.errorf(ErrInvalidCredentials, "invalid-proof")
+		return []byte(out), false, s.errorf(s.why(out), "%s", strings.TrimPrefix(out, "e="))
+	case !s.conv.Valid() || s.mock != nil:
+		return []byte(scram.ErrInvalidProof), false, s.errorf(s.why(scram.ErrInvalidProof), "invalid-proof")
 	}
 	// RFC 5802 §5.1: the authzid may only name the user.
 	if s.authzid != "" && !strings.EqualFold(s.authzid, s.username) && !strings.EqualFold(s.authzid, s.creds.User) {

@@ -456,7 +456,7 @@ func parseDomain(d string, utf8 bool) (string, string) {
 			return "", faultDomainLabel
 		}
 	}
-	return asciiLower(d), ""
+	return LowerASCII(d), ""
 }
 
 // parseLiteral checks an address literal (RFC 5321 §4.1.3) and returns it
@@ -594,9 +594,11 @@ func lower(c byte) byte {
 	return c
 }
 
-// asciiLower returns s with its ASCII letters lower-cased, without
-// allocating when there is nothing to change.
-func asciiLower(s string) string {
+// LowerASCII returns s with its ASCII letters lower-cased and every
+// other byte as it is, without allocating when there is nothing to
+// change. (strings.ToLower would fold "\u212A", the Kelvin sign, into
+// "k".)
+func LowerASCII(s string) string {
 	i := 0
 	for i < len(s) && !('A' <= s[i] && s[i] <= 'Z') {
 		i++
@@ -609,4 +611,14 @@ func asciiLower(s string) string {
 		b[i] = lower(b[i])
 	}
 	return string(b)
+}
+
+// IsASCII reports whether s has no byte above 127.
+func IsASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -21,6 +21,7 @@ type sessionHooks struct {
 	sendRelease  func() // the user's session slot
 	holdLimit    string // the send limit the message in DATA is held for; "" when not held
 	claim        authClaim
+	authWhy      string // why the AUTH exchange failed, for its log line (failWhy)
 }
 
 // authClaim is what the auth-abuse guard said about the username the
@@ -248,7 +249,7 @@ func (s *session) sendAllowed() bool {
 
 // holdEnvelope marks env held for review when sendAllowed decided so
 // for the message in DATA.
-func (s *session) holdEnvelope(env *Envelope) {
+func (s *session) holdEnvelope(env *smtp.Envelope) {
 	if s.hooks.holdLimit != "" {
 		env.Hold, env.HoldReason = true, "send limit: "+s.hooks.holdLimit
 	}
@@ -256,7 +257,7 @@ func (s *session) holdEnvelope(env *Envelope) {
 
 // heldNote logs the "message held" event for a spooled held message and
 // returns what its 250 reply adds; "" for a message not held.
-func (s *session) heldNote(env *Envelope) string {
+func (s *session) heldNote(env *smtp.Envelope) string {
 	if !env.Hold || s.hooks.holdLimit == "" { // a milter's quarantine is not told (milter.go)
 		return ""
 	}

@@ -18,6 +18,7 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/metrics"
+	"postern/internal/testkit"
 )
 
 // admCounter reads a counter.
@@ -31,7 +32,9 @@ func admCounter(c prometheus.Counter) float64 {
 // version or result.
 func tlsHandshakes(t *testing.T, listener string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
+	reg := prometheus.NewRegistry() // of its own: nothing is registered at init
+	reg.MustRegister(metrics.TLSHandshakes)
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,13 +226,7 @@ func TestAdmitConcurrencyCap(t *testing.T) {
 // waitFor polls cond (for what another goroutine does) for up to 5s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testkit.WaitFor(t, what, cond)
 }
 
 // TestThousandWrongPasswords is the scenario of the issue: 1000 wrong

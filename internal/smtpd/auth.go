@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 
@@ -131,6 +132,9 @@ func (s *session) authChallenge(mech string, sv sasl.Server, challenge []byte, o
 		return nil, false
 	}
 	line, err := s.readLine(authLineMax)
+	if err == nil && s.trace != nil {
+		s.trace.authIn(line)
+	}
 	if err != nil {
 		if s.lineError("5.5.6", err) { // RFC 4954 §4: 500 5.5.6 line too long
 			s.authEnd(mech, sv, cmp.Or(outcome, "malformed"), nil)
@@ -160,6 +164,7 @@ func (s *session) authFailed(mech string, sv sasl.Server, err error) {
 	case errors.Is(err, sasl.ErrMalformed):
 		s.authEnd(mech, sv, "malformed", &smtp.Error{Code: 501, Enhanced: "5.5.2", Message: "Malformed authentication response", Reason: err.Error()})
 	case errors.Is(err, sasl.ErrInvalidCredentials):
+		s.hooks.authWhy = failWhy(err)
 		if s.srv.AuthGuard != nil {
 			s.guardFailure(mech, sv, err) // the guard's delay, maybe a ban (admission.go)
 			return
@@ -181,10 +186,34 @@ func (s *session) authFailed(mech string, sv sasl.Server, err error) {
 // meanwhile.
 func (s *session) authDelay() bool { return s.waitDelay(s.lim.AuthFailDelay) }
 
+// failWhy says which credential was wrong, for the log only: the
+// client's reply is the same (RFC 4954 §6: 535 5.7.8), as in Dovecot.
+func failWhy(err error) string {
+	switch {
+	case errors.Is(err, sasl.ErrRefused):
+		return "refused before the check"
+	case errors.Is(err, sasl.ErrUnknownUser):
+		return "unknown user"
+	case errors.Is(err, sasl.ErrBadPassword):
+		return "bad password"
+	}
+	return "invalid credentials"
+}
+
 // authEnd logs and counts the end of a SASL exchange and sends e, if any.
+// A failure with wrong credentials logs why (failWhy), never the
+// password.
 func (s *session) authEnd(mech string, sv sasl.Server, outcome string, e *smtp.Error) {
 	metrics.AuthAttempts.WithLabelValues(s.srv.Name, mech, outcome).Inc()
-	s.log.Info("auth", "mechanism", mech, "user", sv.Username(), "remote", s.remote, "outcome", outcome)
+	s.traceUser(sv.Username()) // a listed user's dialogue is traced from here (trace.go)
+	s.traceUser(sv.Identity())
+	attrs := []slog.Attr{slog.String("mechanism", mech), slog.String("user", sv.Username()),
+		slog.String("remote", s.remote.String()), slog.String("outcome", outcome)}
+	if s.hooks.authWhy != "" {
+		attrs = append(attrs, slog.String("reason", s.hooks.authWhy))
+		s.hooks.authWhy = ""
+	}
+	s.log.LogAttrs(s.ctx, slog.LevelInfo, "auth", attrs...)
 	if e != nil {
 		s.fail("auth_"+outcome, e)
 	}

@@ -3,7 +3,6 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"net/netip"
 	"time"
 
@@ -12,78 +11,27 @@ import (
 	"postern/internal/smtp"
 )
 
-// Envelope is the SMTP envelope of one accepted message, as the session
-// hands it to the Spooler.
-type Envelope struct {
-	// ID is the message's queue id, made by the session before DATA ends
-	// (it appears in the Received header); 20 lower-case base32 characters,
-	// time-ordered, unique. The Spooler stores the message under this id.
-	// It is 8 bytes of big-endian Unix nanoseconds and 4 random bytes in
-	// the extended-hex base32 alphabet (RFC 4648 §7, "0-9a-v"), so that
-	// string order is time order.
-	ID string
-	// From is the reverse-path (RFC 5321 §4.1.2) without angle brackets;
-	// "" is the null sender.
-	From string
-	// Recipients are the accepted forward-paths, without angle brackets,
-	// in the order the client gave them, without duplicates.
-	Recipients []string
-	// SMTPUTF8 is set when MAIL FROM carried the SMTPUTF8 parameter (RFC 6531).
-	SMTPUTF8 bool
-	// Body is "7BIT" or "8BITMIME" (RFC 6152), from MAIL FROM's BODY.
-	Body string
-	// AuthUser is the authenticated user, "" on an unauthenticated session.
-	AuthUser string
-	// Listener is the name of the listener the message came in on.
-	Listener string
-	// Remote is the client's address.
-	Remote netip.AddrPort
-	// Helo is the name the client gave in EHLO or HELO.
-	Helo string
-	// ReceivedAt is when the end of DATA was read.
-	ReceivedAt time.Time
-	// RequireTLS is set when MAIL FROM carried REQUIRETLS (RFC 8689 §4.1):
-	// the message may travel onward only over TLS with a verified
-	// certificate, and a TLS-Required header field is to be ignored.
-	RequireTLS bool
-	// Hold is set when the message went past the user's send limits and
-	// the user's policy is to hold (see SendLimiter): the message is
-	// taken, and the queue keeps it undelivered until an operator
-	// releases it. HoldReason says why, e.g. "send limit: messages per
-	// hour"; "" when not held.
-	Hold       bool
-	HoldReason string
-}
-
-// Spooler stores accepted messages.
+// Spooler stores accepted messages (spool.Spool is one).
 type Spooler interface {
-	// Spool stores env and msg, and returns only after both are on
+	// PutMessage stores env and msg, and returns only after both are on
 	// stable storage (fsynced file and directory); the session sends
 	// 250 after it returns nil, 452 4.3.1 when it fails for want of
 	// space (an error matching syscall.ENOSPC or syscall.EDQUOT), and
 	// 451 4.3.0 for another failure. msg is the message exactly as it
 	// will be stored (Received and any repaired header fields included),
 	// with CRLF line endings, dot-unstuffed: its header section in
-	// memory, its body in memory or in a file from CreateFile. Spool
-	// must not retain msg after it returns. It fails (without storing)
-	// when the id is already in the spool.
-	Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error
+	// memory, its body in memory or in a file from CreateFile. It must
+	// not retain msg after it returns. It fails (without storing) when
+	// the id is already in the spool.
+	PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error
 	// CreateFile returns a file for the message id, to which the session
 	// writes a message too large to keep in memory as it arrives, from
-	// its first byte; the body it hands to Spool is then a section of
-	// that file. A Spooler may keep that very file as the stored body
+	// its first byte; the body it hands to PutMessage is then a section
+	// of that file. A Spooler may keep that very file as the stored body
 	// instead of copying it. The session closes the file once the
-	// transaction ends, after Spool; a file Spool did not keep is then
-	// removed.
-	CreateFile(id string) (SpoolFile, error)
-}
-
-// SpoolFile is a file from Spooler.CreateFile: the session appends to
-// it, reads it back (its filters read the body) and closes it.
-type SpoolFile interface {
-	io.Writer
-	io.ReaderAt
-	io.Closer
+	// transaction ends, after PutMessage; a file PutMessage did not keep
+	// is then removed.
+	CreateFile(id string) (smtp.SpoolFile, error)
 }
 
 // Directory answers the session's questions about addresses. All
@@ -129,7 +77,7 @@ type Authenticator interface {
 // must not modify or retain msg. An error is a local failure: the
 // session answers 451 4.3.0 and spools nothing.
 type Filter interface {
-	Filter(ctx context.Context, env *Envelope, msg *smtp.Message) (FilterResult, error)
+	Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (FilterResult, error)
 }
 
 // FilterResult is what a Filter decided about one message.
@@ -188,6 +136,6 @@ type SendLimiter interface {
 	// CheckMessage is called at DATA, before 354, with the number of
 	// recipients. A verdict with Over set refuses the message with it,
 	// unless Hold is set too: then the message is taken, spooled with
-	// Envelope.Hold, and answered 250 "(held for review: send limit)".
+	// smtp.Envelope.Hold, and answered 250 "(held for review: send limit)".
 	CheckMessage(ctx context.Context, user string, rcpts int, now time.Time) admission.MessageVerdict
 }

@@ -67,7 +67,9 @@ func expectCode(b *testing.B, br *bufio.Reader, code string) {
 
 type discardSpool struct{}
 
-func (discardSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error { return nil }
-func (discardSpool) CreateFile(id string) (SpoolFile, error) {
+func (discardSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
+	return nil
+}
+func (discardSpool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("discardSpool: no files")
 }

@@ -7,10 +7,10 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/mailauth"
 	"postern/internal/smtp"
 )
@@ -48,7 +48,7 @@ func (s *session) cmdData(arg string) {
 		return
 	}
 	defer s.resetTx()
-	id := newID(s.srv.now())
+	id := smtp.NewID(s.srv.now())
 	if e := s.milterData(id); e != nil { // milter.go
 		s.fail("milter", e)
 		return
@@ -90,7 +90,7 @@ func (s *session) cmdData(arg string) {
 			Message: "Routing loop detected (" + strconv.Itoa(n) + " Received header fields)"})
 		return
 	}
-	var repair headerRepair
+	var repair smtp.HeaderRepair
 	if s.srv.Role.submission() {
 		var e *labeledError
 		if repair, e = s.checkSubmission(hb.bytes()); e != nil {
@@ -106,22 +106,22 @@ func (s *session) cmdData(arg string) {
 		s.hdr = make([]byte, 0, 512) // reused for the session's next messages
 	}
 	// RFC 5321 §4.4: the Received line goes on top.
-	s.hdr = appendReceived(s.hdr[:0], receivedInfo{
-		helo:   s.helo,
-		remote: s.remote,
-		host:   s.srv.host,
-		proto:  protocol(s.esmtp, s.tlsState != nil, s.authUser != "", s.tx.smtputf8),
-		id:     id,
-		tls:    s.tlsState,
-		rcpt:   rcpt,
-		date:   receivedAt,
+	s.hdr = smtp.AppendReceived(s.hdr[:0], smtp.Received{
+		Helo:     s.helo,
+		Remote:   s.remote,
+		Host:     s.srv.host,
+		Protocol: smtp.Protocol(s.esmtp, s.tlsState != nil, s.authUser != "", s.tx.smtputf8),
+		ID:       id,
+		TLS:      s.tlsState,
+		For:      rcpt,
+		Date:     receivedAt,
 	})
-	s.hdr = repair.append(s.hdr, id, s.srv.host, receivedAt)
+	s.hdr = repair.Append(s.hdr, id, s.srv.host, receivedAt)
 	hb.prepend(s.hdr)
 	msg := &sink.msg
 	*msg = smtp.Message{Header: hb.bytes(), Body: body}
 
-	env := &Envelope{
+	env := &smtp.Envelope{
 		ID:         id,
 		From:       s.tx.from,
 		Recipients: slices.Clone(s.tx.rcpts),
@@ -146,7 +146,7 @@ func (s *session) cmdData(arg string) {
 	if !ok {
 		return
 	}
-	if err := s.srv.Spool.Spool(s.ctx, env, msg); err != nil {
+	if err := s.srv.Spool.PutMessage(s.ctx, env, msg); err != nil {
 		if noSpace(err) {
 			s.fail("no_space", errNoStorage("spool: "+err.Error()))
 			return
@@ -164,7 +164,7 @@ func (s *session) cmdData(arg string) {
 // filter runs the Server's Filter on the message and applies its
 // result; it reports whether the message goes on, and answers when it
 // does not.
-func (s *session) filter(env *Envelope, hb *headerBuf, msg *smtp.Message) bool {
+func (s *session) filter(env *smtp.Envelope, hb *headerBuf, msg *smtp.Message) bool {
 	if s.srv.Filter == nil {
 		return true
 	}
@@ -245,33 +245,10 @@ func (s *session) dataError(err error) {
 	}
 }
 
-// headerRepair says which header fields a submitted message lacks
-// (RFC 6409 §8).
-type headerRepair struct {
-	messageID, date bool
-}
-
-// append appends the missing fields to dst.
-func (r headerRepair) append(dst []byte, id, host string, now time.Time) []byte {
-	if r.messageID { // RFC 6409 §8.3
-		dst = append(dst, "Message-ID: <"...)
-		dst = append(dst, id...)
-		dst = append(dst, '@')
-		dst = append(dst, host...)
-		dst = append(dst, ">\r\n"...)
-	}
-	if r.date { // RFC 6409 §8.1, RFC 5322 §3.3
-		dst = append(dst, "Date: "...)
-		dst = now.AppendFormat(dst, time.RFC1123Z)
-		dst = append(dst, "\r\n"...)
-	}
-	return dst
-}
-
 // checkSubmission checks the From header of a submitted message against
 // the user's addresses and reports the fields to add.
-func (s *session) checkSubmission(msg []byte) (headerRepair, *labeledError) {
-	var r headerRepair
+func (s *session) checkSubmission(msg []byte) (smtp.HeaderRepair, *labeledError) {
+	var r smtp.HeaderRepair
 	hdr := msg[:smtp.HeaderEnd(msg)]
 	froms := smtp.HeaderValues(hdr, "From")
 	if len(froms) != 1 {
@@ -299,19 +276,15 @@ func (s *session) checkSubmission(msg []byte) (headerRepair, *labeledError) {
 				Reason: "user " + s.authUser + " may not send as " + addr}}
 		}
 	}
-	r.messageID = len(smtp.HeaderValues(hdr, "Message-ID")) == 0
-	r.date = len(smtp.HeaderValues(hdr, "Date")) == 0
-	return r, nil
+	return smtp.CheckHeader(hdr), nil
 }
 
-// normalizeAddr lower-cases the domain of local@domain, as Directory
-// expects.
+// normalizeAddr lowers the ASCII letters of the domain of local@domain,
+// as Directory expects, and nothing else: strings.ToLower would make
+// "alice@wor\u212A.test" (a KELVIN SIGN) alice@work.test.
 func normalizeAddr(a string) string {
-	i := strings.LastIndexByte(a, '@')
-	if i < 0 {
-		return a
-	}
-	return a[:i+1] + strings.ToLower(a[i+1:])
+	d := addrkey.DomainOf(a)
+	return a[:len(a)-len(d)] + smtp.LowerASCII(d)
 }
 
 // headroom is the space reserved in front of a message for the header

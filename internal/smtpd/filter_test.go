@@ -15,14 +15,14 @@ import (
 // funcFilter is a Filter made of a function; it records what it saw.
 type funcFilter struct {
 	mu   sync.Mutex
-	envs []Envelope
+	envs []smtp.Envelope
 	seen [][]byte
-	fn   func(env *Envelope, data []byte) (FilterResult, error)
+	fn   func(env *smtp.Envelope, data []byte) (FilterResult, error)
 }
 
 // Filter reads the whole message to give it to fn; the tests' messages
 // are small.
-func (f *funcFilter) Filter(ctx context.Context, env *Envelope, msg *smtp.Message) (FilterResult, error) {
+func (f *funcFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (FilterResult, error) {
 	data, err := io.ReadAll(msg.Reader())
 	if err != nil {
 		return FilterResult{}, err
@@ -41,7 +41,7 @@ func TestFilterPrepend(t *testing.T) {
 		"large": "X-Big: " + strings.Repeat("a", 3*headroom) + "\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+			flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 				return FilterResult{Prepend: []byte(head)}, nil
 			}}
 			f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })
@@ -64,7 +64,7 @@ func TestFilterPrepend(t *testing.T) {
 }
 
 func TestFilterReplaceHeader(t *testing.T) {
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		hdr := data[:smtp.HeaderEnd(data)]
 		return FilterResult{Header: bytes.Replace(hdr, []byte("X-Drop: me\r\n"), nil, 1), Prepend: []byte("X-Top: 1\r\n")}, nil
 	}}
@@ -80,7 +80,7 @@ func TestFilterReplaceHeader(t *testing.T) {
 }
 
 func TestFilterReject(t *testing.T) {
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		if bytes.Contains(data, []byte("Subject: bad")) {
 			return FilterResult{Reject: &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: "DMARC policy reject"}}, nil
 		}
@@ -107,7 +107,7 @@ func TestFilterReject(t *testing.T) {
 }
 
 func TestFilterSubmission(t *testing.T) {
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		return FilterResult{Prepend: []byte("DKIM-Signature: v=1; d=example.org\r\n")}, nil
 	}}
 	f := newFixture(t, RoleSubmission, func(s *Server) { s.Filter = flt })

@@ -22,6 +22,7 @@ import (
 	"postern/internal/sasl"
 	"postern/internal/smtp"
 	"postern/internal/testcert"
+	"postern/internal/testkit"
 )
 
 const testHost = "mx.example.org"
@@ -96,7 +97,7 @@ func (d *testDir) addUser(addr string) {
 
 // spooled is one message the test spooler took.
 type spooled struct {
-	env    Envelope
+	env    smtp.Envelope
 	data   []byte
 	inFile bool // the body was in a file from CreateFile
 }
@@ -128,7 +129,7 @@ func (f *testFile) Close() error {
 	return err
 }
 
-func (s *testSpool) CreateFile(id string) (SpoolFile, error) {
+func (s *testSpool) CreateFile(id string) (smtp.SpoolFile, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.createFail != nil {
@@ -150,7 +151,7 @@ func (s *testSpool) openFiles() int {
 	return s.open
 }
 
-func (s *testSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+func (s *testSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	s.mu.Lock()
 	block, fail := s.block, s.fail
 	s.mu.Unlock()
@@ -275,24 +276,6 @@ func (l *loginServer) Next(resp []byte) ([]byte, bool, error) {
 func (l *loginServer) Identity() string { return l.identity }
 func (l *loginServer) Username() string { return l.user }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // fixedNow is the time the test servers' clocks show.
 var fixedNow = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 
@@ -303,14 +286,14 @@ type fixture struct {
 	addr  string
 	spool *testSpool
 	dir   *testDir
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 	done  chan error
 }
 
 // newFixture starts a server with the given role; opts adjust it first.
 func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, spool: &testSpool{}, dir: newTestDir(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	f := &fixture{t: t, spool: &testSpool{}, dir: newTestDir(), logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	f.srv = &Server{
 		Name:      "test-" + role.String(),
 		Role:      role,

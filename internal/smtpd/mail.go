@@ -184,7 +184,7 @@ func (s *session) cmdRcpt(arg string) {
 		// address. In another domain it is relayed there; in a local
 		// one it must reach someone, like any local recipient.
 		addr = s.srv.postmaster
-		domain = addr[strings.LastIndexByte(addr, '@')+1:]
+		domain = addrkey.DomainOf(addr)
 	}
 	if !path.Postmaster || s.srv.Directory.IsLocalDomain(domain) {
 		if e := s.checkRecipient(domain, addr); e != nil {
@@ -230,6 +230,13 @@ func (s *session) checkRecipient(domain, addr string) *labeledError {
 	local := s.srv.Directory.IsLocalDomain(domain)
 	if !local {
 		if s.srv.Role.submission() {
+			if strings.HasPrefix(domain, "[") {
+				// RFC 5321 §4.1.3: an address literal names a host, not
+				// a domain with MX records: refused here rather than
+				// accepted and bounced.
+				return &labeledError{"address_literal", &smtp.Error{Code: 550, Enhanced: "5.1.2",
+					Message: "Address literals are not accepted as recipients: use a domain name", Reason: "address literal " + domain}}
+			}
 			return nil
 		}
 		return &labeledError{"relay_denied", &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: "Relaying denied", Reason: "domain " + domain + " not local"}}

@@ -220,7 +220,7 @@ func (s *session) closeMilters() {
 // applies what they changed to env, hb and msg. It reports whether the
 // message goes on to be spooled; when it does not, the session has
 // answered (a refusal, or 250 for a discarded message).
-func (s *session) runMilters(env *Envelope, hb *headerBuf, msg *smtp.Message) bool {
+func (s *session) runMilters(env *smtp.Envelope, hb *headerBuf, msg *smtp.Message) bool {
 	if s.milters == nil {
 		return true
 	}
@@ -266,7 +266,7 @@ func (s *session) runMilters(env *Envelope, hb *headerBuf, msg *smtp.Message) bo
 // change it (milter.Transaction).
 type milterTx struct {
 	s    *session
-	env  *Envelope
+	env  *smtp.Envelope
 	body smtp.Body
 	cur  *dataSink // the sink of body, when a milter replaced it
 }

@@ -55,7 +55,7 @@ func eventsOf(m *miltertest.Server, code byte) []miltertest.Event {
 // without Postern's own Received.
 func TestMilterStages(t *testing.T) {
 	m := startMilter(t, nil)
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		return FilterResult{Prepend: []byte("Authentication-Results: " + testHost + "; spf=pass\r\n")}, nil
 	}}
 	f := newFixture(t, RoleMX, withMilters(m), func(s *Server) { s.Filter = flt })
@@ -295,7 +295,7 @@ func TestMilterReplaceBodyLarge(t *testing.T) {
 func TestMilterOrderSubmission(t *testing.T) {
 	m1 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-First", "1"), miltertest.Continue))
 	m2 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-Second", "2"), miltertest.Continue))
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		return FilterResult{Prepend: []byte("DKIM-Signature: v=1\r\n")}, nil
 	}}
 	f := newFixture(t, RoleSubmission, withMilters(m1, m2), func(s *Server) { s.Filter = flt })
@@ -404,7 +404,7 @@ type hashSpool struct {
 	inFile []bool
 }
 
-func (h *hashSpool) Spool(ctx context.Context, env *Envelope, msg *smtp.Message) error {
+func (h *hashSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	d := sha256.New()
 	if _, err := msg.WriteTo(d); err != nil {
 		return err

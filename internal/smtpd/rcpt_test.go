@@ -53,3 +53,26 @@ func TestIDNADomains(t *testing.T) {
 		c.do("RCPT TO:<bob@example.org>", "250 ")
 	}
 }
+
+// TestAddressLiteralRcpt: on submission, an address literal
+// ("someone@[127.0.0.1]", RFC 5321 §4.1.3) is refused at RCPT (it names
+// a host, and would be accepted and bounced); on mx it is not a local
+// domain, so relaying is denied as before.
+func TestAddressLiteralRcpt(t *testing.T) {
+	f := newFixture(t, RoleSubmission)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	c.do("MAIL FROM:<alice@example.org>", "250 ")
+	c.do("RCPT TO:<someone@[127.0.0.1]>", "550 5.1.2 Address literals are not accepted as recipients")
+	c.do("RCPT TO:<someone@[IPv6:::1]>", "550 5.1.2 ")
+	c.do("RCPT TO:<bob@example.net>", "250 ")
+
+	m := newFixture(t, RoleMX)
+	cm := m.dial()
+	cm.do("EHLO client.example", "250 ")
+	cm.do("MAIL FROM:<>", "250 ")
+	cm.do("RCPT TO:<postmaster@[127.0.0.1]>", "550 5.7.1")
+}

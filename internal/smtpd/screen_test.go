@@ -18,13 +18,14 @@ import (
 	"postern/internal/dns/dnstest"
 	"postern/internal/metrics"
 	"postern/internal/proxyproto"
+	"postern/internal/testkit"
 )
 
 // screenFixture starts an mx server whose listener wrap may replace
 // (with a proxyproto.Listener), with the given Screen.
 func screenFixture(t *testing.T, name string, sc *Screen, wrap func(net.Listener) net.Listener) *fixture {
 	t.Helper()
-	f := &fixture{t: t, spool: &testSpool{}, dir: newTestDir(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	f := &fixture{t: t, spool: &testSpool{}, dir: newTestDir(), logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	f.srv = &Server{
 		Name:      name,
 		Role:      RoleMX,

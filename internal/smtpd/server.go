@@ -200,6 +200,9 @@ type Server struct {
 	// Screen, when non-nil, holds the checks an mx listener makes
 	// before its greeting: greeting delay and pregreet, DNSBL (screen.go).
 	Screen *Screen
+	// Trace, when non-nil, names the clients whose whole dialogue is
+	// logged (trace.go); its list may change while the server runs.
+	Trace *Trace
 	// Milters are the mail filters each session hands its events and
 	// messages to, in order (milter.go, internal/milter); none when
 	// empty. MilterOptions say how to reach them and tell the time

@@ -57,6 +57,7 @@ type session struct {
 	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
+	trace    *tracer      // the protocol trace; nil when not traced (trace.go)
 	authMech string       // the SASL mechanism of authUser, for milters
 
 	milters      *milter.Chain // the Server's Milters for this session (milter.go); nil when none
@@ -116,6 +117,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 type connWriter struct{ s *session }
 
 func (w *connWriter) Write(p []byte) (int, error) {
+	if t := w.s.trace; t != nil {
+		t.out(p)
+	}
 	w.s.raw.SetWriteDeadline(time.Now().Add(w.s.lim.CommandTimeout))
 	return w.s.conn.Write(p)
 }
@@ -124,7 +128,7 @@ func (s *Server) newSession(c net.Conn) *session {
 	sess := &session{
 		srv:   s,
 		lim:   &s.lim,
-		id:    newID(time.Now()),
+		id:    smtp.NewID(time.Now()),
 		raw:   c,
 		conn:  c,
 		start: time.Now(),
@@ -136,6 +140,7 @@ func (s *Server) newSession(c net.Conn) *session {
 	sess.rd = smtp.NewReader(sess.br)
 	sess.ctx, sess.cancel = context.WithCancel(context.Background())
 	sess.log = s.log.With("session", sess.id)
+	sess.ctx = withLogger(sess.ctx, sess.log) // for the Filter's events (SessionLogger)
 	// The remote address is set by prelude, in the session's goroutine:
 	// a PROXY protocol header must not be waited for in the accept loop.
 	return sess
@@ -204,6 +209,7 @@ func (s *session) serve() {
 	}
 	s.log.Info("session start", "remote", s.remote,
 		"tls", s.srv.Role == RoleSubmissions)
+	s.startTrace() // trace.go
 	if s.srv.Role == RoleSubmissions && !s.handshake() {
 		return
 	}
@@ -239,6 +245,9 @@ func (s *session) serve() {
 		if err != nil {
 			s.readError(err)
 			continue
+		}
+		if s.trace != nil {
+			s.trace.in(line)
 		}
 		s.handle(line)
 	}

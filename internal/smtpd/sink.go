@@ -47,16 +47,16 @@ var (
 // reads on to the end of the data and returns that error.
 type dataSink struct {
 	s      *session
-	id     string        // the message's queue id, for CreateFile
-	client netip.Addr    // counted in the per-client shares; invalid when not
-	buf    *bytes.Buffer // headroom, then the message in memory; after a spill the header section
-	n      int           // bytes of message written
-	file   SpoolFile     // nil until the spill
-	hdrEnd int           // offset of the body; -1 while not known
-	match  int           // bytes of "\r\n\r\n" matched at the end of what was written
-	kept   bool          // after a spill: buf holds the header section
-	mem    int64         // memory budget held (past memoryFree)
-	flight int64         // in-flight budget held
+	id     string         // the message's queue id, for CreateFile
+	client netip.Addr     // counted in the per-client shares; invalid when not
+	buf    *bytes.Buffer  // headroom, then the message in memory; after a spill the header section
+	n      int            // bytes of message written
+	file   smtp.SpoolFile // nil until the spill
+	hdrEnd int            // offset of the body; -1 while not known
+	match  int            // bytes of "\r\n\r\n" matched at the end of what was written
+	kept   bool           // after a spill: buf holds the header section
+	mem    int64          // memory budget held (past memoryFree)
+	flight int64          // in-flight budget held
 	err    error
 	// hb and msg are the message handed on (message, cmdData): kept
 	// here, in the session, so that a message costs no allocation.

@@ -48,7 +48,7 @@ func (c *client) sendData(msg, want string) string {
 // in memory, Received on top, and its body from the file, intact; the file
 // is closed when the transaction ends. A small one stays in memory.
 func TestDataStreamedToFile(t *testing.T) {
-	flt := &funcFilter{fn: func(env *Envelope, data []byte) (FilterResult, error) {
+	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
 		return FilterResult{Prepend: []byte("X-Filter: seen\r\n")}, nil
 	}}
 	f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })

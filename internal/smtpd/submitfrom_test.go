@@ -43,3 +43,25 @@ func TestSubmissionFromAsClientsShow(t *testing.T) {
 		t.Errorf("%d messages spooled, want %d", n, accepted)
 	}
 }
+
+// TestSubmissionFromKelvinSign: the From address goes to MaySendAs with
+// only its ASCII letters lowered (issue 12 §8). strings.ToLower made
+// "alice@wor\u212A.test" (a KELVIN SIGN) alice@work.test, which alice
+// may send as: the message passed as hers.
+func TestSubmissionFromKelvinSign(t *testing.T) {
+	f := newFixture(t, RoleSubmissions, func(s *Server) { s.Limits.MaxErrors = 100 })
+	f.dir.mu.Lock()
+	f.dir.sendAs["alice"] = append(f.dir.sendAs["alice"], "alice@work.test")
+	f.dir.mu.Unlock()
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	for _, tt := range []struct{ hdr, want string }{
+		{"From: alice@WORK.test", "250 2.0.0"},
+		{"From: alice@wor\u212A.test", "553 5.7.1"},
+		{"From: Alice <alice@wor\u212A.test>", "553 5.7.1"},
+	} {
+		c.transaction("alice@example.org", "bob@example.org")
+		c.do(message(tt.hdr)+".", tt.want)
+	}
+}

@@ -6,22 +6,23 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"postern/internal/metrics"
 )
 
-// CertificateExpiry is the gauge postern_tls_certificate_expiry_seconds:
-// seconds until each served certificate's leaf expires (negative once
-// expired), labelled by name (the certificate file, or the name given to
-// Certs.Set) and serial (hexadecimal). Certs updates it at open, at each
-// reload or Set, and at each CheckExpiry.
+// CertificateExpiry is the gauge
+// postern_tls_certificate_expiry_timestamp_seconds: the NotAfter of each
+// served certificate's leaf, in seconds since the Unix epoch (Prometheus's
+// convention for timestamps: an alert subtracts time()), labelled by
+// name (the certificate file, or the name given to Certs.Set) and serial
+// (hexadecimal). Certs updates it at open, at each reload or Set, and
+// at each CheckExpiry; a replaced certificate's series is removed.
 var CertificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "postern_tls_certificate_expiry_seconds",
-	Help: "Seconds until the served TLS certificate expires, by certificate name and serial.",
+	Name: "postern_tls_certificate_expiry_timestamp_seconds",
+	Help: "NotAfter of each served TLS certificate, in seconds since the Unix epoch, by certificate name and serial.",
 }, []string{"name", "serial"})
 
-func init() {
-	metrics.Registry.MustRegister(CertificateExpiry)
+// RegisterMetrics registers CertificateExpiry on reg.
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(CertificateExpiry)
 }
 
 // ExpiryWarnings are the times before expiry at which Certs logs a WARN
@@ -69,7 +70,7 @@ func (c *Certs) checkExpiryLocked() {
 		serial := serialOf(leaf)
 		lbl := [2]string{n.name, serial}
 		left := leaf.NotAfter.Sub(now)
-		CertificateExpiry.WithLabelValues(lbl[0], lbl[1]).Set(left.Seconds())
+		CertificateExpiry.WithLabelValues(lbl[0], lbl[1]).Set(float64(leaf.NotAfter.Unix()))
 		seen[lbl] = true
 		st.labels[lbl] = true
 		crossed := time.Duration(-1)

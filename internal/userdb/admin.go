@@ -45,8 +45,9 @@ func normalizeAll(what string, addrs []string) ([]string, error) {
 }
 
 // AddAlias adds targets (at least one) to the alias (creating it). Every
-// address must pass NormalizeAddress; the caller checks that they are in
-// local domains (as DirectoryConfig.Validate does for configured ones).
+// address must pass NormalizeAddress; the caller checks that the alias is
+// in a local domain (as DirectoryConfig.Validate does for configured
+// ones). A target in another domain forwards there (Directory.Expand).
 // With the users file it fails with ErrConfigDirectory. Directories see
 // the change within DirectoryConfig.Refresh.
 func (d *DB) AddAlias(ctx context.Context, alias string, targets ...string) error {

@@ -18,7 +18,8 @@ import (
 // CheckPassword verifies username (an address, matched ignoring case) and
 // password, and returns the user's canonical address. It has the shape of
 // sasl.PasswordChecker. A wrong password or an unknown user gives an error
-// wrapping sasl.ErrInvalidCredentials; an unknown user still costs one
+// wrapping sasl.ErrBadPassword or sasl.ErrUnknownUser (both wrap
+// sasl.ErrInvalidCredentials: only the log tells them apart); an unknown user still costs one
 // Argon2 computation, against a dummy hash, so the time taken does not tell
 // whether the user exists. When ctx ends while waiting for a hashing slot
 // (Options.MaxConcurrentHashes) the error wraps sasl.ErrTemporary.
@@ -31,10 +32,12 @@ import (
 // LOGIN only: it exists to save the Argon2 computation, and SCRAM and
 // CRAM-MD5 (see SCRAM, CRAMMD5) compute none.
 func (d *DB) CheckPassword(ctx context.Context, username, password string) (string, error) {
-	if len(username) > MaxAddressLen || len(password) > MaxPasswordLen || password == "" ||
-		strings.IndexByte(username, 0) >= 0 || strings.IndexByte(password, 0) >= 0 {
+	if len(username) > MaxAddressLen || strings.IndexByte(username, 0) >= 0 {
 		// Nobody can have these; the lengths are no secret.
-		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
+		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrUnknownUser)
+	}
+	if len(password) > MaxPasswordLen || password == "" || strings.IndexByte(password, 0) >= 0 {
+		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrBadPassword)
 	}
 	// The store's current record, read on every check (with PostgreSQL a
 	// query), so a password changed on any node counts at once.
@@ -60,7 +63,7 @@ func (d *DB) CheckPassword(ctx context.Context, username, password string) (stri
 		if _, err := d.hasher.verify(ctx, d.dummy, password); err != nil {
 			return "", err
 		}
-		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
+		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrUnknownUser)
 	}
 	var ok bool
 	if d.cache != nil {
@@ -76,7 +79,7 @@ func (d *DB) CheckPassword(ctx context.Context, username, password string) (stri
 		return "", err
 	}
 	if !ok {
-		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrInvalidCredentials)
+		return "", fmt.Errorf("userdb: check password: %w", sasl.ErrBadPassword)
 	}
 	if d.cache != nil {
 		d.cache.put(key, r.user.Address, r.hash, d.now())

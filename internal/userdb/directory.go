@@ -42,7 +42,8 @@ type DirectoryConfig struct {
 	// only when it is in a local domain.
 	Postmaster string
 	// Aliases maps an alias address, in a local domain, to its targets:
-	// users or other aliases in local domains.
+	// users or other aliases in local domains, or addresses in other
+	// domains, to which the mail is forwarded (Expand).
 	Aliases map[string][]string
 	// SendAs maps a user's address to the other addresses and domains that
 	// user may send as.
@@ -59,7 +60,8 @@ type DirectoryConfig struct {
 const DefaultDirectoryRefresh = 5 * time.Second
 
 // Validate checks the configuration: valid local domains, at least one;
-// aliases and their targets valid addresses in local domains; SendAs users,
+// aliases valid addresses in local domains, their targets valid
+// addresses in any domain; SendAs users,
 // addresses and domains valid. cmd calls it when it reads the
 // configuration.
 func (c DirectoryConfig) Validate() error {
@@ -92,8 +94,9 @@ func (c DirectoryConfig) Validate() error {
 			return fmt.Errorf("userdb: alias %q has no target", alias)
 		}
 		for _, t := range targets {
-			if err := inLocal("target of alias "+alias, t); err != nil {
-				return err
+			// A target in another domain forwards (Expand).
+			if _, err := NormalizeAddress(t); err != nil {
+				return fmt.Errorf("userdb: target of alias %s: %w", alias, err)
 			}
 		}
 	}
@@ -304,11 +307,11 @@ func (d *Directory) RecipientExists(ctx context.Context, addr string) (bool, err
 		return false, nil
 	}
 	if local == "postmaster" || k == d.postmaster {
-		boxes, err := d.resolve(ctx, k)
+		x, err := d.resolve(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
-		return len(boxes) > 0, err
+		return len(x.Mailboxes)+len(x.Forward) > 0, err
 	}
 	s, err := d.current(ctx)
 	if err != nil {
@@ -358,49 +361,68 @@ func (d *Directory) MaySendAs(ctx context.Context, user, addr string) (bool, err
 }
 
 // Resolve returns the users' mailboxes that mail to addr, in a local
-// domain, is delivered to: the keys (userKey) of existing users, without
-// duplicates, in the order found, for use as mailbox paths. An alias
-// expands to its targets, recursively up to a depth of 8; an address met
-// again (a loop, or an alias that lists itself beside others) delivers to
-// the user of that address if there is one. A user and an alias with the
-// same address: the alias wins (list the address among its targets to
-// keep the user's copy). postmaster@ a local domain without its own user or
-// alias goes to DirectoryConfig.Postmaster (RFC 5321 §4.5.1).
-// Targets that name nobody are skipped; the error (wrapping ErrNotFound or
-// ErrNotLocal) comes only when nothing is left. When the store cannot
+// domain, is delivered to: Expand's Mailboxes. It fails like Expand; an
+// alias whose targets are all in other domains has no mailbox and no
+// error (Expand names the addresses it forwards to).
+func (d *Directory) Resolve(addr string) ([]string, error) {
+	x, err := d.Expand(addr)
+	return x.Mailboxes, err
+}
+
+// Expansion is where the mail for one address goes.
+type Expansion struct {
+	// Mailboxes are the keys (userKey) of the existing users, without
+	// duplicates, in the order found, for use as mailbox paths.
+	Mailboxes []string
+	// Forward are the alias targets in other domains, as written in the
+	// alias, without duplicates (compared as keys), in the order found:
+	// the mail is forwarded to them.
+	Forward []string
+}
+
+// Expand returns where mail to addr, in a local domain, goes: users'
+// mailboxes, and addresses in other domains. An alias expands to its
+// targets, recursively up to a depth of 8; an address met again (a loop,
+// or an alias that lists itself beside others) delivers to the user of
+// that address if there is one. A user and an alias with the same
+// address: the alias wins (list the address among its targets to keep
+// the user's copy). postmaster@ a local domain without its own user or
+// alias goes to DirectoryConfig.Postmaster (RFC 5321 §4.5.1). Local
+// targets that name nobody are skipped; the error (wrapping ErrNotFound
+// or ErrNotLocal) comes only when nothing is left. When the store cannot
 // answer for any address met, the error wraps neither, so delivery is
 // retried rather than made to a part of the list.
-func (d *Directory) Resolve(addr string) ([]string, error) {
+func (d *Directory) Expand(addr string) (Expansion, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
 	defer cancel()
 	return d.resolve(ctx, addr)
 }
 
-// resolve is Resolve with a context.
-func (d *Directory) resolve(ctx context.Context, addr string) ([]string, error) {
+// resolve is Expand with a context.
+func (d *Directory) resolve(ctx context.Context, addr string) (Expansion, error) {
 	snap, err := d.current(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, err)
+		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, err)
 	}
 	return d.resolveIn(ctx, snap, addr)
 }
 
 // resolveIn is resolve with the aliases of snap.
-func (d *Directory) resolveIn(ctx context.Context, snap *dirSnapshot, addr string) ([]string, error) {
+func (d *Directory) resolveIn(ctx context.Context, snap *dirSnapshot, addr string) (Expansion, error) {
 	k := userKey(addr)
 	if k == "postmaster" {
 		k = d.postmaster
 	}
 	if _, domain, ok := splitAddr(k); !ok || !d.local[domain] {
-		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
+		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
 	}
 	r := resolver{d: d, ctx: ctx, snap: snap, seen: make(map[string]bool)}
 	r.walk(k, 0)
 	if r.err != nil {
-		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, r.err)
+		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, r.err)
 	}
-	if len(r.out) == 0 {
-		return nil, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotFound)
+	if len(r.out.Mailboxes) == 0 && len(r.out.Forward) == 0 {
+		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotFound)
 	}
 	return r.out, nil
 }
@@ -462,7 +484,7 @@ type resolver struct {
 	ctx  context.Context
 	snap *dirSnapshot
 	seen map[string]bool
-	out  []string
+	out  Expansion
 	err  error // the first store failure
 }
 
@@ -478,6 +500,10 @@ func (r *resolver) walk(k string, depth int) {
 			return
 		}
 		for _, t := range targets {
+			if _, domain, ok := splitAddr(userKey(t)); ok && !r.d.local[domain] {
+				r.forward(t)
+				continue
+			}
 			r.walk(userKey(t), depth+1)
 		}
 		return
@@ -503,13 +529,21 @@ func (r *resolver) addUser(k string) bool {
 	if !ok {
 		return false
 	}
-	for _, o := range r.out {
-		if o == k {
-			return true
+	if !slices.Contains(r.out.Mailboxes, k) {
+		r.out.Mailboxes = append(r.out.Mailboxes, k)
+	}
+	return true
+}
+
+// forward adds t, an alias target in another domain, to the addresses
+// forwarded to, once (compared as userKey).
+func (r *resolver) forward(t string) {
+	for _, f := range r.out.Forward {
+		if userKey(f) == userKey(t) {
+			return
 		}
 	}
-	r.out = append(r.out, k)
-	return true
+	r.out.Forward = append(r.out.Forward, t)
 }
 
 // splitAddr splits a lower-cased address at its last "@".

@@ -197,7 +197,7 @@ func TestDirectoryConfigValidate(t *testing.T) {
 		{},
 		{LocalDomains: []string{"exa mple.org"}},
 		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.com": {"b@example.org"}}},
-		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"b@example.com"}}},
+		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"b@"}}},
 		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {}}},
 		{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"../x@example.org"}}},
 		{LocalDomains: []string{"example.org"}, SendAs: map[string]SendAsGrant{"bad": {}}},
@@ -207,6 +207,10 @@ func TestDirectoryConfigValidate(t *testing.T) {
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("Validate accepted %+v", cfg)
 		}
+	}
+	// A target in another domain forwards.
+	if err := (DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"a@example.org": {"b@example.com"}}}).Validate(); err != nil {
+		t.Errorf("alias to another domain: %v", err)
 	}
 }
 
@@ -347,5 +351,57 @@ func testDirectoryUnicodeFolding(t *testing.T, open opener) {
 	}
 	if _, err := d.Resolve("alice@wor\u212A.test"); !errors.Is(err, ErrNotLocal) {
 		t.Errorf("Resolve(Kelvin domain): %v, want ErrNotLocal", err)
+	}
+}
+
+func TestDirectoryExpandForward(t *testing.T) { eachBackend(t, testDirectoryExpandForward) }
+
+// testDirectoryExpandForward: alias targets in other domains are
+// forwarded to, beside the local mailboxes, once each; an alias whose
+// targets are all remote exists and expands without error; postmaster
+// forwarded elsewhere reaches someone.
+func testDirectoryExpandForward(t *testing.T, open opener) {
+	db := open(t, newClock(), nil)
+	if err := db.Add("alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DirectoryConfig{
+		LocalDomains: []string{"example.org"},
+		Aliases: map[string][]string{
+			"fwd@example.org":        {"Carol@Remote.example"},
+			"both@example.org":       {"alice@example.org", "fwd@example.org", "carol@remote.example", "dave@other.example"},
+			"postmaster@example.org": {"admin@remote.example"},
+			"dead@example.org":       {"nobody@example.org"},
+		},
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectory(db, cfg)
+	ctx := context.Background()
+	for addr, want := range map[string]Expansion{
+		"fwd@example.org":   {Forward: []string{"Carol@Remote.example"}},
+		"both@example.org":  {Mailboxes: []string{"alice@example.org"}, Forward: []string{"Carol@Remote.example", "dave@other.example"}},
+		"alice@example.org": {Mailboxes: []string{"alice@example.org"}},
+		"postmaster":        {Forward: []string{"admin@remote.example"}},
+	} {
+		got, err := d.Expand(addr)
+		if err != nil || !slices.Equal(got.Mailboxes, want.Mailboxes) || !slices.Equal(got.Forward, want.Forward) {
+			t.Errorf("Expand(%q) = %+v, %v; want %+v", addr, got, err, want)
+		}
+	}
+	if boxes, err := d.Resolve("fwd@example.org"); err != nil || len(boxes) != 0 {
+		t.Errorf("Resolve of a forwarding alias: %q, %v; want none, no error", boxes, err)
+	}
+	if _, err := d.Expand("dead@example.org"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Expand of an alias to nobody: %v, want ErrNotFound", err)
+	}
+	for addr, want := range map[string]bool{"fwd@example.org": true, "postmaster@example.org": true} {
+		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
+			t.Errorf("RecipientExists(%q) = %v, %v", addr, got, err)
+		}
+	}
+	if list, err := d.UnreachablePostmasters(ctx); err != nil || len(list) != 0 {
+		t.Errorf("UnreachablePostmasters: %+v, %v; a postmaster forwarded elsewhere reaches someone", list, err)
 	}
 }

@@ -136,18 +136,18 @@ func (d *DB) CRAMMD5(ctx context.Context, username string) (sasl.CRAMMD5Secret, 
 }
 
 // secretUser returns the record of username for mechanism mech, or an
-// error wrapping sasl.ErrInvalidCredentials (no such user) or
+// error wrapping sasl.ErrUnknownUser (no such user) or
 // sasl.ErrTemporary (the store failed).
 func (d *DB) secretUser(ctx context.Context, mech, username string) (*record, error) {
 	if len(username) > MaxAddressLen || strings.IndexByte(username, 0) >= 0 {
-		return nil, fmt.Errorf("userdb: %s: %w", mech, sasl.ErrInvalidCredentials)
+		return nil, fmt.Errorf("userdb: %s: %w", mech, sasl.ErrUnknownUser)
 	}
 	r, err := d.get(ctx, username)
 	if err != nil {
 		return nil, fmt.Errorf("userdb: %s: %w: %w", mech, sasl.ErrTemporary, err)
 	}
 	if r == nil {
-		return nil, fmt.Errorf("userdb: %s: no such user: %w", mech, sasl.ErrInvalidCredentials)
+		return nil, fmt.Errorf("userdb: %s: %w", mech, sasl.ErrUnknownUser)
 	}
 	return r, nil
 }

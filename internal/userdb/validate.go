@@ -10,6 +10,7 @@ import (
 
 	"postern/internal/addrkey"
 	"postern/internal/sasl"
+	"postern/internal/smtp"
 )
 
 // Limits on what the directory stores.
@@ -70,7 +71,7 @@ func NormalizeAddress(addr string) (string, error) {
 // normalizeDomain checks a domain as NormalizeAddress does and returns it
 // with its ASCII letters lower-cased.
 func normalizeDomain(domain string) (string, error) {
-	domain = addrkey.LowerASCII(domain)
+	domain = smtp.LowerASCII(domain)
 	if err := checkDomain(domain); err != nil {
 		return "", err
 	}
@@ -150,26 +151,12 @@ func GeneratePassword() (string, error) {
 	return b.String(), nil
 }
 
-// userKey is the lookup key of an address: its addrkey.Address, the
-// local part in NFC with ASCII letters lower-cased and the domain as an
-// A-label; strings.ToLower would make "alice@wor\u212A.test" the key of
+// userKey is the lookup key of an address: addrkey.Key, the local part
+// in NFC with ASCII letters lower-cased and the domain as an A-label;
+// strings.ToLower would make "alice@wor\u212A.test" the key of
 // alice@work.test. An address whose domain is not a valid name gets a
-// key that matches only itself (a NUL, which no address holds, and the
-// address as given).
-func userKey(addr string) string {
-	k, err := addrkey.Address(addr)
-	if err != nil {
-		return "\x00" + addr
-	}
-	return k
-}
+// key that matches only itself.
+func userKey(addr string) string { return addrkey.Key(addr) }
 
-// domainKey is the lookup key of a domain (addrkey.Domain), or like
-// userKey's for an invalid one a key that matches only itself.
-func domainKey(domain string) string {
-	k, err := addrkey.Domain(domain)
-	if err != nil {
-		return "\x00" + domain
-	}
-	return k
-}
+// domainKey is the lookup key of a domain (addrkey.DomainKey).
+func domainKey(domain string) string { return addrkey.DomainKey(domain) }

@@ -146,8 +146,10 @@ func (nobody) RecipientExists(context.Context, string) (bool, error) { return fa
 func (nobody) MaySendAs(context.Context, string, string) (bool, error) {
 	return false, nil
 }
-func (nobody) Spool(context.Context, *smtpd.Envelope, *smtp.Message) error { return errors.New("no") }
-func (nobody) CreateFile(string) (smtpd.SpoolFile, error)                  { return nil, errors.New("no") }
+func (nobody) PutMessage(context.Context, *smtp.Envelope, *smtp.Message) error {
+	return errors.New("no")
+}
+func (nobody) CreateFile(string) (smtp.SpoolFile, error) { return nil, errors.New("no") }
 
 // phase is the outcome of one phase.
 type phase struct {

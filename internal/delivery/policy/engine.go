@@ -189,7 +189,7 @@ func (e *Engine) plan(ctx context.Context, req Request) (*Plan, error) {
 		// domains only.
 		return nil, permanent(fmt.Errorf("%w: %s: delivery to address literals is not supported", ErrNoHosts, truncate(req.Domain)))
 	}
-	if !validHostname(domain) {
+	if !dns.ValidName(domain) {
 		return nil, permanent(fmt.Errorf("%w: invalid domain %q", ErrNoHosts, truncate(req.Domain)))
 	}
 	names, implicit, authMX, err := e.mx(ctx, domain)
@@ -283,7 +283,7 @@ func (e *Engine) mx(ctx context.Context, domain string) (names []string, implici
 		h := strings.TrimSuffix(strings.ToLower(m.Host), ".")
 		// A null MX among other records is a misconfiguration (RFC 7505
 		// §3); drop it and use the others.
-		if h == "" || seen[h] || !validHostname(h) {
+		if h == "" || seen[h] || !dns.ValidName(h) {
 			continue
 		}
 		seen[h] = true
@@ -374,14 +374,14 @@ func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS
 	if sts == nil || dane == daneUsable {
 		return true
 	}
-	if sts.policy.Mode != stsEnforce && h.Source == SourceNone {
+	if sts.policy.Mode != STSEnforce && h.Source == SourceNone {
 		h.Reason = fmt.Sprintf("opportunistic TLS: the MTA-STS policy of %s (id %s) is in %s mode, not enforced", domain, sts.id, sts.policy.Mode)
 	}
-	if sts.policy.Mode == stsNone {
+	if sts.policy.Mode == STSNone {
 		return true
 	}
 	match := sts.policy.Match(h.Name)
-	if sts.policy.Mode == stsTesting {
+	if sts.policy.Mode == STSTesting {
 		// RFC 8461 §5: check as enforce mode would, report what fails,
 		// deliver anyway. The connection is checked by Host.Audit.
 		if !match {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -16,31 +15,13 @@ import (
 	"postern/internal/testkit"
 )
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one test's world: a DNS server, an MTA-STS HTTPS server, a clock
 // and an Engine wired to them.
 type env struct {
 	dns   *dnstest.Server
 	sts   *stsServer
 	clock *testkit.Clock
-	logs  *syncBuffer
+	logs  *testkit.SyncBuffer
 	opts  Options
 	eng   *Engine
 }
@@ -53,7 +34,7 @@ func newEnv(t *testing.T, zone dnstest.Zone, mod func(*Options)) *env {
 		dns:   dnstest.New(t, zone),
 		sts:   newSTSServer(t),
 		clock: testkit.NewClock(time.Now()),
-		logs:  &syncBuffer{},
+		logs:  &testkit.SyncBuffer{},
 	}
 	e.opts = Options{
 		Resolver:   e.dns.Resolver(),

@@ -1,10 +1,6 @@
 package policy
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-
-	"postern/internal/metrics"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 var (
 	// plans counts Plan calls by result: "ok", "temporary", "permanent".
@@ -29,6 +25,11 @@ var (
 	}, []string{"reason"})
 )
 
-func init() {
-	metrics.Registry.MustRegister(plans, stsFetches, stsTestingFailures)
+// RegisterMetrics registers the delivery policy's metrics on reg, with
+// every plan result at 0.
+func RegisterMetrics(reg prometheus.Registerer) {
+	reg.MustRegister(plans, stsFetches, stsTestingFailures)
+	for _, r := range []string{"ok", "temporary", "permanent"} {
+		plans.WithLabelValues(r)
+	}
 }

@@ -25,7 +25,7 @@ const fetchRetry = 5 * time.Minute
 type cachedSTS struct {
 	domain  string
 	id      string     // id of the TXT record the policy was fetched for
-	policy  *stsPolicy // nil when no policy was ever fetched
+	policy  *STSPolicy // nil when no policy was ever fetched
 	expires time.Time
 
 	failedID string    // id whose fetch failed last
@@ -35,7 +35,7 @@ type cachedSTS struct {
 // stsFlight is one fetch in progress, shared by concurrent Plans.
 type stsFlight struct {
 	done   chan struct{}
-	policy *stsPolicy
+	policy *STSPolicy
 	err    error
 }
 
@@ -92,7 +92,7 @@ func (c *stsCache) update(domain string, f func(e *cachedSTS)) {
 // activeSTS is the MTA-STS policy that applies to one Plan.
 type activeSTS struct {
 	id     string
-	policy *stsPolicy
+	policy *STSPolicy
 }
 
 // mtasts returns the MTA-STS policy in force for domain, or nil. It never
@@ -116,7 +116,7 @@ func (e *Engine) mtasts(ctx context.Context, domain string) *activeSTS {
 		// RFC 8461 §3.1: a missing record does not remove a cached policy.
 		return current
 	}
-	id, err := parseSTSRecord(txts)
+	id, err := ParseSTSRecord(txts)
 	if err != nil {
 		e.log.Info("MTA-STS TXT record unusable", "domain", domain, "err", err, "cached", current != nil)
 		return current
@@ -140,7 +140,7 @@ func (e *Engine) mtasts(ctx context.Context, domain string) *activeSTS {
 // for the same domain and id, and records the outcome in the cache: the
 // new policy until now plus its max_age, or the failure, so that the id
 // is not fetched again before fetchRetry.
-func (e *Engine) fetchShared(ctx context.Context, domain, id string, now time.Time) (*stsPolicy, error) {
+func (e *Engine) fetchShared(ctx context.Context, domain, id string, now time.Time) (*STSPolicy, error) {
 	key := domain + " " + id
 	c := e.sts
 	c.mu.Lock()
@@ -187,26 +187,37 @@ func (e *Engine) fetchShared(ctx context.Context, domain, id string, now time.Ti
 	return f.policy, f.err
 }
 
-// fetch gets and parses https://mta-sts.DOMAIN/.well-known/mta-sts.txt.
-// RFC 8461 §3.3: HTTPS with a certificate valid for mta-sts.DOMAIN (the
-// HTTP client's transport checks it), no redirects, status 200, media
-// type text/plain; the body is limited to 64 KiB.
-func (e *Engine) fetch(ctx context.Context, domain string) (*stsPolicy, error) {
+// fetch gets and parses the policy of domain (FetchSTSPolicy), within
+// Options.FetchTimeout.
+func (e *Engine) fetch(ctx context.Context, domain string) (*STSPolicy, error) {
 	ctx, cancel := context.WithTimeout(ctx, e.opts.FetchTimeout)
 	defer cancel()
+	return FetchSTSPolicy(ctx, e.http, domain)
+}
+
+// FetchSTSPolicy gets and parses (ParseSTSPolicy) the MTA-STS policy of
+// domain, https://mta-sts.DOMAIN/.well-known/mta-sts.txt. RFC 8461
+// §3.3: HTTPS with a certificate valid for mta-sts.DOMAIN (client's
+// transport checks it), no redirects (FetchSTSPolicy follows none,
+// whatever client's CheckRedirect), status 200, media type text/plain;
+// the body is limited to 64 KiB. Delivery and `postern check` fetch
+// with it.
+func FetchSTSPolicy(ctx context.Context, client *http.Client, domain string) (*STSPolicy, error) {
 	url := "https://mta-sts." + domain + "/.well-known/mta-sts.txt"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("policy: MTA-STS fetch %s: %w", url, err)
 	}
-	resp, err := e.http.Do(req)
+	c := *client
+	c.CheckRedirect = noRedirect
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("policy: MTA-STS fetch: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		// Redirects end up here too: the client does not follow them.
-		return nil, fmt.Errorf("policy: MTA-STS fetch %s: HTTP status %s", url, resp.Status)
+		return nil, fmt.Errorf("policy: MTA-STS fetch %s: HTTP status %s (redirects are not followed)", url, resp.Status)
 	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if err != nil || mt != "text/plain" {
@@ -219,7 +230,7 @@ func (e *Engine) fetch(ctx context.Context, domain string) (*stsPolicy, error) {
 	if len(body) > maxSTSBody {
 		return nil, fmt.Errorf("policy: MTA-STS fetch %s: policy larger than %d bytes", url, maxSTSBody)
 	}
-	pol, err := parseSTSPolicy(string(body))
+	pol, err := ParseSTSPolicy(string(body))
 	if err != nil {
 		return nil, fmt.Errorf("policy: MTA-STS fetch %s: %w", url, err)
 	}

@@ -6,35 +6,44 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"postern/internal/dns"
 )
 
-// stsMode is the mode of an MTA-STS policy (RFC 8461 §3.2).
-type stsMode string
+// STSMode is the mode of an MTA-STS policy (RFC 8461 §3.2).
+type STSMode string
 
+// The modes of RFC 8461 §5.
 const (
-	stsEnforce stsMode = "enforce"
-	stsTesting stsMode = "testing"
-	stsNone    stsMode = "none"
+	STSEnforce STSMode = "enforce"
+	STSTesting STSMode = "testing"
+	STSNone    STSMode = "none"
 )
 
 // maxSTSMaxAge is the largest max_age a policy may give (RFC 8461 §3.2).
 const maxSTSMaxAge = 31557600
 
-// stsPolicy is a parsed MTA-STS policy file.
-type stsPolicy struct {
-	Mode   stsMode
-	MX     []string // patterns, lower case: "mx.example.com" or "*.example.com"
+// STSPolicy is a parsed MTA-STS policy file. Delivery and `postern
+// check` both read policies with ParseSTSPolicy and match hosts with
+// Match: what check blesses, delivery takes.
+type STSPolicy struct {
+	// Mode is the policy's mode.
+	Mode STSMode
+	// MX are the mx patterns, lower case, without a trailing dot:
+	// "mx.example.com" or "*.example.com".
+	MX []string
+	// MaxAge is how long the policy may be cached.
 	MaxAge time.Duration
 }
 
-// parseSTSPolicy parses the body of an MTA-STS policy file.
+// ParseSTSPolicy parses the body of an MTA-STS policy file.
 //
 // RFC 8461 §3.2: "key: value" lines ended by CRLF or LF; version STSv1,
 // mode enforce|testing|none, max_age 0..31557600 seconds, and one or more
 // mx patterns (optional when mode is none); unknown keys are ignored.
 // A repeated version, mode or max_age makes the policy invalid.
-func parseSTSPolicy(body string) (*stsPolicy, error) {
-	p := &stsPolicy{}
+func ParseSTSPolicy(body string) (*STSPolicy, error) {
+	p := &STSPolicy{}
 	var haveVersion, haveMode, haveMaxAge bool
 	for line := range strings.SplitSeq(body, "\n") {
 		line = strings.TrimSuffix(line, "\r")
@@ -64,8 +73,8 @@ func parseSTSPolicy(body string) (*stsPolicy, error) {
 				return nil, errors.New("policy: MTA-STS policy: mode given twice")
 			}
 			haveMode = true
-			switch m := stsMode(value); m {
-			case stsEnforce, stsTesting, stsNone:
+			switch m := STSMode(value); m {
+			case STSEnforce, STSTesting, STSNone:
 				p.Mode = m
 			default:
 				return nil, fmt.Errorf("policy: MTA-STS policy: unknown mode %q", truncate(value))
@@ -101,7 +110,7 @@ func parseSTSPolicy(body string) (*stsPolicy, error) {
 		return nil, errors.New("policy: MTA-STS policy: no mode")
 	case !haveMaxAge:
 		return nil, errors.New("policy: MTA-STS policy: no max_age")
-	case len(p.MX) == 0 && p.Mode != stsNone:
+	case len(p.MX) == 0 && p.Mode != STSNone:
 		return nil, errors.New("policy: MTA-STS policy: no mx pattern")
 	}
 	return p, nil
@@ -111,7 +120,7 @@ func parseSTSPolicy(body string) (*stsPolicy, error) {
 // the policy's mx patterns. RFC 8461 §4.1: a pattern "*.example.com"
 // matches exactly one extra leftmost label ("mx.example.com", not
 // "example.com" nor "a.b.example.com").
-func (p *stsPolicy) Match(host string) bool {
+func (p *STSPolicy) Match(host string) bool {
 	for _, pat := range p.MX {
 		if suffix, ok := strings.CutPrefix(pat, "*."); ok {
 			label, rest, found := strings.Cut(host, ".")
@@ -142,48 +151,35 @@ func validSTSKey(k string) bool {
 	return true
 }
 
-// validMXPattern reports whether pat is a host name, optionally with a
-// leading "*." wildcard label (RFC 8461 §3.2).
+// validMXPattern reports whether pat is a DNS name, optionally with a
+// leading "*." wildcard label (RFC 8461 §3.2), in dns.ValidName's syntax.
 func validMXPattern(pat string) bool {
-	return validHostname(strings.TrimPrefix(pat, "*."))
-}
-
-// validHostname reports whether name is a plausible ASCII host name:
-// dot-separated labels of letters, digits, '-' and '_', each 1..63 long,
-// 253 octets at most.
-func validHostname(name string) bool {
-	if name == "" || len(name) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(name, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !isAlnum(c) && c != '-' && c != '_' {
-				return false
-			}
-		}
-	}
-	return true
+	return dns.ValidName(strings.TrimPrefix(pat, "*."))
 }
 
 func isAlnum(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }
 
-// parseSTSRecord returns the id of the MTA-STS TXT records of a domain.
-// RFC 8461 §3.1: records that do not start with "v=STSv1" are discarded;
-// unless exactly one remains and it is well formed (an id of 1 to 32
-// letters and digits), the domain has no available policy.
-func parseSTSRecord(txts []string) (string, error) {
+// STSRecords returns the MTA-STS records among the TXT records of
+// _mta-sts.DOMAIN: those that start with the version field "v=STSv1"
+// (RFC 8461 §3.1); the others are discarded.
+func STSRecords(txts []string) []string {
 	var found []string
 	for _, t := range txts {
 		if t == "v=STSv1" || strings.HasPrefix(t, "v=STSv1;") || strings.HasPrefix(t, "v=STSv1 ") {
 			found = append(found, t)
 		}
 	}
+	return found
+}
+
+// ParseSTSRecord returns the id of the MTA-STS TXT records of a domain.
+// RFC 8461 §3.1: records that do not start with "v=STSv1" are discarded
+// (STSRecords); unless exactly one remains and it is well formed (an id
+// of 1 to 32 letters and digits), the domain has no available policy.
+func ParseSTSRecord(txts []string) (string, error) {
+	found := STSRecords(txts)
 	if len(found) != 1 {
 		return "", fmt.Errorf("policy: %d MTA-STS TXT records, want 1", len(found))
 	}

@@ -10,22 +10,22 @@ import (
 func TestParseSTSPolicy(t *testing.T) {
 	good := []struct {
 		name, body string
-		want       stsPolicy
+		want       STSPolicy
 	}{
 		{"crlf", "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmx: *.Example.NET.\r\nmax_age: 86400\r\n",
-			stsPolicy{Mode: stsEnforce, MX: []string{"mx1.example.com", "*.example.net"}, MaxAge: 86400 * time.Second}},
+			STSPolicy{Mode: STSEnforce, MX: []string{"mx1.example.com", "*.example.net"}, MaxAge: 86400 * time.Second}},
 		{"lf, no final newline, any order", "mode: testing\nmx:mx.example.com\nmax_age:   0\nversion: STSv1",
-			stsPolicy{Mode: stsTesting, MX: []string{"mx.example.com"}, MaxAge: 0}},
+			STSPolicy{Mode: STSTesting, MX: []string{"mx.example.com"}, MaxAge: 0}},
 		{"unknown keys ignored", "version: STSv1\nmode: enforce\nx-future: anything: at all\nmx: mx.example.com\nmax_age: 31557600\n",
-			stsPolicy{Mode: stsEnforce, MX: []string{"mx.example.com"}, MaxAge: 31557600 * time.Second}},
+			STSPolicy{Mode: STSEnforce, MX: []string{"mx.example.com"}, MaxAge: 31557600 * time.Second}},
 		{"none without mx", "version: STSv1\nmode: none\nmax_age: 60\n",
-			stsPolicy{Mode: stsNone, MaxAge: time.Minute}},
+			STSPolicy{Mode: STSNone, MaxAge: time.Minute}},
 		{"blank lines", "\nversion: STSv1\n\nmode: enforce\nmx: mx.example.com\nmax_age: 1\n\n",
-			stsPolicy{Mode: stsEnforce, MX: []string{"mx.example.com"}, MaxAge: time.Second}},
+			STSPolicy{Mode: STSEnforce, MX: []string{"mx.example.com"}, MaxAge: time.Second}},
 	}
 	for _, tc := range good {
 		t.Run(tc.name, func(t *testing.T) {
-			p, err := parseSTSPolicy(tc.body)
+			p, err := ParseSTSPolicy(tc.body)
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
@@ -53,7 +53,7 @@ func TestParseSTSPolicy(t *testing.T) {
 	}
 	for name, body := range bad {
 		t.Run(name, func(t *testing.T) {
-			if p, err := parseSTSPolicy(body); err == nil {
+			if p, err := ParseSTSPolicy(body); err == nil {
 				t.Errorf("parsed %+v, want an error", *p)
 			} else if !strings.HasPrefix(err.Error(), "policy: ") {
 				t.Errorf("error %q does not start with policy:", err)
@@ -63,7 +63,7 @@ func TestParseSTSPolicy(t *testing.T) {
 }
 
 func TestSTSMatch(t *testing.T) {
-	p := &stsPolicy{MX: []string{"mx.example.com", "*.example.net"}}
+	p := &STSPolicy{MX: []string{"mx.example.com", "*.example.net"}}
 	for host, want := range map[string]bool{
 		"mx.example.com":     true,
 		"mx2.example.com":    false,
@@ -97,7 +97,7 @@ func TestParseSTSRecord(t *testing.T) {
 		{[]string{"v=STSv10; id=a"}, ""},
 		{[]string{"id=a; v=STSv1"}, ""},
 	} {
-		id, err := parseSTSRecord(tc.txts)
+		id, err := ParseSTSRecord(tc.txts)
 		if tc.id == "" {
 			if err == nil {
 				t.Errorf("%q: id %q, want an error", tc.txts, id)
@@ -118,7 +118,7 @@ func FuzzParseSTSPolicy(f *testing.F) {
 	f.Add("version: STSv1\nmode: testing\nmx: *.\nmax_age: 99999999999\n")
 	f.Add("\x00:\xff\n:")
 	f.Fuzz(func(t *testing.T, body string) {
-		p, err := parseSTSPolicy(body)
+		p, err := ParseSTSPolicy(body)
 		if err != nil {
 			return
 		}
@@ -126,11 +126,11 @@ func FuzzParseSTSPolicy(f *testing.F) {
 			t.Fatalf("max_age %v out of range", p.MaxAge)
 		}
 		switch p.Mode {
-		case stsEnforce, stsTesting:
+		case STSEnforce, STSTesting:
 			if len(p.MX) == 0 {
 				t.Fatal("no mx in an enforcing policy")
 			}
-		case stsNone:
+		case STSNone:
 		default:
 			t.Fatalf("mode %q", p.Mode)
 		}
@@ -148,7 +148,7 @@ func FuzzParseSTSRecord(f *testing.F) {
 	f.Add("v=STSv1; id=20160831085700Z;")
 	f.Add("v=STSv1;id=;")
 	f.Fuzz(func(t *testing.T, txt string) {
-		id, err := parseSTSRecord([]string{txt})
+		id, err := ParseSTSRecord([]string{txt})
 		if err == nil && (id == "" || len(id) > 32) {
 			t.Fatalf("id %q", id)
 		}

@@ -11,16 +11,19 @@ import (
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/smtp"
 )
 
 // attempt tries one address of one target for the recipients of msg. When
 // it reaches a final outcome it fills res and returns next false;
 // otherwise it leaves res alone and returns the failure, with next true
-// (try the next address or host).
-func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr string, res []Result) (f *failure, next bool) {
+// (try the next address or host). began is when the delivery started,
+// for Session.Connect.
+func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr string, res []Result, began time.Time) (f *failure, next bool) {
 	start := d.now()
 	key := poolKey{host: tg.host.Name, addr: addr, mode: modeKey(tg)}
 	c, hit, f := d.session(ctx, tg, key)
+	sess := Session{Addr: addr}
 	ev := []slog.Attr{
 		slog.String("id", msg.ID), slog.String("domain", domainOf(msg.Rcpts[0])),
 		slog.String("host", tg.host.Name), slog.String("addr", addr),
@@ -32,6 +35,8 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	}()
 	if f != nil {
 		f.host = tg.host.Name
+		sess.Connect = d.now().Sub(began)
+		f.sess = sess
 		ev = append(ev, slog.Int("code", f.rep.Code), slog.String("reply", f.rep.Text()),
 			slog.String("outcome", "next"), slog.Any("error", f.err))
 		return f, true
@@ -40,7 +45,13 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	// dialed for another (read before the session goes back to the pool).
 	label := tlsLabel(tg, c)
 	ev = append(ev, slog.String("tls", tlsVersion(c)), slog.String("tls_mode", label))
-	if err := tg.host.Audit(c.tls); err != nil {
+	sess.Verification = verification(tg, c)
+	if cs := c.TLS(); cs != nil {
+		sess.TLSVersion, sess.TLSCipher = tls.VersionName(cs.Version), tls.CipherSuiteName(cs.CipherSuite)
+	}
+	ready := d.now()
+	sess.Connect = ready.Sub(began)
+	if err := tg.host.Audit(c.TLS()); err != nil {
 		// RFC 8461 §5: a policy in testing mode reports, and delivers.
 		reason := policy.AuditCertificate
 		if ae := (*policy.AuditError)(nil); errors.As(err, &ae) {
@@ -52,11 +63,11 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	}
 	// Stop watching ctx before the session goes back to the pool, where
 	// another delivery may take it.
-	stop := c.watch(ctx)
+	stop := c.Watch(ctx)
 	put := func() { stop(); d.pool.put(c) }
 
 	if f := d.refuse(msg, c); f != nil {
-		f.host, f.tls = tg.host.Name, label
+		f.host, f.tls, f.sess = tg.host.Name, label, sess
 		put()
 		setAll(res, f)
 		ev = append(ev, slog.String("outcome", "bounced"), slog.Any("error", f.err))
@@ -68,21 +79,26 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		rcpts[j] = "RCPT TO:<" + msg.Rcpts[i] + ">"
 	}
 	tx, err := c.transaction(d.mailFrom(msg, c), rcpts, msg.Data)
-	last := c.lastRepl
-	ev = append(ev, slog.Int("code", last.Code), slog.String("reply", truncate(last.String(), 200)))
+	last := c.Last()
+	sess.Transmit = d.now().Sub(ready)
+	sess.Reply = truncate(last.String(), 200)
+	ev = append(ev, slog.Int("code", last.Code), slog.String("reply", sess.Reply))
 	if err != nil {
 		stop()
 		d.pool.discard(c)
-		f := &failure{enhanced: "4.4.2", host: tg.host.Name, tls: label,
+		f := &failure{enhanced: "4.4.2", host: tg.host.Name, tls: label, sess: sess,
 			err: fmt.Errorf("remote: %s[%s]: session lost: %w", tg.host.Name, addr, err)}
 		ev = append(ev, slog.String("outcome", "next"), slog.Any("error", err))
 		return f, true
 	}
 	put()
-	base := Result{Host: tg.host.Name, TLS: label}
+	if tx.final.Code/100 == 2 {
+		sess.RemoteID = RemoteQueueID(tx.final.Text())
+	}
+	base := Result{Host: tg.host.Name, TLS: label, Session: sess}
 	if tx.mail.Code != 250 {
 		f := replyFailure(tg, addr, "MAIL FROM", tx.mail)
-		f.tls = label
+		f.tls, f.sess = label, sess
 		ev = append(ev, slog.String("outcome", outcomeOf(tx.mail)))
 		if tx.mail.Code/100 == 4 {
 			return f, true // RFC 5321 §4.5.4.1: another host may take it
@@ -216,31 +232,31 @@ func (d *Deliverer) session(ctx context.Context, tg *target, key poolKey) (*conn
 			// kept, which costs the other domain one new connection
 			// (the pool takes the most recent idle session first, and
 			// would hand this one out again).
-			poolTotal.WithLabelValues("refused").Inc()
+			d.m.pool.WithLabelValues("refused").Inc()
 			d.log.Info("pooled session does not meet this message's TLS requirement; connecting anew",
 				"host", key.host, "addr", key.addr, "policy", string(tg.host.Source), "error", f.err)
 			c.quit()
 			d.pool.release(key)
 			continue
 		}
-		stop := c.watch(ctx)
+		stop := c.Watch(ctx)
 		err = c.reset() // RFC 5321 §4.1.1.5: a clean state for the next message
 		stop()
 		if err == nil {
-			poolTotal.WithLabelValues("hit").Inc()
+			d.m.pool.WithLabelValues("hit").Inc()
 			return c, true, nil
 		}
 		d.pool.discard(c)
 	}
-	poolTotal.WithLabelValues("miss").Inc()
+	d.m.pool.WithLabelValues("miss").Inc()
 	c, f := d.dial(ctx, tg, key, false)
-	var he *handshakeError
+	var he *smtp.HandshakeError
 	if f != nil && errors.As(f.err, &he) && tg.smarthost == nil && tg.host.Mode == policy.Opportunistic {
 		// Opportunistic TLS that fails in the handshake (no common
 		// version or cipher, a broken server) falls back to plaintext
 		// on a new connection, as without STARTTLS (RFC 7435 §4).
 		if c != nil {
-			c.close()
+			c.Close()
 		}
 		c, f = d.dial(ctx, tg, key, true)
 	}
@@ -273,19 +289,20 @@ func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey, plain boo
 	if err != nil {
 		return nil, tmp("4.4.1", fmt.Errorf("connect: %w", err)) // RFC 3463 §3.5
 	}
-	c := newConn(nc, d.t)
-	c.key = key
-	stop := c.watch(ctx)
-	defer stop()
 	sh := tg.smarthost
 	if sh != nil && sh.ImplicitTLS {
 		tc := tls.Client(nc, d.tlsConfig(tg))
 		nc.SetDeadline(time.Now().Add(d.t.Connect))
 		if err := tc.HandshakeContext(dctx); err != nil {
-			return c, tmp("4.7.5", fmt.Errorf("TLS handshake: %w", err))
+			nc.Close()
+			return nil, tmp("4.7.5", fmt.Errorf("TLS handshake: %w", err))
 		}
-		c.setTLS(tc)
+		nc = tc
 	}
+	c := newConn(nc, d.t)
+	c.key = key
+	stop := c.Watch(ctx)
+	defer stop()
 	rep, err := c.greet()
 	if err != nil {
 		return c, tmp("4.4.2", fmt.Errorf("greeting: %w", err))
@@ -301,12 +318,12 @@ func (d *Deliverer) dial(ctx context.Context, tg *target, key poolKey, plain boo
 		}
 		return c, hostFailure(tg, key.addr, "EHLO", rep)
 	}
-	if c.tls == nil && c.has("STARTTLS") && !plain {
+	if c.TLS() == nil && c.has("STARTTLS") && !plain {
 		rep, err := c.startTLS(ctx, d.tlsConfig(tg))
 		if err != nil {
 			return c, tmp("4.7.5", fmt.Errorf("STARTTLS: %w", err))
 		}
-		if c.tls != nil {
+		if c.TLS() != nil {
 			// RFC 3207 §4.2: forget everything from before TLS; EHLO again.
 			if rep, err = c.hello("EHLO", d.Hostname); err != nil || rep.Code != 250 {
 				if err != nil {
@@ -358,19 +375,19 @@ func (d *Deliverer) meets(tg *target, c *conn) *failure {
 	tmp := func(enh string, err error) *failure {
 		return &failure{enhanced: enh, err: fmt.Errorf("remote: %s[%s]: %w", h.Name, c.key.addr, err)}
 	}
-	if c.tls == nil && (h.Mode >= policy.Encrypt || sh != nil) {
+	if c.TLS() == nil && (h.Mode >= policy.Encrypt || sh != nil) {
 		reason := h.Reason
 		if reason == "" {
 			reason = string(h.Source)
 		}
 		return tmp("4.7.10", fmt.Errorf("policy %s requires STARTTLS, not offered or refused", reason))
 	}
-	if c.tls != nil && h.Mode == policy.Verify && sh == nil {
+	if c.TLS() != nil && h.Mode == policy.Verify && sh == nil {
 		verify := d.VerifyTLS
 		if verify == nil {
 			verify = func(h *policy.Host, cs tls.ConnectionState) error { return h.Verify(cs) }
 		}
-		if err := verify(h, *c.tls); err != nil {
+		if err := verify(h, *c.TLS()); err != nil {
 			return tmp("4.7.5", fmt.Errorf("TLS verification (%s): %w", h.Reason, err))
 		}
 	}
@@ -412,7 +429,7 @@ func tlsLabel(tg *target, c *conn) string {
 	switch {
 	case tg.smarthost != nil:
 		return "smarthost"
-	case c.tls == nil:
+	case c.TLS() == nil:
 		return "plain"
 	case tg.host.Mode == policy.Verify && tg.host.Source == policy.SourceDANE:
 		return "dane"
@@ -422,10 +439,28 @@ func tlsLabel(tg *target, c *conn) string {
 	return "starttls"
 }
 
+// verification names how far the server of session c was
+// authenticated, for Session.Verification.
+func verification(tg *target, c *conn) string {
+	switch {
+	case c.TLS() == nil:
+		return "none"
+	case tg.smarthost != nil:
+		return "verified" // WebPKI in the handshake (tlsConfig)
+	case tg.host.Mode != policy.Verify:
+		return "encrypted"
+	case tg.host.Source == policy.SourceDANE:
+		return "dane"
+	case tg.host.Source == policy.SourceMTASTS:
+		return "mta-sts"
+	}
+	return "verified"
+}
+
 // tlsVersion returns the TLS version of c for logs, or "none".
 func tlsVersion(c *conn) string {
-	if c.tls == nil {
+	if c.TLS() == nil {
 		return "none"
 	}
-	return tls.VersionName(c.tls.Version)
+	return tls.VersionName(c.TLS().Version)
 }

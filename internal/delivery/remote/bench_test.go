@@ -79,8 +79,7 @@ func BenchmarkMeets(b *testing.B) {
 	if err := tc.Handshake(); err != nil {
 		b.Fatal(err)
 	}
-	cs := tc.ConnectionState()
-	tc.Close()
+	defer tc.Close()
 	d := &Deliverer{}
 	for _, domain := range []string{"plain.test", "dane.test"} {
 		plan, err := eng.Plan(context.Background(), policy.Request{Domain: domain})
@@ -88,7 +87,8 @@ func BenchmarkMeets(b *testing.B) {
 			b.Fatal(err)
 		}
 		tg := &target{host: plan.Hosts[0]}
-		c := &conn{tls: &cs, key: poolKey{host: "mx.shared.test", addr: "127.0.0.2:25"}}
+		c := newConn(tc, Timeouts{}) // its TLS state, from the handshake
+		c.key = poolKey{host: "mx.shared.test", addr: "127.0.0.2:25"}
 		b.Run(string(tg.host.Source), func(b *testing.B) {
 			for b.Loop() {
 				if f := d.meets(tg, c); f != nil {

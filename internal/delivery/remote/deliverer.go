@@ -4,6 +4,8 @@
 // DANE per RFC 7672, REQUIRETLS per RFC 8689), or to a configured
 // smarthost with authentication (RFC 4954). Sessions are pooled per
 // destination and carry several messages each; TLS sessions are resumed.
+// The client side of the protocol is smtp.Client, shared with LMTP and
+// the load generator (internal/smtp says why it is not go-smtp's).
 package remote
 
 import (
@@ -18,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"postern/internal/addrkey"
 	"postern/internal/delivery/policy"
 	"postern/internal/dns"
 	"postern/internal/smtp"
@@ -80,8 +83,9 @@ func (s *Smarthost) applies(domain string) bool {
 	if len(s.Domains) == 0 {
 		return true
 	}
+	k := addrkey.DomainKey(domain)
 	for _, d := range s.Domains {
-		if strings.EqualFold(strings.TrimSuffix(d, "."), domain) {
+		if addrkey.DomainKey(d) == k {
 			return true
 		}
 	}
@@ -129,8 +133,40 @@ type Result struct {
 	// TLS is the protection of the session: "plain", "starttls",
 	// "mta-sts", "dane", "smarthost", or "" when no session was made.
 	TLS string
+	// Session describes the session that decided the outcome, for the
+	// delivery log; its fields are zero where no session got that far.
+	Session Session
 	// Err describes a failure; nil when Delivered.
 	Err error
+}
+
+// Session describes the SMTP session of a Result, as Postfix's status
+// lines do (relay=, delays=, tls=).
+type Session struct {
+	// Addr is the address dialed, "ip:port" (or the smarthost's
+	// "host:port").
+	Addr string
+	// TLSVersion and TLSCipher are the session's TLS version ("TLS 1.3")
+	// and cipher suite; "" without TLS.
+	TLSVersion, TLSCipher string
+	// Verification says how far the server was authenticated:
+	// "dane" (TLSA records, RFC 7672), "mta-sts" (RFC 8461), "verified"
+	// (WebPKI for a configured minimum, REQUIRETLS or a smarthost),
+	// "encrypted" (TLS without an authenticated certificate) or "none"
+	// (plaintext).
+	Verification string
+	// Connect is the time from the start of the delivery to a session
+	// ready for the message: planning (DNS, MTA-STS), hosts tried
+	// before, dialing, greeting, EHLO, STARTTLS and the checks, or
+	// taking a pooled session.
+	Connect time.Duration
+	// Transmit is the time from MAIL FROM to the reply that decided the
+	// outcome.
+	Transmit time.Duration
+	// Reply is the server's last reply to the transaction, "250 2.0.0
+	// Ok: queued as 4F1x2"; RemoteID is the queue id it names, if any
+	// (see RemoteQueueID).
+	Reply, RemoteID string
 }
 
 // Deliverer delivers messages over SMTP. Set the fields before the first
@@ -160,8 +196,12 @@ type Deliverer struct {
 	Logger *slog.Logger
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts the deliveries (NewMetrics); nil counts into a set
+	// registered nowhere.
+	Metrics *Metrics
 
 	once     sync.Once
+	m        *Metrics
 	pool     *pool
 	sessions tls.ClientSessionCache
 	t        Timeouts
@@ -174,6 +214,10 @@ func (d *Deliverer) init() {
 		d.pool = newPool(d.Pool)
 		d.sessions = tls.NewLRUClientSessionCache(256)
 		d.t = d.Timeouts.withDefaults()
+		d.m = d.Metrics
+		if d.m == nil {
+			d.m = NewMetrics(nil)
+		}
 		d.log = d.Logger
 		if d.log == nil {
 			d.log = slog.Default()
@@ -221,7 +265,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 		return res
 	}
 	defer func() {
-		deliverySeconds.Observe(d.now().Sub(start).Seconds())
+		d.m.seconds.Observe(d.now().Sub(start).Seconds())
 		for _, r := range res {
 			outcome := "deferred"
 			switch {
@@ -234,7 +278,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 			if tlsLabel == "" {
 				tlsLabel = "none"
 			}
-			deliveriesTotal.WithLabelValues(outcome, tlsLabel).Inc()
+			d.m.deliveries.WithLabelValues(outcome, tlsLabel).Inc()
 		}
 	}()
 	if f := checkAddrs(msg, res); f != nil {
@@ -244,7 +288,14 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 	if len(pending(res)) == 0 {
 		return res
 	}
-	domain := domainOf(msg.Rcpts[0])
+	// RFC 5321 §2.3.5: the domain's A-label (addrkey); a name that is
+	// no valid IDNA2008 name has no MX to ask for (strings.ToLower
+	// would have made "wor\u212A.test" work.test).
+	domain, err := addrkey.Domain(addrkey.DomainOf(msg.Rcpts[0]))
+	if err != nil {
+		setAll(res, &failure{permanent: true, enhanced: "5.1.2", err: fmt.Errorf("remote: recipient domain: %w", err)})
+		return res
+	}
 	targets, f := d.targets(ctx, msg, domain)
 	if f != nil {
 		setAll(res, f)
@@ -255,7 +306,7 @@ func (d *Deliverer) Deliver(ctx context.Context, msg *Message) []Result {
 		tg := &targets[i]
 		for _, addr := range tg.addrs {
 			var next bool
-			if f, next = d.attempt(ctx, msg, tg, addr, res); !next {
+			if f, next = d.attempt(ctx, msg, tg, addr, res, start); !next {
 				return res
 			}
 			if ctx.Err() != nil {
@@ -325,6 +376,7 @@ type failure struct {
 	rep       reply // Code 0 when no reply decided it
 	enhanced  string
 	host, tls string
+	sess      Session // the session, as far as it got
 	err       error
 }
 
@@ -345,7 +397,7 @@ func (f *failure) apply(r *Result) {
 	if r.Text == "" && f.err != nil {
 		r.Text = f.err.Error()
 	}
-	r.Host, r.TLS, r.Err = f.host, f.tls, f.err
+	r.Host, r.TLS, r.Session, r.Err = f.host, f.tls, f.sess, f.err
 }
 
 // checkAddrs refuses addresses that cannot be sent in a command line: a
@@ -374,8 +426,5 @@ func checkAddrs(msg *Message, res []Result) *failure {
 	return nil
 }
 
-// domainOf returns the lower-cased domain of addr.
-func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	return strings.ToLower(strings.TrimSuffix(addr[i+1:], "."))
-}
+// domainOf returns the key of addr's domain (addrkey.DomainKey), for logs.
+func domainOf(addr string) string { return addrkey.DomainKey(addrkey.DomainOf(addr)) }

@@ -21,6 +21,7 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/smtp"
 	"postern/internal/testcert"
+	"postern/internal/testkit"
 )
 
 // fakeMsg is a message a fakeServer received.
@@ -271,23 +272,15 @@ func (s *fakeServer) session(c net.Conn) {
 
 // readData reads DATA content to the final dot and replies.
 func (s *fakeServer) readData(br *bufio.Reader, cur *fakeMsg, c net.Conn) {
-	var raw, data bytes.Buffer
-	for {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		raw.WriteString(l)
-		if l == ".\r\n" {
-			break
-		}
-		data.WriteString(strings.TrimPrefix(l, "."))
+	raw, data, ok := testkit.ReadDotData(br)
+	if !ok {
+		return
 	}
 	if cur == nil {
 		cur = &fakeMsg{}
 	}
 	m := *cur
-	m.Data, m.Raw = data.Bytes(), raw.Bytes()
+	m.Data, m.Raw = data, raw
 	r := ""
 	if s.Reply != nil {
 		r = s.Reply(".")
@@ -367,6 +360,7 @@ type mapDialer struct {
 	mu    sync.Mutex
 	m     map[string]string
 	dials int
+	conns []net.Conn // every connection dialed
 }
 
 func (d *mapDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -378,7 +372,13 @@ func (d *mapDialer) DialContext(ctx context.Context, network, addr string) (net.
 		return nil, fmt.Errorf("mapDialer: no server for %s: %w", addr, errors.ErrUnsupported)
 	}
 	var nd net.Dialer
-	return nd.DialContext(ctx, network, to)
+	c, err := nd.DialContext(ctx, network, to)
+	if err == nil {
+		d.mu.Lock()
+		d.conns = append(d.conns, c)
+		d.mu.Unlock()
+	}
+	return c, err
 }
 
 // fixedPlanner returns one Plan for every domain.
@@ -406,7 +406,7 @@ type fixture struct {
 	d      *Deliverer
 	dialer *mapDialer
 	roots  *x509.CertPool
-	logs   *lockedWriter
+	logs   *testkit.SyncBuffer
 }
 
 // newFixture returns a Deliverer whose Planner returns hosts, where each
@@ -418,7 +418,7 @@ func newFixture(t *testing.T, hosts []policy.Host, servers ...*fakeServer) *fixt
 		ap := netip.MustParseAddrPort(s.Addr)
 		dl.m[net.JoinHostPort(ap.Addr().String(), "25")] = s.Addr
 	}
-	f := &fixture{dialer: dl, roots: x509.NewCertPool(), logs: &lockedWriter{w: &bytes.Buffer{}}}
+	f := &fixture{dialer: dl, roots: x509.NewCertPool(), logs: &testkit.SyncBuffer{}}
 	f.d = &Deliverer{
 		Hostname: "out.postern.test",
 		Planner:  fixedPlanner{plan: &policy.Plan{Domain: "example.test", Hosts: hosts}},
@@ -432,24 +432,6 @@ func newFixture(t *testing.T, hosts []policy.Host, servers ...*fakeServer) *fixt
 	}
 	t.Cleanup(f.d.Close)
 	return f
-}
-
-// lockedWriter serializes writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.w)
 }
 
 // msg returns a test message to rcpts.

@@ -1,39 +1,45 @@
 package remote
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
+import "github.com/prometheus/client_golang/prometheus"
 
-	"postern/internal/metrics"
-)
-
-// Metric declarations, the only package-level mutable state (DESIGN.md).
-var (
-	// deliveriesTotal counts per-recipient outcomes ("delivered",
+// Metrics are the outbound delivery metrics. They are registered on the
+// registry given to NewMetrics, not at init, so that tests may run in
+// parallel, each Deliverer counting into its own.
+type Metrics struct {
+	// deliveries counts per-recipient outcomes ("delivered",
 	// "deferred", "bounced") by the TLS of the session ("plain",
 	// "starttls", "mta-sts", "dane", "smarthost", or "none" when no
 	// session got that far).
-	deliveriesTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_remote_deliveries_total",
-		Help: "Outbound SMTP recipient outcomes, by outcome and TLS mode.",
-	}, []string{"outcome", "tls"})
-
-	// poolTotal counts session requests answered by a pooled session
+	deliveries *prometheus.CounterVec
+	// pool counts session requests answered by a pooled session
 	// ("hit") or a new connection ("miss"), and pooled sessions ended
 	// because they did not meet the next message's TLS requirement
 	// ("refused").
-	poolTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_remote_pool_total",
-		Help: "Outbound SMTP sessions taken from the pool (hit), dialed (miss), or pooled but refused for the next message's TLS requirement (refused).",
-	}, []string{"result"})
+	pool *prometheus.CounterVec
+	// seconds observes the duration of each Deliver call.
+	seconds prometheus.Histogram
+}
 
-	// deliverySeconds observes the duration of each Deliver call.
-	deliverySeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_remote_delivery_seconds",
-		Help:    "Duration of one outbound delivery of a message to one domain, all hosts tried.",
-		Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
-	})
-)
-
-func init() {
-	metrics.Registry.MustRegister(deliveriesTotal, poolTotal, deliverySeconds)
+// NewMetrics returns the delivery metrics, registered on reg (nil
+// registers them nowhere).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_remote_deliveries_total",
+			Help: "Outbound SMTP recipient outcomes, by outcome and TLS mode.",
+		}, []string{"outcome", "tls"}),
+		pool: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "postern_remote_pool_total",
+			Help: "Outbound SMTP sessions taken from the pool (hit), dialed (miss), or pooled but refused for the next message's TLS requirement (refused).",
+		}, []string{"result"}),
+		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "postern_remote_delivery_seconds",
+			Help:    "Duration of one outbound delivery of a message to one domain, all hosts tried.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.deliveries, m.pool, m.seconds)
+	}
+	return m
 }

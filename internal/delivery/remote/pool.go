@@ -127,7 +127,7 @@ func (p *pool) release(k poolKey) {
 
 // discard closes c without QUIT and frees its slot.
 func (p *pool) discard(c *conn) {
-	c.close()
+	c.Close()
 	p.release(c.key)
 }
 
@@ -135,7 +135,7 @@ func (p *pool) discard(c *conn) {
 // caps, otherwise ended with QUIT (or closed, when broken or its last use
 // was canceled: its state is unknown).
 func (p *pool) put(c *conn) {
-	if c.broken || c.canceled.Load() {
+	if c.Broken() || c.Canceled() {
 		p.discard(c)
 		return
 	}

@@ -53,14 +53,12 @@ func TestPoolSessionClosedByServer(t *testing.T) {
 	s := newFake(t, "127.0.0.2", nil)
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	delivered(t, f.one(t, testMsg("b@example.test")))
-	// Close the server side of the pooled session.
-	f.d.pool.mu.Lock()
-	for _, hp := range f.d.pool.hosts {
-		for _, ic := range hp.idle {
-			ic.c.nc.(interface{ CloseWrite() error }).CloseWrite()
-		}
+	// The server ends the pooled session: our half-close makes it close.
+	f.dialer.mu.Lock()
+	for _, c := range f.dialer.conns {
+		c.(interface{ CloseWrite() error }).CloseWrite()
 	}
-	f.d.pool.mu.Unlock()
+	f.dialer.mu.Unlock()
 	delivered(t, f.one(t, testMsg("c@example.test")))
 	if conns, _, _, msgs := s.stats(); conns != 2 || len(msgs) != 2 {
 		t.Errorf("conns %d msgs %d, want 2 2", conns, len(msgs))

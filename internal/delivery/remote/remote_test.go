@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -560,5 +561,43 @@ func TestServerClosing421(t *testing.T) {
 	// A session that got 421 is not reused.
 	if conns, rsets, _, _ := s.stats(); conns != 2 || rsets != 0 {
 		t.Errorf("conns %d rsets %d, want 2 0", conns, rsets)
+	}
+}
+
+// recordingPlanner records the domains it is asked to plan for.
+type recordingPlanner struct {
+	mu      sync.Mutex
+	domains []string
+	plan    *policy.Plan
+}
+
+func (p *recordingPlanner) Plan(ctx context.Context, req policy.Request) (*policy.Plan, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.domains = append(p.domains, req.Domain)
+	return p.plan, nil
+}
+
+// The domain delivery plans for is the recipient domain's addrkey key:
+// strings.ToLower made "wor\u212A.test" (a KELVIN SIGN, no valid name)
+// into work.test, and delivered there (issue 12 §8); a U-label is
+// looked up as its A-label; the smarthost's domains compare the same
+// way.
+func TestRecipientDomainKey(t *testing.T) {
+	s := newFake(t, "127.0.0.2", nil)
+	f := newFixture(t, nil, s)
+	p := &recordingPlanner{plan: &policy.Plan{Hosts: []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}}}
+	f.d.Planner = p
+	res := f.one(t, testMsg("bob@wor\u212A.test"))
+	if len(res) != 1 || res[0].Delivered || !res[0].Permanent || res[0].Enhanced != "5.1.2" {
+		t.Errorf("recipient at wor\\u212A.test: %+v; want a permanent 5.1.2 failure", res)
+	}
+	delivered(t, f.one(t, testMsg("bob@B\u00fccher.example")))
+	if want := []string{"xn--bcher-kva.example"}; !slices.Equal(p.domains, want) {
+		t.Errorf("planned for %q, want %q", p.domains, want)
+	}
+	sh := &Smarthost{Domains: []string{"b\u00fccher.example", "work.test"}}
+	if !sh.applies("xn--bcher-kva.example") || sh.applies("wor\u212A.test") || sh.applies("example.test") {
+		t.Error("smarthost domains do not compare by addrkey")
 	}
 }

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/delivery/policy"
 	"postern/internal/dns/dnstest"
-	"postern/internal/metrics"
 	"postern/internal/testcert"
 	"postern/internal/testkit"
 )
@@ -308,7 +308,9 @@ func TestTLSRequiredNoKeepsConfiguredMinimum(t *testing.T) {
 // reason from the registry (0 when absent).
 func testingFailures(t *testing.T, reason string) float64 {
 	t.Helper()
-	mfs, err := metrics.Registry.Gather()
+	reg := prometheus.NewRegistry() // of its own: nothing is registered at init
+	policy.RegisterMetrics(reg)
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

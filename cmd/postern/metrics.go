@@ -1,0 +1,82 @@
+package main
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/acme"
+	"postern/internal/admission"
+	"postern/internal/config"
+	"postern/internal/delivery/policy"
+	"postern/internal/delivery/remote"
+	"postern/internal/metrics"
+	"postern/internal/queue"
+	"postern/internal/spool"
+	"postern/internal/tlsconf"
+)
+
+// registerMetrics registers on reg, once per process, the metrics of
+// what cfg turns on: the core, the spool and the queue, TLS, the delivery policy and
+// the admission gate always; the abuse engine, mail authentication,
+// DKIM signing (signing: a key was loaded), the checks before the
+// greeting, the PROXY protocol, mail client autoconfiguration, keys in
+// PKCS#11 tokens, milters and ACME only with their features, so
+// that a server exports no metric of a feature it does not run. It
+// returns the metrics serve hands to outbound delivery and to ACME (nil
+// without ACME).
+func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool) featureMetrics {
+	var names []string
+	screen, proxy := false, false
+	for _, lc := range cfg.Listeners {
+		names = append(names, lc.Name)
+		screen = screen || (lc.Role == config.RoleMX && (lc.GreetDelay > 0 || len(lc.DNSBL) > 0))
+		proxy = proxy || lc.ProxyProtocol
+	}
+	metrics.RegisterCore(reg, names)
+	spool.RegisterMetrics(reg)
+	queue.RegisterMetrics(reg)
+	tlsconf.RegisterMetrics(reg)
+	policy.RegisterMetrics(reg)
+	admission.RegisterMetrics(reg)
+	if cfg.Abuse.Enabled {
+		admission.RegisterAbuseMetrics(reg)
+	}
+	if cfg.MailAuth.Check {
+		metrics.RegisterMailAuthCheck(reg)
+	}
+	if signing {
+		metrics.RegisterDKIMSign(reg)
+	}
+	if screen {
+		metrics.RegisterScreen(reg)
+	}
+	if proxy {
+		metrics.RegisterProxy(reg)
+	}
+	if cfg.Autoconfig.Enabled {
+		metrics.RegisterAutoconfig(reg)
+	}
+	if cfg.UsesPKCS11() {
+		metrics.RegisterPKCS11(reg)
+	}
+	if len(cfg.Milters) > 0 {
+		var defaults [][3]string
+		for _, lc := range cfg.Listeners {
+			for _, m := range cfg.MiltersFor(lc.Role) {
+				defaults = append(defaults, [3]string{lc.Name, m.Name, m.DefaultAction})
+			}
+		}
+		metrics.RegisterMilters(reg, defaults)
+	}
+	fm := featureMetrics{remote: remote.NewMetrics(reg)}
+	if cfg.ACME.Enabled {
+		fm.acme = acme.NewMetrics(reg)
+	}
+	return fm
+}
+
+// featureMetrics are the metrics of the parts serve makes that count
+// into a set of their own (registered by registerMetrics).
+type featureMetrics struct {
+	remote *remote.Metrics
+	acme   *acme.Metrics // nil without ACME
+}

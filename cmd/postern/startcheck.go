@@ -1,0 +1,77 @@
+package main
+
+// What serve reads and opens at start besides the configuration and the
+// certificates, checked by postern check with the same functions serve
+// calls, so that check fails wherever serve would refuse to start
+// (test/startrefusals_test.go walks them).
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+
+	"postern/internal/mailauth"
+)
+
+// checkStart runs serve's start-time loaders that check does not cover
+// elsewhere: the admin token, the SRS secrets, the client CA of
+// listeners that ask for certificates, the outbound CA and smarthost
+// files, Redis, OAuth, and the DKIM keys named in the configuration.
+func (c *checker) checkStart() {
+	const check = "start"
+	cfg := c.cfg
+	quiet := slog.New(slog.DiscardHandler)
+	failed := false
+	fail := func(err error, fix string) {
+		failed = true
+		c.fail(check, "", err.Error(), fix)
+	}
+	if cfg.Admin.HTTPAddress != "" {
+		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
+			fail(err, "write the token to admin.token_file (openssl rand -hex 32 > FILE), or remove admin.http_address")
+		}
+	}
+	if _, err := os.Stat(cfg.SRSSecretFile()); err == nil || cfg.SRS.SecretFile != "" {
+		if _, err := readSRSSecrets(cfg.SRSSecretFile()); err != nil {
+			fix := "write a secret to it (openssl rand -base64 32 > FILE), or remove srs.secret_file: serve then makes DATA/srs.secret"
+			if errors.Is(err, fs.ErrPermission) {
+				fix = "give the file to the server's user (mode 0600)"
+			}
+			fail(err, fix)
+		}
+	}
+	for _, lc := range cfg.Listeners {
+		if _, err := listenerTLS(&tls.Config{}, cfg, lc); err != nil {
+			fail(fmt.Errorf("listener %s: %w", lc.Name, err), "correct tls.client_ca_file, or the listener's client_certificates")
+		}
+	}
+	if c.res != nil {
+		if _, err := newPlanner(cfg, c.res, quiet); err != nil {
+			fail(err, "correct [delivery]")
+		}
+	}
+	if out, err := newRemote(cfg, nil, quiet); err != nil {
+		fail(err, "correct [smarthost] or delivery.ca_file")
+	} else {
+		out.Close()
+	}
+	if a, err := newAdmission(cfg, quiet, nil); err != nil {
+		fail(err, "correct [redis], or start Redis: serve needs it to answer")
+	} else {
+		a.Close()
+	}
+	if _, err := newAuthSetup(cfg, nil, nil); err != nil {
+		fail(err, "correct [oauth]")
+	}
+	for i, dk := range cfg.MailAuth.DKIMKeys {
+		if _, err := mailauth.LoadKeyFile(dk.KeyFile); err != nil {
+			fail(fmt.Errorf("mail_auth.dkim_key[%d]: %w", i, err), "correct key_file, or make the key: postern dkim keygen")
+		}
+	}
+	if !failed {
+		c.ok(check, "", "the files and services serve reads at start load (admin token, SRS secrets, CA files, smarthost, Redis, OAuth, DKIM keys)")
+	}
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"path/filepath"
+	"slices"
+)
+
+// Sendmail is [sendmail]: how `postern sendmail` treats the mail of
+// local programs (cron, logwatch, unattended-upgrades, smartd, mdadm).
+type Sendmail struct {
+	// Domain qualifies the bare names local programs use ("root",
+	// "www-data"): as recipients, as the sender (-f) and in the From,
+	// To, Cc, Bcc, Reply-To and Sender fields. "" (the default) means
+	// the domain of postmaster (SendmailDomain). A bare name that names
+	// no user or alias in it goes to the postmaster.
+	Domain string
+}
+
+// SRS is [srs]: the Sender Rewriting Scheme of forwarded mail. An alias
+// whose target is in another domain forwards the message unchanged
+// (its DKIM signatures stay valid), with the envelope sender rewritten
+// to an address in a local domain, so that SPF passes at the
+// destination; a bounce to that address goes back to the original
+// sender.
+type SRS struct {
+	// SecretFile holds the secrets that sign the rewritten addresses,
+	// one a line: the first signs, every one verifies (so a new secret
+	// goes first, and the old one stays below it while addresses made
+	// with it may come back). Default: DATA/srs.secret, which serve
+	// creates (32 random bytes, mode 0600) when it is missing.
+	SecretFile string
+	// Domain is the domain of the rewritten addresses; it must be a
+	// local domain, and its SPF record must allow this server. ""
+	// (default) means the domain of the alias that forwards.
+	Domain string
+	// MaxAgeDays is how many days a rewritten address stays valid for
+	// bounces; 0 means 21, as postsrsd and Mail::SRS (SRSMaxAgeDays).
+	MaxAgeDays int
+}
+
+// DefaultSRSMaxAgeDays is the default srs.max_age_days.
+const DefaultSRSMaxAgeDays = 21
+
+// SRSSecretFile returns the file of SRS secrets: srs.secret_file or
+// DATA/srs.secret.
+func (c *Config) SRSSecretFile() string {
+	if c.SRS.SecretFile != "" {
+		return c.SRS.SecretFile
+	}
+	return filepath.Join(c.DataDir, "srs.secret")
+}
+
+// localMail decodes [sendmail] and [srs].
+func (d *decoder) localMail(tree map[string]any, dir string, c *Config) {
+	if t := d.table(tree, "sendmail", "sendmail"); t != nil {
+		d.unknown(t, []string{"sendmail"}, "domain")
+		if d.str(t, "domain", "sendmail.domain", &c.Sendmail.Domain) {
+			c.Sendmail.Domain = lower(c.Sendmail.Domain)
+		}
+	}
+	if t := d.table(tree, "srs", "srs"); t != nil {
+		d.unknown(t, []string{"srs"}, "secret_file", "domain", "max_age_days")
+		if d.str(t, "secret_file", "srs.secret_file", &c.SRS.SecretFile) {
+			c.SRS.SecretFile = resolve(dir, c.SRS.SecretFile)
+		}
+		if d.str(t, "domain", "srs.domain", &c.SRS.Domain) {
+			c.SRS.Domain = lower(c.SRS.Domain)
+		}
+		if n, ok := d.integer(t, "max_age_days", "srs.max_age_days", 1, 1000); ok {
+			c.SRS.MaxAgeDays = int(n)
+		}
+	}
+}
+
+// SendmailDomain returns the domain that qualifies bare names:
+// sendmail.domain, or the domain of postmaster.
+func (c *Config) SendmailDomain() string {
+	if c.Sendmail.Domain != "" {
+		return c.Sendmail.Domain
+	}
+	return domainOf(c.Postmaster)
+}
+
+// SRSMaxAgeDays returns srs.max_age_days, or its default.
+func (c *Config) SRSMaxAgeDays() int {
+	if c.SRS.MaxAgeDays == 0 {
+		return DefaultSRSMaxAgeDays
+	}
+	return c.SRS.MaxAgeDays
+}
+
+// validateLocalMail checks [sendmail] and [srs].
+func (c *Config) validateLocalMail(p *problems) {
+	if c.Sendmail.Domain != "" {
+		if err := checkDNSName(c.Sendmail.Domain); err != nil {
+			p.add("sendmail.domain", err)
+		}
+	}
+	if c.SRS.Domain != "" {
+		if err := checkDNSName(c.SRS.Domain); err != nil {
+			p.add("srs.domain", err)
+		} else if !slices.Contains(c.LocalDomains, c.SRS.Domain) {
+			p.addf("srs.domain", "%q is not one of local_domains: bounces to rewritten senders must come back here", c.SRS.Domain)
+		}
+	}
+	if c.SRS.MaxAgeDays < 0 || c.SRS.MaxAgeDays > 1000 {
+		p.addf("srs.max_age_days", "must be from 1 to 1000 (the timestamp wraps after 1024 days)")
+	}
+}
