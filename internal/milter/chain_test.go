@@ -163,7 +163,8 @@ func TestChainOrderAndChanges(t *testing.T) {
 	// The message ended with its end: no abort for either.
 	c.Abort()
 	c.Close()
-	waitFor(t, func() bool { return strings.HasSuffix(first.Codes(), "Q") && strings.HasSuffix(second.Codes(), "Q") })
+	first.WaitCodes(t, "Q")
+	second.WaitCodes(t, "Q")
 	if strings.Contains(first.Codes(), "A") || strings.Contains(second.Codes(), "A") {
 		t.Errorf("aborted after the end of message: %q %q", first.Codes(), second.Codes())
 	}
@@ -242,7 +243,7 @@ func TestChainAccept(t *testing.T) {
 	c.Abort() // the end of the transaction
 	c.Mail("a@example.net", nil, nil)
 	c.Abort()
-	waitFor(t, func() bool { return len(first.Codes()) >= 7 })
+	first.WaitCodes(t, "MA")
 	if got := first.Codes(); got != "CHMRAMA" {
 		t.Errorf("first milter's events %q", got)
 	}

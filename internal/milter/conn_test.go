@@ -12,6 +12,7 @@ import (
 
 	"postern/internal/milter"
 	"postern/internal/milter/miltertest"
+	"postern/internal/testkit"
 )
 
 // testMilter returns the Milter for srv, with timeouts no test waits for
@@ -60,7 +61,7 @@ func TestConnEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	waitFor(t, func() bool { return strings.HasSuffix(srv.Codes(), "Q") })
+	srv.WaitCodes(t, "Q")
 	if got := srv.Codes(); got != "CHMRTLNBAQ" {
 		t.Fatalf("events %q", got)
 	}
@@ -87,19 +88,6 @@ func TestConnEvents(t *testing.T) {
 	}
 }
 
-// waitFor polls cond for up to 5 seconds of real time: the test milter
-// records events in its own goroutines.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for i := 0; i < 500; i++ {
-		if cond() {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("condition not met in 5s")
-}
-
 // A milter that does not want an event does not get it; one that will not
 // answer one is not waited for.
 func TestConnNegotiatedOptions(t *testing.T) {
@@ -120,7 +108,7 @@ func TestConnNegotiatedOptions(t *testing.T) {
 			t.Fatalf("%+v %v", r, err)
 		}
 	}
-	waitFor(t, func() bool { return len(srv.Events()) == 5 })
+	testkit.WaitFor(t, "5 events", func() bool { return len(srv.Events()) == 5 })
 	if got := srv.Codes(); got != "CMRRT" {
 		t.Errorf("events %q, want no HELO and no body", got)
 	}

@@ -67,7 +67,7 @@ func TestMilterStages(t *testing.T) {
 	c.do("DATA", "354 ")
 	c.do(message("From: a@example.net", "Subject: stages")+".", "250 2.0.0")
 	c.do("QUIT", "221")
-	waitForCodes(t, m, "Q")
+	m.WaitCodes(t, "Q")
 	if got := m.Codes(); got != "CHMRTLLLNBEQ" {
 		t.Fatalf("milter events %q", got)
 	}
@@ -91,18 +91,6 @@ func TestMilterStages(t *testing.T) {
 	}
 	if b := eventsOf(m, 'B'); len(b) != 1 || string(b[0].Data) != "Hello.\r\n" {
 		t.Errorf("body events %+v", b)
-	}
-}
-
-// waitForCodes waits until the milter's events end with suffix.
-func waitForCodes(t *testing.T, m *miltertest.Server, suffix string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.HasSuffix(m.Codes(), suffix) {
-		if time.Now().After(deadline) {
-			t.Fatalf("milter events %q, want them to end with %q", m.Codes(), suffix)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -176,7 +164,7 @@ func TestMilterDataReject(t *testing.T) {
 	c.do("RCPT TO:<bob@example.org>", "250 2.1.5")
 	c.do("DATA", "550 5.7.0 No mail today")
 	c.do("RSET", "250")
-	waitForCodes(t, m, "TA") // the message was aborted for the milter
+	m.WaitCodes(t, "TA") // the message was aborted for the milter
 }
 
 // Discard: the client is told 250, nothing is spooled; a discard before
@@ -373,7 +361,7 @@ func TestMilterTimeout(t *testing.T) {
 			c.do("EHLO client.example", "250 ")
 			c.transaction("a@example.net", "bob@example.org")
 			c.send(message("From: a@example.net") + ".")
-			waitForCodes(t, m, "E")
+			m.WaitCodes(t, "E")
 			if !timers.WaitArmed(5*time.Minute, 5*time.Second) {
 				t.Fatalf("no 5m timer armed: %v", timers.Armed())
 			}
@@ -513,13 +501,7 @@ func TestMilterNewBodyBudget(t *testing.T) {
 			c.transaction("a@example.net", "bob@example.org")
 			c.do("From: a@example.net\r\n\r\n"+strings.Repeat(strings.Repeat("o", 62)+"\r\n", size/64)+".", tc.want)
 			c.do("QUIT", "221")
-			deadline := time.Now().Add(5 * time.Second)
-			for budget.inFlight.Load() != 0 || budget.memory.Load() != 0 {
-				if time.Now().After(deadline) {
-					t.Fatalf("budget held after the message: %d in flight, %d in memory", budget.inFlight.Load(), budget.memory.Load())
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+			testkit.WaitFor(t, "the budget given back", func() bool { return budget.inFlight.Load() == 0 && budget.memory.Load() == 0 })
 		})
 	}
 }

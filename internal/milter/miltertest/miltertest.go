@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"postern/internal/testkit"
 )
 
 // Event is one command the milter got from the MTA.
@@ -105,6 +107,13 @@ func (s *Server) Events() []Event {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Event(nil), s.events...)
+}
+
+// WaitCodes waits until the codes of the events end with suffix: the
+// milter records them in its own goroutines.
+func (s *Server) WaitCodes(t testing.TB, suffix string) {
+	t.Helper()
+	testkit.WaitFor(t, "milter events ending with "+suffix, func() bool { return strings.HasSuffix(s.Codes(), suffix) })
 }
 
 // Codes returns the codes of the events so far, as a string ("CHMRTLNBE").
