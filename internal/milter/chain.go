@@ -255,8 +255,10 @@ func (c *Chain) Active() bool {
 // Transaction is the message a Chain's milters see at its end, and what
 // their changes to the body and the envelope go to.
 type Transaction interface {
-	// Body returns a new reader of the body as it stands.
+	// Body returns a new reader of the body as it stands, and BodySize
+	// its size in bytes.
 	Body() io.Reader
+	BodySize() int64
 	// NewBody starts a body in place of the message's (SMFIR_REPLBODY).
 	NewBody() (BodyWriter, error)
 	// ChangeEnvelope applies one milter's envelope changes, all or none;

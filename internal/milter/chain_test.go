@@ -28,6 +28,7 @@ type memTx struct {
 }
 
 func (m *memTx) Body() io.Reader { return bytes.NewReader(m.body) }
+func (m *memTx) BodySize() int64 { return int64(len(m.body)) }
 
 func (m *memTx) NewBody() (milter.BodyWriter, error) {
 	m.newBody = new(bytes.Buffer)

@@ -159,7 +159,7 @@ func (c *Chain) Message(h *Header, tx Transaction, eohMacros, eomMacros []Macro)
 	if c.discard != "" {
 		return Verdict{Action: Discard, Milter: c.discard}, nil
 	}
-	var chunk []byte
+	var chunk []byte // one buffer for the body chunks of every milter
 	for _, m := range c.members {
 		switch m.state {
 		case stateDoneConn, stateDoneMsg:
@@ -167,8 +167,10 @@ func (c *Chain) Message(h *Header, tx Transaction, eohMacros, eomMacros []Macro)
 		case stateTempfail:
 			return Verdict{Action: Tempfail, Milter: m.m.Name, Default: true}, nil
 		}
-		if chunk == nil && m.conn.proto&optNoBody == 0 {
-			chunk = make([]byte, bodyChunk)
+		if want := int(min(max(tx.BodySize(), 1), bodyChunk)); len(chunk) < want && m.conn.proto&optNoBody == 0 {
+			// No larger than the body (a milter before may have put a
+			// larger one in place), no larger than a chunk.
+			chunk = make([]byte, want)
 		}
 		r, quar, err := c.message(m, h, tx, chunk, eohMacros, eomMacros)
 		var le *LocalError

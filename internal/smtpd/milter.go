@@ -274,6 +274,9 @@ type milterTx struct {
 // Body returns a reader of the body as it stands.
 func (t *milterTx) Body() io.Reader { return t.body.Reader() }
 
+// BodySize returns the size of the body as it stands.
+func (t *milterTx) BodySize() int64 { return t.body.Size() }
+
 // NewBody starts a body in place of the message's: it goes through a
 // sink of its own, in memory and past memoryMax to a spool file, as the
 // client's did, and is released with the message (or when another
