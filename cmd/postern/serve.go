@@ -404,6 +404,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
 			Trace:             b.trace,
+			Milters:           miltersOf(cfg, lc.Role), // [[milter]] (milter.go)
 		})
 	}
 	if err := runTLS(ctx, cfg, b.certs, in.servers, b.adm.redis, log); err != nil {

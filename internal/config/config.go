@@ -222,6 +222,8 @@ type Config struct {
 	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
 	Sendmail Sendmail
 	SRS      SRS
+	// Milters are the [[milter]] tables, in the file's order (milter.go).
+	Milters []Milter
 }
 
 // applyDerived fills the defaults that depend on other keys.

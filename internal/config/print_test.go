@@ -176,6 +176,8 @@ func everyKey(t *testing.T, printed map[string]bool) map[string]bool {
 	c.SendLimits.Users = map[string]UserSendLimits{"local:root": {}}
 	c.Check.PublicAddresses = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
 	c.Abuse.Window = time.Minute
+	c.Milters = []Milter{{Name: "m", Address: "inet:127.0.0.1:1", Roles: []Role{RoleMX}, DefaultAction: DefaultMilterAction,
+		ConnectTimeout: time.Second, CommandTimeout: time.Second, ContentTimeout: time.Second}}
 	var b bytes.Buffer
 	if err := c.WriteTOML(&b, nil); err != nil {
 		t.Fatal(err)

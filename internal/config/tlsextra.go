@@ -69,25 +69,9 @@ func (d *decoder) tlsExtra(t map[string]any, dir string, x *TLSExtra) {
 	if !ok {
 		return
 	}
-	var tables []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, e := range v {
-			tables = append(tables, e)
-		}
-	case []any:
-		tables = v
-	default:
-		d.fail("tls.certificate", "expected an array of tables ([[tls.certificate]]), got %s", describe(v))
-		return
-	}
-	for i, e := range tables {
-		k := fmt.Sprintf("tls.certificate[%d]", i)
-		ct, ok := e.(map[string]any)
-		if !ok {
-			d.fail(k, "expected a table, got %s", describe(e))
-			continue
-		}
+	keys, tables := d.tables(v, "tls.certificate")
+	for i, ct := range tables {
+		k := keys[i]
 		d.unknown(ct, []string{"tls", "certificate"}, "cert_file", "key_file")
 		var f CertificateFiles
 		if d.str(ct, "cert_file", k+".cert_file", &f.CertFile) {

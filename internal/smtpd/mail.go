@@ -59,6 +59,10 @@ func (s *session) cmdMail(arg string) {
 			return
 		}
 	}
+	if e := s.milterMail(tx.from, params); e != nil { // milter.go
+		s.fail("milter", e)
+		return
+	}
 	tx.active = true
 	s.tx = tx
 	s.reply(250, "2.1.0", "OK")
@@ -188,6 +192,11 @@ func (s *session) cmdRcpt(arg string) {
 			s.fail(e.label, e.err)
 			return
 		}
+	}
+	if e := s.milterRcpt(addr, params); e != nil { // milter.go
+		s.tx.refused++
+		s.fail("milter", e)
+		return
 	}
 	if !slices.Contains(s.tx.rcpts, addr) {
 		s.tx.rcpts = append(s.tx.rcpts, addr)

@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -190,6 +191,12 @@ type Server struct {
 	// Trace, when non-nil, names the clients whose whole dialogue is
 	// logged (trace.go); its list may change while the server runs.
 	Trace *Trace
+	// Milters are the mail filters each session hands its events and
+	// messages to, in order (milter.go, internal/milter); none when
+	// empty. MilterOptions say how to reach them and tell the time
+	// (zero: a net.Dialer and the real clock).
+	Milters       []milter.Milter
+	MilterOptions milter.Options
 
 	// sleep, when set (by tests), replaces the waits before AUTH
 	// replies: it is told each delay and reports whether the session

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -57,6 +58,10 @@ type session struct {
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 	trace    *tracer      // the protocol trace; nil when not traced (trace.go)
+	authMech string       // the SASL mechanism of authUser, for milters
+
+	milters      *milter.Chain // the Server's Milters for this session (milter.go); nil when none
+	milterDenied bool          // a milter rejected the connection: 503 to all but QUIT
 
 	mu   sync.Mutex
 	idle bool // waiting for a command: Shutdown may interrupt the read
@@ -145,6 +150,7 @@ func (s *Server) newSession(c net.Conn) *session {
 
 // release returns the session's buffers to the pools.
 func (s *session) release() {
+	s.closeMilters()
 	s.cancel()
 	s.hooks.done()
 	if s.br != nil {
@@ -216,7 +222,9 @@ func (s *session) serve() {
 		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
 		return
 	}
-	smtp.WriteReply(s.bw, 220, "", s.srv.greeting)
+	if !s.greet() { // 220, or what the milters decided (milter.go)
+		return
+	}
 	for !s.quit {
 		// RFC 2920 §3.2: send the replies as a batch, when the next
 		// read would wait for the client.
@@ -501,6 +509,10 @@ func (s *session) handle(line []byte) {
 		return
 	}
 	s.verb = cmd.Verb
+	if s.milterDenied && cmd.Verb != "QUIT" {
+		s.fail("milter", errMilterDenied)
+		return
+	}
 	switch cmd.Verb {
 	case "EHLO":
 		s.cmdHelo(cmd.Arg, true)
@@ -561,10 +573,16 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		}
 		return
 	}
+	s.resetTx()
+	if e := s.milterHelo(arg); e != nil {
+		// As Postfix: the refused EHLO forgets the one before.
+		s.greeted, s.helo = false, ""
+		s.fail("milter", e)
+		return
+	}
 	s.helo = arg
 	s.greeted = true
 	s.esmtp = esmtp
-	s.resetTx()
 	if !esmtp {
 		s.reply(250, "", s.srv.host)
 		return
@@ -585,6 +603,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 // resetTx abandons the mail transaction, if any (RFC 5321 §4.1.1.5).
 func (s *session) resetTx() {
 	s.tx = transaction{rcpts: s.tx.rcpts[:0]}
+	s.milterAbort()
 }
 
 // cmdStartTLS handles STARTTLS (RFC 3207).

@@ -62,6 +62,9 @@ type dataSink struct {
 	// here, in the session, so that a message costs no allocation.
 	hb  headerBuf
 	msg smtp.Message
+	// more are the sinks of bodies milters put in place of the
+	// message's (newBodySink), released with this one.
+	more []*dataSink
 }
 
 // budgetClient returns the address the session's message data counts
@@ -174,7 +177,9 @@ func (d *dataSink) spill() error {
 	if _, err := f.Write(msg); err != nil {
 		return err
 	}
-	d.scanHeader(msg, 0)
+	if d.hdrEnd < 0 {
+		d.scanHeader(msg, 0)
+	}
 	if d.hdrEnd >= 0 && !d.headerTooBig(d.hdrEnd) {
 		d.buf.Truncate(headroom + d.hdrEnd)
 		d.kept = true
@@ -256,6 +261,9 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 // release ends the sink: it closes the file (the Spooler removes it
 // unless it took it) and gives back the budget it held.
 func (d *dataSink) release() {
+	for _, m := range d.more {
+		m.release()
+	}
 	if d.file != nil {
 		if err := d.file.Close(); err != nil {
 			d.s.log.Warn("closing the spool file of a message", "err", err)
