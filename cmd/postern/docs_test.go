@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -271,4 +272,95 @@ func shellWords(line string) []string {
 	}
 	flush()
 	return words
+}
+
+// TestDocumentLinks: every relative link of the README and docs/*.md
+// reaches a file of the repository, and its #anchor a heading there; and
+// no document points into the development workspace around the
+// repository ("../shared/..."), which an operator's checkout lacks, but
+// for the benchmark kit that scripts/bench-* take as BENCH
+// (../shared/bench by default), which docs/performance.md names.
+func TestDocumentLinks(t *testing.T) {
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = append(files, "../../README.md")
+	anchors := map[string]map[string]bool{}
+	anchorsOf := func(path string) map[string]bool {
+		if a, ok := anchors[path]; ok {
+			return a
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil
+		}
+		anchors[path] = markdownAnchors(string(b))
+		return anchors[path]
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := strings.TrimPrefix(f, "../../")
+		for i, line := range strings.Split(string(b), "\n") {
+			for _, m := range docLink.FindAllStringSubmatch(line, -1) {
+				target := m[1]
+				if strings.Contains(target, "://") || strings.HasPrefix(target, "mailto:") {
+					continue
+				}
+				path, anchor, _ := strings.Cut(target, "#")
+				full := f
+				if path != "" {
+					full = filepath.Join(filepath.Dir(f), path)
+				}
+				if _, err := os.Stat(full); err != nil {
+					t.Errorf("%s:%d: link to %s: no such file in the repository", name, i+1, target)
+					continue
+				}
+				if anchor != "" && strings.HasSuffix(full, ".md") && !anchorsOf(full)[anchor] {
+					t.Errorf("%s:%d: link to %s: no heading with that anchor", name, i+1, target)
+				}
+			}
+			if strings.Contains(strings.ReplaceAll(line, "../shared/bench", ""), "../shared/") {
+				t.Errorf("%s:%d: points outside the repository (../shared/)", name, i+1)
+			}
+		}
+	}
+}
+
+var docLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+
+// markdownAnchors returns the anchors GitHub makes of a document's
+// headings: lower case, spaces to hyphens, punctuation dropped, a
+// repeated heading numbered (-1, -2).
+func markdownAnchors(text string) map[string]bool {
+	out := map[string]bool{}
+	inBlock := false
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			inBlock = !inBlock
+			continue
+		}
+		if inBlock || !strings.HasPrefix(line, "#") {
+			continue
+		}
+		h := strings.TrimSpace(strings.TrimLeft(line, "#"))
+		var b strings.Builder
+		for _, r := range strings.ToLower(h) {
+			switch {
+			case r == ' ':
+				b.WriteByte('-')
+			case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r > 127:
+				b.WriteRune(r)
+			}
+		}
+		a := b.String()
+		for n := 1; out[a]; n++ {
+			a = b.String() + "-" + strconv.Itoa(n)
+		}
+		out[a] = true
+	}
+	return out
 }
