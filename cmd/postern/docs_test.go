@@ -275,7 +275,9 @@ func shellWords(line string) []string {
 }
 
 // TestDocumentLinks: every relative link of the README and docs/*.md
-// reaches a file of the repository, and its #anchor a heading there; and
+// reaches a file of the repository, and its #anchor a heading there;
+// every file of the repository they name (scripts/soak,
+// internal/tlsconf/check_test.go) exists; and
 // no document points into the development workspace around the
 // repository ("../shared/..."), which an operator's checkout lacks, but
 // for the benchmark kit that scripts/bench-* take as BENCH
@@ -323,6 +325,11 @@ func TestDocumentLinks(t *testing.T) {
 					t.Errorf("%s:%d: link to %s: no heading with that anchor", name, i+1, target)
 				}
 			}
+			for _, m := range docRepoPath.FindAllStringSubmatch(line, -1) {
+				if _, err := os.Stat(filepath.Join("../..", m[1])); err != nil {
+					t.Errorf("%s:%d: names %s, which the repository does not have", name, i+1, m[1])
+				}
+			}
 			if strings.Contains(strings.ReplaceAll(line, "../shared/bench", ""), "../shared/") {
 				t.Errorf("%s:%d: points outside the repository (../shared/)", name, i+1)
 			}
@@ -330,7 +337,12 @@ func TestDocumentLinks(t *testing.T) {
 	}
 }
 
-var docLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+var (
+	docLink = regexp.MustCompile(`\]\(([^)\s]+)\)`)
+	// docRepoPath is a path into the repository's own folders, as the
+	// docs name files: scripts/test, ./cmd/postern, internal/spool/.
+	docRepoPath = regexp.MustCompile("(?:^|[\\s`(\\[])(?:\\./)?((?:scripts|contrib|cmd|internal|test|docs)/[A-Za-z0-9_./-]*[A-Za-z0-9_])")
+)
 
 // markdownAnchors returns the anchors GitHub makes of a document's
 // headings: lower case, spaces to hyphens, punctuation dropped, a
