@@ -91,6 +91,15 @@ func TestDSNGolden(t *testing.T) {
 			{addr: "bob@example.org", action: actionFailed, status: "5.4.6",
 				diagnostic: "X-Postern; Routing loop detected (51 Received header fields)", lastAttempt: last},
 		}},
+		{"dsn-success.golden", func() *smtp.Envelope {
+			e := dsnOrig()
+			e.EnvID = "QQ314159"
+			return e
+		}(), origMessage, []dsnRecipient{
+			{addr: "bob@example.org", orcpt: "rfc822;robert@example.org", action: actionDelivered, status: "2.0.0", lastAttempt: last},
+			{addr: "dan@example.net", action: actionRelayed, status: "2.0.0", remoteMTA: "mx.example.net",
+				diagnostic: "smtp; 250 2.0.0 Ok: queued as 4Xyz", lastAttempt: last},
+		}},
 		{"dsn-utf8.golden", func() *smtp.Envelope {
 			e := dsnOrig()
 			e.From = "jörg@example.com"
