@@ -134,3 +134,42 @@ relay     unix  - - n -  - smtp
 		}
 	}
 }
+
+// TestDSNRelayedPastPostfix: a next hop that does not offer DSN (a real
+// Postfix told to hide it) gets no DSN parameters, and Postern itself
+// tells the sender who asked for NOTIFY=SUCCESS that the message was
+// relayed (RFC 3461 §5.2.2), naming the next hop and its reply.
+func TestDSNRelayedPastPostfix(t *testing.T) {
+	integration(t)
+	const ip = "127.0.0.147"
+	pf := startPostfixConf(t, ip, nil, "smtpd_discard_ehlo_keywords = dsn\n", "", "nodsn.example")
+	s := testConfig(t, t.TempDir(), "")
+	s.dns.Set("nodsn.example", dnstest.MX(10, "mx.nodsn.example"))
+	s.dns.Set("mx.nodsn.example", dnstest.A(ip))
+	s.start()
+	s.addUser("dora@example.test", "dora-password")
+	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dsnSend(t, c, "MAIL FROM:<dora@example.test> ENVID=relay-1",
+		"RCPT TO:<fred@nodsn.example> NOTIFY=SUCCESS",
+		"From: dora@example.test\r\nTo: fred@nodsn.example\r\nSubject: dsn-relayed\r\n\r\nhello\r\n")
+	c.Quit()
+	pf.waitMessage("Subject: dsn-relayed")
+	notice := s.waitMaildir("dora@example.test", "Original-Envelope-Id: relay-1")
+	for _, want := range []string{
+		"Subject: Successful Mail Delivery Report",
+		"Final-Recipient: rfc822; fred@nodsn.example\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.nodsn.example\r\n" +
+			"Diagnostic-Code: smtp; 250 2.0.0 Ok: queued as ",
+	} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("notice lacks %q:\n%s", want, notice)
+		}
+	}
+	// Postfix, offering no DSN, sent no notice.
+	if strings.Contains(pf.sessionLog(), "sender delivery status notification") {
+		t.Errorf("Postfix sent a notice:\n%s", pf.sessionLog())
+	}
+}
