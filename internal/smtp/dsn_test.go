@@ -146,3 +146,21 @@ func TestEncodeORcpt(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRcptDSN is the cost of a RCPT with DSN parameters: the
+// command's parser, then NOTIFY and ORCPT.
+func BenchmarkRcptDSN(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_, p, err := ParseRcptTo("TO:<other@example.org> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;other+2Bold@example.org", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ParseNotify(p["NOTIFY"]); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ParseORcpt(p["ORCPT"]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
