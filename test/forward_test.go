@@ -115,7 +115,7 @@ func TestForwardSRS(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := func(d time.Duration) string {
-		r, err := srs.New([][]byte{[]byte(strings.TrimSpace(string(secret)))}, srs.Options{Now: func() time.Time { return time.Now().Add(d) }})
+		r, err := srs.New([][]byte{[]byte(strings.TrimSpace(string(secret)))}, srs.Options{MaxAge: 21 * 24 * time.Hour, Now: func() time.Time { return time.Now().Add(d) }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,13 +96,30 @@ type server struct {
 // freeAddr returns a loopback address with a port that was free a moment ago.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freeMu.Lock()
+	defer freeMu.Unlock()
+	// The kernel may hand the same ephemeral port to two listens in a row
+	// once the first is closed: a config then names one port twice
+	// (listener[0].address "is already http.address"). No port is handed
+	// out twice in one test process.
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := l.Addr().String()
+		l.Close()
+		if !freeGiven[a] {
+			freeGiven[a] = true
+			return a
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
+
+var (
+	freeMu    sync.Mutex
+	freeGiven = map[string]bool{}
+)
 
 // testConfig writes a config file for a server on free loopback ports with
 // its data in dir, plus extra TOML appended, and returns the server

@@ -32,23 +32,9 @@ func startACME(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, lo
 	if err != nil {
 		return fmt.Errorf("serve: acme.ca_roots_file: %w", err)
 	}
-	opts := acme.Options{
-		DirectoryURL: a.DirectoryURL,
-		Email:        a.Email,
-		Hostnames:    a.Hostnames,
-		Challenge:    acme.Challenge(a.Challenge),
-		Dir:          cfg.ACMEDir(),
-		HTTPClient:   client,
-		RenewBefore:  a.RenewBefore,
-		Install: func(c *tls.Certificate) error {
-			return certs.Set("acme:"+a.Hostnames[0], c)
-		},
-		Logger:  log,
-		Metrics: met,
-	}
-	if a.DNSHook != "" {
-		opts.DNSHook = acme.CommandHook{Path: a.DNSHook}
-	}
+	opts := acmeOptions(cfg)
+	opts.HTTPClient, opts.Logger, opts.Metrics = client, log, met
+	opts.Install = func(c *tls.Certificate) error { return certs.Set("acme:"+a.Hostnames[0], c) }
 	m, err := acme.New(opts)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/user"
 	"strconv"
-	"strings"
 	"time"
 
 	"postern/internal/admin"
@@ -41,36 +40,17 @@ func adminListen(cfg *config.Config, path string) (net.Listener, error) {
 	return admin.ListenGroup(path, gid)
 }
 
-// readAdminToken reads the admin token: the first line of the file,
-// without surrounding space, at least config.MinAdminToken long.
-func readAdminToken(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("serve: admin.token_file: %w", err)
-	}
-	tok, _, _ := strings.Cut(string(b), "\n")
-	tok = strings.TrimSpace(tok)
-	if len(tok) < config.MinAdminToken {
-		return "", fmt.Errorf("serve: admin.token_file %s: the token must be at least %d characters (try: openssl rand -hex 32 > %s)",
-			path, config.MinAdminToken, path)
-	}
-	return tok, nil
-}
-
 // startAdminHTTP serves the admin API and the status page on
-// admin.http_address behind the token, over TLS with the server's
+// admin.http_address behind the token (tok, read from admin.token_file by
+// config.ReadSecrets), over TLS with the server's
 // certificates unless admin.http_tls is false (loopback only), on the
 // listener listen gives it (named "admin": a socket from systemd, or one
 // bound now). It returns nil when admin.http_address is not set.
-func startAdminHTTP(cfg *config.Config, srv *admin.Server, tlsCfg *tls.Config,
+func startAdminHTTP(cfg *config.Config, tok string, srv *admin.Server, tlsCfg *tls.Config,
 	listen func(name, addr string) (net.Listener, error), log *slog.Logger) (*http.Server, error) {
 	a := cfg.Admin
 	if a.HTTPAddress == "" {
 		return nil, nil
-	}
-	tok, err := readAdminToken(a.TokenFile)
-	if err != nil {
-		return nil, err
 	}
 	l, err := listen("admin", a.HTTPAddress)
 	if err != nil {

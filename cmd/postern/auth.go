@@ -7,10 +7,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"os"
-	"strings"
 
 	"postern/internal/config"
-	"postern/internal/oauth"
 	"postern/internal/sasl"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
@@ -25,25 +23,18 @@ type authSetup struct {
 	mockKey []byte
 }
 
-// newAuthSetup builds the token verifier of [oauth] and the key that hides
-// which users exist from SCRAM clients.
-func newAuthSetup(cfg *config.Config, db *userdb.DB, certs *tlsconf.Certs) (*authSetup, error) {
+// newAuthSetup builds the token verifier of [oauth] (its client secret in
+// sec) and the key that hides which users exist from SCRAM clients.
+func newAuthSetup(cfg *config.Config, sec config.Secrets, db *userdb.DB, certs *tlsconf.Certs) (*authSetup, error) {
 	a := &authSetup{cfg: cfg, db: db, certs: certs, mockKey: make([]byte, 32)}
 	if _, err := rand.Read(a.mockKey); err != nil {
 		return nil, err
 	}
-	o := cfg.OAuth
 	switch {
-	case o.IntrospectionURL != "":
-		secret, err := firstLine(o.ClientSecretFile)
-		if err != nil {
-			return nil, fmt.Errorf("oauth.client_secret_file: %w", err)
-		}
-		a.tokens = &oauth.Introspection{Endpoint: o.IntrospectionURL, ClientID: o.ClientID, ClientSecret: secret,
-			UserClaim: o.UserClaim, Issuer: o.Issuer, Audience: o.Audience}
-	case o.JWKSURL != "" || o.JWKSFile != "":
-		j := &oauth.JWT{JWKSURL: o.JWKSURL, JWKSFile: o.JWKSFile, Issuer: o.Issuer, Audience: o.Audience,
-			UserClaim: o.UserClaim, Leeway: o.Leeway}
+	case cfg.OAuth.IntrospectionURL != "":
+		a.tokens = introspectionOf(cfg, sec)
+	case cfg.OAuth.JWKSURL != "" || cfg.OAuth.JWKSFile != "":
+		j := jwtOf(cfg)
 		if err := j.Check(); err != nil {
 			return nil, fmt.Errorf("oauth: %w", err)
 		}
@@ -52,52 +43,34 @@ func newAuthSetup(cfg *config.Config, db *userdb.DB, certs *tlsconf.Certs) (*aut
 	return a, nil
 }
 
-// mechanisms returns the SASL authenticator of one listener.
+// mechanisms returns the SASL authenticator of one listener: the
+// listener's mechanisms and [auth] (mechanismsOf), with the directory,
+// the token verifier and the certificates.
 func (a *authSetup) mechanisms(lc config.Listener) *sasl.Mechanisms {
-	m := &sasl.Mechanisms{
-		Enabled:  lc.AuthMechanisms,
-		Check:    a.db.CheckPassword,
-		Secrets:  a.db,
-		Tokens:   a.tokens,
-		Hostname: a.cfg.Hostname,
-		Users: func(ctx context.Context, name string) (string, error) {
-			u, ok := a.db.Lookup(name)
-			if !ok {
-				return "", fmt.Errorf("no user %q: %w", name, sasl.ErrInvalidCredentials)
-			}
-			return u.Address, nil
-		},
-		// The leaf this session was served, for tls-server-end-point
-		// (RFC 5929 §4) on TLS 1.2; TLS 1.3 binds with tls-exporter.
-		ServerCertificate: func(cs *tls.ConnectionState) *x509.Certificate {
-			c, err := a.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
-			if err != nil || c == nil {
-				return nil
-			}
-			if c.Leaf != nil {
-				return c.Leaf
-			}
-			leaf, err := x509.ParseCertificate(c.Certificate[0])
-			if err != nil {
-				return nil
-			}
-			return leaf
-		},
-		MockKey:         a.mockKey,
-		SCRAMIterations: a.cfg.Auth.SCRAMIterations,
-	}
-	if len(a.cfg.Auth.CertificateMap) > 0 {
-		m.Certs = sasl.CertMap(a.cfg.Auth.CertificateMap)
-	}
-	if req := a.cfg.Auth.RequireClientCertificate; len(req) > 0 {
-		m.RequireCert = func(user string) bool {
-			for _, u := range req {
-				if strings.EqualFold(u, user) {
-					return true
-				}
-			}
-			return false
+	m := mechanismsOf(a.cfg, lc)
+	m.Check, m.Secrets, m.Tokens, m.MockKey = a.db.CheckPassword, a.db, a.tokens, a.mockKey
+	m.Users = func(ctx context.Context, name string) (string, error) {
+		u, ok := a.db.Lookup(name)
+		if !ok {
+			return "", fmt.Errorf("no user %q: %w", name, sasl.ErrInvalidCredentials)
 		}
+		return u.Address, nil
+	}
+	// The leaf this session was served, for tls-server-end-point
+	// (RFC 5929 §4) on TLS 1.2; TLS 1.3 binds with tls-exporter.
+	m.ServerCertificate = func(cs *tls.ConnectionState) *x509.Certificate {
+		c, err := a.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
+		if err != nil || c == nil {
+			return nil
+		}
+		if c.Leaf != nil {
+			return c.Leaf
+		}
+		leaf, err := x509.ParseCertificate(c.Certificate[0])
+		if err != nil {
+			return nil
+		}
+		return leaf
 	}
 	return m
 }
@@ -125,14 +98,4 @@ func listenerTLS(base *tls.Config, cfg *config.Config, lc config.Listener) (*tls
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 	}
 	return c, nil
-}
-
-// firstLine reads the first line of a secret file.
-func firstLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(line, "\r"), nil
 }

@@ -7,38 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 
 	"postern/internal/autoconfig"
 	"postern/internal/config"
 )
-
-// autoconfigOptions turns the configuration into what internal/autoconfig
-// serves: the local domains, the first submissions and submission
-// listeners (port and mechanisms) at hostname, and [autoconfig]'s IMAP
-// server.
-func autoconfigOptions(cfg *config.Config, log *slog.Logger) autoconfig.Options {
-	o := autoconfig.Options{Domains: cfg.LocalDomains, Logger: log.With("listener", "autoconfig")}
-	for _, l := range cfg.Listeners {
-		_, p, err := net.SplitHostPort(l.Address)
-		port, perr := strconv.Atoi(p)
-		if err != nil || perr != nil {
-			continue
-		}
-		e := &autoconfig.Endpoint{Host: cfg.Hostname, Port: port, Mechanisms: l.AuthMechanisms}
-		switch {
-		case l.Role == config.RoleSubmissions && o.Submissions == nil:
-			o.Submissions = e
-		case l.Role == config.RoleSubmission && o.Submission == nil:
-			o.Submission = e
-		}
-	}
-	if a := cfg.Autoconfig; a.IMAPHost != "" {
-		o.IMAP = &autoconfig.Endpoint{Host: a.IMAPHost, Port: a.IMAPPort}
-	}
-	return o
-}
 
 // startAutoconfig serves [autoconfig] over HTTPS with the server's
 // certificates (chosen by SNI: autoconfig.DOMAIN, autodiscover.DOMAIN)
@@ -48,7 +21,9 @@ func startAutoconfig(cfg *config.Config, tlsCfg *tls.Config, listen func(name, a
 	if !cfg.Autoconfig.Enabled {
 		return nil, nil
 	}
-	h, err := autoconfig.New(autoconfigOptions(cfg, log))
+	o := autoconfigOptions(cfg)
+	o.Logger = log.With("listener", "autoconfig")
+	h, err := autoconfig.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/config"
+	"postern/internal/testkit"
 )
 
 // serveBans runs an admin server over store on DATA/admin.sock, with the
@@ -142,13 +143,7 @@ func TestBanNotRunning(t *testing.T) {
 // With the Redis store, a ban made through one node's socket is seen
 // through another's: nodes share one view.
 func TestBanSharedThroughRedis(t *testing.T) {
-	addr := os.Getenv("POSTERN_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_REDIS is not set")
-		}
-		t.Skip("POSTERN_TEST_REDIS not set")
-	}
+	addr := testkit.RedisAddr(t)
 	prefix := fmt.Sprintf("postern-test:ban-cli:%d:", os.Getpid())
 	node := func() admin.BanStore {
 		s, err := redisstore.New(redisstore.Options{Addr: addr, Prefix: prefix})

@@ -110,7 +110,7 @@ func addTestUser(t *testing.T, cfg *config.Config, addr string) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	db, err := userdb.Open(cfg.UsersFile(), userdb.Options{Argon2: userdb.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}})
+	db, err := userdb.Open(cfg.UsersFile(), userdb.Options{Argon2: userdb.Argon2Params{Time: 1, MemoryKiB: 8, Threads: 1}, SCRAMIterations: userdb.MinSCRAMIterations})
 	if err != nil {
 		t.Fatal(err)
 	}

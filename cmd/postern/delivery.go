@@ -18,34 +18,30 @@ import (
 	"postern/internal/smtp"
 )
 
+// dnsCacheSize is how many answers the resolver keeps (no key sets it).
+const dnsCacheSize = 10000
+
 // newResolver builds the DNS resolver delivery and mail authentication
 // share, from the [dns] table.
 func newResolver(cfg *config.Config) (*dns.Client, error) {
-	return dns.New(dns.Config{
-		Servers:   cfg.DNS.Servers,
-		Timeout:   cfg.DNS.Timeout,
-		TrustAD:   cfg.DNS.TrustAD,
-		CacheSize: 10000,
-	})
+	c := dnsConfig(cfg)
+	c.CacheSize = dnsCacheSize
+	return dns.New(c)
 }
 
 // newPlanner builds the delivery policy engine: MX routing with DANE,
 // MTA-STS and the configured per-domain minimum. Every name it depends
 // on, the MTA-STS policy hosts included, is looked up through res.
 func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
-	min := make(map[string]policy.Mode, len(cfg.Delivery.TLSMinimum))
-	for dom, s := range cfg.Delivery.TLSMinimum {
-		m, err := policy.ParseMode(s)
-		if err != nil {
-			return nil, fmt.Errorf("delivery.tls_minimum: %w", err)
-		}
-		min[dom] = m
-	}
-	roots, err := outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file")
+	o, err := plannerOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
-	return policy.New(policy.Options{Resolver: res, Minimum: min, Roots: roots, Logger: log}), nil
+	if o.Roots, err = outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file"); err != nil {
+		return nil, err
+	}
+	o.Resolver, o.Logger = res, log
+	return policy.New(o), nil
 }
 
 // outboundRoots returns the system roots plus the PEM certificates of
@@ -70,33 +66,11 @@ func outboundRoots(file, key string) (*x509.CertPool, error) {
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy
-// engine's plans, or a smarthost.
-func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
-	d := &remote.Deliverer{
-		Hostname: cfg.Hostname,
-		Planner:  planner,
-		Pool: remote.PoolOptions{
-			MaxIdlePerHost:     cfg.Delivery.MaxIdlePerHost,
-			IdleTimeout:        cfg.Delivery.IdleTimeout,
-			MaxMessagesPerConn: cfg.Delivery.MaxMessagesPerConnection,
-			MaxConnsPerHost:    cfg.Delivery.MaxConnectionsPerHost,
-		},
-		Logger: log,
-	}
-	if cfg.Delivery.MaxIdlePerHost == 0 {
-		d.Pool.MaxIdlePerHost = -1 // 0 in the file means no idle connections kept
-	}
-	if sh := cfg.Smarthost; sh.Address != "" {
-		var pw string
-		if sh.PasswordFile != "" {
-			b, err := os.ReadFile(sh.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("smarthost.password_file: %w", err)
-			}
-			pw, _, _ = strings.Cut(string(b), "\n")
-			pw = strings.TrimRight(pw, "\r")
-		}
-		file, key := sh.CAFile, "smarthost.ca_file"
+// engine's plans, or a smarthost (its password in sec).
+func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, log *slog.Logger) (*remote.Deliverer, error) {
+	d := &remote.Deliverer{Hostname: cfg.Hostname, Planner: planner, Pool: poolOptions(cfg), Logger: log}
+	if sh := smarthostOf(cfg, sec); sh != nil {
+		file, key := cfg.Smarthost.CAFile, "smarthost.ca_file"
 		if file == "" {
 			file, key = cfg.Delivery.CAFile, "delivery.ca_file"
 		}
@@ -104,8 +78,8 @@ func newRemote(cfg *config.Config, planner policy.Planner, log *slog.Logger) (*r
 		if err != nil {
 			return nil, err
 		}
-		d.Smarthost = &remote.Smarthost{Address: sh.Address, ImplicitTLS: sh.ImplicitTLS,
-			Username: sh.Username, Password: pw, Domains: sh.Domains, RootCAs: roots}
+		sh.RootCAs = roots
+		d.Smarthost = sh
 	}
 	return d, nil
 }

@@ -128,7 +128,7 @@ func TestMXFilterSession(t *testing.T) {
 	srv := dnstest.New(t, z)
 	cfg := config.Dev(t.TempDir())
 	cfg.Hostname = "mx.example.org"
-	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5}
+	cfg.MailAuth = config.MailAuth{Check: true, Sign: true, MaxDKIMSignatures: 5, AuthservID: cfg.Hostname}
 	mx, sub, err := mailAuthFilters(cfg, srv.Resolver(), memDir{}.IsLocalDomain, discard(), nil)
 	if err != nil || mx == nil || sub != nil {
 		t.Fatalf("filters %v %v %v", mx, sub, err)

@@ -42,50 +42,41 @@ type forwarder struct {
 	spool  atomic.Pointer[spool.Spool] // set by serve's start, again after a failed graceful restart
 }
 
-// newForwarder reads the SRS secrets (srs.secret_file, or DATA/srs.secret,
-// which it creates when missing) and returns the forwarder.
+// newForwarder reads the SRS secrets (srs.secret_file, by default
+// DATA/srs.secret, which it creates when missing) and returns the
+// forwarder.
 func newForwarder(cfg *config.Config, dir *userdb.Directory, log *slog.Logger) (*forwarder, error) {
 	secrets, err := srsSecrets(cfg)
 	if err != nil {
 		return nil, err
 	}
-	rw, err := srs.New(secrets, srs.Options{MaxAge: time.Duration(cfg.SRSMaxAgeDays()) * 24 * time.Hour})
+	rw, err := srs.New(secrets, srsOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return &forwarder{dir: dir, srs: rw, domain: cfg.SRS.Domain, log: log}, nil
 }
 
-// srsSecrets reads the SRS secrets (readSRSSecrets). The default file,
-// DATA/srs.secret, is created with a random secret when missing; a file
-// named in srs.secret_file must exist.
+// srsSecrets reads the SRS secrets, one a line, as every secret file is
+// read (config.ReadSecretList). The default file, DATA/srs.secret, is
+// created with a random secret when missing; a file named in
+// srs.secret_file must exist.
 func srsSecrets(cfg *config.Config) ([][]byte, error) {
-	path := cfg.SRSSecretFile()
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && cfg.SRS.SecretFile == "" {
+	path := cfg.SRS.SecretFile
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && path == cfg.DefaultSRSSecretFile() {
 		var k [32]byte
 		rand.Read(k[:])
 		if err := fsutil.WriteFile(path, []byte(base64.RawStdEncoding.EncodeToString(k[:])+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("serve: srs.secret_file: %w", err)
 		}
 	}
-	return readSRSSecrets(path)
-}
-
-// readSRSSecrets reads the SRS secrets of path, one a line (blank lines
-// and lines starting with "#" skipped): at least one.
-func readSRSSecrets(path string) ([][]byte, error) {
-	b, err := os.ReadFile(path)
+	list, err := cfg.SRSSecrets()
 	if err != nil {
-		return nil, fmt.Errorf("serve: srs.secret_file: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	var out [][]byte
-	for _, l := range strings.Split(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, []byte(l))
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("serve: srs.secret_file: %s holds no secret (one a line; try: openssl rand -base64 32 > %s)", path, path)
+	out := make([][]byte, len(list))
+	for i, s := range list {
+		out[i] = []byte(s)
 	}
 	return out, nil
 }

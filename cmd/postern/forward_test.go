@@ -30,7 +30,7 @@ func forwardFixture(t *testing.T) (*forwarder, *spool.Spool, *config.Config) {
 	}
 	os.MkdirAll(cfg.DataDir, 0o700)
 	log := slog.New(slog.DiscardHandler)
-	db, err := userdb.Open(cfg.UsersFile(), userdb.Options{})
+	db, err := userdb.Open(cfg.UsersFile(), usersOptions(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,11 +139,11 @@ func TestForwarderExpand(t *testing.T) {
 	// RCPT: the SRS address made here exists; a forged or expired one
 	// does not.
 	d := f.directory()
-	key, err := os.ReadFile(cfg.SRSSecretFile())
+	key, err := os.ReadFile(cfg.SRS.SecretFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old, _ := srs.New([][]byte{[]byte(strings.TrimSpace(string(key)))}, srs.Options{Now: func() time.Time { return time.Now().Add(-30 * 24 * time.Hour) }})
+	old, _ := srs.New([][]byte{[]byte(strings.TrimSpace(string(key)))}, srs.Options{MaxAge: 21 * 24 * time.Hour, Now: func() time.Time { return time.Now().Add(-30 * 24 * time.Hour) }})
 	expired, _ := old.Forward("dave@orig.example", "example.test")
 	for addr, want := range map[string]bool{
 		srsAddr: true, "SRS0=AAAA=JZ=orig.example=dave@example.test": false, expired: false,

@@ -61,18 +61,9 @@ func (f signFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger, tokens *pkcs11.Tokens) (mx, submission smtpd.Filter, err error) {
 	ma := cfg.MailAuth
 	if ma.Check {
-		id := ma.AuthservID
-		if id == "" {
-			id = cfg.Hostname
-		}
-		c, err := mailauth.NewChecker(mailauth.CheckerOptions{
-			Resolver:      r,
-			Hostname:      id,
-			IsLocalDomain: isLocal,
-			ReportOnly:    ma.ReportOnly,
-			MaxSignatures: ma.MaxDKIMSignatures,
-			Logger:        log,
-		})
+		o := checkerOptions(cfg)
+		o.Resolver, o.IsLocalDomain, o.Logger = r, isLocal, log
+		c, err := mailauth.NewChecker(o)
 		if err != nil {
 			return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
 		}

@@ -165,7 +165,7 @@ func fromFormsMX(t *testing.T) (string, *memSpool) {
 	})
 	cfg := config.Dev(t.TempDir())
 	cfg.Hostname = "mx.example.test"
-	cfg.MailAuth = config.MailAuth{Check: true, MaxDKIMSignatures: 5}
+	cfg.MailAuth = config.MailAuth{Check: true, MaxDKIMSignatures: 5, AuthservID: cfg.Hostname}
 	mx, _, err := mailAuthFilters(cfg, srv.Resolver(), fromDir{}.IsLocalDomain, discard(), nil)
 	if err != nil || mx == nil {
 		t.Fatalf("filters %v %v", mx, err)

@@ -19,7 +19,7 @@ import (
 // the admission gate always; the abuse engine, mail authentication,
 // DKIM signing (signing: a key was loaded), the checks before the
 // greeting, the PROXY protocol, mail client autoconfiguration, keys in
-// PKCS#11 tokens and ACME only with their features, so
+// PKCS#11 tokens, milters and ACME only with their features, so
 // that a server exports no metric of a feature it does not run. It
 // returns the metrics serve hands to outbound delivery and to ACME (nil
 // without ACME).
@@ -57,6 +57,15 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	}
 	if cfg.UsesPKCS11() {
 		metrics.RegisterPKCS11(reg)
+	}
+	if len(cfg.Milters) > 0 {
+		var defaults [][3]string
+		for _, lc := range cfg.Listeners {
+			for _, m := range cfg.MiltersFor(lc.Role) {
+				defaults = append(defaults, [3]string{lc.Name, m.Name, m.DefaultAction})
+			}
+		}
+		metrics.RegisterMilters(reg, defaults)
 	}
 	fm := featureMetrics{remote: remote.NewMetrics(reg)}
 	if cfg.ACME.Enabled {

@@ -39,7 +39,7 @@ func TestFeatureMetrics(t *testing.T) {
 	for name := range off {
 		for _, p := range []string{"postern_acme_", "postern_auth_bans", "postern_auth_abuse", "postern_dmarc",
 			"postern_mailauth_", "postern_dkim_signatures", "postern_screen", "postern_proxy", "postern_autoconfig",
-			"postern_pkcs11"} {
+			"postern_pkcs11", "postern_milter_"} {
 			if strings.HasPrefix(name, p) {
 				t.Errorf("%s exported with its feature off", name)
 			}
@@ -56,10 +56,11 @@ func TestFeatureMetrics(t *testing.T) {
 	cfg.Abuse.Enabled = true
 	cfg.MailAuth.Check = true
 	cfg.Listeners[0].GreetDelay = 1
+	cfg.Milters = []config.Milter{{Name: "rspamd", Roles: []config.Role{config.RoleMX}, DefaultAction: "tempfail"}}
 	on := exported(t, cfg, true)
 	for _, want := range []string{"postern_acme_consecutive_failures", "postern_acme_attempts_total",
 		"postern_auth_bans_total", "postern_auth_abuse_alerts_total", "postern_dmarc_results_total",
-		"postern_mailauth_policy_actions_total"} {
+		"postern_mailauth_policy_actions_total", "postern_milter_default_actions_total"} {
 		if !on[want] {
 			t.Errorf("%s not exported with its feature on", want)
 		}

@@ -12,13 +12,12 @@ import (
 )
 
 // newTokens returns the access to the PKCS#11 tokens of [pkcs11]. The
-// PIN file is read as every secret file is (firstLine). Nothing is
-// opened until a key is asked for.
+// PIN file is read as every secret file is (config.ReadSecret). Nothing
+// is opened until a key is asked for.
 func newTokens(cfg *config.Config, log *slog.Logger) *pkcs11.Tokens {
-	return pkcs11.New(pkcs11.Options{
-		Module: cfg.PKCS11.Module, PINFile: cfg.PKCS11.PINFile, ReadSecret: firstLine,
-		Timeout: cfg.PKCS11.Timeout, Logger: log,
-	})
+	o := pkcs11Options(cfg)
+	o.Logger = log
+	return pkcs11.New(o)
 }
 
 // tokenKey returns the key uri names from tokens, logged once found; an

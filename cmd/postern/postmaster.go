@@ -13,16 +13,6 @@ import (
 	"postern/internal/userdb"
 )
 
-// directoryConfig is the part of cfg the user Directory needs.
-func directoryConfig(cfg *config.Config) userdb.DirectoryConfig {
-	return userdb.DirectoryConfig{
-		LocalDomains: cfg.LocalDomains,
-		Aliases:      cfg.Aliases,
-		SendAs:       sendAsGrants(cfg),
-		Postmaster:   cfg.Postmaster,
-	}
-}
-
 // postmasterFix says how to make u's mail reach someone: the exact
 // command that creates its user, or the alias that sends it to one.
 func postmasterFix(cfg *config.Config, u userdb.UnreachablePostmaster) string {
@@ -82,7 +72,7 @@ func (c *checker) checkPostmaster(ctx context.Context) {
 			return
 		}
 		defer os.RemoveAll(tmp)
-		db, err = userdb.Open(filepath.Join(tmp, "users.json"), userdb.Options{})
+		db, err = userdb.Open(filepath.Join(tmp, "users.json"), usersOptions(cfg))
 	} else {
 		db, err = openUsers(cfg, slog.New(slog.DiscardHandler))
 	}

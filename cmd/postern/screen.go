@@ -28,13 +28,9 @@ func proxyListener(cfg *config.Config, lc config.Listener, l net.Listener) net.L
 // remembered in the admission store (shared by the nodes with Redis) for
 // screenPassTTL.
 func screenOf(lc config.Listener, r dns.Resolver, store admission.Store) *smtpd.Screen {
-	if lc.Role != config.RoleMX || (lc.GreetDelay <= 0 && len(lc.DNSBL) == 0) {
-		return nil
-	}
-	sc := &smtpd.Screen{GreetDelay: lc.GreetDelay, DNSBLThreshold: lc.DNSBLThreshold, Resolver: r,
-		Passed: screenPass{store}}
-	for _, z := range lc.DNSBL {
-		sc.DNSBL = append(sc.DNSBL, smtpd.DNSBLZone{Zone: z.Zone, Weight: z.Weight})
+	sc := screenOptions(lc)
+	if sc != nil {
+		sc.Resolver, sc.Passed = r, screenPass{store}
 	}
 	return sc
 }

@@ -363,7 +363,7 @@ func (c *cli) sendmail(args []string) int {
 	case modeSMTP:
 		return sendmailSMTP(cfg, ac, stdin, c.stdout, stderr)
 	}
-	domain := cfg.SendmailDomain()
+	domain := cfg.Sendmail.Domain
 	sender := cfg.Postmaster // the default envelope sender: bounces reach a real mailbox
 	if o.fromSet {
 		sender = o.from

@@ -119,11 +119,11 @@ func sendmailSMTP(cfg *config.Config, c *admin.Client, stdin io.Reader, stdout, 
 	defer stop()
 	srv := &sendmail.Server{
 		Hostname:       cfg.Hostname,
-		Domain:         cfg.SendmailDomain(),
+		Domain:         cfg.Sendmail.Domain,
 		MaxMessageSize: cfg.Limits.MaxMessageSize,
 		MaxRecipients:  cfg.Limits.MaxRecipients,
 		Submit: func(ctx context.Context, m *sendmail.Message) (string, error) {
-			data, _, err := sendmail.QualifyHeader(m.Data, cfg.SendmailDomain())
+			data, _, err := sendmail.QualifyHeader(m.Data, cfg.Sendmail.Domain)
 			if err != nil {
 				return "", smtp.NewError(554, "5.6.0", err.Error())
 			}

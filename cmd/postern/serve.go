@@ -81,6 +81,10 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
 
+	sec, err := cfg.ReadSecrets() // every *_file secret in use, by the one rule
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
 	defer tokens.Close()
 	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
@@ -117,7 +121,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		return err
 	}
 	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
-	out, err := newRemote(cfg, planner, log)
+	out, err := newRemote(cfg, sec, planner, log)
 	if err != nil {
 		return err
 	}
@@ -131,11 +135,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if cfg.LMTP.Address != "" {
 		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
-	auth, err := newAuthSetup(cfg, db, certs)
+	auth, err := newAuthSetup(cfg, sec, db, certs)
 	if err != nil {
 		return err
 	}
-	adm, err := newAdmission(cfg, log, events) // gate, abuse engine, send limits (admission.go)
+	adm, err := newAdmission(cfg, sec, log, events) // gate, abuse engine, send limits (admission.go)
 	if err != nil {
 		return err
 	}
@@ -154,11 +158,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	}
 	pre.closeUnused(log)
 	b := &serveBase{
-		cfg: cfg, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
+		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
 		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
-		budget:   newDataBudget(cfg.Limits),
+		budget:   smtpd.NewDataBudget(dataBudgetOptions(cfg)),
 		restarts: make(chan restartRequest), version: readVersion(),
 	}
 
@@ -189,6 +193,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 // graceful restart closes and, when the new process fails, opens again.
 type serveBase struct {
 	cfg                 *config.Config
+	sec                 config.Secrets
 	log                 *slog.Logger
 	events              *admin.Events
 	certs               *tlsconf.Certs
@@ -225,7 +230,9 @@ func (b *serveBase) reloadAll() error {
 
 // openSpool opens the spool in the data directory.
 func (b *serveBase) openSpool() (*spool.Spool, error) {
-	return spool.Open(spool.Options{Dir: b.cfg.SpoolDir(), SegmentSize: b.cfg.Spool.SegmentSize, Logger: b.log})
+	o := spoolOptions(b.cfg)
+	o.Logger = b.log
+	return spool.Open(o)
 }
 
 // run serves on spool and socks until the process is to end: after
@@ -360,13 +367,10 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 		RemoteBatch: remoteBatch{b.out},
 		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(addrkey.DomainOf(addr)) },
 		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
-		Policy: queue.RetryPolicy{
-			First: cfg.Delivery.RetryFirst, Max: cfg.Delivery.RetryMax, GiveUp: cfg.Delivery.GiveUp,
-			DelayWarning: cfg.Delivery.DelayWarning, Jitter: 0.2,
-		},
-		Hostname: cfg.Hostname,
-		Logger:   log,
-		Observe:  b.events.Delivery, // the status page (observe.go)
+		Policy:      retryPolicy(cfg),
+		Hostname:    cfg.Hostname,
+		Logger:      log,
+		Observe:     b.events.Delivery, // the status page (observe.go)
 	})
 	go func() { in.runnerDone <- runner.Run(ctx) }()
 
@@ -400,9 +404,10 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			AuthGuard:         b.adm.guard,
 			SendLimiter:       b.adm.limiter,
 			Trace:             b.trace,
+			Milters:           miltersOf(cfg, lc.Role), // [[milter]] (milter.go)
 		})
 	}
-	if err := runTLS(ctx, cfg, b.certs, in.servers, log); err != nil {
+	if err := runTLS(ctx, cfg, b.certs, in.servers, b.adm.redis, log); err != nil {
 		return in, err
 	}
 	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
@@ -433,7 +438,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 		}
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
-	in.adminHTTP, err = startAdminHTTP(cfg, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
+	in.adminHTTP, err = startAdminHTTP(cfg, b.sec.AdminToken, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
 	if err != nil {
 		return in, err
 	}
@@ -644,48 +649,6 @@ func roleOf(r config.Role) smtpd.Role {
 		return smtpd.RoleSubmissions
 	}
 	return smtpd.RoleMX
-}
-
-func limitsOf(cfg *config.Config) smtpd.Limits {
-	l := cfg.Limits
-	failDelay := l.AuthFailDelay
-	if failDelay == 0 { // "0s" in the file means no delay; smtpd reads 0 as its default
-		failDelay = -1
-	}
-	errorDelay := l.ErrorDelay
-	if errorDelay == 0 { // as for auth_fail_delay
-		errorDelay = -1
-	}
-	return smtpd.Limits{
-		MaxMessageSize:  l.MaxMessageSize,
-		MaxRecipients:   l.MaxRecipients,
-		MaxErrors:       l.MaxErrors,
-		ErrorDelayAfter: l.ErrorDelayAfter,
-		ErrorDelay:      errorDelay,
-		CommandTimeout:  l.CommandTimeout,
-		DataTimeout:     l.DataTimeout,
-		DataTimeLimit:   l.DataTimeLimit,
-		MaxHeaderSize:   int(l.MaxHeaderSize),
-		AuthFailDelay:   failDelay,
-	}
-}
-
-// newDataBudget bounds the message data of every listener's sessions
-// together: limits.max_data_in_flight, max_data_in_memory, and the
-// shares of clients that did not log in.
-func newDataBudget(l config.Limits) *smtpd.DataBudget {
-	perAddr, perNet := l.DataShares()
-	return smtpd.NewDataBudget(smtpd.DataBudgetOptions{
-		InFlight: l.MaxDataInFlight, Memory: l.MaxDataInMemory, PerAddress: perAddr, PerNetwork: perNet,
-	})
-}
-
-func sendAsGrants(cfg *config.Config) map[string]userdb.SendAsGrant {
-	out := make(map[string]userdb.SendAsGrant, len(cfg.SendAs))
-	for user, g := range cfg.SendAs {
-		out[user] = userdb.SendAsGrant{Addresses: g.Addresses, Domains: g.Domains}
-	}
-	return out
 }
 
 // localDelivery delivers a local recipient: it expands aliases

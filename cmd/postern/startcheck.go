@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 
+	"postern/internal/config"
 	"postern/internal/mailauth"
 )
 
@@ -29,13 +30,18 @@ func (c *checker) checkStart() {
 		failed = true
 		c.fail(check, "", err.Error(), fix)
 	}
-	if cfg.Admin.HTTPAddress != "" {
-		if _, err := readAdminToken(cfg.Admin.TokenFile); err != nil {
-			fail(err, "write the token to admin.token_file (openssl rand -hex 32 > FILE), or remove admin.http_address")
+	// The secret files, by serve's reader: each unusable file, by its key.
+	sec, err := cfg.ReadSecrets()
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			fail(e, secretFix(e))
 		}
+	} else if err != nil {
+		fail(err, secretFix(err))
 	}
-	if _, err := os.Stat(cfg.SRSSecretFile()); err == nil || cfg.SRS.SecretFile != "" {
-		if _, err := readSRSSecrets(cfg.SRSSecretFile()); err != nil {
+	if _, err := os.Stat(cfg.SRS.SecretFile); err == nil || cfg.SRS.SecretFile != cfg.DefaultSRSSecretFile() {
+		if _, err := cfg.SRSSecrets(); err != nil {
 			fix := "write a secret to it (openssl rand -base64 32 > FILE), or remove srs.secret_file: serve then makes DATA/srs.secret"
 			if errors.Is(err, fs.ErrPermission) {
 				fix = "give the file to the server's user (mode 0600)"
@@ -53,17 +59,17 @@ func (c *checker) checkStart() {
 			fail(err, "correct [delivery]")
 		}
 	}
-	if out, err := newRemote(cfg, nil, quiet); err != nil {
+	if out, err := newRemote(cfg, sec, nil, quiet); err != nil {
 		fail(err, "correct [smarthost] or delivery.ca_file")
 	} else {
 		out.Close()
 	}
-	if a, err := newAdmission(cfg, quiet, nil); err != nil {
+	if a, err := newAdmission(cfg, sec, quiet, nil); err != nil {
 		fail(err, "correct [redis], or start Redis: serve needs it to answer")
 	} else {
 		a.Close()
 	}
-	if _, err := newAuthSetup(cfg, nil, nil); err != nil {
+	if _, err := newAuthSetup(cfg, sec, nil, nil); err != nil {
 		fail(err, "correct [oauth]")
 	}
 	for i, dk := range cfg.MailAuth.DKIMKeys {
@@ -74,4 +80,14 @@ func (c *checker) checkStart() {
 	if !failed {
 		c.ok(check, "", "the files and services serve reads at start load (admin token, SRS secrets, CA files, smarthost, Redis, OAuth, DKIM keys)")
 	}
+}
+
+// secretFix says how to mend the secret file of err, a *config.FieldError
+// of ReadSecrets.
+func secretFix(err error) string {
+	var fe *config.FieldError
+	if errors.As(err, &fe) && fe.Key == "admin.token_file" {
+		return "write the token to admin.token_file (openssl rand -hex 32 > FILE), or remove admin.http_address"
+	}
+	return "put the secret on the first line of the file (docs/configuration.md#secret-files)"
 }

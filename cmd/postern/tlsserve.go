@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"postern/internal/config"
 	"postern/internal/pkcs11"
@@ -34,19 +33,9 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 			return nil, nil, err
 		}
 	}
-	opts := tlsconf.Options{
-		Check:            tlsconf.CheckOptions{Hostnames: []string{cfg.Hostname}, AllowSelfSigned: cfg.TLS.SelfSigned},
-		AllowBrokenChain: allowBroken,
-		Logger:           log,
-		Keys:             tokenKeys(tokens, log), // pkcs11.go
-	}
-	for _, f := range cfg.TLSCertificateFiles() {
-		opts.Pairs = append(opts.Pairs, tlsconf.Pair{CertFile: f.CertFile, KeyFile: f.KeyFile})
-	}
-	if len(opts.Pairs) == 0 {
-		// Certificates come later (ACME, through Certs.Set).
-		opts.Check.Hostnames = nil
-	}
+	opts := certsOptions(cfg)
+	opts.AllowBrokenChain, opts.Logger = allowBroken, log
+	opts.Keys = tokenKeys(tokens, log) // pkcs11.go
 	if cfg.TLS.CAFile != "" {
 		pem, err := os.ReadFile(cfg.TLS.CAFile)
 		if err != nil {
@@ -75,7 +64,7 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 		log.Info("certificate loaded", "certificate", name, "subject", c.Leaf.Subject.CommonName,
 			"names", c.Leaf.DNSNames, "not_after", c.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	return certs, tlsconf.ServerConfig(certs, tlsconf.Policy{MinVersion: cfg.TLS.MinVersion}), nil
+	return certs, tlsconf.ServerConfig(certs, tlsPolicy(cfg)), nil
 }
 
 // runTLS gives each listener its own TLS configuration (session tickets
@@ -83,12 +72,10 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 // through Redis when [redis] is configured), and until ctx ends keeps the
 // ticket keys rotating, reloads the certificates when their files
 // change, and checks their expiry.
-func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, servers []*smtpd.Server, log *slog.Logger) error {
-	store, err := ticketStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	tickets := tlsconf.NewTickets(tlsconf.TicketOptions{Store: store, Rotation: cfg.TLS.TicketRotation, Logger: log})
+func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, servers []*smtpd.Server, rdb *redis.Client, log *slog.Logger) error {
+	to := ticketOptions(cfg)
+	to.Store, to.Logger = ticketStore(cfg, rdb), log
+	tickets := tlsconf.NewTickets(to)
 	for i, s := range servers {
 		if s.TLSConfig == nil {
 			continue
@@ -118,27 +105,13 @@ func runTLS(ctx context.Context, cfg *config.Config, certs *tlsconf.Certs, serve
 	return nil
 }
 
-// ticketStore returns where the session ticket keys live: Redis (shared
-// by the nodes, key KEY_PREFIX + "tls:ticket-keys") when [redis] has an
-// address, else memory. The Redis client is closed when ctx ends.
-func ticketStore(ctx context.Context, cfg *config.Config) (tlsconf.TicketKeyStore, error) {
-	r := cfg.Redis
-	if r.Address == "" {
-		return &tlsconf.MemoryTicketKeys{}, nil
+// ticketStore returns where the session ticket keys live: in Redis
+// through rdb, the client of [redis] that the admission store shares
+// (key KEY_PREFIX + "tls:ticket-keys"), so that every node has them; in
+// memory without [redis] (rdb nil).
+func ticketStore(cfg *config.Config, rdb *redis.Client) tlsconf.TicketKeyStore {
+	if rdb == nil {
+		return &tlsconf.MemoryTicketKeys{}
 	}
-	var password string
-	if r.PasswordFile != "" {
-		var err error
-		if password, err = firstLine(r.PasswordFile); err != nil {
-			return nil, fmt.Errorf("serve: redis.password_file: %w", err)
-		}
-	}
-	rdb := redis.NewClient(&redis.Options{
-		Addr: r.Address, Username: r.Username, Password: password, DB: r.DB,
-		DialTimeout: 2 * time.Second, ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second,
-		Protocol: 2, DisableIdentity: true,
-		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
-	})
-	context.AfterFunc(ctx, func() { rdb.Close() })
-	return &redistickets.Store{Client: rdb, Key: r.KeyPrefix + "tls:ticket-keys"}, nil
+	return &redistickets.Store{Client: rdb, Key: cfg.Redis.KeyPrefix + "tls:ticket-keys"}
 }

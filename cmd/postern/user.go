@@ -322,20 +322,8 @@ func isLocalDomain(cfg *config.Config, domain string) bool {
 // With [directory] backend = "postgres" it connects to the database named
 // in postgres_dsn_file and migrates its schema.
 func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
-	ttl := cfg.Auth.CacheTTL
-	if ttl == 0 { // auth.cache_ttl = "0s" turns the cache off; userdb reads 0 as its default
-		ttl = -1
-	}
-	opts := userdb.Options{
-		CacheTTL:        ttl,
-		Logger:          log,
-		SCRAMIterations: cfg.Auth.SCRAMIterations,
-		Argon2: userdb.Argon2Params{
-			Time:      cfg.Auth.Argon2Time,
-			MemoryKiB: cfg.Auth.Argon2MemoryKiB,
-			Threads:   cfg.Auth.Argon2Threads,
-		},
-	}
+	opts := usersOptions(cfg)
+	opts.Logger = log
 	if cfg.Directory.Backend != config.DirectoryPostgres {
 		owner, err := dataOwner(cfg)
 		if err != nil {
@@ -344,14 +332,13 @@ func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
 		opts.Owner = owner // users.json and users.lock, for the server's user
 		return userdb.Open(cfg.UsersFile(), opts)
 	}
-	b, err := os.ReadFile(cfg.Directory.PostgresDSNFile)
+	dsn, err := cfg.PostgresDSN()
 	if err != nil {
-		return nil, fmt.Errorf("directory.postgres_dsn_file: %w", err)
+		return nil, err
 	}
-	dsn, _, _ := strings.Cut(string(b), "\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return userdb.OpenPostgres(ctx, strings.TrimSpace(dsn), opts)
+	return userdb.OpenPostgres(ctx, dsn, opts)
 }
 
 // readPassword reads a password: prompted twice without echo on a

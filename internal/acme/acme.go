@@ -48,8 +48,6 @@ const (
 
 // Defaults of Options.
 const (
-	// DefaultRenewBefore is Options.RenewBefore when zero: 30 days.
-	DefaultRenewBefore = 30 * 24 * time.Hour
 	// DefaultRetryFirst is the wait after a first failed attempt.
 	DefaultRetryFirst = 5 * time.Minute
 	// DefaultRetryMax caps the wait between failed attempts.
@@ -80,8 +78,9 @@ type Options struct {
 	// transport decides which roots the directory's certificate must
 	// chain to (see HTTPClient).
 	HTTPClient *http.Client
-	// RenewBefore is how long before expiry the certificate is renewed;
-	// 0 means DefaultRenewBefore.
+	// RenewBefore is how long before expiry the certificate is renewed.
+	// Required (positive): Postern's configuration resolves its default
+	// (acme.renew_before), in internal/config.
 	RenewBefore time.Duration
 	// RetryFirst and RetryMax bound the exponential backoff after a
 	// failed attempt; 0 means DefaultRetryFirst and DefaultRetryMax.
@@ -145,7 +144,7 @@ func New(o Options) (*Manager, error) {
 		o.HTTPClient = http.DefaultClient
 	}
 	if o.RenewBefore <= 0 {
-		o.RenewBefore = DefaultRenewBefore
+		return nil, errors.New("acme: RenewBefore must be positive")
 	}
 	if o.RetryFirst <= 0 {
 		o.RetryFirst = DefaultRetryFirst

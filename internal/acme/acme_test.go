@@ -67,6 +67,9 @@ func newManager(t *testing.T, p *acmetest.Pebble, o Options) (*Manager, *install
 	if o.Hostnames == nil {
 		o.Hostnames = []string{testHost}
 	}
+	if o.RenewBefore == 0 {
+		o.RenewBefore = 30 * 24 * time.Hour // Postern's default
+	}
 	o.Install = in.install
 	o.Email = "postmaster@example.com"
 	o.Logger = slogJSON(logs)
@@ -405,6 +408,7 @@ func TestNewOptions(t *testing.T) {
 		{DirectoryURL: "https://x/dir", Dir: "d"},
 		{DirectoryURL: "https://x/dir", Hostnames: []string{"a"}},
 		{DirectoryURL: "https://x/dir", Hostnames: []string{"a"}, Dir: "d", Challenge: DNS01},
+		{DirectoryURL: "https://x/dir", Hostnames: []string{"a"}, Dir: "d"}, // no RenewBefore: no default here
 		{DirectoryURL: "https://x/dir", Hostnames: []string{"a"}, Dir: "d", Challenge: "tls-sni-01"},
 	} {
 		if _, err := New(o); err == nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"postern/internal/admission"
+	"postern/internal/admission/admissiontest"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/spool"
@@ -67,8 +68,10 @@ func TestEventsFromObservers(t *testing.T) {
 	}
 
 	store := admission.NewMemoryStore()
-	eng := admission.NewEngine(store, admission.AbuseOptions{IPBanAfter: 2, AlertStrikes: 1, FailDelay: -1,
-		Logger: silent, OnBan: ev.Ban, OnAlert: ev.Alert})
+	eng := admission.NewEngine(store, admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.IPBanAfter, o.AlertStrikes, o.FailDelay = 2, 1, 0
+		o.Logger, o.OnBan, o.OnAlert = silent, ev.Ban, ev.Alert
+	}))
 	now := time.Now()
 	addr := netip.MustParseAddr("192.0.2.66")
 	for range 3 {

@@ -12,61 +12,61 @@ import (
 	"postern/internal/addrkey"
 )
 
-// AbuseOptions configure the auth-abuse Engine. Zero fields take the
-// defaults named; a negative count disables that response.
+// AbuseOptions configure the auth-abuse Engine. Every value means what
+// it says, 0 included: a count of 0 turns that response off and a
+// FailDelay of 0 is no delay, never a default (Postern's configuration
+// resolves the defaults, in internal/config). The durations Window,
+// BanDuration, MaxBan and GoodIPTTL must be positive for the engine to
+// count, ban and remember anything.
 type AbuseOptions struct {
 	// Trusted addresses are exempt: never delayed, throttled or banned,
 	// and their failures are not counted.
 	Trusted []netip.Prefix
-	// Window is how long failures are counted; default 10m.
+	// Window is how long failures are counted.
 	Window time.Duration
-	// IPBanAfter failures from one address within Window ban it;
-	// default 10.
+	// IPBanAfter failures from one address within Window ban it.
 	IPBanAfter int
 	// PrefixBanAfter failures from one IPv4 /24 or IPv6 /64 within Window
 	// ban the prefix, and PrefixBanIPs times as many from one IPv6 /48
-	// ban the /48; default 30.
+	// ban the /48.
 	PrefixBanAfter int
 	// PrefixBanIPs banned addresses of one /24 or /64 within Window ban
-	// the prefix; and as many banned /64s of one IPv6 /48 ban the /48;
-	// default 3.
+	// the prefix; and as many banned /64s of one IPv6 /48 ban the /48.
 	PrefixBanIPs int
 	// StuffingUsers distinct usernames failing from one address within
 	// Window are credential stuffing: the address is banned and an alert
-	// logged; default 5.
+	// logged.
 	StuffingUsers int
 	// DistributedIPs failing addresses for one username, each in a
 	// network of its own (IPv4 /24, IPv6 /48; see NetworkOf), are
 	// distributed guessing: the username is put under attack and an
-	// alert logged; default 5. Many addresses of one network count as
-	// one, so one network alone never puts a username under attack.
-	// The username stays under attack for Window after the crossing, and
-	// again while failures from such networks go on.
+	// alert logged. Many addresses of one network count as one, so one
+	// network alone never puts a username under attack. The username
+	// stays under attack for Window after the crossing, and again while
+	// failures from such networks go on.
 	DistributedIPs int
 	// UserThrottleAfter is the throttle of a username under attack (see
 	// Engine): each network may still have this many passwords checked
 	// for it within Window from its addresses that never logged in as
-	// it; later attempts from those fail unchecked. Default 3; negative turns the throttle
+	// it; later attempts from those fail unchecked. 0 turns the throttle
 	// off (a username under attack is then only alerted on).
 	UserThrottleAfter int
 
 	// FailDelay is the delay before the answer to the first failure;
 	// it doubles with each failure from the address within Window, up
-	// to MaxFailDelay. Defaults 1s and 10s; negative FailDelay means none.
+	// to MaxFailDelay.
 	FailDelay    time.Duration
 	MaxFailDelay time.Duration
 	// BanDuration is the length of a first ban; each later ban of the
 	// same prefix (its strikes, see Ban) doubles it, up to MaxBan.
-	// Defaults 15m and 24h.
 	BanDuration time.Duration
 	MaxBan      time.Duration
 	// AlertStrikes is the strike count from which a ban of an address is
-	// also an alert (a repeat offender); default 3. Prefix bans always
-	// alert.
+	// also an alert (a repeat offender). Prefix bans always alert.
 	AlertStrikes int
 	// GoodIPTTL is how long an address that logged in as a user is
 	// remembered as good for that user (IPv6: its /64); each login
-	// renews it; default 30 days.
+	// renews it.
 	GoodIPTTL time.Duration
 	// Logger receives ban and alert events; nil means slog.Default().
 	Logger *slog.Logger
@@ -75,36 +75,6 @@ type AbuseOptions struct {
 	// the failed login: they must not block.
 	OnBan   func(BanEvent)
 	OnAlert func(Alert)
-}
-
-func (o AbuseOptions) withDefaults() AbuseOptions {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defD := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	defD(&o.Window, 10*time.Minute)
-	def(&o.IPBanAfter, 10)
-	def(&o.PrefixBanAfter, 30)
-	def(&o.PrefixBanIPs, 3)
-	def(&o.StuffingUsers, 5)
-	def(&o.UserThrottleAfter, 3)
-	def(&o.DistributedIPs, 5)
-	defD(&o.FailDelay, time.Second)
-	defD(&o.MaxFailDelay, 10*time.Second)
-	defD(&o.BanDuration, 15*time.Minute)
-	defD(&o.MaxBan, 24*time.Hour)
-	def(&o.AlertStrikes, 3)
-	defD(&o.GoodIPTTL, 30*24*time.Hour)
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	return o
 }
 
 // Engine is the auth-abuse engine. The SMTP session asks it before it
@@ -145,10 +115,13 @@ type Engine struct {
 	log   *slog.Logger
 }
 
-// NewEngine returns an Engine over store with opts (defaults filled in).
+// NewEngine returns an Engine over store with opts.
 func NewEngine(store Store, opts AbuseOptions) *Engine {
-	o := opts.withDefaults()
-	return &Engine{store: store, opts: o, log: o.Logger}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{store: store, opts: opts, log: log}
 }
 
 // Store keys of the engine.
@@ -321,7 +294,7 @@ func (e *Engine) AuthResult(ctx context.Context, o AuthOutcome) (delay time.Dura
 
 // failDelay is the delay after the nth failure from an address.
 func (e *Engine) failDelay(n int64) time.Duration {
-	if e.opts.FailDelay < 0 {
+	if e.opts.FailDelay <= 0 {
 		return 0
 	}
 	return doubled(e.opts.FailDelay, n-1, e.opts.MaxFailDelay)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"postern/internal/admission"
+	"postern/internal/admission/admissiontest"
 )
 
 var e0 = time.Now().Truncate(time.Second)
@@ -73,7 +74,7 @@ func (et *engineT) ban(a string, now time.Time) (admission.Ban, bool) {
 
 func TestEngineBruteforce(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		wantDelay := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second}
 		for i := 1; i <= 9; i++ {
@@ -125,7 +126,12 @@ func TestEngineBruteforce(t *testing.T) {
 
 func TestEngineBanCap(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 1, BanDuration: time.Hour, MaxBan: 3 * time.Hour, PrefixBanIPs: -1})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+			o.IPBanAfter = 1
+			o.BanDuration = time.Hour
+			o.MaxBan = 3 * time.Hour
+			o.PrefixBanIPs = 0
+		}))
 		now := e0
 		for _, want := range []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour, 3 * time.Hour} {
 			et.fail("198.51.100.1", "bob", now)
@@ -140,7 +146,7 @@ func TestEngineBanCap(t *testing.T) {
 
 func TestEngineRealUserNotLockedOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		et.ok("203.0.113.9", "alice", now) // alice's own address
 		// 1000 wrong passwords for alice from an attacker: the address is
@@ -168,7 +174,7 @@ func TestEngineRealUserNotLockedOut(t *testing.T) {
 
 func TestEngineStuffing(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		// Four usernames, one failure each: below every threshold.
 		for i := 1; i <= 4; i++ {
@@ -191,7 +197,7 @@ func TestEngineStuffing(t *testing.T) {
 			t.Errorf("alerts = %v, want [stuffing]", got)
 		}
 		// The same username again does not count as a new one.
-		et2 := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et2 := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		for i := 0; i < 5; i++ {
 			et2.fail("192.0.2.78", "user1", now)
 		}
@@ -203,7 +209,7 @@ func TestEngineStuffing(t *testing.T) {
 
 func TestEngineDistributed(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		et.ok("203.0.113.9", "alice", now)
 		// Four addresses in four /24s, one failure each.
@@ -262,7 +268,7 @@ func TestEngineDistributed(t *testing.T) {
 // delayed, and the guesser's /24 is not banned.
 func TestEngineOneAddressCannotLockOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		for i := 0; i < 60; i++ {
 			et.before("192.0.2.66", "alice", now)
@@ -284,7 +290,7 @@ func TestEngineOneAddressCannotLockOut(t *testing.T) {
 // but never puts the username under attack.
 func TestEngineOneNetworkCannotLockOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		guess := func(a string) {
 			for j := 0; j < 12; j++ {
@@ -317,7 +323,7 @@ func TestEngineOneNetworkCannotLockOut(t *testing.T) {
 // then good.
 func TestEngineBotnetSlowedNotLockingOut(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
 		const nets, rounds = 50, 12
 		checked := make([]int, nets) // passwords checked for each network
@@ -375,7 +381,12 @@ func btoi(b bool) int {
 
 func TestEnginePrefixIPv4(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 2, StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+			o.IPBanAfter = 2
+			o.StuffingUsers = 0
+			o.DistributedIPs = 0
+			o.UserThrottleAfter = 0
+		}))
 		now := e0
 		for _, a := range []string{"192.0.2.1", "192.0.2.2"} {
 			et.fail(a, "x", now)
@@ -413,7 +424,7 @@ func TestEnginePrefixFailures(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-				et := newEngine(t, newStore(t), admission.AbuseOptions{StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
+				et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) { o.StuffingUsers = 0; o.DistributedIPs = 0; o.UserThrottleAfter = 0 }))
 				for i := 1; i < c.n; i++ {
 					if _, banned := et.fail(fmt.Sprintf(c.addr, i), "x", e0); banned {
 						t.Fatalf("%s: banned at failure %d (threshold %d)", c.name, i, c.n)
@@ -435,7 +446,12 @@ func TestEnginePrefixFailures(t *testing.T) {
 
 func TestEngineIPv6Aggregation(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 1, StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+			o.IPBanAfter = 1
+			o.StuffingUsers = 0
+			o.DistributedIPs = 0
+			o.UserThrottleAfter = 0
+		}))
 		now := e0
 		// Three addresses of one /64 banned: the /64.
 		for _, a := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:1::3"} {
@@ -465,7 +481,7 @@ func TestEngineIPv6Aggregation(t *testing.T) {
 
 func TestEngineGoodIPv6Prefix(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{DistributedIPs: 1, UserThrottleAfter: 1})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) { o.DistributedIPs = 1; o.UserThrottleAfter = 1 }))
 		now := e0
 		et.ok("2001:db8:5:5::1", "dave", now)
 		et.fail("192.0.2.1", "dave", now) // under attack (distributed_ips = 1)
@@ -490,7 +506,7 @@ func TestEngineGoodIPv6Prefix(t *testing.T) {
 
 func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) { o.Trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} }))
 		now := e0
 		for i := 0; i < 50; i++ {
 			if d, banned := et.fail("10.1.1.1", "erin", now); d != 0 || banned {
@@ -518,8 +534,12 @@ func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 }
 
 func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
-	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{IPBanAfter: 1, MaxFailDelay: time.Duration(1<<63 - 1),
-		MaxBan: time.Duration(1<<63 - 1), PrefixBanIPs: -1})
+	et := newEngine(t, admission.NewMemoryStore(), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.IPBanAfter = 1
+		o.MaxFailDelay = time.Duration(1<<63 - 1)
+		o.MaxBan = time.Duration(1<<63 - 1)
+		o.PrefixBanIPs = 0
+	}))
 	for i := 0; i < 70; i++ {
 		if d, _ := et.fail(fmt.Sprintf("198.18.%d.1", i%7), "x", e0); d <= 0 {
 			t.Fatalf("failure %d: delay %v", i+1, d)
@@ -536,8 +556,13 @@ func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
 // 127.0.0.0/24 and with it the trusted 127.0.0.1).
 func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admission.AbuseOptions{IPBanAfter: 2, StuffingUsers: -1, DistributedIPs: -1, UserThrottleAfter: -1,
-			Trusted: []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}})
+		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+			o.IPBanAfter = 2
+			o.StuffingUsers = 0
+			o.DistributedIPs = 0
+			o.UserThrottleAfter = 0
+			o.Trusted = []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")}
+		}))
 		now := e0
 		for i := 2; i <= 40; i++ {
 			a := fmt.Sprintf("192.0.2.%d", i)
@@ -556,6 +581,27 @@ func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
 	})
 }
 
+// In AbuseOptions a count of 0 is off and a FailDelay of 0 is no delay,
+// never a default (the configuration resolves every value): failures are
+// answered at once and nothing is banned, throttled or alerted.
+func TestEngineZeroIsOff(t *testing.T) {
+	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{Window: time.Hour,
+		MaxFailDelay: 10 * time.Second, BanDuration: time.Hour, MaxBan: time.Hour, GoodIPTTL: time.Hour})
+	for i := range 200 {
+		a := fmt.Sprintf("2001:db8:%x::1", i%50)
+		if d, banned := et.fail(a, fmt.Sprintf("user%d", i%7), e0); d != 0 || banned {
+			t.Fatalf("failure %d from %s: delay %v, banned %v; want none", i+1, a, d, banned)
+		}
+	}
+	et.wantNoThrottle("user1", e0, "2001:db8:1::1", "192.0.2.1")
+	if _, banned := et.ban("2001:db8:1::1", e0); banned {
+		t.Error("banned")
+	}
+	if got := et.log.alerts(); len(got) > 0 {
+		t.Errorf("alerts %v", got)
+	}
+}
+
 // A username with a KELVIN SIGN (U+212A, which strings.ToLower folds to
 // "k") in its domain is another user than the one with a "k" (addrkey,
 // issue 12 §8): failures claimed for "kate@wor\u212A.test" do not
@@ -567,7 +613,7 @@ func TestEngineKelvinSignIsAnotherUser(t *testing.T) {
 			{"kate@wor\u212A.test", "kate@work.test", "KATE@WOR\u212A.TEST"},
 			{"\u00c9lise@example.org", "\u00e9lise@example.org", "\u00c9LISE@example.ORG"},
 		} {
-			et := newEngine(t, newStore(t), admission.AbuseOptions{})
+			et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 			now := e0
 			et.ok("203.0.113.9", u.victim, now)
 			for i := 1; i <= 5; i++ {

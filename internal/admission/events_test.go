@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"postern/internal/admission"
+	"postern/internal/admission/admissiontest"
 )
 
 // TestEngineObservers checks that OnBan and OnAlert are told each ban
@@ -19,11 +20,11 @@ func TestEngineObservers(t *testing.T) {
 	var mu sync.Mutex
 	var bans []admission.BanEvent
 	var alerts []admission.Alert
-	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{
-		IPBanAfter: 2, PrefixBanIPs: 2, StuffingUsers: 2, DistributedIPs: 3, AlertStrikes: 2,
-		OnBan:   func(b admission.BanEvent) { mu.Lock(); bans = append(bans, b); mu.Unlock() },
-		OnAlert: func(a admission.Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() },
-	})
+	et := newEngine(t, admission.NewMemoryStore(), admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.IPBanAfter, o.PrefixBanIPs, o.StuffingUsers, o.DistributedIPs, o.AlertStrikes = 2, 2, 2, 3, 2
+		o.OnBan = func(b admission.BanEvent) { mu.Lock(); bans = append(bans, b); mu.Unlock() }
+		o.OnAlert = func(a admission.Alert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() }
+	}))
 	now := e0
 	et.fail("192.0.2.1", "alice", now)
 	et.fail("192.0.2.1", "alice", now) // banned

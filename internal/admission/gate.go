@@ -35,59 +35,34 @@ type Listener struct {
 }
 
 // Rate is a token bucket: Burst new connections at once, refilled at
-// PerSecond tokens a second. A negative PerSecond disables the bucket (in
-// GateOptions, the zero Rate means the default).
+// PerSecond tokens a second. A PerSecond of 0 (the zero Rate) is no
+// bucket: every new connection passes.
 type Rate struct {
 	PerSecond float64
 	Burst     int
 }
 
-// GateOptions configure a Gate. Zero fields take the defaults named; a
-// negative count disables that cap.
+// GateOptions configure a Gate. Every value means what it says, 0
+// included: a cap or a rate of 0 is off, never a default (Postern's
+// configuration resolves the defaults, in internal/config). The zero
+// GateOptions thus admits every connection that is not banned.
 type GateOptions struct {
 	// Listeners holds the per-listener policies by listener name; a
 	// listener not in it has no lists and does TLS.
 	Listeners map[string]Listener
 	// Trusted addresses skip the caps and rates (not the bans or lists).
 	Trusted []netip.Prefix
-	// MaxConnsPerIP caps concurrent connections from one address;
-	// default 20.
+	// MaxConnsPerIP caps concurrent connections from one address.
 	MaxConnsPerIP int
 	// MaxConnsPerPrefix caps concurrent connections from one IPv4 /24 or
-	// IPv6 /64; default 50.
+	// IPv6 /64.
 	MaxConnsPerPrefix int
-	// MaxConnsPerV6Site caps concurrent connections from one IPv6 /48;
-	// default 100.
+	// MaxConnsPerV6Site caps concurrent connections from one IPv6 /48.
 	MaxConnsPerV6Site int
-	// IPRate limits new connections per address; default 5 a second,
-	// burst 20.
+	// IPRate limits new connections per address.
 	IPRate Rate
-	// PrefixRate limits new connections per IPv4 /24 or IPv6 /64;
-	// default 20 a second, burst 60.
+	// PrefixRate limits new connections per IPv4 /24 or IPv6 /64.
 	PrefixRate Rate
-	// RateDisabled turns both rates off (their zero values mean default).
-	RateDisabled bool
-}
-
-func (o GateOptions) withDefaults() GateOptions {
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&o.MaxConnsPerIP, 20)
-	def(&o.MaxConnsPerPrefix, 50)
-	def(&o.MaxConnsPerV6Site, 100)
-	if o.IPRate == (Rate{}) {
-		o.IPRate = Rate{PerSecond: 5, Burst: 20}
-	}
-	if o.PrefixRate == (Rate{}) {
-		o.PrefixRate = Rate{PerSecond: 20, Burst: 60}
-	}
-	if o.RateDisabled {
-		o.IPRate, o.PrefixRate = Rate{}, Rate{}
-	}
-	return o
 }
 
 // Decision is a Gate's answer for one connection.
@@ -124,9 +99,9 @@ type Gate struct {
 	conns map[string]int // "ip|<addr>", "p|<prefix>" -> open connections
 }
 
-// NewGate returns a Gate over store with opts (defaults filled in).
+// NewGate returns a Gate over store with opts.
 func NewGate(store Store, opts GateOptions) *Gate {
-	return &Gate{store: store, opts: opts.withDefaults(), conns: make(map[string]int)}
+	return &Gate{store: store, opts: opts, conns: make(map[string]int)}
 }
 
 // IPv6SitePrefix is the IPv6 prefix length counted as one site (a /48).

@@ -22,12 +22,6 @@ func pfs(s ...string) []netip.Prefix {
 	return out
 }
 
-// noRates are options with caps only, for the concurrency tests.
-func noRates(o GateOptions) GateOptions {
-	o.RateDisabled = true
-	return o
-}
-
 func admit(t *testing.T, g *Gate, l, a string, now time.Time) Decision {
 	t.Helper()
 	d, err := g.Admit(context.Background(), l, ip(a), now)
@@ -41,10 +35,10 @@ func admit(t *testing.T, g *Gate, l, a string, now time.Time) Decision {
 }
 
 func TestGateAllowDeny(t *testing.T) {
-	g := NewGate(NewMemoryStore(), noRates(GateOptions{Listeners: map[string]Listener{
+	g := NewGate(NewMemoryStore(), GateOptions{Listeners: map[string]Listener{
 		"internal": {Allow: pfs("10.0.0.0/8", "2001:db8::/32"), Deny: pfs("10.9.0.0/16")},
 		"mx":       {Deny: pfs("192.0.2.0/24")},
-	}}))
+	}})
 	cases := []struct {
 		l, a   string
 		reason string // "" for allowed
@@ -102,7 +96,7 @@ func TestGateBanCheckedFirst(t *testing.T) {
 }
 
 func TestGateIPConcurrency(t *testing.T) {
-	g := NewGate(NewMemoryStore(), noRates(GateOptions{MaxConnsPerIP: 3, MaxConnsPerPrefix: 100}))
+	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: 3, MaxConnsPerPrefix: 100})
 	var rel []func()
 	for i := 0; i < 3; i++ { // at the cap
 		d := admit(t, g, "l", "127.0.0.5", t0)
@@ -137,7 +131,7 @@ func TestGateIPConcurrency(t *testing.T) {
 }
 
 func TestGatePrefixConcurrencyIPv4(t *testing.T) {
-	g := NewGate(NewMemoryStore(), noRates(GateOptions{MaxConnsPerIP: 2, MaxConnsPerPrefix: 4}))
+	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: 2, MaxConnsPerPrefix: 4})
 	for i, a := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.3"} {
 		if d := admit(t, g, "l", a, t0); !d.Allowed {
 			t.Fatalf("connection %d from %s refused: %s", i, a, d.Reason)
@@ -152,7 +146,7 @@ func TestGatePrefixConcurrencyIPv4(t *testing.T) {
 }
 
 func TestGatePrefixConcurrencyIPv6(t *testing.T) {
-	g := NewGate(NewMemoryStore(), noRates(GateOptions{MaxConnsPerIP: 10, MaxConnsPerPrefix: 2, MaxConnsPerV6Site: 3}))
+	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: 10, MaxConnsPerPrefix: 2, MaxConnsPerV6Site: 3})
 	// Two addresses of one /64 fill its cap.
 	for _, a := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2"} {
 		if d := admit(t, g, "l", a, t0); !d.Allowed {
@@ -177,7 +171,7 @@ func TestGatePrefixConcurrencyIPv6(t *testing.T) {
 
 func TestGateIPRate(t *testing.T) {
 	// 2 a second, burst 4.
-	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: -1, MaxConnsPerPrefix: -1, MaxConnsPerV6Site: -1,
+	g := NewGate(NewMemoryStore(), GateOptions{
 		IPRate: Rate{PerSecond: 2, Burst: 4}, PrefixRate: Rate{PerSecond: 1000, Burst: 1000}})
 	for i := 0; i < 4; i++ { // the burst, at once
 		if d := admit(t, g, "l", "127.0.0.7", t0); !d.Allowed {
@@ -218,7 +212,7 @@ func TestGateIPRate(t *testing.T) {
 }
 
 func TestGatePrefixRateIPv6(t *testing.T) {
-	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: -1, MaxConnsPerPrefix: -1, MaxConnsPerV6Site: -1,
+	g := NewGate(NewMemoryStore(), GateOptions{
 		IPRate: Rate{PerSecond: 100, Burst: 100}, PrefixRate: Rate{PerSecond: 1, Burst: 3}})
 	// Rotating addresses within one /64 share its bucket.
 	for i, a := range []string{"2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:abcd::3"} {
@@ -279,4 +273,18 @@ func counterValue(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// The zero GateOptions caps nothing and rates nothing: 0 is off, never a
+// default (the configuration resolves every value; see GateOptions).
+func TestGateZeroIsOff(t *testing.T) {
+	g := NewGate(NewMemoryStore(), GateOptions{})
+	for i := range 500 {
+		if d := admit(t, g, "mx", "2001:db8::1", t0); !d.Allowed {
+			t.Fatalf("connection %d refused: %s", i+1, d.Reason)
+		}
+		if d := admit(t, g, "mx", "192.0.2.1", t0); !d.Allowed {
+			t.Fatalf("connection %d refused: %s", i+1, d.Reason)
+		}
+	}
 }

@@ -13,7 +13,7 @@ import (
 func TestGateOnEachStore(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		s := newStore(t)
-		g := admission.NewGate(s, admission.GateOptions{MaxConnsPerIP: -1, MaxConnsPerPrefix: -1, MaxConnsPerV6Site: -1,
+		g := admission.NewGate(s, admission.GateOptions{
 			IPRate: admission.Rate{PerSecond: 2, Burst: 3}, PrefixRate: admission.Rate{PerSecond: 1, Burst: 5}})
 		ctx, now := context.Background(), e0
 		admit := func(a string, at time.Time) admission.Decision {

@@ -16,7 +16,22 @@ var SASLMechanisms = []string{
 	"OAUTHBEARER", "XOAUTH2", "EXTERNAL",
 }
 
-// DefaultSCRAMIterations is auth.scram_iterations.
+// Defaults of [oauth].
+const (
+	// DefaultOAuthLeeway is oauth.leeway: the clock skew allowed on a
+	// token's exp and nbf.
+	DefaultOAuthLeeway = 30 * time.Second
+	// DefaultJWTUserClaim is oauth.user_claim for JWTs (jwks_url,
+	// jwks_file): the claim an OpenID Connect provider puts the address in.
+	DefaultJWTUserClaim = "email"
+	// DefaultIntrospectionUserClaim is oauth.user_claim for token
+	// introspection: the member RFC 7662 §2.2 names for the user.
+	DefaultIntrospectionUserClaim = "username"
+)
+
+// DefaultSCRAMIterations is auth.scram_iterations: the iteration count of
+// new SCRAM verifiers, above the 4096 that RFC 7677 §4 and RFC 5802 §5.1
+// ask for at least, still cheap enough to compute per password change.
 const DefaultSCRAMIterations = 10000
 
 // OAuth is the [oauth] table: how OAUTHBEARER and XOAUTH2 access tokens
@@ -30,11 +45,24 @@ type OAuth struct {
 	IntrospectionURL, ClientID, ClientSecretFile string
 	// Issuer and Audience must match the token's iss and aud.
 	Issuer, Audience string
-	// UserClaim names the claim that holds the user ("email" for JWTs,
-	// "username" for introspection when empty).
+	// UserClaim names the claim that holds the user: when the file does
+	// not set it, DefaultJWTUserClaim, or DefaultIntrospectionUserClaim
+	// with IntrospectionURL.
 	UserClaim string
-	// Leeway is the clock skew allowed on exp and nbf.
+	// Leeway is the clock skew allowed on exp and nbf; 0 allows none.
 	Leeway time.Duration
+}
+
+// deriveOAuth fills oauth.user_claim, whose default depends on how
+// tokens are checked.
+func (c *Config) deriveOAuth() {
+	if c.OAuth.UserClaim != "" {
+		return
+	}
+	c.OAuth.UserClaim = DefaultJWTUserClaim
+	if c.OAuth.IntrospectionURL != "" {
+		c.OAuth.UserClaim = DefaultIntrospectionUserClaim
+	}
 }
 
 // Enabled reports whether any token check is configured.

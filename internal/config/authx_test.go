@@ -56,6 +56,28 @@ client_certificates = "Request"
 	}
 }
 
+// [oauth] is resolved here: user_claim by how tokens are checked, leeway
+// 30s, and a leeway of "0s" is none, not the default.
+func TestOAuthDefaults(t *testing.T) {
+	for _, tt := range []struct {
+		table, claim string
+		leeway       time.Duration
+	}{
+		{"jwks_url = \"https://idp.example.com/jwks\"\nissuer = \"i\"\naudience = \"a\"", DefaultJWTUserClaim, DefaultOAuthLeeway},
+		{"introspection_url = \"https://idp.example.com/i\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", DefaultIntrospectionUserClaim, DefaultOAuthLeeway},
+		{"jwks_file = \"jwks.json\"\nissuer = \"i\"\naudience = \"a\"\nleeway = \"0s\"", DefaultJWTUserClaim, 0},
+	} {
+		p := write(t, "hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n[oauth]\n"+tt.table+"\n")
+		c, err := Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.OAuth.UserClaim != tt.claim || c.OAuth.Leeway != tt.leeway {
+			t.Errorf("%s: user_claim %q, leeway %v; want %q, %v", tt.table, c.OAuth.UserClaim, c.OAuth.Leeway, tt.claim, tt.leeway)
+		}
+	}
+}
+
 func TestAuthTableErrors(t *testing.T) {
 	for _, tc := range []struct{ toml, want string }{
 		{"[auth]\nscram_iterations = 100", "auth.scram_iterations"},

@@ -7,6 +7,45 @@
 // reporting every problem it finds (not only the first), each naming the
 // file, the key and the reason. Dev returns the embedded default used when
 // no file is given. docs/configuration.md describes every key.
+//
+// # Defaults and "off"
+//
+// This package is the one source of the defaults of every key. Load and
+// Dev return a Config in which every value is resolved: a key the file
+// leaves out holds its default here (the Default constants, and values
+// derived from other keys, such as mail_auth.authserv_id from hostname),
+// never a zero that some package would read as "its default". The
+// packages that use the values have no default of their own for them
+// (internal/queue's worker count and retry schedule, and
+// internal/spool's segment size, are the last exception; the values
+// they get are never 0).
+//
+// Off has one form, 0 (or "", or an empty list), the same in the file,
+// in the Config and in the packages' options: a count, a rate, a delay,
+// a cache or a cap of 0 is off ("no limit", "no delay", "keep none").
+// A key that cannot be off refuses 0 in Validate (a timeout, a worker
+// count, a hash parameter). Its option in the package then reads 0 as
+// off too, where that means something (smtpd's limits), or is required:
+// the constructor refuses 0, with an error where it returns one and a
+// panic where it cannot, as time.NewTicker does.
+//
+// So cmd/postern's converters (options.go: one pure function per
+// package's options) copy values across and never translate; a package
+// keeps defaults only for options no key sets (protocol limits, internal
+// timeouts), which have that one owner. The Config is a plain value (no
+// pointers to shared state, no secrets): load it again and compare it
+// with reflect.DeepEqual, or run the converters on it again, to see what
+// a changed file changes.
+//
+// # Secrets
+//
+// A secret (a password, a token, a connection string) is never a value
+// in the file: a key ending in _file names a file that holds it
+// (SecretKeys). Every such file is read here, by ReadSecret, with one
+// rule: the secret is the file's first line, without its line end and
+// the blanks around it; an empty first line is an error. ReadSecrets
+// reads those serve uses, at start, into Secrets, which is kept apart
+// from the Config (printed, logged, compared) and prints no secret.
 package config
 
 import (
@@ -84,6 +123,16 @@ const (
 	DefaultRestartDrainTimeout = 10 * time.Second
 	// DefaultCacheTTL is auth.cache_ttl.
 	DefaultCacheTTL = 5 * time.Minute
+	// DefaultArgon2Time, DefaultArgon2MemoryKiB and DefaultArgon2Threads
+	// are the Argon2id parameters of new password hashes: t=2, m=64 MiB,
+	// p=1. RFC 9106 §4 recommends t=1, m=2 GiB, or t=3, m=64 MiB where
+	// memory is scarce; OWASP's Password Storage Cheat Sheet asks for at
+	// least m=19 MiB, t=2, p=1. This sits between them: over three times
+	// OWASP's memory, two thirds of RFC 9106's second option's passes,
+	// and one lane because a mail server hashes many logins in parallel
+	// rather than one quickly. Each hash in flight holds the memory,
+	// which is why userdb bounds the hashes in flight.
+	//
 	// DefaultArgon2Time is auth.argon2_time (passes).
 	DefaultArgon2Time = 2
 	// DefaultArgon2MemoryKiB is auth.argon2_memory_kib (64 MiB).
@@ -173,6 +222,8 @@ type Config struct {
 	// Sendmail and SRS are [sendmail] and [srs] (localmail.go).
 	Sendmail Sendmail
 	SRS      SRS
+	// Milters are the [[milter]] tables, in the file's order (milter.go).
+	Milters []Milter
 }
 
 // applyDerived fills the defaults that depend on other keys.
@@ -181,6 +232,8 @@ func (c *Config) applyDerived() {
 		c.MailAuth.AuthservID = c.Hostname
 	}
 	c.deriveAutoconfigNames() // autoconfig.go
+	c.deriveOAuth()           // authx.go
+	c.deriveLocalMail()       // localmail.go
 }
 
 // setNewDefaults gives the delivery, DNS, mail-authentication and
@@ -193,6 +246,10 @@ func (c *Config) setNewDefaults() {
 	c.Directory = Directory{Backend: DirectoryFile}
 	c.AdmissionTables = defaultAdmissionTables()
 	c.Admin = defaultAdmin()
+	c.TLS.TicketRotation = DefaultTicketRotation
+	c.OAuth.Leeway = DefaultOAuthLeeway
+	c.PKCS11.Timeout = DefaultPKCS11Timeout
+	c.SRS.MaxAgeDays = DefaultSRSMaxAgeDays
 }
 
 // Log is the [log] table.
@@ -357,11 +414,11 @@ func Dev(dataDir string) *Config {
 		Log:          Log{Level: slog.LevelInfo, Format: LogText},
 		HTTP:         HTTP{Address: DefaultHTTPAddress},
 		TLS:          TLS{SelfSigned: true, MinVersion: tls.VersionTLS12},
-		Listeners: []Listener{
+		Listeners: withListenerDefaults([]Listener{
 			{Name: "mx", Role: RoleMX, Address: "127.0.0.1:2525"},
 			{Name: "submission", Role: RoleSubmission, Address: "127.0.0.1:2587", AuthMechanisms: DefaultAuthMechanisms()},
 			{Name: "submissions", Role: RoleSubmissions, Address: "127.0.0.1:2465", AuthMechanisms: DefaultAuthMechanisms()},
-		},
+		}),
 		Aliases: map[string][]string{},
 		SendAs:  map[string]SendAs{},
 	}
@@ -415,11 +472,20 @@ func defaultAuth() Auth {
 // defaultListeners are the production listeners when the file has no
 // [[listener]] table.
 func defaultListeners() []Listener {
-	return []Listener{
+	return withListenerDefaults([]Listener{
 		{Name: "mx", Role: RoleMX, Address: ":25"},
 		{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: DefaultAuthMechanisms()},
 		{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: DefaultAuthMechanisms()},
+	})
+}
+
+// withListenerDefaults gives the listeners of the embedded defaults the
+// default values of the keys they leave out.
+func withListenerDefaults(ls []Listener) []Listener {
+	for i := range ls {
+		ls[i].DNSBLThreshold = DefaultDNSBLThreshold
 	}
+	return ls
 }
 
 // SelfSignedDir is the directory that holds the self-signed certificate

@@ -113,11 +113,11 @@ func TestLoadFull(t *testing.T) {
 			KeyFile:    filepath.Join(dir, "tls/key.pem"),
 			MinVersion: tls.VersionTLS13,
 		},
-		Listeners: []Listener{
+		Listeners: withListenerDefaults([]Listener{
 			{Name: "mx", Role: RoleMX, Address: "0.0.0.0:25"},
 			{Name: "sub", Role: RoleSubmission, Address: "[::1]:587", AuthMechanisms: []string{"PLAIN"}},
 			{Name: "submissions", Role: RoleSubmissions, Address: "localhost:465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
-		},
+		}),
 		Limits: Limits{
 			MaxMessageSize:      10_000_000,
 			MaxRecipients:       50,
@@ -147,6 +147,9 @@ func TestLoadFull(t *testing.T) {
 	}
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "mail.example.com"
+	want.OAuth.UserClaim = DefaultJWTUserClaim
+	want.Sendmail.Domain = domainOf(want.Postmaster)
+	want.SRS.SecretFile = want.DefaultSRSSecretFile()
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -183,9 +186,9 @@ func TestDefaults(t *testing.T) {
 		HTTP:         HTTP{Address: "127.0.0.1:2580"},
 		TLS:          TLS{SelfSigned: true, MinVersion: tls.VersionTLS12},
 		Listeners: []Listener{
-			{Name: "mx", Role: RoleMX, Address: ":25"},
-			{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
-			{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: []string{"PLAIN", "LOGIN"}},
+			{Name: "mx", Role: RoleMX, Address: ":25", ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
+			{Name: "submission", Role: RoleSubmission, Address: ":587", AuthMechanisms: []string{"PLAIN", "LOGIN"}, ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
+			{Name: "submissions", Role: RoleSubmissions, Address: ":465", AuthMechanisms: []string{"PLAIN", "LOGIN"}, ListenerScreen: ListenerScreen{DNSBLThreshold: 1}},
 		},
 		Limits: Limits{
 			MaxMessageSize:      36700160,
@@ -210,6 +213,9 @@ func TestDefaults(t *testing.T) {
 	}
 	want.setNewDefaults()
 	want.MailAuth.AuthservID = "host.example.net"
+	want.OAuth.UserClaim = DefaultJWTUserClaim
+	want.Sendmail.Domain = domainOf(want.Postmaster)
+	want.SRS.SecretFile = want.DefaultSRSSecretFile()
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -406,5 +412,31 @@ func TestDataShares(t *testing.T) {
 	l.MaxDataInFlight = l.MaxMessageSize // the smallest allowed
 	if a, n := l.DataShares(); a != l.MaxMessageSize || n != l.MaxMessageSize {
 		t.Errorf("shares %d, %d: each must take a message of max_message_size", a, n)
+	}
+}
+
+// TestConfigIsAPlainValue: loading a file twice gives equal Configs, and
+// a changed key makes them differ, so that a reload can compare the
+// Config it loads with the one that runs (reflect.DeepEqual).
+func TestConfigIsAPlainValue(t *testing.T) {
+	p := write(t, full)
+	a, err := load(p, fixedHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := load(p, fixedHost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("two loads of one file differ:\n%+v\n%+v", a, b)
+	}
+	b.Aliases["new@example.org"] = []string{"alice@example.com"}
+	b.Abuse.IPBanAfter++
+	if reflect.DeepEqual(a, b) {
+		t.Fatal("a changed Config compares equal")
+	}
+	if _, ok := a.Aliases["new@example.org"]; ok {
+		t.Fatal("two loads share their maps")
 	}
 }

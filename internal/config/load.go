@@ -262,13 +262,41 @@ func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
 	return t
 }
 
+// tables returns the tables of the array of tables [[key]] that v is, in
+// order, with their keys ("key[0]"...); what is not a table is reported
+// and left out.
+func (d *decoder) tables(v any, key string) (keys []string, tables []map[string]any) {
+	var elems []any
+	switch v := v.(type) {
+	case []map[string]any:
+		for _, t := range v {
+			elems = append(elems, t)
+		}
+	case []any:
+		elems = v
+	default:
+		d.fail(key, "expected an array of tables ([[%s]]), got %s", key, describe(v))
+		return nil, nil
+	}
+	for i, e := range elems {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		t, ok := e.(map[string]any)
+		if !ok {
+			d.fail(k, "expected a table, got %s", describe(e))
+			continue
+		}
+		keys, tables = append(keys, k), append(tables, t)
+	}
+	return keys, tables
+}
+
 // config builds the Config from the top-level table, with defaults.
 func (d *decoder) config(tree map[string]any, dir string, hostname func() (string, error)) *Config {
 	d.unknown(tree, nil, "hostname", "data_dir", "local_domains", "postmaster",
 		"log", "http", "tls", "listener", "limits", "auth", "spool", "aliases", "send_as", "oauth",
 		"dns", "delivery", "smarthost", "lmtp", "mail_auth", "directory",
 		"acme", "check", "proxy", "admission", "abuse", "send_limits", "redis", "admin",
-		"user", "group", "pkcs11", "autoconfig", "sendmail", "srs")
+		"user", "group", "pkcs11", "autoconfig", "sendmail", "srs", "milter")
 	c := &Config{
 		DataDir:   DefaultDataDir,
 		Log:       Log{Level: slog.LevelInfo, Format: LogText},
@@ -353,6 +381,9 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	d.pkcs11Table(d.table(tree, "pkcs11", "pkcs11"), dir, &c.PKCS11)       // pkcs11.go
 	d.autoconfig(d.table(tree, "autoconfig", "autoconfig"), &c.Autoconfig) // autoconfig.go
 	d.localMail(tree, dir, c)                                              // [sendmail], [srs] (localmail.go)
+	if v, ok := tree["milter"]; ok {
+		c.Milters = d.milters(v) // milter.go
+	}
 	c.applyDerived()
 	return c
 }
@@ -425,29 +456,13 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 }
 
 func (d *decoder) listeners(v any) []Listener {
-	var tables []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, t := range v {
-			tables = append(tables, t)
-		}
-	case []any:
-		tables = v
-	default:
-		d.fail("listener", "expected an array of tables ([[listener]]), got %s", describe(v))
-		return nil
-	}
+	keys, tables := d.tables(v, "listener")
 	out := make([]Listener, 0, len(tables))
-	for i, e := range tables {
-		k := fmt.Sprintf("listener[%d]", i)
-		t, ok := e.(map[string]any)
-		if !ok {
-			d.fail(k, "expected a table, got %s", describe(e))
-			continue
-		}
+	for i, t := range tables {
+		k := keys[i]
 		d.unknown(t, []string{"listener"}, "name", "role", "address", "auth_mechanisms", "client_certificates", "tls_tickets",
 			"proxy_protocol", "greet_delay", "dnsbl", "dnsbl_threshold", "allow", "deny")
-		var l Listener
+		l := Listener{ListenerScreen: ListenerScreen{DNSBLThreshold: DefaultDNSBLThreshold}}
 		d.listenerTLS(t, k, &l.ListenerTLS)
 		d.listenerScreen(t, k, &l.ListenerScreen)
 		d.listenerAdmission(t, k, &l.ListenerAdmission)

@@ -10,9 +10,9 @@ import (
 type Sendmail struct {
 	// Domain qualifies the bare names local programs use ("root",
 	// "www-data"): as recipients, as the sender (-f) and in the From,
-	// To, Cc, Bcc, Reply-To and Sender fields. "" (the default) means
-	// the domain of postmaster (SendmailDomain). A bare name that names
-	// no user or alias in it goes to the postmaster.
+	// To, Cc, Bcc, Reply-To and Sender fields. Default: the domain of
+	// postmaster. A bare name that names no user or alias in it goes to
+	// the postmaster.
 	Domain string
 }
 
@@ -26,7 +26,7 @@ type SRS struct {
 	// SecretFile holds the secrets that sign the rewritten addresses,
 	// one a line: the first signs, every one verifies (so a new secret
 	// goes first, and the old one stays below it while addresses made
-	// with it may come back). Default: DATA/srs.secret, which serve
+	// with it may come back). Default: DefaultSRSSecretFile, which serve
 	// creates (32 random bytes, mode 0600) when it is missing.
 	SecretFile string
 	// Domain is the domain of the rewritten addresses; it must be a
@@ -34,20 +34,26 @@ type SRS struct {
 	// (default) means the domain of the alias that forwards.
 	Domain string
 	// MaxAgeDays is how many days a rewritten address stays valid for
-	// bounces; 0 means 21, as postsrsd and Mail::SRS (SRSMaxAgeDays).
+	// bounces, from 1 to 1000.
 	MaxAgeDays int
 }
 
-// DefaultSRSMaxAgeDays is the default srs.max_age_days.
+// DefaultSRSMaxAgeDays is srs.max_age_days, as postsrsd and Mail::SRS.
 const DefaultSRSMaxAgeDays = 21
 
-// SRSSecretFile returns the file of SRS secrets: srs.secret_file or
+// DefaultSRSSecretFile is srs.secret_file when the file does not set it:
 // DATA/srs.secret.
-func (c *Config) SRSSecretFile() string {
-	if c.SRS.SecretFile != "" {
-		return c.SRS.SecretFile
+func (c *Config) DefaultSRSSecretFile() string { return filepath.Join(c.DataDir, "srs.secret") }
+
+// deriveLocalMail fills the defaults of [sendmail] and [srs] that depend
+// on other keys.
+func (c *Config) deriveLocalMail() {
+	if c.Sendmail.Domain == "" && checkAddress(c.Postmaster) == nil {
+		c.Sendmail.Domain = domainOf(c.Postmaster)
 	}
-	return filepath.Join(c.DataDir, "srs.secret")
+	if c.SRS.SecretFile == "" {
+		c.SRS.SecretFile = c.DefaultSRSSecretFile()
+	}
 }
 
 // localMail decodes [sendmail] and [srs].
@@ -72,23 +78,6 @@ func (d *decoder) localMail(tree map[string]any, dir string, c *Config) {
 	}
 }
 
-// SendmailDomain returns the domain that qualifies bare names:
-// sendmail.domain, or the domain of postmaster.
-func (c *Config) SendmailDomain() string {
-	if c.Sendmail.Domain != "" {
-		return c.Sendmail.Domain
-	}
-	return domainOf(c.Postmaster)
-}
-
-// SRSMaxAgeDays returns srs.max_age_days, or its default.
-func (c *Config) SRSMaxAgeDays() int {
-	if c.SRS.MaxAgeDays == 0 {
-		return DefaultSRSMaxAgeDays
-	}
-	return c.SRS.MaxAgeDays
-}
-
 // validateLocalMail checks [sendmail] and [srs].
 func (c *Config) validateLocalMail(p *problems) {
 	if c.Sendmail.Domain != "" {
@@ -103,7 +92,7 @@ func (c *Config) validateLocalMail(p *problems) {
 			p.addf("srs.domain", "%q is not one of local_domains: bounces to rewritten senders must come back here", c.SRS.Domain)
 		}
 	}
-	if c.SRS.MaxAgeDays < 0 || c.SRS.MaxAgeDays > 1000 {
+	if c.SRS.MaxAgeDays < 1 || c.SRS.MaxAgeDays > 1000 {
 		p.addf("srs.max_age_days", "must be from 1 to 1000 (the timestamp wraps after 1024 days)")
 	}
 }

@@ -13,16 +13,18 @@ func TestLocalMail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SendmailDomain() != "example.com" || c.SRSMaxAgeDays() != 21 || c.SRSSecretFile() != filepath.Join(c.DataDir, "srs.secret") {
-		t.Errorf("defaults: %q %d %q", c.SendmailDomain(), c.SRSMaxAgeDays(), c.SRSSecretFile())
+	// Resolved here: the Config holds the values in effect.
+	if c.Sendmail.Domain != "example.com" || c.SRS.MaxAgeDays != 21 || c.SRS.SecretFile != c.DefaultSRSSecretFile() ||
+		c.SRS.SecretFile != filepath.Join(c.DataDir, "srs.secret") {
+		t.Errorf("defaults: %+v %+v", c.Sendmail, c.SRS)
 	}
 	p := write(t, base+"[sendmail]\ndomain = \"Example.ORG\"\n[srs]\ndomain = \"example.org\"\nsecret_file = \"srs.key\"\nmax_age_days = 7\n")
 	c, err = load(p, fixedHost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SendmailDomain() != "example.org" || c.SRS.Domain != "example.org" || c.SRSMaxAgeDays() != 7 ||
-		c.SRSSecretFile() != filepath.Join(filepath.Dir(p), "srs.key") {
+	if c.Sendmail.Domain != "example.org" || c.SRS.Domain != "example.org" || c.SRS.MaxAgeDays != 7 ||
+		c.SRS.SecretFile != filepath.Join(filepath.Dir(p), "srs.key") {
 		t.Errorf("set: %+v %+v", c.Sendmail, c.SRS)
 	}
 	_, err = load(write(t, base+"[sendmail]\ndomain = \"not a domain\"\nbogus = 1\n[srs]\ndomain = \"elsewhere.example\"\nmax_age_days = 2000\n"), fixedHost)

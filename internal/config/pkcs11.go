@@ -7,6 +7,10 @@ import (
 	"postern/internal/pkcs11"
 )
 
+// DefaultPKCS11Timeout is pkcs11.timeout: how long one signature by the
+// token may take.
+const DefaultPKCS11Timeout = 5 * time.Second
+
 // PKCS11 is the [pkcs11] table: the token that holds the private keys
 // named by "pkcs11:" URIs (RFC 7512) in tls.key_file,
 // tls.certificate[].key_file and mail_auth.dkim_key[].key_file.
@@ -19,7 +23,7 @@ type PKCS11 struct {
 	// without pin-source.
 	PINFile string
 	// Timeout bounds one signature by the token (a TLS handshake waits
-	// that long at most); 0 means pkcs11.DefaultTimeout.
+	// that long at most); greater than 0.
 	Timeout time.Duration
 }
 
@@ -72,8 +76,8 @@ func (c *Config) keyRefs() map[string]string {
 // validatePKCS11 checks [pkcs11] and every key URI: it parses, and its
 // module and PIN file are known.
 func (c *Config) validatePKCS11(p *problems) {
-	if c.PKCS11.Timeout < 0 {
-		p.addf("pkcs11.timeout", "must not be negative")
+	if c.PKCS11.Timeout <= 0 {
+		p.addf("pkcs11.timeout", "must be greater than 0")
 	}
 	refs := c.keyRefs()
 	for _, key := range sortedKeys(refs) {

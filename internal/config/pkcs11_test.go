@@ -79,3 +79,16 @@ colour = "red"
 		}
 	}
 }
+
+// pkcs11.timeout is resolved here (5s by default) and cannot be off: 0
+// is refused, not read as a default.
+func TestPKCS11Timeout(t *testing.T) {
+	c, err := parse("postern.toml", []byte("hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n"), fixedHost)
+	if err != nil || c.PKCS11.Timeout != DefaultPKCS11Timeout {
+		t.Fatalf("default timeout %v, %v", c.PKCS11.Timeout, err)
+	}
+	_, err = parse("postern.toml", []byte("hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n[pkcs11]\ntimeout = \"0s\"\n"), fixedHost)
+	if err == nil || !strings.Contains(err.Error(), "pkcs11.timeout: must be greater than 0") {
+		t.Errorf("timeout = \"0s\": %v", err)
+	}
+}

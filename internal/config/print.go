@@ -118,8 +118,8 @@ func (c *Config) tree() map[string]any {
 		"proxy":     map[string]any{"trusted": prefixStrings(c.Proxy.Trusted)},
 		"admin": map[string]any{"socket_group": c.Admin.SocketGroup, "http_address": c.Admin.HTTPAddress,
 			"token_file": c.Admin.TokenFile, "http_tls": c.Admin.HTTPTLS},
-		"sendmail": map[string]any{"domain": c.SendmailDomain()},
-		"srs":      map[string]any{"domain": c.SRS.Domain, "secret_file": c.SRSSecretFile(), "max_age_days": c.SRSMaxAgeDays()},
+		"sendmail": map[string]any{"domain": c.Sendmail.Domain},
+		"srs":      map[string]any{"domain": c.SRS.Domain, "secret_file": c.SRS.SecretFile, "max_age_days": c.SRS.MaxAgeDays},
 	}
 	if c.Process.User != "" {
 		t["user"] = c.Process.User
@@ -213,6 +213,19 @@ func (c *Config) tree() map[string]any {
 		addrs = append(addrs, a.String())
 	}
 	t["check"] = map[string]any{"public_addresses": nonNil(addrs)}
+	if len(c.Milters) > 0 {
+		var ms []map[string]any
+		for _, m := range c.Milters {
+			roles := []string{}
+			for _, r := range m.Roles {
+				roles = append(roles, string(r))
+			}
+			ms = append(ms, map[string]any{"name": m.Name, "address": m.Address, "roles": roles,
+				"default_action": m.DefaultAction, "connect_timeout": dur(m.ConnectTimeout),
+				"command_timeout": dur(m.CommandTimeout), "content_timeout": dur(m.ContentTimeout)})
+		}
+		t["milter"] = ms
+	}
 	o := c.OAuth
 	t["oauth"] = map[string]any{"jwks_url": o.JWKSURL, "jwks_file": o.JWKSFile, "introspection_url": o.IntrospectionURL,
 		"client_id": o.ClientID, "client_secret_file": o.ClientSecretFile, "issuer": o.Issuer, "audience": o.Audience,

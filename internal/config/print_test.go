@@ -13,12 +13,9 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// effective fills the keys whose zero value means a default with that
-// default, as WriteTOML prints them.
+// effective clears what WriteTOML does not print: the file the
+// configuration came from. (Every key's value is resolved by Load.)
 func effective(c *Config) *Config {
-	c.Sendmail.Domain = c.SendmailDomain()
-	c.SRS.SecretFile = c.SRSSecretFile()
-	c.SRS.MaxAgeDays = c.SRSMaxAgeDays()
 	c.Source = ""
 	return c
 }
@@ -179,6 +176,8 @@ func everyKey(t *testing.T, printed map[string]bool) map[string]bool {
 	c.SendLimits.Users = map[string]UserSendLimits{"local:root": {}}
 	c.Check.PublicAddresses = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
 	c.Abuse.Window = time.Minute
+	c.Milters = []Milter{{Name: "m", Address: "inet:127.0.0.1:1", Roles: []Role{RoleMX}, DefaultAction: DefaultMilterAction,
+		ConnectTimeout: time.Second, CommandTimeout: time.Second, ContentTimeout: time.Second}}
 	var b bytes.Buffer
 	if err := c.WriteTOML(&b, nil); err != nil {
 		t.Fatal(err)

@@ -22,6 +22,10 @@ type Proxy struct {
 	Trusted []netip.Prefix
 }
 
+// DefaultDNSBLThreshold is a listener's dnsbl_threshold: one list naming
+// the client (of weight 1) refuses it.
+const DefaultDNSBLThreshold = 1
+
 // ListenerScreen holds a listener's PROXY protocol switch and, on an mx
 // listener, the postscreen-style checks before the greeting.
 type ListenerScreen struct {
@@ -36,7 +40,7 @@ type ListenerScreen struct {
 	// client; none by default.
 	DNSBL []DNSBL
 	// DNSBLThreshold is the sum of the weights of the lists naming a
-	// client at or above which it is refused; 0 (unset) means 1.
+	// client at or above which it is refused; at least 1.
 	DNSBLThreshold int
 }
 
@@ -156,7 +160,7 @@ func (c *Config) validateProxy(p *problems) {
 		if len(l.DNSBL) > 0 && l.Role != RoleMX {
 			p.addf(k+".dnsbl", "only on an mx listener (submission clients are ours)")
 		}
-		if l.DNSBLThreshold < 0 {
+		if l.DNSBLThreshold < 1 {
 			p.addf(k+".dnsbl_threshold", "must be at least 1")
 		}
 		for j, z := range l.DNSBL {

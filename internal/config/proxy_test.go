@@ -48,8 +48,8 @@ address = ":587"
 	if !reflect.DeepEqual(c.Listeners[0].ListenerScreen, want) {
 		t.Errorf("mx ListenerScreen = %+v\nwant %+v", c.Listeners[0].ListenerScreen, want)
 	}
-	if got := c.Listeners[1].ListenerScreen; !reflect.DeepEqual(got, ListenerScreen{}) {
-		t.Errorf("submission ListenerScreen = %+v, want the zero value (off)", got)
+	if got := c.Listeners[1].ListenerScreen; !reflect.DeepEqual(got, ListenerScreen{DNSBLThreshold: DefaultDNSBLThreshold}) {
+		t.Errorf("submission ListenerScreen = %+v, want no screen (the default threshold)", got)
 	}
 }
 

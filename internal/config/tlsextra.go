@@ -8,6 +8,10 @@ import (
 // MinTicketRotation is the shortest tls.ticket_rotation accepted.
 const MinTicketRotation = time.Minute
 
+// DefaultTicketRotation is tls.ticket_rotation: a key encrypts the
+// tickets of 12 hours, and decrypts for two rotations more.
+const DefaultTicketRotation = 12 * time.Hour
+
 // TLSExtra holds the [tls] keys for several certificates, the trusted
 // roots and session tickets. It is embedded in TLS, so its fields read
 // as c.TLS.Certificates and so on.
@@ -22,7 +26,7 @@ type TLSExtra struct {
 	// roots.
 	CAFile string
 	// TicketRotation is how often session ticket keys rotate
-	// (tls.ticket_rotation); 0 means the default, 12 hours.
+	// (tls.ticket_rotation), at least MinTicketRotation.
 	TicketRotation time.Duration
 }
 
@@ -65,25 +69,9 @@ func (d *decoder) tlsExtra(t map[string]any, dir string, x *TLSExtra) {
 	if !ok {
 		return
 	}
-	var tables []any
-	switch v := v.(type) {
-	case []map[string]any:
-		for _, e := range v {
-			tables = append(tables, e)
-		}
-	case []any:
-		tables = v
-	default:
-		d.fail("tls.certificate", "expected an array of tables ([[tls.certificate]]), got %s", describe(v))
-		return
-	}
-	for i, e := range tables {
-		k := fmt.Sprintf("tls.certificate[%d]", i)
-		ct, ok := e.(map[string]any)
-		if !ok {
-			d.fail(k, "expected a table, got %s", describe(e))
-			continue
-		}
+	keys, tables := d.tables(v, "tls.certificate")
+	for i, ct := range tables {
+		k := keys[i]
 		d.unknown(ct, []string{"tls", "certificate"}, "cert_file", "key_file")
 		var f CertificateFiles
 		if d.str(ct, "cert_file", k+".cert_file", &f.CertFile) {
@@ -118,7 +106,7 @@ func (c *Config) validateTLSExtra(p *problems) {
 	if c.TLS.SelfSigned && len(c.TLS.Certificates) > 0 {
 		p.addf("tls.self_signed", "is true, but [[tls.certificate]] is set; use one or the other")
 	}
-	if c.TLS.TicketRotation != 0 && c.TLS.TicketRotation < MinTicketRotation {
+	if c.TLS.TicketRotation < MinTicketRotation {
 		p.addf("tls.ticket_rotation", "%s is shorter than %s", c.TLS.TicketRotation, MinTicketRotation)
 	}
 }

@@ -48,6 +48,12 @@ address = ":465"
 		t.Fatal(err)
 	}
 
+	// tls.ticket_rotation cannot be off: 0 is refused, not a default.
+	zero := "hostname = \"mail.example.com\"\n[tls]\nself_signed = true\nticket_rotation = \"0s\"\n"
+	if _, err := parse(filepath.Join(dir, "p.toml"), []byte(zero), fixedHost); err == nil || !strings.Contains(err.Error(), "tls.ticket_rotation: 0s is shorter than 1m0s") {
+		t.Errorf("ticket_rotation = \"0s\": %v", err)
+	}
+
 	bad := `hostname = "mail.example.com"
 [tls]
 self_signed = true

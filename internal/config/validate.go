@@ -82,6 +82,7 @@ func (c *Config) Validate() error {
 	c.validatePKCS11(p)     // pkcs11.go
 	c.validateAutoconfig(p) // autoconfig.go
 	c.validateLocalMail(p)  // localmail.go
+	c.validateMilters(p)    // milter.go
 	return errors.Join(p.errs...)
 }
 

@@ -12,9 +12,6 @@ import (
 	mdns "github.com/miekg/dns"
 )
 
-// DefaultTimeout bounds one query to one server when Config.Timeout is 0.
-const DefaultTimeout = 5 * time.Second
-
 // DefaultResolvConf is the file New reads the nameservers from when
 // Config.Servers is empty and Config.ResolvConf is "".
 const DefaultResolvConf = "/etc/resolv.conf"
@@ -39,7 +36,9 @@ type Config struct {
 	// empty; "" means DefaultResolvConf.
 	ResolvConf string
 
-	// Timeout bounds one query to one server; 0 means DefaultTimeout. A
+	// Timeout bounds one query to one server. Required (positive):
+	// Postern's configuration resolves its default (dns.timeout), in
+	// internal/config. A
 	// query that times out or meets a network error is tried once more,
 	// on the next server when there is one (on the same server when not);
 	// a SERVFAIL or REFUSED is tried once more only on another server.
@@ -114,11 +113,8 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.servers = append(c.servers, ap.String())
 	}
-	switch {
-	case cfg.Timeout < 0:
-		return nil, fmt.Errorf("dns: negative timeout %v", cfg.Timeout)
-	case cfg.Timeout == 0:
-		c.timeout = DefaultTimeout
+	if cfg.Timeout <= 0 {
+		return nil, fmt.Errorf("dns: timeout %v is not positive", cfg.Timeout)
 	}
 	switch {
 	case cfg.CacheSize < 0:

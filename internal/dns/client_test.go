@@ -200,7 +200,7 @@ func TestDialAndResolvConf(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, srv.Addr())
 	}
-	r, err := dns.New(dns.Config{ResolvConf: path, Dial: dial})
+	r, err := dns.New(dns.Config{ResolvConf: path, Dial: dial, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,14 +213,14 @@ func TestDialAndResolvConf(t *testing.T) {
 		t.Errorf("dialled %q, want %q", dialled, want)
 	}
 
-	if _, err := dns.New(dns.Config{ResolvConf: filepath.Join(t.TempDir(), "missing")}); err == nil {
+	if _, err := dns.New(dns.Config{ResolvConf: filepath.Join(t.TempDir(), "missing"), Timeout: time.Second}); err == nil {
 		t.Error("New with a missing resolv.conf: no error")
 	}
 	empty := filepath.Join(t.TempDir(), "empty")
 	if err := os.WriteFile(empty, []byte("search example.net\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dns.New(dns.Config{ResolvConf: empty}); err == nil {
+	if _, err := dns.New(dns.Config{ResolvConf: empty, Timeout: time.Second}); err == nil {
 		t.Error("New with a resolv.conf without nameservers: no error")
 	}
 }
@@ -231,14 +231,15 @@ func TestNewValidates(t *testing.T) {
 		{Servers: []string{"127.0.0.1:0"}},
 		{Servers: []string{"127.0.0.1:99999"}},
 		{Servers: []string{"127.0.0.1"}, Timeout: -time.Second},
-		{Servers: []string{"127.0.0.1"}, CacheSize: -1},
+		{Servers: []string{"127.0.0.1"}}, // no Timeout: no default here (config resolves dns.timeout)
+		{Servers: []string{"127.0.0.1"}, Timeout: time.Second, CacheSize: -1},
 	} {
 		if _, err := dns.New(cfg); err == nil {
 			t.Errorf("New(%+v): no error", cfg)
 		}
 	}
 	for _, s := range []string{"127.0.0.1", "127.0.0.1:5353", "::1", "[::1]:53", "[2001:db8::1]"} {
-		if _, err := dns.New(dns.Config{Servers: []string{s}}); err != nil {
+		if _, err := dns.New(dns.Config{Servers: []string{s}, Timeout: time.Second}); err != nil {
 			t.Errorf("New(server %q): %v", s, err)
 		}
 	}

@@ -82,7 +82,6 @@ func serve(t *testing.T, role smtpd.Role) (addr string, sp *spool, srv *smtpd.Se
 	srv = &smtpd.Server{
 		Name: "load-" + role.String(), Role: role, Hostname: testHost,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
-		Limits:    smtpd.Limits{AuthFailDelay: -1},
 		Directory: dir{}, Auth: auth{}, Spool: sp,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}

@@ -35,7 +35,8 @@ type CheckerOptions struct {
 	// never rejects or quarantines for DMARC. (Spoofing of local domains
 	// is refused all the same.)
 	ReportOnly bool
-	// MaxSignatures bounds the DKIM signatures verified; default 5.
+	// MaxSignatures bounds the DKIM signatures verified; 0 verifies none
+	// (see VerifyOptions).
 	MaxSignatures int
 	// Now is the clock (DKIM x=); nil means time.Now.
 	Now func() time.Time

@@ -47,6 +47,7 @@ func (f *checkFixture) checker(t *testing.T, reportOnly bool) *Checker {
 		ReportOnly:    reportOnly,
 		Now:           clock,
 		Rand:          func(int) int { return 0 },
+		MaxSignatures: 5,
 		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -100,7 +101,7 @@ func TestCheckerGolden(t *testing.T) {
 		}
 	}
 	// The DKIM signatures still verify after the removal.
-	res := VerifyDKIM(context.Background(), f.dns.Resolver(), out, VerifyOptions{})
+	res := VerifyDKIM(context.Background(), f.dns.Resolver(), out, VerifyOptions{MaxSignatures: 5})
 	if len(res) != 2 || res[0].Result != "pass" || res[1].Result != "pass" {
 		t.Errorf("after check: %+v", res)
 	}
@@ -232,10 +233,10 @@ func TestVerifyDKIMResults(t *testing.T) {
 	for range 7 {
 		many = append([]byte("DKIM-Signature: v=1; a=rsa-sha256; b=x; bh=x; d=example.net; h=from; s=x\r\n"), many...)
 	}
-	if res := VerifyDKIM(ctx, r, many, VerifyOptions{}); len(res) != 5 {
+	if res := VerifyDKIM(ctx, r, many, VerifyOptions{MaxSignatures: 5}); len(res) != 5 {
 		t.Errorf("%d results, want 5", len(res))
 	}
-	if res := VerifyDKIM(ctx, r, []byte("From: a@example.com\r\n"), VerifyOptions{}); res != nil {
+	if res := VerifyDKIM(ctx, r, []byte("From: a@example.com\r\n"), VerifyOptions{MaxSignatures: 5}); res != nil {
 		t.Errorf("unsigned: %+v", res)
 	}
 }
@@ -250,7 +251,7 @@ func TestVerifyGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := VerifyDKIM(context.Background(), srv.Resolver(), data, VerifyOptions{Now: clock})
+		res := VerifyDKIM(context.Background(), srv.Resolver(), data, VerifyOptions{MaxSignatures: 5, Now: clock})
 		if len(res) != 1 || res[0].Result != "pass" || res[0].Domain != "example.org" {
 			t.Errorf("%s: %+v", name, res)
 		}
@@ -268,7 +269,7 @@ func TestVerifyLibraryRules(t *testing.T) {
 	signed := append(h, sampleMessage...)
 	check := func(name, want string, data []byte) {
 		t.Helper()
-		res := VerifyDKIM(ctx, srv.Resolver(), data, VerifyOptions{})
+		res := VerifyDKIM(ctx, srv.Resolver(), data, VerifyOptions{MaxSignatures: 5})
 		if len(res) != 1 || res[0].Result != want {
 			t.Errorf("%s: %+v, want %s", name, res, want)
 		}
@@ -288,4 +289,23 @@ func TestVerifyLibraryRules(t *testing.T) {
 	// RFC 8301 §3.1: rsa-sha1 is not accepted.
 	sha1 := bytes.Replace(signed, []byte("a=rsa-sha256"), []byte("a=rsa-sha1"), 1)
 	check("rsa-sha1", "permerror", sha1)
+}
+
+// In VerifyOptions and CheckerOptions, a MaxSignatures of 0 verifies no
+// signature (mail_auth.max_dkim_signatures = 0), never a default.
+func TestMaxSignaturesZeroVerifiesNone(t *testing.T) {
+	f := newCheckFixture(t)
+	data := f.mail(t, "a@example.com", true)
+	if res := VerifyDKIM(context.Background(), f.dns.Resolver(), data, VerifyOptions{}); res != nil {
+		t.Errorf("MaxSignatures 0 verified %+v", res)
+	}
+	if res := VerifyDKIM(context.Background(), f.dns.Resolver(), data, VerifyOptions{MaxSignatures: 1}); len(res) != 1 || res[0].Result != "pass" {
+		t.Errorf("MaxSignatures 1: %+v", res)
+	}
+	c := f.checker(t, false)
+	c.o.MaxSignatures = 0
+	v, err := c.Check(context.Background(), Message{Remote: netip.MustParseAddr("192.0.2.1"), Helo: "client.example.net", MailFrom: "bounce@example.com", Data: data})
+	if err != nil || !strings.Contains(string(v.Prepend), "dkim=none") {
+		t.Errorf("checker with MaxSignatures 0: %s, %v; want dkim=none", v.Prepend, err)
+	}
 }

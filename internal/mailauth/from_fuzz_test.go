@@ -249,6 +249,7 @@ func FuzzFromDomain(f *testing.F) {
 		IsLocalDomain: func(d string) bool { return d == "example.test" },
 		Now:           clock,
 		Rand:          func(int) int { return 0 },
+		MaxSignatures: 5,
 		Logger:        slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

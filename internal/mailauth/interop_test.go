@@ -243,7 +243,7 @@ func TestInteropOpenDKIM(t *testing.T) {
 		t.Fatalf("opendkim-testmsg sign: %v", err)
 	}
 	out = bytes.ReplaceAll(bytes.ReplaceAll(out, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
-	res := VerifyDKIM(context.Background(), srv.Resolver(), out, VerifyOptions{})
+	res := VerifyDKIM(context.Background(), srv.Resolver(), out, VerifyOptions{MaxSignatures: 5})
 	if len(res) != 1 || res[0].Algorithm != "rsa-sha1" || res[0].Result != "permerror" {
 		t.Errorf("OpenDKIM-signed (rsa-sha1): %+v\n%s", res, out)
 	}
@@ -275,12 +275,12 @@ func TestInteropDkimpySignedVerifiesInPostern(t *testing.T) {
 	}
 	for i, signed := range msgs {
 		name := names[i]
-		res := VerifyDKIM(context.Background(), srv.Resolver(), signed, VerifyOptions{})
+		res := VerifyDKIM(context.Background(), srv.Resolver(), signed, VerifyOptions{MaxSignatures: 5})
 		if len(res) != 1 || res[0].Result != "pass" || !strings.HasPrefix(name, res[0].Algorithm+" ") {
 			t.Errorf("%s: %+v\n%s", name, res, signed)
 		}
 		bad := bytes.Replace(signed, []byte("how are you"), []byte("how are we"), 1)
-		if res := VerifyDKIM(context.Background(), srv.Resolver(), bad, VerifyOptions{}); len(res) != 1 || res[0].Result != "fail" {
+		if res := VerifyDKIM(context.Background(), srv.Resolver(), bad, VerifyOptions{MaxSignatures: 5}); len(res) != 1 || res[0].Result != "fail" {
 			t.Errorf("%s, changed body: %+v", name, res)
 		}
 	}

@@ -6,8 +6,8 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
+	"time"
 
 	"postern/internal/dns/dnstest"
 	"postern/internal/pkcs11"
@@ -21,8 +21,7 @@ func TestInteropTokenKeyVerifiesWithDkimpy(t *testing.T) {
 	needTool(t, "python3-dkim", havePython("dkim"))
 	h := pkcs11test.New(t, "T")
 	h.GenerateKey("dkim", "01", "rsa:2048")
-	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile,
-		ReadSecret: func(p string) (string, error) { b, err := os.ReadFile(p); return strings.TrimSpace(string(b)), err }})
+	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
 	defer tokens.Close()
 	k, err := tokens.Key(h.URI("dkim"))
 	if err != nil {

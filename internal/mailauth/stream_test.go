@@ -47,8 +47,8 @@ func TestStreamedBody(t *testing.T) {
 	signed := append(h1, big...)
 	shdr, sbody := fileMessage(t, signed)
 	ctx := context.Background()
-	r1 := VerifyDKIM(ctx, f.dns.Resolver(), signed, VerifyOptions{Now: clock})
-	r2 := VerifyDKIMMessage(ctx, f.dns.Resolver(), shdr, sbody, VerifyOptions{Now: clock})
+	r1 := VerifyDKIM(ctx, f.dns.Resolver(), signed, VerifyOptions{MaxSignatures: 5, Now: clock})
+	r2 := VerifyDKIMMessage(ctx, f.dns.Resolver(), shdr, sbody, VerifyOptions{MaxSignatures: 5, Now: clock})
 	if len(r1) != 2 || r1[0].Result != "pass" || !reflect.DeepEqual(r1, r2) {
 		t.Fatalf("results differ: %+v / %+v", r1, r2)
 	}

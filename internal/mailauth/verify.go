@@ -166,7 +166,9 @@ type DKIMResult struct {
 // VerifyOptions bounds DKIM verification.
 type VerifyOptions struct {
 	// MaxSignatures is how many signatures are verified (from the top);
-	// later ones are ignored. Default 5.
+	// later ones are ignored. 0 verifies none, as if the message had no
+	// signature (Postern's mail_auth.max_dkim_signatures; its default is
+	// the configuration's, in internal/config).
 	MaxSignatures int
 	// Now is the clock for x= (RFC 6376 §3.5); nil means time.Now.
 	Now func() time.Time
@@ -186,7 +188,7 @@ func VerifyDKIM(ctx context.Context, r dns.Resolver, msg []byte, opts VerifyOpti
 // as a stream, whatever the number of signatures.
 func VerifyDKIMMessage(ctx context.Context, r dns.Resolver, header []byte, body smtp.Body, opts VerifyOptions) []DKIMResult {
 	if opts.MaxSignatures <= 0 {
-		opts.MaxSignatures = 5
+		return nil
 	}
 	now := time.Now
 	if opts.Now != nil {

@@ -24,7 +24,7 @@ func FuzzJWT(f *testing.F) {
 	f.Add(handMade(map[string]any{"alg": "none", "kid": "k1"}, goodClaims(), nil))
 	f.Add(handMade(map[string]any{"alg": "HS256", "kid": "k1"}, goodClaims(), []byte("k")))
 	f.Add("e30.e30.")
-	v := &JWT{JWKSFile: path, Issuer: issuer, Audience: audience, Now: func() time.Time { return t0 }}
+	v := &JWT{JWKSFile: path, Issuer: issuer, Audience: audience, UserClaim: "email", Leeway: 30 * time.Second, Now: func() time.Time { return t0 }}
 	f.Fuzz(func(t *testing.T, token string) {
 		user, err := v.VerifyToken(context.Background(), token)
 		if err == nil {
@@ -66,7 +66,7 @@ func FuzzIntrospectionAnswer(f *testing.F) {
 	f.Add([]byte(`{"active":false}`))
 	f.Add([]byte(`{"active":"true","username":"alice"}`))
 	f.Add([]byte(`[]`))
-	in := &Introspection{Endpoint: "https://idp.example.org/introspect", Issuer: issuer, Audience: audience}
+	in := &Introspection{Endpoint: "https://idp.example.org/introspect", UserClaim: "username", Issuer: issuer, Audience: audience}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		user, exp, err := in.parse(body, t0)
 		if err != nil {

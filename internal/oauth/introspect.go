@@ -29,8 +29,9 @@ type Introspection struct {
 	Endpoint string
 	// ClientID and ClientSecret authenticate Postern to the endpoint.
 	ClientID, ClientSecret string
-	// UserClaim names the member of the answer that holds the user name;
-	// default "username" (RFC 7662 §2.2).
+	// UserClaim names the member of the answer that holds the user name
+	// ("username", RFC 7662 §2.2, in Postern's default configuration).
+	// Required.
 	UserClaim string
 	// Issuer, when set, must equal the answer's "iss".
 	Issuer string
@@ -65,6 +66,9 @@ type introspected struct {
 func (in *Introspection) Check() error {
 	if in.Endpoint == "" {
 		return errors.New("oauth: Introspection needs an Endpoint")
+	}
+	if in.UserClaim == "" {
+		return errors.New("oauth: Introspection needs a UserClaim")
 	}
 	return checkHTTPS(in.Endpoint)
 }
@@ -193,11 +197,7 @@ func (in *Introspection) parse(body []byte, now time.Time) (user string, exp tim
 	if in.Audience != "" && !hasAudience(ans["aud"], in.Audience) {
 		return refuse("token for another audience")
 	}
-	claim := in.UserClaim
-	if claim == "" {
-		claim = "username"
-	}
-	user, err = userName(ans[claim], claim)
+	user, err = userName(ans[in.UserClaim], in.UserClaim)
 	return user, exp, err
 }
 

@@ -74,7 +74,7 @@ func TestIntrospection(t *testing.T) {
 	srv := newIntrospector(t)
 	clk := &clock{t: t0}
 	v := &Introspection{
-		Endpoint: srv.URL + "/introspect", ClientID: "postern", ClientSecret: "s3cr%t",
+		Endpoint: srv.URL + "/introspect", UserClaim: "username", ClientID: "postern", ClientSecret: "s3cr%t",
 		Issuer: issuer, Audience: audience, Now: clk.now, HTTPClient: srv.Client(),
 	}
 	for _, c := range []struct{ token, want, why string }{
@@ -132,11 +132,11 @@ func TestIntrospection(t *testing.T) {
 		t.Errorf("good after its exp: %q %v", u, err)
 	}
 	// Wrong client credentials: temporary (our fault, not the token's).
-	bad := &Introspection{Endpoint: v.Endpoint, ClientID: "postern", ClientSecret: "nope", Now: clk.now, HTTPClient: srv.Client()}
+	bad := &Introspection{Endpoint: v.Endpoint, UserClaim: "username", ClientID: "postern", ClientSecret: "nope", Now: clk.now, HTTPClient: srv.Client()}
 	if _, err := bad.VerifyToken(context.Background(), "other"); !errors.Is(err, sasl.ErrTemporary) || strings.Contains(err.Error(), "nope") {
 		t.Errorf("bad client secret: %v", err)
 	}
-	if (&Introspection{Endpoint: "http://idp/introspect"}).Check() == nil {
+	if (&Introspection{Endpoint: "http://idp/introspect", UserClaim: "username"}).Check() == nil {
 		t.Error("http endpoint accepted")
 	}
 }

@@ -46,11 +46,12 @@ type JWT struct {
 	Issuer string
 	// Audience must be among the token's "aud" claim. Required.
 	Audience string
-	// UserClaim names the claim that holds the user name; default
-	// "email".
+	// UserClaim names the claim that holds the user name ("email" in
+	// Postern's default configuration). Required.
 	UserClaim string
 	// Leeway allows for clock skew when checking "exp", "nbf" and "iat";
-	// default 30s.
+	// 0 allows none. (Postern's configuration resolves the defaults of
+	// UserClaim and Leeway, in internal/config.)
 	Leeway time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -82,6 +83,8 @@ func (j *JWT) Check() error {
 		return errors.New("oauth: JWT needs an Issuer")
 	case j.Audience == "":
 		return errors.New("oauth: JWT needs an Audience")
+	case j.UserClaim == "":
+		return errors.New("oauth: JWT needs a UserClaim")
 	case j.JWKSURL != "":
 		return checkHTTPS(j.JWKSURL)
 	}
@@ -93,13 +96,6 @@ func (j *JWT) now() time.Time {
 		return j.Now()
 	}
 	return time.Now()
-}
-
-func (j *JWT) userClaim() string {
-	if j.UserClaim == "" {
-		return "email"
-	}
-	return j.UserClaim
 }
 
 // VerifyToken implements sasl.TokenVerifier: it returns the value of
@@ -143,19 +139,15 @@ func (j *JWT) VerifyToken(ctx context.Context, token string) (string, error) {
 		}
 		return "", invalid("bad signature (key id %q, %s)", hdr.KeyID, hdr.Algorithm)
 	}
-	leeway := j.Leeway
-	if leeway == 0 {
-		leeway = 30 * time.Second
-	}
 	// RFC 7519 §4.1 and RFC 9068 §4: issuer, audience, validity period.
 	if std.Expiry == nil {
 		return "", invalid("JWT has no exp claim")
 	}
 	exp := jwt.Expected{Issuer: j.Issuer, AnyAudience: jwt.Audience{j.Audience}, Time: j.now()}
-	if err := std.ValidateWithLeeway(exp, leeway); err != nil {
+	if err := std.ValidateWithLeeway(exp, j.Leeway); err != nil {
 		return "", invalid("%v", err)
 	}
-	return userName(all[j.userClaim()], j.userClaim())
+	return userName(all[j.UserClaim], j.UserClaim)
 }
 
 // usable reports whether k may verify a signature with alg: a public

@@ -198,7 +198,7 @@ func TestJWTCases(t *testing.T) {
 	rsaKey := newKey(t, "r1", jose.RS256)
 	edKey := newKey(t, "e1", jose.EdDSA)
 	srv := newJWKSServer(t, jwks(t, k1, rsaKey, edKey))
-	v := &JWT{JWKSURL: srv.URL + "/jwks", Issuer: issuer, Audience: audience, Now: func() time.Time { return t0 }, HTTPClient: srv.Client()}
+	v := &JWT{JWKSURL: srv.URL + "/jwks", Issuer: issuer, Audience: audience, UserClaim: "email", Leeway: 30 * time.Second, Now: func() time.Time { return t0 }, HTTPClient: srv.Client()}
 
 	pubDER, _ := x509.MarshalPKIXPublicKey(k1.priv.Public())
 	stranger := newKey(t, "k1", jose.ES256) // same kid, other key
@@ -267,7 +267,7 @@ func TestJWKSRotation(t *testing.T) {
 	k2 := newKey(t, "k2", jose.ES256)
 	srv := newJWKSServer(t, jwks(t, k1))
 	clk := &clock{t: t0}
-	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, Now: clk.now, HTTPClient: srv.Client(), TTL: time.Hour, MinRefresh: time.Minute}
+	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, UserClaim: "email", Leeway: 30 * time.Second, Now: clk.now, HTTPClient: srv.Client(), TTL: time.Hour, MinRefresh: time.Minute}
 	good := goodClaims()
 	good.exp = t0.Add(24 * time.Hour)
 	ok := func(tok string) {
@@ -330,7 +330,7 @@ func TestJWKSUnavailable(t *testing.T) {
 	srv := newJWKSServer(t, []byte("{}"))
 	srv.set(nil, 500)
 	clk := &clock{t: t0}
-	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, Now: clk.now, HTTPClient: srv.Client()}
+	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, UserClaim: "email", Leeway: 30 * time.Second, Now: clk.now, HTTPClient: srv.Client()}
 	for range 3 {
 		if _, err := v.VerifyToken(context.Background(), sign(t, k1, goodClaims())); !errors.Is(err, sasl.ErrTemporary) {
 			t.Fatalf("err %v, want temporary", err)
@@ -346,7 +346,7 @@ func TestJWKSUnavailable(t *testing.T) {
 		t.Fatalf("err %v, want temporary", err)
 	}
 	// A plain-HTTP URL is refused by Check.
-	if err := (&JWT{JWKSURL: "http://idp.example/jwks", Issuer: issuer, Audience: audience}).Check(); err == nil {
+	if err := (&JWT{JWKSURL: "http://idp.example/jwks", Issuer: issuer, Audience: audience, UserClaim: "email"}).Check(); err == nil {
 		t.Error("http JWKS URL accepted")
 	}
 	for _, bad := range []*JWT{{Issuer: issuer, Audience: audience}, {JWKSFile: "x", Audience: audience}, {JWKSFile: "x", Issuer: issuer}, {JWKSFile: "x", JWKSURL: "https://x", Issuer: issuer, Audience: audience}} {
@@ -383,7 +383,7 @@ func TestJWTConcurrent(t *testing.T) {
 	k2 := newKey(t, "k2", jose.ES256)
 	srv := newJWKSServer(t, jwks(t, k1, k2))
 	clk := &clock{t: t0}
-	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, Now: clk.now, HTTPClient: srv.Client()}
+	v := &JWT{JWKSURL: srv.URL, Issuer: issuer, Audience: audience, UserClaim: "email", Leeway: 30 * time.Second, Now: clk.now, HTTPClient: srv.Client()}
 	c := goodClaims()
 	c.exp = t0.Add(48 * time.Hour)
 	toks := []string{sign(t, k1, c), sign(t, k2, c)}
@@ -406,5 +406,28 @@ func TestJWTConcurrent(t *testing.T) {
 	wg.Wait()
 	if n := srv.count(); n < 1 || n > 5 {
 		t.Errorf("%d fetches", n)
+	}
+}
+
+// Leeway and UserClaim have no default here (Postern's configuration
+// resolves them, in internal/config): a Leeway of 0 allows no skew, and
+// a JWT or an introspection without UserClaim is refused by Check.
+func TestNoDefaults(t *testing.T) {
+	k1 := newKey(t, "k1", jose.ES256)
+	srv := newJWKSServer(t, jwks(t, k1))
+	v := &JWT{JWKSURL: srv.URL + "/jwks", Issuer: issuer, Audience: audience, UserClaim: "email",
+		Now: func() time.Time { return t0 }, HTTPClient: srv.Client()}
+	c := goodClaims()
+	c.exp = t0.Add(-10 * time.Second)
+	if user, err := v.VerifyToken(context.Background(), sign(t, k1, c)); err == nil {
+		t.Errorf("a token expired 10s ago passed with Leeway 0, as %q", user)
+	}
+	v.UserClaim = ""
+	if err := v.Check(); err == nil || !strings.Contains(err.Error(), "UserClaim") {
+		t.Errorf("JWT without UserClaim: Check = %v", err)
+	}
+	in := &Introspection{Endpoint: "https://idp.example.org/introspect"}
+	if err := in.Check(); err == nil || !strings.Contains(err.Error(), "UserClaim") {
+		t.Errorf("introspection without UserClaim: Check = %v", err)
 	}
 }

@@ -167,7 +167,7 @@ func TestSelfTest(t *testing.T) {
 	}
 	m := &mismatched{fakeToken{key: f.key}}
 	m.mode.Store("ok")
-	bad := newKey(&binding{signer: m}, keyOptions{info: KeyInfo{URI: "pkcs11:token=T;object=bad;type=private"}})
+	bad := newKey(&binding{signer: m}, keyOptions{info: KeyInfo{URI: "pkcs11:token=T;object=bad;type=private"}, opts: Options{Timeout: time.Second}})
 	if err := bad.SelfTest(); err == nil || !strings.Contains(err.Error(), "does not verify") {
 		t.Errorf("mismatched key: %v", err)
 	}

@@ -29,8 +29,6 @@ import (
 
 // Defaults of Options.
 const (
-	// DefaultTimeout bounds one key operation when Options.Timeout is 0.
-	DefaultTimeout = 5 * time.Second
 	// DefaultMaxInFlight caps the operations of one token waiting for
 	// it at once when Options.MaxInFlight is 0. A token that hangs
 	// holds at most this many threads.
@@ -48,7 +46,9 @@ type Options struct {
 	// ReadSecret reads a PIN file and returns the PIN: Postern's one
 	// rule for secret files (the first line). Required.
 	ReadSecret func(path string) (string, error)
-	// Timeout bounds one signature; 0 means DefaultTimeout.
+	// Timeout bounds one signature. Required (positive): Postern's
+	// configuration resolves its default (pkcs11.timeout), in
+	// internal/config.
 	Timeout time.Duration
 	// MaxInFlight caps the operations in flight per token; 0 means
 	// DefaultMaxInFlight.
@@ -59,9 +59,11 @@ type Options struct {
 	Now func() time.Time
 }
 
+// defaults fills the defaults of the options no key sets. It panics on
+// a Timeout that is not positive, as time.NewTicker does on its period.
 func (o *Options) defaults() {
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultTimeout
+		panic("pkcs11: Options.Timeout must be positive")
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight

@@ -11,8 +11,12 @@ const Supported = false
 // URI that does not parse).
 type Tokens struct{}
 
-// New returns Tokens; opts are not used in this build.
-func New(opts Options) *Tokens { return &Tokens{} }
+// New returns Tokens; opts are checked as in a build with cgo, and not
+// used.
+func New(opts Options) *Tokens {
+	opts.defaults()
+	return &Tokens{}
+}
 
 // Key returns an *Error saying that this build has no PKCS#11 support.
 func (t *Tokens) Key(uri string) (*Key, error) {

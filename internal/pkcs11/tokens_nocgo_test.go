@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNoCgo checks that a build without cgo says, for every key, that
@@ -14,7 +15,7 @@ func TestNoCgo(t *testing.T) {
 	if Supported {
 		t.Fatal("Supported is true without cgo")
 	}
-	tk := New(Options{Module: "/usr/lib/softhsm/libsofthsm2.so", PINFile: "/etc/pin"})
+	tk := New(Options{Module: "/usr/lib/softhsm/libsofthsm2.so", PINFile: "/etc/pin", Timeout: 5 * time.Second})
 	_, err := tk.Key("pkcs11:token=T;object=tlskey;type=private")
 	var pe *Error
 	if !errors.As(err, &pe) || pe.Kind != KindUnsupported || !strings.Contains(err.Error(), "not supported in this build") ||

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -20,19 +21,9 @@ import (
 	"postern/internal/pkcs11/pkcs11test"
 )
 
-// firstLine is the secret-file rule of cmd/postern, for the tests.
-func firstLine(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	l, _, _ := strings.Cut(string(b), "\n")
-	return strings.TrimRight(l, "\r"), nil
-}
-
 func newTokens(t *testing.T, h *pkcs11test.HSM) *Tokens {
 	t.Helper()
-	tk := New(Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: firstLine})
+	tk := New(Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
 	t.Cleanup(func() { tk.Close() })
 	return tk
 }
@@ -91,7 +82,7 @@ func TestTokenKeys(t *testing.T) {
 	if _, err := tk.Key("pkcs11:token=T;id=%03"); err != nil {
 		t.Errorf("by id: %v", err)
 	}
-	bare := New(Options{ReadSecret: firstLine})
+	bare := New(Options{ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
 	defer bare.Close()
 	if _, err := bare.Key(h.URI("ec256") + "?pin-source=file:" + h.PINFile + "&module-path=" + pkcs11test.Module); err != nil {
 		t.Errorf("module and PIN file in the URI: %v", err)
@@ -132,7 +123,7 @@ func TestTokenErrors(t *testing.T) {
 		{"bad URI", Options{Module: pkcs11test.Module, PINFile: h.PINFile}, "pkcs11:token=T", KindConfig, "bad URI", "RFC 7512"},
 	} {
 		opts := c.opts
-		opts.ReadSecret = firstLine
+		opts.ReadSecret, opts.Timeout = pkcs11test.ReadPIN, 5*time.Second
 		tk := New(opts)
 		_, err := tk.Key(c.uri)
 		tk.Close()

@@ -88,3 +88,15 @@ func TestIsURI(t *testing.T) {
 		}
 	}
 }
+
+// Timeout has no default here (Postern's configuration resolves it, in
+// internal/config): as time.NewTicker, New refuses a Timeout that is not
+// positive, rather than take 0 for a default.
+func TestNewTimeoutRequired(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("New took a Timeout of 0")
+		}
+	}()
+	New(Options{ReadSecret: func(string) (string, error) { return "", nil }})
+}

@@ -190,7 +190,7 @@ func start(t *testing.T, enabled ...string) *env {
 			ClientAuth: tls.VerifyClientCertIfGiven,
 			ClientCAs:  ca.Pool,
 		},
-		Limits:    smtpd.Limits{AuthFailDelay: -1, CommandTimeout: 10 * time.Second},
+		Limits:    smtpd.Limits{CommandTimeout: 10 * time.Second},
 		Directory: directory{},
 		Spool:     e.spool,
 		Logger:    slog.New(slog.NewTextHandler(e.logs, nil)),

@@ -20,13 +20,6 @@ func preference() []string {
 	}
 }
 
-// defaultEnabled returns what a nil Mechanisms.Enabled enables.
-func defaultEnabled() []string {
-	return []string{
-		MechSCRAMSHA256, MechSCRAMSHA256Plus, MechExternal, MechOAuthBearer, MechXOAuth2, MechPlain, MechLogin,
-	}
-}
-
 // CheckMechanisms reports an error naming the first entry of names that is
 // not a mechanism Mechanisms knows (ignoring case). Config validation uses it.
 func CheckMechanisms(names []string) error {
@@ -51,9 +44,9 @@ type UserResolver func(ctx context.Context, name string) (user string, err error
 type Mechanisms struct {
 	// Enabled lists the mechanisms this listener may offer (names from
 	// the Mech constants, any case). Enabling SCRAM-SHA-256 or
-	// SCRAM-SHA-1 enables its -PLUS variant too. Nil enables
-	// SCRAM-SHA-256(-PLUS), EXTERNAL, OAUTHBEARER, XOAUTH2, PLAIN and
-	// LOGIN; CRAM-MD5 and SCRAM-SHA-1 are offered only when listed.
+	// SCRAM-SHA-1 enables its -PLUS variant too. Nil enables none:
+	// there is no default list here (Postern's configuration resolves
+	// auth_mechanisms, in internal/config).
 	Enabled []string
 	// Check verifies passwords, for PLAIN and LOGIN.
 	Check PasswordChecker
@@ -91,12 +84,8 @@ type Mechanisms struct {
 
 // enabled reports whether mech (upper case) is enabled.
 func (m *Mechanisms) enabled(mech string) bool {
-	list := m.Enabled
-	if list == nil {
-		list = defaultEnabled()
-	}
 	base := strings.TrimSuffix(mech, "-PLUS")
-	for _, e := range list {
+	for _, e := range m.Enabled {
 		e = strings.ToUpper(e)
 		if e == mech || (mech != base && e == base) {
 			return true

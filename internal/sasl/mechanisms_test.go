@@ -119,7 +119,9 @@ func TestMechanismsOffer(t *testing.T) {
 		{"TLS 1.2 without server certificate", &Mechanisms{Enabled: all, Secrets: newMemSecrets()}, tls12, []string{"SCRAM-SHA-256", "SCRAM-SHA-1", "CRAM-MD5"}},
 		{"TLS 1.3 without server certificate", &Mechanisms{Enabled: all, Secrets: newMemSecrets()}, tls13, []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "CRAM-MD5"}},
 		{"client certificate", full, withCert, []string{"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "EXTERNAL", "OAUTHBEARER", "XOAUTH2", "CRAM-MD5", "PLAIN", "LOGIN"}},
-		{"defaults", &Mechanisms{Check: newFake().check, Secrets: newMemSecrets(), Tokens: testTokens()}, withCert, []string{"SCRAM-SHA-256", "EXTERNAL", "OAUTHBEARER", "XOAUTH2", "PLAIN", "LOGIN"}},
+		// No default list here (Postern's configuration resolves
+		// auth_mechanisms): nil enables nothing.
+		{"nil Enabled", &Mechanisms{Check: newFake().check, Secrets: newMemSecrets(), Tokens: testTokens()}, withCert, nil},
 		{"only PLUS", &Mechanisms{Enabled: []string{"SCRAM-SHA-256-PLUS"}, Secrets: newMemSecrets()}, tls13, []string{"SCRAM-SHA-256-PLUS"}},
 		{"nothing to check with", &Mechanisms{Enabled: all}, withCert, []string{"EXTERNAL"}},
 	} {

@@ -258,7 +258,7 @@ func (s *session) holdEnvelope(env *smtp.Envelope) {
 // heldNote logs the "message held" event for a spooled held message and
 // returns what its 250 reply adds; "" for a message not held.
 func (s *session) heldNote(env *smtp.Envelope) string {
-	if !env.Hold {
+	if !env.Hold || s.hooks.holdLimit == "" { // a milter's quarantine is not told (milter.go)
 		return ""
 	}
 	s.log.LogAttrs(s.ctx, slog.LevelWarn, "message held", slog.String("user", env.AuthUser),

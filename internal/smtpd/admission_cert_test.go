@@ -54,7 +54,7 @@ func (e *externalServer) Username() string { return e.identity }
 // verified certificate are not counted.
 func TestAuthClientCertExempt(t *testing.T) {
 	pool, cert := clientCert(t, "alice@example.org")
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{UserThrottleAfter: 1}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{}, abuseOptions(func(o *admission.AbuseOptions) { o.UserThrottleAfter = 1 }), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install, func(s *Server) {
 		s.Auth = certAuth{}
 		s.TLSConfig.ClientAuth = tls.VerifyClientCertIfGiven

@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/admission"
+	"postern/internal/admission/admissiontest"
 	"postern/internal/metrics"
 	"postern/internal/testkit"
 )
@@ -67,12 +68,20 @@ func newGuarded(gopts admission.GateOptions, aopts admission.AbuseOptions, lopts
 	return newGuardedOn(admission.NewMemoryStore(), gopts, aopts, lopts)
 }
 
+// abuseOptions returns admissiontest.Abuse without the failure delays
+// (which would slow the tests down), changed by change when not nil.
+func abuseOptions(change func(o *admission.AbuseOptions)) admission.AbuseOptions {
+	return admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.FailDelay = 0
+		if change != nil {
+			change(o)
+		}
+	})
+}
+
 // newGuardedOn is newGuarded on the given store.
 func newGuardedOn(store admission.Store, gopts admission.GateOptions, aopts admission.AbuseOptions, lopts admission.LimiterOptions) *guarded {
 	g := &guarded{store: store}
-	if aopts.FailDelay == 0 {
-		aopts.FailDelay = -1
-	}
 	aopts.Logger = discardLogger()
 	lopts.Logger = discardLogger()
 	g.gate = admission.NewGate(g.store, gopts)
@@ -143,7 +152,7 @@ func banLoopback(t *testing.T, s admission.Store, a string) {
 }
 
 func TestAdmitRefusedSubmissionsNoHandshake(t *testing.T) {
-	g := newGuarded(admission.GateOptions{}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install)
 	banLoopback(t, g.store, "127.0.0.20")
 	avoided := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name))
@@ -181,7 +190,7 @@ func TestAdmitRefusedMXAndSubmission421(t *testing.T) {
 		t.Run(role.String(), func(t *testing.T) {
 			g := newGuarded(admission.GateOptions{Listeners: map[string]admission.Listener{
 				"test-" + role.String(): {Deny: []netip.Prefix{netip.MustParsePrefix("127.0.0.128/25")}},
-			}}, admission.AbuseOptions{}, admission.LimiterOptions{})
+			}}, abuseOptions(nil), admission.LimiterOptions{})
 			f := newFixture(t, role, g.install)
 			hs := tlsHandshakes(t, f.srv.Name)
 			avoided := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name))
@@ -205,7 +214,7 @@ func TestAdmitRefusedMXAndSubmission421(t *testing.T) {
 }
 
 func TestAdmitConcurrencyCap(t *testing.T) {
-	g := newGuarded(admission.GateOptions{MaxConnsPerIP: 2, RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{MaxConnsPerIP: 2}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmission, g.install)
 	c1, _ := f.dialAs("127.0.0.40")
 	c1.expect("220 ")
@@ -236,7 +245,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestThousandWrongPasswords(t *testing.T) { eachGuardStore(t, thousandWrongPasswords) }
 
 func thousandWrongPasswords(t *testing.T, store admission.Store) {
-	g := newGuardedOn(store, admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuardedOn(store, admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install)
 	const attacker, home = "127.0.0.66", "127.0.0.9"
 
@@ -318,7 +327,7 @@ func thousandWrongPasswords(t *testing.T, store admission.Store) {
 }
 
 func TestAuthStuffingBansAddress(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmission, g.install)
 	c, _ := f.dialAs("127.0.0.70")
 	c.expect("220 ")
@@ -340,7 +349,7 @@ func TestAuthStuffingBansAddress(t *testing.T) {
 // the right password is refused, without a ban; alice, from a network
 // new to her, still logs in, and from home as ever.
 func TestAuthDistributedThrottlesNewAddresses(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install)
 	c := f.greetAs("127.0.0.9")
 	c.login()                 // alice's home
@@ -367,8 +376,8 @@ func TestAuthDistributedThrottlesNewAddresses(t *testing.T) {
 }
 
 func TestAuthTrustedExempt(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true},
-		admission.AbuseOptions{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.96/30")}}, admission.LimiterOptions{})
+	g := newGuarded(admission.GateOptions{},
+		abuseOptions(func(o *admission.AbuseOptions) { o.Trusted = []netip.Prefix{netip.MustParsePrefix("127.0.0.96/30")} }), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install, func(s *Server) { s.Limits.MaxErrors = 100 })
 	c := f.greetAs("127.0.0.97")
 	for i := 0; i < 30; i++ {
@@ -378,7 +387,7 @@ func TestAuthTrustedExempt(t *testing.T) {
 }
 
 func TestSendLimits(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{},
+	g := newGuarded(admission.GateOptions{}, abuseOptions(nil),
 		admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: 2, RecipientsPerHour: 3, Sessions: 1}})
 	f := newFixture(t, RoleSubmissions, g.install)
 	c := f.greetAs("127.0.0.100")
@@ -424,7 +433,7 @@ func addrOf(s string) netip.Addr { return netip.MustParseAddr(s) }
 // the hold said) and spooled marked held; the held message does not count
 // against the limits. With "refuse" (TestSendLimits) it is 451.
 func TestSendLimitsHold(t *testing.T) {
-	g := newGuarded(admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{},
+	g := newGuarded(admission.GateOptions{}, abuseOptions(nil),
 		admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: 1, RecipientsPerHour: 3, Hold: true}})
 	var mu sync.Mutex
 	now := fixedNow

@@ -91,7 +91,7 @@ func (s *session) cmdAuth(arg string) {
 			if !s.authSucceeded(mech, sv, user) { // guard and send limits (admission.go)
 				return
 			}
-			s.authUser = user
+			s.authUser, s.authMech = user, mech
 			s.authEnd(mech, sv, "success", nil)
 			s.reply(235, "2.7.0", "Authentication successful")
 			return

@@ -89,7 +89,7 @@ func guessFrom(f *fixture, src, user string, n int) (answered, refused int) {
 // the guesser's /24 and one elsewhere.
 func TestAuthOneAddressCannotLockOut(t *testing.T) {
 	eachGuardStore(t, func(t *testing.T, store admission.Store) {
-		g := newGuardedOn(store, admission.GateOptions{RateDisabled: true}, admission.AbuseOptions{}, admission.LimiterOptions{})
+		g := newGuardedOn(store, admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 		f := newFixture(t, RoleSubmissions, g.install)
 		answered, refused := guessFrom(f, "127.0.0.66", "alice", 60)
 		if answered != 10 || refused != 50 {
@@ -276,8 +276,12 @@ func TestAuthThrottledReplyIndependentOfPassword(t *testing.T) {
 	eachGuardStore(t, func(t *testing.T, store admission.Store) {
 		users := newCountingUsers(t)
 		rec := &sleepRecorder{}
-		g := newGuardedOn(store, admission.GateOptions{RateDisabled: true},
-			admission.AbuseOptions{FailDelay: time.Second, MaxFailDelay: 10 * time.Second, UserThrottleAfter: 1}, admission.LimiterOptions{})
+		g := newGuardedOn(store, admission.GateOptions{},
+			abuseOptions(func(o *admission.AbuseOptions) {
+				o.FailDelay = time.Second
+				o.MaxFailDelay = 10 * time.Second
+				o.UserThrottleAfter = 1
+			}), admission.LimiterOptions{})
 		f := newFixture(t, RoleSubmissions, g.install, func(s *Server) {
 			s.Auth = users.mechanisms()
 			s.sleep = rec.sleep

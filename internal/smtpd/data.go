@@ -49,6 +49,10 @@ func (s *session) cmdData(arg string) {
 	}
 	defer s.resetTx()
 	id := smtp.NewID(s.srv.now())
+	if e := s.milterData(id); e != nil { // milter.go
+		s.fail("milter", e)
+		return
+	}
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
 	if s.flush() != nil {
 		s.quit = true
@@ -60,11 +64,11 @@ func (s *session) cmdData(arg string) {
 	// room in front for the fields prepended below.
 	sink := s.newSink(id)
 	defer sink.release()
-	limit := time.Now().Add(s.lim.DataTimeLimit)
-	s.cr.dataTimeout, s.cr.dataDeadline = s.lim.DataTimeout, limit
+	limit := deadline(s.lim.DataTimeLimit)
+	s.cr.inData, s.cr.dataTimeout, s.cr.dataDeadline = true, s.lim.DataTimeout, limit
 	err := smtp.ReadData(s.br, sink, smtp.DataLimits{MaxSize: s.lim.MaxMessageSize, MaxLine: s.lim.MaxTextLine})
-	s.cr.dataTimeout, s.cr.dataDeadline = 0, time.Time{}
-	if errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Before(limit) {
+	s.cr.inData, s.cr.dataTimeout, s.cr.dataDeadline = false, 0, time.Time{}
+	if errors.Is(err, os.ErrDeadlineExceeded) && !limit.IsZero() && !time.Now().Before(limit) {
 		err = errDataTimeLimit
 	}
 	if err != nil {
@@ -131,23 +135,16 @@ func (s *session) cmdData(arg string) {
 		RequireTLS: s.tx.reqTLS,
 	}
 	s.holdEnvelope(env) // over a send limit, with the policy to hold (admission.go)
-	if s.srv.Filter != nil {
-		res, err := s.srv.Filter.Filter(s.ctx, env, msg)
-		if err != nil {
-			s.fail("filter_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "filter: " + err.Error()})
-			return
-		}
-		if res.Reject != nil {
-			s.fail("filter_reject", res.Reject)
-			return
-		}
-		if res.Header != nil {
-			hb.replace(res.Header)
-		}
-		if len(res.Prepend) > 0 {
-			hb.prepend(res.Prepend)
-		}
-		msg.Header = hb.bytes()
+	// On mx the milters see what SPF, DKIM and DMARC found; on
+	// submission the DKIM signature covers what they changed.
+	var ok bool
+	if s.srv.Role.submission() {
+		ok = s.runMilters(env, hb, msg) && s.filter(env, hb, msg) // milter.go
+	} else {
+		ok = s.filter(env, hb, msg) && s.runMilters(env, hb, msg)
+	}
+	if !ok {
+		return
 	}
 	if err := s.srv.Spool.PutMessage(s.ctx, env, msg); err != nil {
 		if noSpace(err) {
@@ -162,6 +159,32 @@ func (s *session) cmdData(arg string) {
 	s.log.Info("message accepted", "id", id, "from", env.From, "rcpts", len(env.Recipients),
 		"size", msg.Size(), "auth_user", env.AuthUser)
 	s.reply(250, "2.0.0", "OK queued as "+id+s.heldNote(env))
+}
+
+// filter runs the Server's Filter on the message and applies its
+// result; it reports whether the message goes on, and answers when it
+// does not.
+func (s *session) filter(env *smtp.Envelope, hb *headerBuf, msg *smtp.Message) bool {
+	if s.srv.Filter == nil {
+		return true
+	}
+	res, err := s.srv.Filter.Filter(s.ctx, env, msg)
+	if err != nil {
+		s.fail("filter_error", &smtp.Error{Code: 451, Enhanced: "4.3.0", Message: "Local error, try again", Reason: "filter: " + err.Error()})
+		return false
+	}
+	if res.Reject != nil {
+		s.fail("filter_reject", res.Reject)
+		return false
+	}
+	if res.Header != nil {
+		hb.replace(res.Header)
+	}
+	if len(res.Prepend) > 0 {
+		hb.prepend(res.Prepend)
+	}
+	msg.Header = hb.bytes()
+	return true
 }
 
 // errDataTimeLimit is the end of DATA at Limits.DataTimeLimit.

@@ -279,6 +279,14 @@ func (l *loginServer) Username() string { return l.user }
 // fixedNow is the time the test servers' clocks show.
 var fixedNow = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 
+// testLimits are the limits of the test servers: Postern's default
+// configuration, but with no AUTH delay and shorter timeouts.
+var testLimits = Limits{
+	MaxMessageSize: 35 << 20, MaxRecipients: 100, MaxErrors: 20, ErrorDelayAfter: 10, ErrorDelay: time.Second,
+	CommandTimeout: 10 * time.Second, DataTimeout: 10 * time.Second, DataTimeLimit: 10 * time.Minute,
+	MaxHeaderSize: 256 << 10,
+}
+
 // fixture is a Server serving on loopback.
 type fixture struct {
 	t     testing.TB
@@ -299,7 +307,7 @@ func newFixture(t testing.TB, role Role, opts ...func(*Server)) *fixture {
 		Role:      role,
 		Hostname:  testHost,
 		TLSConfig: serverTLSConfig(),
-		Limits:    Limits{AuthFailDelay: -1, CommandTimeout: 10 * time.Second, DataTimeout: 10 * time.Second},
+		Limits:    testLimits,
 		Directory: f.dir,
 		Auth:      testAuth{},
 		Spool:     f.spool,

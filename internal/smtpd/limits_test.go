@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,4 +158,35 @@ func TestErrorDelayShutdown(t *testing.T) {
 	go f.srv.Shutdown(ctx)
 	c.expect("421 4.3.2")
 	c.expectClosed()
+}
+
+// TestZeroLimitsAreOff: in Limits, 0 is no limit and no delay, never a
+// default (Postern's configuration resolves the defaults): no SIZE bound
+// (advertised as SIZE 0, RFC 1870 §4), no recipient cap, no error limit,
+// no error or AUTH delay, no timeout.
+func TestZeroLimitsAreOff(t *testing.T) {
+	clock := &fakeAfter{}
+	f := newFixture(t, RoleSubmission, func(s *Server) {
+		s.Limits = Limits{}
+		s.After = clock.after
+	})
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.startTLS()
+	ehlo := c.do("EHLO client.example", "250 ")
+	if !slices.Contains(strings.Split(ehlo, "\n"), "250-SIZE 0") {
+		t.Errorf("EHLO reply %q does not say SIZE 0", ehlo)
+	}
+	for range 25 {
+		c.do("AUTH PLAIN "+plainAuth("alice", "wrong"), "535 5.7.8")
+	}
+	c.do("AUTH PLAIN "+plainAuth("alice", testPassword), "235 ")
+	c.do("MAIL FROM:<alice@example.org> SIZE=999999999999", "250 2.1.0")
+	for range 150 {
+		c.do("RCPT TO:<bob@example.org>", "250 2.1.5")
+	}
+	c.do("QUIT", "221 ")
+	if n := clock.count(); n != 0 {
+		t.Errorf("%d delays (%v), want none", n, clock.delays)
+	}
 }

@@ -59,6 +59,10 @@ func (s *session) cmdMail(arg string) {
 			return
 		}
 	}
+	if e := s.milterMail(tx.from, params); e != nil { // milter.go
+		s.fail("milter", e)
+		return
+	}
 	tx.active = true
 	s.tx = tx
 	s.reply(250, "2.1.0", "OK")
@@ -80,7 +84,7 @@ func (s *session) mailParams(params smtp.Params, tx *transaction) *smtp.Error {
 		if err != nil || n < 0 {
 			return errSyntax("Invalid SIZE parameter")
 		}
-		if n > s.lim.MaxMessageSize {
+		if s.lim.MaxMessageSize > 0 && n > s.lim.MaxMessageSize {
 			return &smtp.Error{Code: 552, Enhanced: "5.3.4", Message: "Message size exceeds fixed maximum message size"}
 		}
 	}
@@ -141,7 +145,7 @@ func (s *session) cmdRcpt(arg string) {
 	case !s.tx.active:
 		s.fail("sequence", errSeq("Need MAIL command"))
 		return
-	case len(s.tx.rcpts) >= s.lim.MaxRecipients:
+	case s.lim.MaxRecipients > 0 && len(s.tx.rcpts) >= s.lim.MaxRecipients:
 		// RFC 5321 §4.5.3.1.10: 452 for each recipient past the limit;
 		// the client sends them again in another transaction. They are
 		// no error of the client's, up to rcptOvershoot of them (as
@@ -188,6 +192,11 @@ func (s *session) cmdRcpt(arg string) {
 			s.fail(e.label, e.err)
 			return
 		}
+	}
+	if e := s.milterRcpt(addr, params); e != nil { // milter.go
+		s.tx.refused++
+		s.fail("milter", e)
+		return
 	}
 	if !slices.Contains(s.tx.rcpts, addr) {
 		s.tx.rcpts = append(s.tx.rcpts, addr)

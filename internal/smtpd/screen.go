@@ -44,7 +44,8 @@ type Screen struct {
 	// DNSBL are the zones to ask; none means no lookups.
 	DNSBL []DNSBLZone
 	// DNSBLThreshold is the score at or above which a client is
-	// refused; 0 means 1.
+	// refused; at least 1, required with DNSBL (Postern's configuration
+	// resolves its default, in internal/config).
 	DNSBLThreshold int
 	// Resolver answers the DNSBL lookups; required with DNSBL.
 	Resolver dns.Resolver
@@ -158,7 +159,7 @@ func (s *session) screen() bool {
 		return err
 	}
 
-	threshold := max(sc.DNSBLThreshold, 1)
+	threshold := sc.DNSBLThreshold
 	score := 0
 	var listedBy []string
 	timer := time.NewTimer(bound)

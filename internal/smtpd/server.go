@@ -31,6 +31,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -60,38 +61,46 @@ func (r Role) String() string {
 // submission reports whether the role takes mail from users (AUTH needed).
 func (r Role) submission() bool { return r == RoleSubmission || r == RoleSubmissions }
 
-// Limits bounds a session. Zero fields take the defaults named.
+// Limits bounds a session. The limits that Postern's configuration sets
+// ([limits]) mean what they say, 0 included: 0 is no limit, no delay or
+// no timeout, never a default (the configuration resolves the defaults,
+// in internal/config). The four limits no key sets (MaxCommandLine,
+// MaxTextLine, MaxReceived, TLSHandshakeTimeout) are this package's: 0
+// takes the default named.
 type Limits struct {
-	MaxMessageSize int64 // default 36700160 (35 MiB); advertised in SIZE
-	MaxRecipients  int   // default 100 (RFC 5321 §4.5.3.1.8); more get 452 4.5.3
+	// MaxMessageSize is the largest message taken, in bytes; advertised
+	// in SIZE (RFC 1870), and SIZE 0 when there is none.
+	MaxMessageSize int64
+	// MaxRecipients is the most recipients of one transaction; more get
+	// 452 4.5.3 (RFC 5321 §4.5.3.1.8).
+	MaxRecipients int
 	// MaxErrors is the hard error limit: the error reply that makes
-	// this many is followed by 421 4.7.0 and the close; default 20
-	// (Postfix's smtpd_hard_error_limit).
+	// this many is followed by 421 4.7.0 and the close (Postfix's
+	// smtpd_hard_error_limit).
 	MaxErrors int
 	// ErrorDelayAfter is the soft error limit: once a session has made
-	// more errors than this, every reply waits ErrorDelay; default 10
-	// (Postfix's smtpd_soft_error_limit).
+	// more errors than this, every reply waits ErrorDelay (Postfix's
+	// smtpd_soft_error_limit).
 	ErrorDelayAfter int
-	// ErrorDelay is that wait, default 1s (Postfix's
-	// smtpd_error_sleep_time); negative means none.
+	// ErrorDelay is that wait (Postfix's smtpd_error_sleep_time).
 	ErrorDelay     time.Duration
 	MaxCommandLine int           // default 512 (RFC 5321 §4.5.3.1.4)
 	MaxTextLine    int           // default 1000 (RFC 5321 §4.5.3.1.6)
-	CommandTimeout time.Duration // default 5m (RFC 5321 §4.5.3.2.7); also bounds each write
-	DataTimeout    time.Duration // per read in DATA, default 3m (§4.5.3.2.5)
+	CommandTimeout time.Duration // for each command (RFC 5321 §4.5.3.2.7); also bounds each write
+	DataTimeout    time.Duration // for each read in DATA (RFC 5321 §4.5.3.2.5)
 	// DataTimeLimit bounds the whole of DATA, from the 354 to the final
-	// dot, whatever the pace of the client; default 10m. Past it the
-	// session gets 421 4.4.2 and is closed.
+	// dot, whatever the pace of the client. Past it the session gets
+	// 421 4.4.2 and is closed.
 	DataTimeLimit time.Duration
 	// MaxHeaderSize bounds the header section of a message (the bytes
-	// before the first empty line), which the session keeps in memory;
-	// default 262144 (256 KiB). A larger one gets 552 5.3.4.
+	// before the first empty line), which the session keeps in memory.
+	// A larger one gets 552 5.3.4.
 	MaxHeaderSize int
 	// MaxReceived is the loop limit: a message with more Received
 	// fields (with the session's own) gets 554 5.4.6 at the end of
 	// DATA; default smtp.MaxReceived (50), the queue's own limit.
 	MaxReceived   int
-	AuthFailDelay time.Duration // before 535, default 1s; negative means none
+	AuthFailDelay time.Duration // before 535
 	// TLSHandshakeTimeout bounds the TLS handshake (implicit TLS or after
 	// STARTTLS); default 30s.
 	TLSHandshakeTimeout time.Duration
@@ -101,51 +110,31 @@ type Limits struct {
 // CRLF included (RFC 4954 §4: at least 12288 octets).
 const authLineMax = 12288
 
-// withDefaults returns l with zero fields replaced by their defaults.
+// withDefaults returns l with the package's defaults in the zero fields
+// no configuration key sets.
 func (l Limits) withDefaults() Limits {
-	if l.MaxMessageSize <= 0 {
-		l.MaxMessageSize = 35 << 20
-	}
-	if l.MaxRecipients <= 0 {
-		l.MaxRecipients = 100
-	}
-	if l.MaxErrors <= 0 {
-		l.MaxErrors = 20
-	}
-	if l.ErrorDelayAfter <= 0 {
-		l.ErrorDelayAfter = 10
-	}
-	if l.ErrorDelay == 0 {
-		l.ErrorDelay = time.Second
-	}
 	if l.MaxCommandLine <= 0 {
 		l.MaxCommandLine = 512
 	}
 	if l.MaxTextLine <= 0 {
 		l.MaxTextLine = 1000
 	}
-	if l.CommandTimeout <= 0 {
-		l.CommandTimeout = 5 * time.Minute
-	}
-	if l.DataTimeout <= 0 {
-		l.DataTimeout = 3 * time.Minute
-	}
-	if l.DataTimeLimit <= 0 {
-		l.DataTimeLimit = 10 * time.Minute
-	}
-	if l.MaxHeaderSize <= 0 {
-		l.MaxHeaderSize = 256 << 10
-	}
 	if l.MaxReceived <= 0 {
 		l.MaxReceived = smtp.MaxReceived
-	}
-	if l.AuthFailDelay == 0 {
-		l.AuthFailDelay = time.Second
 	}
 	if l.TLSHandshakeTimeout <= 0 {
 		l.TLSHandshakeTimeout = 30 * time.Second
 	}
 	return l
+}
+
+// deadline returns the deadline d from now, or no deadline (the zero
+// time) when d is 0.
+func deadline(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(d)
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.
@@ -202,6 +191,12 @@ type Server struct {
 	// Trace, when non-nil, names the clients whose whole dialogue is
 	// logged (trace.go); its list may change while the server runs.
 	Trace *Trace
+	// Milters are the mail filters each session hands its events and
+	// messages to, in order (milter.go, internal/milter); none when
+	// empty. MilterOptions say how to reach them and tell the time
+	// (zero: a net.Dialer and the real clock).
+	Milters       []milter.Milter
+	MilterOptions milter.Options
 
 	// sleep, when set (by tests), replaces the waits before AUTH
 	// replies: it is told each delay and reports whether the session

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"postern/internal/metrics"
+	"postern/internal/milter"
 	"postern/internal/smtp"
 )
 
@@ -57,6 +58,10 @@ type session struct {
 	ehloBuf  [8]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 	trace    *tracer      // the protocol trace; nil when not traced (trace.go)
+	authMech string       // the SASL mechanism of authUser, for milters
+
+	milters      *milter.Chain // the Server's Milters for this session (milter.go); nil when none
+	milterDenied bool          // a milter rejected the connection: 503 to all but QUIT
 
 	mu   sync.Mutex
 	idle bool // waiting for a command: Shutdown may interrupt the read
@@ -77,10 +82,12 @@ type transaction struct {
 // connReader reads from the session's current conn; during DATA it
 // pushes the read deadline forward before each read (RFC 5321 §4.5.3.2.5).
 type connReader struct {
-	s           *session
-	dataTimeout time.Duration // > 0 while reading DATA
+	s      *session
+	inData bool // reading DATA
+	// dataTimeout is Limits.DataTimeout while reading DATA.
+	dataTimeout time.Duration
 	// dataDeadline ends DATA whatever the pace of the client
-	// (Limits.DataTimeLimit); zero outside DATA.
+	// (Limits.DataTimeLimit); zero outside DATA or without a limit.
 	dataDeadline time.Time
 	// pending and err are what waitIdle read while the session had no
 	// buffered reader: returned first, then reading goes on.
@@ -98,9 +105,9 @@ func (r *connReader) Read(p []byte) (int, error) {
 		r.err = nil
 		return 0, err
 	}
-	if r.dataTimeout > 0 {
-		d := time.Now().Add(r.dataTimeout)
-		if !r.dataDeadline.IsZero() && r.dataDeadline.Before(d) {
+	if r.inData {
+		d := deadline(r.dataTimeout)
+		if !r.dataDeadline.IsZero() && (d.IsZero() || r.dataDeadline.Before(d)) {
 			d = r.dataDeadline
 		}
 		r.s.raw.SetReadDeadline(d)
@@ -115,7 +122,7 @@ func (w *connWriter) Write(p []byte) (int, error) {
 	if t := w.s.trace; t != nil {
 		t.out(p)
 	}
-	w.s.raw.SetWriteDeadline(time.Now().Add(w.s.lim.CommandTimeout))
+	w.s.raw.SetWriteDeadline(deadline(w.s.lim.CommandTimeout))
 	return w.s.conn.Write(p)
 }
 
@@ -143,6 +150,7 @@ func (s *Server) newSession(c net.Conn) *session {
 
 // release returns the session's buffers to the pools.
 func (s *session) release() {
+	s.closeMilters()
 	s.cancel()
 	s.hooks.done()
 	if s.br != nil {
@@ -214,7 +222,9 @@ func (s *session) serve() {
 		s.fail("shutdown", &smtp.Error{Code: 421, Enhanced: "4.3.2", Message: "Service shutting down"})
 		return
 	}
-	smtp.WriteReply(s.bw, 220, "", s.srv.greeting)
+	if !s.greet() { // 220, or what the milters decided (milter.go)
+		return
+	}
 	for !s.quit {
 		// RFC 2920 §3.2: send the replies as a batch, when the next
 		// read would wait for the client.
@@ -339,7 +349,7 @@ func (s *session) readLine(max int) ([]byte, error) {
 		return nil, errShutdown
 	}
 	s.idle = true
-	s.raw.SetReadDeadline(time.Now().Add(s.lim.CommandTimeout))
+	s.raw.SetReadDeadline(deadline(s.lim.CommandTimeout))
 	s.mu.Unlock()
 	if s.tlsState != nil && s.br.Buffered() == 0 {
 		s.waitIdle()
@@ -436,7 +446,7 @@ func (s *session) fail(label string, e *smtp.Error) {
 		s.quit = true
 		return
 	}
-	if s.nerrors >= s.lim.MaxErrors && !s.quit {
+	if s.lim.MaxErrors > 0 && s.nerrors >= s.lim.MaxErrors && !s.quit {
 		s.fail("too_many_errors", &smtp.Error{Code: 421, Enhanced: "4.7.0", Message: "Too many errors"})
 	}
 }
@@ -499,6 +509,10 @@ func (s *session) handle(line []byte) {
 		return
 	}
 	s.verb = cmd.Verb
+	if s.milterDenied && cmd.Verb != "QUIT" {
+		s.fail("milter", errMilterDenied)
+		return
+	}
 	switch cmd.Verb {
 	case "EHLO":
 		s.cmdHelo(cmd.Arg, true)
@@ -559,10 +573,16 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		}
 		return
 	}
+	s.resetTx()
+	if e := s.milterHelo(arg); e != nil {
+		// As Postfix: the refused EHLO forgets the one before.
+		s.greeted, s.helo = false, ""
+		s.fail("milter", e)
+		return
+	}
 	s.helo = arg
 	s.greeted = true
 	s.esmtp = esmtp
-	s.resetTx()
 	if !esmtp {
 		s.reply(250, "", s.srv.host)
 		return
@@ -583,6 +603,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 // resetTx abandons the mail transaction, if any (RFC 5321 §4.1.1.5).
 func (s *session) resetTx() {
 	s.tx = transaction{rcpts: s.tx.rcpts[:0]}
+	s.milterAbort()
 }
 
 // cmdStartTLS handles STARTTLS (RFC 3207).

@@ -62,6 +62,9 @@ type dataSink struct {
 	// here, in the session, so that a message costs no allocation.
 	hb  headerBuf
 	msg smtp.Message
+	// more are the sinks of bodies milters put in place of the
+	// message's (newBodySink), released with this one.
+	more []*dataSink
 }
 
 // budgetClient returns the address the session's message data counts
@@ -125,7 +128,7 @@ func (d *dataSink) Write(p []byte) (int, error) {
 	}
 	if d.hdrEnd < 0 {
 		d.scanHeader(p, d.n)
-		if d.hdrEnd < 0 && d.n+len(p) > d.s.lim.MaxHeaderSize {
+		if d.hdrEnd < 0 && d.headerTooBig(d.n+len(p)) {
 			return d.fail(errHeaderTooBig)
 		}
 	}
@@ -174,8 +177,10 @@ func (d *dataSink) spill() error {
 	if _, err := f.Write(msg); err != nil {
 		return err
 	}
-	d.scanHeader(msg, 0)
-	if d.hdrEnd >= 0 && d.hdrEnd <= d.s.lim.MaxHeaderSize {
+	if d.hdrEnd < 0 {
+		d.scanHeader(msg, 0)
+	}
+	if d.hdrEnd >= 0 && !d.headerTooBig(d.hdrEnd) {
 		d.buf.Truncate(headroom + d.hdrEnd)
 		d.kept = true
 		d.holdMemory(int64(d.hdrEnd))
@@ -184,6 +189,12 @@ func (d *dataSink) spill() error {
 		d.holdMemory(0)
 	}
 	return nil
+}
+
+// headerTooBig reports whether a header section of n bytes passes
+// Limits.MaxHeaderSize (0: no limit).
+func (d *dataSink) headerTooBig(n int) bool {
+	return d.s.lim.MaxHeaderSize > 0 && n > d.s.lim.MaxHeaderSize
 }
 
 // scanHeader looks for the end of the header section in p, the bytes
@@ -220,7 +231,7 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 	if d.file == nil {
 		msg := d.buf.Bytes()[headroom : headroom+d.n]
 		end := smtp.HeaderEnd(msg)
-		if end > d.s.lim.MaxHeaderSize {
+		if d.headerTooBig(end) {
 			return nil, smtp.Body{}, errHeaderTooBig
 		}
 		d.hb = headerBuf{b: d.buf.Bytes()[:headroom+end], start: headroom}
@@ -230,7 +241,7 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 	if end < 0 {
 		end = d.n // no empty line: all header
 	}
-	if end > d.s.lim.MaxHeaderSize {
+	if d.headerTooBig(end) {
 		return nil, smtp.Body{}, errHeaderTooBig
 	}
 	if !d.kept {
@@ -250,6 +261,9 @@ func (d *dataSink) message() (*headerBuf, smtp.Body, error) {
 // release ends the sink: it closes the file (the Spooler removes it
 // unless it took it) and gives back the budget it held.
 func (d *dataSink) release() {
+	for _, m := range d.more {
+		m.release()
+	}
 	if d.file != nil {
 		if err := d.file.Close(); err != nil {
 			d.s.log.Warn("closing the spool file of a message", "err", err)

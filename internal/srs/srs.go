@@ -79,8 +79,9 @@ type Rewriter struct {
 
 // Options configures a Rewriter.
 type Options struct {
-	// MaxAge is how long an SRS0 address made here stays valid; 0
-	// means 21 days. It is counted in whole days, at most 1000.
+	// MaxAge is how long an SRS0 address made here stays valid, in whole
+	// days from 1 to 1000. Required: Postern's configuration resolves its
+	// default (srs.max_age_days), in internal/config.
 	MaxAge time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -98,9 +99,6 @@ func New(secrets [][]byte, opts Options) (*Rewriter, error) {
 		}
 	}
 	age := int(opts.MaxAge / day)
-	if opts.MaxAge == 0 {
-		age = 21
-	}
 	if age < 1 || age > 1000 {
 		return nil, fmt.Errorf("srs: maximum age %v is not from 1 to 1000 days", opts.MaxAge)
 	}

@@ -22,7 +22,7 @@ func newRewriter(t *testing.T, now *time.Time, secrets ...string) *Rewriter {
 	for _, x := range secrets {
 		s = append(s, []byte(x))
 	}
-	r, err := New(s, Options{Now: clock(now)})
+	r, err := New(s, Options{MaxAge: 21 * day, Now: clock(now)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,11 @@ func TestReverseRefuses(t *testing.T) {
 	if _, err := New(nil, Options{}); err == nil {
 		t.Error("New without secrets: no error")
 	}
+	// No default age here (Postern's configuration resolves
+	// srs.max_age_days): 0 is refused.
+	if _, err := New([][]byte{[]byte("x")}, Options{}); err == nil {
+		t.Error("New without MaxAge: no error")
+	}
 	if _, err := New([][]byte{[]byte("x")}, Options{MaxAge: 2000 * day}); err == nil {
 		t.Error("New with 2000 days: no error")
 	}
@@ -192,7 +197,7 @@ func TestMailSRS(t *testing.T) {
 // and Forward's output always reverses to its input.
 func FuzzReverse(f *testing.F) {
 	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	r, _ := New([][]byte{[]byte("k")}, Options{Now: func() time.Time { return now }})
+	r, _ := New([][]byte{[]byte("k")}, Options{MaxAge: 21 * day, Now: func() time.Time { return now }})
 	good, _ := r.Forward("a@b.example", "f.example")
 	f.Add(good, "a@b.example")
 	f.Add("SRS1=abcd=h==x=y=z=w@f", "SRS0=x@y")

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -37,8 +36,7 @@ func BenchmarkHandshakeKeyInToken(b *testing.B) {
 	h := pkcs11test.New(b, "T")
 	h.GenerateKey("ec", "01", "EC:prime256v1")
 	h.GenerateKey("rsa", "02", "rsa:2048")
-	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile,
-		ReadSecret: func(p string) (string, error) { s, err := os.ReadFile(p); return strings.TrimSpace(string(s)), err }})
+	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
 	b.Cleanup(func() { tokens.Close() })
 	ca := testcert.NewCA()
 	dir := b.TempDir()

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -29,8 +30,7 @@ func TestCertsKeysInToken(t *testing.T) {
 	h := pkcs11test.New(t, "T")
 	h.GenerateKey("ec", "01", "EC:prime256v1")
 	h.GenerateKey("rsa", "02", "rsa:2048")
-	secret := func(p string) (string, error) { b, err := os.ReadFile(p); return strings.TrimSpace(string(b)), err }
-	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: secret})
+	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
 	t.Cleanup(func() { tokens.Close() })
 	keys := func(uri string) (crypto.Signer, error) { return tokens.Key(uri) }
 

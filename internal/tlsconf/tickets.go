@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// DefaultTicketRotation is how often session ticket keys rotate when
-// TicketOptions.Rotation is zero.
-const DefaultTicketRotation = 12 * time.Hour
-
 // DefaultTicketKeys is how many ticket keys are kept when
 // TicketOptions.Keep is zero: the current one and two previous ones, so
 // a ticket stays usable for two to three rotation periods.
@@ -75,8 +71,8 @@ func NewTicketKey(now time.Time) (TicketKey, error) {
 type TicketOptions struct {
 	// Store keeps the keys; nil means a new MemoryTicketKeys.
 	Store TicketKeyStore
-	// Rotation is how often a new key is made; 0 means
-	// DefaultTicketRotation.
+	// Rotation is how often a new key is made. Required (positive):
+	// Postern's configuration resolves its default, in internal/config.
 	Rotation time.Duration
 	// Keep is how many keys are kept (the current and previous ones);
 	// 0 means DefaultTicketKeys.
@@ -99,13 +95,14 @@ type Tickets struct {
 	newest  time.Time
 }
 
-// NewTickets returns a rotator for opts.
+// NewTickets returns a rotator for opts. It panics when opts.Rotation
+// is not positive, as time.NewTicker does.
 func NewTickets(opts TicketOptions) *Tickets {
 	if opts.Store == nil {
 		opts.Store = &MemoryTicketKeys{}
 	}
 	if opts.Rotation <= 0 {
-		opts.Rotation = DefaultTicketRotation
+		panic("tlsconf: TicketOptions.Rotation must be positive")
 	}
 	if opts.Keep <= 0 {
 		opts.Keep = DefaultTicketKeys

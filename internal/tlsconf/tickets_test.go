@@ -64,7 +64,7 @@ func TestTicketsResumeAcrossRotation(t *testing.T) {
 
 func TestTicketsOff(t *testing.T) {
 	certs, _ := newCerts(t)
-	tk := NewTickets(TicketOptions{})
+	tk := NewTickets(TicketOptions{Rotation: 12 * time.Hour})
 	srv := ServerConfig(certs, Policy{SessionTicketsDisabled: true})
 	if err := tk.Add(context.Background(), srv); err != nil {
 		t.Fatal(err)
@@ -101,4 +101,16 @@ func TestMemoryTicketKeys(t *testing.T) {
 	if len(k4) != 2 || k4[1] != k3[0] {
 		t.Fatal("keep")
 	}
+}
+
+// Rotation has no default here (Postern's configuration resolves it, in
+// internal/config): as time.NewTicker, NewTickets refuses a Rotation
+// that is not positive, rather than take 0 for a default.
+func TestTicketsRotationRequired(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("NewTickets took a Rotation of 0")
+		}
+	}()
+	NewTickets(TicketOptions{})
 }

@@ -228,35 +228,52 @@ func testHashSemaphore(t *testing.T, open opener) {
 	}
 }
 
-func TestDefaultsAndOptions(t *testing.T) {
+// TestOptions: the values a configuration key sets mean what they say.
+// The Argon2 parameters and SCRAMIterations are required (they have no
+// default here: Postern's configuration resolves them), and a CacheTTL
+// of 0 is no cache. CacheSize, which no key sets, has its default.
+func TestOptions(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "users.json")
-	db, err := Open(path, Options{})
+	good := Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations}
+	db, err := Open(path, good)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if db.hasher.params != (Argon2Params{Time: 2, MemoryKiB: 64 * 1024, Threads: 1}) {
-		t.Errorf("default params %+v", db.hasher.params)
+	if db.hasher.params != fastArgon2 || db.scramIter != MinSCRAMIterations {
+		t.Errorf("params %+v, SCRAM iterations %d", db.hasher.params, db.scramIter)
 	}
-	if db.cache == nil || db.cache.ttl != DefaultCacheTTL || db.cache.max != DefaultCacheSize {
-		t.Error("default cache")
+	if db.cache != nil {
+		t.Error("a cache with CacheTTL 0")
 	}
 	if cap(db.hasher.sem) < 1 {
 		t.Error("semaphore")
 	}
-	for _, p := range []Argon2Params{{Time: 0, MemoryKiB: 64, Threads: 1}, {Time: 1, MemoryKiB: 4, Threads: 1}, {Time: 1, MemoryKiB: 1 << 21, Threads: 1}} {
-		if _, err := Open(path, Options{Argon2: p}); err == nil {
+	withTTL := good
+	withTTL.CacheTTL = time.Minute
+	db2, err := Open(path, withTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	if db2.cache == nil || db2.cache.ttl != time.Minute || db2.cache.max != DefaultCacheSize {
+		t.Error("cache of CacheTTL 1m and the default size")
+	}
+	for _, p := range []Argon2Params{{}, {Time: 0, MemoryKiB: 64, Threads: 1}, {Time: 1, MemoryKiB: 4, Threads: 1}, {Time: 1, MemoryKiB: 1 << 21, Threads: 1}} {
+		if _, err := Open(path, Options{Argon2: p, SCRAMIterations: MinSCRAMIterations}); err == nil {
 			t.Errorf("Open accepted %+v", p)
 		}
 	}
-	if db2, err := Open(path, Options{CacheTTL: -1}); err != nil || db2.cache != nil {
-		t.Error("negative CacheTTL should disable the cache")
+	if _, err := Open(path, Options{Argon2: fastArgon2}); err == nil {
+		t.Error("Open accepted no SCRAMIterations")
 	}
 }
 
-// benchDB opens a DB with the default Argon2 parameters and one user.
+// benchDB opens a DB with the Argon2 parameters of Postern's default
+// configuration, a cache of cacheSize and one user.
 func benchDB(b *testing.B, cacheSize int) *DB {
-	db, err := Open(filepath.Join(b.TempDir(), "users.json"), Options{CacheSize: cacheSize})
+	db, err := Open(filepath.Join(b.TempDir(), "users.json"), Options{CacheSize: cacheSize, CacheTTL: 5 * time.Minute,
+		Argon2: Argon2Params{Time: 2, MemoryKiB: 64 * 1024, Threads: 1}, SCRAMIterations: 10000})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -26,22 +26,6 @@ type Argon2Params struct {
 	Threads uint8
 }
 
-// The parameters used when Options.Argon2 is zero: t=2, m=64 MiB, p=1. RFC 9106 §4 recommends t=1, m=2 GiB, or t=3, m=64 MiB
-// where memory is scarce; OWASP's Password Storage Cheat Sheet asks for at
-// least m=19 MiB, t=2, p=1. This sits between them: over three times
-// OWASP's memory, two thirds of RFC 9106's second option's passes, and one
-// lane because a mail server hashes many logins in parallel rather than one
-// quickly. Each hash in flight holds MemoryKiB of memory, which is why
-// Options.MaxConcurrentHashes bounds them.
-const (
-	// DefaultArgon2Time is the default number of passes.
-	DefaultArgon2Time = 2
-	// DefaultArgon2MemoryKiB is the default memory size, 64 MiB.
-	DefaultArgon2MemoryKiB = 64 * 1024
-	// DefaultArgon2Threads is the default parallelism.
-	DefaultArgon2Threads = 1
-)
-
 // Limits on the parameters of a stored or configured hash, so a corrupt or
 // hostile users file cannot make a login allocate gigabytes or spin forever.
 const (

@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"postern/internal/testkit"
 )
 
 // opener opens a DB on one test's store; every call gives another DB on
@@ -37,13 +38,7 @@ func eachBackend(t *testing.T, f func(t *testing.T, open opener)) {
 // the variable the test is skipped, or fails under POSTERN_INTEGRATION=1.
 func testDatabase(t testing.TB) string {
 	t.Helper()
-	admin := os.Getenv("POSTERN_TEST_POSTGRES")
-	if admin == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_POSTGRES is not set (scripts/test sets it)")
-		}
-		t.Skip("POSTERN_TEST_POSTGRES is not set")
-	}
+	admin := testkit.Service(t, "POSTERN_TEST_POSTGRES")
 	u, err := url.Parse(admin)
 	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
 		t.Fatalf("POSTERN_TEST_POSTGRES must be a postgres:// URL")
@@ -81,7 +76,7 @@ func testDatabase(t testing.TB) string {
 // openPGTest opens a DB on the database at dsn, closed when t ends.
 func openPGTest(t testing.TB, dsn string, clk *fakeClock, mod func(*Options)) *DB {
 	t.Helper()
-	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations}
+	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -95,7 +90,7 @@ func openPGTest(t testing.TB, dsn string, clk *fakeClock, mod func(*Options)) *D
 
 func TestPostgresURLHidden(t *testing.T) {
 	// A DSN that cannot be parsed: the error must not repeat its password.
-	_, err := OpenPostgres(context.Background(), "postgres://u:hunter2@127.0.0.1:bad/x", Options{Argon2: fastArgon2})
+	_, err := OpenPostgres(context.Background(), "postgres://u:hunter2@127.0.0.1:bad/x", Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations})
 	if err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("OpenPostgres error %v", err)
 	}

@@ -25,7 +25,7 @@ func TestMigrationsTwiceAndConcurrently(t *testing.T) {
 	errs := make([]error, 4)
 	for i := range dbs {
 		wg.Go(func() {
-			dbs[i], errs[i] = OpenPostgres(context.Background(), dsn, Options{Now: clk.Now, Argon2: fastArgon2})
+			dbs[i], errs[i] = OpenPostgres(context.Background(), dsn, Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute})
 		})
 	}
 	wg.Wait()

@@ -45,16 +45,10 @@ var (
 	ErrClosed = errors.New("userdb: closed")
 )
 
-// Defaults for Options.
+// Limits and defaults of Options.
 const (
-	// DefaultCacheTTL is how long a verified credential is remembered.
-	DefaultCacheTTL = 5 * time.Minute
 	// DefaultCacheSize is how many verified credentials are remembered.
 	DefaultCacheSize = 10000
-	// DefaultSCRAMIterations is the iteration count of new SCRAM
-	// verifiers: above the 4096 that RFC 7677 §4 and RFC 5802 §5.1 ask
-	// for at least, still cheap enough to compute per password change.
-	DefaultSCRAMIterations = 10000
 	// MinSCRAMIterations is the least SCRAMIterations accepted (RFC 7677
 	// §4).
 	MinSCRAMIterations = 4096
@@ -67,30 +61,33 @@ const (
 	reloadCheckInterval = time.Second
 )
 
-// Options configure a DB. The zero value gives the defaults.
+// Options configure a DB. The values Postern's configuration sets
+// ([auth]: CacheTTL, Argon2, SCRAMIterations) mean what they say and
+// have no default here (the configuration resolves the defaults, in
+// internal/config): a CacheTTL of 0 is no cache, and Argon2 and
+// SCRAMIterations are required. The others, which no key sets, default
+// when zero.
 type Options struct {
 	// Now returns the current time; nil means time.Now. It stamps users'
 	// Created and Updated times, expires cached credentials and paces the
 	// checks for a changed file.
 	Now func() time.Time
 	// CacheTTL is how long a verified username and password are remembered,
-	// so a client that logs in again does not cost another hash. Zero means
-	// DefaultCacheTTL; negative disables the cache.
+	// so a client that logs in again does not cost another hash; 0 is
+	// no cache.
 	CacheTTL time.Duration
 	// CacheSize bounds the remembered credentials; the least recently used
 	// is evicted first. Zero means DefaultCacheSize; negative disables the
 	// cache.
 	CacheSize int
-	// Argon2 are the parameters for new hashes; the zero value means
-	// DefaultArgon2Time, DefaultArgon2MemoryKiB and DefaultArgon2Threads.
+	// Argon2 are the parameters for new hashes. Required.
 	Argon2 Argon2Params
 	// MaxConcurrentHashes bounds the Argon2 computations in flight, so that
 	// a flood of logins queues instead of taking Argon2.MemoryKiB each.
 	// Zero means runtime.GOMAXPROCS(0).
 	MaxConcurrentHashes int
 	// SCRAMIterations is the iteration count of the SCRAM verifiers made
-	// for new passwords. Zero means DefaultSCRAMIterations; below
-	// MinSCRAMIterations is refused.
+	// for new passwords, from MinSCRAMIterations on. Required.
 	SCRAMIterations int
 	// Logger receives reload events and store errors; nil discards them.
 	// No password, hash or secret is ever logged.
@@ -136,23 +133,14 @@ func newDB(opts Options) (*DB, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	if opts.Argon2 == (Argon2Params{}) {
-		opts.Argon2 = Argon2Params{Time: DefaultArgon2Time, MemoryKiB: DefaultArgon2MemoryKiB, Threads: DefaultArgon2Threads}
-	}
 	if err := opts.Argon2.validate(); err != nil {
 		return nil, fmt.Errorf("userdb: options: %w", err)
-	}
-	if opts.SCRAMIterations == 0 {
-		opts.SCRAMIterations = DefaultSCRAMIterations
 	}
 	if opts.SCRAMIterations < MinSCRAMIterations || opts.SCRAMIterations > maxSCRAMIterations {
 		return nil, fmt.Errorf("userdb: options: SCRAM iterations %d outside %d..%d", opts.SCRAMIterations, MinSCRAMIterations, maxSCRAMIterations)
 	}
 	if opts.MaxConcurrentHashes <= 0 {
 		opts.MaxConcurrentHashes = runtime.GOMAXPROCS(0)
-	}
-	if opts.CacheTTL == 0 {
-		opts.CacheTTL = DefaultCacheTTL
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = DefaultCacheSize

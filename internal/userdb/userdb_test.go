@@ -20,6 +20,10 @@ import (
 // fastArgon2 keeps tests quick; the parameters are still real Argon2id.
 var fastArgon2 = Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
 
+// testSCRAMIterations is the SCRAMIterations of openTest's DBs, that of
+// Postern's default configuration.
+const testSCRAMIterations = 10000
+
 // fakeClock is an injected clock that moves only when told.
 type fakeClock struct {
 	mu sync.Mutex
@@ -44,7 +48,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 func openTest(t testing.TB, path string, clk *fakeClock, mod func(*Options)) *DB {
 	t.Helper()
-	opts := Options{Now: clk.Now, Argon2: fastArgon2}
+	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute}
 	if mod != nil {
 		mod(&opts)
 	}
@@ -78,7 +82,7 @@ func TestPHCRoundTrip(t *testing.T) {
 		}
 	}
 	// The default parameters write what the brief promises.
-	d := &hasher{params: Argon2Params{Time: DefaultArgon2Time, MemoryKiB: DefaultArgon2MemoryKiB, Threads: DefaultArgon2Threads}, sem: make(chan struct{}, 1), count: func() {}}
+	d := &hasher{params: Argon2Params{Time: 2, MemoryKiB: 64 * 1024, Threads: 1}, sem: make(chan struct{}, 1), count: func() {}}
 	s, err = d.hash(context.Background(), "x")
 	if err != nil || !strings.HasPrefix(s, "$argon2id$v=19$m=65536,t=2,p=1$") {
 		t.Errorf("default PHC %q, %v", s, err)
@@ -366,7 +370,7 @@ func TestCorruptFileKeepsUsers(t *testing.T) {
 		if !db.Exists("alice@example.org") {
 			t.Fatalf("user lost after bad file %s", bad)
 		}
-		if _, err := Open(path, Options{Argon2: fastArgon2}); err == nil {
+		if _, err := Open(path, Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations}); err == nil {
 			t.Errorf("Open accepted %s", bad)
 		}
 		if err := db.Add("carol@example.org", "pw"); err == nil {
@@ -428,7 +432,7 @@ func TestHelperProcess(t *testing.T) {
 		t.Skip("helper process only")
 	}
 	path, prefix, _ := strings.Cut(spec, "|")
-	db, err := Open(path, Options{Argon2: fastArgon2})
+	db, err := Open(path, Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +463,7 @@ func TestOtherProcesses(t *testing.T) {
 	}
 	for g := range 5 { // and writers in this process, at the same time
 		wg.Go(func() {
-			db, err := Open(path, Options{Argon2: fastArgon2})
+			db, err := Open(path, Options{Argon2: fastArgon2, SCRAMIterations: MinSCRAMIterations})
 			if err != nil {
 				errs <- err
 				return
@@ -491,7 +495,7 @@ func TestConcurrentWritersLoseNothing(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 20 {
 		wg.Go(func() {
-			db, err := Open(path, Options{Now: clk.Now, Argon2: fastArgon2})
+			db, err := Open(path, Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute})
 			if err != nil {
 				t.Error(err)
 				return

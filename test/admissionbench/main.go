@@ -110,10 +110,8 @@ func runServer(storeKind, redisAddr string, noCache bool) error {
 		return err
 	}
 	// The caps and rates would refuse the handshake clients (all from
-	// one /24): off, so that only the ban refuses.
-	gate := admission.NewGate(st, admission.GateOptions{
-		MaxConnsPerIP: -1, MaxConnsPerPrefix: -1, MaxConnsPerV6Site: -1, RateDisabled: true,
-	})
+	// one /24): off (the zero GateOptions), so that only the ban refuses.
+	gate := admission.NewGate(st, admission.GateOptions{})
 	srv := &smtpd.Server{
 		Name:      "bench",
 		Role:      smtpd.RoleSubmissions,

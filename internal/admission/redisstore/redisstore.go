@@ -1,7 +1,8 @@
 // Package redisstore implements admission.Store on Redis, so that several
 // Postern nodes share one view of counters, sets, bans and strikes.
 //
-// Every key lives under Options.Prefix ("postern:" by default):
+// Every key lives under Options.Prefix (Postern's redis.key_prefix,
+// "postern:" by default):
 //
 //	PREFIX c:KEY            counter: hash {v: value, e: expiry}
 //	PREFIX s:KEY            set: hash {e: expiry, m<member>: 1 ...}
@@ -58,20 +59,24 @@ import (
 // decides what is live.
 const GCSlack = time.Minute
 
-// DefaultPrefix is Options.Prefix when it is empty.
-const DefaultPrefix = "postern:"
-
 // Options configure New.
 type Options struct {
-	// Addr is host:port of the Redis server. Required.
+	// Client, when set, is the Redis client the Store uses: one client
+	// shared with the other users of the same server (Postern's TLS
+	// ticket keys). The Store then leaves it open on Close; its owner
+	// closes it. Without Client, New makes one with NewClient from
+	// Addr, Username, Password, DB, DialTimeout and Timeout, and Close
+	// closes it.
+	Client *redis.Client
+	// Addr is host:port of the Redis server; required without Client.
 	Addr string
 	// Username and Password authenticate (AUTH); empty means none.
 	Username string
 	Password string
 	// DB is the database number (SELECT).
 	DB int
-	// Prefix starts every key; "" means DefaultPrefix. Nodes that share
-	// state use the same prefix.
+	// Prefix starts every key ("postern:" in Postern's configuration);
+	// "" means none. Nodes that share state use the same prefix.
 	Prefix string
 	// DialTimeout bounds a connection attempt; 0 means 2 seconds.
 	DialTimeout time.Duration
@@ -100,6 +105,7 @@ const banCacheMax = 65536
 // Make one with New and Close it when done.
 type Store struct {
 	rdb    *redis.Client
+	owned  bool // rdb is closed by Close
 	prefix string
 
 	// The Lua scripts, loaded once per server (EVALSHA, EVAL when the
@@ -119,14 +125,13 @@ type cachedBan struct {
 
 var _ admission.Store = (*Store)(nil)
 
-// New returns a Store for the Redis server opts names. It does not
-// connect: the first command does (see Ping).
-func New(opts Options) (*Store, error) {
+// NewClient returns a client for the Redis server opts names (Addr,
+// Username, Password, DB, DialTimeout, Timeout), set up as a Store needs
+// it: short timeouts, one retry, RESP2. It does not connect: the first
+// command does.
+func NewClient(opts Options) (*redis.Client, error) {
 	if opts.Addr == "" {
 		return nil, errors.New("redisstore: Options.Addr is required")
-	}
-	if opts.Prefix == "" {
-		opts.Prefix = DefaultPrefix
 	}
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 2 * time.Second
@@ -134,7 +139,7 @@ func New(opts Options) (*Store, error) {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
-	rdb := redis.NewClient(&redis.Options{
+	return redis.NewClient(&redis.Options{
 		Addr:            opts.Addr,
 		Username:        opts.Username,
 		Password:        opts.Password,
@@ -148,11 +153,25 @@ func New(opts Options) (*Store, error) {
 		MaintNotificationsConfig: &maintnotifications.Config{
 			Mode: maintnotifications.ModeDisabled,
 		},
-	})
+	}), nil
+}
+
+// New returns a Store on opts.Client, or on a client of its own for the
+// Redis server opts names. It does not connect: the first command does
+// (see Ping).
+func New(opts Options) (*Store, error) {
+	rdb, owned := opts.Client, false
+	if rdb == nil {
+		var err error
+		if rdb, err = NewClient(opts); err != nil {
+			return nil, err
+		}
+		owned = true
+	}
 	if opts.BanCacheTTL == 0 {
 		opts.BanCacheTTL = DefaultBanCacheTTL
 	}
-	return &Store{rdb: rdb, prefix: opts.Prefix, cacheTTL: opts.BanCacheTTL,
+	return &Store{rdb: rdb, owned: owned, prefix: opts.Prefix, cacheTTL: opts.BanCacheTTL,
 		cache:      make(map[netip.Addr]cachedBan),
 		incrScript: redis.NewScript(incrLua), addScript: redis.NewScript(addLua),
 		putBanScript: redis.NewScript(putBanLua), bannedScript: redis.NewScript(bannedLua),
@@ -167,8 +186,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connections to Redis.
-func (s *Store) Close() error { return s.rdb.Close() }
+// Close closes the connections to Redis, unless the client was given in
+// Options.Client.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return s.rdb.Close()
+}
 
 // stamp encodes t as fixed-width decimal Unix nanoseconds, so that the
 // scripts can compare two stamps as strings (Lua's numbers are doubles

@@ -10,22 +10,8 @@ import (
 
 	"postern/internal/admission"
 	"postern/internal/admission/storetest"
+	"postern/internal/testkit"
 )
-
-// testAddr returns the Redis server of the tests (POSTERN_TEST_REDIS,
-// host:port). Without it the tests skip, unless POSTERN_INTEGRATION=1
-// asks that everything run: then they fail.
-func testAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("POSTERN_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_REDIS is not set (scripts/test starts a redis-server and sets it)")
-		}
-		t.Skip("POSTERN_TEST_REDIS not set: no Redis to test against")
-	}
-	return addr
-}
 
 // newTestStore returns a Store under a key prefix of its own, whose keys
 // are deleted when the test ends.
@@ -44,7 +30,7 @@ func testPrefix(t testing.TB, suffix string) string {
 // deletes the prefix's keys when the test ends.
 func newStoreAt(t testing.TB, prefix string) *Store {
 	t.Helper()
-	s, err := New(Options{Addr: testAddr(t), Prefix: prefix})
+	s, err := New(Options{Addr: testkit.RedisAddr(t), Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,6 +67,44 @@ func TestPingFailsWithoutServer(t *testing.T) {
 	}
 	if _, err := s.Incr(context.Background(), "k", 1, t0, time.Minute); err == nil {
 		t.Fatal("Incr without a server: no error")
+	}
+}
+
+// A Store on a shared client uses it, with its prefix as given ("" is
+// none, not a default), and leaves it open on Close for its owner.
+func TestSharedClient(t *testing.T) {
+	rdb, err := NewClient(Options{Addr: testkit.RedisAddr(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	ctx := context.Background()
+	prefix := testPrefix(t, "")
+	s, err := New(Options{Client: rdb, Prefix: prefix, Addr: "127.0.0.1:1"}) // Addr ignored
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Del(ctx, prefix+"c:k")
+	if _, err := s.Incr(ctx, "k", 1, t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := rdb.HGet(ctx, prefix+"c:k", "v").Result(); err != nil || v != "1" {
+		t.Fatalf("after the Store's Close, the shared client reads %q, %v; want the counter, 1", v, err)
+	}
+	bare, err := New(Options{Client: rdb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := fmt.Sprintf("postern-test-bare-%d", os.Getpid())
+	defer rdb.Del(ctx, "c:"+key)
+	if _, err := bare.Incr(ctx, key, 1, t0, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rdb.Exists(ctx, "c:"+key).Result(); err != nil || n != 1 {
+		t.Fatalf("with Prefix \"\", the key is not c:%s (%d, %v)", key, n, err)
 	}
 }
 
@@ -312,7 +336,7 @@ func BenchmarkBanned(b *testing.B) {
 // The Store conformance suite, against a real redis-server: the memory
 // store runs the same one.
 func TestConformance(t *testing.T) {
-	testAddr(t)
+	testkit.RedisAddr(t)
 	storetest.Run(t, func(t *testing.T) admission.Store { return newTestStore(t) })
 }
 

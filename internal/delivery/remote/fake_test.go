@@ -428,6 +428,7 @@ func newFixture(t *testing.T, hosts []policy.Host, servers ...*fakeServer) *fixt
 		},
 		Timeouts: Timeouts{Connect: 2 * time.Second, Greeting: 2 * time.Second, Command: 2 * time.Second,
 			DataStart: 2 * time.Second, DataBlock: 2 * time.Second, DataEnd: 2 * time.Second},
+		Pool:   PoolOptions{MaxIdlePerHost: 4, IdleTimeout: 30 * time.Second, MaxMessagesPerConn: 100, MaxConnsPerHost: 10},
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil)),
 	}
 	t.Cleanup(f.d.Close)

@@ -6,38 +6,22 @@ import (
 	"time"
 )
 
-// PoolOptions bounds the pool of open sessions. Zero values take the
-// defaults given for each field.
+// PoolOptions bounds the pool of open sessions. Every value means what
+// it says, 0 included: 0 keeps no session idle, or sets no cap, never a
+// default (Postern's configuration resolves the defaults, in
+// internal/config).
 type PoolOptions struct {
-	// MaxIdlePerHost is how many idle sessions are kept per destination;
-	// default 4. A negative value disables reuse.
+	// MaxIdlePerHost is how many idle sessions are kept per destination
+	// for reuse; 0 keeps none.
 	MaxIdlePerHost int
-	// IdleTimeout is how long an idle session is kept before QUIT;
-	// default 30s.
+	// IdleTimeout is how long an idle session is kept before QUIT.
 	IdleTimeout time.Duration
 	// MaxMessagesPerConn is how many transactions one session carries
-	// before QUIT; default 100.
+	// before QUIT; 0 is no cap.
 	MaxMessagesPerConn int
 	// MaxConnsPerHost caps the open sessions (busy and idle) per
-	// destination; a delivery waits for a free one; default 10.
+	// destination; a delivery waits for a free one; 0 is no cap.
 	MaxConnsPerHost int
-}
-
-// withDefaults returns o with zero fields set to their defaults.
-func (o PoolOptions) withDefaults() PoolOptions {
-	if o.MaxIdlePerHost == 0 {
-		o.MaxIdlePerHost = 4
-	}
-	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 30 * time.Second
-	}
-	if o.MaxMessagesPerConn <= 0 {
-		o.MaxMessagesPerConn = 100
-	}
-	if o.MaxConnsPerHost <= 0 {
-		o.MaxConnsPerHost = 10
-	}
-	return o
 }
 
 // poolKey identifies the sessions that are interchangeable: the same
@@ -56,7 +40,7 @@ type idleConn struct {
 
 // hostPool holds the sessions of one poolKey.
 type hostPool struct {
-	slots chan struct{} // one token per open session
+	slots chan struct{} // one token per open session; nil: no cap
 	avail chan struct{} // signalled when a session is put back idle
 	idle  []*idleConn   // most recently used last
 }
@@ -71,16 +55,16 @@ type pool struct {
 }
 
 func newPool(o PoolOptions) *pool {
-	return &pool{opts: o.withDefaults(), hosts: map[poolKey]*hostPool{}}
+	return &pool{opts: o, hosts: map[poolKey]*hostPool{}}
 }
 
 // host returns the hostPool for k, creating it. p.mu must be held.
 func (p *pool) host(k poolKey) *hostPool {
 	hp := p.hosts[k]
 	if hp == nil {
-		hp = &hostPool{
-			slots: make(chan struct{}, p.opts.MaxConnsPerHost),
-			avail: make(chan struct{}, 1),
+		hp = &hostPool{avail: make(chan struct{}, 1)}
+		if p.opts.MaxConnsPerHost > 0 {
+			hp.slots = make(chan struct{}, p.opts.MaxConnsPerHost)
 		}
 		p.hosts[k] = hp
 	}
@@ -106,6 +90,9 @@ func (p *pool) get(ctx context.Context, k poolKey) (*conn, error) {
 		if ic != nil {
 			return ic.c, nil
 		}
+		if hp.slots == nil {
+			return nil, nil
+		}
 		select {
 		case hp.slots <- struct{}{}:
 			return nil, nil
@@ -122,7 +109,9 @@ func (p *pool) release(k poolKey) {
 	p.mu.Lock()
 	hp := p.host(k)
 	p.mu.Unlock()
-	<-hp.slots
+	if hp.slots != nil {
+		<-hp.slots
+	}
 }
 
 // discard closes c without QUIT and frees its slot.
@@ -141,7 +130,8 @@ func (p *pool) put(c *conn) {
 	}
 	p.mu.Lock()
 	hp := p.host(c.key)
-	if p.closed || c.msgs >= p.opts.MaxMessagesPerConn || len(hp.idle) >= p.opts.MaxIdlePerHost {
+	full := p.opts.MaxMessagesPerConn > 0 && c.msgs >= p.opts.MaxMessagesPerConn
+	if p.closed || full || len(hp.idle) >= p.opts.MaxIdlePerHost {
 		p.mu.Unlock()
 		c.quit()
 		p.release(c.key)

@@ -80,22 +80,28 @@ func TestPoolIdleTimeout(t *testing.T) {
 	}
 }
 
+// TestPoolMaxMessagesPerConn: a session carries MaxMessagesPerConn
+// messages, then QUIT; as many as come when it is 0 (no cap).
 func TestPoolMaxMessagesPerConn(t *testing.T) {
-	s := newFake(t, "127.0.0.2", nil)
-	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
-	f.d.Pool.MaxMessagesPerConn = 2
-	for range 5 {
-		delivered(t, f.one(t, testMsg("b@example.test")))
-	}
-	if conns, _, quits, _ := s.stats(); conns != 3 || quits != 2 {
-		t.Errorf("conns %d quits %d, want 3 2", conns, quits)
+	for _, tt := range []struct{ limit, n, conns, quits int }{{2, 5, 3, 2}, {0, 120, 1, 0}} {
+		s := newFake(t, "127.0.0.2", nil)
+		f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+		f.d.Pool.MaxMessagesPerConn = tt.limit
+		for range tt.n {
+			delivered(t, f.one(t, testMsg("b@example.test")))
+		}
+		if conns, _, quits, _ := s.stats(); conns != tt.conns || quits != tt.quits {
+			t.Errorf("cap %d: conns %d quits %d, want %d %d", tt.limit, conns, quits, tt.conns, tt.quits)
+		}
 	}
 }
 
-func TestPoolMaxIdleNegativeDisablesReuse(t *testing.T) {
+// In PoolOptions 0 is off, never a default (Postern's configuration
+// resolves the defaults): MaxIdlePerHost 0 keeps no session idle.
+func TestPoolMaxIdleZeroDisablesReuse(t *testing.T) {
 	s := newFake(t, "127.0.0.2", nil)
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
-	f.d.Pool.MaxIdlePerHost = -1
+	f.d.Pool = PoolOptions{}
 	for range 2 {
 		delivered(t, f.one(t, testMsg("b@example.test")))
 	}
@@ -104,38 +110,40 @@ func TestPoolMaxIdleNegativeDisablesReuse(t *testing.T) {
 	}
 }
 
-func TestPoolMaxConnsPerHost(t *testing.T) {
-	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
+// slowFake is a fake server that takes d to answer the end of DATA.
+func slowFake(t *testing.T, d time.Duration) *fakeServer {
+	return newFake(t, "127.0.0.2", func(s *fakeServer) {
 		s.Reply = func(cmd string) string {
 			if cmd == "." {
-				time.Sleep(50 * time.Millisecond)
+				time.Sleep(d)
 			}
 			return ""
 		}
 	})
-	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
-	f.d.Pool.MaxConnsPerHost = 2
-	var wg sync.WaitGroup
-	for range 6 {
-		wg.Go(func() { delivered(t, f.d.Deliver(context.Background(), testMsg("b@example.test"))) })
-	}
-	wg.Wait()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns != 2 || s.maxAct != 2 || len(s.msgs) != 6 {
-		t.Errorf("conns %d max concurrent %d msgs %d, want 2 2 6", s.conns, s.maxAct, len(s.msgs))
+}
+
+// TestPoolMaxConnsPerHost delivers n messages at once to a slow server:
+// at most MaxConnsPerHost sessions carry them, or n when it is 0 (no cap).
+func TestPoolMaxConnsPerHost(t *testing.T) {
+	for _, tt := range []struct{ limit, n, want int }{{2, 6, 2}, {0, 12, 12}} {
+		s := slowFake(t, 100*time.Millisecond)
+		f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
+		f.d.Pool.MaxConnsPerHost = tt.limit
+		var wg sync.WaitGroup
+		for range tt.n {
+			wg.Go(func() { delivered(t, f.d.Deliver(context.Background(), testMsg("b@example.test"))) })
+		}
+		wg.Wait()
+		s.mu.Lock()
+		if s.conns != tt.want || s.maxAct != tt.want || len(s.msgs) != tt.n {
+			t.Errorf("cap %d: conns %d max concurrent %d msgs %d, want %d %d %d", tt.limit, s.conns, s.maxAct, len(s.msgs), tt.want, tt.want, tt.n)
+		}
+		s.mu.Unlock()
 	}
 }
 
 func TestPoolWaitHonoursContext(t *testing.T) {
-	s := newFake(t, "127.0.0.2", func(s *fakeServer) {
-		s.Reply = func(cmd string) string {
-			if cmd == "." {
-				time.Sleep(300 * time.Millisecond)
-			}
-			return ""
-		}
-	})
+	s := slowFake(t, 300*time.Millisecond)
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	f.d.Pool.MaxConnsPerHost = 1
 	go f.d.Deliver(context.Background(), testMsg("b@example.test"))

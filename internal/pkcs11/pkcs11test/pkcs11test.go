@@ -169,3 +169,16 @@ func (h *HSM) Plug() {
 		h.tb.Fatal(err)
 	}
 }
+
+// ReadPIN reads a PIN file as Postern reads every secret file
+// (config.ReadSecret: the first line, without its end and the blanks
+// around it), for Options.ReadSecret in the tests of packages that
+// config's import of pkcs11 keeps from importing config.
+func ReadPIN(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.Trim(line, " \t\r"), nil
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"postern/internal/testkit"
 	"postern/internal/tlsconf"
 )
 
@@ -19,14 +20,7 @@ import (
 // Without it the test skips, unless POSTERN_INTEGRATION=1: then it fails.
 func testClient(t *testing.T) (*redis.Client, string) {
 	t.Helper()
-	addr := os.Getenv("POSTERN_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_REDIS is not set (scripts/test starts a redis-server and sets it)")
-		}
-		t.Skip("POSTERN_TEST_REDIS not set: no Redis to test against")
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})
+	rdb := redis.NewClient(&redis.Options{Addr: testkit.RedisAddr(t), Protocol: 2, DisableIdentity: true})
 	key := fmt.Sprintf("postern-test:%d:%s:ticket-keys", os.Getpid(), t.Name())
 	t.Cleanup(func() {
 		rdb.Del(context.Background(), key)
@@ -99,7 +93,7 @@ func TestSharedResumption(t *testing.T) {
 	}
 	node := func() *tls.Config {
 		c := tlsconf.ServerConfig(certs, tlsconf.Policy{})
-		if err := tlsconf.NewTickets(tlsconf.TicketOptions{Store: &Store{Client: rdb, Key: key}}).Add(ctx, c); err != nil {
+		if err := tlsconf.NewTickets(tlsconf.TicketOptions{Store: &Store{Client: rdb, Key: key}, Rotation: 12 * time.Hour}).Add(ctx, c); err != nil {
 			t.Fatal(err)
 		}
 		return c
