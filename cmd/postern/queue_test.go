@@ -28,6 +28,10 @@ type fakeQueue struct {
 	retried  []string
 	deleted  []string
 	released []string
+	// changes records each change: the op and the ids it changed.
+	changes []string
+	// active are the recipients being delivered, by id.
+	active map[string][]string
 }
 
 func (q *fakeQueue) List() []spool.Item { return q.items }
@@ -48,6 +52,53 @@ func (q *fakeQueue) Header(id string) (*smtp.Envelope, []byte, error) {
 	}
 	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\n"), nil
 }
+
+// fakeBody is the body of every message of a fakeQueue.
+const fakeBody = "Shall we have lunch?\r\n"
+
+func (q *fakeQueue) Open(id string) (*smtp.Envelope, *spool.Message, error) {
+	env, h, err := q.Header(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, &spool.Message{Message: smtp.Message{Header: h, Body: smtp.BodyBytes([]byte(fakeBody))}}, nil
+}
+
+// Change changes the states of the recipients sel picks as the spool
+// does, and records what it changed.
+func (q *fakeQueue) Change(ids []string, op spool.Op, sel spool.Select) ([]spool.Changed, error) {
+	var out []spool.Changed
+	for _, id := range ids {
+		for i := range q.items {
+			it := &q.items[i]
+			if it.ID != id {
+				continue
+			}
+			c := spool.Changed{ID: id}
+			for j := range it.Recipients {
+				r := &it.Recipients[j]
+				if op.Changes(r.State.Status) && (sel == nil || sel(id, it.From, r.Addr, r.State)) {
+					switch op {
+					case spool.OpDelete:
+						r.State.Status = spool.StatusRemoved
+					case spool.OpHold:
+						r.State.Status = spool.StatusHeld
+					case spool.OpRelease:
+						r.State.Status = spool.StatusPending
+					}
+					c.Recipients = append(c.Recipients, r.Addr)
+				}
+			}
+			if len(c.Recipients) > 0 {
+				out = append(out, c)
+				q.changes = append(q.changes, op.String()+" "+id)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (q *fakeQueue) Active() map[string][]string { return q.active }
 
 func (q *fakeQueue) Delete(id string) error {
 	q.deleted = append(q.deleted, id)
