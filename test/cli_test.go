@@ -113,7 +113,7 @@ func TestHelpOfTheBinary(t *testing.T) {
 	}{
 		{[]string{"user", "frob"}, `postern: user: unknown command "frob"`},
 		{[]string{"bench", "--addr", "127.0.0.1:25"}, `postern: unknown command "bench"`},
-		{[]string{"queue", "list", "-json"}, "flag provided but not defined: --json"},
+		{[]string{"queue", "list", "-bogus"}, "flag provided but not defined: --bogus"},
 	} {
 		out, errs, code := command(t, dir, nil, "", tc.args...)
 		if code != 64 || out != "" || !strings.Contains(errs, tc.want) {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -232,14 +233,15 @@ func TestQueueRetryDelete(t *testing.T) {
 	q := newFakeQueue()
 	data := serveAdmin(t, q)
 	const id = "0ab1c2d3e4f5g6h7i8j9"
-	if got, err := runQ(t, "retry", id, "--data", data); err != nil || !strings.Contains(got, "tried now") {
+	if got, err := runQ(t, "retry", id, "--data", data); err != nil || got != "Retrying 1 message (1 recipient) now.\n" {
 		t.Errorf("retry: %q, %v", got, err)
 	}
-	if got, err := runQ(t, "delete", "--data", data, id); err != nil || !strings.Contains(got, "deleted") {
+	if got, err := runQ(t, "delete", "--data", data, id); err != nil ||
+		got != "Deleted 1 message (2 recipients): nothing more is delivered to them, and no bounce is sent.\n" {
 		t.Errorf("delete: %q, %v", got, err)
 	}
-	if len(q.retried) != 1 || q.retried[0] != id || len(q.deleted) != 1 || q.deleted[0] != id {
-		t.Errorf("retried %v, deleted %v", q.retried, q.deleted)
+	if want := []string{"retry " + id, "delete " + id}; !slices.Equal(q.changes, want) {
+		t.Errorf("changes %v, want %v", q.changes, want)
 	}
 	for _, verb := range []string{"show", "retry", "delete"} {
 		_, err := runQ(t, verb, "nosuchid", "--data", data)
@@ -269,11 +271,11 @@ func TestQueueHeld(t *testing.T) {
 	if err != nil || !strings.Contains(got, "State:      held for review (send limit: messages per hour); postern queue release "+id) {
 		t.Errorf("queue show: %v\n%s", err, got)
 	}
-	if got, err := runQ(t, "release", id, "--data", data); err != nil || got != id+": released; it is delivered now\n" {
+	if got, err := runQ(t, "release", id, "--data", data); err != nil || got != "Released 1 message (1 recipient): delivered now.\n" {
 		t.Errorf("release: %q, %v", got, err)
 	}
-	if len(q.released) != 1 || q.released[0] != id {
-		t.Errorf("released %v", q.released)
+	if want := []string{"release " + id}; !slices.Equal(q.changes, want) {
+		t.Errorf("changes %v, want %v", q.changes, want)
 	}
 	if _, err := runQ(t, "release", "0ab1c2d3e4f5g6h7i8ka", "--data", data); err == nil ||
 		err.Error() != "queue: message 0ab1c2d3e4f5g6h7i8ka is not held" {
@@ -290,7 +292,8 @@ func TestQueueHeld(t *testing.T) {
 func TestQueueNotRunning(t *testing.T) {
 	data := t.TempDir()
 	_, err := runQ(t, "list", "--data", data)
-	want := "postern is not running (no " + filepath.Join(data, "admin.sock") + ")"
+	want := "postern is not running (no " + filepath.Join(data, "admin.sock") +
+		"): the queue commands act through the running server, which owns the spool; start it first"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
 	}
@@ -303,7 +306,7 @@ func TestQueueNotRunning(t *testing.T) {
 }
 
 func TestQueueUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"frob"}, {"show"}, {"retry", "a", "b"}, {"list", "extra"}, {"list", "--bogus"}} {
+	for _, args := range [][]string{{}, {"frob"}, {"show"}, {"show", "a", "b"}, {"retry"}, {"list", "extra"}, {"list", "--bogus"}} {
 		_, err := runQ(t, args...)
 		var ue usageError
 		if !errors.As(err, &ue) {
