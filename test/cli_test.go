@@ -93,7 +93,7 @@ func TestHelpOfTheBinary(t *testing.T) {
 	}{
 		{[]string{"--help"}, "Usage: postern COMMAND"},
 		{[]string{"help"}, "Usage: postern COMMAND"},
-		{[]string{"queue", "list", "--help"}, "Usage: postern queue list [--config FILE | --data DIR]\n\nList the messages waiting"},
+		{[]string{"queue", "list", "--help"}, "Usage: postern queue list [--domain DOMAIN] [--from SENDER] [--json] [--state STATE] [--to ADDRESS] [--config FILE | --data DIR]\n\nList the messages waiting"},
 		{[]string{"user", "--help"}, "Usage: postern user COMMAND"},
 		{[]string{"user", "add", "-h"}, "Usage: postern user add EMAIL [--cram-md5] [--force] [--config FILE | --data DIR]"},
 		{[]string{"ban", "add", "--help"}, "--for DURATION"},
