@@ -126,6 +126,9 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, op spool.Op) {
 		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
 		return
 	}
+	// A change of a large queue commits its states in batches: more
+	// than the admin server's one-minute write timeout allows.
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(changeTimeout))
 	active := s.activeSet()
 	pick := func(id, from, rcpt string, st spool.RecipientState) bool {
 		return op.Changes(st.Status) && m.sender(from) && m.recipient(rcpt, st, active[id][rcpt])
