@@ -306,21 +306,13 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		Messages []Message `json:"messages"`
 	}{Messages: make([]Message, 0, len(items))}
 	for _, it := range items {
-		if !m.sender(it.From) {
-			continue
-		}
 		msg := message(it)
-		picked := msg.Recipients[:0]
-		for i, r := range msg.Recipients {
-			r.Active = active[it.ID][r.Addr]
-			if m.recipient(r.Addr, it.Recipients[i].State, r.Active) {
-				picked = append(picked, r)
-			}
+		for i := range msg.Recipients {
+			msg.Recipients[i].Active = active[it.ID][msg.Recipients[i].Addr]
 		}
-		if msg.Recipients = picked; len(picked) > 0 {
-			out.Messages = append(out.Messages, msg)
-		}
+		out.Messages = append(out.Messages, msg)
 	}
+	out.Messages = m.messages(out.Messages)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -131,7 +131,7 @@ func (s *Server) change(w http.ResponseWriter, r *http.Request, op spool.Op) {
 	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(changeTimeout))
 	active := s.activeSet()
 	pick := func(id, from, rcpt string, st spool.RecipientState) bool {
-		return op.Changes(st.Status) && m.sender(from) && m.recipient(rcpt, st, active[id][rcpt])
+		return op.Changes(st.Status) && m.sender(from) && m.recipient(rcpt, rcptState(st, active[id][rcpt]))
 	}
 	// The candidates, from a snapshot of the queue; Change looks again,
 	// message by message.

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -277,5 +281,48 @@ func TestChangeRefusesBadIDs(t *testing.T) {
 	}
 	if it, err := f.spool.Lookup(id); err != nil || it.Recipients[0].State.Status == spool.StatusRemoved {
 		t.Errorf("a refused selection changed %s: %+v, %v", id, it, err)
+	}
+}
+
+// A server of an older release ignores the filter of GET /queue and
+// answers the whole queue: ListFilter filters again, so that `postern
+// queue list --domain` never shows more than it says. It knows no GET
+// /queue/ID/message: Cat says so, not that the message is gone.
+func TestListFilterOldServer(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/queue" { // as the older ServeMux: a plain 404
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, `{"messages": [
+			{"id": "a1", "from": "alice@example.com", "recipients": [{"addr": "bob@a.example", "status": "deferred"},
+				{"addr": "carl@b.example", "status": "deferred"}]},
+			{"id": "a2", "from": "", "recipients": [{"addr": "alice@example.com", "status": "held"}]}]}`)
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	c := &Client{SocketPath: sock}
+	for _, tc := range []struct {
+		f    Filter
+		want string
+	}{
+		{Filter{Domain: "b.example"}, "1:carl@b.example"},
+		{Filter{From: "<>"}, "2:alice@example.com"},
+		{Filter{State: "held"}, "2:alice@example.com"},
+		{Filter{State: "active"}, ""},
+		{Filter{}, "1:bob@a.example,carl@b.example 2:alice@example.com"},
+	} {
+		msgs, err := c.ListFilter(context.Background(), tc.f)
+		if got := picked(msgs); err != nil || got != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc.f, got, err, tc.want)
+		}
+	}
+	if err := c.Cat(context.Background(), "a1", false, io.Discard); !errors.Is(err, ErrOldServer) {
+		t.Errorf("cat on an older server: %v", err)
 	}
 }

@@ -32,7 +32,9 @@ func (c *Client) List(ctx context.Context) ([]Message, error) {
 // ListFilter returns the messages in the queue that f picks, by
 // arrival, each with only the recipients f picks (every recipient when f
 // is empty). It fails with a *ServerError for a filter the server
-// refuses (Filter.Check says why first).
+// refuses (Filter.Check says why first). It applies f to the answer
+// too, so that a server of an older release, which ignores f, does not
+// make it list more.
 func (c *Client) ListFilter(ctx context.Context, f Filter) ([]Message, error) {
 	var out struct {
 		Messages []Message `json:"messages"`
@@ -44,7 +46,15 @@ func (c *Client) ListFilter(ctx context.Context, f Filter) ([]Message, error) {
 	if err := c.do(ctx, http.MethodGet, path, &out); err != nil {
 		return nil, fmt.Errorf("admin: list: %w", err)
 	}
-	return out.Messages, nil
+	if f.Empty() {
+		return out.Messages, nil
+	}
+	// Again here: a server of an older release ignores the filter.
+	m, err := f.compile()
+	if err != nil {
+		return nil, fmt.Errorf("admin: list: %w", err)
+	}
+	return m.messages(out.Messages), nil
 }
 
 // Show returns message id with its envelope and header section.
@@ -187,7 +197,8 @@ func (c *Client) roundTrip(tr *http.Transport, req *http.Request) (*http.Respons
 // stream makes a request whose answer is a stream: the Client's Timeout,
 // or 30 seconds, bounds the wait for the answer's header, not the
 // reading of its body, which ends with ctx. An answer other than 200
-// gives an error, wrapping ErrNotFound for a 404.
+// gives an error, wrapping ErrNotFound for the API's 404 and
+// ErrOldServer for the router's (a path an older server does not know).
 func (c *Client) stream(ctx context.Context, method, path string) (*http.Response, error) {
 	tr := c.transport()
 	tr.ResponseHeaderTimeout = c.Timeout
@@ -206,12 +217,16 @@ func (c *Client) stream(ctx context.Context, method, path string) (*http.Respons
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, ErrNotFound
-	}
 	var e errorBody
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+	isJSON := json.Unmarshal(body, &e) == nil && e.Error != ""
+	switch {
+	case resp.StatusCode == http.StatusNotFound && isJSON:
+		return nil, ErrNotFound
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusMethodNotAllowed:
+		// Not the API's answer but the router's: an older server.
+		return nil, ErrOldServer
+	case isJSON:
 		return nil, &ServerError{Msg: e.Error}
 	}
 	return nil, fmt.Errorf("server: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))

@@ -149,15 +149,15 @@ func (m *matcher) sender(from string) bool {
 	return true
 }
 
-// recipient reports whether recipient rcpt, in state st and active or
-// not, is picked (its message's sender aside).
-func (m *matcher) recipient(rcpt string, st spool.RecipientState, active bool) bool {
+// recipient reports whether recipient rcpt, in state (as rcptState
+// names it), is picked (its message's sender aside).
+func (m *matcher) recipient(rcpt, state string) bool {
 	switch {
 	case m.to != "" && addrkey.Key(rcpt) != m.to:
 		return false
 	case m.domain != "" && addrkey.DomainKey(addrkey.DomainOf(rcpt)) != m.domain:
 		return false
-	case m.state != "" && rcptState(st, active) != m.state:
+	case m.state != "" && state != m.state:
 		return false
 	}
 	return true
@@ -170,6 +170,31 @@ func rcptState(st spool.RecipientState, active bool) string {
 		return StateActive
 	}
 	return st.Status.String()
+}
+
+// messages returns the messages of msgs that m picks, each with only
+// the recipients m picks (msgs is reused).
+func (m *matcher) messages(msgs []Message) []Message {
+	out := msgs[:0]
+	for _, msg := range msgs {
+		if !m.sender(msg.From) {
+			continue
+		}
+		picked := msg.Recipients[:0]
+		for _, r := range msg.Recipients {
+			st := r.Status
+			if r.Active {
+				st = StateActive
+			}
+			if m.recipient(r.Addr, st) {
+				picked = append(picked, r)
+			}
+		}
+		if msg.Recipients = picked; len(picked) > 0 {
+			out = append(out, msg)
+		}
+	}
+	return out
 }
 
 // values returns f as URL query parameters (GET /queue).
