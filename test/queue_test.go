@@ -18,7 +18,7 @@ import (
 // against the real binary and a live server: mail to a domain that is
 // down is found with a filter, held (refused without a terminal or
 // --yes, asked on a terminal), kept held across a restart, released,
-// read with cat, deleted by id (one id gone meanwhile) and by --all;
+// read with cat (on a terminal, its escape sequences shown, not obeyed), deleted by id (one id gone meanwhile) and by --all;
 // hostile ids and a filter that matches nothing get their exit status;
 // without the server the commands say so.
 func TestQueueIncident(t *testing.T) {
@@ -39,7 +39,7 @@ func TestQueueIncident(t *testing.T) {
 		}
 	}
 	if err := sendTo(c, "alice@example.test", []string{"a@down.example", "b@other.example"},
-		"From: alice@example.test\r\nSubject: both\r\n\r\nto two domains\r\n"); err != nil {
+		"From: alice@example.test\r\nSubject: both\r\n\r\nto two domains\x1b[2J\r\n"); err != nil {
 		t.Fatal(err)
 	}
 	c.Quit()
@@ -141,8 +141,12 @@ func TestQueueIncident(t *testing.T) {
 
 	// The whole message, as stored: the server's Received field on top.
 	out, errs, code = queue("cat", both)
-	if code != 0 || !strings.HasPrefix(out, "Received: ") || !strings.HasSuffix(out, "Subject: both\r\n\r\nto two domains\r\n") {
+	if code != 0 || !strings.HasPrefix(out, "Received: ") || !strings.HasSuffix(out, "Subject: both\r\n\r\nto two domains\x1b[2J\r\n") {
 		t.Errorf("cat: exit %d\n%q%s", code, out, errs)
+	}
+	// On a terminal, the message's escape sequence is shown, not obeyed.
+	if out, code := onTerminal("", "cat", both); code != 0 || !strings.Contains(out, `to two domains\x1b[2J`) || strings.Contains(out, "\x1b") {
+		t.Errorf("cat on a terminal: exit %d\n%q", code, out)
 	}
 
 	// Hostile input, and a filter that matches nothing.

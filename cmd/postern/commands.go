@@ -216,7 +216,9 @@ func commands() []*command {
 		},
 		{
 			name: "queue cat", args: "ID", minArgs: 1, maxArgs: 1,
-			summary:  "print a message as the spool holds it, headers the server added included (as postcat)",
+			summary: "print a message as the spool holds it, headers the server added included (as postcat)",
+			text: "Byte for byte into a file or a pipe; on a terminal, control characters are shown (\\x1b, \\r), " +
+				"not obeyed, so that a hostile message cannot rewrite the screen.",
 			examples: []string{"postern queue cat 0ab1c2d3e4f5g6h7i8j9 | less", "postern queue cat 0ab1c2d3e4f5g6h7i8j9 --header"},
 			setup:    queueFlags("cat"),
 		},

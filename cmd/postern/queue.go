@@ -7,9 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/term"
 
 	"postern/internal/admin"
 	"postern/internal/smtp"
@@ -108,9 +111,17 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts)
 		}
 		printShow(stdout, d, now())
 	case "cat":
-		if err := c.Cat(ctx, pos[0], o.header, stdout); err != nil {
+		if !isTerminal(stdout) {
+			if err := c.Cat(ctx, pos[0], o.header, stdout); err != nil {
+				return queueError(err, sock, pos[0])
+			}
+			return nil
+		}
+		w := &terminalSafe{w: stdout}
+		if err := c.Cat(ctx, pos[0], o.header, w); err != nil {
 			return queueError(err, sock, pos[0])
 		}
+		return w.Flush()
 	case "flush":
 		return runChange(cl, c, spool.OpRetry, nil, &queueOpts{all: true})
 	case "delete":
@@ -314,4 +325,58 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%dM", n>>20)
+}
+
+// terminalSafe writes a message to a terminal with its control
+// characters shown, not obeyed: a hostile message's escape sequences
+// could otherwise retitle the window, rewrite the screen or hide text,
+// and a lone CR hide the start of a line. CRLF becomes a newline; tab
+// and newline pass; any other byte below 0x20, and DEL, is written as
+// \xHH (\r for a lone CR). Flush writes a CR held back at the end.
+type terminalSafe struct {
+	w  io.Writer
+	cr bool // a CR was the last byte, held back until the next
+	b  []byte
+}
+
+func (t *terminalSafe) Write(p []byte) (int, error) {
+	t.b = t.b[:0]
+	for _, c := range p {
+		if t.cr {
+			t.cr = false
+			if c == '\n' {
+				t.b = append(t.b, '\n')
+				continue
+			}
+			t.b = append(t.b, `\r`...)
+		}
+		switch {
+		case c == '\r':
+			t.cr = true
+		case c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f):
+			t.b = append(t.b, c)
+		default:
+			t.b = fmt.Appendf(t.b, `\x%02x`, c)
+		}
+	}
+	if _, err := t.w.Write(t.b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes what Write held back.
+func (t *terminalSafe) Flush() error {
+	if !t.cr {
+		return nil
+	}
+	t.cr = false
+	_, err := io.WriteString(t.w, `\r`)
+	return err
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

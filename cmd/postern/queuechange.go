@@ -21,8 +21,6 @@ import (
 	"slices"
 	"strings"
 
-	"golang.org/x/term"
-
 	"postern/internal/admin"
 	"postern/internal/spool"
 )
@@ -93,7 +91,7 @@ func (cl *cli) confirm(op spool.Op, res *admin.ChangeResult) error {
 	what := fmt.Sprintf("%s (%s)", nCount(res.Messages, "message"), nCount(res.Recipients, "recipient"))
 	verb := strings.ToLower(changeWords[op].done)
 	f, ok := cl.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !ok || !isTerminal(f) {
 		return fmt.Errorf("queue %v: %s would be %s, more than %d: no terminal to confirm on; "+
 			"check them with postern queue list and the same filter, then run this again with --yes", op, what, verb, confirmOver)
 	}

@@ -167,3 +167,27 @@ func TestQueueCat(t *testing.T) {
 		t.Errorf("cat of an unknown id: exit %d, %q", code, errs)
 	}
 }
+
+// On a terminal, cat shows a hostile message's control characters
+// instead of sending them to the terminal: an escape sequence could
+// rewrite the screen, a lone CR hide a line's start. CRLF ends a line;
+// tabs and UTF-8 pass. The input comes in pieces cut anywhere.
+func TestTerminalSafe(t *testing.T) {
+	in := "Subject: \x1b]0;pwned\x07hi\r\nX: a\rb\tc\x00\x7f d\u00e9j\u00e0\r\n\r\nbody\r"
+	want := "Subject: \\x1b]0;pwned\\x07hi\nX: a\\rb\tc\\x00\\x7f d\u00e9j\u00e0\n\nbody\\r"
+	for cut := range len(in) + 1 {
+		var b bytes.Buffer
+		w := &terminalSafe{w: &b}
+		for _, part := range []string{in[:cut], in[cut:]} {
+			if n, err := w.Write([]byte(part)); err != nil || n != len(part) {
+				t.Fatalf("Write: %d, %v", n, err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != want {
+			t.Fatalf("cut at %d: %q, want %q", cut, b.String(), want)
+		}
+	}
+}
