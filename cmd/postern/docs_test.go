@@ -71,6 +71,15 @@ func TestCheckCommandLine(t *testing.T) {
 	}
 }
 
+// TestDocCommandLinesTranscript: in a block with a prompt, the output
+// lines are not commands, even when they name one.
+func TestDocCommandLinesTranscript(t *testing.T) {
+	cls := docCommandLines("```text\n$ postern queue hold --domain example.org\nHeld 3 messages: nothing is tried until postern queue release.\n```\n")
+	if len(cls) != 1 || strings.Join(cls[0].args, " ") != "queue hold --domain example.org" {
+		t.Errorf("got %+v, want the one prompted command", cls)
+	}
+}
+
 // checkCommandLine returns what is wrong with the arguments after
 // "postern", or "".
 func checkCommandLine(args []string) string {
@@ -126,17 +135,26 @@ var docInline = regexp.MustCompile("`([^`\n]+)`")
 func docCommandLines(text string) []docCommandLine {
 	var out []docCommandLine
 	lines := strings.Split(text, "\n")
-	inBlock, lang := false, ""
+	inBlock, lang, transcript := false, "", false
 	for i := 0; i < len(lines); i++ {
 		line := lines[i]
 		if fence := strings.TrimSpace(line); strings.HasPrefix(fence, "```") {
 			inBlock = !inBlock
 			lang = strings.TrimPrefix(fence, "```")
+			transcript = inBlock && isTranscript(lines[i+1:])
 			continue
 		}
 		if inBlock {
 			if lang == "toml" || lang == "json" || lang == "yaml" {
 				continue
+			}
+			// In a transcript ("$ postern ..." then its output) only
+			// the prompted lines are commands.
+			if transcript {
+				if !strings.HasPrefix(line, "$ ") {
+					continue
+				}
+				line = line[2:]
 			}
 			start := i + 1
 			for strings.HasSuffix(line, "\\") && i+1 < len(lines) {
@@ -375,4 +393,18 @@ func markdownAnchors(text string) map[string]bool {
 		out[a] = true
 	}
 	return out
+}
+
+// isTranscript reports whether the code block whose lines start at
+// lines (up to its closing fence) shows a shell prompt, "$ ".
+func isTranscript(lines []string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			return false
+		}
+		if strings.HasPrefix(l, "$ ") {
+			return true
+		}
+	}
+	return false
 }

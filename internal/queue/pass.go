@@ -142,7 +142,9 @@ func (r *Runner) process(ctx context.Context, id string) {
 		}
 		start := r.opts.Now()
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		r.active.begin(id, rc.Addr)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
+		r.active.end(id, rc.Addr)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
@@ -229,7 +231,9 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		}
 	} else {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		r.active.begin(b.p.id, addrs...)
 		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
+		r.active.end(b.p.id, addrs...)
 		cancel()
 		msg.Close()
 	}
@@ -411,7 +415,7 @@ func (p *pass) done() {
 	if !last {
 		return
 	}
-	if len(p.held) > 0 {
+	if p.held = p.undeleted(p.held); len(p.held) > 0 {
 		p.report()
 	}
 	p.r.finish(p.id)

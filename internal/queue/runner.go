@@ -221,6 +221,8 @@ type Runner struct {
 	sched   schedule
 	resched chan struct{}
 
+	active active // the recipients being delivered now (operator.go)
+
 	passes sync.WaitGroup
 }
 

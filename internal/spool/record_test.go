@@ -104,11 +104,12 @@ func TestVersion1RecordsStayReadable(t *testing.T) {
 }
 
 func TestStateVersions(t *testing.T) {
-	rcpts := []string{"a@x", "b@y"}
+	rcpts := []string{"a@x", "b@y", "c@z"}
 	st := []RecipientState{
 		{Status: StatusDeferred, Attempts: 3, NextAttempt: time.Unix(1_800_000_100, 0), Updated: time.Unix(1_800_000_000, 5),
 			LastError: "451 try later", Code: "4.3.0", Diagnostic: "smtp; 451 4.3.0 try later", RemoteMTA: "mx.y", Warned: true},
 		{Status: StatusDelivered, Attempts: 1, Updated: time.Unix(1_800_000_000, 0)},
+		{Status: StatusHeld, Attempts: 2, LastError: "451 try later", OperatorHold: true, Warned: true},
 	}
 	got, err := decodeStates(encodeStates(rcpts, st), rcpts)
 	if err != nil {
