@@ -1,0 +1,183 @@
+package test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"net/smtp"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startDovecotSubmission runs Dovecot's submission service on a free
+// loopback port, with user fred@example.net (password fredpass),
+// relaying what it is given to relay (host:port) in plaintext, and
+// stops it when the test ends. Dovecot's SMTP client sends the message
+// with BDAT when the relay offers CHUNKING.
+func startDovecotSubmission(t *testing.T, relay string) (addr string, logFile string) {
+	t.Helper()
+	bin := "/usr/sbin/dovecot"
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("dovecot is required (scripts/test installs dovecot-submissiond): %v", err)
+	}
+	if _, err := os.Stat("/usr/lib/dovecot/submission"); err != nil {
+		t.Fatalf("dovecot's submission service is required (scripts/test installs dovecot-submissiond): %v", err)
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := sharedTempDir(t, "postern-dovecot-sub-", 0o755)
+	for _, d := range []string{"run", "state", "mail"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("fred@example.net:{PLAIN}fredpass::::::\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	addr = freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	relayHost, relayPort, _ := net.SplitHostPort(relay)
+	logFile = filepath.Join(dir, "dovecot.log")
+	conf := fmt.Sprintf(`protocols = submission
+base_dir = %[1]s/run
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain
+listen = 127.0.0.1
+hostname = relay.example.net
+default_internal_user = root
+default_internal_group = root
+default_login_user = dovenull
+mail_uid = %[2]s
+mail_gid = %[2]s
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:%[1]s/mail/%%u
+submission_relay_host = %[3]s
+submission_relay_port = %[4]s
+submission_relay_ssl = no
+submission_relay_trusted = no
+passdb {
+  driver = passwd-file
+  args = %[1]s/users
+}
+userdb {
+  driver = passwd-file
+  args = %[1]s/users
+}
+service submission-login {
+  chroot =
+  inet_listener submission {
+    address = 127.0.0.1
+    port = %[5]s
+  }
+}
+service anvil {
+  chroot =
+}
+`, dir, nobody.Uid, relayHost, relayPort, port)
+	confFile := filepath.Join(dir, "dovecot.conf")
+	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-F", "-c", confFile)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { cmd.Wait(); close(waited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-waited
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", out.String(), b)
+		}
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, logFile
+		}
+		select {
+		case <-waited:
+			t.Fatalf("dovecot exited: %s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dovecot does not listen on %s: %v\n%s", addr, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestBdatFromDovecot has a real SMTP client that uses CHUNKING send
+// mail to the real binary's mx listener: Dovecot's submission service
+// relays a message to Postern, which offers CHUNKING, and Postern's
+// protocol trace shows the message came in a BDAT LAST chunk, not
+// DATA. The message reaches the local mailbox intact, dot-led lines
+// and all (BDAT does not stuff), with Postern's Received on top.
+func TestBdatFromDovecot(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.1\"]\n")
+	s.start()
+	s.addUser("dora@example.test", "dora-password")
+	sub, _ := startDovecotSubmission(t, s.mx)
+
+	body := "first line\r\n.\r\n..two dots\r\n.leading dot\r\n" + strings.Repeat("a body line to make it larger\r\n", 5000) + "last line\r\n"
+	msg := "From: fred@example.net\r\nTo: dora@example.test\r\nSubject: bdat-from-dovecot\r\n\r\n" + body
+	c, err := smtp.Dial(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.example.net"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(smtp.PlainAuth("", "fred@example.net", "fredpass", "127.0.0.1")); err != nil {
+		t.Fatalf("AUTH at Dovecot: %v", err)
+	}
+	if err := send(c, "fred@example.net", "dora@example.test", msg); err != nil {
+		t.Fatalf("submit to Dovecot: %v", err)
+	}
+	c.Quit()
+	got := s.waitMaildir("dora@example.test", "Subject: bdat-from-dovecot")
+	if !strings.HasSuffix(got, "\r\n\r\n"+body) {
+		t.Errorf("the body changed on the way (%d octets stored)", len(got))
+	}
+	if !strings.Contains(got, "Received: from relay.example.net") {
+		t.Errorf("no Received from Dovecot's session:\n%.600s", got)
+	}
+	var bdat, data []string
+	for _, l := range strings.Split(s.stderr.String(), "\n") {
+		if !strings.Contains(l, `"msg":"smtp trace"`) || !strings.Contains(l, `"from":"client"`) {
+			continue
+		}
+		if strings.Contains(l, `"line":"BDAT `) {
+			bdat = append(bdat, l)
+		}
+		if strings.Contains(l, `"line":"DATA"`) {
+			data = append(data, l)
+		}
+	}
+	if len(bdat) == 0 || !strings.Contains(bdat[len(bdat)-1], ` LAST"`) || len(data) != 0 {
+		t.Errorf("Dovecot did not send the message with BDAT: BDAT lines %q, DATA lines %q", bdat, data)
+	}
+}
