@@ -181,3 +181,50 @@ func TestBdatFromDovecot(t *testing.T) {
 		t.Errorf("Dovecot did not send the message with BDAT: BDAT lines %q, DATA lines %q", bdat, data)
 	}
 }
+
+// TestPostfixRelaysToPostern has the real Postfix relay a message to
+// the binary's mx listener, which offers CHUNKING. Postfix's smtp
+// client (3.7, as every Postfix so far) has no BDAT: it sends with DATA
+// whatever the server offers, and Postern's offer changes nothing for
+// it. The trace shows DATA; the message arrives intact.
+func TestPostfixRelaysToPostern(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.81\"]\n")
+	s.start()
+	s.addUser("dora@example.test", "dora-password")
+	const ip = "127.0.0.81"
+	host, port, _ := net.SplitHostPort(s.mx)
+	pf := startPostfixConf(t, ip, nil, fmt.Sprintf(`relay_domains = example.test
+relayhost = [%s]:%s
+relay_transport = smtp
+smtp_bind_address = %s
+`, host, port, ip), "relay.example.net")
+
+	body := "first\r\n.\r\n..two dots\r\nlast\r\n"
+	c, err := smtp.Dial(ip + ":25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := send(c, "fred@example.net", "dora@example.test",
+		"From: fred@example.net\r\nSubject: postfix-to-postern\r\n\r\n"+body); err != nil {
+		t.Fatalf("submit to Postfix: %v", err)
+	}
+	c.Quit()
+	got := s.waitMaildir("dora@example.test", "Subject: postfix-to-postern")
+	if !strings.HasSuffix(got, "\r\n\r\n"+body) {
+		t.Errorf("the body changed on the way:\n%q", got)
+	}
+	pf.waitLog("to=<dora@example.test>", "status=sent")
+	var verbs []string
+	for _, l := range strings.Split(s.stderr.String(), "\n") {
+		if strings.Contains(l, `"msg":"smtp trace"`) && strings.Contains(l, `"from":"client"`) {
+			if _, after, ok := strings.Cut(l, `"line":"`); ok {
+				verbs = append(verbs, strings.Fields(after)[0])
+			}
+		}
+	}
+	if v := strings.Join(verbs, " "); !strings.Contains(v, `DATA"}`) || strings.Contains(v, "BDAT") {
+		t.Errorf("Postfix's commands: %s", v)
+	}
+}

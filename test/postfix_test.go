@@ -47,6 +47,12 @@ func startPostfix(t *testing.T, ip, domain string) *postfixMX {
 // accepts mail for, the first of which names the host.
 func startPostfixTLS(t *testing.T, ip string, cert *tls.Certificate, domains ...string) *postfixMX {
 	t.Helper()
+	return startPostfixConf(t, ip, cert, "", domains...)
+}
+
+// startPostfixConf is startPostfixTLS with extra lines for main.cf.
+func startPostfixConf(t *testing.T, ip string, cert *tls.Certificate, extra string, domains ...string) *postfixMX {
+	t.Helper()
 	domain := domains[0]
 	bin := postfixTool(t, "postfix")
 	// Postfix's daemons run as the postfix user and the virtual delivery
@@ -103,7 +109,7 @@ virtual_mailbox_base = %[1]s/mail
 virtual_mailbox_maps = static:box/
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
-`, dir, p.log, domain, p.conf, strings.Join(domains, " "))
+`, dir, p.log, domain, p.conf, strings.Join(domains, " ")) + extra
 	// No chroot: the Debian defaults would need a populated
 	// /var/spool/postfix-style jail.
 	masterCF := ip + `:25 inet n - n - - smtpd
@@ -123,6 +129,7 @@ error     unix  - - n -  - error
 retry     unix  - - n -  - error
 discard   unix  - - n -  - discard
 virtual   unix  - n n -  - virtual
+smtp      unix  - - n -  - smtp
 anvil     unix  - - n -  1 anvil
 scache    unix  - - n -  1 scache
 postlog   unix-dgram n - n - 1 postlogd
