@@ -55,7 +55,7 @@ type session struct {
 	quit     bool      // close after flushing
 	hdr      []byte    // scratch for the headers prepended to a message
 	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
-	ehloBuf  [8]string
+	ehloBuf  [12]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 	trace    *tracer      // the protocol trace; nil when not traced (trace.go)
 	authMech string       // the SASL mechanism of authUser, for milters
