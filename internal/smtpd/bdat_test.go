@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"postern/internal/milter/miltertest"
 	"postern/internal/smtp"
 	"postern/internal/testkit"
 )
@@ -334,5 +335,83 @@ func TestBdatSubmission(t *testing.T) {
 	msgs := f.spool.messages()
 	if len(msgs) != 1 || !strings.Contains(string(msgs[0].data), "\r\nMessage-ID: <") || msgs[0].env.AuthUser != "alice" {
 		t.Fatalf("spooled %+v", msgs)
+	}
+}
+
+// The in-flight budget holds across chunks as across DATA: a message
+// that passes it gets 452 4.3.1 at the chunk that passed, read to its
+// end, the session in step; a session holding the whole budget between
+// chunks makes another's first BDAT 452 4.3.1 (its chunk read past);
+// the budget is back once the first message ends.
+func TestBdatInFlightBudget(t *testing.T) {
+	budget := NewDataBudget(DataBudgetOptions{InFlight: 4 * budgetChunk})
+	f := newFixture(t, RoleMX, func(s *Server) { s.Budget = budget })
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.mailRcpt()
+	c.bdat("Subject: big\r\n\r\n"+bigBody(3*budgetChunk), false)
+	c.expect("250 2.0.0")
+	c.bdat(bigBody(2*budgetChunk), true)
+	c.expect("452 4.3.1 Insufficient system storage")
+	c.do("NOOP", "250 2.0.0")
+
+	c.mailRcpt()
+	c.bdat("Subject: held\r\n\r\n"+bigBody(4*budgetChunk-100), false)
+	c.expect("250 2.0.0")
+	c2 := f.dial()
+	c2.do("EHLO other.example", "250 ")
+	c2.mailRcpt()
+	c2.bdat("Subject: refused\r\n\r\nx\r\n", true)
+	c2.expect("452 4.3.1")
+	c2.do("NOOP", "250 2.0.0")
+	c.bdat("", true)
+	c.expect("250 2.0.0 OK queued as")
+	if n := budget.inFlight.Load(); n != 0 {
+		t.Errorf("budget held after the transactions: %d", n)
+	}
+	c2.mailRcpt()
+	c2.bdat("Subject: now\r\n\r\nok\r\n", true)
+	c2.expect("250 2.0.0 OK queued as")
+	if n := len(f.spool.messages()); n != 2 {
+		t.Errorf("%d messages spooled, want 2", n)
+	}
+}
+
+// Milters see a chunked message as one sent with DATA: DATA before the
+// first chunk (its refusal reads the chunk past), the header and body at
+// the last, their changes spooled.
+func TestBdatMilter(t *testing.T) {
+	m := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-Milter", "seen"), miltertest.Accept))
+	f := newFixture(t, RoleMX, withMilters(m))
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.mailRcpt()
+	msg := message("From: a@example.net", "Subject: chunked")
+	c.bdat(msg[:10], false)
+	c.expect("250 2.0.0")
+	c.bdat(msg[10:], true)
+	c.expect("250 2.0.0 OK queued as")
+	c.do("QUIT", "221")
+	m.WaitCodes(t, "Q")
+	if got := m.Codes(); got != "CHMRTLLNBEQ" {
+		t.Fatalf("milter events %q", got)
+	}
+	if b := eventsOf(m, 'B'); len(b) != 1 || string(b[0].Data) != "Hello.\r\n" {
+		t.Errorf("body events %+v", b)
+	}
+	if got := string(f.spool.messages()[0].data); !strings.Contains(got, "\r\nX-Milter: seen\r\n") {
+		t.Errorf("spooled\n%s", got)
+	}
+
+	m2 := startMilter(t, miltertest.At('T', miltertest.ReplyCode("550 5.7.0 No mail today")))
+	f = newFixture(t, RoleMX, withMilters(m2))
+	c = f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.mailRcpt()
+	c.bdat(msg, true)
+	c.expect("550 5.7.0 No mail today")
+	c.do("NOOP", "250 2.0.0")
+	if n := len(f.spool.messages()); n != 0 {
+		t.Errorf("%d messages spooled", n)
 	}
 }
