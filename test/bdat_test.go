@@ -133,7 +133,8 @@ service anvil {
 // relays a message to Postern, which offers CHUNKING, and Postern's
 // protocol trace shows the message came in a BDAT LAST chunk, not
 // DATA. The message reaches the local mailbox intact, dot-led lines
-// and all (BDAT does not stuff), with Postern's Received on top.
+// and all (BDAT does not stuff), with Postern's Received and
+// Authentication-Results on top.
 func TestBdatFromDovecot(t *testing.T) {
 	integration(t)
 	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.1\"]\n")
@@ -162,8 +163,10 @@ func TestBdatFromDovecot(t *testing.T) {
 	if !strings.HasSuffix(got, "\r\n\r\n"+body) {
 		t.Errorf("the body changed on the way (%d octets stored)", len(got))
 	}
-	if !strings.Contains(got, "Received: from relay.example.net") {
-		t.Errorf("no Received from Dovecot's session:\n%.600s", got)
+	// The mx checks of the end of the message ran: Received and
+	// Authentication-Results (SPF, DKIM, DMARC) on top.
+	if !strings.Contains(got, "Received: from relay.example.net") || !strings.Contains(got, "Authentication-Results: localhost;") {
+		t.Errorf("no Received from Dovecot's session or no Authentication-Results:\n%.800s", got)
 	}
 	var bdat, data []string
 	for _, l := range strings.Split(s.stderr.String(), "\n") {
