@@ -231,3 +231,54 @@ smtp_bind_address = %s
 		t.Errorf("Postfix's commands: %s", v)
 	}
 }
+
+// TestBdatSubmissionSigned sends a message in BDAT chunks on the
+// submission port of the real binary: it gets the checks and repairs
+// of submission (Message-ID added) and Postern's DKIM signature, as
+// with DATA, and arrives intact.
+func TestBdatSubmissionSigned(t *testing.T) {
+	integration(t)
+	s := testConfig(t, t.TempDir(), "")
+	os.MkdirAll(s.data, 0o700)
+	if out, err := s.run("", "dkim", "keygen", "example.test", "--selector", "s1", "--algorithm", "ed25519"); err != nil {
+		t.Fatalf("dkim keygen: %v\n%s", err, out)
+	}
+	s.start()
+	s.addUser("gina@example.test", "gina-password")
+	s.addUser("ivan@example.test", "ivan-password")
+	c, err := dial(t, s.sub, "gina@example.test", "gina-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("CHUNKING"); !ok {
+		t.Fatal("submission does not offer CHUNKING")
+	}
+	if err := c.Mail("gina@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("ivan@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	head := "From: gina@example.test\r\nTo: ivan@example.test\r\nSubject: bdat-signed\r\n\r\n"
+	body := ".dot line\r\nsigned body\r\n"
+	w := c.Text.W
+	fmt.Fprintf(w, "BDAT %d\r\n%s", len(head), head)
+	fmt.Fprintf(w, "BDAT %d LAST\r\n%s", len(body), body)
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Text.ReadResponse(250); err != nil {
+		t.Fatalf("first chunk: %v", err)
+	}
+	if _, msg, err := c.Text.ReadResponse(250); err != nil || !strings.Contains(msg, "queued as") {
+		t.Fatalf("last chunk: %q, %v", msg, err)
+	}
+	c.Quit()
+	got := s.waitMaildir("ivan@example.test", "Subject: bdat-signed")
+	for _, want := range []string{"DKIM-Signature: v=1; a=ed25519-sha256", "Message-ID: <", "\r\n\r\n" + body} {
+		if !strings.Contains(strings.ReplaceAll(got, "\r\n\t", " "), want) {
+			t.Errorf("delivered message lacks %q:\n%s", want, got)
+		}
+	}
+}
