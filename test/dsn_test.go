@@ -65,8 +65,7 @@ func TestDSNWithPostfix(t *testing.T) {
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 relayhost = [127.0.0.1]:`+strings.Split(s.mx, ":")[1]+`
 smtp_tls_security_level = none
-`, `smtp      unix  - - n -  - smtp
-relay     unix  - - n -  - smtp
+`, `relay     unix  - - n -  - smtp
 `, "example.net")
 	s.start()
 	s.addUser("dora@example.test", "dora-password")

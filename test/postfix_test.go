@@ -131,6 +131,7 @@ error     unix  - - n -  - error
 retry     unix  - - n -  - error
 discard   unix  - - n -  - discard
 virtual   unix  - n n -  - virtual
+smtp      unix  - - n -  - smtp
 anvil     unix  - - n -  1 anvil
 scache    unix  - - n -  1 scache
 postlog   unix-dgram n - n - 1 postlogd
@@ -248,7 +249,8 @@ func (p *postfixMX) waitLog(want ...string) string {
 // loopback): a body with dot-led lines, a 998-octet line and 8-bit text
 // arrives byte for byte (Postfix stores lines with LF), over STARTTLS;
 // a second message, sent after the first arrived, reuses the pooled
-// connection, which Postfix's log shows as one session with two MAILs.
+// connection, which Postfix's log shows as one session with two MAILs,
+// each sent with BDAT since Postfix offers CHUNKING.
 func TestDeliveryToPostfix(t *testing.T) {
 	integration(t)
 	const ip = "127.0.0.79"
@@ -320,9 +322,14 @@ func TestDeliveryToPostfix(t *testing.T) {
 	if log := pf.sessionLog(); strings.Count(log, "]: connect from ") != 1 {
 		t.Errorf("Postfix saw %d connections for two messages, want 1 (reuse):\n%s", strings.Count(log, "]: connect from "), log)
 	}
-	for _, w := range []string{"starttls=1", "mail=2", "rcpt=2", "data=2", "quit=1"} {
+	// Postfix offers CHUNKING: each message went as BDAT (RFC 3030),
+	// none with DATA.
+	for _, w := range []string{"starttls=1", "mail=2", "rcpt=2", "bdat=2", "quit=1"} {
 		if !strings.Contains(disc, w) {
 			t.Errorf("Postfix's session summary lacks %s: %s", w, disc)
 		}
+	}
+	if strings.Contains(disc, " data=") {
+		t.Errorf("Postfix's session summary shows DATA: %s", disc)
 	}
 }

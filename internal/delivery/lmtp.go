@@ -238,31 +238,49 @@ func (t *lmtpTx) envelope(c *smtp.Client, to time.Duration, mail string, rcpts [
 	return accepted, nil
 }
 
-// data sends DATA and the message, and reads one reply per accepted
+// data sends the message (content), and reads one reply per accepted
 // recipient, in RCPT order (RFC 2033 §4.2), waiting twice the timeout
 // for each. A recipient whose reply never came stays temporary (it may
 // have been delivered: a duplicate is better than a loss).
 func (t *lmtpTx) data(c *smtp.Client, to time.Duration, msg *smtp.Message, accepted []int) error {
-	if rep, err := c.Cmd(to, "DATA"); err != nil || rep.Code != 354 {
-		return replyErr("DATA", rep, err, false)
-	}
-	// No final dot after a body that could not be read (smtp.Client.Data):
-	// the server would take the part it got.
-	if err := c.Data(to, msg); err != nil {
-		return replyErr("DATA", smtp.Reply{}, err, false)
+	step, err := content(c, to, msg)
+	if err != nil {
+		return err
 	}
 	for _, i := range accepted {
 		rep, err := c.Read(2 * to)
 		if err != nil {
-			return replyErr("end of DATA", rep, err, false)
+			return replyErr(step, rep, err, false)
 		}
 		if rep.Code/100 != 2 {
-			t.errs[i] = replyErr("end of DATA", rep, nil, false)
+			t.errs[i] = replyErr(step, rep, nil, false)
 		} else {
 			t.errs[i] = errOK
 		}
 	}
 	return nil
+}
+
+// content sends the message: as one BDAT LAST chunk when the server
+// offers CHUNKING (RFC 3030 §2; Dovecot does, and answers it as the
+// final dot, one reply per recipient), else with DATA. It returns the
+// step the replies answer. No final dot or complete chunk follows a
+// body that could not be read (smtp.Client.Data, Bdat): the server
+// would take the part it got.
+func content(c *smtp.Client, to time.Duration, msg *smtp.Message) (step string, err error) {
+	if _, ok := c.Ext("CHUNKING"); ok {
+		if err := c.Bdat(to, msg); err != nil {
+			return "", replyErr("BDAT", smtp.Reply{}, err, false)
+		}
+		return "BDAT", nil
+	}
+	if rep, err := c.Cmd(to, "DATA"); err != nil || rep.Code != 354 {
+		return "", replyErr("DATA", rep, err, false)
+	}
+	if err := c.Data(to, msg); err != nil {
+		return "", replyErr("DATA", smtp.Reply{}, err, false)
+	}
+	return "end of DATA", nil
 }
 
 // all ends the transaction on err: every recipient not decided yet gets

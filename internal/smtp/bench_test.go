@@ -114,3 +114,29 @@ func TestReadDataAllocs(t *testing.T) {
 		t.Errorf("ReadLine allocates %v times per line", n)
 	}
 }
+
+// benchmarkChunkReader reads a message of about size octets as one
+// BDAT chunk: the CPU cost of the line checks, next to ReadData's.
+func benchmarkChunkReader(b *testing.B, size, bufSize int) {
+	msg := message(size)
+	msg = msg[:len(msg)-3] // no terminator in a chunk
+	br := bufio.NewReaderSize(&replay{data: msg}, bufSize)
+	var dst bytes.Buffer
+	dst.Grow(len(msg))
+	var r ChunkReader
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	for b.Loop() {
+		dst.Reset()
+		r.Reset(1000)
+		if err := r.Read(br, int64(len(msg)), &dst); err != nil {
+			b.Fatal(err)
+		}
+		if err := r.End(&dst); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkChunkReader10KiBBuf4K(b *testing.B) { benchmarkChunkReader(b, 10<<10, 4096) }
+func BenchmarkChunkReader1MiBBuf4K(b *testing.B)  { benchmarkChunkReader(b, 1<<20, 4096) }

@@ -44,13 +44,14 @@ type Client struct {
 	tls      *tls.ConnectionState
 	last     Reply
 	broken   bool
+	room     int64 // octets left in the BDAT chunk being sent; -1 outside one
 }
 
 // NewClient returns a Client on the established connection nc, which
 // may already be a *tls.Conn (implicit TLS). It reads nothing: the
 // caller reads the greeting with Read.
 func NewClient(nc net.Conn) *Client {
-	c := &Client{raw: nc, nc: nc}
+	c := &Client{raw: nc, nc: nc, room: -1}
 	if tc, ok := nc.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		c.tls = &cs
@@ -70,8 +71,16 @@ func (w clientWriter) Write(p []byte) (int, error) {
 	if c.canceled.Load() {
 		return 0, context.Canceled
 	}
+	p, over := c.limitChunk(p) // never past the end of a BDAT chunk
 	c.nc.SetWriteDeadline(time.Now().Add(c.wto))
-	return c.nc.Write(p)
+	n, err := c.nc.Write(p)
+	if c.room >= 0 {
+		c.room -= int64(n)
+	}
+	if err == nil {
+		err = over
+	}
+	return n, err
 }
 
 // deadline sets the read deadline and the write timeout to d from now.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -198,5 +199,75 @@ func TestClientWatch(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if _, err := c.Read(time.Minute); err == nil || !c.Broken() || !c.Canceled() {
 		t.Errorf("read after cancel: %v, broken %v, canceled %v", err, c.Broken(), c.Canceled())
+	}
+}
+
+// Bdat sends the message as one chunk of the size it counted, with
+// CRLF line endings and no dot-stuffing, and reads nothing.
+func TestClientBdat(t *testing.T) {
+	got := make(chan string, 1)
+	c := scripted(t, func(c net.Conn, r *bufio.Reader) error {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		var n int
+		if _, err := fmt.Sscanf(line, "BDAT %d LAST\r\n", &n); err != nil {
+			return fmt.Errorf("command %q: %v", line, err)
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return err
+		}
+		if err := expect(r, "QUIT"); err != nil {
+			return err
+		}
+		got <- string(b)
+		return nil
+	})
+	m := &smtp.Message{Header: []byte("Subject: x\r\n\r\n"), Body: smtp.BodyBytes([]byte(".dot\nbare LF\rbare CR\r\nlast"))}
+	if err := c.Bdat(clientTimeout, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(clientTimeout, "QUIT"); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Subject: x\r\n\r\n.dot\r\nbare LF\r\nbare CR\r\nlast\r\n"; <-got != want {
+		t.Errorf("content differs from %q", want)
+	}
+}
+
+// flipFile is a file whose content changes after it was read once.
+type flipFile struct{ reads int }
+
+func (f *flipFile) ReadAt(p []byte, off int64) (int, error) {
+	f.reads++
+	c := byte('x')
+	if f.reads > 1 {
+		c = '\n' // each becomes CRLF: more octets than counted
+	}
+	for i := range p {
+		p[i] = c
+	}
+	return len(p), nil
+}
+
+// A message that gives more octets than Bdat counted is cut at the end
+// of the chunk: the server never reads the excess as commands, and the
+// Client is broken.
+func TestClientBdatOverrun(t *testing.T) {
+	got := make(chan string, 1)
+	c := scripted(t, func(c net.Conn, r *bufio.Reader) error {
+		b, err := io.ReadAll(r)
+		got <- string(b)
+		return err
+	})
+	m := &smtp.Message{Header: []byte("S: x\r\n\r\n"), Body: smtp.BodyFile(&flipFile{}, 0, 4)}
+	if err := c.Bdat(clientTimeout, m); !errors.Is(err, smtp.ErrChunkChanged) || !c.Broken() {
+		t.Fatalf("Bdat = %v, broken %v", err, c.Broken())
+	}
+	c.Close()
+	if g, want := <-got, "BDAT 14 LAST\r\nS: x\r\n\r\n\r\n\r\n\r\n"; g != want {
+		t.Errorf("server got %q, want %q", g, want)
 	}
 }

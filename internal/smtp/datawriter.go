@@ -12,13 +12,20 @@ import (
 // RFC 5321 §2.3.8). Close adds a final CRLF when the content did not end
 // with one and flushes; it does not write the terminating ".CRLF".
 type DataWriter struct {
-	w   *bufio.Writer
-	bol bool // at the beginning of a line
-	cr  bool // the last piece ended with a CR not yet written
+	w     *bufio.Writer
+	bol   bool // at the beginning of a line
+	cr    bool // the last piece ended with a CR not yet written
+	plain bool // no dot-stuffing (BDAT)
 }
 
 // NewDataWriter returns a DataWriter on w.
 func NewDataWriter(w *bufio.Writer) *DataWriter { return &DataWriter{w: w, bol: true} }
+
+// NewChunkWriter returns a DataWriter on w for the content of a BDAT
+// chunk (RFC 3030 §2): line endings made CRLF as for DATA, and no
+// dot-stuffing, which BDAT does not use. ChunkSize counts what it
+// writes.
+func NewChunkWriter(w *bufio.Writer) *DataWriter { return &DataWriter{w: w, bol: true, plain: true} }
 
 // Write writes p, dot-stuffed and with its line endings made CRLF. Its
 // error is w's.
@@ -35,7 +42,7 @@ func (d *DataWriter) Write(p []byte) (int, error) {
 	}
 	for ; i < len(p); i++ {
 		c := p[i]
-		if d.bol && c == '.' {
+		if d.bol && c == '.' && !d.plain {
 			w.Write(p[start:i])
 			w.WriteByte('.')
 			start = i

@@ -1,7 +1,8 @@
 // Package smtp holds SMTP protocol primitives shared by Postern's server
 // and client code: typed replies with enhanced status codes, the command
 // and address parsers, the line reader with limits, the strict DATA
-// reader and the DATA writer that mirrors it, the reply reader, the
+// reader and the DATA writer that mirrors it, the BDAT chunk reader
+// (ChunkReader, RFC 3030) with the same line rules, the reply reader, the
 // envelope of an accepted message and its queue id (NewID), and the
 // header fields a server writes (Received, and the Message-ID and Date
 // of submission). It uses only the standard library.
@@ -19,7 +20,9 @@
 // (internal/loadgen) all speak through Client: one reply reader
 // (ReadReply: bounded lines, at most MaxReplyLines lines, a bare CR or
 // LF refused), one DATA writer (DataWriter: dot-stuffing, every line
-// ended by CRLF, the mirror of the strict ReadData), one STARTTLS that
+// ended by CRLF, the mirror of the strict ReadData), one BDAT sender
+// (Client.Bdat: the same lines without stuffing, in one chunk whose
+// size is counted first and never overrun), one STARTTLS that
 // abandons a session whose server sent anything after its 220, and a
 // context that cuts any exchange short. The protocol logic above it
 // (pipelining, per-recipient LMTP replies, the REQUIRETLS and SMTPUTF8

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,4 +73,69 @@ func (discardSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smt
 }
 func (discardSpool) CreateFile(id string) (smtp.SpoolFile, error) {
 	return nil, errors.New("discardSpool: no files")
+}
+
+// BenchmarkSessionBdat is BenchmarkSession with the message sent with
+// BDAT (RFC 3030): in one BDAT LAST chunk, as Postern and Dovecot send
+// it, and in 64-octet chunks, which measures what each chunk costs.
+func BenchmarkSessionBdat(b *testing.B) {
+	for _, chunk := range []int{0, 64} {
+		name := "one-chunk"
+		if chunk > 0 {
+			name = strconv.Itoa(chunk) + "-octet-chunks"
+		}
+		b.Run(name, func(b *testing.B) { benchBdat(b, chunk) })
+	}
+}
+
+func benchBdat(b *testing.B, chunk int) {
+	srv := &Server{
+		Name:      "bench",
+		Role:      RoleMX,
+		Hostname:  testHost,
+		Limits:    Limits{CommandTimeout: 10 * time.Second},
+		Directory: newTestDir(),
+		Spool:     discardSpool{},
+		Logger:    slog.New(slog.DiscardHandler),
+	}
+	line := strings.Repeat("x", 76) + "\r\n"
+	msg := "From: a@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat(line, 10240/len(line))
+	if chunk == 0 {
+		chunk = len(msg)
+	}
+	var wire strings.Builder
+	wire.WriteString("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\n")
+	chunks := 0
+	for rest := msg; rest != ""; chunks++ {
+		n := min(chunk, len(rest))
+		wire.WriteString("BDAT " + strconv.Itoa(n))
+		if n == len(rest) {
+			wire.WriteString(" LAST")
+		}
+		wire.WriteString("\r\n" + rest[:n])
+		rest = rest[n:]
+	}
+	in, quit := []byte(wire.String()), []byte("QUIT\r\n")
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	br := bufio.NewReader(nil)
+	for b.Loop() {
+		server, client := net.Pipe()
+		done := make(chan struct{})
+		go func() { srv.serveConn(server); close(done) }()
+		br.Reset(client)
+		expectCode(b, br, "220")
+		go client.Write(in) // the replies come as the chunks go in
+		for _, c := range []string{"250", "250", "250"} {
+			expectCode(b, br, c)
+		}
+		for range chunks {
+			expectCode(b, br, "250")
+		}
+		client.Write(quit)
+		expectCode(b, br, "221")
+		client.Close()
+		<-done
+	}
+	b.ReportMetric(float64(chunks), "chunks/op")
 }

@@ -19,40 +19,19 @@ import (
 // and repairs its header on submission roles, prepends Received and hands
 // it to the Spooler. The transaction ends either way.
 func (s *session) cmdData(arg string) {
-	switch {
-	case !s.greeted:
-		s.fail("sequence", errSeq("Send EHLO first"))
+	if e := s.dataSequence(); e != nil {
+		s.fail(e.label, e.err)
 		return
-	case !s.tx.active:
-		s.fail("sequence", errSeq("Need MAIL command"))
-		return
-	case len(s.tx.rcpts) == 0 && s.tx.refused > 0:
-		// RFC 5321 §3.3: no valid recipients.
-		s.fail("no_rcpts", &smtp.Error{Code: 554, Enhanced: "5.5.1", Message: "No valid recipients"})
-		return
-	case len(s.tx.rcpts) == 0:
-		s.fail("sequence", errSeq("Need RCPT command"))
-		return
-	case arg != "":
+	}
+	if arg != "" {
 		s.fail("syntax", errSyntax("Syntax: DATA"))
 		return
 	}
-	if !s.sendAllowed() { // the user's send limits (admission.go)
-		return
-	}
-	if s.srv.Budget.exhausted(s.budgetClient()) {
-		// The client keeps its message and tries again later; the
-		// transaction ends, as for a send limit.
-		s.fail("data_budget", errNoStorage("message data in flight at the limit"))
-		s.resetTx()
+	id, ok := s.openMessage()
+	if !ok {
 		return
 	}
 	defer s.resetTx()
-	id := smtp.NewID(s.srv.now())
-	if e := s.milterData(id); e != nil { // milter.go
-		s.fail("milter", e)
-		return
-	}
 	s.reply(354, "", "End data with <CR><LF>.<CR><LF>")
 	if s.flush() != nil {
 		s.quit = true
@@ -75,6 +54,55 @@ func (s *session) cmdData(arg string) {
 		s.dataError(err)
 		return
 	}
+	s.acceptMessage(id, sink)
+}
+
+// dataSequence returns the refusal of DATA or BDAT at this point of the
+// session (RFC 5321 §4.1.4, §3.3), nil when a message may come.
+func (s *session) dataSequence() *labeledError {
+	switch {
+	case !s.greeted:
+		return &labeledError{"sequence", errSeq("Send EHLO first")}
+	case !s.tx.active:
+		return &labeledError{"sequence", errSeq("Need MAIL command")}
+	case len(s.tx.rcpts) == 0 && s.tx.refused > 0:
+		// RFC 5321 §3.3: no valid recipients.
+		return &labeledError{"no_rcpts", &smtp.Error{Code: 554, Enhanced: "5.5.1", Message: "No valid recipients"}}
+	case len(s.tx.rcpts) == 0:
+		return &labeledError{"sequence", errSeq("Need RCPT command")}
+	}
+	return nil
+}
+
+// openMessage starts the message of the transaction, at DATA or at the
+// first BDAT: the user's send limits, the data budget, its queue id and
+// the milters' DATA. It reports false, after answering, when the
+// message is refused; the transaction has then ended.
+func (s *session) openMessage() (id string, ok bool) {
+	if !s.sendAllowed() { // the user's send limits (admission.go)
+		return "", false
+	}
+	if s.srv.Budget.exhausted(s.budgetClient()) {
+		// The client keeps its message and tries again later; the
+		// transaction ends, as for a send limit.
+		s.fail("data_budget", errNoStorage("message data in flight at the limit"))
+		s.resetTx()
+		return "", false
+	}
+	id = smtp.NewID(s.srv.now())
+	if e := s.milterData(id); e != nil { // milter.go
+		s.fail("milter", e)
+		s.resetTx()
+		return "", false
+	}
+	return id, true
+}
+
+// acceptMessage ends a message read whole into sink (DATA, or the last
+// BDAT): the loop check, the submission checks and repairs, Received,
+// the Filter and the milters, then the Spooler, and the reply. The
+// caller ends the transaction and releases the sink.
+func (s *session) acceptMessage(id string, sink *dataSink) {
 	receivedAt := s.srv.now()
 	hb, body, err := sink.message()
 	if err != nil {

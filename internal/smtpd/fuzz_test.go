@@ -31,6 +31,8 @@ func FuzzSession(f *testing.F) {
 		"STARTTLS x\r\nNOOP\x00\r\nVRFY\r\nEXPN a\r\nHELP\r\nBDAT 1\r\n\r\n",
 		"EHLO x\r\nMAIL FROM:<ä@b> SMTPUTF8\r\nRCPT TO:<bob@example.org> X=Y\r\nDATA x\r\nRSET\r\n",
 		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
+		"EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nBDAT 12\r\nFrom: a@b\r\nBDAT 0\r\nDATA\r\nBDAT 4 LAST\r\nhi\r\nQUIT\r\n",
+		"EHLO x\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nBDAT 3\r\na\nbBDAT 9999 LAST\r\nBDAT x\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\n\r\nEHLO x\r\n",
 		"EHLO x\r\nMAIL FROM:<a@example.net> RET=HDRS ENVID=a+2Bb\r\nRCPT TO:<bob@example.org> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+2B@x\r\nRCPT TO:<carol@example.org> NOTIFY=NEVER,FAILURE\r\nDATA\r\n\r\n.\r\n",
 		"EHLO x\r\nMAIL FROM:<a@b\u212A.test> SMTPUTF8\r\nRCPT TO:<a@wor\u212A.test>\r\n" + strings.Repeat("RCPT TO:<x@y.example>\r\n", 12),

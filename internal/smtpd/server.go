@@ -259,6 +259,7 @@ func (s *Server) init() {
 			"PIPELINING",
 			"SIZE " + strconv.FormatInt(s.lim.MaxMessageSize, 10),
 			"8BITMIME",
+			"CHUNKING", // RFC 3030 §2; BINARYMIME is not offered (bdat.go)
 			"ENHANCEDSTATUSCODES",
 			"DSN", // RFC 3461 §3
 			"SMTPUTF8",

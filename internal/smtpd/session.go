@@ -55,11 +55,12 @@ type session struct {
 	quit     bool      // close after flushing
 	hdr      []byte    // scratch for the headers prepended to a message
 	sink     *dataSink // where DATA goes (sink.go): made at the first DATA, reused
-	ehloBuf  [8]string
+	ehloBuf  [12]string
 	hooks    sessionHooks // gate, guard and send-limit state (admission.go)
 	trace    *tracer      // the protocol trace; nil when not traced (trace.go)
 	authMech string       // the SASL mechanism of authUser, for milters
 
+	bdat         chunking      // the message in BDAT chunks (bdat.go)
 	milters      *milter.Chain // the Server's Milters for this session (milter.go); nil when none
 	milterDenied bool          // a milter rejected the connection: 503 to all but QUIT
 
@@ -152,6 +153,7 @@ func (s *Server) newSession(c net.Conn) *session {
 
 // release returns the session's buffers to the pools.
 func (s *session) release() {
+	s.dropChunks()
 	s.closeMilters()
 	s.cancel()
 	s.hooks.done()
@@ -515,6 +517,9 @@ func (s *session) handle(line []byte) {
 		s.fail("milter", errMilterDenied)
 		return
 	}
+	if s.bdatBlocks(cmd.Verb) { // RCPT and DATA after BDAT (bdat.go)
+		return
+	}
 	switch cmd.Verb {
 	case "EHLO":
 		s.cmdHelo(cmd.Arg, true)
@@ -526,6 +531,8 @@ func (s *session) handle(line []byte) {
 		s.cmdRcpt(cmd.Arg)
 	case "DATA":
 		s.cmdData(cmd.Arg)
+	case "BDAT":
+		s.cmdBdat(cmd.Arg)
 	case "RSET":
 		if cmd.Arg != "" {
 			s.fail("syntax", errSyntax("Syntax: RSET"))
@@ -552,8 +559,8 @@ func (s *session) handle(line []byte) {
 	case "EXPN":
 		s.fail("not_implemented", &smtp.Error{Code: 502, Enhanced: "5.5.1", Message: "EXPN not supported"})
 	case "HELP":
-		s.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY STARTTLS AUTH HELP")
-	case "BDAT", "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "VERB", "ONEX":
+		s.reply(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY STARTTLS AUTH HELP")
+	case "TURN", "ETRN", "ATRN", "SEND", "SOML", "SAML", "VERB", "ONEX":
 		s.fail("not_implemented", &smtp.Error{Code: 502, Enhanced: "5.5.1", Message: "Command not implemented"})
 	default:
 		s.fail("unrecognized", &smtp.Error{Code: 500, Enhanced: "5.5.1", Message: "Command unrecognized"})
@@ -604,6 +611,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 
 // resetTx abandons the mail transaction, if any (RFC 5321 §4.1.1.5).
 func (s *session) resetTx() {
+	s.dropChunks()
 	s.tx = transaction{rcpts: s.tx.rcpts[:0]}
 	s.milterAbort()
 }

@@ -28,7 +28,7 @@ func TestSimpleCommands(t *testing.T) {
 		step{"EXPN staff", "502 5.5.1"},
 		step{"HELP", "214 2.0.0 "},
 		step{"FROB", "500 5.5.1 Command unrecognized"},
-		step{"BDAT 10 LAST", "502 5.5.1"},
+		step{"BDAT 0 LAST", "503 5.5.1"},
 		step{"TURN", "502 5.5.1"},
 		step{"ETRN example.org", "502 5.5.1"},
 		step{"EHLO", "501 5.5.4"},

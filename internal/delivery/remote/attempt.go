@@ -113,10 +113,10 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		switch rcpt := tx.rcpts[j]; {
 		case rcpt.Code/100 != 2:
 			setReply(&r, rcpt, fmt.Errorf("remote: %s[%s]: RCPT TO: %w", tg.host.Name, addr, rcpt.Err()))
-		case tx.data.Code != 354:
+		case !tx.bdat && tx.data.Code != 354:
 			setReply(&r, tx.data, fmt.Errorf("remote: %s[%s]: DATA: %w", tg.host.Name, addr, tx.data.Err()))
 		case tx.final.Code/100 != 2:
-			setReply(&r, tx.final, fmt.Errorf("remote: %s[%s]: end of DATA: %w", tg.host.Name, addr, tx.final.Err()))
+			setReply(&r, tx.final, fmt.Errorf("remote: %s[%s]: %s: %w", tg.host.Name, addr, tx.step(), tx.final.Err()))
 		default:
 			r.Delivered, r.NextHopDSN = true, hopDSN
 			r.Code, r.Enhanced, r.Text = tx.final.Code, tx.final.Enhanced, tx.final.Text()

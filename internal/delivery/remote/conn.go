@@ -127,7 +127,16 @@ type txResult struct {
 	mail  reply   // reply to MAIL FROM
 	rcpts []reply // reply to each RCPT TO, in order; shorter when MAIL failed
 	data  reply   // reply to DATA (354 expected); zero when not sent
-	final reply   // reply after the final dot; zero when not reached
+	bdat  bool    // the content went as a BDAT chunk (RFC 3030): no DATA, no reply to it
+	final reply   // reply after the final dot or the last chunk; zero when not reached
+}
+
+// step names the command whose reply r.final is, for errors.
+func (r *txResult) step() string {
+	if r.bdat {
+		return "BDAT"
+	}
+	return "end of DATA"
 }
 
 // transaction runs MAIL, RCPT for each of rcpts and, when at least one
@@ -184,17 +193,31 @@ func (c *conn) transaction(mail string, rcpts []string, data *smtp.Message) (txR
 	if !accepted {
 		return res, c.reset()
 	}
+	if err := c.content(&res, data); err != nil || !res.bdat && res.data.Code != 354 {
+		return res, err
+	}
 	var err error
-	if res.data, err = c.Cmd(c.t.DataStart, "DATA"); err != nil {
-		return res, err
-	}
-	if res.data.Code != 354 {
-		return res, c.reset()
-	}
-	if err := c.Data(c.t.DataBlock, data); err != nil {
-		return res, err
-	}
-	// RFC 5321 §4.5.3.2.6: wait long for the reply to the final dot.
+	// RFC 5321 §4.5.3.2.6: wait long for the reply to the final dot
+	// (or the last chunk).
 	res.final, err = c.Read(c.t.DataEnd)
 	return res, err
+}
+
+// content sends the message: as one BDAT chunk when the server offers
+// CHUNKING (RFC 3030 §2; no DATA round trip, no dot-stuffing), else
+// with DATA, after whose refusal (res.data not 354) it resets the
+// session. The caller reads the final reply.
+func (c *conn) content(res *txResult, data *smtp.Message) error {
+	if c.has("CHUNKING") {
+		res.bdat = true
+		return c.Bdat(c.t.DataBlock, data)
+	}
+	var err error
+	if res.data, err = c.Cmd(c.t.DataStart, "DATA"); err != nil {
+		return err
+	}
+	if res.data.Code != 354 {
+		return c.reset()
+	}
+	return c.Data(c.t.DataBlock, data)
 }

@@ -29,8 +29,9 @@ type fakeMsg struct {
 	From  string
 	Mail  string // the MAIL command line
 	Rcpts []string
-	Data  []byte // as received, dot-stuffing removed, CRLF kept
-	Raw   []byte // as received on the wire, before un-stuffing
+	Data  []byte   // as received, dot-stuffing removed, CRLF kept
+	Raw   []byte   // as received on the wire, before un-stuffing
+	BDAT  []string // the BDAT commands that carried it; none with DATA
 }
 
 // fakeServer is a scriptable SMTP server on a 127.0.0.x address.
@@ -250,6 +251,10 @@ func (s *fakeServer) session(c net.Conn) {
 		case "DATA":
 			w("354 go on\r\n")
 			s.readData(br, cur, c)
+		case "BDAT":
+			if !s.readChunk(br, &cur, line, c) {
+				return
+			}
 		case "RSET":
 			cur = nil
 			s.mu.Lock()
@@ -281,6 +286,41 @@ func (s *fakeServer) readData(br *bufio.Reader, cur *fakeMsg, c net.Conn) {
 	}
 	m := *cur
 	m.Data, m.Raw = data, raw
+	s.finish(m, c)
+}
+
+// readChunk reads the chunk of the BDAT command line (RFC 3030) into
+// *cur and replies; at LAST it ends the message as the final dot does.
+// It reports false when the connection is to end.
+func (s *fakeServer) readChunk(br *bufio.Reader, cur **fakeMsg, line string, c net.Conn) bool {
+	_, arg, _ := strings.Cut(line, " ")
+	size, last, err := smtp.ParseBDAT(arg)
+	if err != nil {
+		io.WriteString(c, "501 5.5.4 bad BDAT\r\n")
+		return false
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return false
+	}
+	if *cur == nil {
+		*cur = &fakeMsg{}
+	}
+	m := *cur
+	m.Data, m.Raw = append(m.Data, b...), append(m.Raw, b...)
+	m.BDAT = append(m.BDAT, line)
+	if !last {
+		io.WriteString(c, "250 2.0.0 chunk\r\n")
+		return true
+	}
+	*cur = nil
+	s.finish(*m, c)
+	return true
+}
+
+// finish ends message m: the reply to its end (the script's for "."),
+// and m kept when it is accepted.
+func (s *fakeServer) finish(m fakeMsg, c net.Conn) {
 	r := ""
 	if s.Reply != nil {
 		r = s.Reply(".")
