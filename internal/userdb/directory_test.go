@@ -405,3 +405,39 @@ func testDirectoryExpandForward(t *testing.T, open opener) {
 		t.Errorf("UnreachablePostmasters: %+v, %v; a postmaster forwarded elsewhere reaches someone", list, err)
 	}
 }
+
+func TestDirectorySetConfig(t *testing.T) { eachBackend(t, testDirectorySetConfig) }
+
+// testDirectorySetConfig: after SetConfig (a reload), lookups use the
+// new aliases, grants and local domains at once, with either backend
+// (PostgreSQL's cached merge included).
+func testDirectorySetConfig(t *testing.T, open opener) {
+	d, _ := testDirectory(t, open, "alice@example.org", "carol@example.net")
+	ctx := context.Background()
+	if ok, err := d.RecipientExists(ctx, "new@example.org"); err != nil || ok {
+		t.Fatalf("new@ before: %v %v", ok, err)
+	}
+	d.SetConfig(DirectoryConfig{
+		LocalDomains: []string{"example.org", "example.net", "added.example"},
+		Aliases:      map[string][]string{"new@example.org": {"alice@example.org"}},
+		SendAs:       map[string]SendAsGrant{"alice@example.org": {Addresses: []string{"boss@example.net"}}},
+	})
+	if ok, err := d.RecipientExists(ctx, "new@example.org"); err != nil || !ok {
+		t.Fatalf("new@ after SetConfig: %v %v", ok, err)
+	}
+	if x, err := d.Expand("new@example.org"); err != nil || !slices.Equal(x.Mailboxes, []string{"alice@example.org"}) {
+		t.Fatalf("expand new@: %v %v", x, err)
+	}
+	if ok, err := d.RecipientExists(ctx, "info@example.org"); err != nil || ok {
+		t.Fatalf("info@, an alias no more: %v %v", ok, err)
+	}
+	if !d.IsLocalDomain("added.example") {
+		t.Fatal("added.example not local")
+	}
+	if ok, err := d.MaySendAs(ctx, "alice@example.org", "boss@example.net"); err != nil || !ok {
+		t.Fatalf("send-as grant: %v %v", ok, err)
+	}
+	if ok, err := d.MaySendAs(ctx, "carol@example.net", "ceo@example.org"); err != nil || ok {
+		t.Fatalf("removed grant: %v %v", ok, err)
+	}
+}
