@@ -321,7 +321,7 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		QueueRetries.Inc()
 		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
 		p.tell(rep)
-		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) {
+		if !r.policy.Load().WarnDue(p.env.ReceivedAt, now, st) {
 			p.mark(rc.Addr, st, local)
 			return
 		}
@@ -329,13 +329,13 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		st.Warned = true
 		h.report.action = actionDelayed
 		h.report.status = st.Code
-		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
+		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.Load().GiveUp)
 	}
 	if st.Status == spool.StatusFailed {
 		// Should the DSN fail, the recipient is tried again later.
 		h.fallback = st
 		h.fallback.Status = spool.StatusDeferred
-		h.fallback.NextAttempt = now.Add(r.policy.First)
+		h.fallback.NextAttempt = now.Add(r.policy.Load().First)
 		rep.Outcome, rep.Status, rep.Reason = OutcomeFailed, st.Code, h.reason
 		if h.reason == "expired" {
 			rep.Status = statusExpired
@@ -355,10 +355,10 @@ func (p *pass) retryAt(st spool.RecipientState, c reading) (time.Time, bool) {
 	if r.opts.Retry != nil {
 		return r.opts.Retry(p.env, st, c.now)
 	}
-	if r.policy.Expired(p.env.ReceivedAt, c.now) {
+	if r.policy.Load().Expired(p.env.ReceivedAt, c.now) {
 		return time.Time{}, false
 	}
-	return c.now.Add(r.policy.Backoff(st.Attempts, c.rnd)), true
+	return c.now.Add(r.policy.Load().Backoff(st.Attempts, c.rnd)), true
 }
 
 // mark records st for rcpt.
