@@ -3,6 +3,7 @@ package userdb
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -439,5 +440,38 @@ func testDirectorySetConfig(t *testing.T, open opener) {
 	}
 	if ok, err := d.MaySendAs(ctx, "carol@example.net", "ceo@example.org"); err != nil || ok {
 		t.Fatalf("removed grant: %v %v", ok, err)
+	}
+}
+
+// TestDirectorySetConfigConcurrent: lookups while the configuration is
+// replaced see one configuration or the other, never a mix that fails
+// (run with -race).
+func TestDirectorySetConfigConcurrent(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	if err := db.Add("alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	a := DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"x@example.org": {"alice@example.org"}}}
+	b := DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"x@example.org": {"alice@example.org"}, "y@example.org": {"alice@example.org"}}}
+	d := NewDirectory(db, a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			d.SetConfig([]DirectoryConfig{a, b}[i%2])
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if ok, err := d.RecipientExists(context.Background(), "x@example.org"); err != nil || !ok {
+			t.Fatalf("x@ during SetConfig: %v %v", ok, err)
+		}
+		if x, err := d.Expand("x@example.org"); err != nil || len(x.Mailboxes) != 1 {
+			t.Fatalf("expand x@ during SetConfig: %v %v", x, err)
+		}
 	}
 }
