@@ -84,13 +84,22 @@ func TestReloadAppliesAliases(t *testing.T) {
 		t.Errorf("the log does not name the changed key:\n%s", s.stderr.String())
 	}
 
-	// SIGHUP: the same reload, its report in the log.
+	// SIGHUP: the same reload, its report in the log; the log level
+	// changes at once (no more INFO session events).
 	b, _ := os.ReadFile(s.config)
-	os.WriteFile(s.config, []byte(strings.Replace(string(b), "[aliases]\n", "[aliases]\n\"sales@example.test\" = [\"bob@example.test\"]\n", 1)), 0o600)
+	os.WriteFile(s.config, []byte(strings.Replace(string(b), "[aliases]\n", "[aliases]\n\"sales@example.test\" = [\"bob@example.test\"]\n", 1)+"\n[log]\nlevel = \"warn\"\n"), 0o600)
 	s.signal(syscall.SIGHUP)
 	waitLogFor(t, s, `aliases.\"sales@example.test\"`, 10*time.Second)
+	// A reload waits for the one in progress: after it, SIGHUP's is done.
+	if out, code := s.runOut("", "reload"); code != 0 || !strings.Contains(out, "the configuration is unchanged") {
+		t.Fatalf("postern reload after SIGHUP's: exit %d\n%s", code, out)
+	}
+	sessions := strings.Count(s.stderr.String(), "session start")
 	mailOnMX(t, s.mx, "sales@example.test", "From: someone@remote.test\r\nSubject: sighup-alias-marker\r\n\r\nx\r\n")
 	s.waitMaildir("bob@example.test", "sighup-alias-marker")
+	if n := strings.Count(s.stderr.String(), "session start"); n != sessions {
+		t.Errorf("INFO events logged after a reload to level = \"warn\"")
+	}
 	if s.cmd.Process.Pid != pid || !s.running() {
 		t.Fatal("the server restarted")
 	}

@@ -132,15 +132,15 @@ func (b *serveBase) reloadConfig(rep *admin.ReloadReport) error {
 	if err != nil {
 		return err
 	}
-	cur := b.live.Load()
-	changed, restart := reloadChanges(cur, set, b.cfg, b.sec, next)
-	b.applyLive(set, b.inst.Load())
+	changed, restart := reloadChanges(b.live.Load(), set, b.cfg, b.sec, next)
+	// Logged at the log level in use until now, which may change.
 	for _, c := range changed {
 		b.log.Info("reload: changed", "key", c.Key, "old", c.Old, "new", c.New)
 	}
 	for _, c := range restart {
 		b.log.Warn("reload: needs a restart, not applied", "key", c.Key, "old", c.Old, "new", c.New)
 	}
+	b.applyLive(set, b.inst.Load())
 	rep.Changed, rep.NeedsRestart = changed, restart
 	return nil
 }
