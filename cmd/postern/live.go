@@ -39,10 +39,11 @@ import (
 // restartKeys are the keys (tables, or keys within one) whose change
 // needs a restart, because what they configure is built once: sockets,
 // files and processes, connections to other servers, the identity of
-// the server. docs/operations.md lists them; effective holds them.
+// the server. effective holds them; docs/operations.md lists them (as
+// live_test.go checks). Of [[listener]], allow and deny apply live.
 var restartKeys = []string{
 	"hostname", "data_dir", "user", "group", "postmaster",
-	"listener (all but allow and deny)", "http", "tls", "spool", "lmtp",
+	"listener", "http", "tls", "spool", "lmtp",
 	"directory", "dns", "proxy", "admin", "pkcs11", "acme", "autoconfig",
 	"oauth", "auth", "srs", "redis", "milter", "sendmail",
 	"log.format", "abuse.enabled", "limits.max_data_in_flight",

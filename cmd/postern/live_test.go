@@ -190,3 +190,28 @@ func TestReloadChangesSecrets(t *testing.T) {
 		t.Errorf("needs a restart: %v", restart)
 	}
 }
+
+// TestRestartKeysDocumented: docs/operations.md's Reload section names
+// every key that needs a restart.
+func TestRestartKeysDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Reload")
+	end := strings.Index(doc, "### Graceful restart")
+	if start < 0 || end < start {
+		t.Fatal("no Reload section in docs/operations.md")
+	}
+	doc = doc[start:end]
+	for _, k := range restartKeys {
+		forms := []string{"`" + k + "`", "`[" + k + "]`", "`[[" + k + "]]`"}
+		if table, key, ok := strings.Cut(k, "."); ok {
+			forms = append(forms, "`["+table+"] "+key+"`")
+		}
+		if !slices.ContainsFunc(forms, func(f string) bool { return strings.Contains(doc, f) }) {
+			t.Errorf("docs/operations.md, Reload: %s needs a restart, not said", k)
+		}
+	}
+}
