@@ -45,7 +45,7 @@ func reloadFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 			return notRunning(sock)
 		case errors.As(err, &se):
 			writeReloadReport(c.stdout, rep)
-			return fmt.Errorf("reload failed:\n  %s", strings.Join(rep.Errors, "\n  "))
+			return fmt.Errorf("reload failed, the server serves on with what it had: %s", strings.Join(rep.Errors, "; "))
 		case err != nil:
 			return fmt.Errorf("reload: %w", err)
 		}
