@@ -73,13 +73,34 @@ func TestReloadAppliesAliases(t *testing.T) {
 	}
 
 	appendConfig(t, s, "\n[aliases]\n\"info@example.test\" = [\"bob@example.test\"]\n")
+	setLimits(t, s, "max_recipients = 1")
 	out, code := s.runOut("", "reload")
-	if code != 0 || !strings.Contains(out, `aliases."info@example.test": (none) → ["bob@example.test"]`) || !strings.Contains(out, "Reloaded") {
+	if code != 0 || !strings.Contains(out, `aliases."info@example.test": (none) → ["bob@example.test"]`) ||
+		!strings.Contains(out, "limits.max_recipients: 100 → 1") || !strings.Contains(out, "Reloaded") {
 		t.Fatalf("postern reload: exit %d\n%s", code, out)
 	}
 	t.Logf("postern reload:\n%s", out)
 	mailOnMX(t, s.mx, "info@example.test", "From: someone@remote.test\r\nSubject: reload-alias-marker\r\n\r\nx\r\n")
 	s.waitMaildir("bob@example.test", "reload-alias-marker")
+	// The new limit holds for the next session: a second recipient is
+	// refused (RFC 5321 §4.5.3.1.10: 452).
+	c, err := smtp.Dial(s.mx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("someone@remote.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("info@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("bob@example.test"); err == nil || !strings.HasPrefix(err.Error(), "452") {
+		t.Fatalf("a second recipient with max_recipients = 1: %v, want 452", err)
+	}
 	if !strings.Contains(s.stderr.String(), `aliases.\"info@example.test\"`) {
 		t.Errorf("the log does not name the changed key:\n%s", s.stderr.String())
 	}
