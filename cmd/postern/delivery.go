@@ -100,6 +100,7 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts
 		ID: env.ID, From: env.From, Rcpts: rcpts, Data: msg,
 		SMTPUTF8: env.SMTPUTF8 && needsUTF8(env.From, rcpts, hdr), EightBit: env.Body == "8BITMIME",
 		RequireTLS: env.RequireTLS, TLSOptional: tlsOptional,
+		Ret: env.Ret, EnvID: env.EnvID, DSN: env.DSN,
 	})
 	out := make([]queue.Outcome, len(results))
 	for i, r := range results {
@@ -107,7 +108,7 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts
 		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
 			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
 			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
-		}}
+		}, NextHopDSN: r.NextHopDSN}
 		if r.Code != 0 {
 			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
 		}

@@ -265,6 +265,7 @@ func (s *Server) init() {
 			"SIZE " + strconv.FormatInt(s.lim.MaxMessageSize, 10),
 			"8BITMIME",
 			"ENHANCEDSTATUSCODES",
+			"DSN", // RFC 3461 §3
 			"SMTPUTF8",
 		}
 		s.live.Store(&liveLimits{lim: s.lim, ehlo: s.ehlo})
