@@ -63,17 +63,23 @@ func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger, obs 
 	}
 	a.gate = admission.NewGate(a.store, gateOptions(cfg))
 	if cfg.Abuse.Enabled {
-		o := abuseOptions(cfg)
-		o.Logger = log.With("component", "abuse")
-		if obs != nil {
-			o.OnBan, o.OnAlert = obs.Ban, obs.Alert
-		}
-		a.guard = admission.NewEngine(a.store, o)
+		a.guard = newAbuseEngine(cfg, a.store, log, obs)
 	}
 	lo := limiterOptions(cfg)
 	lo.Logger = log
 	a.limiter = admission.NewLimiter(a.store, lo)
 	return a, nil
+}
+
+// newAbuseEngine builds the auth-abuse engine of [abuse] over store; it
+// tells obs, when not nil, of its bans and alerts.
+func newAbuseEngine(cfg *config.Config, store admission.Store, log *slog.Logger, obs *admin.Events) *admission.Engine {
+	o := abuseOptions(cfg)
+	o.Logger = log.With("component", "abuse")
+	if obs != nil {
+		o.OnBan, o.OnAlert = obs.Ban, obs.Alert
+	}
+	return admission.NewEngine(store, o)
 }
 
 // Close closes the Redis client, if any.

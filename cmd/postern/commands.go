@@ -60,7 +60,7 @@ func commands() []*command {
 		{
 			name: "serve", section: sectionServer,
 			summary: "run the server",
-			text: "Serves the listeners of the configuration until SIGTERM or SIGINT. SIGHUP reloads the certificates and the users; " +
+			text: "Serves the listeners of the configuration until SIGTERM or SIGINT. SIGHUP reloads the configuration, the certificates and the users (see reload); " +
 				"SIGUSR2 restarts gracefully (see restart). It binds every listener before it serves any: a port that is taken, " +
 				"a certificate that does not load or a configuration error stops the start with a message naming the cause.\n\n" +
 				"On the embedded default's first start it creates a self-signed certificate and the user postmaster@localhost, " +
@@ -95,8 +95,12 @@ func commands() []*command {
 		},
 		{
 			name: "reload", section: sectionServer,
-			summary: "reload the certificates and the users of the running server, as SIGHUP does",
-			text:    "Waits for the outcome: it exits 1, saying what was kept, when a certificate or the users file did not load; the server goes on serving with what it had.",
+			summary: "reload the configuration, the certificates and the users of the running server, as SIGHUP does",
+			text: "The server reads its configuration file again and applies at once what can change live (aliases, send_as, DKIM keys, limits, " +
+				"admission, abuse, send limits, mail_auth, delivery, smarthost, the log level); it prints each changed key with its old and new value, " +
+				"and names the keys that need a restart (listeners, data_dir, hostname, [tls], ...), which it does not apply. " +
+				"Waits for the outcome: it exits 1 when the file is refused (it is refused whole: the server serves on with the configuration it had) " +
+				"or a certificate or the users file did not load.",
 			examples: []string{
 				"postern reload",
 			},

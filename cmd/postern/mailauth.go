@@ -59,38 +59,59 @@ func (f signFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 // off or data_dir/dkim holds no key). isLocal reports local domains;
 // DKIM keys named by pkcs11: URIs come from tokens.
 func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger, tokens *pkcs11.Tokens) (mx, submission smtpd.Filter, err error) {
-	ma := cfg.MailAuth
-	if ma.Check {
-		o := checkerOptions(cfg)
-		o.Resolver, o.IsLocalDomain, o.Logger = r, isLocal, log
-		c, err := mailauth.NewChecker(o)
-		if err != nil {
-			return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
-		}
-		mx = mxFilter{c}
+	if mx, err = checkFilter(cfg, r, isLocal, log); err != nil {
+		return nil, nil, err
 	}
-	if ma.Sign {
-		keys, err := mailauth.LoadKeys(cfg.DataDir)
-		if err != nil {
-			return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
-		}
-		for i, dk := range ma.DKIMKeys {
-			k, err := loadDKIMKey(dk, tokens, log) // a file, or a key in a token (dkim.go)
-			if err != nil {
-				return nil, nil, fmt.Errorf("serve: mail_auth.dkim_key[%d]: %w", i, err)
-			}
-			keys = append(keys, k)
-		}
-		if len(keys) > 0 {
-			s, err := mailauth.NewSigner(keys, nil)
-			if err != nil {
-				return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
-			}
-			submission = signFilter{s: s, log: log}
-			for _, k := range keys {
-				log.Info("DKIM key loaded", "domain", k.Domain, "selector", k.Selector, "algorithm", string(k.Algorithm()))
-			}
-		}
+	submission, keys, err := signingFilter(cfg, log, tokens)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range keys {
+		log.Info("DKIM key loaded", "domain", k.Domain, "selector", k.Selector, "algorithm", string(k.Algorithm()))
 	}
 	return mx, submission, nil
+}
+
+// checkFilter builds the Filter of mx listeners from [mail_auth]: nil
+// when check is off.
+func checkFilter(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger) (smtpd.Filter, error) {
+	if !cfg.MailAuth.Check {
+		return nil, nil
+	}
+	o := checkerOptions(cfg)
+	o.Resolver, o.IsLocalDomain, o.Logger = r, isLocal, log
+	c, err := mailauth.NewChecker(o)
+	if err != nil {
+		return nil, fmt.Errorf("serve: mail_auth: %w", err)
+	}
+	return mxFilter{c}, nil
+}
+
+// signingFilter builds the Filter of submission listeners from
+// [mail_auth] and the keys in data_dir/dkim, with the keys it signs
+// with: nil when sign is off or there is no key.
+func signingFilter(cfg *config.Config, log *slog.Logger, tokens *pkcs11.Tokens) (smtpd.Filter, []mailauth.SigningKey, error) {
+	ma := cfg.MailAuth
+	if !ma.Sign {
+		return nil, nil, nil
+	}
+	keys, err := mailauth.LoadKeys(cfg.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
+	}
+	for i, dk := range ma.DKIMKeys {
+		k, err := loadDKIMKey(dk, tokens, log) // a file, or a key in a token (dkim.go)
+		if err != nil {
+			return nil, nil, fmt.Errorf("serve: mail_auth.dkim_key[%d]: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	s, err := mailauth.NewSigner(keys, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
+	}
+	return signFilter{s: s, log: log}, keys, nil
 }

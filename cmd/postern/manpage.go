@@ -166,7 +166,7 @@ The postern command runs the server (serve) and administers it: users, the queue
 // manSignals is the SIGNALS section of postern(8).
 const manSignals = `.TP
 .B SIGHUP
-Reload the certificates and the users (as postern reload).
+Reload the configuration file (what can change live), the certificates and the users (as postern reload).
 .TP
 .B SIGTERM\fR, \fBSIGINT
 Stop accepting, let the sessions finish within limits.shutdown_timeout, then exit.

@@ -24,6 +24,7 @@ import (
 	"postern/internal/acme"
 	"postern/internal/addrkey"
 	"postern/internal/admin"
+	"postern/internal/admission"
 	"postern/internal/config"
 	"postern/internal/delivery"
 	"postern/internal/delivery/remote"
@@ -31,6 +32,7 @@ import (
 	"postern/internal/fsutil"
 	"postern/internal/handover"
 	"postern/internal/metrics"
+	"postern/internal/pkcs11"
 	"postern/internal/queue"
 	"postern/internal/smtp"
 	"postern/internal/smtpd"
@@ -47,7 +49,11 @@ func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 }
 
 // cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
-// restart (SIGUSR2) has handed over to a new process.
+// restart (SIGUSR2) has handed over to a new process. It runs in named
+// steps: the process (privileges, inherited sockets, data directory,
+// secrets), the directory (keys, certificates, users), delivery and
+// admission, the reloadable parts (live.go, built again by each
+// reload), the sockets, then serve.
 func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
@@ -68,84 +74,19 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		}
 	}
 	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
-	log := newLogger(cfg.Log, stderr)
-	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
-	// systemd's sockets, binding as root, user and group, the data
-	// directory's owner and mode (privs.go).
-	pre, err := prepareProcess(cfg, log, child)
+	b := newServeBase(cfg, cf.load, stderr)
+	defer b.closeAll()
+	pre, err := b.prepare(child)
 	if err != nil {
 		return err
 	}
-	defer pre.closeAll()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("serve: data directory: %w", err)
-	}
-
-	sec, err := cfg.ReadSecrets() // every *_file secret in use, by the one rule
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	tokens := newTokens(cfg, log) // keys in PKCS#11 tokens (pkcs11.go)
-	defer tokens.Close()
-	certs, tlsCfg, err := setupTLS(cfg, log, allowBroken, tokens)
-	if err != nil {
+	if err := b.openDirectory(allowBroken, stdout); err != nil {
 		return err
 	}
-	db, err := openUsers(cfg, log)
-	if err != nil {
+	if err := b.openDelivery(); err != nil {
 		return err
 	}
-	defer db.Close()
-	if cfg.Source == "" { // the embedded default
-		if err := firstStart(cfg, db, stdout, log); err != nil {
-			return err
-		}
-	}
-	dcfg := directoryConfig(cfg)
-	if err := dcfg.Validate(); err != nil {
-		return err
-	}
-	dir := userdb.NewDirectory(db, dcfg)
-	warnPostmasters(context.Background(), cfg, dir, log) // postmaster.go
-
-	resolver, err := newResolver(cfg)
-	if err != nil {
-		return err
-	}
-	planner, err := newPlanner(cfg, resolver, log)
-	if err != nil {
-		return err
-	}
-	mxFilter, subFilter, err := mailAuthFilters(cfg, resolver, dir.IsLocalDomain, log, tokens)
-	if err != nil {
-		return err
-	}
-	fm := registerMetrics(metrics.Registry, cfg, subFilter != nil) // metrics.go
-	out, err := newRemote(cfg, sec, planner, log)
-	if err != nil {
-		return err
-	}
-	out.Metrics = fm.remote
-	defer out.Close()
-	fwd, err := newForwarder(cfg, dir, log) // aliases to other domains, SRS (forward.go)
-	if err != nil {
-		return err
-	}
-	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
-	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
-	}
-	auth, err := newAuthSetup(cfg, sec, db, certs)
-	if err != nil {
-		return err
-	}
-	adm, err := newAdmission(cfg, sec, log, events) // gate, abuse engine, send limits (admission.go)
-	if err != nil {
-		return err
-	}
-	defer adm.Close()
-	trace, err := newTrace(cfg) // [log] trace, reloaded with the configuration (trace.go)
-	if err != nil {
+	if err := b.startLive(); err != nil {
 		return err
 	}
 	// Every socket is bound (or taken from systemd or the old process)
@@ -156,16 +97,171 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	pre.closeUnused(log)
-	b := &serveBase{
-		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
-		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
-		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
-		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
-		budget:   smtpd.NewDataBudget(dataBudgetOptions(cfg)),
-		restarts: make(chan restartRequest), version: readVersion(),
-	}
+	pre.closeUnused(b.log)
+	return b.serve(child, socks)
+}
 
+// serveBase is what serve loads once: it outlives the spool, which a
+// graceful restart closes and, when the new process fails, opens again.
+// The reloadable parts (live) change with each reload; the rest keeps
+// the configuration of the start (cfg).
+type serveBase struct {
+	cfg        *config.Config                 // as at start: what needs a restart keeps these values
+	loadConfig func() (*config.Config, error) // for reload: the same file, read again
+	sec        config.Secrets
+	log        *slog.Logger
+	level      *slog.LevelVar // log.level, which a reload changes
+	events     *admin.Events
+	tokens     *pkcs11.Tokens
+	certs      *tlsconf.Certs
+	tlsCfg     *tls.Config
+	db         *userdb.DB
+	dir        *userdb.Directory
+	resolver   *dns.Client
+	local      queue.Deliverer
+	fwd        *forwarder
+	auth       *authSetup
+	adm        *admissionSetup
+	notify     *handover.Notifier
+	started    time.Time // for the status page's uptime
+	// budget bounds the message data of all listeners' sessions
+	// (limits.max_data_in_flight, max_data_in_memory).
+	budget   *smtpd.DataBudget
+	restarts chan restartRequest // postern restart (restart.go)
+	version  buildVersion
+	closers  []func() // closeAll calls them, the last first
+
+	// The reloadable parts (live.go): the running servers and runner
+	// read them through these, which applyLive swaps.
+	mx, sub       switchFilter
+	remote        liveRemote
+	guard         *liveGuard // nil when [abuse] enabled = false
+	trace         *smtpd.Trace
+	remoteMetrics *remote.Metrics
+	acmeMetrics   *acme.Metrics // nil without ACME
+	live          atomic.Pointer[liveSet]
+	inst          atomic.Pointer[instance] // the instance serving, for reload
+	reloading     sync.Mutex               // one reload (or start of an instance) at a time
+}
+
+// newServeBase returns the serveBase of cfg, logging to stderr at
+// log.level.
+func newServeBase(cfg *config.Config, load func() (*config.Config, error), stderr io.Writer) *serveBase {
+	b := &serveBase{cfg: cfg, loadConfig: load, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
+		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: readVersion()}
+	b.level.Set(cfg.Log.Level)
+	b.log = newLevelLogger(cfg.Log, b.level, stderr)
+	b.notify = handover.NewNotifier(b.log)
+	return b
+}
+
+// onClose adds f to what closeAll calls.
+func (b *serveBase) onClose(f func()) { b.closers = append(b.closers, f) }
+
+// closeAll closes what the steps opened, the last first.
+func (b *serveBase) closeAll() {
+	for i := len(b.closers) - 1; i >= 0; i-- {
+		b.closers[i]()
+	}
+}
+
+// prepare is the first step: systemd's sockets, binding as root, user
+// and group, the data directory's owner and mode (privs.go); then the
+// data directory and every *_file secret in use, read by the one rule.
+func (b *serveBase) prepare(child *handover.Child) (*preBound, error) {
+	pre, err := prepareProcess(b.cfg, b.log, child)
+	if err != nil {
+		return nil, err
+	}
+	b.onClose(pre.closeAll)
+	if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("serve: data directory: %w", err)
+	}
+	if b.sec, err = b.cfg.ReadSecrets(); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return pre, nil
+}
+
+// openDirectory is the second step: keys in PKCS#11 tokens
+// (pkcs11.go), the certificates, the users (and the first user of the
+// embedded default), and the directory of addresses.
+func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error) {
+	cfg := b.cfg
+	b.tokens = newTokens(cfg, b.log)
+	b.onClose(func() { b.tokens.Close() })
+	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens); err != nil {
+		return err
+	}
+	if b.db, err = openUsers(cfg, b.log); err != nil {
+		return err
+	}
+	b.onClose(func() { b.db.Close() })
+	if cfg.Source == "" { // the embedded default
+		if err := firstStart(cfg, b.db, stdout, b.log); err != nil {
+			return err
+		}
+	}
+	dcfg := directoryConfig(cfg)
+	if err := dcfg.Validate(); err != nil {
+		return err
+	}
+	b.dir = userdb.NewDirectory(b.db, dcfg)
+	warnPostmasters(context.Background(), cfg, b.dir, b.log) // postmaster.go
+	return nil
+}
+
+// openDelivery is the third step: the resolver, local delivery with
+// forwarding, the checks of credentials, and the admission state.
+func (b *serveBase) openDelivery() (err error) {
+	cfg := b.cfg
+	if b.resolver, err = newResolver(cfg); err != nil {
+		return err
+	}
+	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (forward.go)
+		return err
+	}
+	b.local = &localDelivery{fwd: b.fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	if cfg.LMTP.Address != "" {
+		b.local = &lmtpLocal{fwd: b.fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+	}
+	if b.auth, err = newAuthSetup(cfg, b.sec, b.db, b.certs); err != nil {
+		return err
+	}
+	if b.adm, err = newAdmission(cfg, b.sec, b.log, b.events); err != nil { // gate, abuse engine, send limits (admission.go)
+		return err
+	}
+	b.onClose(func() { b.adm.Close() })
+	if e, ok := b.adm.guard.(*admission.Engine); ok {
+		b.guard = &liveGuard{}
+		b.guard.e.Store(e)
+	}
+	b.budget = smtpd.NewDataBudget(dataBudgetOptions(cfg))
+	return nil
+}
+
+// startLive is the fourth step: the reloadable parts, built as a reload
+// builds them (live.go), and the metrics of the features on.
+func (b *serveBase) startLive() error {
+	set, err := b.buildLive(effective(b.cfg, b.cfg), b.sec)
+	if err != nil {
+		return err
+	}
+	fm := registerMetrics(metrics.Registry, b.cfg, set.sub != nil) // metrics.go
+	b.remoteMetrics, b.acmeMetrics = fm.remote, fm.acme
+	set.out.Metrics = fm.remote
+	for _, k := range set.keys {
+		b.log.Info("DKIM key loaded", "domain", k.Domain, "selector", k.Selector, "algorithm", string(k.Algorithm()))
+	}
+	b.applyLive(set, nil)
+	b.onClose(b.remote.close)
+	return nil
+}
+
+// serve is the last step: it handles the signals, takes over from the
+// old process of a graceful restart (child), opens the spool and serves
+// on socks until the process is to end.
+func (b *serveBase) serve(child *handover.Child, socks *handover.Sockets) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
@@ -173,7 +269,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if child != nil {
 		// The old process stops accepting now, lets its sessions end
 		// and releases the spool.
-		child.Ready(log)
+		child.Ready(b.log)
 		released, err := child.AwaitRelease(sigs, b.reload)
 		if err != nil {
 			socks.Close()
@@ -184,48 +280,9 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
-		return spoolError(cfg, err) // servehints.go
+		return spoolError(b.cfg, err) // servehints.go
 	}
 	return b.run(spool, socks, child, sigs)
-}
-
-// serveBase is what serve loads once: it outlives the spool, which a
-// graceful restart closes and, when the new process fails, opens again.
-type serveBase struct {
-	cfg                 *config.Config
-	sec                 config.Secrets
-	log                 *slog.Logger
-	events              *admin.Events
-	certs               *tlsconf.Certs
-	tlsCfg              *tls.Config
-	db                  *userdb.DB
-	dir                 *userdb.Directory
-	resolver            *dns.Client
-	mxFilter, subFilter smtpd.Filter
-	out                 *remote.Deliverer
-	local               queue.Deliverer
-	fwd                 *forwarder
-	auth                *authSetup
-	adm                 *admissionSetup
-	notify              *handover.Notifier
-	started             time.Time // for the status page's uptime
-	trace               *smtpd.Trace
-	loadConfig          func() (*config.Config, error) // for reload: the trace list
-	acmeMetrics         *acme.Metrics                  // nil without ACME
-	// budget bounds the message data of all listeners' sessions
-	// (limits.max_data_in_flight, max_data_in_memory).
-	budget   *smtpd.DataBudget
-	restarts chan restartRequest // postern restart (restart.go)
-	version  buildVersion
-}
-
-// reload reloads the certificates, the users and the trace list, as on
-// SIGHUP (which logs what was kept).
-func (b *serveBase) reload() { b.reloadAll() }
-
-// reloadAll is reload for `postern reload`: the error says what was kept.
-func (b *serveBase) reloadAll() error {
-	return errors.Join(reload(b.log, b.certs, b.db), reloadTrace(b.log, b.loadConfig, b.trace))
 }
 
 // openSpool opens the spool in the data directory.
@@ -243,7 +300,7 @@ func (b *serveBase) openSpool() (*spool.Spool, error) {
 func (b *serveBase) run(spool *spool.Spool, socks *handover.Sockets, child *handover.Child, sigs chan os.Signal) error {
 	var failed error // the graceful restart that failed, when serving again
 	for {
-		inst, err := b.start(spool, socks)
+		inst, err := b.startLocked(spool, socks)
 		if err != nil {
 			socks.Close()
 			spool.Close()
@@ -314,11 +371,12 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 			}
 			req.reply(r.Pid(), nil)
 			b.log.Info("graceful restart: new process ready; handing over", "pid", r.Pid())
+			lim := b.live.Load().cfg.Limits // as reloaded
 			old := &handover.Old{
-				Log: b.log, Drain: inst.drain, DrainTimeout: b.cfg.Limits.RestartDrainTimeout,
+				Log: b.log, Drain: inst.drain, DrainTimeout: lim.RestartDrainTimeout,
 				Stop: func() {
-					b.log.Info("shutting down", "signal", "SIGUSR2", "deadline", b.cfg.Limits.ShutdownTimeout)
-					inst.stop(b.cfg.Limits.ShutdownTimeout)
+					b.log.Info("shutting down", "signal", "SIGUSR2", "deadline", lim.ShutdownTimeout)
+					inst.stop(lim.ShutdownTimeout)
 					if err := spool.Close(); err != nil {
 						b.log.Error("graceful restart: closing the spool", "err", err)
 					}
@@ -327,9 +385,10 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 			}
 			return old.HandOver(r)
 		default: // SIGTERM, SIGINT
-			b.log.Info("shutting down", "signal", sig.String(), "deadline", b.cfg.Limits.ShutdownTimeout)
+			timeout := b.live.Load().cfg.Limits.ShutdownTimeout // as reloaded
+			b.log.Info("shutting down", "signal", sig.String(), "deadline", timeout)
 			b.notify.Stopping()
-			inst.stop(b.cfg.Limits.ShutdownTimeout)
+			inst.stop(timeout)
 			return nil, spool.Close()
 		}
 	}
@@ -341,6 +400,7 @@ func (b *serveBase) serveUntil(inst *instance, spool *spool.Spool, socks *handov
 type instance struct {
 	log        *slog.Logger
 	cancel     context.CancelFunc
+	runner     *queue.Runner
 	runnerDone chan error
 	servers    []*smtpd.Server
 	serving    sync.WaitGroup // the servers' Serve calls
@@ -350,41 +410,94 @@ type instance struct {
 	adminSrv   *admin.Server
 }
 
+// startLocked is start, as the instance reloads reach: no reload runs
+// meanwhile, so the instance starts with the parts of the last one.
+func (b *serveBase) startLocked(spool *spool.Spool, socks *handover.Sockets) (*instance, error) {
+	b.reloading.Lock()
+	defer b.reloading.Unlock()
+	in, err := b.start(spool, socks)
+	if err == nil {
+		b.inst.Store(in)
+	}
+	return in, err
+}
+
 // start serves on spool with the sockets in socks, which it takes: a
-// server closes each when it stops.
+// server closes each when it stops. It starts the queue runner, makes
+// the SMTP servers, starts TLS's and ACME's background work, the HTTP
+// endpoints and the admin API, then serves SMTP.
 func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
-	cfg, log := b.cfg, b.log
 	ctx, cancel := context.WithCancel(context.Background())
-	in = &instance{log: log, cancel: cancel, runnerDone: make(chan error, 1)}
+	in = &instance{log: b.log, cancel: cancel, runnerDone: make(chan error, 1)}
 	b.fwd.spool.Store(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
 		}
 	}()
-	runner := queue.NewRunner(spool, queue.RunnerOptions{
+	live := b.live.Load()
+	b.startRunner(ctx, in, spool, live)
+	listeners, err := b.smtpServers(in, spool, socks, live)
+	if err != nil {
+		return in, err
+	}
+	if err := runTLS(ctx, b.cfg, b.certs, in.servers, b.adm.redis, b.log); err != nil {
+		return in, err
+	}
+	if err := startACME(ctx, b.cfg, b.certs, b.log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
+		return in, err
+	}
+	httpL := b.startHTTP(in, socks)
+	if err := b.startAdmin(in, spool, listeners, socks); err != nil {
+		return in, err
+	}
+	if in.autoconf, err = startAutoconfig(b.cfg, b.tlsCfg, socks.Listen, b.log); err != nil { // autoconfig.go
+		return in, err
+	}
+	b.serveSMTP(in, listeners)
+	if httpL != nil {
+		b.log.Info("listening", "listener", "http", "address", httpL.Addr().String())
+	}
+	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
+	b.log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", b.cfg.Hostname, "data", b.cfg.DataDir)
+	return in, nil
+}
+
+// startRunner starts the queue runner on spool, with the retry schedule
+// of live.
+func (b *serveBase) startRunner(ctx context.Context, in *instance, spool *spool.Spool, live *liveSet) {
+	in.runner = queue.NewRunner(spool, queue.RunnerOptions{
 		Local:       b.local,
-		RemoteBatch: remoteBatch{b.out},
+		RemoteBatch: &b.remote,
 		IsLocal:     func(addr string) bool { return b.dir.IsLocalDomain(addrkey.DomainOf(addr)) },
-		Workers:     cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
-		Policy:      retryPolicy(cfg),
-		Hostname:    cfg.Hostname,
-		Logger:      log,
+		Workers:     b.cfg.Delivery.Workers, // concurrent Maildir fsyncs share ext4 journal commits (docs/performance.md)
+		Policy:      live.policy,
+		Hostname:    b.cfg.Hostname,
+		Logger:      b.log,
 		Observe:     b.events.Delivery, // the status page (observe.go)
 	})
-	go func() { in.runnerDone <- runner.Run(ctx) }()
+	go func() { in.runnerDone <- in.runner.Run(ctx) }()
+}
 
+// smtpServers makes the SMTP server of each listener, with the limits of
+// live, and returns the listeners they are to serve on.
+func (b *serveBase) smtpServers(in *instance, spool *spool.Spool, socks *handover.Sockets, live *liveSet) ([]net.Listener, error) {
+	cfg := b.cfg
+	var guard smtpd.AuthGuard // nil, not a nil *liveGuard, without [abuse]
+	if b.guard != nil {
+		guard = b.guard
+	}
 	var listeners []net.Listener
 	for _, lc := range cfg.Listeners {
 		l := proxyListener(cfg, lc, socks.Get(lc.Name)) // PROXY protocol (screen.go)
 		listeners = append(listeners, l)
 		ltls, err := listenerTLS(b.tlsCfg, cfg, lc)
 		if err != nil {
-			return in, err
+			return nil, err
 		}
-		var filter smtpd.Filter = b.subFilter
+		filter := &b.sub
 		if lc.Role == config.RoleMX {
-			filter = b.mxFilter
+			filter = &b.mx
 		}
 		in.servers = append(in.servers, &smtpd.Server{
 			Filter:            filter,
@@ -392,41 +505,47 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			Role:              roleOf(lc.Role),
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
-			Limits:            limitsOf(cfg),
+			Limits:            live.limits,
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             acceptObserver{spool, b.events}, // observe.go
 			Budget:            b.budget,
-			Logger:            log,
+			Logger:            b.log,
 			PostmasterAddress: cfg.Postmaster,
 			Screen:            screenOf(lc, b.resolver, b.adm.store), // greet_delay, dnsbl (screen.go)
 			Admitter:          b.adm.gate,
-			AuthGuard:         b.adm.guard,
+			AuthGuard:         guard,
 			SendLimiter:       b.adm.limiter,
 			Trace:             b.trace,
 			Milters:           miltersOf(cfg, lc.Role), // [[milter]] (milter.go)
 		})
 	}
-	if err := runTLS(ctx, cfg, b.certs, in.servers, b.adm.redis, log); err != nil {
-		return in, err
+	return listeners, nil
+}
+
+// startHTTP serves the metrics and health endpoint, when http.address is
+// set, and returns its listener.
+func (b *serveBase) startHTTP(in *instance, socks *handover.Sockets) net.Listener {
+	if b.cfg.HTTP.Address == "" {
+		return nil
 	}
-	if err := startACME(ctx, cfg, b.certs, log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
-		return in, err
-	}
-	var httpL net.Listener
-	if cfg.HTTP.Address != "" {
-		httpL = socks.Get("http")
-		in.httpSrv = &http.Server{Handler: httpHandler(cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
-		go in.httpSrv.Serve(httpL)
-	}
-	// The admin API (postern queue ...) on DATA/admin.sock, mode 0600.
+	l := socks.Get("http")
+	in.httpSrv = &http.Server{Handler: httpHandler(b.cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	go in.httpSrv.Serve(l)
+	return l
+}
+
+// startAdmin serves the admin API (postern queue ...) on DATA/admin.sock,
+// mode 0600, and over HTTPS when admin.http_address is set.
+func (b *serveBase) startAdmin(in *instance, spool *spool.Spool, listeners []net.Listener, socks *handover.Sockets) error {
+	cfg, log := b.cfg, b.log
 	adminL, err := adminListen(cfg, cfg.AdminSocket()) // admin.socket_group (adminhttp.go)
 	if err != nil {
-		return in, fmt.Errorf("serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
-	adminSrv := &admin.Server{Spool: spool, Runner: runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, b.subFilter, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
-	adminSrv.Reload = b.reloadAll                                                         // postern reload
+	adminSrv := &admin.Server{Spool: spool, Runner: in.runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
+		Local: localSubmit(cfg, spool, &b.sub, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+	adminSrv.Reload = b.reloadAll                                                         // postern reload (reload.go)
 	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
 	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
@@ -439,29 +558,21 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	}()
 	log.Info("listening", "listener", "admin", "address", adminL.Addr().String())
 	in.adminHTTP, err = startAdminHTTP(cfg, b.sec.AdminToken, adminSrv, b.tlsCfg, socks.Listen, log) // admin.http_address (adminhttp.go)
-	if err != nil {
-		return in, err
-	}
-	if in.autoconf, err = startAutoconfig(cfg, b.tlsCfg, socks.Listen, log); err != nil { // autoconfig.go
-		return in, err
-	}
+	return err
+}
 
+// serveSMTP serves each SMTP server on its listener.
+func (b *serveBase) serveSMTP(in *instance, listeners []net.Listener) {
 	for i, s := range in.servers {
 		in.serving.Add(1)
 		go func(s *smtpd.Server, l net.Listener) {
 			defer in.serving.Done()
 			if err := s.Serve(l); err != nil && !errors.Is(err, smtpd.ErrServerClosed) {
-				log.Error("listener stopped", "listener", s.Name, "err", err)
+				b.log.Error("listener stopped", "listener", s.Name, "err", err)
 			}
 		}(s, listeners[i])
-		log.Info("listening", "listener", s.Name, "role", cfg.Listeners[i].Role, "address", listeners[i].Addr().String())
+		b.log.Info("listening", "listener", s.Name, "role", b.cfg.Listeners[i].Role, "address", listeners[i].Addr().String())
 	}
-	if httpL != nil {
-		log.Info("listening", "listener", "http", "address", httpL.Addr().String())
-	}
-	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
-	log.Info("postern ready", "version", b.version.Version, "revision", b.version.ShortRevision(), "hostname", cfg.Hostname, "data", cfg.DataDir)
-	return in, nil
 }
 
 // drain stops accepting SMTP connections and lets the sessions go on
@@ -596,26 +707,6 @@ func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.L
 	return nil
 }
 
-// reload re-reads certificates and users on SIGHUP and `postern reload`;
-// a failed reload keeps what was loaded before, and the error says what
-// was kept.
-func reload(log *slog.Logger, certs *tlsconf.Certs, db *userdb.DB) error {
-	var errs []error
-	if err := certs.Reload(); err != nil {
-		log.Error("reload: certificate kept", "err", err)
-		errs = append(errs, fmt.Errorf("certificate kept: %w", err))
-	} else {
-		log.Info("reload: certificate loaded")
-	}
-	if err := db.Reload(); err != nil {
-		log.Error("reload: users kept", "err", err)
-		errs = append(errs, fmt.Errorf("users kept: %w", err))
-	} else {
-		log.Info("reload: users loaded")
-	}
-	return errors.Join(errs...)
-}
-
 func httpHandler(withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
@@ -634,7 +725,13 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
+	return newLevelLogger(lc, lc.Level, w)
+}
+
+// newLevelLogger is newLogger at level, which may change (a
+// *slog.LevelVar) while the logger is in use.
+func newLevelLogger(lc config.Log, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds} // logging.go
 	if lc.Format == config.LogJSON {
 		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
 	}

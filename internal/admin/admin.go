@@ -178,9 +178,10 @@ type Server struct {
 	// Local configures local submission, POST /submit (submit.go); nil
 	// makes it answer 503.
 	Local *LocalSubmit
-	// Reload reloads the certificates and the users, as SIGHUP does
-	// (POST /reload, reload.go); nil makes it answer 503.
-	Reload func() error
+	// Reload reads the configuration file again and applies what can
+	// change live, and reloads the certificates and the users, as SIGHUP
+	// does (POST /reload, reload.go); nil makes it answer 503.
+	Reload func() ReloadReport
 	// ReloadUsers reads the users again (POST /users/reload, users.go),
 	// as `postern user` asks after a change; nil makes it answer 503.
 	ReloadUsers func() error

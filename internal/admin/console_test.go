@@ -28,12 +28,12 @@ func TestHTTPToken(t *testing.T) {
 	var reloadErr atomic.Value
 	reloadErr.Store("")
 	srv := &Server{Spool: f.spool, Runner: f.runner, Bans: admission.NewMemoryStore(), Logger: quiet(),
-		Reload: func() error {
+		Reload: func() ReloadReport {
 			reloads.Add(1)
 			if s := reloadErr.Load().(string); s != "" {
-				return errors.New(s)
+				return ReloadReport{Errors: []string{s}}
 			}
-			return nil
+			return ReloadReport{}
 		}}
 	hs := httptest.NewServer(srv.HTTPHandler(token))
 	defer hs.Close()
@@ -107,15 +107,15 @@ func TestHTTPToken(t *testing.T) {
 func TestReloadOverSocket(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	if err := f.client.Reload(ctx); err == nil || !strings.Contains(err.Error(), "not available") {
+	if _, err := f.client.Reload(ctx); err == nil || !strings.Contains(err.Error(), "not available") {
 		t.Fatalf("Reload without a reloader: %v", err)
 	}
 	var n atomic.Int32
-	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(), Reload: func() error {
+	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(), Reload: func() ReloadReport {
 		if n.Add(1) == 2 {
-			return errors.New("users kept: bad file")
+			return ReloadReport{Reloaded: []string{"certificates"}, Errors: []string{"users kept: bad file"}}
 		}
-		return nil
+		return ReloadReport{Config: "/etc/postern/postern.toml", Changed: []ReloadChange{{Key: "limits.max_recipients", Old: "100", New: "50"}}}
 	}}
 	sock := f.dir + "/reload.sock"
 	l, err := Listen(sock)
@@ -125,13 +125,13 @@ func TestReloadOverSocket(t *testing.T) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	c := &Client{SocketPath: sock}
-	if err := c.Reload(ctx); err != nil {
-		t.Fatal(err)
+	if rep, err := c.Reload(ctx); err != nil || len(rep.Changed) != 1 || rep.Changed[0].String() != "limits.max_recipients: 100 → 50" {
+		t.Fatalf("first reload: %+v %v", rep, err)
 	}
-	if err := c.Reload(ctx); err == nil || !strings.Contains(err.Error(), "users kept: bad file") {
-		t.Fatalf("second reload: %v", err)
+	if rep, err := c.Reload(ctx); err == nil || !strings.Contains(err.Error(), "users kept: bad file") || len(rep.Reloaded) != 1 {
+		t.Fatalf("second reload: %+v %v", rep, err)
 	}
-	if err := (&Client{SocketPath: f.dir + "/none.sock"}).Reload(ctx); !errors.Is(err, ErrNotRunning) {
+	if _, err := (&Client{SocketPath: f.dir + "/none.sock"}).Reload(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("no server: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -93,7 +94,7 @@ type Decision struct {
 // times the cap.
 type Gate struct {
 	store Store
-	opts  GateOptions
+	opts  atomic.Pointer[GateOptions] // SetOptions
 
 	mu    sync.Mutex
 	conns map[string]int // "ip|<addr>", "p|<prefix>" -> open connections
@@ -101,8 +102,16 @@ type Gate struct {
 
 // NewGate returns a Gate over store with opts.
 func NewGate(store Store, opts GateOptions) *Gate {
-	return &Gate{store: store, opts: opts, conns: make(map[string]int)}
+	g := &Gate{store: store, conns: make(map[string]int)}
+	g.SetOptions(opts)
+	return g
 }
+
+// SetOptions makes opts those of the connections admitted from now on (a
+// reload of the configuration). The connections open stay counted
+// against the new caps; a connection admitted before keeps its slot
+// until it ends.
+func (g *Gate) SetOptions(opts GateOptions) { g.opts.Store(&opts) }
 
 // IPv6SitePrefix is the IPv6 prefix length counted as one site (a /48).
 const IPv6SitePrefix = 48
@@ -139,7 +148,8 @@ func noop() {}
 // of Redis does not take mail down; the caller logs the error.
 func (g *Gate) Admit(ctx context.Context, listener string, remote netip.Addr, now time.Time) (Decision, error) {
 	remote = remote.Unmap()
-	lp := g.opts.Listeners[listener]
+	o := g.opts.Load()
+	lp := o.Listeners[listener]
 	refuse := func(reason string) Decision {
 		AdmissionRefused.WithLabelValues(listener, reason).Inc()
 		if !lp.NoTLS {
@@ -162,15 +172,15 @@ func (g *Gate) Admit(ctx context.Context, listener string, remote netip.Addr, no
 	if len(lp.Allow) > 0 && !containsAny(lp.Allow, remote) {
 		return refuse(ReasonNotAllowed), storeErr
 	}
-	if containsAny(g.opts.Trusted, remote) {
+	if containsAny(o.Trusted, remote) {
 		return Decision{Allowed: true, Release: noop}, storeErr
 	}
-	release, reason := g.acquire(remote)
+	release, reason := g.acquire(o, remote)
 	if reason != "" {
 		return refuse(reason), storeErr
 	}
 	if storeErr == nil {
-		reason, err := g.rates(ctx, remote, now)
+		reason, err := g.rates(ctx, o, remote, now)
 		if err != nil {
 			storeErr = err
 		} else if reason != "" {
@@ -182,22 +192,22 @@ func (g *Gate) Admit(ctx context.Context, listener string, remote netip.Addr, no
 }
 
 // connKeys returns the concurrency keys of an address with their caps.
-func (g *Gate) connKeys(a netip.Addr) ([3]string, [3]int, int) {
+func connKeys(o *GateOptions, a netip.Addr) ([3]string, [3]int, int) {
 	var keys [3]string
 	var caps [3]int
-	keys[0], caps[0] = "ip|"+a.String(), g.opts.MaxConnsPerIP
-	keys[1], caps[1] = "p|"+PrefixOf(a).String(), g.opts.MaxConnsPerPrefix
+	keys[0], caps[0] = "ip|"+a.String(), o.MaxConnsPerIP
+	keys[1], caps[1] = "p|"+PrefixOf(a).String(), o.MaxConnsPerPrefix
 	if a.Is4() {
 		return keys, caps, 2
 	}
 	site, _ := a.Prefix(IPv6SitePrefix)
-	keys[2], caps[2] = "p|"+site.String(), g.opts.MaxConnsPerV6Site
+	keys[2], caps[2] = "p|"+site.String(), o.MaxConnsPerV6Site
 	return keys, caps, 3
 }
 
 // acquire takes a concurrency slot for a on every key, or none.
-func (g *Gate) acquire(a netip.Addr) (release func(), reason string) {
-	keys, caps, n := g.connKeys(a)
+func (g *Gate) acquire(o *GateOptions, a netip.Addr) (release func(), reason string) {
+	keys, caps, n := connKeys(o, a)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i := 0; i < n; i++ {
@@ -235,15 +245,15 @@ func (g *Gate) Conns(a netip.Addr) int {
 
 // rates applies the new-connection token buckets of the address and of
 // its prefix; a refused connection takes no token.
-func (g *Gate) rates(ctx context.Context, a netip.Addr, now time.Time) (string, error) {
-	ok, undo, err := takeToken(ctx, g.store, "gate:rate:ip:"+a.String(), g.opts.IPRate, now)
+func (g *Gate) rates(ctx context.Context, o *GateOptions, a netip.Addr, now time.Time) (string, error) {
+	ok, undo, err := takeToken(ctx, g.store, "gate:rate:ip:"+a.String(), o.IPRate, now)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
 		return ReasonIPRate, nil
 	}
-	ok, _, err = takeToken(ctx, g.store, "gate:rate:p:"+PrefixOf(a).String(), g.opts.PrefixRate, now)
+	ok, _, err = takeToken(ctx, g.store, "gate:rate:p:"+PrefixOf(a).String(), o.PrefixRate, now)
 	if err != nil {
 		return "", err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern/internal/smtp"
@@ -64,10 +65,9 @@ type LimiterOptions struct {
 // gets 451 4.7.1 naming the limit, or, for a user whose SendLimits.Hold
 // is set, the message is taken and held for review (see CheckMessage).
 type Limiter struct {
-	store Store
-	def   SendLimits
-	users map[string]SendLimits
-	log   *slog.Logger
+	store  Store
+	limits atomic.Pointer[userLimits] // SetOptions
+	log    *slog.Logger
 
 	mu       sync.Mutex
 	sessions map[string]int
@@ -75,23 +75,38 @@ type Limiter struct {
 
 // NewLimiter returns a Limiter over store with opts.
 func NewLimiter(store Store, opts LimiterOptions) *Limiter {
-	l := &Limiter{store: store, def: opts.Default, users: make(map[string]SendLimits, len(opts.Users)),
-		log: opts.Logger, sessions: make(map[string]int)}
-	for u, sl := range opts.Users {
-		l.users[userKey(u)] = sl
-	}
+	l := &Limiter{store: store, log: opts.Logger, sessions: make(map[string]int)}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
+	l.SetOptions(opts)
 	return l
+}
+
+// userLimits is LimiterOptions' limits, by userKey.
+type userLimits struct {
+	def   SendLimits
+	users map[string]SendLimits
+}
+
+// SetOptions makes the limits of opts (not its Logger) those that apply
+// from now on (a reload of the configuration). Sessions, messages and
+// recipients counted before stay counted against the new limits.
+func (l *Limiter) SetOptions(opts LimiterOptions) {
+	u := &userLimits{def: opts.Default, users: make(map[string]SendLimits, len(opts.Users))}
+	for name, sl := range opts.Users {
+		u.users[userKey(name)] = sl
+	}
+	l.limits.Store(u)
 }
 
 // Limits returns the limits that apply to user.
 func (l *Limiter) Limits(user string) SendLimits {
-	if sl, ok := l.users[userKey(user)]; ok {
+	u := l.limits.Load()
+	if sl, ok := u.users[userKey(user)]; ok {
 		return sl
 	}
-	return l.def
+	return u.def
 }
 
 func errLimit(what string, n int, per string, reason string) *smtp.Error {

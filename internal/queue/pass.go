@@ -338,7 +338,7 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
 		p.tell(rep)
 		// RFC 3461 §4.1: a NOTIFY without DELAY wants no warning.
-		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) || !notify.Wants(smtp.NotifyDelay) {
+		if !r.policy.Load().WarnDue(p.env.ReceivedAt, now, st) || !notify.Wants(smtp.NotifyDelay) {
 			p.mark(rc.Addr, st, local)
 			return
 		}
@@ -346,13 +346,13 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		st.Warned = true
 		h.report.action = actionDelayed
 		h.report.status = st.Code
-		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.GiveUp)
+		h.report.retryUntil = p.env.ReceivedAt.Add(r.policy.Load().GiveUp)
 	}
 	if st.Status == spool.StatusFailed {
 		// Should the DSN fail, the recipient is tried again later.
 		h.fallback = st
 		h.fallback.Status = spool.StatusDeferred
-		h.fallback.NextAttempt = now.Add(r.policy.First)
+		h.fallback.NextAttempt = now.Add(r.policy.Load().First)
 		rep.Outcome, rep.Status, rep.Reason = OutcomeFailed, st.Code, h.reason
 		if h.reason == "expired" {
 			rep.Status = statusExpired
@@ -385,10 +385,10 @@ func (p *pass) retryAt(st spool.RecipientState, c reading) (time.Time, bool) {
 	if r.opts.Retry != nil {
 		return r.opts.Retry(p.env, st, c.now)
 	}
-	if r.policy.Expired(p.env.ReceivedAt, c.now) {
+	if r.policy.Load().Expired(p.env.ReceivedAt, c.now) {
 		return time.Time{}, false
 	}
-	return c.now.Add(r.policy.Backoff(st.Attempts, c.rnd)), true
+	return c.now.Add(r.policy.Load().Backoff(st.Attempts, c.rnd)), true
 }
 
 // mark records st for rcpt.

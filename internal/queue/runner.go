@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"postern/internal/smtp"
@@ -206,7 +207,7 @@ type Runner struct {
 	spool  *spool.Spool
 	opts   RunnerOptions
 	remote BatchDeliverer
-	policy RetryPolicy
+	policy atomic.Pointer[RetryPolicy] // SetPolicy
 
 	mu      sync.Mutex
 	queue   []string            // message ids ready for a pass
@@ -234,6 +235,14 @@ const (
 	runAgain                       // in a pass; run it again after
 )
 
+// SetPolicy makes p the retry schedule of the outcomes from now on (a
+// reload of the configuration); a recipient deferred before keeps the
+// next attempt it was given.
+func (r *Runner) SetPolicy(p RetryPolicy) {
+	p = p.withDefaults()
+	r.policy.Store(&p)
+}
+
 // NewRunner returns a Runner for spool.
 func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	if opts.Workers <= 0 {
@@ -258,13 +267,13 @@ func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 		spool:      spool,
 		opts:       opts,
 		remote:     opts.RemoteBatch,
-		policy:     opts.Policy.withDefaults(),
 		state:      make(map[string]runState),
 		wake:       make(chan struct{}, 1),
 		remoteWake: make(chan struct{}, 1),
 		resched:    make(chan struct{}, 1),
 		sched:      newSchedule(),
 	}
+	r.SetPolicy(opts.Policy)
 	if r.remote == nil && opts.Remote != nil {
 		r.remote = oneByOne{opts.Remote}
 	}

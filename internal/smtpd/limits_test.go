@@ -190,3 +190,27 @@ func TestZeroLimitsAreOff(t *testing.T) {
 		t.Errorf("%d delays (%v), want none", n, clock.delays)
 	}
 }
+
+// TestSetLimits: new limits reach the sessions that start after
+// SetLimits, SIZE in their EHLO reply included; a session in progress
+// keeps the limits it started with.
+func TestSetLimits(t *testing.T) {
+	f := newFixture(t, RoleMX, func(s *Server) {
+		s.Limits = Limits{MaxMessageSize: 1000, MaxRecipients: 3}
+	})
+	old := f.dial()
+	if ehlo := old.do("EHLO client.example", "250 "); !slices.Contains(strings.Split(ehlo, "\n"), "250-SIZE 1000") {
+		t.Fatalf("EHLO before: %q", ehlo)
+	}
+	f.srv.SetLimits(Limits{MaxMessageSize: 2000, MaxRecipients: 1})
+	c := f.dial()
+	if ehlo := c.do("EHLO client.example", "250 "); !slices.Contains(strings.Split(ehlo, "\n"), "250-SIZE 2000") {
+		t.Errorf("EHLO after SetLimits: %q", ehlo)
+	}
+	c.do("MAIL FROM:<x@example.net>", "250 ")
+	c.do("RCPT TO:<bob@example.org>", "250 ")
+	c.do("RCPT TO:<alice@example.org>", "452 ")
+	old.do("MAIL FROM:<x@example.net>", "250 ")
+	old.do("RCPT TO:<bob@example.org>", "250 ")
+	old.do("RCPT TO:<alice@example.org>", "250 ") // started with 3
+}

@@ -23,7 +23,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,6 +212,9 @@ type Server struct {
 	greeting   string   // the 220 text
 	postmaster string   // PostmasterAddress or its default
 	ehlo       []string // EHLO keywords common to every session, hostname first
+	// live is what SetLimits changes: the limits and EHLO keywords each
+	// new session takes.
+	live atomic.Pointer[liveLimits]
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -264,6 +269,7 @@ func (s *Server) init() {
 			"DSN", // RFC 3461 §3
 			"SMTPUTF8",
 		}
+		s.live.Store(&liveLimits{lim: s.lim, ehlo: s.ehlo})
 		s.listeners = make(map[net.Listener]struct{})
 		s.sessions = make(map[*session]struct{})
 		s.done = make(chan struct{})
@@ -271,6 +277,27 @@ func (s *Server) init() {
 		s.mSessions = metrics.Sessions.WithLabelValues(s.Name)
 		s.mAccepted = metrics.MessagesAccepted.WithLabelValues(s.Name)
 	})
+}
+
+// liveLimits is the Limits a session starts with, and its EHLO keywords
+// (SIZE follows MaxMessageSize).
+type liveLimits struct {
+	lim  Limits
+	ehlo []string
+}
+
+// SetLimits makes l the limits of the sessions that start from now on
+// (a reload of the configuration), SIZE in the EHLO reply included; the
+// sessions in progress keep the limits they started with.
+func (s *Server) SetLimits(l Limits) {
+	s.init()
+	n := &liveLimits{lim: l.withDefaults(), ehlo: slices.Clone(s.ehlo)}
+	for i, k := range n.ehlo {
+		if strings.HasPrefix(k, "SIZE ") {
+			n.ehlo[i] = "SIZE " + strconv.FormatInt(n.lim.MaxMessageSize, 10)
+		}
+	}
+	s.live.Store(n)
 }
 
 // check reports a Server whose required fields are missing.

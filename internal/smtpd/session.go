@@ -27,7 +27,8 @@ var errShutdown = errors.New("smtpd: shutting down")
 // (which Shutdown reads under mu) belongs to the session's own goroutine.
 type session struct {
 	srv    *Server
-	lim    *Limits
+	lim    *Limits  // the Server's when the session started (SetLimits)
+	ehlo   []string // the EHLO keywords that go with lim
 	id     string
 	raw    net.Conn // the accepted connection; deadlines and hard close
 	conn   net.Conn // raw, or the *tls.Conn on it; set under mu
@@ -130,9 +131,11 @@ func (w *connWriter) Write(p []byte) (int, error) {
 }
 
 func (s *Server) newSession(c net.Conn) *session {
+	live := s.live.Load()
 	sess := &session{
 		srv:   s,
-		lim:   &s.lim,
+		lim:   &live.lim,
+		ehlo:  live.ehlo,
 		id:    smtp.NewID(time.Now()),
 		raw:   c,
 		conn:  c,
@@ -596,7 +599,7 @@ func (s *session) cmdHelo(arg string, esmtp bool) {
 		s.reply(250, "", s.srv.host)
 		return
 	}
-	lines := append(s.ehloBuf[:0], s.srv.ehlo...)
+	lines := append(s.ehloBuf[:0], s.ehlo...)
 	if s.tlsState == nil && s.srv.TLSConfig != nil && s.srv.Role != RoleSubmissions {
 		lines = append(lines, "STARTTLS") // RFC 3207 §4
 	}

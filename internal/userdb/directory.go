@@ -134,16 +134,21 @@ func (c DirectoryConfig) Validate() error {
 // DirectoryConfig.Refresh, so a lookup costs no query for them; whether a
 // user exists is asked of the store each time (one indexed query).
 type Directory struct {
-	db         *DB
+	db      *DB
+	src     dirStore // nil: the configuration is all
+	refresh time.Duration
+
+	conf    atomic.Pointer[dirConf]     // the DirectoryConfig in use (SetConfig)
+	snap    atomic.Pointer[dirSnapshot] // conf's merged with src's, when src != nil
+	loading sync.Mutex                  // one read of src at a time
+}
+
+// dirConf is a DirectoryConfig as a Directory uses it.
+type dirConf struct {
 	domains    []string        // domain keys (addrkey.Domain), in configuration order
 	local      map[string]bool // the same, as a set
 	postmaster string          // userKey of DirectoryConfig.Postmaster or its default
 	config     *dirSnapshot    // from the configuration alone
-	src        dirStore        // nil: the configuration is all
-	refresh    time.Duration
-
-	snap    atomic.Pointer[dirSnapshot] // config merged with src's, when src != nil
-	loading sync.Mutex                  // one read of src at a time
 }
 
 // dirSnapshot is the aliases and grants a lookup uses.
@@ -151,6 +156,7 @@ type dirSnapshot struct {
 	aliases map[string][]string // by userKey
 	sendAs  map[string]grant    // by userKey of the user
 	read    time.Time           // when src was read
+	conf    *dirConf            // whose configuration it holds
 }
 
 // grant is a SendAsGrant as sets of address and domain keys.
@@ -189,24 +195,35 @@ func newSnapshot() *dirSnapshot {
 // NewDirectory returns a Directory over db with cfg, which it copies; cfg
 // should have passed Validate.
 func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
-	d := &Directory{db: db, local: make(map[string]bool), config: newSnapshot(), refresh: cfg.Refresh}
+	d := &Directory{db: db, refresh: cfg.Refresh}
 	if d.refresh <= 0 {
 		d.refresh = DefaultDirectoryRefresh
 	}
+	d.src, _ = db.dirStore()
+	d.SetConfig(cfg)
+	return d
+}
+
+// SetConfig makes cfg's local domains, postmaster, aliases and send-as
+// grants those of the lookups that start from now on (a reload of the
+// configuration); cfg should have passed Validate. Its Refresh is not
+// changed.
+func (d *Directory) SetConfig(cfg DirectoryConfig) {
+	c := &dirConf{local: make(map[string]bool), config: newSnapshot()}
 	for _, dom := range cfg.LocalDomains {
 		dom = domainKey(dom)
-		if !d.local[dom] {
-			d.local[dom] = true
-			d.domains = append(d.domains, dom)
+		if !c.local[dom] {
+			c.local[dom] = true
+			c.domains = append(c.domains, dom)
 		}
 	}
-	d.config.add(cfg.Aliases, cfg.SendAs)
-	d.src, _ = db.dirStore()
-	d.postmaster = userKey(cfg.Postmaster)
-	if d.postmaster == "" && len(d.domains) > 0 {
-		d.postmaster = "postmaster@" + d.domains[0]
+	c.config.add(cfg.Aliases, cfg.SendAs)
+	c.config.conf = c
+	c.postmaster = userKey(cfg.Postmaster)
+	if c.postmaster == "" && len(c.domains) > 0 {
+		c.postmaster = "postmaster@" + c.domains[0]
 	}
-	return d
+	d.conf.Store(c)
 }
 
 // current returns the aliases and grants to use: the configuration's, plus
@@ -214,11 +231,15 @@ func NewDirectory(db *DB, cfg DirectoryConfig) *Directory {
 // fails, the last good read is used (and the failure logged); only when
 // there is none does the error come back.
 func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
+	c := d.conf.Load()
 	if d.src == nil {
-		return d.config, nil
+		return c.config, nil
 	}
 	now := d.db.now()
 	s := d.snap.Load()
+	if s != nil && s.conf != c {
+		s = nil // the configuration changed: read again
+	}
 	if s != nil && now.Sub(s.read) < d.refresh && !now.Before(s.read) {
 		return s, nil
 	}
@@ -230,10 +251,10 @@ func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
 		d.loading.Lock()
 	}
 	defer d.loading.Unlock()
-	if s2 := d.snap.Load(); s2 != s {
+	if s2 := d.snap.Load(); s2 != s && s2 != nil && s2.conf == c {
 		return s2, nil // read while this one waited
 	}
-	n, err := d.read(ctx, now)
+	n, err := d.read(ctx, c, now)
 	if err != nil {
 		if s != nil {
 			d.db.log.Error("userdb: read aliases and send-as grants; using the last read", "err", err)
@@ -245,11 +266,11 @@ func (d *Directory) current(ctx context.Context) (*dirSnapshot, error) {
 	return n, nil
 }
 
-// read reads the store's aliases and grants, merged with the
-// configuration's, as at now; it does not keep them.
-func (d *Directory) read(ctx context.Context, now time.Time) (*dirSnapshot, error) {
+// read reads the store's aliases and grants, merged with those of c,
+// as at now; it does not keep them.
+func (d *Directory) read(ctx context.Context, c *dirConf, now time.Time) (*dirSnapshot, error) {
 	if d.src == nil {
-		return d.config, nil
+		return c.config, nil
 	}
 	aliases, err := d.src.aliases(ctx)
 	var grants map[string]SendAsGrant
@@ -260,9 +281,9 @@ func (d *Directory) read(ctx context.Context, now time.Time) (*dirSnapshot, erro
 		return nil, err
 	}
 	n := newSnapshot()
-	n.read = now
-	n.add(d.config.aliasesMap(), nil)
-	for u, g := range d.config.sendAs {
+	n.read, n.conf = now, c
+	n.add(c.config.aliasesMap(), nil)
+	for u, g := range c.config.sendAs {
 		n.sendAs[u] = grant{addrs: maps.Clone(g.addrs), domains: maps.Clone(g.domains)}
 	}
 	m := make(map[string][]string, len(aliases))
@@ -288,7 +309,7 @@ func (s *dirSnapshot) aliasesMap() map[string][]string {
 // name is not local: "wor\u212A.test" (KELVIN SIGN) is not work.test.
 func (d *Directory) IsLocalDomain(domain string) bool {
 	k, err := addrkey.Domain(domain)
-	return err == nil && d.local[k]
+	return err == nil && d.conf.Load().local[k]
 }
 
 // RecipientExists reports whether addr, in a local domain, names a user or
@@ -298,15 +319,16 @@ func (d *Directory) IsLocalDomain(domain string) bool {
 // to a sender who may be forged. It fails only when the store cannot
 // answer.
 func (d *Directory) RecipientExists(ctx context.Context, addr string) (bool, error) {
+	c := d.conf.Load()
 	k := userKey(addr)
 	if k == "postmaster" {
-		k = d.postmaster
+		k = c.postmaster
 	}
 	local, domain, ok := splitAddr(k)
-	if !ok || !d.local[domain] {
+	if !ok || !c.local[domain] {
 		return false, nil
 	}
-	if local == "postmaster" || k == d.postmaster {
+	if local == "postmaster" || k == c.postmaster {
 		x, err := d.resolve(ctx, k)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
@@ -409,14 +431,15 @@ func (d *Directory) resolve(ctx context.Context, addr string) (Expansion, error)
 
 // resolveIn is resolve with the aliases of snap.
 func (d *Directory) resolveIn(ctx context.Context, snap *dirSnapshot, addr string) (Expansion, error) {
+	c := snap.conf
 	k := userKey(addr)
 	if k == "postmaster" {
-		k = d.postmaster
+		k = c.postmaster
 	}
-	if _, domain, ok := splitAddr(k); !ok || !d.local[domain] {
+	if _, domain, ok := splitAddr(k); !ok || !c.local[domain] {
 		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, ErrNotLocal)
 	}
-	r := resolver{d: d, ctx: ctx, snap: snap, seen: make(map[string]bool)}
+	r := resolver{d: d, c: c, ctx: ctx, snap: snap, seen: make(map[string]bool)}
 	r.walk(k, 0)
 	if r.err != nil {
 		return Expansion{}, fmt.Errorf("userdb: resolve %q: %w", addr, r.err)
@@ -446,16 +469,17 @@ type UnreachablePostmaster struct {
 // serve warns of them at start and postern check fails. It fails only
 // when the store cannot answer.
 func (d *Directory) UnreachablePostmasters(ctx context.Context) ([]UnreachablePostmaster, error) {
-	addrs := make([]string, 0, len(d.domains)+1)
-	for _, dom := range d.domains {
+	c := d.conf.Load()
+	addrs := make([]string, 0, len(c.domains)+1)
+	for _, dom := range c.domains {
 		addrs = append(addrs, "postmaster@"+dom)
 	}
-	if _, dom, ok := splitAddr(d.postmaster); ok && d.local[dom] && !slices.Contains(addrs, d.postmaster) {
-		addrs = append(addrs, d.postmaster)
+	if _, dom, ok := splitAddr(c.postmaster); ok && c.local[dom] && !slices.Contains(addrs, c.postmaster) {
+		addrs = append(addrs, c.postmaster)
 	}
 	// A read of its own, not kept: the aliases made right after it are
 	// seen by the next lookup, not Refresh later.
-	snap, err := d.read(ctx, d.db.now())
+	snap, err := d.read(ctx, c, d.db.now())
 	if err != nil {
 		return nil, err
 	}
@@ -467,8 +491,8 @@ func (d *Directory) UnreachablePostmasters(ctx context.Context) ([]UnreachablePo
 			via := a
 			if targets := snap.aliases[a]; len(targets) > 0 {
 				via = userKey(targets[0])
-			} else if _, dom, _ := splitAddr(d.postmaster); a != d.postmaster && d.local[dom] {
-				via = d.postmaster
+			} else if _, dom, _ := splitAddr(c.postmaster); a != c.postmaster && c.local[dom] {
+				via = c.postmaster
 			}
 			out = append(out, UnreachablePostmaster{Address: a, Via: via})
 		case err != nil:
@@ -481,6 +505,7 @@ func (d *Directory) UnreachablePostmasters(ctx context.Context) ([]UnreachablePo
 // resolver is the state of one Resolve.
 type resolver struct {
 	d    *Directory
+	c    *dirConf // the configuration snap holds
 	ctx  context.Context
 	snap *dirSnapshot
 	seen map[string]bool
@@ -500,7 +525,7 @@ func (r *resolver) walk(k string, depth int) {
 			return
 		}
 		for _, t := range targets {
-			if _, domain, ok := splitAddr(userKey(t)); ok && !r.d.local[domain] {
+			if _, domain, ok := splitAddr(userKey(t)); ok && !r.c.local[domain] {
 				r.forward(t)
 				continue
 			}
@@ -512,9 +537,9 @@ func (r *resolver) walk(k string, depth int) {
 		return
 	}
 	local, domain, ok := splitAddr(k)
-	if ok && local == "postmaster" && r.d.local[domain] && r.d.postmaster != k {
-		if _, pd, ok := splitAddr(r.d.postmaster); ok && r.d.local[pd] {
-			r.walk(r.d.postmaster, depth)
+	if ok && local == "postmaster" && r.c.local[domain] && r.c.postmaster != k {
+		if _, pd, ok := splitAddr(r.c.postmaster); ok && r.c.local[pd] {
+			r.walk(r.c.postmaster, depth)
 		}
 	}
 }

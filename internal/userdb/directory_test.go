@@ -3,6 +3,7 @@ package userdb
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -403,5 +404,74 @@ func testDirectoryExpandForward(t *testing.T, open opener) {
 	}
 	if list, err := d.UnreachablePostmasters(ctx); err != nil || len(list) != 0 {
 		t.Errorf("UnreachablePostmasters: %+v, %v; a postmaster forwarded elsewhere reaches someone", list, err)
+	}
+}
+
+func TestDirectorySetConfig(t *testing.T) { eachBackend(t, testDirectorySetConfig) }
+
+// testDirectorySetConfig: after SetConfig (a reload), lookups use the
+// new aliases, grants and local domains at once, with either backend
+// (PostgreSQL's cached merge included).
+func testDirectorySetConfig(t *testing.T, open opener) {
+	d, _ := testDirectory(t, open, "alice@example.org", "carol@example.net")
+	ctx := context.Background()
+	if ok, err := d.RecipientExists(ctx, "new@example.org"); err != nil || ok {
+		t.Fatalf("new@ before: %v %v", ok, err)
+	}
+	d.SetConfig(DirectoryConfig{
+		LocalDomains: []string{"example.org", "example.net", "added.example"},
+		Aliases:      map[string][]string{"new@example.org": {"alice@example.org"}},
+		SendAs:       map[string]SendAsGrant{"alice@example.org": {Addresses: []string{"boss@example.net"}}},
+	})
+	if ok, err := d.RecipientExists(ctx, "new@example.org"); err != nil || !ok {
+		t.Fatalf("new@ after SetConfig: %v %v", ok, err)
+	}
+	if x, err := d.Expand("new@example.org"); err != nil || !slices.Equal(x.Mailboxes, []string{"alice@example.org"}) {
+		t.Fatalf("expand new@: %v %v", x, err)
+	}
+	if ok, err := d.RecipientExists(ctx, "info@example.org"); err != nil || ok {
+		t.Fatalf("info@, an alias no more: %v %v", ok, err)
+	}
+	if !d.IsLocalDomain("added.example") {
+		t.Fatal("added.example not local")
+	}
+	if ok, err := d.MaySendAs(ctx, "alice@example.org", "boss@example.net"); err != nil || !ok {
+		t.Fatalf("send-as grant: %v %v", ok, err)
+	}
+	if ok, err := d.MaySendAs(ctx, "carol@example.net", "ceo@example.org"); err != nil || ok {
+		t.Fatalf("removed grant: %v %v", ok, err)
+	}
+}
+
+// TestDirectorySetConfigConcurrent: lookups while the configuration is
+// replaced see one configuration or the other, never a mix that fails
+// (run with -race).
+func TestDirectorySetConfigConcurrent(t *testing.T) {
+	db := openTest(t, filepath.Join(t.TempDir(), "users.json"), newClock(), nil)
+	if err := db.Add("alice@example.org", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	a := DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"x@example.org": {"alice@example.org"}}}
+	b := DirectoryConfig{LocalDomains: []string{"example.org"}, Aliases: map[string][]string{"x@example.org": {"alice@example.org"}, "y@example.org": {"alice@example.org"}}}
+	d := NewDirectory(db, a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			d.SetConfig([]DirectoryConfig{a, b}[i%2])
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if ok, err := d.RecipientExists(context.Background(), "x@example.org"); err != nil || !ok {
+			t.Fatalf("x@ during SetConfig: %v %v", ok, err)
+		}
+		if x, err := d.Expand("x@example.org"); err != nil || len(x.Mailboxes) != 1 {
+			t.Fatalf("expand x@ during SetConfig: %v %v", x, err)
+		}
 	}
 }

@@ -1,0 +1,212 @@
+package main
+
+// The parts of a running server that a reload changes without dropping
+// a session: the aliases and send-as grants, the local domains, the DKIM
+// keys and the checks of [mail_auth], the session limits, the admission
+// lists, caps and rates, the abuse engine's settings, the send limits,
+// outbound delivery (its retry schedule, TLS policy, pool and smarthost),
+// the log level and the trace list.
+//
+// buildLive makes them from a configuration with the converters of
+// options.go and starts nothing, so a reload can build them all from a
+// new file and refuse the file whole when one fails; applyLive then swaps
+// them in, each atomically. serve builds them the same way at start.
+// Sessions take the limits when they start (smtpd.Server.SetLimits);
+// the other parts are read at each use.
+//
+// What cannot change while the server runs (restartKeys) is held at the
+// values of the start by effective: a reload names those keys as needing
+// a restart, and `postern restart` applies them.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"postern/internal/admission"
+	"postern/internal/config"
+	"postern/internal/delivery/remote"
+	"postern/internal/mailauth"
+	"postern/internal/queue"
+	"postern/internal/smtp"
+	"postern/internal/smtpd"
+	"postern/internal/userdb"
+)
+
+// restartKeys are the keys (tables, or keys within one) whose change
+// needs a restart, because what they configure is built once: sockets,
+// files and processes, connections to other servers, the identity of
+// the server. effective holds them; docs/operations.md lists them (as
+// live_test.go checks). Of [[listener]], allow and deny apply live.
+var restartKeys = []string{
+	"hostname", "data_dir", "user", "group", "postmaster",
+	"listener", "http", "tls", "spool", "lmtp",
+	"directory", "dns", "proxy", "admin", "pkcs11", "acme", "autoconfig",
+	"oauth", "auth", "srs", "redis", "milter", "sendmail",
+	"log.format", "abuse.enabled", "limits.max_data_in_flight",
+	"limits.max_data_in_memory", "delivery.workers",
+}
+
+// effective returns next with the keys of restartKeys at their values
+// in start: the configuration a running server can apply.
+func effective(start, next *config.Config) *config.Config {
+	e := *next
+	e.Source = start.Source
+	e.Hostname, e.DataDir, e.Process, e.Postmaster = start.Hostname, start.DataDir, start.Process, start.Postmaster
+	if next.MailAuth.AuthservID == next.Hostname { // derived from hostname, which needs a restart
+		e.MailAuth.AuthservID = start.MailAuth.AuthservID
+	}
+	e.Listeners = slices.Clone(start.Listeners)
+	for i, l := range e.Listeners {
+		// The admission lists of the listeners that still run apply.
+		if j := slices.IndexFunc(next.Listeners, func(n config.Listener) bool { return n.Name == l.Name }); j >= 0 {
+			e.Listeners[i].Allow, e.Listeners[i].Deny = next.Listeners[j].Allow, next.Listeners[j].Deny
+		}
+	}
+	e.HTTP, e.TLS, e.Spool, e.LMTP, e.Directory, e.DNS = start.HTTP, start.TLS, start.Spool, start.LMTP, start.Directory, start.DNS
+	e.Proxy, e.Admin, e.PKCS11, e.ACME, e.Autoconfig = start.Proxy, start.Admin, start.PKCS11, start.ACME, start.Autoconfig
+	e.OAuth, e.Auth, e.SRS, e.Redis, e.Milters, e.Sendmail = start.OAuth, start.Auth, start.SRS, start.Redis, start.Milters, start.Sendmail
+	e.Log.Format = start.Log.Format
+	e.Abuse.Enabled = start.Abuse.Enabled
+	e.Limits.MaxDataInFlight, e.Limits.MaxDataInMemory = start.Limits.MaxDataInFlight, start.Limits.MaxDataInMemory
+	e.Delivery.Workers = start.Delivery.Workers
+	return &e
+}
+
+// liveSet is the reloadable parts built from one configuration.
+type liveSet struct {
+	cfg     *config.Config // effective: restart-only keys as at start
+	sec     config.Secrets
+	dir     userdb.DirectoryConfig
+	mx, sub smtpd.Filter          // nil: none
+	keys    []mailauth.SigningKey // the DKIM keys sub signs with
+	dkim    []string              // the same, "domain selector", sorted
+	out     *remote.Deliverer
+	gate    admission.GateOptions
+	abuse   *admission.Engine // nil without [abuse] enabled
+	limiter admission.LimiterOptions
+	limits  smtpd.Limits
+	policy  queue.RetryPolicy
+	trace   *smtpd.TraceList
+}
+
+// buildLive builds the reloadable parts from cfg (effective) and its
+// secrets, with the parts built once (resolver, directory, admission
+// store, PKCS#11 tokens) of b. It starts nothing and changes nothing
+// running; on error nothing it built is in use.
+func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSet, err error) {
+	s = &liveSet{cfg: cfg, sec: sec, dir: directoryConfig(cfg), gate: gateOptions(cfg), limiter: limiterOptions(cfg),
+		limits: limitsOf(cfg), policy: retryPolicy(cfg)}
+	if err := s.dir.Validate(); err != nil {
+		return nil, err
+	}
+	if s.trace, err = smtpd.ParseTraceList(cfg.Log.Trace); err != nil {
+		return nil, fmt.Errorf("log.trace: %w", err)
+	}
+	if s.mx, err = checkFilter(cfg, b.resolver, b.dir.IsLocalDomain, b.log); err != nil {
+		return nil, err
+	}
+	if s.sub, s.keys, err = signingFilter(cfg, b.log, b.tokens); err != nil {
+		return nil, err
+	}
+	for _, k := range s.keys {
+		s.dkim = append(s.dkim, k.Domain+" "+k.Selector)
+	}
+	slices.Sort(s.dkim)
+	planner, err := newPlanner(cfg, b.resolver, b.log)
+	if err != nil {
+		return nil, err
+	}
+	if s.out, err = newRemote(cfg, sec, planner, b.log); err != nil {
+		return nil, err
+	}
+	s.out.Metrics = b.remoteMetrics
+	if cfg.Abuse.Enabled {
+		s.abuse = newAbuseEngine(cfg, b.adm.store, b.log, b.events)
+	}
+	return s, nil
+}
+
+// applyLive makes s the reloadable parts in use. The running servers
+// and queue runner, when there are (in), take its limits and retry
+// schedule.
+func (b *serveBase) applyLive(s *liveSet, in *instance) {
+	b.dir.SetConfig(s.dir)
+	b.mx.set(s.mx)
+	b.sub.set(s.sub)
+	b.remote.swap(s.out)
+	b.adm.gate.SetOptions(s.gate)
+	b.adm.limiter.SetOptions(s.limiter)
+	if b.guard != nil && s.abuse != nil {
+		b.guard.e.Store(s.abuse)
+	}
+	b.trace.Set(s.trace)
+	b.level.Set(s.cfg.Log.Level)
+	if in != nil {
+		for _, srv := range in.servers {
+			srv.SetLimits(s.limits)
+		}
+		in.runner.SetPolicy(s.policy)
+	}
+	b.live.Store(s)
+}
+
+// switchFilter is the smtpd.Filter of a role, whose filter a reload
+// replaces; none (nil) passes every message unchanged.
+type switchFilter struct{ f atomic.Pointer[smtpd.Filter] }
+
+func (s *switchFilter) set(f smtpd.Filter) { s.f.Store(&f) }
+
+// Filter implements smtpd.Filter.
+func (s *switchFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
+	f := s.f.Load()
+	if f == nil || *f == nil {
+		return smtpd.FilterResult{}, nil
+	}
+	return (*f).Filter(ctx, env, msg)
+}
+
+// liveRemote is the queue's remote delivery, whose Deliverer a reload
+// replaces.
+type liveRemote struct {
+	d atomic.Pointer[remote.Deliverer]
+}
+
+// swap makes d the Deliverer of the next batches; the one it replaces
+// ends its idle sessions, and those in use when their delivery ends.
+func (l *liveRemote) swap(d *remote.Deliverer) {
+	if old := l.d.Swap(d); old != nil {
+		old.Close()
+	}
+}
+
+// close closes the Deliverer in use.
+func (l *liveRemote) close() {
+	if d := l.d.Load(); d != nil {
+		d.Close()
+	}
+}
+
+// DeliverBatch implements queue.BatchDeliverer.
+func (l *liveRemote) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
+	return remoteBatch{l.d.Load()}.DeliverBatch(ctx, env, rcpts, msg)
+}
+
+// liveGuard is the smtpd.AuthGuard of [abuse], whose engine a reload
+// replaces (its state is in the admission store, which stays).
+type liveGuard struct {
+	e atomic.Pointer[admission.Engine]
+}
+
+// BeforeAuth implements smtpd.AuthGuard.
+func (g *liveGuard) BeforeAuth(ctx context.Context, remote netip.Addr, username string, now time.Time) admission.AuthVerdict {
+	return g.e.Load().BeforeAuth(ctx, remote, username, now)
+}
+
+// AuthResult implements smtpd.AuthGuard.
+func (g *liveGuard) AuthResult(ctx context.Context, o admission.AuthOutcome) (time.Duration, bool) {
+	return g.e.Load().AuthResult(ctx, o)
+}
