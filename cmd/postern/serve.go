@@ -32,7 +32,6 @@ import (
 	"postern/internal/handover"
 	"postern/internal/metrics"
 	"postern/internal/queue"
-	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/spool"
 	"postern/internal/tlsconf"
@@ -131,9 +130,9 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	var local queue.Deliverer = &localDelivery{fwd: fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	local := &delivery.Local{Aliases: fwd, Maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		local = &lmtpLocal{fwd: fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		local = &delivery.Local{Aliases: fwd, LMTP: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	auth, err := newAuthSetup(cfg, sec, db, certs)
 	if err != nil {
@@ -203,7 +202,7 @@ type serveBase struct {
 	resolver            *dns.Client
 	mxFilter, subFilter smtpd.Filter
 	out                 *remote.Deliverer
-	local               queue.Deliverer
+	local               *delivery.Local
 	fwd                 *forwarder
 	auth                *authSetup
 	adm                 *admissionSetup
@@ -649,29 +648,4 @@ func roleOf(r config.Role) smtpd.Role {
 		return smtpd.RoleSubmissions
 	}
 	return smtpd.RoleMX
-}
-
-// localDelivery delivers a local recipient: it expands aliases
-// (forwarding what goes to other domains: forward.go) and writes to each
-// resulting mailbox's Maildir.
-type localDelivery struct {
-	fwd     *forwarder
-	maildir *delivery.Maildir
-}
-
-func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
-	if err != nil {
-		return err
-	}
-	for _, b := range boxes {
-		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
-		if errors.Is(err, delivery.ErrBadMailbox) {
-			return queue.Permanent(err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
