@@ -394,7 +394,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 			Limits:            limitsOf(cfg),
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             acceptObserver{spool, b.events}, // observe.go
+			Spool:             acceptObserver{b.intake(spool), b.events}, // observe.go; direct.go
 			Budget:            b.budget,
 			Logger:            log,
 			PostmasterAddress: cfg.Postmaster,
