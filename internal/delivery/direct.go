@@ -124,7 +124,10 @@ func (d *Direct) delivered(env *smtp.Envelope, rcpt string, start time.Time) {
 	rep := queue.Report{Time: now, ID: env.ID, From: env.From, Rcpt: rcpt, Outcome: queue.OutcomeDelivered,
 		Local: true, Attempt: 1, Status: "2.0.0", Delay: now.Sub(env.ReceivedAt), QueueWait: start.Sub(env.ReceivedAt),
 		Relay: queue.Relay{Transmit: now.Sub(start)}}
-	d.logger().LogAttrs(context.Background(), slog.LevelInfo, "queue: delivered", append(rep.LogAttrs(), slog.Bool("direct", true))...)
+	// The attributes cost 1 KB a message: built only when logged.
+	if log := d.logger(); log.Enabled(context.Background(), slog.LevelInfo) {
+		log.LogAttrs(context.Background(), slog.LevelInfo, "queue: delivered", append(rep.LogAttrs(), slog.Bool("direct", true))...)
+	}
 	if d.Observe != nil {
 		d.Observe(rep)
 	}
