@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"postern/internal/smtp"
 )
 
 func newFiles(t *testing.T, root, domain, user string) []string {
@@ -200,6 +202,36 @@ func BenchmarkMaildirDeliver(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 			b.ReportMetric(float64(m.dirSyncs.Load())/float64(b.N), "dirsyncs/msg")
 		})
+	}
+}
+
+// TestMaildirDeliverAllocs bounds the allocations of a delivery into an
+// existing mailbox (the paths, the file name, the system calls' C
+// strings), with O_TMPFILE and through tmp/: it runs before every 250
+// of local mail.
+func TestMaildirDeliverAllocs(t *testing.T) {
+	for _, c := range []struct {
+		viaTmp bool
+		max    float64
+	}{{false, 10}, {true, 14}} {
+		m := &Maildir{Root: t.TempDir()}
+		m.noTmpfile.Store(c.viaTmp)
+		ctx := context.Background()
+		msg := &smtp.Message{Header: []byte("S: x\r\n\r\n"), Body: smtp.BodyBytes([]byte("b\r\n"))}
+		if err := m.DeliverMessage(ctx, "bench@example.org", "a@example.net", msg); err != nil {
+			t.Fatal(err)
+		}
+		a := testing.AllocsPerRun(50, func() {
+			if err := m.DeliverMessage(ctx, "bench@example.org", "a@example.net", msg); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if m.noTmpfile.Load() != c.viaTmp {
+			t.Fatalf("O_TMPFILE unavailable here")
+		}
+		if a > c.max {
+			t.Errorf("via tmp/ %v: %v allocations a delivery, want at most %v", c.viaTmp, a, c.max)
+		}
 	}
 }
 
