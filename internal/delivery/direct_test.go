@@ -3,10 +3,12 @@ package delivery
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,6 +58,7 @@ func newDirect(t *testing.T) *directFixture {
 		Spool:   f.fails,
 		IsLocal: func(addr string) bool { return strings.HasSuffix(addr, "@x.test") },
 		Observe: func(r queue.Report) { f.reps = append(f.reps, r) },
+		Logger:  slog.New(slog.DiscardHandler),
 	}
 	return f
 }
@@ -214,5 +217,49 @@ func TestDirectLargeBody(t *testing.T) {
 	got, _ := os.ReadFile(files[0])
 	if string(got) != "Return-Path: <>\r\nSubject: big\r\n\r\n"+body {
 		t.Errorf("stored %d bytes, want the message intact", len(got))
+	}
+}
+
+// TestDirectConcurrent: sessions call PutMessage at once (run with
+// -race): every copy lands once, the fallback included.
+func TestDirectConcurrent(t *testing.T) {
+	f := newDirect(t)
+	var mu sync.Mutex
+	delivered := 0
+	f.d.Observe = func(queue.Report) { mu.Lock(); delivered++; mu.Unlock() }
+	if err := os.MkdirAll(filepath.Join(f.root, "x.test"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "x.test", "c"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	ids := make(chan string, 80)
+	for g := range 8 {
+		wg.Go(func() {
+			for range 10 {
+				rcpts := []string{"a@x.test", "b@x.test"}
+				if g%2 == 1 {
+					rcpts = append(rcpts, "c@x.test") // blocked: spooled
+				}
+				env := &smtp.Envelope{ID: smtp.NewID(time.Now()), From: "s@src.test", Recipients: rcpts, Body: "7BIT", ReceivedAt: time.Now()}
+				if err := f.d.PutMessage(context.Background(), env, localMsg); err != nil {
+					t.Error(err)
+				}
+				if g%2 == 1 {
+					ids <- env.ID
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(ids)
+	if f.boxCount(t, "a") != 80 || f.boxCount(t, "b") != 80 || delivered != 160 {
+		t.Errorf("a, b hold %d, %d messages, %d reported; want 80, 80, 160", f.boxCount(t, "a"), f.boxCount(t, "b"), delivered)
+	}
+	for id := range ids {
+		if r := f.spooled(t, id); !slices.Equal(r, []string{"c@x.test"}) {
+			t.Errorf("%s spooled for %v, want [c@x.test]", id, r)
+		}
 	}
 }
