@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -214,7 +215,7 @@ func TestMaildirDeliverAllocs(t *testing.T) {
 	for _, c := range []struct {
 		viaTmp bool
 		max    float64
-	}{{false, 10}, {true, 14}} {
+	}{{false, 11}, {true, 14}} { // writev's header slice is one: two system calls fewer
 		m := &Maildir{Root: t.TempDir()}
 		m.noTmpfile.Store(c.viaTmp)
 		ctx := context.Background()
@@ -277,5 +278,29 @@ func TestCannotLink(t *testing.T) {
 		if got := cannotLink(c.err); got != c.want {
 			t.Errorf("cannotLink(%v) = %v, want %v", c.err, got, c.want)
 		}
+	}
+}
+
+// TestWritevFull: a writev that writes part of the buffers (a pipe
+// smaller than the data) goes on where it stopped.
+func TestWritevFull(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	r := os.NewFile(uintptr(p[0]), "r")
+	defer r.Close()
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096)
+	a, b, c := bytes.Repeat([]byte("a"), 3000), []byte{}, bytes.Repeat([]byte("0123456789"), 3000)
+	want := string(a) + string(c) + "z"
+	got := make(chan string, 1)
+	go func() { all, _ := io.ReadAll(r); got <- string(all) }()
+	err := writevFull(p[1], [][]byte{a, b, c, []byte("z")})
+	unix.Close(p[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := <-got; g != want {
+		t.Errorf("read %d bytes, want %d in order", len(g), len(want))
 	}
 }
