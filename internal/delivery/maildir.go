@@ -221,20 +221,27 @@ func writevFull(fd int, bufs [][]byte) error {
 		if err != nil {
 			return err
 		}
-		// Drop what was written: whole buffers, then part of one.
-		for n > 0 && len(bufs) > 0 {
-			if n < len(bufs[0]) {
-				bufs[0] = bufs[0][n:]
-				break
-			}
-			n -= len(bufs[0])
-			bufs = bufs[1:]
-		}
-		for len(bufs) > 0 && len(bufs[0]) == 0 {
-			bufs = bufs[1:]
-		}
+		bufs = advance(bufs, n)
 	}
 	return nil
+}
+
+// advance drops the first n bytes from bufs, which a short write wrote:
+// whole buffers, then the start of one; and the empty buffers left in
+// front.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n < len(bufs[0]) {
+			bufs[0] = bufs[0][n:]
+			break
+		}
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	for len(bufs) > 0 && len(bufs[0]) == 0 {
+		bufs = bufs[1:]
+	}
+	return bufs
 }
 
 // writeFull writes all of b to fd.
