@@ -3,7 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"net/smtp"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -195,24 +194,4 @@ func TestQueueIncident(t *testing.T) {
 		!strings.Contains(errs, "owns the spool") {
 		t.Errorf("hold without a server: exit %d\n%s%s", code, out, errs)
 	}
-}
-
-// sendTo submits one message to several recipients on c.
-func sendTo(c *smtp.Client, from string, to []string, body string) error {
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	for _, r := range to {
-		if err := c.Rcpt(r); err != nil {
-			return err
-		}
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(body)); err != nil {
-		return err
-	}
-	return w.Close()
 }

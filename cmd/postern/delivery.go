@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 
 	"postern/internal/config"
-	"postern/internal/delivery"
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
@@ -154,31 +152,4 @@ func deliveryErr(r remote.Result) error {
 		return r.Err
 	}
 	return fmt.Errorf("%s: %d %s %s", r.Host, r.Code, r.Enhanced, r.Text)
-}
-
-// lmtpLocal delivers local recipients to a mailbox server over LMTP
-// (RFC 2033) after alias expansion (forwarding what goes to other
-// domains: forward.go).
-type lmtpLocal struct {
-	fwd  *forwarder
-	lmtp *delivery.LMTP
-}
-
-func (l *lmtpLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := l.fwd.expand(ctx, env, rcpt, msg)
-	if err != nil {
-		return err
-	}
-	if len(boxes) == 0 {
-		return nil // forwarded only
-	}
-	for i, err := range l.lmtp.DeliverMessage(ctx, env.From, boxes, msg) {
-		if errors.Is(err, delivery.ErrPermanent) {
-			return queue.Permanent(fmt.Errorf("%s: %w", boxes[i], err))
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", boxes[i], err)
-		}
-	}
-	return nil
 }

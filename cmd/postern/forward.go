@@ -102,13 +102,13 @@ func (d srsDirectory) RecipientExists(ctx context.Context, addr string) (bool, e
 	return d.Directory.RecipientExists(ctx, addr)
 }
 
-// expand returns the mailboxes of rcpt, a local recipient of env, after
+// Expand returns the mailboxes of rcpt, a local recipient of env, after
 // queueing the copies that go elsewhere: to the alias targets in other
 // domains (the sender rewritten with SRS), or, for an SRS address made
 // here, to the address it stands for (the sender kept: a bounce has
 // none). A recipient that names nobody, or an SRS address that does not
-// verify, is a permanent failure.
-func (f *forwarder) expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
+// verify, is a permanent failure. It implements delivery.Aliases.
+func (f *forwarder) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
 	if srs.IsSRS(rcpt) {
 		if orig, err := f.srs.Reverse(rcpt); err == nil {
 			return nil, f.queue(ctx, env, env.From, rcpt, []string{orig}, msg)
@@ -131,6 +131,21 @@ func (f *forwarder) expand(ctx context.Context, env *smtp.Envelope, rcpt string,
 		}
 	}
 	return x.Mailboxes, nil
+}
+
+// Mailbox returns the one mailbox of rcpt when rcpt is no SRS address
+// and expands to exactly one mailbox and no forwarding: then writing
+// that mailbox is the whole delivery (delivery.Direct). It implements
+// delivery.Aliases.
+func (f *forwarder) Mailbox(ctx context.Context, rcpt string) (string, bool) {
+	if srs.IsSRS(rcpt) {
+		return "", false
+	}
+	x, err := f.dir.Expand(rcpt)
+	if err != nil || len(x.Forward) > 0 || len(x.Mailboxes) != 1 {
+		return "", false
+	}
+	return x.Mailboxes[0], true
 }
 
 // sender returns the envelope sender of a copy of mail from from,

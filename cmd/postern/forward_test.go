@@ -89,7 +89,7 @@ func TestForwarderExpand(t *testing.T) {
 		return e, d
 	}
 
-	boxes, err := f.expand(ctx, env, "both@example.test", msg)
+	boxes, err := f.Expand(ctx, env, "both@example.test", msg)
 	if err != nil || strings.Join(boxes, ",") != "alice@example.test" {
 		t.Fatalf("expand: %q, %v", boxes, err)
 	}
@@ -109,7 +109,7 @@ func TestForwarderExpand(t *testing.T) {
 	// Null and local senders are kept.
 	for _, from := range []string{"", "alice@example.test"} {
 		n := len(sp.List())
-		if _, err := f.expand(ctx, &smtp.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", msg); err != nil {
+		if _, err := f.Expand(ctx, &smtp.Envelope{ID: "x", From: from, Body: "7BIT"}, "fwd@example.test", msg); err != nil {
 			t.Fatal(err)
 		}
 		if fe, _ := newest(); len(sp.List()) != n+1 || fe.From != from || fe.Recipients[0] != "Carol@Remote.example" {
@@ -118,7 +118,7 @@ func TestForwarderExpand(t *testing.T) {
 	}
 
 	// A bounce to the SRS address goes to dave, its sender kept.
-	boxes, err = f.expand(ctx, &smtp.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
+	boxes, err = f.Expand(ctx, &smtp.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
 	if err != nil || len(boxes) != 0 {
 		t.Fatalf("bounce: %q, %v", boxes, err)
 	}
@@ -127,12 +127,12 @@ func TestForwarderExpand(t *testing.T) {
 	}
 	// Forged: a permanent failure, nothing queued.
 	n := len(sp.List())
-	_, err = f.expand(ctx, &smtp.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", msg)
+	_, err = f.Expand(ctx, &smtp.Envelope{ID: "c", Body: "7BIT"}, "SRS0=AAAA=JZ=orig.example=dave@example.test", msg)
 	if err == nil || !errors.Is(err, srs.ErrBadHash) || !queue.IsPermanent(err) || len(sp.List()) != n {
 		t.Errorf("forged: %v (%d queued)", err, len(sp.List())-n)
 	}
 	// Nobody: permanent.
-	if _, err := f.expand(ctx, env, "nobody@example.test", msg); err == nil || !errors.Is(err, userdb.ErrNotFound) || !queue.IsPermanent(err) {
+	if _, err := f.Expand(ctx, env, "nobody@example.test", msg); err == nil || !errors.Is(err, userdb.ErrNotFound) || !queue.IsPermanent(err) {
 		t.Errorf("nobody: %v", err)
 	}
 

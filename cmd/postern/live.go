@@ -47,7 +47,7 @@ var restartKeys = []string{
 	"directory", "dns", "proxy", "admin", "pkcs11", "acme", "autoconfig",
 	"oauth", "auth", "srs", "redis", "milter", "sendmail",
 	"log.format", "abuse.enabled", "limits.max_data_in_flight",
-	"limits.max_data_in_memory", "delivery.workers",
+	"limits.max_data_in_memory", "delivery.workers", "delivery.direct_local",
 }
 
 // effective returns next with the keys of restartKeys at their values
@@ -72,7 +72,7 @@ func effective(start, next *config.Config) *config.Config {
 	e.Log.Format = start.Log.Format
 	e.Abuse.Enabled = start.Abuse.Enabled
 	e.Limits.MaxDataInFlight, e.Limits.MaxDataInMemory = start.Limits.MaxDataInFlight, start.Limits.MaxDataInMemory
-	e.Delivery.Workers = start.Delivery.Workers
+	e.Delivery.Workers, e.Delivery.DirectLocal = start.Delivery.Workers, start.Delivery.DirectLocal
 	return &e
 }
 

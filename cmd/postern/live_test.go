@@ -70,6 +70,7 @@ shutdown_timeout = "7s"
 max_data_in_flight = "900MB"
 [delivery]
 workers = 3
+direct_local = false
 retry_first = "3m"
 [abuse]
 enabled = false
@@ -89,7 +90,7 @@ max_conns_per_ip = 2
 		t.Errorf("applied live:\n%q\nwant\n%q", applied, want)
 	}
 	restart := keysOf(config.Changes(eff, next))
-	want = []string{"abuse.enabled", "delivery.workers", "hostname", "limits.max_data_in_flight", "listener[0].address", "log.format", "mail_auth.authserv_id"}
+	want = []string{"abuse.enabled", "delivery.direct_local", "delivery.workers", "hostname", "limits.max_data_in_flight", "listener[0].address", "log.format", "mail_auth.authserv_id"}
 	if !slices.Equal(restart, want) {
 		t.Errorf("needs a restart:\n%q\nwant\n%q", restart, want)
 	}

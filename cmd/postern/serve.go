@@ -34,7 +34,6 @@ import (
 	"postern/internal/metrics"
 	"postern/internal/pkcs11"
 	"postern/internal/queue"
-	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/spool"
 	"postern/internal/tlsconf"
@@ -118,7 +117,7 @@ type serveBase struct {
 	db         *userdb.DB
 	dir        *userdb.Directory
 	resolver   *dns.Client
-	local      queue.Deliverer
+	local      *delivery.Local
 	fwd        *forwarder
 	auth       *authSetup
 	adm        *admissionSetup
@@ -221,9 +220,9 @@ func (b *serveBase) openDelivery() (err error) {
 	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (forward.go)
 		return err
 	}
-	b.local = &localDelivery{fwd: b.fwd, maildir: &delivery.Maildir{Root: cfg.MailDir()}}
+	b.local = &delivery.Local{Aliases: b.fwd, Maildir: &delivery.Maildir{Root: cfg.MailDir()}}
 	if cfg.LMTP.Address != "" {
-		b.local = &lmtpLocal{fwd: b.fwd, lmtp: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
+		b.local = &delivery.Local{Aliases: b.fwd, LMTP: &delivery.LMTP{Network: cfg.LMTP.Network, Address: cfg.LMTP.Address, Hostname: cfg.Hostname}}
 	}
 	if b.auth, err = newAuthSetup(cfg, b.sec, b.db, b.certs); err != nil {
 		return err
@@ -508,7 +507,7 @@ func (b *serveBase) smtpServers(in *instance, spool *spool.Spool, socks *handove
 			Limits:            live.limits,
 			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
 			Auth:              b.auth.mechanisms(lc),
-			Spool:             acceptObserver{spool, b.events}, // observe.go
+			Spool:             acceptObserver{b.intake(spool), b.events}, // observe.go; direct.go
 			Budget:            b.budget,
 			Logger:            b.log,
 			PostmasterAddress: cfg.Postmaster,
@@ -746,29 +745,4 @@ func roleOf(r config.Role) smtpd.Role {
 		return smtpd.RoleSubmissions
 	}
 	return smtpd.RoleMX
-}
-
-// localDelivery delivers a local recipient: it expands aliases
-// (forwarding what goes to other domains: forward.go) and writes to each
-// resulting mailbox's Maildir.
-type localDelivery struct {
-	fwd     *forwarder
-	maildir *delivery.Maildir
-}
-
-func (d *localDelivery) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
-	boxes, err := d.fwd.expand(ctx, env, rcpt, msg)
-	if err != nil {
-		return err
-	}
-	for _, b := range boxes {
-		err := d.maildir.DeliverMessage(ctx, b, env.From, msg)
-		if errors.Is(err, delivery.ErrBadMailbox) {
-			return queue.Permanent(err)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

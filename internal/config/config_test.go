@@ -219,6 +219,9 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
+	if !c.Delivery.DirectLocal {
+		t.Error("delivery.direct_local is off by default, want on")
+	}
 	cert, key := c.TLSFiles()
 	if cert != "/var/lib/postern/tls/cert.pem" || key != "/var/lib/postern/tls/key.pem" || c.SelfSignedDir() != "/var/lib/postern/tls" {
 		t.Errorf("TLSFiles = %s, %s", cert, key)

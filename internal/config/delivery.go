@@ -67,6 +67,10 @@ type Delivery struct {
 	// the system roots (WebPKI checks of MX hosts and MTA-STS policy
 	// hosts): for a private CA; "" means the system roots only.
 	CAFile string
+	// DirectLocal writes a message whose recipients are all local
+	// mailboxes straight into them before the 250, without the spool
+	// (delivery.Direct); false spools every message.
+	DirectLocal bool
 }
 
 // Smarthost is the [smarthost] table: a relay all (or some) mail goes through.
@@ -142,6 +146,7 @@ func defaultDelivery() Delivery {
 		MaxConnectionsPerHost:    DefaultMaxConnsPerHost,
 		MaxIdlePerHost:           DefaultMaxIdlePerHost,
 		TLSMinimum:               map[string]string{},
+		DirectLocal:              true,
 	}
 }
 
@@ -166,10 +171,11 @@ func (d *decoder) delivery(t map[string]any, dir string, c *Delivery) {
 		return
 	}
 	d.unknown(t, []string{"delivery"}, "workers", "retry_first", "retry_max", "give_up", "delay_warning",
-		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum", "ca_file")
+		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum", "ca_file", "direct_local")
 	if d.str(t, "ca_file", "delivery.ca_file", &c.CAFile) {
 		c.CAFile = resolve(dir, c.CAFile)
 	}
+	d.boolean(t, "direct_local", "delivery.direct_local", &c.DirectLocal)
 	for _, f := range []struct {
 		name string
 		dst  *int

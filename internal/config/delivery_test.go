@@ -32,6 +32,7 @@ max_messages_per_connection = 20
 max_connections_per_host = 3
 max_idle_per_host = 0
 ca_file = "private-ca.pem"
+direct_local = false
 [delivery.tls_minimum]
 "*" = "encrypt"
 "Bank.example" = "verify"
@@ -65,7 +66,7 @@ postgres_dsn_file = "/etc/postern/pg.dsn"
 	wantD := Delivery{Workers: 4, RetryFirst: 30 * time.Second, RetryMax: 2 * time.Hour, GiveUp: 72 * time.Hour,
 		DelayWarning: 0, IdleTimeout: 10 * time.Second, MaxMessagesPerConnection: 20, MaxConnectionsPerHost: 3,
 		MaxIdlePerHost: 0, TLSMinimum: map[string]string{"*": "encrypt", "bank.example": "verify"},
-		CAFile: filepath.Join(dir, "private-ca.pem")}
+		CAFile: filepath.Join(dir, "private-ca.pem"), DirectLocal: false}
 	if !reflect.DeepEqual(c.Delivery, wantD) {
 		t.Errorf("delivery = %+v, want %+v", c.Delivery, wantD)
 	}

@@ -186,7 +186,8 @@ func (c *Config) tree() map[string]any {
 	t["delivery"] = map[string]any{"workers": dl.Workers, "retry_first": dur(dl.RetryFirst), "retry_max": dur(dl.RetryMax),
 		"give_up": dur(dl.GiveUp), "delay_warning": dur(dl.DelayWarning), "idle_timeout": dur(dl.IdleTimeout),
 		"max_messages_per_connection": dl.MaxMessagesPerConnection, "max_connections_per_host": dl.MaxConnectionsPerHost,
-		"max_idle_per_host": dl.MaxIdlePerHost, "tls_minimum": dl.TLSMinimum, "ca_file": dl.CAFile}
+		"max_idle_per_host": dl.MaxIdlePerHost, "tls_minimum": dl.TLSMinimum, "ca_file": dl.CAFile,
+		"direct_local": dl.DirectLocal}
 	sh := c.Smarthost
 	t["smarthost"] = map[string]any{"address": sh.Address, "implicit_tls": sh.ImplicitTLS, "username": sh.Username,
 		"password_file": sh.PasswordFile, "domains": nonNil(sh.Domains), "ca_file": sh.CAFile}

@@ -97,6 +97,16 @@ var (
 		Name: "postern_local_deliveries_total",
 		Help: "Local Maildir deliveries, by outcome.",
 	}, []string{"outcome"})
+
+	// DirectDeliveries counts the work of direct local delivery before
+	// the 250 (delivery.Direct): "delivered", one per recipient written
+	// to its mailbox (also counted in LocalDeliveries), and "spooled",
+	// one per message whose mailbox write failed and that went to the
+	// spool instead.
+	DirectDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "postern_direct_deliveries_total",
+		Help: "Direct local deliveries before the 250: recipients delivered, messages spooled after a failed mailbox write.",
+	}, []string{"outcome"})
 )
 
 // RegisterCore registers on reg the Go runtime and process collectors
@@ -111,7 +121,7 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
 		MessagesAccepted, MessagesRejected, DataBytes, BuildInfo,
-		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries,
+		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries, DirectDeliveries,
 	)
 	for _, l := range listeners {
 		Connections.WithLabelValues(l)
@@ -121,6 +131,9 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 	}
 	for _, o := range []string{"delivered", "deferred", "failed"} {
 		LocalDeliveries.WithLabelValues(o)
+	}
+	for _, o := range []string{"delivered", "spooled"} {
+		DirectDeliveries.WithLabelValues(o)
 	}
 	DataBytes.WithLabelValues("in_flight")
 	DataBytes.WithLabelValues("memory")

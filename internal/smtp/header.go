@@ -56,17 +56,7 @@ func eachField(hdr []byte, name string, fn func(value [][]byte)) {
 			cur, matching = cur[:0], false
 		}
 	}
-	for len(hdr) > 0 {
-		line := hdr
-		if i := bytes.IndexByte(hdr, '\n'); i >= 0 {
-			line, hdr = hdr[:i], hdr[i+1:]
-		} else {
-			hdr = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) == 0 {
-			break // RFC 5322 §2.1: the empty line ends the header section
-		}
+	for line, rest, ok := headerLine(hdr); ok; line, rest, ok = headerLine(rest) {
 		if line[0] == ' ' || line[0] == '\t' {
 			if matching {
 				cur = append(cur, line)
@@ -74,16 +64,38 @@ func eachField(hdr []byte, name string, fn func(value [][]byte)) {
 			continue
 		}
 		flush()
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
-			continue
-		}
-		if equalFoldBytes(bytes.TrimRight(line[:colon], " \t"), name) {
+		if n, value, ok := fieldName(line); ok && equalFoldBytes(n, name) {
 			matching = true
-			cur = append(cur, line[colon+1:])
+			cur = append(cur, value)
 		}
 	}
 	flush()
+}
+
+// headerLine splits the first line off hdr, without its line end (LF
+// or CRLF), and returns it and the rest; ok is false at the end of hdr
+// and at the empty line that ends the header section (RFC 5322 §2.1).
+func headerLine(hdr []byte) (line, rest []byte, ok bool) {
+	line = hdr
+	if i := bytes.IndexByte(hdr, '\n'); i >= 0 {
+		line, rest = hdr[:i], hdr[i+1:]
+	}
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	return line, rest, len(line) > 0
+}
+
+// fieldName returns the name (without the blanks before the colon) and
+// the value of the field that starts at line; ok is false for a
+// continuation line or a line without a name and a colon.
+func fieldName(line []byte) (name, value []byte, ok bool) {
+	if line[0] == ' ' || line[0] == '\t' {
+		return nil, nil, false
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	return bytes.TrimRight(line[:colon], " \t"), line[colon+1:], true
 }
 
 // equalFoldBytes reports whether b and s are equal ignoring the case of
@@ -112,6 +124,10 @@ const MaxReceived = 50
 // stops at the empty line that ends the header section.
 func CountFields(hdr []byte, name string) int {
 	n := 0
-	eachField(hdr, name, func([][]byte) { n++ })
+	for line, rest, ok := headerLine(hdr); ok; line, rest, ok = headerLine(rest) {
+		if f, _, ok := fieldName(line); ok && equalFoldBytes(f, name) {
+			n++
+		}
+	}
 	return n
 }

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -120,16 +119,3 @@ func BenchmarkHandshakeKeyInToken(b *testing.B) {
 
 // rsaPSS are the options TLS 1.3 signs with an RSA key (RFC 8446 §4.2.3).
 var rsaPSS = rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
-
-// cpuTime returns the CPU time the process has used (user and system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// report adds the handshake rate and the CPU per handshake since cpu.
-func report(b *testing.B, cpu time.Duration) {
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handshakes/s")
-	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(b.N), "cpu-µs/handshake")
-}
