@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -427,6 +428,9 @@ func TestMilterMemory(t *testing.T) {
 	c.do("EHLO client.example", "250 ")
 	c.transaction("a@example.net", "bob@example.org")
 
+	// A collector that lags on a loaded machine lets garbage count as
+	// growth: collect often, so that the peak is what is held.
+	defer debug.SetGCPercent(debug.SetGCPercent(10))
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
