@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"postern/internal/config"
+	"postern/internal/privs"
 )
 
 // Kinds of dataDirFinding.
@@ -195,12 +196,12 @@ func (c *checker) checkDataDir() {
 		}
 	}
 	if pc.User != "" {
-		id, err := lookupIdentity(pc)
+		id, err := privs.Lookup(pc.User, pc.Group)
 		if err != nil {
 			c.fail(check, "", err.Error(), "create the user, or correct user and group in the configuration")
 			return
 		}
-		uid = id.uid
+		uid = id.UID
 		who = fmt.Sprintf("%s, uid %d", pc.User, uid)
 	}
 	findings, n, unread, err := inspectDataDir(dir, uid, true)

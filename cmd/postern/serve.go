@@ -76,7 +76,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	if err != nil {
 		return err
 	}
-	defer pre.closeAll()
+	defer pre.CloseAll()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -152,11 +152,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
 	// old process still serves.
-	socks, err := bindSockets(cfg, pre.listen)
+	socks, err := bindSockets(cfg, pre.Listen)
 	if err != nil {
 		return err
 	}
-	pre.closeUnused(log)
+	pre.CloseUnused(log)
 	b := &serveBase{
 		cfg: cfg, sec: sec, log: log, events: events, certs: certs, tlsCfg: tlsCfg, db: db, dir: dir,
 		resolver: resolver, mxFilter: mxFilter, subFilter: subFilter, out: out, local: local, fwd: fwd,
