@@ -11,23 +11,6 @@ import (
 	"postern/internal/config"
 )
 
-func TestCheckDataDir(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "data")
-	os.Mkdir(dir, 0o700)
-	if err := checkDataDir(dir, config.Process{}, os.Geteuid()); err != nil {
-		t.Errorf("0700, ours: %v", err)
-	}
-	os.Chmod(dir, 0o770)
-	err := checkDataDir(dir, config.Process{User: "postern"}, os.Geteuid())
-	if err == nil || !strings.Contains(err.Error(), "writable by others (mode 0770); fix: chown -R postern: "+dir+" && chmod 700 "+dir) {
-		t.Errorf("0770: %v", err)
-	}
-	os.Chmod(dir, 0o750)
-	if err := checkDataDir(dir, config.Process{}, os.Geteuid()); err != nil {
-		t.Errorf("0750: %v", err)
-	}
-}
-
 // TestCommandsGiveFilesToUser: run as root with user set, the commands
 // that write into the data directory (user, dkim keygen) give what they
 // create or replace to that user, so the server can read it after its

@@ -59,14 +59,6 @@ func Lookup(userName, group string) (Identity, error) {
 	return id, nil
 }
 
-// UserName is uid's user name, or the number when it has none.
-func UserName(uid int) string {
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return u.Username
-	}
-	return strconv.Itoa(uid)
-}
-
 // DataOwner returns whom the files and directories a command creates or
 // replaces in dataDir must belong to, or the server could not read
 // them: when the process runs as root, the user and group named (see
