@@ -104,8 +104,8 @@ func prepareProcess(cfg *config.Config, log *slog.Logger, child *handover.Child)
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
-	if err := checkDataDir(cfg.DataDir, cfg.Process, os.Geteuid()); err != nil {
-		return nil, err
+	if err := fsutil.CheckDataDir(cfg.DataDir, cfg.Process.User, cfg.Process.Group, os.Geteuid()); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	ok = true
 	return p, nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"postern/internal/config"
+	"postern/internal/fsutil"
 )
 
 // TestCommandsGiveFilesToUser: run as root with user set, the commands
@@ -58,7 +59,7 @@ self_signed = true
 	if code := run([]string{"user", "add", "bob@example.com", "--config", cfgFile}, strings.NewReader("pw-bob-1\n"), &out, &out); code != 0 {
 		t.Fatalf("user add into a new data dir: exit %d\n%s", code, out.String())
 	}
-	if err := checkDataDir(data, config.Process{}, 65534); err != nil {
+	if err := fsutil.CheckDataDir(data, "", "", 65534); err != nil {
 		t.Errorf("data dir made by user add, for a server running as nobody: %v", err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"postern/internal/acme"
 	"postern/internal/addrkey"
 	"postern/internal/admin"
+	"postern/internal/check"
 	"postern/internal/config"
 	"postern/internal/delivery"
 	"postern/internal/delivery/remote"
@@ -63,7 +64,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		return err
 	}
 	if child == nil {
-		if err := notInUse(cfg); err != nil { // servehints.go
+		if err := check.InUse(cfg); err != nil {
 			return err
 		}
 	}
@@ -184,7 +185,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
-		return spoolError(cfg, err) // servehints.go
+		return check.SpoolError(cfg, err)
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -541,7 +542,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return listenError(what, addr, err) // servehints.go
+			return check.ListenError(what, addr, err)
 		}
 		s.Add(name, l)
 		return nil

@@ -1,9 +1,8 @@
-package main
+package check
 
-// The data directory's owner and modes. serve checks the directory
-// itself before it opens anything, and refuses to start on a problem
-// (checkDataDir); postern check inspects everything in it and reports
-// (checker.checkDataDir). Both rest on inspectDataDir.
+// The data directory's owner and modes, everything in it
+// (fsutil.InspectDataDir); serve checks only the directory itself
+// (fsutil.CheckDataDir).
 
 import (
 	"errors"
@@ -14,20 +13,9 @@ import (
 	"strings"
 	"syscall"
 
-	"postern/internal/config"
 	"postern/internal/fsutil"
 	"postern/internal/privs"
 )
-
-// checkDataDir checks that dir belongs to uid, the user Postern runs as,
-// and that no one else may write to it (fsutil.CheckDataDir). serve
-// refuses to start otherwise.
-func checkDataDir(dir string, pc config.Process, uid int) error {
-	if err := fsutil.CheckDataDir(dir, pc.User, pc.Group, uid); err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	return nil
-}
 
 // maxListed bounds the entries one line of postern check names.
 const maxListed = 5
@@ -59,9 +47,9 @@ func listFindings(fs []fsutil.Finding, detail func(fsutil.Finding) string) strin
 // replace), that the group or others may write to, and secrets they may
 // read. Without user in the configuration the server is taken to run as
 // the data directory's owner (serve refuses to start otherwise).
-func (c *checker) checkDataDir() {
+func (c *Checker) checkDataDir() {
 	const check = "data-dir"
-	dir, pc := c.cfg.DataDir, c.cfg.Process
+	dir, pc := c.Config.DataDir, c.Config.Process
 	uid := os.Geteuid()
 	who := fmt.Sprintf("uid %d, who runs this check", uid)
 	if fi, err := os.Stat(dir); err == nil && pc.User == "" {
@@ -114,10 +102,10 @@ func (c *checker) checkDataDir() {
 			"chmod 600 "+strings.Join(paths, " "))
 	}
 	if fs := byKind[fsutil.FindReadable]; len(fs) > 0 {
-		secrets(fs, statusFail, "everyone")
+		secrets(fs, StatusFail, "everyone")
 	}
 	if fs := byKind["group-readable"]; len(fs) > 0 {
-		secrets(fs, statusWarn, "the group")
+		secrets(fs, StatusWarn, "the group")
 	}
 	if len(unread) > 0 {
 		c.warn(check, "", fmt.Sprintf("%s: %s not be inspected: %v", dir, count(len(unread), "entry could", "entries could"), unread[0]),
