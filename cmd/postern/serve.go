@@ -30,7 +30,9 @@ import (
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
 	"postern/internal/fsutil"
+	"postern/internal/gctune"
 	"postern/internal/handover"
+	"postern/internal/logging"
 	"postern/internal/metrics"
 	"postern/internal/queue"
 	"postern/internal/smtp"
@@ -68,7 +70,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 			return err
 		}
 	}
-	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
+	defer gctune.Start(gctune.Headroom)() // GOGC from the heap's headroom
 	log := newLogger(cfg.Log, stderr)
 	events := admin.NewEvents(50) // an observer: recent deliveries and anomalies, for the status page
 	// systemd's sockets, binding as root, user and group, the data
@@ -635,11 +637,11 @@ func httpHandler(withPprof bool) http.Handler {
 }
 
 func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: durationSeconds} // logging.go
+	opts := &slog.HandlerOptions{Level: lc.Level, ReplaceAttr: logging.DurationSeconds}
 	if lc.Format == config.LogJSON {
-		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
+		return slog.New(logging.LazyAttrs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(lazyAttrs(slog.NewTextHandler(w, opts)))
+	return slog.New(logging.LazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {
