@@ -18,7 +18,6 @@ import (
 	"strings"
 	"syscall"
 
-	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/sendmail"
@@ -413,32 +412,6 @@ func submitFailure(err error, sock string) (int, string) {
 	return exTempFail, err.Error()
 }
 
-// localSubmitter is the server side of `postern sendmail` (admin.Submitter):
-// it DKIM-signs with the submission listeners' signer, when there is one,
-// and puts the message in the spool.
-type localSubmitter struct {
-	spool *spool.Spool
-	sign  smtpd.Filter // nil: no signing
-}
-
-// Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
-	if l.sign != nil {
-		// Only root and Postern's own user reach the socket: they are
-		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, env, msg)
-		if err != nil {
-			return err
-		}
-		if len(res.Prepend) > 0 {
-			msg = &smtp.Message{Header: append(append([]byte(nil), res.Prepend...), msg.Header...), Body: msg.Body}
-		}
-	}
-	// A large body goes into a blob of its own, written in this
-	// goroutine: the spool's writer never copies it.
-	return l.spool.PutMessage(ctx, env, msg)
-}
-
 // localSubmit configures the admin socket's local submission; limiter
 // applies [send_limits] to it, under the caller's Unix user
 // (admin.LocalSender: "local:www-data"), as to SMTP users. A bare name
@@ -446,23 +419,14 @@ func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smt
 // to the postmaster (with dir nil, it stays as it is).
 func localSubmit(cfg *config.Config, spool *spool.Spool, sign smtpd.Filter, limiter admin.SendLimiter, dir *userdb.Directory) *admin.LocalSubmit {
 	ls := &admin.LocalSubmit{
-		Submitter:      localSubmitter{spool: spool, sign: sign},
+		Submitter:      sendmail.Local{Spool: spool, Sign: sign},
 		Limiter:        limiter,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.Limits.MaxMessageSize,
 		MaxRecipients:  cfg.Limits.MaxRecipients,
 	}
 	if dir != nil {
-		ls.RouteBare = func(ctx context.Context, addr string) (string, error) {
-			if !dir.IsLocalDomain(addrkey.DomainOf(addr)) {
-				return addr, nil
-			}
-			ok, err := dir.RecipientExists(ctx, addr)
-			if err != nil || ok {
-				return addr, err
-			}
-			return cfg.Postmaster, nil
-		}
+		ls.RouteBare = sendmail.RouteBare(dir, cfg.Postmaster) // the postmaster, for a name nobody has
 	}
 	return ls
 }
