@@ -21,6 +21,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern"
 	"postern/internal/acme"
 	"postern/internal/addrkey"
 	"postern/internal/admin"
@@ -166,7 +167,7 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		auth: auth, adm: adm, notify: handover.NewNotifier(log), started: time.Now(),
 		trace: trace, loadConfig: cf.load, acmeMetrics: fm.acme,
 		budget:   smtpd.NewDataBudget(dataBudgetOptions(cfg)),
-		restarts: make(chan restartRequest), version: readVersion(),
+		restarts: make(chan restartRequest), version: postern.ReadBuild(),
 	}
 
 	sigs := make(chan os.Signal, 4)
@@ -219,7 +220,7 @@ type serveBase struct {
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
 	restarts chan restartRequest // postern restart (restart.go)
-	version  buildVersion
+	version  postern.Build
 }
 
 // reload reloads the certificates, the users and the trace list, as on
