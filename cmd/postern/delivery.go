@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"postern/internal/config"
 	"postern/internal/delivery"
@@ -15,6 +14,7 @@ import (
 	"postern/internal/dns"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/tlsconf"
 )
 
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
@@ -50,18 +50,7 @@ func outboundRoots(file, key string) (*x509.CertPool, error) {
 	if file == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool() // no system roots here: the file's only
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate", key, file)
-	}
-	return pool, nil
+	return tlsconf.LoadPool(file, key, true)
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy

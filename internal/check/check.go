@@ -163,16 +163,12 @@ func keyFileExposed(path, dataDir string) (msg, fix string) {
 func (c *Checker) checkCertificates() {
 	opts := tlsconf.CheckOptions{Hostnames: []string{c.Config.Hostname}, Now: c.Now(), AllowSelfSigned: c.Config.TLS.SelfSigned}
 	if c.Config.TLS.CAFile != "" {
-		b, err := os.ReadFile(c.Config.TLS.CAFile)
+		roots, err := tlsconf.LoadPool(c.Config.TLS.CAFile, "tls.ca_file", false) // as serve reads it
 		if err != nil {
-			c.fail("certificate", "", fmt.Sprintf("tls.ca_file: %v", err), "correct tls.ca_file")
+			c.fail("certificate", "", err.Error(), "correct tls.ca_file")
 			return
 		}
-		opts.Roots = x509.NewCertPool()
-		if !opts.Roots.AppendCertsFromPEM(b) {
-			c.fail("certificate", "", fmt.Sprintf("tls.ca_file %s: no PEM certificate", c.Config.TLS.CAFile), "correct tls.ca_file")
-			return
-		}
+		opts.Roots = roots
 	}
 	var certs []*tls.Certificate
 	var names []string
