@@ -170,8 +170,41 @@ func (c *Checker) checkCertificates() {
 		}
 		opts.Roots = roots
 	}
-	var certs []*tls.Certificate
-	var names []string
+	certs, names := c.fileCertificates()
+	if a := c.Config.ACME; a.Enabled {
+		cf, kf := acme.CertFiles(c.Config.ACMEDir(), a.Hostnames)
+		cert, err := tlsconf.ReadCertificate(cf, kf)
+		switch {
+		case err == nil:
+			certs, names = append(certs, cert), append(names, cf)
+		case errors.Is(err, fs.ErrNotExist):
+			c.warn("acme", a.Hostnames[0], "no ACME certificate obtained yet", "start postern serve: it obtains one from "+a.DirectoryURL)
+		default:
+			c.fail("acme", a.Hostnames[0], err.Error(), "remove "+cf+" and "+kf+"; postern serve obtains a new certificate")
+		}
+	}
+	if len(certs) == 0 {
+		return
+	}
+	for _, cert := range certs {
+		if cert.Leaf != nil {
+			c.leaves = append(c.leaves, cert.Leaf)
+		}
+	}
+	probs := tlsconf.CheckSet(certs, names, opts)
+	for _, p := range probs {
+		c.fail("certificate", c.Config.Hostname, fmt.Sprintf("%s: %s", p.Cert, p.Message), p.Fix)
+	}
+	if len(probs) == 0 {
+		c.checkExpiry(certs, names)
+	}
+}
+
+// fileCertificates reads the certificates of [tls] (a key file, or a key
+// in a token) and returns those that load, with their file names. The
+// self-signed certificate serve has not made yet is OK; a private key
+// file readable by everyone is a FAIL.
+func (c *Checker) fileCertificates() (certs []*tls.Certificate, names []string) {
 	for _, f := range c.Config.TLSCertificateFiles() {
 		if c.Config.TLS.SelfSigned && !exists(f.CertFile) {
 			c.ok("certificate", c.Config.Hostname, "self-signed (development); postern serve creates it in "+c.Config.SelfSignedDir())
@@ -190,36 +223,12 @@ func (c *Checker) checkCertificates() {
 		}
 		certs, names = append(certs, cert), append(names, f.CertFile)
 	}
-	if a := c.Config.ACME; a.Enabled {
-		cf, kf := acme.CertFiles(c.Config.ACMEDir(), a.Hostnames)
-		cert, err := tlsconf.ReadCertificate(cf, kf)
-		switch {
-		case err == nil:
-			certs, names = append(certs, cert), append(names, cf)
-		case errors.Is(err, fs.ErrNotExist):
-			c.warn("acme", a.Hostnames[0], "no ACME certificate obtained yet", "start postern serve: it obtains one from "+a.DirectoryURL)
-		default:
-			c.fail("acme", a.Hostnames[0], err.Error(), "remove "+cf+" and "+kf+"; postern serve obtains a new certificate")
-		}
-		if len(certs) == 0 {
-			return
-		}
-	}
-	if len(certs) == 0 {
-		return
-	}
-	for _, cert := range certs {
-		if cert.Leaf != nil {
-			c.leaves = append(c.leaves, cert.Leaf)
-		}
-	}
-	probs := tlsconf.CheckSet(certs, names, opts)
-	for _, p := range probs {
-		c.fail("certificate", c.Config.Hostname, fmt.Sprintf("%s: %s", p.Cert, p.Message), p.Fix)
-	}
-	if len(probs) > 0 {
-		return
-	}
+	return certs, names
+}
+
+// checkExpiry reports each certificate's names and end of validity: a
+// WARN within 14 days of it.
+func (c *Checker) checkExpiry(certs []*tls.Certificate, names []string) {
 	for i, cert := range certs {
 		leaf := cert.Leaf
 		if leaf == nil {
