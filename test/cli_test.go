@@ -93,7 +93,7 @@ func TestHelpOfTheBinary(t *testing.T) {
 	}{
 		{[]string{"--help"}, "Usage: postern COMMAND"},
 		{[]string{"help"}, "Usage: postern COMMAND"},
-		{[]string{"queue", "list", "--help"}, "Usage: postern queue list [--config FILE | --data DIR]\n\nList the messages waiting"},
+		{[]string{"queue", "list", "--help"}, "Usage: postern queue list [--domain DOMAIN] [--from SENDER] [--json] [--state STATE] [--to ADDRESS] [--config FILE | --data DIR]\n\nList the messages waiting"},
 		{[]string{"user", "--help"}, "Usage: postern user COMMAND"},
 		{[]string{"user", "add", "-h"}, "Usage: postern user add EMAIL [--cram-md5] [--force] [--config FILE | --data DIR]"},
 		{[]string{"ban", "add", "--help"}, "--for DURATION"},
@@ -113,7 +113,7 @@ func TestHelpOfTheBinary(t *testing.T) {
 	}{
 		{[]string{"user", "frob"}, `postern: user: unknown command "frob"`},
 		{[]string{"bench", "--addr", "127.0.0.1:25"}, `postern: unknown command "bench"`},
-		{[]string{"queue", "list", "-json"}, "flag provided but not defined: --json"},
+		{[]string{"queue", "list", "-bogus"}, "flag provided but not defined: --bogus"},
 	} {
 		out, errs, code := command(t, dir, nil, "", tc.args...)
 		if code != 64 || out != "" || !strings.Contains(errs, tc.want) {

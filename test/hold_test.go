@@ -63,7 +63,7 @@ func TestSendLimitHold(t *testing.T) {
 	}
 
 	out, err = s.run("", "queue", "release", id)
-	if err != nil || !strings.Contains(out, id+": released") {
+	if err != nil || out != "Released 1 message (1 recipient): delivered now.\n" {
 		t.Fatalf("queue release: %v\n%s", err, out)
 	}
 	s.waitMaildir("alice@example.test", "hold-tok-2")

@@ -40,20 +40,7 @@ func dial(t *testing.T, addr, user, pass string) (*smtp.Client, error) {
 
 // send submits one message on c and returns the error of the final reply.
 func send(c *smtp.Client, from, to, body string) error {
-	if err := c.Mail(from); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(body)); err != nil {
-		return err
-	}
-	return w.Close()
+	return sendTo(c, from, []string{to}, body)
 }
 
 // TestKillDuringLoad kills the server with SIGKILL while eight clients

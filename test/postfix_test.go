@@ -47,6 +47,14 @@ func startPostfix(t *testing.T, ip, domain string) *postfixMX {
 // accepts mail for, the first of which names the host.
 func startPostfixTLS(t *testing.T, ip string, cert *tls.Certificate, domains ...string) *postfixMX {
 	t.Helper()
+	return startPostfixConf(t, ip, cert, "", "", domains...)
+}
+
+// startPostfixConf is startPostfixTLS with lines added to main.cf and
+// master.cf (for example a relayhost, and the smtp client's service to
+// reach it).
+func startPostfixConf(t *testing.T, ip string, cert *tls.Certificate, mainExtra, masterExtra string, domains ...string) *postfixMX {
+	t.Helper()
 	domain := domains[0]
 	bin := postfixTool(t, "postfix")
 	// Postfix's daemons run as the postfix user and the virtual delivery
@@ -103,7 +111,7 @@ virtual_mailbox_base = %[1]s/mail
 virtual_mailbox_maps = static:box/
 virtual_uid_maps = static:65534
 virtual_gid_maps = static:65534
-`, dir, p.log, domain, p.conf, strings.Join(domains, " "))
+`, dir, p.log, domain, p.conf, strings.Join(domains, " ")) + mainExtra
 	// No chroot: the Debian defaults would need a populated
 	// /var/spool/postfix-style jail.
 	masterCF := ip + `:25 inet n - n - - smtpd
@@ -126,7 +134,7 @@ virtual   unix  - n n -  - virtual
 anvil     unix  - - n -  1 anvil
 scache    unix  - - n -  1 scache
 postlog   unix-dgram n - n - 1 postlogd
-`
+` + masterExtra
 	if err := os.WriteFile(filepath.Join(p.conf, "main.cf"), []byte(mainCF), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProtocolTrace runs the real binary with a JSON log and an empty
@@ -125,6 +126,8 @@ func TestProtocolTrace(t *testing.T) {
 	if replies[0] != replies[1] {
 		t.Errorf("the replies differ: %q", replies)
 	}
+	// The 535 may reach the client a moment before the line is logged.
+	waitLogFor(t, s, `"reason":"bad password"`, 10*time.Second)
 	log = s.stderr.String()
 	for _, want := range []string{
 		`"mechanism":"PLAIN","user":"nobody@example.test","remote":"127.0.0.94:`,

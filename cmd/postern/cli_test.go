@@ -105,7 +105,8 @@ func TestUsageMistakes(t *testing.T) {
 		{[]string{"user"}, []string{"Usage: postern user COMMAND", "user add ", "user sendas list", "user: missing command"}},
 		{[]string{"queue", "list", "--bogus"}, []string{"queue list: flag provided but not defined: --bogus", "Run 'postern queue list --help'"}},
 		{[]string{"queue", "show"}, []string{"queue show: missing ID"}},
-		{[]string{"queue", "retry", "a", "b"}, []string{`queue retry: unexpected argument "b"`}},
+		{[]string{"queue", "show", "a", "b"}, []string{`queue show: unexpected argument "b"`}},
+		{[]string{"queue", "retry"}, []string{"queue retry: name the messages"}},
 		{[]string{"user", "alias", "add", "a@x"}, []string{"user alias add: want ALIAS TARGET..., got 1 argument(s)"}},
 		{[]string{"ban", "add", "192.0.2.1", "--for", "2days"}, []string{`invalid value "2days" for flag --for`}},
 	} {

@@ -191,13 +191,22 @@ func commands() []*command {
 		{
 			name: "queue", section: sectionQueue,
 			summary: "the messages waiting for delivery, on the running server",
-			text:    "The queue commands ask the running server over its admin socket (DATA/admin.sock).",
+			text: "The queue commands act through the running server, over its admin socket (DATA/admin.sock): the server " +
+				"owns the spool. When it is not running they say so and exit 1.\n\n" +
+				"delete, hold, release and retry take ids, a filter (--from, --to, --domain, --state) or --all, and print " +
+				"the count. A filter picks recipients: --domain down.example holds the recipients at down.example and leaves " +
+				"the other recipients of the same messages alone. A change of more than 5 messages asks first on a terminal, " +
+				"and without one is refused, unless --yes. By id or by filter, a command that changes nothing exits 1.",
 		},
 		{
-			name:     "queue list",
-			summary:  "list the messages waiting, with each recipient's state",
-			examples: []string{"postern queue list"},
-			setup:    queueFlags("list"),
+			name:    "queue list",
+			summary: "list the messages waiting, with each recipient's state; the filters pick recipients",
+			examples: []string{
+				"postern queue list",
+				"postern queue list --domain example.org --state deferred",
+				"postern queue list --json | jq -r '.[].id'",
+			},
+			setup: queueFlags("list"),
 		},
 		{
 			name: "queue show", args: "ID", minArgs: 1, maxArgs: 1,
@@ -206,22 +215,54 @@ func commands() []*command {
 			setup:    queueFlags("show"),
 		},
 		{
-			name: "queue retry", args: "ID", minArgs: 1, maxArgs: 1,
-			summary:  "try a message's deferred recipients now",
-			examples: []string{"postern queue retry 0ab1c2d3e4f5g6h7i8j9"},
-			setup:    queueFlags("retry"),
+			name: "queue cat", args: "ID", minArgs: 1, maxArgs: 1,
+			summary: "print a message as the spool holds it, headers the server added included (as postcat)",
+			text: "Byte for byte into a file or a pipe; on a terminal, control characters are shown (\\x1b, \\r), " +
+				"not obeyed, so that a hostile message cannot rewrite the screen.",
+			examples: []string{"postern queue cat 0ab1c2d3e4f5g6h7i8j9 | less", "postern queue cat 0ab1c2d3e4f5g6h7i8j9 --header"},
+			setup:    queueFlags("cat"),
 		},
 		{
-			name: "queue delete", args: "ID", minArgs: 1, maxArgs: 1,
-			summary:  "drop a message: nothing more is delivered, and no bounce is sent",
-			examples: []string{"postern queue delete 0ab1c2d3e4f5g6h7i8j9"},
-			setup:    queueFlags("delete"),
+			name: "queue delete", args: "[ID...]", maxArgs: -1,
+			summary: "stop delivering messages, by id, by filter or --all; no bounce is sent",
+			examples: []string{
+				"postern queue delete 0ab1c2d3e4f5g6h7i8j9",
+				"postern queue delete --from spammer@example.com --yes",
+			},
+			setup: queueFlags("delete"),
 		},
 		{
-			name: "queue release", args: "ID", minArgs: 1, maxArgs: 1,
-			summary:  "deliver a message held for review (send limits)",
-			examples: []string{"postern queue release 0ab1c2d3e4f5g6h7i8j9"},
-			setup:    queueFlags("release"),
+			name: "queue hold", args: "[ID...]", maxArgs: -1,
+			summary: "hold messages, by id, by filter or --all: nothing is tried for them until they are released",
+			examples: []string{
+				"postern queue hold --domain example.org",
+				"postern queue hold 0ab1c2d3e4f5g6h7i8j9",
+			},
+			setup: queueFlags("hold"),
+		},
+		{
+			name: "queue release", args: "[ID...]", maxArgs: -1,
+			summary: "deliver held messages now, by id, by filter or --all (held by an operator, a send limit or a milter)",
+			examples: []string{
+				"postern queue release 0ab1c2d3e4f5g6h7i8j9",
+				"postern queue release --domain example.org",
+			},
+			setup: queueFlags("release"),
+		},
+		{
+			name: "queue retry", args: "[ID...]", maxArgs: -1,
+			summary: "try deferred messages now, by id, by filter or --all; it never asks",
+			examples: []string{
+				"postern queue retry 0ab1c2d3e4f5g6h7i8j9",
+				"postern queue retry --domain example.org",
+			},
+			setup: queueFlags("retry"),
+		},
+		{
+			name:     "queue flush",
+			summary:  "try every deferred recipient now (retry --all, as postqueue -f)",
+			examples: []string{"postern queue flush"},
+			setup:    queueFlags("flush"),
 		},
 		{
 			name: "ban", section: sectionBans,

@@ -84,7 +84,7 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts
 		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
 			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
 			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
-		}}
+		}, NextHopDSN: r.NextHopDSN}
 		if r.Code != 0 {
 			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
 		}

@@ -106,7 +106,8 @@ func writeManPage(w io.Writer, c *cli) error {
 	p(".SH ENVIRONMENT")
 	p(".TP\n.B %s\nThe configuration file, when --config does not name one.", configEnv)
 	p(".SH \"EXIT STATUS\"")
-	p("0 on success, 1 on an error, 64 (EX_USAGE) on a command-line mistake; check exits 1 when a check failed. " +
+	p("0 on success, 1 on an error, 64 (EX_USAGE) on a command-line mistake; check exits 1 when a check failed; " +
+		"queue delete, hold, release and retry exit 1 when the ids or the filter given changed nothing. " +
 		"sendmail exits with the statuses of sysexits.h (see above).")
 	p(".SH \"SEE ALSO\"")
 	p("%s", roffText("sendmail(8), systemctl(1). The documentation in /usr/share/doc/postern/: operations.md (running Postern), "+

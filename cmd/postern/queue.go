@@ -2,15 +2,21 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/term"
+
 	"postern/internal/admin"
+	"postern/internal/smtp"
+	"postern/internal/spool"
 )
 
 // notRunning is the error of a command that found no server on the
@@ -19,18 +25,63 @@ func notRunning(sock string) error {
 	return fmt.Errorf("postern is not running (no %s)", sock)
 }
 
+// queueOpts are the flags of the queue commands; each command declares
+// those it takes (queueFlags).
+type queueOpts struct {
+	filter admin.Filter
+	all    bool // --all
+	yes    bool // --yes
+	json   bool // list --json
+	header bool // cat --header
+}
+
 // queueFlags is `postern queue VERB`: it asks the running server over
 // its admin socket (DATA/admin.sock).
 func queueFlags(verb string) func(*cli, *flag.FlagSet) func([]string) error {
 	return func(c *cli, fs *flag.FlagSet) func([]string) error {
+		var o queueOpts
+		switch verb {
+		case "list":
+			fs.BoolVar(&o.json, "json", false, "print the messages as a JSON array, with every recipient's state")
+			filterFlags(fs, &o.filter)
+		case "cat":
+			fs.BoolVar(&o.header, "header", false, "print the header section only")
+		case "delete", "hold", "release", "retry":
+			filterFlags(fs, &o.filter)
+			fs.BoolVar(&o.all, "all", false, "every message in the queue")
+			if verb != "retry" {
+				fs.BoolVar(&o.yes, "yes", false, fmt.Sprintf("change more than %d messages without asking", confirmOver))
+			}
+		}
 		cf := c.configFlags(fs)
-		return func(pos []string) error { return runQueue(c, cf, verb, pos) }
+		return func(pos []string) error { return runQueue(c, cf, verb, pos, &o) }
 	}
 }
 
+// filterFlags declares the flags of an admin.Filter on fs.
+func filterFlags(fs *flag.FlagSet, f *admin.Filter) {
+	fs.StringVar(&f.From, "from", "", "only mail from this `SENDER`: an address, a domain, or <> for bounces")
+	fs.StringVar(&f.To, "to", "", "only this recipient `ADDRESS`")
+	fs.StringVar(&f.Domain, "domain", "", "only the recipients at this `DOMAIN`")
+	fs.StringVar(&f.State, "state", "", "only the recipients in this `STATE`: pending, deferred, held, or active (being delivered now)")
+}
+
 // runQueue runs `postern queue VERB POS...`.
-func runQueue(cl *cli, cf *configFlags, verb string, pos []string) error {
-	stdout, now := cl.stdout, cl.now
+func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts) error {
+	for _, id := range pos {
+		if !smtp.ValidID(id) {
+			return usageError{fmt.Sprintf("queue %s: %q is not a queue id (letters and digits, as queue list shows them)", verb, id)}
+		}
+	}
+	if err := o.filter.Check(); err != nil {
+		return usageError{fmt.Sprintf("queue %s: %v", verb, err)}
+	}
+	switch verb {
+	case "delete", "hold", "release", "retry":
+		if err := checkSelection(verb, pos, o); err != nil {
+			return err
+		}
+	}
 	cfg, err := cf.load()
 	if err != nil {
 		return err
@@ -38,11 +89,19 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string) error {
 	sock := cfg.AdminSocket()
 	c := &admin.Client{SocketPath: sock}
 	ctx := context.Background()
+	stdout, now := cl.stdout, cl.now
 	switch verb {
 	case "list":
-		msgs, err := c.List(ctx)
+		msgs, err := c.ListFilter(ctx, o.filter)
 		if err != nil {
 			return queueError(err, sock, "")
+		}
+		if o.json {
+			return printJSONList(stdout, msgs)
+		}
+		if len(msgs) == 0 && !o.filter.Empty() {
+			fmt.Fprintln(stdout, "No message matches.")
+			return nil
 		}
 		printList(stdout, msgs, now())
 	case "show":
@@ -51,21 +110,28 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string) error {
 			return queueError(err, sock, pos[0])
 		}
 		printShow(stdout, d, now())
-	case "retry":
-		if err := c.Retry(ctx, pos[0]); err != nil {
+	case "cat":
+		if !isTerminal(stdout) {
+			if err := c.Cat(ctx, pos[0], o.header, stdout); err != nil {
+				return queueError(err, sock, pos[0])
+			}
+			return nil
+		}
+		w := &terminalSafe{w: stdout}
+		if err := c.Cat(ctx, pos[0], o.header, w); err != nil {
 			return queueError(err, sock, pos[0])
 		}
-		fmt.Fprintf(stdout, "%s: deferred recipients will be tried now\n", pos[0])
+		return w.Flush()
+	case "flush":
+		return runChange(cl, c, spool.OpRetry, nil, &queueOpts{all: true})
 	case "delete":
-		if err := c.Delete(ctx, pos[0]); err != nil {
-			return queueError(err, sock, pos[0])
-		}
-		fmt.Fprintf(stdout, "%s: deleted; nothing more is delivered and no bounce is sent\n", pos[0])
+		return runChange(cl, c, spool.OpDelete, pos, o)
+	case "hold":
+		return runChange(cl, c, spool.OpHold, pos, o)
 	case "release":
-		if err := c.Release(ctx, pos[0]); err != nil {
-			return queueError(err, sock, pos[0])
-		}
-		fmt.Fprintf(stdout, "%s: released; it is delivered now\n", pos[0])
+		return runChange(cl, c, spool.OpRelease, pos, o)
+	case "retry":
+		return runChange(cl, c, spool.OpRetry, pos, o)
 	}
 	return nil
 }
@@ -75,13 +141,23 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string) error {
 func queueError(err error, sock, id string) error {
 	switch {
 	case errors.Is(err, admin.ErrNotRunning):
-		return notRunning(sock)
+		return fmt.Errorf("%w: the queue commands act through the running server, which owns the spool; start it first", notRunning(sock))
 	case errors.Is(err, admin.ErrNotFound):
 		return fmt.Errorf("queue: no message %s in the queue", id)
 	case errors.Is(err, admin.ErrNotHeld):
 		return fmt.Errorf("queue: message %s is not held", id)
 	}
 	return fmt.Errorf("queue: %w", err)
+}
+
+// printJSONList writes msgs as a JSON array ([] when empty).
+func printJSONList(w io.Writer, msgs []admin.Message) error {
+	if msgs == nil {
+		msgs = []admin.Message{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(msgs)
 }
 
 // printList writes the queue as a table, one line per recipient.
@@ -182,6 +258,8 @@ func heldStatus(m admin.Message, r admin.Recipient, now time.Time) string {
 func rcptStatus(r admin.Recipient, now time.Time) string {
 	s := r.Status
 	switch {
+	case r.Active:
+		s = "being delivered now"
 	case r.Status == "deferred" && !r.NextAttempt.IsZero():
 		if d := r.NextAttempt.Sub(now); d > 0 {
 			s += ", next in " + age(d)
@@ -247,4 +325,58 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%dM", n>>20)
+}
+
+// terminalSafe writes a message to a terminal with its control
+// characters shown, not obeyed: a hostile message's escape sequences
+// could otherwise retitle the window, rewrite the screen or hide text,
+// and a lone CR hide the start of a line. CRLF becomes a newline; tab
+// and newline pass; any other byte below 0x20, and DEL, is written as
+// \xHH (\r for a lone CR). Flush writes a CR held back at the end.
+type terminalSafe struct {
+	w  io.Writer
+	cr bool // a CR was the last byte, held back until the next
+	b  []byte
+}
+
+func (t *terminalSafe) Write(p []byte) (int, error) {
+	t.b = t.b[:0]
+	for _, c := range p {
+		if t.cr {
+			t.cr = false
+			if c == '\n' {
+				t.b = append(t.b, '\n')
+				continue
+			}
+			t.b = append(t.b, `\r`...)
+		}
+		switch {
+		case c == '\r':
+			t.cr = true
+		case c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f):
+			t.b = append(t.b, c)
+		default:
+			t.b = fmt.Appendf(t.b, `\x%02x`, c)
+		}
+	}
+	if _, err := t.w.Write(t.b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// Flush writes what Write held back.
+func (t *terminalSafe) Flush() error {
+	if !t.cr {
+		return nil
+	}
+	t.cr = false
+	_, err := io.WriteString(t.w, `\r`)
+	return err
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,10 @@ type fakeQueue struct {
 	retried  []string
 	deleted  []string
 	released []string
+	// changes records each change: the op and the ids it changed.
+	changes []string
+	// active are the recipients being delivered, by id.
+	active map[string][]string
 }
 
 func (q *fakeQueue) List() []spool.Item { return q.items }
@@ -48,6 +53,53 @@ func (q *fakeQueue) Header(id string) (*smtp.Envelope, []byte, error) {
 	}
 	return env, []byte("Received: from laptop.example\r\n\tby mail.example.net\r\nSubject: Lunch?\r\n\r\n"), nil
 }
+
+// fakeBody is the body of every message of a fakeQueue.
+const fakeBody = "Shall we have lunch?\r\n"
+
+func (q *fakeQueue) Open(id string) (*smtp.Envelope, *spool.Message, error) {
+	env, h, err := q.Header(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return env, &spool.Message{Message: smtp.Message{Header: h, Body: smtp.BodyBytes([]byte(fakeBody))}}, nil
+}
+
+// Change changes the states of the recipients sel picks as the spool
+// does, and records what it changed.
+func (q *fakeQueue) Change(ids []string, op spool.Op, sel spool.Select) ([]spool.Changed, error) {
+	var out []spool.Changed
+	for _, id := range ids {
+		for i := range q.items {
+			it := &q.items[i]
+			if it.ID != id {
+				continue
+			}
+			c := spool.Changed{ID: id}
+			for j := range it.Recipients {
+				r := &it.Recipients[j]
+				if op.Changes(r.State.Status) && (sel == nil || sel(id, it.From, r.Addr, r.State)) {
+					switch op {
+					case spool.OpDelete:
+						r.State.Status = spool.StatusRemoved
+					case spool.OpHold:
+						r.State.Status = spool.StatusHeld
+					case spool.OpRelease:
+						r.State.Status = spool.StatusPending
+					}
+					c.Recipients = append(c.Recipients, r.Addr)
+				}
+			}
+			if len(c.Recipients) > 0 {
+				out = append(out, c)
+				q.changes = append(q.changes, op.String()+" "+id)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (q *fakeQueue) Active() map[string][]string { return q.active }
 
 func (q *fakeQueue) Delete(id string) error {
 	q.deleted = append(q.deleted, id)
@@ -181,14 +233,15 @@ func TestQueueRetryDelete(t *testing.T) {
 	q := newFakeQueue()
 	data := serveAdmin(t, q)
 	const id = "0ab1c2d3e4f5g6h7i8j9"
-	if got, err := runQ(t, "retry", id, "--data", data); err != nil || !strings.Contains(got, "tried now") {
+	if got, err := runQ(t, "retry", id, "--data", data); err != nil || got != "Retrying 1 message (1 recipient) now.\n" {
 		t.Errorf("retry: %q, %v", got, err)
 	}
-	if got, err := runQ(t, "delete", "--data", data, id); err != nil || !strings.Contains(got, "deleted") {
+	if got, err := runQ(t, "delete", "--data", data, id); err != nil ||
+		got != "Deleted 1 message (2 recipients): nothing more is delivered to them, and no bounce is sent.\n" {
 		t.Errorf("delete: %q, %v", got, err)
 	}
-	if len(q.retried) != 1 || q.retried[0] != id || len(q.deleted) != 1 || q.deleted[0] != id {
-		t.Errorf("retried %v, deleted %v", q.retried, q.deleted)
+	if want := []string{"retry " + id, "delete " + id}; !slices.Equal(q.changes, want) {
+		t.Errorf("changes %v, want %v", q.changes, want)
 	}
 	for _, verb := range []string{"show", "retry", "delete"} {
 		_, err := runQ(t, verb, "nosuchid", "--data", data)
@@ -218,11 +271,11 @@ func TestQueueHeld(t *testing.T) {
 	if err != nil || !strings.Contains(got, "State:      held for review (send limit: messages per hour); postern queue release "+id) {
 		t.Errorf("queue show: %v\n%s", err, got)
 	}
-	if got, err := runQ(t, "release", id, "--data", data); err != nil || got != id+": released; it is delivered now\n" {
+	if got, err := runQ(t, "release", id, "--data", data); err != nil || got != "Released 1 message (1 recipient): delivered now.\n" {
 		t.Errorf("release: %q, %v", got, err)
 	}
-	if len(q.released) != 1 || q.released[0] != id {
-		t.Errorf("released %v", q.released)
+	if want := []string{"release " + id}; !slices.Equal(q.changes, want) {
+		t.Errorf("changes %v, want %v", q.changes, want)
 	}
 	if _, err := runQ(t, "release", "0ab1c2d3e4f5g6h7i8ka", "--data", data); err == nil ||
 		err.Error() != "queue: message 0ab1c2d3e4f5g6h7i8ka is not held" {
@@ -239,7 +292,8 @@ func TestQueueHeld(t *testing.T) {
 func TestQueueNotRunning(t *testing.T) {
 	data := t.TempDir()
 	_, err := runQ(t, "list", "--data", data)
-	want := "postern is not running (no " + filepath.Join(data, "admin.sock") + ")"
+	want := "postern is not running (no " + filepath.Join(data, "admin.sock") +
+		"): the queue commands act through the running server, which owns the spool; start it first"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %q", err, want)
 	}
@@ -252,7 +306,7 @@ func TestQueueNotRunning(t *testing.T) {
 }
 
 func TestQueueUsage(t *testing.T) {
-	for _, args := range [][]string{{}, {"frob"}, {"show"}, {"retry", "a", "b"}, {"list", "extra"}, {"list", "--bogus"}} {
+	for _, args := range [][]string{{}, {"frob"}, {"show"}, {"show", "a", "b"}, {"retry"}, {"list", "extra"}, {"list", "--bogus"}} {
 		_, err := runQ(t, args...)
 		var ue usageError
 		if !errors.As(err, &ue) {

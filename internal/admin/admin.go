@@ -5,15 +5,20 @@
 //
 // The API:
 //
-//	GET    /queue             the live messages: {"messages": [Message...]}
+//	GET    /queue             the live messages: {"messages": [Message...]};
+//	                          ?from=&to=&domain=&state= filter them (Filter)
 //	GET    /queue/{id}        one message: MessageDetail
+//	GET    /queue/{id}/message  the message as stored, streamed; with
+//	                          ?header=1 its header section (cat.go)
 //	POST   /queue/{id}/retry  make its deferred recipients due now (204)
 //	DELETE /queue/{id}        stop delivering it, without a bounce (204)
 //	POST   /queue/{id}/release  deliver a message held for review (204;
 //	                            409 when it is not held); see release.go
+//	POST   /queue/delete|hold|release|retry  the same, and a hold, by id,
+//	                          by filter or for all (change.go)
 //
 // Errors are JSON {"error": "..."} with status 404 for an id that is not
-// in the queue, 400 for a bad request and 500 otherwise. The ban API
+// in the queue, 400 for a bad request (a bad filter) and 500 otherwise. The ban API
 // (`postern ban`) is described in bans.go, local submission (`postern
 // sendmail`) in submit.go, reload (`postern reload`) in reload.go, the
 // status page (GET /) in status.go. Over HTTP (RequireToken) every
@@ -48,6 +53,9 @@ type Spool interface {
 	Lookup(id string) (spool.Item, error)
 	// Header returns the envelope and the header section of a message.
 	Header(id string) (*smtp.Envelope, []byte, error)
+	// Open returns the envelope and the message as stored, its body
+	// read from the spool as a stream; close the Message.
+	Open(id string) (*smtp.Envelope, *spool.Message, error)
 	// Delete marks every recipient not yet done as removed.
 	Delete(id string) error
 }
@@ -62,6 +70,11 @@ type Runner interface {
 	// delivers them; it fails wrapping spool.ErrNotFound for a message
 	// not in the queue and spool.ErrNotHeld for one not held.
 	Release(id string) error
+	// Change makes an operator's change to the recipients sel picks in
+	// the live messages of ids (spool.Spool.Change), and acts on it.
+	Change(ids []string, op spool.Op, sel spool.Select) ([]spool.Changed, error)
+	// Active returns the recipients being delivered now, by message id.
+	Active() map[string][]string
 }
 
 // The queue's types are what the wiring passes in.
@@ -81,7 +94,7 @@ type Message struct {
 	// ReceivedAt is when the message was received.
 	ReceivedAt time.Time `json:"received_at"`
 	// Recipients are the recipients with their delivery state, in
-	// envelope order.
+	// envelope order; in a filtered list, only those the filter picks.
 	Recipients []Recipient `json:"recipients"`
 	// Held is set while the message is held for review (its recipients
 	// are "held"): it is delivered only once released.
@@ -97,6 +110,9 @@ type Recipient struct {
 	// Status is "pending", "held", "deferred", "delivered", "failed" or
 	// "removed".
 	Status string `json:"status"`
+	// Active is set while the recipient is being delivered (Filter's
+	// "active"); Status is then still the one before the attempt.
+	Active bool `json:"active,omitempty"`
 	// Attempts counts the finished delivery attempts.
 	Attempts int `json:"attempts"`
 	// NextAttempt is when a deferred recipient is tried again.
@@ -210,6 +226,7 @@ func (s *Server) init() {
 		mux.HandleFunc("POST /queue/{id}/retry", s.retry)
 		mux.HandleFunc("DELETE /queue/{id}", s.delete)
 		mux.HandleFunc("POST /queue/{id}/release", s.release)
+		s.changeRoutes(mux)  // change.go, cat.go
 		s.banRoutes(mux)     // bans.go
 		s.submitRoutes(mux)  // submit.go
 		s.consoleRoutes(mux) // reload.go, status.go
@@ -277,13 +294,25 @@ func Listen(path string) (net.Listener, error) {
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	f := filterOf(r.URL.Query())
+	m, err := f.compile()
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{err.Error()})
+		return
+	}
 	items := s.Spool.List()
+	active := s.activeSet()
 	out := struct {
 		Messages []Message `json:"messages"`
 	}{Messages: make([]Message, 0, len(items))}
 	for _, it := range items {
-		out.Messages = append(out.Messages, message(it))
+		msg := message(it)
+		for i := range msg.Recipients {
+			msg.Recipients[i].Active = active[it.ID][msg.Recipients[i].Addr]
+		}
+		out.Messages = append(out.Messages, msg)
 	}
+	out.Messages = m.messages(out.Messages)
 	writeJSON(w, http.StatusOK, out)
 }
 
@@ -307,8 +336,13 @@ func (s *Server) detail(id string) (MessageDetail, error) {
 	if err != nil {
 		return MessageDetail{}, err
 	}
+	msg := message(it)
+	active := s.activeSet()[id]
+	for i := range msg.Recipients {
+		msg.Recipients[i].Active = active[msg.Recipients[i].Addr]
+	}
 	d := MessageDetail{
-		Message:    message(it),
+		Message:    msg,
 		Done:       done(it),
 		SMTPUTF8:   env.SMTPUTF8,
 		RequireTLS: env.RequireTLS,

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,12 @@ type fixture struct {
 	served chan error
 	fail   atomic.Bool // the local deliverer fails temporarily while set
 	calls  atomic.Int32
+	// gate, when set, is called by the local deliverer first, with the
+	// message id; an error it returns is the attempt's.
+	gate atomic.Pointer[func(id string) error]
+	// stopRunner stops the runner and returns once its passes are over
+	// (their DSNs spooled); the cleanup calls it too.
+	stopRunner func()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -47,8 +54,13 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f.runner = queue.NewRunner(f.spool, queue.RunnerOptions{
-		Local: queue.DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error {
+		Local: queue.DelivererFunc(func(_ context.Context, env *smtp.Envelope, _ string, _ *smtp.Message) error {
 			f.calls.Add(1)
+			if g := f.gate.Load(); g != nil {
+				if err := (*g)(env.ID); err != nil {
+					return err
+				}
+			}
 			if f.fail.Load() {
 				return errors.New("mailbox locked")
 			}
@@ -63,6 +75,8 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- f.runner.Run(ctx) }()
+	var once sync.Once
+	f.stopRunner = func() { once.Do(func() { cancel(); <-runDone }) }
 	l, err := Listen(f.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +86,7 @@ func newFixture(t *testing.T) *fixture {
 	f.client = &Client{SocketPath: f.sock}
 	t.Cleanup(func() {
 		f.srv.Shutdown(context.Background())
-		cancel()
-		<-runDone
+		f.stopRunner()
 		f.spool.Close()
 	})
 	return f

@@ -26,13 +26,35 @@ type Client struct {
 
 // List returns the messages in the queue, by arrival.
 func (c *Client) List(ctx context.Context) ([]Message, error) {
+	return c.ListFilter(ctx, Filter{})
+}
+
+// ListFilter returns the messages in the queue that f picks, by
+// arrival, each with only the recipients f picks (every recipient when f
+// is empty). It fails with a *ServerError for a filter the server
+// refuses (Filter.Check says why first). It applies f to the answer
+// too, so that a server of an older release, which ignores f, does not
+// make it list more.
+func (c *Client) ListFilter(ctx context.Context, f Filter) ([]Message, error) {
 	var out struct {
 		Messages []Message `json:"messages"`
 	}
-	if err := c.do(ctx, http.MethodGet, "/queue", &out); err != nil {
+	path := "/queue"
+	if !f.Empty() {
+		path += "?" + f.values().Encode()
+	}
+	if err := c.do(ctx, http.MethodGet, path, &out); err != nil {
 		return nil, fmt.Errorf("admin: list: %w", err)
 	}
-	return out.Messages, nil
+	if f.Empty() {
+		return out.Messages, nil
+	}
+	// Again here: a server of an older release ignores the filter.
+	m, err := f.compile()
+	if err != nil {
+		return nil, fmt.Errorf("admin: list: %w", err)
+	}
+	return m.messages(out.Messages), nil
 }
 
 // Show returns message id with its envelope and header section.
@@ -72,7 +94,20 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 
 // doTimeout is do bounded by timeout, unless the Client's Timeout is set.
 func (c *Client) doTimeout(ctx context.Context, method, path string, out any, timeout time.Duration) error {
-	status, body, err := c.send(ctx, method, path, nil, timeout)
+	return c.doJSON(ctx, method, path, nil, out, timeout)
+}
+
+// doJSON is doTimeout with in, unless nil, sent as the JSON body of the
+// request.
+func (c *Client) doJSON(ctx context.Context, method, path string, in, out any, timeout time.Duration) error {
+	var reqBody []byte
+	if in != nil {
+		var err error
+		if reqBody, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	status, body, err := c.send(ctx, method, path, reqBody, timeout)
 	if err != nil {
 		return err
 	}
@@ -81,6 +116,8 @@ func (c *Client) doTimeout(ctx context.Context, method, path string, out any, ti
 		return ErrNotFound
 	case status == http.StatusConflict: // only the release API's "not held"
 		return ErrNotHeld
+	case status == http.StatusMethodNotAllowed: // a path it knows for other methods only
+		return ErrOldServer
 	case status >= 300:
 		var e errorBody
 		if json.Unmarshal(body, &e) == nil && e.Error != "" {
@@ -107,13 +144,7 @@ func (c *Client) send(ctx context.Context, method, path string, reqBody []byte, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", c.SocketPath)
-		},
-		DisableKeepAlives: true,
-	}
+	tr := c.transport()
 	defer tr.CloseIdleConnections()
 	var rd io.Reader
 	if reqBody != nil {
@@ -126,11 +157,8 @@ func (c *Client) send(ctx context.Context, method, path string, reqBody []byte, 
 	if reqBody != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := (&http.Client{Transport: tr}).Do(req)
+	resp, err := c.roundTrip(tr, req)
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
-			return 0, nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
-		}
 		return 0, nil, err
 	}
 	defer resp.Body.Close()
@@ -139,4 +167,67 @@ func (c *Client) send(ctx context.Context, method, path string, reqBody []byte, 
 		return 0, nil, err
 	}
 	return resp.StatusCode, body, nil
+}
+
+// transport returns an HTTP transport over the admin socket, for one
+// request.
+func (c *Client) transport() *http.Transport {
+	return &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.SocketPath)
+		},
+		DisableKeepAlives: true,
+	}
+}
+
+// roundTrip sends req over tr; a server that is not there gives an
+// error wrapping ErrNotRunning.
+func (c *Client) roundTrip(tr *http.Transport, req *http.Request) (*http.Response, error) {
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("%w: %w", ErrNotRunning, err)
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// stream makes a request whose answer is a stream: the Client's Timeout,
+// or 30 seconds, bounds the wait for the answer's header, not the
+// reading of its body, which ends with ctx. An answer other than 200
+// gives an error, wrapping ErrNotFound for the API's 404 and
+// ErrOldServer for the router's (a path an older server does not know).
+func (c *Client) stream(ctx context.Context, method, path string) (*http.Response, error) {
+	tr := c.transport()
+	tr.ResponseHeaderTimeout = c.Timeout
+	if tr.ResponseHeaderTimeout <= 0 {
+		tr.ResponseHeaderTimeout = 30 * time.Second
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://postern"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.roundTrip(tr, req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e errorBody
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	isJSON := json.Unmarshal(body, &e) == nil && e.Error != ""
+	switch {
+	case resp.StatusCode == http.StatusNotFound && isJSON:
+		return nil, ErrNotFound
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusMethodNotAllowed:
+		// Not the API's answer but the router's: an older server.
+		return nil, ErrOldServer
+	case isJSON:
+		return nil, &ServerError{Msg: e.Error}
+	}
+	return nil, fmt.Errorf("server: %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 }

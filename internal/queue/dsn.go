@@ -12,15 +12,18 @@ import (
 
 // DSN actions (RFC 3464 §2.3.3) the queue reports.
 const (
-	actionFailed  = "failed"
-	actionDelayed = "delayed"
+	actionFailed    = "failed"
+	actionDelayed   = "delayed"
+	actionDelivered = "delivered" // a local mailbox took it (RFC 3461 §5.2.3)
+	actionRelayed   = "relayed"   // a next hop without DSN took it (RFC 3461 §5.2.2)
 )
 
 // dsnRecipient is one recipient's entry in a delivery status
 // notification.
 type dsnRecipient struct {
 	addr        string
-	action      string    // actionFailed or actionDelayed
+	orcpt       string    // ORCPT, "addr-type;address" (smtp.RcptDSN); "" when none
+	action      string    // actionFailed, actionDelayed, actionDelivered or actionRelayed
 	status      string    // enhanced status code, "5.1.1"
 	remoteMTA   string    // "" when none
 	diagnostic  string    // "smtp; 550 5.1.1 User unknown", "" when none
@@ -35,16 +38,23 @@ type dsnInput struct {
 	now      time.Time      // its Date
 	orig     *smtp.Envelope // the original message's envelope
 	header   []byte         // the original header section
-	rcpts    []dsnRecipient
+	// full is the whole original message when the notice returns it
+	// (RET=FULL on a failure, RFC 3461 §4.3); nil returns the header
+	// section only.
+	full  []byte
+	rcpts []dsnRecipient
 }
 
 // buildDSN returns the envelope and the data of a delivery status
 // notification (RFC 3464) to the original sender: a multipart/report
 // (RFC 6522) with a human-readable explanation, a message/delivery-status
-// part and the original header section (text/rfc822-headers). When an
-// address is not ASCII it uses the RFC 6533 types instead
+// part and the original header section (text/rfc822-headers), or the
+// whole message (message/rfc822) when in.full is set. When an address is
+// not ASCII it uses the RFC 6533 types instead
 // (message/global-delivery-status, "utf-8" addresses,
-// message/global-headers). The envelope has the null reverse-path, so
+// message/global-headers, message/global). The sender's ENVID and each
+// recipient's ORCPT come back as Original-Envelope-Id and
+// Original-Recipient (RFC 3464 §2.2.1, §2.3.1). The envelope has the null reverse-path, so
 // that a DSN is never answered by another (RFC 5321 §4.5.5, RFC 3464
 // §2.2). Its output depends only on in: the boundary is made from the id.
 func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
@@ -54,27 +64,31 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	}
 	global := !smtp.IsASCII(in.orig.From)
 	for _, r := range in.rcpts {
-		global = global || !smtp.IsASCII(r.addr)
+		global = global || !smtp.IsASCII(r.addr) || !smtp.IsASCII(r.orcpt)
 	}
 	header := bytes.TrimSuffix(in.header, []byte("\r\n"))
 	if len(header) > 0 && !bytes.HasSuffix(header, []byte("\r\n")) {
 		header = append(bytes.Clone(header), '\r', '\n')
 	}
-	eightBit := !smtp.IsASCII(string(header))
-	failed := false
-	for _, r := range in.rcpts {
-		failed = failed || r.action == actionFailed
+	returned := header
+	if in.full != nil {
+		returned = in.full
 	}
+	eightBit := !smtp.IsASCII(string(returned))
+	kind := noticeKind(in.rcpts)
 	boundary := in.id + "/" + host
 
 	var b bytes.Buffer
 	hdr := func(name, value string) { writeField(&b, name, value) }
 	hdr("From", "Mail Delivery System <MAILER-DAEMON@"+host+">")
 	hdr("To", "<"+in.orig.From+">")
-	if failed {
+	switch kind {
+	case actionFailed:
 		hdr("Subject", "Undelivered Mail Returned to Sender")
-	} else {
+	case actionDelayed:
 		hdr("Subject", "Delayed Mail (still being retried)")
+	default:
+		hdr("Subject", "Successful Mail Delivery Report")
 	}
 	hdr("Date", in.now.Format(time.RFC1123Z))
 	hdr("Message-ID", "<"+in.id+"@"+host+">")
@@ -91,7 +105,7 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	} else {
 		b.WriteString("Content-Type: text/plain; charset=us-ascii\r\n\r\n")
 	}
-	writeExplanation(&b, host, in.rcpts, failed)
+	writeExplanation(&b, host, in.rcpts, kind, in.full != nil)
 
 	// Part 2: for programs (RFC 3464 §2).
 	fmt.Fprintf(&b, "--%s\r\n", boundary)
@@ -104,6 +118,9 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 		b.WriteString("Content-Type: message/delivery-status\r\n\r\n")
 	}
 	// RFC 3464 §2.2: extension fields come after the standard ones.
+	if in.orig.EnvID != "" {
+		hdr("Original-Envelope-Id", in.orig.EnvID) // RFC 3464 §2.2.1
+	}
 	hdr("Reporting-MTA", "dns; "+host)
 	if !in.orig.ReceivedAt.IsZero() {
 		hdr("Arrival-Date", in.orig.ReceivedAt.In(in.now.Location()).Format(time.RFC1123Z))
@@ -111,6 +128,9 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	hdr("X-Postern-Queue-ID", in.orig.ID)
 	for _, r := range in.rcpts {
 		b.WriteString("\r\n")
+		if r.orcpt != "" {
+			hdr("Original-Recipient", r.orcpt) // RFC 3464 §2.3.1
+		}
 		hdr("Final-Recipient", addrType+"; "+r.addr)
 		hdr("Action", r.action)
 		hdr("Status", r.status)
@@ -129,19 +149,33 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	}
 	b.WriteString("\r\n")
 
-	// Part 3: the original header section (RFC 6522 §4).
+	// Part 3: the original message or its header section (RFC 6522 §4).
 	fmt.Fprintf(&b, "--%s\r\n", boundary)
-	b.WriteString("Content-Description: Undelivered message headers\r\n")
-	if global {
-		b.WriteString("Content-Type: message/global-headers\r\n") // RFC 6533 §6.3
-	} else {
-		b.WriteString("Content-Type: text/rfc822-headers\r\n")
+	switch {
+	case in.full != nil:
+		b.WriteString("Content-Description: Undelivered message\r\n")
+		if global {
+			b.WriteString("Content-Type: message/global\r\n") // RFC 6532 §3.7
+		} else {
+			b.WriteString("Content-Type: message/rfc822\r\n")
+		}
+	case kind == actionFailed || kind == actionDelayed:
+		b.WriteString("Content-Description: Undelivered message headers\r\n")
+	default:
+		b.WriteString("Content-Description: Message headers\r\n")
+	}
+	if in.full == nil {
+		if global {
+			b.WriteString("Content-Type: message/global-headers\r\n") // RFC 6533 §6.3
+		} else {
+			b.WriteString("Content-Type: text/rfc822-headers\r\n")
+		}
 	}
 	if eightBit {
 		b.WriteString("Content-Transfer-Encoding: 8bit\r\n")
 	}
 	b.WriteString("\r\n")
-	b.Write(header)
+	b.Write(returned)
 	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
 
 	body := "7BIT"
@@ -160,18 +194,47 @@ func buildDSN(in dsnInput) (*smtp.Envelope, []byte) {
 	return env, b.Bytes()
 }
 
-// writeExplanation writes the human-readable part of a DSN.
-func writeExplanation(b *bytes.Buffer, host string, rcpts []dsnRecipient, failed bool) {
+// noticeKind returns what a DSN mainly reports, for its subject and
+// explanation: actionFailed when a recipient failed, else actionDelayed
+// when one is delayed, else actionDelivered (success notices).
+func noticeKind(rcpts []dsnRecipient) string {
+	kind := actionDelivered
+	for _, r := range rcpts {
+		switch r.action {
+		case actionFailed:
+			return actionFailed
+		case actionDelayed:
+			kind = actionDelayed
+		}
+	}
+	return kind
+}
+
+// writeExplanation writes the human-readable part of a DSN of the given
+// kind (noticeKind); full says whether the whole message is attached.
+func writeExplanation(b *bytes.Buffer, host string, rcpts []dsnRecipient, kind string, full bool) {
 	fmt.Fprintf(b, "This is the mail system at host %s.\r\n\r\n", host)
-	if failed {
+	switch {
+	case kind == actionFailed && full:
+		b.WriteString("Your message could not be delivered to one or more recipients.\r\n" +
+			"It is attached below.\r\n\r\n")
+	case kind == actionFailed:
 		b.WriteString("Your message could not be delivered to one or more recipients.\r\n" +
 			"Its header section is attached below.\r\n\r\n")
-	} else {
+	case kind == actionDelayed:
 		b.WriteString("Your message has not been delivered yet to one or more recipients.\r\n" +
 			"The mail system keeps trying; you need not send it again.\r\n\r\n")
+	default:
+		b.WriteString("Your message was delivered to the recipients below, as you asked to be told.\r\n\r\n")
 	}
 	for _, r := range rcpts {
 		switch {
+		case r.action == actionDelivered:
+			fmt.Fprintf(b, "<%s>: delivered to the mailbox\r\n", r.addr)
+			continue
+		case r.action == actionRelayed:
+			fmt.Fprintf(b, "<%s>: handed to %s, which sends no notices of its own\r\n", r.addr, r.remoteMTA)
+			continue
 		case r.action == actionDelayed && !r.retryUntil.IsZero():
 			fmt.Fprintf(b, "<%s>: delayed, will be retried until %s\r\n", r.addr, r.retryUntil.UTC().Format(time.RFC1123Z))
 		case r.action == actionDelayed:

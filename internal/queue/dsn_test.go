@@ -91,6 +91,19 @@ func TestDSNGolden(t *testing.T) {
 			{addr: "bob@example.org", action: actionFailed, status: "5.4.6",
 				diagnostic: "X-Postern; Routing loop detected (51 Received header fields)", lastAttempt: last},
 		}},
+		{"dsn-full.golden", dsnOrig(), origMessage, []dsnRecipient{
+			{addr: "bob@example.org", orcpt: "rfc822;bob@example.org", action: actionFailed, status: "5.1.1", remoteMTA: "mx1.example.org",
+				diagnostic: "smtp; 550 5.1.1 <bob@example.org>: User unknown", lastAttempt: last},
+		}},
+		{"dsn-success.golden", func() *smtp.Envelope {
+			e := dsnOrig()
+			e.EnvID = "QQ314159"
+			return e
+		}(), origMessage, []dsnRecipient{
+			{addr: "bob@example.org", orcpt: "rfc822;robert@example.org", action: actionDelivered, status: "2.0.0", lastAttempt: last},
+			{addr: "dan@example.net", action: actionRelayed, status: "2.0.0", remoteMTA: "mx.example.net",
+				diagnostic: "smtp; 250 2.0.0 Ok: queued as 4Xyz", lastAttempt: last},
+		}},
 		{"dsn-utf8.golden", func() *smtp.Envelope {
 			e := dsnOrig()
 			e.From = "jörg@example.com"
@@ -102,20 +115,25 @@ func TestDSNGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			env, data := buildDSN(dsnInput{hostname: "mail.example.net", id: "dsn00000000000000001", now: dsnNow,
-				orig: tc.orig, header: headerSection([]byte(tc.msg)), rcpts: tc.rcpts})
+			in := dsnInput{hostname: "mail.example.net", id: "dsn00000000000000001", now: dsnNow,
+				orig: tc.orig, header: headerSection([]byte(tc.msg)), rcpts: tc.rcpts}
+			full := tc.name == "dsn-full.golden" // RET=FULL: the message returned
+			if full {
+				in.full = []byte(tc.msg)
+			}
+			env, data := buildDSN(in)
 			golden(t, tc.name, data)
 			if env.From != "" || len(env.Recipients) != 1 || env.Recipients[0] != tc.orig.From || env.ID != "dsn00000000000000001" {
 				t.Errorf("DSN envelope %+v", env)
 			}
-			checkDSNStructure(t, data, tc.orig, tc.rcpts)
+			checkDSNStructure(t, data, tc.orig, tc.rcpts, full)
 		})
 	}
 }
 
 // checkDSNStructure parses a DSN as MIME and checks what RFC 3464 and
 // RFC 6522 require of it.
-func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []dsnRecipient) {
+func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []dsnRecipient, full bool) {
 	t.Helper()
 	if bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\n")) ||
 		bytes.Contains(bytes.ReplaceAll(data, []byte("\r\n"), nil), []byte("\r")) {
@@ -174,6 +192,9 @@ func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []d
 	if global {
 		want = []string{"text/plain", "message/global-delivery-status", "message/global-headers"}
 	}
+	if full {
+		want[2] = "message/rfc822"
+	}
 	if strings.Join(types, ",") != strings.Join(want, ",") {
 		t.Fatalf("parts %v, want %v", types, want)
 	}
@@ -206,7 +227,10 @@ func checkDSNStructure(t *testing.T, data []byte, orig *smtp.Envelope, rcpts []d
 			t.Errorf("recipient %d Will-Retry-Until %q", i, f.Get("Will-Retry-Until"))
 		}
 	}
-	if !bytes.Contains(headers, []byte("Subject: ")) || bytes.Contains(headers, []byte("\r\n\r\n")) {
+	switch {
+	case full && !bytes.HasSuffix(headers, []byte("\r\n\r\nShall we?\r\n")):
+		t.Errorf("message part %q", headers)
+	case !full && (!bytes.Contains(headers, []byte("Subject: ")) || bytes.Contains(headers, []byte("\r\n\r\n"))):
 		t.Errorf("headers part %q", headers)
 	}
 }

@@ -32,10 +32,12 @@ var (
 
 	// QueueDSNs counts delivery status notifications by outcome: "queued"
 	// (put into the spool), "dropped" (the failed message had the null
-	// sender) or "error" (the spool refused it; retried later).
+	// sender), "error" (the spool refused it; retried later) or
+	// "not_requested" (a recipient failed whose NOTIFY asked for no
+	// bounce, RFC 3461 §4.1).
 	QueueDSNs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "postern_queue_dsns_total",
-		Help: "Delivery status notifications, by outcome (queued, dropped, error).",
+		Help: "Delivery status notifications, by outcome (queued, dropped, error, not_requested).",
 	}, []string{"outcome"})
 
 	// QueueReleased counts held messages an operator released.
@@ -53,7 +55,7 @@ func RegisterMetrics(reg prometheus.Registerer) {
 	for _, r := range []string{"permanent", "expired", "loop"} {
 		QueueBounces.WithLabelValues(r)
 	}
-	for _, o := range []string{"queued", "dropped", "error"} {
+	for _, o := range []string{"queued", "dropped", "error", "not_requested"} {
 		QueueDSNs.WithLabelValues(o)
 	}
 }

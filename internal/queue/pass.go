@@ -142,7 +142,9 @@ func (r *Runner) process(ctx context.Context, id string) {
 		}
 		start := r.opts.Now()
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		r.active.begin(id, rc.Addr)
 		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
+		r.active.end(id, rc.Addr)
 		cancel()
 		if err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
@@ -229,7 +231,9 @@ func (r *Runner) deliverBatch(ctx context.Context, b *batch) {
 		}
 	} else {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+		r.active.begin(b.p.id, addrs...)
 		outs = r.remote.DeliverBatch(actx, env, addrs, &msg.Message)
+		r.active.end(b.p.id, addrs...)
 		cancel()
 		msg.Close()
 	}
@@ -291,7 +295,8 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 	if o.Err != nil && st.Diagnostic == "" {
 		st.Diagnostic = "X-Postern; " + diagnosticText(o.Err.Error())
 	}
-	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, action: actionFailed,
+	notify := p.env.RcptDSN(rc.Addr).Notify
+	h := held{rcpt: rc.Addr, report: dsnRecipient{addr: rc.Addr, orcpt: p.env.RcptDSN(rc.Addr).ORcpt, action: actionFailed,
 		remoteMTA: st.RemoteMTA, diagnostic: st.Diagnostic, lastAttempt: now}}
 	rep := p.newReport(rc.Addr, o, local, st.Attempts, c)
 	switch {
@@ -299,7 +304,18 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		st.Status, st.LastError, st.Code = spool.StatusDelivered, "", statusCode(o.Status, '2')
 		rep.Outcome, rep.Status = OutcomeDelivered, st.Code
 		p.tell(rep)
-		p.mark(rc.Addr, st, local)
+		if !notify.Wants(smtp.NotifySuccess) || o.NextHopDSN {
+			p.mark(rc.Addr, st, local)
+			return
+		}
+		// RFC 3461 §5.2.2, §5.2.3: the sender asked to hear of the
+		// success, and no next hop will tell.
+		h.report.action, h.report.status = actionRelayed, st.Code
+		if local {
+			h.report.action = actionDelivered
+		}
+		h.st, h.fallback = st, st // delivered even if the notice is lost
+		p.hold(h)
 		return
 	case IsPermanent(o.Err):
 		st.Status, st.LastError, st.Code = spool.StatusFailed, o.Err.Error(), statusCode(o.Status, '5')
@@ -321,7 +337,8 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		QueueRetries.Inc()
 		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
 		p.tell(rep)
-		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) {
+		// RFC 3461 §4.1: a NOTIFY without DELAY wants no warning.
+		if !r.policy.WarnDue(p.env.ReceivedAt, now, st) || !notify.Wants(smtp.NotifyDelay) {
 			p.mark(rc.Addr, st, local)
 			return
 		}
@@ -341,8 +358,21 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 			rep.Status = statusExpired
 		}
 		p.tell(rep)
+		if !notify.Wants(smtp.NotifyFailure) {
+			// RFC 3461 §4.1: NOTIFY=NEVER, or a list without FAILURE.
+			QueueBounces.WithLabelValues(h.reason).Inc()
+			QueueDSNs.WithLabelValues("not_requested").Inc()
+			p.log.Info("queue: no bounce, as NOTIFY asked", "rcpt", rc.Addr, "notify", notify.String())
+			p.mark(rc.Addr, st, local)
+			return
+		}
 	}
 	h.st = st
+	p.hold(h)
+}
+
+// hold keeps h until the pass's DSN is spooled.
+func (p *pass) hold(h held) {
 	p.mu.Lock()
 	p.held = append(p.held, h)
 	p.mu.Unlock()
@@ -385,7 +415,7 @@ func (p *pass) done() {
 	if !last {
 		return
 	}
-	if len(p.held) > 0 {
+	if p.held = p.undeleted(p.held); len(p.held) > 0 {
 		p.report()
 	}
 	p.r.finish(p.id)
@@ -411,7 +441,7 @@ func (p *pass) report() {
 		p.log.Warn("queue: bounce of a bounce dropped", "rcpts", addrs)
 		QueueDSNs.WithLabelValues("dropped").Inc()
 	case p.env.From == "":
-		p.log.Info("queue: no delay warning for the null sender", "rcpts", addrs)
+		p.log.Info("queue: no delay warning or success notice for the null sender", "rcpts", addrs)
 	default:
 		env, data := buildDSN(dsnInput{
 			hostname: r.opts.Hostname,
@@ -419,6 +449,7 @@ func (p *pass) report() {
 			now:      r.opts.Now(),
 			orig:     p.env,
 			header:   p.header,
+			full:     p.returned(failed),
 			rcpts:    rcpts,
 		})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -442,6 +473,38 @@ func (p *pass) report() {
 		}
 		p.mark(h.rcpt, st, r.opts.IsLocal(h.rcpt))
 	}
+}
+
+// maxReturned is the largest message a bounce returns whole (RET=FULL);
+// of a larger one it returns the header section, as RFC 3461 §4.3
+// allows (Postfix's bounce_size_limit does the same, at 50 kB).
+const maxReturned = 1 << 20
+
+// returned returns the whole message for a notice that reports a
+// failure when the sender asked for it (RET=FULL, RFC 3461 §4.3), or
+// nil for the header section: a success or delay notice, RET=HDRS or
+// none, a message larger than maxReturned, or one that cannot be read.
+func (p *pass) returned(failed bool) []byte {
+	if !failed || p.env.Ret != "FULL" {
+		return nil
+	}
+	_, msg, err := p.r.spool.Open(p.id)
+	if err != nil {
+		p.log.Warn("queue: read message to return it, header section returned", "err", err)
+		return nil
+	}
+	defer msg.Close()
+	if msg.Size() > maxReturned {
+		p.log.Info("queue: message too large to return whole, header section returned", "size", msg.Size())
+		return nil
+	}
+	var b bytes.Buffer
+	b.Grow(int(msg.Size()))
+	if _, err := msg.WriteTo(&b); err != nil {
+		p.log.Warn("queue: read message to return it, header section returned", "err", err)
+		return nil
+	}
+	return b.Bytes()
 }
 
 // statusCode returns code, an enhanced status code (RFC 3463 §2), in

@@ -65,6 +65,12 @@ type Outcome struct {
 	// Relay describes the session with that server, for the delivery
 	// log and observers (Report).
 	Relay Relay
+	// NextHopDSN is set when the next hop offered DSN and took the
+	// recipient's NOTIFY and ORCPT (RFC 3461 §5.2.1): it sends any
+	// success notice, not this server. Without it, a recipient that asked
+	// for one (NOTIFY=SUCCESS) gets a notice saying "relayed" for a
+	// remote delivery (RFC 3461 §5.2.2) or "delivered" for a local one.
+	NextHopDSN bool
 }
 
 // BatchDeliverer delivers one message to several recipients in one
@@ -214,6 +220,8 @@ type Runner struct {
 
 	sched   schedule
 	resched chan struct{}
+
+	active active // the recipients being delivered now (operator.go)
 
 	passes sync.WaitGroup
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"io"
+	"maps"
 	"net/netip"
 	"time"
 )
@@ -58,12 +59,30 @@ type Envelope struct {
 	// HoldReason says why the message is held, for operators (for
 	// example "send limit: messages per hour"); "" when not held.
 	HoldReason string
+	// Ret is MAIL FROM's RET parameter (RFC 3461 §4.3), "FULL" or
+	// "HDRS": whether a failure notice returns the whole message or its
+	// header section; "" when the client gave none.
+	Ret string
+	// EnvID is MAIL FROM's ENVID parameter (RFC 3461 §4.4), decoded
+	// from xtext: the sender's name for the transaction, returned in
+	// notices as Original-Envelope-Id; "" when the client gave none.
+	EnvID string
+	// DSN holds what RCPT said about notifications (NOTIFY and ORCPT,
+	// RFC 3461 §4.1 and §4.2), by recipient as in Recipients; a
+	// recipient without an entry gave neither. nil when none did. Read
+	// it with RcptDSN.
+	DSN map[string]RcptDSN
 }
+
+// RcptDSN returns the DSN parameters of recipient rcpt: the zero value
+// (no NOTIFY, no ORCPT) when it has none.
+func (env *Envelope) RcptDSN(rcpt string) RcptDSN { return env.DSN[rcpt] }
 
 // Clone returns a copy of env that shares nothing with it.
 func (env *Envelope) Clone() *Envelope {
 	c := *env
 	c.Recipients = append([]string(nil), env.Recipients...)
+	c.DSN = maps.Clone(env.DSN)
 	return &c
 }
 

@@ -3,6 +3,7 @@ package smtp
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"maps"
 	"slices"
@@ -427,6 +428,61 @@ func FuzzHeaderValues(f *testing.F) {
 		got := HeaderValues([]byte(b.String()), strings.ToLower(name))
 		if want := strings.Trim(value, " \t"); len(got) != 1 || got[0] != want {
 			t.Fatalf("HeaderValues(%q) = %q, want [%q]", b.String(), got, want)
+		}
+	})
+}
+
+// FuzzDSNParams checks the parsers of the DSN parameters (RFC 3461 §4)
+// on any value: a refusal is a 501 5.5.4 *Error; what they accept holds
+// no control character (it goes into DSN header fields), and encoding
+// it again gives a value that parses back to the same.
+func FuzzDSNParams(f *testing.F) {
+	for _, s := range []string{"NEVER", "SUCCESS,FAILURE,DELAY", "FULL", "hdrs", "QQ314159", "a+2Bb",
+		"rfc822;bob@example.org", `utf-8;j\x{F6}rg@example.org`, "utf-8;jörg@x", "a+0D", "+", `\x{`, "rfc822;a+2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		refused := func(what string, err error) {
+			var e *Error
+			if !errors.As(err, &e) || e.Code != 501 || e.Enhanced != "5.5.4" {
+				t.Fatalf("%s(%q): err %v, want a 501 5.5.4 *Error", what, v, err)
+			}
+		}
+		if n, err := ParseNotify(v); err != nil {
+			refused("ParseNotify", err)
+		} else if back, err := ParseNotify(n.String()); err != nil || back != n {
+			t.Fatalf("ParseNotify(%q) = %v, its String %q parses to %v, %v", v, n, n.String(), back, err)
+		}
+		if _, err := ParseRet(v); err != nil {
+			refused("ParseRet", err)
+		}
+		if id, err := ParseEnvID(v); err != nil {
+			refused("ParseEnvID", err)
+		} else {
+			for i := 0; i < len(id); i++ {
+				if id[i] < 0x20 || id[i] > 0x7e {
+					t.Fatalf("ParseEnvID(%q) = %q: byte %#x", v, id, id[i])
+				}
+			}
+			if back, ok := xtextDecode(XtextEncode(id)); !ok || back != id {
+				t.Fatalf("ENVID %q: encoded %q decodes to %q, %v", id, XtextEncode(id), back, ok)
+			}
+		}
+		if o, err := ParseORcpt(v); err != nil {
+			refused("ParseORcpt", err)
+		} else {
+			if !validUTF8Text(o) {
+				t.Fatalf("ParseORcpt(%q) = %q: not clean UTF-8 text", v, o)
+			}
+			enc := EncodeORcpt(o)
+			if !IsASCII(enc) || strings.ContainsAny(enc, " =") {
+				t.Fatalf("EncodeORcpt(%q) = %q: not an esmtp-value", o, enc)
+			}
+			if len(enc) <= MaxORcpt {
+				if back, err := ParseORcpt(enc); err != nil || back != o {
+					t.Fatalf("ORCPT %q: encoded %q parses to %q, %v", o, enc, back, err)
+				}
+			}
 		}
 	})
 }

@@ -133,6 +133,9 @@ func (s *session) cmdData(arg string) {
 		Helo:       s.helo,
 		ReceivedAt: receivedAt,
 		RequireTLS: s.tx.reqTLS,
+		Ret:        s.tx.dsn.ret,
+		EnvID:      s.tx.dsn.envID,
+		DSN:        s.tx.dsn.rcpts,
 	}
 	s.holdEnvelope(env) // over a send limit, with the policy to hold (admission.go)
 	// On mx the milters see what SPF, DKIM and DMARC found; on

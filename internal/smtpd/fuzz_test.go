@@ -32,6 +32,7 @@ func FuzzSession(f *testing.F) {
 		"EHLO x\r\nMAIL FROM:<ä@b> SMTPUTF8\r\nRCPT TO:<bob@example.org> X=Y\r\nDATA x\r\nRSET\r\n",
 		"EHLO x\r\nSTARTTLS\r\n\x16\x03\x01\x00\x05hello",
 		"POST / HTTP/1.1\r\nHost: x\r\n\r\nEHLO x\r\n",
+		"EHLO x\r\nMAIL FROM:<a@example.net> RET=HDRS ENVID=a+2Bb\r\nRCPT TO:<bob@example.org> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+2B@x\r\nRCPT TO:<carol@example.org> NOTIFY=NEVER,FAILURE\r\nDATA\r\n\r\n.\r\n",
 		"EHLO x\r\nMAIL FROM:<a@b\u212A.test> SMTPUTF8\r\nRCPT TO:<a@wor\u212A.test>\r\n" + strings.Repeat("RCPT TO:<x@y.example>\r\n", 12),
 	} {
 		f.Add([]byte(s))

@@ -115,9 +115,12 @@ func (s *session) mailParams(params smtp.Params, tx *transaction) *smtp.Error {
 		}
 		tx.reqTLS = true
 	}
+	if e := tx.dsn.mailParams(params); e != nil { // dsn.go
+		return e
+	}
 	for k := range params {
 		switch k {
-		case "SIZE", "BODY", "SMTPUTF8", "REQUIRETLS":
+		case "SIZE", "BODY", "SMTPUTF8", "REQUIRETLS", "RET", "ENVID":
 		default:
 			// RFC 5321 §4.1.1.11
 			return &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "MAIL parameter not recognized", Reason: "parameter " + k}
@@ -166,9 +169,10 @@ func (s *session) cmdRcpt(arg string) {
 		s.failErr("syntax", err)
 		return
 	}
-	if len(params) > 0 {
+	rd, e := s.rcptParams(params) // dsn.go
+	if e != nil {
 		s.tx.refused++
-		s.fail("params", &smtp.Error{Code: 555, Enhanced: "5.5.4", Message: "RCPT parameters not recognized"})
+		s.fail("params", e)
 		return
 	}
 	if !path.Postmaster {
@@ -200,6 +204,7 @@ func (s *session) cmdRcpt(arg string) {
 	}
 	if !slices.Contains(s.tx.rcpts, addr) {
 		s.tx.rcpts = append(s.tx.rcpts, addr)
+		s.tx.dsn.add(addr, rd)
 	}
 	s.reply(250, "2.1.5", "OK")
 }

@@ -260,6 +260,7 @@ func (s *Server) init() {
 			"SIZE " + strconv.FormatInt(s.lim.MaxMessageSize, 10),
 			"8BITMIME",
 			"ENHANCEDSTATUSCODES",
+			"DSN", // RFC 3461 §3
 			"SMTPUTF8",
 		}
 		s.listeners = make(map[net.Listener]struct{})

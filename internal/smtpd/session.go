@@ -77,6 +77,8 @@ type transaction struct {
 	refused  int  // RCPTs refused in this transaction
 	excess   int  // RCPTs past Limits.MaxRecipients in this transaction
 	reqTLS   bool // MAIL FROM carried REQUIRETLS (RFC 8689)
+
+	dsn txDSN // the DSN parameters (RFC 3461; dsn.go)
 }
 
 // connReader reads from the session's current conn; during DATA it
@@ -495,7 +497,7 @@ func hasAuthVerb(line []byte) bool {
 // handle runs one command line.
 func (s *session) handle(line []byte) {
 	s.verb = ""
-	if len(line)+2 > s.lim.MaxCommandLine && !hasAuthVerb(line) {
+	if len(line)+2 > s.lim.MaxCommandLine+dsnLineExtra(line) && !hasAuthVerb(line) {
 		s.fail("line_too_long", &smtp.Error{Code: 500, Enhanced: "5.5.2", Message: "Line too long"})
 		return
 	}

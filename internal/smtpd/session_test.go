@@ -146,7 +146,7 @@ func TestRcptTo(t *testing.T) {
 		step{"RCPT TO:<bob@elsewhere.example>", "550 5.7.1"},
 		step{"RCPT TO:<nobody@example.org>", "550 5.1.1 User unknown"},
 		step{"RCPT TO:<dirfail@example.org>", "451 4.3.0"},
-		step{"RCPT TO:<bob@example.org> NOTIFY=NEVER", "555 5.5.4"},
+		step{"RCPT TO:<bob@example.org> XUNKNOWN=1", "555 5.5.4"},
 		step{"RCPT TO:<>", "501 "},
 		step{"RCPT TO:bob@example.org", "501 "},
 		step{"RCPT TO:<bob@EXAMPLE.ORG>", "250 2.1.5 OK"},

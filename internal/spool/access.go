@@ -111,9 +111,20 @@ func (e *entry) item() Item {
 		it.Recipients[i] = ItemRecipient{Addr: r, State: e.states[i]}
 	}
 	if e.held() {
-		it.Held, it.HoldReason = true, e.env.HoldReason
+		it.Held, it.HoldReason = true, e.holdReason()
 	}
 	return it
+}
+
+// holdReason says why e is held: OperatorHoldReason when an operator
+// held a recipient, else the envelope's reason (a send limit's).
+func (e *entry) holdReason() string {
+	for _, st := range e.states {
+		if st.Status == StatusHeld && st.OperatorHold {
+			return OperatorHoldReason
+		}
+	}
+	return e.env.HoldReason
 }
 
 // size returns the size of the message data, its blob included.
@@ -182,7 +193,10 @@ func (s *Spool) Watch(fn func(id string)) (stop func()) {
 // the state store (commits from concurrent calls are batched), so that
 // the state survives a crash from then on. A recipient whose state is
 // final keeps it: an attempt that was in flight when an operator deleted
-// the message does not bring it back. When every recipient is final the
+// the message does not bring it back. A held recipient stays held
+// unless st is final: an attempt that was in flight when an operator
+// held it records its attempt and error, and nothing more is tried
+// until a release; one that delivered or failed for good ends the hold. When every recipient is final the
 // message is done; a segment whose messages are all done, other than the
 // one being appended to, is then deleted.
 func (s *Spool) MarkRecipientSync(id, rcpt string, st RecipientState) error {
@@ -213,7 +227,14 @@ func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) err
 		if i < 0 {
 			return fmt.Errorf("spool: mark %s %s: %w", id, rcpt, ErrNoRecipient)
 		}
-		if !e.states[i].Status.Final() {
+		switch cur := e.states[i]; {
+		case cur.Status.Final():
+		case cur.Status == StatusHeld && !st.Status.Final():
+			// An attempt that was in flight when an operator held the
+			// recipient: its outcome is kept, and so is the hold.
+			st.Status, st.NextAttempt, st.OperatorHold = StatusHeld, time.Time{}, cur.OperatorHold
+			e.states[i] = st
+		default:
 			e.states[i] = st
 		}
 		return nil
@@ -225,10 +246,9 @@ func (s *Spool) markRecipient(id, rcpt string, st RecipientState, wait bool) err
 func (s *Spool) Delete(id string) error {
 	now := time.Now()
 	return s.update(id, true, func(e *entry) error {
-		for i := range e.states {
-			if !e.states[i].Status.Final() {
-				e.states[i] = RecipientState{Status: StatusRemoved, Attempts: e.states[i].Attempts,
-					LastError: "deleted by operator", Updated: now}
+		for i, st := range e.states {
+			if OpDelete.Changes(st.Status) {
+				e.states[i] = OpDelete.apply(st, now)
 			}
 		}
 		return nil
@@ -252,22 +272,10 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 		s.mu.Unlock()
 		return fmt.Errorf("spool: update %s: %w", id, ErrNotFound)
 	}
-	wasHeld := !e.done && e.held()
-	if err := fn(e); err != nil {
+	nowDone, err := s.changeLocked(e, fn)
+	if err != nil {
 		s.mu.Unlock()
 		return err
-	}
-	nowDone := !e.done && allFinal(e.states)
-	if wasHeld && (nowDone || !e.held()) {
-		s.held--
-		QueueHeld.Set(float64(s.held))
-	}
-	if nowDone {
-		e.done = true
-		if e.seg != nil {
-			e.seg.live--
-		}
-		metrics.SpoolMessages.Dec()
 	}
 	seg := e.seg
 	s.puts.Add(1) // keeps Close from closing the store under us
@@ -283,6 +291,35 @@ func (s *Spool) update(id string, wait bool, fn func(*entry) error) error {
 		s.maybeRemoveSegment(seg)
 	}
 	return nil
+}
+
+// changeLocked changes the in-memory states of e with fn and keeps the
+// counts right: the held messages, the live messages, the segment's live
+// messages. It reports whether the change made e done; mu must be held.
+// When fn fails, e must be as it was.
+func (s *Spool) changeLocked(e *entry, fn func(*entry) error) (nowDone bool, err error) {
+	wasHeld := !e.done && e.held()
+	if err := fn(e); err != nil {
+		return false, err
+	}
+	nowDone = !e.done && allFinal(e.states)
+	isHeld := !e.done && !nowDone && e.held()
+	if wasHeld != isHeld {
+		if isHeld {
+			s.held++
+		} else {
+			s.held--
+		}
+		QueueHeld.Set(float64(s.held))
+	}
+	if nowDone {
+		e.done = true
+		if e.seg != nil {
+			e.seg.live--
+		}
+		metrics.SpoolMessages.Dec()
+	}
+	return nowDone, nil
 }
 
 // removeDoneSegments deletes every inactive segment with no live message.
@@ -344,17 +381,17 @@ func (s *Spool) RetryNow(id string) error {
 		if e.done {
 			return ErrNotFound
 		}
-		for i := range e.states {
-			if e.states[i].Status == StatusDeferred {
-				e.states[i].NextAttempt = time.Time{}
+		for i, st := range e.states {
+			if OpRetry.Changes(st.Status) {
+				e.states[i] = OpRetry.apply(st, time.Time{})
 			}
 		}
 		return nil
 	})
 }
 
-// Release makes the held recipients of message id pending, so that the
-// Runner delivers them (Runner.Release also wakes it). The release is
+// Release makes the held recipients of message id pending (OpRelease),
+// so that the Runner delivers them (Runner.Release also wakes it). The release is
 // durable: it returns after the new states are in the state store, and
 // the message stays released after a restart although its record still
 // says Hold. It fails with ErrNotFound when the message is not live and
@@ -368,9 +405,9 @@ func (s *Spool) Release(id string) error {
 		if !e.held() {
 			return ErrNotHeld
 		}
-		for i := range e.states {
-			if e.states[i].Status == StatusHeld {
-				e.states[i] = RecipientState{Status: StatusPending, Updated: now}
+		for i, st := range e.states {
+			if OpRelease.Changes(st.Status) {
+				e.states[i] = OpRelease.apply(st, now)
 			}
 		}
 		return nil

@@ -88,3 +88,31 @@ func BenchmarkMarkRecipient(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "marks/s")
 }
+
+// BenchmarkChange holds and then releases every recipient of a queue of
+// 10,000 messages of three recipients each, as `postern queue hold --all` and `release --all`
+// do: the figure is the time per message changed (two changes each).
+func BenchmarkChange(b *testing.B) {
+	const n = 10000
+	s := openTest(b, b.TempDir(), 0)
+	defer s.Close()
+	data := spooltest.Data("bench", 2<<10)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%019d", i)
+		if err := s.Put(context.Background(), spooltest.Env(ids[i], "a@local.test", "b@remote.example", "c@remote.example"), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		for _, op := range []Op{OpHold, OpRelease} {
+			changed, err := s.Change(ids, op, nil)
+			if err != nil || len(changed) != n {
+				b.Fatalf("%v: %d changed, %v", op, len(changed), err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*n*b.N), "ns/msg")
+}

@@ -26,7 +26,8 @@ import (
 //
 //	offset  size  field
 //	0       B     the message as it arrived (or only its body)
-//	B       R     a record as in a segment (record.go), version 4: the
+//	B       R     a record as in a segment (record.go), version 4 (5 with
+//	              DSN parameters): the
 //	              envelope with the blob reference (offset and length of
 //	              the body in this file), and the header section as its
 //	              message data
@@ -50,7 +51,8 @@ import (
 // not check out was never complete, so never acknowledged, and is
 // removed, as are temporary files. A blob is removed once its message is
 // done and that state is committed. Segments only ever hold records of
-// versions 1 to 3, which older releases read; an older release ignores
+// versions 1 to 3, which older releases read, and 5 for a message with
+// DSN parameters, which they do not; an older release ignores
 // Dir/blobs (a rollback leaves the large messages there, untouched, for
 // the next upgrade).
 

@@ -334,7 +334,8 @@ func FuzzDecodeEnvelopeRef(f *testing.F) {
 		if ref != nil && (ref.n <= 0 || ref.off < 0 || ref.off > maxBlobLen || ref.n > maxBlobLen) {
 			t.Fatalf("accepted blob reference %+v", *ref)
 		}
-		env2, ref2, err := decodeEnvelopeRef(appendEnvelopeRef(nil, env, blobRecordVersion, ref), blobRecordVersion)
+		v := max(versionFor(env, ref), blobRecordVersion)
+		env2, ref2, err := decodeEnvelopeRef(appendEnvelopeRef(nil, env, v, ref), v)
 		if err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"slices"
 	"time"
 
 	"postern/internal/smtp"
@@ -14,7 +15,7 @@ import (
 //
 //	offset size  field
 //	0      4     magic "PQR\x00"
-//	4      1     version (1 to 4: the envelope encoding, see appendEnvelope)
+//	4      1     version (1 to 5: the envelope encoding, see appendEnvelope)
 //	5      3     reserved, zero
 //	8      4     envelope length E, big endian
 //	12     4     data length D, big endian
@@ -29,8 +30,11 @@ import (
 // The message data of a record is the whole message. A version-4 record,
 // whose envelope carries a blob reference, is found only at the end of a
 // blob file (blob.go): its message data is the header section, the body
-// being in the file before it. Segments hold versions 1 to 3 only, which
-// older releases read.
+// being in the file before it. Version 5 is version 4's encoding that may
+// carry the DSN parameters (RFC 3461); it is written, in a segment or a
+// blob, only for a message that has some, so that the records of every
+// other message stay readable by older releases. Segments hold versions
+// 1 to 3 and 5.
 const (
 	recordHeaderLen = 20
 	// recordVersion is the version of the records written to segments;
@@ -38,7 +42,8 @@ const (
 	// up to maxRecordVersion stays readable.
 	recordVersion     = 3
 	blobRecordVersion = 4
-	maxRecordVersion  = 4
+	dsnRecordVersion  = 5
+	maxRecordVersion  = 5
 	// maxEnvelopeLen bounds the envelope length a header may claim.
 	maxEnvelopeLen = 16 << 20
 	// maxDataLen bounds the data length a header may claim.
@@ -61,10 +66,7 @@ func appendRecord(buf []byte, env *smtp.Envelope, data []byte) []byte {
 // appendRecordParts appends the record for env whose message data is
 // head followed by body, with the blob reference ref when not nil.
 func appendRecordParts(buf []byte, env *smtp.Envelope, head, body []byte, ref *blobRef) []byte {
-	v := byte(recordVersion)
-	if ref != nil {
-		v = blobRecordVersion
-	}
+	v := versionFor(env, ref)
 	start := len(buf)
 	buf = append(buf, make([]byte, recordHeaderLen)...)
 	buf = appendEnvelopeRef(buf, env, v, ref)
@@ -80,6 +82,18 @@ func appendRecordParts(buf []byte, env *smtp.Envelope, head, body []byte, ref *b
 	crc = crc32.Update(crc, crcTable, buf[start+recordHeaderLen:])
 	binary.BigEndian.PutUint32(h[16:20], crc)
 	return buf
+}
+
+// versionFor returns the version of the record written for env, with
+// the blob reference ref when not nil.
+func versionFor(env *smtp.Envelope, ref *blobRef) byte {
+	switch {
+	case hasDSN(env):
+		return dsnRecordVersion
+	case ref != nil:
+		return blobRecordVersion
+	}
+	return recordVersion
 }
 
 // recordHeader is the decoded fixed part of a record.
@@ -128,13 +142,16 @@ func checkRecord(rh recordHeader, rec []byte) error {
 //	ID, From, uvarint count + Recipients, flags byte, Body, AuthUser,
 //	Listener, Remote (netip.AddrPort.MarshalBinary as a string), Helo,
 //	ReceivedAt (varint Unix nanoseconds), since version 3 HoldReason,
-//	and in version 4 when flag bit 3 is set, the blob reference: uvarint
-//	offset and uvarint length of the body in the blob file.
+//	since version 4 when flag bit 3 is set, the blob reference: uvarint
+//	offset and uvarint length of the body in the blob file; in version 5
+//	when flag bit 4 is set, the DSN parameters: Ret, EnvID, uvarint
+//	count, and for each recipient that has some, in the order of
+//	Recipients, the address, a byte of smtp.Notify bits and ORcpt.
 //
 // The flags are bit 0 SMTPUTF8 (version 1 and later), bit 1 RequireTLS
-// (version 2 and later), bit 2 Hold (version 3 and later) and bit 3 blob
-// (version 4). A version-1 record has only bit 0; a bit the record's
-// version does not define makes the record corrupt. appendEnvelope writes
+// (version 2 and later), bit 2 Hold (version 3 and later), bit 3 blob
+// (version 4 and later) and bit 4 DSN (version 5). A version-1 record
+// has only bit 0; a bit the record's version does not define makes the record corrupt. appendEnvelope writes
 // the encoding of version v, leaving out what v cannot carry (tests write
 // old records with it).
 func appendEnvelope(b []byte, env *smtp.Envelope, v byte) []byte {
@@ -163,7 +180,11 @@ func appendEnvelopeRef(b []byte, env *smtp.Envelope, v byte, ref *blobRef) []byt
 	if ref != nil {
 		flags |= flagBlob
 	}
-	b = append(b, flags&knownFlags(v))
+	if hasDSN(env) {
+		flags |= flagDSN
+	}
+	flags &= knownFlags(v)
+	b = append(b, flags)
 	b = appendString(b, env.Body)
 	b = appendString(b, env.AuthUser)
 	b = appendString(b, env.Listener)
@@ -183,7 +204,70 @@ func appendEnvelopeRef(b []byte, env *smtp.Envelope, v byte, ref *blobRef) []byt
 		b = binary.AppendUvarint(b, uint64(ref.off))
 		b = binary.AppendUvarint(b, uint64(ref.n))
 	}
+	if flags&flagDSN != 0 {
+		b = appendDSN(b, env)
+	}
 	return b
+}
+
+// hasDSN reports whether env carries DSN parameters.
+func hasDSN(env *smtp.Envelope) bool {
+	return env.Ret != "" || env.EnvID != "" || len(env.DSN) > 0
+}
+
+// appendDSN appends env's DSN parameters (version 5, flag bit 4).
+func appendDSN(b []byte, env *smtp.Envelope) []byte {
+	b = appendString(b, env.Ret)
+	b = appendString(b, env.EnvID)
+	n := 0
+	for _, r := range env.Recipients {
+		if _, ok := env.DSN[r]; ok {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for _, r := range env.Recipients {
+		if rd, ok := env.DSN[r]; ok {
+			b = appendString(b, r)
+			b = append(b, byte(rd.Notify))
+			b = appendString(b, rd.ORcpt)
+		}
+	}
+	return b
+}
+
+// decodeDSN decodes what appendDSN wrote into env.
+func (d *decoder) decodeDSN(env *smtp.Envelope) error {
+	env.Ret, env.EnvID = d.string(), d.string()
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return d.err
+	}
+	for range n {
+		r, notify, orcpt := d.string(), smtp.Notify(d.byte()), d.string()
+		if d.err != nil {
+			return d.err
+		}
+		if !slices.Contains(env.Recipients, r) {
+			return fmt.Errorf("%w: DSN parameters of %q, not a recipient", errCorrupt, r)
+		}
+		if !validNotify(notify) {
+			return fmt.Errorf("%w: bad NOTIFY bits %#x", errCorrupt, byte(notify))
+		}
+		if env.DSN == nil {
+			env.DSN = make(map[string]smtp.RcptDSN, n)
+		}
+		env.DSN[r] = smtp.RcptDSN{Notify: notify, ORcpt: orcpt}
+	}
+	return d.err
+}
+
+// validNotify reports whether n is a NOTIFY value the session can make:
+// none, NEVER alone, or a set of SUCCESS, FAILURE and DELAY.
+func validNotify(n smtp.Notify) bool {
+	all := smtp.NotifyNever | smtp.NotifySuccess | smtp.NotifyFailure | smtp.NotifyDelay
+	return n&^all == 0 && (n&smtp.NotifyNever == 0 || n == smtp.NotifyNever)
 }
 
 func appendString(b []byte, s string) []byte {
@@ -259,10 +343,14 @@ const (
 	flagRequireTLS = 1 << 1 // since version 2
 	flagHold       = 1 << 2 // since version 3
 	flagBlob       = 1 << 3 // since version 4
+	flagDSN        = 1 << 4 // since version 5
 )
 
 // knownFlags returns the flag bits record version v defines.
 func knownFlags(v byte) byte {
+	if v >= 5 {
+		return flagSMTPUTF8 | flagRequireTLS | flagHold | flagBlob | flagDSN
+	}
 	if v >= 4 {
 		return flagSMTPUTF8 | flagRequireTLS | flagHold | flagBlob
 	}
@@ -326,6 +414,11 @@ func decodeEnvelopeRef(b []byte, version byte) (env *smtp.Envelope, ref *blobRef
 			return nil, nil, fmt.Errorf("%w: bad blob reference", errCorrupt)
 		}
 		ref = &blobRef{off: int64(off), n: int64(n)}
+	}
+	if flags&flagDSN != 0 {
+		if err := d.decodeDSN(env); err != nil {
+			return nil, nil, err
+		}
 	}
 	if d.err != nil {
 		return nil, nil, d.err

@@ -104,11 +104,12 @@ func TestVersion1RecordsStayReadable(t *testing.T) {
 }
 
 func TestStateVersions(t *testing.T) {
-	rcpts := []string{"a@x", "b@y"}
+	rcpts := []string{"a@x", "b@y", "c@z"}
 	st := []RecipientState{
 		{Status: StatusDeferred, Attempts: 3, NextAttempt: time.Unix(1_800_000_100, 0), Updated: time.Unix(1_800_000_000, 5),
 			LastError: "451 try later", Code: "4.3.0", Diagnostic: "smtp; 451 4.3.0 try later", RemoteMTA: "mx.y", Warned: true},
 		{Status: StatusDelivered, Attempts: 1, Updated: time.Unix(1_800_000_000, 0)},
+		{Status: StatusHeld, Attempts: 2, LastError: "451 try later", OperatorHold: true, Warned: true},
 	}
 	got, err := decodeStates(encodeStates(rcpts, st), rcpts)
 	if err != nil {
@@ -158,5 +159,47 @@ func TestVersion2RecordsStayReadable(t *testing.T) {
 	mustPut(t, s, held, []byte("y"))
 	if got, _, err := s.Get(held.ID); err != nil || !got.Hold || got.HoldReason != held.HoldReason {
 		t.Errorf("version-3 record: %+v, %v", got, err)
+	}
+}
+
+// The DSN parameters (RFC 3461) need version 5: a record without them
+// keeps version 3 (or 4 in a blob), which older releases read; a
+// version-4 record cannot carry them, and NOTIFY bits the session never
+// makes are corruption.
+func TestDSNRecordVersion(t *testing.T) {
+	env := spooltest.Env("v5", "a@x", "b@y")
+	version := func(env *smtp.Envelope, ref *blobRef) byte {
+		return appendRecordParts(nil, env, []byte("x"), nil, ref)[4]
+	}
+	if v := version(env, nil); v != 3 {
+		t.Errorf("without DSN: version %d, want 3", v)
+	}
+	if v := version(env, &blobRef{off: 0, n: 1}); v != 4 {
+		t.Errorf("blob without DSN: version %d, want 4", v)
+	}
+	env.EnvID = "id"
+	env.DSN = map[string]smtp.RcptDSN{"b@y": {Notify: smtp.NotifySuccess, ORcpt: "rfc822;c@z"}, "gone@x": {Notify: smtp.NotifyNever}}
+	for _, ref := range []*blobRef{nil, {off: 0, n: 1}} {
+		if v := version(env, ref); v != 5 {
+			t.Errorf("with DSN (blob %v): version %d, want 5", ref != nil, v)
+		}
+	}
+	enc := appendEnvelope(nil, env, 5)
+	got, err := decodeEnvelope(enc, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Only recipients of the message are stored.
+	if got.EnvID != "id" || len(got.DSN) != 1 || got.RcptDSN("b@y") != env.DSN["b@y"] {
+		t.Errorf("decoded %+v", got)
+	}
+	if _, err := decodeEnvelope(enc, 4); err == nil {
+		t.Error("version 4 accepted the DSN flag")
+	}
+	for _, bad := range []smtp.Notify{smtp.NotifyNever | smtp.NotifySuccess, 1 << 5} {
+		env.DSN = map[string]smtp.RcptDSN{"b@y": {Notify: bad}}
+		if _, err := decodeEnvelope(appendEnvelope(nil, env, 5), 5); err == nil {
+			t.Errorf("NOTIFY bits %#x accepted", byte(bad))
+		}
 	}
 }

@@ -62,12 +62,17 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	held.Hold, held.HoldReason = true, "send limit: messages per hour"
 	f.Add(appendEnvelope(nil, held, recordVersion), byte(recordVersion))
 	f.Add([]byte{}, byte(2))
+	dsn := spooltest.Env("abf", "a@x", "b@y")
+	dsn.Ret, dsn.EnvID = "FULL", "id"
+	dsn.DSN = map[string]smtp.RcptDSN{"b@y": {Notify: smtp.NotifySuccess, ORcpt: "rfc822;c@z"}}
+	f.Add(appendEnvelope(nil, dsn, dsnRecordVersion), byte(dsnRecordVersion))
 	f.Fuzz(func(t *testing.T, b []byte, version byte) {
 		env, err := decodeEnvelope(b, version)
 		if err != nil {
 			return
 		}
-		again, err := decodeEnvelope(appendEnvelope(nil, env, recordVersion), recordVersion)
+		v := versionFor(env, nil)
+		again, err := decodeEnvelope(appendEnvelope(nil, env, v), v)
 		if err != nil {
 			t.Fatalf("re-decoding: %v", err)
 		}
@@ -338,6 +343,9 @@ func fullEnv(t *testing.T, id string) *smtp.Envelope {
 	t.Helper()
 	env := spooltest.Env(id, "a@x", "b@y")
 	env.RequireTLS, env.Hold, env.HoldReason = true, true, "send limit: messages per hour"
+	env.Ret, env.EnvID = "HDRS", "QQ 314159"
+	env.DSN = map[string]smtp.RcptDSN{"a@x": {Notify: smtp.NotifySuccess | smtp.NotifyDelay, ORcpt: "rfc822;old@x"},
+		"b@y": {Notify: smtp.NotifyNever}}
 	v := reflect.ValueOf(env).Elem()
 	for i := range v.NumField() {
 		if v.Field(i).IsZero() {

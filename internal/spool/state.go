@@ -83,6 +83,9 @@ type RecipientState struct {
 	// Warned is set once a delay warning went to the sender (at most one
 	// per recipient).
 	Warned bool
+	// OperatorHold is set on a recipient an operator held (OpHold): its
+	// message's HoldReason is then OperatorHoldReason.
+	OperatorHold bool
 }
 
 var stateBucket = []byte("state")
@@ -92,11 +95,16 @@ var stateBucket = []byte("state")
 // (varint Unix nanoseconds, 0 for zero) and the last error. Version 2
 // starts with the bytes 0x00 0x02 (a version-1 count is never 0: a
 // message has a recipient) and adds to each recipient a flags byte (bit
-// 0 Warned), Code, Diagnostic and RemoteMTA.
+// 0 Warned, bit 1 OperatorHold), Code, Diagnostic and RemoteMTA. A
+// reader that knows no bit 1 reads a recipient held by an operator as
+// held, without the reason.
 const stateVersion = 2
 
-// stateFlagWarned is the flag bit of RecipientState.Warned.
-const stateFlagWarned = 1
+// The flag bits of RecipientState.Warned and OperatorHold.
+const (
+	stateFlagWarned       = 1
+	stateFlagOperatorHold = 2
+)
 
 // encodeStates encodes the states of a message's recipients, in envelope
 // order, in the newest encoding.
@@ -113,6 +121,9 @@ func encodeStates(rcpts []string, st []RecipientState) []byte {
 		var flags byte
 		if s.Warned {
 			flags |= stateFlagWarned
+		}
+		if s.OperatorHold {
+			flags |= stateFlagOperatorHold
 		}
 		b = append(b, flags)
 		b = appendString(b, s.Code)
@@ -158,7 +169,9 @@ func decodeStates(b []byte, rcpts []string) ([]RecipientState, error) {
 		s.Updated = fromUnixNano(d.varint())
 		s.LastError = d.string()
 		if version >= 2 {
-			s.Warned = d.byte()&stateFlagWarned != 0
+			flags := d.byte()
+			s.Warned = flags&stateFlagWarned != 0
+			s.OperatorHold = flags&stateFlagOperatorHold != 0
 			s.Code = d.string()
 			s.Diagnostic = d.string()
 			s.RemoteMTA = d.string()

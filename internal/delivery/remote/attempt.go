@@ -76,8 +76,9 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 	pend := pending(res)
 	rcpts := make([]string, len(pend))
 	for j, i := range pend {
-		rcpts[j] = "RCPT TO:<" + msg.Rcpts[i] + ">"
+		rcpts[j] = "RCPT TO:<" + msg.Rcpts[i] + ">" + rcptDSN(msg, msg.Rcpts[i], c) // dsn.go
 	}
+	hopDSN := c.has("DSN")
 	tx, err := c.transaction(d.mailFrom(msg, c), rcpts, msg.Data)
 	last := c.Last()
 	sess.Transmit = d.now().Sub(ready)
@@ -117,7 +118,7 @@ func (d *Deliverer) attempt(ctx context.Context, msg *Message, tg *target, addr 
 		case tx.final.Code/100 != 2:
 			setReply(&r, tx.final, fmt.Errorf("remote: %s[%s]: end of DATA: %w", tg.host.Name, addr, tx.final.Err()))
 		default:
-			r.Delivered = true
+			r.Delivered, r.NextHopDSN = true, hopDSN
 			r.Code, r.Enhanced, r.Text = tx.final.Code, tx.final.Enhanced, tx.final.Text()
 		}
 		res[i] = r
@@ -208,7 +209,7 @@ func (d *Deliverer) mailFrom(msg *Message, c *conn) string {
 	if msg.RequireTLS && c.has("REQUIRETLS") {
 		s += " REQUIRETLS" // RFC 8689 §4.1
 	}
-	return s
+	return s + mailDSN(msg, c) // dsn.go
 }
 
 // session returns a ready session for key: a pooled one that meets tg's

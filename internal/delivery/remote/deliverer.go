@@ -112,6 +112,11 @@ type Message struct {
 	// requirements, never the configured minimum; TLS is used when
 	// offered. Ignored with RequireTLS.
 	TLSOptional bool
+	// Ret and EnvID are MAIL's RET and ENVID, DSN the recipients' NOTIFY
+	// and ORCPT (RFC 3461, as smtp.Envelope holds them): passed on to a
+	// next hop that offers DSN, left out for one that does not.
+	Ret, EnvID string
+	DSN        map[string]smtp.RcptDSN
 }
 
 // Result is the outcome for one recipient.
@@ -119,6 +124,10 @@ type Result struct {
 	Rcpt string
 	// Delivered is true when the next hop accepted the message for Rcpt.
 	Delivered bool
+	// NextHopDSN is true, with Delivered, when the next hop offered DSN
+	// and so took the DSN parameters: it sends any notice from now on
+	// (RFC 3461 §5.2.1).
+	NextHopDSN bool
 	// Permanent is true for a failure that retrying will not fix (5xx,
 	// or a message the next hop cannot take): the sender gets a bounce.
 	Permanent bool

@@ -10,12 +10,14 @@ import (
 // with envelope env, for rcpts (all in one domain). It decides what the
 // envelope and header ask of the next hop: SMTPUTF8 only when the
 // message needs it (NeedsUTF8), 8BITMIME from the BODY parameter,
-// REQUIRETLS, and "TLS-Required: No" (TLSOptional).
+// REQUIRETLS, "TLS-Required: No" (TLSOptional), and the DSN parameters
+// to relay (RFC 3461 §4).
 func NewMessage(env *smtp.Envelope, rcpts []string, msg *smtp.Message) *Message {
 	return &Message{
 		ID: env.ID, From: env.From, Rcpts: rcpts, Data: msg,
 		SMTPUTF8: env.SMTPUTF8 && NeedsUTF8(env.From, rcpts, msg.Header), EightBit: env.Body == "8BITMIME",
 		RequireTLS: env.RequireTLS, TLSOptional: TLSOptional(msg.Header),
+		Ret: env.Ret, EnvID: env.EnvID, DSN: env.DSN,
 	}
 }
 

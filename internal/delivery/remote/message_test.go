@@ -30,8 +30,10 @@ func TestNewMessage(t *testing.T) {
 			t.Errorf("%s: SMTPUTF8 %v, TLSOptional %v; want %v, %v", tt.name, m.SMTPUTF8, m.TLSOptional, tt.utf8, tt.optional)
 		}
 	}
-	env := smtp.Envelope{ID: "q1", From: "a@x.test", Body: "8BITMIME", RequireTLS: true}
-	if m := NewMessage(&env, []string{"b@y.test"}, &smtp.Message{}); m.ID != "q1" || m.From != "a@x.test" || !m.EightBit || !m.RequireTLS || len(m.Rcpts) != 1 {
+	env := smtp.Envelope{ID: "q1", From: "a@x.test", Body: "8BITMIME", RequireTLS: true, Ret: "HDRS", EnvID: "e1",
+		DSN: map[string]smtp.RcptDSN{"b@y.test": {}}}
+	if m := NewMessage(&env, []string{"b@y.test"}, &smtp.Message{}); m.ID != "q1" || m.From != "a@x.test" || !m.EightBit || !m.RequireTLS || len(m.Rcpts) != 1 ||
+		m.Ret != "HDRS" || m.EnvID != "e1" || len(m.DSN) != 1 {
 		t.Errorf("envelope: %+v", m)
 	}
 }
