@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 
 	"postern/internal/config"
 	"postern/internal/sasl"
@@ -83,13 +82,9 @@ func listenerTLS(base *tls.Config, cfg *config.Config, lc config.Listener) (*tls
 	default:
 		return base, nil
 	}
-	pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+	pool, err := tlsconf.LoadPool(cfg.TLS.ClientCAFile, "tls.client_ca_file", false)
 	if err != nil {
-		return nil, fmt.Errorf("tls.client_ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("tls.client_ca_file %s: no PEM certificate", cfg.TLS.ClientCAFile)
+		return nil, err
 	}
 	c := base.Clone()
 	c.ClientCAs = pool

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"postern/internal/check"
 	"postern/internal/config"
 	"postern/internal/dns/dnstest"
 	"postern/internal/mailauth"
@@ -120,20 +121,18 @@ func addTestUser(t *testing.T, cfg *config.Config, addr string) {
 	}
 }
 
-func (e *checkEnv) run(t *testing.T) []checkResult {
+func (e *checkEnv) run(t *testing.T) []check.Result {
 	t.Helper()
-	c := &checker{cfg: e.cfg, res: e.dns.Resolver(), http: e.http, now: func() time.Time {
-		return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	}}
-	c.run(context.Background())
-	return c.out
+	c := newChecker(e.cfg, e.dns.Resolver(), e.http)
+	c.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }
+	return runChecks(context.Background(), c)
 }
 
 // find returns the results of one check.
-func find(rs []checkResult, check string) []checkResult {
-	var out []checkResult
+func find(rs []check.Result, name string) []check.Result {
+	var out []check.Result
 	for _, r := range rs {
-		if r.Check == check {
+		if r.Check == name {
 			out = append(out, r)
 		}
 	}
@@ -160,7 +159,7 @@ func TestCheckAllWell(t *testing.T) {
 	e.policy = "version: STSv1\r\nmode: enforce\r\nmx: *.example.com\r\nmax_age: 86400\r\n"
 	rs := e.run(t)
 	for _, r := range rs {
-		if r.Status != statusOK {
+		if r.Status != check.StatusOK {
 			t.Errorf("%+v", r)
 		}
 	}
@@ -170,7 +169,7 @@ func TestCheckAllWell(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	(&checker{out: rs}).print(&out, false)
+	check.Print(&out, rs, false)
 	if !strings.Contains(out.String(), "OK   mta-sts example.com: policy mode enforce, mx *.example.com\n") ||
 		!strings.HasSuffix(out.String(), "15 checks: 0 failed, 0 warnings\n") {
 		t.Errorf("output:\n%s", out.String())
@@ -184,13 +183,13 @@ func TestCheckMissing(t *testing.T) {
 	e := newCheckEnv(t, dnstest.Zone{"mail.example.com": {dnstest.A("192.0.2.1")}})
 	rs := e.run(t)
 	want := map[string]struct{ status, fix string }{
-		"mx":      {statusFail, "example.com. IN MX 10 mail.example.com."},
-		"spf":     {statusFail, `example.com. IN TXT "v=spf1 mx -all"`},
-		"dkim":    {statusFail, e.dkimZone},
-		"dmarc":   {statusFail, `_dmarc.example.com. IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.com"`},
-		"mta-sts": {statusWarn, "_mta-sts.example.com. IN TXT \"v=STSv1; id=2026112701\"\n  and serve at https://mta-sts.example.com/.well-known/mta-sts.txt"},
-		"tls-rpt": {statusWarn, `_smtp._tls.example.com. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@example.com"`},
-		"ptr":     {statusFail, "publish 1.2.0.192.in-addr.arpa. IN PTR mail.example.com."},
+		"mx":      {check.StatusFail, "example.com. IN MX 10 mail.example.com."},
+		"spf":     {check.StatusFail, `example.com. IN TXT "v=spf1 mx -all"`},
+		"dkim":    {check.StatusFail, e.dkimZone},
+		"dmarc":   {check.StatusFail, `_dmarc.example.com. IN TXT "v=DMARC1; p=quarantine; rua=mailto:postmaster@example.com"`},
+		"mta-sts": {check.StatusWarn, "_mta-sts.example.com. IN TXT \"v=STSv1; id=2026112701\"\n  and serve at https://mta-sts.example.com/.well-known/mta-sts.txt"},
+		"tls-rpt": {check.StatusWarn, `_smtp._tls.example.com. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@example.com"`},
+		"ptr":     {check.StatusFail, "publish 1.2.0.192.in-addr.arpa. IN PTR mail.example.com."},
 	}
 	for check, w := range want {
 		got := find(rs, check)
@@ -217,13 +216,13 @@ func TestCheckWrong(t *testing.T) {
 	e.policy = "version: STSv1\nmode: testing\nmx: mx.other.example\nmax_age: 86400\n"
 	rs := e.run(t)
 	want := map[string]struct{ status, msg string }{
-		"mx":      {statusFail, "no MX of example.com names this host mail.example.com (they name mx.other.example)"},
-		"spf":     {statusFail, "gives fail, not pass, for this host's address 192.0.2.1"},
-		"dkim":    {statusFail, "does not publish the key in"},
-		"dmarc":   {statusWarn, "p=none"},
-		"mta-sts": {statusFail, "lists mx mx.other.example but not this host mail.example.com"},
-		"tls-rpt": {statusFail, "has no rua="},
-		"ptr":     {statusFail, "PTR of 192.0.2.1 is host-1.isp.example, not mail.example.com"},
+		"mx":      {check.StatusFail, "no MX of example.com names this host mail.example.com (they name mx.other.example)"},
+		"spf":     {check.StatusFail, "gives fail, not pass, for this host's address 192.0.2.1"},
+		"dkim":    {check.StatusFail, "does not publish the key in"},
+		"dmarc":   {check.StatusWarn, "p=none"},
+		"mta-sts": {check.StatusFail, "lists mx mx.other.example but not this host mail.example.com"},
+		"tls-rpt": {check.StatusFail, "has no rua="},
+		"ptr":     {check.StatusFail, "PTR of 192.0.2.1 is host-1.isp.example, not mail.example.com"},
 	}
 	for check, w := range want {
 		got := find(rs, check)
@@ -236,14 +235,14 @@ func TestCheckWrong(t *testing.T) {
 	e.dns.Set("example.com", dnstest.MX(10, "mail.example.com"), dnstest.TXT("v=spf1 mx -all"), dnstest.TXT("v=spf1 a -all"))
 	e.policy = ""
 	rs = e.run(t)
-	if r := find(rs, "spf"); r[0].Status != statusFail || !strings.Contains(r[0].Message, "2 SPF records") {
+	if r := find(rs, "spf"); r[0].Status != check.StatusFail || !strings.Contains(r[0].Message, "2 SPF records") {
 		t.Errorf("spf: %+v", r)
 	}
-	if r := find(rs, "mta-sts"); r[0].Status != statusFail || !strings.Contains(r[0].Message, "404") {
+	if r := find(rs, "mta-sts"); r[0].Status != check.StatusFail || !strings.Contains(r[0].Message, "404") {
 		t.Errorf("mta-sts: %+v", r)
 	}
 	e.dns.Set("example.com", dnstest.MX(10, "mail.example.com"), dnstest.TXT("v=spf1 mx ip4:300.1.1.1 -all"))
-	if r := find(e.run(t), "spf"); r[0].Status != statusFail || !strings.Contains(r[0].Message, `"ip4:300.1.1.1" is not a valid mechanism`) {
+	if r := find(e.run(t), "spf"); r[0].Status != check.StatusFail || !strings.Contains(r[0].Message, `"ip4:300.1.1.1" is not a valid mechanism`) {
 		t.Errorf("spf: %+v", r)
 	}
 }
@@ -270,11 +269,11 @@ func TestCheckCommand(t *testing.T) {
 	if code := run([]string{"check", "--json", "--config", e.cfgFile}, nil, &stdout, &stderr); code != 1 {
 		t.Fatalf("exit %d, want 1; stderr: %s", code, stderr.String())
 	}
-	var rs []checkResult
+	var rs []check.Result
 	if err := json.Unmarshal(stdout.Bytes(), &rs); err != nil {
 		t.Fatalf("--json output: %v\n%s", err, stdout.String())
 	}
-	if r := find(rs, "dmarc"); len(r) != 1 || r[0].Status != statusFail || r[0].Domain != "example.com" ||
+	if r := find(rs, "dmarc"); len(r) != 1 || r[0].Status != check.StatusFail || r[0].Domain != "example.com" ||
 		!strings.HasPrefix(r[0].Fix, "_dmarc.example.com. IN TXT") {
 		t.Errorf("dmarc: %+v", r)
 	}
@@ -288,48 +287,15 @@ func TestCheckCommand(t *testing.T) {
 	rs = nil
 	json.Unmarshal(stdout.Bytes(), &rs)
 	// One result per problem, as serve prints them, the fix on the last.
-	if len(rs) != 2 || rs[0].Check != "config" || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, `unknown key "bogus"`) ||
+	if len(rs) != 2 || rs[0].Check != "config" || rs[0].Status != check.StatusFail || !strings.Contains(rs[0].Message, `unknown key "bogus"`) ||
 		rs[0].Fix != "" || !strings.Contains(rs[1].Message, "acme.challenge") || rs[1].Fix == "" {
 		t.Errorf("bad config: %+v", rs)
 	}
 }
 
-// A private key kept outside the data directory is checked for being
-// readable by everyone; one inside it is the data-dir check's.
-func TestKeyFileExposed(t *testing.T) {
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	os.MkdirAll(data, 0o700)
-	for _, c := range []struct {
-		path    string
-		mode    os.FileMode
-		exposed bool
-	}{
-		{filepath.Join(dir, "key600.pem"), 0o600, false},
-		{filepath.Join(dir, "key640.pem"), 0o640, false},
-		{filepath.Join(dir, "key644.pem"), 0o644, true},
-		{filepath.Join(dir, "key604.pem"), 0o604, true},
-		{filepath.Join(data, "key644.pem"), 0o644, false},
-		{filepath.Join(dir, "missing.pem"), 0, false},
-	} {
-		if c.mode != 0 {
-			os.WriteFile(c.path, []byte("key"), 0o600)
-			os.Chmod(c.path, c.mode)
-		}
-		msg, fix := keyFileExposed(c.path, data)
-		if (msg != "") != c.exposed {
-			t.Errorf("%s %04o: %q, want exposed=%v", c.path, c.mode, msg, c.exposed)
-		}
-		if c.exposed && (!strings.Contains(msg, "readable by everyone") || !strings.Contains(fix, "chmod o-rwx "+c.path)) {
-			t.Errorf("%s: %q, fix %q", c.path, msg, fix)
-		}
-	}
-}
-
 // TestCheckPostmaster: a postmaster address that reaches nobody is a
 // FAIL with the exact command that fixes it (issue 12, §6); the
-// embedded default, whose first start creates postmaster@localhost, is
-// fine before that start.
+// embedded default is internal/check's TestCheckPostmasterFirstStart.
 func TestCheckPostmaster(t *testing.T) {
 	e := newCheckEnv(t, goodZone())
 	os.Remove(e.cfg.UsersFile())
@@ -341,7 +307,7 @@ func TestCheckPostmaster(t *testing.T) {
 		r := find(e.run(t), "postmaster")
 		want := "postern user add postmaster@example.com --config " + e.cfgFile +
 			`, or an alias to an existing user in ` + e.cfgFile + `: [aliases] "postmaster@example.com" = ["USER@example.com"]`
-		if len(r) != 1 || r[0].Status != statusFail || r[0].Domain != "example.com" || r[0].Fix != want ||
+		if len(r) != 1 || r[0].Status != check.StatusFail || r[0].Domain != "example.com" || r[0].Fix != want ||
 			!strings.Contains(r[0].Message, "postmaster@example.com reaches nobody") {
 			t.Errorf("users %q: %+v\nwant FAIL with fix %q", users, r, want)
 		}
@@ -350,15 +316,6 @@ func TestCheckPostmaster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dev := config.Dev(filepath.Join(t.TempDir(), "postern-data"))
-	c := &checker{cfg: dev}
-	c.checkPostmaster(context.Background())
-	if len(c.out) != 1 || c.out[0].Status != statusOK || !strings.Contains(c.out[0].Message, "postmaster@localhost is created at the first start") {
-		t.Errorf("embedded default: %+v", c.out)
-	}
-	if _, err := os.Stat(dev.DataDir); err == nil {
-		t.Errorf("check made the data directory %s", dev.DataDir)
-	}
 }
 
 // TestCheckMTASTSAsDelivery: postern check judges the MTA-STS record and
@@ -371,12 +328,12 @@ func TestCheckMTASTSAsDelivery(t *testing.T) {
 	e.dns.Set("s1._domainkey.example.com", dnstest.TXT(e.dkimRec))
 	good := "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: 86400\n"
 	for _, tt := range []struct{ record, policy, status, want string }{
-		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: +86400\n", statusFail, "max_age"},
-		{"v=STSv1; id=20261127", good + "bad key: x\n", statusFail, "invalid key"},
-		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com!\nmax_age: 86400\n", statusFail, "invalid mx pattern"},
-		{"v=STSv1; id=1; id=2", good, statusFail, "id given twice"},
+		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com\nmax_age: +86400\n", check.StatusFail, "max_age"},
+		{"v=STSv1; id=20261127", good + "bad key: x\n", check.StatusFail, "invalid key"},
+		{"v=STSv1; id=20261127", "version: STSv1\nmode: enforce\nmx: mail.example.com!\nmax_age: 86400\n", check.StatusFail, "invalid mx pattern"},
+		{"v=STSv1; id=1; id=2", good, check.StatusFail, "id given twice"},
 		// Delivery sees no record here: no policy, as if none were published.
-		{"v=STSv10; id=20261127", good, statusWarn, "no MTA-STS record"},
+		{"v=STSv10; id=20261127", good, check.StatusWarn, "no MTA-STS record"},
 	} {
 		e.dns.Set("_mta-sts.example.com", dnstest.TXT(tt.record))
 		e.policy = tt.policy
@@ -389,7 +346,7 @@ func TestCheckMTASTSAsDelivery(t *testing.T) {
 	// a trailing dot, CRLF line ends, an extension key.
 	e.dns.Set("_mta-sts.example.com", dnstest.TXT("v=STSv1; id=20261127"))
 	e.policy = "version: STSv1\r\nmode: enforce\r\nmx: *.EXAMPLE.com.\r\nmax_age: 86400\r\next_1: y\r\n"
-	if r := find(e.run(t), "mta-sts"); len(r) != 1 || r[0].Status != statusOK {
+	if r := find(e.run(t), "mta-sts"); len(r) != 1 || r[0].Status != check.StatusOK {
 		t.Errorf("a policy delivery takes: %+v", r)
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 
 	"postern/internal/config"
 	"postern/internal/delivery/policy"
@@ -14,6 +12,7 @@ import (
 	"postern/internal/dns"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/tlsconf"
 )
 
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
@@ -49,18 +48,7 @@ func outboundRoots(file, key string) (*x509.CertPool, error) {
 	if file == "" {
 		return nil, nil
 	}
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool() // no system roots here: the file's only
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("%s %s: no PEM certificate", key, file)
-	}
-	return pool, nil
+	return tlsconf.LoadPool(file, key, true)
 }
 
 // newRemote builds the outbound SMTP client: MX delivery by the policy
@@ -87,19 +75,7 @@ func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, l
 type remoteBatch struct{ d *remote.Deliverer }
 
 func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
-	hdr := msg.Header
-	tlsOptional := false
-	for _, v := range smtp.HeaderValues(hdr, "TLS-Required") {
-		if strings.EqualFold(strings.TrimSpace(v), "No") { // RFC 8689 §5
-			tlsOptional = true
-		}
-	}
-	results := b.d.Deliver(ctx, &remote.Message{
-		ID: env.ID, From: env.From, Rcpts: rcpts, Data: msg,
-		SMTPUTF8: env.SMTPUTF8 && needsUTF8(env.From, rcpts, hdr), EightBit: env.Body == "8BITMIME",
-		RequireTLS: env.RequireTLS, TLSOptional: tlsOptional,
-		Ret: env.Ret, EnvID: env.EnvID, DSN: env.DSN,
-	})
+	results := b.d.Deliver(ctx, remote.NewMessage(env, rcpts, msg)) // SMTPUTF8, TLS-Required: No
 	out := make([]queue.Outcome, len(results))
 	for i, r := range results {
 		ss := r.Session
@@ -120,31 +96,6 @@ func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts
 		out[i] = o
 	}
 	return out
-}
-
-// needsUTF8 reports whether a message the client sent with SMTPUTF8
-// really needs it downstream: only when an address or the header section
-// holds non-ASCII (RFC 6531 §3.2). Clients such as Go's net/smtp ask for
-// SMTPUTF8 whenever it is offered; an ASCII message so sent must still
-// reach servers without the extension (Postfix decides the same way).
-func needsUTF8(from string, rcpts []string, hdr []byte) bool {
-	nonASCII := func(s string) bool {
-		for i := 0; i < len(s); i++ {
-			if s[i] >= 0x80 {
-				return true
-			}
-		}
-		return false
-	}
-	if nonASCII(from) || nonASCII(string(hdr)) {
-		return true
-	}
-	for _, r := range rcpts {
-		if nonASCII(r) {
-			return true
-		}
-	}
-	return false
 }
 
 func deliveryErr(r remote.Result) error {

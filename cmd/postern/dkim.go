@@ -5,9 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +15,6 @@ import (
 	"postern/internal/addrkey"
 	"postern/internal/config"
 	"postern/internal/dns"
-	"postern/internal/fsutil"
 	"postern/internal/mailauth"
 	"postern/internal/pkcs11"
 )
@@ -81,28 +80,9 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	if err != nil {
 		return fmt.Errorf("dkim keygen: %w", err)
 	}
-	if err := fsutil.MkdirAll(filepath.Dir(path), 0o700, owner); err != nil {
-		return fmt.Errorf("dkim keygen: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
+	if err := mailauth.WriteKey(path, pemBytes, owner); errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("dkim keygen: %s exists; choose another --selector", path)
-	}
-	if err != nil {
-		return fmt.Errorf("dkim keygen: %w", err)
-	}
-	err = owner.Chown(f)
-	if err == nil {
-		_, err = f.Write(pemBytes)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	} else if err != nil {
 		return fmt.Errorf("dkim keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "Wrote %s\n", path)

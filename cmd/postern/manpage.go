@@ -10,6 +10,8 @@ import (
 	"io"
 	"regexp"
 	"strings"
+
+	"postern"
 )
 
 // roffText escapes text for roff: backslashes, and a period or quote
@@ -54,7 +56,7 @@ func roffParagraphs(text string) string {
 
 // writeManPage writes postern(8).
 func writeManPage(w io.Writer, c *cli) error {
-	v := readVersion()
+	v := postern.ReadBuild()
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	p(`.\" postern(8), made by "postern help --man" from the command table; do not edit.`)
 	p(`.TH POSTERN 8 "" "Postern %s" "System Administration"`, roffText(v.Version))

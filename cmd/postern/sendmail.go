@@ -7,22 +7,15 @@ package main
 // durably before it answers. Exit statuses are those of sysexits.h.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"mime"
-	"net/mail"
-	"slices"
 	"strings"
 	"syscall"
 
-	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/sendmail"
-	"postern/internal/smtp"
 	"postern/internal/smtpd"
 	"postern/internal/spool"
 	"postern/internal/userdb"
@@ -171,140 +164,6 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 	return o, nil
 }
 
-// readMessage reads a message from r and returns it with CRLF line
-// endings: a bare LF or a bare CR ends a line too. Unless ignoreDots, a
-// line holding a single "." ends the message (and is not part of it).
-// More than max bytes is an error.
-func readMessage(r io.Reader, ignoreDots bool, max int64) ([]byte, error) {
-	in, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(in)) > max {
-		return nil, fmt.Errorf("message bigger than %d bytes", max)
-	}
-	out := make([]byte, 0, len(in)+len(in)/40+2)
-	for len(in) > 0 {
-		var line []byte
-		i := bytes.IndexAny(in, "\r\n")
-		if i < 0 {
-			line, in = in, nil
-		} else {
-			line = in[:i]
-			if in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n' {
-				in = in[i+2:]
-			} else {
-				in = in[i+1:]
-			}
-		}
-		if !ignoreDots && string(line) == "." {
-			break
-		}
-		out = append(out, line...)
-		out = append(out, "\r\n"...)
-	}
-	return out, nil
-}
-
-// prepareMessage applies -t and -F to msg (CRLF lines), and qualifies
-// bare names with domain: in the address fields of the header
-// (sendmail.QualifyHeader) and among the recipients. With extract, the
-// recipients of To, Cc and Bcc are added to those of the command line
-// and the Bcc fields are removed; a From field is added when there is
-// none. It returns the message, the recipients, and those of them that
-// were bare names.
-func prepareMessage(msg []byte, o *sendmailOpts, sender, domain string) (data []byte, rcpts, bare []string, err error) {
-	end := smtp.HeaderEnd(msg)
-	hdr, body := msg[:end], msg[end:]
-	if len(msg) > 0 && !isFieldLine(msg) {
-		// No header section at all: the whole input is the body.
-		hdr, body = nil, append([]byte("\r\n"), msg...)
-	}
-	hdr, made, err := sendmail.QualifyHeader(hdr, domain)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, r := range o.rcpts {
-		if sendmail.IsBareName(r) {
-			r += "@" + domain
-			bare = append(bare, r)
-		}
-		rcpts = append(rcpts, r)
-	}
-	if o.extractRcpts {
-		for _, name := range []string{"To", "Cc", "Bcc"} {
-			for _, v := range smtp.HeaderValues(hdr, name) {
-				if strings.TrimSpace(v) == "" {
-					continue
-				}
-				list, err := mail.ParseAddressList(v)
-				if err != nil {
-					return nil, nil, nil, fmt.Errorf("%s: %w", name, err)
-				}
-				for _, a := range list {
-					rcpts = append(rcpts, a.Address)
-					if slices.ContainsFunc(made, func(m string) bool { return strings.EqualFold(m, a.Address) }) {
-						bare = append(bare, a.Address)
-					}
-				}
-			}
-		}
-		hdr = removeField(hdr, "Bcc")
-	}
-	if len(smtp.HeaderValues(hdr, "From")) == 0 && sender != "" {
-		from := (&mail.Address{Name: o.fullName, Address: sender}).String()
-		if o.fullName == "" {
-			from = sender
-		} else if !smtp.IsASCII(o.fullName) {
-			from = mime.QEncoding.Encode("utf-8", o.fullName) + " <" + sender + ">"
-		}
-		hdr = append([]byte("From: "+from+"\r\n"), hdr...)
-	}
-	out := make([]byte, 0, len(hdr)+len(body))
-	return append(append(out, hdr...), body...), rcpts, bare, nil
-}
-
-// removeField removes every field named name (with its folded lines)
-// from the header section hdr.
-func removeField(hdr []byte, name string) []byte {
-	out := make([]byte, 0, len(hdr))
-	skip := false
-	for len(hdr) > 0 {
-		i := bytes.Index(hdr, []byte("\r\n"))
-		line := hdr
-		if i >= 0 {
-			line = hdr[:i+2]
-		}
-		hdr = hdr[len(line):]
-		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-			if !skip {
-				out = append(out, line...)
-			}
-			continue
-		}
-		n, _, _ := bytes.Cut(line, []byte(":"))
-		skip = strings.EqualFold(strings.TrimSpace(string(n)), name)
-		if !skip {
-			out = append(out, line...)
-		}
-	}
-	return out
-}
-
-// isFieldLine reports whether msg starts with a header field: a name of
-// printable ASCII without ':' and then ':' (RFC 5322 §2.2).
-func isFieldLine(msg []byte) bool {
-	for i, c := range msg {
-		switch {
-		case c == ':':
-			return i > 0
-		case c < 33 || c > 126:
-			return false
-		}
-	}
-	return false
-}
-
 // sendmailConfig loads the configuration sendmail uses: -C/--config,
 // or --data, or as every command finds it (configFlags.load).
 func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
@@ -371,11 +230,12 @@ func (c *cli) sendmail(args []string) int {
 			sender += "@" + domain
 		}
 	}
-	msg, err := readMessage(stdin, o.ignoreDots, cfg.Limits.MaxMessageSize)
+	msg, err := sendmail.ReadMessage(stdin, o.ignoreDots, cfg.Limits.MaxMessageSize)
 	if err != nil {
 		return fail(exDataErr, "read message: %v", err)
 	}
-	msg, rcpts, bare, err := prepareMessage(msg, o, sender, domain)
+	msg, rcpts, bare, err := sendmail.Prepare(msg, sendmail.PrepareOptions{
+		Recipients: o.rcpts, Extract: o.extractRcpts, FullName: o.fullName, Sender: sender, Domain: domain})
 	if err != nil {
 		return fail(exDataErr, "%v", err)
 	}
@@ -413,32 +273,6 @@ func submitFailure(err error, sock string) (int, string) {
 	return exTempFail, err.Error()
 }
 
-// localSubmitter is the server side of `postern sendmail` (admin.Submitter):
-// it DKIM-signs with the submission listeners' signer, when there is one,
-// and puts the message in the spool.
-type localSubmitter struct {
-	spool *spool.Spool
-	sign  smtpd.Filter // nil: no signing
-}
-
-// Submit implements admin.Submitter.
-func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
-	if l.sign != nil {
-		// Only root and Postern's own user reach the socket: they are
-		// trusted to send as any address, as a local MTA trusts them.
-		res, err := l.sign.Filter(ctx, env, msg)
-		if err != nil {
-			return err
-		}
-		if len(res.Prepend) > 0 {
-			msg = &smtp.Message{Header: append(append([]byte(nil), res.Prepend...), msg.Header...), Body: msg.Body}
-		}
-	}
-	// A large body goes into a blob of its own, written in this
-	// goroutine: the spool's writer never copies it.
-	return l.spool.PutMessage(ctx, env, msg)
-}
-
 // localSubmit configures the admin socket's local submission; limiter
 // applies [send_limits] to it, under the caller's Unix user
 // (admin.LocalSender: "local:www-data"), as to SMTP users. A bare name
@@ -446,23 +280,14 @@ func (l localSubmitter) Submit(ctx context.Context, env *smtp.Envelope, msg *smt
 // to the postmaster (with dir nil, it stays as it is).
 func localSubmit(cfg *config.Config, spool *spool.Spool, sign smtpd.Filter, limiter admin.SendLimiter, dir *userdb.Directory) *admin.LocalSubmit {
 	ls := &admin.LocalSubmit{
-		Submitter:      localSubmitter{spool: spool, sign: sign},
+		Submitter:      sendmail.Local{Spool: spool, Sign: sign},
 		Limiter:        limiter,
 		Hostname:       cfg.Hostname,
 		MaxMessageSize: cfg.Limits.MaxMessageSize,
 		MaxRecipients:  cfg.Limits.MaxRecipients,
 	}
 	if dir != nil {
-		ls.RouteBare = func(ctx context.Context, addr string) (string, error) {
-			if !dir.IsLocalDomain(addrkey.DomainOf(addr)) {
-				return addr, nil
-			}
-			ok, err := dir.RecipientExists(ctx, addr)
-			if err != nil || ok {
-				return addr, err
-			}
-			return cfg.Postmaster, nil
-		}
+		ls.RouteBare = sendmail.RouteBare(dir, cfg.Postmaster) // the postmaster, for a name nobody has
 	}
 	return ls
 }

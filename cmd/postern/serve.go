@@ -21,16 +21,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"postern"
 	"postern/internal/acme"
 	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/admission"
+	"postern/internal/check"
 	"postern/internal/config"
 	"postern/internal/delivery"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
 	"postern/internal/fsutil"
+	"postern/internal/gctune"
 	"postern/internal/handover"
+	"postern/internal/logging"
 	"postern/internal/metrics"
 	"postern/internal/pkcs11"
 	"postern/internal/queue"
@@ -68,11 +72,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		return err
 	}
 	if child == nil {
-		if err := notInUse(cfg); err != nil { // servehints.go
+		if err := check.InUse(cfg); err != nil {
 			return err
 		}
 	}
-	defer startGCTuner(gcHeadroom)() // GOGC from the heap's headroom (gctune.go)
+	defer gctune.Start(gctune.Headroom)() // GOGC from the heap's headroom
 	b := newServeBase(cfg, cf.load, stderr)
 	defer b.closeAll()
 	pre, err := b.prepare(child)
@@ -92,11 +96,11 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 	// before serving any, and before a graceful restart's new process
 	// says it is ready: a port already taken fails the start while the
 	// old process still serves.
-	socks, err := bindSockets(cfg, pre.listen)
+	socks, err := bindSockets(cfg, pre.Listen)
 	if err != nil {
 		return err
 	}
-	pre.closeUnused(b.log)
+	pre.CloseUnused(b.log)
 	return b.serve(child, socks)
 }
 
@@ -127,7 +131,7 @@ type serveBase struct {
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
 	restarts chan restartRequest // postern restart (restart.go)
-	version  buildVersion
+	version  postern.Build
 	closers  []func() // closeAll calls them, the last first
 
 	// The reloadable parts (live.go): the running servers and runner
@@ -147,7 +151,7 @@ type serveBase struct {
 // log.level.
 func newServeBase(cfg *config.Config, load func() (*config.Config, error), stderr io.Writer) *serveBase {
 	b := &serveBase{cfg: cfg, loadConfig: load, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
-		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: readVersion()}
+		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: postern.ReadBuild()}
 	b.level.Set(cfg.Log.Level)
 	b.log = newLevelLogger(cfg.Log, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
@@ -167,12 +171,12 @@ func (b *serveBase) closeAll() {
 // prepare is the first step: systemd's sockets, binding as root, user
 // and group, the data directory's owner and mode (privs.go); then the
 // data directory and every *_file secret in use, read by the one rule.
-func (b *serveBase) prepare(child *handover.Child) (*preBound, error) {
+func (b *serveBase) prepare(child *handover.Child) (*handover.Prebound, error) {
 	pre, err := prepareProcess(b.cfg, b.log, child)
 	if err != nil {
 		return nil, err
 	}
-	b.onClose(pre.closeAll)
+	b.onClose(pre.CloseAll)
 	if err := os.MkdirAll(b.cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("serve: data directory: %w", err)
 	}
@@ -279,7 +283,7 @@ func (b *serveBase) serve(child *handover.Child, socks *handover.Sockets) error 
 	spool, err := handover.RetryOpen(retry, b.openSpool)
 	if err != nil {
 		socks.Close()
-		return spoolError(b.cfg, err) // servehints.go
+		return check.SpoolError(b.cfg, err)
 	}
 	return b.run(spool, socks, child, sigs)
 }
@@ -651,7 +655,7 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		l, err := listen(name, addr)
 		if err != nil {
 			s.Close()
-			return listenError(what, addr, err) // servehints.go
+			return check.ListenError(what, addr, err)
 		}
 		s.Add(name, l)
 		return nil
@@ -730,11 +734,11 @@ func newLogger(lc config.Log, w io.Writer) *slog.Logger {
 // newLevelLogger is newLogger at level, which may change (a
 // *slog.LevelVar) while the logger is in use.
 func newLevelLogger(lc config.Log, level slog.Leveler, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: durationSeconds} // logging.go
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logging.DurationSeconds}
 	if lc.Format == config.LogJSON {
-		return slog.New(lazyAttrs(slog.NewJSONHandler(w, opts)))
+		return slog.New(logging.LazyAttrs(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(lazyAttrs(slog.NewTextHandler(w, opts)))
+	return slog.New(logging.LazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {

@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -37,14 +35,11 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 	opts.AllowBrokenChain, opts.Logger = allowBroken, log
 	opts.Keys = tokenKeys(tokens, log) // pkcs11.go
 	if cfg.TLS.CAFile != "" {
-		pem, err := os.ReadFile(cfg.TLS.CAFile)
+		roots, err := tlsconf.LoadPool(cfg.TLS.CAFile, "tls.ca_file", false)
 		if err != nil {
-			return nil, nil, fmt.Errorf("serve: tls.ca_file: %w", err)
+			return nil, nil, fmt.Errorf("serve: %w", err)
 		}
-		opts.Check.Roots = x509.NewCertPool()
-		if !opts.Check.Roots.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("serve: tls.ca_file %s: no PEM certificate", cfg.TLS.CAFile)
-		}
+		opts.Check.Roots = roots
 	}
 	if allowBroken {
 		log.Error("started with --allow-broken-chain: a certificate clients refuse is served rather than stopping; remove the flag once fixed")

@@ -1,6 +1,7 @@
 // Package fsutil holds the file-system primitives several parts of
 // Postern need: replacing a file atomically and durably, and giving what
-// a command run as root creates to the user the server runs as.
+// a command run as root creates to the user the server runs as; and the
+// owner and mode checks of the data directory (serve's and check's).
 package fsutil
 
 import (

@@ -9,7 +9,11 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+
+	"postern/internal/fsutil"
 )
 
 // GenerateKey makes a new private key for alg (2048-bit RSA for
@@ -33,6 +37,36 @@ func GenerateKey(alg Algorithm) (crypto.Signer, []byte, error) {
 		return nil, nil, fmt.Errorf("mailauth: encode key: %w", err)
 	}
 	return k, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// WriteKey writes a new private key, pemBytes, to path (mode 0600),
+// making the directories it needs (0700); what it makes is given to
+// owner when not nil (a command run as root for a server that runs as
+// another user). It never replaces a key: when path exists the error
+// matches fs.ErrExist. The file is fsynced before WriteKey returns;
+// after a failure nothing is left at path.
+func WriteKey(path string, pemBytes []byte, owner *fsutil.Owner) error {
+	if err := fsutil.MkdirAll(filepath.Dir(path), 0o700, owner); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = owner.Chown(f)
+	if err == nil {
+		_, err = f.Write(pemBytes)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+	}
+	return err
 }
 
 // KeyRecord returns the DNS TXT record that publishes the public half of

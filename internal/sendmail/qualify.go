@@ -3,7 +3,9 @@
 // use (root, www-data) in the message's address fields, and the SMTP
 // dialogue of "sendmail -bs" on standard input and output. Cron,
 // logwatch, unattended-upgrades, smartd (through mail(1)) and mdadm all
-// mail bare names, as a local MTA has always accepted them.
+// mail bare names, as a local MTA has always accepted them. It also
+// holds the server's side (local.go): signing and spooling what the
+// command hands over the admin socket.
 package sendmail
 
 import (

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -100,116 +101,178 @@ func (s *session) prelude() bool {
 }
 
 // screen makes the Screen's checks on an mx listener and reports false
-// when the client was refused (or left) and the session must end.
+// when the client was refused (or left) and the session must end: the
+// DNSBL lookups and the pregreet read run together until the greeting
+// delay ends (or the lookups are in, without one).
 func (s *session) screen() bool {
 	sc := s.srv.Screen
 	if sc == nil || s.srv.Role != RoleMX || (sc.GreetDelay <= 0 && len(sc.DNSBL) == 0) {
 		return true
 	}
-	if sc.Passed != nil && s.remote.IsValid() {
-		ok, err := sc.Passed.Passed(s.ctx, s.remote.Addr(), s.srv.now())
-		if err != nil {
-			s.log.Warn("screen pass cache failed", "err", err)
-		}
-		if ok {
-			metrics.ScreenResults.WithLabelValues(s.srv.Name, "cached").Inc()
-			return true
-		}
+	if s.screenCached(sc) {
+		return true
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-
-	bound := sc.GreetDelay
-	if bound <= 0 {
-		bound = sc.DNSBLTimeout
-		if bound <= 0 {
-			bound = 2 * time.Second
-		}
-	}
-	hits := make(chan dnsblHit, len(sc.DNSBL))
-	pending := 0
-	if len(sc.DNSBL) > 0 && sc.Resolver != nil && s.remote.IsValid() {
-		lctx, lcancel := context.WithTimeout(ctx, bound)
-		defer lcancel()
-		for _, z := range sc.DNSBL {
-			pending++
-			go func() { hits <- lookupDNSBL(lctx, sc.Resolver, z, s.remote.Addr()) }()
-		}
-	}
-
-	// The pregreet check: a read that waits for the client, interrupted
-	// when the wait is over.
-	var peeked chan error
-	if sc.GreetDelay > 0 {
-		peeked = make(chan error, 1)
-		s.raw.SetReadDeadline(time.Time{})
-		go func() {
-			_, err := s.br.Peek(1)
-			peeked <- err
-		}()
-	}
-	stopPeek := func() error {
-		if peeked == nil {
-			return os.ErrDeadlineExceeded
-		}
-		s.raw.SetReadDeadline(time.Unix(1, 0))
-		err := <-peeked
-		peeked = nil
-		s.raw.SetReadDeadline(time.Time{})
-		return err
-	}
-
-	threshold := sc.DNSBLThreshold
-	score := 0
-	var listedBy []string
+	bound := screenBound(sc)
+	d, stopLookups := s.startDNSBL(ctx, sc, bound)
+	defer stopLookups()
+	pg := s.startPregreet(sc.GreetDelay)
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
-wait:
 	for {
 		select {
-		case err := <-peeked:
-			peeked = nil
+		case err := <-pg.done:
+			pg.done = nil
 			return s.screenRead(err)
-		case h := <-hits:
-			pending--
-			if h.err != nil {
-				s.log.Debug("dnsbl lookup failed", "zone", h.zone, "err", h.err)
+		case h := <-d.hits:
+			d.add(h, s.log)
+			if d.score >= sc.DNSBLThreshold {
+				return s.dnsblRefuse(pg, d, sc.DNSBLThreshold)
 			}
-			if h.listed {
-				metrics.DNSBLHits.WithLabelValues(h.zone).Inc()
-				score += h.weight
-				listedBy = append(listedBy, h.zone)
-			}
-			if score >= threshold {
-				if err := stopPeek(); err == nil {
-					return s.screenRead(nil)
-				}
-				metrics.ScreenResults.WithLabelValues(s.srv.Name, "dnsbl").Inc()
-				s.fail("dnsbl", &smtp.Error{Code: 521, Enhanced: "5.7.1",
-					Message: fmt.Sprintf("Service unavailable; client [%s] listed by %s", s.remote.Addr(), strings.Join(listedBy, ", ")),
-					Reason:  fmt.Sprintf("dnsbl score %d >= %d (%s)", score, threshold, strings.Join(listedBy, ", "))})
-				s.quit = true
-				return false
-			}
-			if pending == 0 && sc.GreetDelay <= 0 {
-				break wait
+			if d.pending == 0 && sc.GreetDelay <= 0 {
+				return s.screenPass(sc, pg, d)
 			}
 		case <-timer.C:
-			break wait
+			return s.screenPass(sc, pg, d)
 		case <-s.srv.done:
 			// Shutting down: serve answers 421 next.
-			stopPeek()
+			pg.stop()
 			return true
 		}
 	}
-	if err := stopPeek(); !errors.Is(err, os.ErrDeadlineExceeded) {
+}
+
+// screenCached reports whether the client passed the screen recently
+// (Screen.Passed) and skips it.
+func (s *session) screenCached(sc *Screen) bool {
+	if sc.Passed == nil || !s.remote.IsValid() {
+		return false
+	}
+	ok, err := sc.Passed.Passed(s.ctx, s.remote.Addr(), s.srv.now())
+	if err != nil {
+		s.log.Warn("screen pass cache failed", "err", err)
+	}
+	if ok {
+		metrics.ScreenResults.WithLabelValues(s.srv.Name, "cached").Inc()
+	}
+	return ok
+}
+
+// screenBound is how long the screen lasts at most: the greeting delay,
+// or without one the DNSBL timeout.
+func screenBound(sc *Screen) time.Duration {
+	if sc.GreetDelay > 0 {
+		return sc.GreetDelay
+	}
+	if sc.DNSBLTimeout > 0 {
+		return sc.DNSBLTimeout
+	}
+	return 2 * time.Second
+}
+
+// dnsblScore collects the answers of the DNSBL zones asked about one
+// client.
+type dnsblScore struct {
+	hits     chan dnsblHit
+	pending  int // lookups not answered yet
+	score    int
+	listedBy []string
+}
+
+// startDNSBL asks every zone of sc about the client at once, for at
+// most bound; the returned function ends the lookups still running.
+func (s *session) startDNSBL(ctx context.Context, sc *Screen, bound time.Duration) (*dnsblScore, context.CancelFunc) {
+	hits := make(chan dnsblHit, len(sc.DNSBL))
+	d := &dnsblScore{hits: hits}
+	if len(sc.DNSBL) == 0 || sc.Resolver == nil || !s.remote.IsValid() {
+		return d, func() {}
+	}
+	lctx, cancel := context.WithTimeout(ctx, bound)
+	addr := s.remote.Addr()
+	for _, z := range sc.DNSBL {
+		d.pending++
+		go func() { hits <- lookupDNSBL(lctx, sc.Resolver, z, addr) }()
+	}
+	return d, cancel
+}
+
+// add counts the answer h.
+func (d *dnsblScore) add(h dnsblHit, log *slog.Logger) {
+	d.pending--
+	if h.err != nil {
+		log.Debug("dnsbl lookup failed", "zone", h.zone, "err", h.err)
+	}
+	if h.listed {
+		metrics.DNSBLHits.WithLabelValues(h.zone).Inc()
+		d.score += h.weight
+		d.listedBy = append(d.listedBy, h.zone)
+	}
+}
+
+// pregreet is the pregreet check: a read that waits for the client,
+// interrupted when the wait is over.
+type pregreet struct {
+	s    *session
+	done chan error // the read's result; nil when no read is pending
+}
+
+// startPregreet starts the read when there is a greeting delay.
+func (s *session) startPregreet(delay time.Duration) *pregreet {
+	p := &pregreet{s: s}
+	if delay > 0 {
+		done := make(chan error, 1)
+		p.done = done
+		s.raw.SetReadDeadline(time.Time{})
+		go func() {
+			_, err := s.br.Peek(1)
+			done <- err
+		}()
+	}
+	return p
+}
+
+// stop interrupts the read and returns its result:
+// os.ErrDeadlineExceeded when the client sent nothing (or no read was
+// pending).
+func (p *pregreet) stop() error {
+	if p.done == nil {
+		return os.ErrDeadlineExceeded
+	}
+	p.s.raw.SetReadDeadline(time.Unix(1, 0))
+	err := <-p.done
+	p.done = nil
+	p.s.raw.SetReadDeadline(time.Time{})
+	return err
+}
+
+// dnsblRefuse refuses a client whose DNSBL score reached threshold,
+// unless it talked first (then that is the reason).
+func (s *session) dnsblRefuse(pg *pregreet, d *dnsblScore, threshold int) bool {
+	if err := pg.stop(); err == nil {
+		return s.screenRead(nil)
+	}
+	metrics.ScreenResults.WithLabelValues(s.srv.Name, "dnsbl").Inc()
+	zones := strings.Join(d.listedBy, ", ")
+	s.fail("dnsbl", &smtp.Error{Code: 521, Enhanced: "5.7.1",
+		Message: fmt.Sprintf("Service unavailable; client [%s] listed by %s", s.remote.Addr(), zones),
+		Reason:  fmt.Sprintf("dnsbl score %d >= %d (%s)", d.score, threshold, zones)})
+	s.quit = true
+	return false
+}
+
+// screenPass ends the wait: the client passes unless it talked first or
+// left meanwhile. A client with a score of 0 and every answer in is
+// remembered (Screen.Passed).
+func (s *session) screenPass(sc *Screen, pg *pregreet, d *dnsblScore) bool {
+	if err := pg.stop(); !errors.Is(err, os.ErrDeadlineExceeded) {
 		return s.screenRead(err)
 	}
 	metrics.ScreenResults.WithLabelValues(s.srv.Name, "pass").Inc()
-	if len(listedBy) > 0 {
-		s.log.Info("dnsbl listed below threshold", "score", score, "threshold", threshold, "zones", listedBy)
+	if len(d.listedBy) > 0 {
+		s.log.Info("dnsbl listed below threshold", "score", d.score, "threshold", sc.DNSBLThreshold, "zones", d.listedBy)
 	}
-	if sc.Passed != nil && score == 0 && pending == 0 && s.remote.IsValid() {
+	if sc.Passed != nil && d.score == 0 && d.pending == 0 && s.remote.IsValid() {
 		if err := sc.Passed.Pass(s.ctx, s.remote.Addr(), s.srv.now()); err != nil {
 			s.log.Warn("screen pass cache failed", "err", err)
 		}

@@ -135,6 +135,8 @@ func leafOf(c *tls.Certificate) (*x509.Certificate, error) {
 	return x509.ParseCertificate(c.Certificate[0])
 }
 
+// checkOne checks one certificate chain and its key, as a client would
+// see them: the key, the dates, the order, the trust, the host names.
 func checkOne(cert *tls.Certificate, prefix string, opts CheckOptions) []Problem {
 	if cert == nil || len(cert.Certificate) == 0 {
 		return []Problem{{Kind: ProblemInvalid, Cert: strings.TrimSuffix(prefix, ": "), Message: "no certificate", Fix: "put the PEM certificate chain, leaf first, in the certificate file"}}
@@ -147,50 +149,84 @@ func checkOne(cert *tls.Certificate, prefix string, opts CheckOptions) []Problem
 		}
 		chain[i] = x
 	}
-	n := len(chain)
-	label := func(i int) string {
-		role := "intermediate"
-		switch {
-		case !chain[i].IsCA:
-			role = "leaf"
-		case isSelfSigned(chain[i]):
-			role = "root"
-		}
-		return fmt.Sprintf("%scertificate %d of %d (%s %q, serial %s)", prefix, i+1, n, role, subjectName(chain[i]), serialOf(chain[i]))
+	c := &chainCheck{chain: chain, prefix: prefix, opts: opts, now: opts.Now}
+	if c.now.IsZero() {
+		c.now = time.Now()
 	}
-	var out []Problem
-	add := func(k ProblemKind, i int, msg, fix string) {
-		out = append(out, Problem{Kind: k, Cert: label(i), Message: msg, Fix: fix})
+	if c.checkKey(cert.PrivateKey) {
+		return c.out // the leaf is not first: the rest would only repeat it
 	}
-	leaf := chain[0]
+	timeBad := c.checkDates()
+	orderBad := c.checkOrder()
+	verifyAt := c.now
+	if timeBad {
+		verifyAt = validTime(chain)
+	}
+	if !orderBad && !verifyAt.IsZero() {
+		c.checkTrust(verifyAt, timeBad)
+	}
+	return append(c.out, hostProblems(chain[0], opts.Hostnames, c.label(0))...)
+}
 
-	// The key, and a leaf that is not first.
-	if s, ok := cert.PrivateKey.(crypto.Signer); ok {
-		pub, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool })
-		if ok && !pub.Equal(leaf.PublicKey) {
-			if j := indexKey(chain, pub); j > 0 {
-				add(ProblemWrongOrder, 0, fmt.Sprintf("the leaf (the certificate of the private key) is certificate %d, not the first", j+1),
-					"put the leaf first in the certificate file, then its issuer, then that one's issuer")
-				return out
-			}
-			msg, fix := "the private key does not belong to this certificate (its public key differs from the leaf's)",
-				"use the key file generated with this certificate's request, or the certificate issued for this key"
-			if s, ok := cert.PrivateKey.(fmt.Stringer); ok && IsKeyURI(s.String()) {
-				// A key in a token (pkcs11.Key).
-				msg = fmt.Sprintf("the key %s in the token does not belong to this certificate (its public key differs from the leaf's)", s)
-				fix = "name the token's key this certificate was issued for (pkcs11-tool --list-objects shows labels and ids), or get a certificate for this key (a request signed in the token, e.g. openssl req -engine pkcs11 -keyform engine -key URI)"
-			}
-			add(ProblemKeyMismatch, 0, msg, fix)
-		}
-	}
+// chainCheck is one run of checkOne: the parsed chain, leaf first, and
+// the problems found so far.
+type chainCheck struct {
+	chain  []*x509.Certificate
+	prefix string
+	opts   CheckOptions
+	now    time.Time
+	out    []Problem
+}
 
-	// Dates, of every certificate (RFC 5280 §4.1.2.5).
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
+// label names certificate i of the chain in a Problem.
+func (c *chainCheck) label(i int) string {
+	x := c.chain[i]
+	role := "intermediate"
+	switch {
+	case !x.IsCA:
+		role = "leaf"
+	case isSelfSigned(x):
+		role = "root"
 	}
-	timeBad := false
-	for i, x := range chain {
+	return fmt.Sprintf("%scertificate %d of %d (%s %q, serial %s)", c.prefix, i+1, len(c.chain), role, subjectName(x), serialOf(x))
+}
+
+func (c *chainCheck) add(k ProblemKind, i int, msg, fix string) {
+	c.out = append(c.out, Problem{Kind: k, Cert: c.label(i), Message: msg, Fix: fix})
+}
+
+// checkKey checks that key belongs to the leaf. It reports true when
+// the leaf is in the chain but not first.
+func (c *chainCheck) checkKey(key crypto.PrivateKey) (leafNotFirst bool) {
+	s, ok := key.(crypto.Signer)
+	if !ok {
+		return false
+	}
+	pub, ok := s.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || pub.Equal(c.chain[0].PublicKey) {
+		return false
+	}
+	if j := indexKey(c.chain, pub); j > 0 {
+		c.add(ProblemWrongOrder, 0, fmt.Sprintf("the leaf (the certificate of the private key) is certificate %d, not the first", j+1),
+			"put the leaf first in the certificate file, then its issuer, then that one's issuer")
+		return true
+	}
+	msg, fix := "the private key does not belong to this certificate (its public key differs from the leaf's)",
+		"use the key file generated with this certificate's request, or the certificate issued for this key"
+	if s, ok := key.(fmt.Stringer); ok && IsKeyURI(s.String()) {
+		// A key in a token (pkcs11.Key).
+		msg = fmt.Sprintf("the key %s in the token does not belong to this certificate (its public key differs from the leaf's)", s)
+		fix = "name the token's key this certificate was issued for (pkcs11-tool --list-objects shows labels and ids), or get a certificate for this key (a request signed in the token, e.g. openssl req -engine pkcs11 -keyform engine -key URI)"
+	}
+	c.add(ProblemKeyMismatch, 0, msg, fix)
+	return false
+}
+
+// checkDates checks the validity period of every certificate (RFC 5280
+// §4.1.2.5); it reports whether one is expired or not yet valid.
+func (c *chainCheck) checkDates() (timeBad bool) {
+	now := c.now
+	for i, x := range c.chain {
 		switch {
 		case now.After(x.NotAfter):
 			timeBad = true
@@ -198,74 +234,82 @@ func checkOne(cert *tls.Certificate, prefix string, opts CheckOptions) []Problem
 			if i > 0 {
 				fix = "replace this intermediate in the certificate file with the current one from your CA"
 			}
-			add(ProblemExpired, i, fmt.Sprintf("expired on %s (%s ago)", x.NotAfter.UTC().Format(time.RFC3339), now.Sub(x.NotAfter).Round(time.Second)), fix)
+			c.add(ProblemExpired, i, fmt.Sprintf("expired on %s (%s ago)", x.NotAfter.UTC().Format(time.RFC3339), now.Sub(x.NotAfter).Round(time.Second)), fix)
 		case now.Before(x.NotBefore):
 			timeBad = true
-			add(ProblemNotYetValid, i, fmt.Sprintf("not valid before %s (in %s)", x.NotBefore.UTC().Format(time.RFC3339), x.NotBefore.Sub(now).Round(time.Second)),
+			c.add(ProblemNotYetValid, i, fmt.Sprintf("not valid before %s (in %s)", x.NotBefore.UTC().Format(time.RFC3339), x.NotBefore.Sub(now).Round(time.Second)),
 				"check the server clock (NTP), or keep the previous certificate until then")
 		}
 	}
+	return timeBad
+}
 
-	// Order: each certificate is followed by its issuer.
-	orderBad := false
-	for i := 1; i < n && !orderBad; i++ {
+// checkOrder checks that each certificate is followed by its issuer,
+// reporting the first place where it is not; it reports whether one was
+// found.
+func (c *chainCheck) checkOrder() (orderBad bool) {
+	chain := c.chain
+	for i := 1; i < len(chain); i++ {
 		if signedBy(chain[i-1], chain[i]) {
 			continue
 		}
-		orderBad = true
 		if j := issuerIndex(chain, i-1); j >= 0 {
-			add(ProblemWrongOrder, i, fmt.Sprintf("does not follow its subject: certificate %d (%q) is issued by certificate %d (%q), which should come right after it", i, subjectName(chain[i-1]), j+1, subjectName(chain[j])),
+			c.add(ProblemWrongOrder, i, fmt.Sprintf("does not follow its subject: certificate %d (%q) is issued by certificate %d (%q), which should come right after it", i, subjectName(chain[i-1]), j+1, subjectName(chain[j])),
 				"order the certificate file: leaf, then its issuer, then that one's issuer, up to the root")
 		} else if !isSelfSigned(chain[i-1]) {
-			add(ProblemMissingIntermediate, i-1, fmt.Sprintf("its issuer %q is not in the certificate file (certificate %d, %q, is not it)%s", chain[i-1].Issuer.String(), i+1, subjectName(chain[i]), aia(chain[i-1])),
+			c.add(ProblemMissingIntermediate, i-1, fmt.Sprintf("its issuer %q is not in the certificate file (certificate %d, %q, is not it)%s", chain[i-1].Issuer.String(), i+1, subjectName(chain[i]), aia(chain[i-1])),
 				"insert the intermediate certificate that issued it, right after it (use your CA's full-chain file)")
 		} else {
-			add(ProblemWrongOrder, i, "follows a self-signed root: nothing may come after the root", "remove it, or the root, from the certificate file")
+			c.add(ProblemWrongOrder, i, "follows a self-signed root: nothing may come after the root", "remove it, or the root, from the certificate file")
 		}
+		return true
 	}
+	return false
+}
 
-	// Trust: build the chain as a client does.
-	verifyAt := now
-	if timeBad {
-		verifyAt = validTime(chain)
-	}
-	ss := isSelfSigned(leaf)
-	if orderBad || verifyAt.IsZero() {
-		return append(out, hostProblems(leaf, opts.Hostnames, label(0))...)
-	}
+// checkTrust builds the chain as a client does, at verifyAt (a time at
+// which every certificate is valid when timeBad), and says why it fails.
+func (c *chainCheck) checkTrust(verifyAt time.Time, timeBad bool) {
+	chain, n, leaf := c.chain, len(c.chain), c.chain[0]
 	inter := x509.NewCertPool()
 	for _, x := range chain[1:] {
 		inter.AddCert(x)
 	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: opts.Roots, Intermediates: inter, CurrentTime: verifyAt, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: c.opts.Roots, Intermediates: inter, CurrentTime: verifyAt, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	ss := isSelfSigned(leaf)
 	var ua x509.UnknownAuthorityError
 	var ci x509.CertificateInvalidError
 	switch {
 	case err == nil:
-	case ss && opts.AllowSelfSigned:
+	case ss && c.opts.AllowSelfSigned:
 	case ss && errors.As(err, &ua):
-		add(ProblemSelfSigned, 0, "is self-signed: no client trusts it",
+		c.add(ProblemSelfSigned, 0, "is self-signed: no client trusts it",
 			"use a certificate from a CA (ACME, or cert_file/key_file from your CA); tls.self_signed = true is for development only")
 	case errors.As(err, &ua):
-		last := chain[n-1]
-		switch {
-		case isSelfSigned(last):
-			add(ProblemUnknownRoot, n-1, "the chain ends at this root, which is not trusted (not among the system roots or in tls.ca_file)",
-				"use a certificate from a publicly trusted CA, or, for a private CA its clients trust, add its root to tls.ca_file")
-		case !last.IsCA:
-			add(ProblemMissingIntermediate, n-1, fmt.Sprintf("its issuer %q is not in the certificate file, and clients do not fetch it%s", last.Issuer.String(), aia(last)),
-				"append the intermediate certificate(s) after the leaf in the certificate file (your CA's full-chain file, e.g. certbot's fullchain.pem)")
-		default:
-			add(ProblemUnknownRoot, n-1, fmt.Sprintf("the chain ends here, and its issuer %q is neither in the certificate file nor a trusted root%s", last.Issuer.String(), aia(last)),
-				fmt.Sprintf("if %q is an intermediate, append it to the certificate file; if it is a root, it is not trusted: use a publicly trusted CA, or add it to tls.ca_file", last.Issuer.String()))
-		}
+		c.unknownAuthority(chain[n-1], n-1)
 	case errors.As(err, &ci) && ci.Reason == x509.IncompatibleUsage:
-		add(ProblemUsage, 0, "is not for TLS servers (its extended key usage lacks serverAuth)", "get a certificate issued for TLS server authentication")
+		c.add(ProblemUsage, 0, "is not for TLS servers (its extended key usage lacks serverAuth)", "get a certificate issued for TLS server authentication")
 	case errors.As(err, &ci) && ci.Reason == x509.Expired && timeBad:
 	default:
-		add(ProblemInvalid, 0, "a client refuses the chain: "+err.Error(), "get a certificate chain from your CA that verifies (openssl verify -untrusted chain.pem leaf.pem)")
+		c.add(ProblemInvalid, 0, "a client refuses the chain: "+err.Error(), "get a certificate chain from your CA that verifies (openssl verify -untrusted chain.pem leaf.pem)")
 	}
-	return append(out, hostProblems(leaf, opts.Hostnames, label(0))...)
+}
+
+// unknownAuthority says why a chain ending at last (certificate i)
+// leads to no trusted root: an untrusted root, a missing intermediate,
+// or an issuer that is neither.
+func (c *chainCheck) unknownAuthority(last *x509.Certificate, i int) {
+	switch {
+	case isSelfSigned(last):
+		c.add(ProblemUnknownRoot, i, "the chain ends at this root, which is not trusted (not among the system roots or in tls.ca_file)",
+			"use a certificate from a publicly trusted CA, or, for a private CA its clients trust, add its root to tls.ca_file")
+	case !last.IsCA:
+		c.add(ProblemMissingIntermediate, i, fmt.Sprintf("its issuer %q is not in the certificate file, and clients do not fetch it%s", last.Issuer.String(), aia(last)),
+			"append the intermediate certificate(s) after the leaf in the certificate file (your CA's full-chain file, e.g. certbot's fullchain.pem)")
+	default:
+		c.add(ProblemUnknownRoot, i, fmt.Sprintf("the chain ends here, and its issuer %q is neither in the certificate file nor a trusted root%s", last.Issuer.String(), aia(last)),
+			fmt.Sprintf("if %q is an intermediate, append it to the certificate file; if it is a root, it is not trusted: use a publicly trusted CA, or add it to tls.ca_file", last.Issuer.String()))
+	}
 }
 
 func hostProblems(leaf *x509.Certificate, hosts []string, label string) []Problem {

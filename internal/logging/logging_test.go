@@ -1,4 +1,4 @@
-package main
+package logging
 
 import (
 	"bytes"
@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"postern/internal/config"
 )
 
 // TestLogDurations checks that a duration is written as seconds, a
@@ -18,7 +16,8 @@ import (
 func TestLogDurations(t *testing.T) {
 	t.Parallel()
 	var buf bytes.Buffer
-	log := newLogger(config.Log{Level: slog.LevelInfo, Format: config.LogJSON}, &buf)
+	opts := &slog.HandlerOptions{ReplaceAttr: DurationSeconds}
+	log := slog.New(LazyAttrs(slog.NewJSONHandler(&buf, opts)))
 	log.Info("session end", "duration", 133*time.Millisecond, "window", 10*time.Minute,
 		slog.Group("g", slog.Duration("delay", 1500*time.Microsecond)), "n", 3)
 	var rec map[string]any
@@ -32,7 +31,7 @@ func TestLogDurations(t *testing.T) {
 		t.Errorf("JSON duration in a group: %s", buf.String())
 	}
 	buf.Reset()
-	log = newLogger(config.Log{Level: slog.LevelInfo, Format: config.LogText}, &buf)
+	log = slog.New(LazyAttrs(slog.NewTextHandler(&buf, opts)))
 	log.Info("session end", "duration", 133*time.Millisecond, "deadline", 5*time.Second)
 	if !strings.Contains(buf.String(), "duration=0.133 deadline=5") {
 		t.Errorf("text durations: %s", buf.String())
@@ -64,7 +63,7 @@ func TestLazyAttrs(t *testing.T) {
 	var out bytes.Buffer
 	var withs atomic.Int32
 	next := countingHandler{slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}), &withs}
-	log := slog.New(lazyAttrs(next)).With("session", "s1", "remote", "192.0.2.1").WithGroup("g").With("k", "v")
+	log := slog.New(LazyAttrs(next)).With("session", "s1", "remote", "192.0.2.1").WithGroup("g").With("k", "v")
 	log.Info("session start", "tls", true)
 	if n := withs.Load(); n != 0 || out.Len() != 0 {
 		t.Fatalf("an Info record below the level: %d With calls, output %q; want none", n, out.String())
@@ -82,7 +81,7 @@ func TestLazyAttrs(t *testing.T) {
 	if n := withs.Load(); n != 3 {
 		t.Errorf("%d With calls for two warnings, want 3 (made once)", n)
 	}
-	slog.New(lazyAttrs(next)).With("session", "s2").Error("smtpd: bad")
+	slog.New(LazyAttrs(next)).With("session", "s2").Error("smtpd: bad")
 	if !strings.Contains(out.String(), `msg="smtpd: bad" session=s2`) {
 		t.Errorf("output lacks the second logger's line:\n%s", out.String())
 	}

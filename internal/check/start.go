@@ -1,4 +1,4 @@
-package main
+package check
 
 // What serve reads and opens at start besides the configuration and the
 // certificates, checked by postern check with the same functions serve
@@ -6,11 +6,9 @@ package main
 // (test/startrefusals_test.go walks them).
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"os"
 
 	"postern/internal/config"
@@ -21,10 +19,9 @@ import (
 // elsewhere: the admin token, the SRS secrets, the client CA of
 // listeners that ask for certificates, the outbound CA and smarthost
 // files, Redis, OAuth, and the DKIM keys named in the configuration.
-func (c *checker) checkStart() {
+func (c *Checker) checkStart() {
 	const check = "start"
-	cfg := c.cfg
-	quiet := slog.New(slog.DiscardHandler)
+	cfg := c.Config
 	failed := false
 	fail := func(err error, fix string) {
 		failed = true
@@ -49,28 +46,34 @@ func (c *checker) checkStart() {
 			fail(err, fix)
 		}
 	}
+	ld := c.Loaders
 	for _, lc := range cfg.Listeners {
-		if _, err := listenerTLS(&tls.Config{}, cfg, lc); err != nil {
+		if ld.ListenerTLS == nil {
+			break
+		}
+		if err := ld.ListenerTLS(lc); err != nil {
 			fail(fmt.Errorf("listener %s: %w", lc.Name, err), "correct tls.client_ca_file, or the listener's client_certificates")
 		}
 	}
-	if c.res != nil {
-		if _, err := newPlanner(cfg, c.res, quiet); err != nil {
+	if c.Resolver != nil && ld.Planner != nil {
+		if err := ld.Planner(c.Resolver); err != nil {
 			fail(err, "correct [delivery]")
 		}
 	}
-	if out, err := newRemote(cfg, sec, nil, quiet); err != nil {
-		fail(err, "correct [smarthost] or delivery.ca_file")
-	} else {
-		out.Close()
+	if ld.Remote != nil {
+		if err := ld.Remote(sec); err != nil {
+			fail(err, "correct [smarthost] or delivery.ca_file")
+		}
 	}
-	if a, err := newAdmission(cfg, sec, quiet, nil); err != nil {
-		fail(err, "correct [redis], or start Redis: serve needs it to answer")
-	} else {
-		a.Close()
+	if ld.Admission != nil {
+		if err := ld.Admission(sec); err != nil {
+			fail(err, "correct [redis], or start Redis: serve needs it to answer")
+		}
 	}
-	if _, err := newAuthSetup(cfg, sec, nil, nil); err != nil {
-		fail(err, "correct [oauth]")
+	if ld.Auth != nil {
+		if err := ld.Auth(sec); err != nil {
+			fail(err, "correct [oauth]")
+		}
 	}
 	for i, dk := range cfg.MailAuth.DKIMKeys {
 		if _, err := mailauth.LoadKeyFile(dk.KeyFile); err != nil {

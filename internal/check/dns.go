@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // checkDomain checks the DNS records of one local domain: MX, SPF, the
 // DKIM key records, DMARC, MTA-STS and TLS-RPT, and what mail clients
 // look up (SRV records, autoconfig names: checkclients.go).
-func (c *checker) checkDomain(ctx context.Context, d string, keys []mailauth.SigningKey) {
+func (c *Checker) checkDomain(ctx context.Context, d string, keys []mailauth.SigningKey) {
 	c.checkMX(ctx, d)
 	c.checkSPF(ctx, d)
 	c.checkDKIM(ctx, d, keys)
@@ -31,7 +31,7 @@ func (c *checker) checkDomain(ctx context.Context, d string, keys []mailauth.Sig
 
 // lookupErr turns a failed lookup into a FAIL that says the DNS could
 // not answer, or returns false when the records simply do not exist.
-func (c *checker) lookupErr(check, domain, name string, err error) bool {
+func (c *Checker) lookupErr(check, domain, name string, err error) bool {
 	if err == nil || dns.IsNotFound(err) {
 		return false
 	}
@@ -41,10 +41,10 @@ func (c *checker) lookupErr(check, domain, name string, err error) bool {
 }
 
 // checkMX: an MX of the domain names this host (RFC 5321 §5.1).
-func (c *checker) checkMX(ctx context.Context, d string) {
-	host := c.cfg.Hostname
+func (c *Checker) checkMX(ctx context.Context, d string) {
+	host := c.Config.Hostname
 	fix := fmt.Sprintf("%s. IN MX 10 %s.", d, host)
-	mxs, _, err := c.res.LookupMX(ctx, d)
+	mxs, _, err := c.Resolver.LookupMX(ctx, d)
 	if c.lookupErr("mx", d, d, err) {
 		return
 	}
@@ -64,9 +64,9 @@ func (c *checker) checkMX(ctx context.Context, d string) {
 }
 
 // checkSPF: one parsable SPF record, which allows the public addresses.
-func (c *checker) checkSPF(ctx context.Context, d string) {
+func (c *Checker) checkSPF(ctx context.Context, d string) {
 	fix := fmt.Sprintf(`%s. IN TXT "v=spf1 mx -all"`, d)
-	txts, _, err := c.res.LookupTXT(ctx, d)
+	txts, _, err := c.Resolver.LookupTXT(ctx, d)
 	if c.lookupErr("spf", d, d, err) {
 		return
 	}
@@ -84,12 +84,12 @@ func (c *checker) checkSPF(ctx context.Context, d string) {
 		c.fail("spf", d, strings.TrimPrefix(err.Error(), "mailauth: "), "correct it, for example: "+fix)
 		return
 	}
-	if len(c.cfg.Check.PublicAddresses) == 0 {
+	if len(c.Config.Check.PublicAddresses) == 0 {
 		c.ok("spf", d, fmt.Sprintf("%q (set check.public_addresses to test it against this host's addresses)", recs[0]))
 		return
 	}
-	for _, ip := range c.cfg.Check.PublicAddresses {
-		r := mailauth.CheckSPF(ctx, c.res, ip, c.cfg.Hostname, "postmaster@"+d, "mailfrom")
+	for _, ip := range c.Config.Check.PublicAddresses {
+		r := mailauth.CheckSPF(ctx, c.Resolver, ip, c.Config.Hostname, "postmaster@"+d, "mailfrom")
 		if r.Result != "pass" {
 			mech := "ip4:"
 			if ip.Is6() {
@@ -100,7 +100,7 @@ func (c *checker) checkSPF(ctx context.Context, d string) {
 			return
 		}
 	}
-	c.ok("spf", d, fmt.Sprintf("%q passes for %s", recs[0], joinAddrs(c.cfg.Check.PublicAddresses)))
+	c.ok("spf", d, fmt.Sprintf("%q passes for %s", recs[0], joinAddrs(c.Config.Check.PublicAddresses)))
 }
 
 func joinAddrs(as []netip.Addr) string {
@@ -113,7 +113,7 @@ func joinAddrs(as []netip.Addr) string {
 
 // checkDKIM: each key of d in DATA/dkim is published, with the same
 // public key (RFC 6376 §3.6.1).
-func (c *checker) checkDKIM(ctx context.Context, d string, keys []mailauth.SigningKey) {
+func (c *Checker) checkDKIM(ctx context.Context, d string, keys []mailauth.SigningKey) {
 	n := 0
 	for _, k := range keys {
 		if k.Domain != d {
@@ -127,7 +127,7 @@ func (c *checker) checkDKIM(ctx context.Context, d string, keys []mailauth.Signi
 		}
 		fix := mailauth.ZoneRecord(d, k.Selector, want)
 		name := k.Selector + "._domainkey." + d
-		txts, _, err := c.res.LookupTXT(ctx, name)
+		txts, _, err := c.Resolver.LookupTXT(ctx, name)
 		if c.lookupErr("dkim", d, name, err) {
 			continue
 		}
@@ -144,21 +144,21 @@ func (c *checker) checkDKIM(ctx context.Context, d string, keys []mailauth.Signi
 		}
 		if !match {
 			c.fail("dkim", d, fmt.Sprintf("the record at %s does not publish the key in %s (its p= differs)", name,
-				mailauth.KeyPath(c.cfg.DataDir, d, k.Selector, k.Algorithm())), "replace the record with: "+fix)
+				mailauth.KeyPath(c.Config.DataDir, d, k.Selector, k.Algorithm())), "replace the record with: "+fix)
 			continue
 		}
 		c.ok("dkim", d, fmt.Sprintf("selector %s (%s) published", k.Selector, k.Algorithm()))
 	}
-	if n == 0 && c.cfg.MailAuth.Sign {
+	if n == 0 && c.Config.MailAuth.Sign {
 		c.warn("dkim", d, fmt.Sprintf("no DKIM key for %s: its mail leaves unsigned", d),
 			fmt.Sprintf("postern dkim keygen %s, then publish the record it prints", d))
 	}
 }
 
 // checkDMARC: a DMARC record at _dmarc.DOMAIN (RFC 7489 §6.1).
-func (c *checker) checkDMARC(ctx context.Context, d string) {
-	fix := fmt.Sprintf(`_dmarc.%s. IN TXT "v=DMARC1; p=quarantine; rua=mailto:%s"`, d, c.cfg.Postmaster)
-	rec, at, err := mailauth.LookupDMARC(ctx, c.res, d)
+func (c *Checker) checkDMARC(ctx context.Context, d string) {
+	fix := fmt.Sprintf(`_dmarc.%s. IN TXT "v=DMARC1; p=quarantine; rua=mailto:%s"`, d, c.Config.Postmaster)
+	rec, at, err := mailauth.LookupDMARC(ctx, c.Resolver, d)
 	if err != nil {
 		c.lookupErr("dmarc", d, "_dmarc."+d, err)
 		return
@@ -180,20 +180,20 @@ func (c *checker) checkDMARC(ctx context.Context, d string) {
 }
 
 // stsPolicyFile is the policy file to publish for d (RFC 8461 §3.2).
-func (c *checker) stsPolicyFile() string {
-	return fmt.Sprintf("version: STSv1\nmode: enforce\nmx: %s\nmax_age: 604800\n", c.cfg.Hostname)
+func (c *Checker) stsPolicyFile() string {
+	return fmt.Sprintf("version: STSv1\nmode: enforce\nmx: %s\nmax_age: 604800\n", c.Config.Hostname)
 }
 
 // checkMTASTS: the _mta-sts TXT record and the policy it announces,
 // fetched over HTTPS with a verified certificate (RFC 8461 §3.1, §3.3).
 // No record at all is a WARN: MTA-STS is optional.
-func (c *checker) checkMTASTS(ctx context.Context, d string) {
-	id := c.now().UTC().Format("20060102") + "01"
+func (c *Checker) checkMTASTS(ctx context.Context, d string) {
+	id := c.Now().UTC().Format("20060102") + "01"
 	policyURL := "https://mta-sts." + d + "/.well-known/mta-sts.txt"
 	fix := fmt.Sprintf("%s\n  _mta-sts.%s. IN TXT \"v=STSv1; id=%s\"\n  and serve at %s (Content-Type text/plain, a certificate valid for mta-sts.%s):\n%s",
 		"publish:", d, id, policyURL, d, indent(c.stsPolicyFile(), "    "))
 	name := "_mta-sts." + d
-	txts, _, err := c.res.LookupTXT(ctx, name)
+	txts, _, err := c.Resolver.LookupTXT(ctx, name)
 	if c.lookupErr("mta-sts", d, name, err) {
 		return
 	}
@@ -214,7 +214,7 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 		return
 	}
 	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	pol, err := policy.FetchSTSPolicy(fctx, c.http, d)
+	pol, err := policy.FetchSTSPolicy(fctx, c.HTTP, d)
 	cancel()
 	if err != nil {
 		c.fail("mta-sts", d, fmt.Sprintf("policy %s: %v; senders that saw a policy before keep their cached copy, others see none", policyURL, err),
@@ -222,10 +222,10 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 		return
 	}
 	mxs := strings.Join(pol.MX, ", ")
-	if !pol.Match(smtp.LowerASCII(c.cfg.Hostname)) {
+	if !pol.Match(smtp.LowerASCII(c.Config.Hostname)) {
 		c.fail("mta-sts", d, fmt.Sprintf("policy %s lists mx %s but not this host %s: senders in enforce mode refuse to deliver here",
-			policyURL, mxs, c.cfg.Hostname),
-			fmt.Sprintf("add the line \"mx: %s\" to the policy and change the id= of _mta-sts.%s", c.cfg.Hostname, d))
+			policyURL, mxs, c.Config.Hostname),
+			fmt.Sprintf("add the line \"mx: %s\" to the policy and change the id= of _mta-sts.%s", c.Config.Hostname, d))
 		return
 	}
 	if pol.Mode != policy.STSEnforce {
@@ -238,10 +238,10 @@ func (c *checker) checkMTASTS(ctx context.Context, d string) {
 
 // checkTLSRPT: a TLS-RPT record at _smtp._tls.DOMAIN (RFC 8460 §3).
 // None is a WARN: TLS-RPT is optional.
-func (c *checker) checkTLSRPT(ctx context.Context, d string) {
+func (c *Checker) checkTLSRPT(ctx context.Context, d string) {
 	name := "_smtp._tls." + d
-	fix := fmt.Sprintf(`%s. IN TXT "v=TLSRPTv1; rua=mailto:%s"`, name, c.cfg.Postmaster)
-	txts, _, err := c.res.LookupTXT(ctx, name)
+	fix := fmt.Sprintf(`%s. IN TXT "v=TLSRPTv1; rua=mailto:%s"`, name, c.Config.Postmaster)
+	txts, _, err := c.Resolver.LookupTXT(ctx, name)
 	if c.lookupErr("tls-rpt", d, name, err) {
 		return
 	}
@@ -270,20 +270,20 @@ func (c *checker) checkTLSRPT(ctx context.Context, d string) {
 // checkHost checks the host name's addresses and, for each public
 // address, its PTR record, forward-confirmed (RFC 8601 §3 "iprev"; many
 // receivers refuse mail from an address without one).
-func (c *checker) checkHost(ctx context.Context) {
-	host := c.cfg.Hostname
-	addrs, _, err := c.res.LookupIP(ctx, host)
+func (c *Checker) checkHost(ctx context.Context) {
+	host := c.Config.Hostname
+	addrs, _, err := c.Resolver.LookupIP(ctx, host)
 	if c.lookupErr("address", host, host, err) {
 		return
 	}
 	if err != nil {
 		fix := fmt.Sprintf("%s. IN A <this host's IPv4 address>", host)
-		if len(c.cfg.Check.PublicAddresses) > 0 {
-			fix = addrRecords(host, c.cfg.Check.PublicAddresses)
+		if len(c.Config.Check.PublicAddresses) > 0 {
+			fix = addrRecords(host, c.Config.Check.PublicAddresses)
 		}
 		c.fail("address", host, fmt.Sprintf("%s has no A or AAAA record: other servers cannot reach it", host), fix)
 	} else {
-		missing := slices.DeleteFunc(slices.Clone(c.cfg.Check.PublicAddresses), func(a netip.Addr) bool { return slices.Contains(addrs, a) })
+		missing := slices.DeleteFunc(slices.Clone(c.Config.Check.PublicAddresses), func(a netip.Addr) bool { return slices.Contains(addrs, a) })
 		if len(missing) > 0 {
 			c.fail("address", host, fmt.Sprintf("%s resolves to %s, not to check.public_addresses %s", host, joinAddrs(addrs), joinAddrs(missing)),
 				addrRecords(host, missing))
@@ -291,14 +291,14 @@ func (c *checker) checkHost(ctx context.Context) {
 			c.ok("address", host, fmt.Sprintf("%s resolves to %s", host, joinAddrs(addrs)))
 		}
 	}
-	if len(c.cfg.Check.PublicAddresses) == 0 {
+	if len(c.Config.Check.PublicAddresses) == 0 {
 		c.warn("ptr", host, "no public address configured: PTR records and SPF are not checked against this host's addresses",
 			`set [check] public_addresses = ["IP", ...] to this host's public addresses`)
 		return
 	}
-	for _, ip := range c.cfg.Check.PublicAddresses {
+	for _, ip := range c.Config.Check.PublicAddresses {
 		fix := fmt.Sprintf("ask whoever runs the address (your hosting provider) to publish %s IN PTR %s.", reverseName(ip), host)
-		names, _, err := c.res.LookupPTR(ctx, ip)
+		names, _, err := c.Resolver.LookupPTR(ctx, ip)
 		if c.lookupErr("ptr", host, reverseName(ip), err) {
 			continue
 		}

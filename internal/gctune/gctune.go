@@ -1,4 +1,7 @@
-package main
+// Package gctune sets the garbage collector's percent (GOGC) after
+// every collection from the live heap, so that a small server collects
+// after a fixed headroom of growth rather than after its small live heap.
+package gctune
 
 import (
 	"os"
@@ -9,7 +12,7 @@ import (
 	"sync/atomic"
 )
 
-// gcHeadroom is the least the heap may grow between two garbage
+// Headroom is the least the heap may grow between two garbage
 // collections while serving. Go's default (GOGC=100) lets it grow by
 // the live heap only: a server whose live heap is 10 MB collects every
 // 10 MB allocated, and a loaded one allocates that in a few dozen
@@ -18,12 +21,12 @@ import (
 // six times less often, for at most 64 MB more of resident memory. A
 // large live heap (10,000 idle sessions) keeps Go's own proportional
 // growth, so the headroom changes nothing there.
-const gcHeadroom = 64 << 20
+const Headroom = 64 << 20
 
-// gcMaxPercent caps the GOGC the tuner sets, so that a nearly empty heap
+// MaxPercent caps the GOGC the tuner sets, so that a nearly empty heap
 // (just after start) does not make one collection wait for a growth of
 // many times the live heap on top of the headroom.
-const gcMaxPercent = 2000
+const MaxPercent = 2000
 
 // gcTuner sets GOGC after every collection so that the next one comes
 // after the heap grows by max(live heap, headroom). It does nothing when
@@ -44,9 +47,11 @@ type gcTuner struct {
 // finalizer runs the tuner and makes a new one.
 type gcSentinel struct{ t *gcTuner }
 
-// startGCTuner starts the tuner unless GOGC is set; the returned
+// Start starts the tuner unless GOGC is set in the environment: after
+// every collection it sets the percent that lets the heap grow by
+// max(live heap, headroom); Headroom is the server's. The returned
 // function stops it (and restores the percent it found).
-func startGCTuner(headroom uint64) (stop func()) {
+func Start(headroom uint64) (stop func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}
@@ -80,7 +85,7 @@ func (t *gcTuner) tune() {
 	t.runs.Add(1)
 	metrics.Read(t.sample)
 	if t.sample[0].Value.Kind() == metrics.KindUint64 {
-		if p := gcPercentFor(t.sample[0].Value.Uint64(), t.headroom); p != t.last {
+		if p := percentFor(t.sample[0].Value.Uint64(), t.headroom); p != t.last {
 			t.set(p)
 			t.last = p
 		}
@@ -88,22 +93,22 @@ func (t *gcTuner) tune() {
 	t.arm()
 }
 
-// gcPercentFor returns the GOGC that lets a heap of live bytes grow by
+// percentFor returns the GOGC that lets a heap of live bytes grow by
 // at least headroom before the next collection: 100 (Go's default) when
-// the live heap is that large already, and at most gcMaxPercent.
+// the live heap is that large already, and at most MaxPercent.
 // Percents are rounded up to a multiple of 25, so that small changes of
 // the live heap do not reset the pacer after every collection.
-func gcPercentFor(live, headroom uint64) int {
+func percentFor(live, headroom uint64) int {
 	if live == 0 || live >= headroom {
 		if live == 0 {
-			return gcMaxPercent
+			return MaxPercent
 		}
 		return 100
 	}
 	p := (headroom*100 + live - 1) / live
 	p = (p + 24) / 25 * 25
-	if p > gcMaxPercent {
-		return gcMaxPercent
+	if p > MaxPercent {
+		return MaxPercent
 	}
 	return int(p)
 }

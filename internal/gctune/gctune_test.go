@@ -1,4 +1,4 @@
-package main
+package gctune
 
 import (
 	"runtime"
@@ -15,18 +15,18 @@ func TestGCPercentFor(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, gcMaxPercent},
-		{1 * mb, gcMaxPercent}, // 6400 %, capped
-		{3*mb + mb/2, 1850},    // 1828.6, rounded up to 25
-		{8 * mb, 800},          // 64/8
-		{10 * mb, 650},         // 640, rounded up
-		{30 * mb, 225},         // 213.3, rounded up
-		{64*mb - 1, 125},       // just under the headroom
-		{64 * mb, 100},         // the live heap is the headroom
-		{500 * mb, 100},        // Go's default beyond it
+		{0, MaxPercent},
+		{1 * mb, MaxPercent}, // 6400 %, capped
+		{3*mb + mb/2, 1850},  // 1828.6, rounded up to 25
+		{8 * mb, 800},        // 64/8
+		{10 * mb, 650},       // 640, rounded up
+		{30 * mb, 225},       // 213.3, rounded up
+		{64*mb - 1, 125},     // just under the headroom
+		{64 * mb, 100},       // the live heap is the headroom
+		{500 * mb, 100},      // Go's default beyond it
 	} {
-		if got := gcPercentFor(c.live, 64*mb); got != c.want {
-			t.Errorf("gcPercentFor(%d) = %d, want %d", c.live, got, c.want)
+		if got := percentFor(c.live, 64*mb); got != c.want {
+			t.Errorf("percentFor(%d) = %d, want %d", c.live, got, c.want)
 		}
 	}
 }
@@ -55,8 +55,8 @@ func TestGCTunerFollowsCollections(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	// The percent changes once (100 -> the cap) and is then left alone.
-	if len(set) != 1 || set[0] != gcMaxPercent {
-		t.Fatalf("percents set = %v, want [%d] once", set, gcMaxPercent)
+	if len(set) != 1 || set[0] != MaxPercent {
+		t.Fatalf("percents set = %v, want [%d] once", set, MaxPercent)
 	}
 }
 
@@ -71,7 +71,7 @@ func TestGCTunerLeavesGOGCAlone(t *testing.T) {
 	t.Setenv("GOGC", "300")
 	before := debug.SetGCPercent(150)
 	defer debug.SetGCPercent(before)
-	stop := startGCTuner(64 << 20)
+	stop := Start(64 << 20)
 	runtime.GC()
 	runtime.GC()
 	time.Sleep(20 * time.Millisecond)
@@ -85,11 +85,11 @@ func TestGCTunerStopRestores(t *testing.T) {
 	t.Setenv("GOGC", "")
 	before := debug.SetGCPercent(100)
 	defer debug.SetGCPercent(before)
-	stop := startGCTuner(1 << 40) // far above the live heap: the cap
+	stop := Start(1 << 40) // far above the live heap: the cap
 	deadline := time.Now().Add(10 * time.Second)
-	for gogc() != gcMaxPercent {
+	for gogc() != MaxPercent {
 		if time.Now().After(deadline) {
-			t.Fatalf("percent %d after collections, want %d", gogc(), gcMaxPercent)
+			t.Fatalf("percent %d after collections, want %d", gogc(), MaxPercent)
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)

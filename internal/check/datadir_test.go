@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"net"
@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"postern/internal/config"
+	"postern/internal/fsutil"
 )
 
 // dataDirResults runs the data-dir check of postern check on cfg.
-func dataDirResults(cfg *config.Config) []checkResult {
-	c := &checker{cfg: cfg}
+func dataDirResults(cfg *config.Config) []Result {
+	c := &Checker{Config: cfg}
 	c.checkDataDir()
 	return c.out
 }
@@ -51,9 +52,9 @@ func TestCheckDataDirDeep(t *testing.T) {
 
 	rs := dataDirResults(cfg)
 	want := []struct{ status, msg, fix string }{
-		{statusFail, dir + ": 2 entries are writable by the group or others: queue (mode 0777), queue/state.db (mode 0666)", "chmod -R go-w " + dir},
-		{statusFail, dir + ": 1 secret file (a key or password hashes) is readable by everyone: tls/key.pem (mode 0644)", "chmod 600 " + filepath.Join(dir, "tls/key.pem")},
-		{statusWarn, dir + ": 1 secret file (a key or password hashes) is readable by the group: dkim/example.com/s1.rsa.pem (mode 0640)", "chmod 600 " + filepath.Join(dir, "dkim/example.com/s1.rsa.pem")},
+		{StatusFail, dir + ": 2 entries are writable by the group or others: queue (mode 0777), queue/state.db (mode 0666)", "chmod -R go-w " + dir},
+		{StatusFail, dir + ": 1 secret file (a key or password hashes) is readable by everyone: tls/key.pem (mode 0644)", "chmod 600 " + filepath.Join(dir, "tls/key.pem")},
+		{StatusWarn, dir + ": 1 secret file (a key or password hashes) is readable by the group: dkim/example.com/s1.rsa.pem (mode 0640)", "chmod 600 " + filepath.Join(dir, "dkim/example.com/s1.rsa.pem")},
 	}
 	if len(rs) != len(want) {
 		t.Fatalf("%d results, want %d: %+v", len(rs), len(want), rs)
@@ -70,18 +71,18 @@ func TestCheckDataDirDeep(t *testing.T) {
 	os.Chmod(filepath.Join(dir, "tls/key.pem"), 0o600)
 	os.Chmod(filepath.Join(dir, "dkim/example.com/s1.rsa.pem"), 0o600)
 	rs = dataDirResults(cfg)
-	if len(rs) != 1 || rs[0].Status != statusOK || !strings.Contains(rs[0].Message, "and its 13 entries belong to the server's user") {
+	if len(rs) != 1 || rs[0].Status != StatusOK || !strings.Contains(rs[0].Message, "and its 13 entries belong to the server's user") {
 		t.Errorf("all well: %+v", rs)
 	}
 
 	// Not there yet: serve will create it.
 	rs = dataDirResults(&config.Config{DataDir: filepath.Join(dir, "missing")})
-	if len(rs) != 1 || rs[0].Status != statusOK || !strings.Contains(rs[0].Message, "does not exist yet: postern serve creates it") {
+	if len(rs) != 1 || rs[0].Status != StatusOK || !strings.Contains(rs[0].Message, "does not exist yet: postern serve creates it") {
 		t.Errorf("missing: %+v", rs)
 	}
 	// A user that does not exist.
 	rs = dataDirResults(&config.Config{DataDir: dir, Process: config.Process{User: "no-such-user-postern"}})
-	if len(rs) != 1 || rs[0].Status != statusFail || !strings.Contains(rs[0].Message, `user = "no-such-user-postern"`) {
+	if len(rs) != 1 || rs[0].Status != StatusFail || !strings.Contains(rs[0].Message, `user = "no-such-user-postern"`) {
 		t.Errorf("unknown user: %+v", rs)
 	}
 }
@@ -103,7 +104,7 @@ func TestCheckDataDirOwner(t *testing.T) {
 	}
 	cfg := &config.Config{DataDir: dir, Process: config.Process{User: "nobody"}}
 	rs := dataDirResults(cfg)
-	if len(rs) != 1 || rs[0].Status != statusFail ||
+	if len(rs) != 1 || rs[0].Status != StatusFail ||
 		rs[0].Message != dir+": 2 entries belong to another user than the server's (nobody, uid 65534), so it may not read or replace them: dkim/example.com/s1.rsa.pem (uid 0), users.lock (uid 0)" ||
 		rs[0].Fix != "chown -R nobody: "+dir {
 		t.Errorf("%+v", rs)
@@ -132,7 +133,7 @@ func TestCheckDataDirNoUser(t *testing.T) {
 	os.Chown(dir, 65534, 65534)
 	os.Chown(filepath.Join(dir, "users.lock"), 65534, 65534)
 	rs := dataDirResults(&config.Config{DataDir: dir})
-	if len(rs) != 1 || rs[0].Status != statusFail ||
+	if len(rs) != 1 || rs[0].Status != StatusFail ||
 		!strings.Contains(rs[0].Message, "1 entry belongs to another user than the server's (uid 65534, the data directory's owner: no user in the configuration)") ||
 		!strings.HasSuffix(rs[0].Message, ": users.json (uid 0)") ||
 		rs[0].Fix != "chown -R nobody: "+dir { // the server's user, never root who runs the check
@@ -140,7 +141,7 @@ func TestCheckDataDirNoUser(t *testing.T) {
 	}
 	// serve started as root without user on nobody's directory: the fix
 	// is to serve as nobody, not to give the directory to root.
-	err := checkDataDir(dir, config.Process{}, 0)
+	err := fsutil.CheckDataDir(dir, "", "", 0)
 	if err == nil || !strings.Contains(err.Error(), `belongs to uid 65534, but Postern runs as uid 0; fix: serve as its owner: user = "nobody" in the configuration`) ||
 		strings.Contains(err.Error(), "chown") {
 		t.Errorf("serve as root: %v", err)

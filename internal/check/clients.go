@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"context"
@@ -31,12 +31,12 @@ type clientService struct {
 // clientServices returns the services of d's SRV records: submission
 // with implicit TLS and with STARTTLS at hostname on the first listener
 // of each role, and IMAP at [autoconfig] imap_host when set.
-func (c *checker) clientServices() []clientService {
+func (c *Checker) clientServices() []clientService {
 	out := []clientService{
 		{srv: "_submissions._tcp", what: "submission with TLS"},
 		{srv: "_submission._tcp", what: "submission with STARTTLS"},
 	}
-	for _, l := range c.cfg.Listeners {
+	for _, l := range c.Config.Listeners {
 		i := -1
 		switch l.Role {
 		case config.RoleSubmissions:
@@ -49,11 +49,11 @@ func (c *checker) clientServices() []clientService {
 		}
 		if _, p, err := net.SplitHostPort(l.Address); err == nil {
 			if n, err := strconv.Atoi(p); err == nil && n > 0 {
-				out[i].host, out[i].port = c.cfg.Hostname, n
+				out[i].host, out[i].port = c.Config.Hostname, n
 			}
 		}
 	}
-	if a := c.cfg.Autoconfig; a.IMAPHost != "" {
+	if a := c.Config.Autoconfig; a.IMAPHost != "" {
 		out = append(out, clientService{srv: "_imaps._tcp", what: "IMAP with TLS", host: a.IMAPHost, port: a.IMAPPort})
 	}
 	return out
@@ -65,8 +65,8 @@ func (c *checker) clientServices() []clientService {
 // WARN (clients then guess or use autoconfig); a record pointing
 // elsewhere, or saying "not available" (target "."), is a FAIL. For a
 // service not offered, no record or "." is right.
-func (c *checker) checkClientSRV(ctx context.Context, d string) {
-	lk, ok := c.res.(srvLookup)
+func (c *Checker) checkClientSRV(ctx context.Context, d string) {
+	lk, ok := c.Resolver.(srvLookup)
 	if !ok {
 		return
 	}
@@ -86,8 +86,8 @@ func (c *checker) checkClientSRV(ctx context.Context, d string) {
 		case err != nil:
 			c.warn("srv", d, fmt.Sprintf("no SRV record at %s: mail clients that look for it (RFC 6186) must guess the %s server", name, s.what), fix)
 		case s.host == "":
-			if slices.ContainsFunc(recs, func(r dns.SRV) bool { return r.Target == c.cfg.Hostname }) {
-				c.fail("srv", d, fmt.Sprintf("%s points clients at %s, where Postern offers no %s", name, c.cfg.Hostname, s.what),
+			if slices.ContainsFunc(recs, func(r dns.SRV) bool { return r.Target == c.Config.Hostname }) {
+				c.fail("srv", d, fmt.Sprintf("%s points clients at %s, where Postern offers no %s", name, c.Config.Hostname, s.what),
 					"say the service is not available: "+fix)
 			} else {
 				c.ok("srv", d, fmt.Sprintf("%s: %s", name, srvList(recs)))
@@ -117,13 +117,13 @@ func srvList(recs []dns.SRV) string {
 // checkAutoconfig checks what [autoconfig] needs of d: that
 // autoconfig.DOMAIN and autodiscover.DOMAIN have addresses, and that a
 // served certificate covers them (clients refuse the answer otherwise).
-func (c *checker) checkAutoconfig(ctx context.Context, d string) {
-	if !c.cfg.Autoconfig.Enabled {
+func (c *Checker) checkAutoconfig(ctx context.Context, d string) {
+	if !c.Config.Autoconfig.Enabled {
 		return
 	}
 	for _, name := range config.AutoconfigNames(d) {
-		fix := fmt.Sprintf("%s. IN CNAME %s.", name, c.cfg.Hostname)
-		_, _, err := c.res.LookupIP(ctx, name)
+		fix := fmt.Sprintf("%s. IN CNAME %s.", name, c.Config.Hostname)
+		_, _, err := c.Resolver.LookupIP(ctx, name)
 		if c.lookupErr("autoconfig", d, name, err) {
 			continue
 		}
@@ -142,8 +142,8 @@ func (c *checker) checkAutoconfig(ctx context.Context, d string) {
 
 // checkAutoconfigServer checks [autoconfig] as a whole: what clients
 // need beyond the submission servers.
-func (c *checker) checkAutoconfigServer() {
-	a := c.cfg.Autoconfig
+func (c *Checker) checkAutoconfigServer() {
+	a := c.Config.Autoconfig
 	if !a.Enabled {
 		return
 	}
@@ -152,5 +152,5 @@ func (c *checker) checkAutoconfigServer() {
 			`set [autoconfig] imap_host = "imap.example.com" (your IMAP server)`)
 		return
 	}
-	c.ok("autoconfig", "", fmt.Sprintf("serves on %s: submission at %s, IMAP at %s:%d", a.Address, c.cfg.Hostname, a.IMAPHost, a.IMAPPort))
+	c.ok("autoconfig", "", fmt.Sprintf("serves on %s: submission at %s, IMAP at %s:%d", a.Address, c.Config.Hostname, a.IMAPHost, a.IMAPPort))
 }

@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 )
 
 // runSRV runs the client checks of example.com under cfg against zone.
-func runSRV(t *testing.T, cfg *config.Config, zone dnstest.Zone) []checkResult {
+func runSRV(t *testing.T, cfg *config.Config, zone dnstest.Zone) []Result {
 	t.Helper()
 	srv := dnstest.New(t, zone)
-	c := &checker{cfg: cfg, res: srv.Resolver(), now: time.Now}
+	c := &Checker{Config: cfg, Resolver: srv.Resolver(), Now: time.Now}
 	c.checkClientSRV(context.Background(), "example.com")
 	return c.out
 }
@@ -50,36 +50,39 @@ func TestCheckClientSRV(t *testing.T) {
 		zone dnstest.Zone
 		want []res
 	}{
-		{"right", cfg, goodZone(), []res{
-			{statusOK, "_submissions._tcp.example.com: SRV 0 1 465 mail.example.com", ""},
-			{statusOK, "_submission._tcp.example.com: SRV 0 1 587 mail.example.com", ""}}},
+		{"right", cfg, dnstest.Zone{
+			"_submissions._tcp.example.com": {dnstest.SRV(0, 1, 465, "mail.example.com")},
+			"_submission._tcp.example.com":  {dnstest.SRV(0, 1, 587, "mail.example.com")},
+		}, []res{
+			{StatusOK, "_submissions._tcp.example.com: SRV 0 1 465 mail.example.com", ""},
+			{StatusOK, "_submission._tcp.example.com: SRV 0 1 587 mail.example.com", ""}}},
 		{"missing", cfg, dnstest.Zone{}, []res{
-			{statusWarn, "no SRV record at _submissions._tcp.example.com", "_submissions._tcp.example.com. IN SRV 0 1 465 mail.example.com."},
-			{statusWarn, "no SRV record at _submission._tcp.example.com", "_submission._tcp.example.com. IN SRV 0 1 587 mail.example.com."}}},
+			{StatusWarn, "no SRV record at _submissions._tcp.example.com", "_submissions._tcp.example.com. IN SRV 0 1 465 mail.example.com."},
+			{StatusWarn, "no SRV record at _submission._tcp.example.com", "_submission._tcp.example.com. IN SRV 0 1 587 mail.example.com."}}},
 		{"wrong", cfg, dnstest.Zone{
 			"_submissions._tcp.example.com": {dnstest.SRV(0, 1, 465, "smtp.other.example")},
 			"_submission._tcp.example.com":  {dnstest.SRV(0, 0, 0, ".")},
 		}, []res{
-			{statusFail, "_submissions._tcp.example.com says SRV 0 1 465 smtp.other.example, not mail.example.com port 465", "replace it with: _submissions._tcp.example.com. IN SRV 0 1 465 mail.example.com."},
-			{statusFail, "_submission._tcp.example.com says SRV 0 0 0 ., not mail.example.com port 587", "_submission._tcp.example.com. IN SRV 0 1 587 mail.example.com."}}},
+			{StatusFail, "_submissions._tcp.example.com says SRV 0 1 465 smtp.other.example, not mail.example.com port 465", "replace it with: _submissions._tcp.example.com. IN SRV 0 1 465 mail.example.com."},
+			{StatusFail, "_submission._tcp.example.com says SRV 0 0 0 ., not mail.example.com port 587", "_submission._tcp.example.com. IN SRV 0 1 587 mail.example.com."}}},
 		{"465 only, 587 said not available", srvConfig(t, "[[listener]]\nrole = \"submissions\"\naddress = \":465\"\n"), dnstest.Zone{
 			"_submissions._tcp.example.com": {dnstest.SRV(0, 1, 465, "mail.example.com")},
 			"_submission._tcp.example.com":  {dnstest.SRV(0, 0, 0, ".")},
 		}, []res{
-			{statusOK, "SRV 0 1 465 mail.example.com", ""},
-			{statusOK, "_submission._tcp.example.com: SRV 0 0 0 .", ""}}},
+			{StatusOK, "SRV 0 1 465 mail.example.com", ""},
+			{StatusOK, "_submission._tcp.example.com: SRV 0 0 0 .", ""}}},
 		{"465 only, 587 pointing here", srvConfig(t, "[[listener]]\nrole = \"submissions\"\naddress = \":465\"\n"), dnstest.Zone{
 			"_submissions._tcp.example.com": {dnstest.SRV(0, 1, 465, "mail.example.com")},
 			"_submission._tcp.example.com":  {dnstest.SRV(0, 1, 587, "mail.example.com")},
 		}, []res{
-			{statusOK, "SRV 0 1 465 mail.example.com", ""},
-			{statusFail, "points clients at mail.example.com, where Postern offers no submission with STARTTLS", "_submission._tcp.example.com. IN SRV 0 0 0 ."}}},
+			{StatusOK, "SRV 0 1 465 mail.example.com", ""},
+			{StatusFail, "points clients at mail.example.com, where Postern offers no submission with STARTTLS", "_submission._tcp.example.com. IN SRV 0 0 0 ."}}},
 		{"imaps", srvConfig(t, "[autoconfig]\nimap_host = \"imap.example.com\"\n"), dnstest.Zone{
 			"_submissions._tcp.example.com": {dnstest.SRV(0, 1, 465, "mail.example.com")},
 			"_submission._tcp.example.com":  {dnstest.SRV(0, 1, 587, "mail.example.com")},
 		}, []res{
-			{statusOK, "465", ""}, {statusOK, "587", ""},
-			{statusWarn, "no SRV record at _imaps._tcp.example.com", "_imaps._tcp.example.com. IN SRV 0 1 993 imap.example.com."}}},
+			{StatusOK, "465", ""}, {StatusOK, "587", ""},
+			{StatusWarn, "no SRV record at _imaps._tcp.example.com", "_imaps._tcp.example.com. IN SRV 0 1 993 imap.example.com."}}},
 	} {
 		got := runSRV(t, c.cfg, c.zone)
 		if len(got) != len(c.want) {
@@ -96,9 +99,9 @@ func TestCheckClientSRV(t *testing.T) {
 	// A resolver that fails is a FAIL that says so, not a missing record.
 	srv := dnstest.New(t, dnstest.Zone{})
 	srv.ServFail("_submissions._tcp.example.com")
-	c := &checker{cfg: cfg, res: srv.Resolver(), now: time.Now}
+	c := &Checker{Config: cfg, Resolver: srv.Resolver(), Now: time.Now}
 	c.checkClientSRV(context.Background(), "example.com")
-	if c.out[0].Status != statusFail || !strings.Contains(c.out[0].Message, "cannot look up _submissions._tcp.example.com") {
+	if c.out[0].Status != StatusFail || !strings.Contains(c.out[0].Message, "cannot look up _submissions._tcp.example.com") {
 		t.Errorf("SERVFAIL: %+v", c.out[0])
 	}
 }
@@ -129,11 +132,16 @@ ca_file = "ca.pem"
 		"autoconfig.example.com":   {dnstest.CNAME("mail.example.com")},
 		"autodiscover.example.com": {dnstest.A("192.0.2.1")},
 	})
-	c := &checker{cfg: cfg, res: srv.Resolver(), now: time.Now}
+	c := &Checker{Config: cfg, Resolver: srv.Resolver(), Now: time.Now}
 	c.checkCertificates()
 	c.checkAutoconfigServer()
 	c.checkAutoconfig(context.Background(), "example.com")
-	got := find(c.out, "autoconfig")
+	var got []Result
+	for _, r := range c.out {
+		if r.Check == "autoconfig" {
+			got = append(got, r)
+		}
+	}
 	want := []string{
 		"WARN  no imap_host: the settings name no server to read mail from",
 		"OK example.com autoconfig.example.com resolves and the certificate covers it",
@@ -150,7 +158,7 @@ ca_file = "ca.pem"
 	srv.Remove("autodiscover.example.com")
 	c.out = nil
 	c.checkAutoconfig(context.Background(), "example.com")
-	if r := c.out[1]; r.Status != statusWarn || !strings.Contains(r.Message, "autodiscover.example.com has no address") ||
+	if r := c.out[1]; r.Status != StatusWarn || !strings.Contains(r.Message, "autodiscover.example.com has no address") ||
 		r.Fix != "autodiscover.example.com. IN CNAME mail.example.com." {
 		t.Errorf("no address: %+v", r)
 	}

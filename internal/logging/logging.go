@@ -1,4 +1,7 @@
-package main
+// Package logging holds the log/slog handler parts of Postern's logs:
+// durations written as seconds, and a logger's attributes formatted
+// only when a record is written.
+package logging
 
 import (
 	"context"
@@ -7,14 +10,14 @@ import (
 	"sync"
 )
 
-// durationSeconds is the log handlers' ReplaceAttr: every duration is
+// DurationSeconds is the log handlers' ReplaceAttr: every duration is
 // written as seconds, a decimal number rounded to the microsecond
 // ("duration":0.133 in JSON, duration=0.133 in text), in both formats
 // and for every key (duration, delay, delay_*, window, deadline...).
 // slog's JSON handler would write integer nanoseconds, its text
 // handler Go's "133ms": one form keeps a log collector's parsing and
 // arithmetic simple, and seconds are what Postfix's delay= uses.
-func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+func DurationSeconds(_ []string, a slog.Attr) slog.Attr {
 	if a.Value.Kind() == slog.KindDuration {
 		s := a.Value.Duration().Seconds()
 		a.Value = slog.Float64Value(math.Round(s*1e6) / 1e6)
@@ -22,7 +25,7 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 	return a
 }
 
-// lazyAttrs returns h with a logger's attributes made lazy: WithAttrs
+// LazyAttrs returns h with a logger's attributes made lazy: WithAttrs
 // and WithGroup reach h only when a record does, and then once.
 // slog's text and JSON handlers format attributes in WithAttrs; each
 // session's logger carries its listener and session id from the start,
@@ -30,11 +33,11 @@ func durationSeconds(_ []string, a slog.Attr) slog.Attr {
 // server's CPU under load when the level is warn and most sessions
 // never log a line (docs/performance.md). h's Enabled must not depend
 // on its attributes (true of slog's handlers).
-func lazyAttrs(h slog.Handler) slog.Handler {
+func LazyAttrs(h slog.Handler) slog.Handler {
 	return &lazyHandler{root: h, node: &lazyNode{h: h}}
 }
 
-// lazyHandler is the slog.Handler of lazyAttrs.
+// lazyHandler is the slog.Handler of LazyAttrs.
 type lazyHandler struct {
 	root slog.Handler // h without attributes: asked Enabled
 	node *lazyNode

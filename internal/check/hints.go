@@ -1,4 +1,4 @@
-package main
+package check
 
 // Start failures of serve that an operator meets in the first week,
 // turned into messages that name the cause and the fix.
@@ -17,11 +17,11 @@ import (
 	"postern/internal/config"
 )
 
-// notInUse refuses to start on a data directory that another postern
+// InUse refuses to start on a data directory that another postern
 // serves (its admin socket answers), naming that process. A new process
 // of a graceful restart does not ask: its parent serves there until the
 // hand-over.
-func notInUse(cfg *config.Config) error {
+func InUse(cfg *config.Config) error {
 	pid, err := admin.ServerPID(cfg.AdminSocket())
 	if err != nil {
 		return nil // nobody answers, or we may not ask: the spool's lock decides
@@ -37,9 +37,9 @@ func inUseError(cfg *config.Config, pid int) error {
 		"or let it apply your changes: postern reload, or a graceful restart (kill -USR2 %d)", cfg.DataDir, pid, pid, pid)
 }
 
-// spoolError explains a spool that does not open because another
+// SpoolError explains a spool that does not open because another
 // process holds its lock.
-func spoolError(cfg *config.Config, err error) error {
+func SpoolError(cfg *config.Config, err error) error {
 	if !errors.Is(err, bolterrors.ErrTimeout) {
 		return err
 	}
@@ -50,9 +50,9 @@ func spoolError(cfg *config.Config, err error) error {
 		cfg.SpoolDir(), err)
 }
 
-// listenError says how to bind a port that failed: below 1024 without
+// ListenError says how to bind a port that failed: below 1024 without
 // privilege, or taken by another program.
-func listenError(what, addr string, err error) error {
+func ListenError(what, addr string, err error) error {
 	_, p, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(p)
 	switch {

@@ -1,4 +1,4 @@
-package main
+package check
 
 import (
 	"crypto"
@@ -16,8 +16,8 @@ import (
 // test digest, adding a "pkcs11" result: the token and key found, or
 // what is wrong (PIN, token, key, module, or a build without PKCS#11)
 // and the fix. It returns the key, or nil.
-func (c *checker) checkTokenKey(uri, what string) *pkcs11.Key {
-	k, err := c.tokens.Key(uri)
+func (c *Checker) checkTokenKey(uri, what string) *pkcs11.Key {
+	k, err := c.Tokens.Key(uri)
 	if err != nil {
 		fix := "check [pkcs11] and the URI (docs/tls.md, keys in a hardware security module)"
 		var pe *pkcs11.Error
@@ -38,7 +38,7 @@ func (c *checker) checkTokenKey(uri, what string) *pkcs11.Key {
 // readCertificate reads a certificate to check and its key: a key file,
 // or a key in a token (checked with checkTokenKey). It returns nil when
 // a token key failed (already reported).
-func (c *checker) readCertificate(f config.CertificateFiles) (*tls.Certificate, error) {
+func (c *Checker) readCertificate(f config.CertificateFiles) (*tls.Certificate, error) {
 	if !tlsconf.IsKeyURI(f.KeyFile) {
 		return tlsconf.ReadCertificate(f.CertFile, f.KeyFile)
 	}
@@ -51,9 +51,9 @@ func (c *checker) readCertificate(f config.CertificateFiles) (*tls.Certificate, 
 
 // configuredDKIMKeys loads each [[mail_auth.dkim_key]] as serve does,
 // reporting those that fail.
-func (c *checker) configuredDKIMKeys() []mailauth.SigningKey {
+func (c *Checker) configuredDKIMKeys() []mailauth.SigningKey {
 	var keys []mailauth.SigningKey
-	for i, dk := range c.cfg.MailAuth.DKIMKeys {
+	for i, dk := range c.Config.MailAuth.DKIMKeys {
 		what := fmt.Sprintf("mail_auth.dkim_key[%d] (%s, selector %s)", i, dk.Domain, dk.Selector)
 		if config.IsKeyURI(dk.KeyFile) {
 			if k := c.checkTokenKey(dk.KeyFile, what); k != nil {
