@@ -122,7 +122,7 @@ func commands() []*command {
 			name: "user", section: sectionUsers,
 			summary: "the users who may log in, and their mailboxes",
 			text: "The user commands edit the users file (DATA/users.json) under its lock, or the PostgreSQL directory; " +
-				"the running server sees a change within a second.",
+				"the running server is told before the command returns (one it cannot reach reads the file again within a second).",
 		},
 		{
 			name: "user add", args: "EMAIL", minArgs: 1, maxArgs: 1,
@@ -305,7 +305,7 @@ func commands() []*command {
 			name: "dkim keygen", args: "DOMAIN", minArgs: 1, maxArgs: 1,
 			summary: "make a new DKIM key for DOMAIN and print the DNS record to publish",
 			text: "Writes the private key to DATA/dkim/DOMAIN/SELECTOR.ALGORITHM.pem (mode 0600). " +
-				"Publish the record, then restart the server to sign with the key.",
+				"Publish the record, then run postern reload: the server signs with the key from then on.",
 			examples: []string{"postern dkim keygen example.com", "postern dkim keygen example.com --algorithm ed25519 --selector s2"},
 			setup:    dkimKeygenFlags,
 		},
