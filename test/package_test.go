@@ -113,6 +113,7 @@ func TestPackage(t *testing.T) {
 		"/usr/share/doc/postern/CHANGELOG.md":                  "-rw-r--r-- root/root",
 		"/usr/share/doc/postern/README.md":                     "-rw-r--r-- root/root",
 		"/usr/share/doc/postern/operations.md":                 "-rw-r--r-- root/root",
+		"/usr/share/doc/postern/images/status.png":             "-rw-r--r-- root/root",
 		"/usr/share/doc/postern/configuration.md":              "-rw-r--r-- root/root",
 		"/usr/share/doc/postern/examples/postern.example.toml": "-rw-r--r-- root/root",
 	} {
