@@ -63,15 +63,39 @@ type Direct struct {
 // PutMessage delivers msg to the mailboxes of env's recipients when it
 // can (see Direct), and puts in the spool what it cannot. It returns nil
 // once every recipient's copy is durable in a mailbox or in the spool.
+//
+// Once the first mailbox is written, the message is finished whatever
+// ctx says (a session killed meanwhile): an error would send the client
+// to send it again. When it fails all the same (a mailbox write and then
+// the spool fail: a full disk), the copies already written are taken
+// back before the error, so that the client's next attempt makes the one
+// copy; the deliveries are reported only once the message is taken.
 func (d *Direct) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	boxes, ok := d.mailboxes(ctx, env, msg)
 	if !ok {
 		return d.Spool.PutMessage(ctx, env, msg)
 	}
+	ctx = context.WithoutCancel(ctx)
 	log := d.logger()
+	type done struct {
+		rcpt       string
+		start, end time.Time
+	}
+	var (
+		written []string // the files made, to take back on failure
+		dones   []done
+		copyOf  = make(map[string]bool, len(boxes)) // mailboxes written
+	)
 	for i, rcpt := range env.Recipients {
 		start := d.now()
-		if err := d.Local.Maildir.DeliverMessage(ctx, boxes[i], env.From, msg); err != nil {
+		if copyOf[boxes[i]] {
+			// Another spelling of a recipient already written (Bob@,
+			// bob@): one copy, as Postfix writes one.
+			dones = append(dones, done{rcpt, start, start})
+			continue
+		}
+		path, err := d.Local.Maildir.deliver(ctx, boxes[i], env.From, msg)
+		if err != nil {
 			// The recipients from i on go to the spool; those before
 			// have their copy and are not named again.
 			metrics.DirectDeliveries.WithLabelValues("spooled").Inc()
@@ -79,9 +103,20 @@ func (d *Direct) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.M
 				"spooled_rcpts", len(env.Recipients)-i, "err", err)
 			rest := env.Clone()
 			rest.Recipients = rest.Recipients[i:]
-			return d.Spool.PutMessage(ctx, rest, msg)
+			if err := d.Spool.PutMessage(ctx, rest, msg); err != nil {
+				for _, p := range written {
+					d.Local.Maildir.takeBack(p)
+				}
+				return err
+			}
+			break
 		}
-		d.delivered(env, rcpt, start)
+		written = append(written, path)
+		copyOf[boxes[i]] = true
+		dones = append(dones, done{rcpt, start, d.now()})
+	}
+	for _, dn := range dones {
+		d.delivered(env, dn.rcpt, dn.start, dn.end)
 	}
 	return nil
 }
@@ -122,8 +157,7 @@ func (d *Direct) mailboxes(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 
 // delivered counts, logs and reports the delivery to rcpt, as the queue
 // runner does for a local delivery (with "direct" in the log line).
-func (d *Direct) delivered(env *smtp.Envelope, rcpt string, start time.Time) {
-	now := d.now()
+func (d *Direct) delivered(env *smtp.Envelope, rcpt string, start, now time.Time) {
 	metrics.LocalDeliveries.WithLabelValues("delivered").Inc()
 	metrics.DirectDeliveries.WithLabelValues("delivered").Inc()
 	rep := queue.Report{Time: now, ID: env.ID, From: env.From, Rcpt: rcpt, Outcome: queue.OutcomeDelivered,

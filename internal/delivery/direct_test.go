@@ -266,3 +266,87 @@ func TestDirectConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestDirectKilledMidway: a session killed (its context cancelled) after
+// the first mailbox is written still finishes the message: the client
+// is never told to send again a message one mailbox already holds.
+func TestDirectKilledMidway(t *testing.T) {
+	for after := 1; after < 6; after++ {
+		f := newDirect(t)
+		ctx := &killedCtx{Context: context.Background(), after: after}
+		env := &smtp.Envelope{ID: smtp.NewID(time.Now()), From: "s@src.test",
+			Recipients: []string{"a@x.test", "b@x.test"}, Body: "7BIT", ReceivedAt: time.Now()}
+		err := f.d.PutMessage(ctx, env, localMsg)
+		if err != nil && f.boxCount(t, "a") > 0 {
+			t.Fatalf("PutMessage failed (%v): the client sends again, yet a's mailbox holds %d copy", err, f.boxCount(t, "a"))
+		}
+		if err == nil && (f.boxCount(t, "a") != 1 || f.boxCount(t, "b")+len(f.spooled(t, env.ID)) != 1) {
+			t.Fatalf("PutMessage succeeded; a's mailbox holds %d, b's %d, the spool %q",
+				f.boxCount(t, "a"), f.boxCount(t, "b"), f.spooled(t, env.ID))
+		}
+	}
+}
+
+// TestDirectSpoolFailsAfterPartial: when a mailbox write fails and the
+// spool cannot take the rest either (a full disk), the copies already
+// written are taken back: the client's retry is then the only copy.
+func TestDirectSpoolFailsAfterPartial(t *testing.T) {
+	f := newDirect(t)
+	if err := os.MkdirAll(filepath.Join(f.root, "x.test"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.root, "x.test", "b"), nil, 0o600); err != nil { // b's write fails
+		t.Fatal(err)
+	}
+	*f.fails.err = errors.New("no space left on device") // and the spool's
+	env := &smtp.Envelope{From: "s@src.test", Recipients: []string{"a@x.test", "b@x.test"}}
+	err := f.put(t, env)
+	if err == nil {
+		t.Fatal("PutMessage succeeded with the spool failing")
+	}
+	if n := f.boxCount(t, "a"); n != 0 {
+		t.Errorf("PutMessage failed (%v) and a's mailbox holds %d copy: the client's retry makes a second", err, n)
+	}
+	if len(f.reps) != 0 {
+		t.Errorf("reported %d deliveries of a message the client was told to send again", len(f.reps))
+	}
+}
+
+// TestDirectSameMailboxOnce: two recipients that resolve to one mailbox
+// (an address in two spellings) get one copy, as Postfix writes one.
+func TestDirectSameMailboxOnce(t *testing.T) {
+	f := newDirect(t)
+	f.d.Local.Aliases = testAliases{boxes: map[string][]string{"a@x.test": {"a@x.test"}, "A@x.test": {"a@x.test"}}}
+	f.d.IsLocal = func(string) bool { return true }
+	env := &smtp.Envelope{From: "s@src.test", Recipients: []string{"a@x.test", "A@x.test"}}
+	if err := f.put(t, env); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.boxCount(t, "a"); n != 1 {
+		t.Errorf("a's mailbox holds %d copies, want 1", n)
+	}
+}
+
+// killedCtx is a context cancelled after its Err has been asked after
+// times: a session killed while its message is being written.
+type killedCtx struct {
+	context.Context
+	after, asked int
+}
+
+func (c *killedCtx) Err() error {
+	c.asked++
+	if c.asked > c.after {
+		return context.Canceled
+	}
+	return nil
+}
+
+func (c *killedCtx) Done() <-chan struct{} {
+	if c.asked > c.after {
+		return closedChan
+	}
+	return nil
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -80,12 +80,22 @@ func (m *Maildir) Deliver(ctx context.Context, mailbox, from string, data []byte
 // the body is copied from it as a stream (by copy_file_range(2) where
 // the kernel can, from file to file), never held in memory.
 func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg *smtp.Message) error {
+	_, err := m.deliver(ctx, mailbox, from, msg)
+	return err
+}
+
+// deliver is DeliverMessage, returning the path of the message file it
+// made. On error no file of the message is left in new/: a message file
+// linked there but not made durable (its close or new/'s fsync failed)
+// is removed, so that whoever delivers the message again makes the one
+// copy.
+func (m *Maildir) deliver(ctx context.Context, mailbox, from string, msg *smtp.Message) (string, error) {
 	user, domain, err := splitMailbox(mailbox)
 	if err != nil {
-		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+		return "", fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	if hasCtl(from) {
-		return fmt.Errorf("delivery: maildir %q: sender %q: %w", mailbox, from, ErrBadMailbox)
+		return "", fmt.Errorf("delivery: maildir %q: sender %q: %w", mailbox, from, ErrBadMailbox)
 	}
 	// Only the header section can hold a Return-Path field: the body is
 	// neither read nor copied for it.
@@ -93,7 +103,7 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg 
 		msg = &smtp.Message{Header: hdr, Body: msg.Body}
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+		return "", fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	box := filepath.Join(m.Root, domain, user)
 	folder := ""
@@ -114,7 +124,10 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg 
 	newPath := filepath.Join(newDir, name)
 	err = m.write(box, folder, newDir, name, newPath, header, msg)
 	if err != nil {
-		return fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
+		// The file may be linked already (its close failed): the name
+		// is this delivery's own.
+		m.takeBack(newPath)
+		return "", fmt.Errorf("delivery: maildir %q: %w", mailbox, err)
 	}
 	if m.ownDirSync {
 		err = fsutil.SyncDir(newDir)
@@ -123,9 +136,19 @@ func (m *Maildir) DeliverMessage(ctx context.Context, mailbox, from string, msg 
 		err = m.syncer(newDir).Sync()
 	}
 	if err != nil {
-		return fmt.Errorf("delivery: maildir %q: sync new/: %w", mailbox, err)
+		m.takeBack(newPath)
+		return "", fmt.Errorf("delivery: maildir %q: sync new/: %w", mailbox, err)
 	}
-	return nil
+	return newPath, nil
+}
+
+// takeBack removes a message file from new/ that its delivery does not
+// stand by, best effort (a file that was never linked is not there), and
+// syncs new/ so that the removal is durable if the link was.
+func (m *Maildir) takeBack(path string) {
+	if err := os.Remove(path); err == nil {
+		fsutil.SyncDir(filepath.Dir(path))
+	}
 }
 
 // write makes the message file newDir/name, complete and fsynced, and
