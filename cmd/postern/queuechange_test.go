@@ -191,3 +191,47 @@ func TestTerminalSafe(t *testing.T) {
 		}
 	}
 }
+
+// TestShowListEscapes: queue show and list show, not obey, the control
+// characters a client (HELO), a sender (the header) or a remote server
+// (the last error) put in what they print.
+func TestShowListEscapes(t *testing.T) {
+	m := admin.Message{ID: "A1", From: "s@x.test", ReceivedAt: time.Now(),
+		Recipients: []admin.Recipient{{Addr: "r@y.test", Status: "deferred", LastError: "451 \x1b[2J screen cleared"}}}
+	d := &admin.MessageDetail{Message: m, Helo: "evil\x1b]0;title\x07", Headers: "Subject: \x1b[31mred\u009b2J\x1b[0m\r\n\r\n"}
+	var b bytes.Buffer
+	printShow(&b, d, time.Now())
+	printList(&b, []admin.Message{m}, time.Now())
+	if strings.ContainsAny(b.String(), "\x1b\x07\u009b") {
+		t.Errorf("queue show and list send control characters to the terminal:\n%q", b.String())
+	}
+	for _, want := range []string{`evil\x1b]0;title\x07`, `Subject: \x1b[31mred\u{009b}2J`, `451 \x1b[2J screen cleared`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestTerminalSafeC1: C1 controls (CSI as U+009B, and a raw 0x9B byte)
+// and bidirectional overrides are shown, cut anywhere between writes.
+func TestTerminalSafeC1(t *testing.T) {
+	in := "a\u009b2J b\x9b2J c\u202eevil d\u00e9"
+	want := `a\u{009b}2J b\x9b2J c\u{202e}evil d` + "\u00e9"
+	for cut := range len(in) + 1 {
+		var b bytes.Buffer
+		w := &terminalSafe{w: &b}
+		w.Write([]byte(in[:cut]))
+		w.Write([]byte(in[cut:]))
+		w.Flush()
+		if b.String() != want {
+			t.Fatalf("cut at %d: %q, want %q", cut, b.String(), want)
+		}
+	}
+	var b bytes.Buffer
+	w := &terminalSafe{w: &b}
+	w.Write([]byte("x\xe2\x80")) // a character cut by the end of the message
+	w.Flush()
+	if b.String() != `x\xe2\x80` {
+		t.Errorf("a cut character at the end: %q", b.String())
+	}
+}
