@@ -178,7 +178,14 @@ func ParseORcpt(v string) (string, error) {
 	if !ok || !validUTF8Text(s) {
 		return "", bad
 	}
-	return typ + ";" + s, nil
+	o := typ + ";" + s
+	// Relayed, the value is encoded again (EncodeORcpt): raw UTF-8 taken
+	// here grows to \x{HEX} escapes, past RFC 3461's limit and a next
+	// hop's line length. Refused now rather than failed there.
+	if len(EncodeORcpt(o)) > MaxORcpt {
+		return "", bad
+	}
+	return o, nil
 }
 
 // validAddrType reports whether s is an addr-type (RFC 3461 §4.2: an

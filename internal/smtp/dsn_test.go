@@ -164,3 +164,18 @@ func BenchmarkRcptDSN(b *testing.B) {
 		}
 	}
 }
+
+// TestORcptRelayLength: an ORCPT taken is one that can be passed on
+// within RFC 3461's 500 octets once encoded again.
+func TestORcptRelayLength(t *testing.T) {
+	if _, err := ParseORcpt("utf-8;" + strings.Repeat("é", 247)); err == nil {
+		t.Error("took an ORCPT of 500 octets that is 1,488 once encoded again")
+	}
+	o, err := ParseORcpt("utf-8;" + strings.Repeat("é", 40) + "@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := EncodeORcpt(o); len(out) > MaxORcpt {
+		t.Errorf("relayed as %d octets", len(out))
+	}
+}
