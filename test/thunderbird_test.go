@@ -61,6 +61,13 @@ const { fetchConfigFromExchange } = ChromeUtils.importESModule("resource:///modu
 fetchConfigFromExchange("example.test", "gina@example.test", new AbortController().signal, null, "secret",
   () => Promise.reject(new Error("no redirect expected"))).then(describe, e => resolve("error: " + e + " " + (e.errors || []).join("; ")));`,
 			servers("exchange exchange-from-url1", "gina@example.test")},
+		// What the account setup runs: all lookups at once, Mozilla's
+		// file (ranked above Autodiscover) wins.
+		{"account setup", `
+const { FindConfig } = ChromeUtils.importESModule("resource:///modules/accountcreation/FindConfig.sys.mjs");
+FindConfig.parallelAutoDiscovery("example.test", "gina@example.test", new AbortController().signal, "secret").next().then(
+  r => r.done && r.value ? describe(r.value) : resolve("no config: " + JSON.stringify(r)), e => resolve("error: " + e));`,
+			servers("xml xml-from-isp-https", "%EMAILADDRESS%")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := m.executeAsync(t, thunderbirdDescribe+c.script); got != c.want {
