@@ -107,13 +107,14 @@ function describe(c) {
 `
 
 // connectProxy is an HTTP proxy on loopback that connects every CONNECT
-// to example.test or a name under it to one address, refuses the others
-// (403), and answers plain HTTP requests 404 (Postern serves
+// to port 443 of example.test or a name under it to one address, refuses
+// the others (403), and answers plain HTTP requests 404 (Postern serves
 // autoconfiguration over HTTPS only).
 type connectProxy struct {
-	addr string
-	mu   sync.Mutex
-	seen []string
+	addr   string
+	refuse map[string]bool // hosts refused too (403), set before use
+	mu     sync.Mutex
+	seen   []string
 }
 
 // targets returns the hosts asked for so far, CONNECT's host:port or the
@@ -162,8 +163,9 @@ func (p *connectProxy) serve(c net.Conn, to string) {
 		io.WriteString(c, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 		return
 	}
-	if h := req.URL.Hostname(); h != "example.test" && !strings.HasSuffix(h, ".example.test") {
-		// The client's own services (live.thunderbird.net at start).
+	if h := req.URL.Hostname(); req.URL.Port() != "443" || h != "example.test" && !strings.HasSuffix(h, ".example.test") || p.refuse[h] {
+		// The client's own services (live.thunderbird.net at start), its
+		// mail servers, and the names a test hides.
 		io.WriteString(c, "HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
 		return
 	}
