@@ -71,6 +71,56 @@ func portOf(addr string) string {
 	return p
 }
 
+// startAutoconfig starts the real binary for example.test with
+// [autoconfig] on a free loopback port (IMAP at imap.example.test), its
+// certificate, for the autoconfig and autodiscover names, issued by a test
+// CA; it returns the server, the autoconfig address and the CA's PEM file.
+// With standardPorts, submission listens on port 587 and submissions on
+// 465 of a loopback address free on both, as clients expect them.
+func startAutoconfig(t *testing.T, standardPorts bool) (*server, string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := newTestCA(t, filepath.Join(dir, "ca.pem"))
+	c := ca.Issue(testcert.Spec{DNSNames: []string{"localhost", "example.test", "autoconfig.example.test", "autodiscover.example.test"}})
+	testcert.WriteFiles(t, c, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
+	acAddr := freeAddr(t)
+	s := testConfig(t, dir, fmt.Sprintf("\n[autoconfig]\naddress = %q\nimap_host = \"imap.example.test\"\n", acAddr))
+	b, _ := os.ReadFile(s.config)
+	cfg := strings.Replace(string(b), "self_signed = true", "cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\nca_file = \"ca.pem\"", 1)
+	if standardPorts {
+		ip := loopbackFreeOn(t, "465", "587")
+		cfg = strings.Replace(cfg, s.sub, ip+":587", 1)
+		cfg = strings.Replace(cfg, s.subs, ip+":465", 1)
+		s.sub, s.subs = ip+":587", ip+":465"
+	}
+	os.WriteFile(s.config, []byte(cfg), 0o600)
+	s.start()
+	return s, acAddr, filepath.Join(dir, "ca.pem")
+}
+
+// loopbackFreeOn returns an address of 127.0.2.0/24 on which all the
+// ports can be bound at the moment.
+func loopbackFreeOn(t *testing.T, ports ...string) string {
+	t.Helper()
+	for i := 1; i < 255; i++ {
+		ip := fmt.Sprintf("127.0.2.%d", i)
+		var ls []net.Listener
+		for _, p := range ports {
+			if l, err := net.Listen("tcp", net.JoinHostPort(ip, p)); err == nil {
+				ls = append(ls, l)
+			}
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == len(ports) {
+			return ip
+		}
+	}
+	t.Fatalf("no address of 127.0.2.0/24 has ports %v free (ports under 1024 need root, as scripts/test runs)", ports)
+	return ""
+}
+
 // TestAutoconfig runs the real binary with [autoconfig] and fetches, with
 // curl over real HTTPS (the server's certificate, verified, chosen by
 // the autoconfig name), Mozilla's autoconfig, Microsoft's Autodiscover
@@ -79,17 +129,7 @@ func portOf(addr string) string {
 // graceful restart the new process serves the same socket.
 func TestAutoconfig(t *testing.T) {
 	integration(t)
-	dir := t.TempDir()
-	ca := newTestCA(t, filepath.Join(dir, "ca.pem"))
-	c := ca.Issue(testcert.Spec{DNSNames: []string{"localhost", "example.test", "autoconfig.example.test", "autodiscover.example.test"}})
-	testcert.WriteFiles(t, c, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"))
-	acAddr := freeAddr(t)
-	s := testConfig(t, dir, fmt.Sprintf("\n[autoconfig]\naddress = %q\nimap_host = \"imap.example.test\"\n", acAddr))
-	cfg, _ := os.ReadFile(s.config)
-	os.WriteFile(s.config, []byte(strings.Replace(string(cfg), "self_signed = true",
-		"cert_file = \"cert.pem\"\nkey_file = \"key.pem\"\nca_file = \"ca.pem\"", 1)), 0o600)
-	caFile := filepath.Join(dir, "ca.pem")
-	s.start()
+	s, acAddr, caFile := startAutoconfig(t, false)
 	base := "https://autoconfig.example.test:" + portOf(acAddr)
 
 	t.Run("Mozilla autoconfig", func(t *testing.T) {

@@ -228,11 +228,14 @@ func (h *Handler) parse(r *http.Request, format string) (request, error) {
 		}
 	}
 	if raw == "" {
-		if format != "mozilla" {
+		if format == "apple" {
 			return rq, fail(http.StatusBadRequest, "no address: add ?emailaddress=USER@DOMAIN")
 		}
 		// Mozilla without an address: the domain the client asked, and
-		// %EMAILADDRESS% for the client to fill in.
+		// %EMAILADDRESS% for the client to fill in. Autodiscover by GET
+		// without one (Delta Chat's): that domain, and no LoginName (the
+		// client logs in with the address it has). A POST without one
+		// was refused above.
 		rq.domain = hostDomain(r.Host)
 		if !h.domains[rq.domain] {
 			return rq, errUnknown

@@ -80,6 +80,9 @@ func TestAutodiscover(t *testing.T) {
 		{"POST", PathAutodiscover, req("alice@example.com"), "alice@example.com"},
 		{"POST", "/Autodiscover/Autodiscover.xml", req("Bob.O&apos;Neil+x@Example.ORG"), "Bob.O'Neil+x@example.org"},
 		{"GET", PathAutodiscover + "?emailaddress=carol%40example.com", "", "carol@example.com"},
+		// Delta Chat asks with a GET and no address (the domain is the
+		// host's): the answer names no login, the client uses the address.
+		{"GET", PathAutodiscover, "", "(none)"},
 	} {
 		code, hdr, body := get(h, c.method, "autodiscover.example.com", c.path, c.body)
 		if code != 200 {
@@ -98,8 +101,12 @@ func TestAutodiscover(t *testing.T) {
 		}
 		var got []string
 		for _, p := range root.one(t, "Response").one(t, "Account").all("Protocol") {
+			login := "(none)"
+			if ls := p.all("LoginName"); len(ls) > 0 {
+				login = p.text(t, "LoginName")
+			}
 			got = append(got, strings.Join([]string{p.text(t, "Type"), p.text(t, "Server"), p.text(t, "Port"),
-				p.text(t, "SSL"), p.text(t, "Encryption"), p.text(t, "LoginName"), p.text(t, "AuthRequired"), p.text(t, "SPA")}, " "))
+				p.text(t, "SSL"), p.text(t, "Encryption"), login, p.text(t, "AuthRequired"), p.text(t, "SPA")}, " "))
 		}
 		want := []string{
 			"IMAP imap.example.com 993 on SSL " + c.addr + " on off",
@@ -215,6 +222,8 @@ func TestHostileInput(t *testing.T) {
 		{"no @", "GET", "x", PathApple + "?emailaddress=example.com", "", 400},
 		{"empty", "GET", "x", PathApple + "?emailaddress=", "", 400},
 		{"no address (apple)", "GET", "x", PathApple, "", 400},
+		{"no address, POST", "POST", "autodiscover.example.com", PathAutodiscover, adBody(""), 400},
+		{"no address, unknown host", "GET", "autodiscover.example.net", PathAutodiscover, "", 404},
 		{"twice", "GET", "x", PathMozilla + "?emailaddress=a@example.com&emailaddress=b@example.org", "", 400},
 		{"bad escape", "GET", "x", PathMozilla + "?emailaddress=a%zz@example.com", "", 400},
 		{"long local part", "GET", "x", PathApple + "?emailaddress=" + strings.Repeat("a", 65) + "@example.com", "", 400},

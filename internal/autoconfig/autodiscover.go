@@ -88,7 +88,7 @@ type adProtocol struct {
 	Type           string `xml:"Type"`
 	Server         string `xml:"Server"`
 	Port           int    `xml:"Port"`
-	LoginName      string `xml:"LoginName"`
+	LoginName      string `xml:"LoginName,omitempty"`
 	DomainRequired string `xml:"DomainRequired"`
 	SPA            string `xml:"SPA"`
 	SSL            string `xml:"SSL"`
@@ -100,7 +100,8 @@ type adProtocol struct {
 
 // autodiscover answers Autodiscover: an email account ("settings") with
 // the IMAP server and the submission servers (465 first), the address
-// as login name, no SPA (NTLM), TLS always, authentication required.
+// as login name (none when the request named no address), no SPA
+// (NTLM), TLS always, authentication required.
 func (h *Handler) autodiscover(rq request) ([]byte, string, error) {
 	var a adResponse
 	acc := &a.Response.Account
