@@ -1,8 +1,11 @@
 package smtpd
 
 import (
+	"runtime"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // A TLS session gives its read buffer back while it waits for a command
@@ -47,4 +50,52 @@ func TestIdleTLSSessionReleasesReadBuffer(t *testing.T) {
 		t.Errorf("%d messages spooled, want 1", n)
 	}
 	c.do("QUIT", "221 ")
+}
+
+// idleTLSStack opens n sessions that each did STARTTLS and EHLO and now
+// wait for a command, and returns the goroutine stack memory each holds
+// (runtime.MemStats.StackInuse after two collections, which free the
+// stacks of ended goroutines and shrink the others as far as they can).
+func idleTLSStack(t testing.TB, f *fixture, n int) (perSession float64) {
+	t.Helper()
+	stackInuse := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse
+	}
+	before := stackInuse()
+	clients := make([]*client, n)
+	for i := range clients {
+		c := f.dial()
+		c.do("EHLO client.example", "250 ")
+		c.startTLS()
+		c.do("EHLO client.example", "250 ")
+		clients[i] = c
+	}
+	after := stackInuse()
+	for _, c := range clients {
+		c.do("NOOP", "250 ") // each still answers
+	}
+	return (float64(after) - float64(before)) / float64(n)
+}
+
+// The TLS handshake grows a goroutine's stack to tens of KB (ML-KEM,
+// certificates), and Go shrinks a stack only while a quarter of it is
+// still unused: a session that waited for its commands on the goroutine
+// that did the handshake kept 8 KB or more. It waits on a fresh
+// goroutine instead, whose stack holds only the read.
+func TestIdleTLSSessionSmallStack(t *testing.T) {
+	f := newFixture(t, RoleSubmission)
+	const n = 200
+	limit := 6 << 10
+	if testkit.Race {
+		limit *= 2 // the race detector's frames
+	}
+	if got := idleTLSStack(t, f, n); got > float64(limit) {
+		t.Errorf("%.0f bytes of goroutine stack per idle TLS session, want at most %d", got, limit)
+	} else {
+		t.Logf("%.0f bytes of goroutine stack per idle TLS session", got)
+	}
 }
