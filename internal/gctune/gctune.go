@@ -1,6 +1,8 @@
 // Package gctune sets the garbage collector's percent (GOGC) after
-// every collection from the live heap, so that a small server collects
-// after a fixed headroom of growth rather than after its small live heap.
+// every collection from the live heap, so that a server collects after
+// a fixed headroom of growth rather than after growth by its live heap:
+// less often while the live heap is small, and with less memory held
+// between collections while it is large.
 package gctune
 
 import (
@@ -19,8 +21,10 @@ import (
 // sessions (each TLS connection's record buffers, the message, the
 // delivery copy). With 64 MB of headroom a small server collects about
 // six times less often, for at most 64 MB more of resident memory. A
-// large live heap (10,000 idle sessions) keeps Go's own proportional
-// growth, so the headroom changes nothing there.
+// live heap larger than the headroom (10,000 idle sessions hold about
+// 100 MB) grows by the headroom too, down to MinPercent: Go's default
+// would let it grow by itself, memory resident after a burst of
+// handshakes that buys nothing while the sessions are idle.
 const Headroom = 64 << 20
 
 // MaxPercent caps the GOGC the tuner sets, so that a nearly empty heap
@@ -28,8 +32,14 @@ const Headroom = 64 << 20
 // many times the live heap on top of the headroom.
 const MaxPercent = 2000
 
+// MinPercent is the least GOGC the tuner sets: a live heap of more than
+// twice the headroom grows by half of itself between collections, so
+// that the collector's work per allocated byte stays at most twice Go's
+// default.
+const MinPercent = 50
+
 // gcTuner sets GOGC after every collection so that the next one comes
-// after the heap grows by max(live heap, headroom). It does nothing when
+// after the heap grows by max(headroom, live heap/2). It does nothing when
 // the operator set GOGC in the environment (that choice wins), and
 // GOMEMLIMIT, when set, still bounds the heap as Go documents.
 type gcTuner struct {
@@ -49,7 +59,7 @@ type gcSentinel struct{ t *gcTuner }
 
 // Start starts the tuner unless GOGC is set in the environment: after
 // every collection it sets the percent that lets the heap grow by
-// max(live heap, headroom); Headroom is the server's. The returned
+// max(headroom, live heap/2); Headroom is the server's. The returned
 // function stops it (and restores the percent it found).
 func Start(headroom uint64) (stop func()) {
 	if os.Getenv("GOGC") != "" {
@@ -94,21 +104,15 @@ func (t *gcTuner) tune() {
 }
 
 // percentFor returns the GOGC that lets a heap of live bytes grow by
-// at least headroom before the next collection: 100 (Go's default) when
-// the live heap is that large already, and at most MaxPercent.
-// Percents are rounded up to a multiple of 25, so that small changes of
-// the live heap do not reset the pacer after every collection.
+// headroom before the next collection, between MinPercent and
+// MaxPercent. Percents are rounded up to a multiple of 25, so that small
+// changes of the live heap do not reset the pacer after every
+// collection.
 func percentFor(live, headroom uint64) int {
-	if live == 0 || live >= headroom {
-		if live == 0 {
-			return MaxPercent
-		}
-		return 100
+	if live == 0 {
+		return MaxPercent
 	}
 	p := (headroom*100 + live - 1) / live
 	p = (p + 24) / 25 * 25
-	if p > MaxPercent {
-		return MaxPercent
-	}
-	return int(p)
+	return int(min(max(p, MinPercent), MaxPercent))
 }

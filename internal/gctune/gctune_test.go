@@ -23,7 +23,10 @@ func TestGCPercentFor(t *testing.T) {
 		{30 * mb, 225},       // 213.3, rounded up
 		{64*mb - 1, 125},     // just under the headroom
 		{64 * mb, 100},       // the live heap is the headroom
-		{500 * mb, 100},      // Go's default beyond it
+		{100 * mb, 75},       // 64, rounded up: the headroom, not the live heap again
+		{128*mb - 1, 75},     // 50.0..., rounded up
+		{128 * mb, MinPercent},
+		{500 * mb, MinPercent}, // half the live heap beyond twice the headroom
 	} {
 		if got := percentFor(c.live, 64*mb); got != c.want {
 			t.Errorf("percentFor(%d) = %d, want %d", c.live, got, c.want)
