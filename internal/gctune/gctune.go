@@ -12,6 +12,7 @@ import (
 	"runtime/metrics"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Headroom is the least the heap may grow between two garbage
@@ -31,6 +32,16 @@ const Headroom = 64 << 20
 // (just after start) does not make one collection wait for a growth of
 // many times the live heap on top of the headroom.
 const MaxPercent = 2000
+
+// QuietPeriod is how long the collector must have been idle, after a
+// period in which it ran, before the tuner gives the heap's free memory
+// back to the operating system (debug.FreeOSMemory: one collection,
+// then every free page). A burst of work (10,000 TLS handshakes) leaves
+// tens of MB of garbage and free pages that Go would otherwise keep
+// resident until the next bursts reuse them; a server under steady load
+// collects every few seconds and is never released. The release runs
+// once per burst: about one collection more per quiet spell.
+const QuietPeriod = 5 * time.Second
 
 // MinPercent is the least GOGC the tuner sets: a live heap of more than
 // twice the headroom grows by half of itself between collections, so
@@ -53,14 +64,65 @@ type gcTuner struct {
 	runs atomic.Int64
 }
 
+// quietWatch decides, every QuietPeriod, whether the heap's free memory
+// should be given back: once after each period with collections that a
+// period without follows.
+type quietWatch struct {
+	last int64 // the collections counted at the last tick or release
+	busy bool  // collections ran in the period before the last tick
+}
+
+// tick takes the number of completed collections so far and reports
+// whether to release now.
+func (q *quietWatch) tick(cycles int64) bool {
+	ran := cycles != q.last
+	q.last = cycles
+	release := q.busy && !ran
+	q.busy = ran
+	return release
+}
+
+// released records the collections counted after a release, whose own
+// collection is not a burst.
+func (q *quietWatch) released(cycles int64) {
+	q.last, q.busy = cycles, false
+}
+
+// releaseWhenQuiet gives the heap's free memory back to the operating
+// system once after each burst (quietWatch), until done is closed.
+func releaseWhenQuiet(done <-chan struct{}) {
+	cycles := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	count := func() int64 {
+		metrics.Read(cycles)
+		return int64(cycles[0].Value.Uint64())
+	}
+	var q quietWatch
+	q.released(count())
+	tick := time.NewTicker(QuietPeriod)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-tick.C:
+		}
+		if q.tick(count()) {
+			debug.FreeOSMemory()
+			q.released(count())
+		}
+	}
+}
+
 // gcSentinel is an object that lives until the next collection, whose
 // finalizer runs the tuner and makes a new one.
 type gcSentinel struct{ t *gcTuner }
 
 // Start starts the tuner unless GOGC is set in the environment: after
 // every collection it sets the percent that lets the heap grow by
-// max(headroom, live heap/2); Headroom is the server's. The returned
-// function stops it (and restores the percent it found).
+// max(headroom, live heap/2); Headroom is the server's. It also gives
+// the heap's free memory back to the operating system once after each
+// burst of work (QuietPeriod). The returned function stops it (and
+// restores the percent it found).
 func Start(headroom uint64) (stop func()) {
 	if os.Getenv("GOGC") != "" {
 		return func() {}
@@ -73,7 +135,11 @@ func Start(headroom uint64) (stop func()) {
 	t.last = t.set(100)
 	before := t.last
 	t.arm()
+	done := make(chan struct{})
+	go releaseWhenQuiet(done)
+	closeDone := sync.OnceFunc(func() { close(done) })
 	return func() {
+		closeDone()
 		t.mu.Lock()
 		defer t.mu.Unlock()
 		t.stopped = true

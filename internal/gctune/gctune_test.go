@@ -102,3 +102,39 @@ func TestGCTunerStopRestores(t *testing.T) {
 		t.Fatalf("after stop the percent is %d, want 100 restored", p)
 	}
 }
+
+// The memory is released once after each busy period (collections ran)
+// that a quiet period (none ran) follows: never on a server quiet since
+// it started, never twice for one burst, and again after the next one.
+func TestQuietWatchReleasesOnceAfterABurst(t *testing.T) {
+	var q quietWatch
+	for i, c := range []struct {
+		cycles int64
+		want   bool
+	}{
+		{0, false}, // quiet since the start: nothing to give back
+		{0, false},
+		{3, false}, // a burst
+		{5, false}, // still busy
+		{5, true},  // quiet after it: release
+	} {
+		if got := q.tick(c.cycles); got != c.want {
+			t.Fatalf("tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
+		}
+	}
+	q.released(6) // the release's own collection is no burst
+	for i, c := range []struct {
+		cycles int64
+		want   bool
+	}{
+		{6, false},
+		{6, false},
+		{8, false}, // the next burst
+		{8, true},
+		{8, false},
+	} {
+		if got := q.tick(c.cycles); got != c.want {
+			t.Fatalf("after the release, tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
+		}
+	}
+}
