@@ -40,8 +40,15 @@ const MaxPercent = 2000
 // tens of MB of garbage and free pages that Go would otherwise keep
 // resident until the next bursts reuse them; a server under steady load
 // collects every few seconds and is never released. The release runs
-// once per burst: about one collection more per quiet spell.
+// once per burst, and only when at least MinRelease would go back:
+// about one collection more per quiet spell, and none after the
+// runtime's own periodic collection of an idle server.
 const QuietPeriod = 5 * time.Second
+
+// MinRelease is the least heap memory beyond the live heap (garbage and
+// free pages still resident) that makes the release worth its
+// collection.
+const MinRelease = 16 << 20
 
 // MinPercent is the least GOGC the tuner sets: a live heap of more than
 // twice the headroom grows by half of itself between collections, so
@@ -66,18 +73,19 @@ type gcTuner struct {
 
 // quietWatch decides, every QuietPeriod, whether the heap's free memory
 // should be given back: once after each period with collections that a
-// period without follows.
+// period without follows, when at least MinRelease is spare.
 type quietWatch struct {
 	last int64 // the collections counted at the last tick or release
 	busy bool  // collections ran in the period before the last tick
 }
 
-// tick takes the number of completed collections so far and reports
-// whether to release now.
-func (q *quietWatch) tick(cycles int64) bool {
+// tick takes the number of completed collections so far and the heap
+// memory resident beyond the live heap, and reports whether to release
+// now.
+func (q *quietWatch) tick(cycles int64, spare uint64) bool {
 	ran := cycles != q.last
 	q.last = cycles
-	release := q.busy && !ran
+	release := q.busy && !ran && spare >= MinRelease
 	q.busy = ran
 	return release
 }
@@ -88,14 +96,37 @@ func (q *quietWatch) released(cycles int64) {
 	q.last, q.busy = cycles, false
 }
 
+// heapReader returns a function that reads the number of completed
+// collections and the heap memory resident beyond the live heap (dead
+// objects, unused span space, free pages not yet given back).
+func heapReader() func() (cycles int64, spare uint64) {
+	sample := []metrics.Sample{
+		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/live:bytes"},
+		{Name: "/memory/classes/heap/objects:bytes"}, // live and dead objects
+		{Name: "/memory/classes/heap/unused:bytes"},  // in spans, unused
+		{Name: "/memory/classes/heap/free:bytes"},    // free, still resident
+	}
+	return func() (cycles int64, spare uint64) {
+		metrics.Read(sample)
+		var v [5]uint64
+		for i := range sample {
+			if sample[i].Value.Kind() == metrics.KindUint64 {
+				v[i] = sample[i].Value.Uint64()
+			}
+		}
+		if held := v[2] + v[3] + v[4]; held > v[1] {
+			spare = held - v[1]
+		}
+		return int64(v[0]), spare
+	}
+}
+
 // releaseWhenQuiet gives the heap's free memory back to the operating
 // system once after each burst (quietWatch), until done is closed.
 func releaseWhenQuiet(done <-chan struct{}) {
-	cycles := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
-	count := func() int64 {
-		metrics.Read(cycles)
-		return int64(cycles[0].Value.Uint64())
-	}
+	read := heapReader()
+	count := func() int64 { c, _ := read(); return c }
 	var q quietWatch
 	q.released(count())
 	tick := time.NewTicker(QuietPeriod)
@@ -106,7 +137,7 @@ func releaseWhenQuiet(done <-chan struct{}) {
 			return
 		case <-tick.C:
 		}
-		if q.tick(count()) {
+		if q.tick(read()) {
 			debug.FreeOSMemory()
 			q.released(count())
 		}

@@ -104,37 +104,67 @@ func TestGCTunerStopRestores(t *testing.T) {
 }
 
 // The memory is released once after each busy period (collections ran)
-// that a quiet period (none ran) follows: never on a server quiet since
-// it started, never twice for one burst, and again after the next one.
+// that a quiet period (none ran) follows, and only when at least
+// MinRelease would go back: never on a server quiet since it started,
+// never twice for one burst, not after the runtime's periodic collection
+// of an idle server (little to give back), and again after the next burst.
 func TestQuietWatchReleasesOnceAfterABurst(t *testing.T) {
 	var q quietWatch
+	const much, little = 40 << 20, MinRelease - 1
 	for i, c := range []struct {
 		cycles int64
+		spare  uint64
 		want   bool
 	}{
-		{0, false}, // quiet since the start: nothing to give back
-		{0, false},
-		{3, false}, // a burst
-		{5, false}, // still busy
-		{5, true},  // quiet after it: release
+		{0, much, false}, // quiet since the start: nothing to give back
+		{0, much, false},
+		{3, much, false}, // a burst
+		{5, much, false}, // still busy
+		{5, much, true},  // quiet after it: release
 	} {
-		if got := q.tick(c.cycles); got != c.want {
+		if got := q.tick(c.cycles, c.spare); got != c.want {
 			t.Fatalf("tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
 		}
 	}
 	q.released(6) // the release's own collection is no burst
 	for i, c := range []struct {
 		cycles int64
+		spare  uint64
 		want   bool
 	}{
-		{6, false},
-		{6, false},
-		{8, false}, // the next burst
-		{8, true},
-		{8, false},
+		{6, much, false},
+		{6, much, false},
+		{7, little, false}, // the runtime's periodic collection
+		{7, little, false}, // quiet, but little would go back
+		{7, much, false},
+		{9, much, false}, // the next burst
+		{9, much, true},
+		{9, much, false},
 	} {
-		if got := q.tick(c.cycles); got != c.want {
+		if got := q.tick(c.cycles, c.spare); got != c.want {
 			t.Fatalf("after the release, tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
 		}
 	}
+}
+
+// heapReader counts collections and sees garbage and free pages as
+// spare memory.
+func TestHeapReaderSeesSpareMemory(t *testing.T) {
+	read := heapReader()
+	runtime.GC()
+	c0, _ := read()
+	var keep [][]byte
+	for range 64 {
+		keep = append(keep, make([]byte, 1<<20))
+	}
+	keep = nil
+	runtime.GC() // the 64 MB are now free pages, not live
+	c1, spare := read()
+	if c1 <= c0 {
+		t.Errorf("collections %d then %d, want more", c0, c1)
+	}
+	if spare < MinRelease {
+		t.Errorf("spare %d bytes after 64 MB became garbage, want at least %d", spare, MinRelease)
+	}
+	runtime.KeepAlive(keep)
 }
