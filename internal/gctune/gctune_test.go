@@ -23,7 +23,10 @@ func TestGCPercentFor(t *testing.T) {
 		{30 * mb, 225},       // 213.3, rounded up
 		{64*mb - 1, 125},     // just under the headroom
 		{64 * mb, 100},       // the live heap is the headroom
-		{500 * mb, 100},      // Go's default beyond it
+		{100 * mb, 75},       // 64, rounded up: the headroom, not the live heap again
+		{128*mb - 1, 75},     // 50.0..., rounded up
+		{128 * mb, MinPercent},
+		{500 * mb, MinPercent}, // half the live heap beyond twice the headroom
 	} {
 		if got := percentFor(c.live, 64*mb); got != c.want {
 			t.Errorf("percentFor(%d) = %d, want %d", c.live, got, c.want)
@@ -98,4 +101,70 @@ func TestGCTunerStopRestores(t *testing.T) {
 	if p := gogc(); p != 100 {
 		t.Fatalf("after stop the percent is %d, want 100 restored", p)
 	}
+}
+
+// The memory is released once after each busy period (collections ran)
+// that a quiet period (none ran) follows, and only when at least
+// MinRelease would go back: never on a server quiet since it started,
+// never twice for one burst, not after the runtime's periodic collection
+// of an idle server (little to give back), and again after the next burst.
+func TestQuietWatchReleasesOnceAfterABurst(t *testing.T) {
+	var q quietWatch
+	const much, little = 40 << 20, MinRelease - 1
+	for i, c := range []struct {
+		cycles int64
+		spare  uint64
+		want   bool
+	}{
+		{0, much, false}, // quiet since the start: nothing to give back
+		{0, much, false},
+		{3, much, false}, // a burst
+		{5, much, false}, // still busy
+		{5, much, true},  // quiet after it: release
+	} {
+		if got := q.tick(c.cycles, c.spare); got != c.want {
+			t.Fatalf("tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
+		}
+	}
+	q.released(6) // the release's own collection is no burst
+	for i, c := range []struct {
+		cycles int64
+		spare  uint64
+		want   bool
+	}{
+		{6, much, false},
+		{6, much, false},
+		{7, little, false}, // the runtime's periodic collection
+		{7, little, false}, // quiet, but little would go back
+		{7, much, false},
+		{9, much, false}, // the next burst
+		{9, much, true},
+		{9, much, false},
+	} {
+		if got := q.tick(c.cycles, c.spare); got != c.want {
+			t.Fatalf("after the release, tick %d (%d cycles) = %v, want %v", i, c.cycles, got, c.want)
+		}
+	}
+}
+
+// heapReader counts collections and sees garbage and free pages as
+// spare memory.
+func TestHeapReaderSeesSpareMemory(t *testing.T) {
+	read := heapReader()
+	runtime.GC()
+	c0, _ := read()
+	var keep [][]byte
+	for range 64 {
+		keep = append(keep, make([]byte, 1<<20))
+	}
+	keep = nil
+	runtime.GC() // the 64 MB are now free pages, not live
+	c1, spare := read()
+	if c1 <= c0 {
+		t.Errorf("collections %d then %d, want more", c0, c1)
+	}
+	if spare < MinRelease {
+		t.Errorf("spare %d bytes after 64 MB became garbage, want at least %d", spare, MinRelease)
+	}
+	runtime.KeepAlive(keep)
 }

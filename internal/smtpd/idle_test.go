@@ -1,8 +1,11 @@
 package smtpd
 
 import (
+	"runtime"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // A TLS session gives its read buffer back while it waits for a command
@@ -47,4 +50,79 @@ func TestIdleTLSSessionReleasesReadBuffer(t *testing.T) {
 		t.Errorf("%d messages spooled, want 1", n)
 	}
 	c.do("QUIT", "221 ")
+}
+
+// idleTLSMemory opens n sessions that each did STARTTLS and EHLO and
+// now wait for a command, and returns the goroutine stack memory each
+// holds (runtime.MemStats.StackInuse after two collections, which free
+// the stacks of ended goroutines and shrink the others as far as they
+// can) and the live heap each adds, the client's end included (the
+// clients run in this process).
+func idleTLSMemory(t testing.TB, f *fixture, n int) (stack, heap float64) {
+	t.Helper()
+	measure := func() (stack, heap uint64) {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.StackInuse, ms.HeapAlloc
+	}
+	stack0, heap0 := measure()
+	clients := make([]*client, n)
+	for i := range clients {
+		c := f.dial()
+		c.do("EHLO client.example", "250 ")
+		c.startTLS()
+		c.do("EHLO client.example", "250 ")
+		clients[i] = c
+	}
+	stack1, heap1 := measure()
+	for _, c := range clients {
+		c.do("NOOP", "250 ") // each still answers
+	}
+	return (float64(stack1) - float64(stack0)) / float64(n), (float64(heap1) - float64(heap0)) / float64(n)
+}
+
+// BenchmarkIdleTLSSession opens b.N idle sessions after STARTTLS and
+// reports what each holds: the server's goroutine stack, and the live
+// heap of both ends (the client's tls.Conn and buffers included).
+func BenchmarkIdleTLSSession(b *testing.B) {
+	f := newFixture(b, RoleSubmission)
+	stack, heap := idleTLSMemory(b, f, b.N)
+	b.ReportMetric(stack, "stack-B/session")
+	b.ReportMetric(heap, "heap-B/session+client")
+}
+
+// The TLS handshake grows a goroutine's stack to tens of KB (ML-KEM,
+// certificates), and Go shrinks a stack only while a quarter of it is
+// still unused: a session that waited for its commands on the goroutine
+// that did the handshake kept 8 KB or more. It waits on a fresh
+// goroutine instead, whose stack holds only the read.
+func TestIdleTLSSessionSmallStack(t *testing.T) {
+	f := newFixture(t, RoleSubmission)
+	const n = 200
+	limit := 6 << 10
+	if testkit.Race {
+		limit *= 2 // the race detector's frames
+	}
+	if got, _ := idleTLSMemory(t, f, n); got > float64(limit) {
+		t.Errorf("%.0f bytes of goroutine stack per idle TLS session, want at most %d", got, limit)
+	} else {
+		t.Logf("%.0f bytes of goroutine stack per idle TLS session", got)
+	}
+}
+
+// BenchmarkTLSCommand measures one command round trip (NOOP and its 250)
+// in a session after STARTTLS over loopback: what a TLS session's wait
+// for its next command costs, a fresh goroutine included.
+func BenchmarkTLSCommand(b *testing.B) {
+	f := newFixture(b, RoleSubmission)
+	c := f.dial()
+	c.do("EHLO client.example", "250 ")
+	c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	b.ReportAllocs()
+	for b.Loop() {
+		c.do("NOOP", "250 ")
+	}
 }

@@ -385,7 +385,9 @@ func (s *Server) serveConn(c net.Conn) {
 		sess.release()
 		return
 	}
+	sess.ended = make(chan struct{})
 	sess.serve()
+	<-sess.ended // a TLS session goes on on other goroutines (commands)
 }
 
 func (s *Server) trackListener(l net.Listener, add bool) bool {
