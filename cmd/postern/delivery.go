@@ -10,9 +10,12 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
+	"postern/internal/forward"
 	"postern/internal/queue"
 	"postern/internal/smtp"
+	"postern/internal/srs"
 	"postern/internal/tlsconf"
+	"postern/internal/userdb"
 )
 
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
@@ -103,4 +106,28 @@ func deliveryErr(r remote.Result) error {
 		return r.Err
 	}
 	return fmt.Errorf("%s: %d %s %s", r.Host, r.Code, r.Enhanced, r.Text)
+}
+
+// newForwarder reads the SRS secrets (srs.secret_file, by default
+// DATA/srs.secret, which it creates when missing) and returns the
+// forwarder of aliases to other domains (internal/forward).
+func newForwarder(cfg *config.Config, dir *userdb.Directory, log *slog.Logger) (*forward.Forwarder, error) {
+	if cfg.SRS.SecretFile == cfg.DefaultSRSSecretFile() {
+		if err := forward.CreateSecretFile(cfg.SRS.SecretFile); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
+	}
+	list, err := cfg.SRSSecrets() // one a line, as every secret file is read
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	secrets := make([][]byte, len(list))
+	for i, s := range list {
+		secrets[i] = []byte(s)
+	}
+	rw, err := srs.New(secrets, srsOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return forward.New(forward.Options{Directory: dir, SRS: rw, Domain: cfg.SRS.Domain, Logger: log}), nil
 }

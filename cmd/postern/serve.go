@@ -31,6 +31,7 @@ import (
 	"postern/internal/delivery"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
+	"postern/internal/forward"
 	"postern/internal/fsutil"
 	"postern/internal/gctune"
 	"postern/internal/handover"
@@ -122,7 +123,7 @@ type serveBase struct {
 	dir        *userdb.Directory
 	resolver   *dns.Client
 	local      *delivery.Local
-	fwd        *forwarder
+	fwd        *forward.Forwarder
 	auth       *authSetup
 	adm        *admissionSetup
 	notify     *handover.Notifier
@@ -221,7 +222,7 @@ func (b *serveBase) openDelivery() (err error) {
 	if b.resolver, err = newResolver(cfg); err != nil {
 		return err
 	}
-	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (forward.go)
+	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (internal/forward)
 		return err
 	}
 	b.local = &delivery.Local{Aliases: b.fwd, Maildir: &delivery.Maildir{Root: cfg.MailDir()}}
@@ -432,7 +433,7 @@ func (b *serveBase) startLocked(spool *spool.Spool, socks *handover.Sockets) (*i
 func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: b.log, cancel: cancel, runnerDone: make(chan error, 1)}
-	b.fwd.spool.Store(spool) // forwarded copies go in this spool
+	b.fwd.SetSpool(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -509,7 +510,7 @@ func (b *serveBase) smtpServers(in *instance, spool *spool.Spool, socks *handove
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            live.limits,
-			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
+			Directory:         b.fwd.Directory(), // SRS addresses for bounces (internal/forward)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             acceptObserver{b.intake(spool), b.events}, // observe.go; direct.go
 			Budget:            b.budget,
