@@ -247,7 +247,7 @@ func (b *serveBase) openDelivery() (err error) {
 // startLive is the fourth step: the reloadable parts, built as a reload
 // builds them (live.go), and the metrics of the features on.
 func (b *serveBase) startLive() error {
-	set, err := b.buildLive(effective(b.cfg, b.cfg), b.sec)
+	set, err := b.buildLive(config.Effective(b.cfg, b.cfg), b.sec)
 	if err != nil {
 		return err
 	}
