@@ -152,7 +152,7 @@ func (l *liveRemote) close() {
 
 // DeliverBatch implements queue.BatchDeliverer.
 func (l *liveRemote) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
-	return remoteBatch{l.d.Load()}.DeliverBatch(ctx, env, rcpts, msg)
+	return l.d.Load().DeliverBatch(ctx, env, rcpts, msg)
 }
 
 // liveGuard is the smtpd.AuthGuard of [abuse], whose engine a reload
