@@ -648,7 +648,7 @@ func (in *instance) abort() {
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
 // the [[listener]]s by their names, and "http", "admin", "autoconfig",
-// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// "acme-http-01" or "acme-tls-alpn-01" (config.Sockets). A graceful
 // restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
@@ -661,23 +661,9 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		s.Add(name, l)
 		return nil
 	}
-	for _, lc := range cfg.Listeners {
-		if err := add(lc.Name, lc.Address, "listener "+lc.Name); err != nil {
+	for _, sock := range cfg.Sockets() {
+		if err := add(sock.Name, sock.Address, sock.What); err != nil {
 			return nil, err
-		}
-	}
-	extra := extraListeners(cfg)
-	for _, x := range []struct{ name, key string }{
-		{"http", "http"},
-		{"admin", "admin.http_address"},
-		{"autoconfig", "autoconfig.address"},
-		{"acme-http-01", "acme.http_address"},
-		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
-	} {
-		if addr, ok := extra[x.name]; ok {
-			if err := add(x.name, addr, x.key); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return s, nil
