@@ -154,7 +154,7 @@ func newServeBase(cfg *config.Config, load func() (*config.Config, error), stder
 	b := &serveBase{cfg: cfg, loadConfig: load, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
 		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: postern.ReadBuild()}
 	b.level.Set(cfg.Log.Level)
-	b.log = newLevelLogger(cfg.Log, b.level, stderr)
+	b.log = logging.New(cfg.Log.Format == config.LogJSON, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
 	return b
 }
@@ -712,20 +712,6 @@ func httpHandler(withPprof bool) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return mux
-}
-
-func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	return newLevelLogger(lc, lc.Level, w)
-}
-
-// newLevelLogger is newLogger at level, which may change (a
-// *slog.LevelVar) while the logger is in use.
-func newLevelLogger(lc config.Log, level slog.Leveler, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logging.DurationSeconds}
-	if lc.Format == config.LogJSON {
-		return slog.New(logging.LazyAttrs(slog.NewJSONHandler(w, opts)))
-	}
-	return slog.New(logging.LazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {
