@@ -32,7 +32,6 @@ import (
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
 	"postern/internal/forward"
-	"postern/internal/fsutil"
 	"postern/internal/gctune"
 	"postern/internal/handover"
 	"postern/internal/logging"
@@ -673,23 +672,9 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 // embedded default's first start, writes it to DATA/initial-password and
 // prints it once.
 func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.Logger) error {
-	users, err := db.ListUsers(context.Background())
-	if err != nil {
-		return err
-	}
-	if len(users) > 0 {
-		return nil
-	}
-	user := cfg.Postmaster
-	pw, err := userdb.GeneratePassword()
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(cfg.DataDir, "initial-password")
-	if err := fsutil.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("serve: initial password: %w", err)
-	}
-	if err := db.Add(user, pw); err != nil {
+	user, path := cfg.Postmaster, filepath.Join(cfg.DataDir, "initial-password")
+	pw, err := db.CreateFirstUser(context.Background(), user, path)
+	if err != nil || pw == "" {
 		return err
 	}
 	log.Info("created first user", "user", user, "password_file", path)
