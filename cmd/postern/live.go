@@ -95,8 +95,8 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 // schedule.
 func (b *serveBase) applyLive(s *liveSet, in *instance) {
 	b.dir.SetConfig(s.dir)
-	b.mx.set(s.mx)
-	b.sub.set(s.sub)
+	b.mx.Set(s.mx)
+	b.sub.Set(s.sub)
 	b.remote.swap(s.out)
 	b.adm.gate.SetOptions(s.gate)
 	b.adm.limiter.SetOptions(s.limiter)
@@ -112,21 +112,6 @@ func (b *serveBase) applyLive(s *liveSet, in *instance) {
 		in.runner.SetPolicy(s.policy)
 	}
 	b.live.Store(s)
-}
-
-// switchFilter is the smtpd.Filter of a role, whose filter a reload
-// replaces; none (nil) passes every message unchanged.
-type switchFilter struct{ f atomic.Pointer[smtpd.Filter] }
-
-func (s *switchFilter) set(f smtpd.Filter) { s.f.Store(&f) }
-
-// Filter implements smtpd.Filter.
-func (s *switchFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
-	f := s.f.Load()
-	if f == nil || *f == nil {
-		return smtpd.FilterResult{}, nil
-	}
-	return (*f).Filter(ctx, env, msg)
 }
 
 // liveRemote is the queue's remote delivery, whose Deliverer a reload

@@ -136,7 +136,7 @@ type serveBase struct {
 
 	// The reloadable parts (live.go): the running servers and runner
 	// read them through these, which applyLive swaps.
-	mx, sub       switchFilter
+	mx, sub       smtpd.SwitchFilter
 	remote        liveRemote
 	guard         *liveGuard // nil when [abuse] enabled = false
 	trace         *smtpd.Trace

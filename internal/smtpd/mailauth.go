@@ -3,6 +3,7 @@ package smtpd
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"postern/internal/mailauth"
 	"postern/internal/smtp"
@@ -13,6 +14,7 @@ import (
 // own-domain policy) and the DKIM signature of submission. They sit here,
 // not in a package of their own, because smtpd already imports mailauth
 // (the From addresses a submission user may use) and a Filter is smtpd's.
+// SwitchFilter holds the one a reload replaces.
 
 // CheckFilter is the Filter of mx listeners: SPF, DKIM, DMARC,
 // Authentication-Results and policy (mailauth.Checker).
@@ -53,4 +55,21 @@ func (f SignFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Me
 		f.Logger.Debug("not DKIM-signed: no key for the From domain", "id", env.ID)
 	}
 	return FilterResult{Prepend: h}, nil
+}
+
+// SwitchFilter is a Filter that another replaces while sessions use it
+// (a reload's new [mail_auth] filter); none (nil) passes every message
+// unchanged. The zero value is ready.
+type SwitchFilter struct{ f atomic.Pointer[Filter] }
+
+// Set makes f the Filter of the next messages; nil passes them.
+func (s *SwitchFilter) Set(f Filter) { s.f.Store(&f) }
+
+// Filter implements Filter.
+func (s *SwitchFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (FilterResult, error) {
+	f := s.f.Load()
+	if f == nil || *f == nil {
+		return FilterResult{}, nil
+	}
+	return (*f).Filter(ctx, env, msg)
 }

@@ -37,3 +37,30 @@ func TestSignFilter(t *testing.T) {
 		t.Errorf("signed for a domain without a key: %q %v", res.Prepend, err)
 	}
 }
+
+// TestSwitchFilter: unset and set to nil it passes the message; set, it
+// is the filter set last.
+func TestSwitchFilter(t *testing.T) {
+	var s SwitchFilter
+	ctx, env, msg := context.Background(), &smtp.Envelope{}, &smtp.Message{}
+	if res, err := s.Filter(ctx, env, msg); err != nil || res.Reject != nil || res.Prepend != nil {
+		t.Errorf("unset: %+v, %v", res, err)
+	}
+	prepend := func(h string) Filter { return prependFilter(h) }
+	s.Set(prepend("A: 1\r\n"))
+	s.Set(prepend("B: 2\r\n"))
+	if res, err := s.Filter(ctx, env, msg); err != nil || string(res.Prepend) != "B: 2\r\n" {
+		t.Errorf("set: %+v, %v", res, err)
+	}
+	s.Set(nil)
+	if res, err := s.Filter(ctx, env, msg); err != nil || res.Prepend != nil {
+		t.Errorf("set to nil: %+v, %v", res, err)
+	}
+}
+
+// prependFilter prepends its header field to every message.
+type prependFilter string
+
+func (p prependFilter) Filter(context.Context, *smtp.Envelope, *smtp.Message) (FilterResult, error) {
+	return FilterResult{Prepend: []byte(p)}, nil
+}
