@@ -57,20 +57,7 @@ func (a *authSetup) mechanisms(lc config.Listener) *sasl.Mechanisms {
 	}
 	// The leaf this session was served, for tls-server-end-point
 	// (RFC 5929 §4) on TLS 1.2; TLS 1.3 binds with tls-exporter.
-	m.ServerCertificate = func(cs *tls.ConnectionState) *x509.Certificate {
-		c, err := a.certs.GetCertificate(&tls.ClientHelloInfo{ServerName: cs.ServerName})
-		if err != nil || c == nil {
-			return nil
-		}
-		if c.Leaf != nil {
-			return c.Leaf
-		}
-		leaf, err := x509.ParseCertificate(c.Certificate[0])
-		if err != nil {
-			return nil
-		}
-		return leaf
-	}
+	m.ServerCertificate = func(cs *tls.ConnectionState) *x509.Certificate { return a.certs.LeafFor(cs.ServerName) }
 	return m
 }
 

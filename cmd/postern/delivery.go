@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
@@ -10,9 +9,10 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
-	"postern/internal/queue"
-	"postern/internal/smtp"
+	"postern/internal/forward"
+	"postern/internal/srs"
 	"postern/internal/tlsconf"
+	"postern/internal/userdb"
 )
 
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
@@ -70,37 +70,26 @@ func newRemote(cfg *config.Config, sec config.Secrets, planner policy.Planner, l
 	return d, nil
 }
 
-// remoteBatch hands the queue's per-domain batches to the SMTP client and
-// maps its per-recipient results to the queue's outcomes.
-type remoteBatch struct{ d *remote.Deliverer }
-
-func (b remoteBatch) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
-	results := b.d.Deliver(ctx, remote.NewMessage(env, rcpts, msg)) // SMTPUTF8, TLS-Required: No
-	out := make([]queue.Outcome, len(results))
-	for i, r := range results {
-		ss := r.Session
-		o := queue.Outcome{Rcpt: r.Rcpt, Status: r.Enhanced, RemoteMTA: r.Host, Relay: queue.Relay{
-			Addr: ss.Addr, TLSVersion: ss.TLSVersion, TLSCipher: ss.TLSCipher, TLSVerification: ss.Verification,
-			Connect: ss.Connect, Transmit: ss.Transmit, Reply: ss.Reply, RemoteID: ss.RemoteID,
-		}, NextHopDSN: r.NextHopDSN}
-		if r.Code != 0 {
-			o.Diagnostic = fmt.Sprintf("smtp; %d %s %s", r.Code, r.Enhanced, r.Text)
+// newForwarder reads the SRS secrets (srs.secret_file, by default
+// DATA/srs.secret, which it creates when missing) and returns the
+// forwarder of aliases to other domains (internal/forward).
+func newForwarder(cfg *config.Config, dir *userdb.Directory, log *slog.Logger) (*forward.Forwarder, error) {
+	if cfg.SRS.SecretFile == cfg.DefaultSRSSecretFile() {
+		if err := forward.CreateSecretFile(cfg.SRS.SecretFile); err != nil {
+			return nil, fmt.Errorf("serve: %w", err)
 		}
-		switch {
-		case r.Delivered:
-		case r.Permanent:
-			o.Err = queue.Permanent(deliveryErr(r))
-		default:
-			o.Err = deliveryErr(r)
-		}
-		out[i] = o
 	}
-	return out
-}
-
-func deliveryErr(r remote.Result) error {
-	if r.Err != nil {
-		return r.Err
+	list, err := cfg.SRSSecrets() // one a line, as every secret file is read
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
-	return fmt.Errorf("%s: %d %s %s", r.Host, r.Code, r.Enhanced, r.Text)
+	secrets := make([][]byte, len(list))
+	for i, s := range list {
+		secrets[i] = []byte(s)
+	}
+	rw, err := srs.New(secrets, srsOptions(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return forward.New(forward.Options{Directory: dir, SRS: rw, Domain: cfg.SRS.Domain, Logger: log}), nil
 }

@@ -36,46 +36,6 @@ import (
 	"postern/internal/userdb"
 )
 
-// restartKeys are the keys (tables, or keys within one) whose change
-// needs a restart, because what they configure is built once: sockets,
-// files and processes, connections to other servers, the identity of
-// the server. effective holds them; docs/operations.md lists them (as
-// live_test.go checks). Of [[listener]], allow and deny apply live.
-var restartKeys = []string{
-	"hostname", "data_dir", "user", "group", "postmaster",
-	"listener", "http", "tls", "spool", "lmtp",
-	"directory", "dns", "proxy", "admin", "pkcs11", "acme", "autoconfig",
-	"oauth", "auth", "srs", "redis", "milter", "sendmail",
-	"log.format", "abuse.enabled", "limits.max_data_in_flight",
-	"limits.max_data_in_memory", "delivery.workers", "delivery.direct_local",
-}
-
-// effective returns next with the keys of restartKeys at their values
-// in start: the configuration a running server can apply.
-func effective(start, next *config.Config) *config.Config {
-	e := *next
-	e.Source = start.Source
-	e.Hostname, e.DataDir, e.Process, e.Postmaster = start.Hostname, start.DataDir, start.Process, start.Postmaster
-	if next.MailAuth.AuthservID == next.Hostname { // derived from hostname, which needs a restart
-		e.MailAuth.AuthservID = start.MailAuth.AuthservID
-	}
-	e.Listeners = slices.Clone(start.Listeners)
-	for i, l := range e.Listeners {
-		// The admission lists of the listeners that still run apply.
-		if j := slices.IndexFunc(next.Listeners, func(n config.Listener) bool { return n.Name == l.Name }); j >= 0 {
-			e.Listeners[i].Allow, e.Listeners[i].Deny = next.Listeners[j].Allow, next.Listeners[j].Deny
-		}
-	}
-	e.HTTP, e.TLS, e.Spool, e.LMTP, e.Directory, e.DNS = start.HTTP, start.TLS, start.Spool, start.LMTP, start.Directory, start.DNS
-	e.Proxy, e.Admin, e.PKCS11, e.ACME, e.Autoconfig = start.Proxy, start.Admin, start.PKCS11, start.ACME, start.Autoconfig
-	e.OAuth, e.Auth, e.SRS, e.Redis, e.Milters, e.Sendmail = start.OAuth, start.Auth, start.SRS, start.Redis, start.Milters, start.Sendmail
-	e.Log.Format = start.Log.Format
-	e.Abuse.Enabled = start.Abuse.Enabled
-	e.Limits.MaxDataInFlight, e.Limits.MaxDataInMemory = start.Limits.MaxDataInFlight, start.Limits.MaxDataInMemory
-	e.Delivery.Workers, e.Delivery.DirectLocal = start.Delivery.Workers, start.Delivery.DirectLocal
-	return &e
-}
-
 // liveSet is the reloadable parts built from one configuration.
 type liveSet struct {
 	cfg     *config.Config // effective: restart-only keys as at start
@@ -135,8 +95,8 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 // schedule.
 func (b *serveBase) applyLive(s *liveSet, in *instance) {
 	b.dir.SetConfig(s.dir)
-	b.mx.set(s.mx)
-	b.sub.set(s.sub)
+	b.mx.Set(s.mx)
+	b.sub.Set(s.sub)
 	b.remote.swap(s.out)
 	b.adm.gate.SetOptions(s.gate)
 	b.adm.limiter.SetOptions(s.limiter)
@@ -152,21 +112,6 @@ func (b *serveBase) applyLive(s *liveSet, in *instance) {
 		in.runner.SetPolicy(s.policy)
 	}
 	b.live.Store(s)
-}
-
-// switchFilter is the smtpd.Filter of a role, whose filter a reload
-// replaces; none (nil) passes every message unchanged.
-type switchFilter struct{ f atomic.Pointer[smtpd.Filter] }
-
-func (s *switchFilter) set(f smtpd.Filter) { s.f.Store(&f) }
-
-// Filter implements smtpd.Filter.
-func (s *switchFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
-	f := s.f.Load()
-	if f == nil || *f == nil {
-		return smtpd.FilterResult{}, nil
-	}
-	return (*f).Filter(ctx, env, msg)
 }
 
 // liveRemote is the queue's remote delivery, whose Deliverer a reload
@@ -192,7 +137,7 @@ func (l *liveRemote) close() {
 
 // DeliverBatch implements queue.BatchDeliverer.
 func (l *liveRemote) DeliverBatch(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []queue.Outcome {
-	return remoteBatch{l.d.Load()}.DeliverBatch(ctx, env, rcpts, msg)
+	return l.d.Load().DeliverBatch(ctx, env, rcpts, msg)
 }
 
 // liveGuard is the smtpd.AuthGuard of [abuse], whose engine a reload

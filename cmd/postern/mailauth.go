@@ -1,7 +1,9 @@
 package main
 
+// The filters of [mail_auth] (smtpd.CheckFilter, smtpd.SignFilter), built
+// from the configuration and the DKIM keys.
+
 import (
-	"context"
 	"fmt"
 	"log/slog"
 
@@ -9,50 +11,8 @@ import (
 	"postern/internal/dns"
 	"postern/internal/mailauth"
 	"postern/internal/pkcs11"
-	"postern/internal/smtp"
 	"postern/internal/smtpd"
 )
-
-// mxFilter is the smtpd.Filter of mx listeners: SPF, DKIM, DMARC,
-// Authentication-Results and policy (mailauth.Checker).
-type mxFilter struct{ c *mailauth.Checker }
-
-// Filter implements smtpd.Filter.
-func (f mxFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
-	m := mailauth.Message{Remote: env.Remote.Addr(), Helo: env.Helo, MailFrom: env.From, Header: msg.Header, Body: msg.Body}
-	if l := smtpd.SessionLogger(ctx); l != nil {
-		m.Log = l.With("id", env.ID) // listener, session and id, as every session event
-	}
-	v, err := f.c.Check(ctx, m)
-	if err != nil {
-		return smtpd.FilterResult{}, err
-	}
-	return smtpd.FilterResult{Reject: v.Reject, Header: v.Header, Prepend: v.Prepend}, nil
-}
-
-// signFilter is the smtpd.Filter of submission listeners: it DKIM-signs
-// mail from authenticated users whose From domain has a key. smtpd has
-// already checked that the user may use the From addresses, so the
-// signature aligns for DMARC.
-type signFilter struct {
-	s   *mailauth.Signer
-	log *slog.Logger
-}
-
-// Filter implements smtpd.Filter.
-func (f signFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (smtpd.FilterResult, error) {
-	if env.AuthUser == "" {
-		return smtpd.FilterResult{}, nil
-	}
-	h, err := f.s.SignMessage(msg.Header, msg.Body)
-	if err != nil {
-		return smtpd.FilterResult{}, err
-	}
-	if h == nil {
-		f.log.Debug("not DKIM-signed: no key for the From domain", "id", env.ID)
-	}
-	return smtpd.FilterResult{Prepend: h}, nil
-}
 
 // mailAuthFilters builds the Filters of [mail_auth]: for mx listeners
 // (nil when check is off) and for submission listeners (nil when sign is
@@ -84,7 +44,7 @@ func checkFilter(cfg *config.Config, r dns.Resolver, isLocal func(domain string)
 	if err != nil {
 		return nil, fmt.Errorf("serve: mail_auth: %w", err)
 	}
-	return mxFilter{c}, nil
+	return smtpd.CheckFilter{Checker: c}, nil
 }
 
 // signingFilter builds the Filter of submission listeners from
@@ -113,5 +73,5 @@ func signingFilter(cfg *config.Config, log *slog.Logger, tokens *pkcs11.Tokens) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("serve: mail_auth: %w", err)
 	}
-	return signFilter{s: s, log: log}, keys, nil
+	return smtpd.SignFilter{Signer: s, Logger: log}, keys, nil
 }

@@ -370,7 +370,7 @@ func mechanismsOf(cfg *config.Config, lc config.Listener) *sasl.Mechanisms {
 }
 
 // srsOptions converts srs.max_age_days into the rewriter's options; the
-// secrets are read by srsSecrets.
+// secrets are read by newForwarder (delivery.go).
 func srsOptions(cfg *config.Config) srs.Options {
 	return srs.Options{MaxAge: time.Duration(cfg.SRS.MaxAgeDays) * 24 * time.Hour}
 }

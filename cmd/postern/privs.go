@@ -7,10 +7,8 @@ package main
 // every file Postern creates belongs to that user.
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"postern/internal/config"
 	"postern/internal/fsutil"
@@ -20,8 +18,9 @@ import (
 
 // passedListeners returns the sockets passed to this process (by the
 // old process of a graceful restart when child is not nil, else by
-// systemd): a socket named like a [[listener]] (or "http", "admin", "autoconfig",
-// "acme-http-01", "acme-tls-alpn-01") serves that listener; a socket
+// systemd): a socket named like one of the configuration's sockets
+// (config.Sockets: a [[listener]], or "http", "admin", "autoconfig",
+// "acme-http-01", "acme-tls-alpn-01") serves that socket; a socket
 // without a known name serves the listener on its port.
 func passedListeners(cfg *config.Config, log *slog.Logger, child *handover.Child) (*handover.Prebound, error) {
 	passed, err := handover.PassedSockets(child, log)
@@ -29,113 +28,41 @@ func passedListeners(cfg *config.Config, log *slog.Logger, child *handover.Child
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	known := map[string]bool{}
-	for name := range extraListeners(cfg) {
-		known[name] = true
-	}
-	for _, lc := range cfg.Listeners {
-		known[lc.Name] = true
+	for _, s := range cfg.Sockets() {
+		known[s.Name] = true
 	}
 	return handover.NewPrebound(passed, func(name string) bool { return known[name] }), nil
 }
 
 // prepareProcess runs before serve opens anything: it takes the sockets
 // passed (by systemd, or by the old process of a graceful restart when
-// child is not nil), and when running as root with user set, binds the
-// remaining listeners, creates the data directory for the user and
-// switches to the user and group. Then it checks the data directory.
+// child is not nil); then, as root with user set, privs.Prepare binds
+// the remaining sockets and switches to the user and group, and checks
+// the data directory.
 func prepareProcess(cfg *config.Config, log *slog.Logger, child *handover.Child) (*handover.Prebound, error) {
 	p, err := passedListeners(cfg, log, child)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			p.CloseAll()
-		}
-	}()
-	root := os.Geteuid() == 0
-	switch {
-	case cfg.Process.User == "" && root:
-		log.Warn("running as root: set user (for example user = \"postern\") to serve as an unprivileged user")
-	case cfg.Process.User != "":
-		id, err := privs.Lookup(cfg.Process.User, cfg.Process.Group)
-		if err != nil {
-			return nil, fmt.Errorf("serve: %w", err)
-		}
-		if !root {
-			if os.Geteuid() != id.UID {
-				return nil, fmt.Errorf("serve: user = %q (uid %d), but started as uid %d: start as root, or as that user", cfg.Process.User, id.UID, os.Geteuid())
-			}
-			break
-		}
-		for _, lc := range cfg.Listeners {
-			if p.Has(lc.Name) {
+	bind := func() error {
+		for _, s := range cfg.Sockets() {
+			if p.Has(s.Name) {
 				continue
 			}
-			l, err := p.Listen(lc.Name, lc.Address)
+			l, err := p.Listen(s.Name, s.Address)
 			if err != nil {
-				return nil, fmt.Errorf("serve: listener %s: %w", lc.Name, err)
+				return fmt.Errorf("serve: %s: %w", s.What, err)
 			}
-			p.Hold(lc.Name, l)
+			p.Hold(s.Name, l)
 		}
-		for name, addr := range extraListeners(cfg) {
-			if !p.Has(name) {
-				l, err := p.Listen(name, addr)
-				if err != nil {
-					return nil, fmt.Errorf("serve: %s: %w", name, err)
-				}
-				p.Hold(name, l)
-			}
-		}
-		if _, err := os.Stat(cfg.DataDir); errors.Is(err, os.ErrNotExist) {
-			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-				return nil, fmt.Errorf("serve: data directory: %w", err)
-			}
-			if err := os.Chown(cfg.DataDir, id.UID, id.GID); err != nil {
-				return nil, fmt.Errorf("serve: data directory: %w", err)
-			}
-		}
-		if err := privs.Drop(id); err != nil {
-			return nil, err
-		}
-		log.Info("privileges dropped", "user", cfg.Process.User, "uid", id.UID, "gid", id.GID)
+		return nil
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("serve: data directory: %w", err)
+	pr := cfg.Process
+	if err := privs.Prepare(privs.Setup{User: pr.User, Group: pr.Group, DataDir: cfg.DataDir, Bind: bind, Logger: log}); err != nil {
+		p.CloseAll()
+		return nil, err
 	}
-	if err := fsutil.CheckDataDir(cfg.DataDir, cfg.Process.User, cfg.Process.Group, os.Geteuid()); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	ok = true
 	return p, nil
-}
-
-// extraListeners returns the sockets serve binds besides the
-// [[listener]]s, by name: the HTTP endpoint ("http"), the admin API
-// over HTTP ("admin"), the mail clients' settings ("autoconfig") and the
-// ACME challenge responder ("acme-http-01" or "acme-tls-alpn-01"), the
-// ones configured.
-func extraListeners(cfg *config.Config) map[string]string {
-	m := map[string]string{}
-	if cfg.HTTP.Address != "" {
-		m["http"] = cfg.HTTP.Address
-	}
-	if cfg.Admin.HTTPAddress != "" {
-		m["admin"] = cfg.Admin.HTTPAddress
-	}
-	if cfg.Autoconfig.Enabled {
-		m["autoconfig"] = cfg.Autoconfig.Address
-	}
-	if cfg.ACME.Enabled {
-		switch cfg.ACME.Challenge {
-		case config.ChallengeHTTP01:
-			m["acme-http-01"] = cfg.ACME.HTTPAddress
-		case config.ChallengeTLSALPN01:
-			m["acme-tls-alpn-01"] = cfg.ACME.TLSALPNAddress
-		}
-	}
-	return m
 }
 
 // dataOwner returns whom the files and directories a command creates or

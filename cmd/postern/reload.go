@@ -127,7 +127,7 @@ func (b *serveBase) reloadConfig(rep *admin.ReloadReport) error {
 	if err != nil {
 		return err
 	}
-	eff := effective(b.cfg, next)
+	eff := config.Effective(b.cfg, next)
 	set, err := b.buildLive(eff, sec)
 	if err != nil {
 		return err

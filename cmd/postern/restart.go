@@ -97,38 +97,14 @@ func restartFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 		// The old process lets its sessions finish (restart_drain_timeout),
 		// stops (shutdown_timeout), and the new one opens the spool.
 		limit := cfg.Limits.RestartDrainTimeout + cfg.Limits.ShutdownTimeout + handover.ServingTimeout
-		p, err := awaitServing(ctx, cl, pid, old.PID, limit)
-		if err != nil {
-			return err
+		p, err := cl.AwaitServing(ctx, pid, limit)
+		switch {
+		case errors.Is(err, admin.ErrExited):
+			return fmt.Errorf("restart: the new process (pid %d) exited before it served; pid %d serves again (its log says why)", pid, old.PID)
+		case err != nil:
+			return fmt.Errorf("restart: the new process (pid %d) does not serve after %v", pid, limit)
 		}
 		fmt.Fprintf(c.stdout, "Restarted: pid %d serves (postern %s); pid %d handed over.\n", p.PID, p.Version, old.PID)
 		return nil
 	}
-}
-
-// awaitServing waits until the process pid answers on the admin socket,
-// as it does once it serves. It fails when pid has exited first (the old
-// process, oldPID, then serves again), or after limit.
-func awaitServing(ctx context.Context, cl *admin.Client, pid, oldPID int, limit time.Duration) (admin.Process, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		p, err := cl.Process(ctx)
-		if err == nil && p.PID == pid {
-			return p, nil
-		}
-		if !processExists(pid) {
-			return admin.Process{}, fmt.Errorf("restart: the new process (pid %d) exited before it served; pid %d serves again (its log says why)", pid, oldPID)
-		}
-		if time.Now().After(deadline) {
-			return admin.Process{}, fmt.Errorf("restart: the new process (pid %d) does not serve after %v", pid, limit)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// processExists reports whether a process pid exists (possibly
-// another user's).
-func processExists(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
 }

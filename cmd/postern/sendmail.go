@@ -43,7 +43,7 @@ type sendmailOpts struct {
 	config       string // -C, --config
 	data         string // --data
 	mode         sendmailMode
-	flushFilter  string // -qRSITE, -qSSITE, -qIID: the filter's letter and value ("R", "example.com")
+	flushFilter  sendmail.Flush // -qRSITE, -qSSITE, -qIID, -qINTERVAL
 	rcpts        []string
 }
 
@@ -125,7 +125,10 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 		case a == "-bs":
 			o.mode = modeSMTP
 		case strings.HasPrefix(a, "-q"):
-			err = o.parseFlush(a[2:])
+			o.mode = modeFlush
+			if o.flushFilter, err = sendmail.ParseFlush(a[2:]); err != nil {
+				err = usageError{"sendmail: " + err.Error()}
+			}
 		case strings.HasPrefix(a, "-f") || strings.HasPrefix(a, "-r"):
 			o.from, err = value(a[:2])
 			o.fromSet = true

@@ -15,33 +15,11 @@ import (
 	"syscall"
 	"time"
 
-	"postern/internal/addrkey"
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/sendmail"
 	"postern/internal/smtp"
 )
-
-// parseFlush parses what follows -q: nothing (every deferred message),
-// R or S and a site (the messages with a recipient, or the sender, at
-// that domain), I and a queue id, or an interval ("1h", a daemon's
-// period, which Postfix ignores too).
-func (o *sendmailOpts) parseFlush(rest string) error {
-	o.mode = modeFlush
-	switch {
-	case rest == "":
-	case rest[0] == 'R' || rest[0] == 'S' || rest[0] == 'I':
-		if len(rest) == 1 {
-			return usageError{"sendmail: -q" + rest + " needs a value (as in -qRexample.com)"}
-		}
-		o.flushFilter = rest
-	case rest[0] >= '0' && rest[0] <= '9':
-		o.flushFilter = "interval" // flushes nothing
-	default:
-		return usageError{"sendmail: unsupported option -q" + rest}
-	}
-	return nil
-}
 
 // sendmailPrint lists the queue (-bp), as postern queue list does.
 func sendmailPrint(c *admin.Client, stdout, stderr io.Writer, now time.Time) int {
@@ -64,7 +42,13 @@ func sendmailFlush(c *admin.Client, o *sendmailOpts, stderr io.Writer) int {
 		return exitForAdmin(err)
 	}
 	for _, m := range msgs {
-		if !flushes(m, o.flushFilter) {
+		var deferred []string
+		for _, r := range m.Recipients {
+			if r.Status == "deferred" {
+				deferred = append(deferred, r.Addr)
+			}
+		}
+		if !o.flushFilter.Selects(m.ID, m.From, m.Held, deferred) {
 			continue
 		}
 		if err := c.Retry(ctx, m.ID); err != nil && !errors.Is(err, admin.ErrNotFound) { // delivered meanwhile
@@ -73,35 +57,6 @@ func sendmailFlush(c *admin.Client, o *sendmailOpts, stderr io.Writer) int {
 		}
 	}
 	return exOK
-}
-
-// flushes reports whether -q with filter retries m: it has a deferred
-// recipient and, with a filter, is the one named or has a recipient (R)
-// or its sender (S) at the site.
-func flushes(m admin.Message, filter string) bool {
-	deferred := false
-	for _, r := range m.Recipients {
-		deferred = deferred || r.Status == "deferred"
-	}
-	if !deferred || m.Held || filter == "interval" {
-		return false
-	}
-	if filter == "" {
-		return true
-	}
-	kind, site := filter[0], addrkey.DomainKey(filter[1:])
-	switch kind {
-	case 'I':
-		return m.ID == filter[1:]
-	case 'S':
-		return addrkey.DomainKey(addrkey.DomainOf(m.From)) == site
-	}
-	for _, r := range m.Recipients {
-		if r.Status == "deferred" && addrkey.DomainKey(addrkey.DomainOf(r.Addr)) == site {
-			return true
-		}
-	}
-	return false
 }
 
 // exitForAdmin is the exit status for a failed admin request.

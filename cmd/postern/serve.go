@@ -31,7 +31,7 @@ import (
 	"postern/internal/delivery"
 	"postern/internal/delivery/remote"
 	"postern/internal/dns"
-	"postern/internal/fsutil"
+	"postern/internal/forward"
 	"postern/internal/gctune"
 	"postern/internal/handover"
 	"postern/internal/logging"
@@ -122,7 +122,7 @@ type serveBase struct {
 	dir        *userdb.Directory
 	resolver   *dns.Client
 	local      *delivery.Local
-	fwd        *forwarder
+	fwd        *forward.Forwarder
 	auth       *authSetup
 	adm        *admissionSetup
 	notify     *handover.Notifier
@@ -136,7 +136,7 @@ type serveBase struct {
 
 	// The reloadable parts (live.go): the running servers and runner
 	// read them through these, which applyLive swaps.
-	mx, sub       switchFilter
+	mx, sub       smtpd.SwitchFilter
 	remote        liveRemote
 	guard         *liveGuard // nil when [abuse] enabled = false
 	trace         *smtpd.Trace
@@ -153,7 +153,7 @@ func newServeBase(cfg *config.Config, load func() (*config.Config, error), stder
 	b := &serveBase{cfg: cfg, loadConfig: load, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
 		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: postern.ReadBuild()}
 	b.level.Set(cfg.Log.Level)
-	b.log = newLevelLogger(cfg.Log, b.level, stderr)
+	b.log = logging.New(cfg.Log.Format == config.LogJSON, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
 	return b
 }
@@ -221,7 +221,7 @@ func (b *serveBase) openDelivery() (err error) {
 	if b.resolver, err = newResolver(cfg); err != nil {
 		return err
 	}
-	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (forward.go)
+	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (internal/forward)
 		return err
 	}
 	b.local = &delivery.Local{Aliases: b.fwd, Maildir: &delivery.Maildir{Root: cfg.MailDir()}}
@@ -246,7 +246,7 @@ func (b *serveBase) openDelivery() (err error) {
 // startLive is the fourth step: the reloadable parts, built as a reload
 // builds them (live.go), and the metrics of the features on.
 func (b *serveBase) startLive() error {
-	set, err := b.buildLive(effective(b.cfg, b.cfg), b.sec)
+	set, err := b.buildLive(config.Effective(b.cfg, b.cfg), b.sec)
 	if err != nil {
 		return err
 	}
@@ -432,7 +432,7 @@ func (b *serveBase) startLocked(spool *spool.Spool, socks *handover.Sockets) (*i
 func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *instance, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in = &instance{log: b.log, cancel: cancel, runnerDone: make(chan error, 1)}
-	b.fwd.spool.Store(spool) // forwarded copies go in this spool
+	b.fwd.SetSpool(spool) // forwarded copies go in this spool
 	defer func() {
 		if err != nil {
 			in.abort()
@@ -509,7 +509,7 @@ func (b *serveBase) smtpServers(in *instance, spool *spool.Spool, socks *handove
 			Hostname:          cfg.Hostname,
 			TLSConfig:         ltls,
 			Limits:            live.limits,
-			Directory:         b.fwd.directory(), // SRS addresses for bounces (forward.go)
+			Directory:         b.fwd.Directory(), // SRS addresses for bounces (internal/forward)
 			Auth:              b.auth.mechanisms(lc),
 			Spool:             acceptObserver{b.intake(spool), b.events}, // observe.go; direct.go
 			Budget:            b.budget,
@@ -647,7 +647,7 @@ func (in *instance) abort() {
 //
 // The sockets are the listening TCP sockets serve serves on, by name:
 // the [[listener]]s by their names, and "http", "admin", "autoconfig",
-// "acme-http-01" or "acme-tls-alpn-01" (extraListeners). A graceful
+// "acme-http-01" or "acme-tls-alpn-01" (config.Sockets). A graceful
 // restart passes them all to the new process.
 func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listener, error)) (*handover.Sockets, error) {
 	s := &handover.Sockets{}
@@ -660,23 +660,9 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 		s.Add(name, l)
 		return nil
 	}
-	for _, lc := range cfg.Listeners {
-		if err := add(lc.Name, lc.Address, "listener "+lc.Name); err != nil {
+	for _, sock := range cfg.Sockets() {
+		if err := add(sock.Name, sock.Address, sock.What); err != nil {
 			return nil, err
-		}
-	}
-	extra := extraListeners(cfg)
-	for _, x := range []struct{ name, key string }{
-		{"http", "http"},
-		{"admin", "admin.http_address"},
-		{"autoconfig", "autoconfig.address"},
-		{"acme-http-01", "acme.http_address"},
-		{"acme-tls-alpn-01", "acme.tls_alpn_address"},
-	} {
-		if addr, ok := extra[x.name]; ok {
-			if err := add(x.name, addr, x.key); err != nil {
-				return nil, err
-			}
 		}
 	}
 	return s, nil
@@ -686,23 +672,9 @@ func bindSockets(cfg *config.Config, listen func(name, addr string) (net.Listene
 // embedded default's first start, writes it to DATA/initial-password and
 // prints it once.
 func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.Logger) error {
-	users, err := db.ListUsers(context.Background())
-	if err != nil {
-		return err
-	}
-	if len(users) > 0 {
-		return nil
-	}
-	user := cfg.Postmaster
-	pw, err := userdb.GeneratePassword()
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(cfg.DataDir, "initial-password")
-	if err := fsutil.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
-		return fmt.Errorf("serve: initial password: %w", err)
-	}
-	if err := db.Add(user, pw); err != nil {
+	user, path := cfg.Postmaster, filepath.Join(cfg.DataDir, "initial-password")
+	pw, err := db.CreateFirstUser(context.Background(), user, path)
+	if err != nil || pw == "" {
 		return err
 	}
 	log.Info("created first user", "user", user, "password_file", path)
@@ -725,20 +697,6 @@ func httpHandler(withPprof bool) http.Handler {
 		io.WriteString(w, "ok\n")
 	})
 	return mux
-}
-
-func newLogger(lc config.Log, w io.Writer) *slog.Logger {
-	return newLevelLogger(lc, lc.Level, w)
-}
-
-// newLevelLogger is newLogger at level, which may change (a
-// *slog.LevelVar) while the logger is in use.
-func newLevelLogger(lc config.Log, level slog.Leveler, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: logging.DurationSeconds}
-	if lc.Format == config.LogJSON {
-		return slog.New(logging.LazyAttrs(slog.NewJSONHandler(w, opts)))
-	}
-	return slog.New(logging.LazyAttrs(slog.NewTextHandler(w, opts)))
 }
 
 func roleOf(r config.Role) smtpd.Role {

@@ -15,9 +15,11 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"syscall"
 	"time"
 )
 
@@ -84,4 +86,33 @@ func (c *Client) Restart(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("admin: restart: %w", err)
 	}
 	return out.PID, nil
+}
+
+// ErrExited is the error of AwaitServing when the process it waits for
+// has exited.
+var ErrExited = errors.New("admin: the process exited before it served")
+
+// AwaitServing waits until the process pid answers on the socket, as it
+// does once it serves after a graceful restart (Restart's pid). It fails
+// with ErrExited when pid has exited first (the old process then serves
+// again), or after limit.
+func (c *Client) AwaitServing(ctx context.Context, pid int, limit time.Duration) (Process, error) {
+	deadline := time.Now().Add(limit)
+	for {
+		p, err := c.Process(ctx)
+		if err == nil && p.PID == pid {
+			return p, nil
+		}
+		if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) { // EPERM: another user's
+			return Process{}, fmt.Errorf("admin: pid %d: %w", pid, ErrExited)
+		}
+		if time.Now().After(deadline) {
+			return Process{}, fmt.Errorf("admin: pid %d does not serve after %v", pid, limit)
+		}
+		select {
+		case <-ctx.Done():
+			return Process{}, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

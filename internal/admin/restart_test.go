@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,27 @@ func TestRestartAndProcess(t *testing.T) {
 	}
 	if _, err := (&Client{SocketPath: f.dir + "/none.sock"}).Process(ctx); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("no server: %v", err)
+	}
+
+	// AwaitServing: the process that answers; one that exited first; one
+	// that lives but does not answer by the limit.
+	if p, err := c.AwaitServing(ctx, os.Getpid(), time.Minute); err != nil || p.PID != os.Getpid() {
+		t.Fatalf("AwaitServing of the answering process: %+v, %v", p, err)
+	}
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AwaitServing(ctx, gone.Process.Pid, time.Minute); !errors.Is(err, ErrExited) {
+		t.Fatalf("AwaitServing of an exited process: %v", err)
+	}
+	alive := exec.Command("sleep", "60")
+	if err := alive.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alive.Process.Kill(); alive.Wait() })
+	if _, err := c.AwaitServing(ctx, alive.Process.Pid, 0); err == nil || errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "does not serve") {
+		t.Fatalf("AwaitServing past the limit: %v", err)
 	}
 }
 

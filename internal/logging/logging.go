@@ -5,6 +5,7 @@ package logging
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"math"
 	"sync"
@@ -88,4 +89,16 @@ func (l *lazyHandler) WithGroup(name string) slog.Handler {
 		return l
 	}
 	return &lazyHandler{root: l.root, node: &lazyNode{parent: l.node, group: name}}
+}
+
+// New returns Postern's logger writing to w at level (a *slog.LevelVar
+// when it may change while the logger is in use): JSON lines when json
+// is true, else slog's text form; durations in seconds, attributes
+// formatted only when a record is written.
+func New(json bool, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: DurationSeconds}
+	if json {
+		return slog.New(LazyAttrs(slog.NewJSONHandler(w, opts)))
+	}
+	return slog.New(LazyAttrs(slog.NewTextHandler(w, opts)))
 }

@@ -89,3 +89,27 @@ func TestLazyAttrs(t *testing.T) {
 		t.Error("Info enabled, but the handler logs warnings only")
 	}
 }
+
+// TestNew: the two formats, a duration in seconds, and the level held
+// by a LevelVar that changes while the logger is in use.
+func TestNew(t *testing.T) {
+	var level slog.LevelVar
+	level.Set(slog.LevelInfo)
+	var js, txt bytes.Buffer
+	jl, tl := New(true, &level, &js), New(false, &level, &txt)
+	for _, l := range []*slog.Logger{jl, tl} {
+		l.Debug("hidden")
+		l.Info("sent", "duration", 1500*time.Millisecond)
+	}
+	if got := js.String(); !strings.Contains(got, `"msg":"sent","duration":1.5}`) || strings.Contains(got, "hidden") {
+		t.Errorf("JSON: %s", got)
+	}
+	if got := txt.String(); !strings.Contains(got, "msg=sent duration=1.5\n") || strings.Contains(got, "hidden") {
+		t.Errorf("text: %s", got)
+	}
+	level.Set(slog.LevelDebug)
+	jl.Debug("shown")
+	if !strings.Contains(js.String(), `"msg":"shown"`) {
+		t.Errorf("the level's change not applied: %s", js.String())
+	}
+}

@@ -2,6 +2,8 @@ package mailauth
 
 import (
 	"strings"
+
+	"postern/internal/smtp"
 )
 
 // Results are the outcomes of the checks on one message, as
@@ -150,25 +152,7 @@ func skipCFWS(v string) string {
 		if !strings.HasPrefix(v, "(") {
 			return v
 		}
-		depth := 0
-		i := 0
-		for ; i < len(v); i++ {
-			switch v[i] {
-			case '\\':
-				i++
-			case '(':
-				depth++
-			case ')':
-				depth--
-			}
-			if depth == 0 {
-				break
-			}
-		}
-		if i >= len(v) {
-			return ""
-		}
-		v = v[i+1:]
+		v = v[smtp.CommentEnd(v, 0)+1:]
 	}
 }
 

@@ -167,7 +167,7 @@ func qualifyList(v []byte, domain string) ([]byte, []string) {
 		c := v[i]
 		switch {
 		case c == '(':
-			i = skipComment(v, i)
+			i = smtp.CommentEnd(v, i)
 			inWord = false
 			continue
 		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
@@ -231,27 +231,6 @@ func qualifyList(v []byte, domain string) ([]byte, []string) {
 		prev = at
 	}
 	return append(out, v[prev:]...), made
-}
-
-// skipComment returns the offset of the ")" that closes the comment
-// opening at v[i] (comments nest, and "\" quotes the next character), or
-// len(v)-1 when it is not closed.
-func skipComment(v []byte, i int) int {
-	depth := 0
-	for ; i < len(v); i++ {
-		switch v[i] {
-		case '\\':
-			i++
-		case '(':
-			depth++
-		case ')':
-			depth--
-			if depth == 0 {
-				return i
-			}
-		}
-	}
-	return len(v) - 1
 }
 
 // skipQuoted returns the offset of the '"' that closes the quoted string

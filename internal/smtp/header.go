@@ -131,3 +131,24 @@ func CountFields(hdr []byte, name string) int {
 	}
 	return n
 }
+
+// CommentEnd returns the offset of the ")" that closes the comment
+// opening at v[i], or len(v)-1 when it is not closed. RFC 5322 §3.2.2:
+// comments nest, and "\" quotes the next character.
+func CommentEnd[T string | []byte](v T, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return len(v) - 1
+}

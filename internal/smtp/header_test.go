@@ -76,3 +76,27 @@ func TestCountFields(t *testing.T) {
 		t.Errorf("CountFields: %v allocations, want 0", a)
 	}
 }
+
+// TestCommentEnd: the end of a comment that nests and quotes, and of one
+// that is not closed.
+func TestCommentEnd(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		i    int
+		want int
+	}{
+		{"(a) b", 0, 2},
+		{"x (a (b) c) d", 2, 10},
+		{`(a \) b) c`, 0, 7},
+		{`(a \\) b`, 0, 5},
+		{"(a (b) c", 0, 7},
+		{`(a\`, 0, 2},
+	} {
+		if got := CommentEnd(c.in, c.i); got != c.want {
+			t.Errorf("CommentEnd(%q, %d) = %d, want %d", c.in, c.i, got, c.want)
+		}
+		if got := CommentEnd([]byte(c.in), c.i); got != c.want {
+			t.Errorf("CommentEnd([]byte(%q), %d) = %d, want %d", c.in, c.i, got, c.want)
+		}
+	}
+}

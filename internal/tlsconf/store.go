@@ -366,6 +366,22 @@ func (c *Certs) Leaf() *x509.Certificate {
 	return s.all[0].cert.Leaf
 }
 
+// LeafFor returns the parsed leaf of the certificate served to a client
+// that asks for serverName (SNI), or nil when there is none: the
+// certificate a session's channel binding names (RFC 5929 §4,
+// tls-server-end-point).
+func (c *Certs) LeafFor(serverName string) *x509.Certificate {
+	cert, err := c.GetCertificate(&tls.ClientHelloInfo{ServerName: serverName})
+	if err != nil || cert == nil {
+		return nil
+	}
+	leaf, err := leafOf(cert)
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
 // Certificates returns the certificates served now, files first, each
 // with its name (the certificate file, or the name given to Set).
 func (c *Certs) Certificates() map[string]*tls.Certificate {

@@ -172,6 +172,12 @@ func TestCertsSet(t *testing.T) {
 	if got.Leaf.SerialNumber.Cmp(acme.x.SerialNumber) != 0 {
 		t.Fatal("Set certificate not served by SNI")
 	}
+	if l := certs.LeafFor("other.example.net"); l == nil || l.SerialNumber.Cmp(acme.x.SerialNumber) != 0 {
+		t.Fatalf("LeafFor the Set certificate: %v", l)
+	}
+	if l := certs.LeafFor("mail.example.com"); l == nil || l.SerialNumber.Cmp(p.leaf.x.SerialNumber) != 0 {
+		t.Fatalf("LeafFor the file's certificate: %v", l)
+	}
 	// A broken one is refused, and the previous stays.
 	broken := p.issue(t, certSpec{cn: "other.example.net", names: []string{"other.example.net"}})
 	var ce *ChainError
