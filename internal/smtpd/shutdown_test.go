@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 func TestShutdownIdleSession(t *testing.T) {
@@ -46,7 +48,7 @@ func TestShutdownLetsDataFinish(t *testing.T) {
 	c.raw("Subject: in flight\r\n\r\n")
 	errc := make(chan error, 1)
 	go func() { errc <- f.srv.Shutdown(context.Background()) }()
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, "the shutdown to begin", f.srv.closing.Load)
 	c.do("body\r\n.", "250 2.0.0")
 	c.expect("421 4.3.2")
 	c.expectClosed()
@@ -65,7 +67,7 @@ func TestShutdownDeadlineCutsSpooling(t *testing.T) {
 	c.do("EHLO client.example", "250 ")
 	c.transaction("a@example.net", "bob@example.org")
 	c.send(message("From: a@example.net") + ".")
-	time.Sleep(50 * time.Millisecond)
+	f.spool.waitBlocked(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -161,7 +163,7 @@ func TestShutdownDeadlineTLS(t *testing.T) {
 	c.login()
 	c.transaction("alice@example.org", "bob@example.org")
 	c.send(message("From: alice@example.org") + ".")
-	time.Sleep(50 * time.Millisecond)
+	f.spool.waitBlocked(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
