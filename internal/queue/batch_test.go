@@ -398,9 +398,14 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	}}
 	r, _ := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour}})
 	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
-	time.Sleep(100 * time.Millisecond)
+	testkit.WaitFor(t, "the retry scheduled", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, ok := r.sched.earliest()
+		return ok
+	})
 	if calls, _ := remote.snapshot(); len(calls) != 1 {
-		t.Fatalf("%d attempts within 100ms of a one-hour backoff", len(calls))
+		t.Fatalf("%d attempts before the one-hour backoff ended", len(calls))
 	}
 	r.mu.Lock()
 	at, ok := r.sched.earliest()
