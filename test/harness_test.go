@@ -220,17 +220,24 @@ func (s *server) args() []string {
 
 // start runs `postern serve` and waits until /healthz answers.
 func (s *server) start() {
+	s.t.Helper()
+	s.startCmd(func(cmd *exec.Cmd) {
+		if len(s.env) > 0 {
+			cmd.Env = append(os.Environ(), s.env...)
+		}
+	})
+}
+
+// startCmd starts `postern serve` like start, with prep adjusting the
+// command first, and waits until /healthz answers.
+func (s *server) startCmd(prep func(cmd *exec.Cmd)) {
 	t := s.t
 	t.Helper()
-	s.stdout = testkit.SyncBuffer{}
-	s.stderr = testkit.SyncBuffer{}
+	s.stdout, s.stderr = testkit.SyncBuffer{}, testkit.SyncBuffer{}
 	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
-	if len(s.env) > 0 {
-		s.cmd.Env = append(os.Environ(), s.env...)
-	}
-	s.cmd.Stdout = &s.stdout
-	s.cmd.Stderr = &s.stderr
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	s.cmd.Dir = filepath.Dir(s.data)
+	prep(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -246,19 +253,16 @@ func (s *server) start() {
 			t.Logf("postern stderr:\n%s", s.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if !s.running() {
 			t.Fatalf("postern exited early: %v\nstderr:\n%s", s.waitErr, s.stderr.String())
 		}
-		resp, err := http.Get("http://" + s.http + "/healthz")
-		if err == nil {
+		if resp, err := http.Get("http://" + s.http + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("postern not healthy after 15s\nstderr:\n%s", s.stderr.String())
 }
