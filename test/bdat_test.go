@@ -1,17 +1,16 @@
 package test
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/smtp"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"postern/internal/delivery/dovecottest"
 )
 
 // startDovecotSubmission runs Dovecot's submission service on a free
@@ -85,47 +84,8 @@ service anvil {
   chroot =
 }
 `, dir, nobody.Uid, relayHost, relayPort, port)
-	confFile := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-F", "-c", confFile)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan struct{})
-	go func() { cmd.Wait(); close(waited) }()
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-waited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-waited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logFile)
-			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", out.String(), b)
-		}
-	})
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return addr, logFile
-		}
-		select {
-		case <-waited:
-			t.Fatalf("dovecot exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dovecot does not listen on %s: %v\n%s", addr, err, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	dovecottest.Run(t, bin, conf, dir, addr)
+	return addr, logFile
 }
 
 // TestBdatFromDovecot has a real SMTP client that uses CHUNKING send

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,32 +94,68 @@ type server struct {
 	waitErr error
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// freeAddr returns a loopback address with a port that was free a moment
+// ago, for a server or tool the test starts. The port lies below the
+// kernel's ephemeral range (ip_local_port_range), which the kernel never
+// picks on its own, neither as a connection's source port nor for a
+// listen on port 0: so no other process on this shared machine takes it
+// between this check and the server's bind unless it names that very
+// port (a port picked from the ephemeral range could go to any other
+// process's next connection). Each test process walks the ports from its
+// own start, chosen by its pid, so concurrent runs of this package do not
+// walk the same ports in step. The address stays 127.0.0.1: the tests'
+// certificates, DNS answers and AUTH PLAIN rely on it. No port is handed
+// out twice in one process (a config then named one port twice).
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	freeMu.Lock()
 	defer freeMu.Unlock()
-	// The kernel may hand the same ephemeral port to two listens in a row
-	// once the first is closed: a config then names one port twice
-	// (listener[0].address "is already http.address"). No port is handed
-	// out twice in one test process.
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	span := ephemeralLow() - portLow
+	if freeStart < 0 {
+		freeStart = os.Getpid() * 7919 % span
+	}
+	for range span {
+		p := portLow + (freeStart+freeNext)%span
+		freeNext++
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		if freeGiven[a] {
+			continue
 		}
-		a := l.Addr().String()
+		l, err := net.Listen("tcp", a)
+		if err != nil {
+			continue // another process's
+		}
 		l.Close()
-		if !freeGiven[a] {
-			freeGiven[a] = true
-			return a
+		freeGiven[a] = true
+		return a
+	}
+	t.Fatalf("freeAddr: no free port in [%d, %d)", portLow, portLow+span)
+	return ""
+}
+
+// portLow is the lowest port freeAddr hands out: above the fixed ports
+// tests and services here use (2525, 5432, 6390, 11332, 14000, ...).
+const portLow = 20000
+
+// ephemeralLow returns the first port of the kernel's ephemeral range
+// (32768 when it cannot be read, Linux's default).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > portLow+1000 {
+				return n
+			}
 		}
 	}
+	return 32768
 }
 
 var (
 	freeMu    sync.Mutex
 	freeGiven = map[string]bool{}
+	freeStart = -1 // where this process's walk starts, from its pid
+	freeNext  int
 )
 
 // testConfig writes a config file for a server on free loopback ports with
@@ -183,17 +220,24 @@ func (s *server) args() []string {
 
 // start runs `postern serve` and waits until /healthz answers.
 func (s *server) start() {
+	s.t.Helper()
+	s.startCmd(func(cmd *exec.Cmd) {
+		if len(s.env) > 0 {
+			cmd.Env = append(os.Environ(), s.env...)
+		}
+	})
+}
+
+// startCmd starts `postern serve` like start, with prep adjusting the
+// command first, and waits until /healthz answers.
+func (s *server) startCmd(prep func(cmd *exec.Cmd)) {
 	t := s.t
 	t.Helper()
-	s.stdout = testkit.SyncBuffer{}
-	s.stderr = testkit.SyncBuffer{}
+	s.stdout, s.stderr = testkit.SyncBuffer{}, testkit.SyncBuffer{}
 	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
-	if len(s.env) > 0 {
-		s.cmd.Env = append(os.Environ(), s.env...)
-	}
-	s.cmd.Stdout = &s.stdout
-	s.cmd.Stderr = &s.stderr
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
 	s.cmd.Dir = filepath.Dir(s.data)
+	prep(s.cmd)
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,19 +253,16 @@ func (s *server) start() {
 			t.Logf("postern stderr:\n%s", s.stderr.String())
 		}
 	})
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if !s.running() {
 			t.Fatalf("postern exited early: %v\nstderr:\n%s", s.waitErr, s.stderr.String())
 		}
-		resp, err := http.Get("http://" + s.http + "/healthz")
-		if err == nil {
+		if resp, err := http.Get("http://" + s.http + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
 				return
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("postern not healthy after 15s\nstderr:\n%s", s.stderr.String())
 }

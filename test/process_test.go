@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,47 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"postern/internal/testkit"
 )
-
-// startCmd starts `postern serve` like server.start, with prep adjusting
-// the command first, and waits until /healthz answers.
-func (s *server) startCmd(prep func(cmd *exec.Cmd)) {
-	t := s.t
-	t.Helper()
-	s.stdout, s.stderr = testkit.SyncBuffer{}, testkit.SyncBuffer{}
-	s.cmd = exec.Command(binPath, append([]string{"serve"}, s.args()...)...)
-	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
-	s.cmd.Dir = filepath.Dir(s.data)
-	prep(s.cmd)
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	s.waited = make(chan struct{})
-	go func() { s.waitErr = s.cmd.Wait(); close(s.waited) }()
-	t.Cleanup(func() {
-		if s.running() {
-			s.cmd.Process.Kill()
-			<-s.waited
-		}
-		if t.Failed() {
-			t.Logf("postern stderr:\n%s", s.stderr.String())
-		}
-	})
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if !s.running() {
-			t.Fatalf("postern exited early: %v\nstderr:\n%s", s.waitErr, s.stderr.String())
-		}
-		if resp, err := http.Get("http://" + s.http + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-	}
-	t.Fatalf("postern not healthy after 15s\nstderr:\n%s", s.stderr.String())
-}
 
 // procUID returns the real, effective, saved and file-system uids of pid.
 func procUID(t *testing.T, pid int) string {

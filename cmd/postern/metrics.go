@@ -21,8 +21,8 @@ import (
 // greeting, the PROXY protocol, mail client autoconfiguration, keys in
 // PKCS#11 tokens, milters and ACME only with their features, so
 // that a server exports no metric of a feature it does not run. It
-// returns the metrics serve hands to outbound delivery and to ACME (nil
-// without ACME).
+// returns the metrics serve hands to outbound delivery, the queue runner
+// and ACME (nil without ACME).
 func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool) featureMetrics {
 	var names []string
 	screen, proxy := false, false
@@ -33,7 +33,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	}
 	metrics.RegisterCore(reg, names)
 	spool.RegisterMetrics(reg)
-	queue.RegisterMetrics(reg)
 	tlsconf.RegisterMetrics(reg)
 	policy.RegisterMetrics(reg)
 	admission.RegisterMetrics(reg)
@@ -67,7 +66,7 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		}
 		metrics.RegisterMilters(reg, defaults)
 	}
-	fm := featureMetrics{remote: remote.NewMetrics(reg)}
+	fm := featureMetrics{remote: remote.NewMetrics(reg), queue: queue.NewMetrics(reg)}
 	if cfg.ACME.Enabled {
 		fm.acme = acme.NewMetrics(reg)
 	}
@@ -78,5 +77,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 // into a set of their own (registered by registerMetrics).
 type featureMetrics struct {
 	remote *remote.Metrics
+	queue  *queue.Metrics
 	acme   *acme.Metrics // nil without ACME
 }

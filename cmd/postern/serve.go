@@ -141,7 +141,8 @@ type serveBase struct {
 	guard         *liveGuard // nil when [abuse] enabled = false
 	trace         *smtpd.Trace
 	remoteMetrics *remote.Metrics
-	acmeMetrics   *acme.Metrics // nil without ACME
+	queueMetrics  *queue.Metrics // every runner counts into it
+	acmeMetrics   *acme.Metrics  // nil without ACME
 	live          atomic.Pointer[liveSet]
 	inst          atomic.Pointer[instance] // the instance serving, for reload
 	reloading     sync.Mutex               // one reload (or start of an instance) at a time
@@ -251,7 +252,7 @@ func (b *serveBase) startLive() error {
 		return err
 	}
 	fm := registerMetrics(metrics.Registry, b.cfg, set.sub != nil) // metrics.go
-	b.remoteMetrics, b.acmeMetrics = fm.remote, fm.acme
+	b.remoteMetrics, b.queueMetrics, b.acmeMetrics = fm.remote, fm.queue, fm.acme
 	set.out.Metrics = fm.remote
 	for _, k := range set.keys {
 		b.log.Info("DKIM key loaded", "domain", k.Domain, "selector", k.Selector, "algorithm", string(k.Algorithm()))
@@ -478,6 +479,7 @@ func (b *serveBase) startRunner(ctx context.Context, in *instance, spool *spool.
 		Hostname:    b.cfg.Hostname,
 		Logger:      b.log,
 		Observe:     b.events.Delivery, // the status page (observe.go)
+		Metrics:     b.queueMetrics,
 	})
 	go func() { in.runnerDone <- in.runner.Run(ctx) }()
 }

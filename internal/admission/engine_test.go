@@ -381,12 +381,7 @@ func btoi(b bool) int {
 
 func TestEnginePrefixIPv4(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
-			o.IPBanAfter = 2
-			o.StuffingUsers = 0
-			o.DistributedIPs = 0
-			o.UserThrottleAfter = 0
-		}))
+		et := newEngine(t, newStore(t), ipBansOnly(2))
 		now := e0
 		for _, a := range []string{"192.0.2.1", "192.0.2.2"} {
 			et.fail(a, "x", now)
@@ -446,12 +441,7 @@ func TestEnginePrefixFailures(t *testing.T) {
 
 func TestEngineIPv6Aggregation(t *testing.T) {
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
-		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
-			o.IPBanAfter = 1
-			o.StuffingUsers = 0
-			o.DistributedIPs = 0
-			o.UserThrottleAfter = 0
-		}))
+		et := newEngine(t, newStore(t), ipBansOnly(1))
 		now := e0
 		// Three addresses of one /64 banned: the /64.
 		for _, a := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:1::3"} {
@@ -630,5 +620,16 @@ func TestEngineKelvinSignIsAnotherUser(t *testing.T) {
 				t.Errorf("%s: the guessed username in upper case is not throttled: %+v", u.upper, v)
 			}
 		}
+	})
+}
+
+// ipBansOnly are the abuse options with only the per-address bans on,
+// after n failures; the user, stuffing and distributed rules are off.
+func ipBansOnly(n int) admission.AbuseOptions {
+	return admissiontest.Abuse(func(o *admission.AbuseOptions) {
+		o.IPBanAfter = n
+		o.StuffingUsers = 0
+		o.DistributedIPs = 0
+		o.UserThrottleAfter = 0
 	})
 }

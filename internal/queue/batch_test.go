@@ -291,8 +291,8 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	env.From = "alice@local.test" // the DSN comes back here
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, spooltest.Data(id, 300))
-	before := counterValue(QueueBounces.WithLabelValues("permanent"))
-	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Policy: fastPolicy})
+	m := NewMetrics(nil)
+	runFor(t, s, RunnerOptions{Metrics: m, RemoteBatch: remote, Local: sender, Policy: fastPolicy})
 	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	_, tries := remote.snapshot()
@@ -316,7 +316,7 @@ func TestPermanentFailureBouncesAtOnce(t *testing.T) {
 	if strings.Count(dsn, "Final-Recipient:") != 2 {
 		t.Errorf("one DSN for both failures expected:\n%s", dsn)
 	}
-	if got := counterValue(QueueBounces.WithLabelValues("permanent")) - before; got != 2 {
+	if got := counterValue(m.Bounces.WithLabelValues("permanent")); got != 2 {
 		t.Errorf("bounces{permanent} grew by %v, want 2", got)
 	}
 }
@@ -333,8 +333,8 @@ func TestExpiryBounces(t *testing.T) {
 	env.From = "alice@local.test"
 	env.ReceivedAt = received
 	mustPut(t, s, env, spooltest.Data(id, 300))
-	before := counterValue(QueueBounces.WithLabelValues("expired"))
-	runFor(t, s, RunnerOptions{RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
+	m := NewMetrics(nil)
+	runFor(t, s, RunnerOptions{Metrics: m, RemoteBatch: remote, Local: sender, Now: func() time.Time { return clock }})
 	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sender.get("alice@local.test")) == 1 })
 	// The DSN is spooled before the recipient is marked failed (so a
 	// crash between the two repeats the bounce rather than losing it):
@@ -351,7 +351,7 @@ func TestExpiryBounces(t *testing.T) {
 			t.Errorf("DSN lacks %q:\n%s", want, dsn)
 		}
 	}
-	if got := counterValue(QueueBounces.WithLabelValues("expired")) - before; got != 1 {
+	if got := counterValue(m.Bounces.WithLabelValues("expired")); got != 1 {
 		t.Errorf("bounces{expired} grew by %v", got)
 	}
 }
@@ -367,8 +367,8 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	env.ReceivedAt = clock.Add(-time.Minute)
 	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return tempFail(r) }}
-	before := counterValue(QueueRetries)
-	runFor(t, s, RunnerOptions{RemoteBatch: remote, Now: func() time.Time { return clock },
+	m := NewMetrics(nil)
+	runFor(t, s, RunnerOptions{Metrics: m, RemoteBatch: remote, Now: func() time.Time { return clock },
 		Rand: func() float64 { return 0.25 }})
 	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
 	st := stateOf(t, s, id, "r@x.example")
@@ -376,7 +376,7 @@ func TestRetryScheduleRecorded(t *testing.T) {
 	if want := clock.Add(54 * time.Second); !st.NextAttempt.Equal(want) || st.Attempts != 1 || st.Code != "4.3.0" {
 		t.Errorf("state %+v, want next attempt %v", st, want)
 	}
-	if got := counterValue(QueueRetries) - before; got != 1 {
+	if got := counterValue(m.Retries); got != 1 {
 		t.Errorf("retries grew by %v", got)
 	}
 }
@@ -398,9 +398,14 @@ func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	}}
 	r, _ := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour}})
 	testkit.WaitFor(t, "deferred", func() bool { return stateOf(t, s, id, "r@x.example").Status == spool.StatusDeferred })
-	time.Sleep(100 * time.Millisecond)
+	testkit.WaitFor(t, "the retry scheduled", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		_, ok := r.sched.earliest()
+		return ok
+	})
 	if calls, _ := remote.snapshot(); len(calls) != 1 {
-		t.Fatalf("%d attempts within 100ms of a one-hour backoff", len(calls))
+		t.Fatalf("%d attempts before the one-hour backoff ended", len(calls))
 	}
 	r.mu.Lock()
 	at, ok := r.sched.earliest()
@@ -465,8 +470,8 @@ func TestNullSenderBounceDropped(t *testing.T) {
 	env.From = ""
 	mustPut(t, s, env, spooltest.Data(id, 100))
 	remote := &fakeRemote{answer: func(r string, _ int) Outcome { return permFail(r) }}
-	before := counterValue(QueueDSNs.WithLabelValues("dropped"))
-	runFor(t, s, RunnerOptions{RemoteBatch: remote, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	m := NewMetrics(nil)
+	runFor(t, s, RunnerOptions{Metrics: m, RemoteBatch: remote, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	if n := len(s.List()); n != 0 {
 		t.Errorf("%d messages queued: a bounce of a bounce was sent", n)
@@ -474,7 +479,7 @@ func TestNullSenderBounceDropped(t *testing.T) {
 	if !strings.Contains(logs.String(), "bounce of a bounce dropped") {
 		t.Errorf("drop not logged:\n%s", logs)
 	}
-	if got := counterValue(QueueDSNs.WithLabelValues("dropped")) - before; got != 1 {
+	if got := counterValue(m.DSNs.WithLabelValues("dropped")); got != 1 {
 		t.Errorf("dsns{dropped} grew by %v", got)
 	}
 }
@@ -606,7 +611,7 @@ func TestOldestGauge(t *testing.T) {
 	r := NewRunner(s, RunnerOptions{Local: &localSink{}, IsLocal: isLocalTest, Now: func() time.Time { return now }})
 	r.updateGauges()
 	var m dto.Metric
-	QueueOldestSeconds.Write(&m)
+	r.opts.Metrics.OldestSeconds.Write(&m)
 	if got := m.GetGauge().GetValue(); got != (3 * time.Hour).Seconds() {
 		t.Errorf("oldest = %v s, want %v", got, (3 * time.Hour).Seconds())
 	}

@@ -5,6 +5,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/testkit"
 )
 
 // Test helpers for the external test package (queue_test), which may
@@ -19,3 +20,13 @@ func PutForTest(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 
 // Live reports whether message id has a recipient not yet done (live).
 func Live(s *spool.Spool, id string) bool { return live(s, id) }
+
+// WaitIdleForTest waits until r has no message queued or in a pass.
+func WaitIdleForTest(t testing.TB, r *Runner) {
+	t.Helper()
+	testkit.WaitFor(t, "the runner idle", func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.queue) == 0 && len(r.state) == 0
+	})
+}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"sync"
 	"testing"
-	"time"
 
 	. "postern/internal/queue"
 	"postern/internal/smtp"
@@ -71,7 +70,7 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	plain := spooltest.Env(spooltest.ID(), "c@local.test")
 	PutForTest(t, s, plain, spooltest.Data(plain.ID, 100))
 	testkit.WaitFor(t, "the message not held", func() bool { return rec.count(plain.ID) == 1 })
-	time.Sleep(50 * time.Millisecond) // a pass over the held one would be done by now
+	WaitIdleForTest(t, r) // the pass over the held one is done
 	if n := rec.count(held.ID); n != 0 {
 		t.Fatalf("held message delivered %d times", n)
 	}
@@ -93,7 +92,7 @@ func TestHeldNotDeliveredUntilReleased(t *testing.T) {
 	if err := r.Retry(held.ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
+	WaitIdleForTest(t, r)
 	if rec.count(held.ID) != 0 {
 		t.Fatal("retry delivered a held message")
 	}

@@ -85,7 +85,7 @@ func (r *Runner) Change(ids []string, op spool.Op, sel spool.Select) ([]spool.Ch
 	if op == spool.OpRelease || op == spool.OpRetry {
 		for _, c := range changed {
 			if op == spool.OpRelease {
-				QueueReleased.Inc()
+				r.opts.Metrics.Released.Inc()
 			}
 			r.takeNow(c.ID)
 		}

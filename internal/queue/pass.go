@@ -334,7 +334,7 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 			break
 		}
 		st.Status, st.NextAttempt = spool.StatusDeferred, next
-		QueueRetries.Inc()
+		r.opts.Metrics.Retries.Inc()
 		rep.Outcome, rep.Status, rep.NextAttempt = OutcomeDeferred, st.Code, next
 		p.tell(rep)
 		// RFC 3461 §4.1: a NOTIFY without DELAY wants no warning.
@@ -360,8 +360,8 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 		p.tell(rep)
 		if !notify.Wants(smtp.NotifyFailure) {
 			// RFC 3461 §4.1: NOTIFY=NEVER, or a list without FAILURE.
-			QueueBounces.WithLabelValues(h.reason).Inc()
-			QueueDSNs.WithLabelValues("not_requested").Inc()
+			r.opts.Metrics.Bounces.WithLabelValues(h.reason).Inc()
+			r.opts.Metrics.DSNs.WithLabelValues("not_requested").Inc()
 			p.log.Info("queue: no bounce, as NOTIFY asked", "rcpt", rc.Addr, "notify", notify.String())
 			p.mark(rc.Addr, st, local)
 			return
@@ -439,7 +439,7 @@ func (p *pass) report() {
 	switch {
 	case p.env.From == "" && failed:
 		p.log.Warn("queue: bounce of a bounce dropped", "rcpts", addrs)
-		QueueDSNs.WithLabelValues("dropped").Inc()
+		r.opts.Metrics.DSNs.WithLabelValues("dropped").Inc()
 	case p.env.From == "":
 		p.log.Info("queue: no delay warning or success notice for the null sender", "rcpts", addrs)
 	default:
@@ -457,10 +457,10 @@ func (p *pass) report() {
 		cancel()
 		if err != nil {
 			spooled = false
-			QueueDSNs.WithLabelValues("error").Inc()
+			r.opts.Metrics.DSNs.WithLabelValues("error").Inc()
 			p.log.Error("queue: spool DSN, recipients retried", "rcpts", addrs, "err", err)
 		} else {
-			QueueDSNs.WithLabelValues("queued").Inc()
+			r.opts.Metrics.DSNs.WithLabelValues("queued").Inc()
 			p.log.Info("queue: DSN queued", "dsn_id", env.ID, "to", p.env.From, "rcpts", addrs, "failed", failed)
 		}
 	}
@@ -469,7 +469,7 @@ func (p *pass) report() {
 		if !spooled {
 			st = h.fallback
 		} else if h.reason != "" {
-			QueueBounces.WithLabelValues(h.reason).Inc()
+			r.opts.Metrics.Bounces.WithLabelValues(h.reason).Inc()
 		}
 		p.mark(h.rcpt, st, r.opts.IsLocal(h.rcpt))
 	}

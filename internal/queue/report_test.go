@@ -12,6 +12,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool/spooltest"
+	"postern/internal/testkit"
 )
 
 // TestReports delivers one local and two remote recipients, one of them
@@ -65,24 +66,17 @@ func TestReports(t *testing.T) {
 	env := spooltest.Env(spooltest.ID(), "bob@local.test", "carol@example.org", "slow@example.org", "bad@example.org")
 	env.ReceivedAt = base
 	mustPut(t, s, env, spooltest.Data(env.ID, 100))
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.WaitFor(t, "4 reports", func() bool {
 		mu.Lock()
+		defer mu.Unlock()
 		n := 0
 		for _, rep := range reps {
 			if rep.ID == env.ID {
 				n++
 			}
 		}
-		mu.Unlock()
-		if n == 4 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d reports, want 4", n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return n == 4
+	})
 	cancel()
 	<-done
 

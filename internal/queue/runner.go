@@ -191,6 +191,9 @@ type RunnerOptions struct {
 	// Rand returns random numbers in [0, 1) for the retry jitter; nil
 	// means math/rand/v2's Float64.
 	Rand func() float64
+	// Metrics counts retries, bounces and DSNs (NewMetrics); nil counts
+	// into a set registered nowhere.
+	Metrics *Metrics
 }
 
 // Runner delivers spooled messages: on Run it takes every live message in
@@ -262,6 +265,9 @@ func NewRunner(spool *spool.Spool, opts RunnerOptions) *Runner {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
 	}
 	r := &Runner{
 		spool:      spool,
@@ -337,7 +343,7 @@ func (r *Runner) Release(id string) error {
 		}
 		return err
 	}
-	QueueReleased.Inc()
+	r.opts.Metrics.Released.Inc()
 	r.opts.Logger.Info("queue: released", "id", id)
 	r.enqueue(id)
 	return nil

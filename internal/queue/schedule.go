@@ -149,5 +149,5 @@ func (r *Runner) updateGauges() {
 	if oldest := r.spool.Oldest(); !oldest.IsZero() {
 		age = max(r.opts.Now().Sub(oldest).Seconds(), 0)
 	}
-	QueueOldestSeconds.Set(age)
+	r.opts.Metrics.OldestSeconds.Set(age)
 }

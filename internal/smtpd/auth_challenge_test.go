@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"postern/internal/sasl"
 )
@@ -82,13 +81,7 @@ func TestAuthErrorChallengeHangup(t *testing.T) {
 	c.do("EHLO client.example", "250 ")
 	c.do("AUTH X-ERR "+b64("bad"), "334 ")
 	c.conn.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(f.logs.String(), "outcome=failure") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no failure logged:\n%s", f.logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitLog(t, f, "outcome=failure")
 	if strings.Contains(f.logs.String(), "outcome=error") {
 		t.Errorf("hang-up logged as error:\n%s", f.logs.String())
 	}

@@ -14,10 +14,10 @@ import (
 	"postern/internal/smtp"
 )
 
-// BenchmarkSession runs one plaintext mx session per iteration over
-// net.Pipe: EHLO, MAIL, RCPT and DATA pipelined, a 10 KiB message, QUIT.
-func BenchmarkSession(b *testing.B) {
-	srv := &Server{
+// benchServer is the plaintext mx Server the benchmarks talk to: it
+// spools nothing and logs nothing.
+func benchServer() *Server {
+	return &Server{
 		Name:      "bench",
 		Role:      RoleMX,
 		Hostname:  testHost,
@@ -26,6 +26,12 @@ func BenchmarkSession(b *testing.B) {
 		Spool:     discardSpool{},
 		Logger:    slog.New(slog.DiscardHandler),
 	}
+}
+
+// BenchmarkSession runs one plaintext mx session per iteration over
+// net.Pipe: EHLO, MAIL, RCPT and DATA pipelined, a 10 KiB message, QUIT.
+func BenchmarkSession(b *testing.B) {
+	srv := benchServer()
 	line := strings.Repeat("x", 76) + "\r\n"
 	msg := "From: a@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat(line, 10240/len(line)) + ".\r\n"
 	cmds := []byte("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
@@ -89,15 +95,7 @@ func BenchmarkSessionBdat(b *testing.B) {
 }
 
 func benchBdat(b *testing.B, chunk int) {
-	srv := &Server{
-		Name:      "bench",
-		Role:      RoleMX,
-		Hostname:  testHost,
-		Limits:    Limits{CommandTimeout: 10 * time.Second},
-		Directory: newTestDir(),
-		Spool:     discardSpool{},
-		Logger:    slog.New(slog.DiscardHandler),
-	}
+	srv := benchServer()
 	line := strings.Repeat("x", 76) + "\r\n"
 	msg := "From: a@example.net\r\nSubject: bench\r\n\r\n" + strings.Repeat(line, 10240/len(line))
 	if chunk == 0 {

@@ -5,26 +5,23 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // waitTracked waits until srv tracks n sessions: the connections were
 // accepted, not just queued in the listen backlog.
 func waitTracked(t *testing.T, srv *Server, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+	testkit.WaitFor(t, fmt.Sprintf("%d sessions tracked", n), func() bool {
 		srv.mu.Lock()
-		got := len(srv.sessions)
-		srv.mu.Unlock()
-		if got == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions tracked, want %d", got, n)
-		}
-	}
+		defer srv.mu.Unlock()
+		return len(srv.sessions) == n
+	})
 }
 
 // TestDrainLetsSessionsFinish drains a submissions listener with a

@@ -110,6 +110,7 @@ type testSpool struct {
 	fail       error
 	createFail error         // CreateFile's error
 	block      chan struct{} // when set, Spool waits for it to close (or ctx)
+	blocked    int           // PutMessage calls that waited on block
 	files      int           // files created
 	open       int           // files not closed yet
 }
@@ -154,6 +155,9 @@ func (s *testSpool) openFiles() int {
 func (s *testSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error {
 	s.mu.Lock()
 	block, fail := s.block, s.fail
+	if block != nil {
+		s.blocked++
+	}
 	s.mu.Unlock()
 	if block != nil {
 		select {
@@ -174,6 +178,16 @@ func (s *testSpool) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smt
 	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, spooled{env: *env, data: data, inFile: inFile})
 	return nil
+}
+
+// waitBlocked waits until a PutMessage waits on block.
+func (s *testSpool) waitBlocked(t testing.TB) {
+	t.Helper()
+	testkit.WaitFor(t, "a message waiting to be spooled", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.blocked > 0
+	})
 }
 
 func (s *testSpool) messages() []spooled {

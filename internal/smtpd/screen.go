@@ -118,8 +118,8 @@ func (s *session) screen() bool {
 	d, stopLookups := s.startDNSBL(ctx, sc, bound)
 	defer stopLookups()
 	pg := s.startPregreet(sc.GreetDelay)
-	timer := time.NewTimer(bound)
-	defer timer.Stop()
+	end, stopTimer := s.srv.timer(bound)
+	defer stopTimer()
 	for {
 		select {
 		case err := <-pg.done:
@@ -133,7 +133,7 @@ func (s *session) screen() bool {
 			if d.pending == 0 && sc.GreetDelay <= 0 {
 				return s.screenPass(sc, pg, d)
 			}
-		case <-timer.C:
+		case <-end:
 			return s.screenPass(sc, pg, d)
 		case <-s.srv.done:
 			// Shutting down: serve answers 421 next.

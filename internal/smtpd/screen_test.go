@@ -25,6 +25,19 @@ import (
 // (with a proxyproto.Listener), with the given Screen.
 func screenFixture(t *testing.T, name string, sc *Screen, wrap func(net.Listener) net.Listener) *fixture {
 	t.Helper()
+	return screenFixtureClock(t, name, sc, wrap, nil)
+}
+
+// screenFixtureTimers is screenFixture with the greeting delay on a fake
+// clock: it ends when the test advances the clock.
+func screenFixtureTimers(t *testing.T, name string, sc *Screen) (*fixture, *testkit.Timers) {
+	t.Helper()
+	clock := &testkit.Timers{}
+	return screenFixtureClock(t, name, sc, nil, clock.After), clock
+}
+
+func screenFixtureClock(t *testing.T, name string, sc *Screen, wrap func(net.Listener) net.Listener, after func(time.Duration) <-chan time.Time) *fixture {
+	t.Helper()
 	f := &fixture{t: t, spool: &testSpool{}, dir: newTestDir(), logs: &testkit.SyncBuffer{}, done: make(chan error, 1)}
 	f.srv = &Server{
 		Name:      name,
@@ -35,6 +48,7 @@ func screenFixture(t *testing.T, name string, sc *Screen, wrap func(net.Listener
 		Spool:     f.spool,
 		Logger:    slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Now:       func() time.Time { return fixedNow },
+		After:     after,
 		Screen:    sc,
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -101,13 +115,19 @@ func TestPregreetIsDropped(t *testing.T) {
 }
 
 func TestGreetDelayPatientClientPasses(t *testing.T) {
-	f := screenFixture(t, "screen-patient", &Screen{GreetDelay: 200 * time.Millisecond}, nil)
-	start := time.Now()
+	f, clock := screenFixtureTimers(t, "screen-patient", &Screen{GreetDelay: 200 * time.Millisecond})
 	c := f.dialFrom("127.0.0.12", "")
-	c.expect("220 " + testHost)
-	if d := time.Since(start); d < 200*time.Millisecond {
-		t.Errorf("greeting after %v, before the 200ms delay", d)
+	if !clock.WaitArmed(200*time.Millisecond, 5*time.Second) {
+		t.Fatal("no 200ms greeting delay began")
 	}
+	clock.Advance(199 * time.Millisecond)
+	c.conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if line, err := c.br.ReadString('\n'); err == nil {
+		t.Fatalf("greeting %q before the 200ms delay ended", line)
+	}
+	c.conn.SetReadDeadline(time.Time{})
+	clock.Advance(time.Millisecond)
+	c.expect("220 " + testHost)
 	c.do("EHLO client.example", "250 ")
 	c.do("QUIT", "221 ")
 	if n := screenCount("screen-patient", "pass"); n != 1 {
@@ -118,9 +138,12 @@ func TestGreetDelayPatientClientPasses(t *testing.T) {
 // A pregreet that arrives while the DNSBL answers are pending, and one
 // right at the end of the delay, are both caught.
 func TestPregreetLateInTheDelay(t *testing.T) {
-	f := screenFixture(t, "screen-late", &Screen{GreetDelay: 400 * time.Millisecond}, nil)
+	f, clock := screenFixtureTimers(t, "screen-late", &Screen{GreetDelay: 400 * time.Millisecond})
 	c := f.dialFrom("127.0.0.13", "")
-	time.Sleep(300 * time.Millisecond)
+	if !clock.WaitArmed(400*time.Millisecond, 5*time.Second) {
+		t.Fatal("no 400ms greeting delay began")
+	}
+	clock.Advance(399 * time.Millisecond)
 	c.raw("EHLO late.example\r\n")
 	c.expect("521 5.5.1 ")
 	c.expectClosed()
@@ -130,13 +153,9 @@ func TestClientLeavingDuringDelay(t *testing.T) {
 	f := screenFixture(t, "screen-hangup", &Screen{GreetDelay: time.Second}, nil)
 	c := f.dialFrom("127.0.0.14", "")
 	c.conn.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	for screenCount("screen-hangup", "hangup") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("a client gone during the delay was not seen as a hangup")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitFor(t, "a client gone during the delay seen as a hangup", func() bool {
+		return screenCount("screen-hangup", "hangup") == 1
+	})
 }
 
 // dnsblZone lists 127.0.0.21 in both zones, 127.0.0.22 only in the
@@ -289,9 +308,11 @@ func TestProxyMissingHeaderNoGreeting(t *testing.T) {
 }
 
 func TestShutdownDuringGreetDelay(t *testing.T) {
-	f := screenFixture(t, "screen-shutdown", &Screen{GreetDelay: time.Minute}, nil)
+	f, clock := screenFixtureTimers(t, "screen-shutdown", &Screen{GreetDelay: time.Minute})
 	c := f.dialFrom("127.0.0.31", "")
-	time.Sleep(100 * time.Millisecond)
+	if !clock.WaitArmed(time.Minute, 5*time.Second) {
+		t.Fatal("no greeting delay began")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := f.srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

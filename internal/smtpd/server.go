@@ -171,7 +171,8 @@ type Server struct {
 	Logger *slog.Logger     // nil: slog.Default()
 	Now    func() time.Time // nil: time.Now; used for Received, Date and queue ids
 	// After, when non-nil, replaces time.After for the waits a session
-	// makes before its replies (Limits.ErrorDelay): tests inject a clock.
+	// makes before its replies (Limits.ErrorDelay) and for the end of
+	// the Screen's greeting delay or DNSBL timeout: tests inject a clock.
 	After func(d time.Duration) <-chan time.Time
 	// Filter, when non-nil, sees each message before it is spooled and
 	// may add header fields, replace it or refuse it (see Filter).
@@ -322,6 +323,16 @@ func (s *Server) now() time.Time {
 		return s.Now()
 	}
 	return time.Now()
+}
+
+// timer returns a channel that receives once d has passed on the
+// Server's clock (After), and the function that releases it.
+func (s *Server) timer(d time.Duration) (<-chan time.Time, func()) {
+	if s.After != nil {
+		return s.After(d), func() {}
+	}
+	t := time.NewTimer(d)
+	return t.C, func() { t.Stop() }
 }
 
 // Serve accepts connections on l and serves each in its own goroutine

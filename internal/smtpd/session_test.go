@@ -275,13 +275,7 @@ func TestClientEOF(t *testing.T) {
 	c.raw("EHLO client.example\r\nNOOP")
 	c.expect("250 ")
 	c.conn.Close()
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(f.logs.String(), "session end") {
-		if time.Now().After(deadline) {
-			t.Fatal("session did not end")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitLog(t, f, "session end")
 	if strings.Contains(f.logs.String(), "rejected") {
 		t.Errorf("EOF logged as rejection:\n%s", f.logs)
 	}

@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 func TestShutdownIdleSession(t *testing.T) {
@@ -46,7 +48,7 @@ func TestShutdownLetsDataFinish(t *testing.T) {
 	c.raw("Subject: in flight\r\n\r\n")
 	errc := make(chan error, 1)
 	go func() { errc <- f.srv.Shutdown(context.Background()) }()
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, "the shutdown to begin", f.srv.closing.Load)
 	c.do("body\r\n.", "250 2.0.0")
 	c.expect("421 4.3.2")
 	c.expectClosed()
@@ -58,23 +60,35 @@ func TestShutdownLetsDataFinish(t *testing.T) {
 	}
 }
 
+// TestShutdownDeadlineCutsSpooling: a message the spool holds when the
+// shutdown deadline passes is answered 421 and not spooled, in plaintext
+// and over TLS.
 func TestShutdownDeadlineCutsSpooling(t *testing.T) {
-	f := newFixture(t, RoleMX)
-	f.spool.block = make(chan struct{}) // never closed: Spool waits for ctx
-	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.transaction("a@example.net", "bob@example.org")
-	c.send(message("From: a@example.net") + ".")
-	time.Sleep(50 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
-	}
-	c.expect("421 4.3.2")
-	c.expectClosed()
-	if n := len(f.spool.messages()); n != 0 {
-		t.Errorf("%d messages spooled", n)
+	for _, role := range []Role{RoleMX, RoleSubmissions} {
+		t.Run(role.String(), func(t *testing.T) {
+			f := newFixture(t, role)
+			f.spool.block = make(chan struct{}) // never closed: Spool waits for ctx
+			c := f.dial()
+			c.do("EHLO client.example", "250 ")
+			from := "a@example.net"
+			if role == RoleSubmissions {
+				c.login()
+				from = "alice@example.org"
+			}
+			c.transaction(from, "bob@example.org")
+			c.send(message("From: "+from) + ".")
+			f.spool.waitBlocked(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
+			}
+			c.expect("421 4.3.2")
+			c.expectClosed()
+			if n := len(f.spool.messages()); n != 0 {
+				t.Errorf("%d messages spooled", n)
+			}
+		})
 	}
 }
 
@@ -151,22 +165,4 @@ func TestServeRetriesTemporaryErrors(t *testing.T) {
 	if err := <-done; !errors.Is(err, ErrServerClosed) {
 		t.Errorf("Serve: %v", err)
 	}
-}
-
-func TestShutdownDeadlineTLS(t *testing.T) {
-	f := newFixture(t, RoleSubmissions)
-	f.spool.block = make(chan struct{})
-	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.login()
-	c.transaction("alice@example.org", "bob@example.org")
-	c.send(message("From: alice@example.org") + ".")
-	time.Sleep(50 * time.Millisecond)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	defer cancel()
-	if err := f.srv.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Shutdown: %v, want DeadlineExceeded", err)
-	}
-	c.expect("421 4.3.2")
-	c.expectClosed()
 }

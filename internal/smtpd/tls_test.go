@@ -3,10 +3,13 @@ package smtpd
 import (
 	"bufio"
 	"crypto/tls"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // TestSTARTTLSDiscardsPipelined checks RFC 3207 §4.2: commands sent in
@@ -90,13 +93,7 @@ func TestSTARTTLSHandshakeFailure(t *testing.T) {
 
 func waitLog(t *testing.T, f *fixture, s string) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
-	for !strings.Contains(f.logs.String(), s) {
-		if time.Now().After(deadline) {
-			t.Fatalf("log lacks %q:\n%s", s, f.logs)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testkit.WaitFor(t, fmt.Sprintf("%q in the log", s), func() bool { return strings.Contains(f.logs.String(), s) })
 }
 
 func TestSTARTTLSWithoutConfig(t *testing.T) {

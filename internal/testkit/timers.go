@@ -106,3 +106,11 @@ func (t *Timers) Advance(d time.Duration) {
 		go f()
 	}
 }
+
+// After is time.After on this clock, for the After fields of the types
+// under test: the channel receives once the clock has advanced by d.
+func (t *Timers) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	t.AfterFunc(d, func() { ch <- time.Time{}.Add(d) })
+	return ch
+}

@@ -119,6 +119,17 @@ service anvil {
   chroot =
 }
 `, dir, nobody.Username, gid, port)
+	Run(t, bin, conf, dir, addr)
+	return s
+}
+
+// Run writes conf as dir/dovecot.conf, runs the Dovecot binary bin on it
+// in the foreground until t ends, and waits until it listens on addr.
+// When t failed, it logs Dovecot's output and dir/dovecot.log (where conf
+// is to put its log_path). Tests that need another Dovecot service than
+// LMTP (submission, for one) use it with their own conf.
+func Run(t testing.TB, bin, conf, dir, addr string) {
+	t.Helper()
 	confFile := filepath.Join(dir, "dovecot.conf")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -140,16 +151,15 @@ service anvil {
 			<-waited
 		}
 		if t.Failed() {
-			b, _ := os.ReadFile(s.log)
+			b, _ := os.ReadFile(filepath.Join(dir, "dovecot.log"))
 			t.Logf("dovecot output:\n%s\ndovecot log:\n%s", out.String(), b)
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
-			return s
+			return
 		}
 		select {
 		case <-waited:
@@ -159,7 +169,6 @@ service anvil {
 		if time.Now().After(deadline) {
 			t.Fatalf("dovecot does not listen on %s: %v\n%s", addr, err, out.String())
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -57,11 +57,10 @@ func mustCert(t *testing.T, tmpl, parent *x509.Certificate, pub, signer any) *x5
 	return c
 }
 
-// newCA returns a self-signed root CA.
-func newCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
+// caTemplate is the template of a CA certificate named name, valid
+// from an hour ago for a day.
+func caTemplate(name string) *x509.Certificate {
+	return &x509.Certificate{
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
@@ -70,6 +69,12 @@ func newCA(t *testing.T, name string) *testCA {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
+}
+
+// newCA returns a self-signed root CA.
+func newCA(t *testing.T, name string) *testCA {
+	t.Helper()
+	key, tmpl := newKey(t), caTemplate(name)
 	c := mustCert(t, tmpl, tmpl, &key.PublicKey, key)
 	pool := x509.NewCertPool()
 	pool.AddCert(c)
@@ -79,16 +84,7 @@ func newCA(t *testing.T, name string) *testCA {
 // intermediate returns a CA signed by ca.
 func (ca *testCA) intermediate(t *testing.T, name string) *testCA {
 	t.Helper()
-	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          nextSerial(),
-		Subject:               pkix.Name{CommonName: name},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
+	key, tmpl := newKey(t), caTemplate(name)
 	c := mustCert(t, tmpl, ca.cert, &key.PublicKey, ca.key)
 	return &testCA{cert: c, key: key, chain: append([]*x509.Certificate{c}, ca.chain...), pool: ca.pool}
 }

@@ -205,6 +205,10 @@ type Deliverer struct {
 	Logger *slog.Logger
 	// Now is the clock for durations; nil means time.Now.
 	Now func() time.Time
+	// AfterFunc arms the idle timers of pooled sessions, as
+	// time.AfterFunc (stop reports whether it stopped the timer before it
+	// fired); nil means time.AfterFunc. Tests inject a fake clock.
+	AfterFunc func(d time.Duration, f func()) (stop func() bool)
 	// Metrics counts the deliveries (NewMetrics); nil counts into a set
 	// registered nowhere.
 	Metrics *Metrics
@@ -220,7 +224,7 @@ type Deliverer struct {
 // init prepares the Deliverer's state on first use.
 func (d *Deliverer) init() {
 	d.once.Do(func() {
-		d.pool = newPool(d.Pool)
+		d.pool = newPool(d.Pool, d.AfterFunc)
 		d.sessions = tls.NewLRUClientSessionCache(256)
 		d.t = d.Timeouts.withDefaults()
 		d.m = d.Metrics

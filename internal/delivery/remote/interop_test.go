@@ -14,6 +14,7 @@ import (
 
 	"postern/internal/delivery/policy"
 	"postern/internal/smtp"
+	"postern/internal/testkit"
 )
 
 // startSink runs Postfix's smtp-sink on ip, dumping each message into a
@@ -96,13 +97,10 @@ func TestInteropSmtpSink(t *testing.T) {
 		t.Errorf("dials %d, want 1 (pooled)", conns)
 	}
 	var files []string
-	for deadline := time.Now().Add(3 * time.Second); len(files) < len(bodies) && time.Now().Before(deadline); {
+	testkit.WaitFor(t, fmt.Sprintf("smtp-sink storing %d messages", len(bodies)), func() bool {
 		files, _ = filepath.Glob(filepath.Join(dir, "msg.*"))
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(files) != len(bodies) {
-		t.Fatalf("smtp-sink stored %d messages, want %d", len(files), len(bodies))
-	}
+		return len(files) == len(bodies)
+	})
 	var got []string
 	for _, fn := range files {
 		b, err := os.ReadFile(fn)

@@ -32,10 +32,11 @@ type poolKey struct {
 	mode string // policy mode, or "smarthost"
 }
 
-// idleConn is a session waiting in the pool, with the timer that closes it.
+// idleConn is a session waiting in the pool, with the timer that closes
+// it (stop stops that timer).
 type idleConn struct {
-	c     *conn
-	timer *time.Timer
+	c    *conn
+	stop func() bool
 }
 
 // hostPool holds the sessions of one poolKey.
@@ -48,14 +49,20 @@ type hostPool struct {
 // pool keeps open sessions per destination. Its methods are safe for
 // concurrent use.
 type pool struct {
-	opts   PoolOptions
-	mu     sync.Mutex
-	hosts  map[poolKey]*hostPool
-	closed bool
+	opts      PoolOptions
+	afterFunc func(d time.Duration, f func()) (stop func() bool)
+	mu        sync.Mutex
+	hosts     map[poolKey]*hostPool
+	closed    bool
 }
 
-func newPool(o PoolOptions) *pool {
-	return &pool{opts: o, hosts: map[poolKey]*hostPool{}}
+// newPool returns a pool whose idle timers afterFunc arms (nil:
+// time.AfterFunc).
+func newPool(o PoolOptions, afterFunc func(time.Duration, func()) func() bool) *pool {
+	if afterFunc == nil {
+		afterFunc = func(d time.Duration, f func()) func() bool { return time.AfterFunc(d, f).Stop }
+	}
+	return &pool{opts: o, afterFunc: afterFunc, hosts: map[poolKey]*hostPool{}}
 }
 
 // host returns the hostPool for k, creating it. p.mu must be held.
@@ -82,7 +89,7 @@ func (p *pool) get(ctx context.Context, k poolKey) (*conn, error) {
 		for len(hp.idle) > 0 && ic == nil {
 			ic = hp.idle[len(hp.idle)-1]
 			hp.idle = hp.idle[:len(hp.idle)-1]
-			if !ic.timer.Stop() {
+			if !ic.stop() {
 				ic = nil // its idle timer is closing it
 			}
 		}
@@ -138,7 +145,7 @@ func (p *pool) put(c *conn) {
 		return
 	}
 	ic := &idleConn{c: c}
-	ic.timer = time.AfterFunc(p.opts.IdleTimeout, func() { p.expire(ic) })
+	ic.stop = p.afterFunc(p.opts.IdleTimeout, func() { p.expire(ic) })
 	hp.idle = append(hp.idle, ic)
 	p.mu.Unlock()
 	select {
@@ -170,7 +177,7 @@ func (p *pool) closeAll() {
 	var all []*idleConn
 	for _, hp := range p.hosts {
 		for _, ic := range hp.idle {
-			if ic.timer.Stop() {
+			if ic.stop() {
 				all = append(all, ic)
 			}
 		}

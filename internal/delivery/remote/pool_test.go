@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/testkit"
 )
 
 func TestPoolReuse(t *testing.T) {
@@ -24,10 +25,10 @@ func TestPoolReuse(t *testing.T) {
 		t.Errorf("no reused=true in logs")
 	}
 	f.d.Close()
-	time.Sleep(50 * time.Millisecond)
-	if _, _, quits, _ := s.stats(); quits != 1 {
-		t.Errorf("Close: quits %d, want 1", quits)
-	}
+	testkit.WaitFor(t, "the QUIT of Close", func() bool {
+		_, _, quits, _ := s.stats()
+		return quits == 1
+	})
 }
 
 func TestPoolBrokenSessionRedialed(t *testing.T) {
@@ -69,11 +70,21 @@ func TestPoolIdleTimeout(t *testing.T) {
 	s := newFake(t, "127.0.0.2", nil)
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	f.d.Pool.IdleTimeout = 100 * time.Millisecond
+	clock := &testkit.Timers{}
+	f.d.AfterFunc = clock.AfterFunc
 	delivered(t, f.one(t, testMsg("b@example.test")))
-	time.Sleep(300 * time.Millisecond)
-	if _, _, quits, _ := s.stats(); quits != 1 {
-		t.Errorf("quits %d after the idle timeout, want 1", quits)
+	if !clock.WaitArmed(100*time.Millisecond, 5*time.Second) {
+		t.Fatalf("no 100ms idle timer armed: %v", clock.Armed())
 	}
+	clock.Advance(99 * time.Millisecond)
+	if _, _, quits, _ := s.stats(); quits != 0 {
+		t.Errorf("quits %d before the idle timeout, want 0", quits)
+	}
+	clock.Advance(time.Millisecond)
+	testkit.WaitFor(t, "the QUIT after the idle timeout", func() bool {
+		_, _, quits, _ := s.stats()
+		return quits == 1
+	})
 	delivered(t, f.one(t, testMsg("b@example.test")))
 	if conns, _, _, _ := s.stats(); conns != 2 {
 		t.Errorf("conns %d, want 2", conns)
@@ -147,7 +158,10 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 	f := newFixture(t, []policy.Host{mx("mx.example.test", policy.Opportunistic, s)}, s)
 	f.d.Pool.MaxConnsPerHost = 1
 	go f.d.Deliver(context.Background(), testMsg("b@example.test"))
-	time.Sleep(50 * time.Millisecond)
+	testkit.WaitFor(t, "the first delivery's session", func() bool {
+		conns, _, _, _ := s.stats()
+		return conns == 1
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	res := f.d.Deliver(ctx, testMsg("c@example.test"))
