@@ -4,8 +4,6 @@ import (
 	"runtime"
 	"testing"
 	"time"
-
-	"postern/internal/testkit"
 )
 
 // A TLS session gives its read buffer back while it waits for a command
@@ -91,25 +89,6 @@ func BenchmarkIdleTLSSession(b *testing.B) {
 	stack, heap := idleTLSMemory(b, f, b.N)
 	b.ReportMetric(stack, "stack-B/session")
 	b.ReportMetric(heap, "heap-B/session+client")
-}
-
-// The TLS handshake grows a goroutine's stack to tens of KB (ML-KEM,
-// certificates), and Go shrinks a stack only while a quarter of it is
-// still unused: a session that waited for its commands on the goroutine
-// that did the handshake kept 8 KB or more. It waits on a fresh
-// goroutine instead, whose stack holds only the read.
-func TestIdleTLSSessionSmallStack(t *testing.T) {
-	f := newFixture(t, RoleSubmission)
-	const n = 200
-	limit := 6 << 10
-	if testkit.Race {
-		limit *= 2 // the race detector's frames
-	}
-	if got, _ := idleTLSMemory(t, f, n); got > float64(limit) {
-		t.Errorf("%.0f bytes of goroutine stack per idle TLS session, want at most %d", got, limit)
-	} else {
-		t.Logf("%.0f bytes of goroutine stack per idle TLS session", got)
-	}
 }
 
 // BenchmarkTLSCommand measures one command round trip (NOOP and its 250)

@@ -396,9 +396,7 @@ func (s *Server) serveConn(c net.Conn) {
 		sess.release()
 		return
 	}
-	sess.ended = make(chan struct{})
 	sess.serve()
-	<-sess.ended // a TLS session goes on on other goroutines (commands)
 }
 
 func (s *Server) trackListener(l net.Listener, add bool) bool {

@@ -67,8 +67,6 @@ type session struct {
 
 	mu   sync.Mutex
 	idle bool // waiting for a command: Shutdown may interrupt the read
-
-	ended chan struct{} // closed by finish when not nil (serveConn)
 }
 
 // transaction is the state between MAIL and the end of DATA (RFC 5321 §3.3).
@@ -211,12 +209,7 @@ const killWait = 100 * time.Millisecond
 
 func (s *session) serve() {
 	s.srv.mSessions.Inc()
-	done := true // false once the session goes on on another goroutine
-	defer func() {
-		if done {
-			s.finish()
-		}
-	}()
+	defer s.finish()
 	if !s.prelude() { // PROXY header; sets s.remote (screen.go)
 		return
 	}
@@ -239,75 +232,34 @@ func (s *session) serve() {
 	if !s.greet() { // 220, or what the milters decided (milter.go)
 		return
 	}
-	done = s.commands()
-}
-
-// commands reads and handles commands until the session ends, and then
-// reports true. A TLS session that must wait for its client goes on
-// waiting on a fresh goroutine (resume) and reports false: the TLS
-// handshake grew this goroutine's stack to tens of KB, and Go shrinks a
-// stack only while three quarters of it are unused, so an idle session
-// would keep 8 KB or more of it; a fresh goroutine holds only what the
-// read needs (about 4 KB).
-func (s *session) commands() bool {
 	for !s.quit {
 		// RFC 2920 §3.2: send the replies as a batch, when the next
 		// read would wait for the client.
 		waits := !s.lineBuffered()
 		if waits {
 			if s.flush() != nil {
-				return true
+				return
 			}
 			// An idle session holds no write buffer.
 			s.srv.putWriter(s.bw)
 			s.bw = nil
-			if s.tlsState != nil {
-				go s.resume()
-				return false
-			}
 		}
 		line, err := s.readLine(authLineMax)
-		if !s.command(line, err, waits) {
-			return true
+		if waits {
+			s.bw = s.srv.getWriter(&s.cw)
 		}
-	}
-	return true
-}
-
-// resume waits for the next command on a fresh goroutine (see
-// commands), then serves the session on from there.
-func (s *session) resume() {
-	done := true
-	defer func() {
-		if done {
-			s.finish()
+		if (err == nil || isLineError(err)) && !s.slowDown() {
+			return
 		}
-	}()
-	line, err := s.readLine(authLineMax)
-	if s.command(line, err, true) {
-		done = s.commands()
+		if err != nil {
+			s.readError(err)
+			continue
+		}
+		if s.trace != nil {
+			s.trace.in(line)
+		}
+		s.handle(line)
 	}
-}
-
-// command handles one command line read by readLine, or the error that
-// ended the read; waited says the write buffer was given back before
-// the read. It reports false when the session must end at once.
-func (s *session) command(line []byte, err error, waited bool) bool {
-	if waited {
-		s.bw = s.srv.getWriter(&s.cw)
-	}
-	if (err == nil || isLineError(err)) && !s.slowDown() {
-		return false
-	}
-	if err != nil {
-		s.readError(err)
-		return true
-	}
-	if s.trace != nil {
-		s.trace.in(line)
-	}
-	s.handle(line)
-	return true
 }
 
 // slowDown makes a session that has made more than ErrorDelayAfter
@@ -350,9 +302,6 @@ func (s *session) finish() {
 	s.log.Info("session end", "duration", time.Since(s.start).Round(time.Millisecond),
 		"messages", s.nmsgs, "errors", s.nerrors)
 	s.release()
-	if s.ended != nil {
-		close(s.ended)
-	}
 }
 
 // lingerTime bounds how long a closing plaintext session reads what the
