@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"postern/internal/metrics"
@@ -84,11 +85,12 @@ func (d *Direct) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.M
 	var (
 		written []string // the files made, to take back on failure
 		dones   []done
-		copyOf  = make(map[string]bool, len(boxes)) // mailboxes written
 	)
 	for i, rcpt := range env.Recipients {
 		start := d.now()
-		if copyOf[boxes[i]] {
+		// The recipients before i are all written (a failure ends the
+		// loop): a mailbox among theirs already has its copy.
+		if slices.Contains(boxes[:i], boxes[i]) {
 			// Another spelling of a recipient already written (Bob@,
 			// bob@): one copy, as Postfix writes one.
 			dones = append(dones, done{rcpt, start, start})
@@ -112,7 +114,6 @@ func (d *Direct) PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.M
 			break
 		}
 		written = append(written, path)
-		copyOf[boxes[i]] = true
 		dones = append(dones, done{rcpt, start, d.now()})
 	}
 	for _, dn := range dones {
