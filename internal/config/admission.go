@@ -348,9 +348,7 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 		x := &a.Redis
 		d.str(t, "address", "redis.address", &x.Address)
 		d.str(t, "username", "redis.username", &x.Username)
-		if d.str(t, "password_file", "redis.password_file", &x.PasswordFile) {
-			x.PasswordFile = resolve(dir, x.PasswordFile)
-		}
+		d.path(t, "password_file", "redis.password_file", dir, &x.PasswordFile)
 		if n, ok := d.integer(t, "db", "redis.db", 0, 1<<16); ok {
 			x.DB = int(n)
 		}
