@@ -297,28 +297,16 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 			"ban_duration", "max_ban", "alert_strikes", "good_ip_ttl")
 		x := &a.Abuse
 		d.boolean(t, "enabled", "abuse.enabled", &x.Enabled)
-		for _, f := range []struct {
-			name string
-			dst  *int
-		}{
+		d.ints(t, "abuse.", 0, 1e9, []field[int]{
 			{"ip_ban_after", &x.IPBanAfter}, {"prefix_ban_after", &x.PrefixBanAfter},
 			{"prefix_ban_ips", &x.PrefixBanIPs}, {"stuffing_usernames", &x.StuffingUsernames},
 			{"user_throttle_after", &x.UserThrottleAfter}, {"distributed_ips", &x.DistributedIPs},
 			{"alert_strikes", &x.AlertStrikes},
-		} {
-			d.count(t, f.name, "abuse."+f.name, f.dst)
-		}
-		for _, f := range []struct {
-			name string
-			dst  *time.Duration
-		}{
+		})
+		d.durations(t, "abuse.", []field[time.Duration]{
 			{"window", &x.Window}, {"fail_delay", &x.FailDelay}, {"max_fail_delay", &x.MaxFailDelay},
 			{"ban_duration", &x.BanDuration}, {"max_ban", &x.MaxBan}, {"good_ip_ttl", &x.GoodIPTTL},
-		} {
-			if du, ok := d.duration(t, f.name, "abuse."+f.name); ok {
-				*f.dst = du
-			}
-		}
+		})
 	}
 	if t := d.table(tree, "send_limits", "send_limits"); t != nil {
 		d.unknown(t, []string{"send_limits"}, "messages_per_hour", "recipients_per_hour", "sessions", "over_limit", "users")

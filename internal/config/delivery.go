@@ -174,33 +174,19 @@ func (d *decoder) delivery(t map[string]any, dir string, c *Delivery) {
 		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum", "ca_file", "direct_local")
 	d.path(t, "ca_file", "delivery.ca_file", dir, &c.CAFile)
 	d.boolean(t, "direct_local", "delivery.direct_local", &c.DirectLocal)
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{
+	d.ints(t, "delivery.", math.MinInt32, math.MaxInt32, []field[int]{
 		{"workers", &c.Workers},
 		{"max_messages_per_connection", &c.MaxMessagesPerConnection},
 		{"max_connections_per_host", &c.MaxConnectionsPerHost},
 		{"max_idle_per_host", &c.MaxIdlePerHost},
-	} {
-		if n, ok := d.integer(t, f.name, "delivery."+f.name, math.MinInt32, math.MaxInt32); ok {
-			*f.dst = int(n)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{
+	})
+	d.durations(t, "delivery.", []field[time.Duration]{
 		{"retry_first", &c.RetryFirst},
 		{"retry_max", &c.RetryMax},
 		{"give_up", &c.GiveUp},
 		{"delay_warning", &c.DelayWarning},
 		{"idle_timeout", &c.IdleTimeout},
-	} {
-		if du, ok := d.duration(t, f.name, "delivery."+f.name); ok {
-			*f.dst = du
-		}
-	}
+	})
 	d.strTable(t, "delivery", "tls_minimum", "a string", func(dom, s string) {
 		c.TLSMinimum[lower(dom)] = s
 	})

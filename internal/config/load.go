@@ -216,6 +216,23 @@ func (d *decoder) integer(tbl map[string]any, name, key string, lo, hi int64) (i
 	return n, true
 }
 
+// field is a key of a table, by its name in the table, and where its
+// value goes.
+type field[T any] struct {
+	name string
+	dst  *T
+}
+
+// ints sets each field to its key's value in tbl when that is an integer
+// from lo to hi; prefix is the key of tbl with a dot ("delivery.").
+func (d *decoder) ints(tbl map[string]any, prefix string, lo, hi int64, fields []field[int]) {
+	for _, f := range fields {
+		if n, ok := d.integer(tbl, f.name, prefix+f.name, lo, hi); ok {
+			*f.dst = int(n)
+		}
+	}
+}
+
 // size returns tbl[name] when it is present and a size: an integer number
 // of bytes, or a string such as "35MiB" (see parseSize).
 func (d *decoder) size(tbl map[string]any, name, key string) (int64, bool) {
@@ -250,6 +267,16 @@ func (d *decoder) duration(tbl map[string]any, name, key string) (time.Duration,
 		return 0, false
 	}
 	return du, true
+}
+
+// durations sets each field to its key's value in tbl when that is a
+// duration; prefix is the key of tbl with a dot ("limits.").
+func (d *decoder) durations(tbl map[string]any, prefix string, fields []field[time.Duration]) {
+	for _, f := range fields {
+		if du, ok := d.duration(tbl, f.name, prefix+f.name); ok {
+			*f.dst = du
+		}
+	}
 }
 
 // table returns tbl[name] when it is present and a table.
@@ -499,10 +526,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
 		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay",
 		"shutdown_timeout", "restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
-	for _, f := range []struct {
-		name string
-		dst  *int64
-	}{
+	for _, f := range []field[int64]{
 		{"max_message_size", &l.MaxMessageSize},
 		{"max_header_size", &l.MaxHeaderSize},
 		{"max_data_in_flight", &l.MaxDataInFlight},
@@ -512,19 +536,12 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 			*f.dst = n
 		}
 	}
-	if n, ok := d.integer(t, "max_recipients", "limits.max_recipients", math.MinInt32, math.MaxInt32); ok {
-		l.MaxRecipients = int(n)
-	}
-	if n, ok := d.integer(t, "max_errors", "limits.max_errors", math.MinInt32, math.MaxInt32); ok {
-		l.MaxErrors = int(n)
-	}
-	if n, ok := d.integer(t, "error_delay_after", "limits.error_delay_after", math.MinInt32, math.MaxInt32); ok {
-		l.ErrorDelayAfter = int(n)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{
+	d.ints(t, "limits.", math.MinInt32, math.MaxInt32, []field[int]{
+		{"max_recipients", &l.MaxRecipients},
+		{"max_errors", &l.MaxErrors},
+		{"error_delay_after", &l.ErrorDelayAfter},
+	})
+	d.durations(t, "limits.", []field[time.Duration]{
 		{"command_timeout", &l.CommandTimeout},
 		{"data_timeout", &l.DataTimeout},
 		{"data_time_limit", &l.DataTimeLimit},
@@ -532,11 +549,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},
 		{"restart_drain_timeout", &l.RestartDrainTimeout},
-	} {
-		if du, ok := d.duration(t, f.name, "limits."+f.name); ok {
-			*f.dst = du
-		}
-	}
+	})
 }
 
 func (d *decoder) auth(t map[string]any, a *Auth) {
