@@ -72,11 +72,11 @@ func filterFlags(fs *flag.FlagSet, f *admin.Filter) {
 func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts) error {
 	for _, id := range pos {
 		if !smtp.ValidID(id) {
-			return usageError{fmt.Sprintf("queue %s: %q is not a queue id (letters and digits, as queue list shows them)", verb, id)}
+			return usageError(fmt.Sprintf("queue %s: %q is not a queue id (letters and digits, as queue list shows them)", verb, id))
 		}
 	}
 	if err := o.filter.Check(); err != nil {
-		return usageError{fmt.Sprintf("queue %s: %v", verb, err)}
+		return usageError(fmt.Sprintf("queue %s: %v", verb, err))
 	}
 	switch verb {
 	case "delete", "hold", "release", "retry":

@@ -78,9 +78,9 @@ func runChange(cl *cli, c *admin.Client, op spool.Op, ids []string, o *queueOpts
 func checkSelection(verb string, ids []string, o *queueOpts) error {
 	switch {
 	case o.all && (len(ids) > 0 || !o.filter.Empty()):
-		return usageError{fmt.Sprintf("queue %s: --all takes every message: it goes with no id and no filter", verb)}
+		return usageError(fmt.Sprintf("queue %s: --all takes every message: it goes with no id and no filter", verb))
 	case !o.all && len(ids) == 0 && o.filter.Empty():
-		return usageError{fmt.Sprintf("queue %s: name the messages: by id, by a filter (--from, --to, --domain, --state), or --all", verb)}
+		return usageError(fmt.Sprintf("queue %s: name the messages: by id, by a filter (--from, --to, --domain, --state), or --all", verb))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"postern/internal/admin"
+	cmdline "postern/internal/cli"
 	"postern/internal/config"
 	"postern/internal/sendmail"
 	"postern/internal/smtpd"
@@ -94,7 +95,7 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 				return a[len(name):], nil
 			}
 			if i+1 >= len(args) {
-				return "", usageError{fmt.Sprintf("sendmail: option %s needs a value", name)}
+				return "", usageError(fmt.Sprintf("sendmail: option %s needs a value", name))
 			}
 			i++
 			return args[i], nil
@@ -102,7 +103,7 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 		long := func(name string) (string, bool, error) {
 			if a == name {
 				if i+1 >= len(args) {
-					return "", true, usageError{fmt.Sprintf("sendmail: option %s needs a value", name)}
+					return "", true, usageError(fmt.Sprintf("sendmail: option %s needs a value", name))
 				}
 				i++
 				return args[i], true, nil
@@ -127,7 +128,7 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 		case strings.HasPrefix(a, "-q"):
 			o.mode = modeFlush
 			if o.flushFilter, err = sendmail.ParseFlush(a[2:]); err != nil {
-				err = usageError{"sendmail: " + err.Error()}
+				err = usageError("sendmail: " + err.Error())
 			}
 		case strings.HasPrefix(a, "-f") || strings.HasPrefix(a, "-r"):
 			o.from, err = value(a[:2])
@@ -150,7 +151,7 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 			} else if v, ok, err = long("--data"); ok {
 				o.data = v
 			} else if err == nil {
-				return nil, usageError{fmt.Sprintf("sendmail: unsupported option %s", a)}
+				return nil, usageError(fmt.Sprintf("sendmail: unsupported option %s", a))
 			}
 		}
 		if err != nil {
@@ -158,7 +159,7 @@ func parseSendmailArgs(args []string) (*sendmailOpts, error) {
 		}
 	}
 	if o.config != "" && o.data != "" {
-		return nil, usageError{"sendmail: --data and --config exclude each other"}
+		return nil, usageError("sendmail: --data and --config exclude each other")
 	}
 	if o.from == "<>" {
 		o.from = ""
@@ -176,20 +177,20 @@ func (c *cli) sendmailConfig(o *sendmailOpts) (*config.Config, error) {
 
 // sendmailOptions documents the options parseSendmailArgs takes, for
 // the usage and the manual page.
-func sendmailOptions() []option {
-	return []option{
-		{"-t", "the recipients are those of the To, Cc and Bcc fields too; the Bcc fields are removed"},
-		{"RCPT", "a bare name (root, www-data) is qualified with sendmail.domain; one that names no user or alias goes to the postmaster"},
-		{"-f ADDR", "the envelope sender (also -r ADDR; '<>' is the null sender); default the configured postmaster"},
-		{"-F NAME", "the full name in the From field added when the message has none"},
-		{"-i", "a line holding a single period does not end the message (also -oi)"},
-		{"-C FILE", "Postern's configuration file (also --config FILE)"},
-		{"--data DIR", "use the embedded default, with its data in DIR"},
-		{"-bm", "queue the message on stdin: the default mode"},
-		{"-bp", "list the queue, as mailq (a link named mailq is postern queue list)"},
-		{"-bs", "speak SMTP on stdin and stdout; bare names are qualified as on the command line"},
-		{"-q", "try the deferred mail now; -qRSITE and -qSSITE only mail to or from SITE, -qIID one message; -qINTERVAL is ignored"},
-		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
+func sendmailOptions() []cmdline.Option {
+	return []cmdline.Option{
+		{Name: "-t", Usage: "the recipients are those of the To, Cc and Bcc fields too; the Bcc fields are removed"},
+		{Name: "RCPT", Usage: "a bare name (root, www-data) is qualified with sendmail.domain; one that names no user or alias goes to the postmaster"},
+		{Name: "-f ADDR", Usage: "the envelope sender (also -r ADDR; '<>' is the null sender); default the configured postmaster"},
+		{Name: "-F NAME", Usage: "the full name in the From field added when the message has none"},
+		{Name: "-i", Usage: "a line holding a single period does not end the message (also -oi)"},
+		{Name: "-C FILE", Usage: "Postern's configuration file (also --config FILE)"},
+		{Name: "--data DIR", Usage: "use the embedded default, with its data in DIR"},
+		{Name: "-bm", Usage: "queue the message on stdin: the default mode"},
+		{Name: "-bp", Usage: "list the queue, as mailq (a link named mailq is postern queue list)"},
+		{Name: "-bs", Usage: "speak SMTP on stdin and stdout; bare names are qualified as on the command line"},
+		{Name: "-q", Usage: "try the deferred mail now; -qRSITE and -qSSITE only mail to or from SITE, -qIID one message; -qINTERVAL is ignored"},
+		{Name: "-oX, -v, -m, ...", Usage: "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
 	}
 }
 
@@ -202,8 +203,9 @@ func (c *cli) sendmail(args []string) int {
 		return code
 	}
 	if len(args) == 1 && (args[0] == "--help" || args[0] == "-h") {
-		cmd, _ := lookup(commands(), []string{"sendmail"})
-		writeUsage(c.stdout, cmd, nil)
+		p := c.program()
+		cmd, _ := cmdline.Lookup(p.Commands, []string{"sendmail"})
+		p.WriteUsage(c.stdout, cmd)
 		return exOK
 	}
 	o, err := parseSendmailArgs(args)
