@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	cmdline "postern/internal/cli"
+	"postern/internal/sendmail"
 	"regexp"
 	"strconv"
 	"strings"
@@ -101,7 +102,7 @@ func checkCommandLine(args []string) string {
 	case cmd == nil:
 		return "no such command"
 	case cmd.Raw != nil:
-		if _, err := parseSendmailArgs(rest); err != nil {
+		if _, err := sendmail.ParseArgs(rest); err != nil {
 			return err.Error()
 		}
 		return ""
