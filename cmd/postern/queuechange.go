@@ -22,6 +22,7 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/spool"
+	"postern/internal/termsafe"
 )
 
 // confirmOver is the number of messages above which a change asks first.
@@ -78,7 +79,7 @@ func (cl *cli) confirm(op spool.Op, res *admin.ChangeResult) error {
 	what := fmt.Sprintf("%s (%s)", nCount(res.Messages, "message"), nCount(res.Recipients, "recipient"))
 	verb := strings.ToLower(changeWords[op].done)
 	f, ok := cl.stdin.(*os.File)
-	if !ok || !isTerminal(f) {
+	if !ok || !termsafe.IsTerminal(f) {
 		return fmt.Errorf("queue %v: %s would be %s, more than %d: no terminal to confirm on; "+
 			"check them with postern queue list and the same filter, then run this again with --yes", op, what, verb, confirmOver)
 	}
