@@ -188,12 +188,14 @@ func (p *Program[E]) Synopsis(cmd *Command[E], docs []FlagDoc) string {
 	return strings.Join(append(parts, flags...), " ")
 }
 
-// WriteUsage writes the usage of a command: what it does, its synopsis,
-// its flags and examples. fs holds its flags (nil for a raw command).
+// WriteUsage writes the usage of a command, as -h and --help do: for a
+// raw command, whose own parser answers --help.
 func (p *Program[E]) WriteUsage(w io.Writer, cmd *Command[E]) {
 	p.writeUsage(w, cmd, p.Flags(cmd))
 }
 
+// writeUsage writes the usage of a command: its synopsis, what it does,
+// its flags (declared on fs) and examples.
 func (p *Program[E]) writeUsage(w io.Writer, cmd *Command[E], fs *flag.FlagSet) {
 	docs := p.FlagDocs(cmd, fs)
 	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n", p.Name, p.Synopsis(cmd, docs), wrap(Sentence(cmd.Summary), 78, ""))
