@@ -35,7 +35,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	// The domain's key (an A-label, lower case), as signing looks it up.
 	domain, err := addrkey.Domain(pos[0])
 	if err != nil || !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
-		return usageError{fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0])}
+		return usageError(fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0]))
 	}
 	var alg, other mailauth.Algorithm
 	switch *algorithm {
@@ -44,7 +44,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	case "ed25519":
 		alg, other = mailauth.Ed25519SHA256, mailauth.RSASHA256
 	default:
-		return usageError{fmt.Sprintf("dkim keygen: unknown algorithm %q (want ed25519 or rsa)", *algorithm)}
+		return usageError(fmt.Sprintf("dkim keygen: unknown algorithm %q (want ed25519 or rsa)", *algorithm))
 	}
 	sel := *selector
 	if sel == "" {
@@ -55,7 +55,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	}
 	// RFC 6376 §3.1; one label, as it names the key file.
 	if !dns.ValidName(sel) || strings.Contains(sel, ".") {
-		return usageError{fmt.Sprintf("dkim keygen: %q is not a valid selector", sel)}
+		return usageError(fmt.Sprintf("dkim keygen: %q is not a valid selector", sel))
 	}
 	cfg, err := cf.load()
 	if err != nil {
