@@ -1,8 +1,8 @@
 package main
 
-// postern reload and SIGHUP: read the configuration file again and apply
-// what can change live (live.go), name what needs a restart, reload the
-// certificates and the users; refuse an invalid file whole.
+// postern reload: ask the running server to read its configuration file
+// again, as SIGHUP does (internal/server's reload.go), and print its
+// report: what changed, what needs a restart, what was refused or kept.
 
 import (
 	"context"

@@ -1,9 +1,9 @@
 package main
 
 // postern restart: a graceful restart (as SIGUSR2) asked over the admin
-// socket, and the wait for its outcome. The server side hands the
-// request to the loop that handles the signals (serveBase.serveUntil),
-// which answers once the new process is ready or has failed; the
+// socket, and the wait for its outcome. The server side
+// (internal/server's restart.go) hands the request to the loop that
+// handles the signals, which answers once the new process is ready or has failed; the
 // command then waits until the new process answers on the admin socket.
 
 import (

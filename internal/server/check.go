@@ -5,11 +5,12 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net/http"
+	"time"
+
 	"postern/internal/check"
 	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/userdb"
-	"time"
 )
 
 // NewChecker returns the checker of cfg, with serve's own loaders, so
@@ -53,7 +54,8 @@ func NewChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 	}}
 }
 
-// RunChecks runs c with the PKCS#11 tokens of its configuration.
+// RunChecks runs c with the PKCS#11 tokens of its configuration, as
+// serve opens them, and returns its results.
 func RunChecks(ctx context.Context, c *check.Checker) []check.Result {
 	c.Tokens = newTokens(c.Config, nil) // pkcs11.go
 	defer c.Tokens.Close()

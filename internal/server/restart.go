@@ -1,10 +1,10 @@
 package server
 
-// postern restart: a graceful restart (as SIGUSR2) asked over the admin
-// socket, and the wait for its outcome. The server side hands the
-// request to the loop that handles the signals (serveBase.serveUntil),
-// which answers once the new process is ready or has failed; the
-// command then waits until the new process answers on the admin socket.
+// postern restart, the server side: a graceful restart (as SIGUSR2)
+// asked over the admin socket goes to the loop that handles the signals
+// (serveBase.serveUntil), which answers once the new process is ready or
+// has failed. The command (cmd/postern) then waits until the new process
+// answers on the admin socket.
 
 import (
 	"context"

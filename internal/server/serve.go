@@ -59,6 +59,7 @@ type Params struct {
 // logged already: the command prints nothing more.
 type LoggedError struct{ Err error }
 
+// Error returns the error logged.
 func (e LoggedError) Error() string { return e.Err.Error() }
 
 // Unwrap returns the error logged.
@@ -562,9 +563,9 @@ func (b *serveBase) startAdmin(in *instance, spool *spool.Spool, listeners []net
 		return fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: in.runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, &b.sub, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+		Local: localSubmit(cfg, spool, &b.sub, b.adm.limiter, b.dir)} // postern sendmail (localsubmit.go)
 	adminSrv.Reload = b.reloadAll                                                         // postern reload (reload.go)
-	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (cmd/postern)
 	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
 	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go

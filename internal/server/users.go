@@ -3,13 +3,15 @@ package server
 import (
 	"context"
 	"log/slog"
+	"time"
+
 	"postern/internal/config"
 	"postern/internal/privs"
 	"postern/internal/userdb"
-	"time"
 )
 
-// OpenUsers opens the user directory the configuration names.
+// OpenUsers opens the user directory cfg names, as serve opens it: the
+// users file, given to the user Postern runs as, or PostgreSQL.
 // With [directory] backend = "postgres" it connects to the database named
 // in postgres_dsn_file and migrates its schema.
 func OpenUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
