@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 
@@ -14,7 +15,7 @@ func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	cf := c.configFlags(fs)
 	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
 	return func([]string) error {
-		err := server.Run(server.Params{Load: cf.load, AllowBrokenChain: *allowBroken, Stdout: c.stdout, Stderr: c.stderr})
+		err := server.Run(context.Background(), server.Params{Load: cf.load, AllowBrokenChain: *allowBroken, Stdout: c.stdout, Stderr: c.stderr})
 		if le := (server.LoggedError{}); errors.As(err, &le) {
 			return loggedError{err}
 		}

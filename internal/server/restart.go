@@ -31,14 +31,16 @@ func (r *restartRequest) reply(pid int, err error) {
 	}
 }
 
-// nextSignal waits for the next signal, or a restart request that
-// stands for SIGUSR2.
+// nextSignal waits for the next signal, a restart request that stands
+// for SIGUSR2, or the end of Run's context, which stands for SIGTERM.
 func (b *serveBase) nextSignal(sigs <-chan os.Signal) (os.Signal, *restartRequest) {
 	select {
 	case sig := <-sigs:
 		return sig, nil
 	case req := <-b.restarts:
 		return syscall.SIGUSR2, &req
+	case <-b.stop:
+		return syscall.SIGTERM, nil
 	}
 }
 

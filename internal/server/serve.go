@@ -66,12 +66,13 @@ func (e LoggedError) Error() string { return e.Err.Error() }
 func (e LoggedError) Unwrap() error { return e.Err }
 
 // Run runs the server until SIGTERM or SIGINT, or until a graceful
-// restart (SIGUSR2) has handed over to a new process. It runs in named
+// restart (SIGUSR2) has handed over to a new process; the end of ctx,
+// once the server serves, stops it as SIGTERM does. It runs in named
 // steps: the process (privileges, inherited sockets, data directory,
 // secrets), the directory (keys, certificates, users), delivery and
 // admission, the reloadable parts (live.go, built again by each
 // reload), the sockets, then serve.
-func Run(p Params) (err error) {
+func Run(ctx context.Context, p Params) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
@@ -92,6 +93,7 @@ func Run(p Params) (err error) {
 	}
 	defer gctune.Start(gctune.Headroom)() // GOGC from the heap's headroom
 	b := newServeBase(cfg, p.Load, p.Stderr)
+	b.stop = ctx.Done()
 	defer b.closeAll()
 	pre, err := b.prepare(child)
 	if err != nil {
@@ -145,6 +147,7 @@ type serveBase struct {
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
 	restarts chan restartRequest // postern restart (restart.go)
+	stop     <-chan struct{}     // Run's ctx: its end stands for SIGTERM
 	version  postern.Build
 	closers  []func() // closeAll calls them, the last first
 
