@@ -16,7 +16,9 @@ import (
 	"postern/internal/userdb"
 )
 
-// RefusedPrefix starts the error of a refused configuration file.
+// RefusedPrefix starts the error of a refused configuration file in a
+// reload's report, by which `postern reload` tells it from the errors of
+// certificates and users.
 const RefusedPrefix = "configuration refused, the running one serves on: "
 
 // reload reads the configuration again and applies it, and reloads the
