@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"postern/internal/addrkey"
-	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
-	"postern/internal/pkcs11"
 )
 
 // dkimKeygenFlags is `postern dkim keygen`.
@@ -91,17 +88,4 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	}
 	fmt.Fprintf(stdout, "Publish this DNS record, then restart postern to sign with the key:\n%s\n", mailauth.ZoneRecord(domain, sel, rec))
 	return nil
-}
-
-// loadDKIMKey loads a [[mail_auth.dkim_key]]: its key_file, or the key
-// in a PKCS#11 token its pkcs11: URI names (from tokens).
-func loadDKIMKey(dk config.DKIMKey, tokens *pkcs11.Tokens, log *slog.Logger) (mailauth.SigningKey, error) {
-	sk := mailauth.SigningKey{Domain: dk.Domain, Selector: dk.Selector}
-	var err error
-	if config.IsKeyURI(dk.KeyFile) {
-		sk.Key, err = tokenKey(tokens, dk.KeyFile, log) // pkcs11.go
-	} else {
-		sk.Key, err = mailauth.LoadKeyFile(dk.KeyFile)
-	}
-	return sk, err
 }

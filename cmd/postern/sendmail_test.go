@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	"postern/internal/admin"
+	"postern/internal/admission"
 	"postern/internal/config"
+	"postern/internal/sendmail"
 	"postern/internal/spool"
 )
 
@@ -52,16 +54,18 @@ func TestSendmailSendLimits(t *testing.T) {
 	t.Cleanup(func() { spool.Close() })
 	serve := func(cfg *config.Config) *admin.Server {
 		t.Helper()
-		adm, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			t.Fatal(err)
+		// [send_limits] of cfg, as serve converts them (internal/server).
+		lo := admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: cfg.SendLimits.MessagesPerHour}, Logger: slog.New(slog.DiscardHandler)}
+		if u, ok := cfg.SendLimits.Users[me]; ok {
+			lo.Users = map[string]admission.SendLimits{me: {MessagesPerHour: u.MessagesPerHour, Hold: u.OverLimit == config.OverLimitHold}}
 		}
 		l, err := admin.Listen(cfg.AdminSocket())
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := &admin.Server{Spool: spool, Runner: newFakeQueue(), Logger: slog.New(slog.DiscardHandler),
-			Local: localSubmit(cfg, spool, nil, adm.limiter, nil)}
+			Local: &admin.LocalSubmit{Submitter: sendmail.Local{Spool: spool}, Limiter: admission.NewLimiter(admission.NewMemoryStore(), lo),
+				Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageSize, MaxRecipients: cfg.Limits.MaxRecipients}}
 		go srv.Serve(l)
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		return srv

@@ -1,4 +1,4 @@
-package main
+package server
 
 // The parts of a running server that a reload changes without dropping
 // a session: the aliases and send-as grants, the local domains, the DKIM

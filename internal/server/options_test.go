@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"net/netip"
@@ -54,7 +54,7 @@ var wiring = map[string]string{
 	"SessionTicketsDisabled": "per listener (tls_tickets), set by runTLS",
 	"Install":                "startACME: into the certificates served",
 	"Passed":                 "screenOf: the admission store remembers who passed",
-	"CacheSize":              "newResolver: dnsCacheSize (no key)",
+	"CacheSize":              "NewResolver: dnsCacheSize (no key)",
 	"Dial":                   "a net.Dialer",
 	"Dialer":                 "the resolver's dns.Dialer (policy.New)",
 	"Roots":                  "newPlanner reads delivery.ca_file",

@@ -1,4 +1,4 @@
-package main
+package server
 
 // The filters of [mail_auth] (smtpd.CheckFilter, smtpd.SignFilter), built
 // from the configuration and the DKIM keys.

@@ -1,10 +1,9 @@
-package main
+package server
 
 import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,30 +43,46 @@ import (
 	"postern/internal/userdb"
 )
 
-// serveFlags is `postern serve`.
-func serveFlags(c *cli, fs *flag.FlagSet) func([]string) error {
-	cf := c.configFlags(fs)
-	allowBroken := fs.Bool("allow-broken-chain", false, "serve certificates that fail the chain checks (emergencies only; logged at ERROR)")
-	return func([]string) error { return cmdServe(cf, *allowBroken, c.stdout, c.stderr) }
+// Params is what Run needs from the command that starts the server.
+type Params struct {
+	// Load reads the configuration: at start, and again at each reload
+	// (SIGHUP, postern reload).
+	Load func() (*config.Config, error)
+	// AllowBrokenChain serves certificates that fail the chain checks
+	// (emergencies only; logged at ERROR).
+	AllowBrokenChain bool
+	// Stdout gets the first start's password; Stderr the log.
+	Stdout, Stderr io.Writer
 }
 
-// cmdServe runs the server until SIGTERM or SIGINT, or until a graceful
-// restart (SIGUSR2) has handed over to a new process. It runs in named
+// LoggedError is an error the old process of a graceful restart has
+// logged already: the command prints nothing more.
+type LoggedError struct{ Err error }
+
+// Error returns the error logged.
+func (e LoggedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the error logged.
+func (e LoggedError) Unwrap() error { return e.Err }
+
+// Run runs the server until SIGTERM or SIGINT, or until a graceful
+// restart (SIGUSR2) has handed over to a new process; the end of ctx,
+// once the server serves, stops it as SIGTERM does. It runs in named
 // steps: the process (privileges, inherited sockets, data directory,
 // secrets), the directory (keys, certificates, users), delivery and
 // admission, the reloadable parts (live.go, built again by each
 // reload), the sockets, then serve.
-func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err error) {
+func Run(ctx context.Context, p Params) (err error) {
 	// Until serve handles them: a reload or a restart asked meanwhile
 	// must not end a process that is starting (the default for both).
 	signal.Ignore(syscall.SIGHUP, syscall.SIGUSR2)
 	child := handover.FromEnv() // started by a graceful restart
 	defer func() {
 		if err != nil && child.Fail(err) { // the old process logs err
-			err = loggedError{err}
+			err = LoggedError{err}
 		}
 	}()
-	cfg, err := cf.load()
+	cfg, err := p.Load()
 	if err != nil {
 		return err
 	}
@@ -77,13 +92,14 @@ func cmdServe(cf *configFlags, allowBroken bool, stdout, stderr io.Writer) (err 
 		}
 	}
 	defer gctune.Start(gctune.Headroom)() // GOGC from the heap's headroom
-	b := newServeBase(cfg, cf.load, stderr)
+	b := newServeBase(cfg, p.Load, p.Stderr)
+	b.stop = ctx.Done()
 	defer b.closeAll()
 	pre, err := b.prepare(child)
 	if err != nil {
 		return err
 	}
-	if err := b.openDirectory(allowBroken, stdout); err != nil {
+	if err := b.openDirectory(p.AllowBrokenChain, p.Stdout); err != nil {
 		return err
 	}
 	if err := b.openDelivery(); err != nil {
@@ -131,6 +147,7 @@ type serveBase struct {
 	// (limits.max_data_in_flight, max_data_in_memory).
 	budget   *smtpd.DataBudget
 	restarts chan restartRequest // postern restart (restart.go)
+	stop     <-chan struct{}     // Run's ctx: its end stands for SIGTERM
 	version  postern.Build
 	closers  []func() // closeAll calls them, the last first
 
@@ -197,7 +214,7 @@ func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error
 	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens); err != nil {
 		return err
 	}
-	if b.db, err = openUsers(cfg, b.log); err != nil {
+	if b.db, err = OpenUsers(cfg, b.log); err != nil {
 		return err
 	}
 	b.onClose(func() { b.db.Close() })
@@ -219,7 +236,7 @@ func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error
 // forwarding, the checks of credentials, and the admission state.
 func (b *serveBase) openDelivery() (err error) {
 	cfg := b.cfg
-	if b.resolver, err = newResolver(cfg); err != nil {
+	if b.resolver, err = NewResolver(cfg); err != nil {
 		return err
 	}
 	if b.fwd, err = newForwarder(cfg, b.dir, b.log); err != nil { // aliases to other domains, SRS (internal/forward)
@@ -549,9 +566,9 @@ func (b *serveBase) startAdmin(in *instance, spool *spool.Spool, listeners []net
 		return fmt.Errorf("serve: %w", err)
 	}
 	adminSrv := &admin.Server{Spool: spool, Runner: in.runner, Bans: b.adm.store, Logger: log.With("listener", "admin"),
-		Local: localSubmit(cfg, spool, &b.sub, b.adm.limiter, b.dir)} // postern sendmail (sendmail.go)
+		Local: localSubmit(cfg, spool, &b.sub, b.adm.limiter, b.dir)} // postern sendmail (localsubmit.go)
 	adminSrv.Reload = b.reloadAll                                                         // postern reload (reload.go)
-	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (user.go)
+	adminSrv.ReloadUsers = b.db.Reload                                                    // postern user (cmd/postern)
 	adminSrv.Restart, adminSrv.Version = b.requestRestart, b.version.String()             // postern restart (restart.go)
 	adminSrv.Certs, adminSrv.Events = b.certs, b.events                                   // the status page
 	adminSrv.Started, adminSrv.Listeners = b.started, listenerInfo(cfg, listeners, socks) // observe.go

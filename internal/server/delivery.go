@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"crypto/x509"
@@ -18,9 +18,9 @@ import (
 // dnsCacheSize is how many answers the resolver keeps (no key sets it).
 const dnsCacheSize = 10000
 
-// newResolver builds the DNS resolver delivery and mail authentication
+// NewResolver builds the DNS resolver delivery and mail authentication
 // share, from the [dns] table.
-func newResolver(cfg *config.Config) (*dns.Client, error) {
+func NewResolver(cfg *config.Config) (*dns.Client, error) {
 	c := dnsConfig(cfg)
 	c.CacheSize = dnsCacheSize
 	return dns.New(c)
