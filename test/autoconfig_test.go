@@ -255,11 +255,7 @@ print(json.dumps([p["PayloadType"], m["PayloadType"], m["EmailAddress"], m["Outg
 
 	t.Run("graceful restart", func(t *testing.T) {
 		restarted(t, s)
-		for deadline := time.Now().Add(15 * time.Second); pidAlive(s.cmd.Process.Pid); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the old process did not exit")
-			}
-		}
+		waitUntil(t, 15*time.Second, "the old process did not exit", func() bool { return !pidAlive(s.cmd.Process.Pid) })
 		if code, body := curlHTTPS(t, caFile, acAddr, base+"/mail/config-v1.1.xml"); code != 200 {
 			t.Errorf("after the restart: %d %s", code, body)
 		}

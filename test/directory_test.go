@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"postern/internal/testkit"
 	"strings"
 	"testing"
 
@@ -17,13 +18,7 @@ import (
 // (POSTERN_TEST_POSTGRES) and returns a DSN for it.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("POSTERN_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("POSTERN_INTEGRATION") != "" {
-			t.Fatal("POSTERN_TEST_POSTGRES is not set (scripts/test starts PostgreSQL and sets it)")
-		}
-		t.Skip("POSTERN_TEST_POSTGRES not set")
-	}
+	base := testkit.Service(t, "POSTERN_TEST_POSTGRES")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {

@@ -90,11 +90,7 @@ func TestGracefulRestart(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	newPid := restarted(t, s)
-	for deadline := time.Now().Add(20 * time.Second); pidAlive(oldPid); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the old process did not exit after the handover")
-		}
-	}
+	waitUntil(t, 20*time.Second, "the old process did not exit after the handover", func() bool { return !pidAlive(oldPid) })
 	// Keep the load on the new process for a moment.
 	before := count.Load()
 	for deadline := time.Now().Add(30 * time.Second); count.Load() < before+20; time.Sleep(10 * time.Millisecond) {
@@ -160,11 +156,7 @@ func TestGracefulRestartChildFails(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(s.stderr.String(), "graceful restart failed: still serving"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no failed restart logged")
-		}
-	}
+	waitLogFor(t, s, "graceful restart failed: still serving", 30*time.Second)
 	os.WriteFile(s.config, good, 0o600)
 	if !s.running() {
 		t.Fatal("the old process exited")
@@ -270,16 +262,6 @@ func setLimits(t *testing.T, s *server, lines string) {
 	cfg := strings.Replace(string(b), "[limits]\n", "[limits]\n"+lines+"\n", 1)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitLogFor waits until s's log holds want, or fails the test at timeout.
-func waitLogFor(t *testing.T, s *server, want string, timeout time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !strings.Contains(s.stderr.String(), want); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log after %v", want, timeout)
-		}
 	}
 }
 
@@ -420,11 +402,7 @@ func TestGracefulRestartDrain(t *testing.T) {
 
 	// The new process holds the test's stdout and stderr pipes too, so
 	// cmd.Wait does not return: watch the pid (reaped by cmd.Wait).
-	for deadline := time.Now().Add(20 * time.Second); pidAlive(oldPid); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the old process did not exit after its last session quit")
-		}
-	}
+	waitUntil(t, 20*time.Second, "the old process did not exit after its last session quit", func() bool { return !pidAlive(oldPid) })
 	if d := time.Since(lastQuit); d > 15*time.Second {
 		t.Errorf("the old process exited %v after its last session, not at once", d)
 	}
@@ -520,11 +498,7 @@ func TestGracefulRestartRollback(t *testing.T) {
 			t.Errorf("a raw line in the log: %s", line)
 		}
 	}
-	for deadline := time.Now().Add(5 * time.Second); pidAlive(newPid); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the failed new process was not reaped")
-		}
-	}
+	waitUntil(t, 5*time.Second, "the failed new process was not reaped", func() bool { return !pidAlive(newPid) })
 
 	c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
 	if err != nil {

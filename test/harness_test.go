@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -329,19 +330,44 @@ func (s *server) addUser(addr, pass string) {
 	if out, err := s.run(pass+"\n", "user", "add", addr); err != nil {
 		s.t.Fatalf("user add %s: %v\n%s", addr, err, out)
 	}
-	// The server notices the changed user file within about a second.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := dial(s.t, s.sub, addr, pass)
-		if err == nil {
-			c.Quit()
-			return
+	s.waitLogin(addr, pass).Quit()
+}
+
+// waitLogin waits until user logs in with pass on submission (the server
+// notices a changed users file within about a second) and returns the
+// authenticated session.
+func (s *server) waitLogin(user, pass string) *smtp.Client {
+	s.t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var c *smtp.Client
+		if c, err = dial(s.t, s.sub, user, pass); err == nil {
+			return c
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("user %s added but cannot log in: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	s.t.Fatalf("%s cannot log in within 5s: %v", user, err)
+	return nil
+}
+
+// waitUntil polls cond every 20 ms, for what the server or another
+// process does, and fails t with msg if cond does not hold within d.
+func waitUntil(t *testing.T, d time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal(msg)
+		}
+	}
+}
+
+// waitLogFor waits until s's log holds want, or fails the test at timeout.
+// The log reaches the test through a pipe, a little after a client saw
+// the effect.
+func waitLogFor(t *testing.T, s *server, want string, timeout time.Duration) {
+	t.Helper()
+	waitUntil(t, timeout, fmt.Sprintf("no %q in the log after %v", want, timeout), func() bool {
+		return strings.Contains(s.stderr.String(), want)
+	})
 }
 
 // maildirNew lists the messages in the new/ folder of a local mailbox.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -143,15 +142,7 @@ func TestImage(t *testing.T) {
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("user add: %v\n%s", err, out)
 	}
-	var c *smtp.Client
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if c, err = dial(t, s.sub, user, pass); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("user added in the image but cannot log in: %v", err)
-		}
-	}
+	c := s.waitLogin(user, pass)
 	if err := send(c, user, user, "From: "+user+"\r\nSubject: image-marker\r\n\r\nfrom the image\r\n"); err != nil {
 		t.Fatalf("submission with AUTH over STARTTLS: %v", err)
 	}
@@ -171,11 +162,7 @@ func TestImage(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.stderr.String(), "graceful restart refused: Postern is PID 1"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal of SIGUSR2 as PID 1 in the log:\n%s", s.stderr.String())
-		}
-	}
+	waitLogFor(t, s, "graceful restart refused: Postern is PID 1", 5*time.Second)
 	if c, err = dial(t, s.sub, user, pass); err != nil {
 		t.Fatalf("after SIGUSR2: %v", err)
 	}

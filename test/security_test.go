@@ -66,7 +66,7 @@ func TestPostmasterNobody(t *testing.T) {
 	s := testConfig(t, t.TempDir(), "")
 	s.start()
 	fix := "postern user add postmaster@localhost --config " + s.config
-	waitLog(t, s, "postmaster address reaches nobody")
+	waitLogFor(t, s, "postmaster address reaches nobody", 5*time.Second)
 	for _, addr := range []string{"postmaster@localhost", "postmaster@example.test"} {
 		if !strings.Contains(s.stderr.String(), "address="+addr) {
 			t.Errorf("no WARN for %s:\n%s", addr, s.stderr.String())
