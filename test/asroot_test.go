@@ -9,6 +9,29 @@ import (
 	"testing"
 )
 
+// nobodyServer describes a server (not started) for a test run as root
+// that runs postern as nobody (uid and gid 65534) with setpriv: its
+// directory and configuration readable by all, its data directory
+// nobody's. It returns setpriv's path too, and skips, saying why, when
+// the test is not root.
+func nobodyServer(t *testing.T, prefix, why string) (s *server, setpriv string) {
+	t.Helper()
+	needRoot(t, why)
+	setpriv = needTool(t, "setpriv")
+	s = testConfig(t, sharedTempDir(t, prefix, 0o755), "")
+	os.Chmod(s.config, 0o644)
+	if err := os.Mkdir(s.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(s.data, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return s, setpriv
+}
+
+// asNobody are setpriv's options that run its command as nobody.
+var asNobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+
 // TestCommandsAsRootKeepServerUser: the server runs as nobody (started
 // with setpriv, as a systemd unit with User= would, and no user key in
 // the configuration) on a data directory nobody owns. The commands an
@@ -19,21 +42,10 @@ import (
 // root.
 func TestCommandsAsRootKeepServerUser(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	setpriv := needTool(t, "setpriv")
-	dir := sharedTempDir(t, "postern-asroot-", 0o755)
-	s := testConfig(t, dir, "")
-	os.Chmod(s.config, 0o644)
-	if err := os.Mkdir(s.data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(s.data, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	s, setpriv := nobodyServer(t, "postern-asroot-", "needs root")
 	s.startCmd(func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binPath}, cmd.Args[1:]...)
+		args := append(append([]string{"setpriv"}, asNobody...), binPath)
+		cmd.Args = append(args, cmd.Args[1:]...)
 		cmd.Path = setpriv
 	})
 	if got := procUID(t, s.cmd.Process.Pid); got != "65534 65534 65534 65534" {

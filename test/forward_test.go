@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,9 +31,7 @@ func (s *server) mxOn(ip string) {
 // dave; a forged or expired SRS address is refused at RCPT.
 func TestForwardSRS(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the two servers deliver to each other on port 25: needs root")
-	}
+	needRoot(t, "the two servers deliver to each other on port 25: needs root")
 	const fwdIP, dstIP = "127.0.0.131", "127.0.0.132"
 
 	// The destination: example.net.
@@ -92,14 +89,8 @@ func TestForwardSRS(t *testing.T) {
 
 	// A bounce to the rewritten sender, as the destination would send
 	// it, goes back to dave.
-	mx, err := smtp.Dial(fwd.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mx := dialMX(t, fwd.mx, "mx.example.net")
 	defer mx.Close()
-	if err := mx.Hello("mx.example.net"); err != nil {
-		t.Fatal(err)
-	}
 	if err := send(mx, "", rp[1], "From: MAILER-DAEMON@mx.example.net\r\nTo: "+rp[1]+"\r\nSubject: bounce-marker\r\n\r\nUndelivered Mail Returned to Sender\r\n"); err != nil {
 		t.Fatalf("bounce to %s: %v", rp[1], err)
 	}

@@ -188,23 +188,21 @@ self_signed = true
 [limits]
 auth_fail_delay = "10ms"
 shutdown_timeout = "5s"
-
-[[listener]]
-role = "mx"
-address = %q
-
-[[listener]]
-role = "submission"
-address = %q
-
-[[listener]]
-role = "submissions"
-address = %q
-%s`, s.data, s.http, s.dns.Addr(), s.mx, s.sub, s.subs, extra)
+%s%s`, s.data, s.http, s.dns.Addr(), s.listenersTOML(), extra)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// listenersTOML returns the [[listener]] tables of s's three SMTP
+// listeners, each after a blank line.
+func (s *server) listenersTOML() string {
+	var b strings.Builder
+	for _, l := range []struct{ role, addr string }{{"mx", s.mx}, {"submission", s.sub}, {"submissions", s.subs}} {
+		fmt.Fprintf(&b, "\n[[listener]]\nrole = %q\naddress = %q\n", l.role, l.addr)
+	}
+	return b.String()
 }
 
 // args returns the command-line arguments that select this server's
@@ -412,6 +410,14 @@ func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
 }
 
+// needRoot skips the test, saying why, unless it runs as root.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(why)
+	}
+}
+
 // postfixTool returns the path of a program from Debian's postfix package
 // (in /usr/sbin, which may not be on PATH). The peers it starts listen on
 // port 25, so the test is skipped when not root.
@@ -424,9 +430,7 @@ func postfixTool(t *testing.T, name string) string {
 	if _, err := os.Stat(bin); err != nil {
 		needTool(t, name)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip(name + " listens on port 25 here: needs root")
-	}
+	needRoot(t, name+" listens on port 25 here: needs root")
 	return bin
 }
 

@@ -79,10 +79,8 @@ func TestImage(t *testing.T) {
 		t.Errorf("the binary holds the path %s: not built with -trimpath", repo)
 	}
 
-	if os.Geteuid() != 0 {
-		// As TestPrivilegeDrop and the other tests that need root.
-		t.Skip("needs root from here: chroot, and files owned by the image's USER")
-	}
+	// As TestPrivilegeDrop and the other tests that need root.
+	needRoot(t, "needs root from here: chroot, and files owned by the image's USER")
 	im := assembleImage(t, stages[1], b)
 	im.resolveUser(t)
 

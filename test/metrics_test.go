@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,15 +119,7 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
 	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
 	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
-	writeACMEConfig(t, s, p, fmt.Sprintf(`http_address = %q
-[admission]
-trusted = ["127.0.0.1/32"]
-[abuse]
-ip_ban_after = 2
-alert_strikes = 1
-fail_delay = "10ms"
-max_fail_delay = "10ms"
-`, freeAddr(t)))
+	writeACMEConfig(t, s, p, fmt.Sprintf("http_address = %q\n", freeAddr(t))+quickBanTOML)
 	s.dns.Set("sink.example", dnstest.MX(10, "mx.sink.example"))
 	s.dns.Set("mx.sink.example", dnstest.A("127.0.0.81"))
 	s.dns.ServFail("stuck.example")
@@ -152,11 +143,7 @@ max_fail_delay = "10ms"
 	}
 	c.Quit()
 	// Port 25: a message from outside, authenticated (SPF, DKIM, DMARC).
-	mx, err := smtp.Dial(s.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mx.Hello("client.example.net")
+	mx := dialMX(t, s.mx, "client.example.net")
 	if err := send(mx, "pat@example.net", "mona@example.com", "From: pat@example.net\r\nSubject: inbound\r\n\r\nhi\r\n"); err != nil {
 		t.Fatal(err)
 	}
