@@ -52,10 +52,7 @@ token_file = "`+tokenFile+`"
 	s.dns.ServFail("stuck.example")
 	s.start()
 	s.addUser("hank@example.test", "hank-password")
-	c, err := dial(t, s.sub, "hank@example.test", "hank-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "hank@example.test", "hank-password")
 	for _, to := range []string{"hank@example.test", "someone@stuck.example"} {
 		if err := send(c, "hank@example.test", to, "From: hank@example.test\r\nSubject: status\r\n\r\nx\r\n"); err != nil {
 			t.Fatal(err)

@@ -41,6 +41,16 @@ func dsnSend(t *testing.T, c *smtp.Client, mail, rcpt, body string) {
 	}
 }
 
+// dsnSubmit submits one message as dora@example.test (password
+// dora-password) on s's submission listener, as dsnSend.
+func (s *server) dsnSubmit(mail, rcpt, body string) {
+	s.t.Helper()
+	c := mustDial(s.t, s.sub, "dora@example.test", "dora-password")
+	defer c.Close()
+	dsnSend(s.t, c, mail, rcpt, body)
+	c.Quit()
+}
+
 // TestDSNWithPostfix runs the DSN extension (RFC 3461) against a real
 // Postfix in both directions. Postfix holds example.net's mailboxes and
 // relays everything else to Postern's mx listener; Postern's example.net
@@ -103,15 +113,9 @@ smtp_tls_security_level = none
 	}
 
 	// Postern to Postfix.
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dsnSend(t, c, "MAIL FROM:<dora@example.test> RET=HDRS ENVID=pn-env+3D2",
+	s.dsnSubmit("MAIL FROM:<dora@example.test> RET=HDRS ENVID=pn-env+3D2",
 		"RCPT TO:<eve@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;eve+2Bold@example.net",
 		"From: dora@example.test\r\nTo: eve@example.net\r\nSubject: dsn-outbound\r\n\r\nhello\r\n")
-	c.Quit()
 	pf.waitMessage("Subject: dsn-outbound")
 	pf.waitLog("from=<dora@example.test>")
 	// Postfix's log shows the notice it sent for NOTIFY=SUCCESS.
@@ -147,15 +151,9 @@ func TestDSNRelayedPastPostfix(t *testing.T) {
 	s.dns.Set("mx.nodsn.example", dnstest.A(ip))
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dsnSend(t, c, "MAIL FROM:<dora@example.test> ENVID=relay-1",
+	s.dsnSubmit("MAIL FROM:<dora@example.test> ENVID=relay-1",
 		"RCPT TO:<fred@nodsn.example> NOTIFY=SUCCESS",
 		"From: dora@example.test\r\nTo: fred@nodsn.example\r\nSubject: dsn-relayed\r\n\r\nhello\r\n")
-	c.Quit()
 	pf.waitMessage("Subject: dsn-relayed")
 	notice := s.waitMaildir("dora@example.test", "Original-Envelope-Id: relay-1")
 	for _, want := range []string{

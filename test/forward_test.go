@@ -64,10 +64,7 @@ func TestForwardSRS(t *testing.T) {
 	dst.addUser("dave@example.net", "dave-password")
 	dst.addUser("carol@example.net", "carol-password")
 
-	c, err := dial(t, dst.sub, "dave@example.net", "dave-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, dst.sub, "dave@example.net", "dave-password")
 	if err := send(c, "dave@example.net", "fwd@example.test", "From: dave@example.net\r\nTo: fwd@example.test\r\nSubject: forward-marker\r\n\r\nforwarded body\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -125,12 +122,6 @@ func TestForwardSRS(t *testing.T) {
 		if err := mx.Mail(""); err != nil {
 			t.Fatal(err)
 		}
-		err := mx.Rcpt(addr)
-		switch {
-		case want == "" && err != nil:
-			t.Errorf("RCPT TO:<%s>: %v, want it taken", addr, err)
-		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
-			t.Errorf("RCPT TO:<%s>: %v, want %s", addr, err, want)
-		}
+		wantRcpt(t, mx, addr, want)
 	}
 }

@@ -35,9 +35,7 @@ func pidAlive(pid int) bool {
 // afterwards (queue list included).
 func TestGracefulRestart(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("alice@example.test", "alice-secret-1")
+	s := startWithUser(t, "", "alice@example.test", "alice-secret-1")
 	oldPid := s.cmd.Process.Pid
 
 	var (
@@ -168,9 +166,7 @@ func failRestart(t *testing.T, s *server, logged string) {
 // the new process fails to start and the old one keeps serving.
 func TestGracefulRestartChildFails(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("alice@example.test", "alice-secret-1")
+	s := startWithUser(t, "", "alice@example.test", "alice-secret-1")
 	failRestart(t, s, "graceful restart failed: still serving")
 	c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
 	if err != nil {
@@ -329,10 +325,7 @@ func TestGracefulRestartDrain(t *testing.T) {
 	s.addUser("alice@example.test", "alice-secret-1")
 	oldPid := s.cmd.Process.Pid
 
-	idle, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	idle := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 	defer idle.Close()
 	gc, err := net.Dial("tcp", s.sub)
 	if err != nil {
@@ -457,17 +450,11 @@ func TestGracefulRestartRollback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := strings.Replace(string(good), fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", broken), 1)
-	if bad == string(good) {
-		t.Fatal("data_dir not found in the configuration")
-	}
+	bad := s.configReplaced(fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", broken))
 	if err := os.WriteFile(s.config, []byte(bad), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 	defer before.Close()
 
 	newPid := restarted(t, s)

@@ -205,6 +205,16 @@ func (s *server) listenersTOML() string {
 	return b.String()
 }
 
+// startWithUser starts a server of testConfig's, with extra
+// configuration, that has one user, user with pass.
+func startWithUser(t *testing.T, extra, user, pass string) *server {
+	t.Helper()
+	s := testConfig(t, t.TempDir(), extra)
+	s.start()
+	s.addUser(user, pass)
+	return s
+}
+
 // args returns the command-line arguments that select this server's
 // configuration, for serve and the other subcommands.
 func (s *server) args() []string {
@@ -293,14 +303,41 @@ func (s *server) signal(sig syscall.Signal) error {
 	}
 }
 
-// run runs a postern subcommand against this server's data and returns
-// its combined output.
-func (s *server) run(stdin string, args ...string) (string, error) {
+// subcommand returns the command that runs a postern subcommand against
+// this server's data, with stdin as its input.
+func (s *server) subcommand(stdin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(binPath, append(args, s.args()...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = filepath.Dir(s.data)
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// run runs a postern subcommand against this server's data and returns
+// its combined output.
+func (s *server) run(stdin string, args ...string) (string, error) {
+	out, err := s.subcommand(stdin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// runOut runs a postern command with the server's configuration and
+// returns its combined output and exit status.
+func (s *server) runOut(stdin string, args ...string) (string, int) {
+	s.t.Helper()
+	return combinedStatus(s.t, s.subcommand(stdin, args...))
+}
+
+// combinedStatus runs cmd and returns its combined output and exit
+// status, failing t when it does not run at all.
+func combinedStatus(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
 }
 
 // command runs the binary with args in dir, with env added to this
@@ -389,18 +426,37 @@ func (s *server) waitMaildir(mailbox string, want ...string) string {
 	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-	next:
 		for _, m := range s.maildirNew(mailbox) {
-			for _, w := range want {
-				if !strings.Contains(m, w) {
-					continue next
-				}
+			if containsAll(m, want...) {
+				return m
 			}
-			return m
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.t.Fatalf("no message with %q in %s after 10s; have %d messages", want, mailbox, len(s.maildirNew(mailbox)))
+	return ""
+}
+
+// containsAll reports whether s contains every string of want.
+func containsAll(s string, want ...string) bool {
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// fileWith returns the content of the first file that pattern (as
+// filepath.Glob's) names which contains every string of want, and ""
+// when there is none.
+func fileWith(pattern string, want ...string) string {
+	files, _ := filepath.Glob(pattern)
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && containsAll(string(b), want...) {
+			return string(b)
+		}
+	}
 	return ""
 }
 

@@ -14,13 +14,8 @@ import (
 // restart, and `postern queue release ID` delivers it.
 func TestSendLimitHold(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "\n[send_limits]\nmessages_per_hour = 1\nover_limit = \"hold\"\n")
-	s.start()
-	s.addUser("alice@example.test", "alice-secret-1")
-	c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startWithUser(t, "\n[send_limits]\nmessages_per_hour = 1\nover_limit = \"hold\"\n", "alice@example.test", "alice-secret-1")
+	c := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 	defer c.Close()
 	msg := func(tok string) string {
 		return "From: alice@example.test\r\nSubject: " + tok + "\r\n\r\nbody of " + tok + "\r\n"

@@ -101,14 +101,7 @@ func TestImage(t *testing.T) {
 	// self-signed certificate) with the image's data directory, in the
 	// file the CMD reads, as a read-only bind mount would hold it.
 	s := testConfig(t, t.TempDir(), "")
-	cfgb, err := os.ReadFile(s.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(cfgb), fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", dataDir), 1)
-	if cfg == string(cfgb) {
-		t.Fatal("testConfig's data_dir line not found")
-	}
+	cfg := s.configReplaced(fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", dataDir))
 	s.config = filepath.Join(im.root, configPath)
 	s.data = filepath.Join(im.root, dataDir)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,20 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// runOut runs a postern command with the server's configuration and
-// returns its combined output and exit status.
-func (s *server) runOut(stdin string, args ...string) (string, int) {
-	s.t.Helper()
-	out, err := s.run(stdin, args...)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out, ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatal(err)
-	}
-	return out, 0
-}
 
 // TestMessagesLeadToTheFix: each first-week mistake, made with the real
 // binary, gets a message that names the cause and the fix (issue 13 §7).

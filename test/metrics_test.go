@@ -132,10 +132,7 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 	s.addUser("mona@example.com", "mona-password")
 
 	// Submission: a local, a remote and a deferred recipient, signed.
-	c, err := dial(t, s.sub, "mona@example.com", "mona-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "mona@example.com", "mona-password")
 	for _, to := range []string{"mona@example.com", "nico@sink.example", "olga@stuck.example"} {
 		if err := send(c, "mona@example.com", to, "From: mona@example.com\r\nSubject: metrics-marker\r\n\r\nhi\r\n"); err != nil {
 			t.Fatal(err)
@@ -155,18 +152,12 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 		c.Close()
 		t.Errorf("a banned address was let in")
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !sinkHas(sinkDir, "metrics-marker") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the remote message never reached smtp-sink:\n%s", s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitSink(t, sinkDir, "metrics-marker")
 	s.waitMaildir("mona@example.com", "Subject: inbound")
 
 	var exported map[string]bool
 	var missing []string
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		exported = scrapeNames(t, s.http)
 		missing = missing[:0]

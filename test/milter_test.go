@@ -336,9 +336,7 @@ func TestMilterQuarantine(t *testing.T) {
 	swaks := needTool(t, "swaks")
 	m := &miltertest.Server{Handler: miltertest.At('E', miltertest.Quarantine("looks like phishing"), miltertest.Continue)}
 	m.Start(t)
-	s := testConfig(t, t.TempDir(), fmt.Sprintf("\n[[milter]]\nname = \"checker\"\naddress = %q\nroles = [\"mx\"]\n", m.Address()))
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, fmt.Sprintf("\n[[milter]]\nname = \"checker\"\naddress = %q\nroles = [\"mx\"]\n", m.Address()), "bob@example.test", "bob-password-1")
 	o, err := exec.Command(swaks, "--server", s.mx, "--from", "sender@example.net", "--to", "bob@example.test",
 		"--header", "Subject: quarantine-marker").CombinedOutput()
 	if err != nil || !strings.Contains(string(o), "<~  250 2.0.0 OK queued as") && !strings.Contains(string(o), "<-  250 2.0.0 OK queued as") {

@@ -135,9 +135,7 @@ func TestReloadAppliesAliases(t *testing.T) {
 // on with what it had.
 func TestReloadRefusesInvalidFile(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, "", "bob@example.test", "bob-password-1")
 	appendConfig(t, s, "\n[aliases]\n\"info@example.test\" = [\"bob@example.test\"]\n\n[delivery]\nretry_first = \"soon\"\n")
 	out, code := s.runOut("", "reload")
 	if code == 0 || !strings.Contains(out, "delivery.retry_first") || !strings.Contains(out, "refused") {
@@ -183,9 +181,7 @@ func TestReloadRefusesInvalidFile(t *testing.T) {
 // the same file (an alias) is applied.
 func TestReloadRestartOnlyKey(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, "", "bob@example.test", "bob-password-1")
 	moved := freeAddr(t)
 	b, err := os.ReadFile(s.config)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,10 +92,7 @@ func trustCA(t *testing.T, s *server, ca *testcert.CA) {
 // submission listener, with the extra header lines and Subject marker.
 func (s *server) submit(rcpt, marker string, header ...string) {
 	s.t.Helper()
-	c, err := dial(s.t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	c := mustDial(s.t, s.sub, "dora@example.test", "dora-password")
 	defer c.Close()
 	msg := "From: dora@example.test\r\nTo: " + rcpt + "\r\nSubject: " + marker + "\r\n"
 	for _, h := range header {
@@ -139,24 +135,17 @@ func (s *server) waitDeferred(rcpt string, arrived func() bool) string {
 
 // has reports whether Postfix's Maildir holds a message containing marker.
 func (p *postfixMX) has(marker string) bool {
-	files, _ := filepath.Glob(filepath.Join(p.maildir, "new", "*"))
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), marker) {
-			return true
-		}
-	}
-	return false
+	return fileWith(filepath.Join(p.maildir, "new", "*"), marker) != ""
 }
 
-// sinkHas reports whether smtp-sink stored a message containing marker.
-func sinkHas(dir, marker string) bool {
-	files, _ := filepath.Glob(filepath.Join(dir, "msg.*"))
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), marker) {
-			return true
-		}
-	}
-	return false
+// daneShared gives dane.example the MX mx.shared.example, at ip, with a
+// TLSA record that pins cert: all three names authentic (a signed zone),
+// as DANE wants.
+func daneShared(s *server, ip string, cert tls.Certificate) {
+	s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
+	s.dns.Set("mx.shared.example", dnstest.A(ip))
+	s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(cert))
+	s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
 }
 
 // startWith starts a server with extra configuration and the user dora.
@@ -182,11 +171,8 @@ func TestPooledSessionDANEThenVerify(t *testing.T) {
 	cert, _ := testcert.SelfSigned(testcert.Spec{DNSNames: []string{"mx.shared.example"}})
 	pf := startPostfixTLS(t, ip, &cert, "dane.example", "verify.example")
 	s := startWith(t, "\n[delivery]\ntls_minimum = { \"verify.example\" = \"verify\" }\n", func(s *server) {
-		s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
 		s.dns.Set("verify.example", dnstest.MX(10, "mx.shared.example"))
-		s.dns.Set("mx.shared.example", dnstest.A(ip))
-		s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(cert))
-		s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
+		daneShared(s, ip, cert)
 	})
 	s.submit("a@dane.example", "dane-first")
 	pf.waitMessage("Subject: dane-first")
@@ -226,10 +212,7 @@ func TestPooledSessionMTASTSThenDANE(t *testing.T) {
 		s.dns.Set("sts.example", dnstest.MX(10, "mx.shared.example"))
 		s.dns.Set("_mta-sts.sts.example", dnstest.TXT("v=STSv1; id=1;"))
 		s.dns.Set("mta-sts.sts.example", dnstest.A(stsIP))
-		s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
-		s.dns.Set("mx.shared.example", dnstest.A(ip))
-		s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(other))
-		s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
+		daneShared(s, ip, other)
 	})
 	s.submit("a@sts.example", "sts-first")
 	pf.waitMessage("Subject: sts-first")
