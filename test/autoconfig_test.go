@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -266,13 +264,7 @@ print(json.dumps([p["PayloadType"], m["PayloadType"], m["EmailAddress"], m["Outg
 // with prefix, "" when there is none.
 func metricLine(t *testing.T, addr, prefix string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(metricsPage(t, addr), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			return l
 		}

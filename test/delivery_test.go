@@ -10,8 +10,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"postern/internal/dns/dnstest"
 )
 
 // sink runs Postfix's smtp-sink on ip:25 (a real SMTP server as the
@@ -66,8 +64,7 @@ func TestRemoteDeliveryAndBounce(t *testing.T) {
 	integration(t)
 	sinkDir := sink(t, "127.0.0.77")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A("127.0.0.77"))
+	s.mxAt("example.net", "127.0.0.77")
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 

@@ -4,8 +4,6 @@ import (
 	"net/smtp"
 	"strings"
 	"testing"
-
-	"postern/internal/dns/dnstest"
 )
 
 // dsnCmd sends a raw MAIL or RCPT with its DSN parameters on c (Go's
@@ -69,8 +67,7 @@ func TestDSNWithPostfix(t *testing.T) {
 	integration(t)
 	const ip = "127.0.0.146"
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A(ip))
+	s.mxAt("example.net", ip)
 	pf := startPostfixConf(t, ip, nil, `mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 relayhost = [127.0.0.1]:`+strings.Split(s.mx, ":")[1]+`
@@ -147,8 +144,7 @@ func TestDSNRelayedPastPostfix(t *testing.T) {
 	const ip = "127.0.0.147"
 	pf := startPostfixConf(t, ip, nil, "smtpd_discard_ehlo_keywords = dsn\n", "", "nodsn.example")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("nodsn.example", dnstest.MX(10, "mx.nodsn.example"))
-	s.dns.Set("mx.nodsn.example", dnstest.A(ip))
+	s.mxAt("nodsn.example", ip)
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 	s.dsnSubmit("MAIL FROM:<dora@example.test> ENVID=relay-1",

@@ -56,8 +56,7 @@ func TestForwardSRS(t *testing.T) {
 	// The forwarder: example.test, with an alias to carol@example.net.
 	fwd := testConfig(t, t.TempDir(), "\n[aliases]\n\"fwd@example.test\" = \"carol@example.net\"\n")
 	fwd.mxOn(fwdIP)
-	fwd.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	fwd.dns.Set("mx.example.net", dnstest.A(dstIP))
+	fwd.mxAt("example.net", dstIP)
 
 	dst.start()
 	fwd.start()

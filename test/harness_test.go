@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/smtp"
@@ -213,6 +214,14 @@ func startWithUser(t *testing.T, extra, user, pass string) *server {
 	s.start()
 	s.addUser(user, pass)
 	return s
+}
+
+// mxAt gives domain, in s's DNS server, the MX host mx.<domain> with
+// the address ip, where a peer of the test (Postfix, smtp-sink, another
+// server) listens.
+func (s *server) mxAt(domain, ip string) {
+	s.dns.Set(domain, dnstest.MX(10, "mx."+domain))
+	s.dns.Set("mx."+domain, dnstest.A(ip))
 }
 
 // args returns the command-line arguments that select this server's
@@ -458,6 +467,22 @@ func fileWith(pattern string, want ...string) string {
 		}
 	}
 	return ""
+}
+
+// metricsPage returns the /metrics page of the server whose HTTP
+// listener is addr.
+func metricsPage(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	return string(b)
 }
 
 // clientTLS is the TLS configuration clients use against the self-signed

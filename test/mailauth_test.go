@@ -38,8 +38,7 @@ func TestMailAuthentication(t *testing.T) {
 		t.Fatalf("keygen printed no TXT record:\n%s", out)
 	}
 	s.dns.Set("s1._domainkey.example.test", dnstest.TXT(rec[1]))
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A("127.0.0.78"))
+	s.mxAt("example.net", "127.0.0.78")
 	s.dns.Set("good.example", dnstest.TXT("v=spf1 ip4:127.0.0.0/8 -all"))
 	s.dns.Set("evil.example", dnstest.TXT("v=spf1 -all"))
 	s.dns.Set("_dmarc.evil.example", dnstest.TXT("v=DMARC1; p=reject"))

@@ -3,8 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,8 +118,7 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
 	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
 	writeACMEConfig(t, s, p, fmt.Sprintf("http_address = %q\n", freeAddr(t))+quickBanTOML)
-	s.dns.Set("sink.example", dnstest.MX(10, "mx.sink.example"))
-	s.dns.Set("mx.sink.example", dnstest.A("127.0.0.81"))
+	s.mxAt("sink.example", "127.0.0.81")
 	s.dns.ServFail("stuck.example")
 	os.MkdirAll(s.data, 0o700)
 	if out, err := s.run("", "dkim", "keygen", "example.com", "--selector", "s1"); err != nil {
@@ -203,14 +200,8 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 // sees (_bucket, _sum, _count).
 func scrapeNames(t *testing.T, addr string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(metricsPage(t, addr)))
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"postern/internal/dns/dnstest"
 	"postern/internal/testcert"
 )
 
@@ -248,8 +247,7 @@ func TestDeliveryToPostfix(t *testing.T) {
 	const ip = "127.0.0.79"
 	pf := startPostfix(t, ip, "example.net")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A(ip))
+	s.mxAt("example.net", ip)
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 

@@ -234,8 +234,7 @@ func TestTLSRequiredNoKeepsMinimum(t *testing.T) {
 	const ip = "127.0.12.4"
 	dir := sink(t, ip)
 	s := startWith(t, "\n[delivery]\ntls_minimum = { \"plain.example\" = \"verify\" }\n", func(s *server) {
-		s.dns.Set("plain.example", dnstest.MX(10, "mx.plain.example"))
-		s.dns.Set("mx.plain.example", dnstest.A(ip))
+		s.mxAt("plain.example", ip)
 	})
 	s.submit("a@plain.example", "tls-required-no", "TLS-Required: No")
 	show := s.waitDeferred("a@plain.example", func() bool { return sinkHas(dir, "tls-required-no") })
@@ -256,8 +255,7 @@ func stsDomain(t *testing.T, ip, stsIP, mode string) (*postfixMX, *server, func(
 	fetches := stsHTTPS(t, stsIP, ca, map[string]string{"sts.example": stsPolicy(mode, "mx.sts.example")})
 	s := startWith(t, "", func(s *server) {
 		trustCA(t, s, ca)
-		s.dns.Set("sts.example", dnstest.MX(10, "mx.sts.example"))
-		s.dns.Set("mx.sts.example", dnstest.A(ip))
+		s.mxAt("sts.example", ip)
 		s.dns.Set("_mta-sts.sts.example", dnstest.TXT("v=STSv1; id=1;"))
 		s.dns.Set("mta-sts.sts.example", dnstest.A(stsIP))
 	})
@@ -301,13 +299,7 @@ func TestMTASTSTestingModeReports(t *testing.T) {
 	if !strings.Contains(warn, "reason=certificate") || !strings.Contains(warn, "sts.example") {
 		t.Errorf("no WARN naming the certificate failure and the domain:\n%s", s.stderr.String())
 	}
-	resp, err := http.Get("http://" + s.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `postern_policy_mtasts_testing_failures_total{reason="certificate"} 1`; !strings.Contains(string(b), want) {
+	if want := `postern_policy_mtasts_testing_failures_total{reason="certificate"} 1`; !strings.Contains(metricsPage(t, s.http), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 }
@@ -331,8 +323,7 @@ func TestOutboundCAFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := startWith(t, c.extra, func(s *server) {
-				s.dns.Set("private.example", dnstest.MX(10, "mx.private.example"))
-				s.dns.Set("mx.private.example", dnstest.A(ip))
+				s.mxAt("private.example", ip)
 			})
 			marker := fmt.Sprintf("private-ca-%d", i)
 			s.submit("a@private.example", marker)
