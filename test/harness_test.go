@@ -397,11 +397,7 @@ func (s *server) waitLogin(user, pass string) *smtp.Client {
 // process does, and fails t with msg if cond does not hold within d.
 func waitUntil(t *testing.T, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal(msg)
-		}
-	}
+	testkit.WaitWithin(t, d, 20*time.Millisecond, msg, cond)
 }
 
 // waitLogFor waits until s's log holds want, or fails the test at timeout.
