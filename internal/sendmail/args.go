@@ -136,10 +136,12 @@ func ParseArgs(args []string) (*Args, error) {
 	if o.Config != "" && o.Data != "" {
 		return nil, fmt.Errorf("sendmail: --data and --config exclude each other")
 	}
-	if o.From == "<>" {
-		o.From = ""
-	}
+	// One pair of angle brackets around the sender is allowed, as in
+	// "-f <>" for the null sender; what is left must hold none.
 	o.From = strings.TrimSuffix(strings.TrimPrefix(o.From, "<"), ">")
+	if strings.ContainsAny(o.From, "<>") {
+		return nil, fmt.Errorf("sendmail: malformed sender address %q", o.From)
+	}
 	return o, nil
 }
 

@@ -39,7 +39,7 @@ func TestParseArgs(t *testing.T) {
 			t.Errorf("%q: %+v, want %+v", tc.args, *got, tc.want)
 		}
 	}
-	for _, bad := range [][]string{{"-bx"}, {"-qR"}, {"-qX"}, {"-x"}, {"-f"}, {"-F"}, {"--config"}, {"--data", "d", "--config", "c"}} {
+	for _, bad := range [][]string{{"-bx"}, {"-qR"}, {"-qX"}, {"-x"}, {"-f"}, {"-F"}, {"-f", "<<>>"}, {"-f<<>>"}, {"-f", "a>@x.test"}, {"--config"}, {"--data", "d", "--config", "c"}} {
 		if got, err := ParseArgs(bad); err == nil || !strings.HasPrefix(err.Error(), "sendmail: ") {
 			t.Errorf("%q: %+v, %v; want an error", bad, got, err)
 		}
@@ -47,7 +47,8 @@ func TestParseArgs(t *testing.T) {
 }
 
 // FuzzParseArgs: no command line makes the parser panic; what it
-// accepts has no null sender written "<>" and not both --config and
+// accepts has no angle bracket left in the sender (the null sender
+// "<>" is empty) and not both --config and
 // --data.
 func FuzzParseArgs(f *testing.F) {
 	for _, s := range []string{"-t -i", "-f <> a@x", "-FCronDaemon -i -B8BITMIME -oem  root", "-qRexample.com", "--config=c", "-C", "-- -a", "-o"} {
@@ -58,7 +59,7 @@ func FuzzParseArgs(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if o.From == "<>" || (o.Config != "" && o.Data != "") {
+		if strings.ContainsAny(o.From, "<>") || (o.Config != "" && o.Data != "") {
 			t.Errorf("%q: %+v", line, o)
 		}
 	})
