@@ -5,6 +5,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 
 	"postern/internal/spool"
 )
@@ -25,6 +26,11 @@ func (c *Client) ChangeAsked(ctx context.Context, op spool.Op, sel Selection, as
 	}
 	if err := ask(planned); err != nil {
 		return nil, err
+	}
+	if planned.Messages > len(planned.IDs) {
+		// Without the ids the change would go by the filter alone and
+		// could reach mail that arrived after the question.
+		return nil, fmt.Errorf("admin: the dry run counted %d messages but named %d", planned.Messages, len(planned.IDs))
 	}
 	res := &ChangeResult{}
 	if planned.Messages > 0 {
