@@ -4,13 +4,43 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func isLocal(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
+
+// run runs r until the test ends or stop is called. stop returns once Run
+// has, and fails t if Run failed or took more than 5 seconds to return.
+func run(t testing.TB, r *Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Errorf("Run did not return")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
 
 func openTest(t testing.TB, dir string, segSize int64) *spool.Spool {
 	t.Helper()
