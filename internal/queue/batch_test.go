@@ -179,11 +179,8 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return Outcome{RemoteMTA: "mx." + domainOf(r), Status: "2.0.0"}
 	}}
-	id := spooltest.ID()
 	rcpts := []string{"a1@a.example", "b1@b.example", "c1@c.example", "b2@B.example", "l@local.test"}
-	env := spooltest.Env(id, rcpts...)
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 500))
+	id := putNow(t, s, 500, rcpts...)
 	var sawLive, checked atomic.Bool
 	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
@@ -347,10 +344,7 @@ func TestRetryScheduleRecorded(t *testing.T) {
 func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	id := spooltest.ID()
-	env := spooltest.Env(id, "r@x.example")
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 100))
+	id := putNow(t, s, 100, "r@x.example")
 	remote := &fakeRemote{answer: func(r string, try int) Outcome {
 		if try == 1 {
 			return tempFail(r)
@@ -622,10 +616,7 @@ func TestBatchesByDomainKey(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	remote := &fakeRemote{}
-	id := spooltest.ID()
-	env := spooltest.Env(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 500))
+	id := putNow(t, s, 500, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	calls, _ := remote.snapshot()

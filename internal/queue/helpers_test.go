@@ -11,6 +11,7 @@ import (
 
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/spool/spooltest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -56,6 +57,17 @@ func mustPut(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 	if err := s.Put(context.Background(), env, data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// putNow puts a message of size octets to rcpts, received now, and
+// returns its id.
+func putNow(t testing.TB, s *spool.Spool, size int, rcpts ...string) (id string) {
+	t.Helper()
+	id = spooltest.ID()
+	env := spooltest.Env(id, rcpts...)
+	env.ReceivedAt = time.Now()
+	mustPut(t, s, env, spooltest.Data(id, size))
+	return id
 }
 
 // live reports whether message id has a recipient not yet done.
