@@ -509,6 +509,17 @@ func plainAuth(user, pass string) string {
 }
 
 // login authenticates as alice with PLAIN.
+// loginTLS says EHLO, starts TLS, says EHLO again and logs in as alice:
+// the start of a submission session.
+func (c *client) loginTLS() *tls.ConnectionState {
+	c.t.Helper()
+	c.do("EHLO client.example", "250 ")
+	cs := c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	return cs
+}
+
 func (c *client) login() {
 	c.t.Helper()
 	c.do("AUTH PLAIN "+plainAuth("alice", testPassword), "235 2.7.0")
