@@ -229,7 +229,6 @@ type Server struct {
 	bufs    sync.Pool // *bytes.Buffer for DATA
 
 	idleWaits atomic.Int64 // waits for a command without a read buffer (waitIdle), for tests
-	spare     atomic.Int32 // session goroutines waiting for a next session (serveSessions)
 
 	mConns    prometheus.Counter
 	mSessions prometheus.Gauge
@@ -352,10 +351,6 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	defer s.trackListener(l, false)
 	defer l.Close()
-	// Session goroutines that have served a session wait here for the
-	// next one (serveSessions); closed when Serve returns, so they end.
-	next := make(chan *session)
-	defer close(next)
 
 	var delay time.Duration
 	for {
@@ -387,38 +382,7 @@ func (s *Server) Serve(l net.Listener) error {
 			sess.release()
 			continue
 		}
-		select {
-		case next <- sess: // a goroutine that served a session takes it
-		default:
-			go s.serveSessions(sess, next)
-		}
-	}
-}
-
-// maxSpare bounds the session goroutines kept waiting for a next
-// session after a burst.
-const maxSpare = 64
-
-// serveSessions serves sess, then the sessions the accept loop hands it
-// on next while it waits there, until next is closed or maxSpare others
-// already wait. A goroutine kept this way keeps the stack the TLS
-// handshake grew: a new goroutine per connection grew its stack during
-// every handshake (runtime.newstack and copystack, 2 to 3 % of the
-// server's CPU on one-message connections). The garbage collector
-// still shrinks the stack of a goroutine that waits.
-func (s *Server) serveSessions(sess *session, next <-chan *session) {
-	for {
-		sess.serve()
-		if s.spare.Add(1) > maxSpare {
-			s.spare.Add(-1)
-			return
-		}
-		var ok bool
-		sess, ok = <-next
-		s.spare.Add(-1)
-		if !ok {
-			return
-		}
+		go sess.serve()
 	}
 }
 
