@@ -74,12 +74,10 @@ func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) erro
 	if verb == "add" && (dur <= 0 || dur > admin.MaxBanFor) {
 		return usageError(fmt.Sprintf("ban add: --for must be from 1s to %s", admin.MaxBanFor))
 	}
-	cfg, err := cf.load()
+	c, sock, err := cf.adminClient()
 	if err != nil {
 		return err
 	}
-	sock := cfg.AdminSocket()
-	c := &admin.Client{SocketPath: sock}
 	ctx := context.Background()
 	switch verb {
 	case "list":

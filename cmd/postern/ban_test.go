@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,32 +13,18 @@ import (
 	"postern/internal/admin"
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
-	"postern/internal/config"
 	"postern/internal/testkit"
 )
 
 // serveBans runs an admin server over store on DATA/admin.sock, with the
 // CLI's clock.
 func serveBans(t *testing.T, store admin.BanStore) (dataDir string) {
-	t.Helper()
-	dataDir = t.TempDir()
-	l, err := admin.Listen(config.Dev(dataDir).AdminSocket())
-	if err != nil {
-		t.Fatal(err)
-	}
 	q := &fakeQueue{}
-	srv := &admin.Server{Spool: q, Runner: q, Bans: store, Now: func() time.Time { return cliNow },
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return dataDir
+	return serveAdminServer(t, &admin.Server{Spool: q, Runner: q, Bans: store, Now: func() time.Time { return cliNow }})
 }
 
 func runB(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{"ban"}, args...))
-	return out.String(), err
+	return runGroup(t, "ban", args...)
 }
 
 func TestBanCommands(t *testing.T) {

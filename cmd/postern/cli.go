@@ -13,6 +13,7 @@ import (
 	"os"
 	"time"
 
+	"postern/internal/admin"
 	cmdline "postern/internal/cli"
 	"postern/internal/config"
 )
@@ -132,6 +133,17 @@ func (cf *configFlags) load() (*config.Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// adminClient loads the configuration and returns a client of the
+// running server's admin API, and the path of its socket for messages.
+func (cf *configFlags) adminClient() (*admin.Client, string, error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, "", err
+	}
+	sock := cfg.AdminSocket()
+	return &admin.Client{SocketPath: sock}, sock, nil
 }
 
 // file returns the configuration file to load, "" for the embedded

@@ -80,12 +80,10 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts)
 			return err
 		}
 	}
-	cfg, err := cf.load()
+	c, sock, err := cf.adminClient()
 	if err != nil {
 		return err
 	}
-	sock := cfg.AdminSocket()
-	c := &admin.Client{SocketPath: sock}
 	ctx := context.Background()
 	stdout, now := cl.stdout, cl.now
 	switch verb {

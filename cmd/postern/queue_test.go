@@ -154,22 +154,34 @@ func newFakeQueue() *fakeQueue {
 
 // serveAdmin runs an admin server for q on DATA/admin.sock.
 func serveAdmin(t *testing.T, q *fakeQueue) (dataDir string) {
+	return serveAdminServer(t, &admin.Server{Spool: q, Runner: q})
+}
+
+// serveAdminServer runs srv, with a silent logger, on DATA/admin.sock
+// of a new data directory.
+func serveAdminServer(t *testing.T, srv *admin.Server) (dataDir string) {
 	t.Helper()
 	dataDir = t.TempDir()
 	l, err := admin.Listen(config.Dev(dataDir).AdminSocket())
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &admin.Server{Spool: q, Runner: q, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	srv.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 	return dataDir
 }
 
 func runQ(t *testing.T, args ...string) (string, error) {
+	return runGroup(t, "queue", args...)
+}
+
+// runGroup runs `postern GROUP ARGS...` at the CLI's clock and returns
+// its standard output.
+func runGroup(t *testing.T, group string, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
-	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{"queue"}, args...))
+	err := testCLI(nil, &out, io.Discard, func() time.Time { return cliNow }).exec(append([]string{group}, args...))
 	return out.String(), err
 }
 
