@@ -101,7 +101,7 @@ func newChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 			return err
 		},
 		Admission: func(sec config.Secrets) error {
-			a, err := newAdmission(cfg, sec, quiet, nil)
+			a, err := newAdmission(cfg, sec, quiet, nil, partMetrics{})
 			if err == nil {
 				a.Close()
 			}

@@ -85,7 +85,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 	}
 	s.out.Metrics = b.remoteMetrics
 	if cfg.Abuse.Enabled {
-		s.abuse = newAbuseEngine(cfg, b.adm.store, b.log, b.events)
+		s.abuse = newAbuseEngine(cfg, b.adm.store, b.log, b.events, b.parts.abuse)
 	}
 	return s, nil
 }

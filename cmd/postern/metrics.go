@@ -35,10 +35,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	spool.RegisterMetrics(reg)
 	tlsconf.RegisterMetrics(reg)
 	policy.RegisterMetrics(reg)
-	admission.RegisterMetrics(reg)
-	if cfg.Abuse.Enabled {
-		admission.RegisterAbuseMetrics(reg)
-	}
 	if cfg.MailAuth.Check {
 		metrics.RegisterMailAuthCheck(reg)
 	}
@@ -71,6 +67,27 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		fm.acme = acme.NewMetrics(reg)
 	}
 	return fm
+}
+
+// partMetrics are the metrics of the parts serve builds before it
+// knows the features on (the gate, the send limits and the abuse engine
+// so far), made once per process by newPartMetrics. The zero value
+// registers nothing: each part then counts into a set of its own (check,
+// tests).
+type partMetrics struct {
+	admission *admission.Metrics
+	abuse     *admission.AbuseMetrics // nil when [abuse] enabled = false
+}
+
+// newPartMetrics registers on reg, once per process, the metrics of the
+// parts serve builds first (see registerMetrics): the admission gate's
+// and the send limits' always, the abuse engine's with [abuse].
+func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
+	m := partMetrics{admission: admission.NewMetrics(reg)}
+	if cfg.Abuse.Enabled {
+		m.abuse = admission.NewAbuseMetrics(reg)
+	}
+	return m
 }
 
 // featureMetrics are the metrics of the parts serve makes that count

@@ -67,15 +67,15 @@ var wiring = map[string]string{
 	"After":                  "the clock (time.After)",
 	"OnBan":                  "newAdmission: the status page's events",
 	"OnAlert":                "newAdmission: the status page's events",
-	"Metrics":                "startACME: the registry's ACME metrics",
+	"Metrics":                "the registry's metrics (metrics.go)",
 }
 
 // converters lists every converter of options.go; TestConverters checks
 // each, and TestConvertersListed that none is missing.
 var converters = []converter{
-	{name: "gateOptions", run: of(gateOptions)},
-	{name: "abuseOptions", run: of(abuseOptions), wired: []string{"Logger", "OnBan", "OnAlert"}},
-	{name: "limiterOptions", run: of(limiterOptions), wired: []string{"Logger"}},
+	{name: "gateOptions", run: of(gateOptions), wired: []string{"Metrics"}},
+	{name: "abuseOptions", run: of(abuseOptions), wired: []string{"Logger", "OnBan", "OnAlert", "Metrics"}},
+	{name: "limiterOptions", run: of(limiterOptions), wired: []string{"Logger", "Metrics"}},
 	{name: "redisOptions", run: ofSecrets(redisOptions), wired: []string{"Client"},
 		owned: []string{"DialTimeout", "Timeout", "BanCacheTTL"}},
 	{name: "limitsOf", run: of(limitsOf), owned: []string{"MaxCommandLine", "MaxTextLine", "MaxReceived", "TLSHandshakeTimeout"}},

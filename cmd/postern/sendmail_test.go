@@ -94,7 +94,7 @@ func TestSendmailSendLimits(t *testing.T) {
 	t.Cleanup(func() { spool.Close() })
 	serve := func(cfg *config.Config) *admin.Server {
 		t.Helper()
-		adm, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil)
+		adm, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{})
 		if err != nil {
 			t.Fatal(err)
 		}

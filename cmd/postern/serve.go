@@ -143,6 +143,7 @@ type serveBase struct {
 	remoteMetrics *remote.Metrics
 	queueMetrics  *queue.Metrics // every runner counts into it
 	acmeMetrics   *acme.Metrics  // nil without ACME
+	parts         partMetrics    // registered by newServeBase (metrics.go)
 	live          atomic.Pointer[liveSet]
 	inst          atomic.Pointer[instance] // the instance serving, for reload
 	reloading     sync.Mutex               // one reload (or start of an instance) at a time
@@ -156,6 +157,7 @@ func newServeBase(cfg *config.Config, load func() (*config.Config, error), stder
 	b.level.Set(cfg.Log.Level)
 	b.log = logging.New(cfg.Log.Format == config.LogJSON, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
+	b.parts = newPartMetrics(metrics.Registry, cfg)
 	return b
 }
 
@@ -232,7 +234,7 @@ func (b *serveBase) openDelivery() (err error) {
 	if b.auth, err = newAuthSetup(cfg, b.sec, b.db, b.certs); err != nil {
 		return err
 	}
-	if b.adm, err = newAdmission(cfg, b.sec, b.log, b.events); err != nil { // gate, abuse engine, send limits (admission.go)
+	if b.adm, err = newAdmission(cfg, b.sec, b.log, b.events, b.parts); err != nil { // gate, abuse engine, send limits (admission.go)
 		return err
 	}
 	b.onClose(func() { b.adm.Close() })
