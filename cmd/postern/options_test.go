@@ -97,7 +97,7 @@ var converters = []converter{
 		wired: []string{"Resolver", "Passed"}, owned: []string{"DNSBLTimeout"}},
 	{name: "dnsConfig", run: of(dnsConfig), wired: []string{"CacheSize", "Now", "Dial"}, owned: []string{"ResolvConf"}},
 	{name: "retryPolicy", run: of(retryPolicy), fixed: []string{"Jitter"}},
-	{name: "spoolOptions", run: of(spoolOptions), wired: []string{"Logger"}},
+	{name: "spoolOptions", run: of(spoolOptions), wired: []string{"Logger", "Metrics"}},
 	{name: "directoryConfig", run: of(directoryConfig), owned: []string{"Refresh"}},
 	{name: "autoconfigOptions", run: of(autoconfigOptions), wired: []string{"Logger"},
 		owned: []string{"IMAP.Mechanisms"}, parsed: []string{"Submissions.Port", "Submission.Port"}},

@@ -294,7 +294,7 @@ func (b *serveBase) serve(child *handover.Child, socks *handover.Sockets) error 
 // openSpool opens the spool in the data directory.
 func (b *serveBase) openSpool() (*spool.Spool, error) {
 	o := spoolOptions(b.cfg)
-	o.Logger = b.log
+	o.Logger, o.Metrics = b.log, b.parts.spool
 	return spool.Open(o)
 }
 

@@ -69,28 +69,6 @@ var (
 		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
 	}, []string{"where"})
 
-	// SpoolMessages is the number of messages in the spool with recipients
-	// not yet done.
-	SpoolMessages = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "postern_spool_messages",
-		Help: "Messages in the spool with at least one recipient not yet done.",
-	})
-
-	// SpoolFsyncSeconds observes the duration of each group-commit fsync.
-	SpoolFsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_spool_fsync_seconds",
-		Help:    "Duration of each spool group-commit fsync (file and, when needed, directory).",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-	})
-
-	// SpoolBatchMessages observes how many messages each group commit made
-	// durable with one fsync.
-	SpoolBatchMessages = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_spool_batch_messages",
-		Help:    "Messages made durable by one spool group commit.",
-		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
-	})
-
 	// LocalDeliveries counts local (Maildir) deliveries by outcome
 	// ("delivered", "failed").
 	LocalDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -121,7 +99,7 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
 		MessagesAccepted, MessagesRejected, DataBytes, BuildInfo,
-		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries, DirectDeliveries,
+		LocalDeliveries, DirectDeliveries,
 	)
 	for _, l := range listeners {
 		Connections.WithLabelValues(l)
