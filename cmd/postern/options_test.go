@@ -83,7 +83,7 @@ var converters = []converter{
 	{name: "poolOptions", run: of(poolOptions)},
 	{name: "smarthostOf", run: ofSecrets(smarthostOf), wired: []string{"RootCAs"}},
 	{name: "certsOptions", run: of(certsOptions),
-		wired: []string{"Check.Roots", "Check.Now", "AllowBrokenChain", "Logger", "Now", "Keys"}},
+		wired: []string{"Check.Roots", "Check.Now", "AllowBrokenChain", "Logger", "Now", "Keys", "Metrics"}},
 	{name: "tlsPolicy", run: of(tlsPolicy), wired: []string{"SessionTicketsDisabled"}},
 	{name: "ticketOptions", run: of(ticketOptions), wired: []string{"Store", "Now", "Logger"}, owned: []string{"Keep"}},
 	{name: "checkerOptions", run: of(checkerOptions), wired: []string{"Resolver", "IsLocalDomain", "Now", "Rand", "Logger"}},

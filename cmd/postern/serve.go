@@ -196,7 +196,7 @@ func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error
 	cfg := b.cfg
 	b.tokens = newTokens(cfg, b.log)
 	b.onClose(func() { b.tokens.Close() })
-	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens); err != nil {
+	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens, b.parts.tls); err != nil {
 		return err
 	}
 	if b.db, err = openUsers(cfg, b.log); err != nil {

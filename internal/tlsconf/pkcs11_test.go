@@ -25,7 +25,8 @@ import (
 // TestCertsKeysInToken serves certificates whose keys are in a real
 // SoftHSM2 token (ECDSA and RSA) to real TLS clients, reloads them, and
 // refuses a certificate that does not match the token's key with a
-// problem that names the key.
+// problem that names the key. Not parallel: pkcs11test.New sets
+// SOFTHSM2_CONF in the environment (t.Setenv).
 func TestCertsKeysInToken(t *testing.T) {
 	h := pkcs11test.New(t, "T")
 	h.GenerateKey("ec", "01", "EC:prime256v1")
