@@ -90,7 +90,7 @@ func newChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 			return err
 		},
 		Planner: func(res dns.Resolver) error {
-			_, err := newPlanner(cfg, res, quiet)
+			_, err := newPlanner(cfg, res, quiet, nil)
 			return err
 		},
 		Remote: func(sec config.Secrets) error {

@@ -76,7 +76,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 		s.dkim = append(s.dkim, k.Domain+" "+k.Selector)
 	}
 	slices.Sort(s.dkim)
-	planner, err := newPlanner(cfg, b.resolver, b.log)
+	planner, err := newPlanner(cfg, b.resolver, b.log, b.parts.policy)
 	if err != nil {
 		return nil, err
 	}

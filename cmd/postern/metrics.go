@@ -32,7 +32,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		proxy = proxy || lc.ProxyProtocol
 	}
 	metrics.RegisterCore(reg, names)
-	policy.RegisterMetrics(reg)
 	if cfg.MailAuth.Check {
 		metrics.RegisterMailAuthCheck(reg)
 	}
@@ -69,7 +68,7 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 
 // partMetrics are the metrics of the parts serve builds before it
 // knows the features on (the gate, the send limits, the abuse engine,
-// the spool and the certificates so far), made once per process by newPartMetrics. The
+// the spool, the certificates and the delivery policy so far), made once per process by newPartMetrics. The
 // zero value registers nothing: each part then counts into a set of its
 // own (check, tests).
 type partMetrics struct {
@@ -77,15 +76,16 @@ type partMetrics struct {
 	abuse     *admission.AbuseMetrics // nil when [abuse] enabled = false
 	spool     *spool.Metrics
 	tls       *tlsconf.Metrics
+	policy    *policy.Metrics // every planner a reload builds counts into it
 }
 
 // newPartMetrics registers on reg, once per process, the metrics of the
 // parts serve builds first (see registerMetrics): the admission gate's,
-// the send limits', the spool's and the certificates' always, the abuse
-// engine's with [abuse].
+// the send limits', the spool's, the certificates' and the delivery
+// policy's always, the abuse engine's with [abuse].
 func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
 	m := partMetrics{admission: admission.NewMetrics(reg), spool: spool.NewMetrics(reg),
-		tls: tlsconf.NewMetrics(reg)}
+		tls: tlsconf.NewMetrics(reg), policy: policy.NewMetrics(reg)}
 	if cfg.Abuse.Enabled {
 		m.abuse = admission.NewAbuseMetrics(reg)
 	}

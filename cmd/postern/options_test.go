@@ -102,7 +102,7 @@ var converters = []converter{
 	{name: "autoconfigOptions", run: of(autoconfigOptions), wired: []string{"Logger"},
 		owned: []string{"IMAP.Mechanisms"}, parsed: []string{"Submissions.Port", "Submission.Port"}},
 	{name: "plannerOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return plannerOptions(c) },
-		wired: []string{"Resolver", "HTTPClient", "Dialer", "Roots", "Now", "Rand", "Logger"},
+		wired: []string{"Resolver", "HTTPClient", "Dialer", "Roots", "Now", "Rand", "Logger", "Metrics"},
 		owned: []string{"MTASTSCacheSize", "FetchTimeout", "MaxHosts"}, parsed: []string{"Minimum[*]"}},
 	{name: "mechanismsOf", run: of(func(c *config.Config) *sasl.Mechanisms { return mechanismsOf(c, c.Listeners[1]) }),
 		wired: []string{"Check", "Secrets", "Tokens", "Users", "Now", "ServerCertificate", "MockKey"}},
