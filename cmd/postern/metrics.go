@@ -5,6 +5,7 @@ import (
 
 	"postern/internal/acme"
 	"postern/internal/admission"
+	"postern/internal/autoconfig"
 	"postern/internal/config"
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
@@ -44,9 +45,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	if proxy {
 		metrics.RegisterProxy(reg)
 	}
-	if cfg.Autoconfig.Enabled {
-		metrics.RegisterAutoconfig(reg)
-	}
 	if cfg.UsesPKCS11() {
 		metrics.RegisterPKCS11(reg)
 	}
@@ -68,7 +66,8 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 
 // partMetrics are the metrics of the parts serve builds before it
 // knows the features on (the gate, the send limits, the abuse engine,
-// the spool, the certificates and the delivery policy so far), made once per process by newPartMetrics. The
+// the spool, the certificates, the delivery policy and mail client
+// autoconfiguration so far), made once per process by newPartMetrics. The
 // zero value registers nothing: each part then counts into a set of its
 // own (check, tests).
 type partMetrics struct {
@@ -76,18 +75,23 @@ type partMetrics struct {
 	abuse     *admission.AbuseMetrics // nil when [abuse] enabled = false
 	spool     *spool.Metrics
 	tls       *tlsconf.Metrics
-	policy    *policy.Metrics // every planner a reload builds counts into it
+	policy    *policy.Metrics     // every planner a reload builds counts into it
+	autoconf  *autoconfig.Metrics // nil when [autoconfig] enabled = false
 }
 
 // newPartMetrics registers on reg, once per process, the metrics of the
 // parts serve builds first (see registerMetrics): the admission gate's,
 // the send limits', the spool's, the certificates' and the delivery
-// policy's always, the abuse engine's with [abuse].
+// policy's always, the abuse engine's with [abuse], autoconfiguration's
+// with [autoconfig].
 func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
 	m := partMetrics{admission: admission.NewMetrics(reg), spool: spool.NewMetrics(reg),
 		tls: tlsconf.NewMetrics(reg), policy: policy.NewMetrics(reg)}
 	if cfg.Abuse.Enabled {
 		m.abuse = admission.NewAbuseMetrics(reg)
+	}
+	if cfg.Autoconfig.Enabled {
+		m.autoconf = autoconfig.NewMetrics(reg)
 	}
 	return m
 }

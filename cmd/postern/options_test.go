@@ -99,7 +99,7 @@ var converters = []converter{
 	{name: "retryPolicy", run: of(retryPolicy), fixed: []string{"Jitter"}},
 	{name: "spoolOptions", run: of(spoolOptions), wired: []string{"Logger", "Metrics"}},
 	{name: "directoryConfig", run: of(directoryConfig), owned: []string{"Refresh"}},
-	{name: "autoconfigOptions", run: of(autoconfigOptions), wired: []string{"Logger"},
+	{name: "autoconfigOptions", run: of(autoconfigOptions), wired: []string{"Logger", "Metrics"},
 		owned: []string{"IMAP.Mechanisms"}, parsed: []string{"Submissions.Port", "Submission.Port"}},
 	{name: "plannerOptions", run: func(c *config.Config, _ config.Secrets) (any, error) { return plannerOptions(c) },
 		wired: []string{"Resolver", "HTTPClient", "Dialer", "Roots", "Now", "Rand", "Logger", "Metrics"},

@@ -457,7 +457,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	if err := b.startAdmin(in, spool, listeners, socks); err != nil {
 		return in, err
 	}
-	if in.autoconf, err = startAutoconfig(b.cfg, b.tlsCfg, socks.Listen, b.log); err != nil { // autoconfig.go
+	if in.autoconf, err = startAutoconfig(b.cfg, b.tlsCfg, socks.Listen, b.log, b.parts.autoconf); err != nil { // autoconfig.go
 		return in, err
 	}
 	b.serveSMTP(in, listeners)
