@@ -116,7 +116,7 @@ func newChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 
 // runChecks runs c with the PKCS#11 tokens of its configuration.
 func runChecks(ctx context.Context, c *check.Checker) []check.Result {
-	c.Tokens = newTokens(c.Config, nil) // pkcs11.go
+	c.Tokens = newTokens(c.Config, nil, nil) // pkcs11.go
 	defer c.Tokens.Close()
 	return c.Run(ctx)
 }

@@ -10,6 +10,7 @@ import (
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
 	"postern/internal/metrics"
+	"postern/internal/pkcs11"
 	"postern/internal/queue"
 	"postern/internal/spool"
 	"postern/internal/tlsconf"
@@ -45,9 +46,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	if proxy {
 		metrics.RegisterProxy(reg)
 	}
-	if cfg.UsesPKCS11() {
-		metrics.RegisterPKCS11(reg)
-	}
 	if len(cfg.Milters) > 0 {
 		var defaults [][3]string
 		for _, lc := range cfg.Listeners {
@@ -66,8 +64,8 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 
 // partMetrics are the metrics of the parts serve builds before it
 // knows the features on (the gate, the send limits, the abuse engine,
-// the spool, the certificates, the delivery policy and mail client
-// autoconfiguration so far), made once per process by newPartMetrics. The
+// the spool, the certificates, the delivery policy, mail client
+// autoconfiguration and the PKCS#11 tokens so far), made once per process by newPartMetrics. The
 // zero value registers nothing: each part then counts into a set of its
 // own (check, tests).
 type partMetrics struct {
@@ -77,13 +75,14 @@ type partMetrics struct {
 	tls       *tlsconf.Metrics
 	policy    *policy.Metrics     // every planner a reload builds counts into it
 	autoconf  *autoconfig.Metrics // nil when [autoconfig] enabled = false
+	pkcs11    *pkcs11.Metrics     // nil without a key in a PKCS#11 token
 }
 
 // newPartMetrics registers on reg, once per process, the metrics of the
 // parts serve builds first (see registerMetrics): the admission gate's,
 // the send limits', the spool's, the certificates' and the delivery
 // policy's always, the abuse engine's with [abuse], autoconfiguration's
-// with [autoconfig].
+// with [autoconfig], the PKCS#11 keys' when a key is in a token.
 func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
 	m := partMetrics{admission: admission.NewMetrics(reg), spool: spool.NewMetrics(reg),
 		tls: tlsconf.NewMetrics(reg), policy: policy.NewMetrics(reg)}
@@ -92,6 +91,9 @@ func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
 	}
 	if cfg.Autoconfig.Enabled {
 		m.autoconf = autoconfig.NewMetrics(reg)
+	}
+	if cfg.UsesPKCS11() {
+		m.pkcs11 = pkcs11.NewMetrics(reg)
 	}
 	return m
 }

@@ -92,7 +92,7 @@ var converters = []converter{
 		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
 	{name: "acmeOptions", run: of(acmeOptions), wired: []string{"HTTPClient", "Install", "Now", "After", "Logger", "Metrics"},
 		owned: []string{"RetryFirst", "RetryMax", "ObtainTimeout"}},
-	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now"}, owned: []string{"MaxInFlight"}},
+	{name: "pkcs11Options", run: of(pkcs11Options), wired: []string{"Logger", "Now", "Metrics"}, owned: []string{"MaxInFlight"}},
 	{name: "screenOptions", run: of(func(c *config.Config) *smtpd.Screen { return screenOptions(c.Listeners[0]) }),
 		wired: []string{"Resolver", "Passed"}, owned: []string{"DNSBLTimeout"}},
 	{name: "dnsConfig", run: of(dnsConfig), wired: []string{"CacheSize", "Now", "Dial"}, owned: []string{"ResolvConf"}},

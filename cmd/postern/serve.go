@@ -194,7 +194,7 @@ func (b *serveBase) prepare(child *handover.Child) (*handover.Prebound, error) {
 // embedded default), and the directory of addresses.
 func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error) {
 	cfg := b.cfg
-	b.tokens = newTokens(cfg, b.log)
+	b.tokens = newTokens(cfg, b.log, b.parts.pkcs11)
 	b.onClose(func() { b.tokens.Close() })
 	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens, b.parts.tls); err != nil {
 		return err
