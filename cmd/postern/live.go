@@ -66,7 +66,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 	if s.trace, err = smtpd.ParseTraceList(cfg.Log.Trace); err != nil {
 		return nil, fmt.Errorf("log.trace: %w", err)
 	}
-	if s.mx, err = checkFilter(cfg, b.resolver, b.dir.IsLocalDomain, b.log); err != nil {
+	if s.mx, err = checkFilter(cfg, b.resolver, b.dir.IsLocalDomain, b.log, b.parts.mailauth); err != nil {
 		return nil, err
 	}
 	if s.sub, s.keys, err = signingFilter(cfg, b.log, b.tokens); err != nil {

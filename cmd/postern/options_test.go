@@ -86,7 +86,7 @@ var converters = []converter{
 		wired: []string{"Check.Roots", "Check.Now", "AllowBrokenChain", "Logger", "Now", "Keys", "Metrics"}},
 	{name: "tlsPolicy", run: of(tlsPolicy), wired: []string{"SessionTicketsDisabled"}},
 	{name: "ticketOptions", run: of(ticketOptions), wired: []string{"Store", "Now", "Logger"}, owned: []string{"Keep"}},
-	{name: "checkerOptions", run: of(checkerOptions), wired: []string{"Resolver", "IsLocalDomain", "Now", "Rand", "Logger"}},
+	{name: "checkerOptions", run: of(checkerOptions), wired: []string{"Resolver", "IsLocalDomain", "Now", "Rand", "Logger", "Metrics"}},
 	{name: "jwtOf", run: of(jwtOf), wired: []string{"Now", "HTTPClient"}, owned: []string{"TTL", "MinRefresh"}},
 	{name: "introspectionOf", run: ofSecrets(introspectionOf), wired: []string{"Now", "HTTPClient"},
 		owned: []string{"CacheTTL", "NegativeTTL", "MaxCache"}},
