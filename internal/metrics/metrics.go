@@ -1,13 +1,18 @@
-// Package metrics declares Postern's Prometheus metrics and the registry that
-// serves them. Metric declarations are the only package-level mutable state
-// Postern allows (see DESIGN.md); every other part imports this package and
-// updates the metrics it owns.
+// Package metrics declares the Prometheus metrics of the SMTP server
+// (sessions, messages, the checks before the greeting, milters), local
+// delivery and DKIM signing, and the registry that serves them.
+// Metric declarations are the only package-level mutable state Postern
+// allows (see DESIGN.md); the parts that can hold theirs per instance do
+// so instead (admission, spool, tlsconf, delivery/policy,
+// delivery/remote, queue, acme, autoconfig, pkcs11 and mailauth's
+// checks: each a Metrics made by a NewMetrics on a passed registry),
+// so that their tests count apart and run in parallel.
 //
 // Nothing is registered at init: cmd registers what the configuration
-// turns on (RegisterCore always; RegisterMailAuthCheck, RegisterDKIMSign,
-// RegisterScreen, RegisterProxy with their features) on the registry it
-// serves, so a feature that is off exports nothing, and a test may
-// gather from a registry of its own.
+// turns on (RegisterCore always; RegisterDKIMSign, RegisterScreen,
+// RegisterProxy and RegisterMilters with their features) on the
+// registry it serves, so a feature that is off exports nothing, and a
+// test may gather from a registry of its own.
 package metrics
 
 import (
