@@ -106,20 +106,12 @@ timeout = "1s"
 ca_file = %q
 [limits]
 shutdown_timeout = "5s"
-[[listener]]
-role = "mx"
-address = %q
-[[listener]]
-role = "submission"
-address = %q
-[[listener]]
-role = "submissions"
-address = %q
+%s
 [acme]
 directory_url = %q
 email = "postmaster@example.com"
 ca_roots_file = %q
-%s`, s.data, s.http, s.dns.Addr(), roots, s.mx, s.sub, s.subs, p.DirectoryURL, p.MinicaFile, acme)), 0o600)
+%s`, s.data, s.http, s.dns.Addr(), roots, s.listenersTOML(), p.DirectoryURL, p.MinicaFile, acme)), 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

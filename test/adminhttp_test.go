@@ -48,23 +48,11 @@ level = "warn"
 [admin]
 http_address = "`+adminAddr+`"
 token_file = "`+tokenFile+`"
-
-[admission]
-trusted = ["127.0.0.1/32"]
-
-[abuse]
-ip_ban_after = 2
-alert_strikes = 1
-fail_delay = "10ms"
-max_fail_delay = "10ms"
-`)
+`+quickBanTOML)
 	s.dns.ServFail("stuck.example")
 	s.start()
 	s.addUser("hank@example.test", "hank-password")
-	c, err := dial(t, s.sub, "hank@example.test", "hank-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "hank@example.test", "hank-password")
 	for _, to := range []string{"hank@example.test", "someone@stuck.example"} {
 		if err := send(c, "hank@example.test", to, "From: hank@example.test\r\nSubject: status\r\n\r\nx\r\n"); err != nil {
 			t.Fatal(err)
@@ -180,6 +168,21 @@ max_fail_delay = "10ms"
 	}
 }
 
+// quickBanTOML is the configuration for failLogins to ban with: two
+// failed logins ban an address and its first strike alerts, with short
+// delays; 127.0.0.1 stays trusted, so only the other loopback addresses
+// failLogins uses are banned.
+const quickBanTOML = `
+[admission]
+trusted = ["127.0.0.1/32"]
+
+[abuse]
+ip_ban_after = 2
+alert_strikes = 1
+fail_delay = "10ms"
+max_fail_delay = "10ms"
+`
+
 // failLogins tries n wrong passwords for user, each in a session of its
 // own from src to the implicit-TLS listener addr.
 func failLogins(t *testing.T, src, addr, user string, n int) {
@@ -241,9 +244,7 @@ func runChromium(t *testing.T, bin string, args ...string) string {
 // group.
 func TestAdminSocketGroup(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give the socket to another group")
-	}
+	needRoot(t, "needs root to give the socket to another group")
 	g, err := user.LookupGroup("adm")
 	if err != nil {
 		t.Skip("no adm group")

@@ -13,6 +13,7 @@ import (
 
 	"postern/internal/dns/dnstest"
 	"postern/internal/proxyproto"
+	"postern/internal/testkit"
 )
 
 // conn is a raw SMTP client from a chosen loopback address.
@@ -59,20 +60,6 @@ func waitListening(t *testing.T, addrs ...string) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-	}
-}
-
-// waitLog waits for want in the server's log, which reaches the test
-// through a pipe, a little after the client saw the effect.
-func waitLog(t *testing.T, s *server, want string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(s.stderr.String(), want) {
-		if time.Now().After(deadline) {
-			t.Errorf("log lacks %q", want)
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -128,20 +115,14 @@ func TestBanOnRunningServer(t *testing.T) {
 		t.Fatalf("ban delete: %s %v", out, err)
 	}
 	dialFrom(t, "127.0.0.77", s.mx, "").expect("220 ")
-	waitLog(t, s, "reason=banned")
+	waitLogFor(t, s, "reason=banned", 5*time.Second)
 }
 
 // Two servers on one Redis are two nodes with one view: a ban made
 // through one refuses at the other.
 func TestBanSharedByNodes(t *testing.T) {
 	integration(t)
-	addr := os.Getenv("POSTERN_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_REDIS is not set (scripts/test starts a redis-server)")
-		}
-		t.Skip("POSTERN_TEST_REDIS not set")
-	}
+	addr := testkit.RedisAddr(t)
 	redis := fmt.Sprintf("\n[redis]\naddress = %q\nkey_prefix = \"postern-e2e:%d:\"\n", addr, os.Getpid())
 	a := testConfig(t, t.TempDir(), redis)
 	b := testConfig(t, t.TempDir(), redis)
@@ -244,7 +225,7 @@ trusted = ["127.0.0.1/32"]
 
 	// The log shows clients by the header's address.
 	for _, want := range []string{"remote=203.0.113.7:40000", "remote=198.51.100.10:40000", "session refused: proxy header"} {
-		waitLog(t, s, want)
+		waitLogFor(t, s, want, 5*time.Second)
 	}
 
 	// The other listeners are not behind the balancer: a TLS client on

@@ -2,14 +2,35 @@ package test
 
 import (
 	"io/fs"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
+
+// nobodyServer describes a server (not started) for a test run as root
+// that runs postern as nobody (uid and gid 65534) with setpriv: its
+// directory and configuration readable by all, its data directory
+// nobody's. It returns setpriv's path too, and skips, saying why, when
+// the test is not root.
+func nobodyServer(t *testing.T, prefix, why string) (s *server, setpriv string) {
+	t.Helper()
+	needRoot(t, why)
+	setpriv = needTool(t, "setpriv")
+	s = testConfig(t, sharedTempDir(t, prefix, 0o755), "")
+	os.Chmod(s.config, 0o644)
+	if err := os.Mkdir(s.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(s.data, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	return s, setpriv
+}
+
+// asNobody are setpriv's options that run its command as nobody.
+var asNobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
 
 // TestCommandsAsRootKeepServerUser: the server runs as nobody (started
 // with setpriv, as a systemd unit with User= would, and no user key in
@@ -21,21 +42,10 @@ import (
 // root.
 func TestCommandsAsRootKeepServerUser(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	setpriv := needTool(t, "setpriv")
-	dir := sharedTempDir(t, "postern-asroot-", 0o755)
-	s := testConfig(t, dir, "")
-	os.Chmod(s.config, 0o644)
-	if err := os.Mkdir(s.data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(s.data, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
+	s, setpriv := nobodyServer(t, "postern-asroot-", "needs root")
 	s.startCmd(func(cmd *exec.Cmd) {
-		cmd.Args = append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binPath}, cmd.Args[1:]...)
+		args := append(append([]string{"setpriv"}, asNobody...), binPath)
+		cmd.Args = append(args, cmd.Args[1:]...)
 		cmd.Path = setpriv
 	})
 	if got := procUID(t, s.cmd.Process.Pid); got != "65534 65534 65534 65534" {
@@ -75,7 +85,7 @@ func TestCommandsAsRootKeepServerUser(t *testing.T) {
 	}
 	// The server (nobody) reads the file root replaced: the new password
 	// logs in.
-	s.waitLogin("zed@example.test", "zed-password-2")
+	s.waitLogin("zed@example.test", "zed-password-2").Quit()
 
 	// postern check, as root: the directory is as it should be for a
 	// server running as its owner.
@@ -96,19 +106,4 @@ func TestCommandsAsRootKeepServerUser(t *testing.T) {
 	if strings.Contains(out, "chown -R root") {
 		t.Errorf("check suggests giving the data directory to root:\n%s", out)
 	}
-}
-
-// waitLogin waits until user logs in with pass on submission: the server
-// notices a changed users file within about a second.
-func (s *server) waitLogin(user, pass string) {
-	s.t.Helper()
-	var err error
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		var c *smtp.Client
-		if c, err = dial(s.t, s.sub, user, pass); err == nil {
-			c.Quit()
-			return
-		}
-	}
-	s.t.Fatalf("%s cannot log in: %v", user, err)
 }

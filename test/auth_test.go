@@ -25,11 +25,18 @@ import (
 // editConfig replaces old with new in the server's configuration file.
 func (s *server) editConfig(old, new string) {
 	s.t.Helper()
+	os.WriteFile(s.config, []byte(s.configReplaced(old, new)), 0o600)
+}
+
+// configReplaced returns the server's configuration with the first old
+// replaced by new, failing the test when it lacks old.
+func (s *server) configReplaced(old, new string) string {
+	s.t.Helper()
 	b, err := os.ReadFile(s.config)
 	if err != nil || !strings.Contains(string(b), old) {
 		s.t.Fatalf("config lacks %q", old)
 	}
-	os.WriteFile(s.config, []byte(strings.Replace(string(b), old, new, 1)), 0o600)
+	return strings.Replace(string(b), old, new, 1)
 }
 
 // clientCA makes a CA and a client certificate for email, signed by it.
@@ -110,18 +117,7 @@ func TestAuthenticationBreadth(t *testing.T) {
 	if out, err := s.run(pass+"\n", "user", "add", user, "--cram-md5"); err != nil {
 		t.Fatalf("user add --cram-md5: %v\n%s", err, out)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := dial(t, s.sub, user, pass)
-		if err == nil {
-			c.Quit()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("new user cannot log in: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	s.waitLogin(user, pass).Quit()
 	mail := func(subject string) string { return "From: " + user + "\r\nSubject: " + subject + "\r\n\r\nx\r\n" }
 
 	t.Run("swaks CRAM-MD5", func(t *testing.T) {

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,11 +253,7 @@ print(json.dumps([p["PayloadType"], m["PayloadType"], m["EmailAddress"], m["Outg
 
 	t.Run("graceful restart", func(t *testing.T) {
 		restarted(t, s)
-		for deadline := time.Now().Add(15 * time.Second); pidAlive(s.cmd.Process.Pid); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the old process did not exit")
-			}
-		}
+		waitUntil(t, 15*time.Second, "the old process did not exit", func() bool { return !pidAlive(s.cmd.Process.Pid) })
 		if code, body := curlHTTPS(t, caFile, acAddr, base+"/mail/config-v1.1.xml"); code != 200 {
 			t.Errorf("after the restart: %d %s", code, body)
 		}
@@ -270,13 +264,7 @@ print(json.dumps([p["PayloadType"], m["PayloadType"], m["EmailAddress"], m["Outg
 // with prefix, "" when there is none.
 func metricLine(t *testing.T, addr, prefix string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(metricsPage(t, addr), "\n") {
 		if strings.HasPrefix(l, prefix) {
 			return l
 		}

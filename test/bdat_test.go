@@ -97,9 +97,7 @@ service anvil {
 // Authentication-Results on top.
 func TestBdatFromDovecot(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.1\"]\n")
-	s.start()
-	s.addUser("dora@example.test", "dora-password")
+	s := startWithUser(t, "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.1\"]\n", "dora@example.test", "dora-password")
 	sub, _ := startDovecotSubmission(t, s.mx)
 
 	body := "first line\r\n.\r\n..two dots\r\n.leading dot\r\n" + strings.Repeat("a body line to make it larger\r\n", 5000) + "last line\r\n"
@@ -152,9 +150,7 @@ func TestBdatFromDovecot(t *testing.T) {
 // it. The trace shows DATA; the message arrives intact.
 func TestPostfixRelaysToPostern(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.81\"]\n")
-	s.start()
-	s.addUser("dora@example.test", "dora-password")
+	s := startWithUser(t, "\n[log]\nformat = \"json\"\ntrace = [\"127.0.0.81\"]\n", "dora@example.test", "dora-password")
 	const ip = "127.0.0.81"
 	host, port, _ := net.SplitHostPort(s.mx)
 	pf := startPostfixConf(t, ip, nil, fmt.Sprintf(`relay_domains = example.test
@@ -206,10 +202,7 @@ func TestBdatSubmissionSigned(t *testing.T) {
 	s.start()
 	s.addUser("gina@example.test", "gina-password")
 	s.addUser("ivan@example.test", "ivan-password")
-	c, err := dial(t, s.sub, "gina@example.test", "gina-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "gina@example.test", "gina-password")
 	defer c.Close()
 	if ok, _ := c.Extension("CHUNKING"); !ok {
 		t.Fatal("submission does not offer CHUNKING")

@@ -2,16 +2,14 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"postern/internal/dns/dnstest"
 )
 
 // sink runs Postfix's smtp-sink on ip:25 (a real SMTP server as the
@@ -40,6 +38,24 @@ func sink(t *testing.T, ip string) string {
 	}
 }
 
+// sinkHas reports whether smtp-sink stored a message containing marker
+// in dir.
+func sinkHas(dir, marker string) bool {
+	return fileWith(filepath.Join(dir, "msg.*"), marker) != ""
+}
+
+// waitSink waits until smtp-sink stored a message containing marker in
+// dir, and returns it.
+func waitSink(t *testing.T, dir, marker string) string {
+	t.Helper()
+	var m string
+	waitUntil(t, 15*time.Second, fmt.Sprintf("no message with %q reached smtp-sink within 15s", marker), func() bool {
+		m = fileWith(filepath.Join(dir, "msg.*"), marker)
+		return m != ""
+	})
+	return m
+}
+
 // TestRemoteDeliveryAndBounce submits mail for other domains to the real
 // binary: one recipient's domain has an MX (in a DNS server on loopback)
 // served by smtp-sink, and arrives there with its body intact; the other's
@@ -48,15 +64,11 @@ func TestRemoteDeliveryAndBounce(t *testing.T) {
 	integration(t)
 	sinkDir := sink(t, "127.0.0.77")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A("127.0.0.77"))
+	s.mxAt("example.net", "127.0.0.77")
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "dora@example.test", "dora-password")
 	defer c.Close()
 	body := "From: dora@example.test\r\nSubject: remote-marker\r\n\r\nline one\r\n.leading dot\r\nlast line\r\n"
 	if err := send(c, "dora@example.test", "eve@example.net", body); err != nil {
@@ -66,21 +78,7 @@ func TestRemoteDeliveryAndBounce(t *testing.T) {
 		t.Fatalf("submit to a missing domain: %v", err)
 	}
 
-	deadline := time.Now().Add(15 * time.Second)
-	var got string
-	for got == "" {
-		files, _ := filepath.Glob(filepath.Join(sinkDir, "msg.*"))
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			if strings.Contains(string(b), "remote-marker") {
-				got = string(b)
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("message never reached the remote MX; postern log:\n%s", s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	got := waitSink(t, sinkDir, "remote-marker")
 	// smtp-sink stores lines with LF; the body must be exactly ours.
 	if !strings.Contains(got, "\nline one\n.leading dot\nlast line\n") {
 		t.Errorf("body changed on the way:\n%s", got)
@@ -106,10 +104,7 @@ func TestQueueCommands(t *testing.T) {
 	s.dns.ServFail("stuck.example")
 	s.start()
 	s.addUser("hank@example.test", "hank-password")
-	c, err := dial(t, s.sub, "hank@example.test", "hank-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "hank@example.test", "hank-password")
 	if err := send(c, "hank@example.test", "someone@stuck.example", "From: hank@example.test\r\nSubject: stuck\r\n\r\nx\r\n"); err != nil {
 		t.Fatal(err)
 	}

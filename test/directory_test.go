@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"postern/internal/testkit"
 	"strings"
 	"testing"
 
@@ -17,13 +18,7 @@ import (
 // (POSTERN_TEST_POSTGRES) and returns a DSN for it.
 func postgresDSN(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("POSTERN_TEST_POSTGRES")
-	if base == "" {
-		if os.Getenv("POSTERN_INTEGRATION") != "" {
-			t.Fatal("POSTERN_TEST_POSTGRES is not set (scripts/test starts PostgreSQL and sets it)")
-		}
-		t.Skip("POSTERN_TEST_POSTGRES not set")
-	}
+	base := testkit.Service(t, "POSTERN_TEST_POSTGRES")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
@@ -71,10 +66,7 @@ func TestPostgresDirectory(t *testing.T) {
 	if out, err := s.run("", "user", "alias", "list"); err != nil || !strings.Contains(out, "team@example.test") {
 		t.Fatalf("alias list: %v\n%s", err, out)
 	}
-	c, err := dial(t, s.sub, "frank@example.test", "frank-one")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "frank@example.test", "frank-one")
 	if err := send(c, "frank@example.test", "team@example.test", "From: frank@example.test\r\nSubject: pg-alias-marker\r\n\r\nx\r\n"); err != nil {
 		t.Fatalf("mail to a database alias: %v", err)
 	}
@@ -89,7 +81,7 @@ func TestPostgresDirectory(t *testing.T) {
 		c.Close()
 		t.Fatal("old password accepted right after passwd")
 	}
-	c, err = dial(t, s.sub, "frank@example.test", "frank-two")
+	c, err := dial(t, s.sub, "frank@example.test", "frank-two")
 	if err != nil {
 		t.Fatalf("new password refused: %v", err)
 	}

@@ -4,8 +4,6 @@ import (
 	"net/smtp"
 	"strings"
 	"testing"
-
-	"postern/internal/dns/dnstest"
 )
 
 // dsnCmd sends a raw MAIL or RCPT with its DSN parameters on c (Go's
@@ -41,6 +39,16 @@ func dsnSend(t *testing.T, c *smtp.Client, mail, rcpt, body string) {
 	}
 }
 
+// dsnSubmit submits one message as dora@example.test (password
+// dora-password) on s's submission listener, as dsnSend.
+func (s *server) dsnSubmit(mail, rcpt, body string) {
+	s.t.Helper()
+	c := mustDial(s.t, s.sub, "dora@example.test", "dora-password")
+	defer c.Close()
+	dsnSend(s.t, c, mail, rcpt, body)
+	c.Quit()
+}
+
 // TestDSNWithPostfix runs the DSN extension (RFC 3461) against a real
 // Postfix in both directions. Postfix holds example.net's mailboxes and
 // relays everything else to Postern's mx listener; Postern's example.net
@@ -59,8 +67,7 @@ func TestDSNWithPostfix(t *testing.T) {
 	integration(t)
 	const ip = "127.0.0.146"
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A(ip))
+	s.mxAt("example.net", ip)
 	pf := startPostfixConf(t, ip, nil, `mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 relayhost = [127.0.0.1]:`+strings.Split(s.mx, ":")[1]+`
@@ -103,15 +110,9 @@ smtp_tls_security_level = none
 	}
 
 	// Postern to Postfix.
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dsnSend(t, c, "MAIL FROM:<dora@example.test> RET=HDRS ENVID=pn-env+3D2",
+	s.dsnSubmit("MAIL FROM:<dora@example.test> RET=HDRS ENVID=pn-env+3D2",
 		"RCPT TO:<eve@example.net> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;eve+2Bold@example.net",
 		"From: dora@example.test\r\nTo: eve@example.net\r\nSubject: dsn-outbound\r\n\r\nhello\r\n")
-	c.Quit()
 	pf.waitMessage("Subject: dsn-outbound")
 	pf.waitLog("from=<dora@example.test>")
 	// Postfix's log shows the notice it sent for NOTIFY=SUCCESS.
@@ -143,19 +144,12 @@ func TestDSNRelayedPastPostfix(t *testing.T) {
 	const ip = "127.0.0.147"
 	pf := startPostfixConf(t, ip, nil, "smtpd_discard_ehlo_keywords = dsn\n", "", "nodsn.example")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("nodsn.example", dnstest.MX(10, "mx.nodsn.example"))
-	s.dns.Set("mx.nodsn.example", dnstest.A(ip))
+	s.mxAt("nodsn.example", ip)
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	dsnSend(t, c, "MAIL FROM:<dora@example.test> ENVID=relay-1",
+	s.dsnSubmit("MAIL FROM:<dora@example.test> ENVID=relay-1",
 		"RCPT TO:<fred@nodsn.example> NOTIFY=SUCCESS",
 		"From: dora@example.test\r\nTo: fred@nodsn.example\r\nSubject: dsn-relayed\r\n\r\nhello\r\n")
-	c.Quit()
 	pf.waitMessage("Subject: dsn-relayed")
 	notice := s.waitMaildir("dora@example.test", "Original-Envelope-Id: relay-1")
 	for _, want := range []string{

@@ -2,7 +2,6 @@ package test
 
 import (
 	"fmt"
-	"net/smtp"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -32,9 +31,7 @@ func (s *server) mxOn(ip string) {
 // dave; a forged or expired SRS address is refused at RCPT.
 func TestForwardSRS(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("the two servers deliver to each other on port 25: needs root")
-	}
+	needRoot(t, "the two servers deliver to each other on port 25: needs root")
 	const fwdIP, dstIP = "127.0.0.131", "127.0.0.132"
 
 	// The destination: example.net.
@@ -59,18 +56,14 @@ func TestForwardSRS(t *testing.T) {
 	// The forwarder: example.test, with an alias to carol@example.net.
 	fwd := testConfig(t, t.TempDir(), "\n[aliases]\n\"fwd@example.test\" = \"carol@example.net\"\n")
 	fwd.mxOn(fwdIP)
-	fwd.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	fwd.dns.Set("mx.example.net", dnstest.A(dstIP))
+	fwd.mxAt("example.net", dstIP)
 
 	dst.start()
 	fwd.start()
 	dst.addUser("dave@example.net", "dave-password")
 	dst.addUser("carol@example.net", "carol-password")
 
-	c, err := dial(t, dst.sub, "dave@example.net", "dave-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, dst.sub, "dave@example.net", "dave-password")
 	if err := send(c, "dave@example.net", "fwd@example.test", "From: dave@example.net\r\nTo: fwd@example.test\r\nSubject: forward-marker\r\n\r\nforwarded body\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -92,14 +85,8 @@ func TestForwardSRS(t *testing.T) {
 
 	// A bounce to the rewritten sender, as the destination would send
 	// it, goes back to dave.
-	mx, err := smtp.Dial(fwd.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	mx := dialMX(t, fwd.mx, "mx.example.net")
 	defer mx.Close()
-	if err := mx.Hello("mx.example.net"); err != nil {
-		t.Fatal(err)
-	}
 	if err := send(mx, "", rp[1], "From: MAILER-DAEMON@mx.example.net\r\nTo: "+rp[1]+"\r\nSubject: bounce-marker\r\n\r\nUndelivered Mail Returned to Sender\r\n"); err != nil {
 		t.Fatalf("bounce to %s: %v", rp[1], err)
 	}
@@ -134,12 +121,6 @@ func TestForwardSRS(t *testing.T) {
 		if err := mx.Mail(""); err != nil {
 			t.Fatal(err)
 		}
-		err := mx.Rcpt(addr)
-		switch {
-		case want == "" && err != nil:
-			t.Errorf("RCPT TO:<%s>: %v, want it taken", addr, err)
-		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
-			t.Errorf("RCPT TO:<%s>: %v, want %s", addr, err, want)
-		}
+		wantRcpt(t, mx, addr, want)
 	}
 }

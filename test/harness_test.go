@@ -7,8 +7,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -187,23 +189,39 @@ self_signed = true
 [limits]
 auth_fail_delay = "10ms"
 shutdown_timeout = "5s"
-
-[[listener]]
-role = "mx"
-address = %q
-
-[[listener]]
-role = "submission"
-address = %q
-
-[[listener]]
-role = "submissions"
-address = %q
-%s`, s.data, s.http, s.dns.Addr(), s.mx, s.sub, s.subs, extra)
+%s%s`, s.data, s.http, s.dns.Addr(), s.listenersTOML(), extra)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// listenersTOML returns the [[listener]] tables of s's three SMTP
+// listeners, each after a blank line.
+func (s *server) listenersTOML() string {
+	var b strings.Builder
+	for _, l := range []struct{ role, addr string }{{"mx", s.mx}, {"submission", s.sub}, {"submissions", s.subs}} {
+		fmt.Fprintf(&b, "\n[[listener]]\nrole = %q\naddress = %q\n", l.role, l.addr)
+	}
+	return b.String()
+}
+
+// startWithUser starts a server of testConfig's, with extra
+// configuration, that has one user, user with pass.
+func startWithUser(t *testing.T, extra, user, pass string) *server {
+	t.Helper()
+	s := testConfig(t, t.TempDir(), extra)
+	s.start()
+	s.addUser(user, pass)
+	return s
+}
+
+// mxAt gives domain, in s's DNS server, the MX host mx.<domain> with
+// the address ip, where a peer of the test (Postfix, smtp-sink, another
+// server) listens.
+func (s *server) mxAt(domain, ip string) {
+	s.dns.Set(domain, dnstest.MX(10, "mx."+domain))
+	s.dns.Set("mx."+domain, dnstest.A(ip))
 }
 
 // args returns the command-line arguments that select this server's
@@ -294,14 +312,41 @@ func (s *server) signal(sig syscall.Signal) error {
 	}
 }
 
-// run runs a postern subcommand against this server's data and returns
-// its combined output.
-func (s *server) run(stdin string, args ...string) (string, error) {
+// subcommand returns the command that runs a postern subcommand against
+// this server's data, with stdin as its input.
+func (s *server) subcommand(stdin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(binPath, append(args, s.args()...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	cmd.Dir = filepath.Dir(s.data)
-	out, err := cmd.CombinedOutput()
+	return cmd
+}
+
+// run runs a postern subcommand against this server's data and returns
+// its combined output.
+func (s *server) run(stdin string, args ...string) (string, error) {
+	out, err := s.subcommand(stdin, args...).CombinedOutput()
 	return string(out), err
+}
+
+// runOut runs a postern command with the server's configuration and
+// returns its combined output and exit status.
+func (s *server) runOut(stdin string, args ...string) (string, int) {
+	s.t.Helper()
+	return combinedStatus(s.t, s.subcommand(stdin, args...))
+}
+
+// combinedStatus runs cmd and returns its combined output and exit
+// status, failing t when it does not run at all.
+func combinedStatus(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
 }
 
 // command runs the binary with args in dir, with env added to this
@@ -329,19 +374,40 @@ func (s *server) addUser(addr, pass string) {
 	if out, err := s.run(pass+"\n", "user", "add", addr); err != nil {
 		s.t.Fatalf("user add %s: %v\n%s", addr, err, out)
 	}
-	// The server notices the changed user file within about a second.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := dial(s.t, s.sub, addr, pass)
-		if err == nil {
-			c.Quit()
-			return
+	s.waitLogin(addr, pass).Quit()
+}
+
+// waitLogin waits until user logs in with pass on submission (the server
+// notices a changed users file within about a second) and returns the
+// authenticated session.
+func (s *server) waitLogin(user, pass string) *smtp.Client {
+	s.t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var c *smtp.Client
+		if c, err = dial(s.t, s.sub, user, pass); err == nil {
+			return c
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("user %s added but cannot log in: %v", addr, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
+	s.t.Fatalf("%s cannot log in within 5s: %v", user, err)
+	return nil
+}
+
+// waitUntil polls cond every 20 ms, for what the server or another
+// process does, and fails t with msg if cond does not hold within d.
+func waitUntil(t *testing.T, d time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	testkit.WaitWithin(t, d, 20*time.Millisecond, msg, cond)
+}
+
+// waitLogFor waits until s's log holds want, or fails the test at timeout.
+// The log reaches the test through a pipe, a little after a client saw
+// the effect.
+func waitLogFor(t *testing.T, s *server, want string, timeout time.Duration) {
+	t.Helper()
+	waitUntil(t, timeout, fmt.Sprintf("no %q in the log after %v", want, timeout), func() bool {
+		return strings.Contains(s.stderr.String(), want)
+	})
 }
 
 // maildirNew lists the messages in the new/ folder of a local mailbox.
@@ -365,14 +431,10 @@ func (s *server) waitMaildir(mailbox string, want ...string) string {
 	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-	next:
 		for _, m := range s.maildirNew(mailbox) {
-			for _, w := range want {
-				if !strings.Contains(m, w) {
-					continue next
-				}
+			if containsAll(m, want...) {
+				return m
 			}
-			return m
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -380,10 +442,57 @@ func (s *server) waitMaildir(mailbox string, want ...string) string {
 	return ""
 }
 
+// containsAll reports whether s contains every string of want.
+func containsAll(s string, want ...string) bool {
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// fileWith returns the content of the first file that pattern (as
+// filepath.Glob's) names which contains every string of want, and ""
+// when there is none.
+func fileWith(pattern string, want ...string) string {
+	files, _ := filepath.Glob(pattern)
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && containsAll(string(b), want...) {
+			return string(b)
+		}
+	}
+	return ""
+}
+
+// metricsPage returns the /metrics page of the server whose HTTP
+// listener is addr.
+func metricsPage(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	return string(b)
+}
+
 // clientTLS is the TLS configuration clients use against the self-signed
 // test certificate.
 func clientTLS() *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "localhost"}
+}
+
+// needRoot skips the test, saying why, unless it runs as root.
+func needRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(why)
+	}
 }
 
 // postfixTool returns the path of a program from Debian's postfix package
@@ -398,9 +507,7 @@ func postfixTool(t *testing.T, name string) string {
 	if _, err := os.Stat(bin); err != nil {
 		needTool(t, name)
 	}
-	if os.Geteuid() != 0 {
-		t.Skip(name + " listens on port 25 here: needs root")
-	}
+	needRoot(t, name+" listens on port 25 here: needs root")
 	return bin
 }
 

@@ -14,13 +14,8 @@ import (
 // restart, and `postern queue release ID` delivers it.
 func TestSendLimitHold(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "\n[send_limits]\nmessages_per_hour = 1\nover_limit = \"hold\"\n")
-	s.start()
-	s.addUser("alice@example.test", "alice-secret-1")
-	c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startWithUser(t, "\n[send_limits]\nmessages_per_hour = 1\nover_limit = \"hold\"\n", "alice@example.test", "alice-secret-1")
+	c := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 	defer c.Close()
 	msg := func(tok string) string {
 		return "From: alice@example.test\r\nSubject: " + tok + "\r\n\r\nbody of " + tok + "\r\n"
@@ -48,26 +43,39 @@ func TestSendLimitHold(t *testing.T) {
 	}
 
 	// Held across a restart, and never delivered meanwhile.
-	if err := s.signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	s.start()
-	time.Sleep(300 * time.Millisecond)
-	for _, mail := range s.maildirNew("alice@example.test") {
-		if strings.Contains(mail, "hold-tok-2") {
-			t.Fatal("the held message was delivered")
-		}
-	}
+	s.restartHolding("alice@example.test", "hold-tok-2")
 	if out, err := s.run("", "queue", "list"); err != nil || !strings.Contains(out, id) || !strings.Contains(out, "(held: send limit") {
 		t.Fatalf("after a restart, queue list: %v\n%s", err, out)
 	}
 
-	out, err = s.run("", "queue", "release", id)
-	if err != nil || out != "Released 1 message (1 recipient): delivered now.\n" {
-		t.Fatalf("queue release: %v\n%s", err, out)
-	}
-	s.waitMaildir("alice@example.test", "hold-tok-2")
+	s.releaseHeld(id, "alice@example.test", "hold-tok-2")
 	if out, err := s.run("", "queue", "release", id); err == nil {
 		t.Errorf("a second release succeeded:\n%s", out)
 	}
+}
+
+// restartHolding stops and starts s, then fails the test if the held
+// message carrying marker reached mailbox meanwhile.
+func (s *server) restartHolding(mailbox, marker string) {
+	s.t.Helper()
+	if err := s.signal(syscall.SIGTERM); err != nil {
+		s.t.Fatalf("stop: %v", err)
+	}
+	s.start()
+	time.Sleep(300 * time.Millisecond)
+	for _, mail := range s.maildirNew(mailbox) {
+		if strings.Contains(mail, marker) {
+			s.t.Fatalf("the held message %s was delivered", marker)
+		}
+	}
+}
+
+// releaseHeld releases the held message id with postern queue release
+// and waits for it, carrying marker, in mailbox.
+func (s *server) releaseHeld(id, mailbox, marker string) {
+	s.t.Helper()
+	if out, err := s.run("", "queue", "release", id); err != nil || out != "Released 1 message (1 recipient): delivered now.\n" {
+		s.t.Fatalf("queue release: %v\n%s", err, out)
+	}
+	s.waitMaildir(mailbox, marker)
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,10 +79,8 @@ func TestImage(t *testing.T) {
 		t.Errorf("the binary holds the path %s: not built with -trimpath", repo)
 	}
 
-	if os.Geteuid() != 0 {
-		// As TestPrivilegeDrop and the other tests that need root.
-		t.Skip("needs root from here: chroot, and files owned by the image's USER")
-	}
+	// As TestPrivilegeDrop and the other tests that need root.
+	needRoot(t, "needs root from here: chroot, and files owned by the image's USER")
 	im := assembleImage(t, stages[1], b)
 	im.resolveUser(t)
 
@@ -104,14 +101,7 @@ func TestImage(t *testing.T) {
 	// self-signed certificate) with the image's data directory, in the
 	// file the CMD reads, as a read-only bind mount would hold it.
 	s := testConfig(t, t.TempDir(), "")
-	cfgb, err := os.ReadFile(s.config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := strings.Replace(string(cfgb), fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", dataDir), 1)
-	if cfg == string(cfgb) {
-		t.Fatal("testConfig's data_dir line not found")
-	}
+	cfg := s.configReplaced(fmt.Sprintf("data_dir = %q", s.data), fmt.Sprintf("data_dir = %q", dataDir))
 	s.config = filepath.Join(im.root, configPath)
 	s.data = filepath.Join(im.root, dataDir)
 	if err := os.WriteFile(s.config, []byte(cfg), 0o644); err != nil {
@@ -143,15 +133,7 @@ func TestImage(t *testing.T) {
 	if out, err := add.CombinedOutput(); err != nil {
 		t.Fatalf("user add: %v\n%s", err, out)
 	}
-	var c *smtp.Client
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if c, err = dial(t, s.sub, user, pass); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("user added in the image but cannot log in: %v", err)
-		}
-	}
+	c := s.waitLogin(user, pass)
 	if err := send(c, user, user, "From: "+user+"\r\nSubject: image-marker\r\n\r\nfrom the image\r\n"); err != nil {
 		t.Fatalf("submission with AUTH over STARTTLS: %v", err)
 	}
@@ -171,11 +153,7 @@ func TestImage(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.stderr.String(), "graceful restart refused: Postern is PID 1"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no refusal of SIGUSR2 as PID 1 in the log:\n%s", s.stderr.String())
-		}
-	}
+	waitLogFor(t, s, "graceful restart refused: Postern is PID 1", 5*time.Second)
 	if c, err = dial(t, s.sub, user, pass); err != nil {
 		t.Fatalf("after SIGUSR2: %v", err)
 	}

@@ -40,6 +40,17 @@ func dial(t *testing.T, addr, user, pass string) (*smtp.Client, error) {
 	return c, nil
 }
 
+// mustDial opens a submission session as dial does, failing t if it
+// cannot; the caller closes it.
+func mustDial(t *testing.T, addr, user, pass string) *smtp.Client {
+	t.Helper()
+	c, err := dial(t, addr, user, pass)
+	if err != nil {
+		t.Fatalf("submission login as %s: %v", user, err)
+	}
+	return c
+}
+
 // send submits one message on c and returns the error of the final reply.
 func send(c *smtp.Client, from, to, body string) error {
 	return sendTo(c, from, []string{to}, body)
@@ -160,9 +171,7 @@ func countTokens(t *testing.T, s *server, mailbox string) map[string]int {
 func TestKillDuringLoad(t *testing.T) {
 	integration(t)
 	const off = "\n[delivery]\nretry_first = \"1s\"\nretry_max = \"1s\"\ndirect_local = false\n"
-	s := testConfig(t, t.TempDir(), off)
-	s.start()
-	s.addUser("alice@example.test", "alice-secret-1")
+	s := startWithUser(t, off, "alice@example.test", "alice-secret-1")
 	s.addUser("bob@example.test", "bob-secret-1")
 	// bob's Maildir cannot be made while a file has its name.
 	blocked := filepath.Join(s.data, "mail", "example.test", "bob")
@@ -237,9 +246,7 @@ func TestKillDuringLoad(t *testing.T) {
 // change takes effect at once (the credential cache drops the old one).
 func TestUserCommandsOnLiveServer(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("bob@example.test", "first-password")
+	s := startWithUser(t, "", "bob@example.test", "first-password")
 
 	login := func(pass string) error {
 		var err error
@@ -348,10 +355,7 @@ func TestSignals(t *testing.T) {
 	if got := peerSerial(t, s.subs); got.Cmp(first) != 0 {
 		t.Fatalf("serving serial %v, want %v", got, first)
 	}
-	open, err := dial(t, s.sub, "carol@example.test", "carol-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	open := mustDial(t, s.sub, "carol@example.test", "carol-password")
 	second := writeCertBy(t, ca, certFile, keyFile)
 	s.signal(syscall.SIGHUP)
 	deadline := time.Now().Add(5 * time.Second)

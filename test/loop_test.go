@@ -14,9 +14,7 @@ import (
 // Received field shorter is delivered.
 func TestMailLoopRefused(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("alice@example.test", "pw-alice-1")
+	s := startWithUser(t, "", "alice@example.test", "pw-alice-1")
 	s.addUser("bob@example.test", "pw-bob-1")
 	received := strings.Repeat("Received: from a.example by b.example; Fri, 27 Nov 2026 09:30:00 +0000\r\n", 50)
 	msg := func(subject string) string {
@@ -56,10 +54,7 @@ func TestMailLoopRefused(t *testing.T) {
 	}
 
 	// One Received field fewer (ours makes 50): delivered.
-	c, err := dial(t, s.sub, "alice@example.test", "pw-alice-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "alice@example.test", "pw-alice-1")
 	if err := send(c, "alice@example.test", "bob@example.test", strings.TrimPrefix(msg("no loop"), received[:strings.Index(received, "\r\n")+2])); err != nil {
 		t.Fatalf("49 Received fields: %v", err)
 	}

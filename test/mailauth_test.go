@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"postern/internal/dns/dnstest"
 )
@@ -39,8 +38,7 @@ func TestMailAuthentication(t *testing.T) {
 		t.Fatalf("keygen printed no TXT record:\n%s", out)
 	}
 	s.dns.Set("s1._domainkey.example.test", dnstest.TXT(rec[1]))
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A("127.0.0.78"))
+	s.mxAt("example.net", "127.0.0.78")
 	s.dns.Set("good.example", dnstest.TXT("v=spf1 ip4:127.0.0.0/8 -all"))
 	s.dns.Set("evil.example", dnstest.TXT("v=spf1 -all"))
 	s.dns.Set("_dmarc.evil.example", dnstest.TXT("v=DMARC1; p=reject"))
@@ -48,28 +46,12 @@ func TestMailAuthentication(t *testing.T) {
 	s.addUser("gina@example.test", "gina-password")
 
 	t.Run("submission signs with the domain's key", func(t *testing.T) {
-		c, err := dial(t, s.sub, "gina@example.test", "gina-password")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDial(t, s.sub, "gina@example.test", "gina-password")
 		defer c.Close()
 		if err := send(c, "gina@example.test", "ivan@example.net", "From: gina@example.test\r\nTo: ivan@example.net\r\nSubject: dkim-marker\r\n\r\nsigned body\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		var got string
-		deadline := time.Now().Add(15 * time.Second)
-		for got == "" && time.Now().Before(deadline) {
-			files, _ := filepath.Glob(filepath.Join(sinkDir, "msg.*"))
-			for _, f := range files {
-				if b, _ := os.ReadFile(f); strings.Contains(string(b), "dkim-marker") {
-					got = string(b)
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		if got == "" {
-			t.Fatalf("signed message never reached the remote MX; log:\n%s", s.stderr.String())
-		}
+		got := waitSink(t, sinkDir, "dkim-marker")
 		for _, want := range []string{"DKIM-Signature: v=1; a=ed25519-sha256", "d=example.test", "s=s1", "a=rsa-sha256", "s=s9"} {
 			if !strings.Contains(strings.ReplaceAll(got, "\n\t", " "), want) {
 				t.Errorf("sent message lacks %q:\n%s", want, got)

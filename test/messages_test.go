@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,20 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// runOut runs a postern command with the server's configuration and
-// returns its combined output and exit status.
-func (s *server) runOut(stdin string, args ...string) (string, int) {
-	s.t.Helper()
-	out, err := s.run(stdin, args...)
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return out, ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatal(err)
-	}
-	return out, 0
-}
 
 // TestMessagesLeadToTheFix: each first-week mistake, made with the real
 // binary, gets a message that names the cause and the fix (issue 13 §7).
@@ -145,17 +130,9 @@ func TestMessagesLeadToTheFix(t *testing.T) {
 // the three ways to get it.
 func TestPrivilegedPortAsUser(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the server as nobody")
-	}
-	setpriv := needTool(t, "setpriv")
-	dir := sharedTempDir(t, "postern-port-", 0o755)
-	s := testConfig(t, dir, "")
+	s, setpriv := nobodyServer(t, "postern-port-", "needs root to run the server as nobody")
 	s.editConfig(fmt.Sprintf("address = %q", s.mx), `address = "127.0.0.1:25"`)
-	os.Chmod(s.config, 0o644)
-	os.Mkdir(s.data, 0o700)
-	os.Chown(s.data, 65534, 65534)
-	cmd := exec.Command(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", binPath, "serve", "--config", s.config)
+	cmd := exec.Command(setpriv, append(asNobody, binPath, "serve", "--config", s.config)...)
 	done := make(chan struct{})
 	var out []byte
 	var err error

@@ -3,9 +3,6 @@ package test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/smtp"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -120,17 +117,8 @@ func TestMetricsDashboardAndAlerts(t *testing.T) {
 	s := &server{t: t, data: filepath.Join(dir, "data"), mx: freeAddr(t), sub: freeAddr(t), subs: freeAddr(t), http: freeAddr(t)}
 	s.dns = dnstest.New(t, dnstest.Zone{"mail.example.com": {dnstest.A("127.0.0.1")}})
 	p := acmetest.Start(t, acmetest.Options{AlwaysValid: true})
-	writeACMEConfig(t, s, p, fmt.Sprintf(`http_address = %q
-[admission]
-trusted = ["127.0.0.1/32"]
-[abuse]
-ip_ban_after = 2
-alert_strikes = 1
-fail_delay = "10ms"
-max_fail_delay = "10ms"
-`, freeAddr(t)))
-	s.dns.Set("sink.example", dnstest.MX(10, "mx.sink.example"))
-	s.dns.Set("mx.sink.example", dnstest.A("127.0.0.81"))
+	writeACMEConfig(t, s, p, fmt.Sprintf("http_address = %q\n", freeAddr(t))+quickBanTOML)
+	s.mxAt("sink.example", "127.0.0.81")
 	s.dns.ServFail("stuck.example")
 	os.MkdirAll(s.data, 0o700)
 	if out, err := s.run("", "dkim", "keygen", "example.com", "--selector", "s1"); err != nil {
@@ -141,10 +129,7 @@ max_fail_delay = "10ms"
 	s.addUser("mona@example.com", "mona-password")
 
 	// Submission: a local, a remote and a deferred recipient, signed.
-	c, err := dial(t, s.sub, "mona@example.com", "mona-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "mona@example.com", "mona-password")
 	for _, to := range []string{"mona@example.com", "nico@sink.example", "olga@stuck.example"} {
 		if err := send(c, "mona@example.com", to, "From: mona@example.com\r\nSubject: metrics-marker\r\n\r\nhi\r\n"); err != nil {
 			t.Fatal(err)
@@ -152,11 +137,7 @@ max_fail_delay = "10ms"
 	}
 	c.Quit()
 	// Port 25: a message from outside, authenticated (SPF, DKIM, DMARC).
-	mx, err := smtp.Dial(s.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mx.Hello("client.example.net")
+	mx := dialMX(t, s.mx, "client.example.net")
 	if err := send(mx, "pat@example.net", "mona@example.com", "From: pat@example.net\r\nSubject: inbound\r\n\r\nhi\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -168,18 +149,12 @@ max_fail_delay = "10ms"
 		c.Close()
 		t.Errorf("a banned address was let in")
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !sinkHas(sinkDir, "metrics-marker") {
-		if time.Now().After(deadline) {
-			t.Fatalf("the remote message never reached smtp-sink:\n%s", s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitSink(t, sinkDir, "metrics-marker")
 	s.waitMaildir("mona@example.com", "Subject: inbound")
 
 	var exported map[string]bool
 	var missing []string
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		exported = scrapeNames(t, s.http)
 		missing = missing[:0]
@@ -225,14 +200,8 @@ max_fail_delay = "10ms"
 // sees (_bucket, _sum, _count).
 func scrapeNames(t *testing.T, addr string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(strings.NewReader(string(b)))
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(metricsPage(t, addr)))
 	if err != nil {
 		t.Fatalf("/metrics does not parse: %v", err)
 	}

@@ -336,9 +336,7 @@ func TestMilterQuarantine(t *testing.T) {
 	swaks := needTool(t, "swaks")
 	m := &miltertest.Server{Handler: miltertest.At('E', miltertest.Quarantine("looks like phishing"), miltertest.Continue)}
 	m.Start(t)
-	s := testConfig(t, t.TempDir(), fmt.Sprintf("\n[[milter]]\nname = \"checker\"\naddress = %q\nroles = [\"mx\"]\n", m.Address()))
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, fmt.Sprintf("\n[[milter]]\nname = \"checker\"\naddress = %q\nroles = [\"mx\"]\n", m.Address()), "bob@example.test", "bob-password-1")
 	o, err := exec.Command(swaks, "--server", s.mx, "--from", "sender@example.net", "--to", "bob@example.test",
 		"--header", "Subject: quarantine-marker").CombinedOutput()
 	if err != nil || !strings.Contains(string(o), "<~  250 2.0.0 OK queued as") && !strings.Contains(string(o), "<-  250 2.0.0 OK queued as") {
@@ -349,18 +347,6 @@ func TestMilterQuarantine(t *testing.T) {
 	if err != nil || id == nil {
 		t.Fatalf("queue list does not show the message held: %v\n%s", err, out)
 	}
-	if err := s.signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	s.start()
-	time.Sleep(300 * time.Millisecond)
-	for _, mail := range s.maildirNew("bob@example.test") {
-		if strings.Contains(mail, "quarantine-marker") {
-			t.Fatal("the quarantined message was delivered")
-		}
-	}
-	if out, err := s.run("", "queue", "release", id[1]); err != nil || out != "Released 1 message (1 recipient): delivered now.\n" {
-		t.Fatalf("queue release: %v\n%s", err, out)
-	}
-	s.waitMaildir("bob@example.test", "quarantine-marker")
+	s.restartHolding("bob@example.test", "quarantine-marker")
+	s.releaseHeld(id[1], "bob@example.test", "quarantine-marker")
 }

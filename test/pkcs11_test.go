@@ -255,11 +255,7 @@ func TestPKCS11(t *testing.T) {
 
 	t.Run("graceful restart", func(t *testing.T) {
 		restarted(t, s.server)
-		for deadline := time.Now().Add(15 * time.Second); pidAlive(s.cmd.Process.Pid); time.Sleep(50 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatal("the old process did not exit")
-			}
-		}
+		waitUntil(t, 15*time.Second, "the old process did not exit", func() bool { return !pidAlive(s.cmd.Process.Pid) })
 		s.handshakes(t)
 		if out, err := s.submitSigned(t, "hsm-dkim-3"); err != nil {
 			t.Fatalf("swaks after the restart: %v\n%s", err, out)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"postern/internal/dns/dnstest"
 	"postern/internal/testcert"
 )
 
@@ -210,12 +209,8 @@ func (p *postfixMX) waitMessage(marker string) string {
 	p.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		files, _ := filepath.Glob(filepath.Join(p.maildir, "new", "*"))
-		for _, f := range files {
-			b, err := os.ReadFile(f)
-			if err == nil && strings.Contains(string(b), marker) {
-				return string(b)
-			}
+		if m := fileWith(filepath.Join(p.maildir, "new", "*"), marker); m != "" {
+			return m
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -229,14 +224,10 @@ func (p *postfixMX) waitLog(want ...string) string {
 	p.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-	next:
 		for _, line := range strings.Split(p.sessionLog(), "\n") {
-			for _, w := range want {
-				if !strings.Contains(line, w) {
-					continue next
-				}
+			if containsAll(line, want...) {
+				return line
 			}
-			return line
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -256,8 +247,7 @@ func TestDeliveryToPostfix(t *testing.T) {
 	const ip = "127.0.0.79"
 	pf := startPostfix(t, ip, "example.net")
 	s := testConfig(t, t.TempDir(), "")
-	s.dns.Set("example.net", dnstest.MX(10, "mx.example.net"))
-	s.dns.Set("mx.example.net", dnstest.A(ip))
+	s.mxAt("example.net", ip)
 	s.start()
 	s.addUser("dora@example.test", "dora-password")
 
@@ -284,10 +274,7 @@ func TestDeliveryToPostfix(t *testing.T) {
 	}, "\r\n") + "\r\n"
 	msg := "From: dora@example.test\r\nTo: eve@example.net\r\nSubject: postfix-interop-1\r\n\r\n" + body
 
-	c, err := dial(t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "dora@example.test", "dora-password")
 	defer c.Close()
 	if err := send(c, "dora@example.test", "eve@example.net", msg); err != nil {
 		t.Fatalf("submit: %v", err)

@@ -30,9 +30,7 @@ func procUID(t *testing.T, pid int) string {
 
 func TestPrivilegeDrop(t *testing.T) {
 	integration(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	needRoot(t, "needs root")
 	dir := t.TempDir()
 	// nobody must reach the data directory through the test's directories.
 	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {

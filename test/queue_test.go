@@ -27,10 +27,7 @@ func TestQueueIncident(t *testing.T) {
 	s.dns.ServFail("down.example", "other.example")
 	s.start()
 	s.addUser("alice@example.test", "alice-secret-1")
-	c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 	for i := range 6 {
 		body := fmt.Sprintf("From: alice@example.test\r\nSubject: m%d\r\n\r\nbody of m%d\r\n", i, i)
 		if err := send(c, "alice@example.test", fmt.Sprintf("u%d@down.example", i), body); err != nil {
@@ -87,13 +84,7 @@ func TestQueueIncident(t *testing.T) {
 		line := binPath + " queue " + strings.Join(append(args, s.args()...), " ")
 		cmd := exec.Command(scriptTool, "-qec", line, "/dev/null")
 		cmd.Stdin = strings.NewReader(answer + "\n")
-		b, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(b), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return string(b), 0
+		return combinedStatus(t, cmd)
 	}
 	if out, code := onTerminal("n", "hold", "--domain", "down.example"); code != 1 ||
 		!strings.Contains(out, "Hold 7 messages (7 recipients)? [y/N]") || !strings.Contains(out, "not confirmed: nothing changed") {

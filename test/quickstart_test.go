@@ -1,8 +1,6 @@
 package test
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,13 +171,7 @@ print("ok")
 	})
 
 	t.Run("metrics count what happened", func(t *testing.T) {
-		resp, err := http.Get("http://" + s.http + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		m := string(b)
+		m := metricsPage(t, s.http)
 		for _, re := range []string{
 			`postern_messages_accepted_total\{listener="submission"\} [1-9]`,
 			`postern_messages_accepted_total\{listener="submissions"\} [1-9]`,

@@ -1,6 +1,7 @@
 package test
 
 import (
+	"net/smtp"
 	"strings"
 	"testing"
 )
@@ -11,13 +12,8 @@ import (
 // 5.1.2), which names a host rather than a domain.
 func TestSubmissionRcptRefusals(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("alice@example.test", "pw-alice-12")
-	c, err := dial(t, s.sub, "alice@example.test", "pw-alice-12")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := startWithUser(t, "", "alice@example.test", "pw-alice-12")
+	c := mustDial(t, s.sub, "alice@example.test", "pw-alice-12")
 	defer c.Close()
 	if err := c.Mail("alice@example.test"); err != nil {
 		t.Fatal(err)
@@ -30,12 +26,19 @@ func TestSubmissionRcptRefusals(t *testing.T) {
 		"alice@example.test":     "",
 		"someone@remote.example": "",
 	} {
-		err := c.Rcpt(rcpt)
-		switch {
-		case want == "" && err != nil:
-			t.Errorf("RCPT TO:<%s>: %v, want 250", rcpt, err)
-		case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
-			t.Errorf("RCPT TO:<%s>: %v, want %s", rcpt, err, want)
-		}
+		wantRcpt(t, c, rcpt, want)
+	}
+}
+
+// wantRcpt sends RCPT TO:<rcpt> on c and checks the reply: taken (250)
+// when want is "", else refused with a reply that begins with want.
+func wantRcpt(t *testing.T, c *smtp.Client, rcpt, want string) {
+	t.Helper()
+	err := c.Rcpt(rcpt)
+	switch {
+	case want == "" && err != nil:
+		t.Errorf("RCPT TO:<%s>: %v, want 250", rcpt, err)
+	case want != "" && (err == nil || !strings.HasPrefix(err.Error(), want)):
+		t.Errorf("RCPT TO:<%s>: %v, want %s", rcpt, err, want)
 	}
 }

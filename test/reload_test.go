@@ -10,21 +10,39 @@ import (
 	"time"
 )
 
-// rcptOnMX opens a session on the mx listener at addr and reports the
-// error of RCPT TO:<to> (nil for 250); the session is closed.
-func rcptOnMX(t *testing.T, addr, to string) error {
+// dialMX opens a session on the mx listener at addr and greets it with
+// EHLO helo, failing t if either fails; the caller closes it.
+func dialMX(t *testing.T, addr, helo string) *smtp.Client {
 	t.Helper()
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
+	if err := c.Hello(helo); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+// mailFromOnMX opens a session on the mx listener at addr with a
+// transaction from a remote sender begun; the caller closes it.
+func mailFromOnMX(t *testing.T, addr string) *smtp.Client {
+	t.Helper()
+	c := dialMX(t, addr, "client.test")
 	if err := c.Mail("someone@remote.test"); err != nil {
+		c.Close()
 		t.Fatal(err)
 	}
+	return c
+}
+
+// rcptOnMX opens a session on the mx listener at addr and reports the
+// error of RCPT TO:<to> (nil for 250); the session is closed.
+func rcptOnMX(t *testing.T, addr, to string) error {
+	t.Helper()
+	c := mailFromOnMX(t, addr)
+	defer c.Close()
 	return c.Rcpt(to)
 }
 
@@ -32,14 +50,8 @@ func rcptOnMX(t *testing.T, addr, to string) error {
 // listener at addr.
 func mailOnMX(t *testing.T, addr, to, body string) {
 	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dialMX(t, addr, "client.test")
 	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
 	if err := send(c, "someone@remote.test", to, body); err != nil {
 		t.Fatalf("mail to %s: %v", to, err)
 	}
@@ -84,17 +96,8 @@ func TestReloadAppliesAliases(t *testing.T) {
 	s.waitMaildir("bob@example.test", "reload-alias-marker")
 	// The new limit holds for the next session: a second recipient is
 	// refused (RFC 5321 §4.5.3.1.10: 452).
-	c, err := smtp.Dial(s.mx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mailFromOnMX(t, s.mx)
 	defer c.Close()
-	if err := c.Hello("client.test"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Mail("someone@remote.test"); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.Rcpt("info@example.test"); err != nil {
 		t.Fatal(err)
 	}
@@ -132,9 +135,7 @@ func TestReloadAppliesAliases(t *testing.T) {
 // on with what it had.
 func TestReloadRefusesInvalidFile(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, "", "bob@example.test", "bob-password-1")
 	appendConfig(t, s, "\n[aliases]\n\"info@example.test\" = [\"bob@example.test\"]\n\n[delivery]\nretry_first = \"soon\"\n")
 	out, code := s.runOut("", "reload")
 	if code == 0 || !strings.Contains(out, "delivery.retry_first") || !strings.Contains(out, "refused") {
@@ -180,9 +181,7 @@ func TestReloadRefusesInvalidFile(t *testing.T) {
 // the same file (an alias) is applied.
 func TestReloadRestartOnlyKey(t *testing.T) {
 	integration(t)
-	s := testConfig(t, t.TempDir(), "")
-	s.start()
-	s.addUser("bob@example.test", "bob-password-1")
+	s := startWithUser(t, "", "bob@example.test", "bob-password-1")
 	moved := freeAddr(t)
 	b, err := os.ReadFile(s.config)
 	if err != nil {

@@ -66,11 +66,7 @@ func TestRestartCommand(t *testing.T) {
 		t.Errorf("connections during the restart: %d ok, %d failed, first %v", ok.Load(), refused.Load(), firstErr.Load())
 	}
 	t.Logf("%s%d connections during the restart, none refused", out, ok.Load())
-	for deadline := time.Now().Add(10 * time.Second); pidAlive(oldPid); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the old process is still there")
-		}
-	}
+	waitUntil(t, 10*time.Second, "the old process is still there", func() bool { return !pidAlive(oldPid) })
 	var p struct{ PID int }
 	if page := adminGet(t, s.data+"/admin.sock", "/process"); json.Unmarshal([]byte(page), &p) != nil || p.PID != newPid {
 		t.Errorf("GET /process: %s", page)

@@ -127,11 +127,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Error("the old process exited before systemd confirmed the new main process")
 	}
 	syscall.Close(n.fds[0]) // as systemd does once it read everything before
-	for deadline := time.Now().Add(20 * time.Second); pidAlive(oldPid); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the old process did not exit after the new one served")
-		}
-	}
+	waitUntil(t, 20*time.Second, "the old process did not exit after the new one served", func() bool { return !pidAlive(oldPid) })
 
 	if err := syscall.Kill(newPid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)

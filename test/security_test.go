@@ -66,7 +66,7 @@ func TestPostmasterNobody(t *testing.T) {
 	s := testConfig(t, t.TempDir(), "")
 	s.start()
 	fix := "postern user add postmaster@localhost --config " + s.config
-	waitLog(t, s, "postmaster address reaches nobody")
+	waitLogFor(t, s, "postmaster address reaches nobody", 5*time.Second)
 	for _, addr := range []string{"postmaster@localhost", "postmaster@example.test"} {
 		if !strings.Contains(s.stderr.String(), "address="+addr) {
 			t.Errorf("no WARN for %s:\n%s", addr, s.stderr.String())
@@ -119,9 +119,7 @@ func TestReturnPathAndLMTPStatus(t *testing.T) {
 	forged := "Return-Path: <forged@evil.example>"
 
 	t.Run("maildir", func(t *testing.T) {
-		s := testConfig(t, t.TempDir(), "")
-		s.start()
-		s.addUser("alice@example.test", "alice-secret-1")
+		s := startWithUser(t, "", "alice@example.test", "alice-secret-1")
 		out, err := exec.Command(swaks, "--server", s.mx, "--from", "bounces@sender.example", "--to", "alice@example.test",
 			"--add-header", forged, "--header", "Subject: rp-maildir-marker").CombinedOutput()
 		if err != nil {
@@ -135,14 +133,9 @@ func TestReturnPathAndLMTPStatus(t *testing.T) {
 
 	t.Run("lmtp", func(t *testing.T) {
 		dc := dovecottest.Start(t, "alice@example.test")
-		s := testConfig(t, t.TempDir(), "\n[lmtp]\nnetwork = \"tcp\"\naddress = \""+dc.Addr+"\"\n")
-		s.start()
-		s.addUser("alice@example.test", "alice-secret-1")
+		s := startWithUser(t, "\n[lmtp]\nnetwork = \"tcp\"\naddress = \""+dc.Addr+"\"\n", "alice@example.test", "alice-secret-1")
 		s.addUser("bob@example.test", "bob-secret-1") // known here, not to Dovecot
-		c, err := dial(t, s.sub, "alice@example.test", "alice-secret-1")
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDial(t, s.sub, "alice@example.test", "alice-secret-1")
 		body := forged + "\r\nFrom: alice@example.test\r\nSubject: rp-lmtp-marker\r\n\r\nhello\r\n"
 		if err := send(c, "alice@example.test", "alice@example.test", body); err != nil {
 			t.Fatal(err)

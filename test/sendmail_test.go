@@ -1,7 +1,6 @@
 package test
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -28,14 +27,7 @@ func (s *server) sendmail(name, stdin string, args ...string) (string, int) {
 	}
 	cmd := exec.Command(bin, append(args, "-C", s.config)...)
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		s.t.Fatal(err)
-	}
-	return string(out), 0
+	return combinedStatus(s.t, cmd)
 }
 
 func TestSendmail(t *testing.T) {

@@ -37,13 +37,7 @@ func sh(t *testing.T, line string, env ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", line)
 	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return string(out), 0
+	return combinedStatus(t, cmd)
 }
 
 // TestSendmailSystemMail: the mail system programs send reaches the

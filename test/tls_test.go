@@ -266,13 +266,7 @@ func TestTestssl(t *testing.T) {
 // address: a session ticket from one resumes on the other.
 func TestTLSTicketsSharedThroughRedis(t *testing.T) {
 	integration(t)
-	addr := os.Getenv("POSTERN_TEST_REDIS")
-	if addr == "" {
-		if os.Getenv("POSTERN_INTEGRATION") == "1" {
-			t.Fatal("POSTERN_TEST_REDIS is not set (scripts/test starts a redis-server and sets it)")
-		}
-		t.Skip("POSTERN_TEST_REDIS not set")
-	}
+	addr := testkit.RedisAddr(t)
 	prefix := fmt.Sprintf("postern-test:%d:tickets:", os.Getpid())
 	t.Cleanup(func() {
 		rdb := redis.NewClient(&redis.Options{Addr: addr, Protocol: 2, DisableIdentity: true})

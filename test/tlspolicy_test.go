@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -93,10 +92,7 @@ func trustCA(t *testing.T, s *server, ca *testcert.CA) {
 // submission listener, with the extra header lines and Subject marker.
 func (s *server) submit(rcpt, marker string, header ...string) {
 	s.t.Helper()
-	c, err := dial(s.t, s.sub, "dora@example.test", "dora-password")
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	c := mustDial(s.t, s.sub, "dora@example.test", "dora-password")
 	defer c.Close()
 	msg := "From: dora@example.test\r\nTo: " + rcpt + "\r\nSubject: " + marker + "\r\n"
 	for _, h := range header {
@@ -139,24 +135,17 @@ func (s *server) waitDeferred(rcpt string, arrived func() bool) string {
 
 // has reports whether Postfix's Maildir holds a message containing marker.
 func (p *postfixMX) has(marker string) bool {
-	files, _ := filepath.Glob(filepath.Join(p.maildir, "new", "*"))
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), marker) {
-			return true
-		}
-	}
-	return false
+	return fileWith(filepath.Join(p.maildir, "new", "*"), marker) != ""
 }
 
-// sinkHas reports whether smtp-sink stored a message containing marker.
-func sinkHas(dir, marker string) bool {
-	files, _ := filepath.Glob(filepath.Join(dir, "msg.*"))
-	for _, f := range files {
-		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), marker) {
-			return true
-		}
-	}
-	return false
+// daneShared gives dane.example the MX mx.shared.example, at ip, with a
+// TLSA record that pins cert: all three names authentic (a signed zone),
+// as DANE wants.
+func daneShared(s *server, ip string, cert tls.Certificate) {
+	s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
+	s.dns.Set("mx.shared.example", dnstest.A(ip))
+	s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(cert))
+	s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
 }
 
 // startWith starts a server with extra configuration and the user dora.
@@ -182,11 +171,8 @@ func TestPooledSessionDANEThenVerify(t *testing.T) {
 	cert, _ := testcert.SelfSigned(testcert.Spec{DNSNames: []string{"mx.shared.example"}})
 	pf := startPostfixTLS(t, ip, &cert, "dane.example", "verify.example")
 	s := startWith(t, "\n[delivery]\ntls_minimum = { \"verify.example\" = \"verify\" }\n", func(s *server) {
-		s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
 		s.dns.Set("verify.example", dnstest.MX(10, "mx.shared.example"))
-		s.dns.Set("mx.shared.example", dnstest.A(ip))
-		s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(cert))
-		s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
+		daneShared(s, ip, cert)
 	})
 	s.submit("a@dane.example", "dane-first")
 	pf.waitMessage("Subject: dane-first")
@@ -226,10 +212,7 @@ func TestPooledSessionMTASTSThenDANE(t *testing.T) {
 		s.dns.Set("sts.example", dnstest.MX(10, "mx.shared.example"))
 		s.dns.Set("_mta-sts.sts.example", dnstest.TXT("v=STSv1; id=1;"))
 		s.dns.Set("mta-sts.sts.example", dnstest.A(stsIP))
-		s.dns.Set("dane.example", dnstest.MX(10, "mx.shared.example"))
-		s.dns.Set("mx.shared.example", dnstest.A(ip))
-		s.dns.Set("_25._tcp.mx.shared.example", tlsaOf(other))
-		s.dns.Authentic("dane.example", "mx.shared.example", "_25._tcp.mx.shared.example")
+		daneShared(s, ip, other)
 	})
 	s.submit("a@sts.example", "sts-first")
 	pf.waitMessage("Subject: sts-first")
@@ -251,8 +234,7 @@ func TestTLSRequiredNoKeepsMinimum(t *testing.T) {
 	const ip = "127.0.12.4"
 	dir := sink(t, ip)
 	s := startWith(t, "\n[delivery]\ntls_minimum = { \"plain.example\" = \"verify\" }\n", func(s *server) {
-		s.dns.Set("plain.example", dnstest.MX(10, "mx.plain.example"))
-		s.dns.Set("mx.plain.example", dnstest.A(ip))
+		s.mxAt("plain.example", ip)
 	})
 	s.submit("a@plain.example", "tls-required-no", "TLS-Required: No")
 	show := s.waitDeferred("a@plain.example", func() bool { return sinkHas(dir, "tls-required-no") })
@@ -273,8 +255,7 @@ func stsDomain(t *testing.T, ip, stsIP, mode string) (*postfixMX, *server, func(
 	fetches := stsHTTPS(t, stsIP, ca, map[string]string{"sts.example": stsPolicy(mode, "mx.sts.example")})
 	s := startWith(t, "", func(s *server) {
 		trustCA(t, s, ca)
-		s.dns.Set("sts.example", dnstest.MX(10, "mx.sts.example"))
-		s.dns.Set("mx.sts.example", dnstest.A(ip))
+		s.mxAt("sts.example", ip)
 		s.dns.Set("_mta-sts.sts.example", dnstest.TXT("v=STSv1; id=1;"))
 		s.dns.Set("mta-sts.sts.example", dnstest.A(stsIP))
 	})
@@ -318,13 +299,7 @@ func TestMTASTSTestingModeReports(t *testing.T) {
 	if !strings.Contains(warn, "reason=certificate") || !strings.Contains(warn, "sts.example") {
 		t.Errorf("no WARN naming the certificate failure and the domain:\n%s", s.stderr.String())
 	}
-	resp, err := http.Get("http://" + s.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `postern_policy_mtasts_testing_failures_total{reason="certificate"} 1`; !strings.Contains(string(b), want) {
+	if want := `postern_policy_mtasts_testing_failures_total{reason="certificate"} 1`; !strings.Contains(metricsPage(t, s.http), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 }
@@ -348,8 +323,7 @@ func TestOutboundCAFile(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := startWith(t, c.extra, func(s *server) {
-				s.dns.Set("private.example", dnstest.MX(10, "mx.private.example"))
-				s.dns.Set("mx.private.example", dnstest.A(ip))
+				s.mxAt("private.example", ip)
 			})
 			marker := fmt.Sprintf("private-ca-%d", i)
 			s.submit("a@private.example", marker)

@@ -41,13 +41,7 @@ func TestVersionEverywhere(t *testing.T) {
 	s.start()
 	// /healthz answers a moment before "postern ready" is logged.
 	waitLogFor(t, s, `msg="postern ready" version=`+release+" revision="+revision, 10*time.Second)
-	resp, err := http.Get("http://" + s.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if want := `postern_build_info{goversion="` + goVersion + `",revision="` + revision + `",version="` + release + `"} 1`; !strings.Contains(string(m), want) {
+	if want := `postern_build_info{goversion="` + goVersion + `",revision="` + revision + `",version="` + release + `"} 1`; !strings.Contains(metricsPage(t, s.http), want) {
 		t.Errorf("metrics lack %s", want)
 	}
 	page := adminGet(t, filepath.Join(s.data, "admin.sock"), "/")

@@ -64,15 +64,15 @@ func runBan(cl *cli, cf *configFlags, verb string, pos []string, o banOpts) erro
 		// Refuse a bad prefix here, before asking the server.
 		p, err := admin.ParseBanPrefix(pos[0])
 		if err != nil {
-			return usageError{"ban " + verb + ": " + err.Error()}
+			return usageError("ban " + verb + ": " + err.Error())
 		}
 		if verb == "add" && !o.force && hostBits(pos[0]) {
-			return usageError{fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
-				pos[0], p, p, p)}
+			return usageError(fmt.Sprintf("ban add: %s has host bits set: it would ban all of %s; write %s to mean that, or the address alone to ban one (--force bans %s)",
+				pos[0], p, p, p))
 		}
 	}
 	if verb == "add" && (dur <= 0 || dur > admin.MaxBanFor) {
-		return usageError{fmt.Sprintf("ban add: --for must be from 1s to %s", admin.MaxBanFor)}
+		return usageError(fmt.Sprintf("ban add: --for must be from 1s to %s", admin.MaxBanFor))
 	}
 	cfg, err := cf.load()
 	if err != nil {

@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"postern/internal/check"
-	"postern/internal/config"
 	"postern/internal/dns"
-	"postern/internal/userdb"
+	"postern/internal/server"
 )
 
 // errCheckFailed is returned by cmdCheck when a check failed (exit 1).
@@ -55,14 +52,14 @@ func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 			}
 			out = append(out, check.Result{Check: "config", Status: check.StatusFail, Message: l, Fix: fix})
 		}
-	} else if res, err := newResolver(cfg); err != nil {
+	} else if res, err := server.NewResolver(cfg); err != nil {
 		out = append(out, check.Result{Check: "config", Status: check.StatusFail, Message: err.Error(),
 			Fix: "set [dns] servers, or make /etc/resolv.conf name a resolver"})
 	} else {
 		// The policy host is looked up through [dns], as delivery does.
 		hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			DialContext: (&dns.Dialer{Resolver: res}).DialContext, ForceAttemptHTTP2: true}}
-		out = runChecks(context.Background(), newChecker(cfg, res, hc))
+		out = server.RunChecks(context.Background(), server.NewChecker(cfg, res, hc))
 	}
 	if err := check.Print(stdout, out, asJSON); err != nil {
 		return err
@@ -71,52 +68,4 @@ func cmdCheck(cf *configFlags, asJSON bool, stdout io.Writer) error {
 		return errCheckFailed
 	}
 	return nil
-}
-
-// newChecker returns the checker of cfg, with serve's own loaders, so
-// that check fails wherever serve would refuse to start.
-func newChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Checker {
-	quiet := slog.New(slog.DiscardHandler)
-	return &check.Checker{Config: cfg, Resolver: res, HTTP: hc, Now: time.Now, Loaders: check.Loaders{
-		OpenUsers: func(file string) (*userdb.DB, error) {
-			if file != "" {
-				return userdb.Open(file, usersOptions(cfg))
-			}
-			return openUsers(cfg, quiet)
-		},
-		Directory: directoryConfig(cfg),
-		ListenerTLS: func(lc config.Listener) error {
-			_, err := listenerTLS(&tls.Config{}, cfg, lc)
-			return err
-		},
-		Planner: func(res dns.Resolver) error {
-			_, err := newPlanner(cfg, res, quiet, nil)
-			return err
-		},
-		Remote: func(sec config.Secrets) error {
-			out, err := newRemote(cfg, sec, nil, quiet)
-			if err == nil {
-				out.Close()
-			}
-			return err
-		},
-		Admission: func(sec config.Secrets) error {
-			a, err := newAdmission(cfg, sec, quiet, nil, partMetrics{})
-			if err == nil {
-				a.Close()
-			}
-			return err
-		},
-		Auth: func(sec config.Secrets) error {
-			_, err := newAuthSetup(cfg, sec, nil, nil)
-			return err
-		},
-	}}
-}
-
-// runChecks runs c with the PKCS#11 tokens of its configuration.
-func runChecks(ctx context.Context, c *check.Checker) []check.Result {
-	c.Tokens = newTokens(c.Config, nil, nil) // pkcs11.go
-	defer c.Tokens.Close()
-	return c.Run(ctx)
 }

@@ -20,6 +20,7 @@ import (
 	"postern/internal/config"
 	"postern/internal/dns/dnstest"
 	"postern/internal/mailauth"
+	"postern/internal/server"
 	"postern/internal/tlsconf"
 	"postern/internal/userdb"
 )
@@ -123,9 +124,9 @@ func addTestUser(t *testing.T, cfg *config.Config, addr string) {
 
 func (e *checkEnv) run(t *testing.T) []check.Result {
 	t.Helper()
-	c := newChecker(e.cfg, e.dns.Resolver(), e.http)
+	c := server.NewChecker(e.cfg, e.dns.Resolver(), e.http)
 	c.Now = func() time.Time { return time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC) }
-	return runChecks(context.Background(), c)
+	return server.RunChecks(context.Background(), c)
 }
 
 // find returns the results of one check.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	cmdline "postern/internal/cli"
 	"regexp"
 	"strings"
 	"testing"
@@ -49,42 +50,42 @@ func cmdSendmail(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 // stdout, exit 0: its synopsis, what it does, each of its flags and an
 // example; help COMMAND prints the same. A group lists its commands.
 func TestHelpEveryCommand(t *testing.T) {
-	cmds := commands()
-	for _, cmd := range cmds {
-		args := strings.Fields(cmd.name)
+	p := testCLI(nil, nil, nil, nil).program()
+	for _, cmd := range p.Commands {
+		args := strings.Fields(cmd.Name)
 		for _, h := range []string{"--help", "-h"} {
 			var stdout, stderr bytes.Buffer
 			if code := run(append(args, h), nil, &stdout, &stderr); code != 0 || stderr.Len() > 0 {
-				t.Errorf("postern %s %s: exit %d, stderr %q", cmd.name, h, code, stderr.String())
+				t.Errorf("postern %s %s: exit %d, stderr %q", cmd.Name, h, code, stderr.String())
 			}
 			out := stdout.String()
 			flat := strings.Join(strings.Fields(out), " ") // as if not wrapped
-			if cmd.group() {
-				for _, sub := range subcommands(cmds, cmd) {
-					if !sub.group() && (!strings.Contains(out, "\n  "+sub.name+" ") || !strings.Contains(flat, sub.summary)) {
-						t.Errorf("postern %s %s does not list %q:\n%s", cmd.name, h, sub.name, out)
+			if cmd.Group() {
+				for _, sub := range p.Subcommands(cmd) {
+					if !sub.Group() && (!strings.Contains(out, "\n  "+sub.Name+" ") || !strings.Contains(flat, sub.Summary)) {
+						t.Errorf("postern %s %s does not list %q:\n%s", cmd.Name, h, sub.Name, out)
 					}
 				}
 				continue
 			}
-			if !strings.HasPrefix(out, "Usage: postern "+cmd.name) || !strings.Contains(flat, sentence(cmd.summary)) ||
-				!strings.Contains(out, "\nExample:\n") || len(cmd.examples) == 0 {
-				t.Errorf("postern %s %s: no synopsis, summary or example:\n%s", cmd.name, h, out)
+			if !strings.HasPrefix(out, "Usage: postern "+cmd.Name) || !strings.Contains(flat, cmdline.Sentence(cmd.Summary)) ||
+				!strings.Contains(out, "\nExample:\n") || len(cmd.Examples) == 0 {
+				t.Errorf("postern %s %s: no synopsis, summary or example:\n%s", cmd.Name, h, out)
 			}
-			fs := cmd.flags(testCLI(nil, nil, nil, nil))
+			fs := p.Flags(cmd)
 			fs.VisitAll(func(f *flag.Flag) {
 				want := "--" + f.Name + " "
-				if isBool(f) { // no value
+				if cmdline.IsBoolFlag(f) { // no value
 					want = "[--" + f.Name + "]"
 				}
 				if !strings.Contains(out, "\n  --"+f.Name+" ") || !strings.Contains(strings.SplitN(out, "\n", 2)[0], want) {
-					t.Errorf("postern %s %s does not describe --%s in its synopsis and flags:\n%s", cmd.name, h, f.Name, out)
+					t.Errorf("postern %s %s does not describe --%s in its synopsis and flags:\n%s", cmd.Name, h, f.Name, out)
 				}
 			})
 			if h == "--help" {
 				var viaHelp bytes.Buffer
 				if code := run(append([]string{"help"}, args...), nil, &viaHelp, &stderr); code != 0 || viaHelp.String() != out {
-					t.Errorf("postern help %s: exit %d, differs from --help:\n%s", cmd.name, code, viaHelp.String())
+					t.Errorf("postern help %s: exit %d, differs from --help:\n%s", cmd.Name, code, viaHelp.String())
 				}
 			}
 		}
@@ -133,8 +134,8 @@ func TestTopUsage(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, cmd := range commands() {
-		if !cmd.group() && !strings.Contains(out, "  "+cmd.name+" ") {
-			t.Errorf("usage lacks %q", cmd.name)
+		if !cmd.Group() && !strings.Contains(out, "  "+cmd.Name+" ") {
+			t.Errorf("usage lacks %q", cmd.Name)
 		}
 	}
 	for _, bad := range []string{"README", "bench", "-config"} {
@@ -259,23 +260,23 @@ func TestManPage(t *testing.T) {
 			t.Errorf("no section %s", sec)
 		}
 	}
-	c := testCLI(nil, nil, nil, nil)
-	for _, cmd := range commands() {
-		if cmd.group() {
+	p := testCLI(nil, nil, nil, nil).program()
+	for _, cmd := range p.Commands {
+		if cmd.Group() {
 			continue
 		}
-		docs := flagDocs(cmd, cmd.flags(c))
-		if syn := "postern " + synopsis(cmd, docs); !strings.Contains(text, syn) {
+		docs := p.FlagDocs(cmd, p.Flags(cmd))
+		if syn := "postern " + p.Synopsis(cmd, docs); !strings.Contains(text, syn) {
 			t.Errorf("no synopsis %q", syn)
 		}
 		for _, d := range docs {
-			if !strings.Contains(text, d.name) {
-				t.Errorf("%s: no flag %q", cmd.name, d.name)
+			if !strings.Contains(text, d.Name) {
+				t.Errorf("%s: no flag %q", cmd.Name, d.Name)
 			}
 		}
-		for _, e := range cmd.examples {
+		for _, e := range cmd.Examples {
 			if !strings.Contains(text, e) {
-				t.Errorf("%s: no example %q", cmd.name, e)
+				t.Errorf("%s: no example %q", cmd.Name, e)
 			}
 		}
 	}

@@ -19,7 +19,7 @@ func configPrintFlags(c *cli, fs *flag.FlagSet) func([]string) error {
 	defaults := fs.Bool("d", false, "the defaults (as postconf -d)")
 	return func([]string) error {
 		if *changed && *defaults {
-			return usageError{"config: -n and -d exclude each other"}
+			return usageError("config: -n and -d exclude each other")
 		}
 		if *defaults {
 			return printDefaults(c.stdout)

@@ -6,17 +6,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"time"
 
 	"postern/internal/addrkey"
-	"postern/internal/config"
 	"postern/internal/dns"
 	"postern/internal/mailauth"
-	"postern/internal/pkcs11"
 )
 
 // dkimKeygenFlags is `postern dkim keygen`.
@@ -35,7 +32,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	// The domain's key (an A-label, lower case), as signing looks it up.
 	domain, err := addrkey.Domain(pos[0])
 	if err != nil || !strings.Contains(domain, ".") || strings.HasPrefix(domain, "[") {
-		return usageError{fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0])}
+		return usageError(fmt.Sprintf("dkim keygen: %q is not a domain name", pos[0]))
 	}
 	var alg, other mailauth.Algorithm
 	switch *algorithm {
@@ -44,7 +41,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	case "ed25519":
 		alg, other = mailauth.Ed25519SHA256, mailauth.RSASHA256
 	default:
-		return usageError{fmt.Sprintf("dkim keygen: unknown algorithm %q (want ed25519 or rsa)", *algorithm)}
+		return usageError(fmt.Sprintf("dkim keygen: unknown algorithm %q (want ed25519 or rsa)", *algorithm))
 	}
 	sel := *selector
 	if sel == "" {
@@ -55,7 +52,7 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	}
 	// RFC 6376 §3.1; one label, as it names the key file.
 	if !dns.ValidName(sel) || strings.Contains(sel, ".") {
-		return usageError{fmt.Sprintf("dkim keygen: %q is not a valid selector", sel)}
+		return usageError(fmt.Sprintf("dkim keygen: %q is not a valid selector", sel))
 	}
 	cfg, err := cf.load()
 	if err != nil {
@@ -91,17 +88,4 @@ func dkimKeygen(cf *configFlags, pos []string, selector, algorithm *string, stdo
 	}
 	fmt.Fprintf(stdout, "Publish this DNS record, then restart postern to sign with the key:\n%s\n", mailauth.ZoneRecord(domain, sel, rec))
 	return nil
-}
-
-// loadDKIMKey loads a [[mail_auth.dkim_key]]: its key_file, or the key
-// in a PKCS#11 token its pkcs11: URI names (from tokens).
-func loadDKIMKey(dk config.DKIMKey, tokens *pkcs11.Tokens, log *slog.Logger) (mailauth.SigningKey, error) {
-	sk := mailauth.SigningKey{Domain: dk.Domain, Selector: dk.Selector}
-	var err error
-	if config.IsKeyURI(dk.KeyFile) {
-		sk.Key, err = tokenKey(tokens, dk.KeyFile, log) // pkcs11.go
-	} else {
-		sk.Key, err = mailauth.LoadKeyFile(dk.KeyFile)
-	}
-	return sk, err
 }

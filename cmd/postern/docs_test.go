@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	cmdline "postern/internal/cli"
+	"postern/internal/sendmail"
 	"regexp"
 	"strconv"
 	"strings"
@@ -95,28 +97,28 @@ func checkCommandLine(args []string) string {
 			return ""
 		}
 	}
-	cmd, rest := lookup(commands(), args)
+	cmd, rest := cmdline.Lookup(commands(), args)
 	switch {
 	case cmd == nil:
 		return "no such command"
-	case cmd.raw != nil:
-		if _, err := parseSendmailArgs(rest); err != nil {
+	case cmd.Raw != nil:
+		if _, err := sendmail.ParseArgs(rest); err != nil {
 			return err.Error()
 		}
 		return ""
-	case cmd.group():
-		if len(rest) == 0 || isHelp(rest[0]) || rest[0] == "..." {
+	case cmd.Group():
+		if len(rest) == 0 || cmdline.IsHelp(rest[0]) || rest[0] == "..." {
 			return ""
 		}
-		return "no such command " + cmd.name + " " + rest[0]
+		return "no such command " + cmd.Name + " " + rest[0]
 	}
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
+	fs := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	cmd.setup(newCLI(strings.NewReader(""), io.Discard, io.Discard), fs)
-	if _, err := parseArgs(fs, rest); err != nil && !errors.Is(err, flag.ErrHelp) {
+	cmd.Setup(newCLI(strings.NewReader(""), io.Discard, io.Discard), fs)
+	if _, err := cmdline.ParseArgs(fs, rest); err != nil && !errors.Is(err, flag.ErrHelp) {
 		// A placeholder where a number goes (--limit N) is not a mistake.
 		if !strings.Contains(err.Error(), "invalid value") {
-			return flagError(err)
+			return cmdline.FlagError(err)
 		}
 	}
 	return ""
@@ -170,7 +172,7 @@ func docCommandLines(text string) []docCommandLine {
 			for _, args := range shellCommands(m[1]) {
 				// Inline code is also log messages (`postern ready`):
 				// only a known command, or a flag, starts a command line.
-				if cmd, _ := lookup(commands(), args[:1]); cmd != nil || args[0][0] == '-' || args[0] == "help" {
+				if cmd, _ := cmdline.Lookup(commands(), args[:1]); cmd != nil || args[0][0] == '-' || args[0] == "help" {
 					out = append(out, docCommandLine{i + 1, args})
 				}
 			}

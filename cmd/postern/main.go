@@ -4,8 +4,9 @@
 // The command table (commands.go) lists them; `postern help` prints
 // their usage and `postern help --man` the manual page made from it.
 //
-// This is the only package that reads the configuration; it wires the
-// other packages together and passes them plain values. Every command
+// This package and serve's wiring (internal/server) read the
+// configuration; internal/server wires the other packages together and
+// passes them plain values. Every command
 // finds the configuration the same way (configFlags.load): --config,
 // $POSTERN_CONFIG, /etc/postern/postern.toml, or the embedded default
 // (data in ./postern-data or --data DIR, domain localhost, listeners on

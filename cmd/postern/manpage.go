@@ -1,163 +1,72 @@
 package main
 
-// The manual page postern(8), made from the command table (commands.go)
-// as the usage is: `postern help --man` prints it in roff (man(7)), and
+// The help command, and what postern(8) says besides the command table:
+// internal/cli makes the usage and the manual page from the table;
+// `postern help --man` prints the page in roff (man(7)), and
 // scripts/package installs it.
 
 import (
 	"flag"
-	"fmt"
 	"io"
-	"regexp"
-	"strings"
 
 	"postern"
+	cmdline "postern/internal/cli"
 )
 
-// roffText escapes text for roff: backslashes, and a period or quote
-// that would start a request at the start of a line.
-func roffText(s string) string {
-	s = strings.ReplaceAll(s, `\`, `\e`)
-	var b strings.Builder
-	for i, line := range strings.Split(s, "\n") {
-		if i > 0 {
-			b.WriteByte('\n')
+// configText says how every command finds its configuration.
+func (c *cli) configText() string {
+	return "Every command finds the configuration the same way: the file --config names; else the file $" + configEnv +
+		" names; else " + c.systemConfig + " if it exists; else the embedded default, a trial on this machine " +
+		"(data in ./" + devDataDir + " or --data DIR, the domain localhost, ports 2525, 2587, 2465 and 2580 on 127.0.0.1), " +
+		"which the command then says on stderr."
+}
+
+// helpFlags is the help command: the usage of a command or a group, the
+// top-level usage, or the manual page.
+func helpFlags(c *cli, fs *flag.FlagSet) func([]string) error {
+	man := fs.Bool("man", false, "print the manual page postern(8), in roff")
+	return func(args []string) error {
+		if *man {
+			if len(args) > 0 {
+				return usageError("help: --man takes no command")
+			}
+			return writeManPage(c.stdout, c)
 		}
-		if strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'") {
-			b.WriteString(`\&`)
+		if len(args) == 0 {
+			c.program().Usage(c.stdout)
+			return nil
 		}
-		b.WriteString(line)
+		return c.exec(append(args, "--help"))
 	}
-	return b.String()
-}
-
-// roffCode escapes a command line, a flag or a path, whose hyphens are
-// minus signs that a reader copies.
-func roffCode(s string) string {
-	return strings.ReplaceAll(roffText(s), "-", `\-`)
-}
-
-// placeholder matches the placeholders of a synopsis: FILE, ID, ADDR.
-var placeholder = regexp.MustCompile(`\b[A-Z][A-Z0-9_]*\b`)
-
-// roffSynopsis is a synopsis in bold, with its placeholders in italics.
-func roffSynopsis(s string) string {
-	return `\fB` + placeholder.ReplaceAllString(roffCode(s), `\fI$0\fB`) + `\fR`
-}
-
-// roffParagraphs is text's paragraphs, separated by .PP.
-func roffParagraphs(text string) string {
-	ps := paragraphs(text)
-	for i, p := range ps {
-		ps[i] = roffText(p)
-	}
-	return strings.Join(ps, "\n.PP\n")
 }
 
 // writeManPage writes postern(8).
 func writeManPage(w io.Writer, c *cli) error {
-	v := postern.ReadBuild()
-	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p(`.\" postern(8), made by "postern help --man" from the command table; do not edit.`)
-	p(`.TH POSTERN 8 "" "Postern %s" "System Administration"`, roffText(v.Version))
-	p(".SH NAME")
-	p(`postern \- mail server for the submission and relay of mail, and its administration commands`)
-	p(".SH SYNOPSIS")
-	cmds := commands()
-	for i, cmd := range cmds {
-		if cmd.group() {
-			continue
-		}
-		if i > 0 {
-			p(".br")
-		}
-		p(`\fBpostern\fR %s`, roffSynopsis(synopsis(cmd, flagDocs(cmd, cmd.flags(c)))))
-	}
-	p(".SH DESCRIPTION")
-	p("%s", roffParagraphs(manDescription))
-	p(".SH CONFIGURATION")
-	p("%s", roffText(c.configText()))
-	p(".PP")
-	p("%s", roffText("Every key of the file is described in /usr/share/doc/postern/configuration.md; an annotated example is "+
-		"/usr/share/doc/postern/examples/postern.example.toml. Unknown keys are an error. postern check reads the file as serve does."))
-	p(".SH COMMANDS")
-	section := ""
-	for _, cmd := range cmds {
-		if cmd.section != "" && cmd.section != section {
-			section = cmd.section
-			p(".SS %q", section)
-		}
-		if cmd.group() {
-			p(".PP")
-			p(`\fBpostern %s\fR: %s`, roffCode(cmd.name), roffText(sentence(cmd.summary)))
-			for _, para := range paragraphs(cmd.text) {
-				p("%s", roffText(para))
-			}
-			continue
-		}
-		writeManCommand(w, cmd, flagDocs(cmd, cmd.flags(c)))
-	}
-	p(".SH SIGNALS")
-	p("%s", manSignals)
-	p(".SH FILES")
-	p(".TP\n%s\nThe configuration file (see CONFIGURATION).", roffCode(c.systemConfig))
-	p(".TP\n%s\n%s", roffCode("/var/lib/postern"), roffText("The data directory (data_dir) of the packaged configuration: users.json, "+
-		"the spool (queue/), the mailboxes (mail/), DKIM keys (dkim/), certificates made by Postern (tls/, acme/) and the admin socket admin.sock."))
-	p(".SH ENVIRONMENT")
-	p(".TP\n.B %s\nThe configuration file, when --config does not name one.", configEnv)
-	p(".SH \"EXIT STATUS\"")
-	p("0 on success, 1 on an error, 64 (EX_USAGE) on a command-line mistake; check exits 1 when a check failed; " +
-		"queue delete, hold, release and retry exit 1 when the ids or the filter given changed nothing. " +
-		"sendmail exits with the statuses of sysexits.h (see above).")
-	p(".SH \"SEE ALSO\"")
-	p("%s", roffText("sendmail(8), systemctl(1). The documentation in /usr/share/doc/postern/: operations.md (running Postern), "+
-		"configuration.md, tls.md, authentication.md, security.md."))
-	return nil
-}
-
-// flags returns a flag set with cmd's flags declared (none for a raw
-// command), for its usage.
-func (cmd *command) flags(c *cli) *flag.FlagSet {
-	fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-	if cmd.setup != nil {
-		cmd.setup(c, fs)
-	}
-	return fs
-}
-
-// writeManCommand writes one command: its synopsis, what it does, its
-// flags and its examples.
-func writeManCommand(w io.Writer, cmd *command, docs []flagDoc) {
-	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p(".TP")
-	p(`\fBpostern\fR %s`, roffSynopsis(synopsis(cmd, docs)))
-	p("%s", roffText(sentence(cmd.summary)))
-	for _, para := range paragraphs(cmd.text) {
-		p(".IP")
-		p("%s", roffText(para))
-	}
-	if len(docs) > 0 || len(cmd.examples) > 0 {
-		p(".RS")
-	}
-	for _, d := range docs {
-		name, value, _ := strings.Cut(d.name, " ")
-		if value != "" {
-			p(".TP\n"+`\fB%s\fR \fI%s\fR`, roffCode(name), roffCode(value))
-		} else {
-			p(".TP\n"+`\fB%s\fR`, roffCode(name))
-		}
-		p("%s", roffText(d.usage))
-	}
-	if len(cmd.examples) > 0 {
-		p(".PP\nExample:\n.RS 2\n.nf")
-		for _, e := range cmd.examples {
-			p("%s", roffCode(e))
-		}
-		p(".fi\n.RE")
-	}
-	if len(docs) > 0 || len(cmd.examples) > 0 {
-		p(".RE")
-	}
+	text, code := cmdline.RoffText, cmdline.RoffCode
+	return c.program().WriteManual(w, cmdline.Manual{
+		Head: `.\" postern(8), made by "postern help --man" from the command table; do not edit.` + "\n" +
+			`.TH POSTERN 8 "" "Postern ` + text(postern.ReadBuild().Version) + `" "System Administration"` + "\n" +
+			".SH NAME\n" +
+			`postern \- mail server for the submission and relay of mail, and its administration commands`,
+		Before: []cmdline.Section{
+			{Heading: "DESCRIPTION", Body: cmdline.RoffParagraphs(manDescription)},
+			{Heading: "CONFIGURATION", Body: text(c.configText()) + "\n.PP\n" +
+				text("Every key of the file is described in /usr/share/doc/postern/configuration.md; an annotated example is "+
+					"/usr/share/doc/postern/examples/postern.example.toml. Unknown keys are an error. postern check reads the file as serve does.")},
+		},
+		After: []cmdline.Section{
+			{Heading: "SIGNALS", Body: manSignals},
+			{Heading: "FILES", Body: ".TP\n" + code(c.systemConfig) + "\nThe configuration file (see CONFIGURATION).\n" +
+				".TP\n" + code("/var/lib/postern") + "\n" + text("The data directory (data_dir) of the packaged configuration: users.json, "+
+				"the spool (queue/), the mailboxes (mail/), DKIM keys (dkim/), certificates made by Postern (tls/, acme/) and the admin socket admin.sock.")},
+			{Heading: "ENVIRONMENT", Body: ".TP\n.B " + configEnv + "\nThe configuration file, when --config does not name one."},
+			{Heading: "EXIT STATUS", Body: "0 on success, 1 on an error, 64 (EX_USAGE) on a command-line mistake; check exits 1 when a check failed; " +
+				"queue delete, hold, release and retry exit 1 when the ids or the filter given changed nothing. " +
+				"sendmail exits with the statuses of sysexits.h (see above)."},
+			{Heading: "SEE ALSO", Body: text("sendmail(8), systemctl(1). The documentation in /usr/share/doc/postern/: operations.md (running Postern), " +
+				"configuration.md, tls.md, authentication.md, security.md.")},
+		},
+	})
 }
 
 // manDescription is the DESCRIPTION of postern(8).

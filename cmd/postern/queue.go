@@ -7,18 +7,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
-
-	"golang.org/x/term"
 
 	"postern/internal/admin"
 	"postern/internal/smtp"
 	"postern/internal/spool"
+	"postern/internal/termsafe"
 )
 
 // notRunning is the error of a command that found no server on the
@@ -72,11 +68,11 @@ func filterFlags(fs *flag.FlagSet, f *admin.Filter) {
 func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts) error {
 	for _, id := range pos {
 		if !smtp.ValidID(id) {
-			return usageError{fmt.Sprintf("queue %s: %q is not a queue id (letters and digits, as queue list shows them)", verb, id)}
+			return usageError(fmt.Sprintf("queue %s: %q is not a queue id (letters and digits, as queue list shows them)", verb, id))
 		}
 	}
 	if err := o.filter.Check(); err != nil {
-		return usageError{fmt.Sprintf("queue %s: %v", verb, err)}
+		return usageError(fmt.Sprintf("queue %s: %v", verb, err))
 	}
 	switch verb {
 	case "delete", "hold", "release", "retry":
@@ -113,13 +109,13 @@ func runQueue(cl *cli, cf *configFlags, verb string, pos []string, o *queueOpts)
 		}
 		printShow(stdout, d, now())
 	case "cat":
-		if !isTerminal(stdout) {
+		if !termsafe.IsTerminal(stdout) {
 			if err := c.Cat(ctx, pos[0], o.header, stdout); err != nil {
 				return queueError(err, sock, pos[0])
 			}
 			return nil
 		}
-		w := &terminalSafe{w: stdout}
+		w := termsafe.NewWriter(stdout)
 		if err := c.Cat(ctx, pos[0], o.header, w); err != nil {
 			return queueError(err, sock, pos[0])
 		}
@@ -164,9 +160,9 @@ func printJSONList(w io.Writer, msgs []admin.Message) error {
 
 // printList writes the queue as a table, one line per recipient, with
 // the control characters of what senders and remote servers wrote shown
-// (terminalSafe).
+// (termsafe).
 func printList(out io.Writer, msgs []admin.Message, now time.Time) {
-	w := &terminalSafe{w: out}
+	w := termsafe.NewWriter(out)
 	defer w.Flush()
 	if len(msgs) == 0 {
 		fmt.Fprintln(w, "The queue is empty.")
@@ -193,9 +189,9 @@ func printList(out io.Writer, msgs []admin.Message, now time.Time) {
 
 // printShow writes one message in detail, with the control characters
 // of what the client, the sender and remote servers wrote shown
-// (terminalSafe): the HELO name, the header, a hold reason, an error.
+// (termsafe): the HELO name, the header, a hold reason, an error.
 func printShow(out io.Writer, d *admin.MessageDetail, now time.Time) {
-	w := &terminalSafe{w: out}
+	w := termsafe.NewWriter(out)
 	defer w.Flush()
 	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintf(tw, "ID:\t%s\n", d.ID)
@@ -335,96 +331,4 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%dM", n>>20)
-}
-
-// terminalSafe writes text from a message or a remote server to a
-// terminal with its control characters shown, not obeyed: a hostile
-// message's escape sequences could otherwise retitle the window, rewrite
-// the screen or hide text, and a lone CR hide the start of a line. CRLF
-// becomes a newline; tab and newline pass; a C0 control (a byte below
-// 0x20) or DEL is written as \xHH (\r for a lone CR), a C1 control
-// (U+0080 to U+009F: U+009B is CSI to many terminals) or a bidirectional
-// override (U+202A to U+202E, U+2066 to U+2069) as \u{HHHH}, and a byte
-// that is not UTF-8 as \xHH. Flush writes what Write held back (a CR, or
-// the start of a character cut between two writes).
-type terminalSafe struct {
-	w    io.Writer
-	cr   bool   // a CR was the last byte, held back until the next
-	part []byte // the start of a UTF-8 sequence cut by the end of a write
-	b    []byte
-}
-
-func (t *terminalSafe) Write(p []byte) (int, error) {
-	t.b = t.b[:0]
-	in := p
-	if len(t.part) > 0 {
-		in = append(t.part, p...)
-		t.part = nil
-	}
-	for len(in) > 0 {
-		c := in[0]
-		if t.cr {
-			t.cr = false
-			if c == '\n' {
-				t.b = append(t.b, '\n')
-				in = in[1:]
-				continue
-			}
-			t.b = append(t.b, `\r`...)
-		}
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '\r':
-				t.cr = true
-			case c == '\n' || c == '\t' || (c >= 0x20 && c != 0x7f):
-				t.b = append(t.b, c)
-			default:
-				t.b = fmt.Appendf(t.b, `\x%02x`, c)
-			}
-			in = in[1:]
-			continue
-		}
-		if !utf8.FullRune(in) {
-			t.part = append([]byte(nil), in...)
-			break
-		}
-		r, n := utf8.DecodeRune(in)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			t.b = fmt.Appendf(t.b, `\x%02x`, c)
-		case unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069):
-			t.b = fmt.Appendf(t.b, `\u{%04x}`, r)
-		default:
-			t.b = append(t.b, in[:n]...)
-		}
-		in = in[n:]
-	}
-	if _, err := t.w.Write(t.b); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
-// Flush writes what Write held back.
-func (t *terminalSafe) Flush() error {
-	t.b = t.b[:0]
-	if t.cr {
-		t.cr = false
-		t.b = append(t.b, `\r`...)
-	}
-	for _, c := range t.part {
-		t.b = fmt.Appendf(t.b, `\x%02x`, c)
-	}
-	t.part = nil
-	if len(t.b) == 0 {
-		return nil
-	}
-	_, err := t.w.Write(t.b)
-	return err
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }

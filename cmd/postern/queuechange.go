@@ -6,11 +6,10 @@ package main
 // the confirmation and the words.
 //
 // A change of more than confirmOver messages is confirmed first, unless
-// --yes: a dry run counts what would change; on a terminal the operator
+// --yes: a dry run counts what would change (admin.Client.ChangeAsked,
+// which then changes only what was counted); on a terminal the operator
 // is asked; without one the command refuses, since a script that meant
-// it says --yes. The change then names the messages the dry run
-// counted, with the same filter, so that mail arriving meanwhile is not
-// changed unasked. Retry and flush never ask: they only bring forward
+// it says --yes. Retry and flush never ask: they only bring forward
 // what the queue does anyway, as postqueue -f.
 
 import (
@@ -23,6 +22,7 @@ import (
 
 	"postern/internal/admin"
 	"postern/internal/spool"
+	"postern/internal/termsafe"
 )
 
 // confirmOver is the number of messages above which a change asks first.
@@ -38,37 +38,28 @@ var changeWords = map[spool.Op]struct{ done, applies, then string }{
 }
 
 // runChange makes the change op to the messages ids and o name, after
-// the confirmation it needs, and prints the count.
+// the confirmation it needs (admin.Client.ChangeAsked), and prints the
+// count.
 func runChange(cl *cli, c *admin.Client, op spool.Op, ids []string, o *queueOpts) error {
 	sel := admin.Selection{IDs: ids, Filter: o.filter, All: o.all}
 	ctx := context.Background()
-	var planned *admin.ChangeResult
-	if op != spool.OpRetry && !o.yes {
-		dry := sel
-		dry.DryRun = true
-		res, err := c.Change(ctx, op, dry)
-		if err != nil {
-			return queueError(err, c.SocketPath, "")
-		}
-		if res.Messages > confirmOver {
-			if err := cl.confirm(op, res); err != nil {
-				return err
+	var res *admin.ChangeResult
+	var err, refused error
+	if op == spool.OpRetry || o.yes {
+		res, err = c.Change(ctx, op, sel)
+	} else {
+		res, err = c.ChangeAsked(ctx, op, sel, func(dry *admin.ChangeResult) error {
+			if dry.Messages > confirmOver {
+				refused = cl.confirm(op, dry)
 			}
-		}
-		planned = res
-		// What was counted, no more: the same filter on those messages.
-		sel = admin.Selection{IDs: res.IDs, Filter: o.filter}
+			return refused
+		})
 	}
-	res := &admin.ChangeResult{}
-	if planned == nil || planned.Messages > 0 {
-		var err error
-		if res, err = c.Change(ctx, op, sel); err != nil {
-			return queueError(err, c.SocketPath, "")
-		}
+	if refused != nil {
+		return refused
 	}
-	if planned != nil {
-		res.Missing = append(planned.Missing, res.Missing...)
-		res.Unchanged = append(planned.Unchanged, res.Unchanged...)
+	if err != nil {
+		return queueError(err, c.SocketPath, "")
 	}
 	return reportChange(cl, op, ids, o, res)
 }
@@ -76,11 +67,8 @@ func runChange(cl *cli, c *admin.Client, op spool.Op, ids []string, o *queueOpts
 // checkSelection reports a usage error when the ids and flags of
 // `queue VERB` do not name messages the one way they must.
 func checkSelection(verb string, ids []string, o *queueOpts) error {
-	switch {
-	case o.all && (len(ids) > 0 || !o.filter.Empty()):
-		return usageError{fmt.Sprintf("queue %s: --all takes every message: it goes with no id and no filter", verb)}
-	case !o.all && len(ids) == 0 && o.filter.Empty():
-		return usageError{fmt.Sprintf("queue %s: name the messages: by id, by a filter (--from, --to, --domain, --state), or --all", verb)}
+	if err := (admin.Selection{IDs: ids, Filter: o.filter, All: o.all}).Check(); err != nil {
+		return usageError(fmt.Sprintf("queue %s: %v", verb, err))
 	}
 	return nil
 }
@@ -91,7 +79,7 @@ func (cl *cli) confirm(op spool.Op, res *admin.ChangeResult) error {
 	what := fmt.Sprintf("%s (%s)", nCount(res.Messages, "message"), nCount(res.Recipients, "recipient"))
 	verb := strings.ToLower(changeWords[op].done)
 	f, ok := cl.stdin.(*os.File)
-	if !ok || !isTerminal(f) {
+	if !ok || !termsafe.IsTerminal(f) {
 		return fmt.Errorf("queue %v: %s would be %s, more than %d: no terminal to confirm on; "+
 			"check them with postern queue list and the same filter, then run this again with --yes", op, what, verb, confirmOver)
 	}

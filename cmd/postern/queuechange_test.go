@@ -168,30 +168,6 @@ func TestQueueCat(t *testing.T) {
 	}
 }
 
-// On a terminal, cat shows a hostile message's control characters
-// instead of sending them to the terminal: an escape sequence could
-// rewrite the screen, a lone CR hide a line's start. CRLF ends a line;
-// tabs and UTF-8 pass. The input comes in pieces cut anywhere.
-func TestTerminalSafe(t *testing.T) {
-	in := "Subject: \x1b]0;pwned\x07hi\r\nX: a\rb\tc\x00\x7f d\u00e9j\u00e0\r\n\r\nbody\r"
-	want := "Subject: \\x1b]0;pwned\\x07hi\nX: a\\rb\tc\\x00\\x7f d\u00e9j\u00e0\n\nbody\\r"
-	for cut := range len(in) + 1 {
-		var b bytes.Buffer
-		w := &terminalSafe{w: &b}
-		for _, part := range []string{in[:cut], in[cut:]} {
-			if n, err := w.Write([]byte(part)); err != nil || n != len(part) {
-				t.Fatalf("Write: %d, %v", n, err)
-			}
-		}
-		if err := w.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		if b.String() != want {
-			t.Fatalf("cut at %d: %q, want %q", cut, b.String(), want)
-		}
-	}
-}
-
 // TestShowListEscapes: queue show and list show, not obey, the control
 // characters a client (HELO), a sender (the header) or a remote server
 // (the last error) put in what they print.
@@ -209,29 +185,5 @@ func TestShowListEscapes(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, b.String())
 		}
-	}
-}
-
-// TestTerminalSafeC1: C1 controls (CSI as U+009B, and a raw 0x9B byte)
-// and bidirectional overrides are shown, cut anywhere between writes.
-func TestTerminalSafeC1(t *testing.T) {
-	in := "a\u009b2J b\x9b2J c\u202eevil d\u00e9"
-	want := `a\u{009b}2J b\x9b2J c\u{202e}evil d` + "\u00e9"
-	for cut := range len(in) + 1 {
-		var b bytes.Buffer
-		w := &terminalSafe{w: &b}
-		w.Write([]byte(in[:cut]))
-		w.Write([]byte(in[cut:]))
-		w.Flush()
-		if b.String() != want {
-			t.Fatalf("cut at %d: %q, want %q", cut, b.String(), want)
-		}
-	}
-	var b bytes.Buffer
-	w := &terminalSafe{w: &b}
-	w.Write([]byte("x\xe2\x80")) // a character cut by the end of the message
-	w.Flush()
-	if b.String() != `x\xe2\x80` {
-		t.Errorf("a cut character at the end: %q", b.String())
 	}
 }

@@ -34,7 +34,7 @@ func sendmailPrint(c *admin.Client, stdout, stderr io.Writer, now time.Time) int
 
 // sendmailFlush makes the deferred recipients of the messages -q names
 // due now (postern queue retry for each).
-func sendmailFlush(c *admin.Client, o *sendmailOpts, stderr io.Writer) int {
+func sendmailFlush(c *admin.Client, o *sendmail.Args, stderr io.Writer) int {
 	ctx := context.Background()
 	msgs, err := c.List(ctx)
 	if err != nil {
@@ -48,7 +48,7 @@ func sendmailFlush(c *admin.Client, o *sendmailOpts, stderr io.Writer) int {
 				deferred = append(deferred, r.Addr)
 			}
 		}
-		if !o.flushFilter.Selects(m.ID, m.From, m.Held, deferred) {
+		if !o.Flush.Selects(m.ID, m.From, m.Held, deferred) {
 			continue
 		}
 		if err := c.Retry(ctx, m.ID); err != nil && !errors.Is(err, admin.ErrNotFound) { // delivered meanwhile

@@ -2,57 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"os"
-	"reflect"
 	"strings"
 	"testing"
 
 	"postern/internal/admin"
+	"postern/internal/admission"
 	"postern/internal/config"
+	"postern/internal/sendmail"
 	"postern/internal/spool"
 )
-
-func TestParseSendmailArgs(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want sendmailOpts
-	}{
-		{[]string{"-t", "-i"}, sendmailOpts{extractRcpts: true, ignoreDots: true}},
-		{[]string{"-oi", "-f", "a@x.test", "b@x.test"}, sendmailOpts{ignoreDots: true, from: "a@x.test", fromSet: true, rcpts: []string{"b@x.test"}}},
-		{[]string{"-fa@x.test", "-FAlice Example", "b@x.test", "c@x.test"}, sendmailOpts{from: "a@x.test", fromSet: true, fullName: "Alice Example", rcpts: []string{"b@x.test", "c@x.test"}}},
-		{[]string{"-F", "Alice", "-r", "<a@x.test>", "b@x.test"}, sendmailOpts{from: "a@x.test", fromSet: true, fullName: "Alice", rcpts: []string{"b@x.test"}}},
-		{[]string{"-f", "<>", "b@x.test"}, sendmailOpts{fromSet: true, rcpts: []string{"b@x.test"}}},
-		{[]string{"-bm", "-odi", "-oem", "-o", "X", "-v", "-N", "never", "-B", "8BITMIME", "b@x.test"}, sendmailOpts{rcpts: []string{"b@x.test"}}},
-		{[]string{"-C", "/etc/p.toml", "--", "-b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"-b@x.test"}}},
-		{[]string{"--config=/etc/p.toml", "b@x.test"}, sendmailOpts{config: "/etc/p.toml", rcpts: []string{"b@x.test"}}},
-		{[]string{"--data", "d", "b@x.test"}, sendmailOpts{data: "d", rcpts: []string{"b@x.test"}}},
-		{[]string{"-bp"}, sendmailOpts{mode: modePrint}},
-		{[]string{"-bs"}, sendmailOpts{mode: modeSMTP}},
-		{[]string{"-q"}, sendmailOpts{mode: modeFlush}},
-		{[]string{"-qRexample.com"}, sendmailOpts{mode: modeFlush, flushFilter: "Rexample.com"}},
-		{[]string{"-q30m"}, sendmailOpts{mode: modeFlush, flushFilter: "interval"}},
-		// Debian's cron, with its double space: "%s -FCronDaemon -i -B8BITMIME -oem  %s".
-		{strings.Fields("-FCronDaemon -i -B8BITMIME -oem  root"), sendmailOpts{fullName: "CronDaemon", ignoreDots: true, rcpts: []string{"root"}}},
-	} {
-		got, err := parseSendmailArgs(tc.args)
-		if err != nil {
-			t.Errorf("%q: %v", tc.args, err)
-			continue
-		}
-		if !reflect.DeepEqual(*got, tc.want) {
-			t.Errorf("%q: %+v, want %+v", tc.args, *got, tc.want)
-		}
-	}
-	for _, bad := range [][]string{{"-bx"}, {"-qR"}, {"-qX"}, {"-x"}, {"-f"}, {"-F"}, {"--config"}, {"--data", "d", "--config", "c"}} {
-		_, err := parseSendmailArgs(bad)
-		var ue usageError
-		if !errors.As(err, &ue) {
-			t.Errorf("%q: %v, want a usage error", bad, err)
-		}
-	}
-}
 
 func TestSendmailExitCodes(t *testing.T) {
 	dir := t.TempDir()
@@ -94,16 +54,18 @@ func TestSendmailSendLimits(t *testing.T) {
 	t.Cleanup(func() { spool.Close() })
 	serve := func(cfg *config.Config) *admin.Server {
 		t.Helper()
-		adm, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{})
-		if err != nil {
-			t.Fatal(err)
+		// [send_limits] of cfg, as serve converts them (internal/server).
+		lo := admission.LimiterOptions{Default: admission.SendLimits{MessagesPerHour: cfg.SendLimits.MessagesPerHour}, Logger: slog.New(slog.DiscardHandler)}
+		if u, ok := cfg.SendLimits.Users[me]; ok {
+			lo.Users = map[string]admission.SendLimits{me: {MessagesPerHour: u.MessagesPerHour, Hold: u.OverLimit == config.OverLimitHold}}
 		}
 		l, err := admin.Listen(cfg.AdminSocket())
 		if err != nil {
 			t.Fatal(err)
 		}
 		srv := &admin.Server{Spool: spool, Runner: newFakeQueue(), Logger: slog.New(slog.DiscardHandler),
-			Local: localSubmit(cfg, spool, nil, adm.limiter, nil)}
+			Local: &admin.LocalSubmit{Submitter: sendmail.Local{Spool: spool}, Limiter: admission.NewLimiter(admission.NewMemoryStore(), lo),
+				Hostname: cfg.Hostname, MaxMessageSize: cfg.Limits.MaxMessageSize, MaxRecipients: cfg.Limits.MaxRecipients}}
 		go srv.Serve(l)
 		t.Cleanup(func() { srv.Shutdown(context.Background()) })
 		return srv

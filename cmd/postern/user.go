@@ -21,6 +21,7 @@ import (
 	"postern/internal/admin"
 	"postern/internal/config"
 	"postern/internal/fsutil"
+	"postern/internal/server"
 	"postern/internal/userdb"
 )
 
@@ -184,7 +185,7 @@ func openUserDB(cf *configFlags, write bool) (*config.Config, *userdb.DB, error)
 			}
 		}
 	}
-	db, err := openUsers(cfg, slog.New(slog.NewTextHandler(cf.c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	db, err := server.OpenUsers(cfg, slog.New(slog.NewTextHandler(cf.c.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -316,29 +317,6 @@ func userSendAs(ctx context.Context, db *userdb.DB, op string, pos []string, std
 func isLocalDomain(cfg *config.Config, domain string) bool {
 	d, err := addrkey.Domain(domain)
 	return err == nil && cfg.IsLocalDomain(d)
-}
-
-// openUsers opens the user directory the configuration names.
-// With [directory] backend = "postgres" it connects to the database named
-// in postgres_dsn_file and migrates its schema.
-func openUsers(cfg *config.Config, log *slog.Logger) (*userdb.DB, error) {
-	opts := usersOptions(cfg)
-	opts.Logger = log
-	if cfg.Directory.Backend != config.DirectoryPostgres {
-		owner, err := dataOwner(cfg)
-		if err != nil {
-			return nil, err
-		}
-		opts.Owner = owner // users.json and users.lock, for the server's user
-		return userdb.Open(cfg.UsersFile(), opts)
-	}
-	dsn, err := cfg.PostgresDSN()
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return userdb.OpenPostgres(ctx, dsn, opts)
 }
 
 // readPassword reads a password: prompted twice without echo on a

@@ -92,6 +92,19 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
+// serve serves srv on a new socket at sock until the test ends, and
+// returns a client of it.
+func serve(t *testing.T, srv *Server, sock string) *Client {
+	t.Helper()
+	l, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return &Client{SocketPath: sock}
+}
+
 func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 	t.Helper()
 	env := &smtp.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,

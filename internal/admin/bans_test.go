@@ -21,14 +21,7 @@ func TestBanAPI(t *testing.T) {
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	store := admission.NewMemoryStore()
 	srv := &Server{Spool: f.spool, Runner: f.runner, Bans: store, Now: func() time.Time { return now }, Logger: quiet()}
-	sock := f.dir + "/bans.sock"
-	l, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c := &Client{SocketPath: sock}
+	c := serve(t, srv, f.dir+"/bans.sock")
 
 	b, err := c.Ban(ctx, "::ffff:192.0.2.9", 2*time.Hour, "  too   many\nlines ")
 	if err != nil {

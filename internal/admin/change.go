@@ -97,13 +97,23 @@ func (s *Server) changeRoutes(mux *http.ServeMux) {
 	}
 }
 
-// check returns the matcher of sel's filter, or what is wrong with sel.
-func (sel Selection) check() (*matcher, error) {
+// Check reports what is wrong with the way sel names messages: --all
+// with ids or a filter, or nothing named. A command checks it before it
+// asks the server, which checks it again.
+func (sel Selection) Check() error {
 	switch {
 	case sel.All && (len(sel.IDs) > 0 || !sel.Filter.Empty()):
-		return nil, errors.New("--all takes every message: it goes with no id and no filter")
+		return errors.New("--all takes every message: it goes with no id and no filter")
 	case !sel.All && len(sel.IDs) == 0 && sel.Filter.Empty():
-		return nil, errors.New("name the messages: by id, by a filter (--from, --to, --domain, --state), or --all")
+		return errors.New("name the messages: by id, by a filter (--from, --to, --domain, --state), or --all")
+	}
+	return nil
+}
+
+// check returns the matcher of sel's filter, or what is wrong with sel.
+func (sel Selection) check() (*matcher, error) {
+	if err := sel.Check(); err != nil {
+		return nil, err
 	}
 	for _, id := range sel.IDs {
 		if !smtp.ValidID(id) {

@@ -117,14 +117,7 @@ func TestReloadOverSocket(t *testing.T) {
 		}
 		return ReloadReport{Config: "/etc/postern/postern.toml", Changed: []ReloadChange{{Key: "limits.max_recipients", Old: "100", New: "50"}}}
 	}}
-	sock := f.dir + "/reload.sock"
-	l, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c := &Client{SocketPath: sock}
+	c := serve(t, srv, f.dir+"/reload.sock")
 	if rep, err := c.Reload(ctx); err != nil || len(rep.Changed) != 1 || rep.Changed[0].String() != "limits.max_recipients: 100 → 50" {
 		t.Fatalf("first reload: %+v %v", rep, err)
 	}

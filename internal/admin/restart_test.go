@@ -28,14 +28,7 @@ func TestRestartAndProcess(t *testing.T) {
 			}
 			return 4242, nil
 		}}
-	sock := f.dir + "/restart.sock"
-	l, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c := &Client{SocketPath: sock}
+	c := serve(t, srv, f.dir+"/restart.sock")
 	if pid, err := c.Restart(ctx); err != nil || pid != 4242 {
 		t.Fatalf("Restart: %d, %v", pid, err)
 	}

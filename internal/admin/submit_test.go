@@ -31,15 +31,9 @@ func TestSubmit(t *testing.T) {
 	if _, err := f.client.Submit(ctx, SubmitRequest{From: "a@x.test", Recipients: []string{"b@x.test"}, Data: []byte("\r\n")}); !errors.Is(err, ErrLocalOff) {
 		t.Fatalf("submit without Local: %v, want ErrLocalOff", err)
 	}
-	l, err := Listen(f.dir + "/local.sock")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
 		Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", MaxMessageSize: 1000, Now: func() time.Time { return now }}}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	client := &Client{SocketPath: f.dir + "/local.sock"}
+	client := serve(t, srv, f.dir+"/local.sock")
 
 	msg := "From: a@x.test\r\nSubject: hi\r\n\r\nbody\r\n"
 	res, err := client.Submit(ctx, SubmitRequest{From: "a@x.test", Recipients: []string{"b@X.TEST", "b@x.test", "c@x.test"}, Data: []byte(msg)})
@@ -129,18 +123,11 @@ func TestSubmitSendLimits(t *testing.T) {
 	me := LocalSender(os.Getuid())
 	start := func(lo admission.LimiterOptions) *Client {
 		t.Helper()
-		sock := filepath.Join(t.TempDir(), "local.sock")
-		l, err := Listen(sock)
-		if err != nil {
-			t.Fatal(err)
-		}
 		lo.Logger = quiet()
 		srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
 			Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", Now: func() time.Time { return now },
 				Limiter: admission.NewLimiter(admission.NewMemoryStore(), lo)}}
-		go srv.Serve(l)
-		t.Cleanup(func() { srv.Shutdown(context.Background()) })
-		return &Client{SocketPath: sock}
+		return serve(t, srv, filepath.Join(t.TempDir(), "local.sock"))
 	}
 	req := func(from string, rcpts ...string) SubmitRequest {
 		return SubmitRequest{From: from, Recipients: rcpts, Data: []byte("Subject: s\r\n\r\nb\r\n")}
@@ -197,10 +184,6 @@ func TestSubmitSendLimits(t *testing.T) {
 func TestSubmitBare(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	l, err := Listen(f.dir + "/local.sock")
-	if err != nil {
-		t.Fatal(err)
-	}
 	route := func(ctx context.Context, addr string) (string, error) {
 		if addr == "fail@x.test" {
 			return "", errors.New("directory down")
@@ -212,9 +195,7 @@ func TestSubmitBare(t *testing.T) {
 	}
 	srv := &Server{Spool: f.spool, Runner: f.runner, Logger: quiet(),
 		Local: &LocalSubmit{Submitter: spoolSubmitter{f.spool}, Hostname: "mx.x.test", RouteBare: route}}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	client := &Client{SocketPath: f.dir + "/local.sock"}
+	client := serve(t, srv, f.dir+"/local.sock")
 	res, err := client.Submit(ctx, SubmitRequest{
 		Recipients: []string{"root@x.test", "alice@x.test", "nobody@x.test", "postmaster@x.test", "root@y.test"},
 		Bare:       []string{"root@X.test", "alice@x.test", "nobody@x.test"},

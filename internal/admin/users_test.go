@@ -24,14 +24,7 @@ func TestReloadUsers(t *testing.T) {
 		}
 		return nil
 	}}
-	sock := f.dir + "/users.sock"
-	l, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	c := &Client{SocketPath: sock}
+	c := serve(t, srv, f.dir+"/users.sock")
 	if err := c.ReloadUsers(ctx); err != nil || n.Load() != 1 {
 		t.Fatalf("reload: %v (%d calls)", err, n.Load())
 	}

@@ -94,12 +94,8 @@ func (d *decoder) acme(t map[string]any, dir string, c *Config) {
 	}
 	d.str(t, "http_address", "acme.http_address", &a.HTTPAddress)
 	d.str(t, "tls_alpn_address", "acme.tls_alpn_address", &a.TLSALPNAddress)
-	if d.str(t, "dns_hook", "acme.dns_hook", &a.DNSHook) {
-		a.DNSHook = resolve(dir, a.DNSHook)
-	}
-	if d.str(t, "ca_roots_file", "acme.ca_roots_file", &a.CARootsFile) {
-		a.CARootsFile = resolve(dir, a.CARootsFile)
-	}
+	d.path(t, "dns_hook", "acme.dns_hook", dir, &a.DNSHook)
+	d.path(t, "ca_roots_file", "acme.ca_roots_file", dir, &a.CARootsFile)
 	if du, ok := d.duration(t, "renew_before", "acme.renew_before"); ok {
 		a.RenewBefore = du
 	}

@@ -2,10 +2,8 @@ package config
 
 import (
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -13,8 +11,7 @@ import (
 // TestACMETable loads every key of [acme] and [check], and the defaults.
 func TestACMETable(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "postern.toml")
-	os.WriteFile(p, []byte(`hostname = "mail.example.com"
+	c := loadText(t, dir, `hostname = "mail.example.com"
 [acme]
 directory_url = "https://127.0.0.1:14000/dir"
 email = "admin@example.com"
@@ -27,11 +24,7 @@ renew_before = "240h"
 hostnames = ["Mail.Example.com.", "smtp.example.com"]
 [check]
 public_addresses = ["192.0.2.1", "2001:db8::1"]
-`), 0o600)
-	c, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	want := ACME{
 		Enabled: true, DirectoryURL: "https://127.0.0.1:14000/dir", Email: "admin@example.com",
 		Challenge: ChallengeDNS01, HTTPAddress: "127.0.0.1:8080", TLSALPNAddress: "127.0.0.1:8443",
@@ -52,11 +45,7 @@ public_addresses = ["192.0.2.1", "2001:db8::1"]
 		t.Errorf("ACMEDir = %q", c.ACMEDir())
 	}
 
-	os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n[acme]\n"), 0o600)
-	c, err = Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c = loadText(t, dir, "hostname = \"mail.example.com\"\n[acme]\n")
 	want = ACME{
 		Enabled: true, DirectoryURL: DefaultACMEDirectory, Challenge: ChallengeHTTP01,
 		HTTPAddress: ":80", TLSALPNAddress: ":443", RenewBefore: 720 * time.Hour,
@@ -68,7 +57,7 @@ public_addresses = ["192.0.2.1", "2001:db8::1"]
 }
 
 func TestACMEErrors(t *testing.T) {
-	for _, tc := range []struct{ toml, want string }{
+	checkRefusals(t, "hostname = \"mail.example.com\"\n", []refusal{
 		{"[acme]\ndirectory_url = \"http://ca.example/dir\"", `acme.directory_url: "http://ca.example/dir" is not an https URL`},
 		{"[acme]\nchallenge = \"tls-sni-01\"", `acme.challenge: "tls-sni-01" is not http-01, tls-alpn-01 or dns-01`},
 		{"[acme]\nchallenge = \"dns-01\"", "acme.dns_hook: is required"},
@@ -80,12 +69,5 @@ func TestACMEErrors(t *testing.T) {
 		{"[acme]\nemail = \"nobody\"", "acme.email"},
 		{"[acme]\nport = 80", `unknown key "acme.port"`},
 		{"[check]\npublic_addresses = [\"mail.example.com\"]", `check.public_addresses[0]: "mail.example.com" is not an IP address`},
-	} {
-		p := filepath.Join(t.TempDir(), "p.toml")
-		os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n"+tc.toml+"\n"), 0o600)
-		_, err := Load(p)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
-		}
-	}
+	})
 }

@@ -41,9 +41,7 @@ func (d *decoder) admin(t map[string]any, dir string, a *Admin) {
 	d.unknown(t, []string{"admin"}, "socket_group", "http_address", "token_file", "http_tls")
 	d.str(t, "socket_group", "admin.socket_group", &a.SocketGroup)
 	d.str(t, "http_address", "admin.http_address", &a.HTTPAddress)
-	if d.str(t, "token_file", "admin.token_file", &a.TokenFile) {
-		a.TokenFile = resolve(dir, a.TokenFile)
-	}
+	d.path(t, "token_file", "admin.token_file", dir, &a.TokenFile)
 	d.boolean(t, "http_tls", "admin.http_tls", &a.HTTPTLS)
 }
 

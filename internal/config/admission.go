@@ -297,28 +297,16 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 			"ban_duration", "max_ban", "alert_strikes", "good_ip_ttl")
 		x := &a.Abuse
 		d.boolean(t, "enabled", "abuse.enabled", &x.Enabled)
-		for _, f := range []struct {
-			name string
-			dst  *int
-		}{
+		d.ints(t, "abuse.", 0, 1e9, []field[int]{
 			{"ip_ban_after", &x.IPBanAfter}, {"prefix_ban_after", &x.PrefixBanAfter},
 			{"prefix_ban_ips", &x.PrefixBanIPs}, {"stuffing_usernames", &x.StuffingUsernames},
 			{"user_throttle_after", &x.UserThrottleAfter}, {"distributed_ips", &x.DistributedIPs},
 			{"alert_strikes", &x.AlertStrikes},
-		} {
-			d.count(t, f.name, "abuse."+f.name, f.dst)
-		}
-		for _, f := range []struct {
-			name string
-			dst  *time.Duration
-		}{
+		})
+		d.durations(t, "abuse.", []field[time.Duration]{
 			{"window", &x.Window}, {"fail_delay", &x.FailDelay}, {"max_fail_delay", &x.MaxFailDelay},
 			{"ban_duration", &x.BanDuration}, {"max_ban", &x.MaxBan}, {"good_ip_ttl", &x.GoodIPTTL},
-		} {
-			if du, ok := d.duration(t, f.name, "abuse."+f.name); ok {
-				*f.dst = du
-			}
-		}
+		})
 	}
 	if t := d.table(tree, "send_limits", "send_limits"); t != nil {
 		d.unknown(t, []string{"send_limits"}, "messages_per_hour", "recipients_per_hour", "sessions", "over_limit", "users")
@@ -348,9 +336,7 @@ func (d *decoder) admissionTables(tree map[string]any, dir string, a *AdmissionT
 		x := &a.Redis
 		d.str(t, "address", "redis.address", &x.Address)
 		d.str(t, "username", "redis.username", &x.Username)
-		if d.str(t, "password_file", "redis.password_file", &x.PasswordFile) {
-			x.PasswordFile = resolve(dir, x.PasswordFile)
-		}
+		d.path(t, "password_file", "redis.password_file", dir, &x.PasswordFile)
 		if n, ok := d.integer(t, "db", "redis.db", 0, 1<<16); ok {
 			x.DB = int(n)
 		}

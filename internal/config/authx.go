@@ -79,19 +79,12 @@ func (d *decoder) authExtra(t map[string]any, a *Auth) {
 			a.RequireClientCertificate[i] = normAddress(u)
 		}
 	}
-	m := d.table(t, "certificate_map", "auth.certificate_map")
-	for _, k := range sortedKeys(m) {
-		key := keyOf("auth", "certificate_map", k)
-		u, ok := m[k].(string)
-		if !ok {
-			d.fail(key, "expected a user address, got %s", describe(m[k]))
-			continue
-		}
+	d.strTable(t, "auth", "certificate_map", "a user address", func(k, u string) {
 		if a.CertificateMap == nil {
 			a.CertificateMap = map[string]string{}
 		}
 		a.CertificateMap[k] = normAddress(u)
-	}
+	})
 }
 
 func (d *decoder) oauth(t map[string]any, dir string, o *OAuth) {
@@ -101,14 +94,10 @@ func (d *decoder) oauth(t map[string]any, dir string, o *OAuth) {
 	d.unknown(t, []string{"oauth"}, "jwks_url", "jwks_file", "introspection_url", "client_id",
 		"client_secret_file", "issuer", "audience", "user_claim", "leeway")
 	d.str(t, "jwks_url", "oauth.jwks_url", &o.JWKSURL)
-	if d.str(t, "jwks_file", "oauth.jwks_file", &o.JWKSFile) {
-		o.JWKSFile = resolve(dir, o.JWKSFile)
-	}
+	d.path(t, "jwks_file", "oauth.jwks_file", dir, &o.JWKSFile)
 	d.str(t, "introspection_url", "oauth.introspection_url", &o.IntrospectionURL)
 	d.str(t, "client_id", "oauth.client_id", &o.ClientID)
-	if d.str(t, "client_secret_file", "oauth.client_secret_file", &o.ClientSecretFile) {
-		o.ClientSecretFile = resolve(dir, o.ClientSecretFile)
-	}
+	d.path(t, "client_secret_file", "oauth.client_secret_file", dir, &o.ClientSecretFile)
 	d.str(t, "issuer", "oauth.issuer", &o.Issuer)
 	d.str(t, "audience", "oauth.audience", &o.Audience)
 	d.str(t, "user_claim", "oauth.user_claim", &o.UserClaim)

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -13,8 +11,7 @@ import (
 // and [oauth].
 func TestAuthTables(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "postern.toml")
-	os.WriteFile(p, []byte(`hostname = "mail.example.com"
+	c := loadText(t, dir, `hostname = "mail.example.com"
 [tls]
 self_signed = true
 client_ca_file = "clients.pem"
@@ -34,11 +31,7 @@ role = "submissions"
 address = ":465"
 auth_mechanisms = ["scram-sha-256", "OAUTHBEARER", "EXTERNAL"]
 client_certificates = "Request"
-`), 0o600)
-	c, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	if c.TLS.ClientCAFile != filepath.Join(dir, "clients.pem") {
 		t.Errorf("client_ca_file = %q", c.TLS.ClientCAFile)
 	}
@@ -67,11 +60,7 @@ func TestOAuthDefaults(t *testing.T) {
 		{"introspection_url = \"https://idp.example.com/i\"\nclient_id = \"c\"\nclient_secret_file = \"s\"", DefaultIntrospectionUserClaim, DefaultOAuthLeeway},
 		{"jwks_file = \"jwks.json\"\nissuer = \"i\"\naudience = \"a\"\nleeway = \"0s\"", DefaultJWTUserClaim, 0},
 	} {
-		p := write(t, "hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n[oauth]\n"+tt.table+"\n")
-		c, err := Load(p)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := loadText(t, t.TempDir(), selfSigned+"[oauth]\n"+tt.table+"\n")
 		if c.OAuth.UserClaim != tt.claim || c.OAuth.Leeway != tt.leeway {
 			t.Errorf("%s: user_claim %q, leeway %v; want %q, %v", tt.table, c.OAuth.UserClaim, c.OAuth.Leeway, tt.claim, tt.leeway)
 		}
@@ -79,7 +68,7 @@ func TestOAuthDefaults(t *testing.T) {
 }
 
 func TestAuthTableErrors(t *testing.T) {
-	for _, tc := range []struct{ toml, want string }{
+	checkRefusals(t, selfSigned, []refusal{
 		{"[auth]\nscram_iterations = 100", "auth.scram_iterations"},
 		{"[[listener]]\nrole = \"submission\"\naddress = \":587\"\nclient_certificates = \"request\"", "needs tls.client_ca_file"},
 		{"[[listener]]\nrole = \"submission\"\naddress = \":587\"\nclient_certificates = \"maybe\"", `want "none", "request" or "require", got "maybe"`},
@@ -90,12 +79,5 @@ func TestAuthTableErrors(t *testing.T) {
 		{"[oauth]\nintrospection_url = \"https://idp/introspect\"", "introspection needs client_id"},
 		{"[oauth]\njwks_file = \"k.json\"", "JWT checks need issuer and audience"},
 		{"[auth.certificate_map]\n\"nothing\" = \"a@example.com\"", `key must be "sha256:HEX" or an email address`},
-	} {
-		p := filepath.Join(t.TempDir(), "p.toml")
-		os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n"+tc.toml+"\n"), 0o600)
-		_, err := Load(p)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
-		}
-	}
+	})
 }

@@ -1,26 +1,10 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// loadText loads text as a file in dir (the same dir for both sides of a
-// comparison, so that relative paths resolve alike).
-func loadText(t *testing.T, dir, text string) *Config {
-	t.Helper()
-	p := filepath.Join(dir, "postern.toml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := load(p, fixedHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 const changesBase = `
 hostname = "mail.example.com"

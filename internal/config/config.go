@@ -1,7 +1,7 @@
 // Package config turns Postern's TOML configuration file into a typed,
 // validated Config. It is read once, by cmd/postern, and its values are
-// passed down to the other packages as plain values; no other package
-// imports it.
+// passed down to the other packages as plain values by serve's wiring
+// (internal/server); no other package imports it but internal/check.
 //
 // Load reads a file, applies the defaults and validates the result,
 // reporting every problem it finds (not only the first), each naming the
@@ -29,7 +29,7 @@
 // the constructor refuses 0, with an error where it returns one and a
 // panic where it cannot, as time.NewTicker does.
 //
-// So cmd/postern's converters (options.go: one pure function per
+// So internal/server's converters (options.go: one pure function per
 // package's options) copy values across and never translate; a package
 // keeps defaults only for options no key sets (protocol limits, internal
 // timeouts), which have that one owner. The Config is a plain value (no

@@ -12,19 +12,6 @@ import (
 	"time"
 )
 
-// fixedHost is the system host name the tests inject.
-func fixedHost() (string, error) { return "Host.Example.NET", nil }
-
-// write stores text as postern.toml in a new directory and returns its path.
-func write(t *testing.T, text string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "postern.toml")
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 const full = `
 hostname = "Mail.Example.COM"
 data_dir = "data"
@@ -93,15 +80,23 @@ domains = ["Example.NET"]
 [send_as."bob@example.org"]
 `
 
+// withDerived completes want, a Config written out in a test, with what
+// Load sets without being asked: the defaults of the newer tables and the
+// values derived from other keys.
+func withDerived(want *Config) *Config {
+	want.setNewDefaults()
+	want.MailAuth.AuthservID = want.Hostname
+	want.OAuth.UserClaim = DefaultJWTUserClaim
+	want.Sendmail.Domain = domainOf(want.Postmaster)
+	want.SRS.SecretFile = want.DefaultSRSSecretFile()
+	return want
+}
+
 func TestLoadFull(t *testing.T) {
-	p := write(t, full)
-	dir := filepath.Dir(p)
-	c, err := load(p, fixedHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Config{
-		Source:       p,
+	dir := t.TempDir()
+	c := loadText(t, dir, full)
+	want := withDerived(&Config{
+		Source:       filepath.Join(dir, "postern.toml"),
 		Hostname:     "mail.example.com",
 		DataDir:      filepath.Join(dir, "data"),
 		LocalDomains: []string{"example.com", "example.org"},
@@ -144,12 +139,7 @@ func TestLoadFull(t *testing.T) {
 			"alice@example.com": {Addresses: []string{"sales@example.com"}, Domains: []string{"example.net"}},
 			"bob@example.org":   {},
 		},
-	}
-	want.setNewDefaults()
-	want.MailAuth.AuthservID = "mail.example.com"
-	want.OAuth.UserClaim = DefaultJWTUserClaim
-	want.Sendmail.Domain = domainOf(want.Postmaster)
-	want.SRS.SecretFile = want.DefaultSRSSecretFile()
+	})
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -171,13 +161,10 @@ func TestLoadFull(t *testing.T) {
 }
 
 func TestDefaults(t *testing.T) {
-	p := write(t, "[tls]\nself_signed = true\n")
-	c, err := load(p, fixedHost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Config{
-		Source:       p,
+	dir := t.TempDir()
+	c := loadText(t, dir, "[tls]\nself_signed = true\n")
+	want := withDerived(&Config{
+		Source:       filepath.Join(dir, "postern.toml"),
 		Hostname:     "host.example.net",
 		DataDir:      "/var/lib/postern",
 		LocalDomains: []string{"host.example.net"},
@@ -210,12 +197,7 @@ func TestDefaults(t *testing.T) {
 		Spool:   Spool{SegmentSize: 67108864},
 		Aliases: map[string][]string{},
 		SendAs:  map[string]SendAs{},
-	}
-	want.setNewDefaults()
-	want.MailAuth.AuthservID = "host.example.net"
-	want.OAuth.UserClaim = DefaultJWTUserClaim
-	want.Sendmail.Domain = domainOf(want.Postmaster)
-	want.SRS.SecretFile = want.DefaultSRSSecretFile()
+	})
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got  %+v\nwant %+v", c, want)
 	}
@@ -322,30 +304,6 @@ adresses = []
 		p + `: unknown key "send_as.\"alice@host.example.net\".adresses"`,
 	}
 	checkErrors(t, err, want)
-}
-
-// checkErrors checks that err joins exactly the errors with texts want,
-// each a *FieldError.
-func checkErrors(t *testing.T, err error, want []string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error; want %q", want)
-	}
-	j, ok := err.(interface{ Unwrap() []error })
-	if !ok {
-		t.Fatalf("error %q is not a joined error", err)
-	}
-	var got []string
-	for _, e := range j.Unwrap() {
-		var fe *FieldError
-		if !errors.As(e, &fe) {
-			t.Errorf("%q is not a *FieldError", e)
-		}
-		got = append(got, e.Error())
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
 }
 
 func TestSyntaxError(t *testing.T) {

@@ -172,47 +172,24 @@ func (d *decoder) delivery(t map[string]any, dir string, c *Delivery) {
 	}
 	d.unknown(t, []string{"delivery"}, "workers", "retry_first", "retry_max", "give_up", "delay_warning",
 		"idle_timeout", "max_messages_per_connection", "max_connections_per_host", "max_idle_per_host", "tls_minimum", "ca_file", "direct_local")
-	if d.str(t, "ca_file", "delivery.ca_file", &c.CAFile) {
-		c.CAFile = resolve(dir, c.CAFile)
-	}
+	d.path(t, "ca_file", "delivery.ca_file", dir, &c.CAFile)
 	d.boolean(t, "direct_local", "delivery.direct_local", &c.DirectLocal)
-	for _, f := range []struct {
-		name string
-		dst  *int
-	}{
+	d.ints(t, "delivery.", math.MinInt32, math.MaxInt32, []field[int]{
 		{"workers", &c.Workers},
 		{"max_messages_per_connection", &c.MaxMessagesPerConnection},
 		{"max_connections_per_host", &c.MaxConnectionsPerHost},
 		{"max_idle_per_host", &c.MaxIdlePerHost},
-	} {
-		if n, ok := d.integer(t, f.name, "delivery."+f.name, math.MinInt32, math.MaxInt32); ok {
-			*f.dst = int(n)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{
+	})
+	d.durations(t, "delivery.", []field[time.Duration]{
 		{"retry_first", &c.RetryFirst},
 		{"retry_max", &c.RetryMax},
 		{"give_up", &c.GiveUp},
 		{"delay_warning", &c.DelayWarning},
 		{"idle_timeout", &c.IdleTimeout},
-	} {
-		if du, ok := d.duration(t, f.name, "delivery."+f.name); ok {
-			*f.dst = du
-		}
-	}
-	m := d.table(t, "tls_minimum", "delivery.tls_minimum")
-	for _, dom := range sortedKeys(m) {
-		k := keyOf("delivery", "tls_minimum", dom)
-		s, ok := m[dom].(string)
-		if !ok {
-			d.fail(k, "expected a string, got %s", describe(m[dom]))
-			continue
-		}
+	})
+	d.strTable(t, "delivery", "tls_minimum", "a string", func(dom, s string) {
 		c.TLSMinimum[lower(dom)] = s
-	}
+	})
 }
 
 func (d *decoder) smarthost(t map[string]any, dir string, c *Smarthost) {
@@ -220,15 +197,11 @@ func (d *decoder) smarthost(t map[string]any, dir string, c *Smarthost) {
 		return
 	}
 	d.unknown(t, []string{"smarthost"}, "address", "implicit_tls", "username", "password_file", "domains", "ca_file")
-	if d.str(t, "ca_file", "smarthost.ca_file", &c.CAFile) {
-		c.CAFile = resolve(dir, c.CAFile)
-	}
+	d.path(t, "ca_file", "smarthost.ca_file", dir, &c.CAFile)
 	d.str(t, "address", "smarthost.address", &c.Address)
 	d.boolean(t, "implicit_tls", "smarthost.implicit_tls", &c.ImplicitTLS)
 	d.str(t, "username", "smarthost.username", &c.Username)
-	if d.str(t, "password_file", "smarthost.password_file", &c.PasswordFile) {
-		c.PasswordFile = resolve(dir, c.PasswordFile)
-	}
+	d.path(t, "password_file", "smarthost.password_file", dir, &c.PasswordFile)
 	if d.strs(t, "domains", "smarthost.domains", &c.Domains) {
 		for i, s := range c.Domains {
 			c.Domains[i] = lower(s)
@@ -294,9 +267,7 @@ func (d *decoder) directory(t map[string]any, dir string, c *Directory) {
 	}
 	d.unknown(t, []string{"directory"}, "backend", "postgres_dsn_file")
 	d.str(t, "backend", "directory.backend", &c.Backend)
-	if d.str(t, "postgres_dsn_file", "directory.postgres_dsn_file", &c.PostgresDSNFile) {
-		c.PostgresDSNFile = resolve(dir, c.PostgresDSNFile)
-	}
+	d.path(t, "postgres_dsn_file", "directory.postgres_dsn_file", dir, &c.PostgresDSNFile)
 }
 
 // validateDelivery checks the [dns], [delivery], [smarthost], [lmtp],

@@ -1,10 +1,8 @@
 package config
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -13,11 +11,7 @@ import (
 // LMTP, mail-authentication and directory tables.
 func TestDeliveryTables(t *testing.T) {
 	dir := t.TempDir()
-	p := filepath.Join(dir, "postern.toml")
-	os.WriteFile(p, []byte(`hostname = "mail.example.com"
-[tls]
-self_signed = true
-[dns]
+	c := loadText(t, dir, selfSigned+`[dns]
 servers = ["127.0.0.1:53", "[::1]:5353"]
 trust_ad = true
 timeout = "2s"
@@ -55,11 +49,7 @@ sign = false
 [directory]
 backend = "postgres"
 postgres_dsn_file = "/etc/postern/pg.dsn"
-`), 0o600)
-	c, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	if want := (DNS{Servers: []string{"127.0.0.1:53", "[::1]:5353"}, TrustAD: true, Timeout: 2 * time.Second}); !reflect.DeepEqual(c.DNS, want) {
 		t.Errorf("dns = %+v, want %+v", c.DNS, want)
 	}
@@ -88,7 +78,7 @@ postgres_dsn_file = "/etc/postern/pg.dsn"
 
 // TestDeliveryErrors checks each refusal names its key.
 func TestDeliveryErrors(t *testing.T) {
-	for _, tc := range []struct{ toml, want string }{
+	checkRefusals(t, selfSigned, []refusal{
 		{"[dns]\nservers = [\"8.8.8.8\"]", `dns.servers[0]: want ip:port, got "8.8.8.8"`},
 		{"[dns]\ntimeout = \"0s\"", "dns.timeout: must be greater than 0"},
 		{"[dns]\nnameservers = []", `unknown key "dns.nameservers"`},
@@ -107,12 +97,5 @@ func TestDeliveryErrors(t *testing.T) {
 		{"[mail_auth]\nmax_dkim_signatures = 1000", "mail_auth.max_dkim_signatures"},
 		{"[directory]\nbackend = \"ldap\"", `directory.backend: want "file" or "postgres", got "ldap"`},
 		{"[directory]\nbackend = \"postgres\"", `directory.postgres_dsn_file: required with backend = "postgres"`},
-	} {
-		p := filepath.Join(t.TempDir(), "p.toml")
-		os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n"+tc.toml+"\n"), 0o600)
-		_, err := Load(p)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
-		}
-	}
+	})
 }

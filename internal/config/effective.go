@@ -3,7 +3,7 @@ package config
 import "slices"
 
 // What a reload can apply to a running server, and what waits for a
-// restart (cmd/postern's live.go and reload.go use them).
+// restart (internal/server's live.go and reload.go use them).
 
 // RestartKeys are the keys (tables, or keys within one) whose change
 // needs a restart, because what they configure is built once: sockets,

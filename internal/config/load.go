@@ -127,19 +127,28 @@ func describe(v any) string {
 	}
 }
 
-// str sets *dst to tbl[name] when it is present and a string.
-func (d *decoder) str(tbl map[string]any, name, key string, dst *string) bool {
+// value returns tbl[name] when it is present and a T. When it is present
+// and of another type, it reports the key: "expected " + want.
+func value[T any](d *decoder, tbl map[string]any, name, key, want string) (T, bool) {
 	v, ok := tbl[name]
 	if !ok {
-		return false
+		var zero T
+		return zero, false
 	}
-	s, ok := v.(string)
+	x, ok := v.(T)
 	if !ok {
-		d.fail(key, "expected a string, got %s", describe(v))
-		return false
+		d.fail(key, "expected %s, got %s", want, describe(v))
 	}
-	*dst = s
-	return true
+	return x, ok
+}
+
+// str sets *dst to tbl[name] when it is present and a string.
+func (d *decoder) str(tbl map[string]any, name, key string, dst *string) bool {
+	s, ok := value[string](d, tbl, name, key, "a string")
+	if ok {
+		*dst = s
+	}
+	return ok
 }
 
 // strs sets *dst to tbl[name] when it is present and an array of strings.
@@ -174,30 +183,30 @@ func (d *decoder) strList(v any, key string, dst *[]string) bool {
 	return good
 }
 
+// strTable calls set with each key of the table tbl[name] and its value,
+// in key order; section is the key of tbl ("delivery"). A value that is
+// not a string is reported: "expected " + want.
+func (d *decoder) strTable(tbl map[string]any, section, name, want string, set func(k, v string)) {
+	m := d.table(tbl, name, keyOf(section, name))
+	for _, k := range sortedKeys(m) {
+		if v, ok := value[string](d, m, k, keyOf(section, name, k), want); ok {
+			set(k, v)
+		}
+	}
+}
+
 // boolean sets *dst to tbl[name] when it is present and a boolean.
 func (d *decoder) boolean(tbl map[string]any, name, key string, dst *bool) {
-	v, ok := tbl[name]
-	if !ok {
-		return
+	if b, ok := value[bool](d, tbl, name, key, "true or false"); ok {
+		*dst = b
 	}
-	b, ok := v.(bool)
-	if !ok {
-		d.fail(key, "expected true or false, got %s", describe(v))
-		return
-	}
-	*dst = b
 }
 
 // integer returns tbl[name] when it is present and an integer from lo to
 // hi.
 func (d *decoder) integer(tbl map[string]any, name, key string, lo, hi int64) (int64, bool) {
-	v, ok := tbl[name]
+	n, ok := value[int64](d, tbl, name, key, "an integer")
 	if !ok {
-		return 0, false
-	}
-	n, ok := v.(int64)
-	if !ok {
-		d.fail(key, "expected an integer, got %s", describe(v))
 		return 0, false
 	}
 	if n < lo || n > hi {
@@ -205,6 +214,23 @@ func (d *decoder) integer(tbl map[string]any, name, key string, lo, hi int64) (i
 		return 0, false
 	}
 	return n, true
+}
+
+// field is a key of a table, by its name in the table, and where its
+// value goes.
+type field[T any] struct {
+	name string
+	dst  *T
+}
+
+// ints sets each field to its key's value in tbl when that is an integer
+// from lo to hi; prefix is the key of tbl with a dot ("delivery.").
+func (d *decoder) ints(tbl map[string]any, prefix string, lo, hi int64, fields []field[int]) {
+	for _, f := range fields {
+		if n, ok := d.integer(tbl, f.name, prefix+f.name, lo, hi); ok {
+			*f.dst = int(n)
+		}
+	}
 }
 
 // size returns tbl[name] when it is present and a size: an integer number
@@ -231,13 +257,8 @@ func (d *decoder) size(tbl map[string]any, name, key string) (int64, bool) {
 
 // duration returns tbl[name] when it is present and a Go duration string.
 func (d *decoder) duration(tbl map[string]any, name, key string) (time.Duration, bool) {
-	v, ok := tbl[name]
+	s, ok := value[string](d, tbl, name, key, `a duration string such as "5m" or "30s"`)
 	if !ok {
-		return 0, false
-	}
-	s, ok := v.(string)
-	if !ok {
-		d.fail(key, "expected a duration string such as \"5m\" or \"30s\", got %s", describe(v))
 		return 0, false
 	}
 	du, err := parseDuration(s)
@@ -248,17 +269,19 @@ func (d *decoder) duration(tbl map[string]any, name, key string) (time.Duration,
 	return du, true
 }
 
+// durations sets each field to its key's value in tbl when that is a
+// duration; prefix is the key of tbl with a dot ("limits.").
+func (d *decoder) durations(tbl map[string]any, prefix string, fields []field[time.Duration]) {
+	for _, f := range fields {
+		if du, ok := d.duration(tbl, f.name, prefix+f.name); ok {
+			*f.dst = du
+		}
+	}
+}
+
 // table returns tbl[name] when it is present and a table.
 func (d *decoder) table(tbl map[string]any, name, key string) map[string]any {
-	v, ok := tbl[name]
-	if !ok {
-		return nil
-	}
-	t, ok := v.(map[string]any)
-	if !ok {
-		d.fail(key, "expected a table, got %s", describe(v))
-		return nil
-	}
+	t, _ := value[map[string]any](d, tbl, name, key, "a table")
 	return t
 }
 
@@ -322,9 +345,7 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 			c.Hostname = h
 		}
 	}
-	if d.str(tree, "data_dir", "data_dir", &c.DataDir) {
-		c.DataDir = resolve(dir, c.DataDir)
-	}
+	d.path(tree, "data_dir", "data_dir", dir, &c.DataDir)
 	if d.strs(tree, "local_domains", "local_domains", &c.LocalDomains) {
 		for i, s := range c.LocalDomains {
 			c.LocalDomains[i] = lower(s)
@@ -388,6 +409,14 @@ func (d *decoder) config(tree map[string]any, dir string, hostname func() (strin
 	return c
 }
 
+// path sets *dst to tbl[name] when it is present and a string, a path
+// resolved against dir (the directory of the configuration file).
+func (d *decoder) path(tbl map[string]any, name, key, dir string, dst *string) {
+	if d.str(tbl, name, key, dst) {
+		*dst = resolve(dir, *dst)
+	}
+}
+
 // resolve makes a relative path p relative to dir.
 func resolve(dir, p string) string {
 	if p == "" || filepath.IsAbs(p) {
@@ -429,15 +458,11 @@ func (d *decoder) tls(t map[string]any, dir string, c *TLS) {
 	d.unknown(t, []string{"tls"}, "cert_file", "key_file", "self_signed", "min_version", "client_ca_file",
 		"certificate", "ca_file", "ticket_rotation")
 	d.tlsExtra(t, dir, &c.TLSExtra)
-	if d.str(t, "cert_file", "tls.cert_file", &c.CertFile) {
-		c.CertFile = resolve(dir, c.CertFile)
-	}
+	d.path(t, "cert_file", "tls.cert_file", dir, &c.CertFile)
 	if d.str(t, "key_file", "tls.key_file", &c.KeyFile) {
 		c.KeyFile = resolveKey(dir, c.KeyFile) // a path, or a pkcs11: URI
 	}
-	if d.str(t, "client_ca_file", "tls.client_ca_file", &c.ClientCAFile) {
-		c.ClientCAFile = resolve(dir, c.ClientCAFile)
-	}
+	d.path(t, "client_ca_file", "tls.client_ca_file", dir, &c.ClientCAFile)
 	d.boolean(t, "self_signed", "tls.self_signed", &c.SelfSigned)
 	if d.bad["tls.self_signed"] {
 		d.bad["tls"] = true // do not also ask for the files
@@ -501,10 +526,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 	d.unknown(t, []string{"limits"}, "max_message_size", "max_recipients", "max_errors",
 		"error_delay_after", "error_delay", "command_timeout", "data_timeout", "data_time_limit", "auth_fail_delay",
 		"shutdown_timeout", "restart_drain_timeout", "max_header_size", "max_data_in_flight", "max_data_in_memory")
-	for _, f := range []struct {
-		name string
-		dst  *int64
-	}{
+	for _, f := range []field[int64]{
 		{"max_message_size", &l.MaxMessageSize},
 		{"max_header_size", &l.MaxHeaderSize},
 		{"max_data_in_flight", &l.MaxDataInFlight},
@@ -514,19 +536,12 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 			*f.dst = n
 		}
 	}
-	if n, ok := d.integer(t, "max_recipients", "limits.max_recipients", math.MinInt32, math.MaxInt32); ok {
-		l.MaxRecipients = int(n)
-	}
-	if n, ok := d.integer(t, "max_errors", "limits.max_errors", math.MinInt32, math.MaxInt32); ok {
-		l.MaxErrors = int(n)
-	}
-	if n, ok := d.integer(t, "error_delay_after", "limits.error_delay_after", math.MinInt32, math.MaxInt32); ok {
-		l.ErrorDelayAfter = int(n)
-	}
-	for _, f := range []struct {
-		name string
-		dst  *time.Duration
-	}{
+	d.ints(t, "limits.", math.MinInt32, math.MaxInt32, []field[int]{
+		{"max_recipients", &l.MaxRecipients},
+		{"max_errors", &l.MaxErrors},
+		{"error_delay_after", &l.ErrorDelayAfter},
+	})
+	d.durations(t, "limits.", []field[time.Duration]{
 		{"command_timeout", &l.CommandTimeout},
 		{"data_timeout", &l.DataTimeout},
 		{"data_time_limit", &l.DataTimeLimit},
@@ -534,11 +549,7 @@ func (d *decoder) limits(t map[string]any, l *Limits) {
 		{"error_delay", &l.ErrorDelay},
 		{"shutdown_timeout", &l.ShutdownTimeout},
 		{"restart_drain_timeout", &l.RestartDrainTimeout},
-	} {
-		if du, ok := d.duration(t, f.name, "limits."+f.name); ok {
-			*f.dst = du
-		}
-	}
+	})
 }
 
 func (d *decoder) auth(t map[string]any, a *Auth) {

@@ -66,9 +66,7 @@ func (d *decoder) localMail(tree map[string]any, dir string, c *Config) {
 	}
 	if t := d.table(tree, "srs", "srs"); t != nil {
 		d.unknown(t, []string{"srs"}, "secret_file", "domain", "max_age_days")
-		if d.str(t, "secret_file", "srs.secret_file", &c.SRS.SecretFile) {
-			c.SRS.SecretFile = resolve(dir, c.SRS.SecretFile)
-		}
+		d.path(t, "secret_file", "srs.secret_file", dir, &c.SRS.SecretFile)
 		if d.str(t, "domain", "srs.domain", &c.SRS.Domain) {
 			c.SRS.Domain = lower(c.SRS.Domain)
 		}

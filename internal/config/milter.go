@@ -78,18 +78,11 @@ func (d *decoder) milters(v any) []Milter {
 		if d.str(t, "default_action", k+".default_action", &m.DefaultAction) {
 			m.DefaultAction = lower(m.DefaultAction)
 		}
-		for _, f := range []struct {
-			name string
-			dst  *time.Duration
-		}{
+		d.durations(t, k+".", []field[time.Duration]{
 			{"connect_timeout", &m.ConnectTimeout},
 			{"command_timeout", &m.CommandTimeout},
 			{"content_timeout", &m.ContentTimeout},
-		} {
-			if du, ok := d.duration(t, f.name, k+"."+f.name); ok {
-				*f.dst = du
-			}
-		}
+		})
 		out = append(out, m)
 	}
 	return out

@@ -47,12 +47,8 @@ func (d *decoder) pkcs11Table(t map[string]any, dir string, p *PKCS11) {
 		return
 	}
 	d.unknown(t, []string{"pkcs11"}, "module", "pin_file", "timeout")
-	if d.str(t, "module", "pkcs11.module", &p.Module) {
-		p.Module = resolve(dir, p.Module)
-	}
-	if d.str(t, "pin_file", "pkcs11.pin_file", &p.PINFile) {
-		p.PINFile = resolve(dir, p.PINFile)
-	}
+	d.path(t, "module", "pkcs11.module", dir, &p.Module)
+	d.path(t, "pin_file", "pkcs11.pin_file", dir, &p.PINFile)
 	if du, ok := d.duration(t, "timeout", "pkcs11.timeout"); ok {
 		p.Timeout = du
 	}

@@ -1,20 +1,9 @@
 package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
-
-func loadTop(t *testing.T, top string) (*Config, error) {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "postern.toml")
-	if err := os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n"+top+"\n[tls]\nself_signed = true\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return Load(p)
-}
 
 func TestProcess(t *testing.T) {
 	c, err := loadTop(t, "")

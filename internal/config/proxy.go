@@ -59,18 +59,7 @@ func (d *decoder) proxy(t map[string]any, p *Proxy) {
 		return
 	}
 	d.unknown(t, []string{"proxy"}, "trusted")
-	var ss []string
-	if !d.strs(t, "trusted", "proxy.trusted", &ss) {
-		return
-	}
-	for i, s := range ss {
-		pf, err := parsePrefixOrAddr(s)
-		if err != nil {
-			d.fail(fmt.Sprintf("proxy.trusted[%d]", i), "%v", err)
-			continue
-		}
-		p.Trusted = append(p.Trusted, pf)
-	}
+	p.Trusted = d.prefixes(t, "trusted", "proxy.trusted")
 }
 
 // parsePrefixOrAddr parses a CIDR prefix ("10.0.0.0/8") or a single

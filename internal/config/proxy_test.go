@@ -2,10 +2,7 @@ package config
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 )
@@ -13,11 +10,7 @@ import (
 // TestProxyAndScreen loads [proxy] and the listeners' proxy_protocol,
 // greet_delay and dnsbl keys, and their defaults.
 func TestProxyAndScreen(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "postern.toml")
-	os.WriteFile(p, []byte(`hostname = "mail.example.com"
-[tls]
-self_signed = true
-[proxy]
+	c := loadText(t, t.TempDir(), selfSigned+`[proxy]
 trusted = ["10.0.0.0/8", "192.0.2.7", "2001:db8::/32", "::ffff:198.51.100.1"]
 [[listener]]
 role = "mx"
@@ -29,11 +22,7 @@ dnsbl_threshold = 2
 [[listener]]
 role = "submission"
 address = ":587"
-`), 0o600)
-	c, err := Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+`)
 	wantTrusted := []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32"),
 		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("198.51.100.1/32"),
@@ -56,7 +45,7 @@ address = ":587"
 func TestProxyAndScreenErrors(t *testing.T) {
 	const mx = "[[listener]]\nrole = \"mx\"\naddress = \":25\"\n"
 	const sub = "[[listener]]\nrole = \"submission\"\naddress = \":587\"\n"
-	for _, tc := range []struct{ toml, want string }{
+	checkRefusals(t, selfSigned, []refusal{
 		{"[proxy]\ntrusted = [\"10.0.0.0/33\"]", `proxy.trusted[0]: "10.0.0.0/33" is not an address or a CIDR prefix`},
 		{"[proxy]\ntrusted = [\"lb.example\"]", `proxy.trusted[0]: "lb.example" is not an address or a CIDR prefix`},
 		{"[proxy]\ntrusted = \"10.0.0.0/8\"", `proxy.trusted: expected an array of strings`},
@@ -75,12 +64,5 @@ func TestProxyAndScreenErrors(t *testing.T) {
 		{mx + "dnsbl = \"a.example\"", `listener[0].dnsbl: expected an array`},
 		{mx + "dnsbl = [5]", `listener[0].dnsbl[0]: expected a zone or a {zone, weight} table`},
 		{mx + "dnsbl_threshold = 0", `listener[0].dnsbl_threshold: 0 is out of range`},
-	} {
-		p := filepath.Join(t.TempDir(), "p.toml")
-		os.WriteFile(p, []byte("hostname = \"mail.example.com\"\n[tls]\nself_signed = true\n"+tc.toml+"\n"), 0o600)
-		_, err := Load(p)
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: got %v, want %q", tc.toml, err, tc.want)
-		}
-	}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,11 +13,7 @@ import (
 // secretFile writes content to a new file of mode 0600 and returns its path.
 func secretFile(t *testing.T, content string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeIn(t, t.TempDir(), "secret", content)
 }
 
 // The one rule: the first line, without its end and the blanks around it.

@@ -59,9 +59,7 @@ func (c *Config) TLSCertificateFiles() []CertificateFiles {
 
 // tlsExtra decodes the keys of TLSExtra from the [tls] table t.
 func (d *decoder) tlsExtra(t map[string]any, dir string, x *TLSExtra) {
-	if d.str(t, "ca_file", "tls.ca_file", &x.CAFile) {
-		x.CAFile = resolve(dir, x.CAFile)
-	}
+	d.path(t, "ca_file", "tls.ca_file", dir, &x.CAFile)
 	if du, ok := d.duration(t, "ticket_rotation", "tls.ticket_rotation"); ok {
 		x.TicketRotation = du
 	}
@@ -74,9 +72,7 @@ func (d *decoder) tlsExtra(t map[string]any, dir string, x *TLSExtra) {
 		k := keys[i]
 		d.unknown(ct, []string{"tls", "certificate"}, "cert_file", "key_file")
 		var f CertificateFiles
-		if d.str(ct, "cert_file", k+".cert_file", &f.CertFile) {
-			f.CertFile = resolve(dir, f.CertFile)
-		}
+		d.path(ct, "cert_file", k+".cert_file", dir, &f.CertFile)
 		if d.str(ct, "key_file", k+".key_file", &f.KeyFile) {
 			f.KeyFile = resolveKey(dir, f.KeyFile) // a path, or a pkcs11: URI
 		}

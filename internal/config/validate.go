@@ -240,11 +240,7 @@ func (c *Config) validateLimits(p *problems) {
 func (c *Config) validateMaps(p *problems) {
 	for _, alias := range sortedKeys(c.Aliases) {
 		k := keyOf("aliases", alias)
-		if err := checkAddress(alias); err != nil {
-			p.add(k, err)
-		} else if !slices.Contains(c.LocalDomains, domainOf(alias)) {
-			p.addf(k, "domain %q is not one of local_domains", domainOf(alias))
-		}
+		c.checkLocalAddress(p, k, alias)
 		targets := c.Aliases[alias]
 		if len(targets) == 0 {
 			p.addf(k, "must name at least one target address")
@@ -262,11 +258,7 @@ func (c *Config) validateMaps(p *problems) {
 	}
 	for _, user := range sortedKeys(c.SendAs) {
 		k := keyOf("send_as", user)
-		if err := checkAddress(user); err != nil {
-			p.add(k, err)
-		} else if !slices.Contains(c.LocalDomains, domainOf(user)) {
-			p.addf(k, "domain %q is not one of local_domains", domainOf(user))
-		}
+		c.checkLocalAddress(p, k, user)
 		g := c.SendAs[user]
 		for i, a := range g.Addresses {
 			if err := checkAddress(a); err != nil {
@@ -278,6 +270,16 @@ func (c *Config) validateMaps(p *problems) {
 				p.add(fmt.Sprintf("%s.domains[%d]", k, i), err)
 			}
 		}
+	}
+}
+
+// checkLocalAddress reports, at key k, an address that is not valid or
+// whose domain is not one of local_domains.
+func (c *Config) checkLocalAddress(p *problems, k, addr string) {
+	if err := checkAddress(addr); err != nil {
+		p.add(k, err)
+	} else if !slices.Contains(c.LocalDomains, domainOf(addr)) {
+		p.addf(k, "domain %q is not one of local_domains", domainOf(addr))
 	}
 }
 

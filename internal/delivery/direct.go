@@ -11,15 +11,9 @@ import (
 	"postern/internal/smtp"
 )
 
-// Spooler stores messages durably, as smtpd.Spooler describes;
-// spool.Spool is one.
-type Spooler interface {
-	// PutMessage returns nil only once the message is on stable storage
-	// (file and directory fsynced).
-	PutMessage(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) error
-	// CreateFile returns a file for a large message as it arrives.
-	CreateFile(id string) (smtp.SpoolFile, error)
-}
+// Spooler stores messages durably, as smtp.Spooler says; spool.Spool
+// is one.
+type Spooler = smtp.Spooler
 
 // Direct is a Spooler that writes a message whose recipients are all
 // local straight into their Maildirs, before the session answers 250,

@@ -79,13 +79,11 @@ func (s *fakeLMTP) session(c net.Conn) {
 	br := bufio.NewReader(c)
 	var rcpts []string
 	for {
-		line, err := br.ReadString('\n')
+		line, verb, arg, err := testkit.ReadCommand(br)
 		if err != nil {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		verb, arg, _ := strings.Cut(line, " ")
-		switch strings.ToUpper(verb) {
+		switch verb {
 		case "LHLO":
 			s.mu.Lock()
 			s.lhlo = append(s.lhlo, arg)

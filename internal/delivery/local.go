@@ -10,7 +10,7 @@ import (
 )
 
 // Aliases resolves a local recipient to the mailboxes it delivers to.
-// The forwarding in cmd/postern implements it over the user directory.
+// The forwarding serve wires (internal/server, internal/forward) implements it over the user directory.
 type Aliases interface {
 	// Expand returns the mailboxes of rcpt, a local recipient of env,
 	// after handing the copies that go elsewhere (alias targets in other

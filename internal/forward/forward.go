@@ -7,7 +7,7 @@
 // address verifies (Directory), and is forwarded to the original sender.
 //
 // The Forwarder is the alias expander of local delivery (it implements
-// delivery.Aliases); cmd/postern wires it, its spool and its Directory.
+// delivery.Aliases); internal/server wires it, its spool and its Directory.
 package forward
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
+	"postern/internal/testkit"
 	"strings"
 	"syscall"
 	"testing"
@@ -62,7 +63,7 @@ const testFD = 900
 // TestPassedSockets: passed listening sockets are taken under their
 // names and logged with who passed them.
 func TestPassedSockets(t *testing.T) {
-	a, b := listenTCP(t), listenTCP(t)
+	a, b := testkit.Listen(t), testkit.Listen(t)
 	dupAt(t, a.(*net.TCPListener), testFD)
 	dupAt(t, b.(*net.TCPListener), testFD+1)
 	var log bytes.Buffer
@@ -91,7 +92,7 @@ func TestPassedSockets(t *testing.T) {
 // fails the start, naming the fd, and closes the sockets taken before
 // it (go-systemd's activation.Listeners drops it without a word).
 func TestPassedSocketsRefused(t *testing.T) {
-	a := listenTCP(t)
+	a := testkit.Listen(t)
 	u, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

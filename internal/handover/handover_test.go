@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"postern/internal/testkit"
 	"slices"
 	"strings"
 	"sync"
@@ -272,7 +273,7 @@ func TestChildFail(t *testing.T) {
 // place; Listen names what is missing.
 func TestSockets(t *testing.T) {
 	var s Sockets
-	a, b := listenTCP(t), listenTCP(t)
+	a, b := testkit.Listen(t), testkit.Listen(t)
 	s.Add("mx", a)
 	s.Add("http", b)
 	s.Add("mx", b)
@@ -285,16 +286,6 @@ func TestSockets(t *testing.T) {
 	if _, err := s.Listen("admin", "127.0.0.1:1"); err == nil || !strings.Contains(err.Error(), "no socket admin bound for 127.0.0.1:1") {
 		t.Errorf("Listen of a missing socket: %v", err)
 	}
-}
-
-func listenTCP(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }
 
 // handOverOld returns an Old whose drain waits for ctx when block is

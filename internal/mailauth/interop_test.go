@@ -200,15 +200,23 @@ func TestInteropDkimverifyCommand(t *testing.T) {
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
 	j := newResolvJail(t, srv)
+	verifyEach(t, j, keys, "dkimverify", func(out []byte) bool { return strings.Contains(string(out), "signature ok") },
+		"Subject:  Hello", "Subject:  Howdy")
+}
+
+// verifyEach runs the verifier cmd in j on a message signed by each of
+// keys alone, which it must accept (ok says whether its output does), and
+// on that message with from changed to to, which it must refuse.
+func verifyEach(t *testing.T, j *resolvJail, keys []SigningKey, cmd string, ok func(out []byte) bool, from, to string) {
+	t.Helper()
 	for i, k := range keys {
 		signed := signedBy(t, keys[i:i+1])
-		out, err := j.run(signed, "dkimverify")
-		if err != nil || !strings.Contains(string(out), "signature ok") {
-			t.Errorf("%s: dkimverify: %s %v", k.Algorithm(), out, err)
+		if out, err := j.run(signed, cmd); err != nil || !ok(out) {
+			t.Errorf("%s: %s: %q %v", k.Algorithm(), cmd, out, err)
 		}
-		bad := bytes.Replace(signed, []byte("Subject:  Hello"), []byte("Subject:  Howdy"), 1)
-		if out, err := j.run(bad, "dkimverify"); err == nil {
-			t.Errorf("%s: dkimverify accepts a changed Subject: %s", k.Algorithm(), out)
+		bad := bytes.Replace(signed, []byte(from), []byte(to), 1)
+		if out, err := j.run(bad, cmd); err == nil {
+			t.Errorf("%s: %s accepts %q changed to %q: %q", k.Algorithm(), cmd, from, to, out)
 		}
 	}
 }
@@ -221,16 +229,8 @@ func TestInteropOpenDKIM(t *testing.T) {
 	j := newResolvJail(t, srv)
 	// opendkim-testmsg prints nothing and exits 0 when the message
 	// verifies.
-	for i, k := range keys {
-		signed := signedBy(t, keys[i:i+1])
-		if out, err := j.run(signed, "opendkim-testmsg"); err != nil || len(out) != 0 {
-			t.Errorf("%s: opendkim-testmsg: %q %v", k.Algorithm(), out, err)
-		}
-		bad := bytes.Replace(signed, []byte("how are you"), []byte("how are we"), 1)
-		if out, err := j.run(bad, "opendkim-testmsg"); err == nil {
-			t.Errorf("%s: opendkim-testmsg accepts a changed body: %q", k.Algorithm(), out)
-		}
-	}
+	verifyEach(t, j, keys, "opendkim-testmsg", func(out []byte) bool { return len(out) == 0 },
+		"how are you", "how are we")
 	// Without the key record it fails: it did look the key up through
 	// our DNS.
 	srv.Remove("ed._domainkey.example.org")

@@ -5,7 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // BuildInfo is 1, labelled with the running binary's version (the
 // release, from VERSION), revision (the VCS revision it was built from,
 // as "25e3e00a1b2c" or "25e3e00a1b2c-modified", or "unknown") and Go
-// version. cmd/postern sets it once at start (SetBuildInfo); RegisterCore
+// version. internal/server sets it once at start (SetBuildInfo); RegisterCore
 // registers it.
 var BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 	Name: "postern_build_info",

@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Registry is the registry the HTTP server in cmd/postern serves on
-// /metrics; cmd registers on it, packages never do by themselves.
+// Registry is the registry the HTTP server of serve (internal/server)
+// serves on /metrics; serve registers on it, packages never do by themselves.
 var Registry = prometheus.NewRegistry()
 
 var (

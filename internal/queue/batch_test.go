@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -111,26 +110,6 @@ func (l *localSink) get(rcpt string) [][]byte {
 	return slices.Clone(l.msgs[rcpt])
 }
 
-func isLocalTest(addr string) bool { return strings.HasSuffix(addr, "@local.test") }
-
-// logBuf is a goroutine-safe log sink.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runFor starts a Runner on s with opts until the test ends; it returns
 // the Runner and a stop function.
 func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) {
@@ -139,7 +118,7 @@ func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) 
 		opts.Local = &localSink{}
 	}
 	if opts.IsLocal == nil {
-		opts.IsLocal = isLocalTest
+		opts.IsLocal = isLocal
 	}
 	if opts.Logger == nil {
 		opts.Logger = quietLogger()
@@ -148,25 +127,7 @@ func runFor(t *testing.T, s *spool.Spool, opts RunnerOptions) (*Runner, func()) 
 		opts.Hostname = "mail.example.net"
 	}
 	r := NewRunner(s, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(5 * time.Second):
-				t.Errorf("Run did not return")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return r, stop
+	return r, run(t, r)
 }
 
 func stateOf(t *testing.T, s *spool.Spool, id, rcpt string) spool.RecipientState {
@@ -218,11 +179,8 @@ func TestThreeDomainsThreeBatches(t *testing.T) {
 		}
 		return Outcome{RemoteMTA: "mx." + domainOf(r), Status: "2.0.0"}
 	}}
-	id := spooltest.ID()
 	rcpts := []string{"a1@a.example", "b1@b.example", "c1@c.example", "b2@B.example", "l@local.test"}
-	env := spooltest.Env(id, rcpts...)
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 500))
+	id := putNow(t, s, 500, rcpts...)
 	var sawLive, checked atomic.Bool
 	runFor(t, s, RunnerOptions{RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 		if _, tries := remote.snapshot(); slices.Contains(rcpts, "b1@b.example") && tries["b1@b.example"] == 2 {
@@ -386,10 +344,7 @@ func TestRetryScheduleRecorded(t *testing.T) {
 func TestNoBusyLoopAndRetryNow(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	id := spooltest.ID()
-	env := spooltest.Env(id, "r@x.example")
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 100))
+	id := putNow(t, s, 100, "r@x.example")
 	remote := &fakeRemote{answer: func(r string, try int) Outcome {
 		if try == 1 {
 			return tempFail(r)
@@ -464,7 +419,7 @@ func TestDelayWarningOnce(t *testing.T) {
 func TestNullSenderBounceDropped(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	logs := &logBuf{}
+	logs := &testkit.SyncBuffer{}
 	id := spooltest.ID()
 	env := spooltest.Env(id, "gone@x.example")
 	env.From = ""
@@ -608,7 +563,7 @@ func TestOldestGauge(t *testing.T) {
 		env.ReceivedAt = now.Add(-age)
 		mustPut(t, s, env, []byte("x\r\n"))
 	}
-	r := NewRunner(s, RunnerOptions{Local: &localSink{}, IsLocal: isLocalTest, Now: func() time.Time { return now }})
+	r := NewRunner(s, RunnerOptions{Local: &localSink{}, IsLocal: isLocal, Now: func() time.Time { return now }})
 	r.updateGauges()
 	var m dto.Metric
 	r.opts.Metrics.OldestSeconds.Write(&m)
@@ -661,10 +616,7 @@ func TestBatchesByDomainKey(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	remote := &fakeRemote{}
-	id := spooltest.ID()
-	env := spooltest.Env(id, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 500))
+	id := putNow(t, s, 500, "a@work.test", "b@wor\u212A.test", "c@B\u00fccher.example", "d@xn--bcher-kva.example", "e@WORK.test")
 	runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: fastPolicy})
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	calls, _ := remote.snapshot()

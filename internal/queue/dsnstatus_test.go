@@ -40,7 +40,7 @@ func TestLocalFailureDSNStatus(t *testing.T) {
 	env.From = "alice@local.test"
 	env.ReceivedAt = time.Now()
 	mustPut(t, s, env, spooltest.Data(id, 300))
-	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
+	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocal, Policy: fastPolicy})
 	testkit.WaitFor(t, "DSN delivered", func() bool { return len(sink.get("alice@local.test")) == 1 })
 	// The DSN is spooled before bob is marked failed (a crash between
 	// repeats the bounce rather than losing it): wait for the mark.

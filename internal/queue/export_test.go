@@ -21,6 +21,9 @@ func PutForTest(t testing.TB, s *spool.Spool, env *smtp.Envelope, data []byte) {
 // Live reports whether message id has a recipient not yet done (live).
 func Live(s *spool.Spool, id string) bool { return live(s, id) }
 
+// RunForTest runs r until the test ends or stop is called (run).
+func RunForTest(t testing.TB, r *Runner) (stop func()) { return run(t, r) }
+
 // WaitIdleForTest waits until r has no message queued or in a pass.
 func WaitIdleForTest(t testing.TB, r *Runner) {
 	t.Helper()

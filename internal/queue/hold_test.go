@@ -43,13 +43,7 @@ func runHold(t *testing.T, s *spool.Spool, rec *recorder) *Runner {
 	t.Helper()
 	r := NewRunner(s, RunnerOptions{Local: rec, IsLocal: func(string) bool { return true },
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	RunForTest(t, r)
 	return r
 }
 

@@ -73,7 +73,7 @@ func TestSuccessNotices(t *testing.T) {
 	env.EnvID, env.Ret = "QQ314159", "FULL"
 	env.DSN["bob@local.test"] = smtp.RcptDSN{Notify: smtp.NotifySuccess, ORcpt: "rfc822;robert@old.test"}
 	mustPut(t, s, env, spooltest.Data(id, 300))
-	runFor(t, s, RunnerOptions{Local: sink, RemoteBatch: remote, IsLocal: isLocalTest, Policy: fastPolicy})
+	runFor(t, s, RunnerOptions{Local: sink, RemoteBatch: remote, IsLocal: isLocal, Policy: fastPolicy})
 	testkit.WaitFor(t, "success notice", func() bool { return len(sink.get("alice@local.test")) == 1 })
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	notice := string(sink.get("alice@local.test")[0])
@@ -112,7 +112,7 @@ func TestNotifyNever(t *testing.T) {
 		"failure@local.test": smtp.NotifyFailure,
 	}, "never@local.test", "success@local.test", "failure@local.test")
 	mustPut(t, s, env, spooltest.Data(id, 300))
-	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
+	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocal, Policy: fastPolicy})
 	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
 	got := sink.get("alice@local.test")
 	if len(got) != 1 {
@@ -139,7 +139,7 @@ func TestNotifyDelay(t *testing.T) {
 	env.ReceivedAt = time.Now().Add(-time.Hour)
 	mustPut(t, s, env, spooltest.Data(id, 300))
 	policy := RetryPolicy{First: time.Hour, Max: time.Hour, GiveUp: 24 * time.Hour, DelayWarning: time.Minute}
-	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: policy})
+	runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocal, Policy: policy})
 	testkit.WaitFor(t, "delay warning", func() bool { return len(sink.get("alice@local.test")) == 1 })
 	testkit.WaitFor(t, "all deferred", func() bool {
 		for _, r := range env.Recipients {
@@ -175,7 +175,7 @@ func TestRetFull(t *testing.T) {
 			env.Ret = ret
 			data := spooltest.Data(id, 300)
 			mustPut(t, s, env, data)
-			runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocalTest, Policy: fastPolicy})
+			runFor(t, s, RunnerOptions{Local: local, IsLocal: isLocal, Policy: fastPolicy})
 			testkit.WaitFor(t, "bounce", func() bool { return len(sink.get("alice@local.test")) == 1 })
 			b := string(sink.get("alice@local.test")[0])
 			body := string(data[smtp.HeaderEnd(data):])

@@ -67,14 +67,8 @@ func runGate(t *testing.T, s *spool.Spool, g *gate) *Runner {
 	t.Helper()
 	r := NewRunner(s, RunnerOptions{Local: g, IsLocal: func(string) bool { return true }, Workers: 1,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		close(g.finish)
-		<-done
-	})
+	RunForTest(t, r)
+	t.Cleanup(func() { close(g.finish) }) // before run's: the blocked attempts return
 	return r
 }
 
@@ -139,7 +133,7 @@ func TestActive(t *testing.T) {
 	env := spooltest.Env(spooltest.ID(), "a@local.test", "b@remote.test", "c@remote.test")
 	g := newGate(env.ID)
 	batchStarted, batchFinish := make(chan []string, 1), make(chan struct{})
-	r := NewRunner(s, RunnerOptions{Local: g, IsLocal: func(a string) bool { return strings.HasSuffix(a, "@local.test") },
+	r := NewRunner(s, RunnerOptions{Local: g, IsLocal: isLocal,
 		RemoteBatch: BatchDelivererFunc(func(ctx context.Context, env *smtp.Envelope, rcpts []string, msg *smtp.Message) []Outcome {
 			batchStarted <- rcpts
 			<-batchFinish
@@ -153,10 +147,7 @@ func TestActive(t *testing.T) {
 	if n := len(r.Active()); n != 0 {
 		t.Fatalf("Active() before any delivery: %d messages", n)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer RunForTest(t, r)()
 	PutForTest(t, s, env, spooltest.Data(env.ID, 100))
 	<-g.started
 	<-batchStarted

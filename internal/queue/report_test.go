@@ -39,7 +39,7 @@ func TestReports(t *testing.T) {
 		Reply: "250 2.0.0 Ok: queued as 4Fq1x72W", RemoteID: "4Fq1x72W"}
 	r := NewRunner(s, RunnerOptions{
 		Local:   DelivererFunc(func(context.Context, *smtp.Envelope, string, *smtp.Message) error { return nil }),
-		IsLocal: func(a string) bool { return strings.HasSuffix(a, "@local.test") },
+		IsLocal: isLocal,
 		RemoteBatch: BatchDelivererFunc(func(_ context.Context, _ *smtp.Envelope, rcpts []string, _ *smtp.Message) []Outcome {
 			var out []Outcome
 			for _, rc := range rcpts {
@@ -60,9 +60,7 @@ func TestReports(t *testing.T) {
 		Rand:    func() float64 { return 0.5 },
 		Observe: func(rep Report) { mu.Lock(); reps = append(reps, rep); mu.Unlock() },
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	stop := run(t, r)
 	env := spooltest.Env(spooltest.ID(), "bob@local.test", "carol@example.org", "slow@example.org", "bad@example.org")
 	env.ReceivedAt = base
 	mustPut(t, s, env, spooltest.Data(env.ID, 100))
@@ -77,8 +75,7 @@ func TestReports(t *testing.T) {
 		}
 		return n == 4
 	})
-	cancel()
-	<-done
+	stop()
 
 	by := map[string]Report{}
 	for _, rep := range reps {

@@ -80,7 +80,7 @@ func TestRunnerHelperProcess(t *testing.T) {
 		os.Exit(2)
 	}
 	remote, local := openDeliveryLog(t, dir+"/deliveries").deliverers(15 * time.Millisecond)
-	r := NewRunner(s, RunnerOptions{RemoteBatch: remote, Local: local, IsLocal: isLocalTest,
+	r := NewRunner(s, RunnerOptions{RemoteBatch: remote, Local: local, IsLocal: isLocal,
 		Workers: 2, RemoteConcurrency: 3, Logger: quietLogger(), Policy: fastPolicy})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

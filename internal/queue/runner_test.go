@@ -32,21 +32,7 @@ func startRunner(t *testing.T, s *spool.Spool, opts RunnerOptions) (stop func())
 		opts.IsLocal = isLocal
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	r := NewRunner(s, opts)
-	go func() { done <- r.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return RunForTest(t, NewRunner(s, opts))
 }
 
 func maildirDeliverer(m *delivery.Maildir) Deliverer {

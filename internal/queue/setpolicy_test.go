@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"postern/internal/spool"
-	"postern/internal/spool/spooltest"
 	"postern/internal/testkit"
 )
 
@@ -14,10 +13,7 @@ import (
 func TestSetPolicy(t *testing.T) {
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
-	id := spooltest.ID()
-	env := spooltest.Env(id, "r@x.example")
-	env.ReceivedAt = time.Now()
-	mustPut(t, s, env, spooltest.Data(id, 100))
+	id := putNow(t, s, 100, "r@x.example")
 	set := make(chan struct{}) // the attempt fails once the new policy is set
 	remote := &fakeRemote{answer: func(r string, try int) Outcome { <-set; return tempFail(r) }}
 	r, stop := runFor(t, s, RunnerOptions{RemoteBatch: remote, Policy: RetryPolicy{First: time.Hour, Max: time.Hour, GiveUp: 48 * time.Hour}})

@@ -79,7 +79,7 @@ type external struct {
 	cs       *tls.ConnectionState
 	mapper   CertMapper
 	users    UserResolver // nil: the mapper's user as it is
-	step     int          // 0: start; 1: empty challenge sent; 2: finished
+	step     oneMessage
 	username string
 	identity string
 }
@@ -99,21 +99,9 @@ func NewExternal(ctx context.Context, cs *tls.ConnectionState, mapper CertMapper
 
 // Next implements Server.
 func (e *external) Next(response []byte) ([]byte, bool, error) {
-	switch e.step {
-	case 0:
-		if response == nil {
-			e.step = 1
-			return []byte{}, false, nil
-		}
-	case 1:
-		if response == nil {
-			e.step = 2
-			return nil, false, fmt.Errorf("sasl: EXTERNAL: no response to the empty challenge: %w", ErrMalformed)
-		}
-	default:
-		return nil, false, fmt.Errorf("sasl: EXTERNAL: exchange already finished: %w", ErrMalformed)
+	if ok, challenge, err := e.step.take("EXTERNAL", response); !ok {
+		return challenge, false, err
 	}
-	e.step = 2
 	if err := parseExternal(response); err != nil {
 		return nil, false, err
 	}

@@ -76,17 +76,29 @@ func (l *login) takeUsername(response []byte) ([]byte, bool, error) {
 
 // loginField checks one LOGIN response. The error never contains the value.
 func loginField(b []byte) error {
-	switch {
-	case len(b) == 0:
-		return fmt.Errorf("empty: %w", ErrMalformed)
-	case len(b) > MaxFieldLen:
-		return fmt.Errorf("longer than %d octets: %w", MaxFieldLen, ErrMalformed)
-	case bytes.IndexByte(b, 0) >= 0:
-		return fmt.Errorf("contains NUL: %w", ErrMalformed)
-	case !utf8.Valid(b):
-		return fmt.Errorf("not UTF-8: %w", ErrMalformed)
+	if p := FieldProblem(b); p != "" {
+		return fmt.Errorf("%s: %w", p, ErrMalformed)
 	}
 	return nil
+}
+
+// FieldProblem says what makes b unfit as a LOGIN field or a PLAIN
+// password (RFC 4616 §2): "empty", "longer than 255 octets" (MaxFieldLen),
+// "contains NUL" or "not UTF-8"; "" when it is fit. userdb applies it to
+// a password being set, so that every password that can be set can be
+// used to log in. It never returns any part of b.
+func FieldProblem(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return "empty"
+	case len(b) > MaxFieldLen:
+		return fmt.Sprintf("longer than %d octets", MaxFieldLen)
+	case bytes.IndexByte(b, 0) >= 0:
+		return "contains NUL"
+	case !utf8.Valid(b):
+		return "not UTF-8"
+	}
+	return ""
 }
 
 // Identity implements Server.

@@ -44,7 +44,7 @@ type tokenServer struct {
 	verifier TokenVerifier
 	xoauth2  bool
 	users    UserResolver // nil: the token's user as it is
-	step     int          // 0: start; 1: empty challenge sent; 2: finished
+	step     oneMessage
 	username string
 	identity string
 }
@@ -79,21 +79,9 @@ func (s *tokenServer) name() string {
 
 // Next implements Server.
 func (s *tokenServer) Next(response []byte) ([]byte, bool, error) {
-	switch s.step {
-	case 0:
-		if response == nil {
-			s.step = 1
-			return []byte{}, false, nil
-		}
-	case 1:
-		if response == nil {
-			s.step = 2
-			return nil, false, fmt.Errorf("sasl: %s: no response to the empty challenge: %w", s.name(), ErrMalformed)
-		}
-	default:
-		return nil, false, fmt.Errorf("sasl: %s: exchange already finished: %w", s.name(), ErrMalformed)
+	if ok, challenge, err := s.step.take(s.name(), response); !ok {
+		return challenge, false, err
 	}
-	s.step = 2
 	var user, token string
 	var err error
 	if s.xoauth2 {

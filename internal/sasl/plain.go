@@ -20,7 +20,7 @@ type plain struct {
 	guard
 	ctx      context.Context
 	check    PasswordChecker
-	step     int // 0: nothing received; 1: empty challenge sent; 2: finished
+	step     oneMessage
 	username string
 	identity string
 }
@@ -38,23 +38,9 @@ func NewPlain(ctx context.Context, check PasswordChecker) Guarded {
 
 // Next implements Server.
 func (p *plain) Next(response []byte) ([]byte, bool, error) {
-	switch p.step {
-	case 0:
-		if response == nil {
-			// RFC 4616 §2 and RFC 4422 §5 (2b): no initial response, so
-			// the server sends an empty challenge and waits for the message.
-			p.step = 1
-			return []byte{}, false, nil
-		}
-	case 1:
-		if response == nil {
-			p.step = 2
-			return nil, false, fmt.Errorf("sasl: PLAIN: no response to the empty challenge: %w", ErrMalformed)
-		}
-	default:
-		return nil, false, fmt.Errorf("sasl: PLAIN: exchange already finished: %w", ErrMalformed)
+	if ok, challenge, err := p.step.take("PLAIN", response); !ok {
+		return challenge, false, err
 	}
-	p.step = 2
 
 	authzid, authcid, passwd, err := parsePlain(response)
 	if authcid != "" {

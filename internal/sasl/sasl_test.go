@@ -407,3 +407,20 @@ var (
 	_ authenticator = Passwords{}
 	_ authenticator = (*Passwords)(nil)
 )
+
+// TestFieldProblem: the rules a LOGIN field and a password being set
+// (userdb.CheckNewPassword) share.
+func TestFieldProblem(t *testing.T) {
+	for in, want := range map[string]string{
+		"tanstaaf":                         "",
+		strings.Repeat("a", MaxFieldLen):   "",
+		"":                                 "empty",
+		strings.Repeat("a", MaxFieldLen+1): "longer than 255 octets",
+		"a\x00b":                           "contains NUL",
+		"\xff":                             "not UTF-8",
+	} {
+		if got := FieldProblem([]byte(in)); got != want {
+			t.Errorf("FieldProblem(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

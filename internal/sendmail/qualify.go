@@ -1,6 +1,7 @@
 // Package sendmail implements what Postern's sendmail(8) command needs
-// beyond its option parsing: qualifying the bare names local programs
-// use (root, www-data) in the message's address fields, and the SMTP
+// beyond printing: the parsing of its command line (args.go), the
+// options and modes local programs expect; qualifying the bare names
+// local programs use (root, www-data) in the message's address fields, and the SMTP
 // dialogue of "sendmail -bs" on standard input and output. Cron,
 // logwatch, unattended-upgrades, smartd (through mail(1)) and mdadm all
 // mail bare names, as a local MTA has always accepted them. It also

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
@@ -122,6 +123,31 @@ func ValidID(id string) bool {
 		}
 	}
 	return true
+}
+
+// Spooler stores accepted messages durably (spool.Spool is one; so is
+// delivery.Direct, in front of it). smtpd's sessions hand it each
+// message they accept.
+type Spooler interface {
+	// PutMessage stores env and msg, and returns only after both are on
+	// stable storage (fsynced file and directory); the session sends
+	// 250 after it returns nil, 452 4.3.1 when it fails for want of
+	// space (an error matching syscall.ENOSPC or syscall.EDQUOT), and
+	// 451 4.3.0 for another failure. msg is the message exactly as it
+	// will be stored (Received and any repaired header fields included),
+	// with CRLF line endings, dot-unstuffed: its header section in
+	// memory, its body in memory or in a file from CreateFile. It must
+	// not retain msg after it returns. It fails (without storing) when
+	// the id is already in the spool.
+	PutMessage(ctx context.Context, env *Envelope, msg *Message) error
+	// CreateFile returns a file for the message id, to which the session
+	// writes a message too large to keep in memory as it arrives, from
+	// its first byte; the body it hands to PutMessage is then a section
+	// of that file. A Spooler may keep that very file as the stored body
+	// instead of copying it. The session closes the file once the
+	// transaction ends, after PutMessage; a file PutMessage did not keep
+	// is then removed.
+	CreateFile(id string) (SpoolFile, error)
 }
 
 // SpoolFile is a file a server writes a large message into as it

@@ -18,6 +18,7 @@ import (
 	"postern/internal/admission"
 	"postern/internal/admission/redisstore"
 	"postern/internal/sasl"
+	"postern/internal/testkit"
 )
 
 // eachGuardStore runs fn on a memory store and, with POSTERN_TEST_REDIS,
@@ -26,14 +27,7 @@ import (
 func eachGuardStore(t *testing.T, fn func(t *testing.T, store admission.Store)) {
 	t.Run("memory", func(t *testing.T) { fn(t, admission.NewMemoryStore()) })
 	t.Run("redis", func(t *testing.T) {
-		addr := os.Getenv("POSTERN_TEST_REDIS")
-		if addr == "" {
-			if os.Getenv("POSTERN_INTEGRATION") == "1" {
-				t.Fatal("POSTERN_TEST_REDIS is not set")
-			}
-			t.Skip("POSTERN_TEST_REDIS not set: no Redis to test against")
-		}
-		s, err := redisstore.New(redisstore.Options{Addr: addr,
+		s, err := redisstore.New(redisstore.Options{Addr: testkit.RedisAddr(t),
 			Prefix: fmt.Sprintf("postern-test-smtpd-guard:%d:%d:", os.Getpid(), time.Now().UnixNano())})
 		if err != nil {
 			t.Fatal(err)

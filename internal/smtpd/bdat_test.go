@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"postern/internal/milter/miltertest"
-	"postern/internal/smtp"
 	"postern/internal/testkit"
 )
 
@@ -125,26 +124,20 @@ func TestBdatSequence(t *testing.T) {
 	c.bdat("QUIT\r\n", false)
 	c.expect("503 5.5.1 Need RCPT command")
 	c.do("RCPT TO:<bob@example.org>", "503 5.5.1 Need MAIL command") // the refused chunk ended it
-	c.mailRcpt()
-	c.bdat("Subject: x\r\n", false)
-	c.expect("250 2.0.0")
-	c.do("DATA", "503 5.5.1 DATA not allowed after BDAT")
-	c.bdat("QUIT\r\n", true)
-	c.expect("503 5.5.1 Need MAIL command")
-
-	c.mailRcpt()
-	c.bdat("Subject: x\r\n", false)
-	c.expect("250 2.0.0")
-	c.do("RCPT TO:<carol@example.org>", "503 5.5.1")
-	c.bdat("\r\nbody\r\n", true)
-	c.expect("503 5.5.1 Need MAIL command")
-
-	c.mailRcpt()
-	c.bdat("Subject: x\r\n", false)
-	c.expect("250 2.0.0")
-	c.do("RSET", "250 2.0.0")
-	c.bdat("\r\nbody\r\n", true)
-	c.expect("503 5.5.1 Need MAIL command")
+	// After a chunk taken, DATA or RCPT (503) or RSET ends the
+	// transaction: the last chunk then gets 503.
+	for _, step := range []struct{ cmd, reply, last string }{
+		{"DATA", "503 5.5.1 DATA not allowed after BDAT", "QUIT\r\n"},
+		{"RCPT TO:<carol@example.org>", "503 5.5.1", "\r\nbody\r\n"},
+		{"RSET", "250 2.0.0", "\r\nbody\r\n"},
+	} {
+		c.mailRcpt()
+		c.bdat("Subject: x\r\n", false)
+		c.expect("250 2.0.0")
+		c.do(step.cmd, step.reply)
+		c.bdat(step.last, true)
+		c.expect("503 5.5.1 Need MAIL command")
+	}
 
 	// A refused chunk (a bare LF) fails the transaction.
 	c.mailRcpt()
@@ -259,9 +252,7 @@ func TestBdatTimeouts(t *testing.T) {
 // file as its chunks arrive, as in DATA; many tiny chunks make a whole
 // message too.
 func TestBdatStreamed(t *testing.T) {
-	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-		return FilterResult{Prepend: []byte("X-Filter: seen\r\n")}, nil
-	}}
+	flt := recordingPrepend("X-Filter: seen\r\n")
 	f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")

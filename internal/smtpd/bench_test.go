@@ -37,8 +37,23 @@ func BenchmarkSession(b *testing.B) {
 	cmds := []byte("EHLO client.example\r\nMAIL FROM:<a@example.net>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n")
 	// Byte slices, made once: io.WriteString on a net.Pipe would copy the
 	// 10 KiB message every iteration and count it against the server.
-	msgb, quit := []byte(msg), []byte("QUIT\r\n")
+	msgb := []byte(msg)
 	b.SetBytes(int64(len(msg)))
+	benchSessions(b, srv, func(client net.Conn, br *bufio.Reader) {
+		client.Write(cmds)
+		for _, c := range []string{"250", "250", "250", "354"} {
+			expectCode(b, br, c)
+		}
+		client.Write(msgb)
+		expectCode(b, br, "250")
+	})
+}
+
+// benchSessions runs one session with srv per iteration over net.Pipe:
+// after the greeting, talk sends the transaction and reads its replies;
+// then QUIT.
+func benchSessions(b *testing.B, srv *Server, talk func(client net.Conn, br *bufio.Reader)) {
+	quit := []byte("QUIT\r\n")
 	b.ReportAllocs()
 	br := bufio.NewReader(nil)
 	for b.Loop() {
@@ -47,12 +62,7 @@ func BenchmarkSession(b *testing.B) {
 		go func() { srv.serveConn(server); close(done) }()
 		br.Reset(client)
 		expectCode(b, br, "220")
-		client.Write(cmds)
-		for _, c := range []string{"250", "250", "250", "354"} {
-			expectCode(b, br, c)
-		}
-		client.Write(msgb)
-		expectCode(b, br, "250")
+		talk(client, br)
 		client.Write(quit)
 		expectCode(b, br, "221")
 		client.Close()
@@ -113,16 +123,9 @@ func benchBdat(b *testing.B, chunk int) {
 		wire.WriteString("\r\n" + rest[:n])
 		rest = rest[n:]
 	}
-	in, quit := []byte(wire.String()), []byte("QUIT\r\n")
+	in := []byte(wire.String())
 	b.SetBytes(int64(len(msg)))
-	b.ReportAllocs()
-	br := bufio.NewReader(nil)
-	for b.Loop() {
-		server, client := net.Pipe()
-		done := make(chan struct{})
-		go func() { srv.serveConn(server); close(done) }()
-		br.Reset(client)
-		expectCode(b, br, "220")
+	benchSessions(b, srv, func(client net.Conn, br *bufio.Reader) {
 		go client.Write(in) // the replies come as the chunks go in
 		for _, c := range []string{"250", "250", "250"} {
 			expectCode(b, br, c)
@@ -130,10 +133,6 @@ func benchBdat(b *testing.B, chunk int) {
 		for range chunks {
 			expectCode(b, br, "250")
 		}
-		client.Write(quit)
-		expectCode(b, br, "221")
-		client.Close()
-		<-done
-	}
+	})
 	b.ReportMetric(float64(chunks), "chunks/op")
 }

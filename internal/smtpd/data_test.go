@@ -128,10 +128,7 @@ func TestSpoolError(t *testing.T) {
 func TestSubmissionHeaders(t *testing.T) {
 	f := newFixture(t, RoleSubmission)
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	cs := c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	cs := c.loginTLS()
 	c.do("MAIL FROM:<alice@example.org>", "250 2.1.0")
 	c.do("RCPT TO:<bob@example.org>", "250 2.1.5")
 	c.do("RCPT TO:<carol@example.org>", "250 2.1.5")

@@ -20,6 +20,14 @@ type funcFilter struct {
 	fn   func(env *smtp.Envelope, data []byte) (FilterResult, error)
 }
 
+// recordingPrepend returns a funcFilter (which records what it saw)
+// that prepends the header fields hdr to every message.
+func recordingPrepend(hdr string) *funcFilter {
+	return &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
+		return FilterResult{Prepend: []byte(hdr)}, nil
+	}}
+}
+
 // Filter reads the whole message to give it to fn; the tests' messages
 // are small.
 func (f *funcFilter) Filter(ctx context.Context, env *smtp.Envelope, msg *smtp.Message) (FilterResult, error) {
@@ -41,9 +49,7 @@ func TestFilterPrepend(t *testing.T) {
 		"large": "X-Big: " + strings.Repeat("a", 3*headroom) + "\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-				return FilterResult{Prepend: []byte(head)}, nil
-			}}
+			flt := recordingPrepend(head)
 			f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })
 			c := f.dial()
 			c.do("EHLO client.example", "250 ")
@@ -107,15 +113,10 @@ func TestFilterReject(t *testing.T) {
 }
 
 func TestFilterSubmission(t *testing.T) {
-	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-		return FilterResult{Prepend: []byte("DKIM-Signature: v=1; d=example.org\r\n")}, nil
-	}}
+	flt := recordingPrepend("DKIM-Signature: v=1; d=example.org\r\n")
 	f := newFixture(t, RoleSubmission, func(s *Server) { s.Filter = flt })
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	c.loginTLS()
 	c.transaction("alice@example.org", "bob@example.org")
 	c.do(message("From: alice@example.org", "Subject: x")+".", "250 2.0.0")
 	m := f.spool.messages()[0]

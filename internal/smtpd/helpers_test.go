@@ -402,17 +402,23 @@ func (c *client) send(line string) { c.t.Helper(); c.raw(line + "\r\n") }
 // raw writes s as it is.
 func (c *client) raw(s string) {
 	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetWriteDeadline(time.Now().Add(replyWait))
 	if _, err := c.conn.Write([]byte(s)); err != nil {
 		c.t.Fatalf("write %q: %v", s, err)
 	}
 }
 
+// replyWait is how long the test client waits for a reply, a write or
+// a handshake before it fails the test. It only bounds a failing test:
+// on a loaded machine under -race a 512 KB body through a milter has
+// taken over 5 s.
+const replyWait = 30 * time.Second
+
 // readReply reads one (possibly multi-line) reply and returns its lines
 // without CRLF. It fails the test on a malformed line.
 func (c *client) readReply() ([]string, error) {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(replyWait))
 	var lines []string
 	for {
 		l, err := c.br.ReadString('\n')
@@ -474,7 +480,7 @@ func (c *client) script(steps ...step) {
 // expectClosed checks the server closed the connection.
 func (c *client) expectClosed() {
 	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	c.conn.SetReadDeadline(time.Now().Add(replyWait))
 	l, err := c.br.ReadString('\n')
 	if err == nil {
 		c.t.Fatalf("want connection closed, got %q", l)
@@ -493,7 +499,7 @@ func (c *client) startTLS() *tls.ConnectionState {
 		c.t.Fatalf("%d plaintext bytes after the 220", n)
 	}
 	tc := tls.Client(c.conn, clientTLSConfig())
-	tc.SetDeadline(time.Now().Add(5 * time.Second))
+	tc.SetDeadline(time.Now().Add(replyWait))
 	if err := tc.Handshake(); err != nil {
 		c.t.Fatalf("TLS handshake after STARTTLS: %v", err)
 	}
@@ -509,6 +515,17 @@ func plainAuth(user, pass string) string {
 }
 
 // login authenticates as alice with PLAIN.
+// loginTLS says EHLO, starts TLS, says EHLO again and logs in as alice:
+// the start of a submission session.
+func (c *client) loginTLS() *tls.ConnectionState {
+	c.t.Helper()
+	c.do("EHLO client.example", "250 ")
+	cs := c.startTLS()
+	c.do("EHLO client.example", "250 ")
+	c.login()
+	return cs
+}
+
 func (c *client) login() {
 	c.t.Helper()
 	c.do("AUTH PLAIN "+plainAuth("alice", testPassword), "235 2.7.0")

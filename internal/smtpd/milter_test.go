@@ -56,9 +56,7 @@ func eventsOf(m *miltertest.Server, code byte) []miltertest.Event {
 // without Postern's own Received.
 func TestMilterStages(t *testing.T) {
 	m := startMilter(t, nil)
-	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-		return FilterResult{Prepend: []byte("Authentication-Results: " + testHost + "; spf=pass\r\n")}, nil
-	}}
+	flt := recordingPrepend("Authentication-Results: " + testHost + "; spf=pass\r\n")
 	f := newFixture(t, RoleMX, withMilters(m), func(s *Server) { s.Filter = flt })
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -284,15 +282,10 @@ func TestMilterReplaceBodyLarge(t *testing.T) {
 func TestMilterOrderSubmission(t *testing.T) {
 	m1 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-First", "1"), miltertest.Continue))
 	m2 := startMilter(t, miltertest.At('E', miltertest.AddHeader("X-Second", "2"), miltertest.Continue))
-	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-		return FilterResult{Prepend: []byte("DKIM-Signature: v=1\r\n")}, nil
-	}}
+	flt := recordingPrepend("DKIM-Signature: v=1\r\n")
 	f := newFixture(t, RoleSubmission, withMilters(m1, m2), func(s *Server) { s.Filter = flt })
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	c.loginTLS()
 	c.transaction("alice@example.org", "bob@example.net")
 	c.do(message("From: alice@example.org", "Subject: x")+".", "250 2.0.0")
 	var secondSaw []string

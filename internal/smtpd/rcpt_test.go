@@ -38,10 +38,7 @@ func TestIDNADomains(t *testing.T) {
 		f := newFixture(t, role)
 		c := f.dial()
 		if role == RoleSubmission {
-			c.do("EHLO client.example", "250 ")
-			c.startTLS()
-			c.do("EHLO client.example", "250 ")
-			c.login()
+			c.loginTLS()
 			c.do("MAIL FROM:<alice@example.org> SMTPUTF8", "250 ")
 		} else {
 			c.do("EHLO client.example", "250 ")
@@ -61,10 +58,7 @@ func TestIDNADomains(t *testing.T) {
 func TestAddressLiteralRcpt(t *testing.T) {
 	f := newFixture(t, RoleSubmission)
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	c.loginTLS()
 	c.do("MAIL FROM:<alice@example.org>", "250 ")
 	c.do("RCPT TO:<someone@[127.0.0.1]>", "550 5.1.2 Address literals are not accepted as recipients")
 	c.do("RCPT TO:<someone@[IPv6:::1]>", "550 5.1.2 ")

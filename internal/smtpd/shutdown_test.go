@@ -95,7 +95,7 @@ func TestShutdownDeadlineCutsSpooling(t *testing.T) {
 func TestServeAfterShutdown(t *testing.T) {
 	f := newFixture(t, RoleMX)
 	f.srv.Shutdown(context.Background())
-	l := newListener(t)
+	l := testkit.Listen(t)
 	if err := f.srv.Serve(l); !errors.Is(err, ErrServerClosed) {
 		t.Errorf("Serve after Shutdown: %v", err)
 	}
@@ -108,20 +108,10 @@ func TestServeChecksFields(t *testing.T) {
 		"submission, no TLS":   {Role: RoleSubmission, Spool: &testSpool{}, Directory: newTestDir(), Auth: testAuth{}},
 		"submissions, no auth": {Role: RoleSubmissions, Spool: &testSpool{}, Directory: newTestDir(), TLSConfig: serverTLSConfig()},
 	} {
-		if err := s.Serve(newListener(t)); err == nil || errors.Is(err, ErrServerClosed) {
+		if err := s.Serve(testkit.Listen(t)); err == nil || errors.Is(err, ErrServerClosed) {
 			t.Errorf("%s: Serve = %v", name, err)
 		}
 	}
-}
-
-func newListener(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
 }
 
 func TestShutdownIdleTLSSession(t *testing.T) {
@@ -156,7 +146,7 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 
 func TestServeRetriesTemporaryErrors(t *testing.T) {
 	srv := &Server{Name: "flaky", Directory: newTestDir(), Spool: &testSpool{}, Logger: discardLogger()}
-	l := &flakyListener{Listener: newListener(t), fails: 3}
+	l := &flakyListener{Listener: testkit.Listen(t), fails: 3}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	c := (&fixture{t: t, srv: srv, addr: l.Addr().String()}).dialNoGreeting()

@@ -48,9 +48,7 @@ func (c *client) sendData(msg, want string) string {
 // in memory, Received on top, and its body from the file, intact; the file
 // is closed when the transaction ends. A small one stays in memory.
 func TestDataStreamedToFile(t *testing.T) {
-	flt := &funcFilter{fn: func(env *smtp.Envelope, data []byte) (FilterResult, error) {
-		return FilterResult{Prepend: []byte("X-Filter: seen\r\n")}, nil
-	}}
+	flt := recordingPrepend("X-Filter: seen\r\n")
 	f := newFixture(t, RoleMX, func(s *Server) { s.Filter = flt })
 	c := f.dial()
 	c.do("EHLO client.example", "250 ")
@@ -302,10 +300,7 @@ func TestDataSharesSkipUsers(t *testing.T) {
 	budget := NewDataBudget(DataBudgetOptions{InFlight: 100 * budgetChunk, PerAddress: budgetChunk, PerNetwork: budgetChunk})
 	f := newFixture(t, RoleSubmission, func(s *Server) { s.Budget = budget })
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	c.loginTLS()
 	c.transaction("alice@example.org", "bob@example.org")
 	c.raw("From: alice@example.org\r\n\r\n" + dotStuff(bigBody(4*budgetChunk)))
 	c.do(".", "250 2.0.0")

@@ -64,10 +64,7 @@ func TestTraceByAddress(t *testing.T) {
 	tr.Set(list)
 	f := newFixture(t, RoleSubmission, func(s *Server) { s.Trace = &tr })
 	c := f.dial()
-	c.do("EHLO client.example", "250 ")
-	c.startTLS()
-	c.do("EHLO client.example", "250 ")
-	c.login()
+	c.loginTLS()
 	c.do("AUTH LOGIN", "503 5.5.1") // already authenticated
 	c.do("MAIL FROM:<alice@example.org>", "250 2.1.0")
 	c.do("RCPT TO:<bob@example.org>", "250 2.1.5")

@@ -26,3 +26,16 @@ func ReadDotData(br *bufio.Reader) (raw, data []byte, ok bool) {
 		d.WriteString(strings.TrimPrefix(l, "."))
 	}
 }
+
+// ReadCommand reads one command line, as a test server does: line is
+// the line without its CRLF (or LF), verb its first word in upper case,
+// arg the rest after the first space. err is the read's error.
+func ReadCommand(br *bufio.Reader) (line, verb, arg string, err error) {
+	line, err = br.ReadString('\n')
+	if err != nil {
+		return "", "", "", err
+	}
+	line = strings.TrimRight(line, "\r\n")
+	verb, arg, _ = strings.Cut(line, " ")
+	return line, strings.ToUpper(verb), arg, nil
+}

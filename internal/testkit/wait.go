@@ -11,11 +11,18 @@ import (
 // test offers one.
 func WaitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
+	WaitWithin(t, 5*time.Second, 2*time.Millisecond, "timed out waiting for "+what, cond)
+}
+
+// WaitWithin polls cond every interval and fails t with msg if cond
+// does not hold within d: WaitFor for the longer waits on another
+// process (a server started by the binary tests, a peer it delivers
+// to), which a coarser interval polls without loading the machine.
+func WaitWithin(t testing.TB, d, interval time.Duration, msg string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(interval) {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatal(msg)
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

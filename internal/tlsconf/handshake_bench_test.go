@@ -37,15 +37,7 @@ import (
 //
 //	go test -run '^$' -bench HandshakeFloor -benchmem -count 6 ./internal/tlsconf/
 func BenchmarkHandshakeFloor(b *testing.B) {
-	ca := testcert.NewCA()
-	dir := b.TempDir()
-	p := Pair{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")}
-	testcert.WriteFiles(b, ca.Issue(testcert.Spec{DNSNames: []string{"mail.example.com"}}), p.CertFile, p.KeyFile)
-	certs, err := OpenCerts(Options{Pairs: []Pair{p}, Check: CheckOptions{Roots: ca.Pool}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := ServerConfig(certs, Policy{})
+	srv, ca := floorServerConfig(b)
 	for _, kx := range []struct {
 		name  string
 		curve tls.CurveID
@@ -72,6 +64,21 @@ func BenchmarkHandshakeFloor(b *testing.B) {
 			})
 		}
 	}
+}
+
+// floorServerConfig returns the server tls.Config of Postern's listeners
+// (ServerConfig) with an ECDSA P-256 certificate for mail.example.com
+// issued by the returned CA.
+func floorServerConfig(b *testing.B) (*tls.Config, *testcert.CA) {
+	ca := testcert.NewCA()
+	dir := b.TempDir()
+	p := Pair{filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")}
+	testcert.WriteFiles(b, ca.Issue(testcert.Spec{DNSNames: []string{"mail.example.com"}}), p.CertFile, p.KeyFile)
+	certs, err := OpenCerts(Options{Pairs: []Pair{p}, Check: CheckOptions{Roots: ca.Pool}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ServerConfig(certs, Policy{}), ca
 }
 
 // floorHandshake runs one TLS handshake over net.Pipe, checks its key

@@ -11,6 +11,7 @@ import (
 	"github.com/xdg-go/scram"
 
 	"postern/internal/sasl"
+	"postern/internal/testkit"
 )
 
 // scramLogin runs a whole SCRAM exchange: a real client (xdg-go/scram)
@@ -45,7 +46,7 @@ func scramLogin(t *testing.T, db *DB, hash, user, password string) (string, erro
 }
 
 // cramLogin runs a CRAM-MD5 exchange against sasl's server over db.
-func cramLogin(t *testing.T, db *DB, clk *fakeClock, user, password string) (string, error) {
+func cramLogin(t *testing.T, db *DB, clk *testkit.Clock, user, password string) (string, error) {
 	t.Helper()
 	srv := sasl.NewCRAMMD5(context.Background(), "mx.example.org", db, clk.Now)
 	ch, _, err := srv.Next(nil)

@@ -17,18 +17,18 @@ import (
 
 // opener opens a DB on one test's store; every call gives another DB on
 // the same store (another node, or another process).
-type opener func(t testing.TB, clk *fakeClock, mod func(*Options)) *DB
+type opener func(t testing.TB, clk *testkit.Clock, mod func(*Options)) *DB
 
 // eachBackend runs f against a fresh users file and a fresh PostgreSQL
 // database (see testDatabase).
 func eachBackend(t *testing.T, f func(t *testing.T, open opener)) {
 	t.Run("file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "users.json")
-		f(t, func(t testing.TB, clk *fakeClock, mod func(*Options)) *DB { return openTest(t, path, clk, mod) })
+		f(t, func(t testing.TB, clk *testkit.Clock, mod func(*Options)) *DB { return openTest(t, path, clk, mod) })
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := testDatabase(t)
-		f(t, func(t testing.TB, clk *fakeClock, mod func(*Options)) *DB { return openPGTest(t, dsn, clk, mod) })
+		f(t, func(t testing.TB, clk *testkit.Clock, mod func(*Options)) *DB { return openPGTest(t, dsn, clk, mod) })
 	})
 }
 
@@ -74,7 +74,7 @@ func testDatabase(t testing.TB) string {
 }
 
 // openPGTest opens a DB on the database at dsn, closed when t ends.
-func openPGTest(t testing.TB, dsn string, clk *fakeClock, mod func(*Options)) *DB {
+func openPGTest(t testing.TB, dsn string, clk *testkit.Clock, mod func(*Options)) *DB {
 	t.Helper()
 	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute}
 	if mod != nil {

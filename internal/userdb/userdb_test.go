@@ -15,6 +15,7 @@ import (
 
 	"postern/internal/fsutil"
 	"postern/internal/sasl"
+	"postern/internal/testkit"
 )
 
 // fastArgon2 keeps tests quick; the parameters are still real Argon2id.
@@ -24,29 +25,13 @@ var fastArgon2 = Argon2Params{Time: 1, MemoryKiB: 64, Threads: 1}
 // Postern's default configuration.
 const testSCRAMIterations = 10000
 
-// fakeClock is an injected clock that moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+// newClock returns the injected clock of the tests, which moves only
+// when told.
+func newClock() *testkit.Clock {
+	return testkit.NewClock(time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC))
 }
 
-func newClock() *fakeClock {
-	return &fakeClock{t: time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func openTest(t testing.TB, path string, clk *fakeClock, mod func(*Options)) *DB {
+func openTest(t testing.TB, path string, clk *testkit.Clock, mod func(*Options)) *DB {
 	t.Helper()
 	opts := Options{Now: clk.Now, Argon2: fastArgon2, SCRAMIterations: testSCRAMIterations, CacheTTL: 5 * time.Minute}
 	if mod != nil {

@@ -122,15 +122,10 @@ func checkDomain(domain string) error {
 // RFC 4616 §2), no NUL. Errors wrap ErrInvalidPassword and never contain
 // the password.
 func CheckNewPassword(password string) error {
-	switch {
-	case password == "":
-		return fmt.Errorf("userdb: empty password: %w", ErrInvalidPassword)
-	case len(password) > MaxPasswordLen:
-		return fmt.Errorf("userdb: password longer than %d octets: %w", MaxPasswordLen, ErrInvalidPassword)
-	case strings.IndexByte(password, 0) >= 0:
-		return fmt.Errorf("userdb: password contains NUL: %w", ErrInvalidPassword)
-	case !utf8.ValidString(password):
-		return fmt.Errorf("userdb: password is not UTF-8: %w", ErrInvalidPassword)
+	// The rules of a password that logs in (MaxPasswordLen is
+	// sasl.MaxFieldLen).
+	if p := sasl.FieldProblem([]byte(password)); p != "" {
+		return fmt.Errorf("userdb: password %s: %w", p, ErrInvalidPassword)
 	}
 	return nil
 }

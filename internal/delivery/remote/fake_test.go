@@ -178,13 +178,10 @@ func (s *fakeServer) session(c net.Conn) {
 	}
 	var cur *fakeMsg
 	for {
-		line, err := br.ReadString('\n')
+		line, verb, arg, err := testkit.ReadCommand(br)
 		if err != nil {
 			return
 		}
-		line = strings.TrimRight(line, "\r\n")
-		verb, arg, _ := strings.Cut(line, " ")
-		verb = strings.ToUpper(verb)
 		if verb == "MAIL" {
 			buf, _ := br.Peek(br.Buffered())
 			s.mu.Lock()
