@@ -75,6 +75,9 @@ type AbuseOptions struct {
 	// the failed login: they must not block.
 	OnBan   func(BanEvent)
 	OnAlert func(Alert)
+	// Metrics counts the bans and alerts (NewAbuseMetrics); nil counts
+	// into a set registered nowhere.
+	Metrics *AbuseMetrics
 }
 
 // Engine is the auth-abuse engine. The SMTP session asks it before it
@@ -113,6 +116,7 @@ type Engine struct {
 	store Store
 	opts  AbuseOptions
 	log   *slog.Logger
+	m     *AbuseMetrics
 }
 
 // NewEngine returns an Engine over store with opts.
@@ -121,7 +125,11 @@ func NewEngine(store Store, opts AbuseOptions) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{store: store, opts: opts, log: log}
+	m := opts.Metrics
+	if m == nil {
+		m = NewAbuseMetrics(nil)
+	}
+	return &Engine{store: store, opts: opts, log: log, m: m}
 }
 
 // Store keys of the engine.
@@ -514,7 +522,7 @@ func (e *Engine) putBan(ctx context.Context, p netip.Prefix, reason string, now 
 // banned counts, logs and tells a ban. A prefix ban is logged as its
 // alert only, as before.
 func (e *Engine) banned(b BanEvent) {
-	AuthBans.WithLabelValues(b.Scope).Inc()
+	e.m.Bans.WithLabelValues(b.Scope).Inc()
 	if b.Scope == "ip" {
 		e.log.LogAttrs(context.Background(), slog.LevelWarn, "auth ban", b.LogAttrs()...)
 	}
@@ -525,7 +533,7 @@ func (e *Engine) banned(b BanEvent) {
 
 // alert counts, logs and tells an auth abuse alert.
 func (e *Engine) alert(a Alert) {
-	AuthAlerts.WithLabelValues(a.Kind).Inc()
+	e.m.Alerts.WithLabelValues(a.Kind).Inc()
 	e.log.LogAttrs(context.Background(), slog.LevelWarn, "auth abuse alert", a.LogAttrs()...)
 	if e.opts.OnAlert != nil {
 		e.opts.OnAlert(a)

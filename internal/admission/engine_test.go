@@ -73,6 +73,7 @@ func (et *engineT) ban(a string, now time.Time) (admission.Ban, bool) {
 }
 
 func TestEngineBruteforce(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -125,6 +126,7 @@ func TestEngineBruteforce(t *testing.T) {
 }
 
 func TestEngineBanCap(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
 			o.IPBanAfter = 1
@@ -145,6 +147,7 @@ func TestEngineBanCap(t *testing.T) {
 }
 
 func TestEngineRealUserNotLockedOut(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -173,6 +176,7 @@ func TestEngineRealUserNotLockedOut(t *testing.T) {
 }
 
 func TestEngineStuffing(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -208,6 +212,7 @@ func TestEngineStuffing(t *testing.T) {
 }
 
 func TestEngineDistributed(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -267,6 +272,7 @@ func TestEngineDistributed(t *testing.T) {
 // a neighbour of the guesser or from anywhere else, is not refused nor
 // delayed, and the guesser's /24 is not banned.
 func TestEngineOneAddressCannotLockOut(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -289,6 +295,7 @@ func TestEngineOneAddressCannotLockOut(t *testing.T) {
 // IPv4 /24, or from many /64s of one IPv6 /48, gets the network banned
 // but never puts the username under attack.
 func TestEngineOneNetworkCannotLockOut(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -322,6 +329,7 @@ func TestEngineOneNetworkCannotLockOut(t *testing.T) {
 // real user, from a network new to her, still gets in; that address is
 // then good.
 func TestEngineBotnetSlowedNotLockingOut(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(nil))
 		now := e0
@@ -380,6 +388,7 @@ func btoi(b bool) int {
 }
 
 func TestEnginePrefixIPv4(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), ipBansOnly(2))
 		now := e0
@@ -409,6 +418,7 @@ func TestEnginePrefixIPv4(t *testing.T) {
 // guessing from one /48 counts as one network: the /48 ban is what slows
 // it.)
 func TestEnginePrefixFailures(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name, addr      string // addr: a format for the ith address
 		n               int
@@ -440,6 +450,7 @@ func TestEnginePrefixFailures(t *testing.T) {
 }
 
 func TestEngineIPv6Aggregation(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), ipBansOnly(1))
 		now := e0
@@ -470,6 +481,7 @@ func TestEngineIPv6Aggregation(t *testing.T) {
 }
 
 func TestEngineGoodIPv6Prefix(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) { o.DistributedIPs = 1; o.UserThrottleAfter = 1 }))
 		now := e0
@@ -495,6 +507,7 @@ func TestEngineGoodIPv6Prefix(t *testing.T) {
 }
 
 func TestEngineTrustedAndClientCertExempt(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) { o.Trusted = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} }))
 		now := e0
@@ -524,6 +537,7 @@ func TestEngineTrustedAndClientCertExempt(t *testing.T) {
 }
 
 func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
+	t.Parallel()
 	et := newEngine(t, admission.NewMemoryStore(), admissiontest.Abuse(func(o *admission.AbuseOptions) {
 		o.IPBanAfter = 1
 		o.MaxFailDelay = time.Duration(1<<63 - 1)
@@ -545,6 +559,7 @@ func TestEngineHugeLimitsDoNotOverflow(t *testing.T) {
 // prefix (found by scripts/soak: failures from 127.0.0.2-9 banned
 // 127.0.0.0/24 and with it the trusted 127.0.0.1).
 func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		et := newEngine(t, newStore(t), admissiontest.Abuse(func(o *admission.AbuseOptions) {
 			o.IPBanAfter = 2
@@ -575,6 +590,7 @@ func TestEngineNoPrefixBanOverTrusted(t *testing.T) {
 // never a default (the configuration resolves every value): failures are
 // answered at once and nothing is banned, throttled or alerted.
 func TestEngineZeroIsOff(t *testing.T) {
+	t.Parallel()
 	et := newEngine(t, admission.NewMemoryStore(), admission.AbuseOptions{Window: time.Hour,
 		MaxFailDelay: 10 * time.Second, BanDuration: time.Hour, MaxBan: time.Hour, GoodIPTTL: time.Hour})
 	for i := range 200 {
@@ -598,6 +614,7 @@ func TestEngineZeroIsOff(t *testing.T) {
 // throttle kate@work.test. Nor does "\u00c9lise" stand for "\u00e9lise": only
 // ASCII case is folded.
 func TestEngineKelvinSignIsAnotherUser(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		for _, u := range []struct{ guessed, victim, upper string }{
 			{"kate@wor\u212A.test", "kate@work.test", "KATE@WOR\u212A.TEST"},

@@ -64,6 +64,9 @@ type GateOptions struct {
 	IPRate Rate
 	// PrefixRate limits new connections per IPv4 /24 or IPv6 /64.
 	PrefixRate Rate
+	// Metrics counts the refusals (NewMetrics); nil counts into a set
+	// registered nowhere. NewGate reads it: SetOptions keeps the Gate's.
+	Metrics *Metrics
 }
 
 // Decision is a Gate's answer for one connection.
@@ -94,6 +97,7 @@ type Decision struct {
 // times the cap.
 type Gate struct {
 	store Store
+	m     *Metrics
 	opts  atomic.Pointer[GateOptions] // SetOptions
 
 	mu    sync.Mutex
@@ -102,7 +106,10 @@ type Gate struct {
 
 // NewGate returns a Gate over store with opts.
 func NewGate(store Store, opts GateOptions) *Gate {
-	g := &Gate{store: store, conns: make(map[string]int)}
+	g := &Gate{store: store, m: opts.Metrics, conns: make(map[string]int)}
+	if g.m == nil {
+		g.m = NewMetrics(nil)
+	}
 	g.SetOptions(opts)
 	return g
 }
@@ -110,7 +117,7 @@ func NewGate(store Store, opts GateOptions) *Gate {
 // SetOptions makes opts those of the connections admitted from now on (a
 // reload of the configuration). The connections open stay counted
 // against the new caps; a connection admitted before keeps its slot
-// until it ends.
+// until it ends. The Gate keeps its metrics (opts.Metrics is ignored).
 func (g *Gate) SetOptions(opts GateOptions) { g.opts.Store(&opts) }
 
 // IPv6SitePrefix is the IPv6 prefix length counted as one site (a /48).
@@ -151,9 +158,9 @@ func (g *Gate) Admit(ctx context.Context, listener string, remote netip.Addr, no
 	o := g.opts.Load()
 	lp := o.Listeners[listener]
 	refuse := func(reason string) Decision {
-		AdmissionRefused.WithLabelValues(listener, reason).Inc()
+		g.m.Refused.WithLabelValues(listener, reason).Inc()
 		if !lp.NoTLS {
-			HandshakesAvoided.WithLabelValues(listener).Inc()
+			g.m.HandshakesAvoided.WithLabelValues(listener).Inc()
 		}
 		return Decision{Reason: reason}
 	}

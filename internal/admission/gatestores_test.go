@@ -11,6 +11,7 @@ import (
 // TestGateOnEachStore runs the gate's ban check and token buckets on each
 // store: the bucket's state is one Store counter, the bans are the Store's.
 func TestGateOnEachStore(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		s := newStore(t)
 		g := admission.NewGate(s, admission.GateOptions{

@@ -52,6 +52,10 @@ type LimiterOptions struct {
 	// Logger receives the "send limit reached" events; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Metrics counts what the limits refuse or hold (NewMetrics); nil
+	// counts into a set registered nowhere. NewLimiter reads it:
+	// SetOptions keeps the Limiter's.
+	Metrics *Metrics
 }
 
 // Limiter enforces the send limits of authenticated users. The hourly
@@ -68,6 +72,7 @@ type Limiter struct {
 	store  Store
 	limits atomic.Pointer[userLimits] // SetOptions
 	log    *slog.Logger
+	m      *Metrics
 
 	mu       sync.Mutex
 	sessions map[string]int
@@ -75,9 +80,12 @@ type Limiter struct {
 
 // NewLimiter returns a Limiter over store with opts.
 func NewLimiter(store Store, opts LimiterOptions) *Limiter {
-	l := &Limiter{store: store, log: opts.Logger, sessions: make(map[string]int)}
+	l := &Limiter{store: store, log: opts.Logger, m: opts.Metrics, sessions: make(map[string]int)}
 	if l.log == nil {
 		l.log = slog.Default()
+	}
+	if l.m == nil {
+		l.m = NewMetrics(nil)
 	}
 	l.SetOptions(opts)
 	return l
@@ -124,7 +132,7 @@ func (l *Limiter) BeginSession(ctx context.Context, user string) (release func()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if lim > 0 && l.sessions[key] >= lim {
-		SendLimited.WithLabelValues("sessions").Inc()
+		l.m.SendLimited.WithLabelValues("sessions").Inc()
 		l.log.Warn("send limit reached", "user", user, "limit", "sessions", "max", lim)
 		return nil, errLimit("concurrent sessions", lim, "", "user "+user+" has too many sessions")
 	}
@@ -192,7 +200,7 @@ func (l *Limiter) CheckMessage(ctx context.Context, user string, rcpts int, now 
 		done = append(done, s)
 		if v > int64(s.max) {
 			undo()
-			SendLimited.WithLabelValues(s.name).Inc()
+			l.m.SendLimited.WithLabelValues(s.name).Inc()
 			action := "refuse"
 			if lim.Hold {
 				action = "hold"

@@ -21,6 +21,7 @@ func newLimiter(s admission.Store, rec *logRecorder) *admission.Limiter {
 }
 
 func TestLimiterMessages(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		rec := &logRecorder{}
 		l := newLimiter(newStore(t), rec)
@@ -55,6 +56,7 @@ func TestLimiterMessages(t *testing.T) {
 }
 
 func TestLimiterRecipients(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		l := newLimiter(newStore(t), &logRecorder{})
 		ctx := context.Background()
@@ -90,6 +92,7 @@ func TestLimiterRecipients(t *testing.T) {
 }
 
 func TestLimiterSessions(t *testing.T) {
+	t.Parallel()
 	l := newLimiter(admission.NewMemoryStore(), &logRecorder{})
 	ctx := context.Background()
 	r1, e := l.BeginSession(ctx, "alice")
@@ -129,6 +132,7 @@ func TestLimiterSessions(t *testing.T) {
 // that says so, with the limit named; others are refused as before. A
 // held message does not count against the limits.
 func TestLimiterHold(t *testing.T) {
+	t.Parallel()
 	l := admission.NewLimiter(admission.NewMemoryStore(), admission.LimiterOptions{
 		Default: admission.SendLimits{MessagesPerHour: 1, RecipientsPerHour: 5},
 		Users: map[string]admission.SendLimits{
@@ -178,6 +182,7 @@ func TestLimiterHold(t *testing.T) {
 // §8); ASCII case is still folded, and the per-user overrides match the
 // same way.
 func TestLimiterKelvinSignIsAnotherUser(t *testing.T) {
+	t.Parallel()
 	eachStore(t, func(t *testing.T, newStore func(*testing.T) admission.Store) {
 		l := newLimiter(newStore(t), &logRecorder{})
 		ctx := context.Background()

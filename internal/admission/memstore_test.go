@@ -8,5 +8,6 @@ import (
 )
 
 func TestMemoryStoreConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) admission.Store { return admission.NewMemoryStore() })
 }

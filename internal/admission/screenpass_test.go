@@ -8,6 +8,7 @@ import (
 )
 
 func TestScreenPasses(t *testing.T) {
+	t.Parallel()
 	p := ScreenPasses{NewMemoryStore()}
 	ctx := context.Background()
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)

@@ -10,6 +10,7 @@ import (
 // the connections open stay counted against the new cap, and one
 // admitted before gives its slot back once.
 func TestGateSetOptions(t *testing.T) {
+	t.Parallel()
 	g := NewGate(NewMemoryStore(), GateOptions{MaxConnsPerIP: 3})
 	held := admit(t, g, "mx", "192.0.2.1", t0)
 	if !held.Allowed {
@@ -36,6 +37,7 @@ func TestGateSetOptions(t *testing.T) {
 // TestLimiterSetOptions: new limits apply at once; the sessions open stay
 // counted.
 func TestLimiterSetOptions(t *testing.T) {
+	t.Parallel()
 	l := NewLimiter(NewMemoryStore(), LimiterOptions{Default: SendLimits{Sessions: 2}})
 	ctx := context.Background()
 	release, err := l.BeginSession(ctx, "a@example.org")

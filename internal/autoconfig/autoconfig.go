@@ -33,8 +33,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-
-	"postern/internal/metrics"
 )
 
 // Limits on what a client sends.
@@ -86,6 +84,9 @@ type Options struct {
 	IMAP *Endpoint
 	// Logger receives one event per answer; nil discards them.
 	Logger *slog.Logger
+	// Metrics counts the requests (NewMetrics); nil counts into a set
+	// registered nowhere.
+	Metrics *Metrics
 }
 
 // Handler serves the autoconfiguration files; it is an http.Handler.
@@ -109,6 +110,9 @@ func New(o Options) (*Handler, error) {
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.o.Metrics == nil {
+		h.o.Metrics = NewMetrics(nil)
 	}
 	return h, nil
 }
@@ -158,7 +162,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if format == "apple" {
 		w.Header().Set("Content-Disposition", `attachment; filename="`+rq.domain+`.mobileconfig"`)
 	}
-	metrics.AutoconfigRequests.WithLabelValues(format, "ok").Inc()
+	h.o.Metrics.Requests.WithLabelValues(format, "ok").Inc()
 	h.log.Info("autoconfig served", "format", format, "domain", rq.domain, "remote", r.RemoteAddr)
 	if r.Method != http.MethodHead {
 		w.Write(body)
@@ -183,7 +187,7 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, format string, 
 	default:
 		result = "bad_request"
 	}
-	metrics.AutoconfigRequests.WithLabelValues(format, result).Inc()
+	h.o.Metrics.Requests.WithLabelValues(format, result).Inc()
 	h.log.Debug("autoconfig refused", "format", format, "status", he.code, "reason", he.msg, "remote", r.RemoteAddr)
 	http.Error(w, he.msg, he.code)
 }

@@ -2,12 +2,15 @@ package autoconfig
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // mozillaServers returns "type hostname port socketType auth,auth username"
@@ -28,6 +31,7 @@ func mozillaServers(t *testing.T, root *node) []string {
 }
 
 func TestMozilla(t *testing.T) {
+	t.Parallel()
 	h := testHandler(t)
 	want := []string{
 		"imap imap.example.com 993 SSL password-cleartext %EMAILADDRESS%",
@@ -66,6 +70,7 @@ func TestMozilla(t *testing.T) {
 }
 
 func TestAutodiscover(t *testing.T) {
+	t.Parallel()
 	h := testHandler(t)
 	req := func(addr string) string {
 		return `<?xml version="1.0" encoding="utf-8"?>
@@ -122,6 +127,7 @@ func TestAutodiscover(t *testing.T) {
 // TestApple checks the profile with Python's plistlib, which parses
 // property lists as Apple's tools do.
 func TestApple(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat("/usr/bin/python3"); err != nil {
 		if os.Getenv("POSTERN_INTEGRATION") != "" {
 			t.Fatal("python3 is required")
@@ -201,7 +207,9 @@ func plistJSON(t *testing.T, body string) string {
 
 // TestHostileInput checks each refusal and its status.
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	h := testHandler(t)
+	want := map[string]float64{} // refusals by result, for the metrics
 	adBody := func(inner string) string {
 		return `<Autodiscover xmlns="` + nsRequest + `"><Request><EMailAddress>` + inner + `</EMailAddress></Request></Autodiscover>`
 	}
@@ -241,11 +249,40 @@ func TestHostileInput(t *testing.T) {
 		if code != c.code {
 			t.Errorf("%s: %d %q, want %d", c.name, code, body, c.code)
 		}
+		want[map[int]string{404: "not_found", 400: "bad_request", 405: "bad_method", 413: "too_large"}[c.code]]++
 	}
+	// The Handler counts each refusal by result into its own metrics.
+	if got := requestsByResult(t, h); !maps.Equal(got, want) {
+		t.Errorf("requests counted %v, want %v", got, want)
+	}
+}
+
+// requestsByResult sums h's postern_autoconfig_requests_total by
+// result, over the formats.
+func requestsByResult(t *testing.T, h *Handler) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.o.Metrics.Requests)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" {
+					got[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return got
 }
 
 // TestParseAddress checks the address rules.
 func TestParseAddress(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"alice@example.com":        "alice@example.com",
 		"Alice.B+tag@EXAMPLE.COM":  "Alice.B+tag@example.com",
@@ -271,6 +308,7 @@ func TestParseAddress(t *testing.T) {
 
 // TestHead checks HEAD: headers, no body.
 func TestHead(t *testing.T) {
+	t.Parallel()
 	code, hdr, body := get(testHandler(t), http.MethodHead, "autoconfig.example.com", PathMozilla, "")
 	if code != 200 || body != "" || hdr.Get("Content-Type") == "" {
 		t.Errorf("HEAD: %d %q %v", code, body, hdr)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestAuthenticationResultsSyntax(t *testing.T) {
+	t.Parallel()
 	got := string(AuthenticationResults("mx.example.org", Results{
 		SPF:     []SPFResult{{Result: "fail", Identity: "mailfrom", Sender: `"odd user"@example.com`}},
 		DKIM:    []DKIMResult{{Result: "fail", Domain: "example.com", Selector: "s", Reason: `body hash "did" not verify`}},

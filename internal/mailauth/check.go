@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"postern/internal/dns"
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
 
@@ -45,6 +44,9 @@ type CheckerOptions struct {
 	Rand func(n int) int
 	// Logger gets one line per message checked; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts the results and policy actions (NewCheckMetrics);
+	// nil counts into a set registered nowhere.
+	Metrics *CheckMetrics
 }
 
 // Checker authenticates mail received on port 25: SPF, DKIM, DMARC,
@@ -74,6 +76,9 @@ func NewChecker(o CheckerOptions) (*Checker, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewCheckMetrics(nil)
 	}
 	return &Checker{o: o}, nil
 }
@@ -146,22 +151,22 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 		r.SPF = append(r.SPF, CheckSPF(ctx, c.o.Resolver, m.Remote, m.Helo, m.MailFrom, "helo"))
 	}
 	for _, s := range r.SPF {
-		metrics.SPFResults.WithLabelValues(s.Identity, s.Result).Inc()
+		c.o.Metrics.SPF.WithLabelValues(s.Identity, s.Result).Inc()
 	}
 
 	// DKIM (RFC 6376 §6).
 	r.DKIM = VerifyDKIMMessage(ctx, c.o.Resolver, hdr, body, VerifyOptions{MaxSignatures: c.o.MaxSignatures, Now: c.o.Now})
 	if len(r.DKIM) == 0 {
-		metrics.DKIMResults.WithLabelValues("none").Inc()
+		c.o.Metrics.DKIM.WithLabelValues("none").Inc()
 	}
 	for _, d := range r.DKIM {
-		metrics.DKIMResults.WithLabelValues(d.Result).Inc()
+		c.o.Metrics.DKIM.WithLabelValues(d.Result).Inc()
 	}
 
 	// DMARC (RFC 7489 §6.6), for the domain a mail client shows.
 	domain, rej := authorDomain(fields)
 	if rej != nil {
-		metrics.AuthPolicyActions.WithLabelValues("reject").Inc()
+		c.o.Metrics.PolicyActions.WithLabelValues("reject").Inc()
 		log.Info("mail authentication", "remote", m.Remote.String(), "mail_from", m.MailFrom,
 			"spf", mf.Result, "dkim", dkimSummary(r.DKIM), "rejected", true, "reason", rej.Reason)
 		v.Reject = rej
@@ -169,7 +174,7 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 	}
 	r.DMARC = c.dmarc(ctx, domain, mf, r.DKIM)
 	r.Checked = true
-	metrics.DMARCResults.WithLabelValues(r.DMARC.Result).Inc()
+	c.o.Metrics.DMARC.WithLabelValues(r.DMARC.Result).Inc()
 
 	// Spoofing of our own domains.
 	if rej := c.spoofCheck([]string{domain}, m.MailFrom, mf, r.DKIM); rej != nil {
@@ -178,20 +183,20 @@ func (c *Checker) Check(ctx context.Context, m Message) (Verdict, error) {
 		switch r.DMARC.Policy {
 		case PolicyReject:
 			if c.o.ReportOnly {
-				metrics.AuthPolicyActions.WithLabelValues("report_only").Inc()
+				c.o.Metrics.PolicyActions.WithLabelValues("report_only").Inc()
 				break
 			}
 			// RFC 7489 §6.7, §10.3: reject during the SMTP transaction.
-			metrics.AuthPolicyActions.WithLabelValues("reject").Inc()
+			c.o.Metrics.PolicyActions.WithLabelValues("reject").Inc()
 			v.Reject = &smtp.Error{Code: 550, Enhanced: "5.7.1",
 				Message: "Message rejected by the DMARC policy of " + asciiOnly(r.DMARC.From),
 				Reason:  "mailauth: dmarc=fail p=reject header.from=" + r.DMARC.From}
 		case PolicyQuarantine:
 			if c.o.ReportOnly {
-				metrics.AuthPolicyActions.WithLabelValues("report_only").Inc()
+				c.o.Metrics.PolicyActions.WithLabelValues("report_only").Inc()
 				break
 			}
-			metrics.AuthPolicyActions.WithLabelValues("quarantine").Inc()
+			c.o.Metrics.PolicyActions.WithLabelValues("quarantine").Inc()
 			v.Quarantine = true
 		}
 	}
@@ -288,11 +293,11 @@ func (c *Checker) spoofCheck(fromDomains []string, mailFrom string, spf SPFResul
 			continue
 		}
 		if temp {
-			metrics.AuthPolicyActions.WithLabelValues("tempfail").Inc()
+			c.o.Metrics.PolicyActions.WithLabelValues("tempfail").Inc()
 			return &smtp.Error{Code: 451, Enhanced: "4.7.0", Message: "Temporary authentication failure for " + asciiOnly(d) + ", try again",
 				Reason: "mailauth: local domain " + d + " without SPF or DKIM pass, temperror"}
 		}
-		metrics.AuthPolicyActions.WithLabelValues("spoof_reject").Inc()
+		c.o.Metrics.PolicyActions.WithLabelValues("spoof_reject").Inc()
 		return &smtp.Error{Code: 550, Enhanced: "5.7.1", Message: "Sender domain " + asciiOnly(d) + " is ours and this message is not authenticated for it",
 			Reason: "mailauth: local domain " + d + " without SPF or DKIM pass"}
 	}

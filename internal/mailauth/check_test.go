@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"postern/internal/dns/dnstest"
 )
 
@@ -71,6 +73,7 @@ func (f *checkFixture) mail(t *testing.T, from string, sign bool, extra ...strin
 }
 
 func TestCheckerGolden(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	c := f.checker(t, false)
 	data := f.mail(t, "a@example.com", true,
@@ -108,6 +111,7 @@ func TestCheckerGolden(t *testing.T) {
 }
 
 func TestCheckerPolicy(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	ctx := context.Background()
 	ip1, ip2, ip9 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.9")
@@ -121,38 +125,50 @@ func TestCheckerPolicy(t *testing.T) {
 		reject     string // reply prefix, "" for none
 		quarantine bool
 		ar         string // in Authentication-Results
+		action     string // counted in postern_mailauth_policy_actions_total, "" for none
 	}{
 		{name: "dmarc reject", ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "a@example.com", false),
-			reject: "550 5.7.1 Message rejected by the DMARC policy of example.com"},
+			reject: "550 5.7.1 Message rejected by the DMARC policy of example.com", action: "reject"},
 		{name: "dmarc reject, report only", reportOnly: true, ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "a@example.com", false),
-			ar: "dmarc=fail (p=reject dis=reject) header.from=example.com"},
+			ar: "dmarc=fail (p=reject dis=reject) header.from=example.com", action: "report_only"},
 		{name: "broken signature", ip: ip2, mailFrom: "x@example.net", data: tamper(f.mail(t, "a@example.com", true)),
-			reject: "550 5.7.1"},
+			reject: "550 5.7.1", action: "reject"},
 		{name: "quarantine", ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "a@quarantine.example.com", false),
-			quarantine: true, ar: "dmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example.com"},
+			quarantine: true, ar: "dmarc=fail (p=quarantine dis=quarantine) header.from=quarantine.example.com", action: "quarantine"},
 		{name: "quarantine, report only", reportOnly: true, ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "a@quarantine.example.com", false),
-			ar: "dmarc=fail"},
+			ar: "dmarc=fail", action: "report_only"},
 		{name: "no dmarc record", ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "a@example.net", false),
 			ar: "dmarc=none header.from=example.net"},
 		{name: "spoofed local From", ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "boss@example.org", false),
-			reject: "550 5.7.1 Sender domain example.org is ours"},
+			reject: "550 5.7.1 Sender domain example.org is ours", action: "spoof_reject"},
 		{name: "spoofed local From, report only", reportOnly: true, ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "boss@example.org", false),
-			reject: "550 5.7.1 Sender domain example.org is ours"},
+			reject: "550 5.7.1 Sender domain example.org is ours", action: "spoof_reject"},
 		{name: "spoofed local MAIL FROM", ip: ip2, mailFrom: "boss@example.org", data: f.mail(t, "a@example.net", false),
-			reject: "550 5.7.1 Sender domain example.org is ours"},
+			reject: "550 5.7.1 Sender domain example.org is ours", action: "spoof_reject"},
 		{name: "local From with DKIM", ip: ip2, mailFrom: "x@example.net", data: f.mail(t, "boss@example.org", true),
 			ar: "dkim=pass header.d=example.org"},
 		{name: "local From with SPF", ip: ip9, mailFrom: "boss@example.org", data: f.mail(t, "boss@example.org", false),
 			ar: "spf=pass smtp.mailfrom=boss@example.org"},
 		{name: "two From fields", ip: ip1, mailFrom: "x@example.com", data: f.mail(t, "a@example.com", false, "From: b@example.net"),
-			reject: "550 5.7.1 Message must have exactly one From"},
+			reject: "550 5.7.1 Message must have exactly one From", action: "reject"},
 		{name: "null sender", ip: ip2, mailFrom: "", data: f.mail(t, "a@example.net", false),
 			ar: "spf=none smtp.mailfrom=postmaster@client.example.net"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v, err := f.checker(t, tc.reportOnly).Check(ctx, Message{Remote: tc.ip, Helo: "client.example.net", MailFrom: tc.mailFrom, Data: tc.data})
+			c := f.checker(t, tc.reportOnly)
+			v, err := c.Check(ctx, Message{Remote: tc.ip, Helo: "client.example.net", MailFrom: tc.mailFrom, Data: tc.data})
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The Checker counts into its own metrics: this message's action only.
+			for _, a := range []string{"reject", "quarantine", "report_only", "spoof_reject", "tempfail"} {
+				want := 0.0
+				if a == tc.action {
+					want = 1
+				}
+				if got := testutil.ToFloat64(c.o.Metrics.PolicyActions.WithLabelValues(a)); got != want {
+					t.Errorf("policy action %s counted %v, want %v", a, got, want)
+				}
 			}
 			if tc.reject != "" {
 				if v.Reject == nil || !strings.HasPrefix(fmt.Sprintf("%d %s %s", v.Reject.Code, v.Reject.Enhanced, v.Reject.Message), tc.reject) {
@@ -174,6 +190,7 @@ func TestCheckerPolicy(t *testing.T) {
 }
 
 func TestVerifyDKIMResults(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	ctx := context.Background()
 	r := f.dns.Resolver()
@@ -245,6 +262,7 @@ func TestVerifyDKIMResults(t *testing.T) {
 // stored in testdata (ed25519-sha256 relaxed/relaxed, rsa-sha256
 // simple/simple), with the keys of testKeys.
 func TestVerifyGolden(t *testing.T) {
+	t.Parallel()
 	srv := dnstest.New(t, keyZone(t, testKeys(t, "example.org")))
 	for _, name := range []string{"dkimpy-ed25519.eml", "dkimpy-rsa.eml"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
@@ -261,6 +279,7 @@ func TestVerifyGolden(t *testing.T) {
 // TestVerifyLibraryRules checks rules of RFC 6376 and RFC 8301 that we
 // rely on go-msgauth for.
 func TestVerifyLibraryRules(t *testing.T) {
+	t.Parallel()
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
 	ctx := context.Background()
@@ -294,6 +313,7 @@ func TestVerifyLibraryRules(t *testing.T) {
 // In VerifyOptions and CheckerOptions, a MaxSignatures of 0 verifies no
 // signature (mail_auth.max_dkim_signatures = 0), never a default.
 func TestMaxSignaturesZeroVerifiesNone(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	data := f.mail(t, "a@example.com", true)
 	if res := VerifyDKIM(context.Background(), f.dns.Resolver(), data, VerifyOptions{}); res != nil {

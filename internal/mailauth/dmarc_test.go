@@ -11,6 +11,7 @@ import (
 )
 
 func TestParseDMARC(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		txt  string
 		want *DMARCRecord // nil: error
@@ -51,6 +52,7 @@ func TestParseDMARC(t *testing.T) {
 }
 
 func TestAlignment(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		from, id        string
 		relaxed, strict bool
@@ -83,6 +85,7 @@ func TestAlignment(t *testing.T) {
 }
 
 func TestLookupDMARC(t *testing.T) {
+	t.Parallel()
 	srv := dnstest.New(t, dnstest.Zone{
 		"_dmarc.example.com":      {dnstest.TXT("v=DMARC1; p=reject; sp=quarantine")},
 		"_dmarc.own.example.com":  {dnstest.TXT("v=DMARC1; p=none")},
@@ -115,6 +118,7 @@ func TestLookupDMARC(t *testing.T) {
 }
 
 func TestDMARCPolicy(t *testing.T) {
+	t.Parallel()
 	srv := dnstest.New(t, dnstest.Zone{
 		"_dmarc.example.com": {dnstest.TXT("v=DMARC1; p=reject; sp=quarantine; pct=50")},
 		"_dmarc.strict.net":  {dnstest.TXT("v=DMARC1; p=reject; adkim=s; aspf=s")},

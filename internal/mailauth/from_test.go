@@ -27,6 +27,7 @@ func encodedWord(t testing.TB, cs, s string, enc func(string) (string, error)) s
 }
 
 func TestParseFrom(t *testing.T) {
+	t.Parallel()
 	// 太 in ISO-2022-JP is ESC $ B "B@" ESC ( B, and 一 in Big5 is
 	// 0xA4 "@": an "@" byte that is no "@" once decoded. Read as bytes,
 	// the Big5 name would show "@paypal.example".
@@ -155,6 +156,7 @@ func joinMailboxes(ms []Mailbox) string {
 // TestParseFromAgreesWithNetMail checks that where Go's strict parser
 // reads an address, ParseFrom reads the same one.
 func TestParseFromAgreesWithNetMail(t *testing.T) {
+	t.Parallel()
 	for _, in := range []string{
 		"alice@example.org", "Alice <alice@example.org>", "\"Doe, A\" <a@example.org>",
 		"a@example.org (c)", "=?utf-8?q?J=C3=B6rg?= <j@example.org>", "a@example.org, b@example.net",
@@ -181,6 +183,7 @@ func TestParseFromAgreesWithNetMail(t *testing.T) {
 // exactly one author domain is refused, in report-only mode too; an
 // accepted message always has a dmarc= result.
 func TestCheckerAuthor(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	ctx := context.Background()
 	ip2 := netip.MustParseAddr("192.0.2.2") // SPF passes for example.net only

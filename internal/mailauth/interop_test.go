@@ -170,6 +170,7 @@ func signedBy(t *testing.T, keys []SigningKey) []byte {
 }
 
 func TestInteropPosternSignedVerifiesWithDkimpy(t *testing.T) {
+	t.Parallel()
 	needTool(t, "python3-dkim", havePython("dkim"))
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
@@ -194,6 +195,7 @@ func TestInteropPosternSignedVerifiesWithDkimpy(t *testing.T) {
 }
 
 func TestInteropDkimverifyCommand(t *testing.T) {
+	t.Parallel()
 	needTool(t, "dkimverify (python3-dkim)", haveCommand("dkimverify"))
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
@@ -220,6 +222,7 @@ func verifyEach(t *testing.T, j *resolvJail, keys []SigningKey, cmd string, ok f
 }
 
 func TestInteropOpenDKIM(t *testing.T) {
+	t.Parallel()
 	needTool(t, "opendkim-testmsg (opendkim-tools)", haveCommand("opendkim-testmsg"))
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
@@ -250,6 +253,7 @@ func TestInteropOpenDKIM(t *testing.T) {
 }
 
 func TestInteropDkimpySignedVerifiesInPostern(t *testing.T) {
+	t.Parallel()
 	needTool(t, "python3-dkim", havePython("dkim"))
 	keys := testKeys(t, "example.org")
 	srv := dnstest.New(t, keyZone(t, keys))
@@ -287,6 +291,7 @@ func TestInteropDkimpySignedVerifiesInPostern(t *testing.T) {
 }
 
 func TestInteropPyspf(t *testing.T) {
+	t.Parallel()
 	needTool(t, "python3-spf", havePython("spf"))
 	srv := dnstest.New(t, rfc7208Zone())
 	cmd := exec.Command(systemPython, filepath.Join("testdata", "pyspf_check.py"), srv.Addr())

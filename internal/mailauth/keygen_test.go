@@ -11,6 +11,7 @@ import (
 // WriteKey makes the directories, writes the key 0600, and never
 // replaces a key.
 func TestWriteKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, pemKey, err := GenerateKey(Ed25519SHA256)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 )
 
 func TestCheckSPFSyntax(t *testing.T) {
+	t.Parallel()
 	for term, ok := range map[string]bool{
 		"mx": true, "-all": true, "~all": true, "a/24": true, "mx:mail.example.com/24": true,
 		"ip4:192.0.2.0/24": true, "ip6:2001:db8::/32": true, "ip4:2001:db8::1": false,
@@ -29,6 +30,7 @@ func TestCheckSPFSyntax(t *testing.T) {
 }
 
 func TestSPFRecords(t *testing.T) {
+	t.Parallel()
 	got := SPFRecords([]string{"v=spf1 mx -all", "v=spf10 a", "V=SPF1", "google-site-verification=x", "v=spf1"})
 	if strings.Join(got, "|") != "v=spf1 mx -all|V=SPF1|v=spf1" {
 		t.Errorf("SPFRecords = %q", got)
@@ -36,6 +38,7 @@ func TestSPFRecords(t *testing.T) {
 }
 
 func TestRecordKey(t *testing.T) {
+	t.Parallel()
 	good := []struct{ rec, key string }{
 		{"v=DKIM1; k=ed25519; p=abc", "abc"},
 		{"v=DKIM1; p=ab c\r\n\tde; t=s;", "abcde"},

@@ -17,6 +17,7 @@ import (
 )
 
 func TestRelaxedCanonicalization(t *testing.T) {
+	t.Parallel()
 	// RFC 6376 §3.4.5's example.
 	hdr := []byte("A: X\r\n")
 	if got := string(relaxedHeader(hdr)); got != "a:X\r\n" {
@@ -46,6 +47,7 @@ func TestRelaxedCanonicalization(t *testing.T) {
 }
 
 func TestSignGolden(t *testing.T) {
+	t.Parallel()
 	s, err := NewSigner(testKeys(t, "example.org"), clock)
 	if err != nil {
 		t.Fatal(err)
@@ -90,6 +92,7 @@ func TestSignGolden(t *testing.T) {
 }
 
 func TestSignOversignsFrom(t *testing.T) {
+	t.Parallel()
 	s, _ := NewSigner(testKeys(t, "example.org")[:1], clock)
 	h, _ := s.Sign(sampleMessage)
 	signed := append(h, sampleMessage...)
@@ -103,6 +106,7 @@ func TestSignOversignsFrom(t *testing.T) {
 }
 
 func TestKeyFilesAndRecords(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for _, alg := range []Algorithm{Ed25519SHA256, RSASHA256} {
 		k, pemBytes, err := GenerateKey(alg)
@@ -163,6 +167,7 @@ func (o opaqueSigner) Sign(r io.Reader, d []byte, opts crypto.SignerOpts) ([]byt
 // crypto.Signer (a key in a token) signs exactly as the key itself does,
 // and that an RSA key under 2048 bits is refused however it comes.
 func TestSignWithOpaqueSigner(t *testing.T) {
+	t.Parallel()
 	keys := testKeys(t, "example.org")
 	plain, err := NewSigner(keys, clock)
 	if err != nil {

@@ -142,6 +142,7 @@ func (c spfCase) from() string {
 }
 
 func TestSPFRFC7208Examples(t *testing.T) {
+	t.Parallel()
 	srv := dnstest.New(t, rfc7208Zone())
 	for i, c := range spfCases {
 		t.Run(fmt.Sprintf("%d %s %s", i, c.record, c.ip), func(t *testing.T) {
@@ -165,6 +166,7 @@ func TestSPFRFC7208Examples(t *testing.T) {
 }
 
 func TestSPFTempError(t *testing.T) {
+	t.Parallel()
 	srv := dnstest.New(t, dnstest.Zone{
 		"example.com":       {dnstest.TXT("v=spf1 include:down.example.net -all")},
 		"down.example.net":  {dnstest.TXT("v=spf1 +all")},

@@ -32,6 +32,7 @@ func fileMessage(t *testing.T, msg []byte) ([]byte, smtp.Body) {
 // the same message in memory: same signatures, same results, same
 // verdict; the body is read as a stream.
 func TestStreamedBody(t *testing.T) {
+	t.Parallel()
 	f := newCheckFixture(t)
 	big := msg("From: Alice <alice@example.com>", "Subject: big", "Authentication-Results: "+ourHost+"; forged", "",
 		strings.Repeat("A line  with\ttabs and trailing space \r\n", 30000)+"\r\n\r\n")

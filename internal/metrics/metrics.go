@@ -1,13 +1,18 @@
-// Package metrics declares Postern's Prometheus metrics and the registry that
-// serves them. Metric declarations are the only package-level mutable state
-// Postern allows (see DESIGN.md); every other part imports this package and
-// updates the metrics it owns.
+// Package metrics declares the Prometheus metrics of the SMTP server
+// (sessions, messages, the checks before the greeting, milters), local
+// delivery and DKIM signing, and the registry that serves them.
+// Metric declarations are the only package-level mutable state Postern
+// allows (see DESIGN.md); the parts that can hold theirs per instance do
+// so instead (admission, spool, tlsconf, delivery/policy,
+// delivery/remote, queue, acme, autoconfig, pkcs11 and mailauth's
+// checks: each a Metrics made by a NewMetrics on a passed registry),
+// so that their tests count apart and run in parallel.
 //
 // Nothing is registered at init: cmd registers what the configuration
-// turns on (RegisterCore always; RegisterMailAuthCheck, RegisterDKIMSign,
-// RegisterScreen, RegisterProxy with their features) on the registry it
-// serves, so a feature that is off exports nothing, and a test may
-// gather from a registry of its own.
+// turns on (RegisterCore always; RegisterDKIMSign, RegisterScreen,
+// RegisterProxy and RegisterMilters with their features) on the
+// registry it serves, so a feature that is off exports nothing, and a
+// test may gather from a registry of its own.
 package metrics
 
 import (
@@ -69,28 +74,6 @@ var (
 		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
 	}, []string{"where"})
 
-	// SpoolMessages is the number of messages in the spool with recipients
-	// not yet done.
-	SpoolMessages = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "postern_spool_messages",
-		Help: "Messages in the spool with at least one recipient not yet done.",
-	})
-
-	// SpoolFsyncSeconds observes the duration of each group-commit fsync.
-	SpoolFsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_spool_fsync_seconds",
-		Help:    "Duration of each spool group-commit fsync (file and, when needed, directory).",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-	})
-
-	// SpoolBatchMessages observes how many messages each group commit made
-	// durable with one fsync.
-	SpoolBatchMessages = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "postern_spool_batch_messages",
-		Help:    "Messages made durable by one spool group commit.",
-		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
-	})
-
 	// LocalDeliveries counts local (Maildir) deliveries by outcome
 	// ("delivered", "failed").
 	LocalDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -121,7 +104,7 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		Connections, Sessions, TLSHandshakes, AuthAttempts,
 		MessagesAccepted, MessagesRejected, DataBytes, BuildInfo,
-		SpoolMessages, SpoolFsyncSeconds, SpoolBatchMessages, LocalDeliveries, DirectDeliveries,
+		LocalDeliveries, DirectDeliveries,
 	)
 	for _, l := range listeners {
 		Connections.WithLabelValues(l)

@@ -13,8 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"postern/internal/metrics"
 )
 
 // logEvery is how often, at most, a failing key logs again.
@@ -42,6 +40,7 @@ type Key struct {
 	log     *slog.Logger
 	now     func() time.Time
 	state   *failState
+	m       *Metrics // its Tokens'
 }
 
 // binding is a key as found in an open token.
@@ -80,7 +79,7 @@ func newKey(b *binding, o keyOptions) *Key {
 		b.failed = func() {}
 	}
 	k := &Key{info: o.info, pub: b.signer.Public(), refind: o.refind, timeout: o.opts.Timeout,
-		log: o.opts.Logger, now: o.opts.Now, state: &failState{}}
+		log: o.opts.Logger, now: o.opts.Now, state: &failState{}, m: o.opts.Metrics}
 	k.cur.Store(b)
 	return k
 }
@@ -191,7 +190,7 @@ func (k *Key) Sign(rand io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 
 // failed counts, logs and returns a failed operation with b.
 func (k *Key) failed(b *binding, result string, err error) error {
-	metrics.PKCS11Operations.WithLabelValues(k.info.URI, result).Inc()
+	k.m.Operations.WithLabelValues(k.info.URI, result).Inc()
 	b.failed()
 	st := k.state
 	st.mu.Lock()
@@ -211,7 +210,7 @@ func (k *Key) failed(b *binding, result string, err error) error {
 
 // succeeded counts a signature and logs a recovery.
 func (k *Key) succeeded() {
-	metrics.PKCS11Operations.WithLabelValues(k.info.URI, "ok").Inc()
+	k.m.Operations.WithLabelValues(k.info.URI, "ok").Inc()
 	st := k.state
 	st.mu.Lock()
 	defer st.mu.Unlock()

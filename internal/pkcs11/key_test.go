@@ -17,8 +17,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"postern/internal/metrics"
 )
 
 // fakeToken is a key whose Sign does what the test says: answer with
@@ -76,10 +74,11 @@ func digest() []byte { d := sha256.Sum256([]byte("handshake")); return d[:] }
 // result in postern_pkcs11_operations_total, and that the key is
 // marked failed so that a reload reopens the token.
 func TestKeyFailuresAreErrors(t *testing.T) {
+	t.Parallel()
 	const name = "pkcs11:token=T;object=failing;type=private"
 	k, f, logs, fails := testKey(t, name, 50*time.Millisecond, 1, time.Now)
 	count := func(result string) float64 {
-		return testutil.ToFloat64(metrics.PKCS11Operations.WithLabelValues(name, result))
+		return testutil.ToFloat64(k.m.Operations.WithLabelValues(name, result))
 	}
 
 	sig, err := k.Sign(rand.Reader, digest(), crypto.SHA256)
@@ -134,6 +133,7 @@ func TestKeyFailuresAreErrors(t *testing.T) {
 // TestKeyLogRateLimit checks that a key that keeps failing logs once,
 // then at most every logEvery with the count of failures in between.
 func TestKeyLogRateLimit(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	k, f, logs, _ := testKey(t, "pkcs11:token=T;object=rate;type=private", time.Second, 4, func() time.Time { return now })
 	f.mode.Store("error")
@@ -161,6 +161,7 @@ func (m *mismatched) Public() crypto.PublicKey {
 // TestSelfTest checks that SelfTest passes for a working key and fails
 // for one whose signatures do not verify with its public key.
 func TestSelfTest(t *testing.T) {
+	t.Parallel()
 	k, f, _, _ := testKey(t, "pkcs11:token=T;object=self;type=private", time.Second, 1, time.Now)
 	if err := k.SelfTest(); err != nil {
 		t.Errorf("working key: %v", err)

@@ -57,6 +57,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of the log rate limit; nil means time.Now.
 	Now func() time.Time
+	// Metrics counts the keys' operations (NewMetrics); nil counts into
+	// a set registered nowhere.
+	Metrics *Metrics
 }
 
 // defaults fills the defaults of the options no key sets. It panics on
@@ -73,6 +76,9 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics(nil)
 	}
 }
 

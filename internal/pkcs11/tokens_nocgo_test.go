@@ -12,6 +12,7 @@ import (
 // TestNoCgo checks that a build without cgo says, for every key, that
 // PKCS#11 is not supported in this build, and still parses the URI.
 func TestNoCgo(t *testing.T) {
+	t.Parallel()
 	if Supported {
 		t.Fatal("Supported is true without cgo")
 	}

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"postern/internal/metrics"
 	"postern/internal/pkcs11/pkcs11test"
 )
 
@@ -175,7 +174,7 @@ func TestTokenUnplugged(t *testing.T) {
 		t.Fatal(err)
 	}
 	errs := func() float64 {
-		return testutil.ToFloat64(metrics.PKCS11Operations.WithLabelValues(k.String(), "error"))
+		return testutil.ToFloat64(k.m.Operations.WithLabelValues(k.String(), "error"))
 	}
 	before := errs()
 	h.Unplug()

@@ -7,6 +7,7 @@ import (
 )
 
 func TestParseURI(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		want URI
@@ -43,6 +44,7 @@ func TestParseURI(t *testing.T) {
 }
 
 func TestParseURIRefuses(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ in, want string }{
 		{"/etc/postern/key.pem", "must start with"},
 		{"pkcs11:", "names no token"},
@@ -80,6 +82,7 @@ func TestParseURIRefuses(t *testing.T) {
 }
 
 func TestIsURI(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]bool{
 		"pkcs11:token=T": true, "PKCS11:x": true, "pkcs11": false, "/etc/key.pem": false, "key.pem": false, "": false,
 	} {
@@ -93,6 +96,7 @@ func TestIsURI(t *testing.T) {
 // internal/config): as time.NewTicker, New refuses a Timeout that is not
 // positive, rather than take 0 for a default.
 func TestNewTimeoutRequired(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("New took a Timeout of 0")

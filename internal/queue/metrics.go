@@ -3,8 +3,7 @@ package queue
 import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are a Runner's metrics (RunnerOptions.Metrics); the spool
-// keeps metrics.SpoolMessages (the queue depth) and its own
-// (spool.RegisterMetrics). Each Runner has its own set, so tests of
+// keeps its own (spool.Metrics), the queue depth among them. Each Runner has its own set, so tests of
 // several Runners count apart.
 type Metrics struct {
 	// OldestSeconds is the age of the oldest message with a recipient

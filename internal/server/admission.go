@@ -35,8 +35,8 @@ type admissionSetup struct {
 // allow and deny lists. With [redis], Redis must answer at start: a node
 // that cannot share the ban list should not come up silently without it.
 // The abuse engine tells obs, when not nil, of its bans and alerts (the
-// status page).
-func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger, obs *admin.Events) (*admissionSetup, error) {
+// status page). Each part counts into its metrics in met.
+func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger, obs *admin.Events, met partMetrics) (*admissionSetup, error) {
 	a := &admissionSetup{}
 	if r := cfg.Redis; r.Address != "" {
 		opts := redisOptions(cfg, sec)
@@ -61,21 +61,24 @@ func newAdmission(cfg *config.Config, sec config.Secrets, log *slog.Logger, obs 
 	} else {
 		a.store = admission.NewMemoryStore()
 	}
-	a.gate = admission.NewGate(a.store, gateOptions(cfg))
+	gopts := gateOptions(cfg)
+	gopts.Metrics = met.admission
+	a.gate = admission.NewGate(a.store, gopts)
 	if cfg.Abuse.Enabled {
-		a.guard = newAbuseEngine(cfg, a.store, log, obs)
+		a.guard = newAbuseEngine(cfg, a.store, log, obs, met.abuse)
 	}
 	lo := limiterOptions(cfg)
-	lo.Logger = log
+	lo.Logger, lo.Metrics = log, met.admission
 	a.limiter = admission.NewLimiter(a.store, lo)
 	return a, nil
 }
 
 // newAbuseEngine builds the auth-abuse engine of [abuse] over store; it
-// tells obs, when not nil, of its bans and alerts.
-func newAbuseEngine(cfg *config.Config, store admission.Store, log *slog.Logger, obs *admin.Events) *admission.Engine {
+// tells obs, when not nil, of its bans and alerts, and counts them into
+// met (nil: a set registered nowhere).
+func newAbuseEngine(cfg *config.Config, store admission.Store, log *slog.Logger, obs *admin.Events, met *admission.AbuseMetrics) *admission.Engine {
 	o := abuseOptions(cfg)
-	o.Logger = log.With("component", "abuse")
+	o.Logger, o.Metrics = log.With("component", "abuse"), met
 	if obs != nil {
 		o.OnBan, o.OnAlert = obs.Ban, obs.Alert
 	}

@@ -30,7 +30,7 @@ func TestNewAdmission(t *testing.T) {
 	cfg.Listeners[0].Deny = []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}
 	cfg.SendLimits.Users = map[string]config.UserSendLimits{"alice": {MessagesPerHour: 1},
 		"hal": {MessagesPerHour: 1, OverLimit: config.OverLimitHold}}
-	a, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil)
+	a, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestNewAdmission(t *testing.T) {
 		t.Errorf("alice (refuse) held: %+v", v)
 	}
 	cfg.Abuse.Enabled = false
-	b, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil)
+	b, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +76,12 @@ func TestNewAdmission(t *testing.T) {
 func TestNewAdmissionRedis(t *testing.T) {
 	cfg := config.Dev(t.TempDir())
 	cfg.Redis.Address = "127.0.0.1:1" // nothing listens there
-	if _, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil); err == nil {
+	if _, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{}); err == nil {
 		t.Error("no error for an unreachable Redis")
 	}
 	cfg.Redis.Address = testkit.RedisAddr(t)
 	cfg.Redis.KeyPrefix = "postern-test-serve:"
-	a, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil)
+	a, err := newAdmission(cfg, config.Secrets{}, slog.New(slog.DiscardHandler), nil, partMetrics{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRedisOneClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newAdmission(cfg, sec, slog.New(slog.DiscardHandler), nil)
+	a, err := newAdmission(cfg, sec, slog.New(slog.DiscardHandler), nil, partMetrics{})
 	if err != nil {
 		t.Fatal(err)
 	}

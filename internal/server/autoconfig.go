@@ -15,14 +15,14 @@ import (
 
 // startAutoconfig serves [autoconfig] over HTTPS with the server's
 // certificates (chosen by SNI: autoconfig.DOMAIN, autodiscover.DOMAIN)
-// on the socket listen gives it ("autoconfig"). It returns nil when the
-// table is absent.
-func startAutoconfig(cfg *config.Config, tlsCfg *tls.Config, listen func(name, addr string) (net.Listener, error), log *slog.Logger) (*http.Server, error) {
+// on the socket listen gives it ("autoconfig"), counting into met. It
+// returns nil when the table is absent.
+func startAutoconfig(cfg *config.Config, tlsCfg *tls.Config, listen func(name, addr string) (net.Listener, error), log *slog.Logger, met *autoconfig.Metrics) (*http.Server, error) {
 	if !cfg.Autoconfig.Enabled {
 		return nil, nil
 	}
 	o := autoconfigOptions(cfg)
-	o.Logger = log.With("listener", "autoconfig")
+	o.Logger, o.Metrics = log.With("listener", "autoconfig"), met
 	h, err := autoconfig.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)

@@ -30,7 +30,7 @@ func NewChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 			return err
 		},
 		Planner: func(res dns.Resolver) error {
-			_, err := newPlanner(cfg, res, quiet)
+			_, err := newPlanner(cfg, res, quiet, nil)
 			return err
 		},
 		Remote: func(sec config.Secrets) error {
@@ -41,7 +41,7 @@ func NewChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 			return err
 		},
 		Admission: func(sec config.Secrets) error {
-			a, err := newAdmission(cfg, sec, quiet, nil)
+			a, err := newAdmission(cfg, sec, quiet, nil, partMetrics{})
 			if err == nil {
 				a.Close()
 			}
@@ -57,7 +57,7 @@ func NewChecker(cfg *config.Config, res dns.Resolver, hc *http.Client) *check.Ch
 // RunChecks runs c with the PKCS#11 tokens of its configuration, as
 // serve opens them, and returns its results.
 func RunChecks(ctx context.Context, c *check.Checker) []check.Result {
-	c.Tokens = newTokens(c.Config, nil) // pkcs11.go
+	c.Tokens = newTokens(c.Config, nil, nil) // pkcs11.go
 	defer c.Tokens.Close()
 	return c.Run(ctx)
 }

@@ -28,8 +28,9 @@ func NewResolver(cfg *config.Config) (*dns.Client, error) {
 
 // newPlanner builds the delivery policy engine: MX routing with DANE,
 // MTA-STS and the configured per-domain minimum. Every name it depends
-// on, the MTA-STS policy hosts included, is looked up through res.
-func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy.Engine, error) {
+// on, the MTA-STS policy hosts included, is looked up through res. It
+// counts into met (nil: a set registered nowhere).
+func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger, met *policy.Metrics) (*policy.Engine, error) {
 	o, err := plannerOptions(cfg)
 	if err != nil {
 		return nil, err
@@ -37,7 +38,7 @@ func newPlanner(cfg *config.Config, res dns.Resolver, log *slog.Logger) (*policy
 	if o.Roots, err = outboundRoots(cfg.Delivery.CAFile, "delivery.ca_file"); err != nil {
 		return nil, err
 	}
-	o.Resolver, o.Logger = res, log
+	o.Resolver, o.Logger, o.Metrics = res, log, met
 	return policy.New(o), nil
 }
 

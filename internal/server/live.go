@@ -66,7 +66,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 	if s.trace, err = smtpd.ParseTraceList(cfg.Log.Trace); err != nil {
 		return nil, fmt.Errorf("log.trace: %w", err)
 	}
-	if s.mx, err = checkFilter(cfg, b.resolver, b.dir.IsLocalDomain, b.log); err != nil {
+	if s.mx, err = checkFilter(cfg, b.resolver, b.dir.IsLocalDomain, b.log, b.parts.mailauth); err != nil {
 		return nil, err
 	}
 	if s.sub, s.keys, err = signingFilter(cfg, b.log, b.tokens); err != nil {
@@ -76,7 +76,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 		s.dkim = append(s.dkim, k.Domain+" "+k.Selector)
 	}
 	slices.Sort(s.dkim)
-	planner, err := newPlanner(cfg, b.resolver, b.log)
+	planner, err := newPlanner(cfg, b.resolver, b.log, b.parts.policy)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func (b *serveBase) buildLive(cfg *config.Config, sec config.Secrets) (s *liveSe
 	}
 	s.out.Metrics = b.remoteMetrics
 	if cfg.Abuse.Enabled {
-		s.abuse = newAbuseEngine(cfg, b.adm.store, b.log, b.events)
+		s.abuse = newAbuseEngine(cfg, b.adm.store, b.log, b.events, b.parts.abuse)
 	}
 	return s, nil
 }

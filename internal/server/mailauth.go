@@ -19,7 +19,7 @@ import (
 // off or data_dir/dkim holds no key). isLocal reports local domains;
 // DKIM keys named by pkcs11: URIs come from tokens.
 func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger, tokens *pkcs11.Tokens) (mx, submission smtpd.Filter, err error) {
-	if mx, err = checkFilter(cfg, r, isLocal, log); err != nil {
+	if mx, err = checkFilter(cfg, r, isLocal, log, nil); err != nil {
 		return nil, nil, err
 	}
 	submission, keys, err := signingFilter(cfg, log, tokens)
@@ -33,13 +33,13 @@ func mailAuthFilters(cfg *config.Config, r dns.Resolver, isLocal func(domain str
 }
 
 // checkFilter builds the Filter of mx listeners from [mail_auth]: nil
-// when check is off.
-func checkFilter(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger) (smtpd.Filter, error) {
+// when check is off. It counts into met (nil: a set registered nowhere).
+func checkFilter(cfg *config.Config, r dns.Resolver, isLocal func(domain string) bool, log *slog.Logger, met *mailauth.CheckMetrics) (smtpd.Filter, error) {
 	if !cfg.MailAuth.Check {
 		return nil, nil
 	}
 	o := checkerOptions(cfg)
-	o.Resolver, o.IsLocalDomain, o.Logger = r, isLocal, log
+	o.Resolver, o.IsLocalDomain, o.Logger, o.Metrics = r, isLocal, log, met
 	c, err := mailauth.NewChecker(o)
 	if err != nil {
 		return nil, fmt.Errorf("serve: mail_auth: %w", err)

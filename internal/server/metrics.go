@@ -5,10 +5,13 @@ import (
 
 	"postern/internal/acme"
 	"postern/internal/admission"
+	"postern/internal/autoconfig"
 	"postern/internal/config"
 	"postern/internal/delivery/policy"
 	"postern/internal/delivery/remote"
+	"postern/internal/mailauth"
 	"postern/internal/metrics"
+	"postern/internal/pkcs11"
 	"postern/internal/queue"
 	"postern/internal/spool"
 	"postern/internal/tlsconf"
@@ -32,16 +35,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		proxy = proxy || lc.ProxyProtocol
 	}
 	metrics.RegisterCore(reg, names)
-	spool.RegisterMetrics(reg)
-	tlsconf.RegisterMetrics(reg)
-	policy.RegisterMetrics(reg)
-	admission.RegisterMetrics(reg)
-	if cfg.Abuse.Enabled {
-		admission.RegisterAbuseMetrics(reg)
-	}
-	if cfg.MailAuth.Check {
-		metrics.RegisterMailAuthCheck(reg)
-	}
 	if signing {
 		metrics.RegisterDKIMSign(reg)
 	}
@@ -50,12 +43,6 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 	}
 	if proxy {
 		metrics.RegisterProxy(reg)
-	}
-	if cfg.Autoconfig.Enabled {
-		metrics.RegisterAutoconfig(reg)
-	}
-	if cfg.UsesPKCS11() {
-		metrics.RegisterPKCS11(reg)
 	}
 	if len(cfg.Milters) > 0 {
 		var defaults [][3]string
@@ -71,6 +58,48 @@ func registerMetrics(reg prometheus.Registerer, cfg *config.Config, signing bool
 		fm.acme = acme.NewMetrics(reg)
 	}
 	return fm
+}
+
+// partMetrics are the metrics of the parts serve builds before it
+// knows the features on (the gate, the send limits, the abuse engine,
+// the spool, the certificates, the delivery policy, mail client
+// autoconfiguration, the PKCS#11 tokens and the checks of mail
+// authentication so far), made once per process by newPartMetrics. The
+// zero value registers nothing: each part then counts into a set of its
+// own (check, tests).
+type partMetrics struct {
+	admission *admission.Metrics
+	abuse     *admission.AbuseMetrics // nil when [abuse] enabled = false
+	spool     *spool.Metrics
+	tls       *tlsconf.Metrics
+	policy    *policy.Metrics        // every planner a reload builds counts into it
+	autoconf  *autoconfig.Metrics    // nil when [autoconfig] enabled = false
+	pkcs11    *pkcs11.Metrics        // nil without a key in a PKCS#11 token
+	mailauth  *mailauth.CheckMetrics // nil when [mail_auth] check = false
+}
+
+// newPartMetrics registers on reg, once per process, the metrics of the
+// parts serve builds first (see registerMetrics): the admission gate's,
+// the send limits', the spool's, the certificates' and the delivery
+// policy's always, the abuse engine's with [abuse], autoconfiguration's
+// with [autoconfig], the PKCS#11 keys' when a key is in a token, mail
+// authentication's with [mail_auth] check.
+func newPartMetrics(reg prometheus.Registerer, cfg *config.Config) partMetrics {
+	m := partMetrics{admission: admission.NewMetrics(reg), spool: spool.NewMetrics(reg),
+		tls: tlsconf.NewMetrics(reg), policy: policy.NewMetrics(reg)}
+	if cfg.Abuse.Enabled {
+		m.abuse = admission.NewAbuseMetrics(reg)
+	}
+	if cfg.Autoconfig.Enabled {
+		m.autoconf = autoconfig.NewMetrics(reg)
+	}
+	if cfg.UsesPKCS11() {
+		m.pkcs11 = pkcs11.NewMetrics(reg)
+	}
+	if cfg.MailAuth.Check {
+		m.mailauth = mailauth.NewCheckMetrics(reg)
+	}
+	return m
 }
 
 // featureMetrics are the metrics of the parts serve makes that count

@@ -13,6 +13,7 @@ import (
 func exported(t *testing.T, cfg *config.Config, signing bool) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
+	newPartMetrics(reg, cfg)
 	registerMetrics(reg, cfg, signing)
 	mfs, err := reg.Gather()
 	if err != nil {

@@ -13,10 +13,11 @@ import (
 
 // newTokens returns the access to the PKCS#11 tokens of [pkcs11]. The
 // PIN file is read as every secret file is (config.ReadSecret). Nothing
-// is opened until a key is asked for.
-func newTokens(cfg *config.Config, log *slog.Logger) *pkcs11.Tokens {
+// is opened until a key is asked for. The keys count into met (nil: a
+// set registered nowhere).
+func newTokens(cfg *config.Config, log *slog.Logger, met *pkcs11.Metrics) *pkcs11.Tokens {
 	o := pkcs11Options(cfg)
-	o.Logger = log
+	o.Logger, o.Metrics = log, met
 	return pkcs11.New(o)
 }
 

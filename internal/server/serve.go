@@ -160,6 +160,7 @@ type serveBase struct {
 	remoteMetrics *remote.Metrics
 	queueMetrics  *queue.Metrics // every runner counts into it
 	acmeMetrics   *acme.Metrics  // nil without ACME
+	parts         partMetrics    // registered by newServeBase (metrics.go)
 	live          atomic.Pointer[liveSet]
 	inst          atomic.Pointer[instance] // the instance serving, for reload
 	reloading     sync.Mutex               // one reload (or start of an instance) at a time
@@ -173,6 +174,7 @@ func newServeBase(cfg *config.Config, load func() (*config.Config, error), stder
 	b.level.Set(cfg.Log.Level)
 	b.log = logging.New(cfg.Log.Format == config.LogJSON, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
+	b.parts = newPartMetrics(metrics.Registry, cfg)
 	return b
 }
 
@@ -209,9 +211,9 @@ func (b *serveBase) prepare(child *handover.Child) (*handover.Prebound, error) {
 // embedded default), and the directory of addresses.
 func (b *serveBase) openDirectory(allowBroken bool, stdout io.Writer) (err error) {
 	cfg := b.cfg
-	b.tokens = newTokens(cfg, b.log)
+	b.tokens = newTokens(cfg, b.log, b.parts.pkcs11)
 	b.onClose(func() { b.tokens.Close() })
-	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens); err != nil {
+	if b.certs, b.tlsCfg, err = setupTLS(cfg, b.log, allowBroken, b.tokens, b.parts.tls); err != nil {
 		return err
 	}
 	if b.db, err = OpenUsers(cfg, b.log); err != nil {
@@ -249,7 +251,7 @@ func (b *serveBase) openDelivery() (err error) {
 	if b.auth, err = newAuthSetup(cfg, b.sec, b.db, b.certs); err != nil {
 		return err
 	}
-	if b.adm, err = newAdmission(cfg, b.sec, b.log, b.events); err != nil { // gate, abuse engine, send limits (admission.go)
+	if b.adm, err = newAdmission(cfg, b.sec, b.log, b.events, b.parts); err != nil { // gate, abuse engine, send limits (admission.go)
 		return err
 	}
 	b.onClose(func() { b.adm.Close() })
@@ -309,7 +311,7 @@ func (b *serveBase) serve(child *handover.Child, socks *handover.Sockets) error 
 // openSpool opens the spool in the data directory.
 func (b *serveBase) openSpool() (*spool.Spool, error) {
 	o := spoolOptions(b.cfg)
-	o.Logger = b.log
+	o.Logger, o.Metrics = b.log, b.parts.spool
 	return spool.Open(o)
 }
 
@@ -472,7 +474,7 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	if err := b.startAdmin(in, spool, listeners, socks); err != nil {
 		return in, err
 	}
-	if in.autoconf, err = startAutoconfig(b.cfg, b.tlsCfg, socks.Listen, b.log); err != nil { // autoconfig.go
+	if in.autoconf, err = startAutoconfig(b.cfg, b.tlsCfg, socks.Listen, b.log, b.parts.autoconf); err != nil { // autoconfig.go
 		return in, err
 	}
 	b.serveSMTP(in, listeners)

@@ -23,8 +23,8 @@ import (
 // each as a client would (a broken chain stops the start unless
 // allowBroken, which logs it at ERROR level) and returns them with the
 // TLS configuration the listeners share. Keys named by pkcs11: URIs come
-// from tokens.
-func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pkcs11.Tokens) (*tlsconf.Certs, *tls.Config, error) {
+// from tokens. The certificates' expiry gauge goes into met.
+func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pkcs11.Tokens, met *tlsconf.Metrics) (*tlsconf.Certs, *tls.Config, error) {
 	if cfg.TLS.SelfSigned {
 		certFile, _ := cfg.TLSFiles()
 		if _, _, err := tlsconf.EnsureSelfSigned(filepath.Dir(certFile), []string{cfg.Hostname}, time.Now()); err != nil {
@@ -32,7 +32,7 @@ func setupTLS(cfg *config.Config, log *slog.Logger, allowBroken bool, tokens *pk
 		}
 	}
 	opts := certsOptions(cfg)
-	opts.AllowBrokenChain, opts.Logger = allowBroken, log
+	opts.AllowBrokenChain, opts.Logger, opts.Metrics = allowBroken, log, met
 	opts.Keys = tokenKeys(tokens, log) // pkcs11.go
 	if cfg.TLS.CAFile != "" {
 		roots, err := tlsconf.LoadPool(cfg.TLS.CAFile, "tls.ca_file", false)

@@ -62,6 +62,7 @@ type guarded struct {
 	gate    *admission.Gate
 	engine  *admission.Engine
 	limiter *admission.Limiter
+	metrics *admission.Metrics // the gate's and the limiter's
 }
 
 func newGuarded(gopts admission.GateOptions, aopts admission.AbuseOptions, lopts admission.LimiterOptions) *guarded {
@@ -81,9 +82,10 @@ func abuseOptions(change func(o *admission.AbuseOptions)) admission.AbuseOptions
 
 // newGuardedOn is newGuarded on the given store.
 func newGuardedOn(store admission.Store, gopts admission.GateOptions, aopts admission.AbuseOptions, lopts admission.LimiterOptions) *guarded {
-	g := &guarded{store: store}
+	g := &guarded{store: store, metrics: admission.NewMetrics(nil)}
 	aopts.Logger = discardLogger()
 	lopts.Logger = discardLogger()
+	gopts.Metrics, lopts.Metrics = g.metrics, g.metrics
 	g.gate = admission.NewGate(g.store, gopts)
 	g.engine = admission.NewEngine(g.store, aopts)
 	g.limiter = admission.NewLimiter(g.store, lopts)
@@ -155,7 +157,7 @@ func TestAdmitRefusedSubmissionsNoHandshake(t *testing.T) {
 	g := newGuarded(admission.GateOptions{}, abuseOptions(nil), admission.LimiterOptions{})
 	f := newFixture(t, RoleSubmissions, g.install)
 	banLoopback(t, g.store, "127.0.0.20")
-	avoided := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name))
+	avoided := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name))
 	hs := tlsHandshakes(t, f.srv.Name)
 
 	// Raw TCP: the server sends nothing and closes, whatever we send.
@@ -174,7 +176,7 @@ func TestAdmitRefusedSubmissionsNoHandshake(t *testing.T) {
 	if _, ok := f.dialAs("127.0.0.20"); ok {
 		t.Fatal("TLS handshake with a banned client")
 	}
-	if got := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; got != 2 {
+	if got := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; got != 2 {
 		t.Errorf("handshakes avoided += %v, want 2", got)
 	}
 	if got := tlsHandshakes(t, f.srv.Name) - hs; got != 0 {
@@ -193,7 +195,7 @@ func TestAdmitRefusedMXAndSubmission421(t *testing.T) {
 			}}, abuseOptions(nil), admission.LimiterOptions{})
 			f := newFixture(t, role, g.install)
 			hs := tlsHandshakes(t, f.srv.Name)
-			avoided := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name))
+			avoided := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name))
 			c, _ := f.dialAs("127.0.0.200")
 			c.expect("421 4.7.0 ")
 			c.expectClosed()
@@ -201,7 +203,7 @@ func TestAdmitRefusedMXAndSubmission421(t *testing.T) {
 			c.expect("220 ")
 			c.do("EHLO x", "250 ")
 			c.startTLS()
-			if got := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; got != 1 {
+			if got := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; got != 1 {
 				t.Errorf("handshakes avoided += %v, want 1", got)
 			}
 			// The server counts its handshake just after the client's.
@@ -253,7 +255,7 @@ func thousandWrongPasswords(t *testing.T, store admission.Store) {
 	c.login()
 	c.do("QUIT", "221 ")
 
-	avoided := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name))
+	avoided := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name))
 	hs := tlsHandshakes(t, f.srv.Name)
 	var (
 		failures, dials, refusedDials int
@@ -310,7 +312,7 @@ func thousandWrongPasswords(t *testing.T, store admission.Store) {
 	if refusedDials == 0 || refusedDials != dials-1 {
 		t.Fatalf("dials %d, refused %d: want every dial after the first refused", dials, refusedDials)
 	}
-	if got := admCounter(admission.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; int(got) != refusedDials {
+	if got := admCounter(g.metrics.HandshakesAvoided.WithLabelValues(f.srv.Name)) - avoided; int(got) != refusedDials {
 		t.Errorf("handshakes avoided += %v, want %d", got, refusedDials)
 	}
 	// The attacker's one handshake and alice's two.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"postern/internal/fsutil"
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
 
@@ -310,14 +309,14 @@ func (s *Spool) changeLocked(e *entry, fn func(*entry) error) (nowDone bool, err
 		} else {
 			s.held--
 		}
-		QueueHeld.Set(float64(s.held))
+		s.m.Held.Set(float64(s.held))
 	}
 	if nowDone {
 		e.done = true
 		if e.seg != nil {
 			e.seg.live--
 		}
-		metrics.SpoolMessages.Dec()
+		s.m.Messages.Dec()
 	}
 	return nowDone, nil
 }

@@ -23,6 +23,7 @@ func states(t *testing.T, s *Spool, id string) map[string]RecipientState {
 }
 
 func TestDeleteAndMarkErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	id, keep := spooltest.ID(), spooltest.ID()
@@ -59,6 +60,7 @@ func TestDeleteAndMarkErrors(t *testing.T) {
 // without the caller waiting: Close commits what is still queued, so the
 // states survive a reopen.
 func TestMarkRecipientAsyncCommittedByClose(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	ids := make([]string, 50)
@@ -97,6 +99,7 @@ func TestMarkRecipientAsyncCommittedByClose(t *testing.T) {
 }
 
 func TestReleaseNotHeld(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	env := spooltest.Env(spooltest.ID(), "a@x") // no runner: stays pending

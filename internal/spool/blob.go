@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"postern/internal/fsutil"
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
 
@@ -220,7 +219,7 @@ func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 		s.removeBlob(id)
 		return fmt.Errorf("blob: sync directory: %w", err)
 	}
-	blobSeconds.Observe(time.Now().Sub(start).Seconds())
+	s.m.BlobSeconds.Observe(time.Now().Sub(start).Seconds())
 
 	s.mu.Lock()
 	if _, dup := s.index[id]; dup { // put meanwhile, in a segment
@@ -231,7 +230,7 @@ func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	s.index[id] = e
 	if env.Hold {
 		s.held++
-		QueueHeld.Set(float64(s.held))
+		s.m.Held.Set(float64(s.held))
 	}
 	watchers := make([]func(string), 0, len(s.watchers))
 	for _, w := range s.watchers {
@@ -239,7 +238,7 @@ func (s *Spool) putBlob(env *smtp.Envelope, msg *smtp.Message) error {
 	}
 	s.mu.Unlock()
 	s.messages.Add(1)
-	metrics.SpoolMessages.Inc()
+	s.m.Messages.Inc()
 	for _, w := range watchers {
 		w(id)
 	}

@@ -68,6 +68,7 @@ func openAll(t *testing.T, s *Spool, id string) []byte {
 // the session gave (here a replaced one), and its blob is removed once
 // the message is done.
 func TestBlobPutOpenReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	id := spooltest.ID()
@@ -117,6 +118,7 @@ func TestBlobPutOpenReopen(t *testing.T) {
 // Put and PutMessage keep small bodies in the record and give large ones
 // in memory a blob of their own (copied in the caller's goroutine).
 func TestPutInlineOrBlob(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
@@ -142,6 +144,7 @@ func TestPutInlineOrBlob(t *testing.T) {
 // never acknowledged), nor one cut short, nor a temporary file of a file
 // system without O_TMPFILE. Complete blobs come back as messages.
 func TestBlobRecovery(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	b, _ := streamBlob(t, s, spooltest.ID(), spooltest.Data("x", 200<<10))
@@ -195,6 +198,7 @@ func TestBlobRecovery(t *testing.T) {
 // versions an older release reads: a rollback after a failed graceful
 // restart loses none of the small messages behind a large one.
 func TestSegmentsStayReadable(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	for i := range 6 {
@@ -226,6 +230,7 @@ func TestSegmentsStayReadable(t *testing.T) {
 // A second message with the id of a spooled large one is refused, and
 // the first keeps its body.
 func TestBlobDuplicate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
@@ -254,6 +259,7 @@ func TestBlobDuplicate(t *testing.T) {
 // PutMessage copies a body that is not in a Blob of its own for the
 // message's id into a blob of its own.
 func TestBlobForeignBodyCopied(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()
@@ -295,6 +301,7 @@ func testLogger(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(
 // Where the file system has no O_TMPFILE, a Blob is named ID.tmp until
 // PutMessage links it: a discarded one and a taken one leave no .tmp.
 func TestBlobNamedFallback(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	defer s.Close()

@@ -92,6 +92,7 @@ func crashPut(s *Spool, id string, g, i int) error {
 }
 
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	for round := range 3 {
 		acked := crashChild(t, dir, round, 100+round*50)

@@ -20,6 +20,7 @@ func atDomain(domain string) Select {
 // message to be delivered; deleting the last ones makes the message done.
 // Both outlive a restart.
 func TestChangeDeleteByRecipient(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	a, b := spooltest.ID(), spooltest.ID()
@@ -71,6 +72,7 @@ func TestChangeDeleteByRecipient(t *testing.T) {
 // else changes. The hold outlives a restart, and a release makes them
 // pending again, attempts still counted.
 func TestChangeHoldRelease(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	id, other := spooltest.ID(), spooltest.ID()
@@ -137,6 +139,7 @@ func TestChangeHoldRelease(t *testing.T) {
 // An attempt in flight when an operator holds its recipient: a temporary
 // failure records the attempt but keeps the hold; a delivery ends it.
 func TestHoldDuringAttempt(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	id := spooltest.ID()
@@ -171,6 +174,7 @@ func TestHoldDuringAttempt(t *testing.T) {
 
 // Retry makes deferred recipients due now and touches nothing else.
 func TestChangeRetry(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	id := spooltest.ID()
@@ -192,6 +196,7 @@ func TestChangeRetry(t *testing.T) {
 
 // Change on a closed spool fails; an unknown op too.
 func TestChangeErrors(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	if _, err := s.Change(nil, Op(99), nil); err == nil {
 		t.Error("unknown op accepted")
@@ -208,6 +213,7 @@ func TestChangeErrors(t *testing.T) {
 // message whose recipients are all removed or delivered is done. Run
 // with -race.
 func TestChangeRacesOutcomes(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	var ids []string

@@ -33,6 +33,7 @@ func legacyRecord(env *smtp.Envelope, data []byte, v byte) []byte {
 func v1Record(env *smtp.Envelope, data []byte) []byte { return legacyRecord(env, data, 1) }
 
 func TestEnvelopeVersions(t *testing.T) {
+	t.Parallel()
 	env := spooltest.Env("v3", "a@x")
 	env.RequireTLS = true
 	env.Hold, env.HoldReason = true, "send limit: messages per hour"
@@ -87,6 +88,7 @@ func openOldSegment(t *testing.T, env *smtp.Envelope, rec []byte) (s *Spool, got
 
 // A spool written before REQUIRETLS existed opens and reads as before.
 func TestVersion1RecordsStayReadable(t *testing.T) {
+	t.Parallel()
 	env := spooltest.Env("old00000000000000001", "a@x", "b@y")
 	data := spooltest.Data(env.ID, 500)
 	s, got, gotData := openOldSegment(t, env, v1Record(env, data))
@@ -104,6 +106,7 @@ func TestVersion1RecordsStayReadable(t *testing.T) {
 }
 
 func TestStateVersions(t *testing.T) {
+	t.Parallel()
 	rcpts := []string{"a@x", "b@y", "c@z"}
 	st := []RecipientState{
 		{Status: StatusDeferred, Attempts: 3, NextAttempt: time.Unix(1_800_000_100, 0), Updated: time.Unix(1_800_000_000, 5),
@@ -143,6 +146,7 @@ func TestStateVersions(t *testing.T) {
 // A spool written before holds existed (version 2) opens and reads as
 // before: nothing in it is held.
 func TestVersion2RecordsStayReadable(t *testing.T) {
+	t.Parallel()
 	env := spooltest.Env("old00000000000000002", "a@x")
 	env.RequireTLS = true
 	data := spooltest.Data(env.ID, 300)
@@ -167,6 +171,7 @@ func TestVersion2RecordsStayReadable(t *testing.T) {
 // version-4 record cannot carry them, and NOTIFY bits the session never
 // makes are corruption.
 func TestDSNRecordVersion(t *testing.T) {
+	t.Parallel()
 	env := spooltest.Env("v5", "a@x", "b@y")
 	version := func(env *smtp.Envelope, ref *blobRef) byte {
 		return appendRecordParts(nil, env, []byte("x"), nil, ref)[4]

@@ -48,7 +48,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"postern/internal/fsutil"
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
 
@@ -61,6 +60,9 @@ type Options struct {
 	SegmentSize int64
 	// Logger receives recovery and error events; nil means slog.Default().
 	Logger *slog.Logger
+	// Metrics counts into a set made by NewMetrics; nil counts into a
+	// set registered nowhere.
+	Metrics *Metrics
 	// beforeSync, for tests, runs before each data fsync (to model a
 	// slow disk: TestGroupCommit). Production never sets it, nor could
 	// it, unexported.
@@ -153,6 +155,7 @@ type Spool struct {
 	log      *slog.Logger
 	db       *bolt.DB
 	hook     func() // Options.beforeSync
+	m        *Metrics
 
 	mu       sync.RWMutex
 	index    map[string]*entry
@@ -186,6 +189,7 @@ func Open(opts Options) (*Spool, error) {
 		blobDir:    filepath.Join(opts.Dir, "blobs"),
 		log:        opts.Logger,
 		hook:       opts.beforeSync,
+		m:          opts.Metrics,
 		index:      make(map[string]*entry),
 		segs:       make(map[uint64]*segment),
 		watchers:   make(map[int]func(string)),
@@ -200,6 +204,9 @@ func Open(opts Options) (*Spool, error) {
 	s.blobSync = fsutil.DirSyncer{Dir: s.blobDir, Count: &s.fsyncs}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.m == nil {
+		s.m = NewMetrics(nil)
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("spool: open: no directory")
@@ -312,8 +319,8 @@ func (s *Spool) recover() error {
 			}
 		}
 	}
-	metrics.SpoolMessages.Set(float64(live))
-	QueueHeld.Set(float64(s.held))
+	s.m.Messages.Set(float64(live))
+	s.m.Held.Set(float64(s.held))
 	if err := deleteStates(s.db, orphans); err != nil {
 		return fmt.Errorf("state: %w", err)
 	}

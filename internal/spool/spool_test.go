@@ -16,6 +16,7 @@ import (
 )
 
 func TestRecordRoundTrip(t *testing.T) {
+	t.Parallel()
 	env := spooltest.Env("abc", "a@x", "b@y")
 	data := []byte("hello\r\n")
 	rec := appendRecord(nil, env, data)
@@ -83,6 +84,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 }
 
 func TestPutGetReopen(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	want := map[string][]byte{}
@@ -119,6 +121,7 @@ func TestPutGetReopen(t *testing.T) {
 }
 
 func TestPutErrors(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	id := spooltest.ID()
 	mustPut(t, s, spooltest.Env(id), []byte("x"))
@@ -164,6 +167,7 @@ func TestPutErrors(t *testing.T) {
 }
 
 func TestGroupCommit(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	// A 3 ms flush, as on a disk without a power-safe write cache, so the
 	// test does not depend on how fast goroutines start.
@@ -209,6 +213,7 @@ func TestGroupCommit(t *testing.T) {
 }
 
 func TestRotation(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 4<<10)
 	var ids []string
@@ -245,6 +250,7 @@ func lastSegment(t *testing.T, dir string) string {
 }
 
 func TestTornTail(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name   string
 		damage func(path string, offs []int64) error
@@ -318,6 +324,7 @@ func TestTornTail(t *testing.T) {
 }
 
 func TestCancelledPutDoesNotBlock(t *testing.T) {
+	t.Parallel()
 	s := openTest(t, t.TempDir(), 0)
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
@@ -359,6 +366,7 @@ func fullEnv(t *testing.T, id string) *smtp.Envelope {
 // blob, and across a restart: there is no copy by hand between the
 // session's envelope and the spool's (issue 15 §1).
 func TestEnvelopeFieldsSurvive(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 0)
 	small, large := fullEnv(t, spooltest.ID()), fullEnv(t, spooltest.ID())
@@ -391,6 +399,7 @@ func TestEnvelopeFieldsSurvive(t *testing.T) {
 // A segment whose messages are all done, and that is not the one being
 // appended to, is removed with the stored states of its messages.
 func TestDoneSegmentsRemoved(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := openTest(t, dir, 8<<10)
 	defer s.Close()

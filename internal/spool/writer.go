@@ -9,7 +9,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"postern/internal/metrics"
 	"postern/internal/smtp"
 )
 
@@ -193,7 +192,7 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 		seg.ids = append(seg.ids, p.env.ID)
 		if p.env.Hold {
 			s.held++
-			QueueHeld.Set(float64(s.held))
+			s.m.Held.Set(float64(s.held))
 		}
 	}
 	seg.live += len(batch)
@@ -204,8 +203,8 @@ func (s *Spool) commit(buf []byte, batch []pending) {
 	s.mu.Unlock()
 	s.commits.Add(1)
 	s.messages.Add(int64(len(batch)))
-	metrics.SpoolBatchMessages.Observe(float64(len(batch)))
-	metrics.SpoolMessages.Add(float64(len(batch)))
+	s.m.BatchMessages.Observe(float64(len(batch)))
+	s.m.Messages.Add(float64(len(batch)))
 	for _, p := range batch {
 		p.r.done <- nil
 	}
@@ -238,7 +237,7 @@ func (s *Spool) appendSync(buf []byte) error {
 	// fdatasync(2) flushes the metadata needed to read the data back,
 	// the file size included, so it is enough for an append.
 	err := unix.Fdatasync(int(seg.f.Fd()))
-	metrics.SpoolFsyncSeconds.Observe(time.Since(start).Seconds())
+	s.m.FsyncSeconds.Observe(time.Since(start).Seconds())
 	s.fsyncs.Add(1)
 	if err != nil {
 		s.abandonActive()

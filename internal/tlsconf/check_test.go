@@ -9,6 +9,7 @@ import (
 )
 
 func TestCheckChainCases(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	other := makeCert(t, certSpec{cn: "mail.example.com"}) // an unrelated key
 	expired := p.issue(t, certSpec{cn: "mail.example.com", names: []string{"mail.example.com"}, from: testNow.Add(-100 * 24 * time.Hour), to: testNow.Add(-10 * 24 * time.Hour)})
@@ -100,6 +101,7 @@ func TestCheckChainCases(t *testing.T) {
 }
 
 func TestCheckSystemRoots(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	// With the system roots, the test root is unknown.
 	probs := Check(tlsCert(p.leaf.key, p.leaf, p.inter, p.root), CheckOptions{Now: testNow})
@@ -110,6 +112,7 @@ func TestCheckSystemRoots(t *testing.T) {
 }
 
 func TestCheckSetCoverage(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	a := p.issue(t, certSpec{cn: "a.example.com", names: []string{"a.example.com"}})
 	b := p.issue(t, certSpec{cn: "b.example.com", names: []string{"b.example.com"}, rsa: true})

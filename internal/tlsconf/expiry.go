@@ -8,21 +8,35 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// CertificateExpiry is the gauge
-// postern_tls_certificate_expiry_timestamp_seconds: the NotAfter of each
-// served certificate's leaf, in seconds since the Unix epoch (Prometheus's
-// convention for timestamps: an alert subtracts time()), labelled by
-// name (the certificate file, or the name given to Certs.Set) and serial
-// (hexadecimal). Certs updates it at open, at each reload or Set, and
-// at each CheckExpiry; a replaced certificate's series is removed.
-var CertificateExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-	Name: "postern_tls_certificate_expiry_timestamp_seconds",
-	Help: "NotAfter of each served TLS certificate, in seconds since the Unix epoch, by certificate name and serial.",
-}, []string{"name", "serial"})
+// Metrics are the metrics of a Certs (Options.Metrics). They are
+// registered on the registry given to NewMetrics, not at init, so that
+// each Certs of a test counts into a set of its own and tests may run in
+// parallel.
+type Metrics struct {
+	// CertificateExpiry is the gauge
+	// postern_tls_certificate_expiry_timestamp_seconds: the NotAfter of
+	// each served certificate's leaf, in seconds since the Unix epoch
+	// (Prometheus's convention for timestamps: an alert subtracts
+	// time()), labelled by name (the certificate file, or the name given
+	// to Certs.Set) and serial (hexadecimal). Certs updates it at open,
+	// at each reload or Set, and at each CheckExpiry; a replaced
+	// certificate's series is removed.
+	CertificateExpiry *prometheus.GaugeVec
+}
 
-// RegisterMetrics registers CertificateExpiry on reg.
-func RegisterMetrics(reg prometheus.Registerer) {
-	reg.MustRegister(CertificateExpiry)
+// NewMetrics returns the certificates' metrics, registered on reg (nil
+// registers them nowhere).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		CertificateExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "postern_tls_certificate_expiry_timestamp_seconds",
+			Help: "NotAfter of each served TLS certificate, in seconds since the Unix epoch, by certificate name and serial.",
+		}, []string{"name", "serial"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.CertificateExpiry)
+	}
+	return m
 }
 
 // ExpiryWarnings are the times before expiry at which Certs logs a WARN
@@ -70,7 +84,7 @@ func (c *Certs) checkExpiryLocked() {
 		serial := serialOf(leaf)
 		lbl := [2]string{n.name, serial}
 		left := leaf.NotAfter.Sub(now)
-		CertificateExpiry.WithLabelValues(lbl[0], lbl[1]).Set(float64(leaf.NotAfter.Unix()))
+		c.m.CertificateExpiry.WithLabelValues(lbl[0], lbl[1]).Set(float64(leaf.NotAfter.Unix()))
 		seen[lbl] = true
 		st.labels[lbl] = true
 		crossed := time.Duration(-1)
@@ -91,7 +105,7 @@ func (c *Certs) checkExpiryLocked() {
 	}
 	for lbl := range st.labels {
 		if !seen[lbl] {
-			CertificateExpiry.DeleteLabelValues(lbl[0], lbl[1])
+			c.m.CertificateExpiry.DeleteLabelValues(lbl[0], lbl[1])
 			delete(st.labels, lbl)
 		}
 	}

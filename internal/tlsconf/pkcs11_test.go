@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"postern/internal/metrics"
 	"postern/internal/pkcs11"
 	"postern/internal/pkcs11/pkcs11test"
 	"postern/internal/testcert"
@@ -25,12 +24,15 @@ import (
 // TestCertsKeysInToken serves certificates whose keys are in a real
 // SoftHSM2 token (ECDSA and RSA) to real TLS clients, reloads them, and
 // refuses a certificate that does not match the token's key with a
-// problem that names the key.
+// problem that names the key. Not parallel: pkcs11test.New sets
+// SOFTHSM2_CONF in the environment (t.Setenv).
 func TestCertsKeysInToken(t *testing.T) {
 	h := pkcs11test.New(t, "T")
 	h.GenerateKey("ec", "01", "EC:prime256v1")
 	h.GenerateKey("rsa", "02", "rsa:2048")
-	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second})
+	met := pkcs11.NewMetrics(nil)
+	tokens := pkcs11.New(pkcs11.Options{Module: pkcs11test.Module, PINFile: h.PINFile, ReadSecret: pkcs11test.ReadPIN, Timeout: 5 * time.Second,
+		Metrics: met})
 	t.Cleanup(func() { tokens.Close() })
 	keys := func(uri string) (crypto.Signer, error) { return tokens.Key(uri) }
 
@@ -60,7 +62,7 @@ func TestCertsKeysInToken(t *testing.T) {
 	}
 	srv := ServerConfig(certs, Policy{})
 	signed := func(label string) float64 {
-		return testutil.ToFloat64(metrics.PKCS11Operations.WithLabelValues(h.URI(label), "ok"))
+		return testutil.ToFloat64(met.Operations.WithLabelValues(h.URI(label), "ok"))
 	}
 	for _, c := range []struct {
 		name, label string

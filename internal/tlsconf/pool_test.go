@@ -11,6 +11,7 @@ import (
 // LoadPool names the configuration key in its errors, and takes a file
 // of PEM certificates with or without the system roots.
 func TestLoadPool(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	certFile, _, err := EnsureSelfSigned(dir, []string{"ca.example"}, time.Now())
 	if err != nil {

@@ -95,6 +95,7 @@ func session(addr string, cli *tls.Config, lines int, pause time.Duration) (*big
 // run, some spanning every replacement: no session fails, and new
 // handshakes get the new certificate once the watcher has reloaded.
 func TestReloadUnderLoad(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	cf, kf := writePair(t, dir, "cert.pem", "key.pem", p.leaf.key, p.leaf, p.inter)

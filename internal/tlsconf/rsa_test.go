@@ -26,6 +26,7 @@ func rsaCerts(t *testing.T) *Certs {
 }
 
 func TestRSASuites(t *testing.T) {
+	t.Parallel()
 	certs := rsaCerts(t)
 	srv := ServerConfig(certs, Policy{})
 	for _, s := range []uint16{

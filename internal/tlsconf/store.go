@@ -64,6 +64,9 @@ type Options struct {
 	// open and at each Reload (which finds the key in its token again);
 	// nil refuses such pairs.
 	Keys KeyLoader
+	// Metrics receives the expiry gauge (NewMetrics); nil sets it in a
+	// set registered nowhere.
+	Metrics *Metrics
 }
 
 // Certs holds the certificates Postern serves, chooses one per
@@ -73,7 +76,8 @@ type Options struct {
 type Certs struct {
 	opts  Options
 	log   *slog.Logger
-	plain bool // LoadCerts: no checks, no expiry events
+	m     *Metrics // opts.Metrics, or a set of its own
+	plain bool     // LoadCerts: no checks, no expiry events
 
 	mu    sync.Mutex // serializes Reload, Set, Remove and expiry checks
 	files []named    // from opts.Pairs, in order
@@ -122,9 +126,12 @@ func (e *ChainError) Error() string {
 // opts.AllowBrokenChain. Expiry warnings and the expiry gauge are
 // updated at once.
 func OpenCerts(opts Options) (*Certs, error) {
-	c := &Certs{opts: opts, log: opts.Logger}
+	c := &Certs{opts: opts, log: opts.Logger, m: opts.Metrics}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.m == nil {
+		c.m = NewMetrics(nil)
 	}
 	if err := c.Reload(); err != nil {
 		return nil, err
@@ -137,7 +144,7 @@ func OpenCerts(opts Options) (*Certs, error) {
 // the file and the problem: unreadable, no PEM block, unparsable, or a
 // key that does not match the leaf.
 func LoadCerts(certFile, keyFile string) (*Certs, error) {
-	c := &Certs{opts: Options{Pairs: []Pair{{certFile, keyFile}}}, log: slog.New(slog.DiscardHandler), plain: true}
+	c := &Certs{opts: Options{Pairs: []Pair{{certFile, keyFile}}}, log: slog.New(slog.DiscardHandler), m: NewMetrics(nil), plain: true}
 	if err := c.Reload(); err != nil {
 		return nil, err
 	}

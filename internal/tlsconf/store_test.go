@@ -20,6 +20,7 @@ type clock struct{ t time.Time }
 func (c *clock) Now() time.Time { return c.t }
 
 func TestCertsChooseBySNIAndKeyType(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	ec := p.issue(t, certSpec{cn: "mail.example.com", names: []string{"mail.example.com"}})
@@ -109,6 +110,7 @@ func TestCertsChooseBySNIAndKeyType(t *testing.T) {
 }
 
 func TestCertsReloadKeepsOldOnBrokenChain(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	cf, kf := writePair(t, dir, "cert.pem", "key.pem", p.leaf.key, p.leaf, p.inter)
@@ -155,6 +157,7 @@ func TestCertsReloadKeepsOldOnBrokenChain(t *testing.T) {
 }
 
 func TestCertsSet(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	cf, kf := writePair(t, dir, "cert.pem", "key.pem", p.leaf.key, p.leaf, p.inter)
@@ -198,20 +201,22 @@ func TestCertsSet(t *testing.T) {
 }
 
 func TestExpiryWarningsAndGauge(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	leaf := p.issue(t, certSpec{cn: "mail.example.com", names: []string{"mail.example.com"}, to: testNow.Add(40 * 24 * time.Hour), serial: 0xbeef})
 	cf, kf := writePair(t, dir, "cert.pem", "key.pem", leaf.key, leaf, p.inter)
 	clk := &clock{testNow}
 	var logs bytes.Buffer
+	met := NewMetrics(nil)
 	certs, err := OpenCerts(Options{Pairs: []Pair{{cf, kf}}, Check: CheckOptions{Roots: p.roots}, Now: clk.Now,
-		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Metrics: met})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gauge := func() float64 {
 		var m dto.Metric
-		if err := CertificateExpiry.WithLabelValues(cf, "beef").Write(&m); err != nil {
+		if err := met.CertificateExpiry.WithLabelValues(cf, "beef").Write(&m); err != nil {
 			t.Fatal(err)
 		}
 		return m.GetGauge().GetValue()
@@ -255,7 +260,7 @@ func TestExpiryWarningsAndGauge(t *testing.T) {
 		t.Fatal(err)
 	}
 	ch := make(chan prometheus.Metric, 100)
-	CertificateExpiry.Collect(ch)
+	met.CertificateExpiry.Collect(ch)
 	close(ch)
 	n := 0
 	for m := range ch {

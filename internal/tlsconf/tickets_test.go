@@ -9,6 +9,7 @@ import (
 )
 
 func TestTicketsResumeAcrossRotation(t *testing.T) {
+	t.Parallel()
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
 		t.Run(fmt.Sprintf("%x", v), func(t *testing.T) {
 			certs, _ := newCerts(t)
@@ -63,6 +64,7 @@ func TestTicketsResumeAcrossRotation(t *testing.T) {
 }
 
 func TestTicketsOff(t *testing.T) {
+	t.Parallel()
 	certs, _ := newCerts(t)
 	tk := NewTickets(TicketOptions{Rotation: 12 * time.Hour})
 	srv := ServerConfig(certs, Policy{SessionTicketsDisabled: true})
@@ -86,6 +88,7 @@ func TestTicketsOff(t *testing.T) {
 }
 
 func TestMemoryTicketKeys(t *testing.T) {
+	t.Parallel()
 	var m MemoryTicketKeys
 	ctx := context.Background()
 	k1, _ := m.Rotate(ctx, testNow, time.Hour, 2)
@@ -107,6 +110,7 @@ func TestMemoryTicketKeys(t *testing.T) {
 // internal/config): as time.NewTicker, NewTickets refuses a Rotation
 // that is not positive, rather than take 0 for a default.
 func TestTicketsRotationRequired(t *testing.T) {
+	t.Parallel()
 	defer func() {
 		if recover() == nil {
 			t.Error("NewTickets took a Rotation of 0")

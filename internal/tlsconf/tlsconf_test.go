@@ -84,6 +84,7 @@ func client(c *Certs) *tls.Config {
 }
 
 func TestPolicy(t *testing.T) {
+	t.Parallel()
 	certs, _ := newCerts(t)
 	srv := ServerConfig(certs, Policy{})
 	tests := []struct {
@@ -147,6 +148,7 @@ func TestPolicy(t *testing.T) {
 }
 
 func TestCurves(t *testing.T) {
+	t.Parallel()
 	certs, _ := newCerts(t)
 	srv := ServerConfig(certs, Policy{})
 	cerr, serr, cs := handshake(t, srv, client(certs))
@@ -180,6 +182,7 @@ func TestCurves(t *testing.T) {
 }
 
 func TestReload(t *testing.T) {
+	t.Parallel()
 	certs, dir := newCerts(t)
 	srv := ServerConfig(certs, Policy{})
 	first := certs.Leaf().SerialNumber
@@ -237,6 +240,7 @@ func TestReload(t *testing.T) {
 }
 
 func TestLoadCertsErrors(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cf, kf, err := EnsureSelfSigned(filepath.Join(dir, "a"), []string{"localhost"}, testNow)
 	if err != nil {
@@ -282,6 +286,7 @@ func TestLoadCertsErrors(t *testing.T) {
 }
 
 func TestEnsureSelfSigned(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "tls")
 	cf, kf, err := EnsureSelfSigned(dir, []string{"mail.example.com", "localhost"}, testNow)
 	if err != nil {
@@ -369,6 +374,7 @@ func TestEnsureSelfSigned(t *testing.T) {
 }
 
 func TestParseMinVersion(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]uint16{"1.2": tls.VersionTLS12, "1.3": tls.VersionTLS13} {
 		if v, err := ParseMinVersion(s); err != nil || v != want {
 			t.Errorf("ParseMinVersion(%q) = %#x, %v", s, v, err)

@@ -52,6 +52,6 @@ func (h *Host) Audit(cs *tls.ConnectionState) error {
 	if e == nil {
 		return nil
 	}
-	stsTestingFailures.WithLabelValues(e.Reason).Inc()
+	h.auditCount.WithLabelValues(e.Reason).Inc()
 	return e
 }

@@ -41,6 +41,7 @@ func daneHost(t *testing.T, e *env, mode Mode, src Source) Host {
 }
 
 func TestDANEEE(t *testing.T) {
+	t.Parallel()
 	// RFC 7672 §3.1.1: DANE-EE ignores names and dates: a self-signed,
 	// expired certificate for another name passes when its key matches.
 	cert := newCA(t, "self").leaf(t, []string{"unrelated.invalid"}, leafOpts{expired: true})
@@ -74,6 +75,7 @@ func TestDANEEE(t *testing.T) {
 }
 
 func TestDANETA(t *testing.T) {
+	t.Parallel()
 	root := newCA(t, "dane root")
 	ta := root.intermediate(t, "dane TA")
 	for name, rr := range map[string]dnstest.RR{
@@ -114,6 +116,7 @@ func TestDANETA(t *testing.T) {
 }
 
 func TestDANENotAuthentic(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"mx.dane.test"}, leafOpts{})
 	rr := dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo)))
 	// RFC 7672 §2.2: the MX, address and TLSA answers must all be
@@ -131,6 +134,7 @@ func TestDANENotAuthentic(t *testing.T) {
 }
 
 func TestDANEUnusable(t *testing.T) {
+	t.Parallel()
 	e := newDANEEnv(t,
 		dnstest.TLSA(1, 1, 1, hexOf(sha256Of([]byte("PKIX-EE")))), // usage unusable in SMTP
 		dnstest.TLSA(3, 1, 1, "abcd"),                             // digest of the wrong length
@@ -147,6 +151,7 @@ func TestDANEUnusable(t *testing.T) {
 }
 
 func TestDANELookupFailure(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"mx.dane.test"}, leafOpts{})
 	e := newDANEEnv(t, dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo))))
 	e.dns.ServFail("_25._tcp.mx.dane.test")
@@ -166,6 +171,7 @@ func TestDANELookupFailure(t *testing.T) {
 }
 
 func TestDANEImplicitMX(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"x"}, leafOpts{})
 	e := newEnv(t, dnstest.Zone{
 		"solo.test":          {dnstest.A("127.0.0.1")},
@@ -183,6 +189,7 @@ func TestDANEImplicitMX(t *testing.T) {
 }
 
 func TestDANEBeatsMTASTS(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"x"}, leafOpts{})
 	z := daneZone(dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo))))
 	z["_mta-sts.dane.test"] = []dnstest.RR{dnstest.TXT("v=STSv1; id=1")}
@@ -209,6 +216,7 @@ func TestDANEBeatsMTASTS(t *testing.T) {
 }
 
 func TestDANEUnusableWithMTASTS(t *testing.T) {
+	t.Parallel()
 	z := daneZone(dnstest.TLSA(0, 0, 1, hexOf(sha256Of([]byte("PKIX-TA")))))
 	z["_mta-sts.dane.test"] = []dnstest.RR{dnstest.TXT("v=STSv1; id=1")}
 	e := newEnv(t, z, nil)
@@ -219,6 +227,7 @@ func TestDANEUnusableWithMTASTS(t *testing.T) {
 }
 
 func TestVerifyNeedsHandshake(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"x"}, leafOpts{})
 	e := newDANEEnv(t, dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo))))
 	h := daneHost(t, e, Verify, SourceDANE)

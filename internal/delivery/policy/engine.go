@@ -76,6 +76,9 @@ type Options struct {
 	// MaxHosts caps the MX hosts considered per domain, in preference
 	// order. Zero means DefaultMaxHosts.
 	MaxHosts int
+	// Metrics counts the plans, fetches and testing-mode failures
+	// (NewMetrics); nil counts into a set registered nowhere.
+	Metrics *Metrics
 }
 
 // Engine is the Planner Postern uses: MX from the DNS, TLS requirements
@@ -110,6 +113,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.MaxHosts <= 0 {
 		opts.MaxHosts = DefaultMaxHosts
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
 	}
 	minimum := make(map[string]Mode, len(opts.Minimum))
 	for d, m := range opts.Minimum {
@@ -153,11 +159,11 @@ func (e *Engine) Plan(ctx context.Context, req Request) (*Plan, error) {
 	p, err := e.plan(ctx, req)
 	switch {
 	case err == nil:
-		plans.WithLabelValues("ok").Inc()
+		e.opts.Metrics.Plans.WithLabelValues("ok").Inc()
 	case IsPermanent(err):
-		plans.WithLabelValues("permanent").Inc()
+		e.opts.Metrics.Plans.WithLabelValues("permanent").Inc()
 	default:
-		plans.WithLabelValues("temporary").Inc()
+		e.opts.Metrics.Plans.WithLabelValues("temporary").Inc()
 	}
 	if err != nil {
 		e.log.Info("no delivery plan", "domain", req.Domain, "require_tls", req.RequireTLS, "permanent", IsPermanent(err), "err", err)
@@ -385,11 +391,11 @@ func (e *Engine) applySTS(h *Host, dane daneState, domain string, sts *activeSTS
 		// RFC 8461 §5: check as enforce mode would, report what fails,
 		// deliver anyway. The connection is checked by Host.Audit.
 		if !match {
-			stsTestingFailures.WithLabelValues(auditMX).Inc()
+			e.opts.Metrics.STSTestingFailures.WithLabelValues(auditMX).Inc()
 			e.log.Warn("MTA-STS testing: host not in policy, delivering anyway", "domain", domain, "host", h.Name, "id", sts.id, "reason", auditMX)
 			return true
 		}
-		h.audit = e.webPKIVerifier(h.Name)
+		h.audit, h.auditCount = e.webPKIVerifier(h.Name), e.opts.Metrics.STSTestingFailures
 		return true
 	}
 	if !match {

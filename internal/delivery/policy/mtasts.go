@@ -168,14 +168,14 @@ func (e *Engine) fetchShared(ctx context.Context, domain, id string, now time.Ti
 
 	switch {
 	case f.err == nil:
-		stsFetches.WithLabelValues("ok").Inc()
+		e.opts.Metrics.STSFetches.WithLabelValues("ok").Inc()
 		e.log.Info("MTA-STS policy fetched", "domain", domain, "id", id, "mode", string(f.policy.Mode), "max_age", f.policy.MaxAge)
 		c.update(domain, func(ent *cachedSTS) {
 			ent.id, ent.policy, ent.expires = id, f.policy, now.Add(f.policy.MaxAge)
 			ent.failedID, ent.retryAt = "", time.Time{}
 		})
 	case ctx.Err() == nil:
-		stsFetches.WithLabelValues("error").Inc()
+		e.opts.Metrics.STSFetches.WithLabelValues("error").Inc()
 		c.update(domain, func(ent *cachedSTS) {
 			ent.failedID, ent.retryAt = id, now.Add(fetchRetry)
 		})

@@ -22,6 +22,7 @@ func stsZone() dnstest.Zone {
 }
 
 func TestMTASTSEnforce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	e.sts.policy(t, "sts.test", stsBody("enforce", "86400", "*.sts.test"))
 
@@ -75,6 +76,7 @@ func TestMTASTSEnforce(t *testing.T) {
 }
 
 func TestMTASTSEnforceNoHostLeft(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	e.sts.policy(t, "sts.test", stsBody("enforce", "86400", "mail.elsewhere.test"))
 	_, err := e.plan(t, "sts.test", false)
@@ -86,6 +88,7 @@ func TestMTASTSEnforceNoHostLeft(t *testing.T) {
 }
 
 func TestMTASTSTestingAndNone(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []string{"testing", "none"} {
 		t.Run(mode, func(t *testing.T) {
 			e := newEnv(t, stsZone(), nil)
@@ -108,6 +111,7 @@ func TestMTASTSTestingAndNone(t *testing.T) {
 }
 
 func TestMTASTSNoPolicy(t *testing.T) {
+	t.Parallel()
 	enforce := stsBody("enforce", "86400", "mx.sts.test")
 	cases := map[string]func(e *env){
 		"bad policy file": func(e *env) { e.sts.policy(t, "sts.test", "version: STSv1\nmode: enforce\n") },
@@ -156,6 +160,7 @@ func TestMTASTSNoPolicy(t *testing.T) {
 }
 
 func TestMTASTSCache(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	e.sts.policy(t, "sts.test", stsBody("enforce", "3600", "mx.sts.test"))
 	for range 3 {
@@ -193,6 +198,7 @@ func TestMTASTSCache(t *testing.T) {
 }
 
 func TestMTASTSRefreshFailureKeepsPolicy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	e.sts.policy(t, "sts.test", stsBody("enforce", "3600", "mx.sts.test"))
 	e.mustPlan(t, "sts.test", false)
@@ -226,6 +232,7 @@ func TestMTASTSRefreshFailureKeepsPolicy(t *testing.T) {
 }
 
 func TestMTASTSCacheBound(t *testing.T) {
+	t.Parallel()
 	z := stsZone()
 	z["two.test"] = []dnstest.RR{dnstest.MX(10, "mx.sts.test")}
 	z["_mta-sts.two.test"] = []dnstest.RR{dnstest.TXT("v=STSv1; id=one;")}
@@ -241,6 +248,7 @@ func TestMTASTSCacheBound(t *testing.T) {
 }
 
 func TestMTASTSConcurrentFetchOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	e.sts.policy(t, "sts.test", stsBody("enforce", "3600", "mx.sts.test"))
 	var wg sync.WaitGroup

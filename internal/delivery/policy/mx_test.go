@@ -19,6 +19,7 @@ func baseZone() dnstest.Zone {
 }
 
 func TestMXPreferenceAndShuffle(t *testing.T) {
+	t.Parallel()
 	z := dnstest.Zone{
 		"shuffle.test": {
 			dnstest.MX(20, "c.shuffle.test"), dnstest.MX(10, "a.shuffle.test"),
@@ -61,6 +62,7 @@ func TestMXPreferenceAndShuffle(t *testing.T) {
 }
 
 func TestMXAddressesAndSkips(t *testing.T) {
+	t.Parallel()
 	z := baseZone()
 	z["partial.test"] = []dnstest.RR{
 		dnstest.MX(10, "gone.partial.test"), dnstest.MX(20, "broken.partial.test"), dnstest.MX(30, "ok.partial.test"),
@@ -99,6 +101,7 @@ func TestMXAddressesAndSkips(t *testing.T) {
 }
 
 func TestMXCap(t *testing.T) {
+	t.Parallel()
 	z := dnstest.Zone{}
 	var mxs []dnstest.RR
 	for i := range 15 {
@@ -118,6 +121,7 @@ func TestMXCap(t *testing.T) {
 }
 
 func TestImplicitMX(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, dnstest.Zone{
 		"implicit.test": {dnstest.A("127.0.0.5"), dnstest.TXT("v=spf1 -all")},
 		"nothing.test":  {dnstest.TXT("v=spf1 -all")},
@@ -134,6 +138,7 @@ func TestImplicitMX(t *testing.T) {
 }
 
 func TestNullMX(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, dnstest.Zone{
 		"null.test":     {dnstest.MX(0, ".")},
 		"mixed.test":    {dnstest.MX(0, "."), dnstest.MX(10, "mx.mixed.test")},
@@ -148,6 +153,7 @@ func TestNullMX(t *testing.T) {
 }
 
 func TestNXDomainAndServFail(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, dnstest.Zone{"fail.test": {dnstest.MX(10, "mx.fail.test")}}, nil)
 	e.dns.ServFail("fail.test")
 

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"net/netip"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"postern/internal/dns"
 )
 
@@ -101,8 +103,10 @@ type Host struct {
 	// verify is set by Plan; nil means nothing to verify.
 	verify func(cs tls.ConnectionState) error
 	// audit is set by Plan for a host of a domain whose MTA-STS policy
-	// is in testing mode; nil means nothing to audit.
-	audit func(cs tls.ConnectionState) error
+	// is in testing mode; nil means nothing to audit. auditCount, set
+	// with it, counts what Audit finds (the Engine's metrics).
+	audit      func(cs tls.ConnectionState) error
+	auditCount *prometheus.CounterVec
 }
 
 // Verify checks an established TLS connection against this host's

@@ -9,6 +9,7 @@ import (
 )
 
 func TestConfiguredMinimum(t *testing.T) {
+	t.Parallel()
 	z := baseZone()
 	for _, d := range []string{"strict.test", "lax.test"} {
 		z[d] = []dnstest.RR{dnstest.MX(10, "mx."+d)}
@@ -56,6 +57,7 @@ func TestConfiguredMinimum(t *testing.T) {
 }
 
 func TestParseMode(t *testing.T) {
+	t.Parallel()
 	for s, want := range map[string]Mode{"none": Opportunistic, "Encrypt": Encrypt, " verify ": Verify} {
 		m, err := ParseMode(s)
 		if err != nil || m != want {
@@ -71,6 +73,7 @@ func TestParseMode(t *testing.T) {
 }
 
 func TestRequireTLS(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"x"}, leafOpts{})
 	tlsa := dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo)))
 	z := stsZone()

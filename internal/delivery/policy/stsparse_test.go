@@ -8,6 +8,7 @@ import (
 )
 
 func TestParseSTSPolicy(t *testing.T) {
+	t.Parallel()
 	good := []struct {
 		name, body string
 		want       STSPolicy
@@ -63,6 +64,7 @@ func TestParseSTSPolicy(t *testing.T) {
 }
 
 func TestSTSMatch(t *testing.T) {
+	t.Parallel()
 	p := &STSPolicy{MX: []string{"mx.example.com", "*.example.net"}}
 	for host, want := range map[string]bool{
 		"mx.example.com":     true,
@@ -81,6 +83,7 @@ func TestSTSMatch(t *testing.T) {
 }
 
 func TestParseSTSRecord(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		txts []string
 		id   string // "" means an error

@@ -8,6 +8,7 @@ import (
 // TestWebPKIVerifiedCache: a chain accepted for one name is remembered
 // for that name only, while the chain is valid by the Engine's clock.
 func TestWebPKIVerifiedCache(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, stsZone(), nil)
 	cs := handshake(t, e.sts.ca.leaf(t, []string{"mx.sts.test"}, leafOpts{}))
 	good, other := e.eng.webPKIVerifier("mx.sts.test"), e.eng.webPKIVerifier("other.sts.test")

@@ -38,6 +38,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 // TestTLSOptional: "TLS-Required: No" waives DANE and MTA-STS, never the
 // configured minimum (RFC 8689 §4.2.2), and REQUIRETLS wins over it.
 func TestTLSOptional(t *testing.T) {
+	t.Parallel()
 	cert := newCA(t, "self").leaf(t, []string{"x"}, leafOpts{})
 	z := stsZone()
 	for k, v := range daneZone(dnstest.TLSA(3, 1, 1, hexOf(sha256Of(cert.Leaf.RawSubjectPublicKeyInfo)))) {
@@ -98,13 +99,14 @@ func TestTLSOptional(t *testing.T) {
 // mode is delivered to whatever the TLS (Mode stays opportunistic), and
 // Host.Audit says what enforce mode would have refused.
 func TestMTASTSTestingAudit(t *testing.T) {
+	t.Parallel()
 	z := stsZone()
 	z["both.test"] = []dnstest.RR{dnstest.MX(10, "mx.sts.test")}
 	z["_mta-sts.both.test"] = []dnstest.RR{dnstest.TXT("v=STSv1; id=1")}
 	e := newEnv(t, z, func(o *Options) { o.Minimum = map[string]Mode{"both.test": Verify} })
 	e.sts.policy(t, "sts.test", stsBody("testing", "86400", "mx.sts.test"))
 	e.sts.policy(t, "both.test", stsBody("testing", "86400", "mx.sts.test"))
-	mx0 := stsTestingFailures.WithLabelValues(auditMX)
+	mx0 := e.opts.Metrics.STSTestingFailures.WithLabelValues(auditMX)
 	before := counterValue(t, mx0)
 	p := e.mustPlan(t, "sts.test", false)
 	if got := counterValue(t, mx0) - before; got != 1 {
@@ -127,7 +129,7 @@ func TestMTASTSTestingAudit(t *testing.T) {
 		}, AuditCertificate},
 		"plaintext": {func() *tls.ConnectionState { return nil }, AuditNoTLS},
 	} {
-		ctr := stsTestingFailures.WithLabelValues(c.reason)
+		ctr := e.opts.Metrics.STSTestingFailures.WithLabelValues(c.reason)
 		n := counterValue(t, ctr)
 		err := h.Audit(c.cs())
 		var ae *AuditError
@@ -156,6 +158,7 @@ func TestMTASTSTestingAudit(t *testing.T) {
 // server of the test is the only one that knows the name) and connects
 // to the address found; the Dialer is never given a name.
 func TestMTASTSPolicyHostThroughResolver(t *testing.T) {
+	t.Parallel()
 	z := stsZone()
 	z["mta-sts.sts.test"] = []dnstest.RR{dnstest.A("127.0.0.53")}
 	var (

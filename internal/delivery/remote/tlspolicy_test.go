@@ -68,6 +68,7 @@ func newWorld(t *testing.T, ca *testcert.CA, zone dnstest.Zone, minimum map[stri
 		Minimum:    minimum,
 		Now:        w.clock.Now,
 		Logger:     w.d.Logger,
+		Metrics:    policy.NewMetrics(nil), // the world's own: tests count apart
 	}
 	w.d.Planner = policy.New(w.opts)
 	t.Cleanup(func() {
@@ -305,11 +306,11 @@ func TestTLSRequiredNoKeepsConfiguredMinimum(t *testing.T) {
 }
 
 // testingFailures reads postern_policy_mtasts_testing_failures_total for
-// reason from the registry (0 when absent).
-func testingFailures(t *testing.T, reason string) float64 {
+// reason from m, gathered as /metrics would (0 when absent).
+func testingFailures(t *testing.T, m *policy.Metrics, reason string) float64 {
 	t.Helper()
-	reg := prometheus.NewRegistry() // of its own: nothing is registered at init
-	policy.RegisterMetrics(reg)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m.STSTestingFailures)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -371,7 +372,7 @@ func TestMTASTSTestingModeChecks(t *testing.T) {
 			w.mtasts("sts.test", "testing", "mx.shared.test")
 			before := map[string]float64{}
 			for _, r := range []string{"certificate", "starttls"} {
-				before[r] = testingFailures(t, r)
+				before[r] = testingFailures(t, w.opts.Metrics, r)
 			}
 			for range 2 { // a fresh session, then a pooled one
 				res := w.one(t, testMsg("a@sts.test"))
@@ -387,7 +388,7 @@ func TestMTASTSTestingModeChecks(t *testing.T) {
 				if r == c.reason {
 					want = 2
 				}
-				if got := testingFailures(t, r) - before[r]; got != want {
+				if got := testingFailures(t, w.opts.Metrics, r) - before[r]; got != want {
 					t.Errorf("failures counted for reason %s: %v, want %v", r, got, want)
 				}
 			}

@@ -32,6 +32,7 @@ func testClient(t *testing.T) (*redis.Client, string) {
 var now = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 
 func TestRotate(t *testing.T) {
+	t.Parallel()
 	rdb, key := testClient(t)
 	s := &Store{Client: rdb, Key: key}
 	ctx := context.Background()
@@ -55,6 +56,7 @@ func TestRotate(t *testing.T) {
 
 // TestConcurrentNodes: many nodes rotating at once add one key.
 func TestConcurrentNodes(t *testing.T) {
+	t.Parallel()
 	rdb, key := testClient(t)
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -80,6 +82,7 @@ func TestConcurrentNodes(t *testing.T) {
 
 // TestSharedResumption: a ticket from node A resumes on node B.
 func TestSharedResumption(t *testing.T) {
+	t.Parallel()
 	rdb, key := testClient(t)
 	ctx := context.Background()
 	dir := t.TempDir()
