@@ -12,16 +12,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"postern/internal/config"
 	"postern/internal/testkit"
 )
 
-// TestRunInProcess: Run serves the embedded default in this process, on
+// TestRunInProcess: Run serves the embedded default in this process (twice), on
 // ports the kernel picks: the first start prints the postmaster's
 // password, the mx listener takes a message for postmaster@localhost
 // and it lands in a Maildir; the end of ctx stops the server as SIGTERM
 // does: Run returns nil and the admin socket is gone.
 func TestRunInProcess(t *testing.T) {
+	// Twice in one process, each run with a registry of its own: the
+	// second would panic on a metric registered twice in one registry.
+	for run := 1; run <= 2; run++ {
+		runOnce(t, run)
+	}
+}
+
+func runOnce(t *testing.T, run int) {
 	dir := filepath.Join(t.TempDir(), "data")
 	load := func() (*config.Config, error) {
 		cfg := config.Dev(dir)
@@ -33,9 +43,19 @@ func TestRunInProcess(t *testing.T) {
 	}
 	var stdout, stderr testkit.SyncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- Run(ctx, Params{Load: load, Stdout: &stdout, Stderr: &stderr}) }()
+	go func() {
+		done <- Run(ctx, Params{Load: load, Stdout: &stdout, Stderr: &stderr, Registry: prometheus.NewRegistry()})
+	}()
+	// Whatever ends the test, Run ends before its data directory goes.
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Errorf("run %d: Run did not return", run)
+		}
+	})
 
 	// The log says when the server is ready, and where it listens.
 	deadline := time.After(60 * time.Second)
@@ -61,11 +81,12 @@ func TestRunInProcess(t *testing.T) {
 	cancel()
 	select {
 	case err := <-done:
+		done <- err // for the cleanup
 		if err != nil {
-			t.Fatalf("Run: %v", err)
+			t.Fatalf("run %d: Run: %v", run, err)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return after ctx ended")
+		t.Fatalf("run %d: Run did not return after ctx ended", run)
 	}
 	if !strings.Contains(stderr.String(), "msg=\"postern stopped\"") {
 		t.Errorf("no stop in the log:\n%s", stderr.String())

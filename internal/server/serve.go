@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"postern"
@@ -53,6 +54,11 @@ type Params struct {
 	AllowBrokenChain bool
 	// Stdout gets the first start's password; Stderr the log.
 	Stdout, Stderr io.Writer
+	// Registry holds the server's metrics and is what /metrics serves;
+	// nil means metrics.Registry, the process's. A process that runs
+	// Run more than once (a test) gives each run a registry of its own:
+	// a metric cannot be registered twice in one.
+	Registry *prometheus.Registry
 }
 
 // LoggedError is an error the old process of a graceful restart has
@@ -92,7 +98,7 @@ func Run(ctx context.Context, p Params) (err error) {
 		}
 	}
 	defer gctune.Start(gctune.Headroom)() // GOGC from the heap's headroom
-	b := newServeBase(cfg, p.Load, p.Stderr)
+	b := newServeBase(cfg, p.Load, p.Stderr, p.Registry)
 	b.stop = ctx.Done()
 	defer b.closeAll()
 	pre, err := b.prepare(child)
@@ -162,19 +168,23 @@ type serveBase struct {
 	acmeMetrics   *acme.Metrics  // nil without ACME
 	parts         partMetrics    // registered by newServeBase (metrics.go)
 	live          atomic.Pointer[liveSet]
+	registry      *prometheus.Registry     // the metrics' (Params.Registry)
 	inst          atomic.Pointer[instance] // the instance serving, for reload
 	reloading     sync.Mutex               // one reload (or start of an instance) at a time
 }
 
 // newServeBase returns the serveBase of cfg, logging to stderr at
 // log.level.
-func newServeBase(cfg *config.Config, load func() (*config.Config, error), stderr io.Writer) *serveBase {
-	b := &serveBase{cfg: cfg, loadConfig: load, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
+func newServeBase(cfg *config.Config, load func() (*config.Config, error), stderr io.Writer, reg *prometheus.Registry) *serveBase {
+	if reg == nil {
+		reg = metrics.Registry
+	}
+	b := &serveBase{cfg: cfg, loadConfig: load, registry: reg, level: new(slog.LevelVar), events: admin.NewEvents(50), // recent deliveries and anomalies, for the status page
 		started: time.Now(), trace: &smtpd.Trace{}, restarts: make(chan restartRequest), version: postern.ReadBuild()}
 	b.level.Set(cfg.Log.Level)
 	b.log = logging.New(cfg.Log.Format == config.LogJSON, b.level, stderr)
 	b.notify = handover.NewNotifier(b.log)
-	b.parts = newPartMetrics(metrics.Registry, cfg)
+	b.parts = newPartMetrics(reg, cfg)
 	return b
 }
 
@@ -270,7 +280,7 @@ func (b *serveBase) startLive() error {
 	if err != nil {
 		return err
 	}
-	fm := registerMetrics(metrics.Registry, b.cfg, set.sub != nil) // metrics.go
+	fm := registerMetrics(b.registry, b.cfg, set.sub != nil) // metrics.go
 	b.remoteMetrics, b.queueMetrics, b.acmeMetrics = fm.remote, fm.queue, fm.acme
 	set.out.Metrics = fm.remote
 	for _, k := range set.keys {
@@ -554,7 +564,7 @@ func (b *serveBase) startHTTP(in *instance, socks *handover.Sockets) net.Listene
 		return nil
 	}
 	l := socks.Get("http")
-	in.httpSrv = &http.Server{Handler: httpHandler(b.cfg.HTTP.Pprof), ReadHeaderTimeout: 10 * time.Second}
+	in.httpSrv = &http.Server{Handler: httpHandler(b.cfg.HTTP.Pprof, b.registry), ReadHeaderTimeout: 10 * time.Second}
 	go in.httpSrv.Serve(l)
 	return l
 }
@@ -703,7 +713,7 @@ func firstStart(cfg *config.Config, db *userdb.DB, stdout io.Writer, log *slog.L
 	return nil
 }
 
-func httpHandler(withPprof bool) http.Handler {
+func httpHandler(withPprof bool, reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -712,7 +722,7 @@ func httpHandler(withPprof bool) http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		io.WriteString(w, "ok\n")
