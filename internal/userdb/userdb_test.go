@@ -325,6 +325,22 @@ func TestGeneratePassword(t *testing.T) {
 	}
 }
 
+// TestCheckNewPasswordMessages: what `postern user add` prints for each
+// password refused, never the password itself.
+func TestCheckNewPasswordMessages(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "userdb: empty password: userdb: invalid password",
+		strings.Repeat("p", 256): "userdb: password longer than 255 octets: userdb: invalid password",
+		"secret\x00word":         "userdb: password contains NUL: userdb: invalid password",
+		"secret\xffword":         "userdb: password is not UTF-8: userdb: invalid password",
+	} {
+		err := CheckNewPassword(in)
+		if !errors.Is(err, ErrInvalidPassword) || err.Error() != want {
+			t.Errorf("CheckNewPassword(%.20q) = %v, want %q", in, err, want)
+		}
+	}
+}
+
 func TestCorruptFileKeepsUsers(t *testing.T) {
 	clk := newClock()
 	path := filepath.Join(t.TempDir(), "users.json")

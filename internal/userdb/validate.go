@@ -124,10 +124,16 @@ func checkDomain(domain string) error {
 func CheckNewPassword(password string) error {
 	// The rules of a password that logs in (MaxPasswordLen is
 	// sasl.MaxFieldLen).
-	if p := sasl.FieldProblem([]byte(password)); p != "" {
+	switch p := sasl.FieldProblem([]byte(password)); p {
+	case "":
+		return nil
+	case "empty":
+		return fmt.Errorf("userdb: empty password: %w", ErrInvalidPassword)
+	case "not UTF-8":
+		return fmt.Errorf("userdb: password is not UTF-8: %w", ErrInvalidPassword)
+	default:
 		return fmt.Errorf("userdb: password %s: %w", p, ErrInvalidPassword)
 	}
-	return nil
 }
 
 // GeneratePassword returns a new random password of GeneratedPasswordLen
