@@ -7,11 +7,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"postern/internal/testkit"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"postern/internal/testkit"
 )
 
 // postgresDSN creates a fresh database on the server scripts/test starts

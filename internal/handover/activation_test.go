@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"log/slog"
 	"net"
-	"postern/internal/testkit"
 	"strings"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"postern/internal/testkit"
 )
 
 func TestParseListenEnv(t *testing.T) {

@@ -10,13 +10,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"postern/internal/testkit"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"postern/internal/testkit"
 )
 
 // socketPair returns both ends of a unix stream socket pair: the old

@@ -514,7 +514,6 @@ func plainAuth(user, pass string) string {
 	return b64("\x00" + user + "\x00" + pass)
 }
 
-// login authenticates as alice with PLAIN.
 // loginTLS says EHLO, starts TLS, says EHLO again and logs in as alice:
 // the start of a submission session.
 func (c *client) loginTLS() *tls.ConnectionState {
@@ -526,6 +525,7 @@ func (c *client) loginTLS() *tls.ConnectionState {
 	return cs
 }
 
+// login authenticates as alice with PLAIN.
 func (c *client) login() {
 	c.t.Helper()
 	c.do("AUTH PLAIN "+plainAuth("alice", testPassword), "235 2.7.0")
