@@ -17,8 +17,8 @@ type Aliases interface {
 	// domains, SRS addresses) to the queue. A recipient that names nobody
 	// is an error wrapped by queue.Permanent; an error the directory may
 	// not have tomorrow is any other error. A forwarded copy carries the
-	// DSN parameters of rcpt as RFC 3461 §6.2.7 says: unchanged when it
-	// is all of rcpt's expansion (§6.2.7.2), without NOTIFY=SUCCESS when
+	// DSN parameters of rcpt as RFC 3461 §6.2.7 says: NOTIFY unchanged
+	// when it is all of rcpt's expansion (§6.2.7.2), without SUCCESS when
 	// rcpt expands to several addresses (§6.2.7.3; Expansion.Expanded).
 	Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) (Expansion, error)
 	// Mailbox returns the one mailbox of rcpt when writing to it is all

@@ -210,13 +210,12 @@ func (f *Forwarder) queue(ctx context.Context, env *smtp.Envelope, from, via str
 // via, whose own are d. RFC 3461 §6.2.7.2: an alias with one target
 // passes NOTIFY and ORCPT on unchanged. §6.2.7.3: an alias with several
 // targets was reported "expanded" (delivery.Expansion), so its copies
-// ask for no success notice again (NOTIFY=SUCCESS alone becomes NEVER),
-// and name the alias as the original recipient when the sender did not.
+// ask for no success notice again (NOTIFY=SUCCESS alone becomes NEVER).
+// Either way, when the sender gave no ORCPT the copy names via, the
+// address it was received for (§4.2), as Postfix does, so that the
+// sender can tell which of its recipients a notice is about.
 func copyDSN(d smtp.RcptDSN, via string, expanded bool) smtp.RcptDSN {
-	if !expanded {
-		return d
-	}
-	if d.Notify&smtp.NotifySuccess != 0 {
+	if expanded && d.Notify&smtp.NotifySuccess != 0 {
 		d.Notify &^= smtp.NotifySuccess
 		if d.Notify == 0 {
 			d.Notify = smtp.NotifyNever

@@ -174,9 +174,10 @@ func TestForwarderExpand(t *testing.T) {
 // TestForwarderDSN checks the DSN parameters a forwarded copy carries
 // (RFC 3461 §6.2.7): ENVID and RET always; the recipient's NOTIFY and
 // ORCPT unchanged when the copy is all its alias expands to (§6.2.7.2);
-// without SUCCESS, and with the alias as ORCPT when the sender gave
-// none, when the alias also has other targets (§6.2.7.3: the "expanded"
-// notice was the success report), NOTIFY=SUCCESS alone becoming NEVER.
+// NOTIFY without SUCCESS when the alias also has other targets
+// (§6.2.7.3: the "expanded" notice was the success report),
+// NOTIFY=SUCCESS alone becoming NEVER; the alias as ORCPT when the
+// sender gave none (§4.2).
 func TestForwarderDSN(t *testing.T) {
 	f, sp, _ := forwardFixture(t)
 	ctx := context.Background()
@@ -223,6 +224,10 @@ func TestForwarderDSN(t *testing.T) {
 	env.DSN["both@example.test"] = smtp.RcptDSN{Notify: smtp.NotifySuccess}
 	if fe := forwarded(env, "both@example.test"); fe.RcptDSN("carol@remote.example").Notify != smtp.NotifyNever {
 		t.Errorf("NOTIFY=SUCCESS expanded: copy has %+v, want NEVER", fe.DSN)
+	}
+	env.DSN["fwd@example.test"] = smtp.RcptDSN{Notify: smtp.NotifySuccess}
+	if fe := forwarded(env, "fwd@example.test"); fe.RcptDSN("Carol@Remote.example") != (smtp.RcptDSN{Notify: smtp.NotifySuccess, ORcpt: "rfc822;fwd@example.test"}) {
+		t.Errorf("single target without ORCPT: copy has %+v", fe.DSN)
 	}
 	// A recipient without DSN parameters forwards a copy without them.
 	if fe := forwarded(&smtp.Envelope{ID: "o2", From: "dave@orig.example", Body: "7BIT"}, "fwd@example.test"); fe.DSN != nil || fe.EnvID != "" {
