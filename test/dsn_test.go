@@ -168,3 +168,24 @@ func TestDSNRelayedPastPostfix(t *testing.T) {
 		t.Errorf("Postfix sent a notice:\n%s", pf.sessionLog())
 	}
 }
+
+// TestDSNExpandedAlias: a message with NOTIFY=SUCCESS to an alias with
+// two mailboxes reaches both, and the sender's notice says "expanded"
+// for the alias (RFC 3461 §6.2.7.3, RFC 3464 §2.3.3), not "delivered".
+func TestDSNExpandedAlias(t *testing.T) {
+	s := testConfig(t, t.TempDir(), "\n[aliases]\n\"team@example.test\" = [\"dora@example.test\", \"erin@example.test\"]\n")
+	s.start()
+	s.addUser("dora@example.test", "dora-password")
+	s.addUser("erin@example.test", "erin-password")
+	s.dsnSubmit("MAIL FROM:<dora@example.test> ENVID=team-1",
+		"RCPT TO:<team@example.test> NOTIFY=SUCCESS,FAILURE",
+		"From: dora@example.test\r\nTo: team@example.test\r\nSubject: dsn-expanded\r\n\r\nhello\r\n")
+	s.waitMaildir("erin@example.test", "Subject: dsn-expanded")
+	notice := s.waitMaildir("dora@example.test", "Original-Envelope-Id: team-1")
+	if want := "Final-Recipient: rfc822; team@example.test\r\nAction: expanded\r\nStatus: 2.0.0\r\n"; !strings.Contains(notice, want) {
+		t.Errorf("notice lacks %q:\n%s", want, notice)
+	}
+	if n := len(s.maildirNew("dora@example.test")); n != 2 {
+		t.Errorf("dora has %d messages, want the message and one notice", n)
+	}
+}

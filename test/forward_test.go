@@ -83,6 +83,26 @@ func TestForwardSRS(t *testing.T) {
 		t.Errorf("no forwarded event:\n%s", fwd.stderr.String())
 	}
 
+	// RFC 3461 §6.2.7.2: an alias with one target passes NOTIFY=SUCCESS
+	// on with the copy (ORCPT the alias), so the success notice is the
+	// destination's "delivered" for carol, back to dave through the SRS
+	// address, and the forwarder sends none of its own for the alias.
+	c = mustDial(t, dst.sub, "dave@example.net", "dave-password")
+	dsnSend(t, c, "MAIL FROM:<dave@example.net> ENVID=fwd-dsn-1", "RCPT TO:<fwd@example.test> NOTIFY=SUCCESS",
+		"From: dave@example.net\r\nTo: fwd@example.test\r\nSubject: forward-dsn\r\n\r\nhello\r\n")
+	c.Quit()
+	dst.waitMaildir("carol@example.net", "Subject: forward-dsn")
+	notice := dst.waitMaildir("dave@example.net", "Original-Envelope-Id: fwd-dsn-1")
+	for _, want := range []string{"Reporting-MTA: dns; mx.example.net\r\n",
+		"Original-Recipient: rfc822;fwd@example.test\r\nFinal-Recipient: rfc822; carol@example.net\r\nAction: delivered\r\n"} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("success notice lacks %q:\n%s", want, notice)
+		}
+	}
+	if strings.Contains(notice, "Final-Recipient: rfc822; fwd@example.test") {
+		t.Errorf("the forwarder reported the alias itself:\n%s", notice)
+	}
+
 	// A bounce to the rewritten sender, as the destination would send
 	// it, goes back to dave.
 	mx := dialMX(t, fwd.mx, "mx.example.net")

@@ -135,3 +135,28 @@ over_limit = "hold"
 		t.Errorf("queue list: %v\n%s", err, list)
 	}
 }
+
+// TestSendmailDSN: postern sendmail -N, -R and -V give the message the
+// DSN parameters (RFC 3461) an SMTP client's MAIL and RCPT would: with
+// -N success the sender gets a success notice carrying -V's id as
+// Original-Envelope-Id; a bad value is a usage error (exit 64).
+func TestSendmailDSN(t *testing.T) {
+	s := testConfig(t, t.TempDir(), "")
+	s.start()
+	s.addUser("postmaster@localhost", "pw-postmaster-1")
+	s.addUser("alice@example.test", "pw-alice-1")
+	if out, code := s.sendmail("", "Subject: nightly backup\n\ndone\n", "-N", "success,failure", "-R", "hdrs", "-V", "backup 7",
+		"-f", "postmaster@localhost", "alice@example.test"); code != 0 {
+		t.Fatalf("sendmail -N -R -V: exit %d: %s", code, out)
+	}
+	s.waitMaildir("alice@example.test", "Subject: nightly backup")
+	notice := s.waitMaildir("postmaster@localhost", "Original-Envelope-Id: backup 7")
+	if want := "Final-Recipient: rfc822; alice@example.test\r\nAction: delivered\r\n"; !strings.Contains(notice, want) {
+		t.Errorf("notice lacks %q:\n%s", want, notice)
+	}
+	for _, bad := range [][]string{{"-N", "sometimes"}, {"-R", "all"}, {"-V", strings.Repeat("x", 101)}} {
+		if out, code := s.sendmail("", "Subject: x\n\nb\n", append(bad, "alice@example.test")...); code != 64 || !strings.Contains(out, bad[0]) {
+			t.Errorf("sendmail %q: exit %d, %q; want 64 naming the option", bad, code, out)
+		}
+	}
+}

@@ -185,9 +185,23 @@ func printList(out io.Writer, msgs []admin.Message, now time.Time) {
 		rcpts, plural(rcpts, "recipient", "recipients"))
 }
 
+// rcptDSN returns r's DSN parameters as RCPT gave them, decoded
+// ("NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org"); "" when none.
+func rcptDSN(r admin.Recipient) string {
+	var p []string
+	if r.Notify != "" {
+		p = append(p, "NOTIFY="+r.Notify)
+	}
+	if r.ORcpt != "" {
+		p = append(p, "ORCPT="+r.ORcpt)
+	}
+	return strings.Join(p, " ")
+}
+
 // printShow writes one message in detail, with the control characters
 // of what the client, the sender and remote servers wrote shown
-// (termsafe): the HELO name, the header, a hold reason, an error.
+// (termsafe): the HELO name, the header, a hold reason, an error, the
+// DSN parameters.
 func printShow(out io.Writer, d *admin.MessageDetail, now time.Time) {
 	w := termsafe.NewWriter(out)
 	defer w.Flush()
@@ -225,6 +239,14 @@ func printShow(out io.Writer, d *admin.MessageDetail, now time.Time) {
 	if d.RequireTLS {
 		params = append(params, "REQUIRETLS")
 	}
+	// The DSN parameters (RFC 3461 §4.3, §4.4), ENVID decoded: a
+	// sender's text, escaped on a terminal by w.
+	if d.Ret != "" {
+		params = append(params, "RET="+d.Ret)
+	}
+	if d.EnvID != "" {
+		params = append(params, "ENVID="+d.EnvID)
+	}
 	fmt.Fprintf(tw, "Parameters:\t%s\n", strings.Join(params, " "))
 	tw.Flush()
 	fmt.Fprintln(w, "Recipients:")
@@ -242,6 +264,9 @@ func printShow(out io.Writer, d *admin.MessageDetail, now time.Time) {
 		}
 		if r.Warned {
 			fmt.Fprintln(w, "      delay warning sent")
+		}
+		if dsn := rcptDSN(r); dsn != "" {
+			fmt.Fprintf(w, "      %s\n", dsn)
 		}
 	}
 	fmt.Fprintln(w, "Headers:")

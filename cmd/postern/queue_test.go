@@ -147,7 +147,12 @@ func newFakeQueue() *fakeQueue {
 		envs: map[string]*smtp.Envelope{
 			a: {ID: a, From: "alice@example.com", Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 				AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
-				Helo: "laptop.example", ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute))},
+				Helo: "laptop.example", ReceivedAt: cliNow.Add(-(2*time.Hour + 5*time.Minute)),
+				Ret: "HDRS", EnvID: "QQ314159",
+				DSN: map[string]smtp.RcptDSN{
+					"bob@example.org":  {Notify: smtp.NotifySuccess | smtp.NotifyFailure, ORcpt: "rfc822;robert@example.org"},
+					"carl@example.net": {Notify: smtp.NotifyNever},
+				}},
 		},
 	}
 }
@@ -223,13 +228,15 @@ From:       alice@example.com
 Received:   2026-11-27T07:55:00Z (2h05m ago)
 Via:        listener submission, from 192.0.2.7:40000, helo laptop.example, user alice
 Size:       2300 bytes
-Parameters: BODY=8BITMIME SMTPUTF8 REQUIRETLS
+Parameters: BODY=8BITMIME SMTPUTF8 REQUIRETLS RET=HDRS ENVID=QQ314159
 Recipients:
   bob@example.org (deferred, next in 20m, 3 attempts)
       status 4.3.0, remote mx.example.org
       last error: 451 4.3.0 try later
+      NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;robert@example.org
   carl@example.net (delivered, 1 attempt)
       status 2.0.0
+      NOTIFY=NEVER
   dan@local.test pending
 Headers:
   Received: from laptop.example

@@ -173,15 +173,18 @@ func TestQueueCat(t *testing.T) {
 // (the last error) put in what they print.
 func TestShowListEscapes(t *testing.T) {
 	m := admin.Message{ID: "A1", From: "s@x.test", ReceivedAt: time.Now(),
-		Recipients: []admin.Recipient{{Addr: "r@y.test", Status: "deferred", LastError: "451 \x1b[2J screen cleared"}}}
-	d := &admin.MessageDetail{Message: m, Helo: "evil\x1b]0;title\x07", Headers: "Subject: \x1b[31mred\u009b2J\x1b[0m\r\n\r\n"}
+		Recipients: []admin.Recipient{{Addr: "r@y.test", Status: "deferred", LastError: "451 \x1b[2J screen cleared",
+			ORcpt: "utf-8;\x1b[8mhidden@y.test"}}}
+	d := &admin.MessageDetail{Message: m, Helo: "evil\x1b]0;title\x07", Headers: "Subject: \x1b[31mred\u009b2J\x1b[0m\r\n\r\n",
+		EnvID: "id\x1b[1A"}
 	var b bytes.Buffer
 	printShow(&b, d, time.Now())
 	printList(&b, []admin.Message{m}, time.Now())
 	if strings.ContainsAny(b.String(), "\x1b\x07\u009b") {
 		t.Errorf("queue show and list send control characters to the terminal:\n%q", b.String())
 	}
-	for _, want := range []string{`evil\x1b]0;title\x07`, `Subject: \x1b[31mred\u{009b}2J`, `451 \x1b[2J screen cleared`} {
+	for _, want := range []string{`evil\x1b]0;title\x07`, `Subject: \x1b[31mred\u{009b}2J`, `451 \x1b[2J screen cleared`,
+		`ENVID=id\x1b[1A`, `ORCPT=utf-8;\x1b[8mhidden@y.test`} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, b.String())
 		}

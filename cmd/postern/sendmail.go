@@ -101,7 +101,8 @@ func (c *cli) sendmail(args []string) int {
 	if len(rcpts) == 0 {
 		return fail(exDataErr, "no recipients (name them as arguments, or use -t to read To, Cc and Bcc)")
 	}
-	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Bare: bare, Data: msg})
+	res, err := ac.Submit(context.Background(), admin.SubmitRequest{From: sender, Recipients: rcpts, Bare: bare, Data: msg,
+		Notify: o.Notify.String(), Ret: o.Ret, EnvID: o.EnvID})
 	if err == nil && res.Held {
 		// Queued, so exit 0; but the caller's operator should know.
 		fmt.Fprintf(stderr, "sendmail: message %s queued but held for review (%s): it is delivered once an operator runs postern queue release %s\n",

@@ -129,6 +129,14 @@ type Recipient struct {
 	RemoteMTA string `json:"remote_mta,omitempty"`
 	// Warned is set once a delay warning was sent for it.
 	Warned bool `json:"warned,omitempty"`
+	// Notify is the recipient's DSN NOTIFY parameter (RFC 3461 §4.1),
+	// "NEVER" or a list such as "SUCCESS,FAILURE"; "" when the sender
+	// gave none. Only MessageDetail fills it.
+	Notify string `json:"notify,omitempty"`
+	// ORcpt is the recipient's DSN ORCPT parameter (RFC 3461 §4.2),
+	// decoded: "rfc822;bob@example.org"; "" when none. Only
+	// MessageDetail fills it.
+	ORcpt string `json:"orcpt,omitempty"`
 }
 
 // MessageDetail is one message with its whole envelope and its header
@@ -153,6 +161,12 @@ type MessageDetail struct {
 	Remote string `json:"remote,omitempty"`
 	// Helo is the name the client gave in EHLO or HELO.
 	Helo string `json:"helo,omitempty"`
+	// Ret is MAIL FROM's DSN RET parameter (RFC 3461 §4.3), "FULL" or
+	// "HDRS"; "" when none.
+	Ret string `json:"ret,omitempty"`
+	// EnvID is MAIL FROM's DSN ENVID parameter (RFC 3461 §4.4), decoded
+	// from xtext; "" when none.
+	EnvID string `json:"envid,omitempty"`
 	// Headers is the message's header section.
 	Headers string `json:"headers"`
 }
@@ -340,7 +354,10 @@ func (s *Server) detail(id string) (MessageDetail, error) {
 	msg := message(it)
 	active := s.activeSet()[id]
 	for i := range msg.Recipients {
-		msg.Recipients[i].Active = active[msg.Recipients[i].Addr]
+		r := &msg.Recipients[i]
+		r.Active = active[r.Addr]
+		dsn := env.RcptDSN(r.Addr)
+		r.Notify, r.ORcpt = dsn.Notify.String(), dsn.ORcpt
 	}
 	d := MessageDetail{
 		Message:    msg,
@@ -351,6 +368,8 @@ func (s *Server) detail(id string) (MessageDetail, error) {
 		AuthUser:   env.AuthUser,
 		Listener:   env.Listener,
 		Helo:       env.Helo,
+		Ret:        env.Ret,
+		EnvID:      env.EnvID,
 		Headers:    string(headerSection(data)),
 	}
 	if env.Remote.IsValid() {

@@ -110,6 +110,10 @@ func (f *fixture) put(t *testing.T, id, from string, rcpts ...string) {
 	env := &smtp.Envelope{ID: id, From: from, Recipients: rcpts, Body: "8BITMIME", SMTPUTF8: true, RequireTLS: true,
 		AuthUser: "alice", Listener: "submission", Remote: netip.MustParseAddrPort("192.0.2.7:40000"),
 		Helo: "laptop.example", ReceivedAt: time.Now().Add(-90 * time.Minute)}
+	if from != "" {
+		env.Ret, env.EnvID = "FULL", "env-"+id
+		env.DSN = map[string]smtp.RcptDSN{rcpts[0]: {Notify: smtp.NotifyDelay, ORcpt: "rfc822;old@example.org"}}
+	}
 	data := "Received: from laptop.example\r\nSubject: test " + id + "\r\n\r\nbody\r\n"
 	if err := f.spool.Put(context.Background(), env, []byte(data)); err != nil {
 		t.Fatal(err)
@@ -159,6 +163,12 @@ func TestAdminEndToEnd(t *testing.T) {
 		d.Helo != "laptop.example" || d.Listener != "submission" || d.Done ||
 		d.Headers != "Received: from laptop.example\r\nSubject: test "+a+"\r\n" {
 		t.Errorf("show %+v", d)
+	}
+	// The DSN parameters (RFC 3461 §4): the message's, and each
+	// recipient's (none for carl).
+	if r := d.Recipients; d.Ret != "FULL" || d.EnvID != "env-"+a || r[0].Notify != "DELAY" || r[0].ORcpt != "rfc822;old@example.org" ||
+		r[1].Notify != "" || r[1].ORcpt != "" {
+		t.Errorf("show: RET %q ENVID %q recipients %+v", d.Ret, d.EnvID, r)
 	}
 
 	// Retry: the deferred recipients are tried at once, not in an hour.

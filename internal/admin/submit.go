@@ -2,7 +2,8 @@ package admin
 
 // Local submission (`postern sendmail`), beside the queue's API:
 //
-//	POST /submit   {"from": ADDR, "rcpts": [ADDR...], "data": BASE64}
+//	POST /submit   {"from": ADDR, "rcpts": [ADDR...], "data": BASE64,
+//	               "notify": N, "ret": R, "envid": E (DSN, optional)}
 //	               queue the message: {"id": ID} (200), with
 //	               "held": true and "hold_reason" when held for review
 //
@@ -97,6 +98,13 @@ type SubmitRequest struct {
 	// qualifying a bare local name ("root"): LocalSubmit.RouteBare
 	// decides where they go.
 	Bare []string `json:"bare,omitempty"`
+	// The DSN parameters (RFC 3461), as an SMTP client's MAIL and RCPT
+	// give them (postern sendmail -N, -R, -V): Notify is every
+	// recipient's NOTIFY ("NEVER", "SUCCESS,FAILURE"), Ret is RET ("FULL"
+	// or "HDRS") and EnvID is ENVID, not xtext-encoded; "" for none.
+	Notify string `json:"notify,omitempty"`
+	Ret    string `json:"ret,omitempty"`
+	EnvID  string `json:"envid,omitempty"`
 }
 
 // SubmitResult is the answer to POST /submit.
@@ -264,6 +272,9 @@ func (ls *LocalSubmit) prepare(req *SubmitRequest, uid int) (*smtp.Envelope, *sm
 		}
 	}
 	env.SMTPUTF8 = !smtp.IsASCII(env.From) || !smtp.IsASCII(strings.Join(env.Recipients, ""))
+	if err := setDSN(env, req); err != nil {
+		return nil, nil, err
+	}
 	if err := checkLines(req.Data); err != nil {
 		return nil, nil, err
 	}
@@ -305,7 +316,12 @@ func (ls *LocalSubmit) routeBare(ctx context.Context, env *smtp.Envelope, bare [
 		}
 	}
 	out := env.Recipients[:0:0]
+	var dsn map[string]smtp.RcptDSN
+	if env.DSN != nil {
+		dsn = make(map[string]smtp.RcptDSN, len(env.DSN))
+	}
 	for _, rc := range env.Recipients {
+		d, ok := env.DSN[rc]
 		if isBare[rc] {
 			to, err := ls.RouteBare(ctx, rc)
 			if err != nil {
@@ -315,9 +331,43 @@ func (ls *LocalSubmit) routeBare(ctx context.Context, env *smtp.Envelope, bare [
 		}
 		if !slices.Contains(out, rc) {
 			out = append(out, rc)
+			if ok {
+				dsn[rc] = d
+			}
 		}
 	}
-	env.Recipients = out
+	env.Recipients, env.DSN = out, dsn
+	return nil
+}
+
+// setDSN checks the DSN parameters of req and gives them to env, as
+// the SMTP listeners check and keep those of MAIL and RCPT (RFC 3461
+// §4): RET and ENVID for the message, NOTIFY for each recipient.
+func setDSN(env *smtp.Envelope, req *SubmitRequest) error {
+	if req.Ret != "" {
+		r, err := smtp.ParseRet(req.Ret)
+		if err != nil {
+			return fmt.Errorf("RET %q: want FULL or HDRS", req.Ret)
+		}
+		env.Ret = r
+	}
+	if req.EnvID != "" {
+		// The limit is on the xtext form an SMTP client would send.
+		if _, err := smtp.ParseEnvID(smtp.XtextEncode(req.EnvID)); err != nil {
+			return fmt.Errorf("ENVID %q: want printable ASCII, at most %d characters as xtext", req.EnvID, smtp.MaxEnvID)
+		}
+		env.EnvID = req.EnvID
+	}
+	if req.Notify != "" {
+		n, err := smtp.ParseNotify(req.Notify)
+		if err != nil {
+			return fmt.Errorf("NOTIFY %q: want NEVER, or a list of SUCCESS, DELAY and FAILURE", req.Notify)
+		}
+		env.DSN = make(map[string]smtp.RcptDSN, len(env.Recipients))
+		for _, r := range env.Recipients {
+			env.DSN[r] = smtp.RcptDSN{Notify: n}
+		}
+	}
 	return nil
 }
 

@@ -67,11 +67,28 @@ func TestSubmit(t *testing.T) {
 		t.Errorf("envelope %+v data %q", env, data)
 	}
 
+	// The DSN parameters of postern sendmail -N, -R and -V (RFC 3461):
+	// NOTIFY for every recipient, RET and ENVID for the message.
+	res, err = client.Submit(ctx, SubmitRequest{From: "a@x.test", Recipients: []string{"b@x.test", "c@x.test"}, Data: []byte(msg),
+		Notify: "success,FAILURE", Ret: "hdrs", EnvID: "job 42+1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _, _ = f.spool.Get(res.ID)
+	want1 := smtp.RcptDSN{Notify: smtp.NotifySuccess | smtp.NotifyFailure}
+	if env.Ret != "HDRS" || env.EnvID != "job 42+1" || len(env.DSN) != 2 || env.RcptDSN("b@x.test") != want1 || env.RcptDSN("c@x.test") != want1 {
+		t.Errorf("DSN parameters: RET %q ENVID %q DSN %+v", env.Ret, env.EnvID, env.DSN)
+	}
+
 	for _, tc := range []struct {
 		name string
 		req  SubmitRequest
 		want error
 	}{
+		{"bad NOTIFY", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("\r\n"), Notify: "never,success"}, ErrRefused},
+		{"bad RET", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("\r\n"), Ret: "headers"}, ErrRefused},
+		{"bad ENVID", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("\r\n"), EnvID: "a\r\nb"}, ErrRefused},
+		{"long ENVID", SubmitRequest{Recipients: []string{"b@x.test"}, Data: []byte("\r\n"), EnvID: strings.Repeat("=", 34)}, ErrRefused},
 		{"no rcpt", SubmitRequest{From: "a@x.test", Data: []byte("\r\n")}, ErrRefused},
 		{"bad rcpt", SubmitRequest{Recipients: []string{"b@@x"}, Data: []byte("\r\n")}, ErrRefused},
 		// KELVIN SIGN: no name, and not x.test's k (strings.ToLower made it one).
@@ -200,6 +217,7 @@ func TestSubmitBare(t *testing.T) {
 		Recipients: []string{"root@x.test", "alice@x.test", "nobody@x.test", "postmaster@x.test", "root@y.test"},
 		Bare:       []string{"root@X.test", "alice@x.test", "nobody@x.test"},
 		Data:       []byte("\r\nbody\r\n"),
+		Notify:     "DELAY",
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -210,6 +228,15 @@ func TestSubmitBare(t *testing.T) {
 	}
 	if got := strings.Join(env.Recipients, ","); got != "postmaster@x.test,alice@x.test,root@y.test" {
 		t.Errorf("recipients %s", got)
+	}
+	// NOTIFY follows the recipients where they were routed.
+	for _, r := range env.Recipients {
+		if env.RcptDSN(r).Notify != smtp.NotifyDelay {
+			t.Errorf("%s: DSN %+v, want NOTIFY=DELAY", r, env.RcptDSN(r))
+		}
+	}
+	if len(env.DSN) != len(env.Recipients) {
+		t.Errorf("DSN for %d addresses, %d recipients: %+v", len(env.DSN), len(env.Recipients), env.DSN)
 	}
 	if _, err := client.Submit(ctx, SubmitRequest{Recipients: []string{"fail@x.test"}, Bare: []string{"fail@x.test"}, Data: []byte("\r\n")}); err == nil || errors.Is(err, ErrRefused) {
 		t.Errorf("route failure: %v, want a temporary error", err)

@@ -13,22 +13,25 @@ import (
 	"postern/internal/smtp"
 )
 
-// testAliases maps a recipient to its mailboxes; a recipient missing
-// from the map names nobody (permanent), and fail is returned as is.
+// testAliases maps a recipient to its mailboxes and to the number of
+// copies it forwards; a recipient missing from both maps names nobody
+// (permanent), and fail is returned as is.
 type testAliases struct {
 	boxes map[string][]string
+	fwd   map[string]int
 	fail  error
 }
 
-func (a testAliases) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
+func (a testAliases) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) (Expansion, error) {
 	if a.fail != nil {
-		return nil, a.fail
+		return Expansion{}, a.fail
 	}
 	b, ok := a.boxes[rcpt]
-	if !ok {
-		return nil, queue.Permanent(errors.New("no such user"))
+	n, fok := a.fwd[rcpt]
+	if !ok && !fok {
+		return Expansion{}, queue.Permanent(errors.New("no such user"))
 	}
-	return b, nil
+	return Expansion{Mailboxes: b, Forwarded: n}, nil
 }
 
 func (a testAliases) Mailbox(ctx context.Context, rcpt string) (string, bool) {
@@ -123,5 +126,44 @@ func TestLocalLMTP(t *testing.T) {
 	defer s.mu.Unlock()
 	if len(s.data) != 3 {
 		t.Errorf("server took %d messages, want 3 (one transaction per recipient)", len(s.data))
+	}
+}
+
+// TestLocalDSNOutcome checks what local delivery tells the queue for a
+// success notice (RFC 3461 §6.2.7): an alias that sends the message to
+// several places (mailboxes, forwarded copies or both) is "expanded"
+// (§6.2.7.3); one that forwards it to a single address passes the
+// NOTIFY on with the copy (§6.2.7.2), so the queue sends no notice of
+// its own; a single mailbox is a plain delivery.
+func TestLocalDSNOutcome(t *testing.T) {
+	l := &Local{Aliases: testAliases{
+		boxes: map[string][]string{
+			"solo@x.test":  {"solo@x.test"},
+			"alias@x.test": {"solo@x.test"},
+			"team@x.test":  {"a@x.test", "b@x.test"},
+			"mixed@x.test": {"a@x.test"},
+		},
+		fwd: map[string]int{"mixed@x.test": 1, "fwd1@x.test": 1, "fwd2@x.test": 2},
+	}, Maildir: &Maildir{Root: t.TempDir()}}
+	env := &smtp.Envelope{ID: "i1", From: "s@src.test"}
+	for _, c := range []struct {
+		rcpt              string
+		expanded, nextHop bool
+	}{
+		{"solo@x.test", false, false},
+		{"alias@x.test", false, false},
+		{"team@x.test", true, false},
+		{"mixed@x.test", true, false},
+		{"fwd1@x.test", false, true},
+		{"fwd2@x.test", true, false},
+	} {
+		o := l.DeliverOutcome(context.Background(), env, c.rcpt, localMsg)
+		if o.Err != nil || o.Expanded != c.expanded || o.NextHopDSN != c.nextHop {
+			t.Errorf("%s: err %v, expanded %v, next hop DSN %v; want nil, %v, %v",
+				c.rcpt, o.Err, o.Expanded, o.NextHopDSN, c.expanded, c.nextHop)
+		}
+	}
+	if o := l.DeliverOutcome(context.Background(), env, "nobody@x.test", localMsg); !queue.IsPermanent(o.Err) {
+		t.Errorf("unknown: %v, want permanent", o.Err)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"postern/internal/addrkey"
+	"postern/internal/delivery"
 	"postern/internal/fsutil"
 	"postern/internal/queue"
 	"postern/internal/smtp"
@@ -107,35 +108,39 @@ func (d Directory) RecipientExists(ctx context.Context, addr string) (bool, erro
 	return d.Directory.RecipientExists(ctx, addr)
 }
 
-// Expand returns the mailboxes of rcpt, a local recipient of env, after
-// queueing the copies that go elsewhere: to the alias targets in other
-// domains (the sender rewritten with SRS), or, for an SRS address made
-// here, to the address it stands for (the sender kept: a bounce has
-// none). A recipient that names nobody, or an SRS address that does not
-// verify, is a permanent failure. It implements delivery.Aliases.
-func (f *Forwarder) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
+// Expand returns the mailboxes of rcpt, a local recipient of env, and
+// the number of copies it queued that go elsewhere: to the alias
+// targets in other domains (the sender rewritten with SRS), or, for an
+// SRS address made here, to the address it stands for (the sender kept:
+// a bounce has none). A recipient that names nobody, or an SRS address that does not
+// verify, is a permanent failure. The copies carry rcpt's DSN
+// parameters as RFC 3461 §6.2.7 says (copyDSN). It implements
+// delivery.Aliases.
+func (f *Forwarder) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) (delivery.Expansion, error) {
 	if srs.IsSRS(rcpt) {
 		if orig, err := f.o.SRS.Reverse(rcpt); err == nil {
-			return nil, f.queue(ctx, env, env.From, rcpt, []string{orig}, msg)
+			err := f.queue(ctx, env, env.From, rcpt, []string{orig}, msg, false)
+			return delivery.Expansion{Forwarded: 1}, err
 		} else if !errors.Is(err, srs.ErrNotSRS) {
 			if _, derr := f.o.Directory.Expand(rcpt); derr != nil { // not a user named so either
-				return nil, queue.Permanent(fmt.Errorf("%s: %w", rcpt, err))
+				return delivery.Expansion{}, queue.Permanent(fmt.Errorf("%s: %w", rcpt, err))
 			}
 		}
 	}
 	x, err := f.o.Directory.Expand(rcpt)
 	if errors.Is(err, userdb.ErrNotFound) {
-		return nil, queue.Permanent(err) // the user was deleted since RCPT
+		return delivery.Expansion{}, queue.Permanent(err) // the user was deleted since RCPT
 	}
 	if err != nil {
-		return nil, err
+		return delivery.Expansion{}, err
 	}
+	out := delivery.Expansion{Mailboxes: x.Mailboxes, Forwarded: len(x.Forward)}
 	if len(x.Forward) > 0 {
-		if err := f.queue(ctx, env, f.sender(env.From, rcpt), rcpt, x.Forward, msg); err != nil {
-			return nil, err
+		if err := f.queue(ctx, env, f.sender(env.From, rcpt), rcpt, x.Forward, msg, out.Expanded()); err != nil {
+			return delivery.Expansion{}, err
 		}
 	}
-	return x.Mailboxes, nil
+	return out, nil
 }
 
 // Mailbox returns the one mailbox of rcpt when rcpt is no SRS address
@@ -173,8 +178,10 @@ func (f *Forwarder) sender(from, rcpt string) string {
 	return s
 }
 
-// queue puts a copy of msg from from to rcpts in the spool.
-func (f *Forwarder) queue(ctx context.Context, env *smtp.Envelope, from, via string, rcpts []string, msg *smtp.Message) error {
+// queue puts a copy of msg from from to rcpts, the targets of env's
+// recipient via, in the spool, with the DSN parameters of via
+// (copyDSN); expanded says that via has other targets too.
+func (f *Forwarder) queue(ctx context.Context, env *smtp.Envelope, from, via string, rcpts []string, msg *smtp.Message, expanded bool) error {
 	sp := f.spool.Load()
 	if sp == nil {
 		return errors.New("forward: no spool")
@@ -183,10 +190,42 @@ func (f *Forwarder) queue(ctx context.Context, env *smtp.Envelope, from, via str
 	fwd := &smtp.Envelope{
 		ID: smtp.NewID(now), From: from, Recipients: rcpts, SMTPUTF8: env.SMTPUTF8, Body: env.Body,
 		Listener: "forward", ReceivedAt: now, RequireTLS: env.RequireTLS,
+		Ret: env.Ret, EnvID: env.EnvID,
+	}
+	if d, ok := env.DSN[via]; ok {
+		d = copyDSN(d, via, expanded)
+		fwd.DSN = make(map[string]smtp.RcptDSN, len(rcpts))
+		for _, r := range rcpts {
+			fwd.DSN[r] = d
+		}
 	}
 	if err := sp.PutMessage(ctx, fwd, msg); err != nil {
 		return fmt.Errorf("forward: %w", err)
 	}
 	f.o.Logger.Info("forwarded", "id", env.ID, "rcpt", via, "forward_id", fwd.ID, "from", from, "to", strings.Join(rcpts, ","))
 	return nil
+}
+
+// copyDSN returns the DSN parameters of a forwarded copy for the alias
+// via, whose own are d. RFC 3461 §6.2.7.2: an alias with one target
+// passes NOTIFY and ORCPT on unchanged. §6.2.7.3: an alias with several
+// targets was reported "expanded" (delivery.Expansion), so its copies
+// ask for no success notice again (NOTIFY=SUCCESS alone becomes NEVER).
+// Either way, when the sender gave no ORCPT the copy names via, the
+// address it was received for (§4.2), as Postfix does, so that the
+// sender can tell which of its recipients a notice is about.
+func copyDSN(d smtp.RcptDSN, via string, expanded bool) smtp.RcptDSN {
+	if expanded && d.Notify&smtp.NotifySuccess != 0 {
+		d.Notify &^= smtp.NotifySuccess
+		if d.Notify == 0 {
+			d.Notify = smtp.NotifyNever
+		}
+	}
+	if d.ORcpt == "" {
+		d.ORcpt = "rfc822;" + via
+		if !smtp.IsASCII(via) {
+			d.ORcpt = "utf-8;" + via // RFC 6533 §3
+		}
+	}
+	return d
 }

@@ -104,9 +104,9 @@ func TestForwarderExpand(t *testing.T) {
 		return e, d
 	}
 
-	boxes, err := f.Expand(ctx, env, "both@example.test", msg)
-	if err != nil || strings.Join(boxes, ",") != "alice@example.test" {
-		t.Fatalf("expand: %q, %v", boxes, err)
+	x, err := f.Expand(ctx, env, "both@example.test", msg)
+	if err != nil || strings.Join(x.Mailboxes, ",") != "alice@example.test" || x.Forwarded != 1 {
+		t.Fatalf("expand: %+v, %v", x, err)
 	}
 	fe, fd := newest()
 	if string(fd) != string(data) || strings.Join(fe.Recipients, ",") != "carol@remote.example" || fe.Listener != "forward" {
@@ -133,9 +133,9 @@ func TestForwarderExpand(t *testing.T) {
 	}
 
 	// A bounce to the SRS address goes to dave, its sender kept.
-	boxes, err = f.Expand(ctx, &smtp.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
-	if err != nil || len(boxes) != 0 {
-		t.Fatalf("bounce: %q, %v", boxes, err)
+	x, err = f.Expand(ctx, &smtp.Envelope{ID: "b", From: "", Body: "7BIT"}, srsAddr, msg)
+	if err != nil || len(x.Mailboxes) != 0 || x.Forwarded != 1 {
+		t.Fatalf("bounce: %+v, %v", x, err)
 	}
 	if be, _ := newest(); be.From != "" || strings.Join(be.Recipients, ",") != "dave@orig.example" {
 		t.Errorf("bounce forwarded %+v", be)
@@ -168,5 +168,69 @@ func TestForwarderExpand(t *testing.T) {
 		if got, err := d.RecipientExists(ctx, addr); err != nil || got != want {
 			t.Errorf("RecipientExists(%q) = %v, %v; want %v", addr, got, err, want)
 		}
+	}
+}
+
+// TestForwarderDSN checks the DSN parameters a forwarded copy carries
+// (RFC 3461 §6.2.7): ENVID and RET always; the recipient's NOTIFY and
+// ORCPT unchanged when the copy is all its alias expands to (§6.2.7.2);
+// NOTIFY without SUCCESS when the alias also has other targets
+// (§6.2.7.3: the "expanded" notice was the success report),
+// NOTIFY=SUCCESS alone becoming NEVER; the alias as ORCPT when the
+// sender gave none (§4.2).
+func TestForwarderDSN(t *testing.T) {
+	f, sp, _ := forwardFixture(t)
+	ctx := context.Background()
+	msg := &smtp.Message{Header: []byte("Subject: s\r\n\r\n"), Body: smtp.BodyBytes([]byte("body\r\n"))}
+	forwarded := func(env *smtp.Envelope, rcpt string) *smtp.Envelope {
+		t.Helper()
+		before := map[string]bool{}
+		for _, it := range sp.List() {
+			before[it.ID] = true
+		}
+		if _, err := f.Expand(ctx, env, rcpt, msg); err != nil {
+			t.Fatal(err)
+		}
+		for _, it := range sp.List() {
+			if !before[it.ID] {
+				e, _, err := sp.Get(it.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e
+			}
+		}
+		t.Fatalf("%s: nothing forwarded", rcpt)
+		return nil
+	}
+	env := &smtp.Envelope{ID: "o1", From: "dave@orig.example", Body: "7BIT", EnvID: "E-1", Ret: "HDRS",
+		Recipients: []string{"both@example.test", "fwd@example.test"},
+		DSN: map[string]smtp.RcptDSN{
+			"both@example.test": {Notify: smtp.NotifySuccess | smtp.NotifyFailure},
+			"fwd@example.test":  {Notify: smtp.NotifySuccess | smtp.NotifyDelay, ORcpt: "rfc822;old@orig.example"},
+		}}
+	for _, c := range []struct {
+		rcpt, to string
+		want     smtp.RcptDSN
+	}{
+		{"both@example.test", "carol@remote.example", smtp.RcptDSN{Notify: smtp.NotifyFailure, ORcpt: "rfc822;both@example.test"}},
+		{"fwd@example.test", "Carol@Remote.example", smtp.RcptDSN{Notify: smtp.NotifySuccess | smtp.NotifyDelay, ORcpt: "rfc822;old@orig.example"}},
+	} {
+		fe := forwarded(env, c.rcpt)
+		if fe.EnvID != "E-1" || fe.Ret != "HDRS" || fe.RcptDSN(c.to) != c.want {
+			t.Errorf("%s: copy has ENVID %q RET %q DSN %+v; want E-1, HDRS, %+v", c.rcpt, fe.EnvID, fe.Ret, fe.DSN, c.want)
+		}
+	}
+	env.DSN["both@example.test"] = smtp.RcptDSN{Notify: smtp.NotifySuccess}
+	if fe := forwarded(env, "both@example.test"); fe.RcptDSN("carol@remote.example").Notify != smtp.NotifyNever {
+		t.Errorf("NOTIFY=SUCCESS expanded: copy has %+v, want NEVER", fe.DSN)
+	}
+	env.DSN["fwd@example.test"] = smtp.RcptDSN{Notify: smtp.NotifySuccess}
+	if fe := forwarded(env, "fwd@example.test"); fe.RcptDSN("Carol@Remote.example") != (smtp.RcptDSN{Notify: smtp.NotifySuccess, ORcpt: "rfc822;fwd@example.test"}) {
+		t.Errorf("single target without ORCPT: copy has %+v", fe.DSN)
+	}
+	// A recipient without DSN parameters forwards a copy without them.
+	if fe := forwarded(&smtp.Envelope{ID: "o2", From: "dave@orig.example", Body: "7BIT"}, "fwd@example.test"); fe.DSN != nil || fe.EnvID != "" {
+		t.Errorf("plain copy has DSN %+v, ENVID %q", fe.DSN, fe.EnvID)
 	}
 }

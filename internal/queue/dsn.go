@@ -16,6 +16,7 @@ const (
 	actionDelayed   = "delayed"
 	actionDelivered = "delivered" // a local mailbox took it (RFC 3461 §5.2.3)
 	actionRelayed   = "relayed"   // a next hop without DSN took it (RFC 3461 §5.2.2)
+	actionExpanded  = "expanded"  // an alias sent it on to several addresses (RFC 3461 §6.2.7.3)
 )
 
 // dsnRecipient is one recipient's entry in a delivery status
@@ -23,7 +24,7 @@ const (
 type dsnRecipient struct {
 	addr        string
 	orcpt       string    // ORCPT, "addr-type;address" (smtp.RcptDSN); "" when none
-	action      string    // actionFailed, actionDelayed, actionDelivered or actionRelayed
+	action      string    // actionFailed, actionDelayed, actionDelivered, actionRelayed or actionExpanded
 	status      string    // enhanced status code, "5.1.1"
 	remoteMTA   string    // "" when none
 	diagnostic  string    // "smtp; 550 5.1.1 User unknown", "" when none
@@ -234,6 +235,10 @@ func writeExplanation(b *bytes.Buffer, host string, rcpts []dsnRecipient, kind s
 			continue
 		case r.action == actionRelayed:
 			fmt.Fprintf(b, "<%s>: handed to %s, which sends no notices of its own\r\n", r.addr, r.remoteMTA)
+			continue
+		case r.action == actionExpanded:
+			fmt.Fprintf(b, "<%s>: delivered to the alias, which sent it on to several addresses\r\n"+
+				"    (their own deliveries are not reported as successes)\r\n", r.addr)
 			continue
 		case r.action == actionDelayed && !r.retryUntil.IsZero():
 			fmt.Fprintf(b, "<%s>: delayed, will be retried until %s\r\n", r.addr, r.retryUntil.UTC().Format(time.RFC1123Z))

@@ -230,3 +230,57 @@ func checkDSNParses(t *testing.T, notice string) {
 		t.Errorf("%d parts, want 3", n)
 	}
 }
+
+// expandingLocal is a local deliverer with aliases: list@ expands to
+// several addresses, one@ forwards to a single address with the
+// sender's NOTIFY passed on, and everything else is written to sink.
+type expandingLocal struct{ sink *localSink }
+
+func (l expandingLocal) Deliver(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) error {
+	return l.DeliverOutcome(ctx, env, rcpt, msg).Err
+}
+
+func (l expandingLocal) DeliverOutcome(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) Outcome {
+	switch rcpt {
+	case "list@local.test":
+		return Outcome{Expanded: true}
+	case "one@local.test":
+		return Outcome{NextHopDSN: true}
+	}
+	return Outcome{Err: l.sink.Deliver(ctx, env, rcpt, msg)}
+}
+
+// TestExpandedNotice checks RFC 3461 §6.2.7: an alias with NOTIFY=SUCCESS
+// that expands to several addresses is reported "expanded" (RFC 3464
+// §2.3.3), not "delivered"; a single-target alias that passes the NOTIFY
+// on gets no notice here (the copy's delivery tells); a plain mailbox
+// is "delivered".
+func TestExpandedNotice(t *testing.T) {
+	s := openTest(t, t.TempDir(), 0)
+	defer s.Close()
+	sink := &localSink{}
+	id := spooltest.ID()
+	env := dsnEnv(id, map[string]smtp.Notify{
+		"list@local.test": smtp.NotifySuccess | smtp.NotifyFailure,
+		"one@local.test":  smtp.NotifySuccess,
+		"bob@local.test":  smtp.NotifySuccess,
+	}, "list@local.test", "one@local.test", "bob@local.test")
+	mustPut(t, s, env, spooltest.Data(id, 300))
+	runFor(t, s, RunnerOptions{Local: expandingLocal{sink}, IsLocal: isLocal, Policy: fastPolicy})
+	testkit.WaitFor(t, "success notice", func() bool { return len(sink.get("alice@local.test")) == 1 })
+	testkit.WaitFor(t, "message done", func() bool { return !live(s, id) })
+	notice := string(sink.get("alice@local.test")[0])
+	for _, want := range []string{
+		"Final-Recipient: rfc822; list@local.test\r\nAction: expanded\r\nStatus: 2.0.0\r\n",
+		"Final-Recipient: rfc822; bob@local.test\r\nAction: delivered\r\nStatus: 2.0.0\r\n",
+		"<list@local.test>: delivered to the alias, which sent it on to several addresses",
+	} {
+		if !strings.Contains(notice, want) {
+			t.Errorf("notice lacks %q:\n%s", want, notice)
+		}
+	}
+	if strings.Contains(notice, "one@local.test") {
+		t.Errorf("notice reports the single-target alias:\n%s", notice)
+	}
+	checkDSNParses(t, notice)
+}

@@ -143,16 +143,27 @@ func (r *Runner) process(ctx context.Context, id string) {
 		start := r.opts.Now()
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		r.active.begin(id, rc.Addr)
-		err := r.opts.Local.Deliver(actx, env, rc.Addr, &msg.Message)
+		o := r.deliverLocal(actx, env, rc.Addr, &msg.Message)
 		r.active.end(id, rc.Addr)
 		cancel()
-		if err != nil && ctx.Err() != nil {
+		if o.Err != nil && ctx.Err() != nil {
 			break // shutting down: the attempt does not count
 		}
 		c := r.clock()
 		c.start = start
-		p.record(rc, Outcome{Rcpt: rc.Addr, Err: err, Relay: Relay{Transmit: c.now.Sub(start)}}, "", true, c)
+		o.Rcpt, o.Relay = rc.Addr, Relay{Transmit: c.now.Sub(start)}
+		p.record(rc, o, "", true, c)
 	}
+}
+
+// deliverLocal delivers msg to the local recipient rcpt through
+// RunnerOptions.Local, with its whole Outcome when it reports one
+// (OutcomeDeliverer).
+func (r *Runner) deliverLocal(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) Outcome {
+	if od, ok := r.opts.Local.(OutcomeDeliverer); ok {
+		return od.DeliverOutcome(ctx, env, rcpt, msg)
+	}
+	return Outcome{Err: r.opts.Local.Deliver(ctx, env, rcpt, msg)}
 }
 
 // domainOf returns the key of addr's domain (addrkey.DomainKey), by
@@ -309,9 +320,13 @@ func (p *pass) record(rc spool.ItemRecipient, o Outcome, reason string, local bo
 			return
 		}
 		// RFC 3461 §5.2.2, §5.2.3: the sender asked to hear of the
-		// success, and no next hop will tell.
+		// success, and no next hop will tell; §6.2.7.3: an alias that
+		// sent it on to several addresses is "expanded".
 		h.report.action, h.report.status = actionRelayed, st.Code
-		if local {
+		switch {
+		case o.Expanded:
+			h.report.action = actionExpanded
+		case local:
 			h.report.action = actionDelivered
 		}
 		h.st, h.fallback = st, st // delivered even if the notice is lost

@@ -72,6 +72,22 @@ type Outcome struct {
 	// for one (NOTIFY=SUCCESS) gets a notice saying "relayed" for a
 	// remote delivery (RFC 3461 §5.2.2) or "delivered" for a local one.
 	NextHopDSN bool
+	// Expanded is set when a local recipient was an alias that sent the
+	// message on to several addresses (mailboxes or forwarded copies):
+	// a success notice asked for says "expanded" for it (RFC 3461
+	// §6.2.7.3, RFC 3464 §2.3.3), and the copies carry no NOTIFY=SUCCESS
+	// onward.
+	Expanded bool
+}
+
+// OutcomeDeliverer is a Deliverer that reports a whole Outcome: when
+// RunnerOptions.Local implements it, the Runner calls DeliverOutcome in
+// place of Deliver, so that a local delivery can say that it expanded
+// an alias (Outcome.Expanded) or passed the recipient's NOTIFY on with a
+// forwarded copy (Outcome.NextHopDSN, RFC 3461 §6.2.7.2). The Runner
+// fills Rcpt and Relay; Err means what Deliver's error means.
+type OutcomeDeliverer interface {
+	DeliverOutcome(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) Outcome
 }
 
 // BatchDeliverer delivers one message to several recipients in one

@@ -6,6 +6,8 @@ package sendmail
 import (
 	"fmt"
 	"strings"
+
+	"postern/internal/smtp"
 )
 
 // Args is a parsed sendmail command line.
@@ -20,6 +22,13 @@ type Args struct {
 	Mode       Mode
 	Flush      Flush // -qRSITE, -qSSITE, -qIID, -qINTERVAL
 	Recipients []string
+	// The DSN parameters (RFC 3461) the message gets, as an SMTP
+	// client's MAIL and RCPT would give them: -N (every recipient's
+	// NOTIFY; zero when not given), -R (RET, "FULL" or "HDRS") and -V
+	// (ENVID, not xtext-encoded).
+	Notify smtp.Notify
+	Ret    string
+	EnvID  string
 }
 
 // Mode is what a sendmail command line asks for.
@@ -45,9 +54,14 @@ const (
 //	-q            try the deferred mail now; -qRSITE, -qSSITE, -qIID only the
 //	              messages to or from SITE, or the one with queue id ID;
 //	              -qINTERVAL (a daemon's period) is accepted and ignored
+//	-N DSN        NOTIFY for every recipient (RFC 3461 §4.1): never, or a
+//	              comma list of success, delay and failure
+//	-R RET        RET (RFC 3461 §4.3): full or hdrs
+//	-V ENVID      ENVID (RFC 3461 §4.4): printable ASCII, at most 100
+//	              characters as xtext
 //	-C FILE       Postern's configuration file (also --config FILE)
 //	--data DIR    the embedded default's data directory
-//	-oX, -odX, -v, -m, -B T, -N D, -R R, -V E, -X F, -L T, -O O=V, -U, -G
+//	-oX, -odX, -v, -m, -B T, -X F, -L T, -O O=V, -U, -G
 //	              accepted and ignored
 //
 // "--" ends the options. Any other option is an error: every error it
@@ -116,8 +130,22 @@ func ParseArgs(args []string) (*Args, error) {
 			if len(a) == 2 {
 				_, err = value(a[:2])
 			}
-		case strings.HasPrefix(a, "-B") || strings.HasPrefix(a, "-N") || strings.HasPrefix(a, "-R") ||
-			strings.HasPrefix(a, "-V") || strings.HasPrefix(a, "-X") || strings.HasPrefix(a, "-L"):
+		case strings.HasPrefix(a, "-N"):
+			var v string
+			if v, err = value("-N"); err == nil {
+				o.Notify, err = parseNotify(v)
+			}
+		case strings.HasPrefix(a, "-R"):
+			var v string
+			if v, err = value("-R"); err == nil {
+				o.Ret, err = parseRet(v)
+			}
+		case strings.HasPrefix(a, "-V"):
+			var v string
+			if v, err = value("-V"); err == nil {
+				o.EnvID, err = parseEnvID(v)
+			}
+		case strings.HasPrefix(a, "-B") || strings.HasPrefix(a, "-X") || strings.HasPrefix(a, "-L"):
 			_, err = value(a[:2])
 		default:
 			var v string
@@ -145,6 +173,36 @@ func ParseArgs(args []string) (*Args, error) {
 	return o, nil
 }
 
+// parseNotify parses -N's value: never, or a comma list of success,
+// delay and failure, each at most once (RFC 3461 §4.1's NOTIFY, in any
+// case).
+func parseNotify(v string) (smtp.Notify, error) {
+	n, err := smtp.ParseNotify(v)
+	if err != nil {
+		return 0, fmt.Errorf("sendmail: -N %q: want never, or a comma list of success, delay and failure", v)
+	}
+	return n, nil
+}
+
+// parseRet parses -R's value: full or hdrs (RFC 3461 §4.3's RET).
+func parseRet(v string) (string, error) {
+	r, err := smtp.ParseRet(v)
+	if err != nil {
+		return "", fmt.Errorf("sendmail: -R %q: want full or hdrs", v)
+	}
+	return r, nil
+}
+
+// parseEnvID checks -V's value: an ENVID as an SMTP client could send
+// it (RFC 3461 §4.4), printable ASCII of at most 100 characters once
+// encoded as xtext.
+func parseEnvID(v string) (string, error) {
+	if _, err := smtp.ParseEnvID(smtp.XtextEncode(v)); err != nil {
+		return "", fmt.Errorf("sendmail: -V %q: want printable ASCII, at most %d characters as xtext", v, smtp.MaxEnvID)
+	}
+	return v, nil
+}
+
 // Option documents an option ParseArgs takes, for a usage and a manual
 // page.
 type Option struct{ Name, Usage string }
@@ -163,6 +221,9 @@ func Options() []Option {
 		{"-bp", "list the queue, as mailq (a link named mailq is postern queue list)"},
 		{"-bs", "speak SMTP on stdin and stdout; bare names are qualified as on the command line"},
 		{"-q", "try the deferred mail now; -qRSITE and -qSSITE only mail to or from SITE, -qIID one message; -qINTERVAL is ignored"},
-		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -N, -R, -V, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
+		{"-N DSN", "ask for delivery status notifications: never, or a comma list of success, delay and failure (NOTIFY, RFC 3461)"},
+		{"-R full|hdrs", "a failure notice returns the whole message or its header section (RET)"},
+		{"-V ENVID", "an id of yours (printable ASCII), returned in the notices as Original-Envelope-Id (ENVID)"},
+		{"-oX, -v, -m, ...", "the options -o, -O, -v, -m, -B, -X, -L, -U and -G are accepted and ignored; any other is a usage error"},
 	}
 }

@@ -35,8 +35,8 @@ func (benchDir) MaySendAs(ctx context.Context, user, addr string) (bool, error) 
 // benchAliases is every address its own one mailbox.
 type benchAliases struct{}
 
-func (benchAliases) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) ([]string, error) {
-	return []string{rcpt}, nil
+func (benchAliases) Expand(ctx context.Context, env *smtp.Envelope, rcpt string, msg *smtp.Message) (delivery.Expansion, error) {
+	return delivery.Expansion{Mailboxes: []string{rcpt}}, nil
 }
 func (benchAliases) Mailbox(ctx context.Context, rcpt string) (string, bool) { return rcpt, true }
 
