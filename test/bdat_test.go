@@ -45,45 +45,24 @@ func startDovecotSubmission(t *testing.T, relay string) (addr string, logFile st
 	relayHost, relayPort, _ := net.SplitHostPort(relay)
 	logFile = filepath.Join(dir, "dovecot.log")
 	conf := fmt.Sprintf(`protocols = submission
-base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/dovecot.log
-ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain
-listen = 127.0.0.1
 hostname = relay.example.net
-default_internal_user = root
-default_internal_group = root
 default_login_user = dovenull
-mail_uid = %[2]s
-mail_gid = %[2]s
-first_valid_uid = 1
-first_valid_gid = 1
-mail_location = maildir:%[1]s/mail/%%u
-submission_relay_host = %[3]s
-submission_relay_port = %[4]s
+mail_uid = %[1]s
+mail_gid = %[1]s
+submission_relay_host = %[2]s
+submission_relay_port = %[3]s
 submission_relay_ssl = no
 submission_relay_trusted = no
-passdb {
-  driver = passwd-file
-  args = %[1]s/users
-}
-userdb {
-  driver = passwd-file
-  args = %[1]s/users
-}
 service submission-login {
   chroot =
   inet_listener submission {
     address = 127.0.0.1
-    port = %[5]s
+    port = %[4]s
   }
 }
-service anvil {
-  chroot =
-}
-`, dir, nobody.Uid, relayHost, relayPort, port)
+`, nobody.Uid, relayHost, relayPort, port)
 	dovecottest.Run(t, bin, conf, dir, addr)
 	return addr, logFile
 }

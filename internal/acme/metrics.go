@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
 )
 
 // Metrics are the ACME metrics. They exist only where ACME is on: cmd
@@ -25,24 +27,12 @@ type Metrics struct {
 // registers them nowhere), with both results of attempts at 0.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_acme_attempts_total",
-			Help: "Attempts to obtain or renew the ACME certificate, by result.",
-		}, []string{"result"}),
-		failures: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "postern_acme_consecutive_failures",
-			Help: "Failed attempts to obtain or renew the ACME certificate since the last success.",
-		}),
-		expiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "postern_acme_certificate_expiry_timestamp_seconds",
-			Help: "NotAfter of the current ACME certificate, in seconds since the Unix epoch, by name; absent before the first certificate.",
-		}, []string{"name"}),
+		attempts: metrics.CounterVec("postern_acme_attempts_total", "Attempts to obtain or renew the ACME certificate, by result.", "result"),
+		failures: metrics.Gauge("postern_acme_consecutive_failures", "Failed attempts to obtain or renew the ACME certificate since the last success."),
+		expiry:   metrics.GaugeVec("postern_acme_certificate_expiry_timestamp_seconds", "NotAfter of the current ACME certificate, in seconds since the Unix epoch, by name; absent before the first certificate.", "name"),
 	}
-	m.attempts.WithLabelValues("success")
-	m.attempts.WithLabelValues("failure")
-	if reg != nil {
-		reg.MustRegister(m.attempts, m.failures, m.expiry)
-	}
+	metrics.Zero(m.attempts, "success", "failure")
+	metrics.Register(reg, m.attempts, m.failures, m.expiry)
 	return m
 }
 

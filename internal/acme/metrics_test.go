@@ -7,24 +7,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/acme/acmetest"
+	"postern/internal/testkit"
 )
-
-// gather returns the families of reg by name.
-func gather(t *testing.T, reg *prometheus.Registry) map[string]*dto.MetricFamily {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]*dto.MetricFamily{}
-	for _, mf := range mfs {
-		out[mf.GetName()] = mf
-	}
-	return out
-}
 
 // TestMetrics: failed attempts count and show in a row; the expiry
 // timestamp is absent until there is a certificate, then is its
@@ -45,7 +31,7 @@ func TestMetrics(t *testing.T) {
 	<-clock.waits
 	cancel()
 	<-done
-	fams := gather(t, reg)
+	fams := testkit.Families(t, reg)
 	if _, ok := fams["postern_acme_certificate_expiry_timestamp_seconds"]; ok {
 		t.Errorf("an expiry without a certificate")
 	}
@@ -69,7 +55,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := gather(t, reg)["postern_acme_certificate_expiry_timestamp_seconds"].GetMetric()
+	e := testkit.Families(t, reg)["postern_acme_certificate_expiry_timestamp_seconds"].GetMetric()
 	if len(e) != 1 || e[0].GetLabel()[0].GetValue() != testHost || e[0].GetGauge().GetValue() != float64(c.Leaf.NotAfter.Unix()) {
 		t.Errorf("expiry %v, want %s at %d", e, testHost, c.Leaf.NotAfter.Unix())
 	}

@@ -1,6 +1,10 @@
 package admission
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are the Gate's and the Limiter's metrics (GateOptions.Metrics,
 // LimiterOptions.Metrics). They are registered on the registry given to
@@ -24,22 +28,11 @@ type Metrics struct {
 // registered on reg (nil registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_admission_refused_total",
-			Help: "Connections refused at accept, before any TLS byte, by listener and reason.",
-		}, []string{"listener", "reason"}),
-		HandshakesAvoided: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_handshakes_avoided_total",
-			Help: "Connections refused before TLS on listeners that do TLS, by listener.",
-		}, []string{"listener"}),
-		SendLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_send_limited_total",
-			Help: "Messages and sessions of authenticated users refused by send limits, by limit.",
-		}, []string{"limit"}),
+		Refused:           metrics.CounterVec("postern_admission_refused_total", "Connections refused at accept, before any TLS byte, by listener and reason.", "listener", "reason"),
+		HandshakesAvoided: metrics.CounterVec("postern_handshakes_avoided_total", "Connections refused before TLS on listeners that do TLS, by listener.", "listener"),
+		SendLimited:       metrics.CounterVec("postern_send_limited_total", "Messages and sessions of authenticated users refused by send limits, by limit.", "limit"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Refused, m.HandshakesAvoided, m.SendLimited)
-	}
+	metrics.Register(reg, m.Refused, m.HandshakesAvoided, m.SendLimited)
 	return m
 }
 
@@ -60,23 +53,11 @@ type AbuseMetrics struct {
 // 0.
 func NewAbuseMetrics(reg prometheus.Registerer) *AbuseMetrics {
 	m := &AbuseMetrics{
-		Bans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_auth_bans_total",
-			Help: "Bans put by the auth-abuse engine, by scope.",
-		}, []string{"scope"}),
-		Alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_auth_abuse_alerts_total",
-			Help: "Auth-abuse alerts, by kind.",
-		}, []string{"kind"}),
+		Bans:   metrics.CounterVec("postern_auth_bans_total", "Bans put by the auth-abuse engine, by scope.", "scope"),
+		Alerts: metrics.CounterVec("postern_auth_abuse_alerts_total", "Auth-abuse alerts, by kind.", "kind"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Bans, m.Alerts)
-	}
-	for _, s := range []string{"ip", "prefix", "site"} {
-		m.Bans.WithLabelValues(s)
-	}
-	for _, k := range []string{AlertBruteforce, AlertStuffing, AlertDistributed} {
-		m.Alerts.WithLabelValues(k)
-	}
+	metrics.Register(reg, m.Bans, m.Alerts)
+	metrics.Zero(m.Bans, "ip", "prefix", "site")
+	metrics.Zero(m.Alerts, AlertBruteforce, AlertStuffing, AlertDistributed)
 	return m
 }

@@ -1,6 +1,10 @@
 package autoconfig
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are a Handler's metrics (Options.Metrics). They are
 // registered on the registry given to NewMetrics, not at init, so that
@@ -17,13 +21,8 @@ type Metrics struct {
 // (nil registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_autoconfig_requests_total",
-			Help: "Mail client autoconfiguration requests, by format and result.",
-		}, []string{"format", "result"}),
+		Requests: metrics.CounterVec("postern_autoconfig_requests_total", "Mail client autoconfiguration requests, by format and result.", "format", "result"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Requests)
-	}
+	metrics.Register(reg, m.Requests)
 	return m
 }

@@ -1,6 +1,10 @@
 package mailauth
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // CheckMetrics are a Checker's metrics (CheckerOptions.Metrics). They
 // are registered on the registry given to NewCheckMetrics, not at init,
@@ -30,31 +34,13 @@ type CheckMetrics struct {
 // every DMARC result and policy action at 0.
 func NewCheckMetrics(reg prometheus.Registerer) *CheckMetrics {
 	m := &CheckMetrics{
-		SPF: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_spf_results_total",
-			Help: "SPF checks on received mail, by identity and result.",
-		}, []string{"identity", "result"}),
-		DKIM: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_dkim_results_total",
-			Help: "DKIM signatures verified on received mail, by result.",
-		}, []string{"result"}),
-		DMARC: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_dmarc_results_total",
-			Help: "DMARC evaluations on received mail, by result.",
-		}, []string{"result"}),
-		PolicyActions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_mailauth_policy_actions_total",
-			Help: "Received messages refused, quarantined or only reported by authentication policy, by action.",
-		}, []string{"action"}),
+		SPF:           metrics.CounterVec("postern_spf_results_total", "SPF checks on received mail, by identity and result.", "identity", "result"),
+		DKIM:          metrics.CounterVec("postern_dkim_results_total", "DKIM signatures verified on received mail, by result.", "result"),
+		DMARC:         metrics.CounterVec("postern_dmarc_results_total", "DMARC evaluations on received mail, by result.", "result"),
+		PolicyActions: metrics.CounterVec("postern_mailauth_policy_actions_total", "Received messages refused, quarantined or only reported by authentication policy, by action.", "action"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.SPF, m.DKIM, m.DMARC, m.PolicyActions)
-	}
-	for _, r := range []string{"pass", "fail", "none", "temperror", "permerror"} {
-		m.DMARC.WithLabelValues(r)
-	}
-	for _, a := range []string{"reject", "quarantine", "report_only", "spoof_reject", "tempfail"} {
-		m.PolicyActions.WithLabelValues(a)
-	}
+	metrics.Register(reg, m.SPF, m.DKIM, m.DMARC, m.PolicyActions)
+	metrics.Zero(m.DMARC, "pass", "fail", "none", "temperror", "permerror")
+	metrics.Zero(m.PolicyActions, "reject", "quarantine", "report_only", "spoof_reject", "tempfail")
 	return m
 }

@@ -5,10 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // DKIMSignatures counts DKIM signatures made on submitted mail by
 // algorithm ("ed25519-sha256", "rsa-sha256"). The results of the checks
 // on received mail are a Checker's own (mailauth.CheckMetrics).
-var DKIMSignatures = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: "postern_dkim_signatures_total",
-	Help: "DKIM signatures made on submitted mail, by algorithm.",
-}, []string{"algorithm"})
+var DKIMSignatures = CounterVec("postern_dkim_signatures_total", "DKIM signatures made on submitted mail, by algorithm.", "algorithm")
 
 // RegisterDKIMSign registers the DKIM signatures made on submission
 // ([mail_auth] sign, with a key).

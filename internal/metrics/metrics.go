@@ -6,7 +6,10 @@
 // so instead (admission, spool, tlsconf, delivery/policy,
 // delivery/remote, queue, acme, autoconfig, pkcs11 and mailauth's
 // checks: each a Metrics made by a NewMetrics on a passed registry),
-// so that their tests count apart and run in parallel.
+// so that their tests count apart and run in parallel. They declare
+// them with this package's constructors (CounterVec, GaugeVec,
+// Histogram, ...), register them with Register, which takes a nil
+// registry as "nowhere", and start series at 0 with Zero.
 //
 // Nothing is registered at init: cmd registers what the configuration
 // turns on (RegisterCore always; RegisterDKIMSign, RegisterScreen,
@@ -26,70 +29,43 @@ var Registry = prometheus.NewRegistry()
 
 var (
 	// Connections counts accepted TCP connections by listener name.
-	Connections = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_connections_total",
-		Help: "TCP connections accepted, by listener.",
-	}, []string{"listener"})
+	Connections = CounterVec("postern_connections_total", "TCP connections accepted, by listener.", "listener")
 
 	// Sessions is the number of SMTP sessions open now, by listener.
-	Sessions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "postern_sessions",
-		Help: "SMTP sessions open now, by listener.",
-	}, []string{"listener"})
+	Sessions = GaugeVec("postern_sessions", "SMTP sessions open now, by listener.", "listener")
 
 	// TLSHandshakes counts TLS handshakes by listener, TLS version
 	// ("1.2", "1.3") and result ("ok", "error").
-	TLSHandshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_tls_handshakes_total",
-		Help: "TLS handshakes, by listener, version and result.",
-	}, []string{"listener", "version", "result"})
+	TLSHandshakes = CounterVec("postern_tls_handshakes_total", "TLS handshakes, by listener, version and result.", "listener", "version", "result")
 
 	// AuthAttempts counts SASL exchanges by listener, mechanism and outcome
 	// ("success", "failure", "throttled", "banned", "malformed",
 	// "canceled", "limited", "error").
-	AuthAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_auth_attempts_total",
-		Help: "SASL authentication attempts, by listener, mechanism and outcome.",
-	}, []string{"listener", "mechanism", "outcome"})
+	AuthAttempts = CounterVec("postern_auth_attempts_total", "SASL authentication attempts, by listener, mechanism and outcome.", "listener", "mechanism", "outcome")
 
 	// MessagesAccepted counts messages acknowledged with 250 after DATA.
-	MessagesAccepted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_messages_accepted_total",
-		Help: "Messages accepted (250 after DATA), by listener.",
-	}, []string{"listener"})
+	MessagesAccepted = CounterVec("postern_messages_accepted_total", "Messages accepted (250 after DATA), by listener.", "listener")
 
 	// MessagesRejected counts refused commands and messages by listener and
 	// a short reason label (for example "relay_denied", "bad_lf", "too_big").
-	MessagesRejected = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_rejections_total",
-		Help: "Rejected commands and messages, by listener and reason.",
-	}, []string{"listener", "reason"})
+	MessagesRejected = CounterVec("postern_rejections_total", "Rejected commands and messages, by listener and reason.", "listener", "reason")
 
 	// DataBytes is the message data sessions hold between DATA and the
 	// spool's answer, in memory and in the spool's files ("in_flight"),
 	// and the part of it in memory ("memory"), for all listeners
 	// (limits.max_data_in_flight and max_data_in_memory cap them).
-	DataBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "postern_data_bytes",
-		Help: "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).",
-	}, []string{"where"})
+	DataBytes = GaugeVec("postern_data_bytes", "Message data held by sessions between DATA and the spool's answer (in_flight), and the part in memory (memory).", "where")
 
 	// LocalDeliveries counts local (Maildir) deliveries by outcome
 	// ("delivered", "failed").
-	LocalDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_local_deliveries_total",
-		Help: "Local Maildir deliveries, by outcome.",
-	}, []string{"outcome"})
+	LocalDeliveries = CounterVec("postern_local_deliveries_total", "Local Maildir deliveries, by outcome.", "outcome")
 
 	// DirectDeliveries counts the work of direct local delivery before
 	// the 250 (delivery.Direct): "delivered", one per recipient written
 	// to its mailbox (also counted in LocalDeliveries), and "spooled",
 	// one per message whose mailbox write failed and that went to the
 	// spool instead.
-	DirectDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_direct_deliveries_total",
-		Help: "Direct local deliveries before the 250: recipients delivered, messages spooled after a failed mailbox write.",
-	}, []string{"outcome"})
+	DirectDeliveries = CounterVec("postern_direct_deliveries_total", "Direct local deliveries before the 250: recipients delivered, messages spooled after a failed mailbox write.", "outcome")
 )
 
 // RegisterCore registers on reg the Go runtime and process collectors
@@ -112,12 +88,8 @@ func RegisterCore(reg prometheus.Registerer, listeners []string) {
 		MessagesRejected.WithLabelValues(l, "spool_error")
 		MessagesRejected.WithLabelValues(l, "no_space")
 	}
-	for _, o := range []string{"delivered", "deferred", "failed"} {
-		LocalDeliveries.WithLabelValues(o)
-	}
-	for _, o := range []string{"delivered", "spooled"} {
-		DirectDeliveries.WithLabelValues(o)
-	}
+	Zero(LocalDeliveries, "delivered", "deferred", "failed")
+	Zero(DirectDeliveries, "delivered", "spooled")
 	DataBytes.WithLabelValues("in_flight")
 	DataBytes.WithLabelValues("memory")
 }

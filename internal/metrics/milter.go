@@ -7,25 +7,16 @@ var (
 	// ("negotiate", "connect", "helo", "mail", "rcpt", "data", "header",
 	// "body", "eom") and error ("unavailable", "timeout", "protocol",
 	// "io"); each is followed by the milter's default action.
-	MilterErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_milter_errors_total",
-		Help: "Milter failures (down, too slow, broken), by listener, milter, stage and error.",
-	}, []string{"listener", "milter", "stage", "error"})
+	MilterErrors = CounterVec("postern_milter_errors_total", "Milter failures (down, too slow, broken), by listener, milter, stage and error.", "listener", "milter", "stage", "error")
 
 	// MilterDefaultActions counts the default actions taken for failed
 	// milters, by listener, milter and action ("tempfail", "accept").
-	MilterDefaultActions = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_milter_default_actions_total",
-		Help: "Default actions taken because a milter failed, by listener, milter and action.",
-	}, []string{"listener", "milter", "action"})
+	MilterDefaultActions = CounterVec("postern_milter_default_actions_total", "Default actions taken because a milter failed, by listener, milter and action.", "listener", "milter", "action")
 
 	// MilterVerdicts counts what milters decided other than continue, by
 	// listener, milter, stage and verdict ("accept", "reject",
 	// "tempfail", "discard", "quarantine").
-	MilterVerdicts = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "postern_milter_verdicts_total",
-		Help: "Milter decisions other than continue, by listener, milter, stage and verdict.",
-	}, []string{"listener", "milter", "stage", "verdict"})
+	MilterVerdicts = CounterVec("postern_milter_verdicts_total", "Milter decisions other than continue, by listener, milter, stage and verdict.", "listener", "milter", "stage", "verdict")
 )
 
 // RegisterMilters registers the milters' metrics ([[milter]]). Each of

@@ -1,6 +1,10 @@
 package pkcs11
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are the metrics of Tokens and of their keys
 // (Options.Metrics). They are registered on the registry given to
@@ -16,13 +20,8 @@ type Metrics struct {
 // registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Operations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_pkcs11_operations_total",
-			Help: "Signatures asked of keys in PKCS#11 tokens, by key and result (ok, error, timeout, busy).",
-		}, []string{"key", "result"}),
+		Operations: metrics.CounterVec("postern_pkcs11_operations_total", "Signatures asked of keys in PKCS#11 tokens, by key and result (ok, error, timeout, busy).", "key", "result"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Operations)
-	}
+	metrics.Register(reg, m.Operations)
 	return m
 }

@@ -1,6 +1,10 @@
 package queue
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are a Runner's metrics (RunnerOptions.Metrics); the spool
 // keeps its own (spool.Metrics), the queue depth among them. Each Runner has its own set, so tests of
@@ -32,35 +36,14 @@ type Metrics struct {
 // that alerts on their rate see them from the start).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		OldestSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "postern_queue_oldest_seconds",
-			Help: "Age of the oldest message in the queue with a recipient not yet done.",
-		}),
-		Retries: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "postern_queue_retries_total",
-			Help: "Delivery attempts that failed temporarily and were scheduled again, per recipient.",
-		}),
-		Bounces: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_queue_bounces_total",
-			Help: "Recipients that failed for good, by reason (permanent, expired, loop).",
-		}, []string{"reason"}),
-		DSNs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_queue_dsns_total",
-			Help: "Delivery status notifications, by outcome (queued, dropped, error, not_requested).",
-		}, []string{"outcome"}),
-		Released: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "postern_queue_released_total",
-			Help: "Held messages released for delivery by an operator.",
-		}),
+		OldestSeconds: metrics.Gauge("postern_queue_oldest_seconds", "Age of the oldest message in the queue with a recipient not yet done."),
+		Retries:       metrics.Counter("postern_queue_retries_total", "Delivery attempts that failed temporarily and were scheduled again, per recipient."),
+		Bounces:       metrics.CounterVec("postern_queue_bounces_total", "Recipients that failed for good, by reason (permanent, expired, loop).", "reason"),
+		DSNs:          metrics.CounterVec("postern_queue_dsns_total", "Delivery status notifications, by outcome (queued, dropped, error, not_requested).", "outcome"),
+		Released:      metrics.Counter("postern_queue_released_total", "Held messages released for delivery by an operator."),
 	}
-	if reg != nil {
-		reg.MustRegister(m.OldestSeconds, m.Retries, m.Bounces, m.DSNs, m.Released)
-	}
-	for _, r := range []string{"permanent", "expired", "loop"} {
-		m.Bounces.WithLabelValues(r)
-	}
-	for _, o := range []string{"queued", "dropped", "error", "not_requested"} {
-		m.DSNs.WithLabelValues(o)
-	}
+	metrics.Register(reg, m.OldestSeconds, m.Retries, m.Bounces, m.DSNs, m.Released)
+	metrics.Zero(m.Bounces, "permanent", "expired", "loop")
+	metrics.Zero(m.DSNs, "queued", "dropped", "error", "not_requested")
 	return m
 }

@@ -44,9 +44,7 @@ func TestDeleteAndMarkErrors(t *testing.T) {
 	if l := s.List(); len(l) != 1 || l[0].ID != keep {
 		t.Fatalf("List after Delete = %+v", l)
 	}
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	st := states(t, s, id)
 	if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusRemoved {
 		t.Errorf("states after reopen: %+v", st)
@@ -86,9 +84,7 @@ func TestMarkRecipientAsyncCommittedByClose(t *testing.T) {
 	if err := s.MarkRecipientAsync(ids[0], "zz@x", RecipientState{}); !errors.Is(err, ErrNoRecipient) {
 		t.Errorf("unknown recipient: %v", err)
 	}
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	for _, id := range ids {
 		st := states(t, s, id)
 		if st["a@x"].Status != StatusDelivered || st["b@y"].Status != StatusDeferred || st["b@y"].Attempts != 1 ||

@@ -98,9 +98,7 @@ func TestBlobPutOpenReopen(t *testing.T) {
 	if it, err := s.Lookup(id); err != nil || it.Size != int64(len(want)) {
 		t.Errorf("Lookup: size %d, want %d (%v)", it.Size, len(want), err)
 	}
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	if _, got, err := s.Get(id); err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("after reopen: %v, equal %v", err, bytes.Equal(got, want))
 	}

@@ -1,6 +1,10 @@
 package spool
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are a Spool's metrics (Options.Metrics). They are registered
 // on the registry given to NewMetrics, not at init, so that each Spool
@@ -30,32 +34,12 @@ type Metrics struct {
 // registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Messages: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "postern_spool_messages",
-			Help: "Messages in the spool with at least one recipient not yet done.",
-		}),
-		Held: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "postern_queue_held",
-			Help: "Messages held for review (not delivered until released or deleted).",
-		}),
-		FsyncSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "postern_spool_fsync_seconds",
-			Help:    "Duration of each spool group-commit fsync (file and, when needed, directory).",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
-		}),
-		BatchMessages: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "postern_spool_batch_messages",
-			Help:    "Messages made durable by one spool group commit.",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
-		}),
-		BlobSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "postern_spool_blob_seconds",
-			Help:    "Time to make a large message durable in a file of its own.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
+		Messages:      metrics.Gauge("postern_spool_messages", "Messages in the spool with at least one recipient not yet done."),
+		Held:          metrics.Gauge("postern_queue_held", "Messages held for review (not delivered until released or deleted)."),
+		FsyncSeconds:  metrics.Histogram("postern_spool_fsync_seconds", "Duration of each spool group-commit fsync (file and, when needed, directory).", prometheus.ExponentialBuckets(0.0001, 2, 16)),
+		BatchMessages: metrics.Histogram("postern_spool_batch_messages", "Messages made durable by one spool group commit.", []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}),
+		BlobSeconds:   metrics.Histogram("postern_spool_blob_seconds", "Time to make a large message durable in a file of its own.", prometheus.ExponentialBuckets(0.0005, 2, 14)),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Messages, m.Held, m.FsyncSeconds, m.BatchMessages, m.BlobSeconds)
-	}
+	metrics.Register(reg, m.Messages, m.Held, m.FsyncSeconds, m.BatchMessages, m.BlobSeconds)
 	return m
 }

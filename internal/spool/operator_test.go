@@ -61,9 +61,7 @@ func TestChangeDeleteByRecipient(t *testing.T) {
 		}
 	}
 	check("after Change")
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	check("after a restart")
 }
 
@@ -117,9 +115,7 @@ func TestChangeHoldRelease(t *testing.T) {
 	if got, err := s.Change([]string{id}, OpHold, nil); err != nil || len(got) != 0 {
 		t.Errorf("second hold: %+v, %v", got, err)
 	}
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	check("after a restart")
 
 	got, err = s.Change([]string{id, other}, OpRelease, nil)

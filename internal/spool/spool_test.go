@@ -109,11 +109,7 @@ func TestPutGetReopen(t *testing.T) {
 		}
 	}
 	check(s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	check(s)
 	if _, _, err := s.Get("nope"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Get(nope) err = %v, want ErrNotFound", err)
@@ -201,9 +197,7 @@ func TestGroupCommit(t *testing.T) {
 	if fsyncs > 8 {
 		t.Errorf("%d fsyncs for %d concurrent messages: group commit is not grouping", fsyncs, n)
 	}
-	s.Close()
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	for _, id := range ids {
 		_, data, err := s.Get(id)
 		if err != nil || !bytes.Equal(data, spooltest.Data(id, 10<<10)) {
@@ -388,11 +382,7 @@ func TestEnvelopeFieldsSurvive(t *testing.T) {
 		}
 	}
 	check("after Put")
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openTest(t, dir, 0)
-	defer s.Close()
+	s = reopen(t, s, dir)
 	check("after reopening")
 }
 

@@ -30,13 +30,26 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsconf: read key: %w", err)
 	}
-	if !hasBlock(certPEM, func(t string) bool { return t == "CERTIFICATE" }) {
-		return nil, fmt.Errorf("tlsconf: certificate file %s: no PEM CERTIFICATE block", certFile)
+	chain, err := parseChain(certFile, certPEM)
+	if err != nil {
+		return nil, err
 	}
 	if !hasBlock(keyPEM, func(t string) bool { return t == "PRIVATE KEY" || t == "EC PRIVATE KEY" || t == "RSA PRIVATE KEY" }) {
 		return nil, fmt.Errorf("tlsconf: key file %s: no PEM private key block", keyFile)
 	}
-	var certs [][]byte
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: key file %s does not go with certificate file %s: %w", keyFile, certFile, err)
+	}
+	cert.Leaf = chain.Leaf // the same first CERTIFICATE block, parsed once
+	return &cert, nil
+}
+
+// parseChain parses the PEM CERTIFICATE blocks of certPEM, read from
+// certFile, into a chain in file order (leaf first) with Leaf set and no
+// key; each must parse, and there must be one.
+func parseChain(certFile string, certPEM []byte) (*tls.Certificate, error) {
+	cert := &tls.Certificate{}
 	for rest := certPEM; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
@@ -46,21 +59,19 @@ func readPair(certFile, keyFile string) (*tls.Certificate, error) {
 		if b.Type != "CERTIFICATE" {
 			continue
 		}
-		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			return nil, fmt.Errorf("tlsconf: certificate file %s: certificate %d: %w", certFile, len(certs)+1, err)
+		x, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("tlsconf: certificate file %s: certificate %d: %w", certFile, len(cert.Certificate)+1, err)
 		}
-		certs = append(certs, b.Bytes)
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		return nil, fmt.Errorf("tlsconf: key file %s does not go with certificate file %s: %w", keyFile, certFile, err)
-	}
-	if cert.Leaf == nil {
-		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
-			return nil, fmt.Errorf("tlsconf: certificate file %s: %w", certFile, err)
+		if cert.Leaf == nil {
+			cert.Leaf = x
 		}
+		cert.Certificate = append(cert.Certificate, b.Bytes)
 	}
-	return &cert, nil
+	if len(cert.Certificate) == 0 {
+		return nil, fmt.Errorf("tlsconf: certificate file %s: no PEM CERTIFICATE block", certFile)
+	}
+	return cert, nil
 }
 
 // hasBlock reports whether data holds a PEM block of a type ok accepts.

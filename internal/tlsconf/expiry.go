@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
 )
 
 // Metrics are the metrics of a Certs (Options.Metrics). They are
@@ -28,14 +30,9 @@ type Metrics struct {
 // registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		CertificateExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "postern_tls_certificate_expiry_timestamp_seconds",
-			Help: "NotAfter of each served TLS certificate, in seconds since the Unix epoch, by certificate name and serial.",
-		}, []string{"name", "serial"}),
+		CertificateExpiry: metrics.GaugeVec("postern_tls_certificate_expiry_timestamp_seconds", "NotAfter of each served TLS certificate, in seconds since the Unix epoch, by certificate name and serial.", "name", "serial"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.CertificateExpiry)
-	}
+	metrics.Register(reg, m.CertificateExpiry)
 	return m
 }
 

@@ -461,29 +461,7 @@ func readChain(certFile string) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsconf: read certificate: %w", err)
 	}
-	cert := &tls.Certificate{}
-	for rest := certPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		x, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("tlsconf: certificate file %s: certificate %d: %w", certFile, len(cert.Certificate)+1, err)
-		}
-		if cert.Leaf == nil {
-			cert.Leaf = x
-		}
-		cert.Certificate = append(cert.Certificate, b.Bytes)
-	}
-	if len(cert.Certificate) == 0 {
-		return nil, fmt.Errorf("tlsconf: certificate file %s: no PEM CERTIFICATE block", certFile)
-	}
-	return cert, nil
+	return parseChain(certFile, certPEM)
 }
 
 // parseKey returns the first private key in keyPEM.

@@ -88,50 +88,35 @@ func Start(t testing.TB, users ...string) *Server {
 	_, port, _ := net.SplitHostPort(addr)
 	s := &Server{Addr: addr, dir: dir, log: filepath.Join(dir, "dovecot.log")}
 	conf := fmt.Sprintf(`protocols = lmtp
-base_dir = %[1]s/run
-state_dir = %[1]s/state
-log_path = %[1]s/dovecot.log
-ssl = no
-listen = 127.0.0.1
-default_internal_user = root
-default_internal_group = root
 default_login_user = root
-mail_uid = %[2]s
-mail_gid = %[3]d
-first_valid_uid = 1
-first_valid_gid = 1
-mail_location = maildir:%[1]s/mail/%%u
-passdb {
-  driver = passwd-file
-  args = %[1]s/users
-}
-userdb {
-  driver = passwd-file
-  args = %[1]s/users
-}
+mail_uid = %s
+mail_gid = %d
 service lmtp {
   inet_listener lmtp {
     address = 127.0.0.1
-    port = %[4]s
+    port = %s
   }
 }
-service anvil {
-  chroot =
-}
-`, dir, nobody.Username, gid, port)
+`, nobody.Username, gid, port)
 	Run(t, bin, conf, dir, addr)
 	return s
 }
 
-// Run writes conf as dir/dovecot.conf, runs the Dovecot binary bin on it
-// in the foreground until t ends, and waits until it listens on addr.
-// When t failed, it logs Dovecot's output and dir/dovecot.log (where conf
-// is to put its log_path). Tests that need another Dovecot service than
-// LMTP (submission, for one) use it with their own conf.
+// Run writes dir/dovecot.conf, runs the Dovecot binary bin on it in the
+// foreground until t ends, and waits until it listens on addr. When t
+// failed, it logs Dovecot's output and dir/dovecot.log. Tests that need
+// another Dovecot service than LMTP (submission, for one) use it with
+// their own conf.
+//
+// The file is the settings every test server shares, then conf (the
+// protocols, the users' ids, the services): runtime, state and the log
+// under dir, no TLS, loopback only, Maildirs under dir/mail, users and
+// passwords from the passwd-file dir/users. dir is to hold run, state
+// and mail (the caller makes them) and users.
 func Run(t testing.TB, bin, conf, dir, addr string) {
 	t.Helper()
 	confFile := filepath.Join(dir, "dovecot.conf")
-	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
+	if err := os.WriteFile(confFile, []byte(baseConf(dir)+conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-F", "-c", confFile)
@@ -170,6 +155,32 @@ func Run(t testing.TB, bin, conf, dir, addr string) {
 			t.Fatalf("dovecot does not listen on %s: %v\n%s", addr, err, out.String())
 		}
 	}
+}
+
+// baseConf returns the settings Run puts before a test's conf.
+func baseConf(dir string) string {
+	return fmt.Sprintf(`base_dir = %[1]s/run
+state_dir = %[1]s/state
+log_path = %[1]s/dovecot.log
+ssl = no
+listen = 127.0.0.1
+default_internal_user = root
+default_internal_group = root
+first_valid_uid = 1
+first_valid_gid = 1
+mail_location = maildir:%[1]s/mail/%%u
+passdb {
+  driver = passwd-file
+  args = %[1]s/users
+}
+userdb {
+  driver = passwd-file
+  args = %[1]s/users
+}
+service anvil {
+  chroot =
+}
+`, dir)
 }
 
 // Messages returns the messages in user's INBOX (new/ and cur/), as

@@ -1,6 +1,10 @@
 package policy
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are an Engine's metrics (Options.Metrics). They are registered
 // on the registry given to NewMetrics, not at init, so that each Engine
@@ -23,24 +27,11 @@ type Metrics struct {
 // (nil registers them nowhere), with every plan result at 0.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		Plans: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_policy_plans_total",
-			Help: "Delivery plans made, by result (ok, temporary, permanent).",
-		}, []string{"result"}),
-		STSFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_policy_mtasts_fetches_total",
-			Help: "MTA-STS policy fetches over HTTPS, by result (ok, error).",
-		}, []string{"result"}),
-		STSTestingFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_policy_mtasts_testing_failures_total",
-			Help: "What MTA-STS policies in testing mode would have refused in enforce mode, by reason (mx, starttls, certificate); delivered anyway.",
-		}, []string{"reason"}),
+		Plans:              metrics.CounterVec("postern_policy_plans_total", "Delivery plans made, by result (ok, temporary, permanent).", "result"),
+		STSFetches:         metrics.CounterVec("postern_policy_mtasts_fetches_total", "MTA-STS policy fetches over HTTPS, by result (ok, error).", "result"),
+		STSTestingFailures: metrics.CounterVec("postern_policy_mtasts_testing_failures_total", "What MTA-STS policies in testing mode would have refused in enforce mode, by reason (mx, starttls, certificate); delivered anyway.", "reason"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.Plans, m.STSFetches, m.STSTestingFailures)
-	}
-	for _, r := range []string{"ok", "temporary", "permanent"} {
-		m.Plans.WithLabelValues(r)
-	}
+	metrics.Register(reg, m.Plans, m.STSFetches, m.STSTestingFailures)
+	metrics.Zero(m.Plans, "ok", "temporary", "permanent")
 	return m
 }

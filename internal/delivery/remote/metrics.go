@@ -1,6 +1,10 @@
 package remote
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"postern/internal/metrics"
+)
 
 // Metrics are the outbound delivery metrics. They are registered on the
 // registry given to NewMetrics, not at init, so that tests may run in
@@ -24,22 +28,10 @@ type Metrics struct {
 // registers them nowhere).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_remote_deliveries_total",
-			Help: "Outbound SMTP recipient outcomes, by outcome and TLS mode.",
-		}, []string{"outcome", "tls"}),
-		pool: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "postern_remote_pool_total",
-			Help: "Outbound SMTP sessions taken from the pool (hit), dialed (miss), or pooled but refused for the next message's TLS requirement (refused).",
-		}, []string{"result"}),
-		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "postern_remote_delivery_seconds",
-			Help:    "Duration of one outbound delivery of a message to one domain, all hosts tried.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16),
-		}),
+		deliveries: metrics.CounterVec("postern_remote_deliveries_total", "Outbound SMTP recipient outcomes, by outcome and TLS mode.", "outcome", "tls"),
+		pool:       metrics.CounterVec("postern_remote_pool_total", "Outbound SMTP sessions taken from the pool (hit), dialed (miss), or pooled but refused for the next message's TLS requirement (refused).", "result"),
+		seconds:    metrics.Histogram("postern_remote_delivery_seconds", "Duration of one outbound delivery of a message to one domain, all hosts tried.", prometheus.ExponentialBuckets(0.005, 2, 16)),
 	}
-	if reg != nil {
-		reg.MustRegister(m.deliveries, m.pool, m.seconds)
-	}
+	metrics.Register(reg, m.deliveries, m.pool, m.seconds)
 	return m
 }

@@ -7,6 +7,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"postern/internal/delivery/policy"
+	"postern/internal/testkit"
 )
 
 // value reads a counter or histogram count.
@@ -42,16 +43,9 @@ func TestMetrics(t *testing.T) {
 	if d, b, h, m, n := value(t, del)-d0, value(t, bounced)-b0, value(t, hit)-h0, value(t, miss)-m0, value(t, m.seconds)-s0; d != 2 || b != 1 || h != 1 || m != 1 || n != 2 {
 		t.Errorf("delivered %v bounced %v hit %v miss %v observed %v, want 2 1 1 1 2", d, b, h, m, n)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, mf := range mfs {
-		names[mf.GetName()] = true
-	}
+	fams := testkit.Families(t, reg)
 	for _, n := range []string{"postern_remote_deliveries_total", "postern_remote_pool_total", "postern_remote_delivery_seconds"} {
-		if !names[n] {
+		if fams[n] == nil {
 			t.Errorf("%s not registered", n)
 		}
 	}
