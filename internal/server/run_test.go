@@ -5,6 +5,7 @@ import (
 	"context"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,9 +34,15 @@ func TestRunInProcess(t *testing.T) {
 
 func runOnce(t *testing.T, run int) {
 	dir := filepath.Join(t.TempDir(), "data")
+	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := hl.Addr().String()
+	hl.Close()
 	load := func() (*config.Config, error) {
 		cfg := config.Dev(dir)
-		cfg.HTTP.Address = ""
+		cfg.HTTP.Address = httpAddr
 		for i := range cfg.Listeners {
 			cfg.Listeners[i].Address = "127.0.0.1:0"
 		}
@@ -57,8 +64,23 @@ func runOnce(t *testing.T, run int) {
 		}
 	})
 
-	// The log says when the server is ready, and where it listens.
+	// /healthz answers once the server serves: the admin socket is
+	// there by then (a load balancer or a script that waits for it can
+	// use the server at once).
 	deadline := time.After(60 * time.Second)
+	for !healthy(httpAddr) {
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned before serving: %v\n%s", err, stderr.String())
+		case <-deadline:
+			t.Fatalf("not healthy after 60 s:\n%s", stderr.String())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "admin.sock")); err != nil {
+		t.Fatalf("/healthz answers before the admin socket is there: %v", err)
+	}
+	// The log says when the server is ready, and where it listens.
 	for !strings.Contains(stderr.String(), "msg=\"postern ready\"") {
 		select {
 		case err := <-done:
@@ -94,6 +116,16 @@ func runOnce(t *testing.T, run int) {
 	if _, err := os.Stat(filepath.Join(dir, "admin.sock")); err == nil {
 		t.Error("the admin socket is still there")
 	}
+}
+
+// healthy says whether GET /healthz at addr answers 200.
+func healthy(addr string) bool {
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
 // sendOne sends a message to postmaster@localhost over SMTP at addr,

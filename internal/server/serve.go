@@ -480,7 +480,6 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 	if err := startACME(ctx, b.cfg, b.certs, b.log, socks.Listen, b.acmeMetrics); err != nil { // [acme] (acme.go)
 		return in, err
 	}
-	httpL := b.startHTTP(in, socks)
 	if err := b.startAdmin(in, spool, listeners, socks); err != nil {
 		return in, err
 	}
@@ -488,7 +487,9 @@ func (b *serveBase) start(spool *spool.Spool, socks *handover.Sockets) (in *inst
 		return in, err
 	}
 	b.serveSMTP(in, listeners)
-	if httpL != nil {
+	// Last: /healthz answering says the server serves, admin socket
+	// included, to a load balancer or a script waiting for it.
+	if httpL := b.startHTTP(in, socks); httpL != nil {
 		b.log.Info("listening", "listener", "http", "address", httpL.Addr().String())
 	}
 	metrics.SetBuildInfo(b.version.Version, b.version.ShortRevision(), b.version.GoVersion)
