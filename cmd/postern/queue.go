@@ -185,15 +185,17 @@ func printList(out io.Writer, msgs []admin.Message, now time.Time) {
 		rcpts, plural(rcpts, "recipient", "recipients"))
 }
 
-// rcptDSN returns r's DSN parameters as RCPT gave them, decoded
-// ("NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org"); "" when none.
+// rcptDSN returns r's DSN parameters in the form RCPT carries them
+// ("NOTIFY=SUCCESS ORCPT=rfc822;bob@example.org"), ORCPT as xtext so
+// that a space or "=" in it cannot pass for another parameter; "" when
+// none.
 func rcptDSN(r admin.Recipient) string {
 	var p []string
 	if r.Notify != "" {
 		p = append(p, "NOTIFY="+r.Notify)
 	}
 	if r.ORcpt != "" {
-		p = append(p, "ORCPT="+r.ORcpt)
+		p = append(p, "ORCPT="+smtp.EncodeORcpt(r.ORcpt))
 	}
 	return strings.Join(p, " ")
 }
@@ -239,13 +241,14 @@ func printShow(out io.Writer, d *admin.MessageDetail, now time.Time) {
 	if d.RequireTLS {
 		params = append(params, "REQUIRETLS")
 	}
-	// The DSN parameters (RFC 3461 §4.3, §4.4), ENVID decoded: a
-	// sender's text, escaped on a terminal by w.
+	// The DSN parameters (RFC 3461 §4.3, §4.4), ENVID as xtext, as MAIL
+	// carries it: a sender's text, whose spaces would otherwise read as
+	// more parameters ("ENVID=id RET=HDRS").
 	if d.Ret != "" {
 		params = append(params, "RET="+d.Ret)
 	}
 	if d.EnvID != "" {
-		params = append(params, "ENVID="+d.EnvID)
+		params = append(params, "ENVID="+smtp.XtextEncode(d.EnvID))
 	}
 	fmt.Fprintf(tw, "Parameters:\t%s\n", strings.Join(params, " "))
 	tw.Flush()

@@ -184,7 +184,24 @@ func TestShowListEscapes(t *testing.T) {
 		t.Errorf("queue show and list send control characters to the terminal:\n%q", b.String())
 	}
 	for _, want := range []string{`evil\x1b]0;title\x07`, `Subject: \x1b[31mred\u{009b}2J`, `451 \x1b[2J screen cleared`,
-		`ENVID=id\x1b[1A`, `ORCPT=utf-8;\x1b[8mhidden@y.test`} {
+		`ENVID=id+1B[1A`, `ORCPT=utf-8;\x{1B}[8mhidden@y.test`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestShowDSNWireForm: queue show prints ENVID and ORCPT as MAIL and
+// RCPT carry them (xtext), so that a sender's "id RET=HDRS" cannot read
+// as a second RET, nor an ORCPT as a second NOTIFY.
+func TestShowDSNWireForm(t *testing.T) {
+	m := admin.Message{ID: "A1", From: "s@x.test", ReceivedAt: time.Now(),
+		Recipients: []admin.Recipient{{Addr: "x@remote.example", Status: "pending", Notify: "SUCCESS",
+			ORcpt: "rfc822;x@remote.example NOTIFY=NEVER"}}}
+	d := &admin.MessageDetail{Message: m, Ret: "FULL", EnvID: "id1 RET=HDRS"}
+	var b bytes.Buffer
+	printShow(&b, d, time.Now())
+	for _, want := range []string{"RET=FULL ENVID=id1+20RET+3DHDRS\n", "NOTIFY=SUCCESS ORCPT=rfc822;x@remote.example+20NOTIFY+3DNEVER\n"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the output lacks %q:\n%s", want, b.String())
 		}
